@@ -1,0 +1,24 @@
+"""fastgru: fast CPU GRU inference and training with Numba kernels and a Keras-shaped API."""
+
+from . import activations, initializers, ops
+from ._threads import get_num_threads, set_num_threads
+from .errors import ModelFileError, UnsupportedKerasFeature
+from .random import set_random_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelFileError",
+    "UnsupportedKerasFeature",
+    "activations",
+    "get_num_threads",
+    "initializers",
+    "ops",
+    "set_num_threads",
+    "set_random_seed",
+]
+
+from . import layers  # noqa: E402
+from .models import Sequential  # noqa: E402
+
+__all__ += ["Sequential", "layers"]

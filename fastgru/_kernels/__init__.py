@@ -1,0 +1,1 @@
+"""Numba-compiled kernels: pure functions of arrays, no validation, no Python objects."""

@@ -1,0 +1,116 @@
+"""Activations and their derivatives for the recurrent kernels, selected by an integer code.
+
+Every function works in place on a 1-D array so that the branch on the code sits outside the
+element loop (the loop itself stays simple enough for LLVM to vectorise). Derivatives are
+computed from the activation's *output* ``y``, which is what the training forward saves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LINEAR = 0
+TANH = 1
+SIGMOID = 2
+HARD_SIGMOID = 3  # Keras 3: clip(x / 6 + 0.5, 0, 1)
+HARD_SIGMOID_KERAS2 = 4  # Keras 2: clip(0.2 x + 0.5, 0, 1)
+RELU = 5
+SOFTSIGN = 6
+ELU = 7
+SELU = 8
+SOFTPLUS = 9
+SWISH = 10
+GELU = 11
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+#: codes whose derivative can be recovered from the output alone (needed by BPTT).
+INVERTIBLE_FROM_OUTPUT = frozenset(
+    {LINEAR, TANH, SIGMOID, HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SOFTSIGN, ELU, SELU, SOFTPLUS}
+)
+
+
+@njit(cache=True)
+def activate_inplace(code, v):
+    """Replace ``v`` (n,) by ``act(v)`` for the activation ``code``."""
+    n = v.shape[0]
+    if code == TANH:
+        for i in range(n):
+            v[i] = math.tanh(v[i])
+    elif code == SIGMOID:
+        for i in range(n):
+            v[i] = 1.0 / (1.0 + math.exp(-v[i]))
+    elif code == LINEAR:
+        pass
+    elif code == HARD_SIGMOID:
+        for i in range(n):
+            v[i] = min(max(v[i] / 6.0 + 0.5, 0.0), 1.0)
+    elif code == HARD_SIGMOID_KERAS2:
+        for i in range(n):
+            v[i] = min(max(0.2 * v[i] + 0.5, 0.0), 1.0)
+    elif code == RELU:
+        for i in range(n):
+            v[i] = max(v[i], 0.0)
+    elif code == SOFTSIGN:
+        for i in range(n):
+            v[i] = v[i] / (1.0 + abs(v[i]))
+    elif code == ELU:
+        for i in range(n):
+            x = v[i]
+            v[i] = x if x > 0.0 else math.expm1(x)
+    elif code == SELU:
+        for i in range(n):
+            x = v[i]
+            v[i] = SELU_SCALE * x if x > 0.0 else SELU_SCALE * SELU_ALPHA * math.expm1(x)
+    elif code == SOFTPLUS:
+        for i in range(n):
+            x = v[i]
+            v[i] = max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+    elif code == SWISH:
+        for i in range(n):
+            x = v[i]
+            v[i] = x / (1.0 + math.exp(-x))
+    elif code == GELU:
+        for i in range(n):
+            x = v[i]
+            v[i] = 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
+
+
+@njit(cache=True)
+def derivative_from_output(code, y, d):
+    """Multiply ``d`` (n,) in place by ``act'(x)`` expressed through ``y = act(x)``."""
+    n = y.shape[0]
+    if code == TANH:
+        for i in range(n):
+            d[i] *= 1.0 - y[i] * y[i]
+    elif code == SIGMOID:
+        for i in range(n):
+            d[i] *= y[i] * (1.0 - y[i])
+    elif code == LINEAR:
+        pass
+    elif code == HARD_SIGMOID:
+        for i in range(n):
+            d[i] *= (1.0 / 6.0) if (y[i] > 0.0 and y[i] < 1.0) else 0.0
+    elif code == HARD_SIGMOID_KERAS2:
+        for i in range(n):
+            d[i] *= 0.2 if (y[i] > 0.0 and y[i] < 1.0) else 0.0
+    elif code == RELU:
+        for i in range(n):
+            d[i] *= 1.0 if y[i] > 0.0 else 0.0
+    elif code == SOFTSIGN:
+        for i in range(n):
+            a = 1.0 - abs(y[i])
+            d[i] *= a * a
+    elif code == ELU:
+        for i in range(n):
+            d[i] *= 1.0 if y[i] > 0.0 else y[i] + 1.0
+    elif code == SELU:
+        for i in range(n):
+            d[i] *= SELU_SCALE if y[i] > 0.0 else y[i] + SELU_SCALE * SELU_ALPHA
+    elif code == SOFTPLUS:
+        for i in range(n):
+            d[i] *= -math.expm1(-y[i])

@@ -1,0 +1,141 @@
+"""Fused GRU forward kernels (inference, and training that saves what BPTT needs).
+
+Shapes: B batch, T steps, D features, H units; gate order z, r, h (Keras's layout).
+
+``xp`` (B, T, 3H) holds the hoisted input projection ``x @ W + b_input`` for all steps (one GEMM,
+see :func:`project_inputs`). The time loop then does, per step, one recurrent product and one fused
+pass of gate math over the (rows, H) tile, writing into preallocated buffers only.
+
+Batch rows are independent for the whole sequence, so :func:`gru_forward_parallel` gives each
+thread a contiguous slice of rows and runs the full time loop on it (no barrier per step).
+
+Saved buffers for training, ``saved`` (5, T, B, H), indexed by *processing* step i:
+``saved[0]`` z, ``saved[1]`` r, ``saved[2]`` candidate hh, ``saved[3]`` the recurrent candidate term
+(reset_after: ``h_prev @ U_h + b_rh``; reset_before: ``r * h_prev``), ``saved[4]`` h_prev.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import activate_inplace
+from .linalg import matmul_into
+
+S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
+N_SAVED = 5
+
+
+@njit(cache=True)
+def project_inputs(x, w, b, out):
+    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one GEMM."""
+    bsz, steps, d = x.shape
+    n = w.shape[1]
+    out2 = out.reshape(bsz * steps, n)
+    np.dot(x.reshape(bsz * steps, d), w, out2)
+    if b.shape[0] > 0:
+        for i in range(bsz * steps):
+            row = out2[i]
+            for j in range(n):
+                row[j] += b[j]
+
+
+@njit(cache=True)
+def gru_forward_slice(
+    xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
+):
+    """Run the whole time loop for batch rows ``b0:b1``.
+
+    xp (B, T, 3H); u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
+    u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
+    (zeros when absent); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1, H),
+    zero-initialised; h_last (B, H); saved (5, T, B, H) written when save.
+    """
+    steps = xp.shape[1]
+    hdim = h0.shape[1]
+    nb = b1 - b0
+    dt = xp.dtype
+    h = np.empty((nb, hdim), dt)
+    for bb in range(nb):
+        h[bb] = h0[b0 + bb]
+    rec = np.empty((nb, u.shape[1]), dt)
+    zg = np.empty(hdim, dt)
+    rg = np.empty((nb, hdim), dt)
+    hh = np.empty(hdim, dt)
+    rh = np.empty((nb, hdim), dt)
+    rech = np.empty((nb, hdim), dt)
+    h2 = 2 * hdim
+    for i in range(steps):
+        t = steps - 1 - i if go_backwards else i
+        oi = i if return_sequences else 0
+        matmul_into(h, u, rec)
+        if not reset_after:
+            # the candidate's recurrent product needs r first: r * h_prev, then one more product
+            for bb in range(nb):
+                xrow = xp[b0 + bb, t]
+                r = rg[bb]
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rec[bb, hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    rh[bb, j] = r[j] * h[bb, j]
+            matmul_into(rh, u_h, rech)
+        for bb in range(nb):
+            b = b0 + bb
+            xrow = xp[b, t]
+            rrow = rec[bb]
+            hrow = h[bb]
+            r = rg[bb]
+            for j in range(hdim):
+                zg[j] = xrow[j] + rrow[j] + b_rec[j]
+            activate_inplace(ract, zg)
+            if reset_after:
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    rh[bb, j] = rrow[h2 + j] + b_rec[h2 + j]
+                    hh[j] = xrow[h2 + j] + r[j] * rh[bb, j]
+            else:
+                for j in range(hdim):
+                    hh[j] = xrow[h2 + j] + rech[bb, j]
+            activate_inplace(act, hh)
+            if save:
+                for j in range(hdim):
+                    saved[0, i, b, j] = zg[j]
+                    saved[1, i, b, j] = r[j]
+                    saved[2, i, b, j] = hh[j]
+                    saved[3, i, b, j] = rh[bb, j]
+                    saved[4, i, b, j] = hrow[j]
+            if use_mask and mask[b, t] == 0:
+                # masked step: the state is kept; the output repeats the previous one (or is zero)
+                if zero_output_for_mask:
+                    for j in range(hdim):
+                        out[b, oi, j] = 0.0
+                elif return_sequences:
+                    for j in range(hdim):
+                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                continue
+            orow = out[b, oi]
+            for j in range(hdim):
+                hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
+                hrow[j] = hn
+                orow[j] = hn
+    for bb in range(nb):
+        h_last[b0 + bb] = h[bb]
+
+
+@njit(cache=True, parallel=True)
+def gru_forward_parallel(
+    xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, n_chunks,
+):
+    """Split the batch into ``n_chunks`` contiguous row ranges, one time loop per thread."""
+    bsz = xp.shape[0]
+    for c in prange(n_chunks):
+        gru_forward_slice(
+            xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+            return_sequences, zero_output_for_mask, out, h_last, saved, save,
+            c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+        )

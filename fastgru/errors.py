@@ -1,0 +1,26 @@
+"""Exceptions that fastgru raises for bad files and unsupported Keras features."""
+
+from __future__ import annotations
+
+
+class FastGRUError(Exception):
+    """Base class of fastgru's own exceptions."""
+
+
+class ModelFileError(FastGRUError, ValueError):
+    """A model or weights file is damaged, truncated, foreign or inconsistent.
+
+    The message names the path and what was wrong with it.
+    """
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UnsupportedKerasFeature(FastGRUError, NotImplementedError):
+    """A Keras layer class or option that fastgru does not implement.
+
+    The message names the layer and the option.
+    """

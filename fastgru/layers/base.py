@@ -1,0 +1,183 @@
+"""The Layer base class: naming, weights in Keras's order, config round trip, training hooks.
+
+A layer holds its weights as NumPy arrays in ``self._params`` (ordered as Keras orders them),
+computes in float32 unless given float64 inputs, and exposes two call paths:
+
+* ``call(x, mask=None, training=False)`` — inference, returns the output array;
+* ``forward(x, mask=None, training=True)`` → ``(y, cache)`` and ``backward(dy, cache)`` →
+  ``(dx, grads)`` — training, where ``grads`` is aligned with ``trainable_weights``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+
+_name_counts: Counter = Counter()
+
+
+def snake_case(name: str) -> str:
+    """'SimpleRNN' -> 'simple_rnn', 'GRU' -> 'gru' (Keras's own rule)."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(base: str) -> str:
+    """Keras-style automatic names: 'gru', 'gru_1', 'gru_2', ..."""
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def compute_dtype(x: np.ndarray) -> np.dtype:
+    """float64 inputs compute in float64; everything else in float32."""
+    return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+
+
+class Layer:
+    """Base class of fastgru layers (see the module docstring for the contract)."""
+
+    #: names of the weights in Keras's get_weights order; subclasses override
+    weight_names: tuple[str, ...] = ()
+    supports_masking = False
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        dtype=None,
+        trainable: bool = True,
+        input_shape: tuple | None = None,
+        batch_input_shape: tuple | None = None,
+        batch_size: int | None = None,
+        input_dim: int | None = None,
+        **kwargs: Any,
+    ):
+        kwargs.pop("input_length", None)  # accepted for Keras 2 compatibility
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
+            dtype = dtype.get("config", {}).get("name", "float32")
+        self.dtype = np.dtype(dtype or "float32")
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")
+        self.trainable = trainable
+        self.built = False
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+        self._params: dict[str, np.ndarray] = {}
+        if batch_input_shape is not None:
+            self._declared_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._declared_input_shape = (batch_size,) + tuple(input_shape)
+        elif input_dim is not None:
+            self._declared_input_shape = (batch_size, input_dim)
+        else:
+            self._declared_input_shape = None
+
+    # ---- building -------------------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: tuple):
+        return tuple(input_shape)
+
+    def add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
+        value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype)
+        self._params[name] = value
+        return value
+
+    # ---- weights --------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The live weight arrays (optimizers update them in place), in Keras's order."""
+        return [self._params[n] for n in self.weight_names if n in self._params]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        return self.weights if self.trainable else []
+
+    @property
+    def weight_paths(self) -> list[str]:
+        """Names of the weights present, aligned with ``weights``."""
+        return [n for n in self.weight_names if n in self._params]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy ``weights`` (Keras order, same shapes) into the layer; arrays keep their identity."""
+        current = self.weights
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(
+                f"Layer {self.name!r} expects {len(current)} weights "
+                f"({', '.join(self.weight_paths)}), but received {len(weights)}"
+            )
+        for name, dst, src in zip(self.weight_paths, current, weights):
+            src = np.asarray(src)
+            if src.shape != dst.shape:
+                raise ValueError(
+                    f"Layer {self.name!r} weight {name!r}: expected shape {dst.shape}, received {src.shape}"
+                )
+            if not np.issubdtype(src.dtype, np.number):
+                raise TypeError(f"Layer {self.name!r} weight {name!r}: expected a numeric array, got {src.dtype}")
+            if not np.all(np.isfinite(src)):
+                raise ValueError(f"Layer {self.name!r} weight {name!r} contains NaN or infinite values")
+            np.copyto(dst, src, casting="unsafe")
+        self._weights_changed()
+
+    def _weights_changed(self) -> None:
+        """Hook for layers that cache derived weight arrays."""
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    # ---- config -----------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Keras 3 style config: every constructor argument, so ``from_config`` rebuilds the layer."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self._declared_input_shape is not None:
+            config["batch_input_shape"] = list(self._declared_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+    # ---- calling ----------------------------------------------------------------------------
+    def ensure_built(self, x_shape: tuple) -> None:
+        if not self.built:
+            self.build((None,) + tuple(x_shape[1:]))
+
+    def __call__(self, x, mask=None, training: bool = False, **kwargs):
+        x = np.asarray(x)
+        self.ensure_built(x.shape)
+        return self.call(x, mask=mask, training=training, **kwargs)
+
+    def call(self, x: np.ndarray, mask=None, training: bool = False):
+        raise NotImplementedError
+
+    def compute_mask(self, x: np.ndarray, mask):
+        """Mask passed to the next layer: the incoming one if the layer supports masking, else None."""
+        return mask if self.supports_masking else None
+
+    # ---- training -----------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, mask=None, training: bool = True):
+        """Training forward: return ``(y, cache)``; the default keeps nothing (no weights)."""
+        return self.call(x, mask=mask, training=training), None
+
+    def backward(self, dy: np.ndarray, cache) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Return ``(dL/dx, [dL/dw for w in trainable_weights])``."""
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

@@ -1,0 +1,174 @@
+"""Small layers: InputLayer / Input, Dropout, Masking, Embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..random import make_rng
+from .base import Layer, compute_dtype
+
+
+class InputLayer(Layer):
+    """Declares the input shape (without the batch axis) of a Sequential model."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+        if shape is None and batch_shape is None:
+            shape = kwargs.pop("input_shape", None)
+            batch_shape = kwargs.pop("batch_input_shape", None)
+        if shape is None and batch_shape is None:
+            raise ValueError("Input needs a shape, e.g. Input(shape=(timesteps, features))")
+        super().__init__(name=name, dtype=dtype if dtype in (None, "float32", "float64") else None, **kwargs)
+        self.input_dtype = dtype
+        self.batch_shape = tuple(batch_shape) if batch_shape is not None else (batch_size,) + tuple(shape)
+        self._declared_input_shape = self.batch_shape
+        self.build(self.batch_shape)
+
+    @property
+    def shape(self) -> tuple:
+        return self.batch_shape
+
+    def call(self, x, mask=None, training=False):
+        return x
+
+    def get_config(self) -> dict:
+        return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype or "float32", "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) -> InputLayer:  # noqa: N802
+    """Keras-style ``Input(shape=(T, D))``: use as the first entry of ``Sequential([...])``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout, active only in training: keeps with probability 1-rate, scales by 1/(1-rate)."""
+
+    supports_masking = True
+
+    def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) <= 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1], received {rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = make_rng(seed)
+
+    def call(self, x, mask=None, training: bool = False):
+        return self.forward(x, mask, training)[0] if training else x
+
+    def _noise_shape(self, x: np.ndarray) -> tuple:
+        if self.noise_shape is None:
+            return x.shape
+        return tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
+
+    def forward(self, x, mask=None, training: bool = True):
+        if not training or self.rate == 0.0:
+            return x, None
+        keep = self._rng.random(self._noise_shape(x)) >= self.rate
+        scale = np.zeros_like(keep, dtype=compute_dtype(x)) if self.rate >= 1.0 else keep / (1.0 - self.rate)
+        scale = scale.astype(compute_dtype(x))
+        return x * scale, scale
+
+    def backward(self, dy, cache):
+        return (dy if cache is None else dy * cache), []
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(rate=self.rate, noise_shape=self.noise_shape, seed=self.seed)
+        return config
+
+
+class Masking(Layer):
+    """Masks time steps whose features all equal ``mask_value``; masked steps output zeros."""
+
+    supports_masking = True
+
+    def __init__(self, mask_value: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def _keep(self, x: np.ndarray) -> np.ndarray:
+        return np.any(x != self.mask_value, axis=-1)
+
+    def call(self, x, mask=None, training: bool = False):
+        x = np.asarray(x)
+        x = x.astype(compute_dtype(x), copy=False)
+        return x * self._keep(x)[..., None].astype(x.dtype)
+
+    def compute_mask(self, x, mask):
+        return self._keep(np.asarray(x))
+
+    def forward(self, x, mask=None, training: bool = True):
+        y = self.call(x)
+        return y, self._keep(np.asarray(x))[..., None].astype(y.dtype)
+
+    def backward(self, dy, cache):
+        return dy * cache, []
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(mask_value=self.mask_value)
+        return config
+
+
+class Embedding(Layer):
+    """Integer tokens (B, T) -> vectors (B, T, output_dim); ``mask_zero`` masks token 0."""
+
+    weight_names = ("embeddings",)
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        self.mask_zero = bool(mask_zero)
+        self._rng = make_rng(None)
+
+    def build(self, input_shape: tuple) -> None:
+        init = "random_uniform" if self.embeddings_initializer == "uniform" else self.embeddings_initializer
+        self.add_weight("embeddings", (self.input_dim, self.output_dim), init, self._rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def _indices(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind == "f":
+            if not np.all(np.mod(x, 1) == 0):
+                raise TypeError(f"Embedding {self.name!r} expects integer token ids, received non-integer floats")
+        elif x.dtype.kind not in "iu":
+            raise TypeError(f"Embedding {self.name!r} expects integer token ids, received dtype {x.dtype}")
+        idx = x.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+            raise ValueError(
+                f"Embedding {self.name!r} token ids must be in [0, {self.input_dim}), "
+                f"received values in [{idx.min()}, {idx.max()}]"
+            )
+        return idx
+
+    def call(self, x, mask=None, training: bool = False):
+        return self._params["embeddings"][self._indices(x)]
+
+    def compute_mask(self, x, mask):
+        return (np.asarray(x) != 0) if self.mask_zero else None
+
+    def forward(self, x, mask=None, training: bool = True):
+        idx = self._indices(x)
+        return self._params["embeddings"][idx], idx
+
+    def backward(self, dy, cache):
+        grad = np.zeros_like(self._params["embeddings"])
+        np.add.at(grad, cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(grad.dtype))
+        return None, ([grad] if self.trainable else [])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            mask_zero=self.mask_zero,
+        )
+        return config

@@ -1,0 +1,96 @@
+"""Dense: ``act(x @ kernel + bias)`` on the last axis (works on (B, D) and (B, T, D))."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations
+from ..random import make_rng
+from .base import Layer, compute_dtype
+
+
+class Dense(Layer):
+    """Fully connected layer. Weights: kernel (D, units), bias (units,)."""
+
+    weight_names = ("kernel", "bias")
+    supports_masking = True
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense units must be a positive integer, received {units!r}")
+        self.units = int(units)
+        self.activation = activations.canonical_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._rng = make_rng(seed)
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) < 2:
+            raise ValueError(f"Dense {self.name!r} expects input of rank >= 2, received input shape {input_shape}")
+        self.add_weight("kernel", (int(input_shape[-1]), self.units), self.kernel_initializer, self._rng)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer, self._rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim < 2 or x.shape[-1] != self.input_shape[-1]:
+            raise ValueError(
+                f"Dense {self.name!r} expects input with last dimension {self.input_shape[-1]}, "
+                f"received shape {x.shape}"
+            )
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"Dense {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        return x.astype(compute_dtype(x), copy=False)
+
+    def _linear(self, x: np.ndarray) -> np.ndarray:
+        z = x @ self._params["kernel"].astype(x.dtype, copy=False)
+        if self.use_bias:
+            z += self._params["bias"].astype(x.dtype, copy=False)
+        return z
+
+    def call(self, x, mask=None, training: bool = False):
+        x = self._check_input(np.asarray(x))
+        return activations.apply(self.activation, self._linear(x))
+
+    def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
+        """Training forward. ``skip_activation`` returns the pre-activation (logits) instead."""
+        x = self._check_input(np.asarray(x))
+        z = self._linear(x)
+        y = z if skip_activation else activations.apply(self.activation, z)
+        return y, (x, z, y, skip_activation)
+
+    def backward(self, dy, cache):
+        x, z, y, skipped = cache
+        dz = dy if skipped else activations.gradient(self.activation, z, y, dy)
+        x2 = x.reshape(-1, x.shape[-1])
+        dz2 = dz.reshape(-1, dz.shape[-1])
+        grads = [(x2.T @ dz2).astype(self.dtype, copy=False)]
+        if self.use_bias:
+            grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
+        dx = dz @ self._params["kernel"].astype(dz.dtype, copy=False).T
+        return dx, (grads if self.trainable else [])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+        )
+        return config

@@ -1,0 +1,225 @@
+"""Sequential: a stack of layers with Keras's model API (build, predict, summary, weights, fit, save)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .layers.base import Layer, unique_name
+from .layers.core import InputLayer
+from .summary import print_summary
+
+
+class Sequential:
+    """A linear stack of layers, called in order; masks flow from the layer that makes them."""
+
+    def __init__(self, layers: list | None = None, name: str | None = None, trainable: bool = True):
+        self.name = name or unique_name("sequential")
+        self.trainable = trainable
+        self._layers: list[Layer] = []
+        self._input_layer: InputLayer | None = None
+        self.input_shape: tuple | None = None
+        self.output_shape = None
+        self.built = False
+        self.stop_training = False
+        self.history = None
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---- structure --------------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Append a layer; an ``Input``/``InputLayer`` first fixes the input shape and builds the model."""
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("An Input layer can only be the first layer of a Sequential model")
+            self._input_layer = layer
+            self.build(layer.batch_shape)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a fastgru layer, received {type(layer).__name__}")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"All layers added to a Sequential model should have unique names; {layer.name!r} repeats")
+        self._layers.append(layer)
+        declared = getattr(layer, "_declared_input_shape", None)
+        if len(self._layers) == 1 and declared is not None and self._input_layer is None:
+            self.build(declared)
+        elif self.built:
+            self._build_layer(layer, self.output_shape)
+            self.output_shape = layer.output_shape
+
+    def pop(self) -> Layer:
+        layer = self._layers.pop()
+        self.output_shape = self._layers[-1].output_shape if self._layers else self.input_shape
+        return layer
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}; layers are {[l.name for l in self._layers]}")
+
+    @staticmethod
+    def _build_layer(layer: Layer, input_shape) -> None:
+        if isinstance(input_shape, list):
+            raise ValueError(
+                f"Layer {layer.name!r} follows a layer with several outputs (return_state=True); "
+                "a Sequential model passes one array between layers"
+            )
+        if not layer.built:
+            layer.build(tuple(input_shape))
+        elif tuple(layer.input_shape[1:]) != tuple(input_shape[1:]):
+            raise ValueError(
+                f"Layer {layer.name!r} was built for input shape {layer.input_shape}, "
+                f"but receives {tuple(input_shape)}"
+            )
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        """Create every layer's weights for ``input_shape`` (batch axis first, may be None)."""
+        if input_shape is None:
+            if self.input_shape is None:
+                raise ValueError("build() needs an input_shape, e.g. model.build((None, timesteps, features))")
+            input_shape = self.input_shape
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for layer in self._layers:
+            self._build_layer(layer, shape)
+            shape = layer.output_shape
+        self.output_shape = shape
+        self.built = True
+
+    def _ensure_built(self, x: np.ndarray) -> None:
+        if not self.built:
+            self.build((None,) + tuple(x.shape[1:]))
+
+    # ---- weights ----------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        if not self.trainable:
+            return []
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all weights, in Keras's order (layer by layer, each layer's own order)."""
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        expected = sum(len(layer.weights) for layer in self._layers)
+        if len(weights) != expected:
+            raise ValueError(f"Model {self.name!r} expects {expected} weight arrays, received {len(weights)}")
+        i = 0
+        for layer in self._layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    def count_params(self) -> int:
+        return int(sum(layer.count_params() for layer in self._layers))
+
+    def reset_states(self) -> None:
+        """Forget the carried state of every stateful layer."""
+        for layer in self._layers:
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    # ---- inference --------------------------------------------------------------------------
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype == object or x.dtype.kind not in "fiub":
+            raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
+        if self.built and self.input_shape is not None:
+            expected = self.input_shape
+            if x.ndim != len(expected):
+                raise ValueError(
+                    f"Model {self.name!r} expects input of rank {len(expected)} with shape {expected}, "
+                    f"received shape {x.shape}"
+                )
+            # the time axis may vary (recurrent layers take any length); feature axes must match
+            for axis in range(2, x.ndim):
+                if expected[axis] is not None and x.shape[axis] != expected[axis]:
+                    raise ValueError(
+                        f"Model {self.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
+                        f"received shape {x.shape}"
+                    )
+        return x
+
+    def _call(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._ensure_built(x)
+        mask = None
+        for layer in self._layers:
+            y = layer.call(x, mask=mask, training=training)
+            mask = layer.compute_mask(x, mask)
+            x = y
+        return x
+
+    def __call__(self, x, training: bool = False):
+        return self._call(self._check_input(x), training=training)
+
+    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
+        """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all)."""
+        x = self._check_input(x)
+        if batch_size is None or batch_size >= len(x):
+            return self._call(x)
+        if int(batch_size) <= 0:
+            raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+        parts = [self._call(x[i : i + batch_size]) for i in range(0, len(x), int(batch_size))]
+        if isinstance(parts[0], list):
+            return [np.concatenate(p) for p in zip(*parts)]
+        return np.concatenate(parts)
+
+    # ---- description ------------------------------------------------------------------------
+    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
+        """Print a Keras-style table: Layer (type), Output Shape, Param #, and the totals."""
+        print_summary(self, line_length=line_length, print_fn=print_fn)
+
+    def get_config(self) -> dict:
+        layers = []
+        if self._input_layer is not None:
+            layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
+        layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+        return {"name": self.name, "trainable": self.trainable, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        from . import layers as layer_module
+
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for entry in config["layers"]:
+            layer_cls = getattr(layer_module, entry["class_name"])
+            model.add(layer_cls.from_config(entry["config"]))
+        return model
+
+    # ---- files (fastgru.io) -----------------------------------------------------------------
+    def save(self, filepath) -> None:
+        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens."""
+        from .io import save_model
+
+        save_model(self, filepath)
+
+    def save_weights(self, filepath) -> None:
+        from .io import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        """Load a Keras 3 ``.weights.h5`` or a legacy Keras 2 ``.h5`` weights file."""
+        from .io import load_weights
+
+        load_weights(self, filepath)
+
+    def __repr__(self) -> str:
+        return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"

@@ -1,0 +1,57 @@
+"""A slow, obvious NumPy GRU: the oracle for kernel options, written straight from Keras's equations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastgru import activations
+
+
+def reference_gru(
+    x, kernel, recurrent_kernel, bias=None, *, h0=None, reset_after=True, activation="tanh",
+    recurrent_activation="sigmoid", return_sequences=False, go_backwards=False, mask=None,
+    zero_output_for_mask=False,
+):
+    """Return (outputs, h_last) computed one sample, one step at a time in float64."""
+    x = np.asarray(x, np.float64)
+    bsz, steps, _ = x.shape
+    units = recurrent_kernel.shape[0]
+    W = np.asarray(kernel, np.float64)
+    U = np.asarray(recurrent_kernel, np.float64)
+    if bias is None:
+        b_in = b_rec = np.zeros(3 * units)
+    elif reset_after:
+        b_in, b_rec = np.asarray(bias[0], np.float64), np.asarray(bias[1], np.float64)
+    else:
+        b_in, b_rec = np.asarray(bias, np.float64), np.zeros(3 * units)
+
+    def f(name, v):
+        return activations.apply(name, np.asarray(v, np.float64))
+
+    H = units
+    outs = np.zeros((bsz, steps, H))
+    last = np.zeros((bsz, H))
+    h_last = np.zeros((bsz, H))
+    for b in range(bsz):
+        h = np.zeros(H) if h0 is None else np.asarray(h0[b], np.float64).copy()
+        prev_out = np.zeros(H)
+        order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+        for i, t in enumerate(order):
+            xt = x[b, t] @ W + b_in
+            z = f(recurrent_activation, xt[:H] + h @ U[:, :H] + b_rec[:H])
+            r = f(recurrent_activation, xt[H:2 * H] + h @ U[:, H:2 * H] + b_rec[H:2 * H])
+            if reset_after:
+                hh = f(activation, xt[2 * H:] + r * (h @ U[:, 2 * H:] + b_rec[2 * H:]))
+            else:
+                hh = f(activation, xt[2 * H:] + (r * h) @ U[:, 2 * H:])
+            h_new = z * h + (1 - z) * hh
+            if mask is not None and not mask[b, t]:
+                out = np.zeros(H) if zero_output_for_mask else prev_out
+            else:
+                h = h_new
+                out = h_new
+            outs[b, i] = out
+            prev_out = out
+        last[b] = prev_out if steps else 0
+        h_last[b] = h
+    return (outs if return_sequences else last), h_last
