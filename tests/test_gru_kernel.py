@@ -1,0 +1,119 @@
+"""The fused GRU kernels against the slow NumPy reference (no Keras needed), for every option."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastgru as fg
+from reference import reference_gru
+
+ACTIVATIONS = ["tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "relu", "linear", "softsign", "elu",
+               "selu", "softplus", "swish", "gelu"]
+
+
+def make_weights(rng, d, h, reset_after, use_bias=True, dtype=np.float32, scale=0.5):
+    w = (rng.standard_normal((d, 3 * h)) * scale).astype(dtype)
+    u = (rng.standard_normal((h, 3 * h)) * scale).astype(dtype)
+    if not use_bias:
+        return w, u, None
+    b = rng.standard_normal((2, 3 * h) if reset_after else (3 * h,)).astype(dtype) * dtype(0.5)
+    return w, u, b
+
+
+def check(rng, bsz=5, steps=7, d=4, h=6, dtype=np.float32, atol=2e-5, **opts):
+    reset_after = opts.get("reset_after", True)
+    w, u, b = make_weights(rng, d, h, reset_after, opts.pop("use_bias", True), dtype)
+    x = rng.standard_normal((bsz, steps, d)).astype(dtype)
+    out, h_last = fg.ops.gru_forward(x, w, u, b, **opts)
+    ref_out, ref_h = reference_gru(x, w, u, b, **opts)
+    assert out.dtype == dtype and h_last.dtype == dtype
+    np.testing.assert_allclose(out, ref_out, atol=atol, rtol=1e-4)
+    np.testing.assert_allclose(h_last, ref_h, atol=atol, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "reset_after,go_backwards,return_sequences,masked,zero_output",
+    list(itertools.product([True, False], [False, True], [False, True], [False, True], [False, True])),
+)
+def test_option_combinations(rng, reset_after, go_backwards, return_sequences, masked, zero_output):
+    bsz, steps = 5, 7
+    mask = rng.random((bsz, steps)) > 0.35 if masked else None
+    if masked:
+        mask[0, -2:] = False  # trailing masked steps: last output vs last state differ
+        mask[1, :2] = False  # leading masked steps: output before any real step
+    h0 = rng.standard_normal((bsz, 6)).astype(np.float32)
+    check(rng, bsz, steps, reset_after=reset_after, go_backwards=go_backwards, return_sequences=return_sequences,
+          mask=mask, zero_output_for_mask=zero_output, h0=h0)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_activations(rng, activation, reset_after):
+    check(rng, activation=activation, reset_after=reset_after, return_sequences=True)
+
+
+@pytest.mark.parametrize("recurrent_activation", ["sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "tanh", "softsign"])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_recurrent_activations(rng, recurrent_activation, reset_after):
+    check(rng, recurrent_activation=recurrent_activation, reset_after=reset_after, return_sequences=True)
+
+
+def test_hard_sigmoid_variants_differ(rng):
+    w, u, b = make_weights(rng, 4, 6, True, scale=2.0)
+    x = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    k3, _ = fg.ops.gru_forward(x, w, u, b, recurrent_activation="hard_sigmoid")
+    k2, _ = fg.ops.gru_forward(x, w, u, b, recurrent_activation="hard_sigmoid_keras2")
+    assert np.abs(k3 - k2).max() > 1e-3
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_no_bias(rng, reset_after):
+    check(rng, use_bias=False, reset_after=reset_after, return_sequences=True)
+
+
+@pytest.mark.parametrize("bsz", [1, 2, 3, 4, 5, 9, 33])
+def test_batch_sizes_cross_small_and_blas_paths(rng, bsz):
+    check(rng, bsz=bsz, steps=5, d=7, h=16, return_sequences=True)
+
+
+def test_float64_is_computed_in_float64(rng):
+    check(rng, dtype=np.float64, atol=1e-12, return_sequences=True)
+
+
+def test_threads_give_identical_results(rng):
+    w, u, b = make_weights(rng, 8, 32, True)
+    x = rng.standard_normal((16, 9, 8)).astype(np.float32)
+    n = fg.get_num_threads()
+    try:
+        fg.set_num_threads(1)
+        one, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
+        fg.set_num_threads(n)
+        many, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
+    finally:
+        fg.set_num_threads(n)
+    np.testing.assert_allclose(one, many, rtol=1e-6, atol=1e-6)
+
+
+def test_empty_sequence_returns_initial_state(rng):
+    w, u, b = make_weights(rng, 3, 4, True)
+    h0 = rng.standard_normal((2, 4)).astype(np.float32)
+    out, h_last = fg.ops.gru_forward(np.zeros((2, 0, 3), np.float32), w, u, b, h0=h0)
+    np.testing.assert_array_equal(h_last, h0)
+    np.testing.assert_array_equal(out, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bsz=st.integers(1, 6), steps=st.integers(1, 6), d=st.integers(1, 5), h=st.integers(1, 9),
+    reset_after=st.booleans(), go_backwards=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_random_shapes_property(bsz, steps, d, h, reset_after, go_backwards, seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((bsz, steps)) > 0.3
+    check(rng, bsz, steps, d, h, reset_after=reset_after, go_backwards=go_backwards, mask=mask,
+          return_sequences=True)
