@@ -1,8 +1,13 @@
 """One thread setting for Numba's parallel regions and the OpenBLAS libraries NumPy and SciPy bundle.
 
 Numba's ``np.dot`` calls SciPy's BLAS; NumPy's own matmul calls NumPy's. Both are OpenBLAS builds in
-the PyPI wheels, whose thread count is set through their C API (located with ctypes). Where no such
-library is found (another BLAS), only Numba's threads are controlled.
+the PyPI wheels, whose thread count is set through their C API (located with ctypes).
+
+Policy (no oversubscription, no per-call toggling, which costs milliseconds when OpenBLAS respawns
+its threads): the kernels' threads come from Numba's parallel regions, so SciPy's BLAS, the one the
+kernels call inside those regions, runs single-threaded once fastgru has run a kernel; NumPy's BLAS,
+used for the big GEMMs outside the time loops, gets ``get_num_threads()`` threads.
+Where no OpenBLAS is found (another BLAS), only Numba's threads are controlled.
 """
 
 from __future__ import annotations
@@ -10,24 +15,22 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from contextlib import contextmanager
 
 import numba
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
-_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads")
-_state: dict = {"n": None, "blas": None, "blas_n": None}
+_state: dict = {"n": None, "blas": None, "kernel_blas_single": False}
 
 
-def _openblas_libs() -> list[tuple]:
-    """(setter, getter) pairs for every bundled OpenBLAS (SciPy's and NumPy's)."""
+def _openblas_libs() -> dict[str, list]:
+    """Thread setters of the bundled OpenBLAS libraries, by package ("scipy", "numpy")."""
     if _state["blas"] is not None:
         return _state["blas"]
     import numpy
     import scipy
     import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS, the one Numba calls)
 
-    found = []
+    found: dict[str, list] = {"scipy": [], "numpy": []}
     for pkg in (scipy, numpy):
         libdir = os.path.join(os.path.dirname(os.path.dirname(pkg.__file__)), pkg.__name__ + ".libs")
         for path in glob.glob(os.path.join(libdir, "*openblas*")):
@@ -36,20 +39,23 @@ def _openblas_libs() -> list[tuple]:
             except OSError:
                 continue
             setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
-            getter = next((getattr(lib, s) for s in _GETTERS if hasattr(lib, s)), None)
             if setter is not None:
                 setter.argtypes = [ctypes.c_int]
-                found.append((setter, getter))
+                found[pkg.__name__].append(setter)
     _state["blas"] = found
     return found
 
 
-def _set_blas_threads(n: int) -> None:
-    if _state["blas_n"] == n:
-        return
-    for setter, _ in _openblas_libs():
+def _set_blas_threads(package: str, n: int) -> None:
+    for setter in _openblas_libs()[package]:
         setter(int(n))
-    _state["blas_n"] = n
+
+
+def kernel_blas_single_threaded() -> None:
+    """Make SciPy's BLAS (called inside the kernels' parallel regions) single-threaded, once."""
+    if not _state["kernel_blas_single"]:
+        _set_blas_threads("scipy", 1)
+        _state["kernel_blas_single"] = True
 
 
 def set_num_threads(n: int) -> None:
@@ -58,7 +64,7 @@ def set_num_threads(n: int) -> None:
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"num_threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
     numba.set_num_threads(n)
-    _set_blas_threads(n)
+    _set_blas_threads("numpy", n)
     _state["n"] = n
 
 
@@ -67,14 +73,3 @@ def get_num_threads() -> int:
     if _state["n"] is None:
         _state["n"] = numba.config.NUMBA_NUM_THREADS
     return _state["n"]
-
-
-@contextmanager
-def blas_threads(n: int):
-    """Temporarily run BLAS with ``n`` threads (1 inside a batch-parallel kernel: no oversubscription)."""
-    previous = _state["blas_n"] if _state["blas_n"] is not None else get_num_threads()
-    _set_blas_threads(n)
-    try:
-        yield
-    finally:
-        _set_blas_threads(previous)

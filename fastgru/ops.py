@@ -9,7 +9,8 @@ import numpy as np
 
 from . import activations
 from ._kernels import gru as _gru
-from ._threads import blas_threads, get_num_threads
+from ._kernels.activations import fast_code
+from ._threads import get_num_threads, kernel_blas_single_threaded
 
 _EMPTY_MASK = np.zeros((0, 0), np.uint8)
 
@@ -136,19 +137,22 @@ def run_gru(
     saved = np.empty((_gru.N_SAVED, steps, bsz, units) if save else (0, 0, 0, 0), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else _EMPTY_MASK
-    n_threads = get_num_threads()
-    n_chunks = min(n_threads, bsz)
+    n_chunks = min(get_num_threads(), bsz)
     if bsz * steps > 0:
-        _gru.project_inputs(x, prepared.w, prepared.b_in, xp)
+        kernel_blas_single_threaded()
         args = (
-            xp, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask, act, ract,
+            xp, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
+            fast_code(act, dtype), fast_code(ract, dtype),
             prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask,
             out, h_last, saved, save,
         )
+        # the input projection is hoisted out of the time loop (one GEMM over all steps), split by
+        # batch rows like the recurrence so that only Numba's threads ever run
         if n_chunks > 1:
-            with blas_threads(1):
-                _gru.gru_forward_parallel(*args, n_chunks)
+            _gru.project_inputs_parallel(x, prepared.w, prepared.b_in, xp, n_chunks)
+            _gru.gru_forward_parallel(*args, n_chunks)
         else:
+            _gru.project_inputs(x, prepared.w, prepared.b_in, xp)
             _gru.gru_forward_slice(*args, 0, bsz)
     else:
         h_last[:] = h0
