@@ -203,6 +203,46 @@ class Sequential:
             model.add(layer_cls.from_config(entry["config"]))
         return model
 
+    # ---- training (fastgru.training.trainer) ----------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Set the optimizer (name or instance), the loss and the metrics, as Keras's compile."""
+        from .training import trainer
+
+        trainer.compile_model(self, optimizer, loss, metrics)
+
+    @property
+    def metrics(self) -> list:
+        """The loss tracker and the compiled metrics (as Keras's ``model.metrics``)."""
+        compiled = getattr(self, "_compiled", None)
+        return [] if compiled is None else [compiled.loss_tracker] + list(compiled.metrics or [])
+
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
+            initial_epoch: int = 0, validation_batch_size=None):
+        """Train for ``epochs`` epochs; returns the History (``history.history["loss"]``, ...)."""
+        from .training import trainer
+
+        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                           shuffle, sample_weight, initial_epoch, validation_batch_size)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
+                 return_dict: bool = False):
+        """Loss, or ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``)."""
+        from .training import trainer
+
+        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, callbacks, return_dict)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """One optimizer step on one batch; returns the loss (and metrics) computed before the update."""
+        from .training import trainer
+
+        return trainer.train_on_batch(self, x, y, sample_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        from .training import trainer
+
+        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
+
     # ---- files (fastgru.io) -----------------------------------------------------------------
     def save(self, filepath) -> None:
         """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens."""

@@ -1,0 +1,41 @@
+"""Training pieces in pure NumPy, numerically matching Keras 3: losses (with gradients), metrics,
+optimizers, callbacks and the progress bar."""
+
+from . import callbacks, losses, metrics, optimizers, progress
+from .callbacks import Callback, CallbackList, EarlyStopping, History, ModelCheckpoint
+from .losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    Loss,
+    SparseCategoricalCrossentropy,
+)
+from .metrics import Metric
+from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from .progress import Progbar, ProgbarLogger
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "BinaryCrossentropy",
+    "Callback",
+    "CallbackList",
+    "CategoricalCrossentropy",
+    "EarlyStopping",
+    "History",
+    "Huber",
+    "Loss",
+    "Metric",
+    "ModelCheckpoint",
+    "Optimizer",
+    "Progbar",
+    "ProgbarLogger",
+    "RMSprop",
+    "SparseCategoricalCrossentropy",
+    "callbacks",
+    "losses",
+    "metrics",
+    "optimizers",
+    "progress",
+]

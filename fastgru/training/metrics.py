@@ -1,0 +1,284 @@
+"""Streaming metrics as Keras 3 computes them.
+
+A metric turns each batch into one value per *sample* (the mean over every non-batch axis, so a
+``(B, T)`` grid of per-step accuracies counts as ``B`` samples) and keeps a running ``total`` and
+``count`` in float32, as Keras's ``Mean`` does; ``result()`` is ``total / count`` (0 when empty).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .losses import _same_rank
+
+
+def _mean_over(values: np.ndarray, axes) -> np.ndarray:
+    return np.mean(values, axis=tuple(axes), dtype=values.dtype) if axes else values
+
+
+def _reduce_to_samplewise(values, sample_weight, dtype):
+    """Keras's ``reduce_to_samplewise_values`` with ``reduce_fn=mean``: (values (B,), weights or None)."""
+    values = np.asarray(values).astype(dtype, copy=False)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        values, sw = _same_rank(values, sw)
+        if values.ndim > sw.ndim:
+            values = _mean_over(values, range(sw.ndim, values.ndim))
+        sw = np.broadcast_to(sw, values.shape)
+        values = values * sw
+        if sw.ndim > 1:
+            sw = _mean_over(sw, range(1, sw.ndim))
+        sample_weight = sw
+    if values.ndim > 1:
+        values = _mean_over(values, range(1, values.ndim))
+    return values, sample_weight
+
+
+class Metric:
+    """Base class: ``update_state(y_true, y_pred, sample_weight=None)``, ``result()``, ``reset_state()``."""
+
+    #: "up" when larger is better, "down" when smaller is better, None when unknown (as Keras)
+    _direction: str | None = None
+
+    def __init__(self, name: str | None = None, dtype=np.float32):
+        self.name = name or type(self).__name__
+        self.dtype = np.dtype(dtype)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        raise NotImplementedError
+
+    def update_state(self, *args, **kwargs) -> None:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype.name}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} result={self.result():.6g}>"
+
+
+class Mean(Metric):
+    """Weighted running mean of values: ``update_state(values, sample_weight=None)``.
+
+    Values of shape ``(B, ...)`` count as ``B`` samples (each the mean over its other axes); a
+    scalar counts as one, or as ``sample_weight`` (e.g. the batch size, as Keras's loss tracker).
+    """
+
+    def __init__(self, name: str = "mean", dtype=np.float32):
+        super().__init__(name, dtype)
+
+    def reset_state(self) -> None:
+        self.total = self.dtype.type(0)
+        self.count = self.dtype.type(0)
+
+    def update_state(self, values, sample_weight=None) -> None:
+        values, sample_weight = _reduce_to_samplewise(values, sample_weight, self.dtype)
+        self.total = self.dtype.type(self.total + np.sum(values, dtype=self.dtype))
+        if sample_weight is not None:
+            n = np.sum(sample_weight, dtype=self.dtype)
+        elif values.ndim >= 1:
+            n = values.shape[0]
+        else:
+            n = 1
+        self.count = self.dtype.type(self.count + self.dtype.type(n))
+
+    def result(self) -> float:
+        return float(self.total / self.count) if self.count else 0.0
+
+
+class MeanMetricWrapper(Mean):
+    """Mean of a per-sample function ``fn(y_true, y_pred) -> values``.
+
+    ``update_state(y_true, y_pred, sample_weight=None, mask=None)``; ``mask`` (the output's Keras
+    mask, e.g. ``(B, T)``) zeroes the weight of masked positions as Keras does.
+    """
+
+    def __init__(self, fn, name: str | None = None, dtype=np.float32, **fn_kwargs):
+        self._fn = fn
+        self._fn_kwargs = fn_kwargs
+        super().__init__(name or fn.__name__, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
+        values = self._fn(np.asarray(y_true), np.asarray(y_pred), **self._fn_kwargs)
+        if mask is not None:
+            m = np.asarray(mask).astype(self.dtype)
+            if sample_weight is not None:
+                m, sw = _same_rank(m, np.asarray(sample_weight, dtype=self.dtype))
+                sample_weight = sw * m
+            else:
+                sample_weight = m
+        super().update_state(values, sample_weight)
+
+
+def _float_pred(y_pred):
+    return y_pred if np.issubdtype(y_pred.dtype, np.floating) else y_pred.astype(np.float32)
+
+
+def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
+    """1.0 where ``(y_pred > threshold) == y_true``; shape of the rank-aligned labels."""
+    y_true, y_pred = _same_rank(np.asarray(y_true), np.asarray(y_pred))
+    pred = (y_pred > threshold).astype(y_true.dtype)
+    return (y_true == pred).astype(np.float32)
+
+
+def categorical_accuracy(y_true, y_pred) -> np.ndarray:
+    """1.0 where ``argmax(y_true) == argmax(y_pred)`` over the last axis."""
+    y_pred = _float_pred(np.asarray(y_pred))
+    y_true = np.argmax(np.asarray(y_true), axis=-1).astype(y_pred.dtype)
+    org_shape = y_true.shape
+    squeezed = y_true.ndim == y_pred.ndim
+    if squeezed:
+        y_true = y_true[..., 0]
+    matches = (y_true == np.argmax(y_pred, axis=-1).astype(y_true.dtype)).astype(np.float32)
+    return matches.reshape(org_shape) if squeezed else matches
+
+
+def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
+    """1.0 where ``y_true == argmax(y_pred)``; labels ``(B,)``, ``(B, 1)`` or ``(B, T)``."""
+    y_pred = _float_pred(np.asarray(y_pred))
+    y_true = np.asarray(y_true).astype(y_pred.dtype)
+    org_shape = y_true.shape
+    squeezed = y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1
+    if squeezed:
+        y_true = y_true[..., 0]
+    matches = (y_true == np.argmax(y_pred, axis=-1).astype(y_true.dtype)).astype(np.float32)
+    if squeezed:
+        matches = matches.reshape(org_shape)
+    if matches.ndim > 1 and matches.shape[-1] == 1:
+        matches = matches[..., 0]
+    return matches
+
+
+def mean_squared_error(y_true, y_pred) -> np.ndarray:
+    """``mean((y_true - y_pred) ** 2, axis=-1)`` in y_pred's dtype."""
+    y_pred = _float_pred(np.asarray(y_pred))
+    y_true, y_pred = _same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return np.mean(np.square(y_true - y_pred), axis=-1, dtype=y_pred.dtype)
+
+
+def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+    """``mean(|y_true - y_pred|, axis=-1)`` in y_pred's dtype."""
+    y_pred = _float_pred(np.asarray(y_pred))
+    y_true, y_pred = _same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return np.mean(np.abs(y_true - y_pred), axis=-1, dtype=y_pred.dtype)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
+    def __init__(self, name: str = "binary_accuracy", dtype=np.float32, threshold: float = 0.5):
+        super().__init__(binary_accuracy, name, dtype, threshold=threshold)
+        self.threshold = threshold
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
+    def __init__(self, name: str = "categorical_accuracy", dtype=np.float32):
+        super().__init__(categorical_accuracy, name, dtype)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    _direction = "up"
+
+    def __init__(self, name: str = "sparse_categorical_accuracy", dtype=np.float32):
+        super().__init__(sparse_categorical_accuracy, name, dtype)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    _direction = "down"
+
+    def __init__(self, name: str = "mean_squared_error", dtype=np.float32):
+        super().__init__(mean_squared_error, name, dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    _direction = "down"
+
+    def __init__(self, name: str = "mean_absolute_error", dtype=np.float32):
+        super().__init__(mean_absolute_error, name, dtype)
+
+
+def accuracy_class(y_true_shape, y_pred_shape) -> type:
+    """The accuracy Keras 3 picks for ``metrics=["accuracy"]`` from the first batch's shapes
+    (``compile_utils.get_metric``): binary when the output's last dim is 1; sparse when the labels
+    have lower rank, or a last dim of 1 against a wider output; categorical otherwise."""
+    t, p = tuple(y_true_shape), tuple(y_pred_shape)
+    if p[-1] == 1:
+        return BinaryAccuracy
+    if len(t) < len(p) or (t[-1] == 1 and p[-1] > 1):
+        return SparseCategoricalAccuracy
+    return CategoricalAccuracy
+
+
+class AutoAccuracy(Metric):
+    """``"accuracy"``: becomes binary/sparse/categorical accuracy on the first ``update_state``."""
+
+    _direction = "up"
+
+    def __init__(self, name: str = "accuracy", dtype=np.float32):
+        self.metric: MeanMetricWrapper | None = None
+        super().__init__(name, dtype)
+
+    def reset_state(self) -> None:
+        if self.metric is not None:
+            self.metric.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
+        if self.metric is None:
+            cls = accuracy_class(np.shape(y_true), np.shape(y_pred))
+            self.metric = cls(name=self.name, dtype=self.dtype)
+        self.metric.update_state(y_true, y_pred, sample_weight, mask)
+
+    def result(self) -> float:
+        return 0.0 if self.metric is None else self.metric.result()
+
+
+_CLASSES = {c.__name__: c for c in (Mean, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                                    MeanSquaredError, MeanAbsoluteError)}
+_BY_NAME = {
+    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+}
+
+
+def get(identifier, y_true=None, y_pred=None) -> Metric:
+    """Return a Metric for a name, a Keras config dict or a Metric instance.
+
+    ``"accuracy"``/``"acc"`` (any case) resolve to binary, sparse or categorical accuracy from the
+    shapes of ``y_true``/``y_pred`` (arrays or shapes) when given, else on the first update; like
+    Keras, the choice depends on shapes only, not on the loss. A string gives a metric *named by
+    that string* (``"mae"`` is reported as ``"mae"``), as in Keras's history.
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, dict):
+        cls_name, config = identifier.get("class_name"), dict(identifier.get("config") or {})
+        if cls_name not in _CLASSES:
+            raise ValueError(f"unsupported metric class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
+        return _CLASSES[cls_name](**config)
+    if isinstance(identifier, str):
+        if identifier.lower() in ("accuracy", "acc"):
+            if y_true is not None and y_pred is not None:
+                shape_t = tuple(getattr(y_true, "shape", y_true))
+                shape_p = tuple(getattr(y_pred, "shape", y_pred))
+                return accuracy_class(shape_t, shape_p)(name=identifier)
+            return AutoAccuracy(name=identifier)
+        cls = _CLASSES.get(identifier) or _BY_NAME.get(identifier) or _BY_NAME.get(identifier.lower())
+        if cls is not None:
+            return cls(name=identifier)
+    raise ValueError(
+        f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
+        + ", ".join(sorted(k for k in _BY_NAME if k.islower()))
+    )

@@ -1,0 +1,321 @@
+"""Optimizers with Keras 3's exact update rules, updating NumPy arrays in place.
+
+``apply(grads, variables)`` does what ``keras.optimizers.Optimizer.apply`` does, in this order:
+skip ``None`` gradients; clip (``clipnorm`` per tensor, else ``global_clipnorm``, else
+``clipvalue``); decoupled weight decay ``var -= var * weight_decay * lr``; the update step; then
+``iterations += 1``. Slots (momenta, velocities...) are created on the first call and keyed by the
+variable's position. Arithmetic runs in each variable's dtype. For float64 variables Keras rounds
+some hyperparameters through float32 (the learning rate is a float32 variable, and ``ops.cast`` of a
+Python float makes a float32 tensor first: SGD's momentum, Adam's betas inside the bias
+correction, weight decay, Adagrad's initial accumulator) while others mix in at full precision;
+this module does the same (see ``_kcast``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+_NAME_UIDS: defaultdict = defaultdict(int)
+
+
+def _kcast(value: float, dtype: np.dtype):
+    """``keras.ops.cast(python_float, dtype)``: the value goes through float32 first."""
+    return np.dtype(dtype).type(np.float32(value))
+
+
+def _auto_name(cls_name: str) -> str:
+    """Keras's ``auto_name``: snake_case class name, uniquified with ``_1``, ``_2``..."""
+    name = re.sub(r"\W+", "", cls_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    uid = _NAME_UIDS[name]
+    _NAME_UIDS[name] += 1
+    return f"{name}_{uid}" if uid else name
+
+
+class Optimizer:
+    """Base class. Subclasses define ``_build_slots(var)`` and ``_update(i, grad, var, lr)``."""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, name: str | None = None, **kwargs):
+        unsupported = {k: v for k, v in kwargs.items() if k in ("use_ema", "loss_scale_factor",
+                                                                 "gradient_accumulation_steps") and v}
+        for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                    "gradient_accumulation_steps", "decay", "jit_compile", "is_legacy_optimizer"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if unsupported:
+            raise ValueError(f"unsupported optimizer option(s): {unsupported}")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
+            )
+        self.name = name or _auto_name(type(self).__name__)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.iterations = 0
+        self.built = False
+        self._slots: list[dict[str, np.ndarray]] = []
+
+    # -- learning rate (stored as float32, like Keras's learning-rate variable) ----------------
+    @property
+    def learning_rate(self) -> float:
+        return float(self._learning_rate)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
+        self._learning_rate = np.float32(value)
+
+    # -- public API ---------------------------------------------------------------------------
+    def build(self, variables: list[np.ndarray]) -> None:
+        """Create the slots for ``variables`` (called by the first :meth:`apply`)."""
+        self._slots = [self._build_slots(v) for v in variables]
+        self.built = True
+
+    def apply(self, grads: list, variables: list[np.ndarray]) -> None:
+        """One step: update each array in ``variables`` in place from the matching gradient."""
+        if len(grads) != len(variables):
+            raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
+        if not self.built:
+            self.build(variables)
+        elif len(variables) != len(self._slots):
+            raise ValueError(
+                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}"
+            )
+        for v in variables:
+            if not isinstance(v, np.ndarray) or not v.flags.writeable:
+                raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
+        pairs = [(i, np.asarray(g), v) for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
+        if pairs:
+            for (i, g, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
+                if g_clipped.shape != v.shape:
+                    raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
+                lr = v.dtype.type(self._learning_rate)
+                if self.weight_decay is not None:
+                    v -= v * _kcast(self.weight_decay, v.dtype) * lr
+                self._update(i, g_clipped.astype(v.dtype, copy=False), v, lr)
+        self.iterations += 1
+
+    @property
+    def slots(self) -> list[dict[str, np.ndarray]]:
+        """Per variable (by position), its state arrays by Keras's names ("momentum", "velocity"...)."""
+        return self._slots
+
+    def get_config(self) -> dict:
+        """Keras 3's config dict for this optimizer."""
+        return {
+            "name": self.name,
+            "learning_rate": float(self._learning_rate),
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": False,
+            "ema_momentum": 0.99,
+            "ema_overwrite_frequency": None,
+            "loss_scale_factor": None,
+            "gradient_accumulation_steps": None,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            raise ValueError("learning-rate schedules are not supported")
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:.6g}>"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _clip(self, grads: list[np.ndarray]) -> list[np.ndarray]:
+        if self.clipnorm and self.clipnorm > 0:
+            return [self._clip_by_norm(g) for g in grads]
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            return _clip_by_global_norm(grads, self.global_clipnorm)
+        if self.clipvalue and self.clipvalue > 0:
+            c = self.clipvalue
+            return [np.clip(g, g.dtype.type(-c), g.dtype.type(c)) for g in grads]
+        return grads
+
+    def _clip_by_norm(self, g: np.ndarray) -> np.ndarray:
+        dt = g.dtype.type
+        l2norm = np.sqrt(np.sum(np.square(g), dtype=g.dtype))
+        clip = dt(self.clipnorm)
+        return (g * clip) / np.maximum(l2norm, clip)
+
+    def _build_slots(self, var: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _update(self, i: int, grad: np.ndarray, var: np.ndarray, lr) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _clip_by_global_norm(grads: list[np.ndarray], clip_norm: float) -> list[np.ndarray]:
+    dtype = np.result_type(*grads)
+    sq = np.array([np.sum(np.square(g), dtype=g.dtype) for g in grads], dtype=dtype)
+    use_norm = np.sqrt(np.sum(sq, dtype=dtype))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = dtype.type(clip_norm) * np.minimum(dtype.type(1) / use_norm, dtype.type(1.0 / clip_norm))
+        scale = scale + (use_norm - use_norm)  # NaN for a non-finite norm, as Keras
+    return [g * g.dtype.type(scale) for g in grads]
+
+
+class SGD(Optimizer):
+    """``v = momentum * v - lr * g; var += v`` (nesterov: ``var += momentum * v - lr * g``)."""
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        momentum = float(momentum)
+        if momentum < 0 or momentum > 1:
+            raise ValueError("`momentum` must be a float between [0, 1].")
+        self.momentum = momentum
+        self.nesterov = bool(nesterov)
+
+    def _build_slots(self, var):
+        return {"momentum": np.zeros_like(var)} if self.momentum != 0 else {}
+
+    def _update(self, i, g, var, lr):
+        if self.momentum == 0:
+            var -= g * lr
+            return
+        m = self._slots[i]["momentum"]
+        mom = _kcast(self.momentum, var.dtype)
+        m[...] = m * mom - g * lr
+        if self.nesterov:
+            var += m * mom - g * lr
+        else:
+            var += m
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Keras 3's Adam: ``alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)``;
+    ``var -= alpha * m / (sqrt(v) + epsilon)`` (epsilon outside the bias correction)."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
+
+    def _build_slots(self, var):
+        slots = {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}
+        if self.amsgrad:
+            slots["velocity_hat"] = np.zeros_like(var)
+        return slots
+
+    def _update(self, i, g, var, lr):
+        dt = var.dtype.type
+        s = self._slots[i]
+        m, v = s["momentum"], s["velocity"]
+        step = dt(self.iterations + 1)
+        b1_power = np.power(_kcast(self.beta_1, var.dtype), step)
+        b2_power = np.power(_kcast(self.beta_2, var.dtype), step)
+        alpha = lr * np.sqrt(dt(1) - b2_power) / (dt(1) - b1_power)
+        m += (g - m) * dt(1 - self.beta_1)
+        v += (np.square(g) - v) * dt(1 - self.beta_2)
+        if self.amsgrad:
+            v_hat = s["velocity_hat"]
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class RMSprop(Optimizer):
+    """``v = rho v + (1 - rho) g^2``; ``var -= lr g / sqrt(v + eps)`` (centered: ``v - mg^2 + eps``),
+    through a momentum accumulator when ``momentum > 0``."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, bool(centered)
+
+    def _build_slots(self, var):
+        slots = {"velocity": np.zeros_like(var)}
+        if self.momentum > 0:
+            slots["momentum"] = np.zeros_like(var)
+        if self.centered:
+            slots["average_gradient"] = np.zeros_like(var)
+        return slots
+
+    def _update(self, i, g, var, lr):
+        dt = var.dtype.type
+        s = self._slots[i]
+        rho = dt(self.rho)
+        vel = s["velocity"]
+        vel[...] = rho * vel + dt(1 - self.rho) * np.square(g)
+        if self.centered:
+            ag = s["average_gradient"]
+            ag[...] = rho * ag + dt(1 - self.rho) * g
+            denominator = vel - np.square(ag) + dt(self.epsilon)
+        else:
+            denominator = vel + dt(self.epsilon)
+        increment = (lr * g) / np.sqrt(denominator)
+        if self.momentum > 0:
+            mom = s["momentum"]
+            mom[...] = dt(self.momentum) * mom + increment
+            var -= mom
+        else:
+            var -= increment
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """``acc += g^2``; ``var -= lr g / sqrt(acc + eps)``; ``acc`` starts at ``initial_accumulator_value``."""
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _build_slots(self, var):
+        return {"accumulator": np.full_like(var, _kcast(self.initial_accumulator_value, var.dtype))}
+
+    def _update(self, i, g, var, lr):
+        acc = self._slots[i]["accumulator"]
+        acc += np.square(g)
+        var -= (lr * g) / np.sqrt(acc + var.dtype.type(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_CLASSES = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(identifier) -> Optimizer:
+    """Return an Optimizer for ``"adam"``/``"sgd"``/``"rmsprop"``/``"adagrad"`` (any case), a Keras
+    config dict ``{"class_name": "Adam", "config": {...}}`` or an Optimizer instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, str) and identifier.lower() in _CLASSES:
+        return _CLASSES[identifier.lower()]()
+    if isinstance(identifier, dict) and str(identifier.get("class_name", "")).lower() in _CLASSES:
+        return _CLASSES[identifier["class_name"].lower()].from_config(identifier.get("config") or {})
+    raise ValueError(
+        f"could not interpret optimizer identifier {identifier!r}; supported: adam, sgd, rmsprop, adagrad"
+    )

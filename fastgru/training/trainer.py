@@ -1,0 +1,276 @@
+"""The training loops behind ``Sequential.compile/fit/evaluate/train_on_batch/test_on_batch``.
+
+Keras 3's bookkeeping is reproduced: the reported loss is a running mean weighted by batch size,
+computed from the forward pass *before* the optimizer step; metrics reset at each epoch and at each
+``train_on_batch``/``test_on_batch``/``evaluate`` call; ``validation_split`` takes the last fraction
+before shuffling; when the output layer is a Dense with sigmoid/softmax, the crossentropies are
+computed from its pre-activation (what Keras's TensorFlow backend does).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..random import global_rng
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from .callbacks import CallbackList
+
+# ---------------------------------------------------------------------------------------------
+# compile
+# ---------------------------------------------------------------------------------------------
+
+
+class Compiled:
+    """What ``compile`` fixed: optimizer, loss, metric specs (metric objects are made per shape)."""
+
+    def __init__(self, optimizer, loss, metrics):
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        self.metric_specs = list(metrics or [])
+        self.loss_tracker = metrics_module.Mean(name="loss")
+        self.metrics: list | None = None
+
+    def ensure_metrics(self, y, y_pred) -> list:
+        if self.metrics is None:
+            self.metrics = [metrics_module.get(m, y, y_pred) for m in self.metric_specs]
+        return self.metrics
+
+    def reset(self) -> None:
+        self.loss_tracker.reset_state()
+        for m in self.metrics or []:
+            m.reset_state()
+
+    def logs(self) -> dict:
+        logs = {"loss": self.loss_tracker.result()}
+        for m in self.metrics or []:
+            logs[m.name] = m.result()
+        return logs
+
+
+def compile_model(model, optimizer="rmsprop", loss=None, metrics=None) -> None:
+    model._compiled = Compiled(optimizer, loss, metrics)
+    model.optimizer = model._compiled.optimizer
+    model.loss = model._compiled.loss
+    model.compiled = True
+
+
+def _compiled(model) -> Compiled:
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None:
+        raise RuntimeError("You must call compile() before training or evaluating the model")
+    return compiled
+
+
+# ---------------------------------------------------------------------------------------------
+# forward / backward through the stack
+# ---------------------------------------------------------------------------------------------
+
+
+def _output_activation(model):
+    last = model.layers[-1]
+    return getattr(last, "activation", None) if type(last).__name__ == "Dense" else None
+
+
+def forward(model, x, training: bool, logits: bool):
+    """Run every layer's training forward. Returns (output, output_mask, caches).
+
+    With ``logits`` the last (Dense) layer returns its pre-activation.
+    """
+    mask = None
+    caches = []
+    last = len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        if i == last and logits:
+            y, cache = layer.forward(x, mask=mask, training=training, skip_activation=True)
+        else:
+            y, cache = layer.forward(x, mask=mask, training=training)
+        caches.append(cache)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return x, mask, caches
+
+
+def backward(model, dy, caches) -> list[np.ndarray]:
+    """Backpropagate ``dy`` through every layer; gradients aligned with ``model.trainable_weights``."""
+    per_layer = [None] * len(model.layers)
+    for i in range(len(model.layers) - 1, -1, -1):
+        dy, per_layer[i] = model.layers[i].backward(dy, caches[i])
+    return [g for grads in per_layer for g in grads]
+
+
+def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: bool):
+    """Forward and loss. Returns (loss value, dloss/doutput, probabilities for metrics, mask, caches)."""
+    logits = losses_module.uses_logits(
+        compiled.loss, _output_activation(model), y, (len(x),) + tuple(model.output_shape[1:])
+    )
+    out, mask, caches = forward(model, x, training, logits)
+    if logits:
+        from .. import activations
+
+        value, grad = compiled.loss.value_and_grad_from_logits(y, out, sample_weight=sample_weight, mask=mask)
+        y_pred = activations.apply(_output_activation(model), out)
+    else:
+        value, grad = compiled.loss.value_and_grad(y, out, sample_weight=sample_weight, mask=mask)
+        y_pred = out
+    return value, grad, y_pred, mask, caches
+
+
+def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -> None:
+    compiled.loss_tracker.update_state(value, sample_weight=len(y_pred))
+    for m in compiled.ensure_metrics(y, y_pred):
+        m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+
+
+def train_step(model, x, y, sample_weight=None) -> None:
+    compiled = _compiled(model)
+    value, grad, y_pred, mask, caches = _loss_and_outputs(model, compiled, x, y, sample_weight, training=True)
+    _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
+    grads = backward(model, grad, caches)
+    compiled.optimizer.apply(grads, model.trainable_weights)
+
+
+def test_step(model, x, y, sample_weight=None) -> None:
+    compiled = _compiled(model)
+    value, _, y_pred, mask, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
+    _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_xy(model, x, y, sample_weight=None):
+    if y is None:
+        raise ValueError("Training and evaluation need targets y; received y=None")
+    x = model._check_input(x)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same number of samples, received {len(x)} and {len(y)}")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)
+        if len(sample_weight) != len(x):
+            raise ValueError(f"sample_weight must have {len(x)} entries, received {len(sample_weight)}")
+    if not model.built:
+        model.build((None,) + x.shape[1:])
+    return x, y, sample_weight
+
+
+def _batches(n: int, batch_size: int, order=None):
+    index = np.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        yield index[start : start + batch_size]
+
+
+def _take(a, idx):
+    return None if a is None else a[idx]
+
+
+def _batch_size(batch_size) -> int:
+    if batch_size is None:
+        return 32
+    if int(batch_size) <= 0:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    return int(batch_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# loops
+# ---------------------------------------------------------------------------------------------
+
+
+def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
+        validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
+        initial_epoch: int = 0, validation_batch_size=None):
+    compiled = _compiled(model)
+    x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    if validation_data is None and validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), received {validation_split}")
+        split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+        validation_data = (x[split_at:], y[split_at:]) + (() if sample_weight is None else (sample_weight[split_at:],))
+        x, y = x[:split_at], y[:split_at]
+        sample_weight = None if sample_weight is None else sample_weight[:split_at]
+    batch_size = _batch_size(batch_size)
+    steps = math.ceil(len(x) / batch_size)
+    verbose = 1 if verbose == "auto" else verbose
+    cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+                       verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    cbs.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        compiled.reset()
+        cbs.on_epoch_begin(epoch)
+        order = global_rng().permutation(len(x)) if shuffle else None
+        for step, idx in enumerate(_batches(len(x), batch_size, order)):
+            cbs.on_train_batch_begin(step)
+            train_step(model, x[idx], y[idx], _take(sample_weight, idx))
+            logs = compiled.logs()
+            cbs.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        logs = compiled.logs()
+        if validation_data is not None:
+            val = _validation_logs(model, validation_data, validation_batch_size or batch_size)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end(logs)
+    return model.history
+
+
+def _validation_logs(model, validation_data, batch_size) -> dict:
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
+    return evaluate(model, *validation_data[:2], batch_size=batch_size, verbose=0, return_dict=True,
+                    sample_weight=validation_data[2] if len(validation_data) == 3 else None, _in_fit=True)
+
+
+def _result(compiled: Compiled, return_dict: bool):
+    logs = compiled.logs()
+    if return_dict:
+        return logs
+    values = [logs["loss"]] + [m.result() for m in compiled.metrics or []]
+    return values[0] if len(values) == 1 else values
+
+
+def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
+             return_dict: bool = False, _in_fit: bool = False):
+    compiled = _compiled(model)
+    x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    batch_size = _batch_size(batch_size)
+    verbose = 1 if verbose == "auto" else verbose
+    cbs = CallbackList(callbacks, add_progbar=verbose != 0 and not _in_fit, model=model,
+                       verbose=verbose, epochs=1, steps=math.ceil(len(x) / batch_size))
+    compiled.reset()
+    cbs.on_test_begin()
+    for step, idx in enumerate(_batches(len(x), batch_size)):
+        cbs.on_test_batch_begin(step)
+        test_step(model, x[idx], y[idx], _take(sample_weight, idx))
+        cbs.on_test_batch_end(step, compiled.logs())
+    cbs.on_test_end(compiled.logs())
+    return _result(compiled, return_dict)
+
+
+def train_on_batch(model, x, y=None, sample_weight=None, return_dict: bool = False):
+    compiled = _compiled(model)
+    x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    compiled.reset()
+    train_step(model, x, y, sample_weight)
+    return _result(compiled, return_dict)
+
+
+def test_on_batch(model, x, y=None, sample_weight=None, return_dict: bool = False):
+    compiled = _compiled(model)
+    x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    compiled.reset()
+    test_step(model, x, y, sample_weight)
+    return _result(compiled, return_dict)
