@@ -9,9 +9,13 @@ pass of gate math over the (rows, H) tile, writing into preallocated buffers onl
 Batch rows are independent for the whole sequence, so :func:`gru_forward_parallel` gives each
 thread a contiguous slice of rows and runs the full time loop on it (no barrier per step).
 
-Saved buffers for training, ``saved`` (5, T, B, H), indexed by *processing* step i:
-``saved[0]`` z, ``saved[1]`` r, ``saved[2]`` candidate hh, ``saved[3]`` the recurrent candidate term
-(reset_after: ``h_prev @ U_h + b_rh``; reset_before: ``r * h_prev``), ``saved[4]`` h_prev.
+Saved buffer for training, ``saved`` (B, T, 5H), indexed like x by *time* t (not processing step;
+with go_backwards step i reads and saves t = T-1-i), row ``saved[b, t]`` = [z | r | hh | c | h_prev]
+with hh the candidate after activation and c the recurrent candidate term (reset_after:
+``h_prev @ U_h + b_rh``, before the product with r; reset_before: ``r * h_prev``). The input
+projection may live in columns 0:3H of the same buffer (pass ``xp=saved``): each row is read before
+it is overwritten. The BPTT kernels (gru_bptt.py) then overwrite columns 0:4H with the gate
+gradients, so one (B, T, 5H) buffer serves the projection, the saved gates and the gate gradients.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ def gru_forward_slice(
     xp (B, T, 3H); u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
     u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
     (zeros when absent); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1, H),
-    zero-initialised; h_last (B, H); saved (5, T, B, H) written when save.
+    zero-initialised; h_last (B, H); saved (B, T, 5H) written when save (see the module
+    docstring; xp may be saved itself).
     """
     steps = xp.shape[1]
     hdim = h0.shape[1]
@@ -112,12 +117,15 @@ def gru_forward_slice(
                     hh[j] = xrow[h2 + j] + rech[bb, j]
             activate_inplace(act, hh)
             if save:
+                # row (b, t) of xp may be this very row (xp aliasing saved[..., :3H]): all of it
+                # has been read above
+                srow = saved[b, t]
                 for j in range(hdim):
-                    saved[0, i, b, j] = zg[j]
-                    saved[1, i, b, j] = r[j]
-                    saved[2, i, b, j] = hh[j]
-                    saved[3, i, b, j] = rh[bb, j]
-                    saved[4, i, b, j] = hrow[j]
+                    srow[j] = zg[j]
+                    srow[hdim + j] = r[j]
+                    srow[h2 + j] = hh[j]
+                    srow[3 * hdim + j] = rh[bb, j]
+                    srow[4 * hdim + j] = hrow[j]
             if use_mask and mask[b, t] == 0:
                 # masked step: the state is kept; the output repeats the previous one (or is zero)
                 if zero_output_for_mask:

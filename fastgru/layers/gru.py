@@ -166,6 +166,64 @@ class GRU(Layer):
             self._states = h_last.astype(self.dtype)
         return [outputs, h_last] if self.return_state else outputs
 
+    # ---- training ---------------------------------------------------------------------------
+    def _dropout_masks(self, x: np.ndarray):
+        """Keras 3's variational dropout masks, drawn once per batch and constant over time.
+
+        ``dropout`` alone: one (B, D) input mask for every gate. With ``recurrent_dropout`` Keras
+        switches to its implementation 1: one (B, D) input mask per gate and one (B, H) recurrent
+        mask per gate. Kept values are scaled by 1 / (1 - rate) (inverted dropout).
+        """
+        bsz, _, d = x.shape
+
+        def draw(rate, shape):
+            if rate >= 1.0:
+                return np.zeros(shape, x.dtype)
+            return ((self._rng.random(shape) >= rate) / (1.0 - rate)).astype(x.dtype)
+
+        input_masks = recurrent_masks = None
+        if self.recurrent_dropout > 0.0:
+            recurrent_masks = draw(self.recurrent_dropout, (3, bsz, self.units))
+            if self.dropout > 0.0:
+                input_masks = draw(self.dropout, (3, bsz, d))
+        elif self.dropout > 0.0:
+            input_masks = draw(self.dropout, (bsz, d))
+        return input_masks, recurrent_masks
+
+    def forward(self, x, mask=None, training: bool = True, initial_state=None):
+        """Training forward: saves the gates for :meth:`backward` (dropout active when ``training``)."""
+        if self.return_state:
+            raise ValueError(
+                f"GRU {self.name!r} has return_state=True: training passes one array between layers"
+            )
+        if not training:
+            return self.call(x, mask=mask, initial_state=initial_state), None
+        x = self._check_input(np.asarray(x))
+        act, ract = ops.training_activation_codes(self.activation, self.recurrent_activation)
+        h0 = self._initial_state(x, initial_state)
+        mask = self._mask(x, mask)
+        input_masks, recurrent_masks = self._dropout_masks(x)
+        prepared = self._prepared(x.dtype)
+        outputs, h_last, saved = ops.run_gru_train(
+            x, prepared, h0, mask, act, ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, input_masks, recurrent_masks,
+        )
+        if self.stateful:
+            self._states = h_last.astype(self.dtype)
+        return outputs, (x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+
+    def backward(self, dy, cache):
+        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs."""
+        x, prepared, saved, mask, act, ract, input_masks, recurrent_masks = cache
+        dx, dw, du, db, _ = ops.run_gru_backward(
+            x, prepared, saved, mask, act, ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, input_masks, recurrent_masks,
+        )
+        if not self.trainable:
+            return dx, []
+        grads = [dw, du] + ([db] if self.use_bias else [])
+        return dx, [g.astype(self.dtype, copy=False) for g in grads]
+
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:
         config = super().get_config()

@@ -1,0 +1,545 @@
+"""GRU training kernels: the recurrent-dropout forward and backpropagation through time (BPTT).
+
+Shapes: B batch, T steps, D features, H units; gate order z, r, h (Keras's layout).
+
+One (B, T, 5H) buffer, ``saved``, carries a training step (layout in :mod:`fastgru._kernels.gru`):
+row ``saved[b, t]`` holds [z | r | hh | c | h_prev] after the forward, c being the recurrent
+candidate term (reset_after: ``(h_prev*m_h) @ U_h + b_rh`` before the product with r;
+reset_before: ``r * (h_prev*m_h)``, the left operand of the candidate's recurrent product; m_h
+the recurrent dropout mask of the candidate gate, 1 without recurrent dropout).
+
+The backward walks the steps in reverse processing order, one thread per contiguous slice of batch
+rows (rows are independent for the whole sequence, as in the forward). Per step it does only the
+elementwise gate derivatives and the sequential product(s) ``dG_t @ U^T`` that carry the gradient
+to the previous state, and overwrites the row's now-dead columns with the gate gradients:
+
+    row[0:H]   da_z     (gradient of the z pre-activation)
+    row[H:2H]  da_r
+    row[2H:3H] da_h     (gradient of the candidate pre-activation, the input side)
+    row[3H:4H] dq       reset_after only: gradient of c = the recurrent candidate term
+               (reset_before keeps c = r*(h_prev*m_h), the left operand for dU_h)
+    row[4H:5H] h_prev   (kept)
+
+Masked steps (mask[b, t] == 0) get zero gate gradients. After its loop, the same thread turns its
+rows of the buffer into its rows of dX and its partial dW, dU and bias sums with a few large GEMMs
+over all its B_c*T rows (:func:`gru_grads_slice`, BLAS reading the strided column blocks in place);
+``ops.run_gru_backward`` adds the partials. Only Numba's threads run: a multi-threaded NumPy GEMM
+beside a Numba parallel region oversubscribes the cores (measured 30x slower on 2 cores).
+
+The recurrence for one unmasked step (m_* recurrent dropout masks, all ones without dropout):
+
+    a_z = xp_z + (h m_z) U_z + b_rz        z  = ract(a_z)
+    a_r = xp_r + (h m_r) U_r + b_rr        r  = ract(a_r)
+    reset_after:  c = (h m_h) U_h + b_rh,  a_h = xp_h + r c
+    reset_before: c = r (h m_h),           a_h = xp_h + c U_h
+    hh = act(a_h)                          h' = z h + (1 - z) hh
+
+and its derivatives, given g = dL/dh' (state and output gradients together):
+
+    da_z = g (h - hh) ract'(z)             da_h = g (1 - z) act'(hh)
+    reset_after:  da_r = da_h c ract'(r),  dq = da_h r
+                  dh = g z + [da_z | da_r | dq] U^T                (masks: per gate, times m_g)
+    reset_before: dc = da_h U_h^T,         da_r = dc h m_h ract'(r)
+                  dh = g z + dc r m_h + [da_z | da_r] U_zr^T       (masks: per gate, times m_g)
+
+References: Cho et al. 2014 (arXiv:1406.1078) for the cell; cuDNN's RNN backward (reserve space
+holding the gates, data gradient through time, then one weight-gradient GEMM) for the structure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .activations import activate_inplace, derivative_from_output
+from .gru import gru_forward_slice
+from .linalg import matmul_into
+
+
+# ---------------------------------------------------------------------------------------------
+# BLAS gemm on strided operands, inside the kernels
+# ---------------------------------------------------------------------------------------------
+@intrinsic
+def _address(typingctx, arr):
+    """The address of an array view's first element, as ``void*``."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.bitcast(ary.data, cgutils.voidptr_t)
+
+    return types.voidptr(arr), codegen
+
+
+#: Numba's own wrapper of SciPy's BLAS ?gemm (what ``np.dot`` calls inside kernels; single-threaded
+#: there by fastgru's thread policy): column-major, with leading dimensions and beta.
+_xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+    types.int8, types.int8, types.int8, types.intp, types.intp, types.intp, types.voidptr, types.voidptr,
+    types.intp, types.voidptr, types.intp, types.voidptr, types.voidptr, types.intp,
+))
+
+
+@njit(cache=True, error_model="numpy")
+def gemm(a, b, c, trans_a, trans_b, accumulate):
+    """``c = op(a) @ op(b)`` (``+= `` when accumulate) for 2-D float32/float64 views whose rows may
+    be strided (unit column stride, any row stride: column blocks of a wider buffer), op = transpose
+    when trans_*. One BLAS call, no copy, unlike ``np.dot`` on a non-contiguous view.
+    """
+    isz = c.itemsize
+    if trans_a:
+        m = a.shape[1]
+        k = a.shape[0]
+    else:
+        m = a.shape[0]
+        k = a.shape[1]
+    n = b.shape[0] if trans_b else b.shape[1]
+    if m == 0 or n == 0:
+        return
+    coef = np.empty(2, c.dtype)
+    coef[0] = 1.0
+    coef[1] = 1.0 if accumulate else 0.0
+    kind = np.int8(115) if isz == 4 else np.int8(100)  # 's' or 'd'
+    tr = np.int8(116)  # 't'
+    nt = np.int8(110)  # 'n'
+    lda = max(a.strides[0] // isz, 1)
+    ldb = max(b.strides[0] // isz, 1)
+    ldc = max(c.strides[0] // isz, 1)
+    # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
+    err = _xxgemm(kind, tr if trans_b else nt, tr if trans_a else nt, n, m, k, _address(coef), _address(b), ldb,
+                  _address(a), lda, _address(coef[1:]), _address(c), ldc)
+    if err != 0:
+        raise RuntimeError("BLAS gemm failed")
+
+
+# ---------------------------------------------------------------------------------------------
+# training forward with recurrent dropout (Keras's implementation 1)
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def gru_forward_rdrop_slice(
+    xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+):
+    """The training forward with recurrent dropout masks, for batch rows ``b0:b1``.
+
+    xp (B, T, ≥3H) the hoisted input projection (input dropout already applied per gate); it may be
+    ``saved`` itself (row (b, t) is read before it is written). u3 (3, H, H) the recurrent kernel's
+    z, r, h column blocks, each C-contiguous; b_rec (3H,) recurrent bias (zeros when absent or
+    reset_before); rmask (3, B, H) recurrent dropout masks (already scaled by 1/(1-rate)) applied to
+    h_prev before each gate's recurrent product, while the interpolation uses the undropped h_prev.
+    The rest as :func:`fastgru._kernels.gru.gru_forward_slice` with ``save`` always on.
+    """
+    steps = xp.shape[1]
+    hdim = h0.shape[1]
+    nb = b1 - b0
+    dt = xp.dtype
+    h2 = 2 * hdim
+    h = np.empty((nb, hdim), dt)
+    for bb in range(nb):
+        h[bb] = h0[b0 + bb]
+    hm = np.empty((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
+    rec = np.empty((3, nb, hdim), dt)  # the three recurrent products
+    zg = np.empty(hdim, dt)
+    rg = np.empty((nb, hdim), dt)
+    hh = np.empty(hdim, dt)
+    for i in range(steps):
+        t = steps - 1 - i if go_backwards else i
+        oi = i if return_sequences else 0
+        for g in range(3):
+            for bb in range(nb):
+                mrow = rmask[g, b0 + bb]
+                for j in range(hdim):
+                    hm[g, bb, j] = h[bb, j] * mrow[j]
+        matmul_into(hm[0], u3[0], rec[0])
+        matmul_into(hm[1], u3[1], rec[1])
+        if reset_after:
+            matmul_into(hm[2], u3[2], rec[2])
+        else:
+            for bb in range(nb):
+                xrow = xp[b0 + bb, t]
+                r = rg[bb]
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    hm[2, bb, j] = r[j] * hm[2, bb, j]
+            matmul_into(hm[2], u3[2], rec[2])
+        for bb in range(nb):
+            b = b0 + bb
+            xrow = xp[b, t]
+            hrow = h[bb]
+            r = rg[bb]
+            for j in range(hdim):
+                zg[j] = xrow[j] + rec[0, bb, j] + b_rec[j]
+            activate_inplace(ract, zg)
+            srow = saved[b, t]
+            if reset_after:
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    c = rec[2, bb, j] + b_rec[h2 + j]
+                    hh[j] = xrow[h2 + j] + r[j] * c
+                    srow[3 * hdim + j] = c  # after the read of xrow[h2 + j]: same row when aliased
+            else:
+                for j in range(hdim):
+                    hh[j] = xrow[h2 + j] + rec[2, bb, j]
+                    srow[3 * hdim + j] = hm[2, bb, j]
+            activate_inplace(act, hh)
+            for j in range(hdim):
+                srow[j] = zg[j]
+                srow[hdim + j] = r[j]
+                srow[h2 + j] = hh[j]
+                srow[4 * hdim + j] = hrow[j]
+            if use_mask and mask[b, t] == 0:
+                if zero_output_for_mask:
+                    for j in range(hdim):
+                        out[b, oi, j] = 0.0
+                elif return_sequences:
+                    for j in range(hdim):
+                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                continue
+            orow = out[b, oi]
+            for j in range(hdim):
+                hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
+                hrow[j] = hn
+                orow[j] = hn
+    for bb in range(nb):
+        h_last[b0 + bb] = h[bb]
+
+
+# ---------------------------------------------------------------------------------------------
+# backward through time
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def gru_backward_slice(
+    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
+    go_backwards, return_sequences, zero_output_for_mask, dh0, b0, b1,
+):
+    """The reverse time loop for batch rows ``b0:b1``.
+
+    saved (B, T, 5H) from the training forward; its columns 0:4H are overwritten with the gate
+    gradients (module docstring). ut (3H, H) the transposed recurrent kernel ``U^T`` (C-contiguous).
+    rmask (3, B, H) recurrent dropout masks (read when use_rmask). d_out (B, T or 1, H) gradient of
+    the outputs, indexed like the outputs (processing order). dh_last (B, H) gradient of the final
+    state. mask (B, T) uint8 (read when use_mask). dh0 (B, H) receives the gradient of h0.
+    """
+    steps = saved.shape[1]
+    hdim = dh_last.shape[1]
+    nb = b1 - b0
+    dt = saved.dtype
+    h2 = 2 * hdim
+    h3 = 3 * hdim
+    dh = np.empty((nb, hdim), dt)        # dL/dh of the state after the current step
+    carry = np.zeros((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
+    gout = np.empty(hdim, dt)
+    # left operands of the step products: [da_z | da_r | dq] (reset_after) or [da_z | da_r] and
+    # da_h (reset_before); gate-major (3, nb, H) blocks when recurrent dropout needs one product
+    # per gate
+    gb = np.empty((nb, h3 if reset_after else h2), dt)
+    ghb = np.empty((nb, hdim), dt)
+    g3 = np.empty((3 if use_rmask else 0, nb, hdim), dt)
+    dc = np.empty((nb, hdim), dt)
+    prod = np.empty((nb, hdim), dt)
+    for bb in range(nb):
+        dh[bb] = dh_last[b0 + bb]
+        if not return_sequences:
+            carry[bb] = d_out[b0 + bb, 0]
+    for i in range(steps - 1, -1, -1):
+        t = steps - 1 - i if go_backwards else i
+        # pass 1: output gradient, interpolation, z and the candidate (and r when reset_after)
+        for bb in range(nb):
+            b = b0 + bb
+            if use_rmask:
+                vz = g3[0, bb]
+                vr = g3[1, bb]
+                vh = g3[2, bb]
+            elif reset_after:
+                vz = gb[bb, 0:hdim]
+                vr = gb[bb, hdim:h2]
+                vh = gb[bb, h2:h3]
+            else:
+                vz = gb[bb, 0:hdim]
+                vr = gb[bb, hdim:h2]
+                vh = ghb[bb]
+            crow = carry[bb]
+            if return_sequences:
+                orow = d_out[b, i]
+                for j in range(hdim):
+                    gout[j] = crow[j] + orow[j]
+            else:
+                for j in range(hdim):
+                    gout[j] = crow[j]
+            srow = saved[b, t]
+            if use_mask and mask[b, t] == 0:
+                # the state passes through unchanged; the output repeats the previous one (or is 0)
+                for j in range(hdim):
+                    crow[j] = 0.0 if zero_output_for_mask else gout[j]
+                    vz[j] = 0.0
+                    vr[j] = 0.0
+                    vh[j] = 0.0
+                    srow[j] = 0.0
+                    srow[hdim + j] = 0.0
+                    srow[h2 + j] = 0.0
+                if reset_after:
+                    for j in range(hdim):
+                        srow[h3 + j] = 0.0
+                continue
+            dhrow = dh[bb]
+            for j in range(hdim):
+                crow[j] = 0.0
+                g = dhrow[j] + gout[j]
+                z = srow[j]
+                vz[j] = g * (srow[4 * hdim + j] - srow[h2 + j])
+                vh[j] = g * (1.0 - z)
+                dhrow[j] = g * z
+            derivative_from_output(ract, srow[0:hdim], vz)
+            derivative_from_output(act, srow[h2:h3], vh)
+            for j in range(hdim):
+                srow[j] = vz[j]
+            if reset_after:
+                for j in range(hdim):
+                    dah = vh[j]
+                    vr[j] = dah * srow[h3 + j]
+                    srow[h2 + j] = dah
+                    vh[j] = dah * srow[hdim + j]
+                derivative_from_output(ract, srow[hdim:h2], vr)
+                for j in range(hdim):
+                    srow[hdim + j] = vr[j]
+                    srow[h3 + j] = vh[j]
+            else:
+                for j in range(hdim):
+                    srow[h2 + j] = vh[j]
+        if not reset_after:
+            # pass 2: the reset gate sits inside the candidate's product: dc = da_h @ U_h^T first
+            matmul_into(g3[2] if use_rmask else ghb, ut[h2:h3], dc)
+            for bb in range(nb):
+                b = b0 + bb
+                if use_mask and mask[b, t] == 0:
+                    continue
+                srow = saved[b, t]
+                dcrow = dc[bb]
+                dhrow = dh[bb]
+                if use_rmask:
+                    vr = g3[1, bb]
+                    mrow = rmask[2, b]
+                    for j in range(hdim):
+                        vr[j] = dcrow[j] * srow[4 * hdim + j] * mrow[j]
+                        dhrow[j] += dcrow[j] * srow[hdim + j] * mrow[j]
+                else:
+                    vr = gb[bb, hdim:h2]
+                    for j in range(hdim):
+                        vr[j] = dcrow[j] * srow[4 * hdim + j]
+                        dhrow[j] += dcrow[j] * srow[hdim + j]
+                derivative_from_output(ract, srow[hdim:h2], vr)
+                for j in range(hdim):
+                    srow[hdim + j] = vr[j]
+        # the sequential product(s): carry the gate gradients to the previous state
+        if use_rmask:
+            for gate in range(3 if reset_after else 2):
+                matmul_into(g3[gate], ut[gate * hdim:(gate + 1) * hdim], prod)
+                for bb in range(nb):
+                    mrow = rmask[gate, b0 + bb]
+                    for j in range(hdim):
+                        dh[bb, j] += prod[bb, j] * mrow[j]
+        else:
+            matmul_into(gb, ut[0:gb.shape[1]], prod)
+            for bb in range(nb):
+                for j in range(hdim):
+                    dh[bb, j] += prod[bb, j]
+    for bb in range(nb):
+        dh0[b0 + bb] = dh[bb]
+
+
+# ---------------------------------------------------------------------------------------------
+# input projection and weight gradients of one chunk of rows (large GEMMs over its B_c*T rows)
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _mask_rows(src, m, steps, dst):
+    """``dst[r] = src[r] * m[r // steps]``: a per-sequence mask (rows of m) over (rows, n) rows."""
+    for r in range(src.shape[0]):
+        mrow = m[r // steps]
+        srow = src[r]
+        drow = dst[r]
+        for j in range(src.shape[1]):
+            drow[j] = srow[j] * mrow[j]
+
+
+@njit(cache=True, error_model="numpy")
+def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
+    """``saved[b0:b1, :, 0:3H] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
+
+    imask (n_imask, B, D) input dropout masks: n_imask 0 none, 1 one mask for every gate (Keras
+    implementation 2), 3 one per gate z, r, h (implementation 1).
+    """
+    steps = x.shape[1]
+    d = x.shape[2]
+    n = w.shape[1]
+    units = n // 3
+    rows = (b1 - b0) * steps
+    x2 = x[b0:b1].reshape(rows, d)
+    xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
+    if n_imask == 0:
+        gemm(x2, w, xp, False, False, False)
+    else:
+        xm = np.empty((rows, d), x.dtype)
+        for g in range(n_imask):
+            _mask_rows(x2, imask[g, b0:b1], steps, xm)
+            if n_imask == 1:
+                gemm(xm, w, xp, False, False, False)
+            else:
+                gemm(xm, w[:, g * units:(g + 1) * units], xp[:, g * units:(g + 1) * units], False, False, False)
+    for r in range(rows):
+        row = xp[r]
+        for j in range(n):
+            row[j] += b_in[j]
+
+
+@njit(cache=True, error_model="numpy")
+def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1):
+    """Input and weight gradients of rows ``b0:b1`` from their gate gradients (after the loop).
+
+    dx (B, T, D): rows b0:b1 written. dw (D, 3H), du (H, 3H): this chunk's partial sums (written,
+    not accumulated); db (2, 3H) float64 partial bias sums: db[0] input bias, db[1] recurrent bias
+    (reset_after). Masks as in :func:`project_train_slice` and the module docstring.
+    """
+    steps = x.shape[1]
+    d = x.shape[2]
+    n = w.shape[1]
+    units = n // 3
+    u2 = 2 * units
+    rows = (b1 - b0) * steps
+    x2 = x[b0:b1].reshape(rows, d)
+    s2 = saved[b0:b1].reshape(rows, saved.shape[2])
+    g = s2[:, 0:n]  # [da_z | da_r | da_h]
+    c4 = s2[:, n:n + units]  # reset_after: dq; reset_before: r * h_prev * m_h
+    hp = s2[:, n + units:n + 2 * units]  # h_prev
+    dx2 = dx[b0:b1].reshape(rows, d)
+    # dW = (x m)^T G and dX = (G W^T) m
+    if n_imask == 0:
+        gemm(x2, g, dw, True, False, False)
+        gemm(g, w, dx2, False, True, False)
+    else:
+        xm = np.empty((rows, d), x.dtype)
+        tmp = np.empty((rows if n_imask == 3 else 0, d), x.dtype)
+        for gi in range(n_imask):
+            m = imask[gi, b0:b1]
+            _mask_rows(x2, m, steps, xm)
+            if n_imask == 1:
+                gemm(xm, g, dw, True, False, False)
+                gemm(g, w, dx2, False, True, False)
+                _mask_rows(dx2, m, steps, dx2)
+            else:
+                lo = gi * units
+                hi = lo + units
+                gemm(xm, g[:, lo:hi], dw[:, lo:hi], True, False, False)
+                gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
+                if gi == 0:
+                    _mask_rows(tmp, m, steps, dx2)
+                else:
+                    _mask_rows(tmp, m, steps, tmp)
+                    for r in range(rows):
+                        for j in range(d):
+                            dx2[r, j] += tmp[r, j]
+    # dU: previous states (times each gate's recurrent mask) against the recurrent-side gradients
+    if not use_rmask:
+        gemm(hp, g[:, 0:u2], du[:, 0:u2], True, False, False)
+        if reset_after:
+            gemm(hp, c4, du[:, u2:n], True, False, False)
+    else:
+        hm = np.empty((rows, units), x.dtype)
+        for gi in range(3 if reset_after else 2):
+            lo = gi * units
+            hi = lo + units
+            _mask_rows(hp, rmask[gi, b0:b1], steps, hm)
+            if gi == 2:
+                gemm(hm, c4, du[:, lo:hi], True, False, False)
+            else:
+                gemm(hm, g[:, lo:hi], du[:, lo:hi], True, False, False)
+    if not reset_after:
+        gemm(c4, g[:, u2:n], du[:, u2:n], True, False, False)
+    # bias gradients: column sums, accumulated in float64
+    db[:] = 0.0
+    for r in range(rows):
+        grow = g[r]
+        for j in range(n):
+            db[0, j] += grow[j]
+        if reset_after:
+            crow = c4[r]
+            for j in range(units):
+                db[1, u2 + j] += crow[j]
+    if reset_after:
+        for j in range(u2):
+            db[1, j] = db[0, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# drivers: one chunk of batch rows = one thread, doing everything for its rows
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def gru_forward_train_chunk(
+    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
+    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+):
+    """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
+    (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
+    """
+    project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1)
+    if use_rmask:
+        gru_forward_rdrop_slice(
+            saved, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+            return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+        )
+    else:
+        gru_forward_slice(
+            saved, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+            return_sequences, zero_output_for_mask, out, h_last, saved, True, b0, b1,
+        )
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def gru_forward_train_parallel(
+    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
+    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, n_chunks,
+):
+    """:func:`gru_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
+    bsz = x.shape[0]
+    for c in prange(n_chunks):
+        gru_forward_train_chunk(
+            x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act,
+            ract, reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
+            c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+        )
+
+
+@njit(cache=True, error_model="numpy")
+def gru_backward_chunk(
+    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, b0, b1,
+):
+    """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
+    gru_backward_slice(
+        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
+        go_backwards, return_sequences, zero_output_for_mask, dh0, b0, b1,
+    )
+    gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def gru_backward_parallel(
+    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part, du_part, db_part, dh0,
+    n_chunks,
+):
+    """:func:`gru_backward_chunk` over ``n_chunks`` contiguous row ranges, one per thread; chunk c
+    writes its partial weight gradients into ``dw_part[c]``, ``du_part[c]``, ``db_part[c]``.
+    """
+    bsz = saved.shape[0]
+    for c in prange(n_chunks):
+        gru_backward_chunk(
+            saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
+            go_backwards, return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part[c],
+            du_part[c], db_part[c], dh0, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+        )
