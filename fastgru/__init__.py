@@ -20,5 +20,6 @@ __all__ = [
 
 from . import layers  # noqa: E402
 from .models import Sequential  # noqa: E402
+from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 
-__all__ += ["Sequential", "layers"]
+__all__ += ["Sequential", "callbacks", "layers", "losses", "metrics", "optimizers"]
