@@ -21,5 +21,6 @@ __all__ = [
 from . import layers  # noqa: E402
 from .models import Sequential  # noqa: E402
 from .training import callbacks, losses, metrics, optimizers  # noqa: E402
+from .io import from_keras, load_model  # noqa: E402
 
-__all__ += ["Sequential", "callbacks", "layers", "losses", "metrics", "optimizers"]
+__all__ += ["Sequential", "callbacks", "from_keras", "layers", "load_model", "losses", "metrics", "optimizers"]

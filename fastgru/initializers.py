@@ -105,7 +105,7 @@ def get(identifier) -> Initializer:
     name = identifier
     if isinstance(identifier, dict):
         name = identifier.get("class_name")
-        config = {k: v for k, v in identifier.get("config", {}).items() if k != "seed"}
+        config = {k: v for k, v in (identifier.get("config") or {}).items() if k != "seed" and v is not None}
     name = _CAMEL.get(name, name)
     if name not in _FACTORIES:
         raise UnsupportedKerasFeature(

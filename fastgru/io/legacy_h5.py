@@ -1,0 +1,43 @@
+"""Legacy HDF5: full models saved by tf.keras 2.x / tf_keras and by Keras 3's ``model.save("x.h5")``,
+and weight-only ``.h5`` files. Layer groups are found by layer name; each group's ``weight_names``
+attribute lists its weights in order (never hard-coded names)."""
+
+from __future__ import annotations
+
+from ..errors import ModelFileError
+from .h5utils import decode, get_group, read_dataset, read_list_attr
+from .keras_v3 import set_checked
+
+
+def keras_version(group) -> str | None:
+    value = group.attrs.get("keras_version")
+    return None if value is None else str(decode(value))
+
+
+def assign_legacy_weights(layers, specs, weights_root, path) -> None:
+    """Fill the fastgru layers from a ``model_weights``-style group (or a weights file's root)."""
+    layer_names = read_list_attr(weights_root, "layer_names", path)
+    # the layers that read from each group, in order (a nested model's group feeds several layers)
+    by_group: dict[str, list] = {}
+    for layer, spec in zip(layers, specs):
+        by_group.setdefault(spec.legacy_group, []).append(layer)
+    for group_name, group_layers in by_group.items():
+        needed = sum(len(l.weights) for l in group_layers)
+        if needed == 0:
+            continue
+        if group_name not in layer_names:
+            raise ModelFileError(path, f"no weights for layer {group_name!r} (the file has: {', '.join(layer_names)})")
+        group = get_group(weights_root, group_name, path)
+        names = read_list_attr(group, "weight_names", path)
+        if len(names) != needed:
+            raise ModelFileError(path, f"layer {group_name!r} has {len(names)} weights in the file, "
+                                       f"the config implies {needed}")
+        arrays = [read_dataset(group, n, path) for n in names]
+        for layer in group_layers:
+            n = len(layer.weights)
+            set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0] if names else ''}")
+            arrays, names = arrays[n:], names[n:]
+
+
+def model_weights_group(f, path):
+    return get_group(f, "model_weights", path) if "model_weights" in f else f
