@@ -25,7 +25,8 @@ def _demo(args: argparse.Namespace) -> int:
           f"({len(x_train)} training, {len(x_test)} test sequences of {x_train.shape[1]} steps)\n")
     model = fg.Sequential([Input(shape=x_train.shape[1:]), GRU(32), Dense(len(CLASS_NAMES), activation="softmax")])
     model.summary()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=fg.optimizers.Adam(learning_rate=0.005), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, validation_split=0.1, verbose=1)
     train_s = time.perf_counter() - start
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastgru", description="Fast CPU GRU inference and training.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a GRU on the bundled waveform data set, save, reload, predict")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=_demo)
