@@ -9,6 +9,7 @@ The file's content decides the format, not its name.
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -144,10 +145,10 @@ def from_keras(keras_model):
         import keras as keras_module
 
         version = keras_module.__version__
-    class_name = type(keras_model).__name__
-    if class_name not in keras_config.MODEL_CLASSES:
-        class_name = "Functional" if hasattr(keras_model, "inputs") and class_name != "Sequential" else class_name
-    config = {"class_name": class_name, "config": keras_model.get_config()}
+    try:  # the same JSON config a saved file holds (get_config() may hold live tensors)
+        config = json.loads(keras_model.to_json())
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise UnsupportedKerasFeature(f"cannot serialise the Keras model's config: {exc}") from None
     spec = keras_config.parse_model(config, "<live keras model>", version)
     model = _build(spec, version, "<live keras model>")
     by_name = {}

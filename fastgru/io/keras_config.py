@@ -214,7 +214,7 @@ def _dtype(value, layer: str) -> str:
         value = value.get("config", {}).get("name", "float32")
     value = value or "float32"
     if value not in ("float32", "float64"):
-        raise UnsupportedKerasFeature(f"layer {layer!r}: dtype policy {value!r} (fastgru computes in float32 or float64)")
+        raise UnsupportedKerasFeature(f"layer {layer}: dtype policy {value!r} (fastgru computes in float32 or float64)")
     return value
 
 
@@ -222,7 +222,7 @@ def _activation(value, layer: str, option: str, major: int) -> str:
     try:
         name = activations.canonical_name(value)
     except UnsupportedKerasFeature as exc:
-        raise UnsupportedKerasFeature(f"layer {layer!r}: {option}: {exc}") from None
+        raise UnsupportedKerasFeature(f"layer {layer}: {option}: {exc}") from None
     if name == "hard_sigmoid" and major < 3:
         return "hard_sigmoid_keras2"  # Keras 2 defined it as clip(0.2x + 0.5, 0, 1)
     return name
@@ -242,7 +242,7 @@ def build_layer(spec: LayerSpec, major: int):
               "dtype": _dtype(spec.config.get("dtype"), label)}
     ignored = []
     for key, value in spec.config.items():
-        if key in _COMMON:
+        if key in _COMMON and key not in taken:
             continue
         if key in taken:
             if key in ("activation", "recurrent_activation"):

@@ -1,0 +1,273 @@
+"""Keras files without TensorFlow: the committed fixtures (made by tests/fixtures/make_fixtures.py)
+load and predict like Keras did; damaged, foreign and unsupported files give specific errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.layers import GRU, Dense, Input
+
+FILES = Path(__file__).parent / "fixtures" / "files"
+ATOL = 2e-5
+
+MODEL_FILES = [
+    ("k3_gru_default.keras", "k3_gru_default"),
+    ("k3_gru_options.keras", "k3_gru_options"),
+    ("k3_gru_options.h5", "k3_gru_options"),
+    ("k3_embedding.keras", "k3_embedding"),
+    ("k3_functional.keras", "k3_functional"),
+    ("k3_nested.keras", "k3_nested"),
+    ("k2_hard_sigmoid.h5", "k2_hard_sigmoid"),
+    ("k2_masking.h5", "k2_masking"),
+]
+
+
+def expected(name):
+    with np.load(FILES / f"{name}.npz") as f:
+        return f["x"], f["y"]
+
+
+@pytest.mark.parametrize("filename,name", MODEL_FILES)
+def test_fixture_predicts_like_keras(filename, name):
+    x, y = expected(name)
+    model = fg.load_model(FILES / filename)
+    np.testing.assert_allclose(model.predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_keras2_hard_sigmoid_semantics_come_from_the_file():
+    model = fg.load_model(FILES / "k2_hard_sigmoid.h5")
+    assert model.layers[0].recurrent_activation == "hard_sigmoid_keras2"
+    assert model.keras_version.startswith("2.")
+    k3 = fg.load_model(FILES / "k3_gru_options.keras")
+    assert k3.layers[1].recurrent_activation == "hard_sigmoid"
+
+
+def test_layer_names_options_and_weight_order_survive():
+    model = fg.load_model(FILES / "k3_gru_options.keras")
+    gru = model.layers[1]
+    assert (gru.go_backwards, gru.reset_after, gru.return_sequences) == (True, False, True)
+    assert [type(l).__name__ for l in model.layers] == ["Masking", "GRU", "GRU", "GRU", "Dropout", "Dense"]
+    assert model.layers[2].use_bias is False and model.layers[2].activation == "relu"
+    functional = fg.load_model(FILES / "k3_functional.keras")
+    names = [l.name for l in functional.layers]
+    assert names[0] == "encoder" and names[2:] == ["decoder", "head"] and names[1].startswith("dropout")
+
+
+@pytest.mark.parametrize("weights_file,model_file,name", [
+    ("k3_gru_options.weights.h5", "k3_gru_options.keras", "k3_gru_options"),
+    ("k2_hard_sigmoid_weights.h5", "k2_hard_sigmoid.h5", "k2_hard_sigmoid"),
+])
+def test_load_weights(weights_file, model_file, name):
+    x, y = expected(name)
+    model = fg.load_model(FILES / model_file)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    model.load_weights(FILES / weights_file)
+    np.testing.assert_allclose(model.predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    original = fg.load_model(FILES / "k3_gru_options.keras")
+    original.save(tmp_path / "copy.keras")
+    x, y = expected("k3_gru_options")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "copy.keras").predict(x), y, atol=ATOL, rtol=1e-4)
+    original.save_weights(tmp_path / "copy.weights.h5")
+    fresh = fg.Sequential.from_config(original.get_config())
+    fresh.build(original.input_shape)
+    fresh.load_weights(tmp_path / "copy.weights.h5")
+    np.testing.assert_allclose(fresh.predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_save_requires_keras_suffixes(tmp_path):
+    model = fg.Sequential([Input((3, 2)), GRU(2)])
+    with pytest.raises(ValueError, match="must end in .keras"):
+        model.save(tmp_path / "m.h5")
+    with pytest.raises(ValueError, match="must end in .weights.h5"):
+        model.save_weights(tmp_path / "m.h5")
+
+
+# ---- errors ------------------------------------------------------------------------------------
+def test_missing_and_empty_and_foreign_files(tmp_path):
+    with pytest.raises(fg.ModelFileError, match="nope.keras: no such file"):
+        fg.load_model(tmp_path / "nope.keras")
+    (tmp_path / "empty.keras").write_bytes(b"")
+    with pytest.raises(fg.ModelFileError, match="empty.keras: the file is empty"):
+        fg.load_model(tmp_path / "empty.keras")
+    (tmp_path / "model.keras").write_text("hello, not a model")
+    with pytest.raises(fg.ModelFileError, match=r"model.keras: neither a .keras \(zip\) nor an HDF5 file"):
+        fg.load_model(tmp_path / "model.keras")
+    with pytest.raises(fg.ModelFileError, match="is a directory"):
+        fg.load_model(tmp_path)
+
+
+def test_truncated_files(tmp_path):
+    for name in ("k3_gru_default.keras", "k2_masking.h5"):
+        data = (FILES / name).read_bytes()
+        broken = tmp_path / name
+        broken.write_bytes(data[: len(data) // 2])
+        with pytest.raises(fg.ModelFileError, match=str(broken.name)):
+            fg.load_model(broken)
+
+
+def test_zip_without_config_or_weights(tmp_path):
+    with zipfile.ZipFile(tmp_path / "a.keras", "w") as z:
+        z.writestr("metadata.json", "{}")
+    with pytest.raises(fg.ModelFileError, match="no config.json in the .keras archive"):
+        fg.load_model(tmp_path / "a.keras")
+    with zipfile.ZipFile(FILES / "k3_gru_default.keras") as src, zipfile.ZipFile(tmp_path / "b.keras", "w") as z:
+        z.writestr("config.json", src.read("config.json"))
+    with pytest.raises(fg.ModelFileError, match="no model.weights.h5"):
+        fg.load_model(tmp_path / "b.keras")
+    with zipfile.ZipFile(tmp_path / "c.keras", "w") as z:
+        z.writestr("config.json", "{not json")
+        z.writestr("model.weights.h5", b"")
+    with pytest.raises(fg.ModelFileError, match="damaged .keras archive"):
+        fg.load_model(tmp_path / "c.keras")
+
+
+def rewrite_zip(src, dst, config=None, weights=None):
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for item in a.namelist():
+            data = a.read(item)
+            if item == "config.json" and config is not None:
+                data = json.dumps(config(json.loads(data)))
+            if item == "model.weights.h5" and weights is not None:
+                data = weights(data, dst)
+            b.writestr(item, data)
+
+
+def test_weight_shape_disagreeing_with_config(tmp_path):
+    def widen(cfg):
+        cfg["config"]["layers"][1]["config"]["units"] = 6  # the file's weights are for 5 units
+        return cfg
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=widen)
+    with pytest.raises(fg.ModelFileError, match=r"layers/gru/cell/vars .*has shape \(4, 15\), but the config implies \(4, 18\)"):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def test_missing_weights_group(tmp_path):
+    def drop_dense(data, dst):
+        tmp = dst.with_suffix(".h5")
+        tmp.write_bytes(data)
+        with h5py.File(tmp, "a") as f:
+            del f["layers/dense"]
+        return tmp.read_bytes()
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", weights=drop_dense)
+    with pytest.raises(fg.ModelFileError, match="missing HDF5 group /layers/dense"):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def layer_group(f, prefix):
+    """Name of the first layer group whose name starts with ``prefix`` (names carry counters)."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in f["model_weights"].attrs["layer_names"]]
+    return next(n for n in names if n.startswith(prefix))
+
+
+def test_nan_weights_in_file(tmp_path):
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        group = f["model_weights"][layer_group(f, "dense")]
+        ds = group[group.attrs["weight_names"][0]]
+        values = ds[()]
+        values[0, 0] = np.nan
+        ds[...] = values
+    with pytest.raises(fg.ModelFileError, match="contains NaN or infinite values"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_legacy_h5_missing_config_and_weights_only(tmp_path):
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f.create_dataset("data", data=np.arange(3))
+    with pytest.raises(fg.ModelFileError, match="without a Keras model_config attribute"):
+        fg.load_model(tmp_path / "plain.h5")
+    with pytest.raises(fg.ModelFileError, match="a weights-only file"):
+        fg.load_model(FILES / "k2_hard_sigmoid_weights.h5")
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        f.attrs["model_config"] = "{broken"
+    with pytest.raises(fg.ModelFileError, match="attribute 'model_config' is not valid JSON"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_legacy_weight_names_attribute_in_chunks(tmp_path):
+    """Keras splits long attributes into name0, name1, ...; both spellings must load."""
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        group = f["model_weights"][layer_group(f, "gru")]
+        names = list(group.attrs["weight_names"])
+        del group.attrs["weight_names"]
+        group.attrs["weight_names0"] = names[:2]
+        group.attrs["weight_names1"] = names[2:]
+    x, y = expected("k2_masking")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_unsupported_layer_and_options(tmp_path):
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'Conv1D' is not supported"):
+        fg.load_model(FILES / "k3_conv1d_unsupported.keras")
+
+    def mutate(change):
+        def apply(cfg):
+            change(cfg["config"]["layers"][1])
+            return cfg
+        return apply
+
+    cases = [
+        (lambda e: e.update(class_name="MyCustomGRU"), "'MyCustomGRU' is not supported"),
+        (lambda e: e["config"].update(activation="mish"), r"\(GRU\): activation: activation 'mish' is not supported"),
+        (lambda e: e["config"].update(time_major=True), r"option time_major=True is not supported"),
+        (lambda e: e["config"].update(something_new=3), r"option 'something_new'"),
+    ]
+    for i, (change, message) in enumerate(cases):
+        rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / f"m{i}.keras", config=mutate(change))
+        with pytest.raises(fg.UnsupportedKerasFeature, match=message):
+            fg.load_model(tmp_path / f"m{i}.keras")
+
+
+def test_branching_functional_model_is_refused(tmp_path):
+    def branch(cfg):
+        layers = cfg["config"]["layers"]
+        extra = json.loads(json.dumps(layers[-1]))
+        extra["config"]["name"] = "second_head"
+        extra["name"] = "second_head"
+        layers.append(extra)
+        return cfg
+
+    rewrite_zip(FILES / "k3_functional.keras", tmp_path / "f.keras", config=branch)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="plain chain"):
+        fg.load_model(tmp_path / "f.keras")
+
+
+def test_load_weights_errors(tmp_path):
+    model = fg.Sequential([Input((6, 4)), GRU(7), Dense(3)])
+    with pytest.raises(fg.ModelFileError, match=r"has shape \(4, 15\), but the config implies \(4, 21\)"):
+        model.load_weights(FILES / "k3_gru_default.keras")
+    two_layer = fg.Sequential([Input((6, 4)), GRU(5)])
+    with pytest.raises(fg.ModelFileError, match="the file has weights for 3 layers"):
+        two_layer.load_weights(FILES / "k2_hard_sigmoid_weights.h5")
+    with pytest.raises(ValueError, match="needs a built model"):
+        fg.Sequential([GRU(2)]).load_weights(FILES / "k3_gru_options.weights.h5")
+
+
+def test_cli_info_and_predict(tmp_path, capsys):
+    from fastgru.cli import main
+
+    assert main(["info", str(FILES / "k2_masking.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "keras_version: 2." in out and "legacy HDF5" in out and "(GRU)" in out and "Total params: 113" in out
+    x, y = expected("k3_gru_default")
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(FILES / "k3_gru_default.keras"), str(tmp_path / "x.npy"), "-o",
+                 str(tmp_path / "y.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), y, atol=ATOL)
+    assert main(["info", str(tmp_path / "x.npy")]) == 2
+    assert "ModelFileError" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""Live round trips with Keras (skipped cleanly without keras; CI installs it): Keras -> file ->
+fastgru, fastgru -> .keras -> keras.models.load_model, and from_keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.layers import GRU, Dense, Dropout, Embedding, Input, Masking
+
+keras = pytest.importorskip("keras")
+ATOL = 2e-5
+
+
+def randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    model.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(w.dtype) for w in model.get_weights()])
+
+
+def data(seed=0, shape=(3, 6, 4)):
+    x = np.random.default_rng(seed).standard_normal(shape).astype("float32")
+    x[0, -2:] = 0.0
+    return x
+
+
+def keras_models():
+    L = keras.layers
+    yield "options", keras.Sequential([
+        keras.Input((6, 4)), L.Masking(),
+        L.GRU(5, return_sequences=True, reset_after=False, go_backwards=True, recurrent_activation="hard_sigmoid"),
+        L.GRU(3, use_bias=False, activation="elu"), L.Dense(2, activation="softmax")])
+    inputs = keras.Input((6, 4))
+    outputs = L.Dense(1)(L.GRU(4)(L.GRU(3, return_sequences=True)(inputs)))
+    yield "functional", keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras_file_to_fastgru(tmp_path, suffix):
+    for name, km in keras_models():
+        randomize(km, 1)
+        x = data()
+        km.save(tmp_path / f"{name}{suffix}")
+        ours = fg.load_model(tmp_path / f"{name}{suffix}")
+        np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4, err_msg=name)
+        np.testing.assert_allclose(fg.from_keras(km).predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+
+
+def our_models():
+    yield fg.Sequential([Input((6, 4)), Masking(), GRU(5, return_sequences=True, go_backwards=True),
+                         GRU(4, reset_after=False, recurrent_activation="hard_sigmoid", return_sequences=True),
+                         GRU(3, activation="relu", use_bias=False), Dropout(0.2), Dense(2, activation="softmax")])
+    yield fg.Sequential([Input((6,)), Embedding(15, 4, mask_zero=True), GRU(3), Dense(1, activation="sigmoid")])
+
+
+def test_fastgru_file_to_keras(tmp_path):
+    for i, model in enumerate(our_models()):
+        model.set_weights([w + 0.3 * np.random.default_rng(i).standard_normal(w.shape).astype(w.dtype)
+                           for w in model.get_weights()])
+        x = data(i) if i == 0 else np.random.default_rng(0).integers(0, 15, (3, 6)).astype("int32")
+        model.save(tmp_path / f"m{i}.keras")
+        km = keras.models.load_model(tmp_path / f"m{i}.keras")
+        np.testing.assert_allclose(km.predict(x, verbose=0), model.predict(x), atol=ATOL, rtol=1e-4)
+        assert [l.name for l in km.layers] == [l.name for l in model.layers]
+        model.save_weights(tmp_path / f"m{i}.weights.h5")
+        km.set_weights([np.zeros_like(w) for w in km.get_weights()])
+        km.load_weights(tmp_path / f"m{i}.weights.h5")
+        np.testing.assert_allclose(km.predict(x, verbose=0), model.predict(x), atol=ATOL, rtol=1e-4)
+
+
+def test_trained_fastgru_model_round_trips_through_keras(tmp_path):
+    fg.set_random_seed(0)
+    x = data(3, (32, 6, 4))
+    y = (x.sum(axis=(1, 2)) > 0).astype("float32")[:, None]
+    model = fg.Sequential([Input((6, 4)), GRU(8), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0)
+    model.save(tmp_path / "trained.keras")
+    km = keras.models.load_model(tmp_path / "trained.keras")
+    np.testing.assert_allclose(km.predict(x, verbose=0), model.predict(x), atol=ATOL, rtol=1e-4)
+    back = fg.load_model(tmp_path / "trained.keras")
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+def test_model_checkpoint_writes_a_keras_file(tmp_path):
+    fg.set_random_seed(0)
+    x = data(4, (16, 6, 4))
+    y = x[:, -1, :2]
+    model = fg.Sequential([Input((6, 4)), GRU(4), Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    checkpoint = fg.callbacks.ModelCheckpoint(str(tmp_path / "ep{epoch:02d}.keras"))
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep01.keras", "ep02.keras"]
+    km = keras.models.load_model(tmp_path / "ep02.keras")
+    np.testing.assert_allclose(km.predict(x, verbose=0), model.predict(x), atol=ATOL, rtol=1e-4)
+
+
+def test_from_keras_tf_keras_model_uses_keras2_hard_sigmoid():
+    tf_keras = pytest.importorskip("tf_keras")
+    km = tf_keras.Sequential([tf_keras.layers.GRU(4, recurrent_activation="hard_sigmoid", input_shape=(5, 3)),
+                              tf_keras.layers.Dense(1)])
+    randomize(km, 2)
+    x = data(5, (3, 5, 3)) * 3
+    ours = fg.from_keras(km)
+    assert ours.layers[0].recurrent_activation == "hard_sigmoid_keras2"
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+
+
+def test_from_keras_refuses_unsupported_layers():
+    km = keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(3)])
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'LSTM' is not supported"):
+        fg.from_keras(km)
