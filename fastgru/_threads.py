@@ -17,9 +17,10 @@ import glob
 import os
 
 import numba
+import numpy as np
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
-_state: dict = {"n": None, "blas": None, "kernel_blas_single": False}
+_state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "small_rows": None}
 
 
 def _openblas_libs() -> dict[str, list]:
@@ -73,3 +74,45 @@ def get_num_threads() -> int:
     if _state["n"] is None:
         _state["n"] = numba.config.NUMBA_NUM_THREADS
     return _state["n"]
+
+
+def small_gemm_rows() -> int:
+    """Up to how many rows the kernels' step product uses fastgru's own loop instead of BLAS.
+
+    OpenBLAS's speed for products with few rows depends on the CPU kernel it picked (and so on
+    ``OPENBLAS_CORETYPE``) by up to 8x; the loop's does not. Measured once per process on the
+    (rows, 128) x (128, 384) product for rows 4, 8, 16, 32, 64: the largest row count at which the loop is
+    faster (0: always BLAS). ``FASTGRU_SMALL_GEMM_ROWS`` overrides the measurement.
+    """
+    if _state["small_rows"] is None:
+        override = os.environ.get("FASTGRU_SMALL_GEMM_ROWS")
+        _state["small_rows"] = int(override) if override else _measure_small_gemm_rows()
+    return _state["small_rows"]
+
+
+def _measure_small_gemm_rows() -> int:
+    import time
+
+    from ._kernels.linalg import repeat_matmul
+
+    kernel_blas_single_threaded()
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((128, 384)).astype(np.float32)
+    best = 0
+    for rows in (4, 8, 16, 32, 64):
+        a = rng.standard_normal((rows, 128)).astype(np.float32)
+        out = np.empty((rows, 384), np.float32)
+        timings = {}
+        for use_blas in (True, False):
+            repeat_matmul(a, b, out, 2, use_blas)
+            runs = []
+            for _ in range(5):
+                start = time.perf_counter()
+                repeat_matmul(a, b, out, 20, use_blas)
+                runs.append(time.perf_counter() - start)
+            timings[use_blas] = min(runs)
+        if timings[False] < timings[True]:
+            best = rows
+        else:
+            break
+    return best

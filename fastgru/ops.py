@@ -10,7 +10,7 @@ import numpy as np
 from . import activations
 from ._kernels import gru as _gru
 from ._kernels.activations import fast_code
-from ._threads import get_num_threads, kernel_blas_single_threaded
+from ._threads import get_num_threads, kernel_blas_single_threaded, small_gemm_rows
 
 _EMPTY_MASK = np.zeros((0, 0), np.uint8)
 
@@ -152,10 +152,10 @@ def run_gru(
         # batch rows like the recurrence so that only Numba's threads ever run
         if n_chunks > 1:
             _gru.project_inputs_parallel(x, prepared.w, prepared.b_in, xp, n_chunks)
-            _gru.gru_forward_parallel(*args, n_chunks)
+            _gru.gru_forward_parallel(*args, small_gemm_rows(), n_chunks)
         else:
             _gru.project_inputs(x, prepared.w, prepared.b_in, xp)
-            _gru.gru_forward_slice(*args, 0, bsz)
+            _gru.gru_forward_slice(*args, small_gemm_rows(), 0, bsz)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, xp, saved
@@ -317,9 +317,9 @@ def run_gru_train(
         # one thread per chunk of batch rows does its projection and its time loop: only Numba's
         # threads run (NumPy's multi-threaded BLAS next to a Numba parallel region oversubscribes)
         if n_chunks > 1:
-            _bptt.gru_forward_train_parallel(*args, n_chunks)
+            _bptt.gru_forward_train_parallel(*args, small_gemm_rows(), n_chunks)
         else:
-            _bptt.gru_forward_train_chunk(*args, 0, bsz)
+            _bptt.gru_forward_train_chunk(*args, small_gemm_rows(), 0, bsz)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -387,9 +387,9 @@ def run_gru_backward(
     # each thread: the reverse time loop over its batch rows, then the large GEMMs over the same
     # rows' B_c*T steps giving its partial dW, dU, bias sums (summed below) and its rows of dX
     if n_chunks > 1:
-        _bptt.gru_backward_parallel(*args, dw_part, du_part, db_part, dh0, n_chunks)
+        _bptt.gru_backward_parallel(*args, dw_part, du_part, db_part, dh0, small_gemm_rows(), n_chunks)
     else:
-        _bptt.gru_backward_chunk(*args, dw_part[0], du_part[0], db_part[0], dh0, 0, bsz)
+        _bptt.gru_backward_chunk(*args, dw_part[0], du_part[0], db_part[0], dh0, small_gemm_rows(), 0, bsz)
     dkernel = dw_part.sum(axis=0)
     du = du_part.sum(axis=0)
     db = db_part.sum(axis=0)

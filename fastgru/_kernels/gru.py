@@ -57,7 +57,7 @@ def project_inputs_parallel(x, w, b, out, n_chunks):
 @njit(cache=True, error_model="numpy")
 def gru_forward_slice(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
@@ -84,7 +84,7 @@ def gru_forward_slice(
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        matmul_into(h, u, rec)
+        matmul_into(h, u, rec, small_rows)
         if not reset_after:
             # the candidate's recurrent product needs r first: r * h_prev, then one more product
             for bb in range(nb):
@@ -95,7 +95,7 @@ def gru_forward_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     rh[bb, j] = r[j] * h[bb, j]
-            matmul_into(rh, u_h, rech)
+            matmul_into(rh, u_h, rech, small_rows)
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -147,13 +147,13 @@ def gru_forward_slice(
 @njit(cache=True, error_model="numpy", parallel=True)
 def gru_forward_parallel(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, n_chunks,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, n_chunks,
 ):
     """Split the batch into ``n_chunks`` contiguous row ranges, one time loop per thread."""
     bsz = xp.shape[0]
     for c in prange(n_chunks):
         gru_forward_slice(
             xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, save,
+            return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows,
             c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
         )

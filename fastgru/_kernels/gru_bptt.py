@@ -120,7 +120,7 @@ def gemm(a, b, c, trans_a, trans_b, accumulate):
 @njit(cache=True, error_model="numpy")
 def gru_forward_rdrop_slice(
     xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+    return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
 ):
     """The training forward with recurrent dropout masks, for batch rows ``b0:b1``.
 
@@ -152,10 +152,10 @@ def gru_forward_rdrop_slice(
                 mrow = rmask[g, b0 + bb]
                 for j in range(hdim):
                     hm[g, bb, j] = h[bb, j] * mrow[j]
-        matmul_into(hm[0], u3[0], rec[0])
-        matmul_into(hm[1], u3[1], rec[1])
+        matmul_into(hm[0], u3[0], rec[0], small_rows)
+        matmul_into(hm[1], u3[1], rec[1], small_rows)
         if reset_after:
-            matmul_into(hm[2], u3[2], rec[2])
+            matmul_into(hm[2], u3[2], rec[2], small_rows)
         else:
             for bb in range(nb):
                 xrow = xp[b0 + bb, t]
@@ -165,7 +165,7 @@ def gru_forward_rdrop_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     hm[2, bb, j] = r[j] * hm[2, bb, j]
-            matmul_into(hm[2], u3[2], rec[2])
+            matmul_into(hm[2], u3[2], rec[2], small_rows)
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -216,7 +216,7 @@ def gru_forward_rdrop_slice(
 @njit(cache=True, error_model="numpy")
 def gru_backward_slice(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
-    go_backwards, return_sequences, zero_output_for_mask, dh0, b0, b1,
+    go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
 ):
     """The reverse time loop for batch rows ``b0:b1``.
 
@@ -314,7 +314,7 @@ def gru_backward_slice(
                     srow[h2 + j] = vh[j]
         if not reset_after:
             # pass 2: the reset gate sits inside the candidate's product: dc = da_h @ U_h^T first
-            matmul_into(g3[2] if use_rmask else ghb, ut[h2:h3], dc)
+            matmul_into(g3[2] if use_rmask else ghb, ut[h2:h3], dc, small_rows)
             for bb in range(nb):
                 b = b0 + bb
                 if use_mask and mask[b, t] == 0:
@@ -339,13 +339,13 @@ def gru_backward_slice(
         # the sequential product(s): carry the gate gradients to the previous state
         if use_rmask:
             for gate in range(3 if reset_after else 2):
-                matmul_into(g3[gate], ut[gate * hdim:(gate + 1) * hdim], prod)
+                matmul_into(g3[gate], ut[gate * hdim:(gate + 1) * hdim], prod, small_rows)
                 for bb in range(nb):
                     mrow = rmask[gate, b0 + bb]
                     for j in range(hdim):
                         dh[bb, j] += prod[bb, j] * mrow[j]
         else:
-            matmul_into(gb, ut[0:gb.shape[1]], prod)
+            matmul_into(gb, ut[0:gb.shape[1]], prod, small_rows)
             for bb in range(nb):
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
@@ -481,7 +481,7 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 @njit(cache=True, error_model="numpy")
 def gru_forward_train_chunk(
     x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
 ):
     """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
     (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
@@ -490,19 +490,20 @@ def gru_forward_train_chunk(
     if use_rmask:
         gru_forward_rdrop_slice(
             saved, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
+            return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
         )
     else:
         gru_forward_slice(
             saved, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, True, b0, b1,
+            return_sequences, zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
         )
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def gru_forward_train_parallel(
     x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, n_chunks,
+    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows,
+    n_chunks,
 ):
     """:func:`gru_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
     bsz = x.shape[0]
@@ -510,19 +511,19 @@ def gru_forward_train_parallel(
         gru_forward_train_chunk(
             x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act,
             ract, reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
-            c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+            small_rows, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
         )
 
 
 @njit(cache=True, error_model="numpy")
 def gru_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, b0, b1,
+    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     gru_backward_slice(
         saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
-        go_backwards, return_sequences, zero_output_for_mask, dh0, b0, b1,
+        go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
     )
     gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)
 
@@ -531,7 +532,7 @@ def gru_backward_chunk(
 def gru_backward_parallel(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part, du_part, db_part, dh0,
-    n_chunks,
+    small_rows, n_chunks,
 ):
     """:func:`gru_backward_chunk` over ``n_chunks`` contiguous row ranges, one per thread; chunk c
     writes its partial weight gradients into ``dw_part[c]``, ``du_part[c]``, ``db_part[c]``.
@@ -541,5 +542,5 @@ def gru_backward_parallel(
         gru_backward_chunk(
             saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
             go_backwards, return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part[c],
-            du_part[c], db_part[c], dh0, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+            du_part[c], db_part[c], dh0, small_rows, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
         )
