@@ -339,8 +339,11 @@ def run_gru_backward(
     d_h_last: np.ndarray | None = None,
     input_masks: np.ndarray | None = None,
     recurrent_masks: np.ndarray | None = None,
+    need_dx: bool = True,
 ):
     """BPTT on validated arrays: ``(dx, dkernel, drecurrent_kernel, dbias, dh0)``.
+
+    With ``need_dx=False`` the input gradient is not computed (one GEMM less) and dx is None.
 
     x, prepared, mask, act, ract, the flags and the dropout masks exactly as given to
     :func:`run_gru_train`; saved its buffer, which this overwrites with the gate gradients (one
@@ -373,7 +376,7 @@ def run_gru_backward(
     imask, n_imask, rmask, use_rmask = _kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
     n_chunks = min(get_num_threads(), bsz)
-    dx = np.empty_like(x)
+    dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + u.shape, dtype)
     db_part = np.empty((n_chunks, 2, n), np.float64)
@@ -394,7 +397,7 @@ def run_gru_backward(
     du = du_part.sum(axis=0)
     db = db_part.sum(axis=0)
     dbias = db.astype(dtype) if prepared.reset_after else db[0].astype(dtype)
-    return dx, dkernel, du, dbias, dh0
+    return (dx if need_dx else None), dkernel, du, dbias, dh0
 
 
 def _check_dropout_masks(dropout_mask, recurrent_dropout_mask, bsz, d, units, dtype):

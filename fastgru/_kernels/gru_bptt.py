@@ -401,7 +401,7 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
 def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1):
     """Input and weight gradients of rows ``b0:b1`` from their gate gradients (after the loop).
 
-    dx (B, T, D): rows b0:b1 written. dw (D, 3H), du (H, 3H): this chunk's partial sums (written,
+    dx (B, T, D): rows b0:b1 written; an empty (0, 0, D) array skips the input gradient. dw (D, 3H), du (H, 3H): this chunk's partial sums (written,
     not accumulated); db (2, 3H) float64 partial bias sums: db[0] input bias, db[1] recurrent bias
     (reset_after). Masks as in :func:`project_train_slice` and the module docstring.
     """
@@ -416,25 +416,31 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
     g = s2[:, 0:n]  # [da_z | da_r | da_h]
     c4 = s2[:, n:n + units]  # reset_after: dq; reset_before: r * h_prev * m_h
     hp = s2[:, n + units:n + 2 * units]  # h_prev
-    dx2 = dx[b0:b1].reshape(rows, d)
+    # dX is skipped when dx is empty (the layer's input needs no gradient, e.g. the first layer)
+    need_dx = dx.shape[0] > 0
+    dx2 = dx[b0:b1].reshape(rows, d) if need_dx else dx.reshape(0, d)
     # dW = (x m)^T G and dX = (G W^T) m
     if n_imask == 0:
         gemm(x2, g, dw, True, False, False)
-        gemm(g, w, dx2, False, True, False)
+        if need_dx:
+            gemm(g, w, dx2, False, True, False)
     else:
         xm = np.empty((rows, d), x.dtype)
-        tmp = np.empty((rows if n_imask == 3 else 0, d), x.dtype)
+        tmp = np.empty((rows if n_imask == 3 and need_dx else 0, d), x.dtype)
         for gi in range(n_imask):
             m = imask[gi, b0:b1]
             _mask_rows(x2, m, steps, xm)
             if n_imask == 1:
                 gemm(xm, g, dw, True, False, False)
-                gemm(g, w, dx2, False, True, False)
-                _mask_rows(dx2, m, steps, dx2)
+                if need_dx:
+                    gemm(g, w, dx2, False, True, False)
+                    _mask_rows(dx2, m, steps, dx2)
             else:
                 lo = gi * units
                 hi = lo + units
                 gemm(xm, g[:, lo:hi], dw[:, lo:hi], True, False, False)
+                if not need_dx:
+                    continue
                 gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
                 if gi == 0:
                     _mask_rows(tmp, m, steps, dx2)

@@ -175,8 +175,9 @@ class Layer:
         """Training forward: return ``(y, cache)``; the default keeps nothing (no weights)."""
         return self.call(x, mask=mask, training=training), None
 
-    def backward(self, dy: np.ndarray, cache) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Return ``(dL/dx, [dL/dw for w in trainable_weights])``."""
+    def backward(self, dy: np.ndarray, cache, need_dx: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        """Return ``(dL/dx, [dL/dw for w in trainable_weights])``; layers may return dL/dx = None
+        when ``need_dx`` is False (the model's first layer: nobody needs the input gradient)."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
 
     def __repr__(self) -> str:

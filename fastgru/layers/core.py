@@ -69,7 +69,7 @@ class Dropout(Layer):
         scale = scale.astype(compute_dtype(x))
         return x * scale, scale
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_dx: bool = True):
         return (dy if cache is None else dy * cache), []
 
     def get_config(self) -> dict:
@@ -102,7 +102,7 @@ class Masking(Layer):
         y = self.call(x)
         return y, self._keep(np.asarray(x))[..., None].astype(y.dtype)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_dx: bool = True):
         return dy * cache, []
 
     def get_config(self) -> dict:
@@ -158,7 +158,7 @@ class Embedding(Layer):
         idx = self._indices(x)
         return self._params["embeddings"][idx], idx
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_dx: bool = True):
         grad = np.zeros_like(self._params["embeddings"])
         np.add.at(grad, cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(grad.dtype))
         return None, ([grad] if self.trainable else [])

@@ -73,7 +73,7 @@ class Dense(Layer):
         y = z if skip_activation else activations.apply(self.activation, z)
         return y, (x, z, y, skip_activation)
 
-    def backward(self, dy, cache):
+    def backward(self, dy, cache, need_dx: bool = True):
         x, z, y, skipped = cache
         dz = dy if skipped else activations.gradient(self.activation, z, y, dy)
         x2 = x.reshape(-1, x.shape[-1])
@@ -81,7 +81,7 @@ class Dense(Layer):
         grads = [(x2.T @ dz2).astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
-        dx = dz @ self._params["kernel"].astype(dz.dtype, copy=False).T
+        dx = dz @ self._params["kernel"].astype(dz.dtype, copy=False).T if need_dx else None
         return dx, (grads if self.trainable else [])
 
     def get_config(self) -> dict:

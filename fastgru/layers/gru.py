@@ -212,12 +212,14 @@ class GRU(Layer):
             self._states = h_last.astype(self.dtype)
         return outputs, (x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
 
-    def backward(self, dy, cache):
-        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs."""
+    def backward(self, dy, cache, need_dx: bool = True):
+        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs
+        (dL/dx is None when ``need_dx`` is False: one GEMM less for a model's first layer)."""
         x, prepared, saved, mask, act, ract, input_masks, recurrent_masks = cache
         dx, dw, du, db, _ = ops.run_gru_backward(
             x, prepared, saved, mask, act, ract, self.return_sequences, self.go_backwards,
             self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, input_masks, recurrent_masks,
+            need_dx,
         )
         if not self.trainable:
             return dx, []

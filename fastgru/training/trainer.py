@@ -100,7 +100,7 @@ def backward(model, dy, caches) -> list[np.ndarray]:
     """Backpropagate ``dy`` through every layer; gradients aligned with ``model.trainable_weights``."""
     per_layer = [None] * len(model.layers)
     for i in range(len(model.layers) - 1, -1, -1):
-        dy, per_layer[i] = model.layers[i].backward(dy, caches[i])
+        dy, per_layer[i] = model.layers[i].backward(dy, caches[i], need_dx=i > 0)
     return [g for grads in per_layer for g in grads]
 
 
