@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru.layers import GRU, Dense, Dropout, Embedding, Input, Masking
+from fastgru.layers import GRU, Dense, Embedding, Masking
 
 ATOL, RTOL = 2e-5, 1e-4
 

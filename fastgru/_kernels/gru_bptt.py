@@ -1,4 +1,4 @@
-"""GRU training kernels: the recurrent-dropout forward and backpropagation through time (BPTT).
+"""GRU backpropagation through time (BPTT); the training forward is in :mod:`fastgru._kernels.gru_train`.
 
 Shapes: B batch, T steps, D features, H units; gate order z, r, h (Keras's layout).
 
@@ -49,165 +49,11 @@ holding the gates, data gradient through time, then one weight-gradient GEMM) fo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
-from .activations import activate_inplace, derivative_from_output
-from .gru import gru_forward_slice
-from .linalg import matmul_into
-
-
-# ---------------------------------------------------------------------------------------------
-# BLAS gemm on strided operands, inside the kernels
-# ---------------------------------------------------------------------------------------------
-@intrinsic
-def _address(typingctx, arr):
-    """The address of an array view's first element, as ``void*``."""
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        return builder.bitcast(ary.data, cgutils.voidptr_t)
-
-    return types.voidptr(arr), codegen
-
-
-#: Numba's own wrapper of SciPy's BLAS ?gemm (what ``np.dot`` calls inside kernels; single-threaded
-#: there by fastgru's thread policy): column-major, with leading dimensions and beta.
-_xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
-    types.int8, types.int8, types.int8, types.intp, types.intp, types.intp, types.voidptr, types.voidptr,
-    types.intp, types.voidptr, types.intp, types.voidptr, types.voidptr, types.intp,
-))
-
-
-@njit(cache=True, error_model="numpy")
-def gemm(a, b, c, trans_a, trans_b, accumulate):
-    """``c = op(a) @ op(b)`` (``+= `` when accumulate) for 2-D float32/float64 views whose rows may
-    be strided (unit column stride, any row stride: column blocks of a wider buffer), op = transpose
-    when trans_*. One BLAS call, no copy, unlike ``np.dot`` on a non-contiguous view.
-    """
-    isz = c.itemsize
-    if trans_a:
-        m = a.shape[1]
-        k = a.shape[0]
-    else:
-        m = a.shape[0]
-        k = a.shape[1]
-    n = b.shape[0] if trans_b else b.shape[1]
-    if m == 0 or n == 0:
-        return
-    coef = np.empty(2, c.dtype)
-    coef[0] = 1.0
-    coef[1] = 1.0 if accumulate else 0.0
-    kind = np.int8(115) if isz == 4 else np.int8(100)  # 's' or 'd'
-    tr = np.int8(116)  # 't'
-    nt = np.int8(110)  # 'n'
-    lda = max(a.strides[0] // isz, 1)
-    ldb = max(b.strides[0] // isz, 1)
-    ldc = max(c.strides[0] // isz, 1)
-    # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
-    err = _xxgemm(kind, tr if trans_b else nt, tr if trans_a else nt, n, m, k, _address(coef), _address(b), ldb,
-                  _address(a), lda, _address(coef[1:]), _address(c), ldc)
-    if err != 0:
-        raise RuntimeError("BLAS gemm failed")
-
-
-# ---------------------------------------------------------------------------------------------
-# training forward with recurrent dropout (Keras's implementation 1)
-# ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def gru_forward_rdrop_slice(
-    xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
-):
-    """The training forward with recurrent dropout masks, for batch rows ``b0:b1``.
-
-    xp (B, T, ≥3H) the hoisted input projection (input dropout already applied per gate); it may be
-    ``saved`` itself (row (b, t) is read before it is written). u3 (3, H, H) the recurrent kernel's
-    z, r, h column blocks, each C-contiguous; b_rec (3H,) recurrent bias (zeros when absent or
-    reset_before); rmask (3, B, H) recurrent dropout masks (already scaled by 1/(1-rate)) applied to
-    h_prev before each gate's recurrent product, while the interpolation uses the undropped h_prev.
-    The rest as :func:`fastgru._kernels.gru.gru_forward_slice` with ``save`` always on.
-    """
-    steps = xp.shape[1]
-    hdim = h0.shape[1]
-    nb = b1 - b0
-    dt = xp.dtype
-    h2 = 2 * hdim
-    h = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        h[bb] = h0[b0 + bb]
-    hm = np.empty((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
-    rec = np.empty((3, nb, hdim), dt)  # the three recurrent products
-    zg = np.empty(hdim, dt)
-    rg = np.empty((nb, hdim), dt)
-    hh = np.empty(hdim, dt)
-    for i in range(steps):
-        t = steps - 1 - i if go_backwards else i
-        oi = i if return_sequences else 0
-        for g in range(3):
-            for bb in range(nb):
-                mrow = rmask[g, b0 + bb]
-                for j in range(hdim):
-                    hm[g, bb, j] = h[bb, j] * mrow[j]
-        matmul_into(hm[0], u3[0], rec[0], small_rows)
-        matmul_into(hm[1], u3[1], rec[1], small_rows)
-        if reset_after:
-            matmul_into(hm[2], u3[2], rec[2], small_rows)
-        else:
-            for bb in range(nb):
-                xrow = xp[b0 + bb, t]
-                r = rg[bb]
-                for j in range(hdim):
-                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
-                activate_inplace(ract, r)
-                for j in range(hdim):
-                    hm[2, bb, j] = r[j] * hm[2, bb, j]
-            matmul_into(hm[2], u3[2], rec[2], small_rows)
-        for bb in range(nb):
-            b = b0 + bb
-            xrow = xp[b, t]
-            hrow = h[bb]
-            r = rg[bb]
-            for j in range(hdim):
-                zg[j] = xrow[j] + rec[0, bb, j] + b_rec[j]
-            activate_inplace(ract, zg)
-            srow = saved[b, t]
-            if reset_after:
-                for j in range(hdim):
-                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
-                activate_inplace(ract, r)
-                for j in range(hdim):
-                    c = rec[2, bb, j] + b_rec[h2 + j]
-                    hh[j] = xrow[h2 + j] + r[j] * c
-                    srow[3 * hdim + j] = c  # after the read of xrow[h2 + j]: same row when aliased
-            else:
-                for j in range(hdim):
-                    hh[j] = xrow[h2 + j] + rec[2, bb, j]
-                    srow[3 * hdim + j] = hm[2, bb, j]
-            activate_inplace(act, hh)
-            for j in range(hdim):
-                srow[j] = zg[j]
-                srow[hdim + j] = r[j]
-                srow[h2 + j] = hh[j]
-                srow[4 * hdim + j] = hrow[j]
-            if use_mask and mask[b, t] == 0:
-                if zero_output_for_mask:
-                    for j in range(hdim):
-                        out[b, oi, j] = 0.0
-                elif return_sequences:
-                    for j in range(hdim):
-                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
-                continue
-            orow = out[b, oi]
-            for j in range(hdim):
-                hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
-                hrow[j] = hn
-                orow[j] = hn
-    for bb in range(nb):
-        h_last[b0 + bb] = h[bb]
+from .activations import derivative_from_output
+from .gru_train import _mask_rows
+from .linalg import gemm, matmul_into
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,50 +199,6 @@ def gru_backward_slice(
         dh0[b0 + bb] = dh[bb]
 
 
-# ---------------------------------------------------------------------------------------------
-# input projection and weight gradients of one chunk of rows (large GEMMs over its B_c*T rows)
-# ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def _mask_rows(src, m, steps, dst):
-    """``dst[r] = src[r] * m[r // steps]``: a per-sequence mask (rows of m) over (rows, n) rows."""
-    for r in range(src.shape[0]):
-        mrow = m[r // steps]
-        srow = src[r]
-        drow = dst[r]
-        for j in range(src.shape[1]):
-            drow[j] = srow[j] * mrow[j]
-
-
-@njit(cache=True, error_model="numpy")
-def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
-    """``saved[b0:b1, :, 0:3H] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
-
-    imask (n_imask, B, D) input dropout masks: n_imask 0 none, 1 one mask for every gate (Keras
-    implementation 2), 3 one per gate z, r, h (implementation 1).
-    """
-    steps = x.shape[1]
-    d = x.shape[2]
-    n = w.shape[1]
-    units = n // 3
-    rows = (b1 - b0) * steps
-    x2 = x[b0:b1].reshape(rows, d)
-    xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
-    if n_imask == 0:
-        gemm(x2, w, xp, False, False, False)
-    else:
-        xm = np.empty((rows, d), x.dtype)
-        for g in range(n_imask):
-            _mask_rows(x2, imask[g, b0:b1], steps, xm)
-            if n_imask == 1:
-                gemm(xm, w, xp, False, False, False)
-            else:
-                gemm(xm, w[:, g * units:(g + 1) * units], xp[:, g * units:(g + 1) * units], False, False, False)
-    for r in range(rows):
-        row = xp[r]
-        for j in range(n):
-            row[j] += b_in[j]
-
-
 @njit(cache=True, error_model="numpy")
 def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1):
     """Input and weight gradients of rows ``b0:b1`` from their gate gradients (after the loop).
@@ -482,45 +284,8 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 
 
 # ---------------------------------------------------------------------------------------------
-# drivers: one chunk of batch rows = one thread, doing everything for its rows
+# drivers: one chunk of batch rows = one thread
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
-def gru_forward_train_chunk(
-    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
-):
-    """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
-    (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
-    """
-    project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1)
-    if use_rmask:
-        gru_forward_rdrop_slice(
-            saved, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
-        )
-    else:
-        gru_forward_slice(
-            saved, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
-        )
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def gru_forward_train_parallel(
-    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows,
-    n_chunks,
-):
-    """:func:`gru_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
-    bsz = x.shape[0]
-    for c in prange(n_chunks):
-        gru_forward_train_chunk(
-            x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act,
-            ract, reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
-            small_rows, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
-        )
-
-
 @njit(cache=True, error_model="numpy")
 def gru_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
