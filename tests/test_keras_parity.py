@@ -212,3 +212,14 @@ def test_initializer_distributions_match_keras(keras, name, keras_name):
     assert abs(ours.std() - theirs.std()) < 0.08 * theirs.std()
     assert abs(ours.mean()) < 0.1 * theirs.std() + 1e-3
     assert np.abs(ours).max() <= np.abs(theirs).max() * 1.5
+
+
+def test_activation_layer_head(keras, rng):
+    from fastgru.layers import Activation
+
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    km, ours = keras_model_and_ours(
+        keras, rng, [keras.layers.GRU(4), keras.layers.Dense(3), keras.layers.Activation("softmax")],
+        [GRU(4), Dense(3), Activation("softmax")], x,
+    )
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=RTOL)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru.layers import GRU, Dense, Dropout, Embedding, Input, Masking
+from fastgru.layers import GRU, Activation, Dense, Dropout, Embedding, Input, Masking
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,7 @@ from fastgru.layers import GRU, Dense, Dropout, Embedding, Input, Masking
         Dropout(0.3, seed=1),
         Masking(-1.0),
         Embedding(10, 3, mask_zero=True),
+        Activation("softmax"),
     ],
 )
 def test_config_round_trip(layer):

@@ -132,3 +132,21 @@ def test_embedding_model_trains_like_keras(rng):
     for _ in range(3):
         np.testing.assert_allclose(ours.train_on_batch(tokens, y), km.train_on_batch(tokens, y), rtol=1e-5)
     assert_weights_close(km, ours, rtol=1e-4)
+
+
+def test_activation_layer_head_trains_like_keras(rng, tmp_path):
+    from fastgru.layers import Activation
+
+    x = rng.standard_normal((12, 5, 3)).astype("float32")
+    y = rng.integers(0, 3, 12)
+    km = randomized([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(3),
+                     keras.layers.Activation("softmax")], rng)
+    ours = twin(km, [Input((5, 3)), GRU(4), Dense(3), Activation("softmax")])
+    for m in (km, ours):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    assert_weights_close(km, ours, rtol=1e-4)
+    path = tmp_path / "act.keras"
+    km.save(path)
+    np.testing.assert_allclose(fg.load_model(path).predict(x), km.predict(x, verbose=0), atol=2e-5)

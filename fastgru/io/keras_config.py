@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import activations
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import GRU, Dense, Dropout, Embedding, InputLayer, Masking
+from ..layers import GRU, Activation, Dense, Dropout, Embedding, InputLayer, Masking
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: keys every layer config may carry that need no translation
@@ -36,6 +36,7 @@ _LAYERS = {
               {"lora_rank": None, "lora_alpha": None, "quantization_config": None}),
     "Dropout": (Dropout, {"rate", "noise_shape", "seed"}, {}),
     "Masking": (Masking, {"mask_value"}, {}),
+    "Activation": (Activation, {"activation"}, {}),
     "Embedding": (Embedding, {"input_dim", "output_dim", "embeddings_initializer", "mask_zero"},
                   {"lora_rank": None, "lora_alpha": None, "sparse": False, "quantization_config": None}),
 }

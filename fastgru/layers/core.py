@@ -1,9 +1,10 @@
-"""Small layers: InputLayer / Input, Dropout, Masking, Embedding."""
+"""Small layers: InputLayer / Input, Dropout, Masking, Embedding, Activation."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import activations
 from ..random import make_rng
 from .base import Layer, compute_dtype
 
@@ -171,4 +172,34 @@ class Embedding(Layer):
             embeddings_initializer=self.embeddings_initializer,
             mask_zero=self.mask_zero,
         )
+        return config
+
+
+class Activation(Layer):
+    """Applies an activation function by name (``Activation("softmax")``), as Keras's layer."""
+
+    supports_masking = True
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.canonical_name(activation)
+
+    def call(self, x, mask=None, training: bool = False):
+        x = np.asarray(x)
+        return activations.apply(self.activation, x.astype(compute_dtype(x), copy=False))
+
+    def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
+        """Training forward; ``skip_activation`` passes the input through (the loss takes the logits)."""
+        x = np.asarray(x)
+        x = x.astype(compute_dtype(x), copy=False)
+        y = x if skip_activation else activations.apply(self.activation, x)
+        return y, (x, y, skip_activation)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        x, y, skipped = cache
+        return (dy if skipped else activations.gradient(self.activation, x, y, dy)), []
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(activation=self.activation)
         return config

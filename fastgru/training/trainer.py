@@ -74,7 +74,7 @@ def _compiled(model) -> Compiled:
 
 def _output_activation(model):
     last = model.layers[-1]
-    return getattr(last, "activation", None) if type(last).__name__ == "Dense" else None
+    return getattr(last, "activation", None) if type(last).__name__ in ("Dense", "Activation") else None
 
 
 def forward(model, x, training: bool, logits: bool):
