@@ -110,3 +110,30 @@ def test_from_keras_refuses_unsupported_layers():
     km = keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(3)])
     with pytest.raises(fg.UnsupportedKerasFeature, match="'LSTM' is not supported"):
         fg.from_keras(km)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_time_distributed_dense_loads_as_dense(tmp_path, suffix):
+    L = keras.layers
+    km = keras.Sequential([keras.Input((5, 3)), L.GRU(4, return_sequences=True),
+                           L.TimeDistributed(L.Dense(2, activation="relu"))])
+    randomize(km, 3)
+    km.save(tmp_path / f"td{suffix}")
+    ours = fg.load_model(tmp_path / f"td{suffix}")
+    assert type(ours.layers[1]).__name__ == "Dense"
+    x = data(6, (3, 5, 3))
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+    if suffix == ".keras":  # the same file with an inner layer fastgru cannot distribute over time
+        import json
+        import zipfile
+
+        with zipfile.ZipFile(tmp_path / "td.keras") as src, zipfile.ZipFile(tmp_path / "bad.keras", "w") as dst:
+            for item in src.namelist():
+                payload = src.read(item)
+                if item == "config.json":
+                    config = json.loads(payload)
+                    config["config"]["layers"][2]["config"]["layer"]["class_name"] = "Conv1D"
+                    payload = json.dumps(config)
+                dst.writestr(item, payload)
+        with pytest.raises(fg.UnsupportedKerasFeature, match=r"TimeDistributed\(Conv1D\) is not supported"):
+            fg.load_model(tmp_path / "bad.keras")

@@ -40,6 +40,8 @@ _LAYERS = {
     "Embedding": (Embedding, {"input_dim", "output_dim", "embeddings_initializer", "mask_zero"},
                   {"lora_rank": None, "lora_alpha": None, "sparse": False, "quantization_config": None}),
 }
+#: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
+_TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: Keras weights live in the RNN cell: <layer path>/cell/vars in Keras 3 files
 _CELL_LAYERS = {"GRU"}
 
@@ -192,6 +194,18 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
         group = legacy_group or lcfg.get("name", name_key)
         if lcls in MODEL_CLASSES:
             _collect(lcls, lcfg, layer_path + "/", group, spec, path)
+            continue
+        if lcls == "TimeDistributed":
+            # TimeDistributed(Dense/Activation/Dropout) is the inner layer applied on the last axis:
+            # the same math as the inner layer on (B, T, D); its weights live under <path>/layer/vars
+            inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {lcfg.get('name')!r} (TimeDistributed)")
+            if inner_cls not in _TIME_DISTRIBUTABLE:
+                raise UnsupportedKerasFeature(
+                    f"layer {lcfg.get('name')!r}: TimeDistributed({inner_cls}) is not supported "
+                    f"(supported inner layers: {', '.join(sorted(_TIME_DISTRIBUTABLE))})"
+                )
+            inner_cfg = dict(inner_cfg, name=lcfg.get("name", inner_cfg.get("name")))
+            spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group))
             continue
         if top and not spec.layers and spec.input_batch_shape is None:
             spec.input_batch_shape = _batch_shape(lcfg)
