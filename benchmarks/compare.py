@@ -27,13 +27,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-INFER_SHAPES = {  # batch, steps, features, units
-    "S1": (1, 100, 50, 64),
-    "S2": (32, 10, 50, 64),
-    "S3": (64, 100, 128, 256),
-    "S4": (256, 50, 256, 512),
-    "S5": (8, 1000, 32, 128),
-}
+from fastgru.bench import SHAPES as INFER_SHAPES  # noqa: E402  (batch, steps, features, units)
+
 TRAIN_SHAPES = {  # batch, steps, features, units, head activation, loss
     "seed": (32, 10, 50, 64, "sigmoid", "binary_crossentropy"),
     "S3": (64, 100, 128, 256, None, "mse"),

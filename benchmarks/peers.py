@@ -19,10 +19,14 @@ def keras_to_torch_gates(m: np.ndarray, axis: int) -> np.ndarray:
 
 # ---- inference --------------------------------------------------------------------------------
 def setup_fastgru(x, w, u, b, threads):
+    """A fastgru GRU layer called on the batch (the path ``model.predict`` takes)."""
     import fastgru as fg
 
     fg.set_num_threads(threads)
-    return (lambda: fg.ops.gru_forward(x, w, u, b)[0]), fg.__version__
+    layer = fg.layers.GRU(u.shape[0])
+    layer.build((None,) + x.shape[1:])
+    layer.set_weights([w, u, b])
+    return (lambda: layer(x)), fg.__version__
 
 
 def setup_torch(x, w, u, b, threads):

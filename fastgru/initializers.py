@@ -93,8 +93,8 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
     ),
 }
 
+#: Keras's class names ("GlorotUniform", "RandomNormal", ...) -> the names above
 _CAMEL = {"".join(p.capitalize() for p in k.split("_")): k for k in _FACTORIES}
-_CAMEL.update({"GlorotUniform": "glorot_uniform", "HeNormal": "he_normal", "RandomNormal": "random_normal"})
 
 
 def get(identifier) -> Initializer:

@@ -35,7 +35,7 @@ def summary_lines(model, line_length: int | None = None) -> list[str]:
     def line(left, mid, right, fill):
         return left + mid.join(fill * (w + 1) for w in widths) + right
 
-    def cells(cols, sep, right_align_last=True):
+    def cells(cols, sep):
         parts = [f" {cols[0]:<{widths[0]}}", f" {cols[1]:<{widths[1]}}", f"{cols[2]:>{widths[2]}} "]
         return sep + sep.join(parts) + sep
 

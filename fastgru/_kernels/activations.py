@@ -50,10 +50,13 @@ INVERTIBLE_FROM_OUTPUT = frozenset(
 )
 
 
+_FAST_FLOAT32 = {TANH: FAST_TANH, SIGMOID: FAST_SIGMOID}
+
+
 def fast_code(code: int, dtype) -> int:
     """The code to run in ``dtype``: float32 tanh/sigmoid use the vectorisable approximation."""
-    if np.dtype(dtype) == np.float32:
-        return {TANH: FAST_TANH, SIGMOID: FAST_SIGMOID}.get(code, code)
+    if dtype == np.float32:
+        return _FAST_FLOAT32.get(code, code)
     return code
 
 
