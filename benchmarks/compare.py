@@ -6,7 +6,8 @@
 
 Every framework x thread count runs in a fresh subprocess whose environment pins the thread pools
 (OMP/MKL/OpenBLAS variables, plus each framework's own setting), so that no framework's threads leak
-into another's measurement. Each figure is the median of repeated timed calls after warm-up calls;
+into another's measurement. The frameworks take turns over several rounds (``--rounds``); each figure
+is the median over rounds of the median of repeated timed calls after warm-up calls;
 the ratio column is peer / fastgru (above 1: fastgru is faster). Before timing, every peer's output is
 compared with fastgru's on the same weights and inputs, and the maximum difference is reported.
 """
@@ -122,6 +123,29 @@ def environment() -> dict:
     return env
 
 
+def merge_rounds(runs: list[dict]) -> list[dict]:
+    """One entry per framework and thread count; each figure the median of its rounds' medians."""
+    merged: dict = {}
+    for r in runs:
+        key = (r["framework"], r["threads"])
+        if "results" not in r:
+            merged.setdefault(key, r)
+            continue
+        entry = merged.setdefault(key, {k: v for k, v in r.items() if k != "results"} | {"per_shape": {}})
+        if "per_shape" not in entry:  # an earlier round failed: keep the successful ones
+            entry = merged[key] = {k: v for k, v in r.items() if k != "results"} | {"per_shape": {}}
+        for s in r["results"]:
+            entry["per_shape"].setdefault(s["shape"], []).append(s["median_ms"])
+    out = []
+    for entry in merged.values():
+        if "per_shape" in entry:
+            per_shape = entry.pop("per_shape")
+            entry["results"] = [{"shape": k, "median_ms": float(np.median(v)), "round_medians_ms": v}
+                                for k, v in per_shape.items()]
+        out.append(entry)
+    return out
+
+
 def table(results, frameworks, shape_names, thread_counts, mode) -> str:
     index = {(r["framework"], r["threads"], s["shape"]): s["median_ms"]
              for r in results if "results" in r for s in r["results"]}
@@ -193,7 +217,8 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--frameworks", default=None, help="default: fastgru,torch,onnxruntime,keras (train: no ORT)")
     parser.add_argument("--repeats", type=int, default=30, help="at most this many timed calls per figure")
-    parser.add_argument("--budget", type=float, default=3.0, help="seconds of timed calls per figure, about")
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds of timed calls per figure and round, about")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians over rounds")
     parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument("--plot", default=None, help="write a log-scale bar chart here (PNG)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -211,13 +236,16 @@ def main() -> None:
     shape_names = args.shapes.split(",")
     env = environment()
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), flush=True)
-    results = []
+    runs = []
     with tempfile.TemporaryDirectory() as outdir:
-        for n in thread_counts:
-            for f in frameworks:
-                print(f"  running {f} with {n} thread(s) ...", file=sys.stderr, flush=True)
-                results.append(run_worker(f, n, args, outdir))
+        # rounds interleave the frameworks, so that a noisy stretch of the machine hits all of them
+        for round_ in range(args.rounds):
+            for n in thread_counts:
+                for f in frameworks:
+                    print(f"  round {round_ + 1}/{args.rounds}: {f} with {n} thread(s) ...", file=sys.stderr, flush=True)
+                    runs.append(run_worker(f, n, args, outdir))
         notes = agreement(outdir, frameworks, shape_names, thread_counts) if args.mode == "infer" else []
+    results = merge_rounds(runs)
     versions = {r["framework"]: r.get("version") for r in results if "version" in r}
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for r in results:
