@@ -9,12 +9,12 @@ The file's content decides the format, not its name.
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
-from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..errors import ModelFileError
 from . import keras_config, keras_v3, legacy_h5
+from .from_keras import from_keras
 from .h5utils import open_h5, read_json_attr, read_list_attr
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -40,7 +40,7 @@ def _sniff(path) -> str:
     raise ModelFileError(path, f"neither a .keras (zip) nor an HDF5 file (it starts with {head!r})")
 
 
-def _build(spec: keras_config.ModelSpec, version: str | None, path):
+def build_model(spec: keras_config.ModelSpec, version: str | None, path):
     from ..models import Sequential
 
     major = keras_config.keras_major(version)
@@ -66,7 +66,7 @@ def load_model(path):
     if kind == "zip":
         config, version, weights = keras_v3.read_keras_zip(path)
         spec = keras_config.parse_model(config, path, version)
-        model = _build(spec, version, path)
+        model = build_model(spec, version, path)
         keras_v3.load_v3_weights(model, spec.layers, io.BytesIO(weights), path)
         model.file_format = "Keras 3 .keras archive"
         return model
@@ -79,7 +79,7 @@ def load_model(path):
             raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute: not a Keras model file")
         version = legacy_h5.keras_version(f)
         spec = keras_config.parse_model(config, path, version)
-        model = _build(spec, version, path)
+        model = build_model(spec, version, path)
         legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
@@ -132,41 +132,6 @@ def save_weights(model, path) -> None:
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
     keras_v3.write_weights_h5(model, path)
-
-
-def from_keras(keras_model):
-    """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here)."""
-    module = type(keras_model).__module__
-    if module.startswith("tf_keras") or module.startswith("tensorflow.python.keras"):
-        import tf_keras as keras_module  # noqa: F401  (Keras 2 semantics)
-
-        version = keras_module.__version__
-    else:
-        import keras as keras_module
-
-        version = keras_module.__version__
-    try:  # the same JSON config a saved file holds (get_config() may hold live tensors)
-        config = json.loads(keras_model.to_json())
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise UnsupportedKerasFeature(f"cannot serialise the Keras model's config: {exc}") from None
-    spec = keras_config.parse_model(config, "<live keras model>", version)
-    model = _build(spec, version, "<live keras model>")
-    by_name = {}
-
-    def index(m):
-        for layer in getattr(m, "layers", []):
-            by_name[layer.name] = layer
-            index(layer)
-
-    index(keras_model)
-    for layer, s in zip(model.layers, spec.layers):
-        source = by_name.get(s.config.get("name"))
-        if source is None:
-            raise UnsupportedKerasFeature(f"layer {s.config.get('name')!r} not found in the Keras model")
-        if layer.weights:
-            layer.set_weights(source.get_weights())
-    model.file_format = "live Keras model"
-    return model
 
 
 def describe(path) -> str:
