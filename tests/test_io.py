@@ -271,3 +271,24 @@ def test_cli_info_and_predict(tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), y, atol=ATOL)
     assert main(["info", str(tmp_path / "x.npy")]) == 2
     assert "ModelFileError" in capsys.readouterr().err
+
+
+def test_unsupported_training_config_loads_uncompiled_with_a_warning(tmp_path):
+    def add_compile(cfg):
+        cfg["compile_config"] = {"optimizer": "adam", "loss": "my_custom_loss", "metrics": ["accuracy"]}
+        return cfg
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=add_compile)
+    with pytest.warns(UserWarning, match="training configuration is not supported"):
+        model = fg.load_model(tmp_path / "m.keras")
+    assert not model.compiled
+    x, y = expected("k3_gru_default")
+    np.testing.assert_allclose(model.predict(x), y, atol=ATOL)
+
+    def supported(cfg):
+        cfg["compile_config"] = {"optimizer": "sgd", "loss": "categorical_crossentropy", "metrics": [["accuracy"]]}
+        return cfg
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "ok.keras", config=supported)
+    model = fg.load_model(tmp_path / "ok.keras")
+    assert model.compiled and type(model.optimizer).__name__ == "SGD"

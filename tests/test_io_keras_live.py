@@ -137,3 +137,17 @@ def test_time_distributed_dense_loads_as_dense(tmp_path, suffix):
                 dst.writestr(item, payload)
         with pytest.raises(fg.UnsupportedKerasFeature, match=r"TimeDistributed\(Conv1D\) is not supported"):
             fg.load_model(tmp_path / "bad.keras")
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_compiled_keras_model_loads_compiled(tmp_path, suffix):
+    km = keras.Sequential([keras.Input((6, 4)), keras.layers.GRU(4), keras.layers.Dense(1, activation="sigmoid")])
+    randomize(km, 7)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"])
+    km.save(tmp_path / f"c{suffix}")
+    x = data(8, (16, 6, 4))
+    y = (x.sum(axis=(1, 2)) > 0).astype("float32")[:, None]
+    ours = fg.load_model(tmp_path / f"c{suffix}")
+    assert ours.compiled and abs(ours.optimizer.learning_rate - 0.01) < 1e-8
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    assert not fg.load_model(tmp_path / f"c{suffix}", compile=False).compiled

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import ModelFileError
@@ -60,8 +61,35 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path):
     return model
 
 
-def load_model(path):
-    """A fastgru ``Sequential`` from a Keras ``.keras`` or legacy ``.h5`` model file."""
+def restore_compile(model, training_config: dict | None, path) -> None:
+    """Compile ``model`` as the file's model was (optimizer, loss, metrics), as Keras's load_model does.
+
+    The optimizer starts from its configuration, not from the file's optimizer state. A configuration
+    fastgru cannot reproduce (a custom loss, a learning-rate schedule, several outputs) leaves the
+    model uncompiled, with a warning: predicting needs no compile.
+    """
+    if not isinstance(training_config, dict):
+        return
+    optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
+    loss = training_config.get("loss")
+    metrics = training_config.get("metrics") or []
+    if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
+        metrics = metrics[0]  # Keras nests metrics per output
+    if optimizer is None or loss is None:
+        return
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    except (TypeError, ValueError, KeyError, NotImplementedError) as exc:
+        warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
+                      "the model is loaded uncompiled", stacklevel=3)
+
+
+def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument name)
+    """A fastgru ``Sequential`` from a Keras ``.keras`` or legacy ``.h5`` model file.
+
+    With ``compile`` (default, as Keras) a model saved after ``compile`` comes back compiled with the
+    same optimizer configuration, loss and metrics (the optimizer's state is not restored).
+    """
     kind = _sniff(path)
     if kind == "zip":
         config, version, weights = keras_v3.read_keras_zip(path)
@@ -69,6 +97,8 @@ def load_model(path):
         model = build_model(spec, version, path)
         keras_v3.load_v3_weights(model, spec.layers, io.BytesIO(weights), path)
         model.file_format = "Keras 3 .keras archive"
+        if compile:
+            restore_compile(model, config.get("compile_config"), path)
         return model
     with open_h5(path) as f:
         config = read_json_attr(f, "model_config", path)
@@ -81,6 +111,8 @@ def load_model(path):
         spec = keras_config.parse_model(config, path, version)
         model = build_model(spec, version, path)
         legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
+        training_config = read_json_attr(f, "training_config", path) if compile else None
+    restore_compile(model, training_config, path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
 
