@@ -1,5 +1,7 @@
-"""A straightforward batched NumPy GRU (Keras semantics, reset_after=True): the baseline fastgru is
-measured against in the pytest-benchmark suite. Vectorised over the batch, a Python loop over time."""
+"""A straightforward batched NumPy GRU (Keras semantics, reset_after=True, gates z, r, h): the
+baseline fastgru is measured against in the pytest-benchmark suite, and (in float64) the reference
+``compare.py`` checks every framework's output against. Vectorised over the batch, a Python loop over
+time; the input projection for all steps is one product, as in any sensible NumPy implementation."""
 
 from __future__ import annotations
 
@@ -11,7 +13,11 @@ def _sigmoid(x):
 
 
 def numpy_gru(x, kernel, recurrent_kernel, bias):
-    """Last hidden state (B, H) of a reset_after GRU; x (B, T, D), weights in Keras's layout."""
+    """Last hidden state (B, H) of a reset_after GRU starting from zeros.
+
+    x (B, T, D); kernel (D, 3H), recurrent_kernel (H, 3H), bias (2, 3H) [input bias, recurrent bias]:
+    Keras's layout. Computed in x's dtype.
+    """
     bsz, steps, _ = x.shape
     units = recurrent_kernel.shape[0]
     xp = x @ kernel + bias[0]  # (B, T, 3H): the input projection for all steps at once

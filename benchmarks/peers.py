@@ -4,11 +4,28 @@ Weights are made in Keras's layout (kernel (D, 3H), recurrent_kernel (H, 3H), bi
 z, r, h, reset_after=True) and converted for each peer, so that all four compute the same function;
 ``compare.py`` checks their outputs against fastgru's before it trusts any timing.
 Each ``setup_*`` returns ``(run, version)``: ``run()`` computes the last hidden state (B, H) as numpy.
+The training setups take the same initial weights (fastgru/Keras ``get_weights`` order: kernel,
+recurrent_kernel, bias, dense kernel, dense bias) and their ``run()`` returns the step's loss, so that
+``compare.py --mode train`` can check that the first steps give the same losses everywhere.
+A setup raises :class:`Unavailable` when its framework (or the API it needs) is not there.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+class Unavailable(Exception):
+    """The framework is not installed, or lacks the API the benchmark needs: reported as skipped."""
+
+
+def _import(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise Unavailable(f"{name} is not installed ({exc})") from None
 
 
 def keras_to_torch_gates(m: np.ndarray, axis: int) -> np.ndarray:
@@ -20,8 +37,7 @@ def keras_to_torch_gates(m: np.ndarray, axis: int) -> np.ndarray:
 # ---- inference --------------------------------------------------------------------------------
 def setup_fastgru(x, w, u, b, threads):
     """A fastgru GRU layer called on the batch (the path ``model.predict`` takes)."""
-    import fastgru as fg
-
+    fg = _import("fastgru")
     fg.set_num_threads(threads)
     layer = fg.layers.GRU(u.shape[0])
     layer.build((None,) + x.shape[1:])
@@ -29,17 +45,30 @@ def setup_fastgru(x, w, u, b, threads):
     return (lambda: layer(x)), fg.__version__
 
 
-def setup_torch(x, w, u, b, threads):
-    import torch
-
+def _torch_threads(threads):
+    torch = _import("torch")
     torch.set_num_threads(threads)
-    d, h = w.shape[0], u.shape[0]
-    gru = torch.nn.GRU(d, h, batch_first=True)
+    try:
+        torch.set_num_interop_threads(1)  # only possible before torch's first parallel work
+    except RuntimeError:
+        pass
+    return torch
+
+
+def _torch_gru(torch, w, u, b):
+    """``torch.nn.GRU`` (batch_first) holding the Keras-layout weights (PyTorch: gates r, z, n, W transposed)."""
+    gru = torch.nn.GRU(w.shape[0], u.shape[0], batch_first=True)
     with torch.no_grad():
         gru.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_gates(w, 1).T.copy()))
         gru.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_gates(u, 1).T.copy()))
-        gru.bias_ih_l0.copy_(torch.from_numpy(keras_to_torch_gates(b[0], 0)))
-        gru.bias_hh_l0.copy_(torch.from_numpy(keras_to_torch_gates(b[1], 0)))
+        gru.bias_ih_l0.copy_(torch.from_numpy(keras_to_torch_gates(b[0], 0).copy()))
+        gru.bias_hh_l0.copy_(torch.from_numpy(keras_to_torch_gates(b[1], 0).copy()))
+    return gru
+
+
+def setup_torch(x, w, u, b, threads):
+    torch = _torch_threads(threads)
+    gru = _torch_gru(torch, w, u, b)
     xt = torch.from_numpy(x)
 
     def run():
@@ -52,8 +81,8 @@ def setup_torch(x, w, u, b, threads):
 
 def setup_onnxruntime(x, w, u, b, threads):
     """An ONNX GRU node (gate order z, r, h like Keras; linear_before_reset=1 is reset_after=True)."""
-    import onnx
-    import onnxruntime as ort
+    onnx = _import("onnx")
+    ort = _import("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 
     bsz, steps, d = x.shape
@@ -85,8 +114,9 @@ def setup_onnxruntime(x, w, u, b, threads):
 
 
 def _keras_threads(threads):
-    import tensorflow as tf
-
+    """TensorFlow's thread pools, set before TensorFlow initialises its runtime (first op)."""
+    tf = _import("tensorflow")
+    _import("keras")
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     return tf
@@ -109,38 +139,63 @@ def setup_keras(x, w, u, b, threads):
 
 
 # ---- one training step (forward, backward, Adam) ----------------------------------------------
-def train_setup_fastgru(x, y, units, head_activation, loss, threads):
-    import fastgru as fg
-    from fastgru.layers import GRU, Dense, Input
+def initial_weights(d: int, units: int, seed: int = 1) -> list[np.ndarray]:
+    """GRU(units) + Dense(1) weights in get_weights order, the same for every framework."""
+    from fastgru.bench import random_gru_problem
 
-    fg.set_num_threads(threads)
-    fg.set_random_seed(0)
-    model = fg.Sequential([Input(x.shape[1:]), GRU(units), Dense(1, activation=head_activation)])
-    model.compile(optimizer="adam", loss=loss)
-    return (lambda: model.train_on_batch(x, y)), fg.__version__
+    _, w, u, b = random_gru_problem(1, 1, d, units, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    dense_w = (rng.standard_normal((units, 1)) / np.sqrt(units)).astype(np.float32)
+    return [w, u, b, dense_w, np.zeros(1, np.float32)]
 
 
-def train_setup_keras(x, y, units, head_activation, loss, threads):
+def train_setup_fastgru(x, y, weights, head_activation, loss, threads):
+    fg = _import("fastgru")
+    try:
+        from fastgru.layers import GRU, Dense, Input
+
+        fg.set_num_threads(threads)
+        model = fg.Sequential([Input(x.shape[1:]), GRU(weights[1].shape[0]), Dense(1, activation=head_activation)])
+        model.compile(optimizer="adam", loss=loss)
+        model.set_weights(weights)
+        step = model.train_on_batch
+    except (AttributeError, NotImplementedError, ImportError, TypeError) as exc:
+        raise Unavailable(f"the fastgru training API is not available yet ({type(exc).__name__}: {exc})") from None
+    return (lambda: float(np.ravel(step(x, y))[0])), fg.__version__
+
+
+def train_setup_keras(x, y, weights, head_activation, loss, threads):
     _keras_threads(threads)
     import keras
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.GRU(units),
+    model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.GRU(weights[1].shape[0]),
                               keras.layers.Dense(1, activation=head_activation)])
     model.compile(optimizer="adam", loss=loss)
-    return (lambda: model.train_on_batch(x, y)), keras.__version__
+    model.set_weights(weights)
+    return (lambda: float(np.ravel(model.train_on_batch(x, y))[0])), keras.__version__
 
 
-def train_setup_torch(x, y, units, head_activation, loss, threads):
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    gru = torch.nn.GRU(x.shape[2], units, batch_first=True)
-    head = torch.nn.Linear(units, 1)
+def train_setup_torch(x, y, weights, head_activation, loss, threads):
+    """nn.GRU + nn.Linear; a sigmoid head with binary crossentropy is BCEWithLogitsLoss on the logits.
+    Adam with Keras's defaults (lr 1e-3, betas 0.9/0.999, epsilon 1e-7). PyTorch adds epsilon to the
+    bias-corrected sqrt(v_hat), Keras to the uncorrected sqrt(v) (an effective epsilon of
+    1e-7 / sqrt(1 - beta_2^t)), so from the second step on PyTorch's losses differ from Keras's (and
+    fastgru's) by ~1e-4; with eps=1e-7/sqrt(1-0.999) the second losses agree to ~1e-6."""
+    torch = _torch_threads(threads)
+    w, u, b, dense_w, dense_b = weights
+    gru = _torch_gru(torch, w, u, b)
+    head = torch.nn.Linear(u.shape[0], 1)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(dense_w.T.copy()))
+        head.bias.copy_(torch.from_numpy(dense_b.copy()))
     params = list(gru.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
-    loss_fn = torch.nn.BCEWithLogitsLoss() if head_activation == "sigmoid" else torch.nn.MSELoss()
+    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    if head_activation == "sigmoid" and loss == "binary_crossentropy":
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    elif head_activation is None and loss in ("mse", "mean_squared_error"):
+        loss_fn = torch.nn.MSELoss()
+    else:
+        raise ValueError(f"no PyTorch equivalent set up for head {head_activation!r} with loss {loss!r}")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def run():
@@ -149,7 +204,7 @@ def train_setup_torch(x, y, units, head_activation, loss, threads):
         value = loss_fn(head(h_n[0]), yt)
         value.backward()
         opt.step()
-        return float(value)
+        return value.detach().item()
 
     return run, torch.__version__
 
