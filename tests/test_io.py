@@ -27,6 +27,9 @@ MODEL_FILES = [
     ("k3_nested.keras", "k3_nested"),
     ("k2_hard_sigmoid.h5", "k2_hard_sigmoid"),
     ("k2_masking.h5", "k2_masking"),
+    ("k2_functional.h5", "k2_functional"),  # tf_keras Functional chain: Embedding(mask_zero), hard_sigmoid
+    ("k2_keras_format.keras", "k2_keras_format"),  # tf_keras writing the .keras zip format
+    ("k3_nested.h5", "k3_nested_files"),  # Keras 3 legacy HDF5 with a nested Sequential (one weight group)
 ]
 
 
@@ -48,6 +51,26 @@ def test_keras2_hard_sigmoid_semantics_come_from_the_file():
     assert model.keras_version.startswith("2.")
     k3 = fg.load_model(FILES / "k3_gru_options.keras")
     assert k3.layers[1].recurrent_activation == "hard_sigmoid"
+    # the .keras zip written by tf_keras: the version comes from metadata.json
+    k2_zip = fg.load_model(FILES / "k2_keras_format.keras")
+    assert k2_zip.keras_version.startswith("2.") and k2_zip.layers[1].recurrent_activation == "hard_sigmoid_keras2"
+    k2_functional = fg.load_model(FILES / "k2_functional.h5")
+    assert [type(l).__name__ for l in k2_functional.layers] == ["Embedding", "GRU", "GRU", "Dense"]
+    assert k2_functional.layers[1].recurrent_activation == "hard_sigmoid_keras2"
+
+
+def test_keras2_config_without_reset_after_means_reset_before(tmp_path):
+    """Keras before 2.1.3 had no reset_after option: its GRU computed the reset gate first."""
+    shutil.copy(FILES / "k2_hard_sigmoid.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        config = json.loads(f.attrs["model_config"])
+        gru = next(e for e in config["config"]["layers"] if e["class_name"] == "GRU" and not e["config"]["reset_after"])
+        del gru["config"]["reset_after"]
+        f.attrs["model_config"] = json.dumps(config)
+    x, y = expected("k2_hard_sigmoid")
+    model = fg.load_model(tmp_path / "m.h5")
+    assert model.layers[1].reset_after is False
+    np.testing.assert_allclose(model.predict(x), y, atol=ATOL, rtol=1e-4)
 
 
 def test_layer_names_options_and_weight_order_survive():
@@ -64,6 +87,10 @@ def test_layer_names_options_and_weight_order_survive():
 @pytest.mark.parametrize("weights_file,model_file,name", [
     ("k3_gru_options.weights.h5", "k3_gru_options.keras", "k3_gru_options"),
     ("k2_hard_sigmoid_weights.h5", "k2_hard_sigmoid.h5", "k2_hard_sigmoid"),
+    # a nested Keras model: weights under layers/sequential/layers/..., found from where the model came from
+    ("k3_nested.weights.h5", "k3_nested.keras", "k3_nested_files"),
+    # legacy file whose one group holds the nested model's four weights: the flat lists pair in order
+    ("k3_nested.h5", "k3_nested.keras", "k3_nested_files"),
 ])
 def test_load_weights(weights_file, model_file, name):
     x, y = expected(name)
@@ -83,6 +110,14 @@ def test_save_and_load_round_trip(tmp_path):
     fresh.build(original.input_shape)
     fresh.load_weights(tmp_path / "copy.weights.h5")
     np.testing.assert_allclose(fresh.predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_keras2_hard_sigmoid_cannot_be_saved_as_keras3(tmp_path):
+    model = fg.load_model(FILES / "k2_hard_sigmoid.h5")
+    with pytest.raises(fg.UnsupportedKerasFeature, match="Keras 2's hard_sigmoid has no Keras 3 equivalent"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    model.save_weights(tmp_path / "m.weights.h5")  # the weights alone are fine
 
 
 def test_save_requires_keras_suffixes(tmp_path):
@@ -149,7 +184,8 @@ def test_weight_shape_disagreeing_with_config(tmp_path):
         return cfg
 
     rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=widen)
-    with pytest.raises(fg.ModelFileError, match=r"layers/gru/cell/vars .*has shape \(4, 15\), but the config implies \(4, 18\)"):
+    message = r"layers/gru/cell/vars .*has shape \(4, 15\), but the config implies \(4, 18\)"
+    with pytest.raises(fg.ModelFileError, match=message):
         fg.load_model(tmp_path / "m.keras")
 
 
@@ -256,6 +292,149 @@ def test_load_weights_errors(tmp_path):
         two_layer.load_weights(FILES / "k2_hard_sigmoid_weights.h5")
     with pytest.raises(ValueError, match="needs a built model"):
         fg.Sequential([GRU(2)]).load_weights(FILES / "k3_gru_options.weights.h5")
+
+
+def gru_entry_mutation(change):
+    """A config.json rewriter that applies ``change`` to k3_gru_default's GRU entry."""
+    def apply(cfg):
+        change(cfg["config"]["layers"][1])
+        return cfg
+    return apply
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda e: e["config"].update(units="5"), r"gru \(GRU\): option 'units' should be a positive integer, found '5'"),
+    (lambda e: e["config"].update(go_backwards="yes"), r"option 'go_backwards' should be true or false"),
+    (lambda e: e["config"].update(dropout=1.5), r"option 'dropout' should be a number between 0 and 1"),
+    (lambda e: e["config"].update(activation=3), r"option 'activation' should be an activation name"),
+    (lambda e: e["config"].update(dtype={"class_name": "DTypePolicy", "config": "float32"}),
+     r"dtype policy config is not an object"),
+    (lambda e: e.update(class_name=None), r"layer 1: expected a layer entry with 'class_name'"),
+    (lambda e: e.update(config=[1, 2]), r"the config of GRU is not an object"),
+])
+def test_malformed_layer_config_is_a_file_error(tmp_path, change, message):
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=gru_entry_mutation(change))
+    with pytest.raises(fg.ModelFileError, match=r"m\.keras: .*" + message):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def test_malformed_model_config_is_a_file_error(tmp_path):
+    def no_input_shape(cfg):
+        cfg["config"]["layers"].pop(0)  # the InputLayer
+        cfg.pop("build_config", None)
+        for entry in cfg["config"]["layers"]:
+            entry.pop("build_config", None)
+        return cfg
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "a.keras", config=no_input_shape)
+    with pytest.raises(fg.ModelFileError, match="the model config gives no input shape"):
+        fg.load_model(tmp_path / "a.keras")
+
+    def bad_shape(cfg):
+        cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, "six", 4]
+        return cfg
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "b.keras", config=bad_shape)
+    with pytest.raises(fg.ModelFileError, match=r"expected a shape \(a list of positive integers or null\)"):
+        fg.load_model(tmp_path / "b.keras")
+
+    def dangling_input(cfg):
+        cfg["config"]["layers"][1]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] = "ghost"
+        return cfg
+
+    rewrite_zip(FILES / "k3_functional.keras", tmp_path / "c.keras", config=dangling_input)
+    with pytest.raises(fg.ModelFileError, match="takes its input from 'ghost', which the config does not define"):
+        fg.load_model(tmp_path / "c.keras")
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "d.keras", config=lambda cfg: [cfg])
+    with pytest.raises(fg.ModelFileError, match="config.json does not hold a model config object"):
+        fg.load_model(tmp_path / "d.keras")
+
+
+def test_model_config_input_shape_falls_back_to_build_config(tmp_path):
+    def no_input_layer(cfg):
+        cfg["config"]["layers"].pop(0)
+        return cfg  # Keras 3 still records build_config: {"input_shape": [null, 6, 4]}
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=no_input_layer)
+    x, y = expected("k3_gru_default")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda e: e["config"].update(activation={"module": "builtins", "class_name": "function", "config": "mish",
+                                              "registered_name": "function"}),
+     r"layer gru \(GRU\): activation: custom activation 'mish' is not supported"),
+    (lambda e: e["config"].update(recurrent_activation={"module": "keras.layers", "class_name": "ReLU",
+                                                        "config": {"name": "relu", "max_value": 6.0}}),
+     r"recurrent_activation: custom activation 'ReLU' is not supported"),
+    (lambda e: e["config"].update(dtype="float16"), r"option dtype='float16' is not supported"),
+    (lambda e: e["config"].update(dtype={"module": "keras", "class_name": "DTypePolicy",
+                                         "config": {"name": "mixed_float16"}}),
+     r"option dtype='mixed_float16' is not supported"),
+    (lambda e: e["config"].update(reset_after="sometimes"), r"option 'reset_after' should be true or false"),
+])
+def test_unsupported_activation_and_dtype(tmp_path, change, message):
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=gru_entry_mutation(change))
+    error = fg.ModelFileError if "should be" in message else fg.UnsupportedKerasFeature
+    with pytest.raises(error, match=message):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def test_keras1_files_are_refused(tmp_path):
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "old.h5")
+    with h5py.File(tmp_path / "old.h5", "a") as f:
+        f.attrs["keras_version"] = b"1.2.2"
+    with pytest.raises(fg.UnsupportedKerasFeature, match=r"files written by Keras 1\.2\.2 are not supported"):
+        fg.load_model(tmp_path / "old.h5")
+
+
+def test_training_only_options_load_with_a_warning(tmp_path):
+    def regularized(e):
+        e["config"]["kernel_regularizer"] = {"module": "keras.regularizers", "class_name": "L2",
+                                             "config": {"l2": 0.01}, "registered_name": None}
+        e["config"]["kernel_initializer"] = {"module": "my_project", "class_name": "MyInit", "config": {},
+                                             "registered_name": "MyInit"}
+
+    rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=gru_entry_mutation(regularized))
+    with pytest.warns(UserWarning, match=r"layer gru \(GRU\): kernel_initializer .*MyInit.*kernel_regularizer"):
+        model = fg.load_model(tmp_path / "m.keras")
+    x, y = expected("k3_gru_default")
+    np.testing.assert_allclose(model.predict(x), y, atol=ATOL, rtol=1e-4)
+
+
+def test_functional_output_must_be_the_end_of_the_chain(tmp_path):
+    def output_in_the_middle(cfg):
+        cfg["config"]["output_layers"] = [["encoder", 0, 0]]
+        return cfg
+
+    rewrite_zip(FILES / "k3_functional.keras", tmp_path / "f.keras", config=output_in_the_middle)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="the model's output is layer 'encoder'"):
+        fg.load_model(tmp_path / "f.keras")
+
+
+def test_npz_weights_and_bad_layer_names(tmp_path):
+    with zipfile.ZipFile(FILES / "k3_gru_default.keras") as src, zipfile.ZipFile(tmp_path / "n.keras", "w") as z:
+        z.writestr("config.json", src.read("config.json"))
+        z.writestr("model.weights.npz", b"")
+    with pytest.raises(fg.ModelFileError, match="weights_format='npz' are not supported"):
+        fg.load_model(tmp_path / "n.keras")
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        f["model_weights"].attrs["layer_names"] = np.arange(3)
+    with pytest.raises(fg.ModelFileError, match="attribute 'layer_names' of HDF5 group '/model_weights' should list"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_describe_models_and_weight_files():
+    text = fg.io.describe(FILES / "k2_keras_format.keras")
+    assert "format: Keras v3 format (.keras zip archive)" in text and "keras_version: 2." in text
+    assert "gru" in text and "Total params:" in text
+    text = fg.io.describe(FILES / "k3_nested.weights.h5")
+    assert "format: Keras 3 weights file (.weights.h5)" in text and "weights only" in text
+    assert "layers/sequential/layers/gru/cell/vars/0" in text and "(3, 12)" in text and "Total params: 279" in text
+    text = fg.io.describe(FILES / "k2_hard_sigmoid_weights.h5")
+    assert "legacy HDF5 weights (.h5) written by Keras 2." in text and "Total params: 254" in text
 
 
 def test_cli_info_and_predict(tmp_path, capsys):

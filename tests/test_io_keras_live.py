@@ -106,6 +106,42 @@ def test_from_keras_tf_keras_model_uses_keras2_hard_sigmoid():
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_tf_keras_files_to_fastgru(tmp_path, suffix):
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    km = tf_keras.Sequential([L.Masking(input_shape=(6, 4)),
+                              L.GRU(5, recurrent_activation="hard_sigmoid", return_sequences=True, go_backwards=True),
+                              L.GRU(3, reset_after=False, use_bias=False), L.Dense(2, activation="softmax")])
+    randomize(km, 4)
+    x = data(9, (3, 6, 4)) * 3
+    km.save(tmp_path / f"m{suffix}")
+    ours = fg.load_model(tmp_path / f"m{suffix}")
+    assert ours.layers[1].recurrent_activation == "hard_sigmoid_keras2"
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+    km.save_weights(tmp_path / "w.h5")  # tf_keras's legacy weights file
+    ours.set_weights([np.zeros_like(w) for w in ours.get_weights()])
+    ours.load_weights(tmp_path / "w.h5")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+
+
+def test_nested_keras_model_files_and_from_keras(tmp_path):
+    L = keras.layers
+    inner = keras.Sequential([L.GRU(4, return_sequences=True), L.Dropout(0.1)])
+    km = keras.Sequential([keras.Input((5, 3)), inner, L.GRU(3), L.Dense(2)])
+    randomize(km, 5)
+    x = data(10, (2, 5, 3))
+    want = km.predict(x, verbose=0)
+    km.save(tmp_path / "n.keras")
+    ours = fg.load_model(tmp_path / "n.keras")
+    np.testing.assert_allclose(ours.predict(x), want, atol=ATOL, rtol=1e-4)
+    np.testing.assert_allclose(fg.from_keras(km).predict(x), want, atol=ATOL, rtol=1e-4)
+    randomize(km, 6)  # new weights: a later checkpoint of the same Keras model
+    km.save_weights(tmp_path / "n.weights.h5")
+    ours.load_weights(tmp_path / "n.weights.h5")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), atol=ATOL, rtol=1e-4)
+
+
 def test_from_keras_refuses_unsupported_layers():
     km = keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(3)])
     with pytest.raises(fg.UnsupportedKerasFeature, match="'LSTM' is not supported"):

@@ -13,10 +13,14 @@ import os
 import warnings
 from pathlib import Path
 
-from ..errors import ModelFileError
+import h5py
+import numpy as np
+
+from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import keras_config, keras_v3, legacy_h5
+from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
-from .h5utils import open_h5, read_json_attr, read_list_attr
+from .h5utils import get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -42,22 +46,31 @@ def _sniff(path) -> str:
 
 
 def build_model(spec: keras_config.ModelSpec, version: str | None, path):
+    """The fastgru Sequential for a parsed Keras model config (weights not yet loaded)."""
     from ..models import Sequential
 
     major = keras_config.keras_major(version)
-    layers = [keras_config.build_layer(s, major) for s in spec.layers]
-    shape = spec.input_batch_shape
-    if shape is None:
-        build_config = spec.layers[0].config.get("build_config") or {}
-        shape = build_config.get("input_shape")
-    if shape is None:
-        raise ModelFileError(path, "the model config gives no input shape, so its weights cannot be placed")
-    model = Sequential(layers, name=spec.name)
+    layers = [keras_config.build_layer(s, major, path) for s in spec.layers]
+    seen: set[str] = set()
+    for layer in layers:  # flattening nested models may repeat a name; Sequential needs unique ones
+        if layer.name in seen:
+            k = 1
+            while f"{layer.name}_{k}" in seen:
+                k += 1
+            layer.name = f"{layer.name}_{k}"
+        seen.add(layer.name)
+    shape = keras_config.input_shape_of(spec, path)
     try:
+        model = Sequential(name=spec.name)
+        for layer in layers:
+            model.add(layer)
         model.build(tuple(shape))
-    except ValueError as exc:
-        raise ModelFileError(path, f"the layer configs do not fit together: {exc}") from None
+    except (ModelFileError, UnsupportedKerasFeature):
+        raise
+    except Exception as exc:  # noqa: BLE001  (whatever the layers say about a bad config, it is the file's fault)
+        raise ModelFileError(path, f"the layer configs do not fit together ({type(exc).__name__}: {exc})") from exc
     model.keras_version = version
+    model._keras_v3_paths = [s.v3_path for s in spec.layers]  # where the file's Keras model kept each layer
     return model
 
 
@@ -79,7 +92,7 @@ def restore_compile(model, training_config: dict | None, path) -> None:
         return
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    except (TypeError, ValueError, KeyError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)
 
@@ -96,14 +109,14 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         spec = keras_config.parse_model(config, path, version)
         model = build_model(spec, version, path)
         keras_v3.load_v3_weights(model, spec.layers, io.BytesIO(weights), path)
-        model.file_format = "Keras 3 .keras archive"
+        model.file_format = "Keras v3 format (.keras zip archive)"
         if compile:
             restore_compile(model, config.get("compile_config"), path)
         return model
-    with open_h5(path) as f:
+    with guard(path), open_h5(path) as f:
         config = read_json_attr(f, "model_config", path)
         if config is None:
-            if "layer_names" in f.attrs or "layers" in f:
+            if _weights_kind(f) is not None:
                 raise ModelFileError(path, "a weights-only file, not a full model: build the model and call "
                                            "model.load_weights(path)")
             raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute: not a Keras model file")
@@ -111,10 +124,38 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         spec = keras_config.parse_model(config, path, version)
         model = build_model(spec, version, path)
         legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
-        training_config = read_json_attr(f, "training_config", path) if compile else None
+        training_config = None
+        if compile:
+            try:
+                training_config = read_json_attr(f, "training_config", path)
+            except ModelFileError as exc:
+                warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
     restore_compile(model, training_config, path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
+
+
+def _weights_kind(f) -> str | None:
+    """'legacy' (a layer_names attribute), 'v3' (layers/ and vars/ groups) or None for an HDF5 weights file."""
+    root = f["model_weights"] if "model_weights" in f and isinstance(f["model_weights"], h5py.Group) else f
+    if any(isinstance(k, str) and k.startswith("layer_names") for k in root.attrs):
+        return "legacy"
+    if "layers" in f or "vars" in f:
+        return "v3"
+    return None
+
+
+def _v3_specs(model, root) -> list:
+    """Where each of ``model``'s layers finds its variables in a Keras 3 weights file: where the Keras
+    model the layers came from kept them (nested models, TimeDistributed) when the file has all of those
+    paths, else the paths a flat Sequential of these layers has (what fastgru and Keras write for it)."""
+    computed = keras3_weight_paths(model)
+    stored = getattr(model, "_keras_v3_paths", None)
+    paths = computed
+    if stored is not None and len(stored) == len(computed) and stored != computed:
+        if all(p in root for p, l in zip(stored, model.layers) if l.weights):
+            paths = stored
+    return [keras_config.LayerSpec(type(l).__name__, {}, p, l.name) for l, p in zip(model.layers, paths)]
 
 
 def load_weights(model, path) -> None:
@@ -122,33 +163,45 @@ def load_weights(model, path) -> None:
     if not model.built:
         raise ValueError("load_weights() needs a built model: call build(input_shape) first")
     kind = _sniff(path)
-    specs = [keras_config.LayerSpec(type(l).__name__, {}, p, l.name)
-             for l, p in zip(model.layers, keras_config.keras3_weight_paths(model))]
     if kind == "zip":
         _, _, weights = keras_v3.read_keras_zip(path)
-        keras_v3.load_v3_weights(model, specs, io.BytesIO(weights), path)
+        with guard(path), open_h5(path, io.BytesIO(weights)) as f:
+            keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
         return
-    with open_h5(path) as f:
-        root = legacy_h5.model_weights_group(f, path)
-        if "layer_names" in root.attrs or any(k.startswith("layer_names") for k in root.attrs):
-            _load_legacy_by_order(model, root, path)
-        elif "layers" in f or "vars" in f:
-            keras_v3.assign_v3_weights(model.layers, specs, f, path)
+    with guard(path), open_h5(path) as f:
+        weights_kind = _weights_kind(f)
+        if weights_kind == "legacy":
+            _load_legacy_by_order(model, legacy_h5.model_weights_group(f, path), path)
+        elif weights_kind == "v3":
+            keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
         else:
             raise ModelFileError(path, "an HDF5 file that holds neither Keras 3 weights (layers/...) nor legacy "
                                        "weights (a layer_names attribute)")
 
 
 def _load_legacy_by_order(model, root, path) -> None:
-    """Keras's legacy rule: the file's layers that have weights pair with the model's, in order."""
-    names = [n for n in read_list_attr(root, "layer_names", path)
-             if n in root and len(read_list_attr(root[n], "weight_names", path)) > 0]
+    """Keras's legacy rule: the file's layers that have weights pair with the model's, in order. When a
+    group holds several layers' weights (a nested model), the flat lists pair instead, if they agree."""
+    groups = []
+    for n in read_list_attr(root, "layer_names", path):
+        if n in root:
+            names = read_list_attr(root[n], "weight_names", path)
+            if names:
+                groups.append((n, names))
     layers = [l for l in model.layers if l.weights]
-    if len(names) != len(layers):
-        raise ModelFileError(path, f"the file has weights for {len(names)} layers ({', '.join(names)}), the model "
-                                   f"has {len(layers)} layers with weights ({', '.join(l.name for l in layers)})")
-    specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, n in zip(layers, names)]
-    legacy_h5.assign_legacy_weights(layers, specs, root, path)
+    if len(groups) == len(layers):
+        specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, (n, _) in zip(layers, groups)]
+        legacy_h5.assign_legacy_weights(layers, specs, root, path)
+        return
+    flat = [(n, w) for n, names in groups for w in names]
+    if len(flat) != sum(len(l.weights) for l in layers):
+        raise ModelFileError(path, f"the file has weights for {len(groups)} layers "
+                                   f"({', '.join(n for n, _ in groups)}), the model has {len(layers)} layers "
+                                   f"with weights ({', '.join(l.name for l in layers)})")
+    for layer in layers:
+        own, flat = flat[:len(layer.weights)], flat[len(layer.weights):]
+        arrays = [read_dataset(get_group(root, n, path), w, path) for n, w in own]
+        keras_v3.set_checked(layer, arrays, path, where=f"{own[0][0]}/{own[0][1]}")
 
 
 def save_model(model, path) -> None:
@@ -167,12 +220,50 @@ def save_weights(model, path) -> None:
 
 
 def describe(path) -> str:
-    """What ``fastgru info FILE`` prints: format, Keras version and the model summary."""
-    model = load_model(path)
-    lines = [f"file: {os.fspath(path)}", f"format: {model.file_format}",
-             f"keras_version: {getattr(model, 'keras_version', None) or '(not recorded)'}", ""]
+    """What ``fastgru info FILE`` prints: the file format, the Keras version and the model summary (for a
+    weights-only file: its variables and their shapes). Needs no TensorFlow."""
+    lines = [f"file: {os.fspath(path)}"]
+    if _sniff(path) == "hdf5":
+        with guard(path), open_h5(path) as f:
+            if "model_config" not in f.attrs:
+                return "\n".join(lines + _describe_weights(f, path))
+    model = load_model(path, compile=False)
+    lines += [f"format: {model.file_format}",
+              f"keras_version: {getattr(model, 'keras_version', None) or '(not recorded)'}", ""]
     model.summary(print_fn=lines.append)
     return "\n".join(lines)
+
+
+def _describe_weights(f, path) -> list[str]:
+    kind = _weights_kind(f)
+    version = legacy_h5.keras_version(f)
+    if kind == "legacy":
+        root = legacy_h5.model_weights_group(f, path)
+        rows = [(f"{n}/{w}", read_dataset(get_group(root, n, path), w, path).shape)
+                for n in read_list_attr(root, "layer_names", path) if n in root
+                for w in read_list_attr(root[n], "weight_names", path)]
+        fmt = f"legacy HDF5 weights (.h5) written by Keras {version or '(unknown version)'}"
+    elif kind == "v3":
+        rows = []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                rows.append((name, obj.shape))
+
+        try:
+            f.visititems(visit)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(path, f"the weights file cannot be read ({exc})") from None
+        fmt = "Keras 3 weights file (.weights.h5)"
+    else:
+        raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute nor Keras weights: "
+                                   "not a Keras file")
+    width = max([len(n) for n, _ in rows] + [8])
+    total = sum(int(np.prod(s)) for _, s in rows)
+    return [f"format: {fmt}", f"keras_version: {version or '(not recorded)'}",
+            "weights only (no model config): build the model, then model.load_weights(path)", "",
+            f"{'Variable':<{width}}  Shape"] + [f"{n:<{width}}  {tuple(s)}" for n, s in rows] + \
+        ["", f"Total params: {total:,}"]
 
 
 __all__ = ["describe", "from_keras", "load_model", "load_weights", "save_model", "save_weights"]

@@ -11,15 +11,7 @@ from . import keras_config
 
 def from_keras(keras_model):
     """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here)."""
-    module = type(keras_model).__module__
-    if module.startswith("tf_keras") or module.startswith("tensorflow.python.keras"):
-        import tf_keras as keras_module  # noqa: F401  (Keras 2 semantics)
-
-        version = keras_module.__version__
-    else:
-        import keras as keras_module
-
-        version = keras_module.__version__
+    version = _keras_version_of(keras_model)
     try:  # the same JSON config a saved file holds (get_config() may hold live tensors)
         config = json.loads(keras_model.to_json())
     except (AttributeError, TypeError, ValueError) as exc:
@@ -28,19 +20,56 @@ def from_keras(keras_model):
     from . import build_model
 
     model = build_model(spec, version, "<live keras model>")
-    by_name = {}
-
-    def index(m):
-        for layer in getattr(m, "layers", []):
-            by_name[layer.name] = layer
-            index(layer)
-
-    index(keras_model)
-    for layer, s in zip(model.layers, spec.layers):
-        source = by_name.get(s.config.get("name"))
+    sources = _leaf_layers(keras_model)
+    if [getattr(k, "name", None) for k in sources] != [s.config.get("name") for s in spec.layers]:
+        by_name = {k.name: k for k in sources}  # a Functional chain listed out of order: pair by name
+        sources = [by_name.get(s.config.get("name")) for s in spec.layers]
+    for layer, source, s in zip(model.layers, sources, spec.layers):
         if source is None:
             raise UnsupportedKerasFeature(f"layer {s.config.get('name')!r} not found in the Keras model")
-        if layer.weights:
-            layer.set_weights(source.get_weights())
-    model.file_format = "live Keras model"
+        if not layer.weights:
+            continue
+        if getattr(source, "lora_enabled", False):
+            raise UnsupportedKerasFeature(
+                f"layer {source.name!r} ({s.class_name}): LoRA is enabled; save the model to a .keras file (Keras "
+                "merges the LoRA weights into the kernel) and load that file")
+        weights = source.get_weights()
+        try:
+            layer.set_weights(weights)
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedKerasFeature(
+                f"layer {source.name!r} ({s.class_name}): its Keras weights "
+                f"{[tuple(w.shape) for w in weights]} do not fit fastgru's {s.class_name} ({exc})") from None
+    model.file_format = f"live Keras model (Keras {version})"
     return model
+
+
+def _leaf_layers(keras_model) -> list:
+    """The Keras layers that become fastgru layers, in order: nested models flattened, InputLayers
+    skipped (a TimeDistributed stays itself: its get_weights are the inner layer's)."""
+    leaves = []
+    for layer in getattr(keras_model, "layers", []):
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if type(layer).__name__ in keras_config.MODEL_CLASSES and hasattr(layer, "layers"):
+            leaves.extend(_leaf_layers(layer))
+        else:
+            leaves.append(layer)
+    return leaves
+
+
+def _keras_version_of(keras_model) -> str:
+    """The version of the Keras that defines the model's class (its base classes for a subclass)."""
+    for cls in type(keras_model).__mro__:
+        module = cls.__module__ or ""
+        if module.startswith("tf_keras"):
+            import tf_keras
+
+            return tf_keras.__version__
+        if module.startswith("tensorflow.python.keras"):
+            return "2 (tensorflow.python.keras)"
+        if module.startswith("keras"):
+            import keras
+
+            return keras.__version__
+    raise UnsupportedKerasFeature(f"{type(keras_model).__name__} is not a Keras model (keras, tf_keras or tf.keras)")

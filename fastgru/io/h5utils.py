@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import h5py
 import numpy as np
 
-from ..errors import ModelFileError
+from ..errors import FastGRUError, ModelFileError
+
+
+@contextmanager
+def guard(path):
+    """Turn what h5py raises on a damaged file (anywhere: an attribute check, a link lookup, a read)
+    into a ModelFileError naming the path; fastgru's own errors pass through."""
+    try:
+        yield
+    except FastGRUError:
+        raise
+    except (OSError, RuntimeError, KeyError, UnicodeError) as exc:
+        raise ModelFileError(path, f"damaged HDF5 data ({type(exc).__name__}: {exc})") from exc
 
 
 def open_h5(path, source=None) -> h5py.File:
@@ -29,20 +42,25 @@ def decode(value):
     return value
 
 
-def read_list_attr(group, name: str, path) -> list:
-    """A list-valued attribute that Keras may have split into ``name0``, ``name1``, ... chunks."""
+def read_list_attr(group, name: str, path) -> list[str]:
+    """A list of names that Keras may have split into ``name0``, ``name1``, ... chunks (bytes or str)."""
     if name in group.attrs:
         value = decode(group.attrs[name])
         if isinstance(value, str):  # some writers store the repr of a numpy array of names
             value = [v.strip("'\" ") for v in value.strip("[]").split() if v.strip("'\" ")]
-        return list(value) if isinstance(value, (list, tuple)) else [] if np.size(value) == 0 else [value]
-    chunks, i = [], 0
-    while f"{name}{i}" in group.attrs:
-        chunks.extend(decode(group.attrs[f"{name}{i}"]))
-        i += 1
-    if i == 0:
-        raise ModelFileError(path, f"HDF5 group {group.name!r} has no attribute {name!r}")
-    return chunks
+        values = list(value) if isinstance(value, (list, tuple)) else [] if np.size(value) == 0 else [value]
+    else:
+        values, i = [], 0
+        while f"{name}{i}" in group.attrs:
+            chunk = decode(group.attrs[f"{name}{i}"])
+            values.extend(chunk if isinstance(chunk, list) else [chunk])
+            i += 1
+        if i == 0:
+            raise ModelFileError(path, f"HDF5 group {group.name!r} has no attribute {name!r}")
+    if not all(isinstance(v, str) for v in values):
+        raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} should list names, "
+                                   f"found {values!r:.80}")
+    return values
 
 
 def read_json_attr(group, name: str, path) -> dict | None:

@@ -4,18 +4,22 @@ Loading walks the model config into a flat chain of :class:`LayerSpec` (nested S
 and plain-chain Functional models are flattened), each knowing where its weights live in a Keras 3
 weights file (by class-based path, as Keras's saving_lib names them) and in a legacy HDF5 file (by
 top-level layer name). Every option that changes the forward math and that fastgru does not have
-raises UnsupportedKerasFeature naming the layer class, the layer name and the option.
+raises UnsupportedKerasFeature naming the layer class, the layer name and the option; a config that
+is malformed (a wrong type, a missing list) raises ModelFileError naming the file.
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 import warnings
 from dataclasses import dataclass, field
 
-from .. import activations
+import numpy as np
+
+from .. import activations, initializers
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import GRU, Activation, Dense, Dropout, Embedding, InputLayer, Masking
+from ..layers import GRU, Activation, Dense, Dropout, Embedding, Masking
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: keys every layer config may carry that need no translation
@@ -25,7 +29,11 @@ _COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "in
 _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
                   "embeddings_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
                   "embeddings_constraint"}
+#: initializers: taken over when fastgru knows them, else dropped with a warning (they only matter when
+#: training from scratch; loading overwrites the weights they would make)
+_INITIALIZERS = {"kernel_initializer", "recurrent_initializer", "bias_initializer", "embeddings_initializer"}
 #: per class: the fastgru arguments taken over as they are, and options accepted with a required value
+#: (None: any value is accepted, the option does not change the math)
 _LAYERS = {
     "GRU": (GRU, {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
                   "recurrent_initializer", "bias_initializer", "dropout", "recurrent_dropout", "return_sequences",
@@ -44,6 +52,9 @@ _LAYERS = {
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: Keras weights live in the RNN cell: <layer path>/cell/vars in Keras 3 files
 _CELL_LAYERS = {"GRU"}
+#: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
+_KNOWN_UNSUPPORTED = {"LSTM", "Bidirectional", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Conv1D", "Lambda",
+                      "Attention", "MultiHeadAttention", "BatchNormalization", "LayerNormalization"}
 
 
 def snake_case(name: str) -> str:
@@ -59,6 +70,7 @@ class LayerSpec:
     config: dict
     v3_path: str  # e.g. "layers/gru_1/cell/vars"
     legacy_group: str  # top-level layer name: the group of a legacy .h5 holding the weights
+    build_config: dict | None = None
 
 
 @dataclass
@@ -67,6 +79,7 @@ class ModelSpec:
     input_batch_shape: tuple | None
     layers: list[LayerSpec] = field(default_factory=list)
     input_dtype: str | None = None
+    build_input_shape: tuple | None = None  # the model entry's build_config (Keras 3), when given
 
 
 def keras_major(version: str | None) -> int:
@@ -74,42 +87,158 @@ def keras_major(version: str | None) -> int:
     if not version:
         return 3
     try:
-        return int(str(version).split(".")[0])
+        return int(str(version).strip().split(".")[0])
     except ValueError:
         return 3
+
+
+# ---------------------------------------------------------------------------------------------
+# small validators (a malformed config is the file's fault: ModelFileError naming the file)
+# ---------------------------------------------------------------------------------------------
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shape(value, path, where: str) -> tuple | None:
+    """A batch shape: a list of positive ints or None (the batch and free axes)."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "input_shape" in value:  # build_config
+        value = value["input_shape"]
+    ok = isinstance(value, (list, tuple)) and len(value) >= 1 and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in value)
+    if not ok:
+        raise ModelFileError(path, f"{where}: expected a shape (a list of positive integers or null), "
+                                   f"found {_short(value)}")
+    return tuple(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+_BOOLS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "reset_after",
+          "zero_output_for_mask", "mask_zero"}
+_POSITIVE_INTS = {"units", "input_dim", "output_dim"}
+_FRACTIONS = {"dropout", "recurrent_dropout", "rate"}
+
+
+def _check_option(key: str, value, label: str, path) -> None:
+    """Raise ModelFileError when ``value`` has the wrong type for option ``key``."""
+    if key in _BOOLS:
+        ok, want = isinstance(value, (bool, np.bool_)), "true or false"
+    elif key in _POSITIVE_INTS:
+        ok, want = _is_int(value) and value > 0, "a positive integer"
+    elif key in _FRACTIONS:
+        ok, want = _is_real(value) and 0 <= value <= 1, "a number between 0 and 1"
+    elif key == "mask_value":
+        ok, want = _is_real(value), "a number"
+    elif key == "seed":
+        ok, want = value is None or _is_int(value), "an integer or null"
+    elif key == "noise_shape":
+        ok = value is None or (isinstance(value, (list, tuple)) and all(d is None or _is_int(d) for d in value))
+        want = "a list of integers or null"
+    else:
+        return
+    if not ok:
+        raise ModelFileError(path, f"layer {label}: option {key!r} should be {want}, found {_short(value)}")
+
+
+def _dtype(value, label: str, path) -> str:
+    """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config."""
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if not isinstance(inner, dict):
+            raise ModelFileError(path, f"layer {label}: dtype policy config is not an object: {_short(value)}")
+        value = inner.get("name", "float32")
+    value = value or "float32"
+    if not isinstance(value, str):
+        raise ModelFileError(path, f"layer {label}: dtype should be a name such as 'float32', found {_short(value)}")
+    if value not in ("float32", "float64"):
+        raise UnsupportedKerasFeature(
+            f"layer {label}: option dtype={value!r} is not supported (fastgru computes in float32 or float64)")
+    return value
+
+
+def _activation(value, label: str, option: str, major: int, path) -> str:
+    """fastgru's activation name for a Keras activation entry; Keras 2's hard_sigmoid keeps its definition."""
+    if isinstance(value, dict):
+        # Keras serialises built-in activations as plain names; a dict is a custom function or object,
+        # except for a 'function' entry from Keras's own activations module
+        inner, module = value.get("config"), str(value.get("module") or "")
+        if value.get("class_name") == "function" and isinstance(inner, str) and module.startswith("keras"):
+            value = inner
+        else:
+            what = inner if value.get("class_name") == "function" and isinstance(inner, str) \
+                else value.get("class_name")
+            raise UnsupportedKerasFeature(
+                f"layer {label}: {option}: custom activation {what!r} is not supported; supported activations: "
+                f"{', '.join(activations.SUPPORTED)}")
+    elif value is not None and not isinstance(value, str):
+        raise ModelFileError(path, f"layer {label}: option {option!r} should be an activation name, "
+                                   f"found {_short(value)}")
+    try:
+        name = activations.canonical_name(value)
+    except UnsupportedKerasFeature as exc:
+        raise UnsupportedKerasFeature(f"layer {label}: {option}: {exc}") from None
+    if name == "hard_sigmoid" and major < 3:
+        return "hard_sigmoid_keras2"  # Keras 2 defined it as clip(0.2x + 0.5, 0, 1)
+    return name
+
+
+def _initializer_usable(value) -> bool:
+    """True when fastgru can build ``value`` (tried on a tiny shape, so a bad option shows now)."""
+    try:
+        init = initializers.get(value)
+        init((3, 6), np.dtype(np.float32), np.random.default_rng(0))
+        return True
+    except Exception:  # noqa: BLE001  (a probe: any failure means "not usable")
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
 # model configs -> flat chain
 # ---------------------------------------------------------------------------------------------
 def _entry(entry, path, where: str) -> tuple[str, dict]:
-    if not isinstance(entry, dict) or "class_name" not in entry:
-        raise ModelFileError(path, f"{where}: expected a layer entry with 'class_name' and 'config', found {entry!r:.80}")
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise ModelFileError(path, f"{where}: expected a layer entry with 'class_name' and 'config', "
+                                   f"found {_short(entry)}")
     config = entry.get("config", {})
-    if not isinstance(config, dict):
-        raise ModelFileError(path, f"{where}: layer config of {entry['class_name']} is not a dict")
+    if not isinstance(config, (dict, list)) or (isinstance(config, list) and entry["class_name"] != "Sequential"):
+        raise ModelFileError(path, f"{where}: the config of {entry['class_name']} is not an object: {_short(config)}")
     return entry["class_name"], config
 
 
-def _batch_shape(config: dict):
-    shape = config.get("batch_shape", config.get("batch_input_shape"))
-    return None if shape is None else tuple(shape)
+def _entry_name(entry: dict) -> str | None:
+    config = entry.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    name = entry.get("name") if name is None else name
+    return name if isinstance(name, str) else None
 
 
-def _inbound_names(entry: dict) -> list[str]:
+def _inbound_names(entry: dict, path) -> list[str]:
     """Names of the layers feeding ``entry`` in a Functional config (Keras 2 or 3 node format)."""
     names = []
 
     def walk(obj):
         if isinstance(obj, dict):
-            history = obj.get("config", {}).get("keras_history") if obj.get("class_name") == "__keras_tensor__" else None
-            if history:
+            if obj.get("class_name") == "__keras_tensor__":  # Keras 3: {"config": {"keras_history": [name, 0, 0]}}
+                config = obj.get("config")
+                history = config.get("keras_history") if isinstance(config, dict) else None
+                if not isinstance(history, list) or not history or not isinstance(history[0], str):
+                    raise ModelFileError(path, f"layer {_entry_name(entry)!r}: an input tensor without a valid "
+                                               f"keras_history: {_short(obj)}")
                 names.append(history[0])
                 return
             for v in obj.values():
                 walk(v)
         elif isinstance(obj, list):
-            if len(obj) >= 3 and isinstance(obj[0], str) and isinstance(obj[1], int):  # Keras 2: [name, 0, 0, {}]
+            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]):  # Keras 2: [name, 0, 0, {}]
                 names.append(obj[0])
                 return
             for v in obj:
@@ -119,30 +248,38 @@ def _inbound_names(entry: dict) -> list[str]:
     return names
 
 
-def _functional_chain(config: dict, path) -> list[dict]:
-    """Order a Functional config's layers as a chain, or refuse a graph that is not a plain chain."""
-    entries = config.get("layers")
-    if not isinstance(entries, list):
-        raise ModelFileError(path, "Functional model config has no 'layers' list")
-    by_name = {e.get("config", {}).get("name", e.get("name")): e for e in entries}
-    inputs = [e for e in entries if e.get("class_name") == "InputLayer"]
+def _functional_chain(entries: list, path) -> list[int]:
+    """Indices of a Functional config's layers in chain order, or refuse a graph that is not a plain chain."""
+    names = []
+    for i, e in enumerate(entries):
+        _entry(e, path, f"layer {i}")
+        name = _entry_name(e)
+        if name is None:
+            raise ModelFileError(path, f"layer {i} ({e['class_name']}) of the Functional model has no name")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ModelFileError(path, "the Functional model config names some layers twice")
+    index = {n: i for i, n in enumerate(names)}
+    inputs = [i for i, e in enumerate(entries) if e["class_name"] == "InputLayer"]
     if len(inputs) != 1:
         raise UnsupportedKerasFeature(
             f"Functional model with {len(inputs)} inputs: fastgru loads models that are a plain chain of layers"
         )
     consumers: dict[str, list[str]] = {}
-    for e in entries:
-        name = e.get("config", {}).get("name", e.get("name"))
-        sources = _inbound_names(e)
-        if e.get("class_name") != "InputLayer" and len(sources) != 1:
+    for i, e in enumerate(entries):
+        sources = _inbound_names(e, path)
+        if e["class_name"] != "InputLayer" and len(sources) != 1:
             raise UnsupportedKerasFeature(
-                f"layer {name!r} ({e.get('class_name')}) has {len(sources)} inputs: fastgru loads models "
+                f"layer {names[i]!r} ({e['class_name']}) has {len(sources)} inputs: fastgru loads models "
                 "that are a plain chain of layers"
             )
         for s in sources:
-            consumers.setdefault(s, []).append(name)
+            if s not in index:
+                raise ModelFileError(path, f"layer {names[i]!r} takes its input from {s!r}, which the config "
+                                           "does not define")
+            consumers.setdefault(s, []).append(names[i])
     chain = [inputs[0]]
-    current = inputs[0].get("config", {}).get("name")
+    current = names[inputs[0]]
     while consumers.get(current):
         nexts = consumers[current]
         if len(nexts) != 1:
@@ -151,20 +288,39 @@ def _functional_chain(config: dict, path) -> list[dict]:
                 "a plain chain of layers"
             )
         current = nexts[0]
-        chain.append(by_name[current])
+        if index[current] in chain:
+            raise ModelFileError(path, f"the Functional model config has a cycle through layer {current!r}")
+        chain.append(index[current])
     if len(chain) != len(entries):
         raise UnsupportedKerasFeature("Functional model is not a plain chain of layers (some layers are off the chain)")
     return chain
 
 
+def _output_name(config: dict) -> str | None:
+    """The first output layer's name of a Functional config (``output_layers``), if given."""
+    outputs = config.get("output_layers")
+    while isinstance(outputs, list) and outputs:
+        if isinstance(outputs[0], str):
+            return outputs[0]
+        outputs = outputs[0]
+    return None
+
+
 def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
     """Flatten a Keras model config into the chain of layers fastgru builds."""
+    if keras_major(keras_version) < 2:
+        raise UnsupportedKerasFeature(
+            f"files written by Keras {keras_version} are not supported (fastgru reads Keras 2.x and 3.x files)")
     class_name, config = _entry(model_config, path, "model config")
     if class_name not in MODEL_CLASSES:
         raise UnsupportedKerasFeature(
             f"model class {class_name!r}: fastgru loads Sequential models and Functional plain chains"
         )
-    spec = ModelSpec(name=config.get("name", "sequential"), input_batch_shape=None)
+    name = config.get("name") if isinstance(config, dict) else None
+    spec = ModelSpec(name=name if isinstance(name, str) else "sequential", input_batch_shape=None)
+    build_config = model_config.get("build_config")
+    if isinstance(build_config, dict):
+        spec.build_input_shape = _shape(build_config.get("input_shape"), path, "the model's build_config")
     _collect(class_name, config, "", None, spec, path, top=True)
     if not spec.layers:
         raise ModelFileError(path, "the model has no layers")
@@ -173,44 +329,67 @@ def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
 
 def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, top=False):
     if class_name == "Sequential":
-        entries = config.get("layers") if isinstance(config, dict) else config
+        entries = config.get("layers") if isinstance(config, dict) else config  # Keras 2.0-2.2: a bare list
         if not isinstance(entries, list):
             raise ModelFileError(path, "Sequential config has no 'layers' list")
+        order = list(range(len(entries)))
     else:
-        entries = _functional_chain(config, path)
+        entries = config.get("layers")
+        if not isinstance(entries, list):
+            raise ModelFileError(path, f"{class_name} model config has no 'layers' list")
+        order = _functional_chain(entries, path)
+        output = _output_name(config)
+        if output is not None and output != _entry_name(entries[order[-1]]):
+            raise UnsupportedKerasFeature(
+                f"the model's output is layer {output!r}, not the end of its chain of layers: fastgru loads "
+                "models that are a plain chain of layers")
+    # Keras 3 weight paths count classes in the order of model.layers (the config's order); a Sequential's
+    # layers exclude its InputLayer, a Functional's include it
+    keys: dict[int, str] = {}
     used: dict[str, int] = {}
     for i, entry in enumerate(entries):
-        lcls, lcfg = _entry(entry, path, f"layer {i}")
-        key = snake_case(lcls)
-        if lcls == "InputLayer":
-            if class_name != "Sequential":  # Functional.layers includes its InputLayer (a saveable)
-                _unique(key, used)
-            if spec.input_batch_shape is None:
-                spec.input_batch_shape = _batch_shape(lcfg)
-                spec.input_dtype = lcfg.get("dtype") if isinstance(lcfg.get("dtype"), str) else None
+        lcls, _ = _entry(entry, path, f"layer {i}")
+        if lcls == "InputLayer" and class_name == "Sequential":
             continue
-        name_key = _unique(key, used)
-        layer_path = f"{prefix}layers/{name_key}"
-        group = legacy_group or lcfg.get("name", name_key)
+        keys[i] = _unique(snake_case(lcls), used)
+    for i in order:
+        entry = entries[i]
+        lcls, lcfg = _entry(entry, path, f"layer {i}")
+        if not isinstance(lcfg, dict):
+            raise ModelFileError(path, f"layer {i}: the config of {lcls} is not an object")
+        if lcls == "InputLayer":
+            if spec.input_batch_shape is None:
+                spec.input_batch_shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path,
+                                                f"InputLayer {lcfg.get('name')!r}")
+                dtype = lcfg.get("dtype")
+                spec.input_dtype = dtype if isinstance(dtype, str) else None
+            continue
+        name = lcfg.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ModelFileError(path, f"layer {i} ({lcls}): its name should be a string, found {_short(name)}")
+        layer_path = f"{prefix}layers/{keys[i]}"
+        group = legacy_group or name or keys[i]
         if lcls in MODEL_CLASSES:
             _collect(lcls, lcfg, layer_path + "/", group, spec, path)
             continue
+        if top and not spec.layers and spec.input_batch_shape is None:
+            spec.input_batch_shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path,
+                                            f"layer {name!r} ({lcls})")
+        build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
         if lcls == "TimeDistributed":
             # TimeDistributed(Dense/Activation/Dropout) is the inner layer applied on the last axis:
             # the same math as the inner layer on (B, T, D); its weights live under <path>/layer/vars
-            inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {lcfg.get('name')!r} (TimeDistributed)")
-            if inner_cls not in _TIME_DISTRIBUTABLE:
+            inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
+            if inner_cls not in _TIME_DISTRIBUTABLE or not isinstance(inner_cfg, dict):
                 raise UnsupportedKerasFeature(
-                    f"layer {lcfg.get('name')!r}: TimeDistributed({inner_cls}) is not supported "
+                    f"layer {name!r}: TimeDistributed({inner_cls}) is not supported "
                     f"(supported inner layers: {', '.join(sorted(_TIME_DISTRIBUTABLE))})"
                 )
-            inner_cfg = dict(inner_cfg, name=lcfg.get("name", inner_cfg.get("name")))
-            spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group))
+            inner_cfg = dict(inner_cfg, name=name or inner_cfg.get("name"))
+            spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group, build_config))
             continue
-        if top and not spec.layers and spec.input_batch_shape is None:
-            spec.input_batch_shape = _batch_shape(lcfg)
         vars_path = layer_path + ("/cell/vars" if lcls in _CELL_LAYERS else "/vars")
-        spec.layers.append(LayerSpec(lcls, lcfg, vars_path, group))
+        spec.layers.append(LayerSpec(lcls, lcfg, vars_path, group, build_config))
 
 
 def _unique(name: str, used: dict) -> str:
@@ -221,47 +400,56 @@ def _unique(name: str, used: dict) -> str:
     return name
 
 
+def input_shape_of(spec: ModelSpec, path) -> tuple:
+    """The batch input shape the model is built for: the InputLayer's, the first layer's declared shape,
+    the model's build_config, or the first layer's build_config (Keras 3)."""
+    if spec.input_batch_shape is not None:
+        return spec.input_batch_shape
+    if spec.build_input_shape is not None:
+        return spec.build_input_shape
+    first = spec.layers[0].build_config
+    if first is not None:
+        shape = _shape(first.get("input_shape"), path, f"layer {spec.layers[0].config.get('name')!r} build_config")
+        if shape is not None:
+            return shape
+    raise ModelFileError(path, "the model config gives no input shape (no InputLayer, no batch_input_shape, no "
+                               "build_config), so its weights cannot be placed")
+
+
 # ---------------------------------------------------------------------------------------------
 # one layer config -> fastgru layer
 # ---------------------------------------------------------------------------------------------
-def _dtype(value, layer: str) -> str:
-    if isinstance(value, dict):
-        value = value.get("config", {}).get("name", "float32")
-    value = value or "float32"
-    if value not in ("float32", "float64"):
-        raise UnsupportedKerasFeature(f"layer {layer}: dtype policy {value!r} (fastgru computes in float32 or float64)")
-    return value
-
-
-def _activation(value, layer: str, option: str, major: int) -> str:
-    try:
-        name = activations.canonical_name(value)
-    except UnsupportedKerasFeature as exc:
-        raise UnsupportedKerasFeature(f"layer {layer}: {option}: {exc}") from None
-    if name == "hard_sigmoid" and major < 3:
-        return "hard_sigmoid_keras2"  # Keras 2 defined it as clip(0.2x + 0.5, 0, 1)
-    return name
-
-
-def build_layer(spec: LayerSpec, major: int):
+def build_layer(spec: LayerSpec, major: int, path="<config>"):
     """A fastgru layer (not yet built) from one Keras layer config."""
+    name = spec.config.get("name") or snake_case(spec.class_name)
+    label = f"{name} ({spec.class_name})"
     if spec.class_name not in _LAYERS:
+        known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
+            else " (a custom or unknown layer class)"
         raise UnsupportedKerasFeature(
-            f"layer {spec.config.get('name', '?')!r} of class {spec.class_name!r} is not supported by fastgru "
-            f"(supported: {', '.join(sorted(_LAYERS))}, InputLayer, and nested Sequential models)"
+            f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
+            f"supported: {', '.join(sorted(_LAYERS))}, InputLayer, TimeDistributed(Dense), and nested Sequential "
+            "or plain-chain Functional models"
         )
     cls, taken, fixed = _LAYERS[spec.class_name]
-    name = spec.config.get("name", snake_case(spec.class_name))
-    label = f"{name} ({spec.class_name})"
-    kwargs = {"name": name, "trainable": bool(spec.config.get("trainable", True)),
-              "dtype": _dtype(spec.config.get("dtype"), label)}
+    trainable = spec.config.get("trainable", True)
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
+                                   f"found {_short(trainable)}")
+    kwargs = {"name": name, "trainable": bool(trainable), "dtype": _dtype(spec.config.get("dtype"), label, path)}
     ignored = []
     for key, value in spec.config.items():
         if key in _COMMON and key not in taken:
             continue
         if key in taken:
             if key in ("activation", "recurrent_activation"):
-                value = _activation(value, label, key, major)
+                value = _activation(value, label, key, major, path)
+            elif key in _INITIALIZERS:
+                if not _initializer_usable(value):
+                    ignored.append(f"{key} {_short(value)} (unknown to fastgru; its default is used)")
+                    continue
+            else:
+                _check_option(key, value, label, path)
             if key == "noise_shape" and value is not None:
                 value = tuple(value)
             kwargs[key] = value
@@ -270,69 +458,17 @@ def build_layer(spec: LayerSpec, major: int):
                 ignored.append(key)
         elif key in fixed:
             if fixed[key] is not None and value not in (fixed[key], None, 0):
-                raise UnsupportedKerasFeature(f"layer {label}: option {key}={value!r} is not supported")
+                raise UnsupportedKerasFeature(f"layer {label}: option {key}={_short(value)} is not supported")
         else:
-            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {value!r:.60}) is not supported")
+            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
+    if spec.class_name == "GRU" and major < 3 and "reset_after" not in spec.config:
+        kwargs["reset_after"] = False  # Keras before 2.1.3 had no reset_after: it computed the reset gate first
     if ignored:
-        warnings.warn(f"layer {label}: {', '.join(ignored)} only affect training and are not applied by fastgru",
+        warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
                       stacklevel=3)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except UnsupportedKerasFeature as exc:
         raise UnsupportedKerasFeature(f"layer {label}: {exc}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# fastgru model -> Keras 3 config (for .keras files)
-# ---------------------------------------------------------------------------------------------
-def _policy(dtype: str) -> dict:
-    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
-
-
-def keras3_layer_config(layer) -> dict:
-    """The Keras 3 config entry (module, class_name, config, build_config) of a fastgru layer."""
-    class_name = type(layer).__name__
-    config = layer.get_config()
-    config.pop("batch_input_shape", None)
-    config["dtype"] = _policy(config.get("dtype", "float32"))
-    for key in ("activation", "recurrent_activation"):
-        if config.get(key) == "hard_sigmoid_keras2":
-            raise UnsupportedKerasFeature(
-                f"layer {layer.name!r}: Keras 2's hard_sigmoid has no Keras 3 equivalent; cannot save as .keras"
-            )
-    if class_name == "Dropout" and config.get("noise_shape") is not None:
-        config["noise_shape"] = list(config["noise_shape"])
-    entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
-    if layer.input_shape is not None:
-        entry["build_config"] = {"input_shape": list(layer.input_shape)}
-    return entry
-
-
-def keras3_model_config(model) -> dict:
-    if not model.built or model.input_shape is None:
-        raise ValueError("save() needs a built model: call build(input_shape) or predict once first")
-    input_entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                   "config": {"batch_shape": list(model.input_shape),
-                              "dtype": "int32" if type(model.layers[0]).__name__ == "Embedding" else "float32",
-                              "sparse": False, "ragged": False, "name": "input_layer", "optional": False}}
-    return {
-        "module": "keras", "class_name": "Sequential", "registered_name": None,
-        "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
-                   "layers": [input_entry] + [keras3_layer_config(l) for l in model.layers]},
-        "build_config": {"input_shape": list(model.input_shape)},
-    }
-
-
-def keras3_weight_paths(model) -> list[str]:
-    """Where each layer's variables go in a Keras 3 weights file (same rule Keras uses)."""
-    used: dict[str, int] = {}
-    paths = []
-    for layer in model.layers:
-        class_name = type(layer).__name__
-        key = _unique(snake_case(class_name), used)
-        paths.append(f"layers/{key}" + ("/cell/vars" if class_name in _CELL_LAYERS else "/vars"))
-    return paths
-
-
-__all__ = ["InputLayer", "LayerSpec", "ModelSpec", "build_layer", "keras3_model_config", "keras3_weight_paths",
-           "keras_major", "parse_model", "snake_case"]
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: {exc}") from None

@@ -5,39 +5,48 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from datetime import datetime
 
 import h5py
 import numpy as np
 
 from ..errors import ModelFileError
-from .h5utils import get_group, open_h5, read_dataset
-from .keras_config import LayerSpec, keras3_model_config, keras3_weight_paths
+from .h5utils import get_group, guard, open_h5, read_dataset
+from .keras_config import LayerSpec
+from .keras_save import keras3_model_config, keras3_weight_paths
 
 
 def read_keras_zip(path) -> tuple[dict, str | None, bytes]:
     """(model config, Keras version, bytes of model.weights.h5) of a ``.keras`` file."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ModelFileError(path, f"not a valid .keras (zip) archive ({exc})") from None
     with archive:
         names = set(archive.namelist())
         if "config.json" not in names:
-            raise ModelFileError(path, f"no config.json in the .keras archive (found: {', '.join(sorted(names)) or 'nothing'})")
+            found = ", ".join(sorted(names)) or "nothing"
+            raise ModelFileError(path, f"no config.json in the .keras archive (found: {found})")
         if "model.weights.h5" not in names:
-            detail = "sharded weights are not supported" if any(n.endswith(".json") and "weights" in n for n in names) \
-                else f"found: {', '.join(sorted(names))}"
+            if "model.weights.npz" in names:
+                detail = "weights saved with weights_format='npz' are not supported: save with the default h5"
+            elif any(n.endswith(".json") and "weights" in n for n in names):
+                detail = "sharded weights are not supported"
+            else:
+                detail = f"found: {', '.join(sorted(names))}"
             raise ModelFileError(path, f"no model.weights.h5 in the .keras archive ({detail})")
         try:
             config = json.loads(archive.read("config.json"))
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
             weights = archive.read("model.weights.h5")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, RuntimeError,
+                NotImplementedError) as exc:
             raise ModelFileError(path, f"damaged .keras archive ({type(exc).__name__}: {exc})") from None
     if not isinstance(config, dict):
         raise ModelFileError(path, "config.json does not hold a model config object")
-    return config, (metadata.get("keras_version") if isinstance(metadata, dict) else None), weights
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return config, (version if isinstance(version, str) else None), weights
 
 
 def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) -> None:
@@ -67,7 +76,7 @@ def set_checked(layer, arrays, path, where: str) -> None:
 
 
 def load_v3_weights(model, specs, h5_source, path) -> None:
-    with open_h5(path, h5_source) as f:
+    with guard(path), open_h5(path, h5_source) as f:
         assign_v3_weights(model.layers, specs, f, path)
 
 

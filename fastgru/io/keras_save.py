@@ -1,0 +1,58 @@
+"""fastgru model -> Keras 3 config and weight paths (what ``save`` writes into .keras files)."""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedKerasFeature
+from .keras_config import _CELL_LAYERS, _unique, snake_case
+
+
+# ---------------------------------------------------------------------------------------------
+# fastgru model -> Keras 3 config (for .keras files)
+# ---------------------------------------------------------------------------------------------
+def _policy(dtype: str) -> dict:
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+def keras3_layer_config(layer) -> dict:
+    """The Keras 3 config entry (module, class_name, config, build_config) of a fastgru layer."""
+    class_name = type(layer).__name__
+    config = layer.get_config()
+    config.pop("batch_input_shape", None)
+    config["dtype"] = _policy(config.get("dtype", "float32"))
+    for key in ("activation", "recurrent_activation"):
+        if config.get(key) == "hard_sigmoid_keras2":
+            raise UnsupportedKerasFeature(
+                f"layer {layer.name!r}: Keras 2's hard_sigmoid has no Keras 3 equivalent; cannot save as .keras"
+            )
+    if class_name == "Dropout" and config.get("noise_shape") is not None:
+        config["noise_shape"] = list(config["noise_shape"])
+    entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
+    if layer.input_shape is not None:
+        entry["build_config"] = {"input_shape": list(layer.input_shape)}
+    return entry
+
+
+def keras3_model_config(model) -> dict:
+    if not model.built or model.input_shape is None:
+        raise ValueError("save() needs a built model: call build(input_shape) or predict once first")
+    input_entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                   "config": {"batch_shape": list(model.input_shape),
+                              "dtype": "int32" if type(model.layers[0]).__name__ == "Embedding" else "float32",
+                              "sparse": False, "ragged": False, "name": "input_layer", "optional": False}}
+    return {
+        "module": "keras", "class_name": "Sequential", "registered_name": None,
+        "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
+                   "layers": [input_entry] + [keras3_layer_config(l) for l in model.layers]},
+        "build_config": {"input_shape": list(model.input_shape)},
+    }
+
+
+def keras3_weight_paths(model) -> list[str]:
+    """Where each layer's variables go in a Keras 3 weights file (same rule Keras uses)."""
+    used: dict[str, int] = {}
+    paths = []
+    for layer in model.layers:
+        class_name = type(layer).__name__
+        key = _unique(snake_case(class_name), used)
+        paths.append(f"layers/{key}" + ("/cell/vars" if class_name in _CELL_LAYERS else "/vars"))
+    return paths
