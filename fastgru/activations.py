@@ -37,9 +37,12 @@ SUPPORTED = tuple(sorted(CODES)) + ("softmax",)
 def canonical_name(name) -> str:
     """Return the canonical activation name for ``name`` (str, None, or a Keras-style dict)."""
     if isinstance(name, dict):  # Keras serialises some activations as {"class_name": ..., "config": ...}
-        name = name.get("config", {}).get("name", name.get("class_name"))
+        config = name.get("config")
+        name = config.get("name", name.get("class_name")) if isinstance(config, dict) else name.get("class_name")
     if callable(name) and hasattr(name, "__name__"):
         name = name.__name__
+    if name is not None and not isinstance(name, str):
+        raise UnsupportedKerasFeature(f"activation {name!r:.80} is not supported: expected an activation name")
     name = ALIASES.get(name, name)
     if name not in CODES and name != "softmax":
         raise UnsupportedKerasFeature(

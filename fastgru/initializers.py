@@ -105,7 +105,12 @@ def get(identifier) -> Initializer:
     name = identifier
     if isinstance(identifier, dict):
         name = identifier.get("class_name")
-        config = {k: v for k, v in (identifier.get("config") or {}).items() if k != "seed" and v is not None}
+        raw = identifier.get("config") or {}
+        if not isinstance(raw, dict):
+            raise UnsupportedKerasFeature(f"initializer {identifier!r:.80}: its config is not a dict")
+        config = {k: v for k, v in raw.items() if k != "seed" and v is not None}
+    if not isinstance(name, str):
+        raise UnsupportedKerasFeature(f"initializer {identifier!r:.80} is not supported: expected a name or a config")
     name = _CAMEL.get(name, name)
     if name not in _FACTORIES:
         raise UnsupportedKerasFeature(

@@ -131,3 +131,15 @@ def test_stateful_batch_change_is_an_error():
 def test_threads_setting():
     with pytest.raises(ValueError, match="num_threads must be between 1 and"):
         fg.set_num_threads(0)
+
+
+@pytest.mark.parametrize("bad", [{"class_name": "Activation", "config": "relu"}, ["relu"], 3])
+def test_malformed_activation_configs_are_named_errors(bad):
+    with pytest.raises(fg.UnsupportedKerasFeature, match="activation"):
+        GRU(3, activation=bad)
+
+
+@pytest.mark.parametrize("bad", [{"class_name": "GlorotUniform", "config": "x"}, {"config": {}}, ["zeros"]])
+def test_malformed_initializer_configs_are_named_errors(bad):
+    with pytest.raises(fg.UnsupportedKerasFeature, match="initializer"):
+        fg.initializers.get(bad)
