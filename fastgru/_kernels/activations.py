@@ -60,7 +60,7 @@ def fast_code(code: int, dtype) -> int:
     return code
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _tanh_rational(x):
     x = min(max(x, -TANH_CLAMP), TANH_CLAMP)
     x2 = x * x
@@ -69,7 +69,7 @@ def _tanh_rational(x):
     return p / q
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def activate_inplace(code, v):
     """Replace ``v`` (n,) by ``act(v)`` for the activation ``code``."""
     n = v.shape[0]
@@ -121,7 +121,7 @@ def activate_inplace(code, v):
             v[i] = 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def derivative_from_output(code, y, d):
     """Multiply ``d`` (n,) in place by ``act'(x)`` expressed through ``y = act(x)``."""
     n = y.shape[0]

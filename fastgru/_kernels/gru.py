@@ -30,7 +30,7 @@ S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def project_inputs(x, w, b, out):
     """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one GEMM."""
     bsz, steps, d = x.shape
@@ -44,7 +44,7 @@ def project_inputs(x, w, b, out):
                 row[j] += b[j]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def project_inputs_parallel(x, w, b, out, n_chunks):
     """:func:`project_inputs` with the batch split into ``n_chunks`` row ranges, one per thread."""
     bsz = x.shape[0]
@@ -54,7 +54,7 @@ def project_inputs_parallel(x, w, b, out, n_chunks):
         project_inputs(x[b0:b1], w, b, out[b0:b1])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_slice(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
@@ -144,7 +144,7 @@ def gru_forward_slice(
         h_last[b0 + bb] = h[bb]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def gru_forward_parallel(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, n_chunks,

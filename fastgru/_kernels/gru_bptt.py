@@ -59,7 +59,7 @@ from .linalg import gemm, matmul_into
 # ---------------------------------------------------------------------------------------------
 # backward through time
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_backward_slice(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
     go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
@@ -199,7 +199,7 @@ def gru_backward_slice(
         dh0[b0 + bb] = dh[bb]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1):
     """Input and weight gradients of rows ``b0:b1`` from their gate gradients (after the loop).
 
@@ -286,7 +286,7 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 # ---------------------------------------------------------------------------------------------
 # drivers: one chunk of batch rows = one thread
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
@@ -299,7 +299,7 @@ def gru_backward_chunk(
     gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def gru_backward_parallel(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part, du_part, db_part, dh0,

@@ -15,7 +15,7 @@ from .linalg import gemm, matmul_into
 # ---------------------------------------------------------------------------------------------
 # training forward with recurrent dropout (Keras's implementation 1)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_rdrop_slice(
     xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
@@ -111,7 +111,7 @@ def gru_forward_rdrop_slice(
 # ---------------------------------------------------------------------------------------------
 # input projection and weight gradients of one chunk of rows (large GEMMs over its B_c*T rows)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _mask_rows(src, m, steps, dst):
     """``dst[r] = src[r] * m[r // steps]``: a per-sequence mask (rows of m) over (rows, n) rows."""
     for r in range(src.shape[0]):
@@ -122,7 +122,7 @@ def _mask_rows(src, m, steps, dst):
             drow[j] = srow[j] * mrow[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
     """``saved[b0:b1, :, 0:3H] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
 
@@ -155,7 +155,7 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
 # ---------------------------------------------------------------------------------------------
 # drivers: one chunk of batch rows = one thread, doing everything for its rows
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_train_chunk(
     x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
     reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
@@ -176,7 +176,7 @@ def gru_forward_train_chunk(
         )
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def gru_forward_train_parallel(
     x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
     reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows,

@@ -16,7 +16,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rows4(a, b, out, i):
     """out[i:i+4] = a[i:i+4] @ b: four rows and four steps of k per pass over b's columns, so each
     pass does 16 multiply-adds per column for 4 loads of b and 4 of out (vectorised over columns)."""
@@ -54,7 +54,7 @@ def _rows4(a, b, out, i):
         p += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _row1(a, b, out, i):
     k = a.shape[1]
     n = b.shape[1]
@@ -76,7 +76,7 @@ def _row1(a, b, out, i):
         p += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def small_matmul_into(a, b, out):
     """``out[:] = a @ b`` for a (m, k), b (k, n), out (m, n), without BLAS (meant for small m)."""
     m = a.shape[0]
@@ -89,7 +89,7 @@ def small_matmul_into(a, b, out):
         i += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def matmul_into(a, b, out, small_rows):
     """``out[:] = a @ b`` (C-contiguous): the loop for at most ``small_rows`` rows, else BLAS gemm."""
     if a.shape[0] <= small_rows:
@@ -98,13 +98,13 @@ def matmul_into(a, b, out, small_rows):
         np.dot(a, b, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def blas_matmul_into(a, b, out):
     """``out[:] = a @ b`` through BLAS (what ``matmul_into`` calls above ``small_rows``)."""
     np.dot(a, b, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def repeat_matmul(a, b, out, reps, use_blas):
     """``reps`` products through BLAS or the loop (for timing the two, see ``fastgru._threads``)."""
     for _ in range(reps):
@@ -138,7 +138,7 @@ _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
 ))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def gemm(a, b, c, trans_a, trans_b, accumulate):
     """``c = op(a) @ op(b)`` (``+= `` when accumulate) for 2-D float32/float64 views whose rows may
     be strided (unit column stride, any row stride: column blocks of a wider buffer), op = transpose
