@@ -52,8 +52,8 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import derivative_from_output
-from .gru_train import _mask_rows
 from .linalg import gemm, matmul_into
+from .rnn_common import column_sums, input_grads_slice, mask_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,54 +203,22 @@ def gru_backward_slice(
 def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1):
     """Input and weight gradients of rows ``b0:b1`` from their gate gradients (after the loop).
 
-    dx (B, T, D): rows b0:b1 written; an empty (0, 0, D) array skips the input gradient. dw (D, 3H), du (H, 3H): this chunk's partial sums (written,
-    not accumulated); db (2, 3H) float64 partial bias sums: db[0] input bias, db[1] recurrent bias
-    (reset_after). Masks as in :func:`project_train_slice` and the module docstring.
+    dx (B, T, D): rows b0:b1 written; an empty (0, 0, D) array skips the input gradient. dw (D, 3H),
+    du (H, 3H): this chunk's partial sums (written, not accumulated); db (2, 3H) float64 partial bias
+    sums: db[0] input bias, db[1] recurrent bias (reset_after). Masks as in
+    :mod:`fastgru._kernels.rnn_common` and the module docstring.
     """
     steps = x.shape[1]
-    d = x.shape[2]
     n = w.shape[1]
     units = n // 3
     u2 = 2 * units
     rows = (b1 - b0) * steps
-    x2 = x[b0:b1].reshape(rows, d)
     s2 = saved[b0:b1].reshape(rows, saved.shape[2])
     g = s2[:, 0:n]  # [da_z | da_r | da_h]
     c4 = s2[:, n:n + units]  # reset_after: dq; reset_before: r * h_prev * m_h
     hp = s2[:, n + units:n + 2 * units]  # h_prev
-    # dX is skipped when dx is empty (the layer's input needs no gradient, e.g. the first layer)
-    need_dx = dx.shape[0] > 0
-    dx2 = dx[b0:b1].reshape(rows, d) if need_dx else dx.reshape(0, d)
-    # dW = (x m)^T G and dX = (G W^T) m
-    if n_imask == 0:
-        gemm(x2, g, dw, True, False, False)
-        if need_dx:
-            gemm(g, w, dx2, False, True, False)
-    else:
-        xm = np.empty((rows, d), x.dtype)
-        tmp = np.empty((rows if n_imask == 3 and need_dx else 0, d), x.dtype)
-        for gi in range(n_imask):
-            m = imask[gi, b0:b1]
-            _mask_rows(x2, m, steps, xm)
-            if n_imask == 1:
-                gemm(xm, g, dw, True, False, False)
-                if need_dx:
-                    gemm(g, w, dx2, False, True, False)
-                    _mask_rows(dx2, m, steps, dx2)
-            else:
-                lo = gi * units
-                hi = lo + units
-                gemm(xm, g[:, lo:hi], dw[:, lo:hi], True, False, False)
-                if not need_dx:
-                    continue
-                gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
-                if gi == 0:
-                    _mask_rows(tmp, m, steps, dx2)
-                else:
-                    _mask_rows(tmp, m, steps, tmp)
-                    for r in range(rows):
-                        for j in range(d):
-                            dx2[r, j] += tmp[r, j]
+    # dW = (x m)^T G and dX = (G W^T) m (dX skipped when dx is empty, e.g. for the first layer)
+    input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1)
     # dU: previous states (times each gate's recurrent mask) against the recurrent-side gradients
     if not use_rmask:
         gemm(hp, g[:, 0:u2], du[:, 0:u2], True, False, False)
@@ -261,7 +229,7 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
         for gi in range(3 if reset_after else 2):
             lo = gi * units
             hi = lo + units
-            _mask_rows(hp, rmask[gi, b0:b1], steps, hm)
+            mask_rows(hp, rmask[gi, b0:b1], steps, hm)
             if gi == 2:
                 gemm(hm, c4, du[:, lo:hi], True, False, False)
             else:
@@ -269,18 +237,13 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
     if not reset_after:
         gemm(c4, g[:, u2:n], du[:, u2:n], True, False, False)
     # bias gradients: column sums, accumulated in float64
-    db[:] = 0.0
-    for r in range(rows):
-        grow = g[r]
-        for j in range(n):
-            db[0, j] += grow[j]
-        if reset_after:
-            crow = c4[r]
-            for j in range(units):
-                db[1, u2 + j] += crow[j]
+    column_sums(g, db[0])
     if reset_after:
+        column_sums(c4, db[1, u2:n])
         for j in range(u2):
             db[1, j] = db[0, j]
+    else:
+        db[1] = 0.0
 
 
 # ---------------------------------------------------------------------------------------------

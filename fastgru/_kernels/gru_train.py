@@ -9,7 +9,8 @@ from numba import njit, prange
 
 from .activations import activate_inplace
 from .gru import gru_forward_slice
-from .linalg import gemm, matmul_into
+from .linalg import matmul_into
+from .rnn_common import project_train_slice
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,50 +107,6 @@ def gru_forward_rdrop_slice(
                 orow[j] = hn
     for bb in range(nb):
         h_last[b0 + bb] = h[bb]
-
-
-# ---------------------------------------------------------------------------------------------
-# input projection and weight gradients of one chunk of rows (large GEMMs over its B_c*T rows)
-# ---------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, error_model="numpy")
-def _mask_rows(src, m, steps, dst):
-    """``dst[r] = src[r] * m[r // steps]``: a per-sequence mask (rows of m) over (rows, n) rows."""
-    for r in range(src.shape[0]):
-        mrow = m[r // steps]
-        srow = src[r]
-        drow = dst[r]
-        for j in range(src.shape[1]):
-            drow[j] = srow[j] * mrow[j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
-    """``saved[b0:b1, :, 0:3H] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
-
-    imask (n_imask, B, D) input dropout masks: n_imask 0 none, 1 one mask for every gate (Keras
-    implementation 2), 3 one per gate z, r, h (implementation 1).
-    """
-    steps = x.shape[1]
-    d = x.shape[2]
-    n = w.shape[1]
-    units = n // 3
-    rows = (b1 - b0) * steps
-    x2 = x[b0:b1].reshape(rows, d)
-    xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
-    if n_imask == 0:
-        gemm(x2, w, xp, False, False, False)
-    else:
-        xm = np.empty((rows, d), x.dtype)
-        for g in range(n_imask):
-            _mask_rows(x2, imask[g, b0:b1], steps, xm)
-            if n_imask == 1:
-                gemm(xm, w, xp, False, False, False)
-            else:
-                gemm(xm, w[:, g * units:(g + 1) * units], xp[:, g * units:(g + 1) * units], False, False, False)
-    for r in range(rows):
-        row = xp[r]
-        for j in range(n):
-            row[j] += b_in[j]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Pieces the GRU and LSTM training kernels share: the input projection with dropout masks, the
+input-side gradients, and bias column sums, each over one chunk of batch rows (B_c*T rows at once).
+
+Shapes: B batch, T steps, D features, n = G*H gate columns (G = 3 for GRU, 4 for LSTM), the gate
+blocks side by side in Keras's order. Input dropout masks ``imask`` are (n_imask, B, D), already
+scaled by 1/(1 - rate): n_imask 0 no dropout, 1 one mask for every gate (Keras's implementation 2),
+G one mask per gate (implementation 1, which Keras uses when ``recurrent_dropout`` > 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .linalg import gemm
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mask_rows(src, m, steps, dst):
+    """``dst[r] = src[r] * m[r // steps]``: a per-sequence mask (rows of m) over (rows, n) rows."""
+    for r in range(src.shape[0]):
+        mrow = m[r // steps]
+        srow = src[r]
+        drow = dst[r]
+        for j in range(src.shape[1]):
+            drow[j] = srow[j] * mrow[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
+    """``saved[b0:b1, :, 0:n] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
+
+    x (B, T, D), w (D, n), b_in (n,), saved (B, T, >= n); imask as in the module docstring.
+    """
+    steps = x.shape[1]
+    d = x.shape[2]
+    n = w.shape[1]
+    width = n // n_imask if n_imask > 1 else n
+    rows = (b1 - b0) * steps
+    x2 = x[b0:b1].reshape(rows, d)
+    xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
+    if n_imask == 0:
+        gemm(x2, w, xp, False, False, False)
+    else:
+        xm = np.empty((rows, d), x.dtype)
+        for g in range(n_imask):
+            mask_rows(x2, imask[g, b0:b1], steps, xm)
+            lo = g * width
+            gemm(xm, w[:, lo:lo + width], xp[:, lo:lo + width], False, False, False)
+    for r in range(rows):
+        row = xp[r]
+        for j in range(n):
+            row[j] += b_in[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1):
+    """``dW = (x m)^T G`` and ``dX = (G W^T) m`` for rows ``b0:b1`` of one chunk.
+
+    x (B, T, D); w (D, n); g (B_c*T, n) the chunk's pre-activation gradients (a strided view is
+    fine); dw (D, n) written (this chunk's partial sum); dx (B, T, D) rows b0:b1 written, or an
+    empty (0, 0, D) array to skip the input gradient.
+    """
+    steps = x.shape[1]
+    d = x.shape[2]
+    n = w.shape[1]
+    rows = (b1 - b0) * steps
+    x2 = x[b0:b1].reshape(rows, d)
+    need_dx = dx.shape[0] > 0
+    dx2 = dx[b0:b1].reshape(rows, d) if need_dx else dx.reshape(0, d)
+    if n_imask == 0:
+        gemm(x2, g, dw, True, False, False)
+        if need_dx:
+            gemm(g, w, dx2, False, True, False)
+        return
+    width = n // n_imask if n_imask > 1 else n
+    xm = np.empty((rows, d), x.dtype)
+    tmp = np.empty((rows if n_imask > 1 and need_dx else 0, d), x.dtype)
+    for gi in range(n_imask):
+        m = imask[gi, b0:b1]
+        mask_rows(x2, m, steps, xm)
+        lo = gi * width
+        hi = lo + width
+        gemm(xm, g[:, lo:hi], dw[:, lo:hi], True, False, False)
+        if not need_dx:
+            continue
+        if n_imask == 1:
+            gemm(g, w, dx2, False, True, False)
+            mask_rows(dx2, m, steps, dx2)
+        elif gi == 0:
+            gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
+            mask_rows(tmp, m, steps, dx2)
+        else:
+            gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
+            mask_rows(tmp, m, steps, tmp)
+            for r in range(rows):
+                for j in range(d):
+                    dx2[r, j] += tmp[r, j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def column_sums(g, out):
+    """``out[:] = g.sum(axis=0)`` accumulated in out's dtype (float64 for the bias gradients)."""
+    out[:] = 0.0
+    for r in range(g.shape[0]):
+        grow = g[r]
+        for j in range(g.shape[1]):
+            out[j] += grow[j]
