@@ -261,5 +261,11 @@ class Sequential:
 
         load_weights(self, filepath)
 
+    def __reduce__(self):
+        """Pickle as configuration + weights (+ compile configuration), never compiled code (fastgru._pickle)."""
+        from ._pickle import reduce_model
+
+        return reduce_model(self)
+
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"

@@ -10,8 +10,11 @@ computes in float32 unless given float64 inputs, and exposes two call paths:
 
 from __future__ import annotations
 
+import math
 import re
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,6 +22,24 @@ import numpy as np
 from .. import initializers
 
 _name_counts: Counter = Counter()
+_weight_budget = threading.local()
+
+
+class WeightBudgetExceeded(ValueError):
+    """Building would create more weight elements than the active :func:`weight_budget` allows."""
+
+
+@contextmanager
+def weight_budget(elements: int):
+    """Within the block, layers of this thread may create at most ``elements`` weight elements in total;
+    one more raises WeightBudgetExceeded *before* allocating (fastgru.io bounds a model built from a
+    file's config by the size of the file's weights, so a damaged size cannot allocate absurd memory)."""
+    previous = getattr(_weight_budget, "left", None)
+    _weight_budget.left = int(elements)
+    try:
+        yield
+    finally:
+        _weight_budget.left = previous
 
 
 def snake_case(name: str) -> str:
@@ -91,6 +112,13 @@ class Layer:
         return tuple(input_shape)
 
     def add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
+        left = getattr(_weight_budget, "left", None)
+        if left is not None:
+            count = math.prod(int(d) for d in shape)
+            if count > left:
+                raise WeightBudgetExceeded(f"layer {self.name!r} weight {name!r} of shape {tuple(shape)} exceeds "
+                                           f"the weight budget ({left} elements left)")
+            _weight_budget.left = left - count
         value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype)
         self._params[name] = value
         return value
@@ -179,6 +207,12 @@ class Layer:
         """Return ``(dL/dx, [dL/dw for w in trainable_weights])``; layers may return dL/dx = None
         when ``need_dx`` is False (the model's first layer: nobody needs the input gradient)."""
         raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    def __reduce__(self):
+        """Pickle as class + config + weights (fastgru._pickle); subclasses need nothing more."""
+        from .._pickle import reduce_layer
+
+        return reduce_layer(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

@@ -1,0 +1,130 @@
+"""Pickling of models and layers as configuration + weights (``Sequential.__reduce__``, ``Layer.__reduce__``).
+
+What travels (for a layer): its class (by reference), ``get_config()``, whether it was built and for
+which input shape, its weights (``get_weights()``, Keras order, exact bytes) and its random generator
+(dropout draws continue where they were). For a ``Sequential``: its name, ``trainable``, its input
+layer and layers (each pickled as above), its input shape, and when compiled the compile
+configuration: the optimizer's class and ``get_config()``, the loss object and the metric specs given
+to ``compile``.
+
+What does not travel: compiled Numba code (each process loads it from Numba's on-disk cache or
+compiles it on first use), the optimizer's state (slots, iteration count: the unpickled model's
+optimizer starts fresh, as after ``load_model``), metric running totals, the history, a stateful
+layer's carried state (it starts from zeros, as after ``reset_states()``), thread settings.
+
+Unpickling builds each layer (running its initializers on the layer's own generator) and then
+copies the weights in; the library's global generator (``fg.set_random_seed``) is left exactly as it
+was, so unpickling never changes a seeded run's random stream.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from . import random as _random
+
+_FORMAT = 1  # bumped if the pickled layout changes; older layouts stay readable
+
+
+@contextmanager
+def _global_rng_untouched():
+    """Restore the global generator's state after constructors that draw from it (``make_rng``)."""
+    rng = _random.global_rng()
+    state = rng.bit_generator.state
+    try:
+        yield
+    finally:
+        rng.bit_generator.state = state
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+
+def layer_state(layer) -> dict[str, Any]:
+    """The picklable description of ``layer``: class, config, build shape, weights, generator."""
+    state: dict[str, Any] = {
+        "format": _FORMAT,
+        "config": layer.get_config(),
+        "built": bool(layer.built),
+        "input_shape": None if layer.input_shape is None else tuple(layer.input_shape),
+        "weights": layer.get_weights() if layer.built else [],
+    }
+    rng = getattr(layer, "_rng", None)
+    if isinstance(rng, np.random.Generator):
+        state["rng"] = rng.bit_generator.state
+    return state
+
+
+def reduce_layer(layer) -> tuple:
+    """``Layer.__reduce__``: ``(rebuild_layer, (cls, state))``."""
+    return rebuild_layer, (type(layer), layer_state(layer))
+
+
+def rebuild_layer(cls: type, state: dict[str, Any]):
+    """Recreate a layer from :func:`layer_state`'s description (the inverse of :func:`reduce_layer`)."""
+    with _global_rng_untouched():
+        layer = cls.from_config(dict(state["config"]))
+    if state["built"] and not layer.built:
+        layer.build(tuple(state["input_shape"]))
+    if state["weights"]:
+        layer.set_weights(state["weights"])
+    if "rng" in state and isinstance(getattr(layer, "_rng", None), np.random.Generator):
+        layer._rng.bit_generator.state = state["rng"]
+    return layer
+
+
+# ---- models ---------------------------------------------------------------------------------
+
+
+def _compile_state(model) -> dict[str, Any] | None:
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None:
+        return None
+    optimizer = compiled.optimizer
+    return {
+        "optimizer": (type(optimizer), optimizer.get_config()),
+        "loss": compiled.loss,
+        "metrics": list(compiled.metric_specs),
+    }
+
+
+def model_state(model) -> dict[str, Any]:
+    """The picklable description of a ``Sequential`` (see the module docstring)."""
+    return {
+        "format": _FORMAT,
+        "name": model.name,
+        "trainable": model.trainable,
+        "input_layer": model._input_layer,
+        "layers": list(model._layers),
+        "built": bool(model.built),
+        "input_shape": None if model.input_shape is None else tuple(model.input_shape),
+        "compile": _compile_state(model),
+    }
+
+
+def reduce_model(model) -> tuple:
+    """``Sequential.__reduce__``: ``(rebuild_model, (cls, state))``."""
+    return rebuild_model, (type(model), model_state(model))
+
+
+def rebuild_model(cls: type, state: dict[str, Any]):
+    """Recreate a ``Sequential`` from :func:`model_state`'s description (layers already unpickled)."""
+    model = cls(name=state["name"], trainable=state["trainable"])
+    if state["input_layer"] is not None:
+        model.add(state["input_layer"])
+    for layer in state["layers"]:
+        model.add(layer)
+    if state["built"] and not model.built:
+        model.build(tuple(state["input_shape"]))
+    compile_state = state["compile"]
+    if compile_state is not None:
+        opt_cls, opt_config = compile_state["optimizer"]
+        for spec in compile_state["metrics"]:  # running totals do not travel
+            if hasattr(spec, "reset_state"):
+                spec.reset_state()
+        model.compile(optimizer=opt_cls.from_config(dict(opt_config)), loss=compile_state["loss"],
+                      metrics=compile_state["metrics"])
+    return model
