@@ -22,5 +22,6 @@ from . import layers  # noqa: E402
 from .models import Sequential  # noqa: E402
 from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 from .io import from_keras, load_model  # noqa: E402
+from . import datasets  # noqa: E402
 
-__all__ += ["Sequential", "callbacks", "from_keras", "layers", "load_model", "losses", "metrics", "optimizers"]
+__all__ += ["Sequential", "callbacks", "datasets", "from_keras", "layers", "load_model", "losses", "metrics", "optimizers"]

@@ -1,65 +1,41 @@
-"""The ``fastgru`` command: demo | bench | info FILE | predict FILE INPUT.npy -o OUT.npy."""
+"""The ``fastgru`` command: ``demo``, ``predict``, ``info``, ``bench``.
+
+Exit codes, as ``diff`` and ``grep`` use them: 0 success; 1 the command ran but its check failed
+(``demo``: accuracy target missed or reloaded predictions differ); 2 trouble: bad arguments, a
+missing or unreadable file, an input whose shape does not fit the model.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+from .errors import FastGRUError
+
+
+class CLIError(Exception):
+    """A bad argument or input file: printed as ``fastgru CMD: error: ...``, exit code 2."""
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import fastgru as fg
-    from fastgru.data import CLASS_NAMES, load_waveforms
-    from fastgru.layers import GRU, Dense, Input
+    from .cli_demo import run_demo
 
-    if args.threads:
-        fg.set_num_threads(args.threads)
-    fg.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = load_waveforms()
-    print(f"fastgru {fg.__version__} demo: classify noisy {', '.join(CLASS_NAMES)} signals "
-          f"({len(x_train)} training, {len(x_test)} test sequences of {x_train.shape[1]} steps)\n")
-    model = fg.Sequential([Input(shape=x_train.shape[1:]), GRU(32), Dense(len(CLASS_NAMES), activation="softmax")])
-    model.summary()
-    model.compile(optimizer=fg.optimizers.Adam(learning_rate=0.005), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, validation_split=0.1, verbose=1)
-    train_s = time.perf_counter() - start
-    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    print(f"\ntraining: {train_s:.1f} s for {args.epochs} epochs (first run includes Numba's one-off compile)")
-    print(f"test loss {loss:.4f}, test accuracy {accuracy:.3f}")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "demo.keras"
-        model.save(path)
-        reloaded = fg.load_model(path)
-        same = np.allclose(reloaded.predict(x_test), model.predict(x_test), atol=1e-6)
-        print(f"saved as a Keras 3 .keras file and reloaded: predictions identical = {same}")
-
-    model.predict(x_test)
-    runs = [time.perf_counter()]
-    for _ in range(10):
-        model.predict(x_test)
-        runs.append(time.perf_counter())
-    per_call = float(np.median(np.diff(runs)))
-    print(f"predict on {len(x_test)} sequences: {per_call * 1e3:.2f} ms (median of 10, "
-          f"{fg.get_num_threads()} threads)")
-    labels = model.predict(x_test[:5]).argmax(axis=1)
-    print("first five test sequences:", ", ".join(
-        f"{CLASS_NAMES[p]} (true {CLASS_NAMES[t]})" for p, t in zip(labels, y_test[:5])))
-    return 0 if accuracy > 0.8 else 1
+    return run_demo(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                    learning_rate=args.learning_rate, seed=args.seed, out=args.out, threads=args.threads)
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from fastgru import bench
+    from . import bench
 
     shapes = args.shapes.split(",") if args.shapes else None
-    threads = [int(t) for t in args.threads.split(",")]
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        raise CLIError(f"--threads expects comma-separated integers such as 1,2; got {args.threads!r}") from None
+    unknown = sorted(set(shapes or ()) - set(bench.SHAPES))
+    if unknown:
+        raise CLIError(f"unknown shape(s) {', '.join(unknown)}; expected a subset of {','.join(bench.SHAPES)}")
     env = bench.environment()
     results = bench.run(shapes, threads, args.repeats)
     if args.json:
@@ -74,61 +50,111 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from fastgru.io import describe
+    from .io import describe
 
     print(describe(args.file))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import fastgru as fg
+    from .cli_predict import predict_file
 
-    model = fg.load_model(args.file)
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"fastgru predict: cannot read {args.input} as a .npy array: {exc}") from None
-    y = model.predict(x, batch_size=args.batch_size)
-    np.save(args.output, y)
-    print(f"wrote {args.output}: shape {tuple(np.shape(y))}, dtype {np.asarray(y).dtype}")
+    predict_file(args.model, args.input, args.output, batch_size=args.batch_size, key=args.key,
+                 timesteps=args.timesteps, quiet=args.quiet)
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fastgru`` command."""
     parser = argparse.ArgumentParser(prog="fastgru", description="Fast CPU GRU inference and training.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train a GRU on the bundled waveform data set, save, reload, predict")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,predict,info,bench}")
+
+    p = sub.add_parser("demo", help="train a GRU on a real bundled data set, save, reload, time inference",
+                       description="Train the classic Keras GRU classifier on a bundled UCR/UEA data set, "
+                                   "print its test accuracy, save it as demo.keras, reload it and time inference.")
+    p.add_argument("--dataset", default="italy-power-demand", choices=["italy-power-demand", "japanese-vowels"],
+                   help="ItalyPowerDemand (univariate, length 24, 2 classes; default) or JapaneseVowels "
+                        "(12 features, length 7-29, 9 speakers)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="default: 100 (italy), 60 (vowels)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="default: 16 (italy), 32 (vowels)")
+    p.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the documented one)")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="where demo.keras, demo_x_test.npy and (with matplotlib) demo_training.png go "
+                        "(default: the current directory)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="threads for Numba and BLAS")
     p.set_defaults(func=_demo)
-    p = sub.add_parser("bench", help="time fastgru's GRU forward on the reference shapes S1-S5")
-    p.add_argument("--shapes", default=None, help="comma-separated subset of S1,S2,S3,S4,S5")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("predict", help="batch inference: run a model file on a .npy/.npz/.csv input",
+                       description="Run a .keras / .h5 model on every sequence of INPUT and write the outputs.")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
+    p.add_argument("input", metavar="INPUT",
+                   help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
+                        ".csv with one sequence per row (timesteps*features values, time-major)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="where to write the predictions: .npy (default), .npz (array 'predictions') or .csv")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="sequences per forward pass (default: all at once)")
+    p.add_argument("--key", default=None, help="the array to read from an .npz input")
+    p.add_argument("--timesteps", type=_positive_int, default=None,
+                   help="steps per sequence of a .csv input (default: the model's, when fixed)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_predict)
+
     p = sub.add_parser("info", help="summary, Keras version and format of a .keras / .h5 model file")
     p.add_argument("file")
     p.set_defaults(func=_info)
-    p = sub.add_parser("predict", help="run a model file on a .npy input and save the outputs")
-    p.add_argument("file")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("bench", help="time fastgru's GRU forward on the reference shapes S1-S5")
+    p.add_argument("--shapes", default=None, help="comma-separated subset of S1,S2,S3,S4,S5")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--repeats", type=_positive_int, default=20)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from fastgru.errors import FastGRUError
-
+    """Run the ``fastgru`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), message already printed
+        return int(exc.code or 0)
     try:
         return args.func(args)
+    except CLIError as exc:
+        print(f"fastgru {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except FastGRUError as exc:
         print(f"fastgru {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"fastgru {args.command}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fastgru {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
