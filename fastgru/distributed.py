@@ -1,0 +1,326 @@
+"""Batch inference and evaluation on a Dask cluster (``pip install fastgru[dask]``).
+
+``predict(model, x)`` maps ``model.predict`` over the blocks of a ``dask.array`` chunked along the
+sequence (batch) axis and returns a lazy dask array of predictions; ``evaluate(model, x, y)``
+reduces per-block loss and metric sums to what ``model.evaluate`` reports. The model travels once
+per call: it is scattered to every worker (``client.scatter(model, broadcast=True)``) as its pickle,
+configuration + weights (see ``fastgru._pickle``), and each worker process unpickles it once and
+loads the Numba kernels from their on-disk cache (or compiles them) on first use, once per process.
+
+Each task sets ``fg.set_num_threads(num_threads)`` (default 1) in its worker thread: parallelism
+comes from Dask's workers and threads, not from fastgru's kernel threads, so a cluster with one
+worker thread per core is not oversubscribed.
+
+Dask is imported inside the functions: importing ``fastgru`` or ``fastgru.distributed`` does not
+import it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array
+    from distributed import Client, Future
+
+__all__ = ["evaluate", "predict", "scatter_model"]
+
+_local = threading.local()
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers that run on the workers
+# ---------------------------------------------------------------------------------------------
+
+
+def _configure_thread(num_threads: int | None) -> None:
+    """Set fastgru's thread count once per worker thread (Numba's setting is per thread)."""
+    if num_threads is None or getattr(_local, "num_threads", None) == num_threads:
+        return
+    from ._threads import set_num_threads
+
+    set_num_threads(num_threads)
+    _local.num_threads = num_threads
+
+
+def _predict_block(x_block: np.ndarray, model, batch_size: int | None, num_threads: int | None,
+                   out_dtype: np.dtype) -> np.ndarray:
+    _configure_thread(num_threads)
+    return np.asarray(model.predict(x_block, batch_size=batch_size)).astype(out_dtype, copy=False)
+
+
+def _metric_sums(metric) -> tuple[float, float]:
+    """(total, count) of a mean-type metric (``result() == total / count``)."""
+    from .training import metrics as metrics_module
+
+    if isinstance(metric, metrics_module.AutoAccuracy):
+        if metric.metric is None:
+            return 0.0, 0.0
+        metric = metric.metric
+    if isinstance(metric, metrics_module.Mean):
+        return float(metric.total), float(metric.count)
+    raise TypeError(
+        f"fastgru.distributed.evaluate reduces mean-type metrics (accuracy, mae, mse, ...); metric "
+        f"{getattr(metric, 'name', metric)!r} of type {type(metric).__name__} has no (total, count) state"
+    )
+
+
+def _evaluate_block(x_block: np.ndarray, y_block: np.ndarray, sw_block: np.ndarray | None, model,
+                    batch_size: int, num_threads: int | None) -> np.ndarray:
+    """``[loss total, loss count, metric1 total, metric1 count, ...]`` (float64) for one block,
+    computed batch by batch exactly as ``model.evaluate`` computes them."""
+    from .training import trainer
+    from .training.metrics import Metric
+
+    _configure_thread(num_threads)
+    shared = model._compiled
+    specs = [copy.deepcopy(s) if isinstance(s, Metric) else s for s in shared.metric_specs]
+    # a per-task view of the model with its own loss tracker and metrics: the worker's model object
+    # is shared by its threads, so its compiled state must not be updated in place
+    view = object.__new__(type(model))
+    view.__dict__.update(model.__dict__)
+    view._compiled = trainer.Compiled(shared.optimizer, shared.loss, specs)
+    for start in range(0, len(x_block), batch_size):
+        part = slice(start, start + batch_size)
+        trainer.test_step(view, x_block[part], y_block[part], None if sw_block is None else sw_block[part])
+    compiled = view._compiled
+    sums = [_metric_sums(compiled.loss_tracker)]
+    if compiled.metrics is None:  # a block without batches: no metric was ever updated
+        sums += [(0.0, 0.0)] * len(specs)
+    else:
+        sums += [_metric_sums(m) for m in compiled.metrics]
+    return np.array(sums, dtype=np.float64).reshape(-1)
+
+
+def _sum_parts(*parts: np.ndarray) -> np.ndarray:
+    return np.sum(np.stack(parts), axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# driver side
+# ---------------------------------------------------------------------------------------------
+
+
+def _get_client(client):
+    try:
+        from distributed import get_client
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "fastgru.distributed needs dask and distributed: pip install 'fastgru[dask]'"
+        ) from exc
+    if client is not None:
+        return client
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError(
+            "fastgru.distributed needs a dask.distributed Client: create one first, e.g. "
+            "Client(LocalCluster(n_workers=2, threads_per_worker=1)) on one machine or "
+            "Client('tcp://scheduler-address:8786') for a cluster, or pass client="
+        ) from None
+
+
+def _dask_array():
+    try:
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "fastgru.distributed needs dask and distributed: pip install 'fastgru[dask]'"
+        ) from exc
+    return da
+
+
+def _check_model(model) -> None:
+    from .models import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"expected a fastgru Sequential model, received {type(model).__name__}")
+    stateful = [layer.name for layer in model.layers if getattr(layer, "stateful", False)]
+    if stateful:
+        raise ValueError(
+            f"stateful layers {stateful} carry state from one batch to the next, which independent "
+            "blocks on different workers cannot do; rebuild the model with stateful=False"
+        )
+
+
+def _check_x(model, x, what: str = "x"):
+    """Validate a dask array of inputs (batch axis chunked only) and build the model if needed."""
+    da = _dask_array()
+    if not isinstance(x, da.Array):
+        raise TypeError(
+            f"{what} must be a dask.array.Array chunked along the batch axis, received "
+            f"{type(x).__name__}; wrap a numpy array with dask.array.from_array(x, chunks=(rows, -1, -1))"
+        )
+    expected = model.input_shape if model.built else None
+    if (x.ndim != len(expected)) if expected is not None else (x.ndim < 2):
+        rank = len(expected) if expected is not None else "at least 2"
+        layout = "(sequences, timesteps)" if rank == 2 else "(sequences, timesteps, features)"
+        raise ValueError(
+            f"{what} must have rank {rank} {layout} for model {model.name!r}"
+            f"{'' if expected is None else f' built for input shape {expected}'}; received shape {x.shape}"
+        )
+    if x.dtype == object or x.dtype.kind not in "fiub":
+        raise TypeError(f"{what} must hold numbers, received dtype {x.dtype}")
+    if any(np.isnan(c) for c in x.chunks[0]):
+        raise ValueError(f"{what} has unknown chunk sizes along the batch axis; call {what}.compute_chunk_sizes() first")
+    split = [axis for axis in range(1, x.ndim) if len(x.chunks[axis]) > 1]
+    if split:
+        names = {1: "time", 2: "features"}
+        axes = ", ".join(f"{a} ({names.get(a, 'axis')}: {len(x.chunks[a])} chunks)" for a in split)
+        raise ValueError(
+            f"{what} is chunked along axis {axes}; fastgru needs whole sequences in every block, so chunk "
+            f"along the batch axis only: {what} = {what}.rechunk({{0: 'auto', "
+            + ", ".join(f"{a}: -1" for a in range(1, x.ndim)) + "})"
+        )
+    if expected is not None:
+        for axis in range(2, x.ndim):
+            if expected[axis] is not None and x.shape[axis] != expected[axis]:
+                raise ValueError(
+                    f"model {model.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
+                    f"{what} has shape {x.shape}"
+                )
+    if not model.built:  # as Keras's predict: build from the data, here once, before the model travels
+        model.build((None,) + tuple(x.shape[1:]))
+    return x
+
+
+def _output_shape(model, x_shape: tuple) -> tuple:
+    shape: Any = (None,) + tuple(x_shape[1:])
+    for layer in model.layers:
+        shape = layer.compute_output_shape(tuple(shape))
+        if isinstance(shape, list):
+            raise ValueError(
+                f"layer {layer.name!r} returns several arrays (return_state=True); "
+                "fastgru.distributed.predict needs a model with one output"
+            )
+    return tuple(shape)
+
+
+def scatter_model(model, client: "Client | None" = None) -> "Future":
+    """Send ``model`` (its pickle: configuration + weights) to every worker once; returns its Future.
+
+    A fresh key every call (``hash=False``), so a model whose weights changed is never confused
+    with an earlier copy.
+    """
+    _check_model(model)
+    client = _get_client(client)
+    return client.scatter(model, broadcast=True, hash=False)
+
+
+def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, client: "Client | None" = None,
+            num_threads: int | None = 1) -> "dask.array.Array":
+    """Predictions for a dask array ``x`` of shape (sequences, timesteps, features).
+
+    ``x`` must be chunked along the sequence axis only; each block of ``rows`` sequences becomes one
+    task running ``model.predict(block, batch_size=batch_size)`` on a worker, so a task holds one
+    input block, its output block and the model's working arrays for ``batch_size`` rows (the whole
+    block when None). Returns a lazy dask array of shape ``(sequences,) + output_shape[1:]``
+    (``(sequences, units)``, or ``(sequences, timesteps, units)`` with ``return_sequences``), with
+    the same chunks along the sequence axis; call ``.compute()`` or store it (``to_zarr``...).
+
+    The model is scattered to all workers once (see :func:`scatter_model`); an unbuilt model is
+    built here first, so every worker uses the same weights. ``num_threads``: fastgru's kernel
+    threads per task (default 1: Dask's workers provide the parallelism; None leaves the worker's
+    setting alone). float64 inputs give float64 predictions, any other dtype float32.
+    """
+    _check_model(model)
+    x = _check_x(model, x)
+    if batch_size is not None and int(batch_size) <= 0:
+        raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
+    out_shape = _output_shape(model, x.shape)
+    out_dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
+    client = _get_client(client)
+    model_future = client.scatter(model, broadcast=True, hash=False)
+    out_ndim = len(out_shape)
+    chunks = (x.chunks[0],) + tuple((int(d),) for d in out_shape[1:])
+    kwargs: dict[str, Any] = {}
+    if out_ndim < x.ndim:
+        kwargs["drop_axis"] = list(range(out_ndim, x.ndim))
+    elif out_ndim > x.ndim:
+        kwargs["new_axis"] = list(range(x.ndim, out_ndim))
+    da = _dask_array()
+    return da.map_blocks(
+        _predict_block, x, model_future, batch_size, num_threads, out_dtype,
+        chunks=chunks, dtype=out_dtype, meta=np.empty((0,) * out_ndim, out_dtype),
+        name="fastgru-predict", **kwargs,
+    )
+
+
+def _aligned_chunks(chunks: tuple, batch_size: int) -> tuple:
+    """Batch-axis chunks whose boundaries fall on multiples of ``batch_size`` (the last one on n)."""
+    n = int(sum(chunks))
+    ends = np.cumsum(chunks)[:-1]
+    cuts = sorted({int(e) // batch_size * batch_size for e in ends} - {0})
+    bounds = [0] + cuts + [n]
+    return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]) if b > a) or (n,)
+
+
+def _as_dask_like(da, a, name: str, n: int, batch_chunks: tuple):
+    """``a`` (numpy or dask, first axis ``n`` long) as a dask array with ``batch_chunks`` along axis 0."""
+    if isinstance(a, da.Array):
+        if a.ndim == 0 or a.shape[0] != n:
+            raise ValueError(f"{name} must have {n} entries along its first axis (as x), received shape {a.shape}")
+        return a.rechunk({0: batch_chunks, **{i: -1 for i in range(1, a.ndim)}})
+    a = np.asarray(a)
+    if a.ndim == 0 or len(a) != n:
+        raise ValueError(f"{name} must have {n} entries along its first axis (as x), received shape {a.shape}")
+    return da.from_array(a, chunks=(batch_chunks,) + tuple((d,) for d in a.shape[1:]))
+
+
+def evaluate(model, x: "dask.array.Array", y, *, batch_size: int | None = None, sample_weight=None,
+             client: "Client | None" = None, num_threads: int | None = 1, return_dict: bool = False):
+    """``model.evaluate(x, y)`` over dask arrays: the loss, or ``[loss, *metrics]`` (a dict with
+    ``return_dict``), for a compiled model.
+
+    ``x``: dask array (sequences, timesteps, features) chunked along the sequence axis; ``y`` (and
+    ``sample_weight``): dask or numpy arrays with one entry per sequence. Each block is evaluated on
+    a worker in batches of ``batch_size`` (default 32, as Keras), with block boundaries moved to
+    multiples of ``batch_size`` so the batches are those of ``model.evaluate``; each block returns
+    its loss and metric sums (a few floats), and the sums are added up in float64. Mean-type
+    metrics only (accuracy, mae, mse and other ``Mean`` metrics). The result equals
+    ``model.evaluate(x, y, batch_size=batch_size)`` up to the float32 rounding of Keras's running
+    totals (bit for bit when ``x`` has one block).
+    """
+    from .training import metrics as metrics_module
+
+    _check_model(model)
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None:
+        raise RuntimeError("You must call compile() before evaluating the model")
+    if y is None:
+        raise ValueError("evaluate needs targets y; received y=None")
+    x = _check_x(model, x)
+    batch_size = 32 if batch_size is None else int(batch_size)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
+    da = _dask_array()
+    n = int(x.shape[0])
+    batch_chunks = _aligned_chunks(x.chunks[0], batch_size)
+    x = x.rechunk({0: batch_chunks})
+    y = _as_dask_like(da, y, "y", n, batch_chunks)
+    sw = None if sample_weight is None else _as_dask_like(da, sample_weight, "sample_weight", n, batch_chunks)
+    names = ["loss"] + [metrics_module.get(spec).name for spec in compiled.metric_specs]
+
+    import dask
+
+    client = _get_client(client)
+    model_future = client.scatter(model, broadcast=True, hash=False)
+    x_blocks = x.to_delayed().reshape(-1)
+    y_blocks = y.to_delayed().reshape(-1)
+    sw_blocks = [None] * len(x_blocks) if sw is None else list(sw.to_delayed().reshape(-1))
+    block = dask.delayed(_evaluate_block, pure=True)
+    parts = [block(xb, yb, sb, model_future, batch_size, num_threads)
+             for xb, yb, sb in zip(x_blocks, y_blocks, sw_blocks)]
+    add = dask.delayed(_sum_parts, pure=True)
+    while len(parts) > 1:  # tree reduction: a handful of floats per block
+        parts = [add(*parts[i : i + 16]) for i in range(0, len(parts), 16)]
+    sums = client.compute(parts[0]).result().reshape(-1, 2)
+    values = [float(np.float32(t / c)) if c else 0.0 for t, c in sums]
+    logs = dict(zip(names, values))
+    if return_dict:
+        return logs
+    return values[0] if len(values) == 1 else values
