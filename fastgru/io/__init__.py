@@ -8,9 +8,9 @@ The file's content decides the format, not its name.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -20,7 +20,7 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import keras_config, keras_v3, legacy_h5
 from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
-from .h5utils import get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
+from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -45,8 +45,14 @@ def _sniff(path) -> str:
     raise ModelFileError(path, f"neither a .keras (zip) nor an HDF5 file (it starts with {head!r})")
 
 
-def build_model(spec: keras_config.ModelSpec, version: str | None, path):
-    """The fastgru Sequential for a parsed Keras model config (weights not yet loaded)."""
+def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_bytes: int | None = None):
+    """The fastgru Sequential for a parsed Keras model config (weights not yet loaded).
+
+    ``weight_bytes``: the size of the file that holds the weights. The layers may then create at most
+    one weight element per 2 of those bytes (float16 being the smallest float a file can hold), so a
+    config whose sizes were damaged (units=10**9) is refused before it allocates anything.
+    """
+    from ..layers.base import WeightBudgetExceeded, weight_budget
     from ..models import Sequential
 
     major = keras_config.keras_major(version)
@@ -60,18 +66,28 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path):
             layer.name = f"{layer.name}_{k}"
         seen.add(layer.name)
     shape = keras_config.input_shape_of(spec, path)
+    budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
-        model = Sequential(name=spec.name)
-        for layer in layers:
-            model.add(layer)
-        model.build(tuple(shape))
+        with weight_budget(budget) if budget is not None else _nothing():
+            model = Sequential(name=spec.name)
+            for layer in layers:
+                model.add(layer)
+            model.build(tuple(shape))
     except (ModelFileError, UnsupportedKerasFeature):
         raise
+    except WeightBudgetExceeded as exc:
+        raise ModelFileError(path, f"the config implies more weights than the file can hold ({exc}; the weights "
+                                   f"take {weight_bytes} bytes in the file): damaged or inconsistent file") from None
     except Exception as exc:  # noqa: BLE001  (whatever the layers say about a bad config, it is the file's fault)
         raise ModelFileError(path, f"the layer configs do not fit together ({type(exc).__name__}: {exc})") from exc
     model.keras_version = version
     model._keras_v3_paths = [s.v3_path for s in spec.layers]  # where the file's Keras model kept each layer
     return model
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 def restore_compile(model, training_config: dict | None, path) -> None:
@@ -106,9 +122,9 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
     kind = _sniff(path)
     if kind == "zip":
         config, version, weights = keras_v3.read_keras_zip(path)
-        spec = keras_config.parse_model(config, path, version)
-        model = build_model(spec, version, path)
-        keras_v3.load_v3_weights(model, spec.layers, io.BytesIO(weights), path)
+        spec = _parse(config, path, version)
+        model = build_model(spec, version, path, weight_bytes=len(weights))
+        keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
         if compile:
             restore_compile(model, config.get("compile_config"), path)
@@ -120,9 +136,9 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                 raise ModelFileError(path, "a weights-only file, not a full model: build the model and call "
                                            "model.load_weights(path)")
             raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute: not a Keras model file")
-        version = legacy_h5.keras_version(f)
-        spec = keras_config.parse_model(config, path, version)
-        model = build_model(spec, version, path)
+        version = legacy_h5.keras_version(f, path)
+        spec = _parse(config, path, version)
+        model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
         legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
         training_config = None
         if compile:
@@ -133,6 +149,13 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
     restore_compile(model, training_config, path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
+
+
+def _parse(config, path, version) -> keras_config.ModelSpec:
+    try:
+        return keras_config.parse_model(config, path, version)
+    except RecursionError:
+        raise ModelFileError(path, "the model config is nested too deeply: damaged file") from None
 
 
 def _weights_kind(f) -> str | None:
@@ -165,7 +188,7 @@ def load_weights(model, path) -> None:
     kind = _sniff(path)
     if kind == "zip":
         _, _, weights = keras_v3.read_keras_zip(path)
-        with guard(path), open_h5(path, io.BytesIO(weights)) as f:
+        with guard(path), open_h5(path, weights) as f:
             keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
         return
     with guard(path), open_h5(path) as f:
@@ -200,7 +223,10 @@ def _load_legacy_by_order(model, root, path) -> None:
                                    f"with weights ({', '.join(l.name for l in layers)})")
     for layer in layers:
         own, flat = flat[:len(layer.weights)], flat[len(layer.weights):]
-        arrays = [read_dataset(get_group(root, n, path), w, path) for n, w in own]
+        groups_of = [get_group(root, n, path) for n, _ in own]
+        keras_v3.check_shapes(layer, [dataset_shape(g, w, path) for g, (_, w) in zip(groups_of, own)], path,
+                              where=f"{own[0][0]}/{own[0][1]}")
+        arrays = [read_dataset(g, w, path, a.shape) for g, (_, w), a in zip(groups_of, own, layer.weights)]
         keras_v3.set_checked(layer, arrays, path, where=f"{own[0][0]}/{own[0][1]}")
 
 
@@ -236,10 +262,10 @@ def describe(path) -> str:
 
 def _describe_weights(f, path) -> list[str]:
     kind = _weights_kind(f)
-    version = legacy_h5.keras_version(f)
+    version = legacy_h5.keras_version(f, path)
     if kind == "legacy":
         root = legacy_h5.model_weights_group(f, path)
-        rows = [(f"{n}/{w}", read_dataset(get_group(root, n, path), w, path).shape)
+        rows = [(f"{n}/{w}", dataset_shape(get_group(root, n, path), w, path))
                 for n in read_list_attr(root, "layer_names", path) if n in root
                 for w in read_list_attr(root[n], "weight_names", path)]
         fmt = f"legacy HDF5 weights (.h5) written by Keras {version or '(unknown version)'}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from contextlib import contextmanager
 
 import h5py
@@ -19,15 +21,32 @@ def guard(path):
         yield
     except FastGRUError:
         raise
-    except (OSError, RuntimeError, KeyError, UnicodeError) as exc:
+    except (OSError, RuntimeError, KeyError, UnicodeError, ValueError, OverflowError, TypeError,
+            IndexError) as exc:  # RecursionError is a RuntimeError
         raise ModelFileError(path, f"damaged HDF5 data ({type(exc).__name__}: {exc})") from exc
 
 
+_image_names = itertools.count()
+
+
 def open_h5(path, source=None) -> h5py.File:
-    """Open an HDF5 file (or file-like) for reading, or raise ModelFileError naming the path."""
+    """Open an HDF5 file, or an HDF5 file held in memory (``source``: bytes, e.g. the weights inside a
+    .keras zip), for reading; ModelFileError naming the path when it is not readable HDF5.
+
+    In-memory files are opened as a libhdf5 file image (the core driver), not through h5py's Python
+    file-object driver: libhdf5 then reads from one buffer of the file's real size, so a damaged
+    offset or length in the file cannot make it request reads of absurd sizes through Python.
+    """
     try:
-        return h5py.File(source if source is not None else path, "r")
-    except (OSError, ValueError) as exc:
+        if source is None:
+            return h5py.File(path, "r")
+        data = source.getvalue() if hasattr(source, "getvalue") else bytes(source)
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_fapl_core(backing_store=False)
+        fapl.set_file_image(data)
+        name = f"fastgru-image-{os.getpid()}-{next(_image_names)}".encode()
+        return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl))
+    except (OSError, ValueError, RuntimeError, OverflowError, TypeError) as exc:
         raise ModelFileError(path, f"not a readable HDF5 file ({exc})") from None
 
 
@@ -45,6 +64,7 @@ def decode(value):
 def read_list_attr(group, name: str, path) -> list[str]:
     """A list of names that Keras may have split into ``name0``, ``name1``, ... chunks (bytes or str)."""
     if name in group.attrs:
+        check_attr_size(group, name, path)
         value = decode(group.attrs[name])
         if isinstance(value, str):  # some writers store the repr of a numpy array of names
             value = [v.strip("'\" ") for v in value.strip("[]").split() if v.strip("'\" ")]
@@ -52,6 +72,7 @@ def read_list_attr(group, name: str, path) -> list[str]:
     else:
         values, i = [], 0
         while f"{name}{i}" in group.attrs:
+            check_attr_size(group, f"{name}{i}", path)
             chunk = decode(group.attrs[f"{name}{i}"])
             values.extend(chunk if isinstance(chunk, list) else [chunk])
             i += 1
@@ -63,18 +84,71 @@ def read_list_attr(group, name: str, path) -> list[str]:
     return values
 
 
+#: the most elements an attribute fastgru reads may declare (a model config is one string; layer name
+#: lists have one entry per layer or weight)
+MAX_ATTR_ELEMENTS = 1 << 20
+
+
+def check_attr_size(group, name: str, path) -> None:
+    """Refuse, before reading it, an attribute whose header (read from the file) is absurd: a datatype
+    other than strings or numbers (libhdf5 can crash converting a damaged variable-length type), more
+    than MAX_ATTR_ELEMENTS elements, or more bytes than the whole file."""
+    try:
+        aid = h5py.h5a.open(group.id, name.encode("utf-8"))
+        shape = aid.shape or ()
+        storage = aid.get_storage_size()
+        atype = aid.get_type()
+    except (KeyError, OSError, ValueError, RuntimeError, OverflowError, TypeError) as exc:
+        raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} cannot be read ({exc})") \
+            from None
+    if not isinstance(atype, (h5py.h5t.TypeStringID, h5py.h5t.TypeIntegerID, h5py.h5t.TypeFloatID)):
+        raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} has an HDF5 datatype of "
+                                   f"class {atype.get_class()} ({type(atype).__name__}), expected strings: "
+                                   "damaged file")
+    count = 1
+    for d in shape:
+        count *= int(d)
+    if count > MAX_ATTR_ELEMENTS:
+        raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} declares {count} elements "
+                                   f"(at most {MAX_ATTR_ELEMENTS} expected): damaged file")
+    limit = file_size(group)
+    if limit is not None and storage > limit:
+        raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} declares {storage} bytes, "
+                                   f"more than the whole file ({limit} bytes): damaged file")
+
+
+def read_attr(group, name: str, path, default=None):
+    """An attribute's value (bytes/str decoded), checked by :func:`check_attr_size` first."""
+    if name not in group.attrs:
+        return default
+    check_attr_size(group, name, path)
+    return decode(group.attrs[name])
+
+
+def file_size(obj) -> int | None:
+    """Bytes in the HDF5 file that holds ``obj`` (its image, for an in-memory file), or None."""
+    try:
+        return int(obj.file.id.get_filesize())
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+
+
 def read_json_attr(group, name: str, path) -> dict | None:
     """A JSON-valued attribute (``model_config``), or None when absent."""
     if name not in group.attrs:
         return None
+    check_attr_size(group, name, path)
     text = decode(group.attrs[name])
     try:
         return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"attribute {name!r} is not valid JSON ({exc})") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ModelFileError(path, f"attribute {name!r} is not valid JSON ({type(exc).__name__}: {exc})") from None
 
 
-def read_dataset(group, key: str, path) -> np.ndarray:
+def read_dataset(group, key: str, path, expected_shape: tuple | None = None) -> np.ndarray:
+    """A weight array. With ``expected_shape``, a dataset of another shape or of a non-float dtype is
+    refused from its header, before anything is read or allocated; without, a dataset declaring more
+    bytes than the whole file holds is refused."""
     try:
         obj = group[key]
     except KeyError:
@@ -82,9 +156,38 @@ def read_dataset(group, key: str, path) -> np.ndarray:
     if not isinstance(obj, h5py.Dataset):
         raise ModelFileError(path, f"{group.name}/{key} should be a weight array, found a group")
     try:
-        return np.asarray(obj[()])
-    except (OSError, ValueError) as exc:
+        shape, dtype = tuple(int(d) for d in obj.shape or ()), obj.dtype
+    except (OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise ModelFileError(path, f"weight {group.name}/{key} cannot be read ({exc})") from None
+    if expected_shape is not None:
+        if shape != tuple(expected_shape):
+            raise ModelFileError(path, f"weight {group.name}/{key} has shape {shape}, but the config implies "
+                                       f"{tuple(expected_shape)}")
+        if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
+            raise ModelFileError(path, f"weight {group.name}/{key} has dtype {dtype}, expected floats")
+    else:
+        count = 1
+        for d in shape:
+            count *= d
+        limit = file_size(obj)
+        if limit is not None and count * max(dtype.itemsize, 1) > max(limit, 1 << 20) * 1024:
+            raise ModelFileError(path, f"weight {group.name}/{key} declares shape {shape}, far more data than "
+                                       f"the file holds ({limit} bytes): damaged file")
+    try:
+        return np.asarray(obj[()])
+    except (OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise ModelFileError(path, f"weight {group.name}/{key} cannot be read ({exc})") from None
+
+
+def dataset_shape(group, key: str, path) -> tuple:
+    """A dataset's shape from its header (nothing read)."""
+    try:
+        obj = group[key]
+        if not isinstance(obj, h5py.Dataset):
+            raise ModelFileError(path, f"{group.name}/{key} should be a weight array, found a group")
+        return tuple(int(d) for d in obj.shape or ())
+    except KeyError:
+        raise ModelFileError(path, f"missing weight {group.name}/{key}") from None
 
 
 def get_group(parent, key: str, path) -> h5py.Group:

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError
-from .h5utils import get_group, guard, open_h5, read_dataset
+from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
 from .keras_config import LayerSpec
 from .keras_save import keras3_model_config, keras3_weight_paths
 
@@ -36,17 +36,42 @@ def read_keras_zip(path) -> tuple[dict, str | None, bytes]:
             else:
                 detail = f"found: {', '.join(sorted(names))}"
             raise ModelFileError(path, f"no model.weights.h5 in the .keras archive ({detail})")
+        _check_member_sizes(archive, ("config.json", "metadata.json", "model.weights.h5"), path)
         try:
             config = json.loads(archive.read("config.json"))
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
             weights = archive.read("model.weights.h5")
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, RuntimeError,
-                NotImplementedError) as exc:
+                NotImplementedError, OverflowError, TypeError) as exc:  # RecursionError is a RuntimeError
             raise ModelFileError(path, f"damaged .keras archive ({type(exc).__name__}: {exc})") from None
     if not isinstance(config, dict):
         raise ModelFileError(path, "config.json does not hold a model config object")
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     return config, (version if isinstance(version, str) else None), weights
+
+
+#: deflate expands at most ~1032x; a member claiming more is damaged (or a zip bomb)
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _check_member_sizes(archive: zipfile.ZipFile, names, path) -> None:
+    """Refuse members whose sizes, as the zip's headers declare them, cannot be true for this file, before
+    anything is decompressed (no allocation from a size read out of the file)."""
+    try:
+        total = archive.fp.seek(0, 2) if archive.fp is not None else None
+    except (OSError, ValueError):
+        total = None
+    for info in archive.infolist():
+        if info.filename not in names:
+            continue
+        if total is not None and info.compress_size > total:
+            raise ModelFileError(path, f"damaged .keras archive: {info.filename} claims {info.compress_size} "
+                                       f"compressed bytes in a {total}-byte file")
+        limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED \
+            else info.compress_size * _MAX_DEFLATE_RATIO + 1024
+        if info.file_size > limit:
+            raise ModelFileError(path, f"damaged .keras archive: {info.filename} claims {info.file_size} bytes "
+                                       f"from {info.compress_size} compressed bytes")
 
 
 def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) -> None:
@@ -56,18 +81,26 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
         if not expected:
             continue
         group = get_group(root, spec.v3_path, path)
-        arrays = [read_dataset(group, str(i), path) for i in range(len(expected))]
+        keys = [str(i) for i in range(len(expected))]
+        check_shapes(layer, [dataset_shape(group, k, path) for k in keys], path, where=spec.v3_path)
+        arrays = [read_dataset(group, k, path, w.shape) for k, w in zip(keys, expected)]
         if len(group.keys()) != len(expected):
             raise ModelFileError(path, f"{spec.v3_path} holds {len(group.keys())} variables, layer "
                                        f"{layer.name!r} ({spec.class_name}) expects {len(expected)}")
         set_checked(layer, arrays, path, where=spec.v3_path)
 
 
-def set_checked(layer, arrays, path, where: str) -> None:
-    for name, have, got in zip(layer.weight_paths, layer.weights, arrays):
-        if have.shape != got.shape:
-            raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has shape {got.shape}, "
+def check_shapes(layer, shapes, path, where: str) -> None:
+    """Refuse weights whose shapes (read from the file's headers, before any data) differ from the layer's."""
+    for name, have, got in zip(layer.weight_paths, layer.weights, shapes):
+        if have.shape != tuple(got):
+            raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has shape {tuple(got)}, "
                                        f"but the config implies {have.shape}")
+
+
+def set_checked(layer, arrays, path, where: str) -> None:
+    check_shapes(layer, [a.shape for a in arrays], path, where)
+    for name, have, got in zip(layer.weight_paths, layer.weights, arrays):
         if got.dtype.kind != "f":
             raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has dtype {got.dtype}, expected floats")
         if not np.isfinite(got).all():
@@ -76,6 +109,7 @@ def set_checked(layer, arrays, path, where: str) -> None:
 
 
 def load_v3_weights(model, specs, h5_source, path) -> None:
+    """Fill ``model`` from a Keras 3 weights file (``h5_source``: its bytes, or a path)."""
     with guard(path), open_h5(path, h5_source) as f:
         assign_v3_weights(model.layers, specs, f, path)
 

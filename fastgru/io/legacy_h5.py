@@ -5,13 +5,13 @@ attribute lists its weights in order (never hard-coded names)."""
 from __future__ import annotations
 
 from ..errors import ModelFileError
-from .h5utils import decode, get_group, read_dataset, read_list_attr
-from .keras_v3 import set_checked
+from .h5utils import dataset_shape, get_group, read_attr, read_dataset, read_list_attr
+from .keras_v3 import check_shapes, set_checked
 
 
-def keras_version(group) -> str | None:
-    value = group.attrs.get("keras_version")
-    return None if value is None else str(decode(value))
+def keras_version(group, path="<file>") -> str | None:
+    value = read_attr(group, "keras_version", path)
+    return None if value is None else str(value)
 
 
 def assign_legacy_weights(layers, specs, weights_root, path) -> None:
@@ -32,7 +32,13 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
         if len(names) != needed:
             raise ModelFileError(path, f"layer {group_name!r} has {len(names)} weights in the file, "
                                        f"the config implies {needed}")
-        arrays = [read_dataset(group, n, path) for n in names]
+        shapes = [dataset_shape(group, n, path) for n in names]
+        expected = [w.shape for l in group_layers for w in l.weights]
+        i = 0
+        for layer in group_layers:  # shapes first, from the headers: nothing is read for a wrong one
+            check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=f"{group_name}/{names[i]}")
+            i += len(layer.weights)
+        arrays = [read_dataset(group, n, path, shape) for n, shape in zip(names, expected)]
         for layer in group_layers:
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0] if names else ''}")
