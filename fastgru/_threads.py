@@ -15,12 +15,15 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import threading
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
 _state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "small_rows": None}
+_local = threading.local()
 
 
 def _openblas_libs() -> dict[str, list]:
@@ -74,6 +77,25 @@ def get_num_threads() -> int:
     if _state["n"] is None:
         _state["n"] = numba.config.NUMBA_NUM_THREADS
     return _state["n"]
+
+
+def kernel_threads() -> int:
+    """Threads one kernel call may split its batch over: ``get_num_threads()``, or 1 inside
+    :func:`one_thread_per_kernel` (in this Python thread only)."""
+    return 1 if getattr(_local, "one_thread", False) else get_num_threads()
+
+
+@contextmanager
+def one_thread_per_kernel():
+    """Within the block, kernels called from this Python thread run serially (no parallel region):
+    for callers that run several independent kernels side by side in Python threads (the two
+    directions of a Bidirectional layer), since the kernels release the GIL."""
+    previous = getattr(_local, "one_thread", False)
+    _local.one_thread = True
+    try:
+        yield
+    finally:
+        _local.one_thread = previous
 
 
 def small_gemm_rows() -> int:

@@ -55,3 +55,62 @@ def reference_gru(
         last[b] = prev_out if steps else 0
         h_last[b] = h
     return (outs if return_sequences else last), h_last
+
+
+def reference_lstm(
+    x, kernel, recurrent_kernel, bias=None, *, h0=None, c0=None, activation="tanh",
+    recurrent_activation="sigmoid", return_sequences=False, go_backwards=False, mask=None,
+    zero_output_for_mask=False, dropout_mask=None, recurrent_dropout_mask=None,
+):
+    """Return (outputs, h_last, c_last) computed one sample, one step at a time in float64.
+
+    dropout_mask None, (B, D) or (4, B, D); recurrent_dropout_mask None or (4, B, H) (as the ops take them).
+    """
+    x = np.asarray(x, np.float64)
+    bsz, steps, d = x.shape
+    H = recurrent_kernel.shape[0]
+    W = np.asarray(kernel, np.float64)
+    U = np.asarray(recurrent_kernel, np.float64)
+    bias = np.zeros(4 * H) if bias is None else np.asarray(bias, np.float64)
+
+    def f(name, v):
+        return activations.apply(name, np.asarray(v, np.float64))
+
+    outs = np.zeros((bsz, steps, H))
+    last = np.zeros((bsz, H))
+    h_last = np.zeros((bsz, H))
+    c_last = np.zeros((bsz, H))
+    for b in range(bsz):
+        h = np.zeros(H) if h0 is None else np.asarray(h0[b], np.float64).copy()
+        c = np.zeros(H) if c0 is None else np.asarray(c0[b], np.float64).copy()
+        prev_out = np.zeros(H)
+        order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+        for i, t in enumerate(order):
+            a = np.empty(4 * H)
+            for g in range(4):
+                cols = slice(g * H, (g + 1) * H)
+                if dropout_mask is None:
+                    xg = x[b, t]
+                elif np.ndim(dropout_mask) == 2:
+                    xg = x[b, t] * dropout_mask[b]
+                else:
+                    xg = x[b, t] * dropout_mask[g, b]
+                hg = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask[g, b]
+                a[cols] = xg @ W[:, cols] + hg @ U[:, cols] + bias[cols]
+            ig = f(recurrent_activation, a[:H])
+            fg_ = f(recurrent_activation, a[H:2 * H])
+            gg = f(activation, a[2 * H:3 * H])
+            og = f(recurrent_activation, a[3 * H:])
+            c_new = fg_ * c + ig * gg
+            h_new = og * f(activation, c_new)
+            if mask is not None and not mask[b, t]:
+                out = np.zeros(H) if zero_output_for_mask else prev_out
+            else:
+                h, c = h_new, c_new
+                out = h_new
+            outs[b, i] = out
+            prev_out = out
+        last[b] = prev_out if steps else 0
+        h_last[b] = h
+        c_last[b] = c
+    return (outs if return_sequences else last), h_last, c_last

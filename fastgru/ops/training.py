@@ -13,7 +13,7 @@ from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
-from .._threads import get_num_threads, kernel_blas_single_threaded, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, kernel_threads, small_gemm_rows
 from ..errors import UnsupportedKerasFeature
 from .gru import EMPTY_MASK, PreparedGRU
 from .validation import _as_float_array, _check_finite, _check_shape, validate_gru_args
@@ -33,7 +33,7 @@ class GRUGradients(NamedTuple):
     dh0: np.ndarray
 
 
-def training_activation_codes(activation, recurrent_activation) -> tuple[int, int]:
+def training_activation_codes(activation, recurrent_activation, layer: str = "GRU") -> tuple[int, int]:
     """Kernel codes of the two activations, checked to have a derivative BPTT can take.
 
     The backward recovers each derivative from the activation's saved *output*; swish and gelu are
@@ -45,7 +45,7 @@ def training_activation_codes(activation, recurrent_activation) -> tuple[int, in
         code = activations.kernel_code(name)
         if code not in _kact.INVERTIBLE_FROM_OUTPUT:
             raise UnsupportedKerasFeature(
-                f"GRU {arg}={activations.canonical_name(name)!r} is supported for inference only: "
+                f"{layer} {arg}={activations.canonical_name(name)!r} is supported for inference only: "
                 "training (backward) needs an activation whose derivative follows from its output"
             )
         codes.append(code)
@@ -59,8 +59,8 @@ def _full_recurrent_kernel(prepared: PreparedGRU) -> np.ndarray:
     return np.concatenate([prepared.u, prepared.u_h], axis=1)
 
 
-def _kernel_masks(input_masks, recurrent_masks, dtype):
-    """Dropout masks as the kernels take them: (n, B, D) with n in {0, 1, 3}, and (3, B, H)."""
+def kernel_masks(input_masks, recurrent_masks, dtype):
+    """Dropout masks as the kernels take them: (n, B, D) with n in {0, 1, G}, and (G, B, H) (G gates)."""
     if input_masks is None:
         imask = np.zeros((0, 0, 0), dtype)
     elif input_masks.ndim == 2:
@@ -104,9 +104,9 @@ def run_gru_train(
     saved = np.empty((bsz, steps, _gru.N_SAVED * units), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
-    n_chunks = min(get_num_threads(), bsz)
+    n_chunks = min(kernel_threads(), bsz)
     if bsz * steps > 0:
-        imask, n_imask, rmask, use_rmask = _kernel_masks(input_masks, recurrent_masks, dtype)
+        imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
         u3 = np.zeros((0, 0, 0), dtype)
         if use_rmask:
             u = _full_recurrent_kernel(prepared)
@@ -176,9 +176,9 @@ def run_gru_backward(
         dh0[:] = d_h_last
         dbias = np.zeros((2, n) if prepared.reset_after else (n,), dtype)
         return np.zeros_like(x), np.zeros_like(prepared.w), np.zeros_like(u), dbias, dh0
-    imask, n_imask, rmask, use_rmask = _kernel_masks(input_masks, recurrent_masks, dtype)
+    imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
-    n_chunks = min(get_num_threads(), bsz)
+    n_chunks = min(kernel_threads(), bsz)
     dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + u.shape, dtype)
@@ -203,19 +203,20 @@ def run_gru_backward(
     return (dx if need_dx else None), dkernel, du, dbias, dh0
 
 
-def _check_dropout_masks(dropout_mask, recurrent_dropout_mask, bsz, d, units, dtype):
-    """Validate the public functions' dropout masks (values already scaled by 1/(1 - rate))."""
+def check_dropout_masks(dropout_mask, recurrent_dropout_mask, bsz, d, units, dtype, n_gates=3):
+    """Validate the public functions' dropout masks (values already scaled by 1/(1 - rate)):
+    dropout_mask (B, D) or (n_gates, B, D), recurrent_dropout_mask (n_gates, B, H)."""
     if dropout_mask is not None:
         dropout_mask = _as_float_array("dropout_mask", dropout_mask, dtype)
-        if dropout_mask.shape not in ((bsz, d), (3, bsz, d)):
+        if dropout_mask.shape not in ((bsz, d), (n_gates, bsz, d)):
             raise ValueError(
-                f"dropout_mask must have shape (batch, features) = {(bsz, d)} or (3, batch, features) = "
-                f"{(3, bsz, d)}, received shape {dropout_mask.shape}"
+                f"dropout_mask must have shape (batch, features) = {(bsz, d)} or ({n_gates}, batch, features) = "
+                f"{(n_gates, bsz, d)}, received shape {dropout_mask.shape}"
             )
         _check_finite("dropout_mask", dropout_mask)
     if recurrent_dropout_mask is not None:
         recurrent_dropout_mask = _as_float_array("recurrent_dropout_mask", recurrent_dropout_mask, dtype)
-        _check_shape("recurrent_dropout_mask", recurrent_dropout_mask, (3, bsz, units))
+        _check_shape("recurrent_dropout_mask", recurrent_dropout_mask, (n_gates, bsz, units))
         _check_finite("recurrent_dropout_mask", recurrent_dropout_mask)
     return dropout_mask, recurrent_dropout_mask
 
@@ -291,7 +292,7 @@ def gru_forward_train(
     act, ract = training_activation_codes(activation, recurrent_activation)
     bsz, steps, d = x.shape
     units = recurrent_kernel.shape[0]
-    dropout_mask, recurrent_dropout_mask = _check_dropout_masks(
+    dropout_mask, recurrent_dropout_mask = check_dropout_masks(
         dropout_mask, recurrent_dropout_mask, bsz, d, units, x.dtype
     )
     prepared = PreparedGRU(kernel, recurrent_kernel, bias, reset_after)

@@ -1,0 +1,171 @@
+"""Fused LSTM forward kernels (inference, and training that saves what BPTT needs).
+
+Shapes: B batch, T steps, D features, H units; gate order i, f, c, o (Keras's layout: kernel
+(D, 4H), recurrent_kernel (H, 4H), bias (4H,)).
+
+``xp`` (B, T, 4H) holds the hoisted input projection ``x @ W + b`` for all steps (one GEMM; the
+LSTM's single bias goes in here). Per step the time loop does one recurrent product ``h @ U`` (or,
+with Keras's recurrent dropout, one per gate on the masked state) and one fused pass of the gate
+math over the (rows, H) tile:
+
+    a = xp_t + h_prev U              i = ract(a_i)  f = ract(a_f)  g = act(a_c)  o = ract(a_o)
+    c = f c_prev + i g               h = o act(c)
+
+Saved buffer for training, ``saved`` (B, T, 7H), indexed like x by *time* t (with go_backwards
+processing step i is t = T-1-i): row ``saved[b, t]`` = [i | f | g | o | act(c) | c_prev | h_prev].
+The projection may live in its columns 0:4H (pass ``xp=saved``): each row is read before it is
+overwritten. BPTT (lstm_bptt.py) overwrites columns 0:4H with the gate gradients.
+
+Batch rows are independent for the whole sequence: the parallel drivers give each thread a
+contiguous slice of rows running the full time loop (no barrier per step), as for the GRU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import activate_inplace
+from .linalg import matmul_into
+from .rnn_common import project_train_slice
+
+N_SAVED = 7
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_forward_slice(
+    xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
+    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+):
+    """Run the whole time loop for batch rows ``b0:b1``.
+
+    xp (B, T, >=4H); u (H, 4H) recurrent kernel; u4 (4, H, H) its gate blocks, C-contiguous (read
+    when use_rmask); rmask (4, B, H) recurrent dropout masks, scaled by 1/(1-rate), applied to
+    h_prev before each gate's product (training only); h0, c0 (B, H); mask (B, T) uint8 (read when
+    use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved (B, T, 7H) written
+    when save (module docstring; xp may be saved itself).
+    """
+    steps = xp.shape[1]
+    hdim = h0.shape[1]
+    nb = b1 - b0
+    dt = xp.dtype
+    h2 = 2 * hdim
+    h3 = 3 * hdim
+    h4 = 4 * hdim
+    h = np.empty((nb, hdim), dt)
+    c = np.empty((nb, hdim), dt)
+    for bb in range(nb):
+        h[bb] = h0[b0 + bb]
+        c[bb] = c0[b0 + bb]
+    rec = np.empty((nb, h4), dt)
+    hm = np.empty((nb if use_rmask else 0, hdim), dt)
+    rec1 = np.empty((nb if use_rmask else 0, hdim), dt)
+    gates = np.empty(h4, dt)
+    tc = np.empty(hdim, dt)
+    for i in range(steps):
+        t = steps - 1 - i if go_backwards else i
+        oi = i if return_sequences else 0
+        if use_rmask:
+            for gi in range(4):
+                for bb in range(nb):
+                    mrow = rmask[gi, b0 + bb]
+                    for j in range(hdim):
+                        hm[bb, j] = h[bb, j] * mrow[j]
+                matmul_into(hm, u4[gi], rec1, small_rows)
+                for bb in range(nb):
+                    for j in range(hdim):
+                        rec[bb, gi * hdim + j] = rec1[bb, j]
+        else:
+            matmul_into(h, u, rec, small_rows)
+        for bb in range(nb):
+            b = b0 + bb
+            xrow = xp[b, t]
+            rrow = rec[bb]
+            for j in range(h4):
+                gates[j] = xrow[j] + rrow[j]
+            activate_inplace(ract, gates[0:h2])
+            activate_inplace(act, gates[h2:h3])
+            activate_inplace(ract, gates[h3:h4])
+            crow = c[bb]
+            for j in range(hdim):
+                tc[j] = gates[hdim + j] * crow[j] + gates[j] * gates[h2 + j]
+            if save:
+                srow = saved[b, t]
+                for j in range(h4):
+                    srow[j] = gates[j]
+                for j in range(hdim):
+                    srow[5 * hdim + j] = crow[j]
+                    srow[6 * hdim + j] = h[bb, j]
+            if use_mask and mask[b, t] == 0:
+                # masked step: both states are kept; the output repeats the previous one (or is zero)
+                if save:
+                    srow = saved[b, t]
+                    for j in range(hdim):
+                        srow[h4 + j] = 0.0
+                if zero_output_for_mask:
+                    for j in range(hdim):
+                        out[b, oi, j] = 0.0
+                elif return_sequences:
+                    for j in range(hdim):
+                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                continue
+            for j in range(hdim):
+                crow[j] = tc[j]
+            activate_inplace(act, tc)
+            if save:
+                srow = saved[b, t]
+                for j in range(hdim):
+                    srow[h4 + j] = tc[j]
+            hrow = h[bb]
+            orow = out[b, oi]
+            for j in range(hdim):
+                hn = gates[h3 + j] * tc[j]
+                hrow[j] = hn
+                orow[j] = hn
+    for bb in range(nb):
+        h_last[b0 + bb] = h[bb]
+        c_last[b0 + bb] = c[bb]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def lstm_forward_parallel(
+    xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
+    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, n_chunks,
+):
+    """Split the batch into ``n_chunks`` contiguous row ranges, one time loop per thread."""
+    bsz = xp.shape[0]
+    for ch in prange(n_chunks):
+        lstm_forward_slice(
+            xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+            return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows,
+            ch * bsz // n_chunks, (ch + 1) * bsz // n_chunks,
+        )
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_forward_train_chunk(
+    x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows, b0, b1,
+):
+    """Training forward of rows ``b0:b1``: the projection (with input dropout masks) into
+    ``saved``, then the time loop saving the gates."""
+    project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
+    lstm_forward_slice(
+        saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,
+    )
+
+
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def lstm_forward_train_parallel(
+    x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows, n_chunks,
+):
+    """:func:`lstm_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
+    bsz = x.shape[0]
+    for ch in prange(n_chunks):
+        lstm_forward_train_chunk(
+            x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract,
+            go_backwards, return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows,
+            ch * bsz // n_chunks, (ch + 1) * bsz // n_chunks,
+        )

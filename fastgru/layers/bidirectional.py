@@ -1,0 +1,277 @@
+"""The Bidirectional wrapper (Keras 3 semantics) around a GRU or LSTM."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .._threads import get_num_threads, one_thread_per_kernel
+from .base import Layer
+from .recurrent import RecurrentLayer
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _side_thread() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgru-bidirectional")
+        return _pool
+
+
+def _run_both(first, second):
+    """``(first(), second())``: side by side in two threads, each kernel serial, when fastgru may use
+    two or more threads (the kernels release the GIL); one after the other otherwise."""
+    if get_num_threads() < 2:
+        return first(), second()
+
+    def serial(fn):
+        with one_thread_per_kernel():
+            return fn()
+
+    future = _side_thread().submit(serial, second)
+    try:
+        a = serial(first)
+    finally:
+        b = future.result()
+    return a, b
+
+
+def _strip(name: str, prefix: str) -> str:
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer forwards and a copy backwards over the sequence and merges the outputs.
+
+    Input (B, T, D). Outputs (H the inner layer's units): ``concat`` (B, [T,] 2H); ``sum``, ``mul``,
+    ``ave`` (B, [T,] H); None a list ``[forward, backward]``. With ``return_sequences`` the
+    backward outputs are flipped back to input order before merging. With ``return_state`` the
+    forward layer's states then the backward layer's follow the output. Weights: the forward
+    layer's, then the backward layer's. As in Keras, masked steps output zeros inside
+    (``zero_output_for_mask`` = ``return_sequences`` on both layers). When fastgru may use two
+    threads the two directions run side by side.
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        if not isinstance(layer, RecurrentLayer):
+            raise ValueError(f"Bidirectional wraps a recurrent layer (GRU or LSTM), received {layer!r}")
+        if backward_layer is not None and not isinstance(backward_layer, RecurrentLayer):
+            raise ValueError(f"backward_layer must be a recurrent layer (GRU or LSTM), received {backward_layer!r}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"Invalid merge mode {merge_mode!r}; expected one of concat, sum, mul, ave, None")
+        if kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None \
+                and layer._declared_input_shape is not None:
+            kwargs["batch_input_shape"] = layer._declared_input_shape
+        kwargs.setdefault("dtype", layer.dtype)
+        super().__init__(**kwargs)
+        config = layer.get_config()
+        config.pop("batch_input_shape", None)
+        config["name"] = "forward_" + _strip(layer.name, "forward_")
+        self.forward_layer = type(layer).from_config(config)
+        if backward_layer is None:
+            config = layer.get_config()
+            config.pop("batch_input_shape", None)
+            config["go_backwards"] = True
+            config["name"] = "backward_" + _strip(layer.name, "backward_")
+            backward_layer = type(layer).from_config(config)
+        self.backward_layer = backward_layer
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError("Forward layer and backward layer should have different go_backwards values, received "
+                             f"{self.forward_layer.go_backwards} for both")
+        for attr in ("stateful", "return_sequences", "return_state", "units"):
+            if getattr(self.forward_layer, attr) != getattr(self.backward_layer, attr):
+                raise ValueError(f"Forward layer and backward layer must have the same {attr}, received "
+                                 f"{getattr(self.forward_layer, attr)} and {getattr(self.backward_layer, attr)}")
+        for inner in (self.forward_layer, self.backward_layer):
+            inner.zero_output_for_mask = inner.return_sequences
+        self.merge_mode = merge_mode
+        self.return_sequences = self.forward_layer.return_sequences
+        self.return_state = self.forward_layer.return_state
+        self.stateful = self.forward_layer.stateful
+        self._initial_weights = list(weights) if weights else None
+
+    @property
+    def layers(self) -> tuple[RecurrentLayer, RecurrentLayer]:
+        return self.forward_layer, self.backward_layer
+
+    # ---- building ---------------------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        for inner in self.layers:
+            inner.build(input_shape)
+        super().build(input_shape)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def compute_output_shape(self, input_shape: tuple):
+        shape = self.forward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            shape, states = shape[0], list(shape[1:])
+        if self.merge_mode == "concat":
+            shape = tuple(shape[:-1]) + (None if shape[-1] is None else 2 * shape[-1],)
+        outputs = [shape, shape] if self.merge_mode is None else [shape]
+        if self.return_state:
+            return outputs + states + states
+        return outputs if self.merge_mode is None else shape
+
+    def compute_mask(self, x, mask):
+        if not self.return_sequences:
+            return None
+        return mask
+
+    # ---- weights ----------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        return self.weights if self.trainable else []
+
+    @property
+    def weight_paths(self) -> list[str]:
+        return [f"{inner.name}/{p}" for inner in self.layers for p in inner.weight_paths]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        n = len(self.forward_layer.weights)
+        if len(weights) != 2 * n:
+            raise ValueError(f"Layer {self.name!r} expects {2 * n} weights (forward then backward layer), "
+                             f"but received {len(weights)}")
+        self.forward_layer.set_weights(weights[:n])
+        self.backward_layer.set_weights(weights[n:])
+
+    def count_params(self) -> int:
+        return self.forward_layer.count_params() + self.backward_layer.count_params()
+
+    # ---- states -----------------------------------------------------------------------------
+    def reset_states(self, states=None) -> None:
+        """Forget (or set: forward states then backward states) the carried states."""
+        if states is None:
+            for inner in self.layers:
+                inner.reset_states()
+            return
+        half = len(states) // 2
+        self.forward_layer.reset_states(list(states[:half]))
+        self.backward_layer.reset_states(list(states[half:]))
+
+    @property
+    def states(self):
+        if self.forward_layer.states is None:
+            return None
+        return list(self.forward_layer.states) + list(self.backward_layer.states)
+
+    def _split_initial_state(self, initial_state):
+        if initial_state is None:
+            return None, None
+        initial_state = list(initial_state)
+        n = len(self.forward_layer.state_names)
+        if len(initial_state) != 2 * n:
+            raise ValueError(f"Bidirectional {self.name!r} expects {2 * n} initial states (forward then backward), "
+                             f"received {len(initial_state)}")
+        return initial_state[:n], initial_state[n:]
+
+    # ---- merging ----------------------------------------------------------------------------
+    def _merge(self, y, y_rev):
+        if self.return_sequences:
+            y_rev = y_rev[:, ::-1]
+        if self.merge_mode == "concat":
+            return np.concatenate([y, y_rev], axis=-1)
+        if self.merge_mode == "sum":
+            return y + y_rev
+        if self.merge_mode == "ave":
+            return (y + y_rev) / y.dtype.type(2)
+        if self.merge_mode == "mul":
+            return y * y_rev
+        return [y, np.ascontiguousarray(y_rev)]
+
+    # ---- inference --------------------------------------------------------------------------
+    def call(self, x, mask=None, training: bool = False, initial_state=None):
+        fwd_state, bwd_state = self._split_initial_state(initial_state)
+        y, y_rev = _run_both(
+            lambda: self.forward_layer.call(x, mask=mask, training=training, initial_state=fwd_state),
+            lambda: self.backward_layer.call(x, mask=mask, training=training, initial_state=bwd_state),
+        )
+        if not self.return_state:
+            return self._merge(y, y_rev)
+        output = self._merge(y[0], y_rev[0])
+        output = output if isinstance(output, list) else [output]
+        return output + list(y[1:]) + list(y_rev[1:])
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, x, mask=None, training: bool = True, initial_state=None):
+        """Training forward of both directions; the cache keeps both layers' caches and outputs."""
+        if self.merge_mode is None or self.return_state:
+            raise ValueError(f"Bidirectional {self.name!r} with merge_mode=None or return_state=True returns several "
+                             "arrays: training passes one array between layers")
+        fwd_state, bwd_state = self._split_initial_state(initial_state)
+        (y, cache_f), (y_rev, cache_b) = _run_both(
+            lambda: self.forward_layer.forward(x, mask=mask, training=training, initial_state=fwd_state),
+            lambda: self.backward_layer.forward(x, mask=mask, training=training, initial_state=bwd_state),
+        )
+        return self._merge(y, y_rev), (cache_f, cache_b, y, y_rev)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        """``(dL/dx, grads)``: dy split by the merge mode, the backward half flipped back to
+        processing order, each direction's BPTT; grads forward layer's then backward layer's."""
+        cache_f, cache_b, y, y_rev = cache
+        dy = np.asarray(dy)
+        if self.merge_mode == "concat":
+            h = y.shape[-1]
+            dy_f, dy_b = dy[..., :h], dy[..., h:]
+        elif self.merge_mode == "sum":
+            dy_f = dy_b = dy
+        elif self.merge_mode == "ave":
+            dy_f = dy_b = dy / dy.dtype.type(2)
+        else:  # mul: the other direction's output, aligned in input order
+            y_rev_aligned = y_rev[:, ::-1] if self.return_sequences else y_rev
+            dy_f, dy_b = dy * y_rev_aligned, dy * y
+        if self.return_sequences:
+            dy_b = dy_b[:, ::-1]
+        dy_f, dy_b = np.ascontiguousarray(dy_f), np.ascontiguousarray(dy_b)
+        (dx_f, grads_f), (dx_b, grads_b) = _run_both(
+            lambda: self.forward_layer.backward(dy_f, cache_f, need_dx),
+            lambda: self.backward_layer.backward(dy_b, cache_b, need_dx),
+        )
+        dx = dx_f + dx_b if need_dx else None
+        if not self.trainable:
+            return dx, []
+        return dx, list(grads_f) + list(grads_b)
+
+    # ---- config -----------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            merge_mode=self.merge_mode,
+            layer={"class_name": type(self.forward_layer).__name__, "config": self.forward_layer.get_config()},
+            backward_layer={"class_name": type(self.backward_layer).__name__,
+                            "config": self.backward_layer.get_config()},
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Bidirectional":
+        from . import GRU, LSTM
+
+        classes = {"GRU": GRU, "LSTM": LSTM}
+        config = dict(config)
+
+        def make(entry):
+            if isinstance(entry, Layer) or entry is None:
+                return entry
+            if not isinstance(entry, dict) or entry.get("class_name") not in classes:
+                raise ValueError(f"Bidirectional wraps GRU or LSTM; received layer config {entry!r}")
+            return classes[entry["class_name"]].from_config(entry["config"])
+
+        config["layer"] = make(config.get("layer"))
+        config["backward_layer"] = make(config.get("backward_layer"))
+        return cls(**config)

@@ -1,0 +1,124 @@
+"""The LSTM layer: Keras 3's arguments and weights, computed by the fused kernels in ``fastgru.ops``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers, ops
+from .recurrent import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    """Long Short-Term Memory layer (Keras 3 semantics; gate order i, f, c, o).
+
+    Input (B, T, D); output (B, T, H) with ``return_sequences`` else (B, H); with ``return_state``
+    a list ``[output, h_last, c_last]``. Weights: kernel (D, 4H), recurrent_kernel (H, 4H),
+    bias (4H,). ``unit_forget_bias`` initialises the forget gate's bias to ones (Keras's default).
+    """
+
+    weight_names = ("kernel", "recurrent_kernel", "bias")
+    n_gates = 4
+    state_names = ("h", "c")
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        super().__init__(
+            units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+            stateful=stateful, unroll=unroll, seed=seed, zero_output_for_mask=zero_output_for_mask, **kwargs,
+        )
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    # ---- building ---------------------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        self._check_rank(input_shape)
+        d, h = int(input_shape[-1]), self.units
+        self.add_weight("kernel", (d, 4 * h), self.kernel_initializer, self._rng)
+        self.add_weight("recurrent_kernel", (h, 4 * h), self.recurrent_initializer, self._rng)
+        if self.use_bias:
+            bias = self.add_weight("bias", (4 * h,), self.bias_initializer, self._rng)
+            if self.unit_forget_bias:
+                # Keras: [init(H), ones(H), init(2H)]; the i and c|o blocks drawn separately
+                init = initializers.get(self.bias_initializer)
+                bias[:h] = init((h,), self.dtype, self._rng)
+                bias[h:2 * h] = 1.0
+                bias[2 * h:] = init((2 * h,), self.dtype, self._rng)
+        super().build(input_shape)
+
+    # ---- inference --------------------------------------------------------------------------
+    def _prepared(self, dtype) -> ops.PreparedLSTM:
+        p = self._params
+        cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731  (a view when dtype matches)
+        bias = cast(p["bias"]) if self.use_bias else None
+        return ops.PreparedLSTM(cast(p["kernel"]), cast(p["recurrent_kernel"]), bias)
+
+    def call(self, x, mask=None, training: bool = False, initial_state=None):
+        x = self._check_input(np.asarray(x))
+        with self._exclusive():
+            h0, c0 = self._initial_states(x, initial_state) or (None, None)
+            outputs, h_last, c_last = ops.run_lstm(
+                x, self._prepared(x.dtype), h0, c0, self._mask(x, mask), self._act, self._ract,
+                self.return_sequences, self.go_backwards, self.zero_output_for_mask,
+            )
+            self._keep_states(h_last, c_last)
+        return [outputs, h_last, c_last] if self.return_state else outputs
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, x, mask=None, training: bool = True, initial_state=None):
+        """Training forward: saves the gates for :meth:`backward` (dropout active when ``training``)."""
+        self._check_trainable_call()
+        if not training:
+            return self.call(x, mask=mask, initial_state=initial_state), None
+        x = self._check_input(np.asarray(x))
+        act, ract = ops.training_activation_codes(self.activation, self.recurrent_activation, "LSTM")
+        mask = self._mask(x, mask)
+        input_masks, recurrent_masks = self._dropout_masks(x)
+        prepared = self._prepared(x.dtype)
+        with self._exclusive():
+            h0, c0 = self._initial_states(x, initial_state) or (None, None)
+            outputs, h_last, c_last, saved = ops.run_lstm_train(
+                x, prepared, h0, c0, mask, act, ract, self.return_sequences, self.go_backwards,
+                self.zero_output_for_mask, input_masks, recurrent_masks,
+            )
+            self._keep_states(h_last, c_last)
+        return outputs, (x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs."""
+        x, prepared, saved, mask, act, ract, input_masks, recurrent_masks = cache
+        dx, dw, du, db, _, _ = ops.run_lstm_backward(
+            x, prepared, saved, mask, act, ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, None, input_masks,
+            recurrent_masks, need_dx,
+        )
+        if not self.trainable:
+            return dx, []
+        grads = [dw, du] + ([db] if self.use_bias else [])
+        return dx, [g.astype(self.dtype, copy=False) for g in grads]
+
+    # ---- config -----------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["unit_forget_bias"] = self.unit_forget_bias
+        return config

@@ -1,0 +1,238 @@
+"""What GRU and LSTM share as Keras layers: arguments, input and mask checks, initial and carried
+states, Keras's dropout masks, output shapes and config. Subclasses add the weights and the ops calls."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import activations
+from ..random import make_rng
+from .base import Layer, compute_dtype
+
+
+class RecurrentLayer(Layer):
+    """Base of the recurrent layers. Subclasses set ``n_gates`` (3 GRU, 4 LSTM) and ``state_names``.
+
+    Stateful layers carry their final states from one call to the next (``states``, a list of
+    (B, H) arrays, or None before the first call and after ``reset_states()``). A stateful layer's
+    calls must not overlap: one from a second thread while one runs raises ``RuntimeError``.
+    """
+
+    supports_masking = True
+    n_gates = 3
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{kind} units must be a positive integer, received {units!r}")
+        self.units = int(units)
+        self.activation = activations.canonical_name(activation)
+        self.recurrent_activation = activations.canonical_name(recurrent_activation)
+        self._act = activations.kernel_code(self.activation)
+        self._ract = activations.kernel_code(self.recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ValueError(f"{kind} {name} must be in [0, 1], received {rate!r}")
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)  # same math; accepted for compatibility
+        self.seed = seed
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._rng = make_rng(seed)
+        self._states: list[np.ndarray] | None = None
+        self._state_lock = threading.Lock()
+
+    # ---- shapes -----------------------------------------------------------------------------
+    def _check_rank(self, input_shape: tuple) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} expects input of rank 3 (batch, timesteps, features), "
+                f"received input shape {tuple(input_shape)}"
+            )
+
+    def compute_output_shape(self, input_shape: tuple):
+        batch, steps = input_shape[0], input_shape[1]
+        out = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [out] + [(batch, self.units)] * len(self.state_names)
+        return out
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
+
+    # ---- states -----------------------------------------------------------------------------
+    def reset_states(self, states=None) -> None:
+        """Forget the carried states of a ``stateful`` layer, or set them: ``states`` one (B, H) array
+        per state (a bare array is accepted for a one-state layer)."""
+        if states is None:
+            self._states = None
+            return
+        if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
+            states = [states]
+        if len(states) != len(self.state_names):
+            raise ValueError(f"{type(self).__name__} {self.name!r} has {len(self.state_names)} states, "
+                             f"received {len(states)}")
+        self._states = [np.array(s, dtype=self.dtype) for s in states]
+
+    @property
+    def states(self) -> list[np.ndarray] | None:
+        """The carried states of a stateful layer (list of (B, H) arrays), or None."""
+        return self._states
+
+    @contextmanager
+    def _exclusive(self):
+        """A stateful layer's call owns its carried states: overlapping calls raise."""
+        if not self.stateful:
+            yield
+            return
+        if not self._state_lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"stateful {type(self).__name__} {self.name!r} is already running in another thread: a stateful "
+                "layer carries its states between calls, so its calls must not overlap (use one model per thread)"
+            )
+        try:
+            yield
+        finally:
+            self._state_lock.release()
+
+    def _initial_states(self, x: np.ndarray, initial_state) -> list | None:
+        """The initial states (B, H) each in x's dtype: given, carried (stateful) or None (zeros)."""
+        kind, bsz, n = type(self).__name__, x.shape[0], len(self.state_names)
+        if initial_state is not None:
+            if isinstance(initial_state, np.ndarray) or not isinstance(initial_state, (list, tuple)):
+                initial_state = [initial_state]
+            if len(initial_state) != n:
+                raise ValueError(f"{kind} {self.name!r} has {n} state(s) ({', '.join(self.state_names)}); "
+                                 f"received {len(initial_state)} initial states")
+            states = []
+            for name, s in zip(self.state_names, initial_state):
+                s = np.asarray(s)
+                if s.dtype.kind not in "fiub":
+                    raise TypeError(f"{kind} {self.name!r} initial state {name!r} must be numeric, received {s.dtype}")
+                s = np.ascontiguousarray(s, dtype=x.dtype)
+                if s.shape != (bsz, self.units):
+                    raise ValueError(f"{kind} {self.name!r} initial state {name!r} must have shape "
+                                     f"{(bsz, self.units)}, received {s.shape}")
+                states.append(s)
+            return states
+        if self.stateful and self._states is not None:
+            if self._states[0].shape != (bsz, self.units):
+                raise ValueError(
+                    f"stateful {kind} {self.name!r} holds states for batch size {self._states[0].shape[0]}, "
+                    f"received a batch of {bsz}; call reset_states() first"
+                )
+            return [np.ascontiguousarray(s, dtype=x.dtype) for s in self._states]
+        return None
+
+    def _keep_states(self, *states) -> None:
+        if self.stateful:
+            self._states = [s.astype(self.dtype) for s in states]
+
+    # ---- inputs -----------------------------------------------------------------------------
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        kind = type(self).__name__
+        if x.ndim != 3:
+            raise ValueError(
+                f"{kind} {self.name!r} expects input of rank 3 (batch, timesteps, features), received shape {x.shape}"
+            )
+        if x.shape[-1] != self.input_shape[-1]:
+            raise ValueError(
+                f"{kind} {self.name!r} expects {self.input_shape[-1]} features, received input shape {x.shape}"
+            )
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{kind} {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=compute_dtype(x))
+
+    def _mask(self, x: np.ndarray, mask):
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != x.shape[:2]:
+            raise ValueError(f"{type(self).__name__} {self.name!r} mask must have shape (batch, timesteps) = "
+                             f"{x.shape[:2]}, received {mask.shape}")
+        return np.ascontiguousarray(mask != 0, dtype=np.uint8)
+
+    def _dropout_masks(self, x: np.ndarray):
+        """Keras 3's variational dropout masks, drawn once per batch and constant over time.
+
+        ``dropout`` alone: one (B, D) input mask for every gate. With ``recurrent_dropout`` Keras
+        switches to its implementation 1: one (B, D) input mask per gate and one (B, H) recurrent
+        mask per gate, (G, B, ·). Kept values are scaled by 1 / (1 - rate) (inverted dropout).
+        """
+        bsz, _, d = x.shape
+        g = self.n_gates
+
+        def draw(rate, shape):
+            if rate >= 1.0:
+                return np.zeros(shape, x.dtype)
+            return ((self._rng.random(shape) >= rate) / (1.0 - rate)).astype(x.dtype)
+
+        input_masks = recurrent_masks = None
+        if self.recurrent_dropout > 0.0:
+            recurrent_masks = draw(self.recurrent_dropout, (g, bsz, self.units))
+            if self.dropout > 0.0:
+                input_masks = draw(self.dropout, (g, bsz, d))
+        elif self.dropout > 0.0:
+            input_masks = draw(self.dropout, (bsz, d))
+        return input_masks, recurrent_masks
+
+    def _check_trainable_call(self) -> None:
+        if self.return_state:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} has return_state=True: training passes one array between layers"
+            )
+
+    # ---- config -----------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            recurrent_initializer=self.recurrent_initializer,
+            bias_initializer=self.bias_initializer,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            unroll=self.unroll,
+            seed=self.seed,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
+        return config
