@@ -38,7 +38,7 @@ SETUPS = {
     "japanese-vowels": DemoSetup(
         "japanese_vowels", "JapaneseVowels (UCI / UEA archive)",
         "which of 9 speakers uttered this vowel? (12 LPC cepstra per frame, 7-29 frames, zero-padded)",
-        epochs=60, batch_size=32, learning_rate=1e-3, seed=1, target=0.92,
+        epochs=60, batch_size=32, learning_rate=2e-3, seed=0, target=0.92,
         reference="Keras 0.930-0.938 with GRU(64) in 60 epochs"),
 }
 

@@ -66,13 +66,13 @@ def _read_csv(path: Path, timesteps: int | None, model_shape: tuple | None) -> n
     if rows.size == 0:
         raise CLIError(f"{path} holds no rows")
     n, width = rows.shape
-    if timesteps is None:
-        if model_shape is not None and len(model_shape) == 3 and model_shape[1] is not None:
+    if timesteps is None and model_shape is not None and len(model_shape) >= 2:
+        if model_shape[1] is not None:
             timesteps = int(model_shape[1])
-        elif model_shape is not None and len(model_shape) == 3 and model_shape[2] is not None:
-            timesteps = width // int(model_shape[2]) if width % int(model_shape[2]) == 0 else None
-        if timesteps is None:
-            raise CLIError(f"the model does not fix the sequence length; give --timesteps for {path}")
+        elif len(model_shape) == 3 and model_shape[2] is not None and width % int(model_shape[2]) == 0:
+            timesteps = width // int(model_shape[2])
+    if timesteps is None:
+        raise CLIError(f"the model does not fix the sequence length; give --timesteps for {path}")
     if width % timesteps:
         raise CLIError(f"{path}: rows have {width} values, which is not a multiple of --timesteps {timesteps} "
                        f"(each row must hold timesteps * features values)")
