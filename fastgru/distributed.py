@@ -246,7 +246,7 @@ def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, clie
     return da.map_blocks(
         _predict_block, x, model_future, batch_size, num_threads, out_dtype,
         chunks=chunks, dtype=out_dtype, meta=np.empty((0,) * out_ndim, out_dtype),
-        name="fastgru-predict", **kwargs,
+        token="fastgru-predict", **kwargs,
     )
 
 

@@ -115,6 +115,22 @@ def test_predict_float64_and_token_inputs(client, da):
     np.testing.assert_allclose(out.compute(), emb.predict(tokens), rtol=0, atol=1e-6)
 
 
+def test_each_call_has_its_own_keys(client, da):
+    """Two models (or changed weights) on the same blocks never share a task key or a cached result."""
+    import dask
+
+    x = _x(300, seed=8)
+    xd = da.from_array(x, chunks=(100, -1, -1))
+    model = _model()
+    first = fg.distributed.predict(model, xd, client=client)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    second = fg.distributed.predict(model, xd, client=client)
+    assert first.name != second.name
+    a, b = dask.compute(first, second)
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(b, model.predict(x), rtol=0, atol=1e-6)
+
+
 def test_model_travels_once_per_worker_and_kernels_load_once(client, da):
     """8 blocks on 2 workers: each worker unpickles the model once, and each kernel signature is
     loaded from Numba's cache (or compiled) at most once per worker process, whatever the task count."""
