@@ -10,16 +10,16 @@ is malformed (a wrong type, a missing list) raises ModelFileError naming the fil
 
 from __future__ import annotations
 
-import numbers
 import re
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import activations, initializers
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import GRU, Activation, Dense, Dropout, Embedding, Masking
+from ..layers import GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding, Masking
+from ..layers.bidirectional import MERGE_MODES
+from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _is_int, _shape, _short
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: keys every layer config may carry that need no translation
@@ -40,6 +40,11 @@ _LAYERS = {
                   "return_state", "go_backwards", "stateful", "unroll", "reset_after", "seed",
                   "zero_output_for_mask"},
             {"time_major": False, "implementation": None, "use_cudnn": None}),
+    "LSTM": (LSTM, {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+                    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout",
+                    "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "seed",
+                    "zero_output_for_mask"},
+             {"time_major": False, "implementation": None, "use_cudnn": None}),
     "Dense": (Dense, {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer"},
               {"lora_rank": None, "lora_alpha": None, "quantization_config": None}),
     "Dropout": (Dropout, {"rate", "noise_shape", "seed"}, {}),
@@ -51,9 +56,11 @@ _LAYERS = {
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: Keras weights live in the RNN cell: <layer path>/cell/vars in Keras 3 files
-_CELL_LAYERS = {"GRU"}
+_CELL_LAYERS = {"GRU", "LSTM"}
+#: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
+_WRAPPER_LAYERS = {"Bidirectional"}
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"LSTM", "Bidirectional", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Conv1D", "Lambda",
+_KNOWN_UNSUPPORTED = {"SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Conv1D", "Lambda",
                       "Attention", "MultiHeadAttention", "BatchNormalization", "LayerNormalization"}
 
 
@@ -90,115 +97,6 @@ def keras_major(version: str | None) -> int:
         return int(str(version).strip().split(".")[0])
     except ValueError:
         return 3
-
-
-# ---------------------------------------------------------------------------------------------
-# small validators (a malformed config is the file's fault: ModelFileError naming the file)
-# ---------------------------------------------------------------------------------------------
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _shape(value, path, where: str) -> tuple | None:
-    """A batch shape: a list of positive ints or None (the batch and free axes)."""
-    if value is None:
-        return None
-    if isinstance(value, dict) and "input_shape" in value:  # build_config
-        value = value["input_shape"]
-    ok = isinstance(value, (list, tuple)) and len(value) >= 1 and all(
-        d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in value)
-    if not ok:
-        raise ModelFileError(path, f"{where}: expected a shape (a list of positive integers or null), "
-                                   f"found {_short(value)}")
-    return tuple(value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-
-
-_BOOLS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "reset_after",
-          "zero_output_for_mask", "mask_zero"}
-_POSITIVE_INTS = {"units", "input_dim", "output_dim"}
-_FRACTIONS = {"dropout", "recurrent_dropout", "rate"}
-
-
-def _check_option(key: str, value, label: str, path) -> None:
-    """Raise ModelFileError when ``value`` has the wrong type for option ``key``."""
-    if key in _BOOLS:
-        ok, want = isinstance(value, (bool, np.bool_)), "true or false"
-    elif key in _POSITIVE_INTS:
-        ok, want = _is_int(value) and value > 0, "a positive integer"
-    elif key in _FRACTIONS:
-        ok, want = _is_real(value) and 0 <= value <= 1, "a number between 0 and 1"
-    elif key == "mask_value":
-        ok, want = _is_real(value), "a number"
-    elif key == "seed":
-        ok, want = value is None or _is_int(value), "an integer or null"
-    elif key == "noise_shape":
-        ok = value is None or (isinstance(value, (list, tuple)) and all(d is None or _is_int(d) for d in value))
-        want = "a list of integers or null"
-    else:
-        return
-    if not ok:
-        raise ModelFileError(path, f"layer {label}: option {key!r} should be {want}, found {_short(value)}")
-
-
-def _dtype(value, label: str, path) -> str:
-    """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config."""
-    if isinstance(value, dict):
-        inner = value.get("config")
-        if not isinstance(inner, dict):
-            raise ModelFileError(path, f"layer {label}: dtype policy config is not an object: {_short(value)}")
-        value = inner.get("name", "float32")
-    value = value or "float32"
-    if not isinstance(value, str):
-        raise ModelFileError(path, f"layer {label}: dtype should be a name such as 'float32', found {_short(value)}")
-    if value not in ("float32", "float64"):
-        raise UnsupportedKerasFeature(
-            f"layer {label}: option dtype={value!r} is not supported (fastgru computes in float32 or float64)")
-    return value
-
-
-def _activation(value, label: str, option: str, major: int, path) -> str:
-    """fastgru's activation name for a Keras activation entry; Keras 2's hard_sigmoid keeps its definition."""
-    if isinstance(value, dict):
-        # Keras serialises built-in activations as plain names; a dict is a custom function or object,
-        # except for a 'function' entry from Keras's own activations module
-        inner, module = value.get("config"), str(value.get("module") or "")
-        if value.get("class_name") == "function" and isinstance(inner, str) and module.startswith("keras"):
-            value = inner
-        else:
-            what = inner if value.get("class_name") == "function" and isinstance(inner, str) \
-                else value.get("class_name")
-            raise UnsupportedKerasFeature(
-                f"layer {label}: {option}: custom activation {what!r} is not supported; supported activations: "
-                f"{', '.join(activations.SUPPORTED)}")
-    elif value is not None and not isinstance(value, str):
-        raise ModelFileError(path, f"layer {label}: option {option!r} should be an activation name, "
-                                   f"found {_short(value)}")
-    try:
-        name = activations.canonical_name(value)
-    except UnsupportedKerasFeature as exc:
-        raise UnsupportedKerasFeature(f"layer {label}: {option}: {exc}") from None
-    if name == "hard_sigmoid" and major < 3:
-        return "hard_sigmoid_keras2"  # Keras 2 defined it as clip(0.2x + 0.5, 0, 1)
-    return name
-
-
-def _initializer_usable(value) -> bool:
-    """True when fastgru can build ``value`` (tried on a tiny shape, so a bad option shows now)."""
-    try:
-        init = initializers.get(value)
-        init((3, 6), np.dtype(np.float32), np.random.default_rng(0))
-        return True
-    except Exception:  # noqa: BLE001  (a probe: any failure means "not usable")
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,8 +286,42 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             inner_cfg = dict(inner_cfg, name=name or inner_cfg.get("name"))
             spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group, build_config))
             continue
-        vars_path = layer_path + ("/cell/vars" if lcls in _CELL_LAYERS else "/vars")
+        if lcls in _WRAPPER_LAYERS:
+            vars_path = layer_path  # the inner layers' groups are below it (keras_save.v3_var_groups)
+        else:
+            vars_path = layer_path + ("/cell/vars" if lcls in _CELL_LAYERS else "/vars")
         spec.layers.append(LayerSpec(lcls, lcfg, vars_path, group, build_config))
+
+
+def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, path):
+    """Bidirectional(GRU or LSTM) from its config: the forward layer's entry ("layer"), the backward
+    layer's ("backward_layer", Keras 3 and newer tf_keras) and the merge mode."""
+    inner = {}
+    for key in ("layer", "backward_layer"):
+        entry = spec.config.get(key)
+        if entry is None and key == "backward_layer":
+            continue
+        inner_cls, inner_cfg = _entry(entry, path, f"layer {label}: {key}")
+        if inner_cls not in ("GRU", "LSTM") or not isinstance(inner_cfg, dict):
+            raise UnsupportedKerasFeature(f"layer {label}: Bidirectional({inner_cls}) is not supported "
+                                          "(fastgru's Bidirectional wraps GRU or LSTM)")
+        inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
+    merge_mode = spec.config.get("merge_mode", "concat")
+    if merge_mode not in MERGE_MODES:
+        raise ModelFileError(path, f"layer {label}: merge_mode should be one of concat, sum, mul, ave or null, "
+                                   f"found {_short(merge_mode)}")
+    for key, value in spec.config.items():
+        if key not in _COMMON and key not in ("layer", "backward_layer", "merge_mode") and value is not None:
+            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
+    trainable = spec.config.get("trainable", True)
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
+                                   f"found {_short(trainable)}")
+    try:
+        return Bidirectional(inner["layer"], merge_mode=merge_mode, backward_layer=inner.get("backward_layer"),
+                             name=name, trainable=bool(trainable), dtype=_dtype(spec.config.get("dtype"), label, path))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: {exc}") from None
 
 
 def _unique(name: str, used: dict) -> str:
@@ -423,6 +355,8 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
     """A fastgru layer (not yet built) from one Keras layer config."""
     name = spec.config.get("name") or snake_case(spec.class_name)
     label = f"{name} ({spec.class_name})"
+    if spec.class_name in _WRAPPER_LAYERS:
+        return _build_bidirectional(spec, name, label, major, path)
     if spec.class_name not in _LAYERS:
         known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
             else " (a custom or unknown layer class)"

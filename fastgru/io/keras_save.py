@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedKerasFeature
-from .keras_config import _CELL_LAYERS, _unique, snake_case
+from .keras_config import _CELL_LAYERS, _WRAPPER_LAYERS, _unique, snake_case
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,6 +26,9 @@ def keras3_layer_config(layer) -> dict:
             )
     if class_name == "Dropout" and config.get("noise_shape") is not None:
         config["noise_shape"] = list(config["noise_shape"])
+    if class_name == "Bidirectional":
+        config["layer"] = keras3_layer_config(layer.forward_layer)
+        config["backward_layer"] = keras3_layer_config(layer.backward_layer)
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if layer.input_shape is not None:
         entry["build_config"] = {"input_shape": list(layer.input_shape)}
@@ -48,11 +51,24 @@ def keras3_model_config(model) -> dict:
 
 
 def keras3_weight_paths(model) -> list[str]:
-    """Where each layer's variables go in a Keras 3 weights file (same rule Keras uses)."""
+    """Where each layer's variables go in a Keras 3 weights file (same rule Keras uses); a
+    Bidirectional layer's path is its group, which holds ``forward_layer`` and ``backward_layer``."""
     used: dict[str, int] = {}
     paths = []
     for layer in model.layers:
         class_name = type(layer).__name__
         key = _unique(snake_case(class_name), used)
-        paths.append(f"layers/{key}" + ("/cell/vars" if class_name in _CELL_LAYERS else "/vars"))
+        if class_name in _WRAPPER_LAYERS:
+            paths.append(f"layers/{key}")
+        else:
+            paths.append(f"layers/{key}" + ("/cell/vars" if class_name in _CELL_LAYERS else "/vars"))
     return paths
+
+
+def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:
+    """The Keras 3 weights-file groups holding ``layer``'s variables, with how many each holds, in
+    the layer's weight order: ``[(path, n)]``, or the two inner layers' ``cell/vars`` of a Bidirectional."""
+    if type(layer).__name__ in _WRAPPER_LAYERS:
+        return [(f"{path}/{side}/cell/vars", len(inner.weights))
+                for side, inner in (("forward_layer", layer.forward_layer), ("backward_layer", layer.backward_layer))]
+    return [(path, len(layer.weights))]

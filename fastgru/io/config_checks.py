@@ -1,0 +1,121 @@
+"""Checks of single values in Keras layer configs: shapes, option types, dtypes, activations and
+initializers. A malformed value is the file's fault (ModelFileError naming the file); a well-formed
+value fastgru does not support is an UnsupportedKerasFeature naming the layer and the option."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import activations, initializers
+from ..errors import ModelFileError, UnsupportedKerasFeature
+
+
+# ---------------------------------------------------------------------------------------------
+# small validators (a malformed config is the file's fault: ModelFileError naming the file)
+# ---------------------------------------------------------------------------------------------
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shape(value, path, where: str) -> tuple | None:
+    """A batch shape: a list of positive ints or None (the batch and free axes)."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "input_shape" in value:  # build_config
+        value = value["input_shape"]
+    ok = isinstance(value, (list, tuple)) and len(value) >= 1 and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in value)
+    if not ok:
+        raise ModelFileError(path, f"{where}: expected a shape (a list of positive integers or null), "
+                                   f"found {_short(value)}")
+    return tuple(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+_BOOLS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "reset_after",
+          "zero_output_for_mask", "mask_zero", "unit_forget_bias"}
+_POSITIVE_INTS = {"units", "input_dim", "output_dim"}
+_FRACTIONS = {"dropout", "recurrent_dropout", "rate"}
+
+
+def _check_option(key: str, value, label: str, path) -> None:
+    """Raise ModelFileError when ``value`` has the wrong type for option ``key``."""
+    if key in _BOOLS:
+        ok, want = isinstance(value, (bool, np.bool_)), "true or false"
+    elif key in _POSITIVE_INTS:
+        ok, want = _is_int(value) and value > 0, "a positive integer"
+    elif key in _FRACTIONS:
+        ok, want = _is_real(value) and 0 <= value <= 1, "a number between 0 and 1"
+    elif key == "mask_value":
+        ok, want = _is_real(value), "a number"
+    elif key == "seed":
+        ok, want = value is None or _is_int(value), "an integer or null"
+    elif key == "noise_shape":
+        ok = value is None or (isinstance(value, (list, tuple)) and all(d is None or _is_int(d) for d in value))
+        want = "a list of integers or null"
+    else:
+        return
+    if not ok:
+        raise ModelFileError(path, f"layer {label}: option {key!r} should be {want}, found {_short(value)}")
+
+
+def _dtype(value, label: str, path) -> str:
+    """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config."""
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if not isinstance(inner, dict):
+            raise ModelFileError(path, f"layer {label}: dtype policy config is not an object: {_short(value)}")
+        value = inner.get("name", "float32")
+    value = value or "float32"
+    if not isinstance(value, str):
+        raise ModelFileError(path, f"layer {label}: dtype should be a name such as 'float32', found {_short(value)}")
+    if value not in ("float32", "float64"):
+        raise UnsupportedKerasFeature(
+            f"layer {label}: option dtype={value!r} is not supported (fastgru computes in float32 or float64)")
+    return value
+
+
+def _activation(value, label: str, option: str, major: int, path) -> str:
+    """fastgru's activation name for a Keras activation entry; Keras 2's hard_sigmoid keeps its definition."""
+    if isinstance(value, dict):
+        # Keras serialises built-in activations as plain names; a dict is a custom function or object,
+        # except for a 'function' entry from Keras's own activations module
+        inner, module = value.get("config"), str(value.get("module") or "")
+        if value.get("class_name") == "function" and isinstance(inner, str) and module.startswith("keras"):
+            value = inner
+        else:
+            what = inner if value.get("class_name") == "function" and isinstance(inner, str) \
+                else value.get("class_name")
+            raise UnsupportedKerasFeature(
+                f"layer {label}: {option}: custom activation {what!r} is not supported; supported activations: "
+                f"{', '.join(activations.SUPPORTED)}")
+    elif value is not None and not isinstance(value, str):
+        raise ModelFileError(path, f"layer {label}: option {option!r} should be an activation name, "
+                                   f"found {_short(value)}")
+    try:
+        name = activations.canonical_name(value)
+    except UnsupportedKerasFeature as exc:
+        raise UnsupportedKerasFeature(f"layer {label}: {option}: {exc}") from None
+    if name == "hard_sigmoid" and major < 3:
+        return "hard_sigmoid_keras2"  # Keras 2 defined it as clip(0.2x + 0.5, 0, 1)
+    return name
+
+
+def _initializer_usable(value) -> bool:
+    """True when fastgru can build ``value`` (tried on a tiny shape, so a bad option shows now)."""
+    try:
+        init = initializers.get(value)
+        init((3, 6), np.dtype(np.float32), np.random.default_rng(0))
+        return True
+    except Exception:  # noqa: BLE001  (a probe: any failure means "not usable")
+        return False
