@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import dask.array
     from distributed import Client, Future
 
-__all__ = ["evaluate", "predict", "scatter_model"]
+__all__ = ["evaluate", "predict"]
 
 _local = threading.local()
 
@@ -188,6 +188,17 @@ def _check_x(model, x, what: str = "x"):
     return x
 
 
+def _check_num_threads(num_threads) -> None:
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer))
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, received {num_threads!r}")
+
+
+def _scatter(client, model):
+    """One copy of the model on every worker, under a fresh key (changed weights never hit an old copy)."""
+    return client.scatter(model, broadcast=True, hash=False)
+
+
 def _output_shape(model, x_shape: tuple) -> tuple:
     shape: Any = (None,) + tuple(x_shape[1:])
     for layer in model.layers:
@@ -198,17 +209,6 @@ def _output_shape(model, x_shape: tuple) -> tuple:
                 "fastgru.distributed.predict needs a model with one output"
             )
     return tuple(shape)
-
-
-def scatter_model(model, client: "Client | None" = None) -> "Future":
-    """Send ``model`` (its pickle: configuration + weights) to every worker once; returns its Future.
-
-    A fresh key every call (``hash=False``), so a model whose weights changed is never confused
-    with an earlier copy.
-    """
-    _check_model(model)
-    client = _get_client(client)
-    return client.scatter(model, broadcast=True, hash=False)
 
 
 def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, client: "Client | None" = None,
@@ -222,19 +222,20 @@ def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, clie
     (``(sequences, units)``, or ``(sequences, timesteps, units)`` with ``return_sequences``), with
     the same chunks along the sequence axis; call ``.compute()`` or store it (``to_zarr``...).
 
-    The model is scattered to all workers once (see :func:`scatter_model`); an unbuilt model is
-    built here first, so every worker uses the same weights. ``num_threads``: fastgru's kernel
+    The model is scattered to all workers once, as it is now (later changes to it do not reach
+    this job); an unbuilt model is built here first, so every worker uses the same weights. ``num_threads``: fastgru's kernel
     threads per task (default 1: Dask's workers provide the parallelism; None leaves the worker's
     setting alone). float64 inputs give float64 predictions, any other dtype float32.
     """
     _check_model(model)
+    _check_num_threads(num_threads)
     x = _check_x(model, x)
     if batch_size is not None and int(batch_size) <= 0:
         raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
     out_shape = _output_shape(model, x.shape)
     out_dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
     client = _get_client(client)
-    model_future = client.scatter(model, broadcast=True, hash=False)
+    model_future = _scatter(client, model)
     out_ndim = len(out_shape)
     chunks = (x.chunks[0],) + tuple((int(d),) for d in out_shape[1:])
     kwargs: dict[str, Any] = {}
@@ -288,6 +289,7 @@ def evaluate(model, x: "dask.array.Array", y, *, batch_size: int | None = None, 
     from .training import metrics as metrics_module
 
     _check_model(model)
+    _check_num_threads(num_threads)
     compiled = getattr(model, "_compiled", None)
     if compiled is None:
         raise RuntimeError("You must call compile() before evaluating the model")
@@ -308,7 +310,7 @@ def evaluate(model, x: "dask.array.Array", y, *, batch_size: int | None = None, 
     import dask
 
     client = _get_client(client)
-    model_future = client.scatter(model, broadcast=True, hash=False)
+    model_future = _scatter(client, model)
     x_blocks = x.to_delayed().reshape(-1)
     y_blocks = y.to_delayed().reshape(-1)
     sw_blocks = [None] * len(x_blocks) if sw is None else list(sw.to_delayed().reshape(-1))

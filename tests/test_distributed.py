@@ -217,6 +217,24 @@ def test_evaluate_equals_single_process(client, da):
     assert list(logs) == ["loss", "accuracy", "mse"]
 
 
+def test_evaluate_masked_sequence_outputs(client, da):
+    """Per-step losses under an Embedding mask (the loss is averaged over each batch's valid steps)."""
+    fg.set_random_seed(6)
+    model = fg.Sequential([Embedding(25, 6, mask_zero=True), GRU(8, return_sequences=True),
+                           Dense(4, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(1, 25, (230, 9))
+    for i, length in enumerate(rng.integers(2, 10, 230)):
+        tokens[i, length:] = 0
+    labels = rng.integers(0, 4, (230, 9))
+    model.build((None, 9))
+    expected = model.evaluate(tokens, labels, batch_size=16, verbose=0)
+    got = fg.distributed.evaluate(model, da.from_array(tokens, chunks=(70, -1)), labels, batch_size=16,
+                                  client=client)
+    np.testing.assert_allclose(got, expected, rtol=2e-6)
+
+
 def test_evaluate_one_block_is_bit_identical(client, da):
     model, x = _compiled_model(), _x(200, seed=6)
     y = (np.random.default_rng(7).random(200) > 0.5).astype(np.float32)
@@ -235,6 +253,8 @@ def test_evaluate_refuses_bad_inputs(da):
         fg.distributed.evaluate(_model(), xd, np.zeros(10))
     with pytest.raises(ValueError, match="10 entries"):
         fg.distributed.evaluate(_compiled_model(), xd, np.zeros(9))
+    with pytest.raises(ValueError, match="num_threads"):
+        fg.distributed.evaluate(_compiled_model(), xd, np.zeros(10), num_threads=0)
 
 
 # ---- a worker dies mid-job (keep last: the cluster restarts a worker) ------------------------
