@@ -166,7 +166,9 @@ def _check_x(model, x, what: str = "x"):
     if x.dtype == object or x.dtype.kind not in "fiub":
         raise TypeError(f"{what} must hold numbers, received dtype {x.dtype}")
     if any(np.isnan(c) for c in x.chunks[0]):
-        raise ValueError(f"{what} has unknown chunk sizes along the batch axis; call {what}.compute_chunk_sizes() first")
+        raise ValueError(
+            f"{what} has unknown chunk sizes along the batch axis; call {what}.compute_chunk_sizes() first"
+        )
     split = [axis for axis in range(1, x.ndim) if len(x.chunks[axis]) > 1]
     if split:
         names = {1: "time", 2: "features"}
@@ -223,9 +225,10 @@ def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, clie
     the same chunks along the sequence axis; call ``.compute()`` or store it (``to_zarr``...).
 
     The model is scattered to all workers once, as it is now (later changes to it do not reach
-    this job); an unbuilt model is built here first, so every worker uses the same weights. ``num_threads``: fastgru's kernel
-    threads per task (default 1: Dask's workers provide the parallelism; None leaves the worker's
-    setting alone). float64 inputs give float64 predictions, any other dtype float32.
+    this job); an unbuilt model is built here first, so every worker uses the same weights.
+    ``num_threads``: fastgru's kernel threads per task (default 1: Dask's workers provide the
+    parallelism; None leaves the worker's setting alone). float64 inputs give float64 predictions,
+    any other dtype float32.
     """
     _check_model(model)
     _check_num_threads(num_threads)

@@ -64,7 +64,8 @@ def test_pickle_holds_no_compiled_code():
 def test_compiled_model_keeps_compile_configuration_not_optimizer_state():
     model = _model()
     model.compile(optimizer=fg.optimizers.Adam(learning_rate=3e-3, clipnorm=1.0),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy", fg.metrics.SparseCategoricalAccuracy(name="sca")])
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", fg.metrics.SparseCategoricalAccuracy(name="sca")])
     x, y = _data(), np.random.default_rng(1).integers(0, 3, 40)
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     clone = _roundtrip(model)
