@@ -96,8 +96,10 @@ def check_attr_size(group, name: str, path) -> None:
     try:
         aid = h5py.h5a.open(group.id, name.encode("utf-8"))
         shape = aid.shape or ()
-        storage = aid.get_storage_size()
         atype = aid.get_type()
+        # an empty attribute (a layer without weights: weight_names = []) has no storage, and libhdf5
+        # reports its size as an error
+        storage = 0 if 0 in shape else aid.get_storage_size()
     except (KeyError, OSError, ValueError, RuntimeError, OverflowError, TypeError) as exc:
         raise ModelFileError(path, f"attribute {name!r} of HDF5 group {group.name!r} cannot be read ({exc})") \
             from None

@@ -1,0 +1,195 @@
+"""LSTM kernels against the NumPy reference (every option, both dtypes, 1 and 2 threads) and BPTT
+against central finite differences in float64 (no Keras needed)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from reference import reference_lstm
+
+import fastgru as fg
+from fastgru import ops
+
+B, T, D, H = 3, 4, 3, 2
+
+
+def make_problem(rng, dtype=np.float64, scale=0.6, bsz=B, steps=T):
+    x = rng.standard_normal((bsz, steps, D))
+    w = rng.standard_normal((D, 4 * H)) * scale
+    u = rng.standard_normal((H, 4 * H)) * scale
+    b = rng.standard_normal(4 * H) * scale
+    h0 = rng.standard_normal((bsz, H)) * 0.5
+    c0 = rng.standard_normal((bsz, H)) * 0.5
+    return [a.astype(dtype) for a in (x, w, u, b, h0, c0)]
+
+
+def sequence_mask(rng, bsz=B, steps=T):
+    mask = rng.random((bsz, steps)) > 0.4
+    mask[0, -2:] = False  # trailing masked steps
+    mask[1, :2] = False  # leading masked steps
+    mask[2, 1] = True
+    return mask
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    previous = fg.get_num_threads()
+    fg.set_num_threads(min(request.param, previous if previous > 1 else 2))
+    yield
+    fg.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("return_sequences,go_backwards,use_mask,zero_output", [
+    (False, False, False, False), (True, False, False, False), (True, True, False, False),
+    (False, True, True, False), (True, False, True, False), (True, True, True, True), (False, False, True, True),
+])
+def test_forward_matches_reference(rng, threads, return_sequences, go_backwards, use_mask, zero_output):
+    x, w, u, b, h0, c0 = make_problem(rng, bsz=5, steps=6)
+    mask = sequence_mask(rng, 5, 6) if use_mask else None
+    opts = dict(return_sequences=return_sequences, go_backwards=go_backwards, mask=mask,
+                zero_output_for_mask=zero_output)
+    expected = reference_lstm(x, w, u, b, h0=h0, c0=c0, **opts)
+    got = ops.lstm_forward(x, w, u, b, h0=h0, c0=c0, **opts)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-12)
+    # the training forward computes the same outputs
+    got_train = ops.lstm_forward_train(x, w, u, b, h0=h0, c0=c0, **opts)[:3]
+    for g, e in zip(got_train, expected):
+        np.testing.assert_allclose(g, e, atol=1e-12)
+    # float32: the vectorised tanh/sigmoid approximation stays within float32 rounding
+    got32 = ops.lstm_forward(*(a.astype(np.float32) for a in (x, w, u, b)), h0=h0.astype(np.float32),
+                             c0=c0.astype(np.float32), **opts)
+    assert got32[0].dtype == np.float32
+    np.testing.assert_allclose(got32[0], expected[0], atol=2e-6)
+
+
+@pytest.mark.parametrize("activation,recurrent_activation", [
+    ("relu", "hard_sigmoid"), ("softsign", "sigmoid"), ("elu", "hard_sigmoid_keras2"), ("linear", "tanh"),
+    ("swish", "sigmoid"), ("gelu", "sigmoid"),
+])
+def test_activations_match_reference(rng, activation, recurrent_activation):
+    x, w, u, b, h0, c0 = make_problem(rng)
+    opts = dict(activation=activation, recurrent_activation=recurrent_activation, return_sequences=True)
+    expected = reference_lstm(x, w, u, b, **opts)
+    got = ops.lstm_forward(x, w, u, b, **opts)
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-12)
+    np.testing.assert_allclose(got[2], expected[2], atol=1e-12)
+
+
+def test_no_bias_and_empty_batch(rng):
+    x, w, u, _, _, _ = make_problem(rng)
+    out, h, c = ops.lstm_forward(x, w, u, None)
+    np.testing.assert_allclose(out, reference_lstm(x, w, u, None)[0], atol=1e-12)
+    out, h, c = ops.lstm_forward(x[:0], w, u, None, return_sequences=True)
+    assert out.shape == (0, T, H) and h.shape == (0, H) and c.shape == (0, H)
+
+
+def test_training_forward_with_dropout_masks_matches_reference(rng, threads):
+    x, w, u, b, h0, c0 = make_problem(rng)
+    for dmask, rmask in [
+        ((rng.random((B, D)) > 0.3) / 0.7, None),
+        ((rng.random((4, B, D)) > 0.3) / 0.7, (rng.random((4, B, H)) > 0.4) / 0.6),
+        (None, (rng.random((4, B, H)) > 0.4) / 0.6),
+    ]:
+        opts = dict(return_sequences=True, mask=sequence_mask(rng))
+        expected = reference_lstm(x, w, u, b, h0=h0, c0=c0, dropout_mask=dmask, recurrent_dropout_mask=rmask, **opts)
+        got = ops.lstm_forward_train(x, w, u, b, h0=h0, c0=c0, dropout_mask=dmask, recurrent_dropout_mask=rmask,
+                                     **opts)
+        for g, e in zip(got[:3], expected):
+            np.testing.assert_allclose(g, e, atol=1e-12)
+
+
+# ---- gradients against finite differences (float64) ------------------------------------------
+def fd_check(rng, args, tol=1e-6, **opts):
+    """ops.lstm_backward against central differences of a random linear functional of the outputs
+    and both final states."""
+    x, w, u, b, h0, c0 = args
+    out, h_last, c_last, _ = ops.lstm_forward_train(x, w, u, b, h0=h0, c0=c0, **opts)
+    coefs = [rng.standard_normal(a.shape) for a in (out, h_last, c_last)]
+    grads = ops.lstm_backward(x, w, u, b, d_outputs=coefs[0], d_h_last=coefs[1], d_c_last=coefs[2], h0=h0,
+                              c0=c0, **opts)
+
+    def loss(values):
+        res = ops.lstm_forward_train(*values[:4], h0=values[4], c0=values[5], **opts)[:3]
+        return sum(float((r * k).sum()) for r, k in zip(res, coefs))
+
+    analytic = [grads.dx, grads.dkernel, grads.drecurrent_kernel, grads.dbias, grads.dh0, grads.dc0]
+    eps = 1e-6
+    for k, a in enumerate(args):
+        numeric = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            plus = [v.copy() for v in args]
+            plus[k][idx] += eps
+            minus = [v.copy() for v in args]
+            minus[k][idx] -= eps
+            numeric[idx] = (loss(plus) - loss(minus)) / (2 * eps)
+        scale = max(np.abs(numeric).max(), 1e-12)
+        assert np.abs(numeric - analytic[k]).max() / scale < tol, (k, opts)
+
+
+@pytest.mark.parametrize("return_sequences,go_backwards,use_mask,zero_output", [
+    (False, False, False, False), (True, True, False, False), (True, False, True, False), (False, True, True, False),
+    (True, True, True, True),
+])
+def test_gradients_match_finite_differences(rng, return_sequences, go_backwards, use_mask, zero_output):
+    args = make_problem(rng)
+    mask = sequence_mask(rng) if use_mask else None
+    fd_check(rng, args, return_sequences=return_sequences, go_backwards=go_backwards, mask=mask,
+             zero_output_for_mask=zero_output)
+
+
+@pytest.mark.parametrize("activation,recurrent_activation", list(itertools.product(
+    ["relu", "softsign", "elu", "linear"], ["hard_sigmoid", "sigmoid"]))[::2])
+def test_gradients_for_activations(rng, activation, recurrent_activation):
+    fd_check(rng, make_problem(rng), activation=activation, recurrent_activation=recurrent_activation,
+             return_sequences=True)
+
+
+@pytest.mark.parametrize("per_gate", [False, True])
+def test_gradients_with_dropout_masks(rng, per_gate):
+    args = make_problem(rng)
+    dmask = (rng.random((4, B, D) if per_gate else (B, D)) > 0.3) / 0.7
+    rmask = (rng.random((4, B, H)) > 0.4) / 0.6 if per_gate else None
+    fd_check(rng, args, return_sequences=True, mask=sequence_mask(rng), dropout_mask=dmask,
+             recurrent_dropout_mask=rmask)
+
+
+def test_gradients_two_threads_equal_one_thread(rng):
+    x, w, u, b, h0, c0 = make_problem(rng, bsz=6)
+    opts = dict(return_sequences=True, mask=sequence_mask(rng, 6, T))
+    d_out = rng.standard_normal((6, T, H))
+    previous = fg.get_num_threads()
+    results = []
+    for n in (1, 2):
+        fg.set_num_threads(n)
+        results.append(ops.lstm_backward(x, w, u, b, d_outputs=d_out, h0=h0, c0=c0, **opts))
+    fg.set_num_threads(previous)
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, atol=1e-12)
+
+
+# ---- the public functions' errors -----------------------------------------------------------
+def test_bad_arguments_raise_clear_errors(rng):
+    x, w, u, b, h0, c0 = make_problem(rng)
+    with pytest.raises(ValueError, match=r"kernel must have shape \(features, 4 \* units\)"):
+        ops.lstm_forward(x, w[:, :7], u, b)
+    with pytest.raises(ValueError, match="recurrent_kernel must have shape"):
+        ops.lstm_forward(x, w, u[:, :4], b)
+    with pytest.raises(ValueError, match=r"bias must have shape \(8,\)"):
+        ops.lstm_forward(x, w, u, np.zeros((2, 8)))
+    with pytest.raises(ValueError, match="c0 must have shape"):
+        ops.lstm_forward(x, w, u, b, c0=c0[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        ops.lstm_forward(x, w, np.full_like(u, np.nan), b)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.lstm_forward(x.astype(int), w, u, b)
+    with pytest.raises(ValueError, match=r"recurrent_dropout_mask must have shape \(4, 3, 2\)"):
+        ops.lstm_forward_train(x, w, u, b, recurrent_dropout_mask=np.ones((3, B, H)))
+    with pytest.raises(fg.UnsupportedKerasFeature, match="LSTM activation='swish'"):
+        ops.lstm_forward_train(x, w, u, b, activation="swish")
+    _, _, _, cache = ops.lstm_forward_train(x, w, u, b)
+    cache.backward()
+    with pytest.raises(RuntimeError, match="already used"):
+        cache.backward()
