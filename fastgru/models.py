@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Callable
 
 import numpy as np
@@ -9,6 +11,26 @@ import numpy as np
 from .layers.base import Layer, unique_name
 from .layers.core import InputLayer
 from .summary import print_summary
+
+
+class _TryLock:
+    """Hold ``lock`` for a block, or raise RuntimeError at once when another thread holds it."""
+
+    def __init__(self, lock, name: str):
+        self.lock, self.name = lock, name
+
+    def __enter__(self):
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"Model {self.name!r} has stateful layers and is already being called from another thread: "
+                "a stateful layer carries its state between calls, so concurrent calls would mix their states. "
+                "Give each thread its own model (e.g. load it once per thread), or serialize the calls"
+            )
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
 
 
 class Sequential:
@@ -132,9 +154,10 @@ class Sequential:
 
     def reset_states(self) -> None:
         """Forget the carried state of every stateful layer."""
-        for layer in self._layers:
-            if hasattr(layer, "reset_states"):
-                layer.reset_states()
+        with self._stateful_guard():
+            for layer in self._layers:
+                if hasattr(layer, "reset_states"):
+                    layer.reset_states()
 
     # ---- inference --------------------------------------------------------------------------
     def _check_input(self, x) -> np.ndarray:
@@ -167,19 +190,47 @@ class Sequential:
         return x
 
     def __call__(self, x, training: bool = False):
-        return self._call(self._check_input(x), training=training)
+        x = self._check_input(x)
+        with self._stateful_guard():
+            return self._call(x, training=training)
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
-        """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all)."""
+        """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all).
+
+        With ``batch_size`` the output is allocated once and filled batch by batch: beyond ``x`` and the
+        output, memory is that of one batch. Several threads may call ``predict`` on one model at once
+        (the kernels release the GIL); a model with a ``stateful`` layer raises RuntimeError instead
+        (see :meth:`_stateful_guard`).
+        """
         x = self._check_input(x)
-        if batch_size is None or batch_size >= len(x):
-            return self._call(x)
-        if int(batch_size) <= 0:
-            raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
-        parts = [self._call(x[i : i + batch_size]) for i in range(0, len(x), int(batch_size))]
-        if isinstance(parts[0], list):
-            return [np.concatenate(p) for p in zip(*parts)]
-        return np.concatenate(parts)
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+                raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
+            batch_size = int(batch_size)
+        with self._stateful_guard():
+            if batch_size is None or batch_size >= len(x):
+                return self._call(x)
+            out, listed = None, False
+            for i in range(0, len(x), batch_size):
+                part = self._call(x[i : i + batch_size])
+                listed = isinstance(part, list)
+                parts = part if listed else [part]
+                if out is None:
+                    out = [np.empty((len(x),) + p.shape[1:], dtype=p.dtype) for p in parts]
+                for o, p in zip(out, parts):
+                    o[i : i + len(p)] = p
+                del part, parts  # no batch's temporaries outlive its iteration
+            return out if listed else out[0]
+
+    def _stateful_guard(self):
+        """Thread-safety rule of stateful models: a ``stateful`` layer carries its state from one call to
+        the next, so two threads calling one stateful model would interleave (and corrupt) each other's
+        states. Such calls are refused: the second one raises RuntimeError while the first runs. Models
+        without stateful layers need (and take) no lock."""
+        if not any(getattr(layer, "stateful", False) for layer in self._layers):
+            return contextlib.nullcontext()
+        lock = self.__dict__.setdefault("_state_lock", threading.Lock())  # setdefault: one lock, even if raced
+        return _TryLock(lock, self.name)
 
     # ---- description ------------------------------------------------------------------------
     def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:

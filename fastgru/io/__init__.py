@@ -8,6 +8,7 @@ The file's content decides the format, not its name.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import keras_config, keras_v3, legacy_h5
+from .atomic import atomic_write_bytes
 from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
@@ -231,18 +233,23 @@ def _load_legacy_by_order(model, root, path) -> None:
 
 
 def save_model(model, path) -> None:
-    """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens."""
+    """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens.
+
+    Crash-safe: the file is written under a temporary name in the same folder, fsynced and renamed over
+    ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
     keras_v3.save_keras_zip(model, path)
 
 
 def save_weights(model, path) -> None:
-    """Write a Keras 3 ``.weights.h5`` file (``keras_model.load_weights`` reads it)."""
+    """Write a Keras 3 ``.weights.h5`` file (``keras_model.load_weights`` reads it), crash-safe."""
     if not str(path).endswith(".weights.h5"):
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
-    keras_v3.write_weights_h5(model, path)
+    buffer = io.BytesIO()
+    keras_v3.write_weights_h5(model, buffer)
+    atomic_write_bytes(path, buffer.getvalue())  # crash-safe, as save_model
 
 
 def describe(path) -> str:

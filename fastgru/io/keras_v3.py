@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError
+from .atomic import atomic_file
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
 from .keras_config import LayerSpec
 from .keras_save import keras3_model_config, keras3_weight_paths
@@ -136,7 +137,7 @@ def save_keras_zip(model, path) -> None:
                 "producer": "fastgru"}
     buffer = io.BytesIO()
     write_weights_h5(model, buffer)
-    with zipfile.ZipFile(path, "w") as archive:
+    with atomic_file(path) as f, zipfile.ZipFile(f, "w") as archive:  # crash-safe: temp file, fsync, rename
         archive.writestr("metadata.json", json.dumps(metadata))
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", buffer.getvalue())

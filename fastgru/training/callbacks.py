@@ -1,5 +1,5 @@
 """Keras-3-compatible callbacks: the ``Callback`` hooks, ``CallbackList``, ``History``,
-``EarlyStopping`` and ``ModelCheckpoint`` (the ``ProgbarLogger`` that ``fit`` shows lives in
+``EarlyStopping``, ``ModelCheckpoint`` and ``TerminateOnNaN`` (the ``ProgbarLogger`` that ``fit`` shows lives in
 :mod:`fastgru.training.progress`, and is exported here too).
 
 The model a callback sees needs ``stop_training`` (EarlyStopping sets it), ``get_weights()`` /
@@ -288,7 +288,9 @@ class EarlyStopping(_MonitorCallback):
 class ModelCheckpoint(_MonitorCallback):
     """Save the model (``.keras``/``.h5``) or its weights (``.weights.h5``) after every epoch, or every
     ``save_freq`` batches. ``filepath`` may hold ``{epoch:02d}``, ``{batch}`` and log names
-    (``{val_loss:.2f}``); epochs and batches are 1-based in the name, as Keras."""
+    (``{val_loss:.2f}``); epochs and batches are 1-based in the name, as Keras. Every save is crash-safe
+    (``model.save``/``save_weights`` write a temporary file, fsync it and rename it over the target), so a
+    process killed mid-save leaves the previous checkpoint intact."""
 
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
                  save_weights_only: bool = False, mode: str = "auto", save_freq="epoch",
@@ -385,6 +387,29 @@ class ModelCheckpoint(_MonitorCallback):
             return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
         except KeyError as e:
             raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}') from None
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite (Keras 3's callback and messages).
+
+    By default training stops gracefully (``model.stop_training = True``, so ``on_train_end`` still runs
+    on every callback); with ``raise_error=True`` a RuntimeError is raised at once. The loss checked is
+    the running mean ``fit`` logs after each batch, as in Keras: the update of that batch has been applied.
+    (NaN or infinite values in ``x``/``y`` never get that far: ``fit`` refuses them before training.)
+    """
+
+    def __init__(self, raise_error: bool = False):
+        super().__init__()
+        self.raise_error = raise_error
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and (np.isnan(loss) or np.isinf(loss)):
+            if self.raise_error:
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
+                                   "Terminating training immediately.")
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
 
 
 def __getattr__(name):  # ``callbacks.ProgbarLogger``, without an import cycle

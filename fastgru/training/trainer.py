@@ -162,6 +162,37 @@ def _check_xy(model, x, y, sample_weight=None):
     return x, y, sample_weight
 
 
+#: samples checked per step of the up-front NaN scan (bounds its temporary memory)
+_SCAN_ROWS = 4096
+
+
+def check_finite_data(x, y, sample_weight, batch_size: int, where: str = "fit") -> None:
+    """Refuse NaN or infinite values in the training data before any weight is updated.
+
+    One pass over ``x``, ``y`` and ``sample_weight`` (in chunks of rows, so the scan's temporary memory
+    stays small); the error names the array, the first bad sample, the batch that holds it (in the
+    data's order, before any shuffling) and how many samples are affected.
+    """
+    for name, a in (("x", x), ("y", y), ("sample_weight", sample_weight)):
+        if a is None or a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad_rows = []
+        for start in range(0, len(a), _SCAN_ROWS):
+            chunk = a[start : start + _SCAN_ROWS]
+            finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+            if not finite.all():
+                bad_rows.extend((start + np.flatnonzero(~finite)).tolist())
+        if bad_rows:
+            first = bad_rows[0]
+            shown = ", ".join(str(i) for i in bad_rows[:10]) + (", ..." if len(bad_rows) > 10 else "")
+            raise ValueError(
+                f"{where}: {name} holds NaN or infinite values in sample {first} (batch {first // batch_size} "
+                f"with batch_size={batch_size}, counting batches in the data's order before shuffling); "
+                f"{len(bad_rows)} sample(s) affected: {shown}. Nothing was trained: remove or impute those "
+                f"samples (training on them would turn the weights into NaN)"
+            )
+
+
 def _batches(n: int, batch_size: int, order=None):
     index = np.arange(n) if order is None else order
     for start in range(0, n, batch_size):
@@ -198,6 +229,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         x, y = x[:split_at], y[:split_at]
         sample_weight = None if sample_weight is None else sample_weight[:split_at]
     batch_size = _batch_size(batch_size)
+    check_finite_data(x, y, sample_weight, batch_size, "fit")
     steps = math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
@@ -263,6 +295,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 def train_on_batch(model, x, y=None, sample_weight=None, return_dict: bool = False):
     compiled = _compiled(model)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    check_finite_data(x, y, sample_weight, max(len(x), 1), "train_on_batch")
     compiled.reset()
     train_step(model, x, y, sample_weight)
     return _result(compiled, return_dict)

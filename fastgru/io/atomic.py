@@ -1,0 +1,65 @@
+"""Crash-safe file writes: write a temporary file in the target's folder, flush, fsync, rename over the
+target, fsync the folder. A process killed at any moment leaves either the previous file or the new
+one, complete, under the target name (never a half-written file); nothing is overwritten in place."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import (os.umask is process-wide; not safe to toggle from threads later)
+
+
+@contextmanager
+def atomic_file(path):
+    """``with atomic_file(path) as f: f.write(...)``: ``path`` gets the content only when the block ends
+    without an exception (then atomically, durably); on an exception the temporary file is removed and
+    the previous file, if any, is untouched."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        try:  # the permissions a plain open() would give (mkstemp makes 0600), or the old file's
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(folder)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
