@@ -5,7 +5,7 @@
     python benchmarks/dask_throughput.py --workers 1 2 4 --n 100000 --chunk 2000 --json out.json
 
 Each configuration: a fresh LocalCluster (processes, 1 thread per worker, fastgru 1 thread per task),
-the input persisted on the workers first (as data already in the cluster), one untimed warm-up job
+the input made and persisted on the workers first (as data already in the cluster), one untimed warm-up job
 (workers unpickle the model and load the Numba kernels), then ``--repeats`` timed jobs of
 ``predict(model, x).persist()`` until done: the model scatter, the tasks and the results kept on the
 workers. In-process ``model.predict`` with 1 and 2 threads is timed on the same data for reference.
@@ -33,6 +33,22 @@ def _time(fn, repeats: int) -> list[float]:
     return times
 
 
+def _chunks(n: int, chunk: int) -> tuple:
+    return tuple(min(chunk, n - start) for start in range(0, n, chunk))
+
+
+def _block(start: int, stop: int, timesteps: int, features: int) -> np.ndarray:
+    """Rows ``start:stop`` of the benchmark's input (each block seeded by its first row)."""
+    rng = np.random.default_rng(start)
+    return rng.standard_normal((stop - start, timesteps, features)).astype(np.float32)
+
+
+def _block_of(block_info=None) -> np.ndarray:
+    """The block a map_blocks task should hold, made on the worker that runs it."""
+    (start, stop), (_, timesteps), (_, features) = block_info[None]["array-location"]
+    return _block(start, stop, timesteps, features)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000, help="sequences")
@@ -54,7 +70,9 @@ def main() -> None:
 
     fg.set_random_seed(0)
     model = fg.Sequential([Input(shape=(args.timesteps, args.features)), GRU(args.units)])
-    x = np.random.default_rng(0).standard_normal((args.n, args.timesteps, args.features)).astype(np.float32)
+    chunks = _chunks(args.n, args.chunk)
+    bounds = np.cumsum((0,) + chunks)
+    x = np.concatenate([_block(a, b, args.timesteps, args.features) for a, b in zip(bounds[:-1], bounds[1:])])
     shape = f"{args.n}x{args.timesteps}x{args.features} -> GRU({args.units}), blocks of {args.chunk}"
     print(f"{shape}; {os.cpu_count()} CPUs; load average before: {os.getloadavg()}")
     results: dict = {"shape": shape, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
@@ -76,15 +94,20 @@ def main() -> None:
     for n_workers in args.workers:
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
-            xd = da.from_array(x, chunks=(args.chunk, -1, -1)).persist()
+            # the same array, made on the workers block by block (as data already in the cluster)
+            xd = da.map_blocks(_block_of, dtype=np.float32,
+                               chunks=(chunks, (args.timesteps,), (args.features,))).persist()
             wait(xd)
+
+            assert np.array_equal(xd[:: max(1, args.n // 7)].compute(), x[:: max(1, args.n // 7)])
 
             def job():
                 out = fgd.predict(model, xd, client=client).persist()
                 wait(out)
                 return out
 
-            job()  # warm-up: unpickle the model, load the kernels on every worker
+            out = job()  # warm-up: unpickle the model, load the kernels on every worker
+            np.testing.assert_allclose(out.compute(), model.predict(x), rtol=0, atol=1e-6)
             record(f"dask, {n_workers} worker(s)", _time(job, args.repeats))
     results["load_after"] = os.getloadavg()
     print(f"load average after: {results['load_after']}")
