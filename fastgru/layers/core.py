@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import activations
 from ..random import make_rng
+from ..training.row_gradient import RowGradient
 from .base import Layer, compute_dtype
 
 
@@ -160,8 +161,9 @@ class Embedding(Layer):
         return self._params["embeddings"][idx], idx
 
     def backward(self, dy, cache, need_dx: bool = True):
-        grad = np.zeros_like(self._params["embeddings"])
-        np.add.at(grad, cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(grad.dtype))
+        """The gradient as one slice per looked-up token (a RowGradient, as Keras's IndexedSlices)."""
+        table = self._params["embeddings"]
+        grad = RowGradient(cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(table.dtype), table.shape)
         return None, ([grad] if self.trainable else [])
 
     def get_config(self) -> dict:

@@ -3,7 +3,8 @@
 ``apply(grads, variables)`` does what ``keras.optimizers.Optimizer.apply`` does, in this order:
 skip ``None`` gradients; clip (``clipnorm`` per tensor, else ``global_clipnorm``, else
 ``clipvalue``); decoupled weight decay ``var -= var * weight_decay * lr``; the update step; then
-``iterations += 1``. Slots (momenta, velocities...) are created on the first call and keyed by the
+``iterations += 1``. An Embedding's gradient arrives as a :class:`RowGradient` (its slices, as
+TensorFlow's IndexedSlices), and the rules square slices as Keras does (see ``row_gradient``). Slots (momenta, velocities...) are created on the first call and keyed by the
 variable's position. Arithmetic runs in each variable's dtype. For float64 variables Keras rounds
 some hyperparameters through float32 (the learning rate is a float32 variable, and ``ops.cast`` of a
 Python float makes a float32 tensor first: SGD's momentum, Adam's betas inside the bias
@@ -17,6 +18,8 @@ import re
 from collections import defaultdict
 
 import numpy as np
+
+from .row_gradient import RowGradient
 
 _NAME_UIDS: defaultdict = defaultdict(int)
 
@@ -96,7 +99,8 @@ class Optimizer:
         for v in variables:
             if not isinstance(v, np.ndarray) or not v.flags.writeable:
                 raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
-        pairs = [(i, np.asarray(g), v) for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
+        pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
+                 for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
         if pairs:
             for (i, g, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
                 if g_clipped.shape != v.shape:
@@ -104,7 +108,11 @@ class Optimizer:
                 lr = v.dtype.type(self._learning_rate)
                 if self.weight_decay is not None:
                     v -= v * _kcast(self.weight_decay, v.dtype) * lr
-                self._update(i, g_clipped.astype(v.dtype, copy=False), v, lr)
+                g_clipped = g_clipped.astype(v.dtype, copy=False)
+                if isinstance(g_clipped, RowGradient):
+                    self._update(i, g_clipped.dense(), v, lr, g_clipped.squares())
+                else:
+                    self._update(i, g_clipped, v, lr, None)
         self.iterations += 1
 
     @property
@@ -140,37 +148,52 @@ class Optimizer:
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:.6g}>"
 
     # -- internals ----------------------------------------------------------------------------
-    def _clip(self, grads: list[np.ndarray]) -> list[np.ndarray]:
+    def _clip(self, grads: list) -> list:
         if self.clipnorm and self.clipnorm > 0:
             return [self._clip_by_norm(g) for g in grads]
         if self.global_clipnorm and self.global_clipnorm > 0:
             return _clip_by_global_norm(grads, self.global_clipnorm)
         if self.clipvalue and self.clipvalue > 0:
             c = self.clipvalue
-            return [np.clip(g, g.dtype.type(-c), g.dtype.type(c)) for g in grads]
+            return [_map_values(g, lambda a: np.clip(a, a.dtype.type(-c), a.dtype.type(c))) for g in grads]
         return grads
 
-    def _clip_by_norm(self, g: np.ndarray) -> np.ndarray:
+    def _clip_by_norm(self, g):
         dt = g.dtype.type
-        l2norm = np.sqrt(np.sum(np.square(g), dtype=g.dtype))
+        l2norm = np.sqrt(_sum_squares(g))
         clip = dt(self.clipnorm)
-        return (g * clip) / np.maximum(l2norm, clip)
+        return _map_values(g, lambda a: (a * clip) / np.maximum(l2norm, clip))
 
     def _build_slots(self, var: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
-    def _update(self, i: int, grad: np.ndarray, var: np.ndarray, lr) -> None:  # pragma: no cover
+    def _update(self, i: int, grad: np.ndarray, var: np.ndarray, lr, grad_sq) -> None:  # pragma: no cover
+        """One variable's step: ``grad`` dense; ``grad_sq`` its square as Keras computes it (the
+        summed squared slices of a RowGradient), or None for ``grad ** 2``."""
         raise NotImplementedError
 
 
-def _clip_by_global_norm(grads: list[np.ndarray], clip_norm: float) -> list[np.ndarray]:
-    dtype = np.result_type(*grads)
-    sq = np.array([np.sum(np.square(g), dtype=g.dtype) for g in grads], dtype=dtype)
+def _sum_squares(g):
+    return g.sum_squares() if isinstance(g, RowGradient) else np.sum(np.square(g), dtype=g.dtype)
+
+
+def _map_values(g, fn):
+    """``fn`` applied to a dense gradient, or to the slices of a RowGradient."""
+    return g.with_values(fn(g.values)) if isinstance(g, RowGradient) else fn(g)
+
+
+def _square(g, g_sq):
+    return np.square(g) if g_sq is None else g_sq
+
+
+def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
+    dtype = np.result_type(*[g.dtype for g in grads])
+    sq = np.array([_sum_squares(g) for g in grads], dtype=dtype)
     use_norm = np.sqrt(np.sum(sq, dtype=dtype))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = dtype.type(clip_norm) * np.minimum(dtype.type(1) / use_norm, dtype.type(1.0 / clip_norm))
         scale = scale + (use_norm - use_norm)  # NaN for a non-finite norm, as Keras
-    return [g * g.dtype.type(scale) for g in grads]
+    return [_map_values(g, lambda a: a * a.dtype.type(scale)) for g in grads]
 
 
 class SGD(Optimizer):
@@ -187,7 +210,7 @@ class SGD(Optimizer):
     def _build_slots(self, var):
         return {"momentum": np.zeros_like(var)} if self.momentum != 0 else {}
 
-    def _update(self, i, g, var, lr):
+    def _update(self, i, g, var, lr, g_sq):
         if self.momentum == 0:
             var -= g * lr
             return
@@ -218,7 +241,7 @@ class Adam(Optimizer):
             slots["velocity_hat"] = np.zeros_like(var)
         return slots
 
-    def _update(self, i, g, var, lr):
+    def _update(self, i, g, var, lr, g_sq):
         dt = var.dtype.type
         s = self._slots[i]
         m, v = s["momentum"], s["velocity"]
@@ -227,7 +250,7 @@ class Adam(Optimizer):
         b2_power = np.power(_kcast(self.beta_2, var.dtype), step)
         alpha = lr * np.sqrt(dt(1) - b2_power) / (dt(1) - b1_power)
         m += (g - m) * dt(1 - self.beta_1)
-        v += (np.square(g) - v) * dt(1 - self.beta_2)
+        v += (_square(g, g_sq) - v) * dt(1 - self.beta_2)
         if self.amsgrad:
             v_hat = s["velocity_hat"]
             np.maximum(v_hat, v, out=v_hat)
@@ -256,12 +279,12 @@ class RMSprop(Optimizer):
             slots["average_gradient"] = np.zeros_like(var)
         return slots
 
-    def _update(self, i, g, var, lr):
+    def _update(self, i, g, var, lr, g_sq):
         dt = var.dtype.type
         s = self._slots[i]
         rho = dt(self.rho)
         vel = s["velocity"]
-        vel[...] = rho * vel + dt(1 - self.rho) * np.square(g)
+        vel[...] = rho * vel + dt(1 - self.rho) * _square(g, g_sq)
         if self.centered:
             ag = s["average_gradient"]
             ag[...] = rho * ag + dt(1 - self.rho) * g
@@ -292,9 +315,9 @@ class Adagrad(Optimizer):
     def _build_slots(self, var):
         return {"accumulator": np.full_like(var, _kcast(self.initial_accumulator_value, var.dtype))}
 
-    def _update(self, i, g, var, lr):
+    def _update(self, i, g, var, lr, g_sq):
         acc = self._slots[i]["accumulator"]
-        acc += np.square(g)
+        acc += _square(g, g_sq)
         var -= (lr * g) / np.sqrt(acc + var.dtype.type(self.epsilon))
 
     def get_config(self) -> dict:

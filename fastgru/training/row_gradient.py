@@ -1,0 +1,54 @@
+"""Gradients of row lookups (Embedding), kept as their slices, as TensorFlow's ``IndexedSlices``.
+
+An Embedding's gradient is one (output_dim,) row per looked-up token, added into the row of that
+token. Keras (TensorFlow backend) hands optimizers these slices, not their sum, and its update rules
+square the *slices* before adding them up: Adam's and RMSprop's velocities and Adagrad's accumulator
+receive the sum of the squared slices (not the square of the summed gradient), and ``clipnorm`` /
+``global_clipnorm`` measure the norm of all slices. :class:`RowGradient` keeps the slices so that
+fastgru's optimizers do the same, number for number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RowGradient:
+    """``values[k]`` added into row ``indices[k]`` of a ``shape`` (N, dim) variable.
+
+    indices (K,) int; values (K, dim). Duplicated indices are kept (one slice per lookup).
+    """
+
+    __slots__ = ("indices", "values", "shape")
+
+    def __init__(self, indices: np.ndarray, values: np.ndarray, shape: tuple):
+        self.indices = np.asarray(indices).reshape(-1)
+        self.values = np.asarray(values).reshape(self.indices.shape[0], -1)
+        self.shape = tuple(shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    def _scatter(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.shape, values.dtype)
+        np.add.at(out, self.indices, values)
+        return out
+
+    def dense(self) -> np.ndarray:
+        """The summed gradient, shaped like the variable."""
+        return self._scatter(self.values)
+
+    def squares(self) -> np.ndarray:
+        """Per row, the sum of the squared slices (what Keras's update rules call the squared gradient)."""
+        return self._scatter(np.square(self.values))
+
+    def sum_squares(self):
+        """Squared norm of all the slices (``clipnorm`` / ``global_clipnorm``)."""
+        return np.sum(np.square(self.values), dtype=self.values.dtype)
+
+    def with_values(self, values: np.ndarray) -> "RowGradient":
+        return RowGradient(self.indices, values, self.shape)
+
+    def astype(self, dtype, copy: bool = False) -> "RowGradient":
+        return self.with_values(self.values.astype(dtype, copy=copy))
