@@ -15,7 +15,7 @@ from ..errors import ModelFileError
 from .atomic import atomic_file
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
 from .keras_config import LayerSpec
-from .keras_save import keras3_model_config, keras3_weight_paths
+from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
 
 def read_keras_zip(path) -> tuple[dict, str | None, bytes]:
@@ -76,19 +76,28 @@ def _check_member_sizes(archive: zipfile.ZipFile, names, path) -> None:
 
 
 def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) -> None:
-    """Copy ``<spec.v3_path>/0..n`` into each (built) fastgru layer, checking count and shapes."""
+    """Copy ``<group>/0..n`` into each (built) fastgru layer, checking count and shapes (the groups of
+    a layer: :func:`v3_var_groups`, one, or two for a Bidirectional)."""
     for layer, spec in zip(layers, specs):
-        expected = layer.weights
-        if not expected:
+        if not layer.weights:
             continue
-        group = get_group(root, spec.v3_path, path)
-        keys = [str(i) for i in range(len(expected))]
-        check_shapes(layer, [dataset_shape(group, k, path) for k in keys], path, where=spec.v3_path)
-        arrays = [read_dataset(group, k, path, w.shape) for k, w in zip(keys, expected)]
-        if len(group.keys()) != len(expected):
-            raise ModelFileError(path, f"{spec.v3_path} holds {len(group.keys())} variables, layer "
-                                       f"{layer.name!r} ({spec.class_name}) expects {len(expected)}")
+        groups = [(get_group(root, where, path), where, n) for where, n in v3_var_groups(layer, spec.v3_path)]
+        shapes = [dataset_shape(group, str(i), path) for group, _, n in groups for i in range(n)]
+        check_shapes(layer, shapes, path, where=spec.v3_path)
+        for group, where, n in groups:
+            if len(group.keys()) != n:
+                raise ModelFileError(path, f"{where} holds {len(group.keys())} variables, layer "
+                                           f"{layer.name!r} ({spec.class_name}) expects {n}")
+        arrays = _read_groups(groups, shapes, path)
         set_checked(layer, arrays, path, where=spec.v3_path)
+
+
+def _read_groups(groups, shapes, path) -> list:
+    arrays = []
+    for group, _, n in groups:
+        for i in range(n):
+            arrays.append(read_dataset(group, str(i), path, shapes[len(arrays)]))
+    return arrays
 
 
 def check_shapes(layer, shapes, path, where: str) -> None:
@@ -116,19 +125,26 @@ def load_v3_weights(model, specs, h5_source, path) -> None:
 
 
 def write_weights_h5(model, target) -> None:
-    """Write Keras 3's weights layout (layers/<snake_class>[_n]/vars/i, RNNs under cell/vars)."""
+    """Write Keras 3's weights layout (layers/<snake_class>[_n]/vars/i, RNNs under cell/vars, a
+    Bidirectional's two layers under forward_layer/ and backward_layer/)."""
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
-        layers_group = f.create_group("layers")
-        for layer, vars_path in zip(model.layers, keras3_weight_paths(model)):
-            layer_path = vars_path[len("layers/"):].split("/")[0]
-            own = layers_group.create_group(layer_path)
-            own.create_group("vars").attrs["name"] = layer.name
-            group = f.require_group(vars_path)
-            if vars_path.endswith("/cell/vars"):
-                group.attrs["name"] = f"{type(layer).__name__.lower()}_cell"
-            for i, w in enumerate(layer.weights):
-                group.create_dataset(str(i), data=w)
+        for layer, layer_path in zip(model.layers, keras3_weight_paths(model)):
+            own = layer_path[: -len("/cell/vars")] if layer_path.endswith("/cell/vars") else layer_path
+            own = own[: -len("/vars")] if own.endswith("/vars") else own
+            f.require_group(own + "/vars").attrs["name"] = layer.name
+            inner = getattr(layer, "layers", None) if type(layer).__name__ == "Bidirectional" else None
+            if inner is not None:
+                for side, sub in zip(("forward_layer", "backward_layer"), inner):
+                    f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
+            weights = iter(layer.weights)
+            for group_path, n in v3_var_groups(layer, layer_path):
+                group = f.require_group(group_path)
+                if group_path.endswith("/cell/vars"):
+                    cls = type(layer.forward_layer if inner is not None else layer).__name__
+                    group.attrs["name"] = f"{cls.lower()}_cell"
+                for i in range(n):
+                    group.create_dataset(str(i), data=next(weights))
 
 
 def save_keras_zip(model, path) -> None:
