@@ -421,3 +421,100 @@ def test_fuzzed_files_load_or_raise_a_fastgru_error(fuzz_worker, tmp_path):
 if __name__ == "__main__":
     if sys.argv[1:] == ["--worker"]:
         worker()
+
+
+# ---------------------------------------------------------------------------------------------
+# targeted cases behind the fuzz findings (in-process: each must refuse quickly and cheaply)
+# ---------------------------------------------------------------------------------------------
+def _rewrite_config(src, dst, edit):
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for item in a.namelist():
+            data = a.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config)
+            b.writestr(item, data)
+
+
+@pytest.mark.parametrize("units", [10**9, 2**40])
+def test_absurd_units_are_refused_before_allocating(tmp_path, units):
+    import tracemalloc
+
+    import fastgru as fg
+
+    def edit(config):
+        config["config"]["layers"][1]["config"]["units"] = units
+
+    _rewrite_config(FILES / "k3_gru_default.keras", tmp_path / "m.keras", edit)
+    tracemalloc.start()
+    try:
+        with pytest.raises(fg.ModelFileError, match="more weights than the file can hold"):
+            fg.load_model(tmp_path / "m.keras")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+
+
+def test_huge_input_shape_is_refused_before_allocating(tmp_path):
+    import fastgru as fg
+
+    def edit(config):
+        config["config"]["layers"][0]["config"]["batch_shape"] = [None, 6, 10**12]
+
+    _rewrite_config(FILES / "k3_gru_default.keras", tmp_path / "m.keras", edit)
+    with pytest.raises(fg.ModelFileError, match="more weights than the file can hold"):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def test_dataset_declaring_a_huge_shape_is_not_read(tmp_path):
+    """A chunked dataset of shape (10**6, 10**6) takes a few bytes on disk; reading it would take 4 TB."""
+    import shutil
+
+    import h5py
+
+    import fastgru as fg
+
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        root = f["model_weights"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]]
+        group = root[next(n for n in names if n.startswith("dense"))]
+        weight = group.attrs["weight_names"][0]
+        weight = weight.decode() if isinstance(weight, bytes) else weight
+        del group[weight]
+        group.create_dataset(weight, shape=(10**6, 10**6), dtype="float32", chunks=(1, 1))
+    with pytest.raises(fg.ModelFileError, match=r"has shape \(1000000, 1000000\), but the config implies"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_attribute_of_a_damaged_datatype_is_refused_not_read(tmp_path):
+    """A flipped bit turned keras_version's variable-length *string* type into a variable-length sequence,
+    which made libhdf5 crash (segfault) when read; such attributes are refused from their type."""
+    import shutil
+
+    import h5py
+
+    import fastgru as fg
+
+    shutil.copy(FILES / "k2_masking.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        del f.attrs["keras_version"]
+        value = np.empty(1, dtype=object)
+        value[0] = np.array([1, 2], np.uint8)
+        f.attrs.create("keras_version", value, dtype=h5py.vlen_dtype(np.uint8))
+    with pytest.raises(fg.ModelFileError, match="attribute 'keras_version' .* expected strings"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_zip_member_claiming_an_impossible_size_is_refused(tmp_path):
+    import fastgru as fg
+
+    data = bytearray((FILES / "k3_gru_default.keras").read_bytes())
+    # the central directory entry of model.weights.h5: set its uncompressed size to 2**31 (stored member)
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"model.weights.h5") + 1)
+    data[entry + 24: entry + 28] = (2**31).to_bytes(4, "little")
+    (tmp_path / "m.keras").write_bytes(bytes(data))
+    with pytest.raises(fg.ModelFileError, match="damaged .keras archive"):
+        fg.load_model(tmp_path / "m.keras")

@@ -153,18 +153,21 @@ def _train_in_child(tmp_path, threads, tag, env_extra=None):
     return digest, int(small_rows), weights
 
 
-def test_same_seed_bit_identical_weights_across_processes_on_one_thread(tmp_path):
-    """Pinned step-product path (FASTGRU_SMALL_GEMM_ROWS, as docs/reliability.md recommends): identical bits."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Three training runs in fresh processes, the step-product path pinned (FASTGRU_SMALL_GEMM_ROWS, as
+    docs/reliability.md recommends for bit-identical runs): 1 thread twice, 2 threads once."""
+    tmp = tmp_path_factory.mktemp("determinism")
     env = {"FASTGRU_SMALL_GEMM_ROWS": "16"}
-    a = _train_in_child(tmp_path, 1, "a", env)
-    b = _train_in_child(tmp_path, 1, "b", env)
-    assert a[0] == b[0], "the same seed gave different weights in two processes"
+    return {tag: _train_in_child(tmp, threads, tag, env) for tag, threads in (("a", 1), ("b", 1), ("two", 2))}
 
 
-def test_thread_counts_agree_within_float32_tolerance(tmp_path):
-    one = _train_in_child(tmp_path, 1, "one")
-    two = _train_in_child(tmp_path, 2, "two")
-    for w1, w2 in zip(one[2], two[2]):
+def test_same_seed_bit_identical_weights_across_processes_on_one_thread(trained):
+    assert trained["a"][0] == trained["b"][0], "the same seed gave different weights in two processes"
+
+
+def test_thread_counts_agree_within_float32_tolerance(trained):
+    for w1, w2 in zip(trained["a"][2], trained["two"][2]):
         np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-5)
 
 

@@ -150,13 +150,15 @@ def _check_xy(model, x, y, sample_weight=None):
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)
-    y = np.asarray(y)
+    y = _numeric("y", y)
+    if y.ndim == 0:
+        raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same number of samples, received {len(x)} and {len(y)}")
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight)
-        if len(sample_weight) != len(x):
-            raise ValueError(f"sample_weight must have {len(x)} entries, received {len(sample_weight)}")
+        sample_weight = _numeric("sample_weight", sample_weight)
+        if sample_weight.ndim == 0 or len(sample_weight) != len(x):
+            raise ValueError(f"sample_weight must have {len(x)} entries, received shape {sample_weight.shape}")
     if not model.built:
         model.build((None,) + x.shape[1:])
     return x, y, sample_weight
@@ -191,6 +193,23 @@ def check_finite_data(x, y, sample_weight, batch_size: int, where: str = "fit") 
                 f"{len(bad_rows)} sample(s) affected: {shown}. Nothing was trained: remove or impute those "
                 f"samples (training on them would turn the weights into NaN)"
             )
+
+
+def _numeric(name: str, a) -> np.ndarray:
+    """``a`` as a numeric array (numbers in an object array are converted), or TypeError naming the dtype."""
+    try:
+        a = np.asarray(a)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular numeric array ({exc})") from None
+    if a.dtype == object:
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be numeric; received an object array holding "
+                            f"{type(a.flat[0]).__name__ if a.size else 'nothing'}") from None
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be numeric (float, int or bool), received dtype {a.dtype}")
+    return a
 
 
 def _batches(n: int, batch_size: int, order=None):
