@@ -198,3 +198,33 @@ def test_ops_gru_forward_validates(x, kernel_kind):
     want, _ = fg.ops.gru_forward(np.ascontiguousarray(ref), np.ascontiguousarray(k, dtype=ref.dtype), recurrent,
                                  bias)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def token_model():
+    from fastgru.layers import Embedding
+
+    fg.set_random_seed(4)
+    return fg.Sequential([Input(shape=(None,), dtype="int32"), Embedding(10, 4, mask_zero=True), GRU(3)])
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
+       low=st.integers(-3, 0), high=st.integers(1, 13),
+       dtype=st.sampled_from(["int8", "int32", "int64", "uint8", "float32", "float64", "bool", "object", "str"]),
+       fractional=st.booleans())
+def test_token_models_validate_ids(token_model, shape, low, high, dtype, fractional):
+    values = np.random.default_rng(len(shape) + high).integers(low, high, size=shape).astype(np.float64)
+    if fractional and values.size:
+        values.flat[0] += 0.5
+    x = values.astype(dtype) if dtype not in ("object", "str") else values.astype(dtype)
+    try:
+        got = token_model.predict(x)
+    except (ValueError, TypeError) as exc:
+        assert str(exc)
+        return
+    a = np.asarray(x)
+    assert a.ndim == 2 and a.dtype.kind in "fiub", (a.dtype, a.shape)
+    ids = a.astype(np.float64)
+    assert ((ids >= 0) & (ids < 10) & (ids == np.round(ids))).all()
+    np.testing.assert_array_equal(got, token_model.predict(ids.astype(np.int64)))
