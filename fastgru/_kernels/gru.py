@@ -7,7 +7,7 @@ see :func:`project_inputs`). The time loop then does, per step, one recurrent pr
 pass of gate math over the (rows, H) tile, writing into preallocated buffers only.
 
 Batch rows are independent for the whole sequence, so :func:`gru_forward_parallel` gives each
-thread a contiguous slice of rows and runs the full time loop on it (no barrier per step).
+thread a contiguous slice of rows, whose projection and full time loop it runs (no barrier per step).
 
 Saved buffer for training, ``saved`` (B, T, 5H), indexed like x by *time* t (not processing step;
 with go_backwards step i reads and saves t = T-1-i), row ``saved[b, t]`` = [z | r | hh | c | h_prev]
@@ -42,16 +42,6 @@ def project_inputs(x, w, b, out):
             row = out2[i]
             for j in range(n):
                 row[j] += b[j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def project_inputs_parallel(x, w, b, out, n_chunks):
-    """:func:`project_inputs` with the batch split into ``n_chunks`` row ranges, one per thread."""
-    bsz = x.shape[0]
-    for c in prange(n_chunks):
-        b0 = c * bsz // n_chunks
-        b1 = (c + 1) * bsz // n_chunks
-        project_inputs(x[b0:b1], w, b, out[b0:b1])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -146,14 +136,17 @@ def gru_forward_slice(
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def gru_forward_parallel(
-    xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, n_chunks,
 ):
-    """Split the batch into ``n_chunks`` contiguous row ranges, one time loop per thread."""
+    """Split the batch into ``n_chunks`` contiguous row ranges, one per thread, which projects its
+    rows' inputs (``xp = x @ w + b_in``, so they are hot in its own cache) and runs their time loop."""
     bsz = xp.shape[0]
     for c in prange(n_chunks):
+        b0 = c * bsz // n_chunks
+        b1 = (c + 1) * bsz // n_chunks
+        project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
         gru_forward_slice(
             xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows,
-            c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
+            return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
         )

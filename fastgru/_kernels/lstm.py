@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import activate_inplace
+from .gru import project_inputs
 from .linalg import matmul_into
 from .rnn_common import project_train_slice
 
@@ -129,16 +130,19 @@ def lstm_forward_slice(
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def lstm_forward_parallel(
-    xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
+    x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
     zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, n_chunks,
 ):
-    """Split the batch into ``n_chunks`` contiguous row ranges, one time loop per thread."""
+    """Split the batch into ``n_chunks`` contiguous row ranges, one per thread, which projects its
+    rows' inputs (``xp = x @ w + b``) and runs their time loop."""
     bsz = xp.shape[0]
     for ch in prange(n_chunks):
+        b0 = ch * bsz // n_chunks
+        b1 = (ch + 1) * bsz // n_chunks
+        project_inputs(x[b0:b1], w, b, xp[b0:b1])
         lstm_forward_slice(
             xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows,
-            ch * bsz // n_chunks, (ch + 1) * bsz // n_chunks,
+            return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
         )
 
 

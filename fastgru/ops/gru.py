@@ -77,16 +77,15 @@ def run_gru(
             xp, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
             fast_code(act, dtype), fast_code(ract, dtype),
             prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask,
-            out, h_last, saved, save,
+            out, h_last, saved, save, small_gemm_rows(),
         )
-        # the input projection is hoisted out of the time loop (one GEMM over all steps), split by
-        # batch rows like the recurrence so that only Numba's threads ever run
+        # the input projection is hoisted out of the time loop (one GEMM over all steps); with
+        # several threads each projects its own batch rows, then runs their time loop
         if n_chunks > 1:
-            _gru.project_inputs_parallel(x, prepared.w, prepared.b_in, xp, n_chunks)
-            _gru.gru_forward_parallel(*args, small_gemm_rows(), n_chunks)
+            _gru.gru_forward_parallel(x, prepared.w, prepared.b_in, *args, n_chunks)
         else:
             _gru.project_inputs(x, prepared.w, prepared.b_in, xp)
-            _gru.gru_forward_slice(*args, small_gemm_rows(), 0, bsz)
+            _gru.gru_forward_slice(*args, 0, bsz)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, xp, saved

@@ -107,8 +107,7 @@ def run_lstm(
         out, h_last, c_last, empty3, False, small_gemm_rows(),
     )
     if n_chunks > 1:
-        _gru.project_inputs_parallel(x, prepared.w, prepared.b, xp, n_chunks)
-        _lstm.lstm_forward_parallel(*args, n_chunks)
+        _lstm.lstm_forward_parallel(x, prepared.w, prepared.b, *args, n_chunks)
     else:
         _gru.project_inputs(x, prepared.w, prepared.b, xp)
         _lstm.lstm_forward_slice(*args, 0, bsz)
