@@ -79,22 +79,20 @@ def _warm_up(dataset: str, x: np.ndarray, y: np.ndarray, n_classes: int) -> floa
     return time.perf_counter() - start
 
 
-class _EpochBar:
-    """One progress bar over the epochs (fastgru's Progbar), showing the latest epoch's metrics."""
+def _epoch_bar(epochs: int):
+    """A callback drawing one progress bar over the epochs (fastgru's Progbar) with the latest metrics."""
+    from fastgru.training.callbacks import Callback
+    from fastgru.training.progress import Progbar
 
-    def __new__(cls, epochs: int):
-        from fastgru.training.callbacks import Callback
-        from fastgru.training.progress import Progbar
+    class EpochBar(Callback):
+        def __init__(self):
+            super().__init__()
+            self.bar = Progbar(target=epochs, unit_name="epoch", stateless_metrics=set())
 
-        class EpochBar(Callback):
-            def __init__(self):
-                super().__init__()
-                self.bar = Progbar(target=epochs, unit_name="epoch", stateless_metrics=set())
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.update(epoch + 1, [(k, float(v)) for k, v in (logs or {}).items()])
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.bar.update(epoch + 1, [(k, float(v)) for k, v in (logs or {}).items()])
-
-        return EpochBar()
+    return EpochBar()
 
 
 def _throughput(model, x: np.ndarray, repeats: int = 7) -> float:
@@ -171,7 +169,7 @@ def run_demo(dataset: str = "italy-power-demand", epochs: int | None = None, bat
     print(f"\nTraining: {epochs} epochs, batch size {batch_size}, Adam(learning_rate={learning_rate:g}), seed {seed}")
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0,
-                        callbacks=[_EpochBar(epochs)])
+                        callbacks=[_epoch_bar(epochs)])
     train_s = time.perf_counter() - start
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     met = accuracy >= setup.target

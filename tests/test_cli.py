@@ -66,6 +66,11 @@ def test_demo_default_reaches_its_target(tmp_path, capsys):
     assert (tmp_path / "demo.keras").is_file() and (tmp_path / "demo_x_test.npy").is_file()
     reloaded = fg.load_model(tmp_path / "demo.keras")
     assert [type(l).__name__ for l in reloaded.layers] == ["GRU", "Dense"]
+    # the command the demo suggests next
+    assert run(["predict", tmp_path / "demo.keras", tmp_path / "demo_x_test.npy", "-o", tmp_path / "p.npy"],
+               capsys)[0] == 0
+    x_test = np.load(tmp_path / "demo_x_test.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), reloaded.predict(x_test))
 
 
 def test_demo_japanese_vowels_reaches_its_target(tmp_path, capsys):
