@@ -1,4 +1,4 @@
-"""fastgru: fast CPU GRU inference and training with Numba kernels and a Keras-shaped API."""
+"""fastgru: fast CPU GRU and LSTM inference and training with Numba kernels and a Keras-shaped API."""
 
 from . import activations, initializers, ops
 from ._threads import get_num_threads, set_num_threads
