@@ -66,6 +66,7 @@ def _read_csv(path: Path, timesteps: int | None, model_shape: tuple | None) -> n
     if rows.size == 0:
         raise CLIError(f"{path} holds no rows")
     n, width = rows.shape
+    given = timesteps is not None
     if timesteps is None and model_shape is not None and len(model_shape) >= 2:
         if model_shape[1] is not None:
             timesteps = int(model_shape[1])
@@ -74,8 +75,9 @@ def _read_csv(path: Path, timesteps: int | None, model_shape: tuple | None) -> n
     if timesteps is None:
         raise CLIError(f"the model does not fix the sequence length; give --timesteps for {path}")
     if width % timesteps:
-        raise CLIError(f"{path}: rows have {width} values, which is not a multiple of --timesteps {timesteps} "
-                       f"(each row must hold timesteps * features values)")
+        source = "--timesteps" if given else "the model's sequence length"
+        raise CLIError(f"{path}: rows have {width} values, not a multiple of {timesteps} timesteps ({source}); "
+                       f"each row must hold timesteps * features values")
     if model_shape is not None and len(model_shape) == 2:  # token ids for an Embedding model
         if width != timesteps:
             raise CLIError(f"{path}: rows have {width} values; the model takes {timesteps} token ids per row")

@@ -147,9 +147,12 @@ def test_predict_csv(model_file, x, tmp_path, capsys):
     assert run(["predict", path, tmp_path / "h.csv", "--timesteps", "5", "-o", tmp_path / "y2.npy"], capsys)[0] == 0
     np.testing.assert_allclose(np.load(tmp_path / "y2.npy"), model.predict(x), atol=1e-5)
     code, _, err = run(["predict", path, tmp_path / "x.csv", "--timesteps", "3", "-o", tmp_path / "y.npy"], capsys)
-    assert code == 2 and "rows have 10 values, which is not a multiple of --timesteps 3" in err
+    assert code == 2 and "rows have 10 values, not a multiple of 3 timesteps (--timesteps)" in err
     code, _, err = run(["predict", path, tmp_path / "x.csv", "--timesteps", "10", "-o", tmp_path / "y.npy"], capsys)
     assert code == 2 and "has shape (7, 10, 1); the model expects (batch, 5, 2)" in err
+    np.savetxt(tmp_path / "odd.csv", np.zeros((2, 9)), delimiter=",")
+    code, _, err = run(["predict", path, tmp_path / "odd.csv", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 2 and "rows have 9 values, not a multiple of 5 timesteps (the model's sequence length)" in err
     (tmp_path / "bad.csv").write_text("1,2,x\n3,4,5\n6,7\n")
     code, _, err = run(["predict", path, tmp_path / "bad.csv", "-o", tmp_path / "y.npy"], capsys)
     assert code == 2 and "cannot read" in err and "as CSV numbers" in err
