@@ -31,12 +31,12 @@ def model():
 
 @st.composite
 def arrays(draw):
-    rank = draw(st.integers(0, 4))
+    rank = draw(st.sampled_from([3, 3, 3, 3, 0, 1, 2, 4]))  # mostly the valid rank
     shape = [draw(st.integers(0, 4)) for _ in range(rank)]
     if rank >= 3 and draw(st.integers(0, 3)):
         shape[-1] = FEATURES  # mostly the right feature count, so that valid inputs are common
         shape[0] = max(shape[0], 1)
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(DTYPES + ["float32", "float64", "int32"]))  # numeric ones more often
     layout = draw(st.sampled_from(LAYOUTS))
     values = np.random.default_rng(draw(st.integers(0, 2**16))).normal(0, 2, size=[2 * d for d in shape])
     base = np.asarray(values[tuple(slice(None, None, 2) for _ in shape)])  # a strided view of the right shape
