@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
                         ".csv with one sequence per row (timesteps*features values, time-major)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="where to write the predictions: .npy (default), .npz (array 'predictions') or .csv")
+                   help="where to write the predictions, by suffix: .npy, .npz (array 'predictions') or .csv")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="sequences per forward pass (default: all at once)")
     p.add_argument("--key", default=None, help="the array to read from an .npz input")
