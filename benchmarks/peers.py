@@ -1,4 +1,4 @@
-"""One GRU problem, set up identically in fastgru, PyTorch, ONNX Runtime and Keras.
+"""One GRU problem, set up identically in fastgru, PyTorch, ONNX Runtime and Keras (plain and with XLA).
 
 Weights are made in Keras's layout (kernel (D, 3H), recurrent_kernel (H, 3H), bias (2, 3H), gates
 z, r, h, reset_after=True) and converted for each peer, so that all four compute the same function;
@@ -122,20 +122,26 @@ def _keras_threads(threads):
     return tf
 
 
-def setup_keras(x, w, u, b, threads):
+def setup_keras(x, w, u, b, threads, jit_compile=False):
+    """A Keras 3 GRU layer called through ``tf.function`` (``jit_compile=True``: compiled by XLA)."""
     tf = _keras_threads(threads)
     import keras
 
     layer = keras.layers.GRU(u.shape[0])
     layer.build((None,) + x.shape[1:])
     layer.set_weights([w, u, b])
-    fn = tf.function(lambda t: layer(t), reduce_retracing=True)
+    fn = tf.function(lambda t: layer(t), reduce_retracing=True, jit_compile=jit_compile)
     xt = tf.constant(x)
 
     def run():
         return fn(xt).numpy()
 
     return run, keras.__version__
+
+
+def setup_keras_xla(x, w, u, b, threads):
+    """Keras with XLA: the layer called through ``tf.function(jit_compile=True)``."""
+    return setup_keras(x, w, u, b, threads, jit_compile=True)
 
 
 # ---- one training step (forward, backward, Adam) ----------------------------------------------
@@ -164,15 +170,24 @@ def train_setup_fastgru(x, y, weights, head_activation, loss, threads):
     return (lambda: float(np.ravel(step(x, y))[0])), fg.__version__
 
 
-def train_setup_keras(x, y, weights, head_activation, loss, threads):
+def train_setup_keras(x, y, weights, head_activation, loss, threads, jit_compile=False):
+    """``compile(optimizer="adam", loss=..., jit_compile=...)`` then ``train_on_batch``. Keras's default,
+    ``jit_compile="auto"``, means no XLA on a CPU-only machine; it is spelled out here."""
     _keras_threads(threads)
     import keras
 
     model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.GRU(weights[1].shape[0]),
                               keras.layers.Dense(1, activation=head_activation)])
-    model.compile(optimizer="adam", loss=loss)
+    model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile)
+    if bool(model.jit_compile) != jit_compile:
+        raise Unavailable(f"Keras set jit_compile={model.jit_compile!r} where {jit_compile!r} was asked for")
     model.set_weights(weights)
     return (lambda: float(np.ravel(model.train_on_batch(x, y))[0])), keras.__version__
+
+
+def train_setup_keras_xla(x, y, weights, head_activation, loss, threads):
+    """Keras with XLA: ``compile(..., jit_compile=True)``, so the whole train step is one XLA program."""
+    return train_setup_keras(x, y, weights, head_activation, loss, threads, jit_compile=True)
 
 
 def train_setup_torch(x, y, weights, head_activation, loss, threads):
@@ -209,5 +224,7 @@ def train_setup_torch(x, y, weights, head_activation, loss, threads):
     return run, torch.__version__
 
 
-INFER = {"fastgru": setup_fastgru, "torch": setup_torch, "onnxruntime": setup_onnxruntime, "keras": setup_keras}
-TRAIN = {"fastgru": train_setup_fastgru, "torch": train_setup_torch, "keras": train_setup_keras}
+INFER = {"fastgru": setup_fastgru, "torch": setup_torch, "onnxruntime": setup_onnxruntime, "keras": setup_keras,
+         "keras-xla": setup_keras_xla}
+TRAIN = {"fastgru": train_setup_fastgru, "torch": train_setup_torch, "keras": train_setup_keras,
+         "keras-xla": train_setup_keras_xla}
