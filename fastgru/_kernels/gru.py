@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from .activations import activate_inplace
 from .linalg import matmul_into
+from .rnn_common import masked_step_output
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
@@ -118,12 +119,7 @@ def gru_forward_slice(
                     srow[4 * hdim + j] = hrow[j]
             if use_mask and mask[b, t] == 0:
                 # masked step: the state is kept; the output repeats the previous one (or is zero)
-                if zero_output_for_mask:
-                    for j in range(hdim):
-                        out[b, oi, j] = 0.0
-                elif return_sequences:
-                    for j in range(hdim):
-                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                 continue
             orow = out[b, oi]
             for j in range(hdim):

@@ -53,7 +53,7 @@ from numba import njit, prange
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
-from .rnn_common import column_sums, input_grads_slice, mask_rows
+from .rnn_common import column_sums, input_grads_slice, mask_rows, step_output_grad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,13 +111,7 @@ def gru_backward_slice(
                 vr = gb[bb, hdim:h2]
                 vh = ghb[bb]
             crow = carry[bb]
-            if return_sequences:
-                orow = d_out[b, i]
-                for j in range(hdim):
-                    gout[j] = crow[j] + orow[j]
-            else:
-                for j in range(hdim):
-                    gout[j] = crow[j]
+            step_output_grad(crow, d_out, b, i, return_sequences, gout)
             srow = saved[b, t]
             if use_mask and mask[b, t] == 0:
                 # the state passes through unchanged; the output repeats the previous one (or is 0)

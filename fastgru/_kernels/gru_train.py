@@ -10,7 +10,7 @@ from numba import njit, prange
 from .activations import activate_inplace
 from .gru import gru_forward_slice
 from .linalg import matmul_into
-from .rnn_common import project_train_slice
+from .rnn_common import masked_step_output, project_train_slice
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,12 +93,7 @@ def gru_forward_rdrop_slice(
                 srow[h2 + j] = hh[j]
                 srow[4 * hdim + j] = hrow[j]
             if use_mask and mask[b, t] == 0:
-                if zero_output_for_mask:
-                    for j in range(hdim):
-                        out[b, oi, j] = 0.0
-                elif return_sequences:
-                    for j in range(hdim):
-                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                 continue
             orow = out[b, oi]
             for j in range(hdim):

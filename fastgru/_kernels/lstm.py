@@ -28,7 +28,7 @@ from numba import njit, prange
 from .activations import activate_inplace
 from .gru import project_inputs
 from .linalg import matmul_into
-from .rnn_common import project_train_slice
+from .rnn_common import masked_step_output, project_train_slice
 
 N_SAVED = 7
 
@@ -103,12 +103,7 @@ def lstm_forward_slice(
                     srow = saved[b, t]
                     for j in range(hdim):
                         srow[h4 + j] = 0.0
-                if zero_output_for_mask:
-                    for j in range(hdim):
-                        out[b, oi, j] = 0.0
-                elif return_sequences:
-                    for j in range(hdim):
-                        out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+                masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                 continue
             for j in range(hdim):
                 crow[j] = tc[j]

@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
-from .rnn_common import column_sums, input_grads_slice, mask_rows
+from .rnn_common import column_sums, input_grads_slice, mask_rows, step_output_grad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -69,13 +69,7 @@ def lstm_backward_slice(
         for bb in range(nb):
             b = b0 + bb
             crow = carry[bb]
-            if return_sequences:
-                orow = d_out[b, i]
-                for j in range(hdim):
-                    gout[j] = crow[j] + orow[j]
-            else:
-                for j in range(hdim):
-                    gout[j] = crow[j]
+            step_output_grad(crow, d_out, b, i, return_sequences, gout)
             srow = saved[b, t]
             grow = gb[bb]
             if use_mask and mask[b, t] == 0:

@@ -106,3 +106,29 @@ def column_sums(g, out):
         grow = g[r]
         for j in range(g.shape[1]):
             out[j] += grow[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask):
+    """The output of a masked step (the state is kept): zeros, or (return_sequences) the previous
+    step's output, zeros before any step. out (B, T or 1, H); i the processing step, oi its output row."""
+    hdim = out.shape[2]
+    if zero_output_for_mask:
+        for j in range(hdim):
+            out[b, oi, j] = 0.0
+    elif return_sequences:
+        for j in range(hdim):
+            out[b, i, j] = out[b, i - 1, j] if i > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def step_output_grad(carry_row, d_out, b, i, return_sequences, gout):
+    """``gout`` = dL/d(output of step i) of row b: what repeated outputs carried back, plus the
+    outputs' own gradient at step i (return_sequences). d_out (B, T or 1, H)."""
+    if return_sequences:
+        orow = d_out[b, i]
+        for j in range(gout.shape[0]):
+            gout[j] = carry_row[j] + orow[j]
+    else:
+        for j in range(gout.shape[0]):
+            gout[j] = carry_row[j]

@@ -112,10 +112,7 @@ class LSTM(RecurrentLayer):
             self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, None, input_masks,
             recurrent_masks, need_dx,
         )
-        if not self.trainable:
-            return dx, []
-        grads = [dw, du] + ([db] if self.use_bias else [])
-        return dx, [g.astype(self.dtype, copy=False) for g in grads]
+        return self._gradients(dx, dw, du, db)
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:

@@ -208,6 +208,14 @@ class RecurrentLayer(Layer):
             input_masks = draw(self.dropout, (bsz, d))
         return input_masks, recurrent_masks
 
+    def _gradients(self, dx, dkernel, drecurrent_kernel, dbias):
+        """``(dx, grads)`` as ``backward`` returns them: the weights' gradients in Keras's order, in
+        the layer's dtype (none when the layer is frozen; no bias gradient without a bias)."""
+        if not self.trainable:
+            return dx, []
+        grads = [dkernel, drecurrent_kernel] + ([dbias] if self.use_bias else [])
+        return dx, [g.astype(self.dtype, copy=False) for g in grads]
+
     def _check_trainable_call(self) -> None:
         if self.return_state:
             raise ValueError(

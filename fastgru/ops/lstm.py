@@ -63,10 +63,13 @@ class LSTMGradients(NamedTuple):
     dc0: np.ndarray
 
 
-def _states(bsz, units, dtype, h0, c0):
-    h0 = np.zeros((bsz, units), dtype) if h0 is None else h0
-    c0 = np.zeros((bsz, units), dtype) if c0 is None else c0
-    return h0, c0
+def _allocate(x, units, h0, c0, return_sequences):
+    """Zero initial states where none are given, and the outputs: ``(h0, c0, out, h_last, c_last)``."""
+    bsz, steps, _ = x.shape
+    h0 = np.zeros((bsz, units), x.dtype) if h0 is None else h0
+    c0 = np.zeros((bsz, units), x.dtype) if c0 is None else c0
+    out = np.zeros((bsz, steps if return_sequences else 1, units), x.dtype)
+    return h0, c0, out, np.empty((bsz, units), x.dtype), np.empty((bsz, units), x.dtype)
 
 
 def run_lstm(
@@ -88,10 +91,7 @@ def run_lstm(
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
-    h0, c0 = _states(bsz, units, dtype, h0, c0)
-    out = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
-    h_last = np.empty((bsz, units), dtype)
-    c_last = np.empty((bsz, units), dtype)
+    h0, c0, out, h_last, c_last = _allocate(x, units, h0, c0, return_sequences)
     if bsz * steps == 0:
         h_last[:] = h0
         c_last[:] = c0
@@ -127,10 +127,7 @@ def run_lstm_train(
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
-    h0, c0 = _states(bsz, units, dtype, h0, c0)
-    out = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
-    h_last = np.empty((bsz, units), dtype)
-    c_last = np.empty((bsz, units), dtype)
+    h0, c0, out, h_last, c_last = _allocate(x, units, h0, c0, return_sequences)
     saved = np.empty((bsz, steps, _lstm.N_SAVED * units), dtype)
     if bsz * steps == 0:
         h_last[:] = h0
