@@ -28,6 +28,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.compare:
+        return _bench_compare(args)
+    if args.compare_args or args.mode:
+        raise CLIError("--mode and arguments after -- are for benchmarks/compare.py; add --compare")
     shapes = args.shapes.split(",") if args.shapes else None
     try:
         threads = [int(t) for t in args.threads.split(",")]
@@ -37,7 +41,7 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         raise CLIError(f"unknown shape(s) {', '.join(unknown)}; expected a subset of {','.join(bench.SHAPES)}")
     env = bench.environment()
-    results = bench.run(shapes, threads, args.repeats)
+    results = bench.run(shapes, threads, args.repeats or 20)
     if args.json:
         print(json.dumps({"environment": env, "results": results}, indent=2))
         return 0
@@ -45,8 +49,31 @@ def _bench(args: argparse.Namespace) -> int:
     print(f"{'shape':<6}{'B x T x D -> H':<22}{'threads':>8}{'median ms':>12}")
     for r in results:
         print(f"{r['shape']:<6}{r['dims']:<22}{r['threads']:>8}{r['median_ms']:>12.3f}")
-    print("\nPeers side by side (PyTorch, ONNX Runtime, Keras): python benchmarks/compare.py")
+    print("\nPeers side by side (PyTorch, ONNX Runtime, Keras): fastgru bench --compare "
+          "(runs python benchmarks/compare.py in a source checkout)")
     return 0
+
+
+def _bench_compare(args: argparse.Namespace) -> int:
+    """``fastgru bench --compare``: the checkout's ``benchmarks/compare.py`` (fastgru against PyTorch, ONNX
+    Runtime and Keras), which is not part of the installed package; its exit code is returned."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+    if not script.is_file():
+        raise CLIError("--compare runs benchmarks/compare.py from a source checkout of fastgru (an editable "
+                       f"install), and there is none next to this fastgru ({script.parent} is missing); "
+                       "without --compare, fastgru bench times fastgru alone")
+    if args.json:
+        raise CLIError("with --compare, give compare.py's own --json FILE after --, e.g. "
+                       "fastgru bench --compare -- --json out.json --plot out.png")
+    cmd = [sys.executable, str(script)]
+    for option in ("mode", "shapes", "threads", "repeats"):
+        if getattr(args, option) is not None:
+            cmd += [f"--{option}", str(getattr(args, option))]
+    cmd += args.compare_args
+    return subprocess.call(cmd)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -125,11 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("bench", help="time fastgru's GRU forward on the reference shapes S1-S5")
-    p.add_argument("--shapes", default=None, help="comma-separated subset of S1,S2,S3,S4,S5")
+    p = sub.add_parser("bench", help="time fastgru's GRU forward on the reference shapes S1-S5",
+                       description="Time fastgru's GRU forward on S1-S5. With --compare: run the source "
+                                   "checkout's benchmarks/compare.py, fastgru side by side with PyTorch, ONNX "
+                                   "Runtime and Keras (arguments after -- go to compare.py).")
+    p.add_argument("--shapes", default=None, help="comma-separated subset of S1,S2,S3,S4,S5 "
+                                                  "(--compare --mode train: seed,S3)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--repeats", type=_positive_int, default=20)
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per figure (default 20; "
+                                                                       "--compare: compare.py's default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--compare", action="store_true",
+                   help="run benchmarks/compare.py (fastgru vs PyTorch, ONNX Runtime, Keras); needs a source "
+                        "checkout and the bench extra")
+    p.add_argument("--mode", choices=["infer", "train"], default=None, help="with --compare: compare.py's --mode")
+    p.add_argument("compare_args", nargs="*", metavar="-- COMPARE_ARGS",
+                   help="with --compare: further compare.py options, e.g. -- --json out.json --plot out.png")
     p.set_defaults(func=_bench)
     return parser
 

@@ -104,3 +104,12 @@ def test_startup_report_table():
             "| import 0.30, load 0.05, predict 0.10 | 0 | ≤ 0.6 | yes |") in text
     assert "| cold | 20.00 (20.00–20.00) |" in text and "| 2 | ≤ 15 | **no** |" in text
     assert "`import tensorflow, keras`" in text
+
+
+def test_cli_bench_compare_arguments(capsys):
+    from fastgru.cli import main
+
+    assert main(["bench", "--mode", "train"]) == 2
+    assert "add --compare" in capsys.readouterr().err
+    assert main(["bench", "--compare", "--json"]) == 2
+    assert "compare.py's own --json FILE after --" in capsys.readouterr().err
