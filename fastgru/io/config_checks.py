@@ -43,7 +43,7 @@ def _is_real(value) -> bool:
 
 
 _BOOLS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "reset_after",
-          "zero_output_for_mask", "mask_zero", "unit_forget_bias"}
+          "zero_output_for_mask", "mask_zero", "unit_forget_bias", "keepdims"}
 _POSITIVE_INTS = {"units", "input_dim", "output_dim"}
 _FRACTIONS = {"dropout", "recurrent_dropout", "rate"}
 
@@ -58,6 +58,8 @@ def _check_option(key: str, value, label: str, path) -> None:
         ok, want = _is_real(value) and 0 <= value <= 1, "a number between 0 and 1"
     elif key == "mask_value":
         ok, want = _is_real(value), "a number"
+    elif key == "data_format":
+        ok, want = value is None or value in ("channels_last", "channels_first"), "'channels_last' or 'channels_first'"
     elif key == "seed":
         ok, want = value is None or _is_int(value), "an integer or null"
     elif key == "noise_shape":

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding, Masking
+from ..layers import (
+    GRU,
+    LSTM,
+    Activation,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Masking,
+)
 from ..layers.bidirectional import MERGE_MODES
 from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _is_int, _shape, _short
 
@@ -50,6 +62,9 @@ _LAYERS = {
     "Dropout": (Dropout, {"rate", "noise_shape", "seed"}, {}),
     "Masking": (Masking, {"mask_value"}, {}),
     "Activation": (Activation, {"activation"}, {}),
+    "GlobalAveragePooling1D": (GlobalAveragePooling1D, {"data_format", "keepdims"}, {}),
+    "GlobalMaxPooling1D": (GlobalMaxPooling1D, {"data_format", "keepdims"}, {}),
+    "Flatten": (Flatten, {"data_format"}, {}),
     "Embedding": (Embedding, {"input_dim", "output_dim", "embeddings_initializer", "mask_zero"},
                   {"lora_rank": None, "lora_alpha": None, "sparse": False, "quantization_config": None}),
 }

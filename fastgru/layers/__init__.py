@@ -6,7 +6,8 @@ from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
 from .gru import GRU
 from .lstm import LSTM
+from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .recurrent import RecurrentLayer
 
-__all__ = ["Activation", "Bidirectional", "GRU", "Dense", "Dropout", "Embedding", "Input", "InputLayer", "LSTM", "Layer",
-           "Masking", "RecurrentLayer"]
+__all__ = ["Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten", "GRU", "GlobalAveragePooling1D",
+           "GlobalMaxPooling1D", "Input", "InputLayer", "LSTM", "Layer", "Masking", "RecurrentLayer"]

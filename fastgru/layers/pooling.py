@@ -1,0 +1,129 @@
+"""Layers that take the time axis away after a recurrent layer with ``return_sequences``:
+GlobalAveragePooling1D (mask-aware, as Keras), GlobalMaxPooling1D and Flatten. Inputs (B, T, D),
+``channels_last`` only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedKerasFeature
+from .base import Layer
+
+
+def _channels_last(layer: Layer, data_format) -> str:
+    if data_format in (None, "channels_last"):
+        return "channels_last"
+    if data_format == "channels_first":
+        raise UnsupportedKerasFeature(f"{type(layer).__name__} {layer.name!r}: data_format='channels_first' is not "
+                                      "supported (fastgru's sequences are (batch, timesteps, features))")
+    raise ValueError(f"data_format must be 'channels_last' or 'channels_first', received {data_format!r}")
+
+
+def _check_rank3(layer: Layer, shape) -> None:
+    if len(shape) != 3:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} expects input of rank 3 (batch, timesteps, features), "
+                         f"received shape {tuple(shape)}")
+
+
+class _GlobalPooling1D(Layer):
+    def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _channels_last(self, data_format)
+        self.keepdims = bool(keepdims)
+
+    def build(self, input_shape: tuple) -> None:
+        _check_rank3(self, input_shape)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple):
+        batch, _, features = input_shape
+        return (batch, 1, features) if self.keepdims else (batch, features)
+
+    def compute_mask(self, x, mask):
+        return None
+
+    def call(self, x, mask=None, training: bool = False):
+        return self.forward(x, mask, training)[0]
+
+    def _shape_output(self, y: np.ndarray) -> np.ndarray:
+        return y[:, None, :] if self.keepdims else y
+
+    def _dy(self, dy: np.ndarray) -> np.ndarray:
+        return dy[:, 0, :] if self.keepdims else dy
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(data_format=self.data_format, keepdims=self.keepdims)
+        return config
+
+
+class GlobalAveragePooling1D(_GlobalPooling1D):
+    """Mean over the time axis: (B, T, D) -> (B, D). With a mask, the mean of the unmasked steps
+    (as Keras: a sequence with every step masked gives 0/0 = NaN)."""
+
+    supports_masking = True
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = np.asarray(x)
+        if mask is None:
+            return self._shape_output(x.mean(axis=1)), (x.shape, None, None)
+        m = np.asarray(mask, dtype=x.dtype)[:, :, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            count = m.sum(axis=1)
+            y = (np.where(m > 0, x, 0) * m).sum(axis=1) / count
+        return self._shape_output(y), (x.shape, m, count)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        shape, m, count = cache
+        dy = self._dy(np.asarray(dy))
+        if m is None:
+            return np.broadcast_to(dy[:, None, :] / dy.dtype.type(shape[1]), shape).copy(), []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (dy / count)[:, None, :] * m, []
+
+
+class GlobalMaxPooling1D(_GlobalPooling1D):
+    """Maximum over the time axis: (B, T, D) -> (B, D) (masks are not used, as in Keras). The
+    gradient is shared equally by tied maxima, as TensorFlow's."""
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = np.asarray(x)
+        y = x.max(axis=1)
+        return self._shape_output(y), (x, y)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        x, y = cache
+        hits = (x == y[:, None, :]).astype(x.dtype)
+        return hits * (self._dy(np.asarray(dy)) / hits.sum(axis=1))[:, None, :], []
+
+
+class Flatten(Layer):
+    """(B, T, D) -> (B, T*D) (any rank: everything after the batch axis in one)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _channels_last(self, data_format)
+
+    def compute_output_shape(self, input_shape: tuple):
+        rest = input_shape[1:]
+        size = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
+        return (input_shape[0], size)
+
+    def compute_mask(self, x, mask):
+        return None
+
+    def call(self, x, mask=None, training: bool = False):
+        x = np.asarray(x)
+        return x.reshape(x.shape[0], -1)
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = np.asarray(x)
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        return np.asarray(dy).reshape(cache), []
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config
