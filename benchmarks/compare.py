@@ -133,7 +133,7 @@ class CPUWatch:
         j1, own1, w1 = cpu_jiffies(self.cpus), own_cpu_seconds(), run_queue_wait_seconds()
         wait = None if self.w0 is None or w1 is None else max(0.0, w1 - self.w0)
         if self.j0 is None or j1 is None:
-            return contention(wall, None, 0.0, 0.0, len(self.cpus), self.tick, wait)
+            return contention(wall, None, 0.0, own1 - self.own0, len(self.cpus), self.tick, wait)
         return contention(wall, (j1[0] - self.j0[0]) * self.tick, (j1[1] - self.j0[1]) * self.tick,
                           own1 - self.own0, len(self.cpus), self.tick, wait)
 
@@ -144,7 +144,7 @@ def contention(wall_s: float, busy_s: float | None, steal_s: float, own_s: float
     ``wall_s`` seconds, and whether either is over ``CONTENTION_LIMIT``. The /proc/stat share is judged
     only for loops of at least 10 ticks, with one tick per CPU of slack (None: not judged)."""
     wall = max(wall_s, 1e-9)
-    out = {"wall_s": round(wall_s, 4), "others_core": None, "steal_core": None}
+    out = {"wall_s": round(wall_s, 4), "own_core": round(own_s / wall, 3), "others_core": None, "steal_core": None}
     flagged = False
     if busy_s is not None and wall_s >= 10 * tick_s:
         others_s = max(0.0, busy_s - own_s)
@@ -445,6 +445,19 @@ def spread_table(results, frameworks, shape_names, thread_counts, mode) -> str:
     return "\n".join(lines)
 
 
+def cores_used(results) -> list[str]:
+    """Per framework and thread count: the range of its CPU time / wall time over its timed loops, which
+    shows whether its thread setting held (a 1-thread worker near 1.0). Only loops of 0.1 s and more: the
+    kernel brings a running thread's CPU time up to date at scheduler ticks, which blurs shorter loops."""
+    out = []
+    for r in results:
+        v = [c["own_core"] for s in r.get("results", []) for c in s.get("cpu", [])
+             if "own_core" in c and c.get("wall_s", 0) >= 0.1]
+        if v:
+            out.append(f"{r['framework']} {r['threads']}t {min(v):.2f}–{max(v):.2f}")
+    return out
+
+
 def busy_notes(results) -> list[str]:
     """One line per figure whose timed loop, in some round, ran while other processes used the CPU."""
     notes = []
@@ -523,9 +536,9 @@ def plot(results, frameworks, shape_names, thread_counts, path, title) -> None:
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
     ax.set_xticklabels([f"{s}\n{n} thr" for s, n in groups])
     ax.set_yscale("log")
-    ax.set_ylabel("median ms, bars min–max (log scale, lower is better)")
+    ax.set_ylabel("median ms (whiskers: min–max; log scale)\nlower is better")
     ax.set_title(title, fontsize=9)
-    ax.legend()
+    ax.legend(fontsize=8, framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -622,6 +635,10 @@ def report(results, env, versions, notes, frameworks, shape_names, thread_counts
         if "threadpools" in r:
             layer = f", Numba threading layer {r['numba_threading_layer']}" if "numba_threading_layer" in r else ""
             out.append(f"* {r['framework']}, {r['threads']} thread(s): {describe_pools(r['threadpools'])}{layer}")
+    used = cores_used(results)
+    if used:
+        out += ["", "Cores each worker kept busy during its timed loops of 0.1 s and more (its CPU time / wall time, "
+                    "lowest–highest over shapes and rounds; spinning threads count): " + ", ".join(used) + "."]
     problems = []
     for r in results:
         if "skipped" in r:

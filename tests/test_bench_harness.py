@@ -29,7 +29,7 @@ def test_cpu_jiffies_sums_busy_and_steal_of_the_given_cpus():
 
 def test_contention_flags_other_processes_and_run_queue_wait():
     quiet = compare.contention(1.0, busy_s=1.02, steal_s=0.0, own_s=1.0, n_cpus=2, tick_s=0.01, wait_s=0.001)
-    assert not quiet["flagged"] and quiet["others_core"] == pytest.approx(0.02)
+    assert not quiet["flagged"] and quiet["others_core"] == pytest.approx(0.02) and quiet["own_core"] == 1.0
     busy = compare.contention(1.0, busy_s=1.5, steal_s=0.0, own_s=1.0, n_cpus=2, tick_s=0.01, wait_s=0.0)
     assert busy["flagged"] and busy["others_core"] == pytest.approx(0.5)
     stolen = compare.contention(1.0, busy_s=1.0, steal_s=0.3, own_s=1.0, n_cpus=2, tick_s=0.01)
@@ -73,6 +73,8 @@ def test_merge_summary_and_tables():
     text = compare.table(results, frameworks, ["S2"], [1], "infer")
     assert "| onnxruntime | 0.46 | ≤ 0.5 | yes |" in text and "2.400† (2.2×)" in text and "skipped" in text
     assert "0.900–1.300" in compare.spread_table(results, frameworks, ["S2"], [1], "infer")
+    assert "fastgru 1t" in compare.cores_used([{"framework": "fastgru", "threads": 1, "results": [
+        {"shape": "S2", "cpu": [{"own_core": 0.98, "wall_s": 0.5}, {"own_core": 1.01, "wall_s": 0.5}]}]}])[0]
     (note,) = compare.busy_notes(results)
     assert note.startswith("S2 1t onnxruntime: round 1") and "50% of a core" in note
 
