@@ -75,7 +75,7 @@ def check_global_heaps(path, label, data: bytes | None = None) -> None:
     import mmap
 
     if data is not None:
-        _check_heaps_in(memoryview(data), label)
+        _check_heaps_in(data, label)
         return
     try:
         with open(path, "rb") as f:
