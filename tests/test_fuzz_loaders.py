@@ -3,7 +3,8 @@ predicts (like the original when its weights and config are the original's) or r
 ``ModelFileError`` / ``UnsupportedKerasFeature``: never another exception, never a hang, never a crash
 of the process, never an absurd allocation from a size read out of the file.
 
-Each case is a seeded hypothesis example that damages one of the committed fixtures: truncation, flipped
+Each case is a seeded hypothesis example that damages one of the committed fixtures (GRU, LSTM and
+Bidirectional models, Sequential and Functional, from Keras 3 and tf_keras): truncation, flipped
 bytes (in the file, or in the HDF5 weights inside a ``.keras`` zip with the zip's CRC made valid again),
 zip members removed or renamed, config JSON fields deleted, retyped or set to absurd values (negative
 units, huge shapes), weight datasets replaced by ones of the wrong shape or dtype, or holding NaN/inf.
@@ -43,6 +44,8 @@ FIXTURES = [
     ("k3_gru_options.h5", "k3_gru_options"),
     ("k2_masking.h5", "k2_masking"),
     ("k2_functional.h5", "k2_functional"),
+    ("k3_lstm_bidirectional.keras", "k3_lstm_bidirectional"),  # LSTM, Bidirectional (forward/backward groups)
+    ("k2_lstm_bidirectional.h5", "k2_lstm_bidirectional"),
 ]
 CASES = int(os.environ.get("FASTGRU_FUZZ_CASES", "500"))
 #: optional focus for a long run, e.g. FASTGRU_FUZZ_KINDS=flip FASTGRU_FUZZ_FIXTURES=.h5
