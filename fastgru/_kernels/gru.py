@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from .activations import activate_inplace
 from .linalg import matmul_into
-from .rnn_common import masked_step_output
+from .rnn_common import copy_rows, masked_step_output
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
@@ -63,8 +63,7 @@ def gru_forward_slice(
     nb = b1 - b0
     dt = xp.dtype
     h = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        h[bb] = h0[b0 + bb]
+    copy_rows(h0, b0, h, 0, nb)
     rec = np.empty((nb, u.shape[1]), dt)
     zg = np.empty(hdim, dt)
     rg = np.empty((nb, hdim), dt)
@@ -126,8 +125,7 @@ def gru_forward_slice(
                 hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
                 hrow[j] = hn
                 orow[j] = hn
-    for bb in range(nb):
-        h_last[b0 + bb] = h[bb]
+    copy_rows(h, 0, h_last, b0, nb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)

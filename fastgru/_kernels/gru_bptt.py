@@ -53,7 +53,7 @@ from numba import njit, prange
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
-from .rnn_common import column_sums, input_grads_slice, mask_rows, step_output_grad
+from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,10 +89,9 @@ def gru_backward_slice(
     g3 = np.empty((3 if use_rmask else 0, nb, hdim), dt)
     dc = np.empty((nb, hdim), dt)
     prod = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        dh[bb] = dh_last[b0 + bb]
-        if not return_sequences:
-            carry[bb] = d_out[b0 + bb, 0]
+    copy_rows(dh_last, b0, dh, 0, nb)
+    if not return_sequences:
+        copy_rows(d_out[:, 0], b0, carry, 0, nb)
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         # pass 1: output gradient, interpolation, z and the candidate (and r when reset_after)
@@ -189,8 +188,7 @@ def gru_backward_slice(
             for bb in range(nb):
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
-    for bb in range(nb):
-        dh0[b0 + bb] = dh[bb]
+    copy_rows(dh, 0, dh0, b0, nb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -10,7 +10,7 @@ from numba import njit, prange
 from .activations import activate_inplace
 from .gru import gru_forward_slice
 from .linalg import matmul_into
-from .rnn_common import masked_step_output, project_train_slice
+from .rnn_common import copy_rows, masked_step_output, project_train_slice
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,8 +36,7 @@ def gru_forward_rdrop_slice(
     dt = xp.dtype
     h2 = 2 * hdim
     h = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        h[bb] = h0[b0 + bb]
+    copy_rows(h0, b0, h, 0, nb)
     hm = np.empty((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
     rec = np.empty((3, nb, hdim), dt)  # the three recurrent products
     zg = np.empty(hdim, dt)
@@ -100,8 +99,7 @@ def gru_forward_rdrop_slice(
                 hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
                 hrow[j] = hn
                 orow[j] = hn
-    for bb in range(nb):
-        h_last[b0 + bb] = h[bb]
+    copy_rows(h, 0, h_last, b0, nb)
 
 
 # ---------------------------------------------------------------------------------------------

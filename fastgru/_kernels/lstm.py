@@ -28,7 +28,7 @@ from numba import njit, prange
 from .activations import activate_inplace
 from .gru import project_inputs
 from .linalg import matmul_into
-from .rnn_common import masked_step_output, project_train_slice
+from .rnn_common import copy_rows, masked_step_output, project_train_slice
 
 N_SAVED = 7
 
@@ -55,9 +55,8 @@ def lstm_forward_slice(
     h4 = 4 * hdim
     h = np.empty((nb, hdim), dt)
     c = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        h[bb] = h0[b0 + bb]
-        c[bb] = c0[b0 + bb]
+    copy_rows(h0, b0, h, 0, nb)
+    copy_rows(c0, b0, c, 0, nb)
     rec = np.empty((nb, h4), dt)
     hm = np.empty((nb if use_rmask else 0, hdim), dt)
     rec1 = np.empty((nb if use_rmask else 0, hdim), dt)
@@ -118,9 +117,8 @@ def lstm_forward_slice(
                 hn = gates[h3 + j] * tc[j]
                 hrow[j] = hn
                 orow[j] = hn
-    for bb in range(nb):
-        h_last[b0 + bb] = h[bb]
-        c_last[b0 + bb] = c[bb]
+    copy_rows(h, 0, h_last, b0, nb)
+    copy_rows(c, 0, c_last, b0, nb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)

@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
-from .rnn_common import column_sums, input_grads_slice, mask_rows, step_output_grad
+from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -59,11 +59,10 @@ def lstm_backward_slice(
     gb = np.empty((nb, h4), dt)        # [da_i | da_f | da_g | da_o], the step product's left operand
     g1 = np.empty((nb if use_rmask else 0, hdim), dt)
     prod = np.empty((nb, hdim), dt)
-    for bb in range(nb):
-        dh[bb] = dh_last[b0 + bb]
-        dc[bb] = dc_last[b0 + bb]
-        if not return_sequences:
-            carry[bb] = d_out[b0 + bb, 0]
+    copy_rows(dh_last, b0, dh, 0, nb)
+    copy_rows(dc_last, b0, dc, 0, nb)
+    if not return_sequences:
+        copy_rows(d_out[:, 0], b0, carry, 0, nb)
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         for bb in range(nb):
@@ -121,9 +120,8 @@ def lstm_backward_slice(
             for bb in range(nb):
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
-    for bb in range(nb):
-        dh0[b0 + bb] = dh[bb]
-        dc0[b0 + bb] = dc[bb]
+    copy_rows(dh, 0, dh0, b0, nb)
+    copy_rows(dc, 0, dc0, b0, nb)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -132,3 +132,14 @@ def step_output_grad(carry_row, d_out, b, i, return_sequences, gout):
     else:
         for j in range(gout.shape[0]):
             gout[j] = carry_row[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def copy_rows(src, s0, dst, d0, n):
+    """``dst[d0:d0+n] = src[s0:s0+n]`` for 2-D arrays, element by element (a whole-row assignment
+    would compile Numba's shape-mismatch error path into every time-loop kernel)."""
+    for r in range(n):
+        srow = src[s0 + r]
+        drow = dst[d0 + r]
+        for j in range(drow.shape[0]):
+            drow[j] = srow[j]
