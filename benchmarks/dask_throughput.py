@@ -9,7 +9,9 @@ the input made and persisted on the workers first (as data already in the cluste
 (workers unpickle the model and load the Numba kernels), then ``--repeats`` timed jobs of
 ``predict(model, x).persist()`` until done: the model scatter, the tasks and the results kept on the
 workers. In-process ``model.predict`` with 1 and 2 threads is timed on the same data for reference.
-The machine's load average is printed: the figure means little on a machine others are using.
+The machine's load average is printed, and the task stream of one more job (compute seconds per
+task, summed, against the job's wall time): when tasks take longer with more workers, the workers
+were competing for cores.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, LocalCluster, get_task_stream, wait
 
     import fastgru as fg
     import fastgru.distributed as fgd
@@ -108,7 +110,18 @@ def main() -> None:
 
             out = job()  # warm-up: unpickle the model, load the kernels on every worker
             np.testing.assert_allclose(out.compute(), model.predict(x), rtol=0, atol=1e-6)
-            record(f"dask, {n_workers} worker(s)", _time(job, args.repeats))
+            label = f"dask, {n_workers} worker(s)"
+            record(label, _time(job, args.repeats))
+            with get_task_stream(client) as stream:  # one more job: where the time goes
+                start = time.perf_counter()
+                job()
+                wall = time.perf_counter() - start
+            tasks = [sum(e["stop"] - e["start"] for e in t["startstops"] if e["action"] == "compute")
+                     for t in stream.data]
+            results["runs"][label]["task_stream"] = {"wall_s": wall, "tasks": len(tasks),
+                                                     "compute_s": sum(tasks), "mean_task_s": float(np.mean(tasks))}
+            print(f"{'':28s} task stream of one job: {len(tasks)} tasks, {sum(tasks):.3f} s of compute in "
+                  f"{wall:.3f} s wall ({np.mean(tasks) * 1e3:.1f} ms per task)")
     results["load_after"] = os.getloadavg()
     print(f"load average after: {results['load_after']}")
     if args.json:
