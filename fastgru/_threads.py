@@ -22,7 +22,8 @@ import numba
 import numpy as np
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
-_state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "small_rows": None}
+_CORENAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
+_state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "small_rows": None, "scipy_core": None}
 _local = threading.local()
 
 
@@ -46,6 +47,10 @@ def _openblas_libs() -> dict[str, list]:
             if setter is not None:
                 setter.argtypes = [ctypes.c_int]
                 found[pkg.__name__].append(setter)
+            corename = next((getattr(lib, s) for s in _CORENAMES if hasattr(lib, s)), None)
+            if corename is not None and pkg.__name__ == "scipy":
+                corename.restype = ctypes.c_char_p
+                _state["scipy_core"] = (corename() or b"").decode("ascii", "replace").strip() or None
     _state["blas"] = found
     return found
 
@@ -104,12 +109,31 @@ def small_gemm_rows() -> int:
     OpenBLAS's speed for products with few rows depends on the CPU kernel it picked (and so on
     ``OPENBLAS_CORETYPE``) by up to 8x; the loop's does not. Measured once per process on the
     (rows, 128) x (128, 384) product for rows 4, 8, 16, 32, 64: the largest row count at which the loop is
-    faster (0: always BLAS). ``FASTGRU_SMALL_GEMM_ROWS`` overrides the measurement.
+    faster (0: always BLAS). When SciPy's OpenBLAS runs its AVX-512 kernels (core name in
+    ``AVX512_CORES``), BLAS wins at every row count (measured: docs/performance.md), so 0 is taken
+    without measuring (the measurement costs ~0.3 s of a process's first call).
+    ``FASTGRU_SMALL_GEMM_ROWS`` overrides both.
     """
     if _state["small_rows"] is None:
         override = os.environ.get("FASTGRU_SMALL_GEMM_ROWS")
-        _state["small_rows"] = int(override) if override else _measure_small_gemm_rows()
+        if override:
+            _state["small_rows"] = int(override)
+        elif kernel_blas_core() in AVX512_CORES:
+            _state["small_rows"] = 0
+        else:
+            _state["small_rows"] = _measure_small_gemm_rows()
     return _state["small_rows"]
+
+
+#: OpenBLAS core names whose sgemm kernels are AVX-512 (fast for products with few rows)
+AVX512_CORES = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+
+
+def kernel_blas_core() -> str | None:
+    """The CPU kernel set SciPy's OpenBLAS (the BLAS inside fastgru's kernels) picked, e.g. 'SkylakeX'
+    or 'Haswell' (``OPENBLAS_CORETYPE`` changes it); None when it cannot be asked."""
+    _openblas_libs()
+    return _state.get("scipy_core")
 
 
 def _measure_small_gemm_rows() -> int:
