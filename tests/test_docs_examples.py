@@ -65,7 +65,6 @@ PAGES_WITH_CODE = [p for p in PAGES if python_blocks(p)]
 # Pages whose examples do not run yet, with the reason; their owners are making them runnable.
 # Non-strict: a page that starts passing shows as XPASS and should be removed from here.
 PENDING = {
-    "dask.md": "its blocks read model.keras, sequences.zarr and y_true/w that the page does not create",
 }
 
 
