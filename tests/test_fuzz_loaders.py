@@ -563,3 +563,16 @@ def test_global_heap_check_accepts_every_fixture_and_ignores_lookalike_bytes():
     image = bytearray((FILES / "k2_masking.h5").read_bytes())
     image += b"GCOL\x01\x00\x00\x00" + (2**40).to_bytes(8, "little") + bytes(64)  # a signature in other data
     check_global_heaps("x.h5", "x.h5", bytes(image))
+
+
+def test_inner_layer_of_a_wrapper_with_a_non_string_name_is_refused(tmp_path):
+    """Found by the fuzz run: a Bidirectional's inner LSTM named [[[]]] raised AttributeError."""
+    import fastgru as fg
+
+    def edit(config):
+        wrapper = next(e for e in config["config"]["layers"] if e["class_name"] == "Bidirectional")
+        wrapper["config"]["layer"]["config"]["name"] = [[[]]]
+
+    _rewrite_config(FILES / "k3_lstm_bidirectional.keras", tmp_path / "m.keras", edit)
+    with pytest.raises(fg.ModelFileError, match=r"its name should be a string, found \[\[\[\]\]\]"):
+        fg.load_model(tmp_path / "m.keras")

@@ -368,7 +368,11 @@ def input_shape_of(spec: ModelSpec, path) -> tuple:
 # ---------------------------------------------------------------------------------------------
 def build_layer(spec: LayerSpec, major: int, path="<config>"):
     """A fastgru layer (not yet built) from one Keras layer config."""
-    name = spec.config.get("name") or snake_case(spec.class_name)
+    name = spec.config.get("name")
+    if name is not None and not isinstance(name, str):  # also the inner layers of a wrapper
+        raise ModelFileError(path, f"a layer of class {spec.class_name!r}: its name should be a string, "
+                                   f"found {_short(name)}")
+    name = name or snake_case(spec.class_name)
     label = f"{name} ({spec.class_name})"
     if spec.class_name in _WRAPPER_LAYERS:
         return _build_bidirectional(spec, name, label, major, path)
