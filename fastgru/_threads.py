@@ -1,13 +1,15 @@
-"""One thread setting for Numba's parallel regions and the OpenBLAS libraries NumPy and SciPy bundle.
+"""One thread setting for fastgru's kernel threads and the OpenBLAS libraries NumPy and SciPy bundle.
 
-Numba's ``np.dot`` calls SciPy's BLAS; NumPy's own matmul calls NumPy's. Both are OpenBLAS builds in
-the PyPI wheels, whose thread count is set through their C API (located with ctypes).
+The kernels (Numba, ``nogil``) run one chunk of batch rows per thread: :func:`run_chunks` calls them
+side by side on a small pool of Python worker threads. Numba's ``np.dot`` calls SciPy's BLAS; NumPy's
+own matmul calls NumPy's. Both are OpenBLAS builds in the PyPI wheels, whose thread count is set
+through their C API (located with ctypes).
 
 Policy (no oversubscription, no per-call toggling, which costs milliseconds when OpenBLAS respawns
-its threads): the kernels' threads come from Numba's parallel regions, so SciPy's BLAS, the one the
-kernels call inside those regions, runs single-threaded once fastgru has run a kernel; NumPy's BLAS,
-used for the big GEMMs outside the time loops, gets ``get_num_threads()`` threads.
-Where no OpenBLAS is found (another BLAS), only Numba's threads are controlled.
+its threads): the kernels' threads are fastgru's, so SciPy's BLAS, the one the kernels call inside
+them, runs single-threaded once fastgru has run a kernel; NumPy's BLAS, used for the big GEMMs
+outside the time loops (Dense layers), gets ``get_num_threads()`` threads. Where no OpenBLAS is
+found (another BLAS), only fastgru's own threads are controlled.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import ctypes
 import glob
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Callable
 
 import numba
 import numpy as np
@@ -61,7 +65,7 @@ def _set_blas_threads(package: str, n: int) -> None:
 
 
 def kernel_blas_single_threaded() -> None:
-    """Make SciPy's BLAS (called inside the kernels' parallel regions) single-threaded, once."""
+    """Make SciPy's BLAS (called inside the kernels, on fastgru's threads) single-threaded, once."""
     if not _state["kernel_blas_single"]:
         _set_blas_threads("scipy", 1)
         _state["kernel_blas_single"] = True
@@ -72,7 +76,6 @@ def set_num_threads(n: int) -> None:
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"num_threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-    numba.set_num_threads(n)
     _set_blas_threads("numpy", n)
     _state["n"] = n
 
@@ -84,6 +87,51 @@ def get_num_threads() -> int:
     return _state["n"]
 
 
+_pool: dict = {"executor": None, "workers": 0, "lock": threading.Lock()}
+
+
+def _forget_workers_after_fork() -> None:
+    """A forked child has none of the parent's worker threads: it starts its own when needed."""
+    _pool.update(executor=None, workers=0, lock=threading.Lock())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    with _pool["lock"]:
+        if _pool["executor"] is None or _pool["workers"] < n:
+            old = _pool["executor"]
+            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel")
+            _pool["workers"] = n
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool["executor"]
+
+
+def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int) -> None:
+    """Call ``chunk(c, b0, b1)`` for ``n_chunks`` contiguous ranges ``b0:b1`` of ``rows`` batch rows:
+    chunk 0 in this thread, the others on fastgru's worker threads, side by side (the kernels release
+    the GIL). Returns when all are done; the first exception raised by a chunk is raised here.
+
+    Python threads rather than Numba's ``parallel=True``: an OpenMP parallel region is compiled per
+    kernel (seconds on a fresh install), spins at its barrier (tens of milliseconds per call when
+    another process holds the other core) and does not survive ``fork``; a blocked worker sleeps.
+    """
+    if n_chunks <= 1:
+        chunk(0, 0, rows)
+        return
+    executor = _workers(n_chunks - 1)
+    bounds = [(c * rows // n_chunks, (c + 1) * rows // n_chunks) for c in range(n_chunks)]
+    futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks)]
+    try:
+        chunk(0, *bounds[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
 def kernel_threads() -> int:
     """Threads one kernel call may split its batch over: ``get_num_threads()``, or 1 inside
     :func:`one_thread_per_kernel` (in this Python thread only)."""
@@ -92,7 +140,7 @@ def kernel_threads() -> int:
 
 @contextmanager
 def one_thread_per_kernel():
-    """Within the block, kernels called from this Python thread run serially (no parallel region):
+    """Within the block, kernels called from this Python thread run as one chunk (no worker threads):
     for callers that run several independent kernels side by side in Python threads (the two
     directions of a Bidirectional layer), since the kernels release the GIL."""
     previous = getattr(_local, "one_thread", False)

@@ -6,8 +6,9 @@ Shapes: B batch, T steps, D features, H units; gate order z, r, h (Keras's layou
 see :func:`project_inputs`). The time loop then does, per step, one recurrent product and one fused
 pass of gate math over the (rows, H) tile, writing into preallocated buffers only.
 
-Batch rows are independent for the whole sequence, so :func:`gru_forward_parallel` gives each
-thread a contiguous slice of rows, whose projection and full time loop it runs (no barrier per step).
+Batch rows are independent for the whole sequence, so each thread takes a contiguous slice of rows
+(:func:`gru_forward_chunk`, called side by side by ``fastgru._threads.run_chunks``) and runs its
+projection and its full time loop (no barrier per step).
 
 Saved buffer for training, ``saved`` (B, T, 5H), indexed like x by *time* t (not processing step;
 with go_backwards step i reads and saves t = T-1-i), row ``saved[b, t]`` = [z | r | hh | c | h_prev]
@@ -21,7 +22,7 @@ gradients, so one (B, T, 5H) buffer serves the projection, the saved gates and t
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import activate_inplace
 from .linalg import matmul_into
@@ -128,19 +129,15 @@ def gru_forward_slice(
     copy_rows(h, 0, h_last, b0, nb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def gru_forward_parallel(
+@njit(cache=True, nogil=True, error_model="numpy")
+def gru_forward_chunk(
     x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, n_chunks,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
 ):
-    """Split the batch into ``n_chunks`` contiguous row ranges, one per thread, which projects its
-    rows' inputs (``xp = x @ w + b_in``, so they are hot in its own cache) and runs their time loop."""
-    bsz = xp.shape[0]
-    for c in prange(n_chunks):
-        b0 = c * bsz // n_chunks
-        b1 = (c + 1) * bsz // n_chunks
-        project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
-        gru_forward_slice(
-            xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
-        )
+    """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
+    this thread's cache afterwards), then run their time loop."""
+    project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
+    gru_forward_slice(
+        xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
+    )

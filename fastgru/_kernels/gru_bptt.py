@@ -23,8 +23,8 @@ to the previous state, and overwrites the row's now-dead columns with the gate g
 Masked steps (mask[b, t] == 0) get zero gate gradients. After its loop, the same thread turns its
 rows of the buffer into its rows of dX and its partial dW, dU and bias sums with a few large GEMMs
 over all its B_c*T rows (:func:`gru_grads_slice`, BLAS reading the strided column blocks in place);
-``ops.run_gru_backward`` adds the partials. Only Numba's threads run: a multi-threaded NumPy GEMM
-beside a Numba parallel region oversubscribes the cores (measured 30x slower on 2 cores).
+``ops.run_gru_backward`` adds the partials. Only fastgru's threads run: a multi-threaded NumPy GEMM
+beside them would oversubscribe the cores (measured 30x slower on 2 cores).
 
 The recurrence for one unmasked step (m_* recurrent dropout masks, all ones without dropout):
 
@@ -49,7 +49,7 @@ holding the gates, data gradient through time, then one weight-gradient GEMM) fo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
@@ -239,7 +239,7 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 
 
 # ---------------------------------------------------------------------------------------------
-# drivers: one chunk of batch rows = one thread
+# driver: one chunk of batch rows = one thread
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def gru_backward_chunk(
@@ -252,21 +252,3 @@ def gru_backward_chunk(
         go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
     )
     gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def gru_backward_parallel(
-    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part, du_part, db_part, dh0,
-    small_rows, n_chunks,
-):
-    """:func:`gru_backward_chunk` over ``n_chunks`` contiguous row ranges, one per thread; chunk c
-    writes its partial weight gradients into ``dw_part[c]``, ``du_part[c]``, ``db_part[c]``.
-    """
-    bsz = saved.shape[0]
-    for c in prange(n_chunks):
-        gru_backward_chunk(
-            saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
-            go_backwards, return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part[c],
-            du_part[c], db_part[c], dh0, small_rows, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
-        )

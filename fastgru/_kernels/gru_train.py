@@ -5,7 +5,7 @@ recurrent dropout masks). Buffer layout and equations: :mod:`fastgru._kernels.gr
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import activate_inplace
 from .gru import gru_forward_slice
@@ -123,20 +123,4 @@ def gru_forward_train_chunk(
         gru_forward_slice(
             saved, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
             return_sequences, zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
-        )
-
-
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def gru_forward_train_parallel(
-    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows,
-    n_chunks,
-):
-    """:func:`gru_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
-    bsz = x.shape[0]
-    for c in prange(n_chunks):
-        gru_forward_train_chunk(
-            x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act,
-            ract, reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
-            small_rows, c * bsz // n_chunks, (c + 1) * bsz // n_chunks,
         )

@@ -16,14 +16,14 @@ processing step i is t = T-1-i): row ``saved[b, t]`` = [i | f | g | o | act(c) |
 The projection may live in its columns 0:4H (pass ``xp=saved``): each row is read before it is
 overwritten. BPTT (lstm_bptt.py) overwrites columns 0:4H with the gate gradients.
 
-Batch rows are independent for the whole sequence: the parallel drivers give each thread a
+Batch rows are independent for the whole sequence: the chunk functions give each thread a
 contiguous slice of rows running the full time loop (no barrier per step), as for the GRU.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import activate_inplace
 from .gru import project_inputs
@@ -121,22 +121,18 @@ def lstm_forward_slice(
     copy_rows(c, 0, c_last, b0, nb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def lstm_forward_parallel(
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_forward_chunk(
     x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, n_chunks,
+    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
 ):
-    """Split the batch into ``n_chunks`` contiguous row ranges, one per thread, which projects its
-    rows' inputs (``xp = x @ w + b``) and runs their time loop."""
-    bsz = xp.shape[0]
-    for ch in prange(n_chunks):
-        b0 = ch * bsz // n_chunks
-        b1 = (ch + 1) * bsz // n_chunks
-        project_inputs(x[b0:b1], w, b, xp[b0:b1])
-        lstm_forward_slice(
-            xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
-        )
+    """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then run
+    their time loop."""
+    project_inputs(x[b0:b1], w, b, xp[b0:b1])
+    lstm_forward_slice(
+        xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+    )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -151,18 +147,3 @@ def lstm_forward_train_chunk(
         saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
         return_sequences, zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,
     )
-
-
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def lstm_forward_train_parallel(
-    x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows, n_chunks,
-):
-    """:func:`lstm_forward_train_chunk` over ``n_chunks`` contiguous row ranges, one per thread."""
-    bsz = x.shape[0]
-    for ch in prange(n_chunks):
-        lstm_forward_train_chunk(
-            x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract,
-            go_backwards, return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows,
-            ch * bsz // n_chunks, (ch + 1) * bsz // n_chunks,
-        )

@@ -24,7 +24,7 @@ Gers et al. 2000; cuDNN's RNN backward for the structure (reserve space, data th
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .activations import derivative_from_output
 from .linalg import gemm, matmul_into
@@ -162,20 +162,3 @@ def lstm_backward_chunk(
         return_sequences, zero_output_for_mask, dh0, dc0, small_rows, b0, b1,
     )
     lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def lstm_backward_parallel(
-    saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract, go_backwards,
-    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part, du_part, db_part, dh0,
-    dc0, small_rows, n_chunks,
-):
-    """:func:`lstm_backward_chunk` over ``n_chunks`` contiguous row ranges, one per thread; chunk c
-    writes its partial weight gradients into ``dw_part[c]``, ``du_part[c]``, ``db_part[c]``."""
-    bsz = saved.shape[0]
-    for ch in prange(n_chunks):
-        lstm_backward_chunk(
-            saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract,
-            go_backwards, return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw_part[ch],
-            du_part[ch], db_part[ch], dh0, dc0, small_rows, ch * bsz // n_chunks, (ch + 1) * bsz // n_chunks,
-        )

@@ -1,5 +1,5 @@
-"""GRU inference at the array level: prepare the weights once, allocate, run the serial or the
-batch-parallel kernel. Shapes: B batch, T steps, D features, H units; Keras's layout, gates z, r, h."""
+"""GRU inference at the array level: prepare the weights once, allocate, run the kernel on one
+chunk of batch rows per thread. Shapes: B batch, T steps, D features, H units; Keras's layout, gates z, r, h."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from .. import activations
 from .._kernels import gru as _gru
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
 from .validation import validate_gru_args
 
 EMPTY_MASK = np.zeros((0, 0), np.uint8)
@@ -79,13 +79,10 @@ def run_gru(
             prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask,
             out, h_last, saved, save, small_gemm_rows(),
         )
-        # the input projection is hoisted out of the time loop (one GEMM over all steps); with
-        # several threads each projects its own batch rows, then runs their time loop
-        if n_chunks > 1:
-            _gru.gru_forward_parallel(x, prepared.w, prepared.b_in, *args, n_chunks)
-        else:
-            _gru.project_inputs(x, prepared.w, prepared.b_in, xp)
-            _gru.gru_forward_slice(*args, 0, bsz)
+        # the input projection is hoisted out of the time loop (one GEMM over all steps); each
+        # thread projects its own batch rows, then runs their time loop
+        run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(x, prepared.w, prepared.b_in, *args, b0, b1),
+                   bsz, n_chunks)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, xp, saved

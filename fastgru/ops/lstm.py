@@ -12,11 +12,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import activations
-from .._kernels import gru as _gru
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
 from .gru import EMPTY_MASK
 from .training import check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import _as_float_array, _check_shape, validate_lstm_args
@@ -106,11 +105,7 @@ def run_lstm(
         fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask,
         out, h_last, c_last, empty3, False, small_gemm_rows(),
     )
-    if n_chunks > 1:
-        _lstm.lstm_forward_parallel(x, prepared.w, prepared.b, *args, n_chunks)
-    else:
-        _gru.project_inputs(x, prepared.w, prepared.b, xp)
-        _lstm.lstm_forward_slice(*args, 0, bsz)
+    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(x, prepared.w, prepared.b, *args, b0, b1), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last
 
 
@@ -143,10 +138,7 @@ def run_lstm_train(
         mask if use_mask else EMPTY_MASK, use_mask, fast_code(act, dtype), fast_code(ract, dtype),
         go_backwards, return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_gemm_rows(),
     )
-    if n_chunks > 1:
-        _lstm.lstm_forward_train_parallel(*args, n_chunks)
-    else:
-        _lstm.lstm_forward_train_chunk(*args, 0, bsz)
+    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(*args, b0, b1), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last, saved
 
 
@@ -191,10 +183,9 @@ def run_lstm_backward(
         zero_output_for_mask, x, prepared.w, imask, n_imask, dx,
     )
     kernel_blas_single_threaded()
-    if n_chunks > 1:
-        _bptt.lstm_backward_parallel(*args, dw_part, du_part, db_part, dh0, dc0, small_gemm_rows(), n_chunks)
-    else:
-        _bptt.lstm_backward_chunk(*args, dw_part[0], du_part[0], db_part[0], dh0, dc0, small_gemm_rows(), 0, bsz)
+    small_rows = small_gemm_rows()
+    run_chunks(lambda c, b0, b1: _bptt.lstm_backward_chunk(*args, dw_part[c], du_part[c], db_part[c], dh0, dc0,
+                                                           small_rows, b0, b1), bsz, n_chunks)
     dbias = db_part.sum(axis=0).astype(dtype)
     return (dx if need_dx else None), dw_part.sum(axis=0), du_part.sum(axis=0), dbias, dh0, dc0
 

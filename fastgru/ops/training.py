@@ -13,7 +13,7 @@ from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
 from ..errors import UnsupportedKerasFeature
 from .gru import EMPTY_MASK, PreparedGRU
 from .validation import _as_float_array, _check_finite, _check_shape, validate_gru_args
@@ -117,12 +117,10 @@ def run_gru_train(
             rmask, use_rmask, h0, mask_arr, use_mask, fast_code(act, dtype), fast_code(ract, dtype),
             prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
         )
-        # one thread per chunk of batch rows does its projection and its time loop: only Numba's
-        # threads run (NumPy's multi-threaded BLAS next to a Numba parallel region oversubscribes)
-        if n_chunks > 1:
-            _train.gru_forward_train_parallel(*args, small_gemm_rows(), n_chunks)
-        else:
-            _train.gru_forward_train_chunk(*args, small_gemm_rows(), 0, bsz)
+        # one thread per chunk of batch rows does its projection and its time loop: only fastgru's
+        # threads run (NumPy's multi-threaded BLAS next to them would oversubscribe the cores)
+        small_rows = small_gemm_rows()
+        run_chunks(lambda c, b0, b1: _train.gru_forward_train_chunk(*args, small_rows, b0, b1), bsz, n_chunks)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -155,10 +153,10 @@ def run_gru_backward(
     dtype. dbias has the bias's shape, (2, 3H) when reset_after else (3H,) (the caller drops it when
     the layer has no bias); dh0 (B, H).
 
-    One Numba parallel region: each thread takes a contiguous chunk of batch rows, runs the reverse
+    One chunk of batch rows per thread (``fastgru._threads.run_chunks``): each runs the reverse
     time loop over them (single-threaded BLAS for the step products), then the large GEMMs over its
-    B_c*T rows (its rows of dx, its partial dW, dU and bias sums, added up here). Only Numba's
-    threads run: NumPy's multi-threaded BLAS beside a Numba parallel region oversubscribes the cores.
+    B_c*T rows (its rows of dx, its partial dW, dU and bias sums, added up here). Only fastgru's
+    threads run: NumPy's multi-threaded BLAS beside them would oversubscribe the cores.
     """
     bsz, steps, d = x.shape
     units = prepared.units
@@ -192,10 +190,9 @@ def run_gru_backward(
     kernel_blas_single_threaded()
     # each thread: the reverse time loop over its batch rows, then the large GEMMs over the same
     # rows' B_c*T steps giving its partial dW, dU, bias sums (summed below) and its rows of dX
-    if n_chunks > 1:
-        _bptt.gru_backward_parallel(*args, dw_part, du_part, db_part, dh0, small_gemm_rows(), n_chunks)
-    else:
-        _bptt.gru_backward_chunk(*args, dw_part[0], du_part[0], db_part[0], dh0, small_gemm_rows(), 0, bsz)
+    small_rows = small_gemm_rows()
+    run_chunks(lambda c, b0, b1: _bptt.gru_backward_chunk(*args, dw_part[c], du_part[c], db_part[c], dh0, small_rows,
+                                                          b0, b1), bsz, n_chunks)
     dkernel = dw_part.sum(axis=0)
     du = du_part.sum(axis=0)
     db = db_part.sum(axis=0)
