@@ -35,6 +35,31 @@ def keras3_layer_config(layer) -> dict:
     return entry
 
 
+def _serialized(obj, module: str):
+    """A Keras 3 serialised object: plain names stay names, objects become class + config."""
+    if isinstance(obj, str) or not hasattr(obj, "get_config"):
+        return obj
+    return {"module": module, "class_name": type(obj).__name__, "config": obj.get_config(), "registered_name": None}
+
+
+def keras3_compile_config(model) -> dict | None:
+    """The ``compile_config`` entry Keras 3 writes for a compiled model (None when not compiled), so
+    that ``load_model`` (Keras's or fastgru's) returns the model compiled the same way."""
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None:
+        return None
+    return {
+        "optimizer": _serialized(compiled.optimizer, "keras.optimizers"),
+        "loss": _serialized(compiled.loss, "keras.losses"),
+        "loss_weights": None,
+        "metrics": [_serialized(m, "keras.metrics") for m in compiled.metric_specs],
+        "weighted_metrics": None,
+        "run_eagerly": False,
+        "steps_per_execution": 1,
+        "jit_compile": False,
+    }
+
+
 def keras3_model_config(model) -> dict:
     if not model.built or model.input_shape is None:
         raise ValueError("save() needs a built model: call build(input_shape) or predict once first")
@@ -42,12 +67,16 @@ def keras3_model_config(model) -> dict:
                    "config": {"batch_shape": list(model.input_shape),
                               "dtype": "int32" if type(model.layers[0]).__name__ == "Embedding" else "float32",
                               "sparse": False, "ragged": False, "name": "input_layer", "optional": False}}
-    return {
+    config = {
         "module": "keras", "class_name": "Sequential", "registered_name": None,
         "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
                    "layers": [input_entry] + [keras3_layer_config(l) for l in model.layers]},
         "build_config": {"input_shape": list(model.input_shape)},
     }
+    compile_config = keras3_compile_config(model)
+    if compile_config is not None:
+        config["compile_config"] = compile_config
+    return config
 
 
 def keras3_weight_paths(model) -> list[str]:
