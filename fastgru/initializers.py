@@ -93,8 +93,9 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
     ),
 }
 
-#: Keras's class names ("GlorotUniform", "RandomNormal", ...) -> the names above
+#: Keras's class names ("GlorotUniform", "RandomNormal", ...) and its short aliases -> the names above
 _CAMEL = {"".join(p.capitalize() for p in k.split("_")): k for k in _FACTORIES}
+_CAMEL.update(uniform="random_uniform", normal="random_normal")  # Embedding's default is "uniform"
 
 
 def get(identifier) -> Initializer:
