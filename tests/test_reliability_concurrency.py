@@ -95,37 +95,37 @@ def test_kernels_release_the_gil():
     assert len(during) > 100 and gaps.max() < 0.5 * max(alone, end - start), (len(during), gaps.max(), alone)
 
 
-def test_stateful_model_refuses_concurrent_calls():
+def test_stateful_model_refuses_concurrent_calls(monkeypatch):
     model = fg.Sequential([Input(batch_shape=(4, None, 8)), GRU(16, stateful=True), Dense(2)])
-    x_long = np.ones((4, 20000, 8), np.float32)
-    model.predict(x_long[:, :5])
+    x = np.ones((4, 5, 8), np.float32)
+    model.predict(x)
     model.reset_states()
-    started = threading.Event()
-    errors = []
+    reference = model.predict(x)
+    model.reset_states()
+    # hold the first call inside the model (in its last layer) until the second call has been tried
+    dense = model.layers[-1]
+    original_call = dense.call
+    inside, release = threading.Event(), threading.Event()
 
-    def long_call():
-        started.set()
-        model.predict(x_long)
+    def slow_call(*args, **kwargs):
+        inside.set()
+        release.wait(30)
+        return original_call(*args, **kwargs)
 
-    t = threading.Thread(target=long_call)
+    monkeypatch.setattr(dense, "call", slow_call)
+    first = {}
+    t = threading.Thread(target=lambda: first.setdefault("y", model.predict(x)))
     t.start()
-    started.wait()
-    deadline = time.perf_counter() + 10
-    while t.is_alive() and time.perf_counter() < deadline:
-        try:
-            model.predict(x_long[:, :3])
-        except RuntimeError as exc:
-            errors.append(exc)
-            break
-        time.sleep(0.0005)
-    t.join()
-    assert errors, "a second thread's call on a busy stateful model was not refused"
-    assert "stateful layers and is already being called from another thread" in str(errors[0])
-    # serial use afterwards works, and the refused call did not disturb the state
+    assert inside.wait(30)
+    for call in (lambda: model.predict(x), lambda: model(x), model.reset_states):
+        with pytest.raises(RuntimeError, match="stateful layers and is already being called from another thread"):
+            call()
+    release.set()
+    t.join(30)
+    monkeypatch.setattr(dense, "call", original_call)
+    np.testing.assert_array_equal(first["y"], reference)  # the refused calls did not disturb the state
     model.reset_states()
-    a = model.predict(x_long[:, :3])
-    model.reset_states()
-    np.testing.assert_array_equal(model.predict(x_long[:, :3]), a)
+    np.testing.assert_array_equal(model.predict(x), reference)  # serial use afterwards works
 
 
 def test_stateful_model_serial_calls_from_several_threads_are_fine():
