@@ -132,6 +132,20 @@ def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int)
             future.result()
 
 
+#: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a worker thread
+#: costs tens of microseconds (a thread wake-up and a second dispatch), more than splitting work of
+#: ~150 us (about 8e6 multiply-adds on one core here) saves (measured: docs/performance.md).
+#: ``FASTGRU_MIN_CHUNK_WORK`` overrides it (the tests set 0, so that small shapes split too).
+MIN_CHUNK_WORK = int(os.environ.get("FASTGRU_MIN_CHUNK_WORK", "8000000"))
+
+
+def n_chunks_for(rows: int, work: float) -> int:
+    """How many chunks of batch rows a kernel call should run side by side: one per kernel thread
+    (``kernel_threads()``), at most ``rows``, and each with at least ``MIN_CHUNK_WORK`` of the call's
+    ``work`` (its multiply-adds)."""
+    return max(1, min(kernel_threads(), rows, int(work // MIN_CHUNK_WORK)))
+
+
 def kernel_threads() -> int:
     """Threads one kernel call may split its batch over: ``get_num_threads()``, or 1 inside
     :func:`one_thread_per_kernel` (in this Python thread only)."""

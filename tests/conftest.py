@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# kernels split even tiny batches over the threads, so the multi-chunk path is what tests exercise
+os.environ.setdefault("FASTGRU_MIN_CHUNK_WORK", "0")
 sys.path.insert(0, os.path.dirname(__file__))  # for tests/reference.py
 
 

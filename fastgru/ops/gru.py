@@ -8,7 +8,7 @@ import numpy as np
 from .. import activations
 from .._kernels import gru as _gru
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .validation import validate_gru_args
 
 EMPTY_MASK = np.zeros((0, 0), np.uint8)
@@ -70,7 +70,7 @@ def run_gru(
     saved = np.empty((bsz, steps, _gru.N_SAVED * units) if save else (0, 0, 0), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
     if bsz * steps > 0:
         kernel_blas_single_threaded()
         args = (

@@ -15,7 +15,7 @@ from .. import activations
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .gru import EMPTY_MASK
 from .training import check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import _as_float_array, _check_shape, validate_lstm_args
@@ -98,7 +98,7 @@ def run_lstm(
     xp = np.empty((bsz, steps, 4 * units), dtype)
     empty3 = np.zeros((0, 0, 0), dtype)
     use_mask = mask is not None
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     args = (
         xp, prepared.u, empty3, empty3, False, h0, c0, mask if use_mask else EMPTY_MASK, use_mask,
@@ -131,7 +131,7 @@ def run_lstm_train(
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     u4 = prepared.u4 if use_rmask else np.zeros((0, 0, 0), dtype)
     use_mask = mask is not None
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     args = (
         x, prepared.w, prepared.b, imask, n_imask, prepared.u, u4, rmask, use_rmask, h0, c0,
@@ -172,7 +172,7 @@ def run_lstm_backward(
             prepared.u), np.zeros(4 * units, dtype), dh0, dc0
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 4 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
     dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + prepared.u.shape, dtype)

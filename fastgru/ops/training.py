@@ -13,7 +13,7 @@ from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
-from .._threads import kernel_blas_single_threaded, kernel_threads, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from ..errors import UnsupportedKerasFeature
 from .gru import EMPTY_MASK, PreparedGRU
 from .validation import _as_float_array, _check_finite, _check_shape, validate_gru_args
@@ -104,7 +104,7 @@ def run_gru_train(
     saved = np.empty((bsz, steps, _gru.N_SAVED * units), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
     if bsz * steps > 0:
         imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
         u3 = np.zeros((0, 0, 0), dtype)
@@ -176,7 +176,7 @@ def run_gru_backward(
         return np.zeros_like(x), np.zeros_like(prepared.w), np.zeros_like(u), dbias, dh0
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
-    n_chunks = min(kernel_threads(), bsz)
+    n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 3 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
     dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + u.shape, dtype)
