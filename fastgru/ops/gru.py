@@ -112,7 +112,8 @@ def gru_forward(
         bias: (2, 3H) [input bias, recurrent bias] when ``reset_after``, else (3H,); None for no bias.
         h0: (B, H) initial state (zeros when None).
         reset_after: apply the reset gate after the recurrent product (Keras default, cuDNN style).
-        activation, recurrent_activation: activation names (see ``fastgru.activations``).
+        activation: the candidate's activation name (see ``fastgru.activations``).
+        recurrent_activation: the gates' activation name.
         return_sequences: return all outputs (B, T, H) instead of the last (B, H).
         go_backwards: process the sequence in reverse; outputs are in processing order, as Keras.
         mask: (B, T) booleans; a masked step keeps the state and repeats the previous output.

@@ -199,13 +199,17 @@ def lstm_forward(
 
     Args:
         x: (B, T, D) float32 or float64; the computation runs in x's dtype.
-        kernel: (D, 4H) input weights, gate order i, f, c, o. recurrent_kernel: (H, 4H).
-        bias: (4H,) or None. h0, c0: (B, H) initial states (zeros when None).
-        activation, recurrent_activation: activation names (see ``fastgru.activations``).
+        kernel: (D, 4H) input weights, gate order i, f, c, o.
+        recurrent_kernel: (H, 4H) recurrent weights.
+        bias: (4H,) or None.
+        h0: (B, H) initial hidden state (zeros when None).
+        c0: (B, H) initial cell state (zeros when None).
+        activation: the cell activation's name (see ``fastgru.activations``).
+        recurrent_activation: the gates' activation name.
         return_sequences: all outputs (B, T, H) instead of the last (B, H).
         go_backwards: process the sequence in reverse; outputs in processing order, as Keras.
-        mask: (B, T) booleans; a masked step keeps both states and repeats the previous output
-            (zeros with ``zero_output_for_mask``).
+        mask: (B, T) booleans; a masked step keeps both states and repeats the previous output.
+        zero_output_for_mask: masked steps output zeros instead.
 
     Returns:
         ``(outputs, h_last, c_last)``.
