@@ -147,6 +147,18 @@ def n_chunks_for(rows: int, work: float) -> int:
     return max(1, min(kernel_threads(), rows, by_work))
 
 
+@contextmanager
+def held_or_refused(lock: threading.Lock, message: str):
+    """Hold ``lock`` for the block, or raise ``RuntimeError(message)`` at once when another thread holds
+    it (stateful models and layers: overlapping calls would interleave their carried states)."""
+    if not lock.acquire(blocking=False):
+        raise RuntimeError(message)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def kernel_threads() -> int:
     """Threads one kernel call may split its batch over: ``get_num_threads()``, or 1 inside
     :func:`one_thread_per_kernel` (in this Python thread only)."""

@@ -8,29 +8,10 @@ from typing import Callable
 
 import numpy as np
 
+from ._threads import held_or_refused
 from .layers.base import Layer, unique_name
 from .layers.core import InputLayer
 from .summary import print_summary
-
-
-class _TryLock:
-    """Hold ``lock`` for a block, or raise RuntimeError at once when another thread holds it."""
-
-    def __init__(self, lock, name: str):
-        self.lock, self.name = lock, name
-
-    def __enter__(self):
-        if not self.lock.acquire(blocking=False):
-            raise RuntimeError(
-                f"Model {self.name!r} has stateful layers and is already being called from another thread: "
-                "a stateful layer carries its state between calls, so concurrent calls would mix their states. "
-                "Give each thread its own model (e.g. load it once per thread), or serialize the calls"
-            )
-        return self
-
-    def __exit__(self, *exc):
-        self.lock.release()
-        return False
 
 
 class Sequential:
@@ -230,7 +211,12 @@ class Sequential:
         if not any(getattr(layer, "stateful", False) for layer in self._layers):
             return contextlib.nullcontext()
         lock = self.__dict__.setdefault("_state_lock", threading.Lock())  # setdefault: one lock, even if raced
-        return _TryLock(lock, self.name)
+        return held_or_refused(
+            lock,
+            f"Model {self.name!r} has stateful layers and is already being called from another thread: "
+            "a stateful layer carries its state between calls, so concurrent calls would mix their states. "
+            "Give each thread its own model (e.g. load it once per thread), or serialize the calls",
+        )
 
     # ---- description ------------------------------------------------------------------------
     def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:

@@ -4,11 +4,12 @@ states, Keras's dropout masks, output shapes and config. Subclasses add the weig
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import nullcontext
 
 import numpy as np
 
 from .. import activations
+from .._threads import held_or_refused
 from ..random import make_rng
 from .base import Layer, compute_dtype
 
@@ -111,21 +112,15 @@ class RecurrentLayer(Layer):
         """The carried states of a stateful layer (list of (B, H) arrays), or None."""
         return self._states
 
-    @contextmanager
     def _exclusive(self):
         """A stateful layer's call owns its carried states: overlapping calls raise."""
         if not self.stateful:
-            yield
-            return
-        if not self._state_lock.acquire(blocking=False):
-            raise RuntimeError(
-                f"stateful {type(self).__name__} {self.name!r} is already running in another thread: a stateful "
-                "layer carries its states between calls, so its calls must not overlap (use one model per thread)"
-            )
-        try:
-            yield
-        finally:
-            self._state_lock.release()
+            return nullcontext()
+        return held_or_refused(
+            self._state_lock,
+            f"stateful {type(self).__name__} {self.name!r} is already running in another thread: a stateful "
+            "layer carries its states between calls, so its calls must not overlap (use one model per thread)",
+        )
 
     def _initial_states(self, x: np.ndarray, initial_state) -> list | None:
         """The initial states (B, H) each in x's dtype: given, carried (stateful) or None (zeros)."""
