@@ -31,7 +31,8 @@ from ..layers import (
     Masking,
 )
 from ..layers.bidirectional import MERGE_MODES
-from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _is_int, _shape, _short
+from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short
+from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: keys every layer config may carry that need no translation
@@ -117,108 +118,6 @@ def keras_major(version: str | None) -> int:
 # ---------------------------------------------------------------------------------------------
 # model configs -> flat chain
 # ---------------------------------------------------------------------------------------------
-def _entry(entry, path, where: str) -> tuple[str, dict]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
-        raise ModelFileError(path, f"{where}: expected a layer entry with 'class_name' and 'config', "
-                                   f"found {_short(entry)}")
-    config = entry.get("config", {})
-    if not isinstance(config, (dict, list)) or (isinstance(config, list) and entry["class_name"] != "Sequential"):
-        raise ModelFileError(path, f"{where}: the config of {entry['class_name']} is not an object: {_short(config)}")
-    return entry["class_name"], config
-
-
-def _entry_name(entry: dict) -> str | None:
-    config = entry.get("config")
-    name = config.get("name") if isinstance(config, dict) else None
-    name = entry.get("name") if name is None else name
-    return name if isinstance(name, str) else None
-
-
-def _inbound_names(entry: dict, path) -> list[str]:
-    """Names of the layers feeding ``entry`` in a Functional config (Keras 2 or 3 node format)."""
-    names = []
-
-    def walk(obj):
-        if isinstance(obj, dict):
-            if obj.get("class_name") == "__keras_tensor__":  # Keras 3: {"config": {"keras_history": [name, 0, 0]}}
-                config = obj.get("config")
-                history = config.get("keras_history") if isinstance(config, dict) else None
-                if not isinstance(history, list) or not history or not isinstance(history[0], str):
-                    raise ModelFileError(path, f"layer {_entry_name(entry)!r}: an input tensor without a valid "
-                                               f"keras_history: {_short(obj)}")
-                names.append(history[0])
-                return
-            for v in obj.values():
-                walk(v)
-        elif isinstance(obj, list):
-            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]):  # Keras 2: [name, 0, 0, {}]
-                names.append(obj[0])
-                return
-            for v in obj:
-                walk(v)
-
-    walk(entry.get("inbound_nodes", []))
-    return names
-
-
-def _functional_chain(entries: list, path) -> list[int]:
-    """Indices of a Functional config's layers in chain order, or refuse a graph that is not a plain chain."""
-    names = []
-    for i, e in enumerate(entries):
-        _entry(e, path, f"layer {i}")
-        name = _entry_name(e)
-        if name is None:
-            raise ModelFileError(path, f"layer {i} ({e['class_name']}) of the Functional model has no name")
-        names.append(name)
-    if len(set(names)) != len(names):
-        raise ModelFileError(path, "the Functional model config names some layers twice")
-    index = {n: i for i, n in enumerate(names)}
-    inputs = [i for i, e in enumerate(entries) if e["class_name"] == "InputLayer"]
-    if len(inputs) != 1:
-        raise UnsupportedKerasFeature(
-            f"Functional model with {len(inputs)} inputs: fastgru loads models that are a plain chain of layers"
-        )
-    consumers: dict[str, list[str]] = {}
-    for i, e in enumerate(entries):
-        sources = _inbound_names(e, path)
-        if e["class_name"] != "InputLayer" and len(sources) != 1:
-            raise UnsupportedKerasFeature(
-                f"layer {names[i]!r} ({e['class_name']}) has {len(sources)} inputs: fastgru loads models "
-                "that are a plain chain of layers"
-            )
-        for s in sources:
-            if s not in index:
-                raise ModelFileError(path, f"layer {names[i]!r} takes its input from {s!r}, which the config "
-                                           "does not define")
-            consumers.setdefault(s, []).append(names[i])
-    chain = [inputs[0]]
-    current = names[inputs[0]]
-    while consumers.get(current):
-        nexts = consumers[current]
-        if len(nexts) != 1:
-            raise UnsupportedKerasFeature(
-                f"layer {current!r} feeds {len(nexts)} layers ({', '.join(nexts)}): fastgru loads models that are "
-                "a plain chain of layers"
-            )
-        current = nexts[0]
-        if index[current] in chain:
-            raise ModelFileError(path, f"the Functional model config has a cycle through layer {current!r}")
-        chain.append(index[current])
-    if len(chain) != len(entries):
-        raise UnsupportedKerasFeature("Functional model is not a plain chain of layers (some layers are off the chain)")
-    return chain
-
-
-def _output_name(config: dict) -> str | None:
-    """The first output layer's name of a Functional config (``output_layers``), if given."""
-    outputs = config.get("output_layers")
-    while isinstance(outputs, list) and outputs:
-        if isinstance(outputs[0], str):
-            return outputs[0]
-        outputs = outputs[0]
-    return None
-
-
 def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
     """Flatten a Keras model config into the chain of layers fastgru builds."""
     if keras_major(keras_version) < 2:

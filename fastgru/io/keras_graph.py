@@ -1,0 +1,154 @@
+"""The graph of a Keras model config: layer entries, the layers feeding each one (Keras 2 and Keras 3
+node formats), and the chain order of a Functional model that is a plain chain (anything else is
+refused with UnsupportedKerasFeature)."""
+
+from __future__ import annotations
+
+from ..errors import ModelFileError, UnsupportedKerasFeature
+from .config_checks import _is_int, _short
+
+
+def _entry(entry, path, where: str) -> tuple[str, dict]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise ModelFileError(path, f"{where}: expected a layer entry with 'class_name' and 'config', "
+                                   f"found {_short(entry)}")
+    config = entry.get("config", {})
+    if not isinstance(config, (dict, list)) or (isinstance(config, list) and entry["class_name"] != "Sequential"):
+        raise ModelFileError(path, f"{where}: the config of {entry['class_name']} is not an object: {_short(config)}")
+    return entry["class_name"], config
+
+
+def _entry_name(entry: dict) -> str | None:
+    config = entry.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    name = entry.get("name") if name is None else name
+    return name if isinstance(name, str) else None
+
+
+def _inbound_names(entry: dict, path, mask_sources: list | None = None) -> list[str]:
+    """Names of the layers feeding ``entry`` in a Functional config (Keras 2 or 3 node format).
+
+    A Keras 3 node's ``mask=`` keyword tensor is not an input: its producer's name goes to
+    ``mask_sources`` (when given) instead.
+    """
+    names = []
+
+    def walk(obj, into):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "__keras_tensor__":  # Keras 3: {"config": {"keras_history": [name, 0, 0]}}
+                config = obj.get("config")
+                history = config.get("keras_history") if isinstance(config, dict) else None
+                if not isinstance(history, list) or not history or not isinstance(history[0], str):
+                    raise ModelFileError(path, f"layer {_entry_name(entry)!r}: an input tensor without a valid "
+                                               f"keras_history: {_short(obj)}")
+                into.append(history[0])
+                return
+            for v in obj.values():
+                walk(v, into)
+        elif isinstance(obj, list):
+            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]):  # Keras 2: [name, 0, 0, {}]
+                into.append(obj[0])
+                return
+            for v in obj:
+                walk(v, into)
+
+    nodes = entry.get("inbound_nodes", [])
+    for node in nodes if isinstance(nodes, list) else [nodes]:
+        if isinstance(node, dict) and "args" in node:  # Keras 3: {"args": [...], "kwargs": {...}}
+            walk(node["args"], names)
+            kwargs = node.get("kwargs")
+            for key, value in (kwargs.items() if isinstance(kwargs, dict) else ()):
+                walk(value, mask_sources if key == "mask" and mask_sources is not None else names)
+        else:
+            walk(node, names)
+    return names
+
+
+#: Keras 3 op layers that compute a mask passed on as ``mask=`` (Embedding(mask_zero)'s ``x != 0``)
+_MASK_OPS = {"NotEqual", "Equal", "Any", "Cast", "LogicalNot"}
+
+
+def _functional_chain(entries: list, path) -> list[int]:
+    """Indices of a Functional config's layers in chain order, or refuse a graph that is not a plain chain."""
+    names = []
+    for i, e in enumerate(entries):
+        _entry(e, path, f"layer {i}")
+        name = _entry_name(e)
+        if name is None:
+            raise ModelFileError(path, f"layer {i} ({e['class_name']}) of the Functional model has no name")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ModelFileError(path, "the Functional model config names some layers twice")
+    index = {n: i for i, n in enumerate(names)}
+    inputs = [i for i, e in enumerate(entries) if e["class_name"] == "InputLayer"]
+    if len(inputs) != 1:
+        raise UnsupportedKerasFeature(
+            f"Functional model with {len(inputs)} inputs: fastgru loads models that are a plain chain of layers"
+        )
+    consumers: dict[str, list[str]] = {}
+    mask_sources: list[str] = []
+    sources_of = [_inbound_names(e, path, mask_sources) for e in entries]
+    # layers that only compute a mask passed as mask= (Keras 3 records Embedding(mask_zero)'s x != 0 as
+    # an op layer): fastgru propagates the same mask from the Embedding or Masking layer itself
+    consumers_of: dict[str, set] = {}
+    for i, sources in enumerate(sources_of):
+        for s in sources:
+            consumers_of.setdefault(s, set()).add(i)
+    mask_only = {index[n] for n in mask_sources if n in index}
+    grew = True
+    while grew:  # the op layers upstream that feed only the mask (e.g. not_equal -> any -> mask=)
+        grew = False
+        for i, e in enumerate(entries):
+            used_by = consumers_of.get(names[i], set())
+            if i not in mask_only and e["class_name"] in _MASK_OPS and used_by and used_by <= mask_only:
+                mask_only.add(i)
+                grew = True
+    mask_only = {i for i in mask_only if consumers_of.get(names[i], set()) <= mask_only}
+    if mask_only:
+        makers = {e["class_name"] for e in entries if (e["class_name"] == "Masking" or (
+            e["class_name"] == "Embedding" and isinstance(e.get("config"), dict) and e["config"].get("mask_zero")))}
+        odd = sorted(names[i] for i in mask_only if entries[i]["class_name"] not in _MASK_OPS)
+        if odd or not makers:
+            raise UnsupportedKerasFeature(
+                f"the model passes a mask computed by layer(s) {', '.join(sorted(names[i] for i in mask_only))} "
+                "as mask=: fastgru takes masks only from Masking or Embedding(mask_zero=True)")
+    for i, e in enumerate(entries):
+        if i in mask_only:
+            continue
+        sources = sources_of[i]
+        if e["class_name"] != "InputLayer" and len(sources) != 1:
+            raise UnsupportedKerasFeature(
+                f"layer {names[i]!r} ({e['class_name']}) has {len(sources)} inputs: fastgru loads models "
+                "that are a plain chain of layers"
+            )
+        for s in sources:
+            if s not in index:
+                raise ModelFileError(path, f"layer {names[i]!r} takes its input from {s!r}, which the config "
+                                           "does not define")
+            consumers.setdefault(s, []).append(names[i])
+    chain = [inputs[0]]
+    current = names[inputs[0]]
+    while consumers.get(current):
+        nexts = consumers[current]
+        if len(nexts) != 1:
+            raise UnsupportedKerasFeature(
+                f"layer {current!r} feeds {len(nexts)} layers ({', '.join(nexts)}): fastgru loads models that are "
+                "a plain chain of layers"
+            )
+        current = nexts[0]
+        if index[current] in chain:
+            raise ModelFileError(path, f"the Functional model config has a cycle through layer {current!r}")
+        chain.append(index[current])
+    if len(chain) != len(entries) - len(mask_only):
+        raise UnsupportedKerasFeature("Functional model is not a plain chain of layers (some layers are off the chain)")
+    return chain
+
+
+def _output_name(config: dict) -> str | None:
+    """The first output layer's name of a Functional config (``output_layers``), if given."""
+    outputs = config.get("output_layers")
+    while isinstance(outputs, list) and outputs:
+        if isinstance(outputs[0], str):
+            return outputs[0]
+        outputs = outputs[0]
+    return None
