@@ -159,6 +159,25 @@ def held_or_refused(lock: threading.Lock, message: str):
         lock.release()
 
 
+def side_by_side(first: Callable[[], object], second: Callable[[], object]) -> tuple:
+    """``(first(), second())`` for two independent kernel calls: side by side, ``second`` on a worker
+    thread, each running its kernels as one chunk, when fastgru may use two or more threads; one
+    after the other otherwise (the two directions of a Bidirectional layer)."""
+    if get_num_threads() < 2:
+        return first(), second()
+
+    def one_chunk(fn):
+        with one_thread_per_kernel():
+            return fn()
+
+    future = _workers(1).submit(one_chunk, second)
+    try:
+        a = one_chunk(first)
+    finally:
+        b = future.result()
+    return a, b
+
+
 def kernel_threads() -> int:
     """Threads one kernel call may split its batch over: ``get_num_threads()``, or 1 inside
     :func:`one_thread_per_kernel` (in this Python thread only)."""

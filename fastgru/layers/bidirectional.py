@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
-from .._threads import get_num_threads, one_thread_per_kernel
+from .._threads import side_by_side
 from .base import Layer
 from .recurrent import RecurrentLayer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _side_thread() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgru-bidirectional")
-        return _pool
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child has no copy of the parent's worker thread: it makes its own when needed."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _run_both(first, second):
-    """``(first(), second())``: side by side in two threads, each kernel serial, when fastgru may use
-    two or more threads (the kernels release the GIL); one after the other otherwise."""
-    if get_num_threads() < 2:
-        return first(), second()
-
-    def serial(fn):
-        with one_thread_per_kernel():
-            return fn()
-
-    future = _side_thread().submit(serial, second)
-    try:
-        a = serial(first)
-    finally:
-        b = future.result()
-    return a, b
 
 
 def _strip(name: str, prefix: str) -> str:
@@ -208,7 +166,7 @@ class Bidirectional(Layer):
     # ---- inference --------------------------------------------------------------------------
     def call(self, x, mask=None, training: bool = False, initial_state=None):
         fwd_state, bwd_state = self._split_initial_state(initial_state)
-        y, y_rev = _run_both(
+        y, y_rev = side_by_side(
             lambda: self.forward_layer.call(x, mask=mask, training=training, initial_state=fwd_state),
             lambda: self.backward_layer.call(x, mask=mask, training=training, initial_state=bwd_state),
         )
@@ -225,7 +183,7 @@ class Bidirectional(Layer):
             raise ValueError(f"Bidirectional {self.name!r} with merge_mode=None or return_state=True returns several "
                              "arrays: training passes one array between layers")
         fwd_state, bwd_state = self._split_initial_state(initial_state)
-        (y, cache_f), (y_rev, cache_b) = _run_both(
+        (y, cache_f), (y_rev, cache_b) = side_by_side(
             lambda: self.forward_layer.forward(x, mask=mask, training=training, initial_state=fwd_state),
             lambda: self.backward_layer.forward(x, mask=mask, training=training, initial_state=bwd_state),
         )
@@ -249,7 +207,7 @@ class Bidirectional(Layer):
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]
         dy_f, dy_b = np.ascontiguousarray(dy_f), np.ascontiguousarray(dy_b)
-        (dx_f, grads_f), (dx_b, grads_b) = _run_both(
+        (dx_f, grads_f), (dx_b, grads_b) = side_by_side(
             lambda: self.forward_layer.backward(dy_f, cache_f, need_dx),
             lambda: self.backward_layer.backward(dy_b, cache_b, need_dx),
         )
