@@ -1,7 +1,7 @@
 """fastgru: fast CPU GRU and LSTM inference and training with Numba kernels and a Keras-shaped API."""
 
 from . import activations, initializers, ops
-from ._threads import get_num_threads, set_num_threads
+from ._threads import get_batch_invariant, get_num_threads, set_batch_invariant, set_num_threads
 from .errors import ModelFileError, UnsupportedKerasFeature
 from .random import set_random_seed
 
@@ -11,9 +11,11 @@ __all__ = [
     "ModelFileError",
     "UnsupportedKerasFeature",
     "activations",
+    "get_batch_invariant",
     "get_num_threads",
     "initializers",
     "ops",
+    "set_batch_invariant",
     "set_num_threads",
     "set_random_seed",
 ]

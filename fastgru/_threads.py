@@ -197,17 +197,55 @@ def one_thread_per_kernel():
         _local.one_thread = previous
 
 
-def small_gemm_rows() -> int:
-    """Up to how many rows the kernels' step product uses fastgru's own loop instead of BLAS.
+#: the step product's rows at or below which the kernels use fastgru's own loop instead of BLAS, when
+#: SciPy's OpenBLAS runs kernels other than its AVX-512 ones (Haswell/Zen: the loop is faster up to
+#: about 32 rows, measured in docs/performance.md); a constant, never a run-time timing, so that two
+#: processes on one machine always compute the same numbers
+SMALL_GEMM_ROWS_NON_AVX512 = 32
 
-    OpenBLAS's speed for products with few rows depends on the CPU kernel it picked (and so on
-    ``OPENBLAS_CORETYPE``) by up to 8x; the loop's does not. Measured once per process on the
-    (rows, 128) x (128, 384) product for rows 4, 8, 16, 32, 64: the largest row count at which the loop is
-    faster (0: always BLAS). When SciPy's OpenBLAS runs its AVX-512 kernels (core name in
-    ``AVX512_CORES``), BLAS wins at every row count (measured: docs/performance.md), so 0 is taken
-    without measuring (the measurement costs ~0.3 s of a process's first call).
-    ``FASTGRU_SMALL_GEMM_ROWS`` overrides both.
+#: ``small_rows`` in batch-invariant mode: every product, whatever its row count, runs through the loop
+BATCH_INVARIANT_ROWS = 1 << 62
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_state["batch_invariant"] = _env_flag("FASTGRU_BATCH_INVARIANT")
+
+
+def set_batch_invariant(enabled: bool) -> None:
+    """Make inference batch-invariant (``True``) or use the fastest products (``False``, the default).
+
+    Batch-invariant: ``predict`` gives every row bit-identical outputs whatever else shares its batch,
+    whatever ``batch_size`` and whatever the thread count. Every matrix product of inference (the
+    recurrent layers' input projection and step product, Dense) then runs through fastgru's own
+    loop, whose sums over each row run in one fixed order; BLAS's order depends on where a row falls
+    in its tiles. The cost is measured per shape in docs/reliability.md. The environment variable
+    ``FASTGRU_BATCH_INVARIANT=1`` sets it at import. Training is not affected.
     """
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"set_batch_invariant expects True or False, received {enabled!r}")
+    _state["batch_invariant"] = bool(enabled)
+
+
+def get_batch_invariant() -> bool:
+    """Whether inference is batch-invariant (see :func:`set_batch_invariant`)."""
+    return _state["batch_invariant"]
+
+
+def small_gemm_rows() -> int:
+    """Up to how many rows the kernels' products use fastgru's own loop instead of BLAS.
+
+    Batch-invariant mode (:func:`set_batch_invariant`): every row count. Otherwise a fixed rule by
+    the CPU kernels SciPy's OpenBLAS picked (``kernel_blas_core``; ``OPENBLAS_CORETYPE`` changes it):
+    OpenBLAS's speed for products with few rows depends on them by up to 8x, the loop's does not.
+    With its AVX-512 kernels (``AVX512_CORES``) BLAS wins at every row count: 0; with the others
+    the loop wins up to ``SMALL_GEMM_ROWS_NON_AVX512`` rows. ``FASTGRU_SMALL_GEMM_ROWS`` overrides
+    the rule. Nothing is timed: the choice, and so the numbers, are the same in every process.
+    """
+    if _state["batch_invariant"]:
+        return BATCH_INVARIANT_ROWS
     if _state["small_rows"] is None:
         override = os.environ.get("FASTGRU_SMALL_GEMM_ROWS")
         if override:
@@ -215,7 +253,7 @@ def small_gemm_rows() -> int:
         elif kernel_blas_core() in AVX512_CORES:
             _state["small_rows"] = 0
         else:
-            _state["small_rows"] = _measure_small_gemm_rows()
+            _state["small_rows"] = SMALL_GEMM_ROWS_NON_AVX512
     return _state["small_rows"]
 
 
@@ -228,31 +266,3 @@ def kernel_blas_core() -> str | None:
     or 'Haswell' (``OPENBLAS_CORETYPE`` changes it); None when it cannot be asked."""
     _openblas_libs()
     return _state.get("scipy_core")
-
-
-def _measure_small_gemm_rows() -> int:
-    import time
-
-    from ._kernels.linalg import repeat_matmul
-
-    kernel_blas_single_threaded()
-    rng = np.random.default_rng(0)
-    b = rng.standard_normal((128, 384)).astype(np.float32)
-    best = 0
-    for rows in (4, 8, 16, 32, 64):
-        a = rng.standard_normal((rows, 128)).astype(np.float32)
-        out = np.empty((rows, 384), np.float32)
-        timings = {}
-        for use_blas in (True, False):
-            repeat_matmul(a, b, out, 2, use_blas)
-            runs = []
-            for _ in range(5):
-                start = time.perf_counter()
-                repeat_matmul(a, b, out, 20, use_blas)
-                runs.append(time.perf_counter() - start)
-            timings[use_blas] = min(runs)
-        if timings[False] < timings[True]:
-            best = rows
-        else:
-            break
-    return best

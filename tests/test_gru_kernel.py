@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 import fastgru as fg
 from reference import reference_gru
 
+# every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
+pytestmark = pytest.mark.usefixtures("step_product_path")
+
 ACTIVATIONS = ["tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "relu", "linear", "softsign", "elu",
                "selu", "softplus", "swish", "gelu"]
 

@@ -12,6 +12,9 @@ from reference import reference_lstm
 import fastgru as fg
 from fastgru import ops
 
+# every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
+pytestmark = pytest.mark.usefixtures("step_product_path")
+
 B, T, D, H = 3, 4, 3, 2
 
 

@@ -48,11 +48,18 @@ def _peak_beyond_output(model, n, batch_size):
     return peak - y.nbytes, y
 
 
-def test_batched_predict_peak_memory_does_not_grow_with_the_number_of_sequences():
+@pytest.mark.parametrize("batch_invariant", [False, True])
+def test_batched_predict_peak_memory_does_not_grow_with_the_number_of_sequences(batch_invariant, monkeypatch):
+    from fastgru import _threads
+
+    monkeypatch.setitem(_threads._state, "batch_invariant", batch_invariant)
     model = _s2_model()
     small, y_small = _peak_beyond_output(model, 4_000, 512)
     large, y_large = _peak_beyond_output(model, 60_000, 512)
-    np.testing.assert_array_equal(y_large[:4_000], y_small)
+    if batch_invariant:  # the rows of the partial last batch (4,000 = 7 x 512 + 416) are bit-identical
+        np.testing.assert_array_equal(y_large[:4_000], y_small)
+    else:  # BLAS sums a row in an order that depends on its place in its tiles: equal to rounding
+        np.testing.assert_allclose(y_large[:4_000], y_small, rtol=1e-5, atol=1e-6)
     # one batch: x (512x10x50) + projection (512x10x192) + outputs, float32: about 5 MiB
     assert large < 12 * MiB, f"{large / MiB:.1f} MiB beyond the output for 60,000 sequences"
     assert large < small + 2 * MiB, f"peak grows with n: {small / MiB:.1f} -> {large / MiB:.1f} MiB"

@@ -33,12 +33,13 @@ N_SAVED = 5
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_inputs(x, w, b, out):
-    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one GEMM."""
+def project_inputs(x, w, b, out, small_rows):
+    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one product (``matmul_into``: BLAS,
+    or fastgru's row-invariant loop for at most ``small_rows`` rows of B*T)."""
     bsz, steps, d = x.shape
     n = w.shape[1]
     out2 = out.reshape(bsz * steps, n)
-    np.dot(x.reshape(bsz * steps, d), w, out2)
+    matmul_into(x.reshape(bsz * steps, d), w, out2, small_rows)
     if b.shape[0] > 0:
         for i in range(bsz * steps):
             row = out2[i]
@@ -136,7 +137,7 @@ def gru_forward_chunk(
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
     this thread's cache afterwards), then run their time loop."""
-    project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
+    project_inputs(x[b0:b1], w, b_in, xp[b0:b1], small_rows)
     gru_forward_slice(
         xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
         return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,

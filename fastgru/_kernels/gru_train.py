@@ -113,7 +113,7 @@ def gru_forward_train_chunk(
     """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
     (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
     """
-    project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1)
+    project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1)
     if use_rmask:
         gru_forward_rdrop_slice(
             saved, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,

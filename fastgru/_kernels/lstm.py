@@ -128,7 +128,7 @@ def lstm_forward_chunk(
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then run
     their time loop."""
-    project_inputs(x[b0:b1], w, b, xp[b0:b1])
+    project_inputs(x[b0:b1], w, b, xp[b0:b1], small_rows)
     lstm_forward_slice(
         xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
         return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
@@ -142,7 +142,7 @@ def lstm_forward_train_chunk(
 ):
     """Training forward of rows ``b0:b1``: the projection (with input dropout masks) into
     ``saved``, then the time loop saving the gates."""
-    project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
+    project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
     lstm_forward_slice(
         saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
         return_sequences, zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
+from .._threads import get_batch_invariant
+from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import Layer, compute_dtype
 
@@ -56,15 +58,16 @@ class Dense(Layer):
             raise TypeError(f"Dense {self.name!r} expects a numeric input array, received dtype {x.dtype}")
         return x.astype(compute_dtype(x), copy=False)
 
-    def _linear(self, x: np.ndarray) -> np.ndarray:
-        z = x @ self._params["kernel"].astype(x.dtype, copy=False)
+    def _linear(self, x: np.ndarray, row_invariant: bool = False) -> np.ndarray:
+        kernel = self._params["kernel"].astype(x.dtype, copy=False)
+        z = matmul_rows(x, kernel) if row_invariant else x @ kernel
         if self.use_bias:
             z += self._params["bias"].astype(x.dtype, copy=False)
         return z
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check_input(np.asarray(x))
-        return activations.apply(self.activation, self._linear(x))
+        return activations.apply(self.activation, self._linear(x, row_invariant=get_batch_invariant()))
 
     def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
         """Training forward. ``skip_activation`` returns the pre-activation (logits) instead."""
