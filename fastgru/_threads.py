@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.machinery
+import importlib.util
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,13 +38,14 @@ def _openblas_libs() -> dict[str, list]:
     """Thread setters of the bundled OpenBLAS libraries, by package ("scipy", "numpy")."""
     if _state["blas"] is not None:
         return _state["blas"]
-    import numpy
-    import scipy
-    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS, the one Numba calls)
-
     found: dict[str, list] = {"scipy": [], "numpy": []}
-    for pkg in (scipy, numpy):
-        libdir = os.path.join(os.path.dirname(os.path.dirname(pkg.__file__)), pkg.__name__ + ".libs")
+    preload_scipy_blas()
+    for name in ("scipy", "numpy"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        package_dir = list(spec.submodule_search_locations)[0]
+        libdir = os.path.join(os.path.dirname(package_dir), name + ".libs")
         for path in glob.glob(os.path.join(libdir, "*openblas*")):
             try:
                 lib = ctypes.CDLL(path)
@@ -50,13 +54,75 @@ def _openblas_libs() -> dict[str, list]:
             setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
             if setter is not None:
                 setter.argtypes = [ctypes.c_int]
-                found[pkg.__name__].append(setter)
+                found[name].append(setter)
             corename = next((getattr(lib, s) for s in _CORENAMES if hasattr(lib, s)), None)
-            if corename is not None and pkg.__name__ == "scipy":
+            if corename is not None and name == "scipy":
                 corename.restype = ctypes.c_char_p
                 _state["scipy_core"] = (corename() or b"").decode("ascii", "replace").strip() or None
     _state["blas"] = found
     return found
+
+
+_BLAS_MODULE = "scipy.linalg.cython_blas"
+
+
+def preload_scipy_blas() -> None:
+    """Load ``scipy.linalg.cython_blas``, where Numba's kernels find BLAS, without ``scipy.linalg``.
+
+    Numba imports that module on a kernel's first BLAS call; the ordinary import first runs
+    ``scipy/linalg/__init__.py``, which imports most of SciPy's array-API layer: 0.25-0.4 s of a fresh
+    process's first ``predict``, for one extension module that needs none of it. Loaded here from its
+    file (30 ms) and registered under its own name; when anything imports ``scipy.linalg`` later, the
+    module is attached to it as usual (:class:`_AttachBlasModule`). Any surprise (another SciPy
+    layout) leaves the ordinary import to happen.
+    """
+    if _BLAS_MODULE in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("scipy")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        linalg_dir = os.path.join(list(spec.submodule_search_locations)[0], "linalg")
+        files = [os.path.join(linalg_dir, "cython_blas" + suffix)
+                 for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+        path = next((f for f in files if os.path.exists(f)), None)
+        if path is None:
+            return
+        module_spec = importlib.util.spec_from_file_location(_BLAS_MODULE, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        if not hasattr(module, "__pyx_capi__"):
+            return
+    except Exception:  # noqa: BLE001  (any failure: Numba's own import will do it the ordinary way)
+        return
+    sys.modules[_BLAS_MODULE] = module
+    sys.meta_path.insert(0, _AttachBlasModule)
+
+
+class _AttachBlasModule:
+    """Meta-path finder that hands out ``scipy.linalg``'s ordinary spec with a loader that, once the
+    package has run, sets its ``cython_blas`` attribute to the module :func:`preload_scipy_blas`
+    registered (what an ordinary submodule import would have done); then it removes itself."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "scipy.linalg":
+            return None
+        if _AttachBlasModule in sys.meta_path:
+            sys.meta_path.remove(_AttachBlasModule)
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_package = spec.loader.exec_module
+
+        def exec_and_attach(module):
+            exec_package(module)
+            blas = sys.modules.get(_BLAS_MODULE)
+            if blas is not None:
+                module.cython_blas = blas
+
+        spec.loader.exec_module = exec_and_attach
+        return spec
 
 
 def _set_blas_threads(package: str, n: int) -> None:
