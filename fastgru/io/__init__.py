@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from . import keras_config, keras_v3, legacy_h5
+from . import keras_config, keras_v3, legacy_h5, saved_model
 from .atomic import atomic_write_bytes
 from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
@@ -29,13 +29,15 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _sniff(path) -> str:
-    """'zip' or 'hdf5' from the file's first bytes; ModelFileError for anything else."""
+    """'zip' or 'hdf5' from the file's first bytes, 'savedmodel' for a directory, 'checkpoint' for a
+    TensorFlow checkpoint prefix (``prefix.index`` exists); ModelFileError for anything else."""
     p = Path(path)
+    if saved_model.is_checkpoint_prefix(p):
+        return "checkpoint"
     if not p.exists():
         raise ModelFileError(path, "no such file")
     if p.is_dir():
-        raise ModelFileError(path, "is a directory (TensorFlow SavedModel directories are not supported; "
-                                   "save the model as .keras or .h5)")
+        return "savedmodel"  # saved_model.read_saved_model refuses a directory that is not a Keras SavedModel
     with open(p, "rb") as f:
         head = f.read(8)
     if head.startswith(_ZIP_MAGIC):
@@ -122,6 +124,18 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
     same optimizer configuration, loss and metrics (the optimizer's state is not restored).
     """
     kind = _sniff(path)
+    if kind == "checkpoint":
+        raise ModelFileError(path, "a TensorFlow weights checkpoint (save_weights), not a full model: build the "
+                                   "model and call model.load_weights(path)")
+    if kind == "savedmodel":  # Keras 2 SavedModel: config and weights from the folder, same builder
+        with saved_model.read_saved_model(path) as source:
+            spec = _parse(source.config, path, source.version)
+            model = build_model(spec, source.version, path, weight_bytes=source.weight_bytes)
+            saved_model.load_into(model, spec, source, path)
+        model.file_format = f"{saved_model.FORMAT} written by Keras {source.version}"
+        if compile:
+            restore_compile(model, source.training_config, path)
+        return model
     if kind == "zip":
         config, version, weights = keras_v3.read_keras_zip(path)
         spec = _parse(config, path, version)
@@ -188,6 +202,9 @@ def load_weights(model, path) -> None:
     if not model.built:
         raise ValueError("load_weights() needs a built model: call build(input_shape) first")
     kind = _sniff(path)
+    if kind in ("checkpoint", "savedmodel"):  # save_weights(save_format="tf") prefix, SavedModel's variables
+        saved_model.load_checkpoint_weights(model, path)
+        return
     if kind == "zip":
         _, _, weights = keras_v3.read_keras_zip(path)
         with guard(path), open_h5(path, weights) as f:
@@ -256,7 +273,10 @@ def describe(path) -> str:
     """What ``fastgru info FILE`` prints: the file format, the Keras version and the model summary (for a
     weights-only file: its variables and their shapes). Needs no TensorFlow."""
     lines = [f"file: {os.fspath(path)}"]
-    if _sniff(path) == "hdf5":
+    kind = _sniff(path)
+    if kind == "checkpoint":
+        return "\n".join(lines + saved_model.describe_checkpoint(path))
+    if kind == "hdf5":
         with guard(path), open_h5(path) as f:
             if "model_config" not in f.attrs:
                 return "\n".join(lines + _describe_weights(f, path))
