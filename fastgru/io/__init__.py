@@ -9,6 +9,7 @@ The file's content decides the format, not its name.
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from . import keras_config, keras_v3, legacy_h5, saved_model
 from .atomic import atomic_write_bytes
 from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
-from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
+from .h5utils import dataset_layout, dataset_shape, get_group, guard, open_h5, read_dataset, read_json_attr, read_list_attr
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -301,10 +302,13 @@ def _describe_weights(f, path) -> list[str]:
 
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
+                dataset_layout(obj, "/" + name, path)  # refused when its data would not come from this file
                 rows.append((name, obj.shape))
 
         try:
             f.visititems(visit)
+        except ModelFileError:
+            raise
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelFileError(path, f"the weights file cannot be read ({exc})") from None
         fmt = "Keras 3 weights file (.weights.h5)"
@@ -312,7 +316,7 @@ def _describe_weights(f, path) -> list[str]:
         raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute nor Keras weights: "
                                    "not a Keras file")
     width = max([len(n) for n, _ in rows] + [8])
-    total = sum(int(np.prod(s)) for _, s in rows)
+    total = sum(math.prod(int(d) for d in s) for _, s in rows)  # Python ints: no overflow for huge shapes
     return [f"format: {fmt}", f"keras_version: {version or '(not recorded)'}",
             "weights only (no model config): build the model, then model.load_weights(path)", "",
             f"{'Variable':<{width}}  Shape"] + [f"{n:<{width}}  {tuple(s)}" for n, s in rows] + \

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
+import zlib
 from contextlib import contextmanager
 
 import h5py
@@ -31,7 +33,8 @@ _image_names = itertools.count()
 
 def open_h5(path, source=None) -> h5py.File:
     """Open an HDF5 file, or an HDF5 file held in memory (``source``: bytes, e.g. the weights inside a
-    .keras zip), for reading; ModelFileError naming the path when it is not readable HDF5.
+    .keras zip), for reading; ModelFileError naming the path when it is not readable HDF5, or when it
+    holds a link to another file (:func:`check_links`).
 
     In-memory files are opened as a libhdf5 file image (the core driver), not through h5py's Python
     file-object driver: libhdf5 then reads from one buffer of the file's real size, so a damaged
@@ -44,15 +47,52 @@ def open_h5(path, source=None) -> h5py.File:
         check_global_heaps(path, path, source)
     try:
         if source is None:
-            return h5py.File(path, "r")
-        data = source
-        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-        fapl.set_fapl_core(backing_store=False)
-        fapl.set_file_image(data)
-        name = f"fastgru-image-{os.getpid()}-{next(_image_names)}".encode()
-        return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl))
+            f = h5py.File(path, "r")
+        else:
+            fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            fapl.set_fapl_core(backing_store=False)
+            fapl.set_file_image(source)
+            name = f"fastgru-image-{os.getpid()}-{next(_image_names)}".encode()
+            f = h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=fapl))
     except (OSError, ValueError, RuntimeError, OverflowError, TypeError) as exc:
         raise ModelFileError(path, f"not a readable HDF5 file ({exc})") from None
+    try:
+        check_links(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_links(f: h5py.File, path) -> None:
+    """Refuse a file that links to another file: an external link (or a user-defined link) anywhere in it.
+
+    A model file is the only source of a model. Every link of every group is visited from the link
+    tables (no link is followed, no other file is opened) before anything is looked up by name, so no
+    lookup can leave the file afterwards: a soft link's path then resolves to objects of this file only.
+    """
+    def visit(name, info):
+        return name if info.type not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT) else None
+
+    try:
+        bad = f.id.links.visit(visit, info=True)
+    except (OSError, ValueError, RuntimeError, KeyError, OverflowError, TypeError) as exc:
+        raise ModelFileError(path, f"damaged HDF5 data: its links cannot be listed ({exc})") from None
+    if bad is None:
+        return
+    where = "/" + bad.decode("utf-8", "replace")
+    kind = "an external link"
+    try:
+        info = f.id.links.get_info(bad)
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            target, obj = f.id.links.get_val(bad)
+            kind += f" (to {obj.decode('utf-8', 'replace')} in {target.decode('utf-8', 'replace')!r})"
+        else:
+            kind = f"a user-defined link (type {info.type})"
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+        pass
+    raise ModelFileError(path, f"HDF5 object {where} is {kind}: a model file must hold its weights itself, "
+                               "links to other files are refused")
 
 
 _GCOL = b"GCOL"
@@ -69,47 +109,81 @@ def check_global_heaps(path, label, data: bytes | None = None) -> None:
     signature is damaged, or whose size runs past the file, by itself) is walked here the way libhdf5
     walks it, with bounds: every step must advance and stay inside the collection. Bytes that merely look
     like a signature inside other data almost never also carry a size that fits (about 2**-34 per
-    occurrence for a 1 GiB file), so valid files are not refused. One pass over the file's bytes
-    (memory-mapped, not read into memory).
+    occurrence for a 1 GiB file), so valid files are not refused. One pass over the file's bytes, read in
+    chunks of 1 MiB (never memory-mapped: a file that another process truncates meanwhile then reads
+    short, and is refused, instead of killing the process with SIGBUS).
     """
-    import mmap
-
     if data is not None:
-        _check_heaps_in(data, label)
+        _check_heaps_in(_Bytes(data), label)
         return
     try:
         with open(path, "rb") as f:
-            try:
-                view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except ValueError:  # an empty file: nothing to check (h5py refuses it)
-                return
-            with view:
-                _check_heaps_in(view, label)
+            _check_heaps_in(_File(f, label), label)
     except OSError as exc:
         raise ModelFileError(label, f"cannot be read ({exc})") from None
 
 
-def _check_heaps_in(buf, label) -> None:
-    n = len(buf)
-    if n < 16 or bytes(buf[:8]) != b"\x89HDF\r\n\x1a\n":
+class _Bytes:
+    """Bounded reads from bytes held in memory (the weights inside a .keras zip)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.size = data, len(data)
+
+    def read(self, at: int, n: int) -> bytes:
+        return bytes(self.data[at:at + n])
+
+
+class _File:
+    """Bounded reads from an open file (``os.pread`` where available); a read past the current end of the
+    file (the file shrank since its size was taken) is a ModelFileError, never a crash."""
+
+    def __init__(self, f, label):
+        self.f, self.label = f, label
+        self.size = os.fstat(f.fileno()).st_size
+
+    def read(self, at: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - at))
+        if hasattr(os, "pread"):
+            data = os.pread(self.f.fileno(), n, at)
+        else:  # pragma: no cover  (Windows)
+            self.f.seek(at)
+            data = self.f.read(n)
+        if len(data) != n:
+            raise ModelFileError(self.label, f"the file changed while it was being read (it holds fewer than "
+                                              f"{at + n} bytes now, {self.size} before)")
+        return data
+
+
+_SCAN_CHUNK = 1 << 20
+
+
+def _check_heaps_in(reader, label) -> None:
+    n = reader.size
+    head = reader.read(0, 16)
+    if n < 16 or head[:8] != b"\x89HDF\r\n\x1a\n":
         return  # not HDF5 at offset 0: h5py decides
-    version = buf[8]
-    lengths = buf[14] if version <= 1 else buf[10] if version in (2, 3) else 8
+    version = head[8]
+    lengths = head[14] if version <= 1 else head[10] if version in (2, 3) else 8
     if lengths not in (2, 4, 8):
         raise ModelFileError(label, f"damaged HDF5 superblock (size of lengths {lengths})")
-    find = buf.find if hasattr(buf, "find") else bytes(buf).find
-    at = find(_GCOL, 0)
-    while at != -1:
-        _check_collection(buf, at, n, lengths, label)
-        at = find(_GCOL, at + 4)
+    start = 0
+    while start < n:  # chunks overlapping by 3 bytes, so that a signature across a boundary is found once
+        block = reader.read(start, _SCAN_CHUNK + 3)
+        at = block.find(_GCOL)
+        while at != -1:
+            if at < _SCAN_CHUNK or start + _SCAN_CHUNK >= n:
+                _check_collection(reader, start + at, n, lengths, label)
+            at = block.find(_GCOL, at + 4)
+        start += _SCAN_CHUNK
 
 
-def _check_collection(buf, at: int, n: int, lengths: int, label) -> None:
+def _check_collection(reader, at: int, n: int, lengths: int, label) -> None:
     header = 8 + lengths
     if at + header > n:
         return  # too short to be a collection libhdf5 could load (it fails on the read)
-    size = int.from_bytes(bytes(buf[at + 8 : at + 8 + lengths]), "little")
-    if buf[at + 4] != 1:
+    head = reader.read(at, header)
+    size = int.from_bytes(head[8:8 + lengths], "little")
+    if head[4] != 1:
         return  # not a version-1 collection: libhdf5 refuses it by its version
     if size < header or at + size > n:
         # not a collection (the signature bytes inside other data), or one whose size libhdf5 itself
@@ -117,11 +191,13 @@ def _check_collection(buf, at: int, n: int, lengths: int, label) -> None:
         return
     obj_header = 8 + lengths
     end, p = at + size, at + header
+    whole = reader.read(at, size) if size <= _SCAN_CHUNK else None  # small collections: one read
     while p < end:
         if p + obj_header > end:
             break  # a tail too small for an object header counts as free space
-        idx = int.from_bytes(bytes(buf[p : p + 2]), "little")
-        obj_size = int.from_bytes(bytes(buf[p + 8 : p + 8 + lengths]), "little")
+        obj = whole[p - at:p - at + obj_header] if whole is not None else reader.read(p, obj_header)
+        idx = int.from_bytes(obj[:2], "little")
+        obj_size = int.from_bytes(obj[8:8 + lengths], "little")
         need = obj_header + ((obj_size + 7) & ~7) if idx > 0 else obj_size
         if need <= 0 or p + need > end:
             raise ModelFileError(label, f"damaged HDF5 global heap at byte {at}: object {idx} at byte {p} "
@@ -227,45 +303,178 @@ def read_json_attr(group, name: str, path) -> dict | None:
 
 
 def read_dataset(group, key: str, path, expected_shape: tuple | None = None) -> np.ndarray:
-    """A weight array. With ``expected_shape``, a dataset of another shape or of a non-float dtype is
-    refused from its header, before anything is read or allocated; without, a dataset declaring more
-    bytes than the whole file holds is refused."""
+    """A weight array, read by fastgru from this file's own bytes (:func:`dataset_layout`).
+
+    With ``expected_shape``, a dataset of another shape or of a non-float dtype is refused from its
+    header, before anything is read or allocated; without, a dataset declaring more bytes than the whole
+    file holds is refused. Memory: the array, plus one chunk of a chunked dataset."""
     try:
         obj = group[key]
     except KeyError:
         raise ModelFileError(path, f"missing weight {group.name}/{key}") from None
     if not isinstance(obj, h5py.Dataset):
         raise ModelFileError(path, f"{group.name}/{key} should be a weight array, found a group")
+    where = f"{group.name}/{key}"
     try:
         shape, dtype = tuple(int(d) for d in obj.shape or ()), obj.dtype
     except (OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
-        raise ModelFileError(path, f"weight {group.name}/{key} cannot be read ({exc})") from None
+        raise ModelFileError(path, f"weight {where} cannot be read ({exc})") from None
     if expected_shape is not None:
         if shape != tuple(expected_shape):
-            raise ModelFileError(path, f"weight {group.name}/{key} has shape {shape}, but the config implies "
+            raise ModelFileError(path, f"weight {where} has shape {shape}, but the config implies "
                                        f"{tuple(expected_shape)}")
         if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-            raise ModelFileError(path, f"weight {group.name}/{key} has dtype {dtype}, expected floats")
+            raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected floats")
     else:
-        count = 1
-        for d in shape:
-            count *= d
         limit = file_size(obj)
-        if limit is not None and count * max(dtype.itemsize, 1) > max(limit, 1 << 20) * 1024:
-            raise ModelFileError(path, f"weight {group.name}/{key} declares shape {shape}, far more data than "
+        if limit is not None and math.prod(shape) * max(dtype.itemsize, 1) > max(limit, 1 << 20) * 1024:
+            raise ModelFileError(path, f"weight {where} declares shape {shape}, far more data than "
                                        f"the file holds ({limit} bytes): damaged file")
+    layout, filters = dataset_layout(obj, where, path)
     try:
-        return np.asarray(obj[()])
-    except (OSError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
-        raise ModelFileError(path, f"weight {group.name}/{key} cannot be read ({exc})") from None
+        if dtype.kind == "f" and not any(obj.id.get_type().equal(t) for t in _IEEE_FLOATS):
+            raise ModelFileError(path, f"weight {where} has a non-standard HDF5 float type: damaged file")
+        out = np.empty(shape, dtype)
+        if out.size == 0:
+            return out
+        if layout == h5py.h5d.CHUNKED:
+            _read_chunks(obj, out, filters, where, path)
+            return out
+        stored = obj.id.get_storage_size()
+        if stored == 0:
+            raise ModelFileError(path, f"weight {where}: its data were never written (the dataset holds no "
+                                       "data, only a fill value)")
+        if stored != out.nbytes:
+            raise ModelFileError(path, f"weight {where} stores {stored} bytes for {out.nbytes} bytes of data: "
+                                       "damaged file")
+        obj.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        return out
+    except (OSError, ValueError, RuntimeError, TypeError, OverflowError, KeyError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(path, f"weight {where} cannot be read ({exc})") from None
+
+
+_IEEE_FLOATS = (h5py.h5t.IEEE_F16LE, h5py.h5t.IEEE_F16BE, h5py.h5t.IEEE_F32LE, h5py.h5t.IEEE_F32BE,
+                h5py.h5t.IEEE_F64LE, h5py.h5t.IEEE_F64BE)
+#: the HDF5 filters fastgru decodes itself (gzip and shuffle: what h5py and h5repack write by default)
+_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "shuffle"}
+
+
+def dataset_layout(obj: h5py.Dataset, where: str, path) -> tuple[int, list]:
+    """(layout, filters) of a dataset whose data live in this file, from its header (nothing read).
+
+    Refused: external storage (raw data in another file: any file on disk, a FIFO), virtual datasets
+    (data mapped from other datasets or files), and filters other than gzip and shuffle, which fastgru
+    decodes itself (libhdf5 never runs a filter: its deflate filter grows its buffer to whatever a
+    chunk's stream inflates to). ``filters``: (id, cd_values) in pipeline order."""
+    try:
+        dcpl = obj.id.get_create_plist()
+        layout = dcpl.get_layout()
+        if layout == h5py.h5d.VIRTUAL:
+            raise ModelFileError(path, f"weight {where} is a virtual dataset (its data are mapped from other "
+                                       "datasets or files): a model file must hold its weights itself")
+        if dcpl.get_external_count() > 0:
+            target = dcpl.get_external(0)[0].decode("utf-8", "replace")
+            raise ModelFileError(path, f"weight {where} has external storage (its data would be read from "
+                                       f"{target!r}, a file outside the model file): refused")
+        filters = []
+        for i in range(dcpl.get_nfilters()):
+            code, _flags, values, name = dcpl.get_filter(i)
+            if code not in _FILTERS:
+                label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                raise ModelFileError(path, f"weight {where} is stored with HDF5 filter {code} ({label or 'unknown'}"
+                                           f"), which is not supported (fastgru decodes gzip and shuffle): "
+                                           "re-save the weights uncompressed or with gzip")
+            filters.append((code, tuple(int(v) for v in values)))
+    except ModelFileError:
+        raise
+    except (OSError, ValueError, RuntimeError, TypeError, OverflowError, KeyError) as exc:
+        raise ModelFileError(path, f"weight {where}: its storage cannot be read ({exc})") from None
+    if layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) or (
+            filters and layout != h5py.h5d.CHUNKED):
+        raise ModelFileError(path, f"weight {where} has an invalid HDF5 storage layout ({layout}): damaged file")
+    return layout, filters
+
+
+def _read_chunks(obj, out: np.ndarray, filters, where: str, path) -> None:
+    """Fill ``out`` from the dataset's chunks, read raw and decoded here (bounded by the chunk's size)."""
+    chunk = tuple(int(c) for c in obj.id.get_create_plist().get_chunk())
+    shape = out.shape
+    if len(chunk) != len(shape) or min(chunk, default=1) < 1:
+        raise ModelFileError(path, f"weight {where} has chunks of shape {chunk} for shape {shape}: damaged file")
+    chunk_bytes = math.prod(chunk) * out.itemsize
+    if chunk_bytes > max(out.nbytes, 1 << 20):
+        raise ModelFileError(path, f"weight {where} has chunks of shape {chunk}, larger than its data "
+                                   f"{shape}: refused")
+    expected = math.prod(-(-s // c) for s, c in zip(shape, chunk))
+    count = obj.id.get_num_chunks()
+    if count < expected:
+        raise ModelFileError(path, f"weight {where}: its data were never written (it holds {count} of its "
+                                   f"{expected} chunks; the rest would be fill values)")
+    if count > expected:
+        raise ModelFileError(path, f"weight {where} holds {count} chunks, {expected} expected: damaged file")
+    limit = file_size(obj) or 0
+    infos = []
+    obj.id.chunk_iter(infos.append)
+    seen = set()
+    for info in infos:
+        offset = tuple(int(o) for o in info.chunk_offset)
+        if (len(offset) != len(shape) or offset in seen or info.size > limit
+                or any(o % c or o >= s for o, c, s in zip(offset, chunk, shape))):
+            raise ModelFileError(path, f"weight {where} has a damaged chunk index (chunk at {offset})")
+        seen.add(offset)
+        mask, raw = obj.id.read_direct_chunk(offset)
+        data = _unfilter(raw, filters, int(mask), chunk_bytes, out.itemsize, where, path)
+        block = np.frombuffer(data, out.dtype).reshape(chunk)
+        region = tuple(slice(o, min(o + c, s)) for o, c, s in zip(offset, chunk, shape))
+        out[region] = block[tuple(slice(0, r.stop - r.start) for r in region)]
+    if len(seen) != expected:
+        raise ModelFileError(path, f"weight {where}: its data were never written (it holds {len(seen)} of its "
+                                   f"{expected} chunks)")
+
+
+def _unfilter(data: bytes, filters, mask: int, chunk_bytes: int, itemsize: int, where: str, path) -> bytes:
+    """Undo a chunk's filter pipeline (last filter first; a bit set in ``mask`` skips that filter)."""
+    for i in reversed(range(len(filters))):
+        if mask & (1 << i):
+            continue
+        code, values = filters[i]
+        if code == h5py.h5z.FILTER_DEFLATE:
+            # at most the chunk's size (+ deflate's own overhead where filters are stacked), plus one byte
+            # to see a stream that inflates to more: a deflate bomb is never inflated beyond that
+            bound = chunk_bytes + (chunk_bytes >> 8) + 1024 if i > 0 else chunk_bytes
+            inflater = zlib.decompressobj()
+            try:
+                result = inflater.decompress(data, bound + 1)
+            except zlib.error as exc:
+                raise ModelFileError(path, f"weight {where}: a gzip chunk is damaged ({exc})") from None
+            if len(result) > bound:
+                raise ModelFileError(path, f"weight {where}: a gzip chunk inflates to more than its {chunk_bytes} "
+                                           "bytes (a decompression bomb or a damaged file): refused")
+            if not inflater.eof:
+                raise ModelFileError(path, f"weight {where}: a gzip chunk is truncated: damaged file")
+            data = result
+        else:  # shuffle: the bytes of each element were grouped by byte position
+            size = values[0] if values else itemsize
+            count = len(data) // size if size > 1 else 0
+            if count > 1:
+                body = np.frombuffer(data, np.uint8, count * size).reshape(size, count).T.tobytes()
+                data = body + data[count * size:]
+    if len(data) != chunk_bytes:
+        raise ModelFileError(path, f"weight {where}: a chunk holds {len(data)} bytes, {chunk_bytes} expected: "
+                                   "damaged file")
+    return data
 
 
 def dataset_shape(group, key: str, path) -> tuple:
-    """A dataset's shape from its header (nothing read)."""
+    """A dataset's shape from its header (nothing read); refused when its data would not come from this file
+    (:func:`dataset_layout`)."""
     try:
         obj = group[key]
         if not isinstance(obj, h5py.Dataset):
             raise ModelFileError(path, f"{group.name}/{key} should be a weight array, found a group")
+        dataset_layout(obj, f"{group.name}/{key}", path)
         return tuple(int(d) for d in obj.shape or ())
     except KeyError:
         raise ModelFileError(path, f"missing weight {group.name}/{key}") from None
