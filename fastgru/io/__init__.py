@@ -53,9 +53,11 @@ def _sniff(path) -> str:
 def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_bytes: int | None = None):
     """The fastgru Sequential for a parsed Keras model config (weights not yet loaded).
 
-    ``weight_bytes``: the size of the file that holds the weights. The layers may then create at most
-    one weight element per 2 of those bytes (float16 being the smallest float a file can hold), so a
-    config whose sizes were damaged (units=10**9) is refused before it allocates anything.
+    ``weight_bytes``: the bytes the weights take in the file as stored (for a .keras zip: the compressed
+    size of model.weights.h5, not what it inflates to). The layers may then create at most one weight
+    element per 2 of those bytes (float16 being the smallest float a file can hold), so a config whose
+    sizes were damaged (units=10**9), or a small file that inflates to a large one, is refused before
+    it allocates anything.
     """
     from ..layers.base import WeightBudgetExceeded, weight_budget
     from ..models import Sequential
@@ -138,9 +140,14 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             restore_compile(model, source.training_config, path)
         return model
     if kind == "zip":
-        config, version, weights = keras_v3.read_keras_zip(path)
-        spec = _parse(config, path, version)
-        model = build_model(spec, version, path, weight_bytes=len(weights))
+        # the config first (size-capped); the weights it may declare are bounded by the bytes the weights
+        # take in the archive (compressed), checked before anything is allocated; model.weights.h5 is then
+        # decompressed only if it claims no more bytes than those declared weights can need
+        with keras_v3.KerasZip(path) as archive:
+            config, version = archive.config, archive.version
+            spec = _parse(config, path, version)
+            model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
+            weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
         keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
         if compile:
@@ -207,7 +214,7 @@ def load_weights(model, path) -> None:
         saved_model.load_checkpoint_weights(model, path)
         return
     if kind == "zip":
-        _, _, weights = keras_v3.read_keras_zip(path)
+        _, _, weights = keras_v3.read_keras_zip(path, keras_v3.max_weights_file_bytes(model))
         with guard(path), open_h5(path, weights) as f:
             keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
         return

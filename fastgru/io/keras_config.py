@@ -35,6 +35,9 @@ from .config_checks import _activation, _check_option, _dtype, _initializer_usab
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
+#: the most layers a model file may have (recurrent models have tens; building a model costs time
+#: per layer, so a small file listing 100,000 layers is refused before anything is built)
+MAX_LAYERS = 5_000
 #: keys every layer config may carry that need no translation
 _COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "input_shape", "batch_size",
            "input_dim", "input_length"}
@@ -155,6 +158,8 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             raise UnsupportedKerasFeature(
                 f"the model's output is layer {output!r}, not the end of its chain of layers: fastgru loads "
                 "models that are a plain chain of layers")
+    if len(entries) > 2 * MAX_LAYERS:  # cheap early refusal; the exact count is checked as layers are added
+        _too_many_layers(path)
     # Keras 3 weight paths count classes in the order of model.layers (the config's order); a Sequential's
     # layers exclude its InputLayer, a Functional's include it
     keys: dict[int, str] = {}
@@ -199,12 +204,21 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
                 )
             inner_cfg = dict(inner_cfg, name=name or inner_cfg.get("name"))
             spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group, build_config))
+            if len(spec.layers) > MAX_LAYERS:
+                _too_many_layers(path)
             continue
         if lcls in _WRAPPER_LAYERS:
             vars_path = layer_path  # the inner layers' groups are below it (keras_save.v3_var_groups)
         else:
             vars_path = layer_path + ("/cell/vars" if lcls in _CELL_LAYERS else "/vars")
         spec.layers.append(LayerSpec(lcls, lcfg, vars_path, group, build_config))
+        if len(spec.layers) > MAX_LAYERS:
+            _too_many_layers(path)
+
+
+def _too_many_layers(path):
+    raise ModelFileError(path, f"the model config lists more than {MAX_LAYERS:,} layers; fastgru loads models of "
+                               f"at most {MAX_LAYERS:,} layers")
 
 
 def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, path):

@@ -127,6 +127,7 @@ def _functional_chain(entries: list, path) -> list[int]:
                                            "does not define")
             consumers.setdefault(s, []).append(names[i])
     chain = [inputs[0]]
+    on_chain = {inputs[0]}  # a set: the cycle check stays linear in the number of layers
     current = names[inputs[0]]
     while consumers.get(current):
         nexts = consumers[current]
@@ -136,9 +137,10 @@ def _functional_chain(entries: list, path) -> list[int]:
                 "a plain chain of layers"
             )
         current = nexts[0]
-        if index[current] in chain:
+        if index[current] in on_chain:
             raise ModelFileError(path, f"the Functional model config has a cycle through layer {current!r}")
         chain.append(index[current])
+        on_chain.add(index[current])
     if len(chain) != len(entries) - len(mask_only):
         raise UnsupportedKerasFeature("Functional model is not a plain chain of layers (some layers are off the chain)")
     return chain

@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 import zlib
+from collections import Counter
 from datetime import datetime
 
 import h5py
@@ -18,14 +19,42 @@ from .keras_config import LayerSpec
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
 
-def read_keras_zip(path) -> tuple[dict, str | None, bytes]:
-    """(model config, Keras version, bytes of model.weights.h5) of a ``.keras`` file."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ModelFileError(path, f"not a valid .keras (zip) archive ({exc})") from None
-    with archive:
-        names = set(archive.namelist())
+#: the most bytes config.json may take (a 1,000-layer model's config takes about 2 MB) and metadata.json
+MAX_CONFIG_BYTES = 64 << 20
+MAX_METADATA_BYTES = 1 << 20
+
+
+class KerasZip:
+    """An open ``.keras`` archive: its config and Keras version (read, size-capped), and its weights, read
+    on demand with a cap that the caller derives from the model the config declares.
+
+    Refused before anything is decompressed: members named twice (which one would count?), a member
+    claiming more bytes than its compressed size can produce, a config.json over MAX_CONFIG_BYTES, a
+    metadata.json over MAX_METADATA_BYTES, and (in :meth:`read_weights`) a model.weights.h5 larger than
+    the declared model's weights can need.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise ModelFileError(path, f"not a valid .keras (zip) archive ({exc})") from None
+        try:
+            self._open()
+        except BaseException:
+            self.archive.close()
+            raise
+
+    def _open(self):
+        path, archive = self.path, self.archive
+        listed = archive.namelist()
+        counts = Counter(listed)
+        twice = sorted(n for n, c in counts.items() if c > 1)
+        if twice:
+            raise ModelFileError(path, f"the .keras archive holds {', '.join(twice)} twice (duplicate zip members: "
+                                       "which one would count is ambiguous): damaged or tampered file")
+        names = set(listed)
         if "config.json" not in names:
             found = ", ".join(sorted(names)) or "nothing"
             raise ModelFileError(path, f"no config.json in the .keras archive (found: {found})")
@@ -38,17 +67,73 @@ def read_keras_zip(path) -> tuple[dict, str | None, bytes]:
                 detail = f"found: {', '.join(sorted(names))}"
             raise ModelFileError(path, f"no model.weights.h5 in the .keras archive ({detail})")
         _check_member_sizes(archive, ("config.json", "metadata.json", "model.weights.h5"), path)
+        self.weights_info = archive.getinfo("model.weights.h5")
+        config = _json(self._read("config.json", MAX_CONFIG_BYTES), "config.json", path)
+        metadata = _json(self._read("metadata.json", MAX_METADATA_BYTES), "metadata.json", path) \
+            if "metadata.json" in names else {}
+        if not isinstance(config, dict):
+            raise ModelFileError(path, "config.json does not hold a model config object")
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        self.config, self.version = config, (version if isinstance(version, str) else None)
+
+    @property
+    def weights_stored_bytes(self) -> int:
+        """Bytes the weights take in the archive (compressed): what bounds the weights a config may declare."""
+        return int(self.weights_info.compress_size)
+
+    def read_weights(self, max_bytes: int | None = None) -> bytes:
+        """The bytes of model.weights.h5; refused, before decompressing, when it claims more than ``max_bytes``."""
+        size = self.weights_info.file_size
+        if max_bytes is not None and size > max_bytes:
+            raise ModelFileError(self.path, f"model.weights.h5 claims {size} bytes, more than the model its config "
+                                            f"declares can need ({max_bytes} bytes): refused before decompressing it")
+        return self._read("model.weights.h5", size)
+
+    def _read(self, name: str, max_bytes: int):
+        info = self.archive.getinfo(name)
+        if info.file_size > max_bytes:
+            raise ModelFileError(self.path, f"{name} claims {info.file_size} bytes, at most {max_bytes} are "
+                                            "accepted: refused before decompressing it")
         try:
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-            weights = archive.read("model.weights.h5")
+            with self.archive.open(name) as member:
+                data = member.read(max_bytes + 1)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, RuntimeError,
                 NotImplementedError, OverflowError, TypeError) as exc:  # RecursionError is a RuntimeError
-            raise ModelFileError(path, f"damaged .keras archive ({type(exc).__name__}: {exc})") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(path, "config.json does not hold a model config object")
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    return config, (version if isinstance(version, str) else None), weights
+            raise ModelFileError(self.path, f"damaged .keras archive ({type(exc).__name__}: {exc})") from None
+        if len(data) > max_bytes:
+            raise ModelFileError(self.path, f"damaged .keras archive: {name} holds more than {max_bytes} bytes")
+        return data
+
+    def close(self):
+        self.archive.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _json(data: bytes, name: str, path):
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise ModelFileError(path, f"damaged .keras archive ({name}: {type(exc).__name__}: {exc})") from None
+
+
+def read_keras_zip(path, max_weight_bytes: int | None = None) -> tuple[dict, str | None, bytes]:
+    """(model config, Keras version, bytes of model.weights.h5) of a ``.keras`` file (see :class:`KerasZip`)."""
+    with KerasZip(path) as archive:
+        return archive.config, archive.version, archive.read_weights(max_weight_bytes)
+
+
+def max_weights_file_bytes(model) -> int:
+    """The most bytes a Keras model.weights.h5 for ``model`` can take: every weight in float64 six times over
+    (the weights and up to five optimizer slots each, which Keras saves in the same file), plus HDF5's
+    headers: 64 KiB per weight array and per layer and 1 MiB for the file (Keras's own files take about
+    4 KiB per array)."""
+    weights = [w for layer in model.layers for w in layer.weights]
+    return sum(w.size for w in weights) * 8 * 6 + (len(weights) + len(model.layers)) * (64 << 10) + (1 << 20)
 
 
 #: deflate expands at most ~1032x; a member claiming more is damaged (or a zip bomb)
