@@ -1,0 +1,53 @@
+"""``python -m fastgru.warmup`` fills Numba's cache: a later process that loads and runs a GRU, LSTM
+or Bidirectional model compiles nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_warmup_fills_the_cache_for_later_processes(tmp_path):
+    # float32 only, to keep the test short (the command warms float64 too, the same way)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    warm = "from fastgru.warmup import warm_kernels; warm_kernels(dtypes=('float32',))"
+    done = subprocess.run([sys.executable, "-c", warm], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code = textwrap.dedent("""
+        import numpy as np
+        import fastgru as fg
+        from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input
+        x = np.ones((3, 5, 4), "float32")
+        for layer in (GRU(6), GRU(6, reset_after=False), LSTM(6), Bidirectional(GRU(6))):
+            fg.Sequential([Input(shape=(5, 4)), layer, Dense(2)]).predict(x)
+        fg.set_batch_invariant(True)
+        fg.Sequential([Input(shape=(5, 4)), LSTM(6), Dense(2)]).predict(x)
+    """)
+    later = subprocess.run([sys.executable, "-c", code], env=dict(env, NUMBA_DEBUG_CACHE="1"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert later.returncode == 0, later.stderr[-2000:]
+    log = later.stdout + later.stderr
+    assert "data saved" not in log, "a kernel was compiled after the warm-up:\n" + log[-3000:]
+    assert "data loaded" in log
+
+
+def test_warmup_command_line(capsys, monkeypatch):
+    from fastgru import warmup
+
+    seen = {}
+    monkeypatch.setattr(warmup, "warm_kernels", lambda training: seen.setdefault("training", training) and 0.0)
+    assert warmup.main(["--training"]) == 0
+    assert seen == {"training": True}
+    assert capsys.readouterr().out.startswith("fastgru kernels ready")
+
+
+def test_warmup_rejects_unknown_arguments():
+    done = subprocess.run([sys.executable, "-m", "fastgru.warmup", "--nope"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr
