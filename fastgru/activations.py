@@ -1,18 +1,22 @@
-"""Activation functions by name: NumPy versions (for Dense) and the integer codes the kernels use.
+"""Activation functions as one table: each row binds a name and its aliases, the kernels' integer code,
+the NumPy function (Dense, Activation layers) and its NumPy gradient.
 
 Names follow Keras 3. ``hard_sigmoid`` is Keras 3's ``clip(x/6 + 0.5, 0, 1)``; Keras 2's
 ``clip(0.2x + 0.5, 0, 1)`` is available under the name ``hard_sigmoid_keras2`` (files written by
-Keras 2 are mapped onto it when loaded).
+Keras 2 are mapped onto it when loaded). The kernels' versions (``fastgru._kernels.activations``:
+``activate_inplace`` and ``derivative_from_output``) are tested against each row's NumPy function and
+gradient automatically (``tests/test_activations_table.py``), so a new row is checked by adding it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ._kernels import activations as _k
 from .errors import UnsupportedKerasFeature
-
-ALIASES = {"silu": "swish", None: "linear", "None": "linear"}
 
 
 def _erf(x):
@@ -21,23 +25,101 @@ def _erf(x):
 
     return erf(x)
 
-CODES = {
-    "linear": _k.LINEAR,
-    "tanh": _k.TANH,
-    "sigmoid": _k.SIGMOID,
-    "hard_sigmoid": _k.HARD_SIGMOID,
-    "hard_sigmoid_keras2": _k.HARD_SIGMOID_KERAS2,
-    "relu": _k.RELU,
-    "softsign": _k.SOFTSIGN,
-    "elu": _k.ELU,
-    "selu": _k.SELU,
-    "softplus": _k.SOFTPLUS,
-    "swish": _k.SWISH,
-    "gelu": _k.GELU,
-}
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # split by sign so that exp never overflows
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1 / (1 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1 + ex)
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _selu(x: np.ndarray) -> np.ndarray:
+    s, a = x.dtype.type(_k.SELU_SCALE), x.dtype.type(_k.SELU_ALPHA)
+    return s * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
+
+
+def _selu_grad(x, y, dy):
+    s, a = x.dtype.type(_k.SELU_SCALE), x.dtype.type(_k.SELU_ALPHA)
+    return dy * np.where(x > 0, s, y + s * a)
+
+
+def _swish_grad(x, y, dy):
+    sg = _sigmoid(x)
+    return dy * (sg * (1 + x * (1 - sg)))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return (0.5 * x * (1 + _erf(x / np.sqrt(2)))).astype(x.dtype, copy=False)
+
+
+def _gelu_grad(x, y, dy):
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1 + _erf(x / np.sqrt(2)))
+    return (dy * (cdf + x * pdf)).astype(x.dtype, copy=False)
+
+
+def _step(x, lo, hi, slope):
+    return np.where((x > lo) & (x < hi), x.dtype.type(slope), x.dtype.type(0))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation.
+
+    Attributes:
+        name: the canonical (Keras 3) name.
+        code: the kernels' integer code (``fastgru._kernels.activations``), or None where no
+            recurrent kernel may use it (softmax normalises over units, not per element).
+        forward: ``y = act(x)`` in NumPy, x's dtype kept.
+        gradient: ``dL/dx`` from ``(x, y, dy)``.
+        aliases: other names Keras accepts for it.
+    """
+
+    name: str
+    code: int | None
+    forward: Callable[[np.ndarray], np.ndarray]
+    gradient: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    aliases: tuple = ()
+
+
+TABLE: tuple[Activation, ...] = (
+    Activation("linear", _k.LINEAR, lambda x: x, lambda x, y, dy: dy, aliases=(None, "None")),
+    Activation("tanh", _k.TANH, np.tanh, lambda x, y, dy: dy * (1 - y * y)),
+    Activation("sigmoid", _k.SIGMOID, _sigmoid, lambda x, y, dy: dy * y * (1 - y)),
+    Activation("hard_sigmoid", _k.HARD_SIGMOID,
+               lambda x: np.clip(x / x.dtype.type(6.0) + x.dtype.type(0.5), 0, 1),
+               lambda x, y, dy: dy * _step(x, -3, 3, 1 / 6)),
+    Activation("hard_sigmoid_keras2", _k.HARD_SIGMOID_KERAS2,
+               lambda x: np.clip(x.dtype.type(0.2) * x + x.dtype.type(0.5), 0, 1),
+               lambda x, y, dy: dy * _step(x, -2.5, 2.5, 0.2)),
+    Activation("relu", _k.RELU, lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (x > 0)),
+    Activation("softsign", _k.SOFTSIGN, lambda x: x / (1 + np.abs(x)), lambda x, y, dy: dy / (1 + np.abs(x)) ** 2),
+    Activation("elu", _k.ELU, lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+               lambda x, y, dy: dy * np.where(x > 0, 1, y + 1)),
+    Activation("selu", _k.SELU, _selu, _selu_grad),
+    Activation("softplus", _k.SOFTPLUS, lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
+               lambda x, y, dy: dy * _sigmoid(x)),
+    Activation("swish", _k.SWISH, lambda x: x * _sigmoid(x), _swish_grad, aliases=("silu",)),
+    Activation("gelu", _k.GELU, _gelu, _gelu_grad),
+    Activation("softmax", None, _softmax, lambda x, y, dy: y * (dy - np.sum(dy * y, axis=-1, keepdims=True))),
+)
+
+#: canonical name -> row
+BY_NAME: dict[str, Activation] = {row.name: row for row in TABLE}
+#: every accepted spelling (canonical names and aliases) -> canonical name
+ALIASES: dict = {alias: row.name for row in TABLE for alias in row.aliases}
+#: kernel code of every activation a recurrent kernel may use
+CODES: dict[str, int] = {row.name: row.code for row in TABLE if row.code is not None}
 #: every name Dense accepts (the recurrent layers accept all but softmax)
-SUPPORTED = tuple(sorted(CODES)) + ("softmax",)
+SUPPORTED = tuple(sorted(BY_NAME))
 
 
 def canonical_name(name) -> str:
@@ -50,7 +132,7 @@ def canonical_name(name) -> str:
     if name is not None and not isinstance(name, str):
         raise UnsupportedKerasFeature(f"activation {name!r:.80} is not supported: expected an activation name")
     name = ALIASES.get(name, name)
-    if name not in CODES and name != "softmax":
+    if name not in BY_NAME:
         raise UnsupportedKerasFeature(
             f"activation {name!r} is not supported; supported activations: {', '.join(SUPPORTED)}"
         )
@@ -59,89 +141,17 @@ def canonical_name(name) -> str:
 
 def kernel_code(name) -> int:
     """Integer code of a recurrent activation (softmax is not allowed inside a recurrent cell)."""
-    name = canonical_name(name)
-    if name == "softmax":
-        raise UnsupportedKerasFeature("activation 'softmax' is not supported inside a recurrent cell")
-    return CODES[name]
+    row = BY_NAME[canonical_name(name)]
+    if row.code is None:
+        raise UnsupportedKerasFeature(f"activation {row.name!r} is not supported inside a recurrent cell")
+    return row.code
 
 
 def apply(name: str, x: np.ndarray) -> np.ndarray:
-    """Return ``act(x)`` as a new array of x's dtype."""
-    name = canonical_name(name)
-    dt = x.dtype
-    if name == "linear":
-        return x
-    if name == "softmax":
-        e = np.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "sigmoid":
-        return _sigmoid(x)
-    if name == "hard_sigmoid":
-        return np.clip(x / dt.type(6.0) + dt.type(0.5), 0, 1)
-    if name == "hard_sigmoid_keras2":
-        return np.clip(dt.type(0.2) * x + dt.type(0.5), 0, 1)
-    if name == "relu":
-        return np.maximum(x, 0)
-    if name == "softsign":
-        return x / (1 + np.abs(x))
-    if name == "elu":
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
-    if name == "selu":
-        s, a = dt.type(_k.SELU_SCALE), dt.type(_k.SELU_ALPHA)
-        return s * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
-    if name == "softplus":
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
-    if name == "swish":
-        return x * _sigmoid(x)
-    if name == "gelu":
-        return (0.5 * x * (1 + _erf(x / np.sqrt(2)))).astype(dt, copy=False)
-    raise AssertionError(name)  # canonical_name already rejected anything else
+    """Return ``act(x)`` as an array of x's dtype (x itself for linear)."""
+    return BY_NAME[canonical_name(name)].forward(x)
 
 
 def gradient(name: str, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Backpropagate ``dy`` through ``y = act(x)``: return ``dL/dx`` (same shape as x)."""
-    name = canonical_name(name)
-    dt = x.dtype
-    if name == "linear":
-        return dy
-    if name == "softmax":
-        return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
-    if name == "tanh":
-        return dy * (1 - y * y)
-    if name == "sigmoid":
-        return dy * y * (1 - y)
-    if name == "hard_sigmoid":
-        return dy * np.where((x > -3) & (x < 3), dt.type(1 / 6), dt.type(0))
-    if name == "hard_sigmoid_keras2":
-        return dy * np.where((x > -2.5) & (x < 2.5), dt.type(0.2), dt.type(0))
-    if name == "relu":
-        return dy * (x > 0)
-    if name == "softsign":
-        return dy / (1 + np.abs(x)) ** 2
-    if name == "elu":
-        return dy * np.where(x > 0, 1, y + 1)
-    if name == "selu":
-        s, a = dt.type(_k.SELU_SCALE), dt.type(_k.SELU_ALPHA)
-        return dy * np.where(x > 0, s, y + s * a)
-    if name == "softplus":
-        return dy * _sigmoid(x)
-    if name == "swish":
-        sg = _sigmoid(x)
-        return dy * (sg * (1 + x * (1 - sg)))
-    if name == "gelu":
-        pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-        cdf = 0.5 * (1 + _erf(x / np.sqrt(2)))
-        return (dy * (cdf + x * pdf)).astype(dt, copy=False)
-    raise AssertionError(name)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # split by sign so that exp never overflows
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1 / (1 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1 + ex)
-    return out
+    return BY_NAME[canonical_name(name)].gradient(x, y, dy)
