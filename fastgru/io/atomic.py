@@ -23,10 +23,13 @@ def atomic_file(path):
     """``with atomic_file(path) as f: f.write(...)``: ``path`` gets the content only when the block ends
     without an exception (then atomically, durably); on an exception the temporary file is removed and
     the previous file, if any, is untouched."""
-    path = os.fspath(path)
+    named = path = os.fspath(path)
+    if os.path.islink(path):  # write through a symlink, as open(path, "wb") would: replace its target
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(os.path.basename(path))}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -37,13 +40,25 @@ def atomic_file(path):
             mode = 0o666 & ~_UMASK
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp) \
+                and exc.filename2 in (None, path):
+            # name the file the caller asked for, not the temporary file (an implementation detail)
+            raise type(exc)(exc.errno, exc.strerror, named) from None
         raise
     _fsync_folder(folder)
+
+
+def _short_name(name: str, limit: int = 100) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes, so that the temporary name (``.NAME.XXXXXXXX.tmp``)
+    stays within the 255-byte limit of file names even when ``name`` itself is near it."""
+    data = name.encode("utf-8", "surrogateescape")
+    return name if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
