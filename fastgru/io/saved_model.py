@@ -271,12 +271,25 @@ class SavedModelSource:
 
 
 def _training_config(config: dict) -> dict:
-    """tf_keras 2.11+ registers its optimizers as ``Custom>Adam`` (the package "Custom"): name the class
-    as Keras does (``Adam``), so that the model comes back compiled as from an .h5 file."""
+    """Keras 2's training config in the form fastgru's compile takes: tf_keras 2.11+ registers its
+    optimizers as ``Custom>Adam`` (the package "Custom"), named ``Adam`` here; a metric given by name
+    (``"accuracy"``, ``"mae"``) is stored as ``MeanMetricWrapper(name=..., fn=...)``, given by its name
+    again (as Keras reports it)."""
     optimizer = config.get("optimizer_config")
     if isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str) \
             and optimizer["class_name"].startswith("Custom>"):
         config = dict(config, optimizer_config=dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):]))
+
+    def metric(m):
+        if isinstance(m, list):
+            return [metric(v) for v in m]
+        if isinstance(m, dict) and m.get("class_name") == "MeanMetricWrapper" and isinstance(m.get("config"), dict):
+            name, fn = m["config"].get("name"), m["config"].get("fn")
+            return name if isinstance(name, str) else fn if isinstance(fn, str) else m
+        return m
+
+    if isinstance(config.get("metrics"), list):
+        config = dict(config, metrics=metric(config["metrics"]))
     return config
 
 
