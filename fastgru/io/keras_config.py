@@ -152,14 +152,15 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
         entries = config.get("layers")
         if not isinstance(entries, list):
             raise ModelFileError(path, f"{class_name} model config has no 'layers' list")
+    if len(entries) > 2 * MAX_LAYERS:  # cheap early refusal; the exact count is checked as layers are added
+        _too_many_layers(path)
+    if class_name != "Sequential":
         order = _functional_chain(entries, path)
         output = _output_name(config)
         if output is not None and output != _entry_name(entries[order[-1]]):
             raise UnsupportedKerasFeature(
                 f"the model's output is layer {output!r}, not the end of its chain of layers: fastgru loads "
                 "models that are a plain chain of layers")
-    if len(entries) > 2 * MAX_LAYERS:  # cheap early refusal; the exact count is checked as layers are added
-        _too_many_layers(path)
     # Keras 3 weight paths count classes in the order of model.layers (the config's order); a Sequential's
     # layers exclude its InputLayer, a Functional's include it
     keys: dict[int, str] = {}
