@@ -8,6 +8,9 @@ Bidirectional models, Sequential and Functional, from Keras 3 and tf_keras): tru
 bytes (in the file, or in the HDF5 weights inside a ``.keras`` zip with the zip's CRC made valid again),
 zip members removed or renamed, config JSON fields deleted, retyped or set to absurd values (negative
 units, huge shapes), weight datasets replaced by ones of the wrong shape or dtype, or holding NaN/inf.
+Keras 2 SavedModel directories (tests/fixtures/saved_model) are damaged file by file: any of their files
+truncated, flipped or removed, the keras_metadata.pb config mutated as above, or a checkpoint index entry
+given an absurd offset, size, shape, dtype or shard (with the index's CRCs made valid again).
 
 The loads run in a separate worker process (``python tests/test_fuzz_loaders.py --worker``) under an
 address-space limit, each with a timeout: a hang, a crash of the process (libhdf5 aborting) or a
@@ -36,6 +39,7 @@ import numpy as np
 import pytest
 
 FILES = Path(__file__).parent / "fixtures" / "files"
+SAVED = Path(__file__).parent / "fixtures" / "saved_model"
 #: (file, npz with x and Keras's y); small files so that a case takes milliseconds
 FIXTURES = [
     ("k3_gru_default.keras", "k3_gru_default"),
@@ -46,7 +50,22 @@ FIXTURES = [
     ("k2_functional.h5", "k2_functional"),
     ("k3_lstm_bidirectional.keras", "k3_lstm_bidirectional"),  # LSTM, Bidirectional (forward/backward groups)
     ("k2_lstm_bidirectional.h5", "k2_lstm_bidirectional"),
+    ("sm_gru", "sm_gru"),  # Keras 2 SavedModel directories (names without a suffix: folders under SAVED)
+    ("sm_nested", "sm_nested"),
+    ("sm_lstm_bidirectional", "sm_lstm_bidirectional"),
 ]
+
+
+def _is_dir_fixture(name: str) -> bool:
+    return name.startswith("sm_")
+
+
+def _fixture_path(name: str) -> Path:
+    return SAVED / name if _is_dir_fixture(name) else FILES / name
+
+
+def _npz_path(npz: str) -> Path:
+    return SAVED / f"{npz}.npz" if _is_dir_fixture(npz) else FILES / f"{npz}.npz"
 CASES = int(os.environ.get("FASTGRU_FUZZ_CASES", "500"))
 #: optional focus for a long run, e.g. FASTGRU_FUZZ_KINDS=flip FASTGRU_FUZZ_FIXTURES=.h5
 ONLY_KINDS = [k for k in os.environ.get("FASTGRU_FUZZ_KINDS", "").split(",") if k]
@@ -196,6 +215,65 @@ def rezip(members: dict) -> bytes:
     return out.getvalue()
 
 
+def _dir_files(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def mutate_dir(files: dict, draw, workdir: Path) -> tuple[str, dict]:
+    """(description, damaged {relative path: bytes}) for a SavedModel directory."""
+    kinds = ["truncate", "flip", "flip_head", "remove", "json", "index_entry"]
+    kinds = ([k for k in kinds if k in ONLY_KINDS] or kinds) if ONLY_KINDS else kinds
+    kind = kinds[draw("kind", 0, len(kinds) - 1)]
+    files = dict(files)
+    names = sorted(files)
+    victim = names[draw("victim", 0, len(names) - 1)]
+    if kind == "truncate":
+        files[victim] = files[victim][:draw("cut", 0, max(len(files[victim]) - 1, 0))]
+    elif kind == "flip" and files[victim]:
+        files[victim] = flip_bytes(files[victim], draw)
+    elif kind == "flip_head" and files[victim]:
+        files[victim] = flip_bytes(files[victim][:256], draw) + files[victim][256:]
+    elif kind == "remove":
+        del files[victim]
+    elif kind in ("json", "index_entry"):
+        from test_io_saved_model import edit_root_metadata, rewrite_index  # the writers of the hostile tests
+
+        folder = workdir / "mutating"
+        _write_dir(folder, files)
+        if kind == "json":
+            def edit(meta, node):
+                meta["model_config"] = json.loads(mutate_json(json.dumps(meta["model_config"]), draw))
+
+            edit_root_metadata(folder, edit)
+        else:
+            def edit(entries):
+                keys = sorted(entries)
+                entry = entries[keys[draw("entry", 0, len(keys) - 1)]]
+                field = ["offset", "size", "shape", "dtype", "shard", "crc"][draw("entry_field", 0, 5)]
+                entry[field] = [
+                    [0, 1, 2**31, 2**62, -1, 10**12][draw("value", 0, 5)],
+                    [0, 1, 3, 2**40, -1, 10**9][draw("value", 0, 5)],
+                    [(), (0,), (10**6, 10**6), (3, 3), (2**40,), (1,) * 40][draw("value", 0, 5)],
+                    [0, 2, 3, 7, 9, 19, 21, 99][draw("value", 0, 7)],
+                    [0, 1, 5][draw("value", 0, 2)],
+                    [0, 1, 0xFFFFFFFF][draw("value", 0, 2)],
+                ][["offset", "size", "shape", "dtype", "shard", "crc"].index(field)]
+
+            rewrite_index(folder / "variables" / "variables", edit)
+        files = _dir_files(folder)
+    return kind, files
+
+
+def _write_dir(folder: Path, files: dict) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def mutate(filename: str, data: bytes, draw) -> tuple[str, bytes]:
     """(description of the damage, damaged bytes) for one fixture."""
     keras_zip = filename.endswith(".keras")
@@ -274,9 +352,9 @@ def worker() -> None:  # pragma: no cover - runs in the child
 
     originals, expected = {}, {}
     for filename, npz in FIXTURES:
-        with np.load(FILES / f"{npz}.npz") as f:
+        with np.load(_npz_path(npz)) as f:
             expected[filename] = (f["x"], f["y"])
-        originals[filename] = fg.load_model(FILES / filename)
+        originals[filename] = fg.load_model(_fixture_path(filename))
         originals[filename].predict(expected[filename][0])  # compile the kernels before the limit
     _limit_memory()
     out = sys.stdout
@@ -392,7 +470,8 @@ def test_fuzzed_files_load_or_raise_a_fastgru_error(fuzz_worker, tmp_path):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    originals = {name: (FILES / name).read_bytes() for name, _ in FIXTURES}
+    originals = {name: _dir_files(SAVED / name) if _is_dir_fixture(name) else (FILES / name).read_bytes()
+                 for name, _ in FIXTURES}
     keep_dir = Path(os.environ.get("FASTGRU_FUZZ_KEEP", tmp_path))  # where failing files are kept
     keep_dir.mkdir(parents=True, exist_ok=True)
     tally: collections.Counter = collections.Counter()
@@ -409,15 +488,23 @@ def test_fuzzed_files_load_or_raise_a_fastgru_error(fuzz_worker, tmp_path):
 
         names = [n for n, _ in FIXTURES if not ONLY_FIXTURES or any(n.endswith(f) for f in ONLY_FIXTURES)]
         filename = names[draw("fixture", 0, len(names) - 1)]
-        kind, damaged = mutate(filename, originals[filename], draw)
-        path = tmp_path / ("case" + Path(filename).suffix)
-        path.write_bytes(damaged)
+        if _is_dir_fixture(filename):
+            kind, damaged = mutate_dir(originals[filename], draw, tmp_path)
+            path = tmp_path / "case_dir"
+            _write_dir(path, damaged)
+        else:
+            kind, damaged = mutate(filename, originals[filename], draw)
+            path = tmp_path / ("case" + Path(filename).suffix)
+            path.write_bytes(damaged)
         result = fuzz_worker.run(filename, str(path), CASE_TIMEOUT_S)
         tally[result["outcome"]] += 1
         by_kind[(kind, result["outcome"].split(":")[0])] += 1
         if result["outcome"] in ("BAD", "HANG", "CRASH"):
             keep = keep_dir / f"failure{len(failures)}{Path(filename).suffix}"
-            keep.write_bytes(damaged)
+            if isinstance(damaged, dict):
+                _write_dir(keep, damaged)
+            else:
+                keep.write_bytes(damaged)
             failures.append((filename, kind, str(keep), result))
 
     case()
