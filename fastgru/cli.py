@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("predict", help="batch inference: run a model file on a .npy/.npz/.csv input",
-                       description="Run a .keras / .h5 model on every sequence of INPUT and write the outputs.")
-    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
+                       description="Run a .keras / .h5 model (or a Keras 2 SavedModel directory) on every sequence "
+                                   "of INPUT and write the outputs.")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file, or a Keras 2 SavedModel directory")
     p.add_argument("input", metavar="INPUT",
                    help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
                         ".csv with one sequence per row (timesteps*features values, time-major)")
@@ -148,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("info", help="summary, Keras version and format of a .keras / .h5 model file")
-    p.add_argument("file")
+    p = sub.add_parser("info", help="summary, Keras version and format of a .keras / .h5 model file, a Keras 2 "
+                                     "SavedModel directory or a TensorFlow checkpoint prefix")
+    p.add_argument("file", help="a .keras / .h5 file, a SavedModel directory, or a save_weights checkpoint prefix")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("bench", help="time fastgru's GRU forward on the reference shapes S1-S5",
