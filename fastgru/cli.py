@@ -133,9 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("predict", help="batch inference: run a model file on a .npy/.npz/.csv input",
-                       description="Run a .keras / .h5 model (or a Keras 2 SavedModel directory) on every sequence "
-                                   "of INPUT and write the outputs.")
-    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file, or a Keras 2 SavedModel directory")
+                       description="Run a .keras / .h5 model on every sequence of INPUT and write the outputs.")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
     p.add_argument("input", metavar="INPUT",
                    help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
                         ".csv with one sequence per row (timesteps*features values, time-major)")
