@@ -448,6 +448,16 @@ def test_damaged_object_graph_is_refused(tmp_path):
         refused(folder, match)
 
 
+def test_object_graph_and_metadata_with_absurdly_many_nodes_are_refused_quickly(tmp_path):
+    from fastgru.io.saved_model import MAX_NODES
+
+    folder = copy_fixture(tmp_path)
+    replace_tensors(folder, {"_CHECKPOINTABLE_OBJECT_GRAPH": b"\x0a\x00" * (MAX_NODES + 1)})
+    refused(folder, "more than 200000 nodes")
+    (folder / "keras_metadata.pb").write_bytes(b"\x0a\x00" * (MAX_NODES + 1))
+    refused(folder, "too many nodes")
+
+
 def test_string_tensor_lengths_are_checked(tmp_path):
     folder = copy_fixture(tmp_path)
     replace_tensors(folder, {"_CHECKPOINTABLE_OBJECT_GRAPH": b"abc"})

@@ -46,6 +46,9 @@ MAX_SCAN_BYTES = 256 << 20
 #: nested models deeper than this are refused (a damaged object graph could loop)
 MAX_NESTING = 64
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+#: nodes of a checkpoint's object graph (a Keras layer has about 40): caps the memory a damaged graph takes
+MAX_NODES = 200_000
+_NO_ENTRIES: dict = {}  # shared by the (many) nodes without children or tensors; never written to
 FORMAT = "Keras 2 SavedModel directory (tf.keras model.save)"
 CHECKPOINT_FORMAT = "TensorFlow checkpoint (save_weights(..., save_format='tf'))"
 _LAYER_CHILD = re.compile(r"layer_with_weights-(\d+)$")
@@ -78,8 +81,15 @@ class ObjectGraph:
     def parse(cls, data: bytes, path) -> ObjectGraph:
         graph = cls()
         try:
-            root = pw.message(data)
-            for node in pw.get_messages(data, root, 1):
+            for number, wire, span in pw.fields(data):  # streamed: a damaged graph is refused as it grows
+                if number != 1:
+                    continue
+                if len(graph.children) >= MAX_NODES:
+                    raise ModelFileError(path, f"the checkpoint's object graph has more than {MAX_NODES} nodes: "
+                                               "damaged or not a Keras model")
+                if wire != 2:
+                    raise pw.WireError("an object graph node is not a message")
+                node = pw.message(data, span[0], span[1], 1)
                 kids: dict[str, int] = {}
                 for ref in pw.get_messages(data, node, 1, depth=1):
                     name = pw.get_str(data, ref, 2)
@@ -87,8 +97,8 @@ class ObjectGraph:
                 attrs: dict[str, str] = {}
                 for tensor in pw.get_messages(data, node, 2, depth=1):
                     attrs.setdefault(pw.get_str(data, tensor, 1), pw.get_str(data, tensor, 3))
-                graph.children.append(kids)
-                graph.attributes.append(attrs)
+                graph.children.append(kids or _NO_ENTRIES)
+                graph.attributes.append(attrs or _NO_ENTRIES)
         except pw.WireError as exc:
             raise ModelFileError(path, f"the checkpoint's object graph is damaged ({exc})") from None
         if not graph.children:
@@ -224,8 +234,15 @@ class KerasMetadata:
 def parse_keras_metadata(data: bytes, path) -> KerasMetadata:
     root_text, identifier, by_path = None, "", {}
     try:
-        msg = pw.message(data)
-        for node in pw.get_messages(data, msg, 1):
+        count = 0
+        for number, wire, span in pw.fields(data):  # streamed, the number of nodes capped
+            if number != 1:
+                continue
+            count += 1
+            if count > MAX_NODES or wire != 2:
+                raise ModelFileError(path, "keras_metadata.pb: too many nodes, or a node that is not a message: "
+                                           "damaged or not Keras metadata")
+            node = pw.message(data, span[0], span[1], 1)
             node_path = pw.get_str(data, node, 3)
             text = pw.get_str(data, node, 5)
             if node_path == "root":

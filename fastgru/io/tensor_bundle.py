@@ -36,8 +36,10 @@ FOOTER_SIZE = 48
 BLOCK_TRAILER = 5
 #: caps on what is read from a bundle's index (a real index of a few thousand variables is kilobytes)
 MAX_INDEX_BYTES = 64 << 20
-MAX_ENTRIES = 1_000_000
+MAX_ENTRIES = 100_000  # a GRU/LSTM model has tens of variables; each entry costs a few hundred bytes here
 MAX_SHARDS = 4096
+#: data blocks of an index (TensorFlow packs about 256 KiB of entries per block: a handful in practice)
+MAX_BLOCKS = 10_000
 MAX_RANK = 32
 #: cap on a string tensor (the checkpoint's object graph)
 MAX_STRING_TENSOR_BYTES = 64 << 20
@@ -137,8 +139,9 @@ def _block(data, handle: tuple[int, int], limit: int, path, what: str):
     return offset, end
 
 
-def _block_entries(data, start: int, end: int, path, what: str):
-    """(key, (value start, value end)) of each entry of the block ``data[start:end]``."""
+def _block_entries(data, start: int, end: int, path, what: str, limit_entries: int = MAX_ENTRIES):
+    """(key, (value start, value end)) of each entry of the block ``data[start:end]`` (refused beyond
+    ``limit_entries``)."""
     if end - start < 4:
         raise ModelFileError(path, f"{what}: a block of {end - start} bytes is too short: damaged index")
     restarts = struct.unpack_from("<I", data, end - 4)[0]
@@ -159,6 +162,8 @@ def _block_entries(data, start: int, end: int, path, what: str):
             pos += unshared
             out.append((key, (pos, pos + value_len)))
             pos += value_len
+            if len(out) > limit_entries:
+                raise ModelFileError(path, f"{what}: a block of more than {limit_entries} entries: refused")
     except pw.WireError as exc:
         raise ModelFileError(path, f"{what}: {exc} in a block: damaged index") from None
     return out
@@ -186,7 +191,7 @@ def read_table(data, path, what: str = "the index") -> dict[bytes, tuple[int, in
     start, end = _block(data, index_handle, footer, path, what)
     entries: dict[bytes, tuple[int, int]] = {}
     last_end = 0
-    for _, (vs, ve) in _block_entries(data, start, end, path, what):
+    for _, (vs, ve) in _block_entries(data, start, end, path, what, MAX_BLOCKS):
         try:
             handle, _ = _handle(data, vs, ve)
         except pw.WireError as exc:
