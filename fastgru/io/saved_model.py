@@ -195,12 +195,13 @@ def read_object_graph(bundle: Bundle, path) -> ObjectGraph:
 # keras_metadata.pb
 # ---------------------------------------------------------------------------------------------
 def _untag(obj, path, depth: int = 0):
-    """The JSON as an .h5 config would have it: ``__tuple__`` objects become lists, ``shared_object_id``
-    keys go."""
+    """The JSON as an .h5 config would have it: ``__tuple__`` and ``TensorShape`` objects become lists
+    (an .h5 file's JSON encoder writes both as lists), ``shared_object_id`` keys go."""
     if depth > 200:
         raise ModelFileError(path, "keras_metadata.pb: the model config is nested too deeply: damaged file")
     if isinstance(obj, dict):
-        if obj.get("class_name") == "__tuple__" and isinstance(obj.get("items"), list) and len(obj) == 2:
+        if obj.get("class_name") in ("__tuple__", "TensorShape") and isinstance(obj.get("items"), list) \
+                and len(obj) == 2:
             return [_untag(v, path, depth + 1) for v in obj["items"]]
         return {k: _untag(v, path, depth + 1) for k, v in obj.items() if k != "shared_object_id"}
     if isinstance(obj, list):
