@@ -711,3 +711,36 @@ def test_live_subclassed_and_tf_saved_model_exports_are_refused(tmp_path):
     tf.saved_model.save(Module(), str(tmp_path / "module"))
     with pytest.raises(fg.ModelFileError, match="without Keras metadata"):
         fg.load_model(tmp_path / "module")
+
+
+@pytest.mark.keras
+def test_live_more_saved_models_stateful_float64_frozen_backward_layer_nested_functional(tmp_path):
+    keras = _tf_keras()
+    L = keras.layers
+    x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype("float32")
+    tokens = np.random.default_rng(2).integers(0, 10, (2, 5)).astype("int32")
+    tokens[0, 3:] = 0
+    frozen = L.GRU(4, return_sequences=True)
+    frozen.trainable = False
+    token_input = keras.Input((5,), dtype="int32")
+    inner_input = keras.Input((5, 3))
+    inner = keras.Model(inner_input, L.LSTM(2, return_sequences=True)(inner_input))
+    cases = {
+        "stateful": (keras.Sequential([keras.Input((5, 3), batch_size=2), L.GRU(4, stateful=True, return_sequences=True),
+                                       L.GRU(2)]), x),
+        "float64": (keras.Sequential([keras.Input((5, 3), dtype="float64"), L.LSTM(4, dtype="float64"),
+                                      L.Dense(1, dtype="float64")]), x.astype("float64")),
+        "embedding_functional": (keras.Model(token_input, L.Dense(1)(L.GRU(3)(L.Embedding(10, 3, mask_zero=True)(
+            token_input)))), tokens),
+        "frozen_backward_layer": (keras.Sequential([keras.Input((5, 3)), frozen, L.Bidirectional(
+            L.GRU(3, use_bias=False),
+            backward_layer=L.GRU(3, use_bias=False, go_backwards=True, activation="relu"))]), x),
+        "functional_in_sequential": (keras.Sequential([keras.Input((5, 3)), inner, L.GRU(2)]), x),
+    }
+    for name, (km, xi) in cases.items():
+        _randomize(km, 4)
+        km.save(tmp_path / name)
+        ours = fg.load_model(tmp_path / name)
+        want = km.predict(xi, verbose=0)
+        np.testing.assert_allclose(ours.predict(xi), want, atol=ATOL, rtol=1e-4, err_msg=name)
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(ours.get_weights(), km.get_weights()))
