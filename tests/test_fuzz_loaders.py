@@ -236,7 +236,8 @@ def mutate_dir(files: dict, draw, workdir: Path) -> tuple[str, dict]:
     elif kind == "remove":
         del files[victim]
     elif kind in ("json", "index_entry"):
-        from test_io_saved_model import edit_root_metadata, rewrite_index  # the writers of the hostile tests
+        # the writers of the hostile-directory tests
+        from test_io_saved_model import edit_root_metadata, rewrite_index
 
         folder = workdir / "mutating"
         _write_dir(folder, files)

@@ -209,8 +209,8 @@ def build_table(items: dict, compression=0) -> bytes:
 def rewrite_index(prefix, edit=None, num_shards=1, endianness=0, compression=0):
     """Rewrite ``prefix.index`` from the entries the loader reads, after ``edit(entries)``."""
     bundle = Bundle(prefix, prefix)
-    entries = {k: dict(dtype=e.dtype, shape=e.shape, shard=e.shard, offset=e.offset, size=e.size, crc=e.crc,
-                       sliced=e.sliced) for k, e in bundle.entries.items()}
+    entries = {k: {"dtype": e.dtype, "shape": e.shape, "shard": e.shard, "offset": e.offset, "size": e.size,
+                   "crc": e.crc, "sliced": e.sliced} for k, e in bundle.entries.items()}
     bundle.close()
     if edit is not None:
         edit(entries)
@@ -275,7 +275,7 @@ def replace_tensors(folder, tensors: dict) -> None:
         else:
             raw = np.ascontiguousarray(value, "<f4").tobytes()
             crc, dtype, shape = mask(crc32c(raw)), 1, value.shape
-        placed[key] = dict(dtype=dtype, shape=shape, offset=len(out), size=len(raw), crc=crc)
+        placed[key] = {"dtype": dtype, "shape": shape, "offset": len(out), "size": len(raw), "crc": crc}
         out += raw
     data_file.write_bytes(bytes(out))
 
