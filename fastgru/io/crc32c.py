@@ -11,8 +11,8 @@ import numpy as np
 
 _POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
-#: below this many bytes the Python loop is used (no JIT on the path that reads small files)
-_SMALL = 4096
+#: below this many bytes the Python loop is used (at most ~15 ms): small models never wait for Numba
+_SMALL = 1 << 16
 
 
 def _tables() -> np.ndarray:
