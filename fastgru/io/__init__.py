@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import keras_config, keras_v3, legacy_h5, saved_model

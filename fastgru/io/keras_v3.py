@@ -18,8 +18,7 @@ from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
 from .keras_config import LayerSpec
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
-
-#: the most bytes config.json may take (a 1,000-layer model's config takes about 2 MB) and metadata.json
+#: the most bytes config.json may take (a 1,000-layer Keras model's config takes 1-2 MB) and metadata.json
 MAX_CONFIG_BYTES = 64 << 20
 MAX_METADATA_BYTES = 1 << 20
 
