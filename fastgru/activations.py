@@ -147,6 +147,12 @@ def kernel_code(name) -> int:
     return row.code
 
 
+def kernel_code_name(name) -> str:
+    """The canonical name of an activation a recurrent kernel may use (refuses softmax)."""
+    kernel_code(name)
+    return canonical_name(name)
+
+
 def apply(name: str, x: np.ndarray) -> np.ndarray:
     """Return ``act(x)`` as an array of x's dtype (x itself for linear)."""
     return BY_NAME[canonical_name(name)].forward(x)

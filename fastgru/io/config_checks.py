@@ -121,3 +121,11 @@ def _initializer_usable(value) -> bool:
         return True
     except Exception:  # noqa: BLE001  (a probe: any failure means "not usable")
         return False
+
+
+def _trainable(config: dict, label: str, path) -> bool:
+    """A layer config's ``trainable`` (default true), which must be a boolean."""
+    trainable = config.get("trainable", True)
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, found {_short(trainable)}")
+    return bool(trainable)

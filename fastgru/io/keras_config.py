@@ -30,8 +30,9 @@ from ..layers import (
     GlobalMaxPooling1D,
     Masking,
 )
+from ..layers import registry
 from ..layers.bidirectional import MERGE_MODES
-from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short
+from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -290,13 +291,16 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
     label = f"{name} ({spec.class_name})"
     if spec.class_name in _WRAPPER_LAYERS:
         return _build_bidirectional(spec, name, label, major, path)
+    registered = registry.lookup(spec.class_name)
+    if registered is not None and spec.class_name not in _LAYERS:
+        return _build_registered(registered, spec, name, label, major, path)
     if spec.class_name not in _LAYERS:
         known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
             else " (a custom or unknown layer class)"
         raise UnsupportedKerasFeature(
             f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
-            f"supported: {', '.join(sorted(_LAYERS))}, InputLayer, TimeDistributed(Dense), and nested Sequential "
-            "or plain-chain Functional models"
+            f"supported: {', '.join(sorted(set(_LAYERS) | set(registry.keras_names()) | _WRAPPER_LAYERS))}, "
+            "InputLayer, TimeDistributed(Dense), and nested Sequential or plain-chain Functional models"
         )
     cls, taken, fixed = _LAYERS[spec.class_name]
     trainable = spec.config.get("trainable", True)
@@ -330,6 +334,48 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
             raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
     if spec.class_name == "GRU" and major < 3 and "reset_after" not in spec.config:
         kwargs["reset_after"] = False  # Keras before 2.1.3 had no reset_after: it computed the reset gate first
+    if ignored:
+        warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
+                      stacklevel=3)
+    try:
+        return cls(**kwargs)
+    except UnsupportedKerasFeature as exc:
+        raise UnsupportedKerasFeature(f"layer {label}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: {exc}") from None
+
+
+def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, path):
+    """A registered layer (``fastgru.layers.registry``) from its Keras config: every option is checked
+    against the class's ``parameter_constraints`` (a malformed value is the file's fault), fixed and
+    training-only options as its ``KerasContract`` declares, anything else refused by name."""
+    contract, constraints = cls.keras, cls.parameter_constraints
+    kwargs = {"name": name, "trainable": _trainable(spec.config, label, path),
+              "dtype": _dtype(spec.config.get("dtype"), label, path)}
+    ignored = []
+    for key, value in spec.config.items():
+        if key in constraints:
+            kinds = constraints[key]
+            if any(isinstance(c, registry.ActivationName) for c in kinds):
+                value = _activation(value, label, key, major, path)
+            elif any(isinstance(c, registry.InitializerSpec) for c in kinds) and not _initializer_usable(value):
+                ignored.append(f"{key} {_short(value)} (unknown to fastgru; its default is used)")
+                continue
+            try:
+                kwargs[key] = registry.check_value(f"layer {label}", key, value, kinds)
+            except (TypeError, ValueError) as exc:
+                raise ModelFileError(path, str(exc)) from None
+        elif key in _COMMON:
+            continue
+        elif key in contract.ignored or key in _TRAINING_ONLY:
+            if value is not None:
+                ignored.append(key)
+        elif key in contract.fixed:
+            required = contract.fixed[key]
+            if required is not registry.ANY and value not in (required, None):
+                raise UnsupportedKerasFeature(f"layer {label}: option {key}={_short(value)} is not supported")
+        else:
+            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
     if ignored:
         warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
                       stacklevel=3)

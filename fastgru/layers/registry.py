@@ -1,0 +1,298 @@
+"""The layer registry: each layer class declares its Keras contract once, in its own module.
+
+A registered class carries
+
+* ``keras = KerasContract(names=..., fixed=..., ignored=..., weights=...)``: the Keras class names it
+  answers to (Keras 2 and 3 spellings), the options Keras may write that fastgru fixes
+  (``{"time_major": False}``: any other value is refused; ``ANY``: accepted and ignored) or ignores
+  because they only shape training, and where its variables live in a ``.keras`` weights file
+  (``"vars"``, ``"cell/vars"``);
+* ``parameter_constraints = {"filters": [Integer(1)], "padding": [StrOptions({"valid", "same"})], ...}``
+  (scikit-learn's ``_parameter_constraints`` idea): the constructor's options and what each accepts.
+
+The constructors validate through :func:`validate_params`, and ``fastgru.io`` loads a Keras config
+through the same declaration (``lookup``), re-raising a refusal as a ``ModelFileError`` naming the file:
+one strictness for ``Conv1D(4, "3")`` in code and for the same value in a file. ``io`` imports no
+concrete layer class; adding a layer is one module in ``layers/`` (decorated with
+:func:`register_layer`) plus its tests.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+#: a fixed option that accepts any value (it does not change the math)
+ANY = object()
+
+
+class Constraint:
+    """One kind of accepted value. ``convert`` turns an accepted value into the stored one."""
+
+    def accepts(self, value) -> bool:
+        raise NotImplementedError
+
+    def convert(self, value):
+        return value
+
+    def is_type_error(self, value) -> bool:
+        """True when ``value`` is of the wrong type altogether (TypeError), not out of range (ValueError)."""
+        return True
+
+
+class _NoneValue(Constraint):
+    def accepts(self, value) -> bool:
+        return value is None
+
+    def __str__(self) -> str:
+        return "None"
+
+
+NONE = _NoneValue()
+
+
+class Boolean(Constraint):
+    def accepts(self, value) -> bool:
+        return isinstance(value, (bool, np.bool_))
+
+    def convert(self, value):
+        return bool(value)
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+class Integer(Constraint):
+    """An int (not a bool) in ``[low, high]``."""
+
+    def __init__(self, low: int | None = None, high: int | None = None):
+        self.low, self.high = low, high
+
+    def accepts(self, value) -> bool:
+        return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+                and (self.low is None or value >= self.low) and (self.high is None or value <= self.high))
+
+    def is_type_error(self, value) -> bool:
+        return not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_))
+
+    def convert(self, value):
+        return int(value)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is None:
+            return "a positive integer" if self.low == 1 else f"an integer >= {self.low}"
+        return f"an integer in [{self.low}, {self.high}]"
+
+
+class Real(Constraint):
+    """A finite real number (not a bool) in ``[low, high]`` (``open_low``: ``(low, high]``)."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, open_low: bool = False,
+                 open_high: bool = False):
+        self.low, self.high, self.open_low, self.open_high = low, high, open_low, open_high
+
+    def accepts(self, value) -> bool:
+        if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not np.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
+
+    def is_type_error(self, value) -> bool:
+        return not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_))
+
+    def convert(self, value):
+        return float(value)
+
+    def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "a finite number"
+        lo = "(" if self.open_low else "["
+        hi = ")" if self.open_high else "]"
+        return f"a number in {lo}{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}{hi}"
+
+
+class StrOptions(Constraint):
+    def __init__(self, options, lower: bool = False):
+        self.options, self.lower = tuple(options), lower
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str) and (value.lower() if self.lower else value) in self.options
+
+    def is_type_error(self, value) -> bool:
+        return not isinstance(value, str)
+
+    def convert(self, value):
+        return value.lower() if self.lower else value
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+
+class IntTuple(Constraint):
+    """An int or a sequence of ``length`` ints, each ``>= low`` (Keras's ``kernel_size=3`` or ``(3,)``);
+    stored as a tuple."""
+
+    def __init__(self, length: int, low: int = 1):
+        self.length, self.low = length, low
+
+    def _items(self, value):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        return [value]
+
+    def accepts(self, value) -> bool:
+        items = self._items(value)
+        return len(items) == self.length and all(Integer(self.low).accepts(v) for v in items)
+
+    def convert(self, value):
+        return tuple(int(v) for v in self._items(value))
+
+    def is_type_error(self, value) -> bool:
+        return not (isinstance(value, (list, tuple)) or Integer().accepts(value))
+
+    def __str__(self) -> str:
+        what = "a positive integer" if self.low == 1 else f"an integer >= {self.low}"
+        return f"{what} or a tuple of {self.length} such integers"
+
+
+class Shape(Constraint):
+    """A sequence of positive ints and, when ``allow_none``, None entries; stored as a tuple."""
+
+    def __init__(self, allow_none: bool = False, allow_minus_one: bool = False):
+        self.allow_none, self.allow_minus_one = allow_none, allow_minus_one
+
+    def accepts(self, value) -> bool:
+        if not isinstance(value, (list, tuple)):
+            return False
+        for d in value:
+            if d is None and self.allow_none:
+                continue
+            if self.allow_minus_one and isinstance(d, numbers.Integral) and not isinstance(d, bool) and d == -1:
+                continue
+            if not Integer(1).accepts(d):
+                return False
+        return True
+
+    def convert(self, value):
+        return tuple(None if d is None else int(d) for d in value)
+
+    def is_type_error(self, value) -> bool:
+        return not isinstance(value, (list, tuple))
+
+    def __str__(self) -> str:
+        extra = " or None" if self.allow_none else " (one may be -1)" if self.allow_minus_one else ""
+        return f"a tuple of positive integers{extra}"
+
+
+class ActivationName(Constraint):
+    """An activation name, None meaning linear (or a Keras-style dict); a name fastgru does not have is an
+    ``UnsupportedKerasFeature`` from ``convert`` (as for Dense), not a type error."""
+
+    def __init__(self, recurrent: bool = False):
+        self.recurrent = recurrent
+
+    def accepts(self, value) -> bool:
+        return value is None or isinstance(value, (str, dict)) or callable(value)
+
+    def convert(self, value):
+        from .. import activations
+
+        return activations.kernel_code_name(value) if self.recurrent else activations.canonical_name(value)
+
+    def __str__(self) -> str:
+        return "an activation name"
+
+
+class InitializerSpec(Constraint):
+    """An initializer name, config dict or instance that ``fastgru.initializers.get`` builds."""
+
+    def accepts(self, value) -> bool:
+        from .. import initializers
+
+        try:
+            initializers.get(value)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return "an initializer name or config"
+
+
+class Anything(Constraint):
+    """Accepted as it is (options whose value the layer checks itself)."""
+
+    def accepts(self, value) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return "any value"
+
+
+def describe(constraints) -> str:
+    texts = [str(c) for c in constraints]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
+def check_value(owner: str, name: str, value, constraints):
+    """``value`` converted by the first constraint that accepts it; else TypeError (wrong type) or
+    ValueError (right type, wrong value) naming ``owner`` and the option."""
+    for constraint in constraints:
+        if constraint.accepts(value):
+            return constraint.convert(value)
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    error = TypeError if all(c.is_type_error(value) for c in constraints) else ValueError
+    raise error(f"{owner}: option {name!r} should be {describe(constraints)}, received {text}")
+
+
+def validate_params(owner: str, constraints: Mapping[str, list], params: Mapping[str, Any]) -> dict:
+    """Every option of ``params`` checked against ``constraints`` and converted (see :func:`check_value`)."""
+    return {name: check_value(owner, name, value, constraints[name]) if name in constraints else value
+            for name, value in params.items()}
+
+
+@dataclass(frozen=True)
+class KerasContract:
+    """How a fastgru layer class meets Keras's files (see the module docstring)."""
+
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    ignored: frozenset = frozenset()
+    weights: str = "vars"
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_layer(cls):
+    """Class decorator: record ``cls`` under each of its ``keras.names``."""
+    contract = cls.__dict__.get("keras")
+    if not isinstance(contract, KerasContract):
+        raise TypeError(f"{cls.__name__} declares no KerasContract (class attribute 'keras')")
+    if not isinstance(getattr(cls, "parameter_constraints", None), dict):
+        raise TypeError(f"{cls.__name__} declares no parameter_constraints")
+    for name in contract.names:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"Keras class name {name!r} is registered twice ({_REGISTRY[name].__name__}, "
+                             f"{cls.__name__})")
+        _REGISTRY[name] = cls
+    return cls
+
+
+def lookup(keras_class_name: str) -> type | None:
+    """The registered fastgru layer class for a Keras class name, or None."""
+    return _REGISTRY.get(keras_class_name)
+
+
+def registered() -> list[type]:
+    """Every registered class, once each, in registration order."""
+    return list(dict.fromkeys(_REGISTRY.values()))
+
+
+def keras_names() -> list[str]:
+    return sorted(_REGISTRY)
