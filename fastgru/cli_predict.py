@@ -26,15 +26,45 @@ def read_input(path: str | Path, *, key: str | None = None, timesteps: int | Non
     if timesteps is not None and suffix != ".csv":
         raise CLIError(f"--timesteps only applies to .csv inputs; {path} is a {suffix or 'suffix-less'} file")
     if suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot read {path} as a .npy array: {exc}") from None
+        return _read_npy(path)
     if suffix == ".npz":
         return _read_npz(path, key)
     if suffix == ".csv":
         return _read_csv(path, timesteps, model_shape)
     raise CLIError(f"unsupported input type {suffix or '(no suffix)'} for {path}: expected .npy, .npz or .csv")
+
+
+#: the longest .npy header read (NumPy's own default limit for files it does not trust)
+NPY_MAX_HEADER = 10000
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A .npy file's array, its header read first within bounds: a header over NPY_MAX_HEADER bytes, an
+    object dtype or a shape that needs more bytes than the file holds is refused before any allocation."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f, max_header_size=NPY_MAX_HEADER)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f, max_header_size=NPY_MAX_HEADER)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            if dtype.hasobject:
+                raise ValueError(f"it holds Python objects (dtype {dtype}), which fastgru does not load")
+            needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            available = path.stat().st_size - f.tell()
+            if needed > available:
+                raise ValueError(f"its header declares shape {shape} of {dtype} ({needed:,} bytes) but the file "
+                                 f"holds only {available:,} bytes of data")
+            array = np.fromfile(f, dtype=dtype, count=int(np.prod(shape, dtype=object)))
+            return array.reshape(shape, order="F" if fortran else "C")
+    except (OSError, ValueError, EOFError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Header info length" in message:
+            message = f"its header is longer than {NPY_MAX_HEADER} bytes ({message})"
+        raise CLIError(f"cannot read {path} as a .npy array: {message}") from None
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:

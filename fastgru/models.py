@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from ._threads import held_or_refused
-from .layers.base import Layer, unique_name
+from .layers.base import BUILD_LOCK, Layer, unique_name, weights_lock
 from .layers.core import InputLayer
 from .summary import print_summary
 
@@ -102,7 +102,9 @@ class Sequential:
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
+            with BUILD_LOCK:  # threads racing on the first predict build the layers once
+                if not self.built:
+                    self.build((None,) + tuple(x.shape[1:]))
 
     # ---- weights ----------------------------------------------------------------------------
     @property
@@ -120,15 +122,21 @@ class Sequential:
         return [w for layer in self._layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
+        """Copy ``weights`` (Keras order) into the layers. Every array is checked before any is copied (a
+        refused call changes nothing); the copy waits for running ``predict`` / ``model(x)`` calls and
+        holds new ones back, so each call computes with one weight set, the old or the new."""
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
             raise ValueError(f"Model {self.name!r} expects {expected} weight arrays, received {len(weights)}")
-        i = 0
+        checked, i = [], 0
         for layer in self._layers:
             n = len(layer.weights)
-            layer.set_weights(weights[i : i + n])
+            checked.append(layer._check_weights(weights[i : i + n]))
             i += n
+        with weights_lock(self).exclusive:
+            for layer, arrays in zip(self._layers, checked):
+                layer._copy_weights(arrays)
 
     def count_params(self) -> int:
         return int(sum(layer.count_params() for layer in self._layers))
@@ -172,7 +180,8 @@ class Sequential:
 
     def __call__(self, x, training: bool = False):
         x = self._check_input(x)
-        with self._stateful_guard():
+        self._ensure_built(x)
+        with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
             return self._call(x, training=training)
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
@@ -188,7 +197,9 @@ class Sequential:
             if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
                 raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
             batch_size = int(batch_size)
-        with self._stateful_guard():
+        self._ensure_built(x)
+        # set_weights waits for this call (one weight set throughout); a failed call leaves the states as they were
+        with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
             if batch_size is None or batch_size >= len(x):
                 return self._call(x)
             out, listed = None, False
@@ -202,6 +213,28 @@ class Sequential:
                     o[i : i + len(p)] = p
                 del part, parts  # no batch's temporaries outlive its iteration
             return out if listed else out[0]
+
+    def _stateful_layers(self) -> list:
+        inner = [l for layer in self._layers for l in getattr(layer, "layers", (layer,))]  # Bidirectional's two
+        return [l for l in inner if getattr(l, "stateful", False) and hasattr(l, "_states")]
+
+    def _states_kept_on_failure(self):
+        """Stateful layers: the carried states change only when the whole call succeeds (a call that raises,
+        e.g. on its second batch, puts back the states it started from)."""
+        if not any(getattr(layer, "stateful", False) for layer in self._layers):
+            return contextlib.nullcontext()
+        return self._restoring_states(self._stateful_layers())
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _restoring_states(layers):
+        kept = [layer._states for layer in layers]  # states are replaced, never written in place
+        try:
+            yield
+        except BaseException:
+            for layer, states in zip(layers, kept):
+                layer._states = states
+            raise
 
     def _stateful_guard(self):
         """Thread-safety rule of stateful models: a ``stateful`` layer carries its state from one call to

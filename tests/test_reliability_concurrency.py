@@ -142,6 +142,96 @@ def test_stateful_model_serial_calls_from_several_threads_are_fine():
     assert len(outs) == 4
 
 
+def test_predict_concurrent_with_set_weights_uses_one_weight_set():
+    """Threads hammer ``set_weights`` between two weight sets while others predict: every result equals one
+    of the two serial answers bit for bit (set_weights waits for running calls; a call sees one weight set)."""
+    fg.set_random_seed(5)
+    model = fg.Sequential([Input(shape=(40, 16)), GRU(48, return_sequences=True), GRU(32), Dense(3)])
+    x = np.random.default_rng(1).standard_normal((24, 40, 16)).astype(np.float32)
+    first = model.get_weights()
+    second = [w * np.float32(0.5) + np.float32(0.01) for w in first]
+    answers = []
+    for weights in (first, second):
+        model.set_weights(weights)
+        answers.append(model.predict(x))
+    assert not np.array_equal(answers[0], answers[1])
+    stop = time.perf_counter() + 2.0
+    outcomes = {"first": 0, "second": 0, "torn": 0}
+
+    def work(i):
+        if i < 2:  # writers
+            k = i
+            while time.perf_counter() < stop:
+                model.set_weights((first, second)[k % 2])
+                k += 1
+        else:
+            while time.perf_counter() < stop:
+                y = model.predict(x) if i % 2 else model(x)
+                key = ("first" if np.array_equal(y, answers[0]) else
+                       "second" if np.array_equal(y, answers[1]) else "torn")
+                outcomes[key] += 1
+
+    assert not _run_threads(work, 6)
+    assert outcomes["torn"] == 0, outcomes
+    assert outcomes["first"] + outcomes["second"] > 0
+
+
+def test_layer_call_concurrent_with_layer_set_weights_uses_one_weight_set():
+    layer = GRU(32, return_sequences=True)
+    x = np.random.default_rng(2).standard_normal((16, 60, 8)).astype(np.float32)
+    layer(x)
+    first = layer.get_weights()
+    second = [w * np.float32(-0.7) for w in first]
+    answers = []
+    for weights in (first, second):
+        layer.set_weights(weights)
+        answers.append(layer(x))
+    stop = time.perf_counter() + 1.5
+    torn = []
+
+    def work(i):
+        k = 0
+        while time.perf_counter() < stop:
+            if i == 0:
+                layer.set_weights((first, second)[k % 2])
+                k += 1
+            else:
+                y = layer(x)
+                if not (np.array_equal(y, answers[0]) or np.array_equal(y, answers[1])):
+                    torn.append(1)
+
+    assert not _run_threads(work, 3)
+    assert not torn
+
+
+def test_threads_making_the_first_predict_on_an_unbuilt_model_build_it_once(monkeypatch):
+    """Racing first calls build the layers once (under a lock): every thread gets the same answer."""
+    fg.set_random_seed(9)
+    model = fg.Sequential([GRU(8), Dense(2)])
+    gru = model.layers[0]
+    builds = []
+    original = GRU.build
+
+    def slow_build(self, input_shape):
+        builds.append(self.name)
+        time.sleep(0.05)  # widen the race
+        original(self, input_shape)
+
+    monkeypatch.setattr(GRU, "build", slow_build)
+    x = np.random.default_rng(3).standard_normal((4, 6, 5)).astype(np.float32)
+    barrier = threading.Barrier(6)
+    results = [None] * 6
+
+    def work(i):
+        barrier.wait()
+        results[i] = model.predict(x)
+
+    assert not _run_threads(work, 6)
+    assert builds == [gru.name], f"built {len(builds)} times"
+    assert all(np.array_equal(r, results[0]) for r in results)
+    np.testing.assert_array_equal(model.predict(x), results[0])
+
+
 def measure_throughput(seconds: float = 3.0) -> None:  # pragma: no cover - a measurement, run by hand
     """Sequences/s of GRU(64) on S2's shape (batch 32, 10 steps, 50 features) from 1 and 2 Python threads."""
     model = fg.Sequential([Input(shape=(10, 50)), GRU(64)])

@@ -228,3 +228,276 @@ def test_token_models_validate_ids(token_model, shape, low, high, dtype, fractio
     ids = a.astype(np.float64)
     assert ((ids >= 0) & (ids < 10) & (ids == np.round(ids))).all()
     np.testing.assert_array_equal(got, token_model.predict(ids.astype(np.int64)))
+
+
+# ---- every fit argument is checked before anything is trained ----------------------------------------------
+
+def _small_model(**dense):
+    fg.set_random_seed(21)
+    m = fg.Sequential([Input(shape=(5, FEATURES)), GRU(4), Dense(2, **dense)])
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+def _data(n=12):
+    rng = np.random.default_rng(5)
+    return rng.standard_normal((n, 5, FEATURES)).astype(np.float32), rng.standard_normal((n, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("validation_data", [
+    "y_val of the wrong shape", "x_val with the wrong features", "x_val and y_val of different lengths",
+    "a dict", "a 1-tuple", "string targets", "sample weights of the wrong length",
+])
+def test_fit_refuses_bad_validation_data_before_training(validation_data):
+    model = _small_model()
+    x, y = _data()
+    xv, yv = _data(4)
+    bad = {"y_val of the wrong shape": (xv, np.zeros((4, 3), np.float32)),
+           "x_val with the wrong features": (xv[:, :, :2], yv),
+           "x_val and y_val of different lengths": (xv, yv[:3]),
+           "a dict": {"x": xv, "y": yv},
+           "a 1-tuple": (xv,),
+           "string targets": (xv, np.full((4, 2), "a")),
+           "sample weights of the wrong length": (xv, yv, np.ones(3, np.float32))}[validation_data]
+    before = model.get_weights()
+    with pytest.raises((ValueError, TypeError), match="validation_data"):
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, validation_data=bad)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before)), "weights changed before refusing"
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size": 2.5}, {"batch_size": 2.0}, {"batch_size": True},
+                                    {"batch_size": "4"}, {"batch_size": 0}, {"epochs": 1.5},
+                                    {"validation_batch_size": 1.5, "validation_split": 0.25},
+                                    {"initial_epoch": 0.5}])
+def test_fit_takes_integer_sizes_only(kwargs):
+    model = _small_model()
+    x, y = _data()
+    before = model.get_weights()
+    with pytest.raises((TypeError, ValueError), match=next(iter(kwargs))):
+        model.fit(x, y, verbose=0, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        model.evaluate(x, y, batch_size=2.5, verbose=0)
+    model.fit(x, y, batch_size=np.int64(4), epochs=np.int32(1), verbose=0)  # NumPy integers are integers
+
+
+# ---- Dropout noise_shape ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("noise_shape", [(None, 7, 1), (None, 5), (None, 5, FEATURES, 1), (None, 5, 2),
+                                         (None, -1, 1), (None, 2.5, 1), (None, True, 1), "abc", 3])
+def test_dropout_noise_shape_is_checked_at_build(noise_shape):
+    from fastgru.layers import Dropout
+
+    with pytest.raises(ValueError, match="noise_shape"):
+        fg.Sequential([Input(shape=(5, FEATURES)), Dropout(0.5, noise_shape=noise_shape), GRU(2)])
+
+
+def test_dropout_noise_shape_on_an_axis_of_unknown_size_is_checked_before_allocating():
+    from fastgru.layers import Dropout
+
+    model = fg.Sequential([Input(shape=(5, FEATURES)), Dropout(0.5, noise_shape=(10**9, 1, 1)), GRU(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.get_weights()
+    x = np.ones((4, 5, FEATURES), np.float32)
+    with pytest.raises(ValueError, match="noise_shape"):
+        model.fit(x, np.zeros((4, 2), np.float32), verbose=0)  # would allocate 7.45 GiB before the check
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    ok = fg.Sequential([Input(shape=(5, FEATURES)), Dropout(0.5, noise_shape=(None, 1, FEATURES)), GRU(2)])
+    ok.compile(optimizer="sgd", loss="mse")
+    ok.fit(x, np.zeros((4, 2), np.float32), verbose=0)
+
+
+@pytest.mark.parametrize("noise_shape", [[None, 999999, 1], [None, 5], [None, 5, -3], [None, 5, "x"]])
+def test_dropout_noise_shape_from_a_file_is_a_model_file_error(tmp_path, noise_shape):
+    import json
+    import zipfile
+
+    from fastgru.layers import Dropout
+
+    path = tmp_path / "m.keras"
+    fg.Sequential([Input(shape=(5, FEATURES)), Dropout(0.5, noise_shape=(None, 1, FEATURES)), GRU(2)]).save(path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    layers = config["config"]["layers"]
+    next(l for l in layers if l["class_name"] == "Dropout")["config"]["noise_shape"] = noise_shape
+    members["config.json"] = json.dumps(config).encode()
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises((fg.ModelFileError, fg.UnsupportedKerasFeature), match="noise_shape"):
+        fg.load_model(bad)
+
+
+# ---- no raw Numba errors: flags and dtypes -------------------------------------------------------------
+
+def _ops_calls():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, FEATURES)).astype(np.float32)
+    g = (x, rng.standard_normal((FEATURES, 6)).astype(np.float32), rng.standard_normal((2, 6)).astype(np.float32),
+         np.zeros((2, 6), np.float32))
+    l4 = (x, rng.standard_normal((FEATURES, 8)).astype(np.float32), rng.standard_normal((2, 8)).astype(np.float32),
+          np.zeros(8, np.float32))
+    return {"gru_forward": (fg.ops.gru_forward, g), "gru_forward_train": (fg.ops.gru_forward_train, g),
+            "gru_backward": (fg.ops.gru_backward, g), "lstm_forward": (fg.ops.lstm_forward, l4),
+            "lstm_forward_train": (fg.ops.lstm_forward_train, l4), "lstm_backward": (fg.ops.lstm_backward, l4)}
+
+
+@pytest.mark.parametrize("fn,flag", [(fn, flag) for fn in _ops_calls() for flag in
+                                     ("return_sequences", "go_backwards", "zero_output_for_mask", "reset_after")
+                                     if flag != "reset_after" or fn.startswith("gru")])
+@pytest.mark.parametrize("value", [object(), {"a": 1}, "yes", None, 2, np.array([True, False])],
+                         ids=["object", "dict", "str", "None", "2", "array"])
+def test_ops_flags_are_checked_never_a_numba_typing_error(fn, flag, value):
+    func, args = _ops_calls()[fn]
+    with pytest.raises(TypeError, match=flag):
+        func(*args, **{flag: value})
+    func(*args, **{flag: np.bool_(True) if flag != "reset_after" else True})
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "bool", "object", "complex64", "U1", ">f4", "0-d",
+                                   "fortran"])
+def test_ops_and_predict_odd_dtypes_and_layouts_give_clear_errors_or_results(model, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, FEATURES))
+    a = {"0-d": np.asarray(1.0), "fortran": np.asfortranarray(x.astype(np.float32))}.get(dtype)
+    if a is None:
+        a = x.astype(dtype)
+    for call in (lambda: model.predict(a), lambda: fg.ops.gru_forward(a, *_ops_calls()["gru_forward"][1][1:]),
+                 lambda: fg.ops.lstm_backward(a, *_ops_calls()["lstm_backward"][1][1:])):
+        try:
+            call()
+        except (ValueError, TypeError) as exc:
+            assert str(exc)
+
+
+def test_cli_predict_refuses_npy_files_with_huge_headers_or_shapes(tmp_path, capsys):
+    from fastgru.cli import main
+
+    model_path = tmp_path / "m.keras"
+    fg.Sequential([Input(shape=(5, FEATURES)), GRU(2)]).save(model_path)
+    data = np.ones((2, 5, FEATURES), np.float32).tobytes()
+
+    def npy(name, header: dict, pad: int, version=(1, 0)):
+        text = repr(header).encode("latin1")
+        text += b" " * (pad - len(text) - 1) + b"\n"
+        size = len(text).to_bytes(2 if version == (1, 0) else 4, "little")
+        path = tmp_path / name
+        path.write_bytes(b"\x93NUMPY" + bytes(version) + size + text + data)
+        return path
+
+    huge_header = npy("huge_header.npy", {"descr": "<f4", "fortran_order": False, "shape": (2, 5, FEATURES)},
+                      20032, (2, 0))
+    huge_shape = npy("huge_shape.npy", {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6, FEATURES)},
+                     118)
+    for path, words in ((huge_header, "header"), (huge_shape, "declares shape")):
+        capsys.readouterr()
+        assert main(["predict", str(model_path), str(path), "-o", str(tmp_path / "out.npy"), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    good = tmp_path / "good.npy"
+    np.save(good, np.asfortranarray(np.arange(2 * 5 * FEATURES, dtype=np.float32).reshape(2, 5, FEATURES)))
+    assert main(["predict", str(model_path), str(good), "-o", str(tmp_path / "out.npy"), "-q"]) == 0
+    model = fg.load_model(model_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.predict(np.load(good)))
+
+
+# ---- small ones: masks, set_weights dtypes, failed stateful calls, NaN in predict ------------------------
+
+@pytest.mark.parametrize("mask,error", [(np.full((2, 5), "a"), TypeError), (np.full((2, 5), None, object), TypeError),
+                                        (np.full((2, 5), 2), ValueError), (np.full((2, 5), 0.5), ValueError),
+                                        (np.ones((2, 5), complex), TypeError)])
+def test_recurrent_layers_take_boolean_or_0_1_masks_only(mask, error):
+    from fastgru.layers import LSTM
+
+    x = np.ones((2, 5, FEATURES), np.float32)
+    for layer in (GRU(3), LSTM(3)):
+        with pytest.raises(error, match="mask"):
+            layer(x, mask=mask)
+        bools = np.array([[1, 1, 0, 1, 0]] * 2, bool)
+        for numeric in (bools.astype(np.float32), bools.astype(np.int8)):
+            np.testing.assert_array_equal(layer(x, mask=numeric), layer(x, mask=bools))
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", "object", "U3", "bool"])
+def test_set_weights_refuses_non_real_dtypes_naming_the_weight(model, dtype):
+    weights = model.get_weights()
+    bad = list(weights)
+    bad[1] = weights[1].astype(dtype)
+    if dtype.startswith("complex"):
+        bad[1] = bad[1] + 1j
+    with pytest.raises(TypeError, match=f"recurrent_kernel.*{np.dtype(dtype).name if dtype != 'U3' else '<U3'}"):
+        model.set_weights(bad)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+
+
+def test_a_refused_model_set_weights_changes_no_layer(model):
+    weights = model.get_weights()
+    bad = [w + 1 for w in weights]
+    bad[-1] = np.full_like(weights[-1], np.nan)  # the last layer's bias is refused
+    with pytest.raises(ValueError, match="NaN"):
+        model.set_weights(bad)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+
+
+def test_a_failed_stateful_predict_leaves_the_states_unchanged():
+    from fastgru.layers import Embedding
+
+    fg.set_random_seed(8)
+    model = fg.Sequential([Input(batch_shape=(2, 4), dtype="int32"), Embedding(10, 3),
+                           GRU(3, stateful=True, return_sequences=True),
+                           last := GRU(2, stateful=True)])
+    ok = np.array([[1, 2, 3, 4], [4, 3, 2, 1]])
+    model.predict(ok)
+    kept = [s.copy() for layer in model.layers[1:] for s in layer.states]
+    bad = np.concatenate([ok, [[1, 2, 3, 99], [1, 1, 1, 1]]])  # the second batch has an id out of range
+    with pytest.raises(ValueError, match="token ids"):
+        model.predict(bad, batch_size=2)
+    after = [s for layer in model.layers[1:] for s in layer.states]
+    assert all(np.array_equal(a, b) for a, b in zip(after, kept)), "the failed call advanced the states"
+    model.reset_states()
+    with pytest.raises(ValueError):
+        model.predict(bad, batch_size=2)
+    assert last.states is None and model.layers[1].states is None
+
+
+def test_a_failed_stateful_bidirectional_call_leaves_both_directions_unchanged(monkeypatch):
+    from fastgru.layers import Bidirectional
+
+    layer = Bidirectional(GRU(3, stateful=True))
+    x = np.ones((2, 4, FEATURES), np.float32)
+    layer(x)
+    kept = [s.copy() for s in layer.states]
+
+    def fail(*args, **kwargs):
+        raise ValueError("backward direction failed")
+
+    monkeypatch.setattr(layer.backward_layer, "call", fail)
+    with pytest.raises(ValueError, match="backward direction failed"):
+        layer(x)
+    assert all(np.array_equal(a, b) for a, b in zip(layer.states, kept))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["GRU", "LSTM", "Bidirectional", "GRU sequences"])
+def test_nan_in_predict_input_reaches_that_rows_outputs_only(kind, dtype):
+    """Documented (docs/reliability.md): predict does not scan for NaN; a NaN at step t of a row makes that row's
+    outputs NaN from step t on, and every other row is bit-identical to a run without it."""
+    from fastgru.layers import LSTM, Bidirectional
+
+    fg.set_random_seed(13)
+    inner = {"GRU": lambda: [GRU(6), Dense(2)], "LSTM": lambda: [LSTM(6)],
+             "Bidirectional": lambda: [Bidirectional(LSTM(4)), Dense(3, activation="sigmoid")],
+             "GRU sequences": lambda: [GRU(5, return_sequences=True)]}[kind]()
+    m = fg.Sequential([Input(shape=(7, FEATURES))] + inner)
+    x = np.random.default_rng(4).standard_normal((5, 7, FEATURES)).astype(dtype)
+    clean = m.predict(x)
+    x[2, 3, 1] = np.nan
+    got = m.predict(x)
+    np.testing.assert_array_equal(np.delete(got, 2, axis=0), np.delete(clean, 2, axis=0))
+    if kind == "GRU sequences":
+        assert np.isfinite(got[2, :3]).all() and np.isnan(got[2, 3:]).all()
+        np.testing.assert_array_equal(got[2, :3], clean[2, :3])
+    else:
+        assert np.isnan(got[2]).all()

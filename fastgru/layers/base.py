@@ -23,6 +23,73 @@ from .. import initializers
 
 _name_counts: Counter = Counter()
 _weight_budget = threading.local()
+#: held while a layer or model builds itself on its first call (threads racing to build build once)
+BUILD_LOCK = threading.RLock()
+
+
+class SharedLock:
+    """A readers-writer lock: any number of *shared* holders (calls that read the weights) or one
+    *exclusive* holder (``set_weights``). A waiting exclusive holder goes first: new shared holders
+    wait for it, so a stream of calls cannot starve ``set_weights``. Not reentrant.
+    ``with lock.shared:`` / ``with lock.exclusive:`` (about a microsecond each)."""
+
+    __slots__ = ("_cond", "_exclusive", "_shared", "_waiting", "exclusive", "shared")
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+        self.shared = _Side(self._enter_shared, self._exit_shared)
+        self.exclusive = _Side(self._enter_exclusive, self._exit_exclusive)
+
+    def _enter_shared(self) -> None:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+
+    def _exit_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+    def _enter_exclusive(self) -> None:
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._exclusive or self._shared:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._exclusive = True
+
+    def _exit_exclusive(self) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+
+class _Side:
+    """One side of a SharedLock as a context manager."""
+
+    __slots__ = ("_enter", "_exit")
+
+    def __init__(self, enter, exit_):
+        self._enter, self._exit = enter, exit_
+
+    def __enter__(self) -> None:
+        self._enter()
+
+    def __exit__(self, *exc) -> None:
+        self._exit()
+
+
+def weights_lock(obj) -> SharedLock:
+    """``obj``'s SharedLock (made once, on first use, even when threads race to make it)."""
+    lock = obj.__dict__.get("_weights_lock")
+    return lock if lock is not None else obj.__dict__.setdefault("_weights_lock", SharedLock())
 
 
 class WeightBudgetExceeded(ValueError):
@@ -142,7 +209,15 @@ class Layer:
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
-        """Copy ``weights`` (Keras order, same shapes) into the layer; arrays keep their identity."""
+        """Copy ``weights`` (Keras order, same shapes) into the layer; arrays keep their identity.
+
+        Every array is checked before any is copied (a refused call changes nothing), and the copy
+        waits for calls of this layer (``layer(x)``) that are running, so each call uses one weight set.
+        """
+        self._copy_weights(self._check_weights(weights))
+
+    def _check_weights(self, weights) -> list[np.ndarray]:
+        """``weights`` checked against this layer's (count, shape, real numeric dtype, finite); nothing copied."""
         current = self.weights
         weights = list(weights)
         if len(weights) != len(current):
@@ -150,18 +225,26 @@ class Layer:
                 f"Layer {self.name!r} expects {len(current)} weights "
                 f"({', '.join(self.weight_paths)}), but received {len(weights)}"
             )
+        checked = []
         for name, dst, src in zip(self.weight_paths, current, weights):
             src = np.asarray(src)
             if src.shape != dst.shape:
                 raise ValueError(
                     f"Layer {self.name!r} weight {name!r}: expected shape {dst.shape}, received {src.shape}"
                 )
-            if not np.issubdtype(src.dtype, np.number):
-                raise TypeError(f"Layer {self.name!r} weight {name!r}: expected a numeric array, got {src.dtype}")
+            if src.dtype.kind not in "fiu":
+                raise TypeError(f"Layer {self.name!r} weight {name!r}: expected a real numeric array (float or "
+                                f"integer), received dtype {src.dtype}")
             if not np.all(np.isfinite(src)):
                 raise ValueError(f"Layer {self.name!r} weight {name!r} contains NaN or infinite values")
-            np.copyto(dst, src, casting="unsafe")
-        self._weights_changed()
+            checked.append(src)
+        return checked
+
+    def _copy_weights(self, checked: list[np.ndarray]) -> None:
+        with weights_lock(self).exclusive:
+            for dst, src in zip(self.weights, checked):
+                np.copyto(dst, src, casting="unsafe")
+            self._weights_changed()
 
     def _weights_changed(self) -> None:
         """Hook for layers that cache derived weight arrays."""
@@ -184,12 +267,15 @@ class Layer:
     # ---- calling ----------------------------------------------------------------------------
     def ensure_built(self, x_shape: tuple) -> None:
         if not self.built:
-            self.build((None,) + tuple(x_shape[1:]))
+            with BUILD_LOCK:  # threads racing on the first call build once
+                if not self.built:
+                    self.build((None,) + tuple(x_shape[1:]))
 
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
         x = np.asarray(x)
         self.ensure_built(x.shape)
-        return self.call(x, mask=mask, training=training, **kwargs)
+        with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
+            return self.call(x, mask=mask, training=training, **kwargs)
 
     def call(self, x: np.ndarray, mask=None, training: bool = False):
         raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import side_by_side
-from .base import Layer
+from .base import Layer, weights_lock
 from .recurrent import RecurrentLayer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -110,14 +110,19 @@ class Bidirectional(Layer):
     def weight_paths(self) -> list[str]:
         return [f"{inner.name}/{p}" for inner in self.layers for p in inner.weight_paths]
 
-    def set_weights(self, weights) -> None:
+    def _check_weights(self, weights) -> list[np.ndarray]:
         weights = list(weights)
         n = len(self.forward_layer.weights)
         if len(weights) != 2 * n:
             raise ValueError(f"Layer {self.name!r} expects {2 * n} weights (forward then backward layer), "
                              f"but received {len(weights)}")
-        self.forward_layer.set_weights(weights[:n])
-        self.backward_layer.set_weights(weights[n:])
+        return self.forward_layer._check_weights(weights[:n]) + self.backward_layer._check_weights(weights[n:])
+
+    def _copy_weights(self, checked) -> None:
+        n = len(self.forward_layer.weights)
+        with weights_lock(self).exclusive:
+            self.forward_layer._copy_weights(checked[:n])
+            self.backward_layer._copy_weights(checked[n:])
 
     def count_params(self) -> int:
         return self.forward_layer.count_params() + self.backward_layer.count_params()
@@ -129,9 +134,18 @@ class Bidirectional(Layer):
             for inner in self.layers:
                 inner.reset_states()
             return
-        half = len(states) // 2
-        self.forward_layer.reset_states(list(states[:half]))
-        self.backward_layer.reset_states(list(states[half:]))
+        if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
+            states = [states]
+        n = len(self.forward_layer.state_names)
+        if len(states) != 2 * n:
+            raise ValueError(f"Bidirectional {self.name!r} has {2 * n} states (forward then backward), "
+                             f"received {len(states)}")
+        forward = self.forward_layer._checked_states(list(states[:n]))  # both checked before either is set
+        backward = self.backward_layer._checked_states(list(states[n:]))
+        if forward[0].shape != backward[0].shape:
+            raise ValueError(f"Bidirectional {self.name!r} forward and backward states must have one shape, "
+                             f"received {forward[0].shape} and {backward[0].shape}")
+        self.forward_layer._states, self.backward_layer._states = forward, backward
 
     @property
     def states(self):
@@ -166,10 +180,16 @@ class Bidirectional(Layer):
     # ---- inference --------------------------------------------------------------------------
     def call(self, x, mask=None, training: bool = False, initial_state=None):
         fwd_state, bwd_state = self._split_initial_state(initial_state)
-        y, y_rev = side_by_side(
-            lambda: self.forward_layer.call(x, mask=mask, training=training, initial_state=fwd_state),
-            lambda: self.backward_layer.call(x, mask=mask, training=training, initial_state=bwd_state),
-        )
+        kept = self.forward_layer._states, self.backward_layer._states
+        try:
+            y, y_rev = side_by_side(
+                lambda: self.forward_layer.call(x, mask=mask, training=training, initial_state=fwd_state),
+                lambda: self.backward_layer.call(x, mask=mask, training=training, initial_state=bwd_state),
+            )
+        except BaseException:
+            if self.stateful:  # one direction may have finished: a failed call changes no state
+                self.forward_layer._states, self.backward_layer._states = kept
+            raise
         if not self.return_state:
             return self._merge(y, y_rev)
         output = self._merge(y[0], y_rev[0])

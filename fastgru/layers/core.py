@@ -51,9 +51,29 @@ class Dropout(Layer):
         if not 0.0 <= float(rate) <= 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1], received {rate!r}")
         self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        if noise_shape is not None:
+            if not isinstance(noise_shape, (list, tuple)) or not all(
+                    d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0)
+                    for d in noise_shape):
+                raise ValueError(f"Dropout {self.name!r} noise_shape must be a list of positive integers or None "
+                                 f"(one per input axis), received {noise_shape!r}")
+            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+        self.noise_shape = noise_shape
         self.seed = seed
         self._rng = make_rng(seed)
+
+    def build(self, input_shape: tuple) -> None:
+        if self.noise_shape is not None:
+            self._check_noise_shape(tuple(input_shape))
+        super().build(input_shape)
+
+    def _check_noise_shape(self, shape: tuple) -> None:
+        """noise_shape must broadcast against the input: its rank, and each entry None, 1 or the input's
+        size on that axis (an axis of unknown size, None, is checked when the layer is called)."""
+        if len(self.noise_shape) != len(shape) or any(
+                n is not None and n != 1 and d is not None and n != d for n, d in zip(self.noise_shape, shape)):
+            raise ValueError(f"Dropout {self.name!r} noise_shape {self.noise_shape} does not fit the input shape "
+                             f"{shape}: it needs one entry per axis, each None, 1 or the input's size")
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0] if training else x
@@ -61,6 +81,7 @@ class Dropout(Layer):
     def _noise_shape(self, x: np.ndarray) -> tuple:
         if self.noise_shape is None:
             return x.shape
+        self._check_noise_shape(x.shape)  # before anything is allocated
         return tuple(x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
 
     def forward(self, x, mask=None, training: bool = True):

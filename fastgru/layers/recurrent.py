@@ -100,12 +100,29 @@ class RecurrentLayer(Layer):
         if states is None:
             self._states = None
             return
+        self._states = self._checked_states(states)
+
+    def _checked_states(self, states) -> list[np.ndarray]:
+        """``reset_states``'s argument checked (one (B, H) real array per state, all of one batch size)
+        and copied in the layer's dtype; nothing is set when one is refused."""
+        kind = type(self).__name__
         if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
             states = [states]
         if len(states) != len(self.state_names):
-            raise ValueError(f"{type(self).__name__} {self.name!r} has {len(self.state_names)} states, "
-                             f"received {len(states)}")
-        self._states = [np.array(s, dtype=self.dtype) for s in states]
+            raise ValueError(f"{kind} {self.name!r} has {len(self.state_names)} states, received {len(states)}")
+        checked = []
+        for name, s in zip(self.state_names, states):
+            s = np.asarray(s)
+            if s.dtype.kind not in "fiub":
+                raise TypeError(f"{kind} {self.name!r} state {name!r} must be a real numeric array, "
+                                f"received dtype {s.dtype}")
+            first = checked[0].shape[0] if checked else None
+            if s.ndim != 2 or s.shape[1] != self.units or (first is not None and s.shape[0] != first):
+                expected = f"({'batch' if first is None else first}, {self.units})"
+                raise ValueError(f"{kind} {self.name!r} state {name!r} must have shape {expected}, "
+                                 f"received shape {s.shape}")
+            checked.append(np.array(s, dtype=self.dtype))
+        return checked
 
     @property
     def states(self) -> list[np.ndarray] | None:
@@ -143,7 +160,7 @@ class RecurrentLayer(Layer):
                 states.append(s)
             return states
         if self.stateful and self._states is not None:
-            if self._states[0].shape != (bsz, self.units):
+            if any(s.shape != (bsz, self.units) for s in self._states):
                 raise ValueError(
                     f"stateful {kind} {self.name!r} holds states for batch size {self._states[0].shape[0]}, "
                     f"received a batch of {bsz}; call reset_states() first"
@@ -177,6 +194,13 @@ class RecurrentLayer(Layer):
         if mask.shape != x.shape[:2]:
             raise ValueError(f"{type(self).__name__} {self.name!r} mask must have shape (batch, timesteps) = "
                              f"{x.shape[:2]}, received {mask.shape}")
+        if mask.dtype != np.bool_:
+            if mask.dtype.kind not in "fiu":
+                raise TypeError(f"{type(self).__name__} {self.name!r} mask must be a boolean (or 0/1 numeric) array, "
+                                f"received dtype {mask.dtype}")
+            if not ((mask == 0) | (mask == 1)).all():
+                raise ValueError(f"{type(self).__name__} {self.name!r} mask must hold only 0 and 1 (or booleans); "
+                                 f"received other values")
         return np.ascontiguousarray(mask != 0, dtype=np.uint8)
 
     def _dropout_masks(self, x: np.ndarray):

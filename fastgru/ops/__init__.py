@@ -1,22 +1,17 @@
 """Array-level API: validate inputs once, allocate outputs, pick and run the kernel.
 
-Public: :func:`gru_forward`, :func:`gru_forward_train`, :func:`gru_backward` (and the results
+Public (``__all__``): :func:`gru_forward`, :func:`gru_forward_train`, :func:`gru_backward` (and the results
 :class:`GRUGradients`, :class:`GRUTrainCache`), and the same for LSTM (:func:`lstm_forward`,
-:func:`lstm_forward_train`, :func:`lstm_backward`, :class:`LSTMGradients`). The ``run_*`` functions
-and the ``Prepared*`` classes take already-validated arrays; the layers call them.
+:func:`lstm_forward_train`, :func:`lstm_backward`, :class:`LSTMGradients`, :class:`LSTMTrainCache`); each
+validates every array it takes. The ``run_*`` functions and the ``Prepared*`` classes are internal (the
+layers call them with arrays they built); they still check every shape and dtype a kernel indexes by
+(``validation.check_run_args``) and raise ``ValueError`` rather than let a kernel read out of bounds.
 """
 
-from .gru import PreparedGRU, gru_forward, run_gru
-from .training import (
-    GRUGradients,
-    GRUTrainCache,
-    gru_backward,
-    gru_forward_train,
-    run_gru_backward,
-    run_gru_train,
-    training_activation_codes,
-)
-from .lstm import (
+# PreparedGRU, PreparedLSTM, run_*, training_activation_codes, validate_*: internal (the layers call them
+# with arrays they built; they check what the kernels index by)
+from .gru import PreparedGRU, gru_forward, run_gru  # noqa: F401
+from .lstm import (  # noqa: F401
     LSTMGradients,
     LSTMTrainCache,
     PreparedLSTM,
@@ -27,28 +22,26 @@ from .lstm import (
     run_lstm_backward,
     run_lstm_train,
 )
-from .validation import validate_gru_args, validate_lstm_args
+from .training import (  # noqa: F401
+    GRUGradients,
+    GRUTrainCache,
+    gru_backward,
+    gru_forward_train,
+    run_gru_backward,
+    run_gru_train,
+    training_activation_codes,
+)
+from .validation import validate_gru_args, validate_lstm_args  # noqa: F401
 
 __all__ = [
     "GRUGradients",
     "GRUTrainCache",
     "LSTMGradients",
     "LSTMTrainCache",
-    "PreparedGRU",
-    "PreparedLSTM",
     "gru_backward",
     "gru_forward",
     "gru_forward_train",
     "lstm_backward",
     "lstm_forward",
     "lstm_forward_train",
-    "run_gru",
-    "run_gru_backward",
-    "run_gru_train",
-    "run_lstm",
-    "run_lstm_backward",
-    "run_lstm_train",
-    "training_activation_codes",
-    "validate_gru_args",
-    "validate_lstm_args",
 ]

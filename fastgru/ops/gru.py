@@ -9,7 +9,7 @@ from .. import activations
 from .._kernels import gru as _gru
 from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
-from .validation import validate_gru_args
+from .validation import check_flags, check_run_args, validate_gru_args
 
 EMPTY_MASK = np.zeros((0, 0), np.uint8)
 
@@ -59,6 +59,7 @@ def run_gru(
     For training prefer :func:`run_gru_train` (dropout masks, and the projection shares the saved
     buffer).
     """
+    check_run_args(x, prepared, (h0,), mask)
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -122,6 +123,8 @@ def gru_forward(
     Returns:
         ``(outputs, h_last)``: outputs (B, T, H) or (B, H), h_last (B, H).
     """
+    return_sequences, go_backwards, zero_output_for_mask = check_flags(return_sequences, go_backwards,
+                                                                       zero_output_for_mask)
     x, kernel, recurrent_kernel, bias, h0, mask = validate_gru_args(
         x, kernel, recurrent_kernel, bias, h0, mask, reset_after
     )

@@ -18,7 +18,10 @@ from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .gru import EMPTY_MASK
 from .training import check_dropout_masks, kernel_masks, training_activation_codes
-from .validation import _as_float_array, _check_shape, validate_lstm_args
+from .validation import (
+    _as_float_array, _check_shape, check_backward_args, check_flags, check_run_args, check_train_args,
+    validate_lstm_args,
+)
 
 
 class PreparedLSTM:
@@ -87,6 +90,7 @@ def run_lstm(
 
     outputs (B, T, H) with ``return_sequences`` else (B, H); h_last, c_last (B, H).
     """
+    check_run_args(x, prepared, (h0, c0), mask, 4)
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -119,6 +123,8 @@ def run_lstm_train(
     recurrent_masks None or (4, B, H), scaled by 1/(1 - rate) (Keras's dropout, constant over time).
     saved (B, T, 7H) (layout in ``fastgru._kernels.lstm``): keep it for :func:`run_lstm_backward`.
     """
+    check_run_args(x, prepared, (h0, c0), mask, 4)
+    check_train_args(x, prepared.units, input_masks, recurrent_masks, 4)
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -153,6 +159,9 @@ def run_lstm_backward(
     outputs; None for zeros) and of the final states (B, H) (None for zeros). Overwrites ``saved``
     (one backward per forward). dx is None when ``need_dx`` is False (one GEMM less).
     """
+    check_run_args(x, prepared, (), mask, 4)
+    check_train_args(x, prepared.units, input_masks, recurrent_masks, 4)
+    check_backward_args(x, prepared.units, saved, _lstm.N_SAVED, return_sequences, d_out, (d_h_last, d_c_last))
     bsz, steps, d = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -214,6 +223,8 @@ def lstm_forward(
     Returns:
         ``(outputs, h_last, c_last)``.
     """
+    return_sequences, go_backwards, zero_output_for_mask = check_flags(return_sequences, go_backwards,
+                                                                       zero_output_for_mask)
     x, kernel, recurrent_kernel, bias, h0, c0, mask = validate_lstm_args(
         x, kernel, recurrent_kernel, bias, h0, c0, mask
     )
@@ -264,6 +275,8 @@ def lstm_forward_train(
     dropout_mask None, (B, D) for every gate or (4, B, D) one per gate; recurrent_dropout_mask
     None or (4, B, H), applied to h_prev before each gate's recurrent product.
     """
+    return_sequences, go_backwards, zero_output_for_mask = check_flags(return_sequences, go_backwards,
+                                                                       zero_output_for_mask)
     x, kernel, recurrent_kernel, bias, h0, c0, mask = validate_lstm_args(
         x, kernel, recurrent_kernel, bias, h0, c0, mask
     )

@@ -16,7 +16,10 @@ from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from ..errors import UnsupportedKerasFeature
 from .gru import EMPTY_MASK, PreparedGRU
-from .validation import _as_float_array, _check_finite, _check_shape, validate_gru_args
+from .validation import (
+    _as_float_array, _check_finite, _check_shape, check_backward_args, check_flags, check_run_args,
+    check_train_args, validate_gru_args,
+)
 
 
 class GRUGradients(NamedTuple):
@@ -94,6 +97,8 @@ def run_gru_train(
     saved (B, T, 5H) holds the projection, then the gates (``fastgru._kernels.gru``); keep it, with
     x, prepared, mask and the masks, for :func:`run_gru_backward`, which overwrites it.
     """
+    check_run_args(x, prepared, (h0,), mask)
+    check_train_args(x, prepared.units, input_masks, recurrent_masks, 3)
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -158,6 +163,9 @@ def run_gru_backward(
     B_c*T rows (its rows of dx, its partial dW, dU and bias sums, added up here). Only fastgru's
     threads run: NumPy's multi-threaded BLAS beside them would oversubscribe the cores.
     """
+    check_run_args(x, prepared, (), mask)
+    check_train_args(x, prepared.units, input_masks, recurrent_masks, 3)
+    check_backward_args(x, prepared.units, saved, _gru.N_SAVED, return_sequences, d_out, (d_h_last,))
     bsz, steps, d = x.shape
     units = prepared.units
     dtype = x.dtype
@@ -283,6 +291,8 @@ def gru_forward_train(
     Without masks the outputs equal :func:`gru_forward`'s. Raises ``UnsupportedKerasFeature`` for
     activations whose derivative the backward cannot take (swish, gelu).
     """
+    return_sequences, go_backwards, zero_output_for_mask = check_flags(return_sequences, go_backwards,
+                                                                       zero_output_for_mask)
     x, kernel, recurrent_kernel, bias, h0, mask = validate_gru_args(
         x, kernel, recurrent_kernel, bias, h0, mask, reset_after
     )

@@ -222,12 +222,38 @@ def _take(a, idx):
     return None if a is None else a[idx]
 
 
-def _batch_size(batch_size) -> int:
-    if batch_size is None:
-        return 32
-    if int(batch_size) <= 0:
-        raise ValueError(f"batch_size must be a positive integer, received {batch_size!r}")
-    return int(batch_size)
+def _positive_int(name: str, value) -> int:
+    """An integer option (Python or NumPy int; bool and floats such as 2.5 are refused, as Keras refuses them)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, received {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, received {value!r}")
+    return int(value)
+
+
+def _batch_size(batch_size, name: str = "batch_size") -> int:
+    return 32 if batch_size is None else _positive_int(name, batch_size)
+
+
+def _check_validation_data(model, validation_data, y):
+    """``validation_data`` checked like the training data, before anything is trained: a tuple
+    ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)`` whose targets have the training targets' shape."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
+                         f"received {type(validation_data).__name__}"
+                         + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+    x_val, y_val, sw_val = (tuple(validation_data) + (None,))[:3]
+    try:
+        x_val, y_val, sw_val = _check_xy(model, x_val, y_val, sw_val)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"validation_data: {exc}") from None
+    def squeeze(shape):  # (n,) and (n, 1) agree
+        return tuple(d for d in shape[1:] if d != 1)
+
+    if squeeze(y_val.shape) != squeeze(y.shape):
+        raise ValueError(f"validation_data: y_val has shape {y_val.shape}, which does not match the training "
+                         f"targets' shape {y.shape} (same shape after the sample axis expected)")
+    return (x_val, y_val) + (() if sw_val is None else (sw_val,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,15 +265,24 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
         initial_epoch: int = 0, validation_batch_size=None):
     compiled = _compiled(model)
+    # every argument is checked before anything is trained (docs/reliability.md, "Input validation")
+    epochs = 0 if epochs == 0 else _positive_int("epochs", 1 if epochs is None else epochs)
+    initial_epoch = 0 if initial_epoch == 0 else _positive_int("initial_epoch", initial_epoch)
+    batch_size = _batch_size(batch_size)
+    if validation_batch_size is not None:
+        validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size")
+    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, (int, float, np.number)):
+        raise TypeError(f"validation_split must be a number in [0, 1), received {validation_split!r}")
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
-    if validation_data is None and validation_split:
+    if validation_data is not None:
+        validation_data = _check_validation_data(model, validation_data, y)
+    elif validation_split:
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1), received {validation_split}")
         split_at = int(math.floor(len(x) * (1.0 - validation_split)))
         validation_data = (x[split_at:], y[split_at:]) + (() if sample_weight is None else (sample_weight[split_at:],))
         x, y = x[:split_at], y[:split_at]
         sample_weight = None if sample_weight is None else sample_weight[:split_at]
-    batch_size = _batch_size(batch_size)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
     steps = math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
