@@ -31,59 +31,63 @@ class SharedLock:
     """A readers-writer lock: any number of *shared* holders (calls that read the weights) or one
     *exclusive* holder (``set_weights``). A waiting exclusive holder goes first: new shared holders
     wait for it, so a stream of calls cannot starve ``set_weights``. Not reentrant.
-    ``with lock.shared:`` / ``with lock.exclusive:`` (about a microsecond each)."""
+    ``with lock.shared:`` / ``with lock.exclusive:`` (a lock acquisition and a counter each way)."""
 
-    __slots__ = ("_cond", "_exclusive", "_shared", "_waiting", "exclusive", "shared")
+    __slots__ = ("_cond", "_exclusive", "_lock", "_shared", "_waiting", "exclusive", "shared")
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._shared = 0
         self._exclusive = False
         self._waiting = 0
-        self.shared = _Side(self._enter_shared, self._exit_shared)
-        self.exclusive = _Side(self._enter_exclusive, self._exit_exclusive)
-
-    def _enter_shared(self) -> None:
-        with self._cond:
-            while self._exclusive or self._waiting:
-                self._cond.wait()
-            self._shared += 1
-
-    def _exit_shared(self) -> None:
-        with self._cond:
-            self._shared -= 1
-            if not self._shared:
-                self._cond.notify_all()
-
-    def _enter_exclusive(self) -> None:
-        with self._cond:
-            self._waiting += 1
-            try:
-                while self._exclusive or self._shared:
-                    self._cond.wait()
-            finally:
-                self._waiting -= 1
-            self._exclusive = True
-
-    def _exit_exclusive(self) -> None:
-        with self._cond:
-            self._exclusive = False
-            self._cond.notify_all()
+        self.shared = _Shared(self)
+        self.exclusive = _Exclusive(self)
 
 
-class _Side:
-    """One side of a SharedLock as a context manager."""
+class _Shared:
+    __slots__ = ("_l",)
 
-    __slots__ = ("_enter", "_exit")
-
-    def __init__(self, enter, exit_):
-        self._enter, self._exit = enter, exit_
+    def __init__(self, lock: SharedLock):
+        self._l = lock
 
     def __enter__(self) -> None:
-        self._enter()
+        lock = self._l
+        with lock._lock:
+            while lock._exclusive or lock._waiting:
+                lock._cond.wait()
+            lock._shared += 1
 
     def __exit__(self, *exc) -> None:
-        self._exit()
+        lock = self._l
+        with lock._lock:
+            lock._shared -= 1
+            if not lock._shared and lock._waiting:
+                lock._cond.notify_all()
+
+
+class _Exclusive:
+    __slots__ = ("_l",)
+
+    def __init__(self, lock: SharedLock):
+        self._l = lock
+
+    def __enter__(self) -> None:
+        lock = self._l
+        with lock._lock:
+            lock._waiting += 1
+            try:
+                while lock._exclusive or lock._shared:
+                    lock._cond.wait()
+            finally:
+                lock._waiting -= 1
+            lock._exclusive = True
+
+    def __exit__(self, *exc) -> None:
+        lock = self._l
+        with lock._lock:
+            lock._exclusive = False
+            lock._cond.notify_all()
 
 
 def weights_lock(obj) -> SharedLock:
