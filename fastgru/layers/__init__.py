@@ -1,5 +1,6 @@
 """Keras-shaped layers."""
 
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
@@ -7,10 +8,46 @@ from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
 from .gru import GRU
 from .lstm import LSTM
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
+from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 
-__all__ = ["Activation", "AveragePooling1D", "Bidirectional", "Conv1D", "Dense", "Dropout", "Embedding", "Flatten",
-           "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Input", "InputLayer", "LSTM", "Layer", "Masking",
-           "MaxPooling1D", "RecurrentLayer"]
+__all__ = [
+    "Activation",
+    "AveragePooling1D",
+    "BatchNormalization",
+    "Bidirectional",
+    "Conv1D",
+    "Cropping1D",
+    "Dense",
+    "Dropout",
+    "ELU",
+    "Embedding",
+    "Flatten",
+    "GRU",
+    "GaussianDropout",
+    "GaussianNoise",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Input",
+    "InputLayer",
+    "LSTM",
+    "Layer",
+    "LayerNormalization",
+    "LeakyReLU",
+    "Masking",
+    "MaxPooling1D",
+    "PReLU",
+    "Permute",
+    "ReLU",
+    "RecurrentLayer",
+    "RepeatVector",
+    "Reshape",
+    "Softmax",
+    "SpatialDropout1D",
+    "UpSampling1D",
+    "ZeroPadding1D",
+]

@@ -1,0 +1,101 @@
+"""Regularization layers that only act in training, Keras 3 semantics: ``SpatialDropout1D`` (whole
+feature channels dropped per sample), ``GaussianNoise`` (additive), ``GaussianDropout``
+(multiplicative). At inference each is the identity. Their random draws come from fastgru's seeded
+generators (``fg.set_random_seed`` or ``seed=``), not TensorFlow's: the same statistics as Keras,
+not the same numbers. Each passes masks on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..random import make_rng
+from .base import Layer, compute_dtype
+from .registry import NONE, Integer, KerasContract, Real, register_layer, validate_params
+
+
+class _Noise(Layer):
+    supports_masking = True
+
+    def __init__(self, seed=None, **params):
+        layer_kwargs = {k: params.pop(k) for k in list(params) if k not in self.parameter_constraints}
+        super().__init__(**layer_kwargs)
+        self.__dict__.update(validate_params(f"{type(self).__name__} {self.name!r}", self.parameter_constraints,
+                                             dict(params, seed=seed)))
+        self._rng = make_rng(self.seed)
+
+    def call(self, x, mask=None, training: bool = False):
+        return self.forward(x, mask, training)[0] if training else np.asarray(x)
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = np.asarray(x)
+        x = x.astype(compute_dtype(x), copy=False)
+        if not training:
+            return x, None
+        factor, shift = self._noise(x)
+        y = x if factor is None else x * factor
+        return (y if shift is None else y + shift), factor
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        return (np.asarray(dy) if cache is None else np.asarray(dy) * cache), []
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **{k: getattr(self, k) for k in self.parameter_constraints}}
+
+
+@register_layer
+class SpatialDropout1D(_Noise):
+    """Drops whole channels of each sample (noise shape (B, 1, C)), scaling the kept ones by 1/(1-rate)."""
+
+    keras = KerasContract(names=("SpatialDropout1D",))
+    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
+
+    def __init__(self, rate: float, seed=None, **kwargs):
+        super().__init__(seed=seed, rate=rate, **kwargs)
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(f"SpatialDropout1D {self.name!r} expects input of rank 3, received shape "
+                             f"{tuple(input_shape)}")
+        super().build(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("trainable", None)  # Keras's SpatialDropout1D takes rate, seed, name and dtype only
+        return config
+
+    def _noise(self, x):
+        if self.rate == 0:
+            return None, None
+        keep = self._rng.random((x.shape[0], 1, x.shape[2])) >= self.rate
+        return (keep / (1.0 - self.rate)).astype(x.dtype), None
+
+
+@register_layer
+class GaussianNoise(_Noise):
+    """Adds N(0, stddev^2) noise in training."""
+
+    keras = KerasContract(names=("GaussianNoise",))
+    parameter_constraints = {"stddev": [Real(0.0)], "seed": [NONE, Integer()]}
+
+    def __init__(self, stddev: float, seed=None, **kwargs):
+        super().__init__(seed=seed, stddev=stddev, **kwargs)
+
+    def _noise(self, x):
+        return None, (self._rng.standard_normal(x.shape) * self.stddev).astype(x.dtype)
+
+
+@register_layer
+class GaussianDropout(_Noise):
+    """Multiplies by N(1, rate / (1 - rate)) noise in training."""
+
+    keras = KerasContract(names=("GaussianDropout",))
+    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
+
+    def __init__(self, rate: float, seed=None, **kwargs):
+        super().__init__(seed=seed, rate=rate, **kwargs)
+
+    def _noise(self, x):
+        if self.rate == 0:
+            return None, None
+        std = np.sqrt(self.rate / (1.0 - self.rate))
+        return (1.0 + self._rng.standard_normal(x.shape) * std).astype(x.dtype), None
