@@ -4,6 +4,7 @@ from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
+from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
 from .gru import GRU
@@ -23,6 +24,7 @@ __all__ = [
     "Conv1D",
     "Cropping1D",
     "Dense",
+    "DepthwiseConv1D",
     "Dropout",
     "ELU",
     "Embedding",
@@ -46,6 +48,7 @@ __all__ = [
     "RecurrentLayer",
     "RepeatVector",
     "Reshape",
+    "SeparableConv1D",
     "Softmax",
     "SpatialDropout1D",
     "UpSampling1D",

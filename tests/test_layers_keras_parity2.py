@@ -1,0 +1,224 @@
+"""SeparableConv1D, DepthwiseConv1D, UnitNormalization, Normalization, AlphaDropout,
+ActivityRegularization, layer regularizers and TimeDistributed against live Keras, from one table (as
+tests/test_layers_keras_parity.py): forward in a model around GRUs (masked where the layer sees masks),
+.keras and Keras 3 .h5 files both ways, 5 Adam steps of training, and float64 finite-difference
+gradients of each layer alone; then tf_keras .h5 files and bad options."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru import layers as F
+
+T, D = 9, 4
+
+
+def _case(name, ours, theirs, first=False, masked=False, train=True, fd=True):
+    return pytest.param(ours, theirs, first, masked, train, fd, id=name)
+
+
+# (fastgru factory, keras factory (L = keras.layers), the layer right after the input (else after a GRU),
+#  masked input, train parity, finite-difference check)
+CASES = [
+    _case("DepthwiseConv1D", lambda: F.DepthwiseConv1D(3), lambda L: L.DepthwiseConv1D(3), first=True),
+    _case("DepthwiseConv1D-same-dm", lambda: F.DepthwiseConv1D(2, padding="same", depth_multiplier=3,
+                                                                activation="tanh"),
+          lambda L: L.DepthwiseConv1D(2, padding="same", depth_multiplier=3, activation="tanh"), first=True),
+    _case("DepthwiseConv1D-strides", lambda: F.DepthwiseConv1D(3, strides=2, padding="same", use_bias=False),
+          lambda L: L.DepthwiseConv1D(3, strides=2, padding="same", use_bias=False)),
+    _case("DepthwiseConv1D-dilation", lambda: F.DepthwiseConv1D(3, dilation_rate=2, depth_multiplier=2,
+                                                                 activation="relu"),
+          lambda L: L.DepthwiseConv1D(3, dilation_rate=2, depth_multiplier=2, activation="relu")),
+    _case("SeparableConv1D", lambda: F.SeparableConv1D(5, 3), lambda L: L.SeparableConv1D(5, 3), first=True),
+    _case("SeparableConv1D-same-dm", lambda: F.SeparableConv1D(4, 2, padding="same", depth_multiplier=2,
+                                                                activation="relu"),
+          lambda L: L.SeparableConv1D(4, 2, padding="same", depth_multiplier=2, activation="relu"), first=True),
+    _case("SeparableConv1D-strides", lambda: F.SeparableConv1D(3, 4, strides=3, use_bias=False),
+          lambda L: L.SeparableConv1D(3, 4, strides=3, use_bias=False)),
+    _case("SeparableConv1D-dilation", lambda: F.SeparableConv1D(6, 2, dilation_rate=3, activation="sigmoid"),
+          lambda L: L.SeparableConv1D(6, 2, dilation_rate=3, activation="sigmoid")),
+]
+
+
+def _data(rng, masked):
+    x = rng.standard_normal((16, T, D)).astype(np.float32)
+    if masked:
+        x[0, -3:] = 0.0
+        x[1, :2] = 0.0
+        x[5, 4:] = 0.0
+    return x, rng.integers(0, 3, len(x))
+
+
+def _stack(mod, layer, first, masked):
+    """The same model in fastgru or Keras: [Masking] [GRU] -> layer -> GRU -> Dense(softmax)."""
+    head = [mod.Masking()] if masked else []
+    feed = [] if first else [mod.GRU(6, return_sequences=True)]
+    return head + feed + [layer, mod.GRU(5), mod.Dense(3, activation="softmax")]
+
+
+def _random_weights(km, rng):
+    return [rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path
+            else (rng.standard_normal(w.shape) * 0.5).astype(w.dtype) if w.dtype.kind == "f" else w
+            for w, v in zip(km.get_weights(), km.weights)]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("ours,theirs,first,masked,train,fd", CASES)
+def test_forward_files_and_training_match_keras(keras, rng, tmp_path, ours, theirs, first, masked, train, fd):
+    L = keras.layers
+    x, y = _data(rng, masked)
+    km = keras.Sequential([keras.Input((T, D))] + _stack(L, theirs(L), first, masked))
+    km.set_weights(_random_weights(km, rng))
+    model = fg.Sequential([F.Input((T, D))] + _stack(F, ours(), first, masked))
+    model.set_weights(km.get_weights())
+    expected = km.predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-4, atol=2e-5)
+    km.save(tmp_path / "k.keras")
+    km.save(tmp_path / "k.h5")
+    for file in ("k.keras", "k.h5"):
+        loaded = fg.load_model(tmp_path / file)
+        np.testing.assert_allclose(loaded.predict(x), expected, rtol=1e-4, atol=2e-5)
+        for a, b in zip(loaded.get_weights(), km.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "ours.keras")  # Keras opens what fastgru writes
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0), expected,
+                               rtol=1e-4, atol=2e-5)
+    if not train:
+        return
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for _ in range(5):
+        np.testing.assert_allclose(model.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
+    for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+def _numeric(f, x, coef, eps=1e-6):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        out[idx] = ((f(plus) - f(minus)) * coef).sum() / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("ours,theirs,first,masked,train,fd", CASES)
+def test_gradients_match_finite_differences(rng, ours, theirs, first, masked, train, fd):
+    if not fd:
+        pytest.skip("no gradient of its own (checked in its own test)")
+    layer = ours()
+    shape = (2, T, 6)
+    layer.dtype = np.dtype("float64")
+    layer.build((None,) + shape[1:])
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.weights])
+    x = rng.standard_normal(shape)
+    mask = None
+    if masked:
+        mask = np.ones(shape[:2], bool)
+        mask[0, 3:] = False
+    y, cache = layer.forward(x, mask=mask, training=train)
+    coef = rng.standard_normal(y.shape)
+    dx, grads = layer.backward(coef, cache)
+    assert dx.dtype == np.float64
+
+    def f(value):
+        return layer.forward(value, mask=mask, training=train)[0]
+
+    np.testing.assert_allclose(dx, _numeric(f, x, coef), rtol=1e-5, atol=1e-7)
+    assert len(grads) == len(layer.trainable_weights)
+    for w, g in zip(layer.trainable_weights, grads):
+        def fw(value, w=w):
+            saved = w.copy()
+            w[...] = value
+            try:
+                return f(x)
+            finally:
+                w[...] = saved
+        np.testing.assert_allclose(g, _numeric(fw, w.copy(), coef), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.keras
+def test_depthwise_float64_matches_keras(keras, rng):
+    for theirs, ours in ((keras.layers.SeparableConv1D(4, 3, padding="same", depth_multiplier=2, dtype="float64"),
+                          F.SeparableConv1D(4, 3, padding="same", depth_multiplier=2, dtype="float64")),
+                         (keras.layers.DepthwiseConv1D(3, depth_multiplier=3, dtype="float64"),
+                          F.DepthwiseConv1D(3, depth_multiplier=3, dtype="float64"))):
+        x = rng.standard_normal((3, 10, 3))
+        theirs(x)
+        theirs.set_weights([rng.standard_normal(w.shape) for w in theirs.get_weights()])
+        ours.build((None, 10, 3))
+        ours.set_weights(theirs.get_weights())
+        np.testing.assert_allclose(ours(x), np.asarray(theirs(x)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.keras
+def test_tf_keras_h5_depthwise_and_separable_load(rng, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    km = tf_keras.Sequential([tf_keras.Input((12, 4)), L.SeparableConv1D(6, 3, padding="causal", depth_multiplier=2,
+                                                                          activation="relu"),
+                              L.DepthwiseConv1D(2, padding="same", depth_multiplier=2), L.GRU(5), L.Dense(2)])
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    km.save(tmp_path / "k2.h5")
+    x = rng.standard_normal((4, 12, 4)).astype(np.float32)
+    loaded = fg.load_model(tmp_path / "k2.h5")
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-4, atol=2e-5)
+    for a, b in zip(loaded.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: F.DepthwiseConv1D(0), ValueError, "'kernel_size'"),
+    (lambda: F.DepthwiseConv1D(3, padding="causal"), ValueError, "'padding' should be one of 'valid', 'same'"),
+    (lambda: F.DepthwiseConv1D(3, depth_multiplier=0), ValueError, "'depth_multiplier'"),
+    (lambda: F.DepthwiseConv1D(3, strides=2, dilation_rate=2), ValueError, "strides > 1 together with"),
+    (lambda: F.DepthwiseConv1D(3, data_format="channels_first"), ValueError, "'data_format'"),
+    (lambda: F.SeparableConv1D(0, 3), ValueError, "'filters'"),
+    (lambda: F.SeparableConv1D(2, 3, depth_multiplier=1.5), TypeError, "'depth_multiplier'"),
+    (lambda: F.SeparableConv1D(2, 3, activation="mish"), fg.UnsupportedKerasFeature, "activation 'mish'"),
+    (lambda: F.SeparableConv1D(2, 3, use_bias="yes"), TypeError, "'use_bias'"),
+])
+def test_bad_options_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_bad_shapes_are_refused(rng):
+    with pytest.raises(ValueError, match="rank 3"):
+        fg.Sequential([F.Input((5,)), F.SeparableConv1D(2, 3)])
+    with pytest.raises(ValueError, match="no output steps"):
+        fg.Sequential([F.Input((2, 3)), F.DepthwiseConv1D(3)])
+    model = fg.Sequential([F.Input((5, 3)), F.DepthwiseConv1D(2)])
+    with pytest.raises(ValueError, match=r"expects input \(batch, steps, 3\)"):
+        model.layers[0].call(np.ones((2, 5, 4), np.float32))
+
+
+def _write_keras_zip(path, layer_entry, shape=(6, 3)):
+    config = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, *shape],
+                                                                          "name": "in"}},
+        layer_entry]}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+        z.writestr("model.weights.h5", b"")
+
+
+@pytest.mark.parametrize("class_name,config,error,match", [
+    ("DepthwiseConv1D", {"kernel_size": [2], "padding": "causal"}, fg.ModelFileError, "padding"),
+    ("DepthwiseConv1D", {"kernel_size": [2], "depth_multiplier": 0}, fg.ModelFileError, "depth_multiplier"),
+    ("SeparableConv1D", {"filters": 2, "kernel_size": [2], "groups": 2}, fg.UnsupportedKerasFeature, "groups"),
+    ("SeparableConv1D", {"filters": 2, "kernel_size": [2], "new_option": 1}, fg.UnsupportedKerasFeature,
+     "new_option"),
+])
+def test_bad_values_in_a_file_are_refused(tmp_path, class_name, config, error, match):
+    _write_keras_zip(tmp_path / "bad.keras", {"module": "keras.layers", "class_name": class_name,
+                                              "config": {"name": "x", **config}})
+    with pytest.raises(error, match=match):
+        fg.load_model(tmp_path / "bad.keras")
