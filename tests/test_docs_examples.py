@@ -90,7 +90,15 @@ def test_page_examples_run(page: Path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__docs_example__"}
-    for lineno, code, skip in blocks:
-        if skip is not None:
-            continue
-        exec(compile(code, f"{page.relative_to(ROOT)}:{lineno}", "exec"), namespace)  # noqa: S102
+    import fastgru as fg
+
+    # an example may change process-wide settings (threads, batch invariance): later tests must not see them
+    threads, invariant = fg.get_num_threads(), fg.get_batch_invariant()
+    try:
+        for lineno, code, skip in blocks:
+            if skip is not None:
+                continue
+            exec(compile(code, f"{page.relative_to(ROOT)}:{lineno}", "exec"), namespace)  # noqa: S102
+    finally:
+        fg.set_num_threads(threads)
+        fg.set_batch_invariant(invariant)

@@ -29,6 +29,7 @@ from ..layers import (
     GlobalAveragePooling1D,
     GlobalMaxPooling1D,
     Masking,
+    SimpleRNN,
 )
 from ..layers import registry
 from ..layers.bidirectional import MERGE_MODES
@@ -62,6 +63,10 @@ _LAYERS = {
                     "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "seed",
                     "zero_output_for_mask"},
              {"time_major": False, "implementation": None, "use_cudnn": None}),
+    "SimpleRNN": (SimpleRNN, {"units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+                              "bias_initializer", "dropout", "recurrent_dropout", "return_sequences", "return_state",
+                              "go_backwards", "stateful", "unroll", "seed", "zero_output_for_mask"},
+                  {"time_major": False}),
     "Dense": (Dense, {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer"},
               {"lora_rank": None, "lora_alpha": None, "quantization_config": None}),
     "Dropout": (Dropout, {"rate", "noise_shape", "seed"}, {}),
@@ -76,12 +81,13 @@ _LAYERS = {
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: Keras weights live in the RNN cell: <layer path>/cell/vars in Keras 3 files
-_CELL_LAYERS = {"GRU", "LSTM"}
+_CELL_LAYERS = {"GRU", "LSTM", "SimpleRNN"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional"}
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Conv1D", "Lambda",
-                      "Attention", "MultiHeadAttention", "BatchNormalization", "LayerNormalization"}
+_KNOWN_UNSUPPORTED = {"SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
+                      "MultiHeadAttention", "SeparableConv1D", "DepthwiseConv1D", "UnitNormalization",
+                      "Normalization", "AlphaDropout", "ActivityRegularization", "Concatenate", "Add"}
 
 
 def snake_case(name: str) -> str:
@@ -224,7 +230,7 @@ def _too_many_layers(path):
 
 
 def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, path):
-    """Bidirectional(GRU or LSTM) from its config: the forward layer's entry ("layer"), the backward
+    """Bidirectional(GRU, LSTM or SimpleRNN) from its config: the forward layer's entry ("layer"), the backward
     layer's ("backward_layer", Keras 3 and newer tf_keras) and the merge mode."""
     inner = {}
     for key in ("layer", "backward_layer"):
@@ -232,9 +238,9 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
         if entry is None and key == "backward_layer":
             continue
         inner_cls, inner_cfg = _entry(entry, path, f"layer {label}: {key}")
-        if inner_cls not in ("GRU", "LSTM") or not isinstance(inner_cfg, dict):
+        if inner_cls not in _CELL_LAYERS or not isinstance(inner_cfg, dict):
             raise UnsupportedKerasFeature(f"layer {label}: Bidirectional({inner_cls}) is not supported "
-                                          "(fastgru's Bidirectional wraps GRU or LSTM)")
+                                          "(fastgru's Bidirectional wraps GRU, LSTM or SimpleRNN)")
         inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
     merge_mode = spec.config.get("merge_mode", "concat")
     if merge_mode not in MERGE_MODES:
