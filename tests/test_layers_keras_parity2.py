@@ -42,6 +42,15 @@ CASES = [
           lambda L: L.SeparableConv1D(3, 4, strides=3, use_bias=False)),
     _case("SeparableConv1D-dilation", lambda: F.SeparableConv1D(6, 2, dilation_rate=3, activation="sigmoid"),
           lambda L: L.SeparableConv1D(6, 2, dilation_rate=3, activation="sigmoid")),
+    _case("UnitNormalization", lambda: F.UnitNormalization(), lambda L: L.UnitNormalization(), masked=True),
+    _case("UnitNormalization-axes", lambda: F.UnitNormalization(axis=[1, 2]), lambda L: L.UnitNormalization(axis=[1, 2])),
+    _case("Normalization", lambda: F.Normalization(), lambda L: L.Normalization(), first=True, masked=True),
+    _case("Normalization-axes", lambda: F.Normalization(axis=(1, 2)), lambda L: L.Normalization(axis=(1, 2))),
+    _case("Normalization-given-invert", lambda: F.Normalization(mean=[0.5, -1, 2, 0, 1, 0.2], variance=[1, 4, 2, 0, 1, 3],
+                                                                invert=True),
+          lambda L: L.Normalization(mean=[0.5, -1, 2, 0, 1, 0.2], variance=[1, 4, 2, 0, 1, 3], invert=True)),
+    _case("Normalization-none", lambda: F.Normalization(axis=None, mean=2.0, variance=4.0),
+          lambda L: L.Normalization(axis=None, mean=2.0, variance=4.0), first=True),
 ]
 
 
@@ -74,6 +83,9 @@ def test_forward_files_and_training_match_keras(keras, rng, tmp_path, ours, thei
     x, y = _data(rng, masked)
     km = keras.Sequential([keras.Input((T, D))] + _stack(L, theirs(L), first, masked))
     km.set_weights(_random_weights(km, rng))
+    for layer in km.layers:  # Keras's Normalization reads its variables into its statistics only here
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
     model = fg.Sequential([F.Input((T, D))] + _stack(F, ours(), first, masked))
     model.set_weights(km.get_weights())
     expected = km.predict(x, verbose=0)
@@ -222,3 +234,79 @@ def test_bad_values_in_a_file_are_refused(tmp_path, class_name, config, error, m
                                               "config": {"name": "x", **config}})
     with pytest.raises(error, match=match):
         fg.load_model(tmp_path / "bad.keras")
+
+
+@pytest.mark.keras
+def test_normalization_adapt_matches_keras(keras, rng):
+    x = (rng.standard_normal((50, T, D)) * 3 + 2).astype(np.float32)
+    for axis in (-1, (1, 2), None):
+        theirs, ours = keras.layers.Normalization(axis=axis), F.Normalization(axis=axis)
+        theirs.adapt(x)
+        ours.adapt(x)
+        for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(ours(x), np.asarray(theirs(x)), rtol=1e-5, atol=1e-6)
+    batches = [x[:20], x[20:35], x[35:]]  # an iterable of batches: Keras's running combination
+    theirs, ours = keras.layers.Normalization(), F.Normalization()
+    theirs.adapt(batches)
+    ours.adapt(iter(batches))
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    inverted = F.Normalization(invert=True)
+    inverted.adapt(x)
+    np.testing.assert_allclose(inverted(ours(x)), x, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="do not fit"):
+        ours.adapt(np.ones((4, T, D + 1), np.float32))
+    with pytest.raises(ValueError, match="given mean and variance"):
+        F.Normalization(mean=1.0, variance=2.0).adapt(x)
+
+
+@pytest.mark.keras
+def test_normalization_float64_matches_keras(keras, rng):
+    x = rng.standard_normal((3, T, D)) * 2
+    for theirs, ours in ((keras.layers.UnitNormalization(dtype="float64"), F.UnitNormalization(dtype="float64")),
+                         (keras.layers.Normalization(mean=[1, 2, 3, 4], variance=[1, 0.5, 2, 3], dtype="float64"),
+                          F.Normalization(mean=[1, 2, 3, 4], variance=[1, 0.5, 2, 3], dtype="float64"))):
+        ours.build((None, T, D))
+        np.testing.assert_allclose(ours(x), np.asarray(theirs(x)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.keras
+def test_tf_keras_h5_normalization_loads(rng, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    x = (rng.standard_normal((20, T, D)) * 2 + 1).astype(np.float32)
+    norm = L.Normalization()
+    norm.adapt(x)  # tf_keras counts the values seen (Keras 3 leaves count 0)
+    km = tf_keras.Sequential([tf_keras.Input((T, D)), norm, L.UnitNormalization(), L.GRU(5), L.Dense(2)])
+    km.save(tmp_path / "k2.h5")
+    loaded = fg.load_model(tmp_path / "k2.h5")
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-4, atol=2e-5)
+    for a, b in zip(loaded.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.layers[0].get_weights()[2] == len(x) * T
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: F.UnitNormalization(axis=0), ValueError, "axis"),
+    (lambda: F.UnitNormalization(axis="x"), TypeError, "axis"),
+    (lambda: F.Normalization(axis=1.5), TypeError, "'axis'"),
+    (lambda: F.Normalization(mean=1.0), ValueError, "both mean and variance"),
+    (lambda: F.Normalization(mean=[1, 2], variance=[1, 2, 3]), ValueError, "same shape"),
+    (lambda: F.Normalization(mean=[[1, 2]], variance=[[1, 2]]), ValueError, "rank 2"),
+    (lambda: F.Normalization(mean=1.0, variance=-1.0), ValueError, "negative"),
+    (lambda: F.Normalization(mean="a", variance="b"), TypeError, "mean should be a number"),
+    (lambda: F.Normalization(invert=1), TypeError, "'invert'"),
+])
+def test_bad_normalization_options_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_bad_normalization_shapes_are_refused():
+    with pytest.raises(ValueError, match="does not fit"):
+        fg.Sequential([F.Input((T, D)), F.Normalization(mean=[1, 2], variance=[1, 2])])
+    with pytest.raises(ValueError, match="out of range"):
+        fg.Sequential([F.Input((T, D)), F.Normalization(axis=3)])
+    with pytest.raises(ValueError, match="axis 3 is out of bounds"):
+        fg.Sequential([F.Input((T, D)), F.UnitNormalization(axis=3)])

@@ -302,12 +302,13 @@ def read_json_attr(group, name: str, path) -> dict | None:
         raise ModelFileError(path, f"attribute {name!r} is not valid JSON ({type(exc).__name__}: {exc})") from None
 
 
-def read_dataset(group, key: str, path, expected_shape: tuple | None = None) -> np.ndarray:
+def read_dataset(group, key: str, path, expected_shape: tuple | None = None, integer: bool = False) -> np.ndarray:
     """A weight array, read by fastgru from this file's own bytes (:func:`dataset_layout`).
 
-    With ``expected_shape``, a dataset of another shape or of a non-float dtype is refused from its
-    header, before anything is read or allocated; without, a dataset declaring more bytes than the whole
-    file holds is refused. Memory: the array, plus one chunk of a chunked dataset."""
+    With ``expected_shape``, a dataset of another shape or of a non-float dtype (with ``integer``: a
+    non-integer dtype, for the integer weights a layer holds, e.g. Normalization's ``count``) is refused
+    from its header, before anything is read or allocated; without, a dataset declaring more bytes than
+    the whole file holds is refused. Memory: the array, plus one chunk of a chunked dataset."""
     try:
         obj = group[key]
     except KeyError:
@@ -323,7 +324,10 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None) -> 
         if shape != tuple(expected_shape):
             raise ModelFileError(path, f"weight {where} has shape {shape}, but the config implies "
                                        f"{tuple(expected_shape)}")
-        if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
+        if integer:
+            if dtype.kind not in "iu" or dtype.itemsize not in (1, 2, 4, 8):
+                raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected integers")
+        elif dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
             raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected floats")
     else:
         limit = file_size(obj)

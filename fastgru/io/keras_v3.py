@@ -172,15 +172,15 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
             if len(group.keys()) != n:
                 raise ModelFileError(path, f"{where} holds {len(group.keys())} variables, layer "
                                            f"{layer.name!r} ({spec.class_name}) expects {n}")
-        arrays = _read_groups(groups, shapes, path)
+        arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
         set_checked(layer, arrays, path, where=spec.v3_path)
 
 
-def _read_groups(groups, shapes, path) -> list:
+def _read_groups(groups, shapes, path, integer) -> list:
     arrays = []
     for group, _, n in groups:
         for i in range(n):
-            arrays.append(read_dataset(group, str(i), path, shapes[len(arrays)]))
+            arrays.append(read_dataset(group, str(i), path, shapes[len(arrays)], integer=integer[len(arrays)]))
     return arrays
 
 
@@ -195,7 +195,11 @@ def check_shapes(layer, shapes, path, where: str) -> None:
 def set_checked(layer, arrays, path, where: str) -> None:
     check_shapes(layer, [a.shape for a in arrays], path, where)
     for name, have, got in zip(layer.weight_paths, layer.weights, arrays):
-        if got.dtype.kind != "f":
+        if have.dtype.kind in "iu":  # an integer weight (Normalization's count)
+            if got.dtype.kind not in "iu":
+                raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has dtype {got.dtype}, "
+                                           "expected integers")
+        elif got.dtype.kind != "f":
             raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has dtype {got.dtype}, expected floats")
         if not np.isfinite(got).all():
             raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) contains NaN or infinite values")

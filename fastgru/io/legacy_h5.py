@@ -38,7 +38,8 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
         for layer in group_layers:  # shapes first, from the headers: nothing is read for a wrong one
             check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=f"{group_name}/{names[i]}")
             i += len(layer.weights)
-        arrays = [read_dataset(group, n, path, shape) for n, shape in zip(names, expected)]
+        integer = [w.dtype.kind in "iu" for l in group_layers for w in l.weights]
+        arrays = [read_dataset(group, n, path, shape, integer=i) for n, shape, i in zip(names, expected, integer)]
         for layer in group_layers:
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0] if names else ''}")

@@ -7,6 +7,7 @@ from .conv import Conv1D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
+from .feature_normalization import Normalization, UnitNormalization
 from .gru import GRU
 from .lstm import LSTM
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
@@ -42,6 +43,7 @@ __all__ = [
     "LeakyReLU",
     "Masking",
     "MaxPooling1D",
+    "Normalization",
     "PReLU",
     "Permute",
     "ReLU",
@@ -51,6 +53,7 @@ __all__ = [
     "SeparableConv1D",
     "Softmax",
     "SpatialDropout1D",
+    "UnitNormalization",
     "UpSampling1D",
     "ZeroPadding1D",
 ]
