@@ -114,3 +114,39 @@ def reference_lstm(
         h_last[b] = h
         c_last[b] = c
     return (outs if return_sequences else last), h_last, c_last
+
+
+def reference_simple_rnn(
+    x, kernel, recurrent_kernel, bias=None, *, h0=None, activation="tanh", return_sequences=False,
+    go_backwards=False, mask=None, zero_output_for_mask=False, dropout_mask=None, recurrent_dropout_mask=None,
+):
+    """Return (outputs, h_last) computed one sample, one step at a time in float64, as Keras 3's
+    SimpleRNNCell: h = act((x m_x) W + b + (h_prev m_h) U). dropout_mask None or (B, D);
+    recurrent_dropout_mask None or (B, H)."""
+    x = np.asarray(x, np.float64)
+    bsz, steps, _ = x.shape
+    H = recurrent_kernel.shape[0]
+    W = np.asarray(kernel, np.float64)
+    U = np.asarray(recurrent_kernel, np.float64)
+    bias = np.zeros(H) if bias is None else np.asarray(bias, np.float64)
+    outs = np.zeros((bsz, steps, H))
+    last = np.zeros((bsz, H))
+    h_last = np.zeros((bsz, H))
+    for b in range(bsz):
+        h = np.zeros(H) if h0 is None else np.asarray(h0[b], np.float64).copy()
+        prev_out = np.zeros(H)
+        order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+        for i, t in enumerate(order):
+            xt = x[b, t] if dropout_mask is None else x[b, t] * dropout_mask[b]
+            hm = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask[b]
+            h_new = activations.apply(activation, xt @ W + bias + hm @ U)
+            if mask is not None and not mask[b, t]:
+                out = np.zeros(H) if zero_output_for_mask else prev_out
+            else:
+                h = h_new
+                out = h_new
+            outs[b, i] = out
+            prev_out = out
+        last[b] = prev_out if steps else 0
+        h_last[b] = h
+    return (outs if return_sequences else last), h_last

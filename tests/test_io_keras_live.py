@@ -143,8 +143,8 @@ def test_nested_keras_model_files_and_from_keras(tmp_path):
 
 
 def test_from_keras_refuses_unsupported_layers():
-    km = keras.Sequential([keras.Input((6, 2)), keras.layers.SimpleRNN(3)])
-    with pytest.raises(fg.UnsupportedKerasFeature, match="'SimpleRNN' is not supported"):
+    km = keras.Sequential([keras.Input((6, 2)), keras.layers.RNN(keras.layers.SimpleRNNCell(3))])
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'RNN' is not supported"):
         fg.from_keras(km)
 
 

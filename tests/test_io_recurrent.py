@@ -93,9 +93,9 @@ def _edit_config(tmp_path, edit) -> Path:
 
 def test_bidirectional_of_an_unsupported_layer_is_refused(tmp_path):
     def edit(cfg):
-        cfg["layer"]["class_name"] = "SimpleRNN"
+        cfg["layer"]["class_name"] = "ConvLSTM1D"
 
-    with pytest.raises(fg.UnsupportedKerasFeature, match=r"Bidirectional\(SimpleRNN\) is not supported"):
+    with pytest.raises(fg.UnsupportedKerasFeature, match=r"Bidirectional\(ConvLSTM1D\) is not supported"):
         fg.load_model(_edit_config(tmp_path, edit))
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import fastgru as fg
 from fastgru import ops
-from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input
+from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input, SimpleRNN
 
 B, T, D, H = 3, 4, 5, 2
 RNG = np.random.default_rng(7)
@@ -50,6 +50,16 @@ def _lstm_args(return_sequences, train=False, backward=False):
     return args
 
 
+def _simple_rnn_args(return_sequences, train=False, backward=False):
+    args = {"x": _f32(B, T, D), "kernel": _f32(D, H), "recurrent_kernel": _f32(H, H), "bias": _f32(H),
+            "h0": _f32(B, H), "mask": np.array([[1, 0, 1, 1]] * B, bool)}
+    if train or backward:
+        args.update(dropout_mask=_f32(B, D, ones=True), recurrent_dropout_mask=_f32(B, H, ones=True))
+    if backward:
+        args.update(d_outputs=_f32(B, T, H) if return_sequences else _f32(B, H), d_h_last=_f32(B, H))
+    return args
+
+
 def _positional(fn, args, **flags):
     args = dict(args)
     pos = [args.pop(k) for k in ("x", "kernel", "recurrent_kernel", "bias")]
@@ -68,6 +78,13 @@ def _lstm_cache_backward(args, return_sequences):
     d_out, d_h, d_c = args.pop("d_outputs"), args.pop("d_h_last"), args.pop("d_c_last")
     _, _, _, cache = _positional(ops.lstm_forward_train, args, return_sequences=return_sequences)
     return cache.backward(d_out, d_h, d_c)
+
+
+def _simple_rnn_cache_backward(args, return_sequences):
+    args = dict(args)
+    d_out, d_h = args.pop("d_outputs"), args.pop("d_h_last")
+    _, _, cache = _positional(ops.simple_rnn_forward_train, args, return_sequences=return_sequences)
+    return cache.backward(d_out, d_h)
 
 
 #: (name, make the valid arguments, call) for every public function of fastgru.ops
@@ -94,6 +111,14 @@ for _rs in (False, True):
          lambda a, rs=_rs: _positional(ops.lstm_backward, a, return_sequences=rs)),
         (f"LSTMTrainCache.backward[rs={_rs}]", lambda rs=_rs: _lstm_args(rs, backward=True),
          lambda a, rs=_rs: _lstm_cache_backward(a, rs)),
+        (f"simple_rnn_forward[rs={_rs}]", lambda rs=_rs: _simple_rnn_args(rs),
+         lambda a, rs=_rs: _positional(ops.simple_rnn_forward, a, return_sequences=rs)),
+        (f"simple_rnn_forward_train[rs={_rs}]", lambda rs=_rs: _simple_rnn_args(rs, train=True),
+         lambda a, rs=_rs: _positional(ops.simple_rnn_forward_train, a, return_sequences=rs)),
+        (f"simple_rnn_backward[rs={_rs}]", lambda rs=_rs: _simple_rnn_args(rs, backward=True),
+         lambda a, rs=_rs: _positional(ops.simple_rnn_backward, a, return_sequences=rs)),
+        (f"SimpleRNNTrainCache.backward[rs={_rs}]", lambda rs=_rs: _simple_rnn_args(rs, backward=True),
+         lambda a, rs=_rs: _simple_rnn_cache_backward(a, rs)),
     ]
 
 
@@ -140,7 +165,9 @@ def test_ops_refuse_every_array_one_row_or_column_short(name, arg, label):
 def test_ops_all_holds_the_documented_functions_and_result_types_only():
     public = set(ops.__all__)
     assert public == {"gru_forward", "gru_forward_train", "gru_backward", "GRUGradients", "GRUTrainCache",
-                      "lstm_forward", "lstm_forward_train", "lstm_backward", "LSTMGradients", "LSTMTrainCache"}
+                      "lstm_forward", "lstm_forward_train", "lstm_backward", "LSTMGradients", "LSTMTrainCache",
+                      "simple_rnn_forward", "simple_rnn_forward_train", "simple_rnn_backward", "SimpleRNNGradients",
+                      "SimpleRNNTrainCache"}
     api = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     for name in public:
         assert f"fastgru.ops.{name}" in api, f"fastgru.ops.{name} is public but not in docs/api.md"
@@ -195,6 +222,8 @@ LAYERS = {
     "LSTM": lambda **kw: LSTM(H, **kw),
     "Bidirectional(GRU)": lambda **kw: Bidirectional(GRU(H, **kw)),
     "Bidirectional(LSTM)": lambda **kw: Bidirectional(LSTM(H, **kw)),
+    "SimpleRNN": lambda **kw: SimpleRNN(H, **kw),
+    "Bidirectional(SimpleRNN)": lambda **kw: Bidirectional(SimpleRNN(H, **kw)),
 }
 
 

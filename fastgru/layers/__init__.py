@@ -16,6 +16,7 @@ from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
+from .simple_rnn import SimpleRNN
 
 __all__ = [
     "Activation",
@@ -51,6 +52,7 @@ __all__ = [
     "RepeatVector",
     "Reshape",
     "SeparableConv1D",
+    "SimpleRNN",
     "Softmax",
     "SpatialDropout1D",
     "UnitNormalization",

@@ -1,4 +1,4 @@
-"""The Bidirectional wrapper (Keras 3 semantics) around a GRU or LSTM."""
+"""The Bidirectional wrapper (Keras 3 semantics) around a GRU, LSTM or SimpleRNN."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ class Bidirectional(Layer):
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, RecurrentLayer):
-            raise ValueError(f"Bidirectional wraps a recurrent layer (GRU or LSTM), received {layer!r}")
+            raise ValueError(f"Bidirectional wraps a recurrent layer (GRU, LSTM or SimpleRNN), received {layer!r}")
         if backward_layer is not None and not isinstance(backward_layer, RecurrentLayer):
-            raise ValueError(f"backward_layer must be a recurrent layer (GRU or LSTM), received {backward_layer!r}")
+            raise ValueError(f"backward_layer must be a recurrent layer (GRU, LSTM or SimpleRNN), "
+                             f"received {backward_layer!r}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Invalid merge mode {merge_mode!r}; expected one of concat, sum, mul, ave, None")
         if kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None \
@@ -249,16 +250,16 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> "Bidirectional":
-        from . import GRU, LSTM
+        from . import GRU, LSTM, SimpleRNN
 
-        classes = {"GRU": GRU, "LSTM": LSTM}
+        classes = {"GRU": GRU, "LSTM": LSTM, "SimpleRNN": SimpleRNN}
         config = dict(config)
 
         def make(entry):
             if isinstance(entry, Layer) or entry is None:
                 return entry
             if not isinstance(entry, dict) or entry.get("class_name") not in classes:
-                raise ValueError(f"Bidirectional wraps GRU or LSTM; received layer config {entry!r}")
+                raise ValueError(f"Bidirectional wraps GRU, LSTM or SimpleRNN; received layer config {entry!r}")
             return classes[entry["class_name"]].from_config(entry["config"])
 
         config["layer"] = make(config.get("layer"))

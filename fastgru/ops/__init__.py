@@ -2,7 +2,9 @@
 
 Public (``__all__``): :func:`gru_forward`, :func:`gru_forward_train`, :func:`gru_backward` (and the results
 :class:`GRUGradients`, :class:`GRUTrainCache`), and the same for LSTM (:func:`lstm_forward`,
-:func:`lstm_forward_train`, :func:`lstm_backward`, :class:`LSTMGradients`, :class:`LSTMTrainCache`); each
+:func:`lstm_forward_train`, :func:`lstm_backward`, :class:`LSTMGradients`, :class:`LSTMTrainCache`) and SimpleRNN
+(:func:`simple_rnn_forward`, :func:`simple_rnn_forward_train`, :func:`simple_rnn_backward`, :class:`SimpleRNNGradients`,
+:class:`SimpleRNNTrainCache`); each
 validates every array it takes. The ``run_*`` functions and the ``Prepared*`` classes are internal (the
 layers call them with arrays they built); they still check every shape and dtype a kernel indexes by
 (``validation.check_run_args``) and raise ``ValueError`` rather than let a kernel read out of bounds.
@@ -22,6 +24,17 @@ from .lstm import (  # noqa: F401
     run_lstm_backward,
     run_lstm_train,
 )
+from .simple_rnn import (  # noqa: F401
+    PreparedSimpleRNN,
+    SimpleRNNGradients,
+    SimpleRNNTrainCache,
+    run_simple_rnn,
+    run_simple_rnn_backward,
+    run_simple_rnn_train,
+    simple_rnn_backward,
+    simple_rnn_forward,
+    simple_rnn_forward_train,
+)
 from .training import (  # noqa: F401
     GRUGradients,
     GRUTrainCache,
@@ -38,10 +51,15 @@ __all__ = [
     "GRUTrainCache",
     "LSTMGradients",
     "LSTMTrainCache",
+    "SimpleRNNGradients",
+    "SimpleRNNTrainCache",
     "gru_backward",
     "gru_forward",
     "gru_forward_train",
     "lstm_backward",
     "lstm_forward",
     "lstm_forward_train",
+    "simple_rnn_backward",
+    "simple_rnn_forward",
+    "simple_rnn_forward_train",
 ]

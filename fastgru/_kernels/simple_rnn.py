@@ -1,0 +1,224 @@
+"""Fused SimpleRNN kernels: forward (inference, and training that saves what BPTT needs) and BPTT.
+
+Shapes: B batch, T steps, D features, H units; Keras's layout: kernel (D, H), recurrent_kernel (H, H),
+bias (H,). The cell (Keras 3 ``SimpleRNNCell``; m_x, m_h its dropout masks, ones without dropout):
+
+    a = (x_t m_x) W + b + (h_prev m_h) U          h = act(a)          output = h
+
+``xp`` (B, T, H) holds the hoisted input projection ``(x m_x) W + b`` for all steps (one GEMM per
+thread's rows); per step the time loop does one recurrent product and one pass of the activation.
+
+Saved buffer for training, ``saved`` (B, T, 2H), indexed like x by *time* t (with go_backwards
+processing step i is t = T-1-i): row ``saved[b, t]`` = [act(a) | h_prev]. The projection lives in its
+columns 0:H (``xp = saved``): each row is read before it is overwritten. BPTT overwrites columns 0:H
+with the pre-activation gradients ``da``; after the reverse loop a few GEMMs over the chunk's B_c*T
+rows give dX, dW, dU and the bias sums:
+
+    da = (dh + d_out) act'(a)          dh_prev = (da U^T) m_h
+    dW = (x m_x)^T da    dX = (da W^T) m_x    dU = (h_prev m_h)^T da    db = sum da
+
+Masked steps (mask[b, t] == 0) keep the state (its gradient passes through unchanged) and repeat the
+previous output (or output zeros): their ``da`` is zero. Batch rows are independent for the whole
+sequence: each chunk function runs one thread's contiguous slice of rows through the full time loop
+(no barrier per step), as for the GRU and the LSTM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .activations import activate_inplace, derivative_from_output
+from .gru import project_inputs
+from .linalg import gemm, matmul_into
+from .rnn_common import (
+    column_sums, copy_rows, input_grads_slice, mask_rows, masked_step_output, project_train_slice, step_output_grad,
+)
+
+N_SAVED = 2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_forward_slice(
+    xp, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
+    out, h_last, saved, save, small_rows, b0, b1,
+):
+    """Run the whole time loop for batch rows ``b0:b1``.
+
+    xp (B, T, >=H) the projection (it may be ``saved`` itself); u (H, H); rmask (B, H) recurrent dropout
+    mask scaled by 1/(1-rate) (read when use_rmask); h0 (B, H); mask (B, T) uint8 (read when use_mask);
+    out (B, T or 1, H) zero-initialised; h_last (B, H); saved (B, T, 2H) written when save.
+    """
+    steps = xp.shape[1]
+    hdim = h0.shape[1]
+    nb = b1 - b0
+    dt = xp.dtype
+    h = np.empty((nb, hdim), dt)
+    copy_rows(h0, b0, h, 0, nb)
+    hm = np.empty((nb if use_rmask else 0, hdim), dt)
+    rec = np.empty((nb, hdim), dt)
+    a = np.empty(hdim, dt)
+    for i in range(steps):
+        t = steps - 1 - i if go_backwards else i
+        oi = i if return_sequences else 0
+        if use_rmask:
+            for bb in range(nb):
+                mrow = rmask[b0 + bb]
+                for j in range(hdim):
+                    hm[bb, j] = h[bb, j] * mrow[j]
+            matmul_into(hm, u, rec, small_rows)
+        else:
+            matmul_into(h, u, rec, small_rows)
+        for bb in range(nb):
+            b = b0 + bb
+            xrow = xp[b, t]
+            rrow = rec[bb]
+            hrow = h[bb]
+            for j in range(hdim):
+                a[j] = xrow[j] + rrow[j]
+            activate_inplace(act, a)
+            if save:
+                # row (b, t) of xp may be this very row (xp = saved): all of it has been read above
+                srow = saved[b, t]
+                for j in range(hdim):
+                    srow[j] = a[j]
+                    srow[hdim + j] = hrow[j]
+            if use_mask and mask[b, t] == 0:
+                # masked step: the state is kept; the output repeats the previous one (or is zero)
+                masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
+                continue
+            orow = out[b, oi]
+            for j in range(hdim):
+                hrow[j] = a[j]
+                orow[j] = a[j]
+    copy_rows(h, 0, h_last, b0, nb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_forward_chunk(
+    x, w, b, xp, u, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask, out, h_last,
+    small_rows, b0, b1,
+):
+    """Inference of rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then
+    run their time loop."""
+    project_inputs(x[b0:b1], w, b, xp[b0:b1], small_rows)
+    empty2 = np.zeros((0, 0), xp.dtype)
+    empty3 = np.zeros((0, 0, 0), xp.dtype)
+    simple_rnn_forward_slice(
+        xp, u, empty2, False, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
+        out, h_last, empty3, False, small_rows, b0, b1,
+    )
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_forward_train_chunk(
+    x, w, b, imask, n_imask, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences,
+    zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+):
+    """Training forward of rows ``b0:b1``: the projection (with the input dropout mask, imask (1, B, D)
+    when n_imask is 1) into ``saved``, then the time loop saving [act(a) | h_prev]."""
+    project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
+    simple_rnn_forward_slice(
+        saved, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
+        out, h_last, saved, True, small_rows, b0, b1,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# backward through time
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_backward_slice(
+    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
+    zero_output_for_mask, dh0, small_rows, b0, b1,
+):
+    """The reverse time loop for batch rows ``b0:b1``.
+
+    saved (B, T, 2H) from the training forward (columns 0:H overwritten with ``da``); ut (H, H) ``U^T``
+    (C-contiguous); rmask (B, H) (read when use_rmask); d_out (B, T or 1, H) gradient of the outputs in
+    processing order; dh_last (B, H) gradient of the final state; mask (B, T) uint8; dh0 (B, H)
+    receives the gradient of the initial state.
+    """
+    steps = saved.shape[1]
+    hdim = dh_last.shape[1]
+    nb = b1 - b0
+    dt = saved.dtype
+    dh = np.empty((nb, hdim), dt)        # dL/dh of the state after the current step
+    carry = np.zeros((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
+    gout = np.empty(hdim, dt)
+    ga = np.empty((nb, hdim), dt)        # da, the step product's left operand
+    prod = np.empty((nb, hdim), dt)
+    copy_rows(dh_last, b0, dh, 0, nb)
+    if not return_sequences:
+        copy_rows(d_out[:, 0], b0, carry, 0, nb)
+    for i in range(steps - 1, -1, -1):
+        t = steps - 1 - i if go_backwards else i
+        for bb in range(nb):
+            b = b0 + bb
+            crow = carry[bb]
+            step_output_grad(crow, d_out, b, i, return_sequences, gout)
+            srow = saved[b, t]
+            grow = ga[bb]
+            dhrow = dh[bb]
+            if use_mask and mask[b, t] == 0:
+                # the state passes through unchanged; the output repeats the previous one (or is 0)
+                for j in range(hdim):
+                    crow[j] = 0.0 if zero_output_for_mask else gout[j]
+                    grow[j] = 0.0
+                    srow[j] = 0.0
+                continue
+            for j in range(hdim):
+                crow[j] = 0.0
+                grow[j] = dhrow[j] + gout[j]
+            derivative_from_output(act, srow[0:hdim], grow)
+            for j in range(hdim):
+                srow[j] = grow[j]
+                dhrow[j] = 0.0  # the state is replaced: all of its gradient goes through da
+        # the sequential product: carry da to the previous state
+        matmul_into(ga, ut, prod, small_rows)
+        if use_rmask:
+            for bb in range(nb):
+                mrow = rmask[b0 + bb]
+                for j in range(hdim):
+                    dh[bb, j] += prod[bb, j] * mrow[j]
+        else:
+            for bb in range(nb):
+                for j in range(hdim):
+                    dh[bb, j] += prod[bb, j]
+    copy_rows(dh, 0, dh0, b0, nb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1):
+    """Input and weight gradients of rows ``b0:b1`` from their ``da`` (after the loop).
+
+    dx (B, T, D) rows b0:b1 written (an empty (0, 0, D) array skips it); dw (D, H), du (H, H): this
+    chunk's partial sums (written); db (H,) float64 partial bias sums.
+    """
+    steps = x.shape[1]
+    units = w.shape[1]
+    rows = (b1 - b0) * steps
+    s2 = saved[b0:b1].reshape(rows, saved.shape[2])
+    g = s2[:, 0:units]
+    hp = s2[:, units:2 * units]
+    input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1)
+    if use_rmask:
+        hm = np.empty((rows, units), x.dtype)
+        mask_rows(hp, rmask[b0:b1], steps, hm)
+        gemm(hm, g, du, True, False, False)
+    else:
+        gemm(hp, g, du, True, False, False)
+    column_sums(g, db)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def simple_rnn_backward_chunk(
+    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
+    zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
+):
+    """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
+    simple_rnn_backward_slice(
+        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
+        zero_output_for_mask, dh0, small_rows, b0, b1,
+    )
+    simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)
