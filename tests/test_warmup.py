@@ -1,5 +1,5 @@
-"""``python -m fastgru.warmup`` fills Numba's cache: a later process that loads and runs a GRU, LSTM
-or Bidirectional model compiles nothing."""
+"""``python -m fastgru.warmup`` fills Numba's cache: a later process that loads and runs a GRU, LSTM,
+SimpleRNN or Bidirectional model compiles nothing."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ def test_warmup_fills_the_cache_for_later_processes(tmp_path):
     code = textwrap.dedent("""
         import numpy as np
         import fastgru as fg
-        from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input
+        from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input, SimpleRNN
         x = np.ones((3, 5, 4), "float32")
-        for layer in (GRU(6), GRU(6, reset_after=False), LSTM(6), Bidirectional(GRU(6))):
+        for layer in (GRU(6), GRU(6, reset_after=False), LSTM(6), Bidirectional(GRU(6)), SimpleRNN(6),
+                      Bidirectional(SimpleRNN(6))):
             fg.Sequential([Input(shape=(5, 4)), layer, Dense(2)]).predict(x)
         fg.set_batch_invariant(True)
         fg.Sequential([Input(shape=(5, 4)), LSTM(6), Dense(2)]).predict(x)
+        fg.Sequential([Input(shape=(5, 4)), SimpleRNN(6), Dense(2)]).predict(x)
     """)
     later = subprocess.run([sys.executable, "-c", code], env=dict(env, NUMBA_DEBUG_CACHE="1"), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
