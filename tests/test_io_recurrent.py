@@ -28,6 +28,9 @@ def expected(name):
     ("k3_lstm_bidirectional.keras", "k3_lstm_bidirectional"),
     ("k3_lstm_bidirectional.h5", "k3_lstm_bidirectional"),
     ("k2_lstm_bidirectional.h5", "k2_lstm_bidirectional"),
+    ("k3_simple_rnn.keras", "k3_simple_rnn"),
+    ("k3_simple_rnn.h5", "k3_simple_rnn"),
+    ("k2_simple_rnn.h5", "k2_simple_rnn"),
 ])
 def test_fixture_predicts_like_keras(filename, name):
     x, y = expected(name)
