@@ -432,3 +432,18 @@ def test_every_option_combination_runs_in_a_model(rng):
         w = m.get_weights()
         want = reference_simple_rnn(x, *w[:2], w[2] if bias else None, return_sequences=rs, go_backwards=gb)[0]
         np.testing.assert_allclose(m.predict(x), want, atol=2e-6)
+
+
+def test_pickle_config_round_trip_and_summary(rng):
+    import pickle
+
+    model = fg.Sequential([Input((T, D)), Bidirectional(SimpleRNN(4, return_sequences=True), merge_mode="ave"),
+                           SimpleRNN(3, activation="relu", go_backwards=True), Dense(2)])
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    rebuilt = fg.Sequential.from_config(model.get_config())
+    rebuilt.set_weights(model.get_weights())
+    assert [type(l).__name__ for l in rebuilt.layers] == ["Bidirectional", "SimpleRNN", "Dense"]
+    np.testing.assert_array_equal(rebuilt.predict(x), model.predict(x))
+    assert model.count_params() == 2 * (D * 4 + 16 + 4) + (4 * 3 + 9 + 3) + (3 * 2 + 2)  # "ave": 4 features
