@@ -306,8 +306,8 @@ def gru_entry_mutation(change):
 
 @pytest.mark.parametrize("change,message", [
     (lambda e: e["config"].update(units="5"), r"gru \(GRU\): option 'units' should be a positive integer, found '5'"),
-    (lambda e: e["config"].update(go_backwards="yes"), r"option 'go_backwards' should be true or false"),
-    (lambda e: e["config"].update(dropout=1.5), r"option 'dropout' should be a number between 0 and 1"),
+    (lambda e: e["config"].update(go_backwards="yes"), r"option 'go_backwards' should be True or False, found 'yes'"),
+    (lambda e: e["config"].update(dropout=1.5), r"option 'dropout' should be a number in \[0.0, 1.0\], found 1.5"),
     (lambda e: e["config"].update(activation=3), r"option 'activation' should be an activation name"),
     (lambda e: e["config"].update(dtype={"class_name": "DTypePolicy", "config": "float32"}),
      r"dtype policy config is not an object"),
@@ -374,7 +374,7 @@ def test_model_config_input_shape_falls_back_to_build_config(tmp_path):
     (lambda e: e["config"].update(dtype={"module": "keras", "class_name": "DTypePolicy",
                                          "config": {"name": "mixed_float16"}}),
      r"option dtype='mixed_float16' is not supported"),
-    (lambda e: e["config"].update(reset_after="sometimes"), r"option 'reset_after' should be true or false"),
+    (lambda e: e["config"].update(reset_after="sometimes"), r"option 'reset_after' should be True or False"),
 ])
 def test_unsupported_activation_and_dtype(tmp_path, change, message):
     rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=gru_entry_mutation(change))

@@ -87,10 +87,17 @@ def test_unknown_activation(weights):
 
 
 def test_layer_constructor_errors():
-    with pytest.raises(ValueError, match="units must be a positive integer, received 0"):
+    with pytest.raises(ValueError, match="option 'units' should be a positive integer, received 0"):
         GRU(0)
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\], received 1.5"):
+    with pytest.raises(ValueError, match=r"option 'dropout' should be a number in \[0.0, 1.0\], received 1.5"):
         GRU(3, dropout=1.5)
+    # one strictness for code and files (the same values in a file: tests/test_io.py)
+    with pytest.raises(TypeError, match="option 'return_sequences' should be True or False, received 'false'"):
+        GRU(4, return_sequences="false")
+    with pytest.raises(TypeError, match="option 'units' should be a positive integer, received True"):
+        Dense(True)
+    with pytest.raises(TypeError, match="option 'mask_zero' should be True or False"):
+        fg.layers.Embedding(5, 3, mask_zero=1)
     with pytest.raises(TypeError, match=r"unexpected keyword arguments: \['colour'\]"):
         Dense(3, colour="red")
 

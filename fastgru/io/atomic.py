@@ -27,9 +27,10 @@ def atomic_file(path):
     if os.path.islink(path):  # write through a symlink, as open(path, "wb") would: replace its target
         path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    prefix = f".{_short_name(os.path.basename(path))}."
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(os.path.basename(path))}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -46,12 +47,23 @@ def atomic_file(path):
                 os.unlink(tmp)
             except OSError:
                 pass
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp) \
+        temporary = tmp is not None and _filename(exc) == tmp or _is_temporary(_filename(exc), folder, prefix)
+        if isinstance(exc, OSError) and exc.errno is not None and (exc.filename is None or temporary) \
                 and exc.filename2 in (None, path):
             # name the file the caller asked for, not the temporary file (an implementation detail)
             raise type(exc)(exc.errno, exc.strerror, named) from None
         raise
     _fsync_folder(folder)
+
+
+def _filename(exc: BaseException):
+    return getattr(exc, "filename", None)
+
+
+def _is_temporary(name, folder: str, prefix: str) -> bool:
+    """Whether ``name`` is one of this save's temporary names (``mkstemp`` may fail before returning it)."""
+    return isinstance(name, str) and os.path.dirname(os.path.abspath(name)) == folder \
+        and os.path.basename(name).startswith(prefix) and name.endswith(".tmp")
 
 
 def _short_name(name: str, limit: int = 100) -> str:

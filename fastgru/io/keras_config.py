@@ -16,22 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import (
-    GRU,
-    LSTM,
-    Activation,
-    Bidirectional,
-    Dense,
-    Dropout,
-    Embedding,
-    Flatten,
-    GlobalAveragePooling1D,
-    GlobalMaxPooling1D,
-    Masking,
-    SimpleRNN,
-)
-from ..layers import registry
+from ..layers import SimpleRNN, registry
 from ..layers.bidirectional import MERGE_MODES
 from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
@@ -50,44 +37,34 @@ _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regulariz
 #: initializers: taken over when fastgru knows them, else dropped with a warning (they only matter when
 #: training from scratch; loading overwrites the weights they would make)
 _INITIALIZERS = {"kernel_initializer", "recurrent_initializer", "bias_initializer", "embeddings_initializer"}
-#: per class: the fastgru arguments taken over as they are, and options accepted with a required value
-#: (None: any value is accepted, the option does not change the math)
+#: layers not yet declared through the registry (``fastgru.layers.registry``): the fastgru arguments taken
+#: over as they are, and options accepted with a required value (None: any value is accepted)
 _LAYERS = {
-    "GRU": (GRU, {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-                  "recurrent_initializer", "bias_initializer", "dropout", "recurrent_dropout", "return_sequences",
-                  "return_state", "go_backwards", "stateful", "unroll", "reset_after", "seed",
-                  "zero_output_for_mask"},
-            {"time_major": False, "implementation": None, "use_cudnn": None}),
-    "LSTM": (LSTM, {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-                    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout",
-                    "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "seed",
-                    "zero_output_for_mask"},
-             {"time_major": False, "implementation": None, "use_cudnn": None}),
     "SimpleRNN": (SimpleRNN, {"units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
                               "bias_initializer", "dropout", "recurrent_dropout", "return_sequences", "return_state",
                               "go_backwards", "stateful", "unroll", "seed", "zero_output_for_mask"},
                   {"time_major": False}),
-    "Dense": (Dense, {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer"},
-              {"lora_rank": None, "lora_alpha": None, "quantization_config": None}),
-    "Dropout": (Dropout, {"rate", "noise_shape", "seed"}, {}),
-    "Masking": (Masking, {"mask_value"}, {}),
-    "Activation": (Activation, {"activation"}, {}),
-    "GlobalAveragePooling1D": (GlobalAveragePooling1D, {"data_format", "keepdims"}, {}),
-    "GlobalMaxPooling1D": (GlobalMaxPooling1D, {"data_format", "keepdims"}, {}),
-    "Flatten": (Flatten, {"data_format"}, {}),
-    "Embedding": (Embedding, {"input_dim", "output_dim", "embeddings_initializer", "mask_zero"},
-                  {"lora_rank": None, "lora_alpha": None, "sparse": False, "quantization_config": None}),
 }
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
-#: Keras weights live in the RNN cell: <layer path>/cell/vars in Keras 3 files
-_CELL_LAYERS = {"GRU", "LSTM", "SimpleRNN"}
+#: not-yet-registered layers whose Keras weights live in an RNN cell (<layer path>/cell/vars in Keras 3 files);
+#: a registered class says so in its KerasContract (weights="cell/vars")
+_CELL_LAYERS = {"SimpleRNN"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional"}
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
 _KNOWN_UNSUPPORTED = {"SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
                       "MultiHeadAttention", "SeparableConv1D", "DepthwiseConv1D", "UnitNormalization",
                       "Normalization", "AlphaDropout", "ActivityRegularization", "Concatenate", "Add"}
+
+
+def weights_subpath(class_name: str) -> str:
+    """Where a layer's variables sit below its path in a Keras 3 weights file: ``vars``, or ``cell/vars``
+    for a recurrent layer's cell (from the registry's KerasContract)."""
+    cls = registry.lookup(class_name)
+    if cls is not None:
+        return cls.keras.weights
+    return "cell/vars" if class_name in _CELL_LAYERS else "vars"
 
 
 def snake_case(name: str) -> str:
@@ -218,7 +195,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
         if lcls in _WRAPPER_LAYERS:
             vars_path = layer_path  # the inner layers' groups are below it (keras_save.v3_var_groups)
         else:
-            vars_path = layer_path + ("/cell/vars" if lcls in _CELL_LAYERS else "/vars")
+            vars_path = f"{layer_path}/{weights_subpath(lcls)}"
         spec.layers.append(LayerSpec(lcls, lcfg, vars_path, group, build_config))
         if len(spec.layers) > MAX_LAYERS:
             _too_many_layers(path)
@@ -238,7 +215,7 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
         if entry is None and key == "backward_layer":
             continue
         inner_cls, inner_cfg = _entry(entry, path, f"layer {label}: {key}")
-        if inner_cls not in _CELL_LAYERS or not isinstance(inner_cfg, dict):
+        if weights_subpath(inner_cls) != "cell/vars" or not isinstance(inner_cfg, dict):
             raise UnsupportedKerasFeature(f"layer {label}: Bidirectional({inner_cls}) is not supported "
                                           "(fastgru's Bidirectional wraps GRU, LSTM or SimpleRNN)")
         inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
@@ -249,13 +226,11 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
     for key, value in spec.config.items():
         if key not in _COMMON and key not in ("layer", "backward_layer", "merge_mode") and value is not None:
             raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
-    trainable = spec.config.get("trainable", True)
-    if not isinstance(trainable, (bool, np.bool_)):
-        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
-                                   f"found {_short(trainable)}")
+    wrapper = registry.lookup(spec.class_name)
     try:
-        return Bidirectional(inner["layer"], merge_mode=merge_mode, backward_layer=inner.get("backward_layer"),
-                             name=name, trainable=bool(trainable), dtype=_dtype(spec.config.get("dtype"), label, path))
+        return wrapper(inner["layer"], merge_mode=merge_mode, backward_layer=inner.get("backward_layer"), name=name,
+                       trainable=_trainable(spec.config, label, path),
+                       dtype=_dtype(spec.config.get("dtype"), label, path))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {label}: {exc}") from None
 
@@ -298,7 +273,7 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
     if spec.class_name in _WRAPPER_LAYERS:
         return _build_bidirectional(spec, name, label, major, path)
     registered = registry.lookup(spec.class_name)
-    if registered is not None and spec.class_name not in _LAYERS:
+    if registered is not None:
         return _build_registered(registered, spec, name, label, major, path)
     if spec.class_name not in _LAYERS:
         known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
@@ -330,6 +305,8 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
             if key == "noise_shape" and value is not None:
                 value = tuple(value)
             kwargs[key] = value
+        elif _regularizer_option(cls, key, value, label, kwargs, ignored, path):
+            pass
         elif key in _TRAINING_ONLY:
             if value is not None:
                 ignored.append(key)
@@ -351,6 +328,24 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         raise ModelFileError(path, f"layer {label}: {exc}") from None
 
 
+def _regularizer_option(cls, key, value, label, kwargs, ignored, path) -> bool:
+    """True when ``key`` is a regularizer option of ``cls`` (``activity_regularizer``, or one of its
+    ``regularizer_options``): an L1/L2/L1L2 config becomes the constructor's argument (applied in
+    training, fastgru.regularizers); one fastgru does not have (OrthogonalRegularizer, custom) is dropped
+    with a warning (the model still loads for inference); a malformed one is the file's fault."""
+    if key != "activity_regularizer" and key not in getattr(cls, "regularizer_options", {}):
+        return False
+    if value is None:
+        return True
+    try:
+        kwargs[key] = regularizers.get(value)
+    except UnsupportedKerasFeature as exc:
+        ignored.append(f"{key} ({exc})")
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: option {key!r}: {exc}") from None
+    return True
+
+
 def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, path):
     """A registered layer (``fastgru.layers.registry``) from its Keras config: every option is checked
     against the class's ``parameter_constraints`` (a malformed value is the file's fault), fixed and
@@ -368,11 +363,13 @@ def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, p
                 ignored.append(f"{key} {_short(value)} (unknown to fastgru; its default is used)")
                 continue
             try:
-                kwargs[key] = registry.check_value(f"layer {label}", key, value, kinds)
+                kwargs[key] = registry.check_value(f"layer {label}", key, value, kinds, found="found")
             except (TypeError, ValueError) as exc:
                 raise ModelFileError(path, str(exc)) from None
         elif key in _COMMON:
             continue
+        elif _regularizer_option(cls, key, value, label, kwargs, ignored, path):
+            pass
         elif key in contract.ignored or key in _TRAINING_ONLY:
             if value is not None:
                 ignored.append(key)
@@ -382,6 +379,10 @@ def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, p
                 raise UnsupportedKerasFeature(f"layer {label}: option {key}={_short(value)} is not supported")
         else:
             raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
+    if major < 3:
+        for key, value in contract.keras2_defaults.items():
+            if key not in spec.config:
+                kwargs[key] = value
     if ignored:
         warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
                       stacklevel=3)

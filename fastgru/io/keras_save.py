@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedKerasFeature
-from .keras_config import _CELL_LAYERS, _WRAPPER_LAYERS, _unique, snake_case
+from .keras_config import _WRAPPER_LAYERS, _unique, snake_case, weights_subpath
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def keras3_weight_paths(model) -> list[str]:
         if class_name in _WRAPPER_LAYERS:
             paths.append(f"layers/{key}")
         else:
-            paths.append(f"layers/{key}" + ("/cell/vars" if class_name in _CELL_LAYERS else "/vars"))
+            paths.append(f"layers/{key}/{weights_subpath(class_name)}")
     return paths
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from .._threads import side_by_side
 from .base import Layer, weights_lock
 from .recurrent import RecurrentLayer
+from .registry import Anything, KerasContract, register_layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -15,6 +16,7 @@ def _strip(name: str, prefix: str) -> str:
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
+@register_layer
 class Bidirectional(Layer):
     """Runs a recurrent layer forwards and a copy backwards over the sequence and merges the outputs.
 
@@ -27,6 +29,10 @@ class Bidirectional(Layer):
     threads the two directions run side by side.
     """
 
+    #: a wrapper: its weights live in its inner layers (forward_layer/, backward_layer/ in a .keras file);
+    #: fastgru.io builds it from its inner layers' configs
+    keras = KerasContract(names=("Bidirectional",), weights="wrapper")
+    parameter_constraints = {"layer": [Anything()], "backward_layer": [Anything()], "merge_mode": [Anything()]}
     supports_masking = True
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):

@@ -8,10 +8,26 @@ from .. import activations
 from ..random import make_rng
 from ..training.row_gradient import RowGradient
 from .base import Layer, compute_dtype
+from .registry import (
+    ANY,
+    NONE,
+    ActivationName,
+    Anything,
+    Boolean,
+    InitializerSpec,
+    Integer,
+    KerasContract,
+    Real,
+    register_layer,
+    validate_params,
+)
 
 
 class InputLayer(Layer):
-    """Declares the input shape (without the batch axis) of a Sequential model."""
+    """Declares the input shape (without the batch axis) of a Sequential model; a layer called on it
+    (Functional API) takes its symbolic tensor."""
+
+    _fg_symbolic = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
         if shape is None and batch_shape is None:
@@ -41,16 +57,19 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) 
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout, active only in training: keeps with probability 1-rate, scales by 1/(1-rate)."""
 
+    keras = KerasContract(names=("Dropout",))
+    # noise_shape is checked by the layer itself (against the input's shape, at build)
+    parameter_constraints = {"rate": [Real(0.0, 1.0)], "noise_shape": [Anything()], "seed": [NONE, Integer()]}
     supports_masking = True
 
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= float(rate) <= 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1], received {rate!r}")
-        self.rate = float(rate)
+        options = validate_params(f"Dropout {self.name!r}", self.parameter_constraints, {"rate": rate, "seed": seed})
+        self.rate = options["rate"]
         if noise_shape is not None:
             if not isinstance(noise_shape, (list, tuple)) or not all(
                     d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0)
@@ -101,14 +120,18 @@ class Dropout(Layer):
         return config
 
 
+@register_layer
 class Masking(Layer):
     """Masks time steps whose features all equal ``mask_value``; masked steps output zeros."""
 
+    keras = KerasContract(names=("Masking",))
+    parameter_constraints = {"mask_value": [Real()]}
     supports_masking = True
 
     def __init__(self, mask_value: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.mask_value = float(mask_value)
+        self.mask_value = validate_params(f"Masking {self.name!r}", self.parameter_constraints,
+                                          {"mask_value": mask_value})["mask_value"]
 
     def _keep(self, x: np.ndarray) -> np.ndarray:
         return np.any(x != self.mask_value, axis=-1)
@@ -134,18 +157,24 @@ class Masking(Layer):
         return config
 
 
+@register_layer
 class Embedding(Layer):
     """Integer tokens (B, T) -> vectors (B, T, output_dim); ``mask_zero`` masks token 0."""
 
+    keras = KerasContract(names=("Embedding",), ignored=frozenset({"embeddings_regularizer", "embeddings_constraint",
+                                                                   "activity_regularizer"}),
+                          fixed={"lora_rank": ANY, "lora_alpha": ANY, "sparse": False, "quantization_config": ANY})
+    parameter_constraints = {"input_dim": [Integer(1)], "output_dim": [Integer(1)],
+                             "embeddings_initializer": [InitializerSpec()], "mask_zero": [Boolean()]}
     weight_names = ("embeddings",)
+    regularizer_options = {"embeddings_regularizer": "embeddings"}
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
-        self.embeddings_initializer = embeddings_initializer
-        self.mask_zero = bool(mask_zero)
+        self.__dict__.update(validate_params(f"Embedding {self.name!r}", self.parameter_constraints, dict(
+            input_dim=input_dim, output_dim=output_dim, embeddings_initializer=embeddings_initializer,
+            mask_zero=mask_zero)))
         self._rng = make_rng(None)
 
     def build(self, input_shape: tuple) -> None:
@@ -198,14 +227,18 @@ class Embedding(Layer):
         return config
 
 
+@register_layer
 class Activation(Layer):
     """Applies an activation function by name (``Activation("softmax")``), as Keras's layer."""
 
+    keras = KerasContract(names=("Activation",))
+    parameter_constraints = {"activation": [NONE, ActivationName()]}
     supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.canonical_name(activation)
+        self.activation = validate_params(f"Activation {self.name!r}", self.parameter_constraints,
+                                          {"activation": activation})["activation"]
 
     def call(self, x, mask=None, training: bool = False):
         x = np.asarray(x)

@@ -9,12 +9,29 @@ from .._threads import get_batch_invariant
 from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .registry import (
+    ANY,
+    NONE,
+    ActivationName,
+    Boolean,
+    InitializerSpec,
+    Integer,
+    KerasContract,
+    register_layer,
+    validate_params,
+)
 
 
+@register_layer
 class Dense(Layer):
     """Fully connected layer. Weights: kernel (D, units), bias (units,)."""
 
+    keras = KerasContract(names=("Dense",), fixed={"lora_rank": ANY, "lora_alpha": ANY, "quantization_config": ANY})
+    parameter_constraints = {"units": [Integer(1)], "activation": [NONE, ActivationName()], "use_bias": [Boolean()],
+                             "kernel_initializer": [InitializerSpec()], "bias_initializer": [InitializerSpec()],
+                             "seed": [NONE, Integer()]}
     weight_names = ("kernel", "bias")
+    regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
     supports_masking = True
 
     def __init__(
@@ -28,13 +45,9 @@ class Dense(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense units must be a positive integer, received {units!r}")
-        self.units = int(units)
-        self.activation = activations.canonical_name(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.__dict__.update(validate_params(f"Dense {self.name!r}", self.parameter_constraints, dict(
+            units=units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, seed=seed)))
         self._rng = make_rng(seed)
 
     def build(self, input_shape: tuple) -> None:

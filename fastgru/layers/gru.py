@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .recurrent import RecurrentLayer
+from .recurrent import RECURRENT_CONSTRAINTS, RECURRENT_FIXED, RecurrentLayer
+from .registry import Boolean, KerasContract, register_layer, validate_params
 
 
+@register_layer
 class GRU(RecurrentLayer):
     """Gated Recurrent Unit layer (Keras 3 semantics; gate order z, r, h).
 
@@ -16,6 +18,10 @@ class GRU(RecurrentLayer):
     when ``reset_after`` else (3H,).
     """
 
+    # Keras before 2.1.3 had no reset_after: a Keras 2 config without it computed the reset gate first
+    keras = KerasContract(names=("GRU",), fixed=RECURRENT_FIXED, weights="cell/vars",
+                          keras2_defaults={"reset_after": False})
+    parameter_constraints = {**RECURRENT_CONSTRAINTS, "reset_after": [Boolean()]}
     weight_names = ("kernel", "recurrent_kernel", "bias")
     n_gates = 3
     state_names = ("h",)
@@ -48,7 +54,8 @@ class GRU(RecurrentLayer):
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
             stateful=stateful, unroll=unroll, seed=seed, zero_output_for_mask=zero_output_for_mask, **kwargs,
         )
-        self.reset_after = bool(reset_after)
+        self.reset_after = validate_params(f"GRU {self.name!r}", self.parameter_constraints,
+                                          {"reset_after": reset_after})["reset_after"]
 
     # ---- building ---------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, ops
-from .recurrent import RecurrentLayer
+from .recurrent import RECURRENT_CONSTRAINTS, RECURRENT_FIXED, RecurrentLayer
+from .registry import Boolean, KerasContract, register_layer, validate_params
 
 
+@register_layer
 class LSTM(RecurrentLayer):
     """Long Short-Term Memory layer (Keras 3 semantics; gate order i, f, c, o).
 
@@ -16,6 +18,8 @@ class LSTM(RecurrentLayer):
     bias (4H,). ``unit_forget_bias`` initialises the forget gate's bias to ones (Keras's default).
     """
 
+    keras = KerasContract(names=("LSTM",), fixed=RECURRENT_FIXED, weights="cell/vars")
+    parameter_constraints = {**RECURRENT_CONSTRAINTS, "unit_forget_bias": [Boolean()]}
     weight_names = ("kernel", "recurrent_kernel", "bias")
     n_gates = 4
     state_names = ("h", "c")
@@ -48,7 +52,8 @@ class LSTM(RecurrentLayer):
             return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
             stateful=stateful, unroll=unroll, seed=seed, zero_output_for_mask=zero_output_for_mask, **kwargs,
         )
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = validate_params(f"LSTM {self.name!r}", self.parameter_constraints,
+                                          {"unit_forget_bias": unit_forget_bias})["unit_forget_bias"]
 
     # ---- building ---------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:

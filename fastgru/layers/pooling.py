@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UnsupportedKerasFeature
 from .base import Layer
+from .registry import Anything, Boolean, KerasContract, register_layer, validate_params
 
 
 def _channels_last(layer: Layer, data_format) -> str:
@@ -26,10 +27,14 @@ def _check_rank3(layer: Layer, shape) -> None:
 
 
 class _GlobalPooling1D(Layer):
+    # data_format is checked by _channels_last (channels_first is a known, unsupported layout)
+    parameter_constraints = {"data_format": [Anything()], "keepdims": [Boolean()]}
+
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.data_format = _channels_last(self, data_format)
-        self.keepdims = bool(keepdims)
+        self.keepdims = validate_params(f"{type(self).__name__} {self.name!r}", self.parameter_constraints,
+                                        {"keepdims": keepdims})["keepdims"]
 
     def build(self, input_shape: tuple) -> None:
         _check_rank3(self, input_shape)
@@ -57,9 +62,12 @@ class _GlobalPooling1D(Layer):
         return config
 
 
+@register_layer
 class GlobalAveragePooling1D(_GlobalPooling1D):
     """Mean over the time axis: (B, T, D) -> (B, D). With a mask, the mean of the unmasked steps
     (as Keras: a sequence with every step masked gives 0/0 = NaN)."""
+
+    keras = KerasContract(names=("GlobalAveragePooling1D", "GlobalAvgPool1D"))
 
     supports_masking = True
 
@@ -82,9 +90,12 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
             return (dy / count)[:, None, :] * m, []
 
 
+@register_layer
 class GlobalMaxPooling1D(_GlobalPooling1D):
     """Maximum over the time axis: (B, T, D) -> (B, D) (masks are not used, as in Keras). The
     gradient is shared equally by tied maxima, as TensorFlow's."""
+
+    keras = KerasContract(names=("GlobalMaxPooling1D", "GlobalMaxPool1D"))
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)
@@ -97,8 +108,12 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         return hits * (self._dy(np.asarray(dy)) / hits.sum(axis=1))[:, None, :], []
 
 
+@register_layer
 class Flatten(Layer):
     """(B, T, D) -> (B, T*D) (any rank: everything after the batch axis in one)."""
+
+    keras = KerasContract(names=("Flatten",))
+    parameter_constraints = {"data_format": [Anything()]}
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)

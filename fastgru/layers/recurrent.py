@@ -12,6 +12,29 @@ from .. import activations
 from .._threads import held_or_refused
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .registry import ANY, NONE, ActivationName, Boolean, InitializerSpec, Integer, Real, validate_params
+
+#: the options every recurrent layer takes, as ``parameter_constraints`` (fastgru.layers.registry)
+RECURRENT_CONSTRAINTS = {
+    "units": [Integer(1)],
+    "activation": [NONE, ActivationName(recurrent=True)],
+    "recurrent_activation": [NONE, ActivationName(recurrent=True)],
+    "use_bias": [Boolean()],
+    "kernel_initializer": [InitializerSpec()],
+    "recurrent_initializer": [InitializerSpec()],
+    "bias_initializer": [InitializerSpec()],
+    "dropout": [Real(0.0, 1.0)],
+    "recurrent_dropout": [Real(0.0, 1.0)],
+    "return_sequences": [Boolean()],
+    "return_state": [Boolean()],
+    "go_backwards": [Boolean()],
+    "stateful": [Boolean()],
+    "unroll": [Boolean()],
+    "seed": [NONE, Integer()],
+    "zero_output_for_mask": [Boolean()],
+}
+#: options Keras may write for a recurrent layer that fastgru fixes (time_major) or ignores (how Keras ran it)
+RECURRENT_FIXED = {"time_major": False, "implementation": ANY, "use_cudnn": ANY}
 
 
 class RecurrentLayer(Layer):
@@ -25,6 +48,8 @@ class RecurrentLayer(Layer):
     supports_masking = True
     n_gates = 3
     state_names: tuple[str, ...] = ("h",)
+    regularizer_options = {"kernel_regularizer": "kernel", "recurrent_regularizer": "recurrent_kernel",
+                           "bias_regularizer": "bias"}
 
     def __init__(
         self,
@@ -47,30 +72,15 @@ class RecurrentLayer(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        kind = type(self).__name__
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{kind} units must be a positive integer, received {units!r}")
-        self.units = int(units)
-        self.activation = activations.canonical_name(activation)
-        self.recurrent_activation = activations.canonical_name(recurrent_activation)
+        options = validate_params(f"{type(self).__name__} {self.name!r}", RECURRENT_CONSTRAINTS, dict(
+            units=units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+            stateful=stateful, unroll=unroll, seed=seed, zero_output_for_mask=zero_output_for_mask))
+        self.__dict__.update(options)  # unroll: the same math; accepted for compatibility
         self._act = activations.kernel_code(self.activation)
         self._ract = activations.kernel_code(self.recurrent_activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= float(rate) <= 1.0:
-                raise ValueError(f"{kind} {name} must be in [0, 1], received {rate!r}")
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)  # same math; accepted for compatibility
-        self.seed = seed
-        self.zero_output_for_mask = bool(zero_output_for_mask)
         self._rng = make_rng(seed)
         self._states: list[np.ndarray] | None = None
         self._state_lock = threading.Lock()

@@ -196,7 +196,7 @@ class ActivationName(Constraint):
         self.recurrent = recurrent
 
     def accepts(self, value) -> bool:
-        return value is None or isinstance(value, (str, dict)) or callable(value)
+        return True  # convert() decides, with UnsupportedKerasFeature naming what it received
 
     def convert(self, value):
         from .. import activations
@@ -238,16 +238,17 @@ def describe(constraints) -> str:
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
-def check_value(owner: str, name: str, value, constraints):
+def check_value(owner: str, name: str, value, constraints, found: str = "received"):
     """``value`` converted by the first constraint that accepts it; else TypeError (wrong type) or
-    ValueError (right type, wrong value) naming ``owner`` and the option."""
+    ValueError (right type, wrong value) naming ``owner`` and the option (``found``: the word before the
+    value in the message, "found" for a value read from a file)."""
     for constraint in constraints:
         if constraint.accepts(value):
             return constraint.convert(value)
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     error = TypeError if all(c.is_type_error(value) for c in constraints) else ValueError
-    raise error(f"{owner}: option {name!r} should be {describe(constraints)}, received {text}")
+    raise error(f"{owner}: option {name!r} should be {describe(constraints)}, {found} {text}")
 
 
 def validate_params(owner: str, constraints: Mapping[str, list], params: Mapping[str, Any]) -> dict:
@@ -264,6 +265,8 @@ class KerasContract:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     ignored: frozenset = frozenset()
     weights: str = "vars"
+    #: values for options a Keras 2 config may leave out where Keras 2's default differs from Keras 3's
+    keras2_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, type] = {}
