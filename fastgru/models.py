@@ -36,13 +36,18 @@ class Sequential:
     # ---- structure --------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
         """Append a layer; an ``Input``/``InputLayer`` first fixes the input shape and builds the model."""
+        if getattr(layer, "_fg_symbolic", False) and not isinstance(layer, InputLayer):  # fg.Input(...)'s tensor
+            if not getattr(getattr(layer, "node", None), "is_input", False):
+                raise TypeError("Sequential takes an Input tensor only as its first entry, received a tensor made by "
+                                f"layer {layer.layer.name!r}")
+            layer = layer.layer
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError("An Input layer can only be the first layer of a Sequential model")
             self._input_layer = layer
             self.build(layer.batch_shape)
             return
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, Layer) and not getattr(layer, "_fg_model", False):  # a Functional Model nests
             raise TypeError(f"Sequential.add expects a fastgru layer, received {type(layer).__name__}")
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(f"All layers added to a Sequential model should have unique names; {layer.name!r} repeats")
@@ -178,7 +183,13 @@ class Sequential:
             x = y
         return x
 
-    def __call__(self, x, training: bool = False):
+    def __call__(self, x, training: bool = False, **kwargs):
+        if not isinstance(x, np.ndarray) and getattr(x, "_fg_symbolic", False):  # used as a Functional layer
+            from .functional import symbolic_call
+
+            return symbolic_call(self, x, training=training, **kwargs)
+        if kwargs:
+            raise TypeError(f"Sequential.__call__ got unexpected keyword arguments {sorted(kwargs)}")
         x = self._check_input(x)
         self._ensure_built(x)
         with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():

@@ -59,3 +59,53 @@ def print_summary(model, line_length: int | None = None, print_fn: Callable[[str
     print_fn = print_fn or print
     for text in summary_lines(model, line_length):
         print_fn(text)
+
+
+def functional_summary_lines(model, line_length: int | None = None) -> list[str]:
+    """Keras's Functional table: Layer (type), Output Shape, Param #, Connected to (``layer[node][tensor]``
+    for each input of each call of the layer in the model)."""
+    widths = [24, 20, 12, 20]
+    if line_length:
+        scale = line_length / (sum(widths) + 5)
+        widths = [max(10, int(w * scale)) for w in widths]
+    in_graph = {id(n) for n in model._nodes}
+    rows = []
+    for layer in model.layers:
+        nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in in_graph]
+        shapes = [t.shape for n in nodes[:1] for t in n.outputs]
+        shape = _format_shape(shapes[0] if len(shapes) == 1 else shapes) if shapes else "?"
+        links = []
+        for n in nodes:
+            for t in n.inputs:
+                producer = t.node.layer
+                links.append(f"{producer.name}[{producer._inbound_nodes.index(t.node)}][{t.index}]")
+        rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}",
+                     ", ".join(links) or "-"))
+    for row in rows:
+        widths = [max(w, len(c) + 2) for w, c in zip(widths, row)]
+
+    def line(left, mid, right, fill):
+        return left + mid.join(fill * (w + 1) for w in widths) + right
+
+    def cells(cols, sep):
+        parts = [f" {cols[0]:<{widths[0]}}", f" {cols[1]:<{widths[1]}}", f"{cols[2]:>{widths[2]}} ",
+                 f" {cols[3]:<{widths[3]}}"]
+        return sep + sep.join(parts) + sep
+
+    out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"),
+           cells(("Layer (type)", "Output Shape", "Param #", "Connected to"), "┃"), line("┡", "╇", "┩", "━")]
+    for i, row in enumerate(rows):
+        out.append(cells(row, "│"))
+        out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))
+    total = model.count_params()
+    trainable = sum(w.size for w in model.trainable_weights)
+    out.append(f" Total params: {total:,} ({_format_bytes(total * 4)})")
+    out.append(f" Trainable params: {trainable:,} ({_format_bytes(trainable * 4)})")
+    out.append(f" Non-trainable params: {total - trainable:,} ({_format_bytes((total - trainable) * 4)})")
+    return out
+
+
+def print_functional_summary(model, line_length: int | None = None, print_fn=None) -> None:
+    print_fn = print_fn or print
+    for text in functional_summary_lines(model, line_length):
+        print_fn(text)

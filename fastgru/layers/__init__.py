@@ -10,6 +10,7 @@ from .dense import Dense
 from .feature_normalization import Normalization, UnitNormalization
 from .gru import GRU
 from .lstm import LSTM
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
@@ -20,12 +21,16 @@ from .simple_rnn import SimpleRNN
 
 __all__ = [
     "Activation",
+    "Add",
+    "Average",
     "AveragePooling1D",
     "BatchNormalization",
     "Bidirectional",
+    "Concatenate",
     "Conv1D",
     "Cropping1D",
     "Dense",
+    "Dot",
     "DepthwiseConv1D",
     "Dropout",
     "ELU",
@@ -44,6 +49,9 @@ __all__ = [
     "LeakyReLU",
     "Masking",
     "MaxPooling1D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
     "Normalization",
     "PReLU",
     "Permute",
@@ -55,6 +63,7 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "SpatialDropout1D",
+    "Subtract",
     "UnitNormalization",
     "UpSampling1D",
     "ZeroPadding1D",

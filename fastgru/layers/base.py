@@ -126,6 +126,13 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+def _symbolic(x) -> bool:
+    """True for a symbolic tensor of the Functional API (or an Input layer), or a list holding one."""
+    if getattr(x, "_fg_symbolic", False):
+        return True
+    return isinstance(x, (list, tuple)) and any(getattr(v, "_fg_symbolic", False) for v in x)
+
+
 def compute_dtype(x: np.ndarray) -> np.dtype:
     """float64 inputs compute in float64; everything else in float32."""
     return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
@@ -276,6 +283,10 @@ class Layer:
                     self.build((None,) + tuple(x_shape[1:]))
 
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
+        if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
+            from ..functional import symbolic_call
+
+            return symbolic_call(self, x, mask=mask, training=training, **kwargs)
         x = np.asarray(x)
         self.ensure_built(x.shape)
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set

@@ -128,6 +128,8 @@ def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
+    if hasattr(model, "_train_step"):  # a Functional model: several inputs/outputs (training/multi_output.py)
+        return model._train_step(x, y, sample_weight)
     compiled = _compiled(model)
     value, grad, y_pred, mask, caches = _loss_and_outputs(model, compiled, x, y, sample_weight, training=True)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
@@ -136,6 +138,8 @@ def train_step(model, x, y, sample_weight=None) -> None:
 
 
 def test_step(model, x, y, sample_weight=None) -> None:
+    if hasattr(model, "_test_step"):
+        return model._test_step(x, y, sample_weight)
     compiled = _compiled(model)
     value, _, y_pred, mask, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
@@ -147,6 +151,8 @@ def test_step(model, x, y, sample_weight=None) -> None:
 
 
 def _check_xy(model, x, y, sample_weight=None):
+    if hasattr(model, "_check_xy"):  # a Functional model checks its lists/dicts of arrays itself
+        return model._check_xy(x, y, sample_weight)
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)

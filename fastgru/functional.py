@@ -1,0 +1,1002 @@
+"""Keras 3's Functional API: ``Input`` (a symbolic tensor), layers called on symbolic tensors (recording
+nodes), and ``Model(inputs, outputs)``, a graph of layers with several inputs and outputs.
+
+The graph is put in Keras's order once, when the model is made (``map_graph`` below follows Keras's
+``keras.src.ops.function.map_graph``: the layers ordered by depth, then by first visit from the
+outputs), and flattened into a plan: one step per node (layer, input slots, output slots) and, per
+step, the slots whose last consumer it is (freed right after it runs). A call walks that list;
+training keeps each step's cache and walks it back, adding up the gradients of tensors used several
+times and, for a layer called at several places (a shared layer), of its weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from typing import Callable
+
+import numpy as np
+
+from .layers.base import Layer, unique_name, weights_lock
+from .layers.core import InputLayer
+
+_ids = itertools.count()
+#: the output mask of a nested model's last call in this thread (read by its compute_mask)
+_last_masks = threading.local()
+
+
+# ---------------------------------------------------------------------------------------------
+# symbolic tensors and nodes
+# ---------------------------------------------------------------------------------------------
+class KerasTensor:
+    """A symbolic tensor: its batch shape, dtype, and the layer call (node) that makes it."""
+
+    _fg_symbolic = True
+
+    def __init__(self, shape, dtype="float32", layer=None, node=None, index: int = 0, name: str | None = None):
+        self.shape = tuple(shape)
+        self.dtype = str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.layer, self.node, self.index = layer, node, index
+        self.name = name or (layer.name if layer is not None else "tensor")
+        self._id = next(_ids)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def _keras_history(self):
+        return self.layer, self.layer._inbound_nodes.index(self.node), self.index
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __reduce__(self):
+        raise TypeError("a symbolic KerasTensor cannot be pickled; pickle the Model built from it")
+
+
+class Node:
+    """One call of a layer on symbolic tensors."""
+
+    def __init__(self, layer, args, states, outputs_shapes, list_args: bool, list_outputs: bool):
+        self.layer = layer
+        self.args = list(args)  # the positional input tensors (one, or the list a merge layer takes)
+        self.states = list(states)  # initial_state tensors (recurrent layers)
+        self.list_args = list_args
+        self.list_outputs = list_outputs
+        self.is_input = isinstance(layer, InputLayer)
+        inbound = layer.__dict__.setdefault("_inbound_nodes", [])
+        inbound.append(self)
+        dtype = getattr(layer, "input_dtype", None) if self.is_input else None
+        dtype = dtype or getattr(layer, "dtype", "float32")
+        self.outputs = [KerasTensor(s, dtype, layer, self, i, name=layer.name if len(outputs_shapes) == 1
+                                    else f"{layer.name}_{i}") for i, s in enumerate(outputs_shapes)]
+
+    @property
+    def inputs(self) -> list:
+        return self.args + self.states
+
+    @property
+    def parent_nodes(self) -> list:
+        return [t.node for t in self.inputs]
+
+
+def is_symbolic(x) -> bool:
+    if getattr(x, "_fg_symbolic", False) or isinstance(x, InputLayer):
+        return True
+    return isinstance(x, (list, tuple)) and any(is_symbolic(v) for v in x)
+
+
+def input_tensor(layer: InputLayer) -> KerasTensor:
+    """The symbolic tensor an InputLayer makes (``fg.layers.Input`` returns the layer itself)."""
+    nodes = layer.__dict__.get("_inbound_nodes")
+    if not nodes:
+        Node(layer, [], [], [tuple(layer.batch_shape)], False, False)
+        nodes = layer._inbound_nodes
+    return nodes[0].outputs[0]
+
+
+def _tensor(x, what: str) -> KerasTensor:
+    if isinstance(x, InputLayer):
+        return input_tensor(x)
+    if not isinstance(x, KerasTensor):
+        raise TypeError(f"{what}: expected a symbolic tensor (from fg.Input or a layer called on one), received "
+                        f"{type(x).__name__}")
+    return x
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, sparse=None,  # noqa: N802
+          tensor=None, optional=False):
+    """Keras 3's ``keras.Input``: a symbolic tensor of batch shape ``(batch_size,) + shape``."""
+    if sparse or tensor is not None or optional:
+        raise ValueError("fg.Input: sparse, tensor and optional inputs are not supported")
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+    return input_tensor(layer)
+
+
+def _compatible(expected, received) -> bool:
+    """Same rank and the same size on the last (feature) axis, as Keras's input specs check; the other
+    axes (time steps) may differ."""
+    if len(expected) != len(received):
+        return False
+    if len(expected) < 2:
+        return True
+    a, b = expected[-1], received[-1]
+    return a is None or b is None or a == b
+
+
+def _layer_kind(layer) -> str:
+    return type(layer).__name__
+
+
+def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, **kwargs):
+    """Record ``layer`` called on symbolic ``inputs``: shapes checked and the layer built now, the
+    output tensors (one, or a list for several outputs) returned."""
+    label = f"{_layer_kind(layer)} {layer.name!r}"
+    if kwargs:
+        raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
+    if mask is not None:
+        raise ValueError(f"{label}: an explicit mask= on symbolic tensors is not supported; fastgru propagates "
+                         "masks through the graph as Keras does (from Masking or Embedding(mask_zero=True))")
+    list_args = isinstance(inputs, (list, tuple))
+    args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
+    states = []
+    if initial_state is not None:
+        if not hasattr(layer, "units") or not hasattr(layer, "return_state"):
+            raise TypeError(f"{label} takes no initial_state")
+        states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = [_tensor(s, f"{label} initial_state {i}") for i, s in enumerate(states)]
+    in_shape = [t.shape for t in args] if list_args else args[0].shape
+    if isinstance(layer, Model) or _layer_kind(layer) == "Sequential":
+        out_shapes = _nested_model_shapes(layer, args, list_args, label)
+    else:
+        if list_args and not getattr(layer, "_takes_list", False) and not hasattr(layer, "_check_count"):
+            if len(args) != 1:
+                raise ValueError(f"{label} takes one input, received a list of {len(args)}")
+            in_shape = args[0].shape
+            list_args = False
+        if layer.built:
+            built = layer.input_shape
+            ok = (all(_compatible(b, s) for b, s in zip(built, in_shape)) and len(built) == len(in_shape)) \
+                if list_args else _compatible(built, in_shape)
+            if not ok:
+                raise ValueError(f"{label} was built for input shape {_fmt(built)} and is called on a tensor of "
+                                 f"incompatible shape {_fmt(in_shape)}")
+        else:
+            try:
+                layer.build(list(in_shape) if list_args else tuple(in_shape))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+        try:
+            out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+        out_shapes = out if isinstance(out, list) else [out]
+        out_shapes = [tuple(s) for s in out_shapes]
+    if states:
+        n = _n_states(layer)
+        if len(states) != n:
+            raise ValueError(f"{label} has {n} state(s); initial_state holds {len(states)} tensors")
+        units = layer.forward_layer.units if hasattr(layer, "forward_layer") else layer.units
+        for i, s in enumerate(states):
+            if len(s.shape) != 2 or s.shape[1] not in (None, units):
+                raise ValueError(f"{label}: initial_state {i} must have shape (batch, {units}), received "
+                                 f"{_fmt(s.shape)}")
+    node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or isinstance(layer, Model)
+                and layer._list_outputs)
+    return node.outputs if node.list_outputs else node.outputs[0]
+
+
+def _n_states(layer) -> int:
+    if hasattr(layer, "forward_layer"):
+        return 2 * len(layer.forward_layer.state_names)
+    return len(layer.state_names)
+
+
+def _fmt(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_fmt(s) for s in shape) + "]"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _nested_model_shapes(model, args, list_args, label):
+    if _layer_kind(model) == "Sequential":
+        if list_args and len(args) != 1:
+            raise ValueError(f"{label} takes one input, received {len(args)}")
+        shape = args[0].shape
+        if not model.built:
+            model.build(shape)
+        elif not _compatible(model.input_shape, shape):
+            raise ValueError(f"{label} expects input shape {_fmt(model.input_shape)}, received {_fmt(shape)}")
+        out = model.output_shape
+        return [tuple(s) for s in out] if isinstance(out, list) else [tuple(out)]
+    expected = [t.shape for t in model._inputs]
+    if len(args) != len(expected):
+        raise ValueError(f"{label} takes {len(expected)} input(s), received {len(args)}")
+    for name, e, a in zip(model.input_names, expected, args):
+        if not _compatible(e, a.shape):
+            raise ValueError(f"{label}: input {name!r} expects shape {_fmt(e)}, received {_fmt(a.shape)}")
+    return [t.shape for t in model._outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph: Keras's order, checks, the flat plan
+# ---------------------------------------------------------------------------------------------
+def map_graph(inputs: list, outputs: list):
+    """(nodes in execution order, layers in Keras's ``model.layers`` order); refuses cycles and
+    disconnected graphs with the tensor and layer named."""
+    finished, in_progress = set(), set()
+    ordered_nodes, op_index = [], {}
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor, via):
+        node = tensor.node
+        if id(node) in finished:
+            return
+        if id(tensor) in input_ids and not node.is_input:
+            finished.add(id(node))
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"the graph has a cycle: tensor {tensor.name!r} of layer {node.layer.name!r} depends on "
+                             "itself")
+        op_index.setdefault(id(node.layer), (len(op_index), node.layer))
+        in_progress.add(id(node))
+        if not node.is_input:
+            for t in node.inputs:
+                visit(t, node)
+        in_progress.discard(id(node))
+        finished.add(id(node))
+        ordered_nodes.append(node)
+
+    for t in outputs:
+        visit(t, None)
+    in_graph = {id(n) for n in ordered_nodes}
+    node_depth, op_depth = {}, {}
+    for node in reversed(ordered_nodes):
+        depth = node_depth.setdefault(id(node), 0)
+        depth = max(depth, op_depth.get(id(node.layer), 0))
+        op_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:  # unused inputs are refused by the caller; keep them in the layer list as Keras does
+        if id(t.node.layer) not in op_depth:
+            op_depth[id(t.node.layer)] = 0
+            op_index[id(t.node.layer)] = (-1, t.node.layer)
+    layers = sorted(op_index.values(), key=lambda v: (-op_depth[id(v[1])], v[0]))
+    # check that every tensor is computable from the inputs
+    computable = set(input_ids)
+    by_depth = sorted(ordered_nodes, key=lambda n: -node_depth[id(n)])
+    for node in by_depth:
+        for t in node.inputs:
+            if id(t) not in computable:
+                raise ValueError(f"Graph disconnected: layer {node.layer.name!r} needs tensor {t.name!r} (made by "
+                                 f"{_layer_kind(t.node.layer)} {t.node.layer.name!r}), which cannot be computed from "
+                                 f"the model's inputs {[x.name for x in inputs]}")
+        if node.is_input and id(node.outputs[0]) not in computable:
+            raise ValueError(f"Graph disconnected: the outputs need Input {node.layer.name!r}, which is not one of the "
+                             f"model's inputs {[x.name for x in inputs]}")
+        computable.update(id(t) for t in node.outputs)
+    return by_depth, [layer for _, layer in layers]
+
+
+class _Step:
+    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits")
+
+    def __init__(self, layer, node, args, states, outs, list_args, kind):
+        self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
+        self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
+
+
+def _kind(layer) -> str:
+    name = _layer_kind(layer)
+    if name == "Sequential":
+        return "sequential"
+    if isinstance(layer, Model):
+        return "model"
+    if name in ("GRU", "LSTM"):
+        return "rnn"
+    if name == "Bidirectional":
+        return "bidirectional"
+    return "layer"
+
+
+# ---------------------------------------------------------------------------------------------
+# recurrent layers with states in and out (training)
+# ---------------------------------------------------------------------------------------------
+def _rnn_forward(layer, x, mask, training, states):
+    """A GRU/LSTM training forward returning [output, *final states] when ``return_state`` (the layer's own
+    ``forward`` passes one array); the cache keeps what the state-aware backward needs."""
+    from . import ops
+
+    lstm = _layer_kind(layer) == "LSTM"
+    if not training and not layer.return_state:
+        return layer.call(x, mask=mask, initial_state=states or None), None
+    x = layer._check_input(np.asarray(x))
+    act, ract = ops.training_activation_codes(layer.activation, layer.recurrent_activation,
+                                              *(("LSTM",) if lstm else ()))
+    m = layer._mask(x, mask)
+    input_masks, recurrent_masks = layer._dropout_masks(x) if training else (None, None)
+    prepared = layer._prepared(x.dtype)
+    with layer._exclusive():
+        init = layer._initial_states(x, states or None)
+        if lstm:
+            h0, c0 = init or (None, None)
+            outputs, h_last, c_last, saved = ops.run_lstm_train(
+                x, prepared, h0, c0, m, act, ract, layer.return_sequences, layer.go_backwards,
+                layer.zero_output_for_mask, input_masks, recurrent_masks)
+            finals = [h_last, c_last]
+        else:
+            outputs, h_last, saved = ops.run_gru_train(
+                x, prepared, init and init[0], m, act, ract, layer.return_sequences, layer.go_backwards,
+                layer.zero_output_for_mask, input_masks, recurrent_masks)
+            finals = [h_last]
+        layer._keep_states(*finals)
+    y = [outputs] + finals if layer.return_state else outputs
+    return y, (x, prepared, saved, m, act, ract, input_masks, recurrent_masks, lstm)
+
+
+def _rnn_backward(layer, d_outputs, cache, need_dx):
+    """(dx, [d initial states], grads) from the gradients of [output, *final states] (None for zeros)."""
+    from . import ops
+
+    x, prepared, saved, m, act, ract, input_masks, recurrent_masks, lstm = cache
+    d_out = d_outputs[0]
+    d_out = None if d_out is None else np.ascontiguousarray(d_out, dtype=x.dtype)
+    finals = [None if d is None else np.ascontiguousarray(d, dtype=x.dtype) for d in d_outputs[1:]]
+    finals += [None] * ((2 if lstm else 1) - len(finals))
+    if d_out is None:
+        shape = (x.shape[0], x.shape[1], layer.units) if layer.return_sequences else (x.shape[0], layer.units)
+        d_out = np.zeros(shape, x.dtype)
+    if lstm:
+        dx, dw, du, db, dh0, dc0 = ops.run_lstm_backward(
+            x, prepared, saved, m, act, ract, layer.return_sequences, layer.go_backwards, layer.zero_output_for_mask,
+            d_out, finals[0], finals[1], input_masks, recurrent_masks, need_dx)
+        d_states = [dh0, dc0]
+    else:
+        dx, dw, du, db, dh0 = ops.run_gru_backward(
+            x, prepared, saved, m, act, ract, layer.return_sequences, layer.go_backwards, layer.zero_output_for_mask,
+            d_out, finals[0], input_masks, recurrent_masks, need_dx)
+        d_states = [dh0]
+    dx, grads = layer._gradients(dx, dw, du, db)
+    return dx, d_states, grads
+
+
+def _bidirectional_forward(layer, x, mask, training, states):
+    from ._threads import side_by_side
+
+    if layer.merge_mode is None:
+        raise ValueError(f"Bidirectional {layer.name!r} with merge_mode=None: training through it is not supported")
+    fwd, bwd = layer._split_initial_state(states or None)
+    (y, cf), (y_rev, cb) = side_by_side(
+        lambda: _rnn_forward(layer.forward_layer, x, mask, training, fwd),
+        lambda: _rnn_forward(layer.backward_layer, x, mask, training, bwd),
+    )
+    if not layer.return_state:
+        return layer._merge(y, y_rev), (cf, cb, y, y_rev)
+    out = layer._merge(y[0], y_rev[0])
+    return [out] + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
+
+
+def _bidirectional_backward(layer, d_outputs, cache, need_dx):
+    cf, cb, y, y_rev = cache
+    dy = d_outputs[0]
+    if dy is None:
+        dy = np.zeros(layer._merge(y, y_rev).shape, y.dtype)
+    if layer.merge_mode == "concat":
+        h = y.shape[-1]
+        dy_f, dy_b = dy[..., :h], dy[..., h:]
+    elif layer.merge_mode == "sum":
+        dy_f = dy_b = dy
+    elif layer.merge_mode == "ave":
+        dy_f = dy_b = dy / dy.dtype.type(2)
+    else:
+        aligned = y_rev[:, ::-1] if layer.return_sequences else y_rev
+        dy_f, dy_b = dy * aligned, dy * y
+    if layer.return_sequences:
+        dy_b = dy_b[:, ::-1]
+    n = len(layer.forward_layer.state_names)
+    ds = list(d_outputs[1:]) + [None] * (2 * n - len(d_outputs[1:]))
+    if cf is None:  # inference forward (not training, no states): nothing to differentiate
+        raise RuntimeError("internal: backward through an inference-mode Bidirectional")
+    dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)
+    dx_b, s_b, g_b = _rnn_backward(layer.backward_layer, [np.ascontiguousarray(dy_b)] + ds[n:], cb, need_dx)
+    dx = dx_f + dx_b if need_dx else None
+    return dx, s_f + s_b, (list(g_f) + list(g_b)) if layer.trainable else []
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+def _flatten_io(value, what: str):
+    """(list of tensors, structure): structure is None (one tensor), 'list', or the dict's keys."""
+    if isinstance(value, dict):
+        keys = list(value)
+        return [_tensor(value[k], f"{what} {k!r}") for k in keys], keys
+    if isinstance(value, (list, tuple)):
+        return [_tensor(v, f"{what} {i}") for i, v in enumerate(value)], "list"
+    return [_tensor(value, what)], None
+
+
+class Model:
+    """Keras 3's Functional model: ``Model(inputs, outputs, name=...)`` on symbolic tensors."""
+
+    _fg_model = True
+
+    def __init__(self, inputs=None, outputs=None, name: str | None = None, trainable: bool = True):
+        if inputs is None or outputs is None:
+            raise TypeError("fg.Model needs inputs and outputs: Model(inputs=fg.Input(...), outputs=...); "
+                            "subclassed models are not supported")
+        self.name = name or unique_name("functional")
+        self.trainable = trainable
+        self._inputs, self._input_struct = _flatten_io(inputs, "Model input")
+        self._outputs, self._output_struct = _flatten_io(outputs, "Model output")
+        self._list_outputs = self._output_struct is not None
+        for t in self._inputs:
+            if not t.node.is_input:
+                raise ValueError(f"Model {self.name!r}: input {t.name!r} is not made by fg.Input (it comes from "
+                                 f"layer {t.node.layer.name!r}); a model's inputs must be Input tensors")
+        if len({id(t) for t in self._inputs}) != len(self._inputs):
+            raise ValueError(f"Model {self.name!r}: an input tensor is listed twice")
+        nodes, layers = map_graph(self._inputs, self._outputs)
+        used = {id(t) for n in nodes for t in n.inputs} | {id(t) for t in self._outputs}
+        for t in self._inputs:
+            if id(t) not in used:
+                raise ValueError(f"Model {self.name!r}: input {t.node.layer.name!r} is not used to compute any output")
+        names = [layer.name for layer in layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"Model {self.name!r}: layer names must be unique, {dup} repeat")
+        self._all_layers = layers  # InputLayers included, as Keras's model.layers
+        self._nodes = nodes
+        self._build_plan()
+        self.built = True
+        self.stop_training = False
+        self.history = None
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+
+    # ---- plan ---------------------------------------------------------------------------------
+    def _build_plan(self) -> None:
+        slot_of: dict[int, int] = {}
+        for t in self._inputs:
+            slot_of[id(t)] = len(slot_of)
+        self._input_slots = [slot_of[id(t)] for t in self._inputs]
+        steps = []
+        for node in self._nodes:
+            if node.is_input:
+                continue
+            args = [slot_of[id(t)] for t in node.args]
+            states = [slot_of[id(t)] for t in node.states]
+            outs = []
+            for t in node.outputs:
+                slot_of[id(t)] = len(slot_of)
+                outs.append(slot_of[id(t)])
+            steps.append(_Step(node.layer, node, args, states, outs, node.list_args, _kind(node.layer)))
+        self._n_slots = len(slot_of)
+        self._output_slots = [slot_of[id(t)] for t in self._outputs]
+        keep = set(self._output_slots)
+        last_use: dict[int, int] = {}
+        for i, step in enumerate(steps):
+            for s in step.args + step.states:
+                last_use[s] = i
+        for s, i in last_use.items():
+            if s not in keep:
+                steps[i].free.append(s)
+        consumers: dict[int, int] = {}
+        for step in steps:
+            for s in step.args + step.states:
+                consumers[s] = consumers.get(s, 0) + 1
+        self._consumers = consumers
+        self._steps = steps
+
+    # ---- structure ----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list:
+        return list(self._all_layers)
+
+    @property
+    def _weighted_layers(self) -> list:
+        return [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
+
+    @property
+    def inputs(self) -> list:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.node.layer.name for t in self._inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        if isinstance(self._output_struct, list):
+            return list(self._output_struct)
+        return [t.node.layer.name for t in self._outputs]
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if self._input_struct is None else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self._outputs]
+        return shapes[0] if self._output_struct is None else shapes
+
+    @property
+    def input(self):
+        return self._inputs[0] if self._input_struct is None else list(self._inputs)
+
+    @property
+    def output(self):
+        return self._outputs[0] if self._output_struct is None else list(self._outputs)
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        if index is not None:
+            return self._all_layers[index]
+        for layer in self._all_layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name!r}; layers are {[l.name for l in self._all_layers]}")
+
+    def build(self, input_shape=None) -> None:
+        """A Functional model is built when it is made."""
+
+    # ---- weights ------------------------------------------------------------------------------
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return [w for layer in self._weighted_layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        if not self.trainable:
+            return []
+        return [w for layer in self._weighted_layers for w in layer.trainable_weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all weights in Keras's order (``model.layers`` order, each layer's own order)."""
+        return [w for layer in self._weighted_layers for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        layers = self._weighted_layers
+        expected = sum(len(layer.weights) for layer in layers)
+        if len(weights) != expected:
+            raise ValueError(f"Model {self.name!r} expects {expected} weight arrays, received {len(weights)}")
+        checked, i = [], 0
+        for layer in layers:
+            n = len(layer.weights)
+            checked.append(layer._check_weights(weights[i: i + n]) if hasattr(layer, "_check_weights")
+                           else weights[i: i + n])
+            i += n
+        with weights_lock(self).exclusive:
+            for layer, arrays in zip(layers, checked):
+                if hasattr(layer, "_copy_weights"):
+                    layer._copy_weights(arrays)
+                else:
+                    layer.set_weights(arrays)
+
+    def _check_weights(self, weights) -> list:
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"Model {self.name!r} expects {len(self.weights)} weight arrays, received {len(weights)}")
+        return weights
+
+    def _copy_weights(self, arrays) -> None:
+        self.set_weights(arrays)
+
+    def count_params(self) -> int:
+        return int(sum(layer.count_params() for layer in self._weighted_layers))
+
+    def reset_states(self) -> None:
+        for layer in self._weighted_layers:
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def _input_list(self, x) -> list[np.ndarray]:
+        """``x`` (one array, a list in input order, or a dict keyed by input names) as a checked list."""
+        names = self.input_names
+        if isinstance(x, dict):
+            missing = [n for n in names if n not in x]
+            extra = [k for k in x if k not in names]
+            if missing or extra:
+                raise ValueError(f"Model {self.name!r} expects inputs {names}; the dict "
+                                 + (f"misses {missing}" if missing else "")
+                                 + (" and " if missing and extra else "")
+                                 + (f"has unknown keys {extra}" if extra else ""))
+            xs = [x[n] for n in names]
+        elif isinstance(x, (list, tuple)):
+            if len(x) != len(names):
+                raise ValueError(f"Model {self.name!r} expects {len(names)} input(s) {names}, received a list of "
+                                 f"{len(x)}")
+            xs = list(x)
+        else:
+            if len(names) != 1:
+                raise ValueError(f"Model {self.name!r} expects {len(names)} inputs {names} (a list or a dict keyed by "
+                                 f"input name), received one array")
+            xs = [x]
+        out = []
+        n = None
+        for name, t, a in zip(names, self._inputs, xs):
+            if isinstance(a, np.ndarray) and a.dtype != object:
+                pass
+            else:
+                try:
+                    a = np.asarray(a)
+                except ValueError as exc:
+                    raise ValueError(f"Model {self.name!r} input {name!r}: not a rectangular array ({exc})") from None
+            if a.dtype == object or a.dtype.kind not in "fiub":
+                raise TypeError(f"Model {self.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}")
+            if a.ndim != len(t.shape) or any(e is not None and e != r for e, r in zip(t.shape[1:], a.shape[1:])):
+                raise ValueError(f"Model {self.name!r} input {name!r} expects shape {_fmt(t.shape)}, received "
+                                 f"{a.shape}")
+            if n is None:
+                n = len(a)
+            elif len(a) != n:
+                raise ValueError(f"Model {self.name!r}: all inputs need the same number of samples; input {name!r} has "
+                                 f"{len(a)}, the first has {n}")
+            out.append(a)
+        return out
+
+    def _structured(self, outs: list):
+        if self._output_struct is None:
+            return outs[0]
+        if isinstance(self._output_struct, list):
+            return dict(zip(self._output_struct, outs))
+        return outs
+
+    # ---- running ------------------------------------------------------------------------------
+    def _run(self, xs: list, masks: list | None = None, training: bool = False):
+        """Inference walk of the plan: (outputs, output masks)."""
+        vals: list = [None] * self._n_slots
+        msk: list = [None] * self._n_slots
+        for i, s in enumerate(self._input_slots):
+            vals[s] = xs[i]
+            msk[s] = None if masks is None else masks[i]
+        for step in self._steps:
+            layer = step.layer
+            if step.list_args:
+                x = [vals[s] for s in step.args]
+                m = [msk[s] for s in step.args]
+                m = None if all(v is None for v in m) else m
+            else:
+                x = vals[step.args[0]]
+                m = msk[step.args[0]]
+            kind = step.kind
+            if kind == "layer":
+                y = layer.call(x, mask=m, training=training)
+                ys = y if isinstance(y, list) else [y]
+                om = layer.compute_mask(x, m)
+                oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+            elif kind in ("rnn", "bidirectional"):
+                states = [vals[s] for s in step.states] or None
+                y = layer.call(x, mask=m, training=training, initial_state=states)
+                ys = y if isinstance(y, list) else [y]
+                om = layer.compute_mask(x, m)
+                oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
+            elif kind == "sequential":
+                ys, oms = _sequential_run(layer, x, m, training)
+            else:
+                ys, oms = layer._run(x if step.list_args else [x], m if step.list_args else [m], training)
+            for j, s in enumerate(step.outs):
+                vals[s] = ys[j]
+                msk[s] = oms[j] if j < len(oms) else None
+            for s in step.free:
+                vals[s] = None
+                msk[s] = None
+        return [vals[s] for s in self._output_slots], [msk[s] for s in self._output_slots]
+
+    def _forward(self, xs: list, masks: list | None, training: bool, logits: list | None = None):
+        """Training walk: (outputs, output masks, tape). ``logits[k]``: the k-th output's Dense/Activation
+        returns its pre-activation (the loss takes logits)."""
+        vals: list = [None] * self._n_slots
+        msk: list = [None] * self._n_slots
+        for i, s in enumerate(self._input_slots):
+            vals[s] = xs[i]
+            msk[s] = None if masks is None else masks[i]
+        skip = set()
+        if logits:
+            for k, flag in enumerate(logits):
+                if flag:
+                    skip.add(self._output_slots[k])
+        tape = []
+        for step in self._steps:
+            layer = step.layer
+            if step.list_args:
+                x = [vals[s] for s in step.args]
+                m = [msk[s] for s in step.args]
+                m = None if all(v is None for v in m) else m
+            else:
+                x = vals[step.args[0]]
+                m = msk[step.args[0]]
+            kind = step.kind
+            if kind == "layer":
+                if step.outs[0] in skip:
+                    y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
+                else:
+                    y, cache = layer.forward(x, mask=m, training=training)
+                ys = y if isinstance(y, list) else [y]
+                om = layer.compute_mask(x, m)
+                oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+            elif kind in ("rnn", "bidirectional"):
+                states = [vals[s] for s in step.states]
+                run = _rnn_forward if kind == "rnn" else _bidirectional_forward
+                y, cache = run(layer, x, m, training, states)
+                ys = y if isinstance(y, list) else [y]
+                om = layer.compute_mask(x, m)
+                oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
+            elif kind == "sequential":
+                ys, oms, cache = _sequential_forward(layer, x, m, training)
+            else:
+                ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training)
+            tape.append(cache)
+            for j, s in enumerate(step.outs):
+                vals[s] = ys[j]
+                msk[s] = oms[j] if j < len(oms) else None
+            for s in step.free:
+                vals[s] = None
+                msk[s] = None
+        outs = [vals[s] for s in self._output_slots]
+        return outs, [msk[s] for s in self._output_slots], tape
+
+    def _backward(self, d_outputs: list, tape: list, need_dx: bool = False):
+        """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients."""
+        grads: list = [None] * self._n_slots
+        for s, d in zip(self._output_slots, d_outputs):
+            if d is not None:
+                grads[s] = d if grads[s] is None else grads[s] + d
+        input_slots = set(self._input_slots)
+        per_layer: dict[int, list] = {}
+        for step, cache in zip(reversed(self._steps), reversed(tape)):
+            d_outs = [grads[s] for s in step.outs]
+            for s in step.outs:
+                grads[s] = None
+            layer = step.layer
+            if all(d is None for d in d_outs):
+                continue  # nothing downstream depends on this call
+            in_slots = step.args + step.states
+            want_dx = need_dx or any(s not in input_slots for s in in_slots)
+            kind = step.kind
+            d_states = []
+            if kind == "layer":
+                if len(d_outs) != 1:
+                    raise ValueError(f"training through layer {layer.name!r}, which returns several outputs, is not "
+                                     "supported")
+                dx, g = layer.backward(d_outs[0], cache, need_dx=want_dx)
+            elif kind == "rnn":
+                if cache is None:
+                    raise ValueError(f"internal: {layer.name!r} ran without a training cache")
+                dx, d_states, g = _rnn_backward(layer, d_outs, cache, want_dx)
+            elif kind == "bidirectional":
+                dx, d_states, g = _bidirectional_backward(layer, d_outs, cache, want_dx)
+            elif kind == "sequential":
+                dx, g = _sequential_backward(layer, d_outs, cache, want_dx)
+            else:
+                d_inputs, g = layer._backward(d_outs, cache, need_dx=True)
+                dx = d_inputs if step.list_args else d_inputs[0]
+            if g:
+                acc = per_layer.get(id(layer))
+                per_layer[id(layer)] = list(g) if acc is None else [a + b for a, b in zip(acc, g)]
+            if want_dx and dx is not None:
+                dxs = dx if step.list_args else [dx]
+                for s, d in zip(step.args, dxs):
+                    if d is not None:
+                        grads[s] = d if grads[s] is None else grads[s] + d
+            for s, d in zip(step.states, d_states):
+                if d is not None:
+                    grads[s] = d if grads[s] is None else grads[s] + d
+        out = []
+        if self.trainable:
+            for layer in self._weighted_layers:
+                tw = layer.trainable_weights
+                if not tw:
+                    continue
+                g = per_layer.get(id(layer))
+                out.extend(g if g is not None else [np.zeros_like(w) for w in tw])
+        d_inputs = [grads[s] for s in self._input_slots] if need_dx else None
+        return d_inputs, out
+
+    # ---- as a layer of a Sequential model (one input, one output) ---------------------------------
+    def _single(self) -> None:
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
+            raise ValueError(f"Model {self.name!r} has {len(self._inputs)} inputs and {len(self._outputs)} outputs: "
+                             "inside a Sequential model it needs one of each")
+
+    def call(self, x, mask=None, training: bool = False):
+        self._single()
+        outs, oms = self._run([x], [mask], training)
+        _last_masks.value = (id(self), oms[0])
+        return outs[0]
+
+    def compute_mask(self, x, mask):
+        kept = getattr(_last_masks, "value", None)
+        if kept is not None and kept[0] == id(self):
+            return kept[1]
+        return None
+
+    def forward(self, x, mask=None, training: bool = True):
+        self._single()
+        outs, oms, tape = self._forward([x], [mask], training)
+        _last_masks.value = (id(self), oms[0])
+        return outs[0], tape
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        d_inputs, grads = self._backward([dy], cache, need_dx=True)
+        return d_inputs[0], grads
+
+    # ---- public calls ---------------------------------------------------------------------------
+    def __call__(self, x, training: bool = False, mask=None, **kwargs):
+        if is_symbolic(x):
+            return symbolic_call(self, x, mask=mask, training=training, **kwargs)
+        xs = self._input_list(x)
+        with self._stateful_guard(), weights_lock(self).shared:
+            outs, _ = self._run(xs, training=training)
+        return self._structured(outs)
+
+    def predict(self, x, batch_size: int | None = None, verbose=0):
+        """Outputs for ``x`` (one array, a list or a dict keyed by input name), ``batch_size`` samples at a time."""
+        xs = self._input_list(x)
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+                raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
+            batch_size = int(batch_size)
+        n = len(xs[0])
+        with self._stateful_guard(), weights_lock(self).shared:
+            if batch_size is None or batch_size >= n:
+                outs, _ = self._run(xs)
+                return self._structured(outs)
+            full = None
+            for i in range(0, n, batch_size):
+                part, _ = self._run([a[i: i + batch_size] for a in xs])
+                if full is None:
+                    full = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in part]
+                for o, p in zip(full, part):
+                    o[i: i + len(p)] = p
+                del part
+        return self._structured(full)
+
+    def _stateful_guard(self):
+        return contextlib.nullcontext()
+
+    # ---- description ----------------------------------------------------------------------------
+    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
+        """Print Keras's Functional table: Layer (type), Output Shape, Param #, Connected to."""
+        from .summary import print_functional_summary
+
+        print_functional_summary(self, line_length=line_length, print_fn=print_fn)
+
+    def get_config(self) -> dict:
+        from .io.keras_functional import functional_config
+
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Model":
+        from .io.keras_functional import model_from_config
+
+        return model_from_config(config)
+
+    # ---- training ---------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None) -> None:
+        """Optimizer, per-output losses (one, a list or a dict keyed by output name), loss_weights, metrics."""
+        from .training.multi_output import MultiCompiled
+
+        self._compiled = MultiCompiled(self, optimizer, loss, loss_weights, metrics)
+        self.optimizer = self._compiled.optimizer
+        self.loss = loss
+        self.compiled = True
+
+    @property
+    def metrics(self) -> list:
+        compiled = getattr(self, "_compiled", None)
+        return [] if compiled is None else [compiled.loss_tracker] + list(compiled.metrics or [])
+
+    def _check_xy(self, x, y, sample_weight=None):
+        from .training.multi_output import check_xy
+
+        return check_xy(self, x, y, sample_weight)
+
+    def _train_step(self, x, y, sample_weight=None) -> None:
+        from .training.multi_output import train_step
+
+        train_step(self, x, y, sample_weight)
+
+    def _test_step(self, x, y, sample_weight=None) -> None:
+        from .training.multi_output import test_step
+
+        test_step(self, x, y, sample_weight)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
+            initial_epoch: int = 0, validation_batch_size=None):
+        from .training import trainer
+
+        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                           shuffle, sample_weight, initial_epoch, validation_batch_size)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
+                 return_dict: bool = False):
+        from .training import trainer
+
+        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, callbacks, return_dict)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        from .training import trainer
+
+        return trainer.train_on_batch(self, x, y, sample_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        from .training import trainer
+
+        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
+
+    # ---- files ------------------------------------------------------------------------------------
+    def save(self, filepath) -> None:
+        from .io import save_model
+
+        save_model(self, filepath)
+
+    def save_weights(self, filepath) -> None:
+        from .io import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        from .io import load_weights
+
+        load_weights(self, filepath)
+
+    def __reduce__(self):
+        from .io.keras_functional import functional_config
+
+        return (_rebuild, (functional_config(self), self.get_weights()))
+
+    def __repr__(self) -> str:
+        return f"<Functional name={self.name!r} inputs={self.input_names} outputs={self.output_names}>"
+
+
+def _rebuild(config, weights):
+    from .io.keras_functional import model_from_config
+
+    model = model_from_config(config)
+    model.set_weights(weights)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# a Sequential used as a layer of a Functional model
+# ---------------------------------------------------------------------------------------------
+def _sequential_run(model, x, mask, training):
+    model._ensure_built(np.asarray(x))
+    for layer in model._layers:
+        y = layer.call(x, mask=mask, training=training)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return [x], [mask]
+
+
+def _sequential_forward(model, x, mask, training):
+    caches = []
+    for layer in model._layers:
+        y, cache = layer.forward(x, mask=mask, training=training)
+        caches.append(cache)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return [x], [mask], caches
+
+
+def _sequential_backward(model, d_outs, caches, need_dx):
+    dy = d_outs[0]
+    per = [None] * len(model._layers)
+    for i in range(len(model._layers) - 1, -1, -1):
+        dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
+    grads = [g for gs in per for g in gs] if model.trainable else []
+    return dy, grads
