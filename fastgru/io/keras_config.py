@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import SimpleRNN, registry
+from ..layers import registry
 from ..layers.bidirectional import MERGE_MODES
 from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
@@ -39,21 +39,16 @@ _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regulariz
 _INITIALIZERS = {"kernel_initializer", "recurrent_initializer", "bias_initializer", "embeddings_initializer"}
 #: layers not yet declared through the registry (``fastgru.layers.registry``): the fastgru arguments taken
 #: over as they are, and options accepted with a required value (None: any value is accepted)
-_LAYERS = {
-    "SimpleRNN": (SimpleRNN, {"units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-                              "bias_initializer", "dropout", "recurrent_dropout", "return_sequences", "return_state",
-                              "go_backwards", "stateful", "unroll", "seed", "zero_output_for_mask"},
-                  {"time_major": False}),
-}
+_LAYERS: dict = {}
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: not-yet-registered layers whose Keras weights live in an RNN cell (<layer path>/cell/vars in Keras 3 files);
 #: a registered class says so in its KerasContract (weights="cell/vars")
-_CELL_LAYERS = {"SimpleRNN"}
+_CELL_LAYERS: set = set()
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional"}
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
+_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
                       "MultiHeadAttention", "SeparableConv1D", "DepthwiseConv1D", "UnitNormalization",
                       "Normalization", "AlphaDropout", "ActivityRegularization", "Concatenate", "Add"}
 

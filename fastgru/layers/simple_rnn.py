@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .recurrent import RecurrentLayer
+from .recurrent import RECURRENT_CONSTRAINTS, RecurrentLayer
+from .registry import KerasContract, register_layer
 
 
+@register_layer
 class SimpleRNN(RecurrentLayer):
     """Fully-connected RNN whose output is fed back as the next state (Keras 3 semantics):
     ``h_t = activation(x_t W + b + h_{t-1} U)``.
@@ -19,6 +21,9 @@ class SimpleRNN(RecurrentLayer):
     batch as Keras's ``SimpleRNNCell`` does.
     """
 
+    keras = KerasContract(names=("SimpleRNN",), fixed={"time_major": False}, weights="cell/vars")
+    #: GRU's options less recurrent_activation (Keras's SimpleRNN has one activation and refuses the key)
+    parameter_constraints = {k: v for k, v in RECURRENT_CONSTRAINTS.items() if k != "recurrent_activation"}
     weight_names = ("kernel", "recurrent_kernel", "bias")
     n_gates = 1
     state_names = ("h",)
