@@ -51,6 +51,11 @@ CASES = [
           lambda L: L.Normalization(mean=[0.5, -1, 2, 0, 1, 0.2], variance=[1, 4, 2, 0, 1, 3], invert=True)),
     _case("Normalization-none", lambda: F.Normalization(axis=None, mean=2.0, variance=4.0),
           lambda L: L.Normalization(axis=None, mean=2.0, variance=4.0), first=True),
+    _case("AlphaDropout", lambda: F.AlphaDropout(0.2), lambda L: L.AlphaDropout(0.2), masked=True, train=False),
+    _case("AlphaDropout-noise-shape", lambda: F.AlphaDropout(0.3, noise_shape=(None, 1, 6)),
+          lambda L: L.AlphaDropout(0.3, noise_shape=(None, 1, 6)), train=False),
+    _case("ActivityRegularization", lambda: F.ActivityRegularization(l1=0.01, l2=0.05),
+          lambda L: L.ActivityRegularization(l1=0.01, l2=0.05), masked=True),
 ]
 
 
@@ -310,3 +315,127 @@ def test_bad_normalization_shapes_are_refused():
         fg.Sequential([F.Input((T, D)), F.Normalization(axis=3)])
     with pytest.raises(ValueError, match="axis 3 is out of bounds"):
         fg.Sequential([F.Input((T, D)), F.UnitNormalization(axis=3)])
+
+
+def test_alpha_dropout_formula_statistics_and_seed(rng):
+    x = rng.standard_normal((200, 10, 8)).astype(np.float32)
+    a, b = F.AlphaDropout(0.2, seed=3), F.AlphaDropout(0.2, seed=3)
+    for layer in (a, b):
+        layer.build((None, 10, 8))
+    np.testing.assert_array_equal(a(x), x)  # identity at inference
+    ya, yb = a.forward(x, training=True)[0], b.forward(x, training=True)[0]
+    np.testing.assert_array_equal(ya, yb)
+    alpha_p = -1.6732632423543772 * 1.0507009873554805
+    scale = ((1 - 0.2) * (1 + 0.2 * alpha_p ** 2)) ** -0.5
+    shift = -scale * alpha_p * 0.2
+    dropped = np.isclose(ya, scale * alpha_p + shift, rtol=0, atol=1e-6)
+    assert 0.17 < dropped.mean() < 0.23
+    np.testing.assert_allclose(ya[~dropped], scale * x[~dropped] + shift, rtol=1e-5, atol=1e-6)
+    assert abs(ya.mean()) < 0.05 and abs(ya.var() - 1) < 0.05  # SELU's fixed point kept
+    shared = F.AlphaDropout(0.5, noise_shape=(None, 1, 8), seed=1)
+    shared.build((None, 10, 8))
+    y = shared.forward(x, training=True)[0]
+    scale = ((1 - 0.5) * (1 + 0.5 * alpha_p ** 2)) ** -0.5
+    shift = -scale * alpha_p * 0.5
+    dropped = np.isclose(y, scale * alpha_p + shift, rtol=0, atol=1e-6).all(axis=1)  # (B, C): all steps or none
+    kept = np.isclose(y, scale * x + shift, rtol=1e-5, atol=1e-6).all(axis=1)
+    assert (dropped | kept).all() and 0.4 < dropped.mean() < 0.6
+
+
+def _regularized(mod, R, embedding=False):
+    head = [mod.Embedding(20, 4, embeddings_regularizer=R.L2(0.02), activity_regularizer=R.L1(0.01))] if embedding \
+        else [mod.Conv1D(5, 3, kernel_regularizer=R.L2(0.01), bias_regularizer=R.L1(0.02),
+                         activity_regularizer=R.L1L2(l1=0.01, l2=0.02))]
+    return head + [
+        mod.GRU(6, return_sequences=True, kernel_regularizer=R.L1L2(l1=0.01, l2=0.01),
+                recurrent_regularizer=R.L2(0.03), bias_regularizer=R.L2(0.1)),
+        mod.LSTM(5, kernel_regularizer=R.L1(0.01), recurrent_regularizer=R.L2(0.02), bias_regularizer=R.L1(0.05),
+                 activity_regularizer=R.L2(0.05)),
+        mod.Dense(3, activation="softmax", kernel_regularizer=R.L2(0.05), bias_regularizer=R.L2(0.1),
+                  activity_regularizer=R.L1(0.01))]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("embedding", [False, True], ids=["conv", "embedding"])
+def test_layer_regularizers_train_as_keras(keras, rng, tmp_path, embedding):
+    """kernel/bias/recurrent/embeddings/activity regularizers: the loss Keras reports (train and evaluate)
+    and the weights after 5 Adam steps, from constructors and from Keras's files."""
+    if embedding:
+        x, shape = rng.integers(0, 20, (16, T)), (T,)
+    else:
+        x, shape = rng.standard_normal((16, T, D)).astype(np.float32), (T, D)
+    y = rng.integers(0, 3, len(x))
+    km = keras.Sequential([keras.Input(shape, dtype="int32" if embedding else "float32")]
+                          + _regularized(keras.layers, keras.regularizers, embedding))
+    km.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "k.keras")
+    km.save(tmp_path / "k.h5")
+    models = [fg.Sequential([F.Input(shape)] + _regularized(F, fg.regularizers, embedding)),
+              fg.load_model(tmp_path / "k.keras"), fg.load_model(tmp_path / "k.h5")]
+    models[0].set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for model in models:
+        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    expected_eval = km.evaluate(x, y, verbose=0)
+    expected = [km.train_on_batch(x, y) for _ in range(5)]
+    for model in models:
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
+        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
+        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    models[0].save(tmp_path / "ours.keras")  # Keras reads the regularizers back
+    back = keras.models.load_model(tmp_path / "ours.keras")
+    assert back.layers[1].cell.recurrent_regularizer.get_config() == {"l2": pytest.approx(0.03)}
+    assert back.layers[-1].activity_regularizer.get_config() == {"l1": pytest.approx(0.01)}
+
+
+@pytest.mark.keras
+def test_tf_keras_h5_regularizers_train_as_tf_keras(rng, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    L, R = tf_keras.layers, tf_keras.regularizers
+    km = tf_keras.Sequential([tf_keras.Input((T, D)), L.GRU(6, kernel_regularizer="l2", recurrent_regularizer=R.l1(0.02),
+                                                           activity_regularizer=R.l1_l2(0.01, 0.02)),
+                              L.Dense(3, kernel_regularizer=R.L1L2(l1=0.01, l2=0.03))])
+    km.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "k2.h5")
+    loaded = fg.load_model(tmp_path / "k2.h5")
+    assert loaded.layers[0].weight_regularizers["kernel"].get_config() == {"l2": pytest.approx(0.01)}
+    x, y = rng.standard_normal((8, T, D)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    loaded.compile(optimizer="sgd", loss="mse")
+    penalty = sum(float(r(w)) for layer in loaded.layers for n, r in layer.weight_regularizers.items()
+                  for w in [layer._params[n]])
+    activity = loaded.layers[0].activity_regularizer(loaded.layers[0](x)) / len(x)
+    mse = float(np.mean((loaded.predict(x) - y) ** 2))
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), mse + penalty + activity, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: F.Dense(3, kernel_regularizer="orthogonal_regularizer"), fg.UnsupportedKerasFeature, "not implemented"),
+    (lambda: F.Dense(3, kernel_regularizer=5), TypeError, "'kernel_regularizer'"),
+    (lambda: F.GRU(3, recurrent_regularizer={"class_name": "L2", "config": {"l3": 1}}), fg.UnsupportedKerasFeature,
+     "l3"),
+    (lambda: fg.regularizers.L2(-1.0), ValueError, "l2 should be >= 0"),
+    (lambda: fg.regularizers.L1("a"), TypeError, "l1 should be a finite number"),
+    (lambda: F.Dense(3, recurrent_regularizer="l2"), TypeError, "recurrent_regularizer"),
+    (lambda: F.ActivityRegularization(l1=-1), ValueError, "'l1'"),
+    (lambda: F.AlphaDropout(1.0), ValueError, "'rate'"),
+    (lambda: F.AlphaDropout(0.1, noise_shape=(0, 1)), ValueError, "'noise_shape'"),
+])
+def test_bad_regularization_options_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_unimplemented_regularizer_in_a_file_loads_with_a_warning(tmp_path):
+    orthogonal = {"module": "keras.regularizers", "class_name": "OrthogonalRegularizer",
+                  "config": {"factor": 0.01, "mode": "rows"}, "registered_name": None}
+    _write_keras_zip(tmp_path / "o.keras", {"module": "keras.layers", "class_name": "Dense", "config": {
+        "name": "d", "units": 2, "kernel_regularizer": orthogonal, "bias_regularizer": {"class_name": "L2",
+                                                                                       "config": {"l2": 0.5}}}})
+    with pytest.raises(fg.ModelFileError):  # (the zip has no weights: the config is what this test reads)
+        with pytest.warns(UserWarning, match="kernel_regularizer .*not implemented"):
+            fg.load_model(tmp_path / "o.keras")
+    _write_keras_zip(tmp_path / "bad.keras", {"module": "keras.layers", "class_name": "Dense", "config": {
+        "name": "d", "units": 2, "kernel_regularizer": {"class_name": "L2", "config": {"l2": "x"}}}})
+    with pytest.raises(fg.ModelFileError, match="kernel_regularizer"):
+        fg.load_model(tmp_path / "bad.keras")

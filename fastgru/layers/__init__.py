@@ -16,11 +16,14 @@ from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
+from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 from .simple_rnn import SimpleRNN
 
 __all__ = [
     "Activation",
+    "ActivityRegularization",
+    "AlphaDropout",
     "Add",
     "Average",
     "AveragePooling1D",

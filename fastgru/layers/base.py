@@ -144,6 +144,10 @@ class Layer:
     #: names of the weights in Keras's get_weights order; subclasses override
     weight_names: tuple[str, ...] = ()
     supports_masking = False
+    #: Keras's weight-regularizer options this layer takes, option -> weight name
+    #: (``{"kernel_regularizer": "kernel"}``); every layer also takes ``activity_regularizer``
+    #: (fastgru.regularizers; applied in training by fastgru.training.regularization)
+    regularizer_options: dict = {}
 
     def __init__(
         self,
@@ -158,6 +162,7 @@ class Layer:
         **kwargs: Any,
     ):
         kwargs.pop("input_length", None)  # accepted for Keras 2 compatibility
+        self._take_regularizers(kwargs)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -269,6 +274,36 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._declared_input_shape is not None:
             config["batch_input_shape"] = list(self._declared_input_shape)
+        config.update(self._regularizer_config())
+        return config
+
+    # ---- regularizers (fastgru.regularizers) ------------------------------------------------------
+    def _take_regularizers(self, kwargs: dict) -> None:
+        """Pop ``activity_regularizer`` and this class's ``regularizer_options`` from ``kwargs`` into
+        ``self.activity_regularizer`` and ``self.weight_regularizers`` (weight name -> regularizer)."""
+        from .. import regularizers
+
+        options = {"activity_regularizer": None, **type(self).regularizer_options}
+        taken = {}
+        for option in options:
+            value = kwargs.pop(option, None)
+            if value is not None:
+                try:
+                    taken[option] = regularizers.get(value)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{type(self).__name__}: option {option!r}: {exc}") from None
+        self.activity_regularizer = taken.pop("activity_regularizer", None)
+        self._regularizer_options = taken
+        self.weight_regularizers = {options[o]: r for o, r in taken.items()}
+
+    def _regularizer_config(self) -> dict:
+        from .. import regularizers
+
+        config = {}
+        if getattr(self, "activity_regularizer", None) is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        for option, reg in getattr(self, "_regularizer_options", {}).items():
+            config[option] = regularizers.serialize(reg)
         return config
 
     @classmethod

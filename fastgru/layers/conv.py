@@ -86,6 +86,7 @@ class Conv1D(Layer):
         "bias_initializer": [InitializerSpec()],
     }
     weight_names = ("kernel", "bias")
+    regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid", data_format=None,
                  dilation_rate=1, groups: int = 1, activation=None, use_bias: bool = True,

@@ -149,6 +149,7 @@ class DepthwiseConv1D(_Depthwise):
                           fixed={"groups": 1})  # tf_keras writes Conv's groups (always 1 here)
     parameter_constraints = {**_COMMON, "padding": [StrOptions(("valid", "same"), lower=True)]}
     weight_names = ("kernel", "bias")
+    regularizer_options = {"depthwise_regularizer": "kernel", "bias_regularizer": "bias"}
 
     def __init__(self, kernel_size, strides=1, padding: str = "valid", depth_multiplier: int = 1, data_format=None,
                  dilation_rate=1, activation=None, use_bias: bool = True, depthwise_initializer="glorot_uniform",
@@ -209,6 +210,8 @@ class SeparableConv1D(_Depthwise):
                              "padding": [StrOptions(("valid", "same", "causal"), lower=True)],
                              "pointwise_initializer": [InitializerSpec()]}
     weight_names = ("depthwise_kernel", "pointwise_kernel", "bias")
+    regularizer_options = {"depthwise_regularizer": "depthwise_kernel", "pointwise_regularizer": "pointwise_kernel",
+                           "bias_regularizer": "bias"}
     _kernel_name = "depthwise_kernel"
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid", data_format=None,

@@ -17,6 +17,7 @@ from ..random import global_rng
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import regularization
 from .callbacks import CallbackList
 
 # ---------------------------------------------------------------------------------------------
@@ -77,10 +78,12 @@ def _output_activation(model):
     return getattr(last, "activation", None) if type(last).__name__ in ("Dense", "Activation") else None
 
 
-def forward(model, x, training: bool, logits: bool):
+def forward(model, x, training: bool, logits: bool, activity: dict | None = None):
     """Run every layer's training forward. Returns (output, output_mask, caches).
 
-    With ``logits`` the last (Dense) layer returns its pre-activation.
+    With ``logits`` the last (Dense) layer returns its pre-activation. With ``activity`` (a dict), the
+    activity-regularizer penalties of the layers' outputs are recorded in it: layer index -> (penalty,
+    its gradient with respect to the layer's output) (training/regularization.py).
     """
     mask = None
     caches = []
@@ -91,25 +94,34 @@ def forward(model, x, training: bool, logits: bool):
         else:
             y, cache = layer.forward(x, mask=mask, training=training)
         caches.append(cache)
+        if activity is not None and getattr(layer, "activity_regularizer", None) is not None:
+            activity[i] = regularization.activity_penalty(
+                layer, y, getattr(layer, "activation", None) if i == last and logits else None)
         mask = layer.compute_mask(x, mask)
         x = y
     return x, mask, caches
 
 
-def backward(model, dy, caches) -> list[np.ndarray]:
-    """Backpropagate ``dy`` through every layer; gradients aligned with ``model.trainable_weights``."""
+def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray]:
+    """Backpropagate ``dy`` through every layer; gradients aligned with ``model.trainable_weights``
+    (``activity``: what :func:`forward` recorded; each penalty's gradient joins its layer's output
+    gradient). Weight-regularizer gradients are added by the caller (``regularization``)."""
     per_layer = [None] * len(model.layers)
     for i in range(len(model.layers) - 1, -1, -1):
+        if activity and activity.get(i) is not None:
+            dy = dy + activity[i][1].astype(np.asarray(dy).dtype, copy=False)
         dy, per_layer[i] = model.layers[i].backward(dy, caches[i], need_dx=i > 0)
     return [g for grads in per_layer for g in grads]
 
 
 def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: bool):
-    """Forward and loss. Returns (loss value, dloss/doutput, probabilities for metrics, mask, caches)."""
+    """Forward and loss. Returns (loss value, dloss/doutput, probabilities for metrics, mask, caches,
+    activity penalties). The loss value includes the regularization penalties, as Keras's."""
     logits = losses_module.uses_logits(
         compiled.loss, _output_activation(model), y, (len(x),) + tuple(model.output_shape[1:])
     )
-    out, mask, caches = forward(model, x, training, logits)
+    activity: dict = {}
+    out, mask, caches = forward(model, x, training, logits, activity)
     if logits:
         from .. import activations
 
@@ -118,7 +130,11 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     else:
         value, grad = compiled.loss.value_and_grad(y, out, sample_weight=sample_weight, mask=mask)
         y_pred = out
-    return value, grad, y_pred, mask, caches
+    penalty = sum(p[0] for p in activity.values() if p is not None)
+    penalty += regularization.weight_penalty(model.layers, model.trainable_weights)
+    if penalty:
+        value = value + penalty
+    return value, grad, y_pred, mask, caches, activity
 
 
 def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -> None:
@@ -131,9 +147,11 @@ def train_step(model, x, y, sample_weight=None) -> None:
     if hasattr(model, "_train_step"):  # a Functional model: several inputs/outputs (training/multi_output.py)
         return model._train_step(x, y, sample_weight)
     compiled = _compiled(model)
-    value, grad, y_pred, mask, caches = _loss_and_outputs(model, compiled, x, y, sample_weight, training=True)
+    value, grad, y_pred, mask, caches, activity = _loss_and_outputs(model, compiled, x, y, sample_weight,
+                                                                    training=True)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
-    grads = backward(model, grad, caches)
+    grads = backward(model, grad, caches, activity)
+    grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     compiled.optimizer.apply(grads, model.trainable_weights)
 
 
@@ -141,7 +159,7 @@ def test_step(model, x, y, sample_weight=None) -> None:
     if hasattr(model, "_test_step"):
         return model._test_step(x, y, sample_weight)
     compiled = _compiled(model)
-    value, _, y_pred, mask, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
+    value, _, y_pred, mask, _, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
 
 

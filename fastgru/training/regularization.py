@@ -1,0 +1,93 @@
+"""Regularization losses in training, as Keras 3's trainer adds them (``Model.compute_loss``: the
+compiled loss plus ``sum(model.losses)``):
+
+* weight penalties: ``regularizer(w)`` for every *trainable* weight that has a regularizer (a layer's
+  ``weight_regularizers``, weight name -> regularizer; a wrapper's inner layers too), added to the
+  loss, and ``regularizer.gradient(w)`` added to that weight's gradient;
+* activity penalties: a layer's ``activity_regularizer`` applied to its output, **divided by the batch
+  size** (Keras 3 ``Layer.__call__``; ``ActivityRegularization`` is a layer whose only job is this),
+  added to the loss, and its gradient added to the gradient flowing into that layer's output.
+
+Both count in the reported loss, in training and in ``evaluate``/``test_on_batch`` (Keras computes
+the same total there). These helpers take layers and weight lists, not a model class: the Sequential
+trainer (``trainer.py``) and a graph trainer call the same three functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations
+from .row_gradient import RowGradient
+
+
+def activity_penalty(layer, y, activation: str | None = None):
+    """``(penalty, d penalty / d y)`` of ``layer``'s activity regularizer on its output ``y`` (batch axis
+    first), or None when the layer has none. ``activation``: ``y`` is the pre-activation (logits) of a last
+    layer whose activation the loss folds in; the penalty is taken on the activated output and its
+    gradient brought back through the activation."""
+    reg = getattr(layer, "activity_regularizer", None)
+    if reg is None or not isinstance(y, np.ndarray):
+        return None
+    out = y if activation is None else activations.apply(activation, y)
+    batch = y.shape[0] if y.ndim > 0 else 1
+    scale = 1.0 / batch if batch else 0.0  # Keras: divide_no_nan(loss, batch_size)
+    value = float(reg(out)) * scale
+    grad = reg.gradient(out) * out.dtype.type(scale)
+    if activation is not None:
+        grad = activations.gradient(activation, y, out, grad)
+    return value, grad
+
+
+def _owners(layer):
+    """``layer`` and the layers whose weights it holds (a Bidirectional's two directions, a wrapper's inner
+    layer), each once."""
+    yield layer
+    for attr in ("layers", "layer"):
+        inner = getattr(layer, attr, None)
+        if inner is None or inner is layer:
+            continue
+        for sub in (inner if isinstance(inner, (list, tuple)) else [inner]):
+            if hasattr(sub, "weight_regularizers") or hasattr(sub, "layers"):
+                yield from _owners(sub)
+        break
+
+
+def weight_regularizers(layers) -> dict[int, tuple]:
+    """``id(weight array) -> (regularizer, array)`` for every weight of ``layers`` with a regularizer."""
+    found = {}
+    for top in layers:
+        for layer in _owners(top):
+            regs = getattr(layer, "weight_regularizers", None)
+            params = getattr(layer, "_params", None)
+            if not regs or params is None:
+                continue
+            for name, reg in regs.items():
+                w = params.get(name)
+                if w is not None:
+                    found[id(w)] = (reg, w)
+    return found
+
+
+def weight_penalty(layers, trainable_weights) -> float:
+    """Sum of the weight penalties of the trainable weights (Keras: ``_get_regularization_losses``)."""
+    regs = weight_regularizers(layers)
+    return float(sum(float(regs[id(w)][0](w)) for w in trainable_weights if id(w) in regs))
+
+
+def add_weight_gradients(layers, trainable_weights, grads: list) -> list:
+    """``grads`` (aligned with ``trainable_weights``) with each regularized weight's penalty gradient
+    added (an Embedding's row gradient becomes dense, as TensorFlow adds slices to a dense gradient)."""
+    regs = weight_regularizers(layers)
+    if not regs:
+        return grads
+    out = list(grads)
+    for i, w in enumerate(trainable_weights):
+        entry = regs.get(id(w))
+        if entry is None:
+            continue
+        g = out[i]
+        if isinstance(g, RowGradient):
+            g = g.dense()
+        out[i] = (g + entry[0].gradient(w).astype(g.dtype, copy=False)).astype(w.dtype, copy=False)
+    return out
