@@ -7,6 +7,7 @@ import numpy as np
 from .._threads import side_by_side
 from .base import Layer, weights_lock
 from .recurrent import RecurrentLayer
+from . import registry
 from .registry import Anything, KerasContract, register_layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -32,6 +33,9 @@ class Bidirectional(Layer):
     #: a wrapper: its weights live in its inner layers (forward_layer/, backward_layer/ in a .keras file);
     #: fastgru.io builds it from its inner layers' configs
     keras = KerasContract(names=("Bidirectional",), weights="wrapper")
+    #: how tests/test_layer_contract.py builds one
+    contract_example = {"kwargs": {"layer": lambda dtype: registry.lookup("GRU")(3, return_sequences=True,
+                                                                                 dtype=dtype)}}
     parameter_constraints = {"layer": [Anything()], "backward_layer": [Anything()], "merge_mode": [Anything()]}
     supports_masking = True
 

@@ -167,6 +167,7 @@ class Embedding(Layer):
     parameter_constraints = {"input_dim": [Integer(1)], "output_dim": [Integer(1)],
                              "embeddings_initializer": [InitializerSpec()], "mask_zero": [Boolean()]}
     weight_names = ("embeddings",)
+    contract_example = {"kwargs": {"input_dim": 7, "output_dim": 3}, "inputs": [(5,)], "tokens": 7}
     regularizer_options = {"embeddings_regularizer": "embeddings"}
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,

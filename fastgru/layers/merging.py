@@ -46,6 +46,8 @@ class _Merge(Layer):
 
     supports_masking = True
     parameter_constraints: dict = {}
+    #: how tests/test_layer_contract.py builds one (two inputs of one shape)
+    contract_example = {"inputs": [(5, 4), (5, 4)]}
     min_inputs = 1
     exact_inputs: int | None = None
 
@@ -428,6 +430,7 @@ class Dot(_Merge):
 
     keras = KerasContract(names=("Dot",))
     parameter_constraints = {"axes": [_Axes()], "normalize": [Boolean()]}
+    contract_example = {"kwargs": {"axes": -1}, "inputs": [(5, 4), (5, 4)]}
     exact_inputs = 2
 
     def __init__(self, axes, normalize: bool = False, **kwargs):

@@ -45,6 +45,7 @@ class RepeatVector(_Rearrange):
 
     keras = KerasContract(names=("RepeatVector",))
     parameter_constraints = {"n": [Integer(1)]}
+    contract_example = {"inputs": [(4,)]}
 
     def __init__(self, n: int, **kwargs):
         super().__init__(**kwargs)
@@ -74,6 +75,7 @@ class Reshape(_Rearrange):
 
     keras = KerasContract(names=("Reshape",))
     parameter_constraints = {"target_shape": [Shape(allow_minus_one=True)]}
+    contract_example = {"kwargs": {"target_shape": (10, 2)}}
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -118,6 +120,7 @@ class Permute(_Rearrange):
 
     keras = KerasContract(names=("Permute",))
     parameter_constraints = {"dims": [Shape()]}
+    contract_example = {"kwargs": {"dims": (2, 1)}}
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
