@@ -367,3 +367,33 @@ def test_a_rows_prediction_does_not_depend_on_its_batch(invariant, kind, dtype):
         np.testing.assert_array_equal(model.predict(x[::-1].copy())[::-1], alone)
         mixed = np.concatenate([rng.standard_normal((23, 9, 13)).astype(dtype), x[10:11]])
         np.testing.assert_array_equal(model.predict(mixed)[23], alone[10])
+
+
+# ---- Functional models: state passing and Bidirectional(SimpleRNN) ----------------------------------
+def _seq2seq(mod):
+    L_ = mod.layers
+    enc_in = mod.Input(shape=(T, D), name="enc_in")
+    dec_in = mod.Input(shape=(T, D + 1), name="dec_in")
+    m = L_.Masking(name="mask")(enc_in)
+    out, fh, bh = L_.Bidirectional(L_.SimpleRNN(3, return_state=True), merge_mode="sum", name="bienc")(m)
+    _, h = L_.SimpleRNN(3, return_state=True, go_backwards=True, name="enc2")(enc_in, initial_state=[fh])
+    state = L_.Concatenate(name="state")([h, bh])
+    dec = L_.SimpleRNN(6, return_sequences=True, name="dec")(dec_in, initial_state=[state])
+    pooled = L_.GlobalAveragePooling1D(name="pool")(dec)
+    return mod.Model([enc_in, dec_in], L_.Dense(2, name="out")(L_.Concatenate(name="cat")([pooled, out])),
+                     name="srnn_seq2seq")
+
+
+def test_functional_state_passing_forward_and_training_match_keras(keras, rng):
+    km, ours = _seq2seq(keras), _seq2seq(fg)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
+    randomize(km, rng, 0.4)
+    ours.set_weights(km.get_weights())
+    xs = [padded(rng, 8), rng.standard_normal((8, T, D + 1)).astype(np.float32)]
+    y = rng.standard_normal((8, 2)).astype(np.float32)
+    assert_close(km.predict(xs, verbose=0), ours.predict(xs), atol=5e-6)
+    km.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse")
+    ours.compile(optimizer=fg.optimizers.Adam(learning_rate=0.01), loss="mse")
+    for _ in range(5):
+        np.testing.assert_allclose(ours.train_on_batch(xs, y), km.train_on_batch(xs, y), rtol=1e-4)
+    assert_weights_close(km, ours, rtol=1e-3)
