@@ -93,8 +93,9 @@ def _one(xs):
 
 
 def _randomize(layer, rng, dtype="float32"):
-    weights = [np.asarray(rng.uniform(0.5, 1.5, w.shape) if np.all(w >= 0) and "variance" in name
-                          else rng.standard_normal(w.shape) * 0.5, dtype=dtype)
+    weights = [np.asarray(rng.integers(0, 100, w.shape), dtype=w.dtype) if w.dtype.kind in "iu"  # a count
+               else np.asarray(rng.uniform(0.5, 1.5, w.shape) if np.all(w >= 0) and "variance" in name
+                               else rng.standard_normal(w.shape) * 0.5, dtype=dtype)
                for w, name in zip(layer.get_weights(), layer.weight_paths)]
     layer.set_weights(weights)
     return weights
