@@ -11,11 +11,7 @@ import argparse
 import json
 import sys
 
-from .errors import FastGRUError
-
-
-class CLIError(Exception):
-    """A bad argument or input file: printed as ``fastgru CMD: error: ...``, exit code 2."""
+from .errors import CLIError, FastGRUError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -196,7 +192,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # python -m fastgru.cli: run the imported module, whose CLIError the helpers raise
-    from fastgru.cli import main as _main
-
-    sys.exit(_main())
+if __name__ == "__main__":  # python -m fastgru.cli
+    sys.exit(main())

@@ -136,7 +136,7 @@ def run_demo(dataset: str = "italy-power-demand", epochs: int | None = None, bat
     import fastgru as fg
     from fastgru import datasets
 
-    from .cli import CLIError
+    from .errors import CLIError
 
     setup = SETUPS[dataset]
     epochs = setup.epochs if epochs is None else epochs

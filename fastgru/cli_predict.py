@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import CLIError
+from .errors import CLIError
 
 
 def read_input(path: str | Path, *, key: str | None = None, timesteps: int | None = None,

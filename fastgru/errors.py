@@ -19,6 +19,11 @@ class ModelFileError(FastGRUError, ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class CLIError(FastGRUError):
+    """A bad argument or input file for the ``fastgru`` command: printed as ``fastgru CMD: error: ...``,
+    exit code 2 (``fastgru.cli``)."""
+
+
 class UnsupportedKerasFeature(FastGRUError, NotImplementedError):
     """A Keras layer class or option that fastgru does not implement.
 

@@ -19,7 +19,6 @@ import numpy as np
 from .. import regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from ..layers.bidirectional import MERGE_MODES
 from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
 
@@ -215,7 +214,7 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
                                           "(fastgru's Bidirectional wraps GRU, LSTM or SimpleRNN)")
         inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
     merge_mode = spec.config.get("merge_mode", "concat")
-    if merge_mode not in MERGE_MODES:
+    if merge_mode not in registry.lookup("Bidirectional").merge_modes:
         raise ModelFileError(path, f"layer {label}: merge_mode should be one of concat, sum, mul, ave or null, "
                                    f"found {_short(merge_mode)}")
     for key, value in spec.config.items():

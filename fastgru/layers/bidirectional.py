@@ -33,6 +33,7 @@ class Bidirectional(Layer):
     #: a wrapper: its weights live in its inner layers (forward_layer/, backward_layer/ in a .keras file);
     #: fastgru.io builds it from its inner layers' configs
     keras = KerasContract(names=("Bidirectional",), weights="wrapper")
+    merge_modes = MERGE_MODES
     #: how tests/test_layer_contract.py builds one
     contract_example = {"kwargs": {"layer": lambda dtype: registry.lookup("GRU")(3, return_sequences=True,
                                                                                  dtype=dtype)}}

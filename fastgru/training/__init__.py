@@ -2,7 +2,7 @@
 optimizers, callbacks and the progress bar."""
 
 from . import callbacks, losses, metrics, optimizers, progress
-from .callbacks import Callback, CallbackList, EarlyStopping, History, ModelCheckpoint
+from .callbacks import Callback, CallbackList, EarlyStopping, History, ModelCheckpoint, ProgbarLogger
 from .losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -12,7 +12,7 @@ from .losses import (
 )
 from .metrics import Metric
 from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
-from .progress import Progbar, ProgbarLogger
+from .progress import Progbar
 
 __all__ = [
     "SGD",

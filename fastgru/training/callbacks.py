@@ -1,6 +1,7 @@
 """Keras-3-compatible callbacks: the ``Callback`` hooks, ``CallbackList``, ``History``,
-``EarlyStopping``, ``ModelCheckpoint`` and ``TerminateOnNaN`` (the ``ProgbarLogger`` that ``fit`` shows lives in
-:mod:`fastgru.training.progress`, and is exported here too).
+``EarlyStopping``, ``ModelCheckpoint``, ``TerminateOnNaN`` and ``ProgbarLogger`` (the callback that drives
+:class:`fastgru.training.progress.Progbar` in ``fit``/``evaluate``/``predict``, as Keras's
+``callbacks/progbar_logger.py`` drives ``utils/progbar.py``).
 
 The model a callback sees needs ``stop_training`` (EarlyStopping sets it), ``get_weights()`` /
 ``set_weights()`` (EarlyStopping's ``restore_best_weights``), ``save(path)`` / ``save_weights(path)``
@@ -14,6 +15,8 @@ import os
 import warnings
 
 import numpy as np
+
+from .progress import Progbar
 
 
 def pythonify_logs(logs) -> dict:
@@ -87,7 +90,6 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks=None, add_history: bool = False, add_progbar: bool = False, model=None,
                  **params):
-        from .progress import ProgbarLogger  # progress imports this module
 
         super().__init__()
         self.callbacks: list = list(callbacks) if callbacks else []
@@ -412,9 +414,76 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-def __getattr__(name):  # ``callbacks.ProgbarLogger``, without an import cycle
-    if name == "ProgbarLogger":
-        from .progress import ProgbarLogger
+class ProgbarLogger(Callback):
+    """Prints ``Epoch i/n`` and a :class:`~fastgru.training.progress.Progbar` per epoch (silent
+    during the validation inside ``fit``). Needs params ``verbose``, ``epochs`` and ``steps``."""
 
-        return ProgbarLogger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+
+    def set_params(self, params):
+        super().set_params(params)
+        verbose = params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params.get("epochs", 1)
+        self.target = params.get("steps")
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset_progbar()
+        if self.verbose and self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(logs)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = Progbar(target=self.target, verbose=self.verbose, stateless_metrics=set())
+
+    def _update_progbar(self, batch, logs):
+        if self.progbar is None:
+            self._reset_progbar()
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+
+    def _finalize_progbar(self, logs):
+        if self.progbar is None:
+            self._reset_progbar()
+        if self.target is None:
+            self.target = self.seen
+            self.progbar.target = self.target
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)

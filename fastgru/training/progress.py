@@ -3,7 +3,7 @@
 ``verbose=1``: ``12/32 ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - accuracy: 0.5100 - loss: 0.6900``, redrawn
 in place (``\\r``) when stdout is a terminal; when it is not (a log file, a pipe) only the final
 line of each epoch is written. ``verbose=2``: one line per epoch,
-``32/32 - 0s - 2ms/step - accuracy: 0.5100 - loss: 0.6900``. :class:`ProgbarLogger` is the
+``32/32 - 0s - 2ms/step - accuracy: 0.5100 - loss: 0.6900``. :class:`fastgru.training.callbacks.ProgbarLogger` is the
 callback that drives it from ``fit``/``evaluate``/``predict`` as Keras's does.
 """
 
@@ -14,8 +14,6 @@ import sys
 import time
 
 import numpy as np
-
-from .callbacks import Callback
 
 _BOLD, _GREEN, _GREY, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
 
@@ -171,78 +169,3 @@ class Progbar:
         if current == 1:
             self._time_after_first_step = now
         return per_unit
-
-
-class ProgbarLogger(Callback):
-    """Prints ``Epoch i/n`` and a :class:`~fastgru.training.progress.Progbar` per epoch (silent
-    during the validation inside ``fit``). Needs params ``verbose``, ``epochs`` and ``steps``."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = 0
-        self.progbar = None
-        self.target = None
-        self.verbose = 1
-        self.epochs = 1
-        self._called_in_fit = False
-
-    def set_params(self, params):
-        super().set_params(params)
-        verbose = params.get("verbose", 1)
-        self.verbose = 1 if verbose == "auto" else verbose
-        self.epochs = params.get("epochs", 1)
-        self.target = params.get("steps")
-
-    def on_train_begin(self, logs=None):
-        self._called_in_fit = True
-
-    def on_test_begin(self, logs=None):
-        if not self._called_in_fit:
-            self._reset_progbar()
-
-    def on_predict_begin(self, logs=None):
-        self._reset_progbar()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._reset_progbar()
-        if self.verbose and self.epochs > 1:
-            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._update_progbar(batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        if not self._called_in_fit:
-            self._update_progbar(batch, logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._update_progbar(batch, None)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._finalize_progbar(logs)
-
-    def on_test_end(self, logs=None):
-        if not self._called_in_fit:
-            self._finalize_progbar(logs)
-
-    def on_predict_end(self, logs=None):
-        self._finalize_progbar(logs)
-
-    def _reset_progbar(self):
-        self.seen = 0
-        self.progbar = Progbar(target=self.target, verbose=self.verbose, stateless_metrics=set())
-
-    def _update_progbar(self, batch, logs):
-        if self.progbar is None:
-            self._reset_progbar()
-        self.seen = batch + 1
-        if self.verbose == 1:
-            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
-
-    def _finalize_progbar(self, logs):
-        if self.progbar is None:
-            self._reset_progbar()
-        if self.target is None:
-            self.target = self.seen
-            self.progbar.target = self.target
-        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
