@@ -535,12 +535,12 @@ class Model:
     @property
     def input_shape(self):
         shapes = [t.shape for t in self._inputs]
-        return shapes[0] if self._input_struct is None else shapes
+        return shapes[0] if self._input_struct is None or len(shapes) == 1 else shapes
 
     @property
     def output_shape(self):
         shapes = [t.shape for t in self._outputs]
-        return shapes[0] if self._output_struct is None else shapes
+        return shapes[0] if self._output_struct is None or len(shapes) == 1 else shapes
 
     @property
     def input(self):
@@ -659,8 +659,8 @@ class Model:
         return out
 
     def _structured(self, outs: list):
-        if self._output_struct is None:
-            return outs[0]
+        if self._output_struct is None or (self._output_struct == "list" and len(outs) == 1):
+            return outs[0]  # Keras returns a list of one output as the array itself (unpack_singleton)
         if isinstance(self._output_struct, list):
             return dict(zip(self._output_struct, outs))
         return outs

@@ -162,7 +162,7 @@ def data(name, n=7, seed=0):
         tok = rng.integers(1, 9, (n, T))
         tok[0, 3:] = 0
         tok[2, 1:] = 0
-        tok[4, 5:] = 0
+        tok[-1, 5:] = 0
         return [tok], [f(n, 1)]
     if name == "attention_dot":
         return [f(n, T, D), f(n, T + 1, D)], [f(n, 2)]

@@ -271,7 +271,7 @@ def test_unsupported_layer_and_options(tmp_path):
             fg.load_model(tmp_path / f"m{i}.keras")
 
 
-def test_branching_functional_model_is_refused(tmp_path):
+def test_branching_functional_model_without_weights_for_a_branch_is_refused(tmp_path):
     def branch(cfg):
         layers = cfg["config"]["layers"]
         extra = json.loads(json.dumps(layers[-1]))
@@ -281,7 +281,8 @@ def test_branching_functional_model_is_refused(tmp_path):
         return cfg
 
     rewrite_zip(FILES / "k3_functional.keras", tmp_path / "f.keras", config=branch)
-    with pytest.raises(fg.UnsupportedKerasFeature, match="plain chain"):
+    # branching graphs load since issue 14 (fastgru.Model): this file's second head has no weights in it
+    with pytest.raises(fg.ModelFileError, match="missing HDF5 group /layers/dense_1/vars"):
         fg.load_model(tmp_path / "f.keras")
 
 
@@ -405,14 +406,18 @@ def test_training_only_options_load_with_a_warning(tmp_path):
     np.testing.assert_allclose(model.predict(x), y, atol=ATOL, rtol=1e-4)
 
 
-def test_functional_output_must_be_the_end_of_the_chain(tmp_path):
+def test_functional_output_in_the_middle_of_the_chain_loads_as_a_graph(tmp_path):
     def output_in_the_middle(cfg):
         cfg["config"]["output_layers"] = [["encoder", 0, 0]]
         return cfg
 
     rewrite_zip(FILES / "k3_functional.keras", tmp_path / "f.keras", config=output_in_the_middle)
-    with pytest.raises(fg.UnsupportedKerasFeature, match="the model's output is layer 'encoder'"):
-        fg.load_model(tmp_path / "f.keras")
+    # since issue 14 this is a Functional graph (fastgru.Model) computing the encoder's output, as Keras does
+    model = fg.load_model(tmp_path / "f.keras")
+    chain = fg.load_model(FILES / "k3_functional.keras")
+    x = np.load(FILES / "k3_functional.npz")["x"]
+    assert model.output_names == ["encoder"]
+    np.testing.assert_allclose(model.predict(x), chain.get_layer("encoder")(x), rtol=1e-6)
 
 
 def test_npz_weights_and_bad_layer_names(tmp_path):

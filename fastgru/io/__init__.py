@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from . import keras_config, keras_v3, legacy_h5, saved_model
+from . import keras_config, keras_functional, keras_v3, legacy_h5, saved_model
 from .atomic import atomic_write_bytes
 from .keras_save import keras3_weight_paths
 from .from_keras import from_keras
@@ -144,7 +144,13 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         # decompressed only if it claims no more bytes than those declared weights can need
         with keras_v3.KerasZip(path) as archive:
             config, version = archive.config, archive.version
-            spec = _parse(config, path, version)
+            spec = _parse_or_graph(config, path, version)
+            if spec is None:  # a Functional graph that is not a chain (io/keras_functional.py)
+                model = keras_functional.load_zip_graph(archive, config, version, path)
+                model.file_format = "Keras v3 format (.keras zip archive)"
+                if compile:
+                    restore_compile(model, config.get("compile_config"), path)
+                return model
             model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
             weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
         keras_v3.load_v3_weights(model, spec.layers, weights, path)
@@ -160,9 +166,12 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                                            "model.load_weights(path)")
             raise ModelFileError(path, "an HDF5 file without a Keras model_config attribute: not a Keras model file")
         version = legacy_h5.keras_version(f, path)
-        spec = _parse(config, path, version)
-        model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
-        legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
+        spec = _parse_or_graph(config, path, version)
+        if spec is None:  # a Functional graph that is not a chain (io/keras_functional.py)
+            model = keras_functional.load_h5_graph(f, config, version, path)
+        else:
+            model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
+            legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
         training_config = None
         if compile:
             try:
@@ -179,6 +188,17 @@ def _parse(config, path, version) -> keras_config.ModelSpec:
         return keras_config.parse_model(config, path, version)
     except RecursionError:
         raise ModelFileError(path, "the model config is nested too deeply: damaged file") from None
+
+
+def _parse_or_graph(config, path, version):
+    """The chain spec of a model config, or None for a Functional graph that is not a plain chain
+    (several inputs or outputs, branches, shared layers): that one is built by io/keras_functional.py."""
+    try:
+        return _parse(config, path, version)
+    except UnsupportedKerasFeature:
+        if keras_functional.is_functional(config):
+            return None
+        raise
 
 
 def _weights_kind(f) -> str | None:
@@ -263,6 +283,9 @@ def save_model(model, path) -> None:
     ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
+    if getattr(model, "_fg_model", False):  # a Functional model (io/keras_functional.py)
+        keras_functional.save_functional(model, path)
+        return
     keras_v3.save_keras_zip(model, path)
 
 
@@ -272,7 +295,10 @@ def save_weights(model, path) -> None:
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
     buffer = io.BytesIO()
-    keras_v3.write_weights_h5(model, buffer)
+    if getattr(model, "_fg_model", False):
+        keras_functional.write_weights(model, buffer)
+    else:
+        keras_v3.write_weights_h5(model, buffer)
     atomic_write_bytes(path, buffer.getvalue())  # crash-safe, as save_model
 
 

@@ -16,7 +16,14 @@ def from_keras(keras_model):
         config = json.loads(keras_model.to_json())
     except (AttributeError, TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"cannot serialise the Keras model's config: {exc}") from None
-    spec = keras_config.parse_model(config, "<live keras model>", version)
+    try:
+        spec = keras_config.parse_model(config, "<live keras model>", version)
+    except UnsupportedKerasFeature:
+        from . import keras_functional
+
+        if not keras_functional.is_functional(config):
+            raise
+        return _from_keras_graph(keras_model, config, version)  # a Functional graph, not a chain
     from . import build_model
 
     model = build_model(spec, version, "<live keras model>")
@@ -40,6 +47,22 @@ def from_keras(keras_model):
             raise UnsupportedKerasFeature(
                 f"layer {source.name!r} ({s.class_name}): its Keras weights "
                 f"{[tuple(w.shape) for w in weights]} do not fit fastgru's {s.class_name} ({exc})") from None
+    model.file_format = f"live Keras model (Keras {version})"
+    return model
+
+
+def _from_keras_graph(keras_model, config, version):
+    """A fastgru Model for a live Keras Functional graph: built from its config, weights from
+    ``get_weights()`` (fastgru's Model orders them as Keras does)."""
+    from . import keras_functional
+
+    model, _ = keras_functional.build_functional(config, "<live keras model>", version)
+    weights = keras_model.get_weights()
+    try:
+        model.set_weights(weights)
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedKerasFeature(f"the Keras model's weights do not fit the fastgru model built from its config "
+                                      f"({exc})") from None
     model.file_format = f"live Keras model (Keras {version})"
     return model
 

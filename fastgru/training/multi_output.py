@@ -55,7 +55,7 @@ def _per_output(model, value, what: str, allow_missing: bool):
             if missing:
                 raise ValueError(f"compile: {what} misses outputs {missing} (outputs: {names})")
         return [value.get(n) for n in names]
-    if isinstance(value, (list, tuple)) and len(names) > 1:
+    if isinstance(value, (list, tuple)) and (len(names) > 1 or (what != "metrics" and len(value) == 1)):
         if len(value) != len(names):
             raise ValueError(f"compile: {what} lists {len(value)} entries, model {model.name!r} has {len(names)} "
                              f"outputs {names}")

@@ -1,0 +1,530 @@
+"""Functional graphs in Keras files: a Keras 2 or 3 ``Functional`` config -> ``fastgru.Model`` (layers
+built through ``keras_config.build_layer``, nodes replayed in the config's order), where each layer's
+weights live (Keras 3 ``layers/<snake_class>[_n]/...`` in ``model.layers`` order, nested models below
+their own path; legacy HDF5: the top-level layer's group), and ``fastgru.Model`` -> a Keras 3 config
+and weights file that ``keras.models.load_model`` opens.
+
+Keras 3 records ``Embedding(mask_zero=True)``'s mask as op layers (``NotEqual``, ``Any``) passed as
+``mask=``: they are set aside, as for chains (fastgru propagates the same mask itself).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+
+from ..errors import ModelFileError, UnsupportedKerasFeature
+from .config_checks import _is_int, _shape, _short
+from .keras_config import (
+    _WRAPPER_LAYERS,
+    MAX_LAYERS,
+    LayerSpec,
+    ModelSpec,
+    _collect,
+    _unique,
+    build_layer,
+    keras_major,
+    snake_case,
+    weights_subpath,
+)
+from .keras_graph import _MASK_OPS, _entry, _entry_name
+
+GRAPH_CLASSES = ("Functional", "Model")
+
+
+def is_functional(model_config) -> bool:
+    return isinstance(model_config, dict) and model_config.get("class_name") in GRAPH_CLASSES
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+def _ref(obj, path, where: str):
+    """(layer name, node index, tensor index) of a Keras 3 ``__keras_tensor__`` or a Keras 2 ``[name, n, t, {}]``."""
+    if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
+        history = obj.get("config", {}).get("keras_history") if isinstance(obj.get("config"), dict) else None
+        obj = history
+    if (isinstance(obj, list) and len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1])
+            and _is_int(obj[2])):
+        return obj[0], int(obj[1]), int(obj[2])
+    raise ModelFileError(path, f"{where}: expected a tensor reference [layer, node, tensor], found {_short(obj)}")
+
+
+def _is_tensor(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _parse_node(node, layer_name: str, recurrent: bool, path):
+    """(args: list of refs, list_args, states: list of refs, mask refs) of one inbound node."""
+    where = f"layer {layer_name!r}"
+    if isinstance(node, dict) and "args" in node:  # Keras 3
+        args = node.get("args")
+        if not isinstance(args, list) or not args:
+            raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
+        first = args[0]
+        if isinstance(first, list):
+            refs, list_args = [_ref(t, path, where) for t in first], True
+        else:
+            refs, list_args = [_ref(first, path, where)], False
+        if any(_is_tensor(a) for a in args[1:]):
+            raise UnsupportedKerasFeature(f"{where}: called with several positional tensors")
+        kwargs = node.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
+        states, masks = [], []
+        for key, value in kwargs.items():
+            if key == "initial_state" and value is not None:
+                values = value if isinstance(value, list) else [value]
+                states = [_ref(v, path, f"{where} initial_state") for v in values]
+            elif key == "mask":
+                values = value if isinstance(value, list) else [value]
+                masks = [_ref(v, path, f"{where} mask") for v in values if v is not None]
+            elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
+                raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
+        return refs, list_args, states, masks
+    if isinstance(node, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
+        refs = [_ref(t, path, where) for t in node]
+        if not refs:
+            raise ModelFileError(path, f"{where}: an empty inbound node")
+        kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        states = []
+        if isinstance(kwargs.get("initial_state"), list):
+            states = [_ref(v, path, f"{where} initial_state") for v in kwargs["initial_state"]]
+        if recurrent and len(refs) > 1:
+            return refs[:1], False, refs[1:] + states, []
+        return refs, len(refs) > 1, states, []
+    raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
+
+
+def _io_refs(value, path, what: str):
+    """(refs, structure) of ``input_layers`` / ``output_layers``: one ref, a list of refs or a dict."""
+    if isinstance(value, dict):
+        keys = list(value)
+        return [_ref(value[k], path, what) for k in keys], keys
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return [_ref(value, path, what)], None
+    if isinstance(value, list) and value:
+        return [_ref(v, path, what) for v in value], "list"
+    raise ModelFileError(path, f"the Functional config's {what} is missing or malformed: {_short(value)}")
+
+
+def _build_graph(model_config, path, major: int, prefix: str, group: str | None, leaves: list, counter: list):
+    """A fastgru Model for a Functional config entry; appends (layer, LayerSpec) weight leaves."""
+    from ..functional import Input, Model
+
+    class_name, config = _entry(model_config, path, "model config")
+    entries = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(entries, list):
+        raise ModelFileError(path, f"{class_name} model config has no 'layers' list")
+    counter[0] += len(entries)
+    if counter[0] > MAX_LAYERS:
+        raise ModelFileError(path, f"the model config lists more than {MAX_LAYERS:,} layers")
+    names = []
+    for i, e in enumerate(entries):
+        _entry(e, path, f"layer {i}")
+        name = _entry_name(e)
+        if name is None:
+            raise ModelFileError(path, f"layer {i} ({e['class_name']}) of the Functional model has no name")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ModelFileError(path, f"the Functional model config names some layers twice: "
+                                   f"{sorted({n for n in names if names.count(n) > 1})}")
+    parsed, mask_only = _mask_only_ops(entries, names, config, path)
+    used: dict[str, int] = {}
+    objects: dict[str, object] = {}
+    tensors: dict[tuple, list] = {}  # (layer name, node index) -> output tensors
+    mask_ops = mask_only
+    calls = []  # (layer name, node list) in config order
+    for i, (entry, name) in enumerate(zip(entries, names)):
+        lcls, lcfg = _entry(entry, path, f"layer {i}")
+        if name in mask_only:
+            continue
+        key = _unique(snake_case(lcls), used)
+        layer_path = f"{prefix}layers/{key}"
+        top = group or name
+        if lcls == "InputLayer":
+            shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path, f"InputLayer {name!r}")
+            if shape is None:
+                raise ModelFileError(path, f"InputLayer {name!r} has no batch_shape")
+            dtype = lcfg.get("dtype")
+            dtype = dtype if isinstance(dtype, str) else None
+            tensor = Input(batch_shape=shape, dtype=dtype if dtype in (None, "float32", "float64") else None,
+                           name=name)
+            tensor.layer.input_dtype = dtype
+            tensors[(name, 0)] = [tensor]
+            objects[name] = tensor.layer
+            continue
+        build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
+        if lcls in GRAPH_CLASSES:
+            objects[name] = _build_graph(entry, path, major, layer_path + "/", top, leaves, counter)
+        elif lcls == "Sequential":
+            spec = ModelSpec(name=name, input_batch_shape=None)
+            _collect("Sequential", lcfg, layer_path + "/", top, spec, path)
+            from ..models import Sequential
+
+            layers = [build_layer(s, major, path) for s in spec.layers]
+            seq = Sequential(name=name)
+            if spec.input_batch_shape is not None:
+                seq.add(_input_layer(spec.input_batch_shape))
+            for layer in layers:
+                seq.add(layer)
+            leaves.extend(zip(layers, spec.layers))
+            objects[name] = seq
+        else:
+            if lcls == "TimeDistributed":
+                inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
+                if inner_cls not in ("Dense", "Activation", "Dropout") or not isinstance(inner_cfg, dict):
+                    raise UnsupportedKerasFeature(f"layer {name!r}: TimeDistributed({inner_cls}) is not supported")
+                spec = LayerSpec(inner_cls, dict(inner_cfg, name=name), layer_path + "/layer/vars", top, build_config)
+            else:
+                vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
+                spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
+            layer = build_layer(spec, major, path)
+            objects[name] = layer
+            leaves.append((layer, spec))
+        calls.append((name, parsed[name]))
+    # replay the calls: a layer's k-th node after its (k-1)-th, each once its inputs exist
+    done = {name: 0 for name, _ in calls}
+    progress = True
+    while progress:
+        progress = False
+        for name, nodes in calls:
+            while done[name] < len(nodes):
+                refs, list_args, states, masks = nodes[done[name]]
+                for r in refs + states:
+                    if r[0] in mask_ops:
+                        raise UnsupportedKerasFeature(f"layer {name!r} takes the output of op layer {r[0]!r} as an "
+                                                      "input: fastgru sets aside only the op layers that compute masks")
+                    if r[0] not in objects:
+                        raise ModelFileError(path, f"layer {name!r} takes its input from {r[0]!r}, which the config "
+                                                   "does not define")
+                if not all((r[0], r[1]) in tensors for r in refs + states):
+                    break
+                args = [_take(tensors, r, path, name) for r in refs]
+                st = [_take(tensors, r, path, name) for r in states]
+                layer = objects[name]
+                try:
+                    out = layer(args if list_args else args[0], **({"initial_state": st} if st else {}))
+                except (ModelFileError, UnsupportedKerasFeature):
+                    raise
+                except (TypeError, ValueError) as exc:
+                    raise ModelFileError(path, f"layer {name!r} cannot be called on its inputs ({exc})") from None
+                tensors[(name, done[name])] = out if isinstance(out, list) else [out]
+                done[name] += 1
+                progress = True
+    stuck = [name for name, nodes in calls if done[name] < len(nodes)]
+    if stuck:
+        raise ModelFileError(path, f"the graph cannot be computed: layer(s) {', '.join(map(repr, stuck))} wait for "
+                                   "tensors that no layer makes (a cycle or a reference to a missing node)")
+    in_refs, in_struct = _io_refs(config.get("input_layers"), path, "input_layers")
+    out_refs, out_struct = _io_refs(config.get("output_layers"), path, "output_layers")
+    if major < 3:  # Keras 2 writes lists of one for single inputs/outputs
+        in_struct = None if in_struct == "list" and len(in_refs) == 1 else in_struct
+        out_struct = None if out_struct == "list" and len(out_refs) == 1 else out_struct
+    ins = [_take(tensors, r, path, "input_layers") for r in in_refs]
+    outs = [_take(tensors, r, path, "output_layers") for r in out_refs]
+    name = config.get("name") if isinstance(config.get("name"), str) else None
+    try:
+        return Model(_structure(ins, in_struct), _structure(outs, out_struct), name=name,
+                     trainable=bool(config.get("trainable", True)))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"the Functional graph is not valid ({exc})") from None
+
+
+def _is_op(entry) -> bool:
+    """A Keras 3 op layer (``keras.src.ops...``: NotEqual, Any, LogicalOr, ExpandDims, ...), not a layer."""
+    module = entry.get("module")
+    if isinstance(module, str):
+        return module.startswith("keras.src.ops")
+    config = entry.get("config")  # legacy .h5 from Keras 3: no module; an op's config holds no trainable
+    return (entry.get("class_name") in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
+            and entry.get("class_name") not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
+
+
+def _op_refs(entry, path, name) -> list:
+    refs = []
+
+    def walk(obj):
+        if _is_tensor(obj):
+            refs.append(_ref(obj, path, f"op layer {name!r}"))
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]) and _is_int(obj[2]):
+                refs.append(_ref(obj, path, f"op layer {name!r}"))
+                return
+            for v in obj:
+                walk(v)
+
+    walk(entry.get("inbound_nodes", []))
+    return refs
+
+
+def _mask_only_ops(entries, names, config, path):
+    """(parsed nodes of the layers, names of the op layers that only compute masks passed as mask=).
+
+    An op layer whose output reaches anything but a ``mask=`` (directly or through other such op
+    layers) is refused: fastgru runs layers, not Keras's ops."""
+    parsed, uses, ops = {}, {}, {}
+    for entry, name in zip(entries, names):
+        cls = entry["class_name"]
+        if _is_op(entry):
+            ops[name] = cls
+            for r in _op_refs(entry, path, name):
+                uses.setdefault(r[0], []).append((name, "data"))
+            continue
+        nodes = entry.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise ModelFileError(path, f"layer {name!r}: inbound_nodes is not a list")
+        recurrent = cls in ("GRU", "LSTM", "SimpleRNN", "Bidirectional")
+        parsed[name] = [_parse_node(n, name, recurrent, path) for n in nodes]
+        for refs, _, states, masks in parsed[name]:
+            for r in refs + states:
+                uses.setdefault(r[0], []).append((name, "data"))
+            for r in masks:
+                uses.setdefault(r[0], []).append((name, "mask"))
+    try:
+        out_refs, _ = _io_refs(config.get("output_layers"), path, "output_layers")
+    except ModelFileError:
+        out_refs = []
+    for r in out_refs:
+        uses.setdefault(r[0], []).append(("<output>", "data"))
+    mask_only: set = set()
+    grew = True
+    while grew:
+        grew = False
+        for name in ops:
+            if name in mask_only:
+                continue
+            u = uses.get(name, [])
+            if u and all(kind == "mask" or consumer in mask_only for consumer, kind in u):
+                mask_only.add(name)
+                grew = True
+    odd = sorted(n for n in ops if n not in mask_only)
+    if odd:
+        raise UnsupportedKerasFeature(
+            f"the model computes with Keras op layer(s) {', '.join(f'{n!r} ({ops[n]})' for n in odd)}: fastgru runs "
+            "layers, and sets aside only the op layers that compute a mask passed as mask=")
+    for name, nodes in parsed.items():
+        for _, _, _, masks in nodes:
+            for r in masks:
+                if r[0] not in mask_only:
+                    raise UnsupportedKerasFeature(f"layer {name!r} takes mask= from layer {r[0]!r}: fastgru takes "
+                                                  "masks only from Masking or Embedding(mask_zero=True)")
+    if mask_only and not any(e["class_name"] in ("Masking", "Embedding") or e["class_name"] in GRAPH_CLASSES
+                             or e["class_name"] == "Sequential" for e in entries):
+        raise UnsupportedKerasFeature(
+            f"the model passes a mask computed by op layer(s) {', '.join(sorted(mask_only))} as mask=: fastgru takes "
+            "masks only from Masking or Embedding(mask_zero=True)")
+    return parsed, mask_only
+
+
+def _input_layer(batch_shape):
+    from ..layers.core import InputLayer
+
+    return InputLayer(batch_shape=batch_shape)
+
+
+def _take(tensors, ref, path, where):
+    name, node, index = ref
+    outs = tensors.get((name, node))
+    if outs is None:
+        raise ModelFileError(path, f"{where}: refers to node {node} of layer {name!r}, which does not exist")
+    if not 0 <= index < len(outs):
+        raise ModelFileError(path, f"{where}: refers to output {index} of layer {name!r}, which has {len(outs)}")
+    return outs[index]
+
+
+def _structure(items, struct):
+    if struct is None:
+        return items[0]
+    if isinstance(struct, list):
+        return dict(zip(struct, items))
+    return items
+
+
+def build_functional(model_config, path, version, weight_bytes=None):
+    """(fastgru Model, [(layer, LayerSpec)] weight leaves) for a Functional model config."""
+    from ..layers.base import WeightBudgetExceeded, weight_budget
+
+    major = keras_major(version)
+    leaves: list = []
+    budget = weight_bytes // 2 if weight_bytes is not None else None
+    try:
+        if budget is not None:
+            with weight_budget(budget):
+                model = _build_graph(model_config, path, major, "", None, leaves, [0])
+        else:
+            model = _build_graph(model_config, path, major, "", None, leaves, [0])
+    except WeightBudgetExceeded as exc:
+        raise ModelFileError(path, f"the config implies more weights than the file can hold ({exc}): damaged or "
+                                   "inconsistent file") from None
+    except RecursionError:
+        raise ModelFileError(path, "the model config is nested too deeply: damaged file") from None
+    model.keras_version = version
+    model._weight_leaves = leaves
+    return model, leaves
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
+# ---------------------------------------------------------------------------------------------
+def _tensor_config(tensor, model_nodes) -> dict:
+    layer = tensor.node.layer
+    kept = [n for n in layer._inbound_nodes if id(n) in model_nodes]
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": list(tensor.shape), "dtype": tensor.dtype,
+                       "keras_history": [layer.name, kept.index(tensor.node), tensor.index]}}
+
+
+def functional_config(model) -> dict:
+    """The Keras 3 config entry of a fastgru Model (module, class_name, config, build_config)."""
+    from ..layers.core import InputLayer
+    from .keras_save import _policy, keras3_layer_config, keras3_model_config
+
+    model_nodes = {id(n) for n in model._nodes}
+    layers = []
+    for layer in model.layers:
+        nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in model_nodes and not n.is_input]
+        if isinstance(layer, InputLayer):
+            entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                     "config": {"batch_shape": list(layer.batch_shape), "dtype": layer.input_dtype or "float32",
+                                "sparse": False, "ragged": False, "name": layer.name, "optional": False}}
+        elif getattr(layer, "_fg_model", False):
+            entry = functional_config(layer)
+        elif type(layer).__name__ == "Sequential":
+            entry = keras3_model_config(layer)
+            entry.pop("compile_config", None)
+        else:
+            entry = keras3_layer_config(layer)
+            if getattr(layer, "_check_count", None) is not None:  # merge layers are built on a list of shapes
+                entry["build_config"] = {"input_shape": [list(s) for s in layer.input_shape]}
+        entry["name"] = layer.name
+        inbound = []
+        for node in nodes:
+            args = [_tensor_config(t, model_nodes) for t in node.args]
+            kwargs = {}
+            if node.states:
+                kwargs["initial_state"] = [_tensor_config(t, model_nodes) for t in node.states]
+            inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
+        entry["inbound_nodes"] = inbound
+        layers.append(entry)
+
+    def refs(tensors, struct):
+        items = [[t.node.layer.name, 0, t.index] for t in tensors]
+        if struct is None:
+            return items[0]
+        if isinstance(struct, list):
+            return dict(zip(struct, items))
+        return items
+
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
+                       "layers": layers, "input_layers": refs(model._inputs, model._input_struct),
+                       "output_layers": refs(model._outputs, model._output_struct)},
+            "build_config": {"input_shape": None}}
+
+
+def weight_groups(model, prefix: str = "") -> list:
+    """[(layer, layer path)] for every layer with weights in Keras 3's layout (nested models expanded)."""
+    out = []
+    used: dict[str, int] = {}
+    layers = model.layers
+    for layer in layers:
+        cls = type(layer).__name__
+        if cls == "InputLayer" and not getattr(model, "_fg_model", False):
+            continue
+        key = _unique(snake_case("Functional" if getattr(layer, "_fg_model", False) else cls), used)
+        path = f"{prefix}layers/{key}"
+        if getattr(layer, "_fg_model", False) or cls == "Sequential":
+            out.append((None, path))
+            out.extend(weight_groups(layer, path + "/"))
+        else:
+            out.append((layer, path))
+    return out
+
+
+def write_weights(model, target) -> None:
+    """A Keras 3 weights file for a Functional model (nested models below their own path)."""
+    import h5py
+
+    from .keras_save import v3_var_groups
+
+    with h5py.File(target, "w") as f:
+        f.create_group("vars").attrs["name"] = model.name
+        for layer, own in weight_groups(model):
+            f.require_group(own + "/vars")
+            if layer is None:
+                continue
+            f[own + "/vars"].attrs["name"] = layer.name
+            cls = type(layer).__name__
+            inner = layer.layers if cls == "Bidirectional" else None
+            if inner is not None:
+                for side, sub in zip(("forward_layer", "backward_layer"), inner):
+                    f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
+            full = own if cls in _WRAPPER_LAYERS else f"{own}/{weights_subpath(cls)}"
+            weights = iter(layer.weights)
+            for group_path, n in v3_var_groups(layer, full):
+                group = f.require_group(group_path)
+                for i in range(n):
+                    group.create_dataset(str(i), data=next(weights))
+
+
+def save_functional(model, path) -> None:
+    import zipfile
+
+    from .atomic import atomic_file
+    from .keras_save import keras3_compile_config
+
+    config = functional_config(model)
+    compile_config = keras3_compile_config(model) if not hasattr(getattr(model, "_compiled", None), "losses") \
+        else None
+    if compile_config is not None:
+        config["compile_config"] = compile_config
+    metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                "producer": "fastgru"}
+    buffer = io.BytesIO()
+    write_weights(model, buffer)
+    with atomic_file(path) as f, zipfile.ZipFile(f, "w") as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", buffer.getvalue())
+
+
+def model_from_config(config: dict):
+    """``Model.from_config``: a Keras 3 Functional config (as ``get_config`` returns) -> fastgru Model."""
+    entry = config if "class_name" in config else {"class_name": "Functional", "config": config}
+    model, _ = build_functional(entry, "<config>", "3")
+    return model
+
+
+def load_zip_graph(archive, config, version, path):
+    """A Functional graph from an open ``keras_v3.KerasZip``: built, then its weights read."""
+    from . import keras_v3
+
+    model, leaves = build_functional(config, path, version, archive.weights_stored_bytes)
+    weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
+    _assign_v3(leaves, weights, path)
+    return model
+
+
+def _assign_v3(leaves, h5_source, path) -> None:
+    from .h5utils import guard, open_h5
+    from .keras_v3 import assign_v3_weights
+
+    with guard(path), open_h5(path, h5_source) as f:
+        assign_v3_weights([l for l, _ in leaves], [s for _, s in leaves], f, path)
+
+
+def load_h5_graph(f, config, version, path):
+    """A Functional graph from an open legacy HDF5 model file (``model_weights/<top-level layer>/``)."""
+    import os
+
+    from . import legacy_h5
+
+    model, leaves = build_functional(config, path, version, os.path.getsize(path))
+    legacy_h5.assign_legacy_weights([l for l, _ in leaves], [s for _, s in leaves],
+                                    legacy_h5.model_weights_group(f, path), path)
+    return model

@@ -1,0 +1,135 @@
+"""Functional graphs in files: committed Keras-made files load without TensorFlow (fixtures made by
+tests/fixtures/make_functional_fixtures.py); with Keras: every graph of functional_cases.py both ways
+(.keras, Keras 3 legacy .h5, tf_keras .h5, fg.from_keras, Keras opening fastgru's .keras); bad graph
+files are ModelFileError naming what is missing."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+import functional_cases as fc
+
+FILES = Path(__file__).resolve().parent / "fixtures" / "files"
+CASES = ("two_inputs", "siamese", "seq2seq_lstm", "two_outputs", "masked_merges", "bidirectional_states")
+
+
+def _listed(a):
+    return a if isinstance(a, list) else [a]
+
+
+def _expected(case):
+    data = np.load(FILES / f"fn_{case}.npz")
+    xs = [data[k] for k in sorted(k for k in data.files if k.startswith("x"))]
+    ys = [data[k] for k in sorted(k for k in data.files if k.startswith("y"))]
+    return xs, ys
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", "_k2.h5"])
+@pytest.mark.parametrize("case", CASES)
+def test_committed_functional_files_load_and_compute_as_keras(case, suffix):
+    xs, ys = _expected(case)
+    model = fg.load_model(FILES / f"fn_{case}{suffix}")
+    assert isinstance(model, fg.Model)
+    got = _listed(model.predict(xs if len(xs) > 1 else xs[0]))
+    assert len(got) == len(ys)
+    for g, y in zip(got, ys):
+        np.testing.assert_allclose(g, y, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_save_load_config_and_pickle_round_trips(case, tmp_path):
+    xs, ys = _expected(case)
+    x = xs if len(xs) > 1 else xs[0]
+    model = fg.load_model(FILES / f"fn_{case}.keras")
+    model.save(tmp_path / "again.keras")
+    again = fg.load_model(tmp_path / "again.keras")
+    assert [l.name for l in again.layers] == [l.name for l in model.layers]
+    for g, y in zip(_listed(again.predict(x)), ys):
+        np.testing.assert_allclose(g, y, rtol=1e-5, atol=2e-6)
+    for g, y in zip(_listed(pickle.loads(pickle.dumps(model)).predict(x)), ys):
+        np.testing.assert_allclose(g, y, rtol=1e-5, atol=2e-6)
+    rebuilt = fg.Model.from_config(model.get_config())
+    rebuilt.set_weights(model.get_weights())
+    for g, y in zip(_listed(rebuilt.predict(x)), ys):
+        np.testing.assert_allclose(g, y, rtol=1e-5, atol=2e-6)
+    model.save_weights(tmp_path / "w.weights.h5")
+
+
+def _rewrite(src, dst, change):
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    change(config["config"])
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(dst, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    return dst
+
+
+def test_graph_files_referring_to_missing_layers_or_nodes_are_model_file_errors(tmp_path):
+    src = FILES / "fn_two_inputs.keras"
+
+    def missing_layer(config):
+        config["layers"][-1]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] = "ghost"
+
+    def missing_node(config):
+        config["layers"][-1]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][1] = 3
+
+    def missing_output(config):
+        config["output_layers"] = ["nowhere", 0, 0]
+
+    def bad_reference(config):
+        config["layers"][-1]["inbound_nodes"][0]["args"][0] = {"class_name": "__keras_tensor__", "config": {}}
+
+    for change, message in ((missing_layer, "'ghost', which the config does not define"),
+                            (missing_node, "wait for tensors that no layer makes"),
+                            (missing_output, "output_layers: refers to node 0 of layer 'nowhere'"),
+                            (bad_reference, "expected a tensor reference")):
+        with pytest.raises(fg.ModelFileError, match=message):
+            fg.load_model(_rewrite(src, tmp_path / f"{change.__name__}.keras", change))
+
+
+# ---- with Keras --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(fc.BUILDERS))
+def test_every_graph_round_trips_with_keras(keras, name, tmp_path):
+    km = fc.make(keras, name)
+    xs, _ = fc.data(name)
+    x = xs if len(xs) > 1 else xs[0]
+    expected = _listed(km.predict(x, verbose=0))
+
+    def check(model):
+        for g, e in zip(_listed(model.predict(x)), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=2e-6)
+
+    km.save(tmp_path / "k.keras")
+    km.save(tmp_path / "k.h5")
+    check(fg.load_model(tmp_path / "k.keras"))
+    check(fg.load_model(tmp_path / "k.h5"))
+    check(fg.from_keras(km))
+    ours = fc.make(fg, name)
+    ours.set_weights(km.get_weights())
+    ours.save(tmp_path / "ours.keras")
+    back = keras.models.load_model(tmp_path / "ours.keras")
+    for g, e in zip(_listed(back.predict(x, verbose=0)), expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["two_inputs", "seq2seq_gru", "siamese", "two_outputs", "masked_merges"])
+def test_tf_keras_graphs_load(keras, name, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    km = fc.make(tf_keras, name)
+    xs, _ = fc.data(name)
+    x = xs if len(xs) > 1 else xs[0]
+    expected = _listed(km.predict(x, verbose=0))
+    km.save(tmp_path / "k2.h5")
+    for model in (fg.load_model(tmp_path / "k2.h5"), fg.from_keras(km)):
+        for g, e in zip(_listed(model.predict(x)), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=2e-6)
