@@ -397,3 +397,19 @@ def test_functional_state_passing_forward_and_training_match_keras(keras, rng):
     for _ in range(5):
         np.testing.assert_allclose(ours.train_on_batch(xs, y), km.train_on_batch(xs, y), rtol=1e-4)
     assert_weights_close(km, ours, rtol=1e-3)
+
+
+def test_weight_regularizers_from_a_keras_file_train_as_keras(keras, L, rng, tmp_path):
+    """kernel/recurrent/bias regularizers (L2, L1, L1L2) read from the file enter the training loss as in
+    Keras (Keras 3's SimpleRNN drops activity_regularizer: its config writes null)."""
+    reg = dict(kernel_regularizer=keras.regularizers.L2(0.01), recurrent_regularizer=keras.regularizers.L1(0.01),
+               bias_regularizer=keras.regularizers.L1L2(0.01, 0.02))
+    km = keras.Sequential([keras.Input((T, D)), L.Masking(), L.Bidirectional(L.SimpleRNN(4, return_sequences=True,
+                                                                                         **reg)),
+                           L.SimpleRNN(3, go_backwards=True, **reg), L.Dense(2)])
+    randomize(km, rng, 0.4)
+    km.save(tmp_path / "reg.keras")
+    ours = fg.load_model(tmp_path / "reg.keras")
+    assert sorted(ours.layers[2].weight_regularizers) == ["bias", "kernel", "recurrent_kernel"]
+    x, y = padded(rng, 8), rng.standard_normal((8, 2)).astype(np.float32)
+    train_both(keras, km, ours, x, y, "mse")
