@@ -143,7 +143,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
     states = []
     if initial_state is not None:
-        if not hasattr(layer, "units") or not hasattr(layer, "return_state"):
+        if not hasattr(layer, "return_state") or not (hasattr(layer, "units") or hasattr(layer, "forward_layer")):
             raise TypeError(f"{label} takes no initial_state")
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
         states = [_tensor(s, f"{label} initial_state {i}") for i, s in enumerate(states)]

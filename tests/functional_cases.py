@@ -130,8 +130,19 @@ def bidirectional_states(mod):
     return [enc_in, dec_in], L.Dense(1, name="out")(L.Concatenate(name="cat")([dec, out]))
 
 
+def bidirectional_initial_state(mod):
+    L = mod.layers
+    enc_in = mod.Input(shape=(T, D), name="enc_in")
+    dec_in = mod.Input(shape=(T - 1, D), name="dec_in")
+    _, h, c = L.LSTM(3, return_state=True, name="enc")(enc_in)
+    seq = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum", name="bidec")(
+        dec_in, initial_state=[h, c, c, h])
+    return [enc_in, dec_in], L.Dense(1, name="out")(L.GlobalMaxPooling1D(name="pool")(seq))
+
+
 BUILDERS = {f.__name__: f for f in (two_inputs, pooled_bigru, residual, siamese, seq2seq_gru, seq2seq_lstm,
-                                     two_outputs, masked_merges, attention_dot, nested, bidirectional_states)}
+                                     two_outputs, masked_merges, attention_dot, nested, bidirectional_states,
+                                     bidirectional_initial_state)}
 
 
 def make(mod, name):
@@ -168,4 +179,6 @@ def data(name, n=7, seed=0):
         return [f(n, T, D), f(n, T + 1, D)], [f(n, 2)]
     if name == "bidirectional_states":
         return [f(n, T, D), f(n, T, D)], [f(n, 1)]
+    if name == "bidirectional_initial_state":
+        return [f(n, T, D), f(n, T - 1, D)], [f(n, 1)]
     raise KeyError(name)

@@ -120,6 +120,15 @@ def test_every_graph_round_trips_with_keras(keras, name, tmp_path):
     back = keras.models.load_model(tmp_path / "ours.keras")
     for g, e in zip(_listed(back.predict(x, verbose=0)), expected):
         np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
+    km.save_weights(tmp_path / "k.weights.h5")  # weights files both ways
+    fresh = fc.make(fg, name)
+    fresh.load_weights(tmp_path / "k.weights.h5")
+    check(fresh)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    other = fc.make(keras, name)
+    other.load_weights(tmp_path / "ours.weights.h5")
+    for g, e in zip(_listed(other.predict(x, verbose=0)), expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", ["two_inputs", "seq2seq_gru", "siamese", "two_outputs", "masked_merges"])

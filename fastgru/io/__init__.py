@@ -235,17 +235,25 @@ def load_weights(model, path) -> None:
     if kind == "zip":
         _, _, weights = keras_v3.read_keras_zip(path, keras_v3.max_weights_file_bytes(model))
         with guard(path), open_h5(path, weights) as f:
-            keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
+            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path)
         return
     with guard(path), open_h5(path) as f:
         weights_kind = _weights_kind(f)
         if weights_kind == "legacy":
             _load_legacy_by_order(model, legacy_h5.model_weights_group(f, path), path)
         elif weights_kind == "v3":
-            keras_v3.assign_v3_weights(model.layers, _v3_specs(model, f), f, path)
+            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path)
         else:
             raise ModelFileError(path, "an HDF5 file that holds neither Keras 3 weights (layers/...) nor legacy "
                                        "weights (a layer_names attribute)")
+
+
+def _v3_targets(model, root) -> tuple[list, list]:
+    """(layers, specs) to fill from a Keras 3 weights file: a Functional model's leaves
+    (io/keras_functional.py), else the model's layers at the paths of :func:`_v3_specs`."""
+    if getattr(model, "_fg_model", False):
+        return keras_functional.v3_leaves(model)
+    return model.layers, _v3_specs(model, root)
 
 
 def _load_legacy_by_order(model, root, path) -> None:

@@ -528,3 +528,17 @@ def load_h5_graph(f, config, version, path):
     legacy_h5.assign_legacy_weights([l for l, _ in leaves], [s for _, s in leaves],
                                     legacy_h5.model_weights_group(f, path), path)
     return model
+
+
+def v3_leaves(model) -> tuple[list, list]:
+    """(layers, LayerSpecs) where a Functional model's layers find their variables in a Keras 3 weights
+    file (``load_weights``): the paths :func:`write_weights` and Keras use."""
+    layers, specs = [], []
+    for layer, own in weight_groups(model):
+        if layer is None:
+            continue
+        cls = type(layer).__name__
+        layers.append(layer)
+        specs.append(LayerSpec(cls, {}, own if cls in _WRAPPER_LAYERS else f"{own}/{weights_subpath(cls)}",
+                               layer.name))
+    return layers, specs
