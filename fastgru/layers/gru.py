@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import ops
 from .recurrent import RECURRENT_CONSTRAINTS, RECURRENT_FIXED, RecurrentLayer
 from .registry import Boolean, KerasContract, register_layer, validate_params
@@ -68,54 +66,33 @@ class GRU(RecurrentLayer):
             self.add_weight("bias", shape, self.bias_initializer, self._rng)
         super().build(input_shape)
 
-    # ---- inference --------------------------------------------------------------------------
-    def _prepared(self, dtype) -> ops.PreparedGRU:
-        p = self._params
-        cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731  (a view when dtype matches)
-        bias = cast(p["bias"]) if self.use_bias else None
-        return ops.PreparedGRU(cast(p["kernel"]), cast(p["recurrent_kernel"]), bias, self.reset_after)
+    # ---- the cell binding ---------------------------------------------------------------------
+    prepared_class = ops.PreparedGRU
 
-    def call(self, x, mask=None, training: bool = False, initial_state=None):
-        x = self._check_input(np.asarray(x))
-        with self._exclusive():
-            states = self._initial_states(x, initial_state)
-            outputs, h_last, _, _ = ops.run_gru(
-                x, self._prepared(x.dtype), states and states[0], self._mask(x, mask), self._act, self._ract,
-                self.return_sequences, self.go_backwards, self.zero_output_for_mask,
-            )
-            self._keep_states(h_last)
-        return [outputs, h_last] if self.return_state else outputs
+    def _prepared_options(self) -> dict:
+        return {"reset_after": self.reset_after}
 
-    # ---- training ---------------------------------------------------------------------------
-    def forward(self, x, mask=None, training: bool = True, initial_state=None):
-        """Training forward: saves the gates for :meth:`backward` (dropout active when ``training``)."""
-        self._check_trainable_call()
-        if not training:
-            return self.call(x, mask=mask, initial_state=initial_state), None
-        x = self._check_input(np.asarray(x))
-        act, ract = ops.training_activation_codes(self.activation, self.recurrent_activation)
-        mask = self._mask(x, mask)
-        input_masks, recurrent_masks = self._dropout_masks(x)
-        prepared = self._prepared(x.dtype)
-        with self._exclusive():
-            states = self._initial_states(x, initial_state)
-            outputs, h_last, saved = ops.run_gru_train(
-                x, prepared, states and states[0], mask, act, ract, self.return_sequences, self.go_backwards,
-                self.zero_output_for_mask, input_masks, recurrent_masks,
-            )
-            self._keep_states(h_last)
-        return outputs, (x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+    def _run(self, x, prepared, states, mask):
+        outputs, h_last, _, _ = ops.run_gru(
+            x, prepared, states and states[0], mask, self._act, self._ract, self.return_sequences,
+            self.go_backwards, self.zero_output_for_mask,
+        )
+        return outputs, [h_last]
 
-    def backward(self, dy, cache, need_dx: bool = True):
-        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs
-        (dL/dx is None when ``need_dx`` is False: one GEMM less for a model's first layer)."""
-        x, prepared, saved, mask, act, ract, input_masks, recurrent_masks = cache
+    def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
+        outputs, h_last, saved = ops.run_gru_train(
+            x, prepared, states and states[0], mask, act, ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, input_masks, recurrent_masks,
+        )
+        return outputs, [h_last], saved
+
+    def _run_backward(self, cache, dy, need_dx):
         dx, dw, du, db, _ = ops.run_gru_backward(
-            x, prepared, saved, mask, act, ract, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, input_masks, recurrent_masks,
+            cache.x, cache.prepared, cache.saved, cache.mask, cache.act, cache.ract, self.return_sequences,
+            self.go_backwards, self.zero_output_for_mask, dy, None, cache.input_masks, cache.recurrent_masks,
             need_dx,
         )
-        return self._gradients(dx, dw, du, db)
+        return dx, dw, du, db
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import initializers, ops
 from .recurrent import RECURRENT_CONSTRAINTS, RECURRENT_FIXED, RecurrentLayer
 from .registry import Boolean, KerasContract, register_layer, validate_params
@@ -71,53 +69,32 @@ class LSTM(RecurrentLayer):
                 bias[2 * h:] = init((2 * h,), self.dtype, self._rng)
         super().build(input_shape)
 
-    # ---- inference --------------------------------------------------------------------------
-    def _prepared(self, dtype) -> ops.PreparedLSTM:
-        p = self._params
-        cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731  (a view when dtype matches)
-        bias = cast(p["bias"]) if self.use_bias else None
-        return ops.PreparedLSTM(cast(p["kernel"]), cast(p["recurrent_kernel"]), bias)
+    # ---- the cell binding ---------------------------------------------------------------------
+    prepared_class = ops.PreparedLSTM
 
-    def call(self, x, mask=None, training: bool = False, initial_state=None):
-        x = self._check_input(np.asarray(x))
-        with self._exclusive():
-            h0, c0 = self._initial_states(x, initial_state) or (None, None)
-            outputs, h_last, c_last = ops.run_lstm(
-                x, self._prepared(x.dtype), h0, c0, self._mask(x, mask), self._act, self._ract,
-                self.return_sequences, self.go_backwards, self.zero_output_for_mask,
-            )
-            self._keep_states(h_last, c_last)
-        return [outputs, h_last, c_last] if self.return_state else outputs
-
-    # ---- training ---------------------------------------------------------------------------
-    def forward(self, x, mask=None, training: bool = True, initial_state=None):
-        """Training forward: saves the gates for :meth:`backward` (dropout active when ``training``)."""
-        self._check_trainable_call()
-        if not training:
-            return self.call(x, mask=mask, initial_state=initial_state), None
-        x = self._check_input(np.asarray(x))
-        act, ract = ops.training_activation_codes(self.activation, self.recurrent_activation, "LSTM")
-        mask = self._mask(x, mask)
-        input_masks, recurrent_masks = self._dropout_masks(x)
-        prepared = self._prepared(x.dtype)
-        with self._exclusive():
-            h0, c0 = self._initial_states(x, initial_state) or (None, None)
-            outputs, h_last, c_last, saved = ops.run_lstm_train(
-                x, prepared, h0, c0, mask, act, ract, self.return_sequences, self.go_backwards,
-                self.zero_output_for_mask, input_masks, recurrent_masks,
-            )
-            self._keep_states(h_last, c_last)
-        return outputs, (x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
-
-    def backward(self, dy, cache, need_dx: bool = True):
-        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs."""
-        x, prepared, saved, mask, act, ract, input_masks, recurrent_masks = cache
-        dx, dw, du, db, _, _ = ops.run_lstm_backward(
-            x, prepared, saved, mask, act, ract, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, np.ascontiguousarray(dy, dtype=x.dtype), None, None, input_masks,
-            recurrent_masks, need_dx,
+    def _run(self, x, prepared, states, mask):
+        h0, c0 = states or (None, None)
+        outputs, h_last, c_last = ops.run_lstm(
+            x, prepared, h0, c0, mask, self._act, self._ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask,
         )
-        return self._gradients(dx, dw, du, db)
+        return outputs, [h_last, c_last]
+
+    def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
+        h0, c0 = states or (None, None)
+        outputs, h_last, c_last, saved = ops.run_lstm_train(
+            x, prepared, h0, c0, mask, act, ract, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, input_masks, recurrent_masks,
+        )
+        return outputs, [h_last, c_last], saved
+
+    def _run_backward(self, cache, dy, need_dx):
+        dx, dw, du, db, _, _ = ops.run_lstm_backward(
+            cache.x, cache.prepared, cache.saved, cache.mask, cache.act, cache.ract, self.return_sequences,
+            self.go_backwards, self.zero_output_for_mask, dy, None, None, cache.input_masks,
+            cache.recurrent_masks, need_dx,
+        )
+        return dx, dw, du, db
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:

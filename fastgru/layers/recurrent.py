@@ -1,14 +1,18 @@
-"""What GRU and LSTM share as Keras layers: arguments, input and mask checks, initial and carried
-states, Keras's dropout masks, output shapes and config. Subclasses add the weights and the ops calls."""
+"""The recurrent layers' one stack, Keras's RNN/cell split: :class:`RecurrentLayer` owns the arguments,
+input and mask checks, initial and carried states, Keras's dropout masks, output shapes, config and the
+call / forward / backward paths; a cell (GRU, LSTM, SimpleRNN) adds its weights and binds its kernels
+through four methods: ``_prepared`` (its weights laid out for the kernel), ``_run`` (inference),
+``_run_train`` (training forward) and ``_run_backward`` (BPTT)."""
 
 from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 
-from .. import activations
+from .. import activations, ops
 from .._threads import held_or_refused
 from ..random import make_rng
 from .base import Layer, compute_dtype
@@ -35,6 +39,19 @@ RECURRENT_CONSTRAINTS = {
 }
 #: options Keras may write for a recurrent layer that fastgru fixes (time_major) or ignores (how Keras ran it)
 RECURRENT_FIXED = {"time_major": False, "implementation": ANY, "use_cudnn": ANY}
+
+
+class RecurrentTrainCache(NamedTuple):
+    """What a recurrent layer's training forward keeps for its backward."""
+
+    x: np.ndarray  # (B, T, D) the inputs, in the compute dtype
+    prepared: object  # the cell's weights as the kernels take them (ops.Prepared*)
+    saved: np.ndarray  # what the training forward saved per step (layout: the cell's kernel module)
+    mask: np.ndarray | None  # (B, T) uint8, or None
+    act: int  # kernel codes of the activations
+    ract: int
+    input_masks: np.ndarray | None  # Keras's dropout masks (layout: the cell's ops module), or None
+    recurrent_masks: np.ndarray | None
 
 
 class RecurrentLayer(Layer):
@@ -236,6 +253,66 @@ class RecurrentLayer(Layer):
         elif self.dropout > 0.0:
             input_masks = draw(self.dropout, (bsz, d))
         return input_masks, recurrent_masks
+
+    # ---- the cell binding (subclasses) ---------------------------------------------------------
+    #: the ops class holding the cell's weights laid out for its kernels (``ops.PreparedGRU``, ...)
+    prepared_class: type
+
+    def _prepared(self, dtype):
+        """The cell's weights as its kernels take them, in ``dtype`` (views when the dtype matches)."""
+        p = self._params
+        bias = np.ascontiguousarray(p["bias"], dtype=dtype) if self.use_bias else None
+        return self.prepared_class(np.ascontiguousarray(p["kernel"], dtype=dtype),
+                                   np.ascontiguousarray(p["recurrent_kernel"], dtype=dtype), bias,
+                                   **self._prepared_options())
+
+    def _prepared_options(self) -> dict:
+        return {}
+
+    def _run(self, x, prepared, states, mask) -> tuple[np.ndarray, list]:
+        """Inference: ``(outputs, last states)``; ``states`` the initial states (a list) or None."""
+        raise NotImplementedError
+
+    def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
+        """Training forward: ``(outputs, last states, saved)``."""
+        raise NotImplementedError
+
+    def _run_backward(self, cache: RecurrentTrainCache, dy: np.ndarray, need_dx: bool):
+        """BPTT: ``(dx or None, dkernel, drecurrent_kernel, dbias)`` from dL/doutputs ``dy``."""
+        raise NotImplementedError
+
+    # ---- calling ------------------------------------------------------------------------------
+    def call(self, x, mask=None, training: bool = False, initial_state=None):
+        x = self._check_input(np.asarray(x))
+        with self._exclusive():
+            states = self._initial_states(x, initial_state)
+            outputs, last = self._run(x, self._prepared(x.dtype), states, self._mask(x, mask))
+            self._keep_states(*last)
+        return [outputs, *last] if self.return_state else outputs
+
+    def forward(self, x, mask=None, training: bool = True, initial_state=None):
+        """Training forward: saves what :meth:`backward` needs (dropout active when ``training``)."""
+        self._check_trainable_call()
+        if not training:
+            return self.call(x, mask=mask, initial_state=initial_state), None
+        x = self._check_input(np.asarray(x))
+        act, ract = ops.training_activation_codes(self.activation, getattr(self, "recurrent_activation", "sigmoid"),
+                                                  type(self).__name__)
+        mask = self._mask(x, mask)
+        input_masks, recurrent_masks = self._dropout_masks(x)
+        prepared = self._prepared(x.dtype)
+        with self._exclusive():
+            states = self._initial_states(x, initial_state)
+            outputs, last, saved = self._run_train(x, prepared, states, mask, act, ract, input_masks,
+                                                   recurrent_masks)
+            self._keep_states(*last)
+        return outputs, RecurrentTrainCache(x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+
+    def backward(self, dy, cache: RecurrentTrainCache, need_dx: bool = True):
+        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs (dL/dx is
+        None when ``need_dx`` is False: one GEMM less for a model's first layer)."""
+        dx, dw, du, db = self._run_backward(cache, np.ascontiguousarray(dy, dtype=cache.x.dtype), need_dx)
+        return self._gradients(dx, dw, du, db)
 
     def _gradients(self, dx, dkernel, drecurrent_kernel, dbias):
         """``(dx, grads)`` as ``backward`` returns them: the weights' gradients in Keras's order, in

@@ -68,23 +68,15 @@ class SimpleRNN(RecurrentLayer):
             self.add_weight("bias", (h,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
-    # ---- inference --------------------------------------------------------------------------
-    def _prepared(self, dtype) -> ops.PreparedSimpleRNN:
-        p = self._params
-        cast = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731  (a view when dtype matches)
-        bias = cast(p["bias"]) if self.use_bias else None
-        return ops.PreparedSimpleRNN(cast(p["kernel"]), cast(p["recurrent_kernel"]), bias)
+    # ---- the cell binding ---------------------------------------------------------------------
+    prepared_class = ops.PreparedSimpleRNN
 
-    def call(self, x, mask=None, training: bool = False, initial_state=None):
-        x = self._check_input(np.asarray(x))
-        with self._exclusive():
-            states = self._initial_states(x, initial_state)
-            outputs, h_last = ops.run_simple_rnn(
-                x, self._prepared(x.dtype), states and states[0], self._mask(x, mask), self._act,
-                self.return_sequences, self.go_backwards, self.zero_output_for_mask,
-            )
-            self._keep_states(h_last)
-        return [outputs, h_last] if self.return_state else outputs
+    def _run(self, x, prepared, states, mask):
+        outputs, h_last = ops.run_simple_rnn(
+            x, prepared, states and states[0], mask, self._act, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask,
+        )
+        return outputs, [h_last]
 
     # ---- training ---------------------------------------------------------------------------
     def _dropout_masks(self, x: np.ndarray):
@@ -97,34 +89,19 @@ class SimpleRNN(RecurrentLayer):
             recurrent_masks = np.ascontiguousarray(recurrent_masks[0])
         return input_masks, recurrent_masks
 
-    def forward(self, x, mask=None, training: bool = True, initial_state=None):
-        """Training forward: saves what :meth:`backward` needs (dropout active when ``training``)."""
-        self._check_trainable_call()
-        if not training:
-            return self.call(x, mask=mask, initial_state=initial_state), None
-        x = self._check_input(np.asarray(x))
-        act, _ = ops.training_activation_codes(self.activation, "sigmoid", "SimpleRNN")
-        mask = self._mask(x, mask)
-        input_mask, recurrent_mask = self._dropout_masks(x)
-        prepared = self._prepared(x.dtype)
-        with self._exclusive():
-            states = self._initial_states(x, initial_state)
-            outputs, h_last, saved = ops.run_simple_rnn_train(
-                x, prepared, states and states[0], mask, act, self.return_sequences, self.go_backwards,
-                self.zero_output_for_mask, input_mask, recurrent_mask,
-            )
-            self._keep_states(h_last)
-        return outputs, (x, prepared, saved, mask, act, input_mask, recurrent_mask)
-
-    def backward(self, dy, cache, need_dx: bool = True):
-        """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs (dL/dx is
-        None when ``need_dx`` is False)."""
-        x, prepared, saved, mask, act, input_mask, recurrent_mask = cache
-        dx, dw, du, db, _ = ops.run_simple_rnn_backward(
-            x, prepared, saved, mask, act, self.return_sequences, self.go_backwards, self.zero_output_for_mask,
-            np.ascontiguousarray(dy, dtype=x.dtype), None, input_mask, recurrent_mask, need_dx,
+    def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
+        outputs, h_last, saved = ops.run_simple_rnn_train(
+            x, prepared, states and states[0], mask, act, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, input_masks, recurrent_masks,
         )
-        return self._gradients(dx, dw, du, db)
+        return outputs, [h_last], saved
+
+    def _run_backward(self, cache, dy, need_dx):
+        dx, dw, du, db, _ = ops.run_simple_rnn_backward(
+            cache.x, cache.prepared, cache.saved, cache.mask, cache.act, self.return_sequences, self.go_backwards,
+            self.zero_output_for_mask, dy, None, cache.input_masks, cache.recurrent_masks, need_dx,
+        )
+        return dx, dw, du, db
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:
