@@ -262,3 +262,23 @@ def test_summary_has_the_connected_to_column():
     _two_input_model().summary(print_fn=lines.append)
     text = "\n".join(lines)
     assert "Connected to" in text and "a[0][0]" in text and "Total params" in text
+
+
+def test_fit_with_validation_data_split_and_nan_inputs():
+    model = _two_input_model()
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=(20, 4, 2)).astype("float32"), rng.normal(size=(20, 3)).astype("float32")]
+    y = rng.normal(size=(20, 1)).astype("float32")
+    model.compile("adam", "mse", metrics=["mae"])
+    history = model.fit(xs, y, epochs=2, batch_size=8, validation_data=(xs, y), verbose=0).history
+    assert sorted(history) == ["loss", "mae", "val_loss", "val_mae"]
+    np.testing.assert_allclose(history["val_loss"][-1], model.evaluate(xs, y, verbose=0)[0], rtol=1e-6)
+    history = model.fit({"a": xs[0], "b": xs[1]}, y, epochs=1, validation_split=0.25, verbose=0).history
+    assert sorted(history) == ["loss", "mae", "val_loss", "val_mae"]
+    bad = xs[0].copy()
+    bad[3, 1, 0] = np.nan
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="input 'a'.*NaN or infinite values in sample 3"):
+        model.fit([bad, xs[1]], y, verbose=0)
+    for w, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, b)

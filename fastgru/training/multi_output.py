@@ -144,11 +144,11 @@ def check_xy(model, x, y, sample_weight=None):
         raise ValueError("Training and evaluation need targets y; received y=None")
     if isinstance(x, MultiArray):
         x = x.arrays
-    if isinstance(y, MultiArray):
-        y = y.arrays
     xs = model._input_list(x)
     names = model.output_names
-    if isinstance(y, dict):
+    if isinstance(y, MultiArray):  # already one array per output (validation data checked by fit)
+        ys = list(y.arrays)
+    elif isinstance(y, dict):
         missing = [n for n in names if n not in y]
         extra = [k for k in y if k not in names]
         if extra or missing:
