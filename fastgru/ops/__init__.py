@@ -12,7 +12,17 @@ layers call them with arrays they built); they still check every shape and dtype
 
 # PreparedGRU, PreparedLSTM, run_*, training_activation_codes, validate_*: internal (the layers call them
 # with arrays they built; they check what the kernels index by)
-from .gru import PreparedGRU, gru_forward, run_gru  # noqa: F401
+from .gru import (  # noqa: F401
+    GRUGradients,
+    GRUTrainCache,
+    PreparedGRU,
+    gru_backward,
+    gru_forward,
+    gru_forward_train,
+    run_gru,
+    run_gru_backward,
+    run_gru_train,
+)
 from .lstm import (  # noqa: F401
     LSTMGradients,
     LSTMTrainCache,
@@ -35,15 +45,7 @@ from .simple_rnn import (  # noqa: F401
     simple_rnn_forward,
     simple_rnn_forward_train,
 )
-from .training import (  # noqa: F401
-    GRUGradients,
-    GRUTrainCache,
-    gru_backward,
-    gru_forward_train,
-    run_gru_backward,
-    run_gru_train,
-    training_activation_codes,
-)
+from .common import training_activation_codes  # noqa: F401
 from .validation import validate_gru_args, validate_lstm_args  # noqa: F401
 
 __all__ = [

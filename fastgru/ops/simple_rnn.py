@@ -15,8 +15,7 @@ from .. import activations
 from .._kernels import simple_rnn as _srnn
 from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
-from .gru import EMPTY_MASK
-from .training import training_activation_codes
+from .common import EMPTY_MASK, training_activation_codes
 from .validation import (
     _as_float_array, _check_finite, _check_mask, _check_shape, _internal, _validate_state, _validate_weights,
     _validate_x, check_backward_args, check_flags,
