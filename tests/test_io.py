@@ -478,3 +478,29 @@ def test_unsupported_training_config_loads_uncompiled_with_a_warning(tmp_path):
     rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "ok.keras", config=supported)
     model = fg.load_model(tmp_path / "ok.keras")
     assert model.compiled and type(model.optimizer).__name__ == "SGD"
+
+
+def test_loading_runs_no_initializer(tmp_path, monkeypatch):
+    """A model built to receive a file's weights skips the initializers (an orthogonal recurrent
+    initializer on a large GRU took seconds): every weight comes from the file."""
+    from fastgru import initializers
+
+    model = fg.Sequential([fg.layers.Input(shape=(4, 3)), fg.layers.GRU(5), fg.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+
+    real_get = initializers.get
+
+    def refusing(identifier):
+        real_get(identifier)  # still checked (the constraint), never run
+
+        def run(*args, **kwargs):
+            raise AssertionError("an initializer ran while loading")
+
+        return run
+
+    monkeypatch.setattr(initializers, "get", refusing)
+    x = np.random.default_rng(0).standard_normal((3, 4, 3)).astype(np.float32)
+    loaded = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    loaded = fg.load_model(FILES / "k2_masking.h5")  # a legacy .h5 too
+    assert loaded.count_params() > 0

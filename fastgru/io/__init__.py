@@ -58,7 +58,7 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
     sizes were damaged (units=10**9), or a small file that inflates to a large one, is refused before
     it allocates anything.
     """
-    from ..layers.base import WeightBudgetExceeded, weight_budget
+    from ..layers.base import WeightBudgetExceeded, placeholder_weights, weight_budget
     from ..models import Sequential
 
     major = keras_config.keras_major(version)
@@ -74,7 +74,8 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
     shape = keras_config.input_shape_of(spec, path)
     budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
-        with weight_budget(budget) if budget is not None else _nothing():
+        # every weight is about to come from the file: zeros instead of running the initializers
+        with weight_budget(budget) if budget is not None else _nothing(), placeholder_weights():
             model = Sequential(name=spec.name)
             for layer in layers:
                 model.add(layer)

@@ -101,6 +101,19 @@ class WeightBudgetExceeded(ValueError):
 
 
 @contextmanager
+def placeholder_weights():
+    """Within the block, layers of this thread create their weights as zeros instead of running their
+    initializers: for a model built to receive a file's weights (``fastgru.io``), where an orthogonal
+    initializer on a large recurrent kernel would take seconds for arrays about to be overwritten."""
+    previous = getattr(_weight_budget, "placeholder", False)
+    _weight_budget.placeholder = True
+    try:
+        yield
+    finally:
+        _weight_budget.placeholder = previous
+
+
+@contextmanager
 def weight_budget(elements: int):
     """Within the block, layers of this thread may create at most ``elements`` weight elements in total;
     one more raises WeightBudgetExceeded *before* allocating (fastgru.io bounds a model built from a
@@ -202,7 +215,10 @@ class Layer:
                 raise WeightBudgetExceeded(f"layer {self.name!r} weight {name!r} of shape {tuple(shape)} exceeds "
                                            f"the weight budget ({left} elements left)")
             _weight_budget.left = left - count
-        value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype)
+        if getattr(_weight_budget, "placeholder", False):
+            value = np.zeros(tuple(shape), self.dtype)
+        else:
+            value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype)
         self._params[name] = value
         return value
 
