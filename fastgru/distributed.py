@@ -229,7 +229,15 @@ def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, clie
     ``num_threads``: fastgru's kernel threads per task (default 1: Dask's workers provide the
     parallelism; None leaves the worker's setting alone). float64 inputs give float64 predictions,
     any other dtype float32.
+
+    A Functional model (``fastgru.Model``) takes a list (input order) or a dict (input names) of dask
+    arrays, one per input, and returns one lazy dask array per output, structured as its ``predict``
+    (fastgru/distributed_functional.py).
     """
+    if getattr(model, "_fg_model", False):
+        from .distributed_functional import predict_graph
+
+        return predict_graph(model, x, batch_size, client, num_threads)
     _check_model(model)
     _check_num_threads(num_threads)
     x = _check_x(model, x)
@@ -288,8 +296,16 @@ def evaluate(model, x: "dask.array.Array", y, *, batch_size: int | None = None, 
     metrics only (accuracy, mae, mse and other ``Mean`` metrics). The result equals
     ``model.evaluate(x, y, batch_size=batch_size)`` up to the float32 rounding of Keras's running
     totals (bit for bit when ``x`` has one block).
+
+    A Functional model takes its inputs as for :func:`predict` and its targets as its ``evaluate``
+    does (one array, a list, or a dict keyed by output name).
     """
     from .training import metrics as metrics_module
+
+    if getattr(model, "_fg_model", False):
+        from .distributed_functional import evaluate_graph
+
+        return evaluate_graph(model, x, y, batch_size, sample_weight, client, num_threads, return_dict)
 
     _check_model(model)
     _check_num_threads(num_threads)

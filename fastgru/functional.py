@@ -969,17 +969,24 @@ class Model:
     def __reduce__(self):
         from .io.keras_functional import functional_config
 
-        return (_rebuild, (functional_config(self), self.get_weights()))
+        compiled = getattr(self, "_compiled", None)
+        compile_args = None if compiled is None else (compiled.optimizer,) + tuple(compiled.spec)
+        return (_rebuild, (functional_config(self), self.get_weights(), compile_args))
 
     def __repr__(self) -> str:
         return f"<Functional name={self.name!r} inputs={self.input_names} outputs={self.output_names}>"
 
 
-def _rebuild(config, weights):
+def _rebuild(config, weights, compile_args=None):
+    """Unpickle: the model from its Keras config, its weights, and its compile arguments (the optimizer
+    object as it was, losses, loss_weights, metrics)."""
     from .io.keras_functional import model_from_config
 
     model = model_from_config(config)
     model.set_weights(weights)
+    if compile_args is not None:
+        optimizer, loss, loss_weights, metrics = compile_args
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics)
     return model
 
 

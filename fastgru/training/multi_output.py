@@ -70,6 +70,7 @@ class MultiCompiled:
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         names = model.output_names
+        self.spec = (loss, loss_weights, metrics)  # as given (fastgru.distributed makes per-task copies)
         self.multi = len(names) > 1
         self.optimizer = optimizers_module.get(optimizer)
         specs = _per_output(model, loss, "loss", allow_missing=True)
