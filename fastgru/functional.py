@@ -886,9 +886,11 @@ class Model:
         print_functional_summary(self, line_length=line_length, print_fn=print_fn)
 
     def get_config(self) -> dict:
+        """Keras 3's Functional config: name, trainable, layers (with their inbound nodes), input_layers,
+        output_layers (``from_config`` and ``keras.Model.from_config`` rebuild the graph from it)."""
         from .io.keras_functional import functional_config
 
-        return functional_config(self)
+        return functional_config(self)["config"]
 
     @classmethod
     def from_config(cls, config: dict) -> "Model":

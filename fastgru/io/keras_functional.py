@@ -495,6 +495,7 @@ def save_functional(model, path) -> None:
 
 def model_from_config(config: dict):
     """``Model.from_config``: a Keras 3 Functional config (as ``get_config`` returns) -> fastgru Model."""
+    config = json.loads(json.dumps(config))  # a live Keras config holds tuples; never change the caller's dict
     entry = config if "class_name" in config else {"class_name": "Functional", "config": config}
     model, _ = build_functional(entry, "<config>", "3")
     return model
