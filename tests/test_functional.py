@@ -282,3 +282,42 @@ def test_fit_with_validation_data_split_and_nan_inputs():
         model.fit([bad, xs[1]], y, verbose=0)
     for w, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(w, b)
+
+
+def _functional_in_sequential(mod):
+    L = mod.layers
+    inner_in = mod.Input(shape=(fc.T, fc.D), name="block_in")
+    h = L.GRU(4, return_sequences=True, name="block_gru")(inner_in)
+    block = mod.Model(inner_in, L.Concatenate(name="block_cat")([inner_in, h]), name="block")
+    return mod.Sequential([mod.Input(shape=(fc.T, fc.D)), block, L.LSTM(3, name="top"), L.Dense(1, name="out")],
+                          name="outer")
+
+
+def test_functional_inside_sequential_matches_keras(keras):
+    km, ours = _functional_in_sequential(keras), _functional_in_sequential(fg)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in km.get_weights()]
+    ours.set_weights(km.get_weights())
+    xs, ys = fc.data("residual")
+    np.testing.assert_allclose(ours.predict(xs[0]), km.predict(xs[0], verbose=0), rtol=1e-5, atol=2e-6)
+    km.compile("adam", "mse")
+    ours.compile("adam", "mse")
+    for _ in range(5):
+        np.testing.assert_allclose(ours.train_on_batch(xs[0], ys[0]), km.train_on_batch(xs[0], ys[0]), rtol=1e-4)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_the_plan_frees_each_intermediate_after_its_last_consumer():
+    x = fg.Input((4, 2), name="x")
+    h = [L.Dense(3, name=f"d{i}") for i in range(4)]
+    a = h[0](x)
+    b = h[1](a)
+    c = h[2](b)
+    out = L.Add(name="sum")([h[3](c), a])  # a lives until the Add; b and c die right after their consumer
+    model = fg.Model(x, out)
+    steps = {step.layer.name: step for step in model._steps}
+    slot = {name: steps[name].outs[0] for name in ("d0", "d1", "d2", "d3")}
+    assert slot["d0"] not in steps["d1"].free  # still needed by the Add
+    assert slot["d1"] in steps["d2"].free and slot["d2"] in steps["d3"].free
+    assert sorted(steps["sum"].free) == sorted([slot["d0"], slot["d3"]])
+    assert model._input_slots[0] in steps["d0"].free
