@@ -56,6 +56,21 @@ CASES = [
           lambda L: L.AlphaDropout(0.3, noise_shape=(None, 1, 6)), train=False),
     _case("ActivityRegularization", lambda: F.ActivityRegularization(l1=0.01, l2=0.05),
           lambda L: L.ActivityRegularization(l1=0.01, l2=0.05), masked=True),
+    _case("TimeDistributed-Dense", lambda: F.TimeDistributed(F.Dense(4, activation="relu")),
+          lambda L: L.TimeDistributed(L.Dense(4, activation="relu")), masked=True),
+    _case("TimeDistributed-BatchNormalization", lambda: F.TimeDistributed(F.BatchNormalization(momentum=0.8)),
+          lambda L: L.TimeDistributed(L.BatchNormalization(momentum=0.8)), masked=True),
+    _case("TimeDistributed-LayerNormalization", lambda: F.TimeDistributed(F.LayerNormalization()),
+          lambda L: L.TimeDistributed(L.LayerNormalization())),
+    _case("TimeDistributed-PReLU", lambda: F.TimeDistributed(F.PReLU()), lambda L: L.TimeDistributed(L.PReLU()),
+          masked=True),
+    _case("TimeDistributed-Softmax", lambda: F.TimeDistributed(F.Softmax()), lambda L: L.TimeDistributed(L.Softmax())),
+    _case("TimeDistributed-UnitNormalization", lambda: F.TimeDistributed(F.UnitNormalization()),
+          lambda L: L.TimeDistributed(L.UnitNormalization())),
+    _case("TimeDistributed-ActivityRegularization", lambda: F.TimeDistributed(F.ActivityRegularization(0.02, 0.01)),
+          lambda L: L.TimeDistributed(L.ActivityRegularization(0.02, 0.01))),
+    _case("TimeDistributed-Dropout", lambda: F.TimeDistributed(F.Dropout(0.3)),
+          lambda L: L.TimeDistributed(L.Dropout(0.3)), masked=True, train=False),
 ]
 
 
@@ -131,7 +146,8 @@ def test_gradients_match_finite_differences(rng, ours, theirs, first, masked, tr
         pytest.skip("no gradient of its own (checked in its own test)")
     layer = ours()
     shape = (2, T, 6)
-    layer.dtype = np.dtype("float64")
+    for sub in (layer, getattr(layer, "layer", layer)):  # a wrapper's inner layer too
+        sub.dtype = np.dtype("float64")
     layer.build((None,) + shape[1:])
     layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.weights])
     x = rng.standard_normal(shape)
@@ -439,3 +455,46 @@ def test_unimplemented_regularizer_in_a_file_loads_with_a_warning(tmp_path):
         "name": "d", "units": 2, "kernel_regularizer": {"class_name": "L2", "config": {"l2": "x"}}}})
     with pytest.raises(fg.ModelFileError, match="kernel_regularizer"):
         fg.load_model(tmp_path / "bad.keras")
+
+
+@pytest.mark.keras
+def test_tf_keras_h5_time_distributed_loads(rng, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    km = tf_keras.Sequential([tf_keras.Input((T, D)), L.GRU(6, return_sequences=True),
+                              L.TimeDistributed(L.BatchNormalization()), L.TimeDistributed(L.LayerNormalization()),
+                              L.TimeDistributed(L.Dense(3)), L.GRU(4)])
+    km.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "k2.h5")
+    x = rng.standard_normal((5, T, D)).astype(np.float32)
+    loaded = fg.load_model(tmp_path / "k2.h5")
+    assert [type(layer).__name__ for layer in loaded.layers] == ["GRU", "TimeDistributed", "TimeDistributed", "Dense",
+                                                                 "GRU"]
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-4, atol=2e-5)
+    for a, b in zip(loaded.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_time_distributed_round_trips_and_refusals(rng, tmp_path):
+    import pickle
+
+    model = fg.Sequential([F.Input((T, D)), F.TimeDistributed(F.BatchNormalization()), F.GRU(3)])
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    x = rng.standard_normal((4, T, D)).astype(np.float32)
+    expected = model.predict(x)
+    for other in (pickle.loads(pickle.dumps(model)), fg.Sequential.from_config(model.get_config())):
+        if not other.built:
+            other.build((None, T, D))
+        other.set_weights(model.get_weights())
+        np.testing.assert_array_equal(other.predict(x), expected)
+    model.save(tmp_path / "td.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "td.keras").predict(x), expected)
+    assert model.layers[0].weight_paths == ["gamma", "beta", "moving_mean", "moving_variance"]
+    with pytest.raises(ValueError, match=r"TimeDistributed\(Conv1D\) is not supported"):
+        F.TimeDistributed(F.Conv1D(2, 3))
+    with pytest.raises(TypeError, match="'layer' should be a fastgru layer"):
+        F.TimeDistributed(3)
+    with pytest.raises(ValueError, match="rank 3 or more"):
+        fg.Sequential([F.Input((D,)), F.TimeDistributed(F.Dense(2))])
+    with pytest.raises(ValueError, match="expects input shape"):
+        model.layers[0].call(np.ones((2, T, D + 1), np.float32))

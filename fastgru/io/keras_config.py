@@ -45,7 +45,7 @@ _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: a registered class says so in its KerasContract (weights="cell/vars")
 _CELL_LAYERS: set = set()
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
-_WRAPPER_LAYERS = {"Bidirectional"}
+_WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
 _KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
                       "MultiHeadAttention", "SeparableConv1D", "DepthwiseConv1D", "UnitNormalization",
@@ -176,10 +176,18 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             # TimeDistributed(Dense/Activation/Dropout) is the inner layer applied on the last axis:
             # the same math as the inner layer on (B, T, D); its weights live under <path>/layer/vars
             inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
+            wrapper = registry.lookup("TimeDistributed")
+            per_step = getattr(wrapper, "inner_layers", ())
+            if inner_cls in per_step and inner_cls not in _TIME_DISTRIBUTABLE and isinstance(inner_cfg, dict):
+                # the other per-step layers: the TimeDistributed wrapper layer (layers/time_distributed.py)
+                spec.layers.append(LayerSpec(lcls, lcfg, layer_path, group, build_config))
+                if len(spec.layers) > MAX_LAYERS:
+                    _too_many_layers(path)
+                continue
             if inner_cls not in _TIME_DISTRIBUTABLE or not isinstance(inner_cfg, dict):
                 raise UnsupportedKerasFeature(
                     f"layer {name!r}: TimeDistributed({inner_cls}) is not supported "
-                    f"(supported inner layers: {', '.join(sorted(_TIME_DISTRIBUTABLE))})"
+                    f"(supported inner layers: {', '.join(sorted(set(_TIME_DISTRIBUTABLE) | set(per_step)))})"
                 )
             inner_cfg = dict(inner_cfg, name=name or inner_cfg.get("name"))
             spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group, build_config))
@@ -229,6 +237,30 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
         raise ModelFileError(path, f"layer {label}: {exc}") from None
 
 
+def _build_time_distributed(spec: LayerSpec, name: str, label: str, major: int, path):
+    """TimeDistributed(inner) from its config: the inner layer built from its own entry ("layer"), as
+    any layer is, and wrapped; the wrapper's own options are its name, trainable and dtype."""
+    inner_cls, inner_cfg = _entry(spec.config.get("layer"), path, f"layer {label}: layer")
+    if not isinstance(inner_cfg, dict):
+        raise ModelFileError(path, f"layer {label}: the config of its inner {inner_cls} is not an object")
+    inner = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
+    kwargs = {"name": name, "trainable": _trainable(spec.config, label, path),
+              "dtype": _dtype(spec.config.get("dtype"), label, path)}
+    ignored = []
+    for key, value in spec.config.items():
+        if key in _COMMON or key == "layer":
+            continue
+        if not _regularizer_option(registry.lookup("TimeDistributed"), key, value, label, kwargs, ignored, path):
+            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
+    if ignored:
+        warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
+                      stacklevel=3)
+    try:
+        return registry.lookup("TimeDistributed")(inner, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: {exc}") from None
+
+
 def _unique(name: str, used: dict) -> str:
     if name in used:
         used[name] += 1
@@ -264,6 +296,8 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
                                    f"found {_short(name)}")
     name = name or snake_case(spec.class_name)
     label = f"{name} ({spec.class_name})"
+    if spec.class_name == "TimeDistributed":
+        return _build_time_distributed(spec, name, label, major, path)
     if spec.class_name in _WRAPPER_LAYERS:
         return _build_bidirectional(spec, name, label, major, path)
     registered = registry.lookup(spec.class_name)

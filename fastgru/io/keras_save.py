@@ -26,6 +26,8 @@ def keras3_layer_config(layer) -> dict:
             )
     if class_name == "Dropout" and config.get("noise_shape") is not None:
         config["noise_shape"] = list(config["noise_shape"])
+    if class_name == "TimeDistributed":
+        config["layer"] = keras3_layer_config(layer.layer)
     if class_name == "Bidirectional":
         config["layer"] = keras3_layer_config(layer.forward_layer)
         config["backward_layer"] = keras3_layer_config(layer.backward_layer)
@@ -97,6 +99,8 @@ def keras3_weight_paths(model) -> list[str]:
 def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:
     """The Keras 3 weights-file groups holding ``layer``'s variables, with how many each holds, in
     the layer's weight order: ``[(path, n)]``, or the two inner layers' ``cell/vars`` of a Bidirectional."""
+    if type(layer).__name__ == "TimeDistributed":
+        return [(f"{path}/layer/vars", len(layer.weights))]
     if type(layer).__name__ in _WRAPPER_LAYERS:
         return [(f"{path}/{side}/cell/vars", len(inner.weights))
                 for side, inner in (("forward_layer", layer.forward_layer), ("backward_layer", layer.backward_layer))]

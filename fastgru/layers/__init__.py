@@ -18,6 +18,7 @@ from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
+from .time_distributed import TimeDistributed
 from .simple_rnn import SimpleRNN
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Softmax",
     "SpatialDropout1D",
     "Subtract",
+    "TimeDistributed",
     "UnitNormalization",
     "UpSampling1D",
     "ZeroPadding1D",

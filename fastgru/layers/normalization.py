@@ -41,6 +41,19 @@ class _AxisList:
         return "an axis other than 0 (the batch axis) or a list of them"
 
 
+class _OneAxis(_AxisList):
+    """One axis, or a list of one (tf_keras writes BatchNormalization's resolved axis as ``[2]``); an int."""
+
+    def accepts(self, value) -> bool:
+        return super().accepts(value) and (not isinstance(value, (list, tuple)) or len(value) == 1)
+
+    def convert(self, value):
+        return super().convert(value)[0]
+
+    def __str__(self) -> str:
+        return "an axis other than 0 (the batch axis), or a list of one"
+
+
 def _resolve_axes(owner: Layer, axes: tuple, rank: int) -> tuple:
     resolved = []
     for a in axes:
@@ -174,7 +187,7 @@ class BatchNormalization(Layer):
                                  "synchronized": ANY, "fused": ANY, "virtual_batch_size": None,
                                  "adjustment": None})
     parameter_constraints = {
-        "axis": [Integer()],
+        "axis": [Integer(), _OneAxis()],
         "momentum": [Real(0.0, 1.0)],
         "epsilon": [Real(0.0, open_low=True)],
         "center": [Boolean()],

@@ -1,0 +1,150 @@
+"""``TimeDistributed(layer)``, Keras 3 semantics: the inner layer applied to every time slice of a
+(B, T, ...) input, its output (B, T, ...); the inner layer is built for one slice, (B, ...).
+
+Keras runs the inner layer once per step. fastgru runs it once on the (B*T, ...) array (no Python loop
+over time), which is the same computation for every inner layer that treats the rows of a batch
+independently: Dense, Activation, Dropout, the activation layers, LayerNormalization,
+UnitNormalization, Normalization, the noise layers, ActivityRegularization, and BatchNormalization at
+inference (moving statistics). A BatchNormalization that trains computes its statistics per step,
+over the batch only, and moves its moving statistics once per step, as Keras's loop does: there, and
+only there, fastgru calls it step by step. Masks: the wrapper passes the mask on (as Keras); a
+BatchNormalization inside gets each step's (B,) mask for its statistics, as in Keras.
+
+Weights are the inner layer's, in its order; in a ``.keras`` file they sit under
+``<path>/layer/vars``. An activity regularizer of the inner layer (an ``ActivityRegularization``
+inside) adds nothing, as in Keras 3, whose TimeDistributed runs the inner layer's ``call``, which skips
+it; the wrapper's own ``activity_regularizer`` applies to its whole output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer
+from .registry import Anything, KerasContract, register_layer, validate_params
+
+#: the inner layers fastgru distributes over time (each acts on the rows of its input independently)
+INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
+                "LayerNormalization", "BatchNormalization", "UnitNormalization", "Normalization",
+                "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+
+
+def _inner_from_config(entry):
+    """A fastgru layer from ``{"class_name": ..., "config": {...}}`` (Keras 3's nested layer entry)."""
+    from . import registry
+
+    if isinstance(entry, Layer):
+        return entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise TypeError(f"TimeDistributed: 'layer' should be a fastgru layer or a layer config, received "
+                        f"{type(entry).__name__}")
+    cls = registry.lookup(entry["class_name"])
+    if cls is None:
+        raise ValueError(f"TimeDistributed: unknown inner layer class {entry['class_name']!r}")
+    config = dict(entry.get("config") or {})
+    return cls.from_config(config)
+
+
+@register_layer
+class TimeDistributed(Layer):
+    """The inner ``layer`` on each time step of (B, T, ...) inputs (see the module docstring)."""
+
+    keras = KerasContract(names=("TimeDistributed",), weights="wrapper")
+    parameter_constraints = {"layer": [Anything()]}
+    supports_masking = True
+    inner_layers = INNER_LAYERS
+    contract_example = {"kwargs": {"layer": lambda dtype: __import__("fastgru").layers.Dense(3, dtype=dtype)}}
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        validate_params(f"TimeDistributed {self.name!r}", self.parameter_constraints, {"layer": layer})
+        layer = _inner_from_config(layer)
+        if type(layer).__name__ not in INNER_LAYERS:
+            raise ValueError(f"TimeDistributed {self.name!r}: TimeDistributed({type(layer).__name__}) is not supported "
+                             f"(inner layers that act on each step: {', '.join(INNER_LAYERS)})")
+        self.layer = layer
+
+    # ---- shapes and weights ---------------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) < 3:
+            raise ValueError(f"TimeDistributed {self.name!r} expects inputs of rank 3 or more (batch, steps, ...), "
+                             f"received shape {tuple(input_shape)}")
+        if not self.layer.built:
+            self.layer.build((input_shape[0],) + tuple(input_shape[2:]))
+        elif tuple(self.layer.input_shape[1:]) != tuple(input_shape[2:]):
+            raise ValueError(f"TimeDistributed {self.name!r}: the inner layer was built for steps of shape "
+                             f"{self.layer.input_shape[1:]}, received inputs {tuple(input_shape)}")
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple):
+        inner = self.layer.compute_output_shape((input_shape[0],) + tuple(input_shape[2:]))
+        return (inner[0], input_shape[1]) + tuple(inner[1:])
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.layer.weights
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        return self.layer.trainable_weights if self.trainable else []
+
+    @property
+    def weight_paths(self) -> list[str]:
+        return self.layer.weight_paths
+
+    def _weights_changed(self) -> None:
+        self.layer._weights_changed()
+
+    # ---- computing ------------------------------------------------------------------------------
+    def _check(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != len(self.input_shape) or any(e is not None and e != s for e, s in
+                                                  zip(self.input_shape[2:], x.shape[2:])):
+            raise ValueError(f"TimeDistributed {self.name!r} expects input shape {self.input_shape}, received shape "
+                             f"{x.shape}")
+        return x
+
+    def _per_step(self, training: bool) -> bool:
+        """True for a BatchNormalization that trains: batch statistics per step, as Keras's loop."""
+        return training and type(self.layer).__name__ == "BatchNormalization" and self.layer.trainable
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = self._check(x)
+        b, t = x.shape[:2]
+        if self._per_step(training):
+            steps = [self.layer.forward(x[:, i], mask=None if mask is None else np.asarray(mask)[:, i],
+                                        training=True) for i in range(t)]
+            return np.stack([y for y, _ in steps], axis=1), ("steps", [c for _, c in steps])
+        y, cache = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), mask=None, training=training)
+        return y.reshape((b, t) + y.shape[1:]), ("rows", cache)
+
+    def call(self, x, mask=None, training: bool = False):
+        x = self._check(x)
+        b, t = x.shape[:2]
+        if self._per_step(training):
+            return self.forward(x, mask, training)[0]
+        y = self.layer.call(x.reshape((b * t,) + x.shape[2:]), mask=None, training=training)
+        return y.reshape((b, t) + y.shape[1:])
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        kind, inner = cache
+        dy = np.asarray(dy)
+        b, t = dy.shape[:2]
+        if kind == "steps":
+            grads, dxs = None, []
+            for i in range(t):
+                dx, g = self.layer.backward(dy[:, i], inner[i], need_dx=need_dx)
+                dxs.append(dx)
+                grads = list(g) if grads is None else [a + c for a, c in zip(grads, g)]
+            dx = np.stack(dxs, axis=1) if need_dx else None
+        else:
+            dx, grads = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]), inner, need_dx=need_dx)
+            if dx is not None:
+                dx = dx.reshape((b, t) + dx.shape[1:])
+        return dx, (list(grads or []) if self.trainable else [])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["layer"] = {"module": "keras.layers", "class_name": type(self.layer).__name__,
+                           "config": self.layer.get_config(), "registered_name": None}
+        return config
