@@ -162,7 +162,7 @@ def predict_file(model_path: str, input_path: str, output_path: str, *, batch_si
     """Load ``model_path``, run it on ``input_path``, write ``output_path`` (see ``fastgru predict -h``)."""
     import fastgru as fg
 
-    if not Path(model_path).is_file():
+    if not Path(model_path).exists():  # a file, or a Keras 2 SavedModel directory
         raise CLIError(f"model file {model_path} does not exist")
     suffix = Path(output_path).suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):

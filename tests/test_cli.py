@@ -252,3 +252,13 @@ def test_bench_small_and_bad_arguments(capsys):
     assert code == 2 and "unknown shape(s) S9" in err
     code, _, err = run(["bench", "--threads", "two"], capsys)
     assert code == 2 and "--threads expects comma-separated integers" in err
+
+
+def test_predict_from_a_savedmodel_directory(tmp_path, capsys):
+    """``fastgru predict`` takes a Keras 2 SavedModel directory as it takes a model file."""
+    folder = Path(__file__).parent / "fixtures" / "saved_model"
+    expected = np.load(folder / "sm_gru.npz")
+    np.save(tmp_path / "x.npy", expected["x"])
+    code, out, _ = run(["predict", folder / "sm_gru", tmp_path / "x.npy", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 0, out
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected["y"], rtol=1e-5, atol=2e-6)

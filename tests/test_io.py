@@ -4,6 +4,7 @@ load and predict like Keras did; damaged, foreign and unsupported files give spe
 from __future__ import annotations
 
 import json
+import warnings
 import shutil
 import zipfile
 from pathlib import Path
@@ -504,3 +505,20 @@ def test_loading_runs_no_initializer(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     loaded = fg.load_model(FILES / "k2_masking.h5")  # a legacy .h5 too
     assert loaded.count_params() > 0
+
+
+def test_tf_keras_h5_saved_compiled_comes_back_compiled(tmp_path):
+    """tf_keras 2.11+ names its optimizers ``Custom>Adam`` and its named metrics ``MeanMetricWrapper`` in
+    the training config of an .h5 file (as in a SavedModel): the model comes back compiled, as in Keras."""
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    km = tf_keras.Sequential([tf_keras.Input((4, 3)), L.GRU(2), L.Dense(1)])
+    km.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    km.save(tmp_path / "m.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "loaded uncompiled" warning
+        model = fg.load_model(tmp_path / "m.h5")
+    assert model.compiled
+    x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype(np.float32)
+    result = model.evaluate(x, np.zeros((5, 1), np.float32), verbose=0)
+    assert len(result) == 2 and all(np.isfinite(result))

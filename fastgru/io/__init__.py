@@ -106,6 +106,9 @@ def restore_compile(model, training_config: dict | None, path) -> None:
     """
     if not isinstance(training_config, dict):
         return
+    # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
+    # .h5 files as in SavedModel directories
+    training_config = saved_model.keras2_training_config(training_config)
     optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
     loss = training_config.get("loss")
     metrics = training_config.get("metrics") or []

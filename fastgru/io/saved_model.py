@@ -288,7 +288,7 @@ class SavedModelSource:
         self.close()
 
 
-def _training_config(config: dict) -> dict:
+def keras2_training_config(config: dict) -> dict:
     """Keras 2's training config in the form fastgru's compile takes: tf_keras 2.11+ registers its
     optimizers as ``Custom>Adam`` (the package "Custom"), named ``Adam`` here; a metric given by name
     (``"accuracy"``, ``"mae"``) is stored as ``MeanMetricWrapper(name=..., fn=...)``, given by its name
@@ -366,7 +366,10 @@ def read_saved_model(path) -> SavedModelSource:
     # only Keras 2 writes keras_metadata.pb: a SavedModel without a version is a Keras 2 one
     version = version if isinstance(version, str) and version else "2"
     training_config = meta.root.get("training_config")
-    training_config = _training_config(_untag(training_config, path)) if isinstance(training_config, dict) else None
+    if isinstance(training_config, dict):
+        training_config = keras2_training_config(_untag(training_config, path))
+    else:
+        training_config = None
     bundle = Bundle(variables_prefix(root_real), path, root_real)
     try:
         graph = read_object_graph(bundle, path)
