@@ -38,39 +38,6 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-
-
-_BOOLS = {"use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "reset_after",
-          "zero_output_for_mask", "mask_zero", "unit_forget_bias", "keepdims"}
-_POSITIVE_INTS = {"units", "input_dim", "output_dim"}
-_FRACTIONS = {"dropout", "recurrent_dropout", "rate"}
-
-
-def _check_option(key: str, value, label: str, path) -> None:
-    """Raise ModelFileError when ``value`` has the wrong type for option ``key``."""
-    if key in _BOOLS:
-        ok, want = isinstance(value, (bool, np.bool_)), "true or false"
-    elif key in _POSITIVE_INTS:
-        ok, want = _is_int(value) and value > 0, "a positive integer"
-    elif key in _FRACTIONS:
-        ok, want = _is_real(value) and 0 <= value <= 1, "a number between 0 and 1"
-    elif key == "mask_value":
-        ok, want = _is_real(value), "a number"
-    elif key == "data_format":
-        ok, want = value is None or value in ("channels_last", "channels_first"), "'channels_last' or 'channels_first'"
-    elif key == "seed":
-        ok, want = value is None or _is_int(value), "an integer or null"
-    elif key == "noise_shape":
-        ok = value is None or (isinstance(value, (list, tuple)) and all(d is None or _is_int(d) for d in value))
-        want = "a list of integers or null"
-    else:
-        return
-    if not ok:
-        raise ModelFileError(path, f"layer {label}: option {key!r} should be {want}, found {_short(value)}")
-
-
 def _dtype(value, label: str, path) -> str:
     """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config."""
     if isinstance(value, dict):

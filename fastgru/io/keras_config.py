@@ -14,12 +14,10 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .. import regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .config_checks import _activation, _check_option, _dtype, _initializer_usable, _shape, _short, _trainable
+from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -33,23 +31,13 @@ _COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "in
 _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
                   "embeddings_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
                   "embeddings_constraint"}
-#: initializers: taken over when fastgru knows them, else dropped with a warning (they only matter when
-#: training from scratch; loading overwrites the weights they would make)
-_INITIALIZERS = {"kernel_initializer", "recurrent_initializer", "bias_initializer", "embeddings_initializer"}
-#: layers not yet declared through the registry (``fastgru.layers.registry``): the fastgru arguments taken
-#: over as they are, and options accepted with a required value (None: any value is accepted)
-_LAYERS: dict = {}
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
-#: not-yet-registered layers whose Keras weights live in an RNN cell (<layer path>/cell/vars in Keras 3 files);
-#: a registered class says so in its KerasContract (weights="cell/vars")
-_CELL_LAYERS: set = set()
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
 _KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "Attention", "AdditiveAttention",
-                      "MultiHeadAttention", "SeparableConv1D", "DepthwiseConv1D", "UnitNormalization",
-                      "Normalization", "AlphaDropout", "ActivityRegularization", "Concatenate", "Add"}
+                      "MultiHeadAttention"}
 
 
 def weights_subpath(class_name: str) -> str:
@@ -58,7 +46,7 @@ def weights_subpath(class_name: str) -> str:
     cls = registry.lookup(class_name)
     if cls is not None:
         return cls.keras.weights
-    return "cell/vars" if class_name in _CELL_LAYERS else "vars"
+    return "vars"
 
 
 def snake_case(name: str) -> str:
@@ -303,57 +291,13 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
     registered = registry.lookup(spec.class_name)
     if registered is not None:
         return _build_registered(registered, spec, name, label, major, path)
-    if spec.class_name not in _LAYERS:
-        known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
-            else " (a custom or unknown layer class)"
-        raise UnsupportedKerasFeature(
-            f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
-            f"supported: {', '.join(sorted(set(_LAYERS) | set(registry.keras_names()) | _WRAPPER_LAYERS))}, "
-            "InputLayer, TimeDistributed(Dense), and nested Sequential or plain-chain Functional models"
-        )
-    cls, taken, fixed = _LAYERS[spec.class_name]
-    trainable = spec.config.get("trainable", True)
-    if not isinstance(trainable, (bool, np.bool_)):
-        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
-                                   f"found {_short(trainable)}")
-    kwargs = {"name": name, "trainable": bool(trainable), "dtype": _dtype(spec.config.get("dtype"), label, path)}
-    ignored = []
-    for key, value in spec.config.items():
-        if key in _COMMON and key not in taken:
-            continue
-        if key in taken:
-            if key in ("activation", "recurrent_activation"):
-                value = _activation(value, label, key, major, path)
-            elif key in _INITIALIZERS:
-                if not _initializer_usable(value):
-                    ignored.append(f"{key} {_short(value)} (unknown to fastgru; its default is used)")
-                    continue
-            else:
-                _check_option(key, value, label, path)
-            if key == "noise_shape" and value is not None:
-                value = tuple(value)
-            kwargs[key] = value
-        elif _regularizer_option(cls, key, value, label, kwargs, ignored, path):
-            pass
-        elif key in _TRAINING_ONLY:
-            if value is not None:
-                ignored.append(key)
-        elif key in fixed:
-            if fixed[key] is not None and value not in (fixed[key], None, 0):
-                raise UnsupportedKerasFeature(f"layer {label}: option {key}={_short(value)} is not supported")
-        else:
-            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
-    if spec.class_name == "GRU" and major < 3 and "reset_after" not in spec.config:
-        kwargs["reset_after"] = False  # Keras before 2.1.3 had no reset_after: it computed the reset gate first
-    if ignored:
-        warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
-                      stacklevel=3)
-    try:
-        return cls(**kwargs)
-    except UnsupportedKerasFeature as exc:
-        raise UnsupportedKerasFeature(f"layer {label}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"layer {label}: {exc}") from None
+    known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
+        else " (a custom or unknown layer class)"
+    raise UnsupportedKerasFeature(
+        f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
+        f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "
+        "and nested Sequential or Functional models"
+    )
 
 
 def _regularizer_option(cls, key, value, label, kwargs, ignored, path) -> bool:
