@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 import fastgru as fg
 from fastgru.layers import GRU, AveragePooling1D, Conv1D, Dense, Input, MaxPooling1D
@@ -31,16 +32,6 @@ POOL_CASES = [
 POOLS = {"MaxPooling1D": MaxPooling1D, "AveragePooling1D": AveragePooling1D}
 
 
-def numeric_grad(f, x, coef, eps=1e-6):
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        out[idx] = ((f(plus) - f(minus)) * coef).sum() / (2 * eps)
-    return out
-
-
 @pytest.mark.parametrize("options", CONV_CASES, ids=lambda o: "-".join(f"{k}{v}" for k, v in o.items()))
 def test_conv1d_gradients_match_finite_differences(rng, options):
     layer = Conv1D(dtype="float64", **options)
@@ -50,7 +41,7 @@ def test_conv1d_gradients_match_finite_differences(rng, options):
     y, cache = layer.forward(x)
     coef = rng.standard_normal(y.shape)
     dx, grads = layer.backward(coef, cache)
-    np.testing.assert_allclose(dx, numeric_grad(layer.call, x, coef), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dx, numeric_gradient(layer.call, x, coef), rtol=1e-5, atol=1e-7)
     for w, g in zip(layer.weights, grads):
         def f(value, w=w):
             saved = w.copy()
@@ -59,7 +50,7 @@ def test_conv1d_gradients_match_finite_differences(rng, options):
                 return layer.call(x)
             finally:
                 w[...] = saved
-        np.testing.assert_allclose(g, numeric_grad(f, w.copy(), coef), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(g, numeric_gradient(f, w.copy(), coef), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("name,options", POOL_CASES, ids=[f"{n}{o}" for n, o in POOL_CASES])
@@ -71,7 +62,7 @@ def test_pooling_gradients_match_finite_differences(rng, name, options):
     coef = rng.standard_normal(y.shape)
     dx, grads = layer.backward(coef, cache)
     assert grads == [] and dx.dtype == np.float64
-    np.testing.assert_allclose(dx, numeric_grad(layer.call, x, coef), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx, numeric_gradient(layer.call, x, coef), rtol=1e-6, atol=1e-8)
 
 
 def _keras_conv_model(keras, options, steps=12, channels=4):

@@ -18,6 +18,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 import fastgru as fg
 from fastgru.layers import registry
@@ -137,16 +138,6 @@ def test_weights_order_pickle_and_keras_file_round_trip(cls, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def _numeric(f, x, coef, eps=1e-6):
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        out[idx] = ((f(plus) - f(minus)) * coef).sum() / (2 * eps)
-    return out
-
-
 def test_float64_gradients_match_finite_differences(cls):
     _, shapes, tokens = example(cls)
     model, layer = make_model(cls, dtype="float64")
@@ -179,7 +170,7 @@ def test_float64_gradients_match_finite_differences(cls):
                 args = list(xs)
                 args[i] = v
                 return np.array(total(_one(args)))
-            np.testing.assert_allclose(dxs[i], _numeric(fi, xi, np.array(1.0)), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(dxs[i], numeric_gradient(fi, xi, np.array(1.0)), rtol=1e-5, atol=1e-7)
     for w, g in zip(layer.trainable_weights, grads):
         g = g.dense() if hasattr(g, "dense") else g  # an Embedding's gradient comes as row slices
         def fw(value, w=w):
@@ -189,7 +180,7 @@ def test_float64_gradients_match_finite_differences(cls):
                 return np.array(total(x))
             finally:
                 w[...] = saved
-        np.testing.assert_allclose(g, _numeric(fw, w.copy(), np.array(1.0)), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(g, numeric_gradient(fw, w.copy(), np.array(1.0)), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.keras

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 import fastgru as fg
 from fastgru import layers as F
@@ -98,16 +99,6 @@ def test_forward_files_and_training_match_keras(keras, rng, tmp_path, ours, thei
         np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
 
 
-def _numeric(f, x, coef, eps=1e-6):
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        out[idx] = ((f(plus) - f(minus)) * coef).sum() / (2 * eps)
-    return out
-
-
 @pytest.mark.parametrize("ours,theirs,before,masked,train", CASES)
 def test_gradients_match_finite_differences(rng, ours, theirs, before, masked, train):
     layer = ours()
@@ -132,7 +123,7 @@ def test_gradients_match_finite_differences(rng, ours, theirs, before, masked, t
     def f(value):
         return layer.forward(value, mask=mask, training=train)[0]
 
-    np.testing.assert_allclose(dx, _numeric(f, x, coef), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dx, numeric_gradient(f, x, coef), rtol=1e-5, atol=1e-7)
     for w, g in zip(layer.trainable_weights, grads):
         def fw(value, w=w):
             saved = w.copy()
@@ -141,7 +132,7 @@ def test_gradients_match_finite_differences(rng, ours, theirs, before, masked, t
                 return f(x)
             finally:
                 w[...] = saved
-        np.testing.assert_allclose(g, _numeric(fw, w.copy(), coef), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(g, numeric_gradient(fw, w.copy(), coef), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.keras
