@@ -63,6 +63,7 @@ class Node:
         self.layer = layer
         self.args = list(args)  # the positional input tensors (one, or the list a merge layer takes)
         self.states = list(states)  # initial_state tensors (recurrent layers)
+        self.masks: list = []  # an explicit mask= (one tensor, or one per input of a merge; None entries)
         self.list_args = list_args
         self.list_outputs = list_outputs
         self.is_input = isinstance(layer, InputLayer)
@@ -75,7 +76,7 @@ class Node:
 
     @property
     def inputs(self) -> list:
-        return self.args + self.states
+        return self.args + self.states + [m for m in self.masks if m is not None]
 
     @property
     def parent_nodes(self) -> list:
@@ -136,9 +137,10 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     label = f"{_layer_kind(layer)} {layer.name!r}"
     if kwargs:
         raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
-    if mask is not None:
-        raise ValueError(f"{label}: an explicit mask= on symbolic tensors is not supported; fastgru propagates "
-                         "masks through the graph as Keras does (from Masking or Embedding(mask_zero=True))")
+    masks = []
+    if mask is not None:  # an explicit mask= overrides the propagated one, as in Keras
+        listed = isinstance(mask, (list, tuple))
+        masks = [None if m is None else _tensor(m, f"{label} mask") for m in (mask if listed else [mask])]
     list_args = isinstance(inputs, (list, tuple))
     args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
     states = []
@@ -183,8 +185,16 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
             if len(s.shape) != 2 or s.shape[1] not in (None, units):
                 raise ValueError(f"{label}: initial_state {i} must have shape (batch, {units}), received "
                                  f"{_fmt(s.shape)}")
+    if masks:
+        if len(masks) != len(args):
+            raise ValueError(f"{label}: {len(args)} input(s) but {len(masks)} mask(s)")
+        for i, (m, a) in enumerate(zip(masks, args)):
+            if m is not None and tuple(m.shape[1:]) != tuple(a.shape[1:len(m.shape)]):
+                raise ValueError(f"{label}: mask {i} of shape {_fmt(m.shape)} does not fit its input of shape "
+                                 f"{_fmt(a.shape)} (expected the input's leading axes, e.g. (batch, timesteps))")
     node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or isinstance(layer, Model)
                 and layer._list_outputs)
+    node.masks = masks
     return node.outputs if node.list_outputs else node.outputs[0]
 
 
@@ -282,12 +292,22 @@ def map_graph(inputs: list, outputs: list):
     return by_depth, [layer for _, layer in layers]
 
 
+def _explicit_masks(step, vals, propagated):
+    """The mask(s) a step's layer gets when its node has an explicit mask= (None entries: propagated)."""
+    given = [None if s is None else vals[s] for s in step.masks]
+    if not step.list_args:
+        return given[0] if given[0] is not None else propagated
+    prop = propagated if propagated is not None else [None] * len(given)
+    return [g if g is not None else p for g, p in zip(given, prop)]
+
+
 class _Step:
-    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits")
+    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks")
 
     def __init__(self, layer, node, args, states, outs, list_args, kind):
         self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
         self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
+        self.masks = None  # slots of an explicit mask= (None entries: propagated)
 
 
 def _kind(layer) -> str:
@@ -487,13 +507,16 @@ class Model:
             for t in node.outputs:
                 slot_of[id(t)] = len(slot_of)
                 outs.append(slot_of[id(t)])
-            steps.append(_Step(node.layer, node, args, states, outs, node.list_args, _kind(node.layer)))
+            step = _Step(node.layer, node, args, states, outs, node.list_args, _kind(node.layer))
+            if node.masks:
+                step.masks = [None if m is None else slot_of[id(m)] for m in node.masks]
+            steps.append(step)
         self._n_slots = len(slot_of)
         self._output_slots = [slot_of[id(t)] for t in self._outputs]
         keep = set(self._output_slots)
         last_use: dict[int, int] = {}
         for i, step in enumerate(steps):
-            for s in step.args + step.states:
+            for s in step.args + step.states + [m for m in step.masks or () if m is not None]:
                 last_use[s] = i
         for s, i in last_use.items():
             if s not in keep:
@@ -682,6 +705,8 @@ class Model:
             else:
                 x = vals[step.args[0]]
                 m = msk[step.args[0]]
+            if step.masks is not None:
+                m = _explicit_masks(step, vals, m)
             kind = step.kind
             if kind == "layer":
                 y = layer.call(x, mask=m, training=training)
@@ -729,6 +754,8 @@ class Model:
             else:
                 x = vals[step.args[0]]
                 m = msk[step.args[0]]
+            if step.masks is not None:
+                m = _explicit_masks(step, vals, m)
             kind = step.kind
             if kind == "layer":
                 if step.outs[0] in skip:

@@ -140,7 +140,15 @@ def bidirectional_initial_state(mod):
     return [enc_in, dec_in], L.Dense(1, name="out")(L.GlobalMaxPooling1D(name="pool")(seq))
 
 
-BUILDERS = {f.__name__: f for f in (two_inputs, pooled_bigru, residual, siamese, seq2seq_gru, seq2seq_lstm,
+def explicit_mask(mod):
+    L = mod.layers
+    x = mod.Input(shape=(T, D), name="x")
+    m = mod.Input(shape=(T,), dtype="bool", name="m")
+    h = L.GRU(4, return_sequences=True, name="g")(x, mask=m)
+    return [x, m], L.Dense(1, name="out")(L.LSTM(2, name="l")(h))
+
+
+BUILDERS = {f.__name__: f for f in (explicit_mask, two_inputs, pooled_bigru, residual, siamese, seq2seq_gru, seq2seq_lstm,
                                      two_outputs, masked_merges, attention_dot, nested, bidirectional_states,
                                      bidirectional_initial_state)}
 
@@ -179,6 +187,8 @@ def data(name, n=7, seed=0):
         return [f(n, T, D), f(n, T + 1, D)], [f(n, 2)]
     if name == "bidirectional_states":
         return [f(n, T, D), f(n, T, D)], [f(n, 1)]
+    if name == "explicit_mask":
+        return [f(n, T, D), rng.random((n, T)) > 0.3], [f(n, 1)]
     if name == "bidirectional_initial_state":
         return [f(n, T, D), f(n, T - 1, D)], [f(n, 1)]
     raise KeyError(name)

@@ -16,7 +16,7 @@ LOSSES = {"two_inputs": "binary_crossentropy", "pooled_bigru": "categorical_cros
           "siamese": "binary_crossentropy", "seq2seq_gru": "categorical_crossentropy",
           "seq2seq_lstm": "categorical_crossentropy", "two_outputs": ["binary_crossentropy", "mse"],
           "masked_merges": "mse", "attention_dot": "mse", "nested": "mse", "bidirectional_states": "mse",
-          "bidirectional_initial_state": "mse"}
+          "bidirectional_initial_state": "mse", "explicit_mask": "mse"}
 
 
 def _pair(keras, name):
@@ -50,7 +50,7 @@ def test_forward_matches_keras(keras, name):
 @pytest.mark.parametrize("name,optimizer", [(n, "adam") for n in ("two_inputs", "siamese", "seq2seq_gru",
                                                                      "seq2seq_lstm", "two_outputs", "nested",
                                                                      "bidirectional_states", "masked_merges",
-                                                                     "bidirectional_initial_state")]
+                                                                     "bidirectional_initial_state", "explicit_mask")]
                          + [(n, "rmsprop") for n in ("two_inputs", "siamese", "seq2seq_gru", "seq2seq_lstm")]
                          + [("siamese", "sgd")])
 def test_five_training_steps_match_keras(keras, name, optimizer):

@@ -77,9 +77,9 @@ def _parse_node(node, layer_name: str, recurrent: bool, path):
             if key == "initial_state" and value is not None:
                 values = value if isinstance(value, list) else [value]
                 states = [_ref(v, path, f"{where} initial_state") for v in values]
-            elif key == "mask":
+            elif key == "mask" and value is not None:
                 values = value if isinstance(value, list) else [value]
-                masks = [_ref(v, path, f"{where} mask") for v in values if v is not None]
+                masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
             elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
                 raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
         return refs, list_args, states, masks
@@ -199,13 +199,24 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                     if r[0] not in objects:
                         raise ModelFileError(path, f"layer {name!r} takes its input from {r[0]!r}, which the config "
                                                    "does not define")
-                if not all((r[0], r[1]) in tensors for r in refs + states):
+                explicit = [None if (r is None or r[0] in mask_ops) else r for r in masks]
+                if not any(explicit):
+                    explicit = []
+                for r in explicit:
+                    if r is not None and r[0] not in objects:
+                        raise ModelFileError(path, f"layer {name!r} takes its mask from {r[0]!r}, which the config "
+                                                   "does not define")
+                if not all((r[0], r[1]) in tensors for r in refs + states + [e for e in explicit if e is not None]):
                     break
                 args = [_take(tensors, r, path, name) for r in refs]
                 st = [_take(tensors, r, path, name) for r in states]
                 layer = objects[name]
                 try:
-                    out = layer(args if list_args else args[0], **({"initial_state": st} if st else {}))
+                    extra = {"initial_state": st} if st else {}
+                    if explicit:  # an explicit mask= from a tensor of the graph (not an op computing a mask)
+                        given = [None if e is None else _take(tensors, e, path, name) for e in explicit]
+                        extra["mask"] = given if list_args else given[0]
+                    out = layer(args if list_args else args[0], **extra)
                 except (ModelFileError, UnsupportedKerasFeature):
                     raise
                 except (TypeError, ValueError) as exc:
@@ -284,7 +295,8 @@ def _mask_only_ops(entries, names, config, path):
             for r in refs + states:
                 uses.setdefault(r[0], []).append((name, "data"))
             for r in masks:
-                uses.setdefault(r[0], []).append((name, "mask"))
+                if r is not None:
+                    uses.setdefault(r[0], []).append((name, "mask"))
     try:
         out_refs, _ = _io_refs(config.get("output_layers"), path, "output_layers")
     except ModelFileError:
@@ -307,12 +319,6 @@ def _mask_only_ops(entries, names, config, path):
         raise UnsupportedKerasFeature(
             f"the model computes with Keras op layer(s) {', '.join(f'{n!r} ({ops[n]})' for n in odd)}: fastgru runs "
             "layers, and sets aside only the op layers that compute a mask passed as mask=")
-    for name, nodes in parsed.items():
-        for _, _, _, masks in nodes:
-            for r in masks:
-                if r[0] not in mask_only:
-                    raise UnsupportedKerasFeature(f"layer {name!r} takes mask= from layer {r[0]!r}: fastgru takes "
-                                                  "masks only from Masking or Embedding(mask_zero=True)")
     if mask_only and not any(e["class_name"] in ("Masking", "Embedding") or e["class_name"] in GRAPH_CLASSES
                              or e["class_name"] == "Sequential" for e in entries):
         raise UnsupportedKerasFeature(
@@ -408,6 +414,9 @@ def functional_config(model) -> dict:
             kwargs = {}
             if node.states:
                 kwargs["initial_state"] = [_tensor_config(t, model_nodes) for t in node.states]
+            if node.masks:
+                given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
+                kwargs["mask"] = given if node.list_args else given[0]
             inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
         entry["inbound_nodes"] = inbound
         layers.append(entry)
