@@ -600,6 +600,7 @@ class Model:
         return [w for layer in self._weighted_layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
+        """Copy ``weights`` (Keras's order, as ``get_weights``) into the layers; all are checked first."""
         weights = list(weights)
         layers = self._weighted_layers
         expected = sum(len(layer.weights) for layer in layers)
@@ -921,6 +922,7 @@ class Model:
 
     @classmethod
     def from_config(cls, config: dict) -> "Model":
+        """A model from Keras's Functional config (``get_config`` of fastgru or of Keras)."""
         from .io.keras_functional import model_from_config
 
         return model_from_config(config)
@@ -958,6 +960,9 @@ class Model:
     def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
             initial_epoch: int = 0, validation_batch_size=None):
+        """Train as Keras's ``fit``: ``x`` a list or dict of input arrays (or one array), ``y`` one array per
+        output (a list, or a dict keyed by output name); returns the History (``loss``, ``<output>_loss``,
+        ``<output>_<metric>`` with several outputs)."""
         from .training import trainer
 
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
@@ -965,22 +970,27 @@ class Model:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
                  return_dict: bool = False):
+        """``[loss, *output losses, *metrics]`` in Keras's order (a dict with ``return_dict``; the loss alone
+        when nothing else was compiled)."""
         from .training import trainer
 
         return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, callbacks, return_dict)
 
     def train_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """One optimizer step on one batch; returns the loss (and metrics) computed before the update."""
         from .training import trainer
 
         return trainer.train_on_batch(self, x, y, sample_weight, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """Loss (and metrics) of one batch, without training."""
         from .training import trainer
 
         return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
 
     # ---- files ------------------------------------------------------------------------------------
     def save(self, filepath) -> None:
+        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens."""
         from .io import save_model
 
         save_model(self, filepath)

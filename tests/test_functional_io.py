@@ -89,7 +89,12 @@ def test_graph_files_referring_to_missing_layers_or_nodes_are_model_file_errors(
     def bad_reference(config):
         config["layers"][-1]["inbound_nodes"][0]["args"][0] = {"class_name": "__keras_tensor__", "config": {}}
 
+    def cycle(config):  # the GRU 'enc' takes its input from the output layer 'p', which depends on 'enc'
+        enc = next(e for e in config["layers"] if e["name"] == "enc")
+        enc["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["p", 0, 0]
+
     for change, message in ((missing_layer, "'ghost', which the config does not define"),
+                            (cycle, r"layer\(s\) 'enc', 'cat', 'p' wait for tensors that no layer makes \(a cycle"),
                             (missing_node, "wait for tensors that no layer makes"),
                             (missing_output, "output_layers: refers to node 0 of layer 'nowhere'"),
                             (bad_reference, "expected a tensor reference")):
