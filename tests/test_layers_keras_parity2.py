@@ -498,3 +498,30 @@ def test_time_distributed_round_trips_and_refusals(rng, tmp_path):
         fg.Sequential([F.Input((D,)), F.TimeDistributed(F.Dense(2))])
     with pytest.raises(ValueError, match="expects input shape"):
         model.layers[0].call(np.ones((2, T, D + 1), np.float32))
+
+
+@pytest.mark.keras
+def test_activity_regularizer_inside_bidirectional_trains_as_keras(keras, rng, tmp_path):
+    """Keras calls each direction as a layer: each direction's activity penalty of its own output counts
+    (merge_mode concat: the two halves of the merged output); other merge modes are refused in training."""
+    L, R = keras.layers, keras.regularizers
+    x, y = _data(rng, masked=True)
+    km = keras.Sequential([keras.Input((T, D)), L.Masking(),
+                           L.Bidirectional(L.GRU(5, return_sequences=True, activity_regularizer=R.L1(0.05))),
+                           L.Bidirectional(L.LSTM(4, activity_regularizer=R.L2(0.1))),
+                           L.Dense(3, activation="softmax")])
+    km.set_weights(_random_weights(km, rng))
+    km.save(tmp_path / "b.keras")
+    ours = fg.load_model(tmp_path / "b.keras")
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    for _ in range(5):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
+    for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    summed = fg.Sequential([F.Input((T, D)), F.Bidirectional(F.GRU(3, activity_regularizer="l2"), merge_mode="sum"),
+                            F.Dense(1)])
+    summed.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="merge_mode='concat' only"):
+        summed.train_on_batch(x, np.zeros((len(x), 1), np.float32))

@@ -27,8 +27,10 @@ def activity_penalty(layer, y, activation: str | None = None):
     layer whose activation the loss folds in; the penalty is taken on the activated output and its
     gradient brought back through the activation."""
     reg = getattr(layer, "activity_regularizer", None)
-    if reg is None or not isinstance(y, np.ndarray):
+    if not isinstance(y, np.ndarray):
         return None
+    if reg is None:
+        return _inner_activity_penalty(layer, y)
     out = y if activation is None else activations.apply(activation, y)
     batch = y.shape[0] if y.ndim > 0 else 1
     scale = 1.0 / batch if batch else 0.0  # Keras: divide_no_nan(loss, batch_size)
@@ -36,6 +38,31 @@ def activity_penalty(layer, y, activation: str | None = None):
     grad = reg.gradient(out) * out.dtype.type(scale)
     if activation is not None:
         grad = activations.gradient(activation, y, out, grad)
+    return value, grad
+
+
+def _inner_activity_penalty(layer, y):
+    """A Bidirectional's directions' activity regularizers: Keras calls each direction as a layer, so each
+    direction's penalty of its own output counts (divided by the batch size). With ``merge_mode="concat"``
+    those outputs are the two halves of the merged one; the other merge modes lose them, and training
+    such a model is refused rather than computed without the penalty."""
+    inner = [getattr(layer, side, None) for side in ("forward_layer", "backward_layer")]
+    regs = [getattr(sub, "activity_regularizer", None) for sub in inner]
+    if inner[0] is None or all(r is None for r in regs):
+        return None
+    if getattr(layer, "merge_mode", None) != "concat":
+        raise NotImplementedError(
+            f"layer {layer.name!r}: an activity_regularizer on the layer inside a Bidirectional is applied in "
+            f"training with merge_mode='concat' only (the other merge modes lose each direction's output); "
+            f"received merge_mode={getattr(layer, 'merge_mode', None)!r}")
+    half = y.shape[-1] // 2
+    scale = 1.0 / y.shape[0] if y.shape[0] else 0.0
+    value, grad = 0.0, np.zeros_like(y)
+    for reg, part in zip(regs, (slice(0, half), slice(half, None))):
+        if reg is not None:
+            out = y[..., part]
+            value += float(reg(out)) * scale
+            grad[..., part] = reg.gradient(out) * y.dtype.type(scale)
     return value, grad
 
 

@@ -94,7 +94,7 @@ def forward(model, x, training: bool, logits: bool, activity: dict | None = None
         else:
             y, cache = layer.forward(x, mask=mask, training=training)
         caches.append(cache)
-        if activity is not None and getattr(layer, "activity_regularizer", None) is not None:
+        if activity is not None:
             activity[i] = regularization.activity_penalty(
                 layer, y, getattr(layer, "activation", None) if i == last and logits else None)
         mask = layer.compute_mask(x, mask)
