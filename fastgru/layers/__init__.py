@@ -1,6 +1,7 @@
 """Keras-shaped layers."""
 
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .attention import AdditiveAttention, Attention
 from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
@@ -23,8 +24,10 @@ from .simple_rnn import SimpleRNN
 
 __all__ = [
     "Activation",
+    "AdditiveAttention",
     "ActivityRegularization",
     "AlphaDropout",
+    "Attention",
     "Add",
     "Average",
     "AveragePooling1D",
@@ -53,10 +56,10 @@ __all__ = [
     "LeakyReLU",
     "Masking",
     "MaxPooling1D",
+    "Normalization",
     "Maximum",
     "Minimum",
     "Multiply",
-    "Normalization",
     "PReLU",
     "Permute",
     "ReLU",
@@ -67,9 +70,9 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "SpatialDropout1D",
-    "Subtract",
     "TimeDistributed",
     "UnitNormalization",
+    "Subtract",
     "UpSampling1D",
     "ZeroPadding1D",
 ]

@@ -218,7 +218,8 @@ class Layer:
         if getattr(_weight_budget, "placeholder", False):
             value = np.zeros(tuple(shape), self.dtype)
         else:
-            value = np.ascontiguousarray(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype)
+            # np.array, not np.ascontiguousarray: a scalar weight (shape ()) stays 0-d, as Keras's
+            value = np.array(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype, order="C")
         self._params[name] = value
         return value
 
