@@ -321,3 +321,27 @@ def test_the_plan_frees_each_intermediate_after_its_last_consumer():
     assert slot["d1"] in steps["d2"].free and slot["d2"] in steps["d3"].free
     assert sorted(steps["sum"].free) == sorted([slot["d0"], slot["d3"]])
     assert model._input_slots[0] in steps["d0"].free
+
+
+def test_sample_weights_one_for_all_or_one_per_output_as_keras(keras):
+    km, ours = _pair(keras, "two_outputs")
+    xs, ys = fc.data("two_outputs", n=10)
+    sw = np.linspace(0.1, 2, 10).astype("float32")
+    options = dict(loss=["binary_crossentropy", "mse"], metrics=[["accuracy"], ["mae"]])
+    km.compile("adam", **options)
+    ours.compile("adam", **options)
+    # Keras 3's compiled metrics ignore sample_weight; the losses use it
+    np.testing.assert_allclose(ours.evaluate(xs[0], ys, sample_weight=sw, verbose=0),
+                               km.evaluate(xs[0], ys, sample_weight=sw, verbose=0), rtol=1e-5)
+    per_output = [sw, sw[::-1].copy()]
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(xs[0], ys, sample_weight=per_output),
+                                   km.train_on_batch(xs[0], ys, sample_weight=per_output), rtol=1e-5)
+    hk = km.fit(xs[0], ys, sample_weight=per_output, batch_size=4, shuffle=False, verbose=0).history
+    ho = ours.fit(xs[0], ys, sample_weight=per_output, batch_size=4, shuffle=False, verbose=0).history
+    for key in hk:
+        np.testing.assert_allclose(ho[key], hk[key], rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"sample_weight has keys \['nope'\]"):
+        ours.train_on_batch(xs[0], ys, sample_weight={"nope": sw})

@@ -16,6 +16,7 @@ from .. import activations
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import regularization
 
 
 class MultiArray:
@@ -174,7 +175,30 @@ def check_xy(model, x, y, sample_weight=None):
         if len(a) != n:
             raise ValueError(f"x and y must have the same number of samples: the inputs have {n}, the targets for "
                              f"output {name!r} {len(a)}")
-    if sample_weight is not None:
+    if isinstance(sample_weight, MultiArray):
+        pass
+    elif isinstance(sample_weight, dict) or (isinstance(sample_weight, (list, tuple)) and len(names) > 1
+                                             and not np.isscalar(sample_weight[0])):
+        # one array per output (a list in output order, or a dict keyed by output name; None: unweighted)
+        if isinstance(sample_weight, dict):
+            extra = [k for k in sample_weight if k not in names]
+            if extra:
+                raise ValueError(f"sample_weight has keys {extra} that are not outputs of model {model.name!r} "
+                                 f"({names})")
+            given = [sample_weight.get(k) for k in names]
+        else:
+            if len(sample_weight) != len(names):
+                raise ValueError(f"sample_weight lists {len(sample_weight)} arrays, model {model.name!r} has "
+                                 f"{len(names)} outputs {names}")
+            given = list(sample_weight)
+        checked = []
+        for k, w in zip(names, given):
+            w = np.ones(n, np.float32) if w is None else _numeric(f"sample_weight[{k!r}]", w)
+            if w.ndim == 0 or len(w) != n:
+                raise ValueError(f"sample_weight[{k!r}] must have {n} entries, received shape {w.shape}")
+            checked.append(w)
+        sample_weight = MultiArray(checked)
+    elif sample_weight is not None:
         sample_weight = _numeric("sample_weight", sample_weight)
         if sample_weight.ndim == 0 or len(sample_weight) != n:
             raise ValueError(f"sample_weight must have {n} entries, received shape {sample_weight.shape}")
@@ -202,16 +226,20 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     compiled = model._compiled
     ys = y.arrays
     flags = _logit_flags(model, compiled, ys)
+    if training:
+        _refuse_activity_regularizers(model)
     outs, masks, tape = model._forward(x.arrays, None, training, flags)
-    total = 0.0
+    # the weight regularizers' penalties join the loss, as Keras's compute_loss (training/regularization.py)
+    total = regularization.weight_penalty(model.layers, model.trainable_weights)
     d_outs, preds = [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
         act = getattr(model._outputs[k].node.layer, "activation", None)
+        sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
         if flags[k]:
-            value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sample_weight, mask=mask)
+            value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sw, mask=mask)
             pred = activations.apply(act, out)
         elif loss is not None:
-            value, grad = loss.value_and_grad(yk, out, sample_weight=sample_weight, mask=mask)
+            value, grad = loss.value_and_grad(yk, out, sample_weight=sw, mask=mask)
             pred = out
         else:
             value, grad, pred = None, None, out
@@ -228,13 +256,24 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     compiled.loss_tracker.update_state(total, sample_weight=len(preds[0]))
     for ms, yk, pred, mask in zip(compiled.ensure_metrics(ys, preds), ys, preds, masks):
         for m in ms:
-            m.update_state(yk, pred, sample_weight=sample_weight, mask=mask)
+            m.update_state(yk, pred, mask=mask)  # Keras 3's compiled metrics take no sample_weight
     return d_outs, tape
+
+
+def _refuse_activity_regularizers(model) -> None:
+    """Activity regularizers are not applied in a graph yet: refused rather than trained without them."""
+    for top in model.layers:
+        for layer in regularization._owners(top):
+            if getattr(layer, "activity_regularizer", None) is not None:
+                raise NotImplementedError(
+                    f"layer {layer.name!r}: an activity_regularizer is applied in training in Sequential models "
+                    "only (not yet in a Functional model's graph)")
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
     d_outs, tape = _step(model, x, y, sample_weight, training=True)
     _, grads = model._backward(d_outs, tape)
+    grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     model._compiled.optimizer.apply(grads, model.trainable_weights)
 
 
