@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .layers.base import Layer, unique_name, weights_lock
+from .layers import registry
+from .layers.base import install_symbolic_call, unique_name, weights_lock
 from .layers.core import InputLayer
 
 _ids = itertools.count()
@@ -196,6 +197,9 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
                 and layer._list_outputs)
     node.masks = masks
     return node.outputs if node.list_outputs else node.outputs[0]
+
+
+install_symbolic_call(symbolic_call)
 
 
 def _n_states(layer) -> int:
@@ -904,7 +908,23 @@ class Model:
         return self._structured(full)
 
     def _stateful_guard(self):
-        return contextlib.nullcontext()
+        """As Sequential's: calls of a model with stateful layers must not overlap (a second thread's call
+        raises RuntimeError while one runs); a call that fails puts the carried states back."""
+        inner = [l for layer in self._weighted_layers for l in getattr(layer, "layers", (layer,))
+                 if not isinstance(l, InputLayer)]
+        stateful = [l for l in inner if getattr(l, "stateful", False) and hasattr(l, "_states")]
+        if not stateful:
+            return contextlib.nullcontext()
+        from ._threads import held_or_refused
+        from .models import Sequential
+
+        lock = self.__dict__.setdefault("_state_lock", threading.Lock())
+        stack = contextlib.ExitStack()
+        stack.enter_context(held_or_refused(
+            lock, f"Model {self.name!r} has stateful layers and is already being called from another thread: "
+                  "a stateful layer carries its state between calls, so concurrent calls would mix their states"))
+        stack.enter_context(Sequential._restoring_states(stateful))
+        return stack
 
     # ---- description ----------------------------------------------------------------------------
     def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
@@ -1058,3 +1078,7 @@ def _sequential_backward(model, d_outs, caches, need_dx):
         dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
     grads = [g for gs in per for g in gs] if model.trainable else []
     return dy, grads
+
+
+registry.register_model("Functional", Model)
+registry.register_model("Input", Input)

@@ -345,3 +345,14 @@ def test_sample_weights_one_for_all_or_one_per_output_as_keras(keras):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match=r"sample_weight has keys \['nope'\]"):
         ours.train_on_batch(xs[0], ys, sample_weight={"nope": sw})
+
+
+def test_stateful_layers_carry_states_between_calls_and_reset():
+    x = fg.Input(batch_shape=(2, 3, 2))
+    gru = L.GRU(3, stateful=True)
+    model = fg.Model(x, L.Dense(1)(gru(x)))
+    ones = np.ones((2, 3, 2), "float32")
+    first = model.predict(ones)
+    assert not np.allclose(model.predict(ones), first)  # the second call starts from the carried states
+    model.reset_states()
+    np.testing.assert_allclose(model.predict(ones), first)
