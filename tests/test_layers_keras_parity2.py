@@ -525,3 +525,30 @@ def test_activity_regularizer_inside_bidirectional_trains_as_keras(keras, rng, t
     summed.compile(optimizer="sgd", loss="mse")
     with pytest.raises(NotImplementedError, match="merge_mode='concat' only"):
         summed.train_on_batch(x, np.zeros((len(x), 1), np.float32))
+
+
+@pytest.mark.keras
+def test_weight_regularizers_in_a_functional_model_train_as_keras(keras, rng, tmp_path):
+    L, R = keras.layers, keras.regularizers
+    a, b = keras.Input((T, D)), keras.Input((T, 3))
+    h1 = L.GRU(5, kernel_regularizer=R.L2(0.05), recurrent_regularizer=R.L1(0.01))(a)
+    h2 = L.Bidirectional(L.LSTM(3, bias_regularizer=R.L2(0.1)))(b)
+    out = L.Dense(3, activation="softmax", kernel_regularizer=R.L1L2(0.01, 0.02))(L.Concatenate()([h1, h2]))
+    km = keras.Model([a, b], out)
+    km.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "f.keras")
+    ours = fg.load_model(tmp_path / "f.keras")
+    x = [rng.standard_normal((16, T, D)).astype(np.float32), rng.standard_normal((16, T, 3)).astype(np.float32)]
+    y = rng.integers(0, 3, 16)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    for _ in range(5):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
+    for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    inp = fg.Input((T, D))
+    graph = fg.Model(inp, F.Dense(1)(F.GRU(3, activity_regularizer="l2")(inp)))
+    graph.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(NotImplementedError, match="activity_regularizer .* Sequential models only"):
+        graph.train_on_batch(x[0], np.zeros((16, 1), np.float32))
