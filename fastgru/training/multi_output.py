@@ -1,0 +1,281 @@
+"""Training a Functional model with several inputs and outputs (Keras 3's bookkeeping).
+
+``compile(loss=..., loss_weights=..., metrics=...)`` takes one loss (used for every output), a list in
+output order or a dict keyed by output name; the total loss is ``sum(loss_weight * loss)`` and, with
+several outputs, each output's (unweighted) loss is tracked as ``<output>_loss`` and its metrics as
+``<output>_<metric>``. Results come in Keras's order: ``loss``, the outputs' losses, then the metrics
+output by output. The loops themselves are ``trainer.fit/evaluate/...``: the inputs and targets travel
+as a :class:`MultiArray` (one object that slices all arrays of a batch at once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from . import regularization
+
+
+class MultiArray:
+    """Several arrays with one sample axis, sliced together (``len``, ``[idx]``)."""
+
+    dtype = np.dtype(object)  # trainer.check_finite_data skips it (check_xy scanned each array)
+    size = 0
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, idx) -> "MultiArray":
+        return MultiArray([a[idx] for a in self.arrays])
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self),)
+
+    @property
+    def ndim(self) -> int:
+        return 1
+
+
+def _per_output(model, value, what: str, allow_missing: bool):
+    """``value`` (one spec, a list in output order, or a dict keyed by output name) as one entry per output."""
+    names = model.output_names
+    if isinstance(value, dict):
+        extra = [k for k in value if k not in names]
+        if extra:
+            raise ValueError(f"compile: {what} has keys {extra} that are not outputs of model {model.name!r}; "
+                             f"its outputs are {names}")
+        if not allow_missing:
+            missing = [n for n in names if n not in value]
+            if missing:
+                raise ValueError(f"compile: {what} misses outputs {missing} (outputs: {names})")
+        return [value.get(n) for n in names]
+    if isinstance(value, (list, tuple)) and (len(names) > 1 or (what != "metrics" and len(value) == 1)):
+        if len(value) != len(names):
+            raise ValueError(f"compile: {what} lists {len(value)} entries, model {model.name!r} has {len(names)} "
+                             f"outputs {names}")
+        return list(value)
+    return [value] * len(names) if what != "metrics" else [value]
+
+
+class MultiCompiled:
+    """What ``compile`` fixed for a Functional model (see the module docstring)."""
+
+    def __init__(self, model, optimizer, loss, loss_weights, metrics):
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
+        names = model.output_names
+        self.spec = (loss, loss_weights, metrics)  # as given (fastgru.distributed makes per-task copies)
+        self.multi = len(names) > 1
+        self.optimizer = optimizers_module.get(optimizer)
+        specs = _per_output(model, loss, "loss", allow_missing=True)
+        self.losses = [None if s is None else losses_module.get(s) for s in specs]
+        if all(l is None for l in self.losses):
+            raise ValueError("compile: no output has a loss")
+        if loss_weights is None:
+            self.loss_weights = [1.0] * len(names)
+        else:
+            weights = _per_output(model, loss_weights, "loss_weights", allow_missing=True)
+            self.loss_weights = [1.0 if w is None else float(w) for w in weights]
+        if metrics is None:
+            metric_specs = [[] for _ in names]
+        elif isinstance(metrics, dict):
+            metric_specs = _per_output(model, metrics, "metrics", allow_missing=True)
+        elif self.multi:
+            if not all(isinstance(m, (list, tuple)) or m is None for m in metrics) or len(metrics) != len(names):
+                raise ValueError(f"compile: model {model.name!r} has {len(names)} outputs {names}; give metrics as a "
+                                 "dict keyed by output name or a list of lists, one per output")
+            metric_specs = list(metrics)
+        else:
+            metric_specs = [metrics]
+        self.metric_specs = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
+                             for m in metric_specs]
+        self.names = names
+        self.loss_tracker = metrics_module.Mean(name="loss")
+        self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (self.multi and l is not None) else None
+                                for n, l in zip(names, self.losses)]
+        self._metrics: list | None = None
+
+    @property
+    def metrics(self) -> list:
+        trackers = [t for t in self.output_trackers if t is not None]
+        return trackers + [m for ms in (self._metrics or []) for m in ms]
+
+    def ensure_metrics(self, ys, preds) -> list:
+        if self._metrics is None:
+            made = []
+            for name, specs, y, p in zip(self.names, self.metric_specs, ys, preds):
+                objs = []
+                for spec in specs:
+                    m = metrics_module.get(spec, y, p)
+                    if self.multi:
+                        m.name = f"{name}_{m.name}"
+                    objs.append(m)
+                made.append(objs)
+            self._metrics = made
+        return self._metrics
+
+    def reset(self) -> None:
+        self.loss_tracker.reset_state()
+        for t in self.output_trackers:
+            if t is not None:
+                t.reset_state()
+        for ms in self._metrics or []:
+            for m in ms:
+                m.reset_state()
+
+    def logs(self) -> dict:
+        logs = {"loss": self.loss_tracker.result()}
+        for m in self.metrics:
+            logs[m.name] = m.result()
+        return logs
+
+
+def check_xy(model, x, y, sample_weight=None):
+    """Inputs (list/dict/array) and targets (one per output: array, list or dict keyed by output name)
+    checked, as MultiArrays, before anything is computed."""
+    from .trainer import _numeric, check_finite_data
+
+    if y is None:
+        raise ValueError("Training and evaluation need targets y; received y=None")
+    if isinstance(x, MultiArray):
+        x = x.arrays
+    xs = model._input_list(x)
+    names = model.output_names
+    if isinstance(y, MultiArray):  # already one array per output (validation data checked by fit)
+        ys = list(y.arrays)
+    elif isinstance(y, dict):
+        missing = [n for n in names if n not in y]
+        extra = [k for k in y if k not in names]
+        if extra or missing:
+            raise ValueError(f"Model {model.name!r} has outputs {names}; the targets dict "
+                             + (f"misses {missing}" if missing else "") + (" and " if missing and extra else "")
+                             + (f"has unknown keys {extra}" if extra else ""))
+        ys = [y[n] for n in names]
+    elif isinstance(y, (list, tuple)) and len(names) > 1:
+        if len(y) != len(names):
+            raise ValueError(f"Model {model.name!r} has {len(names)} outputs {names}, received {len(y)} target arrays")
+        ys = list(y)
+    elif len(names) > 1:
+        raise ValueError(f"Model {model.name!r} has {len(names)} outputs {names}: give the targets as a list or a dict "
+                         "keyed by output name")
+    else:
+        ys = [y]
+    ys = [_numeric(f"y[{n!r}]" if len(names) > 1 else "y", a) for n, a in zip(names, ys)]
+    n = len(xs[0])
+    for name, a in zip(names, ys):
+        if a.ndim == 0:
+            raise ValueError(f"targets for output {name!r} must have one entry per sample, received a scalar")
+        if len(a) != n:
+            raise ValueError(f"x and y must have the same number of samples: the inputs have {n}, the targets for "
+                             f"output {name!r} {len(a)}")
+    if isinstance(sample_weight, MultiArray):
+        pass
+    elif isinstance(sample_weight, dict) or (isinstance(sample_weight, (list, tuple)) and len(names) > 1
+                                             and not np.isscalar(sample_weight[0])):
+        # one array per output (a list in output order, or a dict keyed by output name; None: unweighted)
+        if isinstance(sample_weight, dict):
+            extra = [k for k in sample_weight if k not in names]
+            if extra:
+                raise ValueError(f"sample_weight has keys {extra} that are not outputs of model {model.name!r} "
+                                 f"({names})")
+            given = [sample_weight.get(k) for k in names]
+        else:
+            if len(sample_weight) != len(names):
+                raise ValueError(f"sample_weight lists {len(sample_weight)} arrays, model {model.name!r} has "
+                                 f"{len(names)} outputs {names}")
+            given = list(sample_weight)
+        checked = []
+        for k, w in zip(names, given):
+            w = np.ones(n, np.float32) if w is None else _numeric(f"sample_weight[{k!r}]", w)
+            if w.ndim == 0 or len(w) != n:
+                raise ValueError(f"sample_weight[{k!r}] must have {n} entries, received shape {w.shape}")
+            checked.append(w)
+        sample_weight = MultiArray(checked)
+    elif sample_weight is not None:
+        sample_weight = _numeric("sample_weight", sample_weight)
+        if sample_weight.ndim == 0 or len(sample_weight) != n:
+            raise ValueError(f"sample_weight must have {n} entries, received shape {sample_weight.shape}")
+    for k, a in enumerate(xs):
+        if a.dtype.kind in "fc":
+            check_finite_data(a, None, None, max(n, 1), f"input {model.input_names[k]!r}")
+    return MultiArray(xs), MultiArray(ys), sample_weight
+
+
+def _logit_flags(model, compiled: MultiCompiled, ys) -> list[bool]:
+    flags = []
+    for k, (slot, loss) in enumerate(zip(model._output_slots, compiled.losses)):
+        producer = model._outputs[k].node
+        layer = producer.layer
+        act = getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation") else None
+        sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
+                and not producer.is_input and len(producer.outputs) == 1)
+        shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])
+        flags.append(bool(loss is not None and sole and act is not None and None not in shape
+                          and losses_module.uses_logits(loss, act, ys[k], shape)))
+    return flags
+
+
+def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
+    compiled = model._compiled
+    ys = y.arrays
+    flags = _logit_flags(model, compiled, ys)
+    if training:
+        _refuse_activity_regularizers(model)
+    outs, masks, tape = model._forward(x.arrays, None, training, flags)
+    # the weight regularizers' penalties join the loss, as Keras's compute_loss (training/regularization.py)
+    total = regularization.weight_penalty(model.layers, model.trainable_weights)
+    d_outs, preds = [], []
+    for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
+        act = getattr(model._outputs[k].node.layer, "activation", None)
+        sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
+        if flags[k]:
+            value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sw, mask=mask)
+            pred = activations.apply(act, out)
+        elif loss is not None:
+            value, grad = loss.value_and_grad(yk, out, sample_weight=sw, mask=mask)
+            pred = out
+        else:
+            value, grad, pred = None, None, out
+        if value is not None:
+            total += w * float(value)
+            if compiled.output_trackers[k] is not None:
+                # Keras weights these by y_pred.shape[0], which is None inside its compiled train step:
+                # each batch counts once (unlike the total loss, weighted by batch size)
+                compiled.output_trackers[k].update_state(value)
+            if grad is not None and w != 1.0:
+                grad = grad * grad.dtype.type(w)
+        d_outs.append(grad)
+        preds.append(pred)
+    compiled.loss_tracker.update_state(total, sample_weight=len(preds[0]))
+    for ms, yk, pred, mask in zip(compiled.ensure_metrics(ys, preds), ys, preds, masks):
+        for m in ms:
+            m.update_state(yk, pred, mask=mask)  # Keras 3's compiled metrics take no sample_weight
+    return d_outs, tape
+
+
+def _refuse_activity_regularizers(model) -> None:
+    """Activity regularizers are not applied in a graph yet: refused rather than trained without them."""
+    for top in model.layers:
+        for layer in regularization._owners(top):
+            if getattr(layer, "activity_regularizer", None) is not None:
+                raise NotImplementedError(
+                    f"layer {layer.name!r}: an activity_regularizer is applied in training in Sequential models "
+                    "only (not yet in a Functional model's graph)")
+
+
+def train_step(model, x, y, sample_weight=None) -> None:
+    d_outs, tape = _step(model, x, y, sample_weight, training=True)
+    _, grads = model._backward(d_outs, tape)
+    grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
+    model._compiled.optimizer.apply(grads, model.trainable_weights)
+
+
+def test_step(model, x, y, sample_weight=None) -> None:
+    _step(model, x, y, sample_weight, training=False)
