@@ -9,7 +9,8 @@ from typing import Callable
 import numpy as np
 
 from ._threads import held_or_refused
-from .layers.base import BUILD_LOCK, Layer, unique_name, weights_lock
+from .layers import registry
+from .layers.base import BUILD_LOCK, Layer, record_symbolic_call, unique_name, weights_lock
 from .layers.core import InputLayer
 from .summary import print_summary
 
@@ -185,9 +186,7 @@ class Sequential:
 
     def __call__(self, x, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and getattr(x, "_fg_symbolic", False):  # used as a Functional layer
-            from .functional import symbolic_call
-
-            return symbolic_call(self, x, training=training, **kwargs)
+            return record_symbolic_call(self, x, training=training, **kwargs)
         if kwargs:
             raise TypeError(f"Sequential.__call__ got unexpected keyword arguments {sorted(kwargs)}")
         x = self._check_input(x)
@@ -350,3 +349,6 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"
+
+
+registry.register_model("Sequential", Sequential)

@@ -24,7 +24,7 @@ def from_keras(keras_model):
         if not keras_functional.is_functional(config):
             raise
         return _from_keras_graph(keras_model, config, version)  # a Functional graph, not a chain
-    from . import build_model
+    from .model_builder import build_model
 
     model = build_model(spec, version, "<live keras model>")
     sources = _leaf_layers(keras_model)

@@ -15,6 +15,7 @@ import json
 from datetime import datetime
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from .config_checks import _is_int, _shape, _short
 from .keras_config import (
     _WRAPPER_LAYERS,
@@ -111,7 +112,7 @@ def _io_refs(value, path, what: str):
 
 def _build_graph(model_config, path, major: int, prefix: str, group: str | None, leaves: list, counter: list):
     """A fastgru Model for a Functional config entry; appends (layer, LayerSpec) weight leaves."""
-    from ..functional import Input, Model
+    Input, Model = registry.model_class("Input"), registry.model_class("Functional")
 
     class_name, config = _entry(model_config, path, "model config")
     entries = config.get("layers") if isinstance(config, dict) else None
@@ -161,7 +162,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         elif lcls == "Sequential":
             spec = ModelSpec(name=name, input_batch_shape=None)
             _collect("Sequential", lcfg, layer_path + "/", top, spec, path)
-            from ..models import Sequential
+            Sequential = registry.model_class("Sequential")
 
             layers = [build_layer(s, major, path) for s in spec.layers]
             seq = Sequential(name=name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..random import make_rng
-from .base import BUILD_LOCK, Layer, compute_dtype, weights_lock
+from .base import BUILD_LOCK, Layer, compute_dtype, record_symbolic_call, weights_lock
 from .registry import NONE, Boolean, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
 
 _LARGE = 1.0e9  # what Keras subtracts from masked scores
@@ -54,9 +54,7 @@ class _Attention(Layer):
     def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
         if not isinstance(inputs, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in inputs):
             if isinstance(inputs, (list, tuple)) and any(getattr(a, "_fg_symbolic", False) for a in inputs):
-                from ..functional import symbolic_call  # a node of a Functional model
-
-                return symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
+                return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
         if not isinstance(inputs, (list, tuple)):
             self._arrays(inputs)  # raises: [query, value] expected
         arrays = [np.asarray(a) for a in inputs]

@@ -139,6 +139,22 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+_symbolic_call_hook: list = []
+
+
+def install_symbolic_call(fn) -> None:
+    """fastgru.functional hands the layers its ``symbolic_call`` at import (the layers do not import the
+    graph module: no import cycle). Symbolic tensors exist only once it is imported."""
+    _symbolic_call_hook[:] = [fn]
+
+
+def record_symbolic_call(layer, inputs, **kwargs):
+    """Record ``layer`` called on symbolic tensors as a node of a Functional graph (fastgru.functional)."""
+    if not _symbolic_call_hook:
+        raise RuntimeError("symbolic tensors need fastgru.functional (import fastgru)")
+    return _symbolic_call_hook[0](layer, inputs, **kwargs)
+
+
 def _symbolic(x) -> bool:
     """True for a symbolic tensor of the Functional API (or an Input layer), or a list holding one."""
     if getattr(x, "_fg_symbolic", False):
@@ -336,9 +352,7 @@ class Layer:
 
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
-            from ..functional import symbolic_call
-
-            return symbolic_call(self, x, mask=mask, training=training, **kwargs)
+            return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
         x = np.asarray(x)
         self.ensure_built(x.shape)
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set

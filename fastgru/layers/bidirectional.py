@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import side_by_side
+from . import registry
 from .base import Layer, weights_lock
 from .recurrent import RecurrentLayer
-from . import registry
 from .registry import Anything, KerasContract, register_layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -261,9 +261,7 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> "Bidirectional":
-        from . import GRU, LSTM, SimpleRNN
-
-        classes = {"GRU": GRU, "LSTM": LSTM, "SimpleRNN": SimpleRNN}
+        classes = {cls.__name__: cls for cls in registry.registered() if cls.keras.weights == "cell/vars"}
         config = dict(config)
 
         def make(entry):

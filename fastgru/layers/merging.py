@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BUILD_LOCK, Layer, compute_dtype, weights_lock
-from .registry import Integer, KerasContract, register_layer, validate_params
-from .registry import Boolean, Constraint
+from .base import BUILD_LOCK, Layer, _symbolic, compute_dtype, record_symbolic_call, weights_lock
+from .registry import Boolean, Constraint, Integer, KerasContract, register_layer, validate_params
 
 
 def _as_list(inputs, owner: str) -> list:
@@ -127,10 +126,8 @@ class _Merge(Layer):
         return arrays
 
     def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
-        from ..functional import is_symbolic, symbolic_call
-
-        if is_symbolic(inputs):
-            return symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
+        if _symbolic(inputs):
+            return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
         arrays = self._arrays(inputs)
         if not self.built:
             with BUILD_LOCK:

@@ -299,3 +299,21 @@ def registered() -> list[type]:
 
 def keras_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+#: the model classes and the Input factory, by Keras name ("Sequential", "Functional", "Input"): what
+#: fastgru.io builds models with, without importing fastgru.models or fastgru.functional (no import cycle)
+_MODELS: dict[str, Any] = {}
+
+
+def register_model(name: str, obj) -> None:
+    """Record a model class (or the ``Input`` factory) under its Keras name."""
+    _MODELS[name] = obj
+
+
+def model_class(name: str):
+    """The model class (or ``Input`` factory) recorded under ``name`` by fastgru.models / fastgru.functional."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise RuntimeError(f"fastgru's {name!r} is not loaded (import fastgru)") from None
