@@ -329,9 +329,7 @@ def _mask_only_ops(entries, names, config, path):
 
 
 def _input_layer(batch_shape):
-    from ..layers.core import InputLayer
-
-    return InputLayer(batch_shape=batch_shape)
+    return registry.model_class("InputLayer")(batch_shape=batch_shape)
 
 
 def _take(tensors, ref, path, where):
@@ -388,8 +386,9 @@ def _tensor_config(tensor, model_nodes) -> dict:
 
 def functional_config(model) -> dict:
     """The Keras 3 config entry of a fastgru Model (module, class_name, config, build_config)."""
-    from ..layers.core import InputLayer
     from .keras_save import _policy, keras3_layer_config, keras3_model_config
+
+    InputLayer = registry.model_class("InputLayer")
 
     model_nodes = {id(n) for n in model._nodes}
     layers = []

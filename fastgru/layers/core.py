@@ -7,6 +7,7 @@ import numpy as np
 from .. import activations
 from ..random import make_rng
 from ..training.row_gradient import RowGradient
+from . import registry
 from .base import Layer, compute_dtype
 from .registry import (
     ANY,
@@ -50,6 +51,9 @@ class InputLayer(Layer):
 
     def get_config(self) -> dict:
         return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype or "float32", "name": self.name}
+
+
+registry.register_model("InputLayer", InputLayer)  # for fastgru.io, which imports no layer module
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None) -> InputLayer:  # noqa: N802
