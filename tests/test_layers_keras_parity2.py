@@ -204,6 +204,8 @@ def test_tf_keras_h5_depthwise_and_separable_load(rng, tmp_path):
     np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-4, atol=2e-5)
     for a, b in zip(loaded.get_weights(), km.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="padding='causal'.*no Keras 3 equivalent"):
+        loaded.save(tmp_path / "causal.keras")
 
 
 @pytest.mark.parametrize("make,error,message", [

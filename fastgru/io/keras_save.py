@@ -24,6 +24,11 @@ def keras3_layer_config(layer) -> dict:
             raise UnsupportedKerasFeature(
                 f"layer {layer.name!r}: Keras 2's hard_sigmoid has no Keras 3 equivalent; cannot save as .keras"
             )
+    if class_name == "SeparableConv1D" and config.get("padding") == "causal":
+        raise UnsupportedKerasFeature(
+            f"layer {layer.name!r}: SeparableConv1D with padding='causal' (from a Keras 2 file) has no Keras 3 "
+            "equivalent (Keras 3 refuses it); cannot save as .keras"
+        )
     if class_name == "Dropout" and config.get("noise_shape") is not None:
         config["noise_shape"] = list(config["noise_shape"])
     if class_name == "TimeDistributed":
