@@ -557,8 +557,9 @@ def plot(results, frameworks, shape_names, thread_counts, path, title) -> None:
 
 def write_references(outdir, shape_names) -> None:
     """The float64 NumPy GRU's last state for each inference shape, for the workers' checks."""
-    from fastgru.bench import random_gru_problem
     from numpy_gru import numpy_gru
+
+    from fastgru.bench import random_gru_problem
 
     for name in shape_names:
         x, w, u, b = (a.astype(np.float64) for a in random_gru_problem(*INFER_SHAPES[name]))
@@ -589,7 +590,7 @@ def main() -> None:
         args.threads = int(args.threads)
         worker(args)
         return
-    known = list((peers_module().INFER if args.mode == "infer" else peers_module().TRAIN))
+    known = list(peers_module().INFER if args.mode == "infer" else peers_module().TRAIN)
     frameworks = (args.frameworks or ",".join(known)).split(",")
     thread_counts = [int(t) for t in args.threads.split(",")]
     shape_names = args.shapes.split(",")

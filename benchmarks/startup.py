@@ -128,7 +128,7 @@ def make_models(folder: Path, cells=("GRU", "LSTM")) -> dict:
     """Small models saved by fastgru (S2's problem: batch 32, 10 steps, 50 features, 64 units, Dense(1))
     and the input they predict on."""
     import fastgru as fg
-    from fastgru.layers import LSTM, GRU, Dense, Input
+    from fastgru.layers import GRU, LSTM, Dense, Input
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 10, 50)).astype(np.float32)

@@ -15,10 +15,10 @@ import os
 
 import numpy as np
 import pytest
+from numpy_gru import numpy_gru
 
 import fastgru as fg
 from fastgru.bench import SHAPES, random_gru_problem
-from numpy_gru import numpy_gru
 
 BIG = {"S3", "S4"}
 fg.set_num_threads(int(os.environ.get("FASTGRU_BENCH_THREADS", fg.get_num_threads())))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy_gru import numpy_gru
 
 import fastgru as fg
 from fastgru.bench import random_gru_problem
-from numpy_gru import numpy_gru
 
 
 @pytest.mark.parametrize("dtype, atol", [(np.float32, 2e-6), (np.float64, 1e-12)])

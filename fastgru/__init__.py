@@ -20,11 +20,14 @@ __all__ = [
     "set_random_seed",
 ]
 
-from . import layers  # noqa: E402
-from .models import Sequential  # noqa: E402
+from . import (
+    datasets,  # noqa: E402
+    layers,  # noqa: E402
+)
 from .functional import Input, KerasTensor, Model  # noqa: E402
-from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 from .io import from_keras, load_model  # noqa: E402
-from . import datasets  # noqa: E402
+from .models import Sequential  # noqa: E402
+from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 
-__all__ += ["Input", "KerasTensor", "Model", "Sequential", "callbacks", "datasets", "from_keras", "layers", "load_model", "losses", "metrics", "optimizers"]
+__all__ += ["Input", "KerasTensor", "Model", "Sequential", "callbacks", "datasets", "from_keras", "layers",
+            "load_model", "losses", "metrics", "optimizers"]

@@ -21,9 +21,9 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable
 
 import numba
 import numpy as np

@@ -10,8 +10,8 @@ gradient automatically (``tests/test_activations_table.py``), so a new row is ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
 
 
 def random_gru_problem(batch: int, steps: int, features: int, units: int, seed: int = 0, dtype=np.float32):
-    """x and Keras-layout weights (kernel, recurrent_kernel, bias (2, 3H)) with a realistic scale."""
+    """X and Keras-layout weights (kernel, recurrent_kernel, bias (2, 3H)) with a realistic scale."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, steps, features)).astype(dtype)
     kernel = (rng.standard_normal((features, 3 * units)) / np.sqrt(features)).astype(dtype)

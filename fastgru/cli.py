@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(12 features, length 7-29, 9 speakers)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="default: 100 (italy), 60 (vowels)")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="default: 16 (italy), 32 (vowels)")
-    p.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam's learning rate (default: 1e-3 italy, 2e-3 vowels)")
+    p.add_argument("--learning-rate", type=_positive_float, default=None,
+                   help="Adam's learning rate (default: 1e-3 italy, 2e-3 vowels)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--out", default=".", metavar="DIR",
                    help="where demo.keras, demo_x_test.npy and (with matplotlib) demo_training.png go "

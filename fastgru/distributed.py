@@ -25,7 +25,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
-    from distributed import Client, Future
+    from distributed import Client
 
 __all__ = ["evaluate", "predict"]
 
@@ -213,8 +213,8 @@ def _output_shape(model, x_shape: tuple) -> tuple:
     return tuple(shape)
 
 
-def predict(model, x: "dask.array.Array", *, batch_size: int | None = None, client: "Client | None" = None,
-            num_threads: int | None = 1) -> "dask.array.Array":
+def predict(model, x: dask.array.Array, *, batch_size: int | None = None, client: Client | None = None,
+            num_threads: int | None = 1) -> dask.array.Array:
     """Predictions for a dask array ``x`` of shape (sequences, timesteps, features).
 
     ``x`` must be chunked along the sequence axis only; each block of ``rows`` sequences becomes one
@@ -283,8 +283,8 @@ def _as_dask_like(da, a, name: str, n: int, batch_chunks: tuple):
     return da.from_array(a, chunks=(batch_chunks,) + tuple((d,) for d in a.shape[1:]))
 
 
-def evaluate(model, x: "dask.array.Array", y, *, batch_size: int | None = None, sample_weight=None,
-             client: "Client | None" = None, num_threads: int | None = 1, return_dict: bool = False):
+def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sample_weight=None,
+             client: Client | None = None, num_threads: int | None = 1, return_dict: bool = False):
     """``model.evaluate(x, y)`` over dask arrays: the loss, or ``[loss, *metrics]`` (a dict with
     ``return_dict``), for a compiled model.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -941,7 +941,7 @@ class Model:
         return functional_config(self)["config"]
 
     @classmethod
-    def from_config(cls, config: dict) -> "Model":
+    def from_config(cls, config: dict) -> Model:
         """A model from Keras's Functional config (``get_config`` of fastgru or of Keras)."""
         from .io.keras_functional import model_from_config
 

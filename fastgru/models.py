@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -274,7 +274,7 @@ class Sequential:
         return {"name": self.name, "trainable": self.trainable, "layers": layers}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Sequential":
+    def from_config(cls, config: dict) -> Sequential:
         from . import layers as layer_module
 
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))

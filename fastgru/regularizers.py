@@ -48,7 +48,7 @@ class L1L2:
         return value
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
-        """d penalty / d x (``sign(0) = 0``, as TensorFlow's gradient of ``abs``)."""
+        """D penalty / d x (``sign(0) = 0``, as TensorFlow's gradient of ``abs``)."""
         x = np.asarray(x)
         grad = np.zeros_like(x)
         if self.l1:

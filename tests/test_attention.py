@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
 
 import fastgru as fg
-from fastgru.layers import GRU, AdditiveAttention, Attention, Dense, GlobalAveragePooling1D
-from gradcheck import numeric_gradient
+from fastgru.layers import AdditiveAttention, Attention
 
 CASES = [
     ("Attention", {}), ("Attention", {"use_scale": True}), ("Attention", {"score_mode": "concat"}),

@@ -4,11 +4,11 @@ and, without Keras, against finite differences and for their errors."""
 
 from __future__ import annotations
 
+import functional_cases as fc
 import numpy as np
 import pytest
 
 import fastgru as fg
-import functional_cases as fc
 
 L = fg.layers
 

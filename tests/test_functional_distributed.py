@@ -3,12 +3,12 @@ several outputs) on a real LocalCluster; results equal the model's own predict/e
 
 from __future__ import annotations
 
+import functional_cases as fc
 import numpy as np
 import pytest
 
 import fastgru as fg
 import fastgru.distributed as fd
-import functional_cases as fc
 
 
 @pytest.fixture(scope="module")

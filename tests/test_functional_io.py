@@ -10,11 +10,11 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import functional_cases as fc
 import numpy as np
 import pytest
 
 import fastgru as fg
-import functional_cases as fc
 
 FILES = Path(__file__).resolve().parent / "fixtures" / "files"
 CASES = ("two_inputs", "siamese", "seq2seq_lstm", "two_outputs", "masked_merges", "bidirectional_states")

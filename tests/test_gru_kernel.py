@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import reference_gru
 
 import fastgru as fg
-from reference import reference_gru
 
 # every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
 pytestmark = pytest.mark.usefixtures("step_product_path")

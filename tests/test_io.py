@@ -4,8 +4,8 @@ load and predict like Keras did; damaged, foreign and unsupported files give spe
 from __future__ import annotations
 
 import json
-import warnings
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 

@@ -134,7 +134,7 @@ def _shortened(a: np.ndarray):
 
 
 def _cases():
-    for name, make, call in OPS_TABLE:
+    for name, make, _call in OPS_TABLE:
         for arg, value in make().items():
             for label, _ in _shortened(value):
                 yield pytest.param(name, arg, label, id=f"{name}-{arg}-{label.replace(' ', '_')}")

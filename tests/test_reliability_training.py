@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru.layers import GRU, Dense, Dropout, Input
+from fastgru.layers import GRU, Dense, Input
 
 
 def _model(seed=0):

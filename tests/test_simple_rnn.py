@@ -367,7 +367,7 @@ def test_layer_training_forward_backward_with_dropout_matches_reference(rng):
     layer.build((None, T, D))
     layer.set_weights([rng.standard_normal(w.shape) * 0.6 for w in layer.get_weights()])
     y, cache = layer.forward(x, mask=sequence_mask(rng))
-    prepared, mask, dmask, rmask = cache.prepared, cache.mask, cache.input_masks, cache.recurrent_masks
+    mask, dmask, rmask = cache.mask, cache.input_masks, cache.recurrent_masks
     assert dmask.shape == (B, D) and rmask.shape == (B, 3)
     assert set(np.unique(dmask)) <= {0.0, 1 / 0.7} and set(np.unique(rmask)) <= {0.0, 1 / 0.6}
     w, u, b = layer.get_weights()

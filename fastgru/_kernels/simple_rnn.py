@@ -32,7 +32,13 @@ from .activations import activate_inplace, derivative_from_output
 from .gru import project_inputs
 from .linalg import gemm, matmul_into
 from .rnn_common import (
-    column_sums, copy_rows, input_grads_slice, mask_rows, masked_step_output, project_train_slice, step_output_grad,
+    column_sums,
+    copy_rows,
+    input_grads_slice,
+    mask_rows,
+    masked_step_output,
+    project_train_slice,
+    step_output_grad,
 )
 
 N_SAVED = 2

@@ -216,7 +216,7 @@ def load_weights(model, path) -> None:
 def _v3_targets(model, root) -> tuple[list, list]:
     """(layers, specs) to fill from a Keras 3 weights file: a Functional model's leaves
     (io/keras_functional.py), else the model's layers at the paths of :func:`_v3_specs`."""
-    if getattr(model, "_fg_model", False):
+    if keras_functional.uses_graph(model):
         return keras_functional.v3_leaves(model)
     return model.layers, _v3_specs(model, root)
 
@@ -256,7 +256,7 @@ def save_model(model, path) -> None:
     ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
-    if getattr(model, "_fg_model", False):  # a Functional model (io/keras_functional.py)
+    if keras_functional.uses_graph(model):  # a Functional model, or a Sequential holding one
         keras_functional.save_functional(model, path)
         return
     keras_v3.save_keras_zip(model, path)
@@ -268,7 +268,7 @@ def save_weights(model, path) -> None:
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
     buffer = io.BytesIO()
-    if getattr(model, "_fg_model", False):
+    if keras_functional.uses_graph(model):
         keras_functional.write_weights(model, buffer)
     else:
         keras_v3.write_weights_h5(model, buffer)

@@ -20,9 +20,10 @@ _UMASK = _umask()  # read once at import (os.umask is process-wide; not safe to 
 
 @contextmanager
 def atomic_file(path):
-    """``with atomic_file(path) as f: f.write(...)``: ``path`` gets the content only when the block ends
-    without an exception (then atomically, durably); on an exception the temporary file is removed and
-    the previous file, if any, is untouched."""
+    """Write ``path`` all or nothing: a context manager that yields the open file to write.
+
+    ``path`` gets the content only when the block ends without an exception (then atomically, durably);
+    on an exception the temporary file is removed and the previous file, if any, is untouched."""
     named = path = os.fspath(path)
     if os.path.islink(path):  # write through a symlink, as open(path, "wb") would: replace its target
         path = os.path.realpath(path)

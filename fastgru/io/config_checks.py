@@ -55,7 +55,7 @@ def _dtype(value, label: str, path) -> str:
 
 
 def _activation(value, label: str, option: str, major: int, path) -> str:
-    """fastgru's activation name for a Keras activation entry; Keras 2's hard_sigmoid keeps its definition."""
+    """Fastgru's activation name for a Keras activation entry; Keras 2's hard_sigmoid keeps its definition."""
     if isinstance(value, dict):
         # Keras serialises built-in activations as plain names; a dict is a custom function or object,
         # except for a 'function' entry from Keras's own activations module
@@ -94,5 +94,6 @@ def _trainable(config: dict, label: str, path) -> bool:
     """A layer config's ``trainable`` (default true), which must be a boolean."""
     trainable = config.get("trainable", True)
     if not isinstance(trainable, (bool, np.bool_)):
-        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, found {_short(trainable)}")
+        raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
+                                   f"found {_short(trainable)}")
     return bool(trainable)

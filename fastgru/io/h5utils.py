@@ -206,7 +206,7 @@ def _check_collection(reader, at: int, n: int, lengths: int, label) -> None:
 
 
 def decode(value):
-    """bytes -> str (Keras writes attributes as bytes or str depending on version)."""
+    """Bytes -> str (Keras writes attributes as bytes or str depending on version)."""
     if isinstance(value, bytes):
         return value.decode("utf-8")
     if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":

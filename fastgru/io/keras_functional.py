@@ -35,7 +35,20 @@ GRAPH_CLASSES = ("Functional", "Model")
 
 
 def is_functional(model_config) -> bool:
-    return isinstance(model_config, dict) and model_config.get("class_name") in GRAPH_CLASSES
+    """True for a Functional config, or a Sequential one holding a Functional model (built here as a
+    Sequential whose layers include a fastgru Model)."""
+    if not isinstance(model_config, dict):
+        return False
+    if model_config.get("class_name") in GRAPH_CLASSES:
+        return True
+    if model_config.get("class_name") != "Sequential":
+        return False
+    config = model_config.get("config")
+    entries = config.get("layers") if isinstance(config, dict) else config
+    try:
+        return isinstance(entries, list) and any(is_functional(e) for e in entries[:MAX_LAYERS])
+    except RecursionError:  # a damaged config nested absurdly deep: the chain loader's error stands
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +172,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
         if lcls in GRAPH_CLASSES:
             objects[name] = _build_graph(entry, path, major, layer_path + "/", top, leaves, counter)
+        elif lcls == "Sequential" and is_functional(entry):
+            objects[name] = _build_sequential(entry, path, major, layer_path + "/", top, leaves, counter)
         elif lcls == "Sequential":
             spec = ModelSpec(name=name, input_batch_shape=None)
             _collect("Sequential", lcfg, layer_path + "/", top, spec, path)
@@ -328,6 +343,63 @@ def _mask_only_ops(entries, names, config, path):
     return parsed, mask_only
 
 
+def _build_sequential(model_config, path, major: int, prefix: str, group, leaves: list, counter: list):
+    """A Sequential config holding a Functional model: a fastgru Sequential whose entries are layers and
+    nested models (weights at ``<prefix>layers/<snake_class>[_n]``, InputLayers not counted)."""
+    _, config = _entry(model_config, path, "Sequential model config")
+    entries = config.get("layers") if isinstance(config, dict) else config
+    if not isinstance(entries, list):
+        raise ModelFileError(path, "Sequential config has no 'layers' list")
+    counter[0] += len(entries)
+    if counter[0] > MAX_LAYERS:
+        raise ModelFileError(path, f"the model config lists more than {MAX_LAYERS:,} layers")
+    name = config.get("name") if isinstance(config, dict) and isinstance(config.get("name"), str) else None
+    seq = registry.model_class("Sequential")(name=name)
+    used: dict[str, int] = {}
+    first_shape = None
+    for i, entry in enumerate(entries):
+        lcls, lcfg = _entry(entry, path, f"layer {i}")
+        if not isinstance(lcfg, dict):
+            raise ModelFileError(path, f"layer {i}: the config of {lcls} is not an object")
+        if lcls == "InputLayer":
+            shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path, f"InputLayer {i}")
+            if shape is None:
+                raise ModelFileError(path, f"InputLayer {i} of the Sequential model has no batch_shape")
+            seq.add(_input_layer(shape))
+            continue
+        key = _unique(snake_case(lcls), used)
+        layer_path = f"{prefix}layers/{key}"
+        lname = lcfg.get("name") if isinstance(lcfg.get("name"), str) else key
+        top = group or lname
+        if lcls in GRAPH_CLASSES:
+            layer = _build_graph(entry, path, major, layer_path + "/", top, leaves, counter)
+            first_shape = first_shape or ((None,) + tuple(layer.input_shape[1:]) if not seq._layers else None)
+        elif lcls == "Sequential":
+            layer = _build_sequential(entry, path, major, layer_path + "/", top, leaves, counter)
+        else:
+            if lcls == "TimeDistributed":
+                raise UnsupportedKerasFeature(f"layer {lname!r}: TimeDistributed in a Sequential model that holds a "
+                                              "Functional model is not supported")
+            vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
+            build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
+            spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
+            layer = build_layer(spec, major, path)
+            leaves.append((layer, spec))
+        try:
+            seq.add(layer)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(path, f"layer {lname!r} does not fit the Sequential model ({exc})") from None
+    if not seq.built and first_shape is not None:
+        try:
+            seq.build(first_shape)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(path, f"the layer configs do not fit together ({exc})") from None
+    if not seq.built:
+        raise ModelFileError(path, "the Sequential model config gives no input shape, so its weights cannot be "
+                                   "placed")
+    return seq
+
+
 def _input_layer(batch_shape):
     return registry.model_class("InputLayer")(batch_shape=batch_shape)
 
@@ -358,11 +430,12 @@ def build_functional(model_config, path, version, weight_bytes=None):
     leaves: list = []
     budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
+        build = _build_sequential if model_config.get("class_name") == "Sequential" else _build_graph
         if budget is not None:
             with weight_budget(budget):
-                model = _build_graph(model_config, path, major, "", None, leaves, [0])
+                model = build(model_config, path, major, "", None, leaves, [0])
         else:
-            model = _build_graph(model_config, path, major, "", None, leaves, [0])
+            model = build(model_config, path, major, "", None, leaves, [0])
     except WeightBudgetExceeded as exc:
         raise ModelFileError(path, f"the config implies more weights than the file can hold ({exc}): damaged or "
                                    "inconsistent file") from None
@@ -481,13 +554,36 @@ def write_weights(model, target) -> None:
                     group.create_dataset(str(i), data=next(weights))
 
 
+def uses_graph(model) -> bool:
+    """True for a Functional model, or a Sequential holding one (saved and weighted by this module)."""
+    if getattr(model, "_fg_model", False):
+        return True
+    return type(model).__name__ == "Sequential" and any(uses_graph(layer) for layer in model.layers)
+
+
+def _sequential_config(model) -> dict:
+    """Keras 3's config of a Sequential model whose layers include Functional models."""
+    from .keras_save import keras3_model_config
+
+    config = keras3_model_config(model)
+    config.pop("compile_config", None)
+    entries = config["config"]["layers"]
+    offset = len(entries) - len(model.layers)  # the InputLayer entry first
+    for i, layer in enumerate(model.layers):
+        if getattr(layer, "_fg_model", False):
+            entries[offset + i] = dict(functional_config(layer), name=layer.name)
+        elif uses_graph(layer):
+            entries[offset + i] = _sequential_config(layer)
+    return config
+
+
 def save_functional(model, path) -> None:
     import zipfile
 
     from .atomic import atomic_file
     from .keras_save import keras3_compile_config
 
-    config = functional_config(model)
+    config = functional_config(model) if getattr(model, "_fg_model", False) else _sequential_config(model)
     compile_config = keras3_compile_config(model) if not hasattr(getattr(model, "_compiled", None), "losses") \
         else None
     if compile_config is not None:
@@ -535,6 +631,7 @@ def load_h5_graph(f, config, version, path):
     from . import legacy_h5
 
     model, leaves = build_functional(config, path, version, os.path.getsize(path))
+    leaves = [(layer, spec) for layer, spec in leaves if layer.weights]  # a group reads its layers' weights in order
     legacy_h5.assign_legacy_weights([l for l, _ in leaves], [s for _, s in leaves],
                                     legacy_h5.model_weights_group(f, path), path)
     return model

@@ -19,8 +19,8 @@ from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
-from .time_distributed import TimeDistributed
 from .simple_rnn import SimpleRNN
+from .time_distributed import TimeDistributed
 
 __all__ = [
     "Activation",

@@ -260,7 +260,7 @@ class Bidirectional(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> "Bidirectional":
+    def from_config(cls, config: dict) -> Bidirectional:
         classes = {cls.__name__: cls for cls in registry.registered() if cls.keras.weights == "cell/vars"}
         config = dict(config)
 

@@ -20,8 +20,9 @@ concrete layer class; adding a layer is one module in ``layers/`` (decorated wit
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,9 @@ class Real(Constraint):
             return "a finite number"
         lo = "(" if self.open_low else "["
         hi = ")" if self.open_high else "]"
-        return f"a number in {lo}{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}{hi}"
+        low = "-inf" if self.low is None else self.low
+        high = "inf" if self.high is None else self.high
+        return f"a number in {lo}{low}, {high}{hi}"
 
 
 class StrOptions(Constraint):

@@ -12,6 +12,7 @@ layers call them with arrays they built); they still check every shape and dtype
 
 # PreparedGRU, PreparedLSTM, run_*, training_activation_codes, validate_*: internal (the layers call them
 # with arrays they built; they check what the kernels index by)
+from .common import training_activation_codes  # noqa: F401
 from .gru import (  # noqa: F401
     GRUGradients,
     GRUTrainCache,
@@ -45,7 +46,6 @@ from .simple_rnn import (  # noqa: F401
     simple_rnn_forward,
     simple_rnn_forward_train,
 )
-from .common import training_activation_codes  # noqa: F401
 from .validation import validate_gru_args, validate_lstm_args  # noqa: F401
 
 __all__ = [

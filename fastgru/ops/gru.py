@@ -17,8 +17,13 @@ from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import (
-    _as_float_array, _check_shape, check_backward_args, check_flags, check_run_args,
-    check_train_args, validate_gru_args,
+    _as_float_array,
+    _check_shape,
+    check_backward_args,
+    check_flags,
+    check_run_args,
+    check_train_args,
+    validate_gru_args,
 )
 
 

@@ -17,8 +17,16 @@ from .._kernels.activations import fast_code
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .common import EMPTY_MASK, training_activation_codes
 from .validation import (
-    _as_float_array, _check_finite, _check_mask, _check_shape, _internal, _validate_state, _validate_weights,
-    _validate_x, check_backward_args, check_flags,
+    _as_float_array,
+    _check_finite,
+    _check_mask,
+    _check_shape,
+    _internal,
+    _validate_state,
+    _validate_weights,
+    _validate_x,
+    check_backward_args,
+    check_flags,
 )
 
 _EMPTY2 = {np.dtype(np.float32): np.zeros((0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0), np.float64)}

@@ -49,7 +49,7 @@ def _validate_x(x) -> np.ndarray:
 
 
 def _validate_weights(x, kernel, recurrent_kernel, bias, n_gates, bias_shape):
-    """kernel (D, G*H), recurrent_kernel (H, G*H), bias of ``bias_shape(H)``: checked, converted."""
+    """Kernel (D, G*H), recurrent_kernel (H, G*H), bias of ``bias_shape(H)``: checked, converted."""
     dtype = x.dtype
     d = x.shape[2]
     kernel = _as_float_array("kernel", kernel, dtype)

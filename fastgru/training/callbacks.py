@@ -368,7 +368,7 @@ class ModelCheckpoint(_MonitorCallback):
         logs = logs or {}
         filepath = self._get_file_path(epoch, batch, logs)
         if os.path.isdir(filepath):
-            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+            raise OSError("Please specify a non-directory filepath for ModelCheckpoint. "
                           f"Filepath used is an existing directory: {filepath}")
         if not self._should_save_model(epoch, logs, filepath):
             return

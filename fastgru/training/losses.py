@@ -110,7 +110,7 @@ class Loss:
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Loss":
+    def from_config(cls, config: dict) -> Loss:
         config = {k: v for k, v in config.items() if k not in ("dtype", "fn")}
         if config.get("axis", -1) not in (-1, None):
             raise ValueError(f"only axis=-1 is supported; received axis={config['axis']}")

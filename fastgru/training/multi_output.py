@@ -31,7 +31,7 @@ class MultiArray:
     def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def __getitem__(self, idx) -> "MultiArray":
+    def __getitem__(self, idx) -> MultiArray:
         return MultiArray([a[idx] for a in self.arrays])
 
     @property

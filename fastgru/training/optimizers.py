@@ -4,10 +4,11 @@
 skip ``None`` gradients; clip (``clipnorm`` per tensor, else ``global_clipnorm``, else
 ``clipvalue``); decoupled weight decay ``var -= var * weight_decay * lr``; the update step; then
 ``iterations += 1``. An Embedding's gradient arrives as a :class:`RowGradient` (its slices, as
-TensorFlow's IndexedSlices), and the rules square slices as Keras does (see ``row_gradient``). Slots (momenta, velocities...) are created on the first call and keyed by the
-variable's position. Arithmetic runs in each variable's dtype. For float64 variables Keras rounds
-some hyperparameters through float32 (the learning rate is a float32 variable, and ``ops.cast`` of a
-Python float makes a float32 tensor first: SGD's momentum, Adam's betas inside the bias
+TensorFlow's IndexedSlices), and the rules square slices as Keras does (see ``row_gradient``). Slots
+(momenta, velocities...) are created on the first call and keyed by the variable's position. Arithmetic
+runs in each variable's dtype. For float64 variables Keras rounds some hyperparameters through float32
+(the learning rate is a float32 variable, and ``ops.cast`` of a Python float makes a float32 tensor
+first: SGD's momentum, Adam's betas inside the bias
 correction, weight decay, Adagrad's initial accumulator) while others mix in at full precision;
 this module does the same (see ``_kcast``).
 """
@@ -102,7 +103,7 @@ class Optimizer:
         pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
                  for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
         if pairs:
-            for (i, g, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
+            for (i, _, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
                 if g_clipped.shape != v.shape:
                     raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
                 lr = v.dtype.type(self._learning_rate)
@@ -137,7 +138,7 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "Optimizer":
+    def from_config(cls, config: dict) -> Optimizer:
         config = dict(config)
         lr = config.get("learning_rate")
         if isinstance(lr, dict):

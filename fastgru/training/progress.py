@@ -1,7 +1,7 @@
-"""A Keras-3-style progress bar for ``fit``/``evaluate``/``predict``.
+r"""A Keras-3-style progress bar for ``fit``/``evaluate``/``predict``.
 
 ``verbose=1``: ``12/32 ━━━━━━━━━━━━━━━━━━━━ 0s 2ms/step - accuracy: 0.5100 - loss: 0.6900``, redrawn
-in place (``\\r``) when stdout is a terminal; when it is not (a log file, a pipe) only the final
+in place (``\r``) when stdout is a terminal; when it is not (a log file, a pipe) only the final
 line of each epoch is written. ``verbose=2``: one line per epoch,
 ``32/32 - 0s - 2ms/step - accuracy: 0.5100 - loss: 0.6900``. :class:`fastgru.training.callbacks.ProgbarLogger` is the
 callback that drives it from ``fit``/``evaluate``/``predict`` as Keras's does.

@@ -47,8 +47,8 @@ class RowGradient:
         """Squared norm of all the slices (``clipnorm`` / ``global_clipnorm``)."""
         return np.sum(np.square(self.values), dtype=self.values.dtype)
 
-    def with_values(self, values: np.ndarray) -> "RowGradient":
+    def with_values(self, values: np.ndarray) -> RowGradient:
         return RowGradient(self.indices, values, self.shape)
 
-    def astype(self, dtype, copy: bool = False) -> "RowGradient":
+    def astype(self, dtype, copy: bool = False) -> RowGradient:
         return self.with_values(self.values.astype(dtype, copy=copy))
