@@ -18,10 +18,21 @@ import it.
 from __future__ import annotations
 
 import copy
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ._dask import (
+    _aligned_chunks,
+    _as_dask_like,
+    _check_num_threads,
+    _configure_thread,
+    _dask_array,
+    _get_client,
+    _metric_sums,
+    _scatter,
+    _sum_parts,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -29,44 +40,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["evaluate", "predict"]
 
-_local = threading.local()
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers that run on the workers
-# ---------------------------------------------------------------------------------------------
-
-
-def _configure_thread(num_threads: int | None) -> None:
-    """Set fastgru's thread count once per worker thread (Numba's setting is per thread)."""
-    if num_threads is None or getattr(_local, "num_threads", None) == num_threads:
-        return
-    from ._threads import set_num_threads
-
-    set_num_threads(num_threads)
-    _local.num_threads = num_threads
-
 
 def _predict_block(x_block: np.ndarray, model, batch_size: int | None, num_threads: int | None,
                    out_dtype: np.dtype) -> np.ndarray:
     _configure_thread(num_threads)
     return np.asarray(model.predict(x_block, batch_size=batch_size)).astype(out_dtype, copy=False)
-
-
-def _metric_sums(metric) -> tuple[float, float]:
-    """(total, count) of a mean-type metric (``result() == total / count``)."""
-    from .training import metrics as metrics_module
-
-    if isinstance(metric, metrics_module.AutoAccuracy):
-        if metric.metric is None:
-            return 0.0, 0.0
-        metric = metric.metric
-    if isinstance(metric, metrics_module.Mean):
-        return float(metric.total), float(metric.count)
-    raise TypeError(
-        f"fastgru.distributed.evaluate reduces mean-type metrics (accuracy, mae, mse, ...); metric "
-        f"{getattr(metric, 'name', metric)!r} of type {type(metric).__name__} has no (total, count) state"
-    )
 
 
 def _evaluate_block(x_block: np.ndarray, y_block: np.ndarray, sw_block: np.ndarray | None, model,
@@ -94,44 +72,6 @@ def _evaluate_block(x_block: np.ndarray, y_block: np.ndarray, sw_block: np.ndarr
     else:
         sums += [_metric_sums(m) for m in compiled.metrics]
     return np.array(sums, dtype=np.float64).reshape(-1)
-
-
-def _sum_parts(*parts: np.ndarray) -> np.ndarray:
-    return np.sum(np.stack(parts), axis=0)
-
-
-# ---------------------------------------------------------------------------------------------
-# driver side
-# ---------------------------------------------------------------------------------------------
-
-
-def _get_client(client):
-    try:
-        from distributed import get_client
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "fastgru.distributed needs dask and distributed: pip install 'fastgru[dask]'"
-        ) from exc
-    if client is not None:
-        return client
-    try:
-        return get_client()
-    except ValueError:
-        raise ValueError(
-            "fastgru.distributed needs a dask.distributed Client: create one first, e.g. "
-            "Client(LocalCluster(n_workers=2, threads_per_worker=1)) on one machine or "
-            "Client('tcp://scheduler-address:8786') for a cluster, or pass client="
-        ) from None
-
-
-def _dask_array():
-    try:
-        import dask.array as da
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "fastgru.distributed needs dask and distributed: pip install 'fastgru[dask]'"
-        ) from exc
-    return da
 
 
 def _check_model(model) -> None:
@@ -188,17 +128,6 @@ def _check_x(model, x, what: str = "x"):
     if not model.built:  # as Keras's predict: build from the data, here once, before the model travels
         model.build((None,) + tuple(x.shape[1:]))
     return x
-
-
-def _check_num_threads(num_threads) -> None:
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer))
-                                    or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive integer or None, received {num_threads!r}")
-
-
-def _scatter(client, model):
-    """One copy of the model on every worker, under a fresh key (changed weights never hit an old copy)."""
-    return client.scatter(model, broadcast=True, hash=False)
 
 
 def _output_shape(model, x_shape: tuple) -> tuple:
@@ -260,27 +189,6 @@ def predict(model, x: dask.array.Array, *, batch_size: int | None = None, client
         chunks=chunks, dtype=out_dtype, meta=np.empty((0,) * out_ndim, out_dtype),
         token="fastgru-predict", **kwargs,
     )
-
-
-def _aligned_chunks(chunks: tuple, batch_size: int) -> tuple:
-    """Batch-axis chunks whose boundaries fall on multiples of ``batch_size`` (the last one on n)."""
-    n = int(sum(chunks))
-    ends = np.cumsum(chunks)[:-1]
-    cuts = sorted({int(e) // batch_size * batch_size for e in ends} - {0})
-    bounds = [0] + cuts + [n]
-    return tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]) if b > a) or (n,)
-
-
-def _as_dask_like(da, a, name: str, n: int, batch_chunks: tuple):
-    """``a`` (numpy or dask, first axis ``n`` long) as a dask array with ``batch_chunks`` along axis 0."""
-    if isinstance(a, da.Array):
-        if a.ndim == 0 or a.shape[0] != n:
-            raise ValueError(f"{name} must have {n} entries along its first axis (as x), received shape {a.shape}")
-        return a.rechunk({0: batch_chunks, **{i: -1 for i in range(1, a.ndim)}})
-    a = np.asarray(a)
-    if a.ndim == 0 or len(a) != n:
-        raise ValueError(f"{name} must have {n} entries along its first axis (as x), received shape {a.shape}")
-    return da.from_array(a, chunks=(batch_chunks,) + tuple((d,) for d in a.shape[1:]))
 
 
 def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sample_weight=None,

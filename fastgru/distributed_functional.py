@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-from . import distributed as base
+from . import _dask as base
 
 
 def _inputs(model, x) -> list:
