@@ -150,3 +150,23 @@ def test_activation_layer_head_trains_like_keras(rng, tmp_path):
     path = tmp_path / "act.keras"
     km.save(path)
     np.testing.assert_allclose(fg.load_model(path).predict(x), km.predict(x, verbose=0), atol=2e-5)
+
+
+@pytest.mark.keras
+def test_compiled_metrics_ignore_sample_weight_as_keras(keras, rng):
+    """Keras 3 weights the loss by sample_weight but not the compiled ``metrics`` (only
+    ``weighted_metrics`` would be): evaluate and fit report the same numbers as Keras."""
+    x = rng.standard_normal((16, 5, 3)).astype(np.float32)
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+    sw = rng.random(16).astype(np.float32)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.Sequential([fg.layers.Input(shape=(5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    ours.set_weights(km.get_weights())
+    km.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    ours.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    expected = km.evaluate(x, y, sample_weight=sw, batch_size=16, verbose=0)
+    np.testing.assert_allclose(ours.evaluate(x, y, sample_weight=sw, batch_size=16, verbose=0), expected, rtol=1e-5)
+    k_hist = km.fit(x, y, sample_weight=sw, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    o_hist = ours.fit(x, y, sample_weight=sw, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    for key in ("loss", "mae"):
+        np.testing.assert_allclose(o_hist[key], k_hist[key], rtol=1e-4)

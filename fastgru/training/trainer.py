@@ -140,7 +140,8 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
 def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -> None:
     compiled.loss_tracker.update_state(value, sample_weight=len(y_pred))
     for m in compiled.ensure_metrics(y, y_pred):
-        m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+        # Keras 3 weights the loss by sample_weight, not the compiled ``metrics`` (only ``weighted_metrics``)
+        m.update_state(y, y_pred, mask=mask)
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
