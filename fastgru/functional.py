@@ -331,73 +331,14 @@ def _kind(layer) -> str:
 # recurrent layers with states in and out (training)
 # ---------------------------------------------------------------------------------------------
 def _rnn_forward(layer, x, mask, training, states):
-    """A GRU/LSTM/SimpleRNN training forward returning [output, *final states] when ``return_state`` (the
-    layer's own ``forward`` passes one array); the cache keeps what the state-aware backward needs."""
-    from . import ops
-
-    kind = _layer_kind(layer)
-    lstm = kind == "LSTM"
-    if not training and not layer.return_state:
-        return layer.call(x, mask=mask, initial_state=states or None), None
-    x = layer._check_input(np.asarray(x))
-    act, ract = ops.training_activation_codes(layer.activation, layer.recurrent_activation,
-                                              *((kind,) if kind != "GRU" else ()))
-    m = layer._mask(x, mask)
-    input_masks, recurrent_masks = layer._dropout_masks(x) if training else (None, None)
-    prepared = layer._prepared(x.dtype)
-    with layer._exclusive():
-        init = layer._initial_states(x, states or None)
-        if lstm:
-            h0, c0 = init or (None, None)
-            outputs, h_last, c_last, saved = ops.run_lstm_train(
-                x, prepared, h0, c0, m, act, ract, layer.return_sequences, layer.go_backwards,
-                layer.zero_output_for_mask, input_masks, recurrent_masks)
-            finals = [h_last, c_last]
-        elif kind == "SimpleRNN":
-            outputs, h_last, saved = ops.run_simple_rnn_train(
-                x, prepared, init and init[0], m, act, layer.return_sequences, layer.go_backwards,
-                layer.zero_output_for_mask, input_masks, recurrent_masks)
-            finals = [h_last]
-        else:
-            outputs, h_last, saved = ops.run_gru_train(
-                x, prepared, init and init[0], m, act, ract, layer.return_sequences, layer.go_backwards,
-                layer.zero_output_for_mask, input_masks, recurrent_masks)
-            finals = [h_last]
-        layer._keep_states(*finals)
-    y = [outputs] + finals if layer.return_state else outputs
-    return y, (x, prepared, saved, m, act, ract, input_masks, recurrent_masks, kind)
+    """A recurrent layer's training forward with states in and [output, *final states] out
+    (``RecurrentLayer.forward_with_states``)."""
+    return layer.forward_with_states(x, mask=mask, training=training, initial_state=states or None)
 
 
 def _rnn_backward(layer, d_outputs, cache, need_dx):
     """(dx, [d initial states], grads) from the gradients of [output, *final states] (None for zeros)."""
-    from . import ops
-
-    x, prepared, saved, m, act, ract, input_masks, recurrent_masks, kind = cache
-    lstm = kind == "LSTM"
-    d_out = d_outputs[0]
-    d_out = None if d_out is None else np.ascontiguousarray(d_out, dtype=x.dtype)
-    finals = [None if d is None else np.ascontiguousarray(d, dtype=x.dtype) for d in d_outputs[1:]]
-    finals += [None] * ((2 if lstm else 1) - len(finals))
-    if d_out is None:
-        shape = (x.shape[0], x.shape[1], layer.units) if layer.return_sequences else (x.shape[0], layer.units)
-        d_out = np.zeros(shape, x.dtype)
-    if lstm:
-        dx, dw, du, db, dh0, dc0 = ops.run_lstm_backward(
-            x, prepared, saved, m, act, ract, layer.return_sequences, layer.go_backwards, layer.zero_output_for_mask,
-            d_out, finals[0], finals[1], input_masks, recurrent_masks, need_dx)
-        d_states = [dh0, dc0]
-    elif kind == "SimpleRNN":
-        dx, dw, du, db, dh0 = ops.run_simple_rnn_backward(
-            x, prepared, saved, m, act, layer.return_sequences, layer.go_backwards, layer.zero_output_for_mask,
-            d_out, finals[0], input_masks, recurrent_masks, need_dx)
-        d_states = [dh0]
-    else:
-        dx, dw, du, db, dh0 = ops.run_gru_backward(
-            x, prepared, saved, m, act, ract, layer.return_sequences, layer.go_backwards, layer.zero_output_for_mask,
-            d_out, finals[0], input_masks, recurrent_masks, need_dx)
-        d_states = [dh0]
-    dx, grads = layer._gradients(dx, dw, du, db)
-    return dx, d_states, grads
+    return layer.backward_with_states(d_outputs, cache, need_dx)
 
 
 def _bidirectional_forward(layer, x, mask, training, states):

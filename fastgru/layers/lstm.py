@@ -88,13 +88,13 @@ class LSTM(RecurrentLayer):
         )
         return outputs, [h_last, c_last], saved
 
-    def _run_backward(self, cache, dy, need_dx):
-        dx, dw, du, db, _, _ = ops.run_lstm_backward(
+    def _run_backward(self, cache, dy, d_last, need_dx):
+        dx, dw, du, db, dh0, dc0 = ops.run_lstm_backward(
             cache.x, cache.prepared, cache.saved, cache.mask, cache.act, cache.ract, self.return_sequences,
-            self.go_backwards, self.zero_output_for_mask, dy, None, None, cache.input_masks,
+            self.go_backwards, self.zero_output_for_mask, dy, d_last[0], d_last[1], cache.input_masks,
             cache.recurrent_masks, need_dx,
         )
-        return dx, dw, du, db
+        return dx, dw, du, db, [dh0, dc0]
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:

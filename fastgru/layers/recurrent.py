@@ -277,8 +277,9 @@ class RecurrentLayer(Layer):
         """Training forward: ``(outputs, last states, saved)``."""
         raise NotImplementedError
 
-    def _run_backward(self, cache: RecurrentTrainCache, dy: np.ndarray, need_dx: bool):
-        """BPTT: ``(dx or None, dkernel, drecurrent_kernel, dbias)`` from dL/doutputs ``dy``."""
+    def _run_backward(self, cache: RecurrentTrainCache, dy: np.ndarray, d_last: list, need_dx: bool):
+        """BPTT: ``(dx or None, dkernel, drecurrent_kernel, dbias, [d initial states])`` from dL/doutputs
+        ``dy`` and ``d_last``, the gradients of the final states (None entries: zero)."""
         raise NotImplementedError
 
     # ---- calling ------------------------------------------------------------------------------
@@ -293,26 +294,48 @@ class RecurrentLayer(Layer):
     def forward(self, x, mask=None, training: bool = True, initial_state=None):
         """Training forward: saves what :meth:`backward` needs (dropout active when ``training``)."""
         self._check_trainable_call()
-        if not training:
+        return self.forward_with_states(x, mask=mask, training=training, initial_state=initial_state)
+
+    def forward_with_states(self, x, mask=None, training: bool = True, initial_state=None):
+        """The training forward of a Functional graph's state passing: ``[outputs, *final states]`` when
+        ``return_state`` (else the outputs), and the cache :meth:`backward_with_states` takes. Without
+        ``training`` (evaluation) no dropout masks are drawn."""
+        if not training and not self.return_state:
             return self.call(x, mask=mask, initial_state=initial_state), None
         x = self._check_input(np.asarray(x))
         act, ract = ops.training_activation_codes(self.activation, getattr(self, "recurrent_activation", "sigmoid"),
                                                   type(self).__name__)
         mask = self._mask(x, mask)
-        input_masks, recurrent_masks = self._dropout_masks(x)
+        input_masks, recurrent_masks = self._dropout_masks(x) if training else (None, None)
         prepared = self._prepared(x.dtype)
         with self._exclusive():
             states = self._initial_states(x, initial_state)
             outputs, last, saved = self._run_train(x, prepared, states, mask, act, ract, input_masks,
                                                    recurrent_masks)
             self._keep_states(*last)
-        return outputs, RecurrentTrainCache(x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+        cache = RecurrentTrainCache(x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
+        return ([outputs, *last] if self.return_state else outputs), cache
 
     def backward(self, dy, cache: RecurrentTrainCache, need_dx: bool = True):
         """BPTT: ``(dL/dx, [dkernel, drecurrent_kernel, dbias])`` from ``dy`` = dL/doutputs (dL/dx is
         None when ``need_dx`` is False: one GEMM less for a model's first layer)."""
-        dx, dw, du, db = self._run_backward(cache, np.ascontiguousarray(dy, dtype=cache.x.dtype), need_dx)
-        return self._gradients(dx, dw, du, db)
+        dx, _, grads = self.backward_with_states([dy], cache, need_dx)
+        return dx, grads
+
+    def backward_with_states(self, d_outputs: list, cache: RecurrentTrainCache, need_dx: bool = True):
+        """``(dL/dx, [dL/d initial states], grads)`` from ``d_outputs`` = [dL/doutputs, *dL/d final states]
+        (None entries, or missing final states, count as zero)."""
+        dtype = cache.x.dtype
+        d_out = d_outputs[0]
+        if d_out is None:
+            bsz, steps = cache.x.shape[:2]
+            d_out = np.zeros((bsz, steps, self.units) if self.return_sequences else (bsz, self.units), dtype)
+        d_last = [None if d is None else np.ascontiguousarray(d, dtype=dtype) for d in d_outputs[1:]]
+        d_last += [None] * (len(self.state_names) - len(d_last))
+        dx, dw, du, db, d_states = self._run_backward(cache, np.ascontiguousarray(d_out, dtype=dtype), d_last,
+                                                      need_dx)
+        dx, grads = self._gradients(dx, dw, du, db)
+        return dx, d_states, grads
 
     def _gradients(self, dx, dkernel, drecurrent_kernel, dbias):
         """``(dx, grads)`` as ``backward`` returns them: the weights' gradients in Keras's order, in

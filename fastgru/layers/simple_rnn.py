@@ -96,12 +96,12 @@ class SimpleRNN(RecurrentLayer):
         )
         return outputs, [h_last], saved
 
-    def _run_backward(self, cache, dy, need_dx):
-        dx, dw, du, db, _ = ops.run_simple_rnn_backward(
+    def _run_backward(self, cache, dy, d_last, need_dx):
+        dx, dw, du, db, dh0 = ops.run_simple_rnn_backward(
             cache.x, cache.prepared, cache.saved, cache.mask, cache.act, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, dy, None, cache.input_masks, cache.recurrent_masks, need_dx,
+            self.zero_output_for_mask, dy, d_last[0], cache.input_masks, cache.recurrent_masks, need_dx,
         )
-        return dx, dw, du, db
+        return dx, dw, du, db, [dh0]
 
     # ---- config -----------------------------------------------------------------------------
     def get_config(self) -> dict:
