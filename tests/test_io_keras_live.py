@@ -187,3 +187,15 @@ def test_compiled_keras_model_loads_compiled(tmp_path, suffix):
     assert ours.compiled and abs(ours.optimizer.learning_rate - 0.01) < 1e-8
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
     assert not fg.load_model(tmp_path / f"c{suffix}", compile=False).compiled
+
+
+def test_legacy_h5_nested_group_ending_in_a_layer_without_weights(keras, tmp_path):
+    """A nested model's .h5 group whose last layer has no weights (GRU then Dropout) loads (it raised
+    IndexError, reported as damaged data, before)."""
+    L = keras.layers
+    inner = keras.Sequential([keras.Input((5, 3)), L.GRU(4), L.Dropout(0.2)], name="inner")
+    km = keras.Sequential([keras.Input((5, 3)), inner, L.Dense(2)])
+    km.save(tmp_path / "m.h5")
+    x = np.random.default_rng(0).standard_normal((3, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0), rtol=1e-5,
+                               atol=2e-6)

@@ -34,15 +34,17 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
                                        f"the config implies {needed}")
         shapes = [dataset_shape(group, n, path) for n in names]
         expected = [w.shape for l in group_layers for w in l.weights]
+        # the group's layers that hold weights (a nested model's group may end in a Dropout)
+        holders = [layer for layer in group_layers if layer.weights]
         i = 0
-        for layer in group_layers:  # shapes first, from the headers: nothing is read for a wrong one
+        for layer in holders:  # shapes first, from the headers: nothing is read for a wrong one
             check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=f"{group_name}/{names[i]}")
             i += len(layer.weights)
-        integer = [w.dtype.kind in "iu" for l in group_layers for w in l.weights]
+        integer = [w.dtype.kind in "iu" for l in holders for w in l.weights]
         arrays = [read_dataset(group, n, path, shape, integer=i) for n, shape, i in zip(names, expected, integer)]
-        for layer in group_layers:
+        for layer in holders:
             n = len(layer.weights)
-            set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0] if names else ''}")
+            set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0]}")
             arrays, names = arrays[n:], names[n:]
 
 
