@@ -1,0 +1,374 @@
+"""The Functional API's symbolic side: ``Input`` (a symbolic tensor), layers called on symbolic tensors
+(recording nodes), the graph put in Keras's order (``map_graph``) and the steps a plan runs, including
+recurrent layers with states in and out. ``fastgru.functional.Model`` builds on it."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+
+from .layers.base import install_symbolic_call
+from .layers.core import InputLayer
+
+_ids = itertools.count()
+#: the output mask of a nested model's last call in this thread (read by its compute_mask)
+_last_masks = threading.local()
+
+
+# ---------------------------------------------------------------------------------------------
+# symbolic tensors and nodes
+# ---------------------------------------------------------------------------------------------
+class KerasTensor:
+    """A symbolic tensor: its batch shape, dtype, and the layer call (node) that makes it."""
+
+    _fg_symbolic = True
+
+    def __init__(self, shape, dtype="float32", layer=None, node=None, index: int = 0, name: str | None = None):
+        self.shape = tuple(shape)
+        self.dtype = str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.layer, self.node, self.index = layer, node, index
+        self.name = name or (layer.name if layer is not None else "tensor")
+        self._id = next(_ids)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def _keras_history(self):
+        return self.layer, self.layer._inbound_nodes.index(self.node), self.index
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __reduce__(self):
+        raise TypeError("a symbolic KerasTensor cannot be pickled; pickle the Model built from it")
+
+
+class Node:
+    """One call of a layer on symbolic tensors."""
+
+    def __init__(self, layer, args, states, outputs_shapes, list_args: bool, list_outputs: bool):
+        self.layer = layer
+        self.args = list(args)  # the positional input tensors (one, or the list a merge layer takes)
+        self.states = list(states)  # initial_state tensors (recurrent layers)
+        self.masks: list = []  # an explicit mask= (one tensor, or one per input of a merge; None entries)
+        self.list_args = list_args
+        self.list_outputs = list_outputs
+        self.is_input = isinstance(layer, InputLayer)
+        inbound = layer.__dict__.setdefault("_inbound_nodes", [])
+        inbound.append(self)
+        dtype = getattr(layer, "input_dtype", None) if self.is_input else None
+        dtype = dtype or getattr(layer, "dtype", "float32")
+        self.outputs = [KerasTensor(s, dtype, layer, self, i, name=layer.name if len(outputs_shapes) == 1
+                                    else f"{layer.name}_{i}") for i, s in enumerate(outputs_shapes)]
+
+    @property
+    def inputs(self) -> list:
+        return self.args + self.states + [m for m in self.masks if m is not None]
+
+    @property
+    def parent_nodes(self) -> list:
+        return [t.node for t in self.inputs]
+
+
+def is_symbolic(x) -> bool:
+    if getattr(x, "_fg_symbolic", False) or isinstance(x, InputLayer):
+        return True
+    return isinstance(x, (list, tuple)) and any(is_symbolic(v) for v in x)
+
+
+def input_tensor(layer: InputLayer) -> KerasTensor:
+    """The symbolic tensor an InputLayer makes (``fg.layers.Input`` returns the layer itself)."""
+    nodes = layer.__dict__.get("_inbound_nodes")
+    if not nodes:
+        Node(layer, [], [], [tuple(layer.batch_shape)], False, False)
+        nodes = layer._inbound_nodes
+    return nodes[0].outputs[0]
+
+
+def _tensor(x, what: str) -> KerasTensor:
+    if isinstance(x, InputLayer):
+        return input_tensor(x)
+    if not isinstance(x, KerasTensor):
+        raise TypeError(f"{what}: expected a symbolic tensor (from fg.Input or a layer called on one), received "
+                        f"{type(x).__name__}")
+    return x
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, sparse=None,  # noqa: N802
+          tensor=None, optional=False):
+    """Keras 3's ``keras.Input``: a symbolic tensor of batch shape ``(batch_size,) + shape``."""
+    if sparse or tensor is not None or optional:
+        raise ValueError("fg.Input: sparse, tensor and optional inputs are not supported")
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+    return input_tensor(layer)
+
+
+def _compatible(expected, received) -> bool:
+    """Same rank and the same size on the last (feature) axis, as Keras's input specs check; the other
+    axes (time steps) may differ."""
+    if len(expected) != len(received):
+        return False
+    if len(expected) < 2:
+        return True
+    a, b = expected[-1], received[-1]
+    return a is None or b is None or a == b
+
+
+def _layer_kind(layer) -> str:
+    return type(layer).__name__
+
+
+def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, **kwargs):
+    """Record ``layer`` called on symbolic ``inputs``: shapes checked and the layer built now, the
+    output tensors (one, or a list for several outputs) returned."""
+    label = f"{_layer_kind(layer)} {layer.name!r}"
+    if kwargs:
+        raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
+    masks = []
+    if mask is not None:  # an explicit mask= overrides the propagated one, as in Keras
+        listed = isinstance(mask, (list, tuple))
+        masks = [None if m is None else _tensor(m, f"{label} mask") for m in (mask if listed else [mask])]
+    list_args = isinstance(inputs, (list, tuple))
+    args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
+    states = []
+    if initial_state is not None:
+        if not hasattr(layer, "return_state") or not (hasattr(layer, "units") or hasattr(layer, "forward_layer")):
+            raise TypeError(f"{label} takes no initial_state")
+        states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = [_tensor(s, f"{label} initial_state {i}") for i, s in enumerate(states)]
+    in_shape = [t.shape for t in args] if list_args else args[0].shape
+    if getattr(layer, "_fg_model", False) or _layer_kind(layer) == "Sequential":
+        out_shapes = _nested_model_shapes(layer, args, list_args, label)
+    else:
+        if list_args and not getattr(layer, "_takes_list", False) and not hasattr(layer, "_check_count"):
+            if len(args) != 1:
+                raise ValueError(f"{label} takes one input, received a list of {len(args)}")
+            in_shape = args[0].shape
+            list_args = False
+        if layer.built:
+            built = layer.input_shape
+            ok = (all(_compatible(b, s) for b, s in zip(built, in_shape)) and len(built) == len(in_shape)) \
+                if list_args else _compatible(built, in_shape)
+            if not ok:
+                raise ValueError(f"{label} was built for input shape {_fmt(built)} and is called on a tensor of "
+                                 f"incompatible shape {_fmt(in_shape)}")
+        else:
+            try:
+                layer.build(list(in_shape) if list_args else tuple(in_shape))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+        try:
+            out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+        out_shapes = out if isinstance(out, list) else [out]
+        out_shapes = [tuple(s) for s in out_shapes]
+    if states:
+        n = _n_states(layer)
+        if len(states) != n:
+            raise ValueError(f"{label} has {n} state(s); initial_state holds {len(states)} tensors")
+        units = layer.forward_layer.units if hasattr(layer, "forward_layer") else layer.units
+        for i, s in enumerate(states):
+            if len(s.shape) != 2 or s.shape[1] not in (None, units):
+                raise ValueError(f"{label}: initial_state {i} must have shape (batch, {units}), received "
+                                 f"{_fmt(s.shape)}")
+    if masks:
+        if len(masks) != len(args):
+            raise ValueError(f"{label}: {len(args)} input(s) but {len(masks)} mask(s)")
+        for i, (m, a) in enumerate(zip(masks, args)):
+            if m is not None and tuple(m.shape[1:]) != tuple(a.shape[1:len(m.shape)]):
+                raise ValueError(f"{label}: mask {i} of shape {_fmt(m.shape)} does not fit its input of shape "
+                                 f"{_fmt(a.shape)} (expected the input's leading axes, e.g. (batch, timesteps))")
+    node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or getattr(layer, "_fg_model", False)
+                and layer._list_outputs)
+    node.masks = masks
+    return node.outputs if node.list_outputs else node.outputs[0]
+
+
+install_symbolic_call(symbolic_call)
+
+
+def _n_states(layer) -> int:
+    if hasattr(layer, "forward_layer"):
+        return 2 * len(layer.forward_layer.state_names)
+    return len(layer.state_names)
+
+
+def _fmt(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_fmt(s) for s in shape) + "]"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _nested_model_shapes(model, args, list_args, label):
+    if _layer_kind(model) == "Sequential":
+        if list_args and len(args) != 1:
+            raise ValueError(f"{label} takes one input, received {len(args)}")
+        shape = args[0].shape
+        if not model.built:
+            model.build(shape)
+        elif not _compatible(model.input_shape, shape):
+            raise ValueError(f"{label} expects input shape {_fmt(model.input_shape)}, received {_fmt(shape)}")
+        out = model.output_shape
+        return [tuple(s) for s in out] if isinstance(out, list) else [tuple(out)]
+    expected = [t.shape for t in model._inputs]
+    if len(args) != len(expected):
+        raise ValueError(f"{label} takes {len(expected)} input(s), received {len(args)}")
+    for name, e, a in zip(model.input_names, expected, args):
+        if not _compatible(e, a.shape):
+            raise ValueError(f"{label}: input {name!r} expects shape {_fmt(e)}, received {_fmt(a.shape)}")
+    return [t.shape for t in model._outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph: Keras's order, checks, the flat plan
+# ---------------------------------------------------------------------------------------------
+def map_graph(inputs: list, outputs: list):
+    """(nodes in execution order, layers in Keras's ``model.layers`` order); refuses cycles and
+    disconnected graphs with the tensor and layer named."""
+    finished, in_progress = set(), set()
+    ordered_nodes, op_index = [], {}
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor, via):
+        node = tensor.node
+        if id(node) in finished:
+            return
+        if id(tensor) in input_ids and not node.is_input:
+            finished.add(id(node))
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"the graph has a cycle: tensor {tensor.name!r} of layer {node.layer.name!r} depends on "
+                             "itself")
+        op_index.setdefault(id(node.layer), (len(op_index), node.layer))
+        in_progress.add(id(node))
+        if not node.is_input:
+            for t in node.inputs:
+                visit(t, node)
+        in_progress.discard(id(node))
+        finished.add(id(node))
+        ordered_nodes.append(node)
+
+    for t in outputs:
+        visit(t, None)
+    in_graph = {id(n) for n in ordered_nodes}
+    node_depth, op_depth = {}, {}
+    for node in reversed(ordered_nodes):
+        depth = node_depth.setdefault(id(node), 0)
+        depth = max(depth, op_depth.get(id(node.layer), 0))
+        op_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:  # unused inputs are refused by the caller; keep them in the layer list as Keras does
+        if id(t.node.layer) not in op_depth:
+            op_depth[id(t.node.layer)] = 0
+            op_index[id(t.node.layer)] = (-1, t.node.layer)
+    layers = sorted(op_index.values(), key=lambda v: (-op_depth[id(v[1])], v[0]))
+    # check that every tensor is computable from the inputs
+    computable = set(input_ids)
+    by_depth = sorted(ordered_nodes, key=lambda n: -node_depth[id(n)])
+    for node in by_depth:
+        for t in node.inputs:
+            if id(t) not in computable:
+                raise ValueError(f"Graph disconnected: layer {node.layer.name!r} needs tensor {t.name!r} (made by "
+                                 f"{_layer_kind(t.node.layer)} {t.node.layer.name!r}), which cannot be computed from "
+                                 f"the model's inputs {[x.name for x in inputs]}")
+        if node.is_input and id(node.outputs[0]) not in computable:
+            raise ValueError(f"Graph disconnected: the outputs need Input {node.layer.name!r}, which is not one of the "
+                             f"model's inputs {[x.name for x in inputs]}")
+        computable.update(id(t) for t in node.outputs)
+    return by_depth, [layer for _, layer in layers]
+
+
+def _explicit_masks(step, vals, propagated):
+    """The mask(s) a step's layer gets when its node has an explicit mask= (None entries: propagated)."""
+    given = [None if s is None else vals[s] for s in step.masks]
+    if not step.list_args:
+        return given[0] if given[0] is not None else propagated
+    prop = propagated if propagated is not None else [None] * len(given)
+    return [g if g is not None else p for g, p in zip(given, prop)]
+
+
+class _Step:
+    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks")
+
+    def __init__(self, layer, node, args, states, outs, list_args, kind):
+        self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
+        self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
+        self.masks = None  # slots of an explicit mask= (None entries: propagated)
+
+
+def _kind(layer) -> str:
+    name = _layer_kind(layer)
+    if name == "Sequential":
+        return "sequential"
+    if getattr(layer, "_fg_model", False):
+        return "model"
+    if name in ("GRU", "LSTM", "SimpleRNN"):
+        return "rnn"
+    if name == "Bidirectional":
+        return "bidirectional"
+    return "layer"
+
+
+# ---------------------------------------------------------------------------------------------
+# recurrent layers with states in and out (training)
+# ---------------------------------------------------------------------------------------------
+def _rnn_forward(layer, x, mask, training, states):
+    """A recurrent layer's training forward with states in and [output, *final states] out
+    (``RecurrentLayer.forward_with_states``)."""
+    return layer.forward_with_states(x, mask=mask, training=training, initial_state=states or None)
+
+
+def _rnn_backward(layer, d_outputs, cache, need_dx):
+    """(dx, [d initial states], grads) from the gradients of [output, *final states] (None for zeros)."""
+    return layer.backward_with_states(d_outputs, cache, need_dx)
+
+
+def _bidirectional_forward(layer, x, mask, training, states):
+    from ._threads import side_by_side
+
+    if layer.merge_mode is None:
+        raise ValueError(f"Bidirectional {layer.name!r} with merge_mode=None: training through it is not supported")
+    fwd, bwd = layer._split_initial_state(states or None)
+    (y, cf), (y_rev, cb) = side_by_side(
+        lambda: _rnn_forward(layer.forward_layer, x, mask, training, fwd),
+        lambda: _rnn_forward(layer.backward_layer, x, mask, training, bwd),
+    )
+    if not layer.return_state:
+        return layer._merge(y, y_rev), (cf, cb, y, y_rev)
+    out = layer._merge(y[0], y_rev[0])
+    return [out] + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
+
+
+def _bidirectional_backward(layer, d_outputs, cache, need_dx):
+    cf, cb, y, y_rev = cache
+    dy = d_outputs[0]
+    if dy is None:
+        dy = np.zeros(layer._merge(y, y_rev).shape, y.dtype)
+    if layer.merge_mode == "concat":
+        h = y.shape[-1]
+        dy_f, dy_b = dy[..., :h], dy[..., h:]
+    elif layer.merge_mode == "sum":
+        dy_f = dy_b = dy
+    elif layer.merge_mode == "ave":
+        dy_f = dy_b = dy / dy.dtype.type(2)
+    else:
+        aligned = y_rev[:, ::-1] if layer.return_sequences else y_rev
+        dy_f, dy_b = dy * aligned, dy * y
+    if layer.return_sequences:
+        dy_b = dy_b[:, ::-1]
+    n = len(layer.forward_layer.state_names)
+    ds = list(d_outputs[1:]) + [None] * (2 * n - len(d_outputs[1:]))
+    if cf is None:  # inference forward (not training, no states): nothing to differentiate
+        raise RuntimeError("internal: backward through an inference-mode Bidirectional")
+    dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)
+    dx_b, s_b, g_b = _rnn_backward(layer.backward_layer, [np.ascontiguousarray(dy_b)] + ds[n:], cb, need_dx)
+    dx = dx_f + dx_b if need_dx else None
+    return dx, s_f + s_b, (list(g_f) + list(g_b)) if layer.trainable else []
