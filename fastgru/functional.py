@@ -310,7 +310,7 @@ class Model:
                 m = _explicit_masks(step, vals, m)
             kind = step.kind
             if kind == "layer":
-                y = layer.call(x, mask=m, training=training)
+                y = layer.call(x, mask=m, training=training, **step.call_kwargs)
                 ys = y if isinstance(y, list) else [y]
                 om = layer.compute_mask(x, m)
                 oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
@@ -362,7 +362,7 @@ class Model:
                 if step.outs[0] in skip:
                     y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
                 else:
-                    y, cache = layer.forward(x, mask=m, training=training)
+                    y, cache = layer.forward(x, mask=m, training=training, **step.call_kwargs)
                 ys = y if isinstance(y, list) else [y]
                 om = layer.compute_mask(x, m)
                 oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
@@ -407,10 +407,10 @@ class Model:
             kind = step.kind
             d_states = []
             if kind == "layer":
-                if len(d_outs) != 1:
+                if len(d_outs) != 1 and not getattr(layer, "_call_options", None):
                     raise ValueError(f"training through layer {layer.name!r}, which returns several outputs, is not "
                                      "supported")
-                dx, g = layer.backward(d_outs[0], cache, need_dx=want_dx)
+                dx, g = layer.backward(d_outs[0] if len(d_outs) == 1 else d_outs, cache, need_dx=want_dx)
             elif kind == "rnn":
                 if cache is None:
                     raise ValueError(f"internal: {layer.name!r} ran without a training cache")

@@ -55,6 +55,7 @@ class Node:
         self.args = list(args)  # the positional input tensors (one, or the list a merge layer takes)
         self.states = list(states)  # initial_state tensors (recurrent layers)
         self.masks: list = []  # an explicit mask= (one tensor, or one per input of a merge; None entries)
+        self.call_kwargs: dict = {}  # the call options the layer declares (``_call_options``)
         self.list_args = list_args
         self.list_outputs = list_outputs
         self.is_input = isinstance(layer, InputLayer)
@@ -126,6 +127,10 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     """Record ``layer`` called on symbolic ``inputs``: shapes checked and the layer built now, the
     output tensors (one, or a list for several outputs) returned."""
     label = f"{_layer_kind(layer)} {layer.name!r}"
+    # call options a layer declares (``_call_options``: MultiHeadAttention's use_causal_mask, ...) are kept
+    # on the node and passed to each call of the plan
+    allowed = getattr(layer, "_call_options", ())
+    call_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in allowed}
     if kwargs:
         raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
     masks = []
@@ -141,6 +146,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
         states = [_tensor(s, f"{label} initial_state {i}") for i, s in enumerate(states)]
     in_shape = [t.shape for t in args] if list_args else args[0].shape
+    if hasattr(layer, "node_input_shapes"):  # the shapes it is built on (not an attention mask's)
+        in_shape = layer.node_input_shapes(in_shape, call_kwargs)
     if getattr(layer, "_fg_model", False) or _layer_kind(layer) == "Sequential":
         out_shapes = _nested_model_shapes(layer, args, list_args, label)
     else:
@@ -162,7 +169,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
         try:
-            out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape))
+            out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape), **call_kwargs)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
         out_shapes = out if isinstance(out, list) else [out]
@@ -186,6 +193,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or getattr(layer, "_fg_model", False)
                 and layer._list_outputs)
     node.masks = masks
+    node.call_kwargs = call_kwargs
     return node.outputs if node.list_outputs else node.outputs[0]
 
 
@@ -296,12 +304,14 @@ def _explicit_masks(step, vals, propagated):
 
 
 class _Step:
-    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks")
+    __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks",
+                 "call_kwargs")
 
     def __init__(self, layer, node, args, states, outs, list_args, kind):
         self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
         self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
         self.masks = None  # slots of an explicit mask= (None entries: propagated)
+        self.call_kwargs = dict(getattr(node, "call_kwargs", None) or {})  # the node's call options
 
 
 def _kind(layer) -> str:

@@ -12,6 +12,7 @@ from .feature_normalization import Normalization, UnitNormalization
 from .gru import GRU
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .multi_head_attention import MultiHeadAttention
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
@@ -59,6 +60,7 @@ __all__ = [
     "Normalization",
     "Maximum",
     "Minimum",
+    "MultiHeadAttention",
     "Multiply",
     "PReLU",
     "Permute",

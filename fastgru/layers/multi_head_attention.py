@@ -1,0 +1,452 @@
+"""Keras 3's ``MultiHeadAttention`` on rank-3 inputs (attention over the steps axis).
+
+Called as Keras calls it: ``layer(query, value, key=None, value_mask=None, key_mask=None,
+attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False)`` with query
+(B, T, Dq), value (B, S, Dv), key (B, S, Dk) (key defaults to value). Each input is projected per head
+(Keras's EinsumDense ``query``, ``key``, ``value``: kernels (D, num_heads, key_dim|value_dim), biases
+(num_heads, key_dim|value_dim)), the scores ``(Q / sqrt(key_dim)) K^T`` (B, heads, T, S) go through a
+masked softmax over S, the weighted values are projected back by ``attention_output`` (kernel
+(num_heads, value_dim, *output_shape), bias output_shape; output_shape defaults to Dq).
+
+Masks, as Keras 3 builds them: the query's and value's masks (from Masking / Embedding upstream; the
+key's when a key is given) and ``attention_mask`` (B, T, S) are combined with ``&`` (with the causal
+mask too when ``use_causal_mask``). An explicit ``query_mask=`` is ignored, as Keras 3 ignores it (it
+reads the query tensor's own mask); the output carries the query's mask; outputs at masked query steps
+are not zeroed. Keras computes two ways, and fastgru follows both: with ``dropout > 0`` or
+``return_attention_scores`` the masked probabilities are set to zero after the softmax (a fully masked
+row attends to nothing), otherwise Keras's fused dot-product attention runs and a fully masked row
+attends to all steps evenly.
+
+Every step is a batched NumPy product (no Python loop over batch, heads or time). ``dropout`` acts on the
+attention probabilities in training with fastgru's seeded generator (Keras's statistics, not
+TensorFlow's numbers). ``attention_axes`` other than the steps axis, ``use_gate``, ``sliding_window``
+and inputs of rank other than 3 are refused with ``UnsupportedKerasFeature``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._threads import get_batch_invariant
+from ..errors import UnsupportedKerasFeature
+from ..ops.invariant import matmul_rows
+from ..random import make_rng
+from .base import BUILD_LOCK, Layer, compute_dtype, record_symbolic_call, weights_lock
+from .registry import (
+    ANY,
+    NONE,
+    Anything,
+    Boolean,
+    InitializerSpec,
+    Integer,
+    KerasContract,
+    Real,
+    register_layer,
+    validate_params,
+)
+
+#: what Keras's Softmax layer puts at masked scores (the path with attention scores or dropout)
+_SOFTMAX_NEGATIVE = -1.0e9
+#: what Keras's fused dot-product attention (TensorFlow backend) puts there: -0.7 * 3.38953e38
+_FUSED_NEGATIVE = -0.7 * 3.38953e38
+#: the names of the entries of a list call (``layout``)
+_ROLES = ("query", "value", "key", "attention_mask")
+#: the sublayers holding the weights, Keras 3's weights-file groups and legacy-h5 names
+_PROJECTIONS = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
+                ("attention_output", "output_dense"))
+
+
+def _normalise_output_shape(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return None  # Keras: an empty output_shape is "not given"
+        return tuple(int(v) for v in value)
+    return (int(value),)
+
+
+class _OutputShape(Anything):
+    def accepts(self, value) -> bool:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return all(Integer(1).accepts(v) for v in items)
+
+    def is_type_error(self, value) -> bool:
+        return not isinstance(value, (list, tuple)) and not Integer().accepts(value)
+
+    def convert(self, value):
+        return _normalise_output_shape(value)
+
+    def __str__(self) -> str:
+        return "None, a positive integer or a tuple of positive integers"
+
+
+class _AttentionAxes(Anything):
+    def accepts(self, value) -> bool:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return all(Integer().accepts(v) for v in items)
+
+    def is_type_error(self, value) -> bool:
+        return True
+
+    def convert(self, value):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(int(v) for v in items)
+
+    def __str__(self) -> str:
+        return "None, an integer or a tuple of integers"
+
+
+@register_layer
+class MultiHeadAttention(Layer):
+    """Multi-head scaled dot-product attention (see the module docstring). Weights, in Keras's order:
+    query/kernel, query/bias, key/kernel, key/bias, value/kernel, value/bias, attention_output/kernel,
+    attention_output/bias (the biases when ``use_bias``)."""
+
+    keras = KerasContract(names=("MultiHeadAttention",),
+                          fixed={"use_gate": False, "sliding_window": None, "flash_attention": ANY,
+                                 "softmax_robust_masking": ANY, "query_shape": ANY, "key_shape": ANY,
+                                 "value_shape": ANY})
+    parameter_constraints = {"num_heads": [Integer(1)], "key_dim": [Integer(1)], "value_dim": [NONE, Integer(1)],
+                             "dropout": [Real(0.0, 1.0, open_high=True)], "use_bias": [Boolean()],
+                             "output_shape": [NONE, _OutputShape()], "attention_axes": [NONE, _AttentionAxes()],
+                             "kernel_initializer": [InitializerSpec()], "bias_initializer": [InitializerSpec()],
+                             "seed": [NONE, Integer()]}
+    weight_names = tuple(f"{p}/{w}" for p, _ in _PROJECTIONS for w in ("kernel", "bias"))
+    regularizer_options = {"kernel_regularizer": "query/kernel", "bias_regularizer": "query/bias"}
+    supports_masking = True
+    _takes_list = True  # the Functional graph records it on a list of tensors (``layout`` names them)
+    #: the call options a Functional node keeps (fastgru.graph.symbolic_call)
+    _call_options = ("layout", "return_attention_scores", "use_causal_mask")
+    #: how tests/test_layer_contract.py builds one (query and value of different lengths)
+    contract_example = {"kwargs": {"num_heads": 2, "key_dim": 3}, "inputs": [(5, 4), (6, 4)]}
+
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None, dropout: float = 0.0,
+                 use_bias: bool = True, output_shape=None, attention_axes=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, use_gate: bool = False,
+                 sliding_window=None, flash_attention=None, seed=None, **kwargs):
+        activity = kwargs.get("activity_regularizer")
+        super().__init__(**kwargs)
+        owner = f"MultiHeadAttention {self.name!r}"
+        if activity is not None:
+            raise UnsupportedKerasFeature(f"{owner}: option 'activity_regularizer' is not supported (Keras applies it "
+                                          "to each of the four projections' outputs)")
+        for option, value, default in (("kernel_constraint", kernel_constraint, None),
+                                       ("bias_constraint", bias_constraint, None), ("use_gate", use_gate, False),
+                                       ("sliding_window", sliding_window, None)):
+            if value is not default and value != default:
+                raise UnsupportedKerasFeature(f"{owner}: option {option}={value!r} is not supported")
+        if flash_attention:
+            raise UnsupportedKerasFeature(f"{owner}: option flash_attention=True is not supported")
+        self.__dict__.update(validate_params(owner, self.parameter_constraints, dict(
+            num_heads=num_heads, key_dim=key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
+            output_shape=output_shape, attention_axes=attention_axes, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, seed=seed)))
+        if self.attention_axes is not None and self.attention_axes not in ((1,), (-2,)):
+            raise UnsupportedKerasFeature(
+                f"{owner}: option attention_axes={list(self.attention_axes)} is not supported (fastgru attends over "
+                "the steps axis of rank-3 inputs: attention_axes None, 1 or -2)")
+        self.value_dim = self.value_dim or self.key_dim
+        self._output_dims = self.__dict__.pop("output_shape")  # Layer.output_shape is the built output shape
+        self.output_shape = None
+        # one kernel regularizer for the four kernels, one bias regularizer for the four biases (as Keras)
+        regs = dict(self.weight_regularizers)
+        self.weight_regularizers = {}
+        for kind in ("kernel", "bias"):
+            reg = regs.get(f"query/{kind}")
+            if reg is not None:
+                self.weight_regularizers.update({f"{p}/{kind}": reg for p, _ in _PROJECTIONS})
+        self._rng = make_rng(self.seed)
+
+    # ---- shapes and weights --------------------------------------------------------------------
+    def _label(self) -> str:
+        return f"MultiHeadAttention {self.name!r}"
+
+    def _check_shapes(self, shapes) -> None:
+        label = self._label()
+        if not isinstance(shapes, (list, tuple)) or len(shapes) not in (2, 3) or \
+                not all(isinstance(s, (list, tuple)) for s in shapes):
+            raise ValueError(f"{label} is called on query, value (and key), received shapes {shapes!r}")
+        q, v = shapes[0], shapes[1]
+        k = shapes[2] if len(shapes) == 3 else v
+        if len(q) != 3 or len(v) != 3 or len(k) != 3:
+            raise UnsupportedKerasFeature(
+                f"{label}: inputs of rank 3 (batch, steps, features) are supported, received shapes "
+                f"{[tuple(s) for s in shapes]}")
+        if v[1] != k[1] and None not in (v[1], k[1]):
+            raise ValueError(f"{label}: value and key must have the same number of steps, received value shape "
+                             f"{tuple(v)} and key shape {tuple(k)}")
+
+    def build(self, input_shape) -> None:
+        shapes = [tuple(s) for s in input_shape]
+        self._check_shapes(shapes)
+        q_dim, v_dim = int(shapes[0][-1]), int(shapes[1][-1])
+        k_dim = int(shapes[2][-1]) if len(shapes) == 3 else v_dim
+        out = self._output_dims or (q_dim,)
+        n, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        for (proj, _), (dim, width) in zip(_PROJECTIONS[:3], ((q_dim, kd), (k_dim, kd), (v_dim, vd))):
+            self.add_weight(f"{proj}/kernel", (dim, n, width), self.kernel_initializer, self._rng)
+            if self.use_bias:
+                self.add_weight(f"{proj}/bias", (n, width), self.bias_initializer, self._rng)
+        self.add_weight("attention_output/kernel", (n, vd) + tuple(out), self.kernel_initializer, self._rng)
+        if self.use_bias:
+            self.add_weight("attention_output/bias", tuple(out), self.bias_initializer, self._rng)
+        Layer.build(self, shapes)
+
+    def compute_output_shape(self, input_shape, return_attention_scores: bool = False, **_options):
+        shapes = [tuple(s) for s in input_shape]
+        self._check_shapes(shapes)
+        out = self._output_dims or (shapes[0][-1],)
+        out = tuple(shapes[0][:-1]) + tuple(out)
+        if return_attention_scores:
+            return [out, (shapes[0][0], self.num_heads, shapes[0][1], shapes[1][1])]
+        return out
+
+    def node_input_shapes(self, shapes, options) -> list:
+        """The shapes the layer is built on, from a Functional node's inputs (its ``layout``): not the
+        attention mask's."""
+        layout = options.get("layout") or _ROLES[:len(shapes)]
+        return [s for s, role in zip(shapes, layout) if role != "attention_mask"]
+
+    def keras_var_groups(self) -> list[tuple[str, int]]:
+        """The Keras 3 weights-file groups below the layer's own path, with how many variables each holds."""
+        n = 2 if self.use_bias else 1
+        return [(f"{group}/vars", n) for _, group in _PROJECTIONS]
+
+    def compute_mask(self, x, mask):
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return mask[0]
+
+    # ---- calling ---------------------------------------------------------------------------------
+    def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
+                 attention_mask=None, return_attention_scores: bool = False, training: bool = False,
+                 use_causal_mask: bool = False, mask=None, **kwargs):
+        inputs, layout, masks = self._gather(query, value, key, value_mask, key_mask, attention_mask, mask,
+                                             kwargs.pop("layout", None))
+        if kwargs:
+            raise TypeError(f"{self._label()}: unexpected keyword arguments {sorted(kwargs)}")
+        options = {"return_attention_scores": bool(return_attention_scores), "use_causal_mask": bool(use_causal_mask)}
+        if any(getattr(a, "_fg_symbolic", False) or type(a).__name__ == "InputLayer" for a in inputs):
+            if not any(m is not None for m in masks):
+                masks = None
+            extra = {k: v for k, v in options.items() if v}
+            if layout != _ROLES[:len(layout)] or len(layout) > 2:
+                extra["layout"] = list(layout)
+            return record_symbolic_call(self, inputs, mask=masks, training=training, **extra)
+        arrays = [np.asarray(a) for a in inputs]
+        if not self.built:
+            shapes = [(None,) + a.shape[1:] for a, r in zip(arrays, layout) if r != "attention_mask"]
+            with BUILD_LOCK:
+                if not self.built:
+                    self.build(shapes)
+        with weights_lock(self).shared:
+            return self.call(arrays, mask=masks if any(m is not None for m in masks) else None, training=training,
+                             layout=layout, **options)
+
+    def _gather(self, query, value, key, value_mask, key_mask, attention_mask, mask, layout):
+        """(inputs list, layout: the role of each entry, masks aligned with the inputs)."""
+        if isinstance(query, (list, tuple)) and value is None:  # layer([query, value(, key)]) or a graph's list
+            inputs = list(query)
+            layout = tuple(layout) if layout is not None else _ROLES[:len(inputs)]
+            if len(layout) != len(inputs) or len(inputs) < 2:
+                raise ValueError(f"{self._label()} is called on query and value (and key), received a list of "
+                                 f"{len(inputs)}")
+        else:
+            if value is None:
+                raise ValueError(f"{self._label()} is called on query and value (and key): value is missing")
+            inputs, layout = [query, value], ["query", "value"]
+            if key is not None:
+                inputs.append(key)
+                layout.append("key")
+            if attention_mask is not None:
+                inputs.append(attention_mask)
+                layout.append("attention_mask")
+            layout = tuple(layout)
+        if mask is not None:
+            masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+            masks = (masks + [None] * len(inputs))[:len(inputs)]
+        else:
+            masks = [None] * len(inputs)
+        for role, given in (("value", value_mask), ("key", key_mask)):  # explicit masks win, as in Keras
+            if given is not None and role in layout:
+                masks[layout.index(role)] = given
+        return inputs, tuple(layout), masks
+
+    def _arrays(self, inputs, mask, layout):
+        label = self._label()
+        layout = tuple(layout) if layout is not None else _ROLES[:len(inputs)]
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(layout):
+            raise ValueError(f"{label} is called on query and value (and key), received {type(inputs).__name__}")
+        named = dict(zip(layout, inputs))
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(inputs)
+        masks = dict(zip(layout, (masks + [None] * len(inputs))[:len(inputs)]))
+        arrays = [np.asarray(named[r]) for r in ("query", "value", "key") if r in named]
+        for a in arrays:
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"{label} expects numeric arrays, received dtype {a.dtype}")
+        self._check_shapes([a.shape for a in arrays])
+        expected = self.input_shape
+        want = [expected[0], expected[1], expected[2] if len(expected) == 3 else expected[1]]
+        got = [arrays[0].shape, arrays[1].shape, arrays[2].shape if len(arrays) == 3 else arrays[1].shape]
+        for role, w, g in zip(("query", "value", "key"), want, got):
+            if w[-1] is not None and g[-1] != w[-1]:
+                raise ValueError(f"{label} was built for a {role} with last dimension {w[-1]}, received shape {g}")
+        if not arrays[0].shape[0] == arrays[1].shape[0] == got[2][0]:
+            raise ValueError(f"{label}: query, value and key must have the same batch size, received shapes "
+                             f"{[tuple(s) for s in got]}")
+        dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+        q, v = arrays[0].astype(dtype, copy=False), arrays[1].astype(dtype, copy=False)
+        k = arrays[2].astype(dtype, copy=False) if len(arrays) == 3 else None
+        b, t, s = q.shape[0], q.shape[1], v.shape[1]
+
+        def as_mask(m, shape, what):
+            if m is None:
+                return None
+            m = np.asarray(m)
+            if m.shape != shape:
+                raise ValueError(f"{label}: the {what} mask must have shape {shape}, received {m.shape}")
+            return m.astype(bool)
+
+        q_mask = as_mask(masks.get("query"), (b, t), "query")
+        keep = None if q_mask is None else q_mask[:, :, None]
+        for role in ("value", "key"):
+            m = as_mask(masks.get(role), (b, s), role) if role in named else None
+            if m is not None:
+                keep = m[:, None, :] if keep is None else keep & m[:, None, :]
+        attention = named.get("attention_mask")
+        if attention is not None:
+            attention = np.asarray(attention)
+            if attention.ndim not in (2, 3, 4) or attention.shape[-2:] != (t, s) or \
+                    (attention.ndim >= 3 and attention.shape[0] not in (1, b)) or \
+                    (attention.ndim == 4 and attention.shape[1] not in (1, self.num_heads)):
+                raise ValueError(f"{label}: attention_mask must have shape (batch, {t}, {s}) (or broadcast to "
+                                 f"(batch, {self.num_heads}, {t}, {s})), received {attention.shape}")
+            if attention.dtype.kind not in "fiub":
+                raise TypeError(f"{label}: attention_mask must be boolean or numeric, received dtype "
+                                f"{attention.dtype}")
+            attention = attention.astype(bool)
+            attention = attention.reshape((1,) * (3 - attention.ndim) + attention.shape) if attention.ndim < 3 \
+                else attention
+        return q, v, k, keep, attention, layout
+
+    def call(self, inputs, mask=None, training: bool = False, layout=None, return_attention_scores: bool = False,
+             use_causal_mask: bool = False):
+        (out, scores), _ = self._forward(inputs, mask, training, layout, use_causal_mask, return_attention_scores)
+        return [out, scores] if return_attention_scores else out
+
+    def forward(self, inputs, mask=None, training: bool = True, layout=None, return_attention_scores: bool = False,
+                use_causal_mask: bool = False):
+        (out, scores), cache = self._forward(inputs, mask, training, layout, use_causal_mask, return_attention_scores)
+        return ([out, scores] if return_attention_scores else out), cache
+
+    def _project(self, x, name, invariant):
+        """(B, steps, D) -> (B, heads, steps, width) through the ``name`` projection."""
+        kernel = self._params[f"{name}/kernel"].astype(x.dtype, copy=False)
+        d, n, w = kernel.shape
+        x2 = x.reshape(-1, d)
+        y = matmul_rows(x2, kernel.reshape(d, n * w)) if invariant else x2 @ kernel.reshape(d, n * w)
+        if self.use_bias:
+            y += self._params[f"{name}/bias"].astype(x.dtype, copy=False).reshape(n * w)
+        return y.reshape(x.shape[0], x.shape[1], n, w).transpose(0, 2, 1, 3)
+
+    def _forward(self, inputs, mask, training, layout, use_causal_mask, return_scores):
+        q, v, k, keep, attention, layout = self._arrays(inputs, mask, layout)
+        dtype = q.dtype
+        b, t, s = q.shape[0], q.shape[1], v.shape[1]
+        invariant = get_batch_invariant()
+        qp = self._project(q, "query", invariant)
+        kp = self._project(v if k is None else k, "key", invariant)
+        vp = self._project(v, "value", invariant)
+        scale = dtype.type(1.0 / math.sqrt(float(self.key_dim)))
+        qs = qp * scale
+        scores = qs @ np.swapaxes(kp, -1, -2)  # (B, heads, T, S)
+        if use_causal_mask:
+            causal = np.tril(np.ones((t, s), bool))[None]
+            keep = causal if keep is None else keep & causal
+        if keep is not None:
+            keep = keep[:, None]  # (B or 1, 1, T, S)
+        if attention is not None:
+            attention = attention if attention.ndim == 4 else attention[:, None]
+            keep = attention if keep is None else keep & attention
+        # Keras's two computations: the Softmax layer (scores returned or dropout) zeroes masked probabilities
+        softmax_path = return_scores or self.dropout > 0
+        if keep is not None:
+            negative = dtype.type(_SOFTMAX_NEGATIVE if softmax_path else _FUSED_NEGATIVE)
+            scores = np.where(keep, scores, negative)
+        with np.errstate(over="ignore"):
+            e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs = e / e.sum(axis=-1, keepdims=True)
+        zeroed = keep is not None and softmax_path
+        if zeroed:
+            probs_out = np.where(keep, probs, dtype.type(0))
+        else:
+            probs_out = probs
+        drop = None
+        if training and self.dropout > 0:
+            drop = ((self._rng.random(probs_out.shape) >= self.dropout) / (1.0 - self.dropout)).astype(dtype)
+        used = probs_out if drop is None else probs_out * drop
+        ctx = used @ vp  # (B, heads, T, value_dim)
+        ctx2 = ctx.transpose(0, 2, 1, 3).reshape(b * t, self.num_heads * self.value_dim)
+        kernel = self._params["attention_output/kernel"].astype(dtype, copy=False)
+        out_dims = kernel.shape[2:]
+        k2 = kernel.reshape(self.num_heads * self.value_dim, -1)
+        out = matmul_rows(ctx2, k2) if invariant else ctx2 @ k2
+        if self.use_bias:
+            out += self._params["attention_output/bias"].astype(dtype, copy=False).reshape(-1)
+        out = out.reshape((b, t) + tuple(out_dims))
+        cache = (q, v, k, layout, qs, kp, vp, probs, keep, zeroed, drop, used, ctx2, scale)
+        return (out, probs_out), cache
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        q, v, k, layout, qs, kp, vp, probs, keep, zeroed, drop, used, ctx2, scale = cache
+        if isinstance(dy, (list, tuple)):  # [d output, d scores]: the scores' gradient is not propagated
+            if len(dy) > 1 and dy[1] is not None and np.any(dy[1]):
+                raise NotImplementedError(f"{self._label()}: training through the returned attention scores is not "
+                                          "supported")
+            dy = dy[0]
+        dtype = q.dtype
+        b, t = q.shape[0], q.shape[1]
+        n, vd = self.num_heads, self.value_dim
+        d_out = np.asarray(dy, dtype).reshape(b * t, -1)
+        kernel_o = self._params["attention_output/kernel"].astype(dtype, copy=False)
+        grads = {"attention_output/kernel": (ctx2.T @ d_out).reshape(kernel_o.shape)}
+        if self.use_bias:
+            grads["attention_output/bias"] = d_out.sum(axis=0).reshape(kernel_o.shape[2:])
+        d_ctx = (d_out @ kernel_o.reshape(n * vd, -1).T).reshape(b, t, n, vd).transpose(0, 2, 1, 3)
+        d_vp = np.swapaxes(used, -1, -2) @ d_ctx
+        d_used = d_ctx @ np.swapaxes(vp, -1, -2)
+        d_probs = d_used if drop is None else d_used * drop
+        if zeroed:
+            d_probs = np.where(keep, d_probs, dtype.type(0))
+        d_scores = probs * (d_probs - (d_probs * probs).sum(axis=-1, keepdims=True))
+        if keep is not None:
+            d_scores = np.where(keep, d_scores, dtype.type(0))
+        d_qp = (d_scores @ kp) * scale
+        d_kp = np.swapaxes(d_scores, -1, -2) @ qs
+        dxs = {}
+        for name, x, d_p in (("query", q, d_qp), ("key", v if k is None else k, d_kp), ("value", v, d_vp)):
+            kernel = self._params[f"{name}/kernel"].astype(dtype, copy=False)
+            d, _, w = kernel.shape
+            d2 = d_p.transpose(0, 2, 1, 3).reshape(-1, n * w)
+            grads[f"{name}/kernel"] = (x.reshape(-1, d).T @ d2).reshape(kernel.shape)
+            if self.use_bias:
+                grads[f"{name}/bias"] = d2.sum(axis=0).reshape(n, w)
+            if need_dx:
+                dxs[name] = (d2 @ kernel.reshape(d, n * w).T).reshape(x.shape)
+        grads = [grads[w].astype(self.dtype, copy=False) for w in self.weight_paths] if self.trainable else []
+        if not need_dx:
+            return None, grads
+        if k is None:
+            dxs["value"] = dxs["value"] + dxs.pop("key")
+        return [dxs.get(role) for role in layout], grads
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                "output_shape": None if self._output_dims is None else list(self._output_dims),
+                "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                "seed": self.seed}
