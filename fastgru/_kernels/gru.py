@@ -8,7 +8,10 @@ pass of gate math over the (rows, H) tile, writing into preallocated buffers onl
 
 Batch rows are independent for the whole sequence, so each thread takes a contiguous slice of rows
 (:func:`gru_forward_chunk`, called side by side by ``fastgru._threads.run_chunks``) and runs its
-projection and its full time loop (no barrier per step).
+projection and its full time loop (no barrier per step). The ``*_chunk`` drivers here and in the other
+kernel modules are plain Python calling two or three compiled kernels: compiling a driver too would
+make Numba link every callee's code into the driver's module and optimise all of it again (about 2 s
+more of first-use compile each, for a few microseconds of call overhead saved).
 
 Saved buffer for training, ``saved`` (B, T, 5H), indexed like x by *time* t (not processing step;
 with go_backwards step i reads and saves t = T-1-i), row ``saved[b, t]`` = [z | r | hh | c | h_prev]
@@ -130,7 +133,6 @@ def gru_forward_slice(
     copy_rows(h, 0, h_last, b0, nb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_chunk(
     x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,

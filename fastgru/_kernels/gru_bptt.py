@@ -240,8 +240,9 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 
 # ---------------------------------------------------------------------------------------------
 # driver: one chunk of batch rows = one thread
+# (plain Python, not compiled: a compiled driver would link its callees' code into one module
+# and re-optimise all of it, about 2 s more of first-use compile per driver for no run-time gain)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, error_model="numpy")
 def gru_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,

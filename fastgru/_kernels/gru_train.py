@@ -104,8 +104,9 @@ def gru_forward_rdrop_slice(
 
 # ---------------------------------------------------------------------------------------------
 # drivers: one chunk of batch rows = one thread, doing everything for its rows
+# (plain Python, not compiled: a compiled driver would link its callees' code into one module
+# and re-optimise all of it, about 2 s more of first-use compile per driver for no run-time gain)
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_train_chunk(
     x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
     reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -80,13 +80,13 @@ def _row1(a, b, out, i):
 def small_matmul_into(a, b, out):
     """``out[:] = a @ b`` for a (m, k), b (k, n), out (m, n), without BLAS (meant for small m)."""
     m = a.shape[0]
-    i = 0
-    while i + 4 <= m:
-        _rows4(a, b, out, i)
-        i += 4
-    while i < m:
+    full = m - m % 4
+    # row indices computed, never a constant: a literal first index (``i = 0``) would make Numba
+    # compile _rows4 a second time for the argument type Literal[int](0)
+    for blk in range(full // 4):
+        _rows4(a, b, out, 4 * blk)
+    for i in range(full, m):
         _row1(a, b, out, i)
-        i += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -138,11 +138,15 @@ _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
 ))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@register_jitable
 def gemm(a, b, c, trans_a, trans_b, accumulate):
     """``c = op(a) @ op(b)`` (``+= `` when accumulate) for 2-D float32/float64 views whose rows may
     be strided (unit column stride, any row stride: column blocks of a wider buffer), op = transpose
     when trans_*. One BLAS call, no copy, unlike ``np.dot`` on a non-contiguous view.
+
+    Kernels only (``register_jitable``: compiled into its callers). Unlike an ``njit`` callee it is
+    typed with plain ``bool`` flags: call sites pass constants, and a dispatcher would compile one
+    copy per combination of ``Literal[bool]`` values (and array layouts).
     """
     isz = c.itemsize
     if trans_a:

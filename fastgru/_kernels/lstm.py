@@ -121,7 +121,6 @@ def lstm_forward_slice(
     copy_rows(c, 0, c_last, b0, nb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def lstm_forward_chunk(
     x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
     zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
@@ -135,7 +134,6 @@ def lstm_forward_chunk(
     )
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def lstm_forward_train_chunk(
     x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows, b0, b1,

@@ -150,7 +150,6 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
     column_sums(g, db)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def lstm_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract, go_backwards,
     return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, dc0, small_rows,

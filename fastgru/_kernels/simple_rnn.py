@@ -100,7 +100,6 @@ def simple_rnn_forward_slice(
     copy_rows(h, 0, h_last, b0, nb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_forward_chunk(
     x, w, b, xp, u, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask, out, h_last,
     small_rows, b0, b1,
@@ -116,7 +115,6 @@ def simple_rnn_forward_chunk(
     )
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_forward_train_chunk(
     x, w, b, imask, n_imask, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences,
     zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
@@ -217,7 +215,6 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
     column_sums(g, db)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_backward_chunk(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
     zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
