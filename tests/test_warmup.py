@@ -44,8 +44,9 @@ def test_warmup_command_line(capsys, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(warmup, "warm_kernels", lambda training: seen.setdefault("training", training) and 0.0)
+    monkeypatch.setattr(warmup, "compile_bytecode", lambda: seen.setdefault("bytecode", True))
     assert warmup.main(["--training"]) == 0
-    assert seen == {"training": True}
+    assert seen == {"training": True, "bytecode": True}
     assert capsys.readouterr().out.startswith("fastgru kernels ready")
 
 
@@ -53,3 +54,24 @@ def test_warmup_rejects_unknown_arguments():
     done = subprocess.run([sys.executable, "-m", "fastgru.warmup", "--nope"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "unrecognized arguments" in done.stderr
+
+
+def test_warmup_byte_compiles_fastgru(tmp_path, monkeypatch):
+    """Every module of the package gets its .pyc (what PYTHONDONTWRITEBYTECODE=1 imports never write)."""
+    import importlib.util
+    import shutil
+
+    import fastgru
+    from fastgru import warmup
+
+    copy = tmp_path / "fastgru"
+    shutil.copytree(Path(fastgru.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__", "*.nb?"))
+    monkeypatch.setattr(fastgru, "__file__", str(copy / "__init__.py"))
+    assert warmup.compile_bytecode() is True
+    sources = sorted(copy.rglob("*.py"))
+    assert len(sources) > 50
+    for source in sources:
+        assert Path(importlib.util.cache_from_source(str(source))).is_file(), source
+    # a read-only installation (root writes anyway, so the check is simulated): nothing, and False
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert warmup.compile_bytecode() is False
