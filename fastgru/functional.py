@@ -39,6 +39,26 @@ from .layers.base import unique_name, weights_lock
 from .layers.core import InputLayer
 
 
+def _runtime_masks(step, m, dropped: set):
+    """The masks a layer with ``drops_input_masks`` sees: None for a tensor whose mask an earlier such layer
+    removed."""
+    if m is None or not dropped:
+        return m
+    if not step.list_args:
+        return None if step.args[0] in dropped else m
+    return [None if s in dropped else v for s, v in zip(step.args, m)]
+
+
+def _drop_masks(step, dropped: set) -> None:
+    """Keras 3's MultiHeadAttention removes the masks of the tensors it is called on (``set_keras_mask(x,
+    None)``), so a later MultiHeadAttention on the same tensor sees it unmasked, and its output carries no
+    mask when its query had none; the other layers keep the masks Keras recorded when the graph was built
+    (the propagated ones)."""
+    if step.args[0] in dropped:
+        dropped.update(step.outs)
+    dropped.update(step.args)
+
+
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
@@ -294,6 +314,7 @@ class Model:
         """Inference walk of the plan: (outputs, output masks)."""
         vals: list = [None] * self._n_slots
         msk: list = [None] * self._n_slots
+        dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
         for i, s in enumerate(self._input_slots):
             vals[s] = xs[i]
             msk[s] = None if masks is None else masks[i]
@@ -310,10 +331,14 @@ class Model:
                 m = _explicit_masks(step, vals, m)
             kind = step.kind
             if kind == "layer":
-                y = layer.call(x, mask=m, training=training, **step.call_kwargs)
+                drops = getattr(layer, "drops_input_masks", False)
+                y = layer.call(x, mask=_runtime_masks(step, m, dropped) if drops else m, training=training,
+                               **step.call_kwargs)
                 ys = y if isinstance(y, list) else [y]
                 om = layer.compute_mask(x, m)
                 oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+                if drops:
+                    _drop_masks(step, dropped)
             elif kind in ("rnn", "bidirectional"):
                 states = [vals[s] for s in step.states] or None
                 y = layer.call(x, mask=m, training=training, initial_state=states)
@@ -337,6 +362,7 @@ class Model:
         returns its pre-activation (the loss takes logits)."""
         vals: list = [None] * self._n_slots
         msk: list = [None] * self._n_slots
+        dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
         for i, s in enumerate(self._input_slots):
             vals[s] = xs[i]
             msk[s] = None if masks is None else masks[i]
@@ -362,10 +388,14 @@ class Model:
                 if step.outs[0] in skip:
                     y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
                 else:
-                    y, cache = layer.forward(x, mask=m, training=training, **step.call_kwargs)
+                    drops = getattr(layer, "drops_input_masks", False)
+                    y, cache = layer.forward(x, mask=_runtime_masks(step, m, dropped) if drops else m,
+                                             training=training, **step.call_kwargs)
                 ys = y if isinstance(y, list) else [y]
                 om = layer.compute_mask(x, m)
                 oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+                if getattr(layer, "drops_input_masks", False):
+                    _drop_masks(step, dropped)
             elif kind in ("rnn", "bidirectional"):
                 states = [vals[s] for s in step.states]
                 run = _rnn_forward if kind == "rnn" else _bidirectional_forward

@@ -36,7 +36,7 @@ _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda", "MultiHeadAttention"}
+_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda"}
 
 
 def weights_subpath(class_name: str) -> str:

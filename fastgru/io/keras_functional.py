@@ -69,9 +69,71 @@ def _is_tensor(obj) -> bool:
     return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
 
 
-def _parse_node(node, layer_name: str, recurrent: bool, path):
-    """(args: list of refs, list_args, states: list of refs, mask refs) of one inbound node."""
+def _parse_node(node, layer_name: str, recurrent: bool, path, roles=None):
+    """(args: list of refs, list_args, states: list of refs, mask refs, call options) of one inbound node
+    (``roles``: the tensor arguments of a layer called with keywords, MultiHeadAttention's)."""
     where = f"layer {layer_name!r}"
+    if roles is not None:
+        return _parse_keyword_node(node, where, path, roles)
+    return _parse_plain_node(node, where, recurrent, path) + ({},)
+
+
+#: a keyword-called layer's (MultiHeadAttention's) call arguments that hold masks, and the plain options kept
+_MASK_ARGUMENTS = {"value_mask": "value", "key_mask": "key"}
+_CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
+
+
+def _parse_keyword_node(node, where, path, roles):
+    """A node of a layer called as ``layer(query, value, key=..., attention_mask=..., use_causal_mask=...)``
+    (Keras 3: positional args and kwargs; Keras 2: ``[[query, n, t, {"value": [...], ...}]]``):
+    (refs in ``layout`` order, True, [], mask refs, {"layout": ..., options})."""
+    if isinstance(node, dict) and "args" in node:  # Keras 3
+        positional = node.get("args")
+        if not isinstance(positional, list) or not positional:
+            raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
+        kwargs = node.get("kwargs") or {}
+    elif isinstance(node, list) and node and isinstance(node[0], list):  # Keras 2
+        positional = [node[0]]
+        kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        if len(node) > 1:
+            positional = list(node)
+    else:
+        raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
+    if not isinstance(kwargs, dict):
+        raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
+    if len(positional) > len(roles) - 1:
+        raise ModelFileError(path, f"{where}: called with {len(positional)} positional tensors")
+    named = {role: _ref(a, path, f"{where} {role}") for role, a in zip(roles, positional)}
+    masks, options = {}, {}
+    for key, value in kwargs.items():
+        if key in roles:
+            if value is not None:
+                if key in named:
+                    raise ModelFileError(path, f"{where}: {key} given twice")
+                named[key] = _ref(value, path, f"{where} {key}")
+        elif key in _MASK_ARGUMENTS:
+            if value is not None:
+                masks[_MASK_ARGUMENTS[key]] = _ref(value, path, f"{where} {key}")
+        elif key in _CALL_OPTIONS:
+            if not isinstance(value, bool):
+                raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+            if value:
+                options[key] = True
+        elif key in ("query_mask", "training"):
+            continue  # Keras 3 ignores an explicit query_mask (it reads the query's own mask)
+        elif value is not None:
+            raise UnsupportedKerasFeature(f"{where}: call argument {key}={_short(value)} is not supported")
+    for role in roles[:2]:
+        if role not in named:
+            raise ModelFileError(path, f"{where}: the node gives no {role} tensor: {_short(node)}")
+    layout = [r for r in roles if r in named]
+    if layout != list(roles[:2]):
+        options["layout"] = layout
+    mask_refs = [masks.get(r) for r in layout] if masks else []
+    return [named[r] for r in layout], True, [], mask_refs, options
+
+
+def _parse_plain_node(node, where: str, recurrent: bool, path):
     if isinstance(node, dict) and "args" in node:  # Keras 3
         args = node.get("args")
         if not isinstance(args, list) or not args:
@@ -197,6 +259,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
                 spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
             layer = build_layer(spec, major, path)
+            if major < 3 and hasattr(layer, "use_keras2_semantics"):
+                layer.use_keras2_semantics()  # tf_keras's MultiHeadAttention masks differently
             objects[name] = layer
             leaves.append((layer, spec))
         calls.append((name, parsed[name]))
@@ -207,7 +271,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         progress = False
         for name, nodes in calls:
             while done[name] < len(nodes):
-                refs, list_args, states, masks = nodes[done[name]]
+                refs, list_args, states, masks, options = nodes[done[name]]
                 for r in refs + states:
                     if r[0] in mask_ops:
                         raise UnsupportedKerasFeature(f"layer {name!r} takes the output of op layer {r[0]!r} as an "
@@ -229,6 +293,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 layer = objects[name]
                 try:
                     extra = {"initial_state": st} if st else {}
+                    extra.update(options)
                     if explicit:  # an explicit mask= from a tensor of the graph (not an op computing a mask)
                         given = [None if e is None else _take(tensors, e, path, name) for e in explicit]
                         extra["mask"] = given if list_args else given[0]
@@ -306,8 +371,10 @@ def _mask_only_ops(entries, names, config, path):
         if not isinstance(nodes, list):
             raise ModelFileError(path, f"layer {name!r}: inbound_nodes is not a list")
         recurrent = cls in ("GRU", "LSTM", "SimpleRNN", "Bidirectional")
-        parsed[name] = [_parse_node(n, name, recurrent, path) for n in nodes]
-        for refs, _, states, masks in parsed[name]:
+        registered = registry.lookup(cls)
+        roles = getattr(registered, "call_roles", None) if registered is not None else None
+        parsed[name] = [_parse_node(n, name, recurrent, path, roles) for n in nodes]
+        for refs, _, states, masks, _ in parsed[name]:
             for r in refs + states:
                 uses.setdefault(r[0], []).append((name, "data"))
             for r in masks:
@@ -490,6 +557,11 @@ def functional_config(model) -> dict:
             if node.masks:
                 given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
+            if hasattr(layer, "keras_call_arguments"):  # called with keywords (MultiHeadAttention)
+                masks = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
+                positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)
+                inbound.append({"args": positional, "kwargs": keywords})
+                continue
             inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
         entry["inbound_nodes"] = inbound
         layers.append(entry)

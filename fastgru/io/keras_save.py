@@ -37,7 +37,9 @@ def keras3_layer_config(layer) -> dict:
         config["layer"] = keras3_layer_config(layer.forward_layer)
         config["backward_layer"] = keras3_layer_config(layer.backward_layer)
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
-    if layer.input_shape is not None:
+    if hasattr(layer, "keras_build_config") and layer.input_shape is not None:
+        entry["build_config"] = layer.keras_build_config()
+    elif layer.input_shape is not None:
         entry["build_config"] = {"input_shape": list(layer.input_shape)}
     return entry
 
@@ -104,6 +106,10 @@ def keras3_weight_paths(model) -> list[str]:
 def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:
     """The Keras 3 weights-file groups holding ``layer``'s variables, with how many each holds, in
     the layer's weight order: ``[(path, n)]``, or the two inner layers' ``cell/vars`` of a Bidirectional."""
+    groups = getattr(layer, "keras_var_groups", None)
+    if groups is not None:  # variables in sublayers below the layer's own path (MultiHeadAttention's)
+        own = path[: -len("/vars")] if path.endswith("/vars") else path
+        return [(f"{own}/{group}", n) for group, n in groups()]
     if type(layer).__name__ == "TimeDistributed":
         return [(f"{path}/layer/vars", len(layer.weights))]
     if type(layer).__name__ in _WRAPPER_LAYERS:

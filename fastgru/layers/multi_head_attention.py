@@ -120,6 +120,12 @@ class MultiHeadAttention(Layer):
     _takes_list = True  # the Functional graph records it on a list of tensors (``layout`` names them)
     #: the call options a Functional node keeps (fastgru.graph.symbolic_call)
     _call_options = ("layout", "return_attention_scores", "use_causal_mask")
+    #: Keras 3's call removes the masks of its query, value and key tensors (``set_keras_mask(x, None)``), so
+    #: the layers that run after it in the Functional graph see those tensors unmasked; fastgru's graph does
+    #: the same (False for a layer read from a Keras 2 file: tf_keras leaves the masks)
+    drops_input_masks = True
+    #: the tensor arguments of its call, in Keras's order (fastgru.io reads and writes Keras's call configs)
+    call_roles = _ROLES
     #: how tests/test_layer_contract.py builds one (query and value of different lengths)
     contract_example = {"kwargs": {"num_heads": 2, "key_dim": 3}, "inputs": [(5, 4), (6, 4)]}
 
@@ -214,6 +220,31 @@ class MultiHeadAttention(Layer):
         """The Keras 3 weights-file groups below the layer's own path, with how many variables each holds."""
         n = 2 if self.use_bias else 1
         return [(f"{group}/vars", n) for _, group in _PROJECTIONS]
+
+    #: tf_keras's MultiHeadAttention (a layer read from a Keras 2 file): masked scores get -1e9 added and the
+    #: probabilities are never zeroed (a fully masked row attends to all steps evenly), inputs keep their masks
+    keras2_semantics = False
+
+    def use_keras2_semantics(self) -> None:
+        self.keras2_semantics = True
+        self.drops_input_masks = False
+
+    def keras_build_config(self) -> dict:
+        """Keras 3's build_config: the shapes its ``build(query_shape, value_shape, key_shape)`` takes."""
+        shapes = {f"{role}_shape": list(s) for role, s in zip(("query", "value", "key"), self.input_shape)}
+        return {"shapes_dict": shapes}
+
+    def keras_call_arguments(self, args, masks, options) -> tuple[list, dict]:
+        """(args, kwargs) of a Keras 3 node config from a Functional node's tensors (configs, in ``layout``
+        order), explicit masks and call options."""
+        layout = list(options.get("layout") or _ROLES[:len(args)])
+        named = dict(zip(layout, args))
+        kwargs = {role: named[role] for role in ("key", "attention_mask") if role in named}
+        for role, m in zip(layout, masks or ()):
+            if m is not None and role in ("value", "key"):
+                kwargs[f"{role}_mask"] = m
+        kwargs.update({k: True for k in ("return_attention_scores", "use_causal_mask") if options.get(k)})
+        return [named["query"], named["value"]], kwargs
 
     def compute_mask(self, x, mask):
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
@@ -372,7 +403,7 @@ class MultiHeadAttention(Layer):
             attention = attention if attention.ndim == 4 else attention[:, None]
             keep = attention if keep is None else keep & attention
         # Keras's two computations: the Softmax layer (scores returned or dropout) zeroes masked probabilities
-        softmax_path = return_scores or self.dropout > 0
+        softmax_path = (return_scores or self.dropout > 0) and not self.keras2_semantics
         if keep is not None:
             negative = dtype.type(_SOFTMAX_NEGATIVE if softmax_path else _FUSED_NEGATIVE)
             scores = np.where(keep, scores, negative)
