@@ -1,10 +1,12 @@
 """1-D convolution, Keras 3's ``Conv1D``: (B, T, C_in) -> (B, T_out, filters), ``channels_last``.
 
-The convolution is one GEMM per group over an im2col view: the (padded) input is viewed as
-(B, T_out, kernel_size, C_in) windows with NumPy strides (no Python loop over the batch or time),
-copied once into rows of ``kernel_size * C_in``, and multiplied by the kernel reshaped to
-(kernel_size * C_in/groups, filters/groups). Backward: ``dW = cols^T @ dY`` and the input gradient
-scatters ``dY @ W^T`` back onto the taps (one strided add per tap).
+No im2col copy: the convolution is ``kernel_size`` accumulated GEMMs per group on shifted views of
+the flattened, zero-padded input (``fastgru/_kernels/conv1d.py``): flat output row ``o`` is
+``sum_k xf[o*stride + k*dilation] @ W[k]``, so one strided view per tap covers many sequences; the rows
+that straddle two sequences are discarded. Backward: the kernel gradient per block of rows over a
+small im2col block held in cache, the input gradient gathered per input row (``dY @ W[k]^T`` per tap,
+accumulated in place, no col2im scatter). One chunk of batch sequences per thread
+(``fastgru._threads.run_chunks``, SciPy's BLAS single-threaded inside, as for the recurrent kernels).
 
 Padding as Keras: ``valid``; ``same`` (TensorFlow's split, the extra step on the right);
 ``causal`` (``dilation_rate * (kernel_size - 1)`` zeros on the left, then ``valid``).
@@ -16,6 +18,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
+from .._kernels import conv1d as _conv
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from ..random import make_rng
 from .base import Layer, compute_dtype
 from .registry import (
@@ -145,29 +149,53 @@ class Conv1D(Layer):
         left, right = padding_amounts(steps, k, self.padding, s, d)
         return k, s, d, out, left, right
 
-    def _columns(self, x: np.ndarray):
-        k, s, d, out, left, right = self._geometry(x.shape[1])
-        xp = np.pad(x, ((0, 0), (left, right), (0, 0))) if left or right else x
-        cols = np.ascontiguousarray(windows(xp, k, s, d, out))  # (B, T_out, k, C_in)
-        return cols, out
+    def _flat_geometry(self, steps: int):
+        """Geometry plus T_p, the padded length rounded up to a multiple of the stride (the flat layout
+        of ``_kernels.conv1d``)."""
+        k, s, d, out, left, right = self._geometry(steps)
+        t_p = steps + left + right
+        t_p += (-t_p) % s
+        return k, s, d, out, left, t_p
+
+    @staticmethod
+    def _flat_input(x: np.ndarray, left: int, t_p: int) -> np.ndarray:
+        """(B*T_p, C_in): x with ``left`` zero steps before it and zeros after it up to T_p steps (x's
+        own rows, no copy, when no padding is needed)."""
+        b, steps, c = x.shape
+        if left == 0 and t_p == steps:
+            return np.ascontiguousarray(x).reshape(b * steps, c)
+        xp = np.empty((b, t_p, c), x.dtype)
+        xp[:, :left] = 0
+        xp[:, left + steps:] = 0
+        xp[:, left:left + steps] = x
+        return xp.reshape(b * t_p, c)
+
+    def _kernel_array(self, dtype) -> np.ndarray:
+        kernel = np.ascontiguousarray(self._params["kernel"], dtype=dtype)
+        if kernel.shape != (self.kernel_size[0], self.input_shape[-1] // self.groups, self.filters):
+            raise ValueError(f"Conv1D {self.name!r}: kernel of shape {kernel.shape}, expected "
+                             f"{(self.kernel_size[0], self.input_shape[-1] // self.groups, self.filters)}")
+        return kernel
 
     def _linear(self, x: np.ndarray):
-        cols, out = self._columns(x)
-        b, c_in = x.shape[0], x.shape[2]
-        kernel = self._params["kernel"].astype(x.dtype, copy=False)
-        g, cg, fg = self.groups, c_in // self.groups, self.filters // self.groups
-        k = self.kernel_size[0]
-        if g == 1:
-            z = cols.reshape(b * out, k * c_in) @ kernel.reshape(k * c_in, self.filters)
-        else:
-            z = np.empty((b * out, self.filters), x.dtype)
-            grouped = cols.reshape(b * out, k, g, cg)
-            for gi in range(g):  # one GEMM per group
-                z[:, gi * fg:(gi + 1) * fg] = grouped[:, :, gi, :].reshape(b * out, k * cg) @ \
-                    kernel[:, :, gi * fg:(gi + 1) * fg].reshape(k * cg, fg)
-        if self.use_bias:
-            z += self._params["bias"].astype(x.dtype, copy=False)
-        return z.reshape(b, out, self.filters), cols
+        """The pre-activation conv(x) + bias (B, T_out, filters) and the flat padded input (kept for the backward)."""
+        b, steps, c_in = x.shape
+        k, s, d, out, left, t_p = self._flat_geometry(steps)
+        xf = self._flat_input(x, left, t_p)
+        kernel = self._kernel_array(x.dtype)
+        bias = (np.ascontiguousarray(self._params["bias"], dtype=x.dtype) if self.use_bias
+                else np.zeros(self.filters, x.dtype))
+        if bias.shape != (self.filters,):
+            raise ValueError(f"Conv1D {self.name!r}: bias of shape {bias.shape}, expected ({self.filters},)")
+        z = np.empty((b, out, self.filters), x.dtype)
+        if b * out == 0:
+            return z, xf
+        n_chunks = n_chunks_for(b, b * out * k * c_in * self.filters // self.groups)
+        scratch = np.empty((n_chunks, _conv.BLOCK, self.filters), x.dtype)
+        kernel_blas_single_threaded()
+        run_chunks(lambda c, b0, b1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
+                                                                self.groups, scratch[c], b0, b1), b, n_chunks)
+        return z, xf
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check_input(np.asarray(x))
@@ -175,44 +203,42 @@ class Conv1D(Layer):
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(np.asarray(x))
-        z, cols = self._linear(x)
+        z, xf = self._linear(x)
         y = activations.apply(self.activation, z)
-        return y, (x.shape, cols, z, y)
+        return y, (x.shape, xf, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        x_shape, cols, z, y = cache
-        dz = activations.gradient(self.activation, z, y, np.asarray(dy, dtype=z.dtype))
+        x_shape, xf, z, y = cache
+        dy = np.asarray(dy)
+        if dy.shape != z.shape:
+            raise ValueError(f"Conv1D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
+        dz = np.ascontiguousarray(activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False)))
         b, steps, c_in = x_shape
-        k, s, d, out, left, right = self._geometry(steps)
-        g, cg, fg = self.groups, c_in // self.groups, self.filters // self.groups
-        kernel = self._params["kernel"].astype(dz.dtype, copy=False)
-        dz2 = dz.reshape(b * out, self.filters)
-        dcols = np.empty((b * out, k, c_in), dz.dtype) if need_dx else None
-        if g == 1:
-            dw = (cols.reshape(b * out, k * c_in).T @ dz2).reshape(kernel.shape)
-            if need_dx:
-                dcols[:] = (dz2 @ kernel.reshape(k * c_in, self.filters).T).reshape(b * out, k, c_in)
+        k, s, d, out, left, t_p = self._flat_geometry(steps)
+        if xf.shape != (b * t_p, c_in) or xf.dtype != dz.dtype:
+            raise ValueError(f"Conv1D {self.name!r}: the forward cache does not match this layer's geometry")
+        kernel = self._kernel_array(dz.dtype)
+        t_q = t_p // s
+        dzf = np.empty((b * t_q, self.filters), dz.dtype)
+        dxf = np.empty((b * t_p, c_in), dz.dtype) if need_dx else np.empty((0, c_in), dz.dtype)
+        n_chunks = n_chunks_for(b, 2 * b * out * k * c_in * self.filters // self.groups)
+        dw_part = np.empty((n_chunks,) + kernel.shape, dz.dtype)
+        cols = np.empty((n_chunks, _conv.DW_BLOCK, k * (c_in // self.groups)), dz.dtype)
+        if b * out > 0:
+            _conv.flat_output_gradient(dz, dzf, t_q)
+            kernel_blas_single_threaded()
+            run_chunks(lambda c, b0, b1: _conv.conv1d_backward_chunk(xf, dzf, kernel, dxf, dw_part[c], cols[c], need_dx,
+                                                                     t_p, s, d, self.groups, b0, b1), b, n_chunks)
         else:
-            dw = np.empty_like(kernel)
-            grouped = cols.reshape(b * out, k, g, cg)
-            for gi in range(g):
-                dzg = dz2[:, gi * fg:(gi + 1) * fg]
-                wg = kernel[:, :, gi * fg:(gi + 1) * fg]
-                dw[:, :, gi * fg:(gi + 1) * fg] = (grouped[:, :, gi, :].reshape(b * out, k * cg).T @ dzg
-                                                   ).reshape(k, cg, fg)
-                if need_dx:
-                    dcols[:, :, gi * cg:(gi + 1) * cg] = (dzg @ wg.reshape(k * cg, fg).T).reshape(b * out, k, cg)
+            dw_part[:] = 0
+            dxf[:] = 0
+        dw = dw_part[0] if n_chunks == 1 else dw_part.sum(axis=0)
         grads = [dw.astype(self.dtype, copy=False)]
         if self.use_bias:
-            grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
+            grads.append(dz.reshape(b * out, self.filters).sum(axis=0).astype(self.dtype, copy=False))
         if not need_dx:
             return None, grads
-        dxp = np.zeros((b, steps + left + right, c_in), dz.dtype)
-        dcols = dcols.reshape(b, out, k, c_in)
-        for j in range(k):  # one strided add per tap
-            start = j * d
-            dxp[:, start:start + s * (out - 1) + 1:s, :] += dcols[:, :, j, :]
-        return dxp[:, left:left + steps, :], grads
+        return dxf.reshape(b, t_p, c_in)[:, left:left + steps, :], grads
 
     def get_config(self) -> dict:
         config = super().get_config()

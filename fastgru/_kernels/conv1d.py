@@ -1,0 +1,162 @@
+"""1-D convolution as ``kernel_size`` accumulated GEMMs on shifted views of the flattened input
+(no im2col copy, no col2im scatter), over one chunk of batch sequences per call.
+
+Layout. The (zero-padded) input is flattened to ``xf`` (B*T_p, C_in) rows, T_p a multiple of the
+stride s; the output is computed on the flattened sequence too: flat output row ``o`` reads input
+rows ``o*s + k*d`` (tap k, dilation d), so each tap is ONE strided 2-D view of ``xf`` spanning the
+whole chunk (row stride s*C_in) and one gemm call per tap and group covers many sequences at once.
+Row ``o = b*T_q + t`` (T_q = T_p / s) is sequence b's output step t when ``t < T_out``; the rows with
+``t >= T_out`` straddle two sequences and are discarded (forward) or carry a zero gradient
+(backward). Work is done in blocks of ``BLOCK`` flat rows, so that a block's output and the input
+rows its taps read stay in cache across the taps.
+
+Backward, from ``dzf`` (B*T_q, F), dz in the same flat layout with zeros on the straddling rows:
+* ``dW[k] += xf[o*s + k*d]^T @ dzf[o]`` per tap over the chunk's output rows (per-chunk partials);
+* ``dxf[i] = sum_k dzf[(i - k*d)/s] @ W[k]^T`` over the chunk's input rows, gathered (each input
+  row is written by one chunk only: no race between threads), for the taps where ``i - k*d`` is a
+  non-negative multiple of s.
+
+Groups: the same per group on column blocks (strided views; ``linalg.gemm`` takes them without a
+copy). All views are passed with 'A' layout so each kernel compiles one gemm specialization per dtype.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .linalg import gemm
+
+#: flat rows per block (a block's output, float32 x 128 columns, is 128 KiB: L2-resident)
+BLOCK = 256
+
+#: flat rows per block of the kernel gradient's products (their inner dimension)
+DW_BLOCK = 256
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, groups, scratch, b0, b1):
+    """``out[b0:b1]`` (B, T_out, F) = conv(x) + bias for the sequences ``b0:b1``.
+
+    xf (B*T_p, C_in) padded flat input, w (k, C_in/groups, F), bias (F,), scratch (BLOCK, F) this
+    call's own buffer. The caller has checked every shape.
+    """
+    ksize = w.shape[0]
+    cg = w.shape[1]
+    f = w.shape[2]
+    fg = f // groups
+    t_out = out.shape[1]
+    t_q = t_p // stride
+    n_flat = (out.shape[0] - 1) * t_q + t_out  # rows past this would read beyond xf
+    o_start = b0 * t_q
+    o_end = min(b1 * t_q, n_flat)
+    block = scratch.shape[0]
+    for r in range(o_start, o_end, block):
+        n = min(block, o_end - r)
+        if n <= 0:
+            break
+        blk = scratch[0:n:1, :]
+        for g in range(groups):
+            for k in range(ksize):
+                a0 = r * stride + k * dilation
+                a = xf[a0:a0 + (n - 1) * stride + 1:stride, g * cg:(g + 1) * cg]
+                gemm(a, w[k, :, g * fg:(g + 1) * fg], blk[:, g * fg:(g + 1) * fg], False, False, k > 0)
+        for i in range(n):
+            o = r + i
+            b = o // t_q
+            t = o - b * t_q
+            if t < t_out:
+                src = blk[i]
+                dst = out[b, t]
+                if use_bias:
+                    for j in range(f):
+                        dst[j] = src[j] + bias[j]
+                else:
+                    for j in range(f):
+                        dst[j] = src[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, b0, b1):
+    """Gradients for the sequences ``b0:b1``: ``dw`` (k, C_in/groups, F) this chunk's partial sum
+    (overwritten), and ``dxf[b0*T_p:b1*T_p]`` (the padded flat input's gradient, overwritten) when
+    need_dx. xf (B*T_p, C_in), dzf (B*T_q, F) with zeros on the straddling rows. Shapes checked by
+    the caller.
+    """
+    ksize = w.shape[0]
+    cg = w.shape[1]
+    f = w.shape[2]
+    fg = f // groups
+    c_in = cg * groups
+    t_q = t_p // stride
+    n_out = dzf.shape[0]
+    n_in = xf.shape[0]
+    # kernel gradient over this chunk's output rows (the straddling rows of dzf are zeros)
+    for k in range(ksize):
+        for c in range(cg):
+            for j in range(f):
+                dw[k, c, j] = 0.0
+    # output rows whose taps stay inside xf
+    n_valid = min(n_out, (n_in - 1 - (ksize - 1) * dilation) // stride + 1)
+    o_start = b0 * t_q
+    o_end = min(b1 * t_q, n_valid)
+    dw_block = cols.shape[0]
+    dw2 = dw.reshape(ksize * cg, f)
+    for r in range(o_start, o_end, dw_block):
+        n = min(dw_block, o_end - r)
+        if n <= 0:
+            break
+        dz = dzf[r:r + n:1, :]
+        for g in range(groups):
+            # this block's im2col rows (in cache), then one product over all taps
+            for i in range(n):
+                crow = cols[i]
+                base = (r + i) * stride
+                for k in range(ksize):
+                    src = xf[base + k * dilation]
+                    for c in range(cg):
+                        crow[k * cg + c] = src[g * cg + c]
+            gemm(cols[0:n:1, :], dz[:, g * fg:(g + 1) * fg], dw2[:, g * fg:(g + 1) * fg], True, False, True)
+    if not need_dx:
+        return
+    # input gradient, gathered over this chunk's input rows
+    i_start = b0 * t_p
+    i_end = b1 * t_p
+    for r in range(i_start, i_end, BLOCK):
+        n = min(BLOCK, i_end - r)
+        for i in range(r, r + n):
+            row = dxf[i]
+            for c in range(c_in):
+                row[c] = 0.0
+        for k in range(ksize):
+            shift = k * dilation
+            # input rows i in [r, r+n) with i = o*s + shift, 0 <= o < n_out
+            lo = max(r - shift, 0)
+            o0 = (lo + stride - 1) // stride
+            o1 = min((r + n - shift + stride - 1) // stride, n_out) if r + n > shift else 0
+            if o1 <= o0:
+                continue
+            i0 = o0 * stride + shift
+            nn = o1 - o0
+            dst = dxf[i0:i0 + (nn - 1) * stride + 1:stride, :]
+            src = dzf[o0:o1:1, :]
+            for g in range(groups):
+                gemm(src[:, g * fg:(g + 1) * fg], w[k, :, g * fg:(g + 1) * fg], dst[:, g * cg:(g + 1) * cg],
+                     False, True, True)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def flat_output_gradient(dz, dzf, t_q):
+    """``dzf`` (B*T_q, F) = dz (B, T_out, F) on the flat rows ``b*T_q + t``, zeros elsewhere."""
+    bsz = dz.shape[0]
+    t_out = dz.shape[1]
+    f = dz.shape[2]
+    for b in range(bsz):
+        for t in range(t_q):
+            dst = dzf[b * t_q + t]
+            if t < t_out:
+                src = dz[b, t]
+                for j in range(f):
+                    dst[j] = src[j]
+            else:
+                for j in range(f):
+                    dst[j] = 0.0
