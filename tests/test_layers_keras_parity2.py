@@ -407,6 +407,45 @@ def test_layer_regularizers_train_as_keras(keras, rng, tmp_path, embedding):
     assert back.layers[-1].activity_regularizer.get_config() == {"l1": pytest.approx(0.01)}
 
 
+def _normalized(mod, R):
+    return [mod.GRU(6, return_sequences=True),
+            mod.LayerNormalization(gamma_regularizer=R.L2(0.05), beta_regularizer=R.L1(0.02)),
+            mod.BatchNormalization(gamma_regularizer=R.L1L2(l1=0.01, l2=0.03), beta_regularizer=R.L2(0.04)),
+            mod.PReLU(alpha_regularizer=R.L2(0.1), shared_axes=[1]),
+            mod.GlobalAveragePooling1D(), mod.Dense(3, activation="softmax")]
+
+
+@pytest.mark.keras
+def test_normalization_and_prelu_weight_regularizers_train_as_keras(keras, rng, tmp_path):
+    """gamma/beta regularizers of LayerNormalization and BatchNormalization, PReLU's alpha_regularizer: the
+    loss Keras reports and the weights after 5 Adam steps, from constructors and from Keras's files."""
+    x = rng.standard_normal((16, T, D)).astype(np.float32)
+    y = rng.integers(0, 3, len(x))
+    km = keras.Sequential([keras.Input((T, D))] + _normalized(keras.layers, keras.regularizers))
+    km.set_weights([(np.abs(rng.standard_normal(w.shape)) + 0.5 if "variance" in w.path  # positive variances
+                     else rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.weights])
+    km.save(tmp_path / "n.keras")
+    km.save(tmp_path / "n.h5")
+    models = [fg.Sequential([F.Input((T, D))] + _normalized(F, fg.regularizers)),
+              fg.load_model(tmp_path / "n.keras"), fg.load_model(tmp_path / "n.h5")]
+    models[0].set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for model in models:
+        assert model.layers[1].weight_regularizers["gamma"].get_config() == {"l2": pytest.approx(0.05)}
+        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    expected_eval = km.evaluate(x, y, verbose=0)
+    expected = [km.train_on_batch(x, y) for _ in range(5)]
+    for model in models:
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
+        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
+        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    models[0].save(tmp_path / "ours.keras")  # Keras reads the regularizers back
+    back = keras.models.load_model(tmp_path / "ours.keras")
+    assert back.layers[2].gamma_regularizer.get_config() == {"l1": pytest.approx(0.01), "l2": pytest.approx(0.03)}
+    assert back.layers[3].alpha_regularizer.get_config() == {"l2": pytest.approx(0.1)}
+
+
 @pytest.mark.keras
 def test_tf_keras_h5_regularizers_train_as_tf_keras(rng, tmp_path):
     tf_keras = pytest.importorskip("tf_keras")

@@ -155,9 +155,10 @@ class PReLU(_Elementwise):
     """``x`` for x >= 0, ``alpha * x`` below, with a trained ``alpha`` of the input's shape (without the
     batch axis), size 1 along ``shared_axes`` (1-based)."""
 
-    keras = KerasContract(names=("PReLU",), ignored=frozenset({"alpha_regularizer", "alpha_constraint"}))
+    keras = KerasContract(names=("PReLU",), ignored=frozenset({"alpha_constraint"}))
     parameter_constraints = {"alpha_initializer": [InitializerSpec()], "shared_axes": [NONE, Integer(1), Shape()]}
     weight_names = ("alpha",)
+    regularizer_options = {"alpha_regularizer": "alpha"}
 
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)

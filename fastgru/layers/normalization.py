@@ -21,7 +21,10 @@ from .registry import (
     validate_params,
 )
 
-_REGULARIZERS = frozenset({"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"})
+#: constraints only matter to Keras's optimizer step (not applied by fastgru: loaded with a warning); the
+#: gamma/beta regularizers are applied in training (``regularizer_options``)
+_CONSTRAINTS = frozenset({"beta_constraint", "gamma_constraint"})
+_REGULARIZER_OPTIONS = {"gamma_regularizer": "gamma", "beta_regularizer": "beta"}
 
 
 class _AxisList:
@@ -81,7 +84,7 @@ class LayerNormalization(Layer):
     """``(x - mean) / sqrt(var + epsilon) * gamma + beta`` over ``axis`` of each sample. With
     ``rms_scaling`` (Keras's definition): ``x / sqrt(var + epsilon) * gamma``, no beta."""
 
-    keras = KerasContract(names=("LayerNormalization",), ignored=_REGULARIZERS)
+    keras = KerasContract(names=("LayerNormalization",), ignored=_CONSTRAINTS)
     parameter_constraints = {
         "axis": [_AxisList()],
         "epsilon": [Real(0.0, open_low=True)],
@@ -92,6 +95,7 @@ class LayerNormalization(Layer):
         "gamma_initializer": [InitializerSpec()],
     }
     weight_names = ("gamma", "beta")
+    regularizer_options = _REGULARIZER_OPTIONS
     supports_masking = True
 
     def __init__(self, axis=-1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -180,7 +184,7 @@ class BatchNormalization(Layer):
     ``moving = moving * momentum + batch * (1 - momentum)``.
     """
 
-    keras = KerasContract(names=("BatchNormalization",), ignored=_REGULARIZERS,
+    keras = KerasContract(names=("BatchNormalization",), ignored=_CONSTRAINTS,
                           # renorm's own settings matter only with renorm (refused); synchronized only across
                           # devices; fused was a TensorFlow implementation choice (Keras 2)
                           fixed={"renorm": False, "renorm_clipping": ANY, "renorm_momentum": ANY,
@@ -198,6 +202,7 @@ class BatchNormalization(Layer):
         "moving_variance_initializer": [InitializerSpec()],
     }
     weight_names = ("gamma", "beta", "moving_mean", "moving_variance")
+    regularizer_options = _REGULARIZER_OPTIONS
     supports_masking = True
     _MASK_EPSILON = 1e-7  # Keras's backend.epsilon(), added to the masked count
 
