@@ -134,13 +134,13 @@ def gru_forward_slice(
 
 
 def gru_forward_chunk(
-    x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
+    b0, b1, *, x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved,
+    save, small_rows,
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
     this thread's cache afterwards), then run their time loop."""
     project_inputs(x[b0:b1], w, b_in, xp[b0:b1], small_rows)
     gru_forward_slice(
-        xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
+        xp, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
     )

@@ -244,12 +244,12 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 # and re-optimise all of it, about 2 s more of first-use compile per driver for no run-time gain)
 # ---------------------------------------------------------------------------------------------
 def gru_backward_chunk(
-    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
+    b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags, reset_after, x, w, imask,
+    n_imask, dx, dw, du, db, dh0, small_rows,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     gru_backward_slice(
-        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
-        go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
+        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags.act, flags.ract, reset_after,
+        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, small_rows, b0, b1,
     )
     gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)

@@ -108,8 +108,8 @@ def gru_forward_rdrop_slice(
 # and re-optimise all of it, about 2 s more of first-use compile per driver for no run-time gain)
 # ---------------------------------------------------------------------------------------------
 def gru_forward_train_chunk(
-    x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract,
-    reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+    b0, b1, *, x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, flags,
+    reset_after, out, h_last, saved, small_rows,
 ):
     """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
     (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
@@ -117,11 +117,11 @@ def gru_forward_train_chunk(
     project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1)
     if use_rmask:
         gru_forward_rdrop_slice(
-            saved, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+            saved, u3, b_rec, rmask, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
         )
     else:
         gru_forward_slice(
-            saved, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-            return_sequences, zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
+            saved, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
         )

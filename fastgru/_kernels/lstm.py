@@ -122,26 +122,26 @@ def lstm_forward_slice(
 
 
 def lstm_forward_chunk(
-    x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+    b0, b1, *, x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last, c_last,
+    saved, save, small_rows,
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then run
     their time loop."""
     project_inputs(x[b0:b1], w, b, xp[b0:b1], small_rows)
     lstm_forward_slice(
-        xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+        xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
     )
 
 
 def lstm_forward_train_chunk(
-    x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_rows, b0, b1,
+    b0, b1, *, x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last,
+    c_last, saved, small_rows,
 ):
     """Training forward of rows ``b0:b1``: the projection (with input dropout masks) into
     ``saved``, then the time loop saving the gates."""
     project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
     lstm_forward_slice(
-        saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,
+        saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,
     )

@@ -151,13 +151,12 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
 
 
 def lstm_backward_chunk(
-    saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract, go_backwards,
-    return_sequences, zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, dc0, small_rows,
-    b0, b1,
+    b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, flags, x, w, imask,
+    n_imask, dx, dw, du, db, dh0, dc0, small_rows,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     lstm_backward_slice(
-        saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract, go_backwards,
-        return_sequences, zero_output_for_mask, dh0, dc0, small_rows, b0, b1,
+        saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, flags.act, flags.ract,
+        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, dc0, small_rows, b0, b1,
     )
     lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)

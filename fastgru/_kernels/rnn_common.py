@@ -9,10 +9,24 @@ G one mask per gate (implementation 1, which Keras uses when ``recurrent_dropout
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from .linalg import gemm, small_matmul_into
+
+
+class LoopFlags(NamedTuple):
+    """The options every recurrent time loop takes, as one value: ``fastgru.ops`` builds it once per call
+    and passes it, with the arrays, by keyword to a ``*_chunk`` driver; the driver hands the fields to
+    the compiled loops (plain ints and bools there, so a loop is compiled once whatever their values)."""
+
+    act: int  #: the candidate's / output's activation code (``fast_code`` applied)
+    ract: int  #: the gates' activation code (SimpleRNN has none: 0)
+    go_backwards: bool
+    return_sequences: bool
+    zero_output_for_mask: bool
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

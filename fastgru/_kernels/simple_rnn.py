@@ -101,8 +101,7 @@ def simple_rnn_forward_slice(
 
 
 def simple_rnn_forward_chunk(
-    x, w, b, xp, u, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask, out, h_last,
-    small_rows, b0, b1,
+    b0, b1, *, x, w, b, xp, u, h0, mask, use_mask, flags, out, h_last, small_rows,
 ):
     """Inference of rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then
     run their time loop."""
@@ -110,21 +109,21 @@ def simple_rnn_forward_chunk(
     empty2 = np.zeros((0, 0), xp.dtype)
     empty3 = np.zeros((0, 0, 0), xp.dtype)
     simple_rnn_forward_slice(
-        xp, u, empty2, False, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
-        out, h_last, empty3, False, small_rows, b0, b1,
+        xp, u, empty2, False, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
+        flags.zero_output_for_mask, out, h_last, empty3, False, small_rows, b0, b1,
     )
 
 
 def simple_rnn_forward_train_chunk(
-    x, w, b, imask, n_imask, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+    b0, b1, *, x, w, b, imask, n_imask, u, rmask, use_rmask, h0, mask, use_mask, flags, out, h_last, saved,
+    small_rows,
 ):
     """Training forward of rows ``b0:b1``: the projection (with the input dropout mask, imask (1, B, D)
     when n_imask is 1) into ``saved``, then the time loop saving [act(a) | h_prev]."""
     project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
     simple_rnn_forward_slice(
-        saved, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
-        out, h_last, saved, True, small_rows, b0, b1,
+        saved, u, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
+        flags.zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
     )
 
 
@@ -216,12 +215,12 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
 
 
 def simple_rnn_backward_chunk(
-    saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
-    zero_output_for_mask, x, w, imask, n_imask, dx, dw, du, db, dh0, small_rows, b0, b1,
+    b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags, x, w, imask, n_imask, dx,
+    dw, du, db, dh0, small_rows,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     simple_rnn_backward_slice(
-        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
-        zero_output_for_mask, dh0, small_rows, b0, b1,
+        saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags.act, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, dh0, small_rows, b0, b1,
     )
     simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)

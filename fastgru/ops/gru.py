@@ -14,6 +14,7 @@ from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
+from .._kernels.rnn_common import LoopFlags
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import (
@@ -87,16 +88,17 @@ def run_gru(
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
     if bsz * steps > 0:
         kernel_blas_single_threaded()
-        args = (
-            xp, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
-            fast_code(act, dtype), fast_code(ract, dtype),
-            prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask,
-            out, h_last, saved, save, small_gemm_rows(),
+        kw = dict(
+            x=x, w=prepared.w, b_in=prepared.b_in, xp=xp, u=prepared.u, u_h=prepared.u_h, b_rec=prepared.b_rec,
+            h0=h0, mask=mask_arr, use_mask=use_mask,
+            flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                            zero_output_for_mask),
+            reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, save=save,
+            small_rows=small_gemm_rows(),
         )
         # the input projection is hoisted out of the time loop (one GEMM over all steps); each
         # thread projects its own batch rows, then runs their time loop
-        run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(x, prepared.w, prepared.b_in, *args, b0, b1),
-                   bsz, n_chunks)
+        run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, **kw), bsz, n_chunks)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, xp, saved
@@ -214,15 +216,16 @@ def run_gru_train(
             u = _full_recurrent_kernel(prepared)
             u3 = np.ascontiguousarray(u.reshape(units, 3, units).transpose(1, 0, 2))
         kernel_blas_single_threaded()
-        args = (
-            x, prepared.w, prepared.b_in, imask, n_imask, prepared.u, prepared.u_h, u3, prepared.b_rec,
-            rmask, use_rmask, h0, mask_arr, use_mask, fast_code(act, dtype), fast_code(ract, dtype),
-            prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved,
+        kw = dict(
+            x=x, w=prepared.w, b_in=prepared.b_in, imask=imask, n_imask=n_imask, u=prepared.u, u_h=prepared.u_h,
+            u3=u3, b_rec=prepared.b_rec, rmask=rmask, use_rmask=use_rmask, h0=h0, mask=mask_arr, use_mask=use_mask,
+            flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                            zero_output_for_mask),
+            reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, small_rows=small_gemm_rows(),
         )
         # one thread per chunk of batch rows does its projection and its time loop: only fastgru's
         # threads run (NumPy's multi-threaded BLAS next to them would oversubscribe the cores)
-        small_rows = small_gemm_rows()
-        run_chunks(lambda c, b0, b1: _train.gru_forward_train_chunk(*args, small_rows, b0, b1), bsz, n_chunks)
+        run_chunks(lambda c, b0, b1: _train.gru_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -286,18 +289,19 @@ def run_gru_backward(
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + u.shape, dtype)
     db_part = np.empty((n_chunks, 2, n), np.float64)
-    args = (
-        saved, np.ascontiguousarray(u.T), rmask, use_rmask, d_out3, np.ascontiguousarray(d_h_last, dtype),
-        mask if use_mask else EMPTY_MASK, use_mask, fast_code(act, dtype), fast_code(ract, dtype),
-        prepared.reset_after, go_backwards, return_sequences, zero_output_for_mask,
-        x, prepared.w, imask, n_imask, dx,
+    kw = dict(
+        saved=saved, ut=np.ascontiguousarray(u.T), rmask=rmask, use_rmask=use_rmask, d_out=d_out3,
+        dh_last=np.ascontiguousarray(d_h_last, dtype), mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
+        flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                        zero_output_for_mask),
+        reset_after=prepared.reset_after, x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0,
+        small_rows=small_gemm_rows(),
     )
     kernel_blas_single_threaded()
     # each thread: the reverse time loop over its batch rows, then the large GEMMs over the same
     # rows' B_c*T steps giving its partial dW, dU, bias sums (summed below) and its rows of dX
-    small_rows = small_gemm_rows()
-    run_chunks(lambda c, b0, b1: _bptt.gru_backward_chunk(*args, dw_part[c], du_part[c], db_part[c], dh0, small_rows,
-                                                          b0, b1), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _bptt.gru_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c], db=db_part[c], **kw),
+               bsz, n_chunks)
     dkernel = dw_part.sum(axis=0)
     du = du_part.sum(axis=0)
     db = db_part.sum(axis=0)

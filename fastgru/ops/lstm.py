@@ -15,6 +15,7 @@ from .. import activations
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
+from .._kernels.rnn_common import LoopFlags
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import (
@@ -108,12 +109,14 @@ def run_lstm(
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
-    args = (
-        xp, prepared.u, empty3, empty3, False, h0, c0, mask if use_mask else EMPTY_MASK, use_mask,
-        fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask,
-        out, h_last, c_last, empty3, False, small_gemm_rows(),
+    kw = dict(
+        x=x, w=prepared.w, b=prepared.b, xp=xp, u=prepared.u, u4=empty3, rmask=empty3, use_rmask=False, h0=h0,
+        c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
+        flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                        zero_output_for_mask),
+        out=out, h_last=h_last, c_last=c_last, saved=empty3, save=False, small_rows=small_gemm_rows(),
     )
-    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(x, prepared.w, prepared.b, *args, b0, b1), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last
 
 
@@ -143,12 +146,14 @@ def run_lstm_train(
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
-    args = (
-        x, prepared.w, prepared.b, imask, n_imask, prepared.u, u4, rmask, use_rmask, h0, c0,
-        mask if use_mask else EMPTY_MASK, use_mask, fast_code(act, dtype), fast_code(ract, dtype),
-        go_backwards, return_sequences, zero_output_for_mask, out, h_last, c_last, saved, small_gemm_rows(),
+    kw = dict(
+        x=x, w=prepared.w, b=prepared.b, imask=imask, n_imask=n_imask, u=prepared.u, u4=u4, rmask=rmask,
+        use_rmask=use_rmask, h0=h0, c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
+        flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                        zero_output_for_mask),
+        out=out, h_last=h_last, c_last=c_last, saved=saved, small_rows=small_gemm_rows(),
     )
-    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(*args, b0, b1), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last, saved
 
 
@@ -190,15 +195,16 @@ def run_lstm_backward(
     dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = np.empty((n_chunks,) + prepared.u.shape, dtype)
     db_part = np.empty((n_chunks, 4 * units), np.float64)
-    args = (
-        saved, prepared.ut, rmask, use_rmask, d_out3, d_h_last, d_c_last, mask if use_mask else EMPTY_MASK,
-        use_mask, fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
-        zero_output_for_mask, x, prepared.w, imask, n_imask, dx,
+    kw = dict(
+        saved=saved, ut=prepared.ut, rmask=rmask, use_rmask=use_rmask, d_out=d_out3, dh_last=d_h_last,
+        dc_last=d_c_last, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
+        flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                        zero_output_for_mask),
+        x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0, dc0=dc0, small_rows=small_gemm_rows(),
     )
     kernel_blas_single_threaded()
-    small_rows = small_gemm_rows()
-    run_chunks(lambda c, b0, b1: _bptt.lstm_backward_chunk(*args, dw_part[c], du_part[c], db_part[c], dh0, dc0,
-                                                           small_rows, b0, b1), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _bptt.lstm_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c], db=db_part[c],
+                                                           **kw), bsz, n_chunks)
     dbias = db_part.sum(axis=0).astype(dtype)
     return (dx if need_dx else None), dw_part.sum(axis=0), du_part.sum(axis=0), dbias, dh0, dc0
 
