@@ -11,10 +11,24 @@ per thread count (``fg.set_num_threads``; NumPy's OpenBLAS gets the same count, 
 * backward: ``layer.backward(dy, cache)`` (gradients of input, kernel and bias); its floor is the two
   products of an im2col backward, ``cols^T @ dY`` and ``dY @ W^T``, as two sgemm calls.
 
-The machine may be shared (other processes' work makes every figure noisy), so the four timings are
-interleaved — conv forward, floor forward, conv backward, floor backward, and again — and the
-report gives the medians and the median of the per-repetition ratios. The CPU (``lscpu``'s model and
-SIMD flags) and the OpenBLAS core types of NumPy and SciPy are recorded with the numbers.
+Also timed, for comparison: the im2col implementation Conv1D had before (``im2col_*`` below: the
+window copy and one GEMM forward; ``cols^T @ dY``, ``dY @ W^T`` and a tap-by-tap scatter backward).
+
+The machine may be shared (other processes' work makes every figure noisy), so the timings are
+interleaved — conv forward, floor forward, im2col forward, conv backward, floor backward, im2col
+backward, and again — and the report gives the medians and the median of the per-repetition ratios.
+Each call's run-queue wait (``/proc/self/task/*/schedstat``: time this process's threads were ready
+but another task had the CPU) is recorded; a repetition is *quiet* when no call in it waited more
+than 2% of its time, and the quiet repetitions' median ratios are reported beside all of them.
+The CPU (``lscpu``'s model and SIMD flags) and the OpenBLAS core types of NumPy and SciPy are
+recorded with the numbers.
+
+Spinning BLAS threads: after each call, OpenBLAS's idle worker threads spin for 2^28 cycles (about
+0.1 s here) before they sleep, holding a core that fastgru's kernel threads (its own threads, see
+``fastgru/_threads.py``) then share. Interleaving would hand every Conv1D call the floor's spinning
+threads, so the workers run with ``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles) by default; the floor's own
+time does not change with it (its threads wake from a futex per call, microseconds).
+``--blas-timeout ""`` keeps OpenBLAS's default, to see the effect.
 """
 
 from __future__ import annotations
@@ -77,10 +91,57 @@ def openblas_cores() -> dict:
     return cores
 
 
-def timed(fn) -> float:
+def run_queue_wait() -> float:
+    """Seconds this process's threads have spent runnable but waiting for a CPU (0 where unknown)."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total * 1e-9
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, run-queue wait seconds) of one call."""
+    wait = run_queue_wait()
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    return wall, run_queue_wait() - wait
+
+
+def im2col_forward(x, kernel, bias):
+    """What Conv1D did before (valid padding, stride 1, one group): window copy, one GEMM, bias."""
+    from fastgru.layers.conv import windows
+
+    b, steps, c = x.shape
+    k = kernel.shape[0]
+    out = steps - k + 1
+    cols = np.ascontiguousarray(windows(x, k, 1, 1, out))
+    z = cols.reshape(b * out, k * c) @ kernel.reshape(k * c, -1)
+    z += bias
+    return z.reshape(b, out, -1), cols
+
+
+def im2col_backward(dz, cols, kernel, x_shape):
+    """The matching backward: ``cols^T @ dY``, ``dY @ W^T`` and the tap-by-tap scatter."""
+    b, steps, c = x_shape
+    k, _, f = kernel.shape
+    out = steps - k + 1
+    dz2 = dz.reshape(b * out, f)
+    dw = (cols.reshape(b * out, k * c).T @ dz2).reshape(kernel.shape)
+    dcols = (dz2 @ kernel.reshape(k * c, f).T).reshape(b, out, k, c)
+    db = dz2.sum(axis=0)
+    dxp = np.zeros((b, steps, c), dz.dtype)
+    for j in range(k):
+        dxp[:, j:j + out, :] += dcols[:, :, j, :]
+    return dxp, dw, db
 
 
 def worker(threads: int, reps: int) -> dict:
@@ -117,20 +178,41 @@ def worker(threads: int, reps: int) -> dict:
     def conv_backward():
         layer.backward(dy, cache)
 
-    for fn in (conv_forward, floor_forward, conv_backward, floor_backward):  # compile, warm caches
+    kernel, bias = layer.weights
+    _, old_cols = im2col_forward(x, kernel, bias)
+
+    def im2col_fwd():
+        im2col_forward(x, kernel, bias)
+
+    def im2col_bwd():
+        im2col_backward(dy, old_cols, kernel, x.shape)
+
+    calls = {"conv_forward": conv_forward, "floor_forward": floor_forward, "im2col_forward": im2col_fwd,
+             "conv_backward": conv_backward, "floor_backward": floor_backward, "im2col_backward": im2col_bwd}
+    for fn in calls.values():  # compile, warm caches
         fn()
         fn()
-    t = {"conv_forward": [], "floor_forward": [], "conv_backward": [], "floor_backward": []}
+    wall = {k: [] for k in calls}
+    wait = {k: [] for k in calls}
     for _ in range(reps):  # interleaved: contention hits conv and floor alike
-        t["conv_forward"].append(timed(conv_forward))
-        t["floor_forward"].append(timed(floor_forward))
-        t["conv_backward"].append(timed(conv_backward))
-        t["floor_backward"].append(timed(floor_backward))
-    med = {k: float(np.median(v)) * 1e3 for k, v in t.items()}
-    ratio = {d: float(np.median(np.array(t[f"conv_{d}"]) / np.array(t[f"floor_{d}"])))
-             for d in ("forward", "backward")}
+        for name, fn in calls.items():
+            w, q = timed(fn)
+            wall[name].append(w)
+            wait[name].append(q)
+    wall = {k: np.array(v) for k, v in wall.items()}
+    quiet = np.all([np.array(wait[k]) <= 0.02 * wall[k] for k in calls], axis=0)
+
+    def ratios(mask):
+        if not mask.any():
+            return None
+        return {f"{impl}_{d}": float(np.median(wall[f"{impl}_{d}"][mask] / wall[f"floor_{d}"][mask]))
+                for impl in ("conv", "im2col") for d in ("forward", "backward")}
+
+    med = {k: float(np.median(v)) * 1e3 for k, v in wall.items()}
     macs = rows * depth * FILTERS
-    return {"threads": threads, "reps": reps, "median_ms": med, "median_ratio": ratio,
+    return {"threads": threads, "reps": reps, "median_ms": med, "median_ratio": ratios(np.ones(reps, bool)),
+            "quiet_reps": int(quiet.sum()), "quiet_median_ratio": ratios(quiet),
+            "median_wait_share": {k: float(np.median(np.array(wait[k]) / wall[k])) for k in calls},
             "gflops_floor": {"forward": 2 * macs / med["floor_forward"] / 1e6,
                              "backward": 4 * macs / med["floor_backward"] / 1e6},
             "load_avg": os.getloadavg()}
@@ -141,6 +223,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--reps", type=int, default=31)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--blas-timeout", default="4", help='OPENBLAS_THREAD_TIMEOUT for the workers ("": unset)')
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -150,6 +233,9 @@ def main() -> None:
     for threads in [int(n) for n in args.threads.split(",")]:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    NUMBA_NUM_THREADS=str(max(threads, 1)))
+        env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        if args.blas_timeout:
+            env["OPENBLAS_THREAD_TIMEOUT"] = args.blas_timeout
         proc = subprocess.run([sys.executable, __file__, "--worker", str(threads), "--reps", str(args.reps)],
                               env=env, capture_output=True, text=True, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -158,17 +244,27 @@ def main() -> None:
     print(f"{m['model']}, {m['cores']} cores{' (' + m['hypervisor'] + ' guest)' if m.get('hypervisor') else ''}, "
           f"SIMD: {' '.join(m['simd'])}; OpenBLAS cores: "
           + ", ".join(f"{k} {v}" for k, v in cores.items())
-          + f"; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\n")
-    print(f"Conv1D({FILTERS}, {K}) on ({B}, {T}, {C}) float32, valid padding; {args.reps} interleaved repetitions\n")
-    print("| threads | forward ms | floor ms | ratio | backward ms | floor ms | ratio | floor GFLOP/s | load avg |")
+          + f"; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
+          + f"; OPENBLAS_THREAD_TIMEOUT={args.blas_timeout or '(unset)'}\n")
+    print(f"Conv1D({FILTERS}, {K}) on ({B}, {T}, {C}) float32, valid padding; {args.reps} interleaved repetitions; "
+          "ratio = median of conv / floor per repetition (quiet repetitions only in brackets)\n")
+    print("| threads | pass | Conv1D ms | sgemm floor ms | ratio | im2col (before) ms | ratio | quiet reps | "
+          "load avg |")
     print("|---|---|---|---|---|---|---|---|---|")
+
+    def fmt(r, key):
+        q = r["quiet_median_ratio"]
+        return f"{r['median_ratio'][key]:.2f}" + (f" ({q[key]:.2f})" if q else "")
+
     for r in results:
-        md, rt = r["median_ms"], r["median_ratio"]
-        print(f"| {r['threads']} | {md['conv_forward']:.2f} | {md['floor_forward']:.2f} | {rt['forward']:.2f} | "
-              f"{md['conv_backward']:.2f} | {md['floor_backward']:.2f} | {rt['backward']:.2f} | "
-              f"{r['gflops_floor']['forward']:.0f} | {r['load_avg'][0]:.1f} |")
+        md = r["median_ms"]
+        for d in ("forward", "backward"):
+            print(f"| {r['threads']} | {d} | {md['conv_' + d]:.2f} | {md['floor_' + d]:.2f} | {fmt(r, 'conv_' + d)} | "
+                  f"{md['im2col_' + d]:.2f} | {fmt(r, 'im2col_' + d)} | {r['quiet_reps']}/{r['reps']} | "
+                  f"{r['load_avg'][0]:.1f} |")
     if args.json:
-        args.json.write_text(json.dumps({"machine": m, "openblas": cores, "results": results}, indent=1))
+        args.json.write_text(json.dumps({"machine": m, "openblas": cores, "blas_timeout": args.blas_timeout,
+                                         "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, grou
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, b0, b1):
-    """Gradients for the sequences ``b0:b1``: ``dw`` (k, C_in/groups, F) this chunk's partial sum
-    (overwritten), and ``dxf[b0*T_p:b1*T_p]`` (the padded flat input's gradient, overwritten) when
+    """Gradients for the sequences ``b0:b1``: their kernel gradient added to ``dw`` (k, C_in/groups, F),
+    the calling thread's partial sum, and ``dxf[b0*T_p:b1*T_p]`` (the padded flat input's gradient, overwritten) when
     need_dx. xf (B*T_p, C_in), dzf (B*T_q, F) with zeros on the straddling rows. Shapes checked by
     the caller.
     """
@@ -91,10 +91,6 @@ def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilat
     n_out = dzf.shape[0]
     n_in = xf.shape[0]
     # kernel gradient over this chunk's output rows (the straddling rows of dzf are zeros)
-    for k in range(ksize):
-        for c in range(cg):
-            for j in range(f):
-                dw[k, c, j] = 0.0
     # output rows whose taps stay inside xf
     n_valid = min(n_out, (n_in - 1 - (ksize - 1) * dilation) // stride + 1)
     o_start = b0 * t_q

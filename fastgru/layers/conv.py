@@ -14,6 +14,8 @@ Padding as Keras: ``valid``; ``same`` (TensorFlow's split, the extra step on the
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -69,6 +71,38 @@ def windows(xp: np.ndarray, kernel_size: int, stride: int, dilation: int, out_st
     sb, st, sc = xp.strides
     return as_strided(xp, shape=(b, out_steps, kernel_size, c), strides=(sb, st * stride, st * dilation, sc),
                       writeable=False)
+
+
+#: tasks per thread when a call is split: a thread slowed by another process's work (a shared machine)
+#: takes fewer of them instead of holding up the call with a fixed share of the batch
+TASKS_PER_THREAD = 4
+
+
+def _task_bounds(rows: int, n_threads: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of batch rows, one per task: a fixed split for a given row and thread count
+    (the kernel gradient is summed over tasks in this order: the same numbers whichever thread ran
+    which task)."""
+    n_tasks = 1 if n_threads <= 1 else min(rows, TASKS_PER_THREAD * n_threads)
+    return [(i * rows // n_tasks, (i + 1) * rows // n_tasks) for i in range(n_tasks)]
+
+
+def _run_tasks(task, bounds: list[tuple[int, int]], n_threads: int) -> None:
+    """Call ``task(c, i, b0, b1)`` for every task ``i`` (rows ``b0:b1``) on ``n_threads`` threads
+    (``run_chunks``; ``c`` is the thread's slot, for its own scratch buffers): each thread takes the
+    next task until none is left."""
+    if n_threads <= 1 or len(bounds) == 1:
+        for i, (b0, b1) in enumerate(bounds):
+            task(0, i, b0, b1)
+        return
+    counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def worker(c, _b0, _b1):
+        for i in iter(counter.__next__, None):
+            if i >= len(bounds):
+                return
+            task(c, i, *bounds[i])
+
+    run_chunks(worker, n_threads, n_threads)
 
 
 @register_layer
@@ -190,11 +224,12 @@ class Conv1D(Layer):
         z = np.empty((b, out, self.filters), x.dtype)
         if b * out == 0:
             return z, xf
-        n_chunks = n_chunks_for(b, b * out * k * c_in * self.filters // self.groups)
-        scratch = np.empty((n_chunks, _conv.BLOCK, self.filters), x.dtype)
+        n_threads = n_chunks_for(b, b * out * k * c_in * self.filters // self.groups)
+        scratch = np.empty((n_threads, _conv.BLOCK, self.filters), x.dtype)
         kernel_blas_single_threaded()
-        run_chunks(lambda c, b0, b1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
-                                                                self.groups, scratch[c], b0, b1), b, n_chunks)
+        _run_tasks(lambda c, i, b0, b1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
+                                                                   self.groups, scratch[c], b0, b1),
+                   _task_bounds(b, n_threads), n_threads)
         return z, xf
 
     def call(self, x, mask=None, training: bool = False):
@@ -221,18 +256,19 @@ class Conv1D(Layer):
         t_q = t_p // s
         dzf = np.empty((b * t_q, self.filters), dz.dtype)
         dxf = np.empty((b * t_p, c_in), dz.dtype) if need_dx else np.empty((0, c_in), dz.dtype)
-        n_chunks = n_chunks_for(b, 2 * b * out * k * c_in * self.filters // self.groups)
-        dw_part = np.empty((n_chunks,) + kernel.shape, dz.dtype)
-        cols = np.empty((n_chunks, _conv.DW_BLOCK, k * (c_in // self.groups)), dz.dtype)
+        n_threads = n_chunks_for(b, 2 * b * out * k * c_in * self.filters // self.groups)
+        bounds = _task_bounds(b, n_threads)
+        dw_part = np.zeros((len(bounds),) + kernel.shape, dz.dtype)  # one per task, summed in task order
+        cols = np.empty((n_threads, _conv.DW_BLOCK, k * (c_in // self.groups)), dz.dtype)
         if b * out > 0:
             _conv.flat_output_gradient(dz, dzf, t_q)
             kernel_blas_single_threaded()
-            run_chunks(lambda c, b0, b1: _conv.conv1d_backward_chunk(xf, dzf, kernel, dxf, dw_part[c], cols[c], need_dx,
-                                                                     t_p, s, d, self.groups, b0, b1), b, n_chunks)
+            _run_tasks(lambda c, i, b0, b1: _conv.conv1d_backward_chunk(xf, dzf, kernel, dxf, dw_part[i], cols[c],
+                                                                        need_dx, t_p, s, d, self.groups, b0, b1),
+                       bounds, n_threads)
         else:
-            dw_part[:] = 0
             dxf[:] = 0
-        dw = dw_part[0] if n_chunks == 1 else dw_part.sum(axis=0)
+        dw = dw_part[0] if len(bounds) == 1 else dw_part.sum(axis=0)
         grads = [dw.astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz.reshape(b * out, self.filters).sum(axis=0).astype(self.dtype, copy=False))
