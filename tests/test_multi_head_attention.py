@@ -63,6 +63,28 @@ def test_forward_matches_keras(keras, rng, options):
 
 
 @pytest.mark.keras
+def test_sliding_window_matches_keras(keras, rng):
+    import inspect
+
+    if "sliding_window" not in inspect.signature(keras.layers.MultiHeadAttention).parameters:
+        pytest.skip("this Keras has no sliding_window")
+    q, v, k, _, v_mask, _, _ = _data(rng)
+    theirs = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, sliding_window=2)
+    ours = MultiHeadAttention(num_heads=2, key_dim=3, sliding_window=2)
+    theirs(q, v)
+    ours(q, v)
+    ours.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in ours.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    for kwargs in ({}, {"use_causal_mask": True, "value_mask": v_mask}, {"return_attention_scores": True}):
+        expected = theirs(q, v, **kwargs)
+        got = ours(q, v, **kwargs)
+        for g, e in zip(got if isinstance(got, list) else [got], expected if isinstance(got, list) else [expected]):
+            np.testing.assert_allclose(g, np.asarray(e), rtol=1e-4, atol=2e-5)
+    assert MultiHeadAttention.from_config(ours.get_config()).sliding_window == 2
+    assert "sliding_window" not in MultiHeadAttention(2, 3).get_config()  # older Keras has no such option
+
+
+@pytest.mark.keras
 def test_float64_and_key_defaulting_to_value_match_keras(keras, rng):
     q, v, _, _, v_mask, _, att = _data(rng, "float64")
     theirs = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, dtype="float64")
@@ -210,6 +232,43 @@ def test_keyed_calls_in_files_keras3_and_tf_keras(keras, rng, tmp_path):
     np.testing.assert_allclose(loaded.get_layer("mha2").get_weights()[4], km.get_layer("mha2").get_weights()[4])
     for g, e in zip(loaded.predict([x, am]), expected2):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.keras
+def test_value_keyword_mask_tensor_regularizers_from_keras_and_batch_invariance(keras, rng, tmp_path):
+    """``mha(h, value=h, value_mask=tensor)`` with kernel/bias regularizers: from_keras, .keras both ways,
+    3 Adam steps (the penalties over all four kernels and biases), one row alone bit-equal in its batch."""
+    L = keras.layers
+    x = rng.standard_normal((4, 7, 3)).astype(np.float32)
+    x[0, 5:] = 0.0
+    vm = rng.random((4, 7)) > 0.2
+    inp, vin = keras.Input((7, 3)), keras.Input((7,), dtype="bool")
+    h = L.GRU(4, return_sequences=True)(L.Masking()(inp))
+    a = L.MultiHeadAttention(2, 3, kernel_regularizer="l2", bias_regularizer=keras.regularizers.L1(0.01))(
+        h, value=h, value_mask=vin)
+    km = keras.Model([inp, vin], L.Dense(1)(L.GlobalAveragePooling1D()(a)))
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    expected = km.predict([x, vm], verbose=0)
+    np.testing.assert_allclose(fg.from_keras(km).predict([x, vm]), expected, rtol=1e-4, atol=2e-5)
+    km.save(tmp_path / "k.keras")
+    ours = fg.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(ours.predict([x, vm]), expected, rtol=1e-4, atol=2e-5)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict([x, vm], verbose=0),
+                               expected, rtol=1e-4, atol=2e-5)
+    y = rng.random((4, 1)).astype(np.float32)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss="mse")
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch([x, vm], y), km.train_on_batch([x, vm], y), rtol=1e-4)
+    for k, o in zip(km.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-5)
+    invariant = fg.get_batch_invariant()
+    fg.set_batch_invariant(True)
+    try:
+        np.testing.assert_array_equal(ours.predict([x[1:2], vm[1:2]]), ours.predict([x, vm])[1:2])
+    finally:
+        fg.set_batch_invariant(invariant)
 
 
 def test_bad_options_and_inputs(rng):

@@ -19,8 +19,9 @@ attends to all steps evenly.
 
 Every step is a batched NumPy product (no Python loop over batch, heads or time). ``dropout`` acts on the
 attention probabilities in training with fastgru's seeded generator (Keras's statistics, not
-TensorFlow's numbers). ``attention_axes`` other than the steps axis, ``use_gate``, ``sliding_window``
-and inputs of rank other than 3 are refused with ``UnsupportedKerasFeature``.
+TensorFlow's numbers). ``sliding_window`` (Keras 3.15's symmetric band) is applied with the other masks.
+``attention_axes`` other than the steps axis, ``use_gate`` and inputs of rank other than 3 are refused with
+``UnsupportedKerasFeature``.
 """
 
 from __future__ import annotations
@@ -106,14 +107,14 @@ class MultiHeadAttention(Layer):
     attention_output/bias (the biases when ``use_bias``)."""
 
     keras = KerasContract(names=("MultiHeadAttention",),
-                          fixed={"use_gate": False, "sliding_window": None, "flash_attention": ANY,
+                          fixed={"use_gate": False, "flash_attention": ANY,
                                  "softmax_robust_masking": ANY, "query_shape": ANY, "key_shape": ANY,
                                  "value_shape": ANY})
     parameter_constraints = {"num_heads": [Integer(1)], "key_dim": [Integer(1)], "value_dim": [NONE, Integer(1)],
                              "dropout": [Real(0.0, 1.0, open_high=True)], "use_bias": [Boolean()],
                              "output_shape": [NONE, _OutputShape()], "attention_axes": [NONE, _AttentionAxes()],
                              "kernel_initializer": [InitializerSpec()], "bias_initializer": [InitializerSpec()],
-                             "seed": [NONE, Integer()]}
+                             "sliding_window": [NONE, Integer(1)], "seed": [NONE, Integer()]}
     weight_names = tuple(f"{p}/{w}" for p, _ in _PROJECTIONS for w in ("kernel", "bias"))
     regularizer_options = {"kernel_regularizer": "query/kernel", "bias_regularizer": "query/bias"}
     supports_masking = True
@@ -140,8 +141,7 @@ class MultiHeadAttention(Layer):
             raise UnsupportedKerasFeature(f"{owner}: option 'activity_regularizer' is not supported (Keras applies it "
                                           "to each of the four projections' outputs)")
         for option, value, default in (("kernel_constraint", kernel_constraint, None),
-                                       ("bias_constraint", bias_constraint, None), ("use_gate", use_gate, False),
-                                       ("sliding_window", sliding_window, None)):
+                                       ("bias_constraint", bias_constraint, None), ("use_gate", use_gate, False)):
             if value is not default and value != default:
                 raise UnsupportedKerasFeature(f"{owner}: option {option}={value!r} is not supported")
         if flash_attention:
@@ -149,7 +149,7 @@ class MultiHeadAttention(Layer):
         self.__dict__.update(validate_params(owner, self.parameter_constraints, dict(
             num_heads=num_heads, key_dim=key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
             output_shape=output_shape, attention_axes=attention_axes, kernel_initializer=kernel_initializer,
-            bias_initializer=bias_initializer, seed=seed)))
+            bias_initializer=bias_initializer, sliding_window=sliding_window, seed=seed)))
         if self.attention_axes is not None and self.attention_axes not in ((1,), (-2,)):
             raise UnsupportedKerasFeature(
                 f"{owner}: option attention_axes={list(self.attention_axes)} is not supported (fastgru attends over "
@@ -397,6 +397,9 @@ class MultiHeadAttention(Layer):
         if use_causal_mask:
             causal = np.tril(np.ones((t, s), bool))[None]
             keep = causal if keep is None else keep & causal
+        if self.sliding_window is not None:  # Keras's symmetric band |i - j| < sliding_window
+            band = (np.abs(np.arange(t)[:, None] - np.arange(s)[None, :]) < self.sliding_window)[None]
+            keep = band if keep is None else keep & band
         if keep is not None:
             keep = keep[:, None]  # (B or 1, 1, T, S)
         if attention is not None:
@@ -475,9 +478,12 @@ class MultiHeadAttention(Layer):
         return [dxs.get(role) for role in layout], grads
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+        config = {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
                 "output_shape": None if self._output_dims is None else list(self._output_dims),
                 "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "seed": self.seed}
+        if self.sliding_window is not None:  # written only when set: Keras before 3.15 has no such option
+            config["sliding_window"] = self.sliding_window
+        return config
