@@ -210,11 +210,17 @@ def worker(threads: int, reps: int) -> dict:
 
     med = {k: float(np.median(v)) * 1e3 for k, v in wall.items()}
     macs = rows * depth * FILTERS
+    sq = rng.random((2048, 2048), dtype=np.float32)
+    sq_out = np.empty_like(sq)
+    peak = 2 * 2048 ** 3 / min(timed(lambda: np.matmul(sq, sq, out=sq_out))[0] for _ in range(5)) / 1e9
     return {"threads": threads, "reps": reps, "median_ms": med, "median_ratio": ratios(np.ones(reps, bool)),
             "quiet_reps": int(quiet.sum()), "quiet_median_ratio": ratios(quiet),
             "median_wait_share": {k: float(np.median(np.array(wait[k]) / wall[k])) for k in calls},
             "gflops_floor": {"forward": 2 * macs / med["floor_forward"] / 1e6,
                              "backward": 4 * macs / med["floor_backward"] / 1e6},
+            "gflops_conv": {"forward": 2 * macs / med["conv_forward"] / 1e6,
+                            "backward": 4 * macs / med["conv_backward"] / 1e6},
+            "sgemm_peak_gflops": peak,
             "load_avg": os.getloadavg()}
 
 
@@ -247,15 +253,21 @@ def main() -> None:
           + f"; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
           + f"; OPENBLAS_THREAD_TIMEOUT={args.blas_timeout or '(unset)'}\n")
     print(f"Conv1D({FILTERS}, {K}) on ({B}, {T}, {C}) float32, valid padding; {args.reps} interleaved repetitions; "
-          "ratio = median of conv / floor per repetition (quiet repetitions only in brackets)\n")
-    print("| threads | pass | Conv1D ms | sgemm floor ms | ratio | im2col (before) ms | ratio | quiet reps | "
-          "load avg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "ratio = median of conv / floor per repetition (quiet repetitions only in brackets)")
 
     def fmt(r, key):
         q = r["quiet_median_ratio"]
         return f"{r['median_ratio'][key]:.2f}" + (f" ({q[key]:.2f})" if q else "")
 
+    for r in results:
+        print(f"\n{r['threads']} thread(s): sgemm peak (2048^3, best of 5) {r['sgemm_peak_gflops']:.0f} GFLOP/s; "
+              f"Conv1D forward {r['gflops_conv']['forward']:.0f}, backward {r['gflops_conv']['backward']:.0f} GFLOP/s "
+              f"(medians); median run-queue wait per call: "
+              + ", ".join(f"{k} {v:.0%}" for k, v in r["median_wait_share"].items()))
+    print()
+    print("| threads | pass | Conv1D ms | sgemm floor ms | ratio | im2col (before) ms | ratio | quiet reps | "
+          "load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         md = r["median_ms"]
         for d in ("forward", "backward"):
