@@ -41,7 +41,7 @@ def reference(x, kernel, bias, strides, padding, dilation, groups):
             dcols[..., g * cg:(g + 1) * cg] = (dzg @ kernel[..., g * fg_:(g + 1) * fg_].reshape(k * cg, fg_).T
                                               ).reshape(b, out, k, cg)
         dxp = np.zeros(xp.shape)
-        for j in range(k):
+        for j in range(k if out else 0):
             dxp[:, j * dilation:j * dilation + strides * (out - 1) + 1:strides] += dcols[:, :, j]
         return dxp[:, left:left + steps], dk, dz.sum(axis=(0, 1))
 
@@ -121,3 +121,23 @@ def test_shapes_are_checked_before_the_kernels(rng):
         layer.call(np.ones((2, 10, 3)))
     with pytest.raises(ValueError):  # a kernel of another shape never reaches the kernels
         layer.set_weights([np.ones((3, 3, 4)), np.ones(4)])
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_short_and_empty_inputs(rng, padding):
+    """Fewer steps than the window (no output steps for ``valid``), one step, no sequences."""
+    for steps in (0, 1, 2, 4, 5, 6):
+        for strides, dilation in ((1, 1), (2, 1), (1, 2), (3, 1)):
+            for batch in (0, 1, 3):
+                layer = Conv1D(4, 3, strides=strides, dilation_rate=dilation, padding=padding, dtype="float64")
+                layer.build((None, 20, 2))
+                x = rng.standard_normal((batch, steps, 2))
+                y, cache = layer.forward(x)
+                z, grads = reference(x, layer.weights[0], layer.weights[1], strides, padding, dilation, 1)
+                assert y.shape == z.shape
+                np.testing.assert_allclose(y, z, atol=1e-12)
+                dy = rng.standard_normal(y.shape)
+                dx, (dk, db) = layer.backward(dy, cache)
+                for got, want in zip((dx, dk, db), grads(dy)):
+                    assert got.shape == want.shape
+                    np.testing.assert_allclose(got, want, atol=1e-12)
