@@ -26,9 +26,9 @@ recorded with the numbers.
 Spinning BLAS threads: after each call, OpenBLAS's idle worker threads spin for 2^28 cycles (about
 0.1 s here) before they sleep, holding a core that fastgru's kernel threads (its own threads, see
 ``fastgru/_threads.py``) then share. Interleaving would hand every Conv1D call the floor's spinning
-threads, so the workers run with ``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles) by default; the floor's own
-time does not change with it (its threads wake from a futex per call, microseconds).
-``--blas-timeout ""`` keeps OpenBLAS's default, to see the effect.
+threads, so the workers run with ``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles) by default: the floor's
+threads then sleep between calls and are woken for each (microseconds against a product of ~10 ms).
+``--blas-timeout ""`` keeps OpenBLAS's default, to see the effect (docs/performance.md, Conv1D).
 """
 
 from __future__ import annotations
