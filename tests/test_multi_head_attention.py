@@ -103,8 +103,9 @@ def test_float64_and_key_defaulting_to_value_match_keras(keras, rng):
 
 @pytest.mark.parametrize("options", OPTIONS[1:3] + [{"num_heads": 2, "key_dim": 2, "dropout": 0.3}],
                          ids=["value_dim", "output_shape", "dropout"])
-@pytest.mark.parametrize("with_key,masked", [(False, False), (True, True)])
-def test_gradients_match_finite_differences(rng, options, with_key, masked):
+@pytest.mark.parametrize("with_key,masked,scores", [(False, False, False), (True, True, False), (True, True, True)],
+                         ids=["plain", "key-masked", "key-masked-scores"])
+def test_gradients_match_finite_differences(rng, options, with_key, masked, scores):
     q, v, k, q_mask, v_mask, k_mask, att = _data(rng, "float64")
     layer = MultiHeadAttention(dtype="float64", seed=3, **options)
     inputs = [q, v, k] if with_key else [q, v]
@@ -112,6 +113,7 @@ def test_gradients_match_finite_differences(rng, options, with_key, masked):
     layer.set_weights([rng.standard_normal(w.shape) * 0.5 for w in layer.get_weights()])
     mask = [q_mask, v_mask, k_mask][:len(inputs)] if masked else None
     kwargs = {"layout": ("query", "value", "key", "attention_mask")[:len(inputs) + 1]} if masked else {}
+    kwargs["return_attention_scores"] = scores  # then the scores are an output too (Keras's Softmax path)
     args = inputs + [att] if masked else inputs
     if mask is not None:
         mask = mask + [None]
@@ -122,15 +124,21 @@ def test_gradients_match_finite_differences(rng, options, with_key, masked):
         layer._rng.bit_generator.state = state
         return layer.forward(values, mask=mask, training=True, **kwargs)
 
+    def total(values):  # sum(output * coef) (+ sum(scores * coef_scores))
+        out = run(values)[0]
+        outs = out if isinstance(out, list) else [out]
+        return np.array(sum((o * c).sum() for o, c in zip(outs, coefs)))
+
     y, cache = run(args)
-    coef = rng.standard_normal(y.shape)
-    dxs, grads = layer.backward(coef, cache)
+    coefs = [rng.standard_normal(np.shape(o)) for o in (y if scores else [y])]
+    dxs, grads = layer.backward(coefs if scores else coefs[0], cache)
+    one = np.array(1.0)
     for i in range(len(inputs)):
         def f(value, i=i):
             values = list(args)
             values[i] = value
-            return run(values)[0]
-        np.testing.assert_allclose(dxs[i], numeric_gradient(f, args[i], coef), rtol=1e-5, atol=1e-7)
+            return total(values)
+        np.testing.assert_allclose(dxs[i], numeric_gradient(f, args[i], one), rtol=1e-5, atol=1e-7)
     if masked:
         assert dxs[-1] is None  # the attention mask
     for w, g in zip(layer.trainable_weights, grads):
@@ -138,10 +146,10 @@ def test_gradients_match_finite_differences(rng, options, with_key, masked):
             saved = w.copy()
             w[...] = value
             try:
-                return run(args)[0]
+                return total(args)
             finally:
                 w[...] = saved
-        np.testing.assert_allclose(g, numeric_gradient(fw, w.copy(), coef), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(g, numeric_gradient(fw, w.copy(), one), rtol=1e-5, atol=1e-7)
 
 
 def _functional(mod, layers, options, embedding=False):

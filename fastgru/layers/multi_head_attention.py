@@ -436,12 +436,13 @@ class MultiHeadAttention(Layer):
 
     def backward(self, dy, cache, need_dx: bool = True):
         q, v, k, layout, qs, kp, vp, probs, keep, zeroed, drop, used, ctx2, scale = cache
-        if isinstance(dy, (list, tuple)):  # [d output, d scores]: the scores' gradient is not propagated
-            if len(dy) > 1 and dy[1] is not None and np.any(dy[1]):
-                raise NotImplementedError(f"{self._label()}: training through the returned attention scores is not "
-                                          "supported")
+        d_scores_out = None
+        if isinstance(dy, (list, tuple)):  # [d output, d attention scores (or None)]
+            d_scores_out = dy[1] if len(dy) > 1 else None
             dy = dy[0]
         dtype = q.dtype
+        if dy is None:
+            dy = np.zeros((q.shape[0], q.shape[1]) + self._params["attention_output/kernel"].shape[2:], dtype)
         b, t = q.shape[0], q.shape[1]
         n, vd = self.num_heads, self.value_dim
         d_out = np.asarray(dy, dtype).reshape(b * t, -1)
@@ -453,6 +454,8 @@ class MultiHeadAttention(Layer):
         d_vp = np.swapaxes(used, -1, -2) @ d_ctx
         d_used = d_ctx @ np.swapaxes(vp, -1, -2)
         d_probs = d_used if drop is None else d_used * drop
+        if d_scores_out is not None:  # the returned scores are the probabilities before dropout
+            d_probs = d_probs + np.asarray(d_scores_out, dtype)
         if zeroed:
             d_probs = np.where(keep, d_probs, dtype.type(0))
         d_scores = probs * (d_probs - (d_probs * probs).sum(axis=-1, keepdims=True))
