@@ -3,6 +3,13 @@
     python benchmarks/compare.py                       # inference, shapes S1-S5, 1 and 2 threads
     python benchmarks/compare.py --mode train          # one training step (forward, backward, Adam)
     python benchmarks/compare.py --shapes S1,S3 --threads 1 --json out.json --plot out.png --markdown out.md
+    python benchmarks/compare.py --frameworks fastgru --baseline HEAD~3   # before/after, same run
+
+``--baseline REF`` (a git revision of this repository, or several, comma-separated) adds fastgru as it was
+at REF as one more column, ``fastgru@REF``: its package is exported from git into a temporary folder
+that the worker finds first on ``PYTHONPATH`` (with a Numba cache of its own there), and it takes its turn
+in every round like the peers. It is not a peer: "best peer" ignores it, and its cell's ratio is
+REF / today (above 1: today is faster).
 
 Every framework x thread count runs in a fresh subprocess whose environment pins the thread pools
 (OMP/MKL/OpenBLAS variables, plus each framework's own setting), so that no framework's threads leak
@@ -232,12 +239,13 @@ def worker(args) -> None:
 
     results, version = [], None
     for name in args.shapes.split(","):
+        setup_name = args.worker.split("@")[0]  # fastgru@REF runs fastgru's setup on REF's package
         try:
             if args.mode == "infer":
                 from fastgru.bench import random_gru_problem
 
                 x, w, u, b = random_gru_problem(*INFER_SHAPES[name])
-                run, version = peers.INFER[args.worker](x, w, u, b, args.threads)
+                run, version = peers.INFER[setup_name](x, w, u, b, args.threads)
                 out = np.asarray(run(), dtype=np.float32)
                 np.save(Path(args.outdir) / f"{args.worker}-{name}-{args.threads}.npy", out)
                 ref = np.load(Path(args.outdir) / f"ref-{name}.npy")
@@ -250,7 +258,7 @@ def worker(args) -> None:
             else:
                 act, loss = TRAIN_SHAPES[name][4:]
                 x, y, weights = train_problem(name)
-                run, version = peers.TRAIN[args.worker](x, y, weights, act, loss, args.threads)
+                run, version = peers.TRAIN[setup_name](x, y, weights, act, loss, args.threads)
                 losses = [run(), run()]  # the two warm-up steps, from the shared initial weights
                 check = {"first_losses": losses}
                 if not np.all(np.isfinite(losses)):
@@ -262,19 +270,39 @@ def worker(args) -> None:
         timing = timed_loop(run, args.repeats, args.budget, warmup=0 if args.mode == "train" else 2)
         results.append({"shape": name, **timing, **check})
     extra = {"threadpools": threadpools()}
-    if args.worker == "fastgru":
+    if setup_name == "fastgru":
+        import fastgru
+
+        extra["fastgru_path"] = str(Path(fastgru.__file__).parent)
         try:
             import numba
 
             extra["numba_threading_layer"] = numba.threading_layer()
         except (ImportError, ValueError):
             pass
+    if "@" in args.worker:
+        version = f"{version} at {args.worker.split('@', 1)[1]}"
     print(json.dumps({"framework": args.worker, "version": version, "threads": args.threads, "results": results,
                       **extra}))
 
 
+def export_baseline(ref: str, into: Path) -> Path:
+    """fastgru's package as of git revision ``ref``, exported under ``into/ref`` (for ``--baseline``)."""
+    folder = into / "".join(c if c.isalnum() else "_" for c in ref)
+    folder.mkdir(parents=True)
+    repo = HERE.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, "fastgru"], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {ref}: git archive failed: {archive.stderr.decode(errors='replace')[-400:]}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def run_worker(framework, threads, args, outdir) -> dict:
     env = dict(os.environ)
+    if "@" in framework:  # a --baseline revision of fastgru, found first on the path
+        folder = args.baselines[framework]
+        env["PYTHONPATH"] = str(folder) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -380,7 +408,8 @@ def summary(results, frameworks, shape_names, thread_counts, mode) -> list[dict]
         for n in thread_counts:
             row = {"shape": name, "threads": n, "target": targets.get(name)}
             base = index.get(("fastgru", n, name), {}).get("median_ms")
-            peer_ms = {f: index.get((f, n, name), {}).get("median_ms") for f in frameworks if f != "fastgru"}
+            peer_ms = {f: index.get((f, n, name), {}).get("median_ms") for f in frameworks
+                       if not f.startswith("fastgru")}  # fastgru@REF (--baseline) is not a peer
             peer_ms = {f: v for f, v in peer_ms.items() if v is not None}
             if peer_ms:
                 row["best_peer"] = min(peer_ms, key=peer_ms.get)
@@ -581,6 +610,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write results here")
     parser.add_argument("--plot", default=None, help="write a log-scale bar chart here (PNG)")
     parser.add_argument("--markdown", default=None, help="also write the printed Markdown report here")
+    parser.add_argument("--baseline", default=None,
+                        help="git revision(s) of fastgru to time beside today's, comma-separated (before/after)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--outdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -600,6 +631,12 @@ def main() -> None:
             parser.error(f"unknown {what}(s) {bad} for --mode {args.mode}; choose from {allowed}")
     if any(n < 1 or n > (os.cpu_count() or 1) for n in thread_counts):
         parser.error(f"--threads must be between 1 and {os.cpu_count()}, got {thread_counts}")
+    args.baselines = {}
+    baseline_dir = tempfile.TemporaryDirectory()
+    for ref in (args.baseline.split(",") if args.baseline else []):
+        name = f"fastgru@{ref}"
+        args.baselines[name] = export_baseline(ref, Path(baseline_dir.name))
+        frameworks.insert(frameworks.index("fastgru") + 1 if "fastgru" in frameworks else 0, name)
     env = environment()
     print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items() if k != "threadpools"), flush=True)
     runs = []
@@ -633,6 +670,7 @@ def main() -> None:
     if args.plot:
         title = f"{_what(args.mode)}; {env['cpu']}, OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}"
         plot(results, frameworks, shape_names, thread_counts, args.plot, title)
+    baseline_dir.cleanup()
 
 
 def _what(mode) -> str:
