@@ -293,6 +293,10 @@ def test_bad_options_and_inputs(rng):
     with pytest.raises(fg.UnsupportedKerasFeature, match="kernel_constraint"):
         MultiHeadAttention(2, 3, kernel_constraint="non_neg")
     assert MultiHeadAttention(2, 3, attention_axes=1).attention_axes == (1,)
+    # glorot on a (D, heads, key_dim) kernel draws with fans D and heads * key_dim, as Keras 3's EinsumDense
+    wide = MultiHeadAttention(4, 16)
+    wide.build([(None, 3, 64), (None, 3, 64)])
+    assert np.sqrt(6 / 128) * 0.9 < np.abs(wide.get_weights()[0]).max() <= np.sqrt(6 / 128)
     layer = MultiHeadAttention(2, 3)
     q = rng.standard_normal((2, 4, 5)).astype(np.float32)
     with pytest.raises(ValueError, match="value is missing"):

@@ -27,6 +27,7 @@ TensorFlow's numbers). ``sliding_window`` (Keras 3.15's symmetric band) is appli
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -193,13 +194,27 @@ class MultiHeadAttention(Layer):
         out = self._output_dims or (q_dim,)
         n, kd, vd = self.num_heads, self.key_dim, self.value_dim
         for (proj, _), (dim, width) in zip(_PROJECTIONS[:3], ((q_dim, kd), (k_dim, kd), (v_dim, vd))):
-            self.add_weight(f"{proj}/kernel", (dim, n, width), self.kernel_initializer, self._rng)
+            self._add_kernel(f"{proj}/kernel", (dim, n, width), 1)
             if self.use_bias:
                 self.add_weight(f"{proj}/bias", (n, width), self.bias_initializer, self._rng)
-        self.add_weight("attention_output/kernel", (n, vd) + tuple(out), self.kernel_initializer, self._rng)
+        self._add_kernel("attention_output/kernel", (n, vd) + tuple(out), 2)
         if self.use_bias:
             self.add_weight("attention_output/bias", tuple(out), self.bias_initializer, self._rng)
         Layer.build(self, shapes)
+
+    def _add_kernel(self, name: str, shape: tuple, n_in: int) -> None:
+        """A kernel whose first ``n_in`` axes are its inputs: a variance-scaling initializer (glorot, he, lecun)
+        draws with the fans of those axes and of the others, as Keras 3's EinsumDense does."""
+        spec = self.kernel_initializer
+        kind = spec if isinstance(spec, str) else spec.get("class_name") if isinstance(spec, dict) else \
+            type(spec).__name__
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", str(kind)).lower()
+        if kind.split("_")[0] in ("glorot", "he", "lecun", "variance"):
+            flat = (math.prod(shape[:n_in]), math.prod(shape[n_in:]))
+            self.add_weight(name, flat, spec, self._rng)
+            self._params[name] = self._params[name].reshape(shape)
+        else:
+            self.add_weight(name, shape, spec, self._rng)
 
     def compute_output_shape(self, input_shape, return_attention_scores: bool = False, **_options):
         shapes = [tuple(s) for s in input_shape]
