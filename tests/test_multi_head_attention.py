@@ -279,6 +279,36 @@ def test_value_keyword_mask_tensor_regularizers_from_keras_and_batch_invariance(
         fg.set_batch_invariant(invariant)
 
 
+@pytest.mark.keras
+def test_two_attentions_on_one_tensor_follow_keras_masks(keras, rng, tmp_path):
+    """Keras 3's MultiHeadAttention removes its inputs' masks when it runs: the second one over ``h`` sees
+    ``h`` unmasked, while the other layers keep the masks recorded when the graph was built."""
+    x = rng.standard_normal((4, 7, 3)).astype(np.float32)
+    x[0, 4:] = 0.0
+    x[2, 6:] = 0.0
+
+    def build(mod, layers):
+        inp = mod.Input((7, 3))
+        h = layers.GRU(4, return_sequences=True)(layers.Masking()(inp))
+        z = layers.Add()([layers.MultiHeadAttention(2, 3)(h, h), layers.MultiHeadAttention(1, 2)(h, h), h])
+        return mod.Model(inp, [layers.Dense(1)(layers.GlobalAveragePooling1D()(z)), layers.GRU(3)(z)])
+
+    km = build(keras, keras.layers)
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    ours = build(fg, fg.layers)
+    ours.set_weights(km.get_weights())
+    expected = km.predict(x, verbose=0)
+    km.save(tmp_path / "k.keras")
+    for model in (ours, fg.load_model(tmp_path / "k.keras")):
+        for g, e in zip(model.predict(x), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=2e-5)
+    y = [rng.random((4, 1)).astype(np.float32), rng.random((4, 3)).astype(np.float32)]
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss=["mse", "mse"])
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss=["mse", "mse"])
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-4)
+
+
 def test_bad_options_and_inputs(rng):
     with pytest.raises(ValueError, match="'num_heads' should be a positive integer"):
         MultiHeadAttention(num_heads=0, key_dim=2)
