@@ -349,3 +349,30 @@ def test_bad_options_and_inputs(rng):
     np.testing.assert_array_equal(drop(q, q), layer(q, q))
     assert not np.allclose(drop(q, q, training=True), drop(q, q))
     np.testing.assert_array_equal(layer(q, q, query_mask=np.zeros((2, 4), bool)), layer(q, q))
+
+
+def test_config_round_trip_and_refusals_from_a_config():
+    import copy
+
+    L = fg.layers
+    inp = fg.Input((7, 3))
+    h = L.GRU(4, return_sequences=True)(inp)
+    model = fg.Model(inp, L.MultiHeadAttention(2, 3, name="mha")(h, h, use_causal_mask=True))
+    config = model.get_config()
+    again = fg.Model.from_config(config)
+    assert again.get_layer("mha")._inbound_nodes[0].call_kwargs == {"use_causal_mask": True}
+
+    def edited(key, value, node=False):
+        c = copy.deepcopy(config)
+        entry = next(e for e in c["layers"] if e["class_name"] == "MultiHeadAttention")
+        (entry["inbound_nodes"][0]["kwargs"] if node else entry["config"])[key] = value
+        return c
+
+    with pytest.raises(fg.UnsupportedKerasFeature, match="attention_axes"):
+        fg.Model.from_config(edited("attention_axes", [2]))
+    with pytest.raises(fg.UnsupportedKerasFeature, match="use_gate"):
+        fg.Model.from_config(edited("use_gate", True))
+    with pytest.raises(fg.ModelFileError, match="'num_heads' should be a positive integer"):
+        fg.Model.from_config(edited("num_heads", "x"))
+    with pytest.raises(fg.UnsupportedKerasFeature, match="call argument sliding"):
+        fg.Model.from_config(edited("sliding", True, node=True))
