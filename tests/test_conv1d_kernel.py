@@ -141,3 +141,28 @@ def test_short_and_empty_inputs(rng, padding):
                 for got, want in zip((dx, dk, db), grads(dy)):
                     assert got.shape == want.shape
                     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [dict(padding="same"), dict(strides=2, padding="causal"),
+                                     dict(dilation_rate=3, groups=2)], ids=str)
+def test_one_long_sequence_is_split_across_tasks(rng, options):
+    """Tasks split flat rows, not sequences: one sequence runs on both threads, same numbers each time."""
+    before = fg.get_num_threads()
+    fg.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        layer = Conv1D(6, 4, **options)
+        layer.build((None, None, 4))
+        x = rng.standard_normal((1, 3000, 4)).astype(np.float32)
+        z_ref, grads = reference(x, layer.weights[0], layer.weights[1], layer.strides[0], layer.padding,
+                                 layer.dilation_rate[0], layer.groups)
+        y, cache = layer.forward(x)
+        np.testing.assert_allclose(y, z_ref, rtol=2e-4, atol=2e-4)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx, (dk, db) = layer.backward(dy, cache)
+        dx_ref, dk_ref, db_ref = grads(dy)
+        np.testing.assert_allclose(dx, dx_ref, rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(dk, dk_ref, rtol=1e-4, atol=1e-2)
+        for _ in range(3):
+            np.testing.assert_array_equal(layer.backward(dy, cache)[1][0], dk)
+    finally:
+        fg.set_num_threads(before)

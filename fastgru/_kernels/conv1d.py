@@ -1,5 +1,6 @@
 """1-D convolution as ``kernel_size`` accumulated GEMMs on shifted views of the flattened input
-(no im2col copy, no col2im scatter), over one chunk of batch sequences per call.
+(no im2col copy, no col2im scatter), over one range of flat rows per call (a task: see
+``fastgru/layers/conv.py``; ranges need not follow sequence boundaries).
 
 Layout. The (zero-padded) input is flattened to ``xf`` (B*T_p, C_in) rows, T_p a multiple of the
 stride s; the output is computed on the flattened sequence too: flat output row ``o`` reads input
@@ -34,8 +35,9 @@ DW_BLOCK = 256
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, groups, scratch, b0, b1):
-    """``out[b0:b1]`` (B, T_out, F) = conv(x) + bias for the sequences ``b0:b1``.
+def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, groups, scratch, o0, o1):
+    """The output steps of flat output rows ``o0:o1`` (row ``b*T_q + t`` is ``out[b, t]``, out (B, T_out,
+    F)) = conv(x) + bias; the rows that straddle two sequences are skipped.
 
     xf (B*T_p, C_in) padded flat input, w (k, C_in/groups, F), bias (F,), scratch (BLOCK, F) this
     call's own buffer. The caller has checked every shape.
@@ -47,8 +49,8 @@ def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, grou
     t_out = out.shape[1]
     t_q = t_p // stride
     n_flat = (out.shape[0] - 1) * t_q + t_out  # rows past this would read beyond xf
-    o_start = b0 * t_q
-    o_end = min(b1 * t_q, n_flat)
+    o_start = o0
+    o_end = min(o1, n_flat)
     block = scratch.shape[0]
     for r in range(o_start, o_end, block):
         n = min(block, o_end - r)
@@ -76,25 +78,24 @@ def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, grou
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, b0, b1):
-    """Gradients for the sequences ``b0:b1``: their kernel gradient added to ``dw`` (k, C_in/groups, F),
-    the calling thread's partial sum, and ``dxf[b0*T_p:b1*T_p]`` (the padded flat input's gradient, overwritten) when
-    need_dx. xf (B*T_p, C_in), dzf (B*T_q, F) with zeros on the straddling rows. Shapes checked by
-    the caller.
+def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, o0, o1, i0, i1):
+    """The kernel gradient over flat output rows ``o0:o1`` added to ``dw`` (k, C_in/groups, F), this
+    task's partial sum, and when need_dx the rows ``i0:i1`` of ``dxf`` (B*T_p, C_in), the padded flat
+    input's gradient (overwritten). cols (block rows, k*C_in/groups) is the calling thread's scratch;
+    xf (B*T_p, C_in), dzf (B*T_q, F) with zeros on the straddling rows. Shapes checked by the caller.
     """
     ksize = w.shape[0]
     cg = w.shape[1]
     f = w.shape[2]
     fg = f // groups
     c_in = cg * groups
-    t_q = t_p // stride
     n_out = dzf.shape[0]
     n_in = xf.shape[0]
     # kernel gradient over this chunk's output rows (the straddling rows of dzf are zeros)
     # output rows whose taps stay inside xf
     n_valid = min(n_out, (n_in - 1 - (ksize - 1) * dilation) // stride + 1)
-    o_start = b0 * t_q
-    o_end = min(b1 * t_q, n_valid)
+    o_start = o0
+    o_end = min(o1, n_valid)
     dw_block = cols.shape[0]
     dw2 = dw.reshape(ksize * cg, f)
     for r in range(o_start, o_end, dw_block):
@@ -115,8 +116,8 @@ def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilat
     if not need_dx:
         return
     # input gradient, gathered over this chunk's input rows
-    i_start = b0 * t_p
-    i_end = b1 * t_p
+    i_start = i0
+    i_end = min(i1, n_in)
     for r in range(i_start, i_end, BLOCK):
         n = min(BLOCK, i_end - r)
         for i in range(r, r + n):

@@ -78,21 +78,25 @@ def windows(xp: np.ndarray, kernel_size: int, stride: int, dilation: int, out_st
 TASKS_PER_THREAD = 4
 
 
-def _task_bounds(rows: int, n_threads: int) -> list[tuple[int, int]]:
-    """Contiguous ranges of batch rows, one per task: a fixed split for a given row and thread count
-    (the kernel gradient is summed over tasks in this order: the same numbers whichever thread ran
-    which task)."""
-    n_tasks = 1 if n_threads <= 1 else min(rows, TASKS_PER_THREAD * n_threads)
-    return [(i * rows // n_tasks, (i + 1) * rows // n_tasks) for i in range(n_tasks)]
+def _task_bounds(n_tasks: int, *sizes: int) -> list[tuple[int, ...]]:
+    """For each task, its contiguous share ``(start, stop)`` of each of ``sizes`` (flat row counts),
+    concatenated: a fixed split for given sizes and task count (the kernel gradient is summed over
+    tasks in this order: the same numbers whichever thread ran which task)."""
+    return [tuple(v for size in sizes for v in (i * size // n_tasks, (i + 1) * size // n_tasks))
+            for i in range(n_tasks)]
 
 
-def _run_tasks(task, bounds: list[tuple[int, int]], n_threads: int) -> None:
-    """Call ``task(c, i, b0, b1)`` for every task ``i`` (rows ``b0:b1``) on ``n_threads`` threads
-    (``run_chunks``; ``c`` is the thread's slot, for its own scratch buffers): each thread takes the
-    next task until none is left."""
+def _n_tasks(rows: int, n_threads: int) -> int:
+    return 1 if n_threads <= 1 else max(1, min(rows, TASKS_PER_THREAD * n_threads))
+
+
+def _run_tasks(task, bounds: list[tuple[int, ...]], n_threads: int) -> None:
+    """Call ``task(c, i, *bounds[i])`` for every task ``i`` on ``n_threads`` threads (``run_chunks``;
+    ``c`` is the thread's slot, for its own scratch buffers): each thread takes the next task until
+    none is left."""
     if n_threads <= 1 or len(bounds) == 1:
-        for i, (b0, b1) in enumerate(bounds):
-            task(0, i, b0, b1)
+        for i, b in enumerate(bounds):
+            task(0, i, *b)
         return
     counter = itertools.count()  # next() on it is atomic under the GIL
 
@@ -224,12 +228,13 @@ class Conv1D(Layer):
         z = np.empty((b, out, self.filters), x.dtype)
         if b * out == 0:
             return z, xf
-        n_threads = n_chunks_for(b, b * out * k * c_in * self.filters // self.groups)
+        # tasks split the flat output rows (a few sequences each, or parts of one long sequence)
+        n_threads = n_chunks_for(b * out, b * out * k * c_in * self.filters // self.groups)
         scratch = np.empty((n_threads, _conv.BLOCK, self.filters), x.dtype)
         kernel_blas_single_threaded()
-        _run_tasks(lambda c, i, b0, b1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
-                                                                   self.groups, scratch[c], b0, b1),
-                   _task_bounds(b, n_threads), n_threads)
+        _run_tasks(lambda c, i, o0, o1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
+                                                                   self.groups, scratch[c], o0, o1),
+                   _task_bounds(_n_tasks(b * out, n_threads), b * (t_p // s)), n_threads)
         return z, xf
 
     def call(self, x, mask=None, training: bool = False):
@@ -256,16 +261,17 @@ class Conv1D(Layer):
         t_q = t_p // s
         dzf = np.empty((b * t_q, self.filters), dz.dtype)
         dxf = np.empty((b * t_p, c_in), dz.dtype) if need_dx else np.empty((0, c_in), dz.dtype)
-        n_threads = n_chunks_for(b, 2 * b * out * k * c_in * self.filters // self.groups)
-        bounds = _task_bounds(b, n_threads)
+        n_threads = n_chunks_for(b * out, 2 * b * out * k * c_in * self.filters // self.groups)
+        # each task: a share of the flat output rows (kernel gradient) and of the input rows (dx)
+        bounds = _task_bounds(_n_tasks(b * out, n_threads), b * t_q, b * t_p)
         dw_part = np.zeros((len(bounds),) + kernel.shape, dz.dtype)  # one per task, summed in task order
         cols = np.empty((n_threads, _conv.DW_BLOCK, k * (c_in // self.groups)), dz.dtype)
         if b * out > 0:
             _conv.flat_output_gradient(dz, dzf, t_q)
             kernel_blas_single_threaded()
-            _run_tasks(lambda c, i, b0, b1: _conv.conv1d_backward_chunk(xf, dzf, kernel, dxf, dw_part[i], cols[c],
-                                                                        need_dx, t_p, s, d, self.groups, b0, b1),
-                       bounds, n_threads)
+            _run_tasks(lambda c, i, o0, o1, i0, i1: _conv.conv1d_backward_chunk(
+                xf, dzf, kernel, dxf, dw_part[i], cols[c], need_dx, t_p, s, d, self.groups, o0, o1, i0, i1),
+                bounds, n_threads)
         else:
             dxf[:] = 0
         dw = dw_part[0] if len(bounds) == 1 else dw_part.sum(axis=0)
