@@ -96,9 +96,11 @@ def test_float64_and_key_defaulting_to_value_match_keras(keras, rng):
     for kwargs in ({}, {"value_mask": v_mask, "attention_mask": att}):
         out = ours(q, v, **kwargs)
         assert out.dtype == np.float64
-        # Keras's float64 MultiHeadAttention differs from float64 NumPy by ~1e-7 relative (on both of its paths;
-        # not traced to one op): compared at 1e-6 here, fastgru's own float64 math at 1e-9 below
-        np.testing.assert_allclose(out, np.asarray(theirs(q, v, **kwargs)), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(out, np.asarray(theirs(q, v, **kwargs)), rtol=1e-9, atol=1e-12)
+        got, scores = ours(q, v, return_attention_scores=True, **kwargs)
+        expected, expected_scores = theirs(q, v, return_attention_scores=True, **kwargs)
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(scores, np.asarray(expected_scores), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("options", OPTIONS[1:3] + [{"num_heads": 2, "key_dim": 2, "dropout": 0.3}],

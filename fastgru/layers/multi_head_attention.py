@@ -406,7 +406,10 @@ class MultiHeadAttention(Layer):
         qp = self._project(q, "query", invariant)
         kp = self._project(v if k is None else k, "key", invariant)
         vp = self._project(v, "value", invariant)
-        scale = dtype.type(1.0 / math.sqrt(float(self.key_dim)))
+        scale = 1.0 / math.sqrt(float(self.key_dim))
+        # Keras 3 casts the Python scale through a float32 tensor (ops.cast), so float64 uses its float32 rounding;
+        # tf_keras multiplies by the Python float
+        scale = dtype.type(scale if self.keras2_semantics else np.float32(scale))
         qs = qp * scale
         scores = qs @ np.swapaxes(kp, -1, -2)  # (B, heads, T, S)
         if use_causal_mask:
