@@ -33,6 +33,11 @@ BLOCK = 256
 #: flat rows per block of the kernel gradient's products (their inner dimension)
 DW_BLOCK = 256
 
+#: bytes of im2col block the kernel gradient aims to keep in cache (fewer rows for wide windows, at
+#: least ``DW_MIN_ROWS`` so the products keep a useful depth)
+DW_BLOCK_BYTES = 1 << 20
+DW_MIN_ROWS = 64
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, groups, scratch, o0, o1):

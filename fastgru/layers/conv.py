@@ -265,7 +265,9 @@ class Conv1D(Layer):
         # each task: a share of the flat output rows (kernel gradient) and of the input rows (dx)
         bounds = _task_bounds(_n_tasks(b * out, n_threads), b * t_q, b * t_p)
         dw_part = np.zeros((len(bounds),) + kernel.shape, dz.dtype)  # one per task, summed in task order
-        cols = np.empty((n_threads, _conv.DW_BLOCK, k * (c_in // self.groups)), dz.dtype)
+        width = k * (c_in // self.groups)
+        block = max(_conv.DW_MIN_ROWS, min(_conv.DW_BLOCK, _conv.DW_BLOCK_BYTES // (width * dz.itemsize)))
+        cols = np.empty((n_threads, block, width), dz.dtype)
         if b * out > 0:
             _conv.flat_output_gradient(dz, dzf, t_q)
             kernel_blas_single_threaded()
