@@ -59,6 +59,41 @@ def _drop_masks(step, dropped: set) -> None:
     dropped.update(step.args)
 
 
+class _Tape(list):
+    """A training walk's per-step caches, plus the activity regularizers' terms: their summed penalty
+    (``activity_loss``) and, per step index, {output index: gradient of the penalty}."""
+
+    def __init__(self):
+        super().__init__()
+        self.activity_loss = 0.0
+        self.activity_grads: dict[int, dict[int, np.ndarray]] = {}
+
+
+def _activity_terms(layer, ys: list, logits: bool):
+    """Keras 3 adds ``activity_regularizer(output) / batch size`` for every output of a layer's call (an
+    RNN's sequence and its states alike), and a Bidirectional's directions count as calls of their own
+    (``training/regularization.py``). ``logits``: ys[0] is the pre-activation of a Dense/Activation whose
+    activation the loss folds in. Returns (penalty, {output index: its gradient}) or None."""
+    from .training import regularization
+
+    if getattr(layer, "activity_regularizer", None) is None:
+        if not any(getattr(getattr(layer, side, None), "activity_regularizer", None) is not None
+                   for side in ("forward_layer", "backward_layer")):
+            return None
+        if len(ys) > 1:
+            raise NotImplementedError(
+                f"layer {layer.name!r}: an activity_regularizer on the layer inside a Bidirectional with "
+                "return_state=True is not applied in training (Keras also regularizes each direction's states)")
+    total, grads = 0.0, {}
+    for j, y in enumerate(ys):
+        term = regularization.activity_penalty(layer, y, getattr(layer, "activation", None) if logits and j == 0
+                                               else None)
+        if term is not None:
+            total += term[0]
+            grads[j] = term[1]
+    return total, grads
+
+
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
@@ -371,8 +406,8 @@ class Model:
             for k, flag in enumerate(logits):
                 if flag:
                     skip.add(self._output_slots[k])
-        tape = []
-        for step in self._steps:
+        tape = _Tape()
+        for index, step in enumerate(self._steps):
             layer = step.layer
             if step.list_args:
                 x = [vals[s] for s in step.args]
@@ -384,8 +419,10 @@ class Model:
             if step.masks is not None:
                 m = _explicit_masks(step, vals, m)
             kind = step.kind
+            logits_out = False
             if kind == "layer":
                 if step.outs[0] in skip:
+                    logits_out = True
                     y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
                 else:
                     drops = getattr(layer, "drops_input_masks", False)
@@ -407,7 +444,13 @@ class Model:
                 ys, oms, cache = _sequential_forward(layer, x, m, training)
             else:
                 ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training)
+                tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
             tape.append(cache)
+            if kind in ("layer", "rnn", "bidirectional"):
+                terms = _activity_terms(layer, ys, logits_out)
+                if terms is not None:
+                    tape.activity_loss += terms[0]
+                    tape.activity_grads[index] = terms[1]
             for j, s in enumerate(step.outs):
                 vals[s] = ys[j]
                 msk[s] = oms[j] if j < len(oms) else None
@@ -425,8 +468,12 @@ class Model:
                 grads[s] = d if grads[s] is None else grads[s] + d
         input_slots = set(self._input_slots)
         per_layer: dict[int, list] = {}
-        for step, cache in zip(reversed(self._steps), reversed(tape)):
+        activity = getattr(tape, "activity_grads", {})
+        for index in range(len(self._steps) - 1, -1, -1):
+            step, cache = self._steps[index], tape[index]
             d_outs = [grads[s] for s in step.outs]
+            for j, g in activity.get(index, {}).items():  # the activity penalties' gradients join here
+                d_outs[j] = g if d_outs[j] is None else d_outs[j] + g
             for s in step.outs:
                 grads[s] = None
             layer = step.layer

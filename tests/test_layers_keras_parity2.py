@@ -588,8 +588,71 @@ def test_weight_regularizers_in_a_functional_model_train_as_keras(keras, rng, tm
         np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
     for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
         np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+def _activity_graph(keras_like, L, R):
+    """Two inputs; activity regularizers on a Conv1D, an RNN returning its states (each output counts),
+    a Bidirectional's direction (concat), a merge, a nested Functional model's layer and the softmax output
+    (whose penalty is taken on the activated output while the loss takes logits)."""
+    a, b = keras_like.Input((T, D)), keras_like.Input((T, 3))
+    c = L.Conv1D(4, 3, padding="same", activity_regularizer=R.L1(0.02))(a)
+    seq, state = L.GRU(5, return_sequences=True, return_state=True, activity_regularizer=R.L2(0.05))(c)
+    h1 = L.GRU(5, activity_regularizer=R.L1L2(l1=0.01, l2=0.02))(seq, initial_state=[state])
+    h2 = L.Bidirectional(L.GRU(3, activity_regularizer=R.L1(0.03)))(b)
+    inner_in = keras_like.Input((8,))
+    inner = keras_like.Model(inner_in, L.Dense(6, activation="tanh", activity_regularizer=R.L2(0.04))(inner_in))
+    merged = L.Add(activity_regularizer=R.L1(0.01))([L.Dense(8)(h1), L.Dense(8)(h2)])
+    out = L.Dense(3, activation="softmax", activity_regularizer=R.L1(0.02))(inner(merged))
+    return keras_like.Model([a, b], out)
+
+
+@pytest.mark.keras
+def test_activity_regularizers_in_a_functional_model_train_as_keras(keras, rng, tmp_path):
+    """Keras adds activity_regularizer(output) / batch for every output of every call in the graph; the loss
+    Keras reports (evaluate and 5 Adam steps) and the weights after them, from code and from Keras's file."""
+    km = _activity_graph(keras, keras.layers, keras.regularizers)
+    km.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "act.keras")
+    built = _activity_graph(fg, F, fg.regularizers)
+    built.set_weights(km.get_weights())
+    models = [fg.load_model(tmp_path / "act.keras"), built]
+    x = [rng.standard_normal((16, T, D)).astype(np.float32), rng.standard_normal((16, T, 3)).astype(np.float32)]
+    y = rng.integers(0, 3, 16)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for model in models:
+        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    expected_eval = km.evaluate(x, y, verbose=0)
+    expected = [km.train_on_batch(x, y) for _ in range(5)]
+    for model in models:
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
+        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
+        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+@pytest.mark.keras
+def test_activity_regularizers_of_a_graph_nested_in_a_sequential_train_as_keras(keras, rng, tmp_path):
+    L, R = keras.layers, keras.regularizers
+    inner_in = keras.Input((T, D))
+    inner = keras.Model(inner_in, L.GRU(5, return_sequences=True, activity_regularizer=R.L2(0.05))(inner_in))
+    km = keras.Sequential([keras.Input((T, D)), inner, L.GRU(4), L.Dense(2, activity_regularizer=R.L1(0.02))])
+    km.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "nested.keras")
+    ours = fg.load_model(tmp_path / "nested.keras")
+    x, y = rng.standard_normal((16, T, D)).astype(np.float32), rng.standard_normal((16, 2)).astype(np.float32)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss="mse")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    for _ in range(5):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
+    for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+def test_activity_regularizer_in_a_sequential_nested_in_a_graph_is_refused_in_training():
     inp = fg.Input((T, D))
-    graph = fg.Model(inp, F.Dense(1)(F.GRU(3, activity_regularizer="l2")(inp)))
+    nested = fg.Sequential([F.Input((T, D)), F.GRU(3, activity_regularizer="l2")])
+    graph = fg.Model(inp, F.Dense(1)(nested(inp)))
     graph.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(NotImplementedError, match="activity_regularizer .* Sequential models only"):
-        graph.train_on_batch(x[0], np.zeros((16, 1), np.float32))
+    with pytest.raises(NotImplementedError, match="activity_regularizer inside a Sequential model nested"):
+        graph.train_on_batch(np.ones((4, T, D), np.float32), np.zeros((4, 1), np.float32))

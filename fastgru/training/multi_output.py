@@ -229,8 +229,9 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     if training:
         _refuse_activity_regularizers(model)
     outs, masks, tape = model._forward(x.arrays, None, training, flags)
-    # the weight regularizers' penalties join the loss, as Keras's compute_loss (training/regularization.py)
-    total = regularization.weight_penalty(model.layers, model.trainable_weights)
+    # the weight regularizers' and the activity regularizers' penalties join the loss, as Keras's
+    # compute_loss (training/regularization.py); the activity terms' gradients are in the tape
+    total = regularization.weight_penalty(model.layers, model.trainable_weights) + tape.activity_loss
     d_outs, preds = [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
         act = getattr(model._outputs[k].node.layer, "activation", None)
@@ -261,13 +262,21 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
 
 
 def _refuse_activity_regularizers(model) -> None:
-    """Activity regularizers are not applied in a graph yet: refused rather than trained without them."""
-    for top in model.layers:
-        for layer in regularization._owners(top):
-            if getattr(layer, "activity_regularizer", None) is not None:
-                raise NotImplementedError(
-                    f"layer {layer.name!r}: an activity_regularizer is applied in training in Sequential models "
-                    "only (not yet in a Functional model's graph)")
+    """The graph applies the activity regularizers of the layers it calls (``Model._forward``), and of
+    a nested Functional model's layers; a Sequential model nested in a graph does not yet: refused rather
+    than trained without them."""
+    for step in model._steps:
+        if step.kind != "sequential":
+            continue
+        for top in step.layer.layers:
+            for layer in regularization._owners(top):
+                if getattr(layer, "activity_regularizer", None) is not None:
+                    raise NotImplementedError(
+                        f"layer {layer.name!r}: an activity_regularizer inside a Sequential model nested in a "
+                        "Functional model is not applied in training yet")
+        if getattr(step.layer, "activity_regularizer", None) is not None:
+            raise NotImplementedError(f"model {step.layer.name!r}: an activity_regularizer on a nested model is "
+                                      "not applied in training yet")
 
 
 def train_step(model, x, y, sample_weight=None) -> None:

@@ -95,8 +95,12 @@ def forward(model, x, training: bool, logits: bool, activity: dict | None = None
             y, cache = layer.forward(x, mask=mask, training=training)
         caches.append(cache)
         if activity is not None:
-            activity[i] = regularization.activity_penalty(
+            term = regularization.activity_penalty(
                 layer, y, getattr(layer, "activation", None) if i == last and logits else None)
+            nested = getattr(cache, "activity_loss", 0.0)  # a Functional model as a layer: its own layers'
+            if nested:  # penalties (their gradients are applied inside its backward)
+                term = (nested + (term[0] if term else 0.0), term[1] if term else None)
+            activity[i] = term
         mask = layer.compute_mask(x, mask)
         x = y
     return x, mask, caches
@@ -108,7 +112,7 @@ def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray
     gradient). Weight-regularizer gradients are added by the caller (``regularization``)."""
     per_layer = [None] * len(model.layers)
     for i in range(len(model.layers) - 1, -1, -1):
-        if activity and activity.get(i) is not None:
+        if activity and activity.get(i) is not None and activity[i][1] is not None:
             dy = dy + activity[i][1].astype(np.asarray(dy).dtype, copy=False)
         dy, per_layer[i] = model.layers[i].backward(dy, caches[i], need_dx=i > 0)
     return [g for grads in per_layer for g in grads]
