@@ -5,8 +5,9 @@ the flattened, zero-padded input (``fastgru/_kernels/conv1d.py``): flat output r
 ``sum_k xf[o*stride + k*dilation] @ W[k]``, so one strided view per tap covers many sequences; the rows
 that straddle two sequences are discarded. Backward: the kernel gradient per block of rows over a
 small im2col block held in cache, the input gradient gathered per input row (``dY @ W[k]^T`` per tap,
-accumulated in place, no col2im scatter). One chunk of batch sequences per thread
-(``fastgru._threads.run_chunks``, SciPy's BLAS single-threaded inside, as for the recurrent kernels).
+accumulated in place, no col2im scatter). A call is split into tasks (ranges of flat rows) that
+fastgru's threads take as they come free (``fastgru._threads.run_chunks``; SciPy's BLAS
+single-threaded inside, as for the recurrent kernels); see docs/performance.md, Conv1D.
 
 Padding as Keras: ``valid``; ``same`` (TensorFlow's split, the extra step on the right);
 ``causal`` (``dilation_rate * (kernel_size - 1)`` zeros on the left, then ``valid``).
