@@ -23,10 +23,11 @@ import numpy as np
 
 
 def warm_kernels(training: bool = False, dtypes: tuple[str, ...] = ("float32", "float64")) -> float:
-    """Run tiny GRU, LSTM, SimpleRNN and Bidirectional models (masked and not, both GRU variants, batch-invariant
-    and default products) so that every kernel signature is compiled or loaded. Returns seconds taken."""
+    """Run tiny GRU, LSTM, SimpleRNN, Bidirectional and Conv1D models (masked and not, both GRU variants,
+    batch-invariant and default products) so that every kernel signature is compiled or loaded. Returns
+    seconds taken."""
     import fastgru as fg
-    from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Input, SimpleRNN
+    from fastgru.layers import GRU, LSTM, Bidirectional, Conv1D, Dense, Embedding, Input, SimpleRNN
 
     start = time.perf_counter()
     previous = fg.get_batch_invariant()
@@ -43,6 +44,7 @@ def warm_kernels(training: bool = False, dtypes: tuple[str, ...] = ("float32", "
                 [Input(shape=(3,), dtype="int32"), Embedding(4, 2, mask_zero=True), LSTM(2), Dense(1)],
                 [Input(shape=(3, 2)), SimpleRNN(2, return_sequences=True), Bidirectional(SimpleRNN(2)), Dense(1)],
                 [Input(shape=(3,), dtype="int32"), Embedding(4, 2, mask_zero=True), SimpleRNN(2), Dense(1)],
+                [Input(shape=(3, 2)), Conv1D(2, 2, padding="same"), GRU(2), Dense(1)],
             ]
             for layers in stacks:
                 model = fg.Sequential(layers)

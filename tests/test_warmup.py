@@ -22,11 +22,12 @@ def test_warmup_fills_the_cache_for_later_processes(tmp_path):
     code = textwrap.dedent("""
         import numpy as np
         import fastgru as fg
-        from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Input, SimpleRNN
+        from fastgru.layers import GRU, LSTM, Bidirectional, Conv1D, Dense, Input, SimpleRNN
         x = np.ones((3, 5, 4), "float32")
         for layer in (GRU(6), GRU(6, reset_after=False), LSTM(6), Bidirectional(GRU(6)), SimpleRNN(6),
                       Bidirectional(SimpleRNN(6))):
             fg.Sequential([Input(shape=(5, 4)), layer, Dense(2)]).predict(x)
+        fg.Sequential([Input(shape=(5, 4)), Conv1D(3, 3, padding="causal"), GRU(6), Dense(2)]).predict(x)
         fg.set_batch_invariant(True)
         fg.Sequential([Input(shape=(5, 4)), LSTM(6), Dense(2)]).predict(x)
         fg.Sequential([Input(shape=(5, 4)), SimpleRNN(6), Dense(2)]).predict(x)
