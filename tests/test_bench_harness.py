@@ -109,7 +109,7 @@ def test_startup_report_table():
                            "reference": {"import tensorflow, keras": [{"wall_s": 2.0}]}})
     assert ("| GRU(64) + Dense(1), 32×10×50 | warm | 0.50 (0.50–0.50) | 0.40 "
             "| import 0.30, load 0.05, predict 0.10 | 0 | ≤ 0.6 | yes |") in text
-    assert "| cold | 20.00 (20.00–20.00) |" in text and "| 2 | ≤ 15 | **no** |" in text
+    assert "| cold | 20.00 (20.00–20.00) |" in text and "| 2 | ≤ 10 | **no** |" in text
     assert "`import tensorflow, keras`" in text
 
 
