@@ -117,6 +117,95 @@ def test_self_attention_over_gru_outputs_matches_keras(keras, rng, tmp_path, nam
         np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
 
 
+CALLS = [{"use_causal_mask": True}, {"use_causal_mask": True, "return_attention_scores": True},
+         {"return_attention_scores": True}]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("call", CALLS, ids=["causal", "causal-scores", "scores"])
+@pytest.mark.parametrize("name,options", [CASES[0], CASES[2], CASES[4]], ids=["dot", "concat", "additive"])
+def test_call_options_in_a_graph_and_in_files_match_keras(keras, rng, tmp_path, name, options, call):
+    """use_causal_mask and return_attention_scores given in the call of a Functional model: kept on the node,
+    read from Keras's .keras and .h5 files and written back; the scores feed the head (their gradient
+    trains the model)."""
+    L = keras.layers
+    x = rng.standard_normal((8, 7, 3)).astype(np.float32)
+    x[0, 5:] = 0.0
+    y = rng.integers(0, 2, (8, 1)).astype(np.float32)
+
+    def build(mod, layers):
+        inp = mod.Input((7, 3))
+        h = layers.GRU(4, return_sequences=True)(layers.Masking()(inp))
+        got = getattr(layers, name)(**options)([h, h], **call)
+        if call.get("return_attention_scores"):
+            a, scores = got
+            feat = layers.Concatenate()([layers.GlobalAveragePooling1D()(a), layers.Flatten()(scores)])
+        else:
+            feat = layers.GlobalAveragePooling1D()(got)
+        return mod.Model(inp, layers.Dense(1, activation="sigmoid")(feat))
+
+    km = build(keras, L)
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    ours = build(fg, fg.layers)
+    ours.set_weights(km.get_weights())
+    expected = km.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-4, atol=2e-5)
+    km.save(tmp_path / "k.keras")
+    km.save(tmp_path / "k.h5")
+    for f in ("k.keras", "k.h5"):
+        np.testing.assert_allclose(fg.load_model(tmp_path / f).predict(x), expected, rtol=1e-4, atol=2e-5)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0), expected,
+                               rtol=1e-4, atol=2e-5)
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    ours.compile(optimizer=fg.optimizers.Adam(0.01), loss="binary_crossentropy")
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
+    for k, o in zip(km.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+def test_tf_keras_causal_attention_files(rng, tmp_path):
+    """tf_keras: the call argument use_causal_mask=True in .h5 and .keras files."""
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    inp = tf_keras.Input((6, 3))
+    h = L.GRU(4, return_sequences=True)(inp)
+    km = tf_keras.Model(inp, L.AdditiveAttention()([h, h], use_causal_mask=True))
+    expected = km.predict(x, verbose=0)
+    unmasked = tf_keras.Model(inp, km.layers[-1]([h, h]))
+    assert np.abs(unmasked(x).numpy() - expected).max() > 1e-3  # the mask matters
+    for ext in ("h5", "keras"):
+        km.save(tmp_path / f"m.{ext}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"m.{ext}").predict(x), expected, rtol=1e-4, atol=2e-5)
+
+
+def test_keras2_constructor_option_causal(rng, tmp_path):
+    """Keras 2 (TF <= 2.9) wrote Attention(causal=True) in the config: the causal mask in every call; a
+    .keras that fastgru writes gives Keras 3 use_causal_mask=True per call instead (Keras 3 has no causal)."""
+    q, v, _, _, _ = _data(rng)
+    for cls in (Attention, AdditiveAttention):
+        by_option = cls(causal=True)
+        by_call = cls()
+        expected = by_option([q, q])
+        by_call([q, q])
+        by_call.set_weights(by_option.get_weights())
+        np.testing.assert_array_equal(expected, by_call([q, q], use_causal_mask=True))
+        assert np.abs(expected - by_call([q, q])).max() > 1e-3
+        assert cls.from_config(by_option.get_config()).causal is True
+    inp = fg.Input((4, 5))
+    model = fg.Model(inp, Attention(causal=True)([inp, inp]))
+    model.save(tmp_path / "c.keras")
+    import json
+    import zipfile
+
+    config = json.loads(zipfile.ZipFile(tmp_path / "c.keras").read("config.json"))
+    layer = [entry for entry in config["config"]["layers"] if entry["class_name"] == "Attention"][0]
+    assert "causal" not in layer["config"] and layer["inbound_nodes"][0]["kwargs"]["use_causal_mask"] is True
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "c.keras").predict(q), model.predict(q))
+
+
 def test_bad_options_and_inputs(rng):
     with pytest.raises(ValueError, match="'score_mode' should be one of"):
         Attention(score_mode="general")

@@ -75,7 +75,7 @@ def _parse_node(node, layer_name: str, recurrent: bool, path, roles=None):
     where = f"layer {layer_name!r}"
     if roles is not None:
         return _parse_keyword_node(node, where, path, roles)
-    return _parse_plain_node(node, where, recurrent, path) + ({},)
+    return _parse_plain_node(node, where, recurrent, path)
 
 
 #: a keyword-called layer's (MultiHeadAttention's) call arguments that hold masks, and the plain options kept
@@ -148,9 +148,14 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
         kwargs = node.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
-        states, masks = [], []
+        states, masks, options = [], [], {}
         for key, value in kwargs.items():
-            if key == "initial_state" and value is not None:
+            if key in _CALL_OPTIONS:  # (kept for the layers that declare them; refused by the others)
+                if not isinstance(value, bool):
+                    raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+                if value:
+                    options[key] = True
+            elif key == "initial_state" and value is not None:
                 values = value if isinstance(value, list) else [value]
                 states = [_ref(v, path, f"{where} initial_state") for v in values]
             elif key == "mask" and value is not None:
@@ -158,7 +163,7 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
                 masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
             elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
                 raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
-        return refs, list_args, states, masks
+        return refs, list_args, states, masks, options
     if isinstance(node, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
         refs = [_ref(t, path, where) for t in node]
         if not refs:
@@ -167,9 +172,16 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
         states = []
         if isinstance(kwargs.get("initial_state"), list):
             states = [_ref(v, path, f"{where} initial_state") for v in kwargs["initial_state"]]
+        options = {}
+        for key in _CALL_OPTIONS:
+            value = kwargs.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+            if value:
+                options[key] = True
         if recurrent and len(refs) > 1:
-            return refs[:1], False, refs[1:] + states, []
-        return refs, len(refs) > 1, states, []
+            return refs[:1], False, refs[1:] + states, [], options
+        return refs, len(refs) > 1, states, [], options
     raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
 
 
@@ -293,6 +305,10 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 layer = objects[name]
                 try:
                     extra = {"initial_state": st} if st else {}
+                    unknown = sorted(set(options) - set(getattr(layer, "_call_options", ())))
+                    if unknown:
+                        raise UnsupportedKerasFeature(f"layer {name!r}: call option(s) {', '.join(unknown)} "
+                                                      f"not supported by {type(layer).__name__}")
                     extra.update(options)
                     if explicit:  # an explicit mask= from a tensor of the graph (not an op computing a mask)
                         given = [None if e is None else _take(tensors, e, path, name) for e in explicit]
@@ -562,6 +578,10 @@ def functional_config(model) -> dict:
                 positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)
                 inbound.append({"args": positional, "kwargs": keywords})
                 continue
+            kwargs.update({k: True for k, v in node.call_kwargs.items() if v is True})  # Attention's flags
+            if getattr(layer, "causal", False) is True:  # tf_keras's causal=True: Keras 3 takes it per call
+                kwargs["use_causal_mask"] = True
+                entry.get("config", {}).pop("causal", None)
             inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
         entry["inbound_nodes"] = inbound
         layers.append(entry)

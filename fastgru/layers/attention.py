@@ -29,6 +29,8 @@ class _Attention(Layer):
 
     supports_masking = True
     _takes_list = True  # called on a list of tensors (fastgru.functional)
+    #: call options a Functional node keeps (fastgru.graph.symbolic_call) and passes to each call
+    _call_options = ("return_attention_scores", "use_causal_mask")
     #: how tests/test_layer_contract.py builds one (query and value of one shape)
     contract_example = {"inputs": [(5, 4), (6, 4)]}
 
@@ -73,8 +75,11 @@ class _Attention(Layer):
     def _build_weights(self, dim: int) -> None:
         pass
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
+    def compute_output_shape(self, input_shape, return_attention_scores: bool = False, use_causal_mask: bool = False):
+        out = tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
+        if return_attention_scores:  # and the scores (batch, Tq, Tv)
+            return [out, (input_shape[0][0], input_shape[0][1], input_shape[1][1])]
+        return out
 
     def compute_mask(self, x, mask):
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
@@ -114,11 +119,15 @@ class _Attention(Layer):
         (out, weights), _ = self._forward(inputs, mask, training, use_causal_mask)
         return [out, weights] if return_attention_scores else out
 
-    def forward(self, inputs, mask=None, training: bool = True, use_causal_mask: bool = False):
-        (out, _), cache = self._forward(inputs, mask, training, use_causal_mask)
-        return out, cache
+    def forward(self, inputs, mask=None, training: bool = True, return_attention_scores: bool = False,
+                use_causal_mask: bool = False):
+        """(output, cache), or ([output, scores], cache) with ``return_attention_scores``: the scores are
+        the attention weights after dropout (Keras returns those), (batch, Tq, Tv), without a mask."""
+        (out, weights), cache = self._forward(inputs, mask, training, use_causal_mask)
+        return ([out, weights] if return_attention_scores else out), cache
 
     def _forward(self, inputs, mask, training, use_causal_mask):
+        use_causal_mask = use_causal_mask or self.causal  # tf_keras's constructor option causal=True
         q, v, k, has_key = self._arrays(inputs)
         q_mask, v_mask = self._masks(mask, q, v)
         scores, score_cache = self._scores(q, k)
@@ -139,16 +148,23 @@ class _Attention(Layer):
         out = used @ v
         if q_mask is not None:
             out = np.where(q_mask[..., None], out, 0)
-        return (out, weights), (q, v, k, has_key, q_mask, weights, drop, score_cache)
+        return (out, used), (q, v, k, has_key, q_mask, weights, drop, score_cache)
 
     def backward(self, dy, cache, need_dx: bool = True):
+        """``dy``: the output's gradient, or [output's, scores'] (either None for zeros) when the call
+        returned the attention scores."""
         q, v, k, has_key, q_mask, weights, drop, score_cache = cache
-        dy = np.asarray(dy, q.dtype)
+        d_scores_out = None
+        if isinstance(dy, (list, tuple)):
+            dy, d_scores_out = dy[0], (dy[1] if len(dy) > 1 else None)
+        used = weights if drop is None else weights * drop
+        dy = np.zeros(used.shape[:2] + v.shape[2:], q.dtype) if dy is None else np.asarray(dy, q.dtype)
         if q_mask is not None:
             dy = np.where(q_mask[..., None], dy, 0)
-        used = weights if drop is None else weights * drop
         dv = _swap(used) @ dy
         d_used = dy @ _swap(v)
+        if d_scores_out is not None:
+            d_used = d_used + np.asarray(d_scores_out, q.dtype)
         d_weights = d_used if drop is None else d_used * drop
         d_scores = weights * (d_weights - (d_weights * weights).sum(axis=-1, keepdims=True))
         dq, dk, grads = self._scores_backward(d_scores, q, k, score_cache)
@@ -166,12 +182,14 @@ class Attention(_Attention):
 
     keras = KerasContract(names=("Attention",))
     parameter_constraints = {"use_scale": [Boolean()], "score_mode": [StrOptions(("dot", "concat"))],
-                             "dropout": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
+                             "dropout": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()],
+                             "causal": [Boolean()]}
     weight_names = ("scale", "concat_score_weight")
 
-    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0, seed=None,
+                 causal: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self._options(use_scale=use_scale, score_mode=score_mode, dropout=dropout, seed=seed)
+        self._options(use_scale=use_scale, score_mode=score_mode, dropout=dropout, seed=seed, causal=causal)
 
     def _build_weights(self, dim: int) -> None:
         if self.use_scale:
@@ -210,7 +228,7 @@ class Attention(_Attention):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
-                "dropout": self.dropout, "seed": self.seed}
+                "dropout": self.dropout, "seed": self.seed, **({"causal": True} if self.causal else {})}
 
 
 @register_layer
@@ -220,12 +238,12 @@ class AdditiveAttention(_Attention):
 
     keras = KerasContract(names=("AdditiveAttention",))
     parameter_constraints = {"use_scale": [Boolean()], "dropout": [Real(0.0, 1.0, open_high=True)],
-                             "seed": [NONE, Integer()]}
+                             "seed": [NONE, Integer()], "causal": [Boolean()]}
     weight_names = ("scale",)
 
-    def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed=None, causal: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self._options(use_scale=use_scale, dropout=dropout, seed=seed)
+        self._options(use_scale=use_scale, dropout=dropout, seed=seed, causal=causal)
 
     def _build_weights(self, dim: int) -> None:
         if self.use_scale:
@@ -248,4 +266,5 @@ class AdditiveAttention(_Attention):
         return d_summed.sum(axis=2), d_summed.sum(axis=1), grads
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "use_scale": self.use_scale, "dropout": self.dropout, "seed": self.seed}
+        return {**super().get_config(), "use_scale": self.use_scale, "dropout": self.dropout, "seed": self.seed,
+                **({"causal": True} if self.causal else {})}
