@@ -49,6 +49,11 @@ def _runtime_masks(step, m, dropped: set):
     return [None if s in dropped else v for s, v in zip(step.args, m)]
 
 
+def _output_masks(layer, x, m, n: int) -> list:
+    om = layer.compute_mask(x, m)
+    return (om if isinstance(om, list) else [om]) + [None] * n
+
+
 def _drop_masks(step, dropped: set) -> None:
     """Keras 3's MultiHeadAttention removes the masks of the tensors it is called on (``set_keras_mask(x,
     None)``), so a later MultiHeadAttention on the same tensor sees it unmasked, and its output carries no
@@ -401,6 +406,13 @@ class Model:
         for i, s in enumerate(self._input_slots):
             vals[s] = xs[i]
             msk[s] = None if masks is None else masks[i]
+        # The masks the loss sees: Keras computes each output's mask from the masks its inputs carry when the
+        # layer runs, and a MultiHeadAttention deletes those of the tensors it is called on, so a layer that
+        # runs after it on the same tensor gives its output a mask from an unmasked input, while the layers
+        # themselves still receive the masks recorded when the graph was built (``msk``; checked against
+        # Keras: a merge of a MultiHeadAttention's input and output leaves the loss unmasked).
+        deleting = any(getattr(st.layer, "drops_input_masks", False) for st in self._steps)
+        rt: list = list(msk) if deleting else msk
         skip = set()
         if logits:
             for k, flag in enumerate(logits):
@@ -446,6 +458,20 @@ class Model:
                 ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training)
                 tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
             tape.append(cache)
+            if deleting:
+                rts = list(oms)
+                if kind in ("layer", "rnn", "bidirectional"):
+                    m_rt = [rt[a] for a in step.args] if step.list_args else rt[step.args[0]]
+                    if step.list_args and all(v is None for v in m_rt):
+                        m_rt = None
+                    if step.masks is not None:
+                        m_rt = _explicit_masks(step, vals, m_rt)
+                    rts = _output_masks(layer, x, m_rt, len(ys))
+                if getattr(layer, "drops_input_masks", False):
+                    for a in step.args:
+                        rt[a] = None
+                for j, out_slot in enumerate(step.outs):
+                    rt[out_slot] = rts[j] if j < len(rts) else None
             if kind in ("layer", "rnn", "bidirectional"):
                 terms = _activity_terms(layer, ys, logits_out)
                 if terms is not None:
@@ -457,8 +483,9 @@ class Model:
             for s in step.free:
                 vals[s] = None
                 msk[s] = None
+                rt[s] = None
         outs = [vals[s] for s in self._output_slots]
-        return outs, [msk[s] for s in self._output_slots], tape
+        return outs, [rt[s] for s in self._output_slots], tape
 
     def _backward(self, d_outputs: list, tape: list, need_dx: bool = False):
         """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients."""

@@ -378,3 +378,30 @@ def test_config_round_trip_and_refusals_from_a_config():
         fg.Model.from_config(edited("num_heads", "x"))
     with pytest.raises(fg.UnsupportedKerasFeature, match="call argument sliding"):
         fg.Model.from_config(edited("sliding", True, node=True))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "none"])
+def test_loss_mask_after_a_merge_of_the_attentions_input_follows_keras(keras, rng, tmp_path, merge):
+    """Keras gives a layer's output the mask computed from the masks its inputs carry when it runs; a
+    MultiHeadAttention deletes those of the tensors it is called on, so merging its input with its output
+    leaves a sequence loss unmasked (Concatenate: any; Add: none), while its output alone stays masked."""
+    ids = rng.integers(1, 20, (6, 5)).astype("int32")
+    ids[:3, 3:] = 0
+    y = rng.integers(0, 3, (6, 5)).astype("int32")
+
+    def build(mod, layers):
+        inp = mod.Input((5,), dtype="int32")
+        h = layers.GRU(4, return_sequences=True)(layers.Embedding(20, 4, mask_zero=True)(inp))
+        a = layers.MultiHeadAttention(num_heads=1, key_dim=2)(h, h)
+        z = a if merge == "none" else getattr(layers, merge)()([h, a])
+        return mod.Model(inp, layers.Dense(3, activation="softmax")(z))
+
+    km = build(keras, keras.layers)
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    km.save(tmp_path / "m.keras")
+    for ours in (fg.load_model(tmp_path / "m.keras", compile=False), build(fg, fg.layers)):
+        ours.set_weights(km.get_weights())
+        ours.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        km.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        np.testing.assert_allclose(ours.test_on_batch(ids, y), km.test_on_batch(ids, y), rtol=1e-5)
