@@ -144,7 +144,8 @@ def test_tf_keras_graphs_load(keras, name, tmp_path):
     x = xs if len(xs) > 1 else xs[0]
     expected = _listed(km.predict(x, verbose=0))
     km.save(tmp_path / "k2.h5")
-    for model in (fg.load_model(tmp_path / "k2.h5"), fg.from_keras(km)):
+    km.save(tmp_path / "k2.keras")  # tf_keras's .keras: a build_config with one shape per input
+    for model in (fg.load_model(tmp_path / "k2.h5"), fg.load_model(tmp_path / "k2.keras"), fg.from_keras(km)):
         for g, e in zip(_listed(model.predict(x)), expected):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=2e-6)
 

@@ -100,7 +100,13 @@ def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
     spec = ModelSpec(name=name if isinstance(name, str) else "sequential", input_batch_shape=None)
     build_config = model_config.get("build_config")
     if isinstance(build_config, dict):
-        spec.build_input_shape = _shape(build_config.get("input_shape"), path, "the model's build_config")
+        shape = build_config.get("input_shape")
+        if (class_name != "Sequential" and isinstance(shape, list) and len(shape) > 1
+                and all(isinstance(e, list) for e in shape)):
+            # tf_keras writes a Functional model's build_config with one shape per input: not a chain (the
+            # graph loader, io/keras_functional.py, builds it from its InputLayers)
+            raise UnsupportedKerasFeature("a Functional model with several inputs is not a plain chain")
+        spec.build_input_shape = _shape(shape, path, "the model's build_config")
     _collect(class_name, config, "", None, spec, path, top=True)
     if not spec.layers:
         raise ModelFileError(path, "the model has no layers")
