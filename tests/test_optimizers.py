@@ -37,6 +37,12 @@ CONFIGS = [
     ("Adagrad", {"initial_accumulator_value": 0.5, "epsilon": 1e-5}),
     ("Adagrad", {"clipnorm": 0.5}),
     ("Adagrad", {"learning_rate": 0.1, "weight_decay": 0.01}),
+    ("AdamW", {}),
+    ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1, "amsgrad": True, "clipnorm": 1.0}),
+    ("Nadam", {}),
+    ("Nadam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5, "global_clipnorm": 1.0}),
+    ("Adamax", {}),
+    ("Adamax", {"learning_rate": 0.02, "beta_1": 0.8, "weight_decay": 0.01, "clipvalue": 0.5}),
 ]
 IDS = [f"{c}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in CONFIGS]
 
@@ -85,8 +91,8 @@ def test_steps_match_keras_float32(keras, cls_name, kw, rng):
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("cls_name,kw", [CONFIGS[1], CONFIGS[8], CONFIGS[17], CONFIGS[23]],
-                         ids=[IDS[1], IDS[8], IDS[17], IDS[23]])
+@pytest.mark.parametrize("cls_name,kw", [CONFIGS[i] for i in (1, 8, 17, 23, 25, 27, 29)],
+                         ids=[IDS[i] for i in (1, 8, 17, 23, 25, 27, 29)])
 def test_steps_match_keras_float64(keras, cls_name, kw, rng):
     """float64 variables: Keras casts its float32 learning rate up, and so must we."""
     init, grads = _problem(rng, np.float64)
@@ -201,6 +207,11 @@ def test_get_identifiers():
     assert isinstance(optimizers.get("SGD"), optimizers.SGD)
     assert isinstance(optimizers.get("RMSprop"), optimizers.RMSprop)
     assert isinstance(optimizers.get("adagrad"), optimizers.Adagrad)
+    assert isinstance(optimizers.get("AdamW"), optimizers.AdamW) and optimizers.get("adamw").weight_decay == 0.004
+    assert isinstance(optimizers.get("nadam"), optimizers.Nadam)
+    assert isinstance(optimizers.get("Adamax"), optimizers.Adamax)
+    with pytest.raises(ValueError, match="weight_decay"):
+        optimizers.AdamW(weight_decay=None)
     inst = optimizers.SGD(momentum=0.9)
     assert optimizers.get(inst) is inst
     cfg = optimizers.Adam(learning_rate=0.02, amsgrad=True, clipnorm=2.0).get_config()

@@ -11,12 +11,15 @@ from .losses import (
     SparseCategoricalCrossentropy,
 )
 from .metrics import Metric
-from .optimizers import SGD, Adagrad, Adam, Optimizer, RMSprop
+from .optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, Optimizer, RMSprop
 from .progress import Progbar
 
 __all__ = [
     "SGD",
     "Adagrad",
+    "Adamax",
+    "AdamW",
+    "Nadam",
     "Adam",
     "BinaryCrossentropy",
     "Callback",

@@ -326,11 +326,99 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_CLASSES = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
+class AdamW(Adam):
+    """Keras 3's AdamW: Adam with decoupled weight decay, ``var -= var * weight_decay * lr`` before each
+    step (``weight_decay`` 0.004 by default, and required)."""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kwargs):
+        if weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, weight_decay=weight_decay, **kwargs)
+
+
+class Nadam(Optimizer):
+    """Keras 3's Nadam: Adam with Nesterov momentum and the momentum schedule
+    ``u_t = beta_1 * (1 - 0.5 * 0.96^t)``, whose running product (one scalar, in the first variable's dtype)
+    is advanced once per step before the variables are updated."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._u_product = None
+
+    def build(self, variables: list[np.ndarray]) -> None:
+        super().build(variables)
+        self._u_product = (variables[0].dtype if variables else np.dtype(np.float32)).type(1.0)
+
+    def apply(self, grads: list, variables: list[np.ndarray]) -> None:
+        if not self.built:
+            self.build(variables)
+        dt = type(self._u_product)
+        power = np.power(dt(0.96), dt(self.iterations + 1))
+        # (python floats times a tensor: converted to its dtype directly, not through float32)
+        self._u_product = dt(self._u_product * dt(self.beta_1) * (dt(1.0) - dt(0.5) * power))
+        super().apply(grads, variables)
+
+    def _build_slots(self, var):
+        return {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        s = self._slots[i]
+        m, v = s["momentum"], s["velocity"]
+        local_step, next_step = dt(self.iterations + 1), dt(self.iterations + 2)
+        beta_1, beta_2 = _kcast(self.beta_1, var.dtype), _kcast(self.beta_2, var.dtype)
+        decay = _kcast(0.96, var.dtype)
+        u_t = beta_1 * (dt(1.0) - dt(0.5) * np.power(decay, local_step))
+        u_t_1 = beta_1 * (dt(1.0) - dt(0.5) * np.power(decay, next_step))
+        u_product_t = dt(self._u_product)
+        u_product_t_1 = u_product_t * u_t_1
+        beta_2_power = np.power(beta_2, local_step)
+        m += (g - m) * (dt(1) - beta_1)  # (Keras: 1 minus the cast beta, in the variable's dtype)
+        v += (_square(g, g_sq) - v) * (dt(1) - beta_2)
+        m_hat = (u_t_1 * m) / (dt(1) - u_product_t_1) + ((dt(1) - u_t) * g) / (dt(1) - u_product_t)
+        v_hat = v / (dt(1) - beta_2_power)
+        var -= (m_hat * lr) / (np.sqrt(v_hat) + dt(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Keras 3's Adamax: ``m += (g - m)(1 - beta_1)``, ``u = max(beta_2 u, |g|)``,
+    ``var -= lr m / ((1 - beta_1^t)(u + epsilon))``."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _build_slots(self, var):
+        return {"m": np.zeros_like(var), "u": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        s = self._slots[i]
+        m, u = s["m"], s["u"]
+        beta_1_power = np.power(_kcast(self.beta_1, var.dtype), dt(self.iterations + 1))
+        m += (g - m) * dt(1 - self.beta_1)
+        np.maximum(dt(self.beta_2) * u, np.abs(g), out=u)
+        var -= (lr * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+_CLASSES = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adamw": AdamW, "nadam": Nadam,
+            "adamax": Adamax}
 
 
 def get(identifier) -> Optimizer:
-    """Return an Optimizer for ``"adam"``/``"sgd"``/``"rmsprop"``/``"adagrad"`` (any case), a Keras
+    """Return an Optimizer for ``"adam"``/``"sgd"``/``"rmsprop"``/``"adagrad"``/``"adamw"``/``"nadam"``/``"adamax"``
+    (any case), a Keras
     config dict ``{"class_name": "Adam", "config": {...}}`` or an Optimizer instance."""
     if isinstance(identifier, Optimizer):
         return identifier
@@ -341,5 +429,5 @@ def get(identifier) -> Optimizer:
     if isinstance(identifier, dict) and str(identifier.get("class_name", "")).lower() in _CLASSES:
         return _CLASSES[identifier["class_name"].lower()].from_config(identifier.get("config") or {})
     raise ValueError(
-        f"could not interpret optimizer identifier {identifier!r}; supported: adam, sgd, rmsprop, adagrad"
+        f"could not interpret optimizer identifier {identifier!r}; supported: {', '.join(_CLASSES)}"
     )
