@@ -43,6 +43,12 @@ class KerasTensor:
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
+    def __getitem__(self, key):
+        """``x[:, -1]`` and the like: a GetItem node, as Keras 3 records one (the batch axis stays whole)."""
+        from .layers.getitem import GetItem
+
+        return GetItem()(self, key=key if isinstance(key, tuple) else (key,))
+
     def __reduce__(self):
         raise TypeError("a symbolic KerasTensor cannot be pickled; pickle the Model built from it")
 

@@ -29,7 +29,7 @@ from .keras_config import (
     snake_case,
     weights_subpath,
 )
-from .keras_graph import _MASK_OPS, _entry, _entry_name
+from .keras_graph import _MASK_OPS, _entry, _entry_name, key_from_config, key_to_config
 
 GRAPH_CLASSES = ("Functional", "Model")
 
@@ -131,6 +131,18 @@ def _parse_keyword_node(node, where, path, roles):
         options["layout"] = layout
     mask_refs = [masks.get(r) for r in layout] if masks else []
     return [named[r] for r in layout], True, [], mask_refs, options
+
+
+def _parse_getitem_node(node, where: str, path):
+    """A Keras 3 GetItem op's node: ``{"args": [tensor, index], "kwargs": {}}`` -> ([tensor ref], False, [],
+    [], {"key": index})."""
+    if not (isinstance(node, dict) and isinstance(node.get("args"), list) and len(node["args"]) == 2):
+        raise ModelFileError(path, f"{where}: a GetItem node is [tensor, index], found {_short(node)}")
+    try:
+        key = key_from_config(node["args"][1], where)
+    except ValueError as exc:
+        raise ModelFileError(path, str(exc)) from None
+    return [_ref(node["args"][0], path, where)], False, [], [], {"key": key}
 
 
 def _parse_plain_node(node, where: str, recurrent: bool, path):
@@ -244,6 +256,10 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             objects[name] = tensor.layer
             continue
         build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
+        if lcls == "GetItem" and name in parsed:
+            objects[name] = registry.model_class("GetItem")(name=name)
+            calls.append((name, parsed[name]))
+            continue
         if lcls in GRAPH_CLASSES:
             objects[name] = _build_graph(entry, path, major, layer_path + "/", top, leaves, counter)
         elif lcls == "Sequential" and is_functional(entry):
@@ -378,6 +394,15 @@ def _mask_only_ops(entries, names, config, path):
     parsed, uses, ops = {}, {}, {}
     for entry, name in zip(entries, names):
         cls = entry["class_name"]
+        if _is_op(entry) and cls == "GetItem":  # x[:, -1] and the like: run as a layer (layers/getitem.py)
+            nodes = entry.get("inbound_nodes", [])
+            if not isinstance(nodes, list):
+                raise ModelFileError(path, f"layer {name!r}: inbound_nodes is not a list")
+            parsed[name] = [_parse_getitem_node(n, f"op layer {name!r}", path) for n in nodes]
+            for refs, *_ in parsed[name]:
+                for r in refs:
+                    uses.setdefault(r[0], []).append((name, "data"))
+            continue
         if _is_op(entry):
             ops[name] = cls
             for r in _op_refs(entry, path, name):
@@ -559,6 +584,9 @@ def functional_config(model) -> dict:
         elif type(layer).__name__ == "Sequential":
             entry = keras3_model_config(layer)
             entry.pop("compile_config", None)
+        elif type(layer).__name__ == "GetItem":  # a Keras op: its index goes in each node's arguments
+            entry = {"module": "keras.src.ops.numpy", "class_name": "GetItem", "config": {"name": layer.name},
+                     "registered_name": "GetItem"}
         else:
             entry = keras3_layer_config(layer)
             if getattr(layer, "_check_count", None) is not None:  # merge layers are built on a list of shapes
@@ -573,6 +601,9 @@ def functional_config(model) -> dict:
             if node.masks:
                 given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
+            if type(layer).__name__ == "GetItem":
+                inbound.append({"args": [args[0], key_to_config(node.call_kwargs["key"])], "kwargs": {}})
+                continue
             if hasattr(layer, "keras_call_arguments"):  # called with keywords (MultiHeadAttention)
                 masks = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
                 positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)

@@ -154,3 +154,43 @@ def _output_name(config: dict) -> str | None:
             return outputs[0]
         outputs = outputs[0]
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# a GetItem op's index (x[:, -1]) as Keras 3 writes it in a node's arguments
+# ---------------------------------------------------------------------------------------------
+def key_to_config(key: tuple) -> list:
+    """Keras 3's serialization of an index (a list, one entry per item)."""
+    out = []
+    for item in key:
+        if isinstance(item, slice):
+            out.append({"class_name": "__slice__", "config": {"start": item.start, "stop": item.stop,
+                                                                "step": item.step}})
+        elif item is Ellipsis:
+            out.append({"class_name": "__ellipsis__", "config": {}})
+        else:
+            out.append(None if item is None else int(item))
+    return out
+
+
+def key_from_config(value, where: str):
+    """The index Keras 3 wrote for a GetItem node (one item or a list of them); ValueError when malformed."""
+    items = value if isinstance(value, list) else [value]
+    key = []
+    for item in items:
+        if item is None:
+            key.append(None)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            key.append(item)
+        elif isinstance(item, dict) and item.get("class_name") == "__slice__" and isinstance(item.get("config"),
+                                                                                            dict):
+            c = item["config"]
+            bounds = [c.get(k) for k in ("start", "stop", "step")]
+            if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds):
+                raise ValueError(f"{where}: slice bounds must be integers or null, found {c!r}")
+            key.append(slice(*bounds))
+        elif isinstance(item, dict) and item.get("class_name") == "__ellipsis__":
+            key.append(Ellipsis)
+        else:
+            raise ValueError(f"{where}: an index item fastgru does not know: {item!r}")
+    return tuple(key)

@@ -9,6 +9,7 @@ from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
 from .feature_normalization import Normalization, UnitNormalization
+from .getitem import GetItem
 from .gru import GRU
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
@@ -45,6 +46,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRU",
+    "GetItem",
     "GaussianDropout",
     "GaussianNoise",
     "GlobalAveragePooling1D",
