@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from .activations import activate_inplace
-from .linalg import gemm, matmul_into, small_matmul_into
+from .linalg import matmul_into
 from .rnn_common import copy_rows, masked_step_output
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
@@ -52,22 +52,16 @@ def project_inputs(x, w, b, out, small_rows):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_slice(
-    xp, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
 ):
-    """Run the whole time loop for batch rows ``b0:b1`` (inference, and the training forward).
+    """Run the whole time loop for batch rows ``b0:b1``.
 
-    xp (B, T, ≥3H); u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
+    xp (B, T, 3H); u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
     u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
-    (zeros when absent or reset_before); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1,
-    H), zero-initialised; h_last (B, H); saved (B, T, 5H) written when save (see the module docstring; xp
-    may be saved itself).
-
-    Recurrent dropout (training, Keras's implementation 1), when ``use_rmask``: rmask (3, B, H) holds
-    the z, r, h masks (scaled by 1/(1-rate)) applied to h_prev before each gate's recurrent product, so
-    the one (rows, H) @ (H, 3H) product becomes three (rows, H) @ (H, H) ones with u3 (3, H, H), the
-    recurrent kernel's column blocks; the interpolation uses the undropped h_prev. Otherwise u3 and
-    rmask are empty and unread.
+    (zeros when absent); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1, H),
+    zero-initialised; h_last (B, H); saved (B, T, 5H) written when save (see the module
+    docstring; xp may be saved itself).
     """
     steps = xp.shape[1]
     hdim = h0.shape[1]
@@ -75,50 +69,27 @@ def gru_forward_slice(
     dt = xp.dtype
     h = np.empty((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
-    rec = np.empty((nb, u.shape[1]), dt)  # the recurrent products: z | r (| h's, reset_after)
+    rec = np.empty((nb, u.shape[1]), dt)
     zg = np.empty(hdim, dt)
     rg = np.empty((nb, hdim), dt)
     hh = np.empty(hdim, dt)
     rh = np.empty((nb, hdim), dt)
     rech = np.empty((nb, hdim), dt)
-    hm = np.empty((nb if use_rmask else 0, hdim), dt)  # h_prev times one gate's dropout mask
-    part = np.empty((nb if use_rmask else 0, hdim), dt)  # that gate's product
     h2 = 2 * hdim
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        if use_rmask:
-            for g in range(rec.shape[1] // hdim):
-                for bb in range(nb):
-                    mrow = rmask[g, b0 + bb]
-                    for j in range(hdim):
-                        hm[bb, j] = h[bb, j] * mrow[j]
-                lo = g * hdim
-                if nb > small_rows:  # BLAS, straight into the gate's column block of rec
-                    gemm(hm, u3[g], rec[:, lo:lo + hdim], False, False, False)
-                else:  # fastgru's loop (contiguous output), then into rec
-                    small_matmul_into(hm, u3[g], part)
-                    for bb in range(nb):
-                        for j in range(hdim):
-                            rec[bb, lo + j] = part[bb, j]
-        else:
-            matmul_into(h, u, rec, small_rows)
+        matmul_into(h, u, rec, small_rows)
         if not reset_after:
-            # the candidate's recurrent product needs r first: r * h_prev (h_prev times the h-gate's
-            # dropout mask with recurrent dropout), then one more product
+            # the candidate's recurrent product needs r first: r * h_prev, then one more product
             for bb in range(nb):
                 xrow = xp[b0 + bb, t]
                 r = rg[bb]
                 for j in range(hdim):
                     r[j] = xrow[hdim + j] + rec[bb, hdim + j]
                 activate_inplace(ract, r)
-                if use_rmask:
-                    mrow = rmask[2, b0 + bb]
-                    for j in range(hdim):
-                        rh[bb, j] = r[j] * (h[bb, j] * mrow[j])
-                else:
-                    for j in range(hdim):
-                        rh[bb, j] = r[j] * h[bb, j]
+                for j in range(hdim):
+                    rh[bb, j] = r[j] * h[bb, j]
             matmul_into(rh, u_h, rech, small_rows)
         for bb in range(nb):
             b = b0 + bb
@@ -169,9 +140,7 @@ def gru_forward_chunk(
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
     this thread's cache afterwards), then run their time loop."""
     project_inputs(x[b0:b1], w, b_in, xp[b0:b1], small_rows)
-    no_masks = np.zeros((0, 0, 0), xp.dtype)
     gru_forward_slice(
-        xp, u, u_h, no_masks, b_rec, no_masks, False, h0, mask, use_mask, flags.act, flags.ract, reset_after,
-        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save,
-        small_rows, b0, b1,
+        xp, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
     )

@@ -1,12 +1,105 @@
-"""GRU training forward: the input projection (with Keras's input dropout masks) written into the saved
-buffer, then the time loop of :mod:`fastgru._kernels.gru` saving the gates, with Keras's recurrent dropout
-masks when given (the same loop as inference: one kernel, no second copy). Buffer layout and equations:
-:mod:`fastgru._kernels.gru_bptt`."""
+"""GRU training forward: the input projection written into the saved buffer, and the time loop that
+saves the gates (the plain loop of :mod:`fastgru._kernels.gru` with ``save``, or the loop with Keras's
+recurrent dropout masks). Buffer layout and equations: :mod:`fastgru._kernels.gru_bptt`."""
 
 from __future__ import annotations
 
+import numpy as np
+from numba import njit
+
+from .activations import activate_inplace
 from .gru import gru_forward_slice
-from .rnn_common import project_train_slice
+from .linalg import matmul_into
+from .rnn_common import copy_rows, masked_step_output, project_train_slice
+
+
+# ---------------------------------------------------------------------------------------------
+# training forward with recurrent dropout (Keras's implementation 1)
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def gru_forward_rdrop_slice(
+    xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+):
+    """The training forward with recurrent dropout masks, for batch rows ``b0:b1``.
+
+    xp (B, T, ≥3H) the hoisted input projection (input dropout already applied per gate); it may be
+    ``saved`` itself (row (b, t) is read before it is written). u3 (3, H, H) the recurrent kernel's
+    z, r, h column blocks, each C-contiguous; b_rec (3H,) recurrent bias (zeros when absent or
+    reset_before); rmask (3, B, H) recurrent dropout masks (already scaled by 1/(1-rate)) applied to
+    h_prev before each gate's recurrent product, while the interpolation uses the undropped h_prev.
+    The rest as :func:`fastgru._kernels.gru.gru_forward_slice` with ``save`` always on.
+    """
+    steps = xp.shape[1]
+    hdim = h0.shape[1]
+    nb = b1 - b0
+    dt = xp.dtype
+    h2 = 2 * hdim
+    h = np.empty((nb, hdim), dt)
+    copy_rows(h0, b0, h, 0, nb)
+    hm = np.empty((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
+    rec = np.empty((3, nb, hdim), dt)  # the three recurrent products
+    zg = np.empty(hdim, dt)
+    rg = np.empty((nb, hdim), dt)
+    hh = np.empty(hdim, dt)
+    for i in range(steps):
+        t = steps - 1 - i if go_backwards else i
+        oi = i if return_sequences else 0
+        for g in range(3):
+            for bb in range(nb):
+                mrow = rmask[g, b0 + bb]
+                for j in range(hdim):
+                    hm[g, bb, j] = h[bb, j] * mrow[j]
+        matmul_into(hm[0], u3[0], rec[0], small_rows)
+        matmul_into(hm[1], u3[1], rec[1], small_rows)
+        if reset_after:
+            matmul_into(hm[2], u3[2], rec[2], small_rows)
+        else:
+            for bb in range(nb):
+                xrow = xp[b0 + bb, t]
+                r = rg[bb]
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    hm[2, bb, j] = r[j] * hm[2, bb, j]
+            matmul_into(hm[2], u3[2], rec[2], small_rows)
+        for bb in range(nb):
+            b = b0 + bb
+            xrow = xp[b, t]
+            hrow = h[bb]
+            r = rg[bb]
+            for j in range(hdim):
+                zg[j] = xrow[j] + rec[0, bb, j] + b_rec[j]
+            activate_inplace(ract, zg)
+            srow = saved[b, t]
+            if reset_after:
+                for j in range(hdim):
+                    r[j] = xrow[hdim + j] + rec[1, bb, j] + b_rec[hdim + j]
+                activate_inplace(ract, r)
+                for j in range(hdim):
+                    c = rec[2, bb, j] + b_rec[h2 + j]
+                    hh[j] = xrow[h2 + j] + r[j] * c
+                    srow[3 * hdim + j] = c  # after the read of xrow[h2 + j]: same row when aliased
+            else:
+                for j in range(hdim):
+                    hh[j] = xrow[h2 + j] + rec[2, bb, j]
+                    srow[3 * hdim + j] = hm[2, bb, j]
+            activate_inplace(act, hh)
+            for j in range(hdim):
+                srow[j] = zg[j]
+                srow[hdim + j] = r[j]
+                srow[h2 + j] = hh[j]
+                srow[4 * hdim + j] = hrow[j]
+            if use_mask and mask[b, t] == 0:
+                masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
+                continue
+            orow = out[b, oi]
+            for j in range(hdim):
+                hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
+                hrow[j] = hn
+                orow[j] = hn
+    copy_rows(h, 0, h_last, b0, nb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -19,11 +112,16 @@ def gru_forward_train_chunk(
     reset_after, out, h_last, saved, small_rows,
 ):
     """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
-    (:func:`fastgru._kernels.gru.gru_forward_slice`) saving the gates; u3 (3, H, H) and rmask (3, B, H)
-    when ``use_rmask`` (recurrent dropout), else empty."""
+    (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
+    """
     project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1)
-    gru_forward_slice(
-        saved, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.ract, reset_after,
-        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True,
-        small_rows, b0, b1,
-    )
+    if use_rmask:
+        gru_forward_rdrop_slice(
+            saved, u3, b_rec, rmask, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+        )
+    else:
+        gru_forward_slice(
+            saved, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
+        )
