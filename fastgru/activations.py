@@ -70,6 +70,29 @@ def _step(x, lo, hi, slope):
     return np.where((x > lo) & (x < hi), x.dtype.type(slope), x.dtype.type(0))
 
 
+def _c(x, value):
+    """``value`` in x's dtype (keeps float32 arithmetic float32)."""
+    return x.dtype.type(value)
+
+
+def _softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _log_softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _mish_grad(x, y, dy):
+    t = np.tanh(_softplus(x))
+    return dy * (t + x * (1 - t * t) * _sigmoid(x))
+
+
+def _hard_sigmoid3(x):
+    return np.clip(x / _c(x, 6.0) + _c(x, 0.5), 0, 1)
+
+
 @dataclass(frozen=True)
 class Activation:
     """One activation.
@@ -110,6 +133,35 @@ TABLE: tuple[Activation, ...] = (
     Activation("swish", _k.SWISH, lambda x: x * _sigmoid(x), _swish_grad, aliases=("silu",)),
     Activation("gelu", _k.GELU, _gelu, _gelu_grad),
     Activation("softmax", None, _softmax, lambda x, y, dy: y * (dy - np.sum(dy * y, axis=-1, keepdims=True))),
+    # Keras 3's other activations, for Dense, Conv1D and Activation layers (code None: not inside a recurrent
+    # cell, whose kernels know the ones above)
+    Activation("relu6", None, lambda x: np.clip(x, 0, 6), lambda x, y, dy: dy * ((x > 0) & (x < 6))),
+    Activation("leaky_relu", None, lambda x: np.where(x > 0, x, _c(x, 0.2) * x),
+               lambda x, y, dy: dy * np.where(x > 0, _c(x, 1.0), _c(x, 0.2))),
+    Activation("mish", None, lambda x: x * np.tanh(_softplus(x)), _mish_grad),
+    Activation("log_softmax", None, _log_softmax,
+               lambda x, y, dy: dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)),
+    Activation("exponential", None, np.exp, lambda x, y, dy: dy * y),
+    Activation("hard_tanh", None, lambda x: np.clip(x, -1, 1), lambda x, y, dy: dy * ((x > -1) & (x < 1))),
+    Activation("celu", None, lambda x: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
+               lambda x, y, dy: dy * np.where(x > 0, _c(x, 1.0), np.exp(np.minimum(x, 0)))),
+    Activation("hard_silu", None, lambda x: x * _hard_sigmoid3(x),
+               lambda x, y, dy: dy * (_hard_sigmoid3(x) + x * _step(x, -3, 3, 1 / 6)), aliases=("hard_swish",)),
+    Activation("sparse_plus", None,
+               lambda x: np.where(x <= -1, _c(x, 0), np.where(x < 1, _c(x, 0.25) * (x + 1) ** 2, x)),
+               lambda x, y, dy: dy * np.where(x <= -1, _c(x, 0), np.where(x < 1, _c(x, 0.5) * (x + 1), _c(x, 1)))),
+    Activation("squareplus", None, lambda x: (x + np.sqrt(x * x + _c(x, 4.0))) / _c(x, 2.0),
+               lambda x, y, dy: dy * _c(x, 0.5) * (1 + x / np.sqrt(x * x + _c(x, 4.0)))),
+    Activation("tanh_shrink", None, lambda x: x - np.tanh(x), lambda x, y, dy: dy * np.tanh(x) ** 2),
+    Activation("log_sigmoid", None, lambda x: -_softplus(-x), lambda x, y, dy: dy * _sigmoid(-x)),
+    Activation("soft_shrink", None,
+               lambda x: np.where(x > 0.5, x - _c(x, 0.5), np.where(x < -0.5, x + _c(x, 0.5), _c(x, 0))),
+               lambda x, y, dy: dy * (np.abs(x) > 0.5)),
+    Activation("hard_shrink", None, lambda x: np.where(np.abs(x) > 0.5, x, _c(x, 0)),
+               lambda x, y, dy: dy * (np.abs(x) > 0.5)),
+    Activation("sparse_sigmoid", None,
+               lambda x: np.where(x <= -1, _c(x, 0), np.where(x >= 1, _c(x, 1), _c(x, 0.5) * (x + 1))),
+               lambda x, y, dy: dy * _step(x, -1, 1, 0.5)),
 )
 
 #: canonical name -> row

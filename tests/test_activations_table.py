@@ -18,7 +18,8 @@ X = np.concatenate([np.linspace(-6.1, 6.1, 57), [-40.0, -12.3, 0.37, 12.3, 40.0]
 
 def _no_kinks(x):
     """x (n,) without the points within 1e-3 of a kink."""
-    return x[np.all(np.abs(x[:, None] - np.array([0.0, -3.0, 3.0, -2.5, 2.5])) > 1e-3, axis=1)]
+    kinks = np.array([0.0, -3.0, 3.0, -2.5, 2.5, -1.0, 1.0, -0.5, 0.5, 6.0])
+    return x[np.all(np.abs(x[:, None] - kinks) > 1e-3, axis=1)]
 
 
 @pytest.mark.parametrize("name", KERNEL_ROWS)
@@ -54,7 +55,7 @@ def test_codes_without_an_output_derivative_are_the_ones_bptt_refuses():
 def test_numpy_gradient_matches_finite_differences(name):
     row = activations.BY_NAME[name]
     rng = np.random.default_rng(1)
-    x = _no_kinks(X)[None, :8] if name == "softmax" else _no_kinks(X)
+    x = _no_kinks(X)[None, :8] if name in ("softmax", "log_softmax") else _no_kinks(X)
     x = x + 0.0
     dy = rng.standard_normal(x.shape)
     analytic = row.gradient(x, row.forward(x), dy)
@@ -87,8 +88,14 @@ def test_names_aliases_and_refusals():
     assert activations.kernel_code("tanh") == kact.TANH
     with pytest.raises(activations.UnsupportedKerasFeature, match="inside a recurrent cell"):
         activations.kernel_code("softmax")
-    with pytest.raises(activations.UnsupportedKerasFeature, match="supported activations: elu, gelu"):
-        activations.canonical_name("mish")
-    assert set(activations.CODES) == set(activations.SUPPORTED) - {"softmax"}
+    with pytest.raises(activations.UnsupportedKerasFeature, match="supported activations: celu, elu"):
+        activations.canonical_name("sparsemax")
+    assert activations.canonical_name("hard_swish") == "hard_silu"
+    with pytest.raises(activations.UnsupportedKerasFeature, match="'mish' is not supported inside a recurrent cell"):
+        activations.kernel_code("mish")
+    numpy_only = {"softmax", "relu6", "leaky_relu", "mish", "log_softmax", "exponential", "hard_tanh", "celu",
+                  "hard_silu", "sparse_plus", "squareplus", "tanh_shrink", "log_sigmoid", "soft_shrink", "hard_shrink",
+                  "sparse_sigmoid"}
+    assert set(activations.CODES) == set(activations.SUPPORTED) - numpy_only
     codes = [row.code for row in activations.TABLE if row.code is not None]
     assert len(codes) == len(set(codes))

@@ -161,7 +161,10 @@ def test_embedding_mask_zero_feeds_gru(keras, rng):
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus",
-                                        "softsign", "swish", "gelu", "hard_sigmoid"])
+                                        "softsign", "swish", "gelu", "hard_sigmoid", "relu6", "leaky_relu", "mish",
+                                        "log_softmax", "exponential", "hard_tanh", "celu", "hard_silu", "hard_swish",
+                                        "sparse_plus", "squareplus", "tanh_shrink", "log_sigmoid", "soft_shrink",
+                                        "hard_shrink", "sparse_sigmoid"])
 def test_dense_activations(keras, rng, activation):
     k = keras.layers.Dense(4, activation=activation)
     k.build((None, 6))

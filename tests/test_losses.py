@@ -41,6 +41,12 @@ def _cases():
     def regression(shape_true, shape_pred):
         return lambda rng, dt: (rng.normal(size=shape_true).astype(dt), rng.normal(size=shape_pred).astype(dt))
 
+    def positive(shape):
+        return lambda rng, dt: (rng.uniform(0.1, 3.0, shape).astype(dt), rng.uniform(0.1, 3.0, shape).astype(dt))
+
+    def signs(shape):
+        return lambda rng, dt: (rng.choice([-1.0, 1.0], shape).astype(dt), rng.normal(size=shape).astype(dt))
+
     bce, cce, scce = losses.BinaryCrossentropy, losses.CategoricalCrossentropy, losses.SparseCategoricalCrossentropy
     mse, mae, hub = losses.MeanSquaredError, losses.MeanAbsoluteError, losses.Huber
     return [
@@ -62,6 +68,16 @@ def _cases():
         ("mae", mae, {}, regression((6, 3), (6, 3))),
         ("huber", hub, {}, regression((6, 3), (6, 3))),
         ("huber_delta", hub, {"delta": 0.3}, regression((3, 5, 2), (3, 5, 2))),
+        ("msle", losses.MeanSquaredLogarithmicError, {}, positive((6, 3))),
+        ("mape", losses.MeanAbsolutePercentageError, {}, regression((3, 5, 2), (3, 5, 2))),
+        ("log_cosh", losses.LogCosh, {}, regression((6, 3), (6, 3))),
+        ("kld", losses.KLDivergence, {}, categorical((6, 4))),
+        ("poisson", losses.Poisson, {}, positive((3, 5, 2))),
+        ("cosine", losses.CosineSimilarity, {}, regression((6, 3), (6, 3))),
+        ("hinge_01", losses.Hinge, {}, binary((6, 3), (6, 3))),
+        ("hinge_pm1", losses.Hinge, {}, signs((6, 3))),
+        ("squared_hinge", losses.SquaredHinge, {}, binary((3, 5, 2), (3, 5, 2))),
+        ("categorical_hinge", losses.CategoricalHinge, {}, categorical((6, 4))),
     ]
 
 
@@ -188,10 +204,12 @@ def test_get_config_dicts_and_instances():
     assert losses.get(losses.BinaryCrossentropy).name == "binary_crossentropy"
     rebuilt = losses.CategoricalCrossentropy.from_config(losses.CategoricalCrossentropy(label_smoothing=0.3).get_config())
     assert rebuilt.label_smoothing == 0.3
+    assert isinstance(losses.get("hinge"), losses.Hinge) and isinstance(losses.get("msle"), losses.MeanSquaredLogarithmicError)
+    assert isinstance(losses.get({"class_name": "LogCosh", "config": {}}), losses.LogCosh)
     with pytest.raises(ValueError, match="could not interpret"):
-        losses.get("hinge")
+        losses.get("tversky")
     with pytest.raises(ValueError, match="unsupported loss class"):
-        losses.get({"class_name": "Hinge", "config": {}})
+        losses.get({"class_name": "Tversky", "config": {}})
 
 
 def test_logits_attributes_and_uses_logits():

@@ -13,7 +13,9 @@ from fastgru.training import losses
 
 EXTREME = np.array([-1e4, -1e3, -100.0, -30.0, -10.0, -1.0, 0.0, 1.0, 10.0, 30.0, 100.0, 1e3, 1e4], np.float32)
 NAMES = ["linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "softsign", "elu", "selu", "softplus", "swish",
-         "gelu", "softmax"]
+         "gelu", "softmax", "relu6", "leaky_relu", "mish", "log_softmax", "hard_tanh", "celu", "hard_silu",
+         "sparse_plus", "squareplus", "tanh_shrink", "log_sigmoid", "soft_shrink", "hard_shrink", "sparse_sigmoid"]
+# (exponential is left out: exp(1e4) is inf in Keras too)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
