@@ -360,6 +360,20 @@ def test_alpha_dropout_formula_statistics_and_seed(rng):
     assert (dropped | kept).all() and 0.4 < dropped.mean() < 0.6
 
 
+def _assert_trains_as_keras(keras, km, models, x, y, loss: str) -> None:
+    """evaluate, then 5 Adam(0.01) steps: each model's losses and weights equal Keras's (``km``)."""
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss)
+    for model in models:
+        model.compile(optimizer=fg.optimizers.Adam(0.01), loss=loss)
+    expected_eval = km.evaluate(x, y, verbose=0)
+    expected = [km.train_on_batch(x, y) for _ in range(5)]
+    for model in models:
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
+        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
+        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
 def _regularized(mod, R, embedding=False):
     head = [mod.Embedding(20, 4, embeddings_regularizer=R.L2(0.02), activity_regularizer=R.L1(0.01))] if embedding \
         else [mod.Conv1D(5, 3, kernel_regularizer=R.L2(0.01), bias_regularizer=R.L1(0.02),
@@ -391,16 +405,7 @@ def test_layer_regularizers_train_as_keras(keras, rng, tmp_path, embedding):
     models = [fg.Sequential([F.Input(shape)] + _regularized(F, fg.regularizers, embedding)),
               fg.load_model(tmp_path / "k.keras"), fg.load_model(tmp_path / "k.h5")]
     models[0].set_weights(km.get_weights())
-    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    for model in models:
-        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    expected_eval = km.evaluate(x, y, verbose=0)
-    expected = [km.train_on_batch(x, y) for _ in range(5)]
-    for model in models:
-        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
-        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
-        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
-            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    _assert_trains_as_keras(keras, km, models, x, y, "sparse_categorical_crossentropy")
     models[0].save(tmp_path / "ours.keras")  # Keras reads the regularizers back
     back = keras.models.load_model(tmp_path / "ours.keras")
     assert back.layers[1].cell.recurrent_regularizer.get_config() == {"l2": pytest.approx(0.03)}
@@ -429,17 +434,9 @@ def test_normalization_and_prelu_weight_regularizers_train_as_keras(keras, rng, 
     models = [fg.Sequential([F.Input((T, D))] + _normalized(F, fg.regularizers)),
               fg.load_model(tmp_path / "n.keras"), fg.load_model(tmp_path / "n.h5")]
     models[0].set_weights(km.get_weights())
-    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     for model in models:
         assert model.layers[1].weight_regularizers["gamma"].get_config() == {"l2": pytest.approx(0.05)}
-        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    expected_eval = km.evaluate(x, y, verbose=0)
-    expected = [km.train_on_batch(x, y) for _ in range(5)]
-    for model in models:
-        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
-        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
-        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
-            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    _assert_trains_as_keras(keras, km, models, x, y, "sparse_categorical_crossentropy")
     models[0].save(tmp_path / "ours.keras")  # Keras reads the regularizers back
     back = keras.models.load_model(tmp_path / "ours.keras")
     assert back.layers[2].gamma_regularizer.get_config() == {"l1": pytest.approx(0.01), "l2": pytest.approx(0.03)}
@@ -618,16 +615,7 @@ def test_activity_regularizers_in_a_functional_model_train_as_keras(keras, rng, 
     models = [fg.load_model(tmp_path / "act.keras"), built]
     x = [rng.standard_normal((16, T, D)).astype(np.float32), rng.standard_normal((16, T, 3)).astype(np.float32)]
     y = rng.integers(0, 3, 16)
-    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    for model in models:
-        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    expected_eval = km.evaluate(x, y, verbose=0)
-    expected = [km.train_on_batch(x, y) for _ in range(5)]
-    for model in models:
-        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected_eval, rtol=1e-5)
-        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
-        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
-            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+    _assert_trains_as_keras(keras, km, models, x, y, "sparse_categorical_crossentropy")
 
 
 @pytest.mark.keras
