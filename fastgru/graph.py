@@ -350,8 +350,6 @@ def _rnn_backward(layer, d_outputs, cache, need_dx):
 def _bidirectional_forward(layer, x, mask, training, states):
     from ._threads import side_by_side
 
-    if layer.merge_mode is None:
-        raise ValueError(f"Bidirectional {layer.name!r} with merge_mode=None: training through it is not supported")
     fwd, bwd = layer._split_initial_state(states or None)
     (y, cf), (y_rev, cb) = side_by_side(
         lambda: _rnn_forward(layer.forward_layer, x, mask, training, fwd),
@@ -359,29 +357,37 @@ def _bidirectional_forward(layer, x, mask, training, states):
     )
     if not layer.return_state:
         return layer._merge(y, y_rev), (cf, cb, y, y_rev)
-    out = layer._merge(y[0], y_rev[0])
-    return [out] + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
+    out = layer._merge(y[0], y_rev[0])  # merge_mode=None: [forward output, backward output], two outputs
+    return (out if isinstance(out, list) else [out]) + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
 
 
-def _bidirectional_backward(layer, d_outputs, cache, need_dx):
-    cf, cb, y, y_rev = cache
+def _merge_gradients(layer, d_outputs, y, y_rev):
+    """(d forward output, d backward output in input order) from the merged output's gradient, or, with
+    merge_mode=None, from the two outputs' own (None for zeros)."""
+    if layer.merge_mode is None:
+        return tuple(np.zeros_like(y) if d is None else np.asarray(d, y.dtype) for d in d_outputs[:2])
     dy = d_outputs[0]
     if dy is None:
         dy = np.zeros(layer._merge(y, y_rev).shape, y.dtype)
     if layer.merge_mode == "concat":
         h = y.shape[-1]
-        dy_f, dy_b = dy[..., :h], dy[..., h:]
-    elif layer.merge_mode == "sum":
-        dy_f = dy_b = dy
-    elif layer.merge_mode == "ave":
-        dy_f = dy_b = dy / dy.dtype.type(2)
-    else:
-        aligned = y_rev[:, ::-1] if layer.return_sequences else y_rev
-        dy_f, dy_b = dy * aligned, dy * y
+        return dy[..., :h], dy[..., h:]
+    if layer.merge_mode == "sum":
+        return dy, dy
+    if layer.merge_mode == "ave":
+        return dy / dy.dtype.type(2), dy / dy.dtype.type(2)
+    aligned = y_rev[:, ::-1] if layer.return_sequences else y_rev
+    return dy * aligned, dy * y
+
+
+def _bidirectional_backward(layer, d_outputs, cache, need_dx):
+    cf, cb, y, y_rev = cache
+    n_out = 2 if layer.merge_mode is None else 1
+    dy_f, dy_b = _merge_gradients(layer, d_outputs, y, y_rev)
     if layer.return_sequences:
         dy_b = dy_b[:, ::-1]
     n = len(layer.forward_layer.state_names)
-    ds = list(d_outputs[1:]) + [None] * (2 * n - len(d_outputs[1:]))
+    ds = list(d_outputs[n_out:]) + [None] * (2 * n - len(d_outputs[n_out:]))
     if cf is None:  # inference forward (not training, no states): nothing to differentiate
         raise RuntimeError("internal: backward through an inference-mode Bidirectional")
     dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)

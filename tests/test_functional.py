@@ -356,3 +356,35 @@ def test_stateful_layers_carry_states_between_calls_and_reset():
     assert not np.allclose(model.predict(ones), first)  # the second call starts from the carried states
     model.reset_states()
     np.testing.assert_allclose(model.predict(ones), first)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("return_state", [False, True], ids=["outputs", "outputs-and-states"])
+def test_training_through_bidirectional_merge_none_matches_keras(keras, rng, tmp_path, return_state):
+    """Bidirectional(merge_mode=None) gives each direction's output (the backward one in input order), and
+    with return_state the four LSTM states: all of them feed the head, and training follows Keras."""
+    x = rng.standard_normal((8, 6, 3)).astype(np.float32)
+    x[0, 4:] = 0.0
+    y = rng.integers(0, 3, 8)
+
+    def build(mod, layers):
+        inp = mod.Input((6, 3))
+        got = layers.Bidirectional(layers.LSTM(4, return_sequences=True, return_state=return_state),
+                                   merge_mode=None)(layers.Masking()(inp))
+        fwd, bwd = got[0], got[1]
+        parts = [layers.GlobalAveragePooling1D()(fwd), layers.GlobalMaxPooling1D()(bwd)] + list(got[2:])
+        return mod.Model(inp, layers.Dense(3, activation="softmax")(layers.Concatenate()(parts)))
+
+    km = build(keras, keras.layers)
+    km.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in km.get_weights()])
+    km.save(tmp_path / "k.keras")
+    models = [fg.load_model(tmp_path / "k.keras"), build(fg, fg.layers)]
+    models[1].set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    for model in models:
+        model.compile(optimizer=fg.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    expected = [km.train_on_batch(x, y) for _ in range(5)]
+    for model in models:
+        np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
+        for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
