@@ -52,6 +52,19 @@ def test_indexing_in_files_and_in_code_matches_keras(keras, rng, tmp_path):
 
 
 @pytest.mark.keras
+def test_a_plain_chain_with_indexing_loads(keras, rng, tmp_path):
+    """Input -> GRU -> h[:, -1] -> Dense is a chain, but its index lives in the node: built as a graph."""
+    L = keras.layers
+    inp = keras.Input((6, 3))
+    km = keras.Model(inp, L.Dense(2)(L.GRU(4, return_sequences=True)(inp)[:, -1, :]))
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+    for ext in ("keras", "h5"):
+        km.save(tmp_path / f"c.{ext}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"c.{ext}").predict(x), km.predict(x, verbose=0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
 def test_last_step_of_attention_trains_as_keras(keras, rng, tmp_path):
     """The common pattern: self-attention over GRU outputs, then the last step (a[:, -1, :]) into the head.
     (SGD: the attention's key bias has a zero true gradient, whose rounding noise Adam would blow up.)"""

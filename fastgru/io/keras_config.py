@@ -110,6 +110,9 @@ def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
     _collect(class_name, config, "", None, spec, path, top=True)
     if not spec.layers:
         raise ModelFileError(path, "the model has no layers")
+    if class_name != "Sequential" and any(s.class_name == "GetItem" for s in spec.layers):
+        # x[:, -1] in a chain: its index lives in the node (the graph loader, io/keras_functional.py, reads it)
+        raise UnsupportedKerasFeature("a Functional chain with a GetItem op is built as a graph")
     return spec
 
 
