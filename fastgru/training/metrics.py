@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import _same_rank
+from .loss_base import _same_rank
 
 
 def _mean_over(values: np.ndarray, axes) -> np.ndarray:

@@ -1,0 +1,144 @@
+"""The base of fastgru's losses: :class:`Loss` (Keras's reductions, masks and sample weights, the
+value and its gradient) and the helpers every loss uses. The losses themselves are in
+:mod:`fastgru.training.losses` and :mod:`fastgru.training.more_losses`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def _float_dtype(a: np.ndarray) -> np.dtype:
+    return a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float32)
+
+
+def _same_rank(x1: np.ndarray, x2: np.ndarray, expand_rank_1: bool = True):
+    """Keras's ``squeeze_or_expand_to_same_rank``: fix a rank difference of one trailing 1-dim."""
+    r1, r2 = x1.ndim, x2.ndim
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1 and expand_rank_1:
+            x2 = x2[..., None]
+        else:
+            x1 = x1[..., 0]
+    elif r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1 and expand_rank_1:
+            x1 = x1[..., None]
+        else:
+            x2 = x2[..., 0]
+    return x1, x2
+
+
+def _weights(values_shape, dtype, sample_weight, mask, reduction):
+    """Per-value weights (mask merged into sample weight as Keras's ``apply_mask``) or None."""
+    w = None
+    if mask is not None:
+        mask = np.asarray(mask).astype(bool)
+        if reduction in ("sum_over_batch_size", "mean"):
+            total, valid = dtype.type(mask.size), dtype.type(mask.sum())
+            scale = total / valid if valid else dtype.type(0)
+            w = np.where(mask, scale, dtype.type(0)).astype(dtype)
+        else:
+            w = mask.astype(dtype)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        if w is not None:
+            w, sw = _same_rank(w, sw)
+            sw = sw * w
+        w = sw
+    if w is None:
+        return None
+    v2, w2 = _same_rank(np.empty(values_shape, dtype=bool), w)
+    try:
+        return np.broadcast_to(w2, v2.shape).reshape(values_shape)
+    except ValueError:
+        raise ValueError(
+            f"sample_weight/mask of shape {w.shape} does not broadcast to the per-sample loss "
+            f"values of shape {values_shape}"
+        ) from None
+
+
+class Loss:
+    """Base class. Subclasses implement ``_values(y_true, y_pred, logits)``.
+
+    ``_values`` gets ``y_true`` (already aligned, in the compute dtype; integer labels for SCCE)
+    and ``y_pred`` of shape ``(..., C)`` and returns ``(values, dvalues)``: ``values`` of shape
+    ``y_pred.shape[:-1]`` and ``dvalues[..., j] = d values[...] / d y_pred[..., j]``.
+    """
+
+    #: activation whose pre-activation Keras uses as logits ("sigmoid", "softmax" or None)
+    logits_activation: str | None = None
+    #: whether :meth:`value_and_grad_from_logits` is defined (the three crossentropies)
+    supports_logits: bool = False
+    from_logits: bool = False
+
+    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
+        if reduction not in ("sum_over_batch_size", "mean", "sum"):
+            raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean' or 'sum'; received {reduction!r}")
+        self.name = name or type(self).__name__
+        self.reduction = reduction
+
+    # -- public API ---------------------------------------------------------------------------
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> float:
+        """Reduced loss as a Python float."""
+        return self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0]
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None) -> tuple[float, np.ndarray]:
+        """Return ``(loss, dloss/dy_pred)``; the gradient has y_pred's shape and float dtype.
+
+        ``mask`` (bool, shape ``y_pred.shape[:-1]`` e.g. ``(B, T)``) drops masked positions and
+        averages over the valid ones, as Keras does when the output carries a Keras mask.
+        """
+        return self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=True)
+
+    def value_and_grad_from_logits(self, y_true, logits, sample_weight=None, mask=None):
+        """Like :meth:`value_and_grad` but treating the input as logits (``from_logits=True``)."""
+        if not self.supports_logits:
+            raise TypeError(f"{type(self).__name__} has no logits form")
+        return self._run(y_true, logits, True, sample_weight, mask, grad=True)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Loss:
+        config = {k: v for k, v in config.items() if k not in ("dtype", "fn")}
+        if config.get("axis", -1) not in (-1, None):
+            raise ValueError(f"only axis=-1 is supported; received axis={config['axis']}")
+        config.pop("axis", None)
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _align(self, y_true, y_pred):
+        """Return (y_true, y_pred) aligned as Keras's LossFunctionWrapper does."""
+        y_true, y_pred = _same_rank(y_true, y_pred)
+        return y_true.astype(y_pred.dtype, copy=False), y_pred
+
+    def _run(self, y_true, y_pred, logits, sample_weight, mask, grad):
+        y_pred = np.asarray(y_pred)
+        dtype = _float_dtype(y_pred)
+        orig_shape = y_pred.shape
+        yp = y_pred.astype(dtype, copy=False)
+        yt, yp = self._align(np.asarray(y_true), yp)
+        if yp.ndim == 0:
+            raise ValueError(f"y_pred must have at least one dimension; received shape {orig_shape}")
+        values, dvalues = self._values(yt, yp, logits)
+        w = _weights(values.shape, dtype, sample_weight, mask, self.reduction)
+        weighted = values if w is None else values * w
+        n = weighted.size if self.reduction != "sum" else 1
+        divisor = dtype.type(n)
+        loss = np.sum(weighted, dtype=dtype) / divisor if n else dtype.type(0)
+        if not grad:
+            return float(loss), None
+        upstream = np.full(values.shape, dtype.type(1) / divisor if n else 0, dtype=dtype)
+        if w is not None:
+            upstream = upstream * w
+        g = (dvalues * upstream[..., None]).astype(dtype, copy=False)
+        return float(loss), g.reshape(orig_shape)
+
+    def _values(self, y_true, y_pred, logits):  # pragma: no cover - abstract
+        raise NotImplementedError
