@@ -636,7 +636,7 @@ class Model:
     def get_config(self) -> dict:
         """Keras 3's Functional config: name, trainable, layers (with their inbound nodes), input_layers,
         output_layers (``from_config`` and ``keras.Model.from_config`` rebuild the graph from it)."""
-        from .io.keras_functional import functional_config
+        from .io.functional_save import functional_config
 
         return functional_config(self)["config"]
 
@@ -726,7 +726,7 @@ class Model:
         load_weights(self, filepath)
 
     def __reduce__(self):
-        from .io.keras_functional import functional_config
+        from .io.functional_save import functional_config
 
         compiled = getattr(self, "_compiled", None)
         compile_args = None if compiled is None else (compiled.optimizer,) + tuple(compiled.spec)

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from . import keras_config, keras_functional, keras_v3, legacy_h5, saved_model
+from . import functional_save, keras_config, keras_functional, keras_v3, legacy_h5, saved_model
 from .atomic import atomic_write_bytes
 from .from_keras import from_keras
 from .h5utils import (
@@ -257,7 +257,7 @@ def save_model(model, path) -> None:
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
     if keras_functional.uses_graph(model):  # a Functional model, or a Sequential holding one
-        keras_functional.save_functional(model, path)
+        functional_save.save_functional(model, path)
         return
     keras_v3.save_keras_zip(model, path)
 
@@ -269,7 +269,7 @@ def save_weights(model, path) -> None:
                          f"received {str(path)!r}")
     buffer = io.BytesIO()
     if keras_functional.uses_graph(model):
-        keras_functional.write_weights(model, buffer)
+        functional_save.write_weights(model, buffer)
     else:
         keras_v3.write_weights_h5(model, buffer)
     atomic_write_bytes(path, buffer.getvalue())  # crash-safe, as save_model

@@ -10,9 +10,7 @@ Keras 3 records ``Embedding(mask_zero=True)``'s mask as op layers (``NotEqual``,
 
 from __future__ import annotations
 
-import io
 import json
-from datetime import datetime
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
@@ -29,7 +27,7 @@ from .keras_config import (
     snake_case,
     weights_subpath,
 )
-from .keras_graph import _MASK_OPS, _entry, _entry_name, key_from_config, key_to_config
+from .keras_graph import _MASK_OPS, _entry, _entry_name, key_from_config
 
 GRAPH_CLASSES = ("Functional", "Model")
 
@@ -555,83 +553,8 @@ def build_functional(model_config, path, version, weight_bytes=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# saving
+# weights' places (loading and saving)
 # ---------------------------------------------------------------------------------------------
-def _tensor_config(tensor, model_nodes) -> dict:
-    layer = tensor.node.layer
-    kept = [n for n in layer._inbound_nodes if id(n) in model_nodes]
-    return {"class_name": "__keras_tensor__",
-            "config": {"shape": list(tensor.shape), "dtype": tensor.dtype,
-                       "keras_history": [layer.name, kept.index(tensor.node), tensor.index]}}
-
-
-def functional_config(model) -> dict:
-    """The Keras 3 config entry of a fastgru Model (module, class_name, config, build_config)."""
-    from .keras_save import _policy, keras3_layer_config, keras3_model_config
-
-    InputLayer = registry.model_class("InputLayer")
-
-    model_nodes = {id(n) for n in model._nodes}
-    layers = []
-    for layer in model.layers:
-        nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in model_nodes and not n.is_input]
-        if isinstance(layer, InputLayer):
-            entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                     "config": {"batch_shape": list(layer.batch_shape), "dtype": layer.input_dtype or "float32",
-                                "sparse": False, "ragged": False, "name": layer.name, "optional": False}}
-        elif getattr(layer, "_fg_model", False):
-            entry = functional_config(layer)
-        elif type(layer).__name__ == "Sequential":
-            entry = keras3_model_config(layer)
-            entry.pop("compile_config", None)
-        elif type(layer).__name__ == "GetItem":  # a Keras op: its index goes in each node's arguments
-            entry = {"module": "keras.src.ops.numpy", "class_name": "GetItem", "config": {"name": layer.name},
-                     "registered_name": "GetItem"}
-        else:
-            entry = keras3_layer_config(layer)
-            if getattr(layer, "_check_count", None) is not None:  # merge layers are built on a list of shapes
-                entry["build_config"] = {"input_shape": [list(s) for s in layer.input_shape]}
-        entry["name"] = layer.name
-        inbound = []
-        for node in nodes:
-            args = [_tensor_config(t, model_nodes) for t in node.args]
-            kwargs = {}
-            if node.states:
-                kwargs["initial_state"] = [_tensor_config(t, model_nodes) for t in node.states]
-            if node.masks:
-                given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
-                kwargs["mask"] = given if node.list_args else given[0]
-            if type(layer).__name__ == "GetItem":
-                inbound.append({"args": [args[0], key_to_config(node.call_kwargs["key"])], "kwargs": {}})
-                continue
-            if hasattr(layer, "keras_call_arguments"):  # called with keywords (MultiHeadAttention)
-                masks = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
-                positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)
-                inbound.append({"args": positional, "kwargs": keywords})
-                continue
-            kwargs.update({k: True for k, v in node.call_kwargs.items() if v is True})  # Attention's flags
-            if getattr(layer, "causal", False) is True:  # tf_keras's causal=True: Keras 3 takes it per call
-                kwargs["use_causal_mask"] = True
-                entry.get("config", {}).pop("causal", None)
-            inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
-        entry["inbound_nodes"] = inbound
-        layers.append(entry)
-
-    def refs(tensors, struct):
-        items = [[t.node.layer.name, 0, t.index] for t in tensors]
-        if struct is None:
-            return items[0]
-        if isinstance(struct, list):
-            return dict(zip(struct, items))
-        return items
-
-    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-            "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
-                       "layers": layers, "input_layers": refs(model._inputs, model._input_struct),
-                       "output_layers": refs(model._outputs, model._output_struct)},
-            "build_config": {"input_shape": None}}
-
-
 def weight_groups(model, prefix: str = "") -> list:
     """[(layer, layer path)] for every layer with weights in Keras 3's layout (nested models expanded)."""
     out = []
@@ -651,74 +574,11 @@ def weight_groups(model, prefix: str = "") -> list:
     return out
 
 
-def write_weights(model, target) -> None:
-    """A Keras 3 weights file for a Functional model (nested models below their own path)."""
-    import h5py
-
-    from .keras_save import v3_var_groups
-
-    with h5py.File(target, "w") as f:
-        f.create_group("vars").attrs["name"] = model.name
-        for layer, own in weight_groups(model):
-            f.require_group(own + "/vars")
-            if layer is None:
-                continue
-            f[own + "/vars"].attrs["name"] = layer.name
-            cls = type(layer).__name__
-            inner = layer.layers if cls == "Bidirectional" else None
-            if inner is not None:
-                for side, sub in zip(("forward_layer", "backward_layer"), inner):
-                    f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
-            full = own if cls in _WRAPPER_LAYERS else f"{own}/{weights_subpath(cls)}"
-            weights = iter(layer.weights)
-            for group_path, n in v3_var_groups(layer, full):
-                group = f.require_group(group_path)
-                for i in range(n):
-                    group.create_dataset(str(i), data=next(weights))
-
-
 def uses_graph(model) -> bool:
     """True for a Functional model, or a Sequential holding one (saved and weighted by this module)."""
     if getattr(model, "_fg_model", False):
         return True
     return type(model).__name__ == "Sequential" and any(uses_graph(layer) for layer in model.layers)
-
-
-def _sequential_config(model) -> dict:
-    """Keras 3's config of a Sequential model whose layers include Functional models."""
-    from .keras_save import keras3_model_config
-
-    config = keras3_model_config(model)
-    config.pop("compile_config", None)
-    entries = config["config"]["layers"]
-    offset = len(entries) - len(model.layers)  # the InputLayer entry first
-    for i, layer in enumerate(model.layers):
-        if getattr(layer, "_fg_model", False):
-            entries[offset + i] = dict(functional_config(layer), name=layer.name)
-        elif uses_graph(layer):
-            entries[offset + i] = _sequential_config(layer)
-    return config
-
-
-def save_functional(model, path) -> None:
-    import zipfile
-
-    from .atomic import atomic_file
-    from .keras_save import keras3_compile_config
-
-    config = functional_config(model) if getattr(model, "_fg_model", False) else _sequential_config(model)
-    compile_config = keras3_compile_config(model) if not hasattr(getattr(model, "_compiled", None), "losses") \
-        else None
-    if compile_config is not None:
-        config["compile_config"] = compile_config
-    metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "producer": "fastgru"}
-    buffer = io.BytesIO()
-    write_weights(model, buffer)
-    with atomic_file(path) as f, zipfile.ZipFile(f, "w") as archive:
-        archive.writestr("metadata.json", json.dumps(metadata))
-        archive.writestr("config.json", json.dumps(config))
-        archive.writestr("model.weights.h5", buffer.getvalue())
 
 
 def model_from_config(config: dict):
