@@ -1,0 +1,304 @@
+"""Walking a Functional model's plan (``fastgru.graph``: one step per layer call, in Keras's order):
+inference (:func:`run`), the training forward that keeps each step's cache and the activity regularizers'
+terms (:func:`forward`), and the backward pass that adds up the gradients of tensors used several times
+and of shared layers' weights (:func:`backward`). ``fastgru.functional.Model`` calls them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import (
+    _bidirectional_backward,
+    _bidirectional_forward,
+    _explicit_masks,
+    _rnn_backward,
+    _rnn_forward,
+)
+
+
+def _runtime_masks(step, m, dropped: set):
+    """The masks a layer with ``drops_input_masks`` sees: None for a tensor whose mask an earlier such layer
+    removed."""
+    if m is None or not dropped:
+        return m
+    if not step.list_args:
+        return None if step.args[0] in dropped else m
+    return [None if s in dropped else v for s, v in zip(step.args, m)]
+
+
+def _output_masks(layer, x, m, n: int) -> list:
+    om = layer.compute_mask(x, m)
+    return (om if isinstance(om, list) else [om]) + [None] * n
+
+
+def _drop_masks(step, dropped: set) -> None:
+    """Keras 3's MultiHeadAttention removes the masks of the tensors it is called on (``set_keras_mask(x,
+    None)``), so a later MultiHeadAttention on the same tensor sees it unmasked, and its output carries no
+    mask when its query had none; the other layers keep the masks Keras recorded when the graph was built
+    (the propagated ones)."""
+    if step.args[0] in dropped:
+        dropped.update(step.outs)
+    dropped.update(step.args)
+
+
+class _Tape(list):
+    """A training walk's per-step caches, plus the activity regularizers' terms: their summed penalty
+    (``activity_loss``) and, per step index, {output index: gradient of the penalty}."""
+
+    def __init__(self):
+        super().__init__()
+        self.activity_loss = 0.0
+        self.activity_grads: dict[int, dict[int, np.ndarray]] = {}
+
+
+def _activity_terms(layer, ys: list, logits: bool):
+    """Keras 3 adds ``activity_regularizer(output) / batch size`` for every output of a layer's call (an
+    RNN's sequence and its states alike), and a Bidirectional's directions count as calls of their own
+    (``training/regularization.py``). ``logits``: ys[0] is the pre-activation of a Dense/Activation whose
+    activation the loss folds in. Returns (penalty, {output index: its gradient}) or None."""
+    from .training import regularization
+
+    if getattr(layer, "activity_regularizer", None) is None:
+        if not any(getattr(getattr(layer, side, None), "activity_regularizer", None) is not None
+                   for side in ("forward_layer", "backward_layer")):
+            return None
+        if len(ys) > 1:
+            raise NotImplementedError(
+                f"layer {layer.name!r}: an activity_regularizer on the layer inside a Bidirectional with "
+                "return_state=True is not applied in training (Keras also regularizes each direction's states)")
+    total, grads = 0.0, {}
+    for j, y in enumerate(ys):
+        term = regularization.activity_penalty(layer, y, getattr(layer, "activation", None) if logits and j == 0
+                                               else None)
+        if term is not None:
+            total += term[0]
+            grads[j] = term[1]
+    return total, grads
+
+
+def _sequential_run(model, x, mask, training):
+    model._ensure_built(np.asarray(x))
+    for layer in model._layers:
+        y = layer.call(x, mask=mask, training=training)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return [x], [mask]
+
+
+def _sequential_forward(model, x, mask, training):
+    caches = []
+    for layer in model._layers:
+        y, cache = layer.forward(x, mask=mask, training=training)
+        caches.append(cache)
+        mask = layer.compute_mask(x, mask)
+        x = y
+    return [x], [mask], caches
+
+
+def _sequential_backward(model, d_outs, caches, need_dx):
+    dy = d_outs[0]
+    per = [None] * len(model._layers)
+    for i in range(len(model._layers) - 1, -1, -1):
+        dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
+    grads = [g for gs in per for g in gs] if model.trainable else []
+    return dy, grads
+
+
+def run(model, xs: list, masks: list | None = None, training: bool = False):
+    """Inference walk of the plan: (outputs, output masks)."""
+    vals: list = [None] * model._n_slots
+    msk: list = [None] * model._n_slots
+    dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
+    for i, s in enumerate(model._input_slots):
+        vals[s] = xs[i]
+        msk[s] = None if masks is None else masks[i]
+    for step in model._steps:
+        layer = step.layer
+        if step.list_args:
+            x = [vals[s] for s in step.args]
+            m = [msk[s] for s in step.args]
+            m = None if all(v is None for v in m) else m
+        else:
+            x = vals[step.args[0]]
+            m = msk[step.args[0]]
+        if step.masks is not None:
+            m = _explicit_masks(step, vals, m)
+        kind = step.kind
+        if kind == "layer":
+            drops = getattr(layer, "drops_input_masks", False)
+            y = layer.call(x, mask=_runtime_masks(step, m, dropped) if drops else m, training=training,
+                           **step.call_kwargs)
+            ys = y if isinstance(y, list) else [y]
+            om = layer.compute_mask(x, m)
+            oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+            if drops:
+                _drop_masks(step, dropped)
+        elif kind in ("rnn", "bidirectional"):
+            states = [vals[s] for s in step.states] or None
+            y = layer.call(x, mask=m, training=training, initial_state=states)
+            ys = y if isinstance(y, list) else [y]
+            om = layer.compute_mask(x, m)
+            oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
+        elif kind == "sequential":
+            ys, oms = _sequential_run(layer, x, m, training)
+        else:
+            ys, oms = layer._run(x if step.list_args else [x], m if step.list_args else [m], training)
+        for j, s in enumerate(step.outs):
+            vals[s] = ys[j]
+            msk[s] = oms[j] if j < len(oms) else None
+        for s in step.free:
+            vals[s] = None
+            msk[s] = None
+    return [vals[s] for s in model._output_slots], [msk[s] for s in model._output_slots]
+
+def forward(model, xs: list, masks: list | None, training: bool, logits: list | None = None):
+    """Training walk: (outputs, output masks, tape). ``logits[k]``: the k-th output's Dense/Activation
+    returns its pre-activation (the loss takes logits)."""
+    vals: list = [None] * model._n_slots
+    msk: list = [None] * model._n_slots
+    dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
+    for i, s in enumerate(model._input_slots):
+        vals[s] = xs[i]
+        msk[s] = None if masks is None else masks[i]
+    # The masks the loss sees: Keras computes each output's mask from the masks its inputs carry when the
+    # layer runs, and a MultiHeadAttention deletes those of the tensors it is called on, so a layer that
+    # runs after it on the same tensor gives its output a mask from an unmasked input, while the layers
+    # themselves still receive the masks recorded when the graph was built (``msk``; checked against
+    # Keras: a merge of a MultiHeadAttention's input and output leaves the loss unmasked).
+    deleting = any(getattr(st.layer, "drops_input_masks", False) for st in model._steps)
+    rt: list = list(msk) if deleting else msk
+    skip = set()
+    if logits:
+        for k, flag in enumerate(logits):
+            if flag:
+                skip.add(model._output_slots[k])
+    tape = _Tape()
+    for index, step in enumerate(model._steps):
+        layer = step.layer
+        if step.list_args:
+            x = [vals[s] for s in step.args]
+            m = [msk[s] for s in step.args]
+            m = None if all(v is None for v in m) else m
+        else:
+            x = vals[step.args[0]]
+            m = msk[step.args[0]]
+        if step.masks is not None:
+            m = _explicit_masks(step, vals, m)
+        kind = step.kind
+        logits_out = False
+        if kind == "layer":
+            if step.outs[0] in skip:
+                logits_out = True
+                y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
+            else:
+                drops = getattr(layer, "drops_input_masks", False)
+                y, cache = layer.forward(x, mask=_runtime_masks(step, m, dropped) if drops else m,
+                                         training=training, **step.call_kwargs)
+            ys = y if isinstance(y, list) else [y]
+            om = layer.compute_mask(x, m)
+            oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+            if getattr(layer, "drops_input_masks", False):
+                _drop_masks(step, dropped)
+        elif kind in ("rnn", "bidirectional"):
+            states = [vals[s] for s in step.states]
+            run = _rnn_forward if kind == "rnn" else _bidirectional_forward
+            y, cache = run(layer, x, m, training, states)
+            ys = y if isinstance(y, list) else [y]
+            om = layer.compute_mask(x, m)
+            oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
+        elif kind == "sequential":
+            ys, oms, cache = _sequential_forward(layer, x, m, training)
+        else:
+            ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training)
+            tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
+        tape.append(cache)
+        if deleting:
+            rts = list(oms)
+            if kind in ("layer", "rnn", "bidirectional"):
+                m_rt = [rt[a] for a in step.args] if step.list_args else rt[step.args[0]]
+                if step.list_args and all(v is None for v in m_rt):
+                    m_rt = None
+                if step.masks is not None:
+                    m_rt = _explicit_masks(step, vals, m_rt)
+                rts = _output_masks(layer, x, m_rt, len(ys))
+            if getattr(layer, "drops_input_masks", False):
+                for a in step.args:
+                    rt[a] = None
+            for j, out_slot in enumerate(step.outs):
+                rt[out_slot] = rts[j] if j < len(rts) else None
+        if kind in ("layer", "rnn", "bidirectional"):
+            terms = _activity_terms(layer, ys, logits_out)
+            if terms is not None:
+                tape.activity_loss += terms[0]
+                tape.activity_grads[index] = terms[1]
+        for j, s in enumerate(step.outs):
+            vals[s] = ys[j]
+            msk[s] = oms[j] if j < len(oms) else None
+        for s in step.free:
+            vals[s] = None
+            msk[s] = None
+            rt[s] = None
+    outs = [vals[s] for s in model._output_slots]
+    return outs, [rt[s] for s in model._output_slots], tape
+
+def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
+    """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients."""
+    grads: list = [None] * model._n_slots
+    for s, d in zip(model._output_slots, d_outputs):
+        if d is not None:
+            grads[s] = d if grads[s] is None else grads[s] + d
+    input_slots = set(model._input_slots)
+    per_layer: dict[int, list] = {}
+    activity = getattr(tape, "activity_grads", {})
+    for index in range(len(model._steps) - 1, -1, -1):
+        step, cache = model._steps[index], tape[index]
+        d_outs = [grads[s] for s in step.outs]
+        for j, g in activity.get(index, {}).items():  # the activity penalties' gradients join here
+            d_outs[j] = g if d_outs[j] is None else d_outs[j] + g
+        for s in step.outs:
+            grads[s] = None
+        layer = step.layer
+        if all(d is None for d in d_outs):
+            continue  # nothing downstream depends on this call
+        in_slots = step.args + step.states
+        want_dx = need_dx or any(s not in input_slots for s in in_slots)
+        kind = step.kind
+        d_states = []
+        if kind == "layer":
+            if len(d_outs) != 1 and not getattr(layer, "_call_options", None):
+                raise ValueError(f"training through layer {layer.name!r}, which returns several outputs, is not "
+                                 "supported")
+            dx, g = layer.backward(d_outs[0] if len(d_outs) == 1 else d_outs, cache, need_dx=want_dx)
+        elif kind == "rnn":
+            if cache is None:
+                raise ValueError(f"internal: {layer.name!r} ran without a training cache")
+            dx, d_states, g = _rnn_backward(layer, d_outs, cache, want_dx)
+        elif kind == "bidirectional":
+            dx, d_states, g = _bidirectional_backward(layer, d_outs, cache, want_dx)
+        elif kind == "sequential":
+            dx, g = _sequential_backward(layer, d_outs, cache, want_dx)
+        else:
+            d_inputs, g = layer._backward(d_outs, cache, need_dx=True)
+            dx = d_inputs if step.list_args else d_inputs[0]
+        if g:
+            acc = per_layer.get(id(layer))
+            per_layer[id(layer)] = list(g) if acc is None else [a + b for a, b in zip(acc, g)]
+        if want_dx and dx is not None:
+            dxs = dx if step.list_args else [dx]
+            for s, d in zip(step.args, dxs):
+                if d is not None:
+                    grads[s] = d if grads[s] is None else grads[s] + d
+        for s, d in zip(step.states, d_states):
+            if d is not None:
+                grads[s] = d if grads[s] is None else grads[s] + d
+    out = []
+    if model.trainable:
+        for layer in model._weighted_layers:
+            tw = layer.trainable_weights
+            if not tw:
+                continue
+            g = per_layer.get(id(layer))
+            out.extend(g if g is not None else [np.zeros_like(w) for w in tw])
+    d_inputs = [grads[s] for s in model._input_slots] if need_dx else None
+    return d_inputs, out
