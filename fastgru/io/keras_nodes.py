@@ -1,0 +1,199 @@
+"""A Functional config's inbound nodes, in Keras 3's (``{"args": [...], "kwargs": {...}}``) and Keras 2's
+(``[[name, node, tensor, kwargs], ...]``) formats: the tensors a layer call takes (its inputs, initial
+states, explicit masks), its call options (Attention's flags, MultiHeadAttention's keyword roles, a GetItem
+op's index), and the references of Keras op layers. :mod:`fastgru.io.keras_functional` builds the graph.
+"""
+
+from __future__ import annotations
+
+from ..errors import ModelFileError, UnsupportedKerasFeature
+from .config_checks import _is_int, _short
+from .keras_graph import _MASK_OPS, key_from_config
+
+#: the class names of a Functional model's config entry
+GRAPH_CLASSES = ("Functional", "Model")
+
+
+def _ref(obj, path, where: str):
+    """(layer name, node index, tensor index) of a Keras 3 ``__keras_tensor__`` or a Keras 2 ``[name, n, t, {}]``."""
+    if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
+        history = obj.get("config", {}).get("keras_history") if isinstance(obj.get("config"), dict) else None
+        obj = history
+    if (isinstance(obj, list) and len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1])
+            and _is_int(obj[2])):
+        return obj[0], int(obj[1]), int(obj[2])
+    raise ModelFileError(path, f"{where}: expected a tensor reference [layer, node, tensor], found {_short(obj)}")
+
+
+def _is_tensor(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _parse_node(node, layer_name: str, recurrent: bool, path, roles=None):
+    """(args: list of refs, list_args, states: list of refs, mask refs, call options) of one inbound node
+    (``roles``: the tensor arguments of a layer called with keywords, MultiHeadAttention's)."""
+    where = f"layer {layer_name!r}"
+    if roles is not None:
+        return _parse_keyword_node(node, where, path, roles)
+    return _parse_plain_node(node, where, recurrent, path)
+
+
+#: a keyword-called layer's (MultiHeadAttention's) call arguments that hold masks, and the plain options kept
+_MASK_ARGUMENTS = {"value_mask": "value", "key_mask": "key"}
+_CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
+
+
+def _parse_keyword_node(node, where, path, roles):
+    """A node of a layer called as ``layer(query, value, key=..., attention_mask=..., use_causal_mask=...)``
+    (Keras 3: positional args and kwargs; Keras 2: ``[[query, n, t, {"value": [...], ...}]]``):
+    (refs in ``layout`` order, True, [], mask refs, {"layout": ..., options})."""
+    if isinstance(node, dict) and "args" in node:  # Keras 3
+        positional = node.get("args")
+        if not isinstance(positional, list) or not positional:
+            raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
+        kwargs = node.get("kwargs") or {}
+    elif isinstance(node, list) and node and isinstance(node[0], list):  # Keras 2
+        positional = [node[0]]
+        kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        if len(node) > 1:
+            positional = list(node)
+    else:
+        raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
+    if not isinstance(kwargs, dict):
+        raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
+    if len(positional) > len(roles) - 1:
+        raise ModelFileError(path, f"{where}: called with {len(positional)} positional tensors")
+    named = {role: _ref(a, path, f"{where} {role}") for role, a in zip(roles, positional)}
+    masks, options = {}, {}
+    for key, value in kwargs.items():
+        if key in roles:
+            if value is not None:
+                if key in named:
+                    raise ModelFileError(path, f"{where}: {key} given twice")
+                named[key] = _ref(value, path, f"{where} {key}")
+        elif key in _MASK_ARGUMENTS:
+            if value is not None:
+                masks[_MASK_ARGUMENTS[key]] = _ref(value, path, f"{where} {key}")
+        elif key in _CALL_OPTIONS:
+            if not isinstance(value, bool):
+                raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+            if value:
+                options[key] = True
+        elif key in ("query_mask", "training"):
+            continue  # Keras 3 ignores an explicit query_mask (it reads the query's own mask)
+        elif value is not None:
+            raise UnsupportedKerasFeature(f"{where}: call argument {key}={_short(value)} is not supported")
+    for role in roles[:2]:
+        if role not in named:
+            raise ModelFileError(path, f"{where}: the node gives no {role} tensor: {_short(node)}")
+    layout = [r for r in roles if r in named]
+    if layout != list(roles[:2]):
+        options["layout"] = layout
+    mask_refs = [masks.get(r) for r in layout] if masks else []
+    return [named[r] for r in layout], True, [], mask_refs, options
+
+
+def _parse_getitem_node(node, where: str, path):
+    """A Keras 3 GetItem op's node: ``{"args": [tensor, index], "kwargs": {}}`` -> ([tensor ref], False, [],
+    [], {"key": index})."""
+    if not (isinstance(node, dict) and isinstance(node.get("args"), list) and len(node["args"]) == 2):
+        raise ModelFileError(path, f"{where}: a GetItem node is [tensor, index], found {_short(node)}")
+    try:
+        key = key_from_config(node["args"][1], where)
+    except ValueError as exc:
+        raise ModelFileError(path, str(exc)) from None
+    return [_ref(node["args"][0], path, where)], False, [], [], {"key": key}
+
+
+def _parse_plain_node(node, where: str, recurrent: bool, path):
+    if isinstance(node, dict) and "args" in node:  # Keras 3
+        args = node.get("args")
+        if not isinstance(args, list) or not args:
+            raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
+        first = args[0]
+        if isinstance(first, list):
+            refs, list_args = [_ref(t, path, where) for t in first], True
+        else:
+            refs, list_args = [_ref(first, path, where)], False
+        if any(_is_tensor(a) for a in args[1:]):
+            raise UnsupportedKerasFeature(f"{where}: called with several positional tensors")
+        kwargs = node.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
+        states, masks, options = [], [], {}
+        for key, value in kwargs.items():
+            if key in _CALL_OPTIONS:  # (kept for the layers that declare them; refused by the others)
+                if not isinstance(value, bool):
+                    raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+                if value:
+                    options[key] = True
+            elif key == "initial_state" and value is not None:
+                values = value if isinstance(value, list) else [value]
+                states = [_ref(v, path, f"{where} initial_state") for v in values]
+            elif key == "mask" and value is not None:
+                values = value if isinstance(value, list) else [value]
+                masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
+            elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
+                raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
+        return refs, list_args, states, masks, options
+    if isinstance(node, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
+        refs = [_ref(t, path, where) for t in node]
+        if not refs:
+            raise ModelFileError(path, f"{where}: an empty inbound node")
+        kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        states = []
+        if isinstance(kwargs.get("initial_state"), list):
+            states = [_ref(v, path, f"{where} initial_state") for v in kwargs["initial_state"]]
+        options = {}
+        for key in _CALL_OPTIONS:
+            value = kwargs.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
+            if value:
+                options[key] = True
+        if recurrent and len(refs) > 1:
+            return refs[:1], False, refs[1:] + states, [], options
+        return refs, len(refs) > 1, states, [], options
+    raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
+
+
+def _io_refs(value, path, what: str):
+    """(refs, structure) of ``input_layers`` / ``output_layers``: one ref, a list of refs or a dict."""
+    if isinstance(value, dict):
+        keys = list(value)
+        return [_ref(value[k], path, what) for k in keys], keys
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return [_ref(value, path, what)], None
+    if isinstance(value, list) and value:
+        return [_ref(v, path, what) for v in value], "list"
+    raise ModelFileError(path, f"the Functional config's {what} is missing or malformed: {_short(value)}")
+
+
+def _is_op(entry) -> bool:
+    """A Keras 3 op layer (``keras.src.ops...``: NotEqual, Any, LogicalOr, ExpandDims, ...), not a layer."""
+    module = entry.get("module")
+    if isinstance(module, str):
+        return module.startswith("keras.src.ops")
+    config = entry.get("config")  # legacy .h5 from Keras 3: no module; an op's config holds no trainable
+    return (entry.get("class_name") in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
+            and entry.get("class_name") not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
+
+
+def _op_refs(entry, path, name) -> list:
+    refs = []
+
+    def walk(obj):
+        if _is_tensor(obj):
+            refs.append(_ref(obj, path, f"op layer {name!r}"))
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]) and _is_int(obj[2]):
+                refs.append(_ref(obj, path, f"op layer {name!r}"))
+                return
+            for v in obj:
+                walk(v)
+
+    walk(entry.get("inbound_nodes", []))
+    return refs
