@@ -640,7 +640,7 @@ def test_global_heap_that_would_hang_libhdf5_is_refused(tmp_path):
 
 
 def test_global_heap_check_accepts_every_fixture_and_ignores_lookalike_bytes():
-    from fastgru.io.h5utils import check_global_heaps
+    from fastgru.io.h5_heaps import check_global_heaps
 
     for path in sorted(FILES.glob("*.h5")):
         check_global_heaps(path, path)

@@ -428,12 +428,12 @@ def test_file_truncated_during_the_heap_scan_is_not_a_crash(tmp_path):
     code = textwrap.dedent("""
         import os, sys
         import fastgru as fg
-        from fastgru.io import h5utils
-        original = h5utils._check_collection
+        from fastgru.io import h5_heaps
+        original = h5_heaps._check_collection
         def truncating(*args, **kwargs):
             os.truncate(sys.argv[1], 0)  # another process truncates the file mid-scan
             return original(*args, **kwargs)
-        h5utils._check_collection = truncating
+        h5_heaps._check_collection = truncating
         try:
             fg.load_model(sys.argv[1])
         except fg.ModelFileError as e:

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedKerasFeature
+
 #: a fixed option that accepts any value (it does not change the math)
 ANY = object()
 
@@ -247,7 +249,10 @@ def check_value(owner: str, name: str, value, constraints, found: str = "receive
     value in the message, "found" for a value read from a file)."""
     for constraint in constraints:
         if constraint.accepts(value):
-            return constraint.convert(value)
+            try:
+                return constraint.convert(value)
+            except UnsupportedKerasFeature as exc:  # a value fastgru knows of but refuses here: say where
+                raise UnsupportedKerasFeature(f"{owner}: {name}: {exc}") from None
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     error = TypeError if all(c.is_type_error(value) for c in constraints) else ValueError
