@@ -163,7 +163,7 @@ def test_tf_keras_h5_conv_model_loads(rng, tmp_path):
     (dict(filters=4, kernel_size=3, data_format="channels_first"), ValueError, "'data_format'"),
     (dict(filters=4, kernel_size=3, strides=2, dilation_rate=2), ValueError, "strides > 1 together with"),
     (dict(filters=5, kernel_size=3, groups=2), ValueError, "divisible by groups"),
-    (dict(filters=4, kernel_size=3, activation="mish"), fg.UnsupportedKerasFeature, "activation 'mish'"),
+    (dict(filters=4, kernel_size=3, activation="sparsemax"), fg.UnsupportedKerasFeature, "activation 'sparsemax'"),
     (dict(filters=4, kernel_size=3, activation=3), fg.UnsupportedKerasFeature, "activation 3 is not supported"),
     (dict(filters=4, kernel_size=3, use_bias="yes"), TypeError, "'use_bias' should be True or False"),
 ])
