@@ -152,6 +152,7 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
             msk[s] = None
     return [vals[s] for s in model._output_slots], [msk[s] for s in model._output_slots]
 
+
 def forward(model, xs: list, masks: list | None, training: bool, logits: list | None = None):
     """Training walk: (outputs, output masks, tape). ``logits[k]``: the k-th output's Dense/Activation
     returns its pre-activation (the loss takes logits)."""
