@@ -30,7 +30,7 @@ import numpy as np
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
 _CORENAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
-_state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "small_rows": None, "scipy_core": None}
+_state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "scipy_core": None}
 _local = threading.local()
 
 
@@ -263,16 +263,6 @@ def one_thread_per_kernel():
         _local.one_thread = previous
 
 
-#: the step product's rows at or below which the kernels use fastgru's own loop instead of BLAS, when
-#: SciPy's OpenBLAS runs kernels other than its AVX-512 ones (Haswell/Zen: the loop is faster up to
-#: about 32 rows, measured in docs/performance.md); a constant, never a run-time timing, so that two
-#: processes on one machine always compute the same numbers
-SMALL_GEMM_ROWS_NON_AVX512 = 32
-
-#: ``small_rows`` in batch-invariant mode: every product, whatever its row count, runs through the loop
-BATCH_INVARIANT_ROWS = 1 << 62
-
-
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -284,10 +274,10 @@ def set_batch_invariant(enabled: bool) -> None:
     """Make inference batch-invariant (``True``) or use the fastest products (``False``, the default).
 
     Batch-invariant: ``predict`` gives every row bit-identical outputs whatever else shares its batch,
-    whatever ``batch_size`` and whatever the thread count. Every matrix product of inference (the
-    recurrent layers' input projection and step product, Dense) then runs through fastgru's own
-    loop, whose sums over each row run in one fixed order; BLAS's order depends on where a row falls
-    in its tiles. The cost is measured per shape in docs/reliability.md. The environment variable
+    whatever ``batch_size`` and whatever the thread count. The recurrent kernels' products (input
+    projection and step product) always are: fastgru's packed micro-kernel sums each row in one fixed
+    order. In this mode Dense's products run through it too, instead of BLAS, whose order depends on
+    where a row falls in its tiles. The cost is measured per shape in docs/reliability.md. The environment variable
     ``FASTGRU_BATCH_INVARIANT=1`` sets it at import. Training is not affected.
     """
     if not isinstance(enabled, (bool, np.bool_)):
@@ -298,33 +288,6 @@ def set_batch_invariant(enabled: bool) -> None:
 def get_batch_invariant() -> bool:
     """Whether inference is batch-invariant (see :func:`set_batch_invariant`)."""
     return _state["batch_invariant"]
-
-
-def small_gemm_rows() -> int:
-    """Up to how many rows the kernels' products use fastgru's own loop instead of BLAS.
-
-    Batch-invariant mode (:func:`set_batch_invariant`): every row count. Otherwise a fixed rule by
-    the CPU kernels SciPy's OpenBLAS picked (``kernel_blas_core``; ``OPENBLAS_CORETYPE`` changes it):
-    OpenBLAS's speed for products with few rows depends on them by up to 8x, the loop's does not.
-    With its AVX-512 kernels (``AVX512_CORES``) BLAS wins at every row count: 0; with the others
-    the loop wins up to ``SMALL_GEMM_ROWS_NON_AVX512`` rows. ``FASTGRU_SMALL_GEMM_ROWS`` overrides
-    the rule. Nothing is timed: the choice, and so the numbers, are the same in every process.
-    """
-    if _state["batch_invariant"]:
-        return BATCH_INVARIANT_ROWS
-    if _state["small_rows"] is None:
-        override = os.environ.get("FASTGRU_SMALL_GEMM_ROWS")
-        if override:
-            _state["small_rows"] = int(override)
-        elif kernel_blas_core() in AVX512_CORES:
-            _state["small_rows"] = 0
-        else:
-            _state["small_rows"] = SMALL_GEMM_ROWS_NON_AVX512
-    return _state["small_rows"]
-
-
-#: OpenBLAS core names whose sgemm kernels are AVX-512 (fast for products with few rows)
-AVX512_CORES = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
 
 
 def kernel_blas_core() -> str | None:

@@ -25,16 +25,3 @@ def keras():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-@pytest.fixture(params=["loop", "blas"])
-def step_product_path(request, monkeypatch):
-    """Run a test once with every product of the recurrent kernels through fastgru's own loop and once
-    through BLAS, whatever this machine would pick (an AVX-512 machine picks BLAS for every row count,
-    an AVX2 one the loop for small products): no machine kind hides a failure of the other path."""
-    from fastgru import _threads
-
-    monkeypatch.setitem(_threads._state, "batch_invariant", False)
-    rows = _threads.BATCH_INVARIANT_ROWS if request.param == "loop" else 0
-    monkeypatch.setitem(_threads._state, "small_rows", rows)
-    return request.param

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru import _threads
 from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Input
 
 
@@ -97,9 +96,9 @@ def test_the_switch_and_its_environment_variable(monkeypatch):
     previous = fg.get_batch_invariant()
     try:
         fg.set_batch_invariant(True)
-        assert fg.get_batch_invariant() and _threads.small_gemm_rows() == _threads.BATCH_INVARIANT_ROWS
+        assert fg.get_batch_invariant()
         fg.set_batch_invariant(False)
-        assert not fg.get_batch_invariant() and _threads.small_gemm_rows() < _threads.BATCH_INVARIANT_ROWS
+        assert not fg.get_batch_invariant()
         with pytest.raises(TypeError, match="True or False"):
             fg.set_batch_invariant("yes")
     finally:
@@ -113,17 +112,19 @@ def test_the_switch_and_its_environment_variable(monkeypatch):
         assert out.stdout.strip() == expected
 
 
-def test_the_step_product_path_is_a_fixed_rule_not_a_timing(monkeypatch):
-    """No numerical path depends on a run-time measurement: the loop/BLAS threshold follows from the
-    OpenBLAS kernel set alone (both branches checked here whatever this machine's CPU)."""
-    monkeypatch.delenv("FASTGRU_SMALL_GEMM_ROWS", raising=False)
-    monkeypatch.setitem(_threads._state, "batch_invariant", False)
-    for core, expected in (("SkylakeX", 0), ("SapphireRapids", 0), ("Haswell", _threads.SMALL_GEMM_ROWS_NON_AVX512),
-                           ("Zen", _threads.SMALL_GEMM_ROWS_NON_AVX512), (None, _threads.SMALL_GEMM_ROWS_NON_AVX512)):
-        monkeypatch.setitem(_threads._state, "small_rows", None)
-        monkeypatch.setattr(_threads, "kernel_blas_core", lambda core=core: core)
-        assert _threads.small_gemm_rows() == expected
-    monkeypatch.setitem(_threads._state, "small_rows", None)
-    monkeypatch.setenv("FASTGRU_SMALL_GEMM_ROWS", "7")
-    assert _threads.small_gemm_rows() == 7
-    assert not hasattr(_threads, "_measure_small_gemm_rows")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_recurrent_layers_are_batch_invariant_without_the_switch(threads, dtype):
+    """The recurrent kernels' products (projection and step) always sum a row in one fixed order (the
+    packed micro-kernel), so recurrent stacks need no switch: a row's outputs are bit-identical
+    whatever shares its batch, in tiles of every size (1..9 rows) and at 1 and 2 threads."""
+    assert not fg.get_batch_invariant()
+    fg.set_random_seed(5)
+    model = fg.Sequential([Input(shape=(6, 11)), GRU(21, return_sequences=True), LSTM(18, return_sequences=True),
+                           GRU(19, reset_after=False)])
+    x = np.random.default_rng(2).standard_normal((23, 6, 11)).astype(dtype)
+    fg.set_num_threads(1)
+    alone = np.concatenate([model.predict(x[i:i + 1]) for i in range(len(x))])
+    for n_threads in (1, 2):
+        fg.set_num_threads(n_threads)
+        for batch_size in (2, 3, 5, 7, 9, 23):
+            np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), alone)

@@ -16,7 +16,6 @@ import pytest
 
 import fastgru as fg
 import fastgru.distributed  # noqa: F401  (imports no dask)
-from fastgru._threads import small_gemm_rows
 from fastgru.layers import GRU, Dense, Embedding, Input
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,19 +39,12 @@ def da():
 def client(da):
     from distributed import Client, LocalCluster
 
-    # the workers pick the same step-product path as this process, so results are bit-comparable
-    saved = os.environ.get("FASTGRU_SMALL_GEMM_ROWS")
-    os.environ["FASTGRU_SMALL_GEMM_ROWS"] = str(small_gemm_rows())
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                            worker_dashboard_address=None)
     client = Client(cluster)
     yield client
     client.close()
     cluster.close()
-    if saved is None:
-        os.environ.pop("FASTGRU_SMALL_GEMM_ROWS", None)
-    else:
-        os.environ["FASTGRU_SMALL_GEMM_ROWS"] = saved
 
 
 def _model(return_sequences=False, out=1, activation="sigmoid"):

@@ -13,7 +13,6 @@ from reference import reference_gru
 import fastgru as fg
 
 # every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
-pytestmark = pytest.mark.usefixtures("step_product_path")
 
 ACTIVATIONS = ["tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "relu", "linear", "softsign", "elu",
                "selu", "softplus", "swish", "gelu"]
@@ -120,35 +119,3 @@ def test_random_shapes_property(bsz, steps, d, h, reset_after, go_backwards, see
     mask = rng.random((bsz, steps)) > 0.3
     check(rng, bsz, steps, d, h, reset_after=reset_after, go_backwards=go_backwards, mask=mask,
           return_sequences=True)
-
-
-@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (3, 7, 12), (4, 128, 384), (5, 9, 6), (9, 4, 2), (16, 64, 192)])
-def test_small_matmul_loop_matches_numpy(m, k, n):
-    from fastgru._kernels.linalg import matmul_into
-
-    rng = np.random.default_rng(m * k)
-    a = rng.standard_normal((m, k)).astype(np.float32)
-    b = rng.standard_normal((k, n)).astype(np.float32)
-    loop, blas = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
-    matmul_into(a, b, loop, 16)
-    matmul_into(a, b, blas, 0)
-    np.testing.assert_allclose(loop, a @ b, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(blas, a @ b, rtol=1e-5, atol=1e-5)
-
-
-def test_step_product_paths_agree_forward_and_backward(rng, monkeypatch):
-    """The kernels' own small-row loop and BLAS give the same GRU (the choice is measured per machine)."""
-    from fastgru import _threads
-
-    w, u, b = make_weights(rng, 5, 12, True)
-    x = rng.standard_normal((6, 7, 5)).astype(np.float32)
-    d_out = rng.standard_normal((6, 7, 12)).astype(np.float32)
-    results = []
-    for rows in (16, 0):
-        monkeypatch.setitem(_threads._state, "small_rows", rows)
-        out, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
-        grads = fg.ops.gru_backward(x, w, u, b, d_outputs=d_out, return_sequences=True)
-        results.append((out, grads))
-    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
-    for g_loop, g_blas in zip(results[0][1], results[1][1]):
-        np.testing.assert_allclose(g_loop, g_blas, rtol=1e-4, atol=1e-5)

@@ -13,7 +13,6 @@ import fastgru as fg
 from fastgru import ops
 
 # every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
-pytestmark = pytest.mark.usefixtures("step_product_path")
 
 B, T, D, H = 3, 4, 3, 2
 

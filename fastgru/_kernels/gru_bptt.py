@@ -52,7 +52,8 @@ import numpy as np
 from numba import njit
 
 from .activations import derivative_from_output
-from .linalg import gemm, matmul_into
+from .linalg import gemm
+from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
@@ -62,7 +63,7 @@ from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, st
 @njit(cache=True, nogil=True, error_model="numpy")
 def gru_backward_slice(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, ract, reset_after,
-    go_backwards, return_sequences, zero_output_for_mask, dh0, small_rows, b0, b1,
+    go_backwards, return_sequences, zero_output_for_mask, dh0, b0, b1,
 ):
     """The reverse time loop for batch rows ``b0:b1``.
 
@@ -89,6 +90,9 @@ def gru_backward_slice(
     g3 = np.empty((3 if use_rmask else 0, nb, hdim), dt)
     dc = np.empty((nb, hdim), dt)
     prod = np.empty((nb, hdim), dt)
+    # the step products' right operands (blocks of U^T), packed once for the whole loop
+    upt3 = pack_stack(ut.reshape(3, hdim, hdim))
+    upt = pack(ut[0:gb.shape[1]])
     copy_rows(dh_last, b0, dh, 0, nb)
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
@@ -153,7 +157,7 @@ def gru_backward_slice(
                     srow[h2 + j] = vh[j]
         if not reset_after:
             # pass 2: the reset gate sits inside the candidate's product: dc = da_h @ U_h^T first
-            matmul_into(g3[2] if use_rmask else ghb, ut[h2:h3], dc, small_rows)
+            packed_matmul_into(g3[2] if use_rmask else ghb, upt3[2], dc)
             for bb in range(nb):
                 b = b0 + bb
                 if use_mask and mask[b, t] == 0:
@@ -178,13 +182,13 @@ def gru_backward_slice(
         # the sequential product(s): carry the gate gradients to the previous state
         if use_rmask:
             for gate in range(3 if reset_after else 2):
-                matmul_into(g3[gate], ut[gate * hdim:(gate + 1) * hdim], prod, small_rows)
+                packed_matmul_into(g3[gate], upt3[gate], prod)
                 for bb in range(nb):
                     mrow = rmask[gate, b0 + bb]
                     for j in range(hdim):
                         dh[bb, j] += prod[bb, j] * mrow[j]
         else:
-            matmul_into(gb, ut[0:gb.shape[1]], prod, small_rows)
+            packed_matmul_into(gb, upt, prod)
             for bb in range(nb):
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
@@ -245,11 +249,11 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
 # ---------------------------------------------------------------------------------------------
 def gru_backward_chunk(
     b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags, reset_after, x, w, imask,
-    n_imask, dx, dw, du, db, dh0, small_rows,
+    n_imask, dx, dw, du, db, dh0,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     gru_backward_slice(
         saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags.act, flags.ract, reset_after,
-        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, small_rows, b0, b1,
+        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, b0, b1,
     )
     gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, dx, dw, du, db, b0, b1)

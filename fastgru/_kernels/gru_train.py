@@ -14,7 +14,7 @@ from numba import njit
 
 from .activations import activate_inplace
 from .gru import gru_forward_slice
-from .linalg import matmul_into
+from .packed import pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
 
 
@@ -24,7 +24,7 @@ from .rnn_common import copy_rows, masked_step_output, project_train_slice
 @njit(cache=True, nogil=True, error_model="numpy")
 def gru_forward_rdrop_slice(
     xp, u3, b_rec, rmask, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+    return_sequences, zero_output_for_mask, out, h_last, saved, b0, b1,
 ):
     """The training forward with recurrent dropout masks, for batch rows ``b0:b1``.
 
@@ -47,6 +47,7 @@ def gru_forward_rdrop_slice(
     zg = np.empty(hdim, dt)
     rg = np.empty((nb, hdim), dt)
     hh = np.empty(hdim, dt)
+    up3 = pack_stack(u3)  # the three step products' right operands, packed once for the whole loop
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -55,10 +56,10 @@ def gru_forward_rdrop_slice(
                 mrow = rmask[g, b0 + bb]
                 for j in range(hdim):
                     hm[g, bb, j] = h[bb, j] * mrow[j]
-        matmul_into(hm[0], u3[0], rec[0], small_rows)
-        matmul_into(hm[1], u3[1], rec[1], small_rows)
+        packed_matmul_into(hm[0], up3[0], rec[0])
+        packed_matmul_into(hm[1], up3[1], rec[1])
         if reset_after:
-            matmul_into(hm[2], u3[2], rec[2], small_rows)
+            packed_matmul_into(hm[2], up3[2], rec[2])
         else:
             for bb in range(nb):
                 xrow = xp[b0 + bb, t]
@@ -68,7 +69,7 @@ def gru_forward_rdrop_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     hm[2, bb, j] = r[j] * hm[2, bb, j]
-            matmul_into(hm[2], u3[2], rec[2], small_rows)
+            packed_matmul_into(hm[2], up3[2], rec[2])
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -114,19 +115,19 @@ def gru_forward_rdrop_slice(
 # ---------------------------------------------------------------------------------------------
 def gru_forward_train_chunk(
     b0, b1, *, x, w, b_in, imask, n_imask, u, u_h, u3, b_rec, rmask, use_rmask, h0, mask, use_mask, flags,
-    reset_after, out, h_last, saved, small_rows,
+    reset_after, out, h_last, saved,
 ):
     """Training forward of rows ``b0:b1``: the projection into ``saved``, then the time loop
     (:func:`fastgru._kernels.gru.gru_forward_slice`, or the recurrent-dropout loop) saving the gates.
     """
-    project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1)
+    project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1)
     if use_rmask:
         gru_forward_rdrop_slice(
             saved, u3, b_rec, rmask, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
-            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, small_rows, b0, b1,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, b0, b1,
         )
     else:
         gru_forward_slice(
             saved, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
-            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
+            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
         )

@@ -27,7 +27,7 @@ from numba import njit
 
 from .activations import activate_inplace
 from .gru import project_inputs
-from .linalg import matmul_into
+from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
 
 N_SAVED = 7
@@ -36,7 +36,7 @@ N_SAVED = 7
 @njit(cache=True, nogil=True, error_model="numpy")
 def lstm_forward_slice(
     xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+    zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
@@ -62,6 +62,9 @@ def lstm_forward_slice(
     rec1 = np.empty((nb if use_rmask else 0, hdim), dt)
     gates = np.empty(h4, dt)
     tc = np.empty(hdim, dt)
+    # the step products' right operands, packed once for the whole loop
+    up = pack(u)
+    up4 = pack_stack(u4 if use_rmask else u4[0:0])
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -71,12 +74,12 @@ def lstm_forward_slice(
                     mrow = rmask[gi, b0 + bb]
                     for j in range(hdim):
                         hm[bb, j] = h[bb, j] * mrow[j]
-                matmul_into(hm, u4[gi], rec1, small_rows)
+                packed_matmul_into(hm, up4[gi], rec1)
                 for bb in range(nb):
                     for j in range(hdim):
                         rec[bb, gi * hdim + j] = rec1[bb, j]
         else:
-            matmul_into(h, u, rec, small_rows)
+            packed_matmul_into(h, up, rec)
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -123,25 +126,25 @@ def lstm_forward_slice(
 
 def lstm_forward_chunk(
     b0, b1, *, x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last, c_last,
-    saved, save, small_rows,
+    saved, save,
 ):
     """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then run
     their time loop."""
-    project_inputs(x[b0:b1], w, b, xp[b0:b1], small_rows)
+    project_inputs(x[b0:b1], w, b, xp[b0:b1])
     lstm_forward_slice(
         xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, save, small_rows, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
     )
 
 
 def lstm_forward_train_chunk(
     b0, b1, *, x, w, b, imask, n_imask, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last,
-    c_last, saved, small_rows,
+    c_last, saved,
 ):
     """Training forward of rows ``b0:b1``: the projection (with input dropout masks) into
     ``saved``, then the time loop saving the gates."""
-    project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
+    project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     lstm_forward_slice(
         saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, small_rows, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, b0, b1,
     )

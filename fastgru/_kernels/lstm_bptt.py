@@ -27,14 +27,15 @@ import numpy as np
 from numba import njit
 
 from .activations import derivative_from_output
-from .linalg import gemm, matmul_into
+from .linalg import gemm
+from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lstm_backward_slice(
     saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, act, ract, go_backwards,
-    return_sequences, zero_output_for_mask, dh0, dc0, small_rows, b0, b1,
+    return_sequences, zero_output_for_mask, dh0, dc0, b0, b1,
 ):
     """The reverse time loop for batch rows ``b0:b1``.
 
@@ -59,6 +60,9 @@ def lstm_backward_slice(
     gb = np.empty((nb, h4), dt)        # [da_i | da_f | da_g | da_o], the step product's left operand
     g1 = np.empty((nb if use_rmask else 0, hdim), dt)
     prod = np.empty((nb, hdim), dt)
+    # the step products' right operands (U^T, or its gate blocks with recurrent dropout), packed once
+    upt = pack(ut[0:0 if use_rmask else h4])
+    upt4 = pack_stack(ut.reshape(4, hdim, hdim)[0:4 if use_rmask else 0])
     copy_rows(dh_last, b0, dh, 0, nb)
     copy_rows(dc_last, b0, dc, 0, nb)
     if not return_sequences:
@@ -110,13 +114,13 @@ def lstm_backward_slice(
                 for bb in range(nb):
                     for j in range(hdim):
                         g1[bb, j] = gb[bb, gi * hdim + j]
-                matmul_into(g1, ut[gi * hdim:(gi + 1) * hdim], prod, small_rows)
+                packed_matmul_into(g1, upt4[gi], prod)
                 for bb in range(nb):
                     mrow = rmask[gi, b0 + bb]
                     for j in range(hdim):
                         dh[bb, j] += prod[bb, j] * mrow[j]
         else:
-            matmul_into(gb, ut, prod, small_rows)
+            packed_matmul_into(gb, upt, prod)
             for bb in range(nb):
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
@@ -152,11 +156,11 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
 
 def lstm_backward_chunk(
     b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, flags, x, w, imask,
-    n_imask, dx, dw, du, db, dh0, dc0, small_rows,
+    n_imask, dx, dw, du, db, dh0, dc0,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     lstm_backward_slice(
         saved, ut, rmask, use_rmask, d_out, dh_last, dc_last, mask, use_mask, flags.act, flags.ract,
-        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, dc0, small_rows, b0, b1,
+        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, dh0, dc0, b0, b1,
     )
     lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)

@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .linalg import gemm, small_matmul_into
+from .linalg import gemm
+from .packed import pack, packed_matmul_into
 
 
 class LoopFlags(NamedTuple):
@@ -41,12 +42,12 @@ def mask_rows(src, m, steps, dst):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1):
-    """``saved[b0:b1, :, 0:n] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one GEMM per mask).
+def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
+    """``saved[b0:b1, :, 0:n] = (x * m_g) @ W_g + b_in`` for rows ``b0:b1`` (one product per mask).
 
-    x (B, T, D), w (D, n), b_in (n,), saved (B, T, >= n); imask as in the module docstring. Up to
-    ``small_rows`` rows of B*T the products run through fastgru's loop, as the inference projection's
-    do (``gru.project_inputs``): training and inference forwards give bit-identical outputs.
+    x (B, T, D), w (D, n), b_in (n,), saved (B, T, >= n); imask as in the module docstring. The
+    products run through the packed micro-kernel, as the inference projection's do
+    (``gru.project_inputs``): training and inference forwards give bit-identical outputs.
     """
     steps = x.shape[1]
     d = x.shape[2]
@@ -55,21 +56,14 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, small_rows, b0, b1):
     rows = (b1 - b0) * steps
     x2 = x[b0:b1].reshape(rows, d)
     xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
-    loop = rows <= small_rows
     if n_imask == 0:
-        if loop:
-            small_matmul_into(x2, w, xp)
-        else:
-            gemm(x2, w, xp, False, False, False)
+        packed_matmul_into(x2, pack(w), xp)
     else:
         xm = np.empty((rows, d), x.dtype)
         for g in range(n_imask):
             mask_rows(x2, imask[g, b0:b1], steps, xm)
             lo = g * width
-            if loop:
-                small_matmul_into(xm, w[:, lo:lo + width], xp[:, lo:lo + width])
-            else:
-                gemm(xm, w[:, lo:lo + width], xp[:, lo:lo + width], False, False, False)
+            packed_matmul_into(xm, pack(np.ascontiguousarray(w[:, lo:lo + width])), xp[:, lo:lo + width])
     for r in range(rows):
         row = xp[r]
         for j in range(n):

@@ -30,7 +30,8 @@ from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
 from .gru import project_inputs
-from .linalg import gemm, matmul_into
+from .linalg import gemm
+from .packed import pack, packed_matmul_into
 from .rnn_common import (
     column_sums,
     copy_rows,
@@ -47,7 +48,7 @@ N_SAVED = 2
 @njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_forward_slice(
     xp, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
-    out, h_last, saved, save, small_rows, b0, b1,
+    out, h_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
@@ -64,6 +65,7 @@ def simple_rnn_forward_slice(
     hm = np.empty((nb if use_rmask else 0, hdim), dt)
     rec = np.empty((nb, hdim), dt)
     a = np.empty(hdim, dt)
+    up = pack(u)  # the step product's right operand, packed once for the whole loop
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -72,9 +74,9 @@ def simple_rnn_forward_slice(
                 mrow = rmask[b0 + bb]
                 for j in range(hdim):
                     hm[bb, j] = h[bb, j] * mrow[j]
-            matmul_into(hm, u, rec, small_rows)
+            packed_matmul_into(hm, up, rec)
         else:
-            matmul_into(h, u, rec, small_rows)
+            packed_matmul_into(h, up, rec)
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
@@ -101,29 +103,28 @@ def simple_rnn_forward_slice(
 
 
 def simple_rnn_forward_chunk(
-    b0, b1, *, x, w, b, xp, u, h0, mask, use_mask, flags, out, h_last, small_rows,
+    b0, b1, *, x, w, b, xp, u, h0, mask, use_mask, flags, out, h_last,
 ):
     """Inference of rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then
     run their time loop."""
-    project_inputs(x[b0:b1], w, b, xp[b0:b1], small_rows)
+    project_inputs(x[b0:b1], w, b, xp[b0:b1])
     empty2 = np.zeros((0, 0), xp.dtype)
     empty3 = np.zeros((0, 0, 0), xp.dtype)
     simple_rnn_forward_slice(
         xp, u, empty2, False, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
-        flags.zero_output_for_mask, out, h_last, empty3, False, small_rows, b0, b1,
+        flags.zero_output_for_mask, out, h_last, empty3, False, b0, b1,
     )
 
 
 def simple_rnn_forward_train_chunk(
     b0, b1, *, x, w, b, imask, n_imask, u, rmask, use_rmask, h0, mask, use_mask, flags, out, h_last, saved,
-    small_rows,
 ):
     """Training forward of rows ``b0:b1``: the projection (with the input dropout mask, imask (1, B, D)
     when n_imask is 1) into ``saved``, then the time loop saving [act(a) | h_prev]."""
-    project_train_slice(x, w, b, imask, n_imask, saved, small_rows, b0, b1)
+    project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     simple_rnn_forward_slice(
         saved, u, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
-        flags.zero_output_for_mask, out, h_last, saved, True, small_rows, b0, b1,
+        flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
     )
 
 
@@ -133,7 +134,7 @@ def simple_rnn_forward_train_chunk(
 @njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_backward_slice(
     saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, act, go_backwards, return_sequences,
-    zero_output_for_mask, dh0, small_rows, b0, b1,
+    zero_output_for_mask, dh0, b0, b1,
 ):
     """The reverse time loop for batch rows ``b0:b1``.
 
@@ -151,6 +152,7 @@ def simple_rnn_backward_slice(
     gout = np.empty(hdim, dt)
     ga = np.empty((nb, hdim), dt)        # da, the step product's left operand
     prod = np.empty((nb, hdim), dt)
+    upt = pack(ut)  # the step product's right operand, packed once for the whole loop
     copy_rows(dh_last, b0, dh, 0, nb)
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
@@ -178,7 +180,7 @@ def simple_rnn_backward_slice(
                 srow[j] = grow[j]
                 dhrow[j] = 0.0  # the state is replaced: all of its gradient goes through da
         # the sequential product: carry da to the previous state
-        matmul_into(ga, ut, prod, small_rows)
+        packed_matmul_into(ga, upt, prod)
         if use_rmask:
             for bb in range(nb):
                 mrow = rmask[b0 + bb]
@@ -216,11 +218,11 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
 
 def simple_rnn_backward_chunk(
     b0, b1, *, saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags, x, w, imask, n_imask, dx,
-    dw, du, db, dh0, small_rows,
+    dw, du, db, dh0,
 ):
     """Backward of rows ``b0:b1``: the reverse time loop, then the chunk's gradient GEMMs."""
     simple_rnn_backward_slice(
         saved, ut, rmask, use_rmask, d_out, dh_last, mask, use_mask, flags.act, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, dh0, small_rows, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, dh0, b0, b1,
     )
     simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, db, b0, b1)

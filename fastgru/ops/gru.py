@@ -15,7 +15,7 @@ from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
 from .._kernels.rnn_common import LoopFlags
-from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import (
     _as_float_array,
@@ -94,7 +94,6 @@ def run_gru(
             flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                             zero_output_for_mask),
             reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, save=save,
-            small_rows=small_gemm_rows(),
         )
         # the input projection is hoisted out of the time loop (one GEMM over all steps); each
         # thread projects its own batch rows, then runs their time loop
@@ -221,7 +220,7 @@ def run_gru_train(
             u3=u3, b_rec=prepared.b_rec, rmask=rmask, use_rmask=use_rmask, h0=h0, mask=mask_arr, use_mask=use_mask,
             flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                             zero_output_for_mask),
-            reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, small_rows=small_gemm_rows(),
+            reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved,
         )
         # one thread per chunk of batch rows does its projection and its time loop: only fastgru's
         # threads run (NumPy's multi-threaded BLAS next to them would oversubscribe the cores)
@@ -295,7 +294,6 @@ def run_gru_backward(
         flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                         zero_output_for_mask),
         reset_after=prepared.reset_after, x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0,
-        small_rows=small_gemm_rows(),
     )
     kernel_blas_single_threaded()
     # each thread: the reverse time loop over its batch rows, then the large GEMMs over the same

@@ -3,14 +3,14 @@
 BLAS sums a row of ``a @ b`` in an order that depends on where the row falls in its tiles (OpenBLAS's
 Haswell sgemm, for one, gives a row different last bits in a tile of 12 rows than in a tail of 5), so
 the same row can come out differently in batches of different sizes. fastgru's own loop
-(``_kernels.linalg.small_matmul_into``) sums every row in one fixed order.
+(``_kernels.packed.packed_matmul_into``) sums every row in one fixed order.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._kernels.linalg import small_matmul_into
+from .._kernels.packed import pack, packed_matmul_into
 
 
 def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -21,5 +21,5 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                          f"{a.shape} {a.dtype} and {b.shape} {b.dtype}")
     a2 = np.ascontiguousarray(a.reshape(-1, a.shape[-1]))
     out = np.empty((a2.shape[0], b.shape[1]), a.dtype)
-    small_matmul_into(a2, np.ascontiguousarray(b), out)
+    packed_matmul_into(a2, pack(np.ascontiguousarray(b)), out)
     return out.reshape(a.shape[:-1] + (b.shape[1],))

@@ -16,7 +16,7 @@ from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
 from .._kernels.rnn_common import LoopFlags
-from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
 from .validation import (
     _as_float_array,
@@ -114,7 +114,7 @@ def run_lstm(
         c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                         zero_output_for_mask),
-        out=out, h_last=h_last, c_last=c_last, saved=empty3, save=False, small_rows=small_gemm_rows(),
+        out=out, h_last=h_last, c_last=c_last, saved=empty3, save=False,
     )
     run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last
@@ -151,7 +151,7 @@ def run_lstm_train(
         use_rmask=use_rmask, h0=h0, c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                         zero_output_for_mask),
-        out=out, h_last=h_last, c_last=c_last, saved=saved, small_rows=small_gemm_rows(),
+        out=out, h_last=h_last, c_last=c_last, saved=saved,
     )
     run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last, saved
@@ -200,7 +200,7 @@ def run_lstm_backward(
         dc_last=d_c_last, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                         zero_output_for_mask),
-        x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0, dc0=dc0, small_rows=small_gemm_rows(),
+        x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0, dc0=dc0,
     )
     kernel_blas_single_threaded()
     run_chunks(lambda c, b0, b1: _bptt.lstm_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c], db=db_part[c],

@@ -15,7 +15,7 @@ from .. import activations
 from .._kernels import simple_rnn as _srnn
 from .._kernels.activations import fast_code
 from .._kernels.rnn_common import LoopFlags
-from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks, small_gemm_rows
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, training_activation_codes
 from .validation import (
     _as_float_array,
@@ -134,7 +134,7 @@ def run_simple_rnn(
         x=x, w=prepared.w, b=prepared.b, xp=xp, u=prepared.u, h0=h0, mask=mask if use_mask else EMPTY_MASK,
         use_mask=use_mask, flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences,
                                            zero_output_for_mask),
-        out=out, h_last=h_last, small_rows=small_gemm_rows(),
+        out=out, h_last=h_last,
     )
     run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last
@@ -168,7 +168,7 @@ def run_simple_rnn_train(
         x=x, w=prepared.w, b=prepared.b, imask=imask, n_imask=n_imask, u=prepared.u, rmask=rmask,
         use_rmask=use_rmask, h0=h0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask),
-        out=out, h_last=h_last, saved=saved, small_rows=small_gemm_rows(),
+        out=out, h_last=h_last, saved=saved,
     )
     run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -212,7 +212,7 @@ def run_simple_rnn_backward(
         saved=saved, ut=prepared.ut, rmask=rmask, use_rmask=use_rmask, d_out=d_out3, dh_last=d_h_last,
         mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask),
-        x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0, small_rows=small_gemm_rows(),
+        x=x, w=prepared.w, imask=imask, n_imask=n_imask, dx=dx, dh0=dh0,
     )
     kernel_blas_single_threaded()
     run_chunks(lambda c, b0, b1: _srnn.simple_rnn_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c],

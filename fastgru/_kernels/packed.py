@@ -1,0 +1,341 @@
+"""Step products against a pre-packed right operand, through a register-tile micro-kernel.
+
+The recurrent product of every time step is ``(rows, K) @ (K, N)`` with the same right operand U
+for the whole sequence. BLAS re-packs U into its panel layout at every call (and pays a call and a
+dispatch per step); here U is packed once per call of a time loop, and each step runs a micro-kernel
+that keeps an (mr, NR) tile of the product in vector registers over the whole K loop.
+
+Packed layout, ``pack_panels``: ``up (P, K, NR)``, panel ``p`` holding columns ``p*NR : (p+1)*NR``
+of U (the last one zero-padded), so one panel row is ``NV`` consecutive vectors.
+
+The micro-kernel is written in LLVM IR (``numba.extending.intrinsic``) with LLVM's *generic* vector
+type ``<V x float>`` and ``llvm.fmuladd``: LLVM lowers it for whatever CPU Numba compiles for
+(AVX-512, AVX2, plain SSE), so nothing here can emit an instruction the CPU lacks. Only the tile
+size follows the CPU, from LLVM's host feature list: the vector width ``V`` (64 bytes with
+AVX-512F, else 32) and the rows per tile ``MR`` (as many as the vector registers hold: 16 registers
+without AVX-512, 32 with it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import llvmlite.binding as llvm_binding
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
+
+#: vectors per tile row
+NV = 2
+
+
+def _vector_bytes() -> int:
+    """64 with AVX-512F, else 32; ``FASTGRU_VECTOR_BYTES`` (16, 32 or 64) picks the tile layout of
+    another CPU kind (tests run both on one machine; use a separate ``NUMBA_CACHE_DIR`` with it, as
+    Numba's cache does not know this setting)."""
+    override = os.environ.get("FASTGRU_VECTOR_BYTES", "").strip()
+    if override:
+        if override not in ("16", "32", "64"):
+            raise ValueError(f"FASTGRU_VECTOR_BYTES must be 16, 32 or 64, received {override!r}")
+        if not os.environ.get("NUMBA_CACHE_DIR"):
+            raise ValueError("FASTGRU_VECTOR_BYTES needs its own NUMBA_CACHE_DIR (Numba's cache does not know it)")
+        return int(override)
+    try:
+        features = llvm_binding.get_host_cpu_features()
+    except RuntimeError:  # pragma: no cover  (LLVM cannot tell: assume the common AVX2 width)
+        return 32
+    return 64 if features.get("avx512f", False) else 32
+
+
+VECTOR_BYTES = _vector_bytes()
+_N_REGS = 32 if VECTOR_BYTES == 64 else 16
+#: rows per full tile: accumulators (MR * NV) + one panel row (NV) + a broadcast fit the registers
+#: (6 with 16 vector registers, 8 with 32)
+MR = 8 if _N_REGS >= 32 else 6
+
+
+#: bytes of one packed panel's K-block, kept in L1 while the row tiles pass over it
+L1_PANEL_BYTES = 16384
+#: bytes of the left operand's (rows, K-block) block kept in L2 while the panels pass over it
+L2_ROWS_BYTES = 131072
+
+
+def lanes(itemsize: int) -> int:
+    """Vector lanes for an element size (8 float32 / 4 float64 with 32-byte vectors)."""
+    return VECTOR_BYTES // itemsize
+
+
+def panel_width(dtype) -> int:
+    """``NR``: columns per packed panel for ``dtype``."""
+    return NV * lanes(np.dtype(dtype).itemsize)
+
+
+def panels_per_tile(mr: int) -> int:
+    """Panels one tile of ``mr`` rows covers: enough independent accumulators (>= 8 vectors) to hide
+    the FMA latency when the rows are few (one sequence: a (1, K) row against 4 panels at once)."""
+    return 4 if mr == 1 else 2 if mr == 2 else 1
+
+
+def _no_unroll(module):
+    """Loop metadata ``!{self, !{"llvm.loop.unroll.disable"}}`` (a loop ID refers to itself)."""
+    loop_id = module.add_metadata([module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])])
+    loop_id.operands = (loop_id,) + tuple(loop_id.operands)
+    return loop_id
+
+
+def _tile_codegen(mr: int, npan: int):
+    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
+    for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k.
+
+    Every output element is one chain of fused multiply-adds over p in order, whatever mr and npan:
+    a row's result does not depend on the rows computed beside it (batch invariance). Columns at and
+    past ``ncols`` (a last, partial panel) are neither read nor written.
+    """
+
+    def codegen(context, builder, sig, args):
+        a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
+        elem = context.get_data_type(sig.args[0].dtype)
+        v = VECTOR_BYTES // context.get_abi_sizeof(elem)
+        nr = NV * v
+        nvec = npan * NV
+        vty = ir.VectorType(elem, v)
+        vptr = vty.as_pointer()
+        i32 = ir.IntType(32)
+        suffix = "f32" if sig.args[0].dtype == types.float32 else "f64"
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                             f"llvm.fmuladd.v{v}{suffix}")
+        intp = context.get_value_type(types.intp)
+
+        def const(value):
+            return ir.Constant(intp, value)
+
+        a_base = builder.gep(context.make_array(sig.args[0])(context, builder, a).data, [a0])
+        b_base = builder.gep(context.make_array(sig.args[3])(context, builder, bp).data, [b0])
+        c_base = builder.gep(context.make_array(sig.args[7])(context, builder, c).data, [c0])
+        zero = ir.Constant(vty, None)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(mr)]
+        splat_mask = ir.Constant(ir.VectorType(i32, v), None)
+        undef = ir.Constant(vty, ir.Undefined)
+        a_rows = [builder.gep(a_base, [builder.mul(lda, const(r))]) for r in range(mr)]
+        # column vector q of the tile: panel q // NV, vector q % NV
+        b_cols = [builder.gep(b_base, [builder.add(builder.mul(pstride, const(q // NV)), const((q % NV) * v))])
+                  for q in range(nvec)]
+        # the K loop, written out so that its back edge can carry "do not unroll": unrolled, the tile's
+        # registers spill and every variant's code (and compile time) grows several-fold
+        entry = builder.block
+        cond_bb = builder.append_basic_block("tile.cond")
+        body_bb = builder.append_basic_block("tile.body")
+        end_bb = builder.append_basic_block("tile.end")
+        builder.branch(cond_bb)
+        builder.position_at_end(cond_bb)
+        p = builder.phi(intp)
+        p.add_incoming(const(0), entry)
+        builder.cbranch(builder.icmp_signed("<", p, k), body_bb, end_bb)
+        builder.position_at_end(body_bb)
+        offset = builder.mul(p, const(nr))
+        bv = [builder.load(builder.bitcast(builder.gep(col, [offset]), vptr), align=4) for col in b_cols]
+        for r in range(mr):
+            x = builder.load(builder.gep(a_rows[r], [p]))
+            xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat_mask)
+            for q in range(nvec):
+                slot = accs[r][q]
+                builder.store(builder.call(fma, [xv, bv[q], builder.load(slot)]), slot)
+        p.add_incoming(builder.add(p, const(1)), builder.block)
+        builder.branch(cond_bb).set_metadata("llvm.loop", _no_unroll(builder.module))
+        builder.position_at_end(end_bb)
+        keep = builder.icmp_signed("!=", accumulate, const(0))
+        width = nvec * v
+        whole_tile = builder.icmp_signed(">=", ncols, const(width))
+        with builder.if_else(whole_tile, likely=True) as (whole, part):
+            with whole:
+                for r in range(mr):
+                    c_row = builder.gep(c_base, [builder.mul(ldc, const(r))])
+                    for q in range(nvec):
+                        cptr = builder.bitcast(builder.gep(c_row, [const(q * v)]), vptr)
+                        old = builder.select(keep, builder.load(cptr, align=4), zero)
+                        builder.store(builder.fadd(builder.load(accs[r][q]), old), cptr, align=4)
+            with part:  # a last, partial panel: the tile through a stack buffer, then ncols per row
+                buf = cgutils.alloca_once(builder, elem, size=mr * width)
+                for r in range(mr):
+                    for q in range(nvec):
+                        dst = builder.bitcast(builder.gep(buf, [const(r * width + q * v)]), vptr)
+                        builder.store(builder.load(accs[r][q]), dst, align=4)
+                with cgutils.for_range(builder, const(mr), intp=intp) as rows:
+                    c_row = builder.gep(c_base, [builder.mul(ldc, rows.index)])
+                    b_row = builder.gep(buf, [builder.mul(rows.index, const(width))])
+                    with cgutils.for_range(builder, ncols, intp=intp) as cols:
+                        sptr = builder.gep(c_row, [cols.index])
+                        old = builder.select(keep, builder.load(sptr), ir.Constant(elem, 0.0))
+                        builder.store(builder.fadd(builder.load(builder.gep(b_row, [cols.index])), old), sptr)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _make_tile(mr: int, npan: int):
+    @intrinsic
+    def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
+        """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
+        accumulate != 0); element offsets from each array's first element, unchecked:
+        ``packed_matmul_into`` checks every bound."""
+        arrays = (a, bp, c)
+        if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
+            return None
+        if a.dtype not in (types.float32, types.float64):
+            return None
+        i = types.intp
+        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
+
+    return tile
+
+
+# the tiles: full ones of MR rows (one panel), and the few-row ones over 4 panels (one row) or 2 (two
+# rows), with one-panel versions for the panels left over
+_t1_4, _t1_1, _t2_2, _t2_1 = _make_tile(1, 4), _make_tile(1, 1), _make_tile(2, 2), _make_tile(2, 1)
+_t3, _t4, _t5, _t6 = (_make_tile(mr, 1) for mr in range(3, 7))
+_t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
+
+
+@register_jitable
+def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    # one branch per (rows, panels) tile up to 5 rows, each an inlined micro-kernel with its tile in registers
+    if m == 1:
+        if npan == 4:
+            _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        else:
+            _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif m == 2:
+        if npan == 2:
+            _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        else:
+            _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif m == 3:
+        _t3(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif m == 4:
+        _t4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    else:
+        _t5(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+
+
+@register_jitable
+def _tile_mr6(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    if m == 6:
+        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    else:
+        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+
+
+@register_jitable
+def _tile_mr8(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    if m == 8:
+        _t8(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif m == 7:
+        _t7(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif m == 6:
+        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    else:
+        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+
+
+#: the tile dispatch for this CPU's MR (tiles of 1..MR rows, no dead copies to compile)
+_tile = _tile_mr8 if MR == 8 else _tile_mr6
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack_panels(u, up):
+    """Pack ``u (K, N)`` into ``up (P, K, NR)`` (P = ceil(N / NR); padding columns zero)."""
+    k, n = u.shape
+    n_panels, _, nr = up.shape
+    if up.shape[1] != k or n_panels * nr < n or (n_panels - 1) * nr >= max(n, 1):
+        raise ValueError("pack_panels: packed buffer does not match the operand")
+    for p in range(n_panels):
+        lo = p * nr
+        width = min(nr, n - lo)
+        for i in range(k):
+            dst = up[p, i]
+            src = u[i]
+            for j in range(width):
+                dst[j] = src[lo + j]
+            for j in range(width, nr):
+                dst[j] = 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack(u):
+    """``u (K, N)`` packed into panels for :func:`packed_matmul_into`: a new ``(P, K, NR)`` array."""
+    k, n = u.shape
+    nr = NV * (VECTOR_BYTES // u.itemsize)
+    up = np.empty(((n + nr - 1) // nr, k, nr), u.dtype)
+    pack_panels(u, up)
+    return up
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack_stack(u3):
+    """``u3 (G, K, N)``, G operands (one per gate), packed: a new ``(G, P, K, NR)`` array."""
+    g, k, n = u3.shape
+    nr = NV * (VECTOR_BYTES // u3.itemsize)
+    up = np.empty((g, (n + nr - 1) // nr, k, nr), u3.dtype)
+    for i in range(g):
+        pack_panels(u3[i], up[i])
+    return up
+
+
+def packed_shape(k: int, n: int, dtype) -> tuple[int, int, int]:
+    """Shape of ``u (k, n)`` packed (what :func:`pack` allocates)."""
+    nr = panel_width(dtype)
+    return (-(-n // nr), k, nr)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def packed_matmul_into(a, up, out):
+    """``out[:] = a @ u`` for ``a (m, K)``, ``out (m, N)`` and ``up = pack(u)``; a and out may be row
+    blocks of wider buffers (any row stride, unit column stride).
+
+    Loop order: K in blocks whose panel slice (kc, NR) fills half of a 32 KiB L1; within one, panel
+    outer and row tiles inner, so the panel block stays in L1 while every row tile of ``a`` passes over
+    it. The K blocks are the same for every row, so a row's sums do not depend on the other rows.
+    """
+    m, k = a.shape
+    n = out.shape[1]
+    n_panels, kp, nr = up.shape
+    if kp != k or out.shape[0] != m or n_panels != (n + nr - 1) // nr or nr != NV * (VECTOR_BYTES // a.itemsize):
+        raise ValueError("packed_matmul_into: operand shapes do not match")
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        out[:] = 0.0
+        return
+    isz = a.itemsize
+    if (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or not up.flags.c_contiguous:
+        raise ValueError("packed_matmul_into: operands need unit column strides")
+    lda = a.strides[0] // isz
+    ldc = out.strides[0] // isz
+    if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
+        raise ValueError("packed_matmul_into: rows of the operands overlap")
+    pstride = k * nr
+    kc = max(16, L1_PANEL_BYTES // (nr * isz))
+    # row blocks of whole tiles whose (mc, kc) block of ``a`` stays in L2 while the panels pass
+    mc = max(MR, L2_ROWS_BYTES // (kc * isz) // MR * MR)
+    full = m - m % MR
+    rest = m - full
+    step = 4 if rest == 1 else 2 if rest == 2 else 1
+    for k0 in range(0, k, kc):
+        kb = min(kc, k - k0)
+        for i0 in range(0, full, mc):
+            i1 = min(full, i0 + mc)
+            for p in range(n_panels):
+                ncols = min(nr, n - p * nr)
+                for i in range(i0, i1, MR):
+                    _tile(MR, 1, a, i * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out, i * ldc + p * nr,
+                          ldc, ncols, k0)
+        if rest > 0:
+            p = 0
+            while p < n_panels:
+                npan = step if p + step <= n_panels else 1
+                ncols = min(npan * nr, n - p * nr)
+                _tile(rest, npan, a, full * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                      full * ldc + p * nr, ldc, ncols, k0)
+                p += npan
