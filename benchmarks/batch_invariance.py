@@ -2,8 +2,9 @@
 
     python benchmarks/batch_invariance.py            # S1-S5, 1 and 2 threads, Markdown to stdout
 
-GRU forward through ``model.predict`` (GRU(H) on (B, T, D) float32), both modes interleaved over
-rounds in one process per thread count; medians, and invariant / default. Run it on a quiet machine
+``model.predict`` of GRU(H) + Dense(H) on (B, T, D) float32 (the recurrent kernels are row-invariant in
+both modes; the switch changes the Dense head's product), both modes interleaved over rounds in one
+process per thread count; medians, and invariant / default. Run it on a quiet machine
 (nothing else using the CPU). Records the CPU flags and SciPy's OpenBLAS kernel set.
 """
 
@@ -27,14 +28,14 @@ from floor import median_s  # noqa: E402
 def worker(threads: int, rounds: int) -> dict:
     import fastgru as fg
     from fastgru import _threads
-    from fastgru.layers import GRU, Input
+    from fastgru.layers import GRU, Dense, Input
 
     fg.set_num_threads(threads)
     times: dict = {name: {False: [], True: []} for name in SHAPES}
     models = {}
     for name, (b, t, d, h) in SHAPES.items():
         fg.set_random_seed(0)
-        models[name] = (fg.Sequential([Input(shape=(t, d)), GRU(h)]),
+        models[name] = (fg.Sequential([Input(shape=(t, d)), GRU(h), Dense(h)]),
                         np.random.default_rng(0).standard_normal((b, t, d)).astype(np.float32))
     for _ in range(rounds):
         for name, (model, x) in models.items():

@@ -60,6 +60,9 @@ MR = 8 if _N_REGS >= 32 else 6
 L1_PANEL_BYTES = 16384
 #: bytes of the left operand's (rows, K-block) block kept in L2 while the panels pass over it
 L2_ROWS_BYTES = 131072
+#: from this many rows on (input projections over B*T rows), the left operand's tiles are copied into
+#: k-major order first; below it the copy costs more than it saves (measured: up to 15% at 32 rows)
+A_PACK_ROWS = 512
 
 
 def lanes(itemsize: int) -> int:
@@ -86,7 +89,7 @@ def _no_unroll(module):
 
 
 def _tile_codegen(mr: int, npan: int):
-    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
+    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p*ka] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
     for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k.
 
     Every output element is one chain of fused multiply-adds over p in order, whatever mr and npan:
@@ -95,7 +98,7 @@ def _tile_codegen(mr: int, npan: int):
     """
 
     def codegen(context, builder, sig, args):
-        a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
+        a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
         elem = context.get_data_type(sig.args[0].dtype)
         v = VECTOR_BYTES // context.get_abi_sizeof(elem)
         nr = NV * v
@@ -112,8 +115,8 @@ def _tile_codegen(mr: int, npan: int):
             return ir.Constant(intp, value)
 
         a_base = builder.gep(context.make_array(sig.args[0])(context, builder, a).data, [a0])
-        b_base = builder.gep(context.make_array(sig.args[3])(context, builder, bp).data, [b0])
-        c_base = builder.gep(context.make_array(sig.args[7])(context, builder, c).data, [c0])
+        b_base = builder.gep(context.make_array(sig.args[4])(context, builder, bp).data, [b0])
+        c_base = builder.gep(context.make_array(sig.args[8])(context, builder, c).data, [c0])
         zero = ir.Constant(vty, None)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(mr)]
         splat_mask = ir.Constant(ir.VectorType(i32, v), None)
@@ -122,6 +125,15 @@ def _tile_codegen(mr: int, npan: int):
         # column vector q of the tile: panel q // NV, vector q % NV
         b_cols = [builder.gep(b_base, [builder.add(builder.mul(pstride, const(q // NV)), const((q % NV) * v))])
                   for q in range(nvec)]
+        # the output tile's cache lines are fetched (for writing) while the K loop runs
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        for r in range(mr):
+            for q in range(0, nvec, max(1, 64 // (v * context.get_abi_sizeof(elem)))):
+                line = builder.gep(builder.gep(c_base, [builder.mul(ldc, const(r))]), [const(q * v)])
+                builder.call(prefetch, [builder.bitcast(line, ir.IntType(8).as_pointer()), ir.Constant(i32, 1),
+                                        ir.Constant(i32, 3), ir.Constant(i32, 1)])
         # the K loop, written out so that its back edge can carry "do not unroll": unrolled, the tile's
         # registers spill and every variant's code (and compile time) grows several-fold
         entry = builder.block
@@ -137,7 +149,7 @@ def _tile_codegen(mr: int, npan: int):
         offset = builder.mul(p, const(nr))
         bv = [builder.load(builder.bitcast(builder.gep(col, [offset]), vptr), align=4) for col in b_cols]
         for r in range(mr):
-            x = builder.load(builder.gep(a_rows[r], [p]))
+            x = builder.load(builder.gep(a_rows[r], [builder.mul(p, ka)]))
             xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat_mask)
             for q in range(nvec):
                 slot = accs[r][q]
@@ -150,12 +162,21 @@ def _tile_codegen(mr: int, npan: int):
         whole_tile = builder.icmp_signed(">=", ncols, const(width))
         with builder.if_else(whole_tile, likely=True) as (whole, part):
             with whole:
-                for r in range(mr):
-                    c_row = builder.gep(c_base, [builder.mul(ldc, const(r))])
-                    for q in range(nvec):
-                        cptr = builder.bitcast(builder.gep(c_row, [const(q * v)]), vptr)
-                        old = builder.select(keep, builder.load(cptr, align=4), zero)
-                        builder.store(builder.fadd(builder.load(accs[r][q]), old), cptr, align=4)
+                # (a branch, not a select: loading C when it is not accumulated would miss the cache
+                # on every tile of a large output)
+                c_ptrs = [[builder.bitcast(builder.gep(builder.gep(c_base, [builder.mul(ldc, const(r))]),
+                                                       [const(q * v)]), vptr) for q in range(nvec)]
+                          for r in range(mr)]
+                with builder.if_else(keep) as (add, overwrite):
+                    with add:
+                        for r in range(mr):
+                            for q in range(nvec):
+                                total = builder.fadd(builder.load(accs[r][q]), builder.load(c_ptrs[r][q], align=4))
+                                builder.store(total, c_ptrs[r][q], align=4)
+                    with overwrite:
+                        for r in range(mr):
+                            for q in range(nvec):
+                                builder.store(builder.load(accs[r][q]), c_ptrs[r][q], align=4)
             with part:  # a last, partial panel: the tile through a stack buffer, then ncols per row
                 buf = cgutils.alloca_once(builder, elem, size=mr * width)
                 for r in range(mr):
@@ -176,7 +197,7 @@ def _tile_codegen(mr: int, npan: int):
 
 def _make_tile(mr: int, npan: int):
     @intrinsic
-    def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
+    def tile(typingctx, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
         """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
         accumulate != 0); element offsets from each array's first element, unchecked:
         ``packed_matmul_into`` checks every bound."""
@@ -186,7 +207,7 @@ def _make_tile(mr: int, npan: int):
         if a.dtype not in (types.float32, types.float64):
             return None
         i = types.intp
-        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
+        return types.void(a, i, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
 
     return tile
 
@@ -199,44 +220,44 @@ _t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
 
 
 @register_jitable
-def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     # one branch per (rows, panels) tile up to 5 rows, each an inlined micro-kernel with its tile in registers
     if m == 1:
         if npan == 4:
-            _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_4(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
-            _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_1(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 2:
         if npan == 2:
-            _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t2_2(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
-            _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t2_1(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 3:
-        _t3(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t3(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 4:
-        _t4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t4(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _t5(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t5(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 @register_jitable
-def _tile_mr6(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_mr6(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     if m == 6:
-        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t6(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 @register_jitable
-def _tile_mr8(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_mr8(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     if m == 8:
-        _t8(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t8(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 7:
-        _t7(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t7(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 6:
-        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t6(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 #: the tile dispatch for this CPU's MR (tiles of 1..MR rows, no dead copies to compile)
@@ -322,20 +343,34 @@ def packed_matmul_into(a, up, out):
     full = m - m % MR
     rest = m - full
     step = 4 if rest == 1 else 2 if rest == 2 else 1
+    # with many rows, each row block's full tiles are copied into (tile, k, MR) order first, so that a
+    # tile's per-k loads are MR consecutive elements (one stream) instead of MR rows far apart (from L2)
+    pack_a = m >= A_PACK_ROWS
+    a_tiles = np.empty(min(mc, full) * min(kc, k) if pack_a else 0, a.dtype)
     for k0 in range(0, k, kc):
         kb = min(kc, k - k0)
         for i0 in range(0, full, mc):
             i1 = min(full, i0 + mc)
+            if pack_a:
+                for i in range(i0, i1):
+                    src = a[i]
+                    base = (i - i0) // MR * kb * MR + (i - i0) % MR
+                    for q in range(kb):
+                        a_tiles[base + q * MR] = src[k0 + q]
             for p in range(n_panels):
                 ncols = min(nr, n - p * nr)
                 for i in range(i0, i1, MR):
-                    _tile(MR, 1, a, i * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out, i * ldc + p * nr,
-                          ldc, ncols, k0)
+                    if pack_a:
+                        _tile(MR, 1, a_tiles, (i - i0) * kb, 1, MR, up, p * pstride + k0 * nr, pstride, kb, out,
+                              i * ldc + p * nr, ldc, ncols, k0)
+                    else:
+                        _tile(MR, 1, a, i * lda + k0, lda, 1, up, p * pstride + k0 * nr, pstride, kb, out,
+                              i * ldc + p * nr, ldc, ncols, k0)
         if rest > 0:
             p = 0
             while p < n_panels:
                 npan = step if p + step <= n_panels else 1
                 ncols = min(npan * nr, n - p * nr)
-                _tile(rest, npan, a, full * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                _tile(rest, npan, a, full * lda + k0, lda, 1, up, p * pstride + k0 * nr, pstride, kb, out,
                       full * ldc + p * nr, ldc, ncols, k0)
                 p += npan
