@@ -212,6 +212,32 @@ def _make_tile(mr: int, npan: int):
     return tile
 
 
+@intrinsic
+def _copy_panel_row(typingctx, dst, d0, src, s0):
+    """``dst[d0 : d0+NR] = src[s0 : s0+NR]`` as NV vector moves (no loop, no aliasing check: the
+    packing's inner copy, 16 float32 elements, would cost more in loop set-up than in moves); offsets
+    unchecked, :func:`pack_panels` keeps them in bounds."""
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.dtype == src.dtype
+            and dst.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dst_arr, d_off, src_arr, s_off = args
+        elem = context.get_data_type(sig.args[0].dtype)
+        v = VECTOR_BYTES // context.get_abi_sizeof(elem)
+        vptr = ir.VectorType(elem, v).as_pointer()
+        intp = context.get_value_type(types.intp)
+        d_base = builder.gep(context.make_array(sig.args[0])(context, builder, dst_arr).data, [d_off])
+        s_base = builder.gep(context.make_array(sig.args[2])(context, builder, src_arr).data, [s_off])
+        for q in range(NV):
+            offset = ir.Constant(intp, q * v)
+            value = builder.load(builder.bitcast(builder.gep(s_base, [offset]), vptr), align=4)
+            builder.store(value, builder.bitcast(builder.gep(d_base, [offset]), vptr), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dst, types.intp, src, types.intp), codegen
+
+
 # the tiles: full ones of MR rows (one panel), and the few-row ones over 4 panels (one row) or 2 (two
 # rows), with one-panel versions for the panels left over
 _t1_4, _t1_1, _t2_2, _t2_1 = _make_tile(1, 4), _make_tile(1, 1), _make_tile(2, 2), _make_tile(2, 1)
@@ -271,16 +297,27 @@ def pack_panels(u, up):
     n_panels, _, nr = up.shape
     if up.shape[1] != k or n_panels * nr < n or (n_panels - 1) * nr >= max(n, 1):
         raise ValueError("pack_panels: packed buffer does not match the operand")
-    for p in range(n_panels):
-        lo = p * nr
-        width = min(nr, n - lo)
-        for i in range(k):
-            dst = up[p, i]
-            src = u[i]
-            for j in range(width):
-                dst[j] = src[lo + j]
-            for j in range(width, nr):
-                dst[j] = 0.0
+    if nr != NV * (VECTOR_BYTES // u.itemsize):
+        raise ValueError("pack_panels: panel width does not match the dtype")
+    n_full = n // nr
+    tail = n - n_full * nr
+    # flat indices, no per-row views (a view costs more than copying its 16 elements), and each full
+    # panel row copied by vector moves
+    flat = up.reshape(n_panels * k * nr)
+    src = np.ascontiguousarray(u).reshape(k * n)
+    for i in range(k):
+        row = i * n
+        for p in range(n_full):
+            base = (p * k + i) * nr
+            lo = row + p * nr
+            _copy_panel_row(flat, base, src, lo)
+        if tail > 0:
+            base = (n_full * k + i) * nr
+            lo = row + n_full * nr
+            for j in range(tail):
+                flat[base + j] = src[lo + j]
+            for j in range(tail, nr):
+                flat[base + j] = 0.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
