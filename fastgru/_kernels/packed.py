@@ -383,7 +383,8 @@ def packed_matmul_into(a, up, out):
     # with many rows, each row block's full tiles are copied into (tile, k, MR) order first, so that a
     # tile's per-k loads are MR consecutive elements (one stream) instead of MR rows far apart (from L2)
     pack_a = m >= A_PACK_ROWS
-    a_tiles = np.empty(min(mc, full) * min(kc, k) if pack_a else 0, a.dtype)
+    # (no allocation below that: the time loops call this at every step; an empty view instead)
+    a_tiles = np.empty(min(mc, full) * min(kc, k), a.dtype) if pack_a else up.reshape(n_panels * k * nr)[0:0]
     for k0 in range(0, k, kc):
         kb = min(kc, k - k0)
         for i0 in range(0, full, mc):
