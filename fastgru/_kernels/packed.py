@@ -75,12 +75,6 @@ def panel_width(dtype) -> int:
     return NV * lanes(np.dtype(dtype).itemsize)
 
 
-def panels_per_tile(mr: int) -> int:
-    """Panels one tile of ``mr`` rows covers: enough independent accumulators (>= 8 vectors) to hide
-    the FMA latency when the rows are few (one sequence: a (1, K) row against 4 panels at once)."""
-    return 4 if mr == 1 else 2 if mr == 2 else 1
-
-
 def _no_unroll(module):
     """Loop metadata ``!{self, !{"llvm.loop.unroll.disable"}}`` (a loop ID refers to itself)."""
     loop_id = module.add_metadata([module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])])
@@ -379,6 +373,8 @@ def packed_matmul_into(a, up, out):
     mc = max(MR, L2_ROWS_BYTES // (kc * isz) // MR * MR)
     full = m - m % MR
     rest = m - full
+    # the last rows' tile covers several panels when the rows are few: enough independent accumulators
+    # (>= 8 vectors) to hide the FMA latency (one sequence: a (1, K) row against 4 panels at once)
     step = 4 if rest == 1 else 2 if rest == 2 else 1
     # with many rows, each row block's full tiles are copied into (tile, k, MR) order first, so that a
     # tile's per-k loads are MR consecutive elements (one stream) instead of MR rows far apart (from L2)
