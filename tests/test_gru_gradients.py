@@ -334,9 +334,7 @@ def test_training_memory(rng):
         enabled = _nrt_python.memsys_stats_enabled()
         _nrt_python.memsys_enable_stats()
         try:
-            # 80 and 160 steps: every input projection (640 rows or more, also per chunk of 8 sequences
-            # with 2 threads) takes the same path (from 512 rows on, the packed product copies its left
-            # operand's tiles once per call), so any difference is an allocation per step
+            # 80 and 160 steps (any difference is an allocation per step)
             for steps in (80, 160):
                 step(steps)  # warm
                 before = rtsys.get_allocation_stats().alloc

@@ -60,9 +60,6 @@ MR = 8 if _N_REGS >= 32 else 6
 L1_PANEL_BYTES = 16384
 #: bytes of the left operand's (rows, K-block) block kept in L2 while the panels pass over it
 L2_ROWS_BYTES = 131072
-#: from this many rows on (input projections over B*T rows), the left operand's tiles are copied into
-#: k-major order first; below it the copy costs more than it saves (measured: up to 15% at 32 rows)
-A_PACK_ROWS = 512
 
 
 def lanes(itemsize: int) -> int:
@@ -83,7 +80,7 @@ def _no_unroll(module):
 
 
 def _tile_codegen(mr: int, npan: int):
-    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p*ka] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
+    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
     for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k.
 
     Every output element is one chain of fused multiply-adds over p in order, whatever mr and npan:
@@ -92,7 +89,7 @@ def _tile_codegen(mr: int, npan: int):
     """
 
     def codegen(context, builder, sig, args):
-        a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
+        a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
         elem = context.get_data_type(sig.args[0].dtype)
         v = VECTOR_BYTES // context.get_abi_sizeof(elem)
         nr = NV * v
@@ -109,8 +106,8 @@ def _tile_codegen(mr: int, npan: int):
             return ir.Constant(intp, value)
 
         a_base = builder.gep(context.make_array(sig.args[0])(context, builder, a).data, [a0])
-        b_base = builder.gep(context.make_array(sig.args[4])(context, builder, bp).data, [b0])
-        c_base = builder.gep(context.make_array(sig.args[8])(context, builder, c).data, [c0])
+        b_base = builder.gep(context.make_array(sig.args[3])(context, builder, bp).data, [b0])
+        c_base = builder.gep(context.make_array(sig.args[7])(context, builder, c).data, [c0])
         zero = ir.Constant(vty, None)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(mr)]
         splat_mask = ir.Constant(ir.VectorType(i32, v), None)
@@ -143,7 +140,7 @@ def _tile_codegen(mr: int, npan: int):
         offset = builder.mul(p, const(nr))
         bv = [builder.load(builder.bitcast(builder.gep(col, [offset]), vptr), align=4) for col in b_cols]
         for r in range(mr):
-            x = builder.load(builder.gep(a_rows[r], [builder.mul(p, ka)]))
+            x = builder.load(builder.gep(a_rows[r], [p]))
             xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat_mask)
             for q in range(nvec):
                 slot = accs[r][q]
@@ -191,7 +188,7 @@ def _tile_codegen(mr: int, npan: int):
 
 def _make_tile(mr: int, npan: int):
     @intrinsic
-    def tile(typingctx, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
+    def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
         """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
         accumulate != 0); element offsets from each array's first element, unchecked:
         ``packed_matmul_into`` checks every bound."""
@@ -201,7 +198,7 @@ def _make_tile(mr: int, npan: int):
         if a.dtype not in (types.float32, types.float64):
             return None
         i = types.intp
-        return types.void(a, i, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
+        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
 
     return tile
 
@@ -240,44 +237,44 @@ _t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
 
 
 @register_jitable
-def _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     # one branch per (rows, panels) tile up to 5 rows, each an inlined micro-kernel with its tile in registers
     if m == 1:
         if npan == 4:
-            _t1_4(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
-            _t1_1(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 2:
         if npan == 2:
-            _t2_2(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
-            _t2_1(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 3:
-        _t3(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t3(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 4:
-        _t4(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _t5(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t5(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 @register_jitable
-def _tile_mr6(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_mr6(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     if m == 6:
-        _t6(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 @register_jitable
-def _tile_mr8(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_mr8(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     if m == 8:
-        _t8(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t8(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 7:
-        _t7(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t7(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 6:
-        _t6(a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     else:
-        _tile_few(m, npan, a, a0, lda, ka, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 #: the tile dispatch for this CPU's MR (tiles of 1..MR rows, no dead copies to compile)
@@ -314,9 +311,13 @@ def pack_panels(u, up):
                 flat[base + j] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@register_jitable
 def pack(u):
-    """``u (K, N)`` packed into panels for :func:`packed_matmul_into`: a new ``(P, K, NR)`` array."""
+    """``u (K, N)`` packed into panels for :func:`packed_matmul_into`: a new ``(P, K, NR)`` array.
+
+    ``register_jitable`` (compiled into its callers, and plain Python when called from Python), like
+    :func:`pack_stack`: a dispatcher of its own would add a compile and a cache load to the first call
+    of every process (cold start: the LSTM model's reached 10.0 s with both)."""
     k, n = u.shape
     nr = NV * (VECTOR_BYTES // u.itemsize)
     up = np.empty(((n + nr - 1) // nr, k, nr), u.dtype)
@@ -324,7 +325,7 @@ def pack(u):
     return up
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@register_jitable
 def pack_stack(u3):
     """``u3 (G, K, N)``, G operands (one per gate), packed: a new ``(G, P, K, NR)`` array."""
     g, k, n = u3.shape
@@ -376,35 +377,20 @@ def packed_matmul_into(a, up, out):
     # the last rows' tile covers several panels when the rows are few: enough independent accumulators
     # (>= 8 vectors) to hide the FMA latency (one sequence: a (1, K) row against 4 panels at once)
     step = 4 if rest == 1 else 2 if rest == 2 else 1
-    # with many rows, each row block's full tiles are copied into (tile, k, MR) order first, so that a
-    # tile's per-k loads are MR consecutive elements (one stream) instead of MR rows far apart (from L2)
-    pack_a = m >= A_PACK_ROWS
-    # (no allocation below that: the time loops call this at every step; an empty view instead)
-    a_tiles = np.empty(min(mc, full) * min(kc, k), a.dtype) if pack_a else up.reshape(n_panels * k * nr)[0:0]
     for k0 in range(0, k, kc):
         kb = min(kc, k - k0)
         for i0 in range(0, full, mc):
             i1 = min(full, i0 + mc)
-            if pack_a:
-                for i in range(i0, i1):
-                    src = a[i]
-                    base = (i - i0) // MR * kb * MR + (i - i0) % MR
-                    for q in range(kb):
-                        a_tiles[base + q * MR] = src[k0 + q]
             for p in range(n_panels):
                 ncols = min(nr, n - p * nr)
                 for i in range(i0, i1, MR):
-                    if pack_a:
-                        _tile(MR, 1, a_tiles, (i - i0) * kb, 1, MR, up, p * pstride + k0 * nr, pstride, kb, out,
-                              i * ldc + p * nr, ldc, ncols, k0)
-                    else:
-                        _tile(MR, 1, a, i * lda + k0, lda, 1, up, p * pstride + k0 * nr, pstride, kb, out,
-                              i * ldc + p * nr, ldc, ncols, k0)
+                    _tile(MR, 1, a, i * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                          i * ldc + p * nr, ldc, ncols, k0)
         if rest > 0:
             p = 0
             while p < n_panels:
                 npan = step if p + step <= n_panels else 1
                 ncols = min(npan * nr, n - p * nr)
-                _tile(rest, npan, a, full * lda + k0, lda, 1, up, p * pstride + k0 * nr, pstride, kb, out,
+                _tile(rest, npan, a, full * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
                       full * ldc + p * nr, ldc, ncols, k0)
                 p += npan
