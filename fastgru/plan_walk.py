@@ -17,6 +17,21 @@ from .graph import (
 )
 
 
+def _step_inputs(step, vals: list, msk: list):
+    """A step's input(s) and mask(s) from the slots (``run`` and ``forward`` alike): one value or a list
+    (``step.list_args``), the masks None when none is set, explicit ``mask=`` arguments applied."""
+    if step.list_args:
+        x = [vals[s] for s in step.args]
+        m = [msk[s] for s in step.args]
+        m = None if all(v is None for v in m) else m
+    else:
+        x = vals[step.args[0]]
+        m = msk[step.args[0]]
+    if step.masks is not None:
+        m = _explicit_masks(step, vals, m)
+    return x, m
+
+
 def _runtime_masks(step, m, dropped: set):
     """The masks a layer with ``drops_input_masks`` sees: None for a tensor whose mask an earlier such layer
     removed."""
@@ -115,15 +130,7 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
         msk[s] = None if masks is None else masks[i]
     for step in model._steps:
         layer = step.layer
-        if step.list_args:
-            x = [vals[s] for s in step.args]
-            m = [msk[s] for s in step.args]
-            m = None if all(v is None for v in m) else m
-        else:
-            x = vals[step.args[0]]
-            m = msk[step.args[0]]
-        if step.masks is not None:
-            m = _explicit_masks(step, vals, m)
+        x, m = _step_inputs(step, vals, msk)
         kind = step.kind
         if kind == "layer":
             drops = getattr(layer, "drops_input_masks", False)
@@ -177,15 +184,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     tape = _Tape()
     for index, step in enumerate(model._steps):
         layer = step.layer
-        if step.list_args:
-            x = [vals[s] for s in step.args]
-            m = [msk[s] for s in step.args]
-            m = None if all(v is None for v in m) else m
-        else:
-            x = vals[step.args[0]]
-            m = msk[step.args[0]]
-        if step.masks is not None:
-            m = _explicit_masks(step, vals, m)
+        x, m = _step_inputs(step, vals, msk)
         kind = step.kind
         logits_out = False
         if kind == "layer":
