@@ -361,3 +361,25 @@ def test_training_memory(rng):
     weight_sized = (fg.get_num_threads() + 4) * (d + h) * 3 * h  # U^T, partial and summed gradients
     bound = s * (per_step + weight_sized) + 64 * 1024
     assert peak <= bound, (peak, bound)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_float32_one_pass_gates_gradients_match_float64(rng, go_backwards):
+    """The float32 training forward with Keras's default gates saves them from its one-pass loop
+    (vector body and remainder: H=37); the gradients it leads to match float64's, masked steps included."""
+    bsz, steps, d, h = 5, 7, 4, 37
+    x = rng.standard_normal((bsz, steps, d))
+    w, u = rng.standard_normal((d, 3 * h)) * 0.3, rng.standard_normal((h, 3 * h)) * 0.2
+    b = rng.standard_normal((2, 3 * h)) * 0.3
+    h0 = rng.standard_normal((bsz, h)) * 0.5
+    mask = rng.random((bsz, steps)) > 0.3
+    mask[0, -2:] = False
+    mask[1, :2] = False
+    c = rng.standard_normal((bsz, steps, h))
+    opts = dict(mask=mask, return_sequences=True, go_backwards=go_backwards)
+    g64 = ops.gru_backward(x, w, u, b, d_outputs=c, h0=h0, **opts)
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    g32 = ops.gru_backward(f32(x), f32(w), f32(u), f32(b), d_outputs=f32(c), h0=f32(h0), **opts)
+    for p, q in zip(g64, g32):
+        assert q.dtype == np.float32
+        np.testing.assert_allclose(q, p, rtol=1e-4, atol=2e-5)

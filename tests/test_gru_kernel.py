@@ -119,3 +119,32 @@ def test_random_shapes_property(bsz, steps, d, h, reset_after, go_backwards, see
     mask = rng.random((bsz, steps)) > 0.3
     check(rng, bsz, steps, d, h, reset_after=reset_after, go_backwards=go_backwards, mask=mask,
           return_sequences=True)
+
+
+@pytest.mark.parametrize(
+    "go_backwards,return_sequences,masked,zero_output", list(itertools.product([False, True], repeat=4))
+)
+def test_float32_default_activations_one_pass_loop(rng, go_backwards, return_sequences, masked, zero_output):
+    """float32 with Keras's default gates (reset_after, tanh, sigmoid) takes the one-pass gate loop.
+    H=37 gives that loop a vector body and a remainder at 8 and at 16 lanes. Inference and the
+    training forward (which also saves the gates) agree bit for bit, and both match the float64
+    computation (the general gate path, exact tanh and sigmoid), masked steps included."""
+    bsz, steps, d, h = 6, 9, 5, 37
+    w, u, b = make_weights(rng, d, h, True, scale=0.3)
+    x = rng.standard_normal((bsz, steps, d)).astype(np.float32)
+    h0 = (rng.standard_normal((bsz, h)) * 0.5).astype(np.float32)
+    mask = None
+    if masked:
+        mask = rng.random((bsz, steps)) > 0.35
+        mask[0, -2:] = False
+        mask[1, :2] = False
+    opts = dict(go_backwards=go_backwards, return_sequences=return_sequences, mask=mask,
+                zero_output_for_mask=zero_output)
+    out, h_last = fg.ops.gru_forward(x, w, u, b, h0=h0, **opts)
+    out_t, h_last_t, _ = fg.ops.gru_forward_train(x, w, u, b, h0=h0, **opts)
+    np.testing.assert_array_equal(out, out_t)
+    np.testing.assert_array_equal(h_last, h_last_t)
+    f64 = [a.astype(np.float64) for a in (x, w, u, b, h0)]
+    ref_out, ref_h = fg.ops.gru_forward(*f64[:4], h0=f64[4], **opts)
+    np.testing.assert_allclose(out, ref_out, atol=3e-6, rtol=1e-5)
+    np.testing.assert_allclose(h_last, ref_h, atol=3e-6, rtol=1e-5)

@@ -195,3 +195,34 @@ def test_bad_arguments_raise_clear_errors(rng):
     cache.backward()
     with pytest.raises(RuntimeError, match="already used"):
         cache.backward()
+
+
+@pytest.mark.parametrize("go_backwards,return_sequences,masked,zero_output",
+                         list(itertools.product([False, True], repeat=4)))
+def test_float32_default_activations_one_pass_loop(rng, go_backwards, return_sequences, masked, zero_output):
+    """float32 with Keras's default activations (tanh, sigmoid) takes the one-pass gate loop. H=37 gives
+    that loop a vector body and a remainder at 8 and at 16 lanes. Inference and the training forward
+    (which also saves the gates) agree bit for bit, both match the float64 computation (the general
+    gate path, exact tanh and sigmoid), and so do the gradients, masked steps included."""
+    bsz, steps, d, h = 6, 9, 5, 37
+    x = rng.standard_normal((bsz, steps, d))
+    w, u = rng.standard_normal((d, 4 * h)) * 0.3, rng.standard_normal((h, 4 * h)) * 0.2
+    b = rng.standard_normal(4 * h) * 0.3
+    h0, c0 = rng.standard_normal((bsz, h)) * 0.5, rng.standard_normal((bsz, h)) * 0.5
+    mask = sequence_mask(rng, bsz, steps) if masked else None
+    opts = dict(go_backwards=go_backwards, return_sequences=return_sequences, mask=mask,
+                zero_output_for_mask=zero_output)
+    f32 = [a.astype(np.float32) for a in (x, w, u, b, h0, c0)]
+    got = ops.lstm_forward(*f32[:4], h0=f32[4], c0=f32[5], **opts)
+    got_train = ops.lstm_forward_train(*f32[:4], h0=f32[4], c0=f32[5], **opts)
+    expected = ops.lstm_forward(x, w, u, b, h0=h0, c0=c0, **opts)
+    for g, t, e in zip(got, got_train[:3], expected):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, t)
+        np.testing.assert_allclose(g, e, atol=3e-6, rtol=1e-5)
+    d_out = rng.standard_normal(got[0].shape)
+    g64 = ops.lstm_backward(x, w, u, b, d_outputs=d_out, h0=h0, c0=c0, **opts)
+    g32 = got_train[3].backward(d_out.astype(np.float32), None, None)
+    for p, q in zip(g64, g32):
+        assert q.dtype == np.float32
+        np.testing.assert_allclose(q, p, rtol=1e-4, atol=2e-5)

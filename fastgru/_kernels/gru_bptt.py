@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import derivative_from_output
+from .activations import ONE_F32, derivative_from_output
 from .linalg import gemm
 from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
@@ -136,7 +136,7 @@ def gru_backward_slice(
                 g = dhrow[j] + gout[j]
                 z = srow[j]
                 vz[j] = g * (srow[4 * hdim + j] - srow[h2 + j])
-                vh[j] = g * (1.0 - z)
+                vh[j] = g * (ONE_F32 - z)
                 dhrow[j] = g * z
             derivative_from_output(ract, srow[0:hdim], vz)
             derivative_from_output(act, srow[h2:h3], vh)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import activate_inplace
+from .activations import ONE_F32, activate_inplace
 from .gru import gru_forward_slice
 from .packed import pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
@@ -102,7 +102,7 @@ def gru_forward_rdrop_slice(
                 continue
             orow = out[b, oi]
             for j in range(hdim):
-                hn = zg[j] * hrow[j] + (1.0 - zg[j]) * hh[j]
+                hn = zg[j] * hrow[j] + (ONE_F32 - zg[j]) * hh[j]
                 hrow[j] = hn
                 orow[j] = hn
     copy_rows(h, 0, h_last, b0, nb)

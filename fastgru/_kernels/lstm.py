@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import activate_inplace
+from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace, sigmoid_rational, tanh_rational
 from .gru import project_inputs
 from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
@@ -33,7 +33,7 @@ from .rnn_common import copy_rows, masked_step_output, project_train_slice
 N_SAVED = 7
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def lstm_forward_slice(
     xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
     zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
@@ -62,9 +62,13 @@ def lstm_forward_slice(
     rec1 = np.empty((nb if use_rmask else 0, hdim), dt)
     gates = np.empty(h4, dt)
     tc = np.empty(hdim, dt)
+    cnew = np.empty(hdim, dt)
+    hnew = np.empty(hdim, dt)
     # the step products' right operands, packed once for the whole loop
     up = pack(u)
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
+    # Keras's default activations in float32: all of a row's gate math in one pass
+    fused = act == FAST_TANH and ract == FAST_SIGMOID
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -80,6 +84,65 @@ def lstm_forward_slice(
                         rec[bb, gi * hdim + j] = rec1[bb, j]
         else:
             packed_matmul_into(h, up, rec)
+        if fused:
+            # each j loop free of branches and calls, so that LLVM vectorises it (as the GRU's)
+            for bb in range(nb):
+                b = b0 + bb
+                live = not (use_mask and mask[b, t] == 0)
+                if not live and not save:
+                    masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
+                    continue
+                xrow = xp[b, t]
+                rrow = rec[bb]
+                hrow = h[bb]
+                crow = c[bb]
+                if not save:
+                    orow = out[b, oi]
+                    for j in range(hdim):
+                        ig = sigmoid_rational(xrow[j] + rrow[j])
+                        fg = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j])
+                        gg = tanh_rational(xrow[h2 + j] + rrow[h2 + j])
+                        og = sigmoid_rational(xrow[h3 + j] + rrow[h3 + j])
+                        cn = fg * crow[j] + ig * gg
+                        hn = og * tanh_rational(cn)
+                        crow[j] = cn
+                        hrow[j] = hn
+                        orow[j] = hn
+                    continue
+                # saving: the input row may be the saved row itself (its columns 0:4H), so the gates
+                # and the new states go to temporaries first (the same expressions as above, so the
+                # same roundings), c_prev and h_prev straight to their columns 5H:7H (never read)
+                for j in range(hdim):
+                    ig = sigmoid_rational(xrow[j] + rrow[j])
+                    fg = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j])
+                    gg = tanh_rational(xrow[h2 + j] + rrow[h2 + j])
+                    og = sigmoid_rational(xrow[h3 + j] + rrow[h3 + j])
+                    cn = fg * crow[j] + ig * gg
+                    tcj = tanh_rational(cn)
+                    hnew[j] = og * tcj
+                    cnew[j] = cn
+                    tc[j] = tcj
+                    gates[j] = ig
+                    gates[hdim + j] = fg
+                    gates[h2 + j] = gg
+                    gates[h3 + j] = og
+                    saved[b, t, 5 * hdim + j] = crow[j]
+                    saved[b, t, 6 * hdim + j] = hrow[j]
+                srow = saved[b, t]
+                for j in range(h4):
+                    srow[j] = gates[j]
+                if live:
+                    orow = out[b, oi]
+                    for j in range(hdim):
+                        srow[h4 + j] = tc[j]
+                        crow[j] = cnew[j]
+                        hrow[j] = hnew[j]
+                        orow[j] = hnew[j]
+                else:
+                    for j in range(hdim):
+                        srow[h4 + j] = 0.0
+                    masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
+            continue
         for bb in range(nb):
             b = b0 + bb
             xrow = xp[b, t]
