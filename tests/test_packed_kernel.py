@@ -65,6 +65,33 @@ def test_a_rows_result_does_not_depend_on_the_rows_beside_it(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_many_rows_take_row_blocks_outermost_with_the_same_sums(dtype):
+    """A product with many rows (an input projection) whose K block of panels fits in L2 runs its row
+    blocks outermost: same results as NumPy, and each row bit-identical to that row computed alone
+    (its sums over the same K blocks in the same order), strided output included."""
+    rng = np.random.default_rng(5)
+    m, k, n = 701, 300, 70
+    nr = packed.panel_width(dtype)
+    isz = np.dtype(dtype).itemsize
+    kc = max(16, packed.L1_PANEL_BYTES // (nr * isz))
+    mc = max(packed.MR, packed.L2_ROWS_BYTES // (kc * isz) // packed.MR * packed.MR)
+    assert k > kc and m - m % packed.MR > mc, "several K blocks and several row blocks"
+    assert min(k, kc) * -(-n // nr) * nr * isz <= packed.L2_BYTES // 2, "the row-blocks-outer order is taken"
+    a = rng.standard_normal((m, k)).astype(dtype)
+    u = rng.standard_normal((k, n)).astype(dtype)
+    up = packed.pack(u)
+    wide = np.full((m, n + 5), 3.0, dtype)
+    packed.packed_matmul_into(a, up, wide[:, 2:2 + n])
+    out = wide[:, 2:2 + n]
+    np.testing.assert_allclose(out, a.astype(np.float64) @ u.astype(np.float64), **_tol(dtype))
+    assert np.all(wide[:, :2] == 3.0) and np.all(wide[:, 2 + n:] == 3.0)
+    for i in (0, 1, mc - 1, mc, m // 2, m - 2, m - 1):
+        alone = np.empty((1, n), dtype)
+        packed.packed_matmul_into(a[i:i + 1], up, alone)
+        np.testing.assert_array_equal(out[i], alone[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_row_blocks_are_read_and_written_in_place(dtype):
     """a and out may be column blocks of wider buffers (the projection writes into the saved buffer);
     nothing outside the block is touched."""
