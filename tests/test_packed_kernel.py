@@ -139,6 +139,12 @@ OTHER_LAYOUT = textwrap.dedent("""
                 packed.packed_matmul_into(a, up, out)
                 tol = 2e-5 if dtype == np.float32 else 1e-12
                 np.testing.assert_allclose(out, a.astype(np.float64) @ u, rtol=tol, atol=tol)
+    # many rows (an input projection): the row-blocks-outer order
+    a = rng.standard_normal((701, 300)).astype(np.float32)
+    u = rng.standard_normal((300, 70)).astype(np.float32)
+    out = np.empty((701, 70), np.float32)
+    packed.packed_matmul_into(a, packed.pack(u), out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ u, rtol=2e-5, atol=2e-5)
     # a GRU through the kernels (float64): forward against the NumPy reference, gradients against
     # central differences
     from tests.reference import reference_gru

@@ -51,7 +51,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import ONE_F32, derivative_from_output
+from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
+from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
@@ -73,6 +74,7 @@ def gru_backward_slice(
     the outputs, indexed like the outputs (processing order). dh_last (B, H) gradient of the final
     state. mask (B, T) uint8 (read when use_mask). dh0 (B, H) receives the gradient of h0.
     """
+    fp_mode = flush_denormals()  # vanishing gradients: no slow subnormal arithmetic (fpmode.py)
     steps = saved.shape[1]
     hdim = dh_last.shape[1]
     nb = b1 - b0
@@ -96,6 +98,7 @@ def gru_backward_slice(
     copy_rows(dh_last, b0, dh, 0, nb)
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
+    one_pass = reset_after and not use_rmask and act == FAST_TANH and ract == FAST_SIGMOID
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         # pass 1: output gradient, interpolation, z and the candidate (and r when reset_after)
@@ -131,6 +134,28 @@ def gru_backward_slice(
                         srow[h3 + j] = 0.0
                 continue
             dhrow = dh[bb]
+            if one_pass:
+                # the gate gradients element by element in one vectorised loop (float32, Keras's
+                # default activations, reset_after, no recurrent dropout): the same formulas as below
+                for j in range(hdim):
+                    crow[j] = 0.0
+                    g = dhrow[j] + gout[j]
+                    z = srow[j]
+                    r = srow[hdim + j]
+                    hh = srow[h2 + j]
+                    daz = g * (srow[4 * hdim + j] - hh) * (z * (ONE_F32 - z))
+                    dah = g * (ONE_F32 - z) * (ONE_F32 - hh * hh)
+                    dar = dah * srow[h3 + j] * (r * (ONE_F32 - r))
+                    dq = dah * r
+                    dhrow[j] = g * z
+                    vz[j] = daz
+                    vr[j] = dar
+                    vh[j] = dq
+                    srow[j] = daz
+                    srow[hdim + j] = dar
+                    srow[h2 + j] = dah
+                    srow[h3 + j] = dq
+                continue
             for j in range(hdim):
                 crow[j] = 0.0
                 g = dhrow[j] + gout[j]
@@ -193,6 +218,7 @@ def gru_backward_slice(
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
     copy_rows(dh, 0, dh0, b0, nb)
+    restore_fp_mode(fp_mode)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

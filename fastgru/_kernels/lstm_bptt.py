@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import derivative_from_output
+from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
+from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
@@ -45,6 +46,7 @@ def lstm_backward_slice(
     order; dh_last, dc_last (B, H) gradients of the final states; mask (B, T) uint8; dh0, dc0 (B, H)
     receive the gradients of the initial states.
     """
+    fp_mode = flush_denormals()  # vanishing gradients: no slow subnormal arithmetic (fpmode.py)
     steps = saved.shape[1]
     hdim = dh_last.shape[1]
     nb = b1 - b0
@@ -67,6 +69,7 @@ def lstm_backward_slice(
     copy_rows(dc_last, b0, dc, 0, nb)
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
+    one_pass = act == FAST_TANH and ract == FAST_SIGMOID
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         for bb in range(nb):
@@ -85,6 +88,33 @@ def lstm_backward_slice(
                 continue
             dhrow = dh[bb]
             dcrow = dc[bb]
+            if one_pass:
+                # all gate gradients element by element in one vectorised loop (float32, Keras's
+                # default activations): the same formulas as below
+                for j in range(hdim):
+                    crow[j] = 0.0
+                    gh = dhrow[j] + gout[j]
+                    ig = srow[j]
+                    fg = srow[hdim + j]
+                    gg = srow[h2 + j]
+                    og = srow[h3 + j]
+                    tc = srow[h4 + j]
+                    dct = dcrow[j] + gh * og * (ONE_F32 - tc * tc)
+                    dai = dct * gg * (ig * (ONE_F32 - ig))
+                    daf = dct * srow[5 * hdim + j] * (fg * (ONE_F32 - fg))
+                    dag = dct * ig * (ONE_F32 - gg * gg)
+                    dao = gh * tc * (og * (ONE_F32 - og))
+                    dcrow[j] = dct * fg
+                    dhrow[j] = 0.0
+                    grow[j] = dai
+                    grow[hdim + j] = daf
+                    grow[h2 + j] = dag
+                    grow[h3 + j] = dao
+                    srow[j] = dai
+                    srow[hdim + j] = daf
+                    srow[h2 + j] = dag
+                    srow[h3 + j] = dao
+                continue
             vo = grow[h3:h4]
             for j in range(hdim):
                 crow[j] = 0.0
@@ -126,6 +156,7 @@ def lstm_backward_slice(
                     dh[bb, j] += prod[bb, j]
     copy_rows(dh, 0, dh0, b0, nb)
     copy_rows(dc, 0, dc0, b0, nb)
+    restore_fp_mode(fp_mode)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

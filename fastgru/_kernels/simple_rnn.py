@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
+from .fpmode import flush_denormals, restore_fp_mode
 from .gru import project_inputs
 from .linalg import gemm
 from .packed import pack, packed_matmul_into
@@ -143,6 +144,7 @@ def simple_rnn_backward_slice(
     processing order; dh_last (B, H) gradient of the final state; mask (B, T) uint8; dh0 (B, H)
     receives the gradient of the initial state.
     """
+    fp_mode = flush_denormals()  # vanishing gradients: no slow subnormal arithmetic (fpmode.py)
     steps = saved.shape[1]
     hdim = dh_last.shape[1]
     nb = b1 - b0
@@ -191,6 +193,7 @@ def simple_rnn_backward_slice(
                 for j in range(hdim):
                     dh[bb, j] += prod[bb, j]
     copy_rows(dh, 0, dh0, b0, nb)
+    restore_fp_mode(fp_mode)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
