@@ -50,6 +50,18 @@ def project_inputs(x, w, b, out):
                 row[j] += b[j]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY, inline="always")
+def gru_unit(a_z, a_r, x_h, c, h_prev):
+    """One unit of one step with float32 tanh and sigmoid (reset_after), scalars in and out: from the
+    gates' pre-activations ``a_z``, ``a_r``, the candidate's input term ``x_h`` and recurrent term ``c``
+    (before the product with r), returns ``(z, r, candidate, new h)``. Inlined into the time loops'
+    element loops (scalars only, so they stay vectorisable)."""
+    z = sigmoid_rational(a_z)
+    r = sigmoid_rational(a_r)
+    hh = tanh_rational(x_h + r * c)
+    return z, r, hh, z * h_prev + (ONE_F32 - z) * hh
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def gru_forward_slice(
     xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
@@ -99,26 +111,24 @@ def gru_forward_slice(
                 if not save:
                     orow = out[b, oi]
                     for j in range(hdim):
-                        zj = sigmoid_rational(xrow[j] + rrow[j] + b_rec[j])
-                        rj = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j])
-                        hhj = tanh_rational(xrow[h2 + j] + rj * (rrow[h2 + j] + b_rec[h2 + j]))
-                        hn = zj * hrow[j] + (ONE_F32 - zj) * hhj
+                        hn = gru_unit(xrow[j] + rrow[j] + b_rec[j], xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j],
+                                      xrow[h2 + j], rrow[h2 + j] + b_rec[h2 + j], hrow[j])[3]
                         hrow[j] = hn
                         orow[j] = hn
                     continue
                 # saving: the input row may be the saved row itself (its columns 0:3H), so the gates
-                # and the new state go to temporaries first (the same expressions as above, so the
-                # same roundings), h_prev straight to its columns 4H:5H (never read as input)
+                # and the new state go to temporaries first (computed by the same gru_unit as above,
+                # so with the same roundings), h_prev straight to its columns 4H:5H (never read)
                 r = rg[bb]
                 c = rh[bb]
                 hnew = rech[bb]
                 for j in range(hdim):
-                    zj = sigmoid_rational(xrow[j] + rrow[j] + b_rec[j])
-                    rj = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j])
                     cj = rrow[h2 + j] + b_rec[h2 + j]
-                    hhj = tanh_rational(xrow[h2 + j] + rj * cj)
+                    zj, rj, hhj, hn = gru_unit(xrow[j] + rrow[j] + b_rec[j],
+                                               xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j], xrow[h2 + j],
+                                               cj, hrow[j])
                     saved[b, t, 4 * hdim + j] = hrow[j]
-                    hnew[j] = zj * hrow[j] + (ONE_F32 - zj) * hhj
+                    hnew[j] = hn
                     zg[j] = zj
                     r[j] = rj
                     c[j] = cj

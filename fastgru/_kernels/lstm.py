@@ -33,6 +33,19 @@ from .rnn_common import copy_rows, masked_step_output, project_train_slice
 N_SAVED = 7
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY, inline="always")
+def lstm_unit(a_i, a_f, a_g, a_o, c_prev):
+    """One unit of one step with float32 tanh and sigmoid, scalars in and out: from the four gates'
+    pre-activations and ``c_prev``, returns ``(i, f, g, o, c, tanh(c))`` (the new h is ``o * tanh(c)``).
+    Inlined into the time loops' element loops (scalars only, so they stay vectorisable)."""
+    ig = sigmoid_rational(a_i)
+    fg = sigmoid_rational(a_f)
+    gg = tanh_rational(a_g)
+    og = sigmoid_rational(a_o)
+    cn = fg * c_prev + ig * gg
+    return ig, fg, gg, og, cn, tanh_rational(cn)
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def lstm_forward_slice(
     xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
@@ -99,26 +112,21 @@ def lstm_forward_slice(
                 if not save:
                     orow = out[b, oi]
                     for j in range(hdim):
-                        ig = sigmoid_rational(xrow[j] + rrow[j])
-                        fg = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j])
-                        gg = tanh_rational(xrow[h2 + j] + rrow[h2 + j])
-                        og = sigmoid_rational(xrow[h3 + j] + rrow[h3 + j])
-                        cn = fg * crow[j] + ig * gg
-                        hn = og * tanh_rational(cn)
+                        _, _, _, og, cn, tcj = lstm_unit(xrow[j] + rrow[j], xrow[hdim + j] + rrow[hdim + j],
+                                                         xrow[h2 + j] + rrow[h2 + j], xrow[h3 + j] + rrow[h3 + j],
+                                                         crow[j])
+                        hn = og * tcj
                         crow[j] = cn
                         hrow[j] = hn
                         orow[j] = hn
                     continue
                 # saving: the input row may be the saved row itself (its columns 0:4H), so the gates
-                # and the new states go to temporaries first (the same expressions as above, so the
-                # same roundings), c_prev and h_prev straight to their columns 5H:7H (never read)
+                # and the new states go to temporaries first (computed by the same lstm_unit as above,
+                # so with the same roundings), c_prev and h_prev straight to their columns 5H:7H
                 for j in range(hdim):
-                    ig = sigmoid_rational(xrow[j] + rrow[j])
-                    fg = sigmoid_rational(xrow[hdim + j] + rrow[hdim + j])
-                    gg = tanh_rational(xrow[h2 + j] + rrow[h2 + j])
-                    og = sigmoid_rational(xrow[h3 + j] + rrow[h3 + j])
-                    cn = fg * crow[j] + ig * gg
-                    tcj = tanh_rational(cn)
+                    ig, fg, gg, og, cn, tcj = lstm_unit(xrow[j] + rrow[j], xrow[hdim + j] + rrow[hdim + j],
+                                                        xrow[h2 + j] + rrow[h2 + j], xrow[h3 + j] + rrow[h3 + j],
+                                                        crow[j])
                     hnew[j] = og * tcj
                     cnew[j] = cn
                     tc[j] = tcj
