@@ -305,7 +305,7 @@ def test_run_gru_save_matches_training_forward(rng):
     prepared = ops.PreparedGRU(w, u, b, False)
     codes = ops.training_activation_codes("tanh", "sigmoid")
     mask = ops.validate_gru_args(x, w, u, b, h0, sequence_mask(rng), False)[-1]
-    _, _, _, saved = ops.run_gru(x, prepared, h0, mask, *codes, True, True, False, save=True)
+    _, _, saved = ops.run_gru(x, prepared, h0, mask, *codes, True, True, False, save=True)
     _, _, saved_t = ops.run_gru_train(x, prepared, h0, mask, *codes, True, True)
     np.testing.assert_allclose(saved, saved_t, rtol=1e-13, atol=1e-14)
 

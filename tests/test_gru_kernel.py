@@ -148,3 +148,45 @@ def test_float32_default_activations_one_pass_loop(rng, go_backwards, return_seq
     ref_out, ref_h = fg.ops.gru_forward(*f64[:4], h0=f64[4], **opts)
     np.testing.assert_allclose(out, ref_out, atol=3e-6, rtol=1e-5)
     np.testing.assert_allclose(h_last, ref_h, atol=3e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reset_after,go_backwards", list(itertools.product([True, False], repeat=2)))
+def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype, reset_after, go_backwards):
+    """Inference projects the inputs inside the time loop, a block of steps at a time (one product per
+    step when the rows outnumber the block's steps, else one per row). Every block size gives the
+    loop the same projection as one product over all steps, bit for bit: outputs, last state and the
+    saved gates, masked steps included, with the rows split in two slices (two threads' shares)."""
+    from fastgru._kernels.activations import FAST_SIGMOID, FAST_TANH, SIGMOID, TANH
+    from fastgru._kernels.gru import gru_forward_slice
+    from fastgru._kernels.rnn_common import project_train_slice
+
+    for bsz, steps, d, h in ((5, 23, 4, 7), (20, 9, 3, 5)):
+        x = rng.standard_normal((bsz, steps, d)).astype(dtype)
+        w, u_full, b = make_weights(rng, d, h, True, scale=0.5)
+        w, u_full = w.astype(dtype), u_full.astype(dtype)
+        b_in = b[0].astype(dtype)
+        if reset_after:
+            u, u_h, b_rec = u_full, np.zeros((0, 0), dtype), b[1].astype(dtype)
+        else:
+            u, u_h = np.ascontiguousarray(u_full[:, :2 * h]), np.ascontiguousarray(u_full[:, 2 * h:])
+            b_rec = np.zeros(3 * h, dtype)
+        h0 = rng.standard_normal((bsz, h)).astype(dtype)
+        mask = (rng.random((bsz, steps)) > 0.3).astype(np.uint8)
+        act, ract = (FAST_TANH, FAST_SIGMOID) if dtype == np.float32 else (TANH, SIGMOID)
+        xp = np.empty((bsz, steps, 3 * h), dtype)
+        project_train_slice(x, w, b_in, np.zeros((0, 0, 0), dtype), 0, xp, 0, bsz)  # all steps at once
+        results = []
+        for block in (0, 1, 2, 3, 7, steps):
+            out = np.zeros((bsz, steps, h), dtype)
+            h_last = np.empty((bsz, h), dtype)
+            saved = np.zeros((bsz, steps, 5 * h), dtype)
+            given_xp = xp if block == 0 else np.empty((0, 0, 0), dtype)
+            for b0, b1 in ((0, 2), (2, bsz)):
+                gru_forward_slice(given_xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, True, act, ract, reset_after,
+                                  go_backwards, True, False, out, h_last, saved, True, b0, b1)
+            results.append((out, h_last, saved))
+        assert np.isfinite(results[0][0]).all() and np.abs(results[0][0]).max() > 0
+        for other in results[1:]:
+            for expected, got in zip(results[0], other):
+                np.testing.assert_array_equal(got, expected)

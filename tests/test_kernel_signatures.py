@@ -44,4 +44,4 @@ def test_no_kernel_is_compiled_for_a_literal_argument():
             assert not any("Literal" in str(arg) for arg in signature), f"{name} compiled for {signature}"
     for cell in ("gru", "lstm", "simple_rnn"):
         assert {f"{cell}_forward_slice", f"{cell}_backward_slice", f"{cell}_grads_slice"} <= checked
-    assert {"project_inputs", "project_train_slice", "gru_forward_rdrop_slice"} <= checked
+    assert {"project_block", "project_train_slice", "gru_forward_rdrop_slice"} <= checked

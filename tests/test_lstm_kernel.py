@@ -226,3 +226,40 @@ def test_float32_default_activations_one_pass_loop(rng, go_backwards, return_seq
     for p, q in zip(g64, g32):
         assert q.dtype == np.float32
         np.testing.assert_allclose(q, p, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype, go_backwards):
+    """Inference projects the inputs inside the time loop a block of steps at a time (as the GRU's);
+    every block size gives the same outputs, states and saved gates bit for bit as one projection
+    over all steps, masked steps included, the rows split in two slices."""
+    from fastgru._kernels.activations import FAST_SIGMOID, FAST_TANH, SIGMOID, TANH
+    from fastgru._kernels.lstm import lstm_forward_slice
+    from fastgru._kernels.rnn_common import project_train_slice
+
+    empty3 = np.zeros((0, 0, 0), dtype)
+    for bsz, steps, d, h in ((5, 23, 4, 7), (20, 9, 3, 5)):
+        x = rng.standard_normal((bsz, steps, d)).astype(dtype)
+        w = (rng.standard_normal((d, 4 * h)) * 0.5).astype(dtype)
+        u = (rng.standard_normal((h, 4 * h)) * 0.5).astype(dtype)
+        b = rng.standard_normal(4 * h).astype(dtype)
+        h0, c0 = (rng.standard_normal((bsz, h)).astype(dtype) for _ in range(2))
+        mask = (rng.random((bsz, steps)) > 0.3).astype(np.uint8)
+        act, ract = (FAST_TANH, FAST_SIGMOID) if dtype == np.float32 else (TANH, SIGMOID)
+        xp = np.empty((bsz, steps, 4 * h), dtype)
+        project_train_slice(x, w, b, empty3, 0, xp, 0, bsz)  # all steps at once
+        results = []
+        for block in (0, 1, 2, 3, 7, steps):
+            out = np.zeros((bsz, steps, h), dtype)
+            h_last, c_last = np.empty((bsz, h), dtype), np.empty((bsz, h), dtype)
+            saved = np.zeros((bsz, steps, 7 * h), dtype)
+            given_xp = xp if block == 0 else empty3
+            for b0, b1 in ((0, 2), (2, bsz)):
+                lstm_forward_slice(given_xp, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, True, act, ract,
+                                   go_backwards, True, False, out, h_last, c_last, saved, True, b0, b1)
+            results.append((out, h_last, c_last, saved))
+        assert np.isfinite(results[0][0]).all() and np.abs(results[0][0]).max() > 0
+        for other in results[1:]:
+            for expected, got in zip(results[0], other):
+                np.testing.assert_array_equal(got, expected)

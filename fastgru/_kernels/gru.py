@@ -2,8 +2,11 @@
 
 Shapes: B batch, T steps, D features, H units; gate order z, r, h (Keras's layout).
 
-``xp`` (B, T, 3H) holds the hoisted input projection ``x @ W + b_input`` for all steps (one GEMM,
-see :func:`project_inputs`). The time loop then does, per step, one recurrent product and one fused
+The input projection ``x @ W + b_input`` is hoisted out of the recurrence: for training, one product
+over all steps (``xp`` (B, T, 3H), ``rnn_common.project_train_slice``);
+for inference, inside the time loop a block of steps at a time (``rnn_common.project_block``, blocks
+that stay in L2, the same values bit for bit), so that the (B, T, 3H) projection is never written to
+and read back from memory. The time loop then does, per step, one recurrent product and one fused
 pass of gate math over the (rows, H) tile, writing into preallocated buffers only.
 
 Batch rows are independent for the whole sequence, so each thread takes a contiguous slice of rows
@@ -29,25 +32,10 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace, sigmoid_rational, tanh_rational
 from .packed import pack, packed_matmul_into
-from .rnn_common import copy_rows, masked_step_output
+from .rnn_common import copy_rows, masked_step_output, project_block, projection_block_steps
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def project_inputs(x, w, b, out):
-    """``out (B, T, 3H) = x (B, T, D) @ w (D, 3H) + b (3H,)`` as one product (the packed micro-kernel:
-    each row's sums in one fixed order, whatever the rows beside it)."""
-    bsz, steps, d = x.shape
-    n = w.shape[1]
-    out2 = out.reshape(bsz * steps, n)
-    packed_matmul_into(x.reshape(bsz * steps, d), pack(w), out2)
-    if b.shape[0] > 0:
-        for i in range(bsz * steps):
-            row = out2[i]
-            for j in range(n):
-                row[j] += b[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY, inline="always")
@@ -64,21 +52,25 @@ def gru_unit(a_z, a_r, x_h, c, h_prev):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def gru_forward_slice(
-    xp, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+    xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
     return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
-    xp (B, T, 3H); u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
+    The input projection: with ``block`` 0, read from xp (B, T, 3H) (x, w, b_in unused); with
+    ``block`` > 0, computed in the loop, ``block`` steps at a time (:func:`project_block`:
+    ``x (B, T, D) @ w (D, 3H) + b_in (3H,)``, the same values), into a (block, rows, 3H) buffer that is
+    still in cache when the gates read it (xp unused).
+    u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
     u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
     (zeros when absent); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1, H),
     zero-initialised; h_last (B, H); saved (B, T, 5H) written when save (see the module
     docstring; xp may be saved itself).
     """
-    steps = xp.shape[1]
+    steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = h0.shape[1]
     nb = b1 - b0
-    dt = xp.dtype
+    dt = h0.dtype
     h = np.empty((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
     rec = np.empty((nb, u.shape[1]), dt)
@@ -90,11 +82,23 @@ def gru_forward_slice(
     h2 = 2 * hdim
     up = pack(u)  # the step products' right operands, packed once for the whole loop
     up_h = pack(u_h)
+    if block > 0:
+        wp = pack(w)
+        xpc = np.empty((block, nb, 3 * hdim), dt)
+    else:
+        wp = np.empty((0, 0, 0), dt)
+        xpc = np.empty((0, 0, 0), dt)
+    t_lo = 0
     # Keras's defaults in float32 (reset_after, tanh, sigmoid): all of a row's gate math in one pass
     fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
+        if block > 0 and i % block == 0:
+            # the next block of steps' projection (in processing order: t falling with go_backwards)
+            i_end = min(steps, i + block)
+            t_lo = steps - i_end if go_backwards else i
+            project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         packed_matmul_into(h, up, rec)
         if fused:
             # each j loop free of branches and calls, so that LLVM vectorises it (a helper function,
@@ -105,7 +109,7 @@ def gru_forward_slice(
                 if not live and not save:
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                     continue
-                xrow = xp[b, t]
+                xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
                 rrow = rec[bb]
                 hrow = h[bb]
                 if not save:
@@ -150,7 +154,7 @@ def gru_forward_slice(
         if not reset_after:
             # the candidate's recurrent product needs r first: r * h_prev, then one more product
             for bb in range(nb):
-                xrow = xp[b0 + bb, t]
+                xrow = xpc[t - t_lo, bb] if block > 0 else xp[b0 + bb, t]
                 r = rg[bb]
                 for j in range(hdim):
                     r[j] = xrow[hdim + j] + rec[bb, hdim + j]
@@ -160,7 +164,7 @@ def gru_forward_slice(
             packed_matmul_into(rh, up_h, rech)
         for bb in range(nb):
             b = b0 + bb
-            xrow = xp[b, t]
+            xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
             rrow = rec[bb]
             hrow = h[bb]
             r = rg[bb]
@@ -201,13 +205,13 @@ def gru_forward_slice(
 
 
 def gru_forward_chunk(
-    b0, b1, *, x, w, b_in, xp, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved,
-    save,
+    b0, b1, *, x, w, b_in, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved, save,
 ):
-    """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b_in``, hot in
-    this thread's cache afterwards), then run their time loop."""
-    project_inputs(x[b0:b1], w, b_in, xp[b0:b1])
+    """Batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
+    (``x @ w + b_in``) a block of steps at a time as it goes (blocks that fit in L2)."""
+    block = projection_block_steps(b1 - b0, x.shape[1], 3 * h0.shape[1], x.dtype.itemsize)
     gru_forward_slice(
-        xp, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save, b0, b1,
+        np.empty((0, 0, 0), x.dtype), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract,
+        reset_after, flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, save,
+        b0, b1,
     )

@@ -128,6 +128,6 @@ def gru_forward_train_chunk(
         )
     else:
         gru_forward_slice(
-            saved, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after, flags.go_backwards,
-            flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
+            saved, x, w, b_in, 0, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after,
+            flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
         )

@@ -3,8 +3,10 @@
 Shapes: B batch, T steps, D features, H units; gate order i, f, c, o (Keras's layout: kernel
 (D, 4H), recurrent_kernel (H, 4H), bias (4H,)).
 
-``xp`` (B, T, 4H) holds the hoisted input projection ``x @ W + b`` for all steps (one GEMM; the
-LSTM's single bias goes in here). Per step the time loop does one recurrent product ``h @ U`` (or,
+The input projection ``x @ W + b`` (the LSTM's single bias goes in here) is hoisted out of the
+recurrence: for training one product over all steps into ``xp`` (B, T, 4H); for inference inside
+the time loop, a block of steps at a time (``rnn_common.project_block``, blocks that stay in L2, the
+same values bit for bit), as the GRU's. Per step the time loop does one recurrent product ``h @ U`` (or,
 with Keras's recurrent dropout, one per gate on the masked state) and one fused pass of the gate
 math over the (rows, H) tile:
 
@@ -26,9 +28,8 @@ import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace, sigmoid_rational, tanh_rational
-from .gru import project_inputs
 from .packed import pack, pack_stack, packed_matmul_into
-from .rnn_common import copy_rows, masked_step_output, project_train_slice
+from .rnn_common import copy_rows, masked_step_output, project_block, project_train_slice, projection_block_steps
 
 N_SAVED = 7
 
@@ -48,21 +49,24 @@ def lstm_unit(a_i, a_f, a_g, a_o, c_prev):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def lstm_forward_slice(
-    xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
+    xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
     zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
-    xp (B, T, >=4H); u (H, 4H) recurrent kernel; u4 (4, H, H) its gate blocks, C-contiguous (read
+    The input projection: with ``block`` 0, read from xp (B, T, >=4H) (x, w, b_in unused); with
+    ``block`` > 0, computed in the loop ``block`` steps at a time from x (B, T, D), w (D, 4H) and
+    b_in (4H,) (xp unused; ``fastgru._kernels.gru.gru_forward_slice`` does the same).
+    u (H, 4H) recurrent kernel; u4 (4, H, H) its gate blocks, C-contiguous (read
     when use_rmask); rmask (4, B, H) recurrent dropout masks, scaled by 1/(1-rate), applied to
     h_prev before each gate's product (training only); h0, c0 (B, H); mask (B, T) uint8 (read when
     use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved (B, T, 7H) written
     when save (module docstring; xp may be saved itself).
     """
-    steps = xp.shape[1]
+    steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = h0.shape[1]
     nb = b1 - b0
-    dt = xp.dtype
+    dt = h0.dtype
     h2 = 2 * hdim
     h3 = 3 * hdim
     h4 = 4 * hdim
@@ -80,11 +84,23 @@ def lstm_forward_slice(
     # the step products' right operands, packed once for the whole loop
     up = pack(u)
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
+    if block > 0:
+        wp = pack(w)
+        xpc = np.empty((block, nb, h4), dt)
+    else:
+        wp = np.empty((0, 0, 0), dt)
+        xpc = np.empty((0, 0, 0), dt)
+    t_lo = 0
     # Keras's default activations in float32: all of a row's gate math in one pass
     fused = act == FAST_TANH and ract == FAST_SIGMOID
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
+        if block > 0 and i % block == 0:
+            # the next block of steps' projection (in processing order: t falling with go_backwards)
+            i_end = min(steps, i + block)
+            t_lo = steps - i_end if go_backwards else i
+            project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
             for gi in range(4):
                 for bb in range(nb):
@@ -105,7 +121,7 @@ def lstm_forward_slice(
                 if not live and not save:
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                     continue
-                xrow = xp[b, t]
+                xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
                 rrow = rec[bb]
                 hrow = h[bb]
                 crow = c[bb]
@@ -153,7 +169,7 @@ def lstm_forward_slice(
             continue
         for bb in range(nb):
             b = b0 + bb
-            xrow = xp[b, t]
+            xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
             rrow = rec[bb]
             for j in range(h4):
                 gates[j] = xrow[j] + rrow[j]
@@ -196,15 +212,16 @@ def lstm_forward_slice(
 
 
 def lstm_forward_chunk(
-    b0, b1, *, x, w, b, xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last, c_last,
-    saved, save,
+    b0, b1, *, x, w, b, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last, c_last, saved,
+    save,
 ):
-    """Batch rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then run
-    their time loop."""
-    project_inputs(x[b0:b1], w, b, xp[b0:b1])
+    """Batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
+    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2)."""
+    block = projection_block_steps(b1 - b0, x.shape[1], 4 * h0.shape[1], x.dtype.itemsize)
     lstm_forward_slice(
-        xp, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
+        np.empty((0, 0, 0), x.dtype), x, w, b, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act,
+        flags.ract, flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved,
+        save, b0, b1,
     )
 
 
@@ -216,6 +233,6 @@ def lstm_forward_train_chunk(
     ``saved``, then the time loop saving the gates."""
     project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     lstm_forward_slice(
-        saved, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
+        saved, x, w, b, 0, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
         flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, b0, b1,
     )

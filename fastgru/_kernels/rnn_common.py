@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from .linalg import gemm
-from .packed import pack, packed_matmul_into
+from .packed import L2_BYTES, pack, packed_matmul_into
 
 
 class LoopFlags(NamedTuple):
@@ -28,6 +28,40 @@ class LoopFlags(NamedTuple):
     go_backwards: bool
     return_sequences: bool
     zero_output_for_mask: bool
+
+
+def projection_block_steps(rows: int, steps: int, n: int, itemsize: int) -> int:
+    """Steps per block of the inference loops' in-loop input projection: as many as keep one block
+    (steps, rows, n) within a quarter of L2 (at least 1, at most ``steps``), so that the block is
+    still in cache when the time loop reads it, and the (B, T, n) projection is never allocated."""
+    per_step = max(1, rows * n * itemsize)
+    return max(1, min(steps, (L2_BYTES // 4) // per_step))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_block(x, wp, b, xpc, b0, nb, t_lo, t_hi):
+    """``xpc[t - t_lo, bb] = x[b0 + bb, t] @ w + b`` for steps ``t_lo <= t < t_hi`` and rows ``bb < nb``.
+
+    x (B, T, D); wp = ``pack(w)`` for w (D, n); b (n,); xpc (>= t_hi - t_lo, >= nb, n). One packed
+    product per step (nb rows) when the rows are at least as many as the steps, else one per row
+    (its steps are consecutive rows of x): either way each output row is the same fixed-order sum as
+    in the one product over all B*T rows (the micro-kernel is row-invariant), so the result is
+    bit-identical to projecting the whole sequence at once.
+    """
+    n = xpc.shape[2]
+    nt = t_hi - t_lo
+    if nb >= nt:
+        for c in range(nt):
+            packed_matmul_into(x[b0:b0 + nb, t_lo + c], wp, xpc[c, 0:nb])
+    else:
+        for bb in range(nb):
+            packed_matmul_into(x[b0 + bb, t_lo:t_hi], wp, xpc[0:nt, bb])
+    if b.shape[0] > 0:
+        for c in range(nt):
+            for bb in range(nb):
+                row = xpc[c, bb]
+                for j in range(n):
+                    row[j] += b[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -47,7 +81,7 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
 
     x (B, T, D), w (D, n), b_in (n,), saved (B, T, >= n); imask as in the module docstring. The
     products run through the packed micro-kernel, as the inference projection's do
-    (``gru.project_inputs``): training and inference forwards give bit-identical outputs.
+    (:func:`project_block`): training and inference forwards give bit-identical outputs.
     """
     steps = x.shape[1]
     d = x.shape[2]

@@ -30,7 +30,6 @@ from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
 from .fpmode import flush_denormals, restore_fp_mode
-from .gru import project_inputs
 from .linalg import gemm
 from .packed import pack, packed_matmul_into
 from .rnn_common import (
@@ -39,7 +38,9 @@ from .rnn_common import (
     input_grads_slice,
     mask_rows,
     masked_step_output,
+    project_block,
     project_train_slice,
+    projection_block_steps,
     step_output_grad,
 )
 
@@ -48,28 +49,42 @@ N_SAVED = 2
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_forward_slice(
-    xp, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences, zero_output_for_mask,
-    out, h_last, saved, save, b0, b1,
+    xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences,
+    zero_output_for_mask, out, h_last, saved, save, b0, b1,
 ):
     """Run the whole time loop for batch rows ``b0:b1``.
 
-    xp (B, T, >=H) the projection (it may be ``saved`` itself); u (H, H); rmask (B, H) recurrent dropout
+    xp (B, T, >=H) the projection (it may be ``saved`` itself), read when ``block`` is 0; with ``block``
+    > 0 the loop projects x (B, T, D) @ w (D, H) + b_in (H,) itself, ``block`` steps at a time (as
+    ``fastgru._kernels.gru.gru_forward_slice``; xp unused); u (H, H); rmask (B, H) recurrent dropout
     mask scaled by 1/(1-rate) (read when use_rmask); h0 (B, H); mask (B, T) uint8 (read when use_mask);
     out (B, T or 1, H) zero-initialised; h_last (B, H); saved (B, T, 2H) written when save.
     """
-    steps = xp.shape[1]
+    steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = h0.shape[1]
     nb = b1 - b0
-    dt = xp.dtype
+    dt = h0.dtype
     h = np.empty((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
     hm = np.empty((nb if use_rmask else 0, hdim), dt)
     rec = np.empty((nb, hdim), dt)
     a = np.empty(hdim, dt)
     up = pack(u)  # the step product's right operand, packed once for the whole loop
+    if block > 0:
+        wp = pack(w)
+        xpc = np.empty((block, nb, hdim), dt)
+    else:
+        wp = np.empty((0, 0, 0), dt)
+        xpc = np.empty((0, 0, 0), dt)
+    t_lo = 0
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
+        if block > 0 and i % block == 0:
+            # the next block of steps' projection (in processing order: t falling with go_backwards)
+            i_end = min(steps, i + block)
+            t_lo = steps - i_end if go_backwards else i
+            project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
             for bb in range(nb):
                 mrow = rmask[b0 + bb]
@@ -80,7 +95,7 @@ def simple_rnn_forward_slice(
             packed_matmul_into(h, up, rec)
         for bb in range(nb):
             b = b0 + bb
-            xrow = xp[b, t]
+            xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
             rrow = rec[bb]
             hrow = h[bb]
             for j in range(hdim):
@@ -104,16 +119,16 @@ def simple_rnn_forward_slice(
 
 
 def simple_rnn_forward_chunk(
-    b0, b1, *, x, w, b, xp, u, h0, mask, use_mask, flags, out, h_last,
+    b0, b1, *, x, w, b, u, h0, mask, use_mask, flags, out, h_last,
 ):
-    """Inference of rows ``b0:b1``, one thread's share: project their inputs (``xp = x @ w + b``), then
-    run their time loop."""
-    project_inputs(x[b0:b1], w, b, xp[b0:b1])
-    empty2 = np.zeros((0, 0), xp.dtype)
-    empty3 = np.zeros((0, 0, 0), xp.dtype)
+    """Inference of rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
+    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2)."""
+    block = projection_block_steps(b1 - b0, x.shape[1], h0.shape[1], x.dtype.itemsize)
+    empty2 = np.zeros((0, 0), x.dtype)
+    empty3 = np.zeros((0, 0, 0), x.dtype)
     simple_rnn_forward_slice(
-        xp, u, empty2, False, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
-        flags.zero_output_for_mask, out, h_last, empty3, False, b0, b1,
+        empty3, x, w, b, block, u, empty2, False, h0, mask, use_mask, flags.act, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, empty3, False, b0, b1,
     )
 
 
@@ -124,8 +139,8 @@ def simple_rnn_forward_train_chunk(
     when n_imask is 1) into ``saved``, then the time loop saving [act(a) | h_prev]."""
     project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     simple_rnn_forward_slice(
-        saved, u, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.go_backwards, flags.return_sequences,
-        flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
+        saved, x, w, b, 0, u, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.go_backwards,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
     )
 
 

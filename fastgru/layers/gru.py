@@ -73,7 +73,7 @@ class GRU(RecurrentLayer):
         return {"reset_after": self.reset_after}
 
     def _run(self, x, prepared, states, mask):
-        outputs, h_last, _, _ = ops.run_gru(
+        outputs, h_last, _ = ops.run_gru(
             x, prepared, states and states[0], mask, self._act, self._ract, self.return_sequences,
             self.go_backwards, self.zero_output_for_mask,
         )

@@ -66,10 +66,10 @@ def run_gru(
     zero_output_for_mask: bool = False,
     save: bool = False,
 ):
-    """Run the GRU on validated arrays. Returns ``(outputs, h_last, xp, saved)``.
+    """Run the GRU on validated arrays. Returns ``(outputs, h_last, saved)``.
 
-    outputs (B, T, H) or (B, H); h_last (B, H); xp (B, T, 3H) the input projection; saved
-    (B, T, 5H) when ``save`` (training; layout in ``fastgru._kernels.gru``), else an empty array.
+    outputs (B, T, H) or (B, H); h_last (B, H); saved (B, T, 5H) when ``save`` (training; layout in
+    ``fastgru._kernels.gru``), else an empty array.
     For training prefer :func:`run_gru_train` (dropout masks, and the projection shares the saved
     buffer).
     """
@@ -77,7 +77,6 @@ def run_gru(
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
-    xp = np.empty((bsz, steps, 3 * units), dtype)
     if h0 is None:
         h0 = np.zeros((bsz, units), dtype)
     out = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
@@ -89,18 +88,18 @@ def run_gru(
     if bsz * steps > 0:
         kernel_blas_single_threaded()
         kw = dict(
-            x=x, w=prepared.w, b_in=prepared.b_in, xp=xp, u=prepared.u, u_h=prepared.u_h, b_rec=prepared.b_rec,
+            x=x, w=prepared.w, b_in=prepared.b_in, u=prepared.u, u_h=prepared.u_h, b_rec=prepared.b_rec,
             h0=h0, mask=mask_arr, use_mask=use_mask,
             flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                             zero_output_for_mask),
             reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, save=save,
         )
-        # the input projection is hoisted out of the time loop (one GEMM over all steps); each
-        # thread projects its own batch rows, then runs their time loop
+        # each thread runs the time loop of its batch rows, projecting their inputs a block of
+        # steps at a time (blocks that stay in its L2; never the whole (B, T, 3H) projection)
         run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, **kw), bsz, n_chunks)
     else:
         h_last[:] = h0
-    return (out if return_sequences else out[:, 0]), h_last, xp, saved
+    return (out if return_sequences else out[:, 0]), h_last, saved
 
 
 def gru_forward(
@@ -145,7 +144,7 @@ def gru_forward(
     act = activations.kernel_code(activation)
     ract = activations.kernel_code(recurrent_activation)
     prepared = PreparedGRU(kernel, recurrent_kernel, bias, reset_after)
-    outputs, h_last, _, _ = run_gru(
+    outputs, h_last, _ = run_gru(
         x, prepared, h0, mask, act, ract, return_sequences, go_backwards, zero_output_for_mask
     )
     return outputs, h_last

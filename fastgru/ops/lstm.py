@@ -104,13 +104,12 @@ def run_lstm(
         h_last[:] = h0
         c_last[:] = c0
         return (out if return_sequences else out[:, 0]), h_last, c_last
-    xp = np.empty((bsz, steps, 4 * units), dtype)
     empty3 = np.zeros((0, 0, 0), dtype)
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     kw = dict(
-        x=x, w=prepared.w, b=prepared.b, xp=xp, u=prepared.u, u4=empty3, rmask=empty3, use_rmask=False, h0=h0,
+        x=x, w=prepared.w, b=prepared.b, u=prepared.u, u4=empty3, rmask=empty3, use_rmask=False, h0=h0,
         c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
         flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
                         zero_output_for_mask),

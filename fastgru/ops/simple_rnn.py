@@ -126,12 +126,11 @@ def run_simple_rnn(
     if bsz * steps == 0:
         h_last[:] = h0
         return (out if return_sequences else out[:, 0]), h_last
-    xp = np.empty((bsz, steps, units), dtype)
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     kw = dict(
-        x=x, w=prepared.w, b=prepared.b, xp=xp, u=prepared.u, h0=h0, mask=mask if use_mask else EMPTY_MASK,
+        x=x, w=prepared.w, b=prepared.b, u=prepared.u, h0=h0, mask=mask if use_mask else EMPTY_MASK,
         use_mask=use_mask, flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences,
                                            zero_output_for_mask),
         out=out, h_last=h_last,
