@@ -70,10 +70,10 @@ def test_many_rows_take_row_blocks_outermost_with_the_same_sums(dtype):
     blocks outermost: same results as NumPy, and each row bit-identical to that row computed alone
     (its sums over the same K blocks in the same order), strided output included."""
     rng = np.random.default_rng(5)
-    m, k, n = 701, 300, 30  # a K block of all panels of at most 64 KiB: the order is taken from a 128 KiB L2
     nr = packed.panel_width(dtype)
     isz = np.dtype(dtype).itemsize
     kc = max(16, packed.L1_PANEL_BYTES // (nr * isz))
+    m, k, n = 701, kc + 44, 30  # two K blocks of one panel: the order is taken from a 128 KiB L2 up
     mc = max(packed.MR, packed.L2_ROWS_BYTES // (kc * isz) // packed.MR * packed.MR)
     assert k > kc and m - m % packed.MR > mc, "several K blocks and several row blocks"
     assert min(k, kc) * -(-n // nr) * nr * isz <= packed.L2_BYTES // 2, "the row-blocks-outer order is taken"

@@ -56,24 +56,18 @@ _N_REGS = 32 if VECTOR_BYTES == 64 else 16
 MR = 8 if _N_REGS >= 32 else 6
 
 
-#: bytes of one packed panel's K-block, kept in L1 while the row tiles pass over it
-L1_PANEL_BYTES = 16384
-#: bytes of the left operand's (rows, K-block) block kept in L2 while the panels pass over it
-L2_ROWS_BYTES = 131072
-
-
-def _l2_bytes() -> int:
-    """This CPU's L2 cache per core in bytes (Linux's /sys), else 512 KiB (the smallest of the
-    machines fastgru is measured on: AMD Zen 3)."""
+def _cache_bytes(level: int, fallback: int) -> int:
+    """This CPU's data (or unified) cache of ``level`` per core in bytes, from Linux's /sys, else
+    ``fallback``."""
     base = "/sys/devices/system/cpu/cpu0/cache"
     try:
         for entry in sorted(os.listdir(base)):
             path = os.path.join(base, entry)
             with open(os.path.join(path, "level")) as f:
-                level = f.read().strip()
+                found = f.read().strip()
             with open(os.path.join(path, "type")) as f:
                 kind = f.read().strip()
-            if level == "2" and kind in ("Unified", "Data"):
+            if found == str(level) and kind in ("Unified", "Data"):
                 with open(os.path.join(path, "size")) as f:
                     size = f.read().strip().upper()
                 scale = {"K": 1024, "M": 1 << 20}.get(size[-1:], 1)
@@ -82,11 +76,20 @@ def _l2_bytes() -> int:
                     return value
     except (OSError, ValueError):
         pass
-    return 1 << 19
+    return fallback
 
 
-#: L2 per core (bytes): decides the loop order of products with many rows (``packed_matmul_into``)
-L2_BYTES = _l2_bytes()
+#: L1 data cache per core (bytes), else 32 KiB (the smallest of the machines fastgru is measured on)
+L1D_BYTES = _cache_bytes(1, 1 << 15)
+#: L2 per core (bytes), else 512 KiB (AMD Zen 3): decides the loop order of products with many rows
+#: (``packed_matmul_into``) and the inference loops' projection blocks (``rnn_common``)
+L2_BYTES = _cache_bytes(2, 1 << 19)
+#: bytes of one packed panel's K block, kept in L1 while the row tiles pass over it: L1 less 16 KiB
+#: for the rows' broadcasts and the output tile (16 KiB of 32 on Zen 3; 32 of 48 on Sapphire Rapids,
+#: where the step products with K = 256 and 512 measured 1.05-1.2x faster than with 16 KiB)
+L1_PANEL_BYTES = min(65536, max(8192, L1D_BYTES - 16384))
+#: bytes of the left operand's (rows, K block) block kept in L2 while the panels pass over it
+L2_ROWS_BYTES = max(131072, L2_BYTES // 8)
 
 
 def lanes(itemsize: int) -> int:
@@ -374,7 +377,7 @@ def packed_matmul_into(a, up, out):
     """``out[:] = a @ u`` for ``a (m, K)``, ``out (m, N)`` and ``up = pack(u)``; a and out may be row
     blocks of wider buffers (any row stride, unit column stride).
 
-    Loop order: K in blocks whose panel slice (kc, NR) fills half of a 32 KiB L1; within one, panel
+    Loop order: K in blocks whose panel slice (kc, NR) fills ``L1_PANEL_BYTES``; within one, panel
     outer and row tiles inner, so the panel block stays in L1 while every row tile of ``a`` passes over
     it. With many rows (more than one L2 block of ``a``) and a K block of all panels that fits in half
     of L2, row blocks go outermost instead, so that their block of ``out`` stays in L2 across the K
