@@ -259,9 +259,10 @@ def _copy_panel_row(typingctx, dst, d0, src, s0):
     return types.void(dst, types.intp, src, types.intp), codegen
 
 
-# the tiles: full ones of MR rows (one panel), and the few-row ones over 4 panels (one row) or 2 (two
+# the tiles: full ones of MR rows (one panel), and the few-row ones over 4 or 2 panels (one row) or 2 (two
 # rows), with one-panel versions for the panels left over
-_t1_4, _t1_1, _t2_2, _t2_1 = _make_tile(1, 4), _make_tile(1, 1), _make_tile(2, 2), _make_tile(2, 1)
+_t1_4, _t1_2, _t1_1 = _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
+_t2_2, _t2_1 = _make_tile(2, 2), _make_tile(2, 1)
 _t3, _t4, _t5, _t6 = (_make_tile(mr, 1) for mr in range(3, 7))
 _t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
 
@@ -272,6 +273,8 @@ def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     if m == 1:
         if npan == 4:
             _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif npan == 2:
+            _t1_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
             _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
     elif m == 2:
@@ -441,7 +444,8 @@ def packed_matmul_into(a, up, out):
         if rest > 0:
             p = 0
             while p < n_panels:
-                npan = step if p + step <= n_panels else 1
+                # the panels left over: two at once for one row (4 chains instead of 2 latency-bound ones)
+                npan = step if p + step <= n_panels else 2 if rest == 1 and p + 2 <= n_panels else 1
                 ncols = min(npan * nr, n - p * nr)
                 _tile(rest, npan, a, full * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
                       full * ldc + p * nr, ldc, ncols, k0)
