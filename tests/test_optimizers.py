@@ -267,3 +267,31 @@ def test_training_bookkeeping_matches_keras_fit(keras, rng):
     ev = _dense_sigmoid_epoch(W, b, x, y, 6, loss)
     np.testing.assert_allclose([ev["loss"], ev["accuracy"]], evaluated, rtol=1e-5)  # [loss, *metrics]
     np.testing.assert_allclose(W, model.get_weights()[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_compiled_update_is_bit_identical_to_the_array_expressions(dtype, rng, monkeypatch):
+    """Adam updates dense, C-contiguous variables in one compiled pass (``_kernels/optim.py``); the
+    others (and row gradients, amsgrad) take the NumPy expressions. Both give the same bits at every
+    step, weight decay and clipping in front."""
+    shapes = [(7, 13), (5,), (), (3, 4, 2)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) * 10.0 ** rng.integers(-3, 2) for s in shapes] for _ in range(6)]
+    kw = dict(learning_rate=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-6, weight_decay=0.01, clipnorm=5.0)
+    takes_compiled_path = optimizers._flat_kernel_operands
+    assert takes_compiled_path(*init[:1] * 4) and takes_compiled_path(*init[2:3] * 4)
+    assert not takes_compiled_path(np.asfortranarray(init[0]), init[0])
+
+    def run(flat_path: bool):
+        monkeypatch.setattr(optimizers, "_flat_kernel_operands", lambda *a: flat_path)
+        variables, opt, steps = [w.copy() for w in init], optimizers.Adam(**kw), []
+        for g in grads:
+            opt.apply(g, variables)
+            steps.append([w.copy() for w in variables])
+        return steps
+
+    compiled, expressions = run(True), run(False)
+    for after_compiled, after_expressions in zip(compiled, expressions):
+        for a, b in zip(after_compiled, after_expressions):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(compiled[-1][0], init[0])

@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .._kernels.optim import adam_update
 from .row_gradient import RowGradient
 
 _NAME_UIDS: defaultdict = defaultdict(int)
@@ -183,6 +184,14 @@ def _map_values(g, fn):
     return g.with_values(fn(g.values)) if isinstance(g, RowGradient) else fn(g)
 
 
+def _flat_kernel_operands(*arrays) -> bool:
+    """Whether the arrays can go to a compiled update as flat views: one float dtype, one shape,
+    C-contiguous (a reshape to (n,) is then a view, so the update lands in the variable)."""
+    first = arrays[0]
+    return (first.dtype in (np.float32, np.float64)
+            and all(a.dtype == first.dtype and a.shape == first.shape and a.flags.c_contiguous for a in arrays))
+
+
 def _square(g, g_sq):
     return np.square(g) if g_sq is None else g_sq
 
@@ -250,6 +259,12 @@ class Adam(Optimizer):
         b1_power = np.power(_kcast(self.beta_1, var.dtype), step)
         b2_power = np.power(_kcast(self.beta_2, var.dtype), step)
         alpha = lr * np.sqrt(dt(1) - b2_power) / (dt(1) - b1_power)
+        if g_sq is None and not self.amsgrad and _flat_kernel_operands(var, g, m, v):
+            # one pass over the elements, bit-identical to the expressions below (a few microseconds
+            # instead of ten NumPy calls and their temporaries: a third of a small model's step)
+            adam_update(var.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(alpha),
+                        dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon))
+            return
         m += (g - m) * dt(1 - self.beta_1)
         v += (_square(g, g_sq) - v) * dt(1 - self.beta_2)
         if self.amsgrad:
