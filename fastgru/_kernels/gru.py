@@ -32,7 +32,13 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace, sigmoid_rational, tanh_rational
 from .packed import pack, packed_matmul_into
-from .rnn_common import copy_rows, masked_step_output, project_block, projection_block_steps
+from .rnn_common import (
+    block_projection_buffers,
+    copy_rows,
+    masked_step_output,
+    project_block,
+    projection_block_steps,
+)
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
@@ -82,12 +88,9 @@ def gru_forward_slice(
     h2 = 2 * hdim
     up = pack(u)  # the step products' right operands, packed once for the whole loop
     up_h = pack(u_h)
-    if block > 0:
-        wp = pack(w)
-        xpc = np.empty((block, nb, 3 * hdim), dt)
-    else:
-        wp = np.empty((0, 0, 0), dt)
-        xpc = np.empty((0, 0, 0), dt)
+    if block > 0 and w.shape[1] != 3 * hdim:
+        raise ValueError("input kernel width does not match the units")  # the gate loops index 3 * hdim columns
+    wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
     # Keras's defaults in float32 (reset_after, tanh, sigmoid): all of a row's gate math in one pass
     fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID

@@ -29,7 +29,14 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace, sigmoid_rational, tanh_rational
 from .packed import pack, pack_stack, packed_matmul_into
-from .rnn_common import copy_rows, masked_step_output, project_block, project_train_slice, projection_block_steps
+from .rnn_common import (
+    block_projection_buffers,
+    copy_rows,
+    masked_step_output,
+    project_block,
+    project_train_slice,
+    projection_block_steps,
+)
 
 N_SAVED = 7
 
@@ -84,12 +91,9 @@ def lstm_forward_slice(
     # the step products' right operands, packed once for the whole loop
     up = pack(u)
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
-    if block > 0:
-        wp = pack(w)
-        xpc = np.empty((block, nb, h4), dt)
-    else:
-        wp = np.empty((0, 0, 0), dt)
-        xpc = np.empty((0, 0, 0), dt)
+    if block > 0 and w.shape[1] != 4 * hdim:
+        raise ValueError("input kernel width does not match the units")  # the gate loops index 4 * hdim columns
+    wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
     # Keras's default activations in float32: all of a row's gate math in one pass
     fused = act == FAST_TANH and ract == FAST_SIGMOID

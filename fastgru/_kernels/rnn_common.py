@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from .linalg import gemm
 from .packed import L2_BYTES, pack, packed_matmul_into
@@ -36,6 +37,15 @@ def projection_block_steps(rows: int, steps: int, n: int, itemsize: int) -> int:
     still in cache when the time loop reads it, and the (B, T, n) projection is never allocated."""
     per_step = max(1, rows * n * itemsize)
     return max(1, min(steps, (L2_BYTES // 4) // per_step))
+
+
+@register_jitable
+def block_projection_buffers(w, block, rows, dtype):
+    """``(pack(w), (block, rows, n) buffer)`` for a loop that projects ``block`` steps at a time; empty
+    arrays of the same types when ``block`` is 0 (the loop reads a given projection instead)."""
+    if block > 0:
+        return pack(w), np.empty((block, rows, w.shape[1]), dtype)
+    return np.empty((0, 0, 0), dtype), np.empty((0, 0, 0), dtype)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -33,6 +33,7 @@ from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, packed_matmul_into
 from .rnn_common import (
+    block_projection_buffers,
     column_sums,
     copy_rows,
     input_grads_slice,
@@ -70,12 +71,9 @@ def simple_rnn_forward_slice(
     rec = np.empty((nb, hdim), dt)
     a = np.empty(hdim, dt)
     up = pack(u)  # the step product's right operand, packed once for the whole loop
-    if block > 0:
-        wp = pack(w)
-        xpc = np.empty((block, nb, hdim), dt)
-    else:
-        wp = np.empty((0, 0, 0), dt)
-        xpc = np.empty((0, 0, 0), dt)
+    if block > 0 and w.shape[1] != hdim:
+        raise ValueError("input kernel width does not match the units")  # the gate loops index hdim columns
+    wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
