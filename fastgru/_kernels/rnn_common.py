@@ -60,6 +60,8 @@ def project_block(x, wp, b, xpc, b0, nb, t_lo, t_hi):
     """
     n = xpc.shape[2]
     nt = t_hi - t_lo
+    if b.shape[0] != 0 and b.shape[0] != n:
+        raise ValueError("project_block: the bias length does not match the projection's width")
     if nb >= nt:
         for c in range(nt):
             packed_matmul_into(x[b0:b0 + nb, t_lo + c], wp, xpc[c, 0:nb])
