@@ -93,8 +93,10 @@ def gru_backward_slice(
     dc = np.empty((nb, hdim), dt)
     prod = np.empty((nb, hdim), dt)
     # the step products' right operands (blocks of U^T), packed once for the whole loop
-    upt3 = pack_stack(ut.reshape(3, hdim, hdim))
-    upt = pack(ut[0:gb.shape[1]])
+    # (each only where the loop uses it: per-gate blocks with recurrent dropout, and U_h^T for
+    # reset_before; the joint block otherwise)
+    upt3 = pack_stack(ut.reshape(3, hdim, hdim)[0:3 if use_rmask or not reset_after else 0])
+    upt = pack(ut[0:0 if use_rmask else gb.shape[1]])
     copy_rows(dh_last, b0, dh, 0, nb)
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)

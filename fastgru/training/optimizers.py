@@ -251,27 +251,39 @@ class Adam(Optimizer):
             slots["velocity_hat"] = np.zeros_like(var)
         return slots
 
+    def _step_scalars(self, dtype: np.dtype, lr) -> tuple:
+        """``(alpha, 1 - beta_1, 1 - beta_2, epsilon)`` in ``dtype`` for this step, computed once per
+        step and dtype (the same for every variable: a small model's step updates several)."""
+        key = (self.iterations, dtype, lr, self.beta_1, self.beta_2, self.epsilon)
+        cached = getattr(self, "_scalars", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        dt = dtype.type
+        step = dt(self.iterations + 1)
+        b1_power = np.power(_kcast(self.beta_1, dtype), step)
+        b2_power = np.power(_kcast(self.beta_2, dtype), step)
+        alpha = dt(lr * np.sqrt(dt(1) - b2_power) / (dt(1) - b1_power))
+        scalars = (alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon))
+        self._scalars = (key, scalars)
+        return scalars
+
     def _update(self, i, g, var, lr, g_sq):
-        dt = var.dtype.type
         s = self._slots[i]
         m, v = s["momentum"], s["velocity"]
-        step = dt(self.iterations + 1)
-        b1_power = np.power(_kcast(self.beta_1, var.dtype), step)
-        b2_power = np.power(_kcast(self.beta_2, var.dtype), step)
-        alpha = lr * np.sqrt(dt(1) - b2_power) / (dt(1) - b1_power)
+        alpha, one_minus_beta_1, one_minus_beta_2, epsilon = self._step_scalars(var.dtype, lr)
         if g_sq is None and not self.amsgrad and _flat_kernel_operands(var, g, m, v):
             # one pass over the elements, bit-identical to the expressions below (a few microseconds
             # instead of ten NumPy calls and their temporaries: a third of a small model's step)
-            adam_update(var.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(alpha),
-                        dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon))
+            adam_update(var.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), alpha,
+                        one_minus_beta_1, one_minus_beta_2, epsilon)
             return
-        m += (g - m) * dt(1 - self.beta_1)
-        v += (_square(g, g_sq) - v) * dt(1 - self.beta_2)
+        m += (g - m) * one_minus_beta_1
+        v += (_square(g, g_sq) - v) * one_minus_beta_2
         if self.amsgrad:
             v_hat = s["velocity_hat"]
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
-        var -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+        var -= (m * alpha) / (np.sqrt(v) + epsilon)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
