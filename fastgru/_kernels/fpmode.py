@@ -1,4 +1,4 @@
-"""Denormal floats flushed to zero inside the BPTT loops (x86's MXCSR flags FTZ and DAZ).
+"""Denormal floats flushed to zero inside the BPTT loops and Adam's update (x86's MXCSR flags FTZ and DAZ).
 
 Gradients that vanish over a long sequence pass through the subnormal range (below 1.2e-38 in
 float32) on their way to zero, and x86 cores take a slow microcode path for every operation on a
