@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .keras_objects import keras_config
 from .loss_base import _EPSILON, Loss, _same_rank
 from .more_losses import (
     CategoricalHinge,
@@ -248,6 +249,9 @@ def get(identifier) -> Loss:
     """
     if isinstance(identifier, Loss):
         return identifier
+    converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
+    if converted is not None:
+        return get(converted)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .keras_objects import keras_config
 from .loss_base import _same_rank
 
 
@@ -261,6 +262,9 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
     """
     if isinstance(identifier, Metric):
         return identifier
+    converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
+    if converted is not None:
+        return get(converted, y_true, y_pred)
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if isinstance(identifier, dict):

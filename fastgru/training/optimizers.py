@@ -21,6 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from .._kernels.optim import adam_update
+from .keras_objects import keras_config
 from .row_gradient import RowGradient
 
 _NAME_UIDS: defaultdict = defaultdict(int)
@@ -449,6 +450,9 @@ def get(identifier) -> Optimizer:
     config dict ``{"class_name": "Adam", "config": {...}}`` or an Optimizer instance."""
     if isinstance(identifier, Optimizer):
         return identifier
+    converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
+    if converted is not None:
+        return get(converted)
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _CLASSES:
