@@ -165,3 +165,24 @@ def test_get_config_round_trips_with_keras(keras, name):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6)
         np.testing.assert_allclose(c, b, rtol=1e-5, atol=2e-6)
     assert "Connected to" in fg.io.describe(FILES / "fn_two_inputs.keras")
+
+
+@pytest.mark.parametrize("op", ["times a constant", "plus a constant", "keras.ops.tanh"])
+def test_a_chain_computing_with_keras_ops_is_refused_by_name(keras, op, tmp_path):
+    """``h * 2.0`` in a chain is Keras's op layer Multiply, not the merge layer of that name: refused as an
+    op layer (UnsupportedKerasFeature), not taken for a damaged file."""
+    inp = keras.Input((10, 4))
+    h = keras.layers.GRU(5)(inp)
+    h = {"times a constant": lambda: h * 2.0, "plus a constant": lambda: h + 1.0,
+         "keras.ops.tanh": lambda: keras.ops.tanh(h)}[op]()
+    keras.Model(inp, keras.layers.Dense(1)(h)).save(tmp_path / "m.keras")
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="computes with Keras op layer"):
+        fg.load_model(tmp_path / "m.keras")
+
+
+def test_a_chain_with_keras_softmax_op_loads_as_the_softmax_layer(keras, tmp_path):
+    inp = keras.Input((10, 4))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.ops.softmax(keras.layers.GRU(5, return_sequences=True)(inp))))
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).standard_normal((3, 10, 4)).astype(np.float32)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(x), model.predict(x, verbose=0), atol=1e-6)

@@ -66,6 +66,9 @@ def _inbound_names(entry: dict, path, mask_sources: list | None = None) -> list[
 
 #: Keras 3 op layers that compute a mask passed on as ``mask=`` (Embedding(mask_zero)'s ``x != 0``)
 _MASK_OPS = {"NotEqual", "Equal", "Any", "Cast", "LogicalNot"}
+#: Keras 3 op layers a chain runs as the fastgru layer of the same name (``keras.ops.softmax(x, axis)``
+#: computes what the Softmax layer with that axis does; GetItem is refused as a chain and built as a graph)
+_CHAIN_OPS = {"Softmax", "GetItem"}
 
 
 def _functional_chain(entries: list, path) -> list[int]:
@@ -112,6 +115,14 @@ def _functional_chain(entries: list, path) -> list[int]:
             raise UnsupportedKerasFeature(
                 f"the model passes a mask computed by layer(s) {', '.join(sorted(names[i] for i in mask_only))} "
                 "as mask=: fastgru takes masks only from Masking or Embedding(mask_zero=True)")
+    for i, e in enumerate(entries):
+        module = e.get("module")
+        if (i not in mask_only and isinstance(module, str) and module.startswith("keras.src.ops")
+                and e["class_name"] not in _CHAIN_OPS):
+            # ``h * 2.0`` is Keras's op Multiply, not the merge layer of that name: the graph loader
+            # (io/keras_functional.py) refuses it by name
+            raise UnsupportedKerasFeature(
+                f"layer {names[i]!r} is Keras's op layer {e['class_name']} (an operation on tensors), not a layer")
     for i, e in enumerate(entries):
         if i in mask_only:
             continue
