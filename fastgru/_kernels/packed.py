@@ -135,9 +135,9 @@ def _tile_codegen(mr: int, npan: int):
         def const(value):
             return ir.Constant(intp, value)
 
-        a_base = builder.gep(context.make_array(sig.args[0])(context, builder, a).data, [a0])
-        b_base = builder.gep(context.make_array(sig.args[3])(context, builder, bp).data, [b0])
-        c_base = builder.gep(context.make_array(sig.args[7])(context, builder, c).data, [c0])
+        a_base = builder.gep(a, [a0])
+        b_base = builder.gep(bp, [b0])
+        c_base = builder.gep(c, [c0])
         zero = ir.Constant(vty, None)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(mr)]
         splat_mask = ir.Constant(ir.VectorType(i32, v), None)
@@ -220,10 +220,10 @@ def _make_tile(mr: int, npan: int):
     @intrinsic
     def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
         """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
-        accumulate != 0); element offsets from each array's first element, unchecked:
-        ``packed_matmul_into`` checks every bound."""
-        arrays = (a, bp, c)
-        if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
+        accumulate != 0); a, bp, c the arrays' data pointers (:func:`_data`), element offsets from
+        each, unchecked: ``packed_matmul_into`` checks every bound."""
+        pointers = (a, bp, c)
+        if not all(isinstance(x, types.CPointer) for x in pointers) or len({x.dtype for x in pointers}) != 1:
             return None
         if a.dtype not in (types.float32, types.float64):
             return None
@@ -231,6 +231,20 @@ def _make_tile(mr: int, npan: int):
         return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
 
     return tile
+
+
+@intrinsic
+def _data(typingctx, arr):
+    """A pointer to ``arr``'s first element (typed by its dtype). The tiles take pointers, not arrays:
+    a compiled function taking arrays increments and decrements each one's reference count (atomic
+    operations) at every call, which cost ~60 ns per tile, a third of a (8, 32) @ (32, 32) tile."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.make_array(sig.args[0])(context, builder, args[0]).data
+
+    return types.CPointer(arr.dtype)(arr), codegen
 
 
 @intrinsic
@@ -404,6 +418,7 @@ def packed_matmul_into(a, up, out):
     if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
         raise ValueError("packed_matmul_into: rows of the operands overlap")
     pstride = k * nr
+    ap, upp, cp = _data(a), _data(up), _data(out)  # the tiles take pointers (see _data)
     kc = max(16, L1_PANEL_BYTES // (nr * isz))
     # row blocks of whole tiles whose (mc, kc) block of ``a`` stays in L2 while the panels pass
     mc = max(MR, L2_ROWS_BYTES // (kc * isz) // MR * MR)
@@ -426,7 +441,7 @@ def packed_matmul_into(a, up, out):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        _tile(MR, 1, a, i * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                        _tile(MR, 1, ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
                               i * ldc + p * nr, ldc, ncols, k0)
         full_done = True
     else:
@@ -439,7 +454,7 @@ def packed_matmul_into(a, up, out):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        _tile(MR, 1, a, i * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                        _tile(MR, 1, ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
                               i * ldc + p * nr, ldc, ncols, k0)
         if rest > 0:
             p = 0
@@ -447,6 +462,6 @@ def packed_matmul_into(a, up, out):
                 # the panels left over: two at once for one row (4 chains instead of 2 latency-bound ones)
                 npan = step if p + step <= n_panels else 2 if rest == 1 and p + 2 <= n_panels else 1
                 ncols = min(npan * nr, n - p * nr)
-                _tile(rest, npan, a, full * lda + k0, lda, up, p * pstride + k0 * nr, pstride, kb, out,
+                _tile(rest, npan, ap, full * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
                       full * ldc + p * nr, ldc, ncols, k0)
                 p += npan
