@@ -179,3 +179,36 @@ def test_the_other_cpu_kinds_tile_layout(tmp_path):
                          timeout=600, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.split() == ["ok", "8" if other == 64 else "6"]
+
+
+def test_packed_panels_and_kernel_buffers_start_on_a_cache_line():
+    """Numba aligns its buffers to 32 bytes and NumPy to 16: the packed panels (read by 64-byte vector
+    loads at every step) and the Python-side outputs are allocated on 64-byte boundaries instead
+    (``fastgru._kernels.aligned``), in compiled code and from Python, for every size and both dtypes."""
+    from numba import njit
+
+    from fastgru._kernels import aligned
+
+    @njit(cache=False)
+    def compiled(n, dtype_probe):
+        a = aligned.empty_aligned((n, 3), dtype_probe.dtype)
+        z = aligned.zeros_aligned((2, n), dtype_probe.dtype)
+        return a, z, packed.pack(np.ones((n, 5), dtype_probe.dtype))
+
+    for dtype in DTYPES:
+        for n in (0, 1, 7, 33, 1000):
+            a, z, up = compiled(n, np.zeros(1, dtype))
+            for arr in (a, z, up):
+                assert arr.dtype == dtype and arr.flags.c_contiguous
+                assert arr.ctypes.data % aligned.ALIGN == 0 or arr.size == 0
+            assert a.shape == (n, 3) and z.shape == (2, n) and not z.any()
+            up_py = packed.pack(np.ones((n, 5), dtype))  # plain Python (register_jitable) path
+            assert (up_py.ctypes.data % aligned.ALIGN == 0 or up_py.size == 0) and np.array_equal(up_py, up)
+        for shape in ((4096,), (3, 700, 9), (64, 100, 1280)):
+            for make in (aligned.empty, aligned.zeros):
+                arr = make(shape, dtype)
+                assert arr.shape == shape and arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable
+                assert arr.ctypes.data % aligned.ALIGN == 0
+            assert not aligned.zeros(shape, dtype).any()
+        small = aligned.zeros((2, 3), dtype)  # under PY_ALIGN_MIN_BYTES: NumPy's own array
+        assert small.shape == (2, 3) and not small.any()

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace, sigmoid_rational, tanh_rational
+from .aligned import empty_aligned
 from .packed import pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
@@ -77,14 +78,14 @@ def gru_forward_slice(
     hdim = h0.shape[1]
     nb = b1 - b0
     dt = h0.dtype
-    h = np.empty((nb, hdim), dt)
+    h = empty_aligned((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
-    rec = np.empty((nb, u.shape[1]), dt)
-    zg = np.empty(hdim, dt)
-    rg = np.empty((nb, hdim), dt)
-    hh = np.empty(hdim, dt)
-    rh = np.empty((nb, hdim), dt)
-    rech = np.empty((nb, hdim), dt)
+    rec = empty_aligned((nb, u.shape[1]), dt)
+    zg = empty_aligned((hdim,), dt)
+    rg = empty_aligned((nb, hdim), dt)
+    hh = empty_aligned((hdim,), dt)
+    rh = empty_aligned((nb, hdim), dt)
+    rech = empty_aligned((nb, hdim), dt)
     h2 = 2 * hdim
     up = pack(u)  # the step products' right operands, packed once for the whole loop
     up_h = pack(u_h)

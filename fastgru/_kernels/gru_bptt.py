@@ -48,10 +48,10 @@ holding the gates, data gradient through time, then one weight-gradient GEMM) fo
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
+from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, pack_stack, packed_matmul_into
@@ -81,17 +81,17 @@ def gru_backward_slice(
     dt = saved.dtype
     h2 = 2 * hdim
     h3 = 3 * hdim
-    dh = np.empty((nb, hdim), dt)        # dL/dh of the state after the current step
-    carry = np.zeros((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
-    gout = np.empty(hdim, dt)
+    dh = empty_aligned((nb, hdim), dt)        # dL/dh of the state after the current step
+    carry = zeros_aligned((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
+    gout = empty_aligned((hdim,), dt)
     # left operands of the step products: [da_z | da_r | dq] (reset_after) or [da_z | da_r] and
     # da_h (reset_before); gate-major (3, nb, H) blocks when recurrent dropout needs one product
     # per gate
-    gb = np.empty((nb, h3 if reset_after else h2), dt)
-    ghb = np.empty((nb, hdim), dt)
-    g3 = np.empty((3 if use_rmask else 0, nb, hdim), dt)
-    dc = np.empty((nb, hdim), dt)
-    prod = np.empty((nb, hdim), dt)
+    gb = empty_aligned((nb, h3 if reset_after else h2), dt)
+    ghb = empty_aligned((nb, hdim), dt)
+    g3 = empty_aligned((3 if use_rmask else 0, nb, hdim), dt)
+    dc = empty_aligned((nb, hdim), dt)
+    prod = empty_aligned((nb, hdim), dt)
     # the step products' right operands (blocks of U^T), packed once for the whole loop
     # (each only where the loop uses it: per-gate blocks with recurrent dropout, and U_h^T for
     # reset_before; the joint block otherwise)
@@ -249,7 +249,7 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
         if reset_after:
             gemm(hp, c4, du[:, u2:n], True, False, False)
     else:
-        hm = np.empty((rows, units), x.dtype)
+        hm = empty_aligned((rows, units), x.dtype)
         for gi in range(3 if reset_after else 2):
             lo = gi * units
             hi = lo + units

@@ -9,10 +9,10 @@ machine), while its run time did not change within noise."""
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import ONE_F32, activate_inplace
+from .aligned import empty_aligned
 from .gru import gru_forward_slice
 from .packed import pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
@@ -40,13 +40,13 @@ def gru_forward_rdrop_slice(
     nb = b1 - b0
     dt = xp.dtype
     h2 = 2 * hdim
-    h = np.empty((nb, hdim), dt)
+    h = empty_aligned((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
-    hm = np.empty((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
-    rec = np.empty((3, nb, hdim), dt)  # the three recurrent products
-    zg = np.empty(hdim, dt)
-    rg = np.empty((nb, hdim), dt)
-    hh = np.empty(hdim, dt)
+    hm = empty_aligned((3, nb, hdim), dt)   # h_prev times each gate's mask (reset_before: hm[2] -> r h m_h)
+    rec = empty_aligned((3, nb, hdim), dt)  # the three recurrent products
+    zg = empty_aligned((hdim,), dt)
+    rg = empty_aligned((nb, hdim), dt)
+    hh = empty_aligned((hdim,), dt)
     up3 = pack_stack(u3)  # the three step products' right operands, packed once for the whole loop
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace, sigmoid_rational, tanh_rational
+from .aligned import empty_aligned
 from .packed import pack, pack_stack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
@@ -77,17 +78,17 @@ def lstm_forward_slice(
     h2 = 2 * hdim
     h3 = 3 * hdim
     h4 = 4 * hdim
-    h = np.empty((nb, hdim), dt)
-    c = np.empty((nb, hdim), dt)
+    h = empty_aligned((nb, hdim), dt)
+    c = empty_aligned((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
     copy_rows(c0, b0, c, 0, nb)
-    rec = np.empty((nb, h4), dt)
-    hm = np.empty((nb if use_rmask else 0, hdim), dt)
-    rec1 = np.empty((nb if use_rmask else 0, hdim), dt)
-    gates = np.empty(h4, dt)
-    tc = np.empty(hdim, dt)
-    cnew = np.empty(hdim, dt)
-    hnew = np.empty(hdim, dt)
+    rec = empty_aligned((nb, h4), dt)
+    hm = empty_aligned((nb if use_rmask else 0, hdim), dt)
+    rec1 = empty_aligned((nb if use_rmask else 0, hdim), dt)
+    gates = empty_aligned((h4,), dt)
+    tc = empty_aligned((hdim,), dt)
+    cnew = empty_aligned((hdim,), dt)
+    hnew = empty_aligned((hdim,), dt)
     # the step products' right operands, packed once for the whole loop
     up = pack(u)
     up4 = pack_stack(u4 if use_rmask else u4[0:0])

@@ -23,10 +23,10 @@ Gers et al. 2000; cuDNN's RNN backward for the structure (reserve space, data th
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
+from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, pack_stack, packed_matmul_into
@@ -54,14 +54,14 @@ def lstm_backward_slice(
     h2 = 2 * hdim
     h3 = 3 * hdim
     h4 = 4 * hdim
-    dh = np.empty((nb, hdim), dt)
-    dc = np.empty((nb, hdim), dt)
-    carry = np.zeros((nb, hdim), dt)   # dL/d(output) carried back through repeated outputs
-    gout = np.empty(hdim, dt)
-    vt = np.empty(hdim, dt)
-    gb = np.empty((nb, h4), dt)        # [da_i | da_f | da_g | da_o], the step product's left operand
-    g1 = np.empty((nb if use_rmask else 0, hdim), dt)
-    prod = np.empty((nb, hdim), dt)
+    dh = empty_aligned((nb, hdim), dt)
+    dc = empty_aligned((nb, hdim), dt)
+    carry = zeros_aligned((nb, hdim), dt)   # dL/d(output) carried back through repeated outputs
+    gout = empty_aligned((hdim,), dt)
+    vt = empty_aligned((hdim,), dt)
+    gb = empty_aligned((nb, h4), dt)        # [da_i | da_f | da_g | da_o], the step product's left operand
+    g1 = empty_aligned((nb if use_rmask else 0, hdim), dt)
+    prod = empty_aligned((nb, hdim), dt)
     # the step products' right operands (U^T, or its gate blocks with recurrent dropout), packed once
     upt = pack(ut[0:0 if use_rmask else h4])
     upt4 = pack_stack(ut.reshape(4, hdim, hdim)[0:4 if use_rmask else 0])
@@ -175,7 +175,7 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
     hp = s2[:, 6 * units:7 * units]
     input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1)
     if use_rmask:
-        hm = np.empty((rows, units), x.dtype)
+        hm = empty_aligned((rows, units), x.dtype)
         for gi in range(4):
             lo = gi * units
             mask_rows(hp, rmask[gi, b0:b1], steps, hm)

@@ -27,6 +27,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
+from .aligned import empty_aligned
+
 #: vectors per tile row
 NV = 2
 
@@ -367,7 +369,7 @@ def pack(u):
     of every process (cold start: the LSTM model's reached 10.0 s with both)."""
     k, n = u.shape
     nr = NV * (VECTOR_BYTES // u.itemsize)
-    up = np.empty(((n + nr - 1) // nr, k, nr), u.dtype)
+    up = empty_aligned(((n + nr - 1) // nr, k, nr), u.dtype)
     pack_panels(u, up)
     return up
 
@@ -377,7 +379,7 @@ def pack_stack(u3):
     """``u3 (G, K, N)``, G operands (one per gate), packed: a new ``(G, P, K, NR)`` array."""
     g, k, n = u3.shape
     nr = NV * (VECTOR_BYTES // u3.itemsize)
-    up = np.empty((g, (n + nr - 1) // nr, k, nr), u3.dtype)
+    up = empty_aligned((g, (n + nr - 1) // nr, k, nr), u3.dtype)
     for i in range(g):
         pack_panels(u3[i], up[i])
     return up

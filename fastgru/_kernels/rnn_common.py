@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from .aligned import empty_aligned
 from .linalg import gemm
 from .packed import L2_BYTES, pack, packed_matmul_into
 
@@ -44,7 +45,7 @@ def block_projection_buffers(w, block, rows, dtype):
     """``(pack(w), (block, rows, n) buffer)`` for a loop that projects ``block`` steps at a time; empty
     arrays of the same types when ``block`` is 0 (the loop reads a given projection instead)."""
     if block > 0:
-        return pack(w), np.empty((block, rows, w.shape[1]), dtype)
+        return pack(w), empty_aligned((block, rows, w.shape[1]), dtype)
     return np.empty((0, 0, 0), dtype), np.empty((0, 0, 0), dtype)
 
 
@@ -105,7 +106,7 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
     if n_imask == 0:
         packed_matmul_into(x2, pack(w), xp)
     else:
-        xm = np.empty((rows, d), x.dtype)
+        xm = empty_aligned((rows, d), x.dtype)
         for g in range(n_imask):
             mask_rows(x2, imask[g, b0:b1], steps, xm)
             lo = g * width
@@ -137,8 +138,8 @@ def input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1):
             gemm(g, w, dx2, False, True, False)
         return
     width = n // n_imask if n_imask > 1 else n
-    xm = np.empty((rows, d), x.dtype)
-    tmp = np.empty((rows if n_imask > 1 and need_dx else 0, d), x.dtype)
+    xm = empty_aligned((rows, d), x.dtype)
+    tmp = empty_aligned((rows if n_imask > 1 and need_dx else 0, d), x.dtype)
     for gi in range(n_imask):
         m = imask[gi, b0:b1]
         mask_rows(x2, m, steps, xm)

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
+from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .linalg import gemm
 from .packed import pack, packed_matmul_into
@@ -65,11 +66,11 @@ def simple_rnn_forward_slice(
     hdim = h0.shape[1]
     nb = b1 - b0
     dt = h0.dtype
-    h = np.empty((nb, hdim), dt)
+    h = empty_aligned((nb, hdim), dt)
     copy_rows(h0, b0, h, 0, nb)
-    hm = np.empty((nb if use_rmask else 0, hdim), dt)
-    rec = np.empty((nb, hdim), dt)
-    a = np.empty(hdim, dt)
+    hm = empty_aligned((nb if use_rmask else 0, hdim), dt)
+    rec = empty_aligned((nb, hdim), dt)
+    a = empty_aligned((hdim,), dt)
     up = pack(u)  # the step product's right operand, packed once for the whole loop
     if block > 0 and w.shape[1] != hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index hdim columns
@@ -162,11 +163,11 @@ def simple_rnn_backward_slice(
     hdim = dh_last.shape[1]
     nb = b1 - b0
     dt = saved.dtype
-    dh = np.empty((nb, hdim), dt)        # dL/dh of the state after the current step
-    carry = np.zeros((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
-    gout = np.empty(hdim, dt)
-    ga = np.empty((nb, hdim), dt)        # da, the step product's left operand
-    prod = np.empty((nb, hdim), dt)
+    dh = empty_aligned((nb, hdim), dt)        # dL/dh of the state after the current step
+    carry = zeros_aligned((nb, hdim), dt)     # dL/d(output) carried back through repeated outputs
+    gout = empty_aligned((hdim,), dt)
+    ga = empty_aligned((nb, hdim), dt)        # da, the step product's left operand
+    prod = empty_aligned((nb, hdim), dt)
     upt = pack(ut)  # the step product's right operand, packed once for the whole loop
     copy_rows(dh_last, b0, dh, 0, nb)
     if not return_sequences:
@@ -224,7 +225,7 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
     hp = s2[:, units:2 * units]
     input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1)
     if use_rmask:
-        hm = np.empty((rows, units), x.dtype)
+        hm = empty_aligned((rows, units), x.dtype)
         mask_rows(hp, rmask[b0:b1], steps, hm)
         gemm(hm, g, du, True, False, False)
     else:

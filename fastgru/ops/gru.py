@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import activations
+from .._kernels import aligned
 from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
@@ -79,9 +80,9 @@ def run_gru(
     dtype = x.dtype
     if h0 is None:
         h0 = np.zeros((bsz, units), dtype)
-    out = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
+    out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
-    saved = np.empty((bsz, steps, _gru.N_SAVED * units) if save else (0, 0, 0), dtype)
+    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units) if save else (0, 0, 0), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
@@ -201,9 +202,9 @@ def run_gru_train(
     dtype = x.dtype
     if h0 is None:
         h0 = np.zeros((bsz, units), dtype)
-    out = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
+    out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
-    saved = np.empty((bsz, steps, _gru.N_SAVED * units), dtype)
+    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
@@ -271,7 +272,7 @@ def run_gru_backward(
     if d_h_last is None:
         d_h_last = np.zeros((bsz, units), dtype)
     if d_out is None:
-        d_out3 = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
+        d_out3 = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     else:
         d_out3 = np.ascontiguousarray(d_out if return_sequences else d_out[:, None, :], dtype)
     u = _full_recurrent_kernel(prepared)
@@ -283,9 +284,9 @@ def run_gru_backward(
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 3 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
-    dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
-    dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
-    du_part = np.empty((n_chunks,) + u.shape, dtype)
+    dx = aligned.empty(x.shape, x.dtype) if need_dx else aligned.empty((0, 0, d), dtype)
+    dw_part = aligned.empty((n_chunks,) + prepared.w.shape, dtype)
+    du_part = aligned.empty((n_chunks,) + u.shape, dtype)
     db_part = np.empty((n_chunks, 2, n), np.float64)
     kw = dict(
         saved=saved, ut=np.ascontiguousarray(u.T), rmask=rmask, use_rmask=use_rmask, d_out=d_out3,

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import activations
+from .._kernels import aligned
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
@@ -75,7 +76,7 @@ def _allocate(x, units, h0, c0, return_sequences):
     bsz, steps, _ = x.shape
     h0 = np.zeros((bsz, units), x.dtype) if h0 is None else h0
     c0 = np.zeros((bsz, units), x.dtype) if c0 is None else c0
-    out = np.zeros((bsz, steps if return_sequences else 1, units), x.dtype)
+    out = aligned.zeros((bsz, steps if return_sequences else 1, units), x.dtype)
     return h0, c0, out, np.empty((bsz, units), x.dtype), np.empty((bsz, units), x.dtype)
 
 
@@ -135,7 +136,7 @@ def run_lstm_train(
     units = prepared.units
     dtype = x.dtype
     h0, c0, out, h_last, c_last = _allocate(x, units, h0, c0, return_sequences)
-    saved = np.empty((bsz, steps, _lstm.N_SAVED * units), dtype)
+    saved = aligned.empty((bsz, steps, _lstm.N_SAVED * units), dtype)
     if bsz * steps == 0:
         h_last[:] = h0
         c_last[:] = c0
@@ -177,7 +178,7 @@ def run_lstm_backward(
     d_h_last = zeros if d_h_last is None else np.ascontiguousarray(d_h_last, dtype)
     d_c_last = zeros if d_c_last is None else np.ascontiguousarray(d_c_last, dtype)
     if d_out is None:
-        d_out3 = np.zeros((bsz, steps if return_sequences else 1, units), dtype)
+        d_out3 = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     else:
         d_out3 = np.ascontiguousarray(d_out if return_sequences else d_out[:, None, :], dtype)
     dh0 = np.empty((bsz, units), dtype)
@@ -190,9 +191,9 @@ def run_lstm_backward(
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 4 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
-    dx = np.empty_like(x) if need_dx else np.empty((0, 0, d), dtype)
-    dw_part = np.empty((n_chunks,) + prepared.w.shape, dtype)
-    du_part = np.empty((n_chunks,) + prepared.u.shape, dtype)
+    dx = aligned.empty(x.shape, x.dtype) if need_dx else aligned.empty((0, 0, d), dtype)
+    dw_part = aligned.empty((n_chunks,) + prepared.w.shape, dtype)
+    du_part = aligned.empty((n_chunks,) + prepared.u.shape, dtype)
     db_part = np.empty((n_chunks, 4 * units), np.float64)
     kw = dict(
         saved=saved, ut=prepared.ut, rmask=rmask, use_rmask=use_rmask, d_out=d_out3, dh_last=d_h_last,

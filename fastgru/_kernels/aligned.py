@@ -1,0 +1,113 @@
+"""Buffers whose first element starts a cache line (64 bytes), for compiled code and for Python.
+
+Numba's ``np.empty`` aligns its data to 32 bytes and NumPy's to 16 (large NumPy arrays, taken from
+``mmap``, start 16 bytes past a page), so half of Numba's buffers and most of NumPy's start mid-line:
+then every 64-byte (AVX-512) vector load or store of a row spans two cache lines. The step product
+``(1, 64) @ (64, 192)`` against packed panels ran 0.30 us with the panels on a line boundary and 0.53
+us 32 or 16 bytes past one, and ``(1, 128) @ (128, 384)`` 1.63 against 2.81 us (same process,
+AVX-512 Xeon): which of the two a process got depended on where ``malloc`` put the buffer, so the
+same program ran S1 in 90 us in one process and 122 us in the next. Every buffer the kernels stream
+with vector loads or stores (packed panels, the time loops' scratch rows, the layers' outputs and the
+training's saved gates) is allocated here instead.
+
+``empty_aligned`` (compiled into its callers) and ``empty`` / ``zeros`` (Python) over-allocate by
+64 bytes and return the aligned C-contiguous view (its ``base`` keeps the allocation alive); the
+Python ones leave arrays under 16 KiB to NumPy (aligning them would cost more than it saves).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+from numba import types
+from numba.extending import intrinsic, overload
+
+#: bytes: one cache line, and one AVX-512 vector
+ALIGN = 64
+
+
+@intrinsic
+def _address(typingctx, arr):
+    """``arr``'s data pointer as an integer."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(data, context.get_value_type(types.intp))
+
+    return types.intp(arr), codegen
+
+
+def _nbytes(shape, dtype) -> tuple[tuple, np.dtype, int]:
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    n = dtype.itemsize
+    for s in shape:
+        n *= s
+    return shape, dtype, n
+
+
+def _aligned_view(shape, dtype, nbytes) -> np.ndarray:
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    offset = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % ALIGN
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def empty_aligned(shape, dtype) -> np.ndarray:
+    """A new uninitialised C-contiguous array of ``shape`` (a tuple) and ``dtype`` starting on a
+    64-byte boundary, whatever its size (compiled code: see the overload below)."""
+    shape, dtype, nbytes = _nbytes(shape, dtype)
+    return _aligned_view(shape, dtype, nbytes)
+
+
+@overload(empty_aligned, jit_options={"nogil": True})
+def _empty_aligned_compiled(shape, dtype):
+    def impl(shape, dtype):
+        n = 1
+        for s in shape:
+            n *= s
+        raw = np.empty(n + ALIGN // 4, dtype)  # 64 bytes more, whatever the item size (4 or 8)
+        offset = ((-_address(raw)) % ALIGN) // raw.itemsize
+        return raw[offset:offset + n].reshape(shape)
+
+    return impl
+
+
+def zeros_aligned(shape, dtype) -> np.ndarray:
+    """:func:`empty_aligned` filled with zeros."""
+    out = empty_aligned(shape, dtype)
+    out.fill(0)
+    return out
+
+
+@overload(zeros_aligned, jit_options={"nogil": True})
+def _zeros_aligned_compiled(shape, dtype):
+    def impl(shape, dtype):
+        out = empty_aligned(shape, dtype)
+        out[...] = 0
+        return out
+
+    return impl
+
+
+#: arrays smaller than this come straight from NumPy: aligning costs ~1.3 us of Python (about what a
+#: whole small layer call spends in its kernel's gate math), and a few vector rows gain nothing
+PY_ALIGN_MIN_BYTES = 16384
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """NumPy's ``empty``, the data starting on a 64-byte boundary (from ``PY_ALIGN_MIN_BYTES`` up)."""
+    shape, dtype, nbytes = _nbytes(shape, dtype)
+    return np.empty(shape, dtype) if nbytes < PY_ALIGN_MIN_BYTES else _aligned_view(shape, dtype, nbytes)
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    """NumPy's ``zeros``, the data starting on a 64-byte boundary (from ``PY_ALIGN_MIN_BYTES`` up)."""
+    shape, dtype, nbytes = _nbytes(shape, dtype)
+    if nbytes < PY_ALIGN_MIN_BYTES:
+        return np.zeros(shape, dtype)
+    out = _aligned_view(shape, dtype, nbytes)
+    out.fill(0)
+    return out
