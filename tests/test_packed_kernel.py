@@ -2,7 +2,7 @@
 loops and input projections goes through it.
 
 Checked against NumPy in float32 and float64 over every tile shape (1..MR+3 rows: the one-row tile over
-4 panels, the two-row tile over 2, the full tiles and their tails), partial last panels, K blocks
+4 or 6 panels, the two-row tile over 2, the full tiles and their tails), partial last panels, K blocks
 (K above one L1 block accumulates), strided row blocks of wider buffers, and row invariance (a row's
 result is bit-identical whatever rows are computed beside it). The tile layout of the other CPU kind
 (32-byte vectors vs 64-byte AVX-512 ones) runs in a child process, so both layouts are exercised on
@@ -35,7 +35,7 @@ def _tol(dtype):
 def test_products_match_numpy_for_every_tile_and_panel_shape(dtype, k):
     rng = np.random.default_rng(k)
     nr = packed.panel_width(dtype)
-    for n in (1, nr - 1, nr, nr + 3, 4 * nr, 5 * nr + 1, 150):
+    for n in (1, nr - 1, nr, nr + 3, 4 * nr, 5 * nr + 1, 8 * nr, 150):
         u = rng.standard_normal((k, n)).astype(dtype)
         up = packed.pack(u)
         assert up.shape == packed.packed_shape(k, n, dtype)

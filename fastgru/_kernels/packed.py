@@ -56,6 +56,10 @@ _N_REGS = 32 if VECTOR_BYTES == 64 else 16
 #: rows per full tile: accumulators (MR * NV) + one panel row (NV) + a broadcast fit the registers
 #: (6 with 16 vector registers, 8 with 32)
 MR = 8 if _N_REGS >= 32 else 6
+#: panels of a one-row tile (a batch of one, or the row left over): 6 (12 accumulators) with 32 vector
+#: registers; 4 (8) with 16. (1, 64) @ (64, 192) in one (1, 6) tile rather than (1, 4) + a
+#: latency-bound (1, 2): see docs/performance.md
+ONE_ROW_PANELS = 6 if _N_REGS >= 32 else 4
 
 
 def _cache_bytes(level: int, fallback: int) -> int:
@@ -277,7 +281,7 @@ def _copy_panel_row(typingctx, dst, d0, src, s0):
 
 # the tiles: full ones of MR rows (one panel), and the few-row ones over 4 or 2 panels (one row) or 2 (two
 # rows), with one-panel versions for the panels left over
-_t1_4, _t1_2, _t1_1 = _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
+_t1_6, _t1_4, _t1_2, _t1_1 = _make_tile(1, 6), _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
 _t2_2, _t2_1 = _make_tile(2, 2), _make_tile(2, 1)
 _t3, _t4, _t5, _t6 = (_make_tile(mr, 1) for mr in range(3, 7))
 _t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
@@ -287,7 +291,9 @@ _t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
 def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
     # one branch per (rows, panels) tile up to 5 rows, each an inlined micro-kernel with its tile in registers
     if m == 1:
-        if npan == 4:
+        if npan == 6:  # (only when ONE_ROW_PANELS is 6)
+            _t1_6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif npan == 4:
             _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         elif npan == 2:
             _t1_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
@@ -427,8 +433,8 @@ def packed_matmul_into(a, up, out):
     full = m - m % MR
     rest = m - full
     # the last rows' tile covers several panels when the rows are few: enough independent accumulators
-    # (>= 8 vectors) to hide the FMA latency (one sequence: a (1, K) row against 4 panels at once)
-    step = 4 if rest == 1 else 2 if rest == 2 else 1
+    # (>= 8 vectors) to hide the FMA latency (one sequence: a (1, K) row against 4 or 6 panels at once)
+    step = 2 if rest == 2 else 1
     if full > mc and min(k, kc) * n_panels * nr * isz <= L2_BYTES // 2:
         # many rows (an input projection) against a K block of panels that stays in L2: row blocks
         # outermost, each small enough that its (rows, N) block of ``out`` also stays in L2 across the
@@ -461,8 +467,13 @@ def packed_matmul_into(a, up, out):
         if rest > 0:
             p = 0
             while p < n_panels:
-                # the panels left over: two at once for one row (4 chains instead of 2 latency-bound ones)
-                npan = step if p + step <= n_panels else 2 if rest == 1 and p + 2 <= n_panels else 1
+                left = n_panels - p
+                if rest == 1:
+                    # one row: ONE_ROW_PANELS at once (12 chains with 32 vector registers, 8 with 16),
+                    # the panels left over 4, 2 or 1 at once
+                    npan = ONE_ROW_PANELS if left >= ONE_ROW_PANELS else 4 if left >= 4 else 2 if left >= 2 else 1
+                else:
+                    npan = step if left >= step else 1
                 ncols = min(npan * nr, n - p * nr)
                 _tile(rest, npan, ap, full * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
                       full * ldc + p * nr, ldc, ncols, k0)
