@@ -209,6 +209,8 @@ def n_chunks_for(rows: int, work: float) -> int:
     """How many chunks of batch rows a kernel call should run side by side: one per kernel thread
     (``kernel_threads()``), at most ``rows``, and each with at least ``MIN_CHUNK_WORK`` of the call's
     ``work`` (its multiply-adds)."""
+    if work < 2 * MIN_CHUNK_WORK or rows < 2:  # (one chunk: decided before asking for the thread count)
+        return 1
     by_work = int(work // MIN_CHUNK_WORK) if MIN_CHUNK_WORK > 0 else rows
     return max(1, min(kernel_threads(), rows, by_work))
 

@@ -204,7 +204,7 @@ def test_packed_panels_and_kernel_buffers_start_on_a_cache_line():
             assert a.shape == (n, 3) and z.shape == (2, n) and not z.any()
             up_py = packed.pack(np.ones((n, 5), dtype))  # plain Python (register_jitable) path
             assert (up_py.ctypes.data % aligned.ALIGN == 0 or up_py.size == 0) and np.array_equal(up_py, up)
-        for shape in ((4096,), (3, 700, 9), (64, 100, 1280)):
+        for shape in ((4096,), (3, 700, 9), (64, 100, 1280)):  # (tuples: what the callers pass)
             for make in (aligned.empty, aligned.zeros):
                 arr = make(shape, dtype)
                 assert arr.shape == shape and arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable

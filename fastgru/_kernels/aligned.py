@@ -40,9 +40,8 @@ def _address(typingctx, arr):
     return types.intp(arr), codegen
 
 
-def _nbytes(shape, dtype) -> tuple[tuple, np.dtype, int]:
+def _nbytes(shape: tuple, dtype) -> tuple[tuple, np.dtype, int]:
     dtype = np.dtype(dtype)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     n = dtype.itemsize
     for s in shape:
         n *= s
@@ -97,14 +96,14 @@ def _zeros_aligned_compiled(shape, dtype):
 PY_ALIGN_MIN_BYTES = 16384
 
 
-def empty(shape, dtype) -> np.ndarray:
-    """NumPy's ``empty``, the data starting on a 64-byte boundary (from ``PY_ALIGN_MIN_BYTES`` up)."""
+def empty(shape: tuple, dtype) -> np.ndarray:
+    """NumPy's ``empty`` (``shape`` a tuple), the data on a 64-byte boundary from ``PY_ALIGN_MIN_BYTES`` up."""
     shape, dtype, nbytes = _nbytes(shape, dtype)
     return np.empty(shape, dtype) if nbytes < PY_ALIGN_MIN_BYTES else _aligned_view(shape, dtype, nbytes)
 
 
-def zeros(shape, dtype) -> np.ndarray:
-    """NumPy's ``zeros``, the data starting on a 64-byte boundary (from ``PY_ALIGN_MIN_BYTES`` up)."""
+def zeros(shape: tuple, dtype) -> np.ndarray:
+    """NumPy's ``zeros`` (``shape`` a tuple), the data on a 64-byte boundary from ``PY_ALIGN_MIN_BYTES`` up."""
     shape, dtype, nbytes = _nbytes(shape, dtype)
     if nbytes < PY_ALIGN_MIN_BYTES:
         return np.zeros(shape, dtype)

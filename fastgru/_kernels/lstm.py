@@ -216,17 +216,16 @@ def lstm_forward_slice(
     copy_rows(c, 0, c_last, b0, nb)
 
 
-def lstm_forward_chunk(
-    b0, b1, *, x, w, b, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags, out, h_last, c_last, saved,
-    save,
-):
-    """Batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
-    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2)."""
+def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h_last, c_last):
+    """Inference of batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
+    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
+    arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
+    empty3 = np.empty((0, 0, 0), x.dtype)
     block = projection_block_steps(b1 - b0, x.shape[1], 4 * h0.shape[1], x.dtype.itemsize)
     lstm_forward_slice(
-        np.empty((0, 0, 0), x.dtype), x, w, b, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act,
-        flags.ract, flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved,
-        save, b0, b1,
+        empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, flags.act, flags.ract,
+        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, empty3, False,
+        b0, b1,
     )
 
 

@@ -22,8 +22,9 @@ from .packed import L2_BYTES, pack, packed_matmul_into
 
 class LoopFlags(NamedTuple):
     """The options every recurrent time loop takes, as one value: ``fastgru.ops`` builds it once per call
-    and passes it, with the arrays, by keyword to a ``*_chunk`` driver; the driver hands the fields to
-    the compiled loops (plain ints and bools there, so a loop is compiled once whatever their values)."""
+    and passes it, with the arrays, to a ``*_chunk`` driver (positionally for inference, by keyword for
+    training); the driver hands the fields to the compiled loops (plain ints and bools there, so a loop
+    is compiled once whatever their values)."""
 
     act: int  #: the candidate's / output's activation code (``fast_code`` applied)
     ract: int  #: the gates' activation code (SimpleRNN has none: 0)

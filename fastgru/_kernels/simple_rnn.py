@@ -117,11 +117,10 @@ def simple_rnn_forward_slice(
     copy_rows(h, 0, h_last, b0, nb)
 
 
-def simple_rnn_forward_chunk(
-    b0, b1, *, x, w, b, u, h0, mask, use_mask, flags, out, h_last,
-):
+def simple_rnn_forward_chunk(b0, b1, x, w, b, u, h0, mask, use_mask, flags, out, h_last):
     """Inference of rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
-    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2)."""
+    (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
+    arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
     block = projection_block_steps(b1 - b0, x.shape[1], h0.shape[1], x.dtype.itemsize)
     empty2 = np.zeros((0, 0), x.dtype)
     empty3 = np.zeros((0, 0, 0), x.dtype)

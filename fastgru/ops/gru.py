@@ -82,22 +82,22 @@ def run_gru(
         h0 = np.zeros((bsz, units), dtype)
     out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
-    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units) if save else (0, 0, 0), dtype)
+    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype) if save else np.empty((0, 0, 0), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
     if bsz * steps > 0:
         kernel_blas_single_threaded()
-        kw = dict(
-            x=x, w=prepared.w, b_in=prepared.b_in, u=prepared.u, u_h=prepared.u_h, b_rec=prepared.b_rec,
-            h0=h0, mask=mask_arr, use_mask=use_mask,
-            flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
-                            zero_output_for_mask),
-            reset_after=prepared.reset_after, out=out, h_last=h_last, saved=saved, save=save,
-        )
+        args = (x, prepared.w, prepared.b_in, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
+                LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                          zero_output_for_mask),
+                prepared.reset_after, out, h_last, saved, save)
         # each thread runs the time loop of its batch rows, projecting their inputs a block of
         # steps at a time (blocks that stay in its L2; never the whole (B, T, 3H) projection)
-        run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, **kw), bsz, n_chunks)
+        if n_chunks == 1:
+            _gru.gru_forward_chunk(0, bsz, *args)
+        else:
+            run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, *args), bsz, n_chunks)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, saved

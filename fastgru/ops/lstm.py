@@ -105,18 +105,17 @@ def run_lstm(
         h_last[:] = h0
         c_last[:] = c0
         return (out if return_sequences else out[:, 0]), h_last, c_last
-    empty3 = np.zeros((0, 0, 0), dtype)
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
-    kw = dict(
-        x=x, w=prepared.w, b=prepared.b, u=prepared.u, u4=empty3, rmask=empty3, use_rmask=False, h0=h0,
-        c0=c0, mask=mask if use_mask else EMPTY_MASK, use_mask=use_mask,
-        flags=LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
-                        zero_output_for_mask),
-        out=out, h_last=h_last, c_last=c_last, saved=empty3, save=False,
-    )
-    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, **kw), bsz, n_chunks)
+    args = (x, prepared.w, prepared.b, prepared.u, h0, c0, mask if use_mask else EMPTY_MASK, use_mask,
+            LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
+                      zero_output_for_mask),
+            out, h_last, c_last)
+    if n_chunks == 1:
+        _lstm.lstm_forward_chunk(0, bsz, *args)
+    else:
+        run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, *args), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last, c_last
 
 

@@ -130,13 +130,12 @@ def run_simple_rnn(
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
-    kw = dict(
-        x=x, w=prepared.w, b=prepared.b, u=prepared.u, h0=h0, mask=mask if use_mask else EMPTY_MASK,
-        use_mask=use_mask, flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences,
-                                           zero_output_for_mask),
-        out=out, h_last=h_last,
-    )
-    run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, **kw), bsz, n_chunks)
+    args = (x, prepared.w, prepared.b, prepared.u, h0, mask if use_mask else EMPTY_MASK, use_mask,
+            LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask), out, h_last)
+    if n_chunks == 1:
+        _srnn.simple_rnn_forward_chunk(0, bsz, *args)
+    else:
+        run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, *args), bsz, n_chunks)
     return (out if return_sequences else out[:, 0]), h_last
 
 
