@@ -261,9 +261,9 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
     if not reset_after:
         gemm(c4, g[:, u2:n], du[:, u2:n], True, False, False)
     # bias gradients: column sums, accumulated in float64
-    column_sums(g, db[0])
+    column_sums(s2, 0, db[0])
     if reset_after:
-        column_sums(c4, db[1, u2:n])
+        column_sums(s2, n, db[1, u2:n])
         for j in range(u2):
             db[1, j] = db[0, j]
     else:

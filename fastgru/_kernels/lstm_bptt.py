@@ -182,7 +182,7 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
             gemm(hm, g[:, lo:lo + units], du[:, lo:lo + units], True, False, False)
     else:
         gemm(hp, g, du, True, False, False)
-    column_sums(g, db)
+    column_sums(s2, 0, db)
 
 
 def lstm_backward_chunk(

@@ -103,7 +103,8 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
     width = n // n_imask if n_imask > 1 else n
     rows = (b1 - b0) * steps
     x2 = x[b0:b1].reshape(rows, d)
-    xp = saved[b0:b1].reshape(rows, saved.shape[2])[:, 0:n]
+    s2 = saved[b0:b1].reshape(rows, saved.shape[2])
+    xp = s2[:, 0:n]
     if n_imask == 0:
         packed_matmul_into(x2, pack(w), xp)
     else:
@@ -113,7 +114,7 @@ def project_train_slice(x, w, b_in, imask, n_imask, saved, b0, b1):
             lo = g * width
             packed_matmul_into(xm, pack(np.ascontiguousarray(w[:, lo:lo + width])), xp[:, lo:lo + width])
     for r in range(rows):
-        row = xp[r]
+        row = s2[r]  # a C-contiguous row (xp's rows have a stride unknown at compile time: no vectors)
         for j in range(n):
             row[j] += b_in[j]
 
@@ -164,13 +165,20 @@ def input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def column_sums(g, out):
-    """``out[:] = g.sum(axis=0)`` accumulated in out's dtype (float64 for the bias gradients)."""
+def column_sums(s, c0, out):
+    """``out[:] = s[:, c0:c0 + n].sum(axis=0)`` (n = len(out)) accumulated in out's dtype (float64 for
+    the bias gradients), row after row. ``s`` is the whole C-contiguous (rows, width) buffer and c0
+    the block's first column, not a column-block view: through a view (a non-contiguous array type)
+    each row's elements have a stride unknown at compile time and the loop does not vectorise
+    ((320, 192) of a (320, 320) buffer: 29 us that way, 8.4 us this way; same sums)."""
+    n = out.shape[0]
+    if c0 < 0 or c0 + n > s.shape[1]:
+        raise ValueError("column_sums: the column block is outside the buffer")
     out[:] = 0.0
-    for r in range(g.shape[0]):
-        grow = g[r]
-        for j in range(g.shape[1]):
-            out[j] += grow[j]
+    for r in range(s.shape[0]):
+        row = s[r]
+        for j in range(n):
+            out[j] += row[c0 + j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")

@@ -229,7 +229,7 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
         gemm(hm, g, du, True, False, False)
     else:
         gemm(hp, g, du, True, False, False)
-    column_sums(g, db)
+    column_sums(s2, 0, db)
 
 
 def simple_rnn_backward_chunk(
