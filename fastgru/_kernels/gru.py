@@ -32,7 +32,8 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace, sigmoid_rational, tanh_rational
 from .aligned import empty_aligned
-from .packed import pack, packed_matmul_into
+from .gru_gates import gate_row
+from .packed import _data, pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -95,6 +96,9 @@ def gru_forward_slice(
     t_lo = 0
     # Keras's defaults in float32 (reset_after, tanh, sigmoid): all of a row's gate math in one pass
     fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID
+    if fused and (u.shape[1] != 3 * hdim or b_rec.shape[0] != 3 * hdim or out.shape[2] != hdim
+                  or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)):
+        raise ValueError("gru_forward_slice: row widths do not match the units")  # gate_row trusts them
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -105,54 +109,24 @@ def gru_forward_slice(
             project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         packed_matmul_into(h, up, rec)
         if fused:
-            # each j loop free of branches and calls, so that LLVM vectorises it (a helper function,
-            # even one Numba inlines, measured 10-40% slower at S1, S2 and S5)
+            # every row's gate math in one explicit full-width vector pass (gru_gates.gate_row),
+            # saving the gates straight into the saved row when training
+            bp = _data(b_rec)
             for bb in range(nb):
                 b = b0 + bb
                 live = not (use_mask and mask[b, t] == 0)
                 if not live and not save:
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                     continue
-                xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
-                rrow = rec[bb]
-                hrow = h[bb]
-                if not save:
-                    orow = out[b, oi]
-                    for j in range(hdim):
-                        hn = gru_unit(xrow[j] + rrow[j] + b_rec[j], xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j],
-                                      xrow[h2 + j], rrow[h2 + j] + b_rec[h2 + j], hrow[j])[3]
-                        hrow[j] = hn
-                        orow[j] = hn
-                    continue
-                # saving: the input row may be the saved row itself (its columns 0:3H), so the gates
-                # and the new state go to temporaries first (computed by the same gru_unit as above,
-                # so with the same roundings), h_prev straight to its columns 4H:5H (never read)
-                r = rg[bb]
-                c = rh[bb]
-                hnew = rech[bb]
-                for j in range(hdim):
-                    cj = rrow[h2 + j] + b_rec[h2 + j]
-                    zj, rj, hhj, hn = gru_unit(xrow[j] + rrow[j] + b_rec[j],
-                                               xrow[hdim + j] + rrow[hdim + j] + b_rec[hdim + j], xrow[h2 + j],
-                                               cj, hrow[j])
-                    saved[b, t, 4 * hdim + j] = hrow[j]
-                    hnew[j] = hn
-                    zg[j] = zj
-                    r[j] = rj
-                    c[j] = cj
-                    hh[j] = hhj
-                srow = saved[b, t]
-                for j in range(hdim):
-                    srow[j] = zg[j]
-                    srow[hdim + j] = r[j]
-                    srow[h2 + j] = hh[j]
-                    srow[3 * hdim + j] = c[j]
+                xptr = _data(xpc[t - t_lo, bb]) if block > 0 else _data(xp[b, t])
+                hptr = _data(h[bb])
                 if live:
-                    orow = out[b, oi]
-                    for j in range(hdim):
-                        hrow[j] = hnew[j]
-                        orow[j] = hnew[j]
-                else:
+                    optr = _data(out[b, oi])
+                    gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, _data(saved[b, t]) if save else hptr,
+                             hdim, 1 if save else 0)
+                else:  # masked step, saving: the gates are saved, the state is kept
+                    tmp = _data(rech[bb])
+                    gate_row(xptr, _data(rec[bb]), bp, hptr, tmp, tmp, _data(saved[b, t]), hdim, 1)
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
             continue
         if not reset_after:
