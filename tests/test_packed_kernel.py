@@ -164,6 +164,17 @@ OTHER_LAYOUT = textwrap.dedent("""
             down = (fg.ops.gru_forward(x, w, u3, b, return_sequences=True)[0] * r).sum()
             arg[idx] = saved
             np.testing.assert_allclose(grad[idx], (up_ - down) / 2e-6, rtol=1e-6, atol=1e-8)
+    # float32 with Keras's default activations: the fused gate rows (gru_gates.gate_row) at this
+    # layout's vector width, 21 units (full vectors and a scalar tail), masked steps, saving forward
+    x32 = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    w32, u32 = (0.5 * rng.standard_normal((3, 63))).astype(np.float32), (0.5 * rng.standard_normal((21, 63))).astype(
+        np.float32)
+    b32 = rng.standard_normal((2, 63)).astype(np.float32)
+    mask = rng.random((5, 6)) > 0.3
+    out32, _ = fg.ops.gru_forward(x32, w32, u32, b32, return_sequences=True, mask=mask)
+    ref32, _ = reference_gru(x32.astype(np.float64), w32.astype(np.float64), u32.astype(np.float64),
+                             b32.astype(np.float64), return_sequences=True, mask=mask)
+    np.testing.assert_allclose(out32, ref32, rtol=2e-5, atol=2e-5)
     print("ok", packed.MR)
 """)
 
