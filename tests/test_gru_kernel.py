@@ -209,13 +209,13 @@ def test_projection_block_refuses_a_bias_of_another_width(rng):
 
 
 def test_gate_row_against_numpy_for_every_tail_with_and_without_saving(rng):
-    """``gru_gates.gate_row`` (the fused float32 gate math as explicit vectors): each unit against the
+    """``fused_gates.gru_gate_row`` (the fused float32 gate math as explicit vectors): each unit against the
     GRU equations in float64 (true tanh and sigmoid; the rational approximation is within 3.4e-7), for
     widths below, at and around the vector width (full vectors then a scalar tail), saving the gates or
     not, updating h in place, and with the saved row over the input row (as the training forward)."""
     from numba import njit
 
-    from fastgru._kernels.gru_gates import gate_row
+    from fastgru._kernels.fused_gates import gru_gate_row as gate_row
     from fastgru._kernels.packed import _data
 
     @njit(cache=False)

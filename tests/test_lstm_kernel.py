@@ -263,3 +263,48 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
         for other in results[1:]:
             for expected, got in zip(results[0], other):
                 np.testing.assert_array_equal(got, expected)
+
+
+def test_lstm_gate_row_against_numpy_for_every_tail_with_and_without_saving():
+    """``fused_gates.lstm_gate_row`` (the fused float32 LSTM gate math as explicit vectors): each unit
+    against the LSTM equations in float64, for widths around the vector width (full vectors then a
+    scalar tail), saving or not, states updated in place, the saved row over the input row."""
+    from numba import njit
+
+    from fastgru._kernels.fused_gates import lstm_gate_row
+    from fastgru._kernels.packed import _data
+
+    @njit(cache=False)
+    def run(x, rec, c, h, c_new, h_new, out, saved, save):
+        lstm_gate_row(_data(x), _data(rec), _data(c), _data(h), _data(c_new), _data(h_new), _data(out), _data(saved),
+                      h.shape[0], save)
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    rng = np.random.default_rng(5)
+    for hdim in (1, 5, 8, 15, 16, 17, 40, 64):
+        x, rec = (rng.standard_normal(4 * hdim).astype(np.float32) * 2 for _ in range(2))
+        c, h = rng.standard_normal(hdim).astype(np.float32), rng.standard_normal(hdim).astype(np.float32)
+        a = x.astype(np.float64) + rec
+        ig, fg, og = sigmoid(a[:hdim]), sigmoid(a[hdim:2 * hdim]), sigmoid(a[3 * hdim:])
+        gg = np.tanh(a[2 * hdim:3 * hdim])
+        c_ref = fg * c + ig * gg
+        h_ref = og * np.tanh(c_ref)
+        for save, in_place in ((0, False), (1, False), (1, True)):
+            cx, hx, out = c.copy(), h.copy(), np.full(hdim, np.nan, np.float32)
+            saved = np.full(7 * hdim, np.nan, np.float32)
+            saved[:4 * hdim] = x
+            xin = saved if in_place else x.copy()
+            c_new = cx if in_place else np.empty(hdim, np.float32)
+            h_new = hx if in_place else np.empty(hdim, np.float32)
+            run(xin, rec, cx, hx, c_new, h_new, out, saved, save)
+            np.testing.assert_allclose(out, h_ref, rtol=2e-6, atol=2e-6)
+            np.testing.assert_allclose(c_new, c_ref, rtol=2e-6, atol=2e-6)
+            np.testing.assert_array_equal(h_new, out)
+            if save:
+                expected = np.concatenate([ig, fg, gg, og, np.tanh(c_ref), c, h])
+                np.testing.assert_allclose(saved, expected, rtol=2e-6, atol=2e-6)
+            else:
+                np.testing.assert_array_equal(saved[:4 * hdim], x)
+                assert np.isnan(saved[4 * hdim:]).all()

@@ -164,8 +164,8 @@ OTHER_LAYOUT = textwrap.dedent("""
             down = (fg.ops.gru_forward(x, w, u3, b, return_sequences=True)[0] * r).sum()
             arg[idx] = saved
             np.testing.assert_allclose(grad[idx], (up_ - down) / 2e-6, rtol=1e-6, atol=1e-8)
-    # float32 with Keras's default activations: the fused gate rows (gru_gates.gate_row) at this
-    # layout's vector width, 21 units (full vectors and a scalar tail), masked steps, saving forward
+    # float32 with Keras's default activations: the fused gate rows (fused_gates.gru_gate_row and
+    # lstm_gate_row) at this layout's vector width, 21 units (full vectors and a scalar tail), masked steps
     x32 = rng.standard_normal((5, 6, 3)).astype(np.float32)
     w32, u32 = (0.5 * rng.standard_normal((3, 63))).astype(np.float32), (0.5 * rng.standard_normal((21, 63))).astype(
         np.float32)
@@ -175,6 +175,13 @@ OTHER_LAYOUT = textwrap.dedent("""
     ref32, _ = reference_gru(x32.astype(np.float64), w32.astype(np.float64), u32.astype(np.float64),
                              b32.astype(np.float64), return_sequences=True, mask=mask)
     np.testing.assert_allclose(out32, ref32, rtol=2e-5, atol=2e-5)
+    from tests.reference import reference_lstm
+    wl, ul = (0.5 * rng.standard_normal((3, 84))).astype(np.float32), (0.5 * rng.standard_normal((21, 84))).astype(
+        np.float32)
+    bl = rng.standard_normal(84).astype(np.float32)
+    outl = fg.ops.lstm_forward(x32, wl, ul, bl, return_sequences=True, mask=mask)[0]
+    refl = reference_lstm(*(v.astype(np.float64) for v in (x32, wl, ul, bl)), return_sequences=True, mask=mask)[0]
+    np.testing.assert_allclose(outl, refl, rtol=2e-5, atol=2e-5)
     print("ok", packed.MR)
 """)
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace, sigmoid_rational, tanh_rational
+from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace
 from .aligned import empty_aligned
-from .gru_gates import gate_row
+from .fused_gates import gru_gate_row
 from .packed import _data, pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
@@ -44,18 +44,6 @@ from .rnn_common import (
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY, inline="always")
-def gru_unit(a_z, a_r, x_h, c, h_prev):
-    """One unit of one step with float32 tanh and sigmoid (reset_after), scalars in and out: from the
-    gates' pre-activations ``a_z``, ``a_r``, the candidate's input term ``x_h`` and recurrent term ``c``
-    (before the product with r), returns ``(z, r, candidate, new h)``. Inlined into the time loops'
-    element loops (scalars only, so they stay vectorisable)."""
-    z = sigmoid_rational(a_z)
-    r = sigmoid_rational(a_r)
-    hh = tanh_rational(x_h + r * c)
-    return z, r, hh, z * h_prev + (ONE_F32 - z) * hh
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
@@ -98,7 +86,7 @@ def gru_forward_slice(
     fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID
     if fused and (u.shape[1] != 3 * hdim or b_rec.shape[0] != 3 * hdim or out.shape[2] != hdim
                   or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)):
-        raise ValueError("gru_forward_slice: row widths do not match the units")  # gate_row trusts them
+        raise ValueError("gru_forward_slice: row widths do not match the units")  # gru_gate_row trusts them
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -109,7 +97,7 @@ def gru_forward_slice(
             project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         packed_matmul_into(h, up, rec)
         if fused:
-            # every row's gate math in one explicit full-width vector pass (gru_gates.gate_row),
+            # every row's gate math in one explicit full-width vector pass (fused_gates.gru_gate_row),
             # saving the gates straight into the saved row when training
             bp = _data(b_rec)
             for bb in range(nb):
@@ -122,11 +110,11 @@ def gru_forward_slice(
                 hptr = _data(h[bb])
                 if live:
                     optr = _data(out[b, oi])
-                    gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, _data(saved[b, t]) if save else hptr,
+                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, _data(saved[b, t]) if save else hptr,
                              hdim, 1 if save else 0)
                 else:  # masked step, saving: the gates are saved, the state is kept
                     tmp = _data(rech[bb])
-                    gate_row(xptr, _data(rec[bb]), bp, hptr, tmp, tmp, _data(saved[b, t]), hdim, 1)
+                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, tmp, tmp, _data(saved[b, t]), hdim, 1)
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
             continue
         if not reset_after:

@@ -27,9 +27,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace, sigmoid_rational, tanh_rational
+from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace
 from .aligned import empty_aligned
-from .packed import pack, pack_stack, packed_matmul_into
+from .fused_gates import lstm_gate_row
+from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -40,19 +41,6 @@ from .rnn_common import (
 )
 
 N_SAVED = 7
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY, inline="always")
-def lstm_unit(a_i, a_f, a_g, a_o, c_prev):
-    """One unit of one step with float32 tanh and sigmoid, scalars in and out: from the four gates'
-    pre-activations and ``c_prev``, returns ``(i, f, g, o, c, tanh(c))`` (the new h is ``o * tanh(c)``).
-    Inlined into the time loops' element loops (scalars only, so they stay vectorisable)."""
-    ig = sigmoid_rational(a_i)
-    fg = sigmoid_rational(a_f)
-    gg = tanh_rational(a_g)
-    og = sigmoid_rational(a_o)
-    cn = fg * c_prev + ig * gg
-    return ig, fg, gg, og, cn, tanh_rational(cn)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
@@ -98,6 +86,9 @@ def lstm_forward_slice(
     t_lo = 0
     # Keras's default activations in float32: all of a row's gate math in one pass
     fused = act == FAST_TANH and ract == FAST_SIGMOID
+    if fused and (rec.shape[1] != h4 or out.shape[2] != hdim or (block == 0 and xp.shape[2] < h4)
+                  or (save and saved.shape[2] < 7 * hdim)):
+        raise ValueError("lstm_forward_slice: row widths do not match the units")  # lstm_gate_row trusts them
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -119,55 +110,24 @@ def lstm_forward_slice(
         else:
             packed_matmul_into(h, up, rec)
         if fused:
-            # each j loop free of branches and calls, so that LLVM vectorises it (as the GRU's)
+            # every row's gate math in one explicit full-width vector pass (fused_gates.lstm_gate_row),
+            # saving the gates straight into the saved row when training
             for bb in range(nb):
                 b = b0 + bb
                 live = not (use_mask and mask[b, t] == 0)
                 if not live and not save:
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
                     continue
-                xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
-                rrow = rec[bb]
-                hrow = h[bb]
-                crow = c[bb]
-                if not save:
-                    orow = out[b, oi]
-                    for j in range(hdim):
-                        _, _, _, og, cn, tcj = lstm_unit(xrow[j] + rrow[j], xrow[hdim + j] + rrow[hdim + j],
-                                                         xrow[h2 + j] + rrow[h2 + j], xrow[h3 + j] + rrow[h3 + j],
-                                                         crow[j])
-                        hn = og * tcj
-                        crow[j] = cn
-                        hrow[j] = hn
-                        orow[j] = hn
-                    continue
-                # saving: the input row may be the saved row itself (its columns 0:4H), so the gates
-                # and the new states go to temporaries first (computed by the same lstm_unit as above,
-                # so with the same roundings), c_prev and h_prev straight to their columns 5H:7H
-                for j in range(hdim):
-                    ig, fg, gg, og, cn, tcj = lstm_unit(xrow[j] + rrow[j], xrow[hdim + j] + rrow[hdim + j],
-                                                        xrow[h2 + j] + rrow[h2 + j], xrow[h3 + j] + rrow[h3 + j],
-                                                        crow[j])
-                    hnew[j] = og * tcj
-                    cnew[j] = cn
-                    tc[j] = tcj
-                    gates[j] = ig
-                    gates[hdim + j] = fg
-                    gates[h2 + j] = gg
-                    gates[h3 + j] = og
-                    saved[b, t, 5 * hdim + j] = crow[j]
-                    saved[b, t, 6 * hdim + j] = hrow[j]
-                srow = saved[b, t]
-                for j in range(h4):
-                    srow[j] = gates[j]
+                xptr = _data(xpc[t - t_lo, bb]) if block > 0 else _data(xp[b, t])
+                hptr = _data(h[bb])
+                cptr = _data(c[bb])
                 if live:
-                    orow = out[b, oi]
-                    for j in range(hdim):
-                        srow[h4 + j] = tc[j]
-                        crow[j] = cnew[j]
-                        hrow[j] = hnew[j]
-                        orow[j] = hnew[j]
-                else:
+                    lstm_gate_row(xptr, _data(rec[bb]), cptr, hptr, cptr, hptr, _data(out[b, oi]),
+                                  _data(saved[b, t]) if save else hptr, hdim, 1 if save else 0)
+                else:  # masked step, saving: the gates are saved (tanh(c) as zeros), the states kept
+                    lstm_gate_row(xptr, _data(rec[bb]), cptr, hptr, _data(cnew), _data(hnew), _data(tc),
+                                  _data(saved[b, t]), hdim, 1)
+                    srow = saved[b, t]
                     for j in range(hdim):
                         srow[h4 + j] = 0.0
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)

@@ -1,0 +1,212 @@
+"""The fused gate math of one GRU or LSTM row (Keras's defaults: tanh and sigmoid; the GRU with
+reset_after), written as explicit full-width vector code.
+
+Each unit of a step needs two sigmoids and a tanh (rational approximations, ``activations``), about
+fifty floating-point operations. Written as a plain element loop, LLVM vectorises it only 8 floats wide
+on AVX-512 CPUs (their tuning prefers 256-bit vectors) and the loop is bound by the vector ports:
+1.5 ns a unit, a fifth to a third of a whole step at S2 and S5. Here the loop body is LLVM IR on the
+generic vector type ``<V x float>`` with V from ``packed.VECTOR_BYTES`` (16 float32 with AVX-512F, 8
+with AVX2): LLVM lowers it for whatever CPU Numba compiles for, so nothing here can emit an
+instruction the CPU lacks. The units left over after the last full vector run the same operations
+on scalars, so every unit's value is the same whatever its position in the row.
+
+GRU, per unit j (H units; the rows hold the gate blocks z, r, h side by side, as Keras's kernels):
+
+    a_z = x[j] + rec[j] + b[j];  a_r = x[H+j] + rec[H+j] + b[H+j];  c = rec[2H+j] + b[2H+j]
+    z = sigmoid(a_z);  r = sigmoid(a_r);  hh = tanh(x[2H+j] + r c);  h' = z h + (1 - z) hh
+
+LSTM (gate blocks i, f, g, o):
+
+    i, f, o = sigmoid(x + rec) of their blocks;  g = tanh(x_g + rec_g);  c' = f c + i g;  h' = o tanh(c')
+
+with sigmoid(a) = tanh(a / 2) / 2 + 1/2 and tanh the clamped rational p(x) / q(x), each multiply-add
+fused (``llvm.fmuladd``) exactly where the ``contract`` flag let LLVM fuse the element loops that these
+replace (their outputs are bit-identical). Every path that runs these gates (inference, and the
+training forward that saves them) calls these functions.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import activations as _act
+from .packed import VECTOR_BYTES
+
+
+class _Math:
+    """Elementwise float operations on values of type ``ty`` (a vector or a scalar type)."""
+
+    def __init__(self, builder, ty, suffix):
+        self.b, self.ty = builder, ty
+        self.fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]),
+                                                  f"llvm.fmuladd.{suffix}")
+
+    def const(self, value):
+        ty = self.ty
+        scalar = ir.Constant(ty.element if isinstance(ty, ir.VectorType) else ty, float(value))
+        return ir.Constant(ty, [scalar] * ty.count) if isinstance(ty, ir.VectorType) else scalar
+
+    def fmuladd(self, a, b, c):
+        return self.b.call(self.fma, [a, b, c])
+
+    def max(self, a, b):  # Python's max(a, b): b only when b > a (a NaN stays NaN)
+        return self.b.select(self.b.fcmp_ordered(">", b, a), b, a)
+
+    def min(self, a, b):  # Python's min(a, b): b only when b < a
+        return self.b.select(self.b.fcmp_ordered("<", b, a), b, a)
+
+    def tanh(self, v):
+        """``activations.tanh_rational``."""
+        b, k = self.b, self.const
+        v = self.min(self.max(v, k(-_act.TANH_CLAMP)), k(_act.TANH_CLAMP))
+        v2 = b.fmul(v, v)
+        p = k(_act._A13)
+        for coef in (_act._A11, _act._A9, _act._A7, _act._A5, _act._A3, _act._A1):
+            p = self.fmuladd(p, v2, k(coef))
+        p = b.fmul(p, v)
+        q = self.fmuladd(self.fmuladd(self.fmuladd(k(_act._B6), v2, k(_act._B4)), v2, k(_act._B2)), v2, k(_act._B0))
+        return b.fdiv(p, q)
+
+    def sigmoid(self, v):
+        """``activations.sigmoid_rational``."""
+        half = self.const(_act._HALF)
+        return self.fmuladd(half, self.tanh(self.b.fmul(half, v)), half)
+
+
+def _gru_unit(m, vals):
+    """The GRU's gate math of ``vals`` = (x_z, x_r, x_h, rec_z, rec_r, rec_h, b_z, b_r, b_h, h):
+    returns (z, r, hh, c, h_new)."""
+    b = m.b
+    x_z, x_r, x_h, rec_z, rec_r, rec_h, b_z, b_r, b_h, h = vals
+    z = m.sigmoid(b.fadd(b.fadd(x_z, rec_z), b_z))
+    r = m.sigmoid(b.fadd(b.fadd(x_r, rec_r), b_r))
+    c = b.fadd(rec_h, b_h)
+    hh = m.tanh(m.fmuladd(r, c, x_h))
+    h_new = m.fmuladd(z, h, b.fmul(b.fsub(m.const(1.0), z), hh))
+    return z, r, hh, c, h_new
+
+
+def _lstm_unit(m, vals):
+    """The LSTM's gate math of ``vals`` = (x_i, x_f, x_g, x_o, rec_i, rec_f, rec_g, rec_o, c): returns
+    (i, f, g, o, c_new, tanh(c_new), h_new)."""
+    b = m.b
+    x_i, x_f, x_g, x_o, rec_i, rec_f, rec_g, rec_o, c = vals
+    ig = m.sigmoid(b.fadd(x_i, rec_i))
+    fg = m.sigmoid(b.fadd(x_f, rec_f))
+    gg = m.tanh(b.fadd(x_g, rec_g))
+    og = m.sigmoid(b.fadd(x_o, rec_o))
+    c_new = m.fmuladd(ig, gg, b.fmul(fg, c))
+    tc = m.tanh(c_new)
+    return ig, fg, gg, og, c_new, tc, b.fmul(og, tc)
+
+
+def _row_loop(context, builder, elem_type, hdim, body):
+    """``body(j, ty, suffix)`` over units ``j`` of a row: full vectors of ``packed.VECTOR_BYTES``,
+    then the units left over one at a time (scalars, the same operations)."""
+    elem = context.get_data_type(elem_type)
+    width = VECTOR_BYTES // context.get_abi_sizeof(elem)
+    suffix = "f32" if elem_type == types.float32 else "f64"
+    intp = context.get_value_type(types.intp)
+    n_vec = builder.mul(builder.sdiv(hdim, ir.Constant(intp, width)), ir.Constant(intp, width))
+    with cgutils.for_range_slice(builder, ir.Constant(intp, 0), n_vec, ir.Constant(intp, width), intp=intp) as (j, _):
+        body(j, ir.VectorType(elem, width), f"v{width}{suffix}")
+    with cgutils.for_range_slice(builder, n_vec, hdim, ir.Constant(intp, 1), intp=intp) as (j, _):
+        body(j, elem, suffix)
+
+
+def _access(builder, ty):
+    """``(load(ptr, idx), store(value, ptr, idx))`` of values of type ``ty`` at element offsets."""
+    if isinstance(ty, ir.VectorType):
+        def load(ptr, idx):
+            return builder.load(builder.bitcast(builder.gep(ptr, [idx]), ty.as_pointer()), align=4)
+
+        def store(value, ptr, idx):
+            builder.store(value, builder.bitcast(builder.gep(ptr, [idx]), ty.as_pointer()), align=4)
+    else:
+        def load(ptr, idx):
+            return builder.load(builder.gep(ptr, [idx]))
+
+        def store(value, ptr, idx):
+            builder.store(value, builder.gep(ptr, [idx]))
+    return load, store
+
+
+def _gru_row_codegen(context, builder, sig, args):
+    x, rec, bias, h, h_new, out, saved, hdim, save = args
+    intp = context.get_value_type(types.intp)
+    do_save = builder.icmp_signed("!=", save, ir.Constant(intp, 0))
+
+    def at(j, block):  # j + block * hdim
+        return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
+
+    def body(j, ty, suffix):
+        load, store = _access(builder, ty)
+        # every load before any store: h_new may be h, and saved may be x (its first 3H columns)
+        vals = [load(x, at(j, 0)), load(x, at(j, 1)), load(x, at(j, 2)), load(rec, at(j, 0)), load(rec, at(j, 1)),
+                load(rec, at(j, 2)), load(bias, at(j, 0)), load(bias, at(j, 1)), load(bias, at(j, 2)), load(h, j)]
+        z, r, hh, c, hn = _gru_unit(_Math(builder, ty, suffix), vals)
+        with builder.if_then(do_save):
+            for block, value in enumerate((z, r, hh, c, vals[9])):
+                store(value, saved, at(j, block))
+        store(hn, h_new, j)
+        store(hn, out, j)
+
+    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    return context.get_dummy_value()
+
+
+def _lstm_row_codegen(context, builder, sig, args):
+    x, rec, c, h, c_new, h_new, out, saved, hdim, save = args
+    intp = context.get_value_type(types.intp)
+    do_save = builder.icmp_signed("!=", save, ir.Constant(intp, 0))
+
+    def at(j, block):
+        return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
+
+    def body(j, ty, suffix):
+        load, store = _access(builder, ty)
+        # every load before any store: c_new may be c, h_new h, and saved x (its first 4H columns)
+        vals = [load(x, at(j, g)) for g in range(4)] + [load(rec, at(j, g)) for g in range(4)] + [load(c, j)]
+        h_prev = load(h, j)
+        ig, fg, gg, og, cn, tc, hn = _lstm_unit(_Math(builder, ty, suffix), vals)
+        with builder.if_then(do_save):
+            for block, value in enumerate((ig, fg, gg, og, tc, vals[8], h_prev)):
+                store(value, saved, at(j, block))
+        store(cn, c_new, j)
+        store(hn, h_new, j)
+        store(hn, out, j)
+
+    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    return context.get_dummy_value()
+
+
+def _pointer_signature(pointers, n_ints):
+    if not all(isinstance(p, types.CPointer) for p in pointers) or len({p.dtype for p in pointers}) != 1:
+        return None
+    if pointers[0].dtype not in (types.float32, types.float64):
+        return None
+    return types.void(*([pointers[0]] * len(pointers)), *([types.intp] * n_ints))
+
+
+@intrinsic
+def gru_gate_row(typingctx, x, rec, bias, h, h_new, out, saved, hdim, save):
+    """One row's GRU step: ``h_new`` and ``out`` (H,) from ``x`` (the input projection, 3H), ``rec``
+    (the recurrent product, 3H), ``bias`` (the recurrent bias, 3H) and ``h`` (H,); with ``save`` != 0
+    also ``saved`` (5H,) = [z | r | hh | c | h]. Arguments are data pointers (``packed._data``), one
+    dtype; ``h_new`` may be ``h`` and ``saved`` may be ``x`` (each unit's values are all read before
+    any is written). Bounds unchecked: the caller checks every row's length."""
+    sig = _pointer_signature((x, rec, bias, h, h_new, out, saved), 2)
+    return None if sig is None else (sig, _gru_row_codegen)
+
+
+@intrinsic
+def lstm_gate_row(typingctx, x, rec, c, h, c_new, h_new, out, saved, hdim, save):
+    """One row's LSTM step: ``c_new``, ``h_new`` and ``out`` (H,) from ``x`` (the input projection with
+    the bias, 4H), ``rec`` (the recurrent product, 4H) and ``c`` (H,); with ``save`` != 0 also ``saved``
+    (7H,) = [i | f | g | o | tanh(c_new) | c | h]. Data pointers, one dtype; ``c_new`` may be ``c``,
+    ``h_new`` may be ``h``, ``saved`` may be ``x``. Bounds unchecked: the caller checks them."""
+    sig = _pointer_signature((x, rec, c, h, c_new, h_new, out, saved), 2)
+    return None if sig is None else (sig, _lstm_row_codegen)
