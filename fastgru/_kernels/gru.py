@@ -110,8 +110,8 @@ def gru_forward_slice(
                 hptr = _data(h[bb])
                 if live:
                     optr = _data(out[b, oi])
-                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, _data(saved[b, t]) if save else hptr,
-                             hdim, 1 if save else 0)
+                    sptr = _data(saved[b, t]) if save else hptr  # (not written unless saving)
+                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, sptr, hdim, 1 if save else 0)
                 else:  # masked step, saving: the gates are saved, the state is kept
                     tmp = _data(rech[bb])
                     gru_gate_row(xptr, _data(rec[bb]), bp, hptr, tmp, tmp, _data(saved[b, t]), hdim, 1)
