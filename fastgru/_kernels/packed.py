@@ -145,7 +145,6 @@ def _tile_codegen(mr: int, npan: int):
         b_base = builder.gep(bp, [b0])
         c_base = builder.gep(c, [c0])
         zero = ir.Constant(vty, None)
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(mr)]
         splat_mask = ir.Constant(ir.VectorType(i32, v), None)
         undef = ir.Constant(vty, ir.Undefined)
         a_rows = [builder.gep(a_base, [builder.mul(lda, const(r))]) for r in range(mr)]
@@ -171,6 +170,11 @@ def _tile_codegen(mr: int, npan: int):
         builder.position_at_end(cond_bb)
         p = builder.phi(intp)
         p.add_incoming(const(0), entry)
+        # the accumulators: SSA values carried round the loop (phi nodes), no stack slots to promote
+        accs = [[builder.phi(vty) for _ in range(nvec)] for _ in range(mr)]
+        for row in accs:
+            for acc in row:
+                acc.add_incoming(zero, entry)
         builder.cbranch(builder.icmp_signed("<", p, k), body_bb, end_bb)
         builder.position_at_end(body_bb)
         offset = builder.mul(p, const(nr))
@@ -179,9 +183,8 @@ def _tile_codegen(mr: int, npan: int):
             x = builder.load(builder.gep(a_rows[r], [p]))
             xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat_mask)
             for q in range(nvec):
-                slot = accs[r][q]
-                builder.store(builder.call(fma, [xv, bv[q], builder.load(slot)]), slot)
-        p.add_incoming(builder.add(p, const(1)), builder.block)
+                accs[r][q].add_incoming(builder.call(fma, [xv, bv[q], accs[r][q]]), body_bb)
+        p.add_incoming(builder.add(p, const(1)), body_bb)
         builder.branch(cond_bb).set_metadata("llvm.loop", _no_unroll(builder.module))
         builder.position_at_end(end_bb)
         keep = builder.icmp_signed("!=", accumulate, const(0))
@@ -198,18 +201,18 @@ def _tile_codegen(mr: int, npan: int):
                     with add:
                         for r in range(mr):
                             for q in range(nvec):
-                                total = builder.fadd(builder.load(accs[r][q]), builder.load(c_ptrs[r][q], align=4))
+                                total = builder.fadd(accs[r][q], builder.load(c_ptrs[r][q], align=4))
                                 builder.store(total, c_ptrs[r][q], align=4)
                     with overwrite:
                         for r in range(mr):
                             for q in range(nvec):
-                                builder.store(builder.load(accs[r][q]), c_ptrs[r][q], align=4)
+                                builder.store(accs[r][q], c_ptrs[r][q], align=4)
             with part:  # a last, partial panel: the tile through a stack buffer, then ncols per row
                 buf = cgutils.alloca_once(builder, elem, size=mr * width)
                 for r in range(mr):
                     for q in range(nvec):
                         dst = builder.bitcast(builder.gep(buf, [const(r * width + q * v)]), vptr)
-                        builder.store(builder.load(accs[r][q]), dst, align=4)
+                        builder.store(accs[r][q], dst, align=4)
                 with cgutils.for_range(builder, const(mr), intp=intp) as rows:
                     c_row = builder.gep(c_base, [builder.mul(ldc, rows.index)])
                     b_row = builder.gep(buf, [builder.mul(rows.index, const(width))])
@@ -279,61 +282,80 @@ def _copy_panel_row(typingctx, dst, d0, src, s0):
     return types.void(dst, types.intp, src, types.intp), codegen
 
 
-# the tiles: full ones of MR rows (one panel), and the few-row ones over 4 or 2 panels (one row) or 2 (two
-# rows), with one-panel versions for the panels left over
-_t1_6, _t1_4, _t1_2, _t1_1 = _make_tile(1, 6), _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
+# the tiles. Full ones: MR rows, one panel. The rows left over (fewer than MR) go through tiles of few
+# rows over several panels at once, so that each tile has enough independent accumulators (>= 8
+# vectors) to hide the FMA latency: one row over ONE_ROW_PANELS panels, two rows over 2; with 32 vector
+# registers three and four rows over 2 (12 and 16 accumulators), five and six over one, seven as
+# 4 + 3; with 16, three to five rows over one. One-panel versions take a last, odd
+# panel. Every tile is compiled into each signature of packed_matmul_into (~0.15 s per accumulator
+# vector): no more of them.
+_tile_full = _make_tile(MR, 1)
+_t1_4, _t1_2, _t1_1 = _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
 _t2_2, _t2_1 = _make_tile(2, 2), _make_tile(2, 1)
-_t3, _t4, _t5, _t6 = (_make_tile(mr, 1) for mr in range(3, 7))
-_t7, _t8 = (_make_tile(7, 1), _make_tile(8, 1)) if MR == 8 else (None, None)
+_t3_1, _t4_1, _t5_1 = _make_tile(3, 1), _make_tile(4, 1), _make_tile(5, 1)
 
 
 @register_jitable
-def _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
-    # one branch per (rows, panels) tile up to 5 rows, each an inlined micro-kernel with its tile in registers
+def _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    # one or two rows: one branch per tile, each an inlined micro-kernel with its tile in registers
     if m == 1:
-        if npan == 6:  # (only when ONE_ROW_PANELS is 6)
-            _t1_6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-        elif npan == 4:
+        if npan == 4:
             _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         elif npan == 2:
             _t1_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
             _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    elif m == 2:
-        if npan == 2:
-            _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    elif npan == 2:
+        _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+    else:
+        _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+
+
+if _N_REGS >= 32:
+    _t1_6, _t3_2, _t4_2, _t6_1 = _make_tile(1, 6), _make_tile(3, 2), _make_tile(4, 2), _make_tile(6, 1)
+    #: rows left over (< MR) -> rows of their first tile (7 = 4 + 3)
+    _REST_SPLIT = (0, 1, 2, 3, 4, 5, 6, 4)
+    #: rows of a tile -> panels side by side in it
+    _REST_PANELS = (0, ONE_ROW_PANELS, 2, 2, 2, 1, 1)
+
+    @register_jitable
+    def _tile_rest(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+        """One tile of ``m`` rows (as _REST_SPLIT) over ``npan`` panels (as _REST_PANELS, or fewer at
+        the last panels), C += / = A @ panels as the tiles (``_tile_codegen``)."""
+        if m == 1 and npan == 6:
+            _t1_6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m <= 2:
+            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m == 3:
+            if npan == 2:
+                _t3_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            else:
+                _t3_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m == 4:
+            if npan == 2:
+                _t4_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            else:
+                _t4_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m == 5:  # five and six rows: one panel, one pass (measured faster than 4 + 1, 4 + 2, 3 + 3)
+            _t5_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
         else:
-            _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    elif m == 3:
-        _t3(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    elif m == 4:
-        _t4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    else:
-        _t5(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t6_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+else:
+    _REST_SPLIT = (0, 1, 2, 3, 4, 5)
+    _REST_PANELS = (0, ONE_ROW_PANELS, 2, 1, 1, 1)
 
-
-@register_jitable
-def _tile_mr6(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
-    if m == 6:
-        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    else:
-        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-
-
-@register_jitable
-def _tile_mr8(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
-    if m == 8:
-        _t8(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    elif m == 7:
-        _t7(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    elif m == 6:
-        _t6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-    else:
-        _tile_few(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
-
-
-#: the tile dispatch for this CPU's MR (tiles of 1..MR rows, no dead copies to compile)
-_tile = _tile_mr8 if MR == 8 else _tile_mr6
+    @register_jitable
+    def _tile_rest(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+        """One tile of ``m`` rows (as _REST_SPLIT) over ``npan`` panels (as _REST_PANELS, or fewer at
+        the last panels), C += / = A @ panels as the tiles (``_tile_codegen``)."""
+        if m <= 2:
+            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m == 3:
+            _t3_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        elif m == 4:
+            _t4_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        else:
+            _t5_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -431,10 +453,6 @@ def packed_matmul_into(a, up, out):
     # row blocks of whole tiles whose (mc, kc) block of ``a`` stays in L2 while the panels pass
     mc = max(MR, L2_ROWS_BYTES // (kc * isz) // MR * MR)
     full = m - m % MR
-    rest = m - full
-    # the last rows' tile covers several panels when the rows are few: enough independent accumulators
-    # (>= 8 vectors) to hide the FMA latency (one sequence: a (1, K) row against 4 or 6 panels at once)
-    step = 2 if rest == 2 else 1
     if full > mc and min(k, kc) * n_panels * nr * isz <= L2_BYTES // 2:
         # many rows (an input projection) against a K block of panels that stays in L2: row blocks
         # outermost, each small enough that its (rows, N) block of ``out`` also stays in L2 across the
@@ -449,8 +467,8 @@ def packed_matmul_into(a, up, out):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        _tile(MR, 1, ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
-                              i * ldc + p * nr, ldc, ncols, k0)
+                        _tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                                   i * ldc + p * nr, ldc, ncols, k0)
         full_done = True
     else:
         full_done = False
@@ -462,19 +480,19 @@ def packed_matmul_into(a, up, out):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        _tile(MR, 1, ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
-                              i * ldc + p * nr, ldc, ncols, k0)
-        if rest > 0:
+                        _tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                                   i * ldc + p * nr, ldc, ncols, k0)
+        # the rows left over, in tiles of few rows over several panels (_REST_SPLIT, _REST_PANELS)
+        r0 = full
+        while r0 < m:
+            rows = _REST_SPLIT[m - r0]
+            width = _REST_PANELS[rows]
             p = 0
             while p < n_panels:
                 left = n_panels - p
-                if rest == 1:
-                    # one row: ONE_ROW_PANELS at once (12 chains with 32 vector registers, 8 with 16),
-                    # the panels left over 4, 2 or 1 at once
-                    npan = ONE_ROW_PANELS if left >= ONE_ROW_PANELS else 4 if left >= 4 else 2 if left >= 2 else 1
-                else:
-                    npan = step if left >= step else 1
+                npan = width if left >= width else 4 if rows == 1 and left >= 4 else 2 if rows <= 2 and left >= 2 else 1
                 ncols = min(npan * nr, n - p * nr)
-                _tile(rest, npan, ap, full * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
-                      full * ldc + p * nr, ldc, ncols, k0)
+                _tile_rest(rows, npan, ap, r0 * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                           r0 * ldc + p * nr, ldc, ncols, k0)
                 p += npan
+            r0 += rows
