@@ -44,4 +44,11 @@ def test_no_kernel_is_compiled_for_a_literal_argument():
             assert not any("Literal" in str(arg) for arg in signature), f"{name} compiled for {signature}"
     for cell in ("gru", "lstm", "simple_rnn"):
         assert {f"{cell}_forward_slice", f"{cell}_backward_slice", f"{cell}_grads_slice"} <= checked
-    assert {"project_block", "project_train_slice", "gru_forward_rdrop_slice"} <= checked
+    assert {"project_train_slice", "gru_forward_rdrop_slice"} <= checked
+    # project_block is called only from compiled time loops: its signatures are listed when one of
+    # them was compiled in this process (an empty cache, as CI's), not when all came from the cache
+    loops = {name.rsplit(".", 1)[-1]: d for name, d in _fastgru_dispatchers() if name.endswith("_forward_slice")}
+    if any(d.stats.cache_misses for d in loops.values()):
+        assert "project_block" in checked
+    else:
+        assert all(d.stats.cache_hits for d in loops.values()), "every time loop loaded from Numba's cache"

@@ -27,7 +27,6 @@ gradients, so one (B, T, 5H) buffer serves the projection, the saved gates and t
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace
@@ -37,6 +36,7 @@ from .packed import _data, pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
+    empty_array,
     masked_step_output,
     project_block,
     projection_block_steps,
@@ -177,9 +177,9 @@ def gru_forward_chunk(
     (``x @ w + b_in``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments (``ops.run_gru`` passes one tuple to every chunk): a layer call of a short sequence
     spends as long in Python as in its kernel, and keyword plumbing cost ~1.5 us of it."""
+    act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
     block = projection_block_steps(b1 - b0, x.shape[1], 3 * h0.shape[1], x.dtype.itemsize)
     gru_forward_slice(
-        np.empty((0, 0, 0), x.dtype), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, flags.act,
-        flags.ract, reset_after, flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last,
-        saved, save, b0, b1,
+        empty_array(x.dtype, 3), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
+        go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
     )

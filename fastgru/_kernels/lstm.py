@@ -24,7 +24,6 @@ contiguous slice of rows running the full time loop (no barrier per step), as fo
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace
@@ -34,6 +33,7 @@ from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
+    empty_array,
     masked_step_output,
     project_block,
     project_train_slice,
@@ -180,12 +180,12 @@ def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h
     """Inference of batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
-    empty3 = np.empty((0, 0, 0), x.dtype)
+    act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
+    empty3 = empty_array(x.dtype, 3)
     block = projection_block_steps(b1 - b0, x.shape[1], 4 * h0.shape[1], x.dtype.itemsize)
     lstm_forward_slice(
-        empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, flags.act, flags.ract,
-        flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, empty3, False,
-        b0, b1,
+        empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, act, ract, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1,
     )
 
 

@@ -33,6 +33,16 @@ class LoopFlags(NamedTuple):
     zero_output_for_mask: bool
 
 
+#: zero-size arrays for a time loop's unused array arguments (never written; shared, as allocating
+#: them cost ~0.3 us each of a short layer call)
+_EMPTY = {(np.dtype(dt), nd): np.zeros((0,) * nd, dt) for dt in (np.float32, np.float64) for nd in (2, 3)}
+
+
+def empty_array(dtype, ndim: int) -> np.ndarray:
+    """A shared zero-size float array of ``dtype`` with ``ndim`` (2 or 3) dimensions."""
+    return _EMPTY[dtype, ndim]
+
+
 def projection_block_steps(rows: int, steps: int, n: int, itemsize: int) -> int:
     """Steps per block of the inference loops' in-loop input projection: as many as keep one block
     (steps, rows, n) within a quarter of L2 (at least 1, at most ``steps``), so that the block is

@@ -25,7 +25,6 @@ sequence: each chunk function runs one thread's contiguous slice of rows through
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
@@ -37,6 +36,7 @@ from .rnn_common import (
     block_projection_buffers,
     column_sums,
     copy_rows,
+    empty_array,
     input_grads_slice,
     mask_rows,
     masked_step_output,
@@ -121,12 +121,12 @@ def simple_rnn_forward_chunk(b0, b1, x, w, b, u, h0, mask, use_mask, flags, out,
     """Inference of rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
+    act, _, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
     block = projection_block_steps(b1 - b0, x.shape[1], h0.shape[1], x.dtype.itemsize)
-    empty2 = np.zeros((0, 0), x.dtype)
-    empty3 = np.zeros((0, 0, 0), x.dtype)
+    empty3 = empty_array(x.dtype, 3)
     simple_rnn_forward_slice(
-        empty3, x, w, b, block, u, empty2, False, h0, mask, use_mask, flags.act, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, empty3, False, b0, b1,
+        empty3, x, w, b, block, u, empty_array(x.dtype, 2), False, h0, mask, use_mask, act, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, empty3, False, b0, b1,
     )
 
 

@@ -269,6 +269,26 @@ class RecurrentLayer(Layer):
     def _prepared_options(self) -> dict:
         return {}
 
+    def _prepared_for_call(self, dtype):
+        """:meth:`_prepared` for an inference call, kept between calls while it is made only of views of
+        the layer's current weight arrays (same objects, same dtype): in-place changes of the weights
+        (an optimizer step, ``set_weights``, a user's write) then show through it. A layer's weight
+        arrays replaced, a different dtype or options, or a prepared object holding copies (a dtype
+        conversion, ``reset_after=False``'s split): made anew. Saves ~1.6 us of a call; training
+        makes its own (its lazily made ``U^T`` is a copy)."""
+        p = self._params
+        sources = (p.get("kernel"), p.get("recurrent_kernel"), p.get("bias"))
+        options = self._prepared_options()
+        cached = self.__dict__.get("_call_prepared")
+        if (cached is not None and cached[0] == dtype and cached[1] == options
+                and all(a is b for a, b in zip(cached[2], sources))):
+            return cached[3]
+        prepared = self._prepared(dtype)
+        # views of the layer's arrays: no dtype conversion or copy on the way in, none inside
+        as_given = all(s is None or (s.dtype == dtype and s.flags.c_contiguous) for s in sources)
+        self.__dict__["_call_prepared"] = (dtype, options, sources, prepared) if as_given and prepared.views else None
+        return prepared
+
     def _run(self, x, prepared, states, mask) -> tuple[np.ndarray, list]:
         """Inference: ``(outputs, last states)``; ``states`` the initial states (a list) or None."""
         raise NotImplementedError
@@ -287,7 +307,7 @@ class RecurrentLayer(Layer):
         x = self._check_input(np.asarray(x))
         with self._exclusive():
             states = self._initial_states(x, initial_state)
-            outputs, last = self._run(x, self._prepared(x.dtype), states, self._mask(x, mask))
+            outputs, last = self._run(x, self._prepared_for_call(x.dtype), states, self._mask(x, mask))
             self._keep_states(*last)
         return [outputs, *last] if self.return_state else outputs
 

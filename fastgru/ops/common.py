@@ -14,6 +14,12 @@ from .validation import _as_float_array, _check_finite, _check_shape
 EMPTY_MASK = np.zeros((0, 0), np.uint8)
 
 
+def views_of(*pairs) -> bool:
+    """Whether each ``(derived, source)`` pair's derived array is ``source`` or a view into it (not a
+    copy): a prepared-weights object made only of views shows in-place changes of its sources."""
+    return all(d.size > 0 and np.may_share_memory(d, s) for d, s in pairs)
+
+
 def training_activation_codes(activation, recurrent_activation, layer: str = "GRU") -> tuple[int, int]:
     """Kernel codes of the two activations, checked to have a derivative BPTT can take.
 

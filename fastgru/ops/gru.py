@@ -15,9 +15,9 @@ from .._kernels import gru as _gru
 from .._kernels import gru_bptt as _bptt
 from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
-from .._kernels.rnn_common import LoopFlags
+from .._kernels.rnn_common import LoopFlags, empty_array
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
-from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
+from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
 from .validation import (
     _as_float_array,
     _check_shape,
@@ -32,7 +32,7 @@ from .validation import (
 class PreparedGRU:
     """GRU weights split and laid out for the kernel (done once per weight change, not per call)."""
 
-    __slots__ = ("w", "b_in", "u", "u_h", "b_rec", "reset_after", "units")
+    __slots__ = ("w", "b_in", "u", "u_h", "b_rec", "reset_after", "units", "views")
 
     def __init__(self, kernel, recurrent_kernel, bias, reset_after: bool):
         dtype = kernel.dtype
@@ -53,6 +53,10 @@ class PreparedGRU:
         else:
             self.u = np.ascontiguousarray(recurrent_kernel[:, : 2 * units])
             self.u_h = np.ascontiguousarray(recurrent_kernel[:, 2 * units :])
+        #: every array here shows the given weights' current values (views, no copies: same dtype,
+        #: reset_after), so the object stays valid while those arrays change in place
+        biases = () if bias is None else ((self.b_in, bias), (self.b_rec, bias))
+        self.views = bool(reset_after) and views_of((self.w, kernel), (self.u, recurrent_kernel), *biases)
 
 
 def run_gru(
@@ -82,15 +86,15 @@ def run_gru(
         h0 = np.zeros((bsz, units), dtype)
     out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
-    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype) if save else np.empty((0, 0, 0), dtype)
+    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype) if save else empty_array(dtype, 3)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
     if bsz * steps > 0:
         kernel_blas_single_threaded()
+        # (the loop flags as a plain tuple: a LoopFlags costs ~0.6 us to make)
         args = (x, prepared.w, prepared.b_in, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
-                LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
-                          zero_output_for_mask),
+                (fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask),
                 prepared.reset_after, out, h_last, saved, save)
         # each thread runs the time loop of its batch rows, projecting their inputs a block of
         # steps at a time (blocks that stay in its L2; never the whole (B, T, 3H) projection)

@@ -18,7 +18,7 @@ from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
 from .._kernels.rnn_common import LoopFlags
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
-from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes
+from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
 from .validation import (
     _as_float_array,
     _check_shape,
@@ -33,7 +33,7 @@ from .validation import (
 class PreparedLSTM:
     """LSTM weights laid out for the kernels (once per weight change, not per call)."""
 
-    __slots__ = ("w", "b", "u", "units", "_u4", "_ut")
+    __slots__ = ("w", "b", "u", "units", "_u4", "_ut", "views")
 
     def __init__(self, kernel, recurrent_kernel, bias):
         units = recurrent_kernel.shape[0]
@@ -43,6 +43,10 @@ class PreparedLSTM:
         self.b = np.zeros(4 * units, kernel.dtype) if bias is None else np.ascontiguousarray(bias)
         self._u4 = None
         self._ut = None
+        #: w, u and b show the given weights' current values (views, no copies); u4 and ut, made on
+        #: first use, are copies
+        self.views = views_of((self.w, kernel), (self.u, recurrent_kernel),
+                               *(() if bias is None else ((self.b, bias),)))
 
     @property
     def u4(self) -> np.ndarray:
@@ -109,8 +113,7 @@ def run_lstm(
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     args = (x, prepared.w, prepared.b, prepared.u, h0, c0, mask if use_mask else EMPTY_MASK, use_mask,
-            LoopFlags(fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences,
-                      zero_output_for_mask),
+            (fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask),
             out, h_last, c_last)
     if n_chunks == 1:
         _lstm.lstm_forward_chunk(0, bsz, *args)

@@ -17,7 +17,7 @@ from .._kernels import simple_rnn as _srnn
 from .._kernels.activations import fast_code
 from .._kernels.rnn_common import LoopFlags
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
-from .common import EMPTY_MASK, training_activation_codes
+from .common import EMPTY_MASK, training_activation_codes, views_of
 from .validation import (
     _as_float_array,
     _check_finite,
@@ -37,7 +37,7 @@ _EMPTY2 = {np.dtype(np.float32): np.zeros((0, 0), np.float32), np.dtype(np.float
 class PreparedSimpleRNN:
     """SimpleRNN weights laid out for the kernels (once per weight change, not per call)."""
 
-    __slots__ = ("w", "b", "u", "units", "_ut")
+    __slots__ = ("w", "b", "u", "units", "_ut", "views")
 
     def __init__(self, kernel, recurrent_kernel, bias):
         units = recurrent_kernel.shape[0]
@@ -46,6 +46,10 @@ class PreparedSimpleRNN:
         self.u = np.ascontiguousarray(recurrent_kernel)
         self.b = np.zeros(units, kernel.dtype) if bias is None else np.ascontiguousarray(bias)
         self._ut = None
+        #: w, u and b show the given weights' current values (views, no copies); ut, made on first
+        #: use, is a copy
+        self.views = views_of((self.w, kernel), (self.u, recurrent_kernel),
+                               *(() if bias is None else ((self.b, bias),)))
 
     @property
     def ut(self) -> np.ndarray:
@@ -131,7 +135,7 @@ def run_simple_rnn(
     n_chunks = n_chunks_for(bsz, bsz * steps * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
     args = (x, prepared.w, prepared.b, prepared.u, h0, mask if use_mask else EMPTY_MASK, use_mask,
-            LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask), out, h_last)
+            (fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask), out, h_last)
     if n_chunks == 1:
         _srnn.simple_rnn_forward_chunk(0, bsz, *args)
     else:
