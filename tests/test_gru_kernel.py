@@ -250,3 +250,59 @@ def test_gate_row_against_numpy_for_every_tail_with_and_without_saving(rng):
                 np.testing.assert_allclose(saved, np.concatenate([z, r, hh, c, h64]), rtol=2e-6, atol=2e-6)
             else:
                 assert np.isnan(saved).all()
+
+
+def test_grad_row_matches_the_element_formulas_bit_for_bit():
+    """``fused_gates.gru_grad_row`` (the BPTT gate gradients of a float32 row as explicit vectors,
+    reset_after) against the element loop's formulas evaluated by NumPy in float32, one operation at
+    a time in the same order: bit-identical, for widths around the vector width; the gradients also
+    overwrite the saved gates (h_prev kept), the state gradient is updated in place."""
+    from numba import njit
+
+    from fastgru._kernels.fused_gates import gru_grad_row
+    from fastgru._kernels.packed import _data
+
+    @njit(cache=False)
+    def run(saved, gout, dh, g, carry):
+        gru_grad_row(_data(saved), _data(gout), _data(dh), _data(g), _data(carry), dh.shape[0])
+
+    rng = np.random.default_rng(9)
+    one = np.float32(1.0)
+    for hdim in (1, 5, 8, 15, 16, 17, 40, 64):
+        saved = rng.random(5 * hdim).astype(np.float32)
+        saved[3 * hdim:] = rng.standard_normal(2 * hdim).astype(np.float32)  # c, h_prev
+        gout, dh = (rng.standard_normal(hdim).astype(np.float32) for _ in range(2))
+        z, r, hh, c, hp = (saved[k * hdim:(k + 1) * hdim].copy() for k in range(5))
+        gg = dh + gout
+        daz = gg * (hp - hh) * (z * (one - z))
+        dah = gg * (one - z) * (one - hh * hh)
+        dar = dah * c * (r * (one - r))
+        g, carry = np.full(3 * hdim, np.nan, np.float32), np.full(hdim, np.nan, np.float32)
+        run(saved, gout, dh, g, carry)
+        np.testing.assert_array_equal(g, np.concatenate([daz, dar, dah * r]))
+        np.testing.assert_array_equal(saved[:4 * hdim], np.concatenate([daz, dar, dah, dah * r]))
+        np.testing.assert_array_equal(saved[4 * hdim:], hp)
+        np.testing.assert_array_equal(dh, gg * z)
+        assert not carry.any()
+
+
+@pytest.mark.parametrize("n_gates", [3, 4])
+def test_training_projection_in_row_blocks_matches_one_product(n_gates):
+    """The training projection runs in blocks of rows (each one's bias added while it is in cache): for
+    more rows than one block, the result is bit for bit one packed product over all rows plus the
+    bias, and the saved columns past the projection are untouched."""
+    from fastgru._kernels.packed import pack, packed_matmul_into
+    from fastgru._kernels.rnn_common import project_train_slice
+
+    rng = np.random.default_rng(4)
+    bsz, steps, d, h = 6, 70, 20, 96  # 420 rows; blocks of 80 (3H) or 64 (4H) rows on AVX-512
+    n = n_gates * h
+    x = rng.standard_normal((bsz, steps, d)).astype(np.float32)
+    w = rng.standard_normal((d, n)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    saved = np.full((bsz, steps, n + 2 * h), 7.0, np.float32)
+    project_train_slice(x, w, b, np.zeros((0, 0, 0), np.float32), 0, saved, 1, bsz)
+    whole = np.empty(((bsz - 1) * steps, n), np.float32)
+    packed_matmul_into(x[1:].reshape(-1, d), pack(w), whole)
+    np.testing.assert_array_equal(saved[1:, :, :n].reshape(-1, n), whole + b)
+    assert (saved[0] == 7.0).all() and (saved[:, :, n:] == 7.0).all()

@@ -308,3 +308,39 @@ def test_lstm_gate_row_against_numpy_for_every_tail_with_and_without_saving():
             else:
                 np.testing.assert_array_equal(saved[:4 * hdim], x)
                 assert np.isnan(saved[4 * hdim:]).all()
+
+
+def test_lstm_grad_row_matches_the_element_formulas_bit_for_bit():
+    """``fused_gates.lstm_grad_row`` (the BPTT gate gradients of a float32 row as explicit vectors)
+    against the element loop's formulas evaluated by NumPy in float32, one operation at a time in the
+    same order (no fused multiply-adds on either side): bit-identical, for widths around the vector
+    width (full vectors then a scalar tail); the gradients also overwrite the saved gates, and the
+    carried state gradients are updated in place."""
+    from numba import njit
+
+    from fastgru._kernels.fused_gates import lstm_grad_row
+    from fastgru._kernels.packed import _data
+
+    @njit(cache=False)
+    def run(saved, gout, dh, dc, g, carry):
+        lstm_grad_row(_data(saved), _data(gout), _data(dh), _data(dc), _data(g), _data(carry), dh.shape[0])
+
+    rng = np.random.default_rng(9)
+    one = np.float32(1.0)
+    for hdim in (1, 5, 8, 15, 16, 17, 40, 64):
+        saved = rng.random(7 * hdim).astype(np.float32)
+        saved[4 * hdim:6 * hdim] = rng.standard_normal(2 * hdim).astype(np.float32)  # tanh(c), c_prev
+        gout, dh, dc = (rng.standard_normal(hdim).astype(np.float32) for _ in range(3))
+        ig, fg, gg, og, tc, cp = (saved[k * hdim:(k + 1) * hdim].copy() for k in range(6))
+        gh = dh + gout
+        dct = dc + gh * og * (one - tc * tc)
+        expected = [dct * gg * (ig * (one - ig)), dct * cp * (fg * (one - fg)), dct * ig * (one - gg * gg),
+                    gh * tc * (og * (one - og))]
+        tail = saved[4 * hdim:].copy()
+        g, carry = np.full(4 * hdim, np.nan, np.float32), np.full(hdim, np.nan, np.float32)
+        run(saved, gout, dh, dc, g, carry)
+        np.testing.assert_array_equal(g, np.concatenate(expected))
+        np.testing.assert_array_equal(saved[:4 * hdim], g)
+        np.testing.assert_array_equal(saved[4 * hdim:], tail)
+        np.testing.assert_array_equal(dc, dct * fg)
+        assert not dh.any() and not carry.any()

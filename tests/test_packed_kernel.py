@@ -230,3 +230,30 @@ def test_packed_panels_and_kernel_buffers_start_on_a_cache_line():
             assert not aligned.zeros(shape, dtype).any()
         small = aligned.zeros((2, 3), dtype)  # under PY_ALIGN_MIN_BYTES: NumPy's own array
         assert small.shape == (2, 3) and not small.any()
+
+
+def test_large_training_buffers_reuse_memory_only_once_nothing_refers_to_it():
+    """``aligned.empty_reused`` (the training's saved gates): a block of the same size is reused only
+    when no array (any view of it) refers to it any more; while one does, a new block; aligned; at
+    most ``_POOL_BLOCKS`` unused blocks are kept; small sizes are plain ``aligned.empty``."""
+    from fastgru._kernels import aligned
+
+    shape = (2, aligned.REUSE_MIN_BYTES // 8 + 16, 2)  # just over the threshold in float32
+    a = aligned.empty_reused(shape, np.float32)
+    assert a.ctypes.data % aligned.ALIGN == 0 and a.shape == shape and a.flags.c_contiguous
+    block = id(a.base)
+    view = a.reshape(-1)[5:]  # a view outlives the array it came from
+    del a
+    b = aligned.empty_reused(shape, np.float32)
+    assert id(b.base) != block, "a block still viewed is not handed out again"
+    view[:] = 1.0
+    del view
+    c = aligned.empty_reused(shape, np.float32)
+    assert id(c.base) == block, "a block nothing refers to is reused"
+    assert id(b.base) != id(c.base)
+    del b, c
+    for extra in range(aligned._POOL_BLOCKS + 3):  # other sizes, each dropped at once
+        aligned.empty_reused((shape[0], shape[1] + 16 * (extra + 1), 2), np.float32)
+    assert len(aligned._pool) <= aligned._POOL_BLOCKS
+    small = aligned.empty_reused((4, 4), np.float32)
+    assert small.shape == (4, 4) and all(small.base is not block for block in aligned._pool)

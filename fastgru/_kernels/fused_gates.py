@@ -183,6 +183,83 @@ def _lstm_row_codegen(context, builder, sig, args):
     return context.get_dummy_value()
 
 
+def _gru_grad_unit(m, vals):
+    """The GRU's gate gradients of one unit (reset_after) from ``vals`` = (z, r, hh, c, h_prev, dh, gout):
+    returns (da_z, da_r, da_h, dc, dh_prev's part through z). Plain multiplies and adds in the element
+    loop's order (compiled without ``contract``)."""
+    b = m.b
+    z, r, hh, c, hp, dh, gout = vals
+    one = m.const(1.0)
+    g = b.fadd(dh, gout)
+    daz = b.fmul(b.fmul(g, b.fsub(hp, hh)), b.fmul(z, b.fsub(one, z)))
+    dah = b.fmul(b.fmul(g, b.fsub(one, z)), b.fsub(one, b.fmul(hh, hh)))
+    dar = b.fmul(b.fmul(dah, c), b.fmul(r, b.fsub(one, r)))
+    return daz, dar, dah, b.fmul(dah, r), b.fmul(g, z)
+
+
+def _gru_grad_row_codegen(context, builder, sig, args):
+    saved, gout, dh, g, carry, hdim = args
+    intp = context.get_value_type(types.intp)
+
+    def at(j, block):
+        return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
+
+    def body(j, ty, suffix):
+        load, store = _access(builder, ty)
+        # every load before any store: the gradients overwrite the saved gates (columns 0:4H)
+        vals = [load(saved, at(j, blk)) for blk in range(5)] + [load(dh, j), load(gout, j)]
+        daz, dar, dah, dq, dh_prev = _gru_grad_unit(_Math(builder, ty, suffix), vals)
+        store(ir.Constant(ty, None), carry, j)
+        store(dh_prev, dh, j)
+        for blk, value in enumerate((daz, dar, dq)):
+            store(value, g, at(j, blk))
+        for blk, value in enumerate((daz, dar, dah, dq)):
+            store(value, saved, at(j, blk))
+
+    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    return context.get_dummy_value()
+
+
+def _lstm_grad_unit(m, vals):
+    """The LSTM's gate gradients of one unit from ``vals`` = (i, f, g, o, tanh(c), c_prev, dh, gout, dc):
+    returns (da_i, da_f, da_g, da_o, dc_prev). Plain multiplies and adds in the element loop's order
+    (that loop is compiled without ``contract``: no fused multiply-adds here either)."""
+    b = m.b
+    ig, fg, gg, og, tc, cp, dh, gout, dc = vals
+    one = m.const(1.0)
+    gh = b.fadd(dh, gout)
+    dct = b.fadd(dc, b.fmul(b.fmul(gh, og), b.fsub(one, b.fmul(tc, tc))))
+    dai = b.fmul(b.fmul(dct, gg), b.fmul(ig, b.fsub(one, ig)))
+    daf = b.fmul(b.fmul(dct, cp), b.fmul(fg, b.fsub(one, fg)))
+    dag = b.fmul(b.fmul(dct, ig), b.fsub(one, b.fmul(gg, gg)))
+    dao = b.fmul(b.fmul(gh, tc), b.fmul(og, b.fsub(one, og)))
+    return dai, daf, dag, dao, b.fmul(dct, fg)
+
+
+def _lstm_grad_row_codegen(context, builder, sig, args):
+    saved, gout, dh, dc, g, carry, hdim = args
+    intp = context.get_value_type(types.intp)
+
+    def at(j, block):
+        return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
+
+    def body(j, ty, suffix):
+        load, store = _access(builder, ty)
+        # every load before any store: the gradients overwrite the saved gates (columns 0:4H)
+        vals = [load(saved, at(j, blk)) for blk in range(6)] + [load(dh, j), load(gout, j), load(dc, j)]
+        grads = _lstm_grad_unit(_Math(builder, ty, suffix), vals)
+        zero = ir.Constant(ty, None)
+        store(zero, carry, j)
+        store(zero, dh, j)
+        store(grads[4], dc, j)
+        for blk in range(4):
+            store(grads[blk], g, at(j, blk))
+            store(grads[blk], saved, at(j, blk))
+
+    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    return context.get_dummy_value()
+
+
 def _pointer_signature(pointers, n_ints):
     if not all(isinstance(p, types.CPointer) for p in pointers) or len({p.dtype for p in pointers}) != 1:
         return None
@@ -210,3 +287,25 @@ def lstm_gate_row(typingctx, x, rec, c, h, c_new, h_new, out, saved, hdim, save)
     ``h_new`` may be ``h``, ``saved`` may be ``x``. Bounds unchecked: the caller checks them."""
     sig = _pointer_signature((x, rec, c, h, c_new, h_new, out, saved), 2)
     return None if sig is None else (sig, _lstm_row_codegen)
+
+
+@intrinsic
+def lstm_grad_row(typingctx, saved, gout, dh, dc, g, carry, hdim):
+    """One row's LSTM gate gradients of a BPTT step (Keras's default activations): from ``saved``
+    (7H: [i | f | g | o | tanh(c) | c_prev | h_prev] of the forward), ``gout`` (H, the output's
+    gradient), ``dh`` and ``dc`` (H, the carried state gradients): ``g`` (4H) and ``saved[0:4H]`` =
+    [da_i | da_f | da_g | da_o], ``dc`` = dc_prev's part through the forget gate, ``dh`` and ``carry``
+    (H) zeroed. Data pointers, one dtype, distinct rows. Bounds unchecked: the caller checks them."""
+    sig = _pointer_signature((saved, gout, dh, dc, g, carry), 1)
+    return None if sig is None else (sig, _lstm_grad_row_codegen)
+
+
+@intrinsic
+def gru_grad_row(typingctx, saved, gout, dh, g, carry, hdim):
+    """One row's GRU gate gradients of a BPTT step (Keras's defaults, reset_after): from ``saved`` (5H:
+    [z | r | hh | c | h_prev] of the forward), ``gout`` (H, the output's gradient) and ``dh`` (H, the
+    carried state gradient): ``g`` (3H) = [da_z | da_r | dc], ``saved[0:4H]`` = [da_z | da_r | da_h |
+    dc], ``dh`` = dh_prev's part through z, ``carry`` (H) zeroed. Data pointers, one dtype, distinct
+    rows. Bounds unchecked: the caller checks them."""
+    sig = _pointer_signature((saved, gout, dh, g, carry), 1)
+    return None if sig is None else (sig, _gru_grad_row_codegen)

@@ -53,8 +53,9 @@ from numba import njit
 from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
+from .fused_gates import gru_grad_row
 from .linalg import gemm
-from .packed import pack, pack_stack, packed_matmul_into
+from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
@@ -101,6 +102,8 @@ def gru_backward_slice(
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
     one_pass = reset_after and not use_rmask and act == FAST_TANH and ract == FAST_SIGMOID
+    if one_pass and saved.shape[2] < 5 * hdim:
+        raise ValueError("gru_backward_slice: saved rows narrower than 5H")  # gru_grad_row reads 5H of each
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         # pass 1: output gradient, interpolation, z and the candidate (and r when reset_after)
@@ -137,26 +140,10 @@ def gru_backward_slice(
                 continue
             dhrow = dh[bb]
             if one_pass:
-                # the gate gradients element by element in one vectorised loop (float32, Keras's
-                # default activations, reset_after, no recurrent dropout): the same formulas as below
-                for j in range(hdim):
-                    crow[j] = 0.0
-                    g = dhrow[j] + gout[j]
-                    z = srow[j]
-                    r = srow[hdim + j]
-                    hh = srow[h2 + j]
-                    daz = g * (srow[4 * hdim + j] - hh) * (z * (ONE_F32 - z))
-                    dah = g * (ONE_F32 - z) * (ONE_F32 - hh * hh)
-                    dar = dah * srow[h3 + j] * (r * (ONE_F32 - r))
-                    dq = dah * r
-                    dhrow[j] = g * z
-                    vz[j] = daz
-                    vr[j] = dar
-                    vh[j] = dq
-                    srow[j] = daz
-                    srow[hdim + j] = dar
-                    srow[h2 + j] = dah
-                    srow[h3 + j] = dq
+                # the gate gradients of the row as explicit full-width vectors (fused_gates.gru_grad_row,
+                # float32, Keras's default activations, reset_after, no recurrent dropout): the general
+                # path's formulas below, the same operations in the same order
+                gru_grad_row(_data(srow), _data(gout), _data(dhrow), _data(gb[bb]), _data(crow), hdim)
                 continue
             for j in range(hdim):
                 crow[j] = 0.0

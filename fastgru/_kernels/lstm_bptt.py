@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from numba import njit
 
-from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_output
+from .activations import FAST_SIGMOID, FAST_TANH, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
+from .fused_gates import lstm_grad_row
 from .linalg import gemm
-from .packed import pack, pack_stack, packed_matmul_into
+from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
 
@@ -70,6 +71,8 @@ def lstm_backward_slice(
     if not return_sequences:
         copy_rows(d_out[:, 0], b0, carry, 0, nb)
     one_pass = act == FAST_TANH and ract == FAST_SIGMOID
+    if one_pass and saved.shape[2] < 6 * hdim:
+        raise ValueError("lstm_backward_slice: saved rows narrower than 6H")  # lstm_grad_row reads 6H of each
     for i in range(steps - 1, -1, -1):
         t = steps - 1 - i if go_backwards else i
         for bb in range(nb):
@@ -89,31 +92,9 @@ def lstm_backward_slice(
             dhrow = dh[bb]
             dcrow = dc[bb]
             if one_pass:
-                # all gate gradients element by element in one vectorised loop (float32, Keras's
-                # default activations): the same formulas as below
-                for j in range(hdim):
-                    crow[j] = 0.0
-                    gh = dhrow[j] + gout[j]
-                    ig = srow[j]
-                    fg = srow[hdim + j]
-                    gg = srow[h2 + j]
-                    og = srow[h3 + j]
-                    tc = srow[h4 + j]
-                    dct = dcrow[j] + gh * og * (ONE_F32 - tc * tc)
-                    dai = dct * gg * (ig * (ONE_F32 - ig))
-                    daf = dct * srow[5 * hdim + j] * (fg * (ONE_F32 - fg))
-                    dag = dct * ig * (ONE_F32 - gg * gg)
-                    dao = gh * tc * (og * (ONE_F32 - og))
-                    dcrow[j] = dct * fg
-                    dhrow[j] = 0.0
-                    grow[j] = dai
-                    grow[hdim + j] = daf
-                    grow[h2 + j] = dag
-                    grow[h3 + j] = dao
-                    srow[j] = dai
-                    srow[hdim + j] = daf
-                    srow[h2 + j] = dag
-                    srow[h3 + j] = dao
+                # all gate gradients of the row as explicit full-width vectors (fused_gates.lstm_grad_row):
+                # the general path's formulas below, the same operations in the same order
+                lstm_grad_row(_data(srow), _data(gout), _data(dhrow), _data(dcrow), _data(grow), _data(crow), hdim)
                 continue
             vo = grow[h3:h4]
             for j in range(hdim):

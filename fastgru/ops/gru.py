@@ -208,7 +208,7 @@ def run_gru_train(
         h0 = np.zeros((bsz, units), dtype)
     out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
-    saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype)
+    saved = aligned.empty_reused((bsz, steps, _gru.N_SAVED * units), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
     n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))

@@ -138,7 +138,7 @@ def run_lstm_train(
     units = prepared.units
     dtype = x.dtype
     h0, c0, out, h_last, c_last = _allocate(x, units, h0, c0, return_sequences)
-    saved = aligned.empty((bsz, steps, _lstm.N_SAVED * units), dtype)
+    saved = aligned.empty_reused((bsz, steps, _lstm.N_SAVED * units), dtype)
     if bsz * steps == 0:
         h_last[:] = h0
         c_last[:] = c0

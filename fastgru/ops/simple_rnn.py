@@ -159,7 +159,7 @@ def run_simple_rnn_train(
     units = prepared.units
     dtype = x.dtype
     h0, out, h_last = _allocate(x, units, h0, return_sequences)
-    saved = aligned.empty((bsz, steps, _srnn.N_SAVED * units), dtype)
+    saved = aligned.empty_reused((bsz, steps, _srnn.N_SAVED * units), dtype)
     if bsz * steps == 0:
         h_last[:] = h0
         return (out if return_sequences else out[:, 0]), h_last, saved
