@@ -210,9 +210,10 @@ def check_finite_data(x, y, sample_weight, batch_size: int, where: str = "fit") 
         bad_rows = []
         for start in range(0, len(a), _SCAN_ROWS):
             chunk = a[start : start + _SCAN_ROWS]
+            if np.isfinite(chunk).all():  # (the usual case, in one pass; the rows only when one is bad)
+                continue
             finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
-            if not finite.all():
-                bad_rows.extend((start + np.flatnonzero(~finite)).tolist())
+            bad_rows.extend((start + np.flatnonzero(~finite)).tolist())
         if bad_rows:
             first = bad_rows[0]
             shown = ", ".join(str(i) for i in bad_rows[:10]) + (", ..." if len(bad_rows) > 10 else "")
