@@ -195,3 +195,24 @@ def test_mean_matches_keras_loss_tracker(keras):
         ours.update_state(np.float32(value), sample_weight=n)
         theirs.update_state(np.float32(value), sample_weight=n)
     np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=RTOL)
+
+
+def test_mean_of_scalars_is_bit_identical_to_the_array_path():
+    """``Mean.update_state`` of a scalar (the loss tracker's path, without the array plumbing) keeps the
+    same float32 total and count as the per-sample reduction of the same value, for every kind of
+    weight: none, an int batch size, a float, a float32."""
+    from fastgru.training.metrics import Mean, _reduce_to_samplewise
+
+    rng = np.random.default_rng(0)
+    fast, general = Mean(), Mean()
+    dt = general.dtype.type
+    for i in range(400):
+        value = float(rng.standard_normal() * 10.0 ** rng.integers(-8, 8))
+        weight = [None, 32, 7.5, np.float32(3)][i % 4]
+        fast.update_state(value, sample_weight=weight)
+        values, w = _reduce_to_samplewise(np.asarray(value)[None], None if weight is None else [weight], general.dtype)
+        general.total = dt(general.total + np.sum(values, dtype=general.dtype))
+        general.count = dt(general.count + dt(1 if w is None else np.sum(w, dtype=general.dtype)))
+        assert fast.total == general.total and fast.count == general.count
+        assert type(fast.total) is type(general.total) is np.float32
+    assert fast.result() == general.result()

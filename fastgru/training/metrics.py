@@ -77,6 +77,19 @@ class Mean(Metric):
         self.count = self.dtype.type(0)
 
     def update_state(self, values, sample_weight=None) -> None:
+        if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:
+            # a scalar (the loss tracker, once per step): the same float32 operations as below without
+            # the array plumbing (~25 us of a small model's training step)
+            dt = self.dtype.type
+            value = dt(values)
+            if sample_weight is None:
+                n = dt(1)
+            else:
+                n = dt(sample_weight)
+                value = dt(value * n)
+            self.total = dt(self.total + value)
+            self.count = dt(self.count + n)
+            return
         values, sample_weight = _reduce_to_samplewise(values, sample_weight, self.dtype)
         self.total = self.dtype.type(self.total + np.sum(values, dtype=self.dtype))
         if sample_weight is not None:
