@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import activations as _act
-from .packed import VECTOR_BYTES
+from .simd import VECTOR_BYTES
 
 
 class _Math:

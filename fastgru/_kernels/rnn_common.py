@@ -17,7 +17,8 @@ from numba.extending import register_jitable
 
 from .aligned import empty_aligned
 from .linalg import gemm
-from .packed import L2_BYTES, MR, pack, packed_matmul_into
+from .packed import pack, packed_matmul_into
+from .simd import L2_BYTES, MR
 
 
 class LoopFlags(NamedTuple):
