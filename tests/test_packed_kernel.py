@@ -182,6 +182,16 @@ OTHER_LAYOUT = textwrap.dedent("""
     outl = fg.ops.lstm_forward(x32, wl, ul, bl, return_sequences=True, mask=mask)[0]
     refl = reference_lstm(*(v.astype(np.float64) for v in (x32, wl, ul, bl)), return_sequences=True, mask=mask)[0]
     np.testing.assert_allclose(outl, refl, rtol=2e-5, atol=2e-5)
+    # and their BPTT gate gradients at this width (fused_gates.gru_grad_row, lstm_grad_row): float32
+    # gradients against the float64 ones (the general path), masked steps included
+    r32 = rng.standard_normal(out32.shape)
+    for backward, weights in ((fg.ops.gru_backward, (w32, u32, b32)), (fg.ops.lstm_backward, (wl, ul, bl))):
+        g32 = backward(x32, *weights, d_outputs=r32.astype(np.float32), return_sequences=True, mask=mask)
+        g64 = backward(x32.astype(np.float64), *(v.astype(np.float64) for v in weights), d_outputs=r32,
+                       return_sequences=True, mask=mask)
+        for got, expected in zip(g32, g64):
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=3e-5)
     print("ok", packed.MR)
 """)
 
