@@ -21,11 +21,17 @@ from fastgru.bench import SHAPES
 REPS = 100
 
 
-@pytest.fixture(scope="module", params=list(SHAPES))
+#: (rows, H) per case: the step product of S1-S5, and 3 to 7 rows against S5's recurrent kernel (the
+#: rows left over after the full tiles, or a thread's share of a small batch: S5 at 2 threads has 4;
+#: the tiles of ``tiles.tile_rest``)
+CASES = {**{name: (b, h) for name, (b, _, _, h) in SHAPES.items()}, **{f"{m}rows": (m, 128) for m in range(3, 8)}}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
 def product(request):
     fg.set_num_threads(1)
     _threads.kernel_blas_single_threaded()
-    b, _, _, h = SHAPES[request.param]
+    b, h = CASES[request.param]
     rng = np.random.default_rng(0)
     a = rng.standard_normal((b, h)).astype(np.float32)
     u = rng.standard_normal((h, 3 * h)).astype(np.float32)
@@ -44,34 +50,4 @@ def test_packed_step_product(benchmark, product):
 
 def test_openblas_step_product(benchmark, product):
     a, u, out = product
-    benchmark(repeat_blas, a, u, out, REPS)
-
-
-#: the rows left over after the full tiles (or a thread's share of a small batch: S5 at 2 threads has 4),
-#: against S5's recurrent kernel (128, 384): the tiles of ``tiles.tile_rest``
-FEW_ROWS = (3, 4, 5, 6, 7)
-
-
-@pytest.fixture(scope="module", params=FEW_ROWS, ids=[f"{m}rows" for m in FEW_ROWS])
-def few_rows_product(request):
-    fg.set_num_threads(1)
-    _threads.kernel_blas_single_threaded()
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((request.param, 128)).astype(np.float32)
-    u = rng.standard_normal((128, 384)).astype(np.float32)
-    ours, theirs = np.empty((len(a), 384), np.float32), np.empty((len(a), 384), np.float32)
-    repeat_packed(a, pack(u), ours, 1)
-    repeat_blas(a, u, theirs, 1)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
-    return a, u, ours
-
-
-def test_packed_few_rows(benchmark, few_rows_product):
-    a, u, out = few_rows_product
-    packed_u = pack(u)
-    benchmark(repeat_packed, a, packed_u, out, REPS)
-
-
-def test_openblas_few_rows(benchmark, few_rows_product):
-    a, u, out = few_rows_product
     benchmark(repeat_blas, a, u, out, REPS)
