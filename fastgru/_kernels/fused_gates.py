@@ -5,7 +5,7 @@ Each unit of a step needs two sigmoids and a tanh (rational approximations, ``ac
 fifty floating-point operations. Written as a plain element loop, LLVM vectorises it only 8 floats wide
 on AVX-512 CPUs (their tuning prefers 256-bit vectors) and the loop is bound by the vector ports:
 1.5 ns a unit, a fifth to a third of a whole step at S2 and S5. Here the loop body is LLVM IR on the
-generic vector type ``<V x float>`` with V from ``packed.VECTOR_BYTES`` (16 float32 with AVX-512F, 8
+generic vector type ``<V x float>`` with V from ``simd.VECTOR_BYTES`` (16 float32 with AVX-512F, 8
 with AVX2): LLVM lowers it for whatever CPU Numba compiles for, so nothing here can emit an
 instruction the CPU lacks. The units left over after the last full vector run the same operations
 on scalars, so every unit's value is the same whatever its position in the row.
@@ -23,6 +23,12 @@ with sigmoid(a) = tanh(a / 2) / 2 + 1/2 and tanh the clamped rational p(x) / q(x
 fused (``llvm.fmuladd``) exactly where the ``contract`` flag let LLVM fuse the element loops that these
 replace (their outputs are bit-identical). Every path that runs these gates (inference, and the
 training forward that saves them) calls these functions.
+
+The BPTT gate gradients of one row (``gru_grad_row``, ``lstm_grad_row``) are written the same way:
+their element loops read six (LSTM) or five (GRU) blocks of the saved row and write four back, plus
+the gradient and state rows, which LLVM cannot prove disjoint (the LSTM's loop stayed scalar). Plain
+multiplies and adds in the element loops' order (those loops are compiled without ``contract``): the
+gradients are bit-identical too.
 """
 
 from __future__ import annotations
