@@ -157,7 +157,7 @@ def run_demo(dataset: str = "italy-power-demand", epochs: int | None = None, bat
     print(f"{len(x_train)} training and {len(x_test)} test sequences of {x_train.shape[1]} steps x "
           f"{x_train.shape[2]} feature(s), {n_classes} classes; {fg.get_num_threads()} threads\n")
 
-    print("Numba kernels: compiled on the first run (about a minute), loaded from the cache afterwards ...",
+    print("Numba kernels: compiled on the first run (tens of seconds), loaded from the cache afterwards ...",
           end=" ", flush=True)
     compile_s = _warm_up(setup.dataset, x_train, y_train, n_classes)
     print(f"{compile_s:.1f} s\n")
