@@ -14,7 +14,9 @@ compiles for (AVX-512, AVX2, plain SSE), so nothing here can emit an instruction
 the tile size follows the CPU (``simd``, from LLVM's host feature list): the vector width ``V`` (64
 bytes with AVX-512F, else 32) and the rows per tile ``MR`` (as many as the vector registers hold: 16
 registers without AVX-512, 32 with it). This module holds the layout (``pack``) and the loops over
-tiles and cache blocks (``packed_matmul_into``).
+tiles and cache blocks (``packed_matmul_into``, which checks the operands, then calls ``_packed_loops``:
+compiled once per dtype and reached through a cell, ``_LoopsSlot``, rather than compiled again into
+every time loop).
 """
 
 from __future__ import annotations
