@@ -151,8 +151,8 @@ def _make_tile(mr: int, npan: int):
 # vectors) to hide the FMA latency: one row over ONE_ROW_PANELS panels, two rows over 2; with 32 vector
 # registers three and four rows over 2 (12 and 16 accumulators), five and six over one, seven as
 # 4 + 3; with 16, three to five rows over one. One-panel versions take a last, odd
-# panel. Every tile is compiled into each signature of packed_matmul_into (~0.15 s per accumulator
-# vector): no more of them.
+# panel. Every tile is compiled into the packed product's loops (``packed._packed_loops``, once per
+# dtype, ~0.15 s per accumulator vector): no more of them.
 tile_full = _make_tile(MR, 1)
 _t1_4, _t1_2, _t1_1 = _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
 _t2_2, _t2_1 = _make_tile(2, 2), _make_tile(2, 1)
