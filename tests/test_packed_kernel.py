@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,41 @@ def test_a_process_resolves_the_loops_at_its_first_product_of_that_dtype():
     first product of a dtype, not at import, and leaves the other dtype's loops uncompiled."""
     res = subprocess.run([sys.executable, "-c", FIRST_PRODUCT], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
+
+
+LOOPS_FAIL = textwrap.dedent("""
+    import numpy as np
+    import fastgru
+    from fastgru._kernels import packed
+
+    def unavailable(self):
+        raise RuntimeError("no compiler here")
+
+    packed._LoopsSlot.load = unavailable
+    out = np.full((3, 7), -1.0, np.float32)
+    packed.packed_matmul_into(np.ones((3, 5), np.float32), packed.pack(np.ones((5, 7), np.float32)), out)
+    print("returned", out[0, 0])
+""")
+
+
+def test_loops_that_cannot_be_had_stop_the_call_loudly(tmp_path):
+    """If the loops cannot be compiled or loaded, the product does not return unwritten: a caller being
+    compiled fails with the error; a cached caller's first product (the resolver, a ctypes callback that
+    cannot raise into the kernel) aborts the process with the reason."""
+    def child(code, cache):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                              timeout=300)
+
+    cached, empty = tmp_path / "cached", tmp_path / "empty"
+    filled = child(LOOPS_FAIL.replace("packed._LoopsSlot.load = unavailable", ""), cached)
+    assert filled.returncode == 0 and "returned 5.0" in filled.stdout, filled.stderr
+    for cache in (empty, cached):  # the caller compiled now, then loaded from the cache
+        res = child(LOOPS_FAIL, cache)
+        assert res.returncode != 0 and "returned" not in res.stdout
+        assert "no compiler here" in res.stderr
+        if cache is cached and os.name == "posix":
+            assert res.returncode == -signal.SIGABRT and "compiling the packed product's loops" in res.stderr
 
 
 OTHER_LAYOUT = textwrap.dedent("""
