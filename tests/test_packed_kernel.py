@@ -283,6 +283,9 @@ OTHER_LAYOUT = textwrap.dedent("""
         for got, expected in zip(g32, g64):
             assert got.dtype == np.float32
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=3e-5)
+    # every product above went through the loops compiled for this layout, reached through their cells
+    for slot in packed._LOOPS.values():
+        assert slot.compiled is not None and slot.cell.value == slot.compiled.address, slot.dtype
     print("ok", packed.MR)
 """)
 
