@@ -28,6 +28,8 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from ._placement import WorkerPlacement
+
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
 _CORENAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
 _state: dict = {"n": None, "blas": None, "kernel_blas_single": False, "scipy_core": None}
@@ -153,12 +155,12 @@ def get_num_threads() -> int:
     return _state["n"]
 
 
-_pool: dict = {"executor": None, "workers": 0, "lock": threading.Lock()}
+_pool: dict = {"executor": None, "workers": 0, "lock": threading.Lock(), "placement": WorkerPlacement()}
 
 
 def _forget_workers_after_fork() -> None:
     """A forked child has none of the parent's worker threads: it starts its own when needed."""
-    _pool.update(executor=None, workers=0, lock=threading.Lock())
+    _pool.update(executor=None, workers=0, lock=threading.Lock(), placement=WorkerPlacement())
 
 
 if hasattr(os, "register_at_fork"):
@@ -166,14 +168,21 @@ if hasattr(os, "register_at_fork"):
 
 
 def _workers(n: int) -> ThreadPoolExecutor:
+    """The pool of (at least) ``n`` worker threads, kept off the calling thread's CPU
+    (:mod:`fastgru._placement`): call it right before handing work over."""
     with _pool["lock"]:
         if _pool["executor"] is None or _pool["workers"] < n:
             old = _pool["executor"]
-            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel")
+            placement = WorkerPlacement()
+            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel",
+                                                   initializer=placement.register_current_thread)
             _pool["workers"] = n
+            _pool["placement"] = placement
             if old is not None:
                 old.shutdown(wait=False)
-        return _pool["executor"]
+        executor, placement = _pool["executor"], _pool["placement"]
+    placement.keep_off_caller_cpu()
+    return executor
 
 
 def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int) -> None:
