@@ -67,6 +67,12 @@ CONTENTION_LIMIT = 0.10
 #: the CPU-use window of a timed loop lasts at least this long (/proc/stat counts 10 ms ticks): a
 #: shorter loop is followed by untimed calls of the same function until the window is this long
 CONTENTION_WINDOW_S = 0.25
+#: seconds every worker sleeps between a shape's setup (and its correctness check) and its timed calls:
+#: thread pools the setup used go quiet first (OpenBLAS's threads spin ~0.1 s after a multi-threaded
+#: call, such as the QR of a GRU's orthogonal initializer; OpenMP teams spin too), which otherwise
+#: take a core from the first timed calls (measured: fastgru S5 at 2 threads, its first ~20 calls
+#: 2.4-9.7 ms instead of 2.4)
+SETTLE_S = 0.3
 
 #: environment variables recorded with the results (those that change what the libraries do)
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS",
@@ -271,6 +277,7 @@ def worker(args) -> None:
         except peers.Unavailable as exc:
             print(json.dumps({"framework": args.worker, "threads": args.threads, "skipped": str(exc)}))
             return
+        time.sleep(SETTLE_S)
         timing = timed_loop(run, args.repeats, args.budget, warmup=0 if args.mode == "train" else 2)
         results.append({"shape": name, **timing, **check})
     extra = {"threadpools": threadpools()}
