@@ -283,8 +283,19 @@ OTHER_LAYOUT = textwrap.dedent("""
         for got, expected in zip(g32, g64):
             assert got.dtype == np.float32
             np.testing.assert_allclose(got, expected, rtol=1e-4, atol=3e-5)
+    # the weight-gradient products A^T B (gradient_products: the transposed tile, rows left over,
+    # a partial last panel) at this layout, against float64
+    from fastgru._kernels import gradient_products as gp
+    for dtype in (np.float32, np.float64):
+        for k, m, n in ((1, 1, 1), (37, 2 * packed.MR + 3, 70), (700, packed.MR, 2 * packed.NV * 16 + 5)):
+            a = rng.standard_normal((k, m + 2)).astype(dtype)[:, 1:m + 1]
+            bb = rng.standard_normal((k, n)).astype(dtype)
+            got = np.full((m, n), np.nan, dtype)
+            gp.matmul_tn_into(a, bb, got)
+            tol = 3e-5 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(got, a.astype(np.float64).T @ bb, rtol=tol, atol=tol * np.sqrt(k))
     # every product above went through the loops compiled for this layout, reached through their cells
-    for slot in packed._LOOPS.values():
+    for slot in (*packed._LOOPS.values(), *gp._TN_LOOPS.values()):
         assert slot.compiled is not None and slot.cell.value == slot.compiled.address, slot.dtype
     print("ok", packed.MR)
 """)

@@ -54,7 +54,7 @@ from .activations import FAST_SIGMOID, FAST_TANH, ONE_F32, derivative_from_outpu
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .fused_gates import gru_grad_row
-from .linalg import gemm
+from .gradient_products import matmul_tn_into
 from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
@@ -232,9 +232,9 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
     input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1)
     # dU: previous states (times each gate's recurrent mask) against the recurrent-side gradients
     if not use_rmask:
-        gemm(hp, g[:, 0:u2], du[:, 0:u2], True, False, False)
+        matmul_tn_into(hp, g[:, 0:u2], du[:, 0:u2])
         if reset_after:
-            gemm(hp, c4, du[:, u2:n], True, False, False)
+            matmul_tn_into(hp, c4, du[:, u2:n])
     else:
         hm = empty_aligned((rows, units), x.dtype)
         for gi in range(3 if reset_after else 2):
@@ -242,11 +242,11 @@ def gru_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, reset_after, 
             hi = lo + units
             mask_rows(hp, rmask[gi, b0:b1], steps, hm)
             if gi == 2:
-                gemm(hm, c4, du[:, lo:hi], True, False, False)
+                matmul_tn_into(hm, c4, du[:, lo:hi])
             else:
-                gemm(hm, g[:, lo:hi], du[:, lo:hi], True, False, False)
+                matmul_tn_into(hm, g[:, lo:hi], du[:, lo:hi])
     if not reset_after:
-        gemm(c4, g[:, u2:n], du[:, u2:n], True, False, False)
+        matmul_tn_into(c4, g[:, u2:n], du[:, u2:n])
     # bias gradients: column sums, accumulated in float64
     column_sums(s2, 0, db[0])
     if reset_after:

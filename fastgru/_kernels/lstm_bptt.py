@@ -29,7 +29,7 @@ from .activations import FAST_SIGMOID, FAST_TANH, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .fused_gates import lstm_grad_row
-from .linalg import gemm
+from .gradient_products import matmul_tn_into
 from .packed import _data, pack, pack_stack, packed_matmul_into
 from .rnn_common import column_sums, copy_rows, input_grads_slice, mask_rows, step_output_grad
 
@@ -160,9 +160,9 @@ def lstm_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw, du, 
         for gi in range(4):
             lo = gi * units
             mask_rows(hp, rmask[gi, b0:b1], steps, hm)
-            gemm(hm, g[:, lo:lo + units], du[:, lo:lo + units], True, False, False)
+            matmul_tn_into(hm, g[:, lo:lo + units], du[:, lo:lo + units])
     else:
-        gemm(hp, g, du, True, False, False)
+        matmul_tn_into(hp, g, du)
     column_sums(s2, 0, db)
 
 

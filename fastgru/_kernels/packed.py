@@ -217,25 +217,28 @@ def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
             r0 += rows
 
 
-class _LoopsSlot:
-    """Where the callers find ``_packed_loops`` for one dtype: a pointer-sized cell registered with LLVM
-    under a symbol named after this module (two copies of the package in one process keep their own)
-    when the module is imported, and read by the callers' code, compiled or loaded from Numba's cache, at
-    every call. It first holds a resolver (a ctypes callback): the first call compiles the loops (or
-    loads them from Numba's cache), points the cell at them and runs them; later calls go straight there.
-    So importing fastgru compiles nothing, and a dtype's loops are compiled only once one is used."""
+#: argument kinds of a slot's function: "p" a pointer to the dtype, "i" an intp
+_C_TYPES = {"p": ctypes.c_void_p, "i": ctypes.c_ssize_t}
 
-    def __init__(self, dtype):
+
+class _LoopsSlot:
+    """Where the callers find ``_packed_loops`` (or another loop function of pointers and sizes,
+    ``func``) for one dtype: a pointer-sized cell registered with LLVM under a symbol named after this
+    module (two copies of the package in one process keep their own) when the module is imported, and
+    read by the callers' code, compiled or loaded from Numba's cache, at every call. It first holds a
+    resolver (a ctypes callback): the first call compiles the loops (or loads them from Numba's cache),
+    points the cell at them and runs them; later calls go straight there. So importing fastgru compiles
+    nothing, and a dtype's loops are compiled only once one is used."""
+
+    def __init__(self, dtype, func=None, kinds: str = "pipiipiii"):
         self.dtype = dtype
+        self.func = _packed_loops if func is None else func
         ptr = types.CPointer(dtype)
-        self.signature = types.void(ptr, types.intp, ptr, types.intp, types.intp, ptr, types.intp, types.intp,
-                                    types.intp)
-        self.symbol = f"{__name__}._packed_loops.{dtype}"
+        self.signature = types.void(*[ptr if kind == "p" else types.intp for kind in kinds])
+        self.symbol = f"{__name__}.{self.func.__name__}.{dtype}"
         self.cell = ctypes.c_void_p()
         self.compiled = None
-        c_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t,
-                                  ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
-                                  ctypes.c_ssize_t)
+        c_type = ctypes.CFUNCTYPE(None, *[_C_TYPES[kind] for kind in kinds])
         self._c_type = c_type
         self._resolver = c_type(self._resolve_and_run)  # (kept: the cell holds its address)
         self.cell.value = ctypes.cast(self._resolver, ctypes.c_void_p).value
@@ -245,7 +248,7 @@ class _LoopsSlot:
         """The loops for this dtype, compiled or loaded from Numba's cache (once), and the cell set."""
         with global_compiler_lock:
             if self.compiled is None:
-                self.compiled = cfunc(self.signature, cache=True, error_model="numpy")(_packed_loops)
+                self.compiled = cfunc(self.signature, cache=True, error_model="numpy")(self.func)
                 self.cell.value = self.compiled.address
         return self.compiled
 
@@ -254,10 +257,20 @@ class _LoopsSlot:
             loops = self.load()
         except BaseException as exc:  # noqa: BLE001  (a ctypes callback cannot raise into the kernel)
             # the kernel that called would go on with its product unwritten: stop rather than answer wrong
-            sys.stderr.write(f"fastgru: compiling the packed product's loops ({self.dtype}) failed: {exc!r}\n")
+            sys.stderr.write(f"fastgru: compiling the packed product's loops ({self.func.__name__}, {self.dtype}) "
+                             f"failed: {exc!r}\n")
             sys.stderr.flush()
             os.abort()
         self._c_type(loops.address)(*args)
+
+    def call_codegen(self, builder, context, args):
+        """IR of a call of the loops through the cell (for an intrinsic's codegen)."""
+        fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in self.signature.args])
+        cell = builder.module.globals.get(self.symbol)
+        if cell is None:
+            cell = ir.GlobalVariable(builder.module, fnty.as_pointer(), name=self.symbol)
+            cell.linkage = "external"
+        builder.call(builder.load(cell), args)
 
 
 #: the callers' way to ``_packed_loops``, per dtype
@@ -271,18 +284,12 @@ def _tile_loops(typingctx, ap, lda, upp, n_panels, k, cp, ldc, m, n):
         return None
     slot = _LOOPS[ap.dtype]
     slot.load()  # now, where an error reaches the caller (a cached caller resolves on its first call)
-    sig = slot.signature
 
     def codegen(context, builder, sig_, args):
-        fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in sig.args])
-        cell = builder.module.globals.get(slot.symbol)
-        if cell is None:
-            cell = ir.GlobalVariable(builder.module, fnty.as_pointer(), name=slot.symbol)
-            cell.linkage = "external"
-        builder.call(builder.load(cell), args)
+        slot.call_codegen(builder, context, args)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return slot.signature, codegen
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

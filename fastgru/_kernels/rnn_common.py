@@ -16,7 +16,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from .aligned import empty_aligned
-from .linalg import gemm
+from .gradient_products import matmul_nt_into, matmul_tn_into
 from .packed import pack, packed_matmul_into
 from .simd import L2_BYTES, MR
 
@@ -162,9 +162,9 @@ def input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1):
     need_dx = dx.shape[0] > 0
     dx2 = dx[b0:b1].reshape(rows, d) if need_dx else dx.reshape(0, d)
     if n_imask == 0:
-        gemm(x2, g, dw, True, False, False)
+        matmul_tn_into(x2, g, dw)
         if need_dx:
-            gemm(g, w, dx2, False, True, False)
+            matmul_nt_into(g, w, dx2)
         return
     width = n // n_imask if n_imask > 1 else n
     xm = empty_aligned((rows, d), x.dtype)
@@ -174,17 +174,17 @@ def input_grads_slice(x, w, g, imask, n_imask, dx, dw, b0, b1):
         mask_rows(x2, m, steps, xm)
         lo = gi * width
         hi = lo + width
-        gemm(xm, g[:, lo:hi], dw[:, lo:hi], True, False, False)
+        matmul_tn_into(xm, g[:, lo:hi], dw[:, lo:hi])
         if not need_dx:
             continue
         if n_imask == 1:
-            gemm(g, w, dx2, False, True, False)
+            matmul_nt_into(g, w, dx2)
             mask_rows(dx2, m, steps, dx2)
         elif gi == 0:
-            gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
+            matmul_nt_into(g[:, lo:hi], w[:, lo:hi], tmp)
             mask_rows(tmp, m, steps, dx2)
         else:
-            gemm(g[:, lo:hi], w[:, lo:hi], tmp, False, True, False)
+            matmul_nt_into(g[:, lo:hi], w[:, lo:hi], tmp)
             mask_rows(tmp, m, steps, tmp)
             for r in range(rows):
                 for j in range(d):

@@ -30,7 +30,7 @@ from numba import njit
 from .activations import activate_inplace, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
-from .linalg import gemm
+from .gradient_products import matmul_tn_into
 from .packed import pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
@@ -226,9 +226,9 @@ def simple_rnn_grads_slice(x, w, saved, imask, n_imask, rmask, use_rmask, dx, dw
     if use_rmask:
         hm = empty_aligned((rows, units), x.dtype)
         mask_rows(hp, rmask[b0:b1], steps, hm)
-        gemm(hm, g, du, True, False, False)
+        matmul_tn_into(hm, g, du)
     else:
-        gemm(hp, g, du, True, False, False)
+        matmul_tn_into(hp, g, du)
     column_sums(s2, 0, db)
 
 

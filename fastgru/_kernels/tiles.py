@@ -19,9 +19,11 @@ def _no_unroll(module):
     return loop_id
 
 
-def _tile_codegen(mr: int, npan: int):
+def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
     """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
-    for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k.
+    for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k; with
+    ``a_transposed``, ``a[a0 + p*lda + r]`` instead (the left operand read as the transpose of a
+    row-major (k, rows) array: a tile's mr values of one p are adjacent).
 
     Every output element is one chain of fused multiply-adds over p in order, whatever mr and npan:
     a row's result does not depend on the rows computed beside it (batch invariance). Columns at and
@@ -51,7 +53,7 @@ def _tile_codegen(mr: int, npan: int):
         zero = ir.Constant(vty, None)
         splat_mask = ir.Constant(ir.VectorType(i32, v), None)
         undef = ir.Constant(vty, ir.Undefined)
-        a_rows = [builder.gep(a_base, [builder.mul(lda, const(r))]) for r in range(mr)]
+        a_rows = None if a_transposed else [builder.gep(a_base, [builder.mul(lda, const(r))]) for r in range(mr)]
         # column vector q of the tile: panel q // NV, vector q % NV
         b_cols = [builder.gep(b_base, [builder.add(builder.mul(pstride, const(q // NV)), const((q % NV) * v))])
                   for q in range(nvec)]
@@ -83,8 +85,9 @@ def _tile_codegen(mr: int, npan: int):
         builder.position_at_end(body_bb)
         offset = builder.mul(p, const(nr))
         bv = [builder.load(builder.bitcast(builder.gep(col, [offset]), vptr), align=4) for col in b_cols]
+        a_step = builder.gep(a_base, [builder.mul(p, lda)]) if a_transposed else None
         for r in range(mr):
-            x = builder.load(builder.gep(a_rows[r], [p]))
+            x = builder.load(builder.gep(a_step, [const(r)]) if a_transposed else builder.gep(a_rows[r], [p]))
             xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat_mask)
             for q in range(nvec):
                 accs[r][q].add_incoming(builder.call(fma, [xv, bv[q], accs[r][q]]), body_bb)
@@ -129,19 +132,20 @@ def _tile_codegen(mr: int, npan: int):
     return codegen
 
 
-def _make_tile(mr: int, npan: int):
+def _make_tile(mr: int, npan: int, a_transposed: bool = False):
     @intrinsic
     def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
         """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
         accumulate != 0); a, bp, c the arrays' data pointers (:func:`_data`), element offsets from
-        each, unchecked: ``packed_matmul_into`` checks every bound."""
+        each, unchecked: ``packed_matmul_into`` checks every bound. A transposed tile reads A's
+        element (r, p) at ``a0 + p*lda + r``."""
         pointers = (a, bp, c)
         if not all(isinstance(x, types.CPointer) for x in pointers) or len({x.dtype for x in pointers}) != 1:
             return None
         if a.dtype not in (types.float32, types.float64):
             return None
         i = types.intp
-        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan)
+        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan, a_transposed)
 
     return tile
 
@@ -154,6 +158,9 @@ def _make_tile(mr: int, npan: int):
 # panel. Every tile is compiled into the packed product's loops (``packed._packed_loops``, once per
 # dtype, ~0.15 s per accumulator vector): no more of them.
 tile_full = _make_tile(MR, 1)
+#: the full tile reading its left operand transposed: the weight-gradient products ``A^T B``
+#: (``packed.matmul_tn_into``)
+tile_full_t = _make_tile(MR, 1, a_transposed=True)
 _t1_4, _t1_2, _t1_1 = _make_tile(1, 4), _make_tile(1, 2), _make_tile(1, 1)
 _t2_2, _t2_1 = _make_tile(2, 2), _make_tile(2, 1)
 _t3_1, _t4_1, _t5_1 = _make_tile(3, 1), _make_tile(4, 1), _make_tile(5, 1)
