@@ -335,23 +335,9 @@ def run_worker(framework, threads, args, outdir) -> dict:
 # report
 # ---------------------------------------------------------------------------------------------
 def environment() -> dict:
-    import platform
-
     from fastgru.bench import environment as fg_env
 
     env = fg_env()
-    try:
-        with open("/proc/cpuinfo") as f:
-            env["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        env["cpu"] = platform.processor() or platform.machine()
-    else:
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
-            env["cpu_simd"] = " ".join(x for x in ("avx512f", "avx512_bf16", "avx2", "fma") if x in flags) or "-"
-        except (OSError, StopIteration):
-            pass
     try:
         env["cores"] = f"{len(os.sched_getaffinity(0))} usable of {os.cpu_count()}"
     except (AttributeError, OSError):

@@ -152,7 +152,9 @@ def main() -> None:
         proc = subprocess.run([sys.executable, __file__, "--worker", str(threads)], env=env, capture_output=True,
                               text=True, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\n")
+    from fastgru.bench import environment_line
+
+    print(f"Machine: {environment_line()}\n")
     for r in results:
         print(f"{r['threads']} thread(s): 2048^3 sgemm {r['openblas_gflops']:.0f} GFLOP/s in OpenBLAS, "
               f"{r['packed_gflops']:.0f} in fastgru's packed product; the floor uses {r['sgemm_gflops']:.0f}")

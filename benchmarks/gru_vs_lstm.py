@@ -91,8 +91,9 @@ def main() -> None:
         results.append({"cell": cell, "threads": threads, "shape": shape, "params": figs[0]["params"],
                         "infer_ms": float(np.median([f["infer_ms"] for f in figs])),
                         "train_ms": float(np.median([f["train_ms"] for f in figs]))})
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} cores, "
-          f"{args.rounds} rounds\n")
+    from fastgru.bench import environment_line
+
+    print(f"Machine: {environment_line()}; {args.rounds} rounds\n")
     print("| shape | threads | GRU params | LSTM params | GRU infer ms | LSTM infer ms | LSTM/GRU | "
           "GRU train ms | LSTM train ms | LSTM/GRU |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -26,18 +26,58 @@ SHAPES: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+def _cpuinfo() -> dict:
+    """The first processor's ``model name``, ``cpu family``, ``model`` and ``flags`` from /proc/cpuinfo
+    (Linux; empty elsewhere)."""
+    found: dict = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in found:
+                    found[key] = value.strip()
+                if not line.strip() and found:
+                    break
+    except OSError:
+        pass
+    return found
+
+
+#: the vector extensions recorded with every timing (what the kernels and OpenBLAS can use)
+SIMD_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx2", "fma")
+
+
 def environment() -> dict:
-    """What the timings depend on."""
+    """What the timings depend on: the CPU (model, family, its vector extensions from lscpu's flags),
+    cores, the vector width fastgru's kernels were laid out for, OpenBLAS's kernel set (SciPy's, the
+    one inside the kernels, as it reports itself) and ``OPENBLAS_CORETYPE``, library versions."""
     import numba
 
-    return {
-        "cpu": platform.processor() or platform.machine(),
+    from ._kernels.simd import VECTOR_BYTES
+    from ._threads import kernel_blas_core
+
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    env = {
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family_model": f"{info['cpu family']}/{info['model']}" if "cpu family" in info and "model" in info
+        else "-",
+        "cpu_simd": " ".join(f for f in SIMD_FLAGS if f in flags) or "-",
         "cores": os.cpu_count(),
+        "fastgru_vector_bytes": VECTOR_BYTES,
+        "openblas_core": kernel_blas_core() or "-",
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "python": platform.python_version(),
     }
+    return env
+
+
+def environment_line() -> str:
+    """:func:`environment` as one line, for the head of a benchmark's output."""
+    return ", ".join(f"{k}={v}" for k, v in environment().items())
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

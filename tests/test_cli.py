@@ -248,6 +248,17 @@ def test_info(model_file, tmp_path, capsys):
 def test_bench_small_and_bad_arguments(capsys):
     code, out, _ = run(["bench", "--shapes", "S1", "--threads", "1", "--repeats", "2", "--json"], capsys)
     assert code == 0 and '"shape": "S1"' in out
+    # what the timings depend on is recorded with them: the CPU's vector extensions, fastgru's tile
+    # layout, OpenBLAS's kernel set and OPENBLAS_CORETYPE
+    import json
+
+    from fastgru._kernels.simd import VECTOR_BYTES
+    env = json.loads(out)["environment"]
+    assert env["fastgru_vector_bytes"] == VECTOR_BYTES
+    for key in ("cpu", "cpu_simd", "openblas_core", "OPENBLAS_CORETYPE"):
+        assert env[key], key
+    if VECTOR_BYTES == 64:
+        assert "avx512f" in env["cpu_simd"].split()
     code, _, err = run(["bench", "--shapes", "S9"], capsys)
     assert code == 2 and "unknown shape(s) S9" in err
     code, _, err = run(["bench", "--threads", "two"], capsys)
