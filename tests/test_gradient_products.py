@@ -137,3 +137,44 @@ def test_buffers_outlive_a_call_that_loads_its_loops(tmp_path):
         assert res.returncode == 0, res.stderr[-2000:]
         outputs.append(res.stdout.split())
     assert outputs[1][-1] == "ok" and "False" in outputs[1]  # the second one did go through the resolver
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_over_overlapping_rows_of_a_flat_array(dtype):
+    """A convolution's windows as rows of one flat array (row step = stride x channels, width = taps x
+    channels, overlapping when the stride is under the taps): ``packed_rows_into`` (the forward) and
+    ``matmul_tn_rows_into`` (the kernel gradient) against the same windows copied out."""
+    from fastgru._kernels.packed import pack, packed_rows_into
+
+    rng = np.random.default_rng(4)
+    for n_flat, step, width, f in ((400, 8, 40, 24), (97, 3, 9, 70), (50, 12, 12, 5), (30, 1, 1, 1)):
+        flat = rng.standard_normal(n_flat).astype(dtype)
+        a0 = 5
+        rows = (n_flat - a0 - width) // step + 1
+        windows = np.stack([flat[a0 + r * step:a0 + r * step + width] for r in range(rows)]).astype(np.float64)
+        u = rng.standard_normal((width, f)).astype(dtype)
+        out = np.full((rows, f), np.nan, dtype)
+        packed_rows_into(flat, a0, step, rows, pack(u), out)
+        tol = TOL[dtype] * np.sqrt(width)
+        np.testing.assert_allclose(out, windows @ u, rtol=TOL[dtype], atol=tol)
+        dz = rng.standard_normal((rows, f)).astype(dtype)
+        dw = np.full((width, f), np.nan, dtype)
+        gp.matmul_tn_rows_into(flat, a0, step, rows, width, dz, dw)
+        np.testing.assert_allclose(dw, windows.T @ dz, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(rows))
+
+
+def test_rows_of_a_flat_array_are_checked_to_lie_inside_it():
+    from fastgru._kernels.packed import pack, packed_rows_into
+
+    flat = np.ones(100, np.float32)
+    up = pack(np.ones((10, 4), np.float32))
+    packed_rows_into(flat, 0, 10, 10, up, np.empty((10, 4), np.float32))  # the last row ends at 100: fine
+    for a0, step, rows in ((1, 10, 10), (-1, 10, 2), (0, 11, 10), (0, -1, 3)):
+        with pytest.raises(ValueError, match="rows outside the flat operand"):
+            packed_rows_into(flat, a0, step, rows, up, np.empty((rows, 4), np.float32))
+    dz = np.ones((10, 4), np.float32)
+    gp.matmul_tn_rows_into(flat, 0, 10, 10, 10, dz, np.empty((10, 4), np.float32))
+    with pytest.raises(ValueError, match="rows outside the flat operand"):
+        gp.matmul_tn_rows_into(flat, 1, 10, 10, 10, dz, np.empty((10, 4), np.float32))
+    with pytest.raises(ValueError, match="shapes do not match"):
+        gp.matmul_tn_rows_into(flat, 0, 10, 9, 10, dz, np.empty((10, 4), np.float32))

@@ -19,13 +19,20 @@ Backward, from ``dzf`` (B*T_q, F), dz in the same flat layout with zeros on the 
 
 Groups: the same per group on column blocks (strided views; ``linalg.gemm`` takes them without a
 copy). All views are passed with 'A' layout so each kernel compiles one gemm specialization per dtype.
+
+One group and no dilation (the common case): a window is ``k*C_in`` contiguous numbers of the flat
+input, so a block's forward is one packed product over the windows read in place
+(``packed.packed_rows_into``, rows overlapping when s < k) and the kernel gradient one ``A^T dY`` over
+the task's windows (``gradient_products.matmul_tn_rows_into``): no per-tap BLAS call, no im2col block.
 """
 
 from __future__ import annotations
 
 from numba import njit
 
+from .gradient_products import matmul_tn_rows_into
 from .linalg import gemm
+from .packed import packed_rows_into
 
 #: flat rows per block (a block's output, float32 x 128 columns, is 128 KiB: L2-resident)
 BLOCK = 256
@@ -40,12 +47,15 @@ DW_MIN_ROWS = 64
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, groups, scratch, o0, o1):
+def conv1d_forward_chunk(xf, w, wp, bias, use_bias, out, t_p, stride, dilation, groups, scratch, o0, o1):
     """The output steps of flat output rows ``o0:o1`` (row ``b*T_q + t`` is ``out[b, t]``, out (B, T_out,
     F)) = conv(x) + bias; the rows that straddle two sequences are skipped.
 
     xf (B*T_p, C_in) padded flat input, w (k, C_in/groups, F), bias (F,), scratch (BLOCK, F) this
-    call's own buffer. The caller has checked every shape.
+    call's own buffer. The caller has checked every shape. With one group and no dilation, ``wp`` is
+    ``packed.pack(w.reshape(k*C_in, F))`` and each block is ONE packed product: flat output row ``o``'s
+    window is the k*C_in contiguous numbers from ``xf[o*s]`` on (rows overlap when s < k); otherwise
+    ``wp`` is empty and each tap is one BLAS gemm accumulated into the block.
     """
     ksize = w.shape[0]
     cg = w.shape[1]
@@ -62,7 +72,9 @@ def conv1d_forward_chunk(xf, w, bias, use_bias, out, t_p, stride, dilation, grou
         if n <= 0:
             break
         blk = scratch[0:n:1, :]
-        for g in range(groups):
+        if wp.shape[0] > 0:
+            packed_rows_into(xf.reshape(xf.shape[0] * xf.shape[1]), r * stride * cg, stride * cg, n, wp, blk)
+        for g in range(groups if wp.shape[0] == 0 else 0):
             for k in range(ksize):
                 a0 = r * stride + k * dilation
                 a = xf[a0:a0 + (n - 1) * stride + 1:stride, g * cg:(g + 1) * cg]
@@ -103,6 +115,13 @@ def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilat
     o_end = min(o1, n_valid)
     dw_block = cols.shape[0]
     dw2 = dw.reshape(ksize * cg, f)
+    if groups == 1 and dilation == 1:
+        # one product over the chunk's windows, read in place from xf (no im2col copy): dw is this
+        # task's own partial sum, zero until now
+        if o_end > o_start:
+            matmul_tn_rows_into(xf.reshape(n_in * c_in), o_start * stride * c_in, stride * c_in, o_end - o_start,
+                                ksize * c_in, dzf[o_start:o_end], dw2)
+        o_end = o_start  # (the block loop below has nothing left to do)
     for r in range(o_start, o_end, dw_block):
         n = min(dw_block, o_end - r)
         if n <= 0:

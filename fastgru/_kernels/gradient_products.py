@@ -148,6 +148,14 @@ def matmul_tn_into(a, b, out):
     if ((k > 1 and (a.strides[0] % isz != 0 or lda < m or b.strides[0] % isz != 0 or ldb < n))
             or (m > 1 and (out.strides[0] % isz != 0 or ldc < n))):
         raise ValueError("matmul_tn_into: rows of the operands overlap")
+    _tn_run(a, lda, b, ldb, out, ldc, m, n, k)
+
+
+@register_jitable
+def _tn_run(a, lda, b, ldb, out, ldc, m, n, k):
+    """The packing buffers, then ``_tn_loops`` on ``a``'s, ``b``'s and ``out``'s data (shapes, strides
+    and bounds checked by the caller)."""
+    isz = a.itemsize
     kc, group = _blocks(n, k, isz)
     nr = NV * (VECTOR_BYTES // isz)
     buf = empty_aligned((group * kc * nr,), a.dtype)
@@ -155,6 +163,33 @@ def matmul_tn_into(a, b, out):
     a_rest = empty_aligned((kc * MR if rest else 1,), a.dtype)
     c_rest = empty_aligned((MR * n if rest else 1,), a.dtype)
     _tn_call(a, lda, b, ldb, out, ldc, m, n, k, buf, a_rest, c_rest)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def matmul_tn_rows_into(a_flat, a0, lda, k, m, b, out):
+    """``out[:] = A.T @ b`` where A's row ``r < k`` is ``a_flat[a0 + r*lda : a0 + r*lda + m]``: rows at any
+    step, overlapping ones included (a convolution's windows, for its kernel gradient without an
+    im2col copy). ``a_flat`` 1-D C-contiguous, ``b (k, N)`` and ``out (m, N)`` unit column strides.
+    Every row is checked to lie inside ``a_flat``."""
+    n = b.shape[1]
+    if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("matmul_tn_rows_into: operand shapes do not match")
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        out[:] = 0.0
+        return
+    if a0 < 0 or lda < 0 or a0 + (k - 1) * lda + m > a_flat.shape[0]:
+        raise ValueError("matmul_tn_rows_into: rows outside the flat operand")
+    isz = a_flat.itemsize
+    if (a_flat.shape[0] > 1 and a_flat.strides[0] != isz) or (n > 1 and (b.strides[1] != isz
+                                                                         or out.strides[1] != isz)):
+        raise ValueError("matmul_tn_rows_into: operands need unit column strides")
+    ldb = b.strides[0] // isz
+    ldc = out.strides[0] // isz
+    if (k > 1 and (b.strides[0] % isz != 0 or ldb < n)) or (m > 1 and (out.strides[0] % isz != 0 or ldc < n)):
+        raise ValueError("matmul_tn_rows_into: rows of the operands overlap")
+    _tn_run(a_flat[a0:], lda, b, ldb, out, ldc, m, n, k)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

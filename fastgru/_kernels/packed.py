@@ -315,3 +315,31 @@ def packed_matmul_into(a, up, out):
     if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
         raise ValueError("packed_matmul_into: rows of the operands overlap")
     _tile_loops(_data(a), lda, _data(up), n_panels, k, _data(out), ldc, m, n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def packed_rows_into(a_flat, a0, lda, m, up, out):
+    """``out[i] = a_flat[a0 + i*lda : a0 + i*lda + K] @ u`` for ``i < m``, ``up = pack(u)`` (K, N):
+    the left operand's rows read from a flat array at any row step, overlapping ones included (a
+    convolution's windows: row step = stride x channels, width = taps x channels). ``a_flat`` 1-D
+    C-contiguous; ``out (m, N)`` any row stride, unit column stride. Every row is checked to lie
+    inside ``a_flat``."""
+    n_panels, k, nr = up.shape
+    n = out.shape[1]
+    if out.shape[0] != m or n_panels != (n + nr - 1) // nr or nr != NV * (VECTOR_BYTES // a_flat.itemsize):
+        raise ValueError("packed_rows_into: operand shapes do not match")
+    if m == 0 or n == 0:
+        return
+    if a0 < 0 or lda < 0 or a0 + (m - 1) * lda + k > a_flat.shape[0]:
+        raise ValueError("packed_rows_into: rows outside the flat operand")
+    if k == 0:
+        out[:] = 0.0
+        return
+    isz = a_flat.itemsize
+    if ((n > 1 and out.strides[1] != isz) or not up.flags.c_contiguous
+            or (a_flat.shape[0] > 1 and a_flat.strides[0] != isz)):
+        raise ValueError("packed_rows_into: operands need unit column strides")
+    ldc = out.strides[0] // isz
+    if m > 1 and (out.strides[0] % isz != 0 or ldc < n):
+        raise ValueError("packed_rows_into: rows of the output overlap")
+    _tile_loops(_data(a_flat[a0:]), lda, _data(up), n_panels, k, _data(out), ldc, m, n)

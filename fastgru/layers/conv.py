@@ -21,7 +21,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
+from .._kernels import aligned
 from .._kernels import conv1d as _conv
+from .._kernels.packed import pack
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from ..random import make_rng
 from .base import Layer, compute_dtype
@@ -231,10 +233,16 @@ class Conv1D(Layer):
             return z, xf
         # tasks split the flat output rows (a few sequences each, or parts of one long sequence)
         n_threads = n_chunks_for(b * out, b * out * k * c_in * self.filters // self.groups)
-        scratch = np.empty((n_threads, _conv.BLOCK, self.filters), x.dtype)
+        scratch = aligned.empty((n_threads, _conv.BLOCK, self.filters), x.dtype)
+        # one group, no dilation: each block of output rows is one packed product over the windows
+        # (the kernel packed once per call); otherwise one BLAS gemm per tap
+        if self.groups == 1 and d == 1:
+            packed_kernel = pack(kernel.reshape(k * c_in, self.filters))
+        else:
+            packed_kernel = np.zeros((0, 0, 0), x.dtype)
         kernel_blas_single_threaded()
-        _run_tasks(lambda c, i, o0, o1: _conv.conv1d_forward_chunk(xf, kernel, bias, self.use_bias, z, t_p, s, d,
-                                                                   self.groups, scratch[c], o0, o1),
+        _run_tasks(lambda c, i, o0, o1: _conv.conv1d_forward_chunk(xf, kernel, packed_kernel, bias, self.use_bias, z,
+                                                                   t_p, s, d, self.groups, scratch[c], o0, o1),
                    _task_bounds(_n_tasks(b * out, n_threads), b * (t_p // s)), n_threads)
         return z, xf
 
