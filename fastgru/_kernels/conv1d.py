@@ -24,6 +24,8 @@ One group and no dilation (the common case): a window is ``k*C_in`` contiguous n
 input, so a block's forward is one packed product over the windows read in place
 (``packed.packed_rows_into``, rows overlapping when s < k) and the kernel gradient one ``A^T dY`` over
 the task's windows (``gradient_products.matmul_tn_rows_into``): no per-tap BLAS call, no im2col block.
+With stride 1 too, the input gradient is one packed product over windows of dY after k - 1 zero rows
+(``conv1d_backward_chunk``'s ``dzp``, ``wtp``).
 """
 
 from __future__ import annotations
@@ -95,11 +97,17 @@ def conv1d_forward_chunk(xf, w, wp, bias, use_bias, out, t_p, stride, dilation, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, o0, o1, i0, i1):
+def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilation, groups, o0, o1, i0, i1,
+                          dzp, wtp):
     """The kernel gradient over flat output rows ``o0:o1`` added to ``dw`` (k, C_in/groups, F), this
     task's partial sum, and when need_dx the rows ``i0:i1`` of ``dxf`` (B*T_p, C_in), the padded flat
     input's gradient (overwritten). cols (block rows, k*C_in/groups) is the calling thread's scratch;
     xf (B*T_p, C_in), dzf (B*T_q, F) with zeros on the straddling rows. Shapes checked by the caller.
+
+    With one group, no dilation and stride 1, ``dzp`` is dzf after k-1 zero rows (dzf a view of its
+    tail) and ``wtp`` = ``pack`` of [W[k-1]^T; ...; W[0]^T] (k*F, C_in): input row i's gradient is
+    then the window of dzp's k*F contiguous numbers from row i on against wtp, one packed product
+    over the chunk's input rows; otherwise both are empty and the rows are gathered tap by tap.
     """
     ksize = w.shape[0]
     cg = w.shape[1]
@@ -142,6 +150,12 @@ def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilat
     # input gradient, gathered over this chunk's input rows
     i_start = i0
     i_end = min(i1, n_in)
+    if wtp.shape[0] > 0:
+        if dzp.shape[0] != n_out + ksize - 1 or dzp.shape[1] != f or stride != 1:
+            raise ValueError("conv1d_backward_chunk: padded output gradient does not match")
+        if i_end > i_start:
+            packed_rows_into(dzp.reshape(dzp.shape[0] * f), i_start * f, f, i_end - i_start, wtp, dxf[i_start:i_end])
+        return
     for r in range(i_start, i_end, BLOCK):
         n = min(BLOCK, i_end - r)
         for i in range(r, r + n):

@@ -268,7 +268,19 @@ class Conv1D(Layer):
             raise ValueError(f"Conv1D {self.name!r}: the forward cache does not match this layer's geometry")
         kernel = self._kernel_array(dz.dtype)
         t_q = t_p // s
-        dzf = np.empty((b * t_q, self.filters), dz.dtype)
+        # one group, no dilation, stride 1: the input gradient is one packed product over windows of the
+        # output gradient after k - 1 zero rows, against the taps' kernels transposed in reverse order
+        windows_dx = need_dx and self.groups == 1 and d == 1 and s == 1
+        if windows_dx:
+            dzp = np.empty((k - 1 + b * t_q, self.filters), dz.dtype)
+            dzp[:k - 1] = 0
+            dzf = dzp[k - 1:]
+            reversed_t = np.ascontiguousarray(kernel[::-1].transpose(0, 2, 1))  # (k, F, C_in), last tap first
+            packed_kernel_t = pack(reversed_t.reshape(k * self.filters, c_in))
+        else:
+            dzp = np.zeros((0, self.filters), dz.dtype)
+            dzf = np.empty((b * t_q, self.filters), dz.dtype)
+            packed_kernel_t = np.zeros((0, 0, 0), dz.dtype)
         dxf = np.empty((b * t_p, c_in), dz.dtype) if need_dx else np.empty((0, c_in), dz.dtype)
         n_threads = n_chunks_for(b * out, 2 * b * out * k * c_in * self.filters // self.groups)
         # each task: a share of the flat output rows (kernel gradient) and of the input rows (dx)
@@ -281,7 +293,8 @@ class Conv1D(Layer):
             _conv.flat_output_gradient(dz, dzf, t_q)
             kernel_blas_single_threaded()
             _run_tasks(lambda c, i, o0, o1, i0, i1: _conv.conv1d_backward_chunk(
-                xf, dzf, kernel, dxf, dw_part[i], cols[c], need_dx, t_p, s, d, self.groups, o0, o1, i0, i1),
+                xf, dzf, kernel, dxf, dw_part[i], cols[c], need_dx, t_p, s, d, self.groups, o0, o1, i0, i1, dzp,
+                packed_kernel_t),
                 bounds, n_threads)
         else:
             dxf[:] = 0
