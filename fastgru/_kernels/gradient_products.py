@@ -1,5 +1,6 @@
 """The large products of training through the packed micro-kernel rather than BLAS: weight gradients
-``A^T B`` (``matmul_tn_into``) and input gradients ``A B^T`` (``matmul_nt_into``).
+``A^T B`` (``matmul_tn_into``; ``matmul_tn_rows_into`` when A's rows are windows of a flat array, a
+convolution's kernel gradient) and input gradients ``A B^T`` (``matmul_nt_into``).
 
 Shapes: a training chunk's rows R = B_c*T (thousands) against a layer's widths. ``dX = G W^T`` is
 (R, n) @ (n, D): W^T is small, so it is packed once and the rows run through ``packed_matmul_into``.
