@@ -294,6 +294,23 @@ OTHER_LAYOUT = textwrap.dedent("""
             gp.matmul_tn_into(a, bb, got)
             tol = 3e-5 if dtype == np.float32 else 1e-12
             np.testing.assert_allclose(got, a.astype(np.float64).T @ bb, rtol=tol, atol=tol * np.sqrt(k))
+    # Conv1D's packed paths (one group, no dilation, stride 1: forward, kernel and input gradients over
+    # windows read in place) at this layout, against the sums written out in NumPy
+    conv = fg.layers.Conv1D(5, 3, use_bias=False, dtype="float64")
+    conv.build((None, 11, 4))
+    kern = conv.weights[0]
+    xc = rng.standard_normal((3, 11, 4))
+    yc, cache = conv.forward(xc)
+    zc = sum(np.einsum("btc,cf->btf", xc[:, j:j + 9], kern[j]) for j in range(3))
+    np.testing.assert_allclose(yc, zc, rtol=1e-12, atol=1e-12)
+    dzc = rng.standard_normal(yc.shape)
+    dxc, (dkc,) = conv.backward(dzc, cache)
+    np.testing.assert_allclose(dkc, np.stack([np.einsum("btc,btf->cf", xc[:, j:j + 9], dzc) for j in range(3)]),
+                               rtol=1e-12, atol=1e-12)
+    dx_ref = np.zeros_like(xc)
+    for j in range(3):
+        dx_ref[:, j:j + 9] += dzc @ kern[j].T
+    np.testing.assert_allclose(dxc, dx_ref, rtol=1e-12, atol=1e-12)
     # every product above went through the loops compiled for this layout, reached through their cells
     for slot in (*packed._LOOPS.values(), *gp._TN_LOOPS.values()):
         assert slot.compiled is not None and slot.cell.value == slot.compiled.address, slot.dtype
