@@ -123,6 +123,37 @@ def test_shapes_are_checked_before_the_kernels(rng):
         layer.set_weights([np.ones((3, 3, 4)), np.ones(4)])
 
 
+def test_the_packed_paths_refuse_a_packed_kernel_that_does_not_fit():
+    """The windows path of the compiled kernels takes the packed kernel only for one group, no dilation
+    and k*C_in rows (stride 1 and k*F rows for the input gradient), so a wrong one is an error, never a
+    silently different sum."""
+    from fastgru._kernels import conv1d as _conv
+    from fastgru._kernels.packed import pack
+
+    xf = np.ones((20, 4))
+    w = np.ones((3, 4, 5))
+    out = np.zeros((2, 8, 5))
+    scratch = np.zeros((_conv.BLOCK, 5))
+    bias = np.zeros(5)
+    good = pack(w.reshape(12, 5))
+    _conv.conv1d_forward_chunk(xf, w, good, bias, False, out, 10, 1, 1, 1, scratch, 0, 20)
+    np.testing.assert_array_equal(out, 12.0)
+    for wp, dilation in ((pack(np.ones((8, 5))), 1), (good, 2)):
+        with pytest.raises(ValueError, match="packed kernel does not match"):
+            _conv.conv1d_forward_chunk(xf, w, wp, bias, False, out, 10, 1, dilation, 1, scratch, 0, 20)
+    dzp = np.zeros((22, 5))
+    dxf = np.empty((20, 4))
+    for wtp in (pack(np.ones((10, 4))), pack(np.ones((15, 4)))):  # 10 rows: not k*F
+        args = (xf, dzp[2:], w, dxf, np.zeros((3, 4, 5)), np.empty((0, 12)), True, 10, 1, 1, 1, 0, 20, 0, 20, dzp,
+                wtp)
+        if wtp.shape[1] == 15:
+            _conv.conv1d_backward_chunk(*args)
+            np.testing.assert_array_equal(dxf, 0.0)
+        else:
+            with pytest.raises(ValueError, match="padded output gradient does not match"):
+                _conv.conv1d_backward_chunk(*args)
+
+
 @pytest.mark.parametrize("padding", ["valid", "same", "causal"])
 def test_short_and_empty_inputs(rng, padding):
     """Fewer steps than the window (no output steps for ``valid``), one step, no sequences."""

@@ -69,18 +69,22 @@ def conv1d_forward_chunk(xf, w, wp, bias, use_bias, out, t_p, stride, dilation, 
     o_start = o0
     o_end = min(o1, n_flat)
     block = scratch.shape[0]
+    windows = wp.shape[0] > 0
+    if windows and (groups != 1 or dilation != 1 or wp.shape[1] != ksize * cg):
+        raise ValueError("conv1d_forward_chunk: the packed kernel does not match the convolution")
     for r in range(o_start, o_end, block):
         n = min(block, o_end - r)
         if n <= 0:
             break
         blk = scratch[0:n:1, :]
-        if wp.shape[0] > 0:
+        if windows:
             packed_rows_into(xf.reshape(xf.shape[0] * xf.shape[1]), r * stride * cg, stride * cg, n, wp, blk)
-        for g in range(groups if wp.shape[0] == 0 else 0):
-            for k in range(ksize):
-                a0 = r * stride + k * dilation
-                a = xf[a0:a0 + (n - 1) * stride + 1:stride, g * cg:(g + 1) * cg]
-                gemm(a, w[k, :, g * fg:(g + 1) * fg], blk[:, g * fg:(g + 1) * fg], False, False, k > 0)
+        else:
+            for g in range(groups):
+                for k in range(ksize):
+                    a0 = r * stride + k * dilation
+                    a = xf[a0:a0 + (n - 1) * stride + 1:stride, g * cg:(g + 1) * cg]
+                    gemm(a, w[k, :, g * fg:(g + 1) * fg], blk[:, g * fg:(g + 1) * fg], False, False, k > 0)
         for i in range(n):
             o = r + i
             b = o // t_q
@@ -121,37 +125,38 @@ def conv1d_backward_chunk(xf, dzf, w, dxf, dw, cols, need_dx, t_p, stride, dilat
     n_valid = min(n_out, (n_in - 1 - (ksize - 1) * dilation) // stride + 1)
     o_start = o0
     o_end = min(o1, n_valid)
-    dw_block = cols.shape[0]
     dw2 = dw.reshape(ksize * cg, f)
     if groups == 1 and dilation == 1:
-        # one product over the chunk's windows, read in place from xf (no im2col copy): dw is this
-        # task's own partial sum, zero until now
+        # one product over the chunk's windows, read in place from xf (no im2col copy, ``cols`` unused):
+        # dw is this task's own partial sum, zero until now
         if o_end > o_start:
             matmul_tn_rows_into(xf.reshape(n_in * c_in), o_start * stride * c_in, stride * c_in, o_end - o_start,
                                 ksize * c_in, dzf[o_start:o_end], dw2)
-        o_end = o_start  # (the block loop below has nothing left to do)
-    for r in range(o_start, o_end, dw_block):
-        n = min(dw_block, o_end - r)
-        if n <= 0:
-            break
-        dz = dzf[r:r + n:1, :]
-        for g in range(groups):
-            # this block's im2col rows (in cache), then one product over all taps
-            for i in range(n):
-                crow = cols[i]
-                base = (r + i) * stride
-                for k in range(ksize):
-                    src = xf[base + k * dilation]
-                    for c in range(cg):
-                        crow[k * cg + c] = src[g * cg + c]
-            gemm(cols[0:n:1, :], dz[:, g * fg:(g + 1) * fg], dw2[:, g * fg:(g + 1) * fg], True, False, True)
+    else:
+        dw_block = cols.shape[0]
+        for r in range(o_start, o_end, dw_block):
+            n = min(dw_block, o_end - r)
+            if n <= 0:
+                break
+            dz = dzf[r:r + n:1, :]
+            for g in range(groups):
+                # this block's im2col rows (in cache), then one product over all taps
+                for i in range(n):
+                    crow = cols[i]
+                    base = (r + i) * stride
+                    for k in range(ksize):
+                        src = xf[base + k * dilation]
+                        for c in range(cg):
+                            crow[k * cg + c] = src[g * cg + c]
+                gemm(cols[0:n:1, :], dz[:, g * fg:(g + 1) * fg], dw2[:, g * fg:(g + 1) * fg], True, False, True)
     if not need_dx:
         return
     # input gradient, gathered over this chunk's input rows
     i_start = i0
     i_end = min(i1, n_in)
     if wtp.shape[0] > 0:
-        if dzp.shape[0] != n_out + ksize - 1 or dzp.shape[1] != f or stride != 1:
+        if (dzp.shape[0] != n_out + ksize - 1 or dzp.shape[1] != f or stride != 1 or groups != 1 or dilation != 1
+                or wtp.shape[1] != ksize * f):
             raise ValueError("conv1d_backward_chunk: padded output gradient does not match")
         if i_end > i_start:
             packed_rows_into(dzp.reshape(dzp.shape[0] * f), i_start * f, f, i_end - i_start, wtp, dxf[i_start:i_end])

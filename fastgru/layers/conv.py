@@ -287,8 +287,11 @@ class Conv1D(Layer):
         bounds = _task_bounds(_n_tasks(b * out, n_threads), b * t_q, b * t_p)
         dw_part = np.zeros((len(bounds),) + kernel.shape, dz.dtype)  # one per task, summed in task order
         width = k * (c_in // self.groups)
-        block = max(_conv.DW_MIN_ROWS, min(_conv.DW_BLOCK, _conv.DW_BLOCK_BYTES // (width * dz.itemsize)))
-        cols = np.empty((n_threads, block, width), dz.dtype)
+        if self.groups == 1 and d == 1:  # the kernel gradient reads the windows in place: no im2col blocks
+            cols = np.empty((n_threads, 0, width), dz.dtype)
+        else:
+            block = max(_conv.DW_MIN_ROWS, min(_conv.DW_BLOCK, _conv.DW_BLOCK_BYTES // (width * dz.itemsize)))
+            cols = np.empty((n_threads, block, width), dz.dtype)
         if b * out > 0:
             _conv.flat_output_gradient(dz, dzf, t_q)
             kernel_blas_single_threaded()
