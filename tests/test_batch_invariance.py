@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastgru as fg
-from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Input
+from fastgru.layers import GRU, LSTM, Bidirectional, Dense, Embedding, Input, SimpleRNN
 
 
 @pytest.fixture
@@ -127,4 +127,33 @@ def test_recurrent_layers_are_batch_invariant_without_the_switch(threads, dtype)
     for n_threads in (1, 2):
         fg.set_num_threads(n_threads)
         for batch_size in (2, 3, 5, 7, 9, 23):
+            np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), alone)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_read_in_place_give_the_packed_kernels_sums(threads, dtype):
+    """Widths of whole panels (3H, 4H, 2H and H multiples of 32) with a batch of at least one full
+    tile: the time loops read the recurrent and input kernels where they lie (``packed.operand``);
+    one sequence at a time they are packed. Both give every row the same sums, bit for bit."""
+    from fastgru._kernels import aligned, packed
+
+    fg.set_random_seed(6)
+    model = fg.Sequential([Input(shape=(5, 16)), GRU(32, return_sequences=True), LSTM(16, return_sequences=True),
+                           GRU(32, reset_after=False, return_sequences=True), SimpleRNN(32)])
+    model.build((None, 5, 16))
+    for layer in model.layers:  # the layers' kernels start on a cache line (what reading them in place asks)
+        assert all(w.ctypes.data % aligned.ALIGN == 0 for w in layer.weights if w.ndim == 2)
+    kernel = np.ascontiguousarray(model.layers[0].weights[1], dtype=dtype)  # the first GRU's (32, 96)
+    src = aligned.aligned_copy(kernel)
+    in_place = packed.operand(src, packed.MR)
+    assert in_place[3:] == (packed.panel_width(dtype), 96) and np.shares_memory(in_place[0], src)
+    one_row = packed.operand(src, 1)  # (one row at a time: packed)
+    assert one_row[3:] == (32 * packed.panel_width(dtype), packed.panel_width(dtype))
+    assert not np.shares_memory(one_row[0], src)
+    x = np.random.default_rng(3).standard_normal((21, 5, 16)).astype(dtype)
+    fg.set_num_threads(1)
+    alone = np.concatenate([model.predict(x[i:i + 1]) for i in range(len(x))])
+    for n_threads in (1, 2):
+        fg.set_num_threads(n_threads)
+        for batch_size in (9, 16, 21):
             np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), alone)

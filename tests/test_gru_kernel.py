@@ -195,12 +195,12 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
 def test_projection_block_refuses_a_bias_of_another_width(rng):
     """The in-loop projection adds the bias over the buffer's width: a bias of any other length (but
     none) is refused before anything is read."""
-    from fastgru._kernels.packed import pack
+    from fastgru._kernels.packed import operand
     from fastgru._kernels.rnn_common import project_block
 
     x = rng.standard_normal((2, 3, 4))
     w = rng.standard_normal((4, 6))
-    wp = pack(w)
+    wp = operand(w, 3)
     xpc = np.zeros((3, 2, 6))
     project_block(x, wp, np.zeros(0), xpc, 0, 2, 0, 3)  # no bias
     np.testing.assert_allclose(xpc.transpose(1, 0, 2), x @ w, rtol=1e-12, atol=1e-12)

@@ -124,6 +124,72 @@ def test_mismatched_operands_are_refused():
         assert res.returncode != 0 and message in res.stderr
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_operands_read_in_place_give_the_packed_products(dtype):
+    """``packed.operand``: a small operand of whole panels that starts on a cache line, multiplied by
+    at least MR rows at a time, is read where it lies (no copy); any other is packed. The products
+    (``operand_matmul_into``) are bit-identical to the packed ones for every row count either way."""
+    from fastgru._kernels import aligned
+
+    rng = np.random.default_rng(11)
+    nr = packed.panel_width(dtype)
+    for k, n in ((1, nr), (5, 3 * nr), (64, 6 * nr), (300, 2 * nr), (7, nr + 3)):
+        u = aligned.aligned_copy(rng.standard_normal((k, n)).astype(dtype))
+        in_place = n % nr == 0 and u.nbytes <= packed.UNPACKED_MAX_BYTES
+        for rows in (1, packed.MR - 1, packed.MR, 3 * packed.MR):
+            b = packed.operand(u, rows)
+            read_in_place = in_place and rows >= packed.MR
+            assert np.shares_memory(b[0], u) == read_in_place
+            assert b[1:] == ((k, n, nr, n) if read_in_place else (k, n, k * nr, nr))
+        b = packed.operand(u, packed.MR)
+        up = packed.pack(u)
+        for m in list(range(0, packed.MR + 4)) + [2 * packed.MR + 1, 61]:
+            a = rng.standard_normal((m, k)).astype(dtype)
+            got, expected = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
+            packed.operand_matmul_into(a, b, got)
+            packed.packed_matmul_into(a, up, expected)
+            np.testing.assert_array_equal(got, expected)
+            np.testing.assert_allclose(got, a.astype(np.float64) @ u.astype(np.float64), **_tol(dtype))
+    # off a cache line, or too large to stay in cache: packed
+    raw = aligned.aligned_copy(np.zeros(64 * 4 * nr + 1, dtype))
+    off_line = raw[1:].reshape(64, 4 * nr)
+    assert not np.shares_memory(packed.operand(off_line, packed.MR)[0], raw)
+    wide = aligned.aligned_copy(rng.standard_normal((8, 4 * nr)).astype(dtype))
+    strided = wide[:, ::2]  # (8, 2 NR), not contiguous
+    b = packed.operand(strided, packed.MR)
+    assert not np.shares_memory(b[0], wide)
+    a = rng.standard_normal((packed.MR, 8)).astype(dtype)
+    got = np.empty((packed.MR, 2 * nr), dtype)
+    packed.operand_matmul_into(a, b, got)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ strided.astype(np.float64), **_tol(dtype))
+    big_k = packed.UNPACKED_MAX_BYTES // (nr * np.dtype(dtype).itemsize) + 1
+    big = aligned.aligned_copy(np.ones((big_k, nr), dtype))
+    assert not np.shares_memory(packed.operand(big, packed.MR)[0], big)
+
+
+def test_operand_products_refuse_panels_outside_their_array():
+    """A forged or mismatched operand never reaches the loops: every panel row they would read must lie
+    inside its flat array."""
+    from fastgru._kernels import aligned
+
+    nr = packed.panel_width(np.float32)
+    u = aligned.aligned_copy(np.ones((8, 2 * nr), np.float32))
+    flat, k, n, pstride, bstep = packed.operand(u, packed.MR)
+    a, out = np.ones((packed.MR, 8), np.float32), np.empty((packed.MR, 2 * nr), np.float32)
+    packed.operand_matmul_into(a, (flat, k, n, pstride, bstep), out)
+    np.testing.assert_array_equal(out, np.full_like(out, 8.0))
+    for forged in ((flat[:-1], k, n, pstride, bstep), (flat, k, n, pstride, bstep + 1), (flat, k, n, -1, bstep),
+                   (flat, k, n, pstride, -nr), (flat, k + 1, n, pstride, bstep)):
+        with pytest.raises(ValueError, match="outside its array|shapes do not match"):
+            packed.operand_matmul_into(np.ones((packed.MR, forged[1]), np.float32), forged, out)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        packed.operand_matmul_into(np.ones((3, 9), np.float32), (flat, k, n, pstride, bstep), out[:3])
+    with pytest.raises(ValueError, match="shapes do not match"):
+        packed.operand_matmul_into(a, (flat, k, n, pstride, bstep), np.empty((packed.MR, nr), np.float32))
+    with pytest.raises(ValueError, match="unit column strides"):
+        packed.operand_matmul_into(np.ones((packed.MR, 16), np.float32)[:, ::2], (flat, k, n, pstride, bstep), out)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_tile_loops_are_compiled_once_and_called_through_their_cell(dtype):
     """The loops over tiles are one C-callable function per dtype; callers read its address from a cell
@@ -230,6 +296,19 @@ OTHER_LAYOUT = textwrap.dedent("""
                 packed.packed_matmul_into(a, up, out)
                 tol = 2e-5 if dtype == np.float32 else 1e-12
                 np.testing.assert_allclose(out, a.astype(np.float64) @ u, rtol=tol, atol=tol)
+    # operands read in place (whole panels, on a cache line, full tiles of rows) against packed ones
+    from fastgru._kernels import aligned
+    for dtype in (np.float32, np.float64):
+        nr = packed.panel_width(dtype)
+        u = aligned.aligned_copy(rng.standard_normal((40, 3 * nr)).astype(dtype))
+        b = packed.operand(u, packed.MR)
+        assert np.shares_memory(b[0], u) and b[3:] == (nr, 3 * nr)
+        for m in (packed.MR, 2 * packed.MR + 3):
+            a = rng.standard_normal((m, 40)).astype(dtype)
+            got, expected = np.empty((m, 3 * nr), dtype), np.empty((m, 3 * nr), dtype)
+            packed.operand_matmul_into(a, b, got)
+            packed.packed_matmul_into(a, packed.pack(u), expected)
+            np.testing.assert_array_equal(got, expected)
     # many rows (an input projection): the row-blocks-outer order
     a = rng.standard_normal((701, 300)).astype(np.float32)
     u = rng.standard_normal((300, 70)).astype(np.float32)

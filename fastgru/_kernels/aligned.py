@@ -18,6 +18,7 @@ Python ones leave arrays under 16 KiB to NumPy (aligning them would cost more th
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 import threading
 
@@ -42,12 +43,22 @@ def _address(typingctx, arr):
     return types.intp(arr), codegen
 
 
+def starts_on_line(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s first element starts a cache line (from Python and from compiled code)."""
+    return arr.ctypes.data % ALIGN == 0
+
+
+@overload(starts_on_line, jit_options={"nogil": True})
+def _starts_on_line_compiled(arr):
+    def impl(arr):
+        return _address(arr) % ALIGN == 0
+
+    return impl
+
+
 def _nbytes(shape: tuple, dtype) -> tuple[tuple, np.dtype, int]:
     dtype = np.dtype(dtype)
-    n = dtype.itemsize
-    for s in shape:
-        n *= s
-    return shape, dtype, n
+    return shape, dtype, dtype.itemsize * math.prod(shape)
 
 
 def _aligned_view(shape, dtype, nbytes, raw=None) -> np.ndarray:
@@ -91,6 +102,16 @@ def _zeros_aligned_compiled(shape, dtype):
         return out
 
     return impl
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` starting on a cache line (``a`` itself when it holds no elements or is
+    0-d): the layers' weights, which the inference loops may read in place (``packed.operand``)."""
+    if a.ndim == 0 or a.size == 0:
+        return a
+    out = _aligned_view(a.shape, a.dtype, a.nbytes)
+    out[...] = a
+    return out
 
 
 #: arrays smaller than this come straight from NumPy: aligning costs ~1.3 us of Python (about what a

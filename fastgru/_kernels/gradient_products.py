@@ -76,9 +76,10 @@ def _tn_loops(ap, lda, bp, ldb, cp, ldc, m, n, k, bufp, ap_rest, cp_rest):
                 base = (p - g0) * pstride
                 ncols = min(nr, n - p * nr)
                 for i in range(0, full, MR):
-                    tile_full_t(ap, k0 * lda + i, lda, bufp, base, pstride, kb, cp, i * ldc + p * nr, ldc, ncols, acc)
+                    tile_full_t(ap, k0 * lda + i, lda, bufp, base, pstride, nr, kb, cp, i * ldc + p * nr, ldc, ncols,
+                                acc)
                 if rest > 0:
-                    tile_full_t(ap_rest, 0, MR, bufp, base, pstride, kb, cp_rest, p * nr, n, ncols, acc)
+                    tile_full_t(ap_rest, 0, MR, bufp, base, pstride, nr, kb, cp_rest, p * nr, n, ncols, acc)
     if rest > 0:
         c_rest = carray(cp_rest, (MR * n,))  # (allocated at this size when rest > 0)
         cflat = carray(cp, ((m - 1) * ldc + n,))

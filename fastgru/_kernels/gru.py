@@ -32,7 +32,7 @@ from numba import njit
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace
 from .aligned import empty_aligned
 from .fused_gates import gru_gate_row
-from .packed import _data, pack, packed_matmul_into
+from .packed import _data, operand, operand_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -76,8 +76,9 @@ def gru_forward_slice(
     rh = empty_aligned((nb, hdim), dt)
     rech = empty_aligned((nb, hdim), dt)
     h2 = 2 * hdim
-    up = pack(u)  # the step products' right operands, packed once for the whole loop
-    up_h = pack(u_h)
+    # the step products' right operands: packed once for the whole loop, or read in place (packed.operand)
+    up = operand(u, nb)
+    up_h = operand(u_h, nb)
     if block > 0 and w.shape[1] != 3 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 3 * hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
@@ -95,7 +96,7 @@ def gru_forward_slice(
             i_end = min(steps, i + block)
             t_lo = steps - i_end if go_backwards else i
             project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
-        packed_matmul_into(h, up, rec)
+        operand_matmul_into(h, up, rec)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.gru_gate_row),
             # saving the gates straight into the saved row when training
@@ -127,7 +128,7 @@ def gru_forward_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     rh[bb, j] = r[j] * h[bb, j]
-            packed_matmul_into(rh, up_h, rech)
+            operand_matmul_into(rh, up_h, rech)
         for bb in range(nb):
             b = b0 + bb
             xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]

@@ -29,7 +29,7 @@ from numba import njit
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace
 from .aligned import empty_aligned
 from .fused_gates import lstm_gate_row
-from .packed import _data, pack, pack_stack, packed_matmul_into
+from .packed import _data, operand, operand_matmul_into, pack_stack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -77,8 +77,9 @@ def lstm_forward_slice(
     tc = empty_aligned((hdim,), dt)
     cnew = empty_aligned((hdim,), dt)
     hnew = empty_aligned((hdim,), dt)
-    # the step products' right operands, packed once for the whole loop
-    up = pack(u)
+    # the step products' right operands, packed once for the whole loop (the unmasked one read in
+    # place where that is as fast: packed.operand)
+    up = operand(u, nb)
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
     if block > 0 and w.shape[1] != 4 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 4 * hdim columns
@@ -108,7 +109,7 @@ def lstm_forward_slice(
                     for j in range(hdim):
                         rec[bb, gi * hdim + j] = rec1[bb, j]
         else:
-            packed_matmul_into(h, up, rec)
+            operand_matmul_into(h, up, rec)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.lstm_gate_row),
             # saving the gates straight into the saved row when training

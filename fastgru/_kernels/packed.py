@@ -32,7 +32,7 @@ from numba import cfunc, njit, types
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic, register_jitable
 
-from .aligned import empty_aligned
+from .aligned import empty_aligned, starts_on_line
 from .simd import L1_PANEL_BYTES, L2_BYTES, L2_ROWS_BYTES, MR, NV, VECTOR_BYTES, panel_width
 from .tiles import REST_PANELS, REST_SPLIT, tile_full, tile_rest
 
@@ -150,7 +150,7 @@ def _pointee_size(typingctx, ptr):
     return types.intp(ptr), codegen
 
 
-def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
+def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n, pstride, bstep):
     """The loops over cache blocks and register tiles of :func:`packed_matmul_into`, on pointers
     (``ap``: ``a``'s first element, row stride ``lda`` elements; ``upp``: the ``(n_panels, k, NR)``
     packed operand; ``cp``: ``out``'s first element, row stride ``ldc``), shapes already checked.
@@ -167,7 +167,6 @@ def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
     """
     isz = _pointee_size(ap)
     nr = NV * (VECTOR_BYTES // isz)
-    pstride = k * nr
     kc = max(16, L1_PANEL_BYTES // (nr * isz))
     # row blocks of whole tiles whose (mc, kc) block of ``a`` stays in L2 while the panels pass
     mc = max(MR, L2_ROWS_BYTES // (kc * isz) // MR * MR)
@@ -186,7 +185,7 @@ def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                        tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * bstep, pstride, bstep, kb, cp,
                                    i * ldc + p * nr, ldc, ncols, k0)
         full_done = True
     else:
@@ -199,7 +198,7 @@ def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
                 for p in range(n_panels):
                     ncols = min(nr, n - p * nr)
                     for i in range(i0, i1, MR):
-                        tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                        tile_full(ap, i * lda + k0, lda, upp, p * pstride + k0 * bstep, pstride, bstep, kb, cp,
                                    i * ldc + p * nr, ldc, ncols, k0)
         # the rows left over, in tiles of few rows over several panels (REST_SPLIT, REST_PANELS)
         r0 = full
@@ -211,7 +210,7 @@ def _packed_loops(ap, lda, upp, n_panels, k, cp, ldc, m, n):
                 left = n_panels - p
                 npan = width if left >= width else 4 if rows == 1 and left >= 4 else 2 if rows <= 2 and left >= 2 else 1
                 ncols = min(npan * nr, n - p * nr)
-                tile_rest(rows, npan, ap, r0 * lda + k0, lda, upp, p * pstride + k0 * nr, pstride, kb, cp,
+                tile_rest(rows, npan, ap, r0 * lda + k0, lda, upp, p * pstride + k0 * bstep, pstride, bstep, kb, cp,
                            r0 * ldc + p * nr, ldc, ncols, k0)
                 p += npan
             r0 += rows
@@ -230,12 +229,14 @@ class _LoopsSlot:
     points the cell at them and runs them; later calls go straight there. So importing fastgru compiles
     nothing, and a dtype's loops are compiled only once one is used."""
 
-    def __init__(self, dtype, func=None, kinds: str = "pipiipiii"):
+    def __init__(self, dtype, func=None, kinds: str = "pipiipiiiii"):
         self.dtype = dtype
         self.func = _packed_loops if func is None else func
         ptr = types.CPointer(dtype)
         self.signature = types.void(*[ptr if kind == "p" else types.intp for kind in kinds])
-        self.symbol = f"{__name__}.{self.func.__name__}.{dtype}"
+        # (the argument kinds in the name: a caller cached against another signature of the loops finds
+        # no symbol to link, rather than calling these with arguments they do not take)
+        self.symbol = f"{__name__}.{self.func.__name__}.{kinds}.{dtype}"
         self.cell = ctypes.c_void_p()
         self.compiled = None
         c_type = ctypes.CFUNCTYPE(None, *[_C_TYPES[kind] for kind in kinds])
@@ -278,7 +279,7 @@ _LOOPS = {dtype: _LoopsSlot(dtype) for dtype in (types.float32, types.float64)}
 
 
 @intrinsic
-def _tile_loops(typingctx, ap, lda, upp, n_panels, k, cp, ldc, m, n):
+def _tile_loops(typingctx, ap, lda, upp, n_panels, k, cp, ldc, m, n, pstride, bstep):
     """A call of ``_packed_loops`` for ``ap``'s dtype, through its cell (:class:`_LoopsSlot`)."""
     if not (isinstance(ap, types.CPointer) and ap.dtype in _LOOPS and upp == ap and cp == ap):
         return None
@@ -314,7 +315,7 @@ def packed_matmul_into(a, up, out):
     ldc = out.strides[0] // isz
     if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
         raise ValueError("packed_matmul_into: rows of the operands overlap")
-    _tile_loops(_data(a), lda, _data(up), n_panels, k, _data(out), ldc, m, n)
+    _tile_loops(_data(a), lda, _data(up), n_panels, k, _data(out), ldc, m, n, k * nr, nr)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -342,4 +343,61 @@ def packed_rows_into(a_flat, a0, lda, m, up, out):
     ldc = out.strides[0] // isz
     if m > 1 and (out.strides[0] % isz != 0 or ldc < n):
         raise ValueError("packed_rows_into: rows of the output overlap")
-    _tile_loops(_data(a_flat[a0:]), lda, _data(up), n_panels, k, _data(out), ldc, m, n)
+    _tile_loops(_data(a_flat[a0:]), lda, _data(up), n_panels, k, _data(out), ldc, m, n, k * nr, nr)
+
+
+#: a right operand of at most this many bytes whose width is whole panels, multiplied by at least
+#: MR rows at a time, is read where it lies (row-major) rather than packed: it stays in cache for the
+#: whole loop either way, full tiles are bound by their multiply-adds (not their loads), and packing
+#: it costs a short sequence's call more than the layout gains (S2: 1.7 us of 85). With one or two
+#: rows a tile is bound by its loads, and reads packed panels 1.15-1.35x faster: those stay packed.
+UNPACKED_MAX_BYTES = L2_BYTES // 8
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def operand(u, rows):
+    """``u (K, N)`` as the products of ``rows`` rows at a time read it: ``(flat, K, N, pstride, bstep)``,
+    panel ``p``'s row ``i`` at ``flat[p*pstride + i*bstep :][:NR]`` (for :func:`operand_matmul_into`).
+    Read in place (row-major: pstride NR, bstep N; no copy) as ``UNPACKED_MAX_BYTES`` says when it is
+    C-contiguous and starts on a cache line (else every vector load of a row would span two lines),
+    else packed (:func:`pack`: pstride K*NR, bstep NR). The products' sums are the same either way (a
+    tile's multiply-adds do not depend on where its panel rows lie). Compiled on its own (one
+    function for every caller: inlined into each, it cost the LSTM's first call ~0.3 s more)."""
+    k, n = u.shape
+    nr = NV * (VECTOR_BYTES // u.itemsize)
+    if rows >= MR and n % nr == 0 and k * n * u.itemsize <= UNPACKED_MAX_BYTES and u.flags.c_contiguous:
+        if starts_on_line(u):  # (rows of whole panels then start on cache lines too)
+            c = np.ascontiguousarray(u)  # (u itself when its type is C-contiguous, as the callers' are)
+            return c.reshape(k * n), k, n, nr, n
+    up = pack(u)
+    return up.reshape(up.shape[0] * k * nr), k, n, k * nr, nr
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def operand_matmul_into(a, b, out):
+    """``out[:] = a @ u`` for ``a (m, K)``, ``out (m, N)`` and ``b = operand(u)``; a and out may be row
+    blocks of wider buffers (any row stride, unit column stride). Checks that every panel row the
+    loops read lies inside ``b``'s flat array, then runs them (``_packed_loops``)."""
+    flat, k, n, pstride, bstep = b
+    m = a.shape[0]
+    nr = NV * (VECTOR_BYTES // a.itemsize)
+    n_panels = (n + nr - 1) // nr
+    if a.shape[1] != k or out.shape[0] != m or out.shape[1] != n:
+        raise ValueError("operand_matmul_into: operand shapes do not match")
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        out[:] = 0.0
+        return
+    size = flat.shape[0]
+    if (pstride < 0 or bstep < 0 or pstride > size or bstep > size
+            or (n_panels - 1) * pstride + (k - 1) * bstep + nr > size):
+        raise ValueError("operand_matmul_into: the operand's panels lie outside its array")
+    isz = a.itemsize
+    if (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or flat.strides[0] != isz:
+        raise ValueError("operand_matmul_into: operands need unit column strides")
+    lda = a.strides[0] // isz
+    ldc = out.strides[0] // isz
+    if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
+        raise ValueError("operand_matmul_into: rows of the operands overlap")
+    _tile_loops(_data(a), lda, _data(flat), n_panels, k, _data(out), ldc, m, n, pstride, bstep)

@@ -17,7 +17,7 @@ from numba.extending import register_jitable
 
 from .aligned import empty_aligned
 from .gradient_products import matmul_nt_into, matmul_tn_into
-from .packed import pack, packed_matmul_into
+from .packed import operand, operand_matmul_into, pack, packed_matmul_into
 from .simd import L2_BYTES, MR
 
 
@@ -48,28 +48,31 @@ def projection_block_steps(rows: int, steps: int, n: int, itemsize: int) -> int:
     """Steps per block of the inference loops' in-loop input projection: as many as keep one block
     (steps, rows, n) within a quarter of L2 (at least 1, at most ``steps``), so that the block is
     still in cache when the time loop reads it, and the (B, T, n) projection is never allocated."""
-    per_step = max(1, rows * n * itemsize)
-    return max(1, min(steps, (L2_BYTES // 4) // per_step))
+    block = (L2_BYTES // 4) // (rows * n * itemsize or 1)  # (plain operations: called once per layer call)
+    if block > steps:
+        block = steps
+    return block if block > 1 else 1
 
 
 @register_jitable
 def block_projection_buffers(w, block, rows, dtype):
-    """``(pack(w), (block, rows, n) buffer)`` for a loop that projects ``block`` steps at a time; empty
-    arrays of the same types when ``block`` is 0 (the loop reads a given projection instead)."""
+    """``(operand(w), (block, rows, n) buffer)`` for a loop that projects ``block`` steps at a time
+    (``packed.operand``: w read in place or packed); an empty operand and buffer of the same types when
+    ``block`` is 0 (the loop reads a given projection instead)."""
     if block > 0:
-        return pack(w), empty_aligned((block, rows, w.shape[1]), dtype)
-    return np.empty((0, 0, 0), dtype), np.empty((0, 0, 0), dtype)
+        return operand(w, max(rows, block)), empty_aligned((block, rows, w.shape[1]), dtype)
+    return (np.empty(0, dtype), 0, 0, 0, 0), np.empty((0, 0, 0), dtype)  # (the operand of no product)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def project_block(x, wp, b, xpc, b0, nb, t_lo, t_hi):
     """``xpc[t - t_lo, bb] = x[b0 + bb, t] @ w + b`` for steps ``t_lo <= t < t_hi`` and rows ``bb < nb``.
 
-    x (B, T, D); wp = ``pack(w)`` for w (D, n); b (n,); xpc (>= t_hi - t_lo, >= nb, n). One packed
-    product per step (nb rows) when the rows are at least as many as the steps, else one per row
-    (its steps are consecutive rows of x): either way each output row is the same fixed-order sum as
-    in the one product over all B*T rows (the micro-kernel is row-invariant), so the result is
-    bit-identical to projecting the whole sequence at once.
+    x (B, T, D); wp = ``operand(w, rows)`` for w (D, n) (``packed.operand``); b (n,); xpc
+    (>= t_hi - t_lo, >= nb, n). One product per step (nb rows) when the rows are at least as many as
+    the steps, else one per row (its steps are consecutive rows of x): either way each output row is
+    the same fixed-order sum as in the one product over all B*T rows (the micro-kernel is
+    row-invariant), so the result is bit-identical to projecting the whole sequence at once.
     """
     n = xpc.shape[2]
     nt = t_hi - t_lo
@@ -77,10 +80,10 @@ def project_block(x, wp, b, xpc, b0, nb, t_lo, t_hi):
         raise ValueError("project_block: the bias length does not match the projection's width")
     if nb >= nt:
         for c in range(nt):
-            packed_matmul_into(x[b0:b0 + nb, t_lo + c], wp, xpc[c, 0:nb])
+            operand_matmul_into(x[b0:b0 + nb, t_lo + c], wp, xpc[c, 0:nb])
     else:
         for bb in range(nb):
-            packed_matmul_into(x[b0 + bb, t_lo:t_hi], wp, xpc[0:nt, bb])
+            operand_matmul_into(x[b0 + bb, t_lo:t_hi], wp, xpc[0:nt, bb])
     if b.shape[0] > 0:
         for c in range(nt):
             for bb in range(nb):

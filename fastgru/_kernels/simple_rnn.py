@@ -31,7 +31,7 @@ from .activations import activate_inplace, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
 from .fpmode import flush_denormals, restore_fp_mode
 from .gradient_products import matmul_tn_into
-from .packed import pack, packed_matmul_into
+from .packed import operand, operand_matmul_into, pack, packed_matmul_into
 from .rnn_common import (
     block_projection_buffers,
     column_sums,
@@ -71,7 +71,7 @@ def simple_rnn_forward_slice(
     hm = empty_aligned((nb if use_rmask else 0, hdim), dt)
     rec = empty_aligned((nb, hdim), dt)
     a = empty_aligned((hdim,), dt)
-    up = pack(u)  # the step product's right operand, packed once for the whole loop
+    up = operand(u, nb)  # the step product's right operand, packed once for the whole loop (or read in place)
     if block > 0 and w.shape[1] != hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
@@ -89,9 +89,9 @@ def simple_rnn_forward_slice(
                 mrow = rmask[b0 + bb]
                 for j in range(hdim):
                     hm[bb, j] = h[bb, j] * mrow[j]
-            packed_matmul_into(hm, up, rec)
+            operand_matmul_into(hm, up, rec)
         else:
-            packed_matmul_into(h, up, rec)
+            operand_matmul_into(h, up, rec)
         for bb in range(nb):
             b = b0 + bb
             xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]

@@ -20,7 +20,7 @@ def _no_unroll(module):
 
 
 def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
-    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*NR + j % NR]``
+    """IR for ``c[c0 + r*ldc + j] (+)= sum_p a[a0 + r*lda + p] * bp[b0 + (j // NR)*pstride + p*bstep + j % NR]``
     for r < mr rows, j < ncols (at most npan*NR columns: npan panels side by side), p < k; with
     ``a_transposed``, ``a[a0 + p*lda + r]`` instead (the left operand read as the transpose of a
     row-major (k, rows) array: a tile's mr values of one p are adjacent).
@@ -31,10 +31,9 @@ def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
     """
 
     def codegen(context, builder, sig, args):
-        a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate = args
+        a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, accumulate = args
         elem = context.get_data_type(sig.args[0].dtype)
         v = VECTOR_BYTES // context.get_abi_sizeof(elem)
-        nr = NV * v
         nvec = npan * NV
         vty = ir.VectorType(elem, v)
         vptr = vty.as_pointer()
@@ -83,7 +82,7 @@ def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
                 acc.add_incoming(zero, entry)
         builder.cbranch(builder.icmp_signed("<", p, k), body_bb, end_bb)
         builder.position_at_end(body_bb)
-        offset = builder.mul(p, const(nr))
+        offset = builder.mul(p, bstep)
         bv = [builder.load(builder.bitcast(builder.gep(col, [offset]), vptr), align=4) for col in b_cols]
         a_step = builder.gep(a_base, [builder.mul(p, lda)]) if a_transposed else None
         for r in range(mr):
@@ -134,7 +133,7 @@ def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
 
 def _make_tile(mr: int, npan: int, a_transposed: bool = False):
     @intrinsic
-    def tile(typingctx, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, accumulate):
+    def tile(typingctx, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, accumulate):
         """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
         accumulate != 0); a, bp, c the arrays' data pointers (:func:`_data`), element offsets from
         each, unchecked: ``packed_matmul_into`` checks every bound. A transposed tile reads A's
@@ -145,7 +144,7 @@ def _make_tile(mr: int, npan: int, a_transposed: bool = False):
         if a.dtype not in (types.float32, types.float64):
             return None
         i = types.intp
-        return types.void(a, i, i, bp, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan, a_transposed)
+        return types.void(a, i, i, bp, i, i, i, i, c, i, i, i, i), _tile_codegen(mr, npan, a_transposed)
 
     return tile
 
@@ -167,19 +166,19 @@ _t3_1, _t4_1, _t5_1 = _make_tile(3, 1), _make_tile(4, 1), _make_tile(5, 1)
 
 
 @register_jitable
-def _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+def _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc):
     # one or two rows: one branch per tile, each an inlined micro-kernel with its tile in registers
     if m == 1:
         if npan == 4:
-            _t1_4(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_4(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif npan == 2:
-            _t1_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_2(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         else:
-            _t1_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
     elif npan == 2:
-        _t2_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t2_2(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
     else:
-        _t2_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+        _t2_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
 
 
 if N_REGS >= 32:
@@ -190,40 +189,40 @@ if N_REGS >= 32:
     REST_PANELS = (0, ONE_ROW_PANELS, 2, 2, 2, 1, 1)
 
     @register_jitable
-    def tile_rest(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    def tile_rest(m, npan, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc):
         """One tile of ``m`` rows (as REST_SPLIT) over ``npan`` panels (as REST_PANELS, or fewer at
         the last panels), C += / = A @ panels as the tiles (``_tile_codegen``)."""
         if m == 1 and npan == 6:
-            _t1_6(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t1_6(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m <= 2:
-            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m == 3:
             if npan == 2:
-                _t3_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+                _t3_2(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
             else:
-                _t3_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+                _t3_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m == 4:
             if npan == 2:
-                _t4_2(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+                _t4_2(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
             else:
-                _t4_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+                _t4_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m == 5:  # five and six rows: one panel, one pass (measured faster than 4 + 1, 4 + 2, 3 + 3)
-            _t5_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t5_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         else:
-            _t6_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t6_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
 else:
     REST_SPLIT = (0, 1, 2, 3, 4, 5)
     REST_PANELS = (0, ONE_ROW_PANELS, 2, 1, 1, 1)
 
     @register_jitable
-    def tile_rest(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc):
+    def tile_rest(m, npan, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc):
         """One tile of ``m`` rows (as REST_SPLIT) over ``npan`` panels (as REST_PANELS, or fewer at
         the last panels), C += / = A @ panels as the tiles (``_tile_codegen``)."""
         if m <= 2:
-            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _tile_1_2(m, npan, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m == 3:
-            _t3_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t3_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         elif m == 4:
-            _t4_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t4_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)
         else:
-            _t5_1(a, a0, lda, bp, b0, pstride, k, c, c0, ldc, ncols, acc)
+            _t5_1(a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, acc)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
+from .._kernels.aligned import aligned_copy
 
 _name_counts: Counter = Counter()
 _weight_budget = threading.local()
@@ -236,6 +237,8 @@ class Layer:
         else:
             # np.array, not np.ascontiguousarray: a scalar weight (shape ()) stays 0-d, as Keras's
             value = np.array(initializers.get(initializer)(tuple(shape), self.dtype, rng), dtype=self.dtype, order="C")
+        # on a cache line: the inference loops read small kernels in place (``_kernels.packed.operand``)
+        value = aligned_copy(value)
         self._params[name] = value
         return value
 
