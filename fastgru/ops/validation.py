@@ -128,11 +128,14 @@ def _internal(name: str, a, shape: tuple, dtype) -> None:
         raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, found {found}")
 
 
+#: the dtypes the kernels run in (dtype instances: comparing a dtype with a scalar type converts it first)
+_RUN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_run_args(x, prepared, states=(), mask=None, n_gates: int = 3) -> None:
     """What the ``run_*`` functions hand to the kernels: x (B, T, D) float32/64 C-contiguous; the prepared
     weights consistent with x's D and dtype; each state (B, H); the mask (B, T) uint8."""
-    if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype not in (np.float32, np.float64) \
-            or not x.flags.c_contiguous:
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype not in _RUN_DTYPES or not x.flags.c_contiguous:
         found = f"shape {x.shape}, dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"x must be a C-contiguous float32/float64 array of rank 3, found {found}")
     bsz, steps, d = x.shape
