@@ -1,5 +1,7 @@
 """pytest-benchmark: the packed micro-kernel (``fastgru._kernels.packed``) on the step products of S1-S5,
-next to single-threaded OpenBLAS on the same product.
+next to single-threaded OpenBLAS on the same product, and the same tiles reading the recurrent kernel
+where it lies (``packed.operand``: row-major, on a cache line; what the time loops do for small kernels
+of whole panels multiplied by full tiles of rows) instead of packed panels.
 
     pytest benchmarks/test_bench_packed.py --benchmark-only
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 from packed_product import repeat_blas, repeat_packed
 
 import fastgru as fg
 from fastgru import _threads
-from fastgru._kernels.packed import pack
+from fastgru._kernels.aligned import aligned_copy
+from fastgru._kernels.packed import operand_matmul_into, pack, panel_width
 from fastgru.bench import SHAPES
 
 REPS = 100
@@ -46,6 +50,30 @@ def test_packed_step_product(benchmark, product):
     a, u, out = product
     packed_u = pack(u)
     benchmark(repeat_packed, a, packed_u, out, REPS)
+
+
+@njit(cache=True, nogil=True)
+def repeat_operand(a, b, out, reps):
+    for _ in range(reps):
+        operand_matmul_into(a, b, out)
+
+
+def test_in_place_step_product(benchmark, product):
+    """The kernel read where it lies (row-major, on a cache line) whatever its size and the row count:
+    the time loops take this layout only for kernels up to L2/8 bytes and from MR rows up (fewer rows
+    are bound by their loads, faster from packed panels). The results are checked to be the packed
+    product's, bit for bit."""
+    a, u, out = product
+    k, n = u.shape
+    nr = panel_width(u.dtype)
+    assert n % nr == 0  # (3H of every case is a whole number of panels)
+    u_line = aligned_copy(u)
+    b = (u_line.reshape(k * n), k, n, nr, n)  # operand_matmul_into checks it
+    repeat_operand(a, b, out, 1)
+    packed_out = np.empty_like(out)
+    repeat_packed(a, pack(u), packed_out, 1)
+    np.testing.assert_array_equal(out, packed_out)
+    benchmark(repeat_operand, a, b, out, REPS)
 
 
 def test_openblas_step_product(benchmark, product):

@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DTYPES = [np.float32, np.float64]
 
 
+def u_bytes(dtype) -> int:
+    return np.dtype(dtype).itemsize
+
+
 def _tol(dtype):
     return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
 
@@ -127,15 +131,17 @@ def test_mismatched_operands_are_refused():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_operands_read_in_place_give_the_packed_products(dtype):
     """``packed.operand``: a small operand of whole panels that starts on a cache line, multiplied by
-    at least MR rows at a time, is read where it lies (no copy); any other is packed. The products
+    at least MR rows at a time, is read where it lies (no copy), unless its rows are a multiple of
+    512 bytes; any other is packed. The products
     (``operand_matmul_into``) are bit-identical to the packed ones for every row count either way."""
     from fastgru._kernels import aligned
 
     rng = np.random.default_rng(11)
     nr = packed.panel_width(dtype)
-    for k, n in ((1, nr), (5, 3 * nr), (64, 6 * nr), (300, 2 * nr), (7, nr + 3)):
+    for k, n in ((1, nr), (5, 3 * nr), (64, 6 * nr), (300, 2 * nr), (7, nr + 3), (8, 512 // u_bytes(dtype))):
         u = aligned.aligned_copy(rng.standard_normal((k, n)).astype(dtype))
-        in_place = n % nr == 0 and u.nbytes <= packed.UNPACKED_MAX_BYTES
+        # (rows of a multiple of 512 bytes stay packed: a panel's rows would fall into few L1 sets)
+        in_place = n % nr == 0 and (n * u.itemsize) % 512 != 0 and u.nbytes <= packed.UNPACKED_MAX_BYTES
         for rows in (1, packed.MR - 1, packed.MR, 3 * packed.MR):
             b = packed.operand(u, rows)
             read_in_place = in_place and rows >= packed.MR

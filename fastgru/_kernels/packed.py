@@ -351,6 +351,9 @@ def packed_rows_into(a_flat, a0, lda, m, up, out):
 #: whole loop either way, full tiles are bound by their multiply-adds (not their loads), and packing
 #: it costs a short sequence's call more than the layout gains (S2: 1.7 us of 85). With one or two
 #: rows a tile is bound by its loads, and reads packed panels 1.15-1.35x faster: those stay packed.
+#: So do rows of a multiple of 512 bytes (an LSTM's 4H with H a power of two): a panel's rows then
+#: fall into few L1 sets, and full tiles read them 1-4% slower than packed panels, about what
+#: packing costs.
 UNPACKED_MAX_BYTES = L2_BYTES // 8
 
 
@@ -365,7 +368,8 @@ def operand(u, rows):
     function for every caller: inlined into each, it cost the LSTM's first call ~0.3 s more)."""
     k, n = u.shape
     nr = NV * (VECTOR_BYTES // u.itemsize)
-    if rows >= MR and n % nr == 0 and k * n * u.itemsize <= UNPACKED_MAX_BYTES and u.flags.c_contiguous:
+    if (rows >= MR and n % nr == 0 and (n * u.itemsize) % 512 != 0 and k * n * u.itemsize <= UNPACKED_MAX_BYTES
+            and u.flags.c_contiguous):
         if starts_on_line(u):  # (rows of whole panels then start on cache lines too)
             c = np.ascontiguousarray(u)  # (u itself when its type is C-contiguous, as the callers' are)
             return c.reshape(k * n), k, n, nr, n
