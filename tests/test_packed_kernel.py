@@ -330,6 +330,19 @@ OTHER_LAYOUT = textwrap.dedent("""
     out, _ = fg.ops.gru_forward(x, w, u3, b, return_sequences=True)
     ref, _ = reference_gru(x, w, u3, b, return_sequences=True)
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    # and a GRU whose kernels the time loop reads in place (16 units: 3H of whole panels in both
+    # layouts, rows of 384 bytes, on a cache line, 9 rows), against the reference and bit for bit
+    # against the same rows one at a time (packed)
+    w16 = aligned.aligned_copy(0.5 * rng.standard_normal((3, 48)))
+    u16 = aligned.aligned_copy(0.5 * rng.standard_normal((16, 48)))
+    b16 = rng.standard_normal((2, 48))
+    assert np.shares_memory(packed.operand(u16, packed.MR)[0], u16)
+    out16, _ = fg.ops.gru_forward(x, w16, u16, b16, return_sequences=True)
+    np.testing.assert_allclose(out16, reference_gru(x, w16, u16, b16, return_sequences=True)[0], rtol=1e-10,
+                               atol=1e-10)
+    one_by_one = np.concatenate([fg.ops.gru_forward(x[i:i + 1], w16, u16, b16, return_sequences=True)[0]
+                                 for i in range(len(x))])
+    np.testing.assert_array_equal(out16, one_by_one)
     grads = fg.ops.gru_backward(x, w, u3, b, d_outputs=r, return_sequences=True)
     for arg, grad in ((w, grads[1]), (u3, grads[2]), (b, grads[3])):
         for idx in [(0, 0), (1, 9), (2, 20)] if arg.shape[0] > 2 else [(0, 3), (1, 17)]:
