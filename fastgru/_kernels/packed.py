@@ -361,7 +361,8 @@ UNPACKED_MAX_BYTES = L2_BYTES // 8
 def operand(u, rows):
     """``u (K, N)`` as the products of ``rows`` rows at a time read it: ``(flat, K, N, pstride, bstep)``,
     panel ``p``'s row ``i`` at ``flat[p*pstride + i*bstep :][:NR]`` (for :func:`operand_matmul_into`).
-    Read in place (row-major: pstride NR, bstep N; no copy) as ``UNPACKED_MAX_BYTES`` says when it is
+    Read in place (row-major: pstride NR, bstep N; no copy) when the note on ``UNPACKED_MAX_BYTES``
+    allows it (size, whole panels, rows not a multiple of 512 bytes, at least MR rows) and it is
     C-contiguous and starts on a cache line (else every vector load of a row would span two lines),
     else packed (:func:`pack`: pstride K*NR, bstep NR). The products' sums are the same either way (a
     tile's multiply-adds do not depend on where its panel rows lie). Compiled on its own (one
