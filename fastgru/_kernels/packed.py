@@ -352,7 +352,7 @@ def packed_rows_into(a_flat, a0, lda, m, up, out):
 #: it costs a short sequence's call more than the layout gains (S2: 1.7 us of 85). With one or two
 #: rows a tile is bound by its loads, and reads packed panels 1.15-1.35x faster: those stay packed.
 #: So do rows of a multiple of 512 bytes (an LSTM's 4H with H a power of two): a panel's rows then
-#: fall into few L1 sets, and full tiles read them 1-4% slower than packed panels, about what
+#: fall into few L1 sets, and full tiles read them 1-8% slower than packed panels, about what
 #: packing costs.
 UNPACKED_MAX_BYTES = L2_BYTES // 8
 
