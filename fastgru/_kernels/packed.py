@@ -2,8 +2,9 @@
 
 The recurrent product of every time step is ``(rows, K) @ (K, N)`` with the same right operand U
 for the whole sequence. BLAS re-packs U into its panel layout at every call (and pays a call and a
-dispatch per step); here U is packed once per call of a time loop, and each step runs a micro-kernel
-that keeps an (mr, NR) tile of the product in vector registers over the whole K loop.
+dispatch per step); here U is packed once per call of a time loop (or, when small, read where it
+lies: ``operand``), and each step runs a micro-kernel that keeps an (mr, NR) tile of the product in
+vector registers over the whole K loop.
 
 Packed layout, ``pack_panels``: ``up (P, K, NR)``, panel ``p`` holding columns ``p*NR : (p+1)*NR``
 of U (the last one zero-padded), so one panel row is ``NV`` consecutive vectors.

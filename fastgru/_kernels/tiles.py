@@ -134,9 +134,11 @@ def _tile_codegen(mr: int, npan: int, a_transposed: bool = False):
 def _make_tile(mr: int, npan: int, a_transposed: bool = False):
     @intrinsic
     def tile(typingctx, a, a0, lda, bp, b0, pstride, bstep, k, c, c0, ldc, ncols, accumulate):
-        """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan packed panels (k, NR each) (``+=`` when
+        """C tile (mr, ncols <= npan*NR) = A rows (mr, k) @ npan panels (k, NR each; panel rows ``bstep``
+        apart, panels ``pstride`` apart: packed, or a row-major operand read in place) (``+=`` when
         accumulate != 0); a, bp, c the arrays' data pointers (:func:`_data`), element offsets from
-        each, unchecked: ``packed_matmul_into`` checks every bound. A transposed tile reads A's
+        each, unchecked: the entry points (``packed_matmul_into``, ``operand_matmul_into``, ...) check every
+        bound. A transposed tile reads A's
         element (r, p) at ``a0 + p*lda + r``."""
         pointers = (a, bp, c)
         if not all(isinstance(x, types.CPointer) for x in pointers) or len({x.dtype for x in pointers}) != 1:
