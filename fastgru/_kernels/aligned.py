@@ -121,13 +121,15 @@ PY_ALIGN_MIN_BYTES = 16384
 
 def empty(shape: tuple, dtype) -> np.ndarray:
     """NumPy's ``empty`` (``shape`` a tuple), the data on a 64-byte boundary from ``PY_ALIGN_MIN_BYTES`` up."""
-    shape, dtype, nbytes = _nbytes(shape, dtype)
+    dtype = np.dtype(dtype)  # (inline, not _nbytes: every layer call makes its outputs here)
+    nbytes = dtype.itemsize * math.prod(shape)
     return np.empty(shape, dtype) if nbytes < PY_ALIGN_MIN_BYTES else _aligned_view(shape, dtype, nbytes)
 
 
 def zeros(shape: tuple, dtype) -> np.ndarray:
     """NumPy's ``zeros`` (``shape`` a tuple), the data on a 64-byte boundary from ``PY_ALIGN_MIN_BYTES`` up."""
-    shape, dtype, nbytes = _nbytes(shape, dtype)
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize * math.prod(shape)
     if nbytes < PY_ALIGN_MIN_BYTES:
         return np.zeros(shape, dtype)
     out = _aligned_view(shape, dtype, nbytes)

@@ -27,6 +27,7 @@ gradients, so one (B, T, 5H) buffer serves the projection, the saved gates and t
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace
@@ -37,6 +38,7 @@ from .rnn_common import (
     block_projection_buffers,
     copy_rows,
     empty_array,
+    initial_rows,
     masked_step_output,
     project_block,
     projection_block_steps,
@@ -59,32 +61,36 @@ def gru_forward_slice(
     still in cache when the gates read it (xp unused).
     u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
     u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
-    (zeros when absent); h0 (B, H); mask (B, T) uint8 (read when use_mask); out (B, T or 1, H),
-    zero-initialised; h_last (B, H); saved (B, T, 5H) written when save (see the module
-    docstring; xp may be saved itself).
+    (zeros when absent); h0 (B, H), or empty (0 rows) for a zero state; mask (B, T) uint8 (read
+    when use_mask); out (B, T or 1, H), zero-initialised; h_last (B, H); saved (B, T, 5H) written
+    when save (see the module docstring; xp may be saved itself).
     """
     steps = x.shape[1] if block > 0 else xp.shape[1]
-    hdim = h0.shape[1]
+    hdim = u.shape[0]
     nb = b1 - b0
-    dt = h0.dtype
+    dt = u.dtype
     h = empty_aligned((nb, hdim), dt)
-    copy_rows(h0, b0, h, 0, nb)
+    initial_rows(h0, b0, h, nb)
     rec = empty_aligned((nb, u.shape[1]), dt)
-    zg = empty_aligned((hdim,), dt)
-    rg = empty_aligned((nb, hdim), dt)
-    hh = empty_aligned((hdim,), dt)
-    rh = empty_aligned((nb, hdim), dt)
-    rech = empty_aligned((nb, hdim), dt)
+    # Keras's defaults in float32 (reset_after, tanh, sigmoid): all of a row's gate math in one pass
+    fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID
+    # the element loops' scratch rows (the fused rows need none but a masked, saved step's state row:
+    # each allocation left out is ~0.15 us of a short sequence's call)
+    n_scratch = 0 if fused else hdim
+    zg = empty_aligned((n_scratch,), dt)
+    rg = empty_aligned((nb, n_scratch), dt)
+    hh = empty_aligned((n_scratch,), dt)
+    rh = empty_aligned((nb, n_scratch), dt)
+    rech = empty_aligned((nb if not fused or (use_mask and save) else 0, hdim), dt)
     h2 = 2 * hdim
-    # the step products' right operands: packed once for the whole loop, or read in place (packed.operand)
+    # the step products' right operands: packed once for the whole loop, or read in place
+    # (packed.operand); reset_after has no candidate block (u_h empty: its empty operand, unread)
     up = operand(u, nb)
-    up_h = operand(u_h, nb)
+    up_h = operand(u_h, nb) if not reset_after else (np.empty(0, dt), 0, 0, 0, 0)
     if block > 0 and w.shape[1] != 3 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 3 * hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
-    # Keras's defaults in float32 (reset_after, tanh, sigmoid): all of a row's gate math in one pass
-    fused = reset_after and act == FAST_TANH and ract == FAST_SIGMOID
     if fused and (u.shape[1] != 3 * hdim or b_rec.shape[0] != 3 * hdim or out.shape[2] != hdim
                   or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)):
         raise ValueError("gru_forward_slice: row widths do not match the units")  # gru_gate_row trusts them
@@ -179,7 +185,7 @@ def gru_forward_chunk(
     arguments (``ops.run_gru`` passes one tuple to every chunk): a layer call of a short sequence
     spends as long in Python as in its kernel, and keyword plumbing cost ~1.5 us of it."""
     act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
-    block = projection_block_steps(b1 - b0, x.shape[1], 3 * h0.shape[1], x.dtype.itemsize)
+    block = projection_block_steps(b1 - b0, x.shape[1], 3 * u.shape[0], x.dtype.itemsize)
     gru_forward_slice(
         empty_array(x.dtype, 3), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
         go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,

@@ -34,6 +34,7 @@ from .rnn_common import (
     block_projection_buffers,
     copy_rows,
     empty_array,
+    initial_rows,
     masked_step_output,
     project_block,
     project_train_slice,
@@ -53,30 +54,35 @@ def lstm_forward_slice(
     The input projection: with ``block`` 0, read from xp (B, T, >=4H) (x, w, b_in unused); with
     ``block`` > 0, computed in the loop ``block`` steps at a time from x (B, T, D), w (D, 4H) and
     b_in (4H,) (xp unused; ``fastgru._kernels.gru.gru_forward_slice`` does the same).
-    u (H, 4H) recurrent kernel; u4 (4, H, H) its gate blocks, C-contiguous (read
-    when use_rmask); rmask (4, B, H) recurrent dropout masks, scaled by 1/(1-rate), applied to
-    h_prev before each gate's product (training only); h0, c0 (B, H); mask (B, T) uint8 (read when
-    use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved (B, T, 7H) written
-    when save (module docstring; xp may be saved itself).
+    u (H, 4H) recurrent kernel; u4 (4, H, H) its gate blocks, C-contiguous (read when use_rmask);
+    rmask (4, B, H) recurrent dropout masks, scaled by 1/(1-rate), applied to h_prev before each
+    gate's product (training only); h0, c0 (B, H), or empty (0 rows) for zero states; mask (B, T)
+    uint8 (read when use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved
+    (B, T, 7H) written when save (module docstring; xp may be saved itself).
     """
     steps = x.shape[1] if block > 0 else xp.shape[1]
-    hdim = h0.shape[1]
+    hdim = u.shape[0]
     nb = b1 - b0
-    dt = h0.dtype
+    dt = u.dtype
     h2 = 2 * hdim
     h3 = 3 * hdim
     h4 = 4 * hdim
     h = empty_aligned((nb, hdim), dt)
     c = empty_aligned((nb, hdim), dt)
-    copy_rows(h0, b0, h, 0, nb)
-    copy_rows(c0, b0, c, 0, nb)
+    initial_rows(h0, b0, h, nb)
+    initial_rows(c0, b0, c, nb)
     rec = empty_aligned((nb, h4), dt)
     hm = empty_aligned((nb if use_rmask else 0, hdim), dt)
     rec1 = empty_aligned((nb if use_rmask else 0, hdim), dt)
-    gates = empty_aligned((h4,), dt)
-    tc = empty_aligned((hdim,), dt)
-    cnew = empty_aligned((hdim,), dt)
-    hnew = empty_aligned((hdim,), dt)
+    # Keras's default activations in float32: all of a row's gate math in one pass
+    fused = act == FAST_TANH and ract == FAST_SIGMOID
+    # the element loops' scratch rows (the fused rows need none but a masked, saved step's: each
+    # allocation left out is ~0.15 us of a short sequence's call)
+    gates = empty_aligned((0 if fused else h4,), dt)
+    n_row = 0 if fused and not (use_mask and save) else hdim
+    tc = empty_aligned((n_row,), dt)
+    cnew = empty_aligned((n_row,), dt)
+    hnew = empty_aligned((n_row,), dt)
     # the step products' right operands, packed once for the whole loop (the unmasked one read in
     # place where that is as fast: packed.operand)
     up = operand(u, nb)
@@ -85,8 +91,6 @@ def lstm_forward_slice(
         raise ValueError("input kernel width does not match the units")  # the gate loops index 4 * hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
-    # Keras's default activations in float32: all of a row's gate math in one pass
-    fused = act == FAST_TANH and ract == FAST_SIGMOID
     if fused and (rec.shape[1] != h4 or out.shape[2] != hdim or (block == 0 and xp.shape[2] < h4)
                   or (save and saved.shape[2] < 7 * hdim)):
         raise ValueError("lstm_forward_slice: row widths do not match the units")  # lstm_gate_row trusts them
@@ -183,7 +187,7 @@ def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h
     arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
     act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
     empty3 = empty_array(x.dtype, 3)
-    block = projection_block_steps(b1 - b0, x.shape[1], 4 * h0.shape[1], x.dtype.itemsize)
+    block = projection_block_steps(b1 - b0, x.shape[1], 4 * u.shape[0], x.dtype.itemsize)
     lstm_forward_slice(
         empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, act, ract, go_backwards,
         return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1,

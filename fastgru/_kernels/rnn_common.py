@@ -239,6 +239,21 @@ def step_output_grad(carry_row, d_out, b, i, return_sequences, gout):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def initial_rows(s0, b0, dst, n):
+    """``dst[0:n] = s0[b0:b0+n]``, or zeros when ``s0`` is empty (0 rows: no initial state given, and
+    the caller skipped a (B, H) array of zeros). Checks that the rows lie inside ``s0``."""
+    if s0.shape[0] == 0:
+        for r in range(n):
+            drow = dst[r]
+            for j in range(drow.shape[0]):
+                drow[j] = 0.0
+        return
+    if b0 < 0 or s0.shape[0] < b0 + n or s0.shape[1] != dst.shape[1]:
+        raise ValueError("initial state rows do not match the batch or the units")
+    copy_rows(s0, b0, dst, 0, n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def copy_rows(src, s0, dst, d0, n):
     """``dst[d0:d0+n] = src[s0:s0+n]`` for 2-D arrays, element by element (a whole-row assignment
     would compile Numba's shape-mismatch error path into every time-loop kernel)."""

@@ -82,8 +82,6 @@ def run_gru(
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
-    if h0 is None:
-        h0 = np.zeros((bsz, units), dtype)
     out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
     h_last = np.empty((bsz, units), dtype)
     saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype) if save else empty_array(dtype, 3)
@@ -93,7 +91,9 @@ def run_gru(
     if bsz * steps > 0:
         kernel_blas_single_threaded()
         # (the loop flags as a plain tuple: a LoopFlags costs ~0.6 us to make)
-        args = (x, prepared.w, prepared.b_in, prepared.u, prepared.u_h, prepared.b_rec, h0, mask_arr, use_mask,
+        # (no initial state: an empty one, which the time loop starts from as zeros)
+        args = (x, prepared.w, prepared.b_in, prepared.u, prepared.u_h, prepared.b_rec,
+                empty_array(dtype, 2) if h0 is None else h0, mask_arr, use_mask,
                 (fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask),
                 prepared.reset_after, out, h_last, saved, save)
         # each thread runs the time loop of its batch rows, projecting their inputs a block of
@@ -103,7 +103,7 @@ def run_gru(
         else:
             run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, *args), bsz, n_chunks)
     else:
-        h_last[:] = h0
+        h_last[:] = 0.0 if h0 is None else h0
     return (out if return_sequences else out[:, 0]), h_last, saved
 
 

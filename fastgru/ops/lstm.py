@@ -16,7 +16,7 @@ from .._kernels import aligned
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
-from .._kernels.rnn_common import LoopFlags
+from .._kernels.rnn_common import LoopFlags, empty_array
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
 from .validation import (
@@ -104,15 +104,19 @@ def run_lstm(
     bsz, steps, _ = x.shape
     units = prepared.units
     dtype = x.dtype
-    h0, c0, out, h_last, c_last = _allocate(x, units, h0, c0, return_sequences)
+    out = aligned.zeros((bsz, steps if return_sequences else 1, units), dtype)
+    h_last, c_last = np.empty((bsz, units), dtype), np.empty((bsz, units), dtype)
     if bsz * steps == 0:
-        h_last[:] = h0
-        c_last[:] = c0
+        h_last[:] = 0.0 if h0 is None else h0
+        c_last[:] = 0.0 if c0 is None else c0
         return (out if return_sequences else out[:, 0]), h_last, c_last
     use_mask = mask is not None
     n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
     kernel_blas_single_threaded()
-    args = (x, prepared.w, prepared.b, prepared.u, h0, c0, mask if use_mask else EMPTY_MASK, use_mask,
+    # (a state not given: an empty one, which the time loop starts from as zeros)
+    no_state = empty_array(dtype, 2)
+    args = (x, prepared.w, prepared.b, prepared.u, no_state if h0 is None else h0, no_state if c0 is None else c0,
+            mask if use_mask else EMPTY_MASK, use_mask,
             (fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask),
             out, h_last, c_last)
     if n_chunks == 1:
