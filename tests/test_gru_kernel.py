@@ -109,6 +109,50 @@ def test_empty_sequence_returns_initial_state(rng):
     np.testing.assert_array_equal(out, 0)
 
 
+def test_empty_sequence_without_initial_state_returns_zeros(rng):
+    w, u, b = make_weights(rng, 3, 4, True)
+    out, h_last = fg.ops.gru_forward(np.zeros((2, 0, 3), np.float32), w, u, b)
+    np.testing.assert_array_equal(h_last, np.zeros((2, 4), np.float32))
+    np.testing.assert_array_equal(out, 0)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_time_loop_starts_from_zeros_for_an_empty_state_and_checks_a_given_one(rng, kind):
+    """Without an initial state the inference loops get an empty (0-row) one and start from zeros: the
+    same outputs bit for bit as from a (B, H) array of zeros. A given state whose rows or width do not
+    match the chunk's is refused before any row is read."""
+    from fastgru._kernels import gru as kgru
+    from fastgru._kernels import lstm as klstm
+    from fastgru._kernels.rnn_common import empty_array
+    from fastgru.ops.common import EMPTY_MASK
+
+    bsz, steps, d, h = 5, 4, 3, 8
+    x = rng.standard_normal((bsz, steps, d)).astype(np.float32)
+    flags = (12, 13, False, True, False)  # FAST_TANH, FAST_SIGMOID; return_sequences
+    n_gates = 3 if kind == "gru" else 4
+    w = rng.standard_normal((d, n_gates * h)).astype(np.float32)
+    u = rng.standard_normal((h, n_gates * h)).astype(np.float32) * np.float32(0.3)
+    bias = rng.standard_normal(n_gates * h).astype(np.float32)
+
+    def run(state):
+        out, last = np.zeros((bsz, steps, h), np.float32), np.empty((bsz, h), np.float32)
+        if kind == "gru":
+            kgru.gru_forward_chunk(0, bsz, x, w, bias, u, empty_array(x.dtype, 2), bias, state, EMPTY_MASK, False,
+                                   flags, True, out, last, empty_array(x.dtype, 3), False)
+        else:
+            c_last = np.empty((bsz, h), np.float32)
+            klstm.lstm_forward_chunk(0, bsz, x, w, bias, u, state, state, EMPTY_MASK, False, flags, out, last, c_last)
+        return out, last
+
+    out_empty, last_empty = run(empty_array(x.dtype, 2))
+    out_zeros, last_zeros = run(np.zeros((bsz, h), np.float32))
+    np.testing.assert_array_equal(out_empty, out_zeros)
+    np.testing.assert_array_equal(last_empty, last_zeros)
+    for bad in (np.zeros((bsz - 1, h), np.float32), np.zeros((bsz, h + 1), np.float32)):
+        with pytest.raises(ValueError, match="initial state rows"):
+            run(bad)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     bsz=st.integers(1, 6), steps=st.integers(1, 6), d=st.integers(1, 5), h=st.integers(1, 9),
@@ -250,6 +294,59 @@ def test_gate_row_against_numpy_for_every_tail_with_and_without_saving(rng):
                 np.testing.assert_allclose(saved, np.concatenate([z, r, hh, c, h64]), rtol=2e-6, atol=2e-6)
             else:
                 assert np.isnan(saved).all()
+
+
+def test_rational_sigmoid_is_the_halved_tanh_and_the_gate_row_uses_both_bit_for_bit():
+    """float32's sigmoid is tanh(x / 2) / 2 + 1/2 with the halving folded into the rational function's
+    coefficients (``activations.sigmoid_rational``, one multiply fewer): the same value bit for bit as
+    the halved ``tanh_rational`` for every float32 (all 2^32 were checked once; here every 509th bit
+    pattern and the special values). The fused gate row's z and r gates and candidate (saved, with a
+    zero recurrent term and bias) are the element functions' values bit for bit."""
+    from numba import njit
+
+    from fastgru._kernels.activations import FMA_ONLY, sigmoid_rational, tanh_rational
+    from fastgru._kernels.fused_gates import gru_gate_row
+    from fastgru._kernels.packed import _data
+
+    half = np.float32(0.5)
+
+    @njit(cache=False, fastmath=FMA_ONLY)
+    def mismatches(stride):
+        bad = 0
+        for k in range(0, 1 << 32, stride):
+            v = np.array([k], np.uint32).view(np.float32)[0]
+            a = sigmoid_rational(v)
+            b = half * tanh_rational(half * v) + half
+            if a != b and not (a != a and b != b):
+                bad += 1
+        return bad
+
+    assert mismatches(509) == 0
+
+    @njit(cache=False, fastmath=FMA_ONLY)
+    def elementwise(v):
+        s, t = np.empty_like(v), np.empty_like(v)
+        for i in range(v.shape[0]):
+            s[i] = sigmoid_rational(v[i])
+            t[i] = tanh_rational(v[i])
+        return s, t
+
+    @njit(cache=False)
+    def gate_row(x, rec, b, h, out, saved):
+        gru_gate_row(_data(x), _data(rec), _data(b), _data(h), _data(h), _data(out), _data(saved), h.shape[0], 1)
+
+    specials = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 1e-20, 15.8, 15.82, -15.82, 40.0, -40.0, np.inf, -np.inf],
+                        np.float32)
+    v = np.concatenate([specials, (np.random.default_rng(3).standard_normal(1018) * 6).astype(np.float32)])
+    hdim = v.shape[0]  # 1031: whole vectors, then a tail of scalars on both CPU kinds
+    x = np.concatenate([v, v, v]).astype(np.float32)
+    zeros = np.zeros(3 * hdim, np.float32)
+    saved = np.full(5 * hdim, np.nan, np.float32)
+    gate_row(x, zeros, zeros, np.zeros(hdim, np.float32), np.empty(hdim, np.float32), saved)
+    s, t = elementwise(v)
+    np.testing.assert_array_equal(saved[:hdim], s)
+    np.testing.assert_array_equal(saved[hdim:2 * hdim], s)
+    np.testing.assert_array_equal(saved[2 * hdim:3 * hdim], t)
 
 
 def test_grad_row_matches_the_element_formulas_bit_for_bit():

@@ -39,6 +39,15 @@ _A9, _A11, _A13 = _f32(-8.60467152213735e-11), _f32(2.00018790482477e-13), _f32(
 _B0, _B2, _B4, _B6 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03), _f32(1.18534705686654e-04), _f32(
     1.19825839466702e-06)
 _HALF = _f32(0.5)
+# sigmoid(x) = tanh(x / 2) / 2 + 1/2 with the halving folded into the same rational function: clamp
+# x at 2 TANH_CLAMP, the coefficients of p's x^(2k+1) term scaled by 4^-k and q's x^(2k) term by
+# 2 * 4^-k (exact: powers of two), so that p / q is the same float32 value as tanh_rational(x / 2)
+# for every input (checked over all 2^32 of them) with one multiply fewer
+SIGMOID_CLAMP = _f32(2.0) * TANH_CLAMP
+_SIG_P = tuple(_f32(a / _f32(4.0 ** k)) for k, a in enumerate((_A1, _A3, _A5, _A7, _A9, _A11, _A13)))
+_SIG_Q = tuple(_f32(b * _f32(2.0 / 4.0 ** k)) for k, b in enumerate((_B0, _B2, _B4, _B6)))
+_S1, _S3, _S5, _S7, _S9, _S11, _S13 = _SIG_P
+_T0, _T2, _T4, _T6 = _SIG_Q
 #: 1 as float32: a Python literal 1.0 is float64 in Numba and would widen float32 arithmetic to float64
 ONE_F32 = _f32(1.0)
 
@@ -73,7 +82,12 @@ def tanh_rational(x):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def sigmoid_rational(x):
-    return _HALF * tanh_rational(_HALF * x) + _HALF
+    """``tanh_rational(x / 2) / 2 + 1/2``, bit for bit, without the multiply by 1/2 (``_SIG_P``)."""
+    x = min(max(x, -SIGMOID_CLAMP), SIGMOID_CLAMP)
+    x2 = x * x
+    p = ((((((_S13 * x2 + _S11) * x2 + _S9) * x2 + _S7) * x2 + _S5) * x2 + _S3) * x2 + _S1) * x
+    q = ((_T6 * x2 + _T4) * x2 + _T2) * x2 + _T0
+    return _HALF * (p / q) + _HALF
 
 
 #: Numba's floating-point flags of every kernel that evaluates the rational activations: ``contract``

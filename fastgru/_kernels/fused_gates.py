@@ -19,10 +19,10 @@ LSTM (gate blocks i, f, g, o):
 
     i, f, o = sigmoid(x + rec) of their blocks;  g = tanh(x_g + rec_g);  c' = f c + i g;  h' = o tanh(c')
 
-with sigmoid(a) = tanh(a / 2) / 2 + 1/2 and tanh the clamped rational p(x) / q(x), each multiply-add
-fused (``llvm.fmuladd``) exactly where the ``contract`` flag let LLVM fuse the element loops that these
-replace (their outputs are bit-identical). Every path that runs these gates (inference, and the
-training forward that saves them) calls these functions.
+with tanh the clamped rational p(x) / q(x) and sigmoid(a) = tanh(a / 2) / 2 + 1/2 (the halving folded
+into p and q's coefficients), each multiply-add fused (``llvm.fmuladd``) exactly where the ``contract``
+flag lets LLVM fuse the element loops of ``activations`` (their outputs are bit-identical). Every
+path that runs these gates (inference, and the training forward that saves them) calls these functions.
 
 The BPTT gate gradients of one row (``gru_grad_row``, ``lstm_grad_row``) are written the same way:
 their element loops read six (LSTM) or five (GRU) blocks of the saved row and write four back, plus
@@ -64,22 +64,30 @@ class _Math:
     def min(self, a, b):  # Python's min(a, b): b only when b < a
         return self.b.select(self.b.fcmp_ordered("<", b, a), b, a)
 
-    def tanh(self, v):
-        """``activations.tanh_rational``."""
+    def _rational(self, v, clamp, p_coefs, q_coefs):
+        """``p(v) / q(v)`` of v clamped to [-clamp, clamp]: p odd (``p_coefs`` of v, v^3, ...), q even
+        (``q_coefs`` of 1, v^2, ...), each by Horner's rule in v^2 with fused multiply-adds."""
         b, k = self.b, self.const
-        v = self.min(self.max(v, k(-_act.TANH_CLAMP)), k(_act.TANH_CLAMP))
+        v = self.min(self.max(v, k(-clamp)), k(clamp))
         v2 = b.fmul(v, v)
-        p = k(_act._A13)
-        for coef in (_act._A11, _act._A9, _act._A7, _act._A5, _act._A3, _act._A1):
+        p = k(p_coefs[-1])
+        for coef in reversed(p_coefs[:-1]):
             p = self.fmuladd(p, v2, k(coef))
         p = b.fmul(p, v)
-        q = self.fmuladd(self.fmuladd(self.fmuladd(k(_act._B6), v2, k(_act._B4)), v2, k(_act._B2)), v2, k(_act._B0))
+        q = k(q_coefs[-1])
+        for coef in reversed(q_coefs[:-1]):
+            q = self.fmuladd(q, v2, k(coef))
         return b.fdiv(p, q)
 
+    def tanh(self, v):
+        """``activations.tanh_rational``."""
+        return self._rational(v, _act.TANH_CLAMP, (_act._A1, _act._A3, _act._A5, _act._A7, _act._A9, _act._A11,
+                                                   _act._A13), (_act._B0, _act._B2, _act._B4, _act._B6))
+
     def sigmoid(self, v):
-        """``activations.sigmoid_rational``."""
+        """``activations.sigmoid_rational``: tanh(v / 2) / 2 + 1/2, the halving folded into the coefficients."""
         half = self.const(_act._HALF)
-        return self.fmuladd(half, self.tanh(self.b.fmul(half, v)), half)
+        return self.fmuladd(half, self._rational(v, _act.SIGMOID_CLAMP, _act._SIG_P, _act._SIG_Q), half)
 
 
 def _gru_unit(m, vals):
