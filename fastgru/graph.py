@@ -60,6 +60,11 @@ class Node:
         self.layer = layer
         self.args = list(args)  # the positional input tensors (one, or the list a merge layer takes)
         self.states = list(states)  # initial_state tensors (recurrent layers)
+        #: whether the call receives the mask its input carries. Keras 3 passes the propagated mask only to
+        #: a call with one tensor argument: a recurrent layer given initial_state tensors runs unmasked
+        #: (unless mask= is given), while its output still carries the input's mask; tf_keras applied it
+        #: (``io.keras_functional`` sets this for such calls in Keras 2 files)
+        self.mask_from_inputs = not self.states
         self.masks: list = []  # an explicit mask= (one tensor, or one per input of a merge; None entries)
         self.call_kwargs: dict = {}  # the call options the layer declares (``_call_options``)
         self.list_args = list_args
@@ -300,6 +305,12 @@ def map_graph(inputs: list, outputs: list):
     return by_depth, [layer for _, layer in layers]
 
 
+def call_mask(step, mask):
+    """The mask a recurrent step's layer runs with: ``mask`` (explicit or propagated, ``_step_inputs``),
+    or None for a call that Keras 3 gives no propagated mask (``Node.mask_from_inputs``)."""
+    return mask if step.mask_from_inputs or step.masks is not None else None
+
+
 def _explicit_masks(step, vals, propagated):
     """The mask(s) a step's layer gets when its node has an explicit mask= (None entries: propagated)."""
     given = [None if s is None else vals[s] for s in step.masks]
@@ -311,13 +322,14 @@ def _explicit_masks(step, vals, propagated):
 
 class _Step:
     __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks",
-                 "call_kwargs")
+                 "call_kwargs", "mask_from_inputs")
 
     def __init__(self, layer, node, args, states, outs, list_args, kind):
         self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
         self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
         self.masks = None  # slots of an explicit mask= (None entries: propagated)
         self.call_kwargs = dict(getattr(node, "call_kwargs", None) or {})  # the node's call options
+        self.mask_from_inputs = getattr(node, "mask_from_inputs", True)  # (Node.mask_from_inputs)
 
 
 def _kind(layer) -> str:

@@ -14,6 +14,7 @@ from .graph import (
     _explicit_masks,
     _rnn_backward,
     _rnn_forward,
+    call_mask,
 )
 
 
@@ -143,7 +144,7 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
                 _drop_masks(step, dropped)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states] or None
-            y = layer.call(x, mask=m, training=training, initial_state=states)
+            y = layer.call(x, mask=call_mask(step, m), training=training, initial_state=states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
@@ -203,7 +204,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
-            y, cache = run(layer, x, m, training, states)
+            y, cache = run(layer, x, call_mask(step, m), training, states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)

@@ -10,10 +10,12 @@ import io
 import json
 from datetime import datetime
 
+from ..errors import UnsupportedKerasFeature
 from ..layers import registry
 from .keras_config import _WRAPPER_LAYERS, weights_subpath
 from .keras_functional import uses_graph, weight_groups
 from .keras_graph import key_to_config
+from .keras_nodes import INPUT_MASK_KEY
 
 
 def _tensor_config(tensor, model_nodes) -> dict:
@@ -57,6 +59,8 @@ def functional_config(model) -> dict:
             kwargs = {}
             if node.states:
                 kwargs["initial_state"] = [_tensor_config(t, model_nodes) for t in node.states]
+                if node.mask_from_inputs:  # (a tf_keras graph's call: see keras_nodes.INPUT_MASK_KEY)
+                    kwargs[INPUT_MASK_KEY] = True
             if node.masks:
                 given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
@@ -140,6 +144,11 @@ def save_functional(model, path) -> None:
     from .keras_save import keras3_compile_config
 
     config = functional_config(model) if getattr(model, "_fg_model", False) else _sequential_config(model)
+    if INPUT_MASK_KEY in json.dumps(config):
+        raise UnsupportedKerasFeature(
+            "the model (from a tf_keras file) calls a recurrent layer with initial_state on a masked input: "
+            "tf_keras applied the mask in that call, Keras 3 does not, so a Keras 3 file would compute "
+            "differently")
     compile_config = keras3_compile_config(model) if not hasattr(getattr(model, "_compiled", None), "losses") \
         else None
     if compile_config is not None:

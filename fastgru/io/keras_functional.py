@@ -28,7 +28,15 @@ from .keras_config import (
     weights_subpath,
 )
 from .keras_graph import _entry, _entry_name
-from .keras_nodes import GRAPH_CLASSES, _io_refs, _is_op, _op_refs, _parse_getitem_node, _parse_node
+from .keras_nodes import (
+    GRAPH_CLASSES,
+    INPUT_MASK_KEY,
+    _io_refs,
+    _is_op,
+    _op_refs,
+    _parse_getitem_node,
+    _parse_node,
+)
 
 
 def is_functional(model_config) -> bool:
@@ -51,6 +59,20 @@ def is_functional(model_config) -> bool:
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
+def _makes_masks(obj, depth: int = 0) -> bool:
+    """Whether a config (nested models included) has a Masking or an Embedding(mask_zero=True) layer."""
+    if depth > 64:
+        return True  # (absurdly deep: assume it does; the loader refuses such nesting anyway)
+    if isinstance(obj, dict):
+        cls, cfg = obj.get("class_name"), obj.get("config")
+        if cls == "Masking" or (cls == "Embedding" and isinstance(cfg, dict) and cfg.get("mask_zero")):
+            return True
+        return any(_makes_masks(v, depth + 1) for v in obj.values() if isinstance(v, (dict, list)))
+    if isinstance(obj, list):
+        return any(_makes_masks(v, depth + 1) for v in obj if isinstance(v, (dict, list)))
+    return False
+
+
 def _build_graph(model_config, path, major: int, prefix: str, group: str | None, leaves: list, counter: list):
     """A fastgru Model for a Functional config entry; appends (layer, LayerSpec) weight leaves."""
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")
@@ -73,6 +95,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         raise ModelFileError(path, f"the Functional model config names some layers twice: "
                                    f"{sorted({n for n in names if names.count(n) > 1})}")
     parsed, mask_only = _mask_only_ops(entries, names, config, path)
+    makes_masks = major < 3 and _makes_masks(entries)
     used: dict[str, int] = {}
     objects: dict[str, object] = {}
     tensors: dict[tuple, list] = {}  # (layer name, node index) -> output tensors
@@ -161,6 +184,9 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 args = [_take(tensors, r, path, name) for r in refs]
                 st = [_take(tensors, r, path, name) for r in states]
                 layer = objects[name]
+                options = dict(options)
+                # tf_keras passed a recurrent layer called with initial_state its input's mask; Keras 3 does not
+                input_mask = bool(st) and (options.pop(INPUT_MASK_KEY, False) or (major < 3 and makes_masks))
                 try:
                     extra = {"initial_state": st} if st else {}
                     unknown = sorted(set(options) - set(getattr(layer, "_call_options", ())))
@@ -176,7 +202,10 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                     raise
                 except (TypeError, ValueError) as exc:
                     raise ModelFileError(path, f"layer {name!r} cannot be called on its inputs ({exc})") from None
-                tensors[(name, done[name])] = out if isinstance(out, list) else [out]
+                outs = out if isinstance(out, list) else [out]
+                if input_mask:
+                    outs[0].node.mask_from_inputs = True
+                tensors[(name, done[name])] = outs
                 done[name] += 1
                 progress = True
     stuck = [name for name, nodes in calls if done[name] < len(nodes)]

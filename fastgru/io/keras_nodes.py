@@ -105,6 +105,11 @@ def _parse_getitem_node(node, where: str, path):
     return [_ref(node["args"][0], path, where)], False, [], [], {"key": key}
 
 
+#: a node keyword only fastgru writes (``io.functional_save``, for pickling): the recurrent layer called
+#: with initial_state receives its input's mask, as tf_keras passed it (``graph.Node.mask_from_inputs``)
+INPUT_MASK_KEY = "fastgru_mask_from_inputs"
+
+
 def _parse_plain_node(node, where: str, recurrent: bool, path):
     if isinstance(node, dict) and "args" in node:  # Keras 3
         args = node.get("args")
@@ -133,6 +138,8 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
             elif key == "mask" and value is not None:
                 values = value if isinstance(value, list) else [value]
                 masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
+            elif key == INPUT_MASK_KEY and value is True and recurrent:  # (fastgru's own configs only)
+                options[INPUT_MASK_KEY] = True
             elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
                 raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
         return refs, list_args, states, masks, options
