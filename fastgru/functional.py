@@ -68,11 +68,8 @@ class Model:
                                  f"layer {t.node.layer.name!r}); a model's inputs must be Input tensors")
         if len({id(t) for t in self._inputs}) != len(self._inputs):
             raise ValueError(f"Model {self.name!r}: an input tensor is listed twice")
+        # (an input no output uses is accepted, as by Keras: it is given and checked at each call, then unused)
         nodes, layers = map_graph(self._inputs, self._outputs)
-        used = {id(t) for n in nodes for t in n.inputs} | {id(t) for t in self._outputs}
-        for t in self._inputs:
-            if id(t) not in used:
-                raise ValueError(f"Model {self.name!r}: input {t.node.layer.name!r} is not used to compute any output")
         names = [layer.name for layer in layers]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -284,7 +284,7 @@ def map_graph(inputs: list, outputs: list):
         for parent in node.parent_nodes:
             if id(parent) in in_graph:
                 node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
-    for t in inputs:  # unused inputs are refused by the caller; keep them in the layer list as Keras does
+    for t in inputs:  # unused inputs: kept in the layer list, as Keras does
         if id(t.node.layer) not in op_depth:
             op_depth[id(t.node.layer)] = 0
             op_index[id(t.node.layer)] = (-1, t.node.layer)
