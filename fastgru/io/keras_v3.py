@@ -165,7 +165,7 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
     for layer, spec in zip(layers, specs):
         if not layer.weights:
             continue
-        groups = [(get_group(root, where, path), where, n) for where, n in v3_var_groups(layer, spec.v3_path)]
+        groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
         shapes = [dataset_shape(group, str(i), path) for group, _, n in groups for i in range(n)]
         check_shapes(layer, shapes, path, where=spec.v3_path)
         for group, where, n in groups:
@@ -174,6 +174,25 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
                                            f"{layer.name!r} ({spec.class_name}) expects {n}")
         arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
         set_checked(layer, arrays, path, where=spec.v3_path)
+
+
+def _var_group(root: h5py.Group, where: str, path) -> tuple[h5py.Group, str]:
+    """``(group, its path)`` of a layer's variables. tf_keras's .keras files name a layer's sublayers by
+    their attributes (MultiHeadAttention's ``_query_dense``, not Keras 3's ``query_dense``): that
+    spelling is read when Keras 3's is missing."""
+    try:
+        missing = where not in root
+    except (OSError, ValueError):
+        missing = False  # (get_group reports the damage)
+    parts = where.split("/")
+    if missing and len(parts) >= 2 and parts[-1] == "vars" and not parts[-2].startswith("_"):
+        alt = "/".join(parts[:-2] + ["_" + parts[-2], "vars"])
+        try:
+            if alt in root:
+                return get_group(root, alt, path), alt
+        except (OSError, ValueError):
+            pass
+    return get_group(root, where, path), where
 
 
 def _read_groups(groups, shapes, path, integer) -> list:
