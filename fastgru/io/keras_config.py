@@ -18,7 +18,7 @@ from .. import regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
-from .keras_graph import _entry, _entry_name, _functional_chain, _output_name
+from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: the most layers a model file may have (recurrent models have tens; building a model costs time
@@ -130,11 +130,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
         _too_many_layers(path)
     if class_name != "Sequential":
         order = _functional_chain(entries, path)
-        output = _output_name(config)
-        if output is not None and output != _entry_name(entries[order[-1]]):
-            raise UnsupportedKerasFeature(
-                f"the model's output is layer {output!r}, not the end of its chain of layers: fastgru loads "
-                "models that are a plain chain of layers")
+        _check_chain_output(config, _entry_name(entries[order[-1]]))
     # Keras 3 weight paths count classes in the order of model.layers (the config's order); a Sequential's
     # layers exclude its InputLayer, a Functional's include it
     keys: dict[int, str] = {}

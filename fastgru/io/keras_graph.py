@@ -25,13 +25,14 @@ def _entry_name(entry: dict) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _inbound_names(entry: dict, path, mask_sources: list | None = None) -> list[str]:
-    """Names of the layers feeding ``entry`` in a Functional config (Keras 2 or 3 node format).
+def _inbound_refs(entry: dict, path, mask_sources: list | None = None) -> list[tuple]:
+    """``(layer name, tensor index)`` of the tensors feeding ``entry`` in a Functional config (Keras 2 or 3
+    node format; Keras 2's keyword tensors, e.g. tf_keras's MultiHeadAttention ``value=``, count too).
 
     A Keras 3 node's ``mask=`` keyword tensor is not an input: its producer's name goes to
-    ``mask_sources`` (when given) instead.
+    ``mask_sources`` (when given) instead. A tensor index that is not an integer is kept as None.
     """
-    names = []
+    refs = []
 
     def walk(obj, into):
         if isinstance(obj, dict):
@@ -41,13 +42,15 @@ def _inbound_names(entry: dict, path, mask_sources: list | None = None) -> list[
                 if not isinstance(history, list) or not history or not isinstance(history[0], str):
                     raise ModelFileError(path, f"layer {_entry_name(entry)!r}: an input tensor without a valid "
                                                f"keras_history: {_short(obj)}")
-                into.append(history[0])
+                into.append((history[0], _tensor_index(history)))
                 return
             for v in obj.values():
                 walk(v, into)
         elif isinstance(obj, list):
-            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]):  # Keras 2: [name, 0, 0, {}]
-                into.append(obj[0])
+            if len(obj) >= 3 and isinstance(obj[0], str) and _is_int(obj[1]):  # Keras 2: [name, 0, 0, {kwargs}]
+                into.append((obj[0], _tensor_index(obj)))
+                if len(obj) > 3:
+                    walk(obj[3], into)  # tensors passed as call keywords
                 return
             for v in obj:
                 walk(v, into)
@@ -55,13 +58,30 @@ def _inbound_names(entry: dict, path, mask_sources: list | None = None) -> list[
     nodes = entry.get("inbound_nodes", [])
     for node in nodes if isinstance(nodes, list) else [nodes]:
         if isinstance(node, dict) and "args" in node:  # Keras 3: {"args": [...], "kwargs": {...}}
-            walk(node["args"], names)
+            walk(node["args"], refs)
             kwargs = node.get("kwargs")
             for key, value in (kwargs.items() if isinstance(kwargs, dict) else ()):
-                walk(value, mask_sources if key == "mask" and mask_sources is not None else names)
+                if key == "mask" and mask_sources is not None:
+                    masks: list = []
+                    walk(value, masks)
+                    mask_sources.extend(n for n, _ in masks)
+                else:
+                    walk(value, refs)
         else:
-            walk(node, names)
-    return names
+            walk(node, refs)
+    return refs
+
+
+def _tensor_index(ref: list):
+    return ref[2] if len(ref) >= 3 and _is_int(ref[2]) else None
+
+
+def _returns_state(entry) -> bool:
+    """True when a layer entry (or a wrapper's inner ``layer``/``backward_layer``) has ``return_state``."""
+    config = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(config, dict):
+        return False
+    return bool(config.get("return_state")) or any(_returns_state(config.get(k)) for k in ("layer", "backward_layer"))
 
 
 #: Keras 3 op layers that compute a mask passed on as ``mask=`` (Embedding(mask_zero)'s ``x != 0``)
@@ -90,7 +110,8 @@ def _functional_chain(entries: list, path) -> list[int]:
         )
     consumers: dict[str, list[str]] = {}
     mask_sources: list[str] = []
-    sources_of = [_inbound_names(e, path, mask_sources) for e in entries]
+    refs_of = [_inbound_refs(e, path, mask_sources) for e in entries]
+    sources_of = [[n for n, _ in refs] for refs in refs_of]
     # layers that only compute a mask passed as mask= (Keras 3 records Embedding(mask_zero)'s x != 0 as
     # an op layer): fastgru propagates the same mask from the Embedding or Masking layer itself
     consumers_of: dict[str, set] = {}
@@ -132,11 +153,19 @@ def _functional_chain(entries: list, path) -> list[int]:
                 f"layer {names[i]!r} ({e['class_name']}) has {len(sources)} inputs: fastgru loads models "
                 "that are a plain chain of layers"
             )
-        for s in sources:
+        for s, tensor in refs_of[i]:
             if s not in index:
                 raise ModelFileError(path, f"layer {names[i]!r} takes its input from {s!r}, which the config "
                                            "does not define")
+            if tensor != 0:  # a recurrent layer's state (return_state=True), not the output a chain passes on
+                raise UnsupportedKerasFeature(
+                    f"layer {names[i]!r} takes output {tensor} of layer {s!r}: fastgru loads models that are a "
+                    "plain chain of layers")
             consumers.setdefault(s, []).append(names[i])
+        if _returns_state(e):
+            raise UnsupportedKerasFeature(
+                f"layer {names[i]!r} ({e['class_name']}) returns its states (return_state=True): fastgru loads "
+                "models that are a plain chain of layers")
     chain = [inputs[0]]
     on_chain = {inputs[0]}  # a set: the cycle check stays linear in the number of layers
     current = names[inputs[0]]
@@ -157,14 +186,22 @@ def _functional_chain(entries: list, path) -> list[int]:
     return chain
 
 
-def _output_name(config: dict) -> str | None:
-    """The first output layer's name of a Functional config (``output_layers``), if given."""
+def _check_chain_output(config: dict, last: str | None) -> None:
+    """Refuse a Functional config whose outputs are not exactly tensor 0 of its chain's last layer ``last``:
+    several outputs, a dict of outputs, a state or another layer's output. A config without
+    ``output_layers`` ends at its chain's end."""
     outputs = config.get("output_layers")
-    while isinstance(outputs, list) and outputs:
-        if isinstance(outputs[0], str):
-            return outputs[0]
-        outputs = outputs[0]
-    return None
+    if outputs is None:
+        return
+    if isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list):
+        outputs = outputs[0]  # a list of one output (tf_keras always writes one; Keras 3 returns one array)
+    if not (isinstance(outputs, list) and len(outputs) >= 3 and isinstance(outputs[0], str)):
+        raise UnsupportedKerasFeature(f"the model's outputs {_short(outputs)} are not one tensor: fastgru loads "
+                                      "them as a graph")
+    if outputs[0] != last or _tensor_index(outputs) != 0:
+        raise UnsupportedKerasFeature(
+            f"the model's output is output {outputs[2]!r} of layer {outputs[0]!r}, not the end of its chain of "
+            "layers: fastgru loads models that are a plain chain of layers")
 
 
 # ---------------------------------------------------------------------------------------------
