@@ -583,6 +583,28 @@ def test_subclassed_model_is_refused_saying_so(tmp_path):
     refused(folder, "subclassed Keras model .*'MyModel'", fg.UnsupportedKerasFeature)
 
 
+def test_functional_graph_is_refused_saying_how_to_load_it(tmp_path):
+    """A two-input Functional graph in a SavedModel: refused, pointing to .h5 (which loads graphs)."""
+    folder = copy_fixture(tmp_path)
+
+    def layer(cls, name, config, inbound):
+        return {"class_name": cls, "name": name, "config": dict(config, name=name), "inbound_nodes": inbound}
+
+    config = {"class_name": "Functional", "config": {"name": "two_inputs", "layers": [
+        layer("InputLayer", "a", {"batch_input_shape": [None, 5, 3], "dtype": "float32"}, []),
+        layer("InputLayer", "b", {"batch_input_shape": [None, 5, 3], "dtype": "float32"}, []),
+        layer("Add", "add", {}, [[["a", 0, 0, {}], ["b", 0, 0, {}]]]),
+    ], "input_layers": [["a", 0, 0], ["b", 0, 0]], "output_layers": [["add", 0, 0]]}}
+
+    def edit(meta, node):
+        meta["model_config"] = config
+        meta["class_name"] = "Functional"
+        node["identifier"] = "_tf_keras_network"
+
+    edit_root_metadata(folder, edit)
+    refused(folder, r"from a SavedModel directory .* save it as \.h5", fg.UnsupportedKerasFeature)
+
+
 def test_saved_model_without_keras_metadata_is_refused_saying_why(tmp_path):
     folder = copy_fixture(tmp_path)
     (folder / "keras_metadata.pb").unlink()

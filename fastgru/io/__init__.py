@@ -96,7 +96,15 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                                    "model and call model.load_weights(path)")
     if kind == "savedmodel":  # Keras 2 SavedModel: config and weights from the folder, same builder
         with saved_model.read_saved_model(path) as source:
-            spec = _parse(source.config, path, source.version)
+            try:
+                spec = _parse(source.config, path, source.version)
+            except UnsupportedKerasFeature as exc:
+                if not keras_functional.is_functional(source.config):
+                    raise
+                raise UnsupportedKerasFeature(
+                    f"{exc}; from a SavedModel directory fastgru loads Sequential models and plain chains: load "
+                    "this graph in TensorFlow and save it as .h5 (model.save('model.h5')), which fastgru loads"
+                ) from None
             model = build_model(spec, source.version, path, weight_bytes=source.weight_bytes)
             saved_model.load_into(model, spec, source, path)
         model.file_format = f"{saved_model.FORMAT} written by Keras {source.version}"
