@@ -20,6 +20,7 @@ class RowGradient:
     """
 
     __slots__ = ("indices", "values", "shape")
+    __array_ufunc__ = None  # ``array + RowGradient`` calls ``__radd__``, not an object-array sum
 
     def __init__(self, indices: np.ndarray, values: np.ndarray, shape: tuple):
         self.indices = np.asarray(indices).reshape(-1)
@@ -52,3 +53,19 @@ class RowGradient:
 
     def astype(self, dtype, copy: bool = False) -> RowGradient:
         return self.with_values(self.values.astype(dtype, copy=copy))
+
+    def __add__(self, other):
+        """The sum of two gradients of one variable (a shared layer's calls), as TensorFlow aggregates
+        them: two row gradients concatenate their slices (duplicates stay apart: squared per slice);
+        a dense gradient makes the sum dense."""
+        if isinstance(other, RowGradient):
+            if other.shape != self.shape:
+                raise ValueError(f"cannot add row gradients of shapes {self.shape} and {other.shape}")
+            return RowGradient(np.concatenate([self.indices, other.indices]),
+                               np.concatenate([self.values, other.values]), self.shape)
+        other = np.asarray(other)
+        if other.shape != self.shape:
+            raise ValueError(f"cannot add a gradient of shape {other.shape} to a row gradient of shape {self.shape}")
+        return self.dense() + other
+
+    __radd__ = __add__  # a dense array on the left (``__array_ufunc__ = None`` sends it here)
