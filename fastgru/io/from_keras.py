@@ -52,12 +52,13 @@ def from_keras(keras_model):
 
 
 def _from_keras_graph(keras_model, config, version):
-    """A fastgru Model for a live Keras Functional graph: built from its config, weights from
-    ``get_weights()`` (fastgru's Model orders them as Keras does)."""
+    """A fastgru Model for a live Keras Functional graph: built from its config, each layer's weights
+    from the Keras layer of the same name (the two models may list their layers in different orders:
+    Keras sorts dict outputs by key)."""
     from . import keras_functional
 
     model, _ = keras_functional.build_functional(config, "<live keras model>", version)
-    weights = keras_model.get_weights()
+    weights = _weights_by_name(model, keras_model)
     try:
         model.set_weights(weights)
     except (TypeError, ValueError) as exc:
@@ -65,6 +66,33 @@ def _from_keras_graph(keras_model, config, version):
                                       f"({exc})") from None
     model.file_format = f"live Keras model (Keras {version})"
     return model
+
+
+def _is_model(layer) -> bool:
+    return type(layer).__name__ in keras_config.MODEL_CLASSES and hasattr(layer, "layers")
+
+
+def _weights_by_name(model, keras_model) -> list:
+    """The Keras model's weight arrays in the order of the fastgru ``model.get_weights()``: each weighted
+    fastgru layer takes those of the Keras layer of its name (nested models paired the same way)."""
+    by_name = {getattr(k, "name", None): k for k in getattr(keras_model, "layers", [])}
+    weights = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source = by_name.get(layer.name)
+        if source is None:
+            raise UnsupportedKerasFeature(f"layer {layer.name!r} not found in the Keras model "
+                                          f"{getattr(keras_model, 'name', '')!r}")
+        if getattr(source, "lora_enabled", False):
+            raise UnsupportedKerasFeature(
+                f"layer {source.name!r}: LoRA is enabled; save the model to a .keras file (Keras merges the LoRA "
+                "weights into the kernel) and load that file")
+        if _is_model(layer) and _is_model(source):
+            weights.extend(_weights_by_name(layer, source))
+        else:
+            weights.extend(source.get_weights())
+    return weights
 
 
 def _leaf_layers(keras_model) -> list:
