@@ -38,10 +38,11 @@ from .layers.core import InputLayer
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
-def _flatten_io(value, what: str):
-    """(list of tensors, structure): structure is None (one tensor), 'list', or the dict's keys."""
+def _flatten_io(value, what: str, sort_keys: bool = False):
+    """(list of tensors, structure): structure is None (one tensor), 'list', or the dict's keys (sorted with
+    ``sort_keys``, as Keras flattens a dict of outputs: that order fixes ``model.layers`` and the weights')."""
     if isinstance(value, dict):
-        keys = list(value)
+        keys = sorted(value) if sort_keys else list(value)
         return [_tensor(value[k], f"{what} {k!r}") for k in keys], keys
     if isinstance(value, (list, tuple)):
         return [_tensor(v, f"{what} {i}") for i, v in enumerate(value)], "list"
@@ -60,7 +61,9 @@ class Model:
         self.name = name or unique_name("functional")
         self.trainable = trainable
         self._inputs, self._input_struct = _flatten_io(inputs, "Model input")
-        self._outputs, self._output_struct = _flatten_io(outputs, "Model output")
+        self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
+        #: a dict of outputs comes back with the keys in the order given (Keras's too)
+        self._output_key_order = list(outputs) if isinstance(outputs, dict) else None
         self._list_outputs = self._output_struct is not None
         for t in self._inputs:
             if not t.node.is_input:
@@ -279,7 +282,8 @@ class Model:
         if self._output_struct is None or (self._output_struct == "list" and len(outs) == 1):
             return outs[0]  # Keras returns a list of one output as the array itself (unpack_singleton)
         if isinstance(self._output_struct, list):
-            return dict(zip(self._output_struct, outs))
+            by_key = dict(zip(self._output_struct, outs))
+            return {k: by_key[k] for k in self._output_key_order or self._output_struct}
         return outs
 
     # ---- running ------------------------------------------------------------------------------

@@ -67,3 +67,43 @@ def test_from_keras_dict_outputs_pairs_weights_by_name(keras, rng):
     assert isinstance(got, dict) and list(got) == list(want)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], atol=2e-5)
+
+
+def test_dict_outputs_order_layers_and_weights_as_keras(keras, tmp_path):
+    """Keras flattens a dict of outputs in sorted key order, which fixes ``model.layers``, the order of
+    ``get_weights()`` and the Keras 3 weight paths (``dense``, ``dense_1``): fastgru's models follow it,
+    whether loaded, converted or saved, and return the dict with the keys in the order given."""
+    L = keras.layers
+    x = keras.Input((5, 4))
+    h = L.GRU(6, return_sequences=True, name="g")(x)
+    model = keras.Model(x, {"zeta": L.Dense(2, name="dz")(L.GRU(3, name="gz")(h)),
+                            "alpha": L.Dense(5, name="da")(h)})
+    rng = np.random.default_rng(3)
+    model.set_weights([(rng.standard_normal(w.shape) * 0.4).astype(w.dtype) for w in model.get_weights()])
+    data = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    want = model.predict(data, verbose=0)
+    model.save(tmp_path / "m.keras")
+    names = [layer.name for layer in model.layers]
+    for ours in (fg.load_model(tmp_path / "m.keras"), fg.from_keras(model)):
+        assert [layer.name for layer in ours.layers] == names
+        for a, b in zip(ours.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        got = ours.predict(data)
+        assert list(got) == list(want) == ["zeta", "alpha"]
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], atol=2e-5)
+    # fastgru's own model of the same graph, saved: Keras reads each Dense's weights from its own path
+    fg_x = fg.Input((5, 4))
+    fg_h = fg.layers.GRU(6, return_sequences=True, name="g")(fg_x)
+    ours = fg.Model(fg_x, {"zeta": fg.layers.Dense(2, name="dz")(fg.layers.GRU(3, name="gz")(fg_h)),
+                           "alpha": fg.layers.Dense(5, name="da")(fg_h)})
+    assert [layer.name for layer in ours.layers][1:] == names[1:]  # (the InputLayers' own names differ)
+    ours.set_weights(model.get_weights())
+    ours.save(tmp_path / "ours.keras")
+    back = keras.models.load_model(tmp_path / "ours.keras")
+    again = back.predict(data, verbose=0)
+    for k in want:
+        np.testing.assert_allclose(again[k], want[k], atol=2e-5)
+    import pickle
+
+    assert list(pickle.loads(pickle.dumps(ours)).predict(data)) == ["zeta", "alpha"]

@@ -80,18 +80,20 @@ def functional_config(model) -> dict:
         entry["inbound_nodes"] = inbound
         layers.append(entry)
 
-    def refs(tensors, struct):
+    def refs(tensors, struct, order=None):
         items = [[t.node.layer.name, 0, t.index] for t in tensors]
         if struct is None:
             return items[0]
         if isinstance(struct, list):
-            return dict(zip(struct, items))
+            by_key = dict(zip(struct, items))
+            return {k: by_key[k] for k in order or struct}  # (a dict of outputs: the keys in the order given)
         return items
 
     return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
             "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
                        "layers": layers, "input_layers": refs(model._inputs, model._input_struct),
-                       "output_layers": refs(model._outputs, model._output_struct)},
+                       "output_layers": refs(model._outputs, model._output_struct,
+                                             getattr(model, "_output_key_order", None))},
             "build_config": {"input_shape": None}}
 
 
