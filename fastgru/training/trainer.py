@@ -10,6 +10,7 @@ computed from its pre-activation (what Keras's TensorFlow backend does).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -292,8 +293,8 @@ def _check_validation_data(model, validation_data, y):
 
 
 def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
-        validation_split: float = 0.0, validation_data=None, shuffle: bool = True, sample_weight=None,
-        initial_epoch: int = 0, validation_batch_size=None):
+        validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
+        sample_weight=None, initial_epoch: int = 0, validation_batch_size=None):
     compiled = _compiled(model)
     # every argument is checked before anything is trained (docs/reliability.md, "Input validation")
     epochs = 0 if epochs == 0 else _positive_int("epochs", 1 if epochs is None else epochs)
@@ -303,6 +304,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size")
     if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, (int, float, np.number)):
         raise TypeError(f"validation_split must be a number in [0, 1), received {validation_split!r}")
+    _check_class_weight(model, class_weight, sample_weight)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     if validation_data is not None:
         validation_data = _check_validation_data(model, validation_data, y)
@@ -313,6 +315,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         validation_data = (x[split_at:], y[split_at:]) + (() if sample_weight is None else (sample_weight[split_at:],))
         x, y = x[:split_at], y[:split_at]
         sample_weight = None if sample_weight is None else sample_weight[:split_at]
+    if class_weight is not None:  # the training samples' weights only (the validation data stays unweighted)
+        sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
     steps = math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
@@ -341,6 +345,43 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             break
     cbs.on_train_end(logs)
     return model.history
+
+
+def _check_class_weight(model, class_weight, sample_weight) -> None:
+    """Keras's rules for ``class_weight``: a dict {class index: weight}, for a model with one output, not
+    together with ``sample_weight``."""
+    if class_weight is None:
+        return
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(f"class_weight must be a dict {{class index: weight}}, received {type(class_weight).__name__}")
+    for k, v in class_weight.items():
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"class_weight keys must be class indices (integers), received {k!r}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
+            raise ValueError(f"class_weight[{k}] must be a finite number, received {v!r}")
+    if sample_weight is not None:
+        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): multiply the "
+                         "class weights into sample_weight")
+    if len(getattr(model, "output_names", None) or [None]) > 1:
+        raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
+                         "sample_weight per output instead")
+
+
+def class_sample_weight(y, class_weight) -> np.ndarray:
+    """Keras's ``class_weight_to_sample_weights``: each sample weighted by its class's weight (1 for a class
+    not listed); the class of a one-hot or probability row is its argmax, of an (n, 1) column its rounded
+    value. float32 (n,)."""
+    target = np.asarray(y.arrays[0] if hasattr(y, "arrays") else y)
+    if target.ndim > 1:
+        target = np.argmax(target, axis=-1) if target.shape[-1] != 1 else np.squeeze(target, axis=-1)
+    if target.ndim != 1:
+        raise ValueError(f"class_weight needs one class per sample (targets of shape (n,), (n, 1) or (n, classes)), "
+                         f"received targets of shape {np.shape(y.arrays[0] if hasattr(y, 'arrays') else y)}")
+    classes = np.round(target).astype(np.int64)
+    weights = np.ones(len(classes), np.float32)
+    for cls, weight in class_weight.items():
+        weights[classes == int(cls)] = weight
+    return weights
 
 
 def _validation_logs(model, validation_data, batch_size) -> dict:
@@ -376,9 +417,12 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
     return _result(compiled, return_dict)
 
 
-def train_on_batch(model, x, y=None, sample_weight=None, return_dict: bool = False):
+def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
     compiled = _compiled(model)
+    _check_class_weight(model, class_weight, sample_weight)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+    if class_weight is not None:
+        sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, max(len(x), 1), "train_on_batch")
     compiled.reset()
     train_step(model, x, y, sample_weight)
