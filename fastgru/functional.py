@@ -460,15 +460,21 @@ class Model:
         return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
 
     # ---- files ------------------------------------------------------------------------------------
-    def save(self, filepath) -> None:
-        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens."""
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens (``overwrite=False``: refuse
+        an existing file, FileExistsError)."""
         from .io import save_model
+        from .io.atomic import refuse_existing
 
+        refuse_existing(filepath, overwrite)
         save_model(self, filepath)
 
-    def save_weights(self, filepath) -> None:
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Write the weights as Keras 3's ``.weights.h5`` (``overwrite`` as in :meth:`save`)."""
         from .io import save_weights
+        from .io.atomic import refuse_existing
 
+        refuse_existing(filepath, overwrite)
         save_weights(self, filepath)
 
     def load_weights(self, filepath) -> None:

@@ -91,3 +91,10 @@ def _fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def refuse_existing(path, overwrite: bool) -> None:
+    """``save(..., overwrite=False)``: FileExistsError when ``path`` exists (Keras asks at a prompt; a library
+    call cannot)."""
+    if not overwrite and os.path.lexists(os.fspath(path)):
+        raise FileExistsError(f"{os.fspath(path)} exists and overwrite=False: nothing was written")
