@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import fastgru as fg
 from fastgru.training import metrics
 
 RTOL = 1e-6
@@ -216,3 +217,13 @@ def test_mean_of_scalars_is_bit_identical_to_the_array_path():
         assert fast.total == general.total and fast.count == general.count
         assert type(fast.total) is type(general.total) is np.float32
     assert fast.result() == general.result()
+
+
+@pytest.mark.parametrize("metric", ["precision", "auc", {"class_name": "AUC", "config": {}}])
+def test_compile_refuses_an_unknown_metric_before_any_step(metric):
+    """An unsupported metric is refused by ``compile`` (Keras refuses an unknown name there too), not by the
+    first ``fit`` or ``evaluate`` step."""
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(ValueError, match="metric"):
+        model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[metric])
+    assert not model.compiled

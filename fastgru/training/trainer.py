@@ -35,6 +35,8 @@ class Compiled:
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         self.metric_specs = list(metrics or [])
+        for spec in self.metric_specs:  # an unknown metric is refused by compile, not by the first step
+            metrics_module.get(spec)
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.metrics: list | None = None
 
