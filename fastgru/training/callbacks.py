@@ -487,3 +487,7 @@ class ProgbarLogger(Callback):
             self.target = self.seen
             self.progbar.target = self.target
         self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+
+
+# the learning-rate callbacks live in their own module (they need the classes above)
+from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402,F401
