@@ -21,6 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from .._kernels.optim import adam_update
+from . import schedules
 from .keras_objects import keras_config
 from .row_gradient import RowGradient
 
@@ -72,16 +73,28 @@ class Optimizer:
         self.built = False
         self._slots: list[dict[str, np.ndarray]] = []
 
-    # -- learning rate (stored as float32, like Keras's learning-rate variable) ----------------
+    # -- learning rate (stored as float32, like Keras's learning-rate variable; or a schedule of the step) ----
     @property
     def learning_rate(self) -> float:
         return float(self._learning_rate)
 
     @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
+    def learning_rate(self, value) -> None:
+        if getattr(self, "_schedule", None) is not None:
+            raise TypeError("This optimizer was created with a LearningRateSchedule object as its `learning_rate` "
+                            "constructor argument, hence its learning rate is not settable.")
+        if schedules.is_schedule(value):
+            self._schedule = schedules.get(value)
+            return
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
-        self._learning_rate = np.float32(value)
+        self._fixed_rate = np.float32(value)
+
+    @property
+    def _learning_rate(self) -> np.float32:
+        """The rate of the next update: the schedule at the step count, or the fixed rate."""
+        schedule = getattr(self, "_schedule", None)
+        return np.float32(schedule(self.iterations)) if schedule is not None else self._fixed_rate
 
     # -- public API ---------------------------------------------------------------------------
     def build(self, variables: list[np.ndarray]) -> None:
@@ -105,10 +118,11 @@ class Optimizer:
         pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
                  for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
         if pairs:
+            rate = self._learning_rate  # (a schedule: evaluated once per step)
             for (i, _, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
                 if g_clipped.shape != v.shape:
                     raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
-                lr = v.dtype.type(self._learning_rate)
+                lr = v.dtype.type(rate)
                 if self.weight_decay is not None:
                     v -= v * _kcast(self.weight_decay, v.dtype) * lr
                 g_clipped = g_clipped.astype(v.dtype, copy=False)
@@ -127,7 +141,8 @@ class Optimizer:
         """Keras 3's config dict for this optimizer."""
         return {
             "name": self.name,
-            "learning_rate": float(self._learning_rate),
+            "learning_rate": (schedules.serialize(self._schedule) if getattr(self, "_schedule", None) is not None
+                              else float(self._learning_rate)),
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,
@@ -141,11 +156,7 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict) -> Optimizer:
-        config = dict(config)
-        lr = config.get("learning_rate")
-        if isinstance(lr, dict):
-            raise ValueError("learning-rate schedules are not supported")
-        return cls(**config)
+        return cls(**dict(config))  # (a schedule's config dict as learning_rate: the setter reads it)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:.6g}>"

@@ -1,0 +1,186 @@
+"""Keras 3's learning-rate schedules (``keras.optimizers.schedules``): an optimizer given one evaluates it at
+its step count before every update, in float32 as Keras does. ``get`` reads a schedule object, a Keras
+config dict (as a ``.keras`` file's optimizer config holds it) or Keras's own live schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .keras_objects import keras_config
+
+_F32 = np.float32
+
+
+class LearningRateSchedule:
+    """Base class: ``schedule(step)`` -> the learning rate (float32) for optimizer step ``step``."""
+
+    def __call__(self, step) -> np.float32:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
+def _check_decay_steps(decay_steps) -> None:
+    if decay_steps <= 0:
+        raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (the exponent floored with staircase)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+        _check_decay_steps(decay_steps)
+        self.initial_learning_rate, self.decay_steps, self.decay_rate = initial_learning_rate, decay_steps, decay_rate
+        self.staircase, self.name = staircase, name
+
+    def __call__(self, step):
+        p = _F32(step) / _F32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return _F32(self.initial_learning_rate) * np.power(_F32(self.decay_rate), p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (the ratio floored with staircase)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
+        _check_decay_steps(decay_steps)
+        self.initial_learning_rate, self.decay_steps, self.decay_rate = initial_learning_rate, decay_steps, decay_rate
+        self.staircase, self.name = staircase, name
+
+    def __call__(self, step):
+        p = _F32(step) / _F32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return _F32(self.initial_learning_rate) / (_F32(1) + _F32(self.decay_rate) * p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[i]`` for ``boundaries[i-1] < step <= boundaries[i]`` (values has one entry more)."""
+
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+        if len(boundaries) != len(values) - 1:
+            raise ValueError("The length of boundaries should be 1 less than the length of values. Received: "
+                             f"boundaries={boundaries} of length {len(boundaries)}, and values={values} of length "
+                             f"{len(values)}.")
+        self.boundaries, self.values, self.name = list(boundaries), list(values), name
+
+    def __call__(self, step):
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return _F32(value)
+        return _F32(self.values[-1])
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """From ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps`` as ``(1 - p) ** power``
+    (``cycle``: the decay restarts at each multiple of ``decay_steps``)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
+                 name="PolynomialDecay"):
+        _check_decay_steps(decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.end_learning_rate, self.power, self.cycle, self.name = end_learning_rate, power, cycle, name
+
+    def __call__(self, step):
+        initial, end = _F32(self.initial_learning_rate), _F32(self.end_learning_rate)
+        step_f, steps = _F32(step), _F32(self.decay_steps)
+        if self.cycle:
+            steps = steps * (_F32(1) if step_f == 0 else np.ceil(step_f / steps))
+        else:
+            step_f = min(step_f, steps)
+        p = step_f / steps
+        return (initial - end) * np.power(_F32(1) - p, _F32(self.power)) + end
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle,
+                "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay from the initial rate (or, after ``warmup_steps`` of linear warm-up, from
+    ``warmup_target``) to ``alpha`` times it over ``decay_steps``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
+                 warmup_steps=0):
+        _check_decay_steps(decay_steps)
+        self.initial_learning_rate, self.decay_steps, self.alpha = initial_learning_rate, decay_steps, alpha
+        self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
+
+    def _decay(self, step, decay_steps, decay_from):
+        cosine = _F32(0.5) * (_F32(1) + np.cos(_F32(math.pi) * (step / decay_steps)))
+        return decay_from * ((_F32(1) - _F32(self.alpha)) * cosine + _F32(self.alpha))
+
+    def __call__(self, step):
+        initial, steps = _F32(self.initial_learning_rate), _F32(self.decay_steps)
+        step_f = _F32(step)
+        if self.warmup_target is None:
+            return self._decay(min(step_f, steps), steps, initial)
+        target, warmup = _F32(self.warmup_target), _F32(self.warmup_steps)
+        step_f = min(step_f, steps + warmup)
+        if step_f < warmup:
+            return (target - initial) * (step_f / warmup) + initial
+        return self._decay(step_f - warmup, steps, target)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
+_CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay,
+                                    CosineDecay)}
+
+
+def is_schedule(value) -> bool:
+    """A schedule object, Keras's own, or a Keras config dict of one."""
+    if isinstance(value, LearningRateSchedule):
+        return True
+    if isinstance(value, dict):
+        return "class_name" in value and "config" in value
+    converted = keras_config(value)
+    return isinstance(converted, dict)
+
+
+def get(value) -> LearningRateSchedule:
+    """A schedule from a schedule object, a Keras config dict or Keras's live schedule object."""
+    if isinstance(value, LearningRateSchedule):
+        return value
+    converted = keras_config(value)
+    if converted is not None:
+        value = converted
+    if isinstance(value, dict):
+        cls = _CLASSES.get(value.get("class_name"))
+        if cls is None:
+            raise ValueError(f"learning-rate schedule {value.get('class_name')!r} is not supported; supported: "
+                             f"{', '.join(_CLASSES)}")
+        try:
+            return cls.from_config(dict(value.get("config") or {}))
+        except TypeError as exc:
+            raise ValueError(f"learning-rate schedule {value.get('class_name')}: {exc}") from None
+    raise ValueError(f"could not interpret learning-rate schedule {value!r}")
+
+
+def serialize(schedule: LearningRateSchedule) -> dict:
+    """Keras 3's serialized form (what a ``.keras`` file's optimizer config holds)."""
+    return {"module": "keras.optimizers.schedules", "class_name": type(schedule).__name__,
+            "config": schedule.get_config(), "registered_name": None}
