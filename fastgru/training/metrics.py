@@ -299,3 +299,9 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
         f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
         + ", ".join(sorted(k for k in _BY_NAME if k.islower()))
     )
+
+
+# Precision and Recall live in their own module (they need Metric, above)
+from .confusion_metrics import Precision, Recall  # noqa: E402
+
+_CLASSES.update(Precision=Precision, Recall=Recall)
