@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from .callback_base import Callback, _MonitorCallback  # noqa: F401  (fastgru.callbacks' public names)
+from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: F401
 from .progress import Progbar
 
 
@@ -32,46 +34,6 @@ def pythonify_logs(logs) -> dict:
             pass
         result[key] = value
     return result
-
-
-class Callback:
-    """Base class; every hook is a no-op. ``self.model`` and ``self.params`` are set by ``fit``."""
-
-    def __init__(self):
-        self.params: dict | None = None
-        self._model = None
-
-    @property
-    def model(self):
-        return self._model
-
-    def set_params(self, params: dict) -> None:
-        self.params = params
-
-    def set_model(self, model) -> None:
-        self._model = model
-
-    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self.on_batch_begin(batch, logs=logs)  # backwards compatibility, as Keras
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.on_batch_end(batch, logs=logs)
-
-    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
-    def on_train_begin(self, logs: dict | None = None) -> None: ...
-    def on_train_end(self, logs: dict | None = None) -> None: ...
-    def on_test_begin(self, logs: dict | None = None) -> None: ...
-    def on_test_end(self, logs: dict | None = None) -> None: ...
-    def on_predict_begin(self, logs: dict | None = None) -> None: ...
-    def on_predict_end(self, logs: dict | None = None) -> None: ...
 
 
 _HOOKS_WITH_INDEX = ("on_batch_begin", "on_batch_end", "on_epoch_begin", "on_epoch_end",
@@ -163,63 +125,6 @@ class History(Callback):
             self.history.setdefault(k, []).append(v)
         if self.model is not None:
             self.model.history = self
-
-
-_MAXIMISED = ("acc", "auc", "precision", "recall")
-
-
-def _all_metrics(model):
-    for m in getattr(model, "metrics", None) or []:
-        yield m
-        yield from getattr(m, "metrics", None) or []
-
-
-class _MonitorCallback(Callback):
-    """Keras's MonitorCallback: decides whether a monitored value improved."""
-
-    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
-        super().__init__()
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
-            mode = "auto"
-        self.monitor = monitor
-        self.mode = mode
-        self.best = baseline
-        self.min_delta = abs(min_delta)
-        self.monitor_op = None
-
-    def _set_monitor_op(self):
-        if self.mode == "min":
-            self.monitor_op = np.less
-        elif self.mode == "max":
-            self.monitor_op = np.greater
-        else:
-            name = self.monitor.removeprefix("val_")
-            if name == "loss":
-                self.monitor_op = np.less
-            for m in _all_metrics(self.model):
-                if getattr(m, "name", None) == name and getattr(m, "_direction", None):
-                    self.monitor_op = np.greater if m._direction == "up" else np.less
-            if self.monitor_op is None:  # the model does not list its metrics: judge by the name
-                lowered = name.lower()
-                if any(w in lowered for w in _MAXIMISED):
-                    self.monitor_op = np.greater
-                elif "loss" in lowered or "error" in lowered or lowered in ("mae", "mse", "mape", "msle"):
-                    self.monitor_op = np.less
-            if self.monitor_op is None:
-                raise ValueError(
-                    f"{type(self).__name__} callback received monitor={self.monitor}, but fastgru isn't "
-                    "able to automatically determine whether that metric should be maximized or "
-                    "minimized. Pass `mode='max'` in order to monitor based on the highest metric "
-                    "value, or pass `mode='min'` in order to use the lowest value."
-                )
-        if self.monitor_op is np.less:
-            self.min_delta *= -1
-
-    def _is_improvement(self, value, reference) -> bool:
-        if reference is None:
-            return True
-        return bool(self.monitor_op(value - self.min_delta, reference))
 
 
 class EarlyStopping(_MonitorCallback):
@@ -488,6 +393,3 @@ class ProgbarLogger(Callback):
             self.progbar.target = self.target
         self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
 
-
-# the learning-rate callbacks live in their own module (they need the classes above)
-from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402,F401

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .callbacks import Callback, _MonitorCallback
+from .callback_base import Callback, _MonitorCallback
 
 
 def _optimizer(model):
