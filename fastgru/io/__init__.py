@@ -59,12 +59,16 @@ def _sniff(path) -> str:
 
 
 def restore_compile(model, training_config: dict | None, path) -> None:
-    """Compile ``model`` as the file's model was (optimizer, loss, metrics), as Keras's load_model does.
+    """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics), as Keras's
+    load_model does: each of them one entry, a list in output order or a dict keyed by output name, and a
+    serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry, not a dict of outputs.
 
     The optimizer starts from its configuration, not from the file's optimizer state. A configuration
-    fastgru cannot reproduce (a custom loss, a learning-rate schedule, several outputs) leaves the
-    model uncompiled, with a warning: predicting needs no compile.
+    fastgru cannot reproduce (a custom loss, a learning-rate schedule) leaves the model uncompiled, with a
+    warning: predicting needs no compile.
     """
+    import inspect
+
     if not isinstance(training_config, dict):
         return
     # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
@@ -72,16 +76,29 @@ def restore_compile(model, training_config: dict | None, path) -> None:
     training_config = saved_model.keras2_training_config(training_config)
     optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
     loss = training_config.get("loss")
-    metrics = training_config.get("metrics") or []
+    loss_weights = training_config.get("loss_weights")
+    metrics = training_config.get("metrics")  # null (none compiled) stays None
     if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
         metrics = metrics[0]  # Keras nests metrics per output
     if optimizer is None or loss is None:
         return
+    kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        if "loss_weights" in inspect.signature(model.compile).parameters:
+            kwargs["loss_weights"] = loss_weights
+        elif loss_weights is not None and _weights_list(loss_weights) != [1.0]:
+            raise ValueError(f"loss_weights {loss_weights!r} on a Sequential model (fastgru's Sequential compile "
+                             "takes no loss_weights)")
+        model.compile(**kwargs)
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)
+
+
+def _weights_list(value) -> list:
+    """The distinct loss weights of a one-output model's loss_weights (a number, a list or a dict)."""
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+    return sorted({1.0 if v is None else float(v) for v in values})
 
 
 def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument name)
@@ -278,8 +295,8 @@ def save_weights(model, path) -> None:
     buffer = io.BytesIO()
     if keras_functional.uses_graph(model):
         functional_save.write_weights(model, buffer)
-    else:
-        keras_v3.write_weights_h5(model, buffer)
+    else:  # where the Keras model the layers came from kept them (keras_model.load_weights reads the file)
+        keras_v3.write_weights_h5(model, buffer, keras_v3.keras_source_paths(model))
     atomic_write_bytes(path, buffer.getvalue())  # crash-safe, as save_model
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..errors import UnsupportedKerasFeature
 from ..layers import registry
-from .keras_config import _WRAPPER_LAYERS, weights_subpath
+from .keras_config import layer_vars_path
 from .keras_functional import uses_graph, weight_groups
 from .keras_graph import key_to_config
 from .keras_nodes import INPUT_MASK_KEY
@@ -101,26 +101,14 @@ def write_weights(model, target) -> None:
     """A Keras 3 weights file for a Functional model (nested models below their own path)."""
     import h5py
 
-    from .keras_save import v3_var_groups
+    from .keras_v3 import write_layer_vars
 
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
         for layer, own in weight_groups(model):
             f.require_group(own + "/vars")
-            if layer is None:
-                continue
-            f[own + "/vars"].attrs["name"] = layer.name
-            cls = type(layer).__name__
-            inner = layer.layers if cls == "Bidirectional" else None
-            if inner is not None:
-                for side, sub in zip(("forward_layer", "backward_layer"), inner):
-                    f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
-            full = own if cls in _WRAPPER_LAYERS else f"{own}/{weights_subpath(cls)}"
-            weights = iter(layer.weights)
-            for group_path, n in v3_var_groups(layer, full):
-                group = f.require_group(group_path)
-                for i in range(n):
-                    group.create_dataset(str(i), data=next(weights))
+            if layer is not None:  # (a layer from a Keras TimeDistributed: its variables under <own>/layer/vars)
+                write_layer_vars(f, layer, own, layer_vars_path(layer, own))
 
 
 def _sequential_config(model) -> dict:
@@ -151,8 +139,7 @@ def save_functional(model, path) -> None:
             "the model (from a tf_keras file) calls a recurrent layer with initial_state on a masked input: "
             "tf_keras applied the mask in that call, Keras 3 does not, so a Keras 3 file would compute "
             "differently")
-    compile_config = keras3_compile_config(model) if not hasattr(getattr(model, "_compiled", None), "losses") \
-        else None
+    compile_config = keras3_compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),

@@ -62,6 +62,9 @@ class LayerSpec:
     v3_path: str  # e.g. "layers/gru_1/cell/vars"
     legacy_group: str  # top-level layer name: the group of a legacy .h5 holding the weights
     build_config: dict | None = None
+    #: a Keras TimeDistributed(Dense/Activation/Dropout) built as its inner layer: {"inner_name": the inner
+    #: layer's own name}; the built layer keeps it (TIME_DISTRIBUTED_ATTR) so that saving writes the wrapper back
+    time_distributed: dict | None = None
 
 
 @dataclass
@@ -71,6 +74,38 @@ class ModelSpec:
     layers: list[LayerSpec] = field(default_factory=list)
     input_dtype: str | None = None
     build_input_shape: tuple | None = None  # the model entry's build_config (Keras 3), when given
+
+
+#: the attribute of a layer built from a Keras TimeDistributed(Dense/Activation/Dropout) as its inner layer
+#: (``{"inner_name": ...}``): Keras 3 files name it as the wrapper (``layers/time_distributed[_n]``, its
+#: variables under ``layer/vars``) and ``save`` writes the wrapper back in config.json
+TIME_DISTRIBUTED_ATTR = "_keras_time_distributed"
+
+
+def time_distributed_spec(inner_cls: str, inner_cfg: dict, name, layer_path: str, group, build_config) -> LayerSpec:
+    """The spec of a Keras TimeDistributed(inner) built as its inner layer (named as the wrapper, its
+    variables under ``<layer path>/layer/vars``)."""
+    inner_name = inner_cfg.get("name") if isinstance(inner_cfg.get("name"), str) else None
+    return LayerSpec(inner_cls, dict(inner_cfg, name=name or inner_cfg.get("name")), layer_path + "/layer/vars",
+                     group, build_config, time_distributed={"inner_name": inner_name})
+
+
+def keras_class_name(layer) -> str:
+    """The Keras class a fastgru layer stands for in a Keras 3 file (the key of its weights path): its own
+    class, or TimeDistributed for a layer built from a Keras TimeDistributed (TIME_DISTRIBUTED_ATTR)."""
+    if getattr(layer, TIME_DISTRIBUTED_ATTR, None) is not None:
+        return "TimeDistributed"
+    return type(layer).__name__
+
+
+def layer_vars_path(layer, layer_path: str) -> str:
+    """Where the variables of ``layer`` at ``layer_path`` (``layers/<key>``) sit in a Keras 3 weights file:
+    ``<path>/vars``, ``<path>/cell/vars`` (an RNN), ``<path>/layer/vars`` (a layer from a Keras
+    TimeDistributed), or the path itself for a wrapper (its inner layers' groups below it)."""
+    if getattr(layer, TIME_DISTRIBUTED_ATTR, None) is not None:
+        return f"{layer_path}/layer/vars"
+    class_name = type(layer).__name__
+    return layer_path if class_name in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(class_name)}"
 
 
 def keras_major(version: str | None) -> int:
@@ -181,8 +216,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
                     f"layer {name!r}: TimeDistributed({inner_cls}) is not supported "
                     f"(supported inner layers: {', '.join(sorted(set(_TIME_DISTRIBUTABLE) | set(per_step)))})"
                 )
-            inner_cfg = dict(inner_cfg, name=name or inner_cfg.get("name"))
-            spec.layers.append(LayerSpec(inner_cls, inner_cfg, layer_path + "/layer/vars", group, build_config))
+            spec.layers.append(time_distributed_spec(inner_cls, inner_cfg, name, layer_path, group, build_config))
             if len(spec.layers) > MAX_LAYERS:
                 _too_many_layers(path)
             continue
@@ -294,7 +328,10 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         return _build_bidirectional(spec, name, label, major, path)
     registered = registry.lookup(spec.class_name)
     if registered is not None:
-        return _build_registered(registered, spec, name, label, major, path)
+        layer = _build_registered(registered, spec, name, label, major, path)
+        if spec.time_distributed is not None:
+            setattr(layer, TIME_DISTRIBUTED_ATTR, dict(spec.time_distributed))
+        return layer
     known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
         else " (a custom or unknown layer class)"
     raise UnsupportedKerasFeature(

@@ -23,8 +23,11 @@ from .keras_config import (
     _collect,
     _unique,
     build_layer,
+    keras_class_name,
     keras_major,
+    layer_vars_path,
     snake_case,
+    time_distributed_spec,
     weights_subpath,
 )
 from .keras_graph import _entry, _entry_name
@@ -147,7 +150,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
                 if inner_cls not in ("Dense", "Activation", "Dropout") or not isinstance(inner_cfg, dict):
                     raise UnsupportedKerasFeature(f"layer {name!r}: TimeDistributed({inner_cls}) is not supported")
-                spec = LayerSpec(inner_cls, dict(inner_cfg, name=name), layer_path + "/layer/vars", top, build_config)
+                spec = time_distributed_spec(inner_cls, inner_cfg, name, layer_path, top, build_config)
             else:
                 vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
                 spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
@@ -407,7 +410,8 @@ def weight_groups(model, prefix: str = "") -> list:
         cls = type(layer).__name__
         if cls == "InputLayer" and not getattr(model, "_fg_model", False):
             continue
-        key = _unique(snake_case("Functional" if getattr(layer, "_fg_model", False) else cls), used)
+        # (a layer built from a Keras TimeDistributed counts as one: keras_class_name)
+        key = _unique(snake_case("Functional" if getattr(layer, "_fg_model", False) else keras_class_name(layer)), used)
         path = f"{prefix}layers/{key}"
         if getattr(layer, "_fg_model", False) or cls == "Sequential":
             out.append((None, path))
@@ -470,8 +474,6 @@ def v3_leaves(model) -> tuple[list, list]:
     for layer, own in weight_groups(model):
         if layer is None:
             continue
-        cls = type(layer).__name__
         layers.append(layer)
-        specs.append(LayerSpec(cls, {}, own if cls in _WRAPPER_LAYERS else f"{own}/{weights_subpath(cls)}",
-                               layer.name))
+        specs.append(LayerSpec(type(layer).__name__, {}, layer_vars_path(layer, own), layer.name))
     return layers, specs

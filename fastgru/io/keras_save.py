@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedKerasFeature
-from .keras_config import _WRAPPER_LAYERS, _unique, snake_case, weights_subpath
+from .keras_config import (
+    _WRAPPER_LAYERS,
+    TIME_DISTRIBUTED_ATTR,
+    _unique,
+    keras_class_name,
+    layer_vars_path,
+    snake_case,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -13,8 +20,13 @@ def _policy(dtype: str) -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
-def keras3_layer_config(layer) -> dict:
-    """The Keras 3 config entry (module, class_name, config, build_config) of a fastgru layer."""
+def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
+    """The Keras 3 config entry (module, class_name, config, build_config) of a fastgru layer. A layer built
+    from a Keras TimeDistributed (``keras_config.TIME_DISTRIBUTED_ATTR``) is written inside that wrapper
+    again (unless ``rewrap`` is False), as the Keras model had it and as its weights path names it."""
+    marker = getattr(layer, TIME_DISTRIBUTED_ATTR, None)
+    if rewrap and marker is not None:
+        return _time_distributed_entry(layer, marker)
     class_name = type(layer).__name__
     config = layer.get_config()
     config.pop("batch_input_shape", None)
@@ -44,24 +56,104 @@ def keras3_layer_config(layer) -> dict:
     return entry
 
 
+def _time_distributed_entry(layer, marker: dict) -> dict:
+    """Keras's TimeDistributed entry around ``layer`` (built from one): the wrapper takes the layer's name,
+    the inner layer its own name from the Keras model and a build_config of one step (Keras builds it so)."""
+    inner = keras3_layer_config(layer, rewrap=False)
+    inner_name = marker.get("inner_name") if isinstance(marker, dict) else None
+    inner["config"]["name"] = inner_name if isinstance(inner_name, str) else snake_case(type(layer).__name__)
+    entry = {"module": "keras.layers", "class_name": "TimeDistributed", "registered_name": None,
+             "config": {"name": layer.name, "trainable": layer.trainable, "dtype": inner["config"]["dtype"],
+                        "layer": inner}}
+    shape = layer.input_shape
+    if shape is not None and len(shape) >= 3:
+        inner["build_config"] = {"input_shape": [shape[0], *shape[2:]]}
+        entry["build_config"] = {"input_shape": list(shape)}
+    return entry
+
+
 def _serialized(obj, module: str):
-    """A Keras 3 serialised object: plain names stay names, objects become class + config."""
-    if isinstance(obj, str) or not hasattr(obj, "get_config"):
+    """A Keras 3 serialised object: plain names stay names, objects become module + class + config (Keras's
+    own objects through their configs, ``training/keras_objects.py``; a config dict gets Keras's keys)."""
+    from ..training.keras_objects import keras_config
+
+    if obj is None or isinstance(obj, str):
         return obj
-    return {"module": module, "class_name": type(obj).__name__, "config": obj.get_config(), "registered_name": None}
+    converted = keras_config(obj)  # a Keras object given to compile: its name or class + config
+    if isinstance(converted, str):
+        return converted
+    if converted is None and isinstance(obj, dict):  # already serialized (a file's compile_config compiled again)
+        if "class_name" not in obj or "config" not in obj:
+            return obj
+        converted = obj
+    if converted is None:
+        if not hasattr(obj, "get_config"):
+            return obj
+        config = obj.get_config()
+        if module == "keras.losses" and getattr(obj, "delta", 1.0) != 1.0 and "delta" not in config:
+            config = dict(config, delta=obj.delta)  # (Keras's Huber.get_config omits delta; from_config takes it)
+        converted = {"class_name": type(obj).__name__, "config": config}
+    return {"module": converted.get("module", module), "class_name": converted["class_name"],
+            "config": converted["config"], "registered_name": converted.get("registered_name")}
+
+
+def _weights(value):
+    """loss_weights as JSON: a number, a list or a dict keyed by output name (None kept)."""
+    if isinstance(value, dict):
+        return {str(k): None if v is None else float(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [None if v is None else float(v) for v in value]
+    return None if value is None else float(value)
+
+
+def _metrics_tree(value, names):
+    """Metrics as given to compile (one, a list, a list per output, a dict keyed by output name), serialized."""
+    from ..training.keras_objects import is_serialized
+
+    if isinstance(value, (list, tuple)):
+        return [_metrics_tree(v, names) for v in value]
+    if isinstance(value, dict) and not is_serialized(value, names):
+        return {str(k): _metrics_tree(v, names) for k, v in value.items()}
+    return _serialized(value, "keras.metrics")
+
+
+def _functional_losses(compiled):
+    """A Functional model's losses in the form given to compile (one, a list in output order, a dict keyed by
+    output name), each object written as the loss fastgru resolved it to."""
+    from ..training.keras_objects import is_serialized
+
+    loss, names = compiled.spec[0], compiled.names
+
+    def leaf(value, k):
+        return value if value is None or isinstance(value, str) else _serialized(compiled.losses[k], "keras.losses")
+
+    if isinstance(loss, dict) and not is_serialized(loss, names):
+        return {str(key): leaf(value, names.index(key)) for key, value in loss.items()}
+    if isinstance(loss, (list, tuple)) and len(loss) == len(names) and (len(names) > 1 or len(loss) == 1):
+        return [leaf(value, k) for k, value in enumerate(loss)]
+    return leaf(loss, 0)
 
 
 def keras3_compile_config(model) -> dict | None:
     """The ``compile_config`` entry Keras 3 writes for a compiled model (None when not compiled), so
-    that ``load_model`` (Keras's or fastgru's) returns the model compiled the same way."""
+    that ``load_model`` (Keras's or fastgru's) returns the model compiled the same way. A Functional
+    model's losses, loss_weights and metrics keep the form given to compile (one, a list in output order,
+    a dict keyed by output name), as Keras writes them."""
     compiled = getattr(model, "_compiled", None)
     if compiled is None:
         return None
+    if hasattr(compiled, "losses"):  # a Functional model (training/multi_output.MultiCompiled)
+        _, loss_weights, metrics = compiled.spec
+        loss, loss_weights = _functional_losses(compiled), _weights(loss_weights)
+        metrics = _metrics_tree(metrics, compiled.names) if metrics is not None else None
+    else:
+        loss, loss_weights = _serialized(compiled.loss, "keras.losses"), None
+        metrics = [_serialized(m, "keras.metrics") for m in compiled.metric_specs]
     return {
         "optimizer": _serialized(compiled.optimizer, "keras.optimizers"),
-        "loss": _serialized(compiled.loss, "keras.losses"),
-        "loss_weights": None,
-        "metrics": [_serialized(m, "keras.metrics") for m in compiled.metric_specs],
+        "loss": loss,
+        "loss_weights": loss_weights,
+        "metrics": metrics,
         "weighted_metrics": None,
         "run_eagerly": False,
         "steps_per_execution": 1,
@@ -89,18 +181,13 @@ def keras3_model_config(model) -> dict:
 
 
 def keras3_weight_paths(model) -> list[str]:
-    """Where each layer's variables go in a Keras 3 weights file (same rule Keras uses); a
-    Bidirectional layer's path is its group, which holds ``forward_layer`` and ``backward_layer``."""
+    """Where each layer's variables go in a Keras 3 weights file of a flat Sequential of ``model``'s layers
+    (the config ``save`` writes; same rule Keras uses): a wrapper's path is its group, which holds
+    ``forward_layer`` and ``backward_layer`` (a Bidirectional) or ``layer``; a layer built from a Keras
+    TimeDistributed is named as that wrapper, its variables under ``layer/vars``."""
     used: dict[str, int] = {}
-    paths = []
-    for layer in model.layers:
-        class_name = type(layer).__name__
-        key = _unique(snake_case(class_name), used)
-        if class_name in _WRAPPER_LAYERS:
-            paths.append(f"layers/{key}")
-        else:
-            paths.append(f"layers/{key}/{weights_subpath(class_name)}")
-    return paths
+    return [layer_vars_path(layer, f"layers/{_unique(snake_case(keras_class_name(layer)), used)}")
+            for layer in model.layers]
 
 
 def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .atomic import atomic_file
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
-from .keras_config import LayerSpec
+from .keras_config import TIME_DISTRIBUTED_ATTR, LayerSpec, snake_case
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
 #: the most bytes config.json may take (a 1,000-layer Keras model's config takes 1-2 MB) and metadata.json
@@ -231,27 +231,63 @@ def load_v3_weights(model, specs, h5_source, path) -> None:
         assign_v3_weights(model.layers, specs, f, path)
 
 
-def write_weights_h5(model, target) -> None:
+def write_weights_h5(model, target, paths: list[str] | None = None) -> None:
     """Write Keras 3's weights layout (layers/<snake_class>[_n]/vars/i, RNNs under cell/vars, a
-    Bidirectional's two layers under forward_layer/ and backward_layer/)."""
+    Bidirectional's two layers under forward_layer/ and backward_layer/, a TimeDistributed's under layer/).
+    ``paths``: where each layer's variables go (by default those of a flat Sequential of the model's layers,
+    :func:`keras3_weight_paths`, which the config ``save`` writes names; ``save_weights`` passes
+    :func:`keras_source_paths`)."""
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
-        for layer, layer_path in zip(model.layers, keras3_weight_paths(model)):
-            own = layer_path[: -len("/cell/vars")] if layer_path.endswith("/cell/vars") else layer_path
-            own = own[: -len("/vars")] if own.endswith("/vars") else own
-            f.require_group(own + "/vars").attrs["name"] = layer.name
-            inner = getattr(layer, "layers", None) if type(layer).__name__ == "Bidirectional" else None
-            if inner is not None:
-                for side, sub in zip(("forward_layer", "backward_layer"), inner):
-                    f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
-            weights = iter(layer.weights)
-            for group_path, n in v3_var_groups(layer, layer_path):
-                group = f.require_group(group_path)
-                if group_path.endswith("/cell/vars"):
-                    cls = type(layer.forward_layer if inner is not None else layer).__name__
-                    group.attrs["name"] = f"{cls.lower()}_cell"
-                for i in range(n):
-                    group.create_dataset(str(i), data=next(weights))
+        for layer, layer_path in zip(model.layers, keras3_weight_paths(model) if paths is None else paths):
+            write_layer_vars(f, layer, _own_path(layer, layer_path), layer_path)
+
+
+def keras_source_paths(model) -> list[str]:
+    """Where ``save_weights`` puts each layer's variables: where the Keras model the layers came from (a
+    Keras file, ``from_keras``) kept them (nested models, TimeDistributed), so that this Keras model's
+    ``load_weights`` reads the file, while the model still holds those very layers; else
+    :func:`keras3_weight_paths`."""
+    stored = getattr(model, "_keras_v3_paths", None)
+    source_layers = getattr(model, "_keras_v3_layers", None)
+    layers = model.layers
+    if (stored is None or source_layers is None or len(stored) != len(layers) or len(source_layers) != len(layers)
+            or any(a is not b for a, b in zip(source_layers, layers))):
+        return keras3_weight_paths(model)
+    return list(stored)
+
+
+def _own_path(layer, vars_path: str) -> str:
+    """A layer's own group (``layers/<key>``, which holds its ``vars``) from where its variables are."""
+    suffixes = ("/layer/vars",) if getattr(layer, TIME_DISTRIBUTED_ATTR, None) is not None else ()
+    for suffix in suffixes + ("/cell/vars", "/vars"):
+        if vars_path.endswith(suffix):
+            return vars_path[: -len(suffix)]
+    return vars_path  # a wrapper: its inner layers' groups are below its own
+
+
+def write_layer_vars(f: h5py.Group, layer, own: str, vars_path: str) -> None:
+    """One layer's groups as Keras 3 writes them: ``<own>/vars`` named after the layer, the groups of a
+    wrapper's inner layers named after them, and its variables in the groups of :func:`v3_var_groups`."""
+    f.require_group(own + "/vars").attrs["name"] = layer.name
+    class_name = type(layer).__name__
+    if class_name == "Bidirectional":
+        for side, sub in zip(("forward_layer", "backward_layer"), layer.layers):
+            f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
+    marker = getattr(layer, TIME_DISTRIBUTED_ATTR, None)
+    if marker is not None or class_name == "TimeDistributed":
+        inner_name = marker.get("inner_name") if isinstance(marker, dict) else None
+        if class_name == "TimeDistributed":
+            inner_name = layer.layer.name
+        f.require_group(f"{own}/layer/vars").attrs["name"] = inner_name or snake_case(class_name)
+    weights = iter(layer.weights)
+    for group_path, n in v3_var_groups(layer, vars_path):
+        group = f.require_group(group_path)
+        if group_path.endswith("/cell/vars"):
+            cell_of = layer.forward_layer if class_name == "Bidirectional" else layer
+            group.attrs["name"] = f"{type(cell_of).__name__.lower()}_cell"
+        for i in range(n):
+            group.create_dataset(str(i), data=next(weights))
 
 
 def save_keras_zip(model, path) -> None:

@@ -50,4 +50,5 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
         raise ModelFileError(path, f"the layer configs do not fit together ({type(exc).__name__}: {exc})") from exc
     model.keras_version = version
     model._keras_v3_paths = [s.v3_path for s in spec.layers]  # where the file's Keras model kept each layer
+    model._keras_v3_layers = list(model.layers)  # (the layers those paths are for: save_weights checks them)
     return model

@@ -34,3 +34,11 @@ def keras_config(obj) -> dict | str | None:
     for key, value in (getattr(obj, "_fn_kwargs", None) or {}).items():
         config.setdefault(key, value)
     return {"class_name": type(obj).__name__, "config": config}
+
+
+def is_serialized(value, output_names=()) -> bool:
+    """Whether ``value`` is one serialized object (Keras's ``{"module", "class_name", "config",
+    "registered_name"}``, a ``.keras`` file's form of a loss or metric object) rather than a dict keyed by
+    output name: it has ``class_name`` and ``config``, and not every key is one of ``output_names``."""
+    return (isinstance(value, dict) and "class_name" in value and "config" in value
+            and not set(value) <= set(output_names))

@@ -10,6 +10,8 @@ as a :class:`MultiArray` (one object that slices all arrays of a batch at once).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .. import activations
@@ -17,6 +19,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import regularization
+from .keras_objects import is_serialized
 
 
 class MultiArray:
@@ -44,9 +47,10 @@ class MultiArray:
 
 
 def _per_output(model, value, what: str, allow_missing: bool):
-    """``value`` (one spec, a list in output order, or a dict keyed by output name) as one entry per output."""
+    """``value`` (one spec, a list in output order, or a dict keyed by output name) as one entry per output;
+    a serialized object (``{"class_name": ..., "config": ...}``, as a ``.keras`` file stores one) is one spec."""
     names = model.output_names
-    if isinstance(value, dict):
+    if isinstance(value, dict) and not is_serialized(value, names):
         extra = [k for k in value if k not in names]
         if extra:
             raise ValueError(f"compile: {what} has keys {extra} that are not outputs of model {model.name!r}; "
@@ -83,9 +87,9 @@ class MultiCompiled:
         else:
             weights = _per_output(model, loss_weights, "loss_weights", allow_missing=True)
             self.loss_weights = [1.0 if w is None else float(w) for w in weights]
-        if metrics is None:
+        if metrics is None or (isinstance(metrics, (list, tuple)) and not metrics):  # none, as Keras takes []
             metric_specs = [[] for _ in names]
-        elif isinstance(metrics, dict):
+        elif isinstance(metrics, dict) and not is_serialized(metrics, names):
             metric_specs = _per_output(model, metrics, "metrics", allow_missing=True)
         elif self.multi:
             if not all(isinstance(m, (list, tuple)) or m is None for m in metrics) or len(metrics) != len(names):
@@ -100,11 +104,17 @@ class MultiCompiled:
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (self.multi and l is not None) else None
                                 for n, l in zip(names, self.losses)]
+        # the order of the per-output losses in evaluate's list: Keras's is the loss dict's key order for a
+        # dict of outputs, else the outputs' order
+        self._tracker_order = list(range(len(names)))
+        if isinstance(model._output_struct, list) and isinstance(loss, dict) and not is_serialized(loss, names):
+            keys = list(loss)
+            self._tracker_order.sort(key=lambda i: keys.index(names[i]) if names[i] in keys else len(keys))
         self._metrics: list | None = None
 
     @property
     def metrics(self) -> list:
-        trackers = [t for t in self.output_trackers if t is not None]
+        trackers = [self.output_trackers[i] for i in self._tracker_order if self.output_trackers[i] is not None]
         return trackers + [m for ms in (self._metrics or []) for m in ms]
 
     def ensure_metrics(self, ys, preds) -> list:
@@ -115,6 +125,8 @@ class MultiCompiled:
                 for spec in specs:
                     m = metrics_module.get(spec, y, p)
                     if self.multi:
+                        if m is spec:  # the caller's object: its name stays as given (saved, compiled again)
+                            m = copy.deepcopy(m)
                         m.name = f"{name}_{m.name}"
                     objs.append(m)
                 made.append(objs)
