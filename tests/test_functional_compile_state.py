@@ -211,3 +211,35 @@ def test_evaluate_lists_the_output_losses_in_keras_order(keras, dict_outputs, or
     model.compile(optimizer="sgd", loss={k: losses[k] for k in order})
     ours.compile(optimizer="sgd", loss={k: losses[k] for k in order})
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def test_tf_keras_multi_output_h5_restores_compiled_as_tf_keras(tmp_path):
+    """tf_keras writes an output's metrics as MeanMetricWrapper named ``<output>_<metric>`` in a list per output:
+    read back with fastgru's own per-output names; loss_weights kept; evaluate equals tf_keras's."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 6, 3)).astype(np.float32)
+    ya, yb = rng.standard_normal((16, 2)).astype(np.float32), rng.integers(0, 2, (16, 1)).astype(np.float32)
+    inp = L.Input((6, 3))
+    h = L.GRU(4)(inp)
+    model = tk.Model(inp, [L.Dense(2, name="a")(h), L.Dense(1, activation="sigmoid", name="b")(h)])
+    model.compile(optimizer="adam", loss={"a": "mse", "b": "binary_crossentropy"}, loss_weights={"a": 0.5, "b": 2.0},
+                  metrics={"a": ["mae"], "b": ["accuracy"]})
+    model.save(tmp_path / "m.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "loaded uncompiled" warning
+        ours = fg.load_model(tmp_path / "m.h5")
+    want = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    got = ours.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
+
+
+def test_multi_output_compile_refuses_an_unknown_metric_at_once():
+    inp = fg.Input((6, 3))
+    h = fg.layers.GRU(4)(inp)
+    model = fg.Model(inp, {"a": fg.layers.Dense(2)(h), "b": fg.layers.Dense(1)(h)})
+    with pytest.raises(ValueError, match="metric"):
+        model.compile(optimizer="sgd", loss="mse", metrics={"a": ["auc"]})

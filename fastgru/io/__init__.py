@@ -73,7 +73,7 @@ def restore_compile(model, training_config: dict | None, path) -> None:
         return
     # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
     # .h5 files as in SavedModel directories
-    training_config = saved_model.keras2_training_config(training_config)
+    training_config = saved_model.keras2_training_config(training_config, getattr(model, "output_names", None))
     optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
     loss = training_config.get("loss")
     loss_weights = training_config.get("loss_weights")

@@ -100,6 +100,8 @@ class MultiCompiled:
             metric_specs = [metrics]
         self.metric_specs = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
                              for m in metric_specs]
+        for spec in (s for specs in self.metric_specs for s in specs):  # unknown metrics: refused by compile
+            metrics_module.get(spec)
         self.names = names
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (self.multi and l is not None) else None
