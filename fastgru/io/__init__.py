@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from . import functional_save, keras_config, keras_functional, keras_v3, legacy_h5, saved_model
+from . import functional_save, keras2_training, keras_config, keras_functional, keras_v3, legacy_h5, saved_model
 from .atomic import atomic_write_bytes
 from .from_keras import from_keras
 from .h5utils import (
@@ -73,7 +73,7 @@ def restore_compile(model, training_config: dict | None, path) -> None:
         return
     # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
     # .h5 files as in SavedModel directories
-    training_config = saved_model.keras2_training_config(training_config, getattr(model, "output_names", None))
+    training_config = keras2_training.training_config(training_config, getattr(model, "output_names", None))
     optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
     loss = training_config.get("loss")
     loss_weights = training_config.get("loss_weights")

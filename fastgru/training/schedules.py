@@ -32,42 +32,35 @@ def _check_decay_steps(decay_steps) -> None:
         raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (the exponent floored with staircase)."""
+class _RatioDecay(LearningRateSchedule):
+    """A rate of ``p = step / decay_steps`` (floored with staircase): ExponentialDecay, InverseTimeDecay."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
         _check_decay_steps(decay_steps)
         self.initial_learning_rate, self.decay_steps, self.decay_rate = initial_learning_rate, decay_steps, decay_rate
-        self.staircase, self.name = staircase, name
+        self.staircase, self.name = staircase, name or type(self).__name__
 
-    def __call__(self, step):
+    def _ratio(self, step):
         p = _F32(step) / _F32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return _F32(self.initial_learning_rate) * np.power(_F32(self.decay_rate), p)
+        return np.floor(p) if self.staircase else p
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
-    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (the ratio floored with staircase)."""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        _check_decay_steps(decay_steps)
-        self.initial_learning_rate, self.decay_steps, self.decay_rate = initial_learning_rate, decay_steps, decay_rate
-        self.staircase, self.name = staircase, name
+class ExponentialDecay(_RatioDecay):
+    """``initial_learning_rate * decay_rate ** p``."""
 
     def __call__(self, step):
-        p = _F32(step) / _F32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return _F32(self.initial_learning_rate) / (_F32(1) + _F32(self.decay_rate) * p)
+        return _F32(self.initial_learning_rate) * np.power(_F32(self.decay_rate), self._ratio(step))
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+class InverseTimeDecay(_RatioDecay):
+    """``initial_learning_rate / (1 + decay_rate * p)``."""
+
+    def __call__(self, step):
+        return _F32(self.initial_learning_rate) / (_F32(1) + _F32(self.decay_rate) * self._ratio(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):

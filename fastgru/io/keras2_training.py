@@ -1,0 +1,37 @@
+"""tf_keras's (Keras 2's) training config, as .h5 files and SavedModel directories store it, in the form
+fastgru's ``compile`` takes (``io.restore_compile``)."""
+
+from __future__ import annotations
+
+
+def training_config(config: dict, output_names=None) -> dict:
+    """Keras 2's training config in the form fastgru's compile takes: tf_keras 2.11+ registers its
+    optimizers as ``Custom>Adam`` (the package "Custom"), named ``Adam`` here; a metric given by name
+    (``"accuracy"``, ``"mae"``) is stored as ``MeanMetricWrapper(name=..., fn=...)``, given by its name
+    again (as Keras reports it), without the ``<output>_`` prefix tf_keras gives an output's metric (a list
+    of lists, one per output in ``output_names``' order, or a dict keyed by output name)."""
+    optimizer = config.get("optimizer_config")
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str) \
+            and optimizer["class_name"].startswith("Custom>"):
+        config = dict(config, optimizer_config=dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):]))
+
+    def metric(m, output=None):
+        if isinstance(m, list):
+            return [metric(v, output) for v in m]
+        if isinstance(m, dict) and m.get("class_name") == "MeanMetricWrapper" and isinstance(m.get("config"), dict):
+            name, fn = m["config"].get("name"), m["config"].get("fn")
+            if isinstance(name, str) and output is not None and name.startswith(f"{output}_"):
+                name = name[len(output) + 1:]  # (tf_keras names an output's metric "<output>_mae"; fastgru adds it)
+            return name if isinstance(name, str) else fn if isinstance(fn, str) else m
+        return m
+
+    metrics = config.get("metrics")
+    names = list(output_names or [])
+    if (isinstance(metrics, list) and len(names) > 1 and len(metrics) == len(names)
+            and all(isinstance(m, list) for m in metrics)):
+        config = dict(config, metrics=[metric(m, k) for m, k in zip(metrics, names)])
+    elif isinstance(metrics, list):
+        config = dict(config, metrics=metric(metrics))
+    elif isinstance(metrics, dict) and not ("class_name" in metrics and "config" in metrics):  # one entry per output
+        config = dict(config, metrics={k: metric(v, k) for k, v in metrics.items()})
+    return config
