@@ -195,6 +195,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
                 raise ValueError(f"{label}: initial_state {i} must have shape (batch, {units}), received "
                                  f"{_fmt(s.shape)}")
     if masks:
+        if len(masks) < len(args) and getattr(layer, "_masks_may_omit_key", False):
+            masks = masks + [None] * (len(args) - len(masks))  # Attention([q, v, k], mask=[q_mask, v_mask])
         if len(masks) != len(args):
             raise ValueError(f"{label}: {len(args)} input(s) but {len(masks)} mask(s)")
         for i, (m, a) in enumerate(zip(masks, args)):

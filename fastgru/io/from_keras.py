@@ -16,6 +16,7 @@ def from_keras(keras_model):
         config = json.loads(keras_model.to_json())
     except (AttributeError, TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"cannot serialise the Keras model's config: {exc}") from None
+    _restore_causal(keras_model, config)
     try:
         spec = keras_config.parse_model(config, "<live keras model>", version)
     except UnsupportedKerasFeature:
@@ -66,6 +67,37 @@ def _from_keras_graph(keras_model, config, version):
                                       f"({exc})") from None
     model.file_format = f"live Keras model (Keras {version})"
     return model
+
+
+def _restore_causal(keras_model, config) -> None:
+    """tf_keras's Attention and AdditiveAttention take ``causal=True`` in their constructor but leave it out of
+    their config: put it back from the live layers (by name), so that the converted model is causal too."""
+    causal = set()
+    stack = [keras_model]
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", None) or [])
+        inner = getattr(layer, "layer", None)
+        if inner is not None:
+            stack.append(inner)
+        if type(layer).__name__ in ("Attention", "AdditiveAttention") and getattr(layer, "causal", False) is True:
+            causal.add(layer.name)
+    if not causal:
+        return
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            cfg = obj.get("config")
+            if (obj.get("class_name") in ("Attention", "AdditiveAttention") and isinstance(cfg, dict)
+                    and cfg.get("name") in causal and "causal" not in cfg):
+                cfg["causal"] = True
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(config)
 
 
 def _is_model(layer) -> bool:

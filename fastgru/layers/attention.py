@@ -31,6 +31,8 @@ class _Attention(Layer):
     _takes_list = True  # called on a list of tensors (fastgru.functional)
     #: call options a Functional node keeps (fastgru.graph.symbolic_call) and passes to each call
     _call_options = ("return_attention_scores", "use_causal_mask")
+    #: called on [query, value, key], it takes mask=[query_mask, value_mask] (the key shares the value's), as Keras
+    _masks_may_omit_key = True
     #: how tests/test_layer_contract.py builds one (query and value of one shape)
     contract_example = {"inputs": [(5, 4), (6, 4)]}
 

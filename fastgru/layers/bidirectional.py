@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._threads import side_by_side
+from ..errors import UnsupportedKerasFeature
 from . import registry
 from .base import Layer, weights_lock
 from .recurrent import RecurrentLayer
@@ -67,7 +68,11 @@ class Bidirectional(Layer):
         if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
             raise ValueError("Forward layer and backward layer should have different go_backwards values, received "
                              f"{self.forward_layer.go_backwards} for both")
-        for attr in ("stateful", "return_sequences", "return_state", "units"):
+        if self.forward_layer.units != self.backward_layer.units:  # (Keras allows it with concat or None)
+            raise UnsupportedKerasFeature(
+                f"Bidirectional {self.name!r}: a backward_layer of {self.backward_layer.units} units beside a forward "
+                f"layer of {self.forward_layer.units} is not supported by fastgru (give both the same units)")
+        for attr in ("stateful", "return_sequences", "return_state"):
             if getattr(self.forward_layer, attr) != getattr(self.backward_layer, attr):
                 raise ValueError(f"Forward layer and backward layer must have the same {attr}, received "
                                  f"{getattr(self.forward_layer, attr)} and {getattr(self.backward_layer, attr)}")
@@ -105,9 +110,11 @@ class Bidirectional(Layer):
         return outputs if self.merge_mode is None else shape
 
     def compute_mask(self, x, mask):
+        """Keras's: the input's mask on the (merged) sequence output, on both outputs with merge_mode=None
+        (a list); none on the last states or on the states themselves."""
         if not self.return_sequences:
             return None
-        return mask
+        return [mask, mask] if self.merge_mode is None else mask
 
     # ---- weights ----------------------------------------------------------------------------
     @property
