@@ -73,3 +73,20 @@ def test_bidirectional_with_a_backward_layer_of_other_units_is_refused_as_unsupp
     with pytest.raises(fg.UnsupportedKerasFeature, match="2 units beside a forward layer of 3"):
         fg.layers.Bidirectional(fg.layers.LSTM(3, return_sequences=True),
                                 backward_layer=fg.layers.LSTM(2, return_sequences=True, go_backwards=True))
+
+
+def test_tf_keras_time_distributed_batch_normalization_trains_over_all_rows(tmp_path):
+    """tf_keras's TimeDistributed runs its BatchNormalization once on all B*T rows (Keras 3's, step by step):
+    a tf_keras file keeps tf_keras's statistics in training."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    model = tk.Sequential([L.InputLayer(input_shape=(4, 3)), L.TimeDistributed(L.BatchNormalization())])
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((5, 4, 3)).astype(np.float32), rng.standard_normal((5, 4, 3)).astype(np.float32)
+    model.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5", compile=False)
+    model.compile(optimizer=tk.optimizers.SGD(0.1), loss="mse")
+    ours.compile(optimizer=fg.optimizers.SGD(0.1), loss="mse")
+    np.testing.assert_allclose(np.ravel(ours.train_on_batch(x, y))[0], model.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), model.get_weights()):  # gamma, beta, moving mean and variance
+        np.testing.assert_allclose(a, b, atol=1e-5)

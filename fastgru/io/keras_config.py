@@ -282,9 +282,12 @@ def _build_time_distributed(spec: LayerSpec, name: str, label: str, major: int, 
         warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
                       stacklevel=3)
     try:
-        return registry.lookup("TimeDistributed")(inner, **kwargs)
+        layer = registry.lookup("TimeDistributed")(inner, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {label}: {exc}") from None
+    if major < 3:
+        layer.use_keras2_semantics()  # tf_keras runs the inner layer once on all B*T rows
+    return layer
 
 
 def _unique(name: str, used: dict) -> str:

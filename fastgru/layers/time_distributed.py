@@ -8,7 +8,8 @@ UnitNormalization, Normalization, the noise layers, ActivityRegularization, and 
 inference (moving statistics). A BatchNormalization that trains computes its statistics per step,
 over the batch only, and moves its moving statistics once per step, as Keras's loop does: there, and
 only there, fastgru calls it step by step. Masks: the wrapper passes the mask on (as Keras); a
-BatchNormalization inside gets each step's (B,) mask for its statistics, as in Keras.
+BatchNormalization inside gets each step's (B,) mask for its statistics, as in Keras. A TimeDistributed read
+from a tf_keras (Keras 2) file keeps tf_keras's way: one call on all B*T rows, the mask unused there.
 
 Weights are the inner layer's, in its order; in a ``.keras`` file they sit under
 ``<path>/layer/vars``. An activity regularizer of the inner layer (an ``ActivityRegularization``
@@ -104,9 +105,17 @@ class TimeDistributed(Layer):
                              f"{x.shape}")
         return x
 
+    #: tf_keras's TimeDistributed (a layer read from a Keras 2 file) runs the inner layer once on the (B*T, ...)
+    #: rows: a training BatchNormalization takes its statistics over all of them and sees no mask
+    keras2_semantics = False
+
+    def use_keras2_semantics(self) -> None:
+        self.keras2_semantics = True
+
     def _per_step(self, training: bool) -> bool:
-        """True for a BatchNormalization that trains: batch statistics per step, as Keras's loop."""
-        return training and type(self.layer).__name__ == "BatchNormalization" and self.layer.trainable
+        """True for a BatchNormalization that trains: batch statistics per step, as Keras 3's loop."""
+        return (training and not self.keras2_semantics and type(self.layer).__name__ == "BatchNormalization"
+                and self.layer.trainable)
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check(x)
