@@ -90,3 +90,25 @@ def test_tf_keras_time_distributed_batch_normalization_trains_over_all_rows(tmp_
     np.testing.assert_allclose(np.ravel(ours.train_on_batch(x, y))[0], model.train_on_batch(x, y), rtol=1e-5)
     for a, b in zip(ours.get_weights(), model.get_weights()):  # gamma, beta, moving mean and variance
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_tf_keras_multi_head_attention_trains_a_fully_masked_row_as_tf_keras(tmp_path):
+    """tf_keras adds -1e9 to masked scores: a query that sees nothing attends evenly, and the gradient of its
+    scores passes back to the query and key projections (Keras 3 files: Keras 3's masking)."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    q, v, am = L.Input((4, 3)), L.Input((5, 3)), L.Input((4, 5), dtype="bool")
+    model = _randomize(tk.Model([q, v, am], L.MultiHeadAttention(2, 2)(q, v, attention_mask=am)), 6)
+    rng = np.random.default_rng(7)
+    mask = np.ones((3, 4, 5), bool)
+    mask[0, 1, :] = False
+    x = [rng.standard_normal((3, 4, 3)).astype(np.float32), rng.standard_normal((3, 5, 3)).astype(np.float32), mask]
+    y = rng.standard_normal((3, 4, 3)).astype(np.float32)
+    model.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5", compile=False)
+    np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), atol=2e-6)
+    model.compile(optimizer=tk.optimizers.SGD(0.1), loss="mse")
+    ours.compile(optimizer=fg.optimizers.SGD(0.1), loss="mse")
+    np.testing.assert_allclose(np.ravel(ours.train_on_batch(x, y))[0], model.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -354,7 +354,9 @@ class MultiHeadAttention(Layer):
         if zeroed:
             d_probs = np.where(keep, d_probs, dtype.type(0))
         d_scores = probs * (d_probs - (d_probs * probs).sum(axis=-1, keepdims=True))
-        if keep is not None:
+        if keep is not None and not self.keras2_semantics:
+            # (tf_keras adds -1e9 to masked scores rather than replacing them: their gradient passes, which
+            # matters only in a fully masked row, whose probabilities are then uniform, not ~0)
             d_scores = np.where(keep, d_scores, dtype.type(0))
         d_qp = (d_scores @ kp) * scale
         d_kp = np.swapaxes(d_scores, -1, -2) @ qs
