@@ -243,3 +243,44 @@ def test_multi_output_compile_refuses_an_unknown_metric_at_once():
     model = fg.Model(inp, {"a": fg.layers.Dense(2)(h), "b": fg.layers.Dense(1)(h)})
     with pytest.raises(ValueError, match="metric"):
         model.compile(optimizer="sgd", loss="mse", metrics={"a": ["auc"]})
+
+
+def test_dict_outputs_list_their_losses_in_the_given_order_for_one_or_a_list_of_losses(keras):
+    """For a dict of outputs compiled with one loss or a list, Keras lists the per-output losses in the order
+    the outputs dict was given (not the sorted order in which it flattens the outputs)."""
+    L = keras.layers
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((10, 6, 3)).astype(np.float32)
+    y = {"zeta": rng.standard_normal((10, 1)).astype(np.float32), "alpha": rng.standard_normal((10, 2)).astype(
+        np.float32)}
+    inp = keras.Input((6, 3))
+    h = L.GRU(4)(inp)
+    model = keras.Model(inp, {"zeta": L.Dense(1, name="zeta")(h), "alpha": L.Dense(2, name="alpha")(h)})
+    ours = fg.from_keras(model)
+    for loss in ("mse", ["mse", "mae"]):
+        model.compile(optimizer="sgd", loss=loss)
+        ours.compile(optimizer="sgd", loss=loss)
+        np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+def test_tf_keras_metrics_for_some_outputs_only(tmp_path):
+    """tf_keras writes [[null], [...]] for metrics given to one output of two: read as no metric there."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((12, 6, 3)).astype(np.float32)
+    ya, yb = rng.standard_normal((12, 2)).astype(np.float32), rng.integers(0, 2, (12, 1)).astype(np.float32)
+    inp = L.Input((6, 3))
+    h = L.GRU(4)(inp)
+    model = tk.Model(inp, [L.Dense(2, name="a")(h), L.Dense(1, activation="sigmoid", name="b")(h)])
+    model.compile(optimizer="sgd", loss={"a": "mse", "b": "binary_crossentropy"}, metrics={"b": ["accuracy"]})
+    model.fit(x, [ya, yb], epochs=1, verbose=0)
+    model.save(tmp_path / "m.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = fg.load_model(tmp_path / "m.h5")
+    want = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    got = ours.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5)

@@ -98,19 +98,21 @@ class MultiCompiled:
             metric_specs = list(metrics)
         else:
             metric_specs = [metrics]
-        self.metric_specs = [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m])
-                             for m in metric_specs]
+        # (None entries: no metric, as tf_keras writes [[null], [...]] for an output compiled without one)
+        self.metric_specs = [[] if m is None else [s for s in (m if isinstance(m, (list, tuple)) else [m])
+                                                   if s is not None] for m in metric_specs]
         for spec in (s for specs in self.metric_specs for s in specs):  # unknown metrics: refused by compile
             metrics_module.get(spec)
         self.names = names
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (self.multi and l is not None) else None
                                 for n, l in zip(names, self.losses)]
-        # the order of the per-output losses in evaluate's list: Keras's is the loss dict's key order for a
-        # dict of outputs, else the outputs' order
+        # the order of the per-output losses in evaluate's list: Keras's, for a dict of outputs, is the loss
+        # dict's key order (a dict of losses) or the outputs dict's given order; else the outputs' order
         self._tracker_order = list(range(len(names)))
-        if isinstance(model._output_struct, list) and isinstance(loss, dict) and not is_serialized(loss, names):
-            keys = list(loss)
+        if isinstance(model._output_struct, list):  # a dict of outputs: the loss dict's order, else the given one
+            keys = list(loss) if isinstance(loss, dict) and not is_serialized(loss, names) else \
+                list(getattr(model, "_output_key_order", None) or names)
             self._tracker_order.sort(key=lambda i: keys.index(names[i]) if names[i] in keys else len(keys))
         self._metrics: list | None = None
 
