@@ -83,3 +83,24 @@ def test_tf_keras_applies_the_mask_and_pickling_keeps_it(tmp_path):
     # a Keras 3 file would run the layer unmasked: refused rather than written
     with pytest.raises(fg.UnsupportedKerasFeature, match="initial_state on a masked input"):
         ours.save(tmp_path / "m3.keras")
+
+
+def test_tf_keras_seq2seq_with_an_unmasked_decoder_saves_as_keras3(tmp_path, keras):
+    """Only a call whose input can carry a mask keeps tf_keras's masked call: a decoder over an unmasked
+    input (the encoder's Embedding masks only the encoder) computes alike in Keras 3, so it saves."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    enc_in, dec_in = tk.Input((7,), dtype="int32"), tk.Input((5, 3))
+    _, h, c = L.LSTM(6, return_state=True)(L.Embedding(30, 4, mask_zero=True)(enc_in))
+    model = _randomize(tk.Model([enc_in, dec_in], L.Dense(2)(L.LSTM(6, return_sequences=True)(
+        dec_in, initial_state=[h, c]))))
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(1, 30, (3, 7)).astype(np.int32)
+    tokens[0, 4:] = 0
+    x = [tokens, rng.standard_normal((3, 5, 3)).astype(np.float32)]
+    model.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5")
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x), want, atol=2e-5)
+    ours.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), want, atol=2e-5)

@@ -62,6 +62,31 @@ def is_functional(model_config) -> bool:
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
+def _may_carry_mask(tensor, memo: dict | None = None) -> bool:
+    """Whether a symbolic tensor of the graph can carry a propagated mask: made by Masking or
+    Embedding(mask_zero), or passed on from one by layers that propagate masks (a recurrent layer's
+    sequence output, not its states). Conservative (True) for nested models given a masked input."""
+    memo = {} if memo is None else memo
+    key = id(tensor)
+    if key not in memo:
+        memo[key] = False  # (a cycle cannot make a mask)
+        node, layer = tensor.node, tensor.node.layer
+        cls = type(layer).__name__
+        if node.is_input:
+            found = False
+        elif cls == "Masking" or (cls == "Embedding" and getattr(layer, "mask_zero", False)) or node.masks:
+            found = True
+        elif cls in ("GRU", "LSTM", "SimpleRNN", "Bidirectional"):
+            n_seq = 2 if cls == "Bidirectional" and layer.merge_mode is None else 1
+            found = bool(layer.return_sequences) and tensor.index < n_seq and _may_carry_mask(node.args[0], memo)
+        elif getattr(layer, "_fg_model", False) or cls == "Sequential" or getattr(layer, "supports_masking", False):
+            found = any(_may_carry_mask(t, memo) for t in node.args)
+        else:
+            found = False
+        memo[key] = found
+    return memo[key]
+
+
 def _makes_masks(obj, depth: int = 0) -> bool:
     """Whether a config (nested models included) has a Masking or an Embedding(mask_zero=True) layer."""
     if depth > 64:
@@ -189,7 +214,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 layer = objects[name]
                 options = dict(options)
                 # tf_keras passed a recurrent layer called with initial_state its input's mask; Keras 3 does not
-                input_mask = bool(st) and (options.pop(INPUT_MASK_KEY, False) or (major < 3 and makes_masks))
+                input_mask = bool(st) and (options.pop(INPUT_MASK_KEY, False) or (
+                    major < 3 and makes_masks and bool(args) and _may_carry_mask(args[0])))
                 try:
                     extra = {"initial_state": st} if st else {}
                     unknown = sorted(set(options) - set(getattr(layer, "_call_options", ())))
