@@ -64,7 +64,7 @@ def restore_compile(model, training_config: dict | None, path) -> None:
     serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry, not a dict of outputs.
 
     The optimizer starts from its configuration, not from the file's optimizer state. A configuration
-    fastgru cannot reproduce (a custom loss, a learning-rate schedule) leaves the model uncompiled, with a
+    fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
     warning: predicting needs no compile.
     """
     import inspect
