@@ -140,3 +140,24 @@ def test_model_checkpoint_weights_load_into_keras(keras, tmp_path):
              callbacks=[fg.callbacks.ModelCheckpoint(path, save_weights_only=True)])
     km.load_weights(path)
     np.testing.assert_allclose(km.predict(x, verbose=0), ours.predict(x), atol=ATOL)
+
+
+def test_graph_with_a_time_distributed_layer_normalization(keras, tmp_path):
+    """In a Functional graph (not only in a chain), TimeDistributed around a layer other than Dense, Activation
+    and Dropout loads as the wrapper layer: predictions as Keras's from .keras and .h5, and saved back."""
+    L = keras.layers
+    inp = keras.Input((6, 4))
+    h = L.GRU(5, return_sequences=True)(inp)
+    model = keras.Model(inp, [L.TimeDistributed(L.LayerNormalization())(h), L.TimeDistributed(L.Dense(3))(h)])
+    rng = np.random.default_rng(0)
+    model.set_weights([(rng.standard_normal(w.shape) * 0.4).astype(w.dtype) for w in model.get_weights()])
+    x = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    for suffix in (".keras", ".h5"):
+        model.save(tmp_path / f"m{suffix}")
+        ours = fg.load_model(tmp_path / f"m{suffix}")
+        for got, exp in zip(ours.predict(x), want):
+            np.testing.assert_allclose(got, exp, atol=2e-6)
+    ours.save(tmp_path / "again.keras")
+    for got, exp in zip(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0), want):
+        np.testing.assert_allclose(got, exp, atol=2e-6)

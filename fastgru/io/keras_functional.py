@@ -171,12 +171,12 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             leaves.extend(zip(layers, spec.layers))
             objects[name] = seq
         else:
-            if lcls == "TimeDistributed":
-                inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
-                if inner_cls not in ("Dense", "Activation", "Dropout") or not isinstance(inner_cfg, dict):
-                    raise UnsupportedKerasFeature(f"layer {name!r}: TimeDistributed({inner_cls}) is not supported")
+            inner_cls, inner_cfg = (_entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
+                                    if lcls == "TimeDistributed" else (None, None))
+            if inner_cls in ("Dense", "Activation", "Dropout") and isinstance(inner_cfg, dict):
+                # (built as the inner layer: the same math on (B, T, D))
                 spec = time_distributed_spec(inner_cls, inner_cfg, name, layer_path, top, build_config)
-            else:
+            else:  # (another TimeDistributed: the wrapper layer, which checks its inner class)
                 vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
                 spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
             layer = build_layer(spec, major, path)
