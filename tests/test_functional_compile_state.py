@@ -213,9 +213,20 @@ def test_evaluate_lists_the_output_losses_in_keras_order(keras, dict_outputs, or
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
 
 
-def test_tf_keras_multi_output_h5_restores_compiled_as_tf_keras(tmp_path):
-    """tf_keras writes an output's metrics as MeanMetricWrapper named ``<output>_<metric>`` in a list per output:
-    read back with fastgru's own per-output names; loss_weights kept; evaluate equals tf_keras's."""
+TF_KERAS_COMPILES = {
+    # metrics of both outputs, MeanMetricWrapper named "<output>_<metric>" in a list per output; loss_weights
+    "both_outputs": dict(optimizer="adam", loss={"a": "mse", "b": "binary_crossentropy"},
+                         loss_weights={"a": 0.5, "b": 2.0}, metrics={"a": ["mae"], "b": ["accuracy"]}),
+    # metrics of one output of two, after fit: tf_keras writes [[null], [...]]
+    "one_output_after_fit": dict(optimizer="sgd", loss={"a": "mse", "b": "binary_crossentropy"},
+                                 metrics={"b": ["accuracy"]}),
+}
+
+
+@pytest.mark.parametrize("case", list(TF_KERAS_COMPILES))
+def test_tf_keras_multi_output_h5_restores_compiled_as_tf_keras(tmp_path, case):
+    """tf_keras's per-output metrics read back with fastgru's own per-output names (none where tf_keras wrote
+    null), loss_weights kept, no "loaded uncompiled" warning; evaluate equals tf_keras's."""
     tk = pytest.importorskip("tf_keras")
     L = tk.layers
     rng = np.random.default_rng(6)
@@ -224,11 +235,12 @@ def test_tf_keras_multi_output_h5_restores_compiled_as_tf_keras(tmp_path):
     inp = L.Input((6, 3))
     h = L.GRU(4)(inp)
     model = tk.Model(inp, [L.Dense(2, name="a")(h), L.Dense(1, activation="sigmoid", name="b")(h)])
-    model.compile(optimizer="adam", loss={"a": "mse", "b": "binary_crossentropy"}, loss_weights={"a": 0.5, "b": 2.0},
-                  metrics={"a": ["mae"], "b": ["accuracy"]})
+    model.compile(**TF_KERAS_COMPILES[case])
+    if case == "one_output_after_fit":
+        model.fit(x, [ya, yb], epochs=1, verbose=0)
     model.save(tmp_path / "m.h5")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no "loaded uncompiled" warning
+        warnings.simplefilter("error")
         ours = fg.load_model(tmp_path / "m.h5")
     want = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
     got = ours.evaluate(x, [ya, yb], verbose=0, return_dict=True)
@@ -261,26 +273,3 @@ def test_dict_outputs_list_their_losses_in_the_given_order_for_one_or_a_list_of_
         model.compile(optimizer="sgd", loss=loss)
         ours.compile(optimizer="sgd", loss=loss)
         np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
-
-
-def test_tf_keras_metrics_for_some_outputs_only(tmp_path):
-    """tf_keras writes [[null], [...]] for metrics given to one output of two: read as no metric there."""
-    tk = pytest.importorskip("tf_keras")
-    L = tk.layers
-    rng = np.random.default_rng(9)
-    x = rng.standard_normal((12, 6, 3)).astype(np.float32)
-    ya, yb = rng.standard_normal((12, 2)).astype(np.float32), rng.integers(0, 2, (12, 1)).astype(np.float32)
-    inp = L.Input((6, 3))
-    h = L.GRU(4)(inp)
-    model = tk.Model(inp, [L.Dense(2, name="a")(h), L.Dense(1, activation="sigmoid", name="b")(h)])
-    model.compile(optimizer="sgd", loss={"a": "mse", "b": "binary_crossentropy"}, metrics={"b": ["accuracy"]})
-    model.fit(x, [ya, yb], epochs=1, verbose=0)
-    model.save(tmp_path / "m.h5")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ours = fg.load_model(tmp_path / "m.h5")
-    want = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
-    got = ours.evaluate(x, [ya, yb], verbose=0, return_dict=True)
-    assert set(got) == set(want)
-    for key in want:
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
