@@ -46,3 +46,45 @@ def test_sequential_holding_a_functional_model_both_ways(keras, tmp_path, with_i
     fresh = _build(fg, True)
     fresh.load_weights(tmp_path / "k.weights.h5")
     np.testing.assert_allclose(fresh.predict(x), expected, rtol=1e-5, atol=2e-6)
+
+
+def _shared_outputs(mod):
+    """A nested model whose outputs are a shared GRU's second and first calls, and an outer model whose
+    output is a shared Dense's second call: each output names its layer's node."""
+    L = mod.layers
+    a, b = mod.Input(shape=(5, 3)), mod.Input(shape=(5, 3))
+    g = L.GRU(4, name="g")
+    inner = mod.Model([a, b], [g(b), g(a)], name="inner")
+    x1, x2 = mod.Input(shape=(5, 3)), mod.Input(shape=(5, 3))
+    o1, o2 = inner([x1, x2])
+    d = L.Dense(2, name="d")
+    d(o2)
+    return mod.Model([x1, x2], [L.Subtract(name="sub")([o1, o2]), d(o1)], name="outer")
+
+
+def test_outputs_of_a_shared_layers_later_call_keep_their_node_on_save(tmp_path):
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(3, 5, 3)).astype("float32") for _ in range(2)]
+    ours = _shared_outputs(fg)
+    ours.set_weights([rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()])
+    expected = ours.predict(xs)
+    assert np.abs(expected[0]).max() > 0.01  # the two GRU calls differ: a swapped node would show
+    ours.save(tmp_path / "ours.keras")
+    back = fg.load_model(tmp_path / "ours.keras")
+    for got, want in zip(back.predict(xs), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_shared_layer_outputs_both_ways_with_keras(keras, tmp_path):
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=(3, 5, 3)).astype("float32") for _ in range(2)]
+    km = _shared_outputs(keras)
+    km.set_weights([rng.normal(size=w.shape).astype("float32") for w in km.get_weights()])
+    expected = km.predict(xs, verbose=0)
+    km.save(tmp_path / "k.keras")
+    loaded = fg.load_model(tmp_path / "k.keras")
+    for got, want in zip(loaded.predict(xs), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+    loaded.save(tmp_path / "ours.keras")
+    for got, want in zip(keras.models.load_model(tmp_path / "ours.keras").predict(xs, verbose=0), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)

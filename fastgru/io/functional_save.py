@@ -18,12 +18,17 @@ from .keras_graph import key_to_config
 from .keras_nodes import INPUT_MASK_KEY
 
 
-def _tensor_config(tensor, model_nodes) -> dict:
+def _history(tensor, model_nodes) -> list:
+    """``[layer name, node index, tensor index]``: the node counted among the layer's calls in this model."""
     layer = tensor.node.layer
     kept = [n for n in layer._inbound_nodes if id(n) in model_nodes]
+    return [layer.name, kept.index(tensor.node), tensor.index]
+
+
+def _tensor_config(tensor, model_nodes) -> dict:
     return {"class_name": "__keras_tensor__",
             "config": {"shape": list(tensor.shape), "dtype": tensor.dtype,
-                       "keras_history": [layer.name, kept.index(tensor.node), tensor.index]}}
+                       "keras_history": _history(tensor, model_nodes)}}
 
 
 def functional_config(model) -> dict:
@@ -81,7 +86,7 @@ def functional_config(model) -> dict:
         layers.append(entry)
 
     def refs(tensors, struct, order=None):
-        items = [[t.node.layer.name, 0, t.index] for t in tensors]
+        items = [_history(t, model_nodes) for t in tensors]  # (a shared layer's output: its node's index)
         if struct is None:
             return items[0]
         if isinstance(struct, list):
