@@ -62,7 +62,7 @@ def test_schedule_optimizer_config_and_refusals():
     with pytest.raises(TypeError, match="not settable"):
         opt.learning_rate = 0.5
     with pytest.raises(ValueError, match="not supported"):
-        fg.optimizers.SGD({"class_name": "CosineDecayRestarts", "config": {}})
+        fg.optimizers.SGD({"class_name": "WarmupThenDecay", "config": {}})  # (a custom schedule)
     with pytest.raises(ValueError, match="decay_steps"):
         S.ExponentialDecay(0.1, 0, 0.5)
     with pytest.raises(ValueError, match="1 less than"):

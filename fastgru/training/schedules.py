@@ -4,6 +4,9 @@ config dict (as a ``.keras`` file's optimizer config holds it) or Keras's own li
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 
 import numpy as np
@@ -11,6 +14,38 @@ import numpy as np
 from .keras_objects import keras_config
 
 _F32 = np.float32
+
+
+@functools.cache
+def _c_float_functions() -> dict | None:
+    """``logf``, ``cosf`` and ``powf`` from the C math library, or None where it cannot be loaded."""
+    try:
+        library = ctypes.CDLL("libm.so.6")
+    except OSError:
+        path = ctypes.util.find_library("m")
+        if path is None:
+            return None
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            return None
+    functions = {}
+    for name, arity in (("log", 1), ("cos", 1), ("pow", 2)):
+        function = getattr(library, name + "f")
+        function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float] * arity
+        functions[name] = function
+    return functions
+
+
+def _scalar_f32(name: str, *args) -> np.float32:
+    """``log``, ``cos`` or ``pow`` of float32 scalars as TensorFlow computes them for scalar tensors: with the
+    C library's ``logf``/``cosf``/``powf`` (NumPy's float32 versions differ in the last bit for about one value
+    in eight); without a C library, the double-precision value rounded to float32."""
+    functions = _c_float_functions()
+    if functions is not None:
+        return _F32(functions[name](*(float(a) for a in args)))
+    with np.errstate(all="ignore"):
+        return _F32(getattr(np, "power" if name == "pow" else name)(*(np.float64(a) for a in args)))
 
 
 class LearningRateSchedule:
@@ -53,7 +88,7 @@ class ExponentialDecay(_RatioDecay):
     """``initial_learning_rate * decay_rate ** p``."""
 
     def __call__(self, step):
-        return _F32(self.initial_learning_rate) * np.power(_F32(self.decay_rate), self._ratio(step))
+        return _F32(self.initial_learning_rate) * _scalar_f32("pow", _F32(self.decay_rate), self._ratio(step))
 
 
 class InverseTimeDecay(_RatioDecay):
@@ -101,7 +136,7 @@ class PolynomialDecay(LearningRateSchedule):
         else:
             step_f = min(step_f, steps)
         p = step_f / steps
-        return (initial - end) * np.power(_F32(1) - p, _F32(self.power)) + end
+        return (initial - end) * _scalar_f32("pow", _F32(1) - p, _F32(self.power)) + end
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
@@ -120,7 +155,7 @@ class CosineDecay(LearningRateSchedule):
         self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
 
     def _decay(self, step, decay_steps, decay_from):
-        cosine = _F32(0.5) * (_F32(1) + np.cos(_F32(math.pi) * (step / decay_steps)))
+        cosine = _F32(0.5) * (_F32(1) + _scalar_f32("cos", _F32(math.pi) * (step / decay_steps)))
         return decay_from * ((_F32(1) - _F32(self.alpha)) * cosine + _F32(self.alpha))
 
     def __call__(self, step):
@@ -140,8 +175,39 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay from the initial rate to ``alpha`` times it over ``first_decay_steps``, then warm restarts:
+    each period ``t_mul`` times longer than the last, starting from ``m_mul`` times the last start (SGDR)."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
+        if first_decay_steps <= 0:
+            raise ValueError("Argument `first_decay_steps` must be > 0. Received: "
+                             f"first_decay_steps={first_decay_steps}")
+        self.initial_learning_rate, self.first_decay_steps = initial_learning_rate, first_decay_steps
+        self.t_mul, self.m_mul, self.alpha, self.name = t_mul, m_mul, alpha, name
+
+    def __call__(self, step):
+        one = _F32(1)
+        t_mul, alpha = _F32(self.t_mul), _F32(self.alpha)
+        fraction = _F32(step) / _F32(self.first_decay_steps)
+        if t_mul == one:
+            restarts = np.floor(fraction)
+            fraction = fraction - restarts
+        else:  # the restart whose geometric series of period lengths has passed the step
+            restarts = np.floor(_scalar_f32("log", one - fraction * (one - t_mul)) / _scalar_f32("log", t_mul))
+            period_scale = _scalar_f32("pow", t_mul, restarts)
+            fraction = (fraction - (one - period_scale) / (one - t_mul)) / period_scale
+        restart_scale = _scalar_f32("pow", _F32(self.m_mul), restarts)
+        cosine = _F32(0.5) * restart_scale * (one + _scalar_f32("cos", _F32(math.pi) * fraction))
+        return _F32(self.initial_learning_rate) * ((one - alpha) * cosine + alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "first_decay_steps": self.first_decay_steps,
+                "t_mul": self.t_mul, "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
 _CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay,
-                                    CosineDecay)}
+                                    CosineDecay, CosineDecayRestarts)}
 
 
 def is_schedule(value) -> bool:

@@ -1,0 +1,150 @@
+"""Keras 3's Adadelta, Lion and Ftrl with its exact update rules: Keras's casts (hyperparameters in the
+variable's dtype, Lion's betas through float32 first), its order of operations and, for an Embedding's
+row gradient, its IndexedSlices arithmetic (which slices are scaled or squared before they are summed).
+Clipping, weight decay and learning-rate schedules come from the shared base class."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer_base import Optimizer, _kcast, _square
+from .row_gradient import RowGradient
+
+
+class Adadelta(Optimizer):
+    """Keras 3's Adadelta: ``acc_g = rho acc_g + (1 - rho) g^2``;
+    ``delta = -sqrt(acc_d + epsilon) g / sqrt(acc_g + epsilon)``; ``acc_d = rho acc_d + (1 - rho) delta^2``;
+    ``var += lr delta`` (``learning_rate=1.0`` is the paper's form)."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def _build_slots(self, var):
+        return {"accumulated_grad": np.zeros_like(var), "accumulated_delta_var": np.zeros_like(var)}
+
+    def _scalars(self, dtype: np.dtype) -> tuple:
+        """``(rho, 1 - rho, epsilon)``: Python floats, so converted to ``dtype`` directly (no float32 first)."""
+        dt = dtype.type
+        return dt(self.rho), dt(1 - self.rho), dt(self.epsilon)
+
+    def _update(self, i, g, var, lr, g_sq):
+        rho, one_minus_rho, epsilon = self._scalars(var.dtype)
+        s = self._slots[i]
+        acc_grad, acc_delta = s["accumulated_grad"], s["accumulated_delta_var"]
+        acc_grad[...] = rho * acc_grad + one_minus_rho * _square(g, g_sq)
+        delta = -((np.sqrt(acc_delta + epsilon) * g) / np.sqrt(acc_grad + epsilon))
+        acc_delta[...] = rho * acc_delta + one_minus_rho * np.square(delta)
+        var += lr * delta
+
+    def _update_rows(self, i, grad: RowGradient, var, lr):
+        """Keras keeps the slices apart throughout: ``(1 - rho) g^2`` and ``delta`` per slice, ``delta^2`` per
+        slice into ``acc_d``, and ``lr delta`` added slice by slice into the variable."""
+        rho, one_minus_rho, epsilon = self._scalars(var.dtype)
+        s = self._slots[i]
+        acc_grad, acc_delta = s["accumulated_grad"], s["accumulated_delta_var"]
+        acc_grad[...] = rho * acc_grad + grad.with_values(one_minus_rho * np.square(grad.values)).dense()
+        product = np.sqrt(acc_delta + epsilon)[grad.indices] * grad.values.reshape(grad.indices.shape + var.shape[1:])
+        rms_grad = np.sqrt(acc_grad + epsilon)
+        # rows where the divisor has a zero or a NaN join the slices, with zero products (Keras's sparse division;
+        # its union of indices then also sums the positions of repeated rows, which is not reproduced)
+        zero_or_nan = ((rms_grad == 0) | np.isnan(rms_grad)).reshape(len(rms_grad), -1).any(axis=1)
+        zero_or_nan[grad.indices] = False
+        extra = np.flatnonzero(zero_or_nan)
+        rows = np.concatenate([grad.indices, extra])
+        product = np.concatenate([product, np.zeros((len(extra),) + var.shape[1:], var.dtype)])
+        delta = -(product / rms_grad[rows])
+        acc_delta[...] = rho * acc_delta + RowGradient(rows, one_minus_rho * np.square(delta), var.shape).dense()
+        np.add.at(var, rows, lr * delta)  # (TensorFlow's scatter_add: slice by slice)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Keras 3's Lion: ``var -= lr sign(beta_1 m + (1 - beta_1) g)``; ``m = beta_2 m + (1 - beta_2) g``."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if beta_1 <= 0 or beta_1 > 1:
+            raise ValueError("Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
+                             f"to SignSGD. Received: beta_1={beta_1}.")
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def _build_slots(self, var):
+        return {"momentum": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        self._step(i, var, lr, lambda scale: g * scale)
+
+    def _update_rows(self, i, grad: RowGradient, var, lr):
+        """Keras scales each slice by ``1 - beta`` before summing them into the dense momentum."""
+        self._step(i, var, lr, lambda scale: grad.with_values(grad.values * scale).dense())
+
+    def _step(self, i, var, lr, scaled_gradient) -> None:
+        """The update, given ``scaled_gradient(c)``: the gradient times ``c`` as Keras computes it."""
+        one = var.dtype.type(1.0)
+        beta_1, beta_2 = _kcast(self.beta_1, var.dtype), _kcast(self.beta_2, var.dtype)
+        m = self._slots[i]["momentum"]
+        var -= lr * np.sign(m * beta_1 + scaled_gradient(one - beta_1))
+        m[...] = m * beta_2 + scaled_gradient(one - beta_2)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Ftrl(Optimizer):
+    """Keras 3's FTRL-Proximal: with ``p = -learning_rate_power``, ``n' = n + g^2``,
+    ``z += g + 2 l2_shrinkage var - (n'^p - n^p) / lr * var``,
+    ``var = (clip(z, -l1, l1) - z) / (n'^p / lr + 2 (l2 + beta / (2 lr)))``."""
+
+    def __init__(self, learning_rate: float = 0.001, learning_rate_power: float = -0.5,
+                 initial_accumulator_value: float = 0.1, l1_regularization_strength: float = 0.0,
+                 l2_regularization_strength: float = 0.0, l2_shrinkage_regularization_strength: float = 0.0,
+                 beta: float = 0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if initial_accumulator_value < 0.0:
+            raise ValueError("`initial_accumulator_value` needs to be positive or zero. Received: "
+                             f"initial_accumulator_value={initial_accumulator_value}.")
+        if learning_rate_power > 0.0:
+            raise ValueError("`learning_rate_power` needs to be negative or zero. Received: "
+                             f"learning_rate_power={learning_rate_power}.")
+        for name, value in (("l1_regularization_strength", l1_regularization_strength),
+                            ("l2_regularization_strength", l2_regularization_strength),
+                            ("l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength)):
+            if value < 0.0:
+                raise ValueError(f"`{name}` needs to be positive or zero. Received: {name}={value}.")
+        self.learning_rate_power = learning_rate_power
+        self.initial_accumulator_value = initial_accumulator_value
+        self.l1_regularization_strength = l1_regularization_strength
+        self.l2_regularization_strength = l2_regularization_strength
+        self.l2_shrinkage_regularization_strength = l2_shrinkage_regularization_strength
+        self.beta = beta
+
+    def _build_slots(self, var):
+        return {"accumulator": np.full_like(var, _kcast(self.initial_accumulator_value, var.dtype)),
+                "linear": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        s = self._slots[i]
+        accum, linear = s["accumulator"], s["linear"]
+        power = dt(-self.learning_rate_power)
+        with np.errstate(divide="ignore", invalid="ignore"):  # (a zero rate: inf and NaN, as in Keras)
+            l2_reg = dt(self.l2_regularization_strength) + dt(self.beta) / (dt(2.0) * lr)
+            grad_to_use = g + dt(2 * self.l2_shrinkage_regularization_strength) * var
+            new_accum = accum + _square(g, g_sq)
+            new_accum_power = np.power(new_accum, power)
+            linear += grad_to_use - ((new_accum_power - np.power(accum, power)) / lr) * var
+            quadratic = new_accum_power / lr + dt(2) * l2_reg
+            l1 = self.l1_regularization_strength
+            var[...] = (np.clip(linear, dt(-l1), dt(l1)) - linear) / quadratic
+        accum[...] = new_accum
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
+                "beta": self.beta}

@@ -1,0 +1,214 @@
+"""The optimizers' base class: Keras 3's ``apply``, updating NumPy arrays in place.
+
+``apply(grads, variables)`` does what ``keras.optimizers.Optimizer.apply`` does, in this order:
+skip ``None`` gradients; clip (``clipnorm`` per tensor, else ``global_clipnorm``, else
+``clipvalue``); decoupled weight decay ``var -= var * weight_decay * lr``; the update step; then
+``iterations += 1``. An Embedding's gradient arrives as a :class:`RowGradient` (its slices, as
+TensorFlow's IndexedSlices), and the rules square slices as Keras does (see ``row_gradient``; a rule
+whose Keras arithmetic keeps more of the slices apart overrides ``_update_rows``). Slots
+(momenta, velocities...) are created on the first call and keyed by the variable's position. Arithmetic
+runs in each variable's dtype. For float64 variables Keras rounds some hyperparameters through float32
+(the learning rate is a float32 variable, and ``ops.cast`` of a Python float makes a float32 tensor
+first: SGD's momentum, Adam's betas inside the bias
+correction, weight decay, Adagrad's initial accumulator) while others mix in at full precision;
+the subclasses do the same (see ``_kcast``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from . import schedules
+from .row_gradient import RowGradient
+
+_NAME_UIDS: defaultdict = defaultdict(int)
+
+
+def _kcast(value: float, dtype: np.dtype):
+    """``keras.ops.cast(python_float, dtype)``: the value goes through float32 first."""
+    return np.dtype(dtype).type(np.float32(value))
+
+
+def _auto_name(cls_name: str) -> str:
+    """Keras's ``auto_name``: snake_case class name, uniquified with ``_1``, ``_2``..."""
+    name = re.sub(r"\W+", "", cls_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    uid = _NAME_UIDS[name]
+    _NAME_UIDS[name] += 1
+    return f"{name}_{uid}" if uid else name
+
+
+class Optimizer:
+    """Base class. Subclasses define ``_build_slots(var)`` and ``_update(i, grad, var, lr)``."""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, name: str | None = None, **kwargs):
+        unsupported = {k: v for k, v in kwargs.items() if k in ("use_ema", "loss_scale_factor",
+                                                                 "gradient_accumulation_steps") and v}
+        for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                    "gradient_accumulation_steps", "decay", "jit_compile", "is_legacy_optimizer"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if unsupported:
+            raise ValueError(f"unsupported optimizer option(s): {unsupported}")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
+            )
+        self.name = name or _auto_name(type(self).__name__)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.iterations = 0
+        self.built = False
+        self._slots: list[dict[str, np.ndarray]] = []
+
+    # -- learning rate (stored as float32, like Keras's learning-rate variable; or a schedule of the step) ----
+    @property
+    def learning_rate(self) -> float:
+        return float(self._learning_rate)
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if getattr(self, "_schedule", None) is not None:
+            raise TypeError("This optimizer was created with a LearningRateSchedule object as its `learning_rate` "
+                            "constructor argument, hence its learning rate is not settable.")
+        if schedules.is_schedule(value):
+            self._schedule = schedules.get(value)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
+        self._fixed_rate = np.float32(value)
+
+    @property
+    def _learning_rate(self) -> np.float32:
+        """The rate of the next update: the schedule at the step count, or the fixed rate."""
+        schedule = getattr(self, "_schedule", None)
+        return np.float32(schedule(self.iterations)) if schedule is not None else self._fixed_rate
+
+    # -- public API ---------------------------------------------------------------------------
+    def build(self, variables: list[np.ndarray]) -> None:
+        """Create the slots for ``variables`` (called by the first :meth:`apply`)."""
+        self._slots = [self._build_slots(v) for v in variables]
+        self.built = True
+
+    def apply(self, grads: list, variables: list[np.ndarray]) -> None:
+        """One step: update each array in ``variables`` in place from the matching gradient."""
+        if len(grads) != len(variables):
+            raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
+        if not self.built:
+            self.build(variables)
+        elif len(variables) != len(self._slots):
+            raise ValueError(
+                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}"
+            )
+        for v in variables:
+            if not isinstance(v, np.ndarray) or not v.flags.writeable:
+                raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
+        pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
+                 for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
+        if pairs:
+            rate = self._learning_rate  # (a schedule: evaluated once per step)
+            for (i, _, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
+                if g_clipped.shape != v.shape:
+                    raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
+                lr = v.dtype.type(rate)
+                if self.weight_decay is not None:
+                    v -= v * _kcast(self.weight_decay, v.dtype) * lr
+                g_clipped = g_clipped.astype(v.dtype, copy=False)
+                if isinstance(g_clipped, RowGradient):
+                    self._update_rows(i, g_clipped, v, lr)
+                else:
+                    self._update(i, g_clipped, v, lr, None)
+        self.iterations += 1
+
+    @property
+    def slots(self) -> list[dict[str, np.ndarray]]:
+        """Per variable (by position), its state arrays by Keras's names ("momentum", "velocity"...)."""
+        return self._slots
+
+    def get_config(self) -> dict:
+        """Keras 3's config dict for this optimizer."""
+        return {
+            "name": self.name,
+            "learning_rate": (schedules.serialize(self._schedule) if getattr(self, "_schedule", None) is not None
+                              else float(self._learning_rate)),
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": False,
+            "ema_momentum": 0.99,
+            "ema_overwrite_frequency": None,
+            "loss_scale_factor": None,
+            "gradient_accumulation_steps": None,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Optimizer:
+        return cls(**dict(config))  # (a schedule's config dict as learning_rate: the setter reads it)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:.6g}>"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _clip(self, grads: list) -> list:
+        if self.clipnorm and self.clipnorm > 0:
+            return [self._clip_by_norm(g) for g in grads]
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            return _clip_by_global_norm(grads, self.global_clipnorm)
+        if self.clipvalue and self.clipvalue > 0:
+            c = self.clipvalue
+            return [_map_values(g, lambda a: np.clip(a, a.dtype.type(-c), a.dtype.type(c))) for g in grads]
+        return grads
+
+    def _clip_by_norm(self, g):
+        dt = g.dtype.type
+        l2norm = np.sqrt(_sum_squares(g))
+        clip = dt(self.clipnorm)
+        return _map_values(g, lambda a: (a * clip) / np.maximum(l2norm, clip))
+
+    def _build_slots(self, var: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _update(self, i: int, grad: np.ndarray, var: np.ndarray, lr, grad_sq) -> None:  # pragma: no cover
+        """One variable's step: ``grad`` dense; ``grad_sq`` its square as Keras computes it (the
+        summed squared slices of a RowGradient), or None for ``grad ** 2``."""
+        raise NotImplementedError
+
+    def _update_rows(self, i: int, grad: RowGradient, var: np.ndarray, lr) -> None:
+        """One variable's step from an Embedding's row gradient: the dense rule on the summed slices,
+        with the squared slices summed per row (Keras's IndexedSlices arithmetic in Adam, RMSprop...)."""
+        self._update(i, grad.dense(), var, lr, grad.squares())
+
+
+def _sum_squares(g):
+    return g.sum_squares() if isinstance(g, RowGradient) else np.sum(np.square(g), dtype=g.dtype)
+
+
+def _map_values(g, fn):
+    """``fn`` applied to a dense gradient, or to the slices of a RowGradient."""
+    return g.with_values(fn(g.values)) if isinstance(g, RowGradient) else fn(g)
+
+
+def _square(g, g_sq):
+    return np.square(g) if g_sq is None else g_sq
+
+
+def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
+    dtype = np.result_type(*[g.dtype for g in grads])
+    sq = np.array([_sum_squares(g) for g in grads], dtype=dtype)
+    use_norm = np.sqrt(np.sum(sq, dtype=dtype))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = dtype.type(clip_norm) * np.minimum(dtype.type(1) / use_norm, dtype.type(1.0 / clip_norm))
+        scale = scale + (use_norm - use_norm)  # NaN for a non-finite norm, as Keras
+    return [_map_values(g, lambda a: a * a.dtype.type(scale)) for g in grads]
