@@ -11,6 +11,7 @@ import numpy as np
 
 from .layers.base import install_symbolic_call
 from .layers.core import InputLayer
+from .layers.keras_ops import apply_op
 
 _ids = itertools.count()
 #: the output mask of a nested model's last call in this thread (read by its compute_mask)
@@ -51,6 +52,41 @@ class KerasTensor:
 
     def __reduce__(self):
         raise TypeError("a symbolic KerasTensor cannot be pickled; pickle the Model built from it")
+
+    # arithmetic records Keras's op nodes (``x + y``: Add, ``2.0 * x``: Multiply, ...; layers/keras_ops.py)
+    def __add__(self, other):
+        return _op("Add", self, other)
+
+    def __radd__(self, other):
+        return _op("Add", other, self)
+
+    def __sub__(self, other):
+        return _op("Subtract", self, other)
+
+    def __rsub__(self, other):
+        return _op("Subtract", other, self)
+
+    def __mul__(self, other):
+        return _op("Multiply", self, other)
+
+    def __rmul__(self, other):
+        return _op("Multiply", other, self)
+
+    def __truediv__(self, other):
+        return _op("TrueDivide", self, other)
+
+    def __rtruediv__(self, other):
+        return _op("TrueDivide", other, self)
+
+    def __pow__(self, other):
+        return _op("Power", self, other)
+
+    def __neg__(self):
+        return _op("Negative", self)
+
+
+def _op(op, *args):
+    return apply_op(op, *args)
 
 
 class Node:

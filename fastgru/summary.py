@@ -28,7 +28,7 @@ def summary_lines(model, line_length: int | None = None) -> list[str]:
     rows = []
     for layer in model.layers:
         shape = _format_shape(layer.output_shape) if layer.built else "?"
-        rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+        rows.append((f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}"))
     for row in rows:
         widths = [max(w, len(c) + 2) for w, c in zip(widths, row)]
 
@@ -79,7 +79,7 @@ def functional_summary_lines(model, line_length: int | None = None) -> list[str]
             for t in n.inputs:
                 producer = t.node.layer
                 links.append(f"{producer.name}[{producer._inbound_nodes.index(t.node)}][{t.index}]")
-        rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}",
+        rows.append((f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}",
                      ", ".join(links) or "-"))
     for row in rows:
         widths = [max(w, len(c) + 2) for w, c in zip(widths, row)]
@@ -109,3 +109,8 @@ def print_functional_summary(model, line_length: int | None = None, print_fn=Non
     print_fn = print_fn or print
     for text in functional_summary_lines(model, line_length):
         print_fn(text)
+
+
+def _class_name(layer) -> str:
+    """The class shown for a layer: Keras's op name for an op layer (``add (Add)``), else the class's."""
+    return layer.op if type(layer).__name__ == "KerasOp" else type(layer).__name__

@@ -168,15 +168,26 @@ def test_get_config_round_trips_with_keras(keras, name):
 
 
 @pytest.mark.parametrize("op", ["times a constant", "plus a constant", "keras.ops.tanh"])
-def test_a_chain_computing_with_keras_ops_is_refused_by_name(keras, op, tmp_path):
-    """``h * 2.0`` in a chain is Keras's op layer Multiply, not the merge layer of that name: refused as an
-    op layer (UnsupportedKerasFeature), not taken for a damaged file."""
+def test_a_chain_computing_with_keras_ops_loads_as_a_graph(keras, op, tmp_path):
+    """``h * 2.0`` in a chain is Keras's op layer Multiply, not the merge layer of that name: built as a graph
+    with the op (layers/keras_ops.py), the values Keras's."""
     inp = keras.Input((10, 4))
     h = keras.layers.GRU(5)(inp)
     h = {"times a constant": lambda: h * 2.0, "plus a constant": lambda: h + 1.0,
          "keras.ops.tanh": lambda: keras.ops.tanh(h)}[op]()
+    km = keras.Model(inp, keras.layers.Dense(1)(h))
+    km.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).standard_normal((3, 10, 4)).astype(np.float32)
+    loaded = fg.load_model(tmp_path / "m.keras")
+    assert any(type(layer).__name__ == "KerasOp" for layer in loaded.layers)
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=2e-6)
+
+
+def test_a_keras_op_fastgru_lacks_is_refused_by_name(keras, tmp_path):
+    inp = keras.Input((10, 4))
+    h = keras.ops.sort(keras.layers.GRU(5)(inp), axis=-1)
     keras.Model(inp, keras.layers.Dense(1)(h)).save(tmp_path / "m.keras")
-    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="computes with Keras op layer"):
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match=r"computes with Keras op layer\(s\) 'sort' \(Sort\)"):
         fg.load_model(tmp_path / "m.keras")
 
 

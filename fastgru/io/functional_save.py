@@ -31,6 +31,18 @@ def _tensor_config(tensor, model_nodes) -> dict:
                        "keras_history": _history(tensor, model_nodes)}}
 
 
+def _fill_template(obj, tensors: list, key: str):
+    """A KerasOp node's arguments with each ``{key: k}`` (``KerasOp.tensor_key``) replaced by the k-th tensor's
+    config."""
+    if isinstance(obj, dict):
+        if set(obj) == {key}:
+            return tensors[obj[key]]
+        return {k: _fill_template(v, tensors, key) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_fill_template(v, tensors, key) for v in obj]
+    return obj
+
+
 def functional_config(model) -> dict:
     """The Keras 3 config entry of a fastgru Model (module, class_name, config, build_config)."""
     from .keras_save import _policy, keras3_layer_config, keras3_model_config
@@ -50,6 +62,9 @@ def functional_config(model) -> dict:
         elif type(layer).__name__ == "Sequential":
             entry = keras3_model_config(layer)
             entry.pop("compile_config", None)
+        elif type(layer).__name__ == "KerasOp":  # x + y, ops.mean(...): its arguments go in each node
+            entry = {"module": layer.modules[layer.op], "class_name": layer.op,
+                     "config": {"name": layer.name, **layer.op_config}, "registered_name": layer.op}
         elif type(layer).__name__ == "GetItem":  # a Keras op: its index goes in each node's arguments
             entry = {"module": "keras.src.ops.numpy", "class_name": "GetItem", "config": {"name": layer.name},
                      "registered_name": "GetItem"}
@@ -69,6 +84,9 @@ def functional_config(model) -> dict:
             if node.masks:
                 given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
+            if type(layer).__name__ == "KerasOp":
+                inbound.append(_fill_template(node.call_kwargs["template"], args, layer.tensor_key))
+                continue
             if type(layer).__name__ == "GetItem":
                 inbound.append({"args": [args[0], key_to_config(node.call_kwargs["key"])], "kwargs": {}})
                 continue

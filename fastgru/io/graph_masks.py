@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .keras_nodes import GRAPH_CLASSES, _io_refs, _is_op, _op_refs, _parse_getitem_node, _parse_node
+from .keras_nodes import GRAPH_CLASSES, _io_refs, _is_op, _op_refs, _parse_getitem_node, _parse_node, _parse_op_node
 
 
 def may_carry_mask(tensor, memo: dict | None = None) -> bool:
@@ -54,6 +54,8 @@ def mask_only_ops(entries, names, config, path):
     An op layer whose output reaches anything but a ``mask=`` (directly or through other such op
     layers) is refused: fastgru runs layers, not Keras's ops."""
     parsed, uses, ops = {}, {}, {}
+    op_class = registry.model_class("KerasOp")  # (layers/keras_ops.py: the Keras ops fastgru runs)
+    supported_ops = op_class.supported_ops
     for entry, name in zip(entries, names):
         cls = entry["class_name"]
         if _is_op(entry) and cls == "GetItem":  # x[:, -1] and the like: run as a layer (layers/getitem.py)
@@ -67,6 +69,11 @@ def mask_only_ops(entries, names, config, path):
             continue
         if _is_op(entry):
             ops[name] = cls
+            if cls in supported_ops:  # computed as a layer (layers/keras_ops.py) unless it only makes a mask
+                nodes = entry.get("inbound_nodes", [])
+                if not isinstance(nodes, list):
+                    raise ModelFileError(path, f"layer {name!r}: inbound_nodes is not a list")
+                parsed[name] = [_parse_op_node(n, f"op layer {name!r}", path, op_class.tensor_key) for n in nodes]
             for r in _op_refs(entry, path, name):
                 uses.setdefault(r[0], []).append((name, "data"))
             continue
@@ -100,11 +107,12 @@ def mask_only_ops(entries, names, config, path):
             if u and all(kind == "mask" or consumer in mask_only for consumer, kind in u):
                 mask_only.add(name)
                 grew = True
-    odd = sorted(n for n in ops if n not in mask_only)
+    odd = sorted(n for n in ops if n not in mask_only and ops[n] not in supported_ops)
     if odd:
         raise UnsupportedKerasFeature(
-            f"the model computes with Keras op layer(s) {', '.join(f'{n!r} ({ops[n]})' for n in odd)}: fastgru runs "
-            "layers, and sets aside only the op layers that compute a mask passed as mask=")
+            f"the model computes with Keras op layer(s) {', '.join(f'{n!r} ({ops[n]})' for n in odd)}, which fastgru "
+            f"does not run (it runs the ops {', '.join(sorted(supported_ops))}, and sets aside the op layers that "
+            "compute a mask passed as mask=)")
     if mask_only and not any(e["class_name"] in ("Masking", "Embedding") or e["class_name"] in GRAPH_CLASSES
                              or e["class_name"] == "Sequential" for e in entries):
         raise UnsupportedKerasFeature(

@@ -36,6 +36,7 @@ from .keras_nodes import (
     GRAPH_CLASSES,
     INPUT_MASK_KEY,
     _io_refs,
+    _is_op,
 )
 
 
@@ -109,6 +110,12 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
         if lcls == "GetItem" and name in parsed:
             objects[name] = registry.model_class("GetItem")(name=name)
+            calls.append((name, parsed[name]))
+            continue
+        if _is_op(entry):  # x + y, ops.mean(h, axis=1), ...: a KerasOp layer (mask-only ops were set aside)
+            if not isinstance(lcfg, dict):
+                raise ModelFileError(path, f"op layer {name!r}: its config is not an object")
+            objects[name] = registry.model_class("KerasOp")(lcls, lcfg, name=name)
             calls.append((name, parsed[name]))
             continue
         if lcls in GRAPH_CLASSES:

@@ -105,6 +105,30 @@ def _parse_getitem_node(node, where: str, path):
     return [_ref(node["args"][0], path, where)], False, [], [], {"key": key}
 
 
+def _parse_op_node(node, where: str, path, tensor_key: str):
+    """A Keras 3 op's node: ``{"args": [...], "kwargs": {...}}`` with tensors anywhere in them -> ([refs in
+    order], True, [], [], {"template": the node with the k-th tensor replaced by ``{tensor_key: k}``})."""
+    if not (isinstance(node, dict) and isinstance(node.get("args"), list)
+            and isinstance(node.get("kwargs", {}), dict)):
+        raise ModelFileError(path, f"{where}: malformed op node {_short(node)}")
+    refs = []
+
+    def strip(obj, depth=0):
+        if depth > 8:
+            raise ModelFileError(path, f"{where}: the op's arguments are nested too deeply")
+        if _is_tensor(obj):
+            refs.append(_ref(obj, path, where))
+            return {tensor_key: len(refs) - 1}
+        if isinstance(obj, list):
+            return [strip(v, depth + 1) for v in obj]
+        if isinstance(obj, dict):
+            return {k: strip(v, depth + 1) for k, v in obj.items()}
+        return obj
+
+    template = {"args": strip(node["args"]), "kwargs": strip(node.get("kwargs", {}))}
+    return refs, True, [], [], {"template": template}
+
+
 #: a node keyword only fastgru writes (``io.functional_save``, for pickling): the recurrent layer called
 #: with initial_state receives its input's mask, as tf_keras passed it (``graph.Node.mask_from_inputs``)
 INPUT_MASK_KEY = "fastgru_mask_from_inputs"

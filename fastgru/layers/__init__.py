@@ -11,6 +11,7 @@ from .dense import Dense
 from .feature_normalization import Normalization, UnitNormalization
 from .getitem import GetItem
 from .gru import GRU
+from .keras_ops import KerasOp
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .multi_head_attention import MultiHeadAttention
@@ -46,6 +47,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRU",
+    "KerasOp",
     "GetItem",
     "GaussianDropout",
     "GaussianNoise",

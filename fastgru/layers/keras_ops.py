@@ -1,0 +1,277 @@
+"""Keras 3 operations in a Functional graph, run as a layer: ``x + y``, ``h * 2.0``, ``keras.ops.mean(h,
+axis=1)``, ``ops.concatenate``, ``ops.matmul``, ``ops.softmax``, ... Keras records each such call as an op
+layer (module ``keras.src.ops.*``, its arguments in the node); :class:`KerasOp` is one of them, with its
+values and gradients (``op_elementwise``, ``op_shapes``), so a model file that computes with them loads,
+runs, trains and saves back as Keras wrote it. fastgru's own symbolic tensors make them too (``x + y``,
+``x * 2.0``, ``-x``, ``x / y``, ``x ** 2``).
+
+A node's arguments are kept as Keras writes them (``template``: its ``args`` and ``kwargs`` with each tensor
+replaced by ``{TENSOR_KEY: k}``, the k-th tensor of the call), so constants (``2.0`` in ``h * 2.0``) stay
+where they were. Ops pass no mask on, as in Keras 3. The batch axis is never reduced, moved or joined
+(every sample is computed on its own, as fastgru's batching needs): such an op is refused when the graph
+is built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedKerasFeature
+from . import registry
+from .base import (
+    BUILD_LOCK,
+    Layer,
+    _symbolic,
+    compute_dtype,
+    record_symbolic_call,
+    snake_case,
+    unique_name,
+    weights_lock,
+)
+from .op_elementwise import AXIS_OPS, BINARY, UNARY, broadcast_shape, unbroadcast
+from .op_shapes import PRODUCTS, REDUCTIONS, SHAPE_OPS, _axes, _reduce_normalize, _reduce_shape
+
+#: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
+TENSOR_KEY = "__fastgru_tensor__"
+
+_NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
+#: the op's Keras module (written back on save) and the config keys Keras writes for it
+_NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid"}
+MODULES = {**{op: _NUMPY for op in (*BINARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
+           **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH,
+           "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
+CONFIG_KEYS = {
+    **{op: () for op in (*BINARY, *UNARY, "Matmul")},
+    "Gelu": ("approximate",), "Elu": ("alpha",), "LeakyRelu": ("negative_slope",), "Softmax": ("axis",),
+    "LogSoftmax": ("axis",), "Clip": ("x_min", "x_max"), "Cast": ("dtype",),
+    **{op: ("axis", "keepdims") for op in ("Sum", "Mean", "Var", "Std", "Logsumexp")},
+    "Max": ("axis", "keepdims", "initial"), "Min": ("axis", "keepdims", "initial"), "Average": ("axis",),
+    "Norm": ("ord", "axis", "keepdims"),
+    "Concatenate": ("axis",), "Stack": ("axis",), "ExpandDims": ("axis",), "Squeeze": ("axis",),
+    "Reshape": ("newshape",), "Transpose": ("axes",), "Swapaxes": ("axis1", "axis2"),
+    "Moveaxis": ("source", "destination"), "Flip": ("axis",), "Cumsum": ("axis", "dtype"),
+    "Pad": ("pad_width", "mode"), "Einsum": ("subscripts",),
+}
+#: keyword arguments a node may carry (Keras writes them in the node, not the config)
+_NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
+_DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": {"negative_slope": 0.2},
+             "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}}
+
+SUPPORTED = frozenset(CONFIG_KEYS)
+_LIST_OPS = ("Concatenate", "Stack")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _slot(v):
+    """The tensor index of a template entry, or None for a constant."""
+    return v[TENSOR_KEY] if isinstance(v, dict) and set(v) == {TENSOR_KEY} else None
+
+
+def _unary_config(op: str, c: dict, rank: int, owner: str) -> dict:
+    c = {**_DEFAULTS.get(op, {}), **c}
+    if op in AXIS_OPS:
+        axis = c["axis"]
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ValueError(f"{owner}: axis must be an integer, found {axis!r}")
+        c["axis"] = _axes(axis, rank, owner)[0]
+    if op == "Gelu" and not isinstance(c["approximate"], bool):
+        raise ValueError(f"{owner}: approximate must be true or false, found {c['approximate']!r}")
+    for key in ("alpha", "negative_slope", "x_min", "x_max"):
+        if key in CONFIG_KEYS[op] and not _is_number(c.get(key)):
+            raise ValueError(f"{owner}: {key} must be a number, found {c.get(key)!r}")
+    if op == "Cast" and c.get("dtype") not in ("float32", "float64"):
+        raise UnsupportedKerasFeature(f"{owner}: a cast to {c.get('dtype')!r}; fastgru computes in float32/float64")
+    return c
+
+
+class KerasOp(Layer):
+    """One Keras 3 operation of a Functional graph (``op``: Keras's class name, ``config``: its config
+    without the name). Called on the list of the node's tensors with the node's ``template``."""
+
+    _call_options = ("template",)
+    _takes_list = True
+    supports_masking = False
+    #: (for fastgru.io, which finds this class through the registry) the ops run, the tensors' marker in a
+    #: node's template, each op's Keras module
+    supported_ops = SUPPORTED
+    tensor_key = TENSOR_KEY
+    modules = MODULES
+
+    def __init__(self, op: str, config: dict | None = None, name: str | None = None, **kwargs):
+        if op not in SUPPORTED:
+            raise UnsupportedKerasFeature(f"Keras op {op!r} is not supported; fastgru runs the ops "
+                                          f"{', '.join(sorted(SUPPORTED))}")
+        config = {k: v for k, v in dict(config or {}).items() if k != "name"}
+        unknown = sorted(set(config) - set(CONFIG_KEYS[op]))
+        if unknown:
+            raise UnsupportedKerasFeature(f"Keras op {op} with option(s) {', '.join(unknown)} is not supported")
+        super().__init__(name=name or unique_name(snake_case(op)), **kwargs)
+        self.op, self.op_config = op, config
+
+    @property
+    def logits_activation(self) -> str | None:
+        """'sigmoid' / 'softmax' when the op is one (its output tags the logits a crossentropy reads, as in Keras)."""
+        if self.op == "Sigmoid" or (self.op == "Softmax" and self.op_config.get("axis", -1) == -1):
+            return self.op.lower()
+        return None
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "op": self.op, "config": dict(self.op_config)}
+
+    # ---- the node's arguments ------------------------------------------------------------------
+    def _parts(self, template, shapes: list):
+        """(operands: per argument a tensor index or a constant, which are tensors, the tensors' shapes in
+        argument order, the normalised config) of a call on tensors of ``shapes``."""
+        owner = f"Keras op {self.op} {self.name!r}"
+        if not isinstance(template, dict) or not isinstance(template.get("args"), list):
+            raise ValueError(f"{owner}: malformed call arguments {template!r}")
+        args, kwargs = template["args"], template.get("kwargs") or {}
+        if not isinstance(kwargs, dict) or set(kwargs) - _NODE_KWARGS.get(self.op, set()):
+            raise ValueError(f"{owner}: unexpected keyword arguments {kwargs!r}")
+        if self.op == "Average" and kwargs.get("weights") is not None:
+            raise UnsupportedKerasFeature(f"{owner}: a weighted average is not supported")
+        if self.op in _LIST_OPS:
+            if len(args) != 1 or not isinstance(args[0], list) or not args[0]:
+                raise ValueError(f"{owner}: expects one list of tensors, found {args!r}")
+            items = args[0]
+        else:
+            items = args
+            n = 2 if self.op in BINARY or self.op in PRODUCTS else 1
+            if len(args) != n:
+                raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
+        operands, is_tensor = [], []
+        for a in items:
+            slot = _slot(a)
+            if slot is None and not (self.op in BINARY and _is_number(a)):
+                raise ValueError(f"{owner}: operands must be tensors{' or numbers' if self.op in BINARY else ''}, "
+                                 f"found {a!r}")
+            operands.append(a if slot is None else slot)
+            is_tensor.append(slot is not None)
+        slots = [o for o, t in zip(operands, is_tensor) if t]
+        if not slots or sorted(slots) != list(range(len(shapes))):
+            raise ValueError(f"{owner}: the call's {len(shapes)} tensor(s) do not match its arguments {args!r}")
+        tensor_shapes = [tuple(shapes[o]) for o in slots]
+        config = {**self.op_config, **kwargs}
+        if self.op in UNARY:
+            norm = _unary_config(self.op, config, len(tensor_shapes[0]), owner)
+        elif self.op in REDUCTIONS:
+            norm = _reduce_normalize(config, tensor_shapes, owner)
+        elif self.op in SHAPE_OPS or self.op in PRODUCTS:
+            norm = {**SHAPE_OPS, **PRODUCTS}[self.op][0](config, tensor_shapes, owner)
+        else:
+            norm = {}
+        return operands, is_tensor, tensor_shapes, norm
+
+    # ---- shapes ---------------------------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        self.input_shape = [tuple(s) for s in input_shape]
+        self.built = True
+
+    def compute_output_shape(self, input_shape, template=None):
+        operands, is_tensor, tensor_shapes, norm = self._parts(template, [tuple(s) for s in input_shape])
+        owner = f"Keras op {self.op} {self.name!r}"
+        if self.op in BINARY:
+            full = iter(tensor_shapes)
+            a, b = (next(full) if t else () for t in is_tensor)
+            return broadcast_shape(a, b, owner)
+        if self.op in UNARY:
+            return tensor_shapes[0]
+        if self.op in REDUCTIONS:
+            return _reduce_shape(tensor_shapes, norm)
+        return tuple({**SHAPE_OPS, **PRODUCTS}[self.op][1](tensor_shapes, norm))
+
+    def compute_mask(self, x, mask):
+        return None
+
+    # ---- calling --------------------------------------------------------------------------------
+    def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
+        if _symbolic(inputs):
+            return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
+        arrays = self._arrays(inputs)
+        if not self.built:
+            with BUILD_LOCK:
+                if not self.built:
+                    self.build([(None,) + a.shape[1:] for a in arrays])
+        with weights_lock(self).shared:
+            return self.call(arrays, mask=mask, training=training, **kwargs)
+
+    def _arrays(self, inputs) -> list:
+        arrays = [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        for a in arrays:
+            if a.dtype == object or a.dtype.kind not in "fiub":
+                raise TypeError(f"Keras op {self.op} {self.name!r} expects numeric arrays, received dtype {a.dtype}")
+        dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+        return [a.astype(dtype, copy=False) for a in arrays]
+
+    def _run(self, x, template):
+        xs = self._arrays(x)
+        operands, is_tensor, _, norm = self._parts(template, [a.shape for a in xs])
+        dtype = xs[0].dtype
+        values = [xs[o] if t else dtype.type(o) for o, t in zip(operands, is_tensor)]
+        if self.op in BINARY:
+            y = BINARY[self.op][0](values[0], values[1])
+        elif self.op in UNARY:
+            y = UNARY[self.op][0](values[0], norm)
+        elif self.op in REDUCTIONS:
+            y = REDUCTIONS[self.op][0](values, norm)
+        else:
+            y = {**SHAPE_OPS, **PRODUCTS}[self.op][2](values, norm)
+        y = np.asarray(y)
+        return (y if self.op == "Cast" else y.astype(dtype, copy=False)), (values, operands, is_tensor, norm, xs)
+
+    def call(self, x, mask=None, training: bool = False, template=None):
+        return self._run(x, template)[0]
+
+    def forward(self, x, mask=None, training: bool = True, template=None, skip_activation: bool = False):
+        """Training forward; ``skip_activation`` (a Sigmoid or Softmax op at an output whose loss reads
+        logits) passes the input through."""
+        if skip_activation and self.logits_activation is not None:
+            return self._arrays(x)[0], None
+        y, parts = self._run(x, template)
+        return y, (y, parts)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        if not need_dx:
+            return None, []
+        if cache is None:  # (the logits passed through)
+            return [np.asarray(dy)], []
+        y, (values, operands, is_tensor, norm, xs) = cache
+        dy = np.asarray(dy, dtype=y.dtype if self.op != "Cast" else xs[0].dtype)
+        if self.op in BINARY:
+            grads = BINARY[self.op][1](values[0], values[1], y, dy)
+            grads = [unbroadcast(np.asarray(g), v.shape) if t else None for g, v, t in zip(grads, values, is_tensor)]
+        elif self.op in UNARY:
+            grads = [UNARY[self.op][1](values[0], y, dy, norm)]
+        elif self.op in REDUCTIONS:
+            grads = REDUCTIONS[self.op][1](values, y, dy, norm)
+        else:
+            grads = {**SHAPE_OPS, **PRODUCTS}[self.op][3](values, y, dy, norm)
+        dx = [None] * len(xs)
+        tensors = iter(g for g, t in zip(grads, is_tensor) if t)
+        for o, t in zip(operands, is_tensor):
+            if t:
+                g = np.broadcast_to(np.asarray(next(tensors), dtype=xs[o].dtype), xs[o].shape)
+                dx[o] = np.array(g) if dx[o] is None else dx[o] + g
+        return dx, []
+
+
+def apply_op(op: str, *args, **config):
+    """``op`` (a Keras op class name) on ``args`` (symbolic tensors, or numbers for a binary op's constant):
+    the node Keras would record (``x + 2.0`` -> ``apply_op("Add", x, 2.0)``)."""
+    tensors, template_args = [], []
+    for a in args:
+        if getattr(a, "_fg_symbolic", False):
+            template_args.append({TENSOR_KEY: len(tensors)})
+            tensors.append(a)
+        elif _is_number(a):
+            template_args.append(float(a) if isinstance(a, (float, np.floating)) else int(a))
+        else:
+            raise TypeError(f"Keras op {op}: an operand must be a symbolic tensor or a number, received "
+                            f"{type(a).__name__}")
+    return KerasOp(op, config)(tensors, template={"args": template_args, "kwargs": {}})
+
+
+registry.register_model("KerasOp", KerasOp)  # fastgru.io builds it for a file's op layers (no import)

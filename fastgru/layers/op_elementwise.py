@@ -1,0 +1,151 @@
+"""Keras 3's elementwise ops as a Functional graph records them (``x + y``, ``x * 2.0``, ``keras.ops.tanh(x)``,
+``keras.ops.softmax(x, axis=-1)``, ...): each op's values as Keras's TensorFlow backend computes them, its
+gradient (TensorFlow's, where a choice exists: ties of ``maximum`` go to the first operand, ``abs`` and
+``relu`` have zero slope at 0) and its output shape. Used by :class:`fastgru.layers.keras_ops.KerasOp`.
+
+An operand is an array (a tensor of the graph) or a Python number (a constant of the node, cast to the
+tensors' dtype, as Keras casts it). Binary ops broadcast as NumPy does (axes aligned from the right).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+# ---------------------------------------------------------------------------------------------
+def broadcast_shape(a: tuple, b: tuple, owner: str) -> tuple:
+    """NumPy's broadcast of two shapes aligned from the right; None is a size known only at run time."""
+    n = max(len(a), len(b))
+    out = []
+    for i, j in zip((1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)):
+        if i == j:
+            out.append(i)
+        elif i == 1:
+            out.append(j)
+        elif j == 1:
+            out.append(i)
+        elif i is None or j is None:
+            out.append(j if i is None else i)
+        else:
+            raise ValueError(f"{owner}: operands of shapes {a} and {b} cannot be broadcast together")
+    return tuple(out)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """``g`` summed down to ``shape`` (the inverse of NumPy broadcasting)."""
+    if g.shape == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+# ---------------------------------------------------------------------------------------------
+# binary ops: forward(a, b) and (da, db) from (a, b, y, dy); a and b arrays or numbers of one dtype
+# ---------------------------------------------------------------------------------------------
+def _power_grads(a, b, y, dy):
+    da = dy * b * np.power(a, b - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = dy * y * np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)  # TensorFlow: zero where a <= 0
+    return da, db
+
+
+BINARY = {
+    "Add": (np.add, lambda a, b, y, dy: (dy, dy)),
+    "Subtract": (np.subtract, lambda a, b, y, dy: (dy, -dy)),
+    "Multiply": (np.multiply, lambda a, b, y, dy: (dy * b, dy * a)),
+    "TrueDivide": (np.true_divide, lambda a, b, y, dy: (dy / b, -dy * a / (b * b))),
+    "Divide": (np.true_divide, lambda a, b, y, dy: (dy / b, -dy * a / (b * b))),
+    "Maximum": (np.maximum, lambda a, b, y, dy: (dy * (a >= b), dy * (a < b))),
+    "Minimum": (np.minimum, lambda a, b, y, dy: (dy * (a <= b), dy * (a > b))),
+    "Power": (np.power, _power_grads),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# unary ops: forward(x, config) and dx from (x, y, dy, config)
+# ---------------------------------------------------------------------------------------------
+def _gelu(x, c):
+    if c["approximate"]:
+        inner = x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x ** 3)
+        return x.dtype.type(0.5) * x * (1 + np.tanh(inner))
+    return x.dtype.type(0.5) * x * (1 + special.erf(x / x.dtype.type(math.sqrt(2.0))))
+
+
+def _gelu_grad(x, y, dy, c):
+    if c["approximate"]:
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        t = np.tanh(inner)
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+    else:
+        slope = 0.5 * (1 + special.erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return dy * slope.astype(x.dtype)
+
+
+def _softmax(x, c):
+    z = np.exp(x - x.max(axis=c["axis"], keepdims=True))
+    return z / z.sum(axis=c["axis"], keepdims=True)
+
+
+def _log_softmax(x, c):
+    shifted = x - x.max(axis=c["axis"], keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=c["axis"], keepdims=True))
+
+
+def _sigmoid_grad(x, y, dy, c):
+    return dy * y * (1 - y)
+
+
+def _silu_grad(x, y, dy, c):
+    s = special.expit(x)
+    return dy * (s * (1 + x * (1 - s)))
+
+
+def _hard_sigmoid(x, c):
+    return np.clip(x + x.dtype.type(3.0), 0, 6) / x.dtype.type(6.0)
+
+
+def _cast(x, c):
+    return x.astype(c["dtype"])
+
+
+UNARY = {
+    "Negative": (lambda x, c: -x, lambda x, y, dy, c: -dy),
+    "Absolute": (lambda x, c: np.abs(x), lambda x, y, dy, c: dy * np.sign(x)),
+    "Square": (lambda x, c: x * x, lambda x, y, dy, c: dy * 2 * x),
+    "Sqrt": (lambda x, c: np.sqrt(x), lambda x, y, dy, c: dy * 0.5 / y),
+    "Rsqrt": (lambda x, c: 1 / np.sqrt(x), lambda x, y, dy, c: dy * -0.5 * y * y * y),
+    "Exp": (lambda x, c: np.exp(x), lambda x, y, dy, c: dy * y),
+    "Log": (lambda x, c: np.log(x), lambda x, y, dy, c: dy / x),
+    "Tanh": (lambda x, c: np.tanh(x), lambda x, y, dy, c: dy * (1 - y * y)),
+    "Sigmoid": (lambda x, c: special.expit(x), _sigmoid_grad),
+    "Relu": (lambda x, c: np.maximum(x, 0), lambda x, y, dy, c: dy * (x > 0)),
+    "Gelu": (_gelu, _gelu_grad),
+    "Silu": (lambda x, c: x * special.expit(x), _silu_grad),
+    "Softplus": (lambda x, c: np.logaddexp(x.dtype.type(0), x), lambda x, y, dy, c: dy * special.expit(x)),
+    "Elu": (lambda x, c: np.where(x > 0, x, x.dtype.type(c["alpha"]) * np.expm1(np.minimum(x, 0))),
+            lambda x, y, dy, c: np.where(x > 0, dy, dy * (y + x.dtype.type(c["alpha"])))),
+    "LeakyRelu": (lambda x, c: np.where(x > 0, x, x.dtype.type(c["negative_slope"]) * x),
+                  lambda x, y, dy, c: np.where(x > 0, dy, dy * x.dtype.type(c["negative_slope"]))),
+    "HardSigmoid": (_hard_sigmoid, lambda x, y, dy, c: dy * ((x > -3) & (x < 3)) / x.dtype.type(6.0)),
+    "Erf": (lambda x, c: special.erf(x), lambda x, y, dy, c: dy * (_TWO_OVER_SQRT_PI * np.exp(-x * x)).astype(x.dtype)),
+    "Sign": (lambda x, c: np.sign(x), lambda x, y, dy, c: np.zeros_like(dy)),
+    "Softmax": (_softmax, lambda x, y, dy, c: y * (dy - (dy * y).sum(axis=c["axis"], keepdims=True))),
+    "LogSoftmax": (_log_softmax, lambda x, y, dy, c: dy - np.exp(y) * dy.sum(axis=c["axis"], keepdims=True)),
+    "Clip": (lambda x, c: np.clip(x, x.dtype.type(c["x_min"]), x.dtype.type(c["x_max"])),
+             lambda x, y, dy, c: dy * ((x >= c["x_min"]) & (x <= c["x_max"]))),
+    "Cast": (_cast, lambda x, y, dy, c: dy.astype(x.dtype)),
+}
+
+#: the ops whose config names an axis of their input (normalised and checked by the layer)
+AXIS_OPS = {"Softmax", "LogSoftmax"}

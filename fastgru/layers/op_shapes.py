@@ -1,0 +1,340 @@
+"""Keras 3's reductions, shape ops and products as a Functional graph records them (``keras.ops.mean(x,
+axis=1)``, ``ops.concatenate``, ``ops.reshape``, ``ops.transpose``, ``ops.matmul``, ``ops.einsum``, ...):
+for each, ``normalize`` (the node's config checked against its operands' ranks: axes made non-negative,
+the batch axis refused, since fastgru keeps every sample's computation apart), the output shape, the
+values and the gradients (TensorFlow's: a maximum's gradient is shared among ties). Used by
+:class:`fastgru.layers.keras_ops.KerasOp`; the configs it passes are already normalised.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+
+from .op_elementwise import broadcast_shape, unbroadcast
+
+
+def _axes(value, rank: int, owner: str, allow_none: bool = False) -> tuple | None:
+    """``value`` (an int or a list of ints) as sorted non-negative axes of a rank-``rank`` tensor, none the
+    batch axis."""
+    if value is None and allow_none:
+        return None
+    if value is None:
+        raise ValueError(f"{owner}: axis=None takes every axis, the batch axis included; fastgru computes each "
+                         "sample on its own (give the other axes)")
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
+        raise ValueError(f"{owner}: axis must be an integer or a list of integers, found {value!r}")
+    out = []
+    for a in items:
+        if not -rank <= a < rank:
+            raise ValueError(f"{owner}: axis {a} is out of range for a tensor of rank {rank}")
+        out.append(a % rank)
+    if 0 in out:
+        raise ValueError(f"{owner}: axis {value!r} includes the batch axis; fastgru computes each sample on its own "
+                         "(reduce, reorder or join the other axes)")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{owner}: repeated axis in {value!r}")
+    return tuple(sorted(out))
+
+
+def _bool(value, what: str, owner: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: {what} must be true or false, found {value!r}")
+    return value
+
+
+def _known_product(dims) -> int | None:
+    return None if any(d is None for d in dims) else math.prod(dims)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions (one operand): axis (int or list, never the batch axis), keepdims
+# ---------------------------------------------------------------------------------------------
+def _reduce_normalize(c, shapes, owner):
+    rank = len(shapes[0])
+    out = {"axis": _axes(c.get("axis"), rank, owner), "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
+    if c.get("initial") is not None:
+        raise ValueError(f"{owner}: initial={c['initial']!r} is not supported (only None)")
+    if c.get("ord") not in (None, 2, "euclidean"):
+        raise ValueError(f"{owner}: only the Euclidean norm (ord=None) is supported, found ord={c['ord']!r}")
+    return out
+
+
+def _reduce_shape(shapes, c):
+    shape = shapes[0]
+    if c["keepdims"]:
+        return tuple(1 if i in c["axis"] else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in c["axis"])
+
+
+def _kept(a, c):
+    """A reduction's output (or gradient) with the reduced axes kept (size 1)."""
+    return a if c["keepdims"] else np.expand_dims(a, c["axis"])
+
+
+def _count(x, c) -> int:
+    return math.prod(x.shape[i] for i in c["axis"])
+
+
+def _extreme_grad(xs, y, dy, c):
+    x = xs[0]
+    hits = x == _kept(y, c)
+    return [hits * (_kept(dy, c) / hits.sum(axis=c["axis"], keepdims=True))]
+
+
+def _logsumexp(xs, c):
+    x = xs[0]
+    top = x.max(axis=c["axis"], keepdims=True)
+    top = np.where(np.isfinite(top), top, 0)
+    out = np.log(np.exp(x - top).sum(axis=c["axis"], keepdims=True)) + top
+    return out if c["keepdims"] else np.squeeze(out, c["axis"])
+
+
+def _var_grad(xs, y, dy, c, std=False):
+    x = xs[0]
+    centred = x - x.mean(axis=c["axis"], keepdims=True)
+    n = _count(x, c)
+    return [_kept(dy, c) * centred / (n * _kept(y, c)) if std else _kept(dy, c) * 2 * centred / n]
+
+
+REDUCTIONS = {
+    "Sum": (lambda xs, c: xs[0].sum(axis=c["axis"], keepdims=c["keepdims"]),
+            lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c), xs[0].shape).copy()]),
+    "Mean": (lambda xs, c: xs[0].mean(axis=c["axis"], keepdims=c["keepdims"]),
+             lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c) / _count(xs[0], c), xs[0].shape).copy()]),
+    "Average": (lambda xs, c: xs[0].mean(axis=c["axis"]),
+                lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c) / _count(xs[0], c), xs[0].shape).copy()]),
+    "Max": (lambda xs, c: xs[0].max(axis=c["axis"], keepdims=c["keepdims"]), _extreme_grad),
+    "Min": (lambda xs, c: xs[0].min(axis=c["axis"], keepdims=c["keepdims"]), _extreme_grad),
+    "Var": (lambda xs, c: xs[0].var(axis=c["axis"], keepdims=c["keepdims"]), _var_grad),
+    "Std": (lambda xs, c: xs[0].std(axis=c["axis"], keepdims=c["keepdims"]),
+            lambda xs, y, dy, c: _var_grad(xs, y, dy, c, std=True)),
+    "Logsumexp": (_logsumexp, lambda xs, y, dy, c: [_kept(dy, c) * np.exp(xs[0] - _kept(y, c))]),
+    "Norm": (lambda xs, c: np.sqrt((xs[0] * xs[0]).sum(axis=c["axis"], keepdims=c["keepdims"])),
+             lambda xs, y, dy, c: [_kept(dy, c) * xs[0] / _kept(y, c)]),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# shape ops
+# ---------------------------------------------------------------------------------------------
+def _concat_normalize(c, shapes, owner):
+    ranks = {len(s) for s in shapes}
+    if len(ranks) != 1:
+        raise ValueError(f"{owner}: the tensors have different ranks {[len(s) for s in shapes]}")
+    stack = c.get("_stack", False)
+    (axis,) = _axes(c.get("axis", 0), ranks.pop() + stack, owner)
+    for s in shapes[1:]:
+        for i, (a, b) in enumerate(zip(shapes[0], s)):
+            if i and (stack or i != axis) and a is not None and b is not None and a != b:
+                raise ValueError(f"{owner}: shapes {shapes[0]} and {s} do not match off axis {axis}")
+    return {"axis": axis, "_stack": stack}
+
+
+def _concat_shape(shapes, c):
+    axis = c["axis"]
+    if c["_stack"]:
+        return tuple(shapes[0][:axis]) + (len(shapes),) + tuple(shapes[0][axis:])
+    sizes = [s[axis] for s in shapes]
+    return tuple(shapes[0][:axis]) + (None if None in sizes else sum(sizes),) + tuple(shapes[0][axis + 1:])
+
+
+def _concat_grad(xs, y, dy, c):
+    if c["_stack"]:
+        return [np.take(dy, i, axis=c["axis"]) for i in range(len(xs))]
+    cuts = np.cumsum([x.shape[c["axis"]] for x in xs])[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(dy, cuts, axis=c["axis"])]
+
+
+def _expand_normalize(c, shapes, owner):
+    value = c.get("axis")
+    n = len(value) if isinstance(value, (list, tuple)) else 1
+    return {"axis": _axes(value, len(shapes[0]) + n, owner)}
+
+
+def _squeeze_normalize(c, shapes, owner):
+    shape = shapes[0]
+    if c.get("axis") is None:
+        axes = tuple(i for i, d in enumerate(shape) if i and d == 1)
+    else:
+        axes = _axes(c["axis"], len(shape), owner)
+        wrong = [i for i in axes if shape[i] not in (1, None)]
+        if wrong:
+            raise ValueError(f"{owner}: cannot squeeze axis {wrong[0]} of size {shape[wrong[0]]}")
+    return {"axis": axes}
+
+
+def _reshape_normalize(c, shapes, owner):
+    new = c.get("newshape")
+    if not isinstance(new, (list, tuple)) or not new or new[0] not in (-1, None):
+        raise ValueError(f"{owner}: newshape must start with -1 (the batch axis), found {new!r}")
+    rest = new[1:]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in rest):
+        raise ValueError(f"{owner}: newshape's sizes after the batch axis must be positive integers, found {new!r}")
+    size = _known_product(shapes[0][1:])
+    if size is not None and size != math.prod(rest):
+        raise ValueError(f"{owner}: cannot reshape a tensor of shape {shapes[0]} to {tuple(new)}")
+    return {"newshape": tuple(rest)}
+
+
+def _transpose_normalize(c, shapes, owner):
+    rank, axes = len(shapes[0]), c.get("axes")
+    if not isinstance(axes, (list, tuple)) or sorted(a % rank if isinstance(a, int) and -rank <= a < rank else -1
+                                                     for a in axes) != list(range(rank)):
+        raise ValueError(f"{owner}: axes must be a permutation of the {rank} axes, found {axes!r}")
+    perm = tuple(a % rank for a in axes)
+    if perm[0] != 0:
+        raise ValueError(f"{owner}: axes {axes!r} move the batch axis; fastgru keeps it first")
+    return {"axes": perm}
+
+
+def _pair_normalize(first: str, second: str):
+    def normalize(c, shapes, owner):
+        rank = len(shapes[0])
+        a, b = c.get(first), c.get(second)
+        if isinstance(a, (list, tuple)) != isinstance(b, (list, tuple)) or (
+                isinstance(a, (list, tuple)) and len(a) != len(b)):
+            raise ValueError(f"{owner}: {first} {a!r} and {second} {b!r} do not pair up")
+        pa, pb = (list(v) if isinstance(v, (list, tuple)) else [v] for v in (a, b))
+        unordered = [_axes([v], rank, owner)[0] for v in pa], [_axes([v], rank, owner)[0] for v in pb]
+        return {first: tuple(unordered[0]), second: tuple(unordered[1])}
+    return normalize
+
+
+def _moved_shape(shapes, c):
+    return np.moveaxis(np.broadcast_to(np.empty((), np.int8), _probe(shapes[0])), c["source"],
+                       c["destination"]).shape
+
+
+def _probe(shape):
+    return tuple(1_000_003 if d is None else d for d in shape)
+
+
+def _unprobe(shape):
+    return tuple(None if d >= 1_000_003 else d for d in shape)
+
+
+def _pad_normalize(c, shapes, owner):
+    rank, width = len(shapes[0]), c.get("pad_width")
+    ok = isinstance(width, (list, tuple)) and len(width) == rank and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                             for v in p) for p in width)
+    if not ok or list(width[0]) != [0, 0]:
+        raise ValueError(f"{owner}: pad_width must give (before, after) for each of the {rank} axes, (0, 0) for "
+                         f"the batch axis, found {width!r}")
+    if c.get("mode", "constant") != "constant":
+        raise ValueError(f"{owner}: only mode='constant' is supported, found {c.get('mode')!r}")
+    value = c.get("constant_values")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"{owner}: constant_values must be a number, found {value!r}")
+    return {"pad_width": tuple(tuple(p) for p in width), "constant_values": 0 if value is None else value}
+
+
+def _pad_grad(xs, y, dy, c):
+    return [dy[tuple(slice(b, b + n) for (b, _), n in zip(c["pad_width"], xs[0].shape))].copy()]
+
+
+SHAPE_OPS = {
+    "Concatenate": (_concat_normalize, _concat_shape, lambda xs, c: np.concatenate(xs, axis=c["axis"]), _concat_grad),
+    "Stack": (lambda c, s, o: _concat_normalize({**c, "_stack": True}, s, o), _concat_shape,
+              lambda xs, c: np.stack(xs, axis=c["axis"]), _concat_grad),
+    "ExpandDims": (_expand_normalize,
+                   lambda s, c: _unprobe(np.expand_dims(np.broadcast_to(np.empty((), np.int8), _probe(s[0])),
+                                                        c["axis"]).shape),
+                   lambda xs, c: np.expand_dims(xs[0], c["axis"]), lambda xs, y, dy, c: [dy.reshape(xs[0].shape)]),
+    "Squeeze": (_squeeze_normalize, lambda s, c: tuple(d for i, d in enumerate(s[0]) if i not in c["axis"]),
+                lambda xs, c: np.squeeze(xs[0], c["axis"]), lambda xs, y, dy, c: [dy.reshape(xs[0].shape)]),
+    "Reshape": (_reshape_normalize, lambda s, c: (s[0][0],) + c["newshape"],
+                lambda xs, c: xs[0].reshape((xs[0].shape[0],) + c["newshape"]),
+                lambda xs, y, dy, c: [dy.reshape(xs[0].shape)]),
+    "Transpose": (_transpose_normalize, lambda s, c: tuple(s[0][a] for a in c["axes"]),
+                  lambda xs, c: np.ascontiguousarray(np.transpose(xs[0], c["axes"])),
+                  lambda xs, y, dy, c: [np.ascontiguousarray(np.transpose(dy, np.argsort(c["axes"])))]),
+    "Swapaxes": (_pair_normalize("axis1", "axis2"),
+                 lambda s, c: _unprobe(np.swapaxes(np.broadcast_to(np.empty((), np.int8), _probe(s[0])),
+                                                   c["axis1"][0], c["axis2"][0]).shape),
+                 lambda xs, c: np.ascontiguousarray(np.swapaxes(xs[0], c["axis1"][0], c["axis2"][0])),
+                 lambda xs, y, dy, c: [np.ascontiguousarray(np.swapaxes(dy, c["axis1"][0], c["axis2"][0]))]),
+    "Moveaxis": (_pair_normalize("source", "destination"), lambda s, c: _unprobe(_moved_shape(s, c)),
+                 lambda xs, c: np.ascontiguousarray(np.moveaxis(xs[0], c["source"], c["destination"])),
+                 lambda xs, y, dy, c: [np.ascontiguousarray(np.moveaxis(dy, c["destination"], c["source"]))]),
+    "Flip": (lambda c, s, o: {"axis": _axes(c.get("axis"), len(s[0]), o)}, lambda s, c: tuple(s[0]),
+             lambda xs, c: np.flip(xs[0], c["axis"]).copy(), lambda xs, y, dy, c: [np.flip(dy, c["axis"]).copy()]),
+    "Cumsum": (lambda c, s, o: {"axis": _axes(c.get("axis"), len(s[0]), o)}, lambda s, c: tuple(s[0]),
+               lambda xs, c: np.cumsum(xs[0], axis=c["axis"][0], dtype=xs[0].dtype),
+               lambda xs, y, dy, c: [np.flip(np.cumsum(np.flip(dy, c["axis"]), axis=c["axis"][0]), c["axis"]).copy()]),
+    "Pad": (_pad_normalize, lambda s, c: tuple(None if d is None else d + b + a for d, (b, a) in
+                                               zip(s[0], c["pad_width"])),
+            lambda xs, c: np.pad(xs[0], c["pad_width"], constant_values=c["constant_values"]), _pad_grad),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# products of two tensors
+# ---------------------------------------------------------------------------------------------
+def _matmul_normalize(c, shapes, owner):
+    a, b = shapes
+    if len(a) < 3 or len(a) != len(b):
+        raise ValueError(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, the batch axis "
+                         f"first), found shapes {a} and {b}")
+    if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
+        raise ValueError(f"{owner}: shapes {a} and {b} do not multiply ({a[-1]} != {b[-2]})")
+    return {}
+
+
+def _matmul_shape(shapes, c):
+    a, b = shapes
+    return broadcast_shape(a[:-2], b[:-2], "Matmul") + (a[-2], b[-1])
+
+
+def _matmul_grad(xs, y, dy, c):
+    a, b = xs
+    da = np.matmul(dy, np.swapaxes(b, -1, -2))
+    db = np.matmul(np.swapaxes(a, -1, -2), dy)
+    return [unbroadcast(da, a.shape), unbroadcast(db, b.shape)]
+
+
+def _einsum_normalize(c, shapes, owner):
+    sub = c.get("subscripts")
+    letters = set(string.ascii_letters)
+    if not isinstance(sub, str) or "->" not in sub or sub.count("->") != 1:
+        raise ValueError(f"{owner}: subscripts must be explicit ('ij,jk->ik'), found {sub!r}")
+    ins, out = sub.replace(" ", "").split("->")
+    terms = ins.split(",")
+    if len(terms) != 2 or len(shapes) != 2:
+        raise ValueError(f"{owner}: fastgru runs einsum on two tensors, found {sub!r}")
+    if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
+        raise ValueError(f"{owner}: subscripts {sub!r}: letters only, each at most once per operand")
+    if any(len(t) != len(s) for t, s in zip(terms, shapes)):
+        raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
+    if not out or any(t[0] != out[0] for t in terms) or set(out) - set(terms[0]) - set(terms[1]):
+        raise ValueError(f"{owner}: subscripts {sub!r}: the batch axis must come first in each operand and in the "
+                         "output, and every output letter must come from an operand")
+    for t, other in ((terms[0], terms[1]), (terms[1], terms[0])):
+        if set(t) - set(out) - set(other):
+            raise ValueError(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not supported)")
+    sizes: dict = {}
+    for t, s in zip(terms, shapes):
+        for letter, d in zip(t, s):
+            if d is not None and sizes.get(letter) not in (None, d):
+                raise ValueError(f"{owner}: subscripts {sub!r}: axis {letter!r} has sizes {sizes[letter]} and {d}")
+            sizes[letter] = d if d is not None else sizes.get(letter)
+    return {"terms": tuple(terms), "out": out, "sizes": sizes}
+
+
+def _einsum_grad(xs, y, dy, c):
+    (ta, tb), out = c["terms"], c["out"]
+    a, b = xs
+    return [np.einsum(f"{out},{tb}->{ta}", dy, b, optimize=True).astype(a.dtype, copy=False),
+            np.einsum(f"{out},{ta}->{tb}", dy, a, optimize=True).astype(b.dtype, copy=False)]
+
+
+PRODUCTS = {
+    "Matmul": (_matmul_normalize, _matmul_shape, lambda xs, c: np.matmul(xs[0], xs[1]), _matmul_grad),
+    "Einsum": (_einsum_normalize, lambda s, c: tuple(c["sizes"].get(letter) for letter in c["out"]),
+               lambda xs, c: np.einsum(f"{c['terms'][0]},{c['terms'][1]}->{c['out']}", xs[0], xs[1],
+                                       optimize=True).astype(xs[0].dtype, copy=False), _einsum_grad),
+}
