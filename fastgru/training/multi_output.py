@@ -119,7 +119,10 @@ class MultiCompiled:
     @property
     def metrics(self) -> list:
         trackers = [self.output_trackers[i] for i in self._tracker_order if self.output_trackers[i] is not None]
-        return trackers + [m for ms in (self._metrics or []) for m in ms]
+        made = [m for ms in (self._metrics or []) for m in ms]
+        # Keras lists a multi-output model's metrics by name: evaluate's list puts the logs its compiled metrics'
+        # own (unprefixed) names do not find in sorted order, after the losses (_flatten_metrics_in_order)
+        return trackers + (sorted(made, key=lambda m: m.name) if self.multi else made)
 
     def ensure_metrics(self, ys, preds) -> list:
         if self._metrics is None:
@@ -229,7 +232,8 @@ def _logit_flags(model, compiled: MultiCompiled, ys) -> list[bool]:
     for k, (slot, loss) in enumerate(zip(model._output_slots, compiled.losses)):
         producer = model._outputs[k].node
         layer = producer.layer
-        act = getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation") else None
+        act = (getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation")
+               else getattr(layer, "logits_activation", None))  # (a sigmoid / softmax op: layers/keras_ops.py)
         sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
                 and not producer.is_input and len(producer.outputs) == 1)
         shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])
@@ -250,7 +254,8 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     total = regularization.weight_penalty(model.layers, model.trainable_weights) + tape.activity_loss
     d_outs, preds = [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
-        act = getattr(model._outputs[k].node.layer, "activation", None)
+        layer = model._outputs[k].node.layer
+        act = getattr(layer, "activation", None) or getattr(layer, "logits_activation", None)
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
         if flags[k]:
             value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sw, mask=mask)
