@@ -125,7 +125,14 @@ class Softmax(_Elementwise):
     def _axis(self):
         return tuple(self.axis) if isinstance(self.axis, tuple) else self.axis
 
-    def forward(self, x, mask=None, training: bool = True):
+    @property
+    def logits_activation(self) -> str | None:
+        """'softmax' over the last axis: Keras tags the output with its logits, which a crossentropy loss of a
+        model output reads instead of the probabilities (:meth:`forward`'s ``skip_activation``)."""
+        return "softmax" if self.axis == -1 else None
+
+    def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
+        """Training forward; ``skip_activation`` returns the (masked) logits the softmax would take."""
         x = self._array(x)
         if mask is not None:
             mask = np.asarray(mask)
@@ -136,12 +143,20 @@ class Softmax(_Elementwise):
                                  f"input (shape {x.shape})") from None
             large_negative = x.dtype.type(-1e9 if x.dtype == np.float32 else -1e9)
             x = np.where(keep, x, large_negative)
+            if skip_activation:
+                return x, ("logits", keep)
+        if skip_activation:
+            return x, ("logits", None)
         axis = self._axis()
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         y = e / e.sum(axis=axis, keepdims=True)
         return y, y
 
     def backward(self, dy, cache, need_dx: bool = True):
+        if isinstance(cache, tuple):  # the logits passed through (masked positions are constants)
+            keep = cache[1]
+            dy = np.asarray(dy)
+            return (dy if keep is None else np.where(keep, dy, 0).astype(dy.dtype)), []
         y = cache
         dy = np.asarray(dy, y.dtype)
         return y * (dy - (dy * y).sum(axis=self._axis(), keepdims=True)), []

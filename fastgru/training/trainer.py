@@ -78,7 +78,9 @@ def _compiled(model) -> Compiled:
 
 def _output_activation(model):
     last = model.layers[-1]
-    return getattr(last, "activation", None) if type(last).__name__ in ("Dense", "Activation") else None
+    if type(last).__name__ in ("Dense", "Activation"):
+        return getattr(last, "activation", None)
+    return getattr(last, "logits_activation", None)  # (a Softmax layer: Keras tags its output with the logits)
 
 
 def forward(model, x, training: bool, logits: bool, activity: dict | None = None):
