@@ -53,3 +53,31 @@ def test_softmax_output_against_keras(keras, build):
     np.testing.assert_allclose(ours.train_on_batch(X, Y), km.train_on_batch(X, Y), rtol=1e-6)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_time_distributed_softmax_output_reads_probabilities_as_keras(keras, tmp_path, kind):
+    """Keras's TimeDistributed reshapes its inner Dense's output, which then tags no logits: the crossentropy
+    reads the clipped probabilities (fastgru builds the wrapper as the Dense it holds, marked as such)."""
+    inner = keras.layers.TimeDistributed(keras.layers.Dense(3, activation="softmax"), name="td")
+    if kind == "sequential":
+        km = keras.Sequential([keras.Input((2, 3)), inner])
+    else:
+        i = keras.Input((2, 3))
+        km = keras.Model(i, [inner(i), keras.layers.Dense(1, name="side")(i)])
+    km.get_layer("td").set_weights(W)
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    x = np.array([[[1.0, 0, 0], [0, 1, 0]]], "float32")
+    y = np.array([[[0, 1, 0], [0, 1, 0]]], "float32")
+    ys = y if kind == "sequential" else [y, np.zeros((1, 2, 1), "float32")]
+    loss = "categorical_crossentropy" if kind == "sequential" else ["categorical_crossentropy", "mse"]
+    for model, opt in ((km, keras.optimizers.SGD(0.1)), (ours, fg.optimizers.SGD(0.1))):
+        model.compile(opt, loss)
+    expected = km.evaluate(x, ys, verbose=0)
+    np.testing.assert_allclose(expected if kind == "sequential" else expected[1], (16.118095 + np.log(3)) / 2,
+                               rtol=1e-5)  # the clipped probability's -log(1e-7), and -log(1/3)
+    np.testing.assert_allclose(ours.evaluate(x, ys, verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(ours.train_on_batch(x, ys), km.train_on_batch(x, ys), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

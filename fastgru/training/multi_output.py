@@ -234,6 +234,8 @@ def _logit_flags(model, compiled: MultiCompiled, ys) -> list[bool]:
         layer = producer.layer
         act = (getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation")
                else getattr(layer, "logits_activation", None))  # (a sigmoid / softmax op: layers/keras_ops.py)
+        if getattr(layer, "_keras_time_distributed", None) is not None:
+            act = None  # (a Dense loaded from Keras's TimeDistributed: its output, reshaped by Keras, tags no logits)
         sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
                 and not producer.is_input and len(producer.outputs) == 1)
         shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])

@@ -78,6 +78,8 @@ def _compiled(model) -> Compiled:
 
 def _output_activation(model):
     last = model.layers[-1]
+    if getattr(last, "_keras_time_distributed", None) is not None:
+        return None  # (a Dense loaded from Keras's TimeDistributed: its output, reshaped by Keras, tags no logits)
     if type(last).__name__ in ("Dense", "Activation"):
         return getattr(last, "activation", None)
     return getattr(last, "logits_activation", None)  # (a Softmax layer: Keras tags its output with the logits)
