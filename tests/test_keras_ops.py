@@ -170,25 +170,28 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("op, config, args, shape, error", [
-    ("Mean", {"axis": None, "keepdims": False}, [T(0)], X, "batch axis"),
-    ("Sum", {"axis": 0, "keepdims": False}, [T(0)], X, "batch axis"),
-    ("Transpose", {"axes": [1, 0, 2]}, [T(0)], X, "batch axis"),
-    ("Reshape", {"newshape": [6, 4]}, [T(0)], X, "must start with -1"),
-    ("Reshape", {"newshape": [-1, 5]}, [T(0)], X, "cannot reshape"),
-    ("Concatenate", {"axis": 0}, [[T(0)]], X, "batch axis"),
-    ("Matmul", {}, [T(0), T(1)], (2, 4), "batches of matrices"),
-    ("Einsum", {"subscripts": "bij,bjk"}, [T(0), T(1)], X, "explicit"),
-    ("Einsum", {"subscripts": "bij,cjk->bik"}, [T(0), T(1)], X, "batch axis must come first"),
-    ("Softmax", {"axis": 0}, [T(0)], X, "batch axis"),
-    ("Add", {}, [T(0), "two"], X, "tensors or numbers"),
-    ("Tanh", {}, [T(0), T(1)], X, "1 operand"),
-    ("Pad", {"pad_width": [[1, 0], [0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "batch axis"),
+@pytest.mark.parametrize("op, config, args, shape, error, kind", [
+    ("Mean", {"axis": None, "keepdims": False}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("Sum", {"axis": 0, "keepdims": False}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("Transpose", {"axes": [1, 0, 2]}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("Reshape", {"newshape": [6, 4]}, [T(0)], X, "must start with -1", UnsupportedKerasFeature),
+    ("Reshape", {"newshape": [-1, 5]}, [T(0)], X, "cannot reshape", ValueError),
+    ("Concatenate", {"axis": 0}, [[T(0)]], X, "batch axis", UnsupportedKerasFeature),
+    ("Matmul", {}, [T(0), T(1)], (2, 4), "batches of matrices", UnsupportedKerasFeature),
+    ("Matmul", {}, [T(0), T(1)], X, "do not multiply", ValueError),
+    ("Einsum", {"subscripts": "bij,bjk"}, [T(0), T(1)], X, "explicit", ValueError),
+    ("Einsum", {"subscripts": "bij,cjk->bik"}, [T(0), T(1)], X, "batch axis must come first", UnsupportedKerasFeature),
+    ("Softmax", {"axis": 0}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("Add", {}, [T(0), "two"], X, "tensors or numbers", ValueError),
+    ("Tanh", {}, [T(0), T(1)], X, "1 operand", ValueError),
+    ("Pad", {"pad_width": [[1, 0], [0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "batch axis",
+     UnsupportedKerasFeature),
+    ("Pad", {"pad_width": [[0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "for each of the 3 axes", ValueError),
 ])
-def test_ops_that_would_mix_samples_or_are_malformed_are_refused(op, config, args, shape, error):
+def test_ops_that_would_mix_samples_or_are_malformed_are_refused(op, config, args, shape, error, kind):
     layer = KerasOp(op, config)
     n = sum(1 for a in (args[0] if isinstance(args[0], list) else args) if isinstance(a, dict))
-    with pytest.raises(ValueError, match=error):
+    with pytest.raises(kind, match=error):
         layer.compute_output_shape([shape] * n, template={"args": args, "kwargs": {}})
 
 

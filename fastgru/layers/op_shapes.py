@@ -13,6 +13,7 @@ import string
 
 import numpy as np
 
+from ..errors import UnsupportedKerasFeature
 from .op_elementwise import broadcast_shape, unbroadcast
 
 
@@ -22,8 +23,8 @@ def _axes(value, rank: int, owner: str, allow_none: bool = False) -> tuple | Non
     if value is None and allow_none:
         return None
     if value is None:
-        raise ValueError(f"{owner}: axis=None takes every axis, the batch axis included; fastgru computes each "
-                         "sample on its own (give the other axes)")
+        raise UnsupportedKerasFeature(f"{owner}: axis=None takes every axis, the batch axis included; fastgru "
+                                      "computes each sample on its own (give the other axes)")
     items = value if isinstance(value, (list, tuple)) else [value]
     if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
         raise ValueError(f"{owner}: axis must be an integer or a list of integers, found {value!r}")
@@ -33,8 +34,8 @@ def _axes(value, rank: int, owner: str, allow_none: bool = False) -> tuple | Non
             raise ValueError(f"{owner}: axis {a} is out of range for a tensor of rank {rank}")
         out.append(a % rank)
     if 0 in out:
-        raise ValueError(f"{owner}: axis {value!r} includes the batch axis; fastgru computes each sample on its own "
-                         "(reduce, reorder or join the other axes)")
+        raise UnsupportedKerasFeature(f"{owner}: axis {value!r} includes the batch axis; fastgru computes each sample "
+                                      "on its own (reduce, reorder or join the other axes)")
     if len(set(out)) != len(out):
         raise ValueError(f"{owner}: repeated axis in {value!r}")
     return tuple(sorted(out))
@@ -57,9 +58,10 @@ def _reduce_normalize(c, shapes, owner):
     rank = len(shapes[0])
     out = {"axis": _axes(c.get("axis"), rank, owner), "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
     if c.get("initial") is not None:
-        raise ValueError(f"{owner}: initial={c['initial']!r} is not supported (only None)")
+        raise UnsupportedKerasFeature(f"{owner}: initial={c['initial']!r} is not supported (only None)")
     if c.get("ord") not in (None, 2, "euclidean"):
-        raise ValueError(f"{owner}: only the Euclidean norm (ord=None) is supported, found ord={c['ord']!r}")
+        raise UnsupportedKerasFeature(f"{owner}: only the Euclidean norm (ord=None) is supported, found "
+                                      f"ord={c['ord']!r}")
     return out
 
 
@@ -169,8 +171,11 @@ def _squeeze_normalize(c, shapes, owner):
 
 def _reshape_normalize(c, shapes, owner):
     new = c.get("newshape")
-    if not isinstance(new, (list, tuple)) or not new or new[0] not in (-1, None):
-        raise ValueError(f"{owner}: newshape must start with -1 (the batch axis), found {new!r}")
+    if not isinstance(new, (list, tuple)) or not new:
+        raise ValueError(f"{owner}: newshape must be a list of sizes, found {new!r}")
+    if new[0] not in (-1, None):
+        raise UnsupportedKerasFeature(f"{owner}: newshape must start with -1 (the batch axis, kept whole), found "
+                                      f"{new!r}")
     rest = new[1:]
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in rest):
         raise ValueError(f"{owner}: newshape's sizes after the batch axis must be positive integers, found {new!r}")
@@ -187,7 +192,7 @@ def _transpose_normalize(c, shapes, owner):
         raise ValueError(f"{owner}: axes must be a permutation of the {rank} axes, found {axes!r}")
     perm = tuple(a % rank for a in axes)
     if perm[0] != 0:
-        raise ValueError(f"{owner}: axes {axes!r} move the batch axis; fastgru keeps it first")
+        raise UnsupportedKerasFeature(f"{owner}: axes {axes!r} move the batch axis; fastgru keeps it first")
     return {"axes": perm}
 
 
@@ -222,11 +227,12 @@ def _pad_normalize(c, shapes, owner):
     ok = isinstance(width, (list, tuple)) and len(width) == rank and all(
         isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                                                              for v in p) for p in width)
-    if not ok or list(width[0]) != [0, 0]:
-        raise ValueError(f"{owner}: pad_width must give (before, after) for each of the {rank} axes, (0, 0) for "
-                         f"the batch axis, found {width!r}")
+    if not ok:
+        raise ValueError(f"{owner}: pad_width must give (before, after) for each of the {rank} axes, found {width!r}")
+    if list(width[0]) != [0, 0]:
+        raise UnsupportedKerasFeature(f"{owner}: pad_width {width!r} pads the batch axis; fastgru keeps it whole")
     if c.get("mode", "constant") != "constant":
-        raise ValueError(f"{owner}: only mode='constant' is supported, found {c.get('mode')!r}")
+        raise UnsupportedKerasFeature(f"{owner}: only mode='constant' is supported, found {c.get('mode')!r}")
     value = c.get("constant_values")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ValueError(f"{owner}: constant_values must be a number, found {value!r}")
@@ -278,8 +284,8 @@ SHAPE_OPS = {
 def _matmul_normalize(c, shapes, owner):
     a, b = shapes
     if len(a) < 3 or len(a) != len(b):
-        raise ValueError(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, the batch axis "
-                         f"first), found shapes {a} and {b}")
+        raise UnsupportedKerasFeature(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, "
+                                      f"the batch axis first), found shapes {a} and {b}")
     if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
         raise ValueError(f"{owner}: shapes {a} and {b} do not multiply ({a[-1]} != {b[-2]})")
     return {}
@@ -305,17 +311,20 @@ def _einsum_normalize(c, shapes, owner):
     ins, out = sub.replace(" ", "").split("->")
     terms = ins.split(",")
     if len(terms) != 2 or len(shapes) != 2:
-        raise ValueError(f"{owner}: fastgru runs einsum on two tensors, found {sub!r}")
+        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on two tensors, found {sub!r}")
     if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
         raise ValueError(f"{owner}: subscripts {sub!r}: letters only, each at most once per operand")
     if any(len(t) != len(s) for t, s in zip(terms, shapes)):
         raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
-    if not out or any(t[0] != out[0] for t in terms) or set(out) - set(terms[0]) - set(terms[1]):
-        raise ValueError(f"{owner}: subscripts {sub!r}: the batch axis must come first in each operand and in the "
-                         "output, and every output letter must come from an operand")
+    if set(out) - set(terms[0]) - set(terms[1]):
+        raise ValueError(f"{owner}: subscripts {sub!r}: an output letter comes from no operand")
+    if not out or any(t[0] != out[0] for t in terms):
+        raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r}: the batch axis must come first in each "
+                                      "operand and in the output")
     for t, other in ((terms[0], terms[1]), (terms[1], terms[0])):
         if set(t) - set(out) - set(other):
-            raise ValueError(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not supported)")
+            raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not "
+                                          "supported)")
     sizes: dict = {}
     for t, s in zip(terms, shapes):
         for letter, d in zip(t, s):
