@@ -52,8 +52,10 @@ def test_keras_functions_and_classes_map_to_fastgru_ones(keras):
     sgd = optimizers.get(keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True))
     assert isinstance(sgd, optimizers.SGD) and sgd.momentum == pytest.approx(0.9) and sgd.nesterov
     assert isinstance(metrics.get(keras.metrics.BinaryAccuracy(threshold=0.3)), metrics.BinaryAccuracy)
-    with pytest.raises(ValueError, match="unsupported metric class 'AUC'"):
-        metrics.get(keras.metrics.AUC())
+    auc = metrics.get(keras.metrics.AUC(curve="PR", label_weights=[1.0, 2.0], name="pr_auc"))
+    assert isinstance(auc, metrics.AUC) and auc.curve == "PR" and auc.label_weights.tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="unsupported metric class 'F1Score'"):
+        metrics.get(keras.metrics.F1Score())
     with pytest.raises(ValueError, match="unsupported loss class 'Tversky'"):
         losses.get(keras.losses.Tversky())
 

@@ -1,7 +1,8 @@
 """Keras-3-compatible callbacks: the ``Callback`` hooks, ``CallbackList``, ``History``,
 ``EarlyStopping``, ``ModelCheckpoint``, ``TerminateOnNaN`` and ``ProgbarLogger`` (the callback that drives
 :class:`fastgru.training.progress.Progbar` in ``fit``/``evaluate``/``predict``, as Keras's
-``callbacks/progbar_logger.py`` drives ``utils/progbar.py``).
+``callbacks/progbar_logger.py`` drives ``utils/progbar.py``). ``CSVLogger`` (``csv_logger.py``) and the
+learning-rate callbacks (``lr_callbacks.py``) are exported here too.
 
 The model a callback sees needs ``stop_training`` (EarlyStopping sets it), ``get_weights()`` /
 ``set_weights()`` (EarlyStopping's ``restore_best_weights``), ``save(path)`` / ``save_weights(path)``
@@ -17,6 +18,7 @@ import warnings
 import numpy as np
 
 from .callback_base import Callback, _MonitorCallback  # noqa: F401  (fastgru.callbacks' public names)
+from .csv_logger import CSVLogger  # noqa: F401
 from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: F401
 from .progress import Progbar
 

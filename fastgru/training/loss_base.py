@@ -9,6 +9,24 @@ import numpy as np
 _EPSILON = 1e-7  # keras.backend.epsilon()
 
 
+def _clip_and_mask(p, dtype):
+    """Keras's clip of probabilities to ``[eps, 1 - eps]`` and where its gradient passes (inside, bounds included)."""
+    lo, hi = dtype.type(_EPSILON), dtype.type(1.0 - _EPSILON)
+    inside = (p >= lo) & (p <= hi)  # tf.clip_by_value passes the gradient at the bounds
+    return np.clip(p, lo, hi), inside
+
+
+def _sigmoid_xent(x, t):
+    """``tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=x)`` and its autodiff gradient in ``x``."""
+    dt = x.dtype.type
+    pos = x >= 0
+    neg_abs = np.where(pos, -x, x)
+    e = np.exp(neg_abs)
+    elem = np.where(pos, x, dt(0)) - x * t + np.log1p(e)
+    s = e / (dt(1) + e)
+    return elem, (pos.astype(x.dtype) - t) + np.where(pos, -s, s)
+
+
 def _float_dtype(a: np.ndarray) -> np.dtype:
     return a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float32)
 
@@ -97,6 +115,11 @@ class Loss:
             raise TypeError(f"{type(self).__name__} has no logits form")
         return self._run(y_true, logits, True, sample_weight, mask, grad=True)
 
+    def uses_output_logits(self, output_activation: str | None) -> bool:
+        """Whether Keras 3 (TensorFlow) computes this loss from the pre-activation of an output made by
+        ``output_activation``: the crossentropies read the logits a sigmoid/softmax tags its output with."""
+        return self.supports_logits and output_activation in ("sigmoid", "softmax")
+
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
 
@@ -127,6 +150,9 @@ class Loss:
         if yp.ndim == 0:
             raise ValueError(f"y_pred must have at least one dimension; received shape {orig_shape}")
         values, dvalues = self._values(yt, yp, logits)
+        valid = self._valid_positions(yt)
+        if valid is not None:  # Keras ANDs the loss's own mask into the output's (Loss.__call__)
+            mask = valid if mask is None else np.logical_and(np.asarray(mask).astype(bool), valid)
         w = _weights(values.shape, dtype, sample_weight, mask, self.reduction)
         weighted = values if w is None else values * w
         n = weighted.size if self.reduction != "sum" else 1
@@ -142,3 +168,7 @@ class Loss:
 
     def _values(self, y_true, y_pred, logits):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _valid_positions(self, y_true) -> np.ndarray | None:
+        """A bool mask of shape ``values.shape`` the loss sets itself (SCCE's ``ignore_class``), or None."""
+        return None

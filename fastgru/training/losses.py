@@ -13,10 +13,13 @@ activation (see :func:`uses_logits`).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .keras_objects import keras_config
-from .loss_base import _EPSILON, Loss, _same_rank
+from .loss_base import Loss, _clip_and_mask, _same_rank, _sigmoid_xent
 from .more_losses import (
     CategoricalHinge,
     CosineSimilarity,
@@ -28,12 +31,6 @@ from .more_losses import (
     Poisson,
     SquaredHinge,
 )
-
-
-def _clip_and_mask(p, dtype):
-    lo, hi = dtype.type(_EPSILON), dtype.type(1.0 - _EPSILON)
-    inside = (p >= lo) & (p <= hi)  # tf.clip_by_value passes the gradient at the bounds
-    return np.clip(p, lo, hi), inside
 
 
 class BinaryCrossentropy(Loss):
@@ -61,12 +58,7 @@ class BinaryCrossentropy(Loss):
             t = t * dt(1.0 - self.label_smoothing) + dt(0.5 * self.label_smoothing)
         d = dt(x.shape[-1])
         if logits:  # tf.nn.sigmoid_cross_entropy_with_logits, and its autodiff gradient
-            pos = x >= 0
-            neg_abs = np.where(pos, -x, x)
-            e = np.exp(neg_abs)
-            elem = np.where(pos, x, dt(0)) - x * t + np.log1p(e)
-            s = e / (dt(1) + e)
-            delem = (pos.astype(x.dtype) - t) + np.where(pos, -s, s)
+            elem, delem = _sigmoid_xent(x, t)
         else:
             p, inside = _clip_and_mask(x, x.dtype)
             one_m = dt(1) - p
@@ -127,21 +119,36 @@ def _softmax_xent(z, onehot):
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """Categorical crossentropy with integer labels of shape ``y_pred.shape[:-1]`` (or ``+ (1,)``)."""
+    """Categorical crossentropy with integer labels of shape ``y_pred.shape[:-1]`` (or ``+ (1,)``).
+
+    ``ignore_class`` (an int, e.g. -1 or 255; may lie outside ``[0, C)``): positions whose label is that
+    class get a zero loss and gradient and are dropped from the mean as masked positions are (Keras 3
+    ANDs them into the output's mask): ``"sum_over_batch_size"`` averages over the other positions.
+    Keras then reads the probabilities, never the logits of a softmax output.
+    """
 
     logits_activation = "softmax"
     supports_logits = True
 
-    def __init__(self, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1,
-                 reduction: str = "sum_over_batch_size", name: str = "sparse_categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str = "sum_over_batch_size", axis: int = -1,
+                 name: str = "sparse_categorical_crossentropy"):
         super().__init__(name, reduction)
         if axis != -1:
             raise ValueError(f"only axis=-1 is supported; received axis={axis}")
-        if ignore_class is not None:
-            raise ValueError("ignore_class is not supported")
+        if ignore_class is not None and (isinstance(ignore_class, bool)
+                                         or not isinstance(ignore_class, numbers.Integral)):
+            raise ValueError(f"ignore_class must be an int or None; received {ignore_class!r}")
         self.from_logits = bool(from_logits)
-        self.ignore_class = None
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
         self.axis = axis
+
+    def uses_output_logits(self, output_activation: str | None) -> bool:
+        # with ignore_class Keras takes ops.where of the prediction, which drops the softmax's logits
+        return self.ignore_class is None and super().uses_output_logits(output_activation)
+
+    def _valid_positions(self, labels):
+        return None if self.ignore_class is None else labels != self.ignore_class
 
     def get_config(self) -> dict:
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
@@ -157,14 +164,24 @@ class SparseCategoricalCrossentropy(Loss):
             )
         labels = y_true.astype(np.int64)
         n_classes = y_pred.shape[-1]
-        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        kept = labels if self.ignore_class is None else labels[labels != self.ignore_class]
+        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
             raise ValueError(
                 f"sparse labels must lie in [0, {n_classes}); received values from "
-                f"{labels.min()} to {labels.max()}"
+                f"{kept.min()} to {kept.max()}"
+                + ("" if self.ignore_class is None else f" (besides ignore_class={self.ignore_class})")
             )
         return labels, y_pred
 
     def _values(self, labels, x, logits):
+        if self.ignore_class is not None:  # Keras: label 0 and prediction 0 there, then the loss zeroed
+            valid = labels != self.ignore_class
+            values, dvalues = self._xent(np.where(valid, labels, 0), np.where(valid[..., None], x, 0), logits)
+            return np.where(valid, values, 0), np.where(valid[..., None], dvalues, 0)
+        return self._xent(labels, x, logits)
+
+    @staticmethod
+    def _xent(labels, x, logits):
         onehot = np.zeros(x.shape, dtype=x.dtype)
         np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
         if logits:
@@ -233,11 +250,14 @@ _BY_NAME = {
     "kl_divergence": KLDivergence, "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence,
     "poisson": Poisson, "cosine_similarity": CosineSimilarity,
     "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
 }
 _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                     MeanSquaredError, MeanAbsoluteError, Huber, MeanSquaredLogarithmicError,
                                     MeanAbsolutePercentageError, LogCosh, KLDivergence, Poisson, CosineSimilarity,
-                                    Hinge, SquaredHinge, CategoricalHinge)}
+                                    Hinge, SquaredHinge, CategoricalHinge, BinaryFocalCrossentropy,
+                                    CategoricalFocalCrossentropy)}
 
 
 def get(identifier) -> Loss:
@@ -283,9 +303,12 @@ def uses_logits(loss: Loss, output_activation: str | None, y_true=None, y_pred=N
     input, and a binary one on a softmax output a sigmoid crossentropy of the softmax's input.
     The tag is lost when Keras reshapes the prediction to the labels' rank (e.g. labels ``(B, T)``
     against a ``(B, T, 1)`` output): pass ``y_true`` and ``y_pred`` (arrays or shapes) to account
-    for that; the probabilities are then used, clipped.
+    for that; the probabilities are then used, clipped. Each loss decides in
+    :meth:`Loss.uses_output_logits`: not ``SparseCategoricalCrossentropy(ignore_class=...)``, whose
+    ``where`` drops the tag; ``BinaryFocalCrossentropy`` only on a sigmoid output without ``from_logits``;
+    never ``CategoricalFocalCrossentropy``, which Keras computes from the probabilities.
     """
-    if not (loss.supports_logits and output_activation in ("sigmoid", "softmax")):
+    if not loss.uses_output_logits(output_activation):
         return False
     if y_true is None or y_pred is None:
         return True

@@ -1,4 +1,4 @@
-"""Streaming metrics as Keras 3 computes them.
+"""Streaming metrics as Keras 3 computes them (``AUC`` in :mod:`fastgru.training.auc`, exported here).
 
 A metric turns each batch into one value per *sample* (the mean over every non-batch axis, so a
 ``(B, T)`` grid of per-step accuracies counts as ``B`` samples) and keeps a running ``total`` and
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .auc import AUC
 from .keras_objects import keras_config
 from .loss_base import _same_rank
+from .metric_base import Metric
 
 
 def _mean_over(values: np.ndarray, axes) -> np.ndarray:
@@ -33,33 +35,6 @@ def _reduce_to_samplewise(values, sample_weight, dtype):
     if values.ndim > 1:
         values = _mean_over(values, range(1, values.ndim))
     return values, sample_weight
-
-
-class Metric:
-    """Base class: ``update_state(y_true, y_pred, sample_weight=None)``, ``result()``, ``reset_state()``."""
-
-    #: "up" when larger is better, "down" when smaller is better, None when unknown (as Keras)
-    _direction: str | None = None
-
-    def __init__(self, name: str | None = None, dtype=np.float32):
-        self.name = name or type(self).__name__
-        self.dtype = np.dtype(dtype)
-        self.reset_state()
-
-    def reset_state(self) -> None:
-        raise NotImplementedError
-
-    def update_state(self, *args, **kwargs) -> None:
-        raise NotImplementedError
-
-    def result(self) -> float:
-        raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype.name}
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} name={self.name!r} result={self.result():.6g}>"
 
 
 class Mean(Metric):
@@ -336,12 +311,13 @@ class Recall(_Confusion):
 
 
 _CLASSES = {c.__name__: c for c in (Mean, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-                                    MeanSquaredError, MeanAbsoluteError, Precision, Recall)}
+                                    MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC)}
 _BY_NAME = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+    "auc": AUC,
 }
 
 
@@ -364,7 +340,7 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
         cls_name, config = identifier.get("class_name"), dict(identifier.get("config") or {})
         if cls_name not in _CLASSES:
             raise ValueError(f"unsupported metric class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
-        return _CLASSES[cls_name](**config)
+        return _CLASSES[cls_name].from_config(config)
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
             if y_true is not None and y_pred is not None:
