@@ -49,3 +49,38 @@ def test_top_k_and_bad_thresholds_are_refused():
         fg.metrics.Precision(top_k=2)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fg.metrics.Recall(thresholds=[0.5, 1.5])
+
+
+def test_precision_and_recall_ignore_the_outputs_mask_and_take_keras_names():
+    """Keras 3 applies an output's mask to its mean metrics only: Precision/Recall count masked steps too; the
+    names "precision" and "recall" work in compile, as in Keras."""
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, (4, 5, 1)).astype("float32")
+    y_pred = rng.uniform(size=(4, 5, 1)).astype("float32")
+    mask = np.arange(5)[None, :] < np.array([[2], [5], [3], [1]])
+    for name in ("precision", "recall"):
+        masked, plain = fg.metrics.get(name), fg.metrics.get(name)
+        masked.update_state(y_true, y_pred, mask=mask)
+        plain.update_state(y_true, y_pred)
+        assert masked.name == name and masked.result() == plain.result()
+
+
+def test_masked_sequence_precision_recall_auc_against_keras(keras):
+    rng = np.random.default_rng(0)
+
+    def build(mod):
+        return mod.Sequential([mod.Input((5, 3)), mod.layers.Masking(0.0), mod.layers.GRU(4, return_sequences=True),
+                               mod.layers.Dense(1, activation="sigmoid")])
+
+    km, ours = build(keras), build(fg)
+    ours.set_weights(km.get_weights())
+    x = rng.normal(size=(6, 5, 3)).astype("float32")
+    x[:, 3:] = 0
+    y = rng.integers(0, 2, (6, 5, 1)).astype("float32")
+    for model in (km, ours):
+        model.compile("sgd", "binary_crossentropy", metrics=["precision", "recall", "auc", "accuracy"])
+    expected = km.evaluate(x, y, verbose=0, return_dict=True)
+    got = ours.evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(got) == sorted(expected)
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, err_msg=k)

@@ -257,6 +257,7 @@ class _Confusion(Metric):
         self.other = np.zeros(len(self.thresholds), np.float32)
 
     def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
+        """Add a batch's weighted counts (``mask``, the output's Keras mask, is ignored as Keras 3 does)."""
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, dtype=np.float32)
         if y_true.shape != y_pred.shape:
             if y_true.size != y_pred.size:
@@ -264,7 +265,8 @@ class _Confusion(Metric):
                                  f"{y_pred.shape}")
             y_true = y_true.reshape(y_pred.shape)
         weight = np.ones(y_pred.shape, np.float32)
-        for w in (sample_weight, mask):
+        # (the output's mask is not applied: Keras 3 passes masks to its mean metrics only, not to these)
+        for w in (sample_weight,):
             if w is not None:
                 w = np.asarray(w, np.float32)
                 w = w.reshape(w.shape + (1,) * (y_pred.ndim - w.ndim))
@@ -317,7 +319,7 @@ _BY_NAME = {
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
-    "auc": AUC,
+    "auc": AUC, "precision": Precision, "recall": Recall,
 }
 
 
