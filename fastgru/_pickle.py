@@ -55,6 +55,8 @@ def layer_state(layer) -> dict[str, Any]:
     rng = getattr(layer, "_rng", None)
     if isinstance(rng, np.random.Generator):
         state["rng"] = rng.bit_generator.state
+    if getattr(layer, "keras2_semantics", False):  # (a layer from a tf_keras file keeps tf_keras's behaviour)
+        state["keras2_semantics"] = True
     return state
 
 
@@ -73,6 +75,8 @@ def rebuild_layer(cls: type, state: dict[str, Any]):
         layer.set_weights(state["weights"])
     if "rng" in state and isinstance(getattr(layer, "_rng", None), np.random.Generator):
         layer._rng.bit_generator.state = state["rng"]
+    if state.get("keras2_semantics") and hasattr(layer, "use_keras2_semantics"):
+        layer.use_keras2_semantics()
     return layer
 
 

@@ -15,7 +15,7 @@ from ..layers import registry
 from .keras_config import layer_vars_path
 from .keras_functional import uses_graph, weight_groups
 from .keras_graph import key_to_config
-from .keras_nodes import INPUT_MASK_KEY
+from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY
 
 
 def _history(tensor, model_nodes) -> list:
@@ -73,6 +73,8 @@ def functional_config(model) -> dict:
             if getattr(layer, "_check_count", None) is not None:  # merge layers are built on a list of shapes
                 entry["build_config"] = {"input_shape": [list(s) for s in layer.input_shape]}
         entry["name"] = layer.name
+        if getattr(layer, "keras2_semantics", False) and isinstance(entry.get("config"), dict):
+            entry["config"][KERAS2_KEY] = True  # (kept by get_config and pickling, stripped from a .keras file)
         inbound = []
         for node in nodes:
             args = [_tensor_config(t, model_nodes) for t in node.args]
@@ -150,6 +152,16 @@ def _sequential_config(model) -> dict:
     return config
 
 
+def _strip_key(obj, key: str) -> None:
+    if isinstance(obj, dict):
+        obj.pop(key, None)
+        for v in obj.values():
+            _strip_key(v, key)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strip_key(v, key)
+
+
 def save_functional(model, path) -> None:
     import zipfile
 
@@ -162,6 +174,7 @@ def save_functional(model, path) -> None:
             "the model (from a tf_keras file) calls a recurrent layer with initial_state on a masked input: "
             "tf_keras applied the mask in that call, Keras 3 does not, so a Keras 3 file would compute "
             "differently")
+    _strip_key(config, KERAS2_KEY)  # (Keras's layers take no such option; the file computes as Keras 3 does)
     compile_config = keras3_compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config

@@ -334,6 +334,8 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         layer = _build_registered(registered, spec, name, label, major, path)
         if spec.time_distributed is not None:
             setattr(layer, TIME_DISTRIBUTED_ATTR, dict(spec.time_distributed))
+        if major < 3 and hasattr(layer, "use_keras2_semantics"):
+            layer.use_keras2_semantics()  # (tf_keras's behaviour: an Embedding's gradient, merges' masks, ...)
         return layer
     known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
         else " (a custom or unknown layer class)"

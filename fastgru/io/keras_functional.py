@@ -35,6 +35,7 @@ from .keras_graph import _entry, _entry_name
 from .keras_nodes import (
     GRAPH_CLASSES,
     INPUT_MASK_KEY,
+    KERAS2_KEY,
     _io_refs,
     _is_op,
 )
@@ -107,6 +108,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             tensors[(name, 0)] = [tensor]
             objects[name] = tensor.layer
             continue
+        keras2 = isinstance(lcfg, dict) and lcfg.pop(KERAS2_KEY, False) is True  # (fastgru's own configs only)
         build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
         if lcls == "GetItem" and name in parsed:
             objects[name] = registry.model_class("GetItem")(name=name)
@@ -145,11 +147,15 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
                 spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
             layer = build_layer(spec, major, path)
-            if major < 3 and hasattr(layer, "use_keras2_semantics"):
-                layer.use_keras2_semantics()  # tf_keras's MultiHeadAttention masks differently
+            if (major < 3 or keras2) and hasattr(layer, "use_keras2_semantics"):
+                layer.use_keras2_semantics()  # tf_keras's merges and MultiHeadAttention mask differently
             objects[name] = layer
             leaves.append((layer, spec))
         calls.append((name, parsed[name]))
+    # tf_keras numbers a nested model's calls after the node its own construction made (its config skips that
+    # node: tf_keras's _should_skip_first_node), so their references start at 1
+    entry_of = dict(zip(names, entries))
+    first_node = {name: 1 for name, _ in calls if major < 3 and _skips_first_node(entry_of[name])}
     # replay the calls: a layer's k-th node after its (k-1)-th, each once its inputs exist
     done = {name: 0 for name, _ in calls}
     progress = True
@@ -199,7 +205,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 outs = out if isinstance(out, list) else [out]
                 if input_mask:
                     outs[0].node.mask_from_inputs = True
-                tensors[(name, done[name])] = outs
+                tensors[(name, done[name] + first_node.get(name, 0))] = outs
                 done[name] += 1
                 progress = True
     stuck = [name for name, nodes in calls if done[name] < len(nodes)]
@@ -219,6 +225,17 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                      trainable=bool(config.get("trainable", True)))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"the Functional graph is not valid ({exc})") from None
+
+
+def _skips_first_node(entry) -> bool:
+    """A tf_keras nested model built on an Input (a Functional model, or a Sequential whose config starts with
+    its InputLayer): its first node, made when it was built, is not in the outer config."""
+    cls, config = entry.get("class_name"), entry.get("config")
+    if cls in GRAPH_CLASSES:
+        return True
+    layers = config.get("layers") if isinstance(config, dict) else None
+    return (cls == "Sequential" and isinstance(layers, list) and bool(layers) and isinstance(layers[0], dict)
+            and layers[0].get("class_name") == "InputLayer")
 
 
 def _build_sequential(model_config, path, major: int, prefix: str, group, leaves: list, counter: list):

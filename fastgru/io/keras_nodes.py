@@ -132,6 +132,9 @@ def _parse_op_node(node, where: str, path, tensor_key: str):
 #: a node keyword only fastgru writes (``io.functional_save``, for pickling): the recurrent layer called
 #: with initial_state receives its input's mask, as tf_keras passed it (``graph.Node.mask_from_inputs``)
 INPUT_MASK_KEY = "fastgru_mask_from_inputs"
+#: a layer-config key only fastgru writes (get_config, pickling; stripped from a saved .keras): the layer keeps
+#: tf_keras's semantics (``use_keras2_semantics``: merges' masks, MultiHeadAttention's, TimeDistributed's)
+KERAS2_KEY = "fastgru_keras2_semantics"
 
 
 def _parse_plain_node(node, where: str, recurrent: bool, path):

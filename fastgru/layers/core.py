@@ -215,10 +215,20 @@ class Embedding(Layer):
         idx = self._indices(x)
         return self._params["embeddings"][idx], idx
 
+    #: from a tf_keras file: tf_keras's optimizers sum an Embedding's duplicate rows before their update, i.e.
+    #: they take the summed (dense) gradient, where Keras 3's square each looked-up slice (RowGradient)
+    keras2_semantics = False
+
+    def use_keras2_semantics(self) -> None:
+        self.keras2_semantics = True
+
     def backward(self, dy, cache, need_dx: bool = True):
-        """The gradient as one slice per looked-up token (a RowGradient, as Keras's IndexedSlices)."""
+        """The gradient as one slice per looked-up token (a RowGradient, as Keras's IndexedSlices; summed into
+        the table's shape for a tf_keras model, whose optimizers deduplicate the rows first)."""
         table = self._params["embeddings"]
         grad = RowGradient(cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(table.dtype), table.shape)
+        if self.keras2_semantics:
+            grad = grad.dense()
         return None, ([grad] if self.trainable else [])
 
     def get_config(self) -> dict:

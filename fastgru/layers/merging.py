@@ -49,6 +49,11 @@ class _Merge(Layer):
     contract_example = {"inputs": [(5, 4), (5, 4)]}
     min_inputs = 1
     exact_inputs: int | None = None
+    #: tf_keras's merges (a Keras 2 file): the AND of the masks present, and no mask applied in the call
+    keras2_semantics = False
+
+    def use_keras2_semantics(self) -> None:
+        self.keras2_semantics = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -162,7 +167,7 @@ class _Merge(Layer):
 
     def forward(self, inputs, mask=None, training: bool = True):
         arrays = self._arrays(inputs)
-        y, cache = self._fw(self._expanded(arrays), mask)
+        y, cache = self._fw(self._expanded(arrays), None if self.keras2_semantics else mask)
         return y, (cache, [a.shape for a in arrays])
 
     def backward(self, dy, cache, need_dx: bool = True):
@@ -170,10 +175,14 @@ class _Merge(Layer):
         return [d.reshape(s) for d, s in zip(self._bw(np.asarray(dy), inner), shapes)], []
 
     def compute_mask(self, inputs, mask):
-        """Keras's ``Merge.compute_mask``: the OR of the masks, None when any input has none."""
+        """Keras's ``Merge.compute_mask``: the OR of the masks, None when any input has none (tf_keras's: the
+        AND of the masks present, None when none is)."""
         if mask is None:
             return None
         masks = list(mask)
+        if self.keras2_semantics:
+            present = [np.asarray(m).astype(bool) for m in masks if m is not None]
+            return np.logical_and.reduce(present) if present else None
         if any(m is None for m in masks):
             return None
         out = np.asarray(masks[0]).astype(bool)
@@ -412,7 +421,8 @@ class Concatenate(_Merge):
                 m = np.asarray(m).astype(bool)
                 full.append(np.broadcast_to(m[..., None], x.shape) if m.ndim < len(x.shape) else m)
         axis = self._norm_axis(len(arrays[0].shape))
-        return np.concatenate(full, axis=axis).any(axis=-1)
+        joined = np.concatenate(full, axis=axis)
+        return joined.all(axis=-1) if self.keras2_semantics else joined.any(axis=-1)  # (tf_keras: all)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -46,7 +46,7 @@ class _Noise(Layer):
 class SpatialDropout1D(_Noise):
     """Drops whole channels of each sample (noise shape (B, 1, C)), scaling the kept ones by 1/(1-rate)."""
 
-    keras = KerasContract(names=("SpatialDropout1D",))
+    keras = KerasContract(names=("SpatialDropout1D",), fixed={"noise_shape": None})  # (tf_keras writes None)
     parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
 
     def __init__(self, rate: float, seed=None, **kwargs):

@@ -105,7 +105,9 @@ class MultiCompiled:
             metrics_module.get(spec)
         self.names = names
         self.loss_tracker = metrics_module.Mean(name="loss")
-        self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (self.multi and l is not None) else None
+        # per-output loss entries when more than one output has a loss (Keras's CompileLoss: len(flat_losses) > 1)
+        several = sum(l is not None for l in self.losses) > 1
+        self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (several and l is not None) else None
                                 for n, l in zip(names, self.losses)]
         # the order of the per-output losses in evaluate's list: Keras's, for a dict of outputs, is the loss
         # dict's key order (a dict of losses) or the outputs dict's given order; else the outputs' order
