@@ -163,6 +163,17 @@ def _symbolic(x) -> bool:
     return isinstance(x, (list, tuple)) and any(getattr(v, "_fg_symbolic", False) for v in x)
 
 
+def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwargs):
+    """The eager call of a layer taking a list of arrays (merges, attention, Keras ops): built from the arrays'
+    shapes on first use (batch axis unknown), then ``layer.call`` under the weights' shared lock."""
+    if not layer.built:
+        with BUILD_LOCK:
+            if not layer.built:
+                layer.build([(None,) + a.shape[1:] for a in arrays])
+    with weights_lock(layer).shared:
+        return layer.call(arrays, mask=mask, training=training, **kwargs)
+
+
 def compute_dtype(x: np.ndarray) -> np.dtype:
     """float64 inputs compute in float64; everything else in float32."""
     return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)

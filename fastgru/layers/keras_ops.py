@@ -18,16 +18,7 @@ import numpy as np
 
 from ..errors import UnsupportedKerasFeature
 from . import registry
-from .base import (
-    BUILD_LOCK,
-    Layer,
-    _symbolic,
-    compute_dtype,
-    record_symbolic_call,
-    snake_case,
-    unique_name,
-    weights_lock,
-)
+from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
 from .op_elementwise import AXIS_OPS, BINARY, UNARY, broadcast_shape, unbroadcast
 from .op_shapes import PRODUCTS, REDUCTIONS, SHAPE_OPS, _axes, _reduce_normalize, _reduce_shape
 
@@ -190,13 +181,7 @@ class KerasOp(Layer):
     def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
         if _symbolic(inputs):
             return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
-        arrays = self._arrays(inputs)
-        if not self.built:
-            with BUILD_LOCK:
-                if not self.built:
-                    self.build([(None,) + a.shape[1:] for a in arrays])
-        with weights_lock(self).shared:
-            return self.call(arrays, mask=mask, training=training, **kwargs)
+        return call_on_list(self, self._arrays(inputs), mask=mask, training=training, **kwargs)
 
     def _arrays(self, inputs) -> list:
         arrays = [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]

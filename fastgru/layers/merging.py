@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BUILD_LOCK, Layer, _symbolic, compute_dtype, record_symbolic_call, weights_lock
+from .base import BUILD_LOCK, Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call
+from .op_elementwise import unbroadcast
 from .registry import Boolean, Constraint, Integer, KerasContract, register_layer, validate_params
 
 
@@ -25,19 +26,6 @@ def _as_list(inputs, owner: str) -> list:
         raise ValueError(f"A merge layer ({owner}) should be called on a list of inputs, received "
                          f"{type(inputs).__name__}")
     return list(inputs)
-
-
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """``g`` summed down to ``shape`` (the inverse of NumPy broadcasting)."""
-    if g.shape == tuple(shape):
-        return g
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
 
 
 class _Merge(Layer):
@@ -133,13 +121,7 @@ class _Merge(Layer):
     def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
         if _symbolic(inputs):
             return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
-        arrays = self._arrays(inputs)
-        if not self.built:
-            with BUILD_LOCK:
-                if not self.built:
-                    self.build([(None,) + a.shape[1:] for a in arrays])
-        with weights_lock(self).shared:
-            return self.call(arrays, mask=mask, training=training)
+        return call_on_list(self, self._arrays(inputs), mask=mask, training=training)
 
     def ensure_built(self, x_shape) -> None:
         if not self.built:
@@ -209,7 +191,7 @@ class Add(_Merge):
         return y, [a.shape for a in arrays]
 
     def _bw(self, dy, cache):
-        return [_unbroadcast(dy, s) for s in cache]
+        return [unbroadcast(dy, s) for s in cache]
 
 
 @register_layer
@@ -224,7 +206,7 @@ class Subtract(_Merge):
         return a - b, (a.shape, b.shape)
 
     def _bw(self, dy, cache):
-        return [_unbroadcast(dy, cache[0]), -_unbroadcast(dy, cache[1])]
+        return [unbroadcast(dy, cache[0]), -unbroadcast(dy, cache[1])]
 
 
 @register_layer
@@ -241,7 +223,7 @@ class Average(_Merge):
 
     def _bw(self, dy, cache):
         g = dy / dy.dtype.type(len(cache))
-        return [_unbroadcast(g, s) for s in cache]
+        return [unbroadcast(g, s) for s in cache]
 
 
 def _mask_like(m, x):
@@ -287,7 +269,7 @@ class Multiply(_Merge):
             g = dy if others is None else dy * others
             if masks[i] is not None:
                 g = np.where(masks[i], g, g.dtype.type(0))
-            dxs[i] = _unbroadcast(g, factors[i].shape)
+            dxs[i] = unbroadcast(g, factors[i].shape)
             acc = factors[i] if acc is None else acc * factors[i]
         return dxs
 
@@ -322,7 +304,7 @@ class _Extremum(_Merge):
     def _bw(self, dy, cache):
         owner, shapes = cache
         zero = dy.dtype.type(0)
-        return [_unbroadcast(np.where(owner == i, dy, zero), s) for i, s in enumerate(shapes)]
+        return [unbroadcast(np.where(owner == i, dy, zero), s) for i, s in enumerate(shapes)]
 
 
 @register_layer
