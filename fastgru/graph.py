@@ -25,6 +25,7 @@ class KerasTensor:
     """A symbolic tensor: its batch shape, dtype, and the layer call (node) that makes it."""
 
     _fg_symbolic = True
+    __array_ufunc__ = None  # ``array + tensor`` calls ``tensor.__radd__`` (a Keras op with a constant operand)
 
     def __init__(self, shape, dtype="float32", layer=None, node=None, index: int = 0, name: str | None = None):
         self.shape = tuple(shape)

@@ -34,6 +34,10 @@ def every_op(keras):
         "rsqrt": ops.rsqrt(ops.abs(p) + 1), "swapaxes": ops.swapaxes(p, 1, 2), "moveaxis": ops.moveaxis(p, 1, 2),
         "logsumexp": ops.logsumexp(p, axis=1), "pad": ops.pad(p, ((0, 0), (1, 1), (0, 0))),
         "divide": ops.divide(p, g + 3.0), "sign": ops.sign(p),
+        "add_array": p + np.linspace(-1, 1, 24, dtype="float32").reshape(6, 4), "where": ops.where(p > 0, p, 0.1 * p),
+        "logic": ops.where(ops.logical_and(p > -0.1, p < 0.3), p, -p), "not": ops.where(ops.logical_not(p < 0), p, 0.0),
+        "compare_cast": ops.cast(ops.greater_equal(p, 0.1), "float32") * p, "any": ops.cast(ops.any(p > 0.2, axis=-1),
+                                                                                          "float32"),
     }
     names = list(cases)
     return keras.Model([x, v], [cases[n] for n in names], name="every_op"), names
@@ -49,7 +53,8 @@ def trainable(keras):
     context = ops.matmul(attention, h)
     pooled = ops.concatenate([ops.mean(context, axis=1), ops.max(h * 0.5, axis=1), ops.tanh(v) ** 2], axis=-1)
     classes = ops.softmax(L.Dense(3, name="logits")(ops.relu(pooled) - 0.1))
-    flag = ops.sigmoid(L.Dense(1, name="flag")(ops.reshape(context, (-1, 24))))
+    leaky = ops.where(context > 0, context, 0.1 * context) + np.linspace(0, 1, 24, dtype="float32").reshape(6, 4)
+    flag = ops.sigmoid(L.Dense(1, name="flag")(ops.reshape(leaky, (-1, 24))))
     return keras.Model([x, v], [classes, flag], name="trainable")
 
 

@@ -65,6 +65,14 @@ GRAD_CASES = [
     ("Matmul", {}, [T(0), T(1)], [X, (2, 4, 5)], "any"),
     ("Einsum", {"subscripts": "btd,bsd->bts"}, [T(0), T(1)], [X, (2, 5, 4)], "any"),
     ("Einsum", {"subscripts": "bij,bjk->bki"}, [T(0), T(1)], [X, (2, 4, 2)], "any"),
+    ("Add", {}, [T(0), {"class_name": "__numpy__", "config": {"value": [[1.0, 2.0, 3.0, 4.0]] * 3,
+                                                                 "dtype": "float32"}}], [X], "any"),
+    ("Where", {}, [T(0), T(1), T(2)], [X, X, (2, 1, 4)], "any"),
+    ("Where", {}, [T(0), T(1), 0.5], [X, X], "any"),
+    ("Greater", {}, [T(0), T(1)], [X, X], "any"),
+    ("LogicalAnd", {}, [T(0), T(1)], [X, X], "any"),
+    ("LogicalNot", {}, [T(0)], [X], "any"),
+    ("Any", {"axis": -1, "keepdims": False}, [T(0)], [X], "any"),
 ]
 
 
@@ -118,7 +126,7 @@ def test_every_op_in_a_keras_file_gives_keras_outputs(suffix):
     _, xs, expected = _npz("ops_every")
     model = fg.load_model(FILES / f"ops_every{suffix}")
     got = model.predict(xs)
-    assert len(got) == len(expected) == 57
+    assert len(got) == len(expected) == 63
     for k, (g, e) in enumerate(zip(got, expected)):
         np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6, err_msg=f"output {k} ({model.output_names[k]})")
 
@@ -153,13 +161,14 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     x = fg.Input((6, 4))
     h = L.GRU(4, return_sequences=True)(x)
     y = (h + x) * 0.5 - 1.0
-    z = -y / 2.0 + y ** 2 + 1.0 / (h * h + 1.0)
+    positions = np.linspace(0, 1, 24, dtype="float32").reshape(6, 4)
+    z = -y / 2.0 + y ** 2 + 1.0 / (h * h + 1.0) + positions
     model = fg.Model(x, L.Dense(1)(L.GlobalAveragePooling1D()(z)))
-    assert [type(layer).__name__ for layer in model.layers].count("KerasOp") == 11
+    assert [type(layer).__name__ for layer in model.layers].count("KerasOp") == 12
     xs = np.random.default_rng(0).normal(size=(5, 6, 4)).astype("float32")
     hv = model.layers[1](xs)
     yv = (hv + xs) * np.float32(0.5) - np.float32(1.0)
-    zv = -yv / np.float32(2.0) + yv ** 2 + np.float32(1.0) / (hv * hv + np.float32(1.0))
+    zv = -yv / np.float32(2.0) + yv ** 2 + np.float32(1.0) / (hv * hv + np.float32(1.0)) + positions
     dense = model.layers[-1]
     expected = zv.mean(axis=1) @ dense.get_weights()[0] + dense.get_weights()[1]
     np.testing.assert_allclose(model.predict(xs), expected, rtol=1e-5, atol=1e-6)
@@ -168,6 +177,8 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     model.compile("adam", "mse")
     losses = model.fit(xs, np.ones((5, 1), "float32"), epochs=3, verbose=0).history["loss"]
     assert losses[-1] < losses[0]
+    left = fg.Model(x, positions * h - 1.0)  # an array on the left: the tensor's reflected operator
+    np.testing.assert_allclose(left.predict(xs), positions * model.layers[1](xs) - 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("op, config, args, shape, error, kind", [

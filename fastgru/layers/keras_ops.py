@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import UnsupportedKerasFeature
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
-from .op_elementwise import AXIS_OPS, BINARY, UNARY, broadcast_shape, unbroadcast
+from .op_elementwise import AXIS_OPS, BINARY, TERNARY, UNARY, broadcast_shape, unbroadcast
 from .op_shapes import PRODUCTS, REDUCTIONS, SHAPE_OPS, _axes, _reduce_normalize, _reduce_shape
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
@@ -28,14 +28,14 @@ TENSOR_KEY = "__fastgru_tensor__"
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid"}
-MODULES = {**{op: _NUMPY for op in (*BINARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
+MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH,
            "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
 CONFIG_KEYS = {
-    **{op: () for op in (*BINARY, *UNARY, "Matmul")},
+    **{op: () for op in (*BINARY, *TERNARY, *UNARY, "Matmul")},
     "Gelu": ("approximate",), "Elu": ("alpha",), "LeakyRelu": ("negative_slope",), "Softmax": ("axis",),
     "LogSoftmax": ("axis",), "Clip": ("x_min", "x_max"), "Cast": ("dtype",),
-    **{op: ("axis", "keepdims") for op in ("Sum", "Mean", "Var", "Std", "Logsumexp")},
+    **{op: ("axis", "keepdims") for op in ("Sum", "Mean", "Var", "Std", "Logsumexp", "Any", "All")},
     "Max": ("axis", "keepdims", "initial"), "Min": ("axis", "keepdims", "initial"), "Average": ("axis",),
     "Norm": ("ord", "axis", "keepdims"),
     "Concatenate": ("axis",), "Stack": ("axis",), "ExpandDims": ("axis",), "Squeeze": ("axis",),
@@ -59,6 +59,25 @@ def _is_number(v) -> bool:
 def _slot(v):
     """The tensor index of a template entry, or None for a constant."""
     return v[TENSOR_KEY] if isinstance(v, dict) and set(v) == {TENSOR_KEY} else None
+
+
+def _constant(v):
+    """A constant operand as an array: a number, or Keras's ``{"class_name": "__numpy__", "config": {"value":
+    nested lists, "dtype": ...}}`` (``x + positions`` with a NumPy array); None when it is neither."""
+    if _is_number(v):
+        return np.asarray(v)
+    if isinstance(v, dict) and v.get("class_name") == "__numpy__" and isinstance(v.get("config"), dict):
+        try:
+            value = np.asarray(v["config"].get("value"), dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        return value if value.ndim <= 8 else None
+    return None
+
+
+def numpy_constant(array: np.ndarray) -> dict:
+    """A NumPy array as a node's constant operand, the way Keras writes it."""
+    return {"class_name": "__numpy__", "config": {"value": np.asarray(array).tolist(), "dtype": str(array.dtype)}}
 
 
 def _unary_config(op: str, c: dict, rank: int, owner: str) -> dict:
@@ -130,16 +149,17 @@ class KerasOp(Layer):
             items = args[0]
         else:
             items = args
-            n = 2 if self.op in BINARY or self.op in PRODUCTS else 1
+            n = 3 if self.op in TERNARY else 2 if self.op in BINARY or self.op in PRODUCTS else 1
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
+        constants = self.op in BINARY or self.op in TERNARY
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)
-            if slot is None and not (self.op in BINARY and _is_number(a)):
-                raise ValueError(f"{owner}: operands must be tensors{' or numbers' if self.op in BINARY else ''}, "
+            if slot is None and not (constants and _constant(a) is not None):
+                raise ValueError(f"{owner}: operands must be tensors{' or numbers' if constants else ''}, "
                                  f"found {a!r}")
-            operands.append(a if slot is None else slot)
+            operands.append(_constant(a) if slot is None else slot)
             is_tensor.append(slot is not None)
         slots = [o for o, t in zip(operands, is_tensor) if t]
         if not slots or sorted(slots) != list(range(len(shapes))):
@@ -164,10 +184,12 @@ class KerasOp(Layer):
     def compute_output_shape(self, input_shape, template=None):
         operands, is_tensor, tensor_shapes, norm = self._parts(template, [tuple(s) for s in input_shape])
         owner = f"Keras op {self.op} {self.name!r}"
-        if self.op in BINARY:
+        if self.op in BINARY or self.op in TERNARY:
             full = iter(tensor_shapes)
-            a, b = (next(full) if t else () for t in is_tensor)
-            return broadcast_shape(a, b, owner)
+            shape = ()
+            for o, t in zip(operands, is_tensor):
+                shape = broadcast_shape(shape, next(full) if t else o.shape, owner)
+            return shape
         if self.op in UNARY:
             return tensor_shapes[0]
         if self.op in REDUCTIONS:
@@ -195,9 +217,10 @@ class KerasOp(Layer):
         xs = self._arrays(x)
         operands, is_tensor, _, norm = self._parts(template, [a.shape for a in xs])
         dtype = xs[0].dtype
-        values = [xs[o] if t else dtype.type(o) for o, t in zip(operands, is_tensor)]
-        if self.op in BINARY:
-            y = BINARY[self.op][0](values[0], values[1])
+        values = [xs[o] if t else (dtype.type(o) if o.ndim == 0 else o.astype(dtype))
+                  for o, t in zip(operands, is_tensor)]
+        if self.op in BINARY or self.op in TERNARY:
+            y = {**BINARY, **TERNARY}[self.op][0](*values)
         elif self.op in UNARY:
             y = UNARY[self.op][0](values[0], norm)
         elif self.op in REDUCTIONS:
@@ -225,9 +248,10 @@ class KerasOp(Layer):
             return [np.asarray(dy)], []
         y, (values, operands, is_tensor, norm, xs) = cache
         dy = np.asarray(dy, dtype=y.dtype if self.op != "Cast" else xs[0].dtype)
-        if self.op in BINARY:
-            grads = BINARY[self.op][1](values[0], values[1], y, dy)
-            grads = [unbroadcast(np.asarray(g), v.shape) if t else None for g, v, t in zip(grads, values, is_tensor)]
+        if self.op in BINARY or self.op in TERNARY:
+            grads = {**BINARY, **TERNARY}[self.op][1](*values, y, dy)
+            grads = [unbroadcast(np.asarray(g), v.shape) if t and g is not None else None
+                     for g, v, t in zip(grads, values, is_tensor)]
         elif self.op in UNARY:
             grads = [UNARY[self.op][1](values[0], y, dy, norm)]
         elif self.op in REDUCTIONS:
@@ -238,7 +262,9 @@ class KerasOp(Layer):
         tensors = iter(g for g, t in zip(grads, is_tensor) if t)
         for o, t in zip(operands, is_tensor):
             if t:
-                g = np.broadcast_to(np.asarray(next(tensors), dtype=xs[o].dtype), xs[o].shape)
+                g = next(tensors)
+                shape, dtype = xs[o].shape, xs[o].dtype
+                g = np.zeros(shape, dtype) if g is None else np.broadcast_to(np.asarray(g, dtype=dtype), shape)
                 dx[o] = np.array(g) if dx[o] is None else dx[o] + g
         return dx, []
 
@@ -253,6 +279,8 @@ def apply_op(op: str, *args, **config):
             tensors.append(a)
         elif _is_number(a):
             template_args.append(float(a) if isinstance(a, (float, np.floating)) else int(a))
+        elif isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
+            template_args.append(numpy_constant(a))
         else:
             raise TypeError(f"Keras op {op}: an operand must be a symbolic tensor or a number, received "
                             f"{type(a).__name__}")

@@ -72,6 +72,26 @@ BINARY = {
 }
 
 
+def _no_gradient(a, b, y, dy):  # comparisons and logic: nothing flows back (TensorFlow's gradient is None)
+    return None, None
+
+
+# comparisons and logic give booleans, carried as 0.0 / 1.0 in the graph's dtype (every consumer takes a
+# nonzero value for True, and Keras casts a boolean to 1.0 / 0.0 when it meets a float)
+BINARY.update({op: (fn, _no_gradient) for op, fn in (
+    ("Greater", np.greater), ("GreaterEqual", np.greater_equal), ("Less", np.less), ("LessEqual", np.less_equal),
+    ("Equal", np.equal), ("NotEqual", np.not_equal), ("LogicalAnd", np.logical_and), ("LogicalOr", np.logical_or))})
+
+
+def _where_grads(condition, a, b, y, dy):
+    keep = condition != 0
+    return None, np.where(keep, dy, 0), np.where(keep, 0, dy)
+
+
+#: three operands (tensors or constants): forward(c, a, b) and (dc, da, db) from (c, a, b, y, dy)
+TERNARY = {"Where": (lambda c, a, b: np.where(c != 0, a, b), _where_grads)}
+
+
 # ---------------------------------------------------------------------------------------------
 # unary ops: forward(x, config) and dx from (x, y, dy, config)
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +165,7 @@ UNARY = {
     "Clip": (lambda x, c: np.clip(x, x.dtype.type(c["x_min"]), x.dtype.type(c["x_max"])),
              lambda x, y, dy, c: dy * ((x >= c["x_min"]) & (x <= c["x_max"]))),
     "Cast": (_cast, lambda x, y, dy, c: dy.astype(x.dtype)),
+    "LogicalNot": (lambda x, c: np.logical_not(x), lambda x, y, dy, c: np.zeros_like(dy)),
 }
 
 #: the ops whose config names an axis of their input (normalised and checked by the layer)

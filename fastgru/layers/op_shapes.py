@@ -117,6 +117,11 @@ REDUCTIONS = {
     "Logsumexp": (_logsumexp, lambda xs, y, dy, c: [_kept(dy, c) * np.exp(xs[0] - _kept(y, c))]),
     "Norm": (lambda xs, c: np.sqrt((xs[0] * xs[0]).sum(axis=c["axis"], keepdims=c["keepdims"])),
              lambda xs, y, dy, c: [_kept(dy, c) * xs[0] / _kept(y, c)]),
+    # (booleans as 0.0 / 1.0, no gradient)
+    "Any": (lambda xs, c: (xs[0] != 0).any(axis=c["axis"], keepdims=c["keepdims"]),
+            lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "All": (lambda xs, c: (xs[0] != 0).all(axis=c["axis"], keepdims=c["keepdims"]),
+            lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }
 
 
