@@ -38,6 +38,9 @@ def every_op(keras):
         "logic": ops.where(ops.logical_and(p > -0.1, p < 0.3), p, -p), "not": ops.where(ops.logical_not(p < 0), p, 0.0),
         "compare_cast": ops.cast(ops.greater_equal(p, 0.1), "float32") * p, "any": ops.cast(ops.any(p > 0.2, axis=-1),
                                                                                           "float32"),
+        "scaled": p / ops.sqrt(8.0), "tensor_constant": p + ops.convert_to_tensor(np.full((6, 4), 0.25, "float32")),
+        "matmul_constant": ops.matmul(p, np.linspace(-1, 1, 12, dtype="float32").reshape(4, 3)),
+        "einsum_one": ops.einsum("btd->bd", p),
     }
     names = list(cases)
     return keras.Model([x, v], [cases[n] for n in names], name="every_op"), names

@@ -73,6 +73,14 @@ GRAD_CASES = [
     ("LogicalAnd", {}, [T(0), T(1)], [X, X], "any"),
     ("LogicalNot", {}, [T(0)], [X], "any"),
     ("Any", {"axis": -1, "keepdims": False}, [T(0)], [X], "any"),
+    ("TrueDivide", {}, [T(0), {"class_name": "__tensor__", "config": {"value": 2.5, "dtype": "float32"}}], [X], "any"),
+    ("Matmul", {}, [T(0), {"class_name": "__numpy__", "config": {"value": [[1.0, -2.0], [0.5, 3.0], [2.0, 1.0],
+                                                                           [-1.0, 0.0]], "dtype": "float32"}}],
+     [X], "any"),
+    ("Matmul", {}, [{"class_name": "__numpy__", "config": {"value": [[1.0, -2.0, 0.5]], "dtype": "float32"}}, T(0)],
+     [X], "any"),
+    ("Einsum", {"subscripts": "btd->bd"}, [T(0)], [X], "any"),
+    ("Einsum", {"subscripts": "btd->bdt"}, [T(0)], [X], "any"),
 ]
 
 
@@ -126,7 +134,7 @@ def test_every_op_in_a_keras_file_gives_keras_outputs(suffix):
     _, xs, expected = _npz("ops_every")
     model = fg.load_model(FILES / f"ops_every{suffix}")
     got = model.predict(xs)
-    assert len(got) == len(expected) == 63
+    assert len(got) == len(expected) == 67
     for k, (g, e) in enumerate(zip(got, expected)):
         np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6, err_msg=f"output {k} ({model.output_names[k]})")
 
@@ -193,7 +201,7 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     ("Einsum", {"subscripts": "bij,bjk"}, [T(0), T(1)], X, "explicit", ValueError),
     ("Einsum", {"subscripts": "bij,cjk->bik"}, [T(0), T(1)], X, "batch axis must come first", UnsupportedKerasFeature),
     ("Softmax", {"axis": 0}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
-    ("Add", {}, [T(0), "two"], X, "tensors or numbers", ValueError),
+    ("Add", {}, [T(0), "two"], X, "tensors or constants", ValueError),
     ("Tanh", {}, [T(0), T(1)], X, "1 operand", ValueError),
     ("Pad", {"pad_width": [[1, 0], [0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "batch axis",
      UnsupportedKerasFeature),

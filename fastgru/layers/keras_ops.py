@@ -62,17 +62,28 @@ def _slot(v):
 
 
 def _constant(v):
-    """A constant operand as an array: a number, or Keras's ``{"class_name": "__numpy__", "config": {"value":
-    nested lists, "dtype": ...}}`` (``x + positions`` with a NumPy array); None when it is neither."""
+    """A constant operand as an array: a number, or Keras's ``{"class_name": "__numpy__" (or "__tensor__"),
+    "config": {"value": nested lists, "dtype": ...}}`` (``x + positions`` with a NumPy array, ``/ ops.sqrt(8.0)``,
+    ``+ ops.convert_to_tensor(pe)``); None when it is neither."""
     if _is_number(v):
         return np.asarray(v)
-    if isinstance(v, dict) and v.get("class_name") == "__numpy__" and isinstance(v.get("config"), dict):
+    if isinstance(v, dict) and v.get("class_name") in ("__numpy__", "__tensor__") and isinstance(v.get("config"),
+                                                                                   dict):
         try:
             value = np.asarray(v["config"].get("value"), dtype=np.float64)
         except (TypeError, ValueError):
             return None
         return value if value.ndim <= 8 else None
     return None
+
+
+def _operand_shapes(operands, is_tensor, shapes) -> list:
+    return [tuple(shapes[o]) if t else o.shape for o, t in zip(operands, is_tensor)]
+
+
+def _short(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def numpy_constant(array: np.ndarray) -> dict:
@@ -150,28 +161,35 @@ class KerasOp(Layer):
         else:
             items = args
             n = 3 if self.op in TERNARY else 2 if self.op in BINARY or self.op in PRODUCTS else 1
+            if self.op == "Einsum" and len(args) == 1:
+                n = 1  # (one tensor: a permutation, sums)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
-        constants = self.op in BINARY or self.op in TERNARY
+        constants = self.op in BINARY or self.op in TERNARY or self.op == "Matmul"
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)
             if slot is None and not (constants and _constant(a) is not None):
-                raise ValueError(f"{owner}: operands must be tensors{' or numbers' if constants else ''}, "
-                                 f"found {a!r}")
+                if _constant(a) is not None:
+                    raise UnsupportedKerasFeature(f"{owner}: a constant operand is not supported here (only "
+                                                  "tensors)")
+                raise ValueError(f"{owner}: operands must be tensors{' or constants' if constants else ''}, "
+                                 f"found {_short(a)}")
             operands.append(_constant(a) if slot is None else slot)
             is_tensor.append(slot is not None)
         slots = [o for o, t in zip(operands, is_tensor) if t]
         if not slots or sorted(slots) != list(range(len(shapes))):
-            raise ValueError(f"{owner}: the call's {len(shapes)} tensor(s) do not match its arguments {args!r}")
+            raise ValueError(f"{owner}: the call's {len(shapes)} tensor(s) do not match its arguments {_short(args)}")
         tensor_shapes = [tuple(shapes[o]) for o in slots]
         config = {**self.op_config, **kwargs}
         if self.op in UNARY:
             norm = _unary_config(self.op, config, len(tensor_shapes[0]), owner)
         elif self.op in REDUCTIONS:
             norm = _reduce_normalize(config, tensor_shapes, owner)
-        elif self.op in SHAPE_OPS or self.op in PRODUCTS:
-            norm = {**SHAPE_OPS, **PRODUCTS}[self.op][0](config, tensor_shapes, owner)
+        elif self.op in PRODUCTS:  # (Matmul may multiply by a constant matrix)
+            norm = PRODUCTS[self.op][0](config, _operand_shapes(operands, is_tensor, shapes), owner, is_tensor)
+        elif self.op in SHAPE_OPS:
+            norm = SHAPE_OPS[self.op][0](config, tensor_shapes, owner)
         else:
             norm = {}
         return operands, is_tensor, tensor_shapes, norm
@@ -194,7 +212,9 @@ class KerasOp(Layer):
             return tensor_shapes[0]
         if self.op in REDUCTIONS:
             return _reduce_shape(tensor_shapes, norm)
-        return tuple({**SHAPE_OPS, **PRODUCTS}[self.op][1](tensor_shapes, norm))
+        if self.op in PRODUCTS:
+            return tuple(PRODUCTS[self.op][1](_operand_shapes(operands, is_tensor, input_shape), norm))
+        return tuple(SHAPE_OPS[self.op][1](tensor_shapes, norm))
 
     def compute_mask(self, x, mask):
         return None

@@ -286,11 +286,17 @@ SHAPE_OPS = {
 # ---------------------------------------------------------------------------------------------
 # products of two tensors
 # ---------------------------------------------------------------------------------------------
-def _matmul_normalize(c, shapes, owner):
+def _matmul_normalize(c, shapes, owner, is_tensor=(True, True)):
     a, b = shapes
-    if len(a) < 3 or len(a) != len(b):
+    if all(is_tensor):
+        ok = len(a) >= 3 and len(a) == len(b)
+    else:  # a constant matrix (no batch axis) on either side of a batch of matrices
+        tensor, constant = (a, b) if is_tensor[0] else (b, a)
+        ok = len(tensor) >= 3 and 2 <= len(constant) < len(tensor)
+    if not ok:
         raise UnsupportedKerasFeature(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, "
-                                      f"the batch axis first), found shapes {a} and {b}")
+                                      f"the batch axis first), or one by a constant matrix; found shapes {a} and "
+                                      f"{b}")
     if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
         raise ValueError(f"{owner}: shapes {a} and {b} do not multiply ({a[-1]} != {b[-2]})")
     return {}
@@ -308,25 +314,26 @@ def _matmul_grad(xs, y, dy, c):
     return [unbroadcast(da, a.shape), unbroadcast(db, b.shape)]
 
 
-def _einsum_normalize(c, shapes, owner):
+def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
     sub = c.get("subscripts")
     letters = set(string.ascii_letters)
     if not isinstance(sub, str) or "->" not in sub or sub.count("->") != 1:
         raise ValueError(f"{owner}: subscripts must be explicit ('ij,jk->ik'), found {sub!r}")
     ins, out = sub.replace(" ", "").split("->")
     terms = ins.split(",")
-    if len(terms) != 2 or len(shapes) != 2:
-        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on two tensors, found {sub!r}")
+    if len(terms) != len(shapes) or len(terms) not in (1, 2) or not all(is_tensor):
+        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on one or two tensors, found {sub!r} on "
+                                      f"{len(shapes)} operand(s)")
     if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
         raise ValueError(f"{owner}: subscripts {sub!r}: letters only, each at most once per operand")
     if any(len(t) != len(s) for t, s in zip(terms, shapes)):
         raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
-    if set(out) - set(terms[0]) - set(terms[1]):
+    if set(out) - set("".join(terms)):
         raise ValueError(f"{owner}: subscripts {sub!r}: an output letter comes from no operand")
     if not out or any(t[0] != out[0] for t in terms):
         raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r}: the batch axis must come first in each "
                                       "operand and in the output")
-    for t, other in ((terms[0], terms[1]), (terms[1], terms[0])):
+    for t, other in ((terms[0], terms[-1]), (terms[-1], terms[0])) if len(terms) == 2 else ():
         if set(t) - set(out) - set(other):
             raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not "
                                           "supported)")
@@ -340,6 +347,12 @@ def _einsum_normalize(c, shapes, owner):
 
 
 def _einsum_grad(xs, y, dy, c):
+    if len(c["terms"]) == 1:  # a permutation and sums of one tensor: dy spread back over the summed axes
+        (ta,), out = c["terms"], c["out"]
+        kept = "".join(letter for letter in ta if letter in out)
+        g = np.einsum(f"{out}->{kept}", dy)
+        g = g.reshape(tuple(xs[0].shape[i] if letter in out else 1 for i, letter in enumerate(ta)))
+        return [np.broadcast_to(g, xs[0].shape).astype(xs[0].dtype)]
     (ta, tb), out = c["terms"], c["out"]
     a, b = xs
     return [np.einsum(f"{out},{tb}->{ta}", dy, b, optimize=True).astype(a.dtype, copy=False),
@@ -349,6 +362,6 @@ def _einsum_grad(xs, y, dy, c):
 PRODUCTS = {
     "Matmul": (_matmul_normalize, _matmul_shape, lambda xs, c: np.matmul(xs[0], xs[1]), _matmul_grad),
     "Einsum": (_einsum_normalize, lambda s, c: tuple(c["sizes"].get(letter) for letter in c["out"]),
-               lambda xs, c: np.einsum(f"{c['terms'][0]},{c['terms'][1]}->{c['out']}", xs[0], xs[1],
-                                       optimize=True).astype(xs[0].dtype, copy=False), _einsum_grad),
+               lambda xs, c: np.einsum(f"{','.join(c['terms'])}->{c['out']}", *xs,
+                                       optimize=len(xs) > 1).astype(xs[0].dtype, copy=False), _einsum_grad),
 }
