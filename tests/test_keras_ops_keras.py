@@ -92,3 +92,44 @@ def test_multi_output_evaluate_lists_metrics_by_name_as_keras(keras):
                       metrics=[["accuracy"], ["accuracy", "mse"]])
     expected = km.evaluate(xs, ys, verbose=0)  # [loss, zz_loss, aa_loss, aa_accuracy, aa_mse, zz_accuracy]
     np.testing.assert_allclose(ours.evaluate(xs, ys, verbose=0), expected, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_a_live_chain_ending_in_a_softmax_op(keras, axis):
+    """A plain chain whose last step is ``keras.ops.softmax`` (not among the Keras model's layers) converts."""
+    i = keras.Input((7, 4))
+    km = keras.Model(i, keras.ops.softmax(keras.layers.Dense(3)(keras.layers.GRU(5, return_sequences=True)(i)),
+                                          axis=axis))
+    x = np.random.default_rng(0).normal(size=(3, 7, 4)).astype("float32")
+    np.testing.assert_allclose(fg.from_keras(km).predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["embedding_unmasked", "after_an_op", "pooling"])
+def test_a_mask_computed_with_ops_reaches_a_layer_whose_input_has_none(keras, tmp_path, case):
+    """``mask=ops.not_equal(tokens, 0)`` where no propagated mask reaches the layer (an Embedding without
+    mask_zero, an op that drops the mask, a Dense): computed and applied, as Keras; trained the same."""
+    L, O = keras.layers, keras.ops
+    keras.utils.set_random_seed(0)
+    i = keras.Input((6,), dtype="int32")
+    mask = O.not_equal(i, 0)
+    if case == "embedding_unmasked":
+        h = L.GRU(4)(L.Embedding(10, 3)(i), mask=mask)
+    elif case == "after_an_op":
+        h = L.GRU(4)(L.Embedding(10, 3, mask_zero=True)(i) * 1.5, mask=mask)
+    else:
+        h = L.GlobalAveragePooling1D()(L.Dense(4)(L.Embedding(10, 3)(i)), mask=mask)
+    km = keras.Model(i, L.Dense(1)(h))
+    km.save(tmp_path / "m.keras")
+    x = np.array([[3, 4, 5, 0, 0, 0], [7, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [9, 9, 0, 0, 0, 0]], "int32")
+    y = np.array([[0.5], [-1.0], [0.2], [1.0]], "float32")
+    ours = fg.load_model(tmp_path / "m.keras")
+    for model in (ours, fg.from_keras(km)):
+        np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                               km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    km.compile(keras.optimizers.Adam(0.05), "mse")
+    ours.compile(fg.optimizers.Adam(0.05), "mse")
+    theirs = km.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)

@@ -33,10 +33,10 @@ def from_keras(keras_model):
         by_name = {k.name: k for k in sources}  # a Functional chain listed out of order: pair by name
         sources = [by_name.get(s.config.get("name")) for s in spec.layers]
     for layer, source, s in zip(model.layers, sources, spec.layers):
+        if not layer.weights:
+            continue  # (also a Keras op run as a layer, keras.ops.softmax: not in the Keras model's layers)
         if source is None:
             raise UnsupportedKerasFeature(f"layer {s.config.get('name')!r} not found in the Keras model")
-        if not layer.weights:
-            continue
         if getattr(source, "lora_enabled", False):
             raise UnsupportedKerasFeature(
                 f"layer {source.name!r} ({s.class_name}): LoRA is enabled; save the model to a .keras file (Keras "

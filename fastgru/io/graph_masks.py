@@ -49,10 +49,10 @@ def makes_masks(obj, depth: int = 0) -> bool:
 
 
 def mask_only_ops(entries, names, config, path):
-    """(parsed nodes of the layers, names of the op layers that only compute masks passed as mask=).
+    """(parsed nodes of the layers and of the ops fastgru runs, names of the op layers that only compute masks
+    passed as mask=: set aside where the layer's input carries the same mask propagated, computed otherwise).
 
-    An op layer whose output reaches anything but a ``mask=`` (directly or through other such op
-    layers) is refused: fastgru runs layers, not Keras's ops."""
+    An op layer fastgru does not run (layers/keras_ops.py) is refused unless it only computes a mask."""
     parsed, uses, ops = {}, {}, {}
     op_class = registry.model_class("KerasOp")  # (layers/keras_ops.py: the Keras ops fastgru runs)
     supported_ops = op_class.supported_ops
@@ -113,9 +113,11 @@ def mask_only_ops(entries, names, config, path):
             f"the model computes with Keras op layer(s) {', '.join(f'{n!r} ({ops[n]})' for n in odd)}, which fastgru "
             f"does not run (it runs the ops {', '.join(sorted(supported_ops))}, and sets aside the op layers that "
             "compute a mask passed as mask=)")
-    if mask_only and not any(e["class_name"] in ("Masking", "Embedding") or e["class_name"] in GRAPH_CLASSES
-                             or e["class_name"] == "Sequential" for e in entries):
+    unsupported = sorted(n for n in mask_only if ops[n] not in supported_ops)
+    if unsupported and not any(e["class_name"] in ("Masking", "Embedding") or e["class_name"] in GRAPH_CLASSES
+                               or e["class_name"] == "Sequential" for e in entries):
         raise UnsupportedKerasFeature(
-            f"the model passes a mask computed by op layer(s) {', '.join(sorted(mask_only))} as mask=: fastgru takes "
-            "masks only from Masking or Embedding(mask_zero=True)")
+            f"the model passes a mask computed by op layer(s) {', '.join(unsupported)} as mask=: fastgru does not run "
+            "those ops, and takes a mask it cannot compute only as the one Masking or Embedding(mask_zero=True) "
+            "propagates")
     return parsed, mask_only

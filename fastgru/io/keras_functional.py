@@ -83,6 +83,15 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         raise ModelFileError(path, f"the Functional model config names some layers twice: "
                                    f"{sorted({n for n in names if names.count(n) > 1})}")
     parsed, mask_only = mask_only_ops(entries, names, config, path)
+    # the mask-only ops fastgru can compute: ops it runs whose inputs are layers or such ops
+    computable_masks = {n for n in mask_only if n in parsed}
+    shrunk = True
+    while shrunk:
+        shrunk = False
+        for n in sorted(computable_masks):
+            if any(r[0] in mask_only and r[0] not in computable_masks for node in parsed[n] for r in node[0]):
+                computable_masks.discard(n)
+                shrunk = True
     makes_masks_ = major < 3 and makes_masks(entries)
     used: dict[str, int] = {}
     objects: dict[str, object] = {}
@@ -91,8 +100,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
     calls = []  # (layer name, node list) in config order
     for i, (entry, name) in enumerate(zip(entries, names)):
         lcls, lcfg = _entry(entry, path, f"layer {i}")
-        if name in mask_only:
-            continue
+        if name in mask_only and name not in computable_masks:
+            continue  # (a mask fastgru cannot compute: taken as the one propagated)
         key = _unique(snake_case(lcls), used)
         layer_path = f"{prefix}layers/{key}"
         top = group or name
@@ -165,22 +174,25 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             while done[name] < len(nodes):
                 refs, list_args, states, masks, options = nodes[done[name]]
                 for r in refs + states:
-                    if r[0] in mask_ops:
-                        raise UnsupportedKerasFeature(f"layer {name!r} takes the output of op layer {r[0]!r} as an "
-                                                      "input: fastgru sets aside only the op layers that compute masks")
                     if r[0] not in objects:
                         raise ModelFileError(path, f"layer {name!r} takes its input from {r[0]!r}, which the config "
                                                    "does not define")
-                explicit = [None if (r is None or r[0] in mask_ops) else r for r in masks]
-                if not any(explicit):
-                    explicit = []
-                for r in explicit:
-                    if r is not None and r[0] not in objects:
+                for r in masks:
+                    if r is not None and r[0] not in objects and r[0] not in mask_ops:
                         raise ModelFileError(path, f"layer {name!r} takes its mask from {r[0]!r}, which the config "
                                                    "does not define")
-                if not all((r[0], r[1]) in tensors for r in refs + states + [e for e in explicit if e is not None]):
+                if not all((r[0], r[1]) in tensors for r in refs + states):
                     break
                 args = [_take(tensors, r, path, name) for r in refs]
+                # a mask= computed by mask ops (Keras 3 records Embedding(mask_zero)'s x != 0 so) is the mask fastgru
+                # propagates when the input can carry one: set aside; else (no mask reaches the input) computed
+                explicit = [None if (r is None or (r[0] in mask_ops and (
+                    r[0] not in objects or may_carry_mask(args[min(k, len(args) - 1)])))) else r
+                    for k, r in enumerate(masks)]
+                if not any(explicit):
+                    explicit = []
+                if not all((r[0], r[1]) in tensors for r in explicit if r is not None):
+                    break
                 st = [_take(tensors, r, path, name) for r in states]
                 layer = objects[name]
                 options = dict(options)
