@@ -211,4 +211,6 @@ def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = dtype.type(clip_norm) * np.minimum(dtype.type(1) / use_norm, dtype.type(1.0 / clip_norm))
         scale = scale + (use_norm - use_norm)  # NaN for a non-finite norm, as Keras
-    return [_map_values(g, lambda a: a * a.dtype.type(scale)) for g in grads]
+    # (TensorFlow multiplies an Embedding's IndexedSlices by the scale as a dense tensor, the slices summed: the
+    # update rule then sees a dense gradient, squared as a whole)
+    return [(g.dense() if isinstance(g, RowGradient) else g) * g.dtype.type(scale) for g in grads]

@@ -242,14 +242,19 @@ class Adamax(Optimizer):
     def _build_slots(self, var):
         return {"m": np.zeros_like(var), "u": np.zeros_like(var)}
 
-    def _update(self, i, g, var, lr, g_sq):
+    def _update(self, i, g, var, lr, g_sq, g_abs=None):
         dt = var.dtype.type
         s = self._slots[i]
         m, u = s["m"], s["u"]
         beta_1_power = np.power(_kcast(self.beta_1, var.dtype), dt(self.iterations + 1))
         m += (g - m) * dt(1 - self.beta_1)
-        np.maximum(dt(self.beta_2) * u, np.abs(g), out=u)
+        np.maximum(dt(self.beta_2) * u, np.abs(g) if g_abs is None else g_abs, out=u)
         var -= (lr * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
+
+    def _update_rows(self, i, grad, var, lr):
+        """An Embedding's slices: ``|g|`` is Keras's ``abs`` of the IndexedSlices, densified by the maximum: per
+        row the sum of the slices' absolute values."""
+        self._update(i, grad.dense(), var, lr, None, g_abs=grad.with_values(np.abs(grad.values)).dense())
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

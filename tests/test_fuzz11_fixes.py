@@ -1,0 +1,53 @@
+"""Fixes from the eleventh parity fuzz round: an Embedding's slices under Adamax (Keras's ``abs`` of the
+IndexedSlices, densified: per row the sum of the slices' absolute values) and under ``global_clipnorm``
+(TensorFlow scales the slices as a dense tensor, so the update rule squares the summed gradient)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.training.row_gradient import RowGradient
+
+IDS = np.array([1, 1, 2])
+VALUES = np.array([[1.0, -2.0], [-3.0, 1.0], [0.5, 0.5]], "float32")
+
+
+def test_adamax_takes_the_sum_of_the_slices_absolute_values():
+    grad = RowGradient(IDS, VALUES, (4, 2))
+    var = np.zeros((4, 2), "float32")
+    opt = fg.optimizers.Adamax(0.1)
+    opt.apply([grad], [var])
+    np.testing.assert_array_equal(opt.slots[0]["u"][1], np.abs(VALUES[:2]).sum(axis=0))  # not |sum| = [2, 1]
+    np.testing.assert_array_equal(opt.slots[0]["m"][1], np.float32(0.1) * VALUES[:2].sum(axis=0))
+
+
+def test_global_clipnorm_hands_the_rule_a_dense_gradient():
+    grad = RowGradient(IDS, VALUES, (4, 2))
+    var, var_dense = np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32")
+    clipped, dense = fg.optimizers.Adam(0.1, global_clipnorm=1.0), fg.optimizers.Adam(0.1)
+    clipped.apply([grad], [var])
+    scale = np.float32(1.0) / np.sqrt(np.sum(VALUES ** 2, dtype=np.float32))  # the norm of the slices
+    dense.apply([grad.dense() * scale], [var_dense])
+    np.testing.assert_allclose(var, var_dense, rtol=1e-6)
+    np.testing.assert_allclose(clipped.slots[0]["velocity"], dense.slots[0]["velocity"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adamax", "adam_global_clipnorm", "rmsprop_global_clipnorm"])
+def test_embedding_with_repeated_tokens_trains_as_keras(keras, optimizer):
+    make = {"adamax": lambda m: m.optimizers.Adamax(0.01),
+            "adam_global_clipnorm": lambda m: m.optimizers.Adam(0.01, global_clipnorm=0.05),
+            "rmsprop_global_clipnorm": lambda m: m.optimizers.RMSprop(0.01, global_clipnorm=0.05)}[optimizer]
+    keras.utils.set_random_seed(1)
+    i = keras.Input((6,), dtype="int32")
+    km = keras.Model(i, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(12, 3)(i))))
+    ours = fg.from_keras(km)
+    km.compile(make(keras), "mse")
+    ours.compile(make(fg), "mse")
+    x = np.random.default_rng(0).integers(0, 5, (4, 6)).astype("int32")  # tokens repeated within the batch
+    y = np.array([[5.0], [-5.0], [5.0], [-5.0]], "float32")  # a row's slices of both signs
+    for _ in range(3):
+        km.train_on_batch(x, y)
+        ours.train_on_batch(x, y)
+    np.testing.assert_allclose(ours.get_weights()[0], km.get_weights()[0], rtol=1e-5, atol=1e-7)
