@@ -51,3 +51,35 @@ def test_embedding_with_repeated_tokens_trains_as_keras(keras, optimizer):
         km.train_on_batch(x, y)
         ours.train_on_batch(x, y)
     np.testing.assert_allclose(ours.get_weights()[0], km.get_weights()[0], rtol=1e-5, atol=1e-7)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(20, 5, 3)).astype("float32"), rng.integers(0, 2, (20, 2)).astype("float32")
+
+
+def test_two_metrics_of_one_class_log_apart_and_dicts_come_sorted():
+    x, y = _data()
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy",
+                  metrics=[fg.metrics.Precision(), fg.metrics.Precision(thresholds=0.3), "mae"])
+    history = model.fit(x, y, epochs=1, verbose=0).history
+    assert sorted(history) == ["loss", "mae", "precision", "precision_1"]
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(logs) == sorted(logs)
+    assert logs["precision"] != logs["precision_1"]
+
+
+def test_metric_names_and_evaluate_order_against_keras(keras):
+    x, y = _data()
+    i = keras.Input((5, 3))
+    km = keras.Model(i, keras.layers.Dense(2, activation="sigmoid")(keras.layers.GRU(4)(i)))
+    ours = fg.from_keras(km)
+    km.compile("sgd", "binary_crossentropy", metrics=[keras.metrics.Precision(name="p"),
+                                                      keras.metrics.Precision(name="p", thresholds=0.3), "mae"])
+    ours.compile("sgd", "binary_crossentropy", metrics=[fg.metrics.Precision(name="p"),
+                                                        fg.metrics.Precision(name="p", thresholds=0.3), "mae"])
+    expected = km.evaluate(x, y, verbose=0, return_dict=True)
+    got = ours.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(got) == list(expected)
+    np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-5)

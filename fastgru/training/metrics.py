@@ -323,6 +323,19 @@ _BY_NAME = {
 }
 
 
+def unique_names(metrics: list) -> list:
+    """``metrics`` with a repeated name suffixed ``_1``, ``_2``, ... (two ``Precision()`` in one compile log
+    ``precision`` and ``precision_1``, as Keras names the second object it makes); renamed in place."""
+    seen: set = set()
+    for m in metrics:
+        base, k = m.name, 0
+        while m.name in seen:
+            k += 1
+            m.name = f"{base}_{k}"
+        seen.add(m.name)
+    return metrics
+
+
 def get(identifier, y_true=None, y_pred=None) -> Metric:
     """Return a Metric for a name, a Keras config dict or a Metric instance.
 

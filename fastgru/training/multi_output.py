@@ -138,7 +138,7 @@ class MultiCompiled:
                             m = copy.deepcopy(m)
                         m.name = f"{name}_{m.name}"
                     objs.append(m)
-                made.append(objs)
+                made.append(metrics_module.unique_names(objs))
             self._metrics = made
         return self._metrics
 

@@ -42,7 +42,7 @@ class Compiled:
 
     def ensure_metrics(self, y, y_pred) -> list:
         if self.metrics is None:
-            self.metrics = [metrics_module.get(m, y, y_pred) for m in self.metric_specs]
+            self.metrics = metrics_module.unique_names([metrics_module.get(m, y, y_pred) for m in self.metric_specs])
         return self.metrics
 
     def reset(self) -> None:
@@ -400,7 +400,7 @@ def _validation_logs(model, validation_data, batch_size) -> dict:
 def _result(compiled: Compiled, return_dict: bool):
     logs = compiled.logs()
     if return_dict:
-        return logs
+        return dict(sorted(logs.items()))  # (Keras's evaluate/train_on_batch dicts: keys sorted)
     values = [logs["loss"]] + [m.result() for m in compiled.metrics or []]
     return values[0] if len(values) == 1 else values
 
