@@ -83,3 +83,23 @@ def test_metric_names_and_evaluate_order_against_keras(keras):
     got = ours.evaluate(x, y, verbose=0, return_dict=True)
     assert list(got) == list(expected)
     np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-5)
+
+
+def test_tf_keras_time_distributed_batch_normalization_leaves_masked_steps_out(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 25, (6, 8)).astype("int32")
+    x[::2, 5:] = 0
+    y = rng.integers(0, 3, 6)
+    tf_keras.utils.set_random_seed(1)
+    L = tf_keras.layers
+    km = tf_keras.Sequential([L.Embedding(25, 6, mask_zero=True, input_length=8), L.GRU(8, return_sequences=True),
+                              L.TimeDistributed(L.BatchNormalization()), L.LSTM(5), L.Dense(3, activation="softmax")])
+    km.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5")
+    km.compile(tf_keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    ours.compile(fg.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    for _ in range(2):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -106,7 +106,7 @@ class TimeDistributed(Layer):
         return x
 
     #: tf_keras's TimeDistributed (a layer read from a Keras 2 file) runs the inner layer once on the (B*T, ...)
-    #: rows: a training BatchNormalization takes its statistics over all of them and sees no mask
+    #: rows: a training BatchNormalization takes its statistics over all of them, the masked ones left out
     keras2_semantics = False
 
     def use_keras2_semantics(self) -> None:
@@ -124,8 +124,16 @@ class TimeDistributed(Layer):
             steps = [self.layer.forward(x[:, i], mask=None if mask is None else np.asarray(mask)[:, i],
                                         training=True) for i in range(t)]
             return np.stack([y for y, _ in steps], axis=1), ("steps", [c for _, c in steps])
-        y, cache = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), mask=None, training=training)
+        y, cache = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), mask=self._rows_mask(mask, b * t),
+                                      training=training)
         return y.reshape((b, t) + y.shape[1:]), ("rows", cache)
+
+    def _rows_mask(self, mask, rows: int):
+        """tf_keras passes the (B*T,) mask to an inner BatchNormalization (its batch moments leave masked steps
+        out); Keras 3's rows path passes none."""
+        if mask is None or not self.keras2_semantics or type(self.layer).__name__ != "BatchNormalization":
+            return None
+        return np.asarray(mask).reshape(rows)
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check(x)
