@@ -169,13 +169,14 @@ class KerasOp(Layer):
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)
-            if slot is None and not (constants and _constant(a) is not None):
-                if _constant(a) is not None:
+            value = None if slot is not None else self._constant(a)
+            if slot is None and not (constants and value is not None):
+                if value is not None:
                     raise UnsupportedKerasFeature(f"{owner}: a constant operand is not supported here (only "
                                                   "tensors)")
                 raise ValueError(f"{owner}: operands must be tensors{' or constants' if constants else ''}, "
                                  f"found {_short(a)}")
-            operands.append(_constant(a) if slot is None else slot)
+            operands.append(value if slot is None else slot)
             is_tensor.append(slot is not None)
         slots = [o for o, t in zip(operands, is_tensor) if t]
         if not slots or sorted(slots) != list(range(len(shapes))):
@@ -193,6 +194,16 @@ class KerasOp(Layer):
         else:
             norm = {}
         return operands, is_tensor, tensor_shapes, norm
+
+    def _constant(self, entry):
+        """:func:`_constant` of a template entry, kept per entry (a positional encoding is read once, not per call)."""
+        if not isinstance(entry, dict):
+            return _constant(entry)
+        cache = self.__dict__.setdefault("_constants", {})
+        hit = cache.get(id(entry))
+        if hit is None or hit[0] is not entry:
+            hit = cache[id(entry)] = (entry, _constant(entry))
+        return hit[1]
 
     # ---- shapes ---------------------------------------------------------------------------------
     def build(self, input_shape) -> None:
