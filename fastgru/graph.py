@@ -85,6 +85,20 @@ class KerasTensor:
     def __neg__(self):
         return _op("Negative", self)
 
+    # comparisons give 1.0 / 0.0 tensors (``ops.where(h > 0, h, 0.0)`` in Keras); == and != keep Python's
+    # identity meaning (graphs look tensors up in lists and dicts)
+    def __gt__(self, other):
+        return _op("Greater", self, other)
+
+    def __ge__(self, other):
+        return _op("GreaterEqual", self, other)
+
+    def __lt__(self, other):
+        return _op("Less", self, other)
+
+    def __le__(self, other):
+        return _op("LessEqual", self, other)
+
 
 def _op(op, *args):
     return apply_op(op, *args)

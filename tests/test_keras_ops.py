@@ -187,6 +187,10 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     assert losses[-1] < losses[0]
     left = fg.Model(x, positions * h - 1.0)  # an array on the left: the tensor's reflected operator
     np.testing.assert_allclose(left.predict(xs), positions * model.layers[1](xs) - 1.0, rtol=1e-6)
+    gates = fg.Model(x, [h > 0.1, h >= 0.1, 0.1 < h, h <= -0.2])  # comparisons: 1.0 / 0.0
+    hv = model.layers[1](xs)  # (trained above)
+    for got, want in zip(gates.predict(xs), [hv > 0.1, hv >= 0.1, hv > 0.1, hv <= -0.2]):
+        np.testing.assert_array_equal(got, want.astype("float32"))
 
 
 @pytest.mark.parametrize("op, config, args, shape, error, kind", [
