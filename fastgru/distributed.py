@@ -251,5 +251,5 @@ def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sa
     values = [float(np.float32(t / c)) if c else 0.0 for t, c in sums]
     logs = dict(zip(names, values))
     if return_dict:
-        return logs
+        return dict(sorted(logs.items()))  # (keys sorted, as Keras's and the model's own evaluate)
     return values[0] if len(values) == 1 else values

@@ -165,7 +165,7 @@ def evaluate_graph(model, x, y, batch_size, sample_weight, client, num_threads, 
     values = [float(np.float32(t / c)) if c else 0.0 for t, c in sums]
     logs = dict(zip(_result_names(model), values))
     if return_dict:
-        return logs
+        return dict(sorted(logs.items()))  # (keys sorted, as Keras's and the model's own evaluate)
     return values[0] if len(values) == 1 else values
 
 
