@@ -54,12 +54,24 @@ class Model:
 
     _fg_model = True
 
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """As Keras: freezing (or unfreezing) a model sets each of its layers' ``trainable`` too (a frozen
+        BatchNormalization inside then runs in inference mode during ``fit``, as Keras's)."""
+        self._trainable = bool(value)
+        for layer in self.__dict__.get("_all_layers", []):
+            layer.trainable = bool(value)
+
     def __init__(self, inputs=None, outputs=None, name: str | None = None, trainable: bool = True):
         if inputs is None or outputs is None:
             raise TypeError("fg.Model needs inputs and outputs: Model(inputs=fg.Input(...), outputs=...); "
                             "subclassed models are not supported")
         self.name = name or unique_name("functional")
-        self.trainable = trainable
+        self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
         self._inputs, self._input_struct = _flatten_io(inputs, "Model input")
         self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
         #: a dict of outputs comes back with the keys in the order given (Keras's too)

@@ -18,9 +18,21 @@ from .summary import print_summary
 class Sequential:
     """A linear stack of layers, called in order; masks flow from the layer that makes them."""
 
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """As Keras: freezing (or unfreezing) a model sets each of its layers' ``trainable`` too (a frozen
+        BatchNormalization inside then runs in inference mode during ``fit``, as Keras's)."""
+        self._trainable = bool(value)
+        for layer in self.__dict__.get("_layers", []):
+            layer.trainable = bool(value)
+
     def __init__(self, layers: list | None = None, name: str | None = None, trainable: bool = True):
         self.name = name or unique_name("sequential")
-        self.trainable = trainable
+        self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
         self._layers: list[Layer] = []
         self._input_layer: InputLayer | None = None
         self.input_shape: tuple | None = None

@@ -103,3 +103,47 @@ def test_tf_keras_time_distributed_batch_normalization_leaves_masked_steps_out(t
         np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_freezing_a_model_or_wrapper_freezes_its_layers():
+    """As Keras: ``model.trainable = False`` (or a wrapper's) sets each inner layer's flag, so a frozen
+    BatchNormalization inside runs in inference mode during fit (statistics unchanged) and nothing trains."""
+    inner = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.Dense(4), fg.layers.BatchNormalization()], name="enc")
+    td = fg.layers.TimeDistributed(fg.layers.BatchNormalization())
+    bi = fg.layers.Bidirectional(fg.layers.GRU(2, return_sequences=True))
+    inner.trainable = td.trainable = bi.trainable = False
+    assert not any(layer.trainable for layer in inner.layers) and not td.layer.trainable
+    assert not bi.forward_layer.trainable and not bi.backward_layer.trainable
+    i = fg.Input((5, 3))
+    model = fg.Model(i, fg.layers.Dense(1)(fg.layers.GlobalAveragePooling1D()(bi(td(inner(i))))))
+    before = model.get_weights()
+    model.compile(fg.optimizers.SGD(0.1), "mse")
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32"), verbose=0)
+    after = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before[:-2], after[:-2]))  # only the head's Dense moved
+    inner.trainable = True
+    assert all(layer.trainable for layer in inner.layers)
+
+
+def test_frozen_nested_model_with_batch_normalization_trains_as_keras(keras):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+
+    def build(mod):
+        inner = mod.Sequential([mod.Input((5, 3)), mod.layers.Dense(4), mod.layers.BatchNormalization()], name="enc")
+        inner.trainable = False
+        i = mod.Input((5, 3))
+        return mod.Model(i, mod.layers.Dense(1)(mod.layers.GlobalAveragePooling1D()(inner(i))))
+
+    km, ours = build(keras), build(fg)
+    km.get_layer("enc").layers[-1].set_weights([np.ones(4, "f"), np.zeros(4, "f"), np.full(4, 0.5, "f"),
+                                                np.full(4, 2.0, "f")])
+    ours.set_weights(km.get_weights())
+    km.compile(keras.optimizers.SGD(0.1), "mse")
+    ours.compile(fg.optimizers.SGD(0.1), "mse")
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -163,6 +163,25 @@ def _symbolic(x) -> bool:
     return isinstance(x, (list, tuple)) and any(getattr(v, "_fg_symbolic", False) for v in x)
 
 
+class WrapperTrainable:
+    """``trainable`` of a layer wrapping others (``_wrapped``: the attribute names holding them): setting it sets
+    the wrapped layers' too, as Keras's (a frozen TimeDistributed(BatchNormalization) runs in inference mode)."""
+
+    _wrapped: tuple = ()
+
+    @property
+    def trainable(self) -> bool:
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.__dict__["_trainable"] = bool(value)
+        for attr in self._wrapped:
+            inner = self.__dict__.get(attr)
+            if inner is not None:
+                inner.trainable = bool(value)
+
+
 def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwargs):
     """The eager call of a layer taking a list of arrays (merges, attention, Keras ops): built from the arrays'
     shapes on first use (batch axis unknown), then ``layer.call`` under the weights' shared lock."""

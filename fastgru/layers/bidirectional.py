@@ -7,7 +7,7 @@ import numpy as np
 from .._threads import side_by_side
 from ..errors import UnsupportedKerasFeature
 from . import registry
-from .base import Layer, weights_lock
+from .base import Layer, WrapperTrainable, weights_lock
 from .recurrent import RecurrentLayer
 from .registry import Anything, KerasContract, register_layer
 
@@ -19,7 +19,7 @@ def _strip(name: str, prefix: str) -> str:
 
 
 @register_layer
-class Bidirectional(Layer):
+class Bidirectional(WrapperTrainable, Layer):
     """Runs a recurrent layer forwards and a copy backwards over the sequence and merges the outputs.
 
     Input (B, T, D). Outputs (H the inner layer's units): ``concat`` (B, [T,] 2H); ``sum``, ``mul``,
@@ -30,6 +30,8 @@ class Bidirectional(Layer):
     (``zero_output_for_mask`` = ``return_sequences`` on both layers). When fastgru may use two
     threads the two directions run side by side.
     """
+
+    _wrapped = ("forward_layer", "backward_layer")
 
     #: a wrapper: its weights live in its inner layers (forward_layer/, backward_layer/ in a .keras file);
     #: fastgru.io builds it from its inner layers' configs

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Layer, WrapperTrainable
 from .registry import Anything, KerasContract, register_layer, validate_params
 
 #: the inner layers fastgru distributes over time (each acts on the rows of its input independently)
@@ -47,8 +47,10 @@ def _inner_from_config(entry):
 
 
 @register_layer
-class TimeDistributed(Layer):
+class TimeDistributed(WrapperTrainable, Layer):
     """The inner ``layer`` on each time step of (B, T, ...) inputs (see the module docstring)."""
+
+    _wrapped = ("layer",)
 
     keras = KerasContract(names=("TimeDistributed",), weights="wrapper")
     parameter_constraints = {"layer": [Anything()]}
