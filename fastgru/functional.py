@@ -31,7 +31,7 @@ from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's pu
     symbolic_call,
 )
 from .layers import registry
-from .layers.base import unique_name, weights_lock
+from .layers.base import WrapperTrainable, unique_name, weights_lock
 from .layers.core import InputLayer
 
 
@@ -49,22 +49,12 @@ def _flatten_io(value, what: str, sort_keys: bool = False):
     return [_tensor(value, what)], None
 
 
-class Model:
+class Model(WrapperTrainable):
     """Keras 3's Functional model: ``Model(inputs, outputs, name=...)`` on symbolic tensors."""
 
+    _wrapped = ("_all_layers",)  # (``trainable = False`` freezes every layer, as Keras)
+
     _fg_model = True
-
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        """As Keras: freezing (or unfreezing) a model sets each of its layers' ``trainable`` too (a frozen
-        BatchNormalization inside then runs in inference mode during ``fit``, as Keras's)."""
-        self._trainable = bool(value)
-        for layer in self.__dict__.get("_all_layers", []):
-            layer.trainable = bool(value)
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None, trainable: bool = True):
         if inputs is None or outputs is None:
@@ -347,6 +337,10 @@ class Model:
         with self._stateful_guard(), weights_lock(self).shared:
             outs, _ = self._run(xs, training=training)
         return self._structured(outs)
+
+    def predict_on_batch(self, x):
+        """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
+        return self.predict(x)
 
     def predict(self, x, batch_size: int | None = None, verbose=0):
         """Outputs for ``x`` (one array, a list or a dict keyed by input name), ``batch_size`` samples at a time."""

@@ -10,25 +10,15 @@ import numpy as np
 
 from ._threads import held_or_refused
 from .layers import registry
-from .layers.base import BUILD_LOCK, Layer, record_symbolic_call, unique_name, weights_lock
+from .layers.base import BUILD_LOCK, Layer, WrapperTrainable, record_symbolic_call, unique_name, weights_lock
 from .layers.core import InputLayer
 from .summary import print_summary
 
 
-class Sequential:
+class Sequential(WrapperTrainable):
     """A linear stack of layers, called in order; masks flow from the layer that makes them."""
 
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        """As Keras: freezing (or unfreezing) a model sets each of its layers' ``trainable`` too (a frozen
-        BatchNormalization inside then runs in inference mode during ``fit``, as Keras's)."""
-        self._trainable = bool(value)
-        for layer in self.__dict__.get("_layers", []):
-            layer.trainable = bool(value)
+    _wrapped = ("_layers",)  # (``trainable = False`` freezes every layer, as Keras)
 
     def __init__(self, layers: list | None = None, name: str | None = None, trainable: bool = True):
         self.name = name or unique_name("sequential")
@@ -205,6 +195,10 @@ class Sequential:
         self._ensure_built(x)
         with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
             return self._call(x, training=training)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
+        return self.predict(x)
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
         """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all).

@@ -1,6 +1,8 @@
-"""Fixes from the eleventh parity fuzz round: an Embedding's slices under Adamax (Keras's ``abs`` of the
-IndexedSlices, densified: per row the sum of the slices' absolute values) and under ``global_clipnorm``
-(TensorFlow scales the slices as a dense tensor, so the update rule squares the summed gradient)."""
+"""Fixes from the eleventh and twelfth parity fuzz rounds: an Embedding's slices under Adamax (Keras's ``abs``
+of the IndexedSlices, densified: per row the sum of the slices' absolute values) and under ``global_clipnorm``
+(TensorFlow scales the slices as a dense tensor, so the update rule squares the summed gradient); metric names;
+tf_keras's TimeDistributed(BatchNormalization) mask; freezing models and wrappers; tf_keras weights files into
+models that nest models; predict_on_batch."""
 
 from __future__ import annotations
 
@@ -147,3 +149,25 @@ def test_frozen_nested_model_with_batch_normalization_trains_as_keras(keras):
                                theirs, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_tf_keras_weights_file_into_a_model_that_nests_a_model(tmp_path, kind):
+    tf_keras = pytest.importorskip("tf_keras")
+
+    def build(mod):
+        if kind == "sequential":
+            inner = mod.Sequential([mod.Input((7, 4)), mod.layers.GRU(5)])
+        else:
+            i = mod.Input((7, 4))
+            inner = mod.Model(i, mod.layers.GRU(5)(i))
+        x = mod.Input((7, 4))
+        return mod.Model(x, mod.layers.Dense(2)(inner(x)))
+
+    km = build(tf_keras)
+    km.save_weights(tmp_path / "w.h5")
+    ours = build(fg)
+    ours.load_weights(tmp_path / "w.h5")
+    x = np.random.default_rng(0).normal(size=(3, 7, 4)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ours.predict_on_batch(x), ours.predict(x))

@@ -256,10 +256,11 @@ def _load_legacy_by_order(model, root, path) -> None:
             if names:
                 groups.append((n, names))
     layers = [l for l in model.layers if l.weights]
-    if len(groups) == len(layers):
+    if len(groups) == len(layers) and all(hasattr(l, "weight_paths") for l in layers):
         specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, (n, _) in zip(layers, groups)]
         legacy_h5.assign_legacy_weights(layers, specs, root, path)
         return
+    layers = _weighted_leaves(layers)  # (a nested model's group holds its layers' weights, in their order)
     flat = [(n, w) for n, names in groups for w in names]
     if len(flat) != sum(len(l.weights) for l in layers):
         raise ModelFileError(path, f"the file has weights for {len(groups)} layers "
@@ -272,6 +273,17 @@ def _load_legacy_by_order(model, root, path) -> None:
                               where=f"{own[0][0]}/{own[0][1]}")
         arrays = [read_dataset(g, w, path, a.shape) for g, (_, w), a in zip(groups_of, own, layer.weights)]
         keras_v3.set_checked(layer, arrays, path, where=f"{own[0][0]}/{own[0][1]}")
+
+
+def _weighted_leaves(layers: list) -> list:
+    """The layers with weights, each nested model replaced by its own (recursively, in order)."""
+    out = []
+    for layer in layers:
+        if hasattr(layer, "weight_paths"):
+            out.append(layer)
+        else:
+            out.extend(_weighted_leaves([inner for inner in layer.layers if inner.weights]))
+    return out
 
 
 def save_model(model, path) -> None:

@@ -164,8 +164,10 @@ def _symbolic(x) -> bool:
 
 
 class WrapperTrainable:
-    """``trainable`` of a layer wrapping others (``_wrapped``: the attribute names holding them): setting it sets
-    the wrapped layers' too, as Keras's (a frozen TimeDistributed(BatchNormalization) runs in inference mode)."""
+    """``trainable`` of a layer or model holding others (``_wrapped``: the attributes holding them, a layer or a
+    list of layers): setting it sets theirs too, as Keras's (freezing an encoder freezes its layers, and a frozen
+    BatchNormalization inside runs in inference mode during fit). A constructor's value is not passed down:
+    a model built from a file keeps each layer's own flag."""
 
     _wrapped: tuple = ()
 
@@ -178,8 +180,8 @@ class WrapperTrainable:
         self.__dict__["_trainable"] = bool(value)
         for attr in self._wrapped:
             inner = self.__dict__.get(attr)
-            if inner is not None:
-                inner.trainable = bool(value)
+            for layer in inner if isinstance(inner, list) else [] if inner is None else [inner]:
+                layer.trainable = bool(value)
 
 
 def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwargs):
