@@ -3,6 +3,9 @@ fastgru and in Keras, as Keras's own files do."""
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -33,9 +36,6 @@ def test_fastgru_reloads_the_compile_configuration(tmp_path, rng):
 
 
 def test_uncompiled_model_saves_no_compile_configuration(tmp_path):
-    import json
-    import zipfile
-
     model = fg.Sequential([Input((5, 3)), LSTM(4)])
     model.save(tmp_path / "m.keras")
     with zipfile.ZipFile(tmp_path / "m.keras") as z:
@@ -49,3 +49,17 @@ def test_keras_loads_it_compiled(tmp_path, keras):
     assert type(theirs.optimizer).__name__ == "RMSprop"
     assert float(theirs.optimizer.learning_rate) == pytest.approx(0.02)
     assert theirs.optimizer.momentum == 0.5
+
+
+def test_a_loss_name_and_no_metrics_are_written_as_keras_writes_them(tmp_path):
+    """compile(loss="name") writes the name, metrics=None writes null (Keras's compile_config for the same call)."""
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        written = json.loads(z.read("config.json"))["compile_config"]
+    assert written["loss"] == "sparse_categorical_crossentropy" and written["metrics"] is None
+    again = fg.load_model(tmp_path / "m.keras")
+    again.save(tmp_path / "again.keras")
+    with zipfile.ZipFile(tmp_path / "again.keras") as z:
+        assert json.loads(z.read("config.json"))["compile_config"] == written

@@ -147,8 +147,11 @@ def keras3_compile_config(model) -> dict | None:
         loss, loss_weights = _functional_losses(compiled), _weights(loss_weights)
         metrics = _metrics_tree(metrics, compiled.names) if metrics is not None else None
     else:
-        loss, loss_weights = _serialized(compiled.loss, "keras.losses"), None
-        metrics = [_serialized(m, "keras.metrics") for m in compiled.metric_specs]
+        spec = getattr(compiled, "loss_spec", None)
+        loss = _serialized(spec if isinstance(spec, str) else compiled.loss, "keras.losses")
+        loss_weights = None
+        metrics = ([_serialized(m, "keras.metrics") for m in compiled.metric_specs]
+                   if getattr(compiled, "metrics_given", True) else None)
     return {
         "optimizer": _serialized(compiled.optimizer, "keras.optimizers"),
         "loss": loss,

@@ -34,6 +34,8 @@ class Compiled:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
+        # (as given: a saved compile_config writes a loss name as the name, and metrics=None as null, as Keras)
+        self.loss_spec, self.metrics_given = loss, metrics is not None
         self.metric_specs = list(metrics or [])
         for spec in self.metric_specs:  # an unknown metric is refused by compile, not by the first step
             metrics_module.get(spec)
