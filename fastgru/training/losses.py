@@ -314,6 +314,8 @@ def uses_logits(loss: Loss, output_activation: str | None, y_true=None, y_pred=N
         return True
     t_shape = tuple(getattr(y_true, "shape", y_true))
     p_shape = tuple(getattr(y_pred, "shape", y_pred))
+    # (a size the model leaves open, such as a variable number of steps: the labels' at that axis)
+    p_shape = tuple((t_shape[i] if i < len(t_shape) else 1) if d is None else d for i, d in enumerate(p_shape))
     p_probe = np.empty(p_shape, dtype=bool)
     _, aligned = _same_rank(np.empty(t_shape, dtype=bool), p_probe)
     return aligned.shape == p_shape

@@ -241,7 +241,7 @@ def _logit_flags(model, compiled: MultiCompiled, ys) -> list[bool]:
         sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
                 and not producer.is_input and len(producer.outputs) == 1)
         shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])
-        flags.append(bool(loss is not None and sole and act is not None and None not in shape
+        flags.append(bool(loss is not None and sole and act is not None
                           and losses_module.uses_logits(loss, act, ys[k], shape)))
     return flags
 

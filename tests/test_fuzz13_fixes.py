@@ -1,0 +1,64 @@
+"""Fixes from the thirteenth parity fuzz round (real-world Keras examples): models with a variable number of
+steps train (and hand a softmax's logits to the crossentropy, as Keras), a (B, 1, T) attention mask broadcasts
+over the query steps, layers called with keyword tensors load, GlobalAveragePooling1D(data_format=
+"channels_first") pools the features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+def _variable_steps(mod, functional: bool):
+    L = mod.layers
+    i = mod.Input((None, 6))
+    if not functional:
+        return mod.Sequential([i, L.GRU(4, return_sequences=True), L.Dense(3, activation="softmax")])
+    h, _ = L.GRU(4, return_sequences=True, return_state=True)(i)
+    return mod.Model(i, L.Dense(3, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_variable_steps_train_from_the_logits(functional):
+    """With all-zero target rows (padding), the logits' gradient (softmax - labels) differs from the clipped
+    probabilities' one: the same as a model with a fixed number of steps, which takes the logits."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, (4, 5))]
+    y[:, -1] = 0.0
+    variable = _variable_steps(fg, functional)
+    fixed = fg.Sequential([fg.Input((5, 6)), fg.layers.GRU(4, return_sequences=True),
+                           fg.layers.Dense(3, activation="softmax")]) if not functional else None
+    if fixed is None:
+        i = fg.Input((5, 6))
+        h, _ = fg.layers.GRU(4, return_sequences=True, return_state=True)(i)
+        fixed = fg.Model(i, fg.layers.Dense(3, activation="softmax")(h))
+    fixed.set_weights(variable.get_weights())
+    for model in (variable, fixed):
+        model.compile(fg.optimizers.SGD(1.0), "categorical_crossentropy")
+        model.train_on_batch(x, y)
+    for a, b in zip(variable.get_weights(), fixed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_variable_steps_train_as_keras(keras, functional, loss):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5, 6)).astype("float32")
+    labels = rng.integers(0, 3, (4, 5))
+    y = np.eye(3, dtype="float32")[labels] if loss.startswith("categorical") else labels
+    keras.utils.set_random_seed(0)
+    km = _variable_steps(keras, functional)
+    w = km.get_weights()
+    w[-2] = w[-2] * 40  # a saturated softmax: logits and clipped probabilities part ways
+    km.set_weights(w)
+    ours = fg.from_keras(km)
+    km.compile(keras.optimizers.SGD(0.5), loss)
+    ours.compile(fg.optimizers.SGD(0.5), loss)
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
