@@ -62,3 +62,27 @@ def test_variable_steps_train_as_keras(keras, functional, loss):
     np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_padding_mask_of_one_query_step_broadcasts_in_multi_head_attention(keras, tmp_path):
+    """keras.io's Transformer builds its padding mask as ``ops.cast(mask[:, None, :], "int32")`` (batch, 1, T):
+    Keras broadcasts it over the query steps; so does fastgru, in predict and in training."""
+    O = keras.ops
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 20, size=(4, 6)).astype("int32")
+    tokens[0, 4:] = 0
+    tokens[2, 2:] = 0
+    t = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(20, 8)(t)
+    pad = O.cast(O.not_equal(t, 0)[:, None, :], "int32")
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x, attention_mask=pad)
+    km = keras.Model(t, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(h)))
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict(tokens), km.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)
+    y = rng.normal(size=(4, 1)).astype("float32")
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    ours.compile(fg.optimizers.Adam(0.01), "mse")
+    theirs = km.fit(tokens, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(tokens, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)

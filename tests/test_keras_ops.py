@@ -47,6 +47,8 @@ GRAD_CASES = [
     ("LogSoftmax", {"axis": -1}, [T(0)], [X], "any"),
     ("Clip", {"x_min": -0.5, "x_max": 0.7}, [T(0)], [X], "any"),
     ("Cast", {"dtype": "float64"}, [T(0)], [X], "any"),
+    ("Cast", {"dtype": "int32"}, [T(0)], [X], "positive"),
+    ("Cast", {"dtype": "bool"}, [T(0)], [X], "any"),
     *[(op, {"axis": axis, "keepdims": keep}, [T(0)], [X], "any")
       for op in ("Sum", "Mean", "Max", "Min", "Var", "Std", "Logsumexp") for axis, keep in ((1, False), ([1, 2], True))],
     ("Average", {"axis": 2}, [T(0)], [X], "any"),
@@ -223,8 +225,11 @@ def test_unknown_ops_and_options_and_casts_to_integers_are_unsupported():
         KerasOp("Sort")
     with pytest.raises(UnsupportedKerasFeature, match="option"):
         KerasOp("Mean", {"axis": 1, "where": True})
-    with pytest.raises(UnsupportedKerasFeature, match="int32"):
-        KerasOp("Cast", {"dtype": "int32"}).compute_output_shape([X], template={"args": [T(0)], "kwargs": {}})
+    with pytest.raises(UnsupportedKerasFeature, match="complex64"):
+        KerasOp("Cast", {"dtype": "complex64"}).compute_output_shape([X], template={"args": [T(0)], "kwargs": {}})
+    layer = KerasOp("Cast", {"dtype": "int32"})  # integers keep the float dtype, truncated toward zero
+    got = layer.call([np.array([[1.7, -1.7, 0.2]], "float32")], template={"args": [T(0)], "kwargs": {}})
+    assert got.dtype == np.float32 and got.tolist() == [[1.0, -1.0, 0.0]]
 
 
 def test_a_damaged_op_node_in_a_file_is_a_model_file_error(tmp_path):

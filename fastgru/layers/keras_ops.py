@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import UnsupportedKerasFeature
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
-from .op_elementwise import AXIS_OPS, BINARY, TERNARY, UNARY, broadcast_shape, unbroadcast
+from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
 from .op_shapes import PRODUCTS, REDUCTIONS, SHAPE_OPS, _axes, _reduce_normalize, _reduce_shape
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
@@ -103,8 +103,9 @@ def _unary_config(op: str, c: dict, rank: int, owner: str) -> dict:
     for key in ("alpha", "negative_slope", "x_min", "x_max"):
         if key in CONFIG_KEYS[op] and not _is_number(c.get(key)):
             raise ValueError(f"{owner}: {key} must be a number, found {c.get(key)!r}")
-    if op == "Cast" and c.get("dtype") not in ("float32", "float64"):
-        raise UnsupportedKerasFeature(f"{owner}: a cast to {c.get('dtype')!r}; fastgru computes in float32/float64")
+    if op == "Cast" and c.get("dtype") not in ("float32", "float64", *INTEGER_CASTS):
+        raise UnsupportedKerasFeature(f"{owner}: a cast to {c.get('dtype')!r}; fastgru computes in float32/float64 "
+                                      "(integers and booleans as their float values)")
     return c
 
 
@@ -259,7 +260,8 @@ class KerasOp(Layer):
         else:
             y = {**SHAPE_OPS, **PRODUCTS}[self.op][2](values, norm)
         y = np.asarray(y)
-        return (y if self.op == "Cast" else y.astype(dtype, copy=False)), (values, operands, is_tensor, norm, xs)
+        floats = self.op == "Cast" and norm["dtype"] in ("float32", "float64")  # (a float cast keeps its dtype)
+        return (y if floats else y.astype(dtype, copy=False)), (values, operands, is_tensor, norm, xs)
 
     def call(self, x, mask=None, training: bool = False, template=None):
         return self._run(x, template)[0]

@@ -131,8 +131,9 @@ def call_arrays(layer, inputs, mask, layout):
     attention = named.get("attention_mask")
     if attention is not None:
         attention = np.asarray(attention)
-        if attention.ndim not in (2, 3, 4) or attention.shape[-2:] != (t, s) or \
-                (attention.ndim >= 3 and attention.shape[0] not in (1, b)) or \
+        # (1 on the query or key axis broadcasts: a (batch, 1, T_k) padding mask, as Keras takes it)
+        if attention.ndim not in (2, 3, 4) or attention.shape[-2] not in (1, t) or \
+                attention.shape[-1] not in (1, s) or (attention.ndim >= 3 and attention.shape[0] not in (1, b)) or \
                 (attention.ndim == 4 and attention.shape[1] not in (1, layer.num_heads)):
             raise ValueError(f"{label}: attention_mask must have shape (batch, {t}, {s}) (or broadcast to "
                              f"(batch, {layer.num_heads}, {t}, {s})), received {attention.shape}")

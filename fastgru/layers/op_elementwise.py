@@ -135,8 +135,21 @@ def _hard_sigmoid(x, c):
     return np.clip(x + x.dtype.type(3.0), 0, 6) / x.dtype.type(6.0)
 
 
+#: casts to integers and booleans keep the graph's float dtype, with the values they take (integers truncate
+#: toward zero, booleans are 1.0 / 0.0) and no gradient, as TensorFlow's
+INTEGER_CASTS = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"})
+
+
 def _cast(x, c):
+    if c["dtype"] == "bool":
+        return (x != 0).astype(x.dtype)
+    if c["dtype"] in INTEGER_CASTS:
+        return np.trunc(x)
     return x.astype(c["dtype"])
+
+
+def _cast_grad(x, y, dy, c):
+    return np.zeros_like(x) if c["dtype"] in INTEGER_CASTS else dy.astype(x.dtype)
 
 
 UNARY = {
@@ -164,7 +177,7 @@ UNARY = {
     "LogSoftmax": (_log_softmax, lambda x, y, dy, c: dy - np.exp(y) * dy.sum(axis=c["axis"], keepdims=True)),
     "Clip": (lambda x, c: np.clip(x, x.dtype.type(c["x_min"]), x.dtype.type(c["x_max"])),
              lambda x, y, dy, c: dy * ((x >= c["x_min"]) & (x <= c["x_max"]))),
-    "Cast": (_cast, lambda x, y, dy, c: dy.astype(x.dtype)),
+    "Cast": (_cast, _cast_grad),
     "LogicalNot": (lambda x, c: np.logical_not(x), lambda x, y, dy, c: np.zeros_like(dy)),
 }
 
