@@ -86,3 +86,36 @@ def test_a_padding_mask_of_one_query_step_broadcasts_in_multi_head_attention(ker
     theirs = km.fit(tokens, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(tokens, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
                                theirs, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ["GlobalAveragePooling1D", "GlobalMaxPooling1D"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_channels_first_global_pooling_pools_the_last_axis(cls, keepdims):
+    layer = getattr(fg.layers, cls)(data_format="channels_first", keepdims=keepdims)
+    x = np.random.default_rng(0).normal(size=(3, 4, 5)).astype("float32")
+    reduce = np.mean if cls.startswith("GlobalAverage") else np.max
+    np.testing.assert_allclose(layer(x), reduce(x, axis=2, keepdims=keepdims), rtol=1e-6)
+    y, cache = layer.forward(x)
+    dx, _ = layer.backward(np.ones_like(y), cache)
+    assert dx.shape == x.shape and np.isclose(dx.sum(), y.size)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_keras_io_timeseries_transformer_pooling_trains_as_keras(keras, tmp_path, keepdims):
+    """keras.io's "Timeseries classification with a Transformer" ends in GlobalAveragePooling1D(
+    data_format="channels_first"): the mean over each step's features."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6, 5)).astype("float32")
+    i = keras.Input((6, 5))
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)(i, i) + i
+    pooled = keras.layers.GlobalAveragePooling1D(data_format="channels_first", keepdims=keepdims)(h)
+    km = keras.Model(i, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(pooled)))
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    y = rng.integers(0, 2, 4)
+    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)

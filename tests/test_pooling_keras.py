@@ -52,9 +52,10 @@ def test_gradients_match_finite_differences(rng, layer):
         assert not dx[0, 3:].any()  # masked steps get no gradient
 
 
-def test_channels_first_is_refused():
+def test_channels_first_flatten_is_refused():
+    """(The global poolings take channels_first: tests/test_fuzz13_fixes.py.)"""
     with pytest.raises(fg.UnsupportedKerasFeature, match="channels_first"):
-        GlobalAveragePooling1D(data_format="channels_first")
+        Flatten(data_format="channels_first")
 
 
 def test_shapes_and_summary():

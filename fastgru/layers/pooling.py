@@ -1,6 +1,7 @@
 """Layers that take the time axis away after a recurrent layer with ``return_sequences``:
-GlobalAveragePooling1D (mask-aware, as Keras), GlobalMaxPooling1D and Flatten. Inputs (B, T, D),
-``channels_last`` only."""
+GlobalAveragePooling1D (mask-aware, as Keras), GlobalMaxPooling1D and Flatten. Inputs (B, T, D); the global
+poolings also take ``data_format="channels_first"``, (B, D, T) pooled over the last axis (keras.io's timeseries
+Transformer pools its features so), Flatten ``channels_last`` only."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class _GlobalPooling1D(Layer):
 
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _channels_last(self, data_format)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(f"data_format must be 'channels_last' or 'channels_first', received {data_format!r}")
+        self.data_format = data_format or "channels_last"
         self.keepdims = validate_params(f"{type(self).__name__} {self.name!r}", self.parameter_constraints,
                                         {"keepdims": keepdims})["keepdims"]
 
@@ -41,8 +44,22 @@ class _GlobalPooling1D(Layer):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        batch, _, features = input_shape
-        return (batch, 1, features) if self.keepdims else (batch, features)
+        batch, features = input_shape[0], input_shape[2 if self.data_format == "channels_last" else 1]
+        if not self.keepdims:
+            return (batch, features)
+        return (batch, 1, features) if self.data_format == "channels_last" else (batch, features, 1)
+
+    @property
+    def _first(self) -> bool:
+        return self.data_format == "channels_first"
+
+    def _steps_first(self, x) -> np.ndarray:
+        """``x`` as (B, T, D): channels_first (B, D, T) transposed."""
+        x = np.asarray(x)
+        return np.ascontiguousarray(x.transpose(0, 2, 1)) if self._first else x
+
+    def _as_given(self, dx: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(dx.transpose(0, 2, 1)) if self._first else dx
 
     def compute_mask(self, x, mask):
         return None
@@ -51,10 +68,14 @@ class _GlobalPooling1D(Layer):
         return self.forward(x, mask, training)[0]
 
     def _shape_output(self, y: np.ndarray) -> np.ndarray:
-        return y[:, None, :] if self.keepdims else y
+        if not self.keepdims:
+            return y
+        return y[:, :, None] if self._first else y[:, None, :]
 
     def _dy(self, dy: np.ndarray) -> np.ndarray:
-        return dy[:, 0, :] if self.keepdims else dy
+        if not self.keepdims:
+            return dy
+        return dy[:, :, 0] if self._first else dy[:, 0, :]
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -72,7 +93,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     supports_masking = True
 
     def forward(self, x, mask=None, training: bool = True):
-        x = np.asarray(x)
+        x = self._steps_first(x)
         if mask is None:
             return self._shape_output(x.mean(axis=1)), (x.shape, None, None)
         m = np.asarray(mask, dtype=x.dtype)[:, :, None]
@@ -85,9 +106,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         shape, m, count = cache
         dy = self._dy(np.asarray(dy))
         if m is None:
-            return np.broadcast_to(dy[:, None, :] / dy.dtype.type(shape[1]), shape).copy(), []
+            return self._as_given(np.broadcast_to(dy[:, None, :] / dy.dtype.type(shape[1]), shape).copy()), []
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (dy / count)[:, None, :] * m, []
+            return self._as_given((dy / count)[:, None, :] * m), []
 
 
 @register_layer
@@ -98,14 +119,14 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     keras = KerasContract(names=("GlobalMaxPooling1D", "GlobalMaxPool1D"))
 
     def forward(self, x, mask=None, training: bool = True):
-        x = np.asarray(x)
+        x = self._steps_first(x)
         y = x.max(axis=1)
         return self._shape_output(y), (x, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x, y = cache
         hits = (x == y[:, None, :]).astype(x.dtype)
-        return hits * (self._dy(np.asarray(dy)) / hits.sum(axis=1))[:, None, :], []
+        return self._as_given(hits * (self._dy(np.asarray(dy)) / hits.sum(axis=1))[:, None, :]), []
 
 
 @register_layer
