@@ -119,3 +119,22 @@ def test_keras_io_timeseries_transformer_pooling_trains_as_keras(keras, tmp_path
     theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
                                theirs, rtol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["query_value", "query_value_key", "attention_inputs", "gru_sequences"])
+def test_layers_called_with_keyword_tensors(keras, tmp_path, how):
+    """keras.io's English-to-Spanish Transformer calls ``mha(query=x, value=x, key=x)``: Keras 3 writes the
+    node with no positional arguments; so do ``Attention()(inputs=[q, v])`` and ``GRU(...)(sequences=x)``."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    i = keras.Input((5, 8))
+    if how.startswith("query"):
+        mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+        o = mha(query=i, value=i, key=i) if how.endswith("key") else mha(query=i, value=i)
+    elif how == "attention_inputs":
+        o = keras.layers.Attention()(inputs=[i, i])
+    else:
+        o = keras.layers.GRU(3)(sequences=i)
+    km = keras.Model(i, o)
+    km.save(tmp_path / "m.keras")
+    for model in (fg.load_model(tmp_path / "m.keras"), fg.from_keras(km)):
+        np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -47,9 +47,9 @@ def _parse_keyword_node(node, where, path, roles):
     """A node of a layer called as ``layer(query, value, key=..., attention_mask=..., use_causal_mask=...)``
     (Keras 3: positional args and kwargs; Keras 2: ``[[query, n, t, {"value": [...], ...}]]``):
     (refs in ``layout`` order, True, [], mask refs, {"layout": ..., options})."""
-    if isinstance(node, dict) and "args" in node:  # Keras 3
+    if isinstance(node, dict) and "args" in node:  # Keras 3 (the tensors may all be keywords: query=, value=)
         positional = node.get("args")
-        if not isinstance(positional, list) or not positional:
+        if not isinstance(positional, list):
             raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
         kwargs = node.get("kwargs") or {}
     elif isinstance(node, list) and node and isinstance(node[0], list):  # Keras 2
@@ -137,9 +137,21 @@ INPUT_MASK_KEY = "fastgru_mask_from_inputs"
 KERAS2_KEY = "fastgru_keras2_semantics"
 
 
+#: the name of a layer's first call argument, when a Keras 3 node gives it as a keyword (``layer(inputs=[q, v])``,
+#: a recurrent layer's ``sequences=``)
+_FIRST_ARGUMENTS = ("inputs", "sequences")
+
+
 def _parse_plain_node(node, where: str, recurrent: bool, path):
     if isinstance(node, dict) and "args" in node:  # Keras 3
         args = node.get("args")
+        kwargs = node.get("kwargs") or {}
+        if isinstance(args, list) and not args and isinstance(kwargs, dict):
+            given = [k for k in _FIRST_ARGUMENTS if kwargs.get(k) is not None]
+            if len(given) == 1:
+                kwargs = dict(kwargs)
+                args = [kwargs.pop(given[0])]
+                node = {"args": args, "kwargs": kwargs}
         if not isinstance(args, list) or not args:
             raise ModelFileError(path, f"{where}: a node without args: {_short(node)}")
         first = args[0]
