@@ -286,6 +286,14 @@ def _nested_model_shapes(model, args, list_args, label):
         elif not _compatible(model.input_shape, shape):
             raise ValueError(f"{label} expects input shape {_fmt(model.input_shape)}, received {_fmt(shape)}")
         out = model.output_shape
+        if tuple(model.input_shape) != tuple(shape):  # (built with open sizes, called on known ones: tf_keras's
+            try:  # nested Sequential without an input shape) the call's own output shape, layer by layer
+                known = tuple(shape)
+                for layer in model.layers:
+                    known = tuple(layer.compute_output_shape(known))
+                out = known
+            except (AttributeError, TypeError, ValueError):
+                pass
         return [tuple(s) for s in out] if isinstance(out, list) else [tuple(out)]
     expected = [t.shape for t in model._inputs]
     if len(args) != len(expected):

@@ -138,3 +138,24 @@ def test_layers_called_with_keyword_tensors(keras, tmp_path, how):
     km.save(tmp_path / "m.keras")
     for model in (fg.load_model(tmp_path / "m.keras"), fg.from_keras(km)):
         np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_tf_keras_nested_sequentials_without_an_input_shape(tmp_path):
+    """Keras 2's babi_memnn example: Embedding encoders as nested Sequential models with no input shape
+    (tf_keras records their output as (None, None, d)); the graph takes each call's own shapes."""
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    story, question = tf_keras.Input((12,), dtype="int32"), tf_keras.Input((4,), dtype="int32")
+
+    def encoder(dim):
+        return tf_keras.Sequential([L.Embedding(30, dim)])
+
+    m, c, q = encoder(16)(story), encoder(4)(story), encoder(16)(question)
+    match = L.Activation("softmax")(L.dot([m, q], axes=(2, 2)))
+    answer = L.concatenate([L.Permute((2, 1))(L.add([match, c])), q])
+    km = tf_keras.Model([story, question], L.Dense(3)(L.LSTM(8)(answer)))
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(1, 30, (3, 12)), rng.integers(1, 30, (3, 4))]
+    km.save(tmp_path / "m.h5")
+    for model in (fg.load_model(tmp_path / "m.h5"), fg.from_keras(km)):
+        np.testing.assert_allclose(model.predict(xs), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
