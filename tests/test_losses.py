@@ -322,3 +322,16 @@ def test_mask_matches_keras(keras, tf, rng):
     value, grad = losses.MeanSquaredError().value_and_grad(y, p, mask=mask)
     np.testing.assert_allclose(value, float(kvalue), rtol=RTOL)
     _assert_grad_close(grad, kgrad)
+
+
+def test_a_custom_loss_is_refused_by_name():
+    class NonPaddingLoss:  # (a user's Keras Loss subclass or function: fastgru cannot differentiate it)
+        def __call__(self, y_true, y_pred):
+            return 0.0
+
+    def my_loss(y_true, y_pred):
+        return 0.0
+
+    for identifier, name in ((NonPaddingLoss(), "NonPaddingLoss"), (my_loss, "my_loss")):
+        with pytest.raises(ValueError, match=f"custom loss '{name}' is not supported"):
+            fg.losses.get(identifier)

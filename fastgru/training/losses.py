@@ -289,6 +289,10 @@ def get(identifier) -> Loss:
             return _BY_NAME[key](name=identifier)
         if key == "huber_loss":
             return Huber()
+    if callable(identifier):  # a loss function or an object of a Loss subclass fastgru does not know
+        kind = getattr(identifier, "__name__", None) or type(identifier).__name__
+        raise ValueError(f"custom loss {kind!r} is not supported (fastgru computes its losses' gradients itself); "
+                         f"supported names: {', '.join(sorted(_BY_NAME))}")
     raise ValueError(
         f"could not interpret loss identifier {identifier!r}; supported names: {', '.join(sorted(_BY_NAME))}"
     )
