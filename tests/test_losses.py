@@ -334,4 +334,4 @@ def test_a_custom_loss_is_refused_by_name():
 
     for identifier, name in ((NonPaddingLoss(), "NonPaddingLoss"), (my_loss, "my_loss")):
         with pytest.raises(ValueError, match=f"custom loss '{name}' is not supported"):
-            fg.losses.get(identifier)
+            losses.get(identifier)
