@@ -159,3 +159,20 @@ def test_tf_keras_nested_sequentials_without_an_input_shape(tmp_path):
     km.save(tmp_path / "m.h5")
     for model in (fg.load_model(tmp_path / "m.h5"), fg.from_keras(km)):
         np.testing.assert_allclose(model.predict(xs), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["initial_state", "attention_mask"])
+def test_a_constant_where_a_graph_tensor_goes_is_refused_by_name(keras, tmp_path, where):
+    """A constant array as a GRU's initial_state or an attention mask (Keras records it as __numpy__ in the node)
+    is refused naming the argument, never dropped (it was: the GRU then ran from zeros)."""
+    inp = keras.Input((5, 4), batch_size=1)
+    if where == "initial_state":
+        out = keras.layers.GRU(4)(inp, initial_state=np.full((1, 4), 0.7, "float32"))
+    else:
+        causal = np.tril(np.ones((5, 5), "float32"))
+        out = keras.layers.MultiHeadAttention(num_heads=2, key_dim=2)(inp, inp, attention_mask=causal)
+    km = keras.Model(inp, out)
+    km.save(tmp_path / "m.keras")
+    for load in (lambda: fg.load_model(tmp_path / "m.keras"), lambda: fg.from_keras(km)):
+        with pytest.raises(fg.UnsupportedKerasFeature, match=f"{where}: a constant array"):
+            load()

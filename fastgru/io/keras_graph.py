@@ -34,8 +34,14 @@ def _inbound_refs(entry: dict, path, mask_sources: list | None = None) -> list[t
     """
     refs = []
 
+    op_layer = isinstance(entry.get("module"), str) and entry["module"].startswith("keras.src.ops")
+
     def walk(obj, into):
         if isinstance(obj, dict):
+            if obj.get("class_name") in ("__numpy__", "__tensor__") and not op_layer:
+                # a layer called with a constant (initial_state=np.array(...)): not a chain (the graph loader
+                # refuses it by name); an op's constant operand is its own business
+                raise UnsupportedKerasFeature(f"layer {_entry_name(entry)!r} is called with a constant array")
             if obj.get("class_name") == "__keras_tensor__":  # Keras 3: {"config": {"keras_history": [name, 0, 0]}}
                 config = obj.get("config")
                 history = config.get("keras_history") if isinstance(config, dict) else None

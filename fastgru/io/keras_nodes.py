@@ -16,6 +16,10 @@ GRAPH_CLASSES = ("Functional", "Model")
 
 def _ref(obj, path, where: str):
     """(layer name, node index, tensor index) of a Keras 3 ``__keras_tensor__`` or a Keras 2 ``[name, n, t, {}]``."""
+    if isinstance(obj, dict) and obj.get("class_name") in _CONSTANTS:
+        raise UnsupportedKerasFeature(
+            f"{where}: a constant array is given where fastgru takes a tensor of the graph (an initial state, a "
+            "mask, an attention mask); give it as a model input, or use use_causal_mask=True for a causal mask")
     if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
         history = obj.get("config", {}).get("keras_history") if isinstance(obj.get("config"), dict) else None
         obj = history
@@ -23,6 +27,10 @@ def _ref(obj, path, where: str):
             and _is_int(obj[2])):
         return obj[0], int(obj[1]), int(obj[2])
     raise ModelFileError(path, f"{where}: expected a tensor reference [layer, node, tensor], found {_short(obj)}")
+
+
+#: how Keras 3 writes a constant array in a node's arguments (a NumPy array, a tensor computed from constants)
+_CONSTANTS = ("__numpy__", "__tensor__")
 
 
 def _is_tensor(obj) -> bool:
