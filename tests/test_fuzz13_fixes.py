@@ -176,3 +176,38 @@ def test_a_constant_where_a_graph_tensor_goes_is_refused_by_name(keras, tmp_path
     for load in (lambda: fg.load_model(tmp_path / "m.keras"), lambda: fg.from_keras(km)):
         with pytest.raises(fg.UnsupportedKerasFeature, match=f"{where}: a constant array"):
             load()
+
+
+def _two_heads(mod):
+    i = mod.Input((6, 3))
+    h = mod.layers.GRU(4, return_sequences=True)(i)
+    return mod.Model(i, [mod.layers.Dense(1, name="value")(mod.layers.GRU(2)(h)),
+                         mod.layers.Dense(2, name="aux")(h)])
+
+
+def test_an_output_without_a_loss_needs_no_target():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 6, 3)).astype("float32"), rng.normal(size=(10, 1)).astype("float32")
+    model = _two_heads(fg)
+    model.compile(fg.optimizers.SGD(0.1), loss=["mse", None])
+    start = model.get_weights()
+    results = []
+    for targets in (y, [y, None], {"value": y}):
+        model.set_weights(start)
+        model.compile(fg.optimizers.SGD(0.1), loss=["mse", None])
+        history = model.fit(x, targets, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+        results.append((history["loss"], model.evaluate(x, targets, verbose=0)))
+    assert results[0] == results[1] == results[2]
+
+
+def test_an_output_without_a_loss_trains_as_keras(keras):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 6, 3)).astype("float32"), rng.normal(size=(10, 1)).astype("float32")
+    km = _two_heads(keras)
+    ours = fg.from_keras(km)
+    km.compile(keras.optimizers.SGD(0.1), loss=["mse", None])
+    ours.compile(fg.optimizers.SGD(0.1), loss=["mse", None])
+    theirs = km.fit(x, [y, None], epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, [y, None], epochs=2, batch_size=4, shuffle=False, verbose=0)
+                               .history["loss"], theirs, rtol=1e-5)
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)

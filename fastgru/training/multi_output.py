@@ -169,6 +169,14 @@ def check_xy(model, x, y, sample_weight=None):
         x = x.arrays
     xs = model._input_list(x)
     names = model.output_names
+    # outputs compiled with loss None need no targets (as Keras): y for the others, or None in their place
+    losses = getattr(getattr(model, "_compiled", None), "losses", None) or [True] * len(names)
+    lossless = {names[k] for k, loss in enumerate(losses) if loss is None}
+    if isinstance(y, dict):
+        y = {**{n: None for n in lossless}, **y}
+    elif lossless and len(names) > 1 and not isinstance(y, (list, tuple, MultiArray)) \
+            and len(names) - len(lossless) == 1:
+        y = [None if n in lossless else y for n in names]
     if isinstance(y, MultiArray):  # already one array per output (validation data checked by fit)
         ys = list(y.arrays)
     elif isinstance(y, dict):
@@ -188,8 +196,10 @@ def check_xy(model, x, y, sample_weight=None):
                          "keyed by output name")
     else:
         ys = [y]
-    ys = [_numeric(f"y[{n!r}]" if len(names) > 1 else "y", a) for n, a in zip(names, ys)]
     n = len(xs[0])
+    # (no target for a loss-less output: an empty (n, 0) placeholder that slices with the batches)
+    ys = [np.zeros((n, 0), np.float32) if a is None and name in lossless else
+          _numeric(f"y[{name!r}]" if len(names) > 1 else "y", a) for name, a in zip(names, ys)]
     for name, a in zip(names, ys):
         if a.ndim == 0:
             raise ValueError(f"targets for output {name!r} must have one entry per sample, received a scalar")
