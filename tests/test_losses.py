@@ -90,7 +90,7 @@ LOGIT_IDS = [c[0] for c in LOGIT_CASES]
 
 def _fd_grad(f, x):
     """d/dx of the scalar ``f(x)`` by central differences (tests/gradcheck.py)."""
-    return numeric_gradient(f, x, 1.0)
+    return numeric_gradient(lambda q: np.asarray(f(q), dtype=np.float64), x, 1.0)
 
 
 # ---------------------------------------------------------------- pure NumPy ---------
