@@ -211,3 +211,48 @@ def test_an_output_without_a_loss_trains_as_keras(keras):
     np.testing.assert_allclose(ours.fit(x, [y, None], epochs=2, batch_size=4, shuffle=False, verbose=0)
                                .history["loss"], theirs, rtol=1e-5)
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("inner", ["GRU", "LSTM", "SimpleRNN", "Conv1D"])
+def test_time_distributed_recurrent_and_conv_layers(inner):
+    """TimeDistributed(GRU/LSTM/SimpleRNN/Conv1D) (a hierarchical RNN) runs the inner layer on each step's
+    sequence: the same as calling it step by step; gradients flow to the shared weights."""
+    layer = getattr(fg.layers, inner)(3, 2) if inner == "Conv1D" else getattr(fg.layers, inner)(3)
+    td = fg.layers.TimeDistributed(layer)
+    x = np.random.default_rng(0).normal(size=(2, 4, 6, 5)).astype("float32")
+    y = td(x)
+    np.testing.assert_allclose(y, np.stack([layer(x[:, t]) for t in range(4)], axis=1), rtol=1e-6, atol=1e-7)
+    out, cache = td.forward(x)
+    dx, grads = td.backward(np.ones_like(out), cache)
+    assert dx.shape == x.shape and len(grads) == len(layer.weights) and all(np.abs(g).sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("inner", ["GRU", "LSTM", "SimpleRNN", "Conv1D"])
+def test_time_distributed_recurrent_layers_against_keras(keras, tmp_path, inner):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 6, 2)).astype("float32")
+    make = {"GRU": lambda: keras.layers.GRU(5), "LSTM": lambda: keras.layers.LSTM(5),
+            "SimpleRNN": lambda: keras.layers.SimpleRNN(5), "Conv1D": lambda: keras.layers.Conv1D(3, 2)}[inner]
+    i = keras.Input((4, 6, 2))
+    h = keras.layers.TimeDistributed(make())(i)
+    if len(h.shape) == 4:
+        h = keras.layers.Reshape((4, -1))(h)
+    km = keras.Model(i, keras.layers.Dense(1)(keras.layers.LSTM(3)(h)))
+    km.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5 for w in km.get_weights()])
+    km.save(tmp_path / "m.keras")
+    km.save(tmp_path / "m.h5")
+    expected = km.predict(x, verbose=0)
+    for model in (fg.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.h5"), fg.from_keras(km)):
+        np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+    ours = fg.load_model(tmp_path / "m.keras")
+    y = rng.normal(size=(3, 1)).astype("float32")
+    km.compile(keras.optimizers.SGD(0.05), "mse")
+    ours.compile(fg.optimizers.SGD(0.05), "mse")
+    theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0), ours.predict(x),
+                               rtol=1e-5, atol=1e-6)

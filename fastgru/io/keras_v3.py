@@ -284,7 +284,8 @@ def write_layer_vars(f: h5py.Group, layer, own: str, vars_path: str) -> None:
     for group_path, n in v3_var_groups(layer, vars_path):
         group = f.require_group(group_path)
         if group_path.endswith("/cell/vars"):
-            cell_of = layer.forward_layer if class_name == "Bidirectional" else layer
+            cell_of = (layer.forward_layer if class_name == "Bidirectional" else
+                       layer.layer if class_name == "TimeDistributed" else layer)
             group.attrs["name"] = f"{type(cell_of).__name__.lower()}_cell"
         for i in range(n):
             group.create_dataset(str(i), data=next(weights))

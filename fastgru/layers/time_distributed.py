@@ -27,7 +27,8 @@ from .registry import Anything, KerasContract, register_layer, validate_params
 #: the inner layers fastgru distributes over time (each acts on the rows of its input independently)
 INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
                 "LayerNormalization", "BatchNormalization", "UnitNormalization", "Normalization",
-                "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+                "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "GRU", "LSTM",
+                "SimpleRNN", "Conv1D")
 
 
 def _inner_from_config(entry):
