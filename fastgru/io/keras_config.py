@@ -19,6 +19,7 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
+from .keras_rnn_cells import rnn_as_layer
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: the most layers a model file may have (recurrent models have tens; building a model costs time
@@ -36,12 +37,14 @@ _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "RNN", "Lambda"}
+_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "Lambda"}
 
 
 def weights_subpath(class_name: str) -> str:
     """Where a layer's variables sit below its path in a Keras 3 weights file: ``vars``, or ``cell/vars``
-    for a recurrent layer's cell (from the registry's KerasContract)."""
+    for a recurrent layer's cell (from the registry's KerasContract; Keras's RNN(cell) keeps its cell's there)."""
+    if class_name == "RNN":
+        return "cell/vars"
     cls = registry.lookup(class_name)
     if cls is not None:
         return cls.keras.weights
@@ -325,6 +328,10 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
                                    f"found {_short(name)}")
     name = name or snake_case(spec.class_name)
     label = f"{name} ({spec.class_name})"
+    if spec.class_name == "RNN":  # RNN(GRUCell(...)) is GRU(...) (keras_rnn_cells.py)
+        class_name, config = rnn_as_layer(spec.config, label, path)
+        spec = LayerSpec(class_name, config, spec.v3_path, spec.legacy_group, spec.build_config, spec.time_distributed)
+        label = f"{name} (RNN({class_name}Cell))"
     if spec.class_name == "TimeDistributed":
         return _build_time_distributed(spec, name, label, major, path)
     if spec.class_name in _WRAPPER_LAYERS:

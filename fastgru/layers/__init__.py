@@ -22,6 +22,7 @@ from .pooling1d import AveragePooling1D, MaxPooling1D
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
+from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
 from .time_distributed import TimeDistributed
 
@@ -47,6 +48,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRU",
+    "GRUCell",
     "KerasOp",
     "GetItem",
     "GaussianDropout",
@@ -56,6 +58,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "LSTM",
+    "LSTMCell",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
@@ -69,11 +72,13 @@ __all__ = [
     "PReLU",
     "Permute",
     "ReLU",
+    "RNN",
     "RecurrentLayer",
     "RepeatVector",
     "Reshape",
     "SeparableConv1D",
     "SimpleRNN",
+    "SimpleRNNCell",
     "Softmax",
     "SpatialDropout1D",
     "TimeDistributed",

@@ -1,0 +1,74 @@
+"""Keras's ``RNN(cell)`` spelling of the recurrent layers: ``RNN(GRUCell(64), return_sequences=True)`` is
+``GRU(64, return_sequences=True)``, as in Keras, where both loop the same cell (and a file holds the
+cell's weights at the same place). The cells here hold a step's options; ``RNN`` builds the layer.
+
+Cells are not stepped one call at a time (fastgru's kernels run whole sequences); a list of cells
+(Keras's ``StackedRNNCells``) is refused: stack layers instead.
+"""
+
+from __future__ import annotations
+
+from .gru import GRU
+from .lstm import LSTM
+from .simple_rnn import SimpleRNN
+
+
+class _Cell:
+    """The options of one recurrent step (units and the cell options of the matching layer)."""
+
+    layer_class: type
+
+    def __init__(self, units: int, **options) -> None:
+        options.pop("name", None)  # (the cell's own name: Keras's layer is named by the RNN)
+        self.units = units
+        self.options = options
+
+    def get_config(self) -> dict:
+        return {"units": self.units, **self.options}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(units={self.units})"
+
+
+class GRUCell(_Cell):
+    """One GRU step's options (``keras.layers.GRUCell``: activation, recurrent_activation, use_bias,
+    initializers, regularizers, dropout, recurrent_dropout, reset_after, seed), for :func:`RNN`."""
+
+    layer_class = GRU
+
+
+class LSTMCell(_Cell):
+    """One LSTM step's options (``keras.layers.LSTMCell``, with unit_forget_bias), for :func:`RNN`."""
+
+    layer_class = LSTM
+
+
+class SimpleRNNCell(_Cell):
+    """One SimpleRNN step's options (``keras.layers.SimpleRNNCell``), for :func:`RNN`."""
+
+    layer_class = SimpleRNN
+
+
+def RNN(  # noqa: N802 (Keras's name)
+    cell: _Cell,
+    return_sequences: bool = False,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    stateful: bool = False,
+    unroll: bool = False,
+    zero_output_for_mask: bool = False,
+    **kwargs,
+):
+    """The recurrent layer that loops ``cell`` over the steps of a (batch, steps, features) input:
+    ``RNN(GRUCell(64))`` is a :class:`GRU` (likewise LSTM and SimpleRNN), with the RNN's options
+    (``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
+    ``zero_output_for_mask``, ``name``, ...)."""
+    if isinstance(cell, (list, tuple)):
+        raise ValueError("RNN over a list of cells (Keras's StackedRNNCells) is not supported: stack GRU/LSTM/"
+                         "SimpleRNN layers, return_sequences=True on all but the last, for the same model")
+    if not isinstance(cell, _Cell):
+        raise TypeError(f"RNN's cell should be a fastgru GRUCell, LSTMCell or SimpleRNNCell, found "
+                        f"{type(cell).__name__}")
+    return cell.layer_class(cell.units, **cell.options, return_sequences=return_sequences, return_state=return_state,
+                            go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                            zero_output_for_mask=zero_output_for_mask, **kwargs)
