@@ -6,6 +6,7 @@ from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
+from .conv_transpose import Conv1DTranspose
 from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
 from .dense import Dense
 from .feature_normalization import Normalization, UnitNormalization
@@ -39,6 +40,7 @@ __all__ = [
     "Bidirectional",
     "Concatenate",
     "Conv1D",
+    "Conv1DTranspose",
     "Cropping1D",
     "Dense",
     "Dot",
