@@ -1,5 +1,5 @@
 """Conv1DTranspose: gradients against central differences (float64); the committed autoencoder file
-(tests/fixtures/make_conv_transpose_fixtures.py) run and trained to Keras's numbers without TensorFlow;
+(tests/fixtures/make_layer_fixtures.py) run and trained to Keras's numbers without TensorFlow;
 every option against live Keras (output lengths and values, files both ways, training steps); bad options."""
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ from .bidirectional import Bidirectional
 from .conv import Conv1D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .conv_transpose import Conv1DTranspose
-from .core import Activation, Dropout, Embedding, Input, InputLayer, Masking
+from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
 from .dense import Dense
 from .feature_normalization import Normalization, UnitNormalization
 from .getitem import GetItem
+from .group_normalization import GroupNormalization, RMSNormalization
 from .gru import GRU
 from .keras_ops import KerasOp
 from .lstm import LSTM
@@ -50,6 +51,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRU",
+    "GroupNormalization",
     "GRUCell",
     "KerasOp",
     "GetItem",
@@ -57,6 +59,7 @@ __all__ = [
     "GaussianNoise",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
+    "Identity",
     "Input",
     "InputLayer",
     "LSTM",
@@ -74,6 +77,7 @@ __all__ = [
     "PReLU",
     "Permute",
     "ReLU",
+    "RMSNormalization",
     "RNN",
     "RecurrentLayer",
     "RepeatVector",

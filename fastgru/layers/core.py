@@ -274,3 +274,22 @@ class Activation(Layer):
         config = super().get_config()
         config.update(activation=self.activation)
         return config
+
+
+@register_layer
+class Identity(Layer):
+    """Keras 3's ``Identity``: the input as it is (a placeholder layer); masks pass on."""
+
+    keras = KerasContract(names=("Identity",))
+    parameter_constraints: dict = {}
+    supports_masking = True
+
+    def call(self, x, mask=None, training: bool = False):
+        x = np.asarray(x)
+        return x.astype(compute_dtype(x), copy=False)
+
+    def forward(self, x, mask=None, training: bool = True):
+        return self.call(x), None
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        return (dy if need_dx else None), []
