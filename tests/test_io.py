@@ -372,10 +372,10 @@ def test_model_config_input_shape_falls_back_to_build_config(tmp_path):
     (lambda e: e["config"].update(recurrent_activation={"module": "keras.layers", "class_name": "ReLU",
                                                         "config": {"name": "relu", "max_value": 6.0}}),
      r"recurrent_activation: custom activation 'ReLU' is not supported"),
-    (lambda e: e["config"].update(dtype="float16"), r"option dtype='float16' is not supported"),
-    (lambda e: e["config"].update(dtype={"module": "keras", "class_name": "DTypePolicy",
-                                         "config": {"name": "mixed_float16"}}),
-     r"option dtype='mixed_float16' is not supported"),
+    (lambda e: e["config"].update(dtype="int8_from_float32"), r"option dtype='int8_from_float32' is not supported"),
+    (lambda e: e["config"].update(dtype={"module": "keras", "class_name": "QuantizedDTypePolicy",
+                                         "config": {"name": "float8_from_mixed_bfloat16"}}),
+     r"option dtype='float8_from_mixed_bfloat16' is not supported"),  # (half precision runs: test_mixed_precision.py)
     (lambda e: e["config"].update(reset_after="sometimes"), r"option 'reset_after' should be True or False"),
 ])
 def test_unsupported_activation_and_dtype(tmp_path, change, message):

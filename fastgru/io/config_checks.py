@@ -5,6 +5,7 @@ value fastgru does not support is an UnsupportedKerasFeature naming the layer an
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -38,8 +39,15 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+#: Keras's half-precision dtype policies (mixed precision: float32 variables; or half-precision variables)
+#: -> the dtype Keras computes in; fastgru runs such layers in float32
+_HALF_PRECISION = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16", "float16": "float16",
+                   "bfloat16": "bfloat16"}
+
+
 def _dtype(value, label: str, path) -> str:
-    """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config."""
+    """'float32' or 'float64' from a Keras 2 string or a Keras 3 DTypePolicy config (a half-precision
+    policy: float32, with a warning)."""
     if isinstance(value, dict):
         inner = value.get("config")
         if not isinstance(inner, dict):
@@ -48,6 +56,11 @@ def _dtype(value, label: str, path) -> str:
     value = value or "float32"
     if not isinstance(value, str):
         raise ModelFileError(path, f"layer {label}: dtype should be a name such as 'float32', found {_short(value)}")
+    if value in _HALF_PRECISION:
+        warnings.warn(f"dtype policy {value!r}: fastgru computes these layers in float32, from the stored weights "
+                      f"(Keras computes them in {_HALF_PRECISION[value]}: expect differences of about 1e-3 relative, "
+                      "Keras's rounding)", stacklevel=4)
+        return "float32"
     if value not in ("float32", "float64"):
         raise UnsupportedKerasFeature(
             f"layer {label}: option dtype={value!r} is not supported (fastgru computes in float32 or float64)")

@@ -266,7 +266,8 @@ _CLASSES = {c.__name__.lower(): c for c in (Adam, SGD, RMSprop, Adagrad, AdamW, 
 def get(identifier) -> Optimizer:
     """Return an Optimizer for a class name in any case (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
     ``"adamw"``, ``"nadam"``, ``"adamax"``, ``"adadelta"``, ``"lion"``, ``"ftrl"``), a Keras config dict
-    ``{"class_name": "Adam", "config": {...}}``, Keras's own optimizer object or an Optimizer instance."""
+    ``{"class_name": "Adam", "config": {...}}`` (a mixed-precision ``LossScaleOptimizer``'s: its inner optimizer),
+    Keras's own optimizer object or an Optimizer instance."""
     if isinstance(identifier, Optimizer):
         return identifier
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
@@ -276,6 +277,11 @@ def get(identifier) -> Optimizer:
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _CLASSES:
         return _CLASSES[identifier.lower()]()
+    if isinstance(identifier, dict) and str(identifier.get("class_name", "")).startswith("LossScaleOptimizer"):
+        # mixed precision's wrapper: fastgru trains in float32, where its loss scaling changes nothing
+        inner = (identifier.get("config") or {}).get("inner_optimizer")
+        if isinstance(inner, (dict, str)):
+            return get(inner)
     if isinstance(identifier, dict) and str(identifier.get("class_name", "")).lower() in _CLASSES:
         return _CLASSES[identifier["class_name"].lower()].from_config(identifier.get("config") or {})
     raise ValueError(
