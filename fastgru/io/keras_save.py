@@ -200,9 +200,8 @@ def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:
     if groups is not None:  # variables in sublayers below the layer's own path (MultiHeadAttention's)
         own = path[: -len("/vars")] if path.endswith("/vars") else path
         return [(f"{own}/{group}", n) for group, n in groups()]
-    if type(layer).__name__ == "TimeDistributed":  # (a recurrent inner layer keeps its variables in its cell)
-        inner = "layer/cell/vars" if type(layer.layer).__name__ in ("GRU", "LSTM", "SimpleRNN") else "layer/vars"
-        return [(f"{path}/{inner}", len(layer.weights))]
+    if type(layer).__name__ == "TimeDistributed":  # the inner layer's groups below <path>/layer
+        return v3_var_groups(layer.layer, layer_vars_path(layer.layer, f"{path}/layer"))
     if type(layer).__name__ in _WRAPPER_LAYERS:
         return [(f"{path}/{side}/cell/vars", len(inner.weights))
                 for side, inner in (("forward_layer", layer.forward_layer), ("backward_layer", layer.backward_layer))]

@@ -269,26 +269,36 @@ def _own_path(layer, vars_path: str) -> str:
 def write_layer_vars(f: h5py.Group, layer, own: str, vars_path: str) -> None:
     """One layer's groups as Keras 3 writes them: ``<own>/vars`` named after the layer, the groups of a
     wrapper's inner layers named after them, and its variables in the groups of :func:`v3_var_groups`."""
+    _name_groups(f, layer, own)
+    marker = getattr(layer, TIME_DISTRIBUTED_ATTR, None)
+    if marker is not None:
+        inner_name = marker.get("inner_name") if isinstance(marker, dict) else None
+        f.require_group(f"{own}/layer/vars").attrs["name"] = inner_name or snake_case(type(layer).__name__)
+    weights = iter(layer.weights)
+    for group_path, n in v3_var_groups(layer, vars_path):
+        group = f.require_group(group_path)
+        if group_path.endswith("/cell/vars"):
+            group.attrs["name"] = f"{type(_recurrent_of(layer)).__name__.lower()}_cell"
+        for i in range(n):
+            group.create_dataset(str(i), data=next(weights))
+
+
+def _name_groups(f: h5py.Group, layer, own: str) -> None:
+    """``<own>/vars`` named after the layer, and the same for a wrapper's inner layers below it."""
     f.require_group(own + "/vars").attrs["name"] = layer.name
     class_name = type(layer).__name__
     if class_name == "Bidirectional":
         for side, sub in zip(("forward_layer", "backward_layer"), layer.layers):
             f.require_group(f"{own}/{side}/vars").attrs["name"] = sub.name
-    marker = getattr(layer, TIME_DISTRIBUTED_ATTR, None)
-    if marker is not None or class_name == "TimeDistributed":
-        inner_name = marker.get("inner_name") if isinstance(marker, dict) else None
-        if class_name == "TimeDistributed":
-            inner_name = layer.layer.name
-        f.require_group(f"{own}/layer/vars").attrs["name"] = inner_name or snake_case(class_name)
-    weights = iter(layer.weights)
-    for group_path, n in v3_var_groups(layer, vars_path):
-        group = f.require_group(group_path)
-        if group_path.endswith("/cell/vars"):
-            cell_of = (layer.forward_layer if class_name == "Bidirectional" else
-                       layer.layer if class_name == "TimeDistributed" else layer)
-            group.attrs["name"] = f"{type(cell_of).__name__.lower()}_cell"
-        for i in range(n):
-            group.create_dataset(str(i), data=next(weights))
+    elif class_name == "TimeDistributed":
+        _name_groups(f, layer.layer, f"{own}/layer")
+
+
+def _recurrent_of(layer):
+    """The recurrent layer inside wrappers (whose cell names a ``cell/vars`` group)."""
+    while type(layer).__name__ in ("Bidirectional", "TimeDistributed"):
+        layer = layer.forward_layer if type(layer).__name__ == "Bidirectional" else layer.layer
+    return layer
 
 
 def save_keras_zip(model, path) -> None:

@@ -28,7 +28,7 @@ from .registry import Anything, KerasContract, register_layer, validate_params
 INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
                 "LayerNormalization", "BatchNormalization", "UnitNormalization", "Normalization",
                 "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "GRU", "LSTM",
-                "SimpleRNN", "Conv1D")
+                "SimpleRNN", "Bidirectional", "Conv1D", "GroupNormalization", "RMSNormalization", "Identity")
 
 
 def _inner_from_config(entry):
@@ -132,18 +132,25 @@ class TimeDistributed(WrapperTrainable, Layer):
         return y.reshape((b, t) + y.shape[1:]), ("rows", cache)
 
     def _rows_mask(self, mask, rows: int):
-        """tf_keras passes the (B*T,) mask to an inner BatchNormalization (its batch moments leave masked steps
-        out); Keras 3's rows path passes none."""
-        if mask is None or not self.keras2_semantics or type(self.layer).__name__ != "BatchNormalization":
+        """The mask the inner layer gets on the (B*T, ...) rows: a mask of rank 3 or more (an Embedding's
+        (B, T, W) over (B, T, W) tokens) reshaped to (B*T, W, ...), as Keras passes each step's slice (a
+        recurrent inner layer skips the padded words); a (B, T) mask only to an inner BatchNormalization of a
+        tf_keras file (its batch moments leave masked steps out; Keras 3's rows path passes none)."""
+        if mask is None:
             return None
-        return np.asarray(mask).reshape(rows)
+        mask = np.asarray(mask)
+        if mask.ndim >= 3:
+            return mask.reshape((rows,) + mask.shape[2:])
+        if not self.keras2_semantics or type(self.layer).__name__ != "BatchNormalization":
+            return None
+        return mask.reshape(rows)
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check(x)
         b, t = x.shape[:2]
         if self._per_step(training):
             return self.forward(x, mask, training)[0]
-        y = self.layer.call(x.reshape((b * t,) + x.shape[2:]), mask=None, training=training)
+        y = self.layer.call(x.reshape((b * t,) + x.shape[2:]), mask=self._rows_mask(mask, b * t), training=training)
         return y.reshape((b, t) + y.shape[1:])
 
     def backward(self, dy, cache, need_dx: bool = True):

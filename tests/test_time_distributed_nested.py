@@ -1,0 +1,90 @@
+"""TimeDistributed around recurrent layers over (batch, sentences, words) tokens: the words' mask of an
+Embedding(mask_zero) reaches the inner GRU/LSTM/Bidirectional (each sentence skips its padded words, a fully
+padded sentence gives the initial state), as in Keras. The committed file (tests/fixtures/make_layer_fixtures.py)
+without TensorFlow; live Keras 3 and tf_keras models, files both ways and training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.layers import GRU, Bidirectional, Dense, Embedding, Flatten, Input, TimeDistributed
+
+FILES = Path(__file__).resolve().parent / "fixtures" / "files"
+
+
+def test_td_recurrent_file_runs_and_trains_as_keras(tmp_path):
+    data = np.load(FILES / "td_recurrent.npz")
+    model = fg.load_model(FILES / "td_recurrent.keras")
+    assert type(model.layers[1].layer).__name__ == "Bidirectional"
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
+    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "back.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "back.keras").predict(data["x"]),
+                                  model.predict(data["x"]))
+
+
+def test_words_mask_reaches_the_inner_layer(rng):
+    tokens = rng.integers(1, 9, size=(2, 3, 5))
+    tokens[0, 1, 3:] = 0
+    model = fg.Sequential([Input((3, 5)), Embedding(9, 4, mask_zero=True), TimeDistributed(GRU(3)), Flatten(),
+                           Dense(1)])
+    sentence = fg.Sequential([Input((3,)), Embedding(9, 4), GRU(3)])  # the padded sentence's words alone
+    sentence.set_weights(model.layers[0].get_weights() + model.layers[1].get_weights())
+    states = model.layers[1](model.layers[0](tokens), mask=tokens != 0)
+    np.testing.assert_allclose(states[0, 1], sentence.predict(tokens[0, 1:2, :3])[0], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(states[0, 1], model.layers[1](model.layers[0](tokens))[0, 1])  # (without the mask)
+
+
+@pytest.mark.keras
+def test_keras_td_bidirectional_models(keras, rng, tmp_path):
+    L = keras.layers
+    tokens = rng.integers(1, 20, size=(8, 3, 6))
+    tokens[0, 1, 4:] = 0
+    tokens[1, 2, :] = 0
+    y = rng.integers(0, 2, 8)
+    km = keras.Sequential([keras.Input((3, 6)), L.Embedding(20, 5, mask_zero=True),
+                           L.TimeDistributed(L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")),
+                           L.TimeDistributed(L.GRU(4)), L.Flatten(), L.Dense(2, activation="softmax")])
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    expected = km.predict(tokens, verbose=0)
+    for suffix in (".keras", ".h5"):
+        km.save(tmp_path / f"m{suffix}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(tokens), expected,
+                                   rtol=1e-5, atol=1e-6)
+    ours = fg.from_keras(km)
+    np.testing.assert_allclose(ours.predict(tokens), expected, rtol=1e-5, atol=1e-6)
+    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    theirs = km.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(tokens, verbose=0),
+                               ours.predict(tokens), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_td_bidirectional_h5(rng, tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    L = tf_keras.layers
+    tokens = rng.integers(0, 20, size=(4, 3, 6))
+    km = tf_keras.Sequential([L.Embedding(20, 5, mask_zero=True, input_shape=(3, 6)),
+                              L.TimeDistributed(L.Bidirectional(L.GRU(4))), L.Flatten(), L.Dense(2)])
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "m.h5")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(tokens), km.predict(tokens, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_in_code_td_bidirectional_trains(rng):
+    model = fg.Sequential([Input((3, 5, 2)), TimeDistributed(Bidirectional(GRU(2))), Flatten(), Dense(1)])
+    model.compile("adam", "mse")
+    assert model.output_shape == (None, 1) and model.layers[0].compute_output_shape((None, 3, 5, 2)) == (None, 3, 4)
+    x = rng.standard_normal((4, 3, 5, 2)).astype(np.float32)
+    assert np.isfinite(model.fit(x, rng.standard_normal((4, 1)), epochs=2, verbose=0).history["loss"]).all()
