@@ -88,3 +88,78 @@ def test_in_code_td_bidirectional_trains(rng):
     assert model.output_shape == (None, 1) and model.layers[0].compute_output_shape((None, 3, 5, 2)) == (None, 3, 4)
     x = rng.standard_normal((4, 3, 5, 2)).astype(np.float32)
     assert np.isfinite(model.fit(x, rng.standard_normal((4, 1)), epochs=2, verbose=0).history["loss"]).all()
+
+
+# ---- TimeDistributed around a model: hierarchical attention networks -------------------------------------
+def test_han_file_runs_and_trains_as_keras(tmp_path):
+    data = np.load(FILES / "han.npz")
+    model = fg.load_model(FILES / "han.keras")
+    wrapper = model.layers[1]
+    assert getattr(wrapper.layer, "_fg_model", False) and wrapper.layer.name == "sentence_encoder"
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
+    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "back.keras")
+    again = fg.load_model(tmp_path / "back.keras")
+    np.testing.assert_array_equal(again.predict(data["x"]), model.predict(data["x"]))
+    import pickle
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(data["x"]), model.predict(data["x"]))
+
+
+def test_in_code_time_distributed_model(rng, tmp_path):
+    words = fg.Input((5,))
+    encoder = fg.Model(words, GRU(3)(Embedding(9, 4, mask_zero=True)(words)))
+    doc = fg.Input((2, 5))
+    wrapper = TimeDistributed(encoder)
+    model = fg.Model(doc, Dense(1)(Flatten()(wrapper(doc))))
+    tokens = rng.integers(0, 9, size=(4, 2, 5))
+    np.testing.assert_allclose(wrapper(tokens)[:, 1], encoder.predict(tokens[:, 1]), rtol=1e-6)
+    assert [p.split("/", 1)[1] for p in wrapper.weight_paths] == ["embeddings", "kernel", "recurrent_kernel", "bias"]
+    model.compile("adam", "mse")
+    before = [w.copy() for w in encoder.get_weights()]
+    model.fit(tokens, rng.standard_normal((4, 1)), epochs=2, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, encoder.get_weights()))  # the encoder trains
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "m.keras").predict(tokens), model.predict(tokens))
+    two_outputs = fg.Model(words, [GRU(2)(Embedding(9, 2)(words)), Dense(1)(words)])
+    with pytest.raises(ValueError, match="needs one of each"):
+        TimeDistributed(two_outputs)
+
+
+@pytest.mark.keras
+def test_keras_time_distributed_sequential_and_tf_keras_model(keras, rng, tmp_path):
+    L = keras.layers
+    tokens = rng.integers(0, 20, size=(8, 3, 6))
+    tokens[1, 2, :] = 0
+    y = rng.integers(0, 2, 8)
+    km = keras.Sequential([keras.Input((3, 6)), L.TimeDistributed(keras.Sequential(
+        [keras.Input((6,)), L.Embedding(20, 5, mask_zero=True), L.GRU(4)])), L.GRU(3), L.Dense(2, activation="softmax")])
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    expected = km.predict(tokens, verbose=0)
+    for suffix in (".keras", ".h5"):
+        km.save(tmp_path / f"m{suffix}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(tokens), expected,
+                                   rtol=1e-5, atol=1e-6)
+    ours = fg.from_keras(km)
+    np.testing.assert_allclose(ours.predict(tokens), expected, rtol=1e-5, atol=1e-6)
+    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    theirs = km.fit(tokens, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(tokens, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(tokens, verbose=0),
+                               ours.predict(tokens), rtol=1e-5, atol=1e-6)
+
+    tf_keras = pytest.importorskip("tf_keras")
+    K = tf_keras.layers
+    words = tf_keras.Input((6,))
+    encoder = tf_keras.Model(words, K.Dense(3)(K.Bidirectional(K.GRU(4))(K.Embedding(20, 5, mask_zero=True)(words))))
+    doc = tf_keras.Input((3, 6))
+    k2 = tf_keras.Model(doc, K.Dense(2)(K.GRU(3)(K.TimeDistributed(encoder)(doc))))
+    k2.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in k2.get_weights()])
+    k2.save(tmp_path / "k2.h5")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "k2.h5").predict(tokens), k2.predict(tokens, verbose=0),
+                               rtol=1e-5, atol=1e-6)

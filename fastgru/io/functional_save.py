@@ -45,7 +45,7 @@ def _fill_template(obj, tensors: list, key: str):
 
 def functional_config(model) -> dict:
     """The Keras 3 config entry of a fastgru Model (module, class_name, config, build_config)."""
-    from .keras_save import _policy, keras3_layer_config, keras3_model_config
+    from .keras_save import _policy, keras3_model_config
 
     InputLayer = registry.model_class("InputLayer")
 
@@ -69,7 +69,7 @@ def functional_config(model) -> dict:
             entry = {"module": "keras.src.ops.numpy", "class_name": "GetItem", "config": {"name": layer.name},
                      "registered_name": "GetItem"}
         else:
-            entry = keras3_layer_config(layer)
+            entry = _layer_entry(layer)
             if getattr(layer, "_check_count", None) is not None:  # merge layers are built on a list of shapes
                 entry["build_config"] = {"input_shape": [list(s) for s in layer.input_shape]}
         entry["name"] = layer.name
@@ -136,6 +136,20 @@ def write_weights(model, target) -> None:
                 write_layer_vars(f, layer, own, layer_vars_path(layer, own))
 
 
+def _wraps_model(layer) -> bool:
+    return type(layer).__name__ == "TimeDistributed" and getattr(layer.layer, "_fg_model", False)
+
+
+def _layer_entry(layer) -> dict:
+    """A layer's Keras 3 entry; a TimeDistributed around a model holds the model's Functional entry."""
+    from .keras_save import keras3_layer_config
+
+    entry = keras3_layer_config(layer)
+    if _wraps_model(layer):
+        entry["config"]["layer"] = functional_config(layer.layer)
+    return entry
+
+
 def _sequential_config(model) -> dict:
     """Keras 3's config of a Sequential model whose layers include Functional models."""
     from .keras_save import keras3_model_config
@@ -147,6 +161,8 @@ def _sequential_config(model) -> dict:
     for i, layer in enumerate(model.layers):
         if getattr(layer, "_fg_model", False):
             entries[offset + i] = dict(functional_config(layer), name=layer.name)
+        elif _wraps_model(layer):
+            entries[offset + i] = _layer_entry(layer)
         elif uses_graph(layer):
             entries[offset + i] = _sequential_config(layer)
     return config

@@ -14,7 +14,7 @@ import json
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .config_checks import _shape
+from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
 from .keras_config import (
     _WRAPPER_LAYERS,
@@ -53,7 +53,7 @@ def is_functional(model_config) -> bool:
     config = model_config.get("config")
     entries = config.get("layers") if isinstance(config, dict) else config
     try:
-        return isinstance(entries, list) and any(is_functional(e) for e in entries[:MAX_LAYERS])
+        return isinstance(entries, list) and any(is_functional(e) or _wraps_model(e) for e in entries[:MAX_LAYERS])
     except RecursionError:  # a damaged config nested absurdly deep: the chain loader's error stands
         return False
 
@@ -146,6 +146,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 seq.add(layer)
             leaves.extend(zip(layers, spec.layers))
             objects[name] = seq
+        elif _wraps_model(entry):
+            objects[name] = _time_distributed_model(lcfg, name, path, major, layer_path, top, leaves, counter)
         else:
             inner_cls, inner_cfg = (_entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
                                     if lcls == "TimeDistributed" else (None, None))
@@ -239,6 +241,30 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         raise ModelFileError(path, f"the Functional graph is not valid ({exc})") from None
 
 
+def _wraps_model(entry) -> bool:
+    """A TimeDistributed around a nested model (a hierarchical model's sentence encoder)."""
+    config = entry.get("config") if isinstance(entry, dict) else None
+    inner = config.get("layer") if entry.get("class_name") == "TimeDistributed" and isinstance(config, dict) else None
+    return isinstance(inner, dict) and inner.get("class_name") in (*GRAPH_CLASSES, "Sequential")
+
+
+def _time_distributed_model(config: dict, name, path, major, layer_path, top, leaves, counter):
+    """TimeDistributed(model): the model built as a nested one, its variables below <layer path>/layer/ (as
+    Keras 3 keeps them), a Sequential as the Functional model of its layers; then wrapped."""
+    inner = config["layer"]
+    if inner["class_name"] in GRAPH_CLASSES:
+        model = _build_graph(inner, path, major, layer_path + "/layer/", top, leaves, counter)
+    else:
+        seq = _build_sequential(inner, path, major, layer_path + "/layer/", top, leaves, counter)
+        x = registry.model_class("Input")(batch_shape=seq.input_shape)
+        model = registry.model_class("Functional")(x, seq(x), name=seq.name)
+    try:
+        return registry.lookup("TimeDistributed")(model, name=name, trainable=_trainable(config, name, path),
+                                                  dtype=_dtype(config.get("dtype"), name, path))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {name!r} (TimeDistributed): {exc}") from None
+
+
 def _skips_first_node(entry) -> bool:
     """A tf_keras nested model built on an Input (a Functional model, or a Sequential whose config starts with
     its InputLayer): its first node, made when it was built, is not in the outer config."""
@@ -283,10 +309,9 @@ def _build_sequential(model_config, path, major: int, prefix: str, group, leaves
             first_shape = first_shape or ((None,) + tuple(layer.input_shape[1:]) if not seq._layers else None)
         elif lcls == "Sequential":
             layer = _build_sequential(entry, path, major, layer_path + "/", top, leaves, counter)
+        elif _wraps_model(entry):
+            layer = _time_distributed_model(lcfg, lname, path, major, layer_path, top, leaves, counter)
         else:
-            if lcls == "TimeDistributed":
-                raise UnsupportedKerasFeature(f"layer {lname!r}: TimeDistributed in a Sequential model that holds a "
-                                              "Functional model is not supported")
             vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
             build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
             spec = LayerSpec(lcls, lcfg, vars_path, top, build_config)
@@ -371,6 +396,8 @@ def weight_groups(model, prefix: str = "") -> list:
         if getattr(layer, "_fg_model", False) or cls == "Sequential":
             out.append((None, path))
             out.extend(weight_groups(layer, path + "/"))
+        elif cls == "TimeDistributed" and getattr(layer.layer, "_fg_model", False):  # the model below <path>/layer
+            out.extend([(None, path), (None, path + "/layer")] + weight_groups(layer.layer, path + "/layer/"))
         else:
             out.append((layer, path))
     return out
@@ -380,7 +407,9 @@ def uses_graph(model) -> bool:
     """True for a Functional model, or a Sequential holding one (saved and weighted by this module)."""
     if getattr(model, "_fg_model", False):
         return True
-    return type(model).__name__ == "Sequential" and any(uses_graph(layer) for layer in model.layers)
+    return type(model).__name__ == "Sequential" and any(
+        uses_graph(layer) or (type(layer).__name__ == "TimeDistributed" and uses_graph(layer.layer))
+        for layer in model.layers)
 
 
 def model_from_config(config: dict):

@@ -43,7 +43,7 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
         )
     if class_name == "Dropout" and config.get("noise_shape") is not None:
         config["noise_shape"] = list(config["noise_shape"])
-    if class_name == "TimeDistributed":
+    if class_name == "TimeDistributed" and not getattr(layer.layer, "_fg_model", False):  # (a model: functional_save)
         config["layer"] = keras3_layer_config(layer.layer)
     if class_name == "Bidirectional":
         config["layer"] = keras3_layer_config(layer.forward_layer)

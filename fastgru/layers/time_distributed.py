@@ -35,11 +35,13 @@ def _inner_from_config(entry):
     """A fastgru layer from ``{"class_name": ..., "config": {...}}`` (Keras 3's nested layer entry)."""
     from . import registry
 
-    if isinstance(entry, Layer):
+    if isinstance(entry, Layer) or getattr(entry, "_fg_model", False):
         return entry
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise TypeError(f"TimeDistributed: 'layer' should be a fastgru layer or a layer config, received "
                         f"{type(entry).__name__}")
+    if entry["class_name"] in ("Functional", "Model"):  # a nested model (Model.get_config's entry)
+        return registry.model_class("Functional").from_config(dict(entry.get("config") or {}))
     cls = registry.lookup(entry["class_name"])
     if cls is None:
         raise ValueError(f"TimeDistributed: unknown inner layer class {entry['class_name']!r}")
@@ -63,7 +65,9 @@ class TimeDistributed(WrapperTrainable, Layer):
         super().__init__(**kwargs)
         validate_params(f"TimeDistributed {self.name!r}", self.parameter_constraints, {"layer": layer})
         layer = _inner_from_config(layer)
-        if type(layer).__name__ not in INNER_LAYERS:
+        if getattr(layer, "_fg_model", False):  # a Functional model (a hierarchical model's sentence encoder)
+            layer._single()
+        elif type(layer).__name__ not in INNER_LAYERS:
             raise ValueError(f"TimeDistributed {self.name!r}: TimeDistributed({type(layer).__name__}) is not supported "
                              f"(inner layers that act on each step: {', '.join(INNER_LAYERS)})")
         self.layer = layer
@@ -81,6 +85,8 @@ class TimeDistributed(WrapperTrainable, Layer):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
+        if getattr(self.layer, "_fg_model", False):
+            return (input_shape[0], input_shape[1]) + tuple(self.layer.output_shape[1:])
         inner = self.layer.compute_output_shape((input_shape[0],) + tuple(input_shape[2:]))
         return (inner[0], input_shape[1]) + tuple(inner[1:])
 
@@ -92,12 +98,25 @@ class TimeDistributed(WrapperTrainable, Layer):
     def trainable_weights(self) -> list[np.ndarray]:
         return self.layer.trainable_weights if self.trainable else []
 
+    def _inner_layers(self) -> list:
+        """The layers holding the weights: the inner layer, or a Functional model's (nested models expanded)."""
+        def leaves(obj):
+            if getattr(obj, "_fg_model", False):
+                return [leaf for layer in obj._weighted_layers for leaf in leaves(layer)]
+            if type(obj).__name__ == "Sequential":
+                return [leaf for layer in obj.layers for leaf in leaves(layer)]
+            return [obj]
+        return leaves(self.layer)
+
     @property
     def weight_paths(self) -> list[str]:
+        if getattr(self.layer, "_fg_model", False):
+            return [f"{layer.name}/{p}" for layer in self._inner_layers() for p in layer.weight_paths]
         return self.layer.weight_paths
 
     def _weights_changed(self) -> None:
-        self.layer._weights_changed()
+        for layer in self._inner_layers():
+            layer._weights_changed()
 
     # ---- computing ------------------------------------------------------------------------------
     def _check(self, x) -> np.ndarray:
@@ -172,6 +191,7 @@ class TimeDistributed(WrapperTrainable, Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config["layer"] = {"module": "keras.layers", "class_name": type(self.layer).__name__,
-                           "config": self.layer.get_config(), "registered_name": None}
+        functional = getattr(self.layer, "_fg_model", False)
+        config["layer"] = {"module": "keras.layers", "class_name": "Functional" if functional else
+                           type(self.layer).__name__, "config": self.layer.get_config(), "registered_name": None}
         return config
