@@ -14,7 +14,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from .. import regularizers
+from .. import constraints, regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
@@ -355,15 +355,17 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
 
 def _regularizer_option(cls, key, value, label, kwargs, ignored, path) -> bool:
     """True when ``key`` is a regularizer option of ``cls`` (``activity_regularizer``, or one of its
-    ``regularizer_options``): an L1/L2/L1L2 config becomes the constructor's argument (applied in
-    training, fastgru.regularizers); one fastgru does not have (OrthogonalRegularizer, custom) is dropped
+    ``regularizer_options``) or a weight constraint (``registry.constraint_options``): an L1/L2/L1L2 or
+    MaxNorm/NonNeg/UnitNorm/MinMaxNorm config becomes the constructor's argument (applied in training,
+    fastgru.regularizers, fastgru.constraints); one fastgru does not have (OrthogonalRegularizer, custom) is dropped
     with a warning (the model still loads for inference); a malformed one is the file's fault."""
-    if key != "activity_regularizer" and key not in getattr(cls, "regularizer_options", {}):
+    constraint = key in registry.constraint_options(cls)
+    if key != "activity_regularizer" and key not in getattr(cls, "regularizer_options", {}) and not constraint:
         return False
     if value is None:
         return True
     try:
-        kwargs[key] = regularizers.get(value)
+        kwargs[key] = (constraints if constraint else regularizers).get(value)
     except UnsupportedKerasFeature as exc:
         ignored.append(f"{key} ({exc})")
     except (TypeError, ValueError) as exc:

@@ -363,6 +363,24 @@ class Layer:
         self.activity_regularizer = taken.pop("activity_regularizer", None)
         self._regularizer_options = taken
         self.weight_regularizers = {options[o]: r for o, r in taken.items()}
+        self._take_constraints(kwargs)
+
+    def _take_constraints(self, kwargs: dict) -> None:
+        """Pop the weight constraints (``kernel_constraint`` for a ``kernel_regularizer`` weight, ...) into
+        ``self.weight_constraints`` (weight name -> fastgru.constraints object, applied after each
+        optimizer step by fastgru.training.regularization)."""
+        from .. import constraints
+        from .registry import constraint_options
+
+        self._constraint_options = {}
+        self.weight_constraints = {}
+        for name, weight in constraint_options(type(self)).items():
+            value = kwargs.pop(name, None)
+            if value is not None:
+                try:
+                    self._constraint_options[name] = self.weight_constraints[weight] = constraints.get(value)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{type(self).__name__}: option {name!r}: {exc}") from None
 
     def _regularizer_config(self) -> dict:
         from .. import regularizers
@@ -372,6 +390,10 @@ class Layer:
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         for option, reg in getattr(self, "_regularizer_options", {}).items():
             config[option] = regularizers.serialize(reg)
+        from .. import constraints
+
+        for option, constraint in getattr(self, "_constraint_options", {}).items():
+            config[option] = constraints.serialize(constraint)
         return config
 
     @classmethod

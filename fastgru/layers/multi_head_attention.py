@@ -75,6 +75,7 @@ class MultiHeadAttention(Layer):
                              "sliding_window": [NONE, Integer(1)], "seed": [NONE, Integer()]}
     weight_names = tuple(f"{p}/{w}" for p, _ in _PROJECTIONS for w in ("kernel", "bias"))
     regularizer_options = {"kernel_regularizer": "query/kernel", "bias_regularizer": "query/bias"}
+    applies_constraints = False  # (refused in code, ignored from a file with a warning)
     supports_masking = True
     _takes_list = True  # the Functional graph records it on a list of tensors (``layout`` names them)
     #: the call options a Functional node keeps (fastgru.graph.symbolic_call)

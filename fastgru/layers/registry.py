@@ -325,3 +325,13 @@ def model_class(name: str):
         return _MODELS[name]
     except KeyError:
         raise RuntimeError(f"fastgru's {name!r} is not loaded (import fastgru)") from None
+
+
+def constraint_options(cls) -> dict:
+    """Keras's weight-constraint options of a layer class, option -> weight name: one per weight it
+    regularizes (``kernel_constraint`` for ``kernel_regularizer``'s kernel, ...), none where the class says
+    ``applies_constraints = False`` (it refuses them itself)."""
+    if not getattr(cls, "applies_constraints", True):
+        return {}
+    return {option.replace("_regularizer", "_constraint"): weight
+            for option, weight in getattr(cls, "regularizer_options", {}).items()}

@@ -319,6 +319,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     _, grads = model._backward(d_outs, tape)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     model._compiled.optimizer.apply(grads, model.trainable_weights)
+    regularization.apply_constraints(model.layers, model.trainable_weights)
 
 
 def test_step(model, x, y, sample_weight=None) -> None:

@@ -118,3 +118,20 @@ def add_weight_gradients(layers, trainable_weights, grads: list) -> list:
             g = g.dense()
         out[i] = (g + entry[0].gradient(w).astype(g.dtype, copy=False)).astype(w.dtype, copy=False)
     return out
+
+
+def apply_constraints(layers, trainable_weights) -> None:
+    """Each constrained trainable weight projected in place (Keras's optimizer assigns ``constraint(w)``
+    after its update): ``layer.weight_constraints``, weight name -> fastgru.constraints object."""
+    constrained = {}
+    for top in layers:
+        for layer in _owners(top):
+            params = getattr(layer, "_params", None) or {}
+            for name, constraint in (getattr(layer, "weight_constraints", None) or {}).items():
+                w = params.get(name)
+                if w is not None:
+                    constrained[id(w)] = constraint
+    for w in trainable_weights:
+        constraint = constrained.get(id(w))
+        if constraint is not None:
+            w[...] = constraint(w)

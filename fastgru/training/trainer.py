@@ -167,6 +167,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     grads = backward(model, grad, caches, activity)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     compiled.optimizer.apply(grads, model.trainable_weights)
+    regularization.apply_constraints(model.layers, model.trainable_weights)
 
 
 def test_step(model, x, y, sample_weight=None) -> None:
