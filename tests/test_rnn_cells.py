@@ -76,7 +76,7 @@ def test_rnn_configs_fastgru_refuses():
     assert rnn_as_layer({**config, "cell": _cell("LSTMCell", unit_forget_bias=False)}, where, "f.keras") == (
         "LSTM", {"units": 3, "unit_forget_bias": False, "name": "rnn", "return_sequences": True})
     assert rnn_as_layer({**config, "cell": _cell("GRUCell", trainable=False)}, where, "f.keras")[1]["trainable"] is False
-    with pytest.raises(UnsupportedKerasFeature, match=r"RNN\(StackedRNNCells\) is not supported \(stack GRU"):
+    with pytest.raises(UnsupportedKerasFeature, match=r"RNN\(StackedRNNCells\) is not supported here"):
         rnn_as_layer({**config, "cell": {"class_name": "StackedRNNCells", "config": {"cells": []}}}, where, "f")
     with pytest.raises(UnsupportedKerasFeature, match=r"RNN\(MinimalRNNCell\) is not supported .* custom cell"):
         rnn_as_layer({**config, "cell": _cell("MinimalRNNCell")}, where, "f.keras")
@@ -105,7 +105,69 @@ def test_keras_rnn_graph_passing_states_and_stacked_cells_refused(keras, rng, tm
     for ours, theirs in zip(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0),
                             graph.predict(x, verbose=0)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-    stacked = keras.Sequential([keras.Input((7, 5)), layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])])
-    stacked.save(tmp_path / "s.keras")
-    with pytest.raises(UnsupportedKerasFeature, match=r"layer rnn_\d+ \(RNN\): RNN\(StackedRNNCells\)"):
+
+
+def test_stacked_cells_file_runs_and_trains_as_keras(tmp_path):
+    data = np.load(FILES / "rnn_stacked.npz")
+    model = fg.load_model(FILES / "rnn_stacked.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["Masking", "GRU", "LSTM", "SimpleRNN", "Dense"]
+    assert [layer.return_sequences for layer in model.layers[1:4]] == [True, True, False]
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
+    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "back.keras")  # written back as the stack of layers
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "back.keras").predict(data["x"]), model.predict(data["x"]))
+
+
+def test_stacked_cells_refusals():
+    from fastgru.io.keras_rnn_cells import stacked_layers
+
+    cells = {"class_name": "StackedRNNCells", "config": {"cells": [_cell("GRUCell"), _cell("GRUCell", name="d")]}}
+    layers = stacked_layers({"name": "rnn", "go_backwards": False, "cell": cells}, "rnn", "f.keras")
+    assert [(c, cfg["name"], cfg["return_sequences"]) for c, cfg, _ in layers] == [("GRU", "rnn_c", True),
+                                                                                    ("GRU", "rnn", False)]
+    for option in ("return_state", "go_backwards"):
+        with pytest.raises(UnsupportedKerasFeature, match=f"a stack of cells with {option}=True is not supported"):
+            stacked_layers({"name": "rnn", option: True, "cell": cells}, "rnn", "f.keras")
+    with pytest.raises(ModelFileError, match="two cells are named 'c'"):
+        stacked_layers({"cell": [_cell("GRUCell"), _cell("LSTMCell")]}, "rnn", "f.keras")
+    with pytest.raises(ModelFileError, match="has no list of cells"):
+        stacked_layers({"cell": {"class_name": "StackedRNNCells", "config": {}}}, "rnn", "f.keras")
+
+
+@pytest.mark.keras
+def test_keras_stacked_cells_in_graphs(keras, rng, tmp_path):
+    layers = keras.layers
+    x = rng.normal(size=(6, 7, 5)).astype(np.float32)
+    x[1, 5:] = 0
+    inputs = keras.Input((7, 5))
+    masked = layers.Masking()(inputs)
+    stacked = layers.RNN([layers.GRUCell(4), layers.LSTMCell(3)], return_sequences=True)(masked)
+    merged = layers.Add()([stacked, layers.GRU(3, return_sequences=True)(masked)])
+    graph = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(merged)))
+    graph.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in graph.get_weights()])
+    expected = graph.predict(x, verbose=0)
+    for suffix in (".keras", ".h5"):
+        graph.save(tmp_path / f"g{suffix}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"g{suffix}").predict(x), expected, rtol=1e-5, atol=1e-6)
+    ours = fg.from_keras(graph)
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
+    y = rng.normal(size=(6, 2)).astype(np.float32)
+    graph.compile(keras.optimizers.Adam(0.01), "mse")
+    ours.compile(fg.optimizers.Adam(0.01), "mse")
+    theirs = graph.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                               ours.predict(x), rtol=1e-5, atol=1e-6)
+    cell_model = keras.Sequential([keras.Input((7, 5)), layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])])
+    np.testing.assert_allclose(fg.from_keras(cell_model).predict(x), cell_model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    states = [keras.Input((3,)), keras.Input((2,))]
+    given = keras.Model([inputs, *states], layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])(inputs,
+                                                                                              initial_state=states))
+    given.save(tmp_path / "s.keras")
+    with pytest.raises(UnsupportedKerasFeature, match="a stack of cells given initial states"):
         fg.load_model(tmp_path / "s.keras")

@@ -127,6 +127,17 @@ def _weights_by_name(model, keras_model) -> list:
     return weights
 
 
+class _CellSource:
+    """One cell of a Keras RNN over a stack of cells, as the source of the fastgru layer built for it
+    (keras_rnn_cells.stacked_layers names it)."""
+
+    def __init__(self, name: str, cell):
+        self.name, self._cell = name, cell
+
+    def get_weights(self) -> list:
+        return self._cell.get_weights()
+
+
 def _leaf_layers(keras_model) -> list:
     """The Keras layers that become fastgru layers, in order: nested models flattened, InputLayers
     skipped (a TimeDistributed stays itself: its get_weights are the inner layer's)."""
@@ -136,6 +147,10 @@ def _leaf_layers(keras_model) -> list:
             continue
         if type(layer).__name__ in keras_config.MODEL_CLASSES and hasattr(layer, "layers"):
             leaves.extend(_leaf_layers(layer))
+        elif type(getattr(layer, "cell", None)).__name__ == "StackedRNNCells":  # one fastgru layer per cell
+            cells = layer.cell.cells
+            leaves.extend(_CellSource(layer.name if k == len(cells) - 1 else f"{layer.name}_{cell.name}", cell)
+                          for k, cell in enumerate(cells))
         else:
             leaves.append(layer)
     return leaves

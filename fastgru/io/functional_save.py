@@ -12,8 +12,8 @@ from datetime import datetime
 
 from ..errors import UnsupportedKerasFeature
 from ..layers import registry
+from .graph_weights import uses_graph, weight_groups
 from .keras_config import layer_vars_path
-from .keras_functional import uses_graph, weight_groups
 from .keras_graph import key_to_config
 from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY
 

@@ -19,7 +19,7 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
 from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
-from .keras_rnn_cells import rnn_as_layer
+from .keras_rnn_cells import is_stacked, rnn_as_layer, stacked_layers
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: the most layers a model file may have (recurrent models have tens; building a model costs time
@@ -220,6 +220,14 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
                     f"(supported inner layers: {', '.join(sorted(set(_TIME_DISTRIBUTABLE) | set(per_step)))})"
                 )
             spec.layers.append(time_distributed_spec(inner_cls, inner_cfg, name, layer_path, group, build_config))
+            if len(spec.layers) > MAX_LAYERS:
+                _too_many_layers(path)
+            continue
+        if is_stacked(entry):  # RNN([cell, cell, ...]): the stack of recurrent layers (keras_rnn_cells.py)
+            cell_keys: dict[str, int] = {}
+            for k, (cls, cfg, cell) in enumerate(stacked_layers(lcfg, name or keys[i], path)):
+                spec.layers.append(LayerSpec(cls, cfg, f"{layer_path}/cell/cells/{_unique(snake_case(cell), cell_keys)}"
+                                             "/vars", group, build_config if k == 0 else None))
             if len(spec.layers) > MAX_LAYERS:
                 _too_many_layers(path)
             continue

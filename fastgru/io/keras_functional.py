@@ -16,6 +16,7 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
+from .graph_weights import uses_graph, weight_groups  # noqa: F401 (used by saving, io/__init__)
 from .keras_config import (
     _WRAPPER_LAYERS,
     MAX_LAYERS,
@@ -24,7 +25,6 @@ from .keras_config import (
     _collect,
     _unique,
     build_layer,
-    keras_class_name,
     keras_major,
     layer_vars_path,
     snake_case,
@@ -39,6 +39,7 @@ from .keras_nodes import (
     _io_refs,
     _is_op,
 )
+from .keras_rnn_cells import is_stacked, stacked_layers
 
 
 def is_functional(model_config) -> bool:
@@ -148,6 +149,13 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             objects[name] = seq
         elif _wraps_model(entry):
             objects[name] = _time_distributed_model(lcfg, name, path, major, layer_path, top, leaves, counter)
+        elif is_stacked(entry):  # RNN([cell, cell, ...]): a Sequential of the recurrent layers
+            objects[name] = seq = registry.model_class("Sequential")(name=name)
+            cell_keys: dict[str, int] = {}
+            for cls, cfg, cell in stacked_layers(lcfg, name, path):
+                cell_path = f"{layer_path}/cell/cells/{_unique(snake_case(cell), cell_keys)}/vars"
+                leaves.append((build_layer(spec := LayerSpec(cls, cfg, cell_path, top), major, path), spec))
+                seq.add(leaves[-1][0])
         else:
             inner_cls, inner_cfg = (_entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
                                     if lcls == "TimeDistributed" else (None, None))
@@ -201,6 +209,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 # tf_keras passed a recurrent layer called with initial_state its input's mask; Keras 3 does not
                 input_mask = bool(st) and (options.pop(INPUT_MASK_KEY, False) or (
                     major < 3 and makes_masks_ and bool(args) and may_carry_mask(args[0])))
+                if st and type(layer).__name__ == "Sequential":  # (an RNN over a stack of cells)
+                    raise UnsupportedKerasFeature(f"layer {name!r}: a stack of cells given initial states")
                 try:
                     extra = {"initial_state": st} if st else {}
                     unknown = sorted(set(options) - set(getattr(layer, "_call_options", ())))
@@ -381,37 +391,6 @@ def build_functional(model_config, path, version, weight_bytes=None):
 # ---------------------------------------------------------------------------------------------
 # weights' places (loading and saving)
 # ---------------------------------------------------------------------------------------------
-def weight_groups(model, prefix: str = "") -> list:
-    """[(layer, layer path)] for every layer with weights in Keras 3's layout (nested models expanded)."""
-    out = []
-    used: dict[str, int] = {}
-    layers = model.layers
-    for layer in layers:
-        cls = type(layer).__name__
-        if cls == "InputLayer" and not getattr(model, "_fg_model", False):
-            continue
-        # (a layer built from a Keras TimeDistributed counts as one: keras_class_name)
-        key = _unique(snake_case("Functional" if getattr(layer, "_fg_model", False) else keras_class_name(layer)), used)
-        path = f"{prefix}layers/{key}"
-        if getattr(layer, "_fg_model", False) or cls == "Sequential":
-            out.append((None, path))
-            out.extend(weight_groups(layer, path + "/"))
-        elif cls == "TimeDistributed" and getattr(layer.layer, "_fg_model", False):  # the model below <path>/layer
-            out.extend([(None, path), (None, path + "/layer")] + weight_groups(layer.layer, path + "/layer/"))
-        else:
-            out.append((layer, path))
-    return out
-
-
-def uses_graph(model) -> bool:
-    """True for a Functional model, or a Sequential holding one (saved and weighted by this module)."""
-    if getattr(model, "_fg_model", False):
-        return True
-    return type(model).__name__ == "Sequential" and any(
-        uses_graph(layer) or (type(layer).__name__ == "TimeDistributed" and uses_graph(layer.layer))
-        for layer in model.layers)
-
-
 def model_from_config(config: dict):
     """``Model.from_config``: a Keras 3 Functional config (as ``get_config`` returns) -> fastgru Model."""
     config = json.loads(json.dumps(config))  # a live Keras config holds tuples; never change the caller's dict

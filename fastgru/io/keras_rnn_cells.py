@@ -8,8 +8,12 @@ activations, initializers, dropouts, ``reset_after``, ...) joined with the RNN's
 return_state, go_backwards, stateful, unroll, zero_output_for_mask), under the RNN layer's name. Saving
 writes it back as that GRU, LSTM or SimpleRNN layer, which Keras loads to the same numbers.
 
-Other cells are refused by name: ``StackedRNNCells`` (``RNN([cell, cell])``: stack recurrent layers instead),
-Keras's ``ConvLSTM`` cells, and custom cell classes (their ``call`` is code, which a file cannot carry).
+``RNN([cell_1, cell_2, ...])`` (Keras's ``StackedRNNCells``) feeds each step's output of one cell to the
+next: the stack of those layers, each but the last returning its sequence (masked steps skipped by all), each
+cell's variables at ``<layer path>/cell/cells/<cell key>/vars`` (:func:`stacked_layers`). A stack returning its
+states (every cell's), given initial states, or going backwards (with a mask, the layers after the first would
+see the sequence reversed and its mask not) is refused. Other cells are refused by name: Keras's ``ConvLSTM``
+cells and custom cell classes (their ``call`` is code, which a file cannot carry).
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ def rnn_as_layer(config: dict, label: str, path) -> tuple[str, dict]:
             "return_sequences=True on all but the last, for the same model)")
     cell_cls, cell_cfg = _entry(cell, path, f"layer {label}: cell")
     if cell_cls not in CELL_LAYERS:
-        hint = ("stack GRU/LSTM/SimpleRNN layers, return_sequences=True on all but the last, for the same model"
+        hint = ("a stack of cells is read as a stack of layers (keras_rnn_cells.stacked_layers)"
                 if cell_cls == "StackedRNNCells" else
                 f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}; a custom cell's code cannot be loaded")
-        raise UnsupportedKerasFeature(f"layer {label}: RNN({cell_cls}) is not supported ({hint})")
+        raise UnsupportedKerasFeature(f"layer {label}: RNN({cell_cls}) is not supported here ({hint})")
     merged = {key: value for key, value in cell_cfg.items() if key not in _CELL_OWN}
     for key, value in config.items():
         if key in merged:
@@ -48,3 +52,41 @@ def rnn_as_layer(config: dict, label: str, path) -> tuple[str, dict]:
     if not _trainable(cell_cfg, f"{label}: cell", path):  # a frozen cell freezes the layer
         merged["trainable"] = False
     return CELL_LAYERS[cell_cls], merged
+
+
+def is_stacked(entry) -> bool:
+    """A Keras ``RNN`` entry over a stack of cells (``StackedRNNCells``, or a bare list in old configs)."""
+    config = entry.get("config") if isinstance(entry, dict) else None
+    if entry.get("class_name") != "RNN" or not isinstance(config, dict):
+        return False
+    cell = config.get("cell")
+    return isinstance(cell, list) or (isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells")
+
+
+def stacked_layers(config: dict, name: str, path) -> list[tuple[str, dict, str]]:
+    """The recurrent layers an ``RNN`` over a stack of cells stands for: ``[(class name, config, cell class)]``
+    in order, named ``<rnn name>_<cell name>`` but the last, which takes the RNN's name. (Keras 3 keeps the
+    cells' variables at ``cell/cells/<snake-case cell class, numbered>/vars``.)"""
+    label = f"{name} (RNN)"
+    cell = config.get("cell")
+    cells = cell if isinstance(cell, list) else (cell.get("config") or {}).get("cells")
+    if not isinstance(cells, list) or not cells:
+        raise ModelFileError(path, f"layer {label}: its StackedRNNCells config has no list of cells")
+    if config.get("return_state"):
+        raise UnsupportedKerasFeature(f"layer {label}: a stack of cells with return_state=True is not supported (its "
+                                      "states are every cell's)")
+    if config.get("go_backwards"):  # (the layers after the first would see the sequence reversed, its mask not)
+        raise UnsupportedKerasFeature(f"layer {label}: a stack of cells with go_backwards=True is not supported")
+    out, names = [], set()
+    for i, entry in enumerate(cells):
+        cell_cls, cell_cfg = _entry(entry, path, f"layer {label}: cell {i}")
+        cell_name = cell_cfg.get("name") if isinstance(cell_cfg.get("name"), str) else f"cell_{i}"
+        if cell_name in names:
+            raise ModelFileError(path, f"layer {label}: two cells are named {cell_name!r}")
+        names.add(cell_name)
+        last = i == len(cells) - 1
+        own = {k: v for k, v in config.items() if k not in ("cell", "name")}
+        own.update(name=name if last else f"{name}_{cell_name}",
+                   return_sequences=bool(config.get("return_sequences")) if last else True)
+        out.append((*rnn_as_layer({**own, "cell": entry}, label, path), cell_cls))
+    return out

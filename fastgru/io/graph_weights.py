@@ -1,0 +1,39 @@
+"""Where a Functional model's layers keep their variables in a Keras 3 weights file: ``weight_groups``
+(nested models and a TimeDistributed's model expanded below their own paths), shared by loading
+(:mod:`fastgru.io.keras_functional`) and saving (:mod:`fastgru.io.functional_save`); ``uses_graph``, whether
+a model is saved and weighted that way."""
+
+from __future__ import annotations
+
+from .keras_config import _unique, keras_class_name, snake_case
+
+
+def weight_groups(model, prefix: str = "") -> list:
+    """[(layer, layer path)] for every layer with weights in Keras 3's layout (nested models expanded)."""
+    out = []
+    used: dict[str, int] = {}
+    layers = model.layers
+    for layer in layers:
+        cls = type(layer).__name__
+        if cls == "InputLayer" and not getattr(model, "_fg_model", False):
+            continue
+        # (a layer built from a Keras TimeDistributed counts as one: keras_class_name)
+        key = _unique(snake_case("Functional" if getattr(layer, "_fg_model", False) else keras_class_name(layer)), used)
+        path = f"{prefix}layers/{key}"
+        if getattr(layer, "_fg_model", False) or cls == "Sequential":
+            out.append((None, path))
+            out.extend(weight_groups(layer, path + "/"))
+        elif cls == "TimeDistributed" and getattr(layer.layer, "_fg_model", False):  # the model below <path>/layer
+            out.extend([(None, path), (None, path + "/layer")] + weight_groups(layer.layer, path + "/layer/"))
+        else:
+            out.append((layer, path))
+    return out
+
+
+def uses_graph(model) -> bool:
+    """True for a Functional model, or a Sequential holding one (saved and weighted by this module)."""
+    if getattr(model, "_fg_model", False):
+        return True
+    return type(model).__name__ == "Sequential" and any(
+        uses_graph(layer) or (type(layer).__name__ == "TimeDistributed" and uses_graph(layer.layer))
+        for layer in model.layers)
