@@ -123,7 +123,10 @@ def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray
     for i in range(len(model.layers) - 1, -1, -1):
         if activity and activity.get(i) is not None and activity[i][1] is not None:
             dy = dy + activity[i][1].astype(np.asarray(dy).dtype, copy=False)
-        dy, per_layer[i] = model.layers[i].backward(dy, caches[i], need_dx=i > 0)
+        layer = model.layers[i]
+        dy, per_layer[i] = layer.backward(dy, caches[i], need_dx=i > 0)
+        if not layer.trainable_weights:  # (a frozen layer whose backward still returns its weights' gradients)
+            per_layer[i] = []
     return [g for grads in per_layer for g in grads]
 
 
