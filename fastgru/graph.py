@@ -170,12 +170,13 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
     return input_tensor(layer)
 
 
-def _compatible(expected, received) -> bool:
+def _compatible(expected, received, feature_axes: int = 1) -> bool:
     """Same rank and the same size on the last (feature) axis, as Keras's input specs check; the other
-    axes (time steps) may differ."""
+    axes (time steps) may differ (every axis, for a layer with ``input_feature_axes = 0``: an Embedding's
+    token ids)."""
     if len(expected) != len(received):
         return False
-    if len(expected) < 2:
+    if len(expected) < 2 or feature_axes == 0:
         return True
     a, b = expected[-1], received[-1]
     return a is None or b is None or a == b
@@ -220,8 +221,9 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
             list_args = False
         if layer.built:
             built = layer.input_shape
-            ok = (all(_compatible(b, s) for b, s in zip(built, in_shape)) and len(built) == len(in_shape)) \
-                if list_args else _compatible(built, in_shape)
+            axes = getattr(layer, "input_feature_axes", 1)
+            ok = (all(_compatible(b, s, axes) for b, s in zip(built, in_shape)) and len(built) == len(in_shape)) \
+                if list_args else _compatible(built, in_shape, axes)
             if not ok:
                 raise ValueError(f"{label} was built for input shape {_fmt(built)} and is called on a tensor of "
                                  f"incompatible shape {_fmt(in_shape)}")

@@ -55,3 +55,51 @@ def test_frozen_conv_and_nested_encoder_train_as_keras(keras, rng, tmp_path):
         theirs = km.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
         np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"],
                                    theirs, rtol=1e-5)
+
+
+def test_layers_shared_between_inputs_of_different_lengths(rng):
+    a, b = fg.Input((10, 4)), fg.Input((7, 4))
+    for shared in (LayerNormalization(), GroupNormalization(2), RMSNormalization(), fg.layers.BatchNormalization(),
+                   fg.layers.UnitNormalization(), fg.layers.Normalization(mean=0.5, variance=2.0)):
+        gru = GRU(3)
+        model = fg.Model([a, b], fg.layers.Concatenate()([gru(shared(a)), gru(shared(b))]))
+        xa, xb = rng.normal(size=(2, 10, 4)).astype(np.float32), rng.normal(size=(2, 7, 4)).astype(np.float32)
+        out = model.predict([xa, xb])
+        np.testing.assert_allclose(out[:, 3:], gru(shared(xb)), rtol=1e-6, atol=1e-7)
+    tokens_a, tokens_b = fg.Input((5,)), fg.Input((4,))
+    embedding = fg.layers.Embedding(30, 6)
+    model = fg.Model([tokens_a, tokens_b], Dense(1)(fg.layers.Concatenate()([GRU(4)(embedding(tokens_a)),
+                                                                            GRU(4)(embedding(tokens_b))])))
+    model.compile("adam", "mse")
+    ids = [rng.integers(0, 30, (6, 5)), rng.integers(0, 30, (6, 4))]
+    assert np.isfinite(model.fit(ids, rng.normal(size=(6, 1)), epochs=2, verbose=0).history["loss"]).all()
+    layer = LayerNormalization(axis=[1, 2])  # (its weights span the steps: their number is fixed)
+    fg.Sequential([Input((10, 4)), layer])
+    with pytest.raises(ValueError, match=r"expects input shape \(None, 10, 4\), received shape \(2, 9, 4\)"):
+        layer.call(np.zeros((2, 9, 4), np.float32))
+
+
+@pytest.mark.keras
+def test_keras_shared_layers_of_different_lengths(keras, rng, tmp_path):
+    L = keras.layers
+    a, b = keras.Input((5,), dtype="int32"), keras.Input((4,), dtype="int32")
+    embedding, gru = L.Embedding(30, 6, mask_zero=True), L.GRU(4)
+    km = keras.Model([a, b], L.Dense(1)(L.Concatenate()([gru(embedding(a)), gru(embedding(b))])))
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    x = [rng.integers(0, 30, (6, 5)), rng.integers(0, 30, (6, 4))]
+    y = rng.normal(size=(6, 1)).astype(np.float32)
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs = km.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"], theirs,
+                               rtol=1e-5)
+    a, b = keras.Input((10, 4)), keras.Input((7, 4))
+    for layer in (L.LayerNormalization(), L.BatchNormalization(), L.UnitNormalization(), L.GroupNormalization(2)):
+        g = L.GRU(3)
+        km = keras.Model([a, b], L.Dot(axes=1)([g(layer(a)), g(layer(b))]))
+        km.save(tmp_path / "n.keras")
+        x = [rng.normal(size=(3, 10, 4)).astype(np.float32), rng.normal(size=(3, 7, 4)).astype(np.float32)]
+        np.testing.assert_allclose(fg.load_model(tmp_path / "n.keras").predict(x), km.predict(x, verbose=0),
+                                   rtol=1e-5, atol=1e-6)

@@ -165,6 +165,7 @@ class Masking(Layer):
 class Embedding(Layer):
     """Integer tokens (B, T) -> vectors (B, T, output_dim); ``mask_zero`` masks token 0."""
 
+    input_feature_axes = 0  # (token ids: a shared Embedding takes inputs of any length)
     keras = KerasContract(names=("Embedding",), ignored=frozenset({"embeddings_regularizer", "embeddings_constraint",
                                                                    "activity_regularizer"}),
                           fixed={"lora_rank": ANY, "lora_alpha": ANY, "sparse": False, "quantization_config": ANY})

@@ -38,6 +38,9 @@ class UnitNormalization(Layer):
         self._axes = _resolve_axes(self, self.axis, len(input_shape))
         super().build(input_shape)
 
+
+    def sized_axes(self) -> tuple:
+        return ()
     def forward(self, x, mask=None, training: bool = True):
         x = _input_array(self, x)
         with np.errstate(divide="ignore"):  # an all-zero slice: 1/0 = inf, clipped to 1e12 as Keras
@@ -152,6 +155,9 @@ class Normalization(Layer):
             self._fixed = [self._expand(v, input_shape) for v in self._given]
         super().build(input_shape)
 
+
+    def sized_axes(self) -> tuple:
+        return self._keep
     def _expand(self, value: np.ndarray, input_shape: tuple) -> np.ndarray:
         """A given mean or variance laid out on the kept axes (trailing ones first, as Keras) and broadcast."""
         ndim = len(input_shape)

@@ -78,6 +78,9 @@ class GroupNormalization(Layer):
             self.add_weight("beta", (channels,), self.beta_initializer, self._rng)
         super().build(input_shape)
 
+
+    def sized_axes(self) -> tuple:
+        return (self._axis,)
     def _grouped(self, a: np.ndarray) -> np.ndarray:
         """(B, M, G, C/G) view of ``a`` with the channel axis last (M: the other axes' elements)."""
         a = np.moveaxis(a, self._axis, -1)
@@ -165,6 +168,9 @@ class RMSNormalization(Layer):
         self.add_weight("scale", shape, "ones", self._rng)
         super().build(input_shape)
 
+
+    def sized_axes(self) -> tuple:
+        return self._axes
     def forward(self, x, mask=None, training: bool = True):
         x = _input_array(self, x)
         scale = self._params["scale"].astype(x.dtype, copy=False)

@@ -68,9 +68,13 @@ def _resolve_axes(owner: Layer, axes: tuple, rank: int) -> tuple:
 
 
 def _input_array(owner: Layer, x) -> np.ndarray:
+    """``x`` checked against the built input shape — its rank, and the sizes of the axes the layer's weights
+    or statistics are laid out on (``owner.sized_axes()``; the steps axis may differ, as for a layer shared
+    between inputs of different lengths) — in the compute dtype."""
     x = np.asarray(x)
-    if x.ndim != len(owner.input_shape) or any(e is not None and e != s for e, s in
-                                              zip(owner.input_shape[1:], x.shape[1:])):
+    sized = owner.sized_axes() if hasattr(owner, "sized_axes") else range(1, len(owner.input_shape))
+    if x.ndim != len(owner.input_shape) or any(owner.input_shape[a] is not None and owner.input_shape[a] != x.shape[a]
+                                              for a in sized):
         raise ValueError(f"{type(owner).__name__} {owner.name!r} expects input shape {owner.input_shape}, received "
                          f"shape {x.shape}")
     if x.dtype.kind not in "fiub":
@@ -118,6 +122,9 @@ class LayerNormalization(Layer):
         if self.center and not self.rms_scaling:
             self.add_weight("beta", shape, self.beta_initializer, self._rng)
         super().build(input_shape)
+
+    def sized_axes(self) -> tuple:
+        return self._axes
 
     def _param(self, name, dtype):
         p = self._params.get(name)
@@ -235,6 +242,9 @@ class BatchNormalization(Layer):
         self.add_weight("moving_variance", (channels,), self.moving_variance_initializer, self._rng)
         super().build(input_shape)
 
+
+    def sized_axes(self) -> tuple:
+        return (self._axis,)
     def _shaped(self, name, x):
         p = self._params.get(name)
         if p is None:
