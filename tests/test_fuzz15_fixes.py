@@ -103,3 +103,16 @@ def test_keras_shared_layers_of_different_lengths(keras, rng, tmp_path):
         x = [rng.normal(size=(3, 10, 4)).astype(np.float32), rng.normal(size=(3, 7, 4)).astype(np.float32)]
         np.testing.assert_allclose(fg.load_model(tmp_path / "n.keras").predict(x), km.predict(x, verbose=0),
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_keras3_h5_graph_with_spatial_dropout(keras, rng, tmp_path):
+    """Keras 3 leaves ``trainable`` out of SpatialDropout1D's config: in a legacy .h5 (no module names) it was
+    taken for an op layer and refused."""
+    L = keras.layers
+    inputs = keras.Input((8, 6))
+    h = L.SpatialDropout1D(0.1)(inputs)
+    km = keras.Model(inputs, L.Concatenate()([L.GlobalAveragePooling1D()(h), L.GlobalMaxPooling1D()(h)]))
+    km.save(tmp_path / "m.h5")
+    x = rng.normal(size=(4, 8, 6)).astype(np.float32)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0), rtol=1e-6)

@@ -7,6 +7,7 @@ op's index), and the references of Keras op layers. :mod:`fastgru.io.keras_funct
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from .config_checks import _is_int, _short
 from .keras_graph import _MASK_OPS, key_from_config
 
@@ -229,8 +230,12 @@ def _is_op(entry) -> bool:
     if isinstance(module, str):
         return module.startswith("keras.src.ops")
     config = entry.get("config")  # legacy .h5 from Keras 3: no module; an op's config holds no trainable
-    return (entry.get("class_name") in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
-            and entry.get("class_name") not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
+    cls = entry.get("class_name")
+    ops = registry.model_class("KerasOp").supported_ops
+    if isinstance(cls, str) and registry.lookup(cls) is not None and cls not in ops:
+        return False  # a layer whose config leaves trainable out (Keras 3's SpatialDropout1D)
+    return (cls in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
+            and cls not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
 
 
 def _op_refs(entry, path, name) -> list:
