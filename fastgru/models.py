@@ -158,7 +158,9 @@ class Sequential(WrapperTrainable):
 
     # ---- inference --------------------------------------------------------------------------
     def _check_input(self, x) -> np.ndarray:
-        x = np.asarray(x)
+        from .training.trainer import single
+
+        x = np.asarray(single(x))  # ([x] and {name: x}: Keras's one-input structures)
         if x.dtype == object or x.dtype.kind not in "fiub":
             raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
         if self.built and self.input_shape is not None:

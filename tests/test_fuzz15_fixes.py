@@ -116,3 +116,35 @@ def test_keras3_h5_graph_with_spatial_dropout(keras, rng, tmp_path):
     km.save(tmp_path / "m.h5")
     x = rng.normal(size=(4, 8, 6)).astype(np.float32)
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_one_element_structures_of_a_single_input_model(rng):
+    """keras.Model([a], [out]) — a plain chain, loaded as a Sequential — takes [x], {name: x}, [y] and a compile
+    config of loss=["mse"], metrics=[["mae"]], as Keras (predict([x]) failed, the compile config was refused)."""
+    from fastgru.training.trainer import single
+
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    x, y = rng.normal(size=(6, 5, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32)
+    expected = model.predict(x)
+    np.testing.assert_array_equal(model.predict([x]), expected)
+    np.testing.assert_array_equal(model.predict({"series": x}), expected)
+    np.testing.assert_allclose(model.predict(x.tolist()), expected, rtol=1e-5, atol=1e-6)  # (a nested list stays)
+    model.compile("adam", loss=["mse"], metrics=[["mae"]])
+    assert model.evaluate([x], [y], verbose=0) == model.evaluate(x, y, verbose=0)
+    model.compile("adam", loss={"out": "mse"}, metrics={"out": ["mae"]})
+    assert len(model.evaluate(x, y, verbose=0)) == 2
+    assert single([3.0]) == [3.0] and single(["mse"]) == "mse" and single([[1, 2]]) == [[1, 2]]
+    with pytest.raises(ValueError, match="the model has one input; received a dict of 2"):
+        model.predict({"a": x, "b": x})
+
+
+@pytest.mark.keras
+def test_keras_model_of_one_element_lists(keras, rng, tmp_path):
+    inputs = keras.Input((10, 3), name="series")
+    km = keras.Model([inputs], [keras.layers.Dense(1)(keras.layers.LSTM(6)(inputs))])
+    km.compile(optimizer="adam", loss=["mse"], metrics=[["mae"]])
+    km.save(tmp_path / "m.keras")
+    x, y = rng.normal(size=(40, 10, 3)).astype(np.float32), rng.normal(size=(40, 1)).astype(np.float32)
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict({"series": x}), km.predict({"series": x}, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.evaluate([x], [y], verbose=0), km.evaluate([x], [y], verbose=0), rtol=1e-5)

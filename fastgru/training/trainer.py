@@ -33,6 +33,11 @@ class Compiled:
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         self.optimizer = optimizers_module.get(optimizer)
+        loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
+        if isinstance(metrics, dict):
+            metrics = single(metrics, "output")  # (metrics={"out": ["mae"]})
+        elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
+            metrics = metrics[0]  # (metrics=[["mae"]])
         self.loss = losses_module.get(loss)
         # (as given: a saved compile_config writes a loss name as the name, and metrics=None as null, as Keras)
         self.loss_spec, self.metrics_given = loss, metrics is not None
@@ -192,7 +197,7 @@ def _check_xy(model, x, y, sample_weight=None):
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)
-    y = _numeric("y", y)
+    y = _numeric("y", single(y, "target"))
     if y.ndim == 0:
         raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
@@ -236,6 +241,20 @@ def check_finite_data(x, y, sample_weight, batch_size: int, where: str = "fit") 
                 f"{len(bad_rows)} sample(s) affected: {shown}. Nothing was trained: remove or impute those "
                 f"samples (training on them would turn the weights into NaN)"
             )
+
+
+def single(value, what: str = "input"):
+    """Keras's one-element structures around a single model's input, target, loss or metrics: ``[v]``,
+    ``(v,)`` (of an array, a name or an object — not of a number or a nested list of numbers) and ``{name: v}`` are
+    ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them."""
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
+        return next(iter(value.values()))
+    if (isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple))
+            and (isinstance(value[0], str) or not np.isscalar(value[0]))):
+        return value[0]
+    return value
 
 
 def _numeric(name: str, a) -> np.ndarray:
