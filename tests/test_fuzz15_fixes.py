@@ -148,3 +148,28 @@ def test_keras_model_of_one_element_lists(keras, rng, tmp_path):
     ours = fg.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(ours.predict({"series": x}), km.predict({"series": x}, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.evaluate([x], [y], verbose=0), km.evaluate([x], [y], verbose=0), rtol=1e-5)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kind", ["logical_and", "not_equal_1", "decoder"])
+def test_an_explicit_mask_is_applied_over_the_propagated_one(keras, rng, tmp_path, kind):
+    """mask=ops.not_equal(ids, 1) and friends on a layer whose input carries an Embedding's mask: Keras replays
+    the recorded mask (it was set aside for the propagated one; a chain even dropped its ops)."""
+    from keras import layers, ops
+
+    ids = rng.integers(1, 20, size=(8, 10))
+    ids[:3, 7:] = 0
+    inputs = keras.Input((10,), dtype="int32")
+    embedded = layers.Embedding(20, 8, mask_zero=True)(inputs)
+    if kind == "decoder":
+        h, c = layers.LSTM(6, return_state=True)(embedded)[1:]
+        out = layers.LSTM(6, return_sequences=True)(embedded, initial_state=[h, c], mask=ops.not_equal(inputs, 0))
+    else:
+        mask = (ops.logical_and(ops.not_equal(inputs, 0), ops.not_equal(inputs, 1)) if kind == "logical_and"
+                else ops.not_equal(inputs, 1))
+        out = layers.GRU(6, return_sequences=True)(embedded, mask=mask)
+    km = keras.Model(inputs, out)
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    km.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(ids), km.predict(ids, verbose=0),
+                               rtol=1e-5, atol=1e-6)

@@ -194,11 +194,9 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 if not all((r[0], r[1]) in tensors for r in refs + states):
                     break
                 args = [_take(tensors, r, path, name) for r in refs]
-                # a mask= computed by mask ops (Keras 3 records Embedding(mask_zero)'s x != 0 so) is the mask fastgru
-                # propagates when the input can carry one: set aside; else (no mask reaches the input) computed
-                explicit = [None if (r is None or (r[0] in mask_ops and (
-                    r[0] not in objects or may_carry_mask(args[min(k, len(args) - 1)])))) else r
-                    for k, r in enumerate(masks)]
+                # a mask= computed by mask ops (Keras 3 records Embedding(mask_zero)'s x != 0 so, or a user's own
+                # mask) is computed, as Keras replays it; one fastgru cannot compute is taken as the propagated one
+                explicit = [None if (r is None or (r[0] in mask_ops and r[0] not in objects)) else r for r in masks]
                 if not any(explicit):
                     explicit = []
                 if not all((r[0], r[1]) in tensors for r in explicit if r is not None):

@@ -97,6 +97,29 @@ _MASK_OPS = {"NotEqual", "Equal", "Any", "Cast", "LogicalNot"}
 _CHAIN_OPS = {"Softmax", "GetItem"}
 
 
+def _propagated_masks(entries: list, mask_only: list, sources_of: list, names: list) -> bool:
+    """Whether the mask ops are those Keras 3 records for the masks that Embedding(mask_zero=True) and
+    Masking layers propagate (``x != 0`` of an Embedding's input, ``x != mask_value`` of a Masking's),
+    rather than a mask of the user's own (``mask=ops.not_equal(ids, 1)``, which the graph loader computes)."""
+    compared = set()
+    for i, e in enumerate(entries):
+        config = e.get("config") if isinstance(e.get("config"), dict) else {}
+        if e["class_name"] == "Embedding" and config.get("mask_zero") and sources_of[i]:
+            compared.add((sources_of[i][0], 0.0))
+        elif e["class_name"] == "Masking" and sources_of[i]:
+            compared.add((sources_of[i][0], float(config.get("mask_value", 0.0) or 0.0)))
+    for i in mask_only:
+        if entries[i]["class_name"] not in ("NotEqual", "Equal"):
+            continue
+        nodes = entries[i].get("inbound_nodes")
+        args = nodes[0].get("args") if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict) else None
+        value = args[1] if isinstance(args, list) and len(args) == 2 else None
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not sources_of[i]
+                or (sources_of[i][0], float(value)) not in compared):
+            return False
+    return True
+
+
 def _functional_chain(entries: list, path) -> list[int]:
     """Indices of a Functional config's layers in chain order, or refuse a graph that is not a plain chain."""
     names = []
@@ -142,6 +165,8 @@ def _functional_chain(entries: list, path) -> list[int]:
             raise UnsupportedKerasFeature(
                 f"the model passes a mask computed by layer(s) {', '.join(sorted(names[i] for i in mask_only))} "
                 "as mask=: fastgru takes masks only from Masking or Embedding(mask_zero=True)")
+        if not _propagated_masks(entries, [i for i in mask_only], sources_of, names):
+            raise UnsupportedKerasFeature("a Functional chain passing its own mask= is built as a graph")
     for i, e in enumerate(entries):
         module = e.get("module")
         if (i not in mask_only and isinstance(module, str) and module.startswith("keras.src.ops")
