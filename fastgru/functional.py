@@ -1,12 +1,11 @@
 """Keras 3's Functional API: ``Input`` (a symbolic tensor), layers called on symbolic tensors (recording
 nodes), and ``Model(inputs, outputs)``, a graph of layers with several inputs and outputs.
 
-The graph is put in Keras's order once, when the model is made (``fastgru.graph.map_graph`` follows Keras's
-``keras.src.ops.function.map_graph``: the layers ordered by depth, then by first visit from the
-outputs), and flattened into a plan: one step per node (layer, input slots, output slots) and, per
-step, the slots whose last consumer it is (freed right after it runs). A call walks that list;
-training keeps each step's cache and walks it back, adding up the gradients of tensors used several
-times and, for a layer called at several places (a shared layer), of its weights.
+The graph is put in Keras's order once, when the model is made (``fastgru.graph.map_graph``, as Keras's
+``map_graph``: by depth, then by first visit from the outputs), and flattened into a plan: one step per
+node (layer, input slots, output slots) and the slots whose last consumer it is (freed after it runs).
+A call walks that list (``fastgru.plan_walk``); training keeps each step's cache and walks it back,
+summing the gradients of tensors used several times and of a shared layer's weights.
 """
 
 from __future__ import annotations
@@ -237,7 +236,10 @@ class Model(WrapperTrainable):
     # ---- inputs -------------------------------------------------------------------------------
     def _input_list(self, x) -> list[np.ndarray]:
         """``x`` (one array, a list in input order, or a dict keyed by input names) as a checked list."""
+        from .training.structures import refuse_streams
+
         names = self.input_names
+        refuse_streams(x, f"Model {self.name!r}")
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
             extra = [k for k in x if k not in names]

@@ -158,8 +158,9 @@ class Sequential(WrapperTrainable):
 
     # ---- inference --------------------------------------------------------------------------
     def _check_input(self, x) -> np.ndarray:
-        from .training.trainer import single
+        from .training.structures import refuse_streams, single
 
+        refuse_streams(x, f"Model {self.name!r}")
         x = np.asarray(single(x))  # ([x] and {name: x}: Keras's one-input structures)
         if x.dtype == object or x.dtype.kind not in "fiub":
             raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")

@@ -173,3 +173,20 @@ def test_an_explicit_mask_is_applied_over_the_propagated_one(keras, rng, tmp_pat
     km.save(tmp_path / "m.keras")
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(ids), km.predict(ids, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_streams_are_refused_by_name(rng):
+    model = fg.Sequential([Input((5, 3)), GRU(2), Dense(1)])
+    model.compile("adam", "mse")
+
+    def batches():
+        yield np.zeros((4, 5, 3), np.float32), np.zeros((4, 1), np.float32)
+
+    for call in (lambda: model.fit(batches(), epochs=1, verbose=0), lambda: model.predict(batches()),
+                 lambda: model.evaluate(iter([np.zeros((4, 5, 3))]), np.zeros((4, 1)), verbose=0)):
+        with pytest.raises(TypeError, match="takes arrays .* not a (generator|list_iterator): a tf.data.Dataset"):
+            call()
+    inputs = fg.Input((5, 3))
+    graph = fg.Model(inputs, Dense(1)(GRU(2)(inputs)))
+    with pytest.raises(TypeError, match="not a generator"):
+        graph.predict(batches())

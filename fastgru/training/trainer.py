@@ -20,6 +20,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import regularization
 from .callbacks import CallbackList
+from .structures import refuse_streams, single
 
 # ---------------------------------------------------------------------------------------------
 # compile
@@ -192,6 +193,7 @@ def test_step(model, x, y, sample_weight=None) -> None:
 
 
 def _check_xy(model, x, y, sample_weight=None):
+    refuse_streams(x, f"Model {model.name!r}")
     if hasattr(model, "_check_xy"):  # a Functional model checks its lists/dicts of arrays itself
         return model._check_xy(x, y, sample_weight)
     if y is None:
@@ -241,20 +243,6 @@ def check_finite_data(x, y, sample_weight, batch_size: int, where: str = "fit") 
                 f"{len(bad_rows)} sample(s) affected: {shown}. Nothing was trained: remove or impute those "
                 f"samples (training on them would turn the weights into NaN)"
             )
-
-
-def single(value, what: str = "input"):
-    """Keras's one-element structures around a single model's input, target, loss or metrics: ``[v]``,
-    ``(v,)`` (of an array, a name or an object — not of a number or a nested list of numbers) and ``{name: v}`` are
-    ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them."""
-    if isinstance(value, dict):
-        if len(value) != 1:
-            raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
-        return next(iter(value.values()))
-    if (isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple))
-            and (isinstance(value[0], str) or not np.isscalar(value[0]))):
-        return value[0]
-    return value
 
 
 def _numeric(name: str, a) -> np.ndarray:

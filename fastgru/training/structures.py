@@ -1,0 +1,34 @@
+"""The data a model's ``fit``, ``evaluate`` and ``predict`` take: Keras's one-element structures around a
+single input or output (:func:`single`), and a clear refusal of the streams fastgru does not take
+(:func:`refuse_streams`: a ``tf.data.Dataset``, a generator, a Keras ``PyDataset``)."""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+
+import numpy as np
+
+
+def refuse_streams(x, where: str) -> None:
+    """TypeError for a data stream where fastgru takes arrays (numpy arrays, or lists or dicts of them)."""
+    stream = (inspect.isgenerator(x) or isinstance(x, collections.abc.Iterator) or hasattr(x, "element_spec")
+              or any(c.__name__ in ("PyDataset", "Sequence", "DataLoader") for c in type(x).__mro__))
+    if stream:
+        raise TypeError(f"{where} takes arrays (numpy arrays, or lists or dicts of them), not a "
+                        f"{type(x).__name__}: a tf.data.Dataset, generator, PyDataset or DataLoader is not supported; "
+                        "collect its batches into arrays first (np.concatenate)")
+
+
+def single(value, what: str = "input"):
+    """Keras's one-element structures around a single model's input, target, loss or metrics: ``[v]``,
+    ``(v,)`` (of an array, a name or an object — not of a number or a nested list of numbers) and ``{name: v}`` are
+    ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them."""
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
+        return next(iter(value.values()))
+    if (isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple))
+            and (isinstance(value[0], str) or not np.isscalar(value[0]))):
+        return value[0]
+    return value
