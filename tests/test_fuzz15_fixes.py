@@ -190,3 +190,33 @@ def test_streams_are_refused_by_name(rng):
     graph = fg.Model(inputs, Dense(1)(GRU(2)(inputs)))
     with pytest.raises(TypeError, match="not a generator"):
         graph.predict(batches())
+
+
+@pytest.mark.keras
+def test_saved_concatenate_of_masked_tensors_opens_in_a_fresh_keras_session(keras, rng, tmp_path):
+    """Keras rebuilds a Concatenate's mask with an op it auto-names "concatenate": a layer of that name in a
+    fastgru-written file made keras.models.load_model refuse it in a fresh session (the layer is renamed)."""
+    L = keras.layers
+    tokens = keras.Input((12,))
+    h = L.GRU(8, return_sequences=True)(L.Embedding(50, 8, mask_zero=True)(tokens))
+    pooled = L.GlobalAveragePooling1D()(L.Concatenate()([h, L.Attention()([h, h])]))
+    km = keras.Model(tokens, L.Dense(1, activation="sigmoid")(pooled))
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    x = rng.integers(0, 50, (4, 12))
+    x[0, 8:] = 0
+    km.save(tmp_path / "k.keras")
+    ours = fg.load_model(tmp_path / "k.keras")
+    ours.save(tmp_path / "ours.keras")
+    np.save(tmp_path / "x.npy", x)
+    script = ("import os, sys; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'; import numpy as np, keras; "
+              "m = keras.models.load_model(sys.argv[1]); print([l.name for l in m.layers]); "
+              "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ours.keras"), str(tmp_path / "y.npy"),
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # (a fresh Keras session: its op names start again)
+    assert "concatenate_layer" in done.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "ours.keras").predict(x), ours.predict(x))

@@ -168,6 +168,66 @@ def _sequential_config(model) -> dict:
     return config
 
 
+#: Keras ops that Keras 3 makes, auto-named, when it rebuilds the masks of a loaded graph (a Concatenate of masked
+#: tensors concatenates their masks): a layer of the same name would clash with them in a fresh Keras session
+_MASK_OP_NAMES = ("concatenate",)
+
+
+def _avoid_mask_op_names(config) -> None:
+    """Rename (in place, with every reference to it) a layer of a Functional config named as an op Keras makes
+    when it rebuilds masks, in a model that has masks: ``keras.models.load_model`` would otherwise refuse the file
+    ("the name 'concatenate' is used 2 times in the model"). Nested Functional configs too."""
+    if isinstance(config, list):
+        for item in config:
+            _avoid_mask_op_names(item)
+        return
+    if not isinstance(config, dict):
+        return
+    for value in config.values():
+        _avoid_mask_op_names(value)
+    layers = config.get("config", {}).get("layers") if config.get("class_name") == "Functional" else None
+    text = json.dumps(layers) if isinstance(layers, list) else ""
+    if not ('"mask_zero": true' in text or '"class_name": "Masking"' in text):
+        return
+    names = {e.get("name") for e in layers}
+    renames = {}
+    for entry in layers:
+        if entry.get("name") in _MASK_OP_NAMES:
+            new = next(f"{entry['name']}_layer{'' if k == 0 else f'_{k}'}" for k in range(len(names) + 1)
+                       if f"{entry['name']}_layer{'' if k == 0 else f'_{k}'}" not in names)
+            renames[entry["name"]] = new
+            names.add(new)
+            entry["name"] = entry["config"]["name"] = new
+    if renames:
+        _rename_history(config["config"], renames)
+
+
+def _rename_history(obj, renames: dict) -> None:
+    """Every ``keras_history`` (and input/output reference) naming a renamed layer, renamed."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "keras_history" and isinstance(value, list) and value and value[0] in renames:
+                value[0] = renames[value[0]]
+            elif key in ("input_layers", "output_layers"):
+                _rename_refs(value, renames)
+            else:
+                _rename_history(value, renames)
+    elif isinstance(obj, list):
+        for value in obj:
+            _rename_history(value, renames)
+
+
+def _rename_refs(refs, renames: dict) -> None:
+    if isinstance(refs, list) and refs and isinstance(refs[0], str):
+        refs[0] = renames.get(refs[0], refs[0])
+    elif isinstance(refs, list):
+        for r in refs:
+            _rename_refs(r, renames)
+    elif isinstance(refs, dict):
+        for r in refs.values():
+            _rename_refs(r, renames)
+
+
 def _strip_key(obj, key: str) -> None:
     if isinstance(obj, dict):
         obj.pop(key, None)
@@ -191,6 +251,7 @@ def save_functional(model, path) -> None:
             "tf_keras applied the mask in that call, Keras 3 does not, so a Keras 3 file would compute "
             "differently")
     _strip_key(config, KERAS2_KEY)  # (Keras's layers take no such option; the file computes as Keras 3 does)
+    _avoid_mask_op_names(config)
     compile_config = keras3_compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
