@@ -106,3 +106,28 @@ def test_compiled_keras_models_report_keras_metrics(keras, rng, tmp_path):
     theirs_e, ours_e = km.evaluate(x, y, verbose=0, return_dict=True), ours.evaluate(x, y, verbose=0, return_dict=True)
     for key in theirs_e:
         np.testing.assert_allclose(ours_e[key], theirs_e[key], rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{}, {"class_aggregation": "variance_weighted_average"},
+                                     {"class_aggregation": None}, {"num_regressors": 2}])
+def test_r2_score_matches_keras(keras, rng, options):
+    theirs = keras.metrics.R2Score(**options)
+    ours = metrics.get({"class_name": "R2Score", "config": theirs.get_config()})
+    for batch in range(3):
+        t = rng.normal(size=(6, 3)).astype(np.float32)
+        p = (t + rng.normal(size=(6, 3)) * 0.5).astype(np.float32)
+        w = rng.uniform(size=6).astype(np.float32) if batch == 1 else None
+        theirs.update_state(t, p, sample_weight=w)
+        ours.update_state(t, p, sample_weight=w)
+    np.testing.assert_allclose(ours.result(), np.asarray(theirs.result()), rtol=1e-5, atol=1e-6)
+
+
+def test_r2_score_formula(rng):
+    t, p = rng.normal(size=(20, 1)), rng.normal(size=(20, 1))
+    m = metrics.get("r2_score")
+    m.update_state(t, p)
+    expected = 1 - ((t - p) ** 2).sum() / ((t - t.mean()) ** 2).sum()
+    np.testing.assert_allclose(m.result(), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="class_aggregation"):
+        more_metrics.R2Score(class_aggregation="mean")

@@ -3,8 +3,8 @@
 per-sample values (``MeanAbsolutePercentageError``, ``MeanSquaredLogarithmicError``, ``LogCoshError``,
 ``KLDivergence``, ``Poisson``, ``CosineSimilarity``, the hinges and the crossentropies — the same functions
 as the losses, as in Keras), ``RootMeanSquaredError``, ``TopKCategoricalAccuracy`` and
-``SparseTopKCategoricalAccuracy`` (TensorFlow's ``in_top_k``: ties at the k-th score count as in), and
-``Accuracy`` (exact equality).
+``SparseTopKCategoricalAccuracy`` (TensorFlow's ``in_top_k``: ties at the k-th score count as in),
+``Accuracy`` (exact equality) and ``R2Score``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from . import losses, more_losses
 from .loss_base import _float_dtype, _same_rank
-from .metric_base import Mean, MeanMetricWrapper
+from .metric_base import Mean, MeanMetricWrapper, Metric
 
 
 def _loss_values(loss, negate: bool = False):
@@ -88,6 +88,66 @@ class RootMeanSquaredError(Mean):
         return float(np.sqrt(self.dtype.type(self.total / self.count))) if self.count else 0.0
 
 
+class R2Score(Metric):
+    """The coefficient of determination over everything seen (Keras 3's ``R2Score``: per output column
+    ``1 - residual / total`` from float32 running sums, then ``class_aggregation`` — "uniform_average",
+    "variance_weighted_average" or None, one score per column — and the adjusted score with ``num_regressors``)."""
+
+    _direction = "up"
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors: int = 0, name: str = "r2_score",
+                 dtype=np.float32):
+        if class_aggregation not in (None, "uniform_average", "variance_weighted_average"):
+            raise ValueError(f"R2Score: class_aggregation should be None, 'uniform_average' or "
+                             f"'variance_weighted_average', received {class_aggregation!r}")
+        if num_regressors < 0:
+            raise ValueError(f"R2Score: num_regressors should be >= 0, received {num_regressors}")
+        self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
+        super().__init__(name, dtype)
+
+    def reset_state(self) -> None:
+        self.sums = None  # (sum, squared sum, residual, count) per column, float32
+        self.num_samples = np.float32(0)
+
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
+        f = np.float32
+        y_pred = np.asarray(y_pred).astype(f, copy=False)
+        y_true, y_pred = _same_rank(np.asarray(y_true).astype(f, copy=False), y_pred)
+        if y_pred.ndim != 2:
+            raise ValueError(f"R2Score expects 2D inputs (batch_size, output_dim), received y_pred of shape "
+                             f"{y_pred.shape}")
+        w = np.ones((), f) if sample_weight is None else np.asarray(sample_weight, f)
+        w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, y_true.shape)
+        weighted = y_true * w
+        batch = np.stack([weighted.sum(0, dtype=f), (y_true * weighted).sum(0, dtype=f),
+                          ((y_true - y_pred) ** 2 * w).sum(0, dtype=f), w.sum(0, dtype=f)])
+        self.sums = batch if self.sums is None else (self.sums + batch).astype(f)
+        self.num_samples = f(self.num_samples + f(y_true.size))
+
+    def result(self):
+        if self.sums is None:
+            return 0.0
+        total_sum, squared, residual, count = self.sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = squared - total_sum * (total_sum / count)
+            raw = np.float32(1) - residual / total
+        raw = np.where(np.isinf(raw), np.float32(0), raw)
+        if self.class_aggregation == "uniform_average":
+            score = np.mean(raw, dtype=np.float32)
+        elif self.class_aggregation == "variance_weighted_average":
+            score = np.sum(total * raw, dtype=np.float32) / np.sum(total, dtype=np.float32)
+        else:
+            return [float(v) for v in raw]
+        n, p = float(self.num_samples), self.num_regressors
+        if p and p < n - 1:
+            score = np.float32(1) - (np.float32(1) - score) * np.float32(n - 1) / np.float32(n - p - 1)
+        return float(score)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
 def _in_top_k(targets: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """TensorFlow's ``in_top_k``: the target's score has fewer than ``k`` scores above it (ties at the boundary
     count as in); False for a row with a non-finite score or a target out of range."""
@@ -159,7 +219,7 @@ class Accuracy(MeanMetricWrapper):
 CLASSES = (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, KLDivergence, Poisson,
            CosineSimilarity, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy, CategoricalCrossentropy,
            SparseCategoricalCrossentropy, RootMeanSquaredError, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-           Accuracy)
+           Accuracy, R2Score)
 #: Keras's string names for them (snake-case class names and aliases)
 NAMES = {"mape": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicError, "bce": BinaryCrossentropy,
          "log_cosh_error": LogCoshError, "kl_divergence": KLDivergence, "poisson": Poisson,
@@ -167,7 +227,7 @@ NAMES = {"mape": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicErro
          "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
          "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
          "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-         "root_mean_squared_error": RootMeanSquaredError,
+         "root_mean_squared_error": RootMeanSquaredError, "r2_score": R2Score,
          "top_k_categorical_accuracy": TopKCategoricalAccuracy,
          "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
          "mean_absolute_percentage_error": MeanAbsolutePercentageError,
