@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from gradcheck import numeric_gradient
+from gradcheck import assert_layer_gradients, numeric_gradient
 
 import fastgru as fg
 from fastgru.layers import GRU, AveragePooling1D, Conv1D, Dense, Input, MaxPooling1D
@@ -38,19 +38,7 @@ def test_conv1d_gradients_match_finite_differences(rng, options):
     layer.build((None, 11, 4))
     layer.set_weights([rng.standard_normal(w.shape) * 0.5 for w in layer.weights])
     x = rng.standard_normal((2, 11, 4))
-    y, cache = layer.forward(x)
-    coef = rng.standard_normal(y.shape)
-    dx, grads = layer.backward(coef, cache)
-    np.testing.assert_allclose(dx, numeric_gradient(layer.call, x, coef), rtol=1e-5, atol=1e-7)
-    for w, g in zip(layer.weights, grads):
-        def f(value, w=w):
-            saved = w.copy()
-            w[...] = value
-            try:
-                return layer.call(x)
-            finally:
-                w[...] = saved
-        np.testing.assert_allclose(g, numeric_gradient(f, w.copy(), coef), rtol=1e-5, atol=1e-7)
+    assert_layer_gradients(layer, x, rng)
 
 
 @pytest.mark.parametrize("name,options", POOL_CASES, ids=[f"{n}{o}" for n, o in POOL_CASES])
