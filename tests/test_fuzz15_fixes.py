@@ -220,3 +220,10 @@ def test_saved_concatenate_of_masked_tensors_opens_in_a_fresh_keras_session(kera
     assert "concatenate_layer" in done.stdout
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(fg.load_model(tmp_path / "ours.keras").predict(x), ours.predict(x))
+
+
+def test_a_serialized_loss_is_not_a_dict_of_outputs():
+    model = fg.Sequential([Input((5, 3)), GRU(2), Dense(1, activation="sigmoid")])
+    model.compile("adam", loss={"class_name": "BinaryCrossentropy", "config": {"label_smoothing": 0.1}},
+                  metrics=[{"class_name": "AUC", "config": {}}])
+    assert model.loss.label_smoothing == 0.1 and type(model.loss).__name__ == "BinaryCrossentropy"

@@ -24,7 +24,7 @@ def single(value, what: str = "input"):
     """Keras's one-element structures around a single model's input, target, loss or metrics: ``[v]``,
     ``(v,)`` (of an array, a name or an object — not of a number or a nested list of numbers) and ``{name: v}`` are
     ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them."""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and "class_name" not in value:  # (not a serialized Keras object: {class_name, config})
         if len(value) != 1:
             raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
         return next(iter(value.values()))

@@ -35,7 +35,7 @@ class Compiled:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         self.optimizer = optimizers_module.get(optimizer)
         loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
-        if isinstance(metrics, dict):
+        if isinstance(metrics, dict) and "class_name" not in metrics:
             metrics = single(metrics, "output")  # (metrics={"out": ["mae"]})
         elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
             metrics = metrics[0]  # (metrics=[["mae"]])
