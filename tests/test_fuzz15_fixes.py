@@ -199,7 +199,7 @@ def test_saved_concatenate_of_masked_tensors_opens_in_a_fresh_keras_session(kera
     L = keras.layers
     tokens = keras.Input((12,))
     h = L.GRU(8, return_sequences=True)(L.Embedding(50, 8, mask_zero=True)(tokens))
-    pooled = L.GlobalAveragePooling1D()(L.Concatenate()([h, L.Attention()([h, h])]))
+    pooled = L.GlobalAveragePooling1D()(L.Concatenate(name="concatenate")([h, L.Attention()([h, h])]))
     km = keras.Model(tokens, L.Dense(1, activation="sigmoid")(pooled))
     km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
     x = rng.integers(0, 50, (4, 12))
