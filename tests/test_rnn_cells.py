@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from keras_parity import assert_keras_parity
 
 import fastgru as fg
 from fastgru.errors import ModelFileError, UnsupportedKerasFeature
@@ -147,21 +148,7 @@ def test_keras_stacked_cells_in_graphs(keras, rng, tmp_path):
     merged = layers.Add()([stacked, layers.GRU(3, return_sequences=True)(masked)])
     graph = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling1D()(merged)))
     graph.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in graph.get_weights()])
-    expected = graph.predict(x, verbose=0)
-    for suffix in (".keras", ".h5"):
-        graph.save(tmp_path / f"g{suffix}")
-        np.testing.assert_allclose(fg.load_model(tmp_path / f"g{suffix}").predict(x), expected, rtol=1e-5, atol=1e-6)
-    ours = fg.from_keras(graph)
-    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
-    y = rng.normal(size=(6, 2)).astype(np.float32)
-    graph.compile(keras.optimizers.Adam(0.01), "mse")
-    ours.compile(fg.optimizers.Adam(0.01), "mse")
-    theirs = graph.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=3, shuffle=False, verbose=0).history["loss"],
-                               theirs, rtol=1e-5)
-    ours.save(tmp_path / "ours.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
-                               ours.predict(x), rtol=1e-5, atol=1e-6)
+    assert_keras_parity(keras, graph, x, rng.normal(size=(6, 2)).astype(np.float32), tmp_path, "mse", batch_size=3)
     cell_model = keras.Sequential([keras.Input((7, 5)), layers.RNN([layers.GRUCell(3), layers.GRUCell(2)])])
     np.testing.assert_allclose(fg.from_keras(cell_model).predict(x), cell_model.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-6)

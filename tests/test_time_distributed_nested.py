@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from keras_parity import assert_keras_parity
 
 import fastgru as fg
 from fastgru.layers import GRU, Bidirectional, Dense, Embedding, Flatten, Input, TimeDistributed
@@ -52,21 +53,7 @@ def test_keras_td_bidirectional_models(keras, rng, tmp_path):
                            L.TimeDistributed(L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum")),
                            L.TimeDistributed(L.GRU(4)), L.Flatten(), L.Dense(2, activation="softmax")])
     km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
-    expected = km.predict(tokens, verbose=0)
-    for suffix in (".keras", ".h5"):
-        km.save(tmp_path / f"m{suffix}")
-        np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(tokens), expected,
-                                   rtol=1e-5, atol=1e-6)
-    ours = fg.from_keras(km)
-    np.testing.assert_allclose(ours.predict(tokens), expected, rtol=1e-5, atol=1e-6)
-    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    theirs = km.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                               theirs, rtol=1e-5)
-    ours.save(tmp_path / "ours.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(tokens, verbose=0),
-                               ours.predict(tokens), rtol=1e-5, atol=1e-6)
+    assert_keras_parity(keras, km, tokens, y, tmp_path, "sparse_categorical_crossentropy", epochs=3)
 
 
 @pytest.mark.keras
@@ -137,21 +124,7 @@ def test_keras_time_distributed_sequential_and_tf_keras_model(keras, rng, tmp_pa
     km = keras.Sequential([keras.Input((3, 6)), L.TimeDistributed(keras.Sequential(
         [keras.Input((6,)), L.Embedding(20, 5, mask_zero=True), L.GRU(4)])), L.GRU(3), L.Dense(2, activation="softmax")])
     km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
-    expected = km.predict(tokens, verbose=0)
-    for suffix in (".keras", ".h5"):
-        km.save(tmp_path / f"m{suffix}")
-        np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(tokens), expected,
-                                   rtol=1e-5, atol=1e-6)
-    ours = fg.from_keras(km)
-    np.testing.assert_allclose(ours.predict(tokens), expected, rtol=1e-5, atol=1e-6)
-    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    theirs = km.fit(tokens, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(tokens, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                               theirs, rtol=1e-5)
-    ours.save(tmp_path / "ours.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(tokens, verbose=0),
-                               ours.predict(tokens), rtol=1e-5, atol=1e-6)
+    assert_keras_parity(keras, km, tokens, y, tmp_path, "sparse_categorical_crossentropy")
 
     tf_keras = pytest.importorskip("tf_keras")
     K = tf_keras.layers

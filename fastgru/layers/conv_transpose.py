@@ -19,6 +19,7 @@ import numpy as np
 from .. import activations
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .conv import _TRAINING_ONLY
 from .registry import (
     NONE,
     ActivationName,
@@ -31,9 +32,6 @@ from .registry import (
     register_layer,
     validate_params,
 )
-
-_TRAINING_ONLY = frozenset({"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                            "bias_constraint"})
 
 
 def transpose_output_length(steps: int | None, kernel_size: int, padding: str, stride: int, dilation: int,

@@ -1,0 +1,32 @@
+"""One check many Keras-parity tests make: a Keras model's files load in fastgru to Keras's predictions (as
+does ``fg.from_keras``), both train to the same history, and the file fastgru writes back opens in Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fastgru as fg
+
+
+def assert_keras_parity(keras, km, x, y, tmp_path, loss: str, epochs: int = 2, batch_size: int = 4,
+                        suffixes=(".keras", ".h5")):
+    """``km``: a Keras model with its weights set. Returns the fastgru model trained alongside it."""
+    expected = km.predict(x, verbose=0)
+
+    def same(ours, theirs):
+        for a, b in zip(ours if isinstance(ours, list) else [ours], theirs if isinstance(theirs, list) else [theirs]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    for suffix in suffixes:
+        km.save(tmp_path / f"parity{suffix}")
+        same(fg.load_model(tmp_path / f"parity{suffix}").predict(x), expected)
+    ours = fg.from_keras(km)
+    same(ours.predict(x), expected)
+    km.compile(keras.optimizers.Adam(0.01), loss)
+    ours.compile(fg.optimizers.Adam(0.01), loss)
+    theirs = km.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    ours.save(tmp_path / "parity_back.keras")
+    same(keras.models.load_model(tmp_path / "parity_back.keras").predict(x, verbose=0), ours.predict(x))
+    return ours
