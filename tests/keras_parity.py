@@ -30,3 +30,17 @@ def assert_keras_parity(keras, km, x, y, tmp_path, loss: str, epochs: int = 2, b
     ours.save(tmp_path / "parity_back.keras")
     same(keras.models.load_model(tmp_path / "parity_back.keras").predict(x, verbose=0), ours.predict(x))
     return ours
+
+
+def assert_fixture_numbers(model, data, tmp_path):
+    """A model loaded from a committed Keras file (tests/fixtures): Keras's predictions ``pred``, its ``loss``
+    history over three epochs of fit (batch 4, no shuffling) and its predictions after them (``pred_after``);
+    written back, it reads again to the same numbers. Returns the model read again."""
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
+    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
+    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "fixture_back.keras")
+    again = fg.load_model(tmp_path / "fixture_back.keras")
+    np.testing.assert_array_equal(again.predict(data["x"]), model.predict(data["x"]))
+    return again

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keras_parity import assert_keras_parity
+from keras_parity import assert_fixture_numbers, assert_keras_parity
 
 import fastgru as fg
 from fastgru.layers import GRU, Bidirectional, Dense, Embedding, Flatten, Input, TimeDistributed
@@ -21,13 +21,7 @@ def test_td_recurrent_file_runs_and_trains_as_keras(tmp_path):
     data = np.load(FILES / "td_recurrent.npz")
     model = fg.load_model(FILES / "td_recurrent.keras")
     assert type(model.layers[1].layer).__name__ == "Bidirectional"
-    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
-    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
-    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
-    model.save(tmp_path / "back.keras")
-    np.testing.assert_array_equal(fg.load_model(tmp_path / "back.keras").predict(data["x"]),
-                                  model.predict(data["x"]))
+    assert_fixture_numbers(model, data, tmp_path)
 
 
 def test_words_mask_reaches_the_inner_layer(rng):
@@ -83,13 +77,7 @@ def test_han_file_runs_and_trains_as_keras(tmp_path):
     model = fg.load_model(FILES / "han.keras")
     wrapper = model.layers[1]
     assert getattr(wrapper.layer, "_fg_model", False) and wrapper.layer.name == "sentence_encoder"
-    np.testing.assert_allclose(model.predict(data["x"]), data["pred"], rtol=1e-5, atol=1e-6)
-    history = model.fit(data["x"], data["y"], epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(history, data["loss"], rtol=1e-5)
-    np.testing.assert_allclose(model.predict(data["x"]), data["pred_after"], rtol=1e-4, atol=1e-5)
-    model.save(tmp_path / "back.keras")
-    again = fg.load_model(tmp_path / "back.keras")
-    np.testing.assert_array_equal(again.predict(data["x"]), model.predict(data["x"]))
+    assert_fixture_numbers(model, data, tmp_path)
     import pickle
 
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(data["x"]), model.predict(data["x"]))
