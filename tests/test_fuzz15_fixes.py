@@ -227,3 +227,24 @@ def test_a_serialized_loss_is_not_a_dict_of_outputs():
     model.compile("adam", loss={"class_name": "BinaryCrossentropy", "config": {"label_smoothing": 0.1}},
                   metrics=[{"class_name": "AUC", "config": {}}])
     assert model.loss.label_smoothing == 0.1 and type(model.loss).__name__ == "BinaryCrossentropy"
+
+
+@pytest.mark.keras
+def test_tf_keras_per_output_losses_weighted_by_batch_size(rng, tmp_path):
+    """tf_keras logs each output's loss as the batch-size-weighted mean over batches (Keras 3: each batch
+    once): a two-output model from a tf_keras file evaluates to tf_keras's numbers with a partial last batch."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    a, b = tk.Input((10, 3), name="a"), tk.Input((4,), name="b")
+    z = L.concatenate([L.GRU(6)(a), b])
+    km = tk.Model([a, b], [L.Dense(1, name="r")(z), L.Dense(3, activation="softmax", name="c")(z)])
+    km.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in km.get_weights()])
+    km.compile("sgd", loss=["mse", "sparse_categorical_crossentropy"], metrics={"r": ["mae"]})
+    km.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5")
+    x = [rng.normal(size=(40, 10, 3)).astype(np.float32), rng.normal(size=(40, 4)).astype(np.float32)]
+    y = [rng.normal(size=(40, 1)).astype(np.float32), rng.integers(0, 3, size=(40, 1)).astype(np.float32)]
+    theirs = km.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    mine = ours.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    for key in ("loss", "r_loss", "c_loss", "r_mae"):
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, err_msg=key)

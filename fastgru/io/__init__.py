@@ -58,7 +58,7 @@ def _sniff(path) -> str:
     raise ModelFileError(path, f"neither a .keras (zip) nor an HDF5 file (it starts with {head!r})")
 
 
-def restore_compile(model, training_config: dict | None, path) -> None:
+def restore_compile(model, training_config: dict | None, path, version: str | None = None) -> None:
     """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics), as Keras's
     load_model does: each of them one entry, a list in output order or a dict keyed by output name, and a
     serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry, not a dict of outputs.
@@ -71,6 +71,9 @@ def restore_compile(model, training_config: dict | None, path) -> None:
 
     if not isinstance(training_config, dict):
         return
+    # tf_keras weights each output's loss in evaluate's log by the batch size, as the total (Keras 3 counts each
+    # batch once): kept for a model from a tf_keras file (training/multi_output.py)
+    model._keras2_output_losses = version is not None and keras_config.keras_major(version) < 3
     # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
     # .h5 files as in SavedModel directories
     training_config = keras2_training.training_config(training_config, getattr(model, "output_names", None))
@@ -126,7 +129,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             saved_model.load_into(model, spec, source, path)
         model.file_format = f"{saved_model.FORMAT} written by Keras {source.version}"
         if compile:
-            restore_compile(model, source.training_config, path)
+            restore_compile(model, source.training_config, path, source.version)
         return model
     if kind == "zip":
         # the config first (size-capped); the weights it may declare are bounded by the bytes the weights
@@ -139,14 +142,14 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                 model = keras_functional.load_zip_graph(archive, config, version, path)
                 model.file_format = "Keras v3 format (.keras zip archive)"
                 if compile:
-                    restore_compile(model, config.get("compile_config"), path)
+                    restore_compile(model, config.get("compile_config"), path, version)
                 return model
             model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
             weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
         keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
         if compile:
-            restore_compile(model, config.get("compile_config"), path)
+            restore_compile(model, config.get("compile_config"), path, version)
         return model
     with guard(path), open_h5(path) as f:
         config = read_json_attr(f, "model_config", path)
@@ -168,7 +171,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                 training_config = read_json_attr(f, "training_config", path)
             except ModelFileError as exc:
                 warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
-    restore_compile(model, training_config, path)
+    restore_compile(model, training_config, path, version)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
 

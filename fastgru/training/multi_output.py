@@ -283,8 +283,9 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
             total += w * float(value)
             if compiled.output_trackers[k] is not None:
                 # Keras weights these by y_pred.shape[0], which is None inside its compiled train step:
-                # each batch counts once (unlike the total loss, weighted by batch size)
-                compiled.output_trackers[k].update_state(value)
+                # each batch counts once (unlike the total loss, weighted by batch size); tf_keras by batch size
+                by_size = getattr(model, "_keras2_output_losses", False)
+                compiled.output_trackers[k].update_state(value, sample_weight=len(out) if by_size else None)
             if grad is not None and w != 1.0:
                 grad = grad * grad.dtype.type(w)
         d_outs.append(grad)
