@@ -83,8 +83,9 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     metrics = training_config.get("metrics")  # null (none compiled) stays None
     if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
         metrics = metrics[0]  # Keras nests metrics per output
-    if optimizer is None or loss is None:
+    if loss is None:
         return
+    optimizer = "rmsprop" if optimizer is None else optimizer  # (Keras's compile default, as its load_model)
     kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
     try:
         if "loss_weights" in inspect.signature(model.compile).parameters:

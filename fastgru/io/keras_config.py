@@ -208,6 +208,8 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
             wrapper = registry.lookup("TimeDistributed")
             per_step = getattr(wrapper, "inner_layers", ())
+            if inner_cls == "RNN" and isinstance(inner_cfg, dict) and not is_stacked(lcfg["layer"]):
+                inner_cls = "GRU"  # (RNN(GRUCell(...)) and the others are read as their layer: build_layer)
             if inner_cls in per_step and inner_cls not in _TIME_DISTRIBUTABLE and isinstance(inner_cfg, dict):
                 # the other per-step layers: the TimeDistributed wrapper layer (layers/time_distributed.py)
                 spec.layers.append(LayerSpec(lcls, lcfg, layer_path, group, build_config))

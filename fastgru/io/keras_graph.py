@@ -108,7 +108,10 @@ def _propagated_masks(entries: list, mask_only: list, sources_of: list, names: l
             compared.add((sources_of[i][0], 0.0))
         elif e["class_name"] == "Masking" and sources_of[i]:
             compared.add((sources_of[i][0], float(config.get("mask_value", 0.0) or 0.0)))
+    maskings = any(e["class_name"] == "Masking" for e in entries)
     for i in mask_only:
+        if entries[i]["class_name"] == "Any" and not maskings:  # (only a Masking's mask reduces its last axis)
+            return False
         if entries[i]["class_name"] not in ("NotEqual", "Equal"):
             continue
         nodes = entries[i].get("inbound_nodes")

@@ -38,7 +38,7 @@ def rnn_as_layer(config: dict, label: str, path) -> tuple[str, dict]:
             "return_sequences=True on all but the last, for the same model)")
     cell_cls, cell_cfg = _entry(cell, path, f"layer {label}: cell")
     if cell_cls not in CELL_LAYERS:
-        hint = ("a stack of cells is read as a stack of layers (keras_rnn_cells.stacked_layers)"
+        hint = ("a stack of cells loads as a layer of its own, not inside Bidirectional or TimeDistributed"
                 if cell_cls == "StackedRNNCells" else
                 f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}; a custom cell's code cannot be loaded")
         raise UnsupportedKerasFeature(f"layer {label}: RNN({cell_cls}) is not supported here ({hint})")

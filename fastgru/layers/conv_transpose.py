@@ -64,7 +64,8 @@ def _tap_ranges(steps: int, out: int, kernel_size: int, stride: int, dilation: i
 class Conv1DTranspose(Layer):
     """Keras 3 ``Conv1DTranspose``. Weights: kernel (kernel_size, filters, C_in), bias (filters,)."""
 
-    keras = KerasContract(names=("Conv1DTranspose", "Convolution1DTranspose"), ignored=_TRAINING_ONLY)
+    keras = KerasContract(names=("Conv1DTranspose", "Convolution1DTranspose"), ignored=_TRAINING_ONLY,
+                          fixed={"groups": 1})  # (tf_keras writes groups=1)
     parameter_constraints = {
         "filters": [Integer(1)],
         "kernel_size": [IntTuple(1)],

@@ -35,7 +35,7 @@ def _inner_from_config(entry):
     """A fastgru layer from ``{"class_name": ..., "config": {...}}`` (Keras 3's nested layer entry)."""
     from . import registry
 
-    if isinstance(entry, Layer) or getattr(entry, "_fg_model", False):
+    if isinstance(entry, Layer) or getattr(entry, "_fg_model", False) or type(entry).__name__ == "Sequential":
         return entry
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise TypeError(f"TimeDistributed: 'layer' should be a fastgru layer or a layer config, received "
@@ -65,6 +65,11 @@ class TimeDistributed(WrapperTrainable, Layer):
         super().__init__(**kwargs)
         validate_params(f"TimeDistributed {self.name!r}", self.parameter_constraints, {"layer": layer})
         layer = _inner_from_config(layer)
+        if type(layer).__name__ == "Sequential" and getattr(layer, "built", False):  # as the Model of its layers
+            from . import registry
+
+            x = registry.model_class("Input")(batch_shape=layer.input_shape)
+            layer = registry.model_class("Functional")(x, layer(x), name=layer.name)
         if getattr(layer, "_fg_model", False):  # a Functional model (a hierarchical model's sentence encoder)
             layer._single()
         elif type(layer).__name__ not in INNER_LAYERS:
@@ -163,6 +168,19 @@ class TimeDistributed(WrapperTrainable, Layer):
         if not self.keras2_semantics or type(self.layer).__name__ != "BatchNormalization":
             return None
         return mask.reshape(rows)
+
+    def compute_mask(self, x, mask):
+        """The input's mask, as Keras 3 passes it on; tf_keras's for a mask of rank 3 or more (words of each
+        step): the inner layer's own mask on the rows, or — when it gives none (a GRU returning its last
+        state) — whether each step has any unmasked word, (B, T), which a recurrent layer over the steps takes."""
+        if mask is None or not self.keras2_semantics or np.ndim(mask) < 3:
+            return mask
+        mask, x = np.asarray(mask), np.asarray(x)
+        b, t = mask.shape[:2]
+        inner = self.layer.compute_mask(x.reshape((b * t,) + x.shape[2:]), mask.reshape((b * t,) + mask.shape[2:]))
+        if inner is None:
+            return mask.reshape(b, t, -1).any(axis=-1)
+        return np.asarray(inner).reshape((b, t) + np.shape(inner)[1:])
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check(x)

@@ -14,6 +14,25 @@ from .auc import AUC
 from .keras_objects import keras_config
 from .loss_base import _same_rank
 from .metric_base import Mean, MeanMetricWrapper, Metric, _reduce_to_samplewise  # noqa: F401 (exported)
+from .more_metrics import (  # noqa: F401 (fastgru.metrics exports them)
+    Accuracy,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    KLDivergence,
+    LogCoshError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    R2Score,
+    RootMeanSquaredError,
+    SparseCategoricalCrossentropy,
+    SparseTopKCategoricalAccuracy,
+    SquaredHinge,
+    TopKCategoricalAccuracy,
+)
 
 
 def _float_pred(y_pred):
