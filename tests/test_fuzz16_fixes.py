@@ -78,3 +78,13 @@ def test_tf_keras_files_of_the_round(rng, tmp_path):
     km.save(tmp_path / "t.h5")
     np.testing.assert_allclose(fg.load_model(tmp_path / "t.h5").predict(ids), km.predict(ids, verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.keras
+def test_weighted_metrics_are_not_dropped_silently(keras, tmp_path):
+    km = keras.Sequential([keras.layers.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    km.compile("adam", "mse", metrics=["mae"], weighted_metrics=[keras.metrics.MeanAbsoluteError(name="wmae")])
+    km.save(tmp_path / "m.keras")
+    with pytest.warns(UserWarning, match="compiled with weighted_metrics .* compiled without them"):
+        ours = fg.load_model(tmp_path / "m.keras")
+    assert ours.compiled

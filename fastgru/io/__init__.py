@@ -85,6 +85,10 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         metrics = metrics[0]  # Keras nests metrics per output
     if loss is None:
         return
+    if training_config.get("weighted_metrics"):
+        warnings.warn(f"{path}: the model was compiled with weighted_metrics "
+                      f"{training_config['weighted_metrics']!r}, which fastgru does not compute; it is compiled "
+                      "without them", stacklevel=3)
     optimizer = "rmsprop" if optimizer is None else optimizer  # (Keras's compile default, as its load_model)
     kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
     try:
