@@ -88,3 +88,15 @@ def test_weighted_metrics_are_not_dropped_silently(keras, tmp_path):
     with pytest.warns(UserWarning, match="compiled with weighted_metrics .* compiled without them"):
         ours = fg.load_model(tmp_path / "m.keras")
     assert ours.compiled
+
+
+def test_a_code_built_model_of_one_element_lists(rng):
+    """fg.Model([a], [out]) built in code takes evaluate([x], [y]) and compile(metrics=[["mae"]]), as Keras and as
+    the same model loaded from a file (the target list of one was read as one array of one sample)."""
+    inputs = fg.Input((5, 3), name="a")
+    model = fg.Model([inputs], [Dense(2, name="o")(GRU(4)(inputs))])
+    x = rng.normal(size=(8, 5, 3)).astype(np.float32)
+    y = x[:, -1, :2]
+    model.compile("adam", ["mse"], metrics=[["mae"]])
+    assert model.evaluate([x], [y], verbose=0) == model.evaluate(x, y, verbose=0)
+    assert len(model.evaluate([x], [y], verbose=0)) == 2

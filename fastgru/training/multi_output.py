@@ -96,6 +96,8 @@ class MultiCompiled:
                 raise ValueError(f"compile: model {model.name!r} has {len(names)} outputs {names}; give metrics as a "
                                  "dict keyed by output name or a list of lists, one per output")
             metric_specs = list(metrics)
+        elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
+            metric_specs = [metrics[0]]  # (metrics=[["mae"]]: Keras's list per output, for one output)
         else:
             metric_specs = [metrics]
         # (None entries: no metric, as tf_keras writes [[null], [...]] for an output compiled without one)
@@ -195,7 +197,9 @@ def check_xy(model, x, y, sample_weight=None):
         raise ValueError(f"Model {model.name!r} has {len(names)} outputs {names}: give the targets as a list or a dict "
                          "keyed by output name")
     else:
-        ys = [y]
+        from .structures import single
+
+        ys = [single(y, "output")]  # ([y]: Keras's one-element list for a single output)
     n = len(xs[0])
     # (no target for a loss-less output: an empty (n, 0) placeholder that slices with the batches)
     ys = [np.zeros((n, 0), np.float32) if a is None and name in lossless else
