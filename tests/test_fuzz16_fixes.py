@@ -100,3 +100,28 @@ def test_a_code_built_model_of_one_element_lists(rng):
     model.compile("adam", ["mse"], metrics=[["mae"]])
     assert model.evaluate([x], [y], verbose=0) == model.evaluate(x, y, verbose=0)
     assert len(model.evaluate([x], [y], verbose=0)) == 2
+
+
+@pytest.mark.keras
+def test_explicit_masks_after_a_layer_that_ends_the_mask(keras, rng, tmp_path):
+    """Masking -> Conv1D -> GRU(mask=ops...) and Masking over (B, S, W, F) -> TimeDistributed(GRU) -> GRU(mask=
+    ops.any(ops.any(...))): Keras applies the recorded mask; fastgru ran unmasked, or failed on the rank-3 mask."""
+    L, ops = keras.layers, keras.ops
+    x = rng.normal(size=(4, 8, 3)).astype(np.float32)
+    x[0, 5:] = 0
+    inputs = L.Input((8, 3))
+    h = L.Conv1D(4, 3, padding="same")(L.Masking()(inputs))
+    km = keras.Model(inputs, L.Dense(1)(L.GRU(4)(h, mask=ops.any(ops.not_equal(inputs, 0.0), axis=-1))))
+    km.save(tmp_path / "c.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "c.keras").predict(x), km.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    x4 = rng.normal(size=(4, 3, 5, 2)).astype(np.float32)
+    x4[:, :, 3:] = 0
+    x4[0, 2] = 0
+    inputs = L.Input((3, 5, 2))
+    h = L.TimeDistributed(L.GRU(4))(L.Masking()(inputs))
+    sentences = ops.any(ops.any(ops.not_equal(inputs, 0.0), axis=-1), axis=-1)
+    km = keras.Model(inputs, L.Dense(1)(L.GRU(3)(h, mask=sentences)))
+    km.save(tmp_path / "s.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "s.keras").predict(x4), km.predict(x4, verbose=0), rtol=1e-5,
+                               atol=1e-6)

@@ -5,6 +5,7 @@ refused with UnsupportedKerasFeature)."""
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from .config_checks import _is_int, _short
 
 
@@ -108,10 +109,20 @@ def _propagated_masks(entries: list, mask_only: list, sources_of: list, names: l
             compared.add((sources_of[i][0], 0.0))
         elif e["class_name"] == "Masking" and sources_of[i]:
             compared.add((sources_of[i][0], float(config.get("mask_value", 0.0) or 0.0)))
-    maskings = any(e["class_name"] == "Masking" for e in entries)
+    # a layer between the mask's maker and its user that ends the mask (Conv1D, pooling, Flatten, ...): the
+    # recorded mask is the user's own, not a propagated one
+    if any(registry.lookup(e["class_name"]) is not None and not registry.lookup(e["class_name"]).supports_masking
+           for e in entries):
+        return False
+    masking_inputs = {sources_of[i][0] for i, e in enumerate(entries) if e["class_name"] == "Masking" and sources_of[i]}
+    index = {n: i for i, n in enumerate(names)}
     for i in mask_only:
-        if entries[i]["class_name"] == "Any" and not maskings:  # (only a Masking's mask reduces its last axis)
-            return False
+        if entries[i]["class_name"] == "Any":  # only a Masking's x != v reduces the last axis, once
+            src = index.get(sources_of[i][0]) if sources_of[i] else None
+            inner = sources_of[src] if src is not None else []
+            if (src is None or entries[src]["class_name"] != "NotEqual" or not inner or inner[0] not in masking_inputs
+                    or (entries[i].get("config") or {}).get("axis", -1) not in (-1, [-1])):
+                return False
         if entries[i]["class_name"] not in ("NotEqual", "Equal"):
             continue
         nodes = entries[i].get("inbound_nodes")
