@@ -203,8 +203,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
                                             f"layer {name!r} ({lcls})")
         build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
         if lcls == "TimeDistributed":
-            # TimeDistributed(Dense/Activation/Dropout) is the inner layer applied on the last axis:
-            # the same math as the inner layer on (B, T, D); its weights live under <path>/layer/vars
+            # TimeDistributed(Dense/Activation/Dropout) is the inner layer on (B, T, D) (weights: <path>/layer/vars)
             inner_cls, inner_cfg = _entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
             wrapper = registry.lookup("TimeDistributed")
             per_step = getattr(wrapper, "inner_layers", ())
@@ -216,6 +215,9 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
                 if len(spec.layers) > MAX_LAYERS:
                     _too_many_layers(path)
                 continue
+            if inner_cls == "RNN" and is_stacked(lcfg["layer"]):
+                raise UnsupportedKerasFeature(f"layer {name!r}: TimeDistributed(RNN([cells])) is not supported (a "
+                                              "stack of cells loads only as a layer of its own)")
             if inner_cls not in _TIME_DISTRIBUTABLE or not isinstance(inner_cfg, dict):
                 raise UnsupportedKerasFeature(
                     f"layer {name!r}: TimeDistributed({inner_cls}) is not supported "
