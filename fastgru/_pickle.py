@@ -92,6 +92,7 @@ def _compile_state(model) -> dict[str, Any] | None:
         "optimizer": (type(optimizer), optimizer.get_config()),
         "loss": compiled.loss,
         "metrics": list(compiled.metric_specs),
+        "weighted_metrics": list(compiled.weighted_specs),
     }
 
 
@@ -126,9 +127,10 @@ def rebuild_model(cls: type, state: dict[str, Any]):
     compile_state = state["compile"]
     if compile_state is not None:
         opt_cls, opt_config = compile_state["optimizer"]
-        for spec in compile_state["metrics"]:  # running totals do not travel
+        weighted = compile_state.get("weighted_metrics") or None  # (not in states pickled before 2026-12)
+        for spec in compile_state["metrics"] + (weighted or []):  # running totals do not travel
             if hasattr(spec, "reset_state"):
                 spec.reset_state()
         model.compile(optimizer=opt_cls.from_config(dict(opt_config)), loss=compile_state["loss"],
-                      metrics=compile_state["metrics"])
+                      metrics=compile_state["metrics"], weighted_metrics=weighted)
     return model

@@ -57,18 +57,19 @@ def _evaluate_block(x_block: np.ndarray, y_block: np.ndarray, sw_block: np.ndarr
     _configure_thread(num_threads)
     shared = model._compiled
     specs = [copy.deepcopy(s) if isinstance(s, Metric) else s for s in shared.metric_specs]
+    weighted = [copy.deepcopy(s) if isinstance(s, Metric) else s for s in shared.weighted_specs]
     # a per-task view of the model with its own loss tracker and metrics: the worker's model object
     # is shared by its threads, so its compiled state must not be updated in place
     view = object.__new__(type(model))
     view.__dict__.update(model.__dict__)
-    view._compiled = trainer.Compiled(shared.optimizer, shared.loss, specs)
+    view._compiled = trainer.Compiled(shared.optimizer, shared.loss, specs, weighted)
     for start in range(0, len(x_block), batch_size):
         part = slice(start, start + batch_size)
         trainer.test_step(view, x_block[part], y_block[part], None if sw_block is None else sw_block[part])
     compiled = view._compiled
     sums = [_metric_sums(compiled.loss_tracker)]
     if compiled.metrics is None:  # a block without batches: no metric was ever updated
-        sums += [(0.0, 0.0)] * len(specs)
+        sums += [(0.0, 0.0)] * (len(specs) + len(weighted))
     else:
         sums += [_metric_sums(m) for m in compiled.metrics]
     return np.array(sums, dtype=np.float64).reshape(-1)
@@ -208,7 +209,7 @@ def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sa
     A Functional model takes its inputs as for :func:`predict` and its targets as its ``evaluate``
     does (one array, a list, or a dict keyed by output name).
     """
-    from .training import metrics as metrics_module
+    from .training import compile_metrics, trainer
 
     if getattr(model, "_fg_model", False):
         from .distributed_functional import evaluate_graph
@@ -232,7 +233,10 @@ def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sa
     x = x.rechunk({0: batch_chunks})
     y = _as_dask_like(da, y, "y", n, batch_chunks)
     sw = None if sample_weight is None else _as_dask_like(da, sample_weight, "sample_weight", n, batch_chunks)
-    names = ["loss"] + [metrics_module.get(spec).name for spec in compiled.metric_specs]
+    # the logged names, as the model's own evaluate gives them (compile_metrics), from a fresh copy
+    probe = trainer.Compiled(compiled.optimizer, compiled.loss, copy.deepcopy(compiled.metric_specs),
+                             copy.deepcopy(compiled.weighted_specs))
+    names = ["loss"] + [m.name for m in probe.ensure_metrics(None, None)]
 
     import dask
 
@@ -252,4 +256,5 @@ def evaluate(model, x: dask.array.Array, y, *, batch_size: int | None = None, sa
     logs = dict(zip(names, values))
     if return_dict:
         return dict(sorted(logs.items()))  # (keys sorted, as Keras's and the model's own evaluate)
+    values = compile_metrics.in_order(logs, probe.order())  # (the model's own evaluate list)
     return values[0] if len(values) == 1 else values

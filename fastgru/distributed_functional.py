@@ -110,8 +110,9 @@ def _evaluate_block(model, batch_size, num_threads, n_inputs, *blocks):
     shared = model._compiled
     view = object.__new__(type(model))
     view.__dict__.update(model.__dict__)
-    loss, loss_weights, metrics = shared.spec
-    view._compiled = MultiCompiled(model, shared.optimizer, loss, loss_weights, copy.deepcopy(metrics))
+    loss, loss_weights, metrics, weighted = shared.spec
+    view._compiled = MultiCompiled(model, shared.optimizer, loss, loss_weights, copy.deepcopy(metrics),
+                                   copy.deepcopy(weighted))
     for start in range(0, len(xs[0]), batch_size):
         part = slice(start, start + batch_size)
         test_step(view, MultiArray([a[part] for a in xs]), MultiArray([y[part] for y in rest]),
@@ -163,20 +164,24 @@ def evaluate_graph(model, x, y, batch_size, sample_weight, client, num_threads, 
         parts = [add(*parts[i: i + 16]) for i in range(0, len(parts), 16)]
     sums = client.compute(parts[0]).result().reshape(-1, 2)
     values = [float(np.float32(t / c)) if c else 0.0 for t, c in sums]
-    logs = dict(zip(_result_names(model), values))
+    names, order = _result_names(model)
+    logs = dict(zip(names, values))
     if return_dict:
         return dict(sorted(logs.items()))  # (keys sorted, as Keras's and the model's own evaluate)
+    from .training.compile_metrics import in_order
+
+    values = in_order(logs, order)  # (the model's own evaluate list)
     return values[0] if len(values) == 1 else values
 
 
-def _result_names(model) -> list[str]:
-    """The result names in Keras's order: loss, the outputs' losses, then the metrics."""
-    compiled = model._compiled
-    names = ["loss"] + [t.name for t in compiled.output_trackers if t is not None]
-    from .training import metrics as metrics_module
+def _result_names(model) -> tuple[list[str], list[str]]:
+    """The logged names of the evaluate blocks' sums (loss, the outputs' losses, then the metrics), and the
+    names Keras's evaluate list looks them up by (``MultiCompiled.order``)."""
+    from .training.multi_output import MultiCompiled
 
-    for out, specs in zip(compiled.names, compiled.metric_specs):
-        for spec in specs:
-            name = metrics_module.get(spec).name
-            names.append(f"{out}_{name}" if compiled.multi else name)
-    return names
+    shared = model._compiled
+    loss, loss_weights, metrics, weighted = shared.spec
+    # a fresh copy names its metrics as the model's own evaluate does (compile_metrics), in the same order
+    probe = MultiCompiled(model, shared.optimizer, loss, loss_weights, copy.deepcopy(metrics), copy.deepcopy(weighted))
+    probe.ensure_metrics([None] * len(probe.names), [None] * len(probe.names))
+    return ["loss"] + [m.name for m in probe.metrics], probe.order()

@@ -407,11 +407,13 @@ class Model(WrapperTrainable):
         return model_from_config(config)
 
     # ---- training ---------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None) -> None:
-        """Optimizer, per-output losses (one, a list or a dict keyed by output name), loss_weights, metrics."""
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None) -> None:
+        """Optimizer, per-output losses (one, a list or a dict keyed by output name), loss_weights, metrics
+        and weighted metrics (given as the metrics are)."""
         from .training.multi_output import MultiCompiled
 
-        self._compiled = MultiCompiled(self, optimizer, loss, loss_weights, metrics)
+        self._compiled = MultiCompiled(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer = self._compiled.optimizer
         self.loss = loss
         self.compiled = True
@@ -509,8 +511,9 @@ def _rebuild(config, weights, compile_args=None):
     model = model_from_config(config)
     model.set_weights(weights)
     if compile_args is not None:
-        optimizer, loss, loss_weights, metrics = compile_args
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics)
+        optimizer, loss, loss_weights, metrics, *weighted = compile_args  # (weighted_metrics: since 2026-12)
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+                      weighted_metrics=weighted[0] if weighted else None)
     return model
 
 

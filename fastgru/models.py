@@ -293,11 +293,12 @@ class Sequential(WrapperTrainable):
         return model
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
-        """Set the optimizer (name or instance), the loss and the metrics, as Keras's compile."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None) -> None:
+        """Set the optimizer (name or instance), the loss, the metrics and the weighted metrics (those
+        that weigh each sample by ``sample_weight`` or ``class_weight``), as Keras's compile."""
         from .training import trainer
 
-        trainer.compile_model(self, optimizer, loss, metrics)
+        trainer.compile_model(self, optimizer, loss, metrics, weighted_metrics)
 
     @property
     def metrics(self) -> list:

@@ -209,6 +209,22 @@ def test_evaluate_equals_single_process(client, da):
     assert list(logs) == ["accuracy", "loss", "mse"]  # (sorted, as Keras's evaluate dict)
 
 
+def test_evaluate_with_weighted_metrics(client, da):
+    """compile(weighted_metrics=...): the distributed evaluation logs and lists what the model's own does."""
+    model, x = _model(), _x(300, seed=5)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["mse"], weighted_metrics=["mse", "accuracy"])
+    y = (np.random.default_rng(6).random((300, 1)) > 0.5).astype(np.float32)
+    sw = np.random.default_rng(7).random(300).astype(np.float32)
+    args = (da.from_array(x, chunks=(100, -1, -1)), da.from_array(y, chunks=100))
+    expected = model.evaluate(x, y, batch_size=50, sample_weight=sw, verbose=0)
+    got = fg.distributed.evaluate(model, *args, client=client, batch_size=50, sample_weight=da.from_array(sw, 100))
+    assert len(got) == len(expected) == 5  # (loss, mse, mse, accuracy, weighted_mse: Keras's list)
+    np.testing.assert_allclose(got, expected, rtol=2e-6)
+    logs = fg.distributed.evaluate(model, *args, client=client, batch_size=50, sample_weight=da.from_array(sw, 100),
+                                   return_dict=True)
+    assert list(logs) == ["accuracy", "loss", "mse", "weighted_mse"]
+
+
 def test_evaluate_masked_sequence_outputs(client, da):
     """Per-step losses under an Embedding mask (the loss is averaged over each batch's valid steps)."""
     fg.set_random_seed(6)

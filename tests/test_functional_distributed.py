@@ -28,12 +28,14 @@ def _listed(a):
     return list(a.values()) if isinstance(a, dict) else a if isinstance(a, list) else [a]
 
 
-@pytest.mark.parametrize("name,loss,metrics", [
-    ("two_inputs", "binary_crossentropy", ["accuracy"]),
-    ("two_outputs", {"cls": "binary_crossentropy", "reg": "mse"}, {"cls": ["accuracy"], "reg": ["mae"]}),
-    ("seq2seq_gru", "categorical_crossentropy", ["categorical_accuracy"]),
+@pytest.mark.parametrize("name,loss,metrics,weighted", [
+    ("two_inputs", "binary_crossentropy", ["accuracy"], None),
+    ("two_outputs", {"cls": "binary_crossentropy", "reg": "mse"}, {"cls": ["accuracy"], "reg": ["mae"]}, None),
+    ("two_outputs", {"cls": "binary_crossentropy", "reg": "mse"}, {"cls": ["accuracy"]},
+     {"cls": ["accuracy"], "reg": ["mae"]}),
+    ("seq2seq_gru", "categorical_crossentropy", ["categorical_accuracy"], None),
 ])
-def test_multi_input_and_output_models_on_dask(client, name, loss, metrics):
+def test_multi_input_and_output_models_on_dask(client, name, loss, metrics, weighted):
     import dask.array as da
 
     model = fc.make(fg, name)
@@ -45,7 +47,7 @@ def test_multi_input_and_output_models_on_dask(client, name, loss, metrics):
     expected = _listed(model.predict(xs if len(xs) > 1 else xs[0]))
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g.compute(), e, rtol=1e-6, atol=1e-7)
-    model.compile("adam", loss, metrics=metrics)
+    model.compile("adam", loss, metrics=metrics, weighted_metrics=weighted)
     y = ys if len(ys) > 1 else ys[0]
     logs = fd.evaluate(model, x_arg, y, batch_size=4, client=client, return_dict=True)
     local = model.evaluate(xs if len(xs) > 1 else xs[0], y, batch_size=4, verbose=0, return_dict=True)

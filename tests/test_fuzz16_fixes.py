@@ -80,16 +80,6 @@ def test_tf_keras_files_of_the_round(rng, tmp_path):
                                atol=1e-6)
 
 
-@pytest.mark.keras
-def test_weighted_metrics_are_not_dropped_silently(keras, tmp_path):
-    km = keras.Sequential([keras.layers.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
-    km.compile("adam", "mse", metrics=["mae"], weighted_metrics=[keras.metrics.MeanAbsoluteError(name="wmae")])
-    km.save(tmp_path / "m.keras")
-    with pytest.warns(UserWarning, match="compiled with weighted_metrics .* compiled without them"):
-        ours = fg.load_model(tmp_path / "m.keras")
-    assert ours.compiled
-
-
 def test_a_code_built_model_of_one_element_lists(rng):
     """fg.Model([a], [out]) built in code takes evaluate([x], [y]) and compile(metrics=[["mae"]]), as Keras and as
     the same model loaded from a file (the target list of one was read as one array of one sample)."""

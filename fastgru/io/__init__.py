@@ -59,9 +59,10 @@ def _sniff(path) -> str:
 
 
 def restore_compile(model, training_config: dict | None, path, version: str | None = None) -> None:
-    """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics), as Keras's
-    load_model does: each of them one entry, a list in output order or a dict keyed by output name, and a
-    serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry, not a dict of outputs.
+    """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics, weighted
+    metrics), as Keras's load_model does: each of them one entry, a list in output order or a dict keyed by
+    output name, and a serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry,
+    not a dict of outputs.
 
     The optimizer starts from its configuration, not from the file's optimizer state. A configuration
     fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
@@ -83,14 +84,15 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     metrics = training_config.get("metrics")  # null (none compiled) stays None
     if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
         metrics = metrics[0]  # Keras nests metrics per output
+    weighted = training_config.get("weighted_metrics") or None
+    if isinstance(weighted, list) and len(weighted) == 1 and isinstance(weighted[0], list):
+        weighted = weighted[0]
     if loss is None:
         return
-    if training_config.get("weighted_metrics"):
-        warnings.warn(f"{path}: the model was compiled with weighted_metrics "
-                      f"{training_config['weighted_metrics']!r}, which fastgru does not compute; it is compiled "
-                      "without them", stacklevel=3)
     optimizer = "rmsprop" if optimizer is None else optimizer  # (Keras's compile default, as its load_model)
     kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
+    if weighted is not None:
+        kwargs["weighted_metrics"] = weighted
     try:
         if "loss_weights" in inspect.signature(model.compile).parameters:
             kwargs["loss_weights"] = loss_weights

@@ -9,29 +9,33 @@ def training_config(config: dict, output_names=None) -> dict:
     optimizers as ``Custom>Adam`` (the package "Custom"), named ``Adam`` here; a metric given by name
     (``"accuracy"``, ``"mae"``) is stored as ``MeanMetricWrapper(name=..., fn=...)``, given by its name
     again (as Keras reports it), without the ``<output>_`` prefix tf_keras gives an output's metric (a list
-    of lists, one per output in ``output_names``' order, or a dict keyed by output name)."""
+    of lists, one per output in ``output_names``' order, or a dict keyed by output name); the same for
+    the weighted metrics."""
     optimizer = config.get("optimizer_config")
     if isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str) \
             and optimizer["class_name"].startswith("Custom>"):
         config = dict(config, optimizer_config=dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):]))
 
-    def metric(m, output=None):
+    def metric(m, output=None, weighted=False):
         if isinstance(m, list):
-            return [metric(v, output) for v in m]
+            return [metric(v, output, weighted) for v in m]
         if isinstance(m, dict) and m.get("class_name") == "MeanMetricWrapper" and isinstance(m.get("config"), dict):
             name, fn = m["config"].get("name"), m["config"].get("fn")
             if isinstance(name, str) and output is not None and name.startswith(f"{output}_"):
                 name = name[len(output) + 1:]  # (tf_keras names an output's metric "<output>_mae"; fastgru adds it)
+            if isinstance(name, str) and weighted and name.startswith("weighted_"):
+                name = name[len("weighted_"):]  # (tf_keras's rename of a weighted metric named as a metric is)
             return name if isinstance(name, str) else fn if isinstance(fn, str) else m
         return m
 
-    metrics = config.get("metrics")
     names = list(output_names or [])
-    if (isinstance(metrics, list) and len(names) > 1 and len(metrics) == len(names)
-            and all(isinstance(m, list) for m in metrics)):
-        config = dict(config, metrics=[metric(m, k) for m, k in zip(metrics, names)])
-    elif isinstance(metrics, list):
-        config = dict(config, metrics=metric(metrics))
-    elif isinstance(metrics, dict) and not ("class_name" in metrics and "config" in metrics):  # one entry per output
-        config = dict(config, metrics={k: metric(v, k) for k, v in metrics.items()})
+    for key in ("metrics", "weighted_metrics"):
+        metrics, w = config.get(key), key == "weighted_metrics"
+        if (isinstance(metrics, list) and len(names) > 1 and len(metrics) == len(names)
+                and all(isinstance(m, list) for m in metrics)):
+            config = dict(config, **{key: [metric(m, k, w) for m, k in zip(metrics, names)]})
+        elif isinstance(metrics, list):
+            config = dict(config, **{key: metric(metrics, None, w)})
+        elif isinstance(metrics, dict) and not ("class_name" in metrics and "config" in metrics):  # per output
+            config = dict(config, **{key: {k: metric(v, k, w) for k, v in metrics.items()}})
     return config

@@ -143,21 +143,23 @@ def keras3_compile_config(model) -> dict | None:
     if compiled is None:
         return None
     if hasattr(compiled, "losses"):  # a Functional model (training/multi_output.MultiCompiled)
-        _, loss_weights, metrics = compiled.spec
+        _, loss_weights, metrics, weighted = compiled.spec
         loss, loss_weights = _functional_losses(compiled), _weights(loss_weights)
         metrics = _metrics_tree(metrics, compiled.names) if metrics is not None else None
+        weighted = _metrics_tree(weighted, compiled.names) if weighted is not None else None
     else:
         spec = getattr(compiled, "loss_spec", None)
         loss = _serialized(spec if isinstance(spec, str) else compiled.loss, "keras.losses")
         loss_weights = None
         metrics = ([_serialized(m, "keras.metrics") for m in compiled.metric_specs]
                    if getattr(compiled, "metrics_given", True) else None)
+        weighted = [_serialized(m, "keras.metrics") for m in compiled.weighted_specs] or None
     return {
         "optimizer": _serialized(compiled.optimizer, "keras.optimizers"),
         "loss": loss,
         "loss_weights": loss_weights,
         "metrics": metrics,
-        "weighted_metrics": None,
+        "weighted_metrics": weighted,
         "run_eagerly": False,
         "steps_per_execution": 1,
         "jit_compile": False,

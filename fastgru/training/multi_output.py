@@ -15,10 +15,10 @@ import copy
 import numpy as np
 
 from .. import activations
+from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import regularization
 from .keras_objects import is_serialized
 
 
@@ -68,14 +68,39 @@ def _per_output(model, value, what: str, allow_missing: bool):
     return [value] * len(names) if what != "metrics" else [value]
 
 
+def _metric_specs(model, metrics, multi: bool) -> list[list]:
+    """``compile``'s ``metrics`` (or ``weighted_metrics``) as one list of metric specs per output."""
+    names = model.output_names
+    if metrics is None or (isinstance(metrics, (list, tuple)) and not metrics):  # none, as Keras takes []
+        metric_specs = [[] for _ in names]
+    elif isinstance(metrics, dict) and not is_serialized(metrics, names):
+        metric_specs = _per_output(model, metrics, "metrics", allow_missing=True)
+    elif multi:
+        if not all(isinstance(m, (list, tuple)) or m is None for m in metrics) or len(metrics) != len(names):
+            raise ValueError(f"compile: model {model.name!r} has {len(names)} outputs {names}; give metrics as a "
+                             "dict keyed by output name or a list of lists, one per output")
+        metric_specs = list(metrics)
+    elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
+        metric_specs = [metrics[0]]  # (metrics=[["mae"]]: Keras's list per output, for one output)
+    else:
+        metric_specs = [metrics]
+    # (None entries: no metric, as tf_keras writes [[null], [...]] for an output compiled without one)
+    metric_specs = [[] if m is None else [s for s in (m if isinstance(m, (list, tuple)) else [m]) if s is not None]
+                    for m in metric_specs]
+    for spec in (s for specs in metric_specs for s in specs):  # unknown metrics: refused by compile
+        metrics_module.get(spec)
+    return metric_specs
+
+
 class MultiCompiled:
     """What ``compile`` fixed for a Functional model (see the module docstring)."""
 
-    def __init__(self, model, optimizer, loss, loss_weights, metrics):
+    def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics=None):
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         names = model.output_names
-        self.spec = (loss, loss_weights, metrics)  # as given (fastgru.distributed makes per-task copies)
+        # as given (fastgru.distributed makes per-task copies)
+        self.spec = (loss, loss_weights, metrics, weighted_metrics)
         self.multi = len(names) > 1
         self.optimizer = optimizers_module.get(optimizer)
         specs = _per_output(model, loss, "loss", allow_missing=True)
@@ -87,24 +112,8 @@ class MultiCompiled:
         else:
             weights = _per_output(model, loss_weights, "loss_weights", allow_missing=True)
             self.loss_weights = [1.0 if w is None else float(w) for w in weights]
-        if metrics is None or (isinstance(metrics, (list, tuple)) and not metrics):  # none, as Keras takes []
-            metric_specs = [[] for _ in names]
-        elif isinstance(metrics, dict) and not is_serialized(metrics, names):
-            metric_specs = _per_output(model, metrics, "metrics", allow_missing=True)
-        elif self.multi:
-            if not all(isinstance(m, (list, tuple)) or m is None for m in metrics) or len(metrics) != len(names):
-                raise ValueError(f"compile: model {model.name!r} has {len(names)} outputs {names}; give metrics as a "
-                                 "dict keyed by output name or a list of lists, one per output")
-            metric_specs = list(metrics)
-        elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
-            metric_specs = [metrics[0]]  # (metrics=[["mae"]]: Keras's list per output, for one output)
-        else:
-            metric_specs = [metrics]
-        # (None entries: no metric, as tf_keras writes [[null], [...]] for an output compiled without one)
-        self.metric_specs = [[] if m is None else [s for s in (m if isinstance(m, (list, tuple)) else [m])
-                                                   if s is not None] for m in metric_specs]
-        for spec in (s for specs in self.metric_specs for s in specs):  # unknown metrics: refused by compile
-            metrics_module.get(spec)
+        self.metric_specs = _metric_specs(model, metrics, self.multi)
+        self.weighted_specs = _metric_specs(model, weighted_metrics, self.multi)
         self.names = names
         self.loss_tracker = metrics_module.Mean(name="loss")
         # per-output loss entries when more than one output has a loss (Keras's CompileLoss: len(flat_losses) > 1)
@@ -129,20 +138,34 @@ class MultiCompiled:
         return trackers + (sorted(made, key=lambda m: m.name) if self.multi else made)
 
     def ensure_metrics(self, ys, preds) -> list:
+        """Each output's metrics then its weighted metrics, named as Keras names them (compile_metrics)."""
         if self._metrics is None:
-            made = []
-            for name, specs, y, p in zip(self.names, self.metric_specs, ys, preds):
-                objs = []
-                for spec in specs:
-                    m = metrics_module.get(spec, y, p)
-                    if self.multi:
-                        if m is spec:  # the caller's object: its name stays as given (saved, compiled again)
-                            m = copy.deepcopy(m)
-                        m.name = f"{name}_{m.name}"
-                    objs.append(m)
-                made.append(metrics_module.unique_names(objs))
-            self._metrics = made
+            plain, weighted = [], []
+            for specs, wspecs, y, p in zip(self.metric_specs, self.weighted_specs, ys, preds):
+                objs = [self._own(metrics_module.get(spec, y, p), spec) for spec in specs]
+                wobjs = [self._own(metrics_module.get(spec, y, p), spec) for spec in wspecs]
+                plain.append(objs)
+                weighted.append(compile_metrics.own_objects(wobjs, objs))
+            prefixes = self.names if self.multi else [None] * len(self.names)
+            compile_metrics.name_metrics([(m, o) for ms, o in zip(plain, prefixes) for m in ms],
+                                         [(m, o) for ms, o in zip(weighted, prefixes) for m in ms])
+            self._metrics = [a + b for a, b in zip(plain, weighted)]
         return self._metrics
+
+    def order(self) -> list[str]:
+        """Keras's ``metrics_names`` as its evaluate list reads the logs (``compile_metrics.in_order``): the
+        loss, the compiled metrics' own names (all outputs' metrics, then their weighted metrics), then the
+        outputs' loss trackers."""
+        made = self._metrics or []
+        plain = [m for ms, specs in zip(made, self.metric_specs) for m in ms[:len(specs)]]
+        weighted = [m for ms, specs in zip(made, self.metric_specs) for m in ms[len(specs):]]
+        trackers = [self.output_trackers[i].name for i in self._tracker_order if self.output_trackers[i] is not None]
+        return ["loss"] + [getattr(m, "own_name", m.name) for m in plain + weighted] + trackers
+
+    def _own(self, m, spec):
+        """With several outputs, the caller's metric object is copied: its name stays as given (saved,
+        compiled again) while the copy takes its output's prefix."""
+        return copy.deepcopy(m) if (self.multi and m is spec) else m
 
     def reset(self) -> None:
         self.loss_tracker.reset_state()
@@ -295,9 +318,10 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
         d_outs.append(grad)
         preds.append(pred)
     compiled.loss_tracker.update_state(total, sample_weight=len(preds[0]))
-    for ms, yk, pred, mask in zip(compiled.ensure_metrics(ys, preds), ys, preds, masks):
-        for m in ms:
-            m.update_state(yk, pred, mask=mask)  # Keras 3's compiled metrics take no sample_weight
+    for k, (ms, yk, pred, mask) in enumerate(zip(compiled.ensure_metrics(ys, preds), ys, preds, masks)):
+        # the compiled metrics take no sample_weight, the weighted metrics do (Keras 3)
+        sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
+        compile_metrics.update(ms, len(compiled.metric_specs[k]), yk, pred, sw, mask)
     return d_outs, tape
 
 

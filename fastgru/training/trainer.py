@@ -15,10 +15,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..random import global_rng
+from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import regularization
 from .callbacks import CallbackList
 from .structures import refuse_streams, single
 
@@ -30,28 +30,34 @@ from .structures import refuse_streams, single
 class Compiled:
     """What ``compile`` fixed: optimizer, loss, metric specs (metric objects are made per shape)."""
 
-    def __init__(self, optimizer, loss, metrics):
+    def __init__(self, optimizer, loss, metrics, weighted_metrics=None):
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         self.optimizer = optimizers_module.get(optimizer)
         loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
-        if isinstance(metrics, dict) and "class_name" not in metrics:
-            metrics = single(metrics, "output")  # (metrics={"out": ["mae"]})
-        elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
-            metrics = metrics[0]  # (metrics=[["mae"]])
+        metrics, weighted_metrics = _one_output_metrics(metrics), _one_output_metrics(weighted_metrics)
         self.loss = losses_module.get(loss)
         # (as given: a saved compile_config writes a loss name as the name, and metrics=None as null, as Keras)
         self.loss_spec, self.metrics_given = loss, metrics is not None
         self.metric_specs = list(metrics or [])
-        for spec in self.metric_specs:  # an unknown metric is refused by compile, not by the first step
+        self.weighted_specs = list(weighted_metrics or [])
+        for spec in self.metric_specs + self.weighted_specs:  # an unknown metric is refused by compile
             metrics_module.get(spec)
         self.loss_tracker = metrics_module.Mean(name="loss")
-        self.metrics: list | None = None
+        self.metrics: list | None = None  # the metrics, then the weighted metrics (compile_metrics)
 
     def ensure_metrics(self, y, y_pred) -> list:
         if self.metrics is None:
-            self.metrics = metrics_module.unique_names([metrics_module.get(m, y, y_pred) for m in self.metric_specs])
+            plain = [metrics_module.get(m, y, y_pred) for m in self.metric_specs]
+            weighted = compile_metrics.own_objects([metrics_module.get(m, y, y_pred) for m in self.weighted_specs],
+                                                   plain)
+            compile_metrics.name_metrics([(m, None) for m in plain], [(m, None) for m in weighted])
+            self.metrics = plain + weighted
         return self.metrics
+
+    def order(self) -> list[str]:
+        """Keras's ``metrics_names`` as its evaluate list reads the logs (``compile_metrics.in_order``)."""
+        return ["loss"] + [getattr(m, "own_name", m.name) for m in self.metrics or []]
 
     def reset(self) -> None:
         self.loss_tracker.reset_state()
@@ -65,8 +71,20 @@ class Compiled:
         return logs
 
 
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None) -> None:
-    model._compiled = Compiled(optimizer, loss, metrics)
+def _one_output_metrics(metrics):
+    """A one-output model's metrics as a list (or None): ``{"out": [...]}`` and ``[[...]]``, Keras's forms
+    per output, give their one list."""
+    if isinstance(metrics, dict) and "class_name" not in metrics:
+        metrics = single(metrics, "output")  # (metrics={"out": ["mae"]} or {"out": "mae"})
+    elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
+        metrics = metrics[0]  # (metrics=[["mae"]])
+    if metrics is None or isinstance(metrics, (list, tuple)):
+        return metrics
+    return [metrics]  # (one metric: a name, an object or a serialized one)
+
+
+def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None) -> None:
+    model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics)
     model.optimizer = model._compiled.optimizer
     model.loss = model._compiled.loss
     model.compiled = True
@@ -161,9 +179,9 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
 
 def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -> None:
     compiled.loss_tracker.update_state(value, sample_weight=len(y_pred))
-    for m in compiled.ensure_metrics(y, y_pred):
-        # Keras 3 weights the loss by sample_weight, not the compiled ``metrics`` (only ``weighted_metrics``)
-        m.update_state(y, y_pred, mask=mask)
+    # Keras 3 weights the loss by sample_weight, and the weighted metrics, not the compiled ``metrics``
+    compile_metrics.update(compiled.ensure_metrics(y, y_pred), len(compiled.metric_specs), y, y_pred, sample_weight,
+                           mask)
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
@@ -414,7 +432,7 @@ def _result(compiled: Compiled, return_dict: bool):
     logs = compiled.logs()
     if return_dict:
         return dict(sorted(logs.items()))  # (Keras's evaluate/train_on_batch dicts: keys sorted)
-    values = [logs["loss"]] + [m.result() for m in compiled.metrics or []]
+    values = compile_metrics.in_order(logs, compiled.order())
     return values[0] if len(values) == 1 else values
 
 

@@ -1,0 +1,79 @@
+"""The names and the updates of compiled ``metrics`` and ``weighted_metrics``, as Keras 3's CompileMetrics.
+
+``compile(metrics=[...], weighted_metrics=[...])``: the metrics are updated without the samples' weights,
+the weighted metrics with them (``sample_weight`` given to ``fit``/``evaluate``/``train_on_batch``, or the
+weights ``class_weight`` gives each training sample). Names as Keras's ``CompileMetrics.result``: an
+output's prefix (``<output>_``, models of several outputs), a repeated metric name suffixed ``_1``,
+``_2``, ...; a weighted metric whose name is taken becomes ``weighted_<name>`` (``mae`` and
+``weighted_mae`` for ``metrics=["mae"], weighted_metrics=["mae"]``). ``evaluate``'s list follows Keras's
+lookup of the logs by the metrics' own names (:func:`in_order`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+
+def name_metrics(plain: list, weighted: list) -> None:
+    """Give the metric objects their logged names, in place (Keras 3's ``CompileMetrics.result``).
+
+    ``plain`` and ``weighted``: ``(metric, output prefix or None)`` pairs in Keras's order (output by
+    output, each output's metrics in the given order); each metric's ``name`` is its own name on entry."""
+    counters: dict[str, int] = {}
+    for m, _ in plain + weighted:
+        m.own_name = m.name  # (Keras's evaluate list looks the logs up by these: ``in_order``)
+    for m, prefix in plain:
+        name = f"{prefix}_{m.name}" if prefix else m.name
+        if name not in counters:
+            counters[name] = 1
+        else:
+            index = counters[name]
+            counters[name] += 1
+            name = f"{name}_{index}"
+        m.name = name
+    for m, prefix in weighted:
+        name = f"{prefix}_{m.name}" if prefix else m.name
+        if name not in counters:
+            counters[name] = 1
+        else:
+            name = f"{prefix}_weighted_{m.name}" if prefix else f"weighted_{m.name}"
+            if name not in counters:
+                counters[name] = 1
+            else:
+                index = counters[name]
+                counters[name] += 1
+                name = f"{name}_{index}"
+        m.name = name
+
+
+def own_objects(metrics: list, taken: list) -> list:
+    """``metrics`` with each object that is also in ``taken`` (the same metric instance given as a metric
+    and as a weighted metric, or twice) replaced by a copy: each name and state is its own."""
+    seen = {id(m) for m in taken}
+    out = []
+    for m in metrics:
+        if id(m) in seen:
+            m = copy.deepcopy(m)
+        seen.add(id(m))
+        out.append(m)
+    return out
+
+
+def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask) -> None:
+    """Update one output's metrics: the first ``n_plain`` without the samples' weights, the others (the
+    weighted metrics) with ``sample_weight``; both with the output's mask."""
+    for i, m in enumerate(metrics):
+        if i < n_plain or sample_weight is None:
+            m.update_state(y, y_pred, mask=mask)
+        else:
+            m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+
+
+def in_order(logs: dict, names: list[str]) -> list:
+    """``evaluate``'s (and ``train_on_batch``'s) list, as Keras 3's ``Trainer._flatten_metrics_in_order``:
+    the logs found under ``names`` (the loss tracker's, the compiled metrics' own names before the
+    renaming above, then the outputs' loss trackers'), in that order — a name found twice is listed
+    twice — then every other log in sorted order."""
+    values = [logs[n] for n in names if n in logs]
+    listed = set(names)
+    return values + [logs[k] for k in sorted(logs) if k not in listed]
