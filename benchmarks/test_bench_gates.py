@@ -45,7 +45,7 @@ def vector_rows(x, rec, b, h, out, reps):
     for _ in range(reps):
         for bb in range(nb):
             hp = _data(h[bb])
-            gru_gate_row(_data(x[bb]), _data(rec[bb]), _data(b), hp, hp, _data(out[bb]), hp, hdim, 0)
+            gru_gate_row(_data(x[bb]), _data(rec[bb]), _data(b), _data(b), hp, hp, _data(out[bb]), hp, hdim, 0, 0)
 
 
 @pytest.fixture(scope="module", params=list(SHAPES))

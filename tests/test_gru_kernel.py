@@ -252,21 +252,28 @@ def test_projection_block_refuses_a_bias_of_another_width(rng):
         project_block(x, wp, np.zeros(5), xpc, 0, 2, 0, 3)
 
 
+_NO_BIAS = np.zeros(0, np.float32)  # (the fused gate rows' input bias, when the projection has it)
+
+
 def test_gate_row_against_numpy_for_every_tail_with_and_without_saving(rng):
     """``fused_gates.gru_gate_row`` (the fused float32 gate math as explicit vectors): each unit against the
     GRU equations in float64 (true tanh and sigmoid; the rational approximation is within 3.4e-7), for
     widths below, at and around the vector width (full vectors then a scalar tail), saving the gates or
-    not, updating h in place, and with the saved row over the input row (as the training forward)."""
+    not, updating h in place, and with the saved row over the input row (as the training forward); and
+    given the projection without its input bias and the bias (the inference loops): the same values
+    bit for bit as given the projection with the bias added."""
     from numba import njit
 
     from fastgru._kernels.fused_gates import gru_gate_row as gate_row
     from fastgru._kernels.packed import _data
 
     @njit(cache=False)
-    def run(x, rec, b, h, out, saved, save, in_place):
+    def run(x, rec, b, h, out, saved, save, in_place, b_in):
         hdim = h.shape[0]
         target = h if in_place else out
-        gate_row(_data(x), _data(rec), _data(b), _data(h), _data(target), _data(out), _data(saved), hdim, save)
+        has_bin = 1 if b_in.shape[0] > 0 else 0
+        gate_row(_data(x), _data(rec), _data(b), _data(b_in) if has_bin else _data(b), _data(h), _data(target),
+                 _data(out), _data(saved), hdim, has_bin, save)
 
     def sigmoid(v):
         return 1.0 / (1.0 + np.exp(-v))
@@ -285,15 +292,23 @@ def test_gate_row_against_numpy_for_every_tail_with_and_without_saving(rng):
             saved = np.full(5 * hdim, np.nan, np.float32)
             if saved_over_x:
                 saved[:3 * hdim] = x
-                run(saved, rec, b, hx, out, saved, save, in_place)
+                run(saved, rec, b, hx, out, saved, save, in_place, _NO_BIAS)
             else:
-                run(x.copy(), rec, b, hx, out, saved, save, in_place)
+                run(x.copy(), rec, b, hx, out, saved, save, in_place, _NO_BIAS)
             np.testing.assert_allclose(out, h_new, rtol=2e-6, atol=2e-6)
             np.testing.assert_array_equal(hx, out if in_place else h)
             if save:
                 np.testing.assert_allclose(saved, np.concatenate([z, r, hh, c, h64]), rtol=2e-6, atol=2e-6)
             else:
                 assert np.isnan(saved).all()
+            # the projection without its bias, and the bias: bit for bit the same
+            b_in = rng.standard_normal(3 * hdim).astype(np.float32)
+            hx2, out2, saved2 = h.copy(), np.full(hdim, np.nan, np.float32), np.full(5 * hdim, np.nan, np.float32)
+            run(x - b_in, rec, b, hx2, out2, saved2, save, in_place, b_in)
+            hx3, out3, saved3 = h.copy(), np.full(hdim, np.nan, np.float32), np.full(5 * hdim, np.nan, np.float32)
+            run((x - b_in) + b_in, rec, b, hx3, out3, saved3, save, in_place, _NO_BIAS)
+            for got, expected in ((hx2, hx3), (out2, out3), (saved2, saved3)):
+                np.testing.assert_array_equal(got, expected)
 
 
 def test_rational_sigmoid_is_the_halved_tanh_and_the_gate_row_uses_both_bit_for_bit():
@@ -333,7 +348,8 @@ def test_rational_sigmoid_is_the_halved_tanh_and_the_gate_row_uses_both_bit_for_
 
     @njit(cache=False)
     def gate_row(x, rec, b, h, out, saved):
-        gru_gate_row(_data(x), _data(rec), _data(b), _data(h), _data(h), _data(out), _data(saved), h.shape[0], 1)
+        gru_gate_row(_data(x), _data(rec), _data(b), _data(b), _data(h), _data(h), _data(out), _data(saved), h.shape[0],
+                     0, 1)
 
     specials = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 1e-20, 15.8, 15.82, -15.82, 40.0, -40.0, np.inf, -np.inf],
                         np.float32)

@@ -275,9 +275,10 @@ def test_lstm_gate_row_against_numpy_for_every_tail_with_and_without_saving():
     from fastgru._kernels.packed import _data
 
     @njit(cache=False)
-    def run(x, rec, c, h, c_new, h_new, out, saved, save):
-        lstm_gate_row(_data(x), _data(rec), _data(c), _data(h), _data(c_new), _data(h_new), _data(out), _data(saved),
-                      h.shape[0], save)
+    def run(x, rec, c, h, c_new, h_new, out, saved, save, b_in):
+        has_bin = 1 if b_in.shape[0] > 0 else 0
+        lstm_gate_row(_data(x), _data(rec), _data(b_in) if has_bin else _data(c), _data(c), _data(h), _data(c_new),
+                      _data(h_new), _data(out), _data(saved), h.shape[0], has_bin, save)
 
     def sigmoid(v):
         return 1.0 / (1.0 + np.exp(-v))
@@ -298,7 +299,7 @@ def test_lstm_gate_row_against_numpy_for_every_tail_with_and_without_saving():
             xin = saved if in_place else x.copy()
             c_new = cx if in_place else np.empty(hdim, np.float32)
             h_new = hx if in_place else np.empty(hdim, np.float32)
-            run(xin, rec, cx, hx, c_new, h_new, out, saved, save)
+            run(xin, rec, cx, hx, c_new, h_new, out, saved, save, np.zeros(0, np.float32))
             np.testing.assert_allclose(out, h_ref, rtol=2e-6, atol=2e-6)
             np.testing.assert_allclose(c_new, c_ref, rtol=2e-6, atol=2e-6)
             np.testing.assert_array_equal(h_new, out)
@@ -308,6 +309,16 @@ def test_lstm_gate_row_against_numpy_for_every_tail_with_and_without_saving():
             else:
                 np.testing.assert_array_equal(saved[:4 * hdim], x)
                 assert np.isnan(saved[4 * hdim:]).all()
+            # the projection without its bias, and the bias (the inference loops): bit for bit the same
+            b_in = rng.standard_normal(4 * hdim).astype(np.float32)
+            results = []
+            for args in (((x - b_in) + b_in, np.zeros(0, np.float32)), (x - b_in, b_in)):
+                c2, h2, o2, s2 = c.copy(), h.copy(), np.full(hdim, np.nan, np.float32), np.full(7 * hdim, np.nan,
+                                                                                                np.float32)
+                run(args[0].copy(), rec, c2, h2, c2, h2, o2, s2, save, *args[1:])
+                results.append((c2, h2, o2, s2))
+            for got, expected in zip(*results):
+                np.testing.assert_array_equal(got, expected)
 
 
 def test_lstm_grad_row_matches_the_element_formulas_bit_for_bit():

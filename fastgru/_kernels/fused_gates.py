@@ -148,19 +148,33 @@ def _access(builder, ty):
     return load, store
 
 
+def _input_bias_loops(context, builder, elem_type, hdim, has_bin, body):
+    """The row loop twice, chosen once per row: ``body(j, ty, suffix, with_bin)`` with the input bias added
+    to the projection's values (``has_bin`` != 0), and without."""
+    intp = context.get_value_type(types.intp)
+    with builder.if_else(builder.icmp_signed("!=", has_bin, ir.Constant(intp, 0))) as (with_bin, without):
+        with with_bin:
+            _row_loop(context, builder, elem_type, hdim, lambda j, ty, suffix: body(j, ty, suffix, True))
+        with without:
+            _row_loop(context, builder, elem_type, hdim, lambda j, ty, suffix: body(j, ty, suffix, False))
+
+
 def _gru_row_codegen(context, builder, sig, args):
-    x, rec, bias, h, h_new, out, saved, hdim, save = args
+    x, rec, bias, b_in, h, h_new, out, saved, hdim, has_bin, save = args
     intp = context.get_value_type(types.intp)
     do_save = builder.icmp_signed("!=", save, ir.Constant(intp, 0))
 
     def at(j, block):  # j + block * hdim
         return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
 
-    def body(j, ty, suffix):
+    def body(j, ty, suffix, with_bin):
         load, store = _access(builder, ty)
         # every load before any store: h_new may be h, and saved may be x (its first 3H columns)
-        vals = [load(x, at(j, 0)), load(x, at(j, 1)), load(x, at(j, 2)), load(rec, at(j, 0)), load(rec, at(j, 1)),
-                load(rec, at(j, 2)), load(bias, at(j, 0)), load(bias, at(j, 1)), load(bias, at(j, 2)), load(h, j)]
+        xs = [load(x, at(j, g)) for g in range(3)]
+        if with_bin:  # x + b_in rounded as the projection's own bias pass would round it
+            xs = [builder.fadd(v, load(b_in, at(j, g))) for g, v in enumerate(xs)]
+        vals = xs + [load(rec, at(j, 0)), load(rec, at(j, 1)), load(rec, at(j, 2)), load(bias, at(j, 0)),
+                     load(bias, at(j, 1)), load(bias, at(j, 2)), load(h, j)]
         z, r, hh, c, hn = _gru_unit(_Math(builder, ty, suffix), vals)
         with builder.if_then(do_save):
             for block, value in enumerate((z, r, hh, c, vals[9])):
@@ -168,22 +182,25 @@ def _gru_row_codegen(context, builder, sig, args):
         store(hn, h_new, j)
         store(hn, out, j)
 
-    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    _input_bias_loops(context, builder, sig.args[0].dtype, hdim, has_bin, body)
     return context.get_dummy_value()
 
 
 def _lstm_row_codegen(context, builder, sig, args):
-    x, rec, c, h, c_new, h_new, out, saved, hdim, save = args
+    x, rec, b_in, c, h, c_new, h_new, out, saved, hdim, has_bin, save = args
     intp = context.get_value_type(types.intp)
     do_save = builder.icmp_signed("!=", save, ir.Constant(intp, 0))
 
     def at(j, block):
         return builder.add(j, builder.mul(hdim, ir.Constant(intp, block))) if block else j
 
-    def body(j, ty, suffix):
+    def body(j, ty, suffix, with_bin):
         load, store = _access(builder, ty)
         # every load before any store: c_new may be c, h_new h, and saved x (its first 4H columns)
-        vals = [load(x, at(j, g)) for g in range(4)] + [load(rec, at(j, g)) for g in range(4)] + [load(c, j)]
+        xs = [load(x, at(j, g)) for g in range(4)]
+        if with_bin:  # x + b rounded as the projection's own bias pass would round it
+            xs = [builder.fadd(v, load(b_in, at(j, g))) for g, v in enumerate(xs)]
+        vals = xs + [load(rec, at(j, g)) for g in range(4)] + [load(c, j)]
         h_prev = load(h, j)
         ig, fg, gg, og, cn, tc, hn = _lstm_unit(_Math(builder, ty, suffix), vals)
         with builder.if_then(do_save):
@@ -193,7 +210,7 @@ def _lstm_row_codegen(context, builder, sig, args):
         store(hn, h_new, j)
         store(hn, out, j)
 
-    _row_loop(context, builder, sig.args[0].dtype, hdim, body)
+    _input_bias_loops(context, builder, sig.args[0].dtype, hdim, has_bin, body)
     return context.get_dummy_value()
 
 
@@ -283,23 +300,26 @@ def _pointer_signature(pointers, n_ints):
 
 
 @intrinsic
-def gru_gate_row(typingctx, x, rec, bias, h, h_new, out, saved, hdim, save):
+def gru_gate_row(typingctx, x, rec, bias, b_in, h, h_new, out, saved, hdim, has_bin, save):
     """One row's GRU step: ``h_new`` and ``out`` (H,) from ``x`` (the input projection, 3H), ``rec``
-    (the recurrent product, 3H), ``bias`` (the recurrent bias, 3H) and ``h`` (H,); with ``save`` != 0
-    also ``saved`` (5H,) = [z | r | hh | c | h]. Arguments are data pointers (``packed._data``), one
-    dtype; ``h_new`` may be ``h`` and ``saved`` may be ``x`` (each unit's values are all read before
-    any is written). Bounds unchecked: the caller checks every row's length."""
-    sig = _pointer_signature((x, rec, bias, h, h_new, out, saved), 2)
+    (the recurrent product, 3H), ``bias`` (the recurrent bias, 3H) and ``h`` (H,); with ``has_bin`` != 0
+    ``x`` is the projection without its bias and ``b_in`` (3H) is added to it first (the same values
+    as a projection with the bias: the inference loops skip a pass over the projection); with ``save``
+    != 0 also ``saved`` (5H,) = [z | r | hh | c | h]. Arguments are data pointers (``packed._data``),
+    one dtype; ``h_new`` may be ``h`` and ``saved`` may be ``x`` (each unit's values are all read
+    before any is written). Bounds unchecked: the caller checks every row's length."""
+    sig = _pointer_signature((x, rec, bias, b_in, h, h_new, out, saved), 3)
     return None if sig is None else (sig, _gru_row_codegen)
 
 
 @intrinsic
-def lstm_gate_row(typingctx, x, rec, c, h, c_new, h_new, out, saved, hdim, save):
+def lstm_gate_row(typingctx, x, rec, b_in, c, h, c_new, h_new, out, saved, hdim, has_bin, save):
     """One row's LSTM step: ``c_new``, ``h_new`` and ``out`` (H,) from ``x`` (the input projection with
-    the bias, 4H), ``rec`` (the recurrent product, 4H) and ``c`` (H,); with ``save`` != 0 also ``saved``
+    the bias, 4H; with ``has_bin`` != 0 without it, and ``b_in`` (4H) is added to it first: the same
+    values), ``rec`` (the recurrent product, 4H) and ``c`` (H,); with ``save`` != 0 also ``saved``
     (7H,) = [i | f | g | o | tanh(c_new) | c | h]. Data pointers, one dtype; ``c_new`` may be ``c``,
     ``h_new`` may be ``h``, ``saved`` may be ``x``. Bounds unchecked: the caller checks them."""
-    sig = _pointer_signature((x, rec, c, h, c_new, h_new, out, saved), 2)
+    sig = _pointer_signature((x, rec, b_in, c, h, c_new, h_new, out, saved), 3)
     return None if sig is None else (sig, _lstm_row_codegen)
 
 

@@ -92,8 +92,13 @@ def gru_forward_slice(
     wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
     if fused and (u.shape[1] != 3 * hdim or b_rec.shape[0] != 3 * hdim or out.shape[2] != hdim
-                  or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)):
+                  or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)
+                  or (b_in.shape[0] != 0 and b_in.shape[0] != 3 * hdim)):
         raise ValueError("gru_forward_slice: row widths do not match the units")  # gru_gate_row trusts them
+    # the fused rows add the input bias to the projection they read (the same values, one pass over
+    # the projection block fewer); the element loops read it added by project_block
+    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
+    b_proj = b_in[0:0] if has_bin else b_in
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -101,12 +106,13 @@ def gru_forward_slice(
             # the next block of steps' projection (in processing order: t falling with go_backwards)
             i_end = min(steps, i + block)
             t_lo = steps - i_end if go_backwards else i
-            project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
+            project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
         operand_matmul_into(h, up, rec)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.gru_gate_row),
             # saving the gates straight into the saved row when training
             bp = _data(b_rec)
+            binp = _data(b_in) if has_bin else bp
             for bb in range(nb):
                 b = b0 + bb
                 live = not (use_mask and mask[b, t] == 0)
@@ -118,10 +124,11 @@ def gru_forward_slice(
                 if live:
                     optr = _data(out[b, oi])
                     sptr = _data(saved[b, t]) if save else hptr  # (not written unless saving)
-                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, hptr, optr, sptr, hdim, 1 if save else 0)
+                    gru_gate_row(xptr, _data(rec[bb]), bp, binp, hptr, hptr, optr, sptr, hdim, has_bin,
+                                 1 if save else 0)
                 else:  # masked step, saving: the gates are saved, the state is kept
                     tmp = _data(rech[bb])
-                    gru_gate_row(xptr, _data(rec[bb]), bp, hptr, tmp, tmp, _data(saved[b, t]), hdim, 1)
+                    gru_gate_row(xptr, _data(rec[bb]), bp, binp, hptr, tmp, tmp, _data(saved[b, t]), hdim, has_bin, 1)
                     masked_step_output(out, b, i, oi, return_sequences, zero_output_for_mask)
             continue
         if not reset_after:

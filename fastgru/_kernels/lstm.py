@@ -92,8 +92,12 @@ def lstm_forward_slice(
     wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
     if fused and (rec.shape[1] != h4 or out.shape[2] != hdim or (block == 0 and xp.shape[2] < h4)
-                  or (save and saved.shape[2] < 7 * hdim)):
+                  or (save and saved.shape[2] < 7 * hdim) or (b_in.shape[0] != 0 and b_in.shape[0] != h4)):
         raise ValueError("lstm_forward_slice: row widths do not match the units")  # lstm_gate_row trusts them
+    # the fused rows add the bias to the projection they read (the same values, one pass over the
+    # projection block fewer); the element loops read it added by project_block
+    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
+    b_proj = b_in[0:0] if has_bin else b_in
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
@@ -101,7 +105,7 @@ def lstm_forward_slice(
             # the next block of steps' projection (in processing order: t falling with go_backwards)
             i_end = min(steps, i + block)
             t_lo = steps - i_end if go_backwards else i
-            project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
+            project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
             for gi in range(4):
                 for bb in range(nb):
@@ -126,12 +130,13 @@ def lstm_forward_slice(
                 xptr = _data(xpc[t - t_lo, bb]) if block > 0 else _data(xp[b, t])
                 hptr = _data(h[bb])
                 cptr = _data(c[bb])
+                binp = _data(b_in) if has_bin else cptr
                 if live:
-                    lstm_gate_row(xptr, _data(rec[bb]), cptr, hptr, cptr, hptr, _data(out[b, oi]),
-                                  _data(saved[b, t]) if save else hptr, hdim, 1 if save else 0)
+                    lstm_gate_row(xptr, _data(rec[bb]), binp, cptr, hptr, cptr, hptr, _data(out[b, oi]),
+                                  _data(saved[b, t]) if save else hptr, hdim, has_bin, 1 if save else 0)
                 else:  # masked step, saving: the gates are saved (tanh(c) as zeros), the states kept
-                    lstm_gate_row(xptr, _data(rec[bb]), cptr, hptr, _data(cnew), _data(hnew), _data(tc),
-                                  _data(saved[b, t]), hdim, 1)
+                    lstm_gate_row(xptr, _data(rec[bb]), binp, cptr, hptr, _data(cnew), _data(hnew), _data(tc),
+                                  _data(saved[b, t]), hdim, has_bin, 1)
                     srow = saved[b, t]
                     for j in range(hdim):
                         srow[h4 + j] = 0.0
