@@ -38,6 +38,12 @@ def _is_tensor(obj) -> bool:
     return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
 
 
+def _is_keras2_ref(obj) -> bool:
+    """A Keras 2 node's tensor reference ``[layer name, node index, tensor index(, kwargs)]``."""
+    return (isinstance(obj, list) and len(obj) in (3, 4) and isinstance(obj[0], str) and _is_int(obj[1])
+            and _is_int(obj[2]))
+
+
 def _parse_node(node, layer_name: str, recurrent: bool, path, roles=None):
     """(args: list of refs, list_args, states: list of refs, mask refs, call options) of one inbound node
     (``roles``: the tensor arguments of a layer called with keywords, MultiHeadAttention's)."""
@@ -196,9 +202,14 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
         if not refs:
             raise ModelFileError(path, f"{where}: an empty inbound node")
         kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
-        states = []
+        states, masks = [], []
         if isinstance(kwargs.get("initial_state"), list):
             states = [_ref(v, path, f"{where} initial_state") for v in kwargs["initial_state"]]
+        mask = kwargs.get("mask")
+        if mask is not None:  # (a layer called with mask=: one reference, or a list of them, None for none)
+            masks = ([_ref(mask, path, f"{where} mask")] if _is_keras2_ref(mask) else
+                     [None if v is None else _ref(v, path, f"{where} mask") for v in mask] if isinstance(mask, list)
+                     else [_ref(mask, path, f"{where} mask")])
         options = {}
         for key in _CALL_OPTIONS:
             value = kwargs.get(key)
@@ -206,9 +217,13 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
                 raise ModelFileError(path, f"{where}: {key} should be true or false, found {_short(value)}")
             if value:
                 options[key] = True
+        for key, value in kwargs.items():
+            if key not in ("initial_state", "mask") and (_is_keras2_ref(value) or (
+                    isinstance(value, list) and any(_is_keras2_ref(v) for v in value))):
+                raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
         if recurrent and len(refs) > 1:
-            return refs[:1], False, refs[1:] + states, [], options
-        return refs, len(refs) > 1, states, [], options
+            return refs[:1], False, refs[1:] + states, masks, options
+        return refs, len(refs) > 1, states, masks, options
     raise ModelFileError(path, f"{where}: malformed inbound node {_short(node)}")
 
 
