@@ -344,26 +344,21 @@ class Model(WrapperTrainable):
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
         return self.predict(x)
 
-    def predict(self, x, batch_size: int | None = None, verbose=0):
-        """Outputs for ``x`` (one array, a list or a dict keyed by input name), ``batch_size`` samples at a time."""
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps=None, callbacks=None):
+        """Outputs for ``x`` (one array, a list or a dict keyed by input name), ``batch_size`` samples at a time
+        (as ``Sequential.predict``: callbacks get Keras's predict hooks)."""
+        from .predict_loop import check_batch_size, predict_batches, rows_for_steps
+
         xs = self._input_list(x)
-        if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-                raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
-            batch_size = int(batch_size)
-        n = len(xs[0])
+        batch_size = check_batch_size(batch_size)
+        n = rows_for_steps(steps, len(xs[0]), batch_size)
+        xs = xs if n == len(xs[0]) else [a[:n] for a in xs]
+
+        def run(lo, hi):
+            return self._run(xs if (lo, hi) == (0, n) else [a[lo:hi] for a in xs])[0]
+
         with self._stateful_guard(), weights_lock(self).shared:
-            if batch_size is None or batch_size >= n:
-                outs, _ = self._run(xs)
-                return self._structured(outs)
-            full = None
-            for i in range(0, n, batch_size):
-                part, _ = self._run([a[i: i + batch_size] for a in xs])
-                if full is None:
-                    full = [np.empty((n,) + p.shape[1:], dtype=p.dtype) for p in part]
-                for o, p in zip(full, part):
-                    o[i: i + len(p)] = p
-                del part
+            full = predict_batches(self, n, batch_size, run, verbose, callbacks)
         return self._structured(full)
 
     def _stateful_guard(self):

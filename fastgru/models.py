@@ -203,35 +203,32 @@ class Sequential(WrapperTrainable):
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
         return self.predict(x)
 
-    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
-        """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all).
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
+        """Outputs for ``x`` (numpy, batch first), computed ``batch_size`` samples at a time (None: all;
+        32 with ``callbacks`` or ``verbose``, as Keras, whose predict hooks the callbacks get).
 
         With ``batch_size`` the output is allocated once and filled batch by batch: beyond ``x`` and the
         output, memory is that of one batch. Several threads may call ``predict`` on one model at once
         (the kernels release the GIL); a model with a ``stateful`` layer raises RuntimeError instead
-        (see :meth:`_stateful_guard`).
+        (see :meth:`_stateful_guard`). With ``steps``, only the first ``steps`` batches, as Keras.
         """
+        from .predict_loop import check_batch_size, predict_batches, rows_for_steps
+
         x = self._check_input(x)
-        if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-                raise ValueError(f"batch_size must be a positive integer or None, received {batch_size!r}")
-            batch_size = int(batch_size)
+        batch_size = check_batch_size(batch_size)
+        x = x[:rows_for_steps(steps, len(x), batch_size)]
         self._ensure_built(x)
+        listed = []
+
+        def run(lo, hi):
+            part = self._call(x if (lo, hi) == (0, len(x)) else x[lo:hi])
+            listed[:] = [isinstance(part, list)]
+            return part if listed[0] else [part]
+
         # set_weights waits for this call (one weight set throughout); a failed call leaves the states as they were
         with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
-            if batch_size is None or batch_size >= len(x):
-                return self._call(x)
-            out, listed = None, False
-            for i in range(0, len(x), batch_size):
-                part = self._call(x[i : i + batch_size])
-                listed = isinstance(part, list)
-                parts = part if listed else [part]
-                if out is None:
-                    out = [np.empty((len(x),) + p.shape[1:], dtype=p.dtype) for p in parts]
-                for o, p in zip(out, parts):
-                    o[i : i + len(p)] = p
-                del part, parts  # no batch's temporaries outlive its iteration
-            return out if listed else out[0]
+            out = predict_batches(self, len(x), batch_size, run, verbose, callbacks)
+        return out if listed and listed[0] else out[0]
 
     def _stateful_layers(self) -> list:
         inner = [l for layer in self._layers for l in getattr(layer, "layers", (layer,))]  # Bidirectional's two

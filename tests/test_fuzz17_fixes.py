@@ -24,3 +24,58 @@ def test_tf_keras_layer_called_with_a_mask_input(tmp_path):
     expected = km.predict([x, valid], verbose=0)
     for ours in (fg.load_model(tmp_path / "m.h5"), fg.from_keras(km)):
         np.testing.assert_allclose(ours.predict([x, valid]), expected, rtol=1e-5, atol=1e-6)
+
+
+class _Recorder(fg.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_") and name != "on_":
+            events = object.__getattribute__(self, "events")
+            return lambda *args, **kwargs: events.append((name,) + tuple(a for a in args if not isinstance(a, dict)))
+        return object.__getattribute__(self, name)
+
+
+def test_fit_runs_the_test_hooks_of_its_validation_pass_and_predict_takes_callbacks(rng):
+    """Keras calls fit's callbacks' on_test_begin / on_test_batch_* / on_test_end in the validation pass of
+    each epoch (fastgru called none), and predict takes callbacks (it refused the argument), calling
+    on_predict_begin, on_predict_batch_begin/end per batch of 32 (Keras's default) and on_predict_end."""
+    x = rng.normal(size=(24, 4, 3)).astype(np.float32)
+    y = rng.normal(size=(24, 1)).astype(np.float32)
+    model = fg.Sequential([fg.layers.Input((4, 3)), fg.layers.GRU(3), fg.layers.Dense(1)])
+    model.compile("adam", "mse")
+    rec = _Recorder()
+    model.fit(x, y, epochs=1, batch_size=8, validation_data=(x[:10], y[:10]), verbose=0, shuffle=False,
+              callbacks=[rec])
+    names = [e[0] for e in rec.events]
+    assert names == ["on_train_begin", "on_epoch_begin"] + ["on_train_batch_begin", "on_train_batch_end"] * 3 + [
+        "on_test_begin"] + ["on_test_batch_begin", "on_test_batch_end"] * 2 + [
+        "on_test_end", "on_epoch_end", "on_train_end"]
+    rec = _Recorder()
+    x70 = np.concatenate([x, x, x])[:70]
+    out = model.predict(x70, callbacks=[rec])
+    assert [e[0] for e in rec.events] == ["on_predict_begin"] + [
+        "on_predict_batch_begin", "on_predict_batch_end"] * 3 + ["on_predict_end"]
+    np.testing.assert_array_equal(out, model.predict(x70))
+    # steps: the first steps batches, as Keras predicts arrays
+    assert model.predict(x70, batch_size=8, steps=2).shape == (16, 1)
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        model.predict(x70, steps=0)
+
+
+def test_predict_batch_end_hands_the_batch_outputs():
+    seen = []
+
+    class Outputs(fg.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(logs["outputs"])
+
+    inputs = fg.Input((3, 2))
+    h = fg.layers.GRU(2)(inputs)
+    model = fg.Model(inputs, [fg.layers.Dense(1)(h), fg.layers.Dense(2)(h)])
+    x = np.random.default_rng(0).normal(size=(5, 3, 2)).astype(np.float32)
+    a, b = model.predict(x, batch_size=2, callbacks=[Outputs()])
+    assert len(seen) == 3 and all(isinstance(s, list) and len(s) == 2 for s in seen)
+    np.testing.assert_array_equal(np.concatenate([s[1] for s in seen]), b)

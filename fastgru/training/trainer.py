@@ -375,7 +375,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
                 break
         logs = compiled.logs()
         if validation_data is not None:
-            val = _validation_logs(model, validation_data, validation_batch_size or batch_size)
+            val = _validation_logs(model, validation_data, validation_batch_size or batch_size, cbs)
             logs.update({f"val_{k}": v for k, v in val.items()})
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -421,11 +421,14 @@ def class_sample_weight(y, class_weight) -> np.ndarray:
     return weights
 
 
-def _validation_logs(model, validation_data, batch_size) -> dict:
+def _validation_logs(model, validation_data, batch_size, cbs) -> dict:
+    """The validation pass at the end of an epoch: ``evaluate`` with fit's callbacks, which get its
+    ``on_test_*`` hooks, as Keras calls them (the progress bar stays silent in fit)."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
     return evaluate(model, *validation_data[:2], batch_size=batch_size, verbose=0, return_dict=True,
-                    sample_weight=validation_data[2] if len(validation_data) == 3 else None, _in_fit=True)
+                    sample_weight=validation_data[2] if len(validation_data) == 3 else None, callbacks=cbs,
+                    _in_fit=True)
 
 
 def _result(compiled: Compiled, return_dict: bool):
@@ -442,8 +445,9 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     batch_size = _batch_size(batch_size)
     verbose = 1 if verbose == "auto" else verbose
-    cbs = CallbackList(callbacks, add_progbar=verbose != 0 and not _in_fit, model=model,
-                       verbose=verbose, epochs=1, steps=math.ceil(len(x) / batch_size))
+    cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+        callbacks, add_progbar=verbose != 0 and not _in_fit, model=model, verbose=verbose, epochs=1,
+        steps=math.ceil(len(x) / batch_size))
     compiled.reset()
     cbs.on_test_begin()
     for step, idx in enumerate(_batches(len(x), batch_size)):
