@@ -79,3 +79,27 @@ def test_predict_batch_end_hands_the_batch_outputs():
     a, b = model.predict(x, batch_size=2, callbacks=[Outputs()])
     assert len(seen) == 3 and all(isinstance(s, list) and len(s) == 2 for s in seen)
     np.testing.assert_array_equal(np.concatenate([s[1] for s in seen]), b)
+
+
+@pytest.mark.keras
+def test_tf_keras_loss_object_and_accuracy_of_a_model_saved_untrained(tmp_path):
+    """A tf_keras model compiled with ``SparseCategoricalCrossentropy(from_logits=True)`` (its config's
+    ``reduction: "auto"``, Keras 2's name, made fastgru load it uncompiled) and ``metrics=["accuracy"]``,
+    saved before training: tf_keras stores the accuracy it guessed then (categorical_accuracy) and its loaded
+    model computes that one on the labels made (batch, 1) — fastgru resolved "accuracy" from the shapes."""
+    tk = pytest.importorskip("tf_keras")
+    tk.utils.set_random_seed(0)
+    km = tk.Sequential([tk.layers.Input((8, 3)), tk.layers.GRU(4), tk.layers.Dense(3)])
+    km.compile(tk.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+               tk.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    km.save(tmp_path / "m.h5")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 8, 3)).astype("float32")
+    y = np.arange(10) % 3
+    ours = fg.load_model(tmp_path / "m.h5")
+    theirs = tk.models.load_model(tmp_path / "m.h5").fit(x, y, epochs=3, batch_size=4, shuffle=False,
+                                                            verbose=0).history
+    mine = ours.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history
+    assert sorted(mine) == sorted(theirs) == ["accuracy", "loss"]
+    for key in theirs:
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, err_msg=key)

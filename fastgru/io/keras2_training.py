@@ -3,12 +3,17 @@ fastgru's ``compile`` takes (``io.restore_compile``)."""
 
 from __future__ import annotations
 
+#: the functions tf_keras stores for a metric compiled as "accuracy", and the metric classes computing them
+_ACCURACY_CLASSES = {"binary_accuracy": "BinaryAccuracy", "categorical_accuracy": "CategoricalAccuracy",
+                     "sparse_categorical_accuracy": "SparseCategoricalAccuracy"}
+
 
 def training_config(config: dict, output_names=None) -> dict:
     """Keras 2's training config in the form fastgru's compile takes: tf_keras 2.11+ registers its
     optimizers as ``Custom>Adam`` (the package "Custom"), named ``Adam`` here; a metric given by name
     (``"accuracy"``, ``"mae"``) is stored as ``MeanMetricWrapper(name=..., fn=...)``, given by its name
-    again (as Keras reports it), without the ``<output>_`` prefix tf_keras gives an output's metric (a list
+    again (as Keras reports it; "accuracy" as the accuracy function tf_keras stored, under that name),
+    without the ``<output>_`` prefix tf_keras gives an output's metric (a list
     of lists, one per output in ``output_names``' order, or a dict keyed by output name); the same for
     the weighted metrics."""
     optimizer = config.get("optimizer_config")
@@ -25,6 +30,10 @@ def training_config(config: dict, output_names=None) -> dict:
                 name = name[len(output) + 1:]  # (tf_keras names an output's metric "<output>_mae"; fastgru adds it)
             if isinstance(name, str) and weighted and name.startswith("weighted_"):
                 name = name[len("weighted_"):]  # (tf_keras's rename of a weighted metric named as a metric is)
+            if name in ("accuracy", "acc") and fn in _ACCURACY_CLASSES:
+                # the accuracy tf_keras resolved when it compiled, from the shapes it saw then (or its guess,
+                # categorical_accuracy, when the model was saved untrained): its loaded model computes that one
+                return {"class_name": _ACCURACY_CLASSES[fn], "config": {"name": name}}
             return name if isinstance(name, str) else fn if isinstance(fn, str) else m
         return m
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 
 def name_metrics(plain: list, weighted: list) -> None:
     """Give the metric objects their logged names, in place (Keras 3's ``CompileMetrics.result``).
@@ -59,9 +61,14 @@ def own_objects(metrics: list, taken: list) -> list:
     return out
 
 
-def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask) -> None:
+def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_ranks: bool = False) -> None:
     """Update one output's metrics: the first ``n_plain`` without the samples' weights, the others (the
-    weighted metrics) with ``sample_weight``; both with the output's mask."""
+    weighted metrics) with ``sample_weight``; both with the output's mask. ``keras2_ranks`` (a model compiled
+    from a tf_keras file): targets of rank 1 against outputs of rank 2 become (batch, 1) first, as tf_keras's
+    compiled metrics take them (``match_dtype_and_rank``: a categorical accuracy of (batch,) labels then
+    compares each row's argmax with 0)."""
+    if keras2_ranks and np.ndim(y) == 1 and np.ndim(y_pred) == 2:
+        y = np.asarray(y)[:, None]
     for i, m in enumerate(metrics):
         if i < n_plain or sample_weight is None:
             m.update_state(y, y_pred, mask=mask)

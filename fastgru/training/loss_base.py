@@ -91,6 +91,8 @@ class Loss:
     from_logits: bool = False
 
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
+        if reduction == "auto":  # Keras 2's name (tf_keras files): sum_over_batch_size wherever fit uses it
+            reduction = "sum_over_batch_size"
         if reduction not in ("sum_over_batch_size", "mean", "sum"):
             raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean' or 'sum'; received {reduction!r}")
         self.name = name or type(self).__name__

@@ -128,6 +128,7 @@ class MultiCompiled:
                 list(getattr(model, "_output_key_order", None) or names)
             self._tracker_order.sort(key=lambda i: keys.index(names[i]) if names[i] in keys else len(keys))
         self._metrics: list | None = None
+        self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)
 
     @property
     def metrics(self) -> list:
@@ -321,7 +322,7 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     for k, (ms, yk, pred, mask) in enumerate(zip(compiled.ensure_metrics(ys, preds), ys, preds, masks)):
         # the compiled metrics take no sample_weight, the weighted metrics do (Keras 3)
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
-        compile_metrics.update(ms, len(compiled.metric_specs[k]), yk, pred, sw, mask)
+        compile_metrics.update(ms, len(compiled.metric_specs[k]), yk, pred, sw, mask, compiled.keras2_ranks)
     return d_outs, tape
 
 

@@ -45,6 +45,7 @@ class Compiled:
             metrics_module.get(spec)
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.metrics: list | None = None  # the metrics, then the weighted metrics (compile_metrics)
+        self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)
 
     def ensure_metrics(self, y, y_pred) -> list:
         if self.metrics is None:
@@ -181,7 +182,7 @@ def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -
     compiled.loss_tracker.update_state(value, sample_weight=len(y_pred))
     # Keras 3 weights the loss by sample_weight, and the weighted metrics, not the compiled ``metrics``
     compile_metrics.update(compiled.ensure_metrics(y, y_pred), len(compiled.metric_specs), y, y_pred, sample_weight,
-                           mask)
+                           mask, compiled.keras2_ranks)
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
