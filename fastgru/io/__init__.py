@@ -100,8 +100,11 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
             raise ValueError(f"loss_weights {loss_weights!r} on a Sequential model (fastgru's Sequential compile "
                              "takes no loss_weights)")
         model.compile(**kwargs)
-        # tf_keras's compiled metrics take a target of rank 1 against an output of rank 2 as (batch, 1)
+        # tf_keras's compiled metrics take a target of rank 1 against an output of rank 2 as (batch, 1), and its
+        # Nadam advances its momentum product as its compiled train step does (training/optimizers.Nadam)
         model._compiled.keras2_ranks = model._keras2_output_losses
+        if model._keras2_output_losses and hasattr(model.optimizer, "tf_keras_steps"):
+            model.optimizer.tf_keras_steps = True
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)

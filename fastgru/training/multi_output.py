@@ -348,6 +348,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     d_outs, tape = _step(model, x, y, sample_weight, training=True)
     _, grads = model._backward(d_outs, tape)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
+    model._compiled.optimizer.batch_size = len(x)  # (tf_keras's Nadam steps: optimizers.Nadam)
     model._compiled.optimizer.apply(grads, model.trainable_weights)
     regularization.apply_constraints(model.layers, model.trainable_weights)
 

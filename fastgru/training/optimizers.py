@@ -184,13 +184,27 @@ class AdamW(Adam):
 class Nadam(Optimizer):
     """Keras 3's Nadam: Adam with Nesterov momentum and the momentum schedule
     ``u_t = beta_1 * (1 - 0.5 * 0.96^t)``, whose running product (one scalar, in the first variable's dtype)
-    is advanced once per step before the variables are updated."""
+    is advanced once per step before the variables are updated.
+
+    ``tf_keras_steps`` (set for a model compiled from a tf_keras file): the product as tf_keras's Nadam
+    advances it in its compiled train step, where the check meant to advance it once per step compares
+    the step with a count that grew by one per variable at each trace of the step: the k-th variable
+    updated (from 0) advances it by its own ``u_t`` unless ``k + 1 + traces · variables`` is the step
+    number plus two, and reads it after that. tf_keras traces its train step twice at its first call
+    (the first trace makes the optimizer's variables), and once more at the first batch of another size
+    (one relaxed trace for every other size): ``batch_size`` (the trainer sets it before each step) picks
+    the trace.
+    """
+
+    tf_keras_steps = False
+    batch_size: int | None = None
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self._u_product = None
+        self._k = 0
 
     def build(self, variables: list[np.ndarray]) -> None:
         super().build(variables)
@@ -199,6 +213,14 @@ class Nadam(Optimizer):
     def apply(self, grads: list, variables: list[np.ndarray]) -> None:
         if not self.built:
             self.build(variables)
+        if self.tf_keras_steps:  # (advanced variable by variable: _update)
+            sizes = self.__dict__.setdefault("_trace_sizes", [])
+            if not sizes:
+                sizes.append(self.batch_size)
+            self._traced = 1 if self.batch_size == sizes[0] else 2  # (traces before the one this step runs)
+            self._k, self._n_updated = 0, sum(g is not None for g in grads)
+            super().apply(grads, variables)
+            return
         dt = type(self._u_product)
         power = np.power(dt(0.96), dt(self.iterations + 1))
         # (python floats times a tensor: converted to its dtype directly, not through float32)
@@ -217,6 +239,10 @@ class Nadam(Optimizer):
         decay = _kcast(0.96, var.dtype)
         u_t = beta_1 * (dt(1.0) - dt(0.5) * np.power(decay, local_step))
         u_t_1 = beta_1 * (dt(1.0) - dt(0.5) * np.power(decay, next_step))
+        if self.tf_keras_steps:
+            if self._k != self.iterations + 1 - self._traced * self._n_updated:
+                self._u_product = type(self._u_product)(self._u_product * u_t)
+            self._k += 1
         u_product_t = dt(self._u_product)
         u_product_t_1 = u_product_t * u_t_1
         beta_2_power = np.power(beta_2, local_step)

@@ -194,6 +194,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
     grads = backward(model, grad, caches, activity)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
+    compiled.optimizer.batch_size = len(y_pred)  # (tf_keras's Nadam steps: optimizers.Nadam)
     compiled.optimizer.apply(grads, model.trainable_weights)
     regularization.apply_constraints(model.layers, model.trainable_weights)
 
