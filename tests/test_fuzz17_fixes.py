@@ -126,3 +126,39 @@ def test_tf_keras_nadam_trains_as_tf_keras(tmp_path):
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.keras
+def test_cnn_lstm_over_subsequences(keras, tmp_path):
+    """The CNN-LSTM of many tutorials (each subsequence through TimeDistributed(Conv1D), (MaxPooling1D),
+    (Flatten), then an LSTM over the subsequences) was refused: TimeDistributed takes the pooling, flattening,
+    reshaping, padding and other convolution layers too. Keras 3 and tf_keras files, predicted and trained."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4, 8, 3)).astype("float32")
+    y = rng.normal(size=(6, 1)).astype("float32")
+    km = keras.Sequential([L.Input((4, 8, 3)), L.TimeDistributed(L.Conv1D(5, 3, activation="relu")),
+                           L.TimeDistributed(L.MaxPooling1D(2)), L.TimeDistributed(L.SeparableConv1D(4, 2, padding="same")),
+                           L.TimeDistributed(L.ZeroPadding1D(1)), L.TimeDistributed(L.GlobalAveragePooling1D()),
+                           L.TimeDistributed(L.RepeatVector(2)), L.TimeDistributed(L.Flatten()), L.LSTM(6), L.Dense(1)])
+    km.compile("adam", "mse")
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    ours.save(tmp_path / "back.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), ours.predict(x),
+                               rtol=1e-5, atol=1e-6)
+    tk = pytest.importorskip("tf_keras")
+    K = tk.layers
+    tm = tk.Sequential([K.InputLayer((4, 8, 3)), K.TimeDistributed(K.Conv1D(5, 3, activation="relu")),
+                        K.TimeDistributed(K.MaxPooling1D(2)), K.TimeDistributed(K.Flatten()), K.LSTM(6), K.Dense(1)])
+    tm.compile(tk.optimizers.Adam(0.01), "mse")
+    tm.save(tmp_path / "t.h5")
+    ours = fg.load_model(tmp_path / "t.h5")
+    np.testing.assert_allclose(ours.predict(x), tm.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs = tm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)

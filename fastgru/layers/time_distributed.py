@@ -28,7 +28,11 @@ from .registry import Anything, KerasContract, register_layer, validate_params
 INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
                 "LayerNormalization", "BatchNormalization", "UnitNormalization", "Normalization",
                 "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "GRU", "LSTM",
-                "SimpleRNN", "Bidirectional", "Conv1D", "GroupNormalization", "RMSNormalization", "Identity")
+                "SimpleRNN", "Bidirectional", "Conv1D", "GroupNormalization", "RMSNormalization", "Identity",
+                # a CNN-LSTM's per-step feature extractor: TimeDistributed(Conv1D), (MaxPooling1D), (Flatten)
+                "MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Flatten",
+                "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "Cropping1D", "UpSampling1D",
+                "SpatialDropout1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Embedding")
 
 
 def _inner_from_config(entry):
