@@ -162,3 +162,78 @@ def test_cnn_lstm_over_subsequences(keras, tmp_path):
     theirs = tm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
                                theirs, rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_tf_keras_op_layers(keras, tmp_path):
+    """tf_keras records TensorFlow functions called on graph tensors as TFOpLambda layers (``x + inputs`` in a
+    Transformer block, ``tf.reduce_mean``, ``tf.concat``) and indexing as SlicingOpLambda: they were refused (a
+    two-operand one with a message that read as a damaged file). Run as the Keras 3 ops of the same math; with
+    an Embedding mask through them, trained; written back, Keras 3 reads them."""
+    tk = pytest.importorskip("tf_keras")
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    inp, b2 = tk.Input((10, 3)), tk.Input((10, 3))
+    h = tk.layers.Dense(3)(inp)
+    outs = [h - b2, h / (b2 * b2 + 1.0), -h, 1.0 - h, h ** 2, 2.0 * h, tf.reduce_sum(h, axis=-1, keepdims=True),
+            tf.nn.softmax(h, axis=1), tf.squeeze(tf.expand_dims(h, -1), axis=-1), tf.reshape(h, (-1, 30)),
+            tf.matmul(h, tf.transpose(b2, perm=[0, 2, 1])), tf.math.tanh(h), tf.nn.relu(h), tf.sigmoid(h),
+            tf.math.sqrt(tf.abs(h)), tf.stack([h, b2], axis=1), tf.maximum(h, b2), tf.reduce_max(h, 1),
+            tf.math.reduce_std(h, 1), tf.exp(h), tf.square(h), tf.math.reduce_min(h, axis=[1, 2]), h[:, 2:5:1, :],
+            h[:, -1], h[..., 0], tf.concat([tf.reduce_mean(h, axis=1), h[:, 0, :]], axis=-1),
+            tk.layers.GlobalAveragePooling1D()(h + inp)]
+    km = tk.Model([inp, b2], outs)
+    km.set_weights([w + rng.normal(0, 0.3, w.shape) for w in km.get_weights()])
+    x = [rng.normal(size=(4, 10, 3)).astype("float32") for _ in range(2)]
+    km.save(tmp_path / "ops.h5")
+    expected = km.predict(x, verbose=0)
+    for ours in (fg.load_model(tmp_path / "ops.h5"), fg.from_keras(km)):
+        for got, want in zip(ours.predict(x), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "ops_back.keras")
+    for got, want in zip(keras.models.load_model(tmp_path / "ops_back.keras").predict(x, verbose=0), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # masked, trained
+    tk.utils.set_random_seed(0)
+    tokens = tk.Input((8,), dtype="int32")
+    e = tk.layers.Embedding(20, 6, mask_zero=True)(tokens)
+    h = tk.layers.GRU(6, return_sequences=True)(e)
+    g = tk.layers.GRU(4)(tk.layers.LayerNormalization()(h + e) * 0.5)
+    km = tk.Model(tokens, tk.layers.Dense(1)(tf.concat([g, tf.reduce_mean(h, axis=1)], axis=-1)))
+    km.compile(tk.optimizers.Adam(0.01), "mse")
+    ids = rng.integers(1, 20, size=(9, 8))
+    ids[::2, 5:] = 0
+    y = rng.normal(size=(9, 1)).astype("float32")
+    km.save(tmp_path / "masked.h5")
+    ours = fg.load_model(tmp_path / "masked.h5")
+    np.testing.assert_allclose(ours.predict(ids), km.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs = km.fit(ids, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(ids, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+
+
+def test_tf_keras_op_layer_fastgru_does_not_run_is_refused_by_name():
+    from fastgru.errors import UnsupportedKerasFeature
+    from fastgru.io.tf_op_lambda import translate
+
+    entry = {"class_name": "TFOpLambda", "config": {"name": "tf.math.cumprod", "function": "math.cumprod"},
+             "inbound_nodes": [["dense", 0, 0, {"axis": 1}]]}
+    with pytest.raises(UnsupportedKerasFeature, match="computes 'math.cumprod', which fastgru does not run"):
+        translate(entry, "m.h5")
+    entry = {"class_name": "TFOpLambda", "config": {"name": "tf.linalg.matmul", "function": "linalg.matmul"},
+             "inbound_nodes": [["dense", 0, 0, {"b": ["x", 0, 0], "transpose_a": True}]]}
+    with pytest.raises(UnsupportedKerasFeature, match="transpose_a"):
+        translate(entry, "m.h5")
+
+
+def test_malformed_tf_keras_op_layers_are_file_errors():
+    from fastgru.errors import ModelFileError
+    from fastgru.io.tf_op_lambda import translate
+
+    deep = [0]
+    for _ in range(3000):
+        deep = [deep]
+    for node in (deep, [[[[["a"]]]]], 5, []):
+        with pytest.raises(ModelFileError, match="malformed op node"):
+            translate({"class_name": "TFOpLambda", "config": {"name": "x", "function": "__operators__.add"},
+                       "inbound_nodes": [node]}, "m.h5")

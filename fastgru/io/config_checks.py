@@ -17,7 +17,10 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 # small validators (a malformed config is the file's fault: ModelFileError naming the file)
 # ---------------------------------------------------------------------------------------------
 def _short(value) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # (a value nested deeper than repr goes)
+        return "<a deeply nested value>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

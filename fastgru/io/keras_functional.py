@@ -14,6 +14,7 @@ import json
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
+from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
 from .graph_weights import uses_graph, weight_groups  # noqa: F401 (used by saving, io/__init__)
@@ -70,6 +71,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
     entries = config.get("layers") if isinstance(config, dict) else None
     if not isinstance(entries, list):
         raise ModelFileError(path, f"{class_name} model config has no 'layers' list")
+    entries = [tf_op_lambda.translate(e, path) for e in entries]  # (tf_keras's op layers as Keras 3's)
     counter[0] += len(entries)
     if counter[0] > MAX_LAYERS:
         raise ModelFileError(path, f"the model config lists more than {MAX_LAYERS:,} layers")

@@ -1,0 +1,141 @@
+"""tf_keras's op layers as the Keras 3 op layers fastgru runs.
+
+tf_keras (Keras 2) records a TensorFlow function called on graph tensors as a ``TFOpLambda`` layer (``x + y``
+is ``tf.__operators__.add``, ``tf.reduce_mean(h, axis=1)`` is ``tf.math.reduce_mean``) and an index as a
+``SlicingOpLambda`` (``h[:, -1]``). Their node is ``[first argument, node, tensor, {the other arguments by
+TensorFlow's names}]`` (a list of such for a list argument, ``tf.concat([a, b], axis=-1)``; the first
+argument ``["_CONSTANT_VALUE", -1, value, {...}]`` when it is a number, ``1.0 - h``). :func:`translate` gives
+the Keras 3 op entry of the same computation (``Add``, ``Mean(axis=1)``, ``GetItem``...), which the graph
+loader runs as it runs Keras 3's (``layers/keras_ops.py``, ``layers/getitem.py``); a function fastgru does not
+map is refused by name. Nothing in the file runs: the function is looked up in a fixed table.
+"""
+
+from __future__ import annotations
+
+from ..errors import ModelFileError, UnsupportedKerasFeature
+from .config_checks import _short
+
+_BINARY = {"__operators__.add": "Add", "math.add": "Add", "math.add_n": None, "math.subtract": "Subtract",
+           "math.multiply": "Multiply", "math.truediv": "TrueDivide", "math.divide": "TrueDivide",
+           "math.maximum": "Maximum", "math.minimum": "Minimum", "math.pow": "Power"}
+_UNARY = {"math.negative": "Negative", "math.tanh": "Tanh", "math.sigmoid": "Sigmoid", "nn.sigmoid": "Sigmoid",
+          "nn.relu": "Relu", "math.sqrt": "Sqrt", "math.rsqrt": "Rsqrt", "math.exp": "Exp", "math.log": "Log",
+          "math.abs": "Absolute", "math.square": "Square", "math.sign": "Sign", "math.softplus": "Softplus",
+          "nn.softplus": "Softplus", "nn.elu": "Elu", "math.erf": "Erf"}
+_REDUCTIONS = {"math.reduce_mean": "Mean", "math.reduce_sum": "Sum", "math.reduce_max": "Max",
+               "math.reduce_min": "Min", "math.reduce_std": "Std", "math.reduce_variance": "Var",
+               "math.reduce_logsumexp": "Logsumexp"}
+#: function -> (op, {TensorFlow's argument: (Keras op config key, default)})
+_SHAPED = {"nn.softmax": ("Softmax", {"axis": ("axis", -1)}), "nn.log_softmax": ("LogSoftmax", {"axis": ("axis", -1)}),
+           "expand_dims": ("ExpandDims", {"axis": ("axis", None)}),
+           "compat.v1.squeeze": ("Squeeze", {"axis": ("axis", None)}), "squeeze": ("Squeeze", {"axis": ("axis", None)}),
+           "reshape": ("Reshape", {"shape": ("newshape", None)}),
+           "compat.v1.transpose": ("Transpose", {"perm": ("axes", None)}),
+           "transpose": ("Transpose", {"perm": ("axes", None)}),
+           "concat": ("Concatenate", {"axis": ("axis", None)}), "stack": ("Stack", {"axis": ("axis", 0)})}
+#: arguments that change nothing at their default (and the op's name, whatever it is)
+_HARMLESS = {"conjugate": False, "transpose_a": False, "transpose_b": False, "adjoint_a": False,
+             "adjoint_b": False, "a_is_sparse": False, "b_is_sparse": False, "output_type": None}
+
+_MODULE = {"Sigmoid": "keras.src.ops.nn", "Relu": "keras.src.ops.nn", "Softplus": "keras.src.ops.nn",
+           "Elu": "keras.src.ops.nn", "Softmax": "keras.src.ops.nn", "LogSoftmax": "keras.src.ops.nn",
+           "Erf": "keras.src.ops.math", "Rsqrt": "keras.src.ops.math", "Logsumexp": "keras.src.ops.math"}
+
+FUNCTIONS = sorted(k for k, v in {**_BINARY, **_UNARY, **_REDUCTIONS, **_SHAPED, "linalg.matmul": 1,
+                                  "__operators__.getitem": 1}.items() if v)
+
+
+def is_tf_op_layer(entry) -> bool:
+    return isinstance(entry, dict) and entry.get("class_name") in ("TFOpLambda", "SlicingOpLambda")
+
+
+def _tensor(ref) -> dict:
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": list(ref[:3])}}
+
+
+def _is_ref(value) -> bool:
+    return (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int) and value[0] != "_CONSTANT_VALUE")
+
+
+def _value(value, depth=0):
+    """A node argument: a tensor reference as Keras 3's tensor, a list of them likewise, else the value."""
+    if _is_ref(value):
+        return _tensor(value)
+    if isinstance(value, list) and depth < 8:  # (deeper: left as it is, and refused by the op's checks)
+        return [_value(v, depth + 1) for v in value]
+    return value
+
+
+def _first(node, where, path):
+    """(the first argument, the other arguments by name) of a tf_keras op node."""
+    if isinstance(node, list) and node and all(isinstance(v, list) for v in node):  # a list first argument
+        kwargs = node[0][3] if len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        if not all(v and isinstance(v[0], str) for v in node):
+            raise ModelFileError(path, f"{where}: malformed op node {_short(node)}")
+        return [_first(v, where, path)[0] for v in node], dict(kwargs)
+    if not (isinstance(node, list) and len(node) in (3, 4) and isinstance(node[0], str)):
+        raise ModelFileError(path, f"{where}: malformed op node {_short(node)}")
+    kwargs = node[3] if len(node) > 3 and isinstance(node[3], dict) else {}
+    first = node[2] if node[0] == "_CONSTANT_VALUE" else _tensor(node)
+    return first, dict(kwargs)
+
+
+def _slice_spec(spec, depth=0):
+    """tf_keras's slice_spec (dicts for slices, integers, Ellipsis) as Keras 3's GetItem key."""
+    if isinstance(spec, dict) and set(spec) <= {"start", "stop", "step"}:
+        return {"class_name": "__slice__", "config": {k: spec.get(k) for k in ("start", "stop", "step")}}
+    if spec in ("...", "Ellipsis") or (isinstance(spec, dict) and spec.get("class_name") == "__ellipsis__"):
+        return {"class_name": "__ellipsis__", "config": {}}
+    if isinstance(spec, list) and depth < 8:
+        return [_slice_spec(s, depth + 1) for s in spec]
+    return spec
+
+
+def translate(entry, path):
+    """The Keras 3 op entry computing what a tf_keras ``TFOpLambda``/``SlicingOpLambda`` entry does (other
+    entries are returned as they are)."""
+    if not is_tf_op_layer(entry):
+        return entry
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    name, function = config.get("name"), config.get("function")
+    where = f"layer {name!r} ({entry['class_name']} {function!r})"
+    nodes = entry.get("inbound_nodes")
+    if not isinstance(nodes, list) or not isinstance(name, str):
+        raise ModelFileError(path, f"{where}: malformed op layer")
+    op, op_config, converted = None, {"name": name}, []
+    for node in nodes:
+        first, kwargs = _first(node, where, path)
+        args, extra = [first], {}
+        if function == "__operators__.getitem" and entry["class_name"] == "SlicingOpLambda":
+            op, args = "GetItem", [first, _slice_spec(kwargs.pop("slice_spec", None))]
+        elif _BINARY.get(function):
+            op = _BINARY[function]
+            args.append(_value(kwargs.pop("y", None)))
+        elif function == "linalg.matmul":
+            op = "Matmul"
+            args.append(_value(kwargs.pop("b", None)))
+        elif _UNARY.get(function):
+            op = _UNARY[function]
+            kwargs.pop("x", None)
+        elif function in _REDUCTIONS:
+            op = _REDUCTIONS[function]
+            extra = {"axis": kwargs.pop("axis", None), "keepdims": bool(kwargs.pop("keepdims", False))}
+        elif function in _SHAPED:
+            op, options = _SHAPED[function]
+            for tf_name, (key, default) in options.items():
+                extra[key] = kwargs.pop(tf_name, default)
+            if function in ("compat.v1.squeeze", "squeeze") and extra["axis"] is None:
+                extra["axis"] = kwargs.pop("squeeze_dims", None)
+        else:
+            raise UnsupportedKerasFeature(
+                f"{where}: the tf_keras op layer computes {function!r}, which fastgru does not run (it runs "
+                f"{', '.join(FUNCTIONS)}); rewrite it with Keras layers, or save the model from Keras 3")
+        odd = {k: v for k, v in kwargs.items() if k != "name" and _HARMLESS.get(k, object()) != v}
+        if odd or any(isinstance(a, dict) and a.get("class_name") == "__keras_tensor__" for a in extra.values()):
+            raise UnsupportedKerasFeature(f"{where}: called with argument(s) {sorted(odd) or sorted(extra)} that "
+                                          "fastgru does not take there")
+        op_config.update(extra)
+        converted.append({"args": args, "kwargs": {}})
+    return {"module": _MODULE.get(op, "keras.src.ops.numpy"), "class_name": op, "config": op_config,
+            "name": name, "inbound_nodes": converted}
