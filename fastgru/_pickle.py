@@ -93,6 +93,7 @@ def _compile_state(model) -> dict[str, Any] | None:
         "loss": compiled.loss,
         "metrics": list(compiled.metric_specs),
         "weighted_metrics": list(compiled.weighted_specs),
+        "loss_weights": compiled.loss_weights_spec,
     }
 
 
@@ -132,5 +133,6 @@ def rebuild_model(cls: type, state: dict[str, Any]):
             if hasattr(spec, "reset_state"):
                 spec.reset_state()
         model.compile(optimizer=opt_cls.from_config(dict(opt_config)), loss=compile_state["loss"],
-                      metrics=compile_state["metrics"], weighted_metrics=weighted)
+                      metrics=compile_state["metrics"], weighted_metrics=weighted,
+                      loss_weights=compile_state.get("loss_weights"))
     return model

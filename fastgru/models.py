@@ -290,12 +290,13 @@ class Sequential(WrapperTrainable):
         return model
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None) -> None:
-        """Set the optimizer (name or instance), the loss, the metrics and the weighted metrics (those
-        that weigh each sample by ``sample_weight`` or ``class_weight``), as Keras's compile."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None) -> None:
+        """Set the optimizer (name or instance), the loss, the metrics, the weighted metrics (those that
+        weigh each sample by ``sample_weight`` or ``class_weight``) and the loss's weight (a number, or
+        one in a list or a dict: the loss is multiplied by it), as Keras's compile."""
         from .training import trainer
 
-        trainer.compile_model(self, optimizer, loss, metrics, weighted_metrics)
+        trainer.compile_model(self, optimizer, loss, metrics, weighted_metrics, loss_weights)
 
     @property
     def metrics(self) -> list:

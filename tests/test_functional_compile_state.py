@@ -178,17 +178,22 @@ def test_compile_takes_a_serialized_loss_and_empty_metrics(rng):
     assert list(model.evaluate(x, y, verbose=0, return_dict=True))[-1] == "reg_mean_absolute_error"
 
 
-def test_sequential_file_with_loss_weights_fastgru_cannot_apply_loads_uncompiled():
+def test_sequential_file_with_loss_weights_compiles_with_them():
+    """A Sequential file compiled with loss_weights (a number or one in a list): compiled with that weight, which
+    scales the loss (it loaded uncompiled before Sequential.compile took loss_weights)."""
     def seq():
+        fg.set_random_seed(0)
         return fg.Sequential([fg.layers.Input((4, 2)), fg.layers.GRU(3)])
 
-    model = seq()
-    restore_compile(model, {"optimizer": "sgd", "loss": "mse", "loss_weights": [1.0], "metrics": None}, "f")
-    assert model.compiled
-    model = seq()
-    with pytest.warns(UserWarning, match="loss_weights"):
-        restore_compile(model, {"optimizer": "sgd", "loss": "mse", "loss_weights": 0.5, "metrics": None}, "f")
-    assert model.__dict__.get("_compiled") is None
+    x = np.random.default_rng(0).normal(size=(5, 4, 2)).astype(np.float32)
+    y = np.zeros((5, 3), np.float32)
+    losses = []
+    for weights in ([1.0], 0.5):
+        model = seq()
+        restore_compile(model, {"optimizer": "sgd", "loss": "mse", "loss_weights": weights, "metrics": None}, "f")
+        assert model.compiled
+        losses.append(model.evaluate(x, y, verbose=0))
+    np.testing.assert_allclose(losses[1], 0.5 * losses[0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("dict_outputs", [True, False])

@@ -237,3 +237,28 @@ def test_malformed_tf_keras_op_layers_are_file_errors():
         with pytest.raises(ModelFileError, match="malformed op node"):
             translate({"class_name": "TFOpLambda", "config": {"name": "x", "function": "__operators__.add"},
                        "inbound_nodes": [node]}, "m.h5")
+
+
+@pytest.mark.keras
+def test_sequential_compile_takes_loss_weights(keras, tmp_path):
+    """Keras 3's Sequential.compile takes loss_weights (the loss scaled): fastgru's refused the argument, and a
+    file compiled with one loaded uncompiled."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 5, 3)).astype("float32")
+    y = rng.normal(size=(9, 2)).astype("float32")
+    km = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(2)])
+    km.compile(keras.optimizers.Adam(0.01), "mse", loss_weights=[2.5], metrics=["mae"])
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    code = fg.from_keras(km)
+    code.compile(fg.optimizers.Adam(0.01), "mse", loss_weights=2.5, metrics=["mae"])
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    for model in (ours, code):
+        mine = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+        for key in theirs:
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, err_msg=key)
+    ours.save(tmp_path / "back.keras")
+    assert fg.load_model(tmp_path / "back.keras")._compiled.loss_weight == 2.5
+    with pytest.raises(ValueError, match="loss_weights should be a number"):
+        code.compile("adam", "mse", loss_weights=[1.0, 2.0])

@@ -68,8 +68,6 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
     warning: predicting needs no compile.
     """
-    import inspect
-
     if not isinstance(training_config, dict):
         return
     # tf_keras weights each output's loss in evaluate's log by the batch size, as the total (Keras 3 counts each
@@ -94,11 +92,8 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     if weighted is not None:
         kwargs["weighted_metrics"] = weighted
     try:
-        if "loss_weights" in inspect.signature(model.compile).parameters:
+        if loss_weights is not None:
             kwargs["loss_weights"] = loss_weights
-        elif loss_weights is not None and _weights_list(loss_weights) != [1.0]:
-            raise ValueError(f"loss_weights {loss_weights!r} on a Sequential model (fastgru's Sequential compile "
-                             "takes no loss_weights)")
         model.compile(**kwargs)
         # tf_keras's compiled metrics take a target of rank 1 against an output of rank 2 as (batch, 1), and its
         # Nadam advances its momentum product as its compiled train step does (training/optimizers.Nadam)
@@ -108,12 +103,6 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)
-
-
-def _weights_list(value) -> list:
-    """The distinct loss weights of a one-output model's loss_weights (a number, a list or a dict)."""
-    values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-    return sorted({1.0 if v is None else float(v) for v in values})
 
 
 def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument name)

@@ -150,7 +150,7 @@ def keras3_compile_config(model) -> dict | None:
     else:
         spec = getattr(compiled, "loss_spec", None)
         loss = _serialized(spec if isinstance(spec, str) else compiled.loss, "keras.losses")
-        loss_weights = None
+        loss_weights = _weights(getattr(compiled, "loss_weights_spec", None))
         metrics = ([_serialized(m, "keras.metrics") for m in compiled.metric_specs]
                    if getattr(compiled, "metrics_given", True) else None)
         weighted = [_serialized(m, "keras.metrics") for m in compiled.weighted_specs] or None

@@ -30,9 +30,11 @@ from .structures import refuse_streams, single
 class Compiled:
     """What ``compile`` fixed: optimizer, loss, metric specs (metric objects are made per shape)."""
 
-    def __init__(self, optimizer, loss, metrics, weighted_metrics=None):
+    def __init__(self, optimizer, loss, metrics, weighted_metrics=None, loss_weights=None):
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
+        self.loss_weights_spec = loss_weights  # (as given, saved as given)
+        self.loss_weight = _one_loss_weight(loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
         loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
         metrics, weighted_metrics = _one_output_metrics(metrics), _one_output_metrics(weighted_metrics)
@@ -84,8 +86,24 @@ def _one_output_metrics(metrics):
     return [metrics]  # (one metric: a name, an object or a serialized one)
 
 
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None) -> None:
-    model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics)
+def _one_loss_weight(loss_weights) -> float:
+    """A one-output model's loss weight: a number, ``[w]`` or ``{name: w}`` (Keras's forms), 1.0 for None."""
+    value = loss_weights
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    elif isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ValueError(f"loss_weights should be a number (or one in a list or a dict) for a model with one output, "
+                         f"received {loss_weights!r}")
+    return float(value)
+
+
+def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None,
+                  loss_weights=None) -> None:
+    model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics, loss_weights)
     model.optimizer = model._compiled.optimizer
     model.loss = model._compiled.loss
     model.compiled = True
@@ -171,6 +189,9 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     else:
         value, grad = compiled.loss.value_and_grad(y, out, sample_weight=sample_weight, mask=mask)
         y_pred = out
+    if compiled.loss_weight != 1.0:  # (Keras: the loss times its weight, in the loss's dtype)
+        w = np.asarray(grad).dtype.type(compiled.loss_weight)
+        value, grad = value * w, grad * w
     penalty = sum(p[0] for p in activity.values() if p is not None)
     penalty += regularization.weight_penalty(model.layers, model.trainable_weights)
     if penalty:
