@@ -262,3 +262,26 @@ def test_sequential_compile_takes_loss_weights(keras, tmp_path):
     assert fg.load_model(tmp_path / "back.keras")._compiled.loss_weight == 2.5
     with pytest.raises(ValueError, match="loss_weights should be a number"):
         code.compile("adam", "mse", loss_weights=[1.0, 2.0])
+
+
+@pytest.mark.keras
+def test_targets_that_broadcast_against_the_output_train_as_keras(keras):
+    """Targets of shape (B, 2) for a Dense(1) output: Keras's loss broadcasts them against the output (and sums the
+    gradient back); fastgru failed inside NumPy with "cannot reshape array of size 14 into shape (7,1)". Targets
+    that do not broadcast are named in the error."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 5, 3)).astype("float32")
+    y = rng.normal(size=(7, 2)).astype("float32")
+    for loss in ("mse", "mae"):
+        km = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(1)])
+        km.compile(keras.optimizers.SGD(0.1), loss)
+        ours = fg.from_keras(km)
+        ours.compile(fg.optimizers.SGD(0.1), loss)
+        theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                                   theirs, rtol=1e-5)
+    ours = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(3)])
+    ours.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"targets of shape \(7, 2\) do not fit the model's output of shape"):
+        ours.fit(x, y, verbose=0)

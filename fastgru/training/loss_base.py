@@ -47,6 +47,13 @@ def _same_rank(x1: np.ndarray, x2: np.ndarray, expand_rank_1: bool = True):
     return x1, x2
 
 
+def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """``g`` summed over the axes along which an array of ``shape`` was broadcast to it."""
+    g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
 def _weights(values_shape, dtype, sample_weight, mask, reduction):
     """Per-value weights (mask merged into sample weight as Keras's ``apply_mask``) or None."""
     w = None
@@ -62,7 +69,12 @@ def _weights(values_shape, dtype, sample_weight, mask, reduction):
         sw = np.asarray(sample_weight, dtype=dtype)
         if w is not None:
             w, sw = _same_rank(w, sw)
-            sw = sw * w
+            try:
+                sw = sw * w
+            except ValueError:
+                raise ValueError(f"sample_weight of shape {sw.shape} does not broadcast to the output's mask of "
+                                 f"shape {w.shape} (the per-step losses of a sequence output take (batch, steps) "
+                                 "weights)") from None
         w = sw
     if w is None:
         return None
@@ -151,7 +163,18 @@ class Loss:
         yt, yp = self._align(np.asarray(y_true), yp)
         if yp.ndim == 0:
             raise ValueError(f"y_pred must have at least one dimension; received shape {orig_shape}")
-        values, dvalues = self._values(yt, yp, logits)
+        out_shape = yp.shape
+        if yt.ndim == yp.ndim and yt.shape != yp.shape:  # targets broadcast against the output, as Keras's arithmetic
+            try:
+                yp = np.broadcast_to(yp, np.broadcast_shapes(yt.shape, yp.shape))
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: targets of shape {np.shape(y_true)} do not fit the model's "
+                                 f"output of shape {orig_shape}") from None
+        try:
+            values, dvalues = self._values(yt, yp, logits)
+        except ValueError as exc:  # (NumPy's broadcasting error, named)
+            raise ValueError(f"{type(self).__name__}: targets of shape {np.shape(y_true)} do not fit the model's "
+                             f"output of shape {orig_shape} ({exc})") from None
         valid = self._valid_positions(yt)
         if valid is not None:  # Keras ANDs the loss's own mask into the output's (Loss.__call__)
             mask = valid if mask is None else np.logical_and(np.asarray(mask).astype(bool), valid)
@@ -166,6 +189,8 @@ class Loss:
         if w is not None:
             upstream = upstream * w
         g = (dvalues * upstream[..., None]).astype(dtype, copy=False)
+        if g.shape != out_shape:  # (the targets broadcast against the output: the gradient summed back)
+            g = _sum_to_shape(g, out_shape)
         return float(loss), g.reshape(orig_shape)
 
     def _values(self, y_true, y_pred, logits):  # pragma: no cover - abstract
