@@ -32,6 +32,7 @@ from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's pu
 from .layers import registry
 from .layers.base import WrapperTrainable, unique_name, weights_lock
 from .layers.core import InputLayer
+from .model_api import KerasModelAPI
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def _flatten_io(value, what: str, sort_keys: bool = False):
     return [_tensor(value, what)], None
 
 
-class Model(WrapperTrainable):
+class Model(KerasModelAPI, WrapperTrainable):
     """Keras 3's Functional model: ``Model(inputs, outputs, name=...)`` on symbolic tensors."""
 
     _wrapped = ("_all_layers",)  # (``trainable = False`` freezes every layer, as Keras)

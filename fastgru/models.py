@@ -12,10 +12,11 @@ from ._threads import held_or_refused
 from .layers import registry
 from .layers.base import BUILD_LOCK, Layer, WrapperTrainable, record_symbolic_call, unique_name, weights_lock
 from .layers.core import InputLayer
+from .model_api import KerasModelAPI
 from .summary import print_summary
 
 
-class Sequential(WrapperTrainable):
+class Sequential(KerasModelAPI, WrapperTrainable):
     """A linear stack of layers, called in order; masks flow from the layer that makes them."""
 
     _wrapped = ("_layers",)  # (``trainable = False`` freezes every layer, as Keras)

@@ -285,3 +285,32 @@ def test_targets_that_broadcast_against_the_output_train_as_keras(keras):
     ours.compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"targets of shape \(7, 2\) do not fit the model's output of shape"):
         ours.fit(x, y, verbose=0)
+
+
+@pytest.mark.keras
+def test_keras_model_attributes_and_config_interop(keras, rng):
+    """Keras 3's model attributes training code uses (the variable lists, metrics_names, reset_metrics,
+    get_metrics_result, get_compile_config, to_json) were missing; a Keras Sequential config did not go through
+    fg.Sequential.from_config (InputLayer's optional/ragged/sparse, Dense's quantization_config), and Keras could
+    not rebuild a fastgru Bidirectional's config (its inner layers had no module)."""
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.BatchNormalization(),
+                           fg.layers.Dense(2)])
+    model.layers[0].trainable = False
+    model.compile("adam", "mse", metrics=["mae"])
+    assert model.variables == model.weights and model.trainable_variables == model.trainable_weights
+    assert len(model.non_trainable_variables) == 3 + 2  # the frozen GRU's, the moving statistics
+    x, y = rng.normal(size=(6, 5, 3)).astype("float32"), rng.normal(size=(6, 2)).astype("float32")
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert model.metrics_names == ["loss", "mae"]  # (the metrics are made at the first step, from the shapes)
+    assert model.get_metrics_result() == pytest.approx(logs)
+    model.reset_metrics()
+    assert model.get_metrics_result()["loss"] == 0.0
+    assert model.get_compile_config()["loss"] == "mse"
+    km = keras.models.model_from_json(model.to_json())
+    km.set_weights(model.get_weights())
+    np.testing.assert_allclose(km.predict(x, verbose=0), model.predict(x), rtol=1e-5, atol=1e-6)
+    L = keras.layers
+    ks = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(2)])
+    np.testing.assert_array_equal(fg.Sequential.from_config(ks.get_config()).predict(x).shape, (6, 2))
+    bi = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.Bidirectional(fg.layers.GRU(4))])
+    assert keras.Sequential.from_config(bi.get_config()).output_shape == (None, 8)

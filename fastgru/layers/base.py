@@ -200,6 +200,10 @@ def compute_dtype(x: np.ndarray) -> np.dtype:
     return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
 
 
+#: options Keras 3's get_config writes that change nothing at these values (a Keras config given to from_config)
+_KERAS_DEFAULT_KEYS = {"quantization_config": None, "optional": False, "ragged": False, "sparse": False}
+
+
 class Layer:
     """Base class of fastgru layers (see the module docstring for the contract)."""
 
@@ -224,6 +228,9 @@ class Layer:
         **kwargs: Any,
     ):
         kwargs.pop("input_length", None)  # accepted for Keras 2 compatibility
+        for key, default in _KERAS_DEFAULT_KEYS.items():  # (Keras 3 configs: options at a value that changes nothing)
+            if key in kwargs and kwargs[key] == default:
+                del kwargs[key]
         self._take_regularizers(kwargs)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")

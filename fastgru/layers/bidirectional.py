@@ -262,9 +262,10 @@ class Bidirectional(WrapperTrainable, Layer):
         config = super().get_config()
         config.update(
             merge_mode=self.merge_mode,
-            layer={"class_name": type(self.forward_layer).__name__, "config": self.forward_layer.get_config()},
-            backward_layer={"class_name": type(self.backward_layer).__name__,
-                            "config": self.backward_layer.get_config()},
+            layer={"module": "keras.layers", "class_name": type(self.forward_layer).__name__,
+                   "config": self.forward_layer.get_config(), "registered_name": None},
+            backward_layer={"module": "keras.layers", "class_name": type(self.backward_layer).__name__,
+                            "config": self.backward_layer.get_config(), "registered_name": None},
         )
         return config
 
