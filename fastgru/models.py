@@ -39,7 +39,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     # ---- structure --------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
-        """Append a layer; an ``Input``/``InputLayer`` first fixes the input shape and builds the model."""
+        """Append a layer; an ``Input``/``InputLayer`` first fixes the input shape and builds the model. A
+        Sequential (a pretrained encoder) nests as the Functional model of its layers, under its name."""
         if getattr(layer, "_fg_symbolic", False) and not isinstance(layer, InputLayer):  # fg.Input(...)'s tensor
             if not getattr(getattr(layer, "node", None), "is_input", False):
                 raise TypeError("Sequential takes an Input tensor only as its first entry, received a tensor made by "
@@ -51,6 +52,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             self._input_layer = layer
             self.build(layer.batch_shape)
             return
+        if isinstance(layer, Sequential):  # a Sequential as a layer (as Keras): nested as the Model of its layers
+            layer = self._nested_sequential(layer)
         if not isinstance(layer, Layer) and not getattr(layer, "_fg_model", False):  # a Functional Model nests
             raise TypeError(f"Sequential.add expects a fastgru layer, received {type(layer).__name__}")
         if any(existing.name == layer.name for existing in self._layers):
@@ -62,6 +65,17 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         elif self.built:
             self._build_layer(layer, self.output_shape)
             self.output_shape = layer.output_shape
+
+    def _nested_sequential(self, inner):
+        """A Sequential added to this one, as the Functional model of its layers under its name (a built
+        one; an unbuilt one is built for this model's output first)."""
+        if not inner.built:
+            if not self.built:
+                raise ValueError(f"Sequential {inner.name!r} added to Sequential {self.name!r}: give one of them an "
+                                 "Input first, so that the nested model can be built")
+            inner.build(self.output_shape)
+        x = registry.model_class("Input")(batch_shape=inner.input_shape)
+        return registry.model_class("Functional")(x, inner(x), name=inner.name)
 
     def pop(self) -> Layer:
         layer = self._layers.pop()

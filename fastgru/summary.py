@@ -113,4 +113,6 @@ def print_functional_summary(model, line_length: int | None = None, print_fn=Non
 
 def _class_name(layer) -> str:
     """The class shown for a layer: Keras's op name for an op layer (``add (Add)``), else the class's."""
+    if getattr(layer, "_fg_model", False):
+        return "Functional"  # (a nested fg.Model: Keras's class name for it)
     return layer.op if type(layer).__name__ == "KerasOp" else type(layer).__name__

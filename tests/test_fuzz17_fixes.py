@@ -314,3 +314,27 @@ def test_keras_model_attributes_and_config_interop(keras, rng):
     np.testing.assert_array_equal(fg.Sequential.from_config(ks.get_config()).predict(x).shape, (6, 2))
     bi = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.Bidirectional(fg.layers.GRU(4))])
     assert keras.Sequential.from_config(bi.get_config()).output_shape == (None, 8)
+
+
+@pytest.mark.keras
+def test_a_sequential_as_a_layer_of_a_sequential(keras, rng, tmp_path):
+    """Keras takes a Sequential as a layer of a Sequential (a pretrained encoder); fastgru's add refused it. It
+    nests as the model of its layers under its name (get_layer, freezing by name), trains and saves for Keras."""
+    encoder = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4)], name="enc")
+    model = fg.Sequential([encoder, fg.layers.Dense(1)])
+    assert [layer.name for layer in model.layers] == ["enc", model.layers[1].name]
+    model.get_layer("enc").trainable = False
+    model.compile("adam", "mse")
+    x, y = rng.normal(size=(6, 5, 3)).astype("float32"), rng.normal(size=(6, 1)).astype("float32")
+    before = [w.copy() for w in encoder.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(encoder.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), model.predict(x),
+                               rtol=1e-5, atol=1e-6)
+    unbuilt = fg.Sequential([fg.layers.GRU(4)], name="enc2")
+    outer = fg.Sequential([fg.layers.Input((5, 3)), unbuilt, fg.layers.Dense(1)])
+    assert outer.predict(x).shape == (6, 1)
+    with pytest.raises(ValueError, match="give one of them an Input"):
+        fg.Sequential([fg.Sequential([fg.layers.GRU(4)])])
