@@ -338,3 +338,26 @@ def test_a_sequential_as_a_layer_of_a_sequential(keras, rng, tmp_path):
     assert outer.predict(x).shape == (6, 1)
     with pytest.raises(ValueError, match="give one of them an Input"):
         fg.Sequential([fg.Sequential([fg.layers.GRU(4)])])
+
+
+@pytest.mark.parametrize("name,options", [("RMSprop", {}), ("RMSprop", {"centered": True}), ("Adagrad", {}),
+                                          ("Nadam", {}), ("Adam", {"decay": 0.05}), ("SGD", {"momentum": 0.9})])
+@pytest.mark.keras
+def test_tf_keras_legacy_optimizers_train_by_their_rules(tmp_path, name, options):
+    """A file compiled with one of TensorFlow's optimizer_v2 optimizers (tf_keras.optimizers.legacy, and every
+    TF <= 2.10 file) trained by Keras 3's rules: legacy RMSprop without momentum and Adagrad put epsilon outside
+    the root, legacy Nadam has its own schedule, and ``decay`` decays the rate (it was dropped)."""
+    tk = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+    km = tk.Sequential([tk.layers.Input((5, 3)), tk.layers.GRU(4), tk.layers.Dense(2)])
+    km.set_weights([np.random.default_rng(1).normal(0, 0.3, size=w.shape).astype("float32")
+                    for w in km.get_weights()])
+    km.compile(getattr(tk.optimizers.legacy, name)(learning_rate=0.01, **options), "mse")
+    km.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5")
+    for _ in range(4):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -3,6 +3,8 @@ fastgru's ``compile`` takes (``io.restore_compile``)."""
 
 from __future__ import annotations
 
+from ..training.optimizer_base import LEGACY_KEY
+
 #: the functions tf_keras stores for a metric compiled as "accuracy", and the metric classes computing them
 _ACCURACY_CLASSES = {"binary_accuracy": "BinaryAccuracy", "categorical_accuracy": "CategoricalAccuracy",
                      "sparse_categorical_accuracy": "SparseCategoricalAccuracy"}
@@ -15,11 +17,18 @@ def training_config(config: dict, output_names=None) -> dict:
     again (as Keras reports it; "accuracy" as the accuracy function tf_keras stored, under that name),
     without the ``<output>_`` prefix tf_keras gives an output's metric (a list
     of lists, one per output in ``output_names``' order, or a dict keyed by output name); the same for
-    the weighted metrics."""
+    the weighted metrics. An optimizer_v2 config (TensorFlow 2.10 and before, or ``tf_keras.optimizers.legacy``:
+    a ``decay`` and no ``use_ema``) is marked, so that the optimizer follows its rules
+    (``training.optimizer_base.LEGACY_KEY``)."""
     optimizer = config.get("optimizer_config")
     if isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str) \
             and optimizer["class_name"].startswith("Custom>"):
         config = dict(config, optimizer_config=dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):]))
+    optimizer = config.get("optimizer_config")
+    inner = optimizer.get("config") if isinstance(optimizer, dict) else None
+    if isinstance(inner, dict) and "decay" in inner and "use_ema" not in inner:
+        # TensorFlow's optimizer_v2 (TF <= 2.10, or tf_keras.optimizers.legacy): its own rules and rate decay
+        config = dict(config, optimizer_config=dict(optimizer, config={**inner, LEGACY_KEY: True}))
 
     def metric(m, output=None, weighted=False):
         if isinstance(m, list):

@@ -42,16 +42,31 @@ def _auto_name(cls_name: str) -> str:
     return f"{name}_{uid}" if uid else name
 
 
+#: the optimizer-config key io/keras2_training.py sets for a tf_keras legacy (optimizer_v2) optimizer
+LEGACY_KEY = "fastgru_tf_legacy"
+
+
 class Optimizer:
     """Base class. Subclasses define ``_build_slots(var)`` and ``_update(i, grad, var, lr)``."""
+
+    #: whether optimizer_v2's ``decay`` decays this optimizer's rate (its Nadam uses it for its schedule only)
+    legacy_decays_rate = True
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
                  global_clipnorm: float | None = None, name: str | None = None, **kwargs):
         unsupported = {k: v for k, v in kwargs.items() if k in ("use_ema", "loss_scale_factor",
                                                                  "gradient_accumulation_steps") and v}
+        #: TensorFlow's optimizer_v2 rules (a tf_keras file's legacy optimizer: io/keras2_training.py), and its
+        #: time-inverse decay of the rate, ``lr / (1 + decay * iterations)``
+        self.tf_legacy = bool(kwargs.pop(LEGACY_KEY, False))
+        decay = kwargs.pop("decay", None)
+        self.legacy_decay = float(decay or 0.0) if self.tf_legacy else 0.0
+        if decay and not self.tf_legacy:
+            raise ValueError(f"decay={decay!r}: the decay of tf_keras's legacy optimizers; use a learning-rate "
+                             "schedule (fg.optimizers.schedules.InverseTimeDecay)")
         for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                    "gradient_accumulation_steps", "decay", "jit_compile", "is_legacy_optimizer"):
+                    "gradient_accumulation_steps", "jit_compile", "is_legacy_optimizer"):
             kwargs.pop(key, None)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
@@ -93,7 +108,10 @@ class Optimizer:
     def _learning_rate(self) -> np.float32:
         """The rate of the next update: the schedule at the step count, or the fixed rate."""
         schedule = getattr(self, "_schedule", None)
-        return np.float32(schedule(self.iterations)) if schedule is not None else self._fixed_rate
+        rate = np.float32(schedule(self.iterations)) if schedule is not None else self._fixed_rate
+        if self.legacy_decay and self.legacy_decays_rate:  # (optimizer_v2's _decayed_lr, in float32)
+            rate = rate / (np.float32(1) + np.float32(self.legacy_decay) * np.float32(self.iterations))
+        return rate
 
     # -- public API ---------------------------------------------------------------------------
     def build(self, variables: list[np.ndarray]) -> None:

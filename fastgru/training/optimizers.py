@@ -132,10 +132,13 @@ class RMSprop(Optimizer):
         if self.centered:
             ag = s["average_gradient"]
             ag[...] = rho * ag + dt(1 - self.rho) * g
-            denominator = vel - np.square(ag) + dt(self.epsilon)
+            base = vel - np.square(ag)
         else:
-            denominator = vel + dt(self.epsilon)
-        increment = (lr * g) / np.sqrt(denominator)
+            base = vel
+        if self.tf_legacy and self.momentum == 0:  # optimizer_v2 without momentum: epsilon outside the root
+            var -= (lr * g) / (np.sqrt(base) + dt(self.epsilon))
+            return
+        increment = (lr * g) / np.sqrt(base + dt(self.epsilon))
         if self.momentum > 0:
             mom = s["momentum"]
             mom[...] = dt(self.momentum) * mom + increment
@@ -162,6 +165,9 @@ class Adagrad(Optimizer):
     def _update(self, i, g, var, lr, g_sq):
         acc = self._slots[i]["accumulator"]
         acc += _square(g, g_sq)
+        if self.tf_legacy:  # (optimizer_v2's Adagrad: epsilon outside the root)
+            var -= (lr * g) / (np.sqrt(acc) + var.dtype.type(self.epsilon))
+            return
         var -= (lr * g) / np.sqrt(acc + var.dtype.type(self.epsilon))
 
     def get_config(self) -> dict:
@@ -198,6 +204,7 @@ class Nadam(Optimizer):
 
     tf_keras_steps = False
     batch_size: int | None = None
+    legacy_decays_rate = False  # (optimizer_v2's Nadam reads its decay as the schedule's, not the rate's)
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs):
@@ -213,6 +220,10 @@ class Nadam(Optimizer):
     def apply(self, grads: list, variables: list[np.ndarray]) -> None:
         if not self.built:
             self.build(variables)
+        if self.tf_legacy:  # optimizer_v2's Nadam: its momentum cache advanced once per step, in _update_legacy
+            self._legacy_step = None
+            super().apply(grads, variables)
+            return
         if self.tf_keras_steps:  # (advanced variable by variable: _update)
             sizes = self.__dict__.setdefault("_trace_sizes", [])
             if not sizes:
@@ -230,7 +241,33 @@ class Nadam(Optimizer):
     def _build_slots(self, var):
         return {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}
 
+    def _update_legacy(self, i, g, var, lr, g_sq):
+        """TensorFlow's optimizer_v2 Nadam (tf_keras.optimizers.legacy, TF <= 2.10): Dozat's schedule
+        ``u_t = beta_1 (1 - 0.5 * 0.96^(decay * t))`` (``decay`` its 0.004 by default, which also decays the
+        rate), the product cached once per step, ``g / (1 - u-product)`` and ``m / (1 - next u-product)``."""
+        dt = var.dtype.type
+        s = self._slots[i]
+        m, v = s["momentum"], s["velocity"]
+        beta_1, beta_2 = dt(self.beta_1), dt(self.beta_2)
+        if self._legacy_step is None:  # (once per step: _prepare_local's coefficients, the cache advanced)
+            decay = dt(self.legacy_decay)
+            local_step, next_step = dt(self.iterations + 1), dt(self.iterations + 2)
+            cache_t = beta_1 * (dt(1) - dt(0.5) * np.power(dt(0.96), decay * local_step))
+            cache_t_1 = beta_1 * (dt(1) - dt(0.5) * np.power(dt(0.96), decay * next_step))
+            schedule_new = dt(self._u_product) * cache_t
+            self._u_product = type(self._u_product)(schedule_new)
+            self._legacy_step = (cache_t, cache_t_1, schedule_new, schedule_new * cache_t_1,
+                                 dt(1) - np.power(beta_2, local_step))
+        cache_t, cache_t_1, schedule_new, schedule_next, v_correction = self._legacy_step
+        g_prime = g / (dt(1) - schedule_new)
+        m[...] = beta_1 * m + (dt(1) - beta_1) * g
+        v[...] = beta_2 * v + (dt(1) - beta_2) * _square(g, g_sq)
+        m_bar = (dt(1) - cache_t) * g_prime + cache_t_1 * (m / (dt(1) - schedule_next))
+        var -= lr * m_bar / (np.sqrt(v / v_correction) + dt(self.epsilon))
+
     def _update(self, i, g, var, lr, g_sq):
+        if self.tf_legacy:
+            return self._update_legacy(i, g, var, lr, g_sq)
         dt = var.dtype.type
         s = self._slots[i]
         m, v = s["momentum"], s["velocity"]
