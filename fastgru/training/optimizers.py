@@ -196,10 +196,11 @@ class Nadam(Optimizer):
     advances it in its compiled train step, where the check meant to advance it once per step compares
     the step with a count that grew by one per variable at each trace of the step: the k-th variable
     updated (from 0) advances it by its own ``u_t`` unless ``k + 1 + traces · variables`` is the step
-    number plus two, and reads it after that. tf_keras traces its train step twice at its first call
-    (the first trace makes the optimizer's variables), and once more at the first batch of another size
-    (one relaxed trace for every other size): ``batch_size`` (the trainer sets it before each step) picks
-    the trace.
+    number plus two, and reads it after that. A model tf_keras loads from a file traces its train step
+    once at its first call (its optimizer's variables exist by then; a model compiled in the same process
+    traces twice, the first trace making them), and once more at the first batch of another size (one
+    relaxed trace for every other size): ``batch_size`` (the trainer sets it before each step) picks the
+    trace.
     """
 
     tf_keras_steps = False
@@ -228,7 +229,7 @@ class Nadam(Optimizer):
             sizes = self.__dict__.setdefault("_trace_sizes", [])
             if not sizes:
                 sizes.append(self.batch_size)
-            self._traced = 1 if self.batch_size == sizes[0] else 2  # (traces before the one this step runs)
+            self._traced = 0 if self.batch_size == sizes[0] else 1  # (traces before the one this step runs)
             self._k, self._n_updated = 0, sum(g is not None for g in grads)
             super().apply(grads, variables)
             return
