@@ -168,10 +168,10 @@ def test_time_distributed_dense_loads_as_dense(tmp_path, suffix):
                 payload = src.read(item)
                 if item == "config.json":
                     config = json.loads(payload)
-                    config["config"]["layers"][2]["config"]["layer"]["class_name"] = "Embedding"
+                    config["config"]["layers"][2]["config"]["layer"]["class_name"] = "Masking"
                     payload = json.dumps(config)
                 dst.writestr(item, payload)
-        with pytest.raises(fg.UnsupportedKerasFeature, match=r"TimeDistributed\(Embedding\) is not supported"):
+        with pytest.raises(fg.UnsupportedKerasFeature, match=r"TimeDistributed\(Masking\) is not supported"):
             fg.load_model(tmp_path / "bad.keras")
 
 
