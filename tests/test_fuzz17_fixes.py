@@ -406,3 +406,58 @@ def test_tensorflow_order_sum():
     for n in (1, 7, 8, 31, 32, 33, 47, 199, 200):
         t = (rng.normal(size=n) * 10.0 ** rng.integers(-3, 4, size=n)).astype(np.float32)
         assert tf_sum(t) == reference(t), n
+
+
+@pytest.mark.parametrize("make", ["adam_amsgrad", "rmsprop", "nadam", "sgd", "schedule"])
+@pytest.mark.keras
+def test_training_goes_on_from_a_keras_file_with_its_optimizer_state(keras, tmp_path, make):
+    """A model trained in Keras and saved: keras.models.load_model resumes its optimizer (step count, learning
+    rate, Adam's moments, ...); fastgru started the optimizer afresh, so continued training differed. A graph
+    (GRU, BatchNormalization, GRU) and a Sequential."""
+    L, O = keras.layers, keras.optimizers
+    opt = {"adam_amsgrad": lambda: O.Adam(0.01, amsgrad=True),
+           "rmsprop": lambda: O.RMSprop(0.01, momentum=0.5, centered=True), "nadam": lambda: O.Nadam(0.01),
+           "sgd": lambda: O.SGD(0.05, momentum=0.9, nesterov=True),
+           "schedule": lambda: O.Adam(O.schedules.ExponentialDecay(0.01, 3, 0.9))}[make]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(11, 5, 3)).astype("float32")
+    y = rng.normal(size=(11, 2)).astype("float32")
+    inputs = L.Input((5, 3))
+    graph = keras.Model(inputs, L.Dense(2)(L.GRU(3)(L.BatchNormalization()(L.GRU(4, return_sequences=True)(inputs)))))
+    chain = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(2)])
+    for km in (graph, chain):
+        km.compile(opt(), "mse")
+        km.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False)
+        km.save(tmp_path / "m.keras")
+        theirs, ours = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        assert ours.optimizer.iterations == 6
+        history = theirs.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False).history["loss"]
+        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False).history["loss"],
+                                   history, rtol=1e-5)
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_an_optimizer_state_that_does_not_fit_is_left_out_with_a_warning(tmp_path):
+    import h5py
+
+    from fastgru.io import optimizer_state
+
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2)])
+    model.compile(fg.optimizers.Adam(0.01), "mse")
+    shapes = [w.shape for w in model.trainable_weights]
+    good = [np.array(7), np.float32(0.005)] + [np.ones(s, np.float32) for s in shapes for _ in range(2)]
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        for i, a in enumerate(good):
+            f.create_dataset(f"optimizer/vars/{i}", data=a)
+    with h5py.File(tmp_path / "w.h5") as f:
+        arrays = optimizer_state.read_vars(f)
+    assert optimizer_state.restore(model, arrays, "w.h5")
+    assert model.optimizer.iterations == 7 and model.optimizer.learning_rate == pytest.approx(0.005)
+    assert all((s["momentum"] == 1).all() for s in model.optimizer.slots)
+    for bad in (good[:-1], good[:2] + [np.ones((9, 9), np.float32)] + good[3:],
+                good[:2] + [np.full(shapes[0], np.nan, np.float32)] + good[3:]):
+        model.compile(fg.optimizers.Adam(0.01), "mse")
+        with pytest.warns(UserWarning, match="optimizer's saved state is not restored"):
+            assert not optimizer_state.restore(model, bad, "w.h5")
+        assert model.optimizer.iterations == 0

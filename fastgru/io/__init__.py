@@ -17,7 +17,16 @@ from pathlib import Path
 import h5py
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from . import functional_save, keras2_training, keras_config, keras_functional, keras_v3, legacy_h5, saved_model
+from . import (
+    functional_save,
+    keras2_training,
+    keras_config,
+    keras_functional,
+    keras_v3,
+    legacy_h5,
+    optimizer_state,
+    saved_model,
+)
 from .atomic import atomic_write_bytes
 from .from_keras import from_keras
 from .h5utils import (
@@ -64,7 +73,8 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     output name, and a serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry,
     not a dict of outputs.
 
-    The optimizer starts from its configuration, not from the file's optimizer state. A configuration
+    The optimizer starts from its configuration (``load_model`` then gives it the state a ``.keras`` file
+    saved: ``io/optimizer_state.py``). A configuration
     fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
     warning: predicting needs no compile.
     """
@@ -109,7 +119,8 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
     """A fastgru ``Sequential`` from a Keras ``.keras`` or legacy ``.h5`` model file.
 
     With ``compile`` (default, as Keras) a model saved after ``compile`` comes back compiled with the
-    same optimizer configuration, loss and metrics (the optimizer's state is not restored).
+    same optimizer configuration, loss and metrics, and — from a ``.keras`` file — the optimizer's saved state
+    (its step count, learning rate and slots), so that training goes on as Keras's loaded model's does.
     """
     kind = _sniff(path)
     if kind == "checkpoint":
@@ -140,17 +151,17 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             config, version = archive.config, archive.version
             spec = _parse_or_graph(config, path, version)
             if spec is None:  # a Functional graph that is not a chain (io/keras_functional.py)
-                model = keras_functional.load_zip_graph(archive, config, version, path)
-                model.file_format = "Keras v3 format (.keras zip archive)"
-                if compile:
-                    restore_compile(model, config.get("compile_config"), path, version)
-                return model
-            model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
-            weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
-        keras_v3.load_v3_weights(model, spec.layers, weights, path)
+                model, weights = keras_functional.load_zip_graph(archive, config, version, path)
+            else:
+                model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
+                weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
+        if spec is not None:
+            keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
         if compile:
             restore_compile(model, config.get("compile_config"), path, version)
+            with guard(path), open_h5(path, weights) as f:  # the optimizer's state, where Keras saved it
+                optimizer_state.restore(model, optimizer_state.read_vars(f), path)
         return model
     with guard(path), open_h5(path) as f:
         config = read_json_attr(f, "model_config", path)

@@ -400,13 +400,14 @@ def model_from_config(config: dict):
 
 
 def load_zip_graph(archive, config, version, path):
-    """A Functional graph from an open ``keras_v3.KerasZip``: built, then its weights read."""
+    """(A Functional graph, the bytes of its weights file) from an open ``keras_v3.KerasZip``: built, then its
+    weights read."""
     from . import keras_v3
 
     model, leaves = build_functional(config, path, version, archive.weights_stored_bytes)
     weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
     _assign_v3(leaves, weights, path)
-    return model
+    return model, weights
 
 
 def _assign_v3(leaves, h5_source, path) -> None:
