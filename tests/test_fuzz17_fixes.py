@@ -461,3 +461,22 @@ def test_an_optimizer_state_that_does_not_fit_is_left_out_with_a_warning(tmp_pat
         with pytest.warns(UserWarning, match="optimizer's saved state is not restored"):
             assert not optimizer_state.restore(model, bad, "w.h5")
         assert model.optimizer.iterations == 0
+
+
+@pytest.mark.keras
+def test_a_file_fastgru_saves_resumes_its_optimizer_in_keras_and_fastgru(keras, tmp_path, rng):
+    """save writes the optimizer's state where Keras keeps it, so Keras's load_model (and fastgru's) go on training
+    as the saved model would (both started their optimizer afresh)."""
+    x, y = rng.normal(size=(11, 5, 3)).astype("float32"), rng.normal(size=(11, 2)).astype("float32")
+    inputs = fg.Input((5, 3))
+    graph = fg.Model(inputs, fg.layers.Dense(2)(fg.layers.GRU(3)(fg.layers.GRU(4, return_sequences=True)(inputs))))
+    chain = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2)])
+    for model, optimizer in ((graph, fg.optimizers.Adam(0.01, amsgrad=True)), (chain, fg.optimizers.Nadam(0.01))):
+        model.compile(optimizer, "mse")
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False)
+        model.save(tmp_path / "m.keras")
+        theirs, again = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        expected = model.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False).history["loss"]
+        for other in (theirs, again):
+            np.testing.assert_allclose(other.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False)
+                                       .history["loss"], expected, rtol=1e-5)

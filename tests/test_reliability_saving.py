@@ -138,7 +138,7 @@ def test_a_failing_save_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
     before = path.read_bytes()
     from fastgru.io import keras_v3
 
-    def broken(model, target):
+    def broken(model, target, *args, **kwargs):
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(keras_v3, "write_weights_h5", broken)

@@ -122,11 +122,13 @@ def functional_config(model) -> dict:
             "build_config": {"input_shape": None}}
 
 
-def write_weights(model, target) -> None:
-    """A Keras 3 weights file for a Functional model (nested models below their own path)."""
+def write_weights(model, target, with_optimizer: bool = False) -> None:
+    """A Keras 3 weights file for a Functional model (nested models below their own path); ``with_optimizer``
+    (a model file's): the compiled optimizer's state too (``optimizer_state.write_vars``)."""
     import h5py
 
     from .keras_v3 import write_layer_vars
+    from .optimizer_state import write_vars
 
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
@@ -134,6 +136,8 @@ def write_weights(model, target) -> None:
             f.require_group(own + "/vars")
             if layer is not None:  # (a layer from a Keras TimeDistributed: its variables under <own>/layer/vars)
                 write_layer_vars(f, layer, own, layer_vars_path(layer, own))
+        if with_optimizer:
+            write_vars(f, model)
 
 
 def _wraps_model(layer) -> bool:
@@ -258,7 +262,7 @@ def save_functional(model, path) -> None:
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "fastgru"}
     buffer = io.BytesIO()
-    write_weights(model, buffer)
+    write_weights(model, buffer, with_optimizer=True)
     with atomic_file(path) as f, zipfile.ZipFile(f, "w") as archive:
         archive.writestr("metadata.json", json.dumps(metadata))
         archive.writestr("config.json", json.dumps(config))

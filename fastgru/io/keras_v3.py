@@ -231,16 +231,21 @@ def load_v3_weights(model, specs, h5_source, path) -> None:
         assign_v3_weights(model.layers, specs, f, path)
 
 
-def write_weights_h5(model, target, paths: list[str] | None = None) -> None:
+def write_weights_h5(model, target, paths: list[str] | None = None, with_optimizer: bool = False) -> None:
     """Write Keras 3's weights layout (layers/<snake_class>[_n]/vars/i, RNNs under cell/vars, a
     Bidirectional's two layers under forward_layer/ and backward_layer/, a TimeDistributed's under layer/).
     ``paths``: where each layer's variables go (by default those of a flat Sequential of the model's layers,
     :func:`keras3_weight_paths`, which the config ``save`` writes names; ``save_weights`` passes
-    :func:`keras_source_paths`)."""
+    :func:`keras_source_paths`). ``with_optimizer`` (a model file's): the compiled optimizer's state too
+    (``optimizer_state.write_vars``)."""
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
         for layer, layer_path in zip(model.layers, keras3_weight_paths(model) if paths is None else paths):
             write_layer_vars(f, layer, _own_path(layer, layer_path), layer_path)
+        if with_optimizer:
+            from .optimizer_state import write_vars
+
+            write_vars(f, model)
 
 
 def keras_source_paths(model) -> list[str]:
@@ -306,7 +311,7 @@ def save_keras_zip(model, path) -> None:
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "fastgru"}
     buffer = io.BytesIO()
-    write_weights_h5(model, buffer)
+    write_weights_h5(model, buffer, with_optimizer=True)
     with atomic_file(path) as f, zipfile.ZipFile(f, "w") as archive:  # crash-safe: temp file, fsync, rename
         archive.writestr("metadata.json", json.dumps(metadata))
         archive.writestr("config.json", json.dumps(config))

@@ -96,3 +96,27 @@ def _skip(path, why: str) -> bool:
     warnings.warn(f"{path}: the optimizer's saved state is not restored ({why}); training starts from the "
                   "optimizer's configuration", stacklevel=4)
     return False
+
+
+def write_vars(h5, model) -> None:
+    """``optimizer/vars/0..n`` of a compiled model, in Keras 3's order (the inverse of :func:`restore`), so that
+    Keras's ``load_model`` (and fastgru's) resume training from the file; nothing for an uncompiled model or an
+    optimizer without a known layout."""
+    compiled = getattr(model, "_compiled", None)
+    optimizer = getattr(compiled, "optimizer", None)
+    layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
+    if optimizer is None or layout is None:
+        return
+    arrays = [np.int64(optimizer.iterations)]
+    if getattr(optimizer, "_schedule", None) is None:
+        arrays.append(np.float32(optimizer.learning_rate))
+    variables = model.trainable_weights
+    if optimizer.built and len(optimizer._slots) == len(variables):
+        slots = optimizer._slots
+        arrays += [slots[i][name] for group in layout for i in range(len(variables)) for name in group
+                   if name in slots[i]]
+        if type(optimizer).__name__ == "Nadam":
+            arrays.append(np.asarray(optimizer._u_product))
+    group = h5.require_group("optimizer/vars")
+    for i, a in enumerate(arrays):
+        group.create_dataset(str(i), data=a)
