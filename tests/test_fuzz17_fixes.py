@@ -480,3 +480,30 @@ def test_a_file_fastgru_saves_resumes_its_optimizer_in_keras_and_fastgru(keras, 
         for other in (theirs, again):
             np.testing.assert_allclose(other.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle=False)
                                        .history["loss"], expected, rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_tf_keras_chains_with_op_layers_and_constant_operands(tmp_path):
+    """A plain chain with a tf_keras op layer (Embedding -> tf.reduce_mean -> Dense; LSTM -> x[:, -1, :]) was
+    refused by the chain loader, and an op with a constant array operand (a positional encoding computed when
+    the model was built) by the op layer: both load as graphs, predict and train as tf_keras."""
+    tk = pytest.importorskip("tf_keras")
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    tk.utils.set_random_seed(0)
+    tokens = tk.Input((6,), dtype="int32")
+    mean = tk.Model(tokens, tk.layers.Dense(1)(tf.reduce_mean(tk.layers.Embedding(20, 4)(tokens), axis=1)))
+    seq = tk.Input((5, 3))
+    last = tk.Model(seq, tk.layers.Dense(1)(tk.layers.LSTM(4, return_sequences=True)(seq)[:, -1, :]))
+    const = tk.Model(seq, tk.layers.Dense(1)(tk.layers.GRU(3)(seq + rng.normal(size=(5, 3)).astype("float32"))))
+    data = {mean: rng.integers(0, 20, size=(7, 6)), last: rng.normal(size=(7, 5, 3)).astype("float32"),
+            const: rng.normal(size=(7, 5, 3)).astype("float32")}
+    y = rng.normal(size=(7, 1)).astype("float32")
+    for km, x in data.items():
+        km.compile(tk.optimizers.Adam(0.01), "mse")
+        km.save(tmp_path / "m.h5")
+        ours, theirs = fg.load_model(tmp_path / "m.h5"), tk.models.load_model(tmp_path / "m.h5")
+        np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+        expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                                   expected, rtol=1e-5)

@@ -135,6 +135,12 @@ def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
             f"model class {class_name!r}: fastgru loads Sequential models and Functional plain chains"
         )
     name = config.get("name") if isinstance(config, dict) else None
+    entries = config.get("layers") if isinstance(config, dict) else None
+    if class_name != "Sequential" and isinstance(entries, list) and any(
+            isinstance(e, dict) and e.get("class_name") in ("TFOpLambda", "SlicingOpLambda") for e in entries):
+        # tf_keras's op layers (x[:, -1], tf.reduce_mean): their arguments live in the nodes, which the graph
+        # loader reads (io/keras_functional.py, io/tf_op_lambda.py)
+        raise UnsupportedKerasFeature("a Functional chain with tf_keras op layers is built as a graph")
     spec = ModelSpec(name=name if isinstance(name, str) else "sequential", input_batch_shape=None)
     build_config = model_config.get("build_config")
     if isinstance(build_config, dict):

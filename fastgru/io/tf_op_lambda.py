@@ -59,12 +59,22 @@ def _is_ref(value) -> bool:
 
 
 def _value(value, depth=0):
-    """A node argument: a tensor reference as Keras 3's tensor, a list of them likewise, else the value."""
+    """A node argument: a tensor reference as Keras 3's tensor, a list of them likewise, an array of numbers
+    (a constant computed when the model was built, such as a positional encoding) as Keras 3's NumPy
+    constant, else the value."""
     if _is_ref(value):
         return _tensor(value)
+    if isinstance(value, list) and depth == 0 and not _has_ref(value):
+        return {"class_name": "__numpy__", "config": {"value": value, "dtype": "float32"}}
     if isinstance(value, list) and depth < 8:  # (deeper: left as it is, and refused by the op's checks)
         return [_value(v, depth + 1) for v in value]
     return value
+
+
+def _has_ref(value, depth=0) -> bool:
+    if _is_ref(value):
+        return True
+    return isinstance(value, list) and depth < 8 and any(_has_ref(v, depth + 1) for v in value)
 
 
 def _first(node, where, path):
