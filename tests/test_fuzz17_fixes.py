@@ -507,3 +507,45 @@ def test_tf_keras_chains_with_op_layers_and_constant_operands(tmp_path):
         expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
         np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
                                    expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", ["adam", "sgd", "nadam", "rmsprop_centered", "legacy_adam", "legacy_rmsprop",
+                                  "legacy_nadam"])
+@pytest.mark.keras
+def test_a_tf_keras_file_saved_after_training_resumes_its_optimizer(tmp_path, make):
+    """tf_keras's load_model restores the optimizer weights an .h5 file saved (the step count and the slots):
+    fastgru started afresh, so training a model saved after training went elsewhere."""
+    tk = pytest.importorskip("tf_keras")
+    O = tk.optimizers
+    opt = {"adam": lambda: O.Adam(0.01, amsgrad=True), "sgd": lambda: O.SGD(0.05, momentum=0.9),
+           "nadam": lambda: O.Nadam(0.01), "rmsprop_centered": lambda: O.RMSprop(0.01, momentum=0.5, centered=True),
+           "legacy_adam": lambda: O.legacy.Adam(0.01), "legacy_rmsprop": lambda: O.legacy.RMSprop(0.01, centered=True),
+           "legacy_nadam": lambda: O.legacy.Nadam(0.01)}[make]
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(11, 5, 3)).astype("float32"), rng.normal(size=(11, 2)).astype("float32")
+    tk.utils.set_random_seed(0)
+    km = tk.Sequential([tk.layers.InputLayer((5, 3)), tk.layers.GRU(4), tk.layers.Dense(2)])
+    km.compile(opt(), "mse")
+    km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    km.save(tmp_path / "m.h5")
+    theirs, ours = tk.models.load_model(tmp_path / "m.h5"), fg.load_model(tmp_path / "m.h5")
+    assert ours.optimizer.iterations == 6
+    expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_savedmodel_with_nadam_trains_as_tf_keras(tmp_path):
+    tk = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(11, 5, 3)).astype("float32"), rng.normal(size=(11, 2)).astype("float32")
+    km = tk.Sequential([tk.layers.InputLayer((5, 3)), tk.layers.GRU(4), tk.layers.Dense(2)])
+    km.compile(tk.optimizers.Nadam(0.01), "mse")
+    km.save(tmp_path / "sm")
+    theirs, ours = tk.models.load_model(tmp_path / "sm"), fg.load_model(tmp_path / "sm")
+    expected = theirs.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)

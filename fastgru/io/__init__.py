@@ -142,6 +142,8 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         model.file_format = f"{saved_model.FORMAT} written by Keras {source.version}"
         if compile:
             restore_compile(model, source.training_config, path, source.version)
+            if getattr(getattr(model, "optimizer", None), "tf_keras_steps", False):
+                model.optimizer.first_traces = 1  # (tf_keras traces a SavedModel's train step as a live model's)
         return model
     if kind == "zip":
         # the config first (size-capped); the weights it may declare are bounded by the bytes the weights
@@ -177,13 +179,15 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         else:
             model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
             legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
-        training_config = None
+        training_config, saved_state = None, None
         if compile:
             try:
                 training_config = read_json_attr(f, "training_config", path)
             except ModelFileError as exc:
                 warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
+            saved_state = optimizer_state.read_tf_keras(f) if keras_config.keras_major(version) < 3 else None
     restore_compile(model, training_config, path, version)
+    optimizer_state.restore_tf_keras(model, saved_state, path)  # (tf_keras's load_model restores it too)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
 

@@ -120,3 +120,87 @@ def write_vars(h5, model) -> None:
     group = h5.require_group("optimizer/vars")
     for i, a in enumerate(arrays):
         group.create_dataset(str(i), data=a)
+
+
+#: a tf_keras .h5 file's slot names (``optimizer_weights``' weight_names: ``Adam/m/dense/kernel:0``, or for
+#: TensorFlow's optimizer_v2 ``Adam/dense/kernel/m:0``), per optimizer class: fastgru's slot -> tf_keras's
+_TF_KERAS_KINDS = {
+    "SGD": {"momentum": "m"}, "Adam": {"momentum": "m", "velocity": "v", "velocity_hat": "vhat"},
+    "AdamW": {"momentum": "m", "velocity": "v", "velocity_hat": "vhat"}, "Nadam": {"momentum": "m", "velocity": "v"},
+    "RMSprop": {"velocity": "velocity", "momentum": "momentum", "average_gradient": "average_gradient"},
+    "Adagrad": {"accumulator": "accumulator"}, "Adamax": {"m": "m", "u": "u"},
+    "Adadelta": {"accumulated_grad": "accumulated_grad", "accumulated_delta_var": "accumulated_delta_var"},
+    "Lion": {"momentum": "m"}, "Ftrl": {"accumulator": "accumulator", "linear": "linear"},
+}
+_TF_LEGACY_KINDS = {
+    "SGD": {"momentum": "momentum"}, "Adam": {"momentum": "m", "velocity": "v", "velocity_hat": "vhat"},
+    "Nadam": {"momentum": "m", "velocity": "v"},
+    "RMSprop": {"velocity": "rms", "momentum": "momentum", "average_gradient": "mg"},
+    "Adagrad": {"accumulator": "accumulator"}, "Adamax": {"m": "m", "u": "v"},
+    "Adadelta": {"accumulated_grad": "accum_grad", "accumulated_delta_var": "accum_var"},
+    "Ftrl": {"accumulator": "accumulator", "linear": "linear"},
+}
+
+
+def read_tf_keras(h5) -> tuple[list[str], list[np.ndarray]] | None:
+    """(names, arrays) of a tf_keras ``.h5`` model file's ``optimizer_weights`` (None when it has none)."""
+    group = h5.get("optimizer_weights") if "optimizer_weights" in h5 else None
+    if group is None or not hasattr(group, "attrs"):
+        return None
+    names = [n.decode("utf8", "replace") if isinstance(n, bytes) else str(n)
+             for n in group.attrs.get("weight_names", [])]
+    arrays = []
+    for name in names:
+        item = group.get(name)
+        if item is None or not hasattr(item, "shape") or item.dtype.kind not in "fiu":
+            return None
+        arrays.append(np.asarray(item[()]))
+    return names, arrays
+
+
+def restore_tf_keras(model, saved, path) -> bool:
+    """Give ``model``'s optimizer the state a tf_keras ``.h5`` file saved, as tf_keras's ``load_model`` restores
+    it: the step count and the slots (tf_keras saves no learning rate, and no Nadam momentum product: those
+    start from the configuration there too). New optimizers interleave each variable's slots (Adam: ``m``,
+    ``v``, then every ``vhat``; RMSprop groups each kind), optimizer_v2's group each kind; every array is
+    matched by its kind, in the order of the model's trainable weights, and checked against its shape."""
+    compiled = getattr(model, "_compiled", None)
+    if saved is None or compiled is None:
+        return False
+    names, arrays = saved
+    if not names:
+        return False
+    optimizer = compiled.optimizer
+    cls = type(optimizer).__name__
+    legacy = getattr(optimizer, "tf_legacy", False)
+    kinds = (_TF_LEGACY_KINDS if legacy else _TF_KERAS_KINDS).get(cls)
+    variables = model.trainable_weights
+    if kinds is None or not variables:
+        return _skip(path, f"fastgru does not read tf_keras's {cls} state")
+    slots = [optimizer._build_slots(v) for v in variables]
+    if legacy:  # each kind for every variable in turn, in the order optimizer_v2 makes them
+        order = [(i, name) for name in kinds for i in range(len(variables)) if name in slots[i]]
+    else:
+        order = [(i, name) for group in KERAS_SLOT_LAYOUT[cls] for i in range(len(variables)) for name in group
+                 if name in slots[i]]
+    head = [k for k, n in enumerate(names) if n.split("/")[-1].startswith(("iter", "momentum_cache"))]
+    body = [k for k in range(len(names)) if k not in head]
+    if len(body) != len(order) or not head or names[head[0]].split("/")[-1].split(":")[0] not in ("iteration", "iter"):
+        return _skip(path, f"the file holds {len(body)} optimizer slot arrays; {cls} over the model's "
+                           f"{len(variables)} trainable weights has {len(order)}")
+    for k, (i, name) in zip(body, order):
+        token = names[k].split("/")[-1].split(":")[0] if legacy else names[k].split("/")[1]
+        if token != kinds[name] or arrays[k].shape != slots[i][name].shape or not np.all(np.isfinite(arrays[k])):
+            return _skip(path, f"optimizer array {names[k]!r} does not fit slot {name!r} of weight {i} "
+                               f"{slots[i][name].shape}")
+    step = arrays[head[0]]
+    if step.shape != () or not 0 <= int(step) < 2 ** 62:
+        return _skip(path, f"the optimizer's step count is {step!r}")
+    optimizer.build(variables)
+    for k, (i, name) in zip(body, order):
+        optimizer._slots[i][name][...] = arrays[k].astype(optimizer._slots[i][name].dtype)
+    optimizer.iterations = int(step)
+    cache = [k for k in head if names[k].split("/")[-1].startswith("momentum_cache")]
+    if cache and cls == "Nadam" and arrays[cache[0]].shape == ():  # (optimizer_v2's Nadam: its product)
+        optimizer._u_product = type(optimizer._u_product)(arrays[cache[0]])
+    return True

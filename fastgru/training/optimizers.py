@@ -205,6 +205,9 @@ class Nadam(Optimizer):
 
     tf_keras_steps = False
     batch_size: int | None = None
+    #: traces before the first one a step runs: 0 for a model tf_keras loads from an .h5 file, 1 from a
+    #: SavedModel directory (whose train step tf_keras traces twice, as a model compiled in code)
+    first_traces = 0
     legacy_decays_rate = False  # (optimizer_v2's Nadam reads its decay as the schedule's, not the rate's)
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -229,7 +232,7 @@ class Nadam(Optimizer):
             sizes = self.__dict__.setdefault("_trace_sizes", [])
             if not sizes:
                 sizes.append(self.batch_size)
-            self._traced = 0 if self.batch_size == sizes[0] else 1  # (traces before the one this step runs)
+            self._traced = (0 if self.batch_size == sizes[0] else 1) + self.first_traces  # (traces before this one)
             self._k, self._n_updated = 0, sum(g is not None for g in grads)
             super().apply(grads, variables)
             return
