@@ -185,6 +185,10 @@ def restore_tf_keras(model, saved, path) -> bool:
                  if name in slots[i]]
     head = [k for k, n in enumerate(names) if n.split("/")[-1].startswith(("iter", "momentum_cache"))]
     body = [k for k in range(len(names)) if k not in head]
+    if cls == "SGD" and not order:  # (tf_keras's SGD keeps its momentum slots at zero without momentum)
+        body = []
+    if not body:  # (saved before any step, or no slots: the step count only)
+        order = []
     if len(body) != len(order) or not head or names[head[0]].split("/")[-1].split(":")[0] not in ("iteration", "iter"):
         return _skip(path, f"the file holds {len(body)} optimizer slot arrays; {cls} over the model's "
                            f"{len(variables)} trainable weights has {len(order)}")
@@ -196,7 +200,8 @@ def restore_tf_keras(model, saved, path) -> bool:
     step = arrays[head[0]]
     if step.shape != () or not 0 <= int(step) < 2 ** 62:
         return _skip(path, f"the optimizer's step count is {step!r}")
-    optimizer.build(variables)
+    if order:
+        optimizer.build(variables)
     for k, (i, name) in zip(body, order):
         optimizer._slots[i][name][...] = arrays[k].astype(optimizer._slots[i][name].dtype)
     optimizer.iterations = int(step)
