@@ -9,8 +9,9 @@ import warnings
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, constraints, initializers, regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,3 +114,23 @@ def _trainable(config: dict, label: str, path) -> bool:
         raise ModelFileError(path, f"layer {label}: option 'trainable' should be true or false, "
                                    f"found {_short(trainable)}")
     return bool(trainable)
+
+
+def _regularizer_option(cls, key, value, label, kwargs, ignored, path) -> bool:
+    """True when ``key`` is a regularizer option of ``cls`` (``activity_regularizer``, or one of its
+    ``regularizer_options``) or a weight constraint (``registry.constraint_options``): an L1/L2/L1L2 or
+    MaxNorm/NonNeg/UnitNorm/MinMaxNorm config becomes the constructor's argument (applied in training,
+    fastgru.regularizers, fastgru.constraints); one fastgru does not have (OrthogonalRegularizer, custom) is dropped
+    with a warning (the model still loads for inference); a malformed one is the file's fault."""
+    constraint = key in registry.constraint_options(cls)
+    if key != "activity_regularizer" and key not in getattr(cls, "regularizer_options", {}) and not constraint:
+        return False
+    if value is None:
+        return True
+    try:
+        kwargs[key] = (constraints if constraint else regularizers).get(value)
+    except UnsupportedKerasFeature as exc:
+        ignored.append(f"{key} ({exc})")
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {label}: option {key!r}: {exc}") from None
+    return True

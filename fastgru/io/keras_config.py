@@ -14,10 +14,17 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from .. import constraints, regularizers
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .config_checks import _activation, _dtype, _initializer_usable, _shape, _short, _trainable
+from .config_checks import (
+    _activation,
+    _dtype,
+    _initializer_usable,
+    _regularizer_option,
+    _shape,
+    _short,
+    _trainable,
+)
 from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
 from .keras_rnn_cells import is_stacked, rnn_as_layer, stacked_layers
 
@@ -369,26 +376,6 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "
         "and nested Sequential or Functional models"
     )
-
-
-def _regularizer_option(cls, key, value, label, kwargs, ignored, path) -> bool:
-    """True when ``key`` is a regularizer option of ``cls`` (``activity_regularizer``, or one of its
-    ``regularizer_options``) or a weight constraint (``registry.constraint_options``): an L1/L2/L1L2 or
-    MaxNorm/NonNeg/UnitNorm/MinMaxNorm config becomes the constructor's argument (applied in training,
-    fastgru.regularizers, fastgru.constraints); one fastgru does not have (OrthogonalRegularizer, custom) is dropped
-    with a warning (the model still loads for inference); a malformed one is the file's fault."""
-    constraint = key in registry.constraint_options(cls)
-    if key != "activity_regularizer" and key not in getattr(cls, "regularizer_options", {}) and not constraint:
-        return False
-    if value is None:
-        return True
-    try:
-        kwargs[key] = (constraints if constraint else regularizers).get(value)
-    except UnsupportedKerasFeature as exc:
-        ignored.append(f"{key} ({exc})")
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"layer {label}: option {key!r}: {exc}") from None
-    return True
 
 
 def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, path):

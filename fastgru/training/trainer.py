@@ -17,96 +17,9 @@ import numpy as np
 from ..random import global_rng
 from . import compile_metrics, regularization
 from . import losses as losses_module
-from . import metrics as metrics_module
-from . import optimizers as optimizers_module
 from .callbacks import CallbackList
+from .compiled import Compiled, compile_model  # noqa: F401  (compile_model: what the models' compile calls)
 from .structures import refuse_streams, single
-
-# ---------------------------------------------------------------------------------------------
-# compile
-# ---------------------------------------------------------------------------------------------
-
-
-class Compiled:
-    """What ``compile`` fixed: optimizer, loss, metric specs (metric objects are made per shape)."""
-
-    def __init__(self, optimizer, loss, metrics, weighted_metrics=None, loss_weights=None):
-        if loss is None:
-            raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
-        self.loss_weights_spec = loss_weights  # (as given, saved as given)
-        self.loss_weight = _one_loss_weight(loss_weights)
-        self.optimizer = optimizers_module.get(optimizer)
-        loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
-        metrics, weighted_metrics = _one_output_metrics(metrics), _one_output_metrics(weighted_metrics)
-        self.loss = losses_module.get(loss)
-        # (as given: a saved compile_config writes a loss name as the name, and metrics=None as null, as Keras)
-        self.loss_spec, self.metrics_given = loss, metrics is not None
-        self.metric_specs = list(metrics or [])
-        self.weighted_specs = list(weighted_metrics or [])
-        for spec in self.metric_specs + self.weighted_specs:  # an unknown metric is refused by compile
-            metrics_module.get(spec)
-        self.loss_tracker = metrics_module.Mean(name="loss")
-        self.metrics: list | None = None  # the metrics, then the weighted metrics (compile_metrics)
-        self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)
-
-    def ensure_metrics(self, y, y_pred) -> list:
-        if self.metrics is None:
-            plain = [metrics_module.get(m, y, y_pred) for m in self.metric_specs]
-            weighted = compile_metrics.own_objects([metrics_module.get(m, y, y_pred) for m in self.weighted_specs],
-                                                   plain)
-            compile_metrics.name_metrics([(m, None) for m in plain], [(m, None) for m in weighted])
-            self.metrics = plain + weighted
-        return self.metrics
-
-    def order(self) -> list[str]:
-        """Keras's ``metrics_names`` as its evaluate list reads the logs (``compile_metrics.in_order``)."""
-        return ["loss"] + [getattr(m, "own_name", m.name) for m in self.metrics or []]
-
-    def reset(self) -> None:
-        self.loss_tracker.reset_state()
-        for m in self.metrics or []:
-            m.reset_state()
-
-    def logs(self) -> dict:
-        logs = {"loss": self.loss_tracker.result()}
-        for m in self.metrics or []:
-            logs[m.name] = m.result()
-        return logs
-
-
-def _one_output_metrics(metrics):
-    """A one-output model's metrics as a list (or None): ``{"out": [...]}`` and ``[[...]]``, Keras's forms
-    per output, give their one list."""
-    if isinstance(metrics, dict) and "class_name" not in metrics:
-        metrics = single(metrics, "output")  # (metrics={"out": ["mae"]} or {"out": "mae"})
-    elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
-        metrics = metrics[0]  # (metrics=[["mae"]])
-    if metrics is None or isinstance(metrics, (list, tuple)):
-        return metrics
-    return [metrics]  # (one metric: a name, an object or a serialized one)
-
-
-def _one_loss_weight(loss_weights) -> float:
-    """A one-output model's loss weight: a number, ``[w]`` or ``{name: w}`` (Keras's forms), 1.0 for None."""
-    value = loss_weights
-    if isinstance(value, dict) and len(value) == 1:
-        value = next(iter(value.values()))
-    elif isinstance(value, (list, tuple)) and len(value) == 1:
-        value = value[0]
-    if value is None:
-        return 1.0
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-        raise ValueError(f"loss_weights should be a number (or one in a list or a dict) for a model with one output, "
-                         f"received {loss_weights!r}")
-    return float(value)
-
-
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None,
-                  loss_weights=None) -> None:
-    model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics, loss_weights)
-    model.optimizer = model._compiled.optimizer
-    model.loss = model._compiled.loss
-    model.compiled = True
 
 
 def _compiled(model) -> Compiled:
