@@ -300,7 +300,12 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for entry in config["layers"]:
-            layer_cls = getattr(layer_module, entry["class_name"])
+            name = entry.get("class_name")
+            layer_cls = (registry.model_class("Functional") if name in ("Functional", "Model") else
+                         Sequential if name == "Sequential" else
+                         registry.lookup(name) or getattr(layer_module, str(name), None))
+            if layer_cls is None:
+                raise ValueError(f"Sequential.from_config: unknown layer class {name!r}")
             model.add(layer_cls.from_config(entry["config"]))
         return model
 

@@ -549,3 +549,22 @@ def test_tf_keras_savedmodel_with_nadam_trains_as_tf_keras(tmp_path):
     expected = theirs.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
                                expected, rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_sequential_from_config_with_a_nested_model(keras):
+    """Sequential.from_config of a config holding a nested Sequential or Functional model (fastgru's own, or
+    Keras's) failed with a bare AttributeError; an unknown class is named."""
+    x = np.random.default_rng(0).normal(size=(3, 6, 3)).astype("float32")
+    encoder = fg.Sequential([fg.layers.Input((6, 3)), fg.layers.GRU(4)], name="enc")
+    model = fg.Sequential([fg.layers.Input((6, 3)), encoder, fg.layers.Dense(2)])
+    again = fg.Sequential.from_config(model.get_config())
+    again.set_weights(model.get_weights())
+    np.testing.assert_allclose(again.predict(x), model.predict(x), rtol=1e-6)
+    L = keras.layers
+    km = keras.Sequential([L.Input((6, 3)), keras.Sequential([L.Input((6, 3)), L.GRU(4)], name="enc"), L.Dense(2)])
+    ours = fg.Sequential.from_config(km.get_config())
+    ours.set_weights(km.get_weights())
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown layer class 'Mystery'"):
+        fg.Sequential.from_config({"name": "m", "layers": [{"class_name": "Mystery", "config": {}}]})
