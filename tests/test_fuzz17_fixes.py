@@ -568,3 +568,20 @@ def test_sequential_from_config_with_a_nested_model(keras):
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown layer class 'Mystery'"):
         fg.Sequential.from_config({"name": "m", "layers": [{"class_name": "Mystery", "config": {}}]})
+
+
+@pytest.mark.keras
+def test_tf_keras_learning_rate_callbacks_drive_a_fastgru_optimizer(rng):
+    """tf_keras's ReduceLROnPlateau and LearningRateScheduler read and set ``optimizer.lr`` through its backend;
+    fastgru's optimizers had no ``lr`` (a bare AttributeError, or "Optimizer must have a 'lr' attribute")."""
+    tk = pytest.importorskip("tf_keras")
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(3), fg.layers.Dense(1)])
+    model.compile(fg.optimizers.Adam(0.01), "mse")
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        tk.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)]).history
+    np.testing.assert_allclose(history["lr"], [0.005, 0.0025, 0.00125], rtol=1e-6)
+    assert model.optimizer.learning_rate == pytest.approx(0.00125)
+    model.fit(x, y * 0, epochs=3, verbose=0, callbacks=[
+        tk.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.1, patience=0, min_delta=10.0)])
+    assert model.optimizer.learning_rate == pytest.approx(0.00125 * 1e-2)  # (epochs 2 and 3: no better by 10)

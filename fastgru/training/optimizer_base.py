@@ -42,6 +42,16 @@ def _auto_name(cls_name: str) -> str:
     return f"{name}_{uid}" if uid else name
 
 
+class _RateHandle(np.ndarray):
+    """``optimizer.lr`` for tf_keras's callbacks: the rate now, as a float32 0-d array (logged as it was), whose
+    ``assign(value)`` sets the optimizer's ``learning_rate``."""
+
+    _optimizer = None
+
+    def assign(self, value) -> None:
+        self._optimizer.learning_rate = float(np.asarray(value))
+
+
 #: the optimizer-config key io/keras2_training.py sets for a tf_keras legacy (optimizer_v2) optimizer
 LEGACY_KEY = "fastgru_tf_legacy"
 
@@ -103,6 +113,14 @@ class Optimizer:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
         self._fixed_rate = np.float32(value)
+
+    @property
+    def lr(self) -> _RateHandle:
+        """The rate as tf_keras's callbacks reach it (``backend.get_value/set_value(optimizer.lr)``: its
+        ReduceLROnPlateau and LearningRateScheduler), a handle that reads and sets ``learning_rate``."""
+        handle = np.asarray(np.float32(self.learning_rate)).view(_RateHandle)
+        handle._optimizer = self
+        return handle
 
     @property
     def _learning_rate(self) -> np.float32:
