@@ -585,3 +585,20 @@ def test_tf_keras_learning_rate_callbacks_drive_a_fastgru_optimizer(rng):
     model.fit(x, y * 0, epochs=3, verbose=0, callbacks=[
         tk.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.1, patience=0, min_delta=10.0)])
     assert model.optimizer.learning_rate == pytest.approx(0.00125 * 1e-2)  # (epochs 2 and 3: no better by 10)
+
+
+@pytest.mark.keras
+def test_rate_callbacks_log_lr_for_a_tf_keras_file(tmp_path, rng):
+    """fastgru's ReduceLROnPlateau and LearningRateScheduler log the rate as ``lr`` for a model compiled from a
+    tf_keras file, as tf_keras's do (``learning_rate``, Keras 3's key, otherwise)."""
+    tk = pytest.importorskip("tf_keras")
+    km = tk.Sequential([tk.layers.InputLayer((5, 3)), tk.layers.GRU(3), tk.layers.Dense(1)])
+    km.compile(tk.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "m.h5")
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    ours = fg.load_model(tmp_path / "m.h5")
+    history = ours.fit(x, y, epochs=2, verbose=0, callbacks=[fg.callbacks.ReduceLROnPlateau("loss")]).history
+    assert sorted(history) == ["loss", "lr"]
+    code = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(3), fg.layers.Dense(1)])
+    code.compile("adam", "mse")
+    assert "learning_rate" in code.fit(x, y, verbose=0, callbacks=[fg.callbacks.ReduceLROnPlateau("loss")]).history

@@ -17,6 +17,12 @@ def _optimizer(model):
     return optimizer
 
 
+
+def _rate_key(model) -> str:
+    """The log key of the rate: ``learning_rate`` (Keras 3), ``lr`` for a model compiled from a tf_keras file
+    (tf_keras's callbacks log it so)."""
+    return "lr" if getattr(model, "_keras2_output_losses", False) else "learning_rate"
+
 class ReduceLROnPlateau(_MonitorCallback):
     """Multiply the learning rate by ``factor`` once ``monitor`` has not improved by ``min_delta`` for
     ``patience`` epochs, then wait ``cooldown`` epochs; never below ``min_lr``."""
@@ -50,7 +56,7 @@ class ReduceLROnPlateau(_MonitorCallback):
             self._set_monitor_op()
         logs = logs if logs is not None else {}
         optimizer = _optimizer(self.model)
-        logs["learning_rate"] = float(optimizer.learning_rate)
+        logs[_rate_key(self.model)] = float(optimizer.learning_rate)
         current = logs.get(self.monitor)
         if current is None:
             warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
@@ -98,4 +104,4 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = float(_optimizer(self.model).learning_rate)
+            logs[_rate_key(self.model)] = float(_optimizer(self.model).learning_rate)
