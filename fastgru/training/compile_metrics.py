@@ -22,30 +22,23 @@ def name_metrics(plain: list, weighted: list) -> None:
     ``plain`` and ``weighted``: ``(metric, output prefix or None)`` pairs in Keras's order (output by
     output, each output's metrics in the given order); each metric's ``name`` is its own name on entry."""
     counters: dict[str, int] = {}
+
+    def claim(name: str) -> str:  # the name, or name_<k> when taken (the k-th repeat)
+        if name not in counters:
+            counters[name] = 1
+            return name
+        index = counters[name]
+        counters[name] += 1
+        return f"{name}_{index}"
+
     for m, _ in plain + weighted:
         m.own_name = m.name  # (Keras's evaluate list looks the logs up by these: ``in_order``)
     for m, prefix in plain:
-        name = f"{prefix}_{m.name}" if prefix else m.name
-        if name not in counters:
-            counters[name] = 1
-        else:
-            index = counters[name]
-            counters[name] += 1
-            name = f"{name}_{index}"
-        m.name = name
+        m.name = claim(f"{prefix}_{m.name}" if prefix else m.name)
     for m, prefix in weighted:
         name = f"{prefix}_{m.name}" if prefix else m.name
-        if name not in counters:
-            counters[name] = 1
-        else:
-            name = f"{prefix}_weighted_{m.name}" if prefix else f"weighted_{m.name}"
-            if name not in counters:
-                counters[name] = 1
-            else:
-                index = counters[name]
-                counters[name] += 1
-                name = f"{name}_{index}"
-        m.name = name
+        m.name = claim(name) if name not in counters else claim(
+            f"{prefix}_weighted_{m.name}" if prefix else f"weighted_{m.name}")
 
 
 def own_objects(metrics: list, taken: list) -> list:
