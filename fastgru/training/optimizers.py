@@ -247,8 +247,9 @@ class Nadam(Optimizer):
 
     def _update_legacy(self, i, g, var, lr, g_sq):
         """TensorFlow's optimizer_v2 Nadam (tf_keras.optimizers.legacy, TF <= 2.10): Dozat's schedule
-        ``u_t = beta_1 (1 - 0.5 * 0.96^(decay * t))`` (``decay`` its 0.004 by default, which also decays the
-        rate), the product cached once per step, ``g / (1 - u-product)`` and ``m / (1 - next u-product)``."""
+        ``u_t = beta_1 (1 - 0.5 * 0.96^(decay * t))`` (``decay`` its 0.004 by default; unlike its other
+        optimizers, it does not decay the rate), the product advanced once per step, ``g / (1 - u-product)``
+        and ``m / (1 - next u-product)``."""
         dt = var.dtype.type
         s = self._slots[i]
         m, v = s["momentum"], s["velocity"]
