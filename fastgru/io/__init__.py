@@ -73,8 +73,8 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     output name, and a serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry,
     not a dict of outputs.
 
-    The optimizer starts from its configuration (``load_model`` then gives it the state a ``.keras`` file
-    saved: ``io/optimizer_state.py``). A configuration
+    The optimizer starts from its configuration (``load_model`` then gives it the state a ``.keras`` file or a
+    tf_keras ``.h5`` file saved: ``io/optimizer_state.py``). A configuration
     fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
     warning: predicting needs no compile.
     """
@@ -119,8 +119,9 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
     """A fastgru ``Sequential`` from a Keras ``.keras`` or legacy ``.h5`` model file.
 
     With ``compile`` (default, as Keras) a model saved after ``compile`` comes back compiled with the
-    same optimizer configuration, loss and metrics, and — from a ``.keras`` file — the optimizer's saved state
-    (its step count, learning rate and slots), so that training goes on as Keras's loaded model's does.
+    same optimizer configuration, loss and metrics, and — from a ``.keras`` or a tf_keras ``.h5`` file — the
+    optimizer's saved state (its step count, learning rate and slots), so that training goes on as Keras's
+    loaded model's does.
     """
     kind = _sniff(path)
     if kind == "checkpoint":
