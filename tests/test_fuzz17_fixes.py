@@ -602,3 +602,11 @@ def test_rate_callbacks_log_lr_for_a_tf_keras_file(tmp_path, rng):
     code = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(3), fg.layers.Dense(1)])
     code.compile("adam", "mse")
     assert "learning_rate" in code.fit(x, y, verbose=0, callbacks=[fg.callbacks.ReduceLROnPlateau("loss")]).history
+
+
+def test_a_metric_whose_targets_do_not_fit_is_named():
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4, return_sequences=True),
+                           fg.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[fg.metrics.CategoricalAccuracy()])
+    with pytest.raises(ValueError, match=r"metric 'categorical_accuracy': targets of shape \(7, 5\) do not fit"):
+        model.evaluate(np.zeros((7, 5, 3), np.float32), np.zeros((7, 5), np.float32), verbose=0)

@@ -63,10 +63,14 @@ def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_r
     if keras2_ranks and np.ndim(y) == 1 and np.ndim(y_pred) == 2:
         y = np.asarray(y)[:, None]
     for i, m in enumerate(metrics):
-        if i < n_plain or sample_weight is None:
-            m.update_state(y, y_pred, mask=mask)
-        else:
-            m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+        try:
+            if i < n_plain or sample_weight is None:
+                m.update_state(y, y_pred, mask=mask)
+            else:
+                m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+        except ValueError as exc:  # (NumPy's broadcasting error, named)
+            raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
+                             f"{np.shape(y_pred)} ({exc})") from None
 
 
 def in_order(logs: dict, names: list[str]) -> list:
