@@ -382,11 +382,13 @@ class Model(KerasModelAPI, WrapperTrainable):
         return stack
 
     # ---- description ----------------------------------------------------------------------------
-    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
-        """Print Keras's Functional table: Layer (type), Output Shape, Param #, Connected to."""
+    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None,
+                positions=None, **options) -> None:
+        """Keras's Functional table: Layer (type), Output Shape, Param #, Connected to (``expand_nested``,
+        ``show_trainable``, ``layer_range`` as ``Sequential.summary``)."""
         from .summary import print_functional_summary
 
-        print_functional_summary(self, line_length=line_length, print_fn=print_fn)
+        print_functional_summary(self, line_length=line_length, print_fn=print_fn, **options)
 
     def get_config(self) -> dict:
         """Keras 3's Functional config: name, trainable, layers (with their inbound nodes), input_layers,

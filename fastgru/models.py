@@ -283,9 +283,14 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         )
 
     # ---- description ------------------------------------------------------------------------
-    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
-        """Print a Keras-style table: Layer (type), Output Shape, Param #, and the totals."""
-        print_summary(self, line_length=line_length, print_fn=print_fn)
+    def summary(self, line_length: int | None = None, print_fn: Callable[[str], None] | None = None,
+                expand_nested: bool = False, show_trainable: bool = False, layer_range=None, positions=None) -> None:
+        """Print a Keras-style table: Layer (type), Output Shape, Param #, and the totals; Keras's options:
+        ``show_trainable`` (a Trainable column: Y, N, or - for a layer without weights), ``expand_nested``
+        (a nested model's layers below it), ``layer_range`` (the rows from one layer name to another);
+        ``positions`` (Keras's column proportions) is accepted and the columns fit their contents."""
+        print_summary(self, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested,
+                      show_trainable=show_trainable, layer_range=layer_range)
 
     def get_config(self) -> dict:
         layers = []

@@ -19,59 +19,99 @@ def _format_bytes(n: int) -> str:
     return f"{n:.2f} GB"
 
 
-def summary_lines(model, line_length: int | None = None) -> list[str]:
-    """The lines of the summary table of a built Sequential model."""
-    widths = [33, 24, 15]
-    if line_length:
-        scale = line_length / (sum(widths) + 4)
-        widths = [max(10, int(w * scale)) for w in widths]
+def _trainable_cell(layer) -> str:
+    """Keras's Trainable column: Y or N for a layer with weights, - for one without."""
+    return ("Y" if layer.trainable else "N") if layer.weights else "-"
+
+
+def _rows_of(model, layers, expand_nested: bool, show_trainable: bool, row_of) -> list[tuple]:
+    """One row per layer (``row_of(layer, prefix)``), a nested model's layers below its own with
+    ``expand_nested``, and the Trainable cell last with ``show_trainable``."""
     rows = []
-    for layer in model.layers:
-        shape = _format_shape(layer.output_shape) if layer.built else "?"
-        rows.append((f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}"))
+
+    def add(layer, prefix):
+        row = row_of(layer, prefix)
+        rows.append(row + ((_trainable_cell(layer),) if show_trainable else ()))
+        if expand_nested and (getattr(layer, "_fg_model", False) or type(layer).__name__ == "Sequential"):
+            for inner in (l for l in layer.layers if type(l).__name__ != "InputLayer"):
+                add(inner, prefix + " └ ")
+
+    for layer in layers:
+        add(layer, "")
+    return rows
+
+
+def _in_range(layers, layer_range) -> list:
+    """The layers from ``layer_range``'s first name to its last (Keras's ``layer_range``), or all."""
+    if layer_range is None:
+        return list(layers)
+    first, last = layer_range
+    names = [layer.name for layer in layers]
+    if first not in names or last not in names:
+        raise ValueError(f"layer_range {layer_range!r}: the model's layers are {names}")
+    return list(layers)[names.index(first): names.index(last) + 1]
+
+
+def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: set, line_length,
+           total: int, trainable: int) -> list[str]:
+    """Keras's table: the header, a rule between rows, the totals (float32 bytes)."""
+    if line_length:
+        scale = line_length / (sum(widths) + len(widths) + 1)
+        widths = [max(10, int(w * scale)) for w in widths]
     for row in rows:
         widths = [max(w, len(c) + 2) for w, c in zip(widths, row)]
 
-    def line(left, mid, right, fill):
-        return left + mid.join(fill * (w + 1) for w in widths) + right
+    def line(left, mid, end, fill):
+        return left + mid.join(fill * (w + 1) for w in widths) + end
 
     def cells(cols, sep):
-        parts = [f" {cols[0]:<{widths[0]}}", f" {cols[1]:<{widths[1]}}", f"{cols[2]:>{widths[2]}} "]
+        parts = [f"{c:>{w}} " if i in right else f" {c:<{w}}" for i, (c, w) in enumerate(zip(cols, widths))]
         return sep + sep.join(parts) + sep
 
-    out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"), cells(("Layer (type)", "Output Shape", "Param #"), "┃")]
-    out.append(line("┡", "╇", "┩", "━"))
+    out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"), cells(header, "┃"), line("┡", "╇", "┩", "━")]
     for i, row in enumerate(rows):
         out.append(cells(row, "│"))
         out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))
     if not rows:
         out.append(line("└", "┴", "┘", "─"))
-    total = sum(layer.count_params() for layer in model.layers)
-    trainable = sum(w.size for w in model.trainable_weights)
-    itemsize = 4
-    out.append(f" Total params: {total:,} ({_format_bytes(total * itemsize)})")
-    out.append(f" Trainable params: {trainable:,} ({_format_bytes(trainable * itemsize)})")
-    out.append(f" Non-trainable params: {total - trainable:,} ({_format_bytes((total - trainable) * itemsize)})")
+    out.append(f" Total params: {total:,} ({_format_bytes(total * 4)})")
+    out.append(f" Trainable params: {trainable:,} ({_format_bytes(trainable * 4)})")
+    out.append(f" Non-trainable params: {total - trainable:,} ({_format_bytes((total - trainable) * 4)})")
     return out
 
 
-def print_summary(model, line_length: int | None = None, print_fn: Callable[[str], None] | None = None) -> None:
+def summary_lines(model, line_length: int | None = None, expand_nested: bool = False, show_trainable: bool = False,
+                  layer_range=None) -> list[str]:
+    """The lines of the summary table of a built Sequential model."""
+    def row_of(layer, prefix):
+        shape = _format_shape(layer.output_shape) if layer.built else "?"
+        return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}")
+
+    rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
+    header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
+    widths = [33, 24, 15] + ([11] if show_trainable else [])
+    total = sum(layer.count_params() for layer in model.layers)
+    return _table(model, header, rows, widths, {2}, line_length, total, sum(w.size for w in model.trainable_weights))
+
+
+def print_summary(model, line_length: int | None = None, print_fn: Callable[[str], None] | None = None,
+                  **options) -> None:
     print_fn = print_fn or print
-    for text in summary_lines(model, line_length):
+    for text in summary_lines(model, line_length, **options):
         print_fn(text)
 
 
-def functional_summary_lines(model, line_length: int | None = None) -> list[str]:
+def functional_summary_lines(model, line_length: int | None = None, expand_nested: bool = False,
+                             show_trainable: bool = False, layer_range=None) -> list[str]:
     """Keras's Functional table: Layer (type), Output Shape, Param #, Connected to (``layer[node][tensor]``
     for each input of each call of the layer in the model)."""
-    widths = [24, 20, 12, 20]
-    if line_length:
-        scale = line_length / (sum(widths) + 5)
-        widths = [max(10, int(w * scale)) for w in widths]
     in_graph = {id(n) for n in model._nodes}
-    rows = []
-    for layer in model.layers:
+
+    def row_of(layer, prefix):
         nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in in_graph]
+        if prefix:  # (a nested model's layer: its shape as built, no connections in this graph)
+            shape = _format_shape(layer.output_shape) if getattr(layer, "built", False) else "?"
+            return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}", "-")
         shapes = [t.shape for n in nodes[:1] for t in n.outputs]
         shape = _format_shape(shapes[0] if len(shapes) == 1 else shapes) if shapes else "?"
         links = []
@@ -79,35 +119,18 @@ def functional_summary_lines(model, line_length: int | None = None) -> list[str]
             for t in n.inputs:
                 producer = t.node.layer
                 links.append(f"{producer.name}[{producer._inbound_nodes.index(t.node)}][{t.index}]")
-        rows.append((f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}",
-                     ", ".join(links) or "-"))
-    for row in rows:
-        widths = [max(w, len(c) + 2) for w, c in zip(widths, row)]
+        return (f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}", ", ".join(links) or "-")
 
-    def line(left, mid, right, fill):
-        return left + mid.join(fill * (w + 1) for w in widths) + right
-
-    def cells(cols, sep):
-        parts = [f" {cols[0]:<{widths[0]}}", f" {cols[1]:<{widths[1]}}", f"{cols[2]:>{widths[2]}} ",
-                 f" {cols[3]:<{widths[3]}}"]
-        return sep + sep.join(parts) + sep
-
-    out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"),
-           cells(("Layer (type)", "Output Shape", "Param #", "Connected to"), "┃"), line("┡", "╇", "┩", "━")]
-    for i, row in enumerate(rows):
-        out.append(cells(row, "│"))
-        out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))
-    total = model.count_params()
-    trainable = sum(w.size for w in model.trainable_weights)
-    out.append(f" Total params: {total:,} ({_format_bytes(total * 4)})")
-    out.append(f" Trainable params: {trainable:,} ({_format_bytes(trainable * 4)})")
-    out.append(f" Non-trainable params: {total - trainable:,} ({_format_bytes((total - trainable) * 4)})")
-    return out
+    rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
+    header = ("Layer (type)", "Output Shape", "Param #", "Connected to") + (("Trainable",) if show_trainable else ())
+    widths = [24, 20, 12, 20] + ([11] if show_trainable else [])
+    return _table(model, header, rows, widths, {2}, line_length, model.count_params(),
+                  sum(w.size for w in model.trainable_weights))
 
 
-def print_functional_summary(model, line_length: int | None = None, print_fn=None) -> None:
+def print_functional_summary(model, line_length: int | None = None, print_fn=None, **options) -> None:
     print_fn = print_fn or print
-    for text in functional_summary_lines(model, line_length):
+    for text in functional_summary_lines(model, line_length, **options):
         print_fn(text)
 
 

@@ -610,3 +610,24 @@ def test_a_metric_whose_targets_do_not_fit_is_named():
     model.compile("adam", "sparse_categorical_crossentropy", metrics=[fg.metrics.CategoricalAccuracy()])
     with pytest.raises(ValueError, match=r"metric 'categorical_accuracy': targets of shape \(7, 5\) do not fit"):
         model.evaluate(np.zeros((7, 5, 3), np.float32), np.zeros((7, 5), np.float32), verbose=0)
+
+
+def test_summary_takes_keras_options(capsys):
+    """summary(show_trainable=True) and summary(expand_nested=True) raised TypeError; layer_range too."""
+    encoder = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4, name="gru_s")], name="enc")
+    model = fg.Sequential([fg.layers.Input((5, 3)), encoder, fg.layers.Dropout(0.1, name="drop"),
+                           fg.layers.Dense(2, name="out")])
+    model.get_layer("out").trainable = False
+    model.summary(show_trainable=True, expand_nested=True)
+    text = capsys.readouterr().out
+    assert "Trainable" in text and "gru_s (GRU)" in text
+    rows = {line.split()[1]: line.split("│")[-2].strip() for line in text.splitlines()
+            if line.startswith("│") and "(" in line}
+    assert rows["out"] == "N" and rows["drop"] == "-"
+    inputs = fg.Input((5, 3))
+    graph = fg.Model(inputs, fg.layers.Dense(1, name="d")(fg.layers.GRU(4, name="g")(inputs)))
+    graph.summary(layer_range=("g", "g"), show_trainable=True)
+    text = capsys.readouterr().out
+    assert "g (GRU)" in text and "d (Dense)" not in text
+    with pytest.raises(ValueError, match="layer_range"):
+        graph.summary(layer_range=("g", "nope"))
