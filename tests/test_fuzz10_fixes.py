@@ -72,8 +72,15 @@ def test_keras2_embedding_hands_its_optimizer_the_summed_gradient():
     (rows,) = emb.backward(dy, cache)[1]
     assert type(rows).__name__ == "RowGradient" and len(rows.values) == 3
     emb.use_keras2_semantics()
-    (dense,) = emb.backward(dy, cache)[1]
-    np.testing.assert_array_equal(dense, rows.dense())
+    (marked,) = emb.backward(dy, cache)[1]  # (slices, summed by the optimizer after clipping, as tf_keras)
+    assert marked.sum_first and not rows.sum_first
+    np.testing.assert_array_equal(marked.dense(), rows.dense())
+    opt = fg.optimizers.Adam(0.1)
+    table = emb.get_weights()[0].copy()
+    opt.apply([marked], [table])
+    reference, fresh = emb.get_weights()[0].copy(), fg.optimizers.Adam(0.1)
+    fresh.apply([rows.dense()], [reference])  # the update rule of the summed (dense) gradient
+    np.testing.assert_array_equal(table, reference)
     back = pickle.loads(pickle.dumps(fg.Sequential([fg.layers.Input((3,), dtype="int32"), emb])))
     assert back.layers[0].keras2_semantics
 

@@ -631,3 +631,22 @@ def test_summary_takes_keras_options(capsys):
     assert "g (GRU)" in text and "d (Dense)" not in text
     with pytest.raises(ValueError, match="layer_range"):
         graph.summary(layer_range=("g", "nope"))
+
+
+@pytest.mark.parametrize("option", [{"clipnorm": 0.1}, {"clipvalue": 0.02}, {"global_clipnorm": 0.1}])
+@pytest.mark.keras
+def test_tf_keras_clips_an_embeddings_slices_before_summing_them(tmp_path, option):
+    """tf_keras clips an Embedding's gradient as slices (one per looked-up token), then sums duplicate tokens;
+    fastgru clipped the summed gradient of a tf_keras model's Embedding."""
+    tk = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 6, size=(12, 7))  # (few tokens: many duplicates)
+    y = rng.normal(size=(12, 1)).astype("float32")
+    km = tk.Sequential([tk.layers.InputLayer((7,)), tk.layers.Embedding(6, 4), tk.layers.GRU(3), tk.layers.Dense(1)])
+    km.compile(tk.optimizers.SGD(0.5, **option), "mse")
+    km.save(tmp_path / "m.h5")
+    ours, theirs = fg.load_model(tmp_path / "m.h5"), tk.models.load_model(tmp_path / "m.h5")
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(tokens, y), theirs.train_on_batch(tokens, y), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -224,12 +224,12 @@ class Embedding(Layer):
         self.keras2_semantics = True
 
     def backward(self, dy, cache, need_dx: bool = True):
-        """The gradient as one slice per looked-up token (a RowGradient, as Keras's IndexedSlices; summed into
-        the table's shape for a tf_keras model, whose optimizers deduplicate the rows first)."""
+        """The gradient as one slice per looked-up token (a RowGradient, as Keras's IndexedSlices; for a tf_keras
+        model marked to be summed into the table's shape after clipping: its optimizers clip the slices, then
+        deduplicate the rows, and update from the summed gradient)."""
         table = self._params["embeddings"]
-        grad = RowGradient(cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(table.dtype), table.shape)
-        if self.keras2_semantics:
-            grad = grad.dense()
+        grad = RowGradient(cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(table.dtype), table.shape,
+                           sum_first=self.keras2_semantics)  # (tf_keras: clipped as slices, then summed)
         return None, ([grad] if self.trainable else [])
 
     def get_config(self) -> dict:

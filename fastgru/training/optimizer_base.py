@@ -160,6 +160,8 @@ class Optimizer:
                 lr = v.dtype.type(rate)
                 if self.weight_decay is not None:
                     v -= v * _kcast(self.weight_decay, v.dtype) * lr
+                if isinstance(g_clipped, RowGradient) and g_clipped.sum_first:
+                    g_clipped = g_clipped.dense()  # (tf_keras: duplicate rows summed after clipping)
                 g_clipped = g_clipped.astype(v.dtype, copy=False)
                 if isinstance(g_clipped, RowGradient):
                     self._update_rows(i, g_clipped, v, lr)

@@ -19,13 +19,15 @@ class RowGradient:
     indices (K,) int; values (K, dim). Duplicated indices are kept (one slice per lookup).
     """
 
-    __slots__ = ("indices", "values", "shape")
+    __slots__ = ("indices", "values", "shape", "sum_first")
     __array_ufunc__ = None  # ``array + RowGradient`` calls ``__radd__``, not an object-array sum
 
-    def __init__(self, indices: np.ndarray, values: np.ndarray, shape: tuple):
+    def __init__(self, indices: np.ndarray, values: np.ndarray, shape: tuple, sum_first: bool = False):
         self.indices = np.asarray(indices).reshape(-1)
         self.values = np.asarray(values).reshape(self.indices.shape[0], -1)
         self.shape = tuple(shape)
+        #: tf_keras's optimizers: clipped as slices, then summed per row before the update rule (dense)
+        self.sum_first = sum_first
 
     @property
     def dtype(self) -> np.dtype:
@@ -49,7 +51,7 @@ class RowGradient:
         return np.sum(np.square(self.values), dtype=self.values.dtype)
 
     def with_values(self, values: np.ndarray) -> RowGradient:
-        return RowGradient(self.indices, values, self.shape)
+        return RowGradient(self.indices, values, self.shape, self.sum_first)
 
     def astype(self, dtype, copy: bool = False) -> RowGradient:
         return self.with_values(self.values.astype(dtype, copy=copy))
@@ -62,7 +64,7 @@ class RowGradient:
             if other.shape != self.shape:
                 raise ValueError(f"cannot add row gradients of shapes {self.shape} and {other.shape}")
             return RowGradient(np.concatenate([self.indices, other.indices]),
-                               np.concatenate([self.values, other.values]), self.shape)
+                               np.concatenate([self.values, other.values]), self.shape, self.sum_first)
         other = np.asarray(other)
         if other.shape != self.shape:
             raise ValueError(f"cannot add a gradient of shape {other.shape} to a row gradient of shape {self.shape}")
