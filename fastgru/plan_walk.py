@@ -117,6 +117,8 @@ def _sequential_backward(model, d_outs, caches, need_dx):
     per = [None] * len(model._layers)
     for i in range(len(model._layers) - 1, -1, -1):
         dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
+        if not model._layers[i].trainable_weights:  # (a frozen layer whose backward still returns gradients)
+            per[i] = []
     grads = [g for gs in per for g in gs] if model.trainable else []
     return dy, grads
 

@@ -650,3 +650,51 @@ def test_tf_keras_clips_an_embeddings_slices_before_summing_them(tmp_path, optio
         np.testing.assert_allclose(ours.train_on_batch(tokens, y), theirs.train_on_batch(tokens, y), rtol=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_a_nested_sequential_with_a_frozen_layer_trains_in_a_graph(keras, tmp_path):
+    """A Functional model whose nested Sequential has a frozen layer and feeds a merge: fit raised "got 7
+    gradients for 5 variables" (the nested model handed back its frozen layer's gradients)."""
+    L = keras.layers
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(20, 6, 3)).astype("float32"), rng.normal(size=(20, 2)).astype("float32")
+    inner = keras.Sequential([keras.Input((6, 3)), L.Conv1D(4, 2, padding="same"), L.LSTM(4, return_sequences=True)],
+                             name="inner")
+    inner.layers[0].trainable = False
+    inputs = keras.Input((6, 3))
+    h = inner(inputs)
+    km = keras.Model(inputs, L.Dense(2)(L.GlobalMaxPooling1D()(L.Add()([h, h]))))
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "m.keras")
+    theirs, ours = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+    expected = theirs.fit(x, y, epochs=2, batch_size=7, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=7, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_loss_scale_optimizer_state_and_legacy_ftrl_state_resume(keras, tmp_path):
+    """A mixed-precision model's .keras file holds its LossScaleOptimizer's four arrays before Adam's (the state
+    was left out with a warning), and tf_keras's legacy Ftrl saves each variable's two slots in turn (refused)."""
+    tk = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(11, 5, 3)).astype("float32"), rng.normal(size=(11, 2)).astype("float32")
+    L = keras.layers
+    km = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(2)])
+    km.compile(keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)), "mse")
+    km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    km.save(tmp_path / "lso.keras")
+    tm = tk.Sequential([tk.layers.InputLayer((5, 3)), tk.layers.GRU(4), tk.layers.Dense(2)])
+    tm.compile(tk.optimizers.legacy.Ftrl(0.1), "mse")
+    tm.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    tm.save(tmp_path / "ftrl.h5")
+    for path, load in ((tmp_path / "lso.keras", keras.models.load_model), (tmp_path / "ftrl.h5", tk.models.load_model)):
+        theirs, ours = load(path), fg.load_model(path)
+        assert ours.optimizer.iterations == 6
+        expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                                   expected, rtol=1e-5)
+        if path.suffix == ".h5":
+            with pytest.warns(UserWarning, match="legacy \\(optimizer_v2\\) Ftrl"):
+                ours.save(tmp_path / "back.keras")

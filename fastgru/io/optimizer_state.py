@@ -42,14 +42,20 @@ def read_vars(h5) -> list[np.ndarray] | None:
         return None
     keys = list(group.keys())
     if not all(k.isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
-        return None
+        return _malformed(h5)
     arrays = []
     for i in range(len(keys)):
         item = group[str(i)]
         if not hasattr(item, "shape") or item.dtype.kind not in "fiu":
-            return None
+            return _malformed(h5)
         arrays.append(np.asarray(item[()]))
     return arrays
+
+
+def _malformed(h5) -> None:
+    warnings.warn(f"{getattr(h5, 'filename', 'the weights file')}: its optimizer/vars are not numeric arrays 0..n; the "
+                  "optimizer starts from its configuration", stacklevel=3)
+    return None
 
 
 def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
@@ -58,6 +64,7 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     if not arrays or compiled is None or len(arrays) < 2:
         return False
     optimizer = compiled.optimizer
+    arrays = arrays[getattr(optimizer, "keras_state_prefix", 0):]  # (a LossScaleOptimizer's own, first)
     layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
     variables = model.trainable_weights
     scheduled = getattr(optimizer, "_schedule", None) is not None
@@ -85,8 +92,12 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     for (i, name), a in zip(order, arrays[head:]):
         optimizer._slots[i][name][...] = a.astype(optimizer._slots[i][name].dtype)
     optimizer.iterations = int(arrays[0])
-    if not scheduled and arrays[1].shape == () and np.isfinite(arrays[1]):
-        optimizer.learning_rate = float(arrays[1])
+    if not scheduled:
+        if arrays[1].shape != () or not np.isfinite(arrays[1]):
+            warnings.warn(f"{path}: the optimizer's saved learning rate {arrays[1]!r} is not a number; the "
+                          "configured rate is kept", stacklevel=3)
+        else:
+            optimizer.learning_rate = float(arrays[1])
     if extra:
         optimizer._u_product = type(optimizer._u_product)(arrays[-1])
     return True
@@ -107,6 +118,11 @@ def write_vars(h5, model) -> None:
     layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
     if optimizer is None or layout is None:
         return
+    if getattr(optimizer, "tf_legacy", False):
+        warnings.warn(f"model {model.name!r}: its optimizer is tf_keras's legacy (optimizer_v2) "
+                      f"{type(optimizer).__name__}, which Keras 3 does not have; the file holds Keras 3's "
+                      f"{type(optimizer).__name__}, whose update rule can differ (RMSprop without momentum, Adagrad, "
+                      "Nadam, a decay of the rate): training resumed from it follows Keras 3's", stacklevel=4)
     arrays = [np.int64(optimizer.iterations)]
     if getattr(optimizer, "_schedule", None) is None:
         arrays.append(np.float32(optimizer.learning_rate))
@@ -178,8 +194,10 @@ def restore_tf_keras(model, saved, path) -> bool:
     if kinds is None or not variables:
         return _skip(path, f"fastgru does not read tf_keras's {cls} state")
     slots = [optimizer._build_slots(v) for v in variables]
-    if legacy:  # each kind for every variable in turn, in the order optimizer_v2 makes them
+    if legacy and cls != "Ftrl":  # each kind for every variable in turn, in the order optimizer_v2 makes them
         order = [(i, name) for name in kinds for i in range(len(variables)) if name in slots[i]]
+    elif legacy:  # (optimizer_v2's Ftrl makes both slots of a variable in turn)
+        order = [(i, name) for i in range(len(variables)) for name in kinds if name in slots[i]]
     else:
         order = [(i, name) for group in KERAS_SLOT_LAYOUT[cls] for i in range(len(variables)) for name in group
                  if name in slots[i]]

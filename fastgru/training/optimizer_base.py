@@ -61,6 +61,8 @@ class Optimizer:
 
     #: whether optimizer_v2's ``decay`` decays this optimizer's rate (its Nadam uses it for its schedule only)
     legacy_decays_rate = True
+    #: arrays before this optimizer's own in a Keras file's optimizer state (4 for a LossScaleOptimizer's)
+    keras_state_prefix = 0
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,

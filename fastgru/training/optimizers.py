@@ -349,7 +349,9 @@ def get(identifier) -> Optimizer:
         # mixed precision's wrapper: fastgru trains in float32, where its loss scaling changes nothing
         inner = (identifier.get("config") or {}).get("inner_optimizer")
         if isinstance(inner, (dict, str)):
-            return get(inner)
+            optimizer = get(inner)
+            optimizer.keras_state_prefix = 4  # (its own step, rate, step counter and scale precede the inner state)
+            return optimizer
     if isinstance(identifier, dict) and str(identifier.get("class_name", "")).lower() in _CLASSES:
         return _CLASSES[identifier["class_name"].lower()].from_config(identifier.get("config") or {})
     raise ValueError(
