@@ -491,28 +491,14 @@ class Model(KerasModelAPI, WrapperTrainable):
         load_weights(self, filepath)
 
     def __reduce__(self):
-        from .io.functional_save import functional_config
+        from .io.functional_save import functional_config, rebuild_functional
 
         compiled = getattr(self, "_compiled", None)
         compile_args = None if compiled is None else (compiled.optimizer,) + tuple(compiled.spec)
-        return (_rebuild, (functional_config(self), self.get_weights(), compile_args))
+        return (rebuild_functional, (functional_config(self), self.get_weights(), compile_args))
 
     def __repr__(self) -> str:
         return f"<Functional name={self.name!r} inputs={self.input_names} outputs={self.output_names}>"
-
-
-def _rebuild(config, weights, compile_args=None):
-    """Unpickle: the model from its Keras config, its weights, and its compile arguments (the optimizer
-    object as it was, losses, loss_weights, metrics)."""
-    from .io.keras_functional import model_from_config
-
-    model = model_from_config(config)
-    model.set_weights(weights)
-    if compile_args is not None:
-        optimizer, loss, loss_weights, metrics, *weighted = compile_args  # (weighted_metrics: since 2026-12)
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                      weighted_metrics=weighted[0] if weighted else None)
-    return model
 
 
 # ---------------------------------------------------------------------------------------------

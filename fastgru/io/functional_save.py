@@ -269,3 +269,16 @@ def save_functional(model, path) -> None:
         archive.writestr("model.weights.h5", buffer.getvalue())
 
 
+def rebuild_functional(config, weights, compile_args=None):
+    """Unpickle a Functional ``Model`` (``Model.__reduce__``): the model from its Keras config, its weights,
+    and its compile arguments (the optimizer object as it was, losses, loss_weights, metrics, weighted
+    metrics)."""
+    from .keras_functional import model_from_config
+
+    model = model_from_config(config)
+    model.set_weights(weights)
+    if compile_args is not None:
+        optimizer, loss, loss_weights, metrics, *weighted = compile_args  # (weighted_metrics: since 2026-12)
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+                      weighted_metrics=weighted[0] if weighted else None)
+    return model
