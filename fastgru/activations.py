@@ -48,7 +48,7 @@ def _selu(x: np.ndarray) -> np.ndarray:
 
 def _selu_grad(x, y, dy):
     s, a = x.dtype.type(_k.SELU_SCALE), x.dtype.type(_k.SELU_ALPHA)
-    return dy * np.where(x > 0, s, y + s * a)
+    return dy * np.where(x >= 0, s, y + s * a)  # (TensorFlow's SeluGrad: the scale at 0)
 
 
 def _swish_grad(x, y, dy):
@@ -142,9 +142,12 @@ TABLE: tuple[Activation, ...] = (
     Activation("log_softmax", None, _log_softmax,
                lambda x, y, dy: dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)),
     Activation("exponential", None, np.exp, lambda x, y, dy: dy * y),
-    Activation("hard_tanh", None, lambda x: np.clip(x, -1, 1), lambda x, y, dy: dy * ((x > -1) & (x < 1))),
+    # (TensorFlow's clip passes the gradient at its bounds, and its maximum and minimum both at a tie:
+    # celu'(0) is 1 + 1)
+    Activation("hard_tanh", None, lambda x: np.clip(x, -1, 1), lambda x, y, dy: dy * ((x >= -1) & (x <= 1))),
     Activation("celu", None, lambda x: np.maximum(x, 0) + np.expm1(np.minimum(x, 0)),
-               lambda x, y, dy: dy * np.where(x > 0, _c(x, 1.0), np.exp(np.minimum(x, 0)))),
+               lambda x, y, dy: dy * ((x >= 0).astype(x.dtype) + np.where(x <= 0, np.exp(np.minimum(x, 0)),
+                                                                          _c(x, 0.0)))),
     Activation("hard_silu", None, lambda x: x * _hard_sigmoid3(x),
                lambda x, y, dy: dy * (_hard_sigmoid3(x) + x * _step(x, -3, 3, 1 / 6)), aliases=("hard_swish",)),
     Activation("sparse_plus", None,

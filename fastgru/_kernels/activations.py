@@ -179,7 +179,7 @@ def derivative_from_output(code, y, d):
             d[i] *= 1.0 if y[i] > 0.0 else y[i] + 1.0
     elif code == SELU:
         for i in range(n):
-            d[i] *= SELU_SCALE if y[i] > 0.0 else y[i] + SELU_SCALE * SELU_ALPHA
+            d[i] *= SELU_SCALE if y[i] >= 0.0 else y[i] + SELU_SCALE * SELU_ALPHA  # (TensorFlow: the scale at 0)
     elif code == SOFTPLUS:
         for i in range(n):
             d[i] *= -math.expm1(-y[i])

@@ -45,18 +45,42 @@ class ReLU(_Elementwise):
         self._options(max_value=max_value, negative_slope=negative_slope, threshold=threshold)
 
     def forward(self, x, mask=None, training: bool = True):
+        """Keras 3's composition (``activations.relu``): a leaky ReLU when only the slope is set; else
+        ``x`` above the threshold (0 at it), clipped to ``max_value``, less ``negative_slope *
+        relu(threshold - x)``: the same values at the edges (``x == threshold`` gives 0)."""
         x = self._array(x)
+        zero = x.dtype.type(0)
+        slope = x.dtype.type(self.negative_slope)
+        if self.negative_slope != 0 and self.max_value is None and self.threshold == 0:
+            return np.where(x > 0, x, slope * x), x  # tf.nn.leaky_relu
         t = x.dtype.type(self.threshold)
-        y = np.where(x >= t, x, x.dtype.type(self.negative_slope) * (x - t))
+        y = np.where(x > t, x, zero) if self.threshold != 0 else np.maximum(x, zero)
         if self.max_value is not None:
-            y = np.minimum(y, x.dtype.type(self.max_value))
+            y = np.maximum(np.minimum(y, x.dtype.type(self.max_value)), zero)
+        if self.negative_slope != 0:
+            y = y - slope * np.maximum(t - x, zero)
         return y, x
 
     def backward(self, dy, cache, need_dx: bool = True):
+        """TensorFlow's gradients of that composition: relu' is 0 at 0, relu6' is 0 at 0 and 6 (Keras
+        uses relu6 for ``max_value=6`` without a threshold), a clip passes the gradient at its bounds,
+        the leaky ReLU's slope applies at 0."""
         x = cache
-        slope = np.where(x >= self.threshold, 1.0, self.negative_slope).astype(x.dtype)
-        if self.max_value is not None:
-            slope = np.where(x >= self.max_value, 0.0, slope).astype(x.dtype)
+        dt = x.dtype
+        if self.negative_slope != 0 and self.max_value is None and self.threshold == 0:
+            return np.asarray(dy) * np.where(x > 0, 1.0, self.negative_slope).astype(dt), []
+        t = dt.type(self.threshold)
+        if self.threshold != 0:
+            d = x > t
+        elif self.max_value == 6:
+            d = (x > 0) & (x < dt.type(6))
+        else:
+            d = x > 0
+        if self.max_value is not None and not (self.threshold == 0 and self.max_value == 6):
+            d = d & (x <= dt.type(self.max_value))  # (min, then max with 0: both pass at their bounds)
+        slope = d.astype(dt)
+        if self.negative_slope != 0:
+            slope = slope + np.where(x < t, dt.type(self.negative_slope), dt.type(0))
         return np.asarray(dy) * slope, []
 
     def get_config(self) -> dict:
@@ -77,10 +101,11 @@ class LeakyReLU(_Elementwise):
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._array(x)
-        return np.where(x >= 0, x, x.dtype.type(self.negative_slope) * x), x
+        return np.where(x > 0, x, x.dtype.type(self.negative_slope) * x), x
 
     def backward(self, dy, cache, need_dx: bool = True):
-        return np.asarray(dy) * np.where(cache >= 0, 1.0, self.negative_slope).astype(cache.dtype), []
+        # (tf.nn.leaky_relu's gradient: the slope at 0 too)
+        return np.asarray(dy) * np.where(cache > 0, 1.0, self.negative_slope).astype(cache.dtype), []
 
     def get_config(self) -> dict:
         return {**super().get_config(), "negative_slope": self.negative_slope}
@@ -198,7 +223,7 @@ class PReLU(_Elementwise):
     def forward(self, x, mask=None, training: bool = True):
         x = self._array(x)
         alpha = self._params["alpha"].astype(x.dtype, copy=False)
-        return np.where(x >= 0, x, alpha * x), x
+        return np.where(x > 0, x, alpha * x), x
 
     def backward(self, dy, cache, need_dx: bool = True):
         x = cache
@@ -209,7 +234,9 @@ class PReLU(_Elementwise):
         for axis in self.shared_axes or ():
             d_alpha = d_alpha.sum(axis=axis - 1, keepdims=True)
         grads = [d_alpha.astype(self.dtype)] if self.trainable else []
-        return (np.where(neg, dy * alpha, dy) if need_dx else None), grads
+        # Keras 3: relu(x) - alpha * relu(-x), so the gradient at exactly 0 is 0 (relu'(0) = 0)
+        dx = np.where(x > 0, dy, np.where(neg, dy * alpha, dy.dtype.type(0))) if need_dx else None
+        return dx, grads
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha_initializer": self.alpha_initializer,
