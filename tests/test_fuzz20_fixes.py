@@ -114,3 +114,28 @@ def test_every_activations_value_and_gradient_at_its_kinks_are_tensorflows(name)
         fg._kernels.activations.derivative_from_output(row.code, ours_y.astype(np.float64), d)
         at_zero = x == 0
         np.testing.assert_allclose(d[at_zero], expected[at_zero], rtol=2e-6)
+
+
+@pytest.mark.keras
+def test_an_unbuilt_optimizer_state_is_skipped_as_keras_skips_it(tmp_path):
+    """A Keras model compiled with Adam(0.01), saved as .h5 and then as .keras before any step: the .keras
+    compile config has no optimizer (Keras makes its default RMSprop) and the state holds the step count
+    and Adam's rate only. keras.models.load_model builds the RMSprop and skips the state (its variable count
+    differs); fastgru restored the 0.01 into the RMSprop and trained differently."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6, 3)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    km = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    km.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    km.save(tmp_path / "m.h5")
+    km.save(tmp_path / "m.keras")
+    with pytest.warns(UserWarning, match="Skipping variable loading"):
+        theirs = keras.models.load_model(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    assert type(ours.optimizer).__name__ == type(theirs.optimizer).__name__ == "RMSprop"
+    assert ours.optimizer.learning_rate == pytest.approx(float(theirs.optimizer.learning_rate))
+    expected = theirs.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)

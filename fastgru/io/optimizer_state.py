@@ -74,8 +74,12 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     order = [(i, name) for group in layout for i in range(len(variables)) for name in group if name in slots[i]]
     extra = 1 if type(optimizer).__name__ == "Nadam" else 0  # (its momentum product, last)
     head = 1 if scheduled else 2
-    if len(arrays) == head:  # (saved before any step: the optimizer not built yet, its rate and count only)
-        order, extra = [], 0
+    if len(arrays) == head and (order or extra):
+        # saved before any step (the optimizer not built: its count and rate only): Keras's load_model builds
+        # the optimizer first and skips a state whose count differs, rate included (it matters where the
+        # file's compile config has no optimizer and the default RMSprop is made); silently here, as the
+        # count is 0 and the rate the configured one in every file Keras writes with its optimizer
+        return False
     if len(arrays) != head + len(order) + extra:
         return _skip(path, f"the file holds {len(arrays)} optimizer arrays; {type(optimizer).__name__} over the "
                            f"model's {len(variables)} trainable weights has {head + len(order) + extra}")
