@@ -22,13 +22,13 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numba
 import numpy as np
 
 from ._placement import WorkerPlacement
+from ._spin_pool import SpinPool
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads")
 _CORENAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename")
@@ -167,19 +167,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
-def _workers(n: int) -> ThreadPoolExecutor:
-    """The pool of (at least) ``n`` worker threads, kept off the calling thread's CPU
-    (:mod:`fastgru._placement`): call it right before handing work over."""
+def _workers(n: int) -> SpinPool:
+    """The pool of (at least) ``n`` worker threads (``fastgru._spin_pool``: they spin for their next
+    task a short while before sleeping), kept off the calling thread's CPU (:mod:`fastgru._placement`):
+    call it right before handing work over."""
     with _pool["lock"]:
         if _pool["executor"] is None or _pool["workers"] < n:
             old = _pool["executor"]
             placement = WorkerPlacement()
-            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel",
-                                                   initializer=placement.register_current_thread)
+            _pool["executor"] = SpinPool(n, initializer=placement.register_current_thread)
             _pool["workers"] = n
             _pool["placement"] = placement
             if old is not None:
-                old.shutdown(wait=False)
+                old.shutdown()
         executor, placement = _pool["executor"], _pool["placement"]
     placement.keep_off_caller_cpu()
     return executor
@@ -192,7 +192,10 @@ def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int)
 
     Python threads rather than Numba's ``parallel=True``: an OpenMP parallel region is compiled per
     kernel (seconds on a fresh install), spins at its barrier (tens of milliseconds per call when
-    another process holds the other core) and does not survive ``fork``; a blocked worker sleeps.
+    another process holds the other core) and does not survive ``fork``. fastgru's workers spin for
+    their next task a bounded time, and a chunk its worker has not started when this thread is done
+    with its own runs here (``fastgru._spin_pool``): a busy core delays a call by no more than one
+    thread's time.
     """
     if n_chunks <= 1:
         chunk(0, 0, rows)
@@ -207,11 +210,12 @@ def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int)
             future.result()
 
 
-#: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a worker thread
-#: costs tens of microseconds (a thread wake-up and a second dispatch), more than splitting work of
-#: ~150 us (about 8e6 multiply-adds on one core here) saves (measured: docs/performance.md).
+#: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a spinning worker
+#: (``fastgru._spin_pool``) costs ~20 us of the call (the worker's Python reaching its kernel while
+#: the caller waits, then the caller's), more than splitting work under ~5e6 multiply-adds (about
+#: 90 us on one core here) saves (measured: docs/performance.md, "Handing chunks to the workers").
 #: ``FASTGRU_MIN_CHUNK_WORK`` overrides it (the tests set 0, so that small shapes split too).
-MIN_CHUNK_WORK = int(os.environ.get("FASTGRU_MIN_CHUNK_WORK", "8000000"))
+MIN_CHUNK_WORK = int(os.environ.get("FASTGRU_MIN_CHUNK_WORK", "2500000"))
 
 
 def n_chunks_for(rows: int, work: float) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -17,14 +18,23 @@ linux_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason
 
 
 def _chunk_views():
-    """Run two chunks through ``run_chunks``; return what each saw: its thread id and its allowed CPUs."""
-    seen = {}
+    """Run two chunks through ``run_chunks``; return what each saw: its thread id and its allowed CPUs.
+    Repeated until the second chunk ran on the worker (a chunk the worker has not claimed by the time the
+    caller is done with its own runs in the caller: the first hand-offs of a process, the worker still
+    starting, may go that way)."""
+    for _ in range(200):
+        seen = {}
 
-    def chunk(c, b0, b1):
-        seen[c] = (threading.get_native_id(), frozenset(os.sched_getaffinity(0)), b0, b1)
+        def chunk(c, b0, b1):
+            if c == 0:
+                time.sleep(0.005)  # (the caller busy long enough for a sleeping worker to wake and claim chunk 1)
+            seen[c] = (threading.get_native_id(), frozenset(os.sched_getaffinity(0)), b0, b1)
 
-    _threads.run_chunks(chunk, 10, 2)
-    return seen
+        _threads.run_chunks(chunk, 10, 2)
+        if seen[1][0] != threading.get_native_id():
+            return seen
+        time.sleep(0.005)
+    raise AssertionError("the second chunk never ran on a worker thread")
 
 
 @linux_affinity

@@ -1,0 +1,186 @@
+"""Atomic loads and stores on an int64 array, and bounded spin-waits on them: how fastgru's threads
+hand each other work without sleeping (``fastgru._spin_pool``).
+
+A thread woken from sleep on a futex reaches its CPU tens of microseconds later on a virtual machine
+(an idle vCPU is halted and needs an interrupt through the hypervisor): a hand-off to a sleeping
+worker and back cost 75-90 us on the 2-vCPU Xeon of docs/benchmarks.md, as long as the whole GRU
+call of S2. A thread that spins on a flag sees it change within a cache-line transfer (well under a
+microsecond). The waits here are bounded (``max_spins`` rounds) and release the GIL, so a thread spins
+without holding up Python in the other threads; after the bound it goes to sleep the ordinary way.
+
+``publish`` is a release store and the waits read with acquire loads: whatever a thread wrote before
+publishing (the task it hands over, the outputs of a finished chunk) is visible to the thread that
+sees the new value.
+"""
+
+from __future__ import annotations
+
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+#: the spin loop's ``pause`` (x86: eases the core's pipeline and its hyperthread sibling while waiting;
+#: elsewhere nothing is emitted)
+_X86 = llvm_binding.get_process_triple().split("-")[0] in ("x86_64", "i386", "i686", "amd64")
+
+
+def _element_pointer(context, builder, sig, arr, idx):
+    array = context.make_array(sig.args[0])(context, builder, arr)
+    return builder.gep(array.data, [idx])
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, idx):
+    """``arr[idx]`` read with an atomic acquire load (never hoisted out of a loop); idx unchecked."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_element_pointer(context, builder, sig, args[0], args[1]), "acquire", 8)
+
+    return types.int64(arr, types.intp), codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, value):
+    """``arr[idx] = value`` as an atomic release store; idx unchecked."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[2], _element_pointer(context, builder, sig, args[0], args[1]), "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp, types.int64), codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    """x86's ``pause`` (nothing elsewhere)."""
+
+    def codegen(context, builder, sig, args):
+        if _X86:
+            fn = builder.module.declare_intrinsic("llvm.x86.sse2.pause", fnty=ir.FunctionType(ir.VoidType(), []))
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def _compare_exchange(typingctx, arr, idx, expected, value):
+    """``arr[idx] = value`` if it holds ``expected`` (atomically, acquire-release); returns whether it did."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig, args[0], args[1])
+        pair = builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(arr, types.intp, types.int64, types.int64), codegen
+
+
+@njit(cache=True, nogil=True)
+def publish(flags, idx, value):
+    """``flags[idx] = value`` (a release store). flags: (n,) int64."""
+    if idx < 0 or idx >= flags.shape[0]:
+        raise IndexError("publish: flag index out of range")
+    _store_release(flags, idx, value)
+
+
+@njit(cache=True, nogil=True)
+def wait_while_equal(flags, idx, value, max_spins):
+    """Spin while ``flags[idx] == value``, at most ``max_spins`` rounds; returns the value last read
+    (``value`` itself when the bound ran out). Releases the GIL."""
+    if idx < 0 or idx >= flags.shape[0]:
+        raise IndexError("wait_while_equal: flag index out of range")
+    seen = _load_acquire(flags, idx)
+    spins = 0
+    while seen == value and spins < max_spins:
+        _pause()
+        spins += 1
+        seen = _load_acquire(flags, idx)
+    return seen
+
+
+@njit(cache=True, nogil=True)
+def wait_until_equal(flags, idx, value, max_spins):
+    """Spin until ``flags[idx] == value``, at most ``max_spins`` rounds; returns whether it got there.
+    Releases the GIL."""
+    if idx < 0 or idx >= flags.shape[0]:
+        raise IndexError("wait_until_equal: flag index out of range")
+    spins = 0
+    while _load_acquire(flags, idx) != value:
+        if spins >= max_spins:
+            return False
+        _pause()
+        spins += 1
+    return True
+
+
+
+@njit(cache=True)
+def publish_holding_gil(flags, idx, value):
+    """``publish`` without releasing the GIL (a compiled call that releases it gives another thread the
+    chance to take it, and this one then sleeps until it is handed back)."""
+    if idx < 0 or idx >= flags.shape[0]:
+        raise IndexError("publish_holding_gil: flag index out of range")
+    _store_release(flags, idx, value)
+
+
+@njit(cache=True, nogil=True)
+def claim(flags, idx, expected, value):
+    """Set ``flags[idx]`` from ``expected`` to ``value`` atomically; returns whether this call did (a task's
+    claim: exactly one of the threads that try it gets it). Releases the GIL."""
+    if idx < 0 or idx >= flags.shape[0]:
+        raise IndexError("claim: flag index out of range")
+    return _compare_exchange(flags, idx, expected, value)
+
+
+@njit(cache=True, nogil=True)
+def post_and_wait_claim(flags, posted_at, claimed_at, seq, max_spins, grace_spins):
+    """The caller's hand-off: publish task ``seq`` at ``posted_at``, spin until it is claimed
+    (``flags[claimed_at] == seq``; at most ``max_spins`` rounds), then ``grace_spins`` rounds more while
+    the worker's Python reaches its compiled kernel. Returns whether the task was claimed. Releases the
+    GIL for all of it, so the worker takes the GIL without waiting for it."""
+    if posted_at < 0 or posted_at >= flags.shape[0] or claimed_at < 0 or claimed_at >= flags.shape[0]:
+        raise IndexError("post_and_wait_claim: flag index out of range")
+    _store_release(flags, posted_at, seq)
+    spins = 0
+    while _load_acquire(flags, claimed_at) != seq:
+        if spins >= max_spins:
+            return False
+        _pause()
+        spins += 1
+    for _ in range(grace_spins):
+        _pause()
+    return True
+
+
+@njit(cache=True, nogil=True)
+def finish_and_claim_next(flags, posted_at, claimed_at, done_at, done_seq, max_spins):
+    """The worker's side: publish task ``done_seq`` done, spin for the next task (``flags[posted_at]``
+    past ``done_seq``; at most ``max_spins`` rounds) and claim it. Returns the task claimed, 0 when
+    none came, or -1 when the value posted is negative (stop). A task the caller took back meanwhile is
+    skipped (its claim fails; the loop goes on). Releases the GIL before publishing, so the caller,
+    spinning for the result, finds the GIL free."""
+    if (posted_at < 0 or posted_at >= flags.shape[0] or claimed_at < 0 or claimed_at >= flags.shape[0]
+            or done_at < 0 or done_at >= flags.shape[0]):
+        raise IndexError("finish_and_claim_next: flag index out of range")
+    _store_release(flags, done_at, done_seq)
+    last = done_seq
+    spins = 0
+    while True:  # (the flag is read at least once, also with max_spins 0)
+        posted = _load_acquire(flags, posted_at)
+        if posted < 0:
+            return -1
+        if posted > last:
+            if _compare_exchange(flags, claimed_at, posted - 1, posted):
+                return posted
+            last = posted  # (the caller took it back and ran it itself)
+        if spins >= max_spins:
+            return 0
+        _pause()
+        spins += 1

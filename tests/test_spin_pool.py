@@ -1,0 +1,147 @@
+"""fastgru's worker pool (``fastgru._spin_pool``): tasks run and hand back their values and exceptions,
+whether the workers spin or sleep between tasks, with several calling threads at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastgru import _threads
+from fastgru._kernels.atomics import publish, wait_until_equal, wait_while_equal
+from fastgru._spin_pool import SpinPool, spins_for
+
+
+@pytest.fixture(params=[0.0, 50.0, 5000.0], ids=["sleep", "short-spin", "long-spin"])
+def pool(request):
+    p = SpinPool(2, spin_us=request.param)
+    yield p
+    p.shutdown()
+
+
+def test_every_task_runs_exactly_once_and_returns_its_value(pool):
+    """A task runs on its worker, or in the caller when the worker has not claimed it by the time the
+    caller asks for the result (asleep, or its CPU busy): never both, never neither."""
+    runs = np.zeros(400, np.int64)
+    threads = set()
+
+    def task(i):
+        runs[i] += 1
+        threads.add(threading.get_ident())
+        return i * i
+
+    for i in range(0, 400, 2):
+        a, b = pool.submit(task, i), pool.submit(task, i + 1)
+        assert (a.result(), b.result()) == (i * i, (i + 1) ** 2)
+    np.testing.assert_array_equal(runs, 1)
+    assert len(threads) >= 1
+
+
+def test_a_spinning_worker_takes_tasks_it_is_handed():
+    """Tasks do reach the worker (how many depends on where the scheduler puts the two threads: on one
+    CPU, the caller takes most back; fastgru's own pool keeps its workers off the caller's CPU)."""
+    pool = SpinPool(1, spin_us=200_000.0)
+    try:
+        caller = threading.get_ident()
+        idents = []
+        for _ in range(200):
+            idents.append(pool.submit(threading.get_ident).result())
+            if idents[-1] != caller:
+                break
+            time.sleep(0.001)
+        assert idents[-1] == pool._threads[0].ident
+    finally:
+        pool.shutdown()
+
+
+def test_a_task_left_unclaimed_is_run_by_the_caller():
+    """A worker that sleeps between tasks (no spinning) is woken for each; the result asked for at once
+    is often the caller's own run of the task (taken back before the worker woke): either way, each runs
+    once, on one of the two threads."""
+    pool = SpinPool(1, spin_us=0.0)
+    try:
+        caller = threading.get_ident()
+        idents = {pool.submit(threading.get_ident).result() for _ in range(50)}
+        assert idents <= {caller} | {t.ident for t in pool._threads}
+    finally:
+        pool.shutdown()
+
+
+def test_a_task_exception_is_raised_by_result(pool):
+    def fail():
+        raise ZeroDivisionError("inside the worker")
+
+    task = pool.submit(fail)
+    with pytest.raises(ZeroDivisionError, match="inside the worker"):
+        task.result()
+    assert pool.submit(lambda: 7).result() == 7  # the worker is free again
+
+
+def test_with_every_worker_busy_a_task_runs_in_the_caller():
+    pool = SpinPool(1, spin_us=0.0)
+    try:
+        release = threading.Event()
+        blocked = pool.submit(release.wait, 10.0)
+        caller = threading.get_ident()
+        inline = pool.submit(threading.get_ident)
+        assert inline.result() == caller
+        release.set()
+        assert blocked.result() is True
+    finally:
+        pool.shutdown()
+
+
+def test_many_calling_threads_share_a_pool(pool):
+    results = np.zeros((8, 100), np.int64)
+
+    def caller(t):
+        for i in range(100):
+            results[t, i] = pool.submit(lambda v: v + 1, t * 1000 + i).result()
+
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    np.testing.assert_array_equal(results, np.arange(8)[:, None] * 1000 + np.arange(100)[None, :] + 1)
+
+
+def test_shutdown_stops_the_workers():
+    pool = SpinPool(2, spin_us=100.0)
+    assert pool.submit(lambda: 1).result() == 1
+    pool.shutdown()
+    for th in pool._threads:
+        th.join(10)
+        assert not th.is_alive()
+
+
+def test_run_chunks_covers_every_row_once_and_raises_a_chunk_error(monkeypatch):
+    seen = []
+    _threads.run_chunks(lambda c, b0, b1: seen.append((c, b0, b1)), 10, 3)
+    assert sorted(seen) == [(0, 0, 3), (1, 3, 6), (2, 6, 10)]
+
+    def fail_second(c, b0, b1):
+        if c == 1:
+            raise RuntimeError("chunk 1")
+
+    with pytest.raises(RuntimeError, match="chunk 1"):
+        _threads.run_chunks(fail_second, 4, 2)
+
+
+def test_spin_waits_and_publish():
+    flags = np.zeros(4, np.int64)
+    assert wait_while_equal(flags, 1, 0, 100) == 0  # the bound ran out
+    assert not wait_until_equal(flags, 1, 5, 100)
+    publish(flags, 1, 5)
+    assert flags[1] == 5 and wait_while_equal(flags, 1, 0, 100) == 5 and wait_until_equal(flags, 1, 5, 0)
+    for bad in (-1, 4):
+        with pytest.raises(IndexError):
+            publish(flags, bad, 1)
+        with pytest.raises(IndexError):
+            wait_while_equal(flags, bad, 0, 1)
+        with pytest.raises(IndexError):
+            wait_until_equal(flags, bad, 0, 1)
+    assert spins_for(0) == 0 and spins_for(10.0) >= 1
