@@ -52,13 +52,26 @@ def spins_for(microseconds: float) -> int:
         return 0
     if _calibration["spins_per_us"] is None:
         flags = np.zeros(1, np.int64)
-        wait_while_equal(flags, 0, 0, 10)  # (compiled or loaded from the cache first)
+        wait_while_equal(flags.ctypes.data, 1, 0, 0, 10)  # (compiled or loaded from the cache first)
         rounds = 4000
         start = time.perf_counter()
-        wait_while_equal(flags, 0, 0, rounds)
+        wait_while_equal(flags.ctypes.data, 1, 0, 0, rounds)
         elapsed_us = max((time.perf_counter() - start) * 1e6, 1.0)
         _calibration["spins_per_us"] = max(rounds / elapsed_us, 0.01)
     return max(1, int(microseconds * _calibration["spins_per_us"]))
+
+
+def _load_compiled() -> None:
+    """Call every compiled wait and store once (each is compiled, or loaded from Numba's cache, at its
+    first call: here, not in the middle of a hand-off)."""
+    flags = np.zeros(3 * _STRIDE, np.int64)
+    at = (flags.ctypes.data, flags.shape[0])
+    publish_holding_gil(*at, 0, 1)
+    claim(*at, 1, 0, 0)
+    post_and_wait_claim(*at, 0, 1, 0, 0, 0)
+    finish_and_claim_next(*at, 0, 1, 2, 1, 0)
+    wait_until_equal(*at, 0, 1, 0)
+    wait_while_equal(*at, 0, 0, 0)
 
 
 class Task:
@@ -103,6 +116,7 @@ class SpinPool:
         # worker w's flags, a line pair each: the last task posted, claimed (by the worker, or by the caller
         # taking it back) and done (by the worker)
         self._flags = np.zeros(3 * n * _STRIDE, np.int64)
+        self._at_flags = (self._flags.ctypes.data, self._flags.shape[0])  # (what the compiled waits take)
         self._tasks: list[Task | None] = [None] * n
         self._posted = [0] * n  # the caller side's last posted sequence number, per worker
         self._busy = [False] * n
@@ -114,6 +128,7 @@ class SpinPool:
         self._spins = spins_for(spin_us)
         self._claim_spins = spins_for(min(spin_us, CLAIM_US))
         self._grace_spins = spins_for(min(spin_us, GRACE_US))
+        _load_compiled()
         self._threads = []
         for w in range(n):
             thread = threading.Thread(target=self._serve, args=(w, initializer), name=f"{name}-{w}", daemon=True)
@@ -149,20 +164,20 @@ class SpinPool:
         with cond:
             asleep = self._sleeping[worker]
             if asleep:
-                publish_holding_gil(self._flags, self._at(worker, 0), seq)
+                publish_holding_gil(*self._at_flags, self._at(worker, 0), seq)
                 cond.notify()
         if not asleep:
-            post_and_wait_claim(self._flags, self._at(worker, 0), self._at(worker, 1), seq, self._claim_spins,
+            post_and_wait_claim(*self._at_flags, self._at(worker, 0), self._at(worker, 1), seq, self._claim_spins,
                                 self._grace_spins)
         return task
 
     def _wait_done(self, worker: int, seq: int) -> None:
         task = self._tasks[worker]
-        if claim(self._flags, self._at(worker, 1), seq - 1, seq):
+        if claim(*self._at_flags, self._at(worker, 1), seq - 1, seq):
             task.run()  # the worker never claimed it: run here (the worker skips it)
         else:
             done_at = self._at(worker, 2)
-            if not wait_until_equal(self._flags, done_at, seq, self._spins):
+            if not wait_until_equal(*self._at_flags, done_at, seq, self._spins):
                 cond = self._conds[worker]
                 with cond:
                     self._waiting[worker] = True
@@ -179,7 +194,7 @@ class SpinPool:
         """Stop the workers (each finishes its current task first)."""
         for w in range(self.n):
             with self._conds[w]:
-                publish_holding_gil(self._flags, self._at(w, 0), -1)
+                publish_holding_gil(*self._at_flags, self._at(w, 0), -1)
                 self._conds[w].notify()
 
     # -- worker side --------------------------------------------------------------------------------
@@ -192,7 +207,7 @@ class SpinPool:
         while True:
             # the last task's result published (the GIL already released: the caller, spinning for it,
             # finds the GIL free), then the next task waited for and claimed
-            claimed = finish_and_claim_next(self._flags, posted_at, claimed_at, done_at, seq, self._spins)
+            claimed = finish_and_claim_next(*self._at_flags, posted_at, claimed_at, done_at, seq, self._spins)
             if claimed < 0:
                 return
             if claimed == 0:  # nothing within the spin: sleep until a task is posted
@@ -208,5 +223,5 @@ class SpinPool:
                 task.run()
             if self._waiting[worker]:
                 with cond:
-                    publish_holding_gil(self._flags, done_at, seq)
+                    publish_holding_gil(*self._at_flags, done_at, seq)
                     cond.notify()

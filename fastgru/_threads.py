@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numba
@@ -155,52 +156,76 @@ def get_num_threads() -> int:
     return _state["n"]
 
 
-_pool: dict = {"executor": None, "workers": 0, "lock": threading.Lock(), "placement": WorkerPlacement()}
+_pool: dict = {"executor": None, "workers": 0, "spin": None, "spin_workers": 0, "lock": threading.Lock(),
+               "placement": WorkerPlacement()}
 
 
 def _forget_workers_after_fork() -> None:
     """A forked child has none of the parent's worker threads: it starts its own when needed."""
-    _pool.update(executor=None, workers=0, lock=threading.Lock(), placement=WorkerPlacement())
+    _pool.update(executor=None, workers=0, spin=None, spin_workers=0, lock=threading.Lock(),
+                 placement=WorkerPlacement())
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
-def _workers(n: int) -> SpinPool:
-    """The pool of (at least) ``n`` worker threads (``fastgru._spin_pool``: they spin for their next
-    task a short while before sleeping), kept off the calling thread's CPU (:mod:`fastgru._placement`):
-    call it right before handing work over."""
+def _workers(n: int) -> ThreadPoolExecutor:
+    """The pool of (at least) ``n`` sleeping worker threads, kept off the calling thread's CPU
+    (:mod:`fastgru._placement`): call it right before handing work over."""
     with _pool["lock"]:
         if _pool["executor"] is None or _pool["workers"] < n:
             old = _pool["executor"]
-            placement = WorkerPlacement()
-            _pool["executor"] = SpinPool(n, initializer=placement.register_current_thread)
+            _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel",
+                                                   initializer=_pool["placement"].register_current_thread)
             _pool["workers"] = n
-            _pool["placement"] = placement
             if old is not None:
-                old.shutdown()
+                old.shutdown(wait=False)
         executor, placement = _pool["executor"], _pool["placement"]
     placement.keep_off_caller_cpu()
     return executor
 
 
-def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int) -> None:
+def _spin_workers(n: int) -> SpinPool:
+    """The pool of (at least) ``n`` spinning worker threads (``fastgru._spin_pool``), kept off the
+    calling thread's CPU like :func:`_workers`'s."""
+    with _pool["lock"]:
+        if _pool["spin"] is None or _pool["spin_workers"] < n:
+            old = _pool["spin"]
+            _pool["spin"] = SpinPool(n, initializer=_pool["placement"].register_current_thread, name="fastgru-spin")
+            _pool["spin_workers"] = n
+            if old is not None:
+                old.shutdown()
+        pool, placement = _pool["spin"], _pool["placement"]
+    placement.keep_off_caller_cpu()
+    return pool
+
+
+#: multiply-adds (of the whole call) under which ``run_chunks`` hands its chunks to the spinning workers
+#: rather than the sleeping ones: a hand-off to a sleeping worker costs 75-100 us of wake-ups on a
+#: virtual machine, a few percent of a call this size; above it the sleeping workers take the chunks
+#: (training steps with chunks of milliseconds ran 5-10% slower on the spinning ones, measured on the
+#: Xeon: docs/performance.md, "Handing chunks to the workers")
+SPIN_HANDOFF_WORK = int(os.environ.get("FASTGRU_SPIN_HANDOFF_WORK", "40000000"))
+
+
+def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int, work: float = 0.0) -> None:
     """Call ``chunk(c, b0, b1)`` for ``n_chunks`` contiguous ranges ``b0:b1`` of ``rows`` batch rows:
     chunk 0 in this thread, the others on fastgru's worker threads, side by side (the kernels release
     the GIL). Returns when all are done; the first exception raised by a chunk is raised here.
+    ``work``, the call's multiply-adds where the caller knows them: a call under ``SPIN_HANDOFF_WORK``
+    hands its chunks to spinning workers (``fastgru._spin_pool``: a few microseconds where a sleeping
+    worker's wake-up costs tens), where a chunk its worker has not started when this thread is done with
+    its own runs here.
 
     Python threads rather than Numba's ``parallel=True``: an OpenMP parallel region is compiled per
     kernel (seconds on a fresh install), spins at its barrier (tens of milliseconds per call when
-    another process holds the other core) and does not survive ``fork``. fastgru's workers spin for
-    their next task a bounded time, and a chunk its worker has not started when this thread is done
-    with its own runs here (``fastgru._spin_pool``): a busy core delays a call by no more than one
-    thread's time.
+    another process holds the other core) and does not survive ``fork``.
     """
     if n_chunks <= 1:
         chunk(0, 0, rows)
         return
-    executor = _workers(n_chunks - 1)
+    executor = _spin_workers(n_chunks - 1) if 0 < work < SPIN_HANDOFF_WORK else _workers(n_chunks - 1)
     bounds = [(c * rows // n_chunks, (c + 1) * rows // n_chunks) for c in range(n_chunks)]
     futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks)]
     try:

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from fastgru import _threads
-from fastgru._kernels.atomics import publish, wait_until_equal, wait_while_equal
+from fastgru._kernels.atomics import (
+    claim,
+    finish_and_claim_next,
+    post_and_wait_claim,
+    publish,
+    wait_until_equal,
+    wait_while_equal,
+)
 from fastgru._spin_pool import SpinPool, spins_for
 
 
@@ -118,9 +125,10 @@ def test_shutdown_stops_the_workers():
         assert not th.is_alive()
 
 
-def test_run_chunks_covers_every_row_once_and_raises_a_chunk_error(monkeypatch):
+@pytest.mark.parametrize("work", [0.0, 1000.0], ids=["sleeping-workers", "spinning-workers"])
+def test_run_chunks_covers_every_row_once_and_raises_a_chunk_error(work):
     seen = []
-    _threads.run_chunks(lambda c, b0, b1: seen.append((c, b0, b1)), 10, 3)
+    _threads.run_chunks(lambda c, b0, b1: seen.append((c, b0, b1)), 10, 3, work=work)
     assert sorted(seen) == [(0, 0, 3), (1, 3, 6), (2, 6, 10)]
 
     def fail_second(c, b0, b1):
@@ -128,20 +136,44 @@ def test_run_chunks_covers_every_row_once_and_raises_a_chunk_error(monkeypatch):
             raise RuntimeError("chunk 1")
 
     with pytest.raises(RuntimeError, match="chunk 1"):
-        _threads.run_chunks(fail_second, 4, 2)
+        _threads.run_chunks(fail_second, 4, 2, work=work)
 
 
 def test_spin_waits_and_publish():
     flags = np.zeros(4, np.int64)
-    assert wait_while_equal(flags, 1, 0, 100) == 0  # the bound ran out
-    assert not wait_until_equal(flags, 1, 5, 100)
-    publish(flags, 1, 5)
-    assert flags[1] == 5 and wait_while_equal(flags, 1, 0, 100) == 5 and wait_until_equal(flags, 1, 5, 0)
+    at = (flags.ctypes.data, flags.shape[0])
+    assert wait_while_equal(*at, 1, 0, 100) == 0  # the bound ran out
+    assert not wait_until_equal(*at, 1, 5, 100)
+    publish(*at, 1, 5)
+    assert flags[1] == 5 and wait_while_equal(*at, 1, 0, 100) == 5 and wait_until_equal(*at, 1, 5, 0)
+    assert claim(*at, 1, 5, 6) and not claim(*at, 1, 5, 7) and flags[1] == 6
     for bad in (-1, 4):
-        with pytest.raises(IndexError):
-            publish(flags, bad, 1)
-        with pytest.raises(IndexError):
-            wait_while_equal(flags, bad, 0, 1)
-        with pytest.raises(IndexError):
-            wait_until_equal(flags, bad, 0, 1)
+        for call in (lambda: publish(*at, bad, 1), lambda: wait_while_equal(*at, bad, 0, 1),
+                     lambda: wait_until_equal(*at, bad, 0, 1), lambda: claim(*at, bad, 0, 1),
+                     lambda: post_and_wait_claim(*at, bad, 0, 1, 0, 0),
+                     lambda: finish_and_claim_next(*at, 0, bad, 2, 1, 0)):
+            with pytest.raises(IndexError):
+                call()
     assert spins_for(0) == 0 and spins_for(10.0) >= 1
+
+
+def test_a_pool_hands_work_over_without_numba_allocations():
+    """The compiled waits take the flags' address, not the array: no Numba memory record per call (the
+    training's allocation count, tests/test_gru_gradients.py, must not depend on the hand-offs)."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    if not hasattr(_nrt_python, "memsys_enable_stats"):
+        pytest.skip("this Numba has no allocation statistics")
+    pool = SpinPool(1, spin_us=1000.0)
+    enabled = _nrt_python.memsys_stats_enabled()
+    _nrt_python.memsys_enable_stats()
+    try:
+        pool.submit(int).result()
+        before = rtsys.get_allocation_stats().alloc
+        for _ in range(100):
+            pool.submit(int).result()
+        assert rtsys.get_allocation_stats().alloc == before
+    finally:
+        if not enabled:
+            _nrt_python.memsys_disable_stats()
+        pool.shutdown()

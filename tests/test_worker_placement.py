@@ -18,23 +18,14 @@ linux_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason
 
 
 def _chunk_views():
-    """Run two chunks through ``run_chunks``; return what each saw: its thread id and its allowed CPUs.
-    Repeated until the second chunk ran on the worker (a chunk the worker has not claimed by the time the
-    caller is done with its own runs in the caller: the first hand-offs of a process, the worker still
-    starting, may go that way)."""
-    for _ in range(200):
-        seen = {}
+    """Run two chunks through ``run_chunks``; return what each saw: its thread id and its allowed CPUs."""
+    seen = {}
 
-        def chunk(c, b0, b1):
-            if c == 0:
-                time.sleep(0.005)  # (the caller busy long enough for a sleeping worker to wake and claim chunk 1)
-            seen[c] = (threading.get_native_id(), frozenset(os.sched_getaffinity(0)), b0, b1)
+    def chunk(c, b0, b1):
+        seen[c] = (threading.get_native_id(), frozenset(os.sched_getaffinity(0)), b0, b1)
 
-        _threads.run_chunks(chunk, 10, 2)
-        if seen[1][0] != threading.get_native_id():
-            return seen
-        time.sleep(0.005)
-    raise AssertionError("the second chunk never ran on a worker thread")
+    _threads.run_chunks(chunk, 10, 2)
+    return seen
 
 
 @linux_affinity
@@ -98,3 +89,27 @@ def test_worker_affinity_can_be_turned_off():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+@linux_affinity
+def test_the_spinning_workers_are_kept_off_the_callers_cpu_too():
+    """A small call's chunks go to the spinning workers (``run_chunks``'s ``work`` under
+    ``SPIN_HANDOFF_WORK``), placed like the sleeping ones."""
+    allowed = frozenset(os.sched_getaffinity(0))
+    for _ in range(200):  # (until a chunk ran on the worker: the caller takes back one not yet claimed)
+        seen = {}
+
+        def chunk(c, b0, b1):
+            if c == 0:
+                time.sleep(0.005)  # (long enough for a sleeping worker to wake and claim chunk 1)
+            seen[c] = (threading.get_native_id(), frozenset(os.sched_getaffinity(0)))
+
+        _threads.run_chunks(chunk, 10, 2, work=1000)
+        if seen[1][0] != threading.get_native_id():
+            break
+    else:
+        raise AssertionError("the second chunk never ran on a spinning worker")
+    assert seen[1][0] in _threads._pool["placement"].worker_ids()
+    assert seen[1][0] in [t.native_id for t in _threads._pool["spin"]._threads]
+    kept_off = _threads._pool["placement"]._kept_off
+    assert seen[1][1] == (allowed - {kept_off} if len(allowed) > 1 else allowed)

@@ -11,6 +11,11 @@ without holding up Python in the other threads; after the bound it goes to sleep
 ``publish`` is a release store and the waits read with acquire loads: whatever a thread wrote before
 publishing (the task it hands over, the outputs of a finished chunk) is visible to the thread that
 sees the new value.
+
+The flags live in an int64 array that the caller owns and keeps alive; every function here takes its
+address and length, ``(base, size)`` = ``(flags.ctypes.data, flags.shape[0])``, and checks each index
+against the length. (An array passed from Python would be wrapped in a Numba memory record at every
+call: an allocation each time, which the training's allocation count would see, and ~0.3 us.)
 """
 
 from __future__ import annotations
@@ -25,34 +30,36 @@ from numba.extending import intrinsic
 _X86 = llvm_binding.get_process_triple().split("-")[0] in ("x86_64", "i386", "i686", "amd64")
 
 
-def _element_pointer(context, builder, sig, arr, idx):
-    array = context.make_array(sig.args[0])(context, builder, arr)
-    return builder.gep(array.data, [idx])
+def _element_pointer(context, builder, sig, base, idx):
+    """``(int64*) base + idx``."""
+    i64 = ir.IntType(64)
+    return builder.gep(builder.inttoptr(base, i64.as_pointer()), [idx])
 
 
 @intrinsic
 def _load_acquire(typingctx, arr, idx):
-    """``arr[idx]`` read with an atomic acquire load (never hoisted out of a loop); idx unchecked."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    """``base[idx]`` (an int64 array's address) read with an atomic acquire load (never hoisted out of a
+    loop); idx unchecked."""
+    if not isinstance(arr, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
         return builder.load_atomic(_element_pointer(context, builder, sig, args[0], args[1]), "acquire", 8)
 
-    return types.int64(arr, types.intp), codegen
+    return types.int64(types.int64, types.intp), codegen
 
 
 @intrinsic
 def _store_release(typingctx, arr, idx, value):
-    """``arr[idx] = value`` as an atomic release store; idx unchecked."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    """``base[idx] = value`` as an atomic release store; idx unchecked."""
+    if not isinstance(arr, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
         builder.store_atomic(args[2], _element_pointer(context, builder, sig, args[0], args[1]), "release", 8)
         return context.get_dummy_value()
 
-    return types.void(arr, types.intp, types.int64), codegen
+    return types.void(types.int64, types.intp, types.int64), codegen
 
 
 @intrinsic
@@ -70,8 +77,8 @@ def _pause(typingctx):
 
 @intrinsic
 def _compare_exchange(typingctx, arr, idx, expected, value):
-    """``arr[idx] = value`` if it holds ``expected`` (atomically, acquire-release); returns whether it did."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    """``base[idx] = value`` if it holds ``expected`` (atomically, acquire-release); returns whether it did."""
+    if not isinstance(arr, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
@@ -79,40 +86,40 @@ def _compare_exchange(typingctx, arr, idx, expected, value):
         pair = builder.cmpxchg(ptr, args[2], args[3], "acq_rel", "acquire")
         return builder.extract_value(pair, 1)
 
-    return types.boolean(arr, types.intp, types.int64, types.int64), codegen
+    return types.boolean(types.int64, types.intp, types.int64, types.int64), codegen
 
 
 @njit(cache=True, nogil=True)
-def publish(flags, idx, value):
-    """``flags[idx] = value`` (a release store). flags: (n,) int64."""
-    if idx < 0 or idx >= flags.shape[0]:
+def publish(base, size, idx, value):
+    """``flags[idx] = value`` (a release store)."""
+    if idx < 0 or idx >= size:
         raise IndexError("publish: flag index out of range")
-    _store_release(flags, idx, value)
+    _store_release(base, idx, value)
 
 
 @njit(cache=True, nogil=True)
-def wait_while_equal(flags, idx, value, max_spins):
+def wait_while_equal(base, size, idx, value, max_spins):
     """Spin while ``flags[idx] == value``, at most ``max_spins`` rounds; returns the value last read
     (``value`` itself when the bound ran out). Releases the GIL."""
-    if idx < 0 or idx >= flags.shape[0]:
+    if idx < 0 or idx >= size:
         raise IndexError("wait_while_equal: flag index out of range")
-    seen = _load_acquire(flags, idx)
+    seen = _load_acquire(base, idx)
     spins = 0
     while seen == value and spins < max_spins:
         _pause()
         spins += 1
-        seen = _load_acquire(flags, idx)
+        seen = _load_acquire(base, idx)
     return seen
 
 
 @njit(cache=True, nogil=True)
-def wait_until_equal(flags, idx, value, max_spins):
+def wait_until_equal(base, size, idx, value, max_spins):
     """Spin until ``flags[idx] == value``, at most ``max_spins`` rounds; returns whether it got there.
     Releases the GIL."""
-    if idx < 0 or idx >= flags.shape[0]:
+    if idx < 0 or idx >= size:
         raise IndexError("wait_until_equal: flag index out of range")
     spins = 0
-    while _load_acquire(flags, idx) != value:
+    while _load_acquire(base, idx) != value:
         if spins >= max_spins:
             return False
         _pause()
@@ -122,34 +129,34 @@ def wait_until_equal(flags, idx, value, max_spins):
 
 
 @njit(cache=True)
-def publish_holding_gil(flags, idx, value):
+def publish_holding_gil(base, size, idx, value):
     """``publish`` without releasing the GIL (a compiled call that releases it gives another thread the
     chance to take it, and this one then sleeps until it is handed back)."""
-    if idx < 0 or idx >= flags.shape[0]:
+    if idx < 0 or idx >= size:
         raise IndexError("publish_holding_gil: flag index out of range")
-    _store_release(flags, idx, value)
+    _store_release(base, idx, value)
 
 
 @njit(cache=True, nogil=True)
-def claim(flags, idx, expected, value):
+def claim(base, size, idx, expected, value):
     """Set ``flags[idx]`` from ``expected`` to ``value`` atomically; returns whether this call did (a task's
     claim: exactly one of the threads that try it gets it). Releases the GIL."""
-    if idx < 0 or idx >= flags.shape[0]:
+    if idx < 0 or idx >= size:
         raise IndexError("claim: flag index out of range")
-    return _compare_exchange(flags, idx, expected, value)
+    return _compare_exchange(base, idx, expected, value)
 
 
 @njit(cache=True, nogil=True)
-def post_and_wait_claim(flags, posted_at, claimed_at, seq, max_spins, grace_spins):
+def post_and_wait_claim(base, size, posted_at, claimed_at, seq, max_spins, grace_spins):
     """The caller's hand-off: publish task ``seq`` at ``posted_at``, spin until it is claimed
     (``flags[claimed_at] == seq``; at most ``max_spins`` rounds), then ``grace_spins`` rounds more while
     the worker's Python reaches its compiled kernel. Returns whether the task was claimed. Releases the
     GIL for all of it, so the worker takes the GIL without waiting for it."""
-    if posted_at < 0 or posted_at >= flags.shape[0] or claimed_at < 0 or claimed_at >= flags.shape[0]:
+    if posted_at < 0 or posted_at >= size or claimed_at < 0 or claimed_at >= size:
         raise IndexError("post_and_wait_claim: flag index out of range")
-    _store_release(flags, posted_at, seq)
+    _store_release(base, posted_at, seq)
     spins = 0
-    while _load_acquire(flags, claimed_at) != seq:
+    while _load_acquire(base, claimed_at) != seq:
         if spins >= max_spins:
             return False
         _pause()
@@ -160,24 +167,24 @@ def post_and_wait_claim(flags, posted_at, claimed_at, seq, max_spins, grace_spin
 
 
 @njit(cache=True, nogil=True)
-def finish_and_claim_next(flags, posted_at, claimed_at, done_at, done_seq, max_spins):
+def finish_and_claim_next(base, size, posted_at, claimed_at, done_at, done_seq, max_spins):
     """The worker's side: publish task ``done_seq`` done, spin for the next task (``flags[posted_at]``
     past ``done_seq``; at most ``max_spins`` rounds) and claim it. Returns the task claimed, 0 when
     none came, or -1 when the value posted is negative (stop). A task the caller took back meanwhile is
     skipped (its claim fails; the loop goes on). Releases the GIL before publishing, so the caller,
     spinning for the result, finds the GIL free."""
-    if (posted_at < 0 or posted_at >= flags.shape[0] or claimed_at < 0 or claimed_at >= flags.shape[0]
-            or done_at < 0 or done_at >= flags.shape[0]):
+    if (posted_at < 0 or posted_at >= size or claimed_at < 0 or claimed_at >= size
+            or done_at < 0 or done_at >= size):
         raise IndexError("finish_and_claim_next: flag index out of range")
-    _store_release(flags, done_at, done_seq)
+    _store_release(base, done_at, done_seq)
     last = done_seq
     spins = 0
     while True:  # (the flag is read at least once, also with max_spins 0)
-        posted = _load_acquire(flags, posted_at)
+        posted = _load_acquire(base, posted_at)
         if posted < 0:
             return -1
         if posted > last:
-            if _compare_exchange(flags, claimed_at, posted - 1, posted):
+            if _compare_exchange(base, claimed_at, posted - 1, posted):
                 return posted
             last = posted  # (the caller took it back and ran it itself)
         if spins >= max_spins:

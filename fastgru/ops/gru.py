@@ -87,7 +87,8 @@ def run_gru(
     saved = aligned.empty((bsz, steps, _gru.N_SAVED * units), dtype) if save else empty_array(dtype, 3)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
-    n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
+    work = bsz * steps * 3 * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     if bsz * steps > 0:
         kernel_blas_single_threaded()
         # (the loop flags as a plain tuple: a LoopFlags costs ~0.6 us to make)
@@ -101,7 +102,7 @@ def run_gru(
         if n_chunks == 1:
             _gru.gru_forward_chunk(0, bsz, *args)
         else:
-            run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, *args), bsz, n_chunks)
+            run_chunks(lambda c, b0, b1: _gru.gru_forward_chunk(b0, b1, *args), bsz, n_chunks, work=work)
     else:
         h_last[:] = 0.0 if h0 is None else h0
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -211,7 +212,8 @@ def run_gru_train(
     saved = aligned.empty_reused((bsz, steps, _gru.N_SAVED * units), dtype)
     use_mask = mask is not None
     mask_arr = mask if use_mask else EMPTY_MASK
-    n_chunks = n_chunks_for(bsz, bsz * steps * 3 * units * (x.shape[2] + units))
+    work = bsz * steps * 3 * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     if bsz * steps > 0:
         imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
         u3 = np.zeros((0, 0, 0), dtype)
@@ -228,7 +230,7 @@ def run_gru_train(
         )
         # one thread per chunk of batch rows does its projection and its time loop: only fastgru's
         # threads run (NumPy's multi-threaded BLAS next to them would oversubscribe the cores)
-        run_chunks(lambda c, b0, b1: _train.gru_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
+        run_chunks(lambda c, b0, b1: _train.gru_forward_train_chunk(b0, b1, **kw), bsz, n_chunks, work=work)
     else:
         h_last[:] = h0
     return (out if return_sequences else out[:, 0]), h_last, saved
@@ -287,7 +289,8 @@ def run_gru_backward(
         return np.zeros_like(x), np.zeros_like(prepared.w), np.zeros_like(u), dbias, dh0
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 3 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
+    work = 2 * bsz * steps * 3 * units * (x.shape[2] + units)  # BPTT: ~2x the forward
+    n_chunks = n_chunks_for(bsz, work)
     dx = aligned.empty(x.shape, x.dtype) if need_dx else aligned.empty((0, 0, d), dtype)
     dw_part = aligned.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = aligned.empty((n_chunks,) + u.shape, dtype)
@@ -303,7 +306,7 @@ def run_gru_backward(
     # each thread: the reverse time loop over its batch rows, then the large GEMMs over the same
     # rows' B_c*T steps giving its partial dW, dU, bias sums (summed below) and its rows of dX
     run_chunks(lambda c, b0, b1: _bptt.gru_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c], db=db_part[c], **kw),
-               bsz, n_chunks)
+               bsz, n_chunks, work=work)
     dkernel = dw_part.sum(axis=0)
     du = du_part.sum(axis=0)
     db = db_part.sum(axis=0)

@@ -111,7 +111,8 @@ def run_lstm(
         c_last[:] = 0.0 if c0 is None else c0
         return (out if return_sequences else out[:, 0]), h_last, c_last
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
+    work = bsz * steps * 4 * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     kernel_blas_single_threaded()
     # (a state not given: an empty one, which the time loop starts from as zeros)
     no_state = empty_array(dtype, 2)
@@ -122,7 +123,7 @@ def run_lstm(
     if n_chunks == 1:
         _lstm.lstm_forward_chunk(0, bsz, *args)
     else:
-        run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, *args), bsz, n_chunks)
+        run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, *args), bsz, n_chunks, work=work)
     return (out if return_sequences else out[:, 0]), h_last, c_last
 
 
@@ -150,7 +151,8 @@ def run_lstm_train(
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     u4 = prepared.u4 if use_rmask else np.zeros((0, 0, 0), dtype)
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, bsz * steps * 4 * units * (x.shape[2] + units))
+    work = bsz * steps * 4 * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     kernel_blas_single_threaded()
     kw = dict(
         x=x, w=prepared.w, b=prepared.b, imask=imask, n_imask=n_imask, u=prepared.u, u4=u4, rmask=rmask,
@@ -159,7 +161,7 @@ def run_lstm_train(
                         zero_output_for_mask),
         out=out, h_last=h_last, c_last=c_last, saved=saved,
     )
-    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _lstm.lstm_forward_train_chunk(b0, b1, **kw), bsz, n_chunks, work=work)
     return (out if return_sequences else out[:, 0]), h_last, c_last, saved
 
 
@@ -196,7 +198,8 @@ def run_lstm_backward(
             prepared.u), np.zeros(4 * units, dtype), dh0, dc0
     imask, n_imask, rmask, use_rmask = kernel_masks(input_masks, recurrent_masks, dtype)
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, 2 * bsz * steps * 4 * units * (x.shape[2] + units))  # BPTT: ~2x the forward
+    work = 2 * bsz * steps * 4 * units * (x.shape[2] + units)  # BPTT: ~2x the forward
+    n_chunks = n_chunks_for(bsz, work)
     dx = aligned.empty(x.shape, x.dtype) if need_dx else aligned.empty((0, 0, d), dtype)
     dw_part = aligned.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = aligned.empty((n_chunks,) + prepared.u.shape, dtype)
@@ -210,7 +213,7 @@ def run_lstm_backward(
     )
     kernel_blas_single_threaded()
     run_chunks(lambda c, b0, b1: _bptt.lstm_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c], db=db_part[c],
-                                                           **kw), bsz, n_chunks)
+                                                           **kw), bsz, n_chunks, work=work)
     dbias = db_part.sum(axis=0).astype(dtype)
     return (dx if need_dx else None), dw_part.sum(axis=0), du_part.sum(axis=0), dbias, dh0, dc0
 

@@ -132,14 +132,15 @@ def run_simple_rnn(
         h_last[:] = h0
         return (out if return_sequences else out[:, 0]), h_last
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, bsz * steps * units * (x.shape[2] + units))
+    work = bsz * steps * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     kernel_blas_single_threaded()
     args = (x, prepared.w, prepared.b, prepared.u, h0, mask if use_mask else EMPTY_MASK, use_mask,
             (fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask), out, h_last)
     if n_chunks == 1:
         _srnn.simple_rnn_forward_chunk(0, bsz, *args)
     else:
-        run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, *args), bsz, n_chunks)
+        run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, *args), bsz, n_chunks, work=work)
     return (out if return_sequences else out[:, 0]), h_last
 
 
@@ -165,7 +166,8 @@ def run_simple_rnn_train(
         return (out if return_sequences else out[:, 0]), h_last, saved
     imask, n_imask, rmask, use_rmask = _kernel_masks(x, input_mask, recurrent_mask)
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, bsz * steps * units * (x.shape[2] + units))
+    work = bsz * steps * units * (x.shape[2] + units)
+    n_chunks = n_chunks_for(bsz, work)
     kernel_blas_single_threaded()
     kw = dict(
         x=x, w=prepared.w, b=prepared.b, imask=imask, n_imask=n_imask, u=prepared.u, rmask=rmask,
@@ -173,7 +175,7 @@ def run_simple_rnn_train(
         flags=LoopFlags(fast_code(act, dtype), 0, go_backwards, return_sequences, zero_output_for_mask),
         out=out, h_last=h_last, saved=saved,
     )
-    run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_train_chunk(b0, b1, **kw), bsz, n_chunks)
+    run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_train_chunk(b0, b1, **kw), bsz, n_chunks, work=work)
     return (out if return_sequences else out[:, 0]), h_last, saved
 
 
@@ -206,7 +208,8 @@ def run_simple_rnn_backward(
             prepared.u), np.zeros(units, dtype), dh0
     imask, n_imask, rmask, use_rmask = _kernel_masks(x, input_mask, recurrent_mask)
     use_mask = mask is not None
-    n_chunks = n_chunks_for(bsz, 2 * bsz * steps * units * (x.shape[2] + units))  # BPTT: ~2x the forward
+    work = 2 * bsz * steps * units * (x.shape[2] + units)  # BPTT: ~2x the forward
+    n_chunks = n_chunks_for(bsz, work)
     dx = aligned.empty(x.shape, x.dtype) if need_dx else aligned.empty((0, 0, d), dtype)
     dw_part = aligned.empty((n_chunks,) + prepared.w.shape, dtype)
     du_part = aligned.empty((n_chunks,) + prepared.u.shape, dtype)
@@ -219,7 +222,7 @@ def run_simple_rnn_backward(
     )
     kernel_blas_single_threaded()
     run_chunks(lambda c, b0, b1: _srnn.simple_rnn_backward_chunk(b0, b1, dw=dw_part[c], du=du_part[c],
-                                                                 db=db_part[c], **kw), bsz, n_chunks)
+                                                                 db=db_part[c], **kw), bsz, n_chunks, work=work)
     dbias = db_part.sum(axis=0).astype(dtype)
     return (dx if need_dx else None), dw_part.sum(axis=0), du_part.sum(axis=0), dbias, dh0
 
