@@ -1,0 +1,53 @@
+"""pytest-benchmark: handing a chunk of batch rows to a worker thread (``fastgru._threads.run_chunks``).
+
+    pytest benchmarks/test_bench_handoff.py --benchmark-only
+
+* Two empty chunks through the spinning workers (``fastgru._spin_pool``, what calls under
+  ``SPIN_HANDOFF_WORK`` use) and through the sleeping executor (larger calls): the fixed cost of a split
+  call. On a 2-vCPU VM the sleeping hand-off costs two wake-ups of tens of microseconds each.
+* The S2 GRU forward (32x10x50->64) at 2 threads: one chunk, split over the spinning workers (today's
+  default) and split over the sleeping executor.
+
+Needs 2 threads (``fg.set_num_threads(2)``); not part of the test suite (pytest's testpaths is tests/).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru import _threads
+
+fg.set_num_threads(2)
+
+
+def _nothing(c, b0, b1):
+    return None
+
+
+@pytest.mark.benchmark(group="handoff-empty")
+def test_empty_chunks_spinning_workers(benchmark):
+    benchmark(_threads.run_chunks, _nothing, 2, 2, 1000)
+
+
+@pytest.mark.benchmark(group="handoff-empty")
+def test_empty_chunks_sleeping_workers(benchmark):
+    benchmark(_threads.run_chunks, _nothing, 2, 2, 0)
+
+
+@pytest.fixture(scope="module")
+def s2():
+    x = np.random.default_rng(0).standard_normal((32, 10, 50)).astype(np.float32)
+    layer = fg.layers.GRU(64)
+    layer(x)
+    return layer, x
+
+
+@pytest.mark.parametrize("split", ["one-chunk", "spinning", "sleeping"])
+@pytest.mark.benchmark(group="handoff-s2")
+def test_s2_forward_two_threads(benchmark, s2, split, monkeypatch):
+    layer, x = s2
+    monkeypatch.setattr(_threads, "MIN_CHUNK_WORK", 10 ** 12 if split == "one-chunk" else 2_500_000)
+    monkeypatch.setattr(_threads, "SPIN_HANDOFF_WORK", 0 if split == "sleeping" else 40_000_000)
+    benchmark(layer, x)
