@@ -139,3 +139,38 @@ def test_an_unbuilt_optimizer_state_is_skipped_as_keras_skips_it(tmp_path):
     expected = theirs.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"],
                                expected, rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_a_nested_model_in_a_functional_file_stays_a_model(tmp_path):
+    """An encoder built as a Sequential and called inside a Functional model (Input -> encoder -> head):
+    a chain, so fastgru spliced the encoder's layers into one Sequential and ``get_layer("encoder")``
+    failed (the common way to take the encoder out of a trained model). Now built as a graph holding the
+    nested model, as Keras's: its layers, its predictions, training and the file written back."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 6, 3)).astype("float32")
+    y = rng.normal(size=(8, 2)).astype("float32")
+    inp = keras.Input((6, 3))
+    encoder = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4, return_sequences=True),
+                                keras.layers.GRU(5)], name="encoder")
+    km = keras.Model(inp, keras.layers.Dense(2, name="head")(encoder(inp)))
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "m.keras")
+    km.save(tmp_path / "m.h5")
+    for ours in (fg.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.h5"), fg.from_keras(km)):
+        assert [layer.name for layer in ours.layers] == [layer.name for layer in km.layers]
+        inner = ours.get_layer("encoder")
+        assert [type(layer).__name__ for layer in inner.layers] == ["GRU", "GRU"]
+        np.testing.assert_allclose(inner.predict(x), encoder.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    ours = fg.load_model(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras")
+    expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    ours.save(tmp_path / "back.keras")
+    back = keras.models.load_model(tmp_path / "back.keras")
+    assert isinstance(back.get_layer("encoder"), keras.Sequential)
+    np.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x), rtol=1e-5, atol=1e-6)

@@ -22,6 +22,7 @@ from . import (
     keras2_training,
     keras_config,
     keras_functional,
+    keras_nodes,
     keras_v3,
     legacy_h5,
     optimizer_state,
@@ -202,7 +203,10 @@ def _parse(config, path, version) -> keras_config.ModelSpec:
 
 def _parse_or_graph(config, path, version):
     """The chain spec of a model config, or None for a Functional graph that is not a plain chain
-    (several inputs or outputs, branches, shared layers): that one is built by io/keras_functional.py."""
+    (several inputs or outputs, branches, shared layers) or that holds a nested model: that one is built
+    by io/keras_functional.py."""
+    if keras_nodes.holds_nested_model(config):
+        return None
     try:
         return _parse(config, path, version)
     except UnsupportedKerasFeature:

@@ -17,6 +17,10 @@ def from_keras(keras_model):
     except (AttributeError, TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"cannot serialise the Keras model's config: {exc}") from None
     _restore_causal(keras_model, config)
+    from .keras_nodes import holds_nested_model
+
+    if holds_nested_model(config):  # (built as a graph: the nested model stays one)
+        return _from_keras_graph(keras_model, config, version)
     try:
         spec = keras_config.parse_model(config, "<live keras model>", version)
     except UnsupportedKerasFeature:

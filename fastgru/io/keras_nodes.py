@@ -15,6 +15,18 @@ from .keras_graph import _MASK_OPS, key_from_config
 GRAPH_CLASSES = ("Functional", "Model")
 
 
+def holds_nested_model(model_config) -> bool:
+    """True for a Functional config with a model among its layers (an encoder built as a Sequential or a
+    Functional model, then called): built as a graph, the nested model stays one (``get_layer("encoder")``
+    returns it, as in Keras) rather than its layers being spliced into a chain."""
+    if not isinstance(model_config, dict) or model_config.get("class_name") not in GRAPH_CLASSES:
+        return False
+    config = model_config.get("config")
+    entries = config.get("layers") if isinstance(config, dict) else None
+    return isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("class_name") in (*GRAPH_CLASSES, "Sequential") for e in entries)
+
+
 def _ref(obj, path, where: str):
     """(layer name, node index, tensor index) of a Keras 3 ``__keras_tensor__`` or a Keras 2 ``[name, n, t, {}]``."""
     if isinstance(obj, dict) and obj.get("class_name") in _CONSTANTS:
