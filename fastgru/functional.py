@@ -30,7 +30,7 @@ from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's pu
     symbolic_call,
 )
 from .layers import registry
-from .layers.base import WrapperTrainable, unique_name, weights_lock
+from .layers.base import WrapperTrainable, checked_name, unique_name, weights_list, weights_lock
 from .layers.core import InputLayer
 from .model_api import KerasModelAPI
 
@@ -60,7 +60,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         if inputs is None or outputs is None:
             raise TypeError("fg.Model needs inputs and outputs: Model(inputs=fg.Input(...), outputs=...); "
                             "subclassed models are not supported")
-        self.name = name or unique_name("functional")
+        self.name = checked_name(name, "Model") or unique_name("functional")
         self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
         self._inputs, self._input_struct = _flatten_io(inputs, "Model input")
         self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
@@ -199,7 +199,7 @@ class Model(KerasModelAPI, WrapperTrainable):
 
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (Keras's order, as ``get_weights``) into the layers; all are checked first."""
-        weights = list(weights)
+        weights = weights_list(weights, f"Model {self.name!r}")
         layers = self._weighted_layers
         expected = sum(len(layer.weights) for layer in layers)
         if len(weights) != expected:
@@ -402,6 +402,8 @@ class Model(KerasModelAPI, WrapperTrainable):
         """A model from Keras's Functional config (``get_config`` of fastgru or of Keras)."""
         from .io.keras_functional import model_from_config
 
+        if not isinstance(config, dict):
+            raise ValueError(f"Model.from_config expects a dict (get_config's), received {type(config).__name__}")
         return model_from_config(config)
 
     # ---- training ---------------------------------------------------------------------------------

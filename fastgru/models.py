@@ -10,7 +10,16 @@ import numpy as np
 
 from ._threads import held_or_refused
 from .layers import registry
-from .layers.base import BUILD_LOCK, Layer, WrapperTrainable, record_symbolic_call, unique_name, weights_lock
+from .layers.base import (
+    BUILD_LOCK,
+    Layer,
+    WrapperTrainable,
+    checked_name,
+    record_symbolic_call,
+    unique_name,
+    weights_list,
+    weights_lock,
+)
 from .layers.core import InputLayer
 from .model_api import KerasModelAPI
 from .summary import print_summary
@@ -22,7 +31,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
     _wrapped = ("_layers",)  # (``trainable = False`` freezes every layer, as Keras)
 
     def __init__(self, layers: list | None = None, name: str | None = None, trainable: bool = True):
-        self.name = name or unique_name("sequential")
+        self.name = checked_name(name, "Sequential") or unique_name("sequential")
         self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
         self._layers: list[Layer] = []
         self._input_layer: InputLayer | None = None
@@ -78,6 +87,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return registry.model_class("Functional")(x, inner(x), name=inner.name)
 
     def pop(self) -> Layer:
+        if not self._layers:
+            raise ValueError(f"Sequential {self.name!r} has no layers to pop")
         layer = self._layers.pop()
         self.output_shape = self._layers[-1].output_shape if self._layers else self.input_shape
         return layer
@@ -148,7 +159,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         """Copy ``weights`` (Keras order) into the layers. Every array is checked before any is copied (a
         refused call changes nothing); the copy waits for running ``predict`` / ``model(x)`` calls and
         holds new ones back, so each call computes with one weight set, the old or the new."""
-        weights = list(weights)
+        weights = weights_list(weights, f"Model {self.name!r}")
         expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
             raise ValueError(f"Model {self.name!r} expects {expected} weight arrays, received {len(weights)}")
@@ -176,6 +187,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         from .training.structures import refuse_streams, single
 
         refuse_streams(x, f"Model {self.name!r}")
+        if not self._layers:
+            raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
         x = np.asarray(single(x))  # ([x] and {name: x}: Keras's one-input structures)
         if x.dtype == object or x.dtype.kind not in "fiub":
             raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
@@ -303,8 +316,15 @@ class Sequential(KerasModelAPI, WrapperTrainable):
     def from_config(cls, config: dict) -> Sequential:
         from . import layers as layer_module
 
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("Sequential.from_config expects a dict with a 'layers' list (as get_config returns), "
+                             f"received {type(config).__name__}"
+                             + (f" with keys {sorted(map(str, config))}" if isinstance(config, dict) else ""))
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
-        for entry in config["layers"]:
+        for i, entry in enumerate(config["layers"]):
+            if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+                raise ValueError(f"Sequential.from_config: layer {i} should be a dict with 'class_name' and a 'config' "
+                                 f"dict, received {entry!r:.80}")
             name = entry.get("class_name")
             layer_cls = (registry.model_class("Functional") if name in ("Functional", "Model") else
                          Sequential if name == "Sequential" else

@@ -156,13 +156,18 @@ def test_the_packed_paths_refuse_a_packed_kernel_that_does_not_fit():
 
 @pytest.mark.parametrize("padding", ["valid", "same", "causal"])
 def test_short_and_empty_inputs(rng, padding):
-    """Fewer steps than the window (no output steps for ``valid``), one step, no sequences."""
+    """Fewer steps than the window (no output steps for ``valid``: refused, as Keras refuses them; zero
+    steps give zero output steps), one step, no sequences."""
     for steps in (0, 1, 2, 4, 5, 6):
         for strides, dilation in ((1, 1), (2, 1), (1, 2), (3, 1)):
             for batch in (0, 1, 3):
                 layer = Conv1D(4, 3, strides=strides, dilation_rate=dilation, padding=padding, dtype="float64")
                 layer.build((None, 20, 2))
                 x = rng.standard_normal((batch, steps, 2))
+                if padding == "valid" and 0 < steps < 2 * dilation + 1:
+                    with pytest.raises(ValueError, match="leaves no output steps"):
+                        layer.forward(x)
+                    continue
                 y, cache = layer.forward(x)
                 z, grads = reference(x, layer.weights[0], layer.weights[1], strides, padding, dilation, 1)
                 assert y.shape == z.shape

@@ -133,6 +133,13 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
+def checked_name(name, owner: str):
+    """``name`` if it is None or a string (as Keras requires: a file stores names as strings), else TypeError."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{owner}: name must be a string, received {type(name).__name__} {name!r}")
+    return name
+
+
 def unique_name(base: str) -> str:
     """Keras-style automatic names: 'gru', 'gru_1', 'gru_2', ..."""
     n = _name_counts[base]
@@ -204,6 +211,14 @@ def compute_dtype(x: np.ndarray) -> np.dtype:
 _KERAS_DEFAULT_KEYS = {"quantization_config": None, "optional": False, "ragged": False, "sparse": False}
 
 
+
+def weights_list(weights, owner: str) -> list:
+    """``list(weights)``, or a TypeError naming the owner when ``weights`` is not a list of arrays."""
+    if not hasattr(weights, "__iter__") or isinstance(weights, (str, bytes, dict)):
+        raise TypeError(f"{owner}: set_weights expects a list of arrays (as get_weights returns), received "
+                        f"{type(weights).__name__}")
+    return list(weights)
+
 class Layer:
     """Base class of fastgru layers (see the module docstring for the contract)."""
 
@@ -234,7 +249,7 @@ class Layer:
         self._take_regularizers(kwargs)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")
-        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.name = checked_name(name, type(self).__name__) or unique_name(snake_case(type(self).__name__))
         if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
             dtype = dtype.get("config", {}).get("name", "float32")
         self.dtype = np.dtype(dtype or "float32")
@@ -310,7 +325,7 @@ class Layer:
     def _check_weights(self, weights) -> list[np.ndarray]:
         """``weights`` checked against this layer's (count, shape, real numeric dtype, finite); nothing copied."""
         current = self.weights
-        weights = list(weights)
+        weights = weights_list(weights, f"Layer {self.name!r}")
         if len(weights) != len(current):
             raise ValueError(
                 f"Layer {self.name!r} expects {len(current)} weights "
@@ -328,8 +343,17 @@ class Layer:
                                 f"integer), received dtype {src.dtype}")
             if not np.all(np.isfinite(src)):
                 raise ValueError(f"Layer {self.name!r} weight {name!r} contains NaN or infinite values")
+            if src.dtype.kind == "f" and dst.dtype.kind == "f" and src.size and src.dtype.itemsize > dst.dtype.itemsize:
+                largest, limit = float(np.max(np.abs(src))), float(np.finfo(dst.dtype).max)
+                if largest > limit:  # (infinite once copied)
+                    raise ValueError(f"Layer {self.name!r} weight {name!r}: values up to {largest:.3g} do not fit the "
+                                     f"layer's {dst.dtype} (largest {limit:.3g})")
             checked.append(src)
+        self._check_weight_values(dict(zip(self.weight_paths, checked)))
         return checked
+
+    def _check_weight_values(self, named: dict) -> None:
+        """Hook: refuse values a layer cannot hold (e.g. a negative variance), by weight name."""
 
     def _copy_weights(self, checked: list[np.ndarray]) -> None:
         with weights_lock(self).exclusive:

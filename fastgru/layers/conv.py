@@ -181,6 +181,9 @@ class Conv1D(Layer):
                              f"received shape {x.shape}")
         if x.dtype.kind not in "fiub":
             raise TypeError(f"Conv1D {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        if x.shape[1] > 0 and self._geometry(x.shape[1])[3] <= 0:  # (as build refuses it for a known length)
+            raise ValueError(f"Conv1D {self.name!r}: a window of {self.kernel_size[0]} steps at dilation "
+                             f"{self.dilation_rate[0]} leaves no output steps from inputs of {x.shape[1]} steps")
         return x.astype(compute_dtype(x), copy=False)
 
     # ---- computing --------------------------------------------------------------------------

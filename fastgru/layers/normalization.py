@@ -209,6 +209,12 @@ class BatchNormalization(Layer):
         "moving_variance_initializer": [InitializerSpec()],
     }
     weight_names = ("gamma", "beta", "moving_mean", "moving_variance")
+
+    def _check_weight_values(self, named: dict) -> None:
+        variance = named.get("moving_variance")
+        if variance is not None and variance.size and float(np.min(variance)) < 0:
+            raise ValueError(f"BatchNormalization {self.name!r}: moving_variance must not be negative, received a "
+                             f"minimum of {float(np.min(variance)):.3g}")
     regularizer_options = _REGULARIZER_OPTIONS
     supports_masking = True
     _MASK_EPSILON = 1e-7  # Keras's backend.epsilon(), added to the masked count

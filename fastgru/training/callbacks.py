@@ -45,6 +45,23 @@ _HOOKS = ("on_train_begin", "on_train_end", "on_test_begin", "on_test_end", "on_
           "on_predict_end")
 
 
+def _callback_list(callbacks) -> list:
+    """``callbacks`` as a list: a list or tuple of callbacks, one callback alone (as Keras takes it), or None;
+    anything else, or an entry that is not a callback (no ``set_model``), is a TypeError."""
+    if callbacks is None:
+        return []
+    if hasattr(callbacks, "set_model"):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callbacks (fastgru's or Keras's), received "
+                        f"{type(callbacks).__name__}")
+    for i, c in enumerate(callbacks):
+        if not hasattr(c, "set_model"):
+            raise TypeError(f"callbacks[{i}] is not a callback (a Callback subclass, with set_model and the on_* "
+                            f"hooks), received {type(c).__name__} {c!r:.60}")
+    return list(callbacks)
+
+
 class CallbackList(Callback):
     """Forwards every hook to ``callbacks`` in order, with logs passed through :func:`pythonify_logs`.
 
@@ -56,7 +73,7 @@ class CallbackList(Callback):
                  **params):
 
         super().__init__()
-        self.callbacks: list = list(callbacks) if callbacks else []
+        self.callbacks: list = _callback_list(callbacks)
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         if self._history is None and add_history:

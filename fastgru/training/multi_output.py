@@ -92,6 +92,13 @@ def _metric_specs(model, metrics, multi: bool) -> list[list]:
     return metric_specs
 
 
+def _loss_weight(value, name: str) -> float:
+    """One output's loss weight: a finite number, else a ValueError naming the output."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ValueError(f"loss_weights for output {name!r} should be a finite number, received {value!r}")
+    return float(value)
+
+
 class MultiCompiled:
     """What ``compile`` fixed for a Functional model (see the module docstring)."""
 
@@ -111,7 +118,7 @@ class MultiCompiled:
             self.loss_weights = [1.0] * len(names)
         else:
             weights = _per_output(model, loss_weights, "loss_weights", allow_missing=True)
-            self.loss_weights = [1.0 if w is None else float(w) for w in weights]
+            self.loss_weights = [1.0 if w is None else _loss_weight(w, n) for w, n in zip(weights, names)]
         self.metric_specs = _metric_specs(model, metrics, self.multi)
         self.weighted_specs = _metric_specs(model, weighted_metrics, self.multi)
         self.names = names
@@ -225,6 +232,8 @@ def check_xy(model, x, y, sample_weight=None):
 
         ys = [single(y, "output")]  # ([y]: Keras's one-element list for a single output)
     n = len(xs[0])
+    if n == 0:
+        raise ValueError("the data has no samples (0 rows): fit, evaluate and train_on_batch need at least one")
     # (no target for a loss-less output: an empty (n, 0) placeholder that slices with the batches)
     ys = [np.zeros((n, 0), np.float32) if a is None and name in lossless else
           _numeric(f"y[{name!r}]" if len(names) > 1 else "y", a) for name, a in zip(names, ys)]

@@ -114,6 +114,8 @@ class Optimizer:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
+        if not np.isfinite(value):  # (every weight would turn NaN at the next step)
+            raise ValueError(f"Argument `learning_rate` should be a finite number. Received: learning_rate={value!r}")
         self._fixed_rate = np.float32(value)
 
     @property

@@ -146,6 +146,12 @@ def test_step(model, x, y, sample_weight=None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def refuse_empty(n: int) -> None:
+    """A clear error for data with no samples (the loss of nothing would read 0.0)."""
+    if n == 0:
+        raise ValueError("the data has no samples (0 rows): fit, evaluate and train_on_batch need at least one")
+
+
 def _check_xy(model, x, y, sample_weight=None):
     refuse_streams(x, f"Model {model.name!r}")
     if hasattr(model, "_check_xy"):  # a Functional model checks its lists/dicts of arrays itself
@@ -158,6 +164,7 @@ def _check_xy(model, x, y, sample_weight=None):
         raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same number of samples, received {len(x)} and {len(y)}")
+    refuse_empty(len(x))
     if sample_weight is not None:
         sample_weight = _numeric("sample_weight", sample_weight)
         if sample_weight.ndim == 0 or len(sample_weight) != len(x):
@@ -285,6 +292,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1), received {validation_split}")
         split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+        if split_at == 0:
+            raise ValueError(f"validation_split={validation_split} leaves none of the {len(x)} samples to train on")
         validation_data = (x[split_at:], y[split_at:]) + (() if sample_weight is None else (sample_weight[split_at:],))
         x, y = x[:split_at], y[:split_at]
         sample_weight = None if sample_weight is None else sample_weight[:split_at]

@@ -1,0 +1,133 @@
+"""Fixes from the twenty-first fuzz round, the public API misused (each test says what was wrong)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+def _model(compiled: bool = True):
+    m = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.BatchNormalization(), fg.layers.Dense(1)])
+    if compiled:
+        m.compile("adam", "mse")
+    return m
+
+
+def test_set_weights_refuses_values_beyond_the_layers_float32():
+    """float64 values past float32's range passed the NaN check and became inf in the copy (predict: NaN)."""
+    m = _model(False)
+    w = m.get_weights()
+    with pytest.raises(ValueError, match=r"weight 'kernel': values up to 1e\+39 do not fit the layer's float32"):
+        m.set_weights([np.full(w[0].shape, 1e39)] + w[1:])
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])  # nothing copied
+
+
+def test_set_weights_refuses_a_negative_moving_variance_and_non_lists():
+    m = _model(False)
+    w = m.get_weights()
+    bn = m.layers[1]
+    with pytest.raises(ValueError, match="moving_variance must not be negative"):
+        bn.set_weights(bn.get_weights()[:3] + [-np.ones_like(bn.get_weights()[3])])
+    for bad in (5, "weights", {"kernel": w[0]}):
+        with pytest.raises(TypeError, match="set_weights expects a list of arrays"):
+            m.set_weights(bad)
+
+
+def test_training_on_no_samples_is_refused():
+    """fit, evaluate and train_on_batch on 0 samples reported a loss of 0.0; a validation_split that left
+    no training samples trained nothing and said loss 0.0; empty validation_data said val_loss 0.0."""
+    m = _model()
+    x0, y0 = np.zeros((0, 5, 3), np.float32), np.zeros((0, 1), np.float32)
+    x, y = np.zeros((8, 5, 3), np.float32), np.zeros((8, 1), np.float32)
+    for call in (lambda: m.fit(x0, y0, verbose=0), lambda: m.evaluate(x0, y0, verbose=0),
+                 lambda: m.train_on_batch(x0, y0), lambda: m.fit(x, y, validation_data=(x0, y0), verbose=0)):
+        with pytest.raises(ValueError, match="no samples"):
+            call()
+    with pytest.raises(ValueError, match="validation_split=0.99 leaves none of the 8 samples"):
+        m.fit(x, y, validation_split=0.99, verbose=0)
+    inp = fg.layers.Input((5, 3))
+    h = fg.layers.GRU(4)(inp)
+    two = fg.Model(inp, [fg.layers.Dense(1, name="a")(h), fg.layers.Dense(2, name="b")(h)])
+    two.compile("adam", ["mse", "mse"])
+    with pytest.raises(ValueError, match="no samples"):
+        two.fit(x0, [y0, np.zeros((0, 2), np.float32)], verbose=0)
+
+
+def test_names_must_be_strings():
+    """GRU(4, name=5) and Sequential(name=7) were taken, and save() wrote a file load_model refused."""
+    with pytest.raises(TypeError, match="GRU: name must be a string, received int 5"):
+        fg.layers.GRU(4, name=5)
+    with pytest.raises(TypeError, match="Sequential: name must be a string"):
+        fg.Sequential(name=7)
+
+
+def test_a_nan_loss_weight_or_learning_rate_is_refused():
+    """A two-output model took loss_weights=[nan, 1.0] and a LearningRateScheduler could set a NaN rate:
+    every weight turned NaN at the next step."""
+    inp = fg.layers.Input((5, 3))
+    h = fg.layers.GRU(4)(inp)
+    two = fg.Model(inp, [fg.layers.Dense(1, name="a")(h), fg.layers.Dense(2, name="b")(h)])
+    for bad in ([float("nan"), 1.0], ["a", 1.0]):
+        with pytest.raises(ValueError, match="loss_weights for output 'a' should be a finite number"):
+            two.compile("adam", ["mse", "mse"], loss_weights=bad)
+    with pytest.raises(ValueError, match="should be a finite number"):
+        fg.optimizers.Adam(float("nan"))
+    m = _model()
+    before = m.get_weights()
+    with pytest.raises(ValueError, match="should be a finite number"):
+        m.fit(np.zeros((8, 5, 3), np.float32), np.zeros((8, 1), np.float32), verbose=0,
+              callbacks=[fg.callbacks.LearningRateScheduler(lambda epoch: float("nan"))])
+    for a, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_built_conv1d_refuses_inputs_shorter_than_its_window():
+    """Refused at the first call, but once built a Conv1D (and a model on Input((None, 3))) returned an
+    empty (B, 0, filters) output for 2 steps under a window of 3."""
+    conv = fg.layers.Conv1D(4, 3)
+    conv(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(ValueError, match="a window of 3 steps at dilation 1 leaves no output steps from inputs of 2"):
+        conv(np.zeros((2, 2, 3), np.float32))
+    m = fg.Sequential([fg.layers.Input((None, 3)), fg.layers.Conv1D(4, 3)])
+    with pytest.raises(ValueError, match="leaves no output steps"):
+        m.predict(np.zeros((2, 2, 3), np.float32))
+    assert m.predict(np.zeros((2, 3, 3), np.float32)).shape == (2, 1, 4)
+
+
+def test_callbacks_that_are_not_callbacks_and_a_single_callback():
+    """callbacks=[5] raised AttributeError ('int' object has no attribute 'set_model'), callbacks=5 'int'
+    object is not iterable; one callback not in a list was refused (Keras takes it)."""
+    m = _model()
+    x, y = np.zeros((8, 5, 3), np.float32), np.zeros((8, 1), np.float32)
+    with pytest.raises(TypeError, match=r"callbacks\[0\] is not a callback .* received int 5"):
+        m.fit(x, y, verbose=0, callbacks=[5])
+    with pytest.raises(TypeError, match="callbacks must be a list of callbacks"):
+        m.fit(x, y, verbose=0, callbacks=5)
+    with pytest.raises(TypeError, match="callbacks must be a list of callbacks"):
+        m.predict(x, callbacks=5)
+    history = fg.callbacks.History()
+    assert m.fit(x, y, epochs=2, verbose=0, callbacks=history) is history
+    assert len(history.history["loss"]) == 2
+
+
+def test_from_config_of_malformed_configs_and_an_empty_sequential():
+    """KeyError('layers'), KeyError('config'), AttributeError, TypeError before; an empty Sequential's
+    predict returned its input, its fit an IndexError, its pop an IndexError."""
+    with pytest.raises(ValueError, match="expects a dict with a 'layers' list"):
+        fg.Sequential.from_config({})
+    with pytest.raises(ValueError, match="layer 0 should be a dict with 'class_name' and a 'config' dict"):
+        fg.Sequential.from_config({"layers": [1, 2]})
+    with pytest.raises(ValueError, match="layer 0 should be a dict"):
+        fg.Sequential.from_config({"layers": [{"class_name": "Dense"}]})
+    with pytest.raises(ValueError, match="Model.from_config expects a dict"):
+        fg.Model.from_config(None)
+    empty = fg.Sequential()
+    empty.compile("adam", "mse")
+    x = np.zeros((2, 5, 3), np.float32)
+    for call in (lambda: empty.predict(x), lambda: empty(x), lambda: empty.fit(x, np.zeros((2, 1)), verbose=0)):
+        with pytest.raises(ValueError, match="has no layers: add some"):
+            call()
+    with pytest.raises(ValueError, match="has no layers to pop"):
+        empty.pop()
