@@ -131,3 +131,18 @@ def test_from_config_of_malformed_configs_and_an_empty_sequential():
             call()
     with pytest.raises(ValueError, match="has no layers to pop"):
         empty.pop()
+
+
+def test_stateful_batch_shape_is_enforced_and_states_of_a_non_stateful_layer_refused():
+    """A stateful GRU built on Input(batch_shape=(8, 5, 3)) predicted 16 rows (Keras refuses: its states are
+    laid out per row); reset_states(states) on a layer that is not stateful was silently ignored."""
+    x = np.random.default_rng(0).normal(size=(16, 5, 3)).astype(np.float32)
+    m = fg.Sequential([fg.layers.Input(batch_shape=(8, 5, 3)), fg.layers.GRU(4, stateful=True)])
+    with pytest.raises(ValueError, match=r"was built for batches of 8 \(its batch_shape\); received a batch of 16"):
+        m.predict(x)
+    assert m.predict(x, batch_size=8).shape == (16, 4)
+    layer = fg.layers.GRU(4)
+    layer(x)
+    with pytest.raises(ValueError, match="is not stateful"):
+        layer.reset_states(np.ones((16, 4), np.float32))
+    layer.reset_states()  # (no states given: nothing to set, as Keras)

@@ -130,6 +130,9 @@ class RecurrentLayer(Layer):
         if states is None:
             self._states = None
             return
+        if not self.stateful:  # (they would be ignored: only a stateful layer carries states between calls)
+            raise ValueError(f"{type(self).__name__} {self.name!r} is not stateful: reset_states(states) sets the "
+                             "states a stateful layer carries; pass initial_state= to a call instead")
         self._states = self._checked_states(states)
 
     def _checked_states(self, states) -> list[np.ndarray]:
@@ -189,6 +192,11 @@ class RecurrentLayer(Layer):
                                      f"{(bsz, self.units)}, received {s.shape}")
                 states.append(s)
             return states
+        declared = self.input_shape[0] if self.stateful and self.input_shape else None
+        if declared is not None and bsz != declared:  # (Keras refuses it too: the states are laid out per row)
+            raise ValueError(f"stateful {kind} {self.name!r} was built for batches of {declared} (its batch_shape); "
+                             f"received a batch of {bsz} (predict with batch_size={declared} and a multiple of "
+                             f"{declared} samples)")
         if self.stateful and self._states is not None:
             if any(s.shape != (bsz, self.units) for s in self._states):
                 raise ValueError(
