@@ -142,6 +142,8 @@ def kernel_blas_single_threaded() -> None:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in fastgru's kernels and the BLAS underneath them (1 ≤ n ≤ cores)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads expects an integer, received {type(n).__name__} {n!r}")
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"num_threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")

@@ -89,6 +89,8 @@ def load(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np
         (of both splits) padded with zeros at the end; ``y`` int64 class indices 0..n-1.
         ItalyPowerDemand: (67, 24, 1) and (1029, 24, 1); JapaneseVowels: (270, 29, 12) and (370, 29, 12).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"datasets.load expects a data set name (a string), received {type(name).__name__}")
     key = _canonical(name)
     with np.load(_DATA_DIR / f"{key}.npz", allow_pickle=False) as f:
         maxlen = int(max(f["lengths_train"].max(), f["lengths_test"].max()))

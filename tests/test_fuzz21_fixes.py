@@ -146,3 +146,41 @@ def test_stateful_batch_shape_is_enforced_and_states_of_a_non_stateful_layer_ref
     with pytest.raises(ValueError, match="is not stateful"):
         layer.reset_states(np.ones((16, 4), np.float32))
     layer.reset_states()  # (no states given: nothing to set, as Keras)
+
+
+def test_input_shapes_are_checked_where_they_are_given():
+    """Input(shape=(-1, 3)), shape='abc' and (5, 3.5) were taken (failing later with confusing messages);
+    shape together with batch_shape silently used batch_shape (Keras refuses both)."""
+    for bad in ((-1, 3), "abc", (5, 3.5), (0, 3)):
+        with pytest.raises(ValueError, match="Input shape must be a tuple of positive integers or None"):
+            fg.Input(shape=bad)
+    with pytest.raises(ValueError, match="shape or batch_shape, not both"):
+        fg.Input(shape=(5, 3), batch_shape=(2, 5, 3))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        fg.Input(shape=(5, 3), batch_size=0)
+    assert fg.Input(shape=3).shape == (None, 3) and fg.Input(shape=(None, 3)).shape == (None, None, 3)
+
+
+def test_seeds_threads_data_set_names_and_softmax_axes_are_named():
+    with pytest.raises(ValueError, match="GRU 'seeded': option 'seed' should be None or an integer >= 0"):
+        fg.layers.GRU(4, seed=-1, name="seeded")
+    with pytest.raises(ValueError, match="set_random_seed's seed must be a non-negative integer"):
+        fg.set_random_seed(-1)
+    for bad in ("2", 1.9, None, True):
+        with pytest.raises(TypeError, match="set_num_threads expects an integer"):
+            fg.set_num_threads(bad)
+    with pytest.raises(TypeError, match="datasets.load expects a data set name"):
+        fg.datasets.load(None)
+    with pytest.raises(ValueError, match="axis 9 is out of range for an input of rank 2"):
+        fg.layers.Softmax(axis=9)(np.zeros((2, 3), np.float32))
+
+
+def test_global_pooling_names_a_wrong_mask_and_no_steps():
+    """A mask of the wrong length gave NumPy's bare broadcasting error; no steps gave NaN (average) or
+    NumPy's "zero-size array to reduction operation maximum"."""
+    x = np.zeros((8, 5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"the mask must have shape \(batch, steps\) = \(8, 5\), received \(8, 4\)"):
+        fg.layers.GlobalAveragePooling1D()(x, mask=np.ones((8, 4), bool))
+    for layer in (fg.layers.GlobalAveragePooling1D(), fg.layers.GlobalMaxPooling1D()):
+        with pytest.raises(ValueError, match="at least one step"):
+            layer(np.zeros((8, 0, 3), np.float32))

@@ -159,6 +159,10 @@ class Softmax(_Elementwise):
     def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
         """Training forward; ``skip_activation`` returns the (masked) logits the softmax would take."""
         x = self._array(x)
+        axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
+        if any(not -x.ndim <= a < x.ndim for a in axes):
+            raise ValueError(f"Softmax {self.name!r}: axis {self.axis} is out of range for an input of rank {x.ndim} "
+                             f"(shape {x.shape})")
         if mask is not None:
             mask = np.asarray(mask)
             try:

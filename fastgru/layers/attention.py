@@ -178,7 +178,7 @@ class Attention(_Attention):
 
     keras = KerasContract(names=("Attention",))
     parameter_constraints = {"use_scale": [Boolean()], "score_mode": [StrOptions(("dot", "concat"))],
-                             "dropout": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()],
+                             "dropout": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer(0)],
                              "causal": [Boolean()]}
     weight_names = ("scale", "concat_score_weight")
 
@@ -234,7 +234,7 @@ class AdditiveAttention(_Attention):
 
     keras = KerasContract(names=("AdditiveAttention",))
     parameter_constraints = {"use_scale": [Boolean()], "dropout": [Real(0.0, 1.0, open_high=True)],
-                             "seed": [NONE, Integer()], "causal": [Boolean()]}
+                             "seed": [NONE, Integer(0)], "causal": [Boolean()]}
     weight_names = ("scale",)
 
     def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed=None, causal: bool = False, **kwargs):

@@ -24,6 +24,17 @@ from .registry import (
 )
 
 
+def _dimensions(shape, what: str, batch: bool = False) -> tuple:
+    """``shape`` as a tuple of positive integers or None (Keras's), else a ValueError naming it."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)  # (Keras takes Input(shape=3) for (3,))
+    if not isinstance(shape, (list, tuple)) or not all(
+            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0)
+            for d in shape):
+        raise ValueError(f"Input {what} must be a tuple of positive integers or None, received {shape!r}")
+    return tuple(None if d is None else int(d) for d in shape)
+
+
 class InputLayer(Layer):
     """Declares the input shape (without the batch axis) of a Sequential model; a layer called on it
     (Functional API) takes its symbolic tensor."""
@@ -36,9 +47,18 @@ class InputLayer(Layer):
             batch_shape = kwargs.pop("batch_input_shape", None)
         if shape is None and batch_shape is None:
             raise ValueError("Input needs a shape, e.g. Input(shape=(timesteps, features))")
+        if shape is not None and batch_shape is not None:
+            raise ValueError(f"Input takes shape or batch_shape, not both (received shape={shape!r}, "
+                             f"batch_shape={batch_shape!r})")
         super().__init__(name=name, dtype=dtype if dtype in (None, "float32", "float64") else None, **kwargs)
         self.input_dtype = dtype
-        self.batch_shape = tuple(batch_shape) if batch_shape is not None else (batch_size,) + tuple(shape)
+        if batch_shape is not None:
+            self.batch_shape = _dimensions(batch_shape, "batch_shape", batch=True)
+        else:
+            if batch_size is not None and (isinstance(batch_size, (bool, np.bool_)) or not isinstance(
+                    batch_size, (int, np.integer)) or batch_size < 1):
+                raise ValueError(f"Input batch_size must be a positive integer or None, received {batch_size!r}")
+            self.batch_shape = (batch_size,) + _dimensions(shape, "shape")
         self._declared_input_shape = self.batch_shape
         self.build(self.batch_shape)
 
@@ -67,7 +87,7 @@ class Dropout(Layer):
 
     keras = KerasContract(names=("Dropout",))
     # noise_shape is checked by the layer itself (against the input's shape, at build)
-    parameter_constraints = {"rate": [Real(0.0, 1.0)], "noise_shape": [Anything()], "seed": [NONE, Integer()]}
+    parameter_constraints = {"rate": [Real(0.0, 1.0)], "noise_shape": [Anything()], "seed": [NONE, Integer(0)]}
     supports_masking = True
 
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):

@@ -29,7 +29,7 @@ class Dense(Layer):
     keras = KerasContract(names=("Dense",), fixed={"lora_rank": ANY, "lora_alpha": ANY, "quantization_config": ANY})
     parameter_constraints = {"units": [Integer(1)], "activation": [NONE, ActivationName()], "use_bias": [Boolean()],
                              "kernel_initializer": [InitializerSpec()], "bias_initializer": [InitializerSpec()],
-                             "seed": [NONE, Integer()]}
+                             "seed": [NONE, Integer(0)]}
     weight_names = ("kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
     supports_masking = True

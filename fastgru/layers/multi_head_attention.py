@@ -72,7 +72,7 @@ class MultiHeadAttention(Layer):
                              "dropout": [Real(0.0, 1.0, open_high=True)], "use_bias": [Boolean()],
                              "output_shape": [NONE, _OutputShape()], "attention_axes": [NONE, _AttentionAxes()],
                              "kernel_initializer": [InitializerSpec()], "bias_initializer": [InitializerSpec()],
-                             "sliding_window": [NONE, Integer(1)], "seed": [NONE, Integer()]}
+                             "sliding_window": [NONE, Integer(1)], "seed": [NONE, Integer(0)]}
     weight_names = tuple(f"{p}/{w}" for p, _ in _PROJECTIONS for w in ("kernel", "bias"))
     regularizer_options = {"kernel_regularizer": "query/kernel", "bias_regularizer": "query/bias"}
     applies_constraints = False  # (refused in code, ignored from a file with a warning)

@@ -47,7 +47,7 @@ class SpatialDropout1D(_Noise):
     """Drops whole channels of each sample (noise shape (B, 1, C)), scaling the kept ones by 1/(1-rate)."""
 
     keras = KerasContract(names=("SpatialDropout1D",), fixed={"noise_shape": None})  # (tf_keras writes None)
-    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
+    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer(0)]}
 
     def __init__(self, rate: float, seed=None, **kwargs):
         super().__init__(seed=seed, rate=rate, **kwargs)
@@ -75,7 +75,7 @@ class GaussianNoise(_Noise):
     """Adds N(0, stddev^2) noise in training."""
 
     keras = KerasContract(names=("GaussianNoise",))
-    parameter_constraints = {"stddev": [Real(0.0)], "seed": [NONE, Integer()]}
+    parameter_constraints = {"stddev": [Real(0.0)], "seed": [NONE, Integer(0)]}
 
     def __init__(self, stddev: float, seed=None, **kwargs):
         super().__init__(seed=seed, stddev=stddev, **kwargs)
@@ -89,7 +89,7 @@ class GaussianDropout(_Noise):
     """Multiplies by N(1, rate / (1 - rate)) noise in training."""
 
     keras = KerasContract(names=("GaussianDropout",))
-    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer()]}
+    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer(0)]}
 
     def __init__(self, rate: float, seed=None, **kwargs):
         super().__init__(seed=seed, rate=rate, **kwargs)

@@ -56,6 +56,9 @@ class _GlobalPooling1D(Layer):
     def _steps_first(self, x) -> np.ndarray:
         """``x`` as (B, T, D): channels_first (B, D, T) transposed."""
         x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2 if not self._first else 1] == 0 or x.shape[1 if not self._first else 2] == 0:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank 3 with at least one step "
+                             f"and one feature ({self.data_format}), received shape {x.shape}")
         return np.ascontiguousarray(x.transpose(0, 2, 1)) if self._first else x
 
     def _as_given(self, dx: np.ndarray) -> np.ndarray:
@@ -96,7 +99,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         x = self._steps_first(x)
         if mask is None:
             return self._shape_output(x.mean(axis=1)), (x.shape, None, None)
-        m = np.asarray(mask, dtype=x.dtype)[:, :, None]
+        m = np.asarray(mask, dtype=x.dtype)
+        if m.shape != x.shape[:2]:
+            raise ValueError(f"GlobalAveragePooling1D {self.name!r}: the mask must have shape (batch, steps) = "
+                             f"{x.shape[:2]}, received {m.shape}")
+        m = m[:, :, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             count = m.sum(axis=1)
             y = (np.where(m > 0, x, 0) * m).sum(axis=1) / count

@@ -37,7 +37,7 @@ RECURRENT_CONSTRAINTS = {
     "go_backwards": [Boolean()],
     "stateful": [Boolean()],
     "unroll": [Boolean()],
-    "seed": [NONE, Integer()],
+    "seed": [NONE, Integer(0)],
     "zero_output_for_mask": [Boolean()],
 }
 #: options Keras may write for a recurrent layer that fastgru fixes (time_major) or ignores (how Keras ran it)

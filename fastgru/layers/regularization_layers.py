@@ -27,7 +27,7 @@ class AlphaDropout(_Noise):
 
     keras = KerasContract(names=("AlphaDropout",))
     parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "noise_shape": [NONE, Shape(allow_none=True)],
-                             "seed": [NONE, Integer()]}
+                             "seed": [NONE, Integer(0)]}
 
     def __init__(self, rate: float, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, rate=rate, noise_shape=noise_shape, **kwargs)
