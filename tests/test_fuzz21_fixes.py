@@ -184,3 +184,16 @@ def test_global_pooling_names_a_wrong_mask_and_no_steps():
     for layer in (fg.layers.GlobalAveragePooling1D(), fg.layers.GlobalMaxPooling1D()):
         with pytest.raises(ValueError, match="at least one step"):
             layer(np.zeros((8, 0, 3), np.float32))
+
+
+def test_cells_check_their_options_and_ops_take_0_1_masks():
+    """GRUCell(3, bogus=1) was taken and the error came at RNN(cell), naming GRU; fg.ops refused a 0/1
+    float mask the layers take (and docs/reliability.md promises)."""
+    for cell in (fg.layers.GRUCell, fg.layers.LSTMCell, fg.layers.SimpleRNNCell):
+        with pytest.raises(TypeError, match=f"{cell.__name__}: .* unexpected keyword arguments: \\['bogus'\\]"):
+            cell(3, bogus=1)
+    fg.set_random_seed(3)
+    expected = fg.random.global_rng().integers(0, 1000, 4)
+    fg.set_random_seed(3)
+    fg.layers.GRUCell(3)  # (checking the options draws nothing from the global generator)
+    np.testing.assert_array_equal(fg.random.global_rng().integers(0, 1000, 4), expected)

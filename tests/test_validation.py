@@ -70,8 +70,14 @@ def test_non_finite_weights(weights, index, name):
 def test_mask_shape_and_dtype(weights):
     with pytest.raises(ValueError, match=r"mask must have shape \(batch, timesteps\) = \(2, 5\), received shape \(2, 4\)"):
         fg.ops.gru_forward(x_of(), *weights, mask=np.ones((2, 4), bool))
-    with pytest.raises(TypeError, match="mask must be a boolean array, received dtype float32"):
-        fg.ops.gru_forward(x_of(), *weights, mask=np.ones((2, 5), np.float32))
+    # 0/1 numbers are taken as the layers take them (docs/reliability.md); other values and dtypes are refused
+    mask = np.array([[1, 1, 0, 1, 0], [1, 0, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(fg.ops.gru_forward(x_of(), *weights, mask=mask.astype(np.float32))[0],
+                                  fg.ops.gru_forward(x_of(), *weights, mask=mask)[0])
+    with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
+        fg.ops.gru_forward(x_of(), *weights, mask=np.full((2, 5), 0.5, np.float32))
+    with pytest.raises(TypeError, match=r"mask must be a boolean \(or 0/1 numeric\) array, received dtype complex64"):
+        fg.ops.gru_forward(x_of(), *weights, mask=np.ones((2, 5), np.complex64))
 
 
 def test_h0_shape(weights):

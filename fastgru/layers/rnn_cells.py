@@ -20,6 +20,11 @@ class _Cell:
 
     def __init__(self, units: int, **options) -> None:
         options.pop("name", None)  # (the cell's own name: Keras's layer is named by the RNN)
+        try:  # the options checked now, by the layer they will make (named and seeded: no automatic name and no
+            # draw from the global generator is used up)
+            self.layer_class(units, name="cell_options_check", **{"seed": 0, **options})
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self.units = units
         self.options = options
 

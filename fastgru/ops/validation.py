@@ -32,8 +32,8 @@ def _check_mask(mask, batch: int, steps: int) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != (batch, steps):
         raise ValueError(f"mask must have shape (batch, timesteps) = {(batch, steps)}, received shape {mask.shape}")
-    if mask.dtype != np.bool_ and mask.dtype.kind not in "iu":
-        raise TypeError(f"mask must be a boolean array, received dtype {mask.dtype}")
+    if mask.dtype != np.bool_ and mask.dtype.kind not in "fiu":  # (0/1 numbers as the layers take them)
+        raise TypeError(f"mask must be a boolean (or 0/1 numeric) array, received dtype {mask.dtype}")
     if mask.dtype != np.bool_ and not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must hold only 0 and 1 (or booleans); received other values")
     return np.ascontiguousarray(mask != 0, dtype=np.uint8)
