@@ -127,7 +127,6 @@ def wait_until_equal(base, size, idx, value, max_spins):
     return True
 
 
-
 @njit(cache=True)
 def publish_holding_gil(base, size, idx, value):
     """``publish`` without releasing the GIL (a compiled call that releases it gives another thread the
@@ -155,12 +154,8 @@ def post_and_wait_claim(base, size, posted_at, claimed_at, seq, max_spins, grace
     if posted_at < 0 or posted_at >= size or claimed_at < 0 or claimed_at >= size:
         raise IndexError("post_and_wait_claim: flag index out of range")
     _store_release(base, posted_at, seq)
-    spins = 0
-    while _load_acquire(base, claimed_at) != seq:
-        if spins >= max_spins:
-            return False
-        _pause()
-        spins += 1
+    if not wait_until_equal(base, size, claimed_at, seq, max_spins):
+        return False
     for _ in range(grace_spins):
         _pause()
     return True
