@@ -1,19 +1,23 @@
-"""fastgru's worker threads: each waits for work spinning on a flag for a short while, then asleep.
+"""fastgru's spinning worker threads: each waits for its next chunk spinning on a flag for a short
+while, then asleep (``_threads.run_chunks`` hands them the chunks of calls under ``SPIN_HANDOFF_WORK``).
 
 A kernel call split over two threads runs one chunk in the calling thread and hands the other to a
 worker. With an ordinary thread pool both ends of that hand-off sleep on a futex (the worker until
 the task comes, the caller until the worker is done), and on a virtual machine each wake-up costs
-tens of microseconds (``_kernels.atomics``): 75-90 us a call on the 2-vCPU Xeon, which is why calls
-under ~150 us of work ran on one thread. Here each worker has a mailbox: a task slot and two sequence
-numbers in a shared int64 array (posted and done, a cache line pair each). After a task, a worker
-spins on its posted number (``atomics.wait_while_equal``, releasing the GIL) for ``SPIN_US``
-microseconds before it goes to sleep on its condition; a caller waiting for a worker's chunk spins
-on the done number as long, then sleeps. Back-to-back calls (a predict loop, the layers of a
-training step) therefore hand work over in about a microsecond, and an idle process spins for at
-most ``SPIN_US`` after its last call (``FASTGRU_SPIN_US`` sets it; 0: always sleep).
+tens of microseconds (``_kernels.atomics``): 75-100 us a call on the 2-vCPU Xeon, as long as a small
+call's whole work. Here each worker has a mailbox: a task slot and three sequence numbers in a shared
+int64 array (the task posted, claimed and done; a cache-line pair each):
 
-A pool serves several calling threads: ``submit`` takes an idle worker, and runs the task in the
-caller when every worker is busy (it would otherwise wait in a queue for one).
+* the caller posts a task and spins, without the GIL, until the worker claims it (a compare-and-swap),
+  then ``GRACE_US`` more while the worker's Python reaches its compiled kernel: two threads that want
+  the GIL at once put one of them to sleep, and its wake-up costs what the spinning saved;
+* after a task a worker publishes it done and spins for the next (``SPIN_US``, the GIL released; 0:
+  never spin), then sleeps on its condition; a caller waiting for a result spins as long, then sleeps;
+* a task the worker has not claimed when the caller asks for its result (the worker asleep, or its CPU
+  taken by another process) is claimed and run by the caller: a busy core costs at most one thread's time.
+
+A pool serves several calling threads: ``submit`` takes an idle worker, and runs the task in the caller
+when every worker is busy (it would otherwise wait in a queue for one).
 """
 
 from __future__ import annotations
