@@ -159,13 +159,13 @@ def get_num_threads() -> int:
 
 
 _pool: dict = {"executor": None, "workers": 0, "spin": None, "spin_workers": 0, "lock": threading.Lock(),
-               "placement": WorkerPlacement()}
+               "placement": WorkerPlacement(), "spin_placement": WorkerPlacement()}
 
 
 def _forget_workers_after_fork() -> None:
     """A forked child has none of the parent's worker threads: it starts its own when needed."""
     _pool.update(executor=None, workers=0, spin=None, spin_workers=0, lock=threading.Lock(),
-                 placement=WorkerPlacement())
+                 placement=WorkerPlacement(), spin_placement=WorkerPlacement())
 
 
 if hasattr(os, "register_at_fork"):
@@ -178,9 +178,11 @@ def _workers(n: int) -> ThreadPoolExecutor:
     with _pool["lock"]:
         if _pool["executor"] is None or _pool["workers"] < n:
             old = _pool["executor"]
+            placement = WorkerPlacement()  # (this pool's threads only: the old ones exit)
             _pool["executor"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgru-kernel",
-                                                   initializer=_pool["placement"].register_current_thread)
+                                                   initializer=placement.register_current_thread)
             _pool["workers"] = n
+            _pool["placement"] = placement
             if old is not None:
                 old.shutdown(wait=False)
         executor, placement = _pool["executor"], _pool["placement"]
@@ -194,11 +196,13 @@ def _spin_workers(n: int) -> SpinPool:
     with _pool["lock"]:
         if _pool["spin"] is None or _pool["spin_workers"] < n:
             old = _pool["spin"]
-            _pool["spin"] = SpinPool(n, initializer=_pool["placement"].register_current_thread, name="fastgru-spin")
+            placement = WorkerPlacement()
+            _pool["spin"] = SpinPool(n, initializer=placement.register_current_thread, name="fastgru-spin")
             _pool["spin_workers"] = n
+            _pool["spin_placement"] = placement
             if old is not None:
                 old.shutdown()
-        pool, placement = _pool["spin"], _pool["placement"]
+        pool, placement = _pool["spin"], _pool["spin_placement"]
     placement.keep_off_caller_cpu()
     return pool
 

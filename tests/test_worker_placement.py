@@ -109,7 +109,7 @@ def test_the_spinning_workers_are_kept_off_the_callers_cpu_too():
             break
     else:
         raise AssertionError("the second chunk never ran on a spinning worker")
-    assert seen[1][0] in _threads._pool["placement"].worker_ids()
+    assert seen[1][0] in _threads._pool["spin_placement"].worker_ids()
     assert seen[1][0] in [t.native_id for t in _threads._pool["spin"]._threads]
-    kept_off = _threads._pool["placement"]._kept_off
+    kept_off = _threads._pool["spin_placement"]._kept_off
     assert seen[1][1] == (allowed - {kept_off} if len(allowed) > 1 else allowed)
