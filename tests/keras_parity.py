@@ -44,3 +44,10 @@ def assert_fixture_numbers(model, data, tmp_path):
     again = fg.load_model(tmp_path / "fixture_back.keras")
     np.testing.assert_array_equal(again.predict(data["x"]), model.predict(data["x"]))
     return again
+
+
+def assert_same_fit(ours, theirs, x, y, epochs: int = 2, batch_size: int = 4):
+    """Both models trained alongside (no shuffling): fastgru's loss history matches Keras's."""
+    expected = theirs.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, expected, rtol=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from keras_parity import assert_same_fit
 
 import fastgru as fg
 
@@ -504,9 +505,7 @@ def test_tf_keras_chains_with_op_layers_and_constant_operands(tmp_path):
         km.save(tmp_path / "m.h5")
         ours, theirs = fg.load_model(tmp_path / "m.h5"), tk.models.load_model(tmp_path / "m.h5")
         np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-        expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                                   expected, rtol=1e-5)
+        assert_same_fit(ours, theirs, x, y, epochs=2, batch_size=4)
 
 
 @pytest.mark.parametrize("make", ["adam", "sgd", "nadam", "rmsprop_centered", "legacy_adam", "legacy_rmsprop",
@@ -530,9 +529,7 @@ def test_a_tf_keras_file_saved_after_training_resumes_its_optimizer(tmp_path, ma
     km.save(tmp_path / "m.h5")
     theirs, ours = tk.models.load_model(tmp_path / "m.h5"), fg.load_model(tmp_path / "m.h5")
     assert ours.optimizer.iterations == 6
-    expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                               expected, rtol=1e-5)
+    assert_same_fit(ours, theirs, x, y, epochs=2, batch_size=4)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
@@ -546,9 +543,7 @@ def test_tf_keras_savedmodel_with_nadam_trains_as_tf_keras(tmp_path):
     km.compile(tk.optimizers.Nadam(0.01), "mse")
     km.save(tmp_path / "sm")
     theirs, ours = tk.models.load_model(tmp_path / "sm"), fg.load_model(tmp_path / "sm")
-    expected = theirs.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                               expected, rtol=1e-5)
+    assert_same_fit(ours, theirs, x, y, epochs=3, batch_size=4)
 
 
 @pytest.mark.keras
@@ -668,9 +663,7 @@ def test_a_nested_sequential_with_a_frozen_layer_trains_in_a_graph(keras, tmp_pa
     km.compile(keras.optimizers.Adam(0.01), "mse")
     km.save(tmp_path / "m.keras")
     theirs, ours = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
-    expected = theirs.fit(x, y, epochs=2, batch_size=7, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=7, shuffle=False, verbose=0).history["loss"],
-                               expected, rtol=1e-5)
+    assert_same_fit(ours, theirs, x, y, epochs=2, batch_size=7)
 
 
 @pytest.mark.keras
@@ -692,9 +685,7 @@ def test_loss_scale_optimizer_state_and_legacy_ftrl_state_resume(keras, tmp_path
     for path, load in ((tmp_path / "lso.keras", keras.models.load_model), (tmp_path / "ftrl.h5", tk.models.load_model)):
         theirs, ours = load(path), fg.load_model(path)
         assert ours.optimizer.iterations == 6
-        expected = theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-        np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                                   expected, rtol=1e-5)
+        assert_same_fit(ours, theirs, x, y, epochs=2, batch_size=4)
         if path.suffix == ".h5":
             with pytest.warns(UserWarning, match="legacy \\(optimizer_v2\\) Ftrl"):
                 ours.save(tmp_path / "back.keras")
