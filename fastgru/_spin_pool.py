@@ -11,6 +11,9 @@ int64 array (the task posted, claimed and done; a cache-line pair each):
 * the caller posts a task and spins, without the GIL, until the worker claims it (a compare-and-swap),
   then ``GRACE_US`` more while the worker's Python reaches its compiled kernel: two threads that want
   the GIL at once put one of them to sleep, and its wake-up costs what the spinning saved;
+* or (``submit_deferred``) the caller does not post at all: its own compiled kernel publishes the task as
+  its first step, with the GIL released, so neither thread waits for the other (the inference forwards,
+  whose chunk is one compiled call);
 * after a task a worker publishes it done and spins for the next (``SPIN_US``, the GIL released; 0:
   never spin), then sleeps on its condition; a caller waiting for a result spins as long, then sleeps;
 * a task the worker has not claimed when the caller asks for its result (the worker asleep, or its CPU
@@ -152,6 +155,20 @@ class SpinPool:
         costs what the spinning saves. A task not claimed within ``CLAIM_US`` (the worker asleep, or its
         CPU taken by another process) stays posted; :meth:`Task.result` takes it back and runs it in the
         caller if the worker has still not claimed it by then."""
+        task, post = self.submit_deferred(fn, *args)
+        if post is not None:
+            worker = task._worker
+            post_and_wait_claim(*self._at_flags, self._at(worker, 0), self._at(worker, 1), task._seq,
+                                self._claim_spins, self._grace_spins)
+        return task
+
+    def submit_deferred(self, fn: Callable, *args) -> tuple[Task, tuple[int, int, int, int] | None]:
+        """:meth:`submit` without posting to an awake worker: returns ``(task, post)``, where ``post`` =
+        ``(base, size, idx, seq)`` is what the caller's own compiled kernel publishes as its first step
+        (``_kernels.atomics.publish_post``), once the GIL is released: the worker then finds the GIL
+        free, and this thread waits for nothing. ``post`` is None when there is nothing left to publish
+        (the task handed to a sleeping worker, or run here). A post never published (the caller's chunk
+        failed before its kernel) is taken back by :meth:`Task.result` and run in the caller."""
         task = Task(fn, args)
         with self._lock:
             worker = next((w for w in range(self.n) if not self._busy[w]), -1)
@@ -161,7 +178,7 @@ class SpinPool:
                 seq = self._posted[worker]
         if worker < 0:
             task.run()
-            return task
+            return task, None
         task._pool, task._worker, task._seq = self, worker, seq
         self._tasks[worker] = task
         cond = self._conds[worker]
@@ -170,10 +187,7 @@ class SpinPool:
             if asleep:
                 publish_holding_gil(*self._at_flags, self._at(worker, 0), seq)
                 cond.notify()
-        if not asleep:
-            post_and_wait_claim(*self._at_flags, self._at(worker, 0), self._at(worker, 1), seq, self._claim_spins,
-                                self._grace_spins)
-        return task
+        return task, None if asleep else (*self._at_flags, self._at(worker, 0), seq)
 
     def _wait_done(self, worker: int, seq: int) -> None:
         task = self._tasks[worker]

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from ._kernels.atomics import NO_POST
 from ._placement import WorkerPlacement
 from ._spin_pool import SpinPool
 
@@ -215,30 +216,53 @@ def _spin_workers(n: int) -> SpinPool:
 SPIN_HANDOFF_WORK = int(os.environ.get("FASTGRU_SPIN_HANDOFF_WORK", "40000000"))
 
 
-def run_chunks(chunk: Callable[[int, int, int], None], rows: int, n_chunks: int, work: float = 0.0) -> None:
+def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float = 0.0,
+               posts: bool = False) -> None:
     """Call ``chunk(c, b0, b1)`` for ``n_chunks`` contiguous ranges ``b0:b1`` of ``rows`` batch rows:
     chunk 0 in this thread, the others on fastgru's worker threads, side by side (the kernels release
     the GIL). Returns when all are done; the first exception raised by a chunk is raised here.
     ``work``, the call's multiply-adds where the caller knows them: a call under ``SPIN_HANDOFF_WORK``
     hands its chunks to spinning workers (``fastgru._spin_pool``: a few microseconds where a sleeping
     worker's wake-up costs tens), where a chunk its worker has not started when this thread is done with
-    its own runs here.
+    its own runs here. ``posts``: chunk 0 is called ``chunk(0, b0, b1, post)`` and its kernel publishes
+    ``post`` as its first step (``_kernels.atomics.publish_post``; ``NO_POST`` when there is nothing to
+    publish): the last worker's task is posted from inside this thread's kernel, with the GIL released,
+    so that neither thread waits for the other to reach its kernel (``SpinPool.submit_deferred``).
 
     Python threads rather than Numba's ``parallel=True``: an OpenMP parallel region is compiled per
     kernel (seconds on a fresh install), spins at its barrier (tens of milliseconds per call when
     another process holds the other core) and does not survive ``fork``.
     """
     if n_chunks <= 1:
-        chunk(0, 0, rows)
+        if posts:
+            chunk(0, 0, rows, NO_POST)
+        else:
+            chunk(0, 0, rows)
         return
-    executor = _spin_workers(n_chunks - 1) if 0 < work < SPIN_HANDOFF_WORK else _workers(n_chunks - 1)
+    spinning = 0 < work < SPIN_HANDOFF_WORK
+    executor = _spin_workers(n_chunks - 1) if spinning else _workers(n_chunks - 1)
     bounds = [(c * rows // n_chunks, (c + 1) * rows // n_chunks) for c in range(n_chunks)]
-    futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks)]
+    post = None
+    if spinning and posts and _DEFERRED_POST:
+        futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks - 1)]
+        last, post = executor.submit_deferred(chunk, n_chunks - 1, *bounds[-1])
+        futures.append(last)
+    else:
+        futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks)]
     try:
-        chunk(0, *bounds[0])
+        if posts:
+            chunk(0, *bounds[0], NO_POST if post is None else post)
+        else:
+            chunk(0, *bounds[0])
     finally:
         for future in futures:
             future.result()
+
+
+#: ``run_chunks(posts=True)`` posts the last worker's task from inside chunk 0's kernel (3.5-4.4 us less
+#: of S2's 88 at 2 threads, measured: docs/performance.md); ``FASTGRU_DEFERRED_POST=0`` posts it the
+#: usual way (``SpinPool.submit``: the caller spins until the worker reaches its kernel), for comparison
+_DEFERRED_POST = os.environ.get("FASTGRU_DEFERRED_POST", "1") == "1"
 
 
 #: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a spinning worker

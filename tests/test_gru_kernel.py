@@ -88,17 +88,30 @@ def test_float64_is_computed_in_float64(rng):
 
 
 def test_threads_give_identical_results(rng):
+    """The rows split between two threads (the worker's task posted from inside the caller's kernel,
+    ``run_chunks(posts=True)``, or handed over the usual way): the same outputs bit for bit as one thread
+    (rows are independent and the micro-kernel is row-invariant), GRU, LSTM and SimpleRNN."""
+    from fastgru import _threads
+
     w, u, b = make_weights(rng, 8, 32, True)
     x = rng.standard_normal((16, 9, 8)).astype(np.float32)
+    layers = [fg.layers.GRU(32, return_sequences=True), fg.layers.LSTM(32, return_sequences=True),
+              fg.layers.SimpleRNN(32, return_sequences=True)]
     n = fg.get_num_threads()
+    deferred = _threads._DEFERRED_POST
     try:
         fg.set_num_threads(1)
         one, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
-        fg.set_num_threads(n)
-        many, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
+        ones = [layer(x) for layer in layers]
+        fg.set_num_threads(2)
+        for _threads._DEFERRED_POST in (True, False):
+            many, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
+            np.testing.assert_array_equal(one, many)
+            for layer, expected in zip(layers, ones):
+                np.testing.assert_array_equal(layer(x), expected)
     finally:
         fg.set_num_threads(n)
-    np.testing.assert_allclose(one, many, rtol=1e-6, atol=1e-6)
+        _threads._DEFERRED_POST = deferred
 
 
 def test_empty_sequence_returns_initial_state(rng):
@@ -202,6 +215,7 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
     loop the same projection as one product over all steps, bit for bit: outputs, last state and the
     saved gates, masked steps included, with the rows split in two slices (two threads' shares)."""
     from fastgru._kernels.activations import FAST_SIGMOID, FAST_TANH, SIGMOID, TANH
+    from fastgru._kernels.atomics import NO_POST
     from fastgru._kernels.gru import gru_forward_slice
     from fastgru._kernels.rnn_common import project_train_slice
 
@@ -228,7 +242,7 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
             given_xp = xp if block == 0 else np.empty((0, 0, 0), dtype)
             for b0, b1 in ((0, 2), (2, bsz)):
                 gru_forward_slice(given_xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, True, act, ract, reset_after,
-                                  go_backwards, True, False, out, h_last, saved, True, b0, b1)
+                                  go_backwards, True, False, out, h_last, saved, True, b0, b1, NO_POST)
             results.append((out, h_last, saved))
         assert np.isfinite(results[0][0]).all() and np.abs(results[0][0]).max() > 0
         for other in results[1:]:

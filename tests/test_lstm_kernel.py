@@ -235,6 +235,7 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
     every block size gives the same outputs, states and saved gates bit for bit as one projection
     over all steps, masked steps included, the rows split in two slices."""
     from fastgru._kernels.activations import FAST_SIGMOID, FAST_TANH, SIGMOID, TANH
+    from fastgru._kernels.atomics import NO_POST
     from fastgru._kernels.lstm import lstm_forward_slice
     from fastgru._kernels.rnn_common import project_train_slice
 
@@ -257,7 +258,7 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
             given_xp = xp if block == 0 else empty3
             for b0, b1 in ((0, 2), (2, bsz)):
                 lstm_forward_slice(given_xp, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, True, act, ract,
-                                   go_backwards, True, False, out, h_last, c_last, saved, True, b0, b1)
+                                   go_backwards, True, False, out, h_last, c_last, saved, True, b0, b1, NO_POST)
             results.append((out, h_last, c_last, saved))
         assert np.isfinite(results[0][0]).all() and np.abs(results[0][0]).max() > 0
         for other in results[1:]:

@@ -11,10 +11,12 @@ import pytest
 
 from fastgru import _threads
 from fastgru._kernels.atomics import (
+    NO_POST,
     claim,
     finish_and_claim_next,
     post_and_wait_claim,
     publish,
+    publish_post,
     wait_until_equal,
     wait_while_equal,
 )
@@ -137,6 +139,66 @@ def test_run_chunks_covers_every_row_once_and_raises_a_chunk_error(work):
 
     with pytest.raises(RuntimeError, match="chunk 1"):
         _threads.run_chunks(fail_second, 4, 2, work=work)
+
+
+def test_a_deferred_task_runs_once_whether_its_post_is_published_or_not(pool):
+    """``submit_deferred``: the caller publishes the post from a compiled call (as a kernel's first step
+    does) and the task runs once, on the worker or taken back by the caller; a post never published (the
+    caller's chunk failed before its kernel) is run by the caller when it asks for the result. A sleeping
+    worker is woken at once and leaves nothing to publish."""
+    runs = np.zeros(300, np.int64)
+
+    def task(i):
+        runs[i] += 1
+        return -i
+
+    for i in range(300):
+        task_i, post = pool.submit_deferred(task, i)
+        if post is not None:
+            assert len(post) == 4 and post[0] == pool._flags.ctypes.data
+            if i % 3:  # (every third post is never published)
+                publish_post(post)
+        assert task_i.result() == -i
+    np.testing.assert_array_equal(runs, 1)
+    publish_post(NO_POST)  # publishes nothing (base 0)
+
+
+@pytest.mark.parametrize("work", [0.0, 1000.0], ids=["sleeping-workers", "spinning-workers"])
+def test_run_chunks_hands_chunk_zero_the_post_to_publish(work):
+    """``posts=True``: chunk 0 is called with the post its kernel publishes (``NO_POST`` when there is
+    none: a single chunk, the sleeping workers, a worker woken from sleep); the other chunks with three
+    arguments. Every row is covered once, also when chunk 0 publishes nothing, and a chunk's error is
+    raised."""
+    for publishes in (True, False):
+        seen, posts = [], []
+
+        def chunk(c, b0, b1, post=None, publishes=publishes):
+            if c == 0:
+                posts.append(post)
+                if publishes:
+                    publish_post(post)
+            else:
+                assert post is None
+            seen.append((c, b0, b1))
+
+        for _ in range(20):
+            seen.clear()
+            _threads.run_chunks(chunk, 9, 2, work=work, posts=True)
+            assert sorted(seen) == [(0, 0, 4), (1, 4, 9)]
+        assert all(p is not None and len(p) == 4 for p in posts)
+        if work == 0.0:
+            assert set(posts) == {NO_POST}
+    seen.clear()
+    _threads.run_chunks(chunk, 5, 1, work=work, posts=True)
+    assert seen == [(0, 0, 5)] and posts[-1] == NO_POST
+
+    def fail_second(c, b0, b1, post=NO_POST):
+        publish_post(post)
+        if c == 1:
+            raise RuntimeError("chunk 1")
+
+    with pytest.raises(RuntimeError, match="chunk 1"):
+        _threads.run_chunks(fail_second, 4, 2, work=work, posts=True)
 
 
 def test_spin_waits_and_publish():

@@ -97,6 +97,21 @@ def publish(base, size, idx, value):
     _store_release(base, idx, value)
 
 
+#: a kernel's ``post`` argument when it has no task to publish (:func:`publish_post`)
+NO_POST = (0, 0, 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def publish_post(post):
+    """A kernel's first step when it runs a chunk of a call split between threads: ``post`` =
+    ``(base, size, idx, value)`` publishes another thread's task (``flags[idx] = value``, a release
+    store) from inside the kernel, once this thread has released the GIL (``_spin_pool``'s deferred
+    hand-off); ``NO_POST`` (base 0) publishes nothing."""
+    base, size, idx, value = post
+    if base != 0:
+        publish(base, size, idx, value)
+
+
 @njit(cache=True, nogil=True)
 def wait_while_equal(base, size, idx, value, max_spins):
     """Spin while ``flags[idx] == value``, at most ``max_spins`` rounds; returns the value last read

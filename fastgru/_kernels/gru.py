@@ -32,6 +32,7 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_inplace
 from .aligned import empty_aligned
+from .atomics import NO_POST, publish_post
 from .fused_gates import gru_gate_row
 from .packed import _data, operand, operand_matmul_into
 from .rnn_common import (
@@ -51,9 +52,9 @@ N_SAVED = 5
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def gru_forward_slice(
     xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post,
 ):
-    """Run the whole time loop for batch rows ``b0:b1``.
+    """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``.
 
     The input projection: with ``block`` 0, read from xp (B, T, 3H) (x, w, b_in unused); with
     ``block`` > 0, computed in the loop, ``block`` steps at a time (:func:`project_block`:
@@ -65,6 +66,7 @@ def gru_forward_slice(
     when use_mask); out (B, T or 1, H), zero-initialised; h_last (B, H); saved (B, T, 5H) written
     when save (see the module docstring; xp may be saved itself).
     """
+    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
     nb = b1 - b0
@@ -186,6 +188,7 @@ def gru_forward_slice(
 
 def gru_forward_chunk(
     b0, b1, x, w, b_in, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved, save,
+    post=NO_POST,
 ):
     """Batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b_in``) a block of steps at a time as it goes (blocks that fit in L2). Positional
@@ -195,5 +198,5 @@ def gru_forward_chunk(
     block = projection_block_steps(b1 - b0, x.shape[1], 3 * u.shape[0], x.dtype.itemsize)
     gru_forward_slice(
         empty_array(x.dtype, 3), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
-        go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1,
+        go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post,
     )

@@ -13,6 +13,7 @@ from numba import njit
 
 from .activations import ONE_F32, activate_inplace
 from .aligned import empty_aligned
+from .atomics import NO_POST
 from .gru import gru_forward_slice
 from .packed import pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
@@ -130,4 +131,5 @@ def gru_forward_train_chunk(
         gru_forward_slice(
             saved, x, w, b_in, 0, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after,
             flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
+            NO_POST,
         )

@@ -28,6 +28,7 @@ from numba import njit
 
 from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace
 from .aligned import empty_aligned
+from .atomics import NO_POST, publish_post
 from .fused_gates import lstm_gate_row
 from .packed import _data, operand, operand_matmul_into, pack_stack, packed_matmul_into
 from .rnn_common import (
@@ -47,9 +48,9 @@ N_SAVED = 7
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def lstm_forward_slice(
     xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1,
+    zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1, post,
 ):
-    """Run the whole time loop for batch rows ``b0:b1``.
+    """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``.
 
     The input projection: with ``block`` 0, read from xp (B, T, >=4H) (x, w, b_in unused); with
     ``block`` > 0, computed in the loop ``block`` steps at a time from x (B, T, D), w (D, 4H) and
@@ -60,6 +61,7 @@ def lstm_forward_slice(
     uint8 (read when use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved
     (B, T, 7H) written when save (module docstring; xp may be saved itself).
     """
+    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
     nb = b1 - b0
@@ -186,7 +188,7 @@ def lstm_forward_slice(
     copy_rows(c, 0, c_last, b0, nb)
 
 
-def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h_last, c_last):
+def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h_last, c_last, post=NO_POST):
     """Inference of batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
@@ -195,7 +197,7 @@ def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h
     block = projection_block_steps(b1 - b0, x.shape[1], 4 * u.shape[0], x.dtype.itemsize)
     lstm_forward_slice(
         empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, act, ract, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1,
+        return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1, post,
     )
 
 
@@ -208,5 +210,5 @@ def lstm_forward_train_chunk(
     project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     lstm_forward_slice(
         saved, x, w, b, 0, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, b0, b1, NO_POST,
     )

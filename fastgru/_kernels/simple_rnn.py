@@ -29,6 +29,7 @@ from numba import njit
 
 from .activations import activate_inplace, derivative_from_output
 from .aligned import empty_aligned, zeros_aligned
+from .atomics import NO_POST, publish_post
 from .fpmode import flush_denormals, restore_fp_mode
 from .gradient_products import matmul_tn_into
 from .packed import operand, operand_matmul_into, pack, packed_matmul_into
@@ -52,9 +53,9 @@ N_SAVED = 2
 @njit(cache=True, nogil=True, error_model="numpy")
 def simple_rnn_forward_slice(
     xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, saved, save, b0, b1,
+    zero_output_for_mask, out, h_last, saved, save, b0, b1, post,
 ):
-    """Run the whole time loop for batch rows ``b0:b1``.
+    """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``.
 
     xp (B, T, >=H) the projection (it may be ``saved`` itself), read when ``block`` is 0; with ``block``
     > 0 the loop projects x (B, T, D) @ w (D, H) + b_in (H,) itself, ``block`` steps at a time (as
@@ -62,6 +63,7 @@ def simple_rnn_forward_slice(
     mask scaled by 1/(1-rate) (read when use_rmask); h0 (B, H); mask (B, T) uint8 (read when use_mask);
     out (B, T or 1, H) zero-initialised; h_last (B, H); saved (B, T, 2H) written when save.
     """
+    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = h0.shape[1]
     nb = b1 - b0
@@ -117,7 +119,7 @@ def simple_rnn_forward_slice(
     copy_rows(h, 0, h_last, b0, nb)
 
 
-def simple_rnn_forward_chunk(b0, b1, x, w, b, u, h0, mask, use_mask, flags, out, h_last):
+def simple_rnn_forward_chunk(b0, b1, x, w, b, u, h0, mask, use_mask, flags, out, h_last, post=NO_POST):
     """Inference of rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
@@ -126,7 +128,7 @@ def simple_rnn_forward_chunk(b0, b1, x, w, b, u, h0, mask, use_mask, flags, out,
     empty3 = empty_array(x.dtype, 3)
     simple_rnn_forward_slice(
         empty3, x, w, b, block, u, empty_array(x.dtype, 2), False, h0, mask, use_mask, act, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, empty3, False, b0, b1,
+        return_sequences, zero_output_for_mask, out, h_last, empty3, False, b0, b1, post,
     )
 
 
@@ -138,7 +140,7 @@ def simple_rnn_forward_train_chunk(
     project_train_slice(x, w, b, imask, n_imask, saved, b0, b1)
     simple_rnn_forward_slice(
         saved, x, w, b, 0, u, rmask, use_rmask, h0, mask, use_mask, flags.act, flags.go_backwards,
-        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
+        flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1, NO_POST,
     )
 
 

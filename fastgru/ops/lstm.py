@@ -16,6 +16,7 @@ from .._kernels import aligned
 from .._kernels import lstm as _lstm
 from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
+from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags, empty_array
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
@@ -123,7 +124,8 @@ def run_lstm(
     if n_chunks == 1:
         _lstm.lstm_forward_chunk(0, bsz, *args)
     else:
-        run_chunks(lambda c, b0, b1: _lstm.lstm_forward_chunk(b0, b1, *args), bsz, n_chunks, work=work)
+        run_chunks(lambda c, b0, b1, post=NO_POST: _lstm.lstm_forward_chunk(b0, b1, *args, post), bsz, n_chunks,
+                   work=work, posts=True)
     return (out if return_sequences else out[:, 0]), h_last, c_last
 
 

@@ -15,6 +15,7 @@ from .. import activations
 from .._kernels import aligned
 from .._kernels import simple_rnn as _srnn
 from .._kernels.activations import fast_code
+from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, training_activation_codes, views_of
@@ -140,7 +141,8 @@ def run_simple_rnn(
     if n_chunks == 1:
         _srnn.simple_rnn_forward_chunk(0, bsz, *args)
     else:
-        run_chunks(lambda c, b0, b1: _srnn.simple_rnn_forward_chunk(b0, b1, *args), bsz, n_chunks, work=work)
+        run_chunks(lambda c, b0, b1, post=NO_POST: _srnn.simple_rnn_forward_chunk(b0, b1, *args, post), bsz,
+                   n_chunks, work=work, posts=True)
     return (out if return_sequences else out[:, 0]), h_last
 
 
