@@ -268,8 +268,9 @@ class Model(KerasModelAPI, WrapperTrainable):
             else:
                 try:
                     a = np.asarray(a)
-                except ValueError as exc:
-                    raise ValueError(f"Model {self.name!r} input {name!r}: not a rectangular array ({exc})") from None
+                except ValueError as exc:  # (ragged lists; a symbolic tensor says what it is itself)
+                    what = exc if getattr(a, "_fg_symbolic", False) else f"not a rectangular array ({exc})"
+                    raise ValueError(f"Model {self.name!r} input {name!r}: {what}") from None
             if a.dtype == object or a.dtype.kind not in "fiub":
                 raise TypeError(f"Model {self.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}")
             if a.ndim != len(t.shape) or any(e is not None and e != r for e, r in zip(t.shape[1:], a.shape[1:])):

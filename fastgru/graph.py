@@ -54,6 +54,19 @@ class KerasTensor:
     def __reduce__(self):
         raise TypeError("a symbolic KerasTensor cannot be pickled; pickle the Model built from it")
 
+    # a symbolic tensor holds no values: what would read them raises (the exception types Keras 3 raises)
+    def __bool__(self):
+        raise TypeError(f"a symbolic KerasTensor ({self.name!r}) cannot be used as a boolean: it holds no values "
+                        "until the model runs (compare inside the graph with >, <, ... and fg.layers ops)")
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(f"a symbolic KerasTensor ({self.name!r}, shape {self.shape}) holds no values and cannot be "
+                         "converted to a NumPy array: build a Model from it and call predict on arrays")
+
+    def __iter__(self):
+        raise NotImplementedError(f"iterating over a symbolic KerasTensor ({self.name!r}, shape {self.shape}) is not "
+                                  "supported: its batch axis has no length; index another axis, e.g. x[:, 0]")
+
     # arithmetic records Keras's op nodes (``x + y``: Add, ``2.0 * x``: Multiply, ...; layers/keras_ops.py)
     def __add__(self, other):
         return _op("Add", self, other)

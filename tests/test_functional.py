@@ -388,3 +388,24 @@ def test_training_through_bidirectional_merge_none_matches_keras(keras, rng, tmp
         np.testing.assert_allclose([model.train_on_batch(x, y) for _ in range(5)], expected, rtol=1e-3)
         for k, o in zip(km.get_weights(), model.get_weights(), strict=True):
             np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
+
+
+def test_a_symbolic_tensor_refuses_what_would_read_its_values():
+    """A KerasTensor holds no values: using it as a boolean, converting it to an array (or predicting on
+    it) and iterating over it raise Keras 3's exception types with a message naming the tensor, rather
+    than ``True``, an object array or an index error from a GetItem node."""
+    x = fg.Input((5, 3), name="tokens")
+    with pytest.raises(TypeError, match=r"'tokens'\) cannot be used as a boolean"):
+        bool(x)
+    with pytest.raises(TypeError, match="cannot be used as a boolean"):
+        if x > 0:
+            pass
+    with pytest.raises(ValueError, match=r"'tokens', shape \(None, 5, 3\)\) holds no values"):
+        np.asarray(x)
+    with pytest.raises(NotImplementedError, match="iterating over a symbolic KerasTensor"):
+        list(x)
+    model = fg.Model(x, fg.layers.GRU(2)(x))
+    with pytest.raises(ValueError, match="input 'tokens': a symbolic KerasTensor"):
+        model.predict(x)
+    # what the graph does with tensors still works: identity comparisons, membership, ops
+    assert x == x and x in [x] and (x + 1).shape == (None, 5, 3)
