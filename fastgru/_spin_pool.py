@@ -40,6 +40,7 @@ from ._kernels.atomics import (
     wait_until_equal,
     wait_while_equal,
 )
+from ._kernels.task_records import KIND_PYTHON, R_ERROR, R_KIND, RECORD_LEN
 
 #: int64 slots between two flags: 128 bytes (the adjacent-line prefetcher fetches lines in pairs)
 _STRIDE = 16
@@ -113,10 +114,12 @@ class Task:
 class SpinPool:
     """``n`` daemon worker threads with spin-then-sleep mailboxes (see the module docstring).
     ``initializer`` runs first in each worker thread; ``spin_us`` (default ``SPIN_US``) is how long a
-    worker spins for its next task, and a caller for a worker's result, before sleeping."""
+    worker spins for its next task, and a caller for a worker's result, before sleeping. ``serve``: the
+    workers' compiled loop that runs tasks written down as records itself (``_kernels.compiled_tasks
+    .serve_next``); None, every task runs its Python."""
 
     def __init__(self, n: int, initializer: Callable[[], None] | None = None, name: str = "fastgru-kernel",
-                 spin_us: float | None = None) -> None:
+                 spin_us: float | None = None, serve: Callable | None = None) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, received {n}")
         self.n = n
@@ -135,7 +138,14 @@ class SpinPool:
         self._spins = spins_for(spin_us)
         self._claim_spins = spins_for(min(spin_us, CLAIM_US))
         self._grace_spins = spins_for(min(spin_us, GRACE_US))
+        # one task record per worker (``_kernels.task_records``; its kind stays KIND_PYTHON unless a kernel
+        # writes the task down)
+        self._records = np.zeros((n, RECORD_LEN), np.int64)
+        self._serve_next = serve
         _load_compiled()
+        if serve is not None:  # (compiled, or loaded from the cache, here rather than in a hand-off)
+            flags = np.zeros(3 * _STRIDE, np.int64)
+            serve(flags.ctypes.data, flags.shape[0], 0, _STRIDE, 2 * _STRIDE, 0, 0, self._record_at(0), RECORD_LEN)
         self._threads = []
         for w in range(n):
             thread = threading.Thread(target=self._serve, args=(w, initializer), name=f"{name}-{w}", daemon=True)
@@ -144,6 +154,9 @@ class SpinPool:
 
     def _at(self, worker: int, which: int) -> int:  # which: 0 posted, 1 claimed, 2 done
         return (3 * worker + which) * _STRIDE
+
+    def _record_at(self, worker: int) -> int:
+        return self._records.ctypes.data + worker * RECORD_LEN * self._records.itemsize
 
     # -- caller side --------------------------------------------------------------------------------
     def submit(self, fn: Callable, *args) -> Task:
@@ -162,13 +175,16 @@ class SpinPool:
                                 self._claim_spins, self._grace_spins)
         return task
 
-    def submit_deferred(self, fn: Callable, *args) -> tuple[Task, tuple[int, int, int, int] | None]:
+    def submit_deferred(self, fn: Callable, *args, record: bool = False) -> tuple[Task, tuple | None]:
         """:meth:`submit` without posting to an awake worker: returns ``(task, post)``, where ``post`` =
-        ``(base, size, idx, seq)`` is what the caller's own compiled kernel publishes as its first step
-        (``_kernels.atomics.publish_post``), once the GIL is released: the worker then finds the GIL
-        free, and this thread waits for nothing. ``post`` is None when there is nothing left to publish
-        (the task handed to a sleeping worker, or run here). A post never published (the caller's chunk
-        failed before its kernel) is taken back by :meth:`Task.result` and run in the caller."""
+        ``(base, size, idx, seq, record base, record size)`` is what the caller's own compiled kernel
+        publishes as its first step (``_kernels.atomics.publish_post``, with the worker's rows appended),
+        once the GIL is released: the worker then finds the GIL free, and this thread waits for nothing.
+        With ``record`` (and a pool with a compiled ``serve``) the kernel may first write the worker's
+        share down as a task record, which the worker then runs without Python; record base 0: none.
+        ``post`` is None when there is nothing left to publish (the task handed to a sleeping worker, or
+        run here). A post never published (the caller's chunk failed before its kernel) is taken back by
+        :meth:`Task.result` and run in the caller."""
         task = Task(fn, args)
         with self._lock:
             worker = next((w for w in range(self.n) if not self._busy[w]), -1)
@@ -181,13 +197,18 @@ class SpinPool:
             return task, None
         task._pool, task._worker, task._seq = self, worker, seq
         self._tasks[worker] = task
+        self._records[worker, R_KIND] = KIND_PYTHON  # (until a kernel writes the task down)
         cond = self._conds[worker]
         with cond:
             asleep = self._sleeping[worker]
             if asleep:
                 publish_holding_gil(*self._at_flags, self._at(worker, 0), seq)
                 cond.notify()
-        return task, None if asleep else (*self._at_flags, self._at(worker, 0), seq)
+        if asleep:
+            return task, None
+        with_record = record and self._serve_next is not None
+        return task, (*self._at_flags, self._at(worker, 0), seq, self._record_at(worker) if with_record else 0,
+                      RECORD_LEN if with_record else 0)
 
     def _wait_done(self, worker: int, seq: int) -> None:
         task = self._tasks[worker]
@@ -204,6 +225,8 @@ class SpinPool:
                         # _waiting just before it was set)
                         cond.wait(0.002)
                     self._waiting[worker] = False
+            if self._records[worker, R_KIND] != KIND_PYTHON and self._records[worker, R_ERROR]:
+                task.run()  # the worker's compiled run failed: the task's Python raises the error, with its message
         self._tasks[worker] = None
         with self._lock:
             self._busy[worker] = False
@@ -221,14 +244,23 @@ class SpinPool:
             initializer()
         posted_at, claimed_at, done_at = self._at(worker, 0), self._at(worker, 1), self._at(worker, 2)
         cond = self._conds[worker]
+        record_at = self._record_at(worker)
         seq = 0
         while True:
             # the last task's result published (the GIL already released: the caller, spinning for it,
-            # finds the GIL free), then the next task waited for and claimed
-            claimed = finish_and_claim_next(*self._at_flags, posted_at, claimed_at, done_at, seq, self._spins)
-            if claimed < 0:
+            # finds the GIL free), then the next task waited for and claimed (with a compiled serve, the
+            # tasks written down as records run there, and only a task that needs Python comes back)
+            if self._serve_next is None:
+                claimed = finish_and_claim_next(*self._at_flags, posted_at, claimed_at, done_at, seq, self._spins)
+                status = 1 if claimed > 0 else claimed
+            else:
+                status, claimed = self._serve_next(*self._at_flags, posted_at, claimed_at, done_at, seq, self._spins,
+                                                   record_at, RECORD_LEN)
+                if status == 0:
+                    seq = claimed  # (the last task it ran and published done)
+            if status < 0:
                 return
-            if claimed == 0:  # nothing within the spin: sleep until a task is posted
+            if status == 0:  # nothing within the spin: sleep until a task is posted
                 with cond:
                     self._sleeping[worker] = True
                     while 0 <= self._flags[posted_at] <= max(seq, self._flags[claimed_at]):

@@ -198,7 +198,8 @@ def _spin_workers(n: int) -> SpinPool:
         if _pool["spin"] is None or _pool["spin_workers"] < n:
             old = _pool["spin"]
             placement = WorkerPlacement()
-            _pool["spin"] = SpinPool(n, initializer=placement.register_current_thread, name="fastgru-spin")
+            _pool["spin"] = SpinPool(n, initializer=placement.register_current_thread, name="fastgru-spin",
+                                     serve=_compiled_tasks().serve_next)
             _pool["spin_workers"] = n
             _pool["spin_placement"] = placement
             if old is not None:
@@ -217,7 +218,7 @@ SPIN_HANDOFF_WORK = int(os.environ.get("FASTGRU_SPIN_HANDOFF_WORK", "40000000"))
 
 
 def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float = 0.0,
-               posts: bool = False) -> None:
+               posts: bool = False, record_kind: int = 0) -> None:
     """Call ``chunk(c, b0, b1)`` for ``n_chunks`` contiguous ranges ``b0:b1`` of ``rows`` batch rows:
     chunk 0 in this thread, the others on fastgru's worker threads, side by side (the kernels release
     the GIL). Returns when all are done; the first exception raised by a chunk is raised here.
@@ -228,6 +229,9 @@ def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float
     ``post`` as its first step (``_kernels.atomics.publish_post``; ``NO_POST`` when there is nothing to
     publish): the last worker's task is posted from inside this thread's kernel, with the GIL released,
     so that neither thread waits for the other to reach its kernel (``SpinPool.submit_deferred``).
+    ``record_kind`` (``_kernels.task_records``; 0: none): the kernel may also write the worker's share
+    down as a task record of that kind, which the worker then runs from compiled code, without Python
+    (``_kernels.compiled_tasks``); the kind's runner is compiled first, here.
 
     Python threads rather than Numba's ``parallel=True``: an OpenMP parallel region is compiled per
     kernel (seconds on a fresh install), spins at its barrier (tens of milliseconds per call when
@@ -245,8 +249,13 @@ def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float
     post = None
     if spinning and posts and _DEFERRED_POST:
         futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks - 1)]
-        last, post = executor.submit_deferred(chunk, n_chunks - 1, *bounds[-1])
+        record = _COMPILED_WORKER and record_kind != 0
+        if record:
+            _compiled_tasks().ready(record_kind)
+        last, post = executor.submit_deferred(chunk, n_chunks - 1, *bounds[-1], record=record)
         futures.append(last)
+        if post is not None:
+            post = (*post, *bounds[-1])  # (the worker's rows, for a task record)
     else:
         futures = [executor.submit(chunk, c, *bounds[c]) for c in range(1, n_chunks)]
     try:
@@ -263,6 +272,15 @@ def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float
 #: of S2's 88 at 2 threads, measured: docs/performance.md); ``FASTGRU_DEFERRED_POST=0`` posts it the
 #: usual way (``SpinPool.submit``: the caller spins until the worker reaches its kernel), for comparison
 _DEFERRED_POST = os.environ.get("FASTGRU_DEFERRED_POST", "1") == "1"
+#: the spinning workers run an inference forward's share from compiled code (``_kernels.compiled_tasks``:
+#: the caller's kernel writes it down as a task record); ``FASTGRU_COMPILED_WORKER=0``: through Python
+_COMPILED_WORKER = os.environ.get("FASTGRU_COMPILED_WORKER", "1") == "1"
+
+
+def _compiled_tasks():
+    from ._kernels import compiled_tasks  # (the kernels' modules: imported at the first spinning pool)
+
+    return compiled_tasks
 
 
 #: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a spinning worker

@@ -88,30 +88,40 @@ def test_float64_is_computed_in_float64(rng):
 
 
 def test_threads_give_identical_results(rng):
-    """The rows split between two threads (the worker's task posted from inside the caller's kernel,
-    ``run_chunks(posts=True)``, or handed over the usual way): the same outputs bit for bit as one thread
-    (rows are independent and the micro-kernel is row-invariant), GRU, LSTM and SimpleRNN."""
+    """The rows split between two threads, the worker's share run from compiled code (a task record,
+    ``_kernels.compiled_tasks``), or through its Python after a post from inside the caller's kernel, or
+    handed over the usual way: the same outputs bit for bit as one thread (rows are independent and the
+    micro-kernel is row-invariant), GRU, LSTM and SimpleRNN, with masks, initial states and go_backwards,
+    and in float64 (never written down as a record)."""
     from fastgru import _threads
 
     w, u, b = make_weights(rng, 8, 32, True)
     x = rng.standard_normal((16, 9, 8)).astype(np.float32)
-    layers = [fg.layers.GRU(32, return_sequences=True), fg.layers.LSTM(32, return_sequences=True),
-              fg.layers.SimpleRNN(32, return_sequences=True)]
+    mask = rng.random((16, 9)) > 0.3
+    h0, c0 = (rng.standard_normal((16, 32)).astype(np.float32) for _ in range(2))
+    cases = [(fg.layers.GRU(32, return_sequences=True), {}),
+             (fg.layers.GRU(32, go_backwards=True, reset_after=False), {"mask": mask, "initial_state": h0}),
+             (fg.layers.LSTM(32, return_sequences=True), {"mask": mask}),
+             (fg.layers.LSTM(32, go_backwards=True), {"initial_state": [h0, c0]}),
+             (fg.layers.SimpleRNN(32, return_sequences=True), {"mask": mask, "initial_state": h0})]
     n = fg.get_num_threads()
-    deferred = _threads._DEFERRED_POST
+    modes = (_threads._DEFERRED_POST, _threads._COMPILED_WORKER)
     try:
         fg.set_num_threads(1)
         one, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
-        ones = [layer(x) for layer in layers]
+        ones = [layer(x, **kw) for layer, kw in cases]
+        one64 = cases[0][0](x.astype(np.float64))
         fg.set_num_threads(2)
-        for _threads._DEFERRED_POST in (True, False):
-            many, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
-            np.testing.assert_array_equal(one, many)
-            for layer, expected in zip(layers, ones):
-                np.testing.assert_array_equal(layer(x), expected)
+        for _threads._DEFERRED_POST, _threads._COMPILED_WORKER in ((True, True), (True, False), (False, False)):
+            for _ in range(3):
+                many, _ = fg.ops.gru_forward(x, w, u, b, return_sequences=True)
+                np.testing.assert_array_equal(one, many)
+                for (layer, kw), expected in zip(cases, ones):
+                    np.testing.assert_array_equal(layer(x, **kw), expected)
+                np.testing.assert_array_equal(cases[0][0](x.astype(np.float64)), one64)
     finally:
         fg.set_num_threads(n)
-        _threads._DEFERRED_POST = deferred
+        _threads._DEFERRED_POST, _threads._COMPILED_WORKER = modes
 
 
 def test_empty_sequence_returns_initial_state(rng):

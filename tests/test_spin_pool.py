@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import fastgru as fg
 from fastgru import _threads
 from fastgru._kernels.atomics import (
     NO_POST,
@@ -155,9 +156,9 @@ def test_a_deferred_task_runs_once_whether_its_post_is_published_or_not(pool):
     for i in range(300):
         task_i, post = pool.submit_deferred(task, i)
         if post is not None:
-            assert len(post) == 4 and post[0] == pool._flags.ctypes.data
+            assert len(post) == 6 and post[0] == pool._flags.ctypes.data and post[4] == 0  # (no record asked for)
             if i % 3:  # (every third post is never published)
-                publish_post(post)
+                publish_post((*post, 0, 0))  # (the worker's rows: no record here)
         assert task_i.result() == -i
     np.testing.assert_array_equal(runs, 1)
     publish_post(NO_POST)  # publishes nothing (base 0)
@@ -185,7 +186,7 @@ def test_run_chunks_hands_chunk_zero_the_post_to_publish(work):
             seen.clear()
             _threads.run_chunks(chunk, 9, 2, work=work, posts=True)
             assert sorted(seen) == [(0, 0, 4), (1, 4, 9)]
-        assert all(p is not None and len(p) == 4 for p in posts)
+        assert all(p is not None and len(p) == 8 for p in posts)
         if work == 0.0:
             assert set(posts) == {NO_POST}
     seen.clear()
@@ -239,3 +240,134 @@ def test_a_pool_hands_work_over_without_numba_allocations():
         if not enabled:
             _nrt_python.memsys_disable_stats()
         pool.shutdown()
+
+
+def _chunk_args(kind, rng, bsz=6, steps=4, d=3, h=8, dtype=np.float32):
+    """``(driver, positional arguments, out)`` of a small GRU, LSTM or SimpleRNN inference chunk
+    (``_kernels.*.*_forward_chunk``) with a mask and given initial states, in float32 (or float64)."""
+    from fastgru._kernels import gru as kgru
+    from fastgru._kernels import lstm as klstm
+    from fastgru._kernels import simple_rnn as ksrnn
+    from fastgru._kernels.rnn_common import empty_array
+
+    gates = {"gru": 3, "lstm": 4, "simple_rnn": 1}[kind]
+    x = rng.standard_normal((bsz, steps, d)).astype(dtype)
+    w = rng.standard_normal((d, gates * h)).astype(dtype)
+    u = (rng.standard_normal((h, gates * h)) * 0.3).astype(dtype)
+    bias = rng.standard_normal(gates * h).astype(dtype)
+    h0, c0 = (rng.standard_normal((bsz, h)).astype(dtype) for _ in range(2))
+    mask = (rng.random((bsz, steps)) > 0.3).astype(np.uint8)
+    flags = (12, 13, False, True, False) if dtype == np.float32 else (1, 2, False, True, False)
+    out, last = np.zeros((bsz, steps, h), dtype), np.empty((bsz, h), dtype)
+    if kind == "gru":
+        args = (x, w, bias, u, empty_array(x.dtype, 2), bias, h0, mask, True, flags, True, out, last,
+                empty_array(x.dtype, 3), False)
+        return kgru.gru_forward_chunk, args, out
+    if kind == "lstm":
+        args = (x, w, bias, u, h0, c0, mask, True, flags, out, last, np.empty((bsz, h), dtype))
+        return klstm.lstm_forward_chunk, args, out
+    return ksrnn.simple_rnn_forward_chunk, (x, w, bias, u, h0, mask, True, flags, out, last), out
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "simple_rnn"])
+def test_a_task_record_round_trip_runs_the_worker_rows_from_compiled_code(rng, kind):
+    """The caller's kernel writes the worker's rows down as a record (float32, C-contiguous arrays only)
+    and ``serve_next`` claims the posted task, runs the record and publishes it done: the worker's rows
+    come out as one call over all rows gives them (masked steps and initial states included). A float64
+    call leaves the record to Python."""
+    from fastgru._kernels import compiled_tasks
+    from fastgru._kernels.task_records import (
+        KIND_GRU,
+        KIND_LSTM,
+        KIND_PYTHON,
+        KIND_SIMPLE_RNN,
+        R_ERROR,
+        R_KIND,
+        RECORD_LEN,
+    )
+
+    code = {"gru": KIND_GRU, "lstm": KIND_LSTM, "simple_rnn": KIND_SIMPLE_RNN}[kind]
+    driver, args, out = _chunk_args(kind, rng)
+    driver(0, 6, *args)
+    expected = out.copy()
+    out[:] = 0.0
+    compiled_tasks.ready(code)
+    flags = np.zeros(3 * 16, np.int64)
+    record = np.zeros(RECORD_LEN, np.int64)
+    post = (flags.ctypes.data, flags.shape[0], 0, 1, record.ctypes.data, RECORD_LEN, 2, 6)
+    driver(0, 2, *args, post)  # rows 0:2 here; rows 2:6 written down and posted
+    assert flags[0] == 1 and record[R_KIND] == code and not out[2:].any()
+    status, last = compiled_tasks.serve_next(flags.ctypes.data, flags.shape[0], 0, 16, 32, 0, 0, record.ctypes.data,
+                                             RECORD_LEN)
+    assert (status, last, flags[16], flags[32], record[R_ERROR]) == (0, 1, 1, 1, 0)
+    np.testing.assert_array_equal(out, expected)
+
+    driver64, args64, _ = _chunk_args(kind, rng, dtype=np.float64)
+    record[:] = -1
+    driver64(0, 2, *args64, (0, 0, 0, 0, record.ctypes.data, RECORD_LEN, 2, 6))
+    assert record[R_KIND] == KIND_PYTHON
+
+
+def test_a_failed_compiled_task_is_run_again_by_the_caller(rng):
+    """A worker's compiled run that fails (here: rows past the batch, refused before any is read) is
+    reported through the record, and the caller runs the task's Python, which raises or returns as it
+    would have on the worker."""
+    import fastgru._kernels.compiled_tasks as compiled_tasks
+    from fastgru._kernels import gru as kgru
+    from fastgru._kernels.task_records import KIND_GRU, R_ERROR
+
+    compiled_tasks.ready(KIND_GRU)
+    pool = SpinPool(1, spin_us=200_000.0, serve=compiled_tasks.serve_next)
+    caller = threading.get_ident()
+    try:
+        _, args, _ = _chunk_args("gru", rng)
+        ran = []
+        for _ in range(300):
+            task, post = pool.submit_deferred(lambda: ran.append(threading.get_ident()) or "python", record=True)
+            if post is None:  # (the worker was asleep: it runs the task's Python)
+                assert task.result() == "python"
+                continue
+            kgru.gru_forward_chunk(0, 6, *args, (*post, 3, 99))  # the worker's rows 3:99 of a batch of 6
+            # (the caller's share is tiny: give the worker time to claim it before asking for the result,
+            # which would take the task back; on a busy machine the worker may not be running just now)
+            wait_until_equal(*pool._at_flags, pool._at(0, 2), post[3], spins_for(20_000.0))
+            assert task.result() == "python"
+            if pool._records[0, R_ERROR]:  # the worker ran the record (else the caller took the task back)
+                assert ran[-1] == caller
+                break
+            time.sleep(0.001)
+        else:
+            pytest.fail("the worker never ran the recorded task")
+    finally:
+        pool.shutdown()
+
+
+def test_fastgrus_workers_run_split_forwards_without_python():
+    """With two threads, a small GRU call's second share runs on the spinning worker from compiled code:
+    at least one call in a few hundred completes with no task's Python run at all (neither the worker's
+    nor the caller's taking it back), and each output is the one-thread output."""
+    from fastgru import _spin_pool, _threads
+
+    # (32 rows of 50 steps: each share takes a few hundred microseconds, time for the worker to claim its
+    # own before the caller, done with its share, would take it back; still under SPIN_HANDOFF_WORK)
+    x = np.random.default_rng(0).standard_normal((32, 50, 50)).astype(np.float32)
+    layer = fg.layers.GRU(64)
+    n = fg.get_num_threads()
+    runs = []
+    original = _spin_pool.Task.run
+    try:
+        fg.set_num_threads(1)
+        expected = layer(x)
+        fg.set_num_threads(2)
+        _spin_pool.Task.run = lambda task: (runs.append(1), original(task))[1]
+        for _ in range(300):
+            runs.clear()
+            np.testing.assert_array_equal(layer(x), expected)
+            if not runs and _threads._pool["spin"] is not None:
+                break  # (no pause between calls: a worker idle for SPIN_US sleeps, and a sleeping one is woken
+                # with the task's Python)
+        else:
+            pytest.fail("every call ran the worker's share through Python")
+    finally:
+        _spin_pool.Task.run = original
+        fg.set_num_threads(n)

@@ -97,17 +97,18 @@ def publish(base, size, idx, value):
     _store_release(base, idx, value)
 
 
-#: a kernel's ``post`` argument when it has no task to publish (:func:`publish_post`)
-NO_POST = (0, 0, 0, 0)
+#: a kernel's ``post`` argument when it has no task to publish (:func:`publish_post`): ``(flags base,
+#: flags size, index, value, record base, record size, worker's first row, worker's row end)``
+NO_POST = (0, 0, 0, 0, 0, 0, 0, 0)
 
 
 @njit(cache=True, nogil=True)
 def publish_post(post):
-    """A kernel's first step when it runs a chunk of a call split between threads: ``post`` =
-    ``(base, size, idx, value)`` publishes another thread's task (``flags[idx] = value``, a release
-    store) from inside the kernel, once this thread has released the GIL (``_spin_pool``'s deferred
-    hand-off); ``NO_POST`` (base 0) publishes nothing."""
-    base, size, idx, value = post
+    """A kernel's first step when it runs a chunk of a call split between threads: ``post`` (8 int64,
+    :data:`NO_POST`'s layout) publishes another thread's task (``flags[idx] = value``, a release store)
+    from inside the kernel, once this thread has released the GIL (``_spin_pool``'s deferred hand-off;
+    the task's record, when there is one, written first: ``task_records``); base 0 publishes nothing."""
+    base, size, idx, value = post[0], post[1], post[2], post[3]
     if base != 0:
         publish(base, size, idx, value)
 
@@ -177,17 +178,10 @@ def post_and_wait_claim(base, size, posted_at, claimed_at, seq, max_spins, grace
 
 
 @njit(cache=True, nogil=True)
-def finish_and_claim_next(base, size, posted_at, claimed_at, done_at, done_seq, max_spins):
-    """The worker's side: publish task ``done_seq`` done, spin for the next task (``flags[posted_at]``
-    past ``done_seq``; at most ``max_spins`` rounds) and claim it. Returns the task claimed, 0 when
-    none came, or -1 when the value posted is negative (stop). A task the caller took back meanwhile is
-    skipped (its claim fails; the loop goes on). Releases the GIL before publishing, so the caller,
-    spinning for the result, finds the GIL free."""
-    if (posted_at < 0 or posted_at >= size or claimed_at < 0 or claimed_at >= size
-            or done_at < 0 or done_at >= size):
-        raise IndexError("finish_and_claim_next: flag index out of range")
-    _store_release(base, done_at, done_seq)
-    last = done_seq
+def claim_next(base, size, posted_at, claimed_at, last, max_spins):
+    """Spin for a task posted past ``last`` (at most ``max_spins`` rounds) and claim it: returns the task
+    claimed, 0 when none came, or -1 when the value posted is negative (stop). A task the caller took
+    back meanwhile is skipped (its claim fails; the loop goes on). Indexes unchecked: the callers check."""
     spins = 0
     while True:  # (the flag is read at least once, also with max_spins 0)
         posted = _load_acquire(base, posted_at)
@@ -201,3 +195,17 @@ def finish_and_claim_next(base, size, posted_at, claimed_at, done_at, done_seq, 
             return 0
         _pause()
         spins += 1
+
+
+@njit(cache=True, nogil=True)
+def finish_and_claim_next(base, size, posted_at, claimed_at, done_at, done_seq, max_spins):
+    """The worker's side: publish task ``done_seq`` done, spin for the next task (``flags[posted_at]``
+    past ``done_seq``; at most ``max_spins`` rounds) and claim it. Returns the task claimed, 0 when
+    none came, or -1 when the value posted is negative (stop). A task the caller took back meanwhile is
+    skipped (its claim fails; the loop goes on). Releases the GIL before publishing, so the caller,
+    spinning for the result, finds the GIL free."""
+    if (posted_at < 0 or posted_at >= size or claimed_at < 0 or claimed_at >= size
+            or done_at < 0 or done_at >= size):
+        raise IndexError("finish_and_claim_next: flag index out of range")
+    _store_release(base, done_at, done_seq)
+    return claim_next(base, size, posted_at, claimed_at, done_seq, max_spins)

@@ -44,6 +44,7 @@ from .rnn_common import (
     project_block,
     projection_block_steps,
 )
+from .task_records import record_gru
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
@@ -66,7 +67,10 @@ def gru_forward_slice(
     when use_mask); out (B, T or 1, H), zero-initialised; h_last (B, H); saved (B, T, 5H) written
     when save (see the module docstring; xp may be saved itself).
     """
-    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
+    # first: the worker's share written down and posted (another thread's chunk starts while this one sets up)
+    record_gru(post, xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
+               return_sequences, zero_output_for_mask, out, h_last, saved, save)
+    publish_post(post)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
     nb = b1 - b0

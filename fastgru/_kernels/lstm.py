@@ -41,6 +41,7 @@ from .rnn_common import (
     project_train_slice,
     projection_block_steps,
 )
+from .task_records import record_lstm
 
 N_SAVED = 7
 
@@ -61,7 +62,10 @@ def lstm_forward_slice(
     uint8 (read when use_mask); out (B, T or 1, H) zero-initialised; h_last, c_last (B, H); saved
     (B, T, 7H) written when save (module docstring; xp may be saved itself).
     """
-    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
+    # first: the worker's share written down and posted (another thread's chunk starts while this one sets up)
+    record_lstm(post, xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
+                return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save)
+    publish_post(post)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
     nb = b1 - b0

@@ -46,6 +46,7 @@ from .rnn_common import (
     projection_block_steps,
     step_output_grad,
 )
+from .task_records import record_simple_rnn
 
 N_SAVED = 2
 
@@ -63,7 +64,10 @@ def simple_rnn_forward_slice(
     mask scaled by 1/(1-rate) (read when use_rmask); h0 (B, H); mask (B, T) uint8 (read when use_mask);
     out (B, T or 1, H) zero-initialised; h_last (B, H); saved (B, T, 2H) written when save.
     """
-    publish_post(post)  # (first: another thread's chunk starts while this one sets up)
+    # first: the worker's share written down and posted (another thread's chunk starts while this one sets up)
+    record_simple_rnn(post, xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards,
+                      return_sequences, zero_output_for_mask, out, h_last, saved, save)
+    publish_post(post)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = h0.shape[1]
     nb = b1 - b0

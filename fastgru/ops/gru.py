@@ -17,6 +17,7 @@ from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
 from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags, empty_array
+from .._kernels.task_records import KIND_GRU
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
 from .validation import (
@@ -104,7 +105,7 @@ def run_gru(
             _gru.gru_forward_chunk(0, bsz, *args)
         else:
             run_chunks(lambda c, b0, b1, post=NO_POST: _gru.gru_forward_chunk(b0, b1, *args, post), bsz, n_chunks,
-                       work=work, posts=True)
+                       work=work, posts=True, record_kind=KIND_GRU if dtype == np.float32 else 0)
     else:
         h_last[:] = 0.0 if h0 is None else h0
     return (out if return_sequences else out[:, 0]), h_last, saved

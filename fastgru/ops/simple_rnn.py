@@ -17,6 +17,7 @@ from .._kernels import simple_rnn as _srnn
 from .._kernels.activations import fast_code
 from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags
+from .._kernels.task_records import KIND_SIMPLE_RNN
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
 from .common import EMPTY_MASK, training_activation_codes, views_of
 from .validation import (
@@ -142,7 +143,7 @@ def run_simple_rnn(
         _srnn.simple_rnn_forward_chunk(0, bsz, *args)
     else:
         run_chunks(lambda c, b0, b1, post=NO_POST: _srnn.simple_rnn_forward_chunk(b0, b1, *args, post), bsz,
-                   n_chunks, work=work, posts=True)
+                   n_chunks, work=work, posts=True, record_kind=KIND_SIMPLE_RNN if dtype == np.float32 else 0)
     return (out if return_sequences else out[:, 0]), h_last
 
 
