@@ -5,10 +5,11 @@
 * Two empty chunks through the spinning workers (``fastgru._spin_pool``, what calls under
   ``SPIN_HANDOFF_WORK`` use) and through the sleeping executor (larger calls): the fixed cost of a split
   call. On a 2-vCPU VM the sleeping hand-off costs two wake-ups of tens of microseconds each.
-* The S2 GRU forward (32x10x50->64) at 2 threads: one chunk, split over the spinning workers with the
-  worker's task posted from inside the caller's kernel (today's default, ``run_chunks(posts=True)``),
-  split over the spinning workers posted the usual way (the caller spins until the worker reaches its
-  kernel), and split over the sleeping executor.
+* The S2 GRU forward (32x10x50->64) at 2 threads: one chunk; split over the spinning workers with the
+  worker's share written down by the caller's kernel and run from compiled code (today's default,
+  ``_kernels.compiled_tasks``), with the worker's task posted from inside the caller's kernel but run
+  through its Python, and posted the usual way (the caller spins until the worker reaches its kernel);
+  and split over the sleeping executor.
 
 Needs 2 threads (``fg.set_num_threads(2)``); not part of the test suite (pytest's testpaths is tests/).
 """
@@ -46,11 +47,12 @@ def s2():
     return layer, x
 
 
-@pytest.mark.parametrize("split", ["one-chunk", "spinning-deferred-post", "spinning", "sleeping"])
+@pytest.mark.parametrize("split", ["one-chunk", "spinning-compiled", "spinning-deferred-post", "spinning", "sleeping"])
 @pytest.mark.benchmark(group="handoff-s2")
 def test_s2_forward_two_threads(benchmark, s2, split, monkeypatch):
     layer, x = s2
     monkeypatch.setattr(_threads, "MIN_CHUNK_WORK", 10 ** 12 if split == "one-chunk" else 2_500_000)
     monkeypatch.setattr(_threads, "SPIN_HANDOFF_WORK", 0 if split == "sleeping" else 40_000_000)
-    monkeypatch.setattr(_threads, "_DEFERRED_POST", split == "spinning-deferred-post")
+    monkeypatch.setattr(_threads, "_DEFERRED_POST", split in ("spinning-compiled", "spinning-deferred-post"))
+    monkeypatch.setattr(_threads, "_COMPILED_WORKER", split == "spinning-compiled")
     benchmark(layer, x)
