@@ -75,21 +75,21 @@ class GRU(RecurrentLayer):
     def _run(self, x, prepared, states, mask):
         outputs, h_last, _ = ops.run_gru(
             x, prepared, states and states[0], mask, self._act, self._ract, self.return_sequences,
-            self.go_backwards, self.zero_output_for_mask,
+            self.go_backwards, self._kernel_zero_output,
         )
         return outputs, [h_last]
 
     def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
         outputs, h_last, saved = ops.run_gru_train(
             x, prepared, states and states[0], mask, act, ract, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, input_masks, recurrent_masks,
+            self._kernel_zero_output, input_masks, recurrent_masks,
         )
         return outputs, [h_last], saved
 
     def _run_backward(self, cache, dy, d_last, need_dx):
         dx, dw, du, db, dh0 = ops.run_gru_backward(
             cache.x, cache.prepared, cache.saved, cache.mask, cache.act, cache.ract, self.return_sequences,
-            self.go_backwards, self.zero_output_for_mask, dy, d_last[0], cache.input_masks, cache.recurrent_masks,
+            self.go_backwards, self._kernel_zero_output, dy, d_last[0], cache.input_masks, cache.recurrent_masks,
             need_dx,
         )
         return dx, dw, du, db, [dh0]

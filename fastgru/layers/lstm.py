@@ -76,7 +76,7 @@ class LSTM(RecurrentLayer):
         h0, c0 = states or (None, None)
         outputs, h_last, c_last = ops.run_lstm(
             x, prepared, h0, c0, mask, self._act, self._ract, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask,
+            self._kernel_zero_output,
         )
         return outputs, [h_last, c_last]
 
@@ -84,14 +84,14 @@ class LSTM(RecurrentLayer):
         h0, c0 = states or (None, None)
         outputs, h_last, c_last, saved = ops.run_lstm_train(
             x, prepared, h0, c0, mask, act, ract, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, input_masks, recurrent_masks,
+            self._kernel_zero_output, input_masks, recurrent_masks,
         )
         return outputs, [h_last, c_last], saved
 
     def _run_backward(self, cache, dy, d_last, need_dx):
         dx, dw, du, db, dh0, dc0 = ops.run_lstm_backward(
             cache.x, cache.prepared, cache.saved, cache.mask, cache.act, cache.ract, self.return_sequences,
-            self.go_backwards, self.zero_output_for_mask, dy, d_last[0], d_last[1], cache.input_masks,
+            self.go_backwards, self._kernel_zero_output, dy, d_last[0], d_last[1], cache.input_masks,
             cache.recurrent_masks, need_dx,
         )
         return dx, dw, du, db, [dh0, dc0]

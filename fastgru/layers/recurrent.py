@@ -317,6 +317,30 @@ class RecurrentLayer(Layer):
         ``dy`` and ``d_last``, the gradients of the final states (None entries: zero)."""
         raise NotImplementedError
 
+    # ---- Keras's unrolled loop ------------------------------------------------------------------
+    @property
+    def _unrolled_backwards_zeroing(self) -> bool:
+        """Keras's unrolled loop (``unroll=True``) with ``go_backwards``, ``return_sequences`` and
+        ``zero_output_for_mask`` (a Bidirectional's backward layer sets the last two) repeats the previous
+        output at masked steps, then zeroes the outputs, which are in processing order, where the mask
+        *in time order* is off (keras/src/backend/tensorflow/rnn.py, its ``unroll`` branch; the
+        ``while_loop`` it runs otherwise zeroes each masked step itself). The kernels then repeat
+        (``_kernel_zero_output``) and :meth:`_unrolled_zeroing` applies Keras's mask: its numbers, in
+        predictions and gradients alike."""
+        return self.unroll and self.go_backwards and self.return_sequences and self.zero_output_for_mask
+
+    @property
+    def _kernel_zero_output(self) -> bool:
+        """``zero_output_for_mask`` as the kernels run it (see :attr:`_unrolled_backwards_zeroing`)."""
+        return self.zero_output_for_mask and not self._unrolled_backwards_zeroing
+
+    def _unrolled_zeroing(self, y: np.ndarray, mask) -> np.ndarray:
+        """``y`` (B, T, H): the outputs or their gradient, zeroed where the (B, T) mask is off when
+        :attr:`_unrolled_backwards_zeroing` applies."""
+        if mask is None or not self._unrolled_backwards_zeroing:
+            return y
+        return y * mask[:, :, None].astype(y.dtype)
+
     # ---- calling ------------------------------------------------------------------------------
     def call(self, x, mask=None, training: bool = False, initial_state=None):
         x = self._check_input(np.asarray(x))
@@ -327,8 +351,10 @@ class RecurrentLayer(Layer):
             return [outputs, *last] if self.return_state else outputs
         with self._exclusive():
             states = self._initial_states(x, initial_state)
-            outputs, last = self._run(x, self._prepared_for_call(x.dtype), states, self._mask(x, mask))
+            mask = self._mask(x, mask)
+            outputs, last = self._run(x, self._prepared_for_call(x.dtype), states, mask)
             self._keep_states(*last)
+        outputs = self._unrolled_zeroing(outputs, mask)
         return [outputs, *last] if self.return_state else outputs
 
     def forward(self, x, mask=None, training: bool = True, initial_state=None):
@@ -353,6 +379,7 @@ class RecurrentLayer(Layer):
             outputs, last, saved = self._run_train(x, prepared, states, mask, act, ract, input_masks,
                                                    recurrent_masks)
             self._keep_states(*last)
+        outputs = self._unrolled_zeroing(outputs, mask)
         cache = RecurrentTrainCache(x, prepared, saved, mask, act, ract, input_masks, recurrent_masks)
         return ([outputs, *last] if self.return_state else outputs), cache
 
@@ -370,6 +397,7 @@ class RecurrentLayer(Layer):
         if d_out is None:
             bsz, steps = cache.x.shape[:2]
             d_out = np.zeros((bsz, steps, self.units) if self.return_sequences else (bsz, self.units), dtype)
+        d_out = self._unrolled_zeroing(d_out, cache.mask)
         d_last = [None if d is None else np.ascontiguousarray(d, dtype=dtype) for d in d_outputs[1:]]
         d_last += [None] * (len(self.state_names) - len(d_last))
         dx, dw, du, db, d_states = self._run_backward(cache, np.ascontiguousarray(d_out, dtype=dtype), d_last,

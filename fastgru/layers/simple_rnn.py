@@ -74,7 +74,7 @@ class SimpleRNN(RecurrentLayer):
     def _run(self, x, prepared, states, mask):
         outputs, h_last = ops.run_simple_rnn(
             x, prepared, states and states[0], mask, self._act, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask,
+            self._kernel_zero_output,
         )
         return outputs, [h_last]
 
@@ -92,14 +92,14 @@ class SimpleRNN(RecurrentLayer):
     def _run_train(self, x, prepared, states, mask, act, ract, input_masks, recurrent_masks):
         outputs, h_last, saved = ops.run_simple_rnn_train(
             x, prepared, states and states[0], mask, act, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, input_masks, recurrent_masks,
+            self._kernel_zero_output, input_masks, recurrent_masks,
         )
         return outputs, [h_last], saved
 
     def _run_backward(self, cache, dy, d_last, need_dx):
         dx, dw, du, db, dh0 = ops.run_simple_rnn_backward(
             cache.x, cache.prepared, cache.saved, cache.mask, cache.act, self.return_sequences, self.go_backwards,
-            self.zero_output_for_mask, dy, d_last[0], cache.input_masks, cache.recurrent_masks, need_dx,
+            self._kernel_zero_output, dy, d_last[0], cache.input_masks, cache.recurrent_masks, need_dx,
         )
         return dx, dw, du, db, [dh0]
 
