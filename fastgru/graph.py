@@ -367,7 +367,10 @@ def map_graph(inputs: list, outputs: list):
     layers = sorted(op_index.values(), key=lambda v: (-op_depth[id(v[1])], v[0]))
     # check that every tensor is computable from the inputs
     computable = set(input_ids)
-    by_depth = sorted(ordered_nodes, key=lambda n: -node_depth[id(n)])
+    # within a depth, Keras runs the nodes in the order its depth pass above first met them (its dict's
+    # insertion order): that order decides which of two MultiHeadAttention-sharing layers sees the masks
+    nodes_by_id = {id(n): n for n in ordered_nodes}
+    by_depth = sorted((nodes_by_id[i] for i in node_depth if i in nodes_by_id), key=lambda n: -node_depth[id(n)])
     for node in by_depth:
         for t in node.inputs:
             if id(t) not in computable:

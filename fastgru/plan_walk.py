@@ -33,29 +33,49 @@ def _step_inputs(step, vals: list, msk: list):
     return x, m
 
 
-def _runtime_masks(step, m, dropped: set):
-    """The masks a layer with ``drops_input_masks`` sees: None for a tensor whose mask an earlier such layer
-    removed."""
-    if m is None or not dropped:
-        return m
-    if not step.list_args:
-        return None if step.args[0] in dropped else m
-    return [None if s in dropped else v for s, v in zip(step.args, m)]
+def _deletes_masks(model) -> bool:
+    """Whether a layer of the plan removes its inputs' masks as it runs (Keras 3's MultiHeadAttention): then
+    the walks keep each tensor's runtime mask apart from the one recorded when the graph was built."""
+    return any(getattr(st.layer, "drops_input_masks", False) for st in model._steps)
+
+
+def _reads_runtime(step) -> bool:
+    """Keras's Attention, AdditiveAttention and MultiHeadAttention take the masks their input tensors carry
+    when they run (no ``mask=`` is recorded in their nodes), so one that runs after a MultiHeadAttention
+    on the same tensor sees it unmasked; the layers that take one tensor and a ``mask`` (RNNs, pooling)
+    keep the masks recorded when the graph was built. An explicit ``mask=`` wins either way."""
+    return getattr(step.layer, "reads_runtime_masks", False) and step.masks is None
+
+
+def _masks_of(step, masks: list):
+    if step.list_args:
+        m = [masks[a] for a in step.args]
+        return None if all(v is None for v in m) else m
+    return masks[step.args[0]]
+
+
+def _update_runtime_masks(step, kind, layer, x, vals, m, rt: list, oms: list, n_out: int) -> None:
+    """The runtime masks of a step's outputs (``rt``): Keras computes a layer's output mask from the masks
+    its inputs carry when it runs (the recorded ones for the RNNs, whose nodes keep their ``mask=``), and
+    a MultiHeadAttention removes those of the tensors it is called on (``set_keras_mask(x, None)``)."""
+    rts = list(oms)
+    if kind == "layer":
+        m_rt = _masks_of(step, rt)
+        if step.masks is not None:
+            m_rt = _explicit_masks(step, vals, m_rt)
+        rts = _output_masks(layer, x, m_rt, n_out)
+    elif kind in ("rnn", "bidirectional"):
+        rts = _output_masks(layer, x, m, n_out)
+    if getattr(layer, "drops_input_masks", False):
+        for a in step.args:
+            rt[a] = None
+    for j, out_slot in enumerate(step.outs):
+        rt[out_slot] = rts[j] if j < len(rts) else None
 
 
 def _output_masks(layer, x, m, n: int) -> list:
     om = layer.compute_mask(x, m)
     return (om if isinstance(om, list) else [om]) + [None] * n
-
-
-def _drop_masks(step, dropped: set) -> None:
-    """Keras 3's MultiHeadAttention removes the masks of the tensors it is called on (``set_keras_mask(x,
-    None)``), so a later MultiHeadAttention on the same tensor sees it unmasked, and its output carries no
-    mask when its query had none; the other layers keep the masks Keras recorded when the graph was built
-    (the propagated ones)."""
-    if step.args[0] in dropped:
-        dropped.update(step.outs)
-    dropped.update(step.args)
 
 
 class _Tape(list):
@@ -127,23 +147,21 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
     """Inference walk of the plan: (outputs, output masks)."""
     vals: list = [None] * model._n_slots
     msk: list = [None] * model._n_slots
-    dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
     for i, s in enumerate(model._input_slots):
         vals[s] = xs[i]
         msk[s] = None if masks is None else masks[i]
+    deleting = _deletes_masks(model)
+    rt: list = list(msk) if deleting else msk  # the masks as the tensors carry them at run time
     for step in model._steps:
         layer = step.layer
         x, m = _step_inputs(step, vals, msk)
         kind = step.kind
         if kind == "layer":
-            drops = getattr(layer, "drops_input_masks", False)
-            y = layer.call(x, mask=_runtime_masks(step, m, dropped) if drops else m, training=training,
-                           **step.call_kwargs)
+            y = layer.call(x, mask=_masks_of(step, rt) if deleting and _reads_runtime(step) else m,
+                           training=training, **step.call_kwargs)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
-            if drops:
-                _drop_masks(step, dropped)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states] or None
             y = layer.call(x, mask=call_mask(step, m), training=training, initial_state=states)
@@ -154,12 +172,15 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
             ys, oms = _sequential_run(layer, x, m, training)
         else:
             ys, oms = layer._run(x if step.list_args else [x], m if step.list_args else [m], training)
+        if deleting:
+            _update_runtime_masks(step, kind, layer, x, vals, m, rt, oms, len(ys))
         for j, s in enumerate(step.outs):
             vals[s] = ys[j]
             msk[s] = oms[j] if j < len(oms) else None
         for s in step.free:
             vals[s] = None
             msk[s] = None
+            rt[s] = None
     return [vals[s] for s in model._output_slots], [msk[s] for s in model._output_slots]
 
 
@@ -168,7 +189,6 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     returns its pre-activation (the loss takes logits)."""
     vals: list = [None] * model._n_slots
     msk: list = [None] * model._n_slots
-    dropped: set = set()  # slots whose runtime mask a MultiHeadAttention removed (see _drop_masks)
     for i, s in enumerate(model._input_slots):
         vals[s] = xs[i]
         msk[s] = None if masks is None else masks[i]
@@ -177,7 +197,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     # runs after it on the same tensor gives its output a mask from an unmasked input, while the layers
     # themselves still receive the masks recorded when the graph was built (``msk``; checked against
     # Keras: a merge of a MultiHeadAttention's input and output leaves the loss unmasked).
-    deleting = any(getattr(st.layer, "drops_input_masks", False) for st in model._steps)
+    deleting = _deletes_masks(model)
     rt: list = list(msk) if deleting else msk
     skip = set()
     if logits:
@@ -195,14 +215,11 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
                 logits_out = True
                 y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
             else:
-                drops = getattr(layer, "drops_input_masks", False)
-                y, cache = layer.forward(x, mask=_runtime_masks(step, m, dropped) if drops else m,
+                y, cache = layer.forward(x, mask=_masks_of(step, rt) if deleting and _reads_runtime(step) else m,
                                          training=training, **step.call_kwargs)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
-            if getattr(layer, "drops_input_masks", False):
-                _drop_masks(step, dropped)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
@@ -217,19 +234,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
             tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
         tape.append(cache)
         if deleting:
-            rts = list(oms)
-            if kind in ("layer", "rnn", "bidirectional"):
-                m_rt = [rt[a] for a in step.args] if step.list_args else rt[step.args[0]]
-                if step.list_args and all(v is None for v in m_rt):
-                    m_rt = None
-                if step.masks is not None:
-                    m_rt = _explicit_masks(step, vals, m_rt)
-                rts = _output_masks(layer, x, m_rt, len(ys))
-            if getattr(layer, "drops_input_masks", False):
-                for a in step.args:
-                    rt[a] = None
-            for j, out_slot in enumerate(step.outs):
-                rt[out_slot] = rts[j] if j < len(rts) else None
+            _update_runtime_masks(step, kind, layer, x, vals, m, rt, oms, len(ys))
         if kind in ("layer", "rnn", "bidirectional"):
             terms = _activity_terms(layer, ys, logits_out)
             if terms is not None:

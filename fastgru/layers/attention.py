@@ -28,6 +28,9 @@ class _Attention(Layer):
     """What the two attention layers share: inputs, masks, the softmax and its gradient."""
 
     supports_masking = True
+    #: Keras records no ``mask=`` in its nodes (it is called on a list): it reads the masks its tensors carry
+    #: when it runs, after a MultiHeadAttention on the same tensor none (``plan_walk._reads_runtime``)
+    reads_runtime_masks = True
     _takes_list = True  # called on a list of tensors (fastgru.functional)
     #: call options a Functional node keeps (fastgru.graph.symbolic_call) and passes to each call
     _call_options = ("return_attention_scores", "use_causal_mask")

@@ -84,6 +84,9 @@ class MultiHeadAttention(Layer):
     #: the layers that run after it in the Functional graph see those tensors unmasked; fastgru's graph does
     #: the same (False for a layer read from a Keras 2 file: tf_keras leaves the masks)
     drops_input_masks = True
+    #: Keras records no ``mask=`` in its nodes: it reads the masks its tensors carry when it runs
+    #: (``plan_walk._reads_runtime``)
+    reads_runtime_masks = True
     #: the tensor arguments of its call, in Keras's order (fastgru.io reads and writes Keras's call configs)
     call_roles = _ROLES
     #: how tests/test_layer_contract.py builds one (query and value of different lengths)
