@@ -441,14 +441,16 @@ class Model(KerasModelAPI, WrapperTrainable):
 
     def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
-            sample_weight=None, initial_epoch: int = 0, validation_batch_size=None):
+            sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
+            steps_per_epoch=None):
         """Train as Keras's ``fit``: ``x`` a list or dict of input arrays (or one array), ``y`` one array per
         output (a list, or a dict keyed by output name); returns the History (``loss``, ``<output>_loss``,
         ``<output>_<metric>`` with several outputs)."""
         from .training import trainer
 
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                           shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size)
+                           shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
+                           steps_per_epoch)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
                  return_dict: bool = False):

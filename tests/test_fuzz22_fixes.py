@@ -86,3 +86,45 @@ def test_attention_layers_see_the_masks_a_multi_head_attention_left(keras, tmp_p
     pooled = L.Concatenate()([L.Flatten()(a), L.GlobalAveragePooling1D()(m)])
     km = keras.Model(tokens, L.Dense(1, activation="sigmoid")(pooled))
     assert_keras_parity(keras, km, ids, y, tmp_path, "binary_crossentropy", suffixes=(".keras",))
+
+
+@pytest.mark.parametrize("options", [{"validation_freq": 2}, {"validation_freq": [1, 3]}, {"steps_per_epoch": 2},
+                                     {"steps_per_epoch": 5}, {"steps_per_epoch": 2, "validation_freq": 2}],
+                         ids=["freq-2", "freq-list", "steps-2", "steps-5", "steps-and-freq"])
+def test_fit_takes_validation_freq_and_steps_per_epoch_as_keras(keras, options):
+    """``fit(validation_freq=, steps_per_epoch=)`` raised "unexpected keyword argument". Now: validation every
+    N epochs (or after the listed ones), the ``val_`` entries only for those; ``steps_per_epoch`` batches an
+    epoch from a pass over the data that goes on across epochs, an epoch that reaches the pass's end
+    stopping there with Keras's warning. The same History as Keras's, numbers and lengths."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 5, 3)).astype("float32"), rng.normal(size=(10, 1)).astype("float32")
+    val = (rng.normal(size=(6, 5, 3)).astype("float32"), rng.normal(size=(6, 1)).astype("float32"))
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.from_keras(km)
+    km.compile(keras.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    ours.compile(fg.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    args = dict(batch_size=4, epochs=4, shuffle=False, verbose=0, validation_data=val, **options)
+    if "steps_per_epoch" in options:  # (3 batches a pass: an epoch runs out of them, in Keras as here)
+        with pytest.warns(UserWarning, match="ran out of"):
+            expected = km.fit(x, y, **args).history
+        with pytest.warns(UserWarning, match="ran out of batches"):
+            mine = ours.fit(x, y, **args).history
+    else:
+        expected = km.fit(x, y, **args).history
+        mine = ours.fit(x, y, **args).history
+    assert mine.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(mine[key], values, rtol=1e-5, err_msg=key)
+
+
+def test_fit_refuses_bad_validation_freq_and_steps_per_epoch():
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(2), fg.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = np.zeros((4, 5, 3), np.float32), np.zeros((4, 1), np.float32)
+    for bad in ({"validation_freq": 0}, {"validation_freq": [1, 0]}, {"steps_per_epoch": 0}):
+        with pytest.raises(ValueError, match="validation_freq|steps_per_epoch"):
+            model.fit(x, y, verbose=0, **bad)
+    for bad in ({"validation_freq": 1.5}, {"validation_freq": "2"}, {"steps_per_epoch": 2.0}):
+        with pytest.raises(TypeError, match="validation_freq|steps_per_epoch"):
+            model.fit(x, y, verbose=0, **bad)

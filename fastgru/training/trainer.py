@@ -10,6 +10,7 @@ computed from its pre-activation (what Keras's TensorFlow backend does).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -229,6 +230,46 @@ def _batches(n: int, batch_size: int, order=None):
         yield index[start : start + batch_size]
 
 
+class _BatchStream:
+    """The batches of ``fit``'s epochs, as Keras's epoch iterator hands them out: each epoch a fresh pass
+    over the data (shuffled anew with ``shuffle``); with ``steps_per_epoch``, that many batches an epoch
+    from one pass that goes on where the last epoch stopped; an epoch that reaches the pass's end stops
+    there, with Keras's warning, and the next begins a new pass."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool):
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.n_batches = math.ceil(n / batch_size)
+        self._pass, self._seen = None, 0
+
+    def _new_pass(self):
+        return _batches(self.n, self.batch_size, global_rng().permutation(self.n) if self.shuffle else None)
+
+    def epoch(self, steps):
+        if steps is None:
+            yield from self._new_pass()
+            return
+        if self._pass is None:
+            self._pass, self._seen = self._new_pass(), 0
+        for _ in range(steps):
+            if self._seen >= self.n_batches:
+                warnings.warn(f"fit: the data ran out of batches ({self.n_batches} a pass) before steps_per_epoch="
+                              f"{steps}; this epoch stops here and the next begins a new pass (as in Keras)",
+                              UserWarning, stacklevel=4)
+                break
+            self._seen += 1
+            yield next(self._pass)
+        if self._seen >= self.n_batches:
+            self._pass = None
+
+
+def _validation_freq(value):
+    """Keras's ``validation_freq``: validate every ``value`` epochs (an int), or after the epochs listed
+    (1-based); returned as an int or a tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_positive_int("validation_freq entries", v) for v in value)
+    return _positive_int("validation_freq", value)
+
+
 def _take(a, idx):
     return None if a is None else a[idx]
 
@@ -274,7 +315,8 @@ def _check_validation_data(model, validation_data, y):
 
 def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
         validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
-        sample_weight=None, initial_epoch: int = 0, validation_batch_size=None):
+        sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
+        steps_per_epoch=None):
     compiled = _compiled(model)
     # every argument is checked before anything is trained (docs/reliability.md, "Input validation")
     epochs = 0 if epochs == 0 else _positive_int("epochs", 1 if epochs is None else epochs)
@@ -282,6 +324,9 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     batch_size = _batch_size(batch_size)
     if validation_batch_size is not None:
         validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size")
+    validation_freq = _validation_freq(validation_freq)
+    if steps_per_epoch is not None:
+        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
     if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, (int, float, np.number)):
         raise TypeError(f"validation_split must be a number in [0, 1), received {validation_split!r}")
     _check_class_weight(model, class_weight, sample_weight)
@@ -300,18 +345,18 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     if class_weight is not None:  # the training samples' weights only (the validation data stays unweighted)
         sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
-    steps = math.ceil(len(x) / batch_size)
+    steps = steps_per_epoch or math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                        verbose=verbose, epochs=epochs, steps=steps)
     model.stop_training = False
     cbs.on_train_begin()
     logs = {}
+    stream = _BatchStream(len(x), batch_size, shuffle)
     for epoch in range(initial_epoch, epochs):
         compiled.reset()
         cbs.on_epoch_begin(epoch)
-        order = global_rng().permutation(len(x)) if shuffle else None
-        for step, idx in enumerate(_batches(len(x), batch_size, order)):
+        for step, idx in enumerate(stream.epoch(steps_per_epoch)):
             cbs.on_train_batch_begin(step)
             train_step(model, x[idx], y[idx], _take(sample_weight, idx))
             logs = compiled.logs()
@@ -319,7 +364,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             if model.stop_training:
                 break
         logs = compiled.logs()
-        if validation_data is not None:
+        if validation_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, tuple)
+                                            else (epoch + 1) % validation_freq == 0):
             val = _validation_logs(model, validation_data, validation_batch_size or batch_size, cbs)
             logs.update({f"val_{k}": v for k, v in val.items()})
         cbs.on_epoch_end(epoch, logs)
