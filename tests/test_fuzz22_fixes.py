@@ -128,3 +128,28 @@ def test_fit_refuses_bad_validation_freq_and_steps_per_epoch():
     for bad in ({"validation_freq": 1.5}, {"validation_freq": "2"}, {"steps_per_epoch": 2.0}):
         with pytest.raises(TypeError, match="validation_freq|steps_per_epoch"):
             model.fit(x, y, verbose=0, **bad)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop-momentum", "sgd-nesterov"])
+def test_from_keras_keeps_a_compiled_models_compile_state(keras, optimizer):
+    """``fg.from_keras`` of a compiled, trained Keras model came back uncompiled ("You must call compile()").
+    Now it comes back compiled the same way with the optimizer's state, as ``load_model`` restores a file's:
+    training goes on as the Keras model's does; ``compile=False`` and an uncompiled model give an uncompiled
+    one."""
+    make = {"adam": lambda: keras.optimizers.Adam(0.01),
+            "rmsprop-momentum": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5),
+            "sgd-nesterov": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)}[optimizer]
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 5, 3)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    assert getattr(fg.from_keras(km), "_compiled", None) is None
+    km.compile(make(), "mse", metrics=["mae"])
+    km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert getattr(fg.from_keras(km, compile=False), "_compiled", None) is None
+    ours = fg.from_keras(km)
+    expected = km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+    mine = ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+    assert mine.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(mine[key], values, rtol=1e-5, err_msg=key)

@@ -19,7 +19,6 @@ import h5py
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import (
     functional_save,
-    keras2_training,
     keras_config,
     keras_functional,
     keras_nodes,
@@ -29,6 +28,7 @@ from . import (
     saved_model,
 )
 from .atomic import atomic_write_bytes
+from .compile_restore import restore_compile
 from .from_keras import from_keras
 from .h5utils import (
     dataset_layout,
@@ -66,54 +66,6 @@ def _sniff(path) -> str:
     if not head:
         raise ModelFileError(path, "the file is empty")
     raise ModelFileError(path, f"neither a .keras (zip) nor an HDF5 file (it starts with {head!r})")
-
-
-def restore_compile(model, training_config: dict | None, path, version: str | None = None) -> None:
-    """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics, weighted
-    metrics), as Keras's load_model does: each of them one entry, a list in output order or a dict keyed by
-    output name, and a serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry,
-    not a dict of outputs.
-
-    The optimizer starts from its configuration (``load_model`` then gives it the state a ``.keras`` file or a
-    tf_keras ``.h5`` file saved: ``io/optimizer_state.py``). A configuration
-    fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
-    warning: predicting needs no compile.
-    """
-    if not isinstance(training_config, dict):
-        return
-    # tf_keras weights each output's loss in evaluate's log by the batch size, as the total (Keras 3 counts each
-    # batch once): kept for a model from a tf_keras file (training/multi_output.py)
-    model._keras2_output_losses = version is not None and keras_config.keras_major(version) < 3
-    # tf_keras 2.11+ writes its optimizers as "Custom>Adam" and named metrics as MeanMetricWrapper, in
-    # .h5 files as in SavedModel directories
-    training_config = keras2_training.training_config(training_config, getattr(model, "output_names", None))
-    optimizer = training_config.get("optimizer", training_config.get("optimizer_config"))
-    loss = training_config.get("loss")
-    loss_weights = training_config.get("loss_weights")
-    metrics = training_config.get("metrics")  # null (none compiled) stays None
-    if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
-        metrics = metrics[0]  # Keras nests metrics per output
-    weighted = training_config.get("weighted_metrics") or None
-    if isinstance(weighted, list) and len(weighted) == 1 and isinstance(weighted[0], list):
-        weighted = weighted[0]
-    if loss is None:
-        return
-    optimizer = "rmsprop" if optimizer is None else optimizer  # (Keras's compile default, as its load_model)
-    kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
-    if weighted is not None:
-        kwargs["weighted_metrics"] = weighted
-    try:
-        if loss_weights is not None:
-            kwargs["loss_weights"] = loss_weights
-        model.compile(**kwargs)
-        # tf_keras's compiled metrics take a target of rank 1 against an output of rank 2 as (batch, 1), and its
-        # Nadam advances its momentum product as its compiled train step does (training/optimizers.Nadam)
-        model._compiled.keras2_ranks = model._keras2_output_losses
-        if model._keras2_output_losses and hasattr(model.optimizer, "tf_keras_steps"):
-            model.optimizer.tf_keras_steps = True
-    except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
-        warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
-                      "the model is loaded uncompiled", stacklevel=3)
 
 
 def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument name)

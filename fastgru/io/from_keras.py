@@ -4,13 +4,44 @@ lazily, inside the function."""
 from __future__ import annotations
 
 import json
+import warnings
+
+import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from . import keras_config
+from . import keras_config, optimizer_state
+from .compile_restore import restore_compile
 
 
-def from_keras(keras_model):
-    """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here)."""
+def from_keras(keras_model, compile: bool = True):  # noqa: A002  (load_model's argument name)
+    """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here).
+    With ``compile`` (default, as ``load_model``) a compiled Keras 3 model comes back compiled the same way,
+    its optimizer carrying the Keras optimizer's state: training goes on as the Keras model's would."""
+    model = _convert(keras_model)
+    if compile:
+        _compile_like(model, keras_model)
+    return model
+
+
+def _compile_like(model, keras_model) -> None:
+    """Keras 3's compile configuration (what a ``.keras`` file holds as ``compile_config``) and optimizer
+    variables (its ``optimizer/vars``), given to ``model`` as ``load_model`` gives a file's."""
+    get_config = getattr(keras_model, "get_compile_config", None)
+    if not callable(get_config) or not getattr(keras_model, "compiled", False):
+        return  # (not compiled; or tf_keras, whose live compile arguments are not a saved configuration)
+    try:
+        config = json.loads(json.dumps(get_config()))  # (as a file holds it)
+    except (TypeError, ValueError) as exc:
+        warnings.warn(f"the Keras model's compile configuration cannot be serialised ({exc}); the model is "
+                      "converted uncompiled", stacklevel=3)
+        return
+    restore_compile(model, config, "<live keras model>", _keras_version_of(keras_model))
+    optimizer = getattr(keras_model, "optimizer", None)
+    if getattr(model, "_compiled", None) is not None and optimizer is not None and getattr(optimizer, "built", False):
+        optimizer_state.restore(model, [np.asarray(v) for v in optimizer.variables], "<live keras model>")
+
+
+def _convert(keras_model):
     version = _keras_version_of(keras_model)
     try:  # the same JSON config a saved file holds (get_config() may hold live tensors)
         config = json.loads(keras_model.to_json())
