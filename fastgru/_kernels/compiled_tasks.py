@@ -66,14 +66,21 @@ def _u8_2(rec, p):
     return carray(u8_at(rec[p]), (rec[p + 1], rec[p + 2])), p + 3
 
 
-@njit(nogil=True)
-def _run_gru(rec):
+@njit(inline="always")
+def _head(rec):
+    """The fields every cell's record starts with (``task_records._put_head``), and the next position."""
     xp, p = _f32_3(rec, R_FIELDS)
     x, p = _f32_3(rec, p)
     w, p = _f32_2(rec, p)
     b_in, p = _f32_1(rec, p)
     block = rec[p]
     u, p = _f32_2(rec, p + 1)
+    return xp, x, w, b_in, block, u, p
+
+
+@njit(nogil=True)
+def _run_gru(rec):
+    xp, x, w, b_in, block, u, p = _head(rec)
     u_h, p = _f32_2(rec, p)
     b_rec, p = _f32_1(rec, p)
     h0, p = _f32_2(rec, p)
@@ -93,12 +100,7 @@ def _run_gru(rec):
 
 @njit(nogil=True)
 def _run_lstm(rec):
-    xp, p = _f32_3(rec, R_FIELDS)
-    x, p = _f32_3(rec, p)
-    w, p = _f32_2(rec, p)
-    b_in, p = _f32_1(rec, p)
-    block = rec[p]
-    u, p = _f32_2(rec, p + 1)
+    xp, x, w, b_in, block, u, p = _head(rec)
     u4, p = _f32_3(rec, p)
     rmask, p = _f32_3(rec, p)
     use_rmask = rec[p] != 0
@@ -122,12 +124,7 @@ def _run_lstm(rec):
 
 @njit(nogil=True)
 def _run_simple_rnn(rec):
-    xp, p = _f32_3(rec, R_FIELDS)
-    x, p = _f32_3(rec, p)
-    w, p = _f32_2(rec, p)
-    b_in, p = _f32_1(rec, p)
-    block = rec[p]
-    u, p = _f32_2(rec, p + 1)
+    xp, x, w, b_in, block, u, p = _head(rec)
     rmask, p = _f32_2(rec, p)
     use_rmask = rec[p] != 0
     h0, p = _f32_2(rec, p + 1)

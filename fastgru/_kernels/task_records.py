@@ -17,27 +17,15 @@ as its address then its shape, each scalar as one int64 (booleans 0 / 1).
 
 from __future__ import annotations
 
-from llvmlite import ir
 from numba import carray, types
 from numba.extending import intrinsic, register_jitable
+
+from .aligned import _address
 
 KIND_PYTHON, KIND_GRU, KIND_LSTM, KIND_SIMPLE_RNN = 0, 1, 2, 3
 R_KIND, R_ERROR, R_B0, R_B1, R_FIELDS = 0, 1, 2, 3, 4
 #: int64 slots of one worker's record (the longest, the LSTM's, takes 60)
 RECORD_LEN = 64
-
-
-@intrinsic
-def _address(typingctx, arr):
-    """``arr``'s data address as an int64."""
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        return builder.ptrtoint(data, ir.IntType(64))
-
-    return types.int64(arr), codegen
 
 
 def _pointer_intrinsic(dtype):
@@ -83,6 +71,25 @@ def _put_scalars(rec, pos, values):
 
 
 @register_jitable
+def _head_contiguous(xp, x, w, b_in, u, mask, out, h_last, saved):
+    """The arrays every cell's record holds, C-contiguous (as ``compiled_tasks`` rebuilds them)."""
+    return (xp.flags.c_contiguous and x.flags.c_contiguous and w.flags.c_contiguous and b_in.flags.c_contiguous
+            and u.flags.c_contiguous and mask.flags.c_contiguous and out.flags.c_contiguous
+            and h_last.flags.c_contiguous and saved.flags.c_contiguous)
+
+
+@register_jitable
+def _put_head(rec, xp, x, w, b_in, block, u):
+    """The fields every cell's record starts with: xp, x, w, b_in, block, u; returns the next position."""
+    p = _put(rec, R_FIELDS, xp)
+    p = _put(rec, p, x)
+    p = _put(rec, p, w)
+    p = _put(rec, p, b_in)
+    p = _put_scalars(rec, p, (block,))
+    return _put(rec, p, u)
+
+
+@register_jitable
 def _start(rec, post, x, arrays_contiguous):
     """Mark the record as the Python task (what stays if it cannot be written down); True when the
     record may be written (a record given, float32, every array C-contiguous)."""
@@ -104,18 +111,11 @@ def record_gru(post, xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, a
     if post[4] == 0:
         return
     rec = record_row(post)
-    contiguous = (xp.flags.c_contiguous and x.flags.c_contiguous and w.flags.c_contiguous and b_in.flags.c_contiguous
-                  and u.flags.c_contiguous and u_h.flags.c_contiguous and b_rec.flags.c_contiguous
-                  and h0.flags.c_contiguous and mask.flags.c_contiguous and out.flags.c_contiguous
-                  and h_last.flags.c_contiguous and saved.flags.c_contiguous)
+    contiguous = (_head_contiguous(xp, x, w, b_in, u, mask, out, h_last, saved) and u_h.flags.c_contiguous
+                  and b_rec.flags.c_contiguous and h0.flags.c_contiguous)
     if not _start(rec, post, x, contiguous):
         return
-    p = _put(rec, R_FIELDS, xp)
-    p = _put(rec, p, x)
-    p = _put(rec, p, w)
-    p = _put(rec, p, b_in)
-    p = _put_scalars(rec, p, (block,))
-    p = _put(rec, p, u)
+    p = _put_head(rec, xp, x, w, b_in, block, u)
     p = _put(rec, p, u_h)
     p = _put(rec, p, b_rec)
     p = _put(rec, p, h0)
@@ -136,19 +136,12 @@ def record_lstm(post, xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, ma
     if post[4] == 0:
         return
     rec = record_row(post)
-    contiguous = (xp.flags.c_contiguous and x.flags.c_contiguous and w.flags.c_contiguous and b_in.flags.c_contiguous
-                  and u.flags.c_contiguous and u4.flags.c_contiguous and rmask.flags.c_contiguous
-                  and h0.flags.c_contiguous and c0.flags.c_contiguous and mask.flags.c_contiguous
-                  and out.flags.c_contiguous and h_last.flags.c_contiguous and c_last.flags.c_contiguous
-                  and saved.flags.c_contiguous)
+    contiguous = (_head_contiguous(xp, x, w, b_in, u, mask, out, h_last, saved) and u4.flags.c_contiguous
+                  and rmask.flags.c_contiguous and h0.flags.c_contiguous and c0.flags.c_contiguous
+                  and c_last.flags.c_contiguous)
     if not _start(rec, post, x, contiguous):
         return
-    p = _put(rec, R_FIELDS, xp)
-    p = _put(rec, p, x)
-    p = _put(rec, p, w)
-    p = _put(rec, p, b_in)
-    p = _put_scalars(rec, p, (block,))
-    p = _put(rec, p, u)
+    p = _put_head(rec, xp, x, w, b_in, block, u)
     p = _put(rec, p, u4)
     p = _put(rec, p, rmask)
     p = _put_scalars(rec, p, (int(use_rmask),))
@@ -173,18 +166,11 @@ def record_simple_rnn(post, xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask
     if post[4] == 0:
         return
     rec = record_row(post)
-    contiguous = (xp.flags.c_contiguous and x.flags.c_contiguous and w.flags.c_contiguous and b_in.flags.c_contiguous
-                  and u.flags.c_contiguous and rmask.flags.c_contiguous and h0.flags.c_contiguous
-                  and mask.flags.c_contiguous and out.flags.c_contiguous and h_last.flags.c_contiguous
-                  and saved.flags.c_contiguous)
+    contiguous = (_head_contiguous(xp, x, w, b_in, u, mask, out, h_last, saved) and rmask.flags.c_contiguous
+                  and h0.flags.c_contiguous)
     if not _start(rec, post, x, contiguous):
         return
-    p = _put(rec, R_FIELDS, xp)
-    p = _put(rec, p, x)
-    p = _put(rec, p, w)
-    p = _put(rec, p, b_in)
-    p = _put_scalars(rec, p, (block,))
-    p = _put(rec, p, u)
+    p = _put_head(rec, xp, x, w, b_in, block, u)
     p = _put(rec, p, rmask)
     p = _put_scalars(rec, p, (int(use_rmask),))
     p = _put(rec, p, h0)
