@@ -192,11 +192,12 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     for i, s in enumerate(model._input_slots):
         vals[s] = xs[i]
         msk[s] = None if masks is None else masks[i]
-    # The masks the loss sees: Keras computes each output's mask from the masks its inputs carry when the
-    # layer runs, and a MultiHeadAttention deletes those of the tensors it is called on, so a layer that
-    # runs after it on the same tensor gives its output a mask from an unmasked input, while the layers
-    # themselves still receive the masks recorded when the graph was built (``msk``; checked against
-    # Keras: a merge of a MultiHeadAttention's input and output leaves the loss unmasked).
+    # The masks the loss sees (``rt``, _update_runtime_masks): Keras computes each output's mask from the
+    # masks its inputs carry when the layer runs, and a MultiHeadAttention deletes those of the tensors it
+    # is called on, so a layer that runs after it on the same tensor gives its output a mask from an
+    # unmasked input (checked against Keras: a merge of a MultiHeadAttention's input and output leaves the
+    # loss unmasked); the layers themselves receive the recorded masks (``msk``), but for the attention
+    # layers, which read the runtime ones (_reads_runtime).
     deleting = _deletes_masks(model)
     rt: list = list(msk) if deleting else msk
     skip = set()
