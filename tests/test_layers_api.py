@@ -100,10 +100,25 @@ def test_dropout_is_identity_at_inference_and_masking_zeroes():
 
 def test_embedding_token_errors():
     emb = Embedding(5, 2)
-    with pytest.raises(ValueError, match=r"token ids must be in \[0, 5\), received values in \[0, 7\]"):
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 5\) .*received values in \[0, 7\]"):
         emb(np.array([[0, 7]]))
+    with pytest.raises(ValueError, match=r"\[-5, 0\).*received values in \[-6, 0\]"):
+        emb(np.array([[0, -6]]))
     with pytest.raises(TypeError, match="expects integer token ids"):
         emb(np.array([[0.5]]))
+
+
+def test_embedding_negative_ids_count_from_the_end_as_keras():
+    """Keras's lookup takes id -k as row input_dim - k (its mask still sees a nonzero id), in training too."""
+    emb = Embedding(5, 2, mask_zero=True)
+    emb.build((None, 3))
+    table = emb.get_weights()[0]
+    ids = np.array([[-1, -5, 2]])
+    np.testing.assert_array_equal(emb(ids), table[[[4, 0, 2]]])
+    assert emb.compute_mask(ids, None).tolist() == [[True, True, True]]
+    _, cache = emb.forward(ids)
+    (grad,) = emb.backward(np.ones((1, 3, 2), np.float32), cache)[1]
+    assert sorted(np.asarray(grad.indices).tolist()) == [0, 2, 4]
 
 
 def test_summary_format(capsys):

@@ -219,11 +219,13 @@ class Embedding(Layer):
         elif x.dtype.kind not in "iu":
             raise TypeError(f"Embedding {self.name!r} expects integer token ids, received dtype {x.dtype}")
         idx = x.astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+        if idx.size and (idx.min() < -self.input_dim or idx.max() >= self.input_dim):
             raise ValueError(
-                f"Embedding {self.name!r} token ids must be in [0, {self.input_dim}), "
-                f"received values in [{idx.min()}, {idx.max()}]"
+                f"Embedding {self.name!r} token ids must be in [0, {self.input_dim}) (or [-{self.input_dim}, 0), "
+                f"counted from the end as Keras does), received values in [{idx.min()}, {idx.max()}]"
             )
+        if idx.size and idx.min() < 0:  # Keras's take wraps a negative id to row input_dim + id
+            idx = np.where(idx < 0, idx + self.input_dim, idx)
         return idx
 
     def call(self, x, mask=None, training: bool = False):
