@@ -212,7 +212,7 @@ class RecurrentLayer(Layer):
 
     # ---- inputs -----------------------------------------------------------------------------
     def _check_input(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim == 3 and x.shape[2] == self.input_shape[-1] and x.dtype.kind in "fiub":
+        if x.ndim == 3 and x.shape[2] == self.input_shape[-1] and x.shape[1] and x.dtype.kind in "fiub":
             if (x.dtype is _FLOAT32 or x.dtype is _FLOAT64) and x.flags.c_contiguous:
                 return x  # (what the conversion below returns for it, without its ~0.3 us)
             return np.ascontiguousarray(x, dtype=compute_dtype(x))
@@ -225,6 +225,8 @@ class RecurrentLayer(Layer):
             raise ValueError(
                 f"{kind} {self.name!r} expects {self.input_shape[-1]} features, received input shape {x.shape}"
             )
+        if not x.shape[1]:  # (Keras fails on it too; the last state of no steps would be the initial state)
+            raise ValueError(f"{kind} {self.name!r} needs at least one time step, received input shape {x.shape}")
         raise TypeError(f"{kind} {self.name!r} expects a numeric input array, received dtype {x.dtype}")
 
     def _mask(self, x: np.ndarray, mask):
