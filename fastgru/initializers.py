@@ -64,6 +64,15 @@ def _orthogonal(gain: float = 1.0):
     return init
 
 
+def _identity(gain: float = 1.0):
+    def init(shape, dtype, rng):
+        if len(shape) != 2:
+            raise ValueError(f"the identity initializer makes 2-D weights only, asked for shape {tuple(shape)}")
+        return (gain * np.eye(*shape)).astype(dtype)
+
+    return init
+
+
 def _constant(value: float):
     return lambda shape, dtype, rng: np.full(shape, value, dtype=dtype)
 
@@ -82,6 +91,7 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
         scale, mode, {"truncated_normal": "truncated", "untruncated_normal": "normal"}.get(distribution, distribution)
     ),
     "orthogonal": lambda gain=1.0: _orthogonal(gain),
+    "identity": lambda gain=1.0: _identity(gain),
     "random_normal": lambda mean=0.0, stddev=0.05: (
         lambda shape, dtype, rng: (mean + stddev * rng.standard_normal(shape)).astype(dtype)
     ),
@@ -96,6 +106,8 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
 #: Keras's class names ("GlorotUniform", "RandomNormal", ...) and its short aliases -> the names above
 _CAMEL = {"".join(p.capitalize() for p in k.split("_")): k for k in _FACTORIES}
 _CAMEL.update(uniform="random_uniform", normal="random_normal")  # Embedding's default is "uniform"
+# (the class names Keras 3.0-3.5 wrote in files; later versions write "Orthogonal" and "Identity")
+_CAMEL.update(OrthogonalInitializer="orthogonal", IdentityInitializer="identity")
 
 
 def get(identifier) -> Initializer:

@@ -34,3 +34,36 @@ def test_recurrent_layers_refuse_inputs_without_steps(layer):
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match="needs at least one time step"):
         model.fit(x, np.zeros((2,) + tuple(d or 0 for d in model.output_shape[1:]), np.float32), verbose=0)
+
+
+def test_files_of_keras_3_0_to_3_5_name_their_initializers_without_a_warning(keras, tmp_path):
+    """Keras 3.0-3.5 write a recurrent kernel's initializer as class "OrthogonalInitializer" (and Identity as
+    "IdentityInitializer"); fastgru warned on every recurrent layer that it did not know them. The file here is
+    a Keras 3.15 file with the names those versions write."""
+    import json
+    import warnings
+    import zipfile
+
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4, return_sequences=True),
+                           keras.layers.SimpleRNN(2, recurrent_initializer="identity")])
+    km.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as src, zipfile.ZipFile(tmp_path / "old.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                text = data.decode()
+                assert '"class_name": "Orthogonal"' in text and '"class_name": "Identity"' in text
+                data = text.replace('"class_name": "Orthogonal"', '"class_name": "OrthogonalInitializer"').replace(
+                    '"class_name": "Identity"', '"class_name": "IdentityInitializer"').encode()
+                assert json.loads(data)
+            dst.writestr(item, data)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = fg.load_model(tmp_path / "old.keras")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert ours.layers[-1].recurrent_initializer["class_name"] == "IdentityInitializer"
+    fresh = fg.layers.SimpleRNN(3, recurrent_initializer="identity")
+    fresh.build((None, 4, 2))
+    np.testing.assert_array_equal(fresh.get_weights()[1], np.asarray(keras.initializers.Identity()((3, 3))))
