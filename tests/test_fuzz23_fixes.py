@@ -67,3 +67,29 @@ def test_files_of_keras_3_0_to_3_5_name_their_initializers_without_a_warning(ker
     fresh = fg.layers.SimpleRNN(3, recurrent_initializer="identity")
     fresh.build((None, 4, 2))
     np.testing.assert_array_equal(fresh.get_weights()[1], np.asarray(keras.initializers.Identity()((3, 3))))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_a_keras_3_h5_file_resumes_its_optimizer_as_its_keras_file(keras, tmp_path, optimizer):
+    """A Keras 3 legacy .h5 file saves the optimizer's variables (optimizer_weights: adam/iteration,
+    adam/learning_rate, the slots); fastgru read them from tf_keras files only and started a Keras 3 file's
+    optimizer afresh (Keras's own load_model takes the count and the rate, then cannot train: "Unknown
+    variable"). Now the .h5 resumes training to the same numbers as the .keras file Keras saved beside it."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    keras.utils.set_random_seed(1)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    km.compile(optimizer, "mse")
+    km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    km.save(tmp_path / "m.keras")
+    km.save(tmp_path / "m.h5")
+    from_keras_file = fg.load_model(tmp_path / "m.keras")
+    from_h5 = fg.load_model(tmp_path / "m.h5")
+    assert from_h5.optimizer.iterations == from_keras_file.optimizer.iterations == 4
+    expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    for ours in (from_keras_file, from_h5):
+        got = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    for a, b in zip(from_h5.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -139,9 +139,12 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                 training_config = read_json_attr(f, "training_config", path)
             except ModelFileError as exc:
                 warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
-            saved_state = optimizer_state.read_tf_keras(f) if keras_config.keras_major(version) < 3 else None
+            saved_state = optimizer_state.read_tf_keras(f)
     restore_compile(model, training_config, path, version)
-    optimizer_state.restore_tf_keras(model, saved_state, path)  # (tf_keras's load_model restores it too)
+    if keras_config.keras_major(version) < 3:
+        optimizer_state.restore_tf_keras(model, saved_state, path)  # (tf_keras's load_model restores it too)
+    elif saved_state is not None:  # Keras 3's variables, in its order (see restore_keras3_h5 on Keras's own load)
+        optimizer_state.restore_keras3_h5(model, saved_state, path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
 

@@ -107,6 +107,21 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     return True
 
 
+def restore_keras3_h5(model, saved, path) -> bool:
+    """Give ``model``'s optimizer the state a Keras 3 legacy ``.h5`` file saved (``optimizer_weights``: the
+    optimizer's variables under their names — ``adam/iteration``, ``adam/learning_rate``, then the slots — in
+    the order :func:`restore` reads). Keras 3's own ``load_model`` builds the optimizer over no variables there,
+    so it takes the step count and the rate and then fails to train ("Unknown variable"); fastgru restores the
+    whole state, as from a ``.keras`` file, so that training goes on where it stopped."""
+    names, arrays = saved
+    if not names or getattr(model, "_compiled", None) is None:
+        return False
+    # (the step count first; a LossScaleOptimizer's own variables come before its inner optimizer's)
+    if not any(n.split("/")[-1] == "iteration" for n in names[:4]):
+        return _skip(path, f"its optimizer weights start with {names[0]!r}, not Keras 3's iteration count")
+    return restore(model, arrays, path)
+
+
 def _skip(path, why: str) -> bool:
     warnings.warn(f"{path}: the optimizer's saved state is not restored ({why}); training starts from the "
                   "optimizer's configuration", stacklevel=4)
