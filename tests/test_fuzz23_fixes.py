@@ -93,3 +93,15 @@ def test_a_keras_3_h5_file_resumes_its_optimizer_as_its_keras_file(keras, tmp_pa
         np.testing.assert_allclose(got, expected, rtol=1e-5)
     for a, b in zip(from_h5.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_sequential_models_targets_dict_is_keyed_by_its_output():
+    """A Sequential model took targets {"any name": y} (a Functional model named the unknown key); now the key
+    must be its output layer's name, as a Functional model's."""
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1, name="out")])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((4, 5, 3), np.float32), np.ones((4, 1), np.float32)
+    for call, kwargs in ((model.fit, {"verbose": 0}), (model.evaluate, {"verbose": 0}), (model.train_on_batch, {})):
+        with pytest.raises(ValueError, match=r"has one output, 'out'; the targets dict is keyed \['wrong'\]"):
+            call(x, {"wrong": y}, **kwargs)
+    assert np.isfinite(model.evaluate(x, {"out": y}, verbose=0))
