@@ -5,6 +5,7 @@ from .attention import AdditiveAttention, Attention
 from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
+from .conv2d import Conv2D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .conv_transpose import Conv1DTranspose
 from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
@@ -21,6 +22,7 @@ from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
+from .pooling2d import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
@@ -37,10 +39,12 @@ __all__ = [
     "Add",
     "Average",
     "AveragePooling1D",
+    "AveragePooling2D",
     "BatchNormalization",
     "Bidirectional",
     "Concatenate",
     "Conv1D",
+    "Conv2D",
     "Conv1DTranspose",
     "Cropping1D",
     "Dense",
@@ -58,7 +62,9 @@ __all__ = [
     "GaussianDropout",
     "GaussianNoise",
     "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
     "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
     "Identity",
     "Input",
     "InputLayer",
@@ -69,6 +75,7 @@ __all__ = [
     "LeakyReLU",
     "Masking",
     "MaxPooling1D",
+    "MaxPooling2D",
     "Normalization",
     "Maximum",
     "Minimum",

@@ -147,7 +147,7 @@ class IntTuple(Constraint):
     def _items(self, value):
         if isinstance(value, (list, tuple)):
             return list(value)
-        return [value]
+        return [value] * self.length  # (Keras's kernel_size=3 for (3, 3))
 
     def accepts(self, value) -> bool:
         items = self._items(value)

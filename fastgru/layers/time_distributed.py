@@ -32,7 +32,9 @@ INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "S
                 # a CNN-LSTM's per-step feature extractor: TimeDistributed(Conv1D), (MaxPooling1D), (Flatten)
                 "MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Flatten",
                 "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "Cropping1D", "UpSampling1D",
-                "SpatialDropout1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Embedding")
+                "SpatialDropout1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Embedding",
+                # a video's CNN-RNN: the 2-D front on each frame
+                "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D")
 
 
 def _inner_from_config(entry):

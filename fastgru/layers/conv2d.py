@@ -1,0 +1,278 @@
+"""2-D convolution, Keras 3's ``Conv2D``: (B, H, W, C_in) -> (B, H_out, W_out, filters) (``channels_first``:
+(B, C, H, W), transposed to channels last around the same computation).
+
+The front end of a CRNN (a spectrogram or an image read by a few convolutions, then reshaped into a sequence
+for a GRU or LSTM: Keras's speech recognition and OCR examples). Computed as blocked im2col products: the
+windows of the padded input are a strided view (B, H_out, W_out, kh, kw, C); a block of output rows copies
+its windows into a (rows, kh*kw*C) matrix, bounded to ``BLOCK_BYTES``, and multiplies it by the kernel
+reshaped to (kh*kw*C, filters) (NumPy's BLAS). Backward: the kernel gradient from the same blocks
+(``cols^T @ dZ``), the input gradient as one product per kernel tap added onto the strided input positions it
+read. Padding as Keras (TensorFlow's split: the extra row or column at the end).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import activations
+from ..random import make_rng
+from .base import Layer, compute_dtype
+from .conv import _TRAINING_ONLY, conv_output_length, padding_amounts
+from .registry import (
+    NONE,
+    ActivationName,
+    Boolean,
+    InitializerSpec,
+    Integer,
+    IntTuple,
+    KerasContract,
+    StrOptions,
+    register_layer,
+    validate_params,
+)
+
+#: the most bytes one block of copied windows (im2col rows) may take
+BLOCK_BYTES = 16 << 20
+
+
+def data_format_of(layer: Layer, data_format) -> str:
+    """Keras's ``data_format`` option (None: ``channels_last``, Keras's default image layout)."""
+    if data_format in (None, "channels_last", "channels_first"):
+        return data_format or "channels_last"
+    raise ValueError(f"{type(layer).__name__} {layer.name!r}: data_format must be 'channels_last' or "
+                     f"'channels_first', received {data_format!r}")
+
+
+def to_channels_last(x: np.ndarray, data_format: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if data_format == "channels_first" else x
+
+
+def from_channels_last(y: np.ndarray, data_format: str) -> np.ndarray:
+    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if data_format == "channels_first" else y
+
+
+def spatial_shape(shape: tuple, data_format: str) -> tuple:
+    """(H, W, C) of a (B, ...) rank-4 shape."""
+    return (shape[2], shape[3], shape[1]) if data_format == "channels_first" else tuple(shape[1:4])
+
+
+def output_shape_2d(shape: tuple, data_format: str, window, strides, padding: str, dilation, channels) -> tuple:
+    h, w, _ = spatial_shape(shape, data_format)
+    ho = conv_output_length(h, window[0], padding, strides[0], dilation[0])
+    wo = conv_output_length(w, window[1], padding, strides[1], dilation[1])
+    return (shape[0], channels, ho, wo) if data_format == "channels_first" else (shape[0], ho, wo, channels)
+
+
+def pad_2d(x: np.ndarray, window, strides, padding: str, dilation, fill: float = 0.0):
+    """The (B, H_pad, W_pad, C) padded input, the output (H_out, W_out) and the (top, left) padding."""
+    _, h, w, _ = x.shape
+    ho = conv_output_length(h, window[0], padding, strides[0], dilation[0])
+    wo = conv_output_length(w, window[1], padding, strides[1], dilation[1])
+    top, bottom = padding_amounts(h, window[0], padding, strides[0], dilation[0])
+    left, right = padding_amounts(w, window[1], padding, strides[1], dilation[1])
+    if top or bottom or left or right:
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+    return x, (ho, wo), (top, left)
+
+
+def windows_2d(xp: np.ndarray, window, strides, dilation, out_hw) -> np.ndarray:
+    """The (B, H_out, W_out, kh, kw, C) view of windows of a padded (B, H_pad, W_pad, C) array (no copy)."""
+    b, _, _, c = xp.shape
+    s0, s1, s2, s3 = xp.strides
+    return as_strided(xp, shape=(b, out_hw[0], out_hw[1], window[0], window[1], c),
+                      strides=(s0, s1 * strides[0], s2 * strides[1], s1 * dilation[0], s2 * dilation[1], s3),
+                      writeable=False)
+
+
+def tap_slices(i: int, j: int, strides, dilation, out_hw) -> tuple:
+    """The strided (rows, columns) of a padded input that kernel tap (i, j) reads for every output position."""
+    return (slice(i * dilation[0], i * dilation[0] + strides[0] * (out_hw[0] - 1) + 1, strides[0]),
+            slice(j * dilation[1], j * dilation[1] + strides[1] * (out_hw[1] - 1) + 1, strides[1]))
+
+
+def row_blocks(batch: int, rows: int, row_bytes: int):
+    """(b0, b1, h0, h1) blocks of output rows whose copied windows take at most ``BLOCK_BYTES`` (at least one
+    row): whole images where they fit, else parts of one image."""
+    per_block = max(1, BLOCK_BYTES // max(1, row_bytes))
+    if per_block >= rows:
+        images = max(1, per_block // max(1, rows))
+        for b0 in range(0, batch, images):
+            yield b0, min(batch, b0 + images), 0, rows
+        return
+    for b in range(batch):
+        for h0 in range(0, rows, per_block):
+            yield b, b + 1, h0, min(rows, h0 + per_block)
+
+
+@register_layer
+class Conv2D(Layer):
+    """Keras 3 ``Conv2D``. Weights: kernel (kh, kw, C_in/groups, filters), bias (filters,)."""
+
+    keras = KerasContract(names=("Conv2D", "Convolution2D"), ignored=_TRAINING_ONLY, fixed={"lora_rank": None})
+    parameter_constraints = {
+        "filters": [Integer(1)],
+        "kernel_size": [IntTuple(2)],
+        "strides": [IntTuple(2)],
+        "padding": [StrOptions(("valid", "same"), lower=True)],
+        "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
+        "dilation_rate": [IntTuple(2)],
+        "groups": [Integer(1)],
+        "activation": [NONE, ActivationName()],
+        "use_bias": [Boolean()],
+        "kernel_initializer": [InitializerSpec()],
+        "bias_initializer": [InitializerSpec()],
+    }
+    weight_names = ("kernel", "bias")
+    regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
+    contract_example = {"kwargs": {"filters": 3, "kernel_size": (2, 3), "padding": "same", "strides": (1, 2)},
+                        "inputs": [(5, 6, 2)]}
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid", data_format=None,
+                 dilation_rate=(1, 1), groups: int = 1, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        options = validate_params(f"Conv2D {self.name!r}", self.parameter_constraints, dict(
+            filters=filters, kernel_size=kernel_size, strides=strides, padding=padding, data_format=data_format,
+            dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer))
+        self.__dict__.update(options)
+        self.data_format = data_format_of(self, self.data_format)
+        self.activation = activations.canonical_name(self.activation)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"Conv2D {self.name!r}: strides > 1 together with dilation_rate > 1 is not supported "
+                             f"(as in Keras), received strides={self.strides}, dilation_rate={self.dilation_rate}")
+        if self.filters % self.groups:
+            raise ValueError(f"Conv2D {self.name!r}: filters ({self.filters}) must be divisible by groups "
+                             f"({self.groups})")
+        self._rng = make_rng(None)
+
+    # ---- shapes and weights ---------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 4 or spatial_shape(input_shape, self.data_format)[2] is None:
+            raise ValueError(f"Conv2D {self.name!r} expects input of rank 4 ({self._layout}) with a known channel "
+                             f"count, received shape {tuple(input_shape)}")
+        channels = int(spatial_shape(input_shape, self.data_format)[2])
+        if channels % self.groups:
+            raise ValueError(f"Conv2D {self.name!r}: the input's channels ({channels}) must be divisible by groups "
+                             f"({self.groups})")
+        if 0 in self.compute_output_shape(input_shape)[1:]:
+            raise ValueError(f"Conv2D {self.name!r}: a {self.kernel_size} window at dilation {self.dilation_rate} "
+                             f"leaves no output from inputs of shape {tuple(input_shape)} (as in Keras, refused)")
+        self.add_weight("kernel", self.kernel_size + (channels // self.groups, self.filters),
+                        self.kernel_initializer, self._rng)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+        super().build(input_shape)
+
+    @property
+    def _layout(self) -> str:
+        return "batch, channels, rows, columns" if self.data_format == "channels_first" else \
+            "batch, rows, columns, channels"
+
+    def compute_output_shape(self, input_shape: tuple):
+        return output_shape_2d(input_shape, self.data_format, self.kernel_size, self.strides, self.padding,
+                               self.dilation_rate, self.filters)
+
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        channels = self._params["kernel"].shape[2] * self.groups
+        if x.ndim != 4 or spatial_shape(x.shape, self.data_format)[2] != channels:
+            raise ValueError(f"Conv2D {self.name!r} expects input ({self._layout}) with {channels} channels, "
+                             f"received shape {x.shape}")
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"Conv2D {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        if 0 in self.compute_output_shape(x.shape)[1:] and 0 not in spatial_shape(x.shape, self.data_format):
+            raise ValueError(f"Conv2D {self.name!r}: a {self.kernel_size} window at dilation {self.dilation_rate} "
+                             f"leaves no output from inputs of shape {x.shape}")
+        return to_channels_last(x.astype(compute_dtype(x), copy=False), self.data_format)
+
+    def _weights(self, dtype):
+        kernel = np.asarray(self._params["kernel"], dtype=dtype)
+        expected = self.kernel_size + (kernel.shape[2], self.filters)
+        if kernel.shape != expected:
+            raise ValueError(f"Conv2D {self.name!r}: kernel of shape {kernel.shape}, expected {expected}")
+        bias = np.asarray(self._params["bias"], dtype=dtype) if self.use_bias else None
+        if bias is not None and bias.shape != (self.filters,):
+            raise ValueError(f"Conv2D {self.name!r}: bias of shape {bias.shape}, expected ({self.filters},)")
+        return kernel, bias
+
+    # ---- computing --------------------------------------------------------------------------
+    def _blocks(self, xp: np.ndarray, out_hw):
+        """Per block: its (b0, b1, h0, h1) and, per group, its copied windows (rows, kh*kw*C_in/groups)."""
+        win = windows_2d(xp, self.kernel_size, self.strides, self.dilation_rate, out_hw)
+        c_group = xp.shape[3] // self.groups
+        width = self.kernel_size[0] * self.kernel_size[1] * c_group
+        for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * self.groups * xp.itemsize):
+            block = win[b0:b1, h0:h1]
+            yield (b0, b1, h0, h1), [block[..., g * c_group:(g + 1) * c_group].reshape(-1, width)
+                                     for g in range(self.groups)]
+
+    def _linear(self, x: np.ndarray):
+        """The pre-activation (B, H_out, W_out, filters), channels last, and the padded input."""
+        xp, out_hw, _ = pad_2d(x, self.kernel_size, self.strides, self.padding, self.dilation_rate)
+        kernel, bias = self._weights(x.dtype)
+        f_group = self.filters // self.groups
+        flat = [np.ascontiguousarray(kernel[..., g * f_group:(g + 1) * f_group]).reshape(-1, f_group)
+                for g in range(self.groups)]
+        z = np.empty((x.shape[0],) + out_hw + (self.filters,), x.dtype)
+        if z.size:
+            for (b0, b1, h0, h1), cols in self._blocks(xp, out_hw):
+                out = z[b0:b1, h0:h1].reshape(-1, self.filters)
+                for g, c in enumerate(cols):
+                    np.matmul(c, flat[g], out=out[:, g * f_group:(g + 1) * f_group])
+        if bias is not None:
+            z += bias
+        return z, xp
+
+    def call(self, x, mask=None, training: bool = False):
+        x = self._check_input(x)
+        return from_channels_last(activations.apply(self.activation, self._linear(x)[0]), self.data_format)
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = self._check_input(x)
+        z, xp = self._linear(x)
+        y = activations.apply(self.activation, z)
+        return from_channels_last(y, self.data_format), (x.shape, xp, z, y)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        x_shape, xp, z, y = cache
+        dy = to_channels_last(np.asarray(dy), self.data_format)
+        if dy.shape != z.shape:
+            raise ValueError(f"Conv2D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
+        dz = np.ascontiguousarray(activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False)))
+        kernel, _ = self._weights(dz.dtype)
+        out_hw = z.shape[1:3]
+        f_group, c_group = self.filters // self.groups, kernel.shape[2]
+        dw = np.zeros((self.groups, kernel.shape[0] * kernel.shape[1] * c_group, f_group), dz.dtype)
+        if dz.size:
+            for (b0, b1, h0, h1), cols in self._blocks(xp, out_hw):
+                dz_block = dz[b0:b1, h0:h1].reshape(-1, self.filters)
+                for g, c in enumerate(cols):
+                    dw[g] += c.T @ dz_block[:, g * f_group:(g + 1) * f_group]
+        dkernel = np.concatenate([dw[g].reshape(kernel.shape[:3] + (f_group,)) for g in range(self.groups)], axis=3)
+        grads = [dkernel.astype(self.dtype, copy=False)]
+        if self.use_bias:
+            grads.append(dz.sum(axis=(0, 1, 2)).astype(self.dtype, copy=False))
+        if not need_dx:
+            return None, grads
+        dxp = np.zeros(xp.shape, dz.dtype)
+        for i in range(self.kernel_size[0]):
+            for j in range(self.kernel_size[1]):
+                rows, columns = tap_slices(i, j, self.strides, self.dilation_rate, out_hw)
+                for g in range(self.groups):
+                    dxp[:, rows, columns, g * c_group:(g + 1) * c_group] += (
+                        dz[..., g * f_group:(g + 1) * f_group] @ kernel[i, j, :, g * f_group:(g + 1) * f_group].T)
+        _, h, w, _ = x_shape
+        top, _ = padding_amounts(h, self.kernel_size[0], self.padding, self.strides[0], self.dilation_rate[0])
+        left, _ = padding_amounts(w, self.kernel_size[1], self.padding, self.strides[1], self.dilation_rate[1])
+        return from_channels_last(dxp[:, top:top + h, left:left + w], self.data_format), grads
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+                      padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate,
+                      groups=self.groups, activation=self.activation, use_bias=self.use_bias,
+                      kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
+        return config
+
