@@ -116,3 +116,43 @@ def test_conv2d_in_code_checks_its_options_and_inputs():
         fg.layers.MaxPooling2D(3)(np.zeros((1, 2, 6, 1), np.float32))
     with pytest.raises(ValueError, match="leaves no output"):  # (no rows: refused as Keras refuses it)
         fg.layers.Conv2D(2, 3, padding="same")(np.zeros((1, 0, 4, 1), np.float32))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_padding_cropping_and_upsampling_train_as_keras(keras, tmp_path, data_format):
+    """ZeroPadding2D, UpSampling2D and Cropping2D in each of their option forms around a Conv2D, reshaped into a
+    sequence for an LSTM; SpatialDropout2D is the identity at inference."""
+    rng = np.random.default_rng(4)
+    first = data_format == "channels_first"
+    shape = (2, 6, 5) if first else (6, 5, 2)
+    x = rng.normal(size=(6,) + shape).astype("float32")
+    y = rng.normal(size=(6, 1)).astype("float32")
+    keras.utils.set_random_seed(4)
+    L = keras.layers
+    inp = keras.Input(shape)
+    h = L.ZeroPadding2D(1, data_format=data_format)(inp)
+    h = L.Conv2D(3, 3, data_format=data_format)(h)
+    h = L.UpSampling2D((1, 2), data_format=data_format)(h)
+    h = L.Cropping2D(((1, 0), (0, 2)), data_format=data_format)(h)
+    h = L.ZeroPadding2D(((0, 1), (2, 0)), data_format=data_format)(h)
+    h = L.Cropping2D((1, 2), data_format=data_format)(h)
+    h = L.Permute((2, 3, 1))(h) if first else h
+    km = keras.Model(inp, L.Dense(1)(L.LSTM(4)(L.Reshape((4, -1))(h))))
+    assert_keras_parity(keras, km, x, y, tmp_path, "mse", epochs=3)
+    dropped = keras.Sequential([keras.Input(shape), L.SpatialDropout2D(0.3, data_format=data_format),
+                                L.Conv2D(2, 2, data_format=data_format)])
+    dropped.save(tmp_path / "dropped.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "dropped.keras").predict(x), dropped.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_spatial_dropout_2d_drops_whole_channels_in_training():
+    fg.set_random_seed(0)
+    x = np.ones((64, 3, 4, 5), np.float32)
+    for data_format, axes in (("channels_last", (1, 2)), ("channels_first", (2, 3))):
+        layer = fg.layers.SpatialDropout2D(0.5, data_format=data_format)
+        y, _ = layer.forward(x)
+        per_channel = y.std(axis=axes)
+        assert (per_channel == 0).all()  # (each channel of each image kept or dropped whole)
+        assert set(np.unique(y)) <= {0.0, 2.0} and 0.3 < (y == 0).mean() < 0.7
+        np.testing.assert_array_equal(layer(x), x)  # (inference: the identity)

@@ -18,7 +18,7 @@ from .keras_ops import KerasOp
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .multi_head_attention import MultiHeadAttention
-from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
@@ -26,6 +26,7 @@ from .pooling2d import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPoolin
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
+from .reshaping2d import Cropping2D, UpSampling2D, ZeroPadding2D
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
 from .time_distributed import TimeDistributed
@@ -47,6 +48,7 @@ __all__ = [
     "Conv2D",
     "Conv1DTranspose",
     "Cropping1D",
+    "Cropping2D",
     "Dense",
     "Dot",
     "DepthwiseConv1D",
@@ -94,9 +96,12 @@ __all__ = [
     "SimpleRNNCell",
     "Softmax",
     "SpatialDropout1D",
+    "SpatialDropout2D",
     "TimeDistributed",
     "UnitNormalization",
     "Subtract",
     "UpSampling1D",
+    "UpSampling2D",
     "ZeroPadding1D",
+    "ZeroPadding2D",
 ]

@@ -1,5 +1,5 @@
-"""Regularization layers that only act in training, Keras 3 semantics: ``SpatialDropout1D`` (whole
-feature channels dropped per sample), ``GaussianNoise`` (additive), ``GaussianDropout``
+"""Regularization layers that only act in training, Keras 3 semantics: ``SpatialDropout1D`` and
+``SpatialDropout2D`` (whole feature channels dropped per sample), ``GaussianNoise`` (additive), ``GaussianDropout``
 (multiplicative). At inference each is the identity. Their random draws come from fastgru's seeded
 generators (``fg.set_random_seed`` or ``seed=``), not TensorFlow's: the same statistics as Keras,
 not the same numbers. Each passes masks on."""
@@ -10,7 +10,7 @@ import numpy as np
 
 from ..random import make_rng
 from .base import Layer, compute_dtype
-from .registry import NONE, Integer, KerasContract, Real, register_layer, validate_params
+from .registry import NONE, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
 
 
 class _Noise(Layer):
@@ -67,6 +67,40 @@ class SpatialDropout1D(_Noise):
         if self.rate == 0:
             return None, None
         keep = self._rng.random((x.shape[0], 1, x.shape[2])) >= self.rate
+        return (keep / (1.0 - self.rate)).astype(x.dtype), None
+
+
+@register_layer
+class SpatialDropout2D(_Noise):
+    """Drops whole channels of each image (noise shape (B, 1, 1, C); ``channels_first``: (B, C, 1, 1)), scaling the
+    kept ones by 1/(1-rate)."""
+
+    keras = KerasContract(names=("SpatialDropout2D",), fixed={"noise_shape": None})
+    parameter_constraints = {"rate": [Real(0.0, 1.0, open_high=True)], "seed": [NONE, Integer(0)],
+                             "data_format": [NONE, StrOptions(("channels_last", "channels_first"))]}
+    contract_example = {"kwargs": {"rate": 0.25}, "inputs": [(3, 4, 2)]}
+
+    def __init__(self, rate: float, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, rate=rate, data_format=data_format, **kwargs)
+        self.data_format = self.data_format or "channels_last"
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 4:
+            raise ValueError(f"SpatialDropout2D {self.name!r} expects input of rank 4, received shape "
+                             f"{tuple(input_shape)}")
+        super().build(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("trainable", None)  # (as SpatialDropout1D: rate, data_format, seed, name and dtype)
+        return config
+
+    def _noise(self, x):
+        if self.rate == 0:
+            return None, None
+        first = self.data_format == "channels_first"
+        shape = (x.shape[0], x.shape[1], 1, 1) if first else (x.shape[0], 1, 1, x.shape[3])
+        keep = self._rng.random(shape) >= self.rate
         return (keep / (1.0 - self.rate)).astype(x.dtype), None
 
 
