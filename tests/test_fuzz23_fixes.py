@@ -105,3 +105,23 @@ def test_a_sequential_models_targets_dict_is_keyed_by_its_output():
         with pytest.raises(ValueError, match=r"has one output, 'out'; the targets dict is keyed \['wrong'\]"):
             call(x, {"wrong": y}, **kwargs)
     assert np.isfinite(model.evaluate(x, {"out": y}, verbose=0))
+
+
+def test_sgd_under_a_schedule_resumes_its_step_count(keras, tmp_path):
+    """A plain SGD (no momentum, so no slots) under a learning-rate schedule saves its step count alone; fastgru
+    took fewer than two saved arrays for none and restarted the schedule at step 0 (a rate 100 times larger here)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    km.compile(keras.optimizers.SGD(keras.optimizers.schedules.PiecewiseConstantDecay([2], [0.1, 0.001])), "mse")
+    km.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    assert ours.optimizer.iterations == 4
+    expected = km.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

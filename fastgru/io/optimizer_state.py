@@ -61,13 +61,15 @@ def _malformed(h5) -> None:
 def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     """Give ``model``'s compiled optimizer the state Keras saved (see the module docstring); True when done."""
     compiled = getattr(model, "_compiled", None)
-    if not arrays or compiled is None or len(arrays) < 2:
+    if not arrays or compiled is None:
         return False
     optimizer = compiled.optimizer
     arrays = arrays[getattr(optimizer, "keras_state_prefix", 0):]  # (a LossScaleOptimizer's own, first)
     layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
     variables = model.trainable_weights
     scheduled = getattr(optimizer, "_schedule", None) is not None
+    if len(arrays) < (1 if scheduled else 2):  # (the step count; the rate too where no schedule sets it)
+        return False
     if layout is None or getattr(optimizer, "tf_legacy", False) or not variables:
         return _skip(path, f"fastgru does not read {type(optimizer).__name__}'s saved state")
     slots = [optimizer._build_slots(v) for v in variables]  # (new zero arrays: only their names and shapes)
