@@ -5,6 +5,7 @@ summation method, threshold layout, ``multi_label``, ``label_weights``, ``from_l
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -97,7 +98,9 @@ def test_state_shapes_reset_and_empty_result():
 def test_names_config_round_trip_and_registry():
     assert metrics.get("auc").name == "auc" and isinstance(metrics.get("auc"), AUC)
     assert metrics.get("AUC").name == "AUC" and isinstance(metrics.get("AUC"), AUC)
-    assert AUC().name == "auc" and AUC(name="val").name == "val" and AUC._direction == "up"
+    first, second = AUC().name, AUC().name  # (numbered over the process, as Keras: auc, auc_1, ...)
+    assert re.fullmatch(r"auc(_\d+)?", first) and second == f"auc_{int(first.partition('_')[2] or 0) + 1}"
+    assert AUC(name="val").name == "val" and AUC._direction == "up"
     m = AUC(num_thresholds=50, curve="PR", summation_method="minoring", name="pr", thresholds=[0.7, 0.2],
             multi_label=True, num_labels=2, label_weights=[0.5, 1.5], from_logits=True)
     config = m.get_config()

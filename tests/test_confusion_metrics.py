@@ -34,7 +34,8 @@ def test_compiled_precision_and_recall_as_keras(keras):
     ours = fg.from_keras(model)
     model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[keras.metrics.Precision(name="precision"),
                                                                          keras.metrics.Recall(name="recall")])
-    ours.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[fg.metrics.Precision(), fg.metrics.Recall()])
+    ours.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[fg.metrics.Precision(name="precision"),
+                                                                       fg.metrics.Recall(name="recall")])
     want = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
     got = ours.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
     for key in ("precision", "recall", "loss"):

@@ -125,3 +125,89 @@ def test_sgd_under_a_schedule_resumes_its_step_count(keras, tmp_path):
                                expected, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer,options,tokens", [
+    ("Adam", {"use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 3}, False),
+    ("SGD", {"gradient_accumulation_steps": 3, "clipnorm": 0.1, "momentum": 0.5}, True),
+    ("Adam", {"gradient_accumulation_steps": 2, "use_ema": True}, False),
+    ("RMSprop", {"loss_scale_factor": 128.0}, False),
+])
+def test_keras_optimizer_averaging_and_accumulation_options(keras, tmp_path, optimizer, options, tokens):
+    """use_ema (moving averages, written into the weights every ema_overwrite_frequency steps and at the end of
+    fit), gradient_accumulation_steps (an update every n-th batch from the mean gradient; Keras's step count
+    counts the batches) and loss_scale_factor were refused, in code and in files (a file compiled with one loaded
+    uncompiled). Now they train as Keras, resume from Keras's file and save for Keras to resume."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 9, size=(24, 6)) if tokens else rng.normal(size=(24, 6, 3)).astype("float32")
+    y = rng.normal(size=(24, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    head = [keras.Input((6,), dtype="int32"), keras.layers.Embedding(9, 3)] if tokens else [keras.Input((6, 3))]
+    km = keras.Sequential(head + [keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.from_keras(km)
+    km.compile(getattr(keras.optimizers, optimizer)(0.02, **options), "mse")
+    ours.compile(getattr(fg.optimizers, optimizer)(0.02, **options), "mse")
+
+    def fit(model, epochs):
+        return model.fit(x, y, epochs=epochs, batch_size=4, shuffle=False, verbose=0).history["loss"]
+
+    np.testing.assert_allclose(fit(ours, 2), fit(km, 2), rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    km.save(tmp_path / "keras.keras")
+    resumed = fg.load_model(tmp_path / "keras.keras")
+    assert resumed.optimizer.get_config()["use_ema"] == options.get("use_ema", False)
+    np.testing.assert_allclose(fit(resumed, 1), fit(km, 1), rtol=1e-5)
+    for a, b in zip(resumed.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    resumed.save(tmp_path / "ours.keras")
+    theirs = keras.saving.load_model(tmp_path / "ours.keras")
+    assert int(theirs.optimizer.iterations.numpy()) == resumed.optimizer.iterations
+    np.testing.assert_allclose(fit(theirs, 1), fit(resumed, 1), rtol=1e-5)
+
+
+def test_optimizer_averaging_options_are_checked():
+    for bad in ({"use_ema": True, "ema_momentum": 1.5}, {"gradient_accumulation_steps": 1},
+                {"ema_overwrite_frequency": 0}, {"loss_scale_factor": -1.0}, {"use_ema": "yes"}):
+        with pytest.raises(ValueError, match=next(iter(bad)) if "ema_momentum" not in bad else "ema_momentum"):
+            fg.optimizers.Adam(**bad)
+
+
+def test_metrics_made_without_a_name_are_numbered_as_keras(keras):
+    """Keras names an AUC, Precision or Recall made without a name auc, auc_1, ... over the process (a notebook
+    cell run twice logs auc_1); fastgru always said auc. A string in compile takes a number too, and keeps the
+    string as its name."""
+    from fastgru.training import metric_base
+
+    metric_base._NAME_UIDS.clear()
+    keras_first = keras.metrics.AUC().name  # (Keras's own count depends on the tests run before)
+    assert [fg.metrics.AUC().name, fg.metrics.AUC().name, fg.metrics.Precision().name] == ["auc", "auc_1",
+                                                                                            "precision"]
+    assert keras.metrics.AUC().name == _numbered(keras_first, 1)
+    model = fg.Sequential([fg.layers.Input((3,)), fg.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["auc", fg.metrics.AUC(name="x")])
+    assert sorted(model.fit(np.zeros((4, 3)), np.ones((4, 1)), verbose=0).history) == ["auc", "loss", "x"]
+    assert fg.metrics.AUC().name == "auc_3"  # (the string took auc_2)
+
+
+def _numbered(name: str, more: int) -> str:
+    base, _, number = name.rpartition("_")
+    if not number.isdigit():
+        base, number = name, "0"
+    return f"{base}_{int(number) + more}"
+
+
+def test_a_multi_output_models_flat_metrics_list_gives_one_entry_per_output(keras):
+    """Keras 3 takes metrics=["mae", "mse"] for a two-output model as one metric (or list) per output; fastgru
+    asked for a dict or a list of lists."""
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    keys = {}
+    for lib in (keras, fg):
+        inp = lib.Input((3,)) if lib is keras else fg.layers.Input((3,))
+        model = (keras.Model if lib is keras else fg.Model)(inp, [lib.layers.Dense(1, name="a")(inp),
+                                                                  lib.layers.Dense(1, name="b")(inp)])
+        model.compile("adam", "mse", metrics=["mae", ["mse", "mae"]])
+        keys[lib.__name__] = sorted(model.fit(x, [x[:, :1], x[:, 1:2]], verbose=0).history)
+    with pytest.raises(ValueError, match="one entry .* per output; received \\['mae'\\]"):  # (Keras: at fit)
+        model.compile("adam", "mse", metrics=["mae"])
+    assert keys["fastgru"] == keys["keras"] == ["a_loss", "a_mae", "b_loss", "b_mae", "b_mse", "loss"]

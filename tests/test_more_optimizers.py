@@ -473,8 +473,9 @@ def test_bad_arguments_raise_like_keras():
         optimizers.Adadelta(momentum=0.9)
     with pytest.raises(ValueError, match="Only one of"):
         optimizers.Adadelta(clipnorm=1.0, global_clipnorm=1.0)
-    with pytest.raises(ValueError, match="unsupported optimizer option"):
-        optimizers.get({"class_name": "Lion", "config": {"use_ema": True}})
+    assert optimizers.get({"class_name": "Lion", "config": {"use_ema": True}}).use_ema  # (Keras's EMA)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        optimizers.get({"class_name": "Lion", "config": {"use_ema": True, "ema_momentum": 2.0}})
     with pytest.raises(ValueError, match="learning_rate"):
         optimizers.Ftrl(learning_rate="fast")
     with pytest.raises(ValueError, match="first_decay_steps` must be > 0"):

@@ -219,8 +219,9 @@ def test_get_identifiers():
     assert rebuilt.get_config() == cfg
     with pytest.raises(ValueError, match="could not interpret"):
         optimizers.get("lbfgs")
-    with pytest.raises(ValueError, match="unsupported optimizer option"):
-        optimizers.get({"class_name": "Adam", "config": {"use_ema": True}})
+    assert optimizers.get({"class_name": "Adam", "config": {"use_ema": True}}).use_ema  # (Keras's EMA)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        optimizers.get({"class_name": "Adam", "config": {"use_ema": True, "ema_momentum": 2.0}})
 
 
 # ------------------------------------------------- the pieces together vs keras.fit ----

@@ -76,15 +76,24 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     order = [(i, name) for group in layout for i in range(len(variables)) for name in group if name in slots[i]]
     extra = 1 if type(optimizer).__name__ == "Nadam" else 0  # (its momentum product, last)
     head = 1 if scheduled else 2
-    if len(arrays) == head and (order or extra):
+    # (use_ema's moving averages and gradient_accumulation_steps's accumulators: before the slots, one per weight)
+    kept = [variables] * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))
+    if len(arrays) == head and (order or extra or kept):
         # saved before any step (the optimizer not built: its count and rate only): Keras's load_model builds
         # the optimizer first and skips a state whose count differs, rate included (it matters where the
         # file's compile config has no optimizer and the default RMSprop is made); silently here, as the
         # count is 0 and the rate the configured one in every file Keras writes with its optimizer
         return False
-    if len(arrays) != head + len(order) + extra:
+    if len(arrays) != head + len(variables) * len(kept) + len(order) + extra:
         return _skip(path, f"the file holds {len(arrays)} optimizer arrays; {type(optimizer).__name__} over the "
-                           f"model's {len(variables)} trainable weights has {head + len(order) + extra}")
+                           f"model's {len(variables)} trainable weights has "
+                           f"{head + len(variables) * len(kept) + len(order) + extra}")
+    extra_state, arrays = arrays[head:head + len(variables) * len(kept)], \
+        arrays[:head] + arrays[head + len(variables) * len(kept):]
+    for a, v in zip(extra_state, [v for group in kept for v in group]):
+        if a.shape != v.shape:
+            return _skip(path, f"an optimizer moving average or gradient accumulator has shape {a.shape}, its weight "
+                               f"{v.shape}")
     for (i, name), a in zip(order, arrays[head:]):
         if a.shape != slots[i][name].shape:
             return _skip(path, f"optimizer array {name!r} of weight {i} has shape {a.shape}, the weight "
@@ -93,11 +102,13 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
         return _skip(path, "the optimizer's saved state holds NaN or infinite values")
     if arrays[0].shape != () or not 0 <= int(arrays[0]) < 2 ** 62:
         return _skip(path, f"the optimizer's step count is {arrays[0]!r}")
-    if order:
+    if order or extra_state:
         optimizer.build(variables)
+    for a, target in zip(extra_state, optimizer.keras_extra_state):
+        target[...] = a.astype(target.dtype)
     for (i, name), a in zip(order, arrays[head:]):
         optimizer._slots[i][name][...] = a.astype(optimizer._slots[i][name].dtype)
-    optimizer.iterations = int(arrays[0])
+    optimizer.raw_iterations = int(arrays[0])  # (Keras's count of calls: with gradient accumulation, more than steps)
     if not scheduled:
         if arrays[1].shape != () or not np.isfinite(arrays[1]):
             warnings.warn(f"{path}: the optimizer's saved learning rate {arrays[1]!r} is not a number; the "
@@ -144,12 +155,13 @@ def write_vars(h5, model) -> None:
                       f"{type(optimizer).__name__}, which Keras 3 does not have; the file holds Keras 3's "
                       f"{type(optimizer).__name__}, whose update rule can differ (RMSprop without momentum, Adagrad, "
                       "Nadam, a decay of the rate): training resumed from it follows Keras 3's", stacklevel=4)
-    arrays = [np.int64(optimizer.iterations)]
+    arrays = [np.int64(optimizer.raw_iterations)]
     if getattr(optimizer, "_schedule", None) is None:
         arrays.append(np.float32(optimizer.learning_rate))
     variables = model.trainable_weights
     if optimizer.built and len(optimizer._slots) == len(variables):
         slots = optimizer._slots
+        arrays += optimizer.keras_extra_state
         arrays += [slots[i][name] for group in layout for i in range(len(variables)) for name in group
                    if name in slots[i]]
         if type(optimizer).__name__ == "Nadam":

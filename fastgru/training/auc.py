@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .loss_base import _EPSILON, _same_rank
-from .metric_base import Metric
+from .metric_base import Metric, auto_name
 
 _CURVES = {"ROC": "ROC", "roc": "ROC", "PR": "PR", "pr": "PR", "PRGAIN": "PRGAIN", "prgain": "PRGAIN"}
 _SUMMATIONS = {"interpolation": "interpolation", "Interpolation": "interpolation", "majoring": "majoring",
@@ -121,7 +121,7 @@ class AUC(Metric):
         self._num_labels = int(num_labels) if multi_label and num_labels else None
         dtype = np.float32 if dtype is None else dtype
         self.label_weights = _label_weights(label_weights, dtype)
-        super().__init__(name or "auc", dtype)
+        super().__init__(name if name is not None else auto_name("auc"), dtype)
 
     @property
     def thresholds(self) -> list:

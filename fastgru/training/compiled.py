@@ -10,6 +10,7 @@ from . import compile_metrics
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from .metric_base import numbering_kept
 from .structures import single
 
 
@@ -29,8 +30,9 @@ class Compiled:
         self.loss_spec, self.metrics_given = loss, metrics is not None
         self.metric_specs = list(metrics or [])
         self.weighted_specs = list(weighted_metrics or [])
-        for spec in self.metric_specs + self.weighted_specs:  # an unknown metric is refused by compile
-            metrics_module.get(spec)
+        with numbering_kept():
+            for spec in self.metric_specs + self.weighted_specs:  # an unknown metric is refused by compile
+                metrics_module.get(spec)
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.metrics: list | None = None  # the metrics, then the weighted metrics (compile_metrics)
         self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)

@@ -5,9 +5,33 @@ running means most metrics are (:class:`Mean`, :class:`MeanMetricWrapper`), shar
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .loss_base import _same_rank
+
+_NAME_UIDS: dict[str, int] = {}
+
+
+def auto_name(default: str) -> str:
+    """Keras's name for a metric made without one whose class has no fixed default (AUC, Precision, Recall):
+    ``default``, then ``default_1``, ``default_2``... over the process, as Keras numbers them (each of its
+    metrics made from a string in ``compile`` takes a number too, then the string as its name)."""
+    uid = _NAME_UIDS.get(default, 0)
+    _NAME_UIDS[default] = uid + 1
+    return f"{default}_{uid}" if uid else default
+
+
+@contextmanager
+def numbering_kept():
+    """Metrics made inside (to check a compile's metric names) take no number from :func:`auto_name`."""
+    saved = dict(_NAME_UIDS)
+    try:
+        yield
+    finally:
+        _NAME_UIDS.clear()
+        _NAME_UIDS.update(saved)
 
 
 class Metric:

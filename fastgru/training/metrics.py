@@ -13,7 +13,7 @@ from . import more_metrics
 from .auc import AUC
 from .keras_objects import keras_config
 from .loss_base import _same_rank
-from .metric_base import Mean, MeanMetricWrapper, Metric, _reduce_to_samplewise  # noqa: F401 (exported)
+from .metric_base import Mean, MeanMetricWrapper, Metric, _reduce_to_samplewise, auto_name  # noqa: F401 (exported)
 from .more_metrics import (  # noqa: F401 (fastgru.metrics exports them)
     Accuracy,
     BinaryCrossentropy,
@@ -231,8 +231,8 @@ class Precision(_Confusion):
 
     _other = "fp"
 
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision", dtype=np.float32):
-        super().__init__(thresholds, top_k, class_id, name, dtype)
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=np.float32):
+        super().__init__(thresholds, top_k, class_id, name if name is not None else auto_name("precision"), dtype)
 
 
 class Recall(_Confusion):
@@ -240,8 +240,8 @@ class Recall(_Confusion):
 
     _other = "fn"
 
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall", dtype=np.float32):
-        super().__init__(thresholds, top_k, class_id, name, dtype)
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=np.float32):
+        super().__init__(thresholds, top_k, class_id, name if name is not None else auto_name("recall"), dtype)
 
 
 _CLASSES = {c.__name__: c for c in (Mean, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
@@ -296,6 +296,10 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
                 return accuracy_class(shape_t, shape_p)(name=identifier)
             return AutoAccuracy(name=identifier)
         cls = _CLASSES.get(identifier) or _BY_NAME.get(identifier) or _BY_NAME.get(identifier.lower())
+        if cls in (AUC, Precision, Recall):  # (Keras makes one without a name, which takes a number, then names it)
+            metric = cls()
+            metric.name = identifier
+            return metric
         if cls is not None:
             return cls(name=identifier)
     raise ValueError(

@@ -20,6 +20,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .keras_objects import is_serialized
+from .metric_base import numbering_kept
 
 
 class MultiArray:
@@ -76,9 +77,11 @@ def _metric_specs(model, metrics, multi: bool) -> list[list]:
     elif isinstance(metrics, dict) and not is_serialized(metrics, names):
         metric_specs = _per_output(model, metrics, "metrics", allow_missing=True)
     elif multi:
-        if not all(isinstance(m, (list, tuple)) or m is None for m in metrics) or len(metrics) != len(names):
+        # (a list with one entry per output, each a metric or a list of them, as Keras 3 takes it)
+        if not isinstance(metrics, (list, tuple)) or len(metrics) != len(names):
             raise ValueError(f"compile: model {model.name!r} has {len(names)} outputs {names}; give metrics as a "
-                             "dict keyed by output name or a list of lists, one per output")
+                             "dict keyed by output name or a list with one entry (a metric or a list of them) per "
+                             f"output; received {metrics!r:.200}")
         metric_specs = list(metrics)
     elif isinstance(metrics, (list, tuple)) and len(metrics) == 1 and isinstance(metrics[0], (list, tuple)):
         metric_specs = [metrics[0]]  # (metrics=[["mae"]]: Keras's list per output, for one output)
@@ -87,8 +90,9 @@ def _metric_specs(model, metrics, multi: bool) -> list[list]:
     # (None entries: no metric, as tf_keras writes [[null], [...]] for an output compiled without one)
     metric_specs = [[] if m is None else [s for s in (m if isinstance(m, (list, tuple)) else [m]) if s is not None]
                     for m in metric_specs]
-    for spec in (s for specs in metric_specs for s in specs):  # unknown metrics: refused by compile
-        metrics_module.get(spec)
+    with numbering_kept():
+        for spec in (s for specs in metric_specs for s in specs):  # unknown metrics: refused by compile
+            metrics_module.get(spec)
     return metric_specs
 
 

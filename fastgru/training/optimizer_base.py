@@ -67,8 +67,6 @@ class Optimizer:
     def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
                  global_clipnorm: float | None = None, name: str | None = None, **kwargs):
-        unsupported = {k: v for k, v in kwargs.items() if k in ("use_ema", "loss_scale_factor",
-                                                                 "gradient_accumulation_steps") and v}
         #: TensorFlow's optimizer_v2 rules (a tf_keras file's legacy optimizer: io/keras2_training.py), and its
         #: time-inverse decay of the rate, ``lr / (1 + decay * iterations)``
         self.tf_legacy = bool(kwargs.pop(LEGACY_KEY, False))
@@ -77,13 +75,13 @@ class Optimizer:
         if decay and not self.tf_legacy:
             raise ValueError(f"decay={decay!r}: the decay of tf_keras's legacy optimizers; use a learning-rate "
                              "schedule (fg.optimizers.schedules.InverseTimeDecay)")
-        for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                    "gradient_accumulation_steps", "jit_compile", "is_legacy_optimizer"):
+        self._averaging_options(kwargs.pop("use_ema", False), kwargs.pop("ema_momentum", 0.99),
+                                kwargs.pop("ema_overwrite_frequency", None), kwargs.pop("loss_scale_factor", None),
+                                kwargs.pop("gradient_accumulation_steps", None))
+        for key in ("jit_compile", "is_legacy_optimizer"):
             kwargs.pop(key, None)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
-        if unsupported:
-            raise ValueError(f"unsupported optimizer option(s): {unsupported}")
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
@@ -98,6 +96,55 @@ class Optimizer:
         self.iterations = 0
         self.built = False
         self._slots: list[dict[str, np.ndarray]] = []
+
+    def _averaging_options(self, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+                           gradient_accumulation_steps) -> None:
+        """Keras's ``use_ema`` (a moving average of each variable, written into the model every
+        ``ema_overwrite_frequency`` steps and at the end of ``fit``), ``gradient_accumulation_steps`` (the
+        variables updated every n-th call, from the mean of the n gradients) and ``loss_scale_factor`` (the loss
+        scaled up and the gradients down again: the same gradients here, computed unscaled)."""
+        if not isinstance(use_ema, (bool, np.bool_)):
+            raise ValueError(f"`use_ema` must be a boolean, received {use_ema!r}")
+        if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float)) or \
+                not 0 <= ema_momentum <= 1:
+            raise ValueError(f"`ema_momentum` must be in the range [0, 1], received {ema_momentum!r}")
+        for key, value, low in (("ema_overwrite_frequency", ema_overwrite_frequency, 1),
+                                ("gradient_accumulation_steps", gradient_accumulation_steps, 2)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < low):
+                raise ValueError(f"`{key}` must be None or an integer >= {low}, received {value!r}")
+        if loss_scale_factor is not None and (isinstance(loss_scale_factor, bool) or not isinstance(
+                loss_scale_factor, (int, float)) or not np.isfinite(loss_scale_factor) or loss_scale_factor <= 0):
+            raise ValueError(f"`loss_scale_factor` must be None or a positive number, received {loss_scale_factor!r}")
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = None if ema_overwrite_frequency is None else int(ema_overwrite_frequency)
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = (None if gradient_accumulation_steps is None
+                                            else int(gradient_accumulation_steps))
+        self._averages: list[np.ndarray] = []  # (use_ema: one per variable)
+        self._accumulators: list[np.ndarray] = []  # (gradient_accumulation_steps: one per variable)
+        self._pending_calls = 0  # (calls accumulated since the last update)
+
+    @property
+    def raw_iterations(self) -> int:
+        """The calls to :meth:`apply` so far, as Keras's ``iteration`` variable counts them (``iterations``, the
+        updates made, times ``gradient_accumulation_steps``, plus the calls accumulated since)."""
+        return self.iterations * (self.gradient_accumulation_steps or 1) + self._pending_calls
+
+    @raw_iterations.setter
+    def raw_iterations(self, value: int) -> None:
+        self.iterations, self._pending_calls = divmod(int(value), self.gradient_accumulation_steps or 1)
+
+    @property
+    def keras_extra_state(self) -> list[np.ndarray]:
+        """The moving averages and gradient accumulators, as Keras's variables list has them before the slots."""
+        return [*self._averages, *self._accumulators]
+
+    def finalize_variable_values(self, variables: list[np.ndarray]) -> None:
+        """The end of ``fit``: with ``use_ema``, the moving averages written into the variables (as Keras)."""
+        if self.use_ema and self._averages:
+            for v, average in zip(variables, self._averages):
+                v[...] = average
 
     # -- learning rate (stored as float32, like Keras's learning-rate variable; or a schedule of the step) ----
     @property
@@ -138,6 +185,8 @@ class Optimizer:
     # -- public API ---------------------------------------------------------------------------
     def build(self, variables: list[np.ndarray]) -> None:
         """Create the slots for ``variables`` (called by the first :meth:`apply`)."""
+        self._averages = [np.zeros_like(v) for v in variables] if self.use_ema else []
+        self._accumulators = [np.zeros_like(v) for v in variables] if self.gradient_accumulation_steps else []
         self._slots = [self._build_slots(v) for v in variables]
         self.built = True
 
@@ -156,7 +205,23 @@ class Optimizer:
                 raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
         pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
                  for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
-        if pairs:
+        updating = True
+        if self.gradient_accumulation_steps and pairs:  # (Keras: every n-th call, the mean of the n gradients)
+            n = self.gradient_accumulation_steps
+            updating = self._pending_calls + 1 == n
+            for i, g, v in pairs:
+                if g.shape != v.shape:
+                    raise ValueError(f"gradient {i} has shape {g.shape}; its variable has {v.shape}")
+                g = (g.dense() if isinstance(g, RowGradient) else g).astype(v.dtype, copy=False)
+                if not updating:
+                    self._accumulators[i] += g
+            if updating:
+                pairs = [(i, (g.dense() if isinstance(g, RowGradient) else g).astype(v.dtype, copy=False)
+                          + self._accumulators[i], v) for i, g, v in pairs]
+                pairs = [(i, g / g.dtype.type(n), v) for i, g, v in pairs]
+                for a in self._accumulators:
+                    a[...] = 0
+        if pairs and updating:
             rate = self._learning_rate  # (a schedule: evaluated once per step)
             for (i, _, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
                 if g_clipped.shape != v.shape:
@@ -171,7 +236,19 @@ class Optimizer:
                     self._update_rows(i, g_clipped, v, lr)
                 else:
                     self._update(i, g_clipped, v, lr, None)
-        self.iterations += 1
+        if self.use_ema:
+            self._update_averages(variables)
+        self.raw_iterations += 1
+
+    def _update_averages(self, variables: list[np.ndarray]) -> None:
+        """Keras's moving average after each call (the variable itself at the first), written into the variables
+        every ``ema_overwrite_frequency`` steps."""
+        for v, average in zip(variables, self._averages):
+            momentum = v.dtype.type(self.ema_momentum if self.iterations != 0 else 0.0)
+            average[...] = momentum * average + (v.dtype.type(1) - momentum) * v
+        if self.ema_overwrite_frequency and (self.iterations + 1) % self.ema_overwrite_frequency == 0:
+            for v, average in zip(variables, self._averages):
+                v[...] = average
 
     @property
     def slots(self) -> list[dict[str, np.ndarray]]:
@@ -188,11 +265,11 @@ class Optimizer:
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,
             "clipvalue": self.clipvalue,
-            "use_ema": False,
-            "ema_momentum": 0.99,
-            "ema_overwrite_frequency": None,
-            "loss_scale_factor": None,
-            "gradient_accumulation_steps": None,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
     @classmethod

@@ -236,6 +236,9 @@ class Nadam(Optimizer):
             self._k, self._n_updated = 0, sum(g is not None for g in grads)
             super().apply(grads, variables)
             return
+        if self.gradient_accumulation_steps and self._pending_calls + 1 < self.gradient_accumulation_steps:
+            super().apply(grads, variables)  # (a call that only accumulates: Keras's update step does not run)
+            return
         dt = type(self._u_product)
         power = np.power(dt(0.96), dt(self.iterations + 1))
         # (python floats times a tensor: converted to its dtype directly, not through float32)

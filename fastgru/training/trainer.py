@@ -374,6 +374,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    if epochs > 0:  # (Keras: use_ema's averages become the weights)
+        compiled.optimizer.finalize_variable_values(model.trainable_weights)
     cbs.on_train_end(logs)
     return model.history
 
