@@ -7,6 +7,7 @@ from .bidirectional import Bidirectional
 from .conv import Conv1D
 from .conv2d import Conv2D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .conv_transpose import Conv1DTranspose
 from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
 from .dense import Dense
@@ -46,6 +47,8 @@ __all__ = [
     "Concatenate",
     "Conv1D",
     "Conv2D",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
     "Conv1DTranspose",
     "Cropping1D",
     "Cropping2D",

@@ -105,6 +105,63 @@ def row_blocks(batch: int, rows: int, row_bytes: int):
             yield b, b + 1, h0, min(rows, h0 + per_block)
 
 
+def _window_blocks(xp: np.ndarray, window, strides, dilation, out_hw, groups: int):
+    """Per block of output rows: its (b0, b1, h0, h1) and, per group, its copied windows (rows, kh*kw*C/groups)."""
+    win = windows_2d(xp, window, strides, dilation, out_hw)
+    c_group = xp.shape[3] // groups
+    width = window[0] * window[1] * c_group
+    for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * groups * xp.itemsize):
+        block = win[b0:b1, h0:h1]
+        yield (b0, b1, h0, h1), [block[..., g * c_group:(g + 1) * c_group].reshape(-1, width) for g in range(groups)]
+
+
+def conv2d_forward(x: np.ndarray, kernel: np.ndarray, strides, padding: str, dilation, groups: int = 1):
+    """The convolution (B, H_out, W_out, F) of a channels-last (B, H, W, C) ``x`` by a (kh, kw, C/groups, F)
+    ``kernel`` (no bias), and the padded input (kept for :func:`conv2d_backward`)."""
+    window = kernel.shape[:2]
+    xp, out_hw, _ = pad_2d(x, window, strides, padding, dilation)
+    filters = kernel.shape[3]
+    f_group = filters // groups
+    flat = [np.ascontiguousarray(kernel[..., g * f_group:(g + 1) * f_group]).reshape(-1, f_group)
+            for g in range(groups)]
+    z = np.empty((x.shape[0],) + out_hw + (filters,), x.dtype)
+    if z.size:
+        for (b0, b1, h0, h1), cols in _window_blocks(xp, window, strides, dilation, out_hw, groups):
+            out = z[b0:b1, h0:h1].reshape(-1, filters)
+            for g, c in enumerate(cols):
+                np.matmul(c, flat[g], out=out[:, g * f_group:(g + 1) * f_group])
+    return z, xp
+
+
+def conv2d_backward(dz: np.ndarray, xp: np.ndarray, kernel: np.ndarray, x_hw, strides, padding: str, dilation,
+                    groups: int = 1, need_dx: bool = True):
+    """(dx (B, H, W, C) or None, dkernel) of :func:`conv2d_forward` from the output gradient ``dz`` (B, H_out,
+    W_out, F), the padded input it kept and the input's (H, W)."""
+    window, filters = kernel.shape[:2], kernel.shape[3]
+    out_hw = dz.shape[1:3]
+    f_group, c_group = filters // groups, kernel.shape[2]
+    dw = np.zeros((groups, window[0] * window[1] * c_group, f_group), dz.dtype)
+    if dz.size:
+        for (b0, b1, h0, h1), cols in _window_blocks(xp, window, strides, dilation, out_hw, groups):
+            dz_block = dz[b0:b1, h0:h1].reshape(-1, filters)
+            for g, c in enumerate(cols):
+                dw[g] += c.T @ dz_block[:, g * f_group:(g + 1) * f_group]
+    dkernel = np.concatenate([dw[g].reshape(kernel.shape[:3] + (f_group,)) for g in range(groups)], axis=3)
+    if not need_dx:
+        return None, dkernel
+    dxp = np.zeros(xp.shape, dz.dtype)
+    for i in range(window[0]):
+        for j in range(window[1]):
+            rows, columns = tap_slices(i, j, strides, dilation, out_hw)
+            for g in range(groups):
+                dxp[:, rows, columns, g * c_group:(g + 1) * c_group] += (
+                    dz[..., g * f_group:(g + 1) * f_group] @ kernel[i, j, :, g * f_group:(g + 1) * f_group].T)
+    h, w = x_hw
+    top, _ = padding_amounts(h, window[0], padding, strides[0], dilation[0])
+    left, _ = padding_amounts(w, window[1], padding, strides[1], dilation[1])
+    return dxp[:, top:top + h, left:left + w], dkernel
+
+
 @register_layer
 class Conv2D(Layer):
     """Keras 3 ``Conv2D``. Weights: kernel (kh, kw, C_in/groups, filters), bias (filters,)."""
@@ -198,29 +255,10 @@ class Conv2D(Layer):
         return kernel, bias
 
     # ---- computing --------------------------------------------------------------------------
-    def _blocks(self, xp: np.ndarray, out_hw):
-        """Per block: its (b0, b1, h0, h1) and, per group, its copied windows (rows, kh*kw*C_in/groups)."""
-        win = windows_2d(xp, self.kernel_size, self.strides, self.dilation_rate, out_hw)
-        c_group = xp.shape[3] // self.groups
-        width = self.kernel_size[0] * self.kernel_size[1] * c_group
-        for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * self.groups * xp.itemsize):
-            block = win[b0:b1, h0:h1]
-            yield (b0, b1, h0, h1), [block[..., g * c_group:(g + 1) * c_group].reshape(-1, width)
-                                     for g in range(self.groups)]
-
     def _linear(self, x: np.ndarray):
         """The pre-activation (B, H_out, W_out, filters), channels last, and the padded input."""
-        xp, out_hw, _ = pad_2d(x, self.kernel_size, self.strides, self.padding, self.dilation_rate)
         kernel, bias = self._weights(x.dtype)
-        f_group = self.filters // self.groups
-        flat = [np.ascontiguousarray(kernel[..., g * f_group:(g + 1) * f_group]).reshape(-1, f_group)
-                for g in range(self.groups)]
-        z = np.empty((x.shape[0],) + out_hw + (self.filters,), x.dtype)
-        if z.size:
-            for (b0, b1, h0, h1), cols in self._blocks(xp, out_hw):
-                out = z[b0:b1, h0:h1].reshape(-1, self.filters)
-                for g, c in enumerate(cols):
-                    np.matmul(c, flat[g], out=out[:, g * f_group:(g + 1) * f_group])
+        z, xp = conv2d_forward(x, kernel, self.strides, self.padding, self.dilation_rate, self.groups)
         if bias is not None:
             z += bias
         return z, xp
@@ -242,31 +280,12 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
         dz = np.ascontiguousarray(activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False)))
         kernel, _ = self._weights(dz.dtype)
-        out_hw = z.shape[1:3]
-        f_group, c_group = self.filters // self.groups, kernel.shape[2]
-        dw = np.zeros((self.groups, kernel.shape[0] * kernel.shape[1] * c_group, f_group), dz.dtype)
-        if dz.size:
-            for (b0, b1, h0, h1), cols in self._blocks(xp, out_hw):
-                dz_block = dz[b0:b1, h0:h1].reshape(-1, self.filters)
-                for g, c in enumerate(cols):
-                    dw[g] += c.T @ dz_block[:, g * f_group:(g + 1) * f_group]
-        dkernel = np.concatenate([dw[g].reshape(kernel.shape[:3] + (f_group,)) for g in range(self.groups)], axis=3)
+        dx, dkernel = conv2d_backward(dz, xp, kernel, x_shape[1:3], self.strides, self.padding, self.dilation_rate,
+                                      self.groups, need_dx)
         grads = [dkernel.astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz.sum(axis=(0, 1, 2)).astype(self.dtype, copy=False))
-        if not need_dx:
-            return None, grads
-        dxp = np.zeros(xp.shape, dz.dtype)
-        for i in range(self.kernel_size[0]):
-            for j in range(self.kernel_size[1]):
-                rows, columns = tap_slices(i, j, self.strides, self.dilation_rate, out_hw)
-                for g in range(self.groups):
-                    dxp[:, rows, columns, g * c_group:(g + 1) * c_group] += (
-                        dz[..., g * f_group:(g + 1) * f_group] @ kernel[i, j, :, g * f_group:(g + 1) * f_group].T)
-        _, h, w, _ = x_shape
-        top, _ = padding_amounts(h, self.kernel_size[0], self.padding, self.strides[0], self.dilation_rate[0])
-        left, _ = padding_amounts(w, self.kernel_size[1], self.padding, self.strides[1], self.dilation_rate[1])
-        return from_channels_last(dxp[:, top:top + h, left:left + w], self.data_format), grads
+        return (from_channels_last(dx, self.data_format) if need_dx else None), grads
 
     def get_config(self) -> dict:
         config = super().get_config()
