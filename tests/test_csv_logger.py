@@ -66,7 +66,7 @@ def test_fit_writes_its_history(tmp_path, rng):
     x = rng.standard_normal((24, 5, 3)).astype(np.float32)
     y = (rng.random((24, 1)) > 0.5).astype(np.float32)
     model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", fg.metrics.AUC()])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", fg.metrics.AUC(name="auc")])
     path = tmp_path / "fit.csv"
     history = model.fit(x, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0,
                         callbacks=[CSVLogger(path)]).history
@@ -99,7 +99,7 @@ def test_fit_file_matches_keras_fit_file(keras, tmp_path, rng):
     km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1, activation="sigmoid")])
     ours = fg.from_keras(km)
     km.compile(optimizer="adam", loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-    ours.compile(optimizer="adam", loss="binary_crossentropy", metrics=[fg.metrics.AUC()])
+    ours.compile(optimizer="adam", loss="binary_crossentropy", metrics=[fg.metrics.AUC(name="auc")])
     kpath, opath = tmp_path / "keras.csv", tmp_path / "ours.csv"
     km.fit(x, y, epochs=2, batch_size=8, shuffle=False, validation_split=0.2, verbose=0,
            callbacks=[keras.callbacks.CSVLogger(str(kpath))])

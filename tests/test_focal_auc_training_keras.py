@@ -40,13 +40,13 @@ BINARY_CASES = {
         lambda k: dict(loss=k.losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=1.5),
                        metrics=[k.metrics.AUC(name="auc"), k.metrics.AUC(curve="PR", name="pr_auc")]),
         lambda: dict(loss=fg.losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=1.5),
-                     metrics=[fg.metrics.AUC(), fg.metrics.AUC(curve="PR", name="pr_auc")])),
+                     metrics=[fg.metrics.AUC(name="auc"), fg.metrics.AUC(curve="PR", name="pr_auc")])),
     "focal_from_logits_linear_output": (
         None,
         lambda k: dict(loss=k.losses.BinaryFocalCrossentropy(from_logits=True, label_smoothing=0.1),
                        metrics=[k.metrics.AUC(from_logits=True, name="auc", summation_method="minoring")]),
         lambda: dict(loss=fg.losses.BinaryFocalCrossentropy(from_logits=True, label_smoothing=0.1),
-                     metrics=[fg.metrics.AUC(from_logits=True, summation_method="minoring")])),
+                     metrics=[fg.metrics.AUC(from_logits=True, summation_method="minoring", name="auc")])),
     "focal_from_logits_on_sigmoid_output": (  # Keras applies its sigmoid to the probabilities
         "sigmoid",
         lambda k: dict(loss=k.losses.BinaryFocalCrossentropy(from_logits=True), metrics=["AUC"]),
@@ -142,7 +142,7 @@ def test_functional_model_with_focal_ignore_class_and_auc_matches_keras():
                metrics={"a": [keras.metrics.AUC(name="auc")]})
     ours.compile(optimizer="sgd", loss={"a": fg.losses.BinaryFocalCrossentropy(),
                                         "b": fg.losses.SparseCategoricalCrossentropy(ignore_class=9)},
-                 metrics={"a": [fg.metrics.AUC()]})
+                 metrics={"a": [fg.metrics.AUC(name="auc")]})
     want = km.evaluate(x, {"a": ya, "b": yb}, verbose=0, return_dict=True)
     got = ours.evaluate(x, {"a": ya, "b": yb}, verbose=0, return_dict=True)
     assert set(got) == set(want)

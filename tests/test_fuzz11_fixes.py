@@ -61,6 +61,9 @@ def _data():
 
 
 def test_two_metrics_of_one_class_log_apart_and_dicts_come_sorted():
+    from fastgru.training import metric_base
+
+    metric_base._NAME_UIDS.clear()  # (as in a fresh process: unnamed metrics are numbered over the process)
     x, y = _data()
     model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2, activation="sigmoid")])
     model.compile("sgd", "binary_crossentropy",

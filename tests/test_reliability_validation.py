@@ -80,6 +80,11 @@ def _valid_shape(a) -> bool:
     return a.ndim == 3 and a.shape[-1] == FEATURES
 
 
+def _valid_model_input(a) -> bool:
+    """What a model's GRU takes: (batch, steps, FEATURES) with at least one step (no steps: refused, as Keras)."""
+    return _valid_shape(a) and a.shape[1] > 0
+
+
 @SETTINGS
 @given(x=arrays())
 def test_predict_gives_correct_result_or_clear_error(model, x):
@@ -88,9 +93,9 @@ def test_predict_gives_correct_result_or_clear_error(model, x):
         got = model.predict(x)
     except (ValueError, TypeError) as exc:
         assert str(exc), "an error without a message"
-        assert ref is None or not _valid_shape(ref) or ref.shape[0] == 0, f"valid input refused: {exc}"
+        assert ref is None or not _valid_model_input(ref) or ref.shape[0] == 0, f"valid input refused: {exc}"
         return
-    assert ref is not None and _valid_shape(ref), f"invalid input accepted: {np.asarray(x).dtype} {np.shape(x)}"
+    assert ref is not None and _valid_model_input(ref), f"invalid input accepted: {np.asarray(x).dtype} {np.shape(x)}"
     want = model.predict(ref)
     assert got.shape == (ref.shape[0], 2) and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
@@ -105,9 +110,9 @@ def test_call_and_batched_predict_validate_too(model, x, batch_size):
     except (ValueError, TypeError) as exc:
         assert str(exc)
         bad_batch = batch_size is not None and (isinstance(batch_size, (bool, float, str)) or batch_size <= 0)
-        assert bad_batch or ref is None or not _valid_shape(ref) or ref.shape[0] == 0, f"valid input refused: {exc}"
+        assert bad_batch or ref is None or not _valid_model_input(ref) or ref.shape[0] == 0, f"valid input refused: {exc}"
         return
-    assert ref is not None and _valid_shape(ref)
+    assert ref is not None and _valid_model_input(ref)
     np.testing.assert_allclose(got, model(ref), rtol=1e-5, atol=1e-6)
 
 
@@ -130,9 +135,9 @@ def test_fit_and_evaluate_validate_inputs(model, x, y_kind):
         trained = model.get_weights()
         model.set_weights(weights)  # keep the shared model as it was
     if fitted:
-        assert ref is not None and _valid_shape(ref) and y_kind in ("ok", "int", "list"), (y_kind, np.shape(x))
+        assert ref is not None and _valid_model_input(ref) and y_kind in ("ok", "int", "list"), (y_kind, np.shape(x))
         assert all(np.isfinite(w).all() for w in trained)
-    elif ref is not None and _valid_shape(ref) and ref.shape[0] > 0 and np.isfinite(ref).all():
+    elif ref is not None and _valid_model_input(ref) and ref.shape[0] > 0 and np.isfinite(ref).all():
         assert y_kind not in ("ok", "int", "list"), "valid data refused"
     try:
         model.evaluate(x, y, verbose=0)
