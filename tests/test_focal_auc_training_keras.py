@@ -187,7 +187,7 @@ def test_fastgru_file_compiled_with_them_loads_compiled_in_keras_and_fastgru(tmp
     y = (rng.random((20, 1)) > 0.5).astype(np.float32)
     model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss=fg.losses.BinaryFocalCrossentropy(gamma=1.0, apply_class_balancing=True),
-                  metrics=[fg.metrics.AUC(curve="PR", label_weights=[2.0], thresholds=[0.3, 0.6]), "AUC"])
+                  metrics=[fg.metrics.AUC(curve="PR", label_weights=[2.0], thresholds=[0.3, 0.6], name="auc"), "AUC"])
     path = tmp_path / "ours.keras"
     model.save(path)
     want = model.evaluate(x, y, verbose=0, return_dict=True)
