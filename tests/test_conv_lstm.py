@@ -104,3 +104,24 @@ def test_what_convlstm_refuses(keras, tmp_path):
     keras.Model(inp, out).save(tmp_path / "states.keras")
     with pytest.raises(fg.UnsupportedKerasFeature, match="return_state"):
         fg.load_model(tmp_path / "states.keras")
+
+
+def test_next_frame_prediction_model_matches_keras(keras, tmp_path):
+    """Keras's next-frame video prediction example in small: frames of any count through three ConvLSTM2D layers
+    (relu, return_sequences) with BatchNormalization between them, and a Conv3D over (frames, rows, columns)
+    drawing every next frame."""
+    rng = np.random.default_rng(3)
+    x = (rng.random(size=(4, 5, 8, 8, 1)) > 0.7).astype("float32")
+    y = (rng.random(size=(4, 5, 8, 8, 1)) > 0.7).astype("float32")
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    inp = keras.Input((None, 8, 8, 1))
+    h = L.ConvLSTM2D(4, (5, 5), padding="same", return_sequences=True, activation="relu")(inp)
+    h = L.BatchNormalization()(h)
+    h = L.ConvLSTM2D(4, (3, 3), padding="same", return_sequences=True, activation="relu")(h)
+    h = L.BatchNormalization()(h)
+    h = L.ConvLSTM2D(4, (1, 1), padding="same", return_sequences=True, activation="relu")(h)
+    km = keras.Model(inp, L.Conv3D(1, (3, 3, 3), activation="sigmoid", padding="same")(h))
+    ours = assert_keras_parity(keras, km, x, y, tmp_path, "binary_crossentropy", epochs=2)
+    more = x[:2, :3]  # (fewer frames)
+    np.testing.assert_allclose(ours.predict(more), km.predict(more, verbose=0), rtol=1e-5, atol=1e-5)

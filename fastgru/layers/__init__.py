@@ -6,6 +6,7 @@ from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
 from .conv2d import Conv2D
+from .conv3d import Conv3D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .conv_transpose import Conv1DTranspose
@@ -47,6 +48,7 @@ __all__ = [
     "Concatenate",
     "Conv1D",
     "Conv2D",
+    "Conv3D",
     "ConvLSTM1D",
     "ConvLSTM2D",
     "Conv1DTranspose",
