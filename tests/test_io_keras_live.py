@@ -143,8 +143,8 @@ def test_nested_keras_model_files_and_from_keras(tmp_path):
 
 
 def test_from_keras_refuses_unsupported_layers():
-    km = keras.Sequential([keras.Input((6, 5, 2)), keras.layers.ConvLSTM1D(3, 2)])
-    with pytest.raises(fg.UnsupportedKerasFeature, match="'ConvLSTM1D' is not supported .*does not implement"):
+    km = keras.Sequential([keras.Input((6, 5, 4, 3, 2)), keras.layers.ConvLSTM3D(3, 2)])
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'ConvLSTM3D' is not supported .*does not implement"):
         fg.from_keras(km)
 
 

@@ -44,7 +44,7 @@ _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {"ConvLSTM1D", "ConvLSTM2D", "Lambda"}
+_KNOWN_UNSUPPORTED = {"ConvLSTM3D", "Lambda"}
 
 
 def weights_subpath(class_name: str) -> str:
@@ -271,7 +271,8 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
         if entry is None and key == "backward_layer":
             continue
         inner_cls, inner_cfg = _entry(entry, path, f"layer {label}: {key}")
-        if weights_subpath(inner_cls) != "cell/vars" or not isinstance(inner_cfg, dict):
+        if weights_subpath(inner_cls) != "cell/vars" or inner_cls.startswith("ConvLSTM") or \
+                not isinstance(inner_cfg, dict):
             raise UnsupportedKerasFeature(f"layer {label}: Bidirectional({inner_cls}) is not supported "
                                           "(fastgru's Bidirectional wraps GRU, LSTM or SimpleRNN)")
         inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
