@@ -156,3 +156,20 @@ def test_spatial_dropout_2d_drops_whole_channels_in_training():
         assert (per_channel == 0).all()  # (each channel of each image kept or dropped whole)
         assert set(np.unique(y)) <= {0.0, 2.0} and 0.3 < (y == 0).mean() < 0.7
         np.testing.assert_array_equal(layer(x), x)  # (inference: the identity)
+
+
+def test_rescaled_8_bit_images_through_a_crnn_match_keras(keras, tmp_path):
+    """Rescaling (1/255 and an offset; then one scale and offset per feature) around a Conv2D, 8-bit images in."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, size=(6, 8, 6, 2)).astype("uint8")
+    y = rng.normal(size=(6, 3)).astype("float32")
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    inp = keras.Input((8, 6, 2))
+    h = L.Conv2D(3, 3, activation="relu")(L.Rescaling(1 / 255.0, offset=-0.5)(inp))
+    h = L.Reshape((6, 12))(L.Rescaling([2.0, 1.0, 0.5], offset=[0.0, 1.0, -1.0])(h))
+    km = keras.Model(inp, L.Dense(3)(L.GRU(4)(h)))
+    ours = assert_keras_parity(keras, km, x.astype("float32"), y, tmp_path, "mse")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)  # (uint8 in)
+    with pytest.raises(ValueError, match="scale has 3 values, the input 2 features"):
+        fg.Sequential([fg.layers.Input((4, 2)), fg.layers.Rescaling([1.0, 2.0, 3.0])])

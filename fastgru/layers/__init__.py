@@ -12,7 +12,7 @@ from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .conv_transpose import Conv1DTranspose
 from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
 from .dense import Dense
-from .feature_normalization import Normalization, UnitNormalization
+from .feature_normalization import Normalization, Rescaling, UnitNormalization
 from .getitem import GetItem
 from .group_normalization import GroupNormalization, RMSNormalization
 from .gru import GRU
@@ -95,6 +95,7 @@ __all__ = [
     "RNN",
     "RecurrentLayer",
     "RepeatVector",
+    "Rescaling",
     "Reshape",
     "SeparableConv1D",
     "SimpleRNN",

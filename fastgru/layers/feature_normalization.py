@@ -1,7 +1,8 @@
 """Normalization without trained weights, Keras 3 semantics: ``UnitNormalization`` (each sample scaled
 to unit L2 norm over ``axis``) and the preprocessing layer ``Normalization`` (``(x - mean) /
 sqrt(variance)`` with statistics from ``adapt(data)``, from the constructor or from a file; ``invert``
-maps back). Each is one NumPy pass over the array and passes masks on, as Keras does.
+maps back), and the preprocessing ``Rescaling`` (``x * scale + offset``). Each is one NumPy pass over the array
+and passes masks on, as Keras does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .base import Layer
+from .base import Layer, compute_dtype
 from .normalization import _AxisList, _input_array, _resolve_axes
 from .registry import NONE, Anything, Boolean, Constraint, KerasContract, register_layer, validate_params
 
@@ -251,3 +252,70 @@ class Normalization(Layer):
                       variance=None if self._given is None else self._given[1].tolist())
         return config
 
+
+
+def _scale_values(layer, option: str, value) -> float | tuple:
+    """Rescaling's ``scale``/``offset``: a number, or one number per feature (the last axis)."""
+    def number(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if number(value):
+        return float(value)
+    values = list(value) if isinstance(value, (list, tuple)) or (hasattr(value, "shape") and np.ndim(value) == 1) \
+        else None
+    if values and all(number(v) for v in values):
+        return tuple(float(v) for v in values)
+    raise ValueError(f"Rescaling {layer.name!r}: {option} must be a finite number or a list of them (one per "
+                     f"feature), received {value!r}")
+
+
+@register_layer
+class Rescaling(Layer):
+    """``x * scale + offset`` in the compute dtype (Keras's preprocessing ``Rescaling``, such as ``1/255`` for
+    8-bit images before a CRNN's convolutions); a list gives one value per feature (the last axis). Masks pass
+    on."""
+
+    keras = KerasContract(names=("Rescaling",))
+    parameter_constraints = {"scale": [Anything()], "offset": [Anything()]}
+    supports_masking = True
+    contract_example = {"kwargs": {"scale": [0.5, 2.0, -1.0, 3.0], "offset": 0.25}}
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = _scale_values(self, "scale", scale)
+        self.offset = _scale_values(self, "offset", offset)
+
+    def build(self, input_shape: tuple) -> None:
+        for option in ("scale", "offset"):
+            value = getattr(self, option)
+            if isinstance(value, tuple) and len(value) > 1 and input_shape[-1] not in (None, len(value)):
+                raise ValueError(f"Rescaling {self.name!r}: {option} has {len(value)} values, the input "
+                                 f"{input_shape[-1]} features")
+        super().build(input_shape)
+
+    def _factors(self, dtype):
+        return np.asarray(self.scale, dtype), np.asarray(self.offset, dtype)
+
+    def forward(self, x, mask=None, training: bool = True):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"Rescaling {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        dtype = compute_dtype(x)
+        scale, offset = self._factors(dtype)
+        return x.astype(dtype, copy=False) * scale + offset, x.shape
+
+    def call(self, x, mask=None, training: bool = False):
+        return self.forward(x, mask, training)[0]
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        if not need_dx:
+            return None, []
+        dy = np.asarray(dy)
+        scale, _ = self._factors(dy.dtype)
+        return np.broadcast_to(dy * scale, cache).copy() if dy.shape != cache else dy * scale, []
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(scale=list(self.scale) if isinstance(self.scale, tuple) else self.scale,
+                      offset=list(self.offset) if isinstance(self.offset, tuple) else self.offset)
+        return config
