@@ -106,13 +106,25 @@ def row_blocks(batch: int, rows: int, row_bytes: int):
 
 
 def _window_blocks(xp: np.ndarray, window, strides, dilation, out_hw, groups: int):
-    """Per block of output rows: its (b0, b1, h0, h1) and, per group, its copied windows (rows, kh*kw*C/groups)."""
-    win = windows_2d(xp, window, strides, dilation, out_hw)
-    c_group = xp.shape[3] // groups
-    width = window[0] * window[1] * c_group
+    """Per block of output rows: its (b0, b1, h0, h1) and, per group, its windows copied into a (rows,
+    kh*kw*C/groups) matrix (filled tap by tap: one strided copy of the input per kernel tap)."""
+    kh, kw = window
+    channels = xp.shape[3]
+    c_group = channels // groups
+    width = kh * kw * c_group
     for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * groups * xp.itemsize):
-        block = win[b0:b1, h0:h1]
-        yield (b0, b1, h0, h1), [block[..., g * c_group:(g + 1) * c_group].reshape(-1, width) for g in range(groups)]
+        buf = np.empty((b1 - b0, h1 - h0, out_hw[1], kh, kw, channels), xp.dtype)
+        for i in range(kh):
+            first = h0 * strides[0] + i * dilation[0]
+            rows = slice(first, first + strides[0] * (h1 - h0 - 1) + 1, strides[0])
+            for j in range(kw):
+                columns = slice(j * dilation[1], j * dilation[1] + strides[1] * (out_hw[1] - 1) + 1, strides[1])
+                buf[:, :, :, i, j, :] = xp[b0:b1, rows, columns, :]
+        if groups == 1:
+            yield (b0, b1, h0, h1), [buf.reshape(-1, width)]
+        else:
+            yield (b0, b1, h0, h1), [buf[..., g * c_group:(g + 1) * c_group].reshape(-1, width)
+                                     for g in range(groups)]
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, strides, padding: str, dilation, groups: int = 1):

@@ -1,7 +1,7 @@
 """2-D pooling, Keras 3's ``MaxPooling2D``, ``AveragePooling2D``, ``GlobalAveragePooling2D`` and
 ``GlobalMaxPooling2D``: (B, H, W, C) inputs (``channels_first``: (B, C, H, W)), as in a CRNN's convolutional front.
 
-A window pass is one reduction over the (B, H_out, W_out, kh, kw, C) strided view of the (padded) input.
+A window pass is one strided maximum (or sum) per window position over the (padded) input.
 ``padding="same"`` pads with -inf for the maximum and averages only the real positions of a window, as
 TensorFlow does; a maximum's gradient flows to the first maximum of its window (row by row). Masks are not
 carried on (Keras's pooling layers drop them).
@@ -20,7 +20,6 @@ from .conv2d import (
     spatial_shape,
     tap_slices,
     to_channels_last,
-    windows_2d,
 )
 from .registry import NONE, Boolean, IntTuple, KerasContract, StrOptions, register_layer, validate_params
 
@@ -71,31 +70,20 @@ class _Pooling2D(Layer):
     def compute_mask(self, x, mask):
         return None
 
-    def _windows(self, x: np.ndarray, fill: float):
-        """(windows (B, H_out, W_out, kh, kw, C), (H_out, W_out), (top, left)) of a channels-last input."""
+    def _padded(self, x: np.ndarray, fill: float):
+        """(padded input, (H_out, W_out), (top, left)) of a channels-last input."""
         if 0 in self.compute_output_shape(x.shape)[1:3] and 0 not in x.shape[1:3]:
             raise ValueError(f"{type(self).__name__} {self.name!r}: a {self.pool_size} window leaves no output from "
                              f"inputs of shape {x.shape}")
-        xp, out_hw, corner = pad_2d(x, self.pool_size, self.strides, self.padding, (1, 1), fill)
-        return windows_2d(xp, self.pool_size, self.strides, (1, 1), out_hw), out_hw, corner
+        return pad_2d(x, self.pool_size, self.strides, self.padding, (1, 1), fill)
+
+    def _taps(self, out_hw):
+        """Per window position (row by row), the strided (rows, columns) of the padded input it reads."""
+        return [tap_slices(i, j, self.strides, (1, 1), out_hw)
+                for i in range(self.pool_size[0]) for j in range(self.pool_size[1])]
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]
-
-    def _scatter(self, dwin: np.ndarray, x_shape, corner) -> np.ndarray:
-        """Add window gradients (B, H_out, W_out, kh, kw, C) back onto the input positions they came from."""
-        b, h, w, c = x_shape
-        kh, kw = self.pool_size
-        out_hw = dwin.shape[1:3]
-        top, left = corner
-        rows = max(h + top, top + self.strides[0] * (out_hw[0] - 1) + kh)
-        columns = max(w + left, left + self.strides[1] * (out_hw[1] - 1) + kw)
-        dxp = np.zeros((b, rows, columns, c), dwin.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                r, s = tap_slices(i, j, self.strides, (1, 1), out_hw)
-                dxp[:, r, s, :] += dwin[:, :, :, i, j, :]
-        return dxp[:, top:top + h, left:left + w]
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -112,23 +100,24 @@ class MaxPooling2D(_Pooling2D):
 
     def forward(self, x, mask=None, training: bool = True):
         x = to_channels_last(_check_rank4(self, x), self.data_format)
-        win, out_hw, corner = self._windows(x, -np.inf)
-        kh, kw = self.pool_size
-        flat = win.transpose(0, 1, 2, 5, 3, 4).reshape(win.shape[:3] + (win.shape[5], kh * kw))
-        arg = flat.argmax(axis=4)  # (B, H_out, W_out, C): the first maximum, row by row
-        y = np.take_along_axis(flat, arg[..., None], axis=4)[..., 0]
-        return from_channels_last(np.ascontiguousarray(y), self.data_format), (x.shape, arg, corner)
+        xp, out_hw, corner = self._padded(x, -np.inf)
+        y = None
+        for rows, columns in self._taps(out_hw):  # (one strided maximum per window position)
+            y = xp[:, rows, columns, :].copy() if y is None else np.maximum(y, xp[:, rows, columns, :], out=y)
+        return from_channels_last(y, self.data_format), (x.shape, xp, y, out_hw, corner)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        x_shape, arg, corner = cache
+        x_shape, xp, y, out_hw, (top, left) = cache
         if not need_dx:
             return None, []
         dy = to_channels_last(np.asarray(dy), self.data_format)
-        kh, kw = self.pool_size
-        taps = np.arange(kh * kw).reshape(1, 1, 1, kh, kw, 1)
-        dwin = (taps == arg[:, :, :, None, None, :]) * dy[:, :, :, None, None, :]
-        return from_channels_last(self._scatter(dwin.astype(dy.dtype, copy=False), x_shape, corner),
-                                  self.data_format), []
+        dxp = np.zeros(xp.shape, dy.dtype)
+        taken = np.zeros(y.shape, bool)
+        for rows, columns in self._taps(out_hw):  # (the first maximum of each window, row by row, takes it)
+            first = (xp[:, rows, columns, :] == y) & ~taken
+            dxp[:, rows, columns, :] += np.where(first, dy, dy.dtype.type(0))
+            taken |= first
+        return from_channels_last(dxp[:, top:top + x_shape[1], left:left + x_shape[2]], self.data_format), []
 
 
 @register_layer
@@ -145,23 +134,27 @@ class AveragePooling2D(_Pooling2D):
         """(1, H_out, W_out, 1): the real positions in each window."""
         ones = np.ones((1,) + tuple(x_shape[1:3]) + (1,), dtype)
         pp, _, _ = pad_2d(ones, self.pool_size, self.strides, self.padding, (1, 1))
-        return windows_2d(pp, self.pool_size, self.strides, (1, 1), out_hw).sum(axis=(3, 4))
+        return sum(pp[:, rows, columns, :] for rows, columns in self._taps(out_hw))
 
     def forward(self, x, mask=None, training: bool = True):
         x = to_channels_last(_check_rank4(self, x), self.data_format)
-        win, out_hw, corner = self._windows(x, 0.0)
+        xp, out_hw, corner = self._padded(x, 0.0)
+        total = None
+        for rows, columns in self._taps(out_hw):
+            total = xp[:, rows, columns, :].copy() if total is None else np.add(total, xp[:, rows, columns, :],
+                                                                                out=total)
         counts = self._counts(x.shape, out_hw, x.dtype)
-        y = win.sum(axis=(3, 4)) / counts
-        return from_channels_last(y, self.data_format), (x.shape, counts, corner)
+        return from_channels_last(total / counts, self.data_format), (x.shape, xp.shape, counts, out_hw, corner)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        x_shape, counts, corner = cache
+        x_shape, padded_shape, counts, out_hw, (top, left) = cache
         if not need_dx:
             return None, []
-        dy = to_channels_last(np.asarray(dy), self.data_format)
-        share = dy / counts
-        dwin = np.broadcast_to(share[:, :, :, None, None, :], share.shape[:3] + self.pool_size + share.shape[3:])
-        return from_channels_last(self._scatter(dwin, x_shape, corner), self.data_format), []
+        share = to_channels_last(np.asarray(dy), self.data_format) / counts
+        dxp = np.zeros(padded_shape, share.dtype)
+        for rows, columns in self._taps(out_hw):
+            dxp[:, rows, columns, :] += share
+        return from_channels_last(dxp[:, top:top + x_shape[1], left:left + x_shape[2]], self.data_format), []
 
 
 class _GlobalPooling2D(Layer):
