@@ -114,12 +114,12 @@ def _window_blocks(xp: np.ndarray, window, strides, dilation, out_hw, groups: in
     width = kh * kw * c_group
     for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * groups * xp.itemsize):
         buf = np.empty((b1 - b0, h1 - h0, out_hw[1], kh, kw, channels), xp.dtype)
-        for i in range(kh):
-            first = h0 * strides[0] + i * dilation[0]
-            rows = slice(first, first + strides[0] * (h1 - h0 - 1) + 1, strides[0])
-            for j in range(kw):
-                columns = slice(j * dilation[1], j * dilation[1] + strides[1] * (out_hw[1] - 1) + 1, strides[1])
-                buf[:, :, :, i, j, :] = xp[b0:b1, rows, columns, :]
+        s0, s1, s2, s3 = xp.strides
+        for i in range(kh):  # (one copy per kernel row: its kw windows side by side, contiguous without dilation)
+            first = xp[b0:b1, h0 * strides[0] + i * dilation[0]:]
+            buf[:, :, :, i] = as_strided(first, shape=(b1 - b0, h1 - h0, out_hw[1], kw, channels),
+                                         strides=(s0, s1 * strides[0], s2 * strides[1], s2 * dilation[1], s3),
+                                         writeable=False)
         if groups == 1:
             yield (b0, b1, h0, h1), [buf.reshape(-1, width)]
         else:
