@@ -125,3 +125,24 @@ def test_next_frame_prediction_model_matches_keras(keras, tmp_path):
     ours = assert_keras_parity(keras, km, x, y, tmp_path, "binary_crossentropy", epochs=2)
     more = x[:2, :3]  # (fewer frames)
     np.testing.assert_allclose(ours.predict(more), km.predict(more, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_video_classifier_with_3d_pooling_matches_keras(keras, tmp_path, data_format):
+    """A human-activity video classifier: ConvLSTM2D sequences pooled by MaxPooling3D((1, 2, 2)) (frames kept
+    apart) and AveragePooling3D ("same"), then GlobalMaxPooling3D and GlobalAveragePooling3D into a softmax."""
+    rng = np.random.default_rng(4)
+    first = data_format == "channels_first"
+    shape = (4, 2, 8, 7) if first else (4, 8, 7, 2)
+    x = rng.random(size=(6,) + shape).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 6)]
+    keras.utils.set_random_seed(4)
+    L = keras.layers
+    inp = keras.Input(shape)
+    h = L.ConvLSTM2D(3, 3, padding="same", return_sequences=True, data_format=data_format)(inp)
+    h = L.MaxPooling3D((1, 2, 2), padding="same", data_format=data_format)(h)
+    h = L.AveragePooling3D((2, 2, 1), strides=(1, 1, 2), padding="same", data_format=data_format)(h)
+    pooled = L.Concatenate()([L.GlobalMaxPooling3D(data_format=data_format)(h),
+                              L.GlobalAveragePooling3D(data_format=data_format)(h)])
+    km = keras.Model(inp, L.Dense(3, activation="softmax")(pooled))
+    assert_keras_parity(keras, km, x, y, tmp_path, "categorical_crossentropy", epochs=2)
