@@ -173,3 +173,23 @@ def test_rescaled_8_bit_images_through_a_crnn_match_keras(keras, tmp_path):
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)  # (uint8 in)
     with pytest.raises(ValueError, match="scale has 3 values, the input 2 features"):
         fg.Sequential([fg.layers.Input((4, 2)), fg.layers.Rescaling([1.0, 2.0, 3.0])])
+
+
+def test_time_distributed_image_layers_match_keras(keras, tmp_path):
+    """Every frame of a video through TimeDistributed Rescaling, ZeroPadding2D, Conv2D, UpSampling2D, Cropping2D,
+    SpatialDropout2D (the identity at inference; not in training here, its draws are fastgru's) and pooling."""
+    rng = np.random.default_rng(6)
+    x = rng.random(size=(5, 3, 6, 5, 2)).astype("float32")
+    y = rng.normal(size=(5, 2)).astype("float32")
+    keras.utils.set_random_seed(6)
+    L = keras.layers
+    frames = [L.Rescaling(2.0, offset=-1.0), L.ZeroPadding2D(1), L.Conv2D(3, 3, activation="tanh"),
+              L.UpSampling2D((1, 2)), L.Cropping2D(((0, 1), (1, 1))), L.MaxPooling2D(), L.GlobalAveragePooling2D()]
+    km = keras.Sequential([keras.Input((3, 6, 5, 2))] + [L.TimeDistributed(f) for f in frames] +
+                          [L.GRU(4), L.Dense(2)])
+    assert_keras_parity(keras, km, x, y, tmp_path, "mse")
+    dropped = keras.Sequential([keras.Input((3, 6, 5, 2)), L.TimeDistributed(L.SpatialDropout2D(0.5)),
+                                L.TimeDistributed(L.Flatten()), L.GRU(2)])
+    dropped.save(tmp_path / "dropped.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "dropped.keras").predict(x), dropped.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)

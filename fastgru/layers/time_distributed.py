@@ -34,7 +34,8 @@ INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "S
                 "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "Cropping1D", "UpSampling1D",
                 "SpatialDropout1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Embedding",
                 # a video's CNN-RNN: the 2-D front on each frame
-                "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D")
+                "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
+                "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D", "Rescaling")
 
 
 def _inner_from_config(entry):
