@@ -6,10 +6,13 @@ own matmul calls NumPy's. Both are OpenBLAS builds in the PyPI wheels, whose thr
 through their C API (located with ctypes).
 
 Policy (no oversubscription, no per-call toggling, which costs milliseconds when OpenBLAS respawns
-its threads): the kernels' threads are fastgru's, so SciPy's BLAS, the one the kernels call inside
-them, runs single-threaded once fastgru has run a kernel; NumPy's BLAS, used for the big GEMMs
-outside the time loops (Dense layers), gets ``get_num_threads()`` threads. Where no OpenBLAS is
-found (another BLAS), only fastgru's own threads are controlled.
+its threads): every thread is fastgru's. SciPy's BLAS, the one the kernels call inside them, and
+NumPy's, used for the products outside the time loops (Dense, Conv2D), run single-threaded once
+fastgru has run a kernel or been given a thread count; :func:`threaded_matmul` splits a large NumPy
+product's rows over fastgru's threads instead. OpenBLAS's own threads spin ~0.1 s after each call
+(2^28 cycles) and took a core from the next kernel: a CRNN (Conv2D, then LSTMs) ran 3x slower on two
+threads than on one. Where no OpenBLAS is found (another BLAS), only fastgru's own threads are
+controlled.
 """
 
 from __future__ import annotations
@@ -135,20 +138,23 @@ def _set_blas_threads(package: str, n: int) -> None:
 
 
 def kernel_blas_single_threaded() -> None:
-    """Make SciPy's BLAS (called inside the kernels, on fastgru's threads) single-threaded, once."""
+    """Make SciPy's BLAS (called inside the kernels, on fastgru's threads) and NumPy's (whose large products
+    :func:`threaded_matmul` splits over fastgru's threads) single-threaded, once."""
     if not _state["kernel_blas_single"]:
         _set_blas_threads("scipy", 1)
+        _set_blas_threads("numpy", 1)
         _state["kernel_blas_single"] = True
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in fastgru's kernels and the BLAS underneath them (1 ≤ n ≤ cores)."""
+    """Use ``n`` threads in fastgru's kernels and products (1 ≤ n ≤ cores); the BLAS libraries underneath run
+    single-threaded on them."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an integer, received {type(n).__name__} {n!r}")
     n = int(n)
     if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"num_threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-    _set_blas_threads("numpy", n)
+    kernel_blas_single_threaded()  # (the BLAS libraries single-threaded: fastgru's threads split the work)
     _state["n"] = n
 
 
@@ -289,6 +295,21 @@ def _compiled_tasks():
 #: 90 us on one core here) saves (measured: docs/performance.md, "Handing chunks to the workers").
 #: ``FASTGRU_MIN_CHUNK_WORK`` overrides it (the tests set 0, so that small shapes split too).
 MIN_CHUNK_WORK = int(os.environ.get("FASTGRU_MIN_CHUNK_WORK", "2500000"))
+
+
+def threaded_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), the rows of a large product split over fastgru's threads
+    (each a single-threaded NumPy BLAS call on its rows, the GIL released: the same numbers whatever the
+    split). ``out``: a C-contiguous (M, N) array to write into."""
+    kernel_blas_single_threaded()
+    m, k = a.shape
+    if out is None:
+        out = np.empty((m, b.shape[1]), np.result_type(a.dtype, b.dtype))
+    chunks = n_chunks_for(m, m * k * b.shape[1])
+    if chunks <= 1:
+        return np.matmul(a, b, out=out)
+    run_chunks(lambda _c, r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), m, chunks)
+    return out
 
 
 def n_chunks_for(rows: int, work: float) -> int:

@@ -12,10 +12,13 @@ read. Padding as Keras (TensorFlow's split: the extra row or column at the end).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
+from .._threads import kernel_blas_single_threaded, kernel_threads, n_chunks_for, run_chunks
 from ..random import make_rng
 from .base import Layer, compute_dtype
 from .conv import _TRAINING_ONLY, conv_output_length, padding_amounts
@@ -91,10 +94,10 @@ def tap_slices(i: int, j: int, strides, dilation, out_hw) -> tuple:
             slice(j * dilation[1], j * dilation[1] + strides[1] * (out_hw[1] - 1) + 1, strides[1]))
 
 
-def row_blocks(batch: int, rows: int, row_bytes: int):
-    """(b0, b1, h0, h1) blocks of output rows whose copied windows take at most ``BLOCK_BYTES`` (at least one
+def row_blocks(batch: int, rows: int, row_bytes: int, budget: int = BLOCK_BYTES):
+    """(b0, b1, h0, h1) blocks of output rows whose copied windows take at most ``budget`` bytes (at least one
     row): whole images where they fit, else parts of one image."""
-    per_block = max(1, BLOCK_BYTES // max(1, row_bytes))
+    per_block = max(1, budget // max(1, row_bytes))
     if per_block >= rows:
         images = max(1, per_block // max(1, rows))
         for b0 in range(0, batch, images):
@@ -105,26 +108,58 @@ def row_blocks(batch: int, rows: int, row_bytes: int):
             yield b, b + 1, h0, min(rows, h0 + per_block)
 
 
-def _window_blocks(xp: np.ndarray, window, strides, dilation, out_hw, groups: int):
-    """Per block of output rows: its (b0, b1, h0, h1) and, per group, its windows copied into a (rows,
-    kh*kw*C/groups) matrix (filled tap by tap: one strided copy of the input per kernel tap)."""
+def _blocks(xp: np.ndarray, window, out_hw) -> list:
+    """(b0, b1, h0, h1) blocks of output rows whose copied windows take at most ``BLOCK_BYTES``, at least two
+    per thread where the call is large enough to split (fastgru's threads take them as they come free)."""
+    row_bytes = out_hw[1] * window[0] * window[1] * xp.shape[3] * xp.itemsize
+    threads = kernel_threads()
+    total = xp.shape[0] * out_hw[0] * row_bytes
+    budget = min(BLOCK_BYTES, max(row_bytes, total // (2 * threads))) if threads > 1 else BLOCK_BYTES
+    return list(row_blocks(xp.shape[0], out_hw[0], row_bytes, budget))
+
+
+def _window_cols(xp: np.ndarray, window, strides, dilation, out_hw, groups: int, block, scratch) -> list:
+    """The windows of one block of output rows copied into a (rows, kh*kw*C/groups) matrix per group (filled
+    one kernel row at a time: its kw windows side by side, contiguous in the input without dilation), in the
+    thread's ``scratch`` (1-D, large enough for the call's largest block: no allocation per block)."""
     kh, kw = window
+    b0, b1, h0, h1 = block
     channels = xp.shape[3]
     c_group = channels // groups
-    width = kh * kw * c_group
-    for b0, b1, h0, h1 in row_blocks(xp.shape[0], out_hw[0], out_hw[1] * width * groups * xp.itemsize):
-        buf = np.empty((b1 - b0, h1 - h0, out_hw[1], kh, kw, channels), xp.dtype)
-        s0, s1, s2, s3 = xp.strides
-        for i in range(kh):  # (one copy per kernel row: its kw windows side by side, contiguous without dilation)
-            first = xp[b0:b1, h0 * strides[0] + i * dilation[0]:]
-            buf[:, :, :, i] = as_strided(first, shape=(b1 - b0, h1 - h0, out_hw[1], kw, channels),
-                                         strides=(s0, s1 * strides[0], s2 * strides[1], s2 * dilation[1], s3),
-                                         writeable=False)
-        if groups == 1:
-            yield (b0, b1, h0, h1), [buf.reshape(-1, width)]
-        else:
-            yield (b0, b1, h0, h1), [buf[..., g * c_group:(g + 1) * c_group].reshape(-1, width)
-                                     for g in range(groups)]
+    shape = (b1 - b0, h1 - h0, out_hw[1], kh, kw, channels)
+    buf = scratch[:int(np.prod(shape))].reshape(shape)
+    s0, s1, s2, s3 = xp.strides
+    for i in range(kh):
+        first = xp[b0:b1, h0 * strides[0] + i * dilation[0]:]
+        buf[:, :, :, i] = as_strided(first, shape=(b1 - b0, h1 - h0, out_hw[1], kw, channels),
+                                     strides=(s0, s1 * strides[0], s2 * strides[1], s2 * dilation[1], s3),
+                                     writeable=False)
+    if groups == 1:
+        return [buf.reshape(-1, kh * kw * channels)]
+    return [buf[..., g * c_group:(g + 1) * c_group].reshape(-1, kh * kw * c_group) for g in range(groups)]
+
+
+def _run_blocks(task, blocks: list, work: float, xp: np.ndarray, window, out_hw) -> None:
+    """``task(i, scratch)`` for every block, on fastgru's threads (a thread takes the next block as it comes free;
+    each block's copies and products release the GIL), each thread with one scratch buffer for its window
+    matrices; the BLAS single-threaded underneath."""
+    kernel_blas_single_threaded()
+    chunks = n_chunks_for(len(blocks), work)
+    largest = max((b1 - b0) * (h1 - h0) for b0, b1, h0, h1 in blocks) * out_hw[1] * window[0] * window[1]
+    scratch = np.empty((chunks, largest * xp.shape[3]), xp.dtype)
+    if chunks <= 1:
+        for i in range(len(blocks)):
+            task(i, scratch[0])
+        return
+    counter = itertools.count()  # (next() on it is atomic under the GIL)
+
+    def worker(c, _b0, _b1):
+        for i in iter(counter.__next__, None):
+            if i >= len(blocks):
+                return
+            task(i, scratch[c])
+
+    run_chunks(worker, chunks, chunks)
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, strides, padding: str, dilation, groups: int = 1):
@@ -137,37 +172,63 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, strides, padding: str, dil
     flat = [np.ascontiguousarray(kernel[..., g * f_group:(g + 1) * f_group]).reshape(-1, f_group)
             for g in range(groups)]
     z = np.empty((x.shape[0],) + out_hw + (filters,), x.dtype)
-    if z.size:
-        for (b0, b1, h0, h1), cols in _window_blocks(xp, window, strides, dilation, out_hw, groups):
-            out = z[b0:b1, h0:h1].reshape(-1, filters)
-            for g, c in enumerate(cols):
-                np.matmul(c, flat[g], out=out[:, g * f_group:(g + 1) * f_group])
+    if not z.size:
+        return z, xp
+    blocks = _blocks(xp, window, out_hw)
+
+    def task(i, scratch):
+        b0, b1, h0, h1 = blocks[i]
+        out = z[b0:b1, h0:h1].reshape(-1, filters)
+        for g, c in enumerate(_window_cols(xp, window, strides, dilation, out_hw, groups, blocks[i], scratch)):
+            if groups == 1:
+                np.matmul(c, flat[g], out=out)
+            else:
+                out[:, g * f_group:(g + 1) * f_group] = c @ flat[g]
+
+    _run_blocks(task, blocks, z.size * flat[0].shape[0], xp, window, out_hw)
     return z, xp
 
 
 def conv2d_backward(dz: np.ndarray, xp: np.ndarray, kernel: np.ndarray, x_hw, strides, padding: str, dilation,
                     groups: int = 1, need_dx: bool = True):
     """(dx (B, H, W, C) or None, dkernel) of :func:`conv2d_forward` from the output gradient ``dz`` (B, H_out,
-    W_out, F), the padded input it kept and the input's (H, W)."""
+    W_out, F), the padded input it kept and the input's (H, W). The kernel gradient is summed over the blocks in
+    their order (the same numbers whatever thread ran which)."""
     window, filters = kernel.shape[:2], kernel.shape[3]
     out_hw = dz.shape[1:3]
     f_group, c_group = filters // groups, kernel.shape[2]
     dw = np.zeros((groups, window[0] * window[1] * c_group, f_group), dz.dtype)
+    work = dz.size * window[0] * window[1] * c_group
     if dz.size:
-        for (b0, b1, h0, h1), cols in _window_blocks(xp, window, strides, dilation, out_hw, groups):
+        blocks = _blocks(xp, window, out_hw)
+        parts = [None] * len(blocks)
+
+        def task(i, scratch):
+            b0, b1, h0, h1 = blocks[i]
             dz_block = dz[b0:b1, h0:h1].reshape(-1, filters)
-            for g, c in enumerate(cols):
-                dw[g] += c.T @ dz_block[:, g * f_group:(g + 1) * f_group]
+            cols = _window_cols(xp, window, strides, dilation, out_hw, groups, blocks[i], scratch)
+            parts[i] = [c.T @ dz_block[:, g * f_group:(g + 1) * f_group] for g, c in enumerate(cols)]
+
+        _run_blocks(task, blocks, work, xp, window, out_hw)
+        for part in parts:
+            for g in range(groups):
+                dw[g] += part[g]
     dkernel = np.concatenate([dw[g].reshape(kernel.shape[:3] + (f_group,)) for g in range(groups)], axis=3)
     if not need_dx:
         return None, dkernel
     dxp = np.zeros(xp.shape, dz.dtype)
-    for i in range(window[0]):
-        for j in range(window[1]):
-            rows, columns = tap_slices(i, j, strides, dilation, out_hw)
-            for g in range(groups):
-                dxp[:, rows, columns, g * c_group:(g + 1) * c_group] += (
-                    dz[..., g * f_group:(g + 1) * f_group] @ kernel[i, j, :, g * f_group:(g + 1) * f_group].T)
+
+    def images(_c, b0, b1):  # (each thread its own images, every tap: no two threads add onto one position)
+        for i in range(window[0]):
+            for j in range(window[1]):
+                rows, columns = tap_slices(i, j, strides, dilation, out_hw)
+                for g in range(groups):
+                    f0, f1 = g * f_group, (g + 1) * f_group
+                    dxp[b0:b1, rows, columns, g * c_group:(g + 1) * c_group] += dz[b0:b1, ..., f0:f1] @ kernel[i, j, :,
+                                                                                                                 f0:f1].T
+
+    kernel_blas_single_threaded()
+    run_chunks(images, dz.shape[0], n_chunks_for(dz.shape[0], work))
     h, w = x_hw
     top, _ = padding_amounts(h, window[0], padding, strides[0], dilation[0])
     left, _ = padding_amounts(w, window[1], padding, strides[1], dilation[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
-from .._threads import get_batch_invariant
+from .._threads import get_batch_invariant, threaded_matmul
 from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import Layer, compute_dtype
@@ -73,7 +73,10 @@ class Dense(Layer):
 
     def _linear(self, x: np.ndarray, row_invariant: bool = False) -> np.ndarray:
         kernel = self._params["kernel"].astype(x.dtype, copy=False)
-        z = matmul_rows(x, kernel) if row_invariant else x @ kernel
+        if row_invariant:
+            z = matmul_rows(x, kernel)
+        else:  # (a large product's rows split over fastgru's threads)
+            z = threaded_matmul(x.reshape(-1, x.shape[-1]), kernel).reshape(x.shape[:-1] + (kernel.shape[1],))
         if self.use_bias:
             z += self._params["bias"].astype(x.dtype, copy=False)
         return z
@@ -97,7 +100,8 @@ class Dense(Layer):
         grads = [(x2.T @ dz2).astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
-        dx = dz @ self._params["kernel"].astype(dz.dtype, copy=False).T if need_dx else None
+        kernel_t = self._params["kernel"].astype(dz.dtype, copy=False).T
+        dx = threaded_matmul(dz2, kernel_t).reshape(dz.shape[:-1] + (x.shape[-1],)) if need_dx else None
         return dx, (grads if self.trainable else [])
 
     def get_config(self) -> dict:
