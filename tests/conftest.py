@@ -25,3 +25,12 @@ def keras():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+#: tests that compile every kernel afresh in a child process (a minute or more on a cold machine): run first,
+#: so that under ``pytest -n 2`` one worker takes them at once while the other runs the rest, not at the end
+_SLOW_FIRST = ("test_the_other_cpu_kinds_tile_layout", "test_warmup_fills_the_cache_for_later_processes")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.name not in _SLOW_FIRST)  # (stable: the rest keep their order)

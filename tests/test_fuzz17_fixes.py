@@ -59,7 +59,9 @@ def test_fit_runs_the_test_hooks_of_its_validation_pass_and_predict_takes_callba
     out = model.predict(x70, callbacks=[rec])
     assert [e[0] for e in rec.events] == ["on_predict_begin"] + [
         "on_predict_batch_begin", "on_predict_batch_end"] * 3 + ["on_predict_end"]
-    np.testing.assert_array_equal(out, model.predict(x70))
+    # (the same batches of 32 without callbacks: the same numbers; one batch of 70 may round a Dense row otherwise,
+    # NumPy's BLAS having other kernels for a matrix's last rows, docs/dask.md)
+    np.testing.assert_array_equal(out, model.predict(x70, batch_size=32))
     # steps: the first steps batches, as Keras predicts arrays
     assert model.predict(x70, batch_size=8, steps=2).shape == (16, 1)
     with pytest.raises(ValueError, match="steps must be a positive integer"):

@@ -47,24 +47,12 @@ def data_format_of(layer: Layer, data_format) -> str:
                      f"'channels_first', received {data_format!r}")
 
 
-def to_channels_last(x: np.ndarray, data_format: str) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if data_format == "channels_first" else x
 
 
-def from_channels_last(y: np.ndarray, data_format: str) -> np.ndarray:
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if data_format == "channels_first" else y
 
 
-def spatial_shape(shape: tuple, data_format: str) -> tuple:
-    """(H, W, C) of a (B, ...) rank-4 shape."""
-    return (shape[2], shape[3], shape[1]) if data_format == "channels_first" else tuple(shape[1:4])
 
 
-def output_shape_2d(shape: tuple, data_format: str, window, strides, padding: str, dilation, channels) -> tuple:
-    h, w, _ = spatial_shape(shape, data_format)
-    ho = conv_output_length(h, window[0], padding, strides[0], dilation[0])
-    wo = conv_output_length(w, window[1], padding, strides[1], dilation[1])
-    return (shape[0], channels, ho, wo) if data_format == "channels_first" else (shape[0], ho, wo, channels)
 
 
 def pad_2d(x: np.ndarray, window, strides, padding: str, dilation, fill: float = 0.0):
@@ -79,13 +67,6 @@ def pad_2d(x: np.ndarray, window, strides, padding: str, dilation, fill: float =
     return x, (ho, wo), (top, left)
 
 
-def windows_2d(xp: np.ndarray, window, strides, dilation, out_hw) -> np.ndarray:
-    """The (B, H_out, W_out, kh, kw, C) view of windows of a padded (B, H_pad, W_pad, C) array (no copy)."""
-    b, _, _, c = xp.shape
-    s0, s1, s2, s3 = xp.strides
-    return as_strided(xp, shape=(b, out_hw[0], out_hw[1], window[0], window[1], c),
-                      strides=(s0, s1 * strides[0], s2 * strides[1], s1 * dilation[0], s2 * dilation[1], s3),
-                      writeable=False)
 
 
 def tap_slices(i: int, j: int, strides, dilation, out_hw) -> tuple:
@@ -235,34 +216,37 @@ def conv2d_backward(dz: np.ndarray, xp: np.ndarray, kernel: np.ndarray, x_hw, st
     return dxp[:, top:top + h, left:left + w], dkernel
 
 
-@register_layer
-class Conv2D(Layer):
-    """Keras 3 ``Conv2D``. Weights: kernel (kh, kw, C_in/groups, filters), bias (filters,)."""
-
-    keras = KerasContract(names=("Conv2D", "Convolution2D"), ignored=_TRAINING_ONLY, fixed={"lora_rank": None})
-    parameter_constraints = {
+def conv_constraints(rank: int) -> dict:
+    """The options of a ``rank``-D convolution (Conv2D, Conv3D), as Keras 3 names them."""
+    return {
         "filters": [Integer(1)],
-        "kernel_size": [IntTuple(2)],
-        "strides": [IntTuple(2)],
+        "kernel_size": [IntTuple(rank)],
+        "strides": [IntTuple(rank)],
         "padding": [StrOptions(("valid", "same"), lower=True)],
         "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
-        "dilation_rate": [IntTuple(2)],
+        "dilation_rate": [IntTuple(rank)],
         "groups": [Integer(1)],
         "activation": [NONE, ActivationName()],
         "use_bias": [Boolean()],
         "kernel_initializer": [InitializerSpec()],
         "bias_initializer": [InitializerSpec()],
     }
+
+
+class SpatialConv(Layer):
+    """What Conv2D and Conv3D share: options, shapes, weights kernel (*window, C_in/groups, filters) and bias
+    (filters,), inputs checked and turned channels last. Subclasses compute ``_linear`` and its backward."""
+
+    rank = 2
     weight_names = ("kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
-    contract_example = {"kwargs": {"filters": 3, "kernel_size": (2, 3), "padding": "same", "strides": (1, 2)},
-                        "inputs": [(5, 6, 2)]}
 
-    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid", data_format=None,
-                 dilation_rate=(1, 1), groups: int = 1, activation=None, use_bias: bool = True,
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid", data_format=None,
+                 dilation_rate=1, groups: int = 1, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        options = validate_params(f"Conv2D {self.name!r}", self.parameter_constraints, dict(
+        label = f"{type(self).__name__} {self.name!r}"
+        options = validate_params(label, self.parameter_constraints, dict(
             filters=filters, kernel_size=kernel_size, strides=strides, padding=padding, data_format=data_format,
             dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer))
@@ -270,62 +254,98 @@ class Conv2D(Layer):
         self.data_format = data_format_of(self, self.data_format)
         self.activation = activations.canonical_name(self.activation)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"Conv2D {self.name!r}: strides > 1 together with dilation_rate > 1 is not supported "
-                             f"(as in Keras), received strides={self.strides}, dilation_rate={self.dilation_rate}")
+            raise ValueError(f"{label}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
+                             f"received strides={self.strides}, dilation_rate={self.dilation_rate}")
         if self.filters % self.groups:
-            raise ValueError(f"Conv2D {self.name!r}: filters ({self.filters}) must be divisible by groups "
-                             f"({self.groups})")
+            raise ValueError(f"{label}: filters ({self.filters}) must be divisible by groups ({self.groups})")
         self._rng = make_rng(None)
 
     # ---- shapes and weights ---------------------------------------------------------------
+    def _channels(self, shape):
+        return shape[1] if self.data_format == "channels_first" else shape[-1]
+
+    def _sizes(self, shape) -> tuple:
+        return tuple(shape[2:]) if self.data_format == "channels_first" else tuple(shape[1:-1])
+
+    @property
+    def _layout(self) -> str:
+        axes = ("rows, columns" if self.rank == 2 else "depth, rows, columns")
+        return f"batch, channels, {axes}" if self.data_format == "channels_first" else f"batch, {axes}, channels"
+
+    def compute_output_shape(self, input_shape: tuple):
+        out = [conv_output_length(s, k, self.padding, st, d) for s, k, st, d in
+               zip(self._sizes(input_shape), self.kernel_size, self.strides, self.dilation_rate)]
+        return (input_shape[0], self.filters, *out) if self.data_format == "channels_first" else \
+            (input_shape[0], *out, self.filters)
+
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 4 or spatial_shape(input_shape, self.data_format)[2] is None:
-            raise ValueError(f"Conv2D {self.name!r} expects input of rank 4 ({self._layout}) with a known channel "
+        label = f"{type(self).__name__} {self.name!r}"
+        if len(input_shape) != self.rank + 2 or self._channels(input_shape) is None:
+            raise ValueError(f"{label} expects input of rank {self.rank + 2} ({self._layout}) with a known channel "
                              f"count, received shape {tuple(input_shape)}")
-        channels = int(spatial_shape(input_shape, self.data_format)[2])
+        channels = int(self._channels(input_shape))
         if channels % self.groups:
-            raise ValueError(f"Conv2D {self.name!r}: the input's channels ({channels}) must be divisible by groups "
-                             f"({self.groups})")
+            raise ValueError(f"{label}: the input's channels ({channels}) must be divisible by groups ({self.groups})")
         if 0 in self.compute_output_shape(input_shape)[1:]:
-            raise ValueError(f"Conv2D {self.name!r}: a {self.kernel_size} window at dilation {self.dilation_rate} "
-                             f"leaves no output from inputs of shape {tuple(input_shape)} (as in Keras, refused)")
+            raise ValueError(f"{label}: a {self.kernel_size} window at dilation {self.dilation_rate} leaves no output "
+                             f"from inputs of shape {tuple(input_shape)} (as in Keras, refused)")
         self.add_weight("kernel", self.kernel_size + (channels // self.groups, self.filters),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
-    @property
-    def _layout(self) -> str:
-        return "batch, channels, rows, columns" if self.data_format == "channels_first" else \
-            "batch, rows, columns, channels"
-
-    def compute_output_shape(self, input_shape: tuple):
-        return output_shape_2d(input_shape, self.data_format, self.kernel_size, self.strides, self.padding,
-                               self.dilation_rate, self.filters)
-
     def _check_input(self, x) -> np.ndarray:
+        """``x`` checked, in the compute dtype and channels last."""
+        label = f"{type(self).__name__} {self.name!r}"
         x = np.asarray(x)
-        channels = self._params["kernel"].shape[2] * self.groups
-        if x.ndim != 4 or spatial_shape(x.shape, self.data_format)[2] != channels:
-            raise ValueError(f"Conv2D {self.name!r} expects input ({self._layout}) with {channels} channels, "
-                             f"received shape {x.shape}")
+        channels = self._params["kernel"].shape[-2] * self.groups
+        if x.ndim != self.rank + 2 or self._channels(x.shape) != channels:
+            raise ValueError(f"{label} expects input ({self._layout}) with {channels} channels, received shape "
+                             f"{x.shape}")
         if x.dtype.kind not in "fiub":
-            raise TypeError(f"Conv2D {self.name!r} expects a numeric input array, received dtype {x.dtype}")
-        if 0 in self.compute_output_shape(x.shape)[1:] and 0 not in spatial_shape(x.shape, self.data_format):
-            raise ValueError(f"Conv2D {self.name!r}: a {self.kernel_size} window at dilation {self.dilation_rate} "
-                             f"leaves no output from inputs of shape {x.shape}")
-        return to_channels_last(x.astype(compute_dtype(x), copy=False), self.data_format)
+            raise TypeError(f"{label} expects a numeric input array, received dtype {x.dtype}")
+        if 0 in self.compute_output_shape(x.shape)[1:] and 0 not in self._sizes(x.shape):
+            raise ValueError(f"{label}: a {self.kernel_size} window at dilation {self.dilation_rate} leaves no output "
+                             f"from inputs of shape {x.shape}")
+        x = x.astype(compute_dtype(x), copy=False)
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.data_format == "channels_first" else x
+
+    def _to_layout(self, y: np.ndarray) -> np.ndarray:
+        """A channels-last array in the layer's layout."""
+        return np.ascontiguousarray(np.moveaxis(y, -1, 1)) if self.data_format == "channels_first" else y
+
+    def _from_layout(self, dy: np.ndarray) -> np.ndarray:
+        return np.moveaxis(dy, 1, -1) if self.data_format == "channels_first" else dy
 
     def _weights(self, dtype):
+        label = f"{type(self).__name__} {self.name!r}"
         kernel = np.asarray(self._params["kernel"], dtype=dtype)
-        expected = self.kernel_size + (kernel.shape[2], self.filters)
+        expected = self.kernel_size + (kernel.shape[-2], self.filters)
         if kernel.shape != expected:
-            raise ValueError(f"Conv2D {self.name!r}: kernel of shape {kernel.shape}, expected {expected}")
+            raise ValueError(f"{label}: kernel of shape {kernel.shape}, expected {expected}")
         bias = np.asarray(self._params["bias"], dtype=dtype) if self.use_bias else None
         if bias is not None and bias.shape != (self.filters,):
-            raise ValueError(f"Conv2D {self.name!r}: bias of shape {bias.shape}, expected ({self.filters},)")
+            raise ValueError(f"{label}: bias of shape {bias.shape}, expected ({self.filters},)")
         return kernel, bias
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+                      padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate,
+                      groups=self.groups, activation=self.activation, use_bias=self.use_bias,
+                      kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
+        return config
+
+
+@register_layer
+class Conv2D(SpatialConv):
+    """Keras 3 ``Conv2D``. Weights: kernel (kh, kw, C_in/groups, filters), bias (filters,)."""
+
+    keras = KerasContract(names=("Conv2D", "Convolution2D"), ignored=_TRAINING_ONLY, fixed={"lora_rank": None})
+    parameter_constraints = conv_constraints(2)
+    contract_example = {"kwargs": {"filters": 3, "kernel_size": (2, 3), "padding": "same", "strides": (1, 2)},
+                        "inputs": [(5, 6, 2)]}
 
     # ---- computing --------------------------------------------------------------------------
     def _linear(self, x: np.ndarray):
@@ -338,17 +358,17 @@ class Conv2D(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check_input(x)
-        return from_channels_last(activations.apply(self.activation, self._linear(x)[0]), self.data_format)
+        return self._to_layout(activations.apply(self.activation, self._linear(x)[0]))
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(x)
         z, xp = self._linear(x)
         y = activations.apply(self.activation, z)
-        return from_channels_last(y, self.data_format), (x.shape, xp, z, y)
+        return self._to_layout(y), (x.shape, xp, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, xp, z, y = cache
-        dy = to_channels_last(np.asarray(dy), self.data_format)
+        dy = self._from_layout(np.asarray(dy))
         if dy.shape != z.shape:
             raise ValueError(f"Conv2D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
         dz = np.ascontiguousarray(activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False)))
@@ -358,13 +378,4 @@ class Conv2D(Layer):
         grads = [dkernel.astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz.sum(axis=(0, 1, 2)).astype(self.dtype, copy=False))
-        return (from_channels_last(dx, self.data_format) if need_dx else None), grads
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-                      padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate,
-                      groups=self.groups, activation=self.activation, use_bias=self.use_bias,
-                      kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
-        return config
-
+        return (self._to_layout(dx) if need_dx else None), grads
