@@ -22,7 +22,7 @@ from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from .base import Layer, compute_dtype
 from .conv import _TRAINING_ONLY, conv_output_length
-from .conv2d import conv2d_backward, conv2d_forward, data_format_of
+from .conv2d import conv2d_backward, conv2d_forward, conv_constraints, data_format_of
 from .registry import (
     ANY,
     NONE,
@@ -30,10 +30,8 @@ from .registry import (
     Boolean,
     InitializerSpec,
     Integer,
-    IntTuple,
     KerasContract,
     Real,
-    StrOptions,
     register_layer,
     validate_params,
 )
@@ -289,19 +287,11 @@ class _ConvLSTM(Layer):
 
 
 def _constraints(rank: int) -> dict:
-    return {
-        "filters": [Integer(1)],
-        "kernel_size": [IntTuple(rank)],
-        "strides": [IntTuple(rank)],
-        "padding": [StrOptions(("valid", "same"), lower=True)],
-        "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
-        "dilation_rate": [IntTuple(rank)],
-        "activation": [NONE, ActivationName()],
+    """A ConvLSTM's options: a convolution's (without groups), a recurrent layer's."""
+    options = {k: v for k, v in conv_constraints(rank).items() if k != "groups"}
+    options.update({
         "recurrent_activation": [NONE, ActivationName()],
-        "use_bias": [Boolean()],
-        "kernel_initializer": [InitializerSpec()],
         "recurrent_initializer": [InitializerSpec()],
-        "bias_initializer": [InitializerSpec()],
         "unit_forget_bias": [Boolean()],
         "dropout": [Real(0.0, 1.0)],
         "recurrent_dropout": [Real(0.0, 1.0)],
@@ -310,7 +300,8 @@ def _constraints(rank: int) -> dict:
         "return_state": [Boolean()],
         "go_backwards": [Boolean()],
         "stateful": [Boolean()],
-    }
+    })
+    return options
 
 
 _FIXED = {"unroll": ANY, "zero_output_for_mask": ANY, "time_major": False}
