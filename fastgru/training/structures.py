@@ -20,13 +20,16 @@ def refuse_streams(x, where: str) -> None:
                         "collect its batches into arrays first (np.concatenate)")
 
 
-def single(value, what: str = "input"):
+def single(value, what: str = "input", key: str | None = None):
     """Keras's one-element structures around a single model's input, target, loss or metrics: ``[v]``,
     ``(v,)`` (of an array, a name or an object — not of a number or a nested list of numbers) and ``{name: v}`` are
-    ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them."""
+    ``v``, as a Keras model built with ``inputs=[a]``, ``outputs=[b]`` takes and saves them. ``key``: the name
+    the dict's one key must be (a Sequential model's output layer, for its targets)."""
     if isinstance(value, dict) and "class_name" not in value:  # (not a serialized Keras object: {class_name, config})
         if len(value) != 1:
             raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
+        if key is not None and next(iter(value)) != key:
+            raise ValueError(f"the model has one output, {key!r}; the {what}s dict is keyed {sorted(map(str, value))}")
         return next(iter(value.values()))
     if (isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple))
             and (isinstance(value[0], str) or not np.isscalar(value[0]))):

@@ -160,10 +160,7 @@ def _check_xy(model, x, y, sample_weight=None):
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)
-    if isinstance(y, dict) and len(y) == 1 and model.layers and next(iter(y)) != model.layers[-1].name:
-        raise ValueError(f"Model {model.name!r} has one output, {model.layers[-1].name!r}; the targets dict is keyed "
-                         f"{sorted(map(str, y))}")
-    y = _numeric("y", single(y, "target"))
+    y = _numeric("y", single(y, "target", model.layers[-1].name if model.layers else None))
     if y.ndim == 0:
         raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
