@@ -212,15 +212,15 @@ class Optimizer:
             for i, g, v in pairs:
                 if g.shape != v.shape:
                     raise ValueError(f"gradient {i} has shape {g.shape}; its variable has {v.shape}")
-                g = (g.dense() if isinstance(g, RowGradient) else g).astype(v.dtype, copy=False)
-                if not updating:
-                    self._accumulators[i] += g
+            dense = [(i, (g.dense() if isinstance(g, RowGradient) else g).astype(v.dtype, copy=False), v)
+                     for i, g, v in pairs]
             if updating:
-                pairs = [(i, (g.dense() if isinstance(g, RowGradient) else g).astype(v.dtype, copy=False)
-                          + self._accumulators[i], v) for i, g, v in pairs]
-                pairs = [(i, g / g.dtype.type(n), v) for i, g, v in pairs]
+                pairs = [(i, (g + self._accumulators[i]) / g.dtype.type(n), v) for i, g, v in dense]
                 for a in self._accumulators:
                     a[...] = 0
+            else:
+                for i, g, _ in dense:
+                    self._accumulators[i] += g
         if pairs and updating:
             rate = self._learning_rate  # (a schedule: evaluated once per step)
             for (i, _, v), g_clipped in zip(pairs, self._clip([g for _, g, _ in pairs])):
