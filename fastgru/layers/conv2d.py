@@ -20,7 +20,8 @@ from numpy.lib.stride_tricks import as_strided
 from .. import activations
 from .._threads import kernel_blas_single_threaded, kernel_threads, n_chunks_for, run_chunks
 from ..random import make_rng
-from .base import Layer, compute_dtype
+from .base import Layer
+from .channels import ChannelsLayout, data_format_of
 from .conv import _TRAINING_ONLY, conv_output_length, padding_amounts
 from .registry import (
     NONE,
@@ -39,22 +40,6 @@ from .registry import (
 BLOCK_BYTES = 16 << 20
 
 
-def data_format_of(layer: Layer, data_format) -> str:
-    """Keras's ``data_format`` option (None: ``channels_last``, Keras's default image layout)."""
-    if data_format in (None, "channels_last", "channels_first"):
-        return data_format or "channels_last"
-    raise ValueError(f"{type(layer).__name__} {layer.name!r}: data_format must be 'channels_last' or "
-                     f"'channels_first', received {data_format!r}")
-
-
-
-
-
-
-
-
-
-
 def pad_2d(x: np.ndarray, window, strides, padding: str, dilation, fill: float = 0.0):
     """The (B, H_pad, W_pad, C) padded input, the output (H_out, W_out) and the (top, left) padding."""
     _, h, w, _ = x.shape
@@ -65,8 +50,6 @@ def pad_2d(x: np.ndarray, window, strides, padding: str, dilation, fill: float =
     if top or bottom or left or right:
         x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
     return x, (ho, wo), (top, left)
-
-
 
 
 def tap_slices(i: int, j: int, strides, dilation, out_hw) -> tuple:
@@ -233,7 +216,7 @@ def conv_constraints(rank: int) -> dict:
     }
 
 
-class SpatialConv(Layer):
+class SpatialConv(ChannelsLayout, Layer):
     """What Conv2D and Conv3D share: options, shapes, weights kernel (*window, C_in/groups, filters) and bias
     (filters,), inputs checked and turned channels last. Subclasses compute ``_linear`` and its backward."""
 
@@ -261,20 +244,12 @@ class SpatialConv(Layer):
         self._rng = make_rng(None)
 
     # ---- shapes and weights ---------------------------------------------------------------
-    def _channels(self, shape):
-        return shape[1] if self.data_format == "channels_first" else shape[-1]
-
-    def _sizes(self, shape) -> tuple:
-        return tuple(shape[2:]) if self.data_format == "channels_first" else tuple(shape[1:-1])
-
-    @property
-    def _layout(self) -> str:
-        axes = ("rows, columns" if self.rank == 2 else "depth, rows, columns")
-        return f"batch, channels, {axes}" if self.data_format == "channels_first" else f"batch, {axes}, channels"
+    def _out_sizes(self, sizes) -> list:
+        return [conv_output_length(s, k, self.padding, st, d) for s, k, st, d in
+                zip(sizes, self.kernel_size, self.strides, self.dilation_rate)]
 
     def compute_output_shape(self, input_shape: tuple):
-        out = [conv_output_length(s, k, self.padding, st, d) for s, k, st, d in
-               zip(self._sizes(input_shape), self.kernel_size, self.strides, self.dilation_rate)]
+        out = self._out_sizes(self._sizes(input_shape))
         return (input_shape[0], self.filters, *out) if self.data_format == "channels_first" else \
             (input_shape[0], *out, self.filters)
 
@@ -297,26 +272,12 @@ class SpatialConv(Layer):
 
     def _check_input(self, x) -> np.ndarray:
         """``x`` checked, in the compute dtype and channels last."""
-        label = f"{type(self).__name__} {self.name!r}"
-        x = np.asarray(x)
-        channels = self._params["kernel"].shape[-2] * self.groups
-        if x.ndim != self.rank + 2 or self._channels(x.shape) != channels:
-            raise ValueError(f"{label} expects input ({self._layout}) with {channels} channels, received shape "
-                             f"{x.shape}")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{label} expects a numeric input array, received dtype {x.dtype}")
-        if 0 in self.compute_output_shape(x.shape)[1:] and 0 not in self._sizes(x.shape):
-            raise ValueError(f"{label}: a {self.kernel_size} window at dilation {self.dilation_rate} leaves no output "
-                             f"from inputs of shape {x.shape}")
-        x = x.astype(compute_dtype(x), copy=False)
-        return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.data_format == "channels_first" else x
-
-    def _to_layout(self, y: np.ndarray) -> np.ndarray:
-        """A channels-last array in the layer's layout."""
-        return np.ascontiguousarray(np.moveaxis(y, -1, 1)) if self.data_format == "channels_first" else y
-
-    def _from_layout(self, dy: np.ndarray) -> np.ndarray:
-        return np.moveaxis(dy, 1, -1) if self.data_format == "channels_first" else dy
+        shape = np.shape(x)
+        x = self._channels_last_input(x, self._params["kernel"].shape[-2] * self.groups)
+        if 0 in self._out_sizes(x.shape[1:-1]) and 0 not in x.shape[1:-1]:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: a {self.kernel_size} window at dilation "
+                             f"{self.dilation_rate} leaves no output from inputs of shape {shape}")
+        return x
 
     def _weights(self, dtype):
         label = f"{type(self).__name__} {self.name!r}"

@@ -21,8 +21,9 @@ from .. import activations, initializers
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .channels import data_format_of
 from .conv import _TRAINING_ONLY, conv_output_length
-from .conv2d import conv2d_backward, conv2d_forward, conv_constraints, data_format_of
+from .conv2d import conv2d_backward, conv2d_forward, conv_constraints
 from .registry import (
     ANY,
     NONE,

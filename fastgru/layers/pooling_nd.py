@@ -15,37 +15,18 @@ import itertools
 
 import numpy as np
 
-from .base import Layer, compute_dtype
+from .base import Layer
+from .channels import ChannelsLayout, data_format_of
 from .conv import conv_output_length, padding_amounts
-from .conv2d import data_format_of
 from .registry import NONE, Boolean, IntTuple, KerasContract, StrOptions, register_layer, validate_params
 
 
-class _Spatial(Layer):
+class _Spatial(ChannelsLayout, Layer):
     """What the pooling layers share: ``rank`` spatial axes, channels last or first."""
-
-    rank = 2
-
-    def _spatial_axes(self) -> tuple:
-        first = 2 if self.data_format == "channels_first" else 1
-        return tuple(range(first, first + self.rank))
 
     def _check(self, x) -> np.ndarray:
         """``x`` as a channels-last array of the compute dtype."""
-        x = np.asarray(x)
-        if x.ndim != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank {self.rank + 2} (batch, "
-                             f"{self.rank} spatial axes and channels; channels first with data_format="
-                             f"'channels_first'), received shape {x.shape}")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
-                            f"{x.dtype}")
-        x = x.astype(compute_dtype(x), copy=False)
-        return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.data_format == "channels_first" else x
-
-    def _layout(self, y: np.ndarray) -> np.ndarray:
-        """A channels-last result in the layer's layout."""
-        return np.ascontiguousarray(np.moveaxis(y, -1, 1)) if self.data_format == "channels_first" else y
+        return self._channels_last_input(x)
 
     def _check_rank(self, input_shape: tuple) -> None:
         if len(input_shape) != self.rank + 2:
@@ -133,7 +114,7 @@ class _MaxPooling(_Pooling):
         y = None
         for index in self._taps(out):  # (one strided maximum per window position)
             y = xp[index].copy() if y is None else np.maximum(y, xp[index], out=y)
-        return self._layout(y), (x.shape, xp, y, out, lead)
+        return self._to_layout(y), (x.shape, xp, y, out, lead)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, xp, y, out, lead = cache
@@ -147,7 +128,7 @@ class _MaxPooling(_Pooling):
             first = (xp[index] == y) & ~taken
             dxp[index] += np.where(first, dy, dy.dtype.type(0))
             taken |= first
-        return self._layout(self._crop(dxp, x_shape, lead)), []
+        return self._to_layout(self._crop(dxp, x_shape, lead)), []
 
 
 class _AveragePooling(_Pooling):
@@ -169,7 +150,7 @@ class _AveragePooling(_Pooling):
         for index in self._taps(out):
             total = xp[index].copy() if total is None else np.add(total, xp[index], out=total)
         counts = self._counts(x.shape, out, x.dtype)
-        return self._layout(total / counts), (x.shape, xp.shape, counts, out, lead)
+        return self._to_layout(total / counts), (x.shape, xp.shape, counts, out, lead)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, padded_shape, counts, out, lead = cache
@@ -180,7 +161,7 @@ class _AveragePooling(_Pooling):
         dxp = np.zeros(padded_shape, share.dtype)
         for index in self._taps(out):
             dxp[index] += share
-        return self._layout(self._crop(dxp, x_shape, lead)), []
+        return self._to_layout(self._crop(dxp, x_shape, lead)), []
 
 
 @register_layer
@@ -277,7 +258,7 @@ class _GlobalAveragePooling(_GlobalPooling):
         count = int(np.prod(x_shape[1:-1]))
         dy = np.asarray(dy).reshape(x_shape[0], 1, x_shape[-1])
         dx = np.broadcast_to(dy / count, (x_shape[0], count, x_shape[-1])).reshape(x_shape)
-        return self._layout(dx), []
+        return self._to_layout(dx), []
 
 
 class _GlobalMaxPooling(_GlobalPooling):
@@ -297,7 +278,7 @@ class _GlobalMaxPooling(_GlobalPooling):
         dy = np.asarray(dy).reshape(shape[0], shape[-1])
         flat = np.zeros((shape[0], int(np.prod(shape[1:-1])), shape[-1]), dy.dtype)
         np.put_along_axis(flat, arg[:, None, :], dy[:, None, :], axis=1)
-        return self._layout(flat.reshape(shape)), []
+        return self._to_layout(flat.reshape(shape)), []
 
 
 @register_layer

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from .conv2d import data_format_of
+from .channels import data_format_of
 from .registry import NONE, Anything, IntTuple, KerasContract, StrOptions, register_layer
 from .reshaping import _Rearrange
 
