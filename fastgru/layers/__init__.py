@@ -6,10 +6,12 @@ from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
 from .conv2d import Conv2D
+from .conv2d_depthwise import DepthwiseConv2D, SeparableConv2D
 from .conv3d import Conv3D
 from .conv_depthwise import DepthwiseConv1D, SeparableConv1D
 from .conv_lstm import ConvLSTM1D, ConvLSTM2D
 from .conv_transpose import Conv1DTranspose
+from .conv_transpose_nd import Conv2DTranspose, Conv3DTranspose
 from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
 from .dense import Dense
 from .feature_normalization import Normalization, Rescaling, UnitNormalization
@@ -20,7 +22,7 @@ from .keras_ops import KerasOp
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .multi_head_attention import MultiHeadAttention
-from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D
 from .pooling1d import AveragePooling1D, MaxPooling1D
@@ -37,90 +39,129 @@ from .pooling_nd import (
 from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
-from .reshaping2d import Cropping2D, UpSampling2D, ZeroPadding2D
+from .reshaping_nd import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, ZeroPadding2D, ZeroPadding3D
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
 from .time_distributed import TimeDistributed
 
+# Keras 3's other names for the same classes
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalAvgPool3D = GlobalAveragePooling3D
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+Convolution3DTranspose = Conv3DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
+
 __all__ = [
     "Activation",
-    "AdditiveAttention",
     "ActivityRegularization",
+    "Add",
+    "AdditiveAttention",
     "AlphaDropout",
     "Attention",
-    "Add",
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
     "Concatenate",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
+    "Conv2DTranspose",
     "Conv3D",
+    "Conv3DTranspose",
     "ConvLSTM1D",
     "ConvLSTM2D",
-    "Conv1DTranspose",
+    "Convolution1D",
+    "Convolution1DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
+    "Convolution3D",
+    "Convolution3DTranspose",
     "Cropping1D",
     "Cropping2D",
+    "Cropping3D",
     "Dense",
-    "Dot",
     "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "Dot",
     "Dropout",
     "ELU",
     "Embedding",
     "Flatten",
-    "GRU",
-    "GroupNormalization",
-    "GRUCell",
-    "KerasOp",
-    "GetItem",
     "GaussianDropout",
     "GaussianNoise",
+    "GetItem",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalAveragePooling3D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
+    "GroupNormalization",
+    "GRU",
+    "GRUCell",
     "Identity",
     "Input",
     "InputLayer",
-    "LSTM",
-    "LSTMCell",
+    "KerasOp",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
+    "LSTM",
+    "LSTMCell",
     "Masking",
+    "Maximum",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
-    "Normalization",
-    "Maximum",
     "Minimum",
     "MultiHeadAttention",
     "Multiply",
-    "PReLU",
+    "Normalization",
     "Permute",
-    "ReLU",
-    "RMSNormalization",
-    "RNN",
+    "PReLU",
     "RecurrentLayer",
+    "ReLU",
     "RepeatVector",
     "Rescaling",
     "Reshape",
+    "RMSNormalization",
+    "RNN",
     "SeparableConv1D",
+    "SeparableConv2D",
+    "SeparableConvolution1D",
+    "SeparableConvolution2D",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",
     "SpatialDropout1D",
     "SpatialDropout2D",
+    "SpatialDropout3D",
+    "Subtract",
     "TimeDistributed",
     "UnitNormalization",
-    "Subtract",
     "UpSampling1D",
     "UpSampling2D",
+    "UpSampling3D",
     "ZeroPadding1D",
     "ZeroPadding2D",
+    "ZeroPadding3D",
 ]

@@ -87,10 +87,12 @@ class SpatialDropout2D(_Noise):
         super().__init__(seed=seed, rate=rate, data_format=data_format, **kwargs)
         self.data_format = self.data_format or "channels_last"
 
+    rank = 2
+
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 4:
-            raise ValueError(f"SpatialDropout2D {self.name!r} expects input of rank 4, received shape "
-                             f"{tuple(input_shape)}")
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank {self.rank + 2}, received "
+                             f"shape {tuple(input_shape)}")
         super().build(input_shape)
 
     def get_config(self) -> dict:
@@ -101,10 +103,21 @@ class SpatialDropout2D(_Noise):
     def _noise(self, x):
         if self.rate == 0:
             return None, None
+        ones = (1,) * self.rank
         first = self.data_format == "channels_first"
-        shape = (x.shape[0], x.shape[1], 1, 1) if first else (x.shape[0], 1, 1, x.shape[3])
+        shape = (x.shape[0], x.shape[1]) + ones if first else (x.shape[0],) + ones + (x.shape[-1],)
         keep = self._rng.random(shape) >= self.rate
         return (keep / (1.0 - self.rate)).astype(x.dtype), None
+
+
+@register_layer
+class SpatialDropout3D(SpatialDropout2D):
+    """Drops whole channels of each volume (noise shape (B, 1, 1, 1, C); ``channels_first``: (B, C, 1, 1, 1)),
+    scaling the kept ones by 1/(1-rate)."""
+
+    rank = 3
+    keras = KerasContract(names=("SpatialDropout3D",), fixed={"noise_shape": None})
+    contract_example = {"kwargs": {"rate": 0.25}, "inputs": [(2, 2, 3, 12)]}
 
 
 @register_layer

@@ -35,7 +35,8 @@ INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "S
                 "SpatialDropout1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Embedding",
                 # a video's CNN-RNN: the 2-D front on each frame
                 "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
-                "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D", "Rescaling")
+                "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D", "Rescaling", "DepthwiseConv2D",
+                "SeparableConv2D", "Conv2DTranspose")
 
 
 def _inner_from_config(entry):
