@@ -14,6 +14,7 @@ from .conv_transpose import Conv1DTranspose
 from .conv_transpose_nd import Conv2DTranspose, Conv3DTranspose
 from .core import Activation, Dropout, Embedding, Identity, Input, InputLayer, Masking
 from .dense import Dense
+from .einsum_dense import EinsumDense
 from .feature_normalization import Normalization, Rescaling, UnitNormalization
 from .getitem import GetItem
 from .group_normalization import GroupNormalization, RMSNormalization
@@ -95,6 +96,7 @@ __all__ = [
     "Dot",
     "Dropout",
     "ELU",
+    "EinsumDense",
     "Embedding",
     "Flatten",
     "GaussianDropout",

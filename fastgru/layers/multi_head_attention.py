@@ -27,7 +27,6 @@ TensorFlow's numbers). ``sliding_window`` (Keras 3.15's symmetric band) is appli
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from ..errors import UnsupportedKerasFeature
 from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import BUILD_LOCK, Layer, record_symbolic_call, weights_lock
+from .einsum_dense import add_kernel_with_fans
 from .multi_head_inputs import _ROLES, _AttentionAxes, _OutputShape, call_arrays, gather_call
 from .registry import (
     ANY,
@@ -164,18 +164,8 @@ class MultiHeadAttention(Layer):
         Layer.build(self, shapes)
 
     def _add_kernel(self, name: str, shape: tuple, n_in: int) -> None:
-        """A kernel whose first ``n_in`` axes are its inputs: a variance-scaling initializer (glorot, he, lecun)
-        draws with the fans of those axes and of the others, as Keras 3's EinsumDense does."""
-        spec = self.kernel_initializer
-        kind = spec if isinstance(spec, str) else spec.get("class_name") if isinstance(spec, dict) else \
-            type(spec).__name__
-        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", str(kind)).lower()
-        if kind.split("_")[0] in ("glorot", "he", "lecun", "variance"):
-            flat = (math.prod(shape[:n_in]), math.prod(shape[n_in:]))
-            self.add_weight(name, flat, spec, self._rng)
-            self._params[name] = self._params[name].reshape(shape)
-        else:
-            self.add_weight(name, shape, spec, self._rng)
+        """A kernel whose first ``n_in`` axes are its inputs, drawn with those fans (as Keras 3's EinsumDense)."""
+        add_kernel_with_fans(self, name, shape, range(n_in), self.kernel_initializer, self._rng)
 
     def compute_output_shape(self, input_shape, return_attention_scores: bool = False, **_options):
         shapes = [tuple(s) for s in input_shape]
