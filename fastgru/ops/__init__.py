@@ -4,7 +4,7 @@ Public (``__all__``): :func:`gru_forward`, :func:`gru_forward_train`, :func:`gru
 :class:`GRUGradients`, :class:`GRUTrainCache`), and the same for LSTM (:func:`lstm_forward`,
 :func:`lstm_forward_train`, :func:`lstm_backward`, :class:`LSTMGradients`, :class:`LSTMTrainCache`) and SimpleRNN
 (:func:`simple_rnn_forward`, :func:`simple_rnn_forward_train`, :func:`simple_rnn_backward`, :class:`SimpleRNNGradients`,
-:class:`SimpleRNNTrainCache`); each
+:class:`SimpleRNNTrainCache`), and Keras's :func:`ctc_loss` and :func:`ctc_decode` (greedy); each
 validates every array it takes. The ``run_*`` functions and the ``Prepared*`` classes are internal (the
 layers call them with arrays they built); they still check every shape and dtype a kernel indexes by
 (``validation.check_run_args``) and raise ``ValueError`` rather than let a kernel read out of bounds.
@@ -13,6 +13,7 @@ layers call them with arrays they built); they still check every shape and dtype
 # PreparedGRU, PreparedLSTM, run_*, training_activation_codes, validate_*: internal (the layers call them
 # with arrays they built; they check what the kernels index by)
 from .common import training_activation_codes  # noqa: F401
+from .ctc import ctc_decode, ctc_loss
 from .gru import (  # noqa: F401
     GRUGradients,
     GRUTrainCache,
@@ -55,6 +56,8 @@ __all__ = [
     "LSTMTrainCache",
     "SimpleRNNGradients",
     "SimpleRNNTrainCache",
+    "ctc_decode",
+    "ctc_loss",
     "gru_backward",
     "gru_forward",
     "gru_forward_train",

@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from .ctc_loss import CTC
 from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .keras_objects import keras_config
 from .loss_base import Loss, _clip_and_mask, _same_rank, _sigmoid_xent
@@ -252,12 +253,13 @@ _BY_NAME = {
     "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
     "binary_focal_crossentropy": BinaryFocalCrossentropy,
     "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
+    "ctc": CTC,
 }
 _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                     MeanSquaredError, MeanAbsoluteError, Huber, MeanSquaredLogarithmicError,
                                     MeanAbsolutePercentageError, LogCosh, KLDivergence, Poisson, CosineSimilarity,
                                     Hinge, SquaredHinge, CategoricalHinge, BinaryFocalCrossentropy,
-                                    CategoricalFocalCrossentropy)}
+                                    CategoricalFocalCrossentropy, CTC)}
 
 
 def get(identifier) -> Loss:
