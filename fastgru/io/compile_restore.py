@@ -52,5 +52,6 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         if model._keras2_output_losses and hasattr(model.optimizer, "tf_keras_steps"):
             model.optimizer.tf_keras_steps = True
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
+        model._uncompiled_reason = f" (its file's training configuration is not supported by fastgru: {exc})"
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)

@@ -89,6 +89,15 @@ def _one_loss_weight(loss_weights) -> float:
     return float(value)
 
 
+def compiled_of(model) -> Compiled:
+    """What ``model.compile`` fixed, or a RuntimeError (saying why where a file's configuration was refused)."""
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None:  # (a file's training configuration fastgru could not restore: why, from load_model)
+        why = getattr(model, "_uncompiled_reason", None)
+        raise RuntimeError("You must call compile() before training or evaluating the model" + (why or ""))
+    return compiled
+
+
 def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None,
                   loss_weights=None) -> None:
     model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics, loss_weights)

@@ -32,6 +32,7 @@ from .more_losses import (
     Poisson,
     SquaredHinge,
 )
+from .overlap_losses import CategoricalGeneralizedCrossEntropy, Dice, Tversky
 
 
 class BinaryCrossentropy(Loss):
@@ -253,13 +254,15 @@ _BY_NAME = {
     "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
     "binary_focal_crossentropy": BinaryFocalCrossentropy,
     "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
-    "ctc": CTC,
+    "ctc": CTC, "dice": Dice, "tversky": Tversky,
+    "categorical_generalized_cross_entropy": CategoricalGeneralizedCrossEntropy,
 }
 _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                     MeanSquaredError, MeanAbsoluteError, Huber, MeanSquaredLogarithmicError,
                                     MeanAbsolutePercentageError, LogCosh, KLDivergence, Poisson, CosineSimilarity,
                                     Hinge, SquaredHinge, CategoricalHinge, BinaryFocalCrossentropy,
-                                    CategoricalFocalCrossentropy, CTC)}
+                                    CategoricalFocalCrossentropy, CTC, Dice, Tversky,
+                                    CategoricalGeneralizedCrossEntropy)}
 
 
 def get(identifier) -> Loss:

@@ -20,15 +20,8 @@ from . import compile_metrics, regularization
 from . import losses as losses_module
 from .callbacks import CallbackList
 from .compiled import Compiled, compile_model  # noqa: F401  (compile_model: what the models' compile calls)
+from .compiled import compiled_of as _compiled
 from .structures import refuse_streams, single
-
-
-def _compiled(model) -> Compiled:
-    compiled = getattr(model, "_compiled", None)
-    if compiled is None:
-        raise RuntimeError("You must call compile() before training or evaluating the model")
-    return compiled
-
 
 # ---------------------------------------------------------------------------------------------
 # forward / backward through the stack
