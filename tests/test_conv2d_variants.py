@@ -79,6 +79,24 @@ def test_volumes_upsampled_and_transposed_match_keras(keras, tmp_path):
     assert_keras_parity(keras, km, x, y, tmp_path, "mse", epochs=3)
 
 
+@pytest.mark.parametrize("rank", [1, 2])
+def test_depthwise_strides_with_dilation_match_keras(keras, tmp_path, rank):
+    """Keras 3's depthwise and separable convolutions (unlike Conv1D/Conv2D) take strides and dilation_rate both
+    above 1, in 1-D and 2-D, valid and same padding."""
+    rng = np.random.default_rng(16)
+    shape = (13, 3) if rank == 1 else (13, 12, 3)
+    x = rng.normal(size=(6,) + shape).astype("float32")
+    y = rng.normal(size=(6, 2)).astype("float32")
+    keras.utils.set_random_seed(16)
+    K = keras.layers
+    depthwise, separable = (K.DepthwiseConv1D, K.SeparableConv1D) if rank == 1 else (K.DepthwiseConv2D,
+                                                                                    K.SeparableConv2D)
+    km = keras.Sequential([keras.Input(shape), depthwise(3, strides=2, dilation_rate=2, depth_multiplier=2),
+                           separable(3, 2, strides=2, dilation_rate=2, padding="same", activation="tanh"),
+                           K.Flatten(), K.Dense(2)])
+    assert_keras_parity(keras, km, x, y, tmp_path, "mse", epochs=3)
+
+
 def test_time_distributed_separable_front_matches_keras(keras, tmp_path):
     """Every frame of a video through TimeDistributed SeparableConv2D and DepthwiseConv2D, then a GRU."""
     rng = np.random.default_rng(13)
@@ -132,7 +150,7 @@ def test_spatial_layers_file_runs_and_trains_as_keras(tmp_path):
 
 def test_bad_options_and_inputs():
     with pytest.raises(ValueError, match="strides > 1 together with dilation_rate > 1"):
-        L.DepthwiseConv2D(3, strides=2, dilation_rate=2)
+        L.Conv2DTranspose(3, 3, strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match="'depth_multiplier'"):
         L.SeparableConv2D(2, 3, depth_multiplier=0)
     with pytest.raises(ValueError, match="output_padding must be less than strides on every axis"):

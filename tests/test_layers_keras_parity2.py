@@ -212,7 +212,6 @@ def test_tf_keras_h5_depthwise_and_separable_load(rng, tmp_path):
     (lambda: F.DepthwiseConv1D(0), ValueError, "'kernel_size'"),
     (lambda: F.DepthwiseConv1D(3, padding="causal"), ValueError, "'padding' should be one of 'valid', 'same'"),
     (lambda: F.DepthwiseConv1D(3, depth_multiplier=0), ValueError, "'depth_multiplier'"),
-    (lambda: F.DepthwiseConv1D(3, strides=2, dilation_rate=2), ValueError, "strides > 1 together with"),
     (lambda: F.DepthwiseConv1D(3, data_format="channels_first"), ValueError, "'data_format'"),
     (lambda: F.SeparableConv1D(0, 3), ValueError, "'filters'"),
     (lambda: F.SeparableConv1D(2, 3, depth_multiplier=1.5), TypeError, "'depth_multiplier'"),

@@ -96,13 +96,11 @@ class _Depthwise2D(ChannelsLayout, Layer):
     _kernel_name = "kernel"
 
     def _init_options(self, params: dict) -> None:
-        label = f"{type(self).__name__} {self.name!r}"
-        self.__dict__.update(validate_params(label, self.parameter_constraints, params))
+        owner = f"{type(self).__name__} {self.name!r}"
+        self.__dict__.update(validate_params(owner, self.parameter_constraints, params))
         self.data_format = data_format_of(self, self.data_format)
         self.activation = activations.canonical_name(self.activation)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{label}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
-                             f"received strides={self.strides}, dilation_rate={self.dilation_rate}")
+        # (strides and dilation_rate may both exceed 1: Keras 3's depthwise convolutions allow it, unlike Conv2D)
         self._rng = make_rng(None)
 
     def _out_sizes(self, sizes) -> list:

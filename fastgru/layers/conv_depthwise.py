@@ -60,9 +60,7 @@ class _Depthwise(Layer):
         owner = f"{type(self).__name__} {self.name!r}"
         self.__dict__.update(validate_params(owner, self.parameter_constraints, params))
         self.activation = activations.canonical_name(self.activation)
-        if self.strides[0] > 1 and self.dilation_rate[0] > 1:
-            raise ValueError(f"{owner}: strides > 1 together with dilation_rate > 1 is not supported (as in Keras), "
-                             f"received strides={self.strides}, dilation_rate={self.dilation_rate}")
+        # (strides and dilation_rate may both exceed 1: Keras 3's depthwise convolutions allow it, unlike Conv1D)
         self._rng = make_rng(None)
 
     def _check_build(self, input_shape: tuple) -> int:
