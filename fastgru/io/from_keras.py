@@ -72,11 +72,7 @@ def _convert(keras_model):
             continue  # (also a Keras op run as a layer, keras.ops.softmax: not in the Keras model's layers)
         if source is None:
             raise UnsupportedKerasFeature(f"layer {s.config.get('name')!r} not found in the Keras model")
-        if getattr(source, "lora_enabled", False):
-            raise UnsupportedKerasFeature(
-                f"layer {source.name!r} ({s.class_name}): LoRA is enabled; save the model to a .keras file (Keras "
-                "merges the LoRA weights into the kernel) and load that file")
-        weights = source.get_weights()
+        weights = _source_weights(source)
         try:
             layer.set_weights(weights)
         except (TypeError, ValueError) as exc:
@@ -85,6 +81,20 @@ def _convert(keras_model):
                 f"{[tuple(w.shape) for w in weights]} do not fit fastgru's {s.class_name} ({exc})") from None
     model.file_format = f"live Keras model (Keras {version})"
     return model
+
+
+def _source_weights(source) -> list:
+    """A Keras layer's weights in fastgru's order; with LoRA enabled (a Dense or an Embedding), the kernel Keras
+    computes with (its ``kernel``/``embeddings`` property: the frozen kernel plus the scaled LoRA product)."""
+    if not getattr(source, "lora_enabled", False):
+        return source.get_weights()
+    kind = type(source).__name__
+    if kind == "Dense":
+        return [np.asarray(source.kernel)] + ([np.asarray(source.bias)] if source.use_bias else [])
+    if kind == "Embedding":
+        return [np.asarray(source.embeddings)]
+    raise UnsupportedKerasFeature(f"layer {source.name!r} ({kind}): LoRA is enabled; save the model to a .keras file "
+                                  "(Keras merges the LoRA weights into the kernel) and load that file")
 
 
 def _from_keras_graph(keras_model, config, version):
@@ -151,14 +161,10 @@ def _weights_by_name(model, keras_model) -> list:
         if source is None:
             raise UnsupportedKerasFeature(f"layer {layer.name!r} not found in the Keras model "
                                           f"{getattr(keras_model, 'name', '')!r}")
-        if getattr(source, "lora_enabled", False):
-            raise UnsupportedKerasFeature(
-                f"layer {source.name!r}: LoRA is enabled; save the model to a .keras file (Keras merges the LoRA "
-                "weights into the kernel) and load that file")
         if _is_model(layer) and _is_model(source):
             weights.extend(_weights_by_name(layer, source))
         else:
-            weights.extend(source.get_weights())
+            weights.extend(_source_weights(source))
     return weights
 
 

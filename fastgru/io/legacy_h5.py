@@ -4,6 +4,8 @@ attribute lists its weights in order (never hard-coded names)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ModelFileError
 from .h5utils import dataset_shape, get_group, read_attr, read_dataset, read_list_attr
 from .keras_v3 import check_shapes, set_checked
@@ -19,8 +21,10 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
     layer_names = read_list_attr(weights_root, "layer_names", path)
     # the layers that read from each group, in order (a nested model's group feeds several layers)
     by_group: dict[str, list] = {}
+    config_of = {}
     for layer, spec in zip(layers, specs):
         by_group.setdefault(spec.legacy_group, []).append(layer)
+        config_of[id(layer)] = getattr(spec, "config", None) or {}
     for group_name, group_layers in by_group.items():
         needed = sum(len(l.weights) for l in group_layers)
         if needed == 0:
@@ -29,6 +33,9 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
             raise ModelFileError(path, f"no weights for layer {group_name!r} (the file has: {', '.join(layer_names)})")
         group = get_group(weights_root, group_name, path)
         names = read_list_attr(group, "weight_names", path)
+        if len(group_layers) == 1 and any(_base(n).startswith("lora_") for n in names):
+            _assign_lora_merged(group_layers[0], config_of[id(group_layers[0])], group, names, path)
+            continue
         if len(names) != needed:
             raise ModelFileError(path, f"layer {group_name!r} has {len(names)} weights in the file, "
                                        f"the config implies {needed}")
@@ -46,6 +53,36 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0]}")
             arrays, names = arrays[n:], names[n:]
+
+
+def _base(name: str) -> str:
+    return name.rsplit("/", 1)[-1].split(":")[0]
+
+
+def _assign_lora_merged(layer, config: dict, group, names, path) -> None:
+    """A Dense's or Embedding's weights with LoRA enabled (Keras 3's legacy ``.h5`` keeps the factors, its
+    trainable weights first: bias, lora_*_a, lora_*_b, then the frozen kernel): the kernel Keras computes with,
+    ``kernel + (lora_alpha / lora_rank) * lora_a @ lora_b`` in float32, then the layer's own order."""
+    where = f"{group.name} ({type(layer).__name__} with LoRA)"
+    by_base = {_base(n): n for n in names}
+    main = "kernel" if "kernel" in by_base else "embeddings"
+    wanted = {main, f"lora_{main}_a", f"lora_{main}_b"} | ({"bias"} if "bias" in by_base else set())
+    rank = config.get("lora_rank")
+    if set(by_base) != wanted or len(by_base) != len(names) or len(layer.weights) != len(wanted) - 2 or \
+            not isinstance(rank, int) or rank < 1:
+        raise ModelFileError(path, f"{where}: weights {list(names)} with lora_rank={rank!r} are not a LoRA layer "
+                                   f"fastgru can merge (it expects {sorted(wanted)})")
+    alpha = config.get("lora_alpha")
+    scale = np.float32((rank if alpha is None else alpha) / rank)
+    shapes = {b: dataset_shape(group, n, path) for b, n in by_base.items()}
+    out_shape = layer.weights[0].shape
+    if shapes[main] != out_shape or shapes[f"lora_{main}_a"] != (out_shape[0], rank) or \
+            shapes[f"lora_{main}_b"] != (rank, out_shape[1]):
+        raise ModelFileError(path, f"{where}: shapes {shapes} do not fit a {out_shape} {main} of rank {rank}")
+    arrays = {b: read_dataset(group, n, path, shapes[b]) for b, n in by_base.items()}
+    a, b = (arrays[f"lora_{main}_{k}"].astype(np.float32, copy=False) for k in "ab")
+    merged = arrays[main].astype(np.float32, copy=False) + scale * (a @ b)
+    set_checked(layer, [merged] + ([arrays["bias"]] if "bias" in arrays else []), path, where=where)
 
 
 def model_weights_group(f, path):
