@@ -199,3 +199,13 @@ def test_legacy_h5_nested_group_ending_in_a_layer_without_weights(keras, tmp_pat
     x = np.random.default_rng(0).standard_normal((3, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0), rtol=1e-5,
                                atol=2e-6)
+
+
+def test_from_keras_keeps_the_arguments_keras_loss_configs_drop():
+    """Keras 3's Huber.get_config() has no ``delta`` (so a .keras file loses it, in Keras too); a live model's loss
+    objects keep it, and from_keras compiles with them."""
+    L = keras.layers
+    x, y = data(5), np.random.default_rng(5).normal(size=(3, 2)).astype(np.float32) * 3
+    km = keras.Sequential([keras.Input((6, 4)), L.GRU(4), L.Dense(2)])
+    km.compile("sgd", loss=keras.losses.Huber(delta=2.0))
+    assert fg.from_keras(km).evaluate(x, y, verbose=0) == pytest.approx(km.evaluate(x, y, verbose=0), rel=1e-5)

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
+from ..training.keras_objects import keras_config as keras_object_config
 from . import keras_config, optimizer_state
 from .compile_restore import restore_compile
 
@@ -35,10 +36,30 @@ def _compile_like(model, keras_model) -> None:
         warnings.warn(f"the Keras model's compile configuration cannot be serialised ({exc}); the model is "
                       "converted uncompiled", stacklevel=3)
         return
+    live_loss = _live_losses(getattr(keras_model, "loss", None))
+    if live_loss is not None:  # (the loss objects themselves: Keras's configs drop their functions' arguments)
+        config["loss"] = live_loss
     restore_compile(model, config, "<live keras model>", _keras_version_of(keras_model))
     optimizer = getattr(keras_model, "optimizer", None)
     if getattr(model, "_compiled", None) is not None and optimizer is not None and getattr(optimizer, "built", False):
         optimizer_state.restore(model, [np.asarray(v) for v in optimizer.variables], "<live keras model>")
+
+
+def _live_losses(loss):
+    """The compiled loss (one object, or a list or dict of them) as configs that keep what Keras's own configs
+    drop (Huber's ``delta``: ``keras_objects.keras_config``), or None where it holds anything else."""
+    if isinstance(loss, dict):
+        parts = {k: _live_losses(v) for k, v in loss.items()}
+        return None if any(v is None for v in parts.values()) else parts
+    if isinstance(loss, (list, tuple)):
+        parts = [_live_losses(v) for v in loss]
+        return None if any(v is None for v in parts) else parts
+    if loss is None or isinstance(loss, str) or not getattr(loss, "_fn_kwargs", None):
+        return loss if isinstance(loss, str) else None
+    try:
+        return json.loads(json.dumps(keras_object_config(loss)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _convert(keras_model):
