@@ -222,3 +222,12 @@ def test_tf_keras_h5_file_loads(tmp_path):
     km.save(tmp_path / "m.h5")
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: L.DepthwiseConv2D(3, depth_multiplier=2), lambda: L.SeparableConv2D(3, 3),
+                                  lambda: L.Conv2DTranspose(3, 3), lambda: L.Flatten(), lambda: L.ZeroPadding2D(1)],
+                         ids=["depthwise", "separable", "transpose", "flatten", "padding"])
+def test_an_empty_batch_gives_an_empty_output(make):
+    model = fg.Sequential([L.Input((6, 6, 2)), make()])
+    out = model.predict(np.zeros((0, 6, 6, 2), np.float32))
+    assert out.shape == (0,) + model.layers[0].compute_output_shape((None, 6, 6, 2))[1:]

@@ -154,7 +154,7 @@ class _Depthwise2D(ChannelsLayout, Layer):
         """(B, H_out, W_out, C*dm) depthwise output (no bias) and the padded input."""
         z, xp = depthwise2d_forward(x, self._depthwise_kernel(x.dtype), self.strides, self.padding,
                                     self.dilation_rate)
-        return z.reshape(z.shape[:3] + (-1,)), xp
+        return z.reshape(z.shape[:3] + (z.shape[3] * z.shape[4],)), xp
 
     def _depthwise_backward(self, dz: np.ndarray, xp: np.ndarray, x_shape, need_dx: bool):
         kernel = self._depthwise_kernel(dz.dtype)
@@ -291,7 +291,7 @@ class SeparableConv2D(_Depthwise2D):
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(x)
         mid, xp = self._depthwise(x)
-        rows = mid.reshape(-1, mid.shape[-1])
+        rows = mid.reshape(int(np.prod(mid.shape[:3])), mid.shape[-1])
         z = threaded_matmul(rows, self._pointwise_kernel(x.dtype, mid.shape[-1]))
         bias = self._bias(x.dtype, self.filters)
         if bias is not None:
@@ -307,9 +307,9 @@ class SeparableConv2D(_Depthwise2D):
             raise ValueError(f"SeparableConv2D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
         dz = activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False))
         cm = mid.shape[-1]
-        dz2 = np.ascontiguousarray(dz).reshape(-1, self.filters)
+        dz2 = np.ascontiguousarray(dz).reshape(int(np.prod(dz.shape[:3])), self.filters)
         pointwise = self._pointwise_kernel(dz.dtype, cm)
-        dpointwise = (mid.reshape(-1, cm).T @ dz2).reshape(1, 1, cm, self.filters)
+        dpointwise = (mid.reshape(dz2.shape[0], cm).T @ dz2).reshape(1, 1, cm, self.filters)
         dmid = threaded_matmul(dz2, np.ascontiguousarray(pointwise.T)).reshape(mid.shape)
         dx, ddepthwise = self._depthwise_backward(dmid, xp, x_shape, need_dx)
         grads = [ddepthwise.astype(self.dtype, copy=False), dpointwise.astype(self.dtype, copy=False)]

@@ -157,11 +157,11 @@ class Flatten(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = np.asarray(x)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)
-        return x.reshape(x.shape[0], -1), x.shape
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape
 
     def backward(self, dy, cache, need_dx: bool = True):
         return np.asarray(dy).reshape(cache), []
