@@ -231,3 +231,11 @@ def test_an_empty_batch_gives_an_empty_output(make):
     model = fg.Sequential([L.Input((6, 6, 2)), make()])
     out = model.predict(np.zeros((0, 6, 6, 2), np.float32))
     assert out.shape == (0,) + model.layers[0].compute_output_shape((None, 6, 6, 2))[1:]
+
+
+def test_a_keras_layer_fastgru_lacks_is_named_as_one(keras, tmp_path):
+    km = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.RandomFlip(), keras.layers.Conv2D(2, 3)])
+    km.save(tmp_path / "augmented.keras")
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'RandomFlip' is not supported by fastgru \\(a Keras layer "
+                                                          "fastgru does not implement\\)"):
+        fg.load_model(tmp_path / "augmented.keras")
