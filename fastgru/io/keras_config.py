@@ -53,10 +53,10 @@ _KNOWN_UNSUPPORTED = {
     "TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "HashedCrossing", "CategoryEncoding",
     "Discretization", "MelSpectrogram", "STFTSpectrogram", "Resizing", "CenterCrop", "Pipeline", "AugMix",
     "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix", "Equalization", "MaxNumBoundingBoxes",
-    "MixUp", "RandAugment", "RandomBrightness", "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
-    "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomFlip", "RandomGaussianBlur", "RandomGrayscale",
-    "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomRotation", "RandomSaturation",
-    "RandomSharpness", "RandomShear", "RandomTranslation", "RandomZoom", "Solarization",
+    "MixUp", "RandAugment", "RandomColorDegeneration", "RandomColorJitter",
+    "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",
+    "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomSaturation",
+    "RandomSharpness", "RandomShear", "Solarization",
 }
 
 

@@ -2,6 +2,14 @@
 
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .attention import AdditiveAttention, Attention
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
 from .bidirectional import Bidirectional
 from .conv import Conv1D
@@ -140,6 +148,12 @@ __all__ = [
     "Normalization",
     "Permute",
     "PReLU",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "RecurrentLayer",
     "ReLU",
     "RepeatVector",

@@ -36,7 +36,8 @@ INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "S
                 # a video's CNN-RNN: the 2-D front on each frame
                 "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
                 "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D", "Rescaling", "DepthwiseConv2D",
-                "SeparableConv2D", "Conv2DTranspose")
+                "SeparableConv2D", "Conv2DTranspose", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
+                "RandomContrast", "RandomBrightness")
 
 
 def _inner_from_config(entry):
