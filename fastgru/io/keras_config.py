@@ -51,7 +51,7 @@ _KNOWN_UNSUPPORTED = {
     "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
     # preprocessing: text, lookups and encodings, audio, images and their augmentation
     "TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "HashedCrossing", "CategoryEncoding",
-    "Discretization", "MelSpectrogram", "STFTSpectrogram", "Resizing", "CenterCrop", "Pipeline", "AugMix",
+    "Discretization", "MelSpectrogram", "STFTSpectrogram", "Pipeline", "AugMix",
     "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix", "Equalization", "MaxNumBoundingBoxes",
     "MixUp", "RandAugment", "RandomColorDegeneration", "RandomColorJitter",
     "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",

@@ -49,6 +49,7 @@ from .recurrent import RecurrentLayer
 from .regularization_layers import ActivityRegularization, AlphaDropout
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 from .reshaping_nd import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, ZeroPadding2D, ZeroPadding3D
+from .resizing import CenterCrop, Resizing
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
 from .time_distributed import TimeDistributed
@@ -80,6 +81,7 @@ __all__ = [
     "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
+    "CenterCrop",
     "Concatenate",
     "Conv1D",
     "Conv1DTranspose",
@@ -155,6 +157,7 @@ __all__ = [
     "RandomTranslation",
     "RandomZoom",
     "RecurrentLayer",
+    "Resizing",
     "ReLU",
     "RepeatVector",
     "Rescaling",

@@ -37,7 +37,7 @@ INNER_LAYERS = ("Dense", "Activation", "Dropout", "ReLU", "LeakyReLU", "ELU", "S
                 "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
                 "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D", "Rescaling", "DepthwiseConv2D",
                 "SeparableConv2D", "Conv2DTranspose", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
-                "RandomContrast", "RandomBrightness")
+                "RandomContrast", "RandomBrightness", "Resizing", "CenterCrop")
 
 
 def _inner_from_config(entry):
