@@ -45,7 +45,7 @@ _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
 #: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
 _KNOWN_UNSUPPORTED = {
-    "ConvLSTM3D", "Lambda", "GroupQueryAttention", "GroupedQueryAttention", "SpectralNormalization",
+    "ConvLSTM3D", "Lambda", "SpectralNormalization",
     "StackedRNNCells", "ReversibleEmbedding", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
     "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D",
     "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
@@ -69,6 +69,16 @@ def weights_subpath(class_name: str) -> str:
     if cls is not None:
         return cls.keras.weights
     return "vars"
+
+
+#: Keras classes whose config names another (exported) class name than the Python class its weight paths are named
+#: after (``layers/<snake case of the class>``)
+_PYTHON_CLASS = {"GroupQueryAttention": "GroupedQueryAttention"}
+
+
+def weights_key(class_name: str) -> str:
+    """The key of a layer of Keras class ``class_name`` in a .keras file's weight paths (before ``_n`` suffixes)."""
+    return snake_case(_PYTHON_CLASS.get(class_name, class_name))
 
 
 def snake_case(name: str) -> str:
@@ -203,7 +213,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
         lcls, _ = _entry(entry, path, f"layer {i}")
         if lcls == "InputLayer" and class_name == "Sequential":
             continue
-        keys[i] = _unique(snake_case(lcls), used)
+        keys[i] = _unique(weights_key(lcls), used)
     for i in order:
         entry = entries[i]
         lcls, lcfg = _entry(entry, path, f"layer {i}")

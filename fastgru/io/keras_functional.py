@@ -30,6 +30,7 @@ from .keras_config import (
     layer_vars_path,
     snake_case,
     time_distributed_spec,
+    weights_key,
     weights_subpath,
 )
 from .keras_graph import _entry, _entry_name
@@ -105,7 +106,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         lcls, lcfg = _entry(entry, path, f"layer {i}")
         if name in mask_only and name not in computable_masks:
             continue  # (a mask fastgru cannot compute: taken as the one propagated)
-        key = _unique(snake_case(lcls), used)
+        key = _unique(weights_key(lcls), used)
         layer_path = f"{prefix}layers/{key}"
         top = group or name
         if lcls == "InputLayer":
@@ -310,7 +311,7 @@ def _build_sequential(model_config, path, major: int, prefix: str, group, leaves
                 raise ModelFileError(path, f"InputLayer {i} of the Sequential model has no batch_shape")
             seq.add(_input_layer(shape))
             continue
-        key = _unique(snake_case(lcls), used)
+        key = _unique(weights_key(lcls), used)
         layer_path = f"{prefix}layers/{key}"
         lname = lcfg.get("name") if isinstance(lcfg.get("name"), str) else key
         top = group or lname

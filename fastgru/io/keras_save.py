@@ -27,7 +27,7 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
     marker = getattr(layer, TIME_DISTRIBUTED_ATTR, None)
     if rewrap and marker is not None:
         return _time_distributed_entry(layer, marker)
-    class_name = type(layer).__name__
+    class_name = getattr(type(layer), "keras_config_name", type(layer).__name__)  # (GroupQueryAttention's)
     config = layer.get_config()
     config.pop("batch_input_shape", None)
     config["dtype"] = _policy(config.get("dtype", "float32"))

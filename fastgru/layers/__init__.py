@@ -26,6 +26,7 @@ from .einsum_dense import EinsumDense
 from .feature_normalization import Normalization, Rescaling, UnitNormalization
 from .getitem import GetItem
 from .group_normalization import GroupNormalization, RMSNormalization
+from .group_query_attention import GroupedQueryAttention
 from .gru import GRU
 from .keras_ops import KerasOp
 from .lstm import LSTM
@@ -64,6 +65,7 @@ Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 Convolution3DTranspose = Conv3DTranspose
 SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
+GroupQueryAttention = GroupedQueryAttention
 
 __all__ = [
     "Activation",
@@ -125,6 +127,8 @@ __all__ = [
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
     "GroupNormalization",
+    "GroupQueryAttention",
+    "GroupedQueryAttention",
     "GRU",
     "GRUCell",
     "Identity",

@@ -155,13 +155,21 @@ class MultiHeadAttention(Layer):
         out = self._output_dims or (q_dim,)
         n, kd, vd = self.num_heads, self.key_dim, self.value_dim
         for (proj, _), (dim, width) in zip(_PROJECTIONS[:3], ((q_dim, kd), (k_dim, kd), (v_dim, vd))):
-            self._add_kernel(f"{proj}/kernel", (dim, n, width), 1)
+            self._add_kernel(f"{proj}/kernel", (dim, self._heads(proj), width), 1)
             if self.use_bias:
-                self.add_weight(f"{proj}/bias", (n, width), self.bias_initializer, self._rng)
+                self.add_weight(f"{proj}/bias", (self._heads(proj), width), self.bias_initializer, self._rng)
         self._add_kernel("attention_output/kernel", (n, vd) + tuple(out), 2)
         if self.use_bias:
             self.add_weight("attention_output/bias", tuple(out), self.bias_initializer, self._rng)
         Layer.build(self, shapes)
+
+    def _heads(self, projection: str) -> int:
+        """The heads a projection makes (GroupQueryAttention's key and value: fewer, shared by the query's)."""
+        return self.num_heads
+
+    def _fold_heads(self, projection: str, d_projected: np.ndarray) -> np.ndarray:
+        """The gradient of a projection's heads as the attention used them, onto the heads it made."""
+        return d_projected
 
     def _add_kernel(self, name: str, shape: tuple, n_in: int) -> None:
         """A kernel whose first ``n_in`` axes are its inputs, drawn with those fans (as Keras 3's EinsumDense)."""
@@ -357,13 +365,13 @@ class MultiHeadAttention(Layer):
         dxs = {}
         for name, x, d_p in (("query", q, d_qp), ("key", v if k is None else k, d_kp), ("value", v, d_vp)):
             kernel = self._params[f"{name}/kernel"].astype(dtype, copy=False)
-            d, _, w = kernel.shape
-            d2 = d_p.transpose(0, 2, 1, 3).reshape(-1, n * w)
+            d, heads, w = kernel.shape
+            d2 = self._fold_heads(name, d_p).transpose(0, 2, 1, 3).reshape(-1, heads * w)
             grads[f"{name}/kernel"] = (x.reshape(-1, d).T @ d2).reshape(kernel.shape)
             if self.use_bias:
-                grads[f"{name}/bias"] = d2.sum(axis=0).reshape(n, w)
+                grads[f"{name}/bias"] = d2.sum(axis=0).reshape(heads, w)
             if need_dx:
-                dxs[name] = (d2 @ kernel.reshape(d, n * w).T).reshape(x.shape)
+                dxs[name] = (d2 @ kernel.reshape(d, heads * w).T).reshape(x.shape)
         grads = [grads[w].astype(self.dtype, copy=False) for w in self.weight_paths] if self.trainable else []
         if not need_dx:
             return None, grads
