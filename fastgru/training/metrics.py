@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import more_metrics
+from . import correlation_metrics, f_score, iou_metrics, more_metrics, threshold_metrics
 from .auc import AUC
+from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation, Sum  # noqa: F401 (exported)
+from .f_score import F1Score, FBetaScore  # noqa: F401 (exported)
+from .iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU  # noqa: F401 (exported)
 from .keras_objects import keras_config
 from .loss_base import _same_rank
 from .metric_base import Mean, MeanMetricWrapper, Metric, _reduce_to_samplewise, auto_name  # noqa: F401 (exported)
@@ -32,6 +35,16 @@ from .more_metrics import (  # noqa: F401 (fastgru.metrics exports them)
     SparseTopKCategoricalAccuracy,
     SquaredHinge,
     TopKCategoricalAccuracy,
+)
+from .threshold_metrics import (  # noqa: F401 (exported)
+    FalseNegatives,
+    FalsePositives,
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+    TrueNegatives,
+    TruePositives,
 )
 
 
@@ -245,13 +258,16 @@ class Recall(_Confusion):
 
 
 _CLASSES = {c.__name__: c for c in (Mean, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-                                    MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, *more_metrics.CLASSES)}
+                                    MeanSquaredError, MeanAbsoluteError, Precision, Recall, AUC, *more_metrics.CLASSES,
+                                    *threshold_metrics.CLASSES, *f_score.CLASSES, *iou_metrics.CLASSES,
+                                    *correlation_metrics.CLASSES)}
 _BY_NAME = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
     "auc": AUC, "precision": Precision, "recall": Recall, **more_metrics.NAMES,
+    **threshold_metrics.NAMES, **f_score.NAMES, **iou_metrics.NAMES, **correlation_metrics.NAMES,
 }
 
 

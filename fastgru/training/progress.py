@@ -87,6 +87,8 @@ class Progbar:
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         for k, v in values or []:
+            if isinstance(v, (list, tuple)):  # (a metric of one value per threshold or class: averaged as arrays)
+                v = np.asarray(v, dtype=np.float64)
             if not self._averaged(k):
                 self._values[k] = [v, 1]
             elif finalize:
