@@ -10,7 +10,6 @@ is malformed (a wrong type, a missing list) raises ModelFileError naming the fil
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from .config_checks import (
     _short,
     _trainable,
 )
+from .keras_catalog import _KNOWN_UNSUPPORTED, snake_case, weights_key  # noqa: F401 (re-exported)
 from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
 from .keras_rnn_cells import is_stacked, rnn_as_layer, stacked_layers
 
@@ -43,22 +43,6 @@ _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regulariz
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
 _WRAPPER_LAYERS = {"Bidirectional", "TimeDistributed"}  # TimeDistributed's: <layer path>/layer/vars
-#: Keras classes fastgru will have later or never; named in the refusal so users know it is deliberate
-_KNOWN_UNSUPPORTED = {
-    "ConvLSTM3D", "Lambda", "SpectralNormalization",
-    "StackedRNNCells", "ReversibleEmbedding", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
-    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D",
-    "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
-    # preprocessing: text, lookups and encodings, audio, images and their augmentation
-    "TextVectorization", "StringLookup", "IntegerLookup", "Hashing", "HashedCrossing", "CategoryEncoding",
-    "Discretization", "MelSpectrogram", "STFTSpectrogram", "Pipeline", "AugMix",
-    "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix", "Equalization", "MaxNumBoundingBoxes",
-    "MixUp", "RandAugment", "RandomColorDegeneration", "RandomColorJitter",
-    "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",
-    "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomSaturation",
-    "RandomSharpness", "RandomShear", "Solarization",
-}
-
 
 def weights_subpath(class_name: str) -> str:
     """Where a layer's variables sit below its path in a Keras 3 weights file: ``vars``, or ``cell/vars``
@@ -69,23 +53,6 @@ def weights_subpath(class_name: str) -> str:
     if cls is not None:
         return cls.keras.weights
     return "vars"
-
-
-#: Keras classes whose config names another (exported) class name than the Python class its weight paths are named
-#: after (``layers/<snake case of the class>``)
-_PYTHON_CLASS = {"GroupQueryAttention": "GroupedQueryAttention"}
-
-
-def weights_key(class_name: str) -> str:
-    """The key of a layer of Keras class ``class_name`` in a .keras file's weight paths (before ``_n`` suffixes)."""
-    return snake_case(_PYTHON_CLASS.get(class_name, class_name))
-
-
-def snake_case(name: str) -> str:
-    """Keras's ``naming.to_snake_case`` (the rule behind weight paths in .keras files)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 @dataclass
