@@ -234,8 +234,8 @@ def test_an_empty_batch_gives_an_empty_output(make):
 
 
 def test_a_keras_layer_fastgru_lacks_is_named_as_one(keras, tmp_path):
-    km = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.RandomFlip(), keras.layers.Conv2D(2, 3)])
+    km = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.RandomCrop(6, 6), keras.layers.Conv2D(2, 3)])
     km.save(tmp_path / "augmented.keras")
-    with pytest.raises(fg.UnsupportedKerasFeature, match="'RandomFlip' is not supported by fastgru \\(a Keras layer "
+    with pytest.raises(fg.UnsupportedKerasFeature, match="'RandomCrop' is not supported by fastgru \\(a Keras layer "
                                                           "fastgru does not implement\\)"):
         fg.load_model(tmp_path / "augmented.keras")

@@ -203,9 +203,9 @@ def test_get_config_dicts_and_instances():
     assert isinstance(losses.get("hinge"), losses.Hinge) and isinstance(losses.get("msle"), losses.MeanSquaredLogarithmicError)
     assert isinstance(losses.get({"class_name": "LogCosh", "config": {}}), losses.LogCosh)
     with pytest.raises(ValueError, match="could not interpret"):
-        losses.get("tversky")
+        losses.get("circle")
     with pytest.raises(ValueError, match="unsupported loss class"):
-        losses.get({"class_name": "Tversky", "config": {}})
+        losses.get({"class_name": "Circle", "config": {}})
 
 
 def test_logits_attributes_and_uses_logits():

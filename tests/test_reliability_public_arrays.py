@@ -167,7 +167,7 @@ def test_ops_all_holds_the_documented_functions_and_result_types_only():
     assert public == {"gru_forward", "gru_forward_train", "gru_backward", "GRUGradients", "GRUTrainCache",
                       "lstm_forward", "lstm_forward_train", "lstm_backward", "LSTMGradients", "LSTMTrainCache",
                       "simple_rnn_forward", "simple_rnn_forward_train", "simple_rnn_backward", "SimpleRNNGradients",
-                      "SimpleRNNTrainCache"}
+                      "SimpleRNNTrainCache", "ctc_loss", "ctc_decode"}
     api = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     for name in public:
         assert f"fastgru.ops.{name}" in api, f"fastgru.ops.{name} is public but not in docs/api.md"
