@@ -26,32 +26,19 @@ from .base import Layer
 from .channels import ChannelsLayout, data_format_of
 from .conv import conv_output_length, padding_amounts
 from .conv2d import pad_2d, tap_slices
+from .conv_depthwise import depthwise_constraints
 from .registry import (
     ANY,
-    NONE,
-    ActivationName,
-    Boolean,
     InitializerSpec,
     Integer,
-    IntTuple,
     KerasContract,
     StrOptions,
     register_layer,
     validate_params,
 )
 
-_COMMON = {
-    "kernel_size": [IntTuple(2)],
-    "strides": [IntTuple(2)],
-    "padding": [StrOptions(("valid", "same"), lower=True)],
-    "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
-    "dilation_rate": [IntTuple(2)],
-    "depth_multiplier": [Integer(1)],
-    "activation": [NONE, ActivationName()],
-    "use_bias": [Boolean()],
-    "depthwise_initializer": [InitializerSpec()],
-    "bias_initializer": [InitializerSpec()],
-}
+_COMMON = {**depthwise_constraints(2, ("channels_last", "channels_first")),
+           "padding": [StrOptions(("valid", "same"), lower=True)]}
 
 
 def depthwise2d_forward(x: np.ndarray, kernel: np.ndarray, strides, padding: str, dilation):

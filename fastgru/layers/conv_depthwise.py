@@ -38,17 +38,23 @@ from .registry import (
     validate_params,
 )
 
-_COMMON = {
-    "kernel_size": [IntTuple(1)],
-    "strides": [IntTuple(1)],
-    "data_format": [NONE, StrOptions(("channels_last",))],
-    "dilation_rate": [IntTuple(1)],
-    "depth_multiplier": [Integer(1)],
-    "activation": [NONE, ActivationName()],
-    "use_bias": [Boolean()],
-    "depthwise_initializer": [InitializerSpec()],
-    "bias_initializer": [InitializerSpec()],
-}
+
+def depthwise_constraints(rank: int, data_formats: tuple) -> dict:
+    """The options the ``rank``-D depthwise and separable convolutions share, as Keras 3 names them."""
+    return {
+        "kernel_size": [IntTuple(rank)],
+        "strides": [IntTuple(rank)],
+        "data_format": [NONE, StrOptions(data_formats)],
+        "dilation_rate": [IntTuple(rank)],
+        "depth_multiplier": [Integer(1)],
+        "activation": [NONE, ActivationName()],
+        "use_bias": [Boolean()],
+        "depthwise_initializer": [InitializerSpec()],
+        "bias_initializer": [InitializerSpec()],
+    }
+
+
+_COMMON = depthwise_constraints(1, ("channels_last",))
 
 
 class _Depthwise(Layer):
