@@ -280,7 +280,8 @@ def test_killed_worker_is_retried_and_result_complete(client, da, tmp_path):
     model, x = _model(), _x(800, seed=9)
     flag = str(tmp_path / "died")
     xd = da.from_array(x, chunks=(100, -1, -1)).map_blocks(_die_once, flag, dtype=x.dtype)
-    result = fg.distributed.predict(model, xd, client=client).compute()
+    # (bounded: a cluster that never reschedules the lost block fails the test instead of stalling the suite)
+    result = client.compute(fg.distributed.predict(model, xd, client=client)).result(timeout=240)
     assert os.path.exists(flag)  # a worker did die
     blocks = np.split(x, 8)
     with_threads = fg.get_num_threads()
