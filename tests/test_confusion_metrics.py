@@ -10,19 +10,21 @@ import fastgru as fg
 
 
 @pytest.mark.parametrize("name", ["Precision", "Recall"])
-@pytest.mark.parametrize("kwargs", [{}, {"thresholds": [0.2, 0.5, 0.9]}, {"class_id": 1}, {"thresholds": 0.3}])
+@pytest.mark.parametrize("kwargs", [{}, {"thresholds": [0.2, 0.5, 0.9]}, {"class_id": 1}, {"thresholds": 0.3},
+                                    {"top_k": 1}, {"top_k": 2, "class_id": 1}, {"top_k": 2, "thresholds": [0.2, 0.6]}])
 def test_streamed_values_match_keras(keras, name, kwargs):
     rng = np.random.default_rng(1)
     ours, theirs = getattr(fg.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
     for _ in range(3):
         y_true = rng.integers(0, 2, (6, 3)).astype(np.float32)
         y_pred = rng.random((6, 3)).astype(np.float32)
+        y_pred[0, :2] = 0.7  # (a tie: top_k keeps the lower index, as TensorFlow's top_k)
         weight = rng.random(6).astype(np.float32)
         ours.update_state(y_true, y_pred, sample_weight=weight)
         theirs.update_state(y_true, y_pred, sample_weight=weight)
     np.testing.assert_allclose(ours.result(), np.asarray(theirs.result()), rtol=1e-6)
     ours.reset_state()
-    assert ours.result() == (0.0 if np.ndim(theirs.result()) == 0 else [0.0] * 3)
+    assert ours.result() == (0.0 if np.ndim(theirs.result()) == 0 else [0.0] * np.size(theirs.result()))
 
 
 def test_compiled_precision_and_recall_as_keras(keras):
@@ -45,9 +47,9 @@ def test_compiled_precision_and_recall_as_keras(keras):
     assert ours.evaluate(x, y, verbose=0, return_dict=True)["precision"] >= 0.0
 
 
-def test_top_k_and_bad_thresholds_are_refused():
-    with pytest.raises(ValueError, match="top_k"):
-        fg.metrics.Precision(top_k=2)
+def test_bad_top_k_and_thresholds_are_refused():
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        fg.metrics.Precision(top_k=0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         fg.metrics.Recall(thresholds=[0.5, 1.5])
 

@@ -175,20 +175,24 @@ class AutoAccuracy(Metric):
         return 0.0 if self.metric is None else self.metric.result()
 
 
+_NEG_INF = -1e10  # Keras's metrics_utils.NEG_INF
+
 # Keras 3's Precision and Recall: weighted counts of true and false positives (negatives) of
 # ``y_pred > threshold`` against ``y_true != 0`` over every entry of the batch (or one class's column with
 # ``class_id``), kept in float32; the result TP / (TP + FP) (or TP / (TP + FN)), 0 when empty, one value per
-# threshold when several are given.
+# threshold when several are given; with ``top_k``, only each row's k largest predictions can count as positive.
 class _Confusion(Metric):
     _direction = "up"
     _other = "fp"  # the count beside the true positives in the result's denominator
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=np.float32):
-        if top_k is not None:
-            raise ValueError(f"{type(self).__name__}: top_k is not supported by fastgru (received top_k={top_k})")
-        values = [0.5] if thresholds is None else (list(thresholds) if isinstance(thresholds, (list, tuple))
-                                                   else [thresholds])
-        for t in values:
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"{type(self).__name__}: top_k must be a positive integer, received top_k={top_k!r}")
+        # (with top_k, Keras's default threshold is its -1e10: every prediction among a row's top k counts)
+        default = [0.5] if top_k is None else [_NEG_INF]
+        values = default if thresholds is None else (list(thresholds) if isinstance(thresholds, (list, tuple))
+                                                      else [thresholds])
+        for t in values if thresholds is not None else ():
             if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not 0.0 <= t <= 1.0:
                 raise ValueError(f"Threshold values must be in [0, 1]. Received: {thresholds}")
         self.init_thresholds = thresholds
@@ -217,6 +221,11 @@ class _Confusion(Metric):
                 w = w.reshape(w.shape + (1,) * (y_pred.ndim - w.ndim))
                 weight = weight * np.broadcast_to(w, y_pred.shape)
         truth = y_true.astype(bool)
+        if self.top_k is not None:  # (Keras: all but each row's top k set to -1e10; ties keep the lower index)
+            order = np.argsort(-y_pred, axis=-1, kind="stable")[..., :self.top_k]
+            kept = np.zeros(y_pred.shape, bool)
+            np.put_along_axis(kept, order, True, axis=-1)
+            y_pred = np.where(kept, y_pred, np.float32(_NEG_INF))
         if self.class_id is not None:
             truth, y_pred, weight = (a[..., self.class_id] for a in (truth, y_pred, weight))
         for k, threshold in enumerate(self.thresholds):
