@@ -196,6 +196,50 @@ def test_operand_products_refuse_panels_outside_their_array():
         packed.operand_matmul_into(np.ones((packed.MR, 16), np.float32)[:, ::2], (flat, k, n, pstride, bstep), out)
 
 
+def _planned_product():
+    """A compiled caller of ``packed.step_plan`` and ``step_matmul_into`` (register_jitable: they run
+    only inside compiled code), made once per session."""
+    from numba import njit
+
+    @njit(cache=True)
+    def planned(a, b, out, a2, b2, out2):
+        plan = packed.step_plan(a, b, out)
+        packed.step_matmul_into(a2, b2, out2, plan)
+
+    return planned
+
+
+def test_a_time_loops_planned_product_runs_only_on_the_planned_arrays():
+    """``step_plan`` makes ``operand_matmul_into``'s checks once for a time loop's repeated product;
+    ``step_matmul_into`` then gives the same product, bit for bit, and refuses any array whose shape,
+    strides or operand size is not the planned one (the loops never see an unchecked shape)."""
+    from fastgru._kernels import aligned
+
+    planned = _planned_product()
+    rng = np.random.default_rng(5)
+    nr = packed.panel_width(np.float32)
+    u = aligned.aligned_copy(rng.standard_normal((64, 6 * nr)).astype(np.float32))
+    for rows in (1, 3, packed.MR + 1):
+        b = packed.operand(u, rows)
+        a = rng.standard_normal((rows, 64)).astype(np.float32)
+        got, expected = np.full((rows, 6 * nr), np.nan, np.float32), np.empty((rows, 6 * nr), np.float32)
+        planned(a, b, got, a, b, got)
+        packed.operand_matmul_into(a, b, expected)
+        np.testing.assert_array_equal(got, expected)
+    b = packed.operand(u, 1)
+    a, out = np.ones((1, 64), np.float32), np.empty((1, 6 * nr), np.float32)
+    other = packed.operand(aligned.aligned_copy(np.ones((64, 5 * nr), np.float32)), 1)
+    for a2, b2, out2 in ((np.ones((2, 64), np.float32), b, out), (np.ones((1, 63), np.float32), b, out),
+                         (a, b, np.empty((2, 6 * nr), np.float32)), (a, (other[0],) + b[1:], out)):
+        with pytest.raises(ValueError, match="not the planned ones"):
+            planned(a, b, out, a2, b2, out2)
+    flat, k, n, pstride, bstep = b
+    with pytest.raises(ValueError, match="outside its array"):
+        planned(a, (flat[:-1], k, n, pstride, bstep), out, a, b, out)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        planned(a, b, np.empty((1, 5 * nr), np.float32), a, b, out)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_tile_loops_are_compiled_once_and_called_through_their_cell(dtype):
     """The loops over tiles are one C-callable function per dtype; callers read its address from a cell

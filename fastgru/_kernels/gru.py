@@ -34,7 +34,7 @@ from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, ONE_F32, activate_in
 from .aligned import empty_aligned
 from .atomics import NO_POST, publish_post
 from .fused_gates import gru_gate_row
-from .packed import _data, operand, operand_matmul_into
+from .packed import _data, operand, step_matmul_into, step_plan
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -93,6 +93,9 @@ def gru_forward_slice(
     # (packed.operand); reset_after has no candidate block (u_h empty: its empty operand, unread)
     up = operand(u, nb)
     up_h = operand(u_h, nb) if not reset_after else (np.empty(0, dt), 0, 0, 0, 0)
+    # the step product's checks made once (step_plan): the loop's h, up and rec stay the same arrays
+    plan = step_plan(h, up, rec)
+    plan_h = step_plan(rh, up_h, rech) if not reset_after else plan
     if block > 0 and w.shape[1] != 3 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 3 * hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
@@ -105,15 +108,18 @@ def gru_forward_slice(
     # the projection block fewer); the element loops read it added by project_block
     has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
     b_proj = b_in[0:0] if has_bin else b_in
+    i_next = 0
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        if block > 0 and i % block == 0:
-            # the next block of steps' projection (in processing order: t falling with go_backwards)
+        if block > 0 and i == i_next:
+            # the next block of steps' projection (in processing order: t falling with go_backwards;
+            # a step counter, not i % block: an integer division every step)
             i_end = min(steps, i + block)
+            i_next = i_end
             t_lo = steps - i_end if go_backwards else i
             project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
-        operand_matmul_into(h, up, rec)
+        step_matmul_into(h, up, rec, plan)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.gru_gate_row),
             # saving the gates straight into the saved row when training
@@ -147,7 +153,7 @@ def gru_forward_slice(
                 activate_inplace(ract, r)
                 for j in range(hdim):
                     rh[bb, j] = r[j] * h[bb, j]
-            operand_matmul_into(rh, up_h, rech)
+            step_matmul_into(rh, up_h, rech, plan_h)
         for bb in range(nb):
             b = b0 + bb
             xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]

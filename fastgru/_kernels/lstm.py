@@ -30,7 +30,7 @@ from .activations import FAST_SIGMOID, FAST_TANH, FMA_ONLY, activate_inplace
 from .aligned import empty_aligned
 from .atomics import NO_POST, publish_post
 from .fused_gates import lstm_gate_row
-from .packed import _data, operand, operand_matmul_into, pack_stack, packed_matmul_into
+from .packed import _data, operand, pack_stack, packed_matmul_into, step_matmul_into, step_plan
 from .rnn_common import (
     block_projection_buffers,
     copy_rows,
@@ -92,6 +92,7 @@ def lstm_forward_slice(
     # the step products' right operands, packed once for the whole loop (the unmasked one read in
     # place where that is as fast: packed.operand)
     up = operand(u, nb)
+    plan = step_plan(h, up, rec)  # the step product's checks made once: the same buffers every step
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
     if block > 0 and w.shape[1] != 4 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 4 * hdim columns
@@ -104,12 +105,15 @@ def lstm_forward_slice(
     # projection block fewer); the element loops read it added by project_block
     has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
     b_proj = b_in[0:0] if has_bin else b_in
+    i_next = 0
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        if block > 0 and i % block == 0:
-            # the next block of steps' projection (in processing order: t falling with go_backwards)
+        if block > 0 and i == i_next:
+            # the next block of steps' projection (in processing order: t falling with go_backwards;
+            # a step counter, not i % block: an integer division every step)
             i_end = min(steps, i + block)
+            i_next = i_end
             t_lo = steps - i_end if go_backwards else i
             project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
@@ -123,7 +127,7 @@ def lstm_forward_slice(
                     for j in range(hdim):
                         rec[bb, gi * hdim + j] = rec1[bb, j]
         else:
-            operand_matmul_into(h, up, rec)
+            step_matmul_into(h, up, rec, plan)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.lstm_gate_row),
             # saving the gates straight into the saved row when training

@@ -32,7 +32,7 @@ from .aligned import empty_aligned, zeros_aligned
 from .atomics import NO_POST, publish_post
 from .fpmode import flush_denormals, restore_fp_mode
 from .gradient_products import matmul_tn_into
-from .packed import operand, operand_matmul_into, pack, packed_matmul_into
+from .packed import operand, pack, packed_matmul_into, step_matmul_into, step_plan
 from .rnn_common import (
     block_projection_buffers,
     column_sums,
@@ -78,16 +78,22 @@ def simple_rnn_forward_slice(
     rec = empty_aligned((nb, hdim), dt)
     a = empty_aligned((hdim,), dt)
     up = operand(u, nb)  # the step product's right operand, packed once for the whole loop (or read in place)
+    # the step products' checks made once (packed.step_plan): the same buffers every step
+    plan = step_plan(h, up, rec)
+    plan_m = step_plan(hm, up, rec) if use_rmask else plan
     if block > 0 and w.shape[1] != hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index hdim columns
     wp, xpc = block_projection_buffers(w, block, nb, dt)
     t_lo = 0
+    i_next = 0
     for i in range(steps):
         t = steps - 1 - i if go_backwards else i
         oi = i if return_sequences else 0
-        if block > 0 and i % block == 0:
-            # the next block of steps' projection (in processing order: t falling with go_backwards)
+        if block > 0 and i == i_next:
+            # the next block of steps' projection (in processing order: t falling with go_backwards;
+            # a step counter, not i % block: an integer division every step)
             i_end = min(steps, i + block)
+            i_next = i_end
             t_lo = steps - i_end if go_backwards else i
             project_block(x, wp, b_in, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
@@ -95,9 +101,9 @@ def simple_rnn_forward_slice(
                 mrow = rmask[b0 + bb]
                 for j in range(hdim):
                     hm[bb, j] = h[bb, j] * mrow[j]
-            operand_matmul_into(hm, up, rec)
+            step_matmul_into(hm, up, rec, plan_m)
         else:
-            operand_matmul_into(h, up, rec)
+            step_matmul_into(h, up, rec, plan)
         for bb in range(nb):
             b = b0 + bb
             xrow = xpc[t - t_lo, bb] if block > 0 else xp[b, t]
