@@ -200,6 +200,10 @@ def _workers(n: int) -> ThreadPoolExecutor:
 def _spin_workers(n: int) -> SpinPool:
     """The pool of (at least) ``n`` spinning worker threads (``fastgru._spin_pool``), kept off the
     calling thread's CPU like :func:`_workers`'s."""
+    pool = _pool["spin"]
+    if pool is not None and _pool["spin_workers"] >= n:  # (the common case, without the lock: ~0.2 us)
+        _pool["spin_placement"].keep_off_caller_cpu()
+        return pool
     with _pool["lock"]:
         if _pool["spin"] is None or _pool["spin_workers"] < n:
             old = _pool["spin"]
@@ -274,6 +278,25 @@ def run_chunks(chunk: Callable[..., None], rows: int, n_chunks: int, work: float
             future.result()
 
 
+def run_beside(main: Callable[[tuple], None], side: Callable[[], None], record_kind: int = 0) -> None:
+    """``main(post)`` in this thread and ``side()`` on a spinning worker, side by side; returns when both
+    are done (the first exception raised, ``main``'s first, is raised here). ``main``'s kernel publishes
+    ``post`` as its first step (and, with ``record_kind``, may write the worker's task down as a record
+    of that kind, run from compiled code: ``run_chunks``'s deferred hand-off). ``side`` must be work
+    that ``main`` does itself whatever ``side`` has done (``_kernels.shared_projection``: blocks
+    claimed by whichever thread gets there first): a worker that is asleep, or not there when
+    ``main`` is done, has its task taken back and run here."""
+    executor = _spin_workers(1)
+    record = _COMPILED_WORKER and record_kind != 0
+    if record:
+        _compiled_tasks().ready(record_kind)
+    task, post = executor.submit_deferred(side, record=record)
+    try:
+        main(NO_POST if post is None else (*post, 0, 0))
+    finally:
+        task.result()
+
+
 #: ``run_chunks(posts=True)`` posts the last worker's task from inside chunk 0's kernel (3.5-4.4 us less
 #: of S2's 88 at 2 threads, measured: docs/performance.md); ``FASTGRU_DEFERRED_POST=0`` posts it the
 #: usual way (``SpinPool.submit``: the caller spins until the worker reaches its kernel), for comparison
@@ -284,9 +307,12 @@ _COMPILED_WORKER = os.environ.get("FASTGRU_COMPILED_WORKER", "1") == "1"
 
 
 def _compiled_tasks():
-    from ._kernels import compiled_tasks  # (the kernels' modules: imported at the first spinning pool)
+    module = _pool.get("compiled_tasks")
+    if module is None:  # (the kernels' modules: imported at the first spinning pool)
+        from ._kernels import compiled_tasks as module
 
-    return compiled_tasks
+        _pool["compiled_tasks"] = module
+    return module
 
 
 #: multiply-adds below which a kernel call runs as one chunk: handing a chunk to a spinning worker

@@ -238,6 +238,7 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
     from fastgru._kernels.atomics import NO_POST
     from fastgru._kernels.lstm import lstm_forward_slice
     from fastgru._kernels.rnn_common import project_train_slice
+    from fastgru._kernels.shared_projection import DONE, NO_PROGRESS, n_blocks, project_shared
 
     empty3 = np.zeros((0, 0, 0), dtype)
     for bsz, steps, d, h in ((5, 23, 4, 7), (20, 9, 3, 5)):
@@ -251,14 +252,20 @@ def test_projection_in_the_loop_matches_the_whole_sequence_projection(rng, dtype
         xp = np.empty((bsz, steps, 4 * h), dtype)
         project_train_slice(x, w, b, empty3, 0, xp, 0, bsz)  # all steps at once
         results = []
-        for block in (0, 1, 2, 3, 7, steps):
+        for block, shared in ((0, 0), (1, 0), (2, 0), (3, 0), (7, 0), (steps, 0), (2, 1), (3, 2), (steps, 2)):
             out = np.zeros((bsz, steps, h), dtype)
             h_last, c_last = np.empty((bsz, h), dtype), np.empty((bsz, h), dtype)
             saved = np.zeros((bsz, steps, 7 * h), dtype)
             given_xp = xp if block == 0 else empty3
             for b0, b1 in ((0, 2), (2, bsz)):
+                progress = NO_PROGRESS
+                if shared:  # the projection shared (shared_projection): no worker, or one that did every block
+                    given_xp, progress = np.empty((steps, b1 - b0, 4 * h), dtype), np.zeros(n_blocks(steps, block), np.int64)
+                    if shared == 2:
+                        project_shared(x, w, b, given_xp, progress, block, b0, b1 - b0, go_backwards)
                 lstm_forward_slice(given_xp, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, True, act, ract,
-                                   go_backwards, True, False, out, h_last, c_last, saved, True, b0, b1, NO_POST)
+                                   go_backwards, True, False, out, h_last, c_last, saved, True, b0, b1, NO_POST, progress)
+                assert (progress == DONE).all()
             results.append((out, h_last, c_last, saved))
         assert np.isfinite(results[0][0]).all() and np.abs(results[0][0]).max() > 0
         for other in results[1:]:

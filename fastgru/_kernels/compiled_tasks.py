@@ -20,10 +20,12 @@ from .atomics import claim_next, publish
 from .gru import gru_forward_slice
 from .lstm import lstm_forward_slice
 from .packed import _LoopsSlot
+from .shared_projection import project_shared
 from .simple_rnn import simple_rnn_forward_slice
 from .task_records import (
     KIND_GRU,
     KIND_LSTM,
+    KIND_PROJECTION,
     KIND_PYTHON,
     KIND_SIMPLE_RNN,
     R_B0,
@@ -94,7 +96,8 @@ def _run_gru(rec):
     if not (0 <= rec[R_B0] <= rec[R_B1] <= x.shape[0]):
         return False
     gru_forward_slice(xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-                      return_sequences, zero_output, out, h_last, saved, save, rec[R_B0], rec[R_B1], _no_post())
+                      return_sequences, zero_output, out, h_last, saved, save, rec[R_B0], rec[R_B1], _no_post(),
+                      np.empty(0, np.int64))
     return True
 
 
@@ -118,7 +121,7 @@ def _run_lstm(rec):
         return False
     lstm_forward_slice(xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
                        return_sequences, zero_output, out, h_last, c_last, saved, save, rec[R_B0], rec[R_B1],
-                       _no_post())
+                       _no_post(), np.empty(0, np.int64))
     return True
 
 
@@ -139,6 +142,18 @@ def _run_simple_rnn(rec):
         return False
     simple_rnn_forward_slice(xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask, use_mask, act, go_backwards,
                              return_sequences, zero_output, out, h_last, saved, save, rec[R_B0], rec[R_B1], _no_post())
+    return True
+
+
+@njit(nogil=True)
+def _run_projection(rec):
+    x, p = _f32_3(rec, R_FIELDS)
+    w, p = _f32_2(rec, p)
+    b_in, p = _f32_1(rec, p)
+    xp, p = _f32_3(rec, p)
+    progress = carray(i64_at(rec[p]), (rec[p + 1],))
+    block, b0, nb, go_backwards = rec[p + 2], rec[p + 3], rec[p + 4], rec[p + 5] != 0
+    project_shared(x, w, b_in, xp, progress, block, b0, nb, go_backwards)
     return True
 
 
@@ -180,11 +195,22 @@ def _task_simple_rnn(recp):
     _record_outcome(rec, ok)
 
 
+def _task_projection(recp):
+    rec = carray(recp, (RECORD_LEN,))
+    ok = False
+    try:
+        ok = _run_projection(rec)
+    except Exception:  # noqa: BLE001
+        ok = False
+    _record_outcome(rec, ok)
+
+
 #: each kind's runner, compiled once as a C-callable function and called through a cell
 #: (``packed._LoopsSlot``): serve_next's own code stays small, and a kind is compiled only once a call
 #: of that kind is split (``ready``), not every kernel for a GRU's first split call
 _SLOTS = {kind: _LoopsSlot(types.int64, entry, "p")
-          for kind, entry in ((KIND_GRU, _task_gru), (KIND_LSTM, _task_lstm), (KIND_SIMPLE_RNN, _task_simple_rnn))}
+          for kind, entry in ((KIND_GRU, _task_gru), (KIND_LSTM, _task_lstm), (KIND_SIMPLE_RNN, _task_simple_rnn),
+                              (KIND_PROJECTION, _task_projection))}
 
 
 def ready(kind: int) -> None:
@@ -212,7 +238,8 @@ def _slot_call(kind):
     return call
 
 
-_call_gru, _call_lstm, _call_simple_rnn = (_slot_call(k) for k in (KIND_GRU, KIND_LSTM, KIND_SIMPLE_RNN))
+_call_gru, _call_lstm, _call_simple_rnn, _call_projection = (
+    _slot_call(k) for k in (KIND_GRU, KIND_LSTM, KIND_SIMPLE_RNN, KIND_PROJECTION))
 
 
 @njit(cache=True, nogil=True)
@@ -225,6 +252,8 @@ def _run_record(record_base, kind):
         _call_lstm(recp)
     elif kind == KIND_SIMPLE_RNN:
         _call_simple_rnn(recp)
+    elif kind == KIND_PROJECTION:
+        _call_projection(recp)
     else:
         return False
     return carray(recp, (RECORD_LEN,))[R_ERROR] == 0

@@ -44,7 +44,8 @@ from .rnn_common import (
     project_block,
     projection_block_steps,
 )
-from .task_records import record_gru
+from .shared_projection import NO_PROGRESS, await_block, check_shared, prefetch_block
+from .task_records import record_gru, record_projection
 
 S_Z, S_R, S_HH, S_RH, S_HPREV = 0, 1, 2, 3, 4
 N_SAVED = 5
@@ -53,14 +54,17 @@ N_SAVED = 5
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def gru_forward_slice(
     xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post,
+    return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post, progress,
 ):
     """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``.
 
     The input projection: with ``block`` 0, read from xp (B, T, 3H) (x, w, b_in unused); with
     ``block`` > 0, computed in the loop, ``block`` steps at a time (:func:`project_block`:
     ``x (B, T, D) @ w (D, 3H) + b_in (3H,)``, the same values), into a (block, rows, 3H) buffer that is
-    still in cache when the gates read it (xp unused).
+    still in cache when the gates read it (xp unused); with ``progress`` not empty (one flag per
+    block), the projection is shared with a worker thread (``shared_projection``: xp (T, rows, 3H)
+    holds it, the post hands the worker its task, and each block is projected by whichever thread
+    claims it first).
     u: reset_after (H, 3H) full recurrent kernel, else (H, 2H) its z|r block;
     u_h: reset_before (H, H) candidate block (unused otherwise); b_rec (3H,) recurrent bias
     (zeros when absent); h0 (B, H), or empty (0 rows) for a zero state; mask (B, T) uint8 (read
@@ -68,8 +72,13 @@ def gru_forward_slice(
     when save (see the module docstring; xp may be saved itself).
     """
     # first: the worker's share written down and posted (another thread's chunk starts while this one sets up)
-    record_gru(post, xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after, go_backwards,
-               return_sequences, zero_output_for_mask, out, h_last, saved, save)
+    shared = progress.shape[0] > 0
+    if shared:
+        check_shared(x, w, b_in, xp, progress, block, b0, b1 - b0)
+        record_projection(post, x, w, b_in, xp, progress, block, b0, b1 - b0, go_backwards)
+    else:
+        record_gru(post, xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
+                   go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save)
     publish_post(post)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
@@ -98,7 +107,10 @@ def gru_forward_slice(
     plan_h = step_plan(rh, up_h, rech) if not reset_after else plan
     if block > 0 and w.shape[1] != 3 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 3 * hdim columns
-    wp, xpc = block_projection_buffers(w, block, nb, dt)
+    wp, xpc = block_projection_buffers(w, block if not shared else 0, nb, dt)
+    if shared:  # (the whole sequence's projection, blocks claimed as they come: t_lo stays 0)
+        wp = operand(w, max(nb, block))
+        xpc = xp
     t_lo = 0
     if fused and (u.shape[1] != 3 * hdim or b_rec.shape[0] != 3 * hdim or out.shape[2] != hdim
                   or (block == 0 and xp.shape[2] < 3 * hdim) or (save and saved.shape[2] < 5 * hdim)
@@ -106,7 +118,8 @@ def gru_forward_slice(
         raise ValueError("gru_forward_slice: row widths do not match the units")  # gru_gate_row trusts them
     # the fused rows add the input bias to the projection they read (the same values, one pass over
     # the projection block fewer); the element loops read it added by project_block
-    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
+    # (a shared projection is made with its bias: the worker's blocks are read as they are)
+    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 and not shared else 0
     b_proj = b_in[0:0] if has_bin else b_in
     i_next = 0
     for i in range(steps):
@@ -117,8 +130,14 @@ def gru_forward_slice(
             # a step counter, not i % block: an integer division every step)
             i_end = min(steps, i + block)
             i_next = i_end
-            t_lo = steps - i_end if go_backwards else i
-            project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
+            if shared:
+                k = i // block
+                await_block(progress, k, x, wp, b_in, xp, b0, nb, block, go_backwards)
+                prefetch_block(progress, k, xp, block, go_backwards)
+                prefetch_block(progress, k + 1, xp, block, go_backwards)
+            else:
+                t_lo = steps - i_end if go_backwards else i
+                project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
         step_matmul_into(h, up, rec, plan)
         if fused:
             # every row's gate math in one explicit full-width vector pass (fused_gates.gru_gate_row),
@@ -198,15 +217,21 @@ def gru_forward_slice(
 
 def gru_forward_chunk(
     b0, b1, x, w, b_in, u, u_h, b_rec, h0, mask, use_mask, flags, reset_after, out, h_last, saved, save,
-    post=NO_POST,
+    post=NO_POST, shared=None,
 ):
     """Batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b_in``) a block of steps at a time as it goes (blocks that fit in L2). Positional
     arguments (``ops.run_gru`` passes one tuple to every chunk): a layer call of a short sequence
-    spends as long in Python as in its kernel, and keyword plumbing cost ~1.5 us of it."""
+    spends as long in Python as in its kernel, and keyword plumbing cost ~1.5 us of it. ``shared``:
+    ``(xp (T, rows, 3H), progress, block)``, the projection shared with a worker thread
+    (``shared_projection``), whose task ``post`` hands over."""
     act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
-    block = projection_block_steps(b1 - b0, x.shape[1], 3 * u.shape[0], x.dtype.itemsize)
+    if shared is None:
+        xp, progress = empty_array(x.dtype, 3), NO_PROGRESS
+        block = projection_block_steps(b1 - b0, x.shape[1], 3 * u.shape[0], x.dtype.itemsize)
+    else:
+        xp, progress, block = shared
     gru_forward_slice(
-        empty_array(x.dtype, 3), x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
-        go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post,
+        xp, x, w, b_in, block, u, u_h, b_rec, h0, mask, use_mask, act, ract, reset_after,
+        go_backwards, return_sequences, zero_output_for_mask, out, h_last, saved, save, b0, b1, post, progress,
     )

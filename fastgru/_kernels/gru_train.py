@@ -17,6 +17,7 @@ from .atomics import NO_POST
 from .gru import gru_forward_slice
 from .packed import pack_stack, packed_matmul_into
 from .rnn_common import copy_rows, masked_step_output, project_train_slice
+from .shared_projection import NO_PROGRESS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,5 +132,5 @@ def gru_forward_train_chunk(
         gru_forward_slice(
             saved, x, w, b_in, 0, u, u_h, b_rec, h0, mask, use_mask, flags.act, flags.ract, reset_after,
             flags.go_backwards, flags.return_sequences, flags.zero_output_for_mask, out, h_last, saved, True, b0, b1,
-            NO_POST,
+            NO_POST, NO_PROGRESS,
         )

@@ -41,7 +41,8 @@ from .rnn_common import (
     project_train_slice,
     projection_block_steps,
 )
-from .task_records import record_lstm
+from .shared_projection import NO_PROGRESS, await_block, check_shared, prefetch_block
+from .task_records import record_lstm, record_projection
 
 N_SAVED = 7
 
@@ -49,9 +50,10 @@ N_SAVED = 7
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FMA_ONLY)
 def lstm_forward_slice(
     xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards, return_sequences,
-    zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1, post,
+    zero_output_for_mask, out, h_last, c_last, saved, save, b0, b1, post, progress,
 ):
-    """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``.
+    """Run the whole time loop for batch rows ``b0:b1``; ``post``: see ``atomics.publish_post``;
+    ``progress`` not empty: the projection shared with a worker (as ``gru.gru_forward_slice``'s).
 
     The input projection: with ``block`` 0, read from xp (B, T, >=4H) (x, w, b_in unused); with
     ``block`` > 0, computed in the loop ``block`` steps at a time from x (B, T, D), w (D, 4H) and
@@ -63,8 +65,13 @@ def lstm_forward_slice(
     (B, T, 7H) written when save (module docstring; xp may be saved itself).
     """
     # first: the worker's share written down and posted (another thread's chunk starts while this one sets up)
-    record_lstm(post, xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract, go_backwards,
-                return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save)
+    shared = progress.shape[0] > 0
+    if shared:
+        check_shared(x, w, b_in, xp, progress, block, b0, b1 - b0)
+        record_projection(post, x, w, b_in, xp, progress, block, b0, b1 - b0, go_backwards)
+    else:
+        record_lstm(post, xp, x, w, b_in, block, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, act, ract,
+                    go_backwards, return_sequences, zero_output_for_mask, out, h_last, c_last, saved, save)
     publish_post(post)
     steps = x.shape[1] if block > 0 else xp.shape[1]
     hdim = u.shape[0]
@@ -96,14 +103,18 @@ def lstm_forward_slice(
     up4 = pack_stack(u4 if use_rmask else u4[0:0])
     if block > 0 and w.shape[1] != 4 * hdim:
         raise ValueError("input kernel width does not match the units")  # the gate loops index 4 * hdim columns
-    wp, xpc = block_projection_buffers(w, block, nb, dt)
+    wp, xpc = block_projection_buffers(w, block if not shared else 0, nb, dt)
+    if shared:  # (the whole sequence's projection, blocks claimed as they come: t_lo stays 0)
+        wp = operand(w, max(nb, block))
+        xpc = xp
     t_lo = 0
     if fused and (rec.shape[1] != h4 or out.shape[2] != hdim or (block == 0 and xp.shape[2] < h4)
                   or (save and saved.shape[2] < 7 * hdim) or (b_in.shape[0] != 0 and b_in.shape[0] != h4)):
         raise ValueError("lstm_forward_slice: row widths do not match the units")  # lstm_gate_row trusts them
     # the fused rows add the bias to the projection they read (the same values, one pass over the
     # projection block fewer); the element loops read it added by project_block
-    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 else 0
+    # (a shared projection is made with its bias: the worker's blocks are read as they are)
+    has_bin = 1 if fused and block > 0 and b_in.shape[0] != 0 and not shared else 0
     b_proj = b_in[0:0] if has_bin else b_in
     i_next = 0
     for i in range(steps):
@@ -114,8 +125,14 @@ def lstm_forward_slice(
             # a step counter, not i % block: an integer division every step)
             i_end = min(steps, i + block)
             i_next = i_end
-            t_lo = steps - i_end if go_backwards else i
-            project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
+            if shared:
+                k = i // block
+                await_block(progress, k, x, wp, b_in, xp, b0, nb, block, go_backwards)
+                prefetch_block(progress, k, xp, block, go_backwards)
+                prefetch_block(progress, k + 1, xp, block, go_backwards)
+            else:
+                t_lo = steps - i_end if go_backwards else i
+                project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)
         if use_rmask:
             for gi in range(4):
                 for bb in range(nb):
@@ -196,16 +213,21 @@ def lstm_forward_slice(
     copy_rows(c, 0, c_last, b0, nb)
 
 
-def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h_last, c_last, post=NO_POST):
+def lstm_forward_chunk(b0, b1, x, w, b, u, h0, c0, mask, use_mask, flags, out, h_last, c_last, post=NO_POST,
+                       shared=None):
     """Inference of batch rows ``b0:b1``, one thread's share: their time loop, projecting their inputs
     (``x @ w + b``) a block of steps at a time as it goes (blocks that fit in L2). Positional
-    arguments, one tuple for every chunk (as ``gru_forward_chunk``)."""
+    arguments, one tuple for every chunk (as ``gru_forward_chunk``); ``shared`` as there."""
     act, ract, go_backwards, return_sequences, zero_output_for_mask = flags  # (a LoopFlags or a plain tuple)
     empty3 = empty_array(x.dtype, 3)
-    block = projection_block_steps(b1 - b0, x.shape[1], 4 * u.shape[0], x.dtype.itemsize)
+    if shared is None:
+        xp, progress = empty3, NO_PROGRESS
+        block = projection_block_steps(b1 - b0, x.shape[1], 4 * u.shape[0], x.dtype.itemsize)
+    else:
+        xp, progress, block = shared
     lstm_forward_slice(
-        empty3, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, act, ract, go_backwards,
-        return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1, post,
+        xp, x, w, b, block, u, empty3, empty3, False, h0, c0, mask, use_mask, act, ract, go_backwards,
+        return_sequences, zero_output_for_mask, out, h_last, c_last, empty3, False, b0, b1, post, progress,
     )
 
 
@@ -219,4 +241,5 @@ def lstm_forward_train_chunk(
     lstm_forward_slice(
         saved, x, w, b, 0, u, u4, rmask, use_rmask, h0, c0, mask, use_mask, flags.act, flags.ract, flags.go_backwards,
         flags.return_sequences, flags.zero_output_for_mask, out, h_last, c_last, saved, True, b0, b1, NO_POST,
+        NO_PROGRESS,
     )

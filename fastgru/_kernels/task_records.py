@@ -22,7 +22,7 @@ from numba.extending import intrinsic, register_jitable
 
 from .aligned import _address
 
-KIND_PYTHON, KIND_GRU, KIND_LSTM, KIND_SIMPLE_RNN = 0, 1, 2, 3
+KIND_PYTHON, KIND_GRU, KIND_LSTM, KIND_SIMPLE_RNN, KIND_PROJECTION = 0, 1, 2, 3, 4
 R_KIND, R_ERROR, R_B0, R_B1, R_FIELDS = 0, 1, 2, 3, 4
 #: int64 slots of one worker's record (the longest, the LSTM's, takes 60)
 RECORD_LEN = 64
@@ -181,3 +181,23 @@ def record_simple_rnn(post, xp, x, w, b_in, block, u, rmask, use_rmask, h0, mask
     p = _put(rec, p, saved)
     _put_scalars(rec, p, (int(save),))
     rec[R_KIND] = KIND_SIMPLE_RNN
+
+
+@register_jitable
+def record_projection(post, x, w, b_in, xp, progress, block, b0, nb, go_backwards):
+    """Write the worker's share of a shared input projection (``shared_projection.project_shared``'s
+    arguments) when the post has one."""
+    if post[4] == 0:
+        return
+    rec = record_row(post)
+    contiguous = (x.flags.c_contiguous and w.flags.c_contiguous and b_in.flags.c_contiguous
+                  and xp.flags.c_contiguous and progress.flags.c_contiguous)
+    if not _start(rec, post, x, contiguous):
+        return
+    p = _put(rec, R_FIELDS, x)
+    p = _put(rec, p, w)
+    p = _put(rec, p, b_in)
+    p = _put(rec, p, xp)
+    p = _put(rec, p, progress)
+    _put_scalars(rec, p, (block, b0, nb, int(go_backwards)))
+    rec[R_KIND] = KIND_PROJECTION
