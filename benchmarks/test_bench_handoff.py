@@ -10,6 +10,8 @@
   ``_kernels.compiled_tasks``), with the worker's task posted from inside the caller's kernel but run
   through its Python, and posted the usual way (the caller spins until the worker reaches its kernel);
   and split over the sleeping executor.
+* One sequence of a wide GRU and LSTM (1x200x128->128) at 2 threads, its input projection shared with the
+  worker (``_kernels.shared_projection``) or run on one thread.
 
 Needs 2 threads (``fg.set_num_threads(2)``); not part of the test suite (pytest's testpaths is tests/).
 """
@@ -56,3 +58,23 @@ def test_s2_forward_two_threads(benchmark, s2, split, monkeypatch):
     monkeypatch.setattr(_threads, "_DEFERRED_POST", split in ("spinning-compiled", "spinning-deferred-post"))
     monkeypatch.setattr(_threads, "_COMPILED_WORKER", split == "spinning-compiled")
     benchmark(layer, x)
+
+
+@pytest.fixture(scope="module")
+def one_wide_sequence():
+    x = np.random.default_rng(0).standard_normal((1, 200, 128)).astype(np.float32)
+    layers = {"gru": fg.layers.GRU(128), "lstm": fg.layers.LSTM(128)}
+    for layer in layers.values():
+        layer(x)
+    return layers, x
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("projection", ["shared", "one-thread"])
+@pytest.mark.benchmark(group="handoff-one-sequence")
+def test_one_wide_sequence_two_threads(benchmark, one_wide_sequence, cell, projection, monkeypatch):
+    from fastgru._kernels import shared_projection
+
+    layers, x = one_wide_sequence
+    monkeypatch.setattr(shared_projection, "MIN_WORK", 1_000_000 if projection == "shared" else 10 ** 15)
+    benchmark(layers[cell], x)
