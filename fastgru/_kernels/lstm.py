@@ -41,7 +41,7 @@ from .rnn_common import (
     project_train_slice,
     projection_block_steps,
 )
-from .shared_projection import NO_PROGRESS, await_block, check_shared, prefetch_block
+from .shared_projection import NO_PROGRESS, await_block, check_shared
 from .task_records import record_lstm, record_projection
 
 N_SAVED = 7
@@ -126,10 +126,7 @@ def lstm_forward_slice(
             i_end = min(steps, i + block)
             i_next = i_end
             if shared:
-                k = i // block
-                await_block(progress, k, x, wp, b_in, xp, b0, nb, block, go_backwards)
-                prefetch_block(progress, k, xp, block, go_backwards)
-                prefetch_block(progress, k + 1, xp, block, go_backwards)
+                await_block(progress, i // block, x, wp, b_in, xp, b0, nb, block, go_backwards)
             else:
                 t_lo = steps - i_end if go_backwards else i
                 project_block(x, wp, b_proj, xpc, b0, nb, t_lo, t_lo + i_end - i)

@@ -140,14 +140,16 @@ def try_project_block(progress, k, x, wp, b, xp, b0, nb, block, go_backwards):
 @register_jitable
 def await_block(progress, k, x, wp, b, xp, b0, nb, block, go_backwards):
     """Block ``k`` in ``xp``: projected here if no thread has claimed it, else waited for (the thread
-    that claimed it finishes it: a block's product raises nothing once ``check_shared`` has passed)."""
-    if try_project_block(progress, k, x, wp, b, xp, b0, nb, block, go_backwards):
-        return
-    if k < 0 or k >= progress.shape[0]:
-        raise IndexError("await_block: block index out of range")
-    base = _address(progress)
-    while _load_acquire(base, k) != DONE:
-        _pause()
+    that claimed it finishes it: a block's product raises nothing once ``check_shared`` has passed),
+    then fetched into this core's caches with the next block when that is done (``prefetch_block``)."""
+    if not try_project_block(progress, k, x, wp, b, xp, b0, nb, block, go_backwards):
+        if k < 0 or k >= progress.shape[0]:
+            raise IndexError("await_block: block index out of range")
+        base = _address(progress)
+        while _load_acquire(base, k) != DONE:
+            _pause()
+        prefetch_block(progress, k, xp, block, go_backwards)
+    prefetch_block(progress, k + 1, xp, block, go_backwards)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -1,5 +1,6 @@
 """What the recurrent cells' ops share: the empty mask, the training activation check, Keras's dropout
-masks as the kernels take them, and the public functions' dropout-mask checks."""
+masks as the kernels take them, the public functions' dropout-mask checks, and the shared projection of
+one sequence at two threads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import numpy as np
 
 from .. import activations
 from .._kernels import activations as _kact
+from .._kernels import aligned
+from .._kernels.shared_projection import n_blocks, project_shared, shared_block_steps
+from .._kernels.task_records import KIND_PROJECTION
+from .._threads import kernel_threads, run_beside
 from ..errors import UnsupportedKerasFeature
 from .validation import _as_float_array, _check_finite, _check_shape
 
@@ -67,3 +72,24 @@ def check_dropout_masks(dropout_mask, recurrent_dropout_mask, bsz, d, units, dty
         _check_shape("recurrent_dropout_mask", recurrent_dropout_mask, (n_gates, bsz, units))
         _check_finite("recurrent_dropout_mask", recurrent_dropout_mask)
     return dropout_mask, recurrent_dropout_mask
+
+
+def shared_projection_steps(x: np.ndarray, n_chunks: int, units: int, n: int) -> int:
+    """Steps per block when an inference call of ``x`` (B, T, D), as ``n_chunks`` chunks of rows, shares its
+    projection onto ``n`` gate columns with a worker (one chunk, two threads or more, a layer wide enough:
+    ``_kernels.shared_projection``), else 0."""
+    if n_chunks > 1 or kernel_threads() < 2:
+        return 0
+    return shared_block_steps(x.shape[0], x.shape[1], x.shape[2], units, n, x.itemsize)
+
+
+def run_shared_projection(chunk, x: np.ndarray, w: np.ndarray, b: np.ndarray, block: int, go_backwards: bool) -> None:
+    """``chunk(post, shared)`` (a time loop over all of x's rows, ``shared = (xp, progress, block)``) in this
+    thread while a worker projects ``x @ w + b`` into ``xp`` ahead of it, block by block (``run_beside``;
+    the worker's share runs from compiled code for float32)."""
+    bsz, steps = x.shape[0], x.shape[1]
+    xp = aligned.empty((steps, bsz, w.shape[1]), x.dtype)
+    progress = np.zeros(n_blocks(steps, block), np.int64)
+    run_beside(lambda post: chunk(post, (xp, progress, block)),
+               lambda: project_shared(x, w, b, xp, progress, block, 0, bsz, go_backwards),
+               record_kind=KIND_PROJECTION if x.dtype == np.float32 else 0)

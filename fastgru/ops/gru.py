@@ -17,10 +17,17 @@ from .._kernels import gru_train as _train
 from .._kernels.activations import fast_code
 from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags, empty_array
-from .._kernels.shared_projection import n_blocks, project_shared, shared_block_steps
-from .._kernels.task_records import KIND_GRU, KIND_PROJECTION
-from .._threads import kernel_blas_single_threaded, kernel_threads, n_chunks_for, run_beside, run_chunks
-from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
+from .._kernels.task_records import KIND_GRU
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
+from .common import (
+    EMPTY_MASK,
+    check_dropout_masks,
+    kernel_masks,
+    run_shared_projection,
+    shared_projection_steps,
+    training_activation_codes,
+    views_of,
+)
 from .validation import (
     _as_float_array,
     _check_shape,
@@ -102,15 +109,11 @@ def run_gru(
                 prepared.reset_after, out, h_last, saved, save)
         # each thread runs the time loop of its batch rows, projecting their inputs a block of
         # steps at a time (blocks that stay in its L2; never the whole (B, T, 3H) projection)
-        block = 0 if n_chunks > 1 or kernel_threads() < 2 else shared_block_steps(
-            bsz, steps, x.shape[2], units, 3 * units, x.itemsize)
+        block = shared_projection_steps(x, n_chunks, units, 3 * units)
         if block:
             # rows too few to split (one sequence): a worker projects the inputs ahead of the time loop
-            xp = aligned.empty((steps, bsz, 3 * units), dtype)
-            progress = np.zeros(n_blocks(steps, block), np.int64)
-            run_beside(lambda post: _gru.gru_forward_chunk(0, bsz, *args, post, (xp, progress, block)),
-                       lambda: project_shared(x, prepared.w, prepared.b_in, xp, progress, block, 0, bsz, go_backwards),
-                       record_kind=KIND_PROJECTION if dtype == np.float32 else 0)
+            run_shared_projection(lambda post, shared: _gru.gru_forward_chunk(0, bsz, *args, post, shared),
+                                  x, prepared.w, prepared.b_in, block, go_backwards)
         elif n_chunks == 1:
             _gru.gru_forward_chunk(0, bsz, *args)
         else:

@@ -18,10 +18,17 @@ from .._kernels import lstm_bptt as _bptt
 from .._kernels.activations import fast_code
 from .._kernels.atomics import NO_POST
 from .._kernels.rnn_common import LoopFlags, empty_array
-from .._kernels.shared_projection import n_blocks, project_shared, shared_block_steps
-from .._kernels.task_records import KIND_LSTM, KIND_PROJECTION
-from .._threads import kernel_blas_single_threaded, kernel_threads, n_chunks_for, run_beside, run_chunks
-from .common import EMPTY_MASK, check_dropout_masks, kernel_masks, training_activation_codes, views_of
+from .._kernels.task_records import KIND_LSTM
+from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
+from .common import (
+    EMPTY_MASK,
+    check_dropout_masks,
+    kernel_masks,
+    run_shared_projection,
+    shared_projection_steps,
+    training_activation_codes,
+    views_of,
+)
 from .validation import (
     _as_float_array,
     _check_shape,
@@ -123,15 +130,11 @@ def run_lstm(
             mask if use_mask else EMPTY_MASK, use_mask,
             (fast_code(act, dtype), fast_code(ract, dtype), go_backwards, return_sequences, zero_output_for_mask),
             out, h_last, c_last)
-    block = 0 if n_chunks > 1 or kernel_threads() < 2 else shared_block_steps(
-        bsz, steps, x.shape[2], units, 4 * units, x.itemsize)
+    block = shared_projection_steps(x, n_chunks, units, 4 * units)
     if block:
         # rows too few to split (one sequence): a worker projects the inputs ahead of the time loop
-        xp = aligned.empty((steps, bsz, 4 * units), dtype)
-        progress = np.zeros(n_blocks(steps, block), np.int64)
-        run_beside(lambda post: _lstm.lstm_forward_chunk(0, bsz, *args, post, (xp, progress, block)),
-                   lambda: project_shared(x, prepared.w, prepared.b, xp, progress, block, 0, bsz, go_backwards),
-                   record_kind=KIND_PROJECTION if dtype == np.float32 else 0)
+        run_shared_projection(lambda post, shared: _lstm.lstm_forward_chunk(0, bsz, *args, post, shared),
+                              x, prepared.w, prepared.b, block, go_backwards)
     elif n_chunks == 1:
         _lstm.lstm_forward_chunk(0, bsz, *args)
     else:
