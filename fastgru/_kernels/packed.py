@@ -396,78 +396,59 @@ def operand(u, rows):
 def operand_matmul_into(a, b, out):
     """``out[:] = a @ u`` for ``a (m, K)``, ``out (m, N)`` and ``b = operand(u)``; a and out may be row
     blocks of wider buffers (any row stride, unit column stride). Checks that every panel row the
-    loops read lies inside ``b``'s flat array, then runs them (``_packed_loops``)."""
-    flat, k, n, pstride, bstep = b
-    m = a.shape[0]
-    nr = NV * (VECTOR_BYTES // a.itemsize)
-    n_panels = (n + nr - 1) // nr
-    if a.shape[1] != k or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError("operand_matmul_into: operand shapes do not match")
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        out[:] = 0.0
-        return
-    size = flat.shape[0]
-    if (pstride < 0 or bstep < 0 or pstride > size or bstep > size
-            or (n_panels - 1) * pstride + (k - 1) * bstep + nr > size):
-        raise ValueError("operand_matmul_into: the operand's panels lie outside its array")
-    isz = a.itemsize
-    if (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or flat.strides[0] != isz:
-        raise ValueError("operand_matmul_into: operands need unit column strides")
-    lda = a.strides[0] // isz
-    ldc = out.strides[0] // isz
-    if (m > 1 and (a.strides[0] % isz != 0 or lda < k or out.strides[0] % isz != 0 or ldc < n)):
-        raise ValueError("operand_matmul_into: rows of the operands overlap")
-    _tile_loops(_data(a), lda, _data(flat), n_panels, k, _data(out), ldc, m, n, pstride, bstep)
+    loops read lies inside ``b``'s flat array (:func:`step_plan`), then runs them (``_packed_loops``)."""
+    step_matmul_into(a, b, out, step_plan(a, b, out))
 
 
 @register_jitable
 def step_plan(a, b, out):
-    """:func:`operand_matmul_into`'s checks, made once for a product that a time loop repeats on the
-    same buffers every step: ``a (m, K)``, ``out (m, N)``, ``b = operand(u)``. Returns the plan
-    ``(lda, n_panels, K, ldc, m, N, pstride, bstep, flat size)`` for :func:`step_matmul_into`.
-
-    Per step, the full checks cost ~40 ns of a batch-of-one GRU step's ~0.35 us (measured in a
-    compiled loop, 2026-12-05): the step re-checks only that its arrays are the planned ones."""
+    """The checks of a product ``a (m, K) @ u -> out (m, N)``, ``b = operand(u)``: shapes, every panel
+    row the loops read inside ``b``'s flat array, unit column strides, rows that do not overlap.
+    Returns the plan ``(lda, n_panels, K, ldc, m, N, pstride, bstep, flat size)`` that
+    :func:`step_matmul_into` runs. A time loop plans its step product once and runs it every step:
+    made at every step, the checks cost ~40 ns of a batch-of-one GRU step's ~0.35 us (measured in a
+    compiled loop, 2026-12-05), while the step's comparison with the plan costs nothing measurable."""
     flat, k, n, pstride, bstep = b
     m = a.shape[0]
     nr = NV * (VECTOR_BYTES // a.itemsize)
     n_panels = (n + nr - 1) // nr
     if a.shape[1] != k or out.shape[0] != m or out.shape[1] != n:
-        raise ValueError("step_plan: operand shapes do not match")
+        raise ValueError("packed product: operand shapes do not match")
     size = flat.shape[0]
-    if m > 0 and n > 0 and k > 0 and (
-            pstride < 0 or bstep < 0 or pstride > size or bstep > size
+    lda, ldc = k, n  # (one row: its row stride is never read)
+    if m == 0 or n == 0 or k == 0:  # nothing read (an empty array's strides may be anything)
+        return (lda, n_panels, k, ldc, m, n, pstride, bstep, size)
+    if (pstride < 0 or bstep < 0 or pstride > size or bstep > size
             or (n_panels - 1) * pstride + (k - 1) * bstep + nr > size):
-        raise ValueError("step_plan: the operand's panels lie outside its array")
+        raise ValueError("packed product: the operand's panels lie outside its array")
     isz = a.itemsize
     if (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or flat.strides[0] != isz:
-        raise ValueError("step_plan: operands need unit column strides")
-    if a.strides[0] % isz != 0 or out.strides[0] % isz != 0:
-        raise ValueError("step_plan: row strides are not whole elements")
-    lda = a.strides[0] // isz
-    ldc = out.strides[0] // isz
-    if m > 1 and (lda < k or ldc < n):
-        raise ValueError("step_plan: rows of the operands overlap")
+        raise ValueError("packed product: operands need unit column strides")
+    if m > 1:
+        if a.strides[0] % isz != 0 or out.strides[0] % isz != 0:
+            raise ValueError("packed product: row strides are not whole elements")
+        lda, ldc = a.strides[0] // isz, out.strides[0] // isz
+        if lda < k or ldc < n:
+            raise ValueError("packed product: rows of the operands overlap")
     return (lda, n_panels, k, ldc, m, n, pstride, bstep, size)
 
 
 @register_jitable
 def step_matmul_into(a, b, out, plan):
-    """``out[:] = a @ u`` as :func:`operand_matmul_into`, for the arrays :func:`step_plan` checked:
-    their shapes, row strides, unit column strides and the operand's size must be the planned ones
-    (checked here: a cheap comparison, the products are safe whatever is passed)."""
+    """``out[:] = a @ u`` for the arrays :func:`step_plan` checked: their shapes, row strides, unit
+    column strides and the operand's size must be the planned ones (compared here, so the product is
+    safe whatever is passed)."""
     lda, n_panels, k, ldc, m, n, pstride, bstep, size = plan
     flat = b[0]
     isz = a.itemsize
-    if (a.shape[0] != m or a.shape[1] != k or out.shape[0] != m or out.shape[1] != n or flat.shape[0] != size
-            or a.strides[0] != lda * isz or out.strides[0] != ldc * isz
-            or (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or flat.strides[0] != isz):
-        raise ValueError("step_matmul_into: the arrays are not the planned ones")
+    if a.shape[0] != m or a.shape[1] != k or out.shape[0] != m or out.shape[1] != n or flat.shape[0] != size:
+        raise ValueError("packed product: the arrays are not the planned ones")
     if m == 0 or n == 0:
         return
     if k == 0:
         out[:] = 0.0
         return
+    if ((m > 1 and (a.strides[0] != lda * isz or out.strides[0] != ldc * isz))
+            or (k > 1 and a.strides[1] != isz) or (n > 1 and out.strides[1] != isz) or flat.strides[0] != isz):
+        raise ValueError("packed product: the arrays are not the planned ones")
     _tile_loops(_data(a), lda, _data(flat), n_panels, k, _data(out), ldc, m, n, pstride, bstep)
