@@ -411,7 +411,7 @@ def test_tensorflow_order_sum():
         assert tf_sum(t) == reference(t), n
 
 
-@pytest.mark.parametrize("make", ["adam_amsgrad", "rmsprop", "nadam", "sgd", "schedule"])
+@pytest.mark.parametrize("make", ["adam_amsgrad", "rmsprop", "nadam", "sgd", "schedule", "lamb", "adafactor"])
 @pytest.mark.keras
 def test_training_goes_on_from_a_keras_file_with_its_optimizer_state(keras, tmp_path, make):
     """A model trained in Keras and saved: keras.models.load_model resumes its optimizer (step count, learning
@@ -421,7 +421,8 @@ def test_training_goes_on_from_a_keras_file_with_its_optimizer_state(keras, tmp_
     opt = {"adam_amsgrad": lambda: O.Adam(0.01, amsgrad=True),
            "rmsprop": lambda: O.RMSprop(0.01, momentum=0.5, centered=True), "nadam": lambda: O.Nadam(0.01),
            "sgd": lambda: O.SGD(0.05, momentum=0.9, nesterov=True),
-           "schedule": lambda: O.Adam(O.schedules.ExponentialDecay(0.01, 3, 0.9))}[make]
+           "schedule": lambda: O.Adam(O.schedules.ExponentialDecay(0.01, 3, 0.9)),
+           "lamb": lambda: O.Lamb(0.01), "adafactor": lambda: O.Adafactor(0.05)}[make]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(11, 5, 3)).astype("float32")
     y = rng.normal(size=(11, 2)).astype("float32")

@@ -32,6 +32,8 @@ KERAS_SLOT_LAYOUT = {
     "Adadelta": (("accumulated_grad", "accumulated_delta_var"),),
     "Lion": (("momentum",),),
     "Ftrl": (("accumulator", "linear"),),
+    "Lamb": (("momentum", "velocity"),),
+    "Adafactor": (("r", "c", "velocity"),),
 }
 
 

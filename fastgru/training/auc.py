@@ -187,15 +187,20 @@ class AUC(Metric):
             y_true, y_pred = y_true.reshape(-1), y_pred.reshape(-1)
         true_labels = y_true * weights
         false_labels = (dt(1) - y_true) * weights
-        buckets = np.maximum(np.ceil(y_pred * (dt(n) - dt(1))) - dt(1), dt(0)).astype(np.int32)
+        buckets = np.maximum(np.ceil(y_pred * (dt(n) - dt(1))) - dt(1), dt(0))
+        # a NaN prediction has no bucket: Keras's bucket index for it is INT_MIN, which its segment sums
+        # drop (it then counts as below every threshold: a false negative or a true negative)
+        nan = np.isnan(buckets)
+        buckets = np.where(nan, dt(0), buckets).astype(np.int32)
+        kept = np.where(nan, dt(0), dt(1))
         if self.multi_label:  # one column per label
             columns = range(y_pred.shape[1])
-            tp_b = np.stack([self._segment_sum(true_labels[:, j], buckets[:, j], n) for j in columns], axis=1)
-            fp_b = np.stack([self._segment_sum(false_labels[:, j], buckets[:, j], n) for j in columns], axis=1)
+            tp_b = np.stack([self._segment_sum((true_labels * kept)[:, j], buckets[:, j], n) for j in columns], axis=1)
+            fp_b = np.stack([self._segment_sum((false_labels * kept)[:, j], buckets[:, j], n) for j in columns], axis=1)
             total_true, total_false = (np.sum(a, axis=0, dtype=self.dtype) for a in (true_labels, false_labels))
         else:
-            tp_b = self._segment_sum(true_labels, buckets, n)
-            fp_b = self._segment_sum(false_labels, buckets, n)
+            tp_b = self._segment_sum(true_labels * kept, buckets, n)
+            fp_b = self._segment_sum(false_labels * kept, buckets, n)
             total_true, total_false = (np.sum(a, dtype=self.dtype) for a in (true_labels, false_labels))
         tp = np.cumsum(tp_b[::-1], axis=0, dtype=self.dtype)[::-1]
         fp = np.cumsum(fp_b[::-1], axis=0, dtype=self.dtype)[::-1]

@@ -1,4 +1,4 @@
-"""Keras 3's Adadelta, Lion and Ftrl with its exact update rules: Keras's casts (hyperparameters in the
+"""Keras 3's Adadelta, Lion, Ftrl, Lamb and Adafactor with its exact update rules: Keras's casts (hyperparameters in the
 variable's dtype, Lion's betas through float32 first), its order of operations and, for an Embedding's
 row gradient, its IndexedSlices arithmetic (which slices are scaled or squared before they are summed).
 Clipping, weight decay and learning-rate schedules come from the shared base class."""
@@ -148,3 +148,85 @@ class Ftrl(Optimizer):
                 "l2_regularization_strength": self.l2_regularization_strength,
                 "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
                 "beta": self.beta}
+
+
+class Lamb(Optimizer):
+    """Keras 3's Lamb: Adam's moments and bias corrections, ``update = m_hat / (sqrt(v_hat) + epsilon)``,
+    then ``var -= r lr update`` with the layer-wise trust ratio ``r = ||var|| / ||update||`` (1 where either
+    norm is 0)."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _build_slots(self, var):
+        return {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        step = dt(self.iterations + 1)
+        beta_1_power = np.power(_kcast(self.beta_1, var.dtype), step)
+        beta_2_power = np.power(_kcast(self.beta_2, var.dtype), step)
+        s = self._slots[i]
+        m, v = s["momentum"], s["velocity"]
+        m += (g - m) * dt(1 - self.beta_1)
+        v += (_square(g, g_sq) - v) * dt(1 - self.beta_2)
+        update = (m / (dt(1) - beta_1_power)) / (np.sqrt(v / (dt(1) - beta_2_power)) + dt(self.epsilon))
+        w_norm = np.sqrt(np.sum(np.square(var), dtype=var.dtype))
+        u_norm = np.sqrt(np.sum(np.square(update), dtype=var.dtype))
+        ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else dt(1)
+        var -= ratio * lr * update
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Adafactor(Optimizer):
+    """Keras 3's Adafactor: the second moment of a weight of two or more dimensions kept factored, as its
+    row means ``r`` and column means ``c`` of ``g^2 + epsilon_1`` (``v = (r / mean(r)) c``), a vector's in
+    full; ``beta_2 = 1 - t^beta_2_decay``; the update ``g / sqrt(v)`` divided by ``max(1, rms / clip_threshold)``
+    and scaled by ``max(epsilon_2, rms(var)) min(lr, 1 / sqrt(t))``."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_2_decay: float = -0.8, epsilon_1: float = 1e-30,
+                 epsilon_2: float = 1e-3, clip_threshold: float = 1.0, relative_step: bool = True, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_2_decay, self.epsilon_1, self.epsilon_2 = beta_2_decay, epsilon_1, epsilon_2
+        self.clip_threshold, self.relative_step = clip_threshold, bool(relative_step)
+
+    def _build_slots(self, var):
+        if var.ndim < 2:  # (Keras keeps a vector's r and c as scalars it never updates, and saves them)
+            return {"r": np.zeros((), var.dtype), "c": np.zeros((), var.dtype), "velocity": np.zeros_like(var)}
+        return {"r": np.zeros(var.shape[:-1], var.dtype), "c": np.zeros(var.shape[:-2] + var.shape[-1:], var.dtype),
+                "velocity": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        step = dt(self.iterations + 1)
+        rho = np.minimum(lr, dt(1) / np.sqrt(step))  # (relative_step's cap on the rate is this same minimum)
+        alpha = np.maximum(dt(self.epsilon_2), _rms(var)) * rho
+        g2 = _square(g, g_sq) + dt(self.epsilon_1)  # (an Embedding's: its squared slices summed per row, as Keras)
+        beta_2 = dt(1) - np.power(step, dt(self.beta_2_decay))
+        s = self._slots[i]
+        if var.ndim >= 2:
+            r, c = s["r"], s["c"]
+            r[...] = beta_2 * r + (dt(1) - beta_2) * np.mean(g2, axis=-1, dtype=var.dtype)
+            c[...] = beta_2 * c + (dt(1) - beta_2) * np.mean(g2, axis=-2, dtype=var.dtype)
+            s["velocity"][...] = (r / np.mean(r, axis=-1, keepdims=True, dtype=var.dtype))[..., None] * c[..., None, :]
+        else:
+            v = s["velocity"]
+            v[...] = beta_2 * v + (dt(1) - beta_2) * g2
+        u = g / np.sqrt(s["velocity"])
+        # (an Embedding's: Keras divides each slice and squares the quotients before it sums them per row)
+        rms = _rms(u) if g_sq is None else np.sqrt(np.mean(g_sq / s["velocity"], dtype=var.dtype))
+        u = u / np.maximum(dt(1), rms / dt(self.clip_threshold))
+        var -= alpha * u
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold,
+                "relative_step": self.relative_step}
+
+
+def _rms(x: np.ndarray):
+    return np.sqrt(np.mean(np.square(x), dtype=x.dtype))

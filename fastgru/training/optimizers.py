@@ -1,5 +1,5 @@
 """Optimizers with Keras 3's exact update rules, updating NumPy arrays in place: SGD, Adam, RMSprop,
-Adagrad, AdamW, Nadam, Adamax here, Adadelta, Lion and Ftrl in ``more_optimizers``, all on
+Adagrad, AdamW, Nadam, Adamax here, Adadelta, Lion, Ftrl, Lamb and Adafactor in ``more_optimizers``, all on
 ``optimizer_base.Optimizer`` (clipping, weight decay, schedules); ``get`` reads any of them by name,
 Keras config dict or Keras object."""
 
@@ -10,7 +10,7 @@ import numpy as np
 from .._kernels.optim import adam_update
 from . import schedules  # noqa: F401  (fg.optimizers.schedules, as keras.optimizers.schedules)
 from .keras_objects import keras_config
-from .more_optimizers import Adadelta, Ftrl, Lion
+from .more_optimizers import Adadelta, Adafactor, Ftrl, Lamb, Lion
 from .optimizer_base import Optimizer, _kcast, _square
 
 
@@ -331,12 +331,14 @@ class Adamax(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-_CLASSES = {c.__name__.lower(): c for c in (Adam, SGD, RMSprop, Adagrad, AdamW, Nadam, Adamax, Adadelta, Lion, Ftrl)}
+_CLASSES = {c.__name__.lower(): c for c in (Adam, SGD, RMSprop, Adagrad, AdamW, Nadam, Adamax, Adadelta, Lion, Ftrl,
+                                              Lamb, Adafactor)}
 
 
 def get(identifier) -> Optimizer:
     """Return an Optimizer for a class name in any case (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
-    ``"adamw"``, ``"nadam"``, ``"adamax"``, ``"adadelta"``, ``"lion"``, ``"ftrl"``), a Keras config dict
+    ``"adamw"``, ``"nadam"``, ``"adamax"``, ``"adadelta"``, ``"lion"``, ``"ftrl"``, ``"lamb"``,
+    ``"adafactor"``), a Keras config dict
     ``{"class_name": "Adam", "config": {...}}`` (a mixed-precision ``LossScaleOptimizer``'s: its inner optimizer),
     Keras's own optimizer object or an Optimizer instance."""
     if isinstance(identifier, Optimizer):
@@ -360,3 +362,14 @@ def get(identifier) -> Optimizer:
     raise ValueError(
         f"could not interpret optimizer identifier {identifier!r}; supported: {', '.join(_CLASSES)}"
     )
+
+
+#: Keras 3 optimizers fastgru does not implement: ``fg.optimizers.<name>`` says so by name
+_NOT_IMPLEMENTED = ("Muon", "ScheduleFreeAdamW", "MultiOptimizer", "LossScaleOptimizer")
+
+
+def __getattr__(name: str):
+    if name in _NOT_IMPLEMENTED:
+        raise AttributeError(f"fastgru.optimizers has no {name}: Keras's {name} is not implemented in fastgru (it has "
+                             f"{', '.join(sorted(c.__name__ for c in _CLASSES.values()))})")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""Fixes from the twenty-fifth session's Keras-parity fuzz round (each test says what was wrong)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+@pytest.mark.keras
+def test_auc_counts_a_nan_prediction_below_every_threshold_as_keras(keras):
+    """AUC raised IndexError on a NaN prediction (its bucket index was the cast of NaN to int32): Keras drops that
+    index from its bucket sums, so the example counts as below every threshold."""
+    rng = np.random.default_rng(0)
+    y = (rng.random((12, 3)) > 0.5).astype("float32")
+    p = rng.random((12, 3)).astype("float32")
+    p[[0, 3, 7], [0, 2, 1]] = np.nan
+    for kwargs in ({}, {"multi_label": True}, {"thresholds": [0.2, 0.5, 0.7]}, {"curve": "PR"},
+                   {"summation_method": "minoring", "num_thresholds": 7}):
+        theirs, ours = keras.metrics.AUC(**kwargs), fg.metrics.AUC(**kwargs)
+        theirs.update_state(y, p)
+        ours.update_state(y, p)
+        np.testing.assert_allclose(float(ours.result()), float(theirs.result()), rtol=1e-6, err_msg=str(kwargs))
+
+
+@pytest.mark.keras
+def test_fit_with_auc_over_an_all_padding_row_reports_keras_numbers(keras):
+    """A masked mean over an all-padding row is NaN in Keras and in fastgru; fit then crashed in AUC."""
+    L = keras.layers
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(1, 9, size=(8, 7))
+    tokens[0] = 0
+    y = (rng.random((8, 1)) > 0.5).astype("float32")
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((7,), dtype="int32")
+    pooled = L.GlobalAveragePooling1D()(L.GRU(5, return_sequences=True)(L.Embedding(9, 4, mask_zero=True)(inputs)))
+    km = keras.Model(inputs, L.Dense(1, activation="sigmoid")(pooled))
+    km.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=[keras.metrics.AUC()])
+    ours = fg.from_keras(km)
+    theirs = km.fit(tokens, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history
+    mine = ours.fit(tokens, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history
+    key = next(k for k in theirs if k.startswith("auc"))  # ("auc_1" after another AUC in this session)
+    np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-6)
+    assert np.isnan(mine["loss"]).all() and np.isnan(theirs["loss"]).all()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", ["Lamb", "Adafactor"])
+def test_lamb_and_adafactor_train_as_keras(keras, tmp_path, name):
+    """Keras 3's Lamb and Adafactor were missing (``fg.optimizers.Lamb`` an AttributeError, a file compiled with
+    them loaded uncompiled). Trained alongside Keras: an Embedding with repeated ids (row gradients), a Conv1D
+    (a 3-D kernel: Adafactor factors its last two axes), a GRU and a Dense (2-D kernels, 1-D biases); from a
+    compiled file and from the live model, with clipping and a schedule."""
+    L, O = keras.layers, keras.optimizers
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 6, size=(10, 8))
+    y = rng.normal(size=(10, 2)).astype("float32")
+    for options in ({}, {"clipnorm": 0.5}, {"learning_rate": O.schedules.ExponentialDecay(0.02, 2, 0.8)}):
+        keras.utils.set_random_seed(3)
+        km = keras.Sequential([keras.Input((8,), dtype="int32"), L.Embedding(6, 4), L.Conv1D(5, 3, padding="same"),
+                               L.GRU(4), L.Dense(2)])
+        km.compile(getattr(O, name)(**{"learning_rate": 0.02, **options}), "mse")
+        km.save(tmp_path / "m.keras")
+        ours = fg.load_model(tmp_path / "m.keras")
+        assert type(ours.optimizer).__name__ == name
+        live = fg.from_keras(km)
+        theirs = km.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        for model in (ours, live):
+            mine = model.fit(tokens, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, err_msg=str(options))
+            for a, b in zip(model.get_weights(), km.get_weights()):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        if not options:  # written back with its state, Keras goes on from where fastgru left off
+            ours.save(tmp_path / "back.keras")
+            again = keras.models.load_model(tmp_path / "back.keras")
+            assert int(again.optimizer.iterations) == 9
+            np.testing.assert_allclose(ours.fit(tokens, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                                       again.fit(tokens, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                                       rtol=1e-5)
+
+
+def test_keras_optimizers_fastgru_lacks_are_named():
+    """``fg.optimizers.Muon`` was a bare AttributeError; it now says that Keras's Muon is not implemented and
+    what fastgru has."""
+    with pytest.raises(AttributeError, match="Keras's Muon is not implemented in fastgru .*Adafactor.*Lamb"):
+        getattr(fg.optimizers, "Muon")  # noqa: B009
+    with pytest.raises(AttributeError, match="has no attribute 'Nonesuch'"):
+        getattr(fg.optimizers, "Nonesuch")  # noqa: B009
+    assert isinstance(fg.optimizers.get("lamb"), fg.optimizers.Lamb)
+    assert fg.optimizers.get({"class_name": "Adafactor", "config": {"learning_rate": 0.1}}).get_config()[
+        "relative_step"] is True
