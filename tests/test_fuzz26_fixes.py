@@ -90,3 +90,32 @@ def test_keras_optimizers_fastgru_lacks_are_named():
     assert isinstance(fg.optimizers.get("lamb"), fg.optimizers.Lamb)
     assert fg.optimizers.get({"class_name": "Adafactor", "config": {"learning_rate": 0.1}}).get_config()[
         "relative_step"] is True
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("cell", ["GRU", "LSTM", "SimpleRNN"])
+def test_saturated_gates_give_keras_gradients_for_large_inputs(keras, cell):
+    """float32's rational tanh and sigmoid stopped 1-2 ulps short of 1 (and 0) beyond their clamps, where
+    TensorFlow's reach it exactly; BPTT takes the derivative from the output (1 - y^2, y (1 - y)), so a
+    saturated unit had a derivative of ~1e-7 instead of 0, and an input of 1e8 made the input kernel's
+    gradient wrong by ~5 (1e30: NaN losses). Now exactly saturated: Keras's gradients and losses."""
+    import tensorflow as tf
+
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(4, 6, 3)).astype("float32")
+    y = rng.normal(size=(4, 1)).astype("float32")
+    for magnitude in (1e5, 1e8, 1e30):
+        x = x0.copy()
+        x[2, 3, 0] = magnitude
+        keras.utils.set_random_seed(0)
+        km = keras.Sequential([keras.Input((6, 3)), getattr(L, cell)(5), L.Dense(1)])
+        before = km.get_weights()
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((km(x) - y) ** 2)
+        expected = [g.numpy() for g in tape.gradient(loss, km.trainable_variables)]
+        ours = fg.from_keras(km)
+        ours.compile(fg.optimizers.SGD(1.0), "mse")
+        ours.train_on_batch(x, y)
+        for w0, w1, g in zip(before, ours.get_weights(), expected):
+            np.testing.assert_allclose(w0 - w1, g, rtol=1e-4, atol=2e-6, err_msg=f"{cell} {magnitude:g}")

@@ -346,7 +346,7 @@ def test_rational_sigmoid_is_the_halved_tanh_and_the_gate_row_uses_both_bit_for_
     """float32's sigmoid is tanh(x / 2) / 2 + 1/2 with the halving folded into the rational function's
     coefficients (``activations.sigmoid_rational``, one multiply fewer): the same value bit for bit as
     the halved ``tanh_rational`` for every float32 (all 2^32 were checked once; here every 509th bit
-    pattern and the special values). The fused gate row's z and r gates and candidate (saved, with a
+    pattern and the special values; both exactly saturated from their clamps on). The fused gate row's z and r gates and candidate (saved, with a
     zero recurrent term and bias) are the element functions' values bit for bit."""
     from numba import njit
 
@@ -391,6 +391,9 @@ def test_rational_sigmoid_is_the_halved_tanh_and_the_gate_row_uses_both_bit_for_
     saved = np.full(5 * hdim, np.nan, np.float32)
     gate_row(x, zeros, zeros, np.zeros(hdim, np.float32), np.empty(hdim, np.float32), saved)
     s, t = elementwise(v)
+    # from the clamp on exactly 1 and 0 (tanh: 1 and -1), as TensorFlow's: 15.82, 40, inf; -15.82, -40, -inf
+    assert (s[[7, 9, 11]] == 1.0).all() and (s[[8, 10, 12]] == 0.0).all()
+    assert (t[[7, 9, 11]] == 1.0).all() and (t[[8, 10, 12]] == -1.0).all()
     np.testing.assert_array_equal(saved[:hdim], s)
     np.testing.assert_array_equal(saved[hdim:2 * hdim], s)
     np.testing.assert_array_equal(saved[2 * hdim:3 * hdim], t)

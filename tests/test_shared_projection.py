@@ -89,14 +89,19 @@ def test_the_worker_runs_its_blocks_from_compiled_code(share_every_call):
     block = sp.shared_block_steps(1, T, D, H, 3 * H, 4)
     fg.set_num_threads(2)
     xp = aligned.empty((T, 1, 3 * H), np.float32)
-    for _ in range(3):
+    recorded = 0
+    for _ in range(500):  # (a worker found asleep is handed the task the ordinary way, without a record)
         progress = np.zeros(sp.n_blocks(T, block), np.int64)
         _threads.run_beside(lambda post: _gru.gru_forward_chunk(0, 1, *args, post, (xp, progress, block)),
                             lambda: sp.project_shared(x, w, b[0], xp, progress, block, 0, 1, False),
                             record_kind=KIND_PROJECTION)
         assert (progress == sp.DONE).all()
-    records = _threads._pool["spin"]._records
-    assert records[0, R_KIND] == KIND_PROJECTION and records[0, R_ERROR] == 0
+        records = _threads._pool["spin"]._records
+        assert records[0, R_ERROR] == 0
+        recorded += records[0, R_KIND] == KIND_PROJECTION
+        if recorded >= 3:
+            break
+    assert recorded >= 3
     expected = (x[0] @ w + b[0]).astype(np.float64)
     np.testing.assert_allclose(xp[:, 0], expected, rtol=1e-5, atol=1e-5)
     # no worker at all: the loop's thread projects every block itself, the same outputs

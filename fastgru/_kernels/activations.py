@@ -50,6 +50,7 @@ _S1, _S3, _S5, _S7, _S9, _S11, _S13 = _SIG_P
 _T0, _T2, _T4, _T6 = _SIG_Q
 #: 1 as float32: a Python literal 1.0 is float64 in Numba and would widen float32 arithmetic to float64
 ONE_F32 = _f32(1.0)
+ZERO_F32 = _f32(0.0)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -73,21 +74,31 @@ def fast_code(code: int, dtype) -> int:
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def tanh_rational(x):
-    x = min(max(x, -TANH_CLAMP), TANH_CLAMP)
-    x2 = x * x
-    p = ((((((_A13 * x2 + _A11) * x2 + _A9) * x2 + _A7) * x2 + _A5) * x2 + _A3) * x2 + _A1) * x
+    """Eigen's rational tanh (TensorFlow's float32 tanh) on x clamped to [-TANH_CLAMP, TANH_CLAMP], and exactly
+    1 and -1 from the clamp on, as TensorFlow's: evaluated with fused multiply-adds the rational function
+    gives 1 - 2^-22 there, and its derivative 1 - y^2, taken from the output in BPTT, times a large input
+    was a wrong gradient (~2e-7 of the input's size where Keras's is 0)."""
+    c = min(max(x, -TANH_CLAMP), TANH_CLAMP)
+    x2 = c * c
+    p = ((((((_A13 * x2 + _A11) * x2 + _A9) * x2 + _A7) * x2 + _A5) * x2 + _A3) * x2 + _A1) * c
     q = ((_B6 * x2 + _B4) * x2 + _B2) * x2 + _B0
-    return p / q
+    y = p / q
+    y = ONE_F32 if x >= TANH_CLAMP else y
+    return -ONE_F32 if x <= -TANH_CLAMP else y
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def sigmoid_rational(x):
-    """``tanh_rational(x / 2) / 2 + 1/2``, bit for bit, without the multiply by 1/2 (``_SIG_P``)."""
-    x = min(max(x, -SIGMOID_CLAMP), SIGMOID_CLAMP)
-    x2 = x * x
-    p = ((((((_S13 * x2 + _S11) * x2 + _S9) * x2 + _S7) * x2 + _S5) * x2 + _S3) * x2 + _S1) * x
+    """``tanh_rational(x / 2) / 2 + 1/2``, bit for bit, without the multiply by 1/2 (``_SIG_P``): exactly 1 and
+    0 from the clamp on (the rational function alone gave 1 - 2^-23 and 3.6e-7 there, where Keras's sigmoid
+    is 1 from x ~ 17 and e^x below, and its derivative y (1 - y) times a large input was a wrong gradient)."""
+    c = min(max(x, -SIGMOID_CLAMP), SIGMOID_CLAMP)
+    x2 = c * c
+    p = ((((((_S13 * x2 + _S11) * x2 + _S9) * x2 + _S7) * x2 + _S5) * x2 + _S3) * x2 + _S1) * c
     q = ((_T6 * x2 + _T4) * x2 + _T2) * x2 + _T0
-    return _HALF * (p / q) + _HALF
+    y = _HALF * (p / q) + _HALF
+    y = ONE_F32 if x >= SIGMOID_CLAMP else y
+    return ZERO_F32 if x <= -SIGMOID_CLAMP else y
 
 
 #: Numba's floating-point flags of every kernel that evaluates the rational activations: ``contract``

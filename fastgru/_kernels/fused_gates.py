@@ -79,15 +79,24 @@ class _Math:
             q = self.fmuladd(q, v2, k(coef))
         return b.fdiv(p, q)
 
+    def _saturated(self, v, y, clamp, low):
+        """``y``, but exactly 1 where v >= clamp and ``low`` where v <= -clamp (NaN stays NaN)."""
+        b, k = self.b, self.const
+        y = b.select(b.fcmp_ordered(">=", v, k(clamp)), k(1.0), y)
+        return b.select(b.fcmp_ordered("<=", v, k(-clamp)), k(low), y)
+
     def tanh(self, v):
-        """``activations.tanh_rational``."""
-        return self._rational(v, _act.TANH_CLAMP, (_act._A1, _act._A3, _act._A5, _act._A7, _act._A9, _act._A11,
-                                                   _act._A13), (_act._B0, _act._B2, _act._B4, _act._B6))
+        """``activations.tanh_rational``: exactly 1 and -1 from the clamp on."""
+        y = self._rational(v, _act.TANH_CLAMP, (_act._A1, _act._A3, _act._A5, _act._A7, _act._A9, _act._A11, _act._A13),
+                           (_act._B0, _act._B2, _act._B4, _act._B6))
+        return self._saturated(v, y, _act.TANH_CLAMP, -1.0)
 
     def sigmoid(self, v):
-        """``activations.sigmoid_rational``: tanh(v / 2) / 2 + 1/2, the halving folded into the coefficients."""
+        """``activations.sigmoid_rational``: tanh(v / 2) / 2 + 1/2, the halving folded into the coefficients,
+        exactly 1 and 0 beyond the clamp."""
         half = self.const(_act._HALF)
-        return self.fmuladd(half, self._rational(v, _act.SIGMOID_CLAMP, _act._SIG_P, _act._SIG_Q), half)
+        y = self.fmuladd(half, self._rational(v, _act.SIGMOID_CLAMP, _act._SIG_P, _act._SIG_Q), half)
+        return self._saturated(v, y, _act.SIGMOID_CLAMP, 0.0)
 
 
 def _gru_unit(m, vals):
