@@ -1,11 +1,10 @@
 """Keras 3's Functional API: ``Input`` (a symbolic tensor), layers called on symbolic tensors (recording
 nodes), and ``Model(inputs, outputs)``, a graph of layers with several inputs and outputs.
 
-The graph is put in Keras's order once, when the model is made (``fastgru.graph.map_graph``, as Keras's
-``map_graph``: by depth, then by first visit from the outputs), and flattened into a plan: one step per
-node (layer, input slots, output slots) and the slots whose last consumer it is (freed after it runs).
-A call walks that list (``fastgru.plan_walk``); training keeps each step's cache and walks it back,
-summing the gradients of tensors used several times and of a shared layer's weights.
+The graph is put in Keras's order once (``graph.map_graph``, as Keras's: by depth, then by first visit
+from the outputs) and flattened into a plan: per node its layer, input and output slots, and the slots
+it is the last to read (freed after it). A call walks the plan (``plan_walk``); training keeps each
+step's cache and walks it back, summing the gradients of tensors used several times.
 """
 
 from __future__ import annotations
@@ -408,12 +407,14 @@ class Model(KerasModelAPI, WrapperTrainable):
         return model_from_config(config)
 
     # ---- training ---------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
-                weighted_metrics=None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                **execution) -> None:
         """Optimizer, per-output losses (one, a list or a dict keyed by output name), loss_weights, metrics
-        and weighted metrics (given as the metrics are)."""
+        and weighted metrics (given as the metrics are); Keras's execution options as ``Sequential.compile``."""
+        from .training.compiled import check_execution_options
         from .training.multi_output import MultiCompiled
 
+        check_execution_options(**execution)
         self._compiled = MultiCompiled(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer = self._compiled.optimizer
         self.loss = loss

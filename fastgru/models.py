@@ -335,12 +335,16 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return model
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None,
+                **execution) -> None:
         """Set the optimizer (name or instance), the loss, the metrics, the weighted metrics (those that
         weigh each sample by ``sample_weight`` or ``class_weight``) and the loss's weight (a number, or
-        one in a list or a dict: the loss is multiplied by it), as Keras's compile."""
+        one in a list or a dict: the loss is multiplied by it), as Keras's compile. Keras's ``run_eagerly``,
+        ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss`` are taken and change nothing."""
         from .training import trainer
+        from .training.compiled import check_execution_options
 
+        check_execution_options(**execution)
         trainer.compile_model(self, optimizer, loss, metrics, weighted_metrics, loss_weights)
 
     @property

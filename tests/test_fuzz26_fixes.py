@@ -119,3 +119,29 @@ def test_saturated_gates_give_keras_gradients_for_large_inputs(keras, cell):
         ours.train_on_batch(x, y)
         for w0, w1, g in zip(before, ours.get_weights(), expected):
             np.testing.assert_allclose(w0 - w1, g, rtol=1e-4, atol=2e-6, err_msg=f"{cell} {magnitude:g}")
+
+
+def test_compile_takes_keras_execution_options():
+    """``compile(run_eagerly=True)`` (or ``jit_compile``, ``steps_per_execution``, ``auto_scale_loss``) was a
+    bare TypeError; Keras scripts pass them. They change nothing in fastgru (its steps are always eager), and
+    are checked as Keras checks them."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    inputs = fg.layers.Input((5, 3))
+    histories = []
+    for make in (lambda: fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2)]),
+                 lambda: fg.Model(inputs, fg.layers.Dense(2)(fg.layers.GRU(4)(inputs)))):
+        for options in ({}, {"run_eagerly": True, "jit_compile": False, "steps_per_execution": 2,
+                             "auto_scale_loss": True}):
+            model = make()
+            model.set_weights([np.full(w.shape, 0.1, w.dtype) for w in model.get_weights()])
+            model.compile("adam", "mse", **options)
+            histories.append(model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"])
+        with pytest.raises(ValueError, match="steps_per_execution` must be a positive integer"):
+            model.compile("adam", "mse", steps_per_execution=0)
+        with pytest.raises(TypeError, match="run_eagerly` must be True or False"):
+            model.compile("adam", "mse", run_eagerly="yes")
+        with pytest.raises(TypeError, match="unexpected keyword argument 'run_eagerley'"):
+            model.compile("adam", "mse", run_eagerley=True)
+    for history in histories[1:]:
+        np.testing.assert_array_equal(history, histories[0])

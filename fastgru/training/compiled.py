@@ -104,3 +104,21 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_
     model.optimizer = model._compiled.optimizer
     model.loss = model._compiled.loss
     model.compiled = True
+
+
+def check_execution_options(run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True,
+                            **unknown) -> None:
+    """Keras 3's ``compile`` options about how it executes its graph, taken so that a Keras script's
+    ``compile`` call runs unchanged: fastgru's steps are always eager (NumPy and compiled kernels, no graph),
+    so none changes a number; callbacks still see every batch with ``steps_per_execution`` > 1. Checked as
+    Keras checks them."""
+    if unknown:
+        raise TypeError(f"compile() got an unexpected keyword argument {next(iter(unknown))!r}")
+    for name, value in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"compile: `{name}` must be True or False, received {value!r}")
+    if not (jit_compile == "auto" or isinstance(jit_compile, (bool, np.bool_))):
+        raise ValueError(f"compile: `jit_compile` must be True, False or 'auto', received {jit_compile!r}")
+    if (isinstance(steps_per_execution, (bool, np.bool_)) or not isinstance(steps_per_execution, (int, np.integer))
+            or steps_per_execution < 1):
+        raise ValueError(f"compile: `steps_per_execution` must be a positive integer, received {steps_per_execution!r}")
