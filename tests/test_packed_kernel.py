@@ -453,6 +453,23 @@ OTHER_LAYOUT = textwrap.dedent("""
     for j in range(3):
         dx_ref[:, j:j + 9] += dzc @ kern[j].T
     np.testing.assert_allclose(dxc, dx_ref, rtol=1e-12, atol=1e-12)
+    # tanh and sigmoid exactly saturated in the fused rows at this width (21 units: full vectors and a tail):
+    # one step from a zero state, z pushed to 0 (out = tanh(+-400) = +-1) or to 1 (out = 0)
+    for z_in, h_in, expected in ((-400.0, 400.0, 1.0), (-400.0, -400.0, -1.0), (400.0, 400.0, 0.0)):
+        ws = np.full((1, 63), h_in, np.float32)
+        ws[0, :21] = z_in
+        sat, _ = fg.ops.gru_forward(np.ones((1, 1, 1), np.float32), ws, np.zeros((21, 63), np.float32),
+                                    np.zeros((2, 63), np.float32))
+        assert (sat == np.float32(expected)).all(), (z_in, h_in, sat)
+    # one sequence at two threads with its projection shared with the worker (thresholds off): the
+    # one-thread outputs bit for bit
+    from fastgru._kernels import shared_projection as sp
+    sp.MIN_WORK, sp.MIN_FEATURES, sp.MIN_UNITS, sp.BLOCK_WORK = 0, 1, 1, 3 * 3 * 63
+    fg.set_num_threads(1)
+    alone = fg.ops.gru_forward(x32[:1], w32, u32, b32, return_sequences=True)[0]
+    fg.set_num_threads(2)
+    for _ in range(3):
+        np.testing.assert_array_equal(fg.ops.gru_forward(x32[:1], w32, u32, b32, return_sequences=True)[0], alone)
     # every product above went through the loops compiled for this layout, reached through their cells
     for slot in (*packed._LOOPS.values(), *gp._TN_LOOPS.values()):
         assert slot.compiled is not None and slot.cell.value == slot.compiled.address, slot.dtype
