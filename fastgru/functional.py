@@ -440,39 +440,6 @@ class Model(KerasModelAPI, WrapperTrainable):
 
         test_step(self, x, y, sample_weight)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
-            sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
-            steps_per_epoch=None):
-        """Train as Keras's ``fit``: ``x`` a list or dict of input arrays (or one array), ``y`` one array per
-        output (a list, or a dict keyed by output name); returns the History (``loss``, ``<output>_loss``,
-        ``<output>_<metric>`` with several outputs)."""
-        from .training import trainer
-
-        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                           shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
-                           steps_per_epoch)
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
-                 return_dict: bool = False):
-        """``[loss, *output losses, *metrics]`` in Keras's order (a dict with ``return_dict``; the loss alone
-        when nothing else was compiled)."""
-        from .training import trainer
-
-        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, callbacks, return_dict)
-
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
-        """One optimizer step on one batch; returns the loss (and metrics) computed before the update."""
-        from .training import trainer
-
-        return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
-
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
-        """Loss (and metrics) of one batch, without training."""
-        from .training import trainer
-
-        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
-
     # ---- files ------------------------------------------------------------------------------------
     def save(self, filepath, overwrite: bool = True) -> None:
         """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens (``overwrite=False``: refuse

@@ -57,3 +57,40 @@ class KerasModelAPI:
         entry = (functional_save.functional_config(self) if keras_functional.uses_graph(self)
                  else keras_save.keras3_model_config(self))
         return json.dumps(entry, **kwargs)
+
+    # ---- training (fastgru.training.trainer; Keras's arguments and defaults) ------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
+            sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
+            steps_per_epoch=None, validation_steps=None):
+        """Train for ``epochs`` epochs as Keras's ``fit``; returns the History (``history.history["loss"]``,
+        ``val_*`` entries with validation data; a Functional model's ``<output>_loss`` and
+        ``<output>_<metric>`` with several outputs). ``x`` is one array, or for a Functional model a list or a
+        dict keyed by input name; ``y`` one array per output (a list, or a dict keyed by output name).
+        ``steps_per_epoch`` batches an epoch are drawn from a pass over the data that goes on where the last
+        epoch stopped; ``validation_steps``: each validation covers the first that many batches (as Keras)."""
+        from .training import trainer
+
+        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                           shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
+                           steps_per_epoch, validation_steps)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict: bool = False):
+        """The loss, or ``[loss, *output losses, *metrics]`` in Keras's order (a dict with ``return_dict``),
+        over ``x`` or, with ``steps``, its first ``steps`` batches."""
+        from .training import trainer
+
+        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
+        """One optimizer step on one batch; returns the loss (and metrics) computed before the update."""
+        from .training import trainer
+
+        return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """Loss (and metrics) of one batch, without training."""
+        from .training import trainer
+
+        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)

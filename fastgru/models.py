@@ -20,7 +20,7 @@ from .layers.base import (
     weights_list,
     weights_lock,
 )
-from .layers.core import InputLayer
+from .layers.core import InputLayer, _dimensions
 from .model_api import KerasModelAPI
 from .summary import print_summary
 
@@ -310,7 +310,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
         layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
-        return {"name": self.name, "trainable": self.trainable, "layers": layers}
+        config = {"name": self.name, "trainable": self.trainable, "layers": layers}
+        if self.built and self.input_shape is not None:  # (Keras 3: from_config builds the model for it)
+            config["build_input_shape"] = list(self.input_shape)
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
@@ -332,6 +335,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             if layer_cls is None:
                 raise ValueError(f"Sequential.from_config: unknown layer class {name!r}")
             model.add(layer_cls.from_config(entry["config"]))
+        shape = config.get("build_input_shape")
+        if not model.built and isinstance(shape, (list, tuple)) and model._layers:
+            model.build(_dimensions(shape, "build_input_shape", batch=True))
         return model
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
@@ -352,35 +358,6 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         """The loss tracker and the compiled metrics (as Keras's ``model.metrics``)."""
         compiled = getattr(self, "_compiled", None)
         return [] if compiled is None else [compiled.loss_tracker] + list(compiled.metrics or [])
-
-    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
-            sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
-            steps_per_epoch=None):
-        """Train for ``epochs`` epochs; returns the History (``history.history["loss"]``, ...)."""
-        from .training import trainer
-
-        return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-                           shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
-                           steps_per_epoch)
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
-                 return_dict: bool = False):
-        """Loss, or ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``)."""
-        from .training import trainer
-
-        return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, callbacks, return_dict)
-
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
-        """One optimizer step on one batch; returns the loss (and metrics) computed before the update."""
-        from .training import trainer
-
-        return trainer.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
-
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
-        from .training import trainer
-
-        return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
 
     # ---- files (fastgru.io) -----------------------------------------------------------------
     def save(self, filepath, overwrite: bool = True) -> None:

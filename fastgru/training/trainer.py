@@ -10,14 +10,20 @@ computed from its pre-activation (what Keras's TensorFlow backend does).
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Mapping
 
 import numpy as np
 
-from ..random import global_rng
 from . import compile_metrics, regularization
 from . import losses as losses_module
+from .batching import (
+    BatchStream,
+    batch_indices,
+    check_class_weight,
+    checked_batch_size,
+    checked_validation_freq,
+    class_sample_weight,
+    positive_int,
+)
 from .callbacks import CallbackList
 from .compiled import Compiled, compile_model  # noqa: F401  (compile_model: what the models' compile calls)
 from .compiled import compiled_of as _compiled
@@ -217,67 +223,8 @@ def _numeric(name: str, a) -> np.ndarray:
     return a
 
 
-def _batches(n: int, batch_size: int, order=None):
-    index = np.arange(n) if order is None else order
-    for start in range(0, n, batch_size):
-        yield index[start : start + batch_size]
-
-
-class _BatchStream:
-    """The batches of ``fit``'s epochs, as Keras's epoch iterator hands them out: each epoch a fresh pass
-    over the data (shuffled anew with ``shuffle``); with ``steps_per_epoch``, that many batches an epoch
-    from one pass that goes on where the last epoch stopped; an epoch that reaches the pass's end stops
-    there, with Keras's warning, and the next begins a new pass."""
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool):
-        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
-        self.n_batches = math.ceil(n / batch_size)
-        self._pass, self._seen = None, 0
-
-    def _new_pass(self):
-        return _batches(self.n, self.batch_size, global_rng().permutation(self.n) if self.shuffle else None)
-
-    def epoch(self, steps):
-        if steps is None:
-            yield from self._new_pass()
-            return
-        if self._pass is None:
-            self._pass, self._seen = self._new_pass(), 0
-        for _ in range(steps):
-            if self._seen >= self.n_batches:
-                warnings.warn(f"fit: the data ran out of batches ({self.n_batches} a pass) before steps_per_epoch="
-                              f"{steps}; this epoch stops here and the next begins a new pass (as in Keras)",
-                              UserWarning, stacklevel=4)
-                break
-            self._seen += 1
-            yield next(self._pass)
-        if self._seen >= self.n_batches:
-            self._pass = None
-
-
-def _validation_freq(value):
-    """Keras's ``validation_freq``: validate every ``value`` epochs (an int), or after the epochs listed
-    (1-based); returned as an int or a tuple."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_positive_int("validation_freq entries", v) for v in value)
-    return _positive_int("validation_freq", value)
-
-
 def _take(a, idx):
     return None if a is None else a[idx]
-
-
-def _positive_int(name: str, value) -> int:
-    """An integer option (Python or NumPy int; bool and floats such as 2.5 are refused, as Keras refuses them)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, received {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, received {value!r}")
-    return int(value)
-
-
-def _batch_size(batch_size, name: str = "batch_size") -> int:
-    return 32 if batch_size is None else _positive_int(name, batch_size)
 
 
 def _check_validation_data(model, validation_data, y):
@@ -309,20 +256,22 @@ def _check_validation_data(model, validation_data, y):
 def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
         validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
         sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
-        steps_per_epoch=None):
+        steps_per_epoch=None, validation_steps=None):
     compiled = _compiled(model)
     # every argument is checked before anything is trained (docs/reliability.md, "Input validation")
-    epochs = 0 if epochs == 0 else _positive_int("epochs", 1 if epochs is None else epochs)
-    initial_epoch = 0 if initial_epoch == 0 else _positive_int("initial_epoch", initial_epoch)
-    batch_size = _batch_size(batch_size)
+    epochs = 0 if epochs == 0 else positive_int("epochs", 1 if epochs is None else epochs)
+    initial_epoch = 0 if initial_epoch == 0 else positive_int("initial_epoch", initial_epoch)
+    batch_size = checked_batch_size(batch_size)
     if validation_batch_size is not None:
-        validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size")
-    validation_freq = _validation_freq(validation_freq)
+        validation_batch_size = checked_batch_size(validation_batch_size, "validation_batch_size")
+    validation_freq = checked_validation_freq(validation_freq)
     if steps_per_epoch is not None:
-        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
+        steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+    if validation_steps is not None:
+        validation_steps = positive_int("validation_steps", validation_steps)
     if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, (int, float, np.number)):
         raise TypeError(f"validation_split must be a number in [0, 1), received {validation_split!r}")
-    _check_class_weight(model, class_weight, sample_weight)
+    check_class_weight(model, class_weight, sample_weight)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     if validation_data is not None:
         validation_data = _check_validation_data(model, validation_data, y)
@@ -345,7 +294,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     model.stop_training = False
     cbs.on_train_begin()
     logs = {}
-    stream = _BatchStream(len(x), batch_size, shuffle)
+    stream = BatchStream(len(x), batch_size, shuffle)
     for epoch in range(initial_epoch, epochs):
         compiled.reset()
         cbs.on_epoch_begin(epoch)
@@ -359,7 +308,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         logs = compiled.logs()
         if validation_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, tuple)
                                             else (epoch + 1) % validation_freq == 0):
-            val = _validation_logs(model, validation_data, validation_batch_size or batch_size, cbs)
+            val = _validation_logs(model, validation_data, validation_batch_size or batch_size, validation_steps, cbs)
             logs.update({f"val_{k}": v for k, v in val.items()})
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -370,51 +319,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     return model.history
 
 
-def _check_class_weight(model, class_weight, sample_weight) -> None:
-    """Keras's rules for ``class_weight``: a dict {class index: weight}, for a model with one output, not
-    together with ``sample_weight``."""
-    if class_weight is None:
-        return
-    if not isinstance(class_weight, Mapping):
-        raise TypeError(f"class_weight must be a dict {{class index: weight}}, received {type(class_weight).__name__}")
-    for k, v in class_weight.items():
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"class_weight keys must be class indices (integers), received {k!r}")
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
-            raise ValueError(f"class_weight[{k}] must be a finite number, received {v!r}")
-    if sample_weight is not None:
-        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): multiply the "
-                         "class weights into sample_weight")
-    if len(getattr(model, "output_names", None) or [None]) > 1:
-        raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
-                         "sample_weight per output instead")
-
-
-def class_sample_weight(y, class_weight) -> np.ndarray:
-    """Keras's ``class_weight_to_sample_weights``: each sample weighted by its class's weight (1 for a class
-    not listed); the class of a one-hot or probability row is its argmax, of an (n, 1) column its rounded
-    value. float32 (n,)."""
-    target = np.asarray(y.arrays[0] if hasattr(y, "arrays") else y)
-    if target.ndim > 1:
-        target = np.argmax(target, axis=-1) if target.shape[-1] != 1 else np.squeeze(target, axis=-1)
-    if target.ndim != 1:
-        raise ValueError(f"class_weight needs one class per sample (targets of shape (n,), (n, 1) or (n, classes)), "
-                         f"received targets of shape {np.shape(y.arrays[0] if hasattr(y, 'arrays') else y)}")
-    classes = np.round(target).astype(np.int64)
-    weights = np.ones(len(classes), np.float32)
-    for cls, weight in class_weight.items():
-        weights[classes == int(cls)] = weight
-    return weights
-
-
-def _validation_logs(model, validation_data, batch_size, cbs) -> dict:
+def _validation_logs(model, validation_data, batch_size, steps, cbs) -> dict:
     """The validation pass at the end of an epoch: ``evaluate`` with fit's callbacks, which get its
-    ``on_test_*`` hooks, as Keras calls them (the progress bar stays silent in fit)."""
+    ``on_test_*`` hooks, as Keras calls them (the progress bar stays silent in fit); with ``validation_steps``,
+    the first that many batches each time (as Keras 3)."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
     return evaluate(model, *validation_data[:2], batch_size=batch_size, verbose=0, return_dict=True,
                     sample_weight=validation_data[2] if len(validation_data) == 3 else None, callbacks=cbs,
-                    _in_fit=True)
+                    steps=steps, _in_fit=True)
 
 
 def _result(compiled: Compiled, return_dict: bool):
@@ -425,18 +338,25 @@ def _result(compiled: Compiled, return_dict: bool):
     return values[0] if len(values) == 1 else values
 
 
-def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, callbacks=None,
+def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
              return_dict: bool = False, _in_fit: bool = False):
     compiled = _compiled(model)
+    if steps is not None:
+        steps = positive_int("steps", steps)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
-    batch_size = _batch_size(batch_size)
+    batch_size = checked_batch_size(batch_size)
     verbose = 1 if verbose == "auto" else verbose
+    n_batches = math.ceil(len(x) / batch_size)
     cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
         callbacks, add_progbar=verbose != 0 and not _in_fit, model=model, verbose=verbose, epochs=1,
-        steps=math.ceil(len(x) / batch_size))
+        steps=n_batches if steps is None else min(steps, n_batches))
+    # with steps: the first that many batches (Keras: a fresh unshuffled pass each call, a warning past the end)
+    steps_name = "validation_steps" if _in_fit else "evaluate's steps"
+    batches = (batch_indices(len(x), batch_size) if steps is None else
+               BatchStream(len(x), batch_size, False, steps_name).epoch(steps))
     compiled.reset()
     cbs.on_test_begin()
-    for step, idx in enumerate(_batches(len(x), batch_size)):
+    for step, idx in enumerate(batches):
         cbs.on_test_batch_begin(step)
         test_step(model, x[idx], y[idx], _take(sample_weight, idx))
         cbs.on_test_batch_end(step, compiled.logs())
@@ -446,7 +366,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 
 def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
     compiled = _compiled(model)
-    _check_class_weight(model, class_weight, sample_weight)
+    check_class_weight(model, class_weight, sample_weight)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     if class_weight is not None:
         sample_weight = class_sample_weight(y, class_weight)

@@ -1,0 +1,92 @@
+"""Fixes from the twenty-sixth session (the twenty-seventh and twenty-eighth Keras-parity fuzz rounds; each test
+says what was wrong)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+def _val_data(rng, n):
+    return rng.normal(size=(n, 5, 3)).astype("float32"), rng.normal(size=(n, 1)).astype("float32")
+
+
+@pytest.mark.keras
+def test_fit_validation_steps_and_evaluate_steps_as_keras(keras):
+    """``fit(validation_steps=)`` and ``evaluate(steps=)`` were a bare TypeError (unexpected keyword argument).
+    Keras 3 validates the first ``validation_steps`` batches every epoch, and ``evaluate(steps=)`` takes the
+    first ``steps`` batches (all of them, with a warning, when there are fewer). The same numbers as Keras."""
+    rng = np.random.default_rng(0)
+    x, y = _val_data(rng, 8)
+    val = _val_data(rng, 10)  # (3 batches of 4)
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.from_keras(km)
+    km.compile(keras.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    ours.compile(fg.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    args = dict(batch_size=4, epochs=4, shuffle=False, verbose=0, validation_data=val, validation_steps=2)
+    expected = km.fit(x, y, **args).history
+    mine = ours.fit(x, y, **args).history
+    assert len(set(mine["val_loss"])) == 4  # (the model changes between epochs: not one value repeated)
+    assert mine.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_allclose(mine[key], values, rtol=1e-5, err_msg=key)
+    for steps in (1, 2):
+        np.testing.assert_allclose(ours.evaluate(*val, batch_size=4, steps=steps, verbose=0),
+                                   km.evaluate(*val, batch_size=4, steps=steps, verbose=0), rtol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (Keras warns that the data ran out, as fastgru does)
+        np.testing.assert_allclose(ours.evaluate(*val, batch_size=4, steps=7, verbose=0),
+                                   km.evaluate(*val, batch_size=4, steps=7, verbose=0), rtol=1e-5)
+
+
+def test_evaluate_steps_counts_batches_and_refuses_bad_values():
+    rng = np.random.default_rng(1)
+    inputs = fg.Input((5, 3))
+    model = fg.Model(inputs, fg.layers.Dense(1)(fg.layers.GRU(3)(inputs)))
+    model.compile("adam", "mse")
+    x, y = _val_data(rng, 9)
+    assert model.evaluate(x, y, batch_size=4, steps=1, verbose=0) == pytest.approx(
+        model.evaluate(x[:4], y[:4], verbose=0), rel=1e-6)
+    assert model.evaluate(x, y, batch_size=4, steps=2, verbose=0) == pytest.approx(
+        model.evaluate(x[:8], y[:8], batch_size=4, verbose=0), rel=1e-6)
+    with pytest.warns(UserWarning, match="ran out of batches .* evaluate's steps=4"):
+        assert model.evaluate(x, y, batch_size=4, steps=4, verbose=0) == pytest.approx(
+            model.evaluate(x, y, batch_size=4, verbose=0), rel=1e-6)
+    for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="steps"):
+            model.evaluate(x, y, steps=bad, verbose=0)
+        with pytest.raises(error, match="validation_steps"):
+            model.fit(x, y, validation_data=(x, y), validation_steps=bad, verbose=0)
+    model.compile(fg.optimizers.SGD(0.0), "mse")  # (the weights stay: every validation sees the same model)
+    val_loss = model.fit(x, y, batch_size=4, epochs=2, validation_data=(x, y), validation_steps=1,
+                         verbose=0).history["val_loss"]
+    np.testing.assert_allclose(val_loss, model.evaluate(x[:4], y[:4], verbose=0), rtol=1e-6)
+    with pytest.warns(UserWarning, match="ran out of batches .* validation_steps=5"):
+        model.fit(x, y, batch_size=4, validation_data=(x, y), validation_steps=5, verbose=0)
+
+
+@pytest.mark.keras
+def test_sequential_from_config_is_built_as_keras(keras):
+    """``from_config(get_config())`` of a model with no Input layer of its own (one made by ``from_keras`` or
+    ``build``) gave a model with no weights: its config did not say the input shape. The config now carries
+    Keras 3's ``build_input_shape``, and ``from_config`` builds the model for it, as Keras does."""
+    L = keras.layers
+    i = keras.Input((6, 3))
+    km = keras.Model(i, L.Dense(2)(L.Bidirectional(L.LSTM(3))(L.GRU(5, return_sequences=True)(i))))
+    x = np.random.default_rng(2).normal(size=(5, 6, 3)).astype("float32")
+    built = fg.Sequential([fg.layers.GRU(4), fg.layers.Dense(2)])
+    built.build((None, 6, 3))
+    for model in (fg.from_keras(km), built):
+        config = model.get_config()
+        assert config["build_input_shape"] == [None, 6, 3]
+        copy = type(model).from_config(config)
+        assert copy.built and len(copy.get_weights()) == len(model.get_weights())
+        copy.set_weights(model.get_weights())
+        np.testing.assert_array_equal(copy.predict(x), model.predict(x))
+        theirs = keras.Sequential.from_config(config)  # (Keras builds from the same entry)
+        assert len(theirs.get_weights()) == len(model.get_weights())
