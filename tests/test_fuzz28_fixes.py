@@ -90,3 +90,30 @@ def test_sequential_from_config_is_built_as_keras(keras):
         np.testing.assert_array_equal(copy.predict(x), model.predict(x))
         theirs = keras.Sequential.from_config(config)  # (Keras builds from the same entry)
         assert len(theirs.get_weights()) == len(model.get_weights())
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("inner", ["flatten_bn", "gru_bn_pool"])
+def test_time_distributed_nested_model_with_batchnorm_trains_as_keras(keras, inner):
+    """``TimeDistributed(Sequential([... BatchNormalization ...]))`` trained on all B*T rows at once: Keras 3 calls
+    the inner model once per step, so a training BatchNormalization inside takes each step's statistics (and
+    moves its moving statistics once per step). fastgru did that for a BatchNormalization directly inside only;
+    a nested model holding one now runs step by step too. Loss history, weights and moving statistics as Keras's."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3, 5, 4)).astype("float32")
+    y = rng.integers(0, 3, 8)
+    keras.utils.set_random_seed(0)
+    body = ([L.Flatten(), L.BatchNormalization()] if inner == "flatten_bn" else
+            [L.GRU(6, return_sequences=True), L.BatchNormalization(), L.GlobalMaxPooling1D()])
+    km = keras.Sequential([keras.Input((3, 5, 4)), L.TimeDistributed(keras.Sequential([keras.Input((5, 4))] + body)),
+                           L.GRU(4), L.Dense(3, activation="softmax")])
+    ours = fg.from_keras(km)
+    km.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    ours.compile(fg.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, expected, rtol=2e-6)
+    for a, b in zip(ours.get_weights(), km.get_weights(), strict=True):  # (the moving statistics among them)
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(ours.predict(x), np.asarray(km(x, training=False)), rtol=1e-5, atol=1e-6)

@@ -7,7 +7,7 @@ independently: Dense, Activation, Dropout, the activation layers, LayerNormaliza
 UnitNormalization, Normalization, the noise layers, ActivityRegularization, and BatchNormalization at
 inference (moving statistics). A BatchNormalization that trains computes its statistics per step,
 over the batch only, and moves its moving statistics once per step, as Keras's loop does: there, and
-only there, fastgru calls it step by step. Masks: the wrapper passes the mask on (as Keras); a
+only there, fastgru calls the inner layer step by step (also a nested model with such a layer inside). Masks: the wrapper passes the mask on (as Keras); a
 BatchNormalization inside gets each step's (B,) mask for its statistics, as in Keras. A TimeDistributed read
 from a tf_keras (Keras 2) file keeps tf_keras's way: one call on all B*T rows, the mask unused there.
 
@@ -149,16 +149,26 @@ class TimeDistributed(WrapperTrainable, Layer):
         self.keras2_semantics = True
 
     def _per_step(self, training: bool) -> bool:
-        """True for a BatchNormalization that trains: batch statistics per step, as Keras 3's loop."""
-        return (training and not self.keras2_semantics and type(self.layer).__name__ == "BatchNormalization"
-                and self.layer.trainable)
+        """True for a BatchNormalization that trains, alone or inside a nested model: batch statistics per
+        step, as Keras 3's loop."""
+        return (training and not self.keras2_semantics
+                and any(type(leaf).__name__ == "BatchNormalization" and leaf.trainable
+                        for leaf in self._inner_layers()))
+
+    def _step_mask(self, mask, i: int):
+        """Step ``i``'s mask for the per-step path: (B,) for a BatchNormalization (its statistics leave masked
+        rows out, as in Keras); a nested model gets a mask only of rank 3 or more (the words of each step),
+        as the rows path passes it."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        return mask[:, i] if mask.ndim >= 3 or type(self.layer).__name__ == "BatchNormalization" else None
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check(x)
         b, t = x.shape[:2]
         if self._per_step(training):
-            steps = [self.layer.forward(x[:, i], mask=None if mask is None else np.asarray(mask)[:, i],
-                                        training=True) for i in range(t)]
+            steps = [self.layer.forward(x[:, i], mask=self._step_mask(mask, i), training=True) for i in range(t)]
             return np.stack([y for y, _ in steps], axis=1), ("steps", [c for _, c in steps])
         y, cache = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), mask=self._rows_mask(mask, b * t),
                                       training=training)
