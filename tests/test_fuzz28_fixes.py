@@ -117,3 +117,39 @@ def test_time_distributed_nested_model_with_batchnorm_trains_as_keras(keras, inn
     for a, b in zip(ours.get_weights(), km.get_weights(), strict=True):  # (the moving statistics among them)
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(ours.predict(x), np.asarray(km(x, training=False)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_masked_outputs_weight_every_compiled_metric_by_the_mask(tmp_path):
+    """A model compiled in a tf_keras file, its output masked (Masking -> GRU(return_sequences)): tf_keras gives
+    the output's mask to every compiled metric as its sample_weight (times the samples' weights for the
+    weighted metrics); fastgru left the masked steps in AUC, the IoU, confusion-count and RootMeanSquaredError
+    metrics (Keras 3's rule: only the mean-of-values metrics take the mask). Now tf_keras's numbers, in
+    evaluate, with sample weights, and through fit."""
+    tk = pytest.importorskip("tf_keras")
+    L, M = tk.layers, tk.metrics
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 6, 3)).astype("float32")
+    x[:, 5:] = 0
+    x[3, 2:] = 0
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, (12, 6))]
+    weights = rng.uniform(0.5, 2.0, 12).astype("float32")
+    tk.utils.set_random_seed(0)
+    km = tk.Sequential([L.Input((6, 3)), L.Masking(0.0), L.GRU(5, return_sequences=True),
+                        L.Dense(3, activation="softmax")])
+    km.compile(tk.optimizers.Adam(0.01), "categorical_crossentropy",
+               metrics=["categorical_accuracy", M.AUC(name="auc"), M.OneHotMeanIoU(3, name="miou"),
+                        M.Precision(thresholds=0.3, name="p"), M.RootMeanSquaredError(name="rmse")],
+               weighted_metrics=[M.AUC(name="wauc"), M.Recall(thresholds=0.3, name="wr")])
+    km.save(tmp_path / "m.h5")
+    ours = fg.load_model(tmp_path / "m.h5")
+    for sw in (None, weights):
+        theirs = km.evaluate(x, y, batch_size=4, sample_weight=sw, verbose=0, return_dict=True)
+        mine = ours.evaluate(x, y, batch_size=4, sample_weight=sw, verbose=0, return_dict=True)
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            np.testing.assert_allclose(mine[key], value, rtol=2e-5, err_msg=key)
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    for key, values in theirs.items():
+        np.testing.assert_allclose(mine[key], values, rtol=2e-5, err_msg=key)

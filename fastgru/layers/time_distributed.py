@@ -7,8 +7,9 @@ independently: Dense, Activation, Dropout, the activation layers, LayerNormaliza
 UnitNormalization, Normalization, the noise layers, ActivityRegularization, and BatchNormalization at
 inference (moving statistics). A BatchNormalization that trains computes its statistics per step,
 over the batch only, and moves its moving statistics once per step, as Keras's loop does: there, and
-only there, fastgru calls the inner layer step by step (also a nested model with such a layer inside). Masks: the wrapper passes the mask on (as Keras); a
-BatchNormalization inside gets each step's (B,) mask for its statistics, as in Keras. A TimeDistributed read
+only there, fastgru calls the inner layer step by step (also a nested model with such a layer inside).
+Masks: the wrapper passes the mask on (as Keras); a BatchNormalization inside gets each step's (B,) mask
+for its statistics, as in Keras. A TimeDistributed read
 from a tf_keras (Keras 2) file keeps tf_keras's way: one call on all B*T rows, the mask unused there.
 
 Weights are the inner layer's, in its order; in a ``.keras`` file they sit under

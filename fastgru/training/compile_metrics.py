@@ -62,12 +62,45 @@ def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_r
     compares each row's argmax with 0)."""
     if keras2_ranks and np.ndim(y) == 1 and np.ndim(y_pred) == 2:
         y = np.asarray(y)[:, None]
+    if keras2_ranks and mask is not None:
+        _update_keras2_masked(metrics, n_plain, y, y_pred, sample_weight, mask)
+        return
     for i, m in enumerate(metrics):
         try:
             if i < n_plain or sample_weight is None:
                 m.update_state(y, y_pred, mask=mask)
             else:
                 m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+        except ValueError as exc:  # (NumPy's broadcasting error, named)
+            raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
+                             f"{np.shape(y_pred)} ({exc})") from None
+
+
+def keras2_weights_over_steps(compiled, sample_weight, mask):
+    """tf_keras's ``apply_mask``: a model compiled from a tf_keras file takes (B,) sample weights for an output
+    masked over its steps, each weight spread over its sample's steps ((B, 1)); Keras 3 refuses them."""
+    if (compiled.keras2_ranks and mask is not None and sample_weight is not None
+            and np.ndim(sample_weight) == np.ndim(mask) - 1):
+        return np.asarray(sample_weight)[..., None]
+    return sample_weight
+
+
+def _update_keras2_masked(metrics: list, n_plain: int, y, y_pred, sample_weight, mask) -> None:
+    """tf_keras's ``MetricsContainer`` with a masked output: the mask is every compiled metric's
+    ``sample_weight`` (the weighted metrics': the mask times the samples' weights, (B,) weights spread over
+    the mask's steps), so every metric — a confusion-matrix or an AUC one too — leaves the masked steps out."""
+    weights = np.asarray(mask).astype(np.float32)
+    weighted = weights
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=np.float32)
+        while sw.ndim < weights.ndim:
+            sw = sw[..., None]
+        if sw.ndim == weights.ndim + 1 and sw.shape[-1] == 1:
+            sw = sw[..., 0]
+        weighted = weights * sw
+    for i, m in enumerate(metrics):
+        try:
+            m.update_state(y, y_pred, sample_weight=weights if i < n_plain or sample_weight is None else weighted)
         except ValueError as exc:  # (NumPy's broadcasting error, named)
             raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
                              f"{np.shape(y_pred)} ({exc})") from None

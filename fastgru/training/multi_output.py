@@ -312,6 +312,7 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
         layer = model._outputs[k].node.layer
         act = getattr(layer, "activation", None) or getattr(layer, "logits_activation", None)
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
+        sw = compile_metrics.keras2_weights_over_steps(compiled, sw, mask)
         if flags[k]:
             value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sw, mask=mask)
             pred = activations.apply(act, out)

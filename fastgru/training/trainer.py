@@ -94,6 +94,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     )
     activity: dict = {}
     out, mask, caches = forward(model, x, training, logits, activity)
+    sample_weight = compile_metrics.keras2_weights_over_steps(compiled, sample_weight, mask)
     if logits:
         from .. import activations
 
