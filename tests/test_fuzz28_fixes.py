@@ -153,3 +153,48 @@ def test_tf_keras_masked_outputs_weight_every_compiled_metric_by_the_mask(tmp_pa
     mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
     for key, values in theirs.items():
         np.testing.assert_allclose(mine[key], values, rtol=2e-5, err_msg=key)
+
+
+@pytest.mark.keras
+def test_a_nested_models_call_as_an_output_loads_and_saves_as_keras(keras, tmp_path):
+    """Keras 3 numbers a nested Functional model's calls from 1 in ``output_layers`` (node 0 is the one its own
+    making left) but from 0 in the layers' inbound nodes. fastgru read both from 0: an output that was a nested
+    model's first call took its second call's values (silently wrong), a single call was refused as a missing
+    node; and fastgru wrote the output from 0, so Keras read its files' outputs from the wrong call."""
+    L = keras.layers
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    inner_in = keras.Input((None, 3))
+    enc = keras.Model(inner_in, L.GRU(4)(inner_in), name="enc")
+    a, b = keras.Input((8, 3)), keras.Input((5, 3))
+    x = [rng.normal(size=(3, 8, 3)).astype("float32"), rng.normal(size=(3, 5, 3)).astype("float32")]
+    models = {"twice": keras.Model([a, b], [enc(a), L.Dense(2)(enc(b))]),
+              "once": keras.Model(a, enc(a)),
+              "both": keras.Model([a, b], [enc(b), enc(a)])}
+    for name, km in models.items():
+        expected = km.predict(x if len(km.inputs) == 2 else x[0], verbose=0)
+        expected = expected if isinstance(expected, list) else [expected]
+        for ext in ("keras", "h5"):
+            km.save(tmp_path / f"{name}.{ext}")
+            ours = fg.load_model(tmp_path / f"{name}.{ext}")
+            mine = ours.predict(x if len(km.inputs) == 2 else x[0])
+            for got, want in zip(mine if isinstance(mine, list) else [mine], expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{name}.{ext}")
+        ours = fg.from_keras(km)
+        ours.save(tmp_path / f"{name}_fg.keras")  # fastgru's file, read by Keras: the same outputs
+        again = keras.models.load_model(tmp_path / f"{name}_fg.keras").predict(
+            x if len(km.inputs) == 2 else x[0], verbose=0)
+        for got, want in zip(again if isinstance(again, list) else [again], expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{name} saved by fastgru")
+
+
+def test_a_model_with_an_unused_input_saves_and_loads(tmp_path):
+    """``save`` of a Functional model with an input no output uses raised an internal "Node ... is not in list"
+    (the unused Input's node is outside the graph walked from the outputs)."""
+    a, unused = fg.Input((5, 3), name="a"), fg.Input((2,), name="unused")
+    model = fg.Model([a, unused], fg.layers.GRU(4)(a))
+    x = [np.ones((2, 5, 3), np.float32), np.ones((2, 2), np.float32)]
+    model.save(tmp_path / "m.keras")
+    again = fg.load_model(tmp_path / "m.keras")
+    assert again.input_names == model.input_names == ["a", "unused"]
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))

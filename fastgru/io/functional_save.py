@@ -19,8 +19,11 @@ from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY
 
 
 def _history(tensor, model_nodes) -> list:
-    """``[layer name, node index, tensor index]``: the node counted among the layer's calls in this model."""
+    """``[layer name, node index, tensor index]``: the node counted among the layer's calls in this model (an
+    Input's one node, also that of an input no output uses)."""
     layer = tensor.node.layer
+    if tensor.node.is_input:
+        return [layer.name, 0, tensor.index]
     kept = [n for n in layer._inbound_nodes if id(n) in model_nodes]
     return [layer.name, kept.index(tensor.node), tensor.index]
 
@@ -107,6 +110,8 @@ def functional_config(model) -> dict:
 
     def refs(tensors, struct, order=None):
         items = [_history(t, model_nodes) for t in tensors]  # (a shared layer's output: its node's index)
+        for item, t in zip(items, tensors):  # (Keras 3 counts a nested Functional's calls from 1 there)
+            item[1] += 1 if getattr(t.node.layer, "_fg_model", False) else 0
         if struct is None:
             return items[0]
         if isinstance(struct, list):

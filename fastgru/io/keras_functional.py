@@ -243,6 +243,10 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         in_struct = None if in_struct == "list" and len(in_refs) == 1 else in_struct
         out_struct = None if out_struct == "list" and len(out_refs) == 1 else out_struct
     ins = [_take(tensors, r, path, "input_layers") for r in in_refs]
+    # Keras 3's output_layers count a nested Functional model's calls from 1 (its node 0: its own making), its
+    # inbound nodes from 0 (functional_from_config's get_tensor takes 1 off)
+    if major >= 3:
+        out_refs = [(r[0], r[1] - 1, r[2]) if _nested_functional(entry_of.get(r[0])) else r for r in out_refs]
     outs = [_take(tensors, r, path, "output_layers") for r in out_refs]
     name = config.get("name") if isinstance(config.get("name"), str) else None
     try:
@@ -274,6 +278,10 @@ def _time_distributed_model(config: dict, name, path, major, layer_path, top, le
                                                   dtype=_dtype(config.get("dtype"), name, path))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {name!r} (TimeDistributed): {exc}") from None
+
+
+def _nested_functional(entry) -> bool:
+    return isinstance(entry, dict) and entry.get("class_name") in GRAPH_CLASSES
 
 
 def _skips_first_node(entry) -> bool:
