@@ -198,3 +198,30 @@ def test_a_model_with_an_unused_input_saves_and_loads(tmp_path):
     again = fg.load_model(tmp_path / "m.keras")
     assert again.input_names == model.input_names == ["a", "unused"]
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
+
+
+@pytest.mark.keras
+def test_tf_keras_multi_output_metric_objects_keep_their_names(tmp_path):
+    """A tf_keras file of a two-output model compiled with metric objects (``{"c": [AUC(), Precision(name=...)]}``
+    or the list-of-lists form) logged ``c_c_auc``: tf_keras stores such a metric as ``c_auc`` and fastgru
+    added the output's prefix again (it stripped it from the functions' wrappers only). Now tf_keras's keys and
+    values, so that callbacks monitoring ``val_c_auc`` find it."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    y = [(rng.uniform(size=(16, 1)) > 0.5).astype("float32"), rng.normal(size=(16, 2)).astype("float32")]
+    for metrics in ({"c": ["accuracy", tk.metrics.AUC(), tk.metrics.Precision(name="prec")], "r": "mae"},
+                    [["accuracy", tk.metrics.Recall()], [tk.metrics.RootMeanSquaredError()]]):
+        tk.utils.set_random_seed(0)
+        i = tk.Input((5, 3))
+        g = L.GRU(4)(i)
+        km = tk.Model(i, [L.Dense(1, activation="sigmoid", name="c")(g), L.Dense(2, name="r")(g)])
+        km.compile("adam", ["binary_crossentropy", "mse"], metrics=metrics)
+        km.save(tmp_path / "m.h5")
+        ours = fg.load_model(tmp_path / "m.h5")
+        theirs = tk.models.load_model(tmp_path / "m.h5").fit(x, y, batch_size=8, shuffle=False, verbose=0).history
+        mine = ours.fit(x, y, batch_size=8, shuffle=False, verbose=0).history
+        assert sorted(mine) == sorted(theirs)
+        for key, values in theirs.items():
+            np.testing.assert_allclose(mine[key], values, rtol=2e-5, err_msg=key)

@@ -44,6 +44,10 @@ def training_config(config: dict, output_names=None) -> dict:
                 # categorical_accuracy, when the model was saved untrained): its loaded model computes that one
                 return {"class_name": _ACCURACY_CLASSES[fn], "config": {"name": name}}
             return name if isinstance(name, str) else fn if isinstance(fn, str) else m
+        if isinstance(m, dict) and isinstance(m.get("config"), dict) and output is not None:
+            name = m["config"].get("name")  # a metric object (AUC, Precision) of one output: named so too
+            if isinstance(name, str) and name.startswith(f"{output}_"):
+                return dict(m, config=dict(m["config"], name=name[len(output) + 1:]))
         return m
 
     names = list(output_names or [])
