@@ -59,7 +59,7 @@ def test_bad_options_and_inputs(rng):
         Conv1DTranspose(2, 3, strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match="'padding'"):
         Conv1DTranspose(2, 3, padding="causal")
-    with pytest.raises(ValueError, match="'data_format'"):
+    with pytest.raises(fg.UnsupportedKerasFeature, match="data_format='channels_first' is not supported"):
         Conv1DTranspose(2, 3, data_format="channels_first")
     with pytest.raises(ValueError, match="gives 4 output steps for 5 input steps"):
         fg.Sequential([Input((5, 3)), Conv1DTranspose(2, 2, padding="same", output_padding=0)])

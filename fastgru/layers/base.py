@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import initializers
 from .._kernels.aligned import aligned_copy
+from ..errors import UnsupportedKerasFeature
 
 _name_counts: Counter = Counter()
 _weight_budget = threading.local()
@@ -250,8 +251,12 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")
         self.name = checked_name(name, type(self).__name__) or unique_name(snake_case(type(self).__name__))
-        if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
-            dtype = dtype.get("config", {}).get("name", "float32")
+        if isinstance(dtype, dict):  # Keras 3 DTypePolicy config (a quantized one refused, as in a file)
+            policy = dtype.get("config") if isinstance(dtype.get("config"), dict) else {}
+            if "Quantized" in str(dtype.get("class_name")) or "mode" in policy:
+                raise UnsupportedKerasFeature(f"{type(self).__name__}: a quantized dtype policy "
+                                              f"({dtype.get('class_name')}) is not supported")
+            dtype = policy.get("name", "float32")
         self.dtype = np.dtype(dtype or "float32")
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")

@@ -122,7 +122,7 @@ class Conv1D(Layer):
         "kernel_size": [IntTuple(1)],
         "strides": [IntTuple(1)],
         "padding": [StrOptions(("valid", "same", "causal"), lower=True)],
-        "data_format": [NONE, StrOptions(("channels_last",))],
+        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
         "dilation_rate": [IntTuple(1)],
         "groups": [Integer(1)],
         "activation": [NONE, ActivationName()],

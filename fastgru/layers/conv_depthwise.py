@@ -44,7 +44,7 @@ def depthwise_constraints(rank: int, data_formats: tuple) -> dict:
     return {
         "kernel_size": [IntTuple(rank)],
         "strides": [IntTuple(rank)],
-        "data_format": [NONE, StrOptions(data_formats)],
+        "data_format": [NONE, StrOptions(data_formats, unsupported=("channels_first",))],
         "dilation_rate": [IntTuple(rank)],
         "depth_multiplier": [Integer(1)],
         "activation": [NONE, ActivationName()],

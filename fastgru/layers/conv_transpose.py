@@ -72,7 +72,7 @@ class Conv1DTranspose(Layer):
         "strides": [IntTuple(1)],
         "padding": [StrOptions(("valid", "same"), lower=True)],
         "output_padding": [NONE, IntTuple(1, low=0)],
-        "data_format": [NONE, StrOptions(("channels_last",))],
+        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
         "dilation_rate": [IntTuple(1)],
         "activation": [NONE, ActivationName()],
         "use_bias": [Boolean()],

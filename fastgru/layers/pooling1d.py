@@ -19,7 +19,7 @@ class _Pooling1D(Layer):
         "pool_size": [IntTuple(1)],
         "strides": [NONE, IntTuple(1)],
         "padding": [StrOptions(("valid", "same"), lower=True)],
-        "data_format": [NONE, StrOptions(("channels_last",))],
+        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
     }
 
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", data_format=None, **kwargs):

@@ -121,8 +121,11 @@ class Real(Constraint):
 
 
 class StrOptions(Constraint):
-    def __init__(self, options, lower: bool = False):
-        self.options, self.lower = tuple(options), lower
+    """One of ``options`` (compared lower-cased with ``lower``); ``unsupported``: values Keras takes that fastgru
+    does not implement (refused as :class:`UnsupportedKerasFeature`, not as a wrong value)."""
+
+    def __init__(self, options, lower: bool = False, unsupported=()):
+        self.options, self.lower, self.unsupported = tuple(options), lower, tuple(unsupported)
 
     def accepts(self, value) -> bool:
         return isinstance(value, str) and (value.lower() if self.lower else value) in self.options
@@ -255,6 +258,9 @@ def check_value(owner: str, name: str, value, constraints, found: str = "receive
                 raise UnsupportedKerasFeature(f"{owner}: {name}: {exc}") from None
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
+    if any(value in getattr(c, "unsupported", ()) for c in constraints if isinstance(value, str)):
+        raise UnsupportedKerasFeature(f"{owner}: {name}={text} is not supported (fastgru implements "
+                                      f"{describe(constraints)})")
     error = TypeError if all(c.is_type_error(value) for c in constraints) else ValueError
     raise error(f"{owner}: option {name!r} should be {describe(constraints)}, {found} {text}")
 

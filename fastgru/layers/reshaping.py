@@ -161,7 +161,7 @@ class ZeroPadding1D(_TimeEdges):
 
     keras = KerasContract(names=("ZeroPadding1D",))
     parameter_constraints = {"padding": [IntTuple(1, low=0), IntTuple(2, low=0)],
-                             "data_format": [NONE, StrOptions(("channels_last",))]}
+                             "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))]}
 
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
