@@ -251,3 +251,31 @@ def test_keras_options_fastgru_lacks_are_unsupported_features_not_damaged_files(
               "config": {"mode": "int8", "source_name": "float32"}}
     with pytest.raises(fg.UnsupportedKerasFeature, match="quantized dtype policy"):
         fg.layers.Dense(3, dtype=policy)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("case", ["legacy_rmsprop", "legacy_nadam", "ema_every_2", "ema"])
+def test_tf_keras_optimizers_train_as_tf_keras(tmp_path, case):
+    """tf_keras's legacy optimizers (``tf_keras.optimizers.legacy``) saved in a ``.keras`` file were read as
+    Keras 3's (the legacy mark was looked for under the .h5 files' key only): RMSprop trained to other numbers
+    and Nadam's ``decay`` (0.004, its legacy learning-rate decay) was refused. tf_keras's ``use_ema`` averages
+    start from the variables' values and always take ``ema_momentum`` (Keras 3's take the variables at the first
+    step): with ``ema_overwrite_frequency`` the losses, and after ``fit`` the weights, differed."""
+    tk = pytest.importorskip("tf_keras")
+    O = tk.optimizers
+    make = {"legacy_rmsprop": lambda: O.legacy.RMSprop(0.01), "legacy_nadam": lambda: O.legacy.Nadam(0.01),
+            "ema_every_2": lambda: O.Adam(0.01, use_ema=True, ema_overwrite_frequency=2),
+            "ema": lambda: O.Adam(0.01, use_ema=True)}[case]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 6, 3)).astype("float32")
+    y = (rng.random((12, 1)) > 0.5).astype("float32")
+    ext = "keras" if case.startswith("legacy") else "h5"
+    tk.utils.set_random_seed(0)
+    km = tk.Sequential([tk.layers.Input((6, 3)), tk.layers.GRU(5), tk.layers.Dense(1, activation="sigmoid")])
+    km.compile(make(), "binary_crossentropy")
+    km.save(tmp_path / f"m.{ext}")
+    ours = fg.load_model(tmp_path / f"m.{ext}")
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=2e-6)
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

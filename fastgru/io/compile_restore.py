@@ -51,6 +51,7 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         model._compiled.keras2_ranks = model._keras2_output_losses
         if model._keras2_output_losses and hasattr(model.optimizer, "tf_keras_steps"):
             model.optimizer.tf_keras_steps = True
+        model.optimizer.keras2_ema = model._keras2_output_losses  # (tf_keras's use_ema averages)
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         model._uncompiled_reason = f" (its file's training configuration is not supported by fastgru: {exc})"
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "

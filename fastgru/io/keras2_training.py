@@ -20,15 +20,17 @@ def training_config(config: dict, output_names=None) -> dict:
     the weighted metrics. An optimizer_v2 config (TensorFlow 2.10 and before, or ``tf_keras.optimizers.legacy``:
     a ``decay`` and no ``use_ema``) is marked, so that the optimizer follows its rules
     (``training.optimizer_base.LEGACY_KEY``)."""
-    optimizer = config.get("optimizer_config")
+    # (an .h5 file's training_config names it optimizer_config; a tf_keras .keras file's compile_config optimizer)
+    key = "optimizer_config" if "optimizer_config" in config else "optimizer"
+    optimizer = config.get(key)
     if isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str) \
             and optimizer["class_name"].startswith("Custom>"):
-        config = dict(config, optimizer_config=dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):]))
-    optimizer = config.get("optimizer_config")
+        config = dict(config, **{key: dict(optimizer, class_name=optimizer["class_name"][len("Custom>"):])})
+    optimizer = config.get(key)
     inner = optimizer.get("config") if isinstance(optimizer, dict) else None
     if isinstance(inner, dict) and "decay" in inner and "use_ema" not in inner:
         # TensorFlow's optimizer_v2 (TF <= 2.10, or tf_keras.optimizers.legacy): its own rules and rate decay
-        config = dict(config, optimizer_config=dict(optimizer, config={**inner, LEGACY_KEY: True}))
+        config = dict(config, **{key: dict(optimizer, config={**inner, LEGACY_KEY: True})})
 
     def metric(m, output=None, weighted=False):
         if isinstance(m, list):

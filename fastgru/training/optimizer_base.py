@@ -97,6 +97,9 @@ class Optimizer:
         self.built = False
         self._slots: list[dict[str, np.ndarray]] = []
 
+    #: set for an optimizer compiled from a tf_keras file: tf_keras's moving averages (io/compile_restore.py)
+    keras2_ema = False
+
     def _averaging_options(self, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
                            gradient_accumulation_steps) -> None:
         """Keras's ``use_ema`` (a moving average of each variable, written into the model every
@@ -185,7 +188,9 @@ class Optimizer:
     # -- public API ---------------------------------------------------------------------------
     def build(self, variables: list[np.ndarray]) -> None:
         """Create the slots for ``variables`` (called by the first :meth:`apply`)."""
-        self._averages = [np.zeros_like(v) for v in variables] if self.use_ema else []
+        # (tf_keras's averages start as copies of the variables; Keras 3's take the variables at the first step)
+        self._averages = ([np.array(v, copy=True) if self.keras2_ema else np.zeros_like(v) for v in variables]
+                          if self.use_ema else [])
         self._accumulators = [np.zeros_like(v) for v in variables] if self.gradient_accumulation_steps else []
         self._slots = [self._build_slots(v) for v in variables]
         self.built = True
@@ -241,10 +246,10 @@ class Optimizer:
         self.raw_iterations += 1
 
     def _update_averages(self, variables: list[np.ndarray]) -> None:
-        """Keras's moving average after each call (the variable itself at the first), written into the variables
-        every ``ema_overwrite_frequency`` steps."""
+        """Keras's moving average after each call (the variable itself at the first; tf_keras's from the start
+        values, ``keras2_ema``), written into the variables every ``ema_overwrite_frequency`` steps."""
         for v, average in zip(variables, self._averages):
-            momentum = v.dtype.type(self.ema_momentum if self.iterations != 0 else 0.0)
+            momentum = v.dtype.type(self.ema_momentum if self.iterations != 0 or self.keras2_ema else 0.0)
             average[...] = momentum * average + (v.dtype.type(1) - momentum) * v
         if self.ema_overwrite_frequency and (self.iterations + 1) % self.ema_overwrite_frequency == 0:
             for v, average in zip(variables, self._averages):
