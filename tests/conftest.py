@@ -27,10 +27,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
-#: tests that compile every kernel afresh in a child process (a minute or more on a cold machine): run first,
-#: so that under ``pytest -n 2`` one worker takes them at once while the other runs the rest, not at the end
-_SLOW_FIRST = ("test_the_other_cpu_kinds_tile_layout", "test_warmup_fills_the_cache_for_later_processes")
+#: tests that compile every kernel afresh in a child process (a minute or more on a cold machine), then the
+#: other tests of 10 s or more (a Keras training run, a Dask cluster, live SavedModels): run first, so that under
+#: ``pytest -n 2`` the two workers share them at the start while the rest fill in, not one of them at the end
+_SLOW_FIRST = ("test_the_other_cpu_kinds_tile_layout", "test_warmup_fills_the_cache_for_later_processes",
+               "test_ocr_crnn_trained_with_ctc_matches_keras", "test_predict_equals_single_process",
+               "test_predict_float64_and_token_inputs",
+               "test_live_more_saved_models_stateful_float64_frozen_backward_layer_nested_functional",
+               "test_vanishing_gradients_flush_to_zero_and_leave_the_callers_mode")
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.name not in _SLOW_FIRST)  # (stable: the rest keep their order)
+    # (by the function's name, parametrized cases included; stable: the rest keep their order)
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in _SLOW_FIRST)
