@@ -58,8 +58,8 @@ def _dtype(value, label: str, path) -> str:
             raise ModelFileError(path, f"layer {label}: dtype policy config is not an object: {_short(value)}")
         if "Quantized" in str(value.get("class_name")) or "mode" in inner:  # (Keras 3.15: mode + source_name)
             name = inner.get("name") or f"{inner.get('mode')}_from_{inner.get('source_name', 'float32')}"
-            raise UnsupportedKerasFeature(f"layer {label}: option dtype={name!r} (a quantized layer) is not "
-                                          "supported (fastgru computes in float32 or float64)")
+            raise UnsupportedKerasFeature(f"layer {label}: option dtype={name!r} is not supported (a quantized "
+                                          "layer; fastgru computes in float32 or float64)")
         value = inner.get("name", "float32")
     value = value or "float32"
     if not isinstance(value, str):
