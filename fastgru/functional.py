@@ -441,28 +441,6 @@ class Model(KerasModelAPI, WrapperTrainable):
         test_step(self, x, y, sample_weight)
 
     # ---- files ------------------------------------------------------------------------------------
-    def save(self, filepath, overwrite: bool = True) -> None:
-        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens (``overwrite=False``: refuse
-        an existing file, FileExistsError)."""
-        from .io import save_model
-        from .io.atomic import refuse_existing
-
-        refuse_existing(filepath, overwrite)
-        save_model(self, filepath)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Write the weights as Keras 3's ``.weights.h5`` (``overwrite`` as in :meth:`save`)."""
-        from .io import save_weights
-        from .io.atomic import refuse_existing
-
-        refuse_existing(filepath, overwrite)
-        save_weights(self, filepath)
-
-    def load_weights(self, filepath) -> None:
-        from .io import load_weights
-
-        load_weights(self, filepath)
-
     def __reduce__(self):
         from .io.functional_save import functional_config, rebuild_functional
 

@@ -94,3 +94,50 @@ class KerasModelAPI:
         from .training import trainer
 
         return trainer.test_on_batch(self, x, y, sample_weight, return_dict)
+
+    # ---- files (fastgru.io) ------------------------------------------------------------------------
+    def save(self, filepath, overwrite: bool = True, zipped=None, **kwargs) -> None:
+        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens (``overwrite=False``: refuse
+        an existing file, FileExistsError). Keras's other arguments: ``include_optimizer`` and a ``save_format``
+        the path agrees with change nothing for a ``.keras`` file (as in Keras 3); ``zipped=False`` (a
+        directory) is not supported; anything else is refused as Keras refuses it."""
+        from .errors import UnsupportedKerasFeature
+        from .io import save_model
+        from .io.atomic import refuse_existing
+
+        kwargs.pop("include_optimizer", None)  # (Keras 3 writes the optimizer into a .keras file regardless)
+        if kwargs.pop("save_format", None) and not str(filepath).endswith((".keras", ".h5", ".hdf5")):
+            raise ValueError("The `save_format` argument is deprecated in Keras 3: pass a file path ending in "
+                             f".keras instead. Received: filepath={filepath}")
+        if kwargs:
+            raise ValueError(f"The following argument(s) are not supported: {sorted(kwargs)}")
+        if zipped is not None and not zipped:
+            raise UnsupportedKerasFeature("save(zipped=False), an unzipped model directory, is not supported: "
+                                          "fastgru writes .keras zip archives")
+        refuse_existing(filepath, overwrite)
+        save_model(self, filepath)
+
+    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+        """Write the weights as Keras 3's ``.weights.h5`` (``overwrite`` as in :meth:`save`; sharded files,
+        ``max_shard_size``, are not supported)."""
+        from .errors import UnsupportedKerasFeature
+        from .io import save_weights
+        from .io.atomic import refuse_existing
+
+        if max_shard_size is not None:
+            raise UnsupportedKerasFeature("save_weights(max_shard_size=...): sharded weight files are not supported")
+        refuse_existing(filepath, overwrite)
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+        """Load a Keras 3 ``.weights.h5`` or a legacy Keras 2 ``.h5`` weights file; every weight must match
+        (``skip_mismatch=True``, which leaves mismatched layers as they are, is not supported)."""
+        from .errors import UnsupportedKerasFeature
+        from .io import load_weights
+
+        if skip_mismatch:
+            raise UnsupportedKerasFeature("load_weights(skip_mismatch=True) is not supported: fastgru loads every "
+                                          "weight of the file or none (a mismatch raises ModelFileError)")
+        if kwargs:
+            raise ValueError(f"Invalid keyword arguments: {sorted(kwargs)}")
+        load_weights(self, filepath)

@@ -360,29 +360,6 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return [] if compiled is None else [compiled.loss_tracker] + list(compiled.metrics or [])
 
     # ---- files (fastgru.io) -----------------------------------------------------------------
-    def save(self, filepath, overwrite: bool = True) -> None:
-        """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens (``overwrite=False``: refuse
-        an existing file, FileExistsError)."""
-        from .io import save_model
-        from .io.atomic import refuse_existing
-
-        refuse_existing(filepath, overwrite)
-        save_model(self, filepath)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Write the weights as Keras 3's ``.weights.h5`` (``overwrite`` as in :meth:`save`)."""
-        from .io import save_weights
-        from .io.atomic import refuse_existing
-
-        refuse_existing(filepath, overwrite)
-        save_weights(self, filepath)
-
-    def load_weights(self, filepath) -> None:
-        """Load a Keras 3 ``.weights.h5`` or a legacy Keras 2 ``.h5`` weights file."""
-        from .io import load_weights
-
-        load_weights(self, filepath)
-
     def __reduce__(self):
         """Pickle as configuration + weights (+ compile configuration), never compiled code (fastgru._pickle)."""
         from ._pickle import reduce_model

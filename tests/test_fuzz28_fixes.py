@@ -279,3 +279,76 @@ def test_tf_keras_optimizers_train_as_tf_keras(tmp_path, case):
     mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(mine, theirs, rtol=2e-6)
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fg.layers.GRU(5, dropout=0.5), lambda: fg.layers.LSTM(5, recurrent_dropout=0.5),
+    lambda: fg.layers.Bidirectional(fg.layers.SimpleRNN(5, dropout=0.5))], ids=["gru", "lstm", "bidirectional"])
+def test_a_training_call_draws_recurrent_dropout_as_keras(make):
+    """``model(x, training=True)`` (Monte Carlo dropout) ran a recurrent layer's inference path: its ``dropout``
+    and ``recurrent_dropout`` were skipped (Keras draws new masks at every training call). Now each training
+    call is the training forward's, with fresh masks; inference calls are unchanged."""
+    x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32")
+    for functional in (False, True):
+        fg.set_random_seed(3)
+        if functional:
+            inputs = fg.Input((6, 3))
+            model = fg.Model(inputs, make()(inputs))
+        else:
+            model = fg.Sequential([fg.Input((6, 3)), make()])
+        inference = model.predict(x)
+        draws = [np.asarray(model(x, training=True)) for _ in range(6)]
+        assert all(not np.allclose(d, inference) for d in draws)
+        assert np.std(draws, axis=0).mean() > 1e-3
+        np.testing.assert_array_equal(np.asarray(model(x, training=False)), inference)
+    # the training forward's numbers: two layers of one seed and weights, one called, one run forward
+    a, b = (fg.layers.GRU(5, dropout=0.5, recurrent_dropout=0.3, seed=11) for _ in range(2))
+    for layer in (a, b):
+        layer.build((None, 6, 3))
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(np.asarray(a(x, training=True)), b.forward(x, training=True)[0])
+
+
+def test_training_after_a_trainable_change_asks_for_compile():
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4, name="g"), fg.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = np.zeros((4, 5, 3), np.float32), np.zeros((4, 1), np.float32)
+    model.fit(x, y, verbose=0)
+    model.get_layer("g").trainable = False
+    with pytest.raises(ValueError, match=r"call compile\(\) again after freezing or unfreezing"):
+        model.fit(x, y, verbose=0)
+    model.compile("adam", "mse")
+    model.fit(x, y, verbose=0)
+
+
+def test_class_weight_on_a_sequence_output_is_refused_by_name():
+    """``class_weight`` with a (batch, steps) output failed on a sample weight the user never gave (Keras fails
+    too, with a graph error): refused first, saying what to give instead."""
+    model = fg.Sequential([fg.Input((6, 3)), fg.layers.LSTM(4, return_sequences=True),
+                           fg.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 6, 3), np.float32), np.zeros((8, 6), np.int64)
+    with pytest.raises(ValueError, match="class_weight weighs whole samples .* as sample_weight instead"):
+        model.fit(x, y, class_weight={0: 1.0, 1: 2.0}, verbose=0)
+
+
+def test_save_and_load_weights_take_keras_arguments(tmp_path):
+    """``save(include_optimizer=...)``, ``save(zipped=...)`` and ``load_weights(skip_mismatch=...)`` were a bare
+    TypeError. Keras 3 ignores ``include_optimizer`` for a .keras file, and so does fastgru; ``zipped=False`` (a
+    directory), ``skip_mismatch=True`` and sharded weights are refused by name; other arguments as Keras."""
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    x = np.ones((2, 5, 3), np.float32)
+    model.save(tmp_path / "a.keras", include_optimizer=False, zipped=True)
+    model.save(tmp_path / "b.keras", save_format="keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "a.keras").predict(x), model.predict(x))
+    with pytest.raises(fg.UnsupportedKerasFeature, match="zipped=False"):
+        model.save(tmp_path / "c.keras", zipped=False)
+    with pytest.raises(ValueError, match=r"not supported: \['compression'\]"):
+        model.save(tmp_path / "d.keras", compression=True)
+    model.save_weights(tmp_path / "m.weights.h5")
+    model.load_weights(tmp_path / "m.weights.h5", skip_mismatch=False)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="skip_mismatch=True"):
+        model.load_weights(tmp_path / "m.weights.h5", skip_mismatch=True)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="max_shard_size"):
+        model.save_weights(tmp_path / "n.weights.h5", max_shard_size=1)
+    assert not (tmp_path / "c.keras").exists() and not (tmp_path / "d.keras").exists()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import ops
-from .recurrent import RECURRENT_CONSTRAINTS, RECURRENT_FIXED, RecurrentLayer
+from .recurrent import RecurrentLayer
+from .recurrent_options import RECURRENT_CONSTRAINTS, RECURRENT_FIXED
 from .registry import Boolean, KerasContract, register_layer, validate_params
 
 

@@ -16,33 +16,11 @@ from .. import activations, ops
 from .._threads import held_or_refused
 from ..random import make_rng
 from .base import Layer, compute_dtype
-from .registry import ANY, NONE, ActivationName, Boolean, InitializerSpec, Integer, Real, validate_params
+from .recurrent_options import RECURRENT_CONSTRAINTS
+from .registry import validate_params
 
 #: the dtypes the kernels run in (NumPy's own instances: an input's ``dtype is`` one of them when it is one)
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
-
-#: the options every recurrent layer takes, as ``parameter_constraints`` (fastgru.layers.registry)
-RECURRENT_CONSTRAINTS = {
-    "units": [Integer(1)],
-    "activation": [NONE, ActivationName(recurrent=True)],
-    "recurrent_activation": [NONE, ActivationName(recurrent=True)],
-    "use_bias": [Boolean()],
-    "kernel_initializer": [InitializerSpec()],
-    "recurrent_initializer": [InitializerSpec()],
-    "bias_initializer": [InitializerSpec()],
-    "dropout": [Real(0.0, 1.0)],
-    "recurrent_dropout": [Real(0.0, 1.0)],
-    "return_sequences": [Boolean()],
-    "return_state": [Boolean()],
-    "go_backwards": [Boolean()],
-    "stateful": [Boolean()],
-    "unroll": [Boolean()],
-    "seed": [NONE, Integer(0)],
-    "zero_output_for_mask": [Boolean()],
-}
-#: options Keras may write for a recurrent layer that fastgru fixes (time_major) or ignores (how Keras ran it)
-RECURRENT_FIXED = {"time_major": False, "implementation": ANY, "use_cudnn": ANY}
-
 
 class RecurrentTrainCache(NamedTuple):
     """What a recurrent layer's training forward keeps for its backward."""
@@ -345,6 +323,9 @@ class RecurrentLayer(Layer):
 
     # ---- calling ------------------------------------------------------------------------------
     def call(self, x, mask=None, training: bool = False, initial_state=None):
+        if training and (self.dropout or getattr(self, "recurrent_dropout", 0)):
+            # (Keras draws new dropout masks at every training call: Monte Carlo dropout) the training forward's
+            return self.forward_with_states(x, mask=mask, training=True, initial_state=initial_state)[0]
         x = self._check_input(np.asarray(x))
         if mask is None and initial_state is None and not self.stateful:
             # the common call (no states carried or given, no mask): the same run without the steps

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .recurrent import RECURRENT_CONSTRAINTS, RecurrentLayer
+from .recurrent import RecurrentLayer
+from .recurrent_options import RECURRENT_CONSTRAINTS
 from .registry import KerasContract, register_layer
 
 

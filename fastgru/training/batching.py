@@ -89,6 +89,11 @@ def check_class_weight(model, class_weight, sample_weight) -> None:
     if len(getattr(model, "output_names", None) or [None]) > 1:
         raise ValueError("class_weight is only supported for models with a single output (as in Keras); give "
                          "sample_weight per output instead")
+    shape = getattr(model, "output_shape", None)
+    if isinstance(shape, tuple) and len(shape) > 2:
+        raise ValueError(f"class_weight weighs whole samples by their class, but the model's output {shape} has "
+                         "steps (Keras supports it for targets of rank 2 at most): give (batch, steps) weights — "
+                         "each step's class weight — as sample_weight instead")
 
 
 def class_sample_weight(y, class_weight) -> np.ndarray:

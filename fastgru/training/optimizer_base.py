@@ -203,8 +203,9 @@ class Optimizer:
             self.build(variables)
         elif len(variables) != len(self._slots):
             raise ValueError(
-                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}"
-            )
+                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)} (a layer's "
+                "`trainable` changed since it last trained? call compile() again after freezing or unfreezing "
+                "layers, as Keras asks)")
         for v in variables:
             if not isinstance(v, np.ndarray) or not v.flags.writeable:
                 raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
