@@ -76,8 +76,10 @@ def test_class_weight_refusals():
         np.testing.assert_array_equal(a, b)
     seq = fg.Sequential([fg.layers.Input((6, 3)), L.GRU(4, return_sequences=True), L.Dense(3, activation="softmax")])
     seq.compile(optimizer="sgd", loss="categorical_crossentropy")
-    with pytest.raises(ValueError, match="one class per sample"):  # one-hot targets per step: several classes
+    with pytest.raises(ValueError, match="class_weight weighs whole samples"):  # targets per step: several classes
         seq.fit(x, np.eye(3, dtype=np.float32)[np.zeros((len(x), 6), np.int64)], class_weight={0: 2.0}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight weighs whole samples"):  # (sparse ones too)
+        seq.fit(x, np.zeros((len(x), 6), np.int64), class_weight={0: 2.0}, verbose=0)
     a = fg.Input((6, 3))
     h = L.GRU(4)(a)
     two = fg.Model(a, [L.Dense(1)(h), L.Dense(2)(h)])
