@@ -352,3 +352,38 @@ def test_save_and_load_weights_take_keras_arguments(tmp_path):
     with pytest.raises(fg.UnsupportedKerasFeature, match="max_shard_size"):
         model.save_weights(tmp_path / "n.weights.h5", max_shard_size=1)
     assert not (tmp_path / "c.keras").exists() and not (tmp_path / "d.keras").exists()
+
+
+@pytest.mark.keras
+def test_exclude_from_weight_decay_as_keras(keras):
+    """``AdamW(...).exclude_from_weight_decay(var_list=, var_names=)`` was an AttributeError. Now Keras's rule: no
+    decay for the listed arrays nor for the variables whose Keras name (``kernel``, ``recurrent_kernel``,
+    ``bias``, ``gamma``, ...) a pattern matches; configured before the first step. Trained beside Keras."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((6, 3)), L.GRU(5, name="g"), L.LayerNormalization(name="n"),
+                           L.Dense(2, name="d")])
+    ours = fg.from_keras(km)
+    theirs_opt = keras.optimizers.AdamW(0.01, weight_decay=0.2)
+    theirs_opt.exclude_from_weight_decay(var_list=[km.get_layer("d").kernel], var_names=["bias", "gamma"])
+    mine_opt = fg.optimizers.AdamW(0.01, weight_decay=0.2)
+    mine_opt.exclude_from_weight_decay(var_list=[ours.get_layer("d").weights[0]], var_names=["bias", "gamma"])
+    km.compile(theirs_opt, "mse")
+    ours.compile(mine_opt, "mse")
+    expected = km.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, expected, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        mine_opt.exclude_from_weight_decay(var_names=["kernel"])
+    bare = fg.optimizers.SGD(0.1, weight_decay=0.5)
+    bare.exclude_from_weight_decay(var_names=["bias"])
+    with pytest.raises(ValueError, match="needs the variables' names"):
+        bare.apply([np.ones(2, np.float32)], [np.ones(2, np.float32)])
+    kept = np.ones(2, np.float32)
+    bare.apply([np.zeros(2, np.float32)], [kept], names=["bias"])  # (no gradient, no decay: unchanged)
+    np.testing.assert_array_equal(kept, np.ones(2, np.float32))

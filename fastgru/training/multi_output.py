@@ -21,6 +21,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .keras_objects import is_serialized
 from .metric_base import numbering_kept
+from .optimizer_base import apply_to_model
 
 
 class MultiArray:
@@ -363,7 +364,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     _, grads = model._backward(d_outs, tape)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     model._compiled.optimizer.batch_size = len(x)  # (tf_keras's Nadam steps: optimizers.Nadam)
-    model._compiled.optimizer.apply(grads, model.trainable_weights)
+    apply_to_model(model._compiled.optimizer, grads, model)
     regularization.apply_constraints(model.layers, model.trainable_weights)
 
 

@@ -195,12 +195,33 @@ class Optimizer:
         self._slots = [self._build_slots(v) for v in variables]
         self.built = True
 
-    def apply(self, grads: list, variables: list[np.ndarray]) -> None:
-        """One step: update each array in ``variables`` in place from the matching gradient."""
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Keras's: no weight decay for the arrays in ``var_list`` nor for the variables whose name (Keras's
+        ``variable.name``: ``kernel``, ``recurrent_kernel``, ``bias``, ``gamma``, ...) one of the patterns in
+        ``var_names`` matches (``re.search``). Before the optimizer's first step."""
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
+        self._no_decay_ids = {id(v) for v in var_list or []}
+        self._no_decay_pattern = re.compile("|".join(sorted(set(map(str, var_names))))) if var_names else None
+
+    def _decays(self, variables: list, names) -> list[bool]:
+        """Per variable, whether weight decay applies (see :meth:`exclude_from_weight_decay`)."""
+        ids, pattern = getattr(self, "_no_decay_ids", ()), getattr(self, "_no_decay_pattern", None)
+        if pattern is not None and names is None:
+            raise ValueError("exclude_from_weight_decay(var_names=...) needs the variables' names: train through "
+                             "a model's fit/train_on_batch, or pass names= to apply")
+        return [id(v) not in ids and (pattern is None or pattern.search(str(n)) is None)
+                for v, n in zip(variables, names or [None] * len(variables))]
+
+    def apply(self, grads: list, variables: list[np.ndarray], names=None) -> None:
+        """One step: update each array in ``variables`` in place from the matching gradient (``names``: the
+        variables' Keras names, for :meth:`exclude_from_weight_decay`'s patterns)."""
         if len(grads) != len(variables):
             raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
         if not self.built:
             self.build(variables)
+        if len(self.__dict__.get("_decay_flags", ())) != len(variables):  # (once: built here or by a loaded state)
+            self._decay_flags = self._decays(variables, names)
         elif len(variables) != len(self._slots):
             raise ValueError(
                 f"this optimizer was built for {len(self._slots)} variables; received {len(variables)} (a layer's "
@@ -233,7 +254,7 @@ class Optimizer:
                 if g_clipped.shape != v.shape:
                     raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
                 lr = v.dtype.type(rate)
-                if self.weight_decay is not None:
+                if self.weight_decay is not None and self._decay_flags[i]:
                     v -= v * _kcast(self.weight_decay, v.dtype) * lr
                 if isinstance(g_clipped, RowGradient) and g_clipped.sum_first:
                     g_clipped = g_clipped.dense()  # (tf_keras: duplicate rows summed after clipping)
@@ -339,3 +360,29 @@ def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
     # (TensorFlow multiplies an Embedding's IndexedSlices by the scale as a dense tensor, the slices summed: the
     # update rule then sees a dense gradient, squared as a whole)
     return [(g.dense() if isinstance(g, RowGradient) else g) * g.dtype.type(scale) for g in grads]
+
+
+def variable_names(model, variables: list) -> list | None:
+    """Keras's ``variable.name`` (``kernel``, ``bias``, ...) of each array in ``variables`` (a model's trainable
+    weights), from its layers' weight paths (nested models and wrappers included); None where not found."""
+    found: dict[int, str] = {}
+
+    def visit(layer):
+        paths = getattr(layer, "weight_paths", None)
+        if paths is not None and not getattr(layer, "_fg_model", False):
+            for w, path in zip(layer.weights, paths):
+                found.setdefault(id(w), str(path).rsplit("/", 1)[-1])
+            return
+        for inner in getattr(layer, "layers", None) or []:
+            visit(inner)
+
+    visit(model)
+    return [found.get(id(v)) for v in variables]
+
+
+def apply_to_model(optimizer, grads: list, model) -> None:
+    """``optimizer.apply`` to ``model``'s trainable weights (with their names when weight decay excludes some
+    by name)."""
+    variables = model.trainable_weights
+    names = variable_names(model, variables) if getattr(optimizer, "_no_decay_pattern", None) is not None else None
+    optimizer.apply(grads, variables, names)

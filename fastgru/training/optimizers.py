@@ -221,12 +221,12 @@ class Nadam(Optimizer):
         super().build(variables)
         self._u_product = (variables[0].dtype if variables else np.dtype(np.float32)).type(1.0)
 
-    def apply(self, grads: list, variables: list[np.ndarray]) -> None:
+    def apply(self, grads: list, variables: list[np.ndarray], names=None) -> None:
         if not self.built:
             self.build(variables)
         if self.tf_legacy:  # optimizer_v2's Nadam: its momentum cache advanced once per step, in _update_legacy
             self._legacy_step = None
-            super().apply(grads, variables)
+            super().apply(grads, variables, names)
             return
         if self.tf_keras_steps:  # (advanced variable by variable: _update)
             sizes = self.__dict__.setdefault("_trace_sizes", [])
@@ -234,16 +234,16 @@ class Nadam(Optimizer):
                 sizes.append(self.batch_size)
             self._traced = (0 if self.batch_size == sizes[0] else 1) + self.first_traces  # (traces before this one)
             self._k, self._n_updated = 0, sum(g is not None for g in grads)
-            super().apply(grads, variables)
+            super().apply(grads, variables, names)
             return
         if self.gradient_accumulation_steps and self._pending_calls + 1 < self.gradient_accumulation_steps:
-            super().apply(grads, variables)  # (a call that only accumulates: Keras's update step does not run)
+            super().apply(grads, variables, names)  # (a call that only accumulates: Keras's update step does not run)
             return
         dt = type(self._u_product)
         power = np.power(dt(0.96), dt(self.iterations + 1))
         # (python floats times a tensor: converted to its dtype directly, not through float32)
         self._u_product = dt(self._u_product * dt(self.beta_1) * (dt(1.0) - dt(0.5) * power))
-        super().apply(grads, variables)
+        super().apply(grads, variables, names)
 
     def _build_slots(self, var):
         return {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}

@@ -27,6 +27,7 @@ from .batching import (
 from .callbacks import CallbackList
 from .compiled import Compiled, compile_model  # noqa: F401  (compile_model: what the models' compile calls)
 from .compiled import compiled_of as _compiled
+from .optimizer_base import apply_to_model
 from .structures import refuse_streams, single
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     grads = backward(model, grad, caches, activity)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     compiled.optimizer.batch_size = len(y_pred)  # (tf_keras's Nadam steps: optimizers.Nadam)
-    compiled.optimizer.apply(grads, model.trainable_weights)
+    apply_to_model(compiled.optimizer, grads, model)
     regularization.apply_constraints(model.layers, model.trainable_weights)
 
 
