@@ -220,13 +220,13 @@ class Optimizer:
             raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
         if not self.built:
             self.build(variables)
-        if len(self.__dict__.get("_decay_flags", ())) != len(variables):  # (once: built here or by a loaded state)
-            self._decay_flags = self._decays(variables, names)
         elif len(variables) != len(self._slots):
             raise ValueError(
                 f"this optimizer was built for {len(self._slots)} variables; received {len(variables)} (a layer's "
                 "`trainable` changed since it last trained? call compile() again after freezing or unfreezing "
                 "layers, as Keras asks)")
+        if len(self.__dict__.get("_decay_flags", ())) != len(variables):  # (once: built here or by a loaded state)
+            self._decay_flags = self._decays(variables, names)
         for v in variables:
             if not isinstance(v, np.ndarray) or not v.flags.writeable:
                 raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
