@@ -166,12 +166,23 @@ def keras3_compile_config(model) -> dict | None:
     }
 
 
+def _input_dtype(model) -> str:
+    """The Sequential's input dtype as Keras's InputLayer holds it: its Input's, or the file's it came from; else
+    int32 before an Embedding, float64 before a float64 layer, float32."""
+    given = getattr(model._input_layer, "input_dtype", None) or getattr(model, "_file_input_dtype", None)
+    if isinstance(given, str):
+        return given
+    first = model.layers[0]
+    if type(first).__name__ == "Embedding":
+        return "int32"
+    return "float64" if getattr(first, "dtype", None) == "float64" else "float32"
+
+
 def keras3_model_config(model) -> dict:
     if not model.built or model.input_shape is None:
         raise ValueError("save() needs a built model: call build(input_shape) or predict once first")
     input_entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                   "config": {"batch_shape": list(model.input_shape),
-                              "dtype": "int32" if type(model.layers[0]).__name__ == "Embedding" else "float32",
+                   "config": {"batch_shape": list(model.input_shape), "dtype": _input_dtype(model),
                               "sparse": False, "ragged": False, "name": "input_layer", "optional": False}}
     config = {
         "module": "keras", "class_name": "Sequential", "registered_name": None,
