@@ -129,11 +129,13 @@ def try_project_block(progress, k, x, wp, b, xp, b0, nb, block, go_backwards):
     """Claim block ``k`` and project it into ``xp`` (True), or False when another thread has claimed it."""
     base = _address(progress)
     size = progress.shape[0]
-    if not claim(base, size, k, FREE, CLAIMED):
+    # (the states as int64 values: a module constant passed to a compiled function would compile it anew for
+    # that literal, Literal[int](2), beside its int64 signature)
+    if not claim(base, size, k, np.int64(FREE), np.int64(CLAIMED)):
         return False
     t_lo, t_hi = block_steps_range(k, block, x.shape[1], go_backwards)
     project_block(x, wp, b, xp[t_lo:t_hi], b0, nb, t_lo, t_hi)
-    publish(base, size, k, DONE)
+    publish(base, size, k, np.int64(DONE))
     return True
 
 
