@@ -171,10 +171,12 @@ def test_unnamed_metrics_are_numbered_as_keras():
     assert fg.metrics.FBetaScore().name == "fbeta_score"
 
 
-def test_several_thresholds_give_lists_and_counts():
+def test_several_thresholds_give_arrays_and_counts():
     m = fg.metrics.TruePositives(thresholds=[0.2, 0.5, 0.8])
     m.update_state([[1, 0, 1, 1]], [[0.3, 0.9, 0.6, 0.9]], sample_weight=[2.0])
-    assert m.result() == [6.0, 4.0, 2.0]
+    result = m.result()  # (one value per threshold: a float32 array, as Keras's evaluate gives)
+    assert isinstance(result, np.ndarray) and result.dtype == np.float32
+    np.testing.assert_array_equal(result, [6.0, 4.0, 2.0])
     f = fg.metrics.FalsePositives()
     f.update_state([0, 1, 0, 0], [0, 0, 1, 1])
     assert f.result() == 2.0
@@ -230,13 +232,14 @@ def test_bad_inputs_are_refused(metric, args, match):
 
 def test_f1_score_keeps_its_classes_and_sum_is_no_compiled_metric():
     m = fg.metrics.F1Score(average=None)
-    assert m.result() == []
+    assert isinstance(m.result(), np.ndarray) and m.result().shape == (0,)
     m.update_state(np.eye(3)[[0, 1, 2, 1]], np.eye(3)[[0, 1, 1, 1]])
     np.testing.assert_allclose(m.result(), [1.0, 0.8, 0.0], atol=1e-6)
     with pytest.raises(ValueError, match="built for 3 classes"):
         m.update_state(np.eye(4), np.eye(4))
     m.reset_state()
-    assert m.result() == [0.0, 0.0, 0.0]
+    assert m.result().dtype == np.float32
+    np.testing.assert_array_equal(m.result(), [0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="cannot be compiled"):
         fg.metrics.Sum().update_state(np.zeros(3), np.zeros(3), mask=None)
 

@@ -106,7 +106,7 @@ class FBetaScore(Metric):
 
     def result(self):
         if self._num_classes is None:
-            return [] if self.average is None else 0.0
+            return np.zeros(0, self.dtype) if self.average is None else 0.0
         dt = self.dtype.type
         eps, beta2 = dt(_EPSILON), dt(self.beta ** 2)
         tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
@@ -118,7 +118,7 @@ class FBetaScore(Metric):
             return float(self._sum(score * weights))
         if self.average is not None:
             return float(self._sum(score) / dt(score.size))
-        return [float(v) for v in score]
+        return np.asarray(score, self.dtype)  # (one per class: an array, as Keras's evaluate gives)
 
     def _sum(self, values: np.ndarray):
         """A sum in the metric's dtype, added in TensorFlow's order for float32."""

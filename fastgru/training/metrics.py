@@ -238,7 +238,7 @@ class _Confusion(Metric):
     def result(self):
         denominator = self.true_positives + self.other
         values = np.where(denominator > 0, self.true_positives / np.where(denominator > 0, denominator, 1), 0.0)
-        return float(values[0]) if len(values) == 1 else [float(v) for v in values]
+        return float(values[0]) if len(values) == 1 else values.astype(self.dtype)  # (one per threshold)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} result={self.result()}>"

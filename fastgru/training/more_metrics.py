@@ -137,11 +137,11 @@ class R2Score(Metric):
         elif self.class_aggregation == "variance_weighted_average":
             score = np.sum(total * raw, dtype=np.float32) / np.sum(total, dtype=np.float32)
         else:
-            return [float(v) for v in raw]
+            score = raw.astype(np.float32)  # (one per output: an array, as Keras's evaluate gives)
         n, p = float(self.num_samples), self.num_regressors
         if p and p < n - 1:
             score = np.float32(1) - (np.float32(1) - score) * np.float32(n - 1) / np.float32(n - p - 1)
-        return float(score)
+        return float(score) if np.ndim(score) == 0 else score
 
     def get_config(self) -> dict:
         return {**super().get_config(), "class_aggregation": self.class_aggregation,

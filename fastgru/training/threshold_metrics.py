@@ -143,8 +143,8 @@ class _ConditionCount(Metric):
         self.accumulator = (self.accumulator + counts[self._cell]).astype(self.dtype, copy=False)
 
     def result(self):
-        values = [float(v) for v in self.accumulator]
-        return values[0] if len(values) == 1 else values
+        values = np.asarray(self.accumulator, self.dtype)
+        return float(values[0]) if len(values) == 1 else values  # (one per threshold: an array, as Keras's)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "thresholds": self.init_thresholds}

@@ -1,0 +1,53 @@
+"""Fixes from the twenty-seventh session (the thirtieth and thirty-first Keras-parity fuzz rounds; each test says what
+was wrong)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+@pytest.mark.keras
+def test_metrics_of_several_values_are_float32_arrays_as_keras(keras):
+    """Metrics of one value per class or threshold (``F1Score(average=None)``, ``Precision(thresholds=[...])``)
+    gave plain Python lists in ``evaluate`` and in ``History``; Keras gives float32 NumPy arrays (code doing
+    ``.shape`` or ``.mean()`` on them broke). Same types and values as Keras, in fit, evaluate and return_dict."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((4, 3)), keras.layers.GRU(5), keras.layers.Dense(3, activation="softmax")])
+    ours = fg.from_keras(km)
+    results = []
+    for lib, model in ((keras, km), (fg, ours)):
+        model.compile(lib.optimizers.SGD(0.1), "categorical_crossentropy",
+                      metrics=[lib.metrics.F1Score(average=None), lib.metrics.Precision(thresholds=[0.3, 0.6])])
+        history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+        results.append((history, model.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0, return_dict=True)))
+    (k_hist, k_list, k_dict), (f_hist, f_list, f_dict) = results
+    for name in ("f1_score", "precision"):
+        for theirs, mine in ((k_hist[name][0], f_hist[name][0]), (k_dict[name], f_dict[name])):
+            assert isinstance(mine, np.ndarray) and mine.dtype == np.float32 and mine.shape == theirs.shape
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert [type(v) for v in f_list] == [type(v) for v in k_list]
+    for theirs, mine in zip(k_list[1:], f_list[1:]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_r2_score_per_output_is_an_adjusted_array_as_keras(keras):
+    """``R2Score(class_aggregation=None)`` gave a list, and skipped the ``num_regressors`` adjustment Keras applies to
+    each output's score too."""
+    rng = np.random.default_rng(1)
+    y_true = rng.normal(size=(12, 3)).astype("float32")
+    y_pred = (y_true + rng.normal(size=(12, 3)) * 0.5).astype("float32")
+    for regressors in (0, 2):
+        ours = fg.metrics.R2Score(class_aggregation=None, num_regressors=regressors)
+        theirs = keras.metrics.R2Score(class_aggregation=None, num_regressors=regressors)
+        ours.update_state(y_true, y_pred)
+        theirs.update_state(y_true, y_pred)
+        mine = ours.result()
+        assert isinstance(mine, np.ndarray) and mine.dtype == np.float32 and mine.shape == (3,)
+        np.testing.assert_allclose(mine, np.asarray(theirs.result()), rtol=1e-6)
