@@ -29,9 +29,10 @@ from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's pu
     symbolic_call,
 )
 from .layers import registry
-from .layers.base import WrapperTrainable, checked_name, unique_name, weights_list, weights_lock
+from .layers.base import PROPAGATED_MASK, WrapperTrainable, checked_name, unique_name, weights_list, weights_lock
 from .layers.core import InputLayer
 from .model_api import KerasModelAPI
+from .ops.categorical import string_input
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,14 +107,14 @@ class Model(KerasModelAPI, WrapperTrainable):
                 outs.append(slot_of[id(t)])
             step = _Step(node.layer, node, args, states, outs, node.list_args, _kind(node.layer))
             if node.masks:
-                step.masks = [None if m is None else slot_of[id(m)] for m in node.masks]
+                step.masks = [m if m is None or m is PROPAGATED_MASK else slot_of[id(m)] for m in node.masks]
             steps.append(step)
         self._n_slots = len(slot_of)
         self._output_slots = [slot_of[id(t)] for t in self._outputs]
         keep = set(self._output_slots)
         last_use: dict[int, int] = {}
         for i, step in enumerate(steps):
-            for s in step.args + step.states + [m for m in step.masks or () if m is not None]:
+            for s in step.args + step.states + [m for m in step.masks or () if isinstance(m, int)]:
                 last_use[s] = i
         for s, i in last_use.items():
             if s not in keep:
@@ -254,6 +255,8 @@ class Model(KerasModelAPI, WrapperTrainable):
                 raise ValueError(f"Model {self.name!r} expects {len(names)} input(s) {names}, received a list of "
                                  f"{len(x)}")
             xs = list(x)
+        elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
+            xs = [x]  # (one string input, given as a list of strings)
         else:
             if len(names) != 1:
                 raise ValueError(f"Model {self.name!r} expects {len(names)} inputs {names} (a list or a dict keyed by "
@@ -262,7 +265,9 @@ class Model(KerasModelAPI, WrapperTrainable):
         out = []
         n = None
         for name, t, a in zip(names, self._inputs, xs):
-            if isinstance(a, np.ndarray) and a.dtype != object:
+            if getattr(t.layer, "input_dtype", None) == "string":  # (TextVectorization, StringLookup)
+                a = string_input(a, t.shape, f"Model {self.name!r} input {name!r}")
+            elif isinstance(a, np.ndarray) and a.dtype != object:
                 pass
             else:
                 try:
@@ -270,8 +275,11 @@ class Model(KerasModelAPI, WrapperTrainable):
                 except ValueError as exc:  # (ragged lists; a symbolic tensor says what it is itself)
                     what = exc if getattr(a, "_fg_symbolic", False) else f"not a rectangular array ({exc})"
                     raise ValueError(f"Model {self.name!r} input {name!r}: {what}") from None
-            if a.dtype == object or a.dtype.kind not in "fiub":
-                raise TypeError(f"Model {self.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}")
+            if a.dtype.kind != "U" and (a.dtype == object or a.dtype.kind not in "fiub") or (
+                    a.dtype.kind == "U" and getattr(t.layer, "input_dtype", None) != "string"):
+                raise TypeError(f"Model {self.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}"
+                                + (" (an input of strings is declared with Input(..., dtype='string'))"
+                                   if a.dtype.kind in "USO" else ""))
             if a.ndim != len(t.shape) or any(e is not None and e != r for e, r in zip(t.shape[1:], a.shape[1:])):
                 raise ValueError(f"Model {self.name!r} input {name!r} expects shape {_fmt(t.shape)}, received "
                                  f"{a.shape}")

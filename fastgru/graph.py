@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from .layers.base import install_symbolic_call
+from .layers.base import PROPAGATED_MASK, install_symbolic_call
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
 
@@ -143,7 +143,7 @@ class Node:
 
     @property
     def inputs(self) -> list:
-        return self.args + self.states + [m for m in self.masks if m is not None]
+        return self.args + self.states + [m for m in self.masks if m is not None and m is not PROPAGATED_MASK]
 
     @property
     def parent_nodes(self) -> list:
@@ -212,7 +212,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     masks = []
     if mask is not None:  # an explicit mask= overrides the propagated one, as in Keras
         listed = isinstance(mask, (list, tuple))
-        masks = [None if m is None else _tensor(m, f"{label} mask") for m in (mask if listed else [mask])]
+        masks = [m if m is None or m is PROPAGATED_MASK else _tensor(m, f"{label} mask")
+                 for m in (mask if listed else [mask])]
     list_args = isinstance(inputs, (list, tuple))
     args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
     states = []
@@ -266,7 +267,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if len(masks) != len(args):
             raise ValueError(f"{label}: {len(args)} input(s) but {len(masks)} mask(s)")
         for i, (m, a) in enumerate(zip(masks, args)):
-            if m is not None and tuple(m.shape[1:]) != tuple(a.shape[1:len(m.shape)]):
+            if m is not None and m is not PROPAGATED_MASK and tuple(m.shape[1:]) != tuple(a.shape[1:len(m.shape)]):
                 raise ValueError(f"{label}: mask {i} of shape {_fmt(m.shape)} does not fit its input of shape "
                                  f"{_fmt(a.shape)} (expected the input's leading axes, e.g. (batch, timesteps))")
     node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or getattr(layer, "_fg_model", False)
@@ -391,12 +392,16 @@ def call_mask(step, mask):
 
 
 def _explicit_masks(step, vals, propagated):
-    """The mask(s) a step's layer gets when its node has an explicit mask= (None entries: propagated)."""
-    given = [None if s is None else vals[s] for s in step.masks]
-    if not step.list_args:
-        return given[0] if given[0] is not None else propagated
-    prop = propagated if propagated is not None else [None] * len(given)
-    return [g if g is not None else p for g, p in zip(given, prop)]
+    """The mask(s) a step's layer gets when its node has an explicit mask=: as given, None entries meaning no mask
+    (Keras 3 and tf_keras fill in the propagated masks only when ``mask`` itself is None). A layer called with
+    keyword tensors (``call_roles``: MultiHeadAttention's ``value_mask=``, ``key_mask=``) has one mask argument per
+    tensor, each None one filled in from that tensor, as Keras fills them."""
+    per_argument = getattr(step.layer, "call_roles", None) is not None
+    prop = propagated if step.list_args else [propagated]
+    prop = prop if prop is not None else [None] * len(step.masks)
+    given = [p if s is PROPAGATED_MASK or (s is None and per_argument) else None if s is None else vals[s]
+             for s, p in zip(step.masks, prop)]
+    return given if step.list_args else given[0]
 
 
 class _Step:
@@ -406,7 +411,7 @@ class _Step:
     def __init__(self, layer, node, args, states, outs, list_args, kind):
         self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
         self.list_args, self.kind, self.free, self.logits = list_args, kind, [], False
-        self.masks = None  # slots of an explicit mask= (None entries: propagated)
+        self.masks = None  # slots of an explicit mask= (see _explicit_masks)
         self.call_kwargs = dict(getattr(node, "call_kwargs", None) or {})  # the node's call options
         self.mask_from_inputs = getattr(node, "mask_from_inputs", True)  # (Node.mask_from_inputs)
 

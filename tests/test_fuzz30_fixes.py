@@ -51,3 +51,52 @@ def test_r2_score_per_output_is_an_adjusted_array_as_keras(keras):
         mine = ours.result()
         assert isinstance(mine, np.ndarray) and mine.dtype == np.float32 and mine.shape == (3,)
         np.testing.assert_allclose(mine, np.asarray(theirs.result()), rtol=1e-6)
+
+
+def _attention_model(lib, masks):
+    """Embedding(mask_zero) -> GRU -> Attention([h, h], mask=<masks>) -> pooled -> Dense; ``masks`` entries: "q" (the
+    padding mask, computed by an op), None (no mask)."""
+    tokens = lib.Input((10,), dtype="int32")
+    h = lib.layers.GRU(8, return_sequences=True)(lib.layers.Embedding(50, 8, mask_zero=True)(tokens))
+    padding = lib.ops.not_equal(tokens, 0) if lib.__name__ == "keras" else None
+    given = [padding if m == "q" else None for m in masks]
+    a = lib.layers.Attention()([h, h], mask=given)
+    return lib.Model(tokens, lib.layers.Dense(1)(lib.layers.GlobalAveragePooling1D()(a)))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("masks", [[None, None], ["q", None]])
+def test_explicit_mask_list_entries_of_none_mean_no_mask_as_keras(keras, tmp_path, masks):
+    """``Attention()([q, v], mask=[None, None])`` means no masks in Keras (it fills in the propagated masks only when
+    ``mask`` itself is None); fastgru filled every None entry with the propagated mask: predictions 44% off, silently.
+    Now the same numbers as Keras, from the file and after fastgru saves it again."""
+    keras.utils.set_random_seed(1)
+    km = _attention_model(keras, masks)
+    x = np.zeros((6, 10), "int32")
+    for j, n in enumerate([3, 5, 10, 7, 4, 9]):
+        x[j, :n] = np.arange(1, n + 1)
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    expected = km.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "again.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "again.keras").predict(x, verbose=0), expected,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "again.keras").predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_explicit_none_masks_in_a_fastgru_graph_are_no_masks():
+    """The same rule in fastgru's own graphs: after ``mask=[None, None]`` the Attention attends over the padding and
+    passes no mask on, as its layers called on the arrays without masks compute."""
+    fg.set_random_seed(3)
+    explicit = _attention_model(fg, [None, None])
+    _, embedding, gru, attention, pooling, dense = explicit.layers
+    x = np.zeros((4, 10), "int32")
+    x[:, :4] = 3
+    h = fg.Model(explicit.inputs, gru(embedding(explicit.inputs[0]))).predict(x)  # (the GRU still masked)
+    expected = dense(pooling(attention([h, h])))
+    np.testing.assert_allclose(explicit.predict(x), expected, rtol=1e-6)
+    tokens = fg.Input((10,), dtype="int32")
+    hidden = gru(embedding(tokens))
+    propagated = fg.Model(tokens, dense(pooling(attention([hidden, hidden]))))
+    assert np.abs(explicit.predict(x) - propagated.predict(x)).max() > 1e-4  # (the mask matters for this input)

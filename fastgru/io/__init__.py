@@ -19,6 +19,8 @@ import h5py
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import (
     functional_save,
+    graph_weights,
+    keras_assets,
     keras_config,
     keras_functional,
     keras_nodes,
@@ -111,6 +113,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             else:
                 model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
                 weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
+                keras_assets.load_assets(archive, model.layers, spec.layers, path)
         if spec is not None:
             keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
@@ -221,7 +224,7 @@ def _v3_targets(model, root) -> tuple[list, list]:
     """(layers, specs) to fill from a Keras 3 weights file: a Functional model's leaves
     (io/keras_functional.py), else the model's layers at the paths of :func:`_v3_specs`."""
     if keras_functional.uses_graph(model):
-        return keras_functional.v3_leaves(model)
+        return graph_weights.v3_leaves(model)
     return model.layers, _v3_specs(model, root)
 
 

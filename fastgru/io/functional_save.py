@@ -12,6 +12,7 @@ from datetime import datetime
 
 from ..errors import UnsupportedKerasFeature
 from ..layers import registry
+from ..layers.base import PROPAGATED_MASK
 from .graph_weights import uses_graph, weight_groups
 from .keras_config import layer_vars_path
 from .keras_graph import key_to_config
@@ -86,8 +87,10 @@ def functional_config(model) -> dict:
                 kwargs["initial_state"] = [_tensor_config(t, model_nodes) for t in node.states]
                 if node.mask_from_inputs:  # (a tf_keras graph's call: see keras_nodes.INPUT_MASK_KEY)
                     kwargs[INPUT_MASK_KEY] = True
-            if node.masks:
-                given = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
+            if node.masks and not all(m is PROPAGATED_MASK for m in node.masks):  # (all propagated: Keras's default)
+                # (a propagated entry beside given ones is written as None: Keras's mask= has no spelling for it)
+                given = [None if m is None or m is PROPAGATED_MASK else _tensor_config(m, model_nodes)
+                         for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
             if type(layer).__name__ == "KerasOp":
                 inbound.append(_fill_template(node.call_kwargs["template"], args, layer.tensor_key))
@@ -96,7 +99,8 @@ def functional_config(model) -> dict:
                 inbound.append({"args": [args[0], key_to_config(node.call_kwargs["key"])], "kwargs": {}})
                 continue
             if hasattr(layer, "keras_call_arguments"):  # called with keywords (MultiHeadAttention)
-                masks = [None if m is None else _tensor_config(m, model_nodes) for m in node.masks]
+                masks = [None if m is None or m is PROPAGATED_MASK else _tensor_config(m, model_nodes)
+                         for m in node.masks]
                 positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)
                 inbound.append({"args": positional, "kwargs": keywords})
                 continue

@@ -5,7 +5,7 @@ a model is saved and weighted that way."""
 
 from __future__ import annotations
 
-from .keras_config import _unique, keras_class_name, snake_case
+from .keras_config import LayerSpec, _unique, keras_class_name, layer_vars_path, snake_case
 
 
 def weight_groups(model, prefix: str = "") -> list:
@@ -37,3 +37,15 @@ def uses_graph(model) -> bool:
     return type(model).__name__ == "Sequential" and any(
         uses_graph(layer) or (type(layer).__name__ == "TimeDistributed" and uses_graph(layer.layer))
         for layer in model.layers)
+
+
+def v3_leaves(model) -> tuple[list, list]:
+    """(layers, LayerSpecs) where a Functional model's layers find their variables in a Keras 3 weights
+    file (``load_weights``): the paths :func:`write_weights` and Keras use."""
+    layers, specs = [], []
+    for layer, own in weight_groups(model):
+        if layer is None:
+            continue
+        layers.append(layer)
+        specs.append(LayerSpec(type(layer).__name__, {}, layer_vars_path(layer, own), layer.name))
+    return layers, specs

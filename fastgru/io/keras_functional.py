@@ -14,6 +14,7 @@ import json
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
+from ..layers.base import PROPAGATED_MASK
 from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
@@ -27,7 +28,6 @@ from .keras_config import (
     _unique,
     build_layer,
     keras_major,
-    layer_vars_path,
     snake_case,
     time_distributed_spec,
     weights_key,
@@ -199,10 +199,11 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 args = [_take(tensors, r, path, name) for r in refs]
                 # a mask= computed by mask ops (Keras 3 records Embedding(mask_zero)'s x != 0 so, or a user's own
                 # mask) is computed, as Keras replays it; one fastgru cannot compute is taken as the propagated one
-                explicit = [None if (r is None or (r[0] in mask_ops and r[0] not in objects)) else r for r in masks]
-                if not any(explicit):
+                explicit = [PROPAGATED_MASK if r is not None and r[0] in mask_ops and r[0] not in objects else r
+                            for r in masks]
+                if all(r is PROPAGATED_MASK for r in explicit):
                     explicit = []
-                if not all((r[0], r[1]) in tensors for r in explicit if r is not None):
+                if not all((r[0], r[1]) in tensors for r in explicit if isinstance(r, (list, tuple))):
                     break
                 st = [_take(tensors, r, path, name) for r in states]
                 layer = objects[name]
@@ -220,7 +221,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                                                       f"not supported by {type(layer).__name__}")
                     extra.update(options)
                     if explicit:  # an explicit mask= from a tensor of the graph (not an op computing a mask)
-                        given = [None if e is None else _take(tensors, e, path, name) for e in explicit]
+                        given = [e if not isinstance(e, (list, tuple)) else _take(tensors, e, path, name)
+                                 for e in explicit]
                         extra["mask"] = given if list_args else given[0]
                     out = layer(args if list_args else args[0], **extra)
                 except (ModelFileError, UnsupportedKerasFeature):
@@ -411,10 +413,11 @@ def model_from_config(config: dict):
 def load_zip_graph(archive, config, version, path):
     """(A Functional graph, the bytes of its weights file) from an open ``keras_v3.KerasZip``: built, then its
     weights read."""
-    from . import keras_v3
+    from . import keras_assets, keras_v3
 
     model, leaves = build_functional(config, path, version, archive.weights_stored_bytes)
     weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
+    keras_assets.load_assets(archive, [layer for layer, _ in leaves], [s for _, s in leaves], path)
     _assign_v3(leaves, weights, path)
     return model, weights
 
@@ -439,14 +442,3 @@ def load_h5_graph(f, config, version, path):
                                     legacy_h5.model_weights_group(f, path), path)
     return model
 
-
-def v3_leaves(model) -> tuple[list, list]:
-    """(layers, LayerSpecs) where a Functional model's layers find their variables in a Keras 3 weights
-    file (``load_weights``): the paths :func:`write_weights` and Keras use."""
-    layers, specs = [], []
-    for layer, own in weight_groups(model):
-        if layer is None:
-            continue
-        layers.append(layer)
-        specs.append(LayerSpec(type(layer).__name__, {}, layer_vars_path(layer, own), layer.name))
-    return layers, specs

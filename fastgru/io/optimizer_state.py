@@ -86,7 +86,12 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
         # file's compile config has no optimizer and the default RMSprop is made); silently here, as the
         # count is 0 and the rate the configured one in every file Keras writes with its optimizer
         return False
-    if len(arrays) != head + len(variables) * len(kept) + len(order) + extra:
+    expected = head + len(variables) * len(kept) + len(order) + extra
+    if len(arrays) == expected + 4 and all(a.shape == () for a in arrays[:4 + head]):
+        # a LossScaleOptimizer's own four (step, rate, step counter, scale) first, its compile config naming the
+        # inner optimizer (Keras 3.15 writes a mixed_float16 model's auto-wrapped Adam so)
+        arrays = arrays[4:]
+    if len(arrays) != expected:
         return _skip(path, f"the file holds {len(arrays)} optimizer arrays; {type(optimizer).__name__} over the "
                            f"model's {len(variables)} trainable weights has "
                            f"{head + len(variables) * len(kept) + len(order) + extra}")

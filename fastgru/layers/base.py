@@ -151,6 +151,18 @@ def unique_name(base: str) -> str:
 _symbolic_call_hook: list = []
 
 
+class _PropagatedMask:
+    """An entry of an explicit ``mask=`` list that stands for the mask its input carries: a Keras file's mask op that
+    fastgru does not compute (Keras 3 records ``Embedding(mask_zero=True)``'s ``x != 0`` so), replayed as the
+    propagated mask, which is what it computes."""
+
+    def __repr__(self) -> str:
+        return "PROPAGATED_MASK"
+
+
+PROPAGATED_MASK = _PropagatedMask()
+
+
 def install_symbolic_call(fn) -> None:
     """fastgru.functional hands the layers its ``symbolic_call`` at import (the layers do not import the
     graph module: no import cycle). Symbolic tensors exist only once it is imported."""

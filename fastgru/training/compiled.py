@@ -36,11 +36,22 @@ class Compiled:
         self.loss_tracker = metrics_module.Mean(name="loss")
         self.metrics: list | None = None  # the metrics, then the weighted metrics (compile_metrics)
         self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)
+        self.metric_dtype = None  # (float64 for a float64 model: take_dtype)
+
+    def take_dtype(self, model) -> None:
+        """At the first step: a float64 model's loss tracker and the metrics named by strings count in float64, as
+        Keras's made in its floatx (float64) count, not rounded to float32 (a float32 model given float64 data, which
+        fastgru computes in float64, keeps float32's, as Keras's)."""
+        if self.metrics is None and float64_model(model):
+            self.metric_dtype = np.float64
+            if self.loss_tracker.count == 0:
+                self.loss_tracker = metrics_module.Mean(name="loss", dtype=np.float64)
 
     def ensure_metrics(self, y, y_pred) -> list:
         if self.metrics is None:
-            plain = [metrics_module.get(m, y, y_pred) for m in self.metric_specs]
-            weighted = compile_metrics.own_objects([metrics_module.get(m, y, y_pred) for m in self.weighted_specs],
+            dt = self.metric_dtype
+            plain = [metrics_module.get(m, y, y_pred, dt) for m in self.metric_specs]
+            weighted = compile_metrics.own_objects([metrics_module.get(m, y, y_pred, dt) for m in self.weighted_specs],
                                                    plain)
             compile_metrics.name_metrics([(m, None) for m in plain], [(m, None) for m in weighted])
             self.metrics = plain + weighted
@@ -60,6 +71,12 @@ class Compiled:
         for m in self.metrics or []:
             logs[m.name] = m.result()
         return logs
+
+
+def float64_model(model) -> bool:
+    """Whether every layer with weights computes in float64 (a model built under Keras's floatx float64)."""
+    weighted = [layer for layer in model.layers if getattr(layer, "weights", None)]
+    return bool(weighted) and all(getattr(layer, "dtype", None) == np.float64 for layer in weighted)
 
 
 def _one_output_metrics(metrics):

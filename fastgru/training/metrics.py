@@ -293,14 +293,16 @@ def unique_names(metrics: list) -> list:
     return metrics
 
 
-def get(identifier, y_true=None, y_pred=None) -> Metric:
+def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
     """Return a Metric for a name, a Keras config dict or a Metric instance.
 
     ``"accuracy"``/``"acc"`` (any case) resolve to binary, sparse or categorical accuracy from the
     shapes of ``y_true``/``y_pred`` (arrays or shapes) when given, else on the first update; like
     Keras, the choice depends on shapes only, not on the loss. A string gives a metric *named by
-    that string* (``"mae"`` is reported as ``"mae"``), as in Keras's history.
+    that string* (``"mae"`` is reported as ``"mae"``), as in Keras's history, in ``dtype`` when given
+    (Keras makes it in its floatx: float64 for a float64 model's compile).
     """
+    typed = {} if dtype is None else {"dtype": dtype}
     if isinstance(identifier, Metric):
         return identifier
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
@@ -318,15 +320,15 @@ def get(identifier, y_true=None, y_pred=None) -> Metric:
             if y_true is not None and y_pred is not None:
                 shape_t = tuple(getattr(y_true, "shape", y_true))
                 shape_p = tuple(getattr(y_pred, "shape", y_pred))
-                return accuracy_class(shape_t, shape_p)(name=identifier)
-            return AutoAccuracy(name=identifier)
+                return accuracy_class(shape_t, shape_p)(name=identifier, **typed)
+            return AutoAccuracy(name=identifier, **typed)
         cls = _CLASSES.get(identifier) or _BY_NAME.get(identifier) or _BY_NAME.get(identifier.lower())
         if cls in (AUC, Precision, Recall):  # (Keras makes one without a name, which takes a number, then names it)
-            metric = cls()
+            metric = cls(**typed)
             metric.name = identifier
             return metric
         if cls is not None:
-            return cls(name=identifier)
+            return cls(name=identifier, **typed)
     raise ValueError(
         f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
         + ", ".join(sorted(k for k in _BY_NAME if k.islower()))

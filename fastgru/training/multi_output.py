@@ -19,6 +19,7 @@ from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from .compiled import float64_model
 from .keras_objects import is_serialized
 from .metric_base import numbering_kept
 from .optimizer_base import apply_to_model
@@ -141,6 +142,16 @@ class MultiCompiled:
             self._tracker_order.sort(key=lambda i: keys.index(names[i]) if names[i] in keys else len(keys))
         self._metrics: list | None = None
         self.keras2_ranks = False  # (set for a model compiled from a tf_keras file: io.restore_compile)
+        self.metric_dtype = None  # (float64 for a float64 model: take_dtype)
+
+    def take_dtype(self, model) -> None:
+        """As ``Compiled.take_dtype``: a float64 model's trackers and string-named metrics count in float64."""
+        if self._metrics is None and float64_model(model):
+            self.metric_dtype = np.float64
+            if self.loss_tracker.count == 0:
+                self.loss_tracker = metrics_module.Mean(name="loss", dtype=np.float64)
+                self.output_trackers = [None if t is None else metrics_module.Mean(name=t.name, dtype=np.float64)
+                                        for t in self.output_trackers]
 
     @property
     def metrics(self) -> list:
@@ -155,8 +166,8 @@ class MultiCompiled:
         if self._metrics is None:
             plain, weighted = [], []
             for specs, wspecs, y, p in zip(self.metric_specs, self.weighted_specs, ys, preds):
-                objs = [self._own(metrics_module.get(spec, y, p), spec) for spec in specs]
-                wobjs = [self._own(metrics_module.get(spec, y, p), spec) for spec in wspecs]
+                objs = [self._own(metrics_module.get(spec, y, p, self.metric_dtype), spec) for spec in specs]
+                wobjs = [self._own(metrics_module.get(spec, y, p, self.metric_dtype), spec) for spec in wspecs]
                 plain.append(objs)
                 weighted.append(compile_metrics.own_objects(wobjs, objs))
             prefixes = self.names if self.multi else [None] * len(self.names)
@@ -305,6 +316,7 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     if training:
         _refuse_activity_regularizers(model)
     outs, masks, tape = model._forward(x.arrays, None, training, flags)
+    compiled.take_dtype(model)
     # the weight regularizers' and the activity regularizers' penalties join the loss, as Keras's
     # compute_loss (training/regularization.py); the activity terms' gradients are in the tape
     total = regularization.weight_penalty(model.layers, model.trainable_weights) + tape.activity_loss

@@ -127,6 +127,7 @@ def train_step(model, x, y, sample_weight=None) -> None:
     compiled = _compiled(model)
     value, grad, y_pred, mask, caches, activity = _loss_and_outputs(model, compiled, x, y, sample_weight,
                                                                     training=True)
+    compiled.take_dtype(model)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
     grads = backward(model, grad, caches, activity)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
@@ -140,6 +141,7 @@ def test_step(model, x, y, sample_weight=None) -> None:
         return model._test_step(x, y, sample_weight)
     compiled = _compiled(model)
     value, _, y_pred, mask, _, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
+    compiled.take_dtype(model)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
 
 
