@@ -250,13 +250,13 @@ class Model(KerasModelAPI, WrapperTrainable):
                                  + (" and " if missing and extra else "")
                                  + (f"has unknown keys {extra}" if extra else ""))
             xs = [x[n] for n in names]
+        elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
+            xs = [x]  # (one string input, given as a list of strings)
         elif isinstance(x, (list, tuple)):
             if len(x) != len(names):
                 raise ValueError(f"Model {self.name!r} expects {len(names)} input(s) {names}, received a list of "
                                  f"{len(x)}")
             xs = list(x)
-        elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
-            xs = [x]  # (one string input, given as a list of strings)
         else:
             if len(names) != 1:
                 raise ValueError(f"Model {self.name!r} expects {len(names)} inputs {names} (a list or a dict keyed by "

@@ -29,7 +29,7 @@ class KerasTensor:
 
     def __init__(self, shape, dtype="float32", layer=None, node=None, index: int = 0, name: str | None = None):
         self.shape = tuple(shape)
-        self.dtype = str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.dtype = "string" if dtype == "string" else str(np.dtype(dtype)) if dtype is not None else "float32"
         self.layer, self.node, self.index = layer, node, index
         self.name = name or (layer.name if layer is not None else "tensor")
         self._id = next(_ids)

@@ -22,6 +22,7 @@ from .layers.base import (
 )
 from .layers.core import InputLayer, _dimensions
 from .model_api import KerasModelAPI
+from .ops.categorical import string_input
 from .summary import print_summary
 
 
@@ -189,7 +190,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         refuse_streams(x, f"Model {self.name!r}")
         if not self._layers:
             raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
-        x = np.asarray(single(x))  # ([x] and {name: x}: Keras's one-input structures)
+        x = single(x)  # ([x] and {name: x}: Keras's one-input structures)
+        if self._takes_strings():
+            return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
+        x = np.asarray(x)
         if x.dtype == object or x.dtype.kind not in "fiub":
             raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
         if self.built and self.input_shape is not None:
@@ -207,6 +211,12 @@ class Sequential(KerasModelAPI, WrapperTrainable):
                         f"received shape {x.shape}"
                     )
         return x
+
+    def _takes_strings(self) -> bool:
+        """Whether the input is text: declared ``Input(..., dtype="string")``, or taken by the first layer
+        (``TextVectorization``, ``StringLookup``)."""
+        declared = getattr(self._input_layer, "input_dtype", None)
+        return declared == "string" or (declared is None and getattr(self._layers[0], "takes_strings", False))
 
     def _call(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._ensure_built(x)

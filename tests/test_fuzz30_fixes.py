@@ -3,6 +3,8 @@ was wrong)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,8 @@ def test_metrics_of_several_values_are_float32_arrays_as_keras(keras):
     results = []
     for lib, model in ((keras, km), (fg, ours)):
         model.compile(lib.optimizers.SGD(0.1), "categorical_crossentropy",
-                      metrics=[lib.metrics.F1Score(average=None), lib.metrics.Precision(thresholds=[0.3, 0.6])])
+                      metrics=[lib.metrics.F1Score(average=None),
+                               lib.metrics.Precision(thresholds=[0.3, 0.6], name="precision")])
         history = model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history
         results.append((history, model.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0, return_dict=True)))
     (k_hist, k_list, k_dict), (f_hist, f_list, f_dict) = results
@@ -100,3 +103,65 @@ def test_explicit_none_masks_in_a_fastgru_graph_are_no_masks():
     hidden = gru(embedding(tokens))
     propagated = fg.Model(tokens, dense(pooling(attention([hidden, hidden]))))
     assert np.abs(explicit.predict(x) - propagated.predict(x)).max() > 1e-4  # (the mask matters for this input)
+
+
+@pytest.mark.keras
+def test_float64_models_report_float64_losses_and_metrics_as_keras(keras, tmp_path):
+    """A float64 model's loss and string-named metrics were accumulated in float32 (``evaluate`` 0.14881868660449982
+    where Keras, its floatx float64, gives 0.1488186693132764). Now float64, one- and two-output models alike."""
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # (a process that made a model before keeps its policy otherwise)
+    try:
+        keras.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(32, 6, 3))
+        y = (x[:, :, 0].mean(1) > 0).astype("float64")[:, None]
+        inp = keras.Input((6, 3))
+        h = keras.layers.GRU(5)(inp)
+        one = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+        one.compile("adam", "binary_crossentropy", metrics=["auc", "accuracy"])
+        two = keras.Model(inp, [keras.layers.Dense(1, activation="sigmoid", name="p")(h),
+                                keras.layers.Dense(1, name="r")(h)])
+        two.compile("adam", ["binary_crossentropy", "mse"], metrics=[["accuracy"], ["mae"]])
+        for km, ys in ((one, y), (two, [y, x[:, 0, :1]])):
+            km.save(tmp_path / "m.keras")
+            ours = fg.load_model(tmp_path / "m.keras")
+            theirs = km.evaluate(x, ys, verbose=0)
+            mine = ours.evaluate(x, ys, verbose=0)
+            np.testing.assert_allclose(mine, theirs, rtol=1e-8)  # (float32 rounding: ~3e-8 apart)
+            assert ours._compiled.loss_tracker.dtype == np.float64 and km.weights[0].dtype == "float64"
+            history = ours.fit(x, ys, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+            reference = km.fit(x, ys, epochs=1, batch_size=8, shuffle=False, verbose=0).history
+            for key, values in reference.items():
+                np.testing.assert_allclose(history[key], values, rtol=1e-8)
+    finally:
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.keras
+def test_mixed_float16_optimizer_state_is_restored(keras, tmp_path):
+    """Under ``mixed_float16`` Keras wraps ``compile(optimizer="adam")`` in a LossScaleOptimizer whose four variables
+    come first in the file, while its compile config says ``Adam``: fastgru dropped the whole state with a warning
+    (starting again at step 0). Now the inner Adam's state is read past them: its step count and slots are Keras's."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        x = np.random.default_rng(0).normal(size=(32, 6, 3)).astype("float32")
+        y = (x[:, :, 0].mean(1) > 0).astype("float32")[:, None]
+        inp = keras.Input((6, 3))
+        km = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(keras.layers.GRU(4)(inp)))
+        km.compile(optimizer="adam", loss="binary_crossentropy")
+        km.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        assert type(km.optimizer).__name__ == "LossScaleOptimizer"
+        km.save(tmp_path / "m.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the mixed-precision policy's own warning: computed in float32)
+        ours = fg.load_model(tmp_path / "m.keras")
+    assert ours.optimizer.iterations == int(km.optimizer.iterations) == 4
+    inner = km.optimizer.inner_optimizer
+    theirs = {v.path: np.asarray(v) for v in inner.variables}
+    momentum = [np.asarray(v) for p, v in theirs.items() if "momentum" in p]
+    np.testing.assert_allclose(ours.optimizer._slots[0]["momentum"], momentum[0], rtol=1e-6)

@@ -100,8 +100,30 @@ def _convert(keras_model):
             raise UnsupportedKerasFeature(
                 f"layer {source.name!r} ({s.class_name}): its Keras weights "
                 f"{[tuple(w.shape) for w in weights]} do not fit fastgru's {s.class_name} ({exc})") from None
+    _take_vocabularies(model, keras_model)
     model.file_format = f"live Keras model (Keras {version})"
     return model
+
+
+def _take_vocabularies(model, keras_model) -> None:
+    """Preprocessing layers whose vocabulary the Keras config leaves out (adapted: Keras keeps it in a lookup
+    table) take it, and a TF-IDF layer its weights, from the Keras layer of the same name."""
+    by_name, stack = {}, [keras_model]
+    while stack:
+        for k in getattr(stack.pop(), "layers", None) or []:
+            by_name.setdefault(getattr(k, "name", None), k)
+            stack.append(k)
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", None) or [] if getattr(layer, "_fg_model", False) else [])
+        source = by_name.get(layer.name)
+        if not getattr(layer, "needs_vocabulary", lambda: False)() or source is None:
+            continue
+        layer.take_vocabulary(list(source.get_vocabulary(include_special_tokens=True)))
+        idf = getattr(getattr(source, "_lookup_layer", source), "idf_weights_const", None)
+        if idf is not None:
+            layer.load_keras_own_variables({"idf_weights": np.asarray(idf)})
 
 
 def _source_weights(source) -> list:
@@ -131,6 +153,7 @@ def _from_keras_graph(keras_model, config, version):
     except (TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"the Keras model's weights do not fit the fastgru model built from its config "
                                       f"({exc})") from None
+    _take_vocabularies(model, keras_model)
     model.file_format = f"live Keras model (Keras {version})"
     return model
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .atomic import atomic_file
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
+from .keras_assets import load_named_vars, write_named_vars
 from .keras_config import TIME_DISTRIBUTED_ATTR, LayerSpec, snake_case
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
@@ -53,7 +54,7 @@ class KerasZip:
         if twice:
             raise ModelFileError(path, f"the .keras archive holds {', '.join(twice)} twice (duplicate zip members: "
                                        "which one would count is ambiguous): damaged or tampered file")
-        names = set(listed)
+        self.names = names = set(listed)
         if "config.json" not in names:
             found = ", ".join(sorted(names)) or "nothing"
             raise ModelFileError(path, f"no config.json in the .keras archive (found: {found})")
@@ -87,6 +88,11 @@ class KerasZip:
             raise ModelFileError(self.path, f"model.weights.h5 claims {size} bytes, more than the model its config "
                                             f"declares can need ({max_bytes} bytes): refused before decompressing it")
         return self._read("model.weights.h5", size)
+
+    def read_member(self, name: str, max_bytes: int) -> bytes:
+        """Another member's bytes (an asset), its declared sizes checked before it is decompressed."""
+        _check_member_sizes(self.archive, (name,), self.path)
+        return self._read(name, max_bytes)
 
     def _read(self, name: str, max_bytes: int):
         info = self.archive.getinfo(name)
@@ -163,6 +169,8 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
     """Copy ``<group>/0..n`` into each (built) fastgru layer, checking count and shapes (the groups of
     a layer: :func:`v3_var_groups`, one, or two for a Bidirectional)."""
     for layer, spec in zip(layers, specs):
+        if getattr(layer, "keras_named_variables", ()):
+            load_named_vars(layer, root, spec.v3_path, path)
         if not layer.weights:
             continue
         groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
@@ -286,6 +294,7 @@ def write_layer_vars(f: h5py.Group, layer, own: str, vars_path: str) -> None:
             group.attrs["name"] = f"{type(_recurrent_of(layer)).__name__.lower()}_cell"
         for i in range(n):
             group.create_dataset(str(i), data=next(weights))
+    write_named_vars(f, layer, own)
 
 
 def _name_groups(f: h5py.Group, layer, own: str) -> None:

@@ -29,6 +29,7 @@ from .group_normalization import GroupNormalization, RMSNormalization
 from .group_query_attention import GroupedQueryAttention
 from .gru import GRU
 from .keras_ops import KerasOp
+from .lookup import IntegerLookup, StringLookup
 from .lstm import LSTM
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .multi_head_attention import MultiHeadAttention
@@ -53,6 +54,7 @@ from .reshaping_nd import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, Ze
 from .resizing import CenterCrop, Resizing
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
+from .text_vectorization import TextVectorization
 from .time_distributed import TimeDistributed
 
 # Keras 3's other names for the same classes
@@ -139,6 +141,9 @@ __all__ = [
     "LayerNormalization",
     "LeakyReLU",
     "LSTM",
+    "StringLookup",
+    "TextVectorization",
+    "IntegerLookup",
     "LSTMCell",
     "Masking",
     "Maximum",

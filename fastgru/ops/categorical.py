@@ -1,0 +1,148 @@
+"""Array functions of the preprocessing layers (``fastgru.layers.lookup``, ``text_vectorization``,
+``category_encoding``): inputs taken as strings or integers, ``adapt``'s batches, vocabulary files, and Keras's
+categorical encodings of indices (``one_hot``, ``multi_hot``, ``count``, ``tf_idf``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def string_array(x, owner: str) -> np.ndarray:
+    """``x`` as a NumPy array of ``str`` (bytes are decoded as UTF-8, as TensorFlow's strings are), or a
+    TypeError naming what was found."""
+    a = np.asarray(x)
+    if a.dtype.kind == "U":
+        return a
+    try:
+        if a.dtype.kind == "S":
+            return np.char.decode(a, "utf-8")
+        if a.dtype == object:
+            flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in a.ravel().tolist()]
+            if all(isinstance(v, str) for v in flat):
+                return np.array(flat, dtype=str).reshape(a.shape) if flat else np.zeros(a.shape, "U1")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{owner} expects UTF-8 text, received bytes that are not UTF-8 ({exc})") from None
+    raise TypeError(f"{owner} expects strings (a NumPy array of str or bytes), received dtype {a.dtype}")
+
+
+def string_input(x, expected: tuple | None, owner: str) -> np.ndarray:
+    """A model's string input (``Input(..., dtype="string")``, or a first layer taking strings) as a ``str`` array
+    of the declared rank: one axis of 1 added or taken off at the end, as Keras adjusts an input's rank (an array
+    of texts (B,) for an input declared (None, 1))."""
+    a = string_array(x, owner)
+    if expected is not None and a.ndim != len(expected):
+        if a.ndim == len(expected) - 1 and expected[-1] == 1:
+            a = a[..., None]
+        elif a.ndim == len(expected) + 1 and a.shape[-1] == 1:
+            a = a[..., 0]
+        else:
+            raise ValueError(f"{owner} expects strings of shape {tuple(expected)}, received shape {a.shape}")
+    return a
+
+
+def integer_array(x, owner: str) -> np.ndarray:
+    """``x`` as int64 (floats holding whole numbers are taken, as Keras's cast takes them), or a TypeError."""
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64, copy=False)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(np.mod(a, 1) == 0):
+        return a.astype(np.int64)
+    raise TypeError(f"{owner} expects integers, received dtype {a.dtype}"
+                    + (" holding fractions or non-finite values" if a.dtype.kind == "f" else ""))
+
+
+def batches_of(data, steps, owner: str) -> tuple[list, bool]:
+    """``adapt``'s data as ``(batches, given as one array)``: one array (a list or an array is one batch), or
+    the first ``steps`` batches of an iterable (a generator, a ``PyDataset``-like sequence of batches)."""
+    if isinstance(data, (list, tuple, np.ndarray)) or hasattr(data, "__array__"):
+        if steps is not None:
+            raise ValueError(f"{owner}.adapt(): steps applies to an iterable of batches, not to an array")
+        return [data], True
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise TypeError(f"{owner}.adapt() expects an array, a list or an iterable of batches, received "
+                        f"{type(data).__name__}")
+    out = []
+    for i, batch in enumerate(data):
+        if steps is not None and i >= steps:
+            break
+        out.append(batch[0] if isinstance(batch, tuple) else batch)  # ((x, y) batches: the inputs)
+    return out, False
+
+
+def token_list(values) -> list:
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"a vocabulary should be 1-D, received shape {values.shape}")
+        return values.tolist()
+    return list(values)
+
+
+def read_vocabulary_file(path, owner: str, kind: str) -> list:
+    """A vocabulary file given to the constructor: one token per line (Keras's ``TextFileInitializer``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"{owner}: vocabulary file {os.fspath(path)!r} cannot be read ({exc})") from None
+    while lines and lines[-1] == "":
+        lines.pop()
+    try:
+        return lines if kind == "string" else [int(v) for v in lines]
+    except ValueError:
+        raise ValueError(f"{owner}: vocabulary file {os.fspath(path)!r} should hold one integer per line") from None
+
+
+def encode(idx: np.ndarray, output_mode: str, depth: int, idf=None) -> np.ndarray:
+    """Indices ``idx`` (int64) in Keras's ``output_mode`` (``encode_categorical_inputs``): ``"int"`` as they are;
+    ``"one_hot"`` a row of ``depth`` per index (a last axis of 1 replaced by the row); ``"multi_hot"``, ``"count"``
+    and ``"tf_idf"`` one row per sample, the last axis being its tokens (a 1-D array is one sample): whether each
+    index occurs, how often, or how often times ``idf`` (depth,). Indices outside [0, depth) count nowhere, as
+    TensorFlow's bincount drops them. int64, or ``idf``'s dtype for ``"tf_idf"``."""
+    if output_mode == "int":
+        return idx
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if output_mode == "one_hot":
+        if idx.ndim > 1 and idx.shape[-1] == 1:
+            idx = idx[..., 0]
+        return (idx[..., None] == np.arange(depth)).astype(np.int64)
+    rows = idx.reshape(int(np.prod(idx.shape[:-1])), idx.shape[-1])
+    counts = np.zeros((len(rows), depth), np.int64)
+    which = np.repeat(np.arange(len(rows)), rows.shape[1])
+    cols = rows.ravel()
+    kept = (cols >= 0) & (cols < depth)
+    np.add.at(counts, (which[kept], cols[kept]), 1)
+    counts = counts.reshape(idx.shape[:-1] + (depth,))
+    if output_mode == "multi_hot":
+        return np.minimum(counts, 1)
+    if output_mode == "count":
+        return counts
+    if output_mode == "tf_idf":
+        return counts.astype(idf.dtype) * idf
+    raise ValueError(f"unknown output_mode {output_mode!r}")
+
+
+def sorted_lookup(sorted_tokens, order, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(found, index)`` of each key among the tokens whose sorted array is ``sorted_tokens`` and whose places are
+    ``order`` (``sorted_tokens = tokens[order]``): a binary search (``searchsorted``); index 0 where not found."""
+    n = 0 if sorted_tokens is None else len(sorted_tokens)
+    if not n:
+        return np.zeros(keys.shape, bool), np.zeros(keys.shape, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_tokens, keys), n - 1)
+    found = sorted_tokens[pos] == keys
+    return found, np.where(found, order[pos], 0).astype(np.int64)
+
+
+def ranked_tokens(counts: dict, dtype, limit: int | None) -> list:
+    """The tokens of ``counts`` (token -> count) by count, ties by the token, both descending (Keras's
+    ``np.lexsort((tokens, counts))[::-1]``), the first ``limit`` of them."""
+    tokens = np.array(list(counts), dtype=dtype)
+    order = np.lexsort((tokens, np.array(list(counts.values()), np.int64)))[::-1]
+    return tokens[order[:limit] if limit is not None else order].tolist()
+
+
+def inverse_document_frequency(document_counts, n_documents: int, dtype) -> np.ndarray:
+    """Keras's ``log(1 + documents / (1 + documents holding the token))``, computed in float64, then in ``dtype``."""
+    return np.log(1 + n_documents / (1 + np.asarray(document_counts, np.float64))).astype(dtype)

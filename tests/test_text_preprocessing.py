@@ -1,0 +1,298 @@
+"""Text preprocessing: ``TextVectorization``, ``StringLookup`` and ``IntegerLookup`` against Keras (every option,
+``adapt``, models read from Keras's files with their vocabulary among the archive's assets, trained, saved and read
+back by Keras), and without TensorFlow on the committed files of tests/fixtures/make_text_fixtures.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.errors import ModelFileError, UnsupportedKerasFeature
+
+FIXTURES = Path(__file__).parent / "fixtures" / "files"
+TEXTS = np.array(["The cat sat on the mat!", "A dog, a DOG; and the cat.", "Hello   world\tagain", "",
+                  "É café Über naïve", "x-ray's  test_case 3.14", "the the the"])
+DATA = np.array(["the cat and the hat", "a dog! a DOG?", "cat cat cat", "e-mail me at x@y.z", "Über über ÜBER"])
+WORDS = np.array(["red", "green", "blue", "cyan", "", "RED", "x"])
+
+
+def _same(ours, theirs):
+    theirs = np.asarray(theirs)
+    if theirs.dtype == object:  # (Keras's inverted StringLookup gives bytes)
+        theirs = np.char.decode(theirs.astype(bytes), "utf-8")
+    assert ours.shape == theirs.shape and ours.dtype.kind == theirs.dtype.kind, (ours, theirs)
+    if theirs.dtype.kind == "f":
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    else:
+        np.testing.assert_array_equal(ours, theirs)
+
+
+STRING_LOOKUPS = [
+    {}, {"mask_token": ""}, {"output_mode": "one_hot"}, {"output_mode": "multi_hot", "mask_token": ""},
+    {"output_mode": "count", "max_tokens": 8, "pad_to_max_tokens": True},
+    {"output_mode": "tf_idf", "idf_weights": [0.5, 1.5, 2.0]},
+    {"vocabulary": ["[UNK]", "red", "green", "blue"], "output_mode": "tf_idf", "idf_weights": [0.1, 0.5, 1.5, 2.0],
+     "max_tokens": 7, "pad_to_max_tokens": True},
+    {"num_oov_indices": 0, "mask_token": ""}, {"invert": True}, {"invert": True, "mask_token": ""},
+    {"oov_token": "?", "num_oov_indices": 1, "mask_token": "x"},
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", STRING_LOOKUPS, ids=[json.dumps(o)[:40] for o in STRING_LOOKUPS])
+def test_string_lookup_options_as_keras(keras, options):
+    kwargs = {"vocabulary": ["red", "green", "blue"], **options}
+    ours, theirs = fg.layers.StringLookup(**kwargs), keras.layers.StringLookup(**kwargs)
+    rng = np.random.default_rng(0)
+    if options.get("invert"):
+        x = rng.integers(-1, 7, (5, 3))
+    elif options.get("num_oov_indices") == 0:
+        x = rng.choice(np.array(["red", "green", "blue", ""]), (5, 3))
+    else:
+        x = rng.choice(WORDS, (5, 3))
+    _same(ours(x), theirs(x))
+    assert ours.get_vocabulary() == theirs.get_vocabulary()
+    assert ours.vocabulary_size() == theirs.vocabulary_size()
+    if not options.get("invert"):
+        _same(ours(x[:, 0]), theirs(x[:, 0]))  # (one axis: one sample of tokens, in the encodings)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{}, {"max_tokens": 4}, {"output_mode": "tf_idf"},
+                                     {"mask_token": "", "output_mode": "multi_hot"},
+                                     {"output_mode": "count", "max_tokens": 6, "pad_to_max_tokens": True}])
+def test_adapt_learns_keras_vocabulary(keras, options):
+    """Counts, ties broken by the token (both descending), the special tokens left out, max_tokens; a 1-D array
+    holds one token per document (TF-IDF's document counts), an iterable's 1-D batch is one document."""
+    data = np.random.default_rng(1).choice(WORDS, (20, 4))
+    for adapt_data in (data, data[:, 0], [data[:7], data[7:]], [data[:7, 0], data[7:, 1]]):
+        ours, theirs = fg.layers.StringLookup(**options), keras.layers.StringLookup(**options)
+        batches = isinstance(adapt_data, list)  # (an iterable of batches: a fresh iterator for each layer)
+        ours.adapt(iter(adapt_data) if batches else adapt_data)
+        theirs.adapt(iter(adapt_data) if batches else adapt_data)
+        assert ours.get_vocabulary() == theirs.get_vocabulary()
+        _same(ours(data), theirs(data))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{"vocabulary": [3, 5, 7]}, {"vocabulary": [3, 5, 7], "mask_token": 0},
+                                     {"vocabulary": [3, 5, 7], "num_oov_indices": 3},
+                                     {"vocabulary": [3, 5, 7], "invert": True},
+                                     {"vocabulary": [3, 5, 7], "output_mode": "multi_hot", "num_oov_indices": 2},
+                                     {"max_tokens": 5}, {"output_mode": "count"}])
+def test_integer_lookup_as_keras(keras, options):
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 12, (6, 4)) if not options.get("invert") else rng.integers(-1, 6, (4, 4))
+    ours, theirs = fg.layers.IntegerLookup(**options), keras.layers.IntegerLookup(**options)
+    if "vocabulary" not in options:
+        ours.adapt(x)
+        theirs.adapt(x)
+    assert ours.get_vocabulary() == [int(v) for v in theirs.get_vocabulary()]
+    _same(ours(x), theirs(x))
+
+
+VECTORIZATIONS = [
+    {}, {"output_sequence_length": 4}, {"max_tokens": 6, "output_sequence_length": 8}, {"standardize": "lower"},
+    {"standardize": None}, {"standardize": "strip_punctuation"}, {"split": "character", "output_sequence_length": 12},
+    {"split": None}, {"split": None, "output_sequence_length": 3}, {"ngrams": 2}, {"ngrams": (1, 3), "max_tokens": 30},
+    {"output_mode": "multi_hot"}, {"output_mode": "count", "max_tokens": 10, "pad_to_max_tokens": True},
+    {"output_mode": "tf_idf"}, {"output_mode": "tf_idf", "ngrams": 2, "max_tokens": 12, "pad_to_max_tokens": True},
+    {"split": None, "output_mode": "one_hot"},
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", VECTORIZATIONS, ids=[json.dumps(o)[:40] for o in VECTORIZATIONS])
+def test_text_vectorization_as_keras(keras, options):
+    """Standardization (ASCII lower-casing: "É" stays, as TensorFlow's), ASCII-whitespace and character splits,
+    n-grams width by width, padding or cutting to output_sequence_length, the encodings; texts (B,) and (B, 1)."""
+    ours, theirs = fg.layers.TextVectorization(**options), keras.layers.TextVectorization(**options)
+    ours.adapt(DATA)
+    theirs.adapt(DATA)
+    assert ours.get_vocabulary() == theirs.get_vocabulary()
+    for x in (TEXTS, TEXTS[:, None]):
+        _same(ours(x), theirs(x))
+    assert ours.compute_output_shape((None, 1)) == tuple(theirs.compute_output_shape((None, 1)))
+
+
+@pytest.mark.keras
+def test_a_keras_text_classifier_loads_trains_and_saves_as_keras(keras, tmp_path):
+    """An adapted TextVectorization (its vocabulary among the archive's assets) -> Embedding(mask_zero) -> GRU, as a
+    Functional and as a Sequential model: the predictions, two epochs of fit, Keras reading fastgru's file back,
+    pickle and from_keras."""
+    import tensorflow as tf
+
+    y = (np.arange(len(TEXTS)) % 2).astype("float32")[:, None]
+    keras.utils.set_random_seed(0)
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=6)
+    vectorize.adapt(TEXTS)
+    inp = keras.Input((1,), dtype="string")
+    h = keras.layers.GRU(3)(keras.layers.Embedding(20, 4, mask_zero=True)(vectorize(inp)))
+    functional = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+    sequential = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, keras.layers.Embedding(20, 4),
+                                   keras.layers.GRU(3), keras.layers.Dense(1, activation="sigmoid")])
+    for km in (functional, sequential):
+        km.save(tmp_path / "m.keras")
+        ours = fg.load_model(tmp_path / "m.keras")
+        expected = np.asarray(km(tf.constant(TEXTS[:, None])))
+        np.testing.assert_allclose(ours.predict(TEXTS), expected, rtol=1e-5, atol=1e-6)  # ((B,) texts too)
+        np.testing.assert_allclose(ours.predict(list(TEXTS), batch_size=3), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fg.from_keras(km).predict(TEXTS[:, None]), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pickle.loads(pickle.dumps(ours)).predict(TEXTS), expected, rtol=1e-5, atol=1e-6)
+        ours.save(tmp_path / "ours.keras")
+        back = keras.models.load_model(tmp_path / "ours.keras")
+        np.testing.assert_allclose(np.asarray(back(tf.constant(TEXTS[:, None]))), expected, rtol=1e-5, atol=1e-6)
+        km.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+        ours.compile(fg.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+        theirs = km.fit(tf.data.Dataset.from_tensor_slices((TEXTS[:, None], y)).batch(3), epochs=2, verbose=0)
+        mine = ours.fit(TEXTS[:, None], y, batch_size=3, epochs=2, shuffle=False, verbose=0)
+        for key in ("loss", "accuracy"):
+            np.testing.assert_allclose(mine.history[key], theirs.history[key], rtol=1e-5)
+        for a, b in zip(ours.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_idf_weights_are_read_and_written_where_keras_keeps_them(keras, tmp_path):
+    """A TF-IDF layer's weights live in the weights file under ``vars/idf_weights`` (and, for TextVectorization, its
+    ``_lookup_layer``'s too): read from Keras's file, written back where Keras's ``load_own_variables`` reads them."""
+    import tensorflow as tf
+
+    bag = keras.layers.TextVectorization(max_tokens=20, output_mode="tf_idf", ngrams=2, pad_to_max_tokens=True)
+    bag.adapt(DATA)
+    lookup = keras.layers.StringLookup(output_mode="tf_idf")
+    lookup.adapt(np.random.default_rng(3).choice(WORDS, (9, 3)))
+    words = keras.Input((3,), dtype="string")
+    km = keras.Sequential([keras.Input((1,), dtype="string"), bag, keras.layers.Dense(2)])
+    lm = keras.Model(words, keras.layers.Dense(2)(lookup(words)))
+    x_words = np.random.default_rng(4).choice(WORDS, (5, 3))
+    for model, x in ((km, TEXTS[:, None]), (lm, x_words)):
+        model.save(tmp_path / "m.keras")
+        ours = fg.load_model(tmp_path / "m.keras")
+        expected = np.asarray(model(tf.constant(x)))
+        np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
+        ours.save(tmp_path / "ours.keras")
+        np.testing.assert_allclose(np.asarray(keras.models.load_model(tmp_path / "ours.keras")(tf.constant(x))),
+                                   expected, rtol=1e-5, atol=1e-6)
+
+
+def test_committed_text_classifier_predicts_and_trains_as_keras(tmp_path):
+    """Without TensorFlow: Keras's file (an adapted vocabulary among its assets), Keras's predictions, two epochs of
+    fit (batch 4, in order) giving Keras's history and weights; saved and read back."""
+    ref = np.load(FIXTURES / "text_classifier.npz")
+    model = fg.load_model(FIXTURES / "text_classifier.keras")
+    texts = ref["texts"]
+    np.testing.assert_allclose(model.predict(texts[:, None]), ref["predictions"], rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "again.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "again.keras").predict(texts), model.predict(texts))
+    history = model.fit(texts[:, None], ref["labels"], batch_size=4, epochs=2, shuffle=False, verbose=0).history
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(history[key], ref[f"history_{key}"], rtol=1e-5)
+    for j, w in enumerate(model.get_weights()):
+        np.testing.assert_allclose(w, ref[f"w{j}"], rtol=1e-4, atol=1e-6)
+
+
+def test_committed_tf_idf_and_lookup_models_predict_as_keras():
+    ref = np.load(FIXTURES / "text_tfidf.npz")
+    model = fg.load_model(FIXTURES / "text_tfidf.keras")
+    np.testing.assert_allclose(model.predict(ref["texts"]), ref["predictions"], rtol=1e-5, atol=1e-6)
+    ref = np.load(FIXTURES / "char_lookup.npz")
+    model = fg.load_model(FIXTURES / "char_lookup.keras")
+    np.testing.assert_allclose(model.predict([ref["chars"], ref["ids"]]), ref["predictions"], rtol=1e-5, atol=1e-6)
+    lookup = next(layer for layer in model.layers if type(layer).__name__ == "StringLookup")
+    assert lookup.get_vocabulary()[:2] == ["", "[UNK]"] and lookup.vocabulary_size() > 10
+
+
+def _rewritten(path: Path, out: Path, change) -> Path:
+    """A copy of a .keras archive with ``change(members: dict)`` applied."""
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    change(members)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    out.write_bytes(buffer.getvalue())
+    return out
+
+
+def _set_vocabulary(members, value):
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "TextVectorization":
+            layer["config"]["vocabulary"] = value
+    members["config.json"] = json.dumps(config).encode()
+
+
+def test_hostile_vocabularies_are_refused(tmp_path):
+    """A config naming a file to read as the vocabulary is refused (nothing outside the model file is read); a
+    missing, damaged or not UTF-8 vocabulary asset is a ModelFileError naming it."""
+    source = FIXTURES / "text_classifier.keras"
+    asset = "assets/layers/text_vectorization/vocabulary.txt"
+    with pytest.raises(ModelFileError, match="vocabulary"):
+        fg.load_model(_rewritten(source, tmp_path / "path.keras", lambda m: _set_vocabulary(m, "/etc/passwd")))
+
+    def drop(members):
+        for name in [n for n in members if n.startswith("assets/")]:
+            del members[name]
+    with pytest.raises(ModelFileError, match="has no vocabulary"):
+        fg.load_model(_rewritten(source, tmp_path / "none.keras", drop))
+    with pytest.raises(ModelFileError, match="vocabulary.txt"):
+        fg.load_model(_rewritten(source, tmp_path / "bytes.keras", lambda m: m.update({asset: b"\n[UNK]\n\xff\xfe"})))
+    with pytest.raises(ModelFileError, match="vocabulary"):  # (more tokens than the layer may hold)
+        fg.load_model(_rewritten(source, tmp_path / "big.keras",
+                                 lambda m: m.update({asset: "\n".join(map(str, range(500))).encode()})))
+
+
+def test_inputs_and_options_are_checked_with_clear_errors():
+    model = fg.Sequential([fg.Input((1,), dtype="string"), fg.layers.TextVectorization(vocabulary=["a", "b"]),
+                           fg.layers.Embedding(4, 2)])
+    with pytest.raises(TypeError, match="expects strings"):
+        model.predict(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="expects strings of shape"):
+        model.predict(np.array([[["a", "b"], ["c", "d"]]]))
+    numeric = fg.Model(inp := fg.Input((3,)), fg.layers.Dense(1)(inp))
+    with pytest.raises(TypeError, match="dtype='string'"):
+        numeric.predict(np.array([["a", "b", "c"]]))
+    with pytest.raises(UnsupportedKerasFeature, match="sparse"):
+        fg.layers.StringLookup(vocabulary=["a"], output_mode="multi_hot", sparse=True)
+    with pytest.raises(UnsupportedKerasFeature, match="hashing"):
+        fg.layers.StringLookup(vocabulary=["a"], num_oov_indices=2)
+    with pytest.raises(UnsupportedKerasFeature, match="ragged"):
+        fg.layers.TextVectorization(output_mode="one_hot")
+    with pytest.raises(ValueError, match="repeats"):
+        fg.layers.StringLookup(vocabulary=["a", "b", "a"])
+    with pytest.raises(ValueError, match="num_oov_indices=0"):
+        fg.layers.StringLookup(vocabulary=["a"], num_oov_indices=0)(np.array(["a", "zz"]))
+    with pytest.raises(ValueError, match="Cannot adapt"):
+        fg.layers.StringLookup(vocabulary=["a"]).adapt(np.array(["b"]))
+    with pytest.raises(RuntimeError, match="needs its vocabulary"):
+        fg.layers.StringLookup(output_mode="multi_hot")(np.array([["a"]]))
+
+
+def test_vocabulary_file_adapt_from_batches_and_training_from_scratch(tmp_path):
+    """fastgru's own text model: a vocabulary file, adapt over a generator of batches, fit on strings, the
+    vocabulary kept by save (in the config, where Keras reads it too) and pickle."""
+    (tmp_path / "vocab.txt").write_text("cat\ndog\nthe\n", encoding="utf-8")
+    lookup = fg.layers.StringLookup(vocabulary=str(tmp_path / "vocab.txt"))
+    assert lookup.get_vocabulary() == ["[UNK]", "cat", "dog", "the"]
+    vectorize = fg.layers.TextVectorization(max_tokens=12, output_sequence_length=5)
+    vectorize.adapt(batch for batch in (DATA[:2], DATA[2:]))
+    fg.set_random_seed(0)
+    model = fg.Sequential([fg.Input((1,), dtype="string"), vectorize, fg.layers.Embedding(12, 4, mask_zero=True),
+                           fg.layers.GRU(3), fg.layers.Dense(1)])
+    model.compile("adam", "mse")
+    history = model.fit(DATA, np.ones((len(DATA), 1), "float32"), epochs=3, batch_size=2, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "m.keras").predict(TEXTS), model.predict(TEXTS))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(TEXTS), model.predict(TEXTS))
+    assert model.layers[0].get_config()["vocabulary"] == vectorize.get_vocabulary()
