@@ -296,3 +296,42 @@ def test_vocabulary_file_adapt_from_batches_and_training_from_scratch(tmp_path):
     np.testing.assert_array_equal(fg.load_model(tmp_path / "m.keras").predict(TEXTS), model.predict(TEXTS))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(TEXTS), model.predict(TEXTS))
     assert model.layers[0].get_config()["vocabulary"] == vectorize.get_vocabulary()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("mode", ["multi_hot", "one_hot", "count"])
+def test_category_encoding_as_keras(keras, mode):
+    """Ids (B,), (B, 1) and (B, 3), those outside [0, num_tokens) dropped as TensorFlow's bincount drops them."""
+    rng = np.random.default_rng(5)
+    ours, theirs = fg.layers.CategoryEncoding(5, output_mode=mode), keras.layers.CategoryEncoding(5, output_mode=mode)
+    for x in (rng.integers(0, 7, (6,)), rng.integers(0, 5, (6, 1)), rng.integers(0, 7, (6, 3))):
+        _same(ours(x), theirs(x))
+        assert ours.compute_output_shape(x.shape) == tuple(theirs.compute_output_shape(x.shape))
+    with pytest.raises(ValueError, match="non-negative"):
+        ours(np.array([[1, -1]]))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("mode", ["int", "one_hot", "multi_hot", "count"])
+def test_discretization_as_keras(keras, mode, tmp_path):
+    """Given boundaries (a value on a boundary goes up, as TensorFlow's Bucketize), and ``adapt`` with ``num_bins``
+    over an array and over batches (Keras's approximate quantiles); Keras's adapted config read back."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    x[0, :2] = [0.0, 1.0]
+    ours = fg.layers.Discretization(bin_boundaries=[0.0, 1.0, 2.0], output_mode=mode)
+    theirs = keras.layers.Discretization(bin_boundaries=[0.0, 1.0, 2.0], output_mode=mode)
+    _same(ours(x if mode != "one_hot" else x[:, 0]), theirs(x if mode != "one_hot" else x[:, 0]))
+    data = rng.normal(size=(300, 2)) * 3
+    for epsilon, source in ((0.01, data), (0.1, data), (0.01, [data[:100], data[100:]])):
+        ours = fg.layers.Discretization(num_bins=5, epsilon=epsilon, output_mode=mode)
+        theirs = keras.layers.Discretization(num_bins=5, epsilon=epsilon, output_mode=mode)
+        ours.adapt(iter(source) if isinstance(source, list) else source)
+        theirs.adapt(iter(source) if isinstance(source, list) else source)
+        np.testing.assert_allclose(ours.bin_boundaries, theirs.bin_boundaries, rtol=1e-6)
+        _same(ours(x), theirs(x)) if mode != "one_hot" else _same(ours(x[:, 0]), theirs(x[:, 0]))
+    model = keras.Sequential([keras.Input((3,)), theirs, keras.layers.Dense(2)]) if mode != "int" else \
+        keras.Sequential([keras.Input((3,)), theirs, keras.layers.Embedding(6, 2), keras.layers.Flatten()])
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(x), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)

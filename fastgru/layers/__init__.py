@@ -12,6 +12,7 @@ from .augmentation import (
 )
 from .base import Layer
 from .bidirectional import Bidirectional
+from .category_encoding import CategoryEncoding, Discretization
 from .conv import Conv1D
 from .conv2d import Conv2D
 from .conv2d_depthwise import DepthwiseConv2D, SeparableConv2D
@@ -142,6 +143,8 @@ __all__ = [
     "LeakyReLU",
     "LSTM",
     "StringLookup",
+    "CategoryEncoding",
+    "Discretization",
     "TextVectorization",
     "IntegerLookup",
     "LSTMCell",

@@ -146,3 +146,37 @@ def ranked_tokens(counts: dict, dtype, limit: int | None) -> list:
 def inverse_document_frequency(document_counts, n_documents: int, dtype) -> np.ndarray:
     """Keras's ``log(1 + documents / (1 + documents holding the token))``, computed in float64, then in ``dtype``."""
     return np.log(1 + n_documents / (1 + np.asarray(document_counts, np.float64))).astype(dtype)
+
+
+def quantile_summary(values: np.ndarray, epsilon: float) -> np.ndarray:
+    """Keras's ``Discretization`` summary of a batch: (2, n) sorted values taken every ``len / (1 / epsilon)``
+    places (every one when fewer), each with that step as its weight."""
+    values = np.sort(np.reshape(values, [-1]))
+    step = max(np.size(values) / (1.0 / epsilon), 1)
+    kept = values[int(step - 1)::int(step)]
+    return np.stack([kept, np.ones_like(kept) * step])
+
+
+def merge_summaries(new: np.ndarray, old: np.ndarray, epsilon: float) -> np.ndarray:
+    """Two summaries merged by value (Keras's order: the new batch's first, NumPy's default sort), compressed."""
+    merged = np.concatenate((new, old), axis=1)
+    return compress_summary(np.take(merged, np.argsort(merged[0]), axis=1), epsilon)
+
+
+def compress_summary(summary: np.ndarray, epsilon: float) -> np.ndarray:
+    """A summary brought to ``1 / epsilon`` points by interpolating its cumulative weights (kept as it is when it
+    is that small already), float32, as Keras compresses it."""
+    if summary.shape[1] * epsilon < 1:
+        return summary
+    percents = epsilon + np.arange(0.0, 1.0, epsilon)
+    cumulative = summary[1].cumsum()
+    fractions = cumulative / cumulative[-1]
+    points = np.interp(percents, fractions, summary[0])
+    cumulative = np.interp(percents, fractions, cumulative)
+    weights = cumulative - np.concatenate((np.array([0]), cumulative[:-1]))
+    return np.stack((points, weights)).astype("float32")
+
+
+def bin_boundaries(summary: np.ndarray, num_bins: int) -> np.ndarray:
+    """The ``num_bins - 1`` inner boundaries of a summary's ``num_bins`` equal-weight bins."""
+    return compress_summary(summary, 1.0 / num_bins)[0, :-1]
