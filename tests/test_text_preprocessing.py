@@ -335,3 +335,36 @@ def test_discretization_as_keras(keras, mode, tmp_path):
     model.save(tmp_path / "m.keras")
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(x), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_text_models_load_as_tf_keras_computes(tmp_path):
+    """tf_keras's ``.keras`` files: its TextVectorization's config names the tokens' dtype ("string") and its
+    adapted vocabulary lies among the archive's assets; a vocabulary given in the config works too. (tf_keras cannot
+    write such a model to ``.h5``.)"""
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    adapted = tf_keras.layers.TextVectorization(max_tokens=12, output_sequence_length=5)
+    adapted.adapt(DATA)
+    given = tf_keras.layers.TextVectorization(vocabulary=["the", "cat", "dog", "a"], output_mode="count")
+    for vectorize, head in ((adapted, lambda t: tf_keras.layers.GRU(3)(tf_keras.layers.Embedding(12, 4)(t))),
+                            (given, lambda t: t)):
+        inp = tf_keras.Input((1,), dtype=tf.string)
+        model = tf_keras.Model(inp, tf_keras.layers.Dense(2)(head(vectorize(inp))))
+        model.save(tmp_path / "m.keras")
+        expected = model.predict(tf.constant(TEXTS[:, None]), verbose=0)
+        np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(TEXTS), expected, rtol=1e-5,
+                                   atol=1e-6)
+
+
+@pytest.mark.keras
+def test_a_keras_h5_without_the_adapted_vocabulary_is_refused(keras, tmp_path):
+    """Keras's ``.h5`` keeps no adapted vocabulary (its own load then fails at the first call): a ModelFileError
+    naming the layer, not a model that maps every token to the OOV index."""
+    vectorize = keras.layers.TextVectorization(max_tokens=12, output_sequence_length=5)
+    vectorize.adapt(DATA)
+    inp = keras.Input((1,), dtype="string")
+    keras.Model(inp, keras.layers.Dense(1)(keras.layers.Embedding(12, 2)(vectorize(inp)))).save(tmp_path / "m.h5")
+    with pytest.raises(ModelFileError, match="text_vectorization.*has no vocabulary.*save the model as .keras"):
+        fg.load_model(tmp_path / "m.h5")

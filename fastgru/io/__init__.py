@@ -136,6 +136,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         else:
             model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
             legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
+        keras_assets.refuse_missing_vocabulary(model.layers, path)
         training_config, saved_state = None, None
         if compile:
             try:

@@ -6,8 +6,6 @@ variables where Keras reads them (a ``TextVectorization``'s also under its ``_lo
 
 from __future__ import annotations
 
-import warnings
-
 import h5py
 import numpy as np
 
@@ -41,14 +39,15 @@ def load_assets(archive, layers, specs, path) -> None:
             raise ModelFileError(path, f"{name}: not a vocabulary layer {layer.name!r} can take ({exc})") from None
 
 
-def warn_missing_vocabulary(layers, path) -> None:
-    """A model file without assets (``.h5``) cannot hold an adapted vocabulary that its config leaves out: the
-    layer would map every token to the OOV index, as Keras's own load of that file does. Said, not hidden."""
+def refuse_missing_vocabulary(layers, path) -> None:
+    """A model file without assets (``.h5``) cannot hold an adapted vocabulary that its config leaves out: every token
+    would map to the OOV index (Keras's own load of such a file fails at its first call, "Table not initialized").
+    Refused, naming the layer."""
     for layer in layers:
         if getattr(layer, "needs_vocabulary", lambda: False)():
-            warnings.warn(f"{path}: layer {layer.name!r} ({type(layer).__name__}) has no vocabulary in this file "
-                          "(Keras's .h5 format does not save an adapted vocabulary): every token maps to the OOV "
-                          "index, as in Keras; save the model as .keras", stacklevel=3)
+            raise ModelFileError(path, f"layer {layer.name!r} ({type(layer).__name__}) has no vocabulary in this file "
+                                       "(Keras's .h5 format does not save an adapted vocabulary, and Keras cannot run "
+                                       "the model it loads from it either): save the model as .keras")
 
 
 def load_named_vars(layer, root: h5py.Group, vars_path: str, path) -> None:

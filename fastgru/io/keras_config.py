@@ -374,8 +374,10 @@ def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, p
     against the class's ``parameter_constraints`` (a malformed value is the file's fault), fixed and
     training-only options as its ``KerasContract`` declares, anything else refused by name."""
     contract, constraints = cls.keras, cls.parameter_constraints
-    kwargs = {"name": name, "trainable": _trainable(spec.config, label, path),
-              "dtype": _dtype(spec.config.get("dtype"), label, path)}
+    dtype = spec.config.get("dtype")
+    if getattr(cls, "token_dtypes", False) and dtype in ("string", "int32", "int64"):
+        dtype = None  # (tf_keras's text and lookup layers name their tokens' dtype: the outputs' float is float32)
+    kwargs = {"name": name, "trainable": _trainable(spec.config, label, path), "dtype": _dtype(dtype, label, path)}
     ignored = []
     for key, value in spec.config.items():
         if key in constraints:

@@ -33,6 +33,7 @@ class CategoryEncoding(Layer):
                              "sparse": [Boolean()]}
     contract_example = {"kwargs": {"num_tokens": 6}, "inputs": [(3,)], "tokens": 6}
     input_feature_axes = 0
+    token_dtypes = True  # (a tf_keras config's dtype names the tokens': io.keras_config)
 
     def __init__(self, num_tokens=None, output_mode: str = "multi_hot", sparse: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -51,6 +51,7 @@ class IndexLookup(Layer):
     """What StringLookup and IntegerLookup share (Keras's ``IndexLookup``); see the module docstring."""
 
     vocabulary_kind = "string"
+    token_dtypes = True  # (a tf_keras config's dtype names the tokens': io.keras_config)
     input_feature_axes = 0  # (token ids: any shape)
     _default_oov = "[UNK]"
 

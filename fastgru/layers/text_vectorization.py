@@ -62,6 +62,7 @@ class TextVectorization(Layer):
                         "inputs": [(1,)], "strings": ["The cat sat.", "the dog", "", "Cat, cat!"]}
     input_feature_axes = 0
     takes_strings = True
+    token_dtypes = True  # (a tf_keras config's dtype names the tokens': io.keras_config)
 
     def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
                  output_mode: str = "int", output_sequence_length=None, pad_to_max_tokens: bool = False,
