@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
     p.add_argument("input", metavar="INPUT",
                    help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
-                        ".csv with one sequence per row (timesteps*features values, time-major)")
+                        ".csv with one sequence per row (timesteps*features values, time-major); "
+                        ".txt with one text per line, or a .npy/.npz of strings, for a model that takes text")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="where to write the predictions, by suffix: .npy, .npz (array 'predictions') or .csv")
     p.add_argument("--batch-size", type=_positive_int, default=None,

@@ -31,7 +31,13 @@ def read_input(path: str | Path, *, key: str | None = None, timesteps: int | Non
         return _read_npz(path, key)
     if suffix == ".csv":
         return _read_csv(path, timesteps, model_shape)
-    raise CLIError(f"unsupported input type {suffix or '(no suffix)'} for {path}: expected .npy, .npz or .csv")
+    if suffix == ".txt":  # (a text model: one text per line)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CLIError(f"{path}: not a UTF-8 text file ({exc})") from None
+        return np.array(lines, dtype=str) if lines else np.zeros(0, "U1")
+    raise CLIError(f"unsupported input type {suffix or '(no suffix)'} for {path}: expected .npy, .npz, .csv or .txt")
 
 
 #: the longest .npy header read (NumPy's own default limit for files it does not trust)
@@ -120,6 +126,10 @@ def check_shape(x: np.ndarray, model_shape: tuple | None, source: str) -> None:
 
     The time axis may differ from the model's (recurrent layers take any length, as in ``predict``).
     """
+    if x.dtype.kind in "US":  # (texts, for a model whose input is strings: predict checks and shapes them)
+        if x.ndim == 0 or len(x) == 0:
+            raise CLIError(f"{source} holds no texts (shape {x.shape})")
+        return
     if x.dtype == object or x.dtype.kind not in "fiub":
         raise CLIError(f"{source}: expected a numeric array, found dtype {x.dtype}")
     if model_shape is not None:

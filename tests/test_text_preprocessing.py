@@ -368,3 +368,23 @@ def test_a_keras_h5_without_the_adapted_vocabulary_is_refused(keras, tmp_path):
     keras.Model(inp, keras.layers.Dense(1)(keras.layers.Embedding(12, 2)(vectorize(inp)))).save(tmp_path / "m.h5")
     with pytest.raises(ModelFileError, match="text_vectorization.*has no vocabulary.*save the model as .keras"):
         fg.load_model(tmp_path / "m.h5")
+
+
+def test_fastgru_predict_reads_texts(tmp_path, capsys):
+    """``fastgru predict`` on a text model: a .txt of one text per line, or a .npy of strings; Keras's numbers."""
+    from fastgru.cli import main
+
+    ref = np.load(FIXTURES / "text_classifier.npz")
+    texts = ref["texts"][:6]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    np.save(tmp_path / "in.npy", texts)
+    for source in ("in.txt", "in.npy"):
+        assert main(["predict", str(FIXTURES / "text_classifier.keras"), str(tmp_path / source), "-o",
+                     str(tmp_path / "out.npy"), "-q"]) == 0
+        np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ref["predictions"][:6], rtol=1e-5, atol=1e-6)
+    assert main(["predict", str(FIXTURES / "text_tfidf.keras"), str(tmp_path / "in.npy"), "-o",
+                 str(tmp_path / "x.npy"), "-q"]) == 0
+    np.save(tmp_path / "numbers.npy", np.zeros((2, 1)))
+    assert main(["predict", str(FIXTURES / "text_classifier.keras"), str(tmp_path / "numbers.npy"), "-o",
+                 str(tmp_path / "bad.npy"), "-q"]) != 0
+    assert "expects strings" in capsys.readouterr().err
