@@ -28,7 +28,6 @@ from ..ops.categorical import (
     inverse_document_frequency,
     ranked_tokens,
     read_vocabulary_file,
-    sorted_lookup,
     string_array,
     token_list,
 )
@@ -81,8 +80,8 @@ class IndexLookup(Layer):
         self._frozen_size = options["vocabulary_size"]
         self._has_input_vocabulary = (vocabulary is not None) if has_input_vocabulary is None \
             else bool(has_input_vocabulary)
-        self._tokens = self._sorted = self._order = None  # the vocabulary without its special tokens, in index
-        # order; the same sorted, and the index of each sorted token
+        self._tokens = None  # the vocabulary without its special tokens, in index order
+        self._index = {} if self.mask_token is None else {self.mask_token: 0 if self.output_mode == "int" else _DROPPED}
         self._idf = None  # (tf_idf) one weight per output column
         if self.output_mode == "tf_idf" and self._has_input_vocabulary and idf_weights is None:
             raise ValueError(f"{owner}: with `vocabulary`, output_mode 'tf_idf' needs `idf_weights` too")
@@ -177,8 +176,9 @@ class IndexLookup(Layer):
     def _set_tokens(self, tokens: list, idf) -> None:
         dtype = str if self.vocabulary_kind == "string" else np.int64
         self._tokens = np.array(tokens, dtype=dtype) if tokens else np.zeros(0, dtype)
-        self._order = np.argsort(self._tokens, kind="stable")
-        self._sorted = self._tokens[self._order]
+        self._index = dict(zip(tokens, range(self._token_start(), self._token_start() + len(tokens))))
+        if self.mask_token is not None:  # (never a token: set_vocabulary refuses it)
+            self._index[self.mask_token] = 0 if self.output_mode == "int" else _DROPPED
         if idf is not None:
             self._idf = np.asarray(idf, self.dtype)
         size = self.vocabulary_size()
@@ -240,21 +240,20 @@ class IndexLookup(Layer):
             return integer_array(x, self._owner)
         return string_array(x, self._owner) if self.vocabulary_kind == "string" else integer_array(x, self._owner)
 
-    def lookup(self, keys: np.ndarray) -> np.ndarray:
-        """Indices (int64) of ``keys`` (tokens), Keras's ``_lookup_dense``."""
-        found, idx = sorted_lookup(self._sorted, self._order, keys)
-        idx += self._token_start()
+    def lookup(self, keys) -> np.ndarray:
+        """Indices (int64) of ``keys`` (tokens: an array, or a flat list), Keras's ``_lookup_dense``: a dictionary
+        of the vocabulary, the mask token to 0 (``"int"`` mode; else to an index no encoding counts)."""
+        shape = np.shape(keys) if isinstance(keys, np.ndarray) else (len(keys),)
+        flat = keys.ravel().tolist() if isinstance(keys, np.ndarray) else keys
+        get = self._index.get
+        out = np.fromiter((get(k, -1) for k in flat), np.int64, len(flat)).reshape(shape)
+        missing = out == -1
         if self.num_oov_indices == 1:
-            default = self._oov_start()
+            out[missing] = self._oov_start()
         elif self.num_oov_indices > 1:  # (integers: Keras's floormod buckets)
-            default = np.mod(keys, self.num_oov_indices) + self._oov_start()
-        else:
-            default = -1
-        out = np.where(found, idx, default).astype(np.int64)
-        if self.mask_token is not None:
-            out[keys == self.mask_token] = 0 if self.output_mode == "int" else _DROPPED
-        if self.num_oov_indices == 0 and np.any(out == -1):
-            shown = np.unique(keys[out == -1])[:10].tolist()
+            out[missing] = np.mod(np.asarray(keys)[missing], self.num_oov_indices) + self._oov_start()
+        elif missing.any():
+            shown = np.unique(np.asarray(keys)[missing])[:10].tolist()
             raise ValueError(f"{self._owner}: with num_oov_indices=0 all inputs should be in the vocabulary, found "
                              f"out-of-vocabulary values {shown}; consider num_oov_indices=1")
         return out

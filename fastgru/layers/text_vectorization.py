@@ -29,7 +29,6 @@ from .lookup_options import OUTPUT_MODES, TokenList
 from .registry import NONE, Anything, Boolean, Integer, KerasContract, StrOptions, register_layer, validate_params
 
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')  # (Keras's DEFAULT_STRIP_REGEX)
-_WHITESPACE = re.compile("[ \t\n\x0b\x0c\r]+")  # (TensorFlow's string split: ASCII whitespace)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 
@@ -157,8 +156,8 @@ class TextVectorization(Layer):
         flat = strings.reshape(-1)
         if callable(self.split):
             rows = [list(map(str, row)) for row in self.split(flat)]
-        elif self.split == "whitespace":
-            rows = [[t for t in _WHITESPACE.split(s) if t] for s in flat.tolist()]
+        elif self.split == "whitespace":  # (bytes split at ASCII whitespace only, as TensorFlow's)
+            rows = [[t.decode("utf-8") for t in s.encode("utf-8").split()] for s in flat.tolist()]
         else:
             rows = [list(s) for s in flat.tolist()]
         if self.ngrams is not None:
@@ -176,7 +175,7 @@ class TextVectorization(Layer):
             idx = lookup.encode(lookup.lookup(tokens))
             return idx if self.output_mode != "int" else self._fitted(idx)
         lengths = np.array([len(row) for row in tokens], np.int64)
-        flat = np.array([t for row in tokens for t in row], dtype=str) if lengths.sum() else np.zeros(0, "U1")
+        flat = [t for row in tokens for t in row]
         width = int(lengths.max(initial=0))
         padded = np.full((len(tokens), width), -1 if self.output_mode != "int" else 0, np.int64)
         padded[np.arange(width) < lengths[:, None]] = lookup.lookup(flat)

@@ -124,17 +124,6 @@ def encode(idx: np.ndarray, output_mode: str, depth: int, idf=None) -> np.ndarra
     raise ValueError(f"unknown output_mode {output_mode!r}")
 
 
-def sorted_lookup(sorted_tokens, order, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(found, index)`` of each key among the tokens whose sorted array is ``sorted_tokens`` and whose places are
-    ``order`` (``sorted_tokens = tokens[order]``): a binary search (``searchsorted``); index 0 where not found."""
-    n = 0 if sorted_tokens is None else len(sorted_tokens)
-    if not n:
-        return np.zeros(keys.shape, bool), np.zeros(keys.shape, np.int64)
-    pos = np.minimum(np.searchsorted(sorted_tokens, keys), n - 1)
-    found = sorted_tokens[pos] == keys
-    return found, np.where(found, order[pos], 0).astype(np.int64)
-
-
 def ranked_tokens(counts: dict, dtype, limit: int | None) -> list:
     """The tokens of ``counts`` (token -> count) by count, ties by the token, both descending (Keras's
     ``np.lexsort((tokens, counts))[::-1]``), the first ``limit`` of them."""
