@@ -36,7 +36,9 @@ def read_input(path: str | Path, *, key: str | None = None, timesteps: int | Non
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise CLIError(f"{path}: not a UTF-8 text file ({exc})") from None
-        return np.array(lines, dtype=str) if lines else np.zeros(0, "U1")
+        out = np.empty(len(lines), dtype=object)
+        out[:] = lines
+        return out
     raise CLIError(f"unsupported input type {suffix or '(no suffix)'} for {path}: expected .npy, .npz, .csv or .txt")
 
 
@@ -126,7 +128,7 @@ def check_shape(x: np.ndarray, model_shape: tuple | None, source: str) -> None:
 
     The time axis may differ from the model's (recurrent layers take any length, as in ``predict``).
     """
-    if x.dtype.kind in "US":  # (texts, for a model whose input is strings: predict checks and shapes them)
+    if x.dtype.kind in "USO":  # (texts, for a model whose input is strings: predict checks and shapes them)
         if x.ndim == 0 or len(x) == 0:
             raise CLIError(f"{source} holds no texts (shape {x.shape})")
         return

@@ -275,8 +275,8 @@ class Model(KerasModelAPI, WrapperTrainable):
                 except ValueError as exc:  # (ragged lists; a symbolic tensor says what it is itself)
                     what = exc if getattr(a, "_fg_symbolic", False) else f"not a rectangular array ({exc})"
                     raise ValueError(f"Model {self.name!r} input {name!r}: {what}") from None
-            if a.dtype.kind != "U" and (a.dtype == object or a.dtype.kind not in "fiub") or (
-                    a.dtype.kind == "U" and getattr(t.layer, "input_dtype", None) != "string"):
+            strings = getattr(t.layer, "input_dtype", None) == "string"
+            if not strings and (a.dtype == object or a.dtype.kind not in "fiub"):
                 raise TypeError(f"Model {self.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}"
                                 + (" (an input of strings is declared with Input(..., dtype='string'))"
                                    if a.dtype.kind in "USO" else ""))

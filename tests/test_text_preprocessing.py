@@ -25,8 +25,9 @@ WORDS = np.array(["red", "green", "blue", "cyan", "", "RED", "x"])
 
 def _same(ours, theirs):
     theirs = np.asarray(theirs)
-    if theirs.dtype == object:  # (Keras's inverted StringLookup gives bytes)
-        theirs = np.char.decode(theirs.astype(bytes), "utf-8")
+    if theirs.dtype == object:  # (Keras's inverted StringLookup gives bytes; fastgru's strings are Python str)
+        theirs = np.array([v.decode("utf-8") for v in theirs.ravel()], dtype=object).reshape(theirs.shape)
+        assert ours.dtype == object and all(isinstance(v, str) for v in ours.ravel())
     assert ours.shape == theirs.shape and ours.dtype.kind == theirs.dtype.kind, (ours, theirs)
     if theirs.dtype.kind == "f":
         assert ours.dtype == theirs.dtype
@@ -388,3 +389,21 @@ def test_fastgru_predict_reads_texts(tmp_path, capsys):
     assert main(["predict", str(FIXTURES / "text_classifier.keras"), str(tmp_path / "numbers.npy"), "-o",
                  str(tmp_path / "bad.npy"), "-q"]) != 0
     assert "expects strings" in capsys.readouterr().err
+
+
+@pytest.mark.keras
+def test_nul_characters_are_kept_as_tensorflow_keeps_them(keras):
+    """Texts ending in NUL characters: a fixed-width NumPy "U" array drops them ("a\x00" became "a", "\x00" the
+    mask token); fastgru keeps its strings as Python objects, so they are other tokens, as in TensorFlow."""
+    import tensorflow as tf
+
+    texts = ["a\x00", "a", "\x00", "x\x00\x00", "b\x00c"]
+    for options in ({"split": None}, {}):
+        ours = fg.layers.TextVectorization(vocabulary=["a", "b", "x"], **options)
+        theirs = keras.layers.TextVectorization(vocabulary=["a", "b", "x"], **options)
+        _same(ours(texts), theirs(tf.constant(texts)))
+    ours, theirs = fg.layers.StringLookup(), keras.layers.StringLookup()
+    ours.adapt(texts)
+    theirs.adapt(tf.constant(texts))
+    assert ours.vocabulary_size() == theirs.vocabulary_size() == 6
+    _same(ours(texts), theirs(tf.constant(texts)))

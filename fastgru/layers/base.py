@@ -458,8 +458,8 @@ class Layer:
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
-        x = np.asarray(x)
-        self.ensure_built(x.shape)
+        x = x if getattr(self, "takes_strings", False) else np.asarray(x)  # (strings: kept whole, as objects)
+        self.ensure_built(np.shape(x))
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
             return self.call(x, mask=mask, training=training, **kwargs)
 

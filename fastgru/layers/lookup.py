@@ -26,6 +26,7 @@ from ..ops.categorical import (
     encode,
     integer_array,
     inverse_document_frequency,
+    object_array,
     ranked_tokens,
     read_vocabulary_file,
     string_array,
@@ -174,8 +175,8 @@ class IndexLookup(Layer):
         return [int(v) for v in values]
 
     def _set_tokens(self, tokens: list, idf) -> None:
-        dtype = str if self.vocabulary_kind == "string" else np.int64
-        self._tokens = np.array(tokens, dtype=dtype) if tokens else np.zeros(0, dtype)
+        self._tokens = object_array(tokens, (len(tokens),)) if self.vocabulary_kind == "string" \
+            else np.array(tokens, dtype=np.int64).reshape(-1)
         self._index = dict(zip(tokens, range(self._token_start(), self._token_start() + len(tokens))))
         if self.mask_token is not None:  # (never a token: set_vocabulary refuses it)
             self._index[self.mask_token] = 0 if self.output_mode == "int" else _DROPPED
@@ -225,7 +226,7 @@ class IndexLookup(Layer):
             self._frozen_size = self.vocabulary_size() if self.output_mode != "int" else self._frozen_size
             return
         limit = self.max_tokens - self._token_start() if self.max_tokens else None
-        kept = ranked_tokens(counts, str if self.vocabulary_kind == "string" else np.int64, limit)
+        kept = ranked_tokens(counts, limit)
         idf = None
         if self.output_mode == "tf_idf":
             frequency = inverse_document_frequency([documents[t] for t in kept], n_documents, self.dtype)
@@ -268,8 +269,9 @@ class IndexLookup(Layer):
         return self.encode(self.lookup(keys))
 
     def _tokens_of(self, idx: np.ndarray) -> np.ndarray:
-        kind = str if self.vocabulary_kind == "string" else np.int64
-        vocabulary = np.array(self.get_vocabulary() + [self.oov_token], dtype=kind)  # (the OOV token last: the default)
+        kind = object if self.vocabulary_kind == "string" else np.int64
+        values = self.get_vocabulary() + [self.oov_token]  # (the OOV token last: the default)
+        vocabulary = object_array(values, (len(values),)) if kind is object else np.array(values, kind)
         start = self._token_start()
         known = (idx >= start) & (idx < len(vocabulary) - 1)
         out = vocabulary[np.where(known, idx, len(vocabulary) - 1)]

@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..ops.categorical import batches_of, string_array
+from ..ops.categorical import batches_of, object_array, string_array
 from .base import Layer
 from .lookup import StringLookup
 from .lookup_options import OUTPUT_MODES, TokenList
@@ -35,8 +35,8 @@ _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 
 def _callable_or(options):
     class _Option(StrOptions):
-        def accepts(self, value) -> bool:
-            return callable(value) or super().accepts(value)
+        def accepts(self, value) -> bool:  # (a dict: a file's serialized function, refused by name in __init__)
+            return callable(value) or isinstance(value, dict) or super().accepts(value)
 
         def __str__(self) -> str:
             return super().__str__() + " or a callable"
@@ -138,7 +138,7 @@ class TextVectorization(Layer):
             flat = [s.translate(_ASCII_LOWER) for s in flat]
         if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
             flat = [_PUNCTUATION.sub("", s) for s in flat]
-        return np.array(flat, dtype=str).reshape(strings.shape) if flat else strings
+        return object_array(flat, strings.shape)
 
     def _tokens(self, strings: np.ndarray):
         """Tokens: an array of strings the shape of the input when ``split`` is None, else one list per string

@@ -10,21 +10,26 @@ import numpy as np
 
 
 def string_array(x, owner: str) -> np.ndarray:
-    """``x`` as a NumPy array of ``str`` (bytes are decoded as UTF-8, as TensorFlow's strings are), or a
+    """``x`` as a NumPy array of Python ``str`` (dtype object: a fixed-width ``"U"`` array would drop trailing NUL
+    characters, which TensorFlow's strings keep; bytes are decoded as UTF-8, as TensorFlow's strings are), or a
     TypeError naming what was found."""
-    a = np.asarray(x)
-    if a.dtype.kind == "U":
-        return a
-    try:
-        if a.dtype.kind == "S":
-            return np.char.decode(a, "utf-8")
-        if a.dtype == object:
+    a = x if isinstance(x, np.ndarray) else np.asarray(x, dtype=object)
+    if a.dtype.kind in "USO":
+        try:
             flat = [v.decode("utf-8") if isinstance(v, bytes) else v for v in a.ravel().tolist()]
-            if all(isinstance(v, str) for v in flat):
-                return np.array(flat, dtype=str).reshape(a.shape) if flat else np.zeros(a.shape, "U1")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{owner} expects UTF-8 text, received bytes that are not UTF-8 ({exc})") from None
-    raise TypeError(f"{owner} expects strings (a NumPy array of str or bytes), received dtype {a.dtype}")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{owner} expects UTF-8 text, received bytes that are not UTF-8 ({exc})") from None
+        if all(isinstance(v, str) for v in flat):
+            return object_array(flat, a.shape)
+    raise TypeError(f"{owner} expects strings (a NumPy array of str or bytes), received dtype {a.dtype}"
+                    + (" holding other objects" if a.dtype == object else ""))
+
+
+def object_array(values: list, shape: tuple) -> np.ndarray:
+    """Python objects (strings) in an array of ``shape``, each kept as it is."""
+    out = np.empty(shape, dtype=object)
+    out.reshape(-1)[:] = values
+    return out
 
 
 def string_input(x, expected: tuple | None, owner: str) -> np.ndarray:
@@ -124,12 +129,12 @@ def encode(idx: np.ndarray, output_mode: str, depth: int, idf=None) -> np.ndarra
     raise ValueError(f"unknown output_mode {output_mode!r}")
 
 
-def ranked_tokens(counts: dict, dtype, limit: int | None) -> list:
+def ranked_tokens(counts: dict, limit: int | None) -> list:
     """The tokens of ``counts`` (token -> count) by count, ties by the token, both descending (Keras's
-    ``np.lexsort((tokens, counts))[::-1]``), the first ``limit`` of them."""
-    tokens = np.array(list(counts), dtype=dtype)
-    order = np.lexsort((tokens, np.array(list(counts.values()), np.int64)))[::-1]
-    return tokens[order[:limit] if limit is not None else order].tolist()
+    ``np.lexsort((tokens, counts))[::-1]``; strings compare by code point, as their UTF-8 bytes do), the first
+    ``limit`` of them."""
+    ranked = [token for token, _ in sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+    return ranked[:limit] if limit is not None else ranked
 
 
 def inverse_document_frequency(document_counts, n_documents: int, dtype) -> np.ndarray:
