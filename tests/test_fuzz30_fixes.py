@@ -165,3 +165,33 @@ def test_mixed_float16_optimizer_state_is_restored(keras, tmp_path):
     theirs = {v.path: np.asarray(v) for v in inner.variables}
     momentum = [np.asarray(v) for p, v in theirs.items() if "momentum" in p]
     np.testing.assert_allclose(ours.optimizer._slots[0]["momentum"], momentum[0], rtol=1e-6)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd_momentum"])
+def test_tf_keras_keras_files_resume_with_their_optimizer_state(optimizer, tmp_path):
+    """A tf_keras ``.keras`` file keeps its optimizer's step count and slots without a learning-rate variable:
+    fastgru dropped the state with a warning ("13 optimizer arrays; Adam ... has 14") and resumed from step 0. Now it
+    resumes as tf_keras's own ``load_model`` does: the same losses and weights."""
+    tf_keras = pytest.importorskip("tf_keras")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30, size=(48, 10))
+    y = rng.integers(0, 2, size=(48, 1)).astype("float32")
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((10,), dtype="int64")
+    h = tf_keras.layers.GRU(5)(tf_keras.layers.Embedding(30, 6)(inp))
+    km = tf_keras.Model(inp, tf_keras.layers.Dense(1, activation="sigmoid")(h))
+    opt = tf_keras.optimizers.SGD(0.05, momentum=0.9) if optimizer == "sgd_momentum" else optimizer
+    km.compile(opt, "binary_crossentropy")
+    km.fit(ids, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    km.save(tmp_path / "m.keras")
+    theirs = tf_keras.models.load_model(tmp_path / "m.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "state is not restored" warning)
+        ours = fg.load_model(tmp_path / "m.keras")
+    assert ours.optimizer.iterations == int(theirs.optimizer.iterations) == 3
+    expected = theirs.fit(ids, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    got = ours.fit(ids, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -120,7 +120,8 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         if compile:
             restore_compile(model, config.get("compile_config"), path, version)
             with guard(path), open_h5(path, weights) as f:  # the optimizer's state, where Keras saved it
-                optimizer_state.restore(model, optimizer_state.read_vars(f), path)
+                optimizer_state.restore(model, optimizer_state.read_vars(f), path,
+                                        keras2=keras_config.keras_major(version) < 3)
         return model
     with guard(path), open_h5(path) as f:
         config = read_json_attr(f, "model_config", path)

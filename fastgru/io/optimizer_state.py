@@ -60,8 +60,10 @@ def _malformed(h5) -> None:
     return None
 
 
-def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
-    """Give ``model``'s compiled optimizer the state Keras saved (see the module docstring); True when done."""
+def restore(model, arrays: list[np.ndarray] | None, path, keras2: bool = False) -> bool:
+    """Give ``model``'s compiled optimizer the state Keras saved (see the module docstring); True when done.
+    ``keras2``: a tf_keras ``.keras`` file, whose optimizer keeps no learning-rate variable (its step count, then the
+    slots in Keras 3's order; the rate is the configured one)."""
     compiled = getattr(model, "_compiled", None)
     if not arrays or compiled is None:
         return False
@@ -70,14 +72,14 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
     variables = model.trainable_weights
     scheduled = getattr(optimizer, "_schedule", None) is not None
-    if len(arrays) < (1 if scheduled else 2):  # (the step count; the rate too where no schedule sets it)
+    if len(arrays) < (1 if scheduled or keras2 else 2):  # (the step count; the rate too where no schedule sets it)
         return False
     if layout is None or getattr(optimizer, "tf_legacy", False) or not variables:
         return _skip(path, f"fastgru does not read {type(optimizer).__name__}'s saved state")
     slots = [optimizer._build_slots(v) for v in variables]  # (new zero arrays: only their names and shapes)
     order = [(i, name) for group in layout for i in range(len(variables)) for name in group if name in slots[i]]
     extra = 1 if type(optimizer).__name__ == "Nadam" else 0  # (its momentum product, last)
-    head = 1 if scheduled else 2
+    head = 1 if scheduled or keras2 else 2
     # (use_ema's moving averages and gradient_accumulation_steps's accumulators: before the slots, one per weight)
     kept = [variables] * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))
     if len(arrays) == head and (order or extra or kept):
@@ -116,7 +118,7 @@ def restore(model, arrays: list[np.ndarray] | None, path) -> bool:
     for (i, name), a in zip(order, arrays[head:]):
         optimizer._slots[i][name][...] = a.astype(optimizer._slots[i][name].dtype)
     optimizer.raw_iterations = int(arrays[0])  # (Keras's count of calls: with gradient accumulation, more than steps)
-    if not scheduled:
+    if not scheduled and not keras2:
         if arrays[1].shape != () or not np.isfinite(arrays[1]):
             warnings.warn(f"{path}: the optimizer's saved learning rate {arrays[1]!r} is not a number; the "
                           "configured rate is kept", stacklevel=3)
