@@ -123,17 +123,19 @@ def _read_csv(path: Path, timesteps: int | None, model_shape: tuple | None) -> n
     return rows.reshape(n, timesteps, width // timesteps)
 
 
-def check_shape(x: np.ndarray, model_shape: tuple | None, source: str) -> None:
+def check_shape(x: np.ndarray, model_shape: tuple | None, source: str, texts: bool = False) -> None:
     """Raise :class:`CLIError` naming both shapes when ``x`` cannot go into a model expecting ``model_shape``.
 
-    The time axis may differ from the model's (recurrent layers take any length, as in ``predict``).
+    The time axis may differ from the model's (recurrent layers take any length, as in ``predict``). ``texts``: the
+    model takes strings (``predict`` checks and shapes them).
     """
-    if x.dtype.kind in "USO":  # (texts, for a model whose input is strings: predict checks and shapes them)
+    if texts and x.dtype.kind in "USO":
         if x.ndim == 0 or len(x) == 0:
             raise CLIError(f"{source} holds no texts (shape {x.shape})")
         return
     if x.dtype == object or x.dtype.kind not in "fiub":
-        raise CLIError(f"{source}: expected a numeric array, found dtype {x.dtype}")
+        raise CLIError(f"{source}: expected a numeric array, found dtype {x.dtype}"
+                       + (" (texts; this model's input is not strings)" if x.dtype.kind in "USO" else ""))
     if model_shape is not None:
         expected = "(batch, " + ", ".join("any" if d is None else str(d) for d in model_shape[1:]) + ")"
         if x.ndim != len(model_shape):
@@ -184,7 +186,9 @@ def predict_file(model_path: str, input_path: str, output_path: str, *, batch_si
     model_shape = getattr(model, "input_shape", None)
     model_shape = tuple(model_shape) if model_shape is not None else None
     x = read_input(input_path, key=key, timesteps=timesteps, model_shape=model_shape)
-    check_shape(x, model_shape, input_path)
+    takes_text = model._takes_strings() if hasattr(model, "_takes_strings") else any(
+        getattr(t.layer, "input_dtype", None) == "string" for t in getattr(model, "inputs", None) or [])
+    check_shape(x, model_shape, input_path, texts=takes_text)
     if x.dtype.kind == "f" and x.dtype != np.float64:
         x = x.astype(np.float32, copy=False)
     start = time.perf_counter()

@@ -196,10 +196,12 @@ def test_predict_bad_files(model_file, x, tmp_path, capsys):
         "missing model": ([tmp_path / "nope.keras", tmp_path / "x.npy"], "model file"),
         "missing input": ([path, tmp_path / "nope.npy"], "does not exist"),
         "input folder": ([path, tmp_path], "is not a file"),
-        "input type": ([path, tmp_path / "x.txt"], "unsupported input type .txt"),
+        "input type": ([path, tmp_path / "x.json"], "unsupported input type .json"),
+        "texts for numbers": ([path, tmp_path / "x.txt"], "this model's input is not strings"),
         "model not a model": ([tmp_path / "x.npy", tmp_path / "x.npy"], "ModelFileError"),
     }
     (tmp_path / "x.txt").write_text("1,2")
+    (tmp_path / "x.json").write_text("[1, 2]")
     for name, (argv, message) in cases.items():
         code, _, err = run(["predict", *argv, "-o", tmp_path / "y.npy"], capsys)
         assert code == 2 and message in err, name
