@@ -195,3 +195,38 @@ def test_tf_keras_keras_files_resume_with_their_optimizer_state(optimizer, tmp_p
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_comparison_ops_make_masks(tmp_path):
+    """tf_keras records ``tf.math.not_equal(tokens, 0)`` (the usual way to make an explicit mask there) as a
+    TFOpLambda: it was refused as an unknown function; the comparisons now run as Keras 3's ops, with tf_keras's
+    numbers."""
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    layers = tf_keras.layers
+    tf_keras.utils.set_random_seed(2)
+    tokens = layers.Input((10,), dtype="int32")
+    h = layers.GRU(8, return_sequences=True)(layers.Embedding(50, 8, mask_zero=True)(tokens))
+    keep = tf.math.not_equal(tokens, 0)
+    model = tf_keras.Model(tokens, layers.Dense(1)(layers.GlobalAveragePooling1D()(
+        layers.Attention()([h, h], mask=[None, keep]))))
+    model.save(tmp_path / "m.h5")
+    x = np.zeros((5, 10), "int32")
+    for j, n in enumerate([3, 10, 6, 1, 8]):
+        x[j, :n] = np.arange(1, n + 1)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "m.h5").predict(x), model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_multi_head_attention_refuses_a_mask_argument():
+    """``MultiHeadAttention(...)(q, v, mask=m)`` is a TypeError in Keras 3; fastgru took ``m`` as the query's mask in
+    memory and ``save`` dropped it, so the saved file computed something else, silently. Now refused, naming the
+    arguments that do exist."""
+    q, v, m = fg.Input((6, 4)), fg.Input((6, 4)), fg.Input((6,), dtype="bool")
+    with pytest.raises(TypeError, match="takes no mask=.*value_mask=, key_mask= or attention_mask="):
+        fg.layers.MultiHeadAttention(2, 2)(q, v, mask=m)
+    with pytest.raises(TypeError, match="takes no mask="):
+        fg.layers.MultiHeadAttention(2, 2)(np.zeros((1, 6, 4), "float32"), np.zeros((1, 6, 4), "float32"),
+                                           mask=np.ones((1, 6), bool))

@@ -17,7 +17,10 @@ from .config_checks import _short
 
 _BINARY = {"__operators__.add": "Add", "math.add": "Add", "math.add_n": None, "math.subtract": "Subtract",
            "math.multiply": "Multiply", "math.truediv": "TrueDivide", "math.divide": "TrueDivide",
-           "math.maximum": "Maximum", "math.minimum": "Minimum", "math.pow": "Power"}
+           "math.maximum": "Maximum", "math.minimum": "Minimum", "math.pow": "Power",
+           "math.not_equal": "NotEqual", "math.equal": "Equal", "math.greater": "Greater",
+           "math.greater_equal": "GreaterEqual", "math.less": "Less", "math.less_equal": "LessEqual",
+           "math.logical_and": "LogicalAnd", "math.logical_or": "LogicalOr"}
 _UNARY = {"math.negative": "Negative", "math.tanh": "Tanh", "math.sigmoid": "Sigmoid", "nn.sigmoid": "Sigmoid",
           "nn.relu": "Relu", "math.sqrt": "Sqrt", "math.rsqrt": "Rsqrt", "math.exp": "Exp", "math.log": "Log",
           "math.abs": "Absolute", "math.square": "Square", "math.sign": "Sign", "math.softplus": "Softplus",

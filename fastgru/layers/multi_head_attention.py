@@ -229,6 +229,9 @@ class MultiHeadAttention(Layer):
     def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
                  attention_mask=None, return_attention_scores: bool = False, training: bool = False,
                  use_causal_mask: bool = False, mask=None, **kwargs):
+        if mask is not None and not isinstance(mask, (list, tuple)):  # (a list: one per input, fastgru's graphs')
+            raise TypeError(f"{self._label()} takes no mask= (Keras 3's neither): the query's mask comes with the "
+                            "query; pass value_mask=, key_mask= or attention_mask=")
         inputs, layout, masks = self._gather(query, value, key, value_mask, key_mask, attention_mask, mask,
                                              kwargs.pop("layout", None))
         if kwargs:
