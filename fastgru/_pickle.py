@@ -4,13 +4,13 @@ What travels (for a layer): its class (by reference), ``get_config()``, whether 
 which input shape, its weights (``get_weights()``, Keras order, exact bytes) and its random generator
 (dropout draws continue where they were). For a ``Sequential``: its name, ``trainable``, its input
 layer and layers (each pickled as above), its input shape, and when compiled the compile
-configuration: the optimizer's class and ``get_config()``, the loss object and the metric specs given
-to ``compile``.
+configuration: the optimizer (with its state: slots and step count, so training goes on where it was, as
+after ``load_model`` of a saved file and as a pickled Functional model's), the loss object and the metric
+specs given to ``compile``.
 
 What does not travel: compiled Numba code (each process loads it from Numba's on-disk cache or
-compiles it on first use), the optimizer's state (slots, iteration count: the unpickled model's
-optimizer starts fresh, as after ``load_model``), metric running totals, the history, a stateful
-layer's carried state (it starts from zeros, as after ``reset_states()``), thread settings.
+compiles it on first use), metric running totals, the history, a stateful layer's carried state (it starts
+from zeros, as after ``reset_states()``), thread settings.
 
 Unpickling builds each layer (running its initializers on the layer's own generator) and then
 copies the weights in; the library's global generator (``fg.set_random_seed``) is left exactly as it
@@ -89,7 +89,7 @@ def _compile_state(model) -> dict[str, Any] | None:
         return None
     optimizer = compiled.optimizer
     return {
-        "optimizer": (type(optimizer), optimizer.get_config()),
+        "optimizer": optimizer,  # (the object: its state, slots and step count, travels, as a Functional model's)
         "loss": compiled.loss,
         "metrics": list(compiled.metric_specs),
         "weighted_metrics": list(compiled.weighted_specs),
@@ -127,12 +127,14 @@ def rebuild_model(cls: type, state: dict[str, Any]):
         model.build(tuple(state["input_shape"]))
     compile_state = state["compile"]
     if compile_state is not None:
-        opt_cls, opt_config = compile_state["optimizer"]
+        optimizer = compile_state["optimizer"]
+        if isinstance(optimizer, tuple):  # (pickled before 2026-12-06: the class and its config, no state)
+            optimizer = optimizer[0].from_config(dict(optimizer[1]))
         weighted = compile_state.get("weighted_metrics") or None  # (not in states pickled before 2026-12)
         for spec in compile_state["metrics"] + (weighted or []):  # running totals do not travel
             if hasattr(spec, "reset_state"):
                 spec.reset_state()
-        model.compile(optimizer=opt_cls.from_config(dict(opt_config)), loss=compile_state["loss"],
+        model.compile(optimizer=optimizer, loss=compile_state["loss"],
                       metrics=compile_state["metrics"], weighted_metrics=weighted,
                       loss_weights=compile_state.get("loss_weights"))
     return model
