@@ -190,8 +190,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         refuse_streams(x, f"Model {self.name!r}")
         if not self._layers:
             raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
-        x = single(x)  # ([x] and {name: x}: Keras's one-input structures)
-        if self._takes_strings():
+        texts = self._takes_strings()
+        if not (texts and isinstance(x, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in x)):
+            x = single(x)  # ([x] and {name: x}: Keras's one-input structures; not a list of texts)
+        if texts:
             return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
         x = np.asarray(x)
         if x.dtype == object or x.dtype.kind not in "fiub":

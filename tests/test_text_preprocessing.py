@@ -295,6 +295,7 @@ def test_vocabulary_file_adapt_from_batches_and_training_from_scratch(tmp_path):
     assert history["loss"][-1] < history["loss"][0]
     model.save(tmp_path / "m.keras")
     np.testing.assert_array_equal(fg.load_model(tmp_path / "m.keras").predict(TEXTS), model.predict(TEXTS))
+    np.testing.assert_array_equal(model.predict([str(TEXTS[1])]), model.predict(TEXTS[1:2]))  # (a list of one text)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(TEXTS), model.predict(TEXTS))
     assert model.layers[0].get_config()["vocabulary"] == vectorize.get_vocabulary()
 
