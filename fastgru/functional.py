@@ -55,6 +55,7 @@ class Model(KerasModelAPI, WrapperTrainable):
     _wrapped = ("_all_layers",)  # (``trainable = False`` freezes every layer, as Keras)
 
     _fg_model = True
+    accepts_mask_argument = True  # (Keras's Functional.call takes mask=)
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None, trainable: bool = True):
         if inputs is None or outputs is None:

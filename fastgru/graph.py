@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from .layers.base import PROPAGATED_MASK, install_symbolic_call
+from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
 
@@ -214,6 +214,9 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         listed = isinstance(mask, (list, tuple))
         masks = [m if m is None or m is PROPAGATED_MASK else _tensor(m, f"{label} mask")
                  for m in (mask if listed else [mask])]
+    if masks and not getattr(layer, "accepts_mask_argument", False) and not replaying():
+        raise TypeError(f"{label} takes no mask= (its Keras call takes none: Keras 3 refuses it too, and a file saved "
+                        "with it would not open in Keras); the mask of its input passes on by itself")
     list_args = isinstance(inputs, (list, tuple))
     args = [_tensor(t, f"{label} input {i}") for i, t in enumerate(inputs)] if list_args else [_tensor(inputs, label)]
     states = []

@@ -29,6 +29,8 @@ from .summary import print_summary
 class Sequential(KerasModelAPI, WrapperTrainable):
     """A linear stack of layers, called in order; masks flow from the layer that makes them."""
 
+    accepts_mask_argument = True  # (Keras's Sequential.call takes mask=)
+
     _wrapped = ("_layers",)  # (``trainable = False`` freezes every layer, as Keras)
 
     def __init__(self, layers: list | None = None, name: str | None = None, trainable: bool = True):

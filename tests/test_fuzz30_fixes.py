@@ -230,3 +230,20 @@ def test_multi_head_attention_refuses_a_mask_argument():
     with pytest.raises(TypeError, match="takes no mask="):
         fg.layers.MultiHeadAttention(2, 2)(np.zeros((1, 6, 4), "float32"), np.zeros((1, 6, 4), "float32"),
                                            mask=np.ones((1, 6), bool))
+
+
+def test_mask_argument_refused_where_keras_takes_none():
+    """fastgru's graphs took ``mask=`` for any layer; Keras 3 refuses it where the layer's call takes none (Dense, a
+    merge), and a file saved with it did not open in Keras. Now a TypeError saying so; the layers whose Keras call
+    takes a mask (recurrent layers, Attention, GlobalAveragePooling1D, ...) still take it."""
+    x, m = fg.Input((5, 3)), fg.Input((5,), dtype="bool")
+    with pytest.raises(TypeError, match="takes no mask="):
+        fg.layers.Dense(2)(x, mask=m)
+    with pytest.raises(TypeError, match="takes no mask="):
+        fg.layers.Concatenate()([x, x], mask=[m, None])
+    h = fg.layers.GRU(4, return_sequences=True)(x, mask=m)
+    pooled = fg.layers.GlobalAveragePooling1D()(h, mask=m)
+    model = fg.Model([x, m], pooled)
+    keep = np.ones((2, 5), bool)
+    keep[0, 3:] = False
+    assert model.predict([np.ones((2, 5, 3), "float32"), keep]).shape == (2, 4)

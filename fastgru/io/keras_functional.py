@@ -11,10 +11,11 @@ Keras 3 records ``Embedding(mask_zero=True)``'s mask as op layers (``NotEqual``,
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from ..layers.base import PROPAGATED_MASK
+from ..layers.base import PROPAGATED_MASK, replaying_file
 from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
@@ -384,10 +385,7 @@ def build_functional(model_config, path, version, weight_bytes=None):
     budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
         build = _build_sequential if model_config.get("class_name") == "Sequential" else _build_graph
-        if budget is not None:
-            with weight_budget(budget):
-                model = build(model_config, path, major, "", None, leaves, [0])
-        else:
+        with replaying_file(), weight_budget(budget) if budget is not None else nullcontext():
             model = build(model_config, path, major, "", None, leaves, [0])
     except WeightBudgetExceeded as exc:
         raise ModelFileError(path, f"the config implies more weights than the file can hold ({exc}): damaged or "

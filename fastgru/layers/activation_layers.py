@@ -140,6 +140,8 @@ class Softmax(_Elementwise):
     """Softmax over ``axis``; with a mask broadcastable to the input, masked positions count as -1e9
     (Keras's large negative), so they get (almost) no weight."""
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     keras = KerasContract(names=("Softmax",))
     parameter_constraints = {"axis": [Integer(), Shape()]}
 

@@ -27,6 +27,8 @@ def _swap(a: np.ndarray) -> np.ndarray:
 class _Attention(Layer):
     """What the two attention layers share: inputs, masks, the softmax and its gradient."""
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     supports_masking = True
     #: Keras records no ``mask=`` in its nodes (it is called on a list): it reads the masks its tensors carry
     #: when it runs, after a MultiHeadAttention on the same tensor none (``plan_walk._reads_runtime``)

@@ -162,6 +162,25 @@ class _PropagatedMask:
 
 PROPAGATED_MASK = _PropagatedMask()
 
+_replay = threading.local()
+
+
+@contextmanager
+def replaying_file():
+    """While a model file's graph is rebuilt (``fastgru.io``): its nodes' ``mask=`` arguments are taken as written,
+    for any layer (files fastgru wrote before it refused them where Keras does), not only for the layers whose Keras
+    call takes one (``accepts_mask_argument``), as in code."""
+    previous = getattr(_replay, "on", False)
+    _replay.on = True
+    try:
+        yield
+    finally:
+        _replay.on = previous
+
+
+def replaying() -> bool:
+    return getattr(_replay, "on", False)
+
 
 def install_symbolic_call(fn) -> None:
     """fastgru.functional hands the layers its ``symbolic_call`` at import (the layers do not import the

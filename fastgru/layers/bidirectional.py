@@ -31,6 +31,8 @@ class Bidirectional(WrapperTrainable, Layer):
     threads the two directions run side by side.
     """
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     _wrapped = ("forward_layer", "backward_layer")
 
     #: a wrapper: its weights live in its inner layers (forward_layer/, backward_layer/ in a .keras file);

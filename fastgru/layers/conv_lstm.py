@@ -41,6 +41,8 @@ _UNSUPPORTED = ("return_state", "stateful")
 
 
 class _ConvLSTM(Layer):
+
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
     rank = 2
     weight_names = ("kernel", "recurrent_kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "recurrent_regularizer": "recurrent_kernel",

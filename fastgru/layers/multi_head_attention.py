@@ -64,6 +64,8 @@ class MultiHeadAttention(Layer):
     query/kernel, query/bias, key/kernel, key/bias, value/kernel, value/bias, attention_output/kernel,
     attention_output/bias (the biases when ``use_bias``)."""
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     keras = KerasContract(names=("MultiHeadAttention",),
                           fixed={"use_gate": False, "flash_attention": ANY,
                                  "softmax_robust_masking": ANY, "query_shape": ANY, "key_shape": ANY,

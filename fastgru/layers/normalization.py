@@ -191,6 +191,8 @@ class BatchNormalization(Layer):
     ``moving = moving * momentum + batch * (1 - momentum)``.
     """
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     keras = KerasContract(names=("BatchNormalization",), ignored=_CONSTRAINTS,
                           # renorm's own settings matter only with renorm (refused); synchronized only across
                           # devices; fused was a TensorFlow implementation choice (Keras 2)

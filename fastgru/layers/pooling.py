@@ -91,6 +91,8 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     """Mean over the time axis: (B, T, D) -> (B, D). With a mask, the mean of the unmasked steps
     (as Keras: a sequence with every step masked gives 0/0 = NaN)."""
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     keras = KerasContract(names=("GlobalAveragePooling1D", "GlobalAvgPool1D"))
 
     supports_masking = True

@@ -43,6 +43,8 @@ class RecurrentLayer(Layer):
     calls must not overlap: one from a second thread while one runs raises ``RuntimeError``.
     """
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     supports_masking = True
     n_gates = 3
     state_names: tuple[str, ...] = ("h",)

@@ -63,6 +63,8 @@ def _inner_from_config(entry):
 class TimeDistributed(WrapperTrainable, Layer):
     """The inner ``layer`` on each time step of (B, T, ...) inputs (see the module docstring)."""
 
+    accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
+
     _wrapped = ("layer",)
 
     keras = KerasContract(names=("TimeDistributed",), weights="wrapper")
