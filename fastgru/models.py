@@ -219,7 +219,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
     def _takes_strings(self) -> bool:
         """Whether the input is text: declared ``Input(..., dtype="string")``, or taken by the first layer
         (``TextVectorization``, ``StringLookup``)."""
-        declared = getattr(self._input_layer, "input_dtype", None)
+        declared = getattr(self._input_layer, "input_dtype", None) or getattr(self, "_file_input_dtype", None)
         return declared == "string" or (declared is None and getattr(self._layers[0], "takes_strings", False))
 
     def _call(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -265,8 +265,10 @@ def test_inputs_and_options_are_checked_with_clear_errors():
         numeric.predict(np.array([["a", "b", "c"]]))
     with pytest.raises(UnsupportedKerasFeature, match="sparse"):
         fg.layers.StringLookup(vocabulary=["a"], output_mode="multi_hot", sparse=True)
-    with pytest.raises(UnsupportedKerasFeature, match="hashing"):
-        fg.layers.StringLookup(vocabulary=["a"], num_oov_indices=2)
+    with pytest.raises(UnsupportedKerasFeature, match="salt"):
+        fg.layers.StringLookup(vocabulary=["a"], num_oov_indices=2, salt=3)
+    with pytest.raises(UnsupportedKerasFeature, match="salt"):
+        fg.layers.Hashing(5, salt=[1, 2])
     with pytest.raises(UnsupportedKerasFeature, match="ragged"):
         fg.layers.TextVectorization(output_mode="one_hot")
     with pytest.raises(ValueError, match="repeats"):
@@ -408,3 +410,62 @@ def test_nul_characters_are_kept_as_tensorflow_keeps_them(keras):
     theirs.adapt(tf.constant(texts))
     assert ours.vocabulary_size() == theirs.vocabulary_size() == 6
     _same(ours(texts), theirs(tf.constant(texts)))
+
+
+@pytest.mark.keras
+def test_fingerprint64_is_tensorflows():
+    """TensorFlow's Fingerprint64 (FarmHash "na"), behind ``tf.strings.to_hash_bucket_fast``: random bytes of every
+    length from 0 to 299 (each of its code paths: up to 16, 32, 64 bytes, and the 64-byte rounds), several bucket
+    counts."""
+    import tensorflow as tf
+
+    from fastgru.ops.farmhash import fingerprint64, hash_buckets
+
+    rng = np.random.default_rng(7)
+    data = [bytes(rng.integers(0, 256, n, dtype=np.uint8)) for n in list(range(300)) * 2]
+    for buckets in (2**63 - 1, 1000003, 7):
+        expected = tf.strings.to_hash_bucket_fast(tf.constant(data), buckets).numpy()
+        np.testing.assert_array_equal([fingerprint64(d) % buckets for d in data], expected)
+    texts = ["", "a", "Über café", "x" * 100]
+    np.testing.assert_array_equal(hash_buckets(texts, 11), tf.strings.to_hash_bucket_fast(texts, 11).numpy())
+
+
+HASHINGS = [{"num_bins": 7}, {"num_bins": 7, "mask_value": ""}, {"num_bins": 5, "output_mode": "multi_hot"},
+            {"num_bins": 6, "output_mode": "one_hot"}, {"num_bins": 4, "output_mode": "count", "mask_value": "red"}]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", HASHINGS, ids=[json.dumps(o) for o in HASHINGS])
+def test_hashing_as_keras(keras, options, tmp_path):
+    """Strings (and, without a string mask, integers and floats, hashed as their decimal digits after truncation);
+    the mask value in bin 0; the encodings; a model file of Keras's read back."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(8)
+    x = rng.choice(WORDS, (6, 1 if options.get("output_mode") == "one_hot" else 4))
+    ours, theirs = fg.layers.Hashing(**options), keras.layers.Hashing(**options)
+    _same(ours(x), theirs(tf.constant(x)))
+    if not isinstance(options.get("mask_value"), str):
+        ids = rng.integers(-5, 300, x.shape)
+        _same(ours(ids), theirs(ids))
+        _same(ours(ids * 0.7), theirs(ids * 0.7))
+    inp = keras.Input(x.shape[1:], dtype="string")
+    model = keras.Model(inp, keras.layers.Hashing(**options)(inp))
+    model.save(tmp_path / "m.keras")
+    _same(fg.load_model(tmp_path / "m.keras").predict(x), model(tf.constant(x)))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{"num_oov_indices": 3}, {"num_oov_indices": 2, "mask_token": ""},
+                                     {"num_oov_indices": 4, "output_mode": "count"}])
+def test_string_lookup_hashes_unknown_tokens_into_oov_buckets_as_keras(keras, options):
+    import tensorflow as tf
+
+    x = np.random.default_rng(9).choice(WORDS, (6, 4))
+    ours = fg.layers.StringLookup(vocabulary=["red", "blue"], **options)
+    theirs = keras.layers.StringLookup(vocabulary=["red", "blue"], **options)
+    _same(ours(x), theirs(tf.constant(x)))
+    ids = np.random.default_rng(10).integers(-5, 300, (6, 4))
+    ours = fg.layers.IntegerLookup(vocabulary=[3, 5], num_oov_indices=3, oov_method="farmhash")
+    theirs = keras.layers.IntegerLookup(vocabulary=[3, 5], num_oov_indices=3, oov_method="farmhash")
+    _same(ours(ids), theirs(ids))

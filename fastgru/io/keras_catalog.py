@@ -13,7 +13,7 @@ _KNOWN_UNSUPPORTED = {
     "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D",
     "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
     # preprocessing: text, lookups and encodings, audio, images and their augmentation
-    "Hashing", "HashedCrossing",
+    "HashedCrossing",
     "MelSpectrogram", "STFTSpectrogram", "Pipeline", "AugMix",
     "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix", "Equalization", "MaxNumBoundingBoxes",
     "MixUp", "RandAugment", "RandomColorDegeneration", "RandomColorJitter",

@@ -375,7 +375,9 @@ def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, p
     training-only options as its ``KerasContract`` declares, anything else refused by name."""
     contract, constraints = cls.keras, cls.parameter_constraints
     dtype = spec.config.get("dtype")
-    if getattr(cls, "token_dtypes", False) and dtype in ("string", "int32", "int64"):
+    policy = dtype.get("config") if isinstance(dtype, dict) else None
+    policy = policy.get("name") if isinstance(policy, dict) else dtype
+    if getattr(cls, "token_dtypes", False) and policy in ("string", "int32", "int64"):
         dtype = None  # (tf_keras's text and lookup layers name their tokens' dtype: the outputs' float is float32)
     kwargs = {"name": name, "trainable": _trainable(spec.config, label, path), "dtype": _dtype(dtype, label, path)}
     ignored = []

@@ -29,6 +29,7 @@ from .getitem import GetItem
 from .group_normalization import GroupNormalization, RMSNormalization
 from .group_query_attention import GroupedQueryAttention
 from .gru import GRU
+from .hashing import Hashing
 from .keras_ops import KerasOp
 from .lookup import IntegerLookup, StringLookup
 from .lstm import LSTM
@@ -143,6 +144,7 @@ __all__ = [
     "LeakyReLU",
     "LSTM",
     "StringLookup",
+    "Hashing",
     "CategoryEncoding",
     "Discretization",
     "TextVectorization",

@@ -32,6 +32,7 @@ from ..ops.categorical import (
     string_array,
     token_list,
 )
+from ..ops.farmhash import hash_buckets
 from .base import Layer
 from .lookup_options import check_lookup_options, lookup_constraints
 from .registry import (
@@ -251,8 +252,11 @@ class IndexLookup(Layer):
         missing = out == -1
         if self.num_oov_indices == 1:
             out[missing] = self._oov_start()
-        elif self.num_oov_indices > 1:  # (integers: Keras's floormod buckets)
-            out[missing] = np.mod(np.asarray(keys)[missing], self.num_oov_indices) + self._oov_start()
+        elif self.num_oov_indices > 1:  # (integers: Keras's floormod buckets, or FarmHash's as strings' are)
+            unknown = np.asarray(keys, dtype=object if self.vocabulary_kind == "string" else None)[missing]
+            if self.vocabulary_kind == "string" or self.oov_method == "farmhash":
+                unknown = np.array(hash_buckets([str(k) for k in unknown.tolist()], self.num_oov_indices), np.int64)
+            out[missing] = np.mod(unknown, self.num_oov_indices) + self._oov_start()
         elif missing.any():
             shown = np.unique(np.asarray(keys)[missing])[:10].tolist()
             raise ValueError(f"{self._owner}: with num_oov_indices=0 all inputs should be in the vocabulary, found "

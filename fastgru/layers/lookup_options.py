@@ -46,7 +46,7 @@ def lookup_constraints(kind: str) -> dict:
     return {"max_tokens": [NONE, Integer()], "num_oov_indices": [Integer(0)], "mask_token": [NONE, token],
             "oov_token": [token], "invert": [Boolean()], "output_mode": [StrOptions(OUTPUT_MODES)],
             "pad_to_max_tokens": [Boolean()], "sparse": [Boolean()],
-            "oov_method": [StrOptions(("floormod",), unsupported=("farmhash",))], "salt": [NONE, Anything()],
+            "oov_method": [StrOptions(("floormod", "farmhash"))], "salt": [NONE, Anything()],
             "vocabulary_size": [NONE, Integer(0)], "idf_weights": [NONE, TokenList()],
             "vocabulary": [NONE, TokenList()], "has_input_vocabulary": [NONE, Boolean()]}
 
@@ -68,10 +68,6 @@ def check_lookup_options(layer, owner: str) -> None:
                                       "computes dense arrays (the same numbers with sparse=False)")
     if layer.input_idf_weights is not None and layer.output_mode != "tf_idf":
         raise ValueError(f"{owner}: `idf_weights` should only be set if `output_mode` is 'tf_idf'")
-    hashed = layer.num_oov_indices > 1 and (layer.vocabulary_kind == "string" or layer.oov_method == "farmhash")
-    if hashed or layer.salt is not None or layer.oov_method == "farmhash":
-        raise UnsupportedKerasFeature(f"{owner}: hashing out-of-vocabulary tokens into num_oov_indices="
-                                      f"{layer.num_oov_indices} buckets (TensorFlow's FarmHash/SipHash"
-                                      f"{', oov_method=farmhash' if layer.oov_method == 'farmhash' else ''}"
-                                      f"{', salt' if layer.salt is not None else ''}) is not supported: use "
-                                      "num_oov_indices=1 (or integers with oov_method='floormod')")
+    if layer.salt is not None:
+        raise UnsupportedKerasFeature(f"{owner}: a salt (TensorFlow's keyed SipHash for out-of-vocabulary buckets) is "
+                                      "not supported; fastgru computes the unsalted FarmHash buckets")
