@@ -247,3 +247,27 @@ def test_mask_argument_refused_where_keras_takes_none():
     keep = np.ones((2, 5), bool)
     keep[0, 3:] = False
     assert model.predict([np.ones((2, 5, 3), "float32"), keep]).shape == (2, 4)
+
+
+@pytest.mark.keras
+def test_layer_input_and_output_build_feature_extractors_as_keras(keras, tmp_path):
+    """``layer.output`` / ``layer.input`` (the tensors of the layer's first call) were AttributeErrors; the Keras
+    seq2seq example rebuilds its inference encoder with them, and feature extractors are ``Model(model.input,
+    layer.output)``. Now Keras's tensors, on loaded and on fastgru-built models."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, 4))
+    seq, h, c = keras.layers.LSTM(8, return_state=True, return_sequences=True, name="enc")(inp)
+    head = keras.layers.Dense(2, name="head")
+    keras.Model(inp, head(keras.layers.GlobalAveragePooling1D()(seq))).save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32")
+    theirs = keras.models.load_model(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    expected = keras.Model(theirs.input, theirs.get_layer("enc").output[1:]).predict(x, verbose=0)
+    got = fg.Model(ours.input, ours.get_layer("enc").output[1:]).predict(x)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    pooled = fg.Model(ours.input, ours.get_layer("head").input).predict(x)
+    np.testing.assert_allclose(pooled, keras.Model(theirs.input, theirs.get_layer("head").input).predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(AttributeError, match="never been called"):
+        fg.layers.Dense(3).output

@@ -482,6 +482,25 @@ class Layer:
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
             return self.call(x, mask=mask, training=training, **kwargs)
 
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call in a graph (Keras's ``Layer.output``: a tensor, or the list
+        of its outputs), e.g. to build a feature extractor ``Model(model.input, layer.output)``."""
+        node = self._first_node("output")
+        return node.outputs if node.list_outputs else node.outputs[0]
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's first call in a graph (Keras's ``Layer.input``: a tensor, or a list)."""
+        node = self._first_node("input")
+        return list(node.args) if node.list_args else node.args[0]
+
+    def _first_node(self, what: str):
+        nodes = self.__dict__.get("_inbound_nodes")
+        if not nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called in a graph and thus has no defined {what}")
+        return nodes[0]
+
     def call(self, x: np.ndarray, mask=None, training: bool = False):
         raise NotImplementedError
 
