@@ -270,4 +270,4 @@ def test_layer_input_and_output_build_feature_extractors_as_keras(keras, tmp_pat
     np.testing.assert_allclose(pooled, keras.Model(theirs.input, theirs.get_layer("head").input).predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(AttributeError, match="never been called"):
-        fg.layers.Dense(3).output
+        _ = fg.layers.Dense(3).output

@@ -7,11 +7,11 @@ The vocabulary comes from the constructor (a list, or the path of a text file of
 ``adapt(data)`` (tokens sorted by count, ties by the token, both descending, as Keras sorts them) or from a model
 file: its config, or the ``vocabulary.txt`` Keras writes among a ``.keras`` archive's assets
 (``fastgru.io.keras_assets``). A lookup goes through a dictionary of the vocabulary; strings are Python objects
-(a fixed-width NumPy ``"U"`` array would drop trailing NULs). Several OOV indices take TensorFlow's FarmHash buckets
-(``fastgru.ops.farmhash``), or ``floormod`` for integers. Nothing here is trained: the layers pass no gradient, as Keras's integer
-outputs pass none. ``get_config`` carries the vocabulary (and a TF-IDF layer's weights) also after ``adapt``, so
-that a saved or pickled model keeps it in every format; Keras reads such a config as a layer built with
-``vocabulary=``.
+(a fixed-width NumPy ``"U"`` array would drop trailing NULs). Several OOV indices take TensorFlow's FarmHash
+buckets (``fastgru.ops.farmhash``), or ``floormod`` for integers. Nothing here is trained: the layers pass no
+gradient, as Keras's integer outputs pass none. ``get_config`` carries the vocabulary (and a TF-IDF layer's
+weights) also after ``adapt``, so that a saved or pickled model keeps it in every format; Keras reads such a config
+as a layer built with ``vocabulary=``.
 """
 
 from __future__ import annotations
