@@ -24,7 +24,7 @@ from .._kernels.aligned import aligned_copy
 from ..errors import UnsupportedKerasFeature
 
 _name_counts: Counter = Counter()
-_weight_budget = threading.local()
+_thread_settings = threading.local()
 #: held while a layer or model builds itself on its first call (threads racing to build build once)
 BUILD_LOCK = threading.RLock()
 
@@ -103,29 +103,28 @@ class WeightBudgetExceeded(ValueError):
 
 
 @contextmanager
+def _thread_setting(name: str, value):
+    """Within the block, this thread's setting ``name`` (``placeholder``, ``left``, ``replaying``) is ``value``."""
+    previous = getattr(_thread_settings, name, None)
+    setattr(_thread_settings, name, value)
+    try:
+        yield
+    finally:
+        setattr(_thread_settings, name, previous)
+
+
 def placeholder_weights():
     """Within the block, layers of this thread create their weights as zeros instead of running their
     initializers: for a model built to receive a file's weights (``fastgru.io``), where an orthogonal
     initializer on a large recurrent kernel would take seconds for arrays about to be overwritten."""
-    previous = getattr(_weight_budget, "placeholder", False)
-    _weight_budget.placeholder = True
-    try:
-        yield
-    finally:
-        _weight_budget.placeholder = previous
+    return _thread_setting("placeholder", True)
 
 
-@contextmanager
 def weight_budget(elements: int):
     """Within the block, layers of this thread may create at most ``elements`` weight elements in total;
     one more raises WeightBudgetExceeded *before* allocating (fastgru.io bounds a model built from a
     file's config by the size of the file's weights, so a damaged size cannot allocate absurd memory)."""
-    previous = getattr(_weight_budget, "left", None)
-    _weight_budget.left = int(elements)
-    try:
-        yield
-    finally:
-        _weight_budget.left = previous
+    return _thread_setting("left", int(elements))
 
 
 def snake_case(name: str) -> str:
@@ -162,24 +161,15 @@ class _PropagatedMask:
 
 PROPAGATED_MASK = _PropagatedMask()
 
-_replay = threading.local()
-
-
-@contextmanager
 def replaying_file():
     """While a model file's graph is rebuilt (``fastgru.io``): its nodes' ``mask=`` arguments are taken as written,
     for any layer (files fastgru wrote before it refused them where Keras does), not only for the layers whose Keras
     call takes one (``accepts_mask_argument``), as in code."""
-    previous = getattr(_replay, "on", False)
-    _replay.on = True
-    try:
-        yield
-    finally:
-        _replay.on = previous
+    return _thread_setting("replaying", True)
 
 
 def replaying() -> bool:
-    return getattr(_replay, "on", False)
+    return bool(getattr(_thread_settings, "replaying", False))
 
 
 def install_symbolic_call(fn) -> None:
@@ -315,14 +305,14 @@ class Layer:
         return tuple(input_shape)
 
     def add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
-        left = getattr(_weight_budget, "left", None)
+        left = getattr(_thread_settings, "left", None)
         if left is not None:
             count = math.prod(int(d) for d in shape)
             if count > left:
                 raise WeightBudgetExceeded(f"layer {self.name!r} weight {name!r} of shape {tuple(shape)} exceeds "
                                            f"the weight budget ({left} elements left)")
-            _weight_budget.left = left - count
-        if getattr(_weight_budget, "placeholder", False):
+            _thread_settings.left = left - count
+        if getattr(_thread_settings, "placeholder", False):
             value = np.zeros(tuple(shape), self.dtype)
         else:
             # np.array, not np.ascontiguousarray: a scalar weight (shape ()) stays 0-d, as Keras's

@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..ops.categorical import batches_of, bin_boundaries, encode, integer_array, merge_summaries, quantile_summary
+from ..ops.categorical import (
+    batches_of,
+    bin_boundaries,
+    encode,
+    encoded_shape,
+    integer_array,
+    merge_summaries,
+    quantile_summary,
+)
 from .base import Layer
 from .registry import NONE, Anything, Boolean, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
 
@@ -54,12 +62,7 @@ class CategoryEncoding(Layer):
         return encode(ids, self.output_mode, self.num_tokens).astype(self.dtype)
 
     def compute_output_shape(self, input_shape: tuple):
-        shape = tuple(input_shape)
-        if not shape:
-            return (self.num_tokens,)
-        if self.output_mode == "one_hot" and (shape[-1] != 1 or len(shape) == 1):
-            return shape + (self.num_tokens,)
-        return shape[:-1] + (self.num_tokens,)
+        return encoded_shape(input_shape, self.output_mode, self.num_tokens)
 
     def forward(self, x, mask=None, training: bool = True):
         return self.call(x), None
@@ -130,13 +133,8 @@ class Discretization(Layer):
         return encode(indices, self.output_mode, len(self.bin_boundaries) + 1).astype(self.dtype)
 
     def compute_output_shape(self, input_shape: tuple):
-        shape = tuple(input_shape)
-        depth = None if self.bin_boundaries is None else len(self.bin_boundaries) + 1
-        if self.output_mode == "int":
-            return shape
-        if self.output_mode == "one_hot":
-            return (shape[:-1] if len(shape) > 1 and shape[-1] == 1 else shape) + (depth,)
-        return shape[:-1] + (depth,)
+        return encoded_shape(input_shape, self.output_mode,
+                             None if self.bin_boundaries is None else len(self.bin_boundaries) + 1)
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..ops.categorical import encode, string_array
+from ..ops.categorical import encode, encoded_shape, string_array
 from ..ops.farmhash import hash_buckets
 from .base import Layer
 from .registry import NONE, Anything, Boolean, Integer, KerasContract, StrOptions, register_layer, validate_params
@@ -75,14 +75,7 @@ class Hashing(Layer):
         return encode(bins, self.output_mode, self.num_bins).astype(self.dtype)
 
     def compute_output_shape(self, input_shape: tuple):
-        shape = tuple(input_shape)
-        if self.output_mode == "int":
-            return shape
-        if not shape:
-            return (self.num_bins,)
-        if self.output_mode == "one_hot" and (shape[-1] != 1 or len(shape) == 1):
-            return shape + (self.num_bins,)
-        return shape[:-1] + (self.num_bins,)
+        return encoded_shape(input_shape, self.output_mode, self.num_bins)
 
     def forward(self, x, mask=None, training: bool = True):
         return self.call(x), None

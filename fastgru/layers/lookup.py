@@ -25,6 +25,7 @@ import numpy as np
 from ..ops.categorical import (
     batches_of,
     encode,
+    encoded_shape,
     integer_array,
     inverse_document_frequency,
     object_array,
@@ -292,13 +293,7 @@ class IndexLookup(Layer):
         return encode(idx, self.output_mode, self._depth(), self._idf)
 
     def compute_output_shape(self, input_shape: tuple):
-        shape = tuple(input_shape)
-        if self.output_mode == "int":
-            return shape
-        depth = self._depth()
-        if self.output_mode == "one_hot":
-            return (shape[:-1] if len(shape) > 1 and shape[-1] == 1 else shape) + (depth,)
-        return shape[:-1] + (depth,)
+        return encoded_shape(input_shape, self.output_mode, self._depth())
 
     def forward(self, x, mask=None, training: bool = True):
         return self.call(x), None

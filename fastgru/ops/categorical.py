@@ -99,6 +99,20 @@ def read_vocabulary_file(path, owner: str, kind: str) -> list:
         raise ValueError(f"{owner}: vocabulary file {os.fspath(path)!r} should hold one integer per line") from None
 
 
+def encoded_shape(shape: tuple, output_mode: str, depth: int | None) -> tuple:
+    """The shape :func:`encode` gives indices of ``shape`` (Keras's ``compute_output_shape`` of its categorical
+    layers): the same in ``"int"`` mode; one-hot rows appended (a last axis of 1 replaced); else the last axis
+    replaced by ``depth``."""
+    shape = tuple(shape)
+    if output_mode == "int":
+        return shape
+    if not shape:
+        return (depth,)
+    if output_mode == "one_hot":
+        return (shape[:-1] if len(shape) > 1 and shape[-1] == 1 else shape) + (depth,)
+    return shape[:-1] + (depth,)
+
+
 def encode(idx: np.ndarray, output_mode: str, depth: int, idf=None) -> np.ndarray:
     """Indices ``idx`` (int64) in Keras's ``output_mode`` (``encode_categorical_inputs``): ``"int"`` as they are;
     ``"one_hot"`` a row of ``depth`` per index (a last axis of 1 replaced by the row); ``"multi_hot"``, ``"count"``

@@ -52,28 +52,30 @@ def _short(data: bytes) -> int:
     return _K2
 
 
-def _medium(data: bytes) -> int:
-    """17 to 32 bytes."""
+def _head(data: bytes, a_mul: int) -> tuple[int, int, int, int]:
+    """What the 17-to-32 and 33-to-64-byte hashes begin with: (mul, a, and two mixed words of the first and last
+    16 bytes)."""
     n = len(data)
     mul = _K2 + n * 2
-    a = (_u64(data, 0) * _K1) & _MASK
+    a = (_u64(data, 0) * a_mul) & _MASK
     b = _u64(data, 8)
     c = (_u64(data, n - 8) * mul) & _MASK
     d = (_u64(data, n - 16) * _K2) & _MASK
-    return _pair_hash((_rot((a + b) & _MASK, 43) + _rot(c, 30) + d) & _MASK,
-                      (a + _rot((b + _K2) & _MASK, 18) + c) & _MASK, mul)
+    return (mul, a, (_rot((a + b) & _MASK, 43) + _rot(c, 30) + d) & _MASK,
+            (a + _rot((b + _K2) & _MASK, 18) + c) & _MASK)
+
+
+def _medium(data: bytes) -> int:
+    """17 to 32 bytes."""
+    mul, _, u, v = _head(data, _K1)
+    return _pair_hash(u, v, mul)
 
 
 def _long(data: bytes) -> int:
     """33 to 64 bytes."""
     n = len(data)
-    mul = _K2 + n * 2
-    a = (_u64(data, 0) * _K2) & _MASK
-    b = _u64(data, 8)
-    c = (_u64(data, n - 8) * mul) & _MASK
-    d = (_u64(data, n - 16) * _K2) & _MASK
-    y = (_rot((a + b) & _MASK, 43) + _rot(c, 30) + d) & _MASK
-    z = _pair_hash(y, (a + _rot((b + _K2) & _MASK, 18) + c) & _MASK, mul)
+    mul, a, y, v = _head(data, _K2)
+    z = _pair_hash(y, v, mul)
     e = (_u64(data, 16) * mul) & _MASK
     f = _u64(data, 24)
     g = ((y + _u64(data, n - 32)) * mul) & _MASK
