@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._threads import held_or_refused
+from .graph import Input, input_tensor
 from .layers import registry
 from .layers.base import (
     BUILD_LOCK,
@@ -41,6 +42,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         self.input_shape: tuple | None = None
         self.output_shape = None
         self.built = False
+        self._graph: list | None = None  # the symbolic input, then each layer's output (_graph_start)
         self.stop_training = False
         self.history = None
         self.optimizer = None
@@ -77,6 +79,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         elif self.built:
             self._build_layer(layer, self.output_shape)
             self.output_shape = layer.output_shape
+            self._graph_add(layer)
 
     def _nested_sequential(self, inner):
         """A Sequential added to this one, as the Functional model of its layers under its name (a built
@@ -94,6 +97,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             raise ValueError(f"Sequential {self.name!r} has no layers to pop")
         layer = self._layers.pop()
         self.output_shape = self._layers[-1].output_shape if self._layers else self.input_shape
+        if self._graph is not None:
+            del self._graph[len(self._layers) + 1:]
+        elif self.built:
+            self._graph_start()  # (the popped layer may have been the one that left the model without a graph)
         return layer
 
     @property
@@ -136,6 +143,49 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             shape = layer.output_shape
         self.output_shape = shape
         self.built = True
+        self._graph_start()
+
+    # ---- the symbolic graph (Keras 3 builds a Sequential as a Functional graph of its layers) ----
+    def _graph_start(self) -> None:
+        """Call the layers on a symbolic input, so that the model's and its layers' ``input`` and ``output``
+        are defined (``Model(model.inputs, model.layers[-2].output)``: a feature extractor)."""
+        if self._input_layer is not None:
+            x = input_tensor(self._input_layer)
+        else:
+            x = Input(batch_shape=self.input_shape, dtype="string" if self._layers and self._takes_strings() else None)
+        self._graph = [x]
+        for layer in self._layers:
+            self._graph_add(layer)
+
+    def _graph_add(self, layer) -> None:
+        if self._graph is None:
+            return
+        try:
+            self._graph.append(layer(self._graph[-1]))
+        except (TypeError, ValueError, NotImplementedError):
+            self._graph = None  # (as Keras: a layer that takes no symbolic call leaves the model without a graph)
+
+    def _graph_tensors(self, what: str) -> list:
+        if not self._graph:
+            raise AttributeError(f"Sequential model {self.name!r} has no defined {what} yet: give it an Input first "
+                                 "(or build it)")
+        return self._graph
+
+    @property
+    def inputs(self) -> list:
+        return [self._graph_tensors("inputs")[0]]
+
+    @property
+    def input(self):
+        return self._graph_tensors("input")[0]
+
+    @property
+    def outputs(self) -> list:
+        return [self._graph_tensors("outputs")[-1]]
+
+    @property
+    def output(self):
+        return self._graph_tensors("output")[-1]
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if not self.built:
