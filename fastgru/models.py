@@ -143,7 +143,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             shape = layer.output_shape
         self.output_shape = shape
         self.built = True
-        self._graph_start()
+        graph = self._graph
+        if not graph or len(graph) != len(self._layers) + 1 or graph[0].shape != shape:
+            self._graph_start()  # (not again for the same layers and input: their first nodes stay the model's)
 
     # ---- the symbolic graph (Keras 3 builds a Sequential as a Functional graph of its layers) ----
     def _graph_start(self) -> None:
@@ -244,7 +246,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
         texts = self._takes_strings()
         if not (texts and isinstance(x, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in x)):
-            x = single(x)  # ([x] and {name: x}: Keras's one-input structures; not a list of texts)
+            # ([x] and {name: x}: Keras's one-input structures, the name the Input's; not a list of texts)
+            x = single(x, "input", getattr(self._input_layer, "name", None))
         if texts:
             return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
         x = np.asarray(x)

@@ -191,7 +191,7 @@ def test_a_keras_op_fastgru_lacks_is_refused_by_name(keras, tmp_path):
         fg.load_model(tmp_path / "m.keras")
 
 
-def test_a_chain_with_keras_softmax_op_loads_as_the_softmax_layer(keras, tmp_path):
+def test_a_chain_with_keras_softmax_op_loads(keras, tmp_path):
     inp = keras.Input((10, 4))
     model = keras.Model(inp, keras.layers.Dense(3)(keras.ops.softmax(keras.layers.GRU(5, return_sequences=True)(inp))))
     model.save(tmp_path / "m.keras")

@@ -123,7 +123,7 @@ def test_one_element_structures_of_a_single_input_model(rng):
     config of loss=["mse"], metrics=[["mae"]], as Keras (predict([x]) failed, the compile config was refused)."""
     from fastgru.training.trainer import single
 
-    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model = fg.Sequential([Input((5, 3), name="series"), GRU(4), Dense(1)])
     x, y = rng.normal(size=(6, 5, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32)
     expected = model.predict(x)
     np.testing.assert_array_equal(model.predict([x]), expected)

@@ -73,6 +73,7 @@ class ModelSpec:
     input_batch_shape: tuple | None
     layers: list[LayerSpec] = field(default_factory=list)
     input_dtype: str | None = None
+    input_name: str | None = None  # the InputLayer's (a dict of inputs is keyed by it, as in Keras)
     build_input_shape: tuple | None = None  # the model entry's build_config (Keras 3), when given
 
 
@@ -190,8 +191,9 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             if spec.input_batch_shape is None:
                 spec.input_batch_shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path,
                                                 f"InputLayer {lcfg.get('name')!r}")
-                dtype = lcfg.get("dtype")
+                dtype, input_name = lcfg.get("dtype"), lcfg.get("name")
                 spec.input_dtype = dtype if isinstance(dtype, str) else None
+                spec.input_name = input_name if isinstance(input_name, str) else None
             continue
         name = lcfg.get("name")
         if name is not None and not isinstance(name, str):

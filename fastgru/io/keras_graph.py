@@ -93,9 +93,9 @@ def _returns_state(entry) -> bool:
 
 #: Keras 3 op layers that compute a mask passed on as ``mask=`` (Embedding(mask_zero)'s ``x != 0``)
 _MASK_OPS = {"NotEqual", "Equal", "Any", "Cast", "LogicalNot"}
-#: Keras 3 op layers a chain runs as the fastgru layer of the same name (``keras.ops.softmax(x, axis)``
-#: computes what the Softmax layer with that axis does; GetItem is refused as a chain and built as a graph)
-_CHAIN_OPS = {"Softmax", "GetItem"}
+#: Keras 3 op layers a chain checks no further here (GetItem is refused as a chain and built as a graph; so is
+#: ``keras.ops.softmax``, which, unlike the Softmax layer, takes no mask and passes none on)
+_CHAIN_OPS = {"GetItem"}
 
 
 def _propagated_masks(entries: list, mask_only: list, sources_of: list, names: list) -> bool:

@@ -183,7 +183,8 @@ def keras3_model_config(model) -> dict:
         raise ValueError("save() needs a built model: call build(input_shape) or predict once first")
     input_entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
                    "config": {"batch_shape": list(model.input_shape), "dtype": _input_dtype(model),
-                              "sparse": False, "ragged": False, "name": "input_layer", "optional": False}}
+                              "sparse": False, "ragged": False,
+                              "name": getattr(model._input_layer, "name", "input_layer"), "optional": False}}
     config = {
         "module": "keras", "class_name": "Sequential", "registered_name": None,
         "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),

@@ -38,9 +38,13 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
         # every weight is about to come from the file: zeros instead of running the initializers
         with weight_budget(budget) if budget is not None else nullcontext(), placeholder_weights():
             model = Sequential(name=spec.name)
+            if spec.input_name is not None:  # (named as in the file: model.inputs, a dict of inputs keyed by it)
+                model.add(registry.model_class("InputLayer")(batch_shape=tuple(shape), name=spec.input_name,
+                                                             dtype=spec.input_dtype))
             for layer in layers:
                 model.add(layer)
-            model.build(tuple(shape))
+            if not model.built:
+                model.build(tuple(shape))
     except (ModelFileError, UnsupportedKerasFeature):
         raise
     except WeightBudgetExceeded as exc:

@@ -192,6 +192,9 @@ def _reshape_normalize(c, shapes, owner):
 
 def _transpose_normalize(c, shapes, owner):
     rank, axes = len(shapes[0]), c.get("axes")
+    if axes is None:  # (numpy's default: every axis reversed, the batch axis moved last)
+        raise UnsupportedKerasFeature(f"{owner}: axes=None reverses every axis and moves the batch axis; fastgru "
+                                      "keeps it first (give axes, e.g. (0, 2, 1))")
     if not isinstance(axes, (list, tuple)) or sorted(a % rank if isinstance(a, int) and -rank <= a < rank else -1
                                                      for a in axes) != list(range(rank)):
         raise ValueError(f"{owner}: axes must be a permutation of the {rank} axes, found {axes!r}")

@@ -29,7 +29,8 @@ def single(value, what: str = "input", key: str | None = None):
         if len(value) != 1:
             raise ValueError(f"the model has one {what}; received a dict of {len(value)}: {sorted(map(str, value))}")
         if key is not None and next(iter(value)) != key:
-            raise ValueError(f"the model has one output, {key!r}; the {what}s dict is keyed {sorted(map(str, value))}")
+            one = "output" if what == "target" else what
+            raise ValueError(f"the model has one {one}, {key!r}; the {what}s dict is keyed {sorted(map(str, value))}")
         return next(iter(value.values()))
     if (isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (list, tuple))
             and (isinstance(value[0], str) or not np.isscalar(value[0]))):
