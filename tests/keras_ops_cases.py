@@ -46,6 +46,71 @@ def every_op(keras):
     return keras.Model([x, v], [cases[n] for n in names], name="every_op"), names
 
 
+#: (name, the op on a tensor p of shape (B, 6, 4), fastgru's op class name, its config, input domain) of the ops
+#: added in the twenty-eighth session: ``more_ops`` makes a model of them, the live test checks each one's values and
+#: gradients against TensorFlow's
+MORE_OPS = [
+    ("relu6", lambda o, p: o.relu6(p * 4), "Relu6", {}, "any"),
+    ("softsign", lambda o, p: o.softsign(p), "Softsign", {}, "any"),
+    ("selu", lambda o, p: o.selu(p), "Selu", {}, "any"),
+    ("log_sigmoid", lambda o, p: o.log_sigmoid(p), "LogSigmoid", {}, "any"),
+    ("hard_silu", lambda o, p: o.hard_silu(p * 3), "HardSilu", {}, "any"),
+    ("hard_tanh", lambda o, p: o.hard_tanh(p * 2), "HardTanh", {}, "any"),
+    ("celu", lambda o, p: o.celu(p, alpha=0.5), "Celu", {"alpha": 0.5}, "any"),
+    ("tanh_shrink", lambda o, p: o.tanh_shrink(p), "TanhShrink", {}, "any"),
+    ("squareplus", lambda o, p: o.squareplus(p, b=2), "Squareplus", {"b": 2}, "any"),
+    ("sparse_plus", lambda o, p: o.sparse_plus(p * 2), "SparsePlus", {}, "any"),
+    ("soft_shrink", lambda o, p: o.soft_shrink(p, threshold=0.3), "SoftShrink", {"threshold": 0.3}, "any"),
+    ("hard_shrink", lambda o, p: o.hard_shrink(p), "HardShrink", {"threshold": 0.5}, "any"),
+    ("threshold", lambda o, p: o.threshold(p, 0.1, -2.0), "Threshold", {"threshold": 0.1, "default_value": -2.0},
+     "any"),
+    ("log1p", lambda o, p: o.log1p(o.abs(p)), "Log1p", {}, "positive"),
+    ("expm1", lambda o, p: o.expm1(p), "Expm1", {}, "any"),
+    ("log2", lambda o, p: o.log2(o.abs(p) + 0.5), "Log2", {}, "positive"),
+    ("log10", lambda o, p: o.log10(o.abs(p) + 0.5), "Log10", {}, "positive"),
+    ("exp2", lambda o, p: o.exp2(p), "Exp2", {}, "any"),
+    ("reciprocal", lambda o, p: o.reciprocal(o.abs(p) + 0.5), "Reciprocal", {}, "positive"),
+    ("sin", lambda o, p: o.sin(p), "Sin", {}, "any"),
+    ("cos", lambda o, p: o.cos(p), "Cos", {}, "any"),
+    ("tan", lambda o, p: o.tan(p * 0.5), "Tan", {}, "any"),
+    ("sinh", lambda o, p: o.sinh(p), "Sinh", {}, "any"),
+    ("cosh", lambda o, p: o.cosh(p), "Cosh", {}, "any"),
+    ("arctan", lambda o, p: o.arctan(p), "Arctan", {}, "any"),
+    ("floor", lambda o, p: o.floor(p * 3) * p, "Floor", {}, "any"),
+    ("ceil", lambda o, p: o.ceil(p * 3) * p, "Ceil", {}, "any"),
+    ("trunc", lambda o, p: o.trunc(p * 3) * p, "Trunc", {}, "any"),
+    ("round", lambda o, p: o.round(p * 3) * p, "Round", {"decimals": 0}, "any"),
+    ("round_decimals", lambda o, p: o.round(p, decimals=1), "Round", {"decimals": 1}, "any"),
+    ("floor_divide", lambda o, p: (p * 5) // 2.0, "FloorDivide", None, "any"),
+    ("mod", lambda o, p: (p * 5) % 2.0, "Mod", None, "any"),
+    ("logaddexp", lambda o, p: o.logaddexp(p, p * p), "Logaddexp", None, "any"),
+    ("arctan2", lambda o, p: o.arctan2(p, p * p + 0.5), "Arctan2", None, "any"),
+    ("amax", lambda o, p: o.amax(p, axis=1), "Amax", {"axis": 1, "keepdims": False}, "any"),
+    ("amin", lambda o, p: o.amin(p, axis=-1, keepdims=True), "Amin", {"axis": -1, "keepdims": True}, "any"),
+    ("argmax", lambda o, p: o.cast(o.argmax(p, axis=-1), "float32"), "Argmax", {"axis": -1, "keepdims": False}, "any"),
+    ("argmin", lambda o, p: o.cast(o.argmin(p, axis=1, keepdims=True), "float32"), "Argmin",
+     {"axis": 1, "keepdims": True}, "any"),
+    ("glu", lambda o, p: o.glu(p, axis=-1), "Glu", {"axis": -1}, "any"),
+    ("glu_time", lambda o, p: o.glu(p, axis=1), "Glu", {"axis": 1}, "any"),
+    ("normalize", lambda o, p: o.normalize(p, axis=-1), "Normalize", {"axis": -1, "order": 2, "epsilon": None}, "any"),
+    ("normalize_l1", lambda o, p: o.normalize(p, axis=1, order=1), "Normalize", {"axis": 1, "order": 1,
+                                                                                 "epsilon": None}, "any"),
+    ("repeat", lambda o, p: o.repeat(p, 2, axis=1), "Repeat", {"repeats": 2, "axis": 1}, "any"),
+    ("tile", lambda o, p: o.tile(p, (1, 2, 3)), "Tile", {"repeats": [1, 2, 3]}, "any"),
+    ("tile_short", lambda o, p: o.tile(p, (2,)), "Tile", {"repeats": [2]}, "any"),
+    ("roll", lambda o, p: o.roll(p, 2, axis=1), "Roll", {"shift": 2, "axis": 1}, "any"),
+    ("roll_two", lambda o, p: o.roll(p, (1, -1), axis=(1, 2)), "Roll", {"shift": [1, -1], "axis": [1, 2]}, "any"),
+]
+
+
+def more_ops(keras):
+    """(model, output names): input (B, 6, 4); one output per entry of ``MORE_OPS``, after a GRU."""
+    x = keras.Input((6, 4), name="x")
+    p = x + keras.layers.GRU(4, return_sequences=True, name="gru")(x)
+    names = [name for name, *_ in MORE_OPS]
+    return keras.Model(x, [f(keras.ops, p) for _, f, *_ in MORE_OPS], name="more_ops"), names
+
+
 def trainable(keras):
     """Inputs (B, 6, 4) and (B, 3); outputs: 3 classes (softmax op), one probability (sigmoid op)."""
     ops, L = keras.ops, keras.layers

@@ -83,6 +83,32 @@ GRAD_CASES = [
      [X], "any"),
     ("Einsum", {"subscripts": "btd->bd"}, [T(0)], [X], "any"),
     ("Einsum", {"subscripts": "btd->bdt"}, [T(0)], [X], "any"),
+    # (the ops added in the twenty-eighth session, tests/test_keras_ops_more.py)
+    *[(op, {}, [T(0)], [X], "positive" if op in ("Log1p", "Log2", "Log10", "Reciprocal") else "any")
+      for op in ("Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "TanhShrink", "SparsePlus",
+                 "Log1p", "Expm1", "Log2", "Log10", "Exp2", "Reciprocal", "Sin", "Cos", "Tan", "Sinh", "Cosh",
+                 "Arctan", "Floor", "Ceil", "Trunc")],
+    ("Celu", {"alpha": 0.7}, [T(0)], [X], "any"),
+    ("Squareplus", {"b": 3}, [T(0)], [X], "any"),
+    ("SoftShrink", {"threshold": 0.3}, [T(0)], [X], "any"),
+    ("HardShrink", {"threshold": 0.3}, [T(0)], [X], "any"),
+    ("Threshold", {"threshold": 0.1, "default_value": 2.0}, [T(0)], [X], "any"),
+    ("Round", {"decimals": 1}, [T(0)], [X], "any"),
+    ("FloorDivide", {}, [T(0), 0.7], [X], "any"),
+    ("Mod", {}, [T(0), T(1)], [X, X], "positive"),
+    ("Logaddexp", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
+    ("Arctan2", {}, [T(0), T(1)], [X, X], "any"),
+    ("Amax", {"axis": [1, 2], "keepdims": True}, [T(0)], [X], "any"),
+    ("Amin", {"axis": 1, "keepdims": False}, [T(0)], [X], "any"),
+    ("Argmax", {"axis": -1, "keepdims": False}, [T(0)], [X], "any"),
+    ("Argmin", {"axis": 1, "keepdims": True}, [T(0)], [X], "any"),
+    ("Glu", {"axis": -1}, [T(0)], [X], "any"),
+    ("Glu", {"axis": 1}, [T(0)], [(2, 4, 3)], "any"),
+    ("Normalize", {"axis": -1, "order": 2, "epsilon": None}, [T(0)], [X], "any"),
+    ("Normalize", {"axis": 1, "order": 3, "epsilon": 1e-3}, [T(0)], [X], "any"),
+    ("Repeat", {"repeats": 3, "axis": 1}, [T(0)], [X], "any"),
+    ("Tile", {"repeats": [2, 1]}, [T(0)], [X], "any"),
+    ("Roll", {"shift": [1, -2], "axis": [1, 2]}, [T(0)], [X], "any"),
 ]
 
 

@@ -19,15 +19,21 @@ import numpy as np
 from ..errors import UnsupportedKerasFeature
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
+from .op_axis import AXIS_SHAPE_OPS
 from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
-from .op_shapes import PRODUCTS, REDUCTIONS, SHAPE_OPS, _axes, _reduce_normalize, _reduce_shape
+from .op_shapes import PRODUCTS, REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
+from .op_shapes import SHAPE_OPS as _SHAPE_OPS
+
+SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS}
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
 TENSOR_KEY = "__fastgru_tensor__"
 
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
-_NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid"}
+_NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
+           "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
+           "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH,
            "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
@@ -42,11 +48,17 @@ CONFIG_KEYS = {
     "Reshape": ("newshape",), "Transpose": ("axes",), "Swapaxes": ("axis1", "axis2"),
     "Moveaxis": ("source", "destination"), "Flip": ("axis",), "Cumsum": ("axis", "dtype"),
     "Pad": ("pad_width", "mode"), "Einsum": ("subscripts",),
+    "Celu": ("alpha",), "Squareplus": ("b",), "SoftShrink": ("threshold",), "HardShrink": ("threshold",),
+    "Threshold": ("threshold", "default_value"), "Round": ("decimals",),
+    "Amax": ("axis", "keepdims"), "Amin": ("axis", "keepdims"), "Argmax": ("axis", "keepdims"),
+    "Argmin": ("axis", "keepdims"), "Glu": ("axis",), "Normalize": ("axis", "order", "epsilon"),
+    "Repeat": ("repeats", "axis"), "Tile": ("repeats",), "Roll": ("shift", "axis"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
 _DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": {"negative_slope": 0.2},
-             "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}}
+             "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}, "Celu": {"alpha": 1.0}, "Squareplus": {"b": 4},
+             "SoftShrink": {"threshold": 0.5}, "HardShrink": {"threshold": 0.5}, "Round": {"decimals": 0}}
 
 SUPPORTED = frozenset(CONFIG_KEYS)
 _LIST_OPS = ("Concatenate", "Stack")
@@ -100,9 +112,13 @@ def _unary_config(op: str, c: dict, rank: int, owner: str) -> dict:
         c["axis"] = _axes(axis, rank, owner)[0]
     if op == "Gelu" and not isinstance(c["approximate"], bool):
         raise ValueError(f"{owner}: approximate must be true or false, found {c['approximate']!r}")
-    for key in ("alpha", "negative_slope", "x_min", "x_max"):
+    for key in ("alpha", "negative_slope", "x_min", "x_max", "b", "threshold", "default_value"):
         if key in CONFIG_KEYS[op] and not _is_number(c.get(key)):
             raise ValueError(f"{owner}: {key} must be a number, found {c.get(key)!r}")
+    if op == "Celu" and c["alpha"] == 0:
+        raise ValueError(f"{owner}: alpha must not be 0")
+    if op == "Round" and (not isinstance(c["decimals"], int) or isinstance(c["decimals"], bool)):
+        raise ValueError(f"{owner}: decimals must be an integer, found {c['decimals']!r}")
     if op == "Cast" and c.get("dtype") not in ("float32", "float64", *INTEGER_CASTS):
         raise UnsupportedKerasFeature(f"{owner}: a cast to {c.get('dtype')!r}; fastgru computes in float32/float64 "
                                       "(integers and booleans as their float values)")

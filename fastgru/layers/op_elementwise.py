@@ -181,5 +181,92 @@ UNARY = {
     "LogicalNot": (lambda x, c: np.logical_not(x), lambda x, y, dy, c: np.zeros_like(dy)),
 }
 
+# the other activations of keras.ops.nn and the math of keras.ops.numpy, each as TensorFlow computes it and its
+# gradient (where TensorFlow's formula picks a side at a kink, the same side)
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _hard_silu_grad(x, y, dy, c):
+    return dy * (_hard_sigmoid(x, c) + x * ((x > -3) & (x < 3)) / x.dtype.type(6.0))
+
+
+def _selu(x, c):
+    return _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+
+
+def _celu(x, c):
+    alpha = x.dtype.type(c["alpha"])
+    return np.maximum(x, 0) + alpha * np.expm1(np.minimum(x, 0) / alpha)
+
+
+def _sparse_plus(x, c):
+    return np.where(x <= -1, 0, np.where(x < 1, (x + 1) ** 2 / x.dtype.type(4.0), x))
+
+
+def _zero_grad(x, y, dy, c):  # (floor, round, ...: TensorFlow gives them no gradient)
+    return np.zeros_like(dy)
+
+
+def _round(x, c):
+    if c["decimals"] == 0:
+        return np.round(x)  # (half to even, as TensorFlow)
+    factor = x.dtype.type(10.0 ** c["decimals"])
+    return np.round(x * factor) / factor
+
+
+UNARY.update({
+    "Relu6": (lambda x, c: np.clip(x, 0, 6), lambda x, y, dy, c: dy * ((x > 0) & (x < 6))),
+    "Softsign": (lambda x, c: x / (1 + np.abs(x)), lambda x, y, dy, c: dy / (1 + np.abs(x)) ** 2),
+    "Selu": (_selu, lambda x, y, dy, c: np.where(x > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))),
+    "LogSigmoid": (lambda x, c: -np.logaddexp(x.dtype.type(0), -x), lambda x, y, dy, c: dy * special.expit(-x)),
+    "HardSilu": (lambda x, c: x * _hard_sigmoid(x, c), _hard_silu_grad),
+    "HardTanh": (lambda x, c: np.clip(x, -1, 1), lambda x, y, dy, c: dy * ((x >= -1) & (x <= 1))),
+    "Celu": (_celu, lambda x, y, dy, c: dy * ((x >= 0) + (x <= 0) * np.exp(np.minimum(x, 0) / c["alpha"]))),
+    "TanhShrink": (lambda x, c: x - np.tanh(x), lambda x, y, dy, c: dy * np.tanh(x) ** 2),
+    "Squareplus": (lambda x, c: (x + np.sqrt(x * x + x.dtype.type(c["b"]))) / 2,
+                   lambda x, y, dy, c: dy * (1 + x / np.sqrt(x * x + c["b"])) / 2),
+    "SparsePlus": (_sparse_plus, lambda x, y, dy, c: dy * np.where(x <= -1, 0, np.where(x < 1, (x + 1) / 2, 1))),
+    "SoftShrink": (lambda x, c: np.where(x > c["threshold"], x - x.dtype.type(c["threshold"]),
+                                         np.where(x < -c["threshold"], x + x.dtype.type(c["threshold"]), 0)),
+                   lambda x, y, dy, c: dy * (np.abs(x) > c["threshold"])),
+    "HardShrink": (lambda x, c: np.where(np.abs(x) > c["threshold"], x, 0),
+                   lambda x, y, dy, c: dy * (np.abs(x) > c["threshold"])),
+    "Threshold": (lambda x, c: np.where(x > c["threshold"], x, x.dtype.type(c["default_value"])),
+                  lambda x, y, dy, c: dy * (x > c["threshold"])),
+    "Log1p": (lambda x, c: np.log1p(x), lambda x, y, dy, c: dy / (1 + x)),
+    "Expm1": (lambda x, c: np.expm1(x), lambda x, y, dy, c: dy * (y + 1)),
+    "Log2": (lambda x, c: np.log2(x), lambda x, y, dy, c: dy / (x * math.log(2.0))),
+    "Log10": (lambda x, c: np.log10(x), lambda x, y, dy, c: dy / (x * math.log(10.0))),
+    "Exp2": (lambda x, c: np.exp2(x), lambda x, y, dy, c: dy * y * math.log(2.0)),
+    "Reciprocal": (lambda x, c: 1 / x, lambda x, y, dy, c: -dy * y * y),
+    "Sin": (lambda x, c: np.sin(x), lambda x, y, dy, c: dy * np.cos(x)),
+    "Cos": (lambda x, c: np.cos(x), lambda x, y, dy, c: -dy * np.sin(x)),
+    "Tan": (lambda x, c: np.tan(x), lambda x, y, dy, c: dy * (1 + y * y)),
+    "Sinh": (lambda x, c: np.sinh(x), lambda x, y, dy, c: dy * np.cosh(x)),
+    "Cosh": (lambda x, c: np.cosh(x), lambda x, y, dy, c: dy * np.sinh(x)),
+    "Arctan": (lambda x, c: np.arctan(x), lambda x, y, dy, c: dy / (1 + x * x)),
+    "Floor": (lambda x, c: np.floor(x), _zero_grad),
+    "Ceil": (lambda x, c: np.ceil(x), _zero_grad),
+    "Trunc": (lambda x, c: np.trunc(x), _zero_grad),
+    "Round": (_round, _zero_grad),
+})
+
+
+def _logaddexp_grads(a, b, y, dy):
+    return dy * np.exp(a - y), dy * np.exp(b - y)
+
+
+def _arctan2_grads(a, b, y, dy):
+    r = a * a + b * b
+    return dy * b / r, -dy * a / r
+
+
+BINARY.update({
+    "FloorDivide": (np.floor_divide, _no_gradient),
+    "Mod": (np.mod, lambda a, b, y, dy: (dy, -dy * np.floor_divide(a, b))),
+    "Logaddexp": (np.logaddexp, _logaddexp_grads),
+    "Arctan2": (np.arctan2, _arctan2_grads),
+})
+
 #: the ops whose config names an axis of their input (normalised and checked by the layer)
 AXIS_OPS = {"Softmax", "LogSoftmax"}

@@ -123,6 +123,7 @@ REDUCTIONS = {
     "All": (lambda xs, c: (xs[0] != 0).all(axis=c["axis"], keepdims=c["keepdims"]),
             lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }
+REDUCTIONS.update(Amax=REDUCTIONS["Max"], Amin=REDUCTIONS["Min"])  # (ops.amax, ops.amin: Max and Min, no initial)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,169 @@
+"""Keras 3 ops along one axis of a tensor that change what lies there (``keras.ops.glu``, ``ops.normalize``,
+``ops.repeat``, ``ops.tile``, ``ops.roll``, ``ops.argmax``/``argmin``), in :mod:`op_shapes`'s form: per op
+``normalize`` (the node's config checked, axes made non-negative, the batch axis refused), the output shape,
+the values and TensorFlow's gradients. Used by :class:`fastgru.layers.keras_ops.KerasOp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from ..errors import UnsupportedKerasFeature
+from .op_shapes import _axes, _bool
+
+#: Keras's backend.epsilon(), ops.normalize's default
+_EPSILON = 1e-7
+
+
+def _int(value, what: str, owner: str, low: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{owner}: {what} must be an integer of at least {low}, found {value!r}")
+    return int(value)
+
+
+def _one_axis(c, shapes, owner) -> int:
+    axis = c.get("axis")
+    if isinstance(axis, (list, tuple)):
+        raise UnsupportedKerasFeature(f"{owner}: one axis is supported, found axis={axis!r}")
+    return _axes(axis, len(shapes[0]), owner)[0]
+
+
+# ---- glu: the first half of the axis gated by the sigmoid of the second ------------------------------
+def _glu_normalize(c, shapes, owner):
+    axis = _one_axis({"axis": c.get("axis", -1)}, shapes, owner)
+    size = shapes[0][axis]
+    if size is not None and size % 2:
+        raise ValueError(f"{owner}: axis {axis} of size {size} cannot be split in halves")
+    return {"axis": axis}
+
+
+def _glu(xs, c):
+    a, b = np.split(xs[0], 2, axis=c["axis"])
+    return a * special.expit(b)
+
+
+def _glu_grad(xs, y, dy, c):
+    a, b = np.split(xs[0], 2, axis=c["axis"])
+    s = special.expit(b)
+    return [np.concatenate([dy * s, dy * a * s * (1 - s)], axis=c["axis"])]
+
+
+# ---- normalize: x over its order-p norm along the axis (Keras: 1/norm capped at 1/epsilon) ------------
+def _normalize_normalize(c, shapes, owner):
+    epsilon = c.get("epsilon")
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0):
+        raise ValueError(f"{owner}: epsilon must be a positive number or None, found {epsilon!r}")
+    return {"axis": _one_axis({"axis": c.get("axis", -1)}, shapes, owner),
+            "order": _int(c.get("order", 2), "order", owner, 1),
+            "epsilon": _EPSILON if epsilon is None else float(epsilon)}
+
+
+def _norm(x, c):
+    if c["order"] == 2:
+        return np.sqrt((x * x).sum(axis=c["axis"], keepdims=True))
+    return (np.abs(x) ** c["order"]).sum(axis=c["axis"], keepdims=True) ** (1.0 / c["order"])
+
+
+def _normalize(xs, c):
+    x = xs[0]
+    norm = _norm(x, c)
+    eps = x.dtype.type(c["epsilon"])
+    if c["order"] == 2:  # (x * min(rsqrt(sum x²), 1/eps), as Keras)
+        return x * np.minimum(1 / norm, 1 / eps)
+    return x / np.maximum(norm, eps)
+
+
+def _normalize_grad(xs, y, dy, c):
+    x, p = xs[0], c["order"]
+    norm = _norm(x, c)
+    scaled = norm > c["epsilon"]  # (where the norm, not epsilon, divides)
+    denom = np.where(scaled, norm, c["epsilon"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dnorm = np.sign(x) * np.abs(x) ** (p - 1) / np.where(scaled, norm, 1) ** (p - 1)  # d norm / dx
+    inner = (dy * x).sum(axis=c["axis"], keepdims=True)
+    return [dy / denom - np.where(scaled, inner / (denom * denom), 0) * dnorm]
+
+
+# ---- repeat, tile, roll ------------------------------------------------------------------------------
+def _repeat_normalize(c, shapes, owner):
+    if isinstance(c.get("repeats"), (list, tuple)):
+        raise UnsupportedKerasFeature(f"{owner}: a list of repeats is not supported (one count for every entry)")
+    return {"repeats": _int(c.get("repeats"), "repeats", owner, 0), "axis": _one_axis(c, shapes, owner)}
+
+
+def _repeat_grad(xs, y, dy, c):
+    x, a, r = xs[0], c["axis"], c["repeats"]
+    return [dy.reshape(x.shape[:a] + (x.shape[a], r) + x.shape[a + 1:]).sum(axis=a + 1)]
+
+
+def _tile_normalize(c, shapes, owner):
+    reps, rank = c.get("repeats"), len(shapes[0])
+    reps = [reps] if isinstance(reps, (int, np.integer)) and not isinstance(reps, bool) else reps
+    if not isinstance(reps, (list, tuple)) or not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
+                                                      and r >= 0 for r in reps):
+        raise ValueError(f"{owner}: repeats must be a list of counts, found {c.get('repeats')!r}")
+    if len(reps) > rank:
+        raise UnsupportedKerasFeature(f"{owner}: {len(reps)} repeats for a tensor of rank {rank} add axes before the "
+                                      "batch axis; fastgru keeps it first")
+    reps = (1,) * (rank - len(reps)) + tuple(int(r) for r in reps)
+    if reps[0] != 1:
+        raise UnsupportedKerasFeature(f"{owner}: repeats {c.get('repeats')!r} tile the batch axis; fastgru keeps "
+                                      "it whole")
+    return {"repeats": reps}
+
+
+def _tile_grad(xs, y, dy, c):
+    x = xs[0]
+    pairs = [v for r, d in zip(c["repeats"], x.shape) for v in (r, d)]
+    return [dy.reshape(pairs).sum(axis=tuple(range(0, 2 * x.ndim, 2)))]
+
+
+def _roll_normalize(c, shapes, owner):
+    shift, axis = c.get("shift"), c.get("axis")
+    shifts = list(shift) if isinstance(shift, (list, tuple)) else [shift]
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if axis is None:
+        _axes(None, len(shapes[0]), owner)  # (refused: a roll of the flattened tensor crosses samples)
+    if len(shifts) != len(axes) or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                           for s in shifts):
+        raise ValueError(f"{owner}: shift {shift!r} and axis {axis!r} do not pair up as integers")
+    return {"shift": tuple(int(s) for s in shifts), "axis": tuple(_axes(a, len(shapes[0]), owner)[0] for a in axes)}
+
+
+# ---- argmax, argmin: the index along the axis (no gradient), carried as a float -----------------------
+def _arg_normalize(c, shapes, owner):
+    return {"axis": _one_axis(c, shapes, owner), "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
+
+
+def _arg_shape(shapes, c):
+    shape = list(shapes[0])
+    if c["keepdims"]:
+        shape[c["axis"]] = 1
+    else:
+        del shape[c["axis"]]
+    return tuple(shape)
+
+
+def _arg(pick):
+    return lambda xs, c: pick(xs[0], axis=c["axis"], keepdims=c["keepdims"])
+
+
+def _shape_along(shapes, c, size):
+    shape = list(shapes[0])
+    shape[c["axis"]] = size(shape[c["axis"]])
+    return tuple(shape)
+
+
+AXIS_SHAPE_OPS = {
+    "Glu": (_glu_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d // 2), _glu, _glu_grad),
+    "Normalize": (_normalize_normalize, lambda s, c: tuple(s[0]), _normalize, _normalize_grad),
+    "Repeat": (_repeat_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d * c["repeats"]),
+               lambda xs, c: np.repeat(xs[0], c["repeats"], axis=c["axis"]), _repeat_grad),
+    "Tile": (_tile_normalize, lambda s, c: tuple(None if d is None else d * r for d, r in zip(s[0], c["repeats"])),
+             lambda xs, c: np.tile(xs[0], c["repeats"]), _tile_grad),
+    "Roll": (_roll_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.roll(xs[0], c["shift"], axis=c["axis"]),
+             lambda xs, y, dy, c: [np.roll(dy, tuple(-s for s in c["shift"]), axis=c["axis"])]),
+    "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+}

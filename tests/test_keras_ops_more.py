@@ -1,0 +1,99 @@
+"""The Keras 3 ops added in the twenty-eighth session (activations of ``keras.ops.nn``, math of ``keras.ops.numpy``,
+``glu``, ``normalize``, ``repeat``, ``tile``, ``roll``, ``argmax``, ...): each op's values and input gradient
+against TensorFlow's; a model of all of them loaded live, from the committed file (no TensorFlow), and saved back
+for Keras; and the refusals of what they cannot do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras_ops_cases as cases
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.errors import UnsupportedKerasFeature
+
+FILES = Path(__file__).resolve().parent / "fixtures" / "files"
+
+
+def _x(domain, seed=0, shape=(3, 6, 4)):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.3, 2.0, shape) if domain == "positive" else rng.normal(size=shape)).astype("float32")
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("case", cases.MORE_OPS, ids=[c[0] for c in cases.MORE_OPS])
+def test_values_and_input_gradient_match_tensorflow(keras, case):
+    import tensorflow as tf
+
+    name, f, *_, domain = case
+    x = _x(domain, seed=len(name))
+    inp = keras.Input((6, 4))
+    km = keras.Model(inp, f(keras.ops, inp))
+    ours = fg.from_keras(km)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = km(xt)
+        w = tf.constant(np.random.default_rng(1).normal(size=y.shape).astype("float32"))
+        loss = tf.reduce_sum(y * w)
+    expected_dx = tape.gradient(loss, xt)
+    expected_dx = np.zeros_like(x) if expected_dx is None else expected_dx.numpy()
+    mine, cache = ours.forward(x, training=True)
+    np.testing.assert_allclose(mine, y.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    dx, _ = ours.backward(w.numpy(), cache)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _npz():
+    data = np.load(FILES / "ops_more.npz")
+    return data["x0"], [data[f"y{j}"] for j in range(len(cases.MORE_OPS))]
+
+
+def test_the_committed_file_of_every_added_op_gives_keras_outputs_and_saves_back(tmp_path):
+    x, expected = _npz()
+    model = fg.load_model(FILES / "ops_more.keras")
+    got = model.predict(x)
+    assert len(got) == len(expected) == len(cases.MORE_OPS)
+    for (name, *_), g, e in zip(cases.MORE_OPS, got, expected):
+        np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6, err_msg=name)
+    model.save(tmp_path / "again.keras")
+    for g, e in zip(fg.load_model(tmp_path / "again.keras").predict(x), got):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.keras
+def test_a_live_model_of_every_added_op_and_back_to_keras(keras, tmp_path):
+    km, names = cases.more_ops(keras)
+    cases.randomize(km, 4)
+    x = _x("any", seed=9, shape=(4, 6, 4))
+    expected = km.predict(x, verbose=0)
+    ours = fg.from_keras(km)
+    for name, g, e in zip(names, ours.predict(x), expected):
+        np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6, err_msg=name)
+    ours.save(tmp_path / "ours.keras")
+    for name, g, e in zip(names, keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0), expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize(("op", "config", "shape", "match"), [
+    ("Tile", {"repeats": [2, 1, 1]}, (None, 6, 4), "tile the batch axis"),
+    ("Tile", {"repeats": [1, 1, 1, 2]}, (None, 6, 4), "add axes before the batch axis"),
+    ("Roll", {"shift": 1, "axis": None}, (None, 6, 4), "batch axis"),
+    ("Repeat", {"repeats": [1, 2], "axis": 1}, (None, 2, 4), "list of repeats"),
+    ("Argmax", {"axis": None, "keepdims": False}, (None, 6, 4), "batch axis"),
+    ("Glu", {"axis": 0}, (None, 6, 4), "batch axis"),
+])
+def test_what_would_mix_samples_is_refused(op, config, shape, match):
+    from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
+
+    with pytest.raises(UnsupportedKerasFeature, match=match):
+        KerasOp(op, config)([fg.Input(shape[1:])], template={"args": [{TENSOR_KEY: 0}], "kwargs": {}})
+
+
+def test_glu_of_an_odd_axis_is_a_value_error():
+    from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
+
+    with pytest.raises(ValueError, match="cannot be split in halves"):
+        KerasOp("Glu", {"axis": -1})([fg.Input((6, 5))], template={"args": [{TENSOR_KEY: 0}], "kwargs": {}})
