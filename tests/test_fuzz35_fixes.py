@@ -70,3 +70,28 @@ def test_a_loaded_chain_keeps_its_input_name(keras, tmp_path):
     again = keras.models.load_model(tmp_path / "again.keras")
     assert again.inputs[0].name == "seq" and again.get_config()["layers"][0]["config"]["name"] == "seq"
     np.testing.assert_allclose(again.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_tf_keras_functions_of_the_added_ops_load(tmp_path):
+    """tf_keras records ``tf.nn.relu6(h)``, ``tf.cast(...)``, ``h // 2``, ``tf.tile``, ``tf.math.l2_normalize``, ...
+    as TFOpLambda layers named after the function; ``tf.cast`` (common: a mask cast to float) and the functions of
+    the ops added this session were refused by name. Each now reads as its Keras 3 op, tf_keras's numbers (tf.nn.gelu
+    exact by default, leaky_relu's alpha 0.2, l2_normalize's epsilon under the square root)."""
+    tk = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    i = tk.Input((6, 4))
+    p = tk.layers.GRU(4, return_sequences=True)(i)
+    outs = [tf.nn.relu6(p * 4), tf.nn.selu(p), tf.nn.softsign(p), tf.nn.silu(p), tf.math.log_sigmoid(p),
+            tf.math.log1p(tf.abs(p)), tf.math.expm1(p), tf.sin(p), tf.cos(p), tf.atan(p), tf.floor(p * 3) * p,
+            tf.round(p * 3) * p, tf.math.reciprocal(tf.abs(p) + 0.5), (p * 5) // 2.0, (p * 5) % 2.0, tf.nn.gelu(p),
+            tf.nn.gelu(p, approximate=True), tf.nn.leaky_relu(p), tf.nn.leaky_relu(p, alpha=0.1),
+            tf.cast(tf.argmax(p, axis=-1), tf.float32), tf.tile(p, [1, 2, 1]), tf.roll(p, shift=1, axis=1),
+            tf.repeat(p, 2, axis=1), tf.math.l2_normalize(p, axis=-1), tf.nn.l2_normalize(p * 1e-4, axis=1, epsilon=1e-6),
+            tf.cast(p > 0, tf.float32) * p]
+    model = tk.Model(i, outs)
+    model.save(tmp_path / "m.h5")
+    x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
+    ours = fg.load_model(tmp_path / "m.h5")
+    for k, (mine, theirs) in enumerate(zip(ours.predict(x), model.predict(x, verbose=0))):
+        np.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6, err_msg=f"output {k}")

@@ -13,6 +13,7 @@ map is refused by name. Nothing in the file runs: the function is looked up in a
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from .config_checks import _short
 
 _BINARY = {"__operators__.add": "Add", "math.add": "Add", "math.add_n": None, "math.subtract": "Subtract",
@@ -20,11 +21,16 @@ _BINARY = {"__operators__.add": "Add", "math.add": "Add", "math.add_n": None, "m
            "math.maximum": "Maximum", "math.minimum": "Minimum", "math.pow": "Power",
            "math.not_equal": "NotEqual", "math.equal": "Equal", "math.greater": "Greater",
            "math.greater_equal": "GreaterEqual", "math.less": "Less", "math.less_equal": "LessEqual",
-           "math.logical_and": "LogicalAnd", "math.logical_or": "LogicalOr"}
+           "math.logical_and": "LogicalAnd", "math.logical_or": "LogicalOr", "math.floordiv": "FloorDivide",
+           "compat.v1.floor_div": "FloorDivide", "math.floormod": "Mod", "math.atan2": "Arctan2"}
 _UNARY = {"math.negative": "Negative", "math.tanh": "Tanh", "math.sigmoid": "Sigmoid", "nn.sigmoid": "Sigmoid",
           "nn.relu": "Relu", "math.sqrt": "Sqrt", "math.rsqrt": "Rsqrt", "math.exp": "Exp", "math.log": "Log",
           "math.abs": "Absolute", "math.square": "Square", "math.sign": "Sign", "math.softplus": "Softplus",
-          "nn.softplus": "Softplus", "nn.elu": "Elu", "math.erf": "Erf"}
+          "nn.softplus": "Softplus", "nn.elu": "Elu", "math.erf": "Erf", "nn.relu6": "Relu6", "nn.selu": "Selu",
+          "nn.softsign": "Softsign", "math.softsign": "Softsign", "nn.silu": "Silu", "nn.swish": "Silu",
+          "math.log_sigmoid": "LogSigmoid", "math.log1p": "Log1p", "math.expm1": "Expm1", "math.sin": "Sin",
+          "math.cos": "Cos", "math.tan": "Tan", "math.sinh": "Sinh", "math.cosh": "Cosh", "math.atan": "Arctan",
+          "math.floor": "Floor", "math.ceil": "Ceil", "math.round": "Round", "math.reciprocal": "Reciprocal"}
 _REDUCTIONS = {"math.reduce_mean": "Mean", "math.reduce_sum": "Sum", "math.reduce_max": "Max",
                "math.reduce_min": "Min", "math.reduce_std": "Std", "math.reduce_variance": "Var",
                "math.reduce_logsumexp": "Logsumexp"}
@@ -35,14 +41,21 @@ _SHAPED = {"nn.softmax": ("Softmax", {"axis": ("axis", -1)}), "nn.log_softmax": 
            "reshape": ("Reshape", {"shape": ("newshape", None)}),
            "compat.v1.transpose": ("Transpose", {"perm": ("axes", None)}),
            "transpose": ("Transpose", {"perm": ("axes", None)}),
-           "concat": ("Concatenate", {"axis": ("axis", None)}), "stack": ("Stack", {"axis": ("axis", 0)})}
+           "concat": ("Concatenate", {"axis": ("axis", None)}), "stack": ("Stack", {"axis": ("axis", 0)}),
+           "cast": ("Cast", {"dtype": ("dtype", None)}), "dtypes.cast": ("Cast", {"dtype": ("dtype", None)}),
+           "nn.gelu": ("Gelu", {"approximate": ("approximate", False)}),
+           "nn.leaky_relu": ("LeakyRelu", {"alpha": ("negative_slope", 0.2)}),
+           "math.argmax": ("Argmax", {"axis": ("axis", None)}), "math.argmin": ("Argmin", {"axis": ("axis", None)}),
+           "tile": ("Tile", {"multiples": ("repeats", None)}),
+           "roll": ("Roll", {"shift": ("shift", None), "axis": ("axis", None)}),
+           "repeat": ("Repeat", {"repeats": ("repeats", None), "axis": ("axis", None)}),
+           # l2_normalize's x * rsqrt(max(sum x², eps)) is Keras's x * min(rsqrt(sum x²), 1 / sqrt(eps))
+           "math.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)}),
+           "nn.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)})}
 #: arguments that change nothing at their default (and the op's name, whatever it is)
 _HARMLESS = {"conjugate": False, "transpose_a": False, "transpose_b": False, "adjoint_a": False,
              "adjoint_b": False, "a_is_sparse": False, "b_is_sparse": False, "output_type": None}
 
-_MODULE = {"Sigmoid": "keras.src.ops.nn", "Relu": "keras.src.ops.nn", "Softplus": "keras.src.ops.nn",
-           "Elu": "keras.src.ops.nn", "Softmax": "keras.src.ops.nn", "LogSoftmax": "keras.src.ops.nn",
-           "Erf": "keras.src.ops.math", "Rsqrt": "keras.src.ops.math", "Logsumexp": "keras.src.ops.math"}
 
 FUNCTIONS = sorted(k for k, v in {**_BINARY, **_UNARY, **_REDUCTIONS, **_SHAPED, "linalg.matmul": 1,
                                   "__operators__.getitem": 1}.items() if v)
@@ -140,6 +153,10 @@ def translate(entry, path):
                 extra[key] = kwargs.pop(tf_name, default)
             if function in ("compat.v1.squeeze", "squeeze") and extra["axis"] is None:
                 extra["axis"] = kwargs.pop("squeeze_dims", None)
+            if op == "Normalize" and isinstance(extra["epsilon"], (int, float)) and extra["epsilon"] > 0:
+                extra.update(order=2, epsilon=float(extra["epsilon"]) ** 0.5)
+            if op in ("Argmax", "Argmin"):
+                extra["keepdims"] = False
         else:
             raise UnsupportedKerasFeature(
                 f"{where}: the tf_keras op layer computes {function!r}, which fastgru does not run (it runs "
@@ -150,5 +167,6 @@ def translate(entry, path):
                                           "fastgru does not take there")
         op_config.update(extra)
         converted.append({"args": args, "kwargs": {}})
-    return {"module": _MODULE.get(op, "keras.src.ops.numpy"), "class_name": op, "config": op_config,
+    module = "keras.src.ops.numpy" if op == "GetItem" else registry.model_class("KerasOp").modules[op]
+    return {"module": module, "class_name": op, "config": op_config,
             "name": name, "inbound_nodes": converted}
