@@ -97,3 +97,59 @@ def test_glu_of_an_odd_axis_is_a_value_error():
 
     with pytest.raises(ValueError, match="cannot be split in halves"):
         KerasOp("Glu", {"axis": -1})([fg.Input((6, 5))], template={"args": [{TENSOR_KEY: 0}], "kwargs": {}})
+
+
+def test_split_values_and_gradient_against_central_differences():
+    """Split has one output per part; its gradient takes one per output (None: an unused part, zeros)."""
+    from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
+
+    template = {"args": [{TENSOR_KEY: 0}], "kwargs": {}}
+    x = np.random.default_rng(0).normal(size=(2, 7, 3))
+    for config, sizes in (({"indices_or_sections": [2, 5], "axis": 1}, (2, 3, 2)),
+                          ({"indices_or_sections": 3, "axis": -1}, (1, 1, 1))):
+        layer = KerasOp("Split", config)
+        assert layer.compute_output_shape([(None, 7, 3)], template=template) == [
+            (None, n, 3) if config["axis"] == 1 else (None, 7, n) for n in sizes]
+        parts, cache = layer.forward([x], template=template)
+        np.testing.assert_array_equal(np.concatenate(parts, axis=config["axis"]), x)
+        weights = [np.random.default_rng(k).normal(size=p.shape) for k, p in enumerate(parts)]
+        weights[1] = None  # (the middle part unused)
+        (dx,), _ = layer.backward(weights, cache)
+        eps, numeric = 1e-6, np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            up, down = x.copy(), x.copy()
+            up[i] += eps
+            down[i] -= eps
+            f = [sum((p * w).sum() for p, w in zip(layer.call([v], template=template), weights) if w is not None)
+                 for v in (up, down)]
+            numeric[i] = (f[0] - f[1]) / (2 * eps)
+        np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.keras
+def test_split_in_a_keras_model_predicts_trains_and_saves_as_keras(keras, tmp_path):
+    """``a, b = ops.split(h, 2, axis=-1)`` (gated units) and a split at indices, one part unused by the loss."""
+    O, L = keras.ops, keras.layers
+    keras.utils.set_random_seed(0)
+    i = keras.Input((6, 8))
+    h = L.Dense(8)(i)
+    a, b = O.split(h, 2, axis=-1)
+    first, middle, last = O.split(h, [2, 5], axis=1)
+    km = keras.Model(i, [L.GRU(3)(a * O.sigmoid(b)), O.mean(first, axis=1) + O.mean(last, axis=1), middle])
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    x = _x("any", seed=2, shape=(4, 6, 8))
+    for mine, theirs in zip(ours.predict(x), km.predict(x, verbose=0)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    ys = [np.random.default_rng(1).normal(size=(4, 3)).astype("float32"),
+          np.random.default_rng(2).normal(size=(4, 8)).astype("float32")]
+    for model, lib in ((km, keras), (ours, fg)):
+        model.compile(lib.optimizers.SGD(0.1), loss=["mse", "mse", None])
+    theirs = km.fit(x, ys, epochs=3, batch_size=2, shuffle=False, verbose=0).history
+    mine = ours.fit(x, ys, epochs=3, batch_size=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(mine["loss"], theirs["loss"], rtol=1e-5)
+    for w, v in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(w, v, rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "back.keras")
+    for mine, theirs in zip(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), ours.predict(x)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)

@@ -53,6 +53,7 @@ CONFIG_KEYS = {
     "Amax": ("axis", "keepdims"), "Amin": ("axis", "keepdims"), "Argmax": ("axis", "keepdims"),
     "Argmin": ("axis", "keepdims"), "Glu": ("axis",), "Normalize": ("axis", "order", "epsilon"),
     "Repeat": ("repeats", "axis"), "Tile": ("repeats",), "Roll": ("shift", "axis"),
+    "Split": ("indices_or_sections", "axis"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
@@ -242,7 +243,8 @@ class KerasOp(Layer):
             return _reduce_shape(tensor_shapes, norm)
         if self.op in PRODUCTS:
             return tuple(PRODUCTS[self.op][1](_operand_shapes(operands, is_tensor, input_shape), norm))
-        return tuple(SHAPE_OPS[self.op][1](tensor_shapes, norm))
+        shape = SHAPE_OPS[self.op][1](tensor_shapes, norm)
+        return shape if isinstance(shape, list) else tuple(shape)  # (a list: one shape per output, Split's)
 
     def compute_mask(self, x, mask):
         return None
@@ -275,6 +277,8 @@ class KerasOp(Layer):
             y = REDUCTIONS[self.op][0](values, norm)
         else:
             y = {**SHAPE_OPS, **PRODUCTS}[self.op][2](values, norm)
+        if isinstance(y, list):  # (several outputs: Split)
+            return [part.astype(dtype, copy=False) for part in y], (values, operands, is_tensor, norm, xs)
         y = np.asarray(y)
         floats = self.op == "Cast" and norm["dtype"] in ("float32", "float64")  # (a float cast keeps its dtype)
         return (y if floats else y.astype(dtype, copy=False)), (values, operands, is_tensor, norm, xs)
@@ -296,7 +300,10 @@ class KerasOp(Layer):
         if cache is None:  # (the logits passed through)
             return [np.asarray(dy)], []
         y, (values, operands, is_tensor, norm, xs) = cache
-        dy = np.asarray(dy, dtype=y.dtype if self.op != "Cast" else xs[0].dtype)
+        if isinstance(y, list):  # (one gradient per output, None for an output nothing used)
+            dy = [None if d is None else np.asarray(d, dtype=part.dtype) for part, d in zip(y, dy)]
+        else:
+            dy = np.asarray(dy, dtype=y.dtype if self.op != "Cast" else xs[0].dtype)
         if self.op in BINARY or self.op in TERNARY:
             grads = {**BINARY, **TERNARY}[self.op][1](*values, y, dy)
             grads = [unbroadcast(np.asarray(g), v.shape) if t and g is not None else None

@@ -1,7 +1,9 @@
 """Keras 3 ops along one axis of a tensor that change what lies there (``keras.ops.glu``, ``ops.normalize``,
-``ops.repeat``, ``ops.tile``, ``ops.roll``, ``ops.argmax``/``argmin``), in :mod:`op_shapes`'s form: per op
-``normalize`` (the node's config checked, axes made non-negative, the batch axis refused), the output shape,
-the values and TensorFlow's gradients. Used by :class:`fastgru.layers.keras_ops.KerasOp`.
+``ops.repeat``, ``ops.tile``, ``ops.roll``, ``ops.argmax``/``argmin``, ``ops.split``), in :mod:`op_shapes`'s
+form: per op ``normalize`` (the node's config checked, axes made non-negative, the batch axis refused), the
+output shape, the values and TensorFlow's gradients. Used by :class:`fastgru.layers.keras_ops.KerasOp`.
+``Split`` has several outputs: its shape is a list of shapes, its value a list of arrays, and its gradient
+takes one per output (None for an output nothing used).
 """
 
 from __future__ import annotations
@@ -155,6 +157,42 @@ def _shape_along(shapes, c, size):
     return tuple(shape)
 
 
+# ---- split: several outputs --------------------------------------------------------------------------
+def _split_normalize(c, shapes, owner):
+    axis = _one_axis({"axis": c.get("axis", 0)}, shapes, owner)
+    sections, size = c.get("indices_or_sections"), shapes[0][axis]
+    if isinstance(sections, (int, np.integer)) and not isinstance(sections, bool):
+        sections = _int(sections, "indices_or_sections", owner, 1)
+        if size is not None and size % sections:
+            raise ValueError(f"{owner}: axis {axis} of size {size} does not split in {sections} equal parts")
+        return {"axis": axis, "sections": sections, "cuts": None}
+    if not isinstance(sections, (list, tuple)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in sections) or list(
+            sections) != sorted(sections) or (size is not None and sections and sections[-1] > size):
+        raise ValueError(f"{owner}: indices_or_sections must be a number of equal parts or increasing indices "
+                         f"within the axis, found {sections!r}")
+    return {"axis": axis, "sections": None, "cuts": tuple(int(v) for v in sections)}
+
+
+def _split_shape(shapes, c):
+    size = shapes[0][c["axis"]]
+    if c["cuts"] is None:
+        sizes = [None if size is None else size // c["sections"]] * c["sections"]
+    else:
+        edges = [0, *c["cuts"]]
+        sizes = [b - a for a, b in zip(edges, edges[1:])] + [None if size is None else size - edges[-1]]
+    return [_shape_along(shapes, c, lambda d, n=n: n) for n in sizes]
+
+
+def _split(xs, c):
+    parts = np.split(xs[0], c["sections"] if c["cuts"] is None else list(c["cuts"]), axis=c["axis"])
+    return [np.ascontiguousarray(p) for p in parts]
+
+
+def _split_grad(xs, y, dys, c):
+    return [np.concatenate([np.zeros_like(p) if d is None else d for p, d in zip(y, dys)], axis=c["axis"])]
+
+
 AXIS_SHAPE_OPS = {
     "Glu": (_glu_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d // 2), _glu, _glu_grad),
     "Normalize": (_normalize_normalize, lambda s, c: tuple(s[0]), _normalize, _normalize_grad),
@@ -166,4 +204,5 @@ AXIS_SHAPE_OPS = {
              lambda xs, y, dy, c: [np.roll(dy, tuple(-s for s in c["shift"]), axis=c["axis"])]),
     "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
     "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "Split": (_split_normalize, _split_shape, _split, _split_grad),
 }

@@ -226,6 +226,9 @@ def check_xy(model, x, y, sample_weight=None):
     elif lossless and len(names) > 1 and not isinstance(y, (list, tuple, MultiArray)) \
             and len(names) - len(lossless) == 1:
         y = [None if n in lossless else y for n in names]
+    elif lossless and isinstance(y, (list, tuple)) and len(y) == len(names) - len(lossless):
+        given = iter(y)  # (a list for the outputs that have losses, in order, as Keras pairs them)
+        y = [None if n in lossless else next(given) for n in names]
     if isinstance(y, MultiArray):  # already one array per output (validation data checked by fit)
         ys = list(y.arrays)
     elif isinstance(y, dict):
