@@ -100,6 +100,18 @@ MORE_OPS = [
     ("tile_short", lambda o, p: o.tile(p, (2,)), "Tile", {"repeats": [2]}, "any"),
     ("roll", lambda o, p: o.roll(p, 2, axis=1), "Roll", {"shift": 2, "axis": 1}, "any"),
     ("roll_two", lambda o, p: o.roll(p, (1, -1), axis=(1, 2)), "Roll", {"shift": [1, -1], "axis": [1, 2]}, "any"),
+    ("take", lambda o, p: o.take(p, [0, 2, -1], axis=1), "Take", {"axis": 1}, "any"),
+    ("take_array", lambda o, p: o.take(p, np.array([[1, 0], [3, 3]]), axis=-1), "Take", {"axis": -1}, "any"),
+    ("sort", lambda o, p: o.sort(p, axis=1), "Sort", {"axis": 1}, "any"),
+    ("argsort", lambda o, p: o.cast(o.argsort(p, axis=-1), "float32"), "Argsort", {"axis": -1}, "any"),
+    ("top_k_values", lambda o, p: o.top_k(p, 2)[0], "TopK", {"k": 2, "sorted": True}, "any"),
+    ("top_k_indices", lambda o, p: o.cast(o.top_k(p, 3)[1], "float32"), "TopK", {"k": 3, "sorted": True}, "any"),
+    ("moments", lambda o, p: o.moments(p, axes=[1])[0] + o.moments(p, axes=[1])[1], "Moments",
+     {"axes": [1], "keepdims": False, "synchronized": False}, "any"),
+    ("take_along_axis", lambda o, p: o.take_along_axis(p, o.argsort(p, axis=1), axis=1), "TakeAlongAxis",
+     {"axis": 1}, "any"),
+    ("take_along_argmax", lambda o, p: o.take_along_axis(p, o.expand_dims(o.argmax(p, axis=-1), -1), axis=-1),
+     "TakeAlongAxis", {"axis": -1}, "any"),
 ]
 
 

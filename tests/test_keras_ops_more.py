@@ -1,5 +1,6 @@
 """The Keras 3 ops added in the twenty-eighth session (activations of ``keras.ops.nn``, math of ``keras.ops.numpy``,
-``glu``, ``normalize``, ``repeat``, ``tile``, ``roll``, ``argmax``, ...): each op's values and input gradient
+``glu``, ``normalize``, ``repeat``, ``tile``, ``roll``, ``argmax``, ``split``, ``sort``, ``top_k``, ``moments``,
+``take``, ``take_along_axis``, ...): each op's values and input gradient
 against TensorFlow's; a model of all of them loaded live, from the committed file (no TensorFlow), and saved back
 for Keras; and the refusals of what they cannot do."""
 
@@ -99,31 +100,50 @@ def test_glu_of_an_odd_axis_is_a_value_error():
         KerasOp("Glu", {"axis": -1})([fg.Input((6, 5))], template={"args": [{TENSOR_KEY: 0}], "kwargs": {}})
 
 
-def test_split_values_and_gradient_against_central_differences():
-    """Split has one output per part; its gradient takes one per output (None: an unused part, zeros)."""
+@pytest.mark.parametrize(("op", "config", "extra", "sizes"), [
+    ("Split", {"indices_or_sections": [2, 5], "axis": 1}, [], [(None, 2, 3), (None, 3, 3), (None, 2, 3)]),
+    ("Split", {"indices_or_sections": 3, "axis": -1}, [], [(None, 7, 1)] * 3),
+    ("TopK", {"k": 2}, [], [(None, 7, 2)] * 2),
+    ("Moments", {"axes": [1], "keepdims": True}, [], [(None, 1, 3)] * 2),
+    ("Moments", {"axes": [1, 2], "keepdims": False}, [], [(None,)] * 2),
+    ("Sort", {"axis": 1}, [], [(None, 7, 3)]),
+    ("Take", {"axis": 1}, [[[0, -1], [3, 3]]], [(None, 2, 2, 3)]),
+    ("TakeAlongAxis", {"axis": 1}, ["indices"], [(None, 7, 3)]),
+])
+def test_several_output_and_gather_ops_against_central_differences(op, config, extra, sizes):
+    """Ops with one output per part (None: an output nothing used, zeros back) and the gathers, in float64."""
     from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
 
-    template = {"args": [{TENSOR_KEY: 0}], "kwargs": {}}
     x = np.random.default_rng(0).normal(size=(2, 7, 3))
-    for config, sizes in (({"indices_or_sections": [2, 5], "axis": 1}, (2, 3, 2)),
-                          ({"indices_or_sections": 3, "axis": -1}, (1, 1, 1))):
-        layer = KerasOp("Split", config)
-        assert layer.compute_output_shape([(None, 7, 3)], template=template) == [
-            (None, n, 3) if config["axis"] == 1 else (None, 7, n) for n in sizes]
-        parts, cache = layer.forward([x], template=template)
-        np.testing.assert_array_equal(np.concatenate(parts, axis=config["axis"]), x)
-        weights = [np.random.default_rng(k).normal(size=p.shape) for k, p in enumerate(parts)]
-        weights[1] = None  # (the middle part unused)
-        (dx,), _ = layer.backward(weights, cache)
-        eps, numeric = 1e-6, np.zeros_like(x)
-        for i in np.ndindex(x.shape):
-            up, down = x.copy(), x.copy()
-            up[i] += eps
-            down[i] -= eps
-            f = [sum((p * w).sum() for p, w in zip(layer.call([v], template=template), weights) if w is not None)
-                 for v in (up, down)]
-            numeric[i] = (f[0] - f[1]) / (2 * eps)
-        np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
+    xs, args = [x], [{TENSOR_KEY: 0}]
+    for e in extra:
+        if e == "indices":
+            xs.append(np.argsort(x, axis=1).astype(np.float64))
+            args.append({TENSOR_KEY: 1})
+        else:
+            args.append(e)
+    template = {"args": args, "kwargs": {}}
+    layer = KerasOp(op, config)
+    shape = layer.compute_output_shape([(None, 7, 3)] + [(None, 7, 3)] * (len(xs) - 1), template=template)
+    assert (shape if isinstance(shape, list) else [shape]) == sizes
+    y, cache = layer.forward(xs, template=template)
+    ys = y if isinstance(y, list) else [y]
+    weights = [np.random.default_rng(k).normal(size=p.shape) for k, p in enumerate(ys)]
+    if len(weights) > 1:
+        weights[1] = None  # (the second output unused)
+    dxs, _ = layer.backward(weights if isinstance(y, list) else weights[0], cache)
+    eps, numeric = 1e-6, np.zeros_like(x)
+
+    def f(v):
+        out = layer.call([v] + xs[1:], template=template)
+        return sum((p * w).sum() for p, w in zip(out if isinstance(out, list) else [out], weights) if w is not None)
+
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        numeric[i] = (f(up) - f(down)) / (2 * eps)
+    np.testing.assert_allclose(dxs[0], numeric, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.keras

@@ -19,12 +19,14 @@ import numpy as np
 from ..errors import UnsupportedKerasFeature
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
-from .op_axis import AXIS_SHAPE_OPS
+from .op_axis import AXIS_SHAPE_OPS, GATHERS
 from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
-from .op_shapes import PRODUCTS, REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
+from .op_shapes import PRODUCTS as _PRODUCTS
+from .op_shapes import REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
 from .op_shapes import SHAPE_OPS as _SHAPE_OPS
 
 SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS}
+PRODUCTS = {**_PRODUCTS, **GATHERS}  # (two operands each)
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
 TENSOR_KEY = "__fastgru_tensor__"
@@ -33,9 +35,9 @@ _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.m
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
            "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
-           "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize"}
+           "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
-           **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH,
+           **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
            "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
 CONFIG_KEYS = {
     **{op: () for op in (*BINARY, *TERNARY, *UNARY, "Matmul")},
@@ -53,7 +55,8 @@ CONFIG_KEYS = {
     "Amax": ("axis", "keepdims"), "Amin": ("axis", "keepdims"), "Argmax": ("axis", "keepdims"),
     "Argmin": ("axis", "keepdims"), "Glu": ("axis",), "Normalize": ("axis", "order", "epsilon"),
     "Repeat": ("repeats", "axis"), "Tile": ("repeats",), "Roll": ("shift", "axis"),
-    "Split": ("indices_or_sections", "axis"),
+    "Split": ("indices_or_sections", "axis"), "Sort": ("axis",), "Argsort": ("axis",), "TopK": ("k", "sorted"),
+    "Moments": ("axes", "keepdims", "synchronized"), "Take": ("axis",), "TakeAlongAxis": ("axis",),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
@@ -77,17 +80,20 @@ def _slot(v):
 def _constant(v):
     """A constant operand as an array: a number, or Keras's ``{"class_name": "__numpy__" (or "__tensor__"),
     "config": {"value": nested lists, "dtype": ...}}`` (``x + positions`` with a NumPy array, ``/ ops.sqrt(8.0)``,
-    ``+ ops.convert_to_tensor(pe)``); None when it is neither."""
+    ``+ ops.convert_to_tensor(pe)``), or a plain list of numbers (``ops.take(h, [0, 2], axis=1)``); None when it is
+    none of these."""
     if _is_number(v):
         return np.asarray(v)
     if isinstance(v, dict) and v.get("class_name") in ("__numpy__", "__tensor__") and isinstance(v.get("config"),
                                                                                    dict):
-        try:
-            value = np.asarray(v["config"].get("value"), dtype=np.float64)
-        except (TypeError, ValueError):
-            return None
-        return value if value.ndim <= 8 else None
-    return None
+        v = v["config"].get("value")
+    elif not isinstance(v, list):  # (a plain list of numbers: ops.take(h, [0, 2], axis=1))
+        return None
+    try:
+        value = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return value if value.ndim <= 8 else None
 
 
 def _operand_shapes(operands, is_tensor, shapes) -> list:
@@ -183,7 +189,7 @@ class KerasOp(Layer):
                 n = 1  # (one tensor: a permutation, sums)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
-        constants = self.op in BINARY or self.op in TERNARY or self.op == "Matmul"
+        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", *GATHERS)
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)

@@ -2,8 +2,9 @@
 ``ops.repeat``, ``ops.tile``, ``ops.roll``, ``ops.argmax``/``argmin``, ``ops.split``), in :mod:`op_shapes`'s
 form: per op ``normalize`` (the node's config checked, axes made non-negative, the batch axis refused), the
 output shape, the values and TensorFlow's gradients. Used by :class:`fastgru.layers.keras_ops.KerasOp`.
-``Split`` has several outputs: its shape is a list of shapes, its value a list of arrays, and its gradient
-takes one per output (None for an output nothing used).
+``Split``, ``TopK`` and ``Moments`` have several outputs: the shape is a list of shapes, the value a list of
+arrays, and the gradient takes one per output (None for an output nothing used). ``GATHERS`` (``ops.take`` with
+constant indices, ``ops.take_along_axis``) take two operands, in :mod:`op_shapes`'s products' form.
 """
 
 from __future__ import annotations
@@ -193,6 +194,155 @@ def _split_grad(xs, y, dys, c):
     return [np.concatenate([np.zeros_like(p) if d is None else d for p, d in zip(y, dys)], axis=c["axis"])]
 
 
+# ---- sorting: sort, argsort, top_k (the last axis: values and indices) ----------------------------------
+def _sort_normalize(c, shapes, owner):
+    return {"axis": _one_axis({"axis": c.get("axis", -1)}, shapes, owner)}
+
+
+def _sort_grad(xs, y, dy, c):
+    dx = np.empty_like(dy)
+    np.put_along_axis(dx, np.argsort(xs[0], axis=c["axis"], kind="stable"), dy, axis=c["axis"])
+    return [dx]
+
+
+def _top_k_normalize(c, shapes, owner):
+    k, size = _int(c.get("k", 1), "k", owner, 1), shapes[0][-1]
+    if len(shapes[0]) < 2:
+        raise UnsupportedKerasFeature(f"{owner}: top_k of a tensor of rank 1 ranks the batch axis")
+    if size is not None and k > size:
+        raise ValueError(f"{owner}: k={k} exceeds the last axis's size {size}")
+    if c.get("sorted", True) is not True:
+        raise UnsupportedKerasFeature(f"{owner}: sorted=False is not supported (its order is TensorFlow's choice)")
+    return {"k": k}
+
+
+def _top_k_indices(x, c):
+    return np.argsort(-x, axis=-1, kind="stable")[..., :c["k"]]  # (ties: the lower index first, as TensorFlow)
+
+
+def _top_k(xs, c):
+    picked = _top_k_indices(xs[0], c)
+    return [np.take_along_axis(xs[0], picked, axis=-1), picked]
+
+
+def _top_k_grad(xs, y, dys, c):
+    dx = np.zeros_like(xs[0])
+    if dys[0] is not None:
+        np.put_along_axis(dx, _top_k_indices(xs[0], c), dys[0], axis=-1)
+    return [dx]
+
+
+# ---- moments: mean and variance over axes --------------------------------------------------------------
+def _moments_normalize(c, shapes, owner):
+    return {"axis": _axes(c.get("axes"), len(shapes[0]), owner),
+            "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
+
+
+def _moments(xs, c):
+    return [xs[0].mean(axis=c["axis"], keepdims=c["keepdims"]), xs[0].var(axis=c["axis"], keepdims=c["keepdims"])]
+
+
+def _moments_grad(xs, y, dys, c):
+    x = xs[0]
+    n = np.prod([x.shape[a] for a in c["axis"]])
+    kept = (lambda a: a) if c["keepdims"] else (lambda a: np.expand_dims(a, c["axis"]))
+    dx = np.zeros_like(x)
+    if dys[0] is not None:
+        dx += kept(dys[0]) / n
+    if dys[1] is not None:
+        dx += kept(dys[1]) * 2 * (x - x.mean(axis=c["axis"], keepdims=True)) / n
+    return [dx]
+
+
+# ---- gathers: take (constant indices), take_along_axis ----------------------------------------------------
+def _take_normalize(c, shapes, owner, is_tensor=(True, False)):
+    if is_tensor[1] or not is_tensor[0]:
+        raise UnsupportedKerasFeature(f"{owner}: indices must be constants (tensor indices of a batch would gather "
+                                      "across samples)")
+    axis = _one_axis(c, shapes[:1], owner)
+    return {"axis": axis}
+
+
+def _take_indices(x, indices, c):
+    size = x.shape[c["axis"]]
+    idx = np.asarray(indices)
+    if idx.size and ((idx != np.round(idx)).any() or idx.min() < -size or idx.max() >= size):
+        raise ValueError(f"take: indices must be integers within [-{size}, {size}) for an axis of size {size}, found "
+                         f"{idx.min()}..{idx.max()}")
+    return idx.astype(np.int64) % size
+
+
+def _take_grad(xs, y, dy, c):
+    x, a = xs[0], c["axis"]
+    dx = np.zeros_like(x)
+    idx = _take_indices(x, xs[1], c)
+    np.add.at(np.moveaxis(dx, a, 0), idx, np.moveaxis(dy, tuple(range(a, a + idx.ndim)), tuple(range(idx.ndim))))
+    return [dx, None]
+
+
+def _along_normalize(c, shapes, owner, is_tensor=(True, True)):
+    x, idx = shapes
+    if not is_tensor[0] or len(x) != len(idx):
+        raise UnsupportedKerasFeature(f"{owner}: fastgru takes along an axis with indices of the tensor's rank (one "
+                                      f"set a sample); found shapes {x} and {idx}")
+    axis = _one_axis(c, shapes[:1], owner)
+    for i, (a, b) in enumerate(zip(x, idx)):
+        if i != axis and a is not None and b is not None and a != b and 1 not in (a, b):
+            raise ValueError(f"{owner}: shapes {x} and {idx} do not broadcast off axis {axis}")
+    return {"axis": axis}
+
+
+def _along_indices(xs, c):
+    x, idx = xs
+    size = x.shape[c["axis"]]
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise ValueError(f"take_along_axis: indices must lie within [-{size}, {size}), found {idx.min()}..{idx.max()}")
+    idx = idx.astype(np.int64) % size
+    shape = [max(a, b) for a, b in zip(x.shape, idx.shape)]
+    shape[c["axis"]] = idx.shape[c["axis"]]
+    return np.broadcast_to(idx, shape)
+
+
+def _along(xs, c):
+    idx = _along_indices(xs, c)
+    shape = list(idx.shape)
+    shape[c["axis"]] = xs[0].shape[c["axis"]]
+    return np.take_along_axis(np.broadcast_to(xs[0], shape), idx, axis=c["axis"])
+
+
+def _along_grad(xs, y, dy, c):
+    x, idx = xs[0], _along_indices(xs, c)
+    shape = list(idx.shape)
+    shape[c["axis"]] = x.shape[c["axis"]]
+    dx = np.zeros(shape, x.dtype)
+    grid = list(np.ix_(*[np.arange(n) for n in idx.shape]))
+    grid[c["axis"]] = idx
+    np.add.at(dx, tuple(grid), dy)
+    extra = tuple(i for i, (a, b) in enumerate(zip(x.shape, shape)) if a == 1 and b != 1)
+    return [dx.sum(axis=extra, keepdims=True) if extra else dx, None]
+
+
+def _gather_shape(shapes, c):
+    x, idx = shapes
+    a = c["axis"]
+    return tuple(x[:a]) + tuple(idx) + tuple(x[a + 1:])
+
+
+def _along_shape(shapes, c):
+    x, idx = shapes
+    out = [b if a in (1, None) else a for a, b in zip(x, idx)]
+    out[c["axis"]] = idx[c["axis"]]
+    return tuple(out)
+
+
+#: (normalize(config, shapes, owner, is_tensor), shape, forward, gradient), as op_shapes.PRODUCTS
+GATHERS = {
+    "Take": (_take_normalize, _gather_shape, lambda xs, c: np.take(xs[0], _take_indices(xs[0], xs[1], c),
+                                                                  axis=c["axis"]), _take_grad),
+    "TakeAlongAxis": (_along_normalize, _along_shape, _along, _along_grad),
+}
+
+
 AXIS_SHAPE_OPS = {
     "Glu": (_glu_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d // 2), _glu, _glu_grad),
     "Normalize": (_normalize_normalize, lambda s, c: tuple(s[0]), _normalize, _normalize_grad),
@@ -205,4 +355,16 @@ AXIS_SHAPE_OPS = {
     "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
     "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
     "Split": (_split_normalize, _split_shape, _split, _split_grad),
+    "Sort": (_sort_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.sort(xs[0], axis=c["axis"], kind="stable"),
+             _sort_grad),
+    "Argsort": (_sort_normalize, lambda s, c: tuple(s[0]),
+                lambda xs, c: np.argsort(xs[0], axis=c["axis"], kind="stable"),
+                lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "TopK": (_top_k_normalize, lambda s, c: [tuple(s[0][:-1]) + (c["k"],)] * 2, _top_k, _top_k_grad),
+    "Moments": (_moments_normalize, lambda s, c: [_reduced_shape(s[0], c)] * 2, _moments, _moments_grad),
 }
+
+
+def _reduced_shape(shape, c):
+    return tuple(1 if i in c["axis"] else d for i, d in enumerate(shape)) if c["keepdims"] else tuple(
+        d for i, d in enumerate(shape) if i not in c["axis"])
