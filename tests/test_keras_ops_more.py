@@ -173,3 +173,26 @@ def test_split_in_a_keras_model_predicts_trains_and_saves_as_keras(keras, tmp_pa
     ours.save(tmp_path / "back.keras")
     for mine, theirs in zip(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), ours.predict(x)):
         np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.keras
+def test_one_hot_of_integer_inputs_predicts_and_trains_as_keras(keras, tmp_path):
+    """``ops.one_hot(ids, n)`` of an int input (a character model without an Embedding): ids outside [0, n) give
+    zeros, as TensorFlow; ``axis`` places the classes; the recurrent model trains to Keras's numbers."""
+    O, L = keras.ops, keras.layers
+    keras.utils.set_random_seed(0)
+    i = keras.Input((7,), dtype="int32")
+    km = keras.Model(i, [L.Dense(2)(L.LSTM(3)(O.one_hot(i, 5))), O.one_hot(i, 6, axis=1)])
+    km.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    ids = np.array([[0, 1, 4, 2, 7, -1, 3], [4, 4, 0, 1, 2, 3, 5], [1, 1, 1, 0, 0, 2, 2]], "int32")
+    for mine, theirs in zip(ours.predict(ids), km.predict(ids, verbose=0)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    y = np.random.default_rng(0).normal(size=(3, 2)).astype("float32")
+    for model, lib in ((km, keras), (ours, fg)):
+        model.compile(lib.optimizers.Adam(0.05), loss=["mse", None])
+    theirs = km.fit(ids, [y], epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(ids, [y], epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    for w, v in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(w, v, rtol=1e-4, atol=1e-6)

@@ -35,7 +35,8 @@ _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.m
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
            "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
-           "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments"}
+           "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments",
+           "OneHot"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
            "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
@@ -57,6 +58,7 @@ CONFIG_KEYS = {
     "Repeat": ("repeats", "axis"), "Tile": ("repeats",), "Roll": ("shift", "axis"),
     "Split": ("indices_or_sections", "axis"), "Sort": ("axis",), "Argsort": ("axis",), "TopK": ("k", "sorted"),
     "Moments": ("axes", "keepdims", "synchronized"), "Take": ("axis",), "TakeAlongAxis": ("axis",),
+    "OneHot": ("num_classes", "axis", "dtype", "sparse"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}

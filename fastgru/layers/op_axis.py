@@ -335,6 +335,25 @@ def _along_shape(shapes, c):
     return tuple(out)
 
 
+# ---- one_hot: class ids to indicator vectors (ids outside [0, num_classes) give zeros, as TensorFlow) --------
+def _one_hot_normalize(c, shapes, owner):
+    if c.get("sparse"):
+        raise UnsupportedKerasFeature(f"{owner}: sparse=True is not supported")
+    if c.get("dtype") not in (None, "float32", "float64", "float16", "bfloat16"):
+        raise UnsupportedKerasFeature(f"{owner}: dtype {c.get('dtype')!r}; fastgru carries the indicators as floats")
+    axis = c.get("axis", -1)
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise ValueError(f"{owner}: axis must be an integer, found {axis!r}")
+    (axis,) = _axes(axis if axis >= 0 else len(shapes[0]) + 1 + axis, len(shapes[0]) + 1, owner)
+    return {"num_classes": _int(c.get("num_classes"), "num_classes", owner, 1), "axis": axis}
+
+
+def _one_hot(xs, c):
+    ids = xs[0]
+    hot = (np.expand_dims(ids, -1) == np.arange(c["num_classes"], dtype=ids.dtype)).astype(ids.dtype)
+    return np.moveaxis(hot, -1, c["axis"])
+
+
 #: (normalize(config, shapes, owner, is_tensor), shape, forward, gradient), as op_shapes.PRODUCTS
 GATHERS = {
     "Take": (_take_normalize, _gather_shape, lambda xs, c: np.take(xs[0], _take_indices(xs[0], xs[1], c),
@@ -362,6 +381,8 @@ AXIS_SHAPE_OPS = {
                 lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
     "TopK": (_top_k_normalize, lambda s, c: [tuple(s[0][:-1]) + (c["k"],)] * 2, _top_k, _top_k_grad),
     "Moments": (_moments_normalize, lambda s, c: [_reduced_shape(s[0], c)] * 2, _moments, _moments_grad),
+    "OneHot": (_one_hot_normalize, lambda s, c: tuple(s[0][:c["axis"]]) + (c["num_classes"],) + tuple(s[0][c["axis"]:]),
+               _one_hot, lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }
 
 
