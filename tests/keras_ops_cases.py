@@ -110,6 +110,9 @@ MORE_OPS = [
      {"axes": [1], "keepdims": False, "synchronized": False}, "any"),
     ("take_along_axis", lambda o, p: o.take_along_axis(p, o.argsort(p, axis=1), axis=1), "TakeAlongAxis",
      {"axis": 1}, "any"),
+    ("diff", lambda o, p: o.diff(p, axis=1), "Diff", {"n": 1, "axis": 1}, "any"),
+    ("diff_twice", lambda o, p: o.diff(p, n=2, axis=-1), "Diff", {"n": 2, "axis": -1}, "any"),
+    ("cumprod", lambda o, p: o.cumprod(p, axis=1), "Cumprod", {"axis": 1, "dtype": None}, "any"),
     ("take_along_argmax", lambda o, p: o.take_along_axis(p, o.expand_dims(o.argmax(p, axis=-1), -1), axis=-1),
      "TakeAlongAxis", {"axis": -1}, "any"),
 ]

@@ -109,6 +109,10 @@ GRAD_CASES = [
     ("Repeat", {"repeats": 3, "axis": 1}, [T(0)], [X], "any"),
     ("Tile", {"repeats": [2, 1]}, [T(0)], [X], "any"),
     ("Roll", {"shift": [1, -2], "axis": [1, 2]}, [T(0)], [X], "any"),
+    ("Diff", {"n": 2, "axis": 1}, [T(0)], [X], "any"),
+    ("Cumprod", {"axis": -1, "dtype": None}, [T(0)], [X], "any"),
+    ("Argsort", {"axis": 1}, [T(0)], [X], "any"),
+    ("OneHot", {"num_classes": 3, "axis": 1}, [T(0)], [X], "positive"),
 ]
 
 
@@ -247,8 +251,8 @@ def test_ops_that_would_mix_samples_or_are_malformed_are_refused(op, config, arg
 
 
 def test_unknown_ops_and_options_and_casts_to_integers_are_unsupported():
-    with pytest.raises(UnsupportedKerasFeature, match="'Sort' is not supported"):
-        KerasOp("Sort")
+    with pytest.raises(UnsupportedKerasFeature, match="'Triu' is not supported"):
+        KerasOp("Triu")
     with pytest.raises(UnsupportedKerasFeature, match="option"):
         KerasOp("Mean", {"axis": 1, "where": True})
     with pytest.raises(UnsupportedKerasFeature, match="complex64"):

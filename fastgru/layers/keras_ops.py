@@ -58,7 +58,7 @@ CONFIG_KEYS = {
     "Repeat": ("repeats", "axis"), "Tile": ("repeats",), "Roll": ("shift", "axis"),
     "Split": ("indices_or_sections", "axis"), "Sort": ("axis",), "Argsort": ("axis",), "TopK": ("k", "sorted"),
     "Moments": ("axes", "keepdims", "synchronized"), "Take": ("axis",), "TakeAlongAxis": ("axis",),
-    "OneHot": ("num_classes", "axis", "dtype", "sparse"),
+    "OneHot": ("num_classes", "axis", "dtype", "sparse"), "Diff": ("n", "axis"), "Cumprod": ("axis", "dtype"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}

@@ -335,6 +335,32 @@ def _along_shape(shapes, c):
     return tuple(out)
 
 
+# ---- diff (n-th differences along an axis), cumprod ---------------------------------------------------------
+def _diff_normalize(c, shapes, owner):
+    axis, n = _one_axis({"axis": c.get("axis", -1)}, shapes, owner), _int(c.get("n", 1), "n", owner, 0)
+    size = shapes[0][axis]
+    if size is not None and n > size:
+        raise ValueError(f"{owner}: n={n} differences of an axis of size {size}")
+    return {"axis": axis, "n": n}
+
+
+def _diff_grad(xs, y, dy, c):
+    a = c["axis"]
+    for _ in range(c["n"]):  # (the transpose of one difference: dx[i] = dy[i - 1] - dy[i])
+        width = [(0, 0)] * dy.ndim
+        width[a] = (1, 0)
+        before = np.pad(dy, width)
+        width[a] = (0, 1)
+        dy = before - np.pad(dy, width)
+    return [dy]
+
+
+def _cumprod_grad(xs, y, dy, c):  # (TensorFlow's: the reversed cumulative sum of y * dy, over x)
+    a = c["axis"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.flip(np.cumsum(np.flip(y * dy, a), axis=a), a) / xs[0]]
+
+
 # ---- one_hot: class ids to indicator vectors (ids outside [0, num_classes) give zeros, as TensorFlow) --------
 def _one_hot_normalize(c, shapes, owner):
     if c.get("sparse"):
@@ -381,6 +407,10 @@ AXIS_SHAPE_OPS = {
                 lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
     "TopK": (_top_k_normalize, lambda s, c: [tuple(s[0][:-1]) + (c["k"],)] * 2, _top_k, _top_k_grad),
     "Moments": (_moments_normalize, lambda s, c: [_reduced_shape(s[0], c)] * 2, _moments, _moments_grad),
+    "Diff": (_diff_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d - c["n"]),
+             lambda xs, c: np.diff(xs[0], n=c["n"], axis=c["axis"]), _diff_grad),
+    "Cumprod": (lambda c, s, o: {"axis": _one_axis({"axis": c.get("axis")}, s, o)}, lambda s, c: tuple(s[0]),
+                lambda xs, c: np.cumprod(xs[0], axis=c["axis"], dtype=xs[0].dtype), _cumprod_grad),
     "OneHot": (_one_hot_normalize, lambda s, c: tuple(s[0][:c["axis"]]) + (c["num_classes"],) + tuple(s[0][c["axis"]:]),
                _one_hot, lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }
