@@ -104,7 +104,7 @@ def model_state(model) -> dict[str, Any]:
         "name": model.name,
         "trainable": model.trainable,
         "input_layer": model._input_layer,
-        "layers": list(model._layers),
+        "layers": [layer.__dict__.get("_as_sequential") or layer for layer in model._layers],  # (nested: as added)
         "built": bool(model.built),
         "input_shape": None if model.input_shape is None else tuple(model.input_shape),
         "compile": _compile_state(model),

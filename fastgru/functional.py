@@ -166,11 +166,23 @@ class Model(KerasModelAPI, WrapperTrainable):
 
     @property
     def input(self):
+        node = self._first_call()
+        if node is not None:
+            return list(node.args) if node.list_args else node.args[0]
         return self._inputs[0] if self._input_struct is None else list(self._inputs)
 
     @property
     def output(self):
+        node = self._first_call()
+        if node is not None:
+            return node.outputs if node.list_outputs else node.outputs[0]
         return self._outputs[0] if self._output_struct is None else list(self._outputs)
+
+    def _first_call(self):
+        """The node of the first call in a graph of a Sequential nested as this Model (``Sequential.add``), whose
+        ``input``/``output`` are that call's, as Keras's nested Sequential's (a Functional's are its own)."""
+        nodes = self.__dict__.get("_inbound_nodes") if self.__dict__.get("_as_sequential") else None
+        return nodes[0] if nodes else None
 
     def get_layer(self, name: str | None = None, index: int | None = None):
         if index is not None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
 from .layers.core import InputLayer
-from .layers.keras_ops import apply_op
+from .tensor_operators import TensorOperators
 
 _ids = itertools.count()
 #: the output mask of a nested model's last call in this thread (read by its compute_mask)
@@ -21,7 +21,7 @@ _last_masks = threading.local()
 # ---------------------------------------------------------------------------------------------
 # symbolic tensors and nodes
 # ---------------------------------------------------------------------------------------------
-class KerasTensor:
+class KerasTensor(TensorOperators):
     """A symbolic tensor: its batch shape, dtype, and the layer call (node) that makes it."""
 
     _fg_symbolic = True
@@ -66,55 +66,6 @@ class KerasTensor:
     def __iter__(self):
         raise NotImplementedError(f"iterating over a symbolic KerasTensor ({self.name!r}, shape {self.shape}) is not "
                                   "supported: its batch axis has no length; index another axis, e.g. x[:, 0]")
-
-    # arithmetic records Keras's op nodes (``x + y``: Add, ``2.0 * x``: Multiply, ...; layers/keras_ops.py)
-    def __add__(self, other):
-        return _op("Add", self, other)
-
-    def __radd__(self, other):
-        return _op("Add", other, self)
-
-    def __sub__(self, other):
-        return _op("Subtract", self, other)
-
-    def __rsub__(self, other):
-        return _op("Subtract", other, self)
-
-    def __mul__(self, other):
-        return _op("Multiply", self, other)
-
-    def __rmul__(self, other):
-        return _op("Multiply", other, self)
-
-    def __truediv__(self, other):
-        return _op("TrueDivide", self, other)
-
-    def __rtruediv__(self, other):
-        return _op("TrueDivide", other, self)
-
-    def __pow__(self, other):
-        return _op("Power", self, other)
-
-    def __neg__(self):
-        return _op("Negative", self)
-
-    # comparisons give 1.0 / 0.0 tensors (``ops.where(h > 0, h, 0.0)`` in Keras); == and != keep Python's
-    # identity meaning (graphs look tensors up in lists and dicts)
-    def __gt__(self, other):
-        return _op("Greater", self, other)
-
-    def __ge__(self, other):
-        return _op("GreaterEqual", self, other)
-
-    def __lt__(self, other):
-        return _op("Less", self, other)
-
-    def __le__(self, other):
-        return _op("LessEqual", self, other)
-
-
-def _op(op, *args):
-    return apply_op(op, *args)
 
 
 class Node:
@@ -382,8 +333,10 @@ def map_graph(inputs: list, outputs: list):
                                  f"{_layer_kind(t.node.layer)} {t.node.layer.name!r}), which cannot be computed from "
                                  f"the model's inputs {[x.name for x in inputs]}")
         if node.is_input and id(node.outputs[0]) not in computable:
-            raise ValueError(f"Graph disconnected: the outputs need Input {node.layer.name!r}, which is not one of the "
-                             f"model's inputs {[x.name for x in inputs]}")
+            twin = " (another Input of that name: from another model or load)" * any(
+                x.name == node.layer.name for x in inputs)
+            raise ValueError(f"Graph disconnected: the outputs need Input {node.layer.name!r}{twin}, which is not one "
+                             f"of the model's inputs {[x.name for x in inputs]}")
         computable.update(id(t) for t in node.outputs)
     return by_depth, [layer for _, layer in layers]
 

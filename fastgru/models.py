@@ -89,8 +89,14 @@ class Sequential(KerasModelAPI, WrapperTrainable):
                 raise ValueError(f"Sequential {inner.name!r} added to Sequential {self.name!r}: give one of them an "
                                  "Input first, so that the nested model can be built")
             inner.build(self.output_shape)
-        x = registry.model_class("Input")(batch_shape=inner.input_shape)
-        return registry.model_class("Functional")(x, inner(x), name=inner.name)
+        x = h = registry.model_class("Input")(batch_shape=inner.input_shape)
+        for layer in inner.layers:  # (its layers, as Keras's nested Sequential lists them)
+            h = layer(h)
+        nested = registry.model_class("Functional")(x, h, name=inner.name)
+        # (the Sequential it is: its input and output those of its call here, as Keras's, functional.py; saved,
+        # weighted and configured as that Sequential, io/functional_save.py, io/graph_weights.py)
+        nested._as_sequential = inner
+        return nested
 
     def pop(self) -> Layer:
         if not self._layers:
@@ -376,7 +382,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         layers = []
         if self._input_layer is not None:
             layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
-        layers += [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+        layers += [{"class_name": "Sequential", "config": l._as_sequential.get_config()}
+                   if l.__dict__.get("_as_sequential") is not None else
+                   {"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
         config = {"name": self.name, "trainable": self.trainable, "layers": layers}
         if self.built and self.input_shape is not None:  # (Keras 3: from_config builds the model for it)
             config["build_input_shape"] = list(self.input_shape)

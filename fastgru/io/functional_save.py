@@ -61,6 +61,8 @@ def functional_config(model) -> dict:
             entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
                      "config": {"batch_shape": list(layer.batch_shape), "dtype": layer.input_dtype or "float32",
                                 "sparse": False, "ragged": False, "name": layer.name, "optional": False}}
+        elif layer.__dict__.get("_as_sequential") is not None:  # (a Sequential nested by Sequential.add)
+            entry = _nested_sequential_config(layer._as_sequential)
         elif getattr(layer, "_fg_model", False):
             entry = functional_config(layer)
         elif type(layer).__name__ == "Sequential":
@@ -115,7 +117,8 @@ def functional_config(model) -> dict:
     def refs(tensors, struct, order=None):
         items = [_history(t, model_nodes) for t in tensors]  # (a shared layer's output: its node's index)
         for item, t in zip(items, tensors):  # (Keras 3 counts a nested Functional's calls from 1 there)
-            item[1] += 1 if getattr(t.node.layer, "_fg_model", False) else 0
+            item[1] += 1 if getattr(t.node.layer, "_fg_model", False) and t.node.layer.__dict__.get(
+                "_as_sequential") is None else 0
         if struct is None:
             return items[0]
         if isinstance(struct, list):
@@ -172,13 +175,26 @@ def _sequential_config(model) -> dict:
     entries = config["config"]["layers"]
     offset = len(entries) - len(model.layers)  # the InputLayer entry first
     for i, layer in enumerate(model.layers):
-        if getattr(layer, "_fg_model", False):
+        if layer.__dict__.get("_as_sequential") is not None:  # (a Sequential nested by Sequential.add)
+            entries[offset + i] = _nested_sequential_config(layer._as_sequential)
+        elif getattr(layer, "_fg_model", False):
             entries[offset + i] = dict(functional_config(layer), name=layer.name)
         elif _wraps_model(layer):
             entries[offset + i] = _layer_entry(layer)
         elif uses_graph(layer):
             entries[offset + i] = _sequential_config(layer)
     return config
+
+
+def _nested_sequential_config(model) -> dict:
+    """A Sequential model's Keras 3 config entry, as a layer of another model."""
+    from .keras_save import keras3_model_config
+
+    if uses_graph(model):
+        return dict(_sequential_config(model), name=model.name)
+    config = keras3_model_config(model)
+    config.pop("compile_config", None)
+    return dict(config, name=model.name)
 
 
 #: Keras ops that Keras 3 makes, auto-named, when it rebuilds the masks of a loaded graph (a Concatenate of masked

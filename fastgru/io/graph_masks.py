@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .keras_nodes import GRAPH_CLASSES, _io_refs, _is_op, _op_refs, _parse_getitem_node, _parse_node, _parse_op_node
+from .keras_graph import GRAPH_CLASSES, _is_op
+from .keras_nodes import _io_refs, _op_refs, _parse_getitem_node, _parse_node, _parse_op_node
 
 
 def may_carry_mask(tensor, memo: dict | None = None) -> bool:

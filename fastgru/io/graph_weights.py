@@ -14,6 +14,7 @@ def weight_groups(model, prefix: str = "") -> list:
     used: dict[str, int] = {}
     layers = model.layers
     for layer in layers:
+        layer = layer.__dict__.get("_as_sequential") or layer  # (a Sequential nested by Sequential.add)
         cls = type(layer).__name__
         if cls == "InputLayer" and not getattr(model, "_fg_model", False):
             continue

@@ -34,20 +34,14 @@ from .keras_config import (
     weights_key,
     weights_subpath,
 )
-from .keras_graph import _entry, _entry_name
-from .keras_nodes import (
-    GRAPH_CLASSES,
-    INPUT_MASK_KEY,
-    KERAS2_KEY,
-    _io_refs,
-    _is_op,
-)
+from .keras_graph import GRAPH_CLASSES, _entry, _entry_name, _is_op
+from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY, _io_refs
 from .keras_rnn_cells import is_stacked, stacked_layers
 
 
 def is_functional(model_config) -> bool:
-    """True for a Functional config, or a Sequential one holding a Functional model (built here as a
-    Sequential whose layers include a fastgru Model)."""
+    """True for a Functional config, or a Sequential one holding a Functional or Sequential model (built here as
+    a Sequential whose layers include a fastgru Model)."""
     if not isinstance(model_config, dict):
         return False
     if model_config.get("class_name") in GRAPH_CLASSES:
@@ -57,7 +51,8 @@ def is_functional(model_config) -> bool:
     config = model_config.get("config")
     entries = config.get("layers") if isinstance(config, dict) else config
     try:
-        return isinstance(entries, list) and any(is_functional(e) or _wraps_model(e) for e in entries[:MAX_LAYERS])
+        return isinstance(entries, list) and any(is_functional(e) or _wraps_model(e) or (
+            isinstance(e, dict) and e.get("class_name") == "Sequential") for e in entries[:MAX_LAYERS])
     except RecursionError:  # a damaged config nested absurdly deep: the chain loader's error stands
         return False
 
@@ -320,7 +315,8 @@ def _build_sequential(model_config, path, major: int, prefix: str, group, leaves
             shape = _shape(lcfg.get("batch_shape", lcfg.get("batch_input_shape")), path, f"InputLayer {i}")
             if shape is None:
                 raise ModelFileError(path, f"InputLayer {i} of the Sequential model has no batch_shape")
-            seq.add(_input_layer(shape))
+            named, dtype = (v if isinstance(v, str) else None for v in (lcfg.get("name"), lcfg.get("dtype")))
+            seq.add(registry.model_class("InputLayer")(batch_shape=shape, name=named, dtype=dtype))
             continue
         key = _unique(weights_key(lcls), used)
         layer_path = f"{prefix}layers/{key}"

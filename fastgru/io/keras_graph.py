@@ -96,6 +96,22 @@ _MASK_OPS = {"NotEqual", "Equal", "Any", "Cast", "LogicalNot"}
 #: Keras 3 op layers a chain checks no further here (GetItem is refused as a chain and built as a graph; so is
 #: ``keras.ops.softmax``, which, unlike the Softmax layer, takes no mask and passes none on)
 _CHAIN_OPS = {"GetItem"}
+#: the class names of a Functional model's config entry
+GRAPH_CLASSES = ("Functional", "Model")
+
+
+def _is_op(entry) -> bool:
+    """A Keras 3 op layer (``keras.src.ops...``: NotEqual, Any, LogicalOr, ExpandDims, ...), not a layer."""
+    module = entry.get("module")
+    if isinstance(module, str):
+        return module.startswith("keras.src.ops")
+    config = entry.get("config")  # legacy .h5 from Keras 3: no module; an op's config holds no trainable
+    cls = entry.get("class_name")
+    ops = registry.model_class("KerasOp").supported_ops
+    if isinstance(cls, str) and registry.lookup(cls) is not None and cls not in ops:
+        return False  # a layer whose config leaves trainable out (Keras 3's SpatialDropout1D)
+    return (cls in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
+            and cls not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
 
 
 def _propagated_masks(entries: list, mask_only: list, sources_of: list, names: list) -> bool:
@@ -182,9 +198,7 @@ def _functional_chain(entries: list, path) -> list[int]:
         if not _propagated_masks(entries, [i for i in mask_only], sources_of, names):
             raise UnsupportedKerasFeature("a Functional chain passing its own mask= is built as a graph")
     for i, e in enumerate(entries):
-        module = e.get("module")
-        if (i not in mask_only and isinstance(module, str) and module.startswith("keras.src.ops")
-                and e["class_name"] not in _CHAIN_OPS):
+        if i not in mask_only and _is_op(e) and e["class_name"] not in _CHAIN_OPS:
             # ``h * 2.0`` is Keras's op Multiply, not the merge layer of that name: the graph loader
             # (io/keras_functional.py) refuses it by name
             raise UnsupportedKerasFeature(

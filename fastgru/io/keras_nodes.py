@@ -7,19 +7,16 @@ op's index), and the references of Keras op layers. :mod:`fastgru.io.keras_funct
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
-from ..layers import registry
 from .config_checks import _is_int, _short
-from .keras_graph import _MASK_OPS, key_from_config
-
-#: the class names of a Functional model's config entry
-GRAPH_CLASSES = ("Functional", "Model")
+from .keras_graph import GRAPH_CLASSES, key_from_config
 
 
 def holds_nested_model(model_config) -> bool:
-    """True for a Functional config with a model among its layers (an encoder built as a Sequential or a
-    Functional model, then called): built as a graph, the nested model stays one (``get_layer("encoder")``
-    returns it, as in Keras) rather than its layers being spliced into a chain."""
-    if not isinstance(model_config, dict) or model_config.get("class_name") not in GRAPH_CLASSES:
+    """True for a Functional or Sequential config with a model among its layers (an encoder built as a
+    Sequential or a Functional model, then called or added): built as a graph, the nested model stays one
+    (``get_layer("encoder")`` returns it, and ``model.layers[k]`` is the k-th as in Keras) rather than its
+    layers being spliced into a chain."""
+    if not isinstance(model_config, dict) or model_config.get("class_name") not in (*GRAPH_CLASSES, "Sequential"):
         return False
     config = model_config.get("config")
     entries = config.get("layers") if isinstance(config, dict) else None
@@ -249,20 +246,6 @@ def _io_refs(value, path, what: str):
     if isinstance(value, list) and value:
         return [_ref(v, path, what) for v in value], "list"
     raise ModelFileError(path, f"the Functional config's {what} is missing or malformed: {_short(value)}")
-
-
-def _is_op(entry) -> bool:
-    """A Keras 3 op layer (``keras.src.ops...``: NotEqual, Any, LogicalOr, ExpandDims, ...), not a layer."""
-    module = entry.get("module")
-    if isinstance(module, str):
-        return module.startswith("keras.src.ops")
-    config = entry.get("config")  # legacy .h5 from Keras 3: no module; an op's config holds no trainable
-    cls = entry.get("class_name")
-    ops = registry.model_class("KerasOp").supported_ops
-    if isinstance(cls, str) and registry.lookup(cls) is not None and cls not in ops:
-        return False  # a layer whose config leaves trainable out (Keras 3's SpatialDropout1D)
-    return (cls in _MASK_OPS or (isinstance(config, dict) and "trainable" not in config
-            and cls not in ("InputLayer", "Sequential") + GRAPH_CLASSES))
 
 
 def _op_refs(entry, path, name) -> list:

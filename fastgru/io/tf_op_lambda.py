@@ -137,7 +137,7 @@ def translate(entry, path):
             op, args = "GetItem", [first, _slice_spec(kwargs.pop("slice_spec", None))]
         elif _BINARY.get(function):
             op = _BINARY[function]
-            args.append(_value(kwargs.pop("y", None)))
+            args.append(_value(kwargs.pop("x" if function == "math.atan2" else "y", None)))  # (atan2(y, x))
         elif function == "linalg.matmul":
             op = "Matmul"
             args.append(_value(kwargs.pop("b", None)))

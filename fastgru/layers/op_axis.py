@@ -72,8 +72,9 @@ def _normalize(xs, c):
     x = xs[0]
     norm = _norm(x, c)
     eps = x.dtype.type(c["epsilon"])
-    if c["order"] == 2:  # (x * min(rsqrt(sum x²), 1/eps), as Keras)
-        return x * np.minimum(1 / norm, 1 / eps)
+    if c["order"] == 2:  # (x * min(rsqrt(sum x²), 1/eps), as Keras: a zero vector stays zero, quietly)
+        with np.errstate(divide="ignore"):
+            return x * np.minimum(1 / norm, 1 / eps)
     return x / np.maximum(norm, eps)
 
 
