@@ -113,6 +113,12 @@ MORE_OPS = [
     ("diff", lambda o, p: o.diff(p, axis=1), "Diff", {"n": 1, "axis": 1}, "any"),
     ("diff_twice", lambda o, p: o.diff(p, n=2, axis=-1), "Diff", {"n": 2, "axis": -1}, "any"),
     ("cumprod", lambda o, p: o.cumprod(p, axis=1), "Cumprod", {"axis": 1, "dtype": None}, "any"),
+    ("triu", lambda o, p: o.triu(p, k=1), "Triu", {"k": 1}, "any"),
+    ("tril", lambda o, p: o.tril(p), "Tril", {"k": 0}, "any"),
+    ("causal_scores", lambda o, p: o.where(o.tril(o.ones_like(o.matmul(p, o.transpose(p, (0, 2, 1))))) > 0,
+                                           o.matmul(p, o.transpose(p, (0, 2, 1))), -1e9), "Tril", {"k": 0}, "any"),
+    ("zeros_like", lambda o, p: o.zeros_like(p) + p, "ZerosLike", {"dtype": None}, "any"),
+    ("full_like", lambda o, p: o.full_like(p, 2.5) * p, "FullLike", {"dtype": None}, "any"),
     ("take_along_argmax", lambda o, p: o.take_along_axis(p, o.expand_dims(o.argmax(p, axis=-1), -1), axis=-1),
      "TakeAlongAxis", {"axis": -1}, "any"),
 ]

@@ -113,6 +113,10 @@ GRAD_CASES = [
     ("Cumprod", {"axis": -1, "dtype": None}, [T(0)], [X], "any"),
     ("Argsort", {"axis": 1}, [T(0)], [X], "any"),
     ("OneHot", {"num_classes": 3, "axis": 1}, [T(0)], [X], "positive"),
+    ("Triu", {"k": 1}, [T(0)], [X], "any"),
+    ("Tril", {"k": -1}, [T(0)], [X], "any"),
+    ("OnesLike", {"dtype": None}, [T(0)], [X], "any"),
+    ("FullLike", {"dtype": None}, [T(0), 2.5], [X], "any"),
 ]
 
 
@@ -251,8 +255,8 @@ def test_ops_that_would_mix_samples_or_are_malformed_are_refused(op, config, arg
 
 
 def test_unknown_ops_and_options_and_casts_to_integers_are_unsupported():
-    with pytest.raises(UnsupportedKerasFeature, match="'Triu' is not supported"):
-        KerasOp("Triu")
+    with pytest.raises(UnsupportedKerasFeature, match="'Bincount' is not supported"):
+        KerasOp("Bincount")
     with pytest.raises(UnsupportedKerasFeature, match="option"):
         KerasOp("Mean", {"axis": 1, "where": True})
     with pytest.raises(UnsupportedKerasFeature, match="complex64"):

@@ -59,6 +59,7 @@ CONFIG_KEYS = {
     "Split": ("indices_or_sections", "axis"), "Sort": ("axis",), "Argsort": ("axis",), "TopK": ("k", "sorted"),
     "Moments": ("axes", "keepdims", "synchronized"), "Take": ("axis",), "TakeAlongAxis": ("axis",),
     "OneHot": ("num_classes", "axis", "dtype", "sparse"), "Diff": ("n", "axis"), "Cumprod": ("axis", "dtype"),
+    "Triu": ("k",), "Tril": ("k",), "OnesLike": ("dtype",), "ZerosLike": ("dtype",), "FullLike": ("dtype",),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}

@@ -362,6 +362,17 @@ def _cumprod_grad(xs, y, dy, c):  # (TensorFlow's: the reversed cumulative sum o
         return [np.flip(np.cumsum(np.flip(y * dy, a), axis=a), a) / xs[0]]
 
 
+# ---- triu, tril: the last two axes (a batch of matrices) ----------------------------------------------------
+def _triangle_normalize(c, shapes, owner):
+    k = c.get("k", 0)
+    if len(shapes[0]) < 3:
+        raise UnsupportedKerasFeature(f"{owner}: a triangle of a tensor of rank {len(shapes[0])} takes the batch axis "
+                                      "as a row axis; fastgru takes batches of matrices (rank 3 or more)")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"{owner}: k must be an integer, found {k!r}")
+    return {"k": int(k)}
+
+
 # ---- one_hot: class ids to indicator vectors (ids outside [0, num_classes) give zeros, as TensorFlow) --------
 def _one_hot_normalize(c, shapes, owner):
     if c.get("sparse"):
@@ -412,6 +423,10 @@ AXIS_SHAPE_OPS = {
              lambda xs, c: np.diff(xs[0], n=c["n"], axis=c["axis"]), _diff_grad),
     "Cumprod": (lambda c, s, o: {"axis": _one_axis({"axis": c.get("axis")}, s, o)}, lambda s, c: tuple(s[0]),
                 lambda xs, c: np.cumprod(xs[0], axis=c["axis"], dtype=xs[0].dtype), _cumprod_grad),
+    "Triu": (_triangle_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.triu(xs[0], c["k"]),
+             lambda xs, y, dy, c: [np.triu(dy, c["k"])]),
+    "Tril": (_triangle_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.tril(xs[0], c["k"]),
+             lambda xs, y, dy, c: [np.tril(dy, c["k"])]),
     "OneHot": (_one_hot_normalize, lambda s, c: tuple(s[0][:c["axis"]]) + (c["num_classes"],) + tuple(s[0][c["axis"]:]),
                _one_hot, lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }

@@ -249,6 +249,8 @@ UNARY.update({
     "Ceil": (lambda x, c: np.ceil(x), _zero_grad),
     "Trunc": (lambda x, c: np.trunc(x), _zero_grad),
     "Round": (_round, _zero_grad),
+    "OnesLike": (lambda x, c: np.ones_like(x), _zero_grad),
+    "ZerosLike": (lambda x, c: np.zeros_like(x), _zero_grad),
 })
 
 
@@ -266,6 +268,7 @@ BINARY.update({
     "Mod": (np.mod, lambda a, b, y, dy: (dy, -dy * np.floor_divide(a, b))),
     "Logaddexp": (np.logaddexp, _logaddexp_grads),
     "Arctan2": (np.arctan2, _arctan2_grads),
+    "FullLike": (lambda a, b: np.zeros_like(a) + b, _no_gradient),  # (ops.full_like(x, fill_value))
 })
 
 #: the ops whose config names an axis of their input (normalised and checked by the layer)
