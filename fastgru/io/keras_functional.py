@@ -83,8 +83,11 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         raise ModelFileError(path, f"the Functional model config names some layers twice: "
                                    f"{sorted({n for n in names if names.count(n) > 1})}")
     parsed, mask_only = mask_only_ops(entries, names, config, path)
-    # the mask-only ops fastgru can compute: ops it runs whose inputs are layers or such ops
-    computable_masks = {n for n in mask_only if n in parsed}
+    # the mask-only ops fastgru can compute: ops it runs whose inputs are layers or such ops; not those made with
+    # ones_like, which Keras 3 records where a merge layer combines its inputs' masks (Concatenate's mask of an
+    # unmasked input): that mask is the one fastgru propagates
+    merged = {n for e, n in zip(entries, names) if e.get("class_name") in ("OnesLike", "ZerosLike")}
+    computable_masks = {n for n in mask_only if n in parsed and n not in merged}
     shrunk = True
     while shrunk:
         shrunk = False

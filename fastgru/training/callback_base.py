@@ -57,6 +57,24 @@ def _all_metrics(model):
         yield from getattr(m, "metrics", None) or []
 
 
+def monitor_direction(model, monitor: str) -> str | None:
+    """``"max"`` or ``"min"`` for a monitored quantity (``val_accuracy``, ``loss``, ...) as Keras's ``mode="auto"``
+    decides it: a loss goes down, a metric the model lists goes its ``_direction``; a metric it does not list is
+    judged by its name. None when undecided."""
+    name = monitor.removeprefix("val_")
+    direction = "min" if name == "loss" else None
+    for m in _all_metrics(model):
+        if getattr(m, "name", None) == name and getattr(m, "_direction", None):
+            direction = "max" if m._direction == "up" else "min"
+    if direction is None:  # the model does not list its metrics: judge by the name
+        lowered = name.lower()
+        if any(w in lowered for w in _MAXIMISED):
+            direction = "max"
+        elif "loss" in lowered or "error" in lowered or lowered in ("mae", "mse", "mape", "msle"):
+            direction = "min"
+    return direction
+
+
 class _MonitorCallback(Callback):
     """Keras's MonitorCallback: decides whether a monitored value improved."""
 
@@ -77,18 +95,8 @@ class _MonitorCallback(Callback):
         elif self.mode == "max":
             self.monitor_op = np.greater
         else:
-            name = self.monitor.removeprefix("val_")
-            if name == "loss":
-                self.monitor_op = np.less
-            for m in _all_metrics(self.model):
-                if getattr(m, "name", None) == name and getattr(m, "_direction", None):
-                    self.monitor_op = np.greater if m._direction == "up" else np.less
-            if self.monitor_op is None:  # the model does not list its metrics: judge by the name
-                lowered = name.lower()
-                if any(w in lowered for w in _MAXIMISED):
-                    self.monitor_op = np.greater
-                elif "loss" in lowered or "error" in lowered or lowered in ("mae", "mse", "mape", "msle"):
-                    self.monitor_op = np.less
+            direction = monitor_direction(self.model, self.monitor)
+            self.monitor_op = {"max": np.greater, "min": np.less}.get(direction)
             if self.monitor_op is None:
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but fastgru isn't "

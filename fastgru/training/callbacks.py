@@ -17,8 +17,10 @@ import warnings
 
 import numpy as np
 
-from .callback_base import Callback, _MonitorCallback  # noqa: F401  (fastgru.callbacks' public names)
+from .callback_base import Callback, _MonitorCallback, monitor_direction  # noqa: F401  (fastgru.callbacks' public names)
 from .csv_logger import CSVLogger  # noqa: F401
+from .ema_callback import SwapEMAWeights
+from .keras_objects import is_keras_object
 from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: F401
 from .progress import Progbar
 
@@ -51,7 +53,7 @@ def _callback_list(callbacks) -> list:
     if callbacks is None:
         return []
     if hasattr(callbacks, "set_model"):
-        return [callbacks]
+        return _callback_list([callbacks])
     if not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"callbacks must be a list of callbacks (fastgru's or Keras's), received "
                         f"{type(callbacks).__name__}")
@@ -59,7 +61,20 @@ def _callback_list(callbacks) -> list:
         if not hasattr(c, "set_model"):
             raise TypeError(f"callbacks[{i}] is not a callback (a Callback subclass, with set_model and the on_* "
                             f"hooks), received {type(c).__name__} {c!r:.60}")
-    return list(callbacks)
+    # (Keras's SwapEMAWeights reaches into a Keras optimizer's variables: fastgru's does the same on its own)
+    return [SwapEMAWeights(c.swap_on_epoch) if is_keras_object(c) and type(c).__name__ == "SwapEMAWeights" else c
+            for c in callbacks]
+
+
+def _resolve_keras_auto_mode(callback, model) -> None:
+    """A Keras monitoring callback (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) with ``mode="auto"`` finds a
+    metric's direction in Keras's own metrics containers, which a fastgru model has not: its mode is decided here,
+    as Keras would decide it (fastgru's metrics carry Keras's ``_direction``)."""
+    if (is_keras_object(callback) and getattr(callback, "mode", None) == "auto"
+            and getattr(callback, "monitor_op", None) is None and isinstance(getattr(callback, "monitor", None), str)):
+        direction = monitor_direction(model, callback.monitor)
+        if direction is not None:
+            callback.mode = direction
 
 
 class CallbackList(Callback):
@@ -102,6 +117,7 @@ class CallbackList(Callback):
             model.history = self._history
         for cb in self.callbacks:
             cb.set_model(model)
+            _resolve_keras_auto_mode(cb, model)
 
     def _call(self, hook: str, *args, logs=None):
         logs = pythonify_logs(logs)

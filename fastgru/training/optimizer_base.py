@@ -178,9 +178,10 @@ class Optimizer:
 
     @property
     def _learning_rate(self) -> np.float32:
-        """The rate of the next update: the schedule at the step count, or the fixed rate."""
+        """The rate of the next update: the schedule at the step count (the calls to :meth:`apply`, with gradient
+        accumulation: Keras's schedules read its "real" iterations), or the fixed rate."""
         schedule = getattr(self, "_schedule", None)
-        rate = np.float32(schedule(self.iterations)) if schedule is not None else self._fixed_rate
+        rate = np.float32(schedule(self.raw_iterations)) if schedule is not None else self._fixed_rate
         if self.legacy_decay and self.legacy_decays_rate:  # (optimizer_v2's _decayed_lr, in float32)
             rate = rate / (np.float32(1) + np.float32(self.legacy_decay) * np.float32(self.iterations))
         return rate

@@ -335,6 +335,19 @@ _CLASSES = {c.__name__.lower(): c for c in (Adam, SGD, RMSprop, Adagrad, AdamW, 
                                               Lamb, Adafactor)}
 
 
+def _keep_weight_decay_exclusions(keras_optimizer, optimizer: Optimizer) -> None:
+    """A Keras optimizer's ``exclude_from_weight_decay(var_names=...)`` (kept out of its config) on ``optimizer``;
+    its ``var_list`` (variables of a Keras model) cannot apply to a fastgru model's arrays: refused, not dropped."""
+    if getattr(keras_optimizer, "_exclude_from_weight_decay", None):
+        raise ValueError("the Keras optimizer excludes variables of a Keras model from weight decay "
+                         "(exclude_from_weight_decay(var_list=...)); give var_names=, or call the fastgru optimizer's "
+                         "exclude_from_weight_decay with the fastgru model's arrays")
+    patterns = getattr(keras_optimizer, "_exclude_from_weight_decay_pattern", None) or []
+    patterns = [getattr(p, "pattern", p) for p in (patterns if isinstance(patterns, (list, tuple)) else [patterns])]
+    if patterns:
+        optimizer.exclude_from_weight_decay(var_names=patterns)
+
+
 def get(identifier) -> Optimizer:
     """Return an Optimizer for a class name in any case (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
     ``"adamw"``, ``"nadam"``, ``"adamax"``, ``"adadelta"``, ``"lion"``, ``"ftrl"``, ``"lamb"``,
@@ -345,7 +358,9 @@ def get(identifier) -> Optimizer:
         return identifier
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
     if converted is not None:
-        return get(converted)
+        optimizer = get(converted)
+        _keep_weight_decay_exclusions(identifier, optimizer)
+        return optimizer
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _CLASSES:

@@ -296,7 +296,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                        verbose=verbose, epochs=epochs, steps=steps)
     model.stop_training = False
+    model._initial_epoch = None
     cbs.on_train_begin()
+    # (Keras's BackupAndRestore resumes an interrupted fit by setting the model's _initial_epoch there)
+    initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
     logs = {}
     stream = BatchStream(len(x), batch_size, shuffle)
     for epoch in range(initial_epoch, epochs):
