@@ -141,3 +141,19 @@ def test_swap_ema_weights_keras_and_fastgru(keras, tmp_path, swap_on_epoch):
     fresh.compile(fg.optimizers.Adam(0.05), "binary_crossentropy")
     with pytest.raises(ValueError, match="use_ema=True"):
         fresh.evaluate(x, y, verbose=0, callbacks=[fg.callbacks.SwapEMAWeights()])
+
+
+def test_class_weight_takes_integral_float_keys_as_keras():
+    """``class_weight={0.0: 0.5, 1.0: 2.0}`` (keys read back from JSON or NumPy) was refused; Keras looks classes up
+    as ``class_weight.get(int(c))``, which finds 0.0 and 1.0: the same training as integer keys. 0.5 is still no
+    class index."""
+    x, y = _data(8, 16)
+    histories = []
+    for weights in ({0: 0.5, 1: 2.0}, {0.0: 0.5, 1.0: 2.0}, {np.float32(0): 0.5, np.float64(1): 2.0}):
+        model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(3, seed=1), fg.layers.Dense(1, seed=2)])
+        model.compile(fg.optimizers.SGD(0.1), "mse")
+        histories.append(model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+                                   class_weight=weights).history["loss"])
+    assert histories[1] == histories[0] and histories[2] == histories[0]
+    with pytest.raises(TypeError, match="class indices"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight={0.5: 1.0})

@@ -79,7 +79,8 @@ def check_class_weight(model, class_weight, sample_weight) -> None:
     if not isinstance(class_weight, Mapping):
         raise TypeError(f"class_weight must be a dict {{class index: weight}}, received {type(class_weight).__name__}")
     for k, v in class_weight.items():
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        integral_float = isinstance(k, (float, np.floating)) and float(k).is_integer()  # (0.0: Keras finds it too)
+        if isinstance(k, (bool, np.bool_)) or not (isinstance(k, (int, np.integer)) or integral_float):
             raise TypeError(f"class_weight keys must be class indices (integers), received {k!r}")
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
             raise ValueError(f"class_weight[{k}] must be a finite number, received {v!r}")
