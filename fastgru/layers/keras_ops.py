@@ -27,6 +27,7 @@ from .op_shapes import SHAPE_OPS as _SHAPE_OPS
 
 SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS}
 PRODUCTS = {**_PRODUCTS, **GATHERS}  # (two operands each)
+_OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the rest up in)
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
 TENSOR_KEY = "__fastgru_tensor__"
@@ -253,7 +254,7 @@ class KerasOp(Layer):
         if self.op in PRODUCTS:
             return tuple(PRODUCTS[self.op][1](_operand_shapes(operands, is_tensor, input_shape), norm))
         shape = SHAPE_OPS[self.op][1](tensor_shapes, norm)
-        return shape if isinstance(shape, list) else tuple(shape)  # (a list: one shape per output, Split's)
+        return shape if isinstance(shape, list) else tuple(shape)  # (a list: one shape per output, as Split's)
 
     def compute_mask(self, x, mask):
         return None
@@ -285,8 +286,8 @@ class KerasOp(Layer):
         elif self.op in REDUCTIONS:
             y = REDUCTIONS[self.op][0](values, norm)
         else:
-            y = {**SHAPE_OPS, **PRODUCTS}[self.op][2](values, norm)
-        if isinstance(y, list):  # (several outputs: Split)
+            y = _OTHER_OPS[self.op][2](values, norm)
+        if isinstance(y, list):  # (several outputs: Split, TopK, Moments)
             return [part.astype(dtype, copy=False) for part in y], (values, operands, is_tensor, norm, xs)
         y = np.asarray(y)
         floats = self.op == "Cast" and norm["dtype"] in ("float32", "float64")  # (a float cast keeps its dtype)
@@ -322,7 +323,7 @@ class KerasOp(Layer):
         elif self.op in REDUCTIONS:
             grads = REDUCTIONS[self.op][1](values, y, dy, norm)
         else:
-            grads = {**SHAPE_OPS, **PRODUCTS}[self.op][3](values, y, dy, norm)
+            grads = _OTHER_OPS[self.op][3](values, y, dy, norm)
         dx = [None] * len(xs)
         tensors = iter(g for g, t in zip(grads, is_tensor) if t)
         for o, t in zip(operands, is_tensor):
