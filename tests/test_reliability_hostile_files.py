@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import tracemalloc
 import zipfile
 import zlib
@@ -396,10 +395,20 @@ def many_layers(tmp_path, n, functional=False):
 
 @pytest.mark.parametrize("functional", [False, True])
 def test_a_thousand_layers_load_quickly(functional, tmp_path):
+    """Loading 1,000 layers takes well under 5 s (about 0.1-0.3 s here), timed in a fresh process as a user loads
+    a file: inside a test worker, with TensorFlow and thousands of test objects alive, the same load once took 7 s."""
     path = many_layers(tmp_path, 1000, functional)
-    start = time.perf_counter()
-    assert len(fg.load_model(path).layers) == 1000
-    assert time.perf_counter() - start < 5
+    code = textwrap.dedent("""
+        import sys, time
+        import fastgru as fg
+        start = time.perf_counter()
+        n = len(fg.load_model(sys.argv[1]).layers)
+        print(n, time.perf_counter() - start)
+    """)
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n, took = out.stdout.split()
+    assert int(n) == 1000 and float(took) < 5, out.stdout
 
 
 @pytest.mark.parametrize("extra", [1, 95_000])
