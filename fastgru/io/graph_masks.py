@@ -122,3 +122,19 @@ def mask_only_ops(entries, names, config, path):
             "those ops, and takes a mask it cannot compute only as the one Masking or Embedding(mask_zero=True) "
             "propagates")
     return parsed, mask_only
+
+
+def computable_mask_ops(entries, names, parsed, mask_only) -> set:
+    """The mask-only ops fastgru computes: ops it runs (``parsed``) whose inputs are layers or such ops; not those
+    made with ones_like, which Keras 3 records where a merge layer combines its inputs' masks (Concatenate's mask of
+    an unmasked input): that mask is the one fastgru propagates."""
+    merged = {n for e, n in zip(entries, names) if e.get("class_name") in ("OnesLike", "ZerosLike")}
+    computable = {n for n in mask_only if n in parsed and n not in merged}
+    shrunk = True
+    while shrunk:
+        shrunk = False
+        for n in sorted(computable):
+            if any(r[0] in mask_only and r[0] not in computable for node in parsed[n] for r in node[0]):
+                computable.discard(n)
+                shrunk = True
+    return computable

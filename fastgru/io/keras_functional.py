@@ -18,7 +18,7 @@ from ..layers import registry
 from ..layers.base import PROPAGATED_MASK, replaying_file
 from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
-from .graph_masks import makes_masks, mask_only_ops, may_carry_mask
+from .graph_masks import computable_mask_ops, makes_masks, mask_only_ops, may_carry_mask
 from .graph_weights import uses_graph, weight_groups  # noqa: F401 (used by saving, io/__init__)
 from .keras_config import (
     _WRAPPER_LAYERS,
@@ -83,18 +83,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         raise ModelFileError(path, f"the Functional model config names some layers twice: "
                                    f"{sorted({n for n in names if names.count(n) > 1})}")
     parsed, mask_only = mask_only_ops(entries, names, config, path)
-    # the mask-only ops fastgru can compute: ops it runs whose inputs are layers or such ops; not those made with
-    # ones_like, which Keras 3 records where a merge layer combines its inputs' masks (Concatenate's mask of an
-    # unmasked input): that mask is the one fastgru propagates
-    merged = {n for e, n in zip(entries, names) if e.get("class_name") in ("OnesLike", "ZerosLike")}
-    computable_masks = {n for n in mask_only if n in parsed and n not in merged}
-    shrunk = True
-    while shrunk:
-        shrunk = False
-        for n in sorted(computable_masks):
-            if any(r[0] in mask_only and r[0] not in computable_masks for node in parsed[n] for r in node[0]):
-                computable_masks.discard(n)
-                shrunk = True
+    computable_masks = computable_mask_ops(entries, names, parsed, mask_only)
     makes_masks_ = major < 3 and makes_masks(entries)
     used: dict[str, int] = {}
     objects: dict[str, object] = {}
