@@ -225,8 +225,8 @@ def test_tf_keras_op_layer_fastgru_does_not_run_is_refused_by_name():
     with pytest.raises(UnsupportedKerasFeature, match="computes 'math.cumprod', which fastgru does not run"):
         translate(entry, "m.h5")
     entry = {"class_name": "TFOpLambda", "config": {"name": "tf.linalg.matmul", "function": "linalg.matmul"},
-             "inbound_nodes": [["dense", 0, 0, {"b": ["x", 0, 0], "transpose_a": True}]]}
-    with pytest.raises(UnsupportedKerasFeature, match="transpose_a"):
+             "inbound_nodes": [["dense", 0, 0, {"b": [[1.0, 2.0]], "transpose_a": True}]]}
+    with pytest.raises(UnsupportedKerasFeature, match="transposes a tensor multiplied by a constant"):
         translate(entry, "m.h5")
 
 

@@ -83,6 +83,9 @@ GRAD_CASES = [
      [X], "any"),
     ("Einsum", {"subscripts": "btd->bd"}, [T(0)], [X], "any"),
     ("Einsum", {"subscripts": "btd->bdt"}, [T(0)], [X], "any"),
+    ("Einsum", {"subscripts": "...ij,...kj->...ik"}, [T(0), T(1)], [X, (2, 5, 4)], "any"),
+    ("Einsum", {"subscripts": "b...d,b...->b...d"}, [T(0), T(1)], [X, (2, 3)], "any"),
+    ("Einsum", {"subscripts": "b...d->bd..."}, [T(0)], [X], "any"),
     # (the ops added in the twenty-eighth session, tests/test_keras_ops_more.py)
     *[(op, {}, [T(0)], [X], "positive" if op in ("Log1p", "Log2", "Log10", "Reciprocal") else "any")
       for op in ("Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "TanhShrink", "SparsePlus",
@@ -240,6 +243,9 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     ("Matmul", {}, [T(0), T(1)], X, "do not multiply", ValueError),
     ("Einsum", {"subscripts": "bij,bjk"}, [T(0), T(1)], X, "explicit", ValueError),
     ("Einsum", {"subscripts": "bij,cjk->bik"}, [T(0), T(1)], X, "batch axis must come first", UnsupportedKerasFeature),
+    ("Einsum", {"subscripts": "...ij,...jk->ik"}, [T(0), T(1)], X, "hold the ellipsis", ValueError),
+    ("Einsum", {"subscripts": "...i...j,...jk->...ik"}, [T(0), T(1)], X, "do not match", ValueError),
+    ("Einsum", {"subscripts": "bcij,bjk->bik"}, [T(0), T(1)], X, "do not match", ValueError),
     ("Softmax", {"axis": 0}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
     ("Add", {}, [T(0), "two"], X, "tensors or constants", ValueError),
     ("Tanh", {}, [T(0), T(1)], X, "1 operand", ValueError),

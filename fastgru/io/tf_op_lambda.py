@@ -12,6 +12,8 @@ map is refused by name. Nothing in the file runs: the function is looked up in a
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _short
@@ -107,6 +109,38 @@ def _first(node, where, path):
     return first, dict(kwargs)
 
 
+def _matmul(a, b, kwargs, where, path):
+    """(op, arguments, op config) of ``tf.matmul(a, b, transpose_a=..., transpose_b=...)`` (adjoints of real matrices
+    are their transposes): a constant operand is transposed here, two tensors are multiplied as Keras 3's
+    ``einsum("...ji,...kj->...ik")`` would."""
+    flip = [bool(kwargs.pop(f"transpose_{s}", False)) != bool(kwargs.pop(f"adjoint_{s}", False)) for s in "ab"]
+    if not any(flip):
+        return "Matmul", [a, b], {}
+    operands = [a, b]
+    for i, value in enumerate(operands):
+        if flip[i] and not _is_tensor(value):
+            try:
+                matrix = np.asarray(value["config"]["value"] if isinstance(value, dict) else value, dtype=float)
+            except (TypeError, ValueError, KeyError) as e:
+                raise ModelFileError(path, f"{where}: a constant operand that is not an array of numbers") from e
+            if matrix.ndim < 2:
+                raise UnsupportedKerasFeature(f"{where}: transposes a constant of {matrix.ndim} axes")
+            operands[i] = {"class_name": "__numpy__",
+                           "config": {"value": np.swapaxes(matrix, -1, -2).tolist(), "dtype": "float32"}}
+            flip[i] = False
+    if not any(flip):
+        return "Matmul", operands, {}
+    if not all(_is_tensor(v) for v in operands):
+        raise UnsupportedKerasFeature(f"{where}: transposes a tensor multiplied by a constant; fastgru transposes "
+                                      "the constant side only")
+    left, right = ("...ji" if flip[0] else "...ij"), ("...kj" if flip[1] else "...jk")
+    return "Einsum", operands, {"subscripts": f"{left},{right}->...ik"}
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
 def _slice_spec(spec, depth=0):
     """tf_keras's slice_spec (dicts for slices, integers, Ellipsis) as Keras 3's GetItem key."""
     if isinstance(spec, dict) and set(spec) <= {"start", "stop", "step"}:
@@ -139,8 +173,7 @@ def translate(entry, path):
             op = _BINARY[function]
             args.append(_value(kwargs.pop("x" if function == "math.atan2" else "y", None)))  # (atan2(y, x))
         elif function == "linalg.matmul":
-            op = "Matmul"
-            args.append(_value(kwargs.pop("b", None)))
+            op, args, extra = _matmul(first, _value(kwargs.pop("b", None)), kwargs, where, path)
         elif _UNARY.get(function):
             op = _UNARY[function]
             kwargs.pop("x", None)

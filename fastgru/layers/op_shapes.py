@@ -328,6 +328,8 @@ def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
     if len(terms) != len(shapes) or len(terms) not in (1, 2) or not all(is_tensor):
         raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on one or two tensors, found {sub!r} on "
                                       f"{len(shapes)} operand(s)")
+    if "..." in sub:
+        terms, out = _expand_ellipsis(terms, out, shapes, sub, owner)
     if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
         raise ValueError(f"{owner}: subscripts {sub!r}: letters only, each at most once per operand")
     if any(len(t) != len(s) for t, s in zip(terms, shapes)):
@@ -348,6 +350,25 @@ def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
                 raise ValueError(f"{owner}: subscripts {sub!r}: axis {letter!r} has sizes {sizes[letter]} and {d}")
             sizes[letter] = d if d is not None else sizes.get(letter)
     return {"terms": tuple(terms), "out": out, "sizes": sizes}
+
+
+def _expand_ellipsis(terms, out, shapes, sub, owner):
+    """The subscripts with each ``...`` spelled as letters of their own: an operand's ellipsis stands for the
+    axes its other letters leave, aligned from the right across operands (NumPy's rule); the output's for the
+    longest of them."""
+    free = [letter for letter in string.ascii_letters if letter not in sub]
+    spans = []
+    for t, s in zip(terms, shapes):
+        n = len(s) - len(t.replace("...", ""))
+        if t.count("...") > 1 or ("..." not in t and n) or n < 0:
+            raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
+        spans.append(n if "..." in t else 0)
+    longest = max(spans)
+    if out.count("...") > 1 or (longest and "..." not in out) or longest > len(free):
+        raise ValueError(f"{owner}: subscripts {sub!r}: the output must hold the ellipsis' axes once")
+    named = free[:longest]
+    terms = [t.replace("...", "".join(named[longest - n:])) for t, n in zip(terms, spans)]
+    return terms, out.replace("...", "".join(named))
 
 
 def _einsum_grad(xs, y, dy, c):
