@@ -120,6 +120,21 @@ GRAD_CASES = [
     ("Tril", {"k": -1}, [T(0)], [X], "any"),
     ("OnesLike", {"dtype": None}, [T(0)], [X], "any"),
     ("FullLike", {"dtype": None}, [T(0), 2.5], [X], "any"),
+    # (the twenty-ninth session's)
+    # (StopGradient, and the inverse functions of a narrower domain, against TensorFlow's gradients in
+    # test_keras_ops_more.py)
+    *[(op, {}, [T(0)], [X], "any") for op in ("Fabs", "Erfc", "Arcsinh", "Cbrt", "Sinc", "Deg2rad", "Rad2deg",
+                                               "Isnan", "Signbit", "NanToNum")],
+    ("Hypot", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
+    ("Fmod", {}, [T(0), T(1)], [X, X], "positive"),
+    ("Fmod", {}, [T(0), 0.7], [X], "any"),
+    ("Fmax", {}, [T(0), T(1)], [X, X], "any"),
+    ("Fmin", {}, [T(0), 0.1], [X], "any"),
+    ("Logaddexp2", {}, [T(0), T(1)], [X, X], "any"),
+    ("DivideNoNan", {}, [T(0), T(1)], [X, X], "positive"),
+    ("Heaviside", {}, [T(0), T(1)], [X, X], "any"),
+    ("Prod", {"axis": 1, "keepdims": False, "dtype": None}, [T(0)], [X], "any"),
+    ("Prod", {"axis": [1, 2], "keepdims": True, "dtype": None}, [T(0)], [X], "any"),
 ]
 
 

@@ -40,7 +40,8 @@ _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax
            "OneHot"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
-           "Cast": "keras.src.ops.core", "Norm": "keras.src.ops.linalg"}
+           "Erfc": _MATH, "Erfinv": _MATH, "Cast": "keras.src.ops.core", "StopGradient": "keras.src.ops.core",
+           "Norm": "keras.src.ops.linalg"}
 CONFIG_KEYS = {
     **{op: () for op in (*BINARY, *TERNARY, *UNARY, "Matmul")},
     "Gelu": ("approximate",), "Elu": ("alpha",), "LeakyRelu": ("negative_slope",), "Softmax": ("axis",),
@@ -61,12 +62,14 @@ CONFIG_KEYS = {
     "Moments": ("axes", "keepdims", "synchronized"), "Take": ("axis",), "TakeAlongAxis": ("axis",),
     "OneHot": ("num_classes", "axis", "dtype", "sparse"), "Diff": ("n", "axis"), "Cumprod": ("axis", "dtype"),
     "Triu": ("k",), "Tril": ("k",), "OnesLike": ("dtype",), "ZerosLike": ("dtype",), "FullLike": ("dtype",),
+    "NanToNum": ("nan", "posinf", "neginf"), "Prod": ("axis", "keepdims", "dtype"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
 _DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": {"negative_slope": 0.2},
              "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}, "Celu": {"alpha": 1.0}, "Squareplus": {"b": 4},
-             "SoftShrink": {"threshold": 0.5}, "HardShrink": {"threshold": 0.5}, "Round": {"decimals": 0}}
+             "SoftShrink": {"threshold": 0.5}, "HardShrink": {"threshold": 0.5}, "Round": {"decimals": 0},
+             "NanToNum": {"nan": 0.0, "posinf": None, "neginf": None}}
 
 SUPPORTED = frozenset(CONFIG_KEYS)
 _LIST_OPS = ("Concatenate", "Stack")
@@ -126,6 +129,10 @@ def _unary_config(op: str, c: dict, rank: int, owner: str) -> dict:
     for key in ("alpha", "negative_slope", "x_min", "x_max", "b", "threshold", "default_value"):
         if key in CONFIG_KEYS[op] and not _is_number(c.get(key)):
             raise ValueError(f"{owner}: {key} must be a number, found {c.get(key)!r}")
+    for key in ("nan", "posinf", "neginf"):
+        if key in CONFIG_KEYS[op] and not (_is_number(c.get(key)) or (key != "nan" and c.get(key) is None)):
+            raise ValueError(f"{owner}: {key} must be a number{'' if key == 'nan' else ' or None'}, found "
+                             f"{c.get(key)!r}")
     if op == "Celu" and c["alpha"] == 0:
         raise ValueError(f"{owner}: alpha must not be 0")
     if op == "Round" and (not isinstance(c["decimals"], int) or isinstance(c["decimals"], bool)):
@@ -279,14 +286,15 @@ class KerasOp(Layer):
         dtype = xs[0].dtype
         values = [xs[o] if t else (dtype.type(o) if o.ndim == 0 else o.astype(dtype))
                   for o, t in zip(operands, is_tensor)]
-        if self.op in BINARY or self.op in TERNARY:
-            y = {**BINARY, **TERNARY}[self.op][0](*values)
-        elif self.op in UNARY:
-            y = UNARY[self.op][0](values[0], norm)
-        elif self.op in REDUCTIONS:
-            y = REDUCTIONS[self.op][0](values, norm)
-        else:
-            y = _OTHER_OPS[self.op][2](values, norm)
+        with np.errstate(all="ignore"):  # (log(-1), x / 0: NaN and inf as TensorFlow's, which does not warn)
+            if self.op in BINARY or self.op in TERNARY:
+                y = {**BINARY, **TERNARY}[self.op][0](*values)
+            elif self.op in UNARY:
+                y = UNARY[self.op][0](values[0], norm)
+            elif self.op in REDUCTIONS:
+                y = REDUCTIONS[self.op][0](values, norm)
+            else:
+                y = _OTHER_OPS[self.op][2](values, norm)
         if isinstance(y, list):  # (several outputs: Split, TopK, Moments)
             return [part.astype(dtype, copy=False) for part in y], (values, operands, is_tensor, norm, xs)
         y = np.asarray(y)
@@ -314,16 +322,17 @@ class KerasOp(Layer):
             dy = [None if d is None else np.asarray(d, dtype=part.dtype) for part, d in zip(y, dy)]
         else:
             dy = np.asarray(dy, dtype=y.dtype if self.op != "Cast" else xs[0].dtype)
-        if self.op in BINARY or self.op in TERNARY:
-            grads = {**BINARY, **TERNARY}[self.op][1](*values, y, dy)
-            grads = [unbroadcast(np.asarray(g), v.shape) if t and g is not None else None
-                     for g, v, t in zip(grads, values, is_tensor)]
-        elif self.op in UNARY:
-            grads = [UNARY[self.op][1](values[0], y, dy, norm)]
-        elif self.op in REDUCTIONS:
-            grads = REDUCTIONS[self.op][1](values, y, dy, norm)
-        else:
-            grads = _OTHER_OPS[self.op][3](values, y, dy, norm)
+        with np.errstate(all="ignore"):
+            if self.op in BINARY or self.op in TERNARY:
+                grads = {**BINARY, **TERNARY}[self.op][1](*values, y, dy)
+                grads = [unbroadcast(np.asarray(g), v.shape) if t and g is not None else None
+                         for g, v, t in zip(grads, values, is_tensor)]
+            elif self.op in UNARY:
+                grads = [UNARY[self.op][1](values[0], y, dy, norm)]
+            elif self.op in REDUCTIONS:
+                grads = REDUCTIONS[self.op][1](values, y, dy, norm)
+            else:
+                grads = _OTHER_OPS[self.op][3](values, y, dy, norm)
         dx = [None] * len(xs)
         tensors = iter(g for g, t in zip(grads, is_tensor) if t)
         for o, t in zip(operands, is_tensor):

@@ -273,3 +273,131 @@ BINARY.update({
 
 #: the ops whose config names an axis of their input (normalised and checked by the layer)
 AXIS_OPS = {"Softmax", "LogSoftmax"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the twenty-ninth session's ops: NaN handling, inverse trigonometry, more binary math
+# ---------------------------------------------------------------------------------------------
+def _nan_to_num(x, c):
+    info = np.finfo(x.dtype)
+    posinf = info.max if c["posinf"] is None else c["posinf"]
+    neginf = info.min if c["neginf"] is None else c["neginf"]
+    x = np.where(np.isnan(x), x.dtype.type(c["nan"]), x)
+    return np.where(np.isinf(x), np.where(x > 0, x.dtype.type(posinf), x.dtype.type(neginf)), x).astype(x.dtype)
+
+
+def _cbrt(x, c):  # (TensorFlow's formula: sign(x) |x|^(1/3), not the correctly rounded cube root)
+    return np.sign(x) * np.power(np.abs(x), x.dtype.type(1.0 / 3.0))
+
+
+def _cbrt_grad(x, y, dy, c):  # (NaN at 0, as TensorFlow's)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dy * np.sign(x) * np.sign(x) * (np.power(np.abs(x), x.dtype.type(-2.0 / 3.0)) / x.dtype.type(3.0))
+
+
+def _sinc(x, c):
+    px = x * x.dtype.type(math.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, x.dtype.type(1.0), np.sin(px) / px)
+
+
+def _sinc_grad(x, y, dy, c):  # (NaN at 0, as TensorFlow's gradient of its where)
+    px = x * x.dtype.type(math.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0, dy) * x.dtype.type(math.pi) * (np.cos(px) / px - np.sin(px) / (px * px))
+
+
+def _degrees(factor):
+    return lambda x, c: x * (x.dtype.type(factor[0]) / x.dtype.type(factor[1]))
+
+
+def _degrees_grad(factor):
+    return lambda x, y, dy, c: dy * (x.dtype.type(factor[0]) / x.dtype.type(factor[1]))
+
+
+def _inverse_sqrt(x, sign, shift):
+    return 1 / np.sqrt(sign * x * x + shift)
+
+
+UNARY.update({
+    "NanToNum": (_nan_to_num, lambda x, y, dy, c: dy * np.isfinite(x)),
+    "StopGradient": (lambda x, c: x.copy(), _zero_grad),
+    "Isnan": (lambda x, c: np.isnan(x), _zero_grad),
+    "Isinf": (lambda x, c: np.isinf(x), _zero_grad),
+    "Isfinite": (lambda x, c: np.isfinite(x), _zero_grad),
+    "Signbit": (lambda x, c: np.signbit(x), _zero_grad),
+    "Fabs": UNARY["Absolute"],
+    "Erfc": (lambda x, c: special.erfc(x),
+             lambda x, y, dy, c: -dy * (_TWO_OVER_SQRT_PI * np.exp(-x * x)).astype(x.dtype)),
+    "Erfinv": (lambda x, c: special.erfinv(x),
+               lambda x, y, dy, c: dy * (math.sqrt(math.pi) / 2 * np.exp(y.astype(np.float64) ** 2)).astype(x.dtype)),
+    "Arcsin": (lambda x, c: np.arcsin(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, -1, 1)),
+    "Arccos": (lambda x, c: np.arccos(x), lambda x, y, dy, c: -dy * _inverse_sqrt(x, -1, 1)),
+    "Arcsinh": (lambda x, c: np.arcsinh(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, 1, 1)),
+    "Arccosh": (lambda x, c: np.arccosh(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, 1, -1)),
+    "Arctanh": (lambda x, c: np.arctanh(x), lambda x, y, dy, c: dy / (1 - x * x)),
+    "Cbrt": (_cbrt, _cbrt_grad),
+    "Sinc": (_sinc, _sinc_grad),
+    "Deg2rad": (_degrees((math.pi, 180.0)), _degrees_grad((math.pi, 180.0))),
+    "Rad2deg": (_degrees((180.0, math.pi)), _degrees_grad((180.0, math.pi))),
+})
+
+
+def _fmod(a, b):  # (TensorFlow's: sign(a) * floormod(|a|, |b|))
+    return np.sign(a) * np.mod(np.abs(a), np.abs(b))
+
+
+def _fmod_grads(a, b, y, dy):
+    return dy * np.sign(a) * np.sign(a), -dy * np.sign(a) * np.floor_divide(np.abs(a), np.abs(b)) * np.sign(b)
+
+
+def _nan_extreme(first_wins):
+    """The gradients of fmax / fmin: TensorFlow's maximum (minimum) gives a tie to the first operand, and a NaN
+    operand's place goes to the other one."""
+    def grads(a, b, y, dy):
+        pick_a = first_wins(a, b) | (np.isnan(b) & ~np.isnan(a))
+        return dy * pick_a, dy * ~pick_a
+    return grads
+
+
+def _hypot(a, b):  # (TensorFlow's formula, which does not overflow)
+    big, small = np.maximum(np.abs(a), np.abs(b)), np.minimum(np.abs(a), np.abs(b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(big == 0, 0, small / big)
+    return big * np.sqrt(1 + ratio * ratio)
+
+
+def _hypot_grads(a, b, y, dy):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(y == 0, 0, dy / y)
+    return scale * a, scale * b
+
+
+def _logaddexp2(a, b):
+    delta = a - b
+    log2 = math.log(2.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(delta), a + b, np.maximum(a, b) + np.log1p(np.exp(-np.abs(delta) * log2)) / log2)
+
+
+def _divide_no_nan(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, 0, np.true_divide(a, b))
+
+
+def _divide_no_nan_grads(a, b, y, dy):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _divide_no_nan(dy, b), -dy * _divide_no_nan(_divide_no_nan(a, b), b)
+
+
+BINARY.update({
+    "Heaviside": (lambda a, b: np.where(a < 0, 0, np.where(a > 0, 1, b)),
+                  lambda a, b, y, dy: (None, dy * (np.asarray(a) == 0))),
+    "Fmod": (_fmod, _fmod_grads),
+    "Fmax": (np.fmax, _nan_extreme(np.greater_equal)),
+    "Fmin": (np.fmin, _nan_extreme(np.less_equal)),
+    "Hypot": (_hypot, _hypot_grads),
+    "Logaddexp2": (_logaddexp2, lambda a, b, y, dy: (dy * np.exp2(a - y), dy * np.exp2(b - y))),
+    "DivideNoNan": (_divide_no_nan, _divide_no_nan_grads),
+    "LogicalXor": (lambda a, b: np.logical_xor(a != 0, b != 0), _no_gradient),
+})

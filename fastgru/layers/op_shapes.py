@@ -59,6 +59,8 @@ def _reduce_normalize(c, shapes, owner):
     out = {"axis": _axes(c.get("axis"), rank, owner), "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
     if c.get("initial") is not None:
         raise UnsupportedKerasFeature(f"{owner}: initial={c['initial']!r} is not supported (only None)")
+    if c.get("dtype") not in (None, "float16", "bfloat16", "float32", "float64"):
+        raise UnsupportedKerasFeature(f"{owner}: dtype {c['dtype']!r} (fastgru reduces in the input's float dtype)")
     if c.get("ord") not in (None, 2, "euclidean"):
         raise UnsupportedKerasFeature(f"{owner}: only the Euclidean norm (ord=None) is supported, found "
                                       f"ord={c['ord']!r}")
@@ -124,6 +126,24 @@ REDUCTIONS = {
             lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
 }
 REDUCTIONS.update(Amax=REDUCTIONS["Max"], Amin=REDUCTIONS["Min"])  # (ops.amax, ops.amin: Max and Min, no initial)
+
+
+def _prod_grad(xs, y, dy, c):
+    """The product of the other elements of each reduced group (exclusive products from both ends: right where
+    the group holds zeros, as TensorFlow's), times dy."""
+    x = xs[0]
+    kept = [i for i in range(x.ndim) if i not in c["axis"]]
+    moved = np.transpose(x, kept + list(c["axis"]))
+    flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,), x.dtype)
+    before = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1, dtype=x.dtype)
+    after = np.flip(np.cumprod(np.concatenate([ones, np.flip(flat, -1)[..., :-1]], axis=-1), axis=-1,
+                               dtype=x.dtype), -1)
+    others = np.transpose((before * after).reshape(moved.shape), np.argsort(kept + list(c["axis"])))
+    return [others * _kept(dy, c)]
+
+
+REDUCTIONS["Prod"] = (lambda xs, c: xs[0].prod(axis=c["axis"], keepdims=c["keepdims"]), _prod_grad)
 
 
 # ---------------------------------------------------------------------------------------------
