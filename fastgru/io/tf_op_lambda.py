@@ -24,7 +24,8 @@ _BINARY = {"__operators__.add": "Add", "math.add": "Add", "math.add_n": None, "m
            "math.not_equal": "NotEqual", "math.equal": "Equal", "math.greater": "Greater",
            "math.greater_equal": "GreaterEqual", "math.less": "Less", "math.less_equal": "LessEqual",
            "math.logical_and": "LogicalAnd", "math.logical_or": "LogicalOr", "math.floordiv": "FloorDivide",
-           "compat.v1.floor_div": "FloorDivide", "math.floormod": "Mod", "math.atan2": "Arctan2"}
+           "compat.v1.floor_div": "FloorDivide", "math.floormod": "Mod", "math.atan2": "Arctan2",
+           "math.logical_xor": "LogicalXor", "math.divide_no_nan": "DivideNoNan"}
 _UNARY = {"math.negative": "Negative", "math.tanh": "Tanh", "math.sigmoid": "Sigmoid", "nn.sigmoid": "Sigmoid",
           "nn.relu": "Relu", "math.sqrt": "Sqrt", "math.rsqrt": "Rsqrt", "math.exp": "Exp", "math.log": "Log",
           "math.abs": "Absolute", "math.square": "Square", "math.sign": "Sign", "math.softplus": "Softplus",
@@ -32,10 +33,15 @@ _UNARY = {"math.negative": "Negative", "math.tanh": "Tanh", "math.sigmoid": "Sig
           "nn.softsign": "Softsign", "math.softsign": "Softsign", "nn.silu": "Silu", "nn.swish": "Silu",
           "math.log_sigmoid": "LogSigmoid", "math.log1p": "Log1p", "math.expm1": "Expm1", "math.sin": "Sin",
           "math.cos": "Cos", "math.tan": "Tan", "math.sinh": "Sinh", "math.cosh": "Cosh", "math.atan": "Arctan",
-          "math.floor": "Floor", "math.ceil": "Ceil", "math.round": "Round", "math.reciprocal": "Reciprocal"}
+          "math.floor": "Floor", "math.ceil": "Ceil", "math.round": "Round", "math.reciprocal": "Reciprocal",
+          "math.logical_not": "LogicalNot", "math.is_nan": "Isnan", "math.is_inf": "Isinf",
+          "math.is_finite": "Isfinite", "stop_gradient": "StopGradient", "math.asin": "Arcsin", "math.acos": "Arccos",
+          "math.asinh": "Arcsinh", "math.acosh": "Arccosh", "math.atanh": "Arctanh", "math.erfc": "Erfc",
+          "math.erfinv": "Erfinv"}
 _REDUCTIONS = {"math.reduce_mean": "Mean", "math.reduce_sum": "Sum", "math.reduce_max": "Max",
                "math.reduce_min": "Min", "math.reduce_std": "Std", "math.reduce_variance": "Var",
-               "math.reduce_logsumexp": "Logsumexp"}
+               "math.reduce_logsumexp": "Logsumexp", "math.reduce_prod": "Prod", "math.reduce_any": "Any",
+               "math.reduce_all": "All"}
 #: function -> (op, {TensorFlow's argument: (Keras op config key, default)})
 _SHAPED = {"nn.softmax": ("Softmax", {"axis": ("axis", -1)}), "nn.log_softmax": ("LogSoftmax", {"axis": ("axis", -1)}),
            "expand_dims": ("ExpandDims", {"axis": ("axis", None)}),
@@ -53,14 +59,17 @@ _SHAPED = {"nn.softmax": ("Softmax", {"axis": ("axis", -1)}), "nn.log_softmax": 
            "repeat": ("Repeat", {"repeats": ("repeats", None), "axis": ("axis", None)}),
            # l2_normalize's x * rsqrt(max(sum x², eps)) is Keras's x * min(rsqrt(sum x²), 1 / sqrt(eps))
            "math.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)}),
-           "nn.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)})}
+           "nn.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)}),
+           "zeros_like": ("ZerosLike", {"dtype": ("dtype", None)}),
+           "ones_like": ("OnesLike", {"dtype": ("dtype", None)}),
+           "math.cumsum": ("Cumsum", {"axis": ("axis", 0)}), "math.cumprod": ("Cumprod", {"axis": ("axis", 0)})}
 #: arguments that change nothing at their default (and the op's name, whatever it is)
-_HARMLESS = {"conjugate": False, "transpose_a": False, "transpose_b": False, "adjoint_a": False,
-             "adjoint_b": False, "a_is_sparse": False, "b_is_sparse": False, "output_type": None}
+_HARMLESS = {"exclusive": False, "reverse": False, "conjugate": False, "transpose_a": False, "transpose_b": False,
+             "adjoint_a": False, "adjoint_b": False, "a_is_sparse": False, "b_is_sparse": False, "output_type": None}
 
 
 FUNCTIONS = sorted(k for k, v in {**_BINARY, **_UNARY, **_REDUCTIONS, **_SHAPED, "linalg.matmul": 1,
-                                  "__operators__.getitem": 1}.items() if v)
+                                  "__operators__.getitem": 1, "where": 1}.items() if v)
 
 
 def is_tf_op_layer(entry) -> bool:
@@ -172,6 +181,12 @@ def translate(entry, path):
         elif _BINARY.get(function):
             op = _BINARY[function]
             args.append(_value(kwargs.pop("x" if function == "math.atan2" else "y", None)))  # (atan2(y, x))
+        elif function in ("where", "where_v2", "compat.v1.where"):  # (where(condition, x, y); not its indices form)
+            op = "Where"
+            args += [_value(kwargs.pop(k, None)) for k in ("x", "y")]
+            if any(a is None for a in args[1:]):
+                raise UnsupportedKerasFeature(f"{where}: tf.where of a condition alone (its indices) is not "
+                                              "supported; fastgru runs tf.where(condition, x, y)")
         elif function == "linalg.matmul":
             op, args, extra = _matmul(first, _value(kwargs.pop("b", None)), kwargs, where, path)
         elif _UNARY.get(function):
