@@ -49,6 +49,10 @@ def every_op(keras):
 #: (name, the op on a tensor p of shape (B, 6, 4), fastgru's op class name, its config, input domain) of the ops
 #: added in the twenty-eighth session: ``more_ops`` makes a model of them, the live test checks each one's values and
 #: gradients against TensorFlow's
+def _CONSTANT(*shape):  # (a fixed array of the shape, for the ops that take one)
+    return np.linspace(-1.0, 1.5, int(np.prod(shape)), dtype="float32").reshape(shape)
+
+
 MORE_OPS = [
     ("relu6", lambda o, p: o.relu6(p * 4), "Relu6", {}, "any"),
     ("softsign", lambda o, p: o.softsign(p), "Softsign", {}, "any"),
@@ -154,6 +158,31 @@ MORE_OPS = [
     ("prod", lambda o, p: o.prod(p, axis=1), "Prod", {"axis": 1, "keepdims": False, "dtype": None}, "any"),
     ("prod_zeros", lambda o, p: o.prod(o.floor(p * 2) * p, axis=[1, 2], keepdims=True), "Prod",
      {"axis": [1, 2], "keepdims": True, "dtype": None}, "any"),
+    ("slice", lambda o, p: o.slice(p, [0, 1, 0], [-1, 3, 4]), "Slice", {"shape": [-1, 3, 4]}, "any"),
+    ("slice_rest", lambda o, p: o.slice(p, [0, 2, 1], [-1, -1, 2]), "Slice", {"shape": [-1, -1, 2]}, "any"),
+    ("unstack", lambda o, p: o.unstack(p, axis=1)[2] * o.unstack(p, axis=1)[0], "Unstack",
+     {"num": None, "axis": 1}, "any"),
+    ("hstack", lambda o, p: o.hstack([p, p * 2]), "Hstack", {}, "any"),
+    ("dot", lambda o, p: o.dot(p, _CONSTANT(4, 3)), "Dot", None, "any"),
+    ("dot_vector", lambda o, p: o.dot(p, _CONSTANT(4)), "Dot", None, "any"),
+    ("dot_stack", lambda o, p: o.dot(p, _CONSTANT(2, 4, 3)), "Dot", None, "any"),
+    ("tensordot", lambda o, p: o.tensordot(p, _CONSTANT(4, 3), axes=1), "Tensordot", {"axes": 1}, "any"),
+    ("tensordot_two", lambda o, p: o.tensordot(p, _CONSTANT(6, 4, 3), axes=2), "Tensordot", {"axes": 2}, "any"),
+    ("tensordot_pairs", lambda o, p: o.tensordot(p, _CONSTANT(6, 5), axes=([1], [0])), "Tensordot",
+     {"axes": [[1], [0]]}, "any"),
+    ("tensordot_first", lambda o, p: o.tensordot(_CONSTANT(4), p, axes=([0], [2])), "Tensordot",
+     {"axes": [[0], [2]]}, "any"),
+    ("layer_norm", lambda o, p: o.layer_normalization(p), "LayerNorm",
+     {"axis": -1, "epsilon": None, "rms_scaling": False}, "any"),
+    ("layer_norm_affine", lambda o, p: o.layer_normalization(p, _CONSTANT(4) + 1, _CONSTANT(4), epsilon=1e-3),
+     "LayerNorm", {"axis": -1, "epsilon": 1e-3, "rms_scaling": False}, "any"),
+    ("layer_norm_axes", lambda o, p: o.layer_normalization(p, _CONSTANT(6, 4) + 1, None, axis=[1, 2]), "LayerNorm",
+     {"axis": [1, 2], "epsilon": None, "rms_scaling": False}, "any"),
+    ("layer_norm_rms", lambda o, p: o.layer_normalization(p, _CONSTANT(4) + 1, rms_scaling=True), "LayerNorm",
+     {"axis": -1, "epsilon": None, "rms_scaling": True}, "any"),
+    ("rms_norm", lambda o, p: o.rms_normalization(p), "RMSNorm", {"axis": -1, "epsilon": None}, "any"),
+    ("rms_norm_scale", lambda o, p: o.rms_normalization(p, scale=_CONSTANT(4) + 1, epsilon=1e-4), "RMSNorm",
+     {"axis": -1, "epsilon": 1e-4}, "any"),
 ]
 
 

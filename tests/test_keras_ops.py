@@ -24,6 +24,11 @@ def T(k):  # noqa: N802  (a tensor's place in a node's arguments)
 
 X = (2, 3, 4)
 #: (op, config, template args, input shapes, input domain)
+def _NUMBERS(shape):  # (a constant operand, as Keras writes a NumPy array)
+    values = np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)
+    return {"class_name": "__numpy__", "config": {"value": values.tolist(), "dtype": "float64"}}
+
+
 GRAD_CASES = [
     ("Add", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
     ("Add", {}, [T(0), T(1)], [X, (1, 4)], "any"),
@@ -135,6 +140,14 @@ GRAD_CASES = [
     ("Heaviside", {}, [T(0), T(1)], [X, X], "any"),
     ("Prod", {"axis": 1, "keepdims": False, "dtype": None}, [T(0)], [X], "any"),
     ("Prod", {"axis": [1, 2], "keepdims": True, "dtype": None}, [T(0)], [X], "any"),
+    ("Slice", {"shape": [-1, 2, -1]}, [T(0), [0, 1, 1]], [X], "any"),
+    ("Hstack", {}, [[T(0), T(1)]], [X, (2, 2, 4)], "any"),
+    ("Dot", {}, [T(0), _NUMBERS((4, 3))], [X], "any"),
+    ("Tensordot", {"axes": [[1, 2], [1, 0]]}, [T(0), _NUMBERS((4, 3, 2))], [X], "any"),
+    ("LayerNorm", {"axis": -1, "epsilon": None, "rms_scaling": False}, [T(0), _NUMBERS((4,)), _NUMBERS((4,))], [X],
+     "any"),
+    ("LayerNorm", {"axis": [1, 2], "epsilon": 1e-3, "rms_scaling": True}, [T(0), _NUMBERS((3, 4)), None], [X], "any"),
+    ("RMSNorm", {"axis": 1, "epsilon": None}, [T(0)], [X], "any"),
 ]
 
 
@@ -267,10 +280,26 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     ("Pad", {"pad_width": [[1, 0], [0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "batch axis",
      UnsupportedKerasFeature),
     ("Pad", {"pad_width": [[0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "for each of the 3 axes", ValueError),
+    ("Slice", {"shape": [2, 3, 4]}, [T(0), [0, 0, 0]], X, "cuts the batch axis", UnsupportedKerasFeature),
+    ("Slice", {"shape": [-1, 3, 4]}, [T(0), [0, 1, 0]], X, "cannot be sliced from 1 for 3", ValueError),
+    ("Slice", {"shape": [-1, 3]}, [T(0), [0, 0, 0]], X, "one entry per axis", ValueError),
+    ("Slice", {"shape": [-1, 1, 1]}, [T(0), [0, 0.5, 0]], X, "must be integers", ValueError),
+    ("Unstack", {"num": None, "axis": 0}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("Unstack", {"num": 4, "axis": 1}, [T(0)], X, "num=4 for an axis of size 3", ValueError),
+    ("Dot", {}, [T(0), T(1)], X, "pairs the samples", UnsupportedKerasFeature),
+    ("Dot", {}, [_NUMBERS((2, 3)), T(0)], X, "moves the batch axis", UnsupportedKerasFeature),
+    ("Dot", {}, [T(0), _NUMBERS((3, 2))], X, "differ", ValueError),
+    ("Tensordot", {"axes": [[0], [0]]}, [T(0), _NUMBERS((2, 3))], X, "batch axis", UnsupportedKerasFeature),
+    ("Tensordot", {"axes": 4}, [T(0), _NUMBERS((2, 3))], X, "axes=4", ValueError),
+    ("Tensordot", {"axes": [[1], [0, 1]]}, [T(0), _NUMBERS((3, 2))], X, "one length", ValueError),
+    ("LayerNorm", {"axis": -1}, [T(0), T(1), None], X, "gamma computed from the graph", UnsupportedKerasFeature),
+    ("LayerNorm", {"axis": -1}, [T(0), _NUMBERS((3,)), None], X, "gamma of shape", ValueError),
+    ("LayerNorm", {"axis": 0}, [T(0)], X, "batch axis", UnsupportedKerasFeature),
+    ("RMSNorm", {"axis": -1, "epsilon": -1.0}, [T(0)], X, "epsilon", ValueError),
 ])
 def test_ops_that_would_mix_samples_or_are_malformed_are_refused(op, config, args, shape, error, kind):
     layer = KerasOp(op, config)
-    n = sum(1 for a in (args[0] if isinstance(args[0], list) else args) if isinstance(a, dict))
+    n = sum(1 for a in (args[0] if isinstance(args[0], list) else args) if isinstance(a, dict) and TENSOR_KEY in a)
     with pytest.raises(kind, match=error):
         layer.compute_output_shape([shape] * n, template={"args": args, "kwargs": {}})
 

@@ -107,6 +107,7 @@ def test_glu_of_an_odd_axis_is_a_value_error():
     ("Moments", {"axes": [1], "keepdims": True}, [], [(None, 1, 3)] * 2),
     ("Moments", {"axes": [1, 2], "keepdims": False}, [], [(None,)] * 2),
     ("Sort", {"axis": 1}, [], [(None, 7, 3)]),
+    ("Unstack", {"axis": 2}, [], [(None, 7)] * 3),
     ("Take", {"axis": 1}, [[[0, -1], [3, 3]]], [(None, 2, 2, 3)]),
     ("TakeAlongAxis", {"axis": 1}, ["indices"], [(None, 7, 3)]),
 ])

@@ -21,11 +21,12 @@ from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
 from .op_axis import AXIS_SHAPE_OPS, GATHERS
 from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
-from .op_shapes import PRODUCTS as _PRODUCTS
+from .op_products import PRODUCTS as _PRODUCTS
 from .op_shapes import REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
 from .op_shapes import SHAPE_OPS as _SHAPE_OPS
+from .op_slices import PARAMETERS, SLICE_OPS
 
-SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS}
+SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS, **SLICE_OPS}
 PRODUCTS = {**_PRODUCTS, **GATHERS}  # (two operands each)
 _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the rest up in)
 
@@ -37,10 +38,11 @@ _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.m
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
            "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
            "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments",
-           "OneHot"}
+           "OneHot", "LayerNorm", "RMSNorm"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
            "Erfc": _MATH, "Erfinv": _MATH, "Cast": "keras.src.ops.core", "StopGradient": "keras.src.ops.core",
+           "Slice": "keras.src.ops.core", "Unstack": "keras.src.ops.core",
            "Norm": "keras.src.ops.linalg"}
 CONFIG_KEYS = {
     **{op: () for op in (*BINARY, *TERNARY, *UNARY, "Matmul")},
@@ -52,7 +54,7 @@ CONFIG_KEYS = {
     "Concatenate": ("axis",), "Stack": ("axis",), "ExpandDims": ("axis",), "Squeeze": ("axis",),
     "Reshape": ("newshape",), "Transpose": ("axes",), "Swapaxes": ("axis1", "axis2"),
     "Moveaxis": ("source", "destination"), "Flip": ("axis",), "Cumsum": ("axis", "dtype"),
-    "Pad": ("pad_width", "mode"), "Einsum": ("subscripts",),
+    "Pad": ("pad_width", "mode"), "Einsum": ("subscripts",), "Dot": (), "Tensordot": ("axes",),
     "Celu": ("alpha",), "Squareplus": ("b",), "SoftShrink": ("threshold",), "HardShrink": ("threshold",),
     "Threshold": ("threshold", "default_value"), "Round": ("decimals",),
     "Amax": ("axis", "keepdims"), "Amin": ("axis", "keepdims"), "Argmax": ("axis", "keepdims"),
@@ -63,16 +65,18 @@ CONFIG_KEYS = {
     "OneHot": ("num_classes", "axis", "dtype", "sparse"), "Diff": ("n", "axis"), "Cumprod": ("axis", "dtype"),
     "Triu": ("k",), "Tril": ("k",), "OnesLike": ("dtype",), "ZerosLike": ("dtype",), "FullLike": ("dtype",),
     "NanToNum": ("nan", "posinf", "neginf"), "Prod": ("axis", "keepdims", "dtype"),
+    "Slice": ("shape",), "Unstack": ("num", "axis"), "Hstack": (),
+    "LayerNorm": ("axis", "epsilon", "rms_scaling"), "RMSNorm": ("axis", "epsilon"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
-_NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}}
+_NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}, "RMSNorm": {"scale"}}
 _DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": {"negative_slope": 0.2},
              "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}, "Celu": {"alpha": 1.0}, "Squareplus": {"b": 4},
              "SoftShrink": {"threshold": 0.5}, "HardShrink": {"threshold": 0.5}, "Round": {"decimals": 0},
              "NanToNum": {"nan": 0.0, "posinf": None, "neginf": None}}
 
 SUPPORTED = frozenset(CONFIG_KEYS)
-_LIST_OPS = ("Concatenate", "Stack")
+_LIST_OPS = ("Concatenate", "Stack", "Hstack")
 
 
 def _is_number(v) -> bool:
@@ -189,6 +193,15 @@ class KerasOp(Layer):
             raise ValueError(f"{owner}: unexpected keyword arguments {kwargs!r}")
         if self.op == "Average" and kwargs.get("weights") is not None:
             raise UnsupportedKerasFeature(f"{owner}: a weighted average is not supported")
+        params = {}
+        if self.op in PARAMETERS:  # (slice's start indices, a normalization's gamma/beta/scale: into the config)
+            names = PARAMETERS[self.op]
+            if not 1 <= len(args) <= 1 + len(names):
+                raise ValueError(f"{owner}: expects a tensor and at most {len(names)} more argument(s), found "
+                                 f"{_short(args)}")
+            given = {**dict(zip(names, args[1:])), **{k: v for k, v in kwargs.items() if k in names}}
+            params = {name: self._parameter(given.get(name), name, owner) for name in names}
+            args, kwargs = args[:1], {k: v for k, v in kwargs.items() if k not in names}
         if self.op in _LIST_OPS:
             if len(args) != 1 or not isinstance(args[0], list) or not args[0]:
                 raise ValueError(f"{owner}: expects one list of tensors, found {args!r}")
@@ -200,7 +213,7 @@ class KerasOp(Layer):
                 n = 1  # (one tensor: a permutation, sums)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
-        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", *GATHERS)
+        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", "Dot", "Tensordot", *GATHERS)
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)
@@ -217,7 +230,7 @@ class KerasOp(Layer):
         if not slots or sorted(slots) != list(range(len(shapes))):
             raise ValueError(f"{owner}: the call's {len(shapes)} tensor(s) do not match its arguments {_short(args)}")
         tensor_shapes = [tuple(shapes[o]) for o in slots]
-        config = {**self.op_config, **kwargs}
+        config = {**self.op_config, **kwargs, **params}
         if self.op in UNARY:
             norm = _unary_config(self.op, config, len(tensor_shapes[0]), owner)
         elif self.op in REDUCTIONS:
@@ -229,6 +242,18 @@ class KerasOp(Layer):
         else:
             norm = {}
         return operands, is_tensor, tensor_shapes, norm
+
+    def _parameter(self, entry, name: str, owner: str):
+        """A parameter argument (:data:`op_slices.PARAMETERS`) as a constant array, or None."""
+        if entry is None:
+            return None
+        if _slot(entry) is not None:
+            raise UnsupportedKerasFeature(f"{owner}: {name} computed from the graph's tensors is not supported "
+                                          "(a constant or None)")
+        value = self._constant(entry)
+        if value is None:
+            raise ValueError(f"{owner}: {name} must be an array of numbers, found {_short(entry)}")
+        return value
 
     def _constant(self, entry):
         """:func:`_constant` of a template entry, kept per entry (a positional encoding is read once, not per call)."""

@@ -392,7 +392,7 @@ def _one_hot(xs, c):
     return np.moveaxis(hot, -1, c["axis"])
 
 
-#: (normalize(config, shapes, owner, is_tensor), shape, forward, gradient), as op_shapes.PRODUCTS
+#: (normalize(config, shapes, owner, is_tensor), shape, forward, gradient), as op_products.PRODUCTS
 GATHERS = {
     "Take": (_take_normalize, _gather_shape, lambda xs, c: np.take(xs[0], _take_indices(xs[0], xs[1], c),
                                                                   axis=c["axis"]), _take_grad),

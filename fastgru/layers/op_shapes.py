@@ -1,5 +1,5 @@
-"""Keras 3's reductions, shape ops and products as a Functional graph records them (``keras.ops.mean(x,
-axis=1)``, ``ops.concatenate``, ``ops.reshape``, ``ops.transpose``, ``ops.matmul``, ``ops.einsum``, ...):
+"""Keras 3's reductions and shape ops as a Functional graph records them (``keras.ops.mean(x, axis=1)``,
+``ops.concatenate``, ``ops.reshape``, ``ops.transpose``, ...; the products are in ``op_products.py``):
 for each, ``normalize`` (the node's config checked against its operands' ranks: axes made non-negative,
 the batch axis refused, since fastgru keeps every sample's computation apart), the output shape, the
 values and the gradients (TensorFlow's: a maximum's gradient is shared among ties). Used by
@@ -9,12 +9,10 @@ values and the gradients (TensorFlow's: a maximum's gradient is shared among tie
 from __future__ import annotations
 
 import math
-import string
 
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from .op_elementwise import broadcast_shape, unbroadcast
 
 
 def _axes(value, rank: int, owner: str, allow_none: bool = False) -> tuple | None:
@@ -304,109 +302,4 @@ SHAPE_OPS = {
     "Pad": (_pad_normalize, lambda s, c: tuple(None if d is None else d + b + a for d, (b, a) in
                                                zip(s[0], c["pad_width"])),
             lambda xs, c: np.pad(xs[0], c["pad_width"], constant_values=c["constant_values"]), _pad_grad),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# products of two tensors
-# ---------------------------------------------------------------------------------------------
-def _matmul_normalize(c, shapes, owner, is_tensor=(True, True)):
-    a, b = shapes
-    if all(is_tensor):
-        ok = len(a) >= 3 and len(a) == len(b)
-    else:  # a constant matrix (no batch axis) on either side of a batch of matrices
-        tensor, constant = (a, b) if is_tensor[0] else (b, a)
-        ok = len(tensor) >= 3 and 2 <= len(constant) < len(tensor)
-    if not ok:
-        raise UnsupportedKerasFeature(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, "
-                                      f"the batch axis first), or one by a constant matrix; found shapes {a} and "
-                                      f"{b}")
-    if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
-        raise ValueError(f"{owner}: shapes {a} and {b} do not multiply ({a[-1]} != {b[-2]})")
-    return {}
-
-
-def _matmul_shape(shapes, c):
-    a, b = shapes
-    return broadcast_shape(a[:-2], b[:-2], "Matmul") + (a[-2], b[-1])
-
-
-def _matmul_grad(xs, y, dy, c):
-    a, b = xs
-    da = np.matmul(dy, np.swapaxes(b, -1, -2))
-    db = np.matmul(np.swapaxes(a, -1, -2), dy)
-    return [unbroadcast(da, a.shape), unbroadcast(db, b.shape)]
-
-
-def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
-    sub = c.get("subscripts")
-    letters = set(string.ascii_letters)
-    if not isinstance(sub, str) or "->" not in sub or sub.count("->") != 1:
-        raise ValueError(f"{owner}: subscripts must be explicit ('ij,jk->ik'), found {sub!r}")
-    ins, out = sub.replace(" ", "").split("->")
-    terms = ins.split(",")
-    if len(terms) != len(shapes) or len(terms) not in (1, 2) or not all(is_tensor):
-        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on one or two tensors, found {sub!r} on "
-                                      f"{len(shapes)} operand(s)")
-    if "..." in sub:
-        terms, out = _expand_ellipsis(terms, out, shapes, sub, owner)
-    if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
-        raise ValueError(f"{owner}: subscripts {sub!r}: letters only, each at most once per operand")
-    if any(len(t) != len(s) for t, s in zip(terms, shapes)):
-        raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
-    if set(out) - set("".join(terms)):
-        raise ValueError(f"{owner}: subscripts {sub!r}: an output letter comes from no operand")
-    if not out or any(t[0] != out[0] for t in terms):
-        raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r}: the batch axis must come first in each "
-                                      "operand and in the output")
-    for t, other in ((terms[0], terms[-1]), (terms[-1], terms[0])) if len(terms) == 2 else ():
-        if set(t) - set(out) - set(other):
-            raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not "
-                                          "supported)")
-    sizes: dict = {}
-    for t, s in zip(terms, shapes):
-        for letter, d in zip(t, s):
-            if d is not None and sizes.get(letter) not in (None, d):
-                raise ValueError(f"{owner}: subscripts {sub!r}: axis {letter!r} has sizes {sizes[letter]} and {d}")
-            sizes[letter] = d if d is not None else sizes.get(letter)
-    return {"terms": tuple(terms), "out": out, "sizes": sizes}
-
-
-def _expand_ellipsis(terms, out, shapes, sub, owner):
-    """The subscripts with each ``...`` spelled as letters of their own: an operand's ellipsis stands for the
-    axes its other letters leave, aligned from the right across operands (NumPy's rule); the output's for the
-    longest of them."""
-    free = [letter for letter in string.ascii_letters if letter not in sub]
-    spans = []
-    for t, s in zip(terms, shapes):
-        n = len(s) - len(t.replace("...", ""))
-        if t.count("...") > 1 or ("..." not in t and n) or n < 0:
-            raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
-        spans.append(n if "..." in t else 0)
-    longest = max(spans)
-    if out.count("...") > 1 or (longest and "..." not in out) or longest > len(free):
-        raise ValueError(f"{owner}: subscripts {sub!r}: the output must hold the ellipsis' axes once")
-    named = free[:longest]
-    terms = [t.replace("...", "".join(named[longest - n:])) for t, n in zip(terms, spans)]
-    return terms, out.replace("...", "".join(named))
-
-
-def _einsum_grad(xs, y, dy, c):
-    if len(c["terms"]) == 1:  # a permutation and sums of one tensor: dy spread back over the summed axes
-        (ta,), out = c["terms"], c["out"]
-        kept = "".join(letter for letter in ta if letter in out)
-        g = np.einsum(f"{out}->{kept}", dy)
-        g = g.reshape(tuple(xs[0].shape[i] if letter in out else 1 for i, letter in enumerate(ta)))
-        return [np.broadcast_to(g, xs[0].shape).astype(xs[0].dtype)]
-    (ta, tb), out = c["terms"], c["out"]
-    a, b = xs
-    return [np.einsum(f"{out},{tb}->{ta}", dy, b, optimize=True).astype(a.dtype, copy=False),
-            np.einsum(f"{out},{ta}->{tb}", dy, a, optimize=True).astype(b.dtype, copy=False)]
-
-
-PRODUCTS = {
-    "Matmul": (_matmul_normalize, _matmul_shape, lambda xs, c: np.matmul(xs[0], xs[1]), _matmul_grad),
-    "Einsum": (_einsum_normalize, lambda s, c: tuple(c["sizes"].get(letter) for letter in c["out"]),
-               lambda xs, c: np.einsum(f"{','.join(c['terms'])}->{c['out']}", *xs,
-                                       optimize=len(xs) > 1).astype(xs[0].dtype, copy=False), _einsum_grad),
 }
