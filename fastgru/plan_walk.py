@@ -136,6 +136,9 @@ def _sequential_backward(model, d_outs, caches, need_dx):
     dy = d_outs[0]
     per = [None] * len(model._layers)
     for i in range(len(model._layers) - 1, -1, -1):
+        if dy is None:  # (no gradient flows back past this point)
+            per[i] = [np.zeros_like(w) for w in model._layers[i].trainable_weights]
+            continue
         dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
         if not model._layers[i].trainable_weights:  # (a frozen layer whose backward still returns gradients)
             per[i] = []

@@ -112,3 +112,131 @@ def test_more_tf_keras_op_layers(keras, tmp_path):
     theirs = km.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(ours.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0).history["loss"],
                                theirs, rtol=1e-5)
+
+
+_NAN_CLEANUPS = {
+    "isnan": lambda o, r: o.cast(o.isnan(r), "float32"), "isinf": lambda o, r: o.cast(o.isinf(r), "float32"),
+    "isfinite": lambda o, r: o.cast(o.isfinite(r), "float32"), "greater": lambda o, r: o.cast(o.greater(r, 0.1),
+                                                                                              "float32"),
+    "sign": lambda o, r: o.sign(r), "floor": lambda o, r: o.floor(r), "round": lambda o, r: o.round(r),
+    "where": lambda o, r: o.where(o.isnan(r), 0.0, r), "nan_to_num": lambda o, r: o.nan_to_num(r),
+    "argmax": lambda o, r: o.cast(o.argmax(r, axis=-1), "float32")[:, None],
+    "stop_gradient": lambda o, r: o.stop_gradient(r)}
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("cleanup", sorted(_NAN_CLEANUPS))
+def test_training_through_an_op_without_a_gradient_leaves_upstream_nans_out(keras, cleanup):
+    """GRU -> sqrt (NaN where the GRU is negative, or of relu: an infinite slope) -> an op TensorFlow gives no gradient (isnan, a comparison,
+    floor, argmax, stop_gradient), a zero one (sign) or a select (where, nan_to_num) -> Dense. TensorFlow sends
+    nothing back through the first kind and 0 through sqrt where its incoming gradient is 0; fastgru passed zeros
+    that sqrt's NaN slope turned into NaN, and one step of SGD left the GRU's weights NaN (the thirty-ninth fuzz
+    round)."""
+    o, L = keras.ops, keras.layers
+    keras.utils.set_random_seed(3)
+    x = keras.Input((4, 3))
+    h = L.GRU(4)(x)
+    # (sqrt: NaN where the GRU is negative, for the ops that clean NaN out; elsewhere an infinite slope at 0)
+    raw = o.sqrt(h) if cleanup in ("isnan", "isinf", "isfinite", "greater", "where", "nan_to_num") else \
+        o.sqrt(o.relu(h))
+    km = keras.Model(x, L.Dense(1)(o.concatenate([_NAN_CLEANUPS[cleanup](o, raw), h], axis=-1)))
+    ours = fg.from_keras(km)
+    data = np.random.default_rng(0).normal(size=(8, 4, 3)).astype("float32")
+    target = np.ones((8, 1), "float32")
+    km.compile(keras.optimizers.SGD(0.1), "mse")
+    ours.compile(fg.optimizers.SGD(0.1), "mse")
+    theirs = km.fit(data, target, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(data, target, epochs=2, batch_size=4, shuffle=False, verbose=0)
+                               .history["loss"], theirs, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("clamp", ["maximum", "clip", "where"])
+def test_an_infinite_gradient_reaches_only_the_winner_of_a_clamp(keras, clamp):
+    """``sqrt(maximum(h, 0))`` and ``sqrt(clip(h, 0, 1))``: sqrt's gradient is infinite at 0, and TensorFlow's
+    maximum and clip select it into the winning operand only; fastgru multiplied it by a 0/1 mask (inf * 0 = NaN)."""
+    o, L = keras.ops, keras.layers
+    keras.utils.set_random_seed(4)
+    x = keras.Input((4, 3))
+    h = L.GRU(4)(x)
+    clamped = {"maximum": lambda: o.maximum(h, 0.0), "clip": lambda: o.clip(h, 0.0, 1.0),
+               "where": lambda: o.where(h > 0, h, 0.0)}[clamp]()
+    km = keras.Model(x, L.Dense(1)(o.sqrt(clamped)))
+    ours = fg.from_keras(km)
+    data = np.random.default_rng(1).normal(size=(8, 4, 3)).astype("float32")
+    km.compile(keras.optimizers.SGD(0.1), "mse")
+    ours.compile(fg.optimizers.SGD(0.1), "mse")
+    km.fit(data, np.ones((8, 1), "float32"), epochs=1, batch_size=8, verbose=0)
+    ours.fit(data, np.ones((8, 1), "float32"), epochs=1, batch_size=8, verbose=0)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(b), rtol=1e-4, atol=1e-6)
+
+
+_SPECIAL = np.array([-np.inf, -2, -1, -0.5, -0.0, 0.0, 0.3, 1, 2, np.inf, np.nan], "float32")
+#: ops whose gradient at an infinite or NaN input still differs from TensorFlow's (docs/functional.md)
+_SPECIAL_DIFFERENT = {"sparse_plus", "norm", "normalize"}
+_UNARY_AT_SPECIAL = ["sqrt", "rsqrt", "reciprocal", "relu", "elu", "selu", "celu", "clip", "hard_tanh", "threshold",
+                     "soft_shrink", "hard_shrink", "nan_to_num", "arcsinh", "arccosh", "log", "exp", "tanh", "sigmoid",
+                     "softplus", "sum", "max", "logsumexp", "prod", "cumprod", "sort", "softmax"]
+_BINARY_AT_SPECIAL = ["maximum", "minimum", "fmax", "fmin", "logaddexp", "logaddexp2", "hypot", "heaviside",
+                      "divide_no_nan", "multiply", "divide", "power", "arctan2"]
+
+
+def _special_op(o, name):
+    axis_ops = {"sum": o.sum, "max": o.max, "logsumexp": o.logsumexp, "prod": o.prod, "cumprod": o.cumprod,
+                "sort": o.sort, "softmax": o.softmax}
+    if name in axis_ops:
+        return lambda p: axis_ops[name](p, axis=1)
+    return {"clip": lambda p: o.clip(p, -1, 1), "threshold": lambda p: o.threshold(p, 0.1, 2.0)}.get(
+        name, getattr(o, name))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", _UNARY_AT_SPECIAL + _BINARY_AT_SPECIAL)
+def test_gradients_at_infinities_nans_and_zeros_are_tensorflows(keras, name):
+    """Each op's input gradient where the input is ±inf, NaN, ±0 or a kink, and the incoming gradient 0 or 1:
+    TensorFlow's, NaN for NaN (the thirty-ninth fuzz round found sqrt's, maximum's and logaddexp's apart)."""
+    import tensorflow as tf
+
+    binary = name in _BINARY_AT_SPECIAL
+    n = _SPECIAL.size
+    xs = [np.repeat(_SPECIAL, n).reshape(1, -1, 1), np.tile(_SPECIAL, n).reshape(1, -1, 1)] if binary else \
+        [_SPECIAL.reshape(1, -1, 1)]
+    inputs = [keras.Input(v.shape[1:]) for v in xs]
+    km = keras.Model(inputs, _special_op(keras.ops, name)(*inputs))
+    ours = fg.from_keras(km)
+    for upstream in (0.0, 1.0):
+        tensors = [tf.constant(v) for v in xs]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            y = km(tensors)
+        w = np.full(y.shape, upstream, "float32")
+        expected = tape.gradient(y, tensors, output_gradients=tf.constant(w))
+        _, _, record = ours._forward(list(xs), None, True)
+        got, _ = ours._backward([w], record, need_dx=True)
+        for e, g in zip(expected, got):
+            e = np.zeros_like(xs[0]) if e is None else e.numpy()
+            g = np.zeros_like(xs[0]) if g is None else g
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(e), err_msg=f"{name}, upstream {upstream}")
+            np.testing.assert_allclose(np.nan_to_num(g, nan=0.0), np.nan_to_num(e, nan=0.0), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name}, upstream {upstream}")
+
+
+def test_an_op_without_a_gradient_sends_none_back():
+    from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
+
+    template = {"args": [{TENSOR_KEY: 0}], "kwargs": {}}
+    for op in ("Isnan", "Floor", "StopGradient", "OnesLike"):
+        layer = KerasOp(op)
+        y, cache = layer.forward([np.array([[np.nan, -1.0, 2.5]])], template=template)
+        dx, _ = layer.backward(np.ones_like(y), cache)
+        assert dx == [None], op
+    layer = KerasOp("Sqrt")  # 0 where the incoming gradient is 0, whatever the slope
+    y, cache = layer.forward([np.array([[-1.0, 0.0, 4.0]])], template=template)
+    dx, _ = layer.backward(np.array([[0.0, 0.0, 1.0]]), cache)
+    np.testing.assert_array_equal(dx[0], [[0.0, 0.0, 0.25]])

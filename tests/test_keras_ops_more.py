@@ -40,10 +40,13 @@ def test_values_and_input_gradient_match_tensorflow(keras, case):
         w = tf.constant(np.random.default_rng(1).normal(size=y.shape).astype("float32"))
         loss = tf.reduce_sum(y * w)
     expected_dx = tape.gradient(loss, xt)
+    no_gradient = expected_dx is None
     expected_dx = np.zeros_like(x) if expected_dx is None else expected_dx.numpy()
     mine, cache = ours.forward(x, training=True)
     np.testing.assert_allclose(mine, y.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
     dx, _ = ours.backward(w.numpy(), cache)
+    assert (dx is None) == no_gradient, name  # (no gradient at all where TensorFlow has none)
+    dx = np.zeros_like(x) if dx is None else dx
     np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-5, err_msg=name)
 
 

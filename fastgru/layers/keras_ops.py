@@ -363,8 +363,9 @@ class KerasOp(Layer):
         for o, t in zip(operands, is_tensor):
             if t:
                 g = next(tensors)
-                shape, dtype = xs[o].shape, xs[o].dtype
-                g = np.zeros(shape, dtype) if g is None else np.broadcast_to(np.asarray(g, dtype=dtype), shape)
+                if g is None:  # (no gradient, as TensorFlow's None: nothing flows back to this operand)
+                    continue
+                g = np.broadcast_to(np.asarray(g, dtype=xs[o].dtype), xs[o].shape)
                 dx[o] = np.array(g) if dx[o] is None else dx[o] + g
         return dx, []
 

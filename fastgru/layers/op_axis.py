@@ -227,9 +227,10 @@ def _top_k(xs, c):
 
 
 def _top_k_grad(xs, y, dys, c):
+    if dys[0] is None:  # (the indices have no gradient: only the values pass one back)
+        return [None]
     dx = np.zeros_like(xs[0])
-    if dys[0] is not None:
-        np.put_along_axis(dx, _top_k_indices(xs[0], c), dys[0], axis=-1)
+    np.put_along_axis(dx, _top_k_indices(xs[0], c), dys[0], axis=-1)
     return [dx]
 
 
@@ -359,7 +360,8 @@ def _diff_grad(xs, y, dy, c):
 def _cumprod_grad(xs, y, dy, c):  # (TensorFlow's: the reversed cumulative sum of y * dy, over x)
     a = c["axis"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return [np.flip(np.cumsum(np.flip(y * dy, a), axis=a), a) / xs[0]]
+        summed = np.flip(np.cumsum(np.flip(y * dy, a), axis=a), a)  # (TensorFlow's div_no_nan: 0 where x is 0)
+        return [np.where(xs[0] == 0, 0, summed / xs[0]).astype(xs[0].dtype, copy=False)]
 
 
 # ---- triu, tril: the last two axes (a batch of matrices) ----------------------------------------------------
@@ -409,14 +411,13 @@ AXIS_SHAPE_OPS = {
              lambda xs, c: np.tile(xs[0], c["repeats"]), _tile_grad),
     "Roll": (_roll_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.roll(xs[0], c["shift"], axis=c["axis"]),
              lambda xs, y, dy, c: [np.roll(dy, tuple(-s for s in c["shift"]), axis=c["axis"])]),
-    "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
-    "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [None]),  # (no gradient)
+    "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [None]),
     "Split": (_split_normalize, _split_shape, _split, _split_grad),
     "Sort": (_sort_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.sort(xs[0], axis=c["axis"], kind="stable"),
              _sort_grad),
     "Argsort": (_sort_normalize, lambda s, c: tuple(s[0]),
-                lambda xs, c: np.argsort(xs[0], axis=c["axis"], kind="stable"),
-                lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+                lambda xs, c: np.argsort(xs[0], axis=c["axis"], kind="stable"), lambda xs, y, dy, c: [None]),
     "TopK": (_top_k_normalize, lambda s, c: [tuple(s[0][:-1]) + (c["k"],)] * 2, _top_k, _top_k_grad),
     "Moments": (_moments_normalize, lambda s, c: [_reduced_shape(s[0], c)] * 2, _moments, _moments_grad),
     "Diff": (_diff_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d - c["n"]),
@@ -428,7 +429,7 @@ AXIS_SHAPE_OPS = {
     "Tril": (_triangle_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.tril(xs[0], c["k"]),
              lambda xs, y, dy, c: [np.tril(dy, c["k"])]),
     "OneHot": (_one_hot_normalize, lambda s, c: tuple(s[0][:c["axis"]]) + (c["num_classes"],) + tuple(s[0][c["axis"]:]),
-               _one_hot, lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+               _one_hot, lambda xs, y, dy, c: [None]),
 }
 
 

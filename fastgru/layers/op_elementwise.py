@@ -66,10 +66,23 @@ BINARY = {
     "Multiply": (np.multiply, lambda a, b, y, dy: (dy * b, dy * a)),
     "TrueDivide": (np.true_divide, lambda a, b, y, dy: (dy / b, -dy * a / (b * b))),
     "Divide": (np.true_divide, lambda a, b, y, dy: (dy / b, -dy * a / (b * b))),
-    "Maximum": (np.maximum, lambda a, b, y, dy: (dy * (a >= b), dy * (a < b))),
-    "Minimum": (np.minimum, lambda a, b, y, dy: (dy * (a <= b), dy * (a > b))),
+    # (TensorFlow selects: an infinite or NaN gradient reaches only the operand that won; a NaN operand loses
+    # the comparison, so the other one takes the gradient)
+    "Maximum": (np.maximum, lambda a, b, y, dy: (_select(a >= b, dy), _select(~(a >= b), dy))),
+    "Minimum": (np.minimum, lambda a, b, y, dy: (_select(a <= b, dy), _select(~(a <= b), dy))),
     "Power": (np.power, _power_grads),
 }
+
+
+def _select(keep, dy):
+    """``dy`` where ``keep``, else 0 (TensorFlow's select: an infinite or NaN dy elsewhere does not leak)."""
+    return np.where(keep, dy, dy.dtype.type(0))
+
+
+def _unless_zero(dy, grad):
+    """``grad``, but 0 where ``dy`` is 0 (TensorFlow's sqrt, rsqrt and reciprocal gradients, so that an unused
+    NaN or infinite slope stays out)."""
+    return np.where(dy == 0, dy.dtype.type(0), grad)
 
 
 def _no_gradient(a, b, y, dy):  # comparisons and logic: nothing flows back (TensorFlow's gradient is None)
@@ -148,16 +161,16 @@ def _cast(x, c):
     return x.astype(c["dtype"])
 
 
-def _cast_grad(x, y, dy, c):
-    return np.zeros_like(x) if c["dtype"] in INTEGER_CASTS else dy.astype(x.dtype)
+def _cast_grad(x, y, dy, c):  # (to integers or booleans: no gradient, as TensorFlow's Cast)
+    return None if c["dtype"] in INTEGER_CASTS else dy.astype(x.dtype)
 
 
 UNARY = {
     "Negative": (lambda x, c: -x, lambda x, y, dy, c: -dy),
     "Absolute": (lambda x, c: np.abs(x), lambda x, y, dy, c: dy * np.sign(x)),
     "Square": (lambda x, c: x * x, lambda x, y, dy, c: dy * 2 * x),
-    "Sqrt": (lambda x, c: np.sqrt(x), lambda x, y, dy, c: dy * 0.5 / y),
-    "Rsqrt": (lambda x, c: 1 / np.sqrt(x), lambda x, y, dy, c: dy * -0.5 * y * y * y),
+    "Sqrt": (lambda x, c: np.sqrt(x), lambda x, y, dy, c: _unless_zero(dy, dy * 0.5 / y)),
+    "Rsqrt": (lambda x, c: 1 / np.sqrt(x), lambda x, y, dy, c: _unless_zero(dy, dy * -0.5 * y * y * y)),
     "Exp": (lambda x, c: np.exp(x), lambda x, y, dy, c: dy * y),
     "Log": (lambda x, c: np.log(x), lambda x, y, dy, c: dy / x),
     "Tanh": (lambda x, c: np.tanh(x), lambda x, y, dy, c: dy * (1 - y * y)),
@@ -167,7 +180,8 @@ UNARY = {
     "Silu": (lambda x, c: x * special.expit(x), _silu_grad),
     "Softplus": (lambda x, c: np.logaddexp(x.dtype.type(0), x), lambda x, y, dy, c: dy * special.expit(x)),
     "Elu": (lambda x, c: np.where(x > 0, x, x.dtype.type(c["alpha"]) * np.expm1(np.minimum(x, 0))),
-            lambda x, y, dy, c: np.where(x > 0, dy, dy * (y + x.dtype.type(c["alpha"])))),
+            lambda x, y, dy, c: np.where(x > 0, dy, np.where(y < 0, dy * (y + x.dtype.type(c["alpha"])),
+                                                            dy * x.dtype.type(c["alpha"])))),
     "LeakyRelu": (lambda x, c: np.where(x > 0, x, x.dtype.type(c["negative_slope"]) * x),
                   lambda x, y, dy, c: np.where(x > 0, dy, dy * x.dtype.type(c["negative_slope"]))),
     "HardSigmoid": (_hard_sigmoid, lambda x, y, dy, c: dy * ((x > -3) & (x < 3)) / x.dtype.type(6.0)),
@@ -176,9 +190,9 @@ UNARY = {
     "Softmax": (_softmax, lambda x, y, dy, c: y * (dy - (dy * y).sum(axis=c["axis"], keepdims=True))),
     "LogSoftmax": (_log_softmax, lambda x, y, dy, c: dy - np.exp(y) * dy.sum(axis=c["axis"], keepdims=True)),
     "Clip": (lambda x, c: np.clip(x, x.dtype.type(c["x_min"]), x.dtype.type(c["x_max"])),
-             lambda x, y, dy, c: dy * ((x >= c["x_min"]) & (x <= c["x_max"]))),
+             lambda x, y, dy, c: _select((x >= c["x_min"]) & (x <= c["x_max"]), dy)),
     "Cast": (_cast, _cast_grad),
-    "LogicalNot": (lambda x, c: np.logical_not(x), lambda x, y, dy, c: np.zeros_like(dy)),
+    "LogicalNot": (lambda x, c: np.logical_not(x), lambda x, y, dy, c: None),
 }
 
 # the other activations of keras.ops.nn and the math of keras.ops.numpy, each as TensorFlow computes it and its
@@ -203,8 +217,10 @@ def _sparse_plus(x, c):
     return np.where(x <= -1, 0, np.where(x < 1, (x + 1) ** 2 / x.dtype.type(4.0), x))
 
 
-def _zero_grad(x, y, dy, c):  # (floor, round, ...: TensorFlow gives them no gradient)
-    return np.zeros_like(dy)
+def _zero_grad(x, y, dy, c):
+    """No gradient (floor, round, isnan, stop_gradient, ...: TensorFlow registers none): None, so nothing flows
+    back — not a zero that an upstream op's NaN or infinite slope would turn into NaN."""
+    return None
 
 
 def _round(x, c):
@@ -217,28 +233,29 @@ def _round(x, c):
 UNARY.update({
     "Relu6": (lambda x, c: np.clip(x, 0, 6), lambda x, y, dy, c: dy * ((x > 0) & (x < 6))),
     "Softsign": (lambda x, c: x / (1 + np.abs(x)), lambda x, y, dy, c: dy / (1 + np.abs(x)) ** 2),
-    "Selu": (_selu, lambda x, y, dy, c: np.where(x > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))),
+    "Selu": (_selu, lambda x, y, dy, c: np.where(y < 0, dy * (y + _SELU_SCALE * _SELU_ALPHA), dy * _SELU_SCALE)),
     "LogSigmoid": (lambda x, c: -np.logaddexp(x.dtype.type(0), -x), lambda x, y, dy, c: dy * special.expit(-x)),
     "HardSilu": (lambda x, c: x * _hard_sigmoid(x, c), _hard_silu_grad),
-    "HardTanh": (lambda x, c: np.clip(x, -1, 1), lambda x, y, dy, c: dy * ((x >= -1) & (x <= 1))),
-    "Celu": (_celu, lambda x, y, dy, c: dy * ((x >= 0) + (x <= 0) * np.exp(np.minimum(x, 0) / c["alpha"]))),
+    "HardTanh": (lambda x, c: np.clip(x, -1, 1), lambda x, y, dy, c: _select((x >= -1) & (x <= 1), dy)),
+    "Celu": (_celu, lambda x, y, dy, c: _select(x >= 0, dy) + _select(x <= 0, dy * np.exp(np.minimum(x, 0) /
+                                                                                              c["alpha"]))),
     "TanhShrink": (lambda x, c: x - np.tanh(x), lambda x, y, dy, c: dy * np.tanh(x) ** 2),
     "Squareplus": (lambda x, c: (x + np.sqrt(x * x + x.dtype.type(c["b"]))) / 2,
                    lambda x, y, dy, c: dy * (1 + x / np.sqrt(x * x + c["b"])) / 2),
     "SparsePlus": (_sparse_plus, lambda x, y, dy, c: dy * np.where(x <= -1, 0, np.where(x < 1, (x + 1) / 2, 1))),
     "SoftShrink": (lambda x, c: np.where(x > c["threshold"], x - x.dtype.type(c["threshold"]),
                                          np.where(x < -c["threshold"], x + x.dtype.type(c["threshold"]), 0)),
-                   lambda x, y, dy, c: dy * (np.abs(x) > c["threshold"])),
+                   lambda x, y, dy, c: _select(np.abs(x) > c["threshold"], dy)),
     "HardShrink": (lambda x, c: np.where(np.abs(x) > c["threshold"], x, 0),
-                   lambda x, y, dy, c: dy * (np.abs(x) > c["threshold"])),
+                   lambda x, y, dy, c: _select(np.abs(x) > c["threshold"], dy)),
     "Threshold": (lambda x, c: np.where(x > c["threshold"], x, x.dtype.type(c["default_value"])),
-                  lambda x, y, dy, c: dy * (x > c["threshold"])),
+                  lambda x, y, dy, c: _select(x > c["threshold"], dy)),
     "Log1p": (lambda x, c: np.log1p(x), lambda x, y, dy, c: dy / (1 + x)),
     "Expm1": (lambda x, c: np.expm1(x), lambda x, y, dy, c: dy * (y + 1)),
     "Log2": (lambda x, c: np.log2(x), lambda x, y, dy, c: dy / (x * math.log(2.0))),
     "Log10": (lambda x, c: np.log10(x), lambda x, y, dy, c: dy / (x * math.log(10.0))),
     "Exp2": (lambda x, c: np.exp2(x), lambda x, y, dy, c: dy * y * math.log(2.0)),
-    "Reciprocal": (lambda x, c: 1 / x, lambda x, y, dy, c: -dy * y * y),
+    "Reciprocal": (lambda x, c: 1 / x, lambda x, y, dy, c: _unless_zero(dy, -dy * y * y)),
     "Sin": (lambda x, c: np.sin(x), lambda x, y, dy, c: dy * np.cos(x)),
     "Cos": (lambda x, c: np.cos(x), lambda x, y, dy, c: -dy * np.sin(x)),
     "Tan": (lambda x, c: np.tan(x), lambda x, y, dy, c: dy * (1 + y * y)),
@@ -254,8 +271,24 @@ UNARY.update({
 })
 
 
-def _logaddexp_grads(a, b, y, dy):
-    return dy * np.exp(a - y), dy * np.exp(b - y)
+def _logaddexp_base(scale):
+    """Keras's TensorFlow logaddexp (``scale`` 1) or logaddexp2 (``scale`` log 2): max(a, b) +
+    log1p(exp(-|a - b| scale)) / scale, or a + b where a - b is NaN (two infinities of one sign); the values
+    and TensorFlow's gradients of that graph (a tie's gradient all to a, as TensorFlow's maximum gives it)."""
+    def values(a, b):
+        delta = a - b
+        return np.where(np.isnan(delta), a + b, np.maximum(a, b) + np.log1p(np.exp(-np.abs(delta) * scale)) / scale)
+
+    def grads(a, b, y, dy):
+        delta = a - b
+        summed = np.isnan(delta)
+        rest = _select(~summed, dy)
+        t = np.exp(-np.abs(delta) * scale)
+        g_delta = rest * (-t / (1 + t)) * np.sign(delta)  # (NaN where a - b is: 0 times TensorFlow's NaN slope)
+        first = a >= b
+        return (_select(summed, dy) + _select(first, rest) + g_delta,
+                _select(summed, dy) + _select(~first, rest) - g_delta)
+    return values, grads
 
 
 def _arctan2_grads(a, b, y, dy):
@@ -266,7 +299,7 @@ def _arctan2_grads(a, b, y, dy):
 BINARY.update({
     "FloorDivide": (np.floor_divide, _no_gradient),
     "Mod": (np.mod, lambda a, b, y, dy: (dy, -dy * np.floor_divide(a, b))),
-    "Logaddexp": (np.logaddexp, _logaddexp_grads),
+    "Logaddexp": _logaddexp_base(1.0),
     "Arctan2": (np.arctan2, _arctan2_grads),
     "FullLike": (lambda a, b: np.zeros_like(a) + b, _no_gradient),  # (ops.full_like(x, fill_value))
 })
@@ -320,7 +353,7 @@ def _inverse_sqrt(x, sign, shift):
 
 
 UNARY.update({
-    "NanToNum": (_nan_to_num, lambda x, y, dy, c: dy * np.isfinite(x)),
+    "NanToNum": (_nan_to_num, lambda x, y, dy, c: _select(np.isfinite(x), dy)),
     "StopGradient": (lambda x, c: x.copy(), _zero_grad),
     "Isnan": (lambda x, c: np.isnan(x), _zero_grad),
     "Isinf": (lambda x, c: np.isinf(x), _zero_grad),
@@ -333,8 +366,8 @@ UNARY.update({
                lambda x, y, dy, c: dy * (math.sqrt(math.pi) / 2 * np.exp(y.astype(np.float64) ** 2)).astype(x.dtype)),
     "Arcsin": (lambda x, c: np.arcsin(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, -1, 1)),
     "Arccos": (lambda x, c: np.arccos(x), lambda x, y, dy, c: -dy * _inverse_sqrt(x, -1, 1)),
-    "Arcsinh": (lambda x, c: np.arcsinh(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, 1, 1)),
-    "Arccosh": (lambda x, c: np.arccosh(x), lambda x, y, dy, c: dy * _inverse_sqrt(x, 1, -1)),
+    "Arcsinh": (lambda x, c: np.arcsinh(x), lambda x, y, dy, c: dy / np.cosh(y)),  # (TensorFlow's forms)
+    "Arccosh": (lambda x, c: np.arccosh(x), lambda x, y, dy, c: dy / np.sinh(y)),
     "Arctanh": (lambda x, c: np.arctanh(x), lambda x, y, dy, c: dy / (1 - x * x)),
     "Cbrt": (_cbrt, _cbrt_grad),
     "Sinc": (_sinc, _sinc_grad),
@@ -356,7 +389,7 @@ def _nan_extreme(first_wins):
     operand's place goes to the other one."""
     def grads(a, b, y, dy):
         pick_a = first_wins(a, b) | (np.isnan(b) & ~np.isnan(a))
-        return dy * pick_a, dy * ~pick_a
+        return _select(pick_a, dy), _select(~pick_a, dy)
     return grads
 
 
@@ -368,16 +401,20 @@ def _hypot(a, b):  # (TensorFlow's formula, which does not overflow)
 
 
 def _hypot_grads(a, b, y, dy):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(y == 0, 0, dy / y)
-    return scale * a, scale * b
-
-
-def _logaddexp2(a, b):
-    delta = a - b
-    log2 = math.log(2.0)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isnan(delta), a + b, np.maximum(a, b) + np.log1p(np.exp(-np.abs(delta) * log2)) / log2)
+    """TensorFlow's gradients of Keras's big * sqrt(1 + ratio^2) (big, small: the larger and smaller of |a|,
+    |b|; ratio = small / big, 0 where big is 0): at a tie of |a| and |b| both go to a, as TensorFlow's maximum
+    and minimum give them."""
+    abs_a, abs_b = np.abs(a), np.abs(b)
+    big, small = np.maximum(abs_a, abs_b), np.minimum(abs_a, abs_b)
+    ratio = _divide_no_nan(small, big)
+    root = np.sqrt(1 + ratio * ratio)
+    g_ratio = dy * big * _unless_zero(dy * big, ratio / root)
+    g_big = dy * root - _divide_no_nan(_divide_no_nan(g_ratio * small, big), big)
+    g_small = _divide_no_nan(g_ratio, big)
+    to_a_big, to_a_small = abs_a >= abs_b, abs_a <= abs_b
+    g_abs_a = _select(to_a_big, g_big) + _select(to_a_small, g_small)
+    g_abs_b = _select(~to_a_big, g_big) + _select(~to_a_small, g_small)
+    return g_abs_a * np.sign(a), g_abs_b * np.sign(b)
 
 
 def _divide_no_nan(a, b):
@@ -392,12 +429,12 @@ def _divide_no_nan_grads(a, b, y, dy):
 
 BINARY.update({
     "Heaviside": (lambda a, b: np.where(a < 0, 0, np.where(a > 0, 1, b)),
-                  lambda a, b, y, dy: (None, dy * (np.asarray(a) == 0))),
+                  lambda a, b, y, dy: (None, _select(~(np.asarray(a) < 0) & ~(np.asarray(a) > 0), dy))),  # (NaN: b)
     "Fmod": (_fmod, _fmod_grads),
     "Fmax": (np.fmax, _nan_extreme(np.greater_equal)),
     "Fmin": (np.fmin, _nan_extreme(np.less_equal)),
     "Hypot": (_hypot, _hypot_grads),
-    "Logaddexp2": (_logaddexp2, lambda a, b, y, dy: (dy * np.exp2(a - y), dy * np.exp2(b - y))),
+    "Logaddexp2": _logaddexp_base(math.log(2.0)),
     "DivideNoNan": (_divide_no_nan, _divide_no_nan_grads),
     "LogicalXor": (lambda a, b: np.logical_xor(a != 0, b != 0), _no_gradient),
 })

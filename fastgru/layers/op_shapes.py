@@ -116,12 +116,10 @@ REDUCTIONS = {
             lambda xs, y, dy, c: _var_grad(xs, y, dy, c, std=True)),
     "Logsumexp": (_logsumexp, lambda xs, y, dy, c: [_kept(dy, c) * np.exp(xs[0] - _kept(y, c))]),
     "Norm": (lambda xs, c: np.sqrt((xs[0] * xs[0]).sum(axis=c["axis"], keepdims=c["keepdims"])),
-             lambda xs, y, dy, c: [_kept(dy, c) * xs[0] / _kept(y, c)]),
+             lambda xs, y, dy, c: [np.where(_kept(dy, c) == 0, 0, _kept(dy, c) * xs[0] / _kept(y, c))]),
     # (booleans as 0.0 / 1.0, no gradient)
-    "Any": (lambda xs, c: (xs[0] != 0).any(axis=c["axis"], keepdims=c["keepdims"]),
-            lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
-    "All": (lambda xs, c: (xs[0] != 0).all(axis=c["axis"], keepdims=c["keepdims"]),
-            lambda xs, y, dy, c: [np.zeros_like(xs[0])]),
+    "Any": (lambda xs, c: (xs[0] != 0).any(axis=c["axis"], keepdims=c["keepdims"]), lambda xs, y, dy, c: [None]),
+    "All": (lambda xs, c: (xs[0] != 0).all(axis=c["axis"], keepdims=c["keepdims"]), lambda xs, y, dy, c: [None]),
 }
 REDUCTIONS.update(Amax=REDUCTIONS["Max"], Amin=REDUCTIONS["Min"])  # (ops.amax, ops.amin: Max and Min, no initial)
 

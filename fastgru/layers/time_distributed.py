@@ -222,7 +222,7 @@ class TimeDistributed(WrapperTrainable, Layer):
                 dx, g = self.layer.backward(dy[:, i], inner[i], need_dx=need_dx)
                 dxs.append(dx)
                 grads = list(g) if grads is None else [a + c for a, c in zip(grads, g)]
-            dx = np.stack(dxs, axis=1) if need_dx else None
+            dx = np.stack(dxs, axis=1) if need_dx and all(d is not None for d in dxs) else None
         else:
             dx, grads = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]), inner, need_dx=need_dx)
             if dx is not None:
