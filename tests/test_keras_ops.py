@@ -148,6 +148,9 @@ GRAD_CASES = [
      "any"),
     ("LayerNorm", {"axis": [1, 2], "epsilon": 1e-3, "rms_scaling": True}, [T(0), _NUMBERS((3, 4)), None], [X], "any"),
     ("RMSNorm", {"axis": 1, "epsilon": None}, [T(0)], [X], "any"),
+    ("Matmul", {}, [T(0), _NUMBERS((4, 3))], [(2, 4)], "any"),
+    ("Einsum", {"subscripts": "btd,de->bte"}, [T(0), _NUMBERS((4, 2))], [X], "any"),
+    ("Einsum", {"subscripts": "de,btd->bet"}, [_NUMBERS((4, 2)), T(0)], [X], "any"),
 ]
 
 
@@ -281,6 +284,8 @@ def test_operators_on_fastgru_tensors_build_the_same_ops(tmp_path):
     ("Pad", {"pad_width": [[1, 0], [0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "batch axis",
      UnsupportedKerasFeature),
     ("Pad", {"pad_width": [[0, 0], [0, 0]], "mode": "constant"}, [T(0)], X, "for each of the 3 axes", ValueError),
+    ("Einsum", {"subscripts": "btd,bd->bt"}, [T(0), _NUMBERS((2, 4))], X, "in no constant", UnsupportedKerasFeature),
+    ("Matmul", {}, [_NUMBERS((3, 2)), T(0)], (2, 3), "batches of matrices", UnsupportedKerasFeature),
     ("Slice", {"shape": [2, 3, 4]}, [T(0), [0, 0, 0]], X, "cuts the batch axis", UnsupportedKerasFeature),
     ("Slice", {"shape": [-1, 3, 4]}, [T(0), [0, 1, 0]], X, "cannot be sliced from 1 for 3", ValueError),
     ("Slice", {"shape": [-1, 3]}, [T(0), [0, 0, 0]], X, "one entry per axis", ValueError),

@@ -213,7 +213,7 @@ class KerasOp(Layer):
                 n = 1  # (one tensor: a permutation, sums)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
-        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", "Dot", "Tensordot", *GATHERS)
+        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", "Einsum", "Dot", "Tensordot", *GATHERS)
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)

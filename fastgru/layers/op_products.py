@@ -22,13 +22,14 @@ def _matmul_normalize(c, shapes, owner, is_tensor=(True, True)):
     a, b = shapes
     if all(is_tensor):
         ok = len(a) >= 3 and len(a) == len(b)
-    else:  # a constant matrix (no batch axis) on either side of a batch of matrices
-        tensor, constant = (a, b) if is_tensor[0] else (b, a)
-        ok = len(tensor) >= 3 and 2 <= len(constant) < len(tensor)
+    elif is_tensor[0]:  # a batch of rows or matrices times a constant matrix (or a stack of them, no batch axis)
+        ok = len(a) >= 2 and (len(b) == 2 or 2 <= len(b) < len(a))
+    else:  # a constant matrix times a batch of matrices (the batch axis stays first)
+        ok = len(b) >= 3 and 2 <= len(a) < len(b)
     if not ok:
         raise UnsupportedKerasFeature(f"{owner}: fastgru multiplies batches of matrices of one rank (3 or more, "
-                                      f"the batch axis first), or one by a constant matrix; found shapes {a} and "
-                                      f"{b}")
+                                      "the batch axis first), a batch of rows or matrices by a constant matrix, or "
+                                      f"a constant matrix by a batch of matrices; found shapes {a} and {b}")
     if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
         raise ValueError(f"{owner}: shapes {a} and {b} do not multiply ({a[-1]} != {b[-2]})")
     return {}
@@ -53,9 +54,9 @@ def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
         raise ValueError(f"{owner}: subscripts must be explicit ('ij,jk->ik'), found {sub!r}")
     ins, out = sub.replace(" ", "").split("->")
     terms = ins.split(",")
-    if len(terms) != len(shapes) or len(terms) not in (1, 2) or not all(is_tensor):
-        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on one or two tensors, found {sub!r} on "
-                                      f"{len(shapes)} operand(s)")
+    if len(terms) != len(shapes) or len(terms) not in (1, 2) or not any(is_tensor):
+        raise UnsupportedKerasFeature(f"{owner}: fastgru runs einsum on one or two operands, a tensor among them, "
+                                      f"found {sub!r} on {len(shapes)} operand(s)")
     if "..." in sub:
         terms, out = _expand_ellipsis(terms, out, shapes, sub, owner)
     if any(set(t) - letters or len(set(t)) != len(t) for t in terms + [out]):
@@ -64,9 +65,9 @@ def _einsum_normalize(c, shapes, owner, is_tensor=(True, True)):
         raise ValueError(f"{owner}: subscripts {sub!r} do not match the operands' ranks {[len(s) for s in shapes]}")
     if set(out) - set("".join(terms)):
         raise ValueError(f"{owner}: subscripts {sub!r}: an output letter comes from no operand")
-    if not out or any(t[0] != out[0] for t in terms):
+    if not out or any((t[0] != out[0]) if tensor else (out[0] in t) for t, tensor in zip(terms, is_tensor)):
         raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r}: the batch axis must come first in each "
-                                      "operand and in the output")
+                                      "tensor and in the output, and in no constant operand")
     for t, other in ((terms[0], terms[-1]), (terms[-1], terms[0])) if len(terms) == 2 else ():
         if set(t) - set(out) - set(other):
             raise UnsupportedKerasFeature(f"{owner}: subscripts {sub!r} sum an axis of one operand alone (not "
