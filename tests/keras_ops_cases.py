@@ -180,6 +180,7 @@ MORE_OPS = [
      {"axis": [1, 2], "epsilon": None, "rms_scaling": False}, "any"),
     ("layer_norm_rms", lambda o, p: o.layer_normalization(p, _CONSTANT(4) + 1, rms_scaling=True), "LayerNorm",
      {"axis": -1, "epsilon": None, "rms_scaling": True}, "any"),
+    ("average_weighted", lambda o, p: o.average(p, axis=1, weights=_CONSTANT(6) + 2), "Average", {"axis": 1}, "any"),
     ("matmul_rows", lambda o, p: o.matmul(o.mean(p, axis=1), _CONSTANT(4, 3)), "Matmul", None, "any"),
     ("einsum_constant", lambda o, p: o.einsum("btd,de->bte", p, _CONSTANT(4, 2)), "Einsum",
      {"subscripts": "btd,de->bte"}, "any"),

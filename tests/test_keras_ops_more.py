@@ -96,6 +96,18 @@ def test_what_would_mix_samples_is_refused(op, config, shape, match):
         KerasOp(op, config)([fg.Input(shape[1:])], template={"args": [{TENSOR_KEY: 0}], "kwargs": {}})
 
 
+def test_an_average_weighted_by_a_tensor_or_a_mismatched_vector_is_refused():
+    from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
+
+    layer = KerasOp("Average", {"axis": 1})
+    with pytest.raises(UnsupportedKerasFeature, match="weights computed from the graph's tensors"):
+        layer([fg.Input((6, 4)), fg.Input((6, 4))], template={"args": [{TENSOR_KEY: 0}],
+                                                              "kwargs": {"weights": {TENSOR_KEY: 1}}})
+    with pytest.raises(ValueError, match="must be a vector as long as the one axis"):
+        KerasOp("Average", {"axis": 1})([fg.Input((6, 4))], template={"args": [{TENSOR_KEY: 0}],
+                                                                       "kwargs": {"weights": [1.0, 2.0]}})
+
+
 def test_glu_of_an_odd_axis_is_a_value_error():
     from fastgru.layers.keras_ops import TENSOR_KEY, KerasOp
 

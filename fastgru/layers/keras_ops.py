@@ -76,6 +76,7 @@ _DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": 
              "NanToNum": {"nan": 0.0, "posinf": None, "neginf": None}}
 
 SUPPORTED = frozenset(CONFIG_KEYS)
+_WITH_CONSTANTS = ("Matmul", "Einsum", "Dot", "Tensordot", *GATHERS)  # (products that take a constant operand)
 _LIST_OPS = ("Concatenate", "Stack", "Hstack")
 
 
@@ -191,8 +192,8 @@ class KerasOp(Layer):
         args, kwargs = template["args"], template.get("kwargs") or {}
         if not isinstance(kwargs, dict) or set(kwargs) - _NODE_KWARGS.get(self.op, set()):
             raise ValueError(f"{owner}: unexpected keyword arguments {kwargs!r}")
-        if self.op == "Average" and kwargs.get("weights") is not None:
-            raise UnsupportedKerasFeature(f"{owner}: a weighted average is not supported")
+        if self.op == "Average":  # (ops.average's weights: a constant vector along the axis, or None)
+            kwargs = {**kwargs, "weights": self._parameter(kwargs.get("weights"), "weights", owner)}
         params = {}
         if self.op in PARAMETERS:  # (slice's start indices, a normalization's gamma/beta/scale: into the config)
             names = PARAMETERS[self.op]
@@ -213,7 +214,7 @@ class KerasOp(Layer):
                 n = 1  # (one tensor: a permutation, sums)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
-        constants = self.op in BINARY or self.op in TERNARY or self.op in ("Matmul", "Einsum", "Dot", "Tensordot", *GATHERS)
+        constants = self.op in BINARY or self.op in TERNARY or self.op in _WITH_CONSTANTS
         operands, is_tensor = [], []
         for a in items:
             slot = _slot(a)

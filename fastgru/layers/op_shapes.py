@@ -59,6 +59,13 @@ def _reduce_normalize(c, shapes, owner):
         raise UnsupportedKerasFeature(f"{owner}: initial={c['initial']!r} is not supported (only None)")
     if c.get("dtype") not in (None, "float16", "bfloat16", "float32", "float64"):
         raise UnsupportedKerasFeature(f"{owner}: dtype {c['dtype']!r} (fastgru reduces in the input's float dtype)")
+    weights = c.get("weights")
+    if weights is not None:  # (ops.average's: Keras's tensordot of x and a vector along the one axis)
+        weights = np.asarray(weights)
+        if weights.ndim != 1 or len(out["axis"]) != 1 or shapes[0][out["axis"][0]] not in (None, weights.size):
+            raise ValueError(f"{owner}: weights of shape {weights.shape} must be a vector as long as the one axis "
+                             f"averaged (axis {c.get('axis')!r} of {tuple(shapes[0])})")
+        out["weights"] = weights
     if c.get("ord") not in (None, 2, "euclidean"):
         raise UnsupportedKerasFeature(f"{owner}: only the Euclidean norm (ord=None) is supported, found "
                                       f"ord={c['ord']!r}")
@@ -102,13 +109,32 @@ def _var_grad(xs, y, dy, c, std=False):
     return [_kept(dy, c) * centred / (n * _kept(y, c)) if std else _kept(dy, c) * 2 * centred / n]
 
 
+def _along(w, x, c):
+    """A weights vector shaped to broadcast along the averaged axis of ``x``."""
+    return w.astype(x.dtype).reshape(tuple(-1 if i == c["axis"][0] else 1 for i in range(x.ndim)))
+
+
+def _average(xs, c):
+    x, w = xs[0], c.get("weights")
+    if w is None:
+        return x.mean(axis=c["axis"])
+    if x.shape[c["axis"][0]] != w.size:
+        raise ValueError(f"average: weights of {w.size} for an axis of {x.shape[c['axis'][0]]}")
+    return np.tensordot(x, w.astype(x.dtype), axes=([c["axis"][0]], [0])) / x.dtype.type(w.sum())
+
+
+def _average_grad(xs, y, dy, c):
+    x, w = xs[0], c.get("weights")
+    share = 1 / x.dtype.type(_count(x, c)) if w is None else _along(w, x, c) / x.dtype.type(w.sum())
+    return [np.broadcast_to(_kept(dy, c) * share, x.shape).copy()]
+
+
 REDUCTIONS = {
     "Sum": (lambda xs, c: xs[0].sum(axis=c["axis"], keepdims=c["keepdims"]),
             lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c), xs[0].shape).copy()]),
     "Mean": (lambda xs, c: xs[0].mean(axis=c["axis"], keepdims=c["keepdims"]),
              lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c) / _count(xs[0], c), xs[0].shape).copy()]),
-    "Average": (lambda xs, c: xs[0].mean(axis=c["axis"]),
-                lambda xs, y, dy, c: [np.broadcast_to(_kept(dy, c) / _count(xs[0], c), xs[0].shape).copy()]),
+    "Average": (_average, _average_grad),
     "Max": (lambda xs, c: xs[0].max(axis=c["axis"], keepdims=c["keepdims"]), _extreme_grad),
     "Min": (lambda xs, c: xs[0].min(axis=c["axis"], keepdims=c["keepdims"]), _extreme_grad),
     "Var": (lambda xs, c: xs[0].var(axis=c["axis"], keepdims=c["keepdims"]), _var_grad),
