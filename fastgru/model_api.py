@@ -10,6 +10,12 @@ import json
 class KerasModelAPI:
     """Mixed into ``Sequential`` and ``Model`` (which define ``weights``, ``trainable_weights`` and ``metrics``)."""
 
+    #: Keras's compiled step functions: fastgru compiles none (Keras's TensorBoard callback, which writes the
+    #: training graph when it has one, then skips it)
+    train_function = None
+    test_function = None
+    predict_function = None
+
     @property
     def non_trainable_weights(self) -> list:
         """The weights that training leaves alone (a frozen layer's, BatchNormalization's moving statistics)."""

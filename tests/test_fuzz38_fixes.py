@@ -240,3 +240,106 @@ def test_an_op_without_a_gradient_sends_none_back():
     y, cache = layer.forward([np.array([[-1.0, 0.0, 4.0]])], template=template)
     dx, _ = layer.backward(np.array([[0.0, 0.0, 1.0]]), cache)
     np.testing.assert_array_equal(dx[0], [[0.0, 0.0, 0.25]])
+
+
+# ---- the fortieth fuzz round: the training API --------------------------------------------------------
+def _seq(keras, width=1, activation=None):
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input((4, 3)), keras.layers.GRU(3), keras.layers.Dense(width, activation=activation)])
+    return km, fg.from_keras(km)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "binary_focal_crossentropy"])
+def test_binary_crossentropies_refuse_targets_of_another_width(keras, loss):
+    """Keras refuses targets (N, 2) for a one-unit sigmoid output under its binary crossentropies; fastgru broadcast
+    them and trained on the result."""
+    km, ours = _seq(keras, activation="sigmoid")
+    x, y = np.zeros((6, 4, 3), "float32"), np.ones((6, 2), "float32")
+    km.compile("adam", loss)
+    ours.compile("adam", loss)
+    with pytest.raises(ValueError, match="same shape"):
+        km.evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match="same shape"):
+        ours.evaluate(x, y)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("widths", [(2, 1), (1, 2), (3, 1)])
+def test_cosine_similarity_normalizes_before_broadcasting(keras, widths):
+    """Targets of another width than the output: Keras normalizes each along its own last axis and then broadcasts;
+    fastgru broadcast the output first (-0.5212 against Keras's -0.7371)."""
+    target_width, output_width = widths
+    km, ours = _seq(keras, width=output_width)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 4, 3)).astype("float32"), rng.normal(size=(12, target_width)).astype("float32")
+    km.compile(keras.optimizers.SGD(0.1), "cosine_similarity")
+    ours.compile(fg.optimizers.SGD(0.1), "cosine_similarity")
+    np.testing.assert_allclose(ours.evaluate(x, y), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    # (rtol 1e-4: the normalized output's gradient cancels, 1e-6 apart from TensorFlow's at a 1e-7 output difference)
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.keras
+def test_keras_style_callbacks_read_and_assign_the_rate_and_step(keras):
+    """``optimizer.learning_rate.assign(v)``, ``.numpy()`` and ``optimizer.iterations.numpy()`` in a Keras callback
+    raised AttributeError (a plain float and int); they are Keras's variable calls now, on a float and an int."""
+    seen = {}
+
+    class Halve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rate = self.model.optimizer.learning_rate
+            seen.setdefault("rates", []).append(rate.numpy())
+            seen.setdefault("steps", []).append(self.model.optimizer.iterations.numpy())
+            self.model.optimizer.learning_rate.assign(float(rate) * 0.5)
+
+    km, ours = _seq(keras)
+    x = np.random.default_rng(2).normal(size=(8, 4, 3)).astype("float32")
+    y = np.ones((8, 1), "float32")
+    results = []
+    for model, optimizer in ((km, keras.optimizers.Adam(0.01)), (ours, fg.optimizers.Adam(0.01))):
+        seen.clear()
+        model.compile(optimizer, "mse")
+        history = model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[Halve()])
+        results.append((history.history["loss"], list(seen["rates"]), [int(s) for s in seen["steps"]]))
+    assert results[0][2] == results[1][2] == [2, 4, 6]
+    assert all(isinstance(r, np.float32) for r in results[1][1])
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-7)
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    assert float(ours.optimizer.learning_rate) == pytest.approx(0.00125)
+    ours.optimizer.iterations.assign(0)
+    assert ours.optimizer.iterations == 0
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kind", ["fastgru", "keras"])
+def test_monitoring_a_metric_the_model_has_not_is_an_error(keras, kind):
+    """EarlyStopping(monitor="val_auc") on a model without an AUC metric: Keras raises (it cannot tell the
+    direction); fastgru judged "auc" by its name, warned each epoch that it was missing and never stopped."""
+    callbacks = fg.callbacks if kind == "fastgru" else keras.callbacks
+    _, ours = _seq(keras, activation="sigmoid")
+    ours.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(3).normal(size=(16, 4, 3)).astype("float32")
+    y = (x[:, -1, 0] > 0).astype("float32")
+    with pytest.raises(ValueError, match="automatically determine"):
+        ours.fit(x, y, epochs=2, validation_split=0.25, verbose=0,
+                 callbacks=[callbacks.EarlyStopping(monitor="val_auc", patience=1)])
+    history = ours.fit(x, y, epochs=2, validation_split=0.25, verbose=0,
+                       callbacks=[callbacks.EarlyStopping(monitor="val_accuracy", patience=5)])
+    assert len(history.epoch) == 2
+
+
+def test_clear_errors_for_a_none_target_and_a_generator_as_validation_data():
+    x = fg.Input((4, 3))
+    h = fg.layers.GRU(3)(x)
+    model = fg.Model(x, [fg.layers.Dense(1, name="cls")(h), fg.layers.Dense(2, name="reg")(h)])
+    model.compile("adam", ["mse", "mse"])
+    data = np.zeros((6, 4, 3), "float32")
+    with pytest.raises(ValueError, match="targets for output 'reg' are None, but that output has a loss"):
+        model.fit(data, [np.zeros((6, 1)), None], verbose=0)
+    with pytest.raises(TypeError, match="validation_data takes arrays"):
+        model.fit(data, [np.zeros((6, 1)), np.zeros((6, 2))], verbose=0,
+                  validation_data=((data, [np.zeros((1, 1)), np.zeros((1, 2))]) for _ in range(2)))
+    assert model.train_function is None  # (Keras's TensorBoard callback skips writing a graph then)

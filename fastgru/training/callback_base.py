@@ -57,11 +57,14 @@ def _all_metrics(model):
         yield from getattr(m, "metrics", None) or []
 
 
-def monitor_direction(model, monitor: str) -> str | None:
+def monitor_direction(model, monitor: str, listed_only: bool = False) -> str | None:
     """``"max"`` or ``"min"`` for a monitored quantity (``val_accuracy``, ``loss``, ...) as Keras's ``mode="auto"``
-    decides it: a loss goes down, a metric the model lists goes its ``_direction``; a metric it does not list is
-    judged by its name. None when undecided."""
+    decides it: a loss goes down, a metric the model lists goes its ``_direction``; one whose object does not say is
+    judged by its name. None when undecided, and (``listed_only``, once the model has trained: Keras's check) for a
+    quantity that is not the loss and not among the model's ``metrics_names``, such as a misspelt one."""
     name = monitor.removeprefix("val_")
+    if listed_only and name != "loss" and name not in (getattr(model, "metrics_names", None) or [name]):
+        return None
     direction = "min" if name == "loss" else None
     for m in _all_metrics(model):
         if getattr(m, "name", None) == name and getattr(m, "_direction", None):
@@ -95,14 +98,16 @@ class _MonitorCallback(Callback):
         elif self.mode == "max":
             self.monitor_op = np.greater
         else:
-            direction = monitor_direction(self.model, self.monitor)
+            direction = monitor_direction(self.model, self.monitor, listed_only=True)
             self.monitor_op = {"max": np.greater, "min": np.less}.get(direction)
             if self.monitor_op is None:
+                names = getattr(self.model, "metrics_names", None)
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but fastgru isn't "
                     "able to automatically determine whether that metric should be maximized or "
                     "minimized. Pass `mode='max'` in order to monitor based on the highest metric "
                     "value, or pass `mode='min'` in order to use the lowest value."
+                    + (f" (The model reports {names}, each also with a val_ prefix.)" if names else "")
                 )
         if self.monitor_op is np.less:
             self.min_delta *= -1

@@ -72,8 +72,8 @@ def _resolve_keras_auto_mode(callback, model) -> None:
     as Keras would decide it (fastgru's metrics carry Keras's ``_direction``)."""
     if (is_keras_object(callback) and getattr(callback, "mode", None) == "auto"
             and getattr(callback, "monitor_op", None) is None and isinstance(getattr(callback, "monitor", None), str)):
-        direction = monitor_direction(model, callback.monitor)
-        if direction is not None:
+        direction = monitor_direction(model, callback.monitor, listed_only=True)
+        if direction is not None:  # (else Keras's own check raises, as it does for a metric the model has not)
             callback.mode = direction
 
 
@@ -117,11 +117,12 @@ class CallbackList(Callback):
             model.history = self._history
         for cb in self.callbacks:
             cb.set_model(model)
-            _resolve_keras_auto_mode(cb, model)
 
     def _call(self, hook: str, *args, logs=None):
         logs = pythonify_logs(logs)
         for cb in self.callbacks:
+            if hook == "on_epoch_end" and self.model is not None:  # (the model's metrics are all known by then)
+                _resolve_keras_auto_mode(cb, self.model)
             getattr(cb, hook)(*args, logs)
 
 

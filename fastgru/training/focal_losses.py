@@ -45,6 +45,7 @@ class BinaryFocalCrossentropy(Loss):
 
     logits_activation = "sigmoid"
     supports_logits = True
+    same_shape = True  # (as Keras's binary crossentropy: targets of another width are refused)
 
     def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25, gamma: float = 2.0,
                  from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,

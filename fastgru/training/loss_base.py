@@ -150,9 +150,19 @@ class Loss:
         return f"{type(self).__name__}({args})"
 
     # -- internals ----------------------------------------------------------------------------
+    #: whether the output is broadcast against the targets before the values are computed (Keras's arithmetic);
+    #: a loss that normalizes each operand along its own last axis first (cosine similarity) broadcasts itself
+    broadcasts_output = True
+    #: whether targets and output must have one shape (Keras's binary crossentropies check it, refusing targets
+    #: of another width, where the other losses broadcast)
+    same_shape = False
+
     def _align(self, y_true, y_pred):
         """Return (y_true, y_pred) aligned as Keras's LossFunctionWrapper does."""
         y_true, y_pred = _same_rank(y_true, y_pred)
+        if self.same_shape and y_true.shape[1:] != y_pred.shape[1:]:
+            raise ValueError(f"{self.name}: targets and output must have the same shape, as in Keras; received targets "
+                             f"of shape {y_true.shape} for an output of shape {y_pred.shape}")
         return y_true.astype(y_pred.dtype, copy=False), y_pred
 
     def _run(self, y_true, y_pred, logits, sample_weight, mask, grad):
@@ -164,7 +174,7 @@ class Loss:
         if yp.ndim == 0:
             raise ValueError(f"y_pred must have at least one dimension; received shape {orig_shape}")
         out_shape = yp.shape
-        if yt.ndim == yp.ndim and yt.shape != yp.shape:  # targets broadcast against the output, as Keras's arithmetic
+        if self.broadcasts_output and yt.ndim == yp.ndim and yt.shape != yp.shape:  # (as Keras's arithmetic)
             try:
                 yp = np.broadcast_to(yp, np.broadcast_shapes(yt.shape, yp.shape))
             except ValueError:

@@ -40,6 +40,7 @@ class BinaryCrossentropy(Loss):
 
     logits_activation = "sigmoid"
     supports_logits = True
+    same_shape = True
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str = "sum_over_batch_size", name: str = "binary_crossentropy"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .loss_base import _EPSILON, Loss
+from .loss_base import _EPSILON, Loss, _sum_to_shape
 
 
 class MeanSquaredLogarithmicError(Loss):
@@ -90,6 +90,8 @@ class CosineSimilarity(Loss):
     """``-sum_last_axis(l2_normalize(y_true) * l2_normalize(y_pred))``, Keras's normalization
     ``x * min(rsqrt(sum x^2), 1 / eps)``."""
 
+    broadcasts_output = False  # (targets of another width: each normalized first, then broadcast, as Keras)
+
     def __init__(self, axis: int = -1, reduction: str = "sum_over_batch_size", name: str = "cosine_similarity"):
         super().__init__(name, reduction)
         if axis != -1:
@@ -108,11 +110,13 @@ class CosineSimilarity(Loss):
                 return np.minimum(dt(1) / np.sqrt(np.sum(np.square(a), axis=-1, keepdims=True, dtype=a.dtype)), cap)
 
         rt, rx = inv_norm(t), inv_norm(x)
-        nt, nx = t * rt, x * rx
-        dot = np.sum(nt * nx, axis=-1, keepdims=True, dtype=x.dtype)
+        nt, nx = t * rt, x * rx  # (each normalized along its own last axis, then broadcast, as Keras)
+        values = -np.sum(nt * nx, axis=-1, dtype=x.dtype)
+        full = np.broadcast_shapes(nt.shape, nx.shape)
+        s = _sum_to_shape(np.broadcast_to(nt, full), nx.shape)  # (what multiplies each normalized output entry)
         clamped = rx >= cap
-        grad = np.where(clamped, -nt * cap, -rx * (nt - nx * dot))
-        return -dot[..., 0], grad
+        grad = np.where(clamped, -s * cap, -rx * (s - nx * np.sum(s * nx, axis=-1, keepdims=True, dtype=x.dtype)))
+        return values, grad
 
 
 def _hinge_labels(t):

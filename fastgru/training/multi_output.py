@@ -254,6 +254,10 @@ def check_xy(model, x, y, sample_weight=None):
     if n == 0:
         raise ValueError("the data has no samples (0 rows): fit, evaluate and train_on_batch need at least one")
     # (no target for a loss-less output: an empty (n, 0) placeholder that slices with the batches)
+    for name, a in zip(names, ys):
+        if a is None and name not in lossless:
+            raise ValueError(f"targets for output {name!r} are None, but that output has a loss: give its targets, "
+                             "or compile it with loss None")
     ys = [np.zeros((n, 0), np.float32) if a is None and name in lossless else
           _numeric(f"y[{name!r}]" if len(names) > 1 else "y", a) for name, a in zip(names, ys)]
     for name, a in zip(names, ys):

@@ -52,6 +52,46 @@ class _RateHandle(np.ndarray):
         self._optimizer.learning_rate = float(np.asarray(value))
 
 
+class LearningRate(float):
+    """``optimizer.learning_rate``: the rate now, a float that also answers Keras's variable calls a callback may
+    make (``.numpy()``, float32 as Keras's variable; ``.assign(value)``, which sets the optimizer's rate)."""
+
+    __slots__ = ("_optimizer",)
+
+    def __new__(cls, value, optimizer):
+        rate = super().__new__(cls, value)
+        rate._optimizer = optimizer
+        return rate
+
+    def numpy(self) -> np.float32:
+        return np.float32(self)
+
+    def assign(self, value) -> None:
+        self._optimizer.learning_rate = float(np.asarray(value))
+
+    def __reduce__(self):  # (pickled as the plain number)
+        return float, (float(self),)
+
+
+class StepCount(int):
+    """``optimizer.iterations``: the updates so far, an int that also answers Keras's ``.numpy()`` and
+    ``.assign(value)``."""
+
+    def __new__(cls, value, optimizer):
+        count = super().__new__(cls, value)
+        count._optimizer = optimizer
+        return count
+
+    def numpy(self) -> np.int64:
+        return np.int64(self)
+
+    def assign(self, value) -> None:
+        self._optimizer.iterations = int(np.asarray(value))
+
+    def __reduce__(self):
+        return int, (int(self),)
+
+
 #: the optimizer-config key io/keras2_training.py sets for a tf_keras legacy (optimizer_v2) optimizer
 LEGACY_KEY = "fastgru_tf_legacy"
 
@@ -151,8 +191,18 @@ class Optimizer:
 
     # -- learning rate (stored as float32, like Keras's learning-rate variable; or a schedule of the step) ----
     @property
-    def learning_rate(self) -> float:
-        return float(self._learning_rate)
+    def iterations(self) -> StepCount:
+        """The updates made so far (an int with Keras's ``.numpy()`` and ``.assign()``)."""
+        return StepCount(self._iterations, self)
+
+    @iterations.setter
+    def iterations(self, value) -> None:
+        self._iterations = int(value)
+
+    @property
+    def learning_rate(self) -> LearningRate:
+        """The rate of the next update (a float with Keras's ``.numpy()`` and ``.assign()``)."""
+        return LearningRate(float(self._learning_rate), self)
 
     @learning_rate.setter
     def learning_rate(self, value) -> None:

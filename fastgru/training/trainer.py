@@ -237,6 +237,7 @@ def _take(a, idx):
 def _check_validation_data(model, validation_data, y):
     """``validation_data`` checked like the training data, before anything is trained: a tuple
     ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)`` whose targets have the training targets' shape."""
+    refuse_streams(validation_data, "fit's validation_data")
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
                          f"received {type(validation_data).__name__}"
