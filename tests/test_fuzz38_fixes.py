@@ -9,6 +9,21 @@ import pytest
 import fastgru as fg
 
 
+def _same_as_keras(keras, km, ours, x, rng, tmp_path):
+    """``ours`` predicts as ``km``, saves a file Keras reads back to the same outputs, and trains (two epochs of
+    random targets) to Keras's loss history."""
+    expected = km.predict(x, verbose=0)
+    for got, want in zip(ours.predict(x), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "back.keras")
+    for got, want in zip(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    y = [rng.normal(size=e.shape).astype("float32") for e in expected]
+    theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+
+
 @pytest.mark.keras
 def test_tf_keras_matmul_with_transposes_runs_trains_and_saves_back(keras, tmp_path):
     """``tf.matmul(q, k, transpose_b=True)``, the scores of a hand-written attention in tf_keras, was refused
@@ -28,17 +43,7 @@ def test_tf_keras_matmul_with_transposes_runs_trains_and_saves_back(keras, tmp_p
     km.compile(tk.optimizers.Adam(0.01), "mse")
     km.save(tmp_path / "mm.h5")
     x = [rng.normal(size=(4, 6, 4)).astype("float32"), rng.normal(size=(4, 5, 4)).astype("float32")]
-    expected = km.predict(x, verbose=0)
-    ours = fg.load_model(tmp_path / "mm.h5")
-    for got, want in zip(ours.predict(x), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    ours.save(tmp_path / "back.keras")
-    for got, want in zip(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    y = [rng.normal(size=e.shape).astype("float32") for e in expected]
-    theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
-                               theirs, rtol=1e-5)
+    _same_as_keras(keras, km, fg.load_model(tmp_path / "mm.h5"), x, rng, tmp_path)
 
 
 @pytest.mark.keras
@@ -56,14 +61,7 @@ def test_keras_einsum_with_an_ellipsis(keras, tmp_path):
     km.save(tmp_path / "e.keras")
     rng = np.random.default_rng(2)
     x = [rng.normal(size=(3, 6, 4)).astype("float32"), rng.normal(size=(3, 5, 4)).astype("float32")]
-    expected = km.predict(x, verbose=0)
-    ours = fg.load_model(tmp_path / "e.keras")
-    for got, want in zip(ours.predict(x), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    y = [rng.normal(size=e.shape).astype("float32") for e in expected]
-    theirs = km.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0).history["loss"],
-                               theirs, rtol=1e-5)
+    _same_as_keras(keras, km, fg.load_model(tmp_path / "e.keras"), x, rng, tmp_path)
 
 
 @pytest.mark.keras

@@ -42,13 +42,6 @@ class _AdaptivePooling(_Spatial):
             shape[axis] = size
         return tuple(shape)
 
-    def _input(self, x) -> np.ndarray:
-        x = self._check(x)
-        if 0 in x.shape[1:-1]:
-            raise ValueError(f"{type(self).__name__} {self.name!r} needs at least one position on each spatial axis, "
-                             f"received shape {np.shape(x)}")
-        return x
-
     def forward(self, x, mask=None, training: bool = True):
         y = self._input(x)
         steps = []

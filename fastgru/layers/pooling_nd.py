@@ -28,6 +28,14 @@ class _Spatial(ChannelsLayout, Layer):
         """``x`` as a channels-last array of the compute dtype."""
         return self._channels_last_input(x)
 
+    def _input(self, x) -> np.ndarray:
+        """Channels last, with at least one position on each spatial axis."""
+        x = self._check(x)
+        if 0 in x.shape[1:-1]:
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs at least one position to pool, received "
+                             f"shape {np.shape(x)}")
+        return x
+
     def _check_rank(self, input_shape: tuple) -> None:
         if len(input_shape) != self.rank + 2:
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank {self.rank + 2}, received "
@@ -222,14 +230,6 @@ class _GlobalPooling(_Spatial):
         if self.keepdims:
             return tuple(1 if k in axes else d for k, d in enumerate(input_shape))
         return tuple(d for k, d in enumerate(input_shape) if k not in axes)
-
-    def _input(self, x) -> np.ndarray:
-        """Channels last, with at least one position."""
-        x = self._check(x)
-        if 0 in x.shape[1:-1]:
-            raise ValueError(f"{type(self).__name__} {self.name!r} needs at least one position to pool, received "
-                             f"shape {np.shape(x)}")
-        return x
 
     def _pooled(self, y: np.ndarray) -> np.ndarray:
         """(B, C) in the layer's output shape (``keepdims``: ones for the spatial axes)."""
