@@ -324,20 +324,17 @@ def _cbrt(x, c):  # (TensorFlow's formula: sign(x) |x|^(1/3), not the correctly 
 
 
 def _cbrt_grad(x, y, dy, c):  # (NaN at 0, as TensorFlow's)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return dy * np.sign(x) * np.sign(x) * (np.power(np.abs(x), x.dtype.type(-2.0 / 3.0)) / x.dtype.type(3.0))
+    return dy * np.sign(x) * np.sign(x) * (np.power(np.abs(x), x.dtype.type(-2.0 / 3.0)) / x.dtype.type(3.0))
 
 
 def _sinc(x, c):
     px = x * x.dtype.type(math.pi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, x.dtype.type(1.0), np.sin(px) / px)
+    return np.where(x == 0, x.dtype.type(1.0), np.sin(px) / px)
 
 
 def _sinc_grad(x, y, dy, c):  # (NaN at 0, as TensorFlow's gradient of its where)
     px = x * x.dtype.type(math.pi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, 0, dy) * x.dtype.type(math.pi) * (np.cos(px) / px - np.sin(px) / (px * px))
+    return np.where(x == 0, 0, dy) * x.dtype.type(math.pi) * (np.cos(px) / px - np.sin(px) / (px * px))
 
 
 def _degrees(factor):
@@ -395,8 +392,7 @@ def _nan_extreme(first_wins):
 
 def _hypot(a, b):  # (TensorFlow's formula, which does not overflow)
     big, small = np.maximum(np.abs(a), np.abs(b)), np.minimum(np.abs(a), np.abs(b))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(big == 0, 0, small / big)
+    ratio = np.where(big == 0, 0, small / big)
     return big * np.sqrt(1 + ratio * ratio)
 
 
@@ -418,13 +414,11 @@ def _hypot_grads(a, b, y, dy):
 
 
 def _divide_no_nan(a, b):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b == 0, 0, np.true_divide(a, b))
+    return np.where(b == 0, 0, np.true_divide(a, b))
 
 
 def _divide_no_nan_grads(a, b, y, dy):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _divide_no_nan(dy, b), -dy * _divide_no_nan(_divide_no_nan(a, b), b)
+    return _divide_no_nan(dy, b), -dy * _divide_no_nan(_divide_no_nan(a, b), b)
 
 
 BINARY.update({
