@@ -341,3 +341,49 @@ def test_clear_errors_for_a_none_target_and_a_generator_as_validation_data():
         model.fit(data, [np.zeros((6, 1)), np.zeros((6, 2))], verbose=0,
                   validation_data=((data, [np.zeros((1, 1)), np.zeros((1, 2))]) for _ in range(2)))
     assert model.train_function is None  # (Keras's TensorBoard callback skips writing a graph then)
+
+
+# ---- the forty-first fuzz round: tf_keras-era files -----------------------------------------------------
+@pytest.mark.keras
+def test_a_tf_keras_saved_model_with_a_lookup_is_refused_not_run_without_its_vocabulary(keras, tmp_path):
+    """tf_keras keeps a StringLookup's vocabulary in a SavedModel's lookup tables, outside the config: fastgru built
+    the layer without one, every token out of vocabulary, and predicted other numbers silently. Refused now, by name;
+    the .h5 of the same model loads and matches."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    words = np.array([["a", "b", "zz", "c", "b"], ["c", "c", "a", "q", "b"]])
+    km = tk.Sequential([L.Input((5,), dtype="string"), L.StringLookup(vocabulary=["a", "b", "c"]), L.Embedding(5, 3),
+                        L.GRU(3), L.Dense(1)])
+    km.save(tmp_path / "lookup_sm", save_format="tf")
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="keeps its vocabulary .* save the model as .h5"):
+        fg.load_model(tmp_path / "lookup_sm")
+    km.save(tmp_path / "lookup.h5")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "lookup.h5").predict(words), km.predict(words, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_tf_keras_defaults_and_names_that_were_refused(keras, tmp_path):
+    """Discretization's default int64 dtype, the augmentation layers' rng_type="stateful" and the metric name
+    "logcosh" (tf_keras's) were refused; a Lambda layer's refusal now says it holds code fastgru never runs."""
+    tk = pytest.importorskip("tf_keras")
+    L = tk.layers
+    rng = np.random.default_rng(0)
+    km = tk.Sequential([L.Input((9,)), L.Discretization(bin_boundaries=[-0.5, 0.0, 0.5]), L.Embedding(4, 3), L.GRU(3),
+                        L.Dense(1)])
+    km.compile("adam", "mse", metrics=["logcosh"])
+    km.save(tmp_path / "disc.h5")
+    x = rng.normal(size=(6, 9)).astype("float32")
+    ours = fg.load_model(tmp_path / "disc.h5")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert "logcosh" in ours.evaluate(x, np.ones((6, 1), "float32"), return_dict=True)
+    flip = tk.Sequential([L.Input((4, 4, 1)), L.RandomFlip(), L.Flatten(), L.Dense(1)])
+    assert flip.layers[0].get_config().get("rng_type") == "stateful"
+    flip.save(tmp_path / "flip.h5")
+    images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "flip.h5").predict(images), flip.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    lam = tk.Sequential([L.Input((5, 3)), L.GRU(4, return_sequences=True), L.Lambda(lambda t: t[:, -1]), L.Dense(1)])
+    lam.save(tmp_path / "lambda.h5")
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="Lambda layer: it holds Python code"):
+        fg.load_model(tmp_path / "lambda.h5")

@@ -362,6 +362,10 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         if major < 3 and hasattr(layer, "use_keras2_semantics"):
             layer.use_keras2_semantics()  # (tf_keras's behaviour: an Embedding's gradient, merges' masks, ...)
         return layer
+    if spec.class_name == "Lambda":  # (its config holds Python code: nothing from a file is ever run)
+        raise UnsupportedKerasFeature(
+            f"layer {name!r} is a Lambda layer: it holds Python code, which fastgru never runs from a file; rebuild "
+            "the model with Keras layers or keras.ops in place of the Lambda (docs/functional.md lists the ops)")
     known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
         else " (a custom or unknown layer class)"
     raise UnsupportedKerasFeature(

@@ -408,6 +408,13 @@ def assign_weights(layers, names, bundle: Bundle, graph: ObjectGraph, path,
 def load_into(model, spec, source: SavedModelSource, path) -> None:
     """The weights of a SavedModel folder into the model built from its config (``spec``: the parsed config)."""
     names = [s.config.get("name") if isinstance(s.config.get("name"), str) else None for s in spec.layers]
+    for layer_spec in spec.layers:  # (tf_keras keeps a lookup's vocabulary out of a SavedModel's config)
+        vocabulary_layer = layer_spec.class_name in ("StringLookup", "IntegerLookup", "TextVectorization")
+        if vocabulary_layer and not layer_spec.config.get("vocabulary"):
+            raise UnsupportedKerasFeature(
+                f"layer {layer_spec.config.get('name')!r} ({layer_spec.class_name}): a SavedModel keeps its "
+                "vocabulary in TensorFlow's lookup tables, outside the layer's config, which fastgru does not read "
+                "(without it every token would be out of vocabulary); save the model as .h5 or .keras")
     assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata)
 
 

@@ -23,7 +23,7 @@ from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from .base import Layer
 from .channels import ChannelsLayout, data_format_of
-from .registry import NONE, Anything, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
+from .registry import ANY, NONE, Anything, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
 
 _FILL = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATION = ("bilinear", "nearest")
@@ -117,7 +117,7 @@ class _RandomImage(ChannelsLayout, Layer):
 class RandomFlip(_RandomImage):
     """Each image flipped left-right and/or top-bottom with probability 1/2 (``mode``)."""
 
-    keras = KerasContract(names=("RandomFlip",))
+    keras = KerasContract(names=("RandomFlip",), fixed={"rng_type": ANY})  # (tf_keras: which RNG; randomness only)
     parameter_constraints = {"mode": [StrOptions(("horizontal", "vertical", "horizontal_and_vertical"))],
                              "seed": [NONE, Integer(0)], "data_format": [NONE, Anything()]}
     contract_example = {"kwargs": {"seed": 1}, "inputs": [(4, 5, 2)]}
@@ -207,7 +207,7 @@ _GEOMETRIC_OPTIONS = {"fill_mode": [StrOptions(_FILL)], "interpolation": [StrOpt
 class RandomTranslation(_Geometric):
     """Each image shifted by ``height_factor`` x its height and ``width_factor`` x its width (drawn in their ranges)."""
 
-    keras = KerasContract(names=("RandomTranslation",))
+    keras = KerasContract(names=("RandomTranslation",), fixed={"rng_type": ANY})
     parameter_constraints = {"height_factor": [Anything()], "width_factor": [Anything()], **_GEOMETRIC_OPTIONS}
     contract_example = {"kwargs": {"height_factor": 0.2, "width_factor": (-0.3, 0.1), "seed": 1},
                         "inputs": [(5, 6, 2)]}
@@ -237,7 +237,7 @@ class RandomTranslation(_Geometric):
 class RandomRotation(_Geometric):
     """Each image rotated about its centre by ``factor`` x 360 degrees (drawn in its range)."""
 
-    keras = KerasContract(names=("RandomRotation",))
+    keras = KerasContract(names=("RandomRotation",), fixed={"rng_type": ANY})
     parameter_constraints = {"factor": [Anything()], "value_range": [Anything()], **_GEOMETRIC_OPTIONS}
     contract_example = {"kwargs": {"factor": 0.1, "seed": 1}, "inputs": [(5, 6, 2)]}
 
@@ -265,7 +265,7 @@ class RandomZoom(_Geometric):
     """Each image zoomed about its centre: ``1 + height_factor`` of its height read into it (negative: zoom in),
     ``width_factor`` the same way (None: the height's factor, keeping the aspect)."""
 
-    keras = KerasContract(names=("RandomZoom",))
+    keras = KerasContract(names=("RandomZoom",), fixed={"rng_type": ANY})
     parameter_constraints = {"height_factor": [Anything()], "width_factor": [NONE, Anything()], **_GEOMETRIC_OPTIONS}
     contract_example = {"kwargs": {"height_factor": (-0.3, 0.2), "seed": 1}, "inputs": [(5, 6, 2)]}
 
@@ -311,7 +311,7 @@ class RandomContrast(_Intensity):
     """Each image's channels moved from their mean by a factor drawn in ``[1 - lower, 1 + upper]``, clipped to
     ``value_range``."""
 
-    keras = KerasContract(names=("RandomContrast",))
+    keras = KerasContract(names=("RandomContrast",), fixed={"rng_type": ANY})
     parameter_constraints = {"factor": [Anything()], "value_range": [Anything()], "seed": [NONE, Integer(0)],
                              "data_format": [NONE, Anything()]}
     contract_example = {"kwargs": {"factor": 0.5, "seed": 1}, "inputs": [(4, 5, 2)]}
@@ -343,7 +343,7 @@ class RandomContrast(_Intensity):
 class RandomBrightness(_Intensity):
     """Each image shifted by a delta drawn in ``factor`` x the width of ``value_range``, clipped to it."""
 
-    keras = KerasContract(names=("RandomBrightness",))
+    keras = KerasContract(names=("RandomBrightness",), fixed={"rng_type": ANY})
     parameter_constraints = {"factor": [Anything()], "value_range": [Anything()], "seed": [NONE, Integer(0)],
                              "data_format": [NONE, Anything()]}
     contract_example = {"kwargs": {"factor": 0.2, "seed": 1}, "inputs": [(4, 5, 2)]}

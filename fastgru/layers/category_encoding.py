@@ -82,6 +82,7 @@ class Discretization(Layer):
     from Keras's approximate quantiles (``epsilon``)."""
 
     keras = KerasContract(names=("Discretization",))
+    token_dtypes = True  # (tf_keras's config dtype, int64 by default, names the bin indices': io.keras_config)
     parameter_constraints = {"bin_boundaries": [NONE, Anything()], "num_bins": [NONE, Integer(0)],
                              "epsilon": [Real(0.0, 1.0, open_low=True)],
                              "output_mode": [StrOptions(("int", "one_hot", "multi_hot", "count"))],

@@ -222,7 +222,7 @@ CLASSES = (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshErro
            Accuracy, R2Score)
 #: Keras's string names for them (snake-case class names and aliases)
 NAMES = {"mape": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicError, "bce": BinaryCrossentropy,
-         "log_cosh_error": LogCoshError, "kl_divergence": KLDivergence, "poisson": Poisson,
+         "log_cosh_error": LogCoshError, "logcosh": LogCoshError, "kl_divergence": KLDivergence, "poisson": Poisson,
          "cosine_similarity": CosineSimilarity, "hinge": Hinge,
          "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
          "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
