@@ -387,3 +387,23 @@ def test_tf_keras_defaults_and_names_that_were_refused(keras, tmp_path):
     lam.save(tmp_path / "lambda.h5")
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match="Lambda layer: it holds Python code"):
         fg.load_model(tmp_path / "lambda.h5")
+
+
+@pytest.mark.keras
+def test_tf_keras_clip_reverse_pad_gather_split_unstack(keras, tmp_path):
+    """tf.clip_by_value, tf.reverse, tf.pad (a fill value too), tf.gather (constant indices), tf.split (sizes) and
+    tf.unstack in a tf_keras graph were refused by name; run as Keras 3's Clip, Flip, Pad, Take, Split, Unstack."""
+    tk = pytest.importorskip("tf_keras")
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(5)
+    inp = tk.Input((6, 4))
+    h = tk.layers.Dense(4)(inp)
+    _, middle, last = tf.split(h, [1, 2, 3], axis=1)
+    steps = tf.unstack(h, axis=1)
+    km = tk.Model(inp, [tf.clip_by_value(h, -0.5, 0.5), tf.reverse(h, axis=[1]), tf.pad(h, [[0, 0], [1, 2], [0, 0]]),
+                        tf.pad(h, [[0, 0], [0, 0], [2, 0]], constant_values=1.5), tf.gather(h, [0, 2, 2], axis=1),
+                        tf.gather(h, [3, 1], axis=2), middle * 2.0, last, steps[0] + steps[5]])
+    km.compile(tk.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "ops.h5")
+    _same_as_keras(keras, km, fg.load_model(tmp_path / "ops.h5"), rng.normal(size=(4, 6, 4)).astype("float32"), rng,
+                   tmp_path)

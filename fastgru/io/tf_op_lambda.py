@@ -62,6 +62,12 @@ _SHAPED = {"nn.softmax": ("Softmax", {"axis": ("axis", -1)}), "nn.log_softmax": 
            "nn.l2_normalize": ("Normalize", {"axis": ("axis", None), "epsilon": ("epsilon", 1e-12)}),
            "zeros_like": ("ZerosLike", {"dtype": ("dtype", None)}),
            "ones_like": ("OnesLike", {"dtype": ("dtype", None)}),
+           "clip_by_value": ("Clip", {"clip_value_min": ("x_min", None), "clip_value_max": ("x_max", None)}),
+           "reverse": ("Flip", {"axis": ("axis", None)}),
+           "unstack": ("Unstack", {"num": ("num", None), "axis": ("axis", 0)}),
+           "split": ("Split", {"num_or_size_splits": ("indices_or_sections", None), "axis": ("axis", 0)}),
+           "pad": ("Pad", {"paddings": ("pad_width", None), "mode": ("mode", "CONSTANT")}),
+           "compat.v1.pad": ("Pad", {"paddings": ("pad_width", None), "mode": ("mode", "CONSTANT")}),
            "math.cumsum": ("Cumsum", {"axis": ("axis", 0)}), "math.cumprod": ("Cumprod", {"axis": ("axis", 0)})}
 #: arguments that change nothing at their default (and the op's name, whatever it is)
 _HARMLESS = {"exclusive": False, "reverse": False, "conjugate": False, "transpose_a": False, "transpose_b": False,
@@ -69,7 +75,7 @@ _HARMLESS = {"exclusive": False, "reverse": False, "conjugate": False, "transpos
 
 
 FUNCTIONS = sorted(k for k, v in {**_BINARY, **_UNARY, **_REDUCTIONS, **_SHAPED, "linalg.matmul": 1,
-                                  "__operators__.getitem": 1, "where": 1}.items() if v)
+                                  "__operators__.getitem": 1, "where": 1, "gather": 1}.items() if v)
 
 
 def is_tf_op_layer(entry) -> bool:
@@ -175,7 +181,7 @@ def translate(entry, path):
     op, op_config, converted = None, {"name": name}, []
     for node in nodes:
         first, kwargs = _first(node, where, path)
-        args, extra = [first], {}
+        args, extra, node_kwargs = [first], {}, {}
         if function == "__operators__.getitem" and entry["class_name"] == "SlicingOpLambda":
             op, args = "GetItem", [first, _slice_spec(kwargs.pop("slice_spec", None))]
         elif _BINARY.get(function):
@@ -205,6 +211,21 @@ def translate(entry, path):
                 extra.update(order=2, epsilon=float(extra["epsilon"]) ** 0.5)
             if op in ("Argmax", "Argmin"):
                 extra["keepdims"] = False
+            if op == "Split" and isinstance(extra["indices_or_sections"], list):  # (TF's sizes: Keras's cut points)
+                sizes = extra["indices_or_sections"]
+                if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
+                    raise UnsupportedKerasFeature(f"{where}: split sizes {_short(sizes)} (known sizes only)")
+                extra["indices_or_sections"] = [sum(sizes[:k]) for k in range(1, len(sizes))]
+            if op == "Pad":  # (TensorFlow's mode names in capitals; a fill value is the node's keyword)
+                extra["mode"] = extra["mode"].lower() if isinstance(extra["mode"], str) else extra["mode"]
+                fill = kwargs.pop("constant_values", 0)
+                node_kwargs = {} if fill == 0 else {"constant_values": fill}
+        elif function in ("gather", "compat.v1.gather"):  # (constant indices along an axis: Keras's take)
+            if kwargs.pop("batch_dims", 0) != 0 or kwargs.pop("validate_indices", None) is not None:
+                raise UnsupportedKerasFeature(f"{where}: gather with batch_dims or validate_indices")
+            op, extra = "Take", {"axis": kwargs.pop("axis", 0)}
+            indices = kwargs.pop("indices", None)
+            args.append(indices if isinstance(indices, (int, list)) and not _has_ref(indices) else _value(indices))
         else:
             raise UnsupportedKerasFeature(
                 f"{where}: the tf_keras op layer computes {function!r}, which fastgru does not run (it runs "
@@ -214,7 +235,7 @@ def translate(entry, path):
             raise UnsupportedKerasFeature(f"{where}: called with argument(s) {sorted(odd) or sorted(extra)} that "
                                           "fastgru does not take there")
         op_config.update(extra)
-        converted.append({"args": args, "kwargs": {}})
+        converted.append({"args": args, "kwargs": node_kwargs})
     module = "keras.src.ops.numpy" if op == "GetItem" else registry.model_class("KerasOp").modules[op]
     return {"module": module, "class_name": op, "config": op_config,
             "name": name, "inbound_nodes": converted}
