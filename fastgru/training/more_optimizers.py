@@ -23,6 +23,10 @@ class Adadelta(Optimizer):
     def _build_slots(self, var):
         return {"accumulated_grad": np.zeros_like(var), "accumulated_delta_var": np.zeros_like(var)}
 
+    @property
+    def legacy_lazy_rows(self) -> bool:  # (optimizer_v2's ResourceSparseApplyAdadelta)
+        return self.tf_legacy
+
     def _scalars(self, dtype: np.dtype) -> tuple:
         """``(rho, 1 - rho, epsilon)``: Python floats, so converted to ``dtype`` directly (no float32 first)."""
         dt = dtype.type
@@ -124,6 +128,10 @@ class Ftrl(Optimizer):
     def _build_slots(self, var):
         return {"accumulator": np.full_like(var, _kcast(self.initial_accumulator_value, var.dtype)),
                 "linear": np.zeros_like(var)}
+
+    @property
+    def legacy_lazy_rows(self) -> bool:  # (optimizer_v2's ResourceSparseApplyFtrl)
+        return self.tf_legacy
 
     def _update(self, i, g, var, lr, g_sq):
         dt = var.dtype.type

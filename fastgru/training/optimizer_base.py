@@ -307,6 +307,9 @@ class Optimizer:
                 lr = v.dtype.type(rate)
                 if self.weight_decay is not None and self._decay_flags[i]:
                     v -= v * _kcast(self.weight_decay, v.dtype) * lr
+                if isinstance(g_clipped, RowGradient) and g_clipped.sum_first and self.legacy_lazy_rows:
+                    self._update_looked_up_rows(i, g_clipped, v, lr)
+                    continue
                 if isinstance(g_clipped, RowGradient) and g_clipped.sum_first:
                     g_clipped = g_clipped.dense()  # (tf_keras: duplicate rows summed after clipping)
                 g_clipped = g_clipped.astype(v.dtype, copy=False)
@@ -317,6 +320,25 @@ class Optimizer:
         if self.use_ema:
             self._update_averages(variables)
         self.raw_iterations += 1
+
+    #: whether a tf_keras legacy (optimizer_v2) optimizer updates an Embedding lazily: its sparse rule touches only
+    #: the rows a batch looked up (their slots too), where its dense rule would move every row (momentum, moments)
+    legacy_lazy_rows = False
+
+    def _update_looked_up_rows(self, i: int, grad: RowGradient, var: np.ndarray, lr) -> None:
+        """optimizer_v2's sparse update: the duplicate slices summed, then the dense rule on those rows alone."""
+        rows, values = grad.unique_rows()
+        slots = self._slots[i]
+        picked = {name: a[rows] for name, a in slots.items()}
+        part = var[rows]
+        self._slots[i] = picked
+        try:
+            self._update(i, values.astype(var.dtype, copy=False), part, lr, None)
+        finally:
+            self._slots[i] = slots
+        for name, a in picked.items():
+            slots[name][rows] = a
+        var[rows] = part
 
     def _update_averages(self, variables: list[np.ndarray]) -> None:
         """Keras's moving average after each call (the variable itself at the first; tf_keras's from the start

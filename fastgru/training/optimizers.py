@@ -36,6 +36,10 @@ class SGD(Optimizer):
     def _build_slots(self, var):
         return {"momentum": np.zeros_like(var)} if self.momentum != 0 else {}
 
+    @property
+    def legacy_lazy_rows(self) -> bool:  # (optimizer_v2's ResourceSparseApplyKerasMomentum)
+        return self.tf_legacy and self.momentum != 0
+
     def _update(self, i, g, var, lr, g_sq):
         if self.momentum == 0:
             var -= g * lr
@@ -122,6 +126,10 @@ class RMSprop(Optimizer):
         if self.centered:
             slots["average_gradient"] = np.zeros_like(var)
         return slots
+
+    @property
+    def legacy_lazy_rows(self) -> bool:  # (optimizer_v2's ResourceSparseApplyRMSProp; without momentum: dense decay)
+        return self.tf_legacy and self.momentum > 0
 
     def _update(self, i, g, var, lr, g_sq):
         dt = var.dtype.type
@@ -221,6 +229,18 @@ class Nadam(Optimizer):
         super().build(variables)
         self._u_product = (variables[0].dtype if variables else np.dtype(np.float32)).type(1.0)
 
+    @property
+    def legacy_lazy_rows(self) -> bool:
+        return self.tf_legacy
+
+    def _update_looked_up_rows(self, i, grad, var, lr):
+        """optimizer_v2's sparse Nadam: m and v decay everywhere (the dense rule, zero elsewhere), the variable moves
+        at the looked-up rows only."""
+        rows, _ = grad.unique_rows()
+        moved = var.copy()
+        self._update(i, grad.dense().astype(var.dtype, copy=False), moved, lr, None)
+        var[rows] = moved[rows]
+
     def apply(self, grads: list, variables: list[np.ndarray], names=None) -> None:
         if not self.built:
             self.build(variables)
@@ -312,6 +332,10 @@ class Adamax(Optimizer):
 
     def _build_slots(self, var):
         return {"m": np.zeros_like(var), "u": np.zeros_like(var)}
+
+    @property
+    def legacy_lazy_rows(self) -> bool:  # (optimizer_v2's Adamax: m, u and the variable updated at the rows)
+        return self.tf_legacy
 
     def _update(self, i, g, var, lr, g_sq, g_abs=None):
         dt = var.dtype.type

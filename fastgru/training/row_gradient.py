@@ -50,6 +50,13 @@ class RowGradient:
         """Squared norm of all the slices (``clipnorm`` / ``global_clipnorm``)."""
         return np.sum(np.square(self.values), dtype=self.values.dtype)
 
+    def unique_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the rows looked up, each once, in order; their summed slices): TensorFlow's deduplication."""
+        rows, where = np.unique(self.indices, return_inverse=True)
+        summed = np.zeros((rows.size,) + self.values.shape[1:], self.values.dtype)
+        np.add.at(summed, where.reshape(-1), self.values)
+        return rows, summed
+
     def with_values(self, values: np.ndarray) -> RowGradient:
         return RowGradient(self.indices, values, self.shape, self.sum_first)
 
