@@ -3,6 +3,8 @@ test says what was wrong)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -438,3 +440,16 @@ def test_legacy_optimizers_update_an_embedding_at_the_looked_up_rows(keras, tmp_
                                expected, rtol=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_from_keras_of_a_compiled_tf_keras_model_warns_that_it_comes_back_uncompiled(keras):
+    tk = pytest.importorskip("tf_keras")
+    km = tk.Sequential([tk.Input((4, 3)), tk.layers.GRU(2), tk.layers.Dense(1)])
+    km.compile("adam", "mse")
+    with pytest.warns(UserWarning, match="compiled tf_keras model converts uncompiled"):
+        ours = fg.from_keras(km)
+    assert getattr(ours, "_compiled", None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fg.from_keras(tk.Sequential([tk.Input((4, 3)), tk.layers.GRU(2), tk.layers.Dense(1)]))  # (uncompiled: quiet)

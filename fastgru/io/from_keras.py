@@ -17,7 +17,8 @@ from .compile_restore import restore_compile
 def from_keras(keras_model, compile: bool = True):  # noqa: A002  (load_model's argument name)
     """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here).
     With ``compile`` (default, as ``load_model``) a compiled Keras 3 model comes back compiled the same way,
-    its optimizer carrying the Keras optimizer's state: training goes on as the Keras model's would."""
+    its optimizer carrying the Keras optimizer's state: training goes on as the Keras model's would. A compiled
+    tf_keras model comes back uncompiled, with a warning (its file, loaded with ``load_model``, keeps the compile)."""
     model = _convert(keras_model)
     if compile:
         _compile_like(model, keras_model)
@@ -29,7 +30,11 @@ def _compile_like(model, keras_model) -> None:
     variables (its ``optimizer/vars``), given to ``model`` as ``load_model`` gives a file's."""
     get_config = getattr(keras_model, "get_compile_config", None)
     if not callable(get_config) or not getattr(keras_model, "compiled", False):
-        return  # (not compiled; or tf_keras, whose live compile arguments are not a saved configuration)
+        if getattr(keras_model, "_is_compiled", False):  # (tf_keras: its live compile arguments are no saved config)
+            warnings.warn("a compiled tf_keras model converts uncompiled: compile the fastgru model, or save the "
+                          "tf_keras model (.h5) and fg.load_model the file, which keeps its compile configuration",
+                          stacklevel=3)
+        return
     try:
         config = json.loads(json.dumps(get_config()))  # (as a file holds it)
     except (TypeError, ValueError) as exc:
