@@ -22,6 +22,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import schedules
+from .optimizer_handles import LearningRate, StepCount, _RateHandle
 from .row_gradient import RowGradient
 
 _NAME_UIDS: defaultdict = defaultdict(int)
@@ -40,56 +41,6 @@ def _auto_name(cls_name: str) -> str:
     uid = _NAME_UIDS[name]
     _NAME_UIDS[name] += 1
     return f"{name}_{uid}" if uid else name
-
-
-class _RateHandle(np.ndarray):
-    """``optimizer.lr`` for tf_keras's callbacks: the rate now, as a float32 0-d array (logged as it was), whose
-    ``assign(value)`` sets the optimizer's ``learning_rate``."""
-
-    _optimizer = None
-
-    def assign(self, value) -> None:
-        self._optimizer.learning_rate = float(np.asarray(value))
-
-
-class LearningRate(float):
-    """``optimizer.learning_rate``: the rate now, a float that also answers Keras's variable calls a callback may
-    make (``.numpy()``, float32 as Keras's variable; ``.assign(value)``, which sets the optimizer's rate)."""
-
-    __slots__ = ("_optimizer",)
-
-    def __new__(cls, value, optimizer):
-        rate = super().__new__(cls, value)
-        rate._optimizer = optimizer
-        return rate
-
-    def numpy(self) -> np.float32:
-        return np.float32(self)
-
-    def assign(self, value) -> None:
-        self._optimizer.learning_rate = float(np.asarray(value))
-
-    def __reduce__(self):  # (pickled as the plain number)
-        return float, (float(self),)
-
-
-class StepCount(int):
-    """``optimizer.iterations``: the updates so far, an int that also answers Keras's ``.numpy()`` and
-    ``.assign(value)``."""
-
-    def __new__(cls, value, optimizer):
-        count = super().__new__(cls, value)
-        count._optimizer = optimizer
-        return count
-
-    def numpy(self) -> np.int64:
-        return np.int64(self)
-
-    def assign(self, value) -> None:
-        self._optimizer.iterations = int(np.asarray(value))
-
-    def __reduce__(self):
-        return int, (int(self),)
 
 
 #: the optimizer-config key io/keras2_training.py sets for a tf_keras legacy (optimizer_v2) optimizer
