@@ -228,6 +228,11 @@ def test_tf_keras_op_layer_fastgru_does_not_run_is_refused_by_name():
              "inbound_nodes": [["dense", 0, 0, {"b": [[1.0, 2.0]], "transpose_a": True}]]}
     with pytest.raises(UnsupportedKerasFeature, match="transposes a tensor multiplied by a constant"):
         translate(entry, "m.h5")
+    # tf_keras records tf.einsum's equation and drops its operands (what tf_keras 2.21 writes)
+    entry = {"class_name": "TFOpLambda", "config": {"name": "tf.einsum", "function": "einsum"},
+             "inbound_nodes": [["_CONSTANT_VALUE", -1, "btf,btg->bfg", {}]]}
+    with pytest.raises(UnsupportedKerasFeature, match="equation without its operands"):
+        translate(entry, "m.h5")
 
 
 def test_malformed_tf_keras_op_layers_are_file_errors():

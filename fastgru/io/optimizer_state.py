@@ -78,7 +78,8 @@ def restore(model, arrays: list[np.ndarray] | None, path, keras2: bool = False) 
         return _skip(path, f"fastgru does not read {type(optimizer).__name__}'s saved state")
     slots = [optimizer._build_slots(v) for v in variables]  # (new zero arrays: only their names and shapes)
     order = [(i, name) for group in layout for i in range(len(variables)) for name in group if name in slots[i]]
-    extra = 1 if type(optimizer).__name__ == "Nadam" else 0  # (its momentum product, last)
+    # (Keras 3's Nadam saves its momentum product last; tf_keras's keeps it out of its variables: it restarts at 1)
+    extra = 1 if type(optimizer).__name__ == "Nadam" and not keras2 else 0
     head = 1 if scheduled or keras2 else 2
     # (use_ema's moving averages and gradient_accumulation_steps's accumulators: before the slots, one per weight)
     kept = [variables] * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))

@@ -226,6 +226,10 @@ def translate(entry, path):
             op, extra = "Take", {"axis": kwargs.pop("axis", 0)}
             indices = kwargs.pop("indices", None)
             args.append(indices if isinstance(indices, (int, list)) and not _has_ref(indices) else _value(indices))
+        elif function == "einsum":  # (tf_keras records the equation and drops the operands: no one can rerun it)
+            raise UnsupportedKerasFeature(f"{where}: tf_keras saved tf.einsum's equation without its operands, so "
+                                          "the file does not say what it multiplies (tf_keras cannot load it "
+                                          "either); use an EinsumDense layer or keras.ops.einsum in Keras 3")
         else:
             raise UnsupportedKerasFeature(
                 f"{where}: the tf_keras op layer computes {function!r}, which fastgru does not run (it runs "
