@@ -36,3 +36,23 @@ def test_tf_keras_keras_file_restores_nadam_state(tmp_path):
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.keras
+def test_tf_keras_saved_model_with_stacked_cells_and_adapted_normalization(tmp_path):
+    """Two SavedModel directories fastgru loads from .h5 were refused as if damaged: an ``RNN`` over a stack of
+    cells (one layer in the checkpoint, its variables the cells' in turn: "the checkpoint has 2 layers with
+    weights, the model has 3") and an adapted ``Normalization`` (its ``count`` an int64 variable: "holds int64
+    values, expected floats")."""
+    tk = pytest.importorskip("tf_keras")
+    tk.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(6, 5, 3)).astype("float32")
+    norm = tk.layers.Normalization()
+    norm.adapt(x.reshape(-1, 3))
+    cells = tk.layers.StackedRNNCells([tk.layers.GRUCell(4), tk.layers.LSTMCell(3)])
+    km = tk.Sequential([tk.layers.Input((5, 3)), norm, tk.layers.RNN(cells, return_sequences=True),
+                        tk.layers.GRU(2)])
+    km.save(tmp_path / "sm", save_format="tf")
+    ours = fg.load_model(tmp_path / "sm")
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert int(ours.layers[0].weights[2]) == 30  # (the adapted count, as tf_keras keeps it)

@@ -28,6 +28,7 @@ from . import (
     legacy_h5,
     optimizer_state,
     saved_model,
+    tensor_bundle,
 )
 from .atomic import atomic_write_bytes
 from .compile_restore import restore_compile
@@ -302,7 +303,7 @@ def describe(path) -> str:
     lines = [f"file: {os.fspath(path)}"]
     kind = _sniff(path)
     if kind == "checkpoint":
-        return "\n".join(lines + saved_model.describe_checkpoint(path))
+        return "\n".join(lines + tensor_bundle.describe_checkpoint(path))
     if kind == "hdf5":
         with guard(path), open_h5(path) as f:
             if "model_config" not in f.attrs:

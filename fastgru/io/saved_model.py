@@ -34,23 +34,19 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import protobuf_wire as pw
-from .tensor_bundle import Bundle, open_inside, read_small_file
+from .tensor_bundle import OBJECT_GRAPH_KEY, Bundle, open_inside, read_small_file
 
 MAX_METADATA_BYTES = 64 << 20
 #: how much of saved_model.pb is scanned for Keras identifiers when keras_metadata.pb is missing
 MAX_SCAN_BYTES = 256 << 20
 #: nested models deeper than this are refused (a damaged object graph could loop)
 MAX_NESTING = 64
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 #: nodes of a checkpoint's object graph (a Keras layer has about 40): caps the memory a damaged graph takes
 MAX_NODES = 200_000
 _NO_ENTRIES: dict = {}  # shared by the (many) nodes without children or tensors; never written to
 FORMAT = "Keras 2 SavedModel directory (tf.keras model.save)"
-CHECKPOINT_FORMAT = "TensorFlow checkpoint (save_weights(..., save_format='tf'))"
 _LAYER_CHILD = re.compile(r"layer_with_weights-(\d+)$")
 
 
@@ -374,34 +370,48 @@ def open_checkpoint(path) -> tuple[Bundle, ObjectGraph]:
 # weights -> layers
 # ---------------------------------------------------------------------------------------------
 def assign_weights(layers, names, bundle: Bundle, graph: ObjectGraph, path,
-                   metadata: KerasMetadata | None = None) -> None:
+                   metadata: KerasMetadata | None = None, groups: list[list[int]] | None = None) -> None:
     """Fill the (built) fastgru layers from the checkpoint: its layers with weights pair with ``layers``'
     in order (Keras's own rule for these checkpoints); ``names``: the Keras names of ``layers`` (from
-    the config) to check against keras_metadata.pb's, or None."""
+    the config) to check against keras_metadata.pb's, or None. ``groups``: the indices of the fastgru layers
+    one Keras layer stands for, in order (an ``RNN`` over a stack of cells is one layer in the checkpoint,
+    its variables the cells' in turn; its Keras name the last one's); by default each layer its own."""
     from .keras_v3 import check_shapes, set_checked
 
-    ours = [(layer, name) for layer, name in zip(layers, names) if layer.weights]
+    groups = [[i] for i in range(len(layers))] if groups is None else groups
+    ours = [([layers[i] for i in group], names[group[-1]]) for group in groups
+            if any(layers[i].weights for i in group)]
     theirs = graph.weighted_layers(path)
     if len(ours) != len(theirs):
         raise ModelFileError(path, f"the checkpoint has {len(theirs)} layers with weights, the model has "
-                                   f"{len(ours)} ({', '.join(l.name for l, _ in ours)})")
+                                   f"{len(ours)} ({', '.join('+'.join(l.name for l in g) for g, _ in ours)})")
     plan = []
-    for (layer, name), (route, node) in zip(ours, theirs):
+    for (members, name), (route, node) in zip(ours, theirs):
         where = "/".join(route)
         if metadata is not None and name is not None:
             stored = metadata.layer_name("root." + ".".join(route), path)
             if stored is not None and stored != name:
                 raise ModelFileError(path, f"the checkpoint's layer {where} is {stored!r} in keras_metadata.pb, "
                                            f"the config's layer in that place is {name!r}: inconsistent directory")
-        keys = graph.layer_variable_keys(node, layer, path, where)
-        if len(keys) != len(layer.weights):
+        if len(members) == 1:
+            keys = graph.layer_variable_keys(node, members[0], path, where)
+        elif graph.child(node, "variables") is None:  # (a save_weights checkpoint names a cell's variables)
+            raise UnsupportedKerasFeature(f"layer {where}: a stack of cells from a save_weights checkpoint")
+        else:
+            keys = graph.layer_variable_keys(node, None, path, where)
+        expected = sum(len(layer.weights) for layer in members)
+        if len(keys) != expected:
             raise ModelFileError(path, f"layer {where} has {len(keys)} variables in the checkpoint, layer "
-                                       f"{layer.name!r} ({type(layer).__name__}) expects {len(layer.weights)}")
-        entries = [bundle.entry(k) for k in keys]
-        check_shapes(layer, [e.shape for e in entries], path, where=where)  # from the index, before any data
-        plan.append((layer, keys, where))
+                                       f"{name or members[-1].name!r} ({type(members[-1]).__name__}"
+                                       f"{' stack' if len(members) > 1 else ''}) expects {expected}")
+        for layer in members:
+            own, keys = keys[:len(layer.weights)], keys[len(layer.weights):]
+            entries = [bundle.entry(k) for k in own]
+            check_shapes(layer, [e.shape for e in entries], path, where=where)  # from the index, before any data
+            plan.append((layer, own, where))
     for layer, keys, where in plan:
-        arrays = [bundle.read_float(k, f"{layer.name!r}.{n}") for k, n in zip(keys, layer.weight_paths)]
+        arrays = [bundle.read_float(k, f"{layer.name!r}.{n}", integers=w.dtype.kind in "iu")
+                  for k, n, w in zip(keys, layer.weight_paths, layer.weights)]
         set_checked(layer, arrays, path, where=where)
 
 
@@ -415,7 +425,14 @@ def load_into(model, spec, source: SavedModelSource, path) -> None:
                 f"layer {layer_spec.config.get('name')!r} ({layer_spec.class_name}): a SavedModel keeps its "
                 "vocabulary in TensorFlow's lookup tables, outside the layer's config, which fastgru does not read "
                 "(without it every token would be out of vocabulary); save the model as .h5 or .keras")
-    assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata)
+    groups: list[list[int]] = []  # (an RNN over a stack of cells: its layers, one checkpoint layer)
+    for i, layer_spec in enumerate(spec.layers):
+        stack = layer_spec.v3_path.split("/cell/cells/")[0] if "/cell/cells/" in layer_spec.v3_path else None
+        if stack is not None and groups and spec.layers[groups[-1][-1]].v3_path.startswith(stack + "/cell/cells/"):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata, groups)
 
 
 def load_checkpoint_weights(model, path) -> None:
@@ -423,17 +440,3 @@ def load_checkpoint_weights(model, path) -> None:
     bundle, graph = open_checkpoint(path)
     with bundle:
         assign_weights(model.layers, [None] * len(model.layers), bundle, graph, path)
-
-
-def describe_checkpoint(path) -> list[str]:
-    """``fastgru info PREFIX``: the checkpoint's variables and their shapes."""
-    bundle = Bundle(path, path)
-    with bundle:
-        rows = [(k, e.shape, e.dtype_name) for k, e in sorted(bundle.entries.items()) if k != OBJECT_GRAPH_KEY]
-    width = max([len(k) for k, _, _ in rows] + [8])
-    total = sum(int(np.prod(s)) for k, s, d in rows if d in ("float16", "float32", "float64")
-                and not k.startswith(("optimizer/", "keras_api/", "save_counter")))
-    return ([f"format: {CHECKPOINT_FORMAT}", "keras_version: (not recorded)",
-             "weights only (no model config): build the model, then model.load_weights(prefix)", "",
-             f"{'Variable':<{width}}  Shape"] + [f"{k:<{width}}  {s}  {d}" for k, s, d in rows]
-            + ["", f"Total params (without optimizer and metric variables): {total:,}"])

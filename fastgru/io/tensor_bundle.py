@@ -46,6 +46,9 @@ MAX_STRING_TENSOR_BYTES = 64 << 20
 
 #: TensorFlow DataType enum values fastgru reads as weights
 FLOAT_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 19: np.dtype("<f2")}
+INT_DTYPES = {3: np.dtype("<i4"), 9: np.dtype("<i8")}
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+CHECKPOINT_FORMAT = "TensorFlow checkpoint (save_weights(..., save_format='tf'))"
 DT_STRING = 7
 DTYPE_NAMES = {0: "DT_INVALID", 1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
                7: "string", 8: "complex64", 9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16", 18: "complex128",
@@ -322,13 +325,14 @@ class Bundle:
         f.seek(e.offset)
         return _read_exact(f, e.size, self.path, f"variable {e.key!r}")
 
-    def read_float(self, key: str, where: str = "") -> np.ndarray:
-        """A float16/32/64 variable, its size and CRC-32C checked."""
+    def read_float(self, key: str, where: str = "", integers: bool = False) -> np.ndarray:
+        """A float16/32/64 variable (also int32/64 where ``integers``: a count), its size and CRC-32C checked."""
         e = self.entry(key)
         label = f"variable {key!r}" + (f" ({where})" if where else "")
-        dtype = FLOAT_DTYPES.get(e.dtype)
+        dtype = FLOAT_DTYPES.get(e.dtype) or (INT_DTYPES.get(e.dtype) if integers else None)
         if dtype is None:
-            raise ModelFileError(self.path, f"{label} holds {e.dtype_name} values, expected floats")
+            raise ModelFileError(self.path, f"{label} holds {e.dtype_name} values, expected "
+                                            f"{'numbers' if integers else 'floats'}")
         count = int(np.prod(e.shape, dtype=object)) if e.shape else 1
         if e.size != count * dtype.itemsize:
             raise ModelFileError(self.path, f"{label}: {e.size} bytes for shape {e.shape} of {e.dtype_name}: "
@@ -368,3 +372,17 @@ class Bundle:
             out.append(bytes(raw[pos:pos + n]))
             pos += n
         return out
+
+
+def describe_checkpoint(path) -> list[str]:
+    """``fastgru info PREFIX``: the checkpoint's variables and their shapes."""
+    bundle = Bundle(path, path)
+    with bundle:
+        rows = [(k, e.shape, e.dtype_name) for k, e in sorted(bundle.entries.items()) if k != OBJECT_GRAPH_KEY]
+    width = max([len(k) for k, _, _ in rows] + [8])
+    total = sum(int(np.prod(s)) for k, s, d in rows if d in ("float16", "float32", "float64")
+                and not k.startswith(("optimizer/", "keras_api/", "save_counter")))
+    return ([f"format: {CHECKPOINT_FORMAT}", "keras_version: (not recorded)",
+             "weights only (no model config): build the model, then model.load_weights(prefix)", "",
+             f"{'Variable':<{width}}  Shape"] + [f"{k:<{width}}  {s}  {d}" for k, s, d in rows]
+            + ["", f"Total params (without optimizer and metric variables): {total:,}"])
