@@ -460,7 +460,7 @@ def test_an_optimizer_state_that_does_not_fit_is_left_out_with_a_warning(tmp_pat
         for i, a in enumerate(good):
             f.create_dataset(f"optimizer/vars/{i}", data=a)
     with h5py.File(tmp_path / "w.h5") as f:
-        arrays = optimizer_state.read_vars(f)
+        arrays = optimizer_state.read_vars(f, model, "w.h5")
     assert optimizer_state.restore(model, arrays, "w.h5")
     assert model.optimizer.iterations == 7 and model.optimizer.learning_rate == pytest.approx(0.005)
     assert all((s["momentum"] == 1).all() for s in model.optimizer.slots)

@@ -3,12 +3,16 @@ wrong)."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastgru as fg
+
+FIXTURES = Path(__file__).parent / "fixtures" / "files"
 
 
 @pytest.mark.keras
@@ -56,3 +60,178 @@ def test_tf_keras_saved_model_with_stacked_cells_and_adapted_normalization(tmp_p
     ours = fg.load_model(tmp_path / "sm")
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert int(ours.layers[0].weights[2]) == 30  # (the adapted count, as tf_keras keeps it)
+
+
+def _trained_model(path):
+    rng = np.random.default_rng(0)
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2)])
+    model.compile(fg.optimizers.Adam(0.01), "mse")
+    model.fit(rng.normal(size=(8, 5, 3)), rng.normal(size=(8, 2)), epochs=1, batch_size=4, verbose=0)
+    model.save(path)
+    return model
+
+
+def _rewrite_keras_weights(src, dst, mutate):
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as f:
+        mutate(f)
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(dst, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def _replace(f, name, **kwargs):
+    del f[name]
+    f.create_dataset(name, **kwargs)
+
+
+def test_optimizer_state_is_read_as_the_weights_are(tmp_path):
+    """A hostile file (forty-second round, security audit): the optimizer's state was read straight through h5py,
+    past the checks every weight goes through, so with ``compile=True`` (the default) a slot stored externally
+    read another file on disk into the optimizer (and ``model.save`` wrote it into the next file), a FIFO hung
+    the load, a virtual dataset mapped another file, and a never-written (10⁵, 10⁵) slot or a gzip bomb took
+    gigabytes. Now those are refused as for weights (ModelFileError), and an array larger than any weight is
+    left out with a warning (the model still loads)."""
+    import h5py
+
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"TOPSECRET-0123456789")
+    _trained_model(tmp_path / "m.keras")
+    _rewrite_keras_weights(tmp_path / "m.keras", tmp_path / "ext.keras", lambda f: _replace(
+        f, "optimizer/vars/10", shape=(2,), dtype="<f4", external=[(str(secret), 0, 8)]))
+    with pytest.raises(fg.ModelFileError, match="external storage"):
+        fg.load_model(tmp_path / "ext.keras")
+    assert fg.load_model(tmp_path / "ext.keras", compile=False).predict(np.zeros((1, 5, 3))).shape == (1, 2)
+
+    def virtual(f):
+        with h5py.File(tmp_path / "other.h5", "w") as other:
+            other["x"] = np.ones(2, np.float32)
+        layout = h5py.VirtualLayout(shape=(2,), dtype="<f4")
+        layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=(2,))
+        del f["optimizer/vars/10"]
+        f.create_virtual_dataset("optimizer/vars/10", layout)
+
+    _rewrite_keras_weights(tmp_path / "m.keras", tmp_path / "vds.keras", virtual)
+    with pytest.raises(fg.ModelFileError, match="virtual dataset"):
+        fg.load_model(tmp_path / "vds.keras")
+    for name, kwargs in (("huge", {"shape": (100_000, 100_000), "chunks": (1000, 1000), "fillvalue": 1.0}),
+                         ("bomb", {"data": np.zeros((4000, 4000), np.float32), "compression": "gzip"})):
+        _rewrite_keras_weights(tmp_path / "m.keras", tmp_path / f"{name}.keras",
+                               lambda f, kw=kwargs: _replace(f, "optimizer/vars/10", dtype="<f4", **kw))
+        with pytest.warns(UserWarning, match="no larger than a weight"):
+            model = fg.load_model(tmp_path / f"{name}.keras")
+        assert model.optimizer.iterations == 0  # (the state left out: the optimizer starts afresh)
+
+    # a legacy .h5: its optimizer_weights, read whatever the training config says
+    shutil.copy(FIXTURES / "k2_simple_rnn.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r+") as f:
+        group = f.create_group("optimizer_weights")
+        group.attrs["weight_names"] = [b"Adam/iter:0"]
+        group.create_dataset("Adam/iter:0", shape=(1,), dtype="<i8", external=[(str(secret), 0, 8)])
+    with pytest.raises(fg.ModelFileError, match="external storage"):
+        fg.load_model(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r+") as f:
+        f["optimizer_weights"].attrs["weight_names"] = np.array([5])
+    with pytest.warns(UserWarning, match="should list names"):
+        assert fg.load_model(tmp_path / "m.h5").layers  # (a damaged list of names: the state left out)
+
+
+def test_load_weights_changes_nothing_when_a_later_layer_is_refused(tmp_path):
+    """``load_weights`` of a Keras 3 weights file filled the layers one by one: a NaN (or a wrong shape, a missing
+    group) at the Dense left the GRU before it overwritten, against its "every weight or none" promise."""
+    model = _trained_model(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "w.weights.h5")
+    import h5py
+
+    with h5py.File(tmp_path / "w.weights.h5", "r+") as f:
+        f["layers/gru/cell/vars/0"][...] += 1.0
+        bias = f["layers/dense/vars/1"]
+        bias[...] = np.nan
+    before = [w.copy() for w in model.weights]
+    with pytest.raises(fg.ModelFileError, match=r"'dense(_\d+)?'.bias\) contains NaN"):
+        model.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(model.weights, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_legacy_weight_errors_name_the_weight_at_fault(tmp_path):
+    """A NaN in a legacy .h5's Dense bias was reported as "weight dense/dense/kernel:0 ('dense'.bias)", naming the
+    layer's first weight."""
+    import h5py
+
+    shutil.copy(FIXTURES / "k2_simple_rnn.h5", tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r+") as f:
+        f["model_weights/dense/dense/bias:0"][...] = np.nan
+    with pytest.raises(fg.ModelFileError, match=r"weight dense \('dense'.bias\) contains NaN"):
+        fg.load_model(tmp_path / "m.h5")
+
+
+def test_lookup_sizes_from_a_config_are_bounded():
+    """Integers of a text layer's config alone took gigabytes while loading (forty-second round, security audit):
+    StringLookup's ``num_oov_indices=10**8`` (a list of that many OOV tokens, built to compare a vocabulary's
+    start), ``output_mode="tf_idf"`` with ``pad_to_max_tokens`` and ``max_tokens=10**8`` (the weights padded to
+    it), TextVectorization's ``ngrams=10**7`` (a tuple of widths). Now the first costs nothing, the others are
+    refused by name."""
+    layer = fg.layers.StringLookup(vocabulary=["a", "b"], num_oov_indices=10**8)
+    ids = np.asarray(layer(np.array([["a", "z"]])))
+    assert ids[0, 0] == 10**8 and 0 <= ids[0, 1] < 10**8  # ("z" hashed to one of the OOV indices)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="encodes at most 16777216 per row"):
+        fg.layers.StringLookup(vocabulary=["a"], idf_weights=[1.0], output_mode="tf_idf", max_tokens=10**8,
+                               pad_to_max_tokens=True)
+    with pytest.raises(fg.UnsupportedKerasFeature, match="n-grams of at most 1024"):
+        fg.layers.TextVectorization(ngrams=10**7)
+    assert fg.layers.TextVectorization(ngrams=3).ngrams == (1, 2, 3)
+
+
+def test_stateful_fit_refuses_a_batch_of_another_size_before_training():
+    """A stateful model built for batches of 8, fit on 44 samples (or with a validation split of 12), failed at the
+    last batch of 4 (as Keras does) after the batches before it had trained, and its message said "predict with
+    batch_size=8". Now fit and evaluate refuse it before anything runs, and the layers have Keras 3's
+    ``reset_state()``."""
+    rng = np.random.default_rng(0)
+    model = fg.Sequential([fg.layers.Input(batch_shape=(8, 5, 3)), fg.layers.GRU(4, stateful=True),
+                           fg.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x, y = rng.normal(size=(48, 5, 3)), rng.normal(size=(48, 1))
+    before = [w.copy() for w in model.get_weights()]
+    for kwargs, match in (({"x": x[:44], "y": y[:44]}, "44 samples in batches of 8 give it a last batch of 4"),
+                          ({"x": x, "y": y, "validation_split": 0.25}, "36 samples in batches of 8"),
+                          ({"x": x, "y": y, "batch_size": 16}, "give it batches of 16"),
+                          ({"x": x[:40], "y": y[:40], "validation_data": (x[:4], y[:4])}, "validation data")):
+        with pytest.raises(ValueError, match=match):
+            model.fit(batch_size=kwargs.pop("batch_size", 8), epochs=1, verbose=0, **kwargs)
+    with pytest.raises(ValueError, match="evaluate: .* batches of 32"):
+        model.evaluate(x, y, verbose=0)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert model.layers[0].states is None
+    model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert model.layers[0].states is not None
+    model.layers[0].reset_state()
+    assert model.layers[0].states is None
+    with pytest.raises(ValueError, match=r"pass batch_size=8"):
+        model.predict(x[:4])
+
+
+def test_saving_non_finite_weights_warns():
+    """A fit that diverged left NaN weights: ``save`` wrote them silently and ``load_model`` then refused fastgru's
+    own file as damaged. The file is still written (Keras loads it), with a warning saying why it will be
+    refused."""
+    import tempfile
+
+    model = fg.Sequential([fg.layers.Input((3,)), fg.layers.Dense(2)])
+    model.layers[0].weights[1][0] = np.nan
+    with tempfile.TemporaryDirectory() as folder:
+        for save, name in ((model.save, "m.keras"), (model.save_weights, "m.weights.h5")):
+            with pytest.warns(UserWarning, match="1 of the model's weights hold NaN"):
+                save(f"{folder}/{name}")
+        with pytest.raises(fg.ModelFileError, match="NaN"):
+            fg.load_model(f"{folder}/m.keras")

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import (
@@ -121,7 +122,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         if compile:
             restore_compile(model, config.get("compile_config"), path, version)
             with guard(path), open_h5(path, weights) as f:  # the optimizer's state, where Keras saved it
-                optimizer_state.restore(model, optimizer_state.read_vars(f), path,
+                optimizer_state.restore(model, optimizer_state.read_vars(f, model, path), path,
                                         keras2=keras_config.keras_major(version) < 3)
         return model
     with guard(path), open_h5(path) as f:
@@ -145,7 +146,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
                 training_config = read_json_attr(f, "training_config", path)
             except ModelFileError as exc:
                 warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
-            saved_state = optimizer_state.read_tf_keras(f)
+            saved_state = optimizer_state.read_tf_keras(f, model, path)  # (bounded by the model's weights)
     restore_compile(model, training_config, path, version)
     if keras_config.keras_major(version) < 3:
         optimizer_state.restore_tf_keras(model, saved_state, path)  # (tf_keras's load_model restores it too)
@@ -200,9 +201,21 @@ def _v3_specs(model, root) -> list:
 
 
 def load_weights(model, path) -> None:
-    """Load Keras 3 ``.weights.h5`` (or a ``.keras`` file's weights) or a legacy ``.h5`` into ``model``."""
+    """Load Keras 3 ``.weights.h5`` (or a ``.keras`` file's weights) or a legacy ``.h5`` into ``model``: all of
+    them or none (the layers are filled one by one; a refusal at a later one puts the earlier ones back)."""
     if not model.built:
         raise ValueError("load_weights() needs a built model: call build(input_shape) first")
+    weights = model.weights
+    before = [w.copy() for w in weights]
+    try:
+        _load_weights(model, path)
+    except BaseException:
+        for w, old in zip(weights, before):
+            w[...] = old
+        raise
+
+
+def _load_weights(model, path) -> None:
     kind = _sniff(path)
     if kind in ("checkpoint", "savedmodel"):  # save_weights(save_format="tf") prefix, SavedModel's variables
         saved_model.load_checkpoint_weights(model, path)
@@ -255,9 +268,9 @@ def _load_legacy_by_order(model, root, path) -> None:
         own, flat = flat[:len(layer.weights)], flat[len(layer.weights):]
         groups_of = [get_group(root, n, path) for n, _ in own]
         keras_v3.check_shapes(layer, [dataset_shape(g, w, path) for g, (_, w) in zip(groups_of, own)], path,
-                              where=f"{own[0][0]}/{own[0][1]}")
+                              where=own[0][0])
         arrays = [read_dataset(g, w, path, a.shape) for g, (_, w), a in zip(groups_of, own, layer.weights)]
-        keras_v3.set_checked(layer, arrays, path, where=f"{own[0][0]}/{own[0][1]}")
+        keras_v3.set_checked(layer, arrays, path, where=own[0][0])
 
 
 def _weighted_leaves(layers: list) -> list:
@@ -278,10 +291,21 @@ def save_model(model, path) -> None:
     ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
+    _warn_non_finite(model, path)
     if keras_functional.uses_graph(model):  # a Functional model, or a Sequential holding one
         functional_save.save_functional(model, path)
         return
     keras_v3.save_keras_zip(model, path)
+
+
+def _warn_non_finite(model, path) -> None:
+    """Warn that weights holding NaN or infinities are written as they are (Keras loads them; fastgru's loaders
+    refuse them as damage): a training run that diverged, which ``fg.callbacks.TerminateOnNaN`` stops."""
+    bad = [w for w in model.weights if w.dtype.kind == "f" and not np.isfinite(w).all()]
+    if bad:
+        warnings.warn(f"{path}: {len(bad)} of the model's weights hold NaN or infinite values (training diverged?); "
+                      "they are saved as they are, and fastgru's load_model and load_weights will refuse the file "
+                      "(TerminateOnNaN stops fit at the first NaN loss)", stacklevel=3)
 
 
 def save_weights(model, path) -> None:
@@ -289,6 +313,7 @@ def save_weights(model, path) -> None:
     if not str(path).endswith(".weights.h5"):
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
+    _warn_non_finite(model, path)
     buffer = io.BytesIO()
     if keras_functional.uses_graph(model):
         functional_save.write_weights(model, buffer)

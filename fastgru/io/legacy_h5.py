@@ -45,13 +45,13 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
         holders = [layer for layer in group_layers if layer.weights]
         i = 0
         for layer in holders:  # shapes first, from the headers: nothing is read for a wrong one
-            check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=f"{group_name}/{names[i]}")
+            check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=group_name)
             i += len(layer.weights)
         integer = [w.dtype.kind in "iu" for l in holders for w in l.weights]
         arrays = [read_dataset(group, n, path, shape, integer=i) for n, shape, i in zip(names, expected, integer)]
         for layer in holders:
             n = len(layer.weights)
-            set_checked(layer, arrays[:n], path, where=f"{group_name}/{names[0]}")
+            set_checked(layer, arrays[:n], path, where=group_name)
             arrays, names = arrays[n:], names[n:]
 
 

@@ -14,9 +14,14 @@ warning (the optimizer then starts from its configuration, as before).
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import h5py
 import numpy as np
+
+from ..errors import ModelFileError
+from .h5utils import read_dataset, read_list_attr
 
 #: per optimizer class, the slot groups in Keras 3's variable order: each group is a tuple of slot names
 #: emitted for each trainable variable in turn (a name missing from fastgru's slots, such as the momentum
@@ -37,26 +42,48 @@ KERAS_SLOT_LAYOUT = {
 }
 
 
-def read_vars(h5) -> list[np.ndarray] | None:
-    """``optimizer/vars/0..n`` of an open Keras 3 weights file, in order (None when there are none)."""
+def read_vars(h5, model, path) -> list[np.ndarray] | None:
+    """``optimizer/vars/0..n`` of an open Keras 3 weights file, in order (None when there are none), each read as
+    the weights are (:func:`_read_array`)."""
     group = h5.get("optimizer/vars") if "optimizer" in h5 else None
     if group is None or not hasattr(group, "keys"):
         return None
     keys = list(group.keys())
     if not all(k.isdigit() for k in keys) or sorted(int(k) for k in keys) != list(range(len(keys))):
-        return _malformed(h5)
-    arrays = []
-    for i in range(len(keys)):
-        item = group[str(i)]
-        if not hasattr(item, "shape") or item.dtype.kind not in "fiu":
-            return _malformed(h5)
-        arrays.append(np.asarray(item[()]))
+        return _malformed(path)
+    if len(keys) > _max_arrays(model):
+        return _malformed(path, f"{len(keys)} arrays for {len(model.trainable_weights)} trainable weights")
+    arrays = [_read_array(group, str(i), model, path) for i in range(len(keys))]
+    if any(a is None for a in arrays):
+        bad = [a is None for a in arrays].index(True)
+        return _malformed(path, f"not all numeric arrays no larger than a weight (array {bad})")
     return arrays
 
 
-def _malformed(h5) -> None:
-    warnings.warn(f"{getattr(h5, 'filename', 'the weights file')}: its optimizer/vars are not numeric arrays 0..n; the "
-                  "optimizer starts from its configuration", stacklevel=3)
+def _max_arrays(model) -> int:
+    """The most arrays an optimizer's state holds: a step count, a rate and a loss-scale optimizer's four, then at
+    most six per trainable weight (Adam's three, a moving average, an accumulator, ...)."""
+    return 8 + 6 * len(model.trainable_weights)
+
+
+def _read_array(group, key: str, model, path) -> np.ndarray | None:
+    """One optimizer array, read by the checked weight reader (``h5utils.read_dataset``: from this file's own bytes,
+    no external storage or virtual dataset, no filter run by libhdf5, nothing allocated before its header is
+    checked), and only when it is a scalar or no larger than the model's largest trainable weight (a slot's
+    size); None (the state then left out) for anything else."""
+    obj = group.get(key)
+    if not isinstance(obj, h5py.Dataset):
+        return None
+    shape, kind = tuple(int(d) for d in obj.shape or ()), obj.dtype.kind
+    largest = max((int(w.size) for w in model.trainable_weights), default=1)
+    if kind not in "fiu" or len(shape) > 8 or math.prod(shape) > largest:
+        return None
+    return read_dataset(group, key, path, expected_shape=shape, integer=kind in "iu")
+
+
+def _malformed(path, why: str = "not numeric arrays 0..n") -> None:
+    warnings.warn(f"{path}: its optimizer/vars are {why}; the optimizer "
+                  "starts from its configuration", stacklevel=3)
     return None
 
 
@@ -201,19 +228,25 @@ _TF_LEGACY_KINDS = {
 }
 
 
-def read_tf_keras(h5) -> tuple[list[str], list[np.ndarray]] | None:
-    """(names, arrays) of a tf_keras ``.h5`` model file's ``optimizer_weights`` (None when it has none)."""
+def read_tf_keras(h5, model, path) -> tuple[list[str], list[np.ndarray]] | None:
+    """(names, arrays) of a tf_keras ``.h5`` model file's ``optimizer_weights`` (None when it has none, or when they
+    do not fit the model), each read as the weights are (:func:`_read_array`)."""
     group = h5.get("optimizer_weights") if "optimizer_weights" in h5 else None
     if group is None or not hasattr(group, "attrs"):
         return None
-    names = [n.decode("utf8", "replace") if isinstance(n, bytes) else str(n)
-             for n in group.attrs.get("weight_names", [])]
-    arrays = []
-    for name in names:
-        item = group.get(name)
-        if item is None or not hasattr(item, "shape") or item.dtype.kind not in "fiu":
-            return None
-        arrays.append(np.asarray(item[()]))
+    if "weight_names" not in group.attrs:
+        return _skip(path, "its optimizer_weights group lists no weight_names") or None
+    try:
+        names = read_list_attr(group, "weight_names", path)
+    except ModelFileError as exc:
+        return _skip(path, str(exc)) or None
+    if len(names) > _max_arrays(model):
+        return _skip(path, f"{len(names)} optimizer arrays for {len(model.trainable_weights)} trainable "
+                           "weights") or None
+    arrays = [_read_array(group, name, model, path) for name in names]
+    if any(a is None for a in arrays):
+        bad = names[[a is None for a in arrays].index(True)]
+        return _skip(path, f"optimizer array {bad!r} is not a numeric array no larger than a weight") or None
     return names, arrays
 
 

@@ -151,6 +151,10 @@ class Bidirectional(WrapperTrainable, Layer):
         return self.forward_layer.count_params() + self.backward_layer.count_params()
 
     # ---- states -----------------------------------------------------------------------------
+    def reset_state(self) -> None:
+        """Keras 3's name of :meth:`reset_states` (without states: forget them)."""
+        self.reset_states()
+
     def reset_states(self, states=None) -> None:
         """Forget (or set: forward states then backward states) the carried states."""
         if states is None:

@@ -150,10 +150,11 @@ class IndexLookup(Layer):
     def _checked_tokens(self, values: list) -> tuple[list, bool]:
         """(The tokens without the special ones, whether ``values`` started with those), checked as Keras checks a
         vocabulary: not empty, no repeated token, no special token among them, at most ``max_tokens`` in all."""
-        owner, start, special = self._owner, self._token_start(), self._special_tokens()
+        owner, start = self._owner, self._token_start()
         if not values:
             raise ValueError(f"{owner}: cannot set an empty vocabulary")
-        found_special = values[:start] == special
+        # (the special tokens listed only when the vocabulary is as long: num_oov_indices may be huge)
+        found_special = len(values) >= start and values[:start] == self._special_tokens()
         tokens = values[start:] if found_special else values
         repeated = [t for t, n in collections.Counter(tokens).items() if n > 1]
         if repeated:
@@ -161,7 +162,7 @@ class IndexLookup(Layer):
         for token, what in ((self.mask_token, "mask"), (self.oov_token if self.invert else None, "OOV")):
             if token is not None and token in tokens:
                 raise ValueError(f"{owner}: the {what} token {token!r} is in the vocabulary: leave the special tokens "
-                                 f"out, or give them only at its start in this order: {special}")
+                                 f"out, or give them only at its start in this order: {self._special_tokens()[:8]}")
         if self.max_tokens is not None and start + len(tokens) > self.max_tokens:
             raise ValueError(f"{owner}: a vocabulary of {start + len(tokens)} tokens is larger than max_tokens="
                              f"{self.max_tokens}")

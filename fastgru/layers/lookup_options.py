@@ -41,6 +41,10 @@ class _Token(Constraint):
         return "a string" if self.kind == "string" else "an integer"
 
 
+#: the widest row a lookup's one-hot, multi-hot, count or TF-IDF output may have (its TF-IDF weights are as many)
+MAX_ENCODED_WIDTH = 1 << 24
+
+
 def lookup_constraints(kind: str) -> dict:
     token = _Token(kind)
     return {"max_tokens": [NONE, Integer()], "num_oov_indices": [Integer(0)], "mask_token": [NONE, token],
@@ -68,6 +72,12 @@ def check_lookup_options(layer, owner: str) -> None:
                                       "computes dense arrays (the same numbers with sparse=False)")
     if layer.input_idf_weights is not None and layer.output_mode != "tf_idf":
         raise ValueError(f"{owner}: `idf_weights` should only be set if `output_mode` is 'tf_idf'")
+    width = (layer.max_tokens if layer.pad_to_max_tokens else 0) + layer.num_oov_indices
+    if layer.output_mode != "int" and width > MAX_ENCODED_WIDTH:
+        raise UnsupportedKerasFeature(f"{owner}: output_mode={layer.output_mode!r} with num_oov_indices="
+                                      f"{layer.num_oov_indices}, max_tokens={layer.max_tokens} and pad_to_max_tokens="
+                                      f"{layer.pad_to_max_tokens} makes rows of at least {width} values; fastgru "
+                                      f"encodes at most {MAX_ENCODED_WIDTH} per row")
     if layer.salt is not None:
         raise UnsupportedKerasFeature(f"{owner}: a salt (TensorFlow's keyed SipHash for out-of-vocabulary buckets) is "
                                       "not supported; fastgru computes the unsalted FarmHash buckets")

@@ -115,6 +115,10 @@ class RecurrentLayer(Layer):
                              "states a stateful layer carries; pass initial_state= to a call instead")
         self._states = self._checked_states(states)
 
+    def reset_state(self) -> None:
+        """Keras 3's name of :meth:`reset_states` (without states: forget them)."""
+        self.reset_states()
+
     def _checked_states(self, states) -> list[np.ndarray]:
         """``reset_states``'s argument checked (one (B, H) real array per state, all of one batch size)
         and copied in the layer's dtype; nothing is set when one is refused."""
@@ -175,8 +179,8 @@ class RecurrentLayer(Layer):
         declared = self.input_shape[0] if self.stateful and self.input_shape else None
         if declared is not None and bsz != declared:  # (Keras refuses it too: the states are laid out per row)
             raise ValueError(f"stateful {kind} {self.name!r} was built for batches of {declared} (its batch_shape); "
-                             f"received a batch of {bsz} (predict with batch_size={declared} and a multiple of "
-                             f"{declared} samples)")
+                             f"received a batch of {bsz} (pass batch_size={declared} and a multiple of {declared} "
+                             "samples)")
         if self.stateful and self._states is not None:
             if any(s.shape != (bsz, self.units) for s in self._states):
                 raise ValueError(

@@ -28,6 +28,8 @@ from .lookup import StringLookup
 from .lookup_options import OUTPUT_MODES, TokenList
 from .registry import NONE, Anything, Boolean, Integer, KerasContract, StrOptions, register_layer, validate_params
 
+#: the widest n-grams ``ngrams=n`` asks for (1..n: a config's n must not make a list of any length)
+MAX_NGRAM = 1 << 10
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')  # (Keras's DEFAULT_STRIP_REGEX)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
@@ -244,6 +246,9 @@ def _ngrams(ngrams, owner: str):
     if ngrams is None:
         return None
     if isinstance(ngrams, (int, np.integer)) and not isinstance(ngrams, bool) and ngrams >= 1:
+        if ngrams > MAX_NGRAM:
+            raise UnsupportedKerasFeature(f"{owner}: ngrams={ngrams}; fastgru forms n-grams of at most {MAX_NGRAM} "
+                                          "tokens")
         return tuple(range(1, int(ngrams) + 1))
     if isinstance(ngrams, (list, tuple)) and ngrams and all(
             isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in ngrams):

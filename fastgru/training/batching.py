@@ -112,3 +112,25 @@ def class_sample_weight(y, class_weight) -> np.ndarray:
     for cls, weight in class_weight.items():
         weights[classes == int(cls)] = weight
     return weights
+
+
+def check_stateful_batches(model, n: int, batch_size: int, what: str) -> None:
+    """Refuse, before anything runs, batches a stateful recurrent layer built for a fixed batch size cannot take:
+    ``n`` samples in batches of ``batch_size`` must all be that size (Keras fails at the first other batch, after
+    the batches before it have trained; here nothing changes)."""
+    batch_size = min(batch_size, n)  # (one batch of all the samples when they are fewer)
+    layers, seen = list(getattr(model, "layers", ())), set()
+    while layers:
+        layer = layers.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        layers.extend(getattr(layer, "layers", ()) or ())
+        shape = getattr(layer, "input_shape", None) if getattr(layer, "stateful", False) is True else None
+        declared = shape[0] if isinstance(shape, tuple) and shape else None
+        if isinstance(declared, int) and (batch_size != declared or n % declared):
+            raise ValueError(f"{what}: stateful {type(layer).__name__} {layer.name!r} was built for batches of "
+                             f"{declared} (its batch_shape), but {n} samples in batches of {batch_size} give it "
+                             f"{'batches' if batch_size != declared else 'a last batch'} of "
+                             f"{batch_size if batch_size != declared else n % declared}: pass batch_size={declared} "
+                             f"and a multiple of {declared} samples")

@@ -19,6 +19,7 @@ from .batching import (
     BatchStream,
     batch_indices,
     check_class_weight,
+    check_stateful_batches,
     checked_batch_size,
     checked_validation_freq,
     class_sample_weight,
@@ -295,6 +296,10 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     if class_weight is not None:  # the training samples' weights only (the validation data stays unweighted)
         sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
+    check_stateful_batches(model, len(x), batch_size, "fit")
+    if validation_data is not None:
+        check_stateful_batches(model, len(validation_data[0]), validation_batch_size or batch_size,
+                               "fit's validation data")
     steps = steps_per_epoch or math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
@@ -356,6 +361,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
         steps = positive_int("steps", steps)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     batch_size = checked_batch_size(batch_size)
+    check_stateful_batches(model, len(x), batch_size, "evaluate")
     verbose = 1 if verbose == "auto" else verbose
     n_batches = math.ceil(len(x) / batch_size)
     cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
