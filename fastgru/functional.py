@@ -321,9 +321,9 @@ class Model(KerasModelAPI, WrapperTrainable):
         """Training walk: (outputs, output masks, tape) (``fastgru.plan_walk.forward``)."""
         return plan_walk.forward(self, xs, masks, training, logits)
 
-    def _backward(self, d_outputs: list, tape: list, need_dx: bool = False):
+    def _backward(self, d_outputs: list, tape: list, need_dx: bool = False, unreached_as_none: bool = False):
         """(d inputs or None, grads aligned with ``trainable_weights``) (``fastgru.plan_walk.backward``)."""
-        return plan_walk.backward(self, d_outputs, tape, need_dx)
+        return plan_walk.backward(self, d_outputs, tape, need_dx, unreached_as_none)
 
     # ---- as a layer of a Sequential model (one input, one output) ---------------------------------
     def _single(self) -> None:

@@ -254,8 +254,11 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     outs = [vals[s] for s in model._output_slots]
     return outs, [rt[s] for s in model._output_slots], tape
 
-def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
-    """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients."""
+def backward(model, d_outputs: list, tape: list, need_dx: bool = False, unreached_as_none: bool = False):
+    """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients. A layer no
+    gradient reaches (it feeds only an output without a loss, or only ops without a gradient such as argmax)
+    gets zeros, or None with ``unreached_as_none``: Keras has no gradient for it, and its optimizer leaves it
+    alone (no weight decay, no momentum step)."""
     grads: list = [None] * model._n_slots
     for s, d in zip(model._output_slots, d_outputs):
         if d is not None:
@@ -311,6 +314,7 @@ def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
             if not tw:
                 continue
             g = per_layer.get(id(layer))
-            out.extend(g if g is not None else [np.zeros_like(w) for w in tw])
+            missing = [None] * len(tw) if unreached_as_none else [np.zeros_like(w) for w in tw]
+            out.extend(g if g is not None else missing)
     d_inputs = [grads[s] for s in model._input_slots] if need_dx else None
     return d_inputs, out

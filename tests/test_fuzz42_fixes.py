@@ -235,3 +235,31 @@ def test_saving_non_finite_weights_warns():
                 save(f"{folder}/{name}")
         with pytest.raises(fg.ModelFileError, match="NaN"):
             fg.load_model(f"{folder}/m.keras")
+
+
+@pytest.mark.keras
+def test_weights_no_gradient_reaches_are_left_alone(keras, tmp_path):
+    """A branch that feeds only an output without a loss (``loss=["mse", None]``) has no gradient in Keras, whose
+    optimizer then leaves its weights alone; fastgru gave them zero gradients, so AdamW's weight decay shrank
+    them (and momentum would have moved them). Now they get none; a regularized one gets its penalty's
+    gradient alone, as in Keras."""
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = L.Input((5, 3))
+    h = L.GRU(4)(inputs)
+    side = L.Dense(3, name="side", kernel_regularizer="l2")(L.Flatten()(inputs))
+    km = keras.Model(inputs, [L.Dense(1, name="a")(h), L.Dense(2, name="b")(L.Dense(3, name="bh")(inputs[:, -1])),
+                              L.Dense(1, name="c")(side)])
+    km.compile(keras.optimizers.AdamW(0.01, weight_decay=0.1), loss=["mse", None, None])
+    km.save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    y = [rng.normal(size=(16, 1)).astype("float32"), np.zeros((16, 2), "float32"), np.zeros((16, 1), "float32")]
+    ours, km = fg.load_model(tmp_path / "m.keras"), keras.models.load_model(tmp_path / "m.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (Keras: "Gradients do not exist for variables ...")
+        theirs = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    for a, b, v in zip(ours.get_weights(), km.get_weights(), km.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=v.path)

@@ -114,6 +114,9 @@ def add_weight_gradients(layers, trainable_weights, grads: list) -> list:
         if entry is None:
             continue
         g = out[i]
+        if g is None:  # (no gradient from the loss: the penalty's alone)
+            out[i] = entry[0].gradient(w).astype(w.dtype, copy=False)
+            continue
         if isinstance(g, RowGradient):
             g = g.dense()
         out[i] = (g + entry[0].gradient(w).astype(g.dtype, copy=False)).astype(w.dtype, copy=False)

@@ -80,10 +80,11 @@ def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray
     per_layer = [None] * len(model.layers)
     for i in range(len(model.layers) - 1, -1, -1):
         if activity and activity.get(i) is not None and activity[i][1] is not None:
-            dy = dy + activity[i][1].astype(np.asarray(dy).dtype, copy=False)
+            penalty = activity[i][1]
+            dy = penalty if dy is None else dy + penalty.astype(np.asarray(dy).dtype, copy=False)
         layer = model.layers[i]
-        if dy is None:  # (nothing flows back past a nested model's op without a gradient, such as isnan)
-            per_layer[i] = [np.zeros_like(w) for w in layer.trainable_weights]
+        if dy is None:  # (nothing flows back past an op without a gradient, such as isnan: Keras has none either)
+            per_layer[i] = [None] * len(layer.trainable_weights)
             continue
         dy, per_layer[i] = layer.backward(dy, caches[i], need_dx=i > 0)
         if not layer.trainable_weights:  # (a frozen layer whose backward still returns its weights' gradients)
