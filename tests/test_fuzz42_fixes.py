@@ -60,6 +60,34 @@ def test_tf_keras_saved_model_with_stacked_cells_and_adapted_normalization(tmp_p
     ours = fg.load_model(tmp_path / "sm")
     np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert int(ours.layers[0].weights[2]) == 30  # (the adapted count, as tf_keras keeps it)
+    ours.set_weights([np.zeros_like(w) for w in ours.get_weights()])
+    ours.load_weights(tmp_path / "sm")  # (the stack's layers filled from its one checkpoint layer here too)
+    np.testing.assert_allclose(ours.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("source", ["tf_keras", "keras"])
+def test_stack_of_cells_with_a_frozen_cell(source, tmp_path):
+    """A stack of cells whose first cell is frozen: the RNN layer lists its trainable cells' weights first (in a
+    legacy .h5 and a SavedModel), which fastgru read in cell order ("weight rnn ('rnn_gru_cell'.kernel) has shape
+    (4, 12), but the config implies (3, 12)"; with as many inputs as units, the cells' weights swapped)."""
+    K = pytest.importorskip(source)
+    K.utils.set_random_seed(0)
+    frozen = K.layers.GRUCell(4)
+    frozen.trainable = False
+    km = K.Sequential([K.layers.Input((5, 3)), K.layers.RNN(K.layers.StackedRNNCells([frozen, K.layers.LSTMCell(3)])),
+                       K.layers.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype("float32")
+    expected = km.predict(x, verbose=0)
+    km.save(tmp_path / "m.h5")
+    paths = [tmp_path / "m.h5"]
+    if source == "tf_keras":
+        km.save(tmp_path / "sm", save_format="tf")
+        paths.append(tmp_path / "sm")
+    for path in paths:
+        ours = fg.load_model(path)
+        assert [layer.trainable for layer in ours.layers] == [False, True, True]
+        np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def _trained_model(path):
@@ -138,6 +166,17 @@ def test_optimizer_state_is_read_as_the_weights_are(tmp_path):
         group.create_dataset("Adam/iter:0", shape=(1,), dtype="<i8", external=[(str(secret), 0, 8)])
     with pytest.raises(fg.ModelFileError, match="external storage"):
         fg.load_model(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r+") as f:  # (a long list of names comes in chunks: still read)
+        group = f["optimizer_weights"]
+        del group.attrs["weight_names"], group["Adam/iter:0"]
+        group.attrs["weight_names0"], group.attrs["weight_names1"] = [b"Adam/iter:0"], [b"Adam/x:0"]
+        group["Adam/iter:0"], group["Adam/x:0"] = np.int64(3), np.float32(1.0)
+    from fastgru.io import optimizer_state
+
+    model = fg.load_model(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5") as f:
+        names, arrays = optimizer_state.read_tf_keras(f, model, "m.h5")
+    assert names == ["Adam/iter:0", "Adam/x:0"] and int(arrays[0]) == 3
     with h5py.File(tmp_path / "m.h5", "r+") as f:
         f["optimizer_weights"].attrs["weight_names"] = np.array([5])
     with pytest.warns(UserWarning, match="should list names"):
@@ -160,6 +199,17 @@ def test_load_weights_changes_nothing_when_a_later_layer_is_refused(tmp_path):
         model.load_weights(tmp_path / "w.weights.h5")
     for a, b in zip(model.weights, before):
         np.testing.assert_array_equal(a, b)
+    # a TF-IDF layer's weights (kept by name, outside model.weights) too
+    tokens = fg.layers.StringLookup(vocabulary=["a", "b"], idf_weights=[1.0, 2.0], output_mode="tf_idf")
+    model = fg.Sequential([fg.layers.Input((2,), dtype="string"), tokens, fg.layers.Dense(1)])
+    model.save_weights(tmp_path / "t.weights.h5")
+    with h5py.File(tmp_path / "t.weights.h5", "r+") as f:
+        f["layers/string_lookup/vars/idf_weights"][...] = 9.0
+        f["layers/dense/vars/1"][...] = np.nan
+    idf = np.array(tokens.keras_own_variables()["idf_weights"])
+    with pytest.raises(fg.ModelFileError, match="contains NaN"):
+        model.load_weights(tmp_path / "t.weights.h5")
+    np.testing.assert_array_equal(tokens.keras_own_variables()["idf_weights"], idf)
 
 
 def test_legacy_weight_errors_name_the_weight_at_fault(tmp_path):
@@ -186,6 +236,10 @@ def test_lookup_sizes_from_a_config_are_bounded():
     with pytest.raises(fg.UnsupportedKerasFeature, match="encodes at most 16777216 per row"):
         fg.layers.StringLookup(vocabulary=["a"], idf_weights=[1.0], output_mode="tf_idf", max_tokens=10**8,
                                pad_to_max_tokens=True)
+    inverse = fg.layers.IntegerLookup(vocabulary=[5, 6], num_oov_indices=10**12, invert=True)
+    np.testing.assert_array_equal(inverse(np.array([[10**12, 10**12 + 1, 3, 0]])), [[5, 6, -1, -1]])
+    with pytest.raises(ValueError, match=r"the mask token '' is in the vocabulary.*\['', '\[UNK\]'.*\.\.\."):
+        fg.layers.StringLookup(num_oov_indices=10**12, mask_token="", vocabulary=["a", ""])
     with pytest.raises(fg.UnsupportedKerasFeature, match="n-grams of at most 1024"):
         fg.layers.TextVectorization(ngrams=10**7)
     assert fg.layers.TextVectorization(ngrams=3).ngrams == (1, 2, 3)
@@ -200,19 +254,27 @@ def test_stateful_fit_refuses_a_batch_of_another_size_before_training():
     model = fg.Sequential([fg.layers.Input(batch_shape=(8, 5, 3)), fg.layers.GRU(4, stateful=True),
                            fg.layers.Dense(1)])
     model.compile("adam", "mse")
-    x, y = rng.normal(size=(48, 5, 3)), rng.normal(size=(48, 1))
+    x, y = rng.normal(size=(52, 5, 3)), rng.normal(size=(52, 1))
     before = [w.copy() for w in model.get_weights()]
-    for kwargs, match in (({"x": x[:44], "y": y[:44]}, "44 samples in batches of 8 give it a last batch of 4"),
-                          ({"x": x, "y": y, "validation_split": 0.25}, "36 samples in batches of 8"),
-                          ({"x": x, "y": y, "batch_size": 16}, "give it batches of 16"),
+    for kwargs, match in (({"x": x[:44], "y": y[:44]}, "^fit: .*44 samples .* a last batch of 4"),
+                          ({"x": x[:48], "y": y[:48], "validation_split": 0.25}, "^fit: .*36 samples"),
+                          ({"x": x, "y": y, "validation_split": 0.23}, "^fit's validation data: .*12 samples"),
+                          ({"x": x[:48], "y": y[:48], "batch_size": 16}, "give it batches of 16"),
+                          ({"x": x[:44], "y": y[:44], "steps_per_epoch": 3, "epochs": 2}, "a last batch of 4"),
                           ({"x": x[:40], "y": y[:40], "validation_data": (x[:4], y[:4])}, "validation data")):
         with pytest.raises(ValueError, match=match):
-            model.fit(batch_size=kwargs.pop("batch_size", 8), epochs=1, verbose=0, **kwargs)
+            model.fit(batch_size=kwargs.pop("batch_size", 8), epochs=kwargs.pop("epochs", 1), verbose=0, **kwargs)
     with pytest.raises(ValueError, match="evaluate: .* batches of 32"):
-        model.evaluate(x, y, verbose=0)
+        model.evaluate(x[:48], y[:48], verbose=0)
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
     assert model.layers[0].states is None
+    # batches that never reach the short last one are taken, as in Keras; no epoch to run checks nothing
+    model.evaluate(x[:44], y[:44], batch_size=8, steps=5, verbose=0)
+    model.fit(x[:44], y[:44], batch_size=8, steps_per_epoch=2, epochs=2, verbose=0, shuffle=False)
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0, validation_data=(x[:12], y[:12]), validation_steps=1)
+    model.fit(x[:44], y[:44], batch_size=8, epochs=0, verbose=0)
+    model.reset_states()
     model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert model.layers[0].states is not None
     model.layers[0].reset_state()

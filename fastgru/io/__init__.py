@@ -305,7 +305,7 @@ def _warn_non_finite(model, path) -> None:
     if bad:
         warnings.warn(f"{path}: {len(bad)} of the model's weights hold NaN or infinite values (training diverged?); "
                       "they are saved as they are, and fastgru's load_model and load_weights will refuse the file "
-                      "(TerminateOnNaN stops fit at the first NaN loss)", stacklevel=3)
+                      "(TerminateOnNaN stops fit at the first NaN loss)", stacklevel=4)
 
 
 def save_weights(model, path) -> None:

@@ -50,9 +50,9 @@ def refuse_missing_vocabulary(layers, path) -> None:
                                        "the model it loads from it either): save the model as .keras")
 
 
-def load_named_vars(layer, root: h5py.Group, vars_path: str, path) -> None:
+def read_named_vars(layer, root: h5py.Group, vars_path: str, path) -> dict:
     """A layer's variables saved by name (a TF-IDF layer's ``idf_weights``), checked against the column count the
-    config declares."""
+    config declares; ``layer.load_keras_own_variables`` takes them."""
     names = [n for n in getattr(layer, "keras_named_variables", ()) if vars_path in root and n in root[vars_path]]
     values = {}
     for name in names:
@@ -64,8 +64,7 @@ def load_named_vars(layer, root: h5py.Group, vars_path: str, path) -> None:
         values[name] = read_dataset(group, name, path, expected)
         if not np.isfinite(values[name]).all():
             raise ModelFileError(path, f"{vars_path}/{name} holds NaN or infinite values")
-    if values:
-        layer.load_keras_own_variables(values)
+    return values
 
 
 def write_named_vars(f: h5py.Group, layer, own: str) -> None:

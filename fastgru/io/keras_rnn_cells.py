@@ -90,3 +90,17 @@ def stacked_layers(config: dict, name: str, path) -> list[tuple[str, dict, str]]
                    return_sequences=bool(config.get("return_sequences")) if last else True)
         out.append((*rnn_as_layer({**own, "cell": entry}, label, path), cell_cls))
     return out
+
+
+def stack_groups(paths: list[str]) -> list[list[int]]:
+    """The indices of the layers each Keras layer stands for, from their Keras 3 weight paths: the recurrent
+    layers of one ``RNN`` over a stack of cells (``<rnn>/cell/cells/<cell>/vars``) together, every other layer
+    on its own."""
+    groups: list[list[int]] = []
+    for i, where in enumerate(paths):
+        stack = where.split("/cell/cells/")[0] + "/cell/cells/" if "/cell/cells/" in where else None
+        if stack is not None and groups and paths[groups[-1][-1]].startswith(stack):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups

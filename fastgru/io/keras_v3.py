@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .atomic import atomic_file
 from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
-from .keras_assets import load_named_vars, write_named_vars
+from .keras_assets import read_named_vars, write_named_vars
 from .keras_config import TIME_DISTRIBUTED_ATTR, LayerSpec, snake_case
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
 
@@ -167,10 +167,13 @@ def _check_member_sizes(archive: zipfile.ZipFile, names, path) -> None:
 
 def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) -> None:
     """Copy ``<group>/0..n`` into each (built) fastgru layer, checking count and shapes (the groups of
-    a layer: :func:`v3_var_groups`, one, or two for a Bidirectional)."""
+    a layer: :func:`v3_var_groups`, one, or two for a Bidirectional): every layer's arrays are read and checked
+    before any layer is changed."""
+    plan = []
     for layer, spec in zip(layers, specs):
-        if getattr(layer, "keras_named_variables", ()):
-            load_named_vars(layer, root, spec.v3_path, path)
+        named = read_named_vars(layer, root, spec.v3_path, path) if getattr(layer, "keras_named_variables", ()) else {}
+        if named:
+            plan.append((layer, named, None))
         if not layer.weights:
             continue
         groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
@@ -181,7 +184,13 @@ def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) ->
                 raise ModelFileError(path, f"{where} holds {len(group.keys())} variables, layer "
                                            f"{layer.name!r} ({spec.class_name}) expects {n}")
         arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
-        set_checked(layer, arrays, path, where=spec.v3_path)
+        check_arrays(layer, arrays, path, where=spec.v3_path)
+        plan.append((layer, None, arrays))
+    for layer, named, arrays in plan:
+        if named:
+            layer.load_keras_own_variables(named)
+        else:
+            layer.set_weights(arrays)  # (checked above)
 
 
 def _var_group(root: h5py.Group, where: str, path) -> tuple[h5py.Group, str]:
@@ -220,6 +229,12 @@ def check_shapes(layer, shapes, path, where: str) -> None:
 
 
 def set_checked(layer, arrays, path, where: str) -> None:
+    check_arrays(layer, arrays, path, where)
+    layer.set_weights(arrays)
+
+
+def check_arrays(layer, arrays, path, where: str) -> None:
+    """Refuse arrays of another shape or dtype kind than the layer's weights, or holding NaN or infinities."""
     check_shapes(layer, [a.shape for a in arrays], path, where)
     for name, have, got in zip(layer.weight_paths, layer.weights, arrays):
         if have.dtype.kind in "iu":  # an integer weight (Normalization's count)
@@ -230,7 +245,6 @@ def set_checked(layer, arrays, path, where: str) -> None:
             raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) has dtype {got.dtype}, expected floats")
         if not np.isfinite(got).all():
             raise ModelFileError(path, f"weight {where} ({layer.name!r}.{name}) contains NaN or infinite values")
-    layer.set_weights(arrays)
 
 
 def load_v3_weights(model, specs, h5_source, path) -> None:

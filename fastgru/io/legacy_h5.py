@@ -21,11 +21,15 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
     layer_names = read_list_attr(weights_root, "layer_names", path)
     # the layers that read from each group, in order (a nested model's group feeds several layers)
     by_group: dict[str, list] = {}
-    config_of = {}
+    config_of, stacked = {}, set()
     for layer, spec in zip(layers, specs):
         by_group.setdefault(spec.legacy_group, []).append(layer)
         config_of[id(layer)] = getattr(spec, "config", None) or {}
+        if "/cell/cells/" in (getattr(spec, "v3_path", None) or ""):
+            stacked.add(spec.legacy_group)
     for group_name, group_layers in by_group.items():
+        if group_name in stacked:  # (tf_keras's StackedRNNCells lists its trainable cells' weights first)
+            group_layers = [l for l in group_layers if l.trainable] + [l for l in group_layers if not l.trainable]
         needed = sum(len(l.weights) for l in group_layers)
         if needed == 0:
             continue

@@ -68,9 +68,10 @@ def _max_arrays(model) -> int:
 
 def _read_array(group, key: str, model, path) -> np.ndarray | None:
     """One optimizer array, read by the checked weight reader (``h5utils.read_dataset``: from this file's own bytes,
-    no external storage or virtual dataset, no filter run by libhdf5, nothing allocated before its header is
-    checked), and only when it is a scalar or no larger than the model's largest trainable weight (a slot's
-    size); None (the state then left out) for anything else."""
+    nothing allocated before its header is checked), and only when it is a scalar or no larger than the model's
+    largest trainable weight (a slot's size); None (the state then left out, with a warning) for another size or
+    a non-numeric array. A hostile layout (external storage, a virtual dataset, a filter other than gzip and
+    shuffle, a damaged chunk) is the ModelFileError it is for a weight: the whole load is refused."""
     obj = group.get(key)
     if not isinstance(obj, h5py.Dataset):
         return None
@@ -234,8 +235,8 @@ def read_tf_keras(h5, model, path) -> tuple[list[str], list[np.ndarray]] | None:
     group = h5.get("optimizer_weights") if "optimizer_weights" in h5 else None
     if group is None or not hasattr(group, "attrs"):
         return None
-    if "weight_names" not in group.attrs:
-        return _skip(path, "its optimizer_weights group lists no weight_names") or None
+    if "weight_names" not in group.attrs and "weight_names0" not in group.attrs:  # (a long list: in chunks)
+        return None
     try:
         names = read_list_attr(group, "weight_names", path)
     except ModelFileError as exc:

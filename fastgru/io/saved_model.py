@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import protobuf_wire as pw
+from .keras_rnn_cells import stack_groups
 from .tensor_bundle import OBJECT_GRAPH_KEY, Bundle, open_inside, read_small_file
 
 MAX_METADATA_BYTES = 64 << 20
@@ -393,6 +394,8 @@ def assign_weights(layers, names, bundle: Bundle, graph: ObjectGraph, path,
             if stored is not None and stored != name:
                 raise ModelFileError(path, f"the checkpoint's layer {where} is {stored!r} in keras_metadata.pb, "
                                            f"the config's layer in that place is {name!r}: inconsistent directory")
+        if len(members) > 1:  # (tf_keras's StackedRNNCells lists its trainable cells' variables first)
+            members = [m for m in members if m.trainable] + [m for m in members if not m.trainable]
         if len(members) == 1:
             keys = graph.layer_variable_keys(node, members[0], path, where)
         elif graph.child(node, "variables") is None:  # (a save_weights checkpoint names a cell's variables)
@@ -425,18 +428,14 @@ def load_into(model, spec, source: SavedModelSource, path) -> None:
                 f"layer {layer_spec.config.get('name')!r} ({layer_spec.class_name}): a SavedModel keeps its "
                 "vocabulary in TensorFlow's lookup tables, outside the layer's config, which fastgru does not read "
                 "(without it every token would be out of vocabulary); save the model as .h5 or .keras")
-    groups: list[list[int]] = []  # (an RNN over a stack of cells: its layers, one checkpoint layer)
-    for i, layer_spec in enumerate(spec.layers):
-        stack = layer_spec.v3_path.split("/cell/cells/")[0] if "/cell/cells/" in layer_spec.v3_path else None
-        if stack is not None and groups and spec.layers[groups[-1][-1]].v3_path.startswith(stack + "/cell/cells/"):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata, groups)
+    assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata,
+                   stack_groups([s.v3_path for s in spec.layers]))
 
 
 def load_checkpoint_weights(model, path) -> None:
     """``model.load_weights(prefix)`` for a save_weights(save_format="tf") checkpoint or a SavedModel folder."""
     bundle, graph = open_checkpoint(path)
+    paths = getattr(model, "_keras_v3_paths", None)  # (a model loaded from a file: its stacks of cells)
+    groups = stack_groups(paths) if isinstance(paths, list) and len(paths) == len(model.layers) else None
     with bundle:
-        assign_weights(model.layers, [None] * len(model.layers), bundle, graph, path)
+        assign_weights(model.layers, [None] * len(model.layers), bundle, graph, path, groups=groups)

@@ -161,8 +161,10 @@ class IndexLookup(Layer):
             raise ValueError(f"{owner}: the vocabulary repeats {repeated[:10]}: make its tokens unique")
         for token, what in ((self.mask_token, "mask"), (self.oov_token if self.invert else None, "OOV")):
             if token is not None and token in tokens:
+                special = [self.mask_token] * self._oov_start() + [self.oov_token] * min(self.num_oov_indices, 4)
                 raise ValueError(f"{owner}: the {what} token {token!r} is in the vocabulary: leave the special tokens "
-                                 f"out, or give them only at its start in this order: {self._special_tokens()[:8]}")
+                                 f"out, or give them only at its start in this order: {special}"
+                                 f"{' ...' if self.num_oov_indices > 4 else ''}")
         if self.max_tokens is not None and start + len(tokens) > self.max_tokens:
             raise ValueError(f"{owner}: a vocabulary of {start + len(tokens)} tokens is larger than max_tokens="
                              f"{self.max_tokens}")
@@ -277,11 +279,13 @@ class IndexLookup(Layer):
 
     def _tokens_of(self, idx: np.ndarray) -> np.ndarray:
         kind = object if self.vocabulary_kind == "string" else np.int64
-        values = self.get_vocabulary() + [self.oov_token]  # (the OOV token last: the default)
+        # the tokens after the special ones, then the OOV token (every other index reads it; the special tokens
+        # are not listed: num_oov_indices may be huge)
+        values = self.get_vocabulary(include_special_tokens=False) + [self.oov_token]
         vocabulary = object_array(values, (len(values),)) if kind is object else np.array(values, kind)
         start = self._token_start()
-        known = (idx >= start) & (idx < len(vocabulary) - 1)
-        out = vocabulary[np.where(known, idx, len(vocabulary) - 1)]
+        known = (idx >= start) & (idx < start + len(vocabulary) - 1)
+        out = vocabulary[np.where(known, idx - start, len(vocabulary) - 1)]
         if self.mask_token is not None:
             out = np.where(idx == 0, np.array(self.mask_token, kind), out)
         return out

@@ -252,5 +252,8 @@ def _ngrams(ngrams, owner: str):
         return tuple(range(1, int(ngrams) + 1))
     if isinstance(ngrams, (list, tuple)) and ngrams and all(
             isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in ngrams):
+        if max(ngrams) > MAX_NGRAM:
+            raise UnsupportedKerasFeature(f"{owner}: ngrams={list(ngrams)[:8]}; fastgru forms n-grams of at most "
+                                          f"{MAX_NGRAM} tokens")
         return tuple(int(n) for n in ngrams)
     raise ValueError(f"{owner}: `ngrams` must be None, a positive integer or a tuple of them, received {ngrams!r}")

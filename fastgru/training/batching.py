@@ -114,11 +114,15 @@ def class_sample_weight(y, class_weight) -> np.ndarray:
     return weights
 
 
-def check_stateful_batches(model, n: int, batch_size: int, what: str) -> None:
+def check_stateful_batches(model, n: int, batch_size: int, what: str, batches: int | None = None) -> None:
     """Refuse, before anything runs, batches a stateful recurrent layer built for a fixed batch size cannot take:
-    ``n`` samples in batches of ``batch_size`` must all be that size (Keras fails at the first other batch, after
-    the batches before it have trained; here nothing changes)."""
-    batch_size = min(batch_size, n)  # (one batch of all the samples when they are fewer)
+    ``n`` samples in batches of ``batch_size``, ``batches`` of them drawn (None: one whole pass), must all be that
+    size (Keras fails at the first other batch, after the batches before it have trained; here nothing changes).
+    A last, shorter batch counts only when that many batches reach it."""
+    if batches == 0:
+        return
+    size = min(batch_size, n)  # (one batch of all the samples when they are fewer)
+    reaches_last = batches is None or batches >= math.ceil(n / batch_size)
     layers, seen = list(getattr(model, "layers", ())), set()
     while layers:
         layer = layers.pop()
@@ -128,9 +132,13 @@ def check_stateful_batches(model, n: int, batch_size: int, what: str) -> None:
         layers.extend(getattr(layer, "layers", ()) or ())
         shape = getattr(layer, "input_shape", None) if getattr(layer, "stateful", False) is True else None
         declared = shape[0] if isinstance(shape, tuple) and shape else None
-        if isinstance(declared, int) and (batch_size != declared or n % declared):
+        if not isinstance(declared, int):
+            continue
+        if size != declared:
             raise ValueError(f"{what}: stateful {type(layer).__name__} {layer.name!r} was built for batches of "
-                             f"{declared} (its batch_shape), but {n} samples in batches of {batch_size} give it "
-                             f"{'batches' if batch_size != declared else 'a last batch'} of "
-                             f"{batch_size if batch_size != declared else n % declared}: pass batch_size={declared} "
-                             f"and a multiple of {declared} samples")
+                             f"{declared} (its batch_shape), but {n} samples with batch_size={batch_size} give it "
+                             f"batches of {size}: pass batch_size={declared} and a multiple of {declared} samples")
+        if n % declared and reaches_last:
+            raise ValueError(f"{what}: stateful {type(layer).__name__} {layer.name!r} was built for batches of "
+                             f"{declared} (its batch_shape), but {n} samples with batch_size={batch_size} give it a "
+                             f"last batch of {n % declared}: pass a multiple of {declared} samples (or fewer steps)")

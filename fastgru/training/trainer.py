@@ -297,10 +297,12 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     if class_weight is not None:  # the training samples' weights only (the validation data stays unweighted)
         sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
-    check_stateful_batches(model, len(x), batch_size, "fit")
-    if validation_data is not None:
+    runs = max(epochs - initial_epoch, 0)  # (the epochs that run: their batches, checked before the first)
+    drawn = 0 if runs == 0 else None if steps_per_epoch is None else steps_per_epoch * runs
+    check_stateful_batches(model, len(x), batch_size, "fit", drawn)
+    if validation_data is not None and runs:
         check_stateful_batches(model, len(validation_data[0]), validation_batch_size or batch_size,
-                               "fit's validation data")
+                               "fit's validation data", validation_steps)
     steps = steps_per_epoch or math.ceil(len(x) / batch_size)
     verbose = 1 if verbose == "auto" else verbose
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
@@ -362,7 +364,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
         steps = positive_int("steps", steps)
     x, y, sample_weight = _check_xy(model, x, y, sample_weight)
     batch_size = checked_batch_size(batch_size)
-    check_stateful_batches(model, len(x), batch_size, "evaluate")
+    check_stateful_batches(model, len(x), batch_size, "evaluate", steps)
     verbose = 1 if verbose == "auto" else verbose
     n_batches = math.ceil(len(x) / batch_size)
     cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
