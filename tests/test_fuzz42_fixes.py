@@ -325,3 +325,59 @@ def test_weights_no_gradient_reaches_are_left_alone(keras, tmp_path):
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     for a, b, v in zip(ours.get_weights(), km.get_weights(), km.weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=v.path)
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+def test_masked_batch_normalization_gradients_on_any_axis(axis):
+    """``BatchNormalization(axis=1)`` behind a mask (forty-third round) trained in Keras, whose masked statistics
+    broadcast the mask over the last axis whichever axis is normalized; fastgru refused the mask in training
+    ("a mask must have the input's shape without its last (feature) axis"). Its masked statistics and their
+    gradients, against central differences in float64."""
+    from gradcheck import numeric_gradient
+
+    rng = np.random.default_rng(0)
+    layer = fg.layers.BatchNormalization(axis=axis, dtype="float64")
+    x = rng.normal(size=(3, 5, 4))
+    layer.build(x.shape)
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+    mask = np.ones((3, 5), bool)
+    mask[0, 3:] = mask[2, :2] = False
+    y, cache = layer.forward(x, mask=mask, training=True)
+    w = np.broadcast_to(mask[..., None], x.shape)
+    axes = tuple(a for a in range(3) if a != axis % 3)
+    mean = (x * w).sum(axis=axes, keepdims=True) / (w.sum(axis=axes, keepdims=True) + 1e-7)
+    variance = (np.square(x - mean) * w).sum(axis=axes, keepdims=True) / (w.sum(axis=axes, keepdims=True) + 1e-7)
+    gamma, beta = (p.reshape([-1 if a == axis % 3 else 1 for a in range(3)]) for p in layer.get_weights()[:2])
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(variance + 1e-3) * gamma + beta, rtol=1e-10)
+    coef = rng.standard_normal(y.shape)
+    dx, grads = layer.backward(coef, cache)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda v: layer.call(v, mask=mask, training=True), x, coef),
+                               rtol=1e-5, atol=1e-7)
+    for weight, g in zip(layer.trainable_weights, grads):
+        def f(value, weight=weight):
+            saved = weight.copy()
+            weight[...] = value
+            try:
+                return layer.call(x, mask=mask, training=True)
+            finally:
+                weight[...] = saved
+        np.testing.assert_allclose(g, numeric_gradient(f, weight.copy(), coef), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.keras
+def test_masked_batch_normalization_on_the_time_axis_trains_as_keras(keras, tmp_path):
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 12, 4)).astype("float32")
+    x[::3, 8:] = 0.0
+    y = rng.normal(size=(32, 2)).astype("float32")
+    km = keras.Sequential([L.Input((12, 4)), L.Masking(0.0), L.BatchNormalization(axis=1), L.GRU(5), L.Dense(2)])
+    km.compile("adam", "mse")
+    km.save(tmp_path / "m.keras")
+    ours, km = fg.load_model(tmp_path / "m.keras"), keras.models.load_model(tmp_path / "m.keras")
+    theirs = km.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -268,10 +268,11 @@ class BatchNormalization(Layer):
         if mask is None:
             return None
         mask = np.asarray(mask)
-        if mask.shape != x.shape[:-1] or self._axis != x.ndim - 1:
+        if mask.shape != x.shape[:-1]:
             raise ValueError(f"BatchNormalization {self.name!r}: a mask must have the input's shape without its last "
                              f"(feature) axis, received mask shape {mask.shape} for input shape {x.shape}")
-        return mask.astype(bool)[..., None]
+        # (Keras: the mask along the last axis, broadcast to the input, whichever axis is normalized)
+        return np.broadcast_to(mask.astype(bool)[..., None], x.shape)
 
     def _normalize(self, x, mean, variance):
         r = 1.0 / np.sqrt(variance + x.dtype.type(self.epsilon))
