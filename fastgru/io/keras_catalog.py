@@ -10,8 +10,6 @@ import re
 _KNOWN_UNSUPPORTED = {
     "ConvLSTM3D", "Lambda", "SpectralNormalization",
     "StackedRNNCells", "ReversibleEmbedding", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
-    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D", "AdaptiveMaxPooling1D",
-    "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
     # preprocessing: text, lookups and encodings, audio, images and their augmentation
     "HashedCrossing",
     "MelSpectrogram", "STFTSpectrogram", "Pipeline", "AugMix",

@@ -39,6 +39,7 @@ KERAS_SLOT_LAYOUT = {
     "Ftrl": (("accumulator", "linear"),),
     "Lamb": (("momentum", "velocity"),),
     "Adafactor": (("r", "c", "velocity"),),
+    "Muon": (("momentum", "velocity"),),  # (a velocity only for the variables it steps with AdamW)
 }
 
 
@@ -104,6 +105,7 @@ def restore(model, arrays: list[np.ndarray] | None, path, keras2: bool = False) 
         return False
     if layout is None or getattr(optimizer, "tf_legacy", False) or not variables:
         return _skip(path, f"fastgru does not read {type(optimizer).__name__}'s saved state")
+    optimizer.bind_model(model)  # (Muon: which rule, and so which slots, each variable has)
     slots = [optimizer._build_slots(v) for v in variables]  # (new zero arrays: only their names and shapes)
     order = [(i, name) for group in layout for i in range(len(variables)) for name in group if name in slots[i]]
     # (Keras 3's Nadam saves its momentum product last; tf_keras's keeps it out of its variables: it restarts at 1)

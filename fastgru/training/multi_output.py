@@ -19,10 +19,10 @@ from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from .apply_step import apply_to_model
 from .compiled import float64_model
 from .keras_objects import is_serialized
 from .metric_base import numbering_kept
-from .optimizer_base import apply_to_model
 
 
 class MultiArray:

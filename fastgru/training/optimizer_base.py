@@ -256,8 +256,9 @@ class Optimizer:
                 if g_clipped.shape != v.shape:
                     raise ValueError(f"gradient {i} has shape {g_clipped.shape}; its variable has {v.shape}")
                 lr = v.dtype.type(rate)
-                if self.weight_decay is not None and self._decay_flags[i]:
-                    v -= v * _kcast(self.weight_decay, v.dtype) * lr
+                decay = self._weight_decay_of(i, v)
+                if decay is not None and self._decay_flags[i]:
+                    v -= v * _kcast(decay, v.dtype) * lr
                 if isinstance(g_clipped, RowGradient) and g_clipped.sum_first and self.legacy_lazy_rows:
                     self._update_looked_up_rows(i, g_clipped, v, lr)
                     continue
@@ -347,6 +348,14 @@ class Optimizer:
         clip = dt(self.clipnorm)
         return _map_values(g, lambda a: (a * clip) / np.maximum(l2norm, clip))
 
+    def _weight_decay_of(self, i: int, var: np.ndarray) -> float | None:
+        """The weight decay of variable ``i`` (Muon's differs between its two rules)."""
+        return self.weight_decay
+
+    def bind_model(self, model) -> None:
+        """Called with the model before its variables are updated or their state is read or written (Muon picks
+        its rule per variable from the variables' Keras paths); nothing by default."""
+
     def _build_slots(self, var: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
@@ -384,29 +393,3 @@ def _clip_by_global_norm(grads: list, clip_norm: float) -> list:
     # (TensorFlow multiplies an Embedding's IndexedSlices by the scale as a dense tensor, the slices summed: the
     # update rule then sees a dense gradient, squared as a whole)
     return [(g.dense() if isinstance(g, RowGradient) else g) * g.dtype.type(scale) for g in grads]
-
-
-def variable_names(model, variables: list) -> list | None:
-    """Keras's ``variable.name`` (``kernel``, ``bias``, ...) of each array in ``variables`` (a model's trainable
-    weights), from its layers' weight paths (nested models and wrappers included); None where not found."""
-    found: dict[int, str] = {}
-
-    def visit(layer):
-        paths = getattr(layer, "weight_paths", None)
-        if paths is not None and not getattr(layer, "_fg_model", False):
-            for w, path in zip(layer.weights, paths):
-                found.setdefault(id(w), str(path).rsplit("/", 1)[-1])
-            return
-        for inner in getattr(layer, "layers", None) or []:
-            visit(inner)
-
-    visit(model)
-    return [found.get(id(v)) for v in variables]
-
-
-def apply_to_model(optimizer, grads: list, model) -> None:
-    """``optimizer.apply`` to ``model``'s trainable weights (with their names when weight decay excludes some
-    by name)."""
-    variables = model.trainable_weights
-    names = variable_names(model, variables) if getattr(optimizer, "_no_decay_pattern", None) is not None else None
-    optimizer.apply(grads, variables, names)

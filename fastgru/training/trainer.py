@@ -15,6 +15,7 @@ import numpy as np
 
 from . import compile_metrics, regularization
 from . import losses as losses_module
+from .apply_step import apply_to_model
 from .batching import (
     BatchStream,
     batch_indices,
@@ -28,7 +29,6 @@ from .batching import (
 from .callbacks import CallbackList
 from .compiled import Compiled, compile_model  # noqa: F401  (compile_model: what the models' compile calls)
 from .compiled import compiled_of as _compiled
-from .optimizer_base import apply_to_model
 from .structures import refuse_streams, single
 
 # ---------------------------------------------------------------------------------------------

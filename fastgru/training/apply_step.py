@@ -1,0 +1,46 @@
+"""One optimizer step on a model's trainable weights, and the Keras names and paths of those weights that some
+optimizers need (weight decay's exclusions by name, Muon's choice of rule by path)."""
+
+from __future__ import annotations
+
+
+def _owned_paths(model, variables: list) -> dict[int, str]:
+    """The id of each weight -> ``<layer name>/<weight path>`` (``gru/kernel``, ``bidirectional/forward_gru/kernel``),
+    over the model's layers (nested models and wrappers included)."""
+    found: dict[int, str] = {}
+
+    def visit(layer):
+        paths = getattr(layer, "weight_paths", None)
+        if paths is not None and not getattr(layer, "_fg_model", False):
+            for w, path in zip(layer.weights, paths):
+                found.setdefault(id(w), f"{layer.name}/{path}")
+            return
+        for inner in getattr(layer, "layers", None) or []:
+            visit(inner)
+
+    visit(model)
+    return found
+
+
+def variable_names(model, variables: list) -> list | None:
+    """Keras's ``variable.name`` (``kernel``, ``bias``, ...) of each array in ``variables`` (a model's trainable
+    weights), from its layers' weight paths (nested models and wrappers included); None where not found."""
+    found = _owned_paths(model, variables)
+    return [found[id(v)].rsplit("/", 1)[-1] if id(v) in found else None for v in variables]
+
+
+def variable_paths(model, variables: list) -> list:
+    """A Keras-like ``variable.path`` of each array in ``variables``: ``<layer name>/<weight path>`` (Keras's own
+    paths differ between a model built in code and one loaded; the layer's name and the weight's are in both);
+    None where not found."""
+    found = _owned_paths(model, variables)
+    return [found.get(id(v)) for v in variables]
+
+
+def apply_to_model(optimizer, grads: list, model) -> None:
+    """``optimizer.apply`` to ``model``'s trainable weights (with their names when weight decay excludes some
+    by name)."""
+    variables = model.trainable_weights
+    optimizer.bind_model(model)
+    names = variable_names(model, variables) if getattr(optimizer, "_no_decay_pattern", None) is not None else None
+    optimizer.apply(grads, variables, names)
