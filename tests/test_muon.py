@@ -85,3 +85,37 @@ def test_muon_trains_resumes_and_saves_as_keras(keras, tmp_path, options):
     assert int(back.optimizer.iterations) == int(km.optimizer.iterations) == 12
     for a, b in zip(back.optimizer.variables[2:], km.optimizer.variables[2:]):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=2e-5)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{}, {"warmup_steps": 3, "weight_decay": 0.01, "beta_1": 0.8}])
+def test_schedule_free_adamw_trains_resumes_and_saves_as_keras(keras, tmp_path, options):
+    """Keras 3's ScheduleFreeAdamW (its ``z`` sequence in the ``momentum`` slot, at zero when ``fit`` builds it on
+    TensorFlow). Trained from the same weights as a Keras model trained in code: ``load_model`` of an untrained
+    compiled file builds Keras's optimizer over the layers' fresh random values."""
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    tokens = L.Input((6,), dtype="int32")
+    h = L.GRU(7)(L.Embedding(12, 5)(tokens))
+    km = keras.Model(tokens, L.Dense(3)(h))
+    km.compile(keras.optimizers.ScheduleFreeAdamW(0.01, **options), "mse")
+    km.save(tmp_path / "m.keras")
+    x, y = rng.integers(0, 12, size=(32, 6)), rng.normal(size=(32, 3)).astype("float32")
+    ours = fg.load_model(tmp_path / "m.keras")
+    theirs = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    for a, b, v in zip(ours.get_weights(), km.get_weights(), km.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=v.path)
+    km.save(tmp_path / "trained.keras")
+    ours, km = fg.load_model(tmp_path / "trained.keras"), keras.models.load_model(tmp_path / "trained.keras")
+    theirs = km.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               theirs, rtol=1e-5)
+    ours.save(tmp_path / "back.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        back = keras.models.load_model(tmp_path / "back.keras")
+    for a, b in zip(back.optimizer.variables[2:], km.optimizer.variables[2:]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)

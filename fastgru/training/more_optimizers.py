@@ -1,6 +1,6 @@
-"""Keras 3's Adadelta, Lion, Ftrl, Lamb and Adafactor with its exact update rules: Keras's casts (hyperparameters in the
-variable's dtype, Lion's betas through float32 first), its order of operations and, for an Embedding's
-row gradient, its IndexedSlices arithmetic (which slices are scaled or squared before they are summed).
+"""Keras 3's Adadelta, Lion, Ftrl, Lamb, Adafactor and ScheduleFreeAdamW with its exact update rules: Keras's casts
+(hyperparameters in the variable's dtype, Lion's betas through float32 first), its order of operations and, for an
+Embedding's row gradient, its IndexedSlices arithmetic (which slices are scaled or squared before they are summed).
 Clipping, weight decay and learning-rate schedules come from the shared base class."""
 
 from __future__ import annotations
@@ -238,3 +238,49 @@ class Adafactor(Optimizer):
 
 def _rms(x: np.ndarray):
     return np.sqrt(np.mean(np.square(x), dtype=x.dtype))
+
+
+class ScheduleFreeAdamW(Optimizer):
+    """Keras 3's ScheduleFreeAdamW (Defazio et al., 2024): Adam's second moment, its step taken on a sequence
+    ``z`` (the ``momentum`` slot) and the variable set to the interpolation ``y = (1 - beta_1) z + beta_1 x`` of
+    ``z`` and the running average ``x`` of the ``z`` so far (``x`` recovered from the variable each step); the rate
+    ramps up linearly over ``warmup_steps``. No schedule is needed (one may still be given).
+
+    ``z`` starts at zero, as Keras's ``fit`` on TensorFlow leaves it: its ``build`` copies the variables into it,
+    but run inside the traced train step that copy does not happen, so the first step sets every weight to
+    ``-lr g / (|g| + epsilon)`` (about ``±lr``) whatever it was. (A Keras optimizer built outside ``fit`` does copy
+    them: ``load_model`` of an untrained compiled file copies the layers' fresh random values, before the file's
+    weights replace them, which no other run can reproduce.) And the ``x`` it recovers from the variable takes the
+    ``z`` just updated, where the paper takes the one before (Keras's ``momentum.value`` is the variable itself,
+    read after the update)."""
+
+    def __init__(self, learning_rate: float = 0.0025, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, warmup_steps: int = 0, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
+            raise ValueError(f"`warmup_steps` must be a non-negative integer, received {warmup_steps!r}")
+        self.beta_1, self.beta_2, self.epsilon, self.warmup_steps = beta_1, beta_2, epsilon, int(warmup_steps)
+
+    def _build_slots(self, var):
+        return {"momentum": np.zeros_like(var), "velocity": np.zeros_like(var)}
+
+    def _update(self, i, g, var, lr, g_sq):
+        dt = var.dtype.type
+        step = dt(self.iterations + 1)
+        beta_1, beta_2, epsilon = (_kcast(v, var.dtype) for v in (self.beta_1, self.beta_2, self.epsilon))
+        if self.warmup_steps > 0:
+            lr = lr * np.minimum(step / dt(self.warmup_steps), dt(1.0))
+        s = self._slots[i]
+        z, v = s["momentum"], s["velocity"]
+        correction = dt(1) - np.power(beta_2, step)
+        v += (_square(g, g_sq) - v) * (dt(1) - beta_2)
+        z -= (lr * g) / (np.sqrt(v / correction) + epsilon)
+        weight = dt(1.0) / step
+        # (Keras's "old" z is its variable itself, read after the step above: the new z)
+        x_old = (var - (dt(1) - beta_1) * z) / beta_1
+        x_new = (dt(1) - weight) * x_old + weight * z
+        var[...] = (dt(1) - beta_1) * z + beta_1 * x_new
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "warmup_steps": self.warmup_steps}

@@ -10,7 +10,7 @@ import numpy as np
 from .._kernels.optim import adam_update
 from . import schedules  # noqa: F401  (fg.optimizers.schedules, as keras.optimizers.schedules)
 from .keras_objects import keras_config
-from .more_optimizers import Adadelta, Adafactor, Ftrl, Lamb, Lion
+from .more_optimizers import Adadelta, Adafactor, Ftrl, Lamb, Lion, ScheduleFreeAdamW
 from .muon import Muon
 from .optimizer_base import Optimizer, _kcast, _square
 
@@ -357,7 +357,7 @@ class Adamax(Optimizer):
 
 
 _CLASSES = {c.__name__.lower(): c for c in (Adam, SGD, RMSprop, Adagrad, AdamW, Nadam, Adamax, Adadelta, Lion, Ftrl,
-                                              Lamb, Adafactor, Muon)}
+                                              Lamb, Adafactor, Muon, ScheduleFreeAdamW)}
 
 
 def _keep_weight_decay_exclusions(keras_optimizer, optimizer: Optimizer) -> None:
@@ -376,7 +376,7 @@ def _keep_weight_decay_exclusions(keras_optimizer, optimizer: Optimizer) -> None
 def get(identifier) -> Optimizer:
     """Return an Optimizer for a class name in any case (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
     ``"adamw"``, ``"nadam"``, ``"adamax"``, ``"adadelta"``, ``"lion"``, ``"ftrl"``, ``"lamb"``,
-    ``"adafactor"``, ``"muon"``), a Keras config dict
+    ``"adafactor"``, ``"muon"``, ``"schedulefreeadamw"``), a Keras config dict
     ``{"class_name": "Adam", "config": {...}}`` (a mixed-precision ``LossScaleOptimizer``'s: its inner optimizer),
     Keras's own optimizer object or an Optimizer instance."""
     if isinstance(identifier, Optimizer):
@@ -405,7 +405,7 @@ def get(identifier) -> Optimizer:
 
 
 #: Keras 3 optimizers fastgru does not implement: ``fg.optimizers.<name>`` says so by name
-_NOT_IMPLEMENTED = ("ScheduleFreeAdamW", "MultiOptimizer", "LossScaleOptimizer")
+_NOT_IMPLEMENTED = ("MultiOptimizer", "LossScaleOptimizer")
 
 
 def __getattr__(name: str):
