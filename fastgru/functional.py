@@ -28,10 +28,11 @@ from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's pu
     map_graph,
     symbolic_call,
 )
+from .input_casts import cast_to_declared
 from .layers import registry
 from .layers.base import PROPAGATED_MASK, WrapperTrainable, checked_name, unique_name, weights_list, weights_lock
 from .layers.core import InputLayer
-from .model_api import KerasModelAPI
+from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
 
 
@@ -185,12 +186,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         return nodes[0] if nodes else None
 
     def get_layer(self, name: str | None = None, index: int | None = None):
-        if index is not None:
-            return self._all_layers[index]
-        for layer in self._all_layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name!r}; layers are {[l.name for l in self._all_layers]}")
+        return pick_layer(self._all_layers, name, index, self.name)
 
     def build(self, input_shape=None) -> None:
         """A Functional model is built when it is made."""
@@ -296,6 +292,7 @@ class Model(KerasModelAPI, WrapperTrainable):
             if a.ndim != len(t.shape) or any(e is not None and e != r for e, r in zip(t.shape[1:], a.shape[1:])):
                 raise ValueError(f"Model {self.name!r} input {name!r} expects shape {_fmt(t.shape)}, received "
                                  f"{a.shape}")
+            a = cast_to_declared(a, getattr(t.layer, "input_dtype", None), f"Model {self.name!r} input {name!r}")
             if n is None:
                 n = len(a)
             elif len(a) != n:

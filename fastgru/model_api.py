@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 
 class KerasModelAPI:
     """Mixed into ``Sequential`` and ``Model`` (which define ``weights``, ``trainable_weights`` and ``metrics``)."""
@@ -147,3 +149,23 @@ class KerasModelAPI:
         if kwargs:
             raise ValueError(f"Invalid keyword arguments: {sorted(kwargs)}")
         load_weights(self, filepath)
+
+
+def pick_layer(layers: list, name, index, model_name: str):
+    """Keras's ``get_layer(name=None, index=None)``: by name or by index, one of them."""
+    if name is not None and index is not None:
+        raise ValueError(f"Model {model_name!r}: provide only a layer name or a layer index, received name={name!r} "
+                         f"and index={index!r}")
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Model {model_name!r}: a layer index must be an integer, received {index!r}")
+        if not -len(layers) <= index < len(layers):
+            raise ValueError(f"Model {model_name!r} was asked for layer index {index}, but it has {len(layers)} "
+                             "layers")
+        return layers[index]
+    if name is None:
+        raise ValueError(f"Model {model_name!r}: provide either a layer name or a layer index")
+    for layer in layers:
+        if layer.name == name:
+            return layer
+    raise ValueError(f"No such layer: {name!r}; layers are {[l.name for l in layers]}")

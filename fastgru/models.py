@@ -10,6 +10,7 @@ import numpy as np
 
 from ._threads import held_or_refused
 from .graph import Input, input_tensor
+from .input_casts import cast_to_declared
 from .layers import registry
 from .layers.base import (
     BUILD_LOCK,
@@ -22,7 +23,7 @@ from .layers.base import (
     weights_lock,
 )
 from .layers.core import InputLayer, _dimensions
-from .model_api import KerasModelAPI
+from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
 from .summary import print_summary
 
@@ -114,12 +115,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return list(self._layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        if index is not None:
-            return self._layers[index]
-        for layer in self._layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name!r}; layers are {[l.name for l in self._layers]}")
+        return pick_layer(self._layers, name, index, self.name)
 
     @staticmethod
     def _build_layer(layer: Layer, input_shape) -> None:
@@ -273,7 +269,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
                         f"Model {self.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
                         f"received shape {x.shape}"
                     )
-        return x
+        declared = getattr(self._input_layer, "input_dtype", None) or getattr(self, "_file_input_dtype", None)
+        return cast_to_declared(x, declared, f"the input of Model {self.name!r}")
 
     def _takes_strings(self) -> bool:
         """Whether the input is text: declared ``Input(..., dtype="string")``, or taken by the first layer

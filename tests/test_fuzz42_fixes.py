@@ -381,3 +381,77 @@ def test_masked_batch_normalization_on_the_time_axis_trains_as_keras(keras, tmp_
                                theirs, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_inputs_are_converted_to_the_declared_input_dtype():
+    """Keras converts each input to its ``Input``'s dtype: an ``int32`` Input fed floats takes them truncated toward
+    zero, a bool one whether each is nonzero, a float16 one rounds them (forty-fourth round: fastgru computed on the
+    raw floats, up to 1.0 away). A value an integer Input cannot hold is refused, where Keras wraps it around."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(3, 5, 2)) * 3).astype("float32")
+    for dtype, expected in (("int32", np.trunc(x)), ("bool", (x != 0).astype("float32")),
+                            ("float16", x.astype("float16").astype("float32"))):
+        fg.set_random_seed(0)
+        inputs = fg.Input((5, 2), dtype=dtype)
+        model = fg.Model(inputs, fg.layers.Dense(1)(fg.layers.GRU(3)(inputs)))
+        np.testing.assert_array_equal(model.predict(x), model.predict(expected))
+        sequential = fg.Sequential([fg.layers.Input((5, 2), dtype=dtype), fg.layers.GRU(3)])
+        np.testing.assert_array_equal(sequential.predict(x), sequential.predict(expected))
+    with pytest.raises(ValueError, match=r"declared uint8: its values must lie in \[0, 255\]"):
+        fg.Sequential([fg.layers.Input((5, 2), dtype="uint8"), fg.layers.GRU(3)]).predict(x)
+    with pytest.raises(ValueError, match="cannot take NaN"):
+        fg.Sequential([fg.layers.Input((5, 2), dtype="int32"), fg.layers.GRU(3)]).predict(np.full((1, 5, 2), np.nan))
+
+
+def test_float64_layers_compute_in_float64_whatever_the_input():
+    """A float64 layer (Keras's float64 policy) fed float32 data computed in float32 and returned float32, 1e-7 from
+    Keras, which casts the input up; now it computes in float64, bit for bit as with float64 data."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 5)).astype("float32")
+    for layer in (fg.layers.GRU(3, dtype="float64"), fg.layers.LSTM(3, dtype="float64"),
+                  fg.layers.Dense(3, dtype="float64"), fg.layers.Conv1D(3, 2, dtype="float64"),
+                  fg.layers.LayerNormalization(dtype="float64")):
+        out = layer(x)
+        assert out.dtype == np.float64, type(layer).__name__
+        np.testing.assert_array_equal(out, layer(x.astype("float64")))
+    assert fg.layers.Dense(3)(x).dtype == np.float32
+
+
+def test_get_layer_and_dtype_arguments_are_checked():
+    """``get_layer(name=..., index=...)`` silently took the index, ``get_layer(index=5)`` was a bare IndexError;
+    a Keras dtype policy given to a layer (``"mixed_float16"``, a ``DTypePolicy``) a bare NumPy TypeError."""
+    model = fg.Sequential([fg.layers.Input((3,)), fg.layers.Dense(2, name="d")])
+    with pytest.raises(ValueError, match="provide only a layer name or a layer index"):
+        model.get_layer("d", 0)
+    with pytest.raises(ValueError, match="asked for layer index 5, but it has 1 layers"):
+        model.get_layer(index=5)
+    with pytest.raises(ValueError, match="provide either a layer name or a layer index"):
+        model.get_layer()
+    assert model.get_layer(index=-1).name == "d"
+    with pytest.warns(UserWarning, match="fastgru computes in float32"):
+        assert fg.layers.GRU(4, dtype="mixed_float16").dtype == np.float32
+
+    class Policy:  # (what matters of a Keras DTypePolicy)
+        name = "float64"
+
+    assert fg.layers.Dense(4, dtype=Policy()).dtype == np.float64
+    with pytest.raises(TypeError, match="dtype must be 'float32' or 'float64'.*received 'int8'"):
+        fg.layers.Dense(4, dtype="int8")
+
+
+@pytest.mark.keras
+def test_bfloat16_weights_load(keras, tmp_path):
+    """Keras 3 writes a bfloat16 variable as a 2-byte opaque HDF5 dataset tagged ``dtype="bfloat16"``: it was
+    refused ("has dtype |V2, expected floats"), and from_keras refused the arrays; the documented behaviour is to
+    load them (widened to float32, exactly) and compute in float32, with a warning."""
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([L.Input((10, 4)), L.GRU(8, dtype="bfloat16", recurrent_initializer="glorot_uniform"),
+                           L.Dense(1, dtype="bfloat16")])
+    km.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(4, 10, 4)).astype("float32")
+    expected = np.asarray(km.predict(x, verbose=0), np.float32)
+    for ours in (fg.load_model(tmp_path / "m.keras"), fg.from_keras(km)):
+        for a, b in zip(ours.get_weights(), km.get_weights()):
+            np.testing.assert_array_equal(a, np.asarray(b, np.float32))
+        np.testing.assert_allclose(ours.predict(x), expected, rtol=2e-2, atol=1e-2)  # (Keras rounds to bfloat16)

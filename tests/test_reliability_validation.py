@@ -230,9 +230,14 @@ def test_token_models_validate_ids(token_model, shape, low, high, dtype, fractio
         return
     a = np.asarray(x)
     assert a.ndim == 2 and a.dtype.kind in "fiub", (a.dtype, a.shape)
-    ids = a.astype(np.float64)
-    assert ((ids >= -10) & (ids < 10) & (ids == np.round(ids))).all()  # (a negative id counts from the end)
+    # the Input is declared int32: a fractional id is truncated toward zero first, as Keras converts it
+    ids = np.trunc(a.astype(np.float64))
+    assert ((ids >= -10) & (ids < 10)).all()  # (a negative id counts from the end)
     np.testing.assert_array_equal(got, token_model.predict(ids.astype(np.int64)))
+    if fractional and a.size and a.dtype.kind == "f":  # (without a declared integer Input, it is refused)
+        plain = fg.Sequential([token_model.layers[0], token_model.layers[1]])
+        with pytest.raises(ValueError):
+            plain.predict(a)
 
 
 # ---- every fit argument is checked before anything is trained ----------------------------------------------

@@ -132,10 +132,11 @@ def _take_vocabularies(model, keras_model) -> None:
 
 
 def _source_weights(source) -> list:
-    """A Keras layer's weights in fastgru's order; with LoRA enabled (a Dense or an Embedding), the kernel Keras
-    computes with (its ``kernel``/``embeddings`` property: the frozen kernel plus the scaled LoRA product)."""
+    """A Keras layer's weights in fastgru's order (bfloat16 ones widened to float32, exactly); with LoRA enabled
+    (a Dense or an Embedding), the kernel Keras computes with (its ``kernel``/``embeddings`` property: the frozen
+    kernel plus the scaled LoRA product)."""
     if not getattr(source, "lora_enabled", False):
-        return source.get_weights()
+        return [w.astype(np.float32) if str(w.dtype) == "bfloat16" else w for w in source.get_weights()]
     kind = type(source).__name__
     if kind == "Dense":
         return [np.asarray(source.kernel)] + ([np.asarray(source.bias)] if source.use_bias else [])

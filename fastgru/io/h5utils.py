@@ -218,6 +218,8 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None, int
         if integer:
             if dtype.kind not in "iu" or dtype.itemsize not in (1, 2, 4, 8):
                 raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected integers")
+        elif _is_bfloat16(obj, dtype, path):
+            pass
         elif dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
             raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected floats")
     else:
@@ -231,10 +233,10 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None, int
             raise ModelFileError(path, f"weight {where} has a non-standard HDF5 float type: damaged file")
         out = np.empty(shape, dtype)
         if out.size == 0:
-            return out
+            return _widened(obj, out)
         if layout == h5py.h5d.CHUNKED:
             _read_chunks(obj, out, filters, where, path)
-            return out
+            return _widened(obj, out)
         stored = obj.id.get_storage_size()
         if stored == 0:
             raise ModelFileError(path, f"weight {where}: its data were never written (the dataset holds no "
@@ -243,11 +245,26 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None, int
             raise ModelFileError(path, f"weight {where} stores {stored} bytes for {out.nbytes} bytes of data: "
                                        "damaged file")
         obj.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        return out
+        return _widened(obj, out)
     except (OSError, ValueError, RuntimeError, TypeError, OverflowError, KeyError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise ModelFileError(path, f"weight {where} cannot be read ({exc})") from None
+
+
+def _is_bfloat16(obj, dtype, path) -> bool:
+    """Keras 3 writes a bfloat16 variable as a 2-byte opaque dataset with the attribute ``dtype="bfloat16"``."""
+    if dtype.kind != "V" or dtype.itemsize != 2 or dtype.fields is not None or "dtype" not in obj.attrs:
+        return False
+    check_attr_size(obj, "dtype", path)
+    return decode(obj.attrs["dtype"]) == "bfloat16"
+
+
+def _widened(obj, out: np.ndarray) -> np.ndarray:
+    """A bfloat16 dataset's bytes as the float32 values they stand for (the 16 high bits of each); else ``out``."""
+    if out.dtype.kind != "V":
+        return out
+    return (out.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 _IEEE_FLOATS = (h5py.h5t.IEEE_F16LE, h5py.h5t.IEEE_F16BE, h5py.h5t.IEEE_F32LE, h5py.h5t.IEEE_F32BE,

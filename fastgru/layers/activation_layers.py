@@ -27,7 +27,7 @@ class _Elementwise(Layer):
                 e is not None and e != s for e, s in zip(self.input_shape[1:], x.shape[1:]))):
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input shape {self.input_shape}, received "
                              f"shape {x.shape}")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]

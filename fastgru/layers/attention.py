@@ -96,7 +96,7 @@ class _Attention(Layer):
             if a.dtype.kind not in "fiub":
                 raise TypeError(f"{type(self).__name__} {self.name!r} expects numeric arrays, received dtype {a.dtype}")
         self._check_shapes([a.shape for a in arrays])
-        dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+        dtype = np.result_type(*[compute_dtype(a, self) for a in arrays])
         q, v = arrays[0].astype(dtype, copy=False), arrays[1].astype(dtype, copy=False)
         k = arrays[2].astype(dtype, copy=False) if len(arrays) == 3 else v
         return q, v, k, len(arrays) == 3

@@ -22,6 +22,7 @@ import numpy as np
 from .. import initializers
 from .._kernels.aligned import aligned_copy
 from ..errors import UnsupportedKerasFeature
+from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 
 _name_counts: Counter = Counter()
 _thread_settings = threading.local()
@@ -224,11 +225,6 @@ def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwarg
         return layer.call(arrays, mask=mask, training=training, **kwargs)
 
 
-def compute_dtype(x: np.ndarray) -> np.dtype:
-    """float64 inputs compute in float64; everything else in float32."""
-    return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
-
-
 #: options Keras 3's get_config writes that change nothing at these values (a Keras config given to from_config)
 _KERAS_DEFAULT_KEYS = {"quantization_config": None, "optional": False, "ragged": False, "sparse": False}
 
@@ -278,9 +274,7 @@ class Layer:
                 raise UnsupportedKerasFeature(f"{type(self).__name__}: a quantized dtype policy "
                                               f"({dtype.get('class_name')}) is not supported")
             dtype = policy.get("name", "float32")
-        self.dtype = np.dtype(dtype or "float32")
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{self.name}: dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = layer_dtype(getattr(dtype, "name", dtype) if not isinstance(dtype, str) else dtype, self.name)
         self.trainable = trainable
         self.built = False
         self.input_shape: tuple | None = None

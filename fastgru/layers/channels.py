@@ -59,7 +59,7 @@ class ChannelsLayout:
             raise ValueError(f"{label} expects input ({self._layout}){with_channels}, received shape {x.shape}")
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{label} expects a numeric input array, received dtype {x.dtype}")
-        x = x.astype(compute_dtype(x), copy=False)
+        x = x.astype(compute_dtype(x, self), copy=False)
         return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self._first else x
 
     def _to_layout(self, y: np.ndarray) -> np.ndarray:

@@ -184,7 +184,7 @@ class Conv1D(Layer):
         if x.shape[1] > 0 and self._geometry(x.shape[1])[3] <= 0:  # (as build refuses it for a known length)
             raise ValueError(f"Conv1D {self.name!r}: a window of {self.kernel_size[0]} steps at dilation "
                              f"{self.dilation_rate[0]} leaves no output steps from inputs of {x.shape[1]} steps")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     # ---- computing --------------------------------------------------------------------------
     def _geometry(self, steps: int):

@@ -92,7 +92,7 @@ class _Depthwise(Layer):
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
                             f"{x.dtype}")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def compute_mask(self, x, mask):
         return None

@@ -159,7 +159,7 @@ class _ConvLSTM(Layer):
             raise ValueError(f"{label} needs at least one time step, received input shape {x.shape}")
         if 0 in self.compute_output_shape(x.shape)[1:] and 0 not in x.shape[2:]:
             raise ValueError(f"{label}: a {self.kernel_size} window leaves no output from inputs of shape {x.shape}")
-        return self._to_internal(x.astype(compute_dtype(x), copy=False))
+        return self._to_internal(x.astype(compute_dtype(x, self), copy=False))
 
     # ---- computing --------------------------------------------------------------------------
     def _gate_masks(self, rate: float, shape: tuple, dtype, training: bool):

@@ -149,7 +149,7 @@ class Conv1DTranspose(Layer):
         if x.dtype.kind not in "fiub":
             raise TypeError(f"Conv1DTranspose {self.name!r} expects a numeric input array, received dtype {x.dtype}")
         self._check_steps(x.shape[1])
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def _weights_2d(self, dtype) -> tuple[np.ndarray, np.ndarray]:
         """The kernel as (C_in, kernel_size*filters) (tap-major columns) and the bias (filters,)."""

@@ -131,8 +131,8 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             return x, None
         keep = self._rng.random(self._noise_shape(x)) >= self.rate
-        scale = np.zeros_like(keep, dtype=compute_dtype(x)) if self.rate >= 1.0 else keep / (1.0 - self.rate)
-        scale = scale.astype(compute_dtype(x))
+        scale = np.zeros_like(keep, dtype=compute_dtype(x, self)) if self.rate >= 1.0 else keep / (1.0 - self.rate)
+        scale = scale.astype(compute_dtype(x, self))
         return x * scale, scale
 
     def backward(self, dy, cache, need_dx: bool = True):
@@ -162,7 +162,7 @@ class Masking(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = np.asarray(x)
-        x = x.astype(compute_dtype(x), copy=False)
+        x = x.astype(compute_dtype(x, self), copy=False)
         return x * self._keep(x)[..., None].astype(x.dtype)
 
     def compute_mask(self, x, mask):
@@ -280,12 +280,12 @@ class Activation(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = np.asarray(x)
-        return activations.apply(self.activation, x.astype(compute_dtype(x), copy=False))
+        return activations.apply(self.activation, x.astype(compute_dtype(x, self), copy=False))
 
     def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
         """Training forward; ``skip_activation`` passes the input through (the loss takes the logits)."""
         x = np.asarray(x)
-        x = x.astype(compute_dtype(x), copy=False)
+        x = x.astype(compute_dtype(x, self), copy=False)
         y = x if skip_activation else activations.apply(self.activation, x)
         return y, (x, y, skip_activation)
 
@@ -309,7 +309,7 @@ class Identity(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = np.asarray(x)
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def forward(self, x, mask=None, training: bool = True):
         return self.call(x), None

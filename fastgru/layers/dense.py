@@ -69,7 +69,7 @@ class Dense(Layer):
             )
         if x.dtype.kind not in "fiub":
             raise TypeError(f"Dense {self.name!r} expects a numeric input array, received dtype {x.dtype}")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def _linear(self, x: np.ndarray, row_invariant: bool = False) -> np.ndarray:
         kernel = self._params["kernel"].astype(x.dtype, copy=False)

@@ -183,7 +183,7 @@ class EinsumDense(Layer):
         if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
             raise ValueError(f"EinsumDense {self.name!r} expects input shape {tuple(expected)}, received shape "
                              f"{x.shape}")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def _weights(self, dtype):
         kernel, bias, _, _ = self._analyze((None,) + tuple(self.input_shape[1:]))

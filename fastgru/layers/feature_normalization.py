@@ -300,7 +300,7 @@ class Rescaling(Layer):
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"Rescaling {self.name!r} expects a numeric input array, received dtype {x.dtype}")
-        dtype = compute_dtype(x)
+        dtype = compute_dtype(x, self)
         scale, offset = self._factors(dtype)
         return x.astype(dtype, copy=False) * scale + offset, x.shape
 

@@ -303,7 +303,7 @@ class KerasOp(Layer):
         for a in arrays:
             if a.dtype == object or a.dtype.kind not in "fiub":
                 raise TypeError(f"Keras op {self.op} {self.name!r} expects numeric arrays, received dtype {a.dtype}")
-        dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+        dtype = np.result_type(*[compute_dtype(a, self) for a in arrays])
         return [a.astype(dtype, copy=False) for a in arrays]
 
     def _run(self, x, template):

@@ -109,7 +109,7 @@ class _Merge(Layer):
             if a.dtype == object or a.dtype.kind not in "fiub":
                 raise TypeError(f"{type(self).__name__} {self.name!r} expects numeric arrays, received dtype "
                                 f"{a.dtype}")
-        dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+        dtype = np.result_type(*[compute_dtype(a, self) for a in arrays])
         arrays = [a.astype(dtype, copy=False) for a in arrays]
         if self.built:  # the feature axes as built (the batch and unknown axes may vary)
             for k, (a, s) in enumerate(zip(arrays, self.input_shape)):

@@ -109,7 +109,7 @@ def call_arrays(layer, inputs, mask, layout):
     if not arrays[0].shape[0] == arrays[1].shape[0] == got[2][0]:
         raise ValueError(f"{label}: query, value and key must have the same batch size, received shapes "
                          f"{[tuple(s) for s in got]}")
-    dtype = np.result_type(*[compute_dtype(a) for a in arrays])
+    dtype = np.result_type(*[compute_dtype(a, layer) for a in arrays])
     q, v = arrays[0].astype(dtype, copy=False), arrays[1].astype(dtype, copy=False)
     k = arrays[2].astype(dtype, copy=False) if len(arrays) == 3 else None
     b, t, s = q.shape[0], q.shape[1], v.shape[1]

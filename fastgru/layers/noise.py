@@ -28,7 +28,7 @@ class _Noise(Layer):
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)
-        x = x.astype(compute_dtype(x), copy=False)
+        x = x.astype(compute_dtype(x, self), copy=False)
         if not training:
             return x, None
         factor, shift = self._noise(x)

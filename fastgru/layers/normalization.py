@@ -80,7 +80,7 @@ def _input_array(owner: Layer, x) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise TypeError(f"{type(owner).__name__} {owner.name!r} expects a numeric input array, received dtype "
                         f"{x.dtype}")
-    return x.astype(compute_dtype(x), copy=False)
+    return x.astype(compute_dtype(x, owner), copy=False)
 
 
 @register_layer

@@ -62,7 +62,7 @@ class _Pooling1D(Layer):
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
                             f"{x.dtype}")
-        return x.astype(compute_dtype(x), copy=False)
+        return x.astype(compute_dtype(x, self), copy=False)
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]

@@ -84,7 +84,7 @@ class ActivityRegularization(Layer):
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)
-        return x.astype(compute_dtype(x), copy=False), None
+        return x.astype(compute_dtype(x, self), copy=False), None
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]

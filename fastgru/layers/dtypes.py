@@ -1,0 +1,35 @@
+"""The dtypes a layer computes in: float32 or float64, a Keras half-precision policy run in float32."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: Keras's half-precision dtype policies, which fastgru's layers run in float32
+HALF_PRECISION = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
+
+
+def layer_dtype(dtype, name: str) -> np.dtype:
+    """A layer's ``dtype`` argument (a name, a NumPy dtype, or a Keras ``DTypePolicy``'s name) as float32 or
+    float64; a half-precision policy runs in float32, with a warning."""
+    if isinstance(dtype, str) and dtype in HALF_PRECISION:
+        warnings.warn(f"{name}: dtype {dtype!r}: fastgru computes in float32 (Keras computes such a layer in half "
+                      "precision: expect differences of about 1e-3 relative)", stacklevel=4)
+        return np.dtype(np.float32)
+    try:
+        value = np.dtype(dtype or "float32")
+    except TypeError:
+        value = None
+    if value not in (np.float32, np.float64):
+        raise TypeError(f"{name}: dtype must be 'float32' or 'float64' (or a Keras dtype policy name such as "
+                        f"'mixed_float16'), received {dtype!r}")
+    return value
+
+
+def compute_dtype(x: np.ndarray, layer=None) -> np.dtype:
+    """float64 inputs compute in float64, and so does a ``layer`` of dtype float64 (Keras's float64 policy casts
+    its inputs up); everything else in float32."""
+    if x.dtype == np.float64 or getattr(layer, "dtype", None) == np.float64:
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
