@@ -52,9 +52,8 @@ def _in_range(layers, layer_range) -> list:
     return list(layers)[names.index(first): names.index(last) + 1]
 
 
-def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: set, line_length,
-           total: int, trainable: int) -> list[str]:
-    """Keras's table: the header, a rule between rows, the totals (float32 bytes)."""
+def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: set, line_length) -> list[str]:
+    """Keras's table: the header, a rule between rows, the totals (:func:`_param_lines`)."""
     if line_length:
         scale = line_length / (sum(widths) + len(widths) + 1)
         widths = [max(10, int(w * scale)) for w in widths]
@@ -74,10 +73,44 @@ def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: se
         out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))
     if not rows:
         out.append(line("└", "┴", "┘", "─"))
-    out.append(f" Total params: {total:,} ({_format_bytes(total * 4)})")
-    out.append(f" Trainable params: {trainable:,} ({_format_bytes(trainable * 4)})")
-    out.append(f" Non-trainable params: {total - trainable:,} ({_format_bytes((total - trainable) * 4)})")
-    return out
+    return out + _param_lines(model)
+
+
+def _param_lines(model) -> list[str]:
+    """Keras's totals: the trainable and non-trainable weights, the optimizer's variables where Keras's optimizer
+    would be built (after training, or in a model loaded compiled), their bytes by dtype."""
+    trainable = {id(w): w for w in model.trainable_weights}
+    frozen = [w for w in model.weights if id(w) not in trainable]
+    counts = [(sum(w.size for w in trainable.values()), sum(w.nbytes for w in trainable.values())),
+              (sum(w.size for w in frozen), sum(w.nbytes for w in frozen))]
+    optimizer = _optimizer_params(model)
+    total = [sum(c[i] for c in counts + ([optimizer] if optimizer else [])) for i in (0, 1)]
+    lines = [f" Total params: {total[0]:,} ({_format_bytes(total[1])})",
+             f" Trainable params: {counts[0][0]:,} ({_format_bytes(counts[0][1])})",
+             f" Non-trainable params: {counts[1][0]:,} ({_format_bytes(counts[1][1])})"]
+    if optimizer:
+        lines.append(f" Optimizer params: {optimizer[0]:,} ({_format_bytes(optimizer[1])})")
+    return lines
+
+
+def _optimizer_params(model) -> tuple[int, int] | None:
+    """(count, bytes) of the variables Keras's optimizer holds: its step count (int64), its rate (float32, unless a
+    schedule sets it), the slots, moving averages and gradient accumulators (Nadam: its momentum product); None
+    where Keras's would not be built yet."""
+    optimizer = getattr(getattr(model, "_compiled", None), "optimizer", None)
+    if optimizer is None or not (optimizer.built or getattr(optimizer, "built_by_keras_load", False)):
+        return None
+    variables = model.trainable_weights
+    optimizer.bind_model(model)
+    slots = optimizer._slots if optimizer.built and len(optimizer._slots) == len(variables) \
+        else [optimizer._build_slots(v) for v in variables]
+    arrays = [a for s in slots for a in s.values()]
+    arrays += variables * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))
+    count = 1 + sum(a.size for a in arrays) + (getattr(optimizer, "_schedule", None) is None)
+    nbytes = 8 + sum(a.nbytes for a in arrays) + 4 * (getattr(optimizer, "_schedule", None) is None)
+    if type(optimizer).__name__ == "Nadam":
+        count, nbytes = count + 1, nbytes + (variables[0].itemsize if variables else 4)
+    return count, nbytes
 
 
 def summary_lines(model, line_length: int | None = None, expand_nested: bool = False, show_trainable: bool = False,
@@ -90,8 +123,7 @@ def summary_lines(model, line_length: int | None = None, expand_nested: bool = F
     rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
     widths = [33, 24, 15] + ([11] if show_trainable else [])
-    total = sum(layer.count_params() for layer in model.layers)
-    return _table(model, header, rows, widths, {2}, line_length, total, sum(w.size for w in model.trainable_weights))
+    return _table(model, header, rows, widths, {2}, line_length)
 
 
 def print_summary(model, line_length: int | None = None, print_fn: Callable[[str], None] | None = None,
@@ -124,8 +156,7 @@ def functional_summary_lines(model, line_length: int | None = None, expand_neste
     rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #", "Connected to") + (("Trainable",) if show_trainable else ())
     widths = [24, 20, 12, 20] + ([11] if show_trainable else [])
-    return _table(model, header, rows, widths, {2}, line_length, model.count_params(),
-                  sum(w.size for w in model.trainable_weights))
+    return _table(model, header, rows, widths, {2}, line_length)
 
 
 def print_functional_summary(model, line_length: int | None = None, print_fn=None, **options) -> None:

@@ -455,3 +455,32 @@ def test_bfloat16_weights_load(keras, tmp_path):
         for a, b in zip(ours.get_weights(), km.get_weights()):
             np.testing.assert_array_equal(a, np.asarray(b, np.float32))
         np.testing.assert_allclose(ours.predict(x), expected, rtol=2e-2, atol=1e-2)  # (Keras rounds to bfloat16)
+
+
+@pytest.mark.keras
+def test_summary_totals_are_keras_s(keras, tmp_path):
+    """``summary()``'s totals counted 4 bytes a parameter and no optimizer: Keras's list the bytes by dtype and, for a
+    model loaded compiled (or trained), an "Optimizer params" line included in the total."""
+    import contextlib
+    import io
+
+    L = keras.layers
+    for optimizer in ("adam", keras.optimizers.Nadam(), keras.optimizers.Adam(use_ema=True)):
+        km = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.BatchNormalization(), L.Dense(2, dtype="float64")])
+        km.compile(optimizer, "mse")
+        km.save(tmp_path / "m.keras")
+        km = keras.models.load_model(tmp_path / "m.keras")
+        theirs = io.StringIO()
+        km.summary(print_fn=lambda line, line_break=True: theirs.write(line))
+        mine = io.StringIO()
+        with contextlib.redirect_stdout(mine):
+            fg.load_model(tmp_path / "m.keras").summary()
+        totals = [[line.strip() for line in text.getvalue().splitlines() if " params: " in line]
+                  for text in (theirs, mine)]
+        assert totals[0] == totals[1] and len(totals[0]) == 4
+    model = fg.Sequential([fg.layers.Input((3,)), fg.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    mine = io.StringIO()
+    with contextlib.redirect_stdout(mine):
+        model.summary()  # (compiled in code, not trained: Keras's optimizer is not built yet)
+    assert "Optimizer params" not in mine.getvalue() and "Total params: 8 (32.00 B)" in mine.getvalue()

@@ -52,6 +52,7 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         if model._keras2_output_losses and hasattr(model.optimizer, "tf_keras_steps"):
             model.optimizer.tf_keras_steps = True
         model.optimizer.keras2_ema = model._keras2_output_losses  # (tf_keras's use_ema averages)
+        model.optimizer.built_by_keras_load = True  # (Keras's load_model builds it: summary() counts its variables)
     except Exception as exc:  # noqa: BLE001  (predicting needs no compile: never fail the load for it)
         model._uncompiled_reason = f" (its file's training configuration is not supported by fastgru: {exc})"
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
