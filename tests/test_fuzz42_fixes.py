@@ -484,3 +484,11 @@ def test_summary_totals_are_keras_s(keras, tmp_path):
     with contextlib.redirect_stdout(mine):
         model.summary()  # (compiled in code, not trained: Keras's optimizer is not built yet)
     assert "Optimizer params" not in mine.getvalue() and "Total params: 8 (32.00 B)" in mine.getvalue()
+
+
+@pytest.mark.keras
+def test_from_keras_of_an_unbuilt_model_says_to_build_it(keras):
+    """An unbuilt Keras Sequential was refused as a file would be ("the model config gives no input shape"), a
+    ModelFileError about a config for a live model."""
+    with pytest.raises(ValueError, match=r"is not built.*call its build\(input_shape\)"):
+        fg.from_keras(keras.Sequential([keras.layers.GRU(3), keras.layers.Dense(1)]))

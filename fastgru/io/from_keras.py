@@ -46,6 +46,8 @@ def _compile_like(model, keras_model) -> None:
         config["loss"] = live_loss
     restore_compile(model, config, "<live keras model>", _keras_version_of(keras_model))
     optimizer = getattr(keras_model, "optimizer", None)
+    if getattr(model, "_compiled", None) is not None:  # (summary() counts the optimizer's variables if Keras's has any)
+        model.optimizer.built_by_keras_load = bool(getattr(optimizer, "built", False))
     if getattr(model, "_compiled", None) is not None and optimizer is not None and getattr(optimizer, "built", False):
         optimizer_state.restore(model, [np.asarray(v) for v in optimizer.variables], "<live keras model>")
 
@@ -68,6 +70,9 @@ def _live_losses(loss):
 
 
 def _convert(keras_model):
+    if getattr(keras_model, "built", True) is False:
+        raise ValueError(f"the Keras model {getattr(keras_model, 'name', '')!r} is not built, so it has no weights "
+                         "to convert: call its build(input_shape) (or call it on data) first")
     version = _keras_version_of(keras_model)
     try:  # the same JSON config a saved file holds (get_config() may hold live tensors)
         config = json.loads(keras_model.to_json())
