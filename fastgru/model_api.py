@@ -77,8 +77,18 @@ class KerasModelAPI:
         dict keyed by input name; ``y`` one array per output (a list, or a dict keyed by output name).
         ``steps_per_epoch`` batches an epoch are drawn from a pass over the data that goes on where the last
         epoch stopped; ``validation_steps``: each validation covers the first that many batches (as Keras)."""
-        from .training import trainer
+        from .training import streams, trainer
 
+        if streams.is_stream(x):  # (a dataset, PyDataset or generator: its batches as arrays, their size kept)
+            streams.check_no_targets(y, sample_weight, "fit")
+            runs = max((1 if epochs is None else epochs) - (initial_epoch or 0), 1)
+            x, y, sample_weight, batch_size = streams.collect(
+                x, "fit", None if steps_per_epoch is None else steps_per_epoch * runs)
+            shuffle = False  # (as Keras: a stream is read in its own order)
+        if validation_data is not None and streams.is_stream(validation_data):
+            xv, yv, swv, size = streams.collect(validation_data, "fit's validation_data", validation_steps)
+            validation_data, validation_batch_size = (xv, yv) + (() if swv is None else (swv,)), \
+                validation_batch_size or size
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                            shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
                            steps_per_epoch, validation_steps)
@@ -87,8 +97,11 @@ class KerasModelAPI:
                  callbacks=None, return_dict: bool = False):
         """The loss, or ``[loss, *output losses, *metrics]`` in Keras's order (a dict with ``return_dict``),
         over ``x`` or, with ``steps``, its first ``steps`` batches."""
-        from .training import trainer
+        from .training import streams, trainer
 
+        if streams.is_stream(x):
+            streams.check_no_targets(y, sample_weight, "evaluate")
+            x, y, sample_weight, batch_size = streams.collect(x, "evaluate", steps)
         return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):

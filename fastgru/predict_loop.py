@@ -68,3 +68,13 @@ def rows_for_steps(steps, n: int, batch_size: int | None) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise ValueError(f"steps must be a positive integer or None, received {steps!r}")
     return min(n, int(steps) * (batch_size or KERAS_PREDICT_BATCH))
+
+
+def collect_inputs(x, batch_size, steps) -> tuple:
+    """``(x, batch_size)`` for ``predict``: a stream's inputs as arrays and its batch size; else as given."""
+    from .training import streams
+
+    if not streams.is_stream(x):
+        return x, batch_size
+    x, _, _, size = streams.collect(x, "predict", steps)
+    return x, size

@@ -339,7 +339,7 @@ def test_clear_errors_for_a_none_target_and_a_generator_as_validation_data():
     data = np.zeros((6, 4, 3), "float32")
     with pytest.raises(ValueError, match="targets for output 'reg' are None, but that output has a loss"):
         model.fit(data, [np.zeros((6, 1)), None], verbose=0)
-    with pytest.raises(TypeError, match="validation_data takes arrays"):
+    with pytest.raises(ValueError, match="validation_data: a generator or iterator has no end .*validation_steps"):
         model.fit(data, [np.zeros((6, 1)), np.zeros((6, 2))], verbose=0,
                   validation_data=((data, [np.zeros((1, 1)), np.zeros((1, 2))]) for _ in range(2)))
     assert model.train_function is None  # (Keras's TensorBoard callback skips writing a graph then)

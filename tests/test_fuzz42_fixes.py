@@ -492,3 +492,88 @@ def test_from_keras_of_an_unbuilt_model_says_to_build_it(keras):
     ModelFileError about a config for a live model."""
     with pytest.raises(ValueError, match=r"is not built.*call its build\(input_shape\)"):
         fg.from_keras(keras.Sequential([keras.layers.GRU(3), keras.layers.Dense(1)]))
+
+
+class _Batches:
+    """A PyDataset-like stream (what matters: its class name in the MRO, __len__ and __getitem__)."""
+
+    def __init__(self, x, y, size):
+        self.x, self.y, self.size = x, y, size
+
+    def __len__(self):
+        return -(-len(self.x) // self.size)
+
+    def __getitem__(self, i):
+        part = slice(i * self.size, (i + 1) * self.size)
+        return self.x[part], self.y[part]
+
+
+class Sequence(_Batches):  # (the name Keras 2's utils.Sequence has)
+    pass
+
+
+def test_fit_evaluate_and_predict_read_streams():
+    """keras.io's tutorials feed a dataset (``timeseries_dataset_from_array``), a PyDataset or a generator straight
+    into fit; fastgru refused every stream (forty-fifth round). Now their batches are read into arrays, the batch
+    boundaries kept: the same numbers as the arrays cut at the stream's batch size, unshuffled."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 5, 3)).astype("float32"), rng.normal(size=(20, 1)).astype("float32")
+
+    def model():
+        fg.set_random_seed(0)
+        m = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+        m.compile("adam", "mse")
+        return m
+
+    reference = model().fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                            validation_data=(x[:12], y[:12]), validation_batch_size=6).history
+    streamed = model()
+    history = streamed.fit(Sequence(x, y, 8), epochs=2, verbose=0, validation_data=Sequence(x[:12], y[:12], 6)).history
+    assert history == reference
+    np.testing.assert_array_equal(streamed.predict(Sequence(x, y, 8)), streamed.predict(x, batch_size=8))
+    assert streamed.evaluate(Sequence(x, y, 8), verbose=0) == streamed.evaluate(x, y, batch_size=8, verbose=0)
+
+    def endless():
+        while True:
+            yield x[:8], y[:8], np.ones(8, "float32")
+
+    a, b = model(), model()
+    a.fit(endless(), steps_per_epoch=3, epochs=2, verbose=0)
+    b.fit(np.concatenate([x[:8]] * 6), np.concatenate([y[:8]] * 6), batch_size=8, epochs=2, steps_per_epoch=3,
+          shuffle=False, verbose=0)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    with pytest.raises(ValueError, match="batches have sizes \\[8, 4, 8\\]"):
+        model().fit(iter([(x[:8], y[:8]), (x[:4], y[:4]), (x[:8], y[:8])]), steps_per_epoch=3, verbose=0)
+    # several inputs, as a dict
+    inputs = {"a": fg.Input((5, 3), name="a"), "b": fg.Input((2,), name="b")}
+    merged = fg.layers.Concatenate()([fg.layers.GRU(4)(inputs["a"]), inputs["b"]])
+    graph = fg.Model(inputs, fg.layers.Dense(1)(merged))
+    extra = rng.normal(size=(20, 2)).astype("float32")
+    stream = iter([({"a": x[i:i + 10], "b": extra[i:i + 10]},) for i in (0, 10)])
+    np.testing.assert_array_equal(graph.predict(stream, steps=2), graph.predict({"a": x, "b": extra}, batch_size=10))
+
+
+@pytest.mark.keras
+def test_tf_data_datasets_train_as_in_keras(keras, tmp_path):
+    """The weather tutorial's pipeline: ``timeseries_dataset_from_array`` for training and validation, straight
+    into fit, evaluate and predict."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    series, target = rng.normal(size=(200, 3)).astype("float32"), rng.normal(size=(200,)).astype("float32")
+    km = keras.Sequential([L.Input((10, 3)), L.GRU(5), L.Dense(1)])
+    km.compile("adam", "mse")
+    km.save(tmp_path / "m.keras")
+    ours, km = fg.load_model(tmp_path / "m.keras"), keras.models.load_model(tmp_path / "m.keras")
+    train = keras.utils.timeseries_dataset_from_array(series[:150], target[9:159], sequence_length=10, batch_size=16)
+    val = keras.utils.timeseries_dataset_from_array(series[150:190], target[159:199], sequence_length=10,
+                                                    batch_size=16)
+    theirs = km.fit(train, validation_data=val, epochs=2, verbose=0).history
+    mine = ours.fit(train, validation_data=val, epochs=2, verbose=0).history
+    for key in theirs:
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(ours.evaluate(val, verbose=0), km.evaluate(val, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(val), km.predict(val, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="the dataset repeats forever"):
+        ours.fit(train.repeat(), epochs=1, verbose=0)

@@ -4,20 +4,17 @@ single input or output (:func:`single`), and a clear refusal of the streams fast
 
 from __future__ import annotations
 
-import collections.abc
-import inspect
-
 import numpy as np
 
 
 def refuse_streams(x, where: str) -> None:
     """TypeError for a data stream where fastgru takes arrays (numpy arrays, or lists or dicts of them)."""
-    stream = (inspect.isgenerator(x) or isinstance(x, collections.abc.Iterator) or hasattr(x, "element_spec")
-              or any(c.__name__ in ("PyDataset", "Sequence", "DataLoader") for c in type(x).__mro__))
-    if stream:
-        raise TypeError(f"{where} takes arrays (numpy arrays, or lists or dicts of them), not a "
-                        f"{type(x).__name__}: a tf.data.Dataset, generator, PyDataset or DataLoader is not supported; "
-                        "collect its batches into arrays first (np.concatenate)")
+    from .streams import is_stream
+
+    if is_stream(x):
+        raise TypeError(f"{where} takes arrays here (numpy arrays, or lists or dicts of them), not a "
+                        f"{type(x).__name__}: a tf.data.Dataset, generator, PyDataset or DataLoader is read by fit, "
+                        "evaluate and predict only; collect its batches into arrays (np.concatenate)")
 
 
 def single(value, what: str = "input", key: str | None = None):
