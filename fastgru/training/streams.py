@@ -22,6 +22,8 @@ _INFINITE = -1
 
 def is_stream(x) -> bool:
     """Whether ``x`` is a data stream rather than arrays."""
+    if type(x) is np.ndarray:  # (the common case, on predict's path: no ABC or MRO checks)
+        return False
     return (inspect.isgenerator(x) or isinstance(x, collections.abc.Iterator) or hasattr(x, "element_spec")
             or any(c.__name__ in ("PyDataset", "Sequence", "DataLoader") for c in type(x).__mro__))
 
