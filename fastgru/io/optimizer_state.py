@@ -39,8 +39,8 @@ KERAS_SLOT_LAYOUT = {
     "Ftrl": (("accumulator", "linear"),),
     "Lamb": (("momentum", "velocity"),),
     "Adafactor": (("r", "c", "velocity"),),
-    "Muon": (("momentum", "velocity"),),
-    "ScheduleFreeAdamW": (("momentum", "velocity"),),  # (a velocity only for the variables it steps with AdamW)
+    "Muon": (("momentum", "velocity"),),  # (a velocity only for the variables it steps with AdamW)
+    "ScheduleFreeAdamW": (("momentum", "velocity"),),
 }
 
 
