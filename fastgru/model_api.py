@@ -81,14 +81,17 @@ class KerasModelAPI:
 
         if streams.is_stream(x):  # (a dataset, PyDataset or generator: its batches as arrays, their size kept)
             streams.check_no_targets(y, sample_weight, "fit")
+            if validation_split:
+                raise ValueError("fit: `validation_split` is only supported for arrays, as in Keras; give the "
+                                 "validation stream as validation_data")
+            streams.warn_unshuffled(x, shuffle)
             runs = max((1 if epochs is None else epochs) - (initial_epoch or 0), 1)
             x, y, sample_weight, batch_size = streams.collect(
                 x, "fit", None if steps_per_epoch is None else steps_per_epoch * runs)
             shuffle = False  # (as Keras: a stream is read in its own order)
         if validation_data is not None and streams.is_stream(validation_data):
             xv, yv, swv, size = streams.collect(validation_data, "fit's validation_data", validation_steps)
-            validation_data, validation_batch_size = (xv, yv) + (() if swv is None else (swv,)), \
-                validation_batch_size or size
+            validation_data, validation_batch_size = (xv, yv) + (() if swv is None else (swv,)), size
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                            shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
                            steps_per_epoch, validation_steps)

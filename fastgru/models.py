@@ -299,6 +299,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     def predict_on_batch(self, x) -> np.ndarray:
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
+        from .training.structures import refuse_streams
+
+        refuse_streams(x, f"predict_on_batch of Model {self.name!r}")  # (as Keras: one batch of arrays)
         return self.predict(x)
 
     def predict(self, x, batch_size: int | None = None, verbose=0, steps=None, callbacks=None) -> np.ndarray:

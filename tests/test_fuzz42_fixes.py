@@ -577,3 +577,39 @@ def test_tf_data_datasets_train_as_in_keras(keras, tmp_path):
     np.testing.assert_allclose(ours.predict(val), km.predict(val, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="the dataset repeats forever"):
         ours.fit(train.repeat(), epochs=1, verbose=0)
+
+
+def test_stream_misreadings_are_refused():
+    """Forty-sixth round, on the new stream reading: an element whose x and y are batched differently was
+    re-paired silently, a stream of scalars a bare TypeError; validation_split and predict_on_batch took a stream
+    (Keras refuses both), a validation stream was cut again at ``validation_batch_size``, a PyDataset with only
+    ``num_batches`` was taken for an endless generator; batches of different lengths said nothing of padding."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 5, 3)).astype("float32"), rng.normal(size=(24, 1)).astype("float32")
+    fg.set_random_seed(0)
+    model = fg.Sequential([fg.layers.Input((None, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"holds batches of sizes \[7, 8\]"):
+        model.fit(iter([(x[:8], y[:7])]), steps_per_epoch=1, verbose=0)
+    with pytest.raises(ValueError, match="no batch axis"):
+        model.predict(iter([np.float32(1.0)]), steps=1)
+    with pytest.raises(ValueError, match="validation_split` is only supported for arrays"):
+        model.fit(Sequence(x, y, 8), validation_split=0.2, verbose=0)
+    with pytest.raises(TypeError, match="predict_on_batch .* takes arrays here"):
+        model.predict_on_batch(Sequence(x, y, 8))
+    with pytest.raises(ValueError, match="padded_batch pads each batch"):
+        model.predict(iter([x[:8], x[8:16, :3]]), steps=2)
+    history = model.fit(Sequence(x, y, 8), epochs=1, verbose=0, shuffle=False, validation_batch_size=4,
+                        validation_data=Sequence(x[:12], y[:12], 6), validation_steps=2).history
+    reference = model.evaluate(x[:12], y[:12], batch_size=6, verbose=0)  # (cut at the stream's 6, not at 4)
+    assert history["val_loss"] == [pytest.approx(reference, rel=1e-6)]
+
+    class PyDataset:  # (only num_batches, as a Keras PyDataset may define it)
+        num_batches = 3
+
+        def __getitem__(self, i):
+            return x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8]
+
+    np.testing.assert_array_equal(model.predict(PyDataset()), model.predict(x, batch_size=8))
+    with pytest.warns(UserWarning, match="reads a PyDataset once, in the order of its indices"):
+        model.fit(PyDataset(), epochs=1, verbose=0)  # (Keras shuffles its batch order: shuffle=True by default)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import itertools
+import warnings
 
 import numpy as np
 
@@ -35,8 +36,13 @@ def _elements(data, limit: int | None, where: str):
         if cardinality == _INFINITE and limit is None:
             raise ValueError(f"{where}: the dataset repeats forever; give the number of steps to draw from it")
         source = data.as_numpy_iterator()
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, collections.abc.Iterator):
-        source = (data[i] for i in range(len(data)))  # (a Keras PyDataset: batch i by index)
+    elif hasattr(data, "__getitem__") and not isinstance(data, collections.abc.Iterator) and (
+            hasattr(data, "__len__") or hasattr(data, "num_batches")):  # (a Keras PyDataset: batch i by index)
+        count = getattr(data, "num_batches", None) if not hasattr(data, "__len__") else len(data)
+        if count is None and limit is None:
+            raise ValueError(f"{where}: the PyDataset has no end (num_batches is None); give the number of steps "
+                             "to draw from it")
+        source = (data[i] for i in (itertools.count() if count is None else range(count)))
     elif isinstance(data, collections.abc.Iterable) and not isinstance(data, collections.abc.Iterator) \
             and hasattr(data, "__len__"):
         source = iter(data)  # (a DataLoader: a fresh pass)
@@ -74,16 +80,33 @@ def _joined(parts: list, what: str):
         if any(not isinstance(p, (list, tuple)) or len(p) != len(first) for p in parts):
             raise ValueError(f"a stream's {what} changes its structure between batches")
         return [_joined([p[i] for p in parts], f"{what} {i}") for i in range(len(first))]
-    try:
-        return np.concatenate([np.asarray(p) for p in parts], axis=0)
-    except ValueError as exc:
-        raise ValueError(f"a stream's {what} batches do not stack ({exc})") from None
+    arrays = [np.asarray(p) for p in parts]
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"a stream's {what} batches have different shapes past the batch axis {sorted(shapes)[:4]} "
+                         "(padded_batch pads each batch to its own longest sequence: give padded_shapes one "
+                         "length for all)")
+    return np.concatenate(arrays, axis=0)
 
 
-def _leading(structure) -> int:
-    while isinstance(structure, (dict, list, tuple)):
-        structure = next(iter(structure.values())) if isinstance(structure, dict) else structure[0]
-    return len(structure)
+def _leaves(structure) -> list:
+    if isinstance(structure, dict):
+        return [leaf for v in structure.values() for leaf in _leaves(v)]
+    if isinstance(structure, (list, tuple)):
+        return [leaf for v in structure for leaf in _leaves(v)]
+    return [] if structure is None else [structure]
+
+
+def _batch_size(element_parts, where: str) -> int:
+    """The one leading size of every array of an element (x's, y's and the weights')."""
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in _leaves(element_parts)}
+    if None in sizes:
+        raise ValueError(f"{where}: the stream's elements have no batch axis (a scalar); batch it first "
+                         "(dataset.batch(n))")
+    if len(sizes) != 1:
+        raise ValueError(f"{where}: an element of the stream holds batches of sizes {sorted(sizes)} (its x, y and "
+                         "sample weights must have one size; zipped datasets batched differently?)")
+    return sizes.pop()
 
 
 def collect(data, where: str, limit: int | None = None) -> tuple:
@@ -92,12 +115,23 @@ def collect(data, where: str, limit: int | None = None) -> tuple:
     if not elements:
         raise ValueError(f"{where}: the stream yielded no batches")
     parts = [_parts(e) for e in elements]
-    sizes = [_leading(p[0]) for p in parts]
+    sizes = [_batch_size(p, where) for p in parts]
     if any(s != sizes[0] for s in sizes[:-1]) or sizes[-1] > sizes[0]:
         raise ValueError(f"{where}: the stream's batches have sizes {sizes[:8]}{' ...' if len(sizes) > 8 else ''}; "
-                         "fastgru takes batches of one size (the last may be smaller)")
+                         "fastgru takes batches of one size, the last of a pass alone smaller (a dataset batched "
+                         "and then repeated has a short batch inside each pass: repeat it before batch(), or "
+                         "batch(n, drop_remainder=True))")
     x, y, sample_weight = (_joined([p[i] for p in parts], what) for i, what in enumerate(("x", "y", "sample_weight")))
     return x, y, sample_weight, sizes[0]
+
+
+def warn_unshuffled(data, shuffle) -> None:
+    """A Keras PyDataset's batch order is shuffled by Keras's fit each epoch (and its epoch hooks called): fastgru
+    reads it once, in index order."""
+    if shuffle and any(c.__name__ == "PyDataset" for c in type(data).__mro__):
+        warnings.warn("fit reads a PyDataset once, in the order of its indices, for every epoch: Keras's fit shuffles "
+                      "its batch order each epoch (shuffle=True, the default) and calls its on_epoch_begin/end; pass "
+                      "shuffle=False for Keras's numbers", stacklevel=3)
 
 
 def check_no_targets(y, sample_weight, where: str) -> None:
