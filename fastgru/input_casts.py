@@ -25,9 +25,13 @@ def cast_to_declared(a: np.ndarray, declared, label: str) -> np.ndarray:
             raise ValueError(f"{label} is declared {declared}: it cannot take NaN or infinite values")
         values = np.trunc(a) if a.dtype.kind == "f" else a
         info = np.iinfo(dtype)
-        if values.size and (values.min() < info.min or values.max() > info.max):
-            raise ValueError(f"{label} is declared {declared}: its values must lie in [{info.min}, {info.max}], "
-                             f"received values in [{values.min()}, {values.max()}]")
+        if values.size:
+            low, high = values.min().item(), values.max().item()  # (Python numbers: exact comparisons)
+            # (a float's bound is the first integer past the range: float(info.max) itself may round up to it)
+            too_high = high >= info.max + 1 if isinstance(high, float) else high > info.max
+            if low < info.min or too_high:
+                raise ValueError(f"{label} is declared {declared}: its values must lie in [{info.min}, "
+                                 f"{info.max}], received values in [{low}, {high}]")
         return values.astype(dtype)
     if dtype == np.float16 and a.dtype.kind == "f" and a.dtype != dtype:
         return a.astype(dtype)

@@ -613,3 +613,28 @@ def test_stream_misreadings_are_refused():
     np.testing.assert_array_equal(model.predict(PyDataset()), model.predict(x, batch_size=8))
     with pytest.warns(UserWarning, match="reads a PyDataset once, in the order of its indices"):
         model.fit(PyDataset(), epochs=1, verbose=0)  # (Keras shuffles its batch order: shuffle=True by default)
+
+
+def test_forty_seventh_round_fixes():
+    """An integer Input's bound for float data compared in the float's precision (2^31 passed an int32 Input,
+    wrapping); a float64 GlobalAveragePooling1D averaged float32 data in float32; Muon's paths left out a recurrent
+    layer's cell, which Keras's hold (``exclude_layers=["gru_cell"]`` matched nothing)."""
+    from fastgru.input_casts import cast_to_declared
+    from fastgru.training.apply_step import variable_paths
+
+    for value, dtype in ((32768, np.float16), (2.0**31, np.float32), (2.0**63, np.float64)):
+        with pytest.raises(ValueError, match="its values must lie in"):
+            cast_to_declared(np.array([value], dtype), {np.float16: "int16", np.float32: "int32"}.get(dtype, "int64"),
+                             "x")
+    assert cast_to_declared(np.array([32767.0], np.float32), "int16", "x").tolist() == [32767]
+    x = (np.arange(6, dtype=np.float32)[None, :, None] / 7 + 1000)
+    pooled = fg.layers.GlobalAveragePooling1D(dtype="float64")(x)
+    assert pooled.dtype == np.float64 and pooled[0, 0] == x.astype(np.float64).mean()
+    model = fg.Sequential([fg.layers.Input((5, 3)), fg.layers.Bidirectional(fg.layers.GRU(2), name="bi"),
+                           fg.layers.Dense(1, name="out")])
+    assert variable_paths(model, model.trainable_weights)[:1] + variable_paths(model, model.trainable_weights)[-1:] \
+        == ["bi/forward_gru/gru_cell/kernel", "out/bias"]
+    optimizer = fg.optimizers.Muon(exclude_layers=["gru_cell"])
+    model.compile(optimizer, "mse")
+    model.train_on_batch(np.zeros((2, 5, 3)), np.zeros((2, 1)))
+    assert [sorted(s) for s in optimizer.slots][:2] == [["momentum", "velocity"]] * 2  # (the GRU's: AdamW's)

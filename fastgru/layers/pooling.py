@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from .base import Layer
+from .base import Layer, compute_dtype
 from .registry import Anything, Boolean, KerasContract, register_layer, validate_params
 
 
@@ -59,6 +59,7 @@ class _GlobalPooling1D(Layer):
         if x.ndim != 3 or x.shape[2 if not self._first else 1] == 0 or x.shape[1 if not self._first else 2] == 0:
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank 3 with at least one step "
                              f"and one feature ({self.data_format}), received shape {x.shape}")
+        x = x.astype(compute_dtype(x, self), copy=False) if self.dtype == np.float64 else x  # (a float64 policy)
         return np.ascontiguousarray(x.transpose(0, 2, 1)) if self._first else x
 
     def _as_given(self, dx: np.ndarray) -> np.ndarray:

@@ -5,21 +5,37 @@ from __future__ import annotations
 
 
 def _owned_paths(model, variables: list) -> dict[int, str]:
-    """The id of each weight -> ``<layer name>/<weight path>`` (``gru/kernel``, ``bidirectional/forward_gru/kernel``),
-    over the model's layers (nested models and wrappers included)."""
+    """The id of each weight -> ``<layer name>/<weight path>`` (``gru/gru_cell/kernel``,
+    ``bidirectional/forward_gru/gru_cell/kernel``), over the model's layers (nested models and wrappers included)."""
     found: dict[int, str] = {}
 
     def visit(layer):
         paths = getattr(layer, "weight_paths", None)
         if paths is not None and not getattr(layer, "_fg_model", False):
             for w, path in zip(layer.weights, paths):
-                found.setdefault(id(w), f"{layer.name}/{path}")
+                found.setdefault(id(w), f"{layer.name}/{_with_cell(layer, path)}")
             return
         for inner in getattr(layer, "layers", None) or []:
             visit(inner)
 
     visit(model)
     return found
+
+
+#: the cell whose variables a recurrent layer's are in Keras (``gru/gru_cell/kernel``)
+_CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell"}
+
+
+def _with_cell(layer, path: str) -> str:
+    """A recurrent layer's weight path with its cell, as Keras's paths hold it (``kernel`` -> ``gru_cell/kernel``;
+    a Bidirectional's ``forward_gru/kernel`` -> ``forward_gru/gru_cell/kernel``)."""
+    kind = type(layer).__name__
+    inner = type(getattr(layer, "forward_layer", None)).__name__ if kind == "Bidirectional" else kind
+    cell = _CELLS.get(inner)
+    if cell is None:
+        return path
+    head, _, name = path.rpartition("/")
+    return f"{head}/{cell}/{name}" if head else f"{cell}/{name}"
 
 
 def variable_names(model, variables: list) -> list | None:
@@ -30,9 +46,9 @@ def variable_names(model, variables: list) -> list | None:
 
 
 def variable_paths(model, variables: list) -> list:
-    """A Keras-like ``variable.path`` of each array in ``variables``: ``<layer name>/<weight path>`` (Keras's own
-    paths differ between a model built in code and one loaded; the layer's name and the weight's are in both);
-    None where not found."""
+    """A Keras-like ``variable.path`` of each array in ``variables``: ``<layer name>/<weight path>``, a recurrent
+    layer's cell included (Keras's own paths differ between a model built in code and one loaded; the layer's
+    name, the cell's and the weight's are in both); None where not found."""
     found = _owned_paths(model, variables)
     return [found.get(id(v)) for v in variables]
 

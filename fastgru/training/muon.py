@@ -11,8 +11,10 @@ recurrent layer's vectors, an Embedding) takes Adam's step at ``learning_rate ·
 ``adam_weight_decay`` for the second, at the full rate. Keras's order of operations and float32 casts; the
 matrix products are NumPy's (float32 sums in another order than TensorFlow's: ~1e-7 apart).
 
-The path a variable is matched by is ``<layer name>/<weight path>`` (``dense_2/kernel``, ``embedding/embeddings``),
-which holds the layer's and the weight's names as Keras's ``variable.path`` does. An Embedding's row gradient
+The path a variable is matched by is ``<layer name>/<weight path>`` (``dense_2/kernel``, ``embedding/embeddings``,
+``gru/gru_cell/kernel``, ``bidirectional/forward_gru/gru_cell/kernel``), which holds the layer's, the cell's and the
+weight's names as Keras's ``variable.path`` does (Keras's also holds a nested model's name where the model was
+built in code, not where it was loaded). An Embedding's row gradient
 takes the base class's rule (its slices summed, their squares summed per row for Adam's velocity, as Keras's
 IndexedSlices arithmetic).
 """
