@@ -318,9 +318,10 @@ class Model(KerasModelAPI, WrapperTrainable):
         """Training walk: (outputs, output masks, tape) (``fastgru.plan_walk.forward``)."""
         return plan_walk.forward(self, xs, masks, training, logits)
 
-    def _backward(self, d_outputs: list, tape: list, need_dx: bool = False, unreached_as_none: bool = False):
-        """(d inputs or None, grads aligned with ``trainable_weights``) (``fastgru.plan_walk.backward``)."""
-        return plan_walk.backward(self, d_outputs, tape, need_dx, unreached_as_none)
+    def _backward(self, d_outputs: list, tape: list, need_dx: bool = False):
+        """(d inputs or None, grads aligned with ``trainable_weights``, None for a weight no gradient reaches)
+        (``fastgru.plan_walk.backward``)."""
+        return plan_walk.backward(self, d_outputs, tape, need_dx)
 
     # ---- as a layer of a Sequential model (one input, one output) ---------------------------------
     def _single(self) -> None:
@@ -347,6 +348,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         return outs[0], tape
 
     def backward(self, dy, cache, need_dx: bool = True):
+        """As a layer: (d input, grads; None for a weight no gradient reaches, as Keras has none for it)."""
         d_inputs, grads = self._backward([dy], cache, need_dx=True)
         return d_inputs[0], grads
 

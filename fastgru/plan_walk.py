@@ -132,12 +132,19 @@ def _sequential_forward(model, x, mask, training):
     return [x], [mask], caches
 
 
+def add_grads(a: list | None, b: list) -> list:
+    """Two gradient lists summed where both have one; None (no gradient reached the weight) where neither."""
+    if a is None:
+        return list(b)
+    return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
+
+
 def _sequential_backward(model, d_outs, caches, need_dx):
     dy = d_outs[0]
     per = [None] * len(model._layers)
     for i in range(len(model._layers) - 1, -1, -1):
-        if dy is None:  # (no gradient flows back past this point)
-            per[i] = [np.zeros_like(w) for w in model._layers[i].trainable_weights]
+        if dy is None:  # (no gradient flows back past this point: none for the weights before it, as Keras)
+            per[i] = [None] * len(model._layers[i].trainable_weights)
             continue
         dy, per[i] = model._layers[i].backward(dy, caches[i], need_dx=need_dx or i > 0)
         if not model._layers[i].trainable_weights:  # (a frozen layer whose backward still returns gradients)
@@ -254,10 +261,10 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     outs = [vals[s] for s in model._output_slots]
     return outs, [rt[s] for s in model._output_slots], tape
 
-def backward(model, d_outputs: list, tape: list, need_dx: bool = False, unreached_as_none: bool = False):
-    """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients. A layer no
-    gradient reaches (it feeds only an output without a loss, or only ops without a gradient such as argmax)
-    gets zeros, or None with ``unreached_as_none``: Keras has no gradient for it, and its optimizer leaves it
+def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
+    """(d inputs or None, grads aligned with ``trainable_weights``) from the outputs' gradients. A weight no
+    gradient reaches (its layer feeds only an output without a loss, or only ops without a gradient such as
+    argmax; also inside a nested model) gets None: Keras has no gradient for it, and its optimizer leaves it
     alone (no weight decay, no momentum step)."""
     grads: list = [None] * model._n_slots
     for s, d in zip(model._output_slots, d_outputs):
@@ -297,8 +304,7 @@ def backward(model, d_outputs: list, tape: list, need_dx: bool = False, unreache
             d_inputs, g = layer._backward(d_outs, cache, need_dx=True)
             dx = d_inputs if step.list_args else d_inputs[0]
         if g:
-            acc = per_layer.get(id(layer))
-            per_layer[id(layer)] = list(g) if acc is None else [a + b for a, b in zip(acc, g)]
+            per_layer[id(layer)] = add_grads(per_layer.get(id(layer)), g)
         if want_dx and dx is not None:
             dxs = dx if step.list_args else [dx]
             for s, d in zip(step.args, dxs):
@@ -314,7 +320,6 @@ def backward(model, d_outputs: list, tape: list, need_dx: bool = False, unreache
             if not tw:
                 continue
             g = per_layer.get(id(layer))
-            missing = [None] * len(tw) if unreached_as_none else [np.zeros_like(w) for w in tw]
-            out.extend(g if g is not None else missing)
+            out.extend(g if g is not None else [None] * len(tw))
     d_inputs = [grads[s] for s in model._input_slots] if need_dx else None
     return d_inputs, out

@@ -217,11 +217,13 @@ class TimeDistributed(WrapperTrainable, Layer):
         dy = np.asarray(dy)
         b, t = dy.shape[:2]
         if kind == "steps":
+            from ..plan_walk import add_grads
+
             grads, dxs = None, []
             for i in range(t):
                 dx, g = self.layer.backward(dy[:, i], inner[i], need_dx=need_dx)
                 dxs.append(dx)
-                grads = list(g) if grads is None else [a + c for a, c in zip(grads, g)]
+                grads = add_grads(grads, g)
             dx = np.stack(dxs, axis=1) if need_dx and all(d is not None for d in dxs) else None
         else:
             dx, grads = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]), inner, need_dx=need_dx)

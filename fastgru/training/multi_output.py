@@ -380,7 +380,7 @@ def _refuse_activity_regularizers(model) -> None:
 
 def train_step(model, x, y, sample_weight=None) -> None:
     d_outs, tape = _step(model, x, y, sample_weight, training=True)
-    _, grads = model._backward(d_outs, tape, unreached_as_none=True)  # (None: Keras leaves such weights alone)
+    _, grads = model._backward(d_outs, tape)  # (None: Keras leaves such weights alone)
     grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
     model._compiled.optimizer.batch_size = len(x)  # (tf_keras's Nadam steps: optimizers.Nadam)
     apply_to_model(model._compiled.optimizer, grads, model)
