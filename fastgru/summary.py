@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 
 def _format_shape(shape) -> str:
     if isinstance(shape, list):
@@ -94,23 +96,19 @@ def _param_lines(model) -> list[str]:
 
 
 def _optimizer_params(model) -> tuple[int, int] | None:
-    """(count, bytes) of the variables Keras's optimizer holds: its step count (int64), its rate (float32, unless a
-    schedule sets it), the slots, moving averages and gradient accumulators (Nadam: its momentum product); None
-    where Keras's would not be built yet."""
+    """(count, bytes) of the variables Keras's optimizer holds (``io.optimizer_state.keras_variables``; for an
+    optimizer of no known layout, its step count, rate and slots); None where Keras's would not be built yet."""
+    from .io.optimizer_state import keras_variables
+
     optimizer = getattr(getattr(model, "_compiled", None), "optimizer", None)
     if optimizer is None or not (optimizer.built or getattr(optimizer, "built_by_keras_load", False)):
         return None
-    variables = model.trainable_weights
-    optimizer.bind_model(model)
-    slots = optimizer._slots if optimizer.built and len(optimizer._slots) == len(variables) \
-        else [optimizer._build_slots(v) for v in variables]
-    arrays = [a for s in slots for a in s.values()]
-    arrays += variables * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))
-    count = 1 + sum(a.size for a in arrays) + (getattr(optimizer, "_schedule", None) is None)
-    nbytes = 8 + sum(a.nbytes for a in arrays) + 4 * (getattr(optimizer, "_schedule", None) is None)
-    if type(optimizer).__name__ == "Nadam":
-        count, nbytes = count + 1, nbytes + (variables[0].itemsize if variables else 4)
-    return count, nbytes
+    arrays = keras_variables(optimizer, model, as_loaded=True)
+    if arrays is None:
+        optimizer.bind_model(model)
+        arrays = [np.int64(0), np.float32(0)] + [a for v in model.trainable_weights
+                                                 for a in optimizer._build_slots(v).values()]
+    return sum(np.size(a) for a in arrays), sum(np.asarray(a).nbytes for a in arrays)
 
 
 def summary_lines(model, line_length: int | None = None, expand_nested: bool = False, show_trainable: bool = False,

@@ -182,31 +182,51 @@ def _skip(path, why: str) -> bool:
     return False
 
 
+def keras_variables(optimizer, model, as_loaded: bool = False) -> list[np.ndarray] | None:
+    """Keras 3's ``optimizer.variables`` for ``model`` as arrays, in its order: the step count (int64), the rate
+    (float32, unless a schedule sets it), the moving averages and gradient accumulators, each variable's slots in
+    ``KERAS_SLOT_LAYOUT``'s order, Nadam's momentum product. An optimizer not built yet holds the first two only,
+    or with ``as_loaded`` the zero arrays Keras's holds once a file has built it; None for an optimizer without a
+    known layout."""
+    layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
+    if layout is None:
+        return None
+    arrays = [np.int64(optimizer.raw_iterations)]
+    if getattr(optimizer, "_schedule", None) is None:
+        arrays.append(np.float32(optimizer.learning_rate))
+    variables = model.trainable_weights
+    built = optimizer.built and len(optimizer._slots) == len(variables)
+    if not (built or as_loaded):
+        return arrays
+    if built:
+        slots, extra = optimizer._slots, optimizer.keras_extra_state
+    else:
+        optimizer.bind_model(model)  # (Muon: which rule, and so which slots, each variable has)
+        slots = [optimizer._build_slots(v) for v in variables]
+        extra = [np.zeros_like(v) for v in variables] * (bool(optimizer.use_ema)
+                                                         + bool(optimizer.gradient_accumulation_steps))
+    arrays += extra
+    arrays += [slots[i][name] for group in layout for i in range(len(variables)) for name in group
+               if name in slots[i]]
+    if type(optimizer).__name__ == "Nadam":
+        dtype = variables[0].dtype if variables else np.dtype(np.float32)
+        arrays.append(np.asarray(optimizer._u_product if built else 1.0, dtype))
+    return arrays
+
+
 def write_vars(h5, model) -> None:
     """``optimizer/vars/0..n`` of a compiled model, in Keras 3's order (the inverse of :func:`restore`), so that
     Keras's ``load_model`` (and fastgru's) resume training from the file; nothing for an uncompiled model or an
     optimizer without a known layout."""
-    compiled = getattr(model, "_compiled", None)
-    optimizer = getattr(compiled, "optimizer", None)
-    layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
-    if optimizer is None or layout is None:
+    optimizer = getattr(getattr(model, "_compiled", None), "optimizer", None)
+    arrays = None if optimizer is None else keras_variables(optimizer, model)
+    if arrays is None:
         return
     if getattr(optimizer, "tf_legacy", False):
         warnings.warn(f"model {model.name!r}: its optimizer is tf_keras's legacy (optimizer_v2) "
                       f"{type(optimizer).__name__}, which Keras 3 does not have; the file holds Keras 3's "
                       f"{type(optimizer).__name__}, whose update rule can differ (RMSprop without momentum, Adagrad, "
                       "Nadam, a decay of the rate): training resumed from it follows Keras 3's", stacklevel=4)
-    arrays = [np.int64(optimizer.raw_iterations)]
-    if getattr(optimizer, "_schedule", None) is None:
-        arrays.append(np.float32(optimizer.learning_rate))
-    variables = model.trainable_weights
-    if optimizer.built and len(optimizer._slots) == len(variables):
-        slots = optimizer._slots
-        arrays += optimizer.keras_extra_state
-        arrays += [slots[i][name] for group in layout for i in range(len(variables)) for name in group
-                   if name in slots[i]]
-        if type(optimizer).__name__ == "Nadam":
-            arrays.append(np.asarray(optimizer._u_product))
     group = h5.require_group("optimizer/vars")
     for i, a in enumerate(arrays):
         group.create_dataset(str(i), data=a)
