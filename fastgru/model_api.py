@@ -142,29 +142,24 @@ class KerasModelAPI:
         save_model(self, filepath)
 
     def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
-        """Write the weights as Keras 3's ``.weights.h5`` (``overwrite`` as in :meth:`save`; sharded files,
-        ``max_shard_size``, are not supported)."""
-        from .errors import UnsupportedKerasFeature
+        """Write the weights as Keras 3's ``.weights.h5``, or with ``max_shard_size`` (GB) as Keras's sharded
+        ``.weights.json`` map and ``<name>_00000.weights.h5``... shards beside it (``overwrite`` as in
+        :meth:`save`)."""
         from .io import save_weights
         from .io.atomic import refuse_existing
 
-        if max_shard_size is not None:
-            raise UnsupportedKerasFeature("save_weights(max_shard_size=...): sharded weight files are not supported")
         refuse_existing(filepath, overwrite)
-        save_weights(self, filepath)
+        save_weights(self, filepath, max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
-        """Load a Keras 3 ``.weights.h5`` or a legacy Keras 2 ``.h5`` weights file; every weight must match
-        (``skip_mismatch=True``, which leaves mismatched layers as they are, is not supported)."""
-        from .errors import UnsupportedKerasFeature
-        from .io import load_weights
+        """Load a Keras 3 ``.weights.h5`` (or sharded ``.weights.json``), a ``.keras`` file's weights or a legacy
+        Keras 2 ``.h5`` weights file: every weight must fit, or nothing changes. As Keras's: ``skip_mismatch=True``
+        leaves a layer whose weights in the file do not fit as it is, with a warning (a legacy ``.h5``: each
+        weight of another shape); ``by_name=True`` (legacy ``.h5``) pairs the file's layers with the model's by
+        name; ``objects_to_skip`` (``.weights.h5``) lists layers to leave alone."""
+        from .io import load_options, load_weights
 
-        if skip_mismatch:
-            raise UnsupportedKerasFeature("load_weights(skip_mismatch=True) is not supported: fastgru loads every "
-                                          "weight of the file or none (a mismatch raises ModelFileError)")
-        if kwargs:
-            raise ValueError(f"Invalid keyword arguments: {sorted(kwargs)}")
-        load_weights(self, filepath)
+        load_weights(self, filepath, load_options.parse(filepath, skip_mismatch, kwargs))
 
 
 def pick_layer(layers: list, name, index, model_name: str):

@@ -335,7 +335,8 @@ def test_class_weight_on_a_sequence_output_is_refused_by_name():
 def test_save_and_load_weights_take_keras_arguments(tmp_path):
     """``save(include_optimizer=...)``, ``save(zipped=...)`` and ``load_weights(skip_mismatch=...)`` were a bare
     TypeError. Keras 3 ignores ``include_optimizer`` for a .keras file, and so does fastgru; ``zipped=False`` (a
-    directory), ``skip_mismatch=True`` and sharded weights are refused by name; other arguments as Keras."""
+    directory) is refused by name; other arguments as Keras (``skip_mismatch`` and sharded weights are now
+    supported: tests/test_load_weights_options.py)."""
     model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
     x = np.ones((2, 5, 3), np.float32)
     model.save(tmp_path / "a.keras", include_optimizer=False, zipped=True)
@@ -347,9 +348,7 @@ def test_save_and_load_weights_take_keras_arguments(tmp_path):
         model.save(tmp_path / "d.keras", compression=True)
     model.save_weights(tmp_path / "m.weights.h5")
     model.load_weights(tmp_path / "m.weights.h5", skip_mismatch=False)
-    with pytest.raises(fg.UnsupportedKerasFeature, match="skip_mismatch=True"):
-        model.load_weights(tmp_path / "m.weights.h5", skip_mismatch=True)
-    with pytest.raises(fg.UnsupportedKerasFeature, match="max_shard_size"):
+    with pytest.raises(ValueError, match=r"\.weights\.json"):  # (Keras: sharded weights need a .json map)
         model.save_weights(tmp_path / "n.weights.h5", max_shard_size=1)
     assert not (tmp_path / "c.keras").exists() and not (tmp_path / "d.keras").exists()
 

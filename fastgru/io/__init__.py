@@ -29,6 +29,7 @@ from . import (
     legacy_h5,
     optimizer_state,
     saved_model,
+    sharded_weights,
     tensor_bundle,
 )
 from .atomic import atomic_write_bytes
@@ -45,6 +46,7 @@ from .h5utils import (
     read_list_attr,
 )
 from .keras_save import keras3_weight_paths
+from .load_options import STRICT, LoadOptions
 from .model_builder import build_model
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -200,37 +202,47 @@ def _v3_specs(model, root) -> list:
     return [keras_config.LayerSpec(type(l).__name__, {}, p, l.name) for l, p in zip(model.layers, paths)]
 
 
-def load_weights(model, path) -> None:
-    """Load Keras 3 ``.weights.h5`` (or a ``.keras`` file's weights) or a legacy ``.h5`` into ``model``: all of
-    them or none (the layers are filled one by one; a refusal at a later one puts the earlier ones back)."""
+def load_weights(model, path, options: LoadOptions = STRICT) -> None:
+    """Load Keras 3 ``.weights.h5`` (or a ``.keras`` file's weights, or sharded ``.weights.json``) or a legacy
+    ``.h5`` into ``model``: all of them or none (the layers are filled one by one; a refusal at a later one puts
+    the earlier ones back). ``options``: load_weights's ``skip_mismatch``, ``by_name``, ``objects_to_skip``."""
     if not model.built:
         raise ValueError("load_weights() needs a built model: call build(input_shape) first")
     weights = model.weights
     before = [w.copy() for w in weights]
     try:
-        _load_weights(model, path)
+        _load_weights(model, path, options)
     except BaseException:
         for w, old in zip(weights, before):
             w[...] = old
         raise
 
 
-def _load_weights(model, path) -> None:
+def _load_weights(model, path, options: LoadOptions) -> None:
+    if sharded_weights.is_map(path):
+        with guard(path), sharded_weights.merged(path, keras_v3.max_weights_file_bytes(model)) as f:
+            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
+        return
     kind = _sniff(path)
     if kind in ("checkpoint", "savedmodel"):  # save_weights(save_format="tf") prefix, SavedModel's variables
+        if options != STRICT:
+            raise UnsupportedKerasFeature("load_weights of a TensorFlow checkpoint takes no skip_mismatch, "
+                                          "by_name or objects_to_skip")
         saved_model.load_checkpoint_weights(model, path)
         return
     if kind == "zip":
         _, _, weights = keras_v3.read_keras_zip(path, keras_v3.max_weights_file_bytes(model))
         with guard(path), open_h5(path, weights) as f:
-            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path)
+            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
         return
     with guard(path), open_h5(path) as f:
         weights_kind = _weights_kind(f)
-        if weights_kind == "legacy":
-            _load_legacy_by_order(model, legacy_h5.model_weights_group(f, path), path)
+        if weights_kind == "legacy" and options.by_name:
+            _load_legacy_by_name(model, legacy_h5.model_weights_group(f, path), path, options)
+        elif weights_kind == "legacy":
+            _load_legacy_by_order(model, legacy_h5.model_weights_group(f, path), path, options)
         elif weights_kind == "v3":
-            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path)
+            keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
         else:
             raise ModelFileError(path, "an HDF5 file that holds neither Keras 3 weights (layers/...) nor legacy "
                                        "weights (a layer_names attribute)")
@@ -244,7 +256,20 @@ def _v3_targets(model, root) -> tuple[list, list]:
     return model.layers, _v3_specs(model, root)
 
 
-def _load_legacy_by_order(model, root, path) -> None:
+def _load_legacy_by_name(model, root, path, options: LoadOptions) -> None:
+    """``by_name=True``: each of the model's layers takes the file's group of its name (a nested model's group,
+    its layers' weights in order); layers without one, and the file's other groups, are left alone."""
+    in_file = set(read_list_attr(root, "layer_names", path))
+    layers, specs = [], []
+    for layer in model.layers:
+        if layer.weights and layer.name in in_file:
+            for leaf in [layer] if hasattr(layer, "weight_paths") else _weighted_leaves([layer]):
+                layers.append(leaf)
+                specs.append(keras_config.LayerSpec(type(leaf).__name__, {}, "", layer.name))
+    legacy_h5.assign_legacy_weights(layers, specs, root, path, options)
+
+
+def _load_legacy_by_order(model, root, path, options: LoadOptions = STRICT) -> None:
     """Keras's legacy rule: the file's layers that have weights pair with the model's, in order. When a
     group holds several layers' weights (a nested model), the flat lists pair instead, if they agree."""
     groups = []
@@ -256,7 +281,7 @@ def _load_legacy_by_order(model, root, path) -> None:
     layers = [l for l in model.layers if l.weights]
     if len(groups) == len(layers) and all(hasattr(l, "weight_paths") for l in layers):
         specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, (n, _) in zip(layers, groups)]
-        legacy_h5.assign_legacy_weights(layers, specs, root, path)
+        legacy_h5.assign_legacy_weights(layers, specs, root, path, options)
         return
     layers = _weighted_leaves(layers)  # (a nested model's group holds its layers' weights, in their order)
     flat = [(n, w) for n, names in groups for w in names]
@@ -267,9 +292,10 @@ def _load_legacy_by_order(model, root, path) -> None:
     for layer in layers:
         own, flat = flat[:len(layer.weights)], flat[len(layer.weights):]
         groups_of = [get_group(root, n, path) for n, _ in own]
-        keras_v3.check_shapes(layer, [dataset_shape(g, w, path) for g, (_, w) in zip(groups_of, own)], path,
-                              where=own[0][0])
-        arrays = [read_dataset(g, w, path, a.shape) for g, (_, w), a in zip(groups_of, own, layer.weights)]
+        shapes = [dataset_shape(g, w, path) for g, (_, w) in zip(groups_of, own)]
+        keep = legacy_h5.fitting([layer], shapes, own[0][0], path, options.skip_mismatch)
+        arrays = [read_dataset(g, w, path, a.shape) if k else a.copy()
+                  for g, (_, w), a, k in zip(groups_of, own, layer.weights, keep)]
         keras_v3.set_checked(layer, arrays, path, where=own[0][0])
 
 
@@ -308,9 +334,10 @@ def _warn_non_finite(model, path) -> None:
                       "(TerminateOnNaN stops fit at the first NaN loss)", stacklevel=4)
 
 
-def save_weights(model, path) -> None:
-    """Write a Keras 3 ``.weights.h5`` file (``keras_model.load_weights`` reads it), crash-safe."""
-    if not str(path).endswith(".weights.h5"):
+def save_weights(model, path, max_shard_size=None) -> None:
+    """Write a Keras 3 ``.weights.h5`` file (``keras_model.load_weights`` reads it), crash-safe; with
+    ``max_shard_size`` (GB), Keras's sharded ``.weights.json`` map and its shards (``sharded_weights``)."""
+    if max_shard_size is None and not str(path).endswith(".weights.h5"):
         raise ValueError(f"save_weights() writes Keras 3 weights files; the path must end in .weights.h5, "
                          f"received {str(path)!r}")
     _warn_non_finite(model, path)
@@ -319,6 +346,9 @@ def save_weights(model, path) -> None:
         functional_save.write_weights(model, buffer)
     else:  # where the Keras model the layers came from kept them (keras_model.load_weights reads the file)
         keras_v3.write_weights_h5(model, buffer, keras_v3.keras_source_paths(model))
+    if max_shard_size is not None:
+        sharded_weights.write(buffer.getvalue(), path, max_shard_size)
+        return
     atomic_write_bytes(path, buffer.getvalue())  # crash-safe, as save_model
 
 

@@ -18,6 +18,7 @@ from .h5utils import dataset_shape, get_group, guard, open_h5, read_dataset
 from .keras_assets import read_named_vars, write_named_vars
 from .keras_config import TIME_DISTRIBUTED_ATTR, LayerSpec, snake_case
 from .keras_save import keras3_model_config, keras3_weight_paths, v3_var_groups
+from .load_options import STRICT, LoadOptions
 
 #: the most bytes config.json may take (a 1,000-layer Keras model's config takes 1-2 MB) and metadata.json
 MAX_CONFIG_BYTES = 64 << 20
@@ -165,32 +166,41 @@ def _check_member_sizes(archive: zipfile.ZipFile, names, path) -> None:
                                        f"from {info.compress_size} compressed bytes")
 
 
-def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path) -> None:
+def assign_v3_weights(layers, specs: list[LayerSpec], root: h5py.Group, path, options: LoadOptions = STRICT) -> None:
     """Copy ``<group>/0..n`` into each (built) fastgru layer, checking count and shapes (the groups of
     a layer: :func:`v3_var_groups`, one, or two for a Bidirectional): every layer's arrays are read and checked
-    before any layer is changed."""
+    before any layer is changed (``options``: load_weights's ``skip_mismatch`` and ``objects_to_skip``)."""
     plan = []
     for layer, spec in zip(layers, specs):
-        named = read_named_vars(layer, root, spec.v3_path, path) if getattr(layer, "keras_named_variables", ()) else {}
-        if named:
-            plan.append((layer, named, None))
-        if not layer.weights:
+        if options.skips(layer):
             continue
-        groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
-        shapes = [dataset_shape(group, str(i), path) for group, _, n in groups for i in range(n)]
-        check_shapes(layer, shapes, path, where=spec.v3_path)
-        for group, where, n in groups:
-            if len(group.keys()) != n:
-                raise ModelFileError(path, f"{where} holds {len(group.keys())} variables, layer "
-                                           f"{layer.name!r} ({spec.class_name}) expects {n}")
-        arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
-        check_arrays(layer, arrays, path, where=spec.v3_path)
-        plan.append((layer, None, arrays))
+        with options.layer(f"layer {layer.name!r} ({spec.v3_path})"):
+            plan.extend(_layer_plan(layer, spec, root, path))
     for layer, named, arrays in plan:
         if named:
             layer.load_keras_own_variables(named)
         else:
             layer.set_weights(arrays)  # (checked above)
+
+
+def _layer_plan(layer, spec: LayerSpec, root: h5py.Group, path) -> list:
+    """[(layer, named variables or None, arrays or None)]: what one layer takes from the file, read and checked."""
+    plan = []
+    named = read_named_vars(layer, root, spec.v3_path, path) if getattr(layer, "keras_named_variables", ()) else {}
+    if named:
+        plan.append((layer, named, None))
+    if not layer.weights:
+        return plan
+    groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
+    shapes = [dataset_shape(group, str(i), path) for group, _, n in groups for i in range(n)]
+    check_shapes(layer, shapes, path, where=spec.v3_path)
+    for group, where, n in groups:
+        if len(group.keys()) != n:
+            raise ModelFileError(path, f"{where} holds {len(group.keys())} variables, layer "
+                                       f"{layer.name!r} ({spec.class_name}) expects {n}")
+    arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
+    check_arrays(layer, arrays, path, where=spec.v3_path)
+    return plan + [(layer, None, arrays)]
 
 
 def _var_group(root: h5py.Group, where: str, path) -> tuple[h5py.Group, str]:

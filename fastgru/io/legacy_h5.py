@@ -4,11 +4,14 @@ attribute lists its weights in order (never hard-coded names)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import ModelFileError
 from .h5utils import dataset_shape, get_group, read_attr, read_dataset, read_list_attr
 from .keras_v3 import check_shapes, set_checked
+from .load_options import STRICT, LoadOptions
 
 
 def keras_version(group, path="<file>") -> str | None:
@@ -16,8 +19,10 @@ def keras_version(group, path="<file>") -> str | None:
     return None if value is None else str(value)
 
 
-def assign_legacy_weights(layers, specs, weights_root, path) -> None:
-    """Fill the fastgru layers from a ``model_weights``-style group (or a weights file's root)."""
+def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOptions = STRICT) -> None:
+    """Fill the fastgru layers from a ``model_weights``-style group (or a weights file's root). With
+    ``options.skip_mismatch`` (Keras's legacy rule) a weight of another shape keeps its value, with a warning,
+    and with ``options.by_name`` so does a layer whose count of weights differs."""
     layer_names = read_list_attr(weights_root, "layer_names", path)
     # the layers that read from each group, in order (a nested model's group feeds several layers)
     by_group: dict[str, list] = {}
@@ -41,22 +46,43 @@ def assign_legacy_weights(layers, specs, weights_root, path) -> None:
             _assign_lora_merged(group_layers[0], config_of[id(group_layers[0])], group, names, path)
             continue
         if len(names) != needed:
-            raise ModelFileError(path, f"layer {group_name!r} has {len(names)} weights in the file, "
-                                       f"the config implies {needed}")
+            message = f"layer {group_name!r} has {len(names)} weights in the file, the config implies {needed}"
+            if not (options.skip_mismatch and options.by_name):
+                raise ModelFileError(path, message)
+            warnings.warn(f"load_weights(by_name=True, skip_mismatch=True): skipping the weights of {message}",
+                          stacklevel=5)
+            continue
         shapes = [dataset_shape(group, n, path) for n in names]
-        expected = [w.shape for l in group_layers for w in l.weights]
         # the group's layers that hold weights (a nested model's group may end in a Dropout)
         holders = [layer for layer in group_layers if layer.weights]
-        i = 0
-        for layer in holders:  # shapes first, from the headers: nothing is read for a wrong one
-            check_shapes(layer, shapes[i:i + len(layer.weights)], path, where=group_name)
-            i += len(layer.weights)
-        integer = [w.dtype.kind in "iu" for l in holders for w in l.weights]
-        arrays = [read_dataset(group, n, path, shape, integer=i) for n, shape, i in zip(names, expected, integer)]
+        current = [w for l in holders for w in l.weights]
+        keep = fitting(holders, shapes, group_name, path, options.skip_mismatch)
+        integer = [w.dtype.kind in "iu" for w in current]
+        arrays = [read_dataset(group, n, path, w.shape, integer=i) if k else w.copy()
+                  for n, w, i, k in zip(names, current, integer, keep)]
         for layer in holders:
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=group_name)
             arrays, names = arrays[n:], names[n:]
+
+
+def fitting(holders, shapes, group_name: str, path, skip_mismatch: bool) -> list[bool]:
+    """Which of a group's weights the file's shapes fit (from the headers: nothing is read for a wrong one):
+    all, or a refusal; with ``skip_mismatch``, those that fit (each other one kept, with a warning)."""
+    keep, i = [], 0
+    for layer in holders:
+        got = shapes[i:i + len(layer.weights)]
+        i += len(layer.weights)
+        if not skip_mismatch:
+            check_shapes(layer, got, path, where=group_name)
+            keep += [True] * len(got)
+            continue
+        for name, w, shape in zip(layer.weight_paths, layer.weights, got):
+            keep.append(w.shape == tuple(shape))
+            if not keep[-1]:
+                warnings.warn(f"load_weights(skip_mismatch=True): skipping weight {group_name} ({layer.name!r}."
+                              f"{name}): shape {tuple(shape)} in the file, {w.shape} in the model", stacklevel=5)
+    return keep
 
 
 def _base(name: str) -> str:
