@@ -79,22 +79,28 @@ class KerasModelAPI:
         epoch stopped; ``validation_steps``: each validation covers the first that many batches (as Keras)."""
         from .training import streams, trainer
 
+        reader = sizes = None
         if streams.is_stream(x):  # (a dataset, PyDataset or generator: its batches as arrays, their size kept)
             streams.check_no_targets(y, sample_weight, "fit")
             if validation_split:
                 raise ValueError("fit: `validation_split` is only supported for arrays, as in Keras; give the "
                                  "validation stream as validation_data")
-            streams.warn_unshuffled(x, shuffle)
-            runs = max((1 if epochs is None else epochs) - (initial_epoch or 0), 1)
-            x, y, sample_weight, batch_size = streams.collect(
-                x, "fit", None if steps_per_epoch is None else steps_per_epoch * runs)
+            if steps_per_epoch is None and streams.rereadable(x):  # (read anew each epoch, as in Keras)
+                reader = streams.EpochReader(x, shuffle)
+                x, y, sample_weight, sizes = reader.read()
+                batch_size = sizes[0]
+            else:
+                streams.warn_unshuffled(x, shuffle)
+                runs = max((1 if epochs is None else epochs) - (initial_epoch or 0), 1)
+                x, y, sample_weight, batch_size = streams.collect(
+                    x, "fit", None if steps_per_epoch is None else steps_per_epoch * runs)
             shuffle = False  # (as Keras: a stream is read in its own order)
         if validation_data is not None and streams.is_stream(validation_data):
             xv, yv, swv, size = streams.collect(validation_data, "fit's validation_data", validation_steps)
             validation_data, validation_batch_size = (xv, yv) + (() if swv is None else (swv,)), size
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                            shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
-                           steps_per_epoch, validation_steps)
+                           steps_per_epoch, validation_steps, _reader=reader, _sizes=sizes)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict: bool = False):

@@ -529,7 +529,8 @@ def test_fit_evaluate_and_predict_read_streams():
     reference = model().fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
                             validation_data=(x[:12], y[:12]), validation_batch_size=6).history
     streamed = model()
-    history = streamed.fit(Sequence(x, y, 8), epochs=2, verbose=0, validation_data=Sequence(x[:12], y[:12], 6)).history
+    history = streamed.fit(Sequence(x, y, 8), epochs=2, verbose=0, shuffle=False,  # (True: its batches shuffled)
+                           validation_data=Sequence(x[:12], y[:12], 6)).history
     assert history == reference
     np.testing.assert_array_equal(streamed.predict(Sequence(x, y, 8)), streamed.predict(x, batch_size=8))
     assert streamed.evaluate(Sequence(x, y, 8), verbose=0) == streamed.evaluate(x, y, batch_size=8, verbose=0)
@@ -613,7 +614,7 @@ def test_stream_misreadings_are_refused():
 
     np.testing.assert_array_equal(model.predict(PyDataset()), model.predict(x, batch_size=8))
     with pytest.warns(UserWarning, match="reads a PyDataset once, in the order of its indices"):
-        model.fit(PyDataset(), epochs=1, verbose=0)  # (Keras shuffles its batch order: shuffle=True by default)
+        model.fit(PyDataset(), epochs=1, steps_per_epoch=3, verbose=0)  # (Keras shuffles its batch order each pass)
 
 
 def test_forty_seventh_round_fixes():

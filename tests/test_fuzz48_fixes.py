@@ -54,3 +54,99 @@ def test_weights_no_gradient_reaches_inside_a_nested_model_are_left_alone(keras,
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, err_msg=name)
         for a, b, v in zip(ours.get_weights(), km.get_weights(), km.weights):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"{name}: {v.path}")
+
+
+def _stream_model():
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    model.compile(fg.optimizers.SGD(0.1), "mse")
+    return model
+
+
+class _Loader:
+    """A DataLoader-like stream (iterable, with a length) that draws a new order at each pass, as
+    ``DataLoader(shuffle=True)`` does."""
+
+    def __init__(self, x, y, batch_size, seed):
+        self.x, self.y, self.batch_size, self.rng, self.passes = x, y, batch_size, np.random.default_rng(seed), 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        self.passes += 1
+        order = self.rng.permutation(len(self.x))
+        for i in range(0, len(order), self.batch_size):
+            yield self.x[order[i:i + self.batch_size]], self.y[order[i:i + self.batch_size]]
+
+
+_Loader.__name__ = "DataLoader"  # (streams.py knows a PyTorch DataLoader by its class name)
+
+
+def test_a_reshuffling_stream_is_read_anew_each_epoch():
+    """fit read a stream once and trained every epoch on its first order; Keras reads a dataset, a DataLoader
+    or a PyDataset anew each epoch (the DataLoader after its first 2 batches, which Keras's adapter reads for
+    their shapes)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 5, 3)).astype("float32"), rng.normal(size=(20, 1)).astype("float32")
+    loader, model = _Loader(x, y, 8, seed=1), _stream_model()
+    initial = model.get_weights()
+    model.fit(loader, epochs=3, verbose=0)
+    assert loader.passes == 4  # (the shapes' pass, then one per epoch)
+    replay, orders = _stream_model(), np.random.default_rng(1)
+    replay.set_weights(initial)
+    orders.permutation(20)  # (the shapes' pass)
+    for _ in range(3):
+        order = orders.permutation(20)
+        replay.fit(x[order], y[order], batch_size=8, shuffle=False, epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), replay.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.keras
+def test_py_datasets_and_shuffled_datasets_train_as_in_keras(keras, tmp_path):
+    """A PyDataset whose on_epoch_end reshuffles its samples (Keras calls it once before the first epoch too);
+    fit(shuffle=True) over a PyDataset's batches, the order from Python's ``random`` as Keras's adapter draws it,
+    a short batch landing anywhere; a ``tf.data`` dataset's seeded ``shuffle()``, a new order each epoch."""
+    import random
+
+    import tensorflow as tf
+
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 5, 3)).astype("float32"), rng.normal(size=(50, 1)).astype("float32")
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, batch_size, reshuffle):
+            super().__init__()
+            self.batch_size, self.reshuffle, self.index, self.rng = batch_size, reshuffle, np.arange(50), \
+                np.random.default_rng(5)
+
+        def __len__(self):
+            return -(-50 // self.batch_size)
+
+        def __getitem__(self, i):
+            rows = self.index[i * self.batch_size:(i + 1) * self.batch_size]
+            return x[rows], y[rows]
+
+        def on_epoch_end(self):
+            if self.reshuffle:
+                self.index = self.rng.permutation(50)
+
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([L.Input((5, 3)), L.GRU(4), L.Dense(1)])
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    km.save(tmp_path / "m.keras")
+    cases = [("on_epoch_end", lambda: Batches(8, True), False), ("shuffle", lambda: Batches(8, False), True),
+             ("short batch", lambda: Batches(16, False), True),
+             ("tf.data", lambda: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(50, seed=3).batch(8), True)]
+    for name, stream, shuffle in cases:
+        theirs, mine = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            random.seed(7)
+            expected = theirs.fit(stream(), epochs=3, shuffle=shuffle, verbose=0).history["loss"]
+            random.seed(7)
+            got = mine.fit(stream(), epochs=3, shuffle=shuffle, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=name)
+        for a, b in zip(mine.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -24,12 +24,17 @@ class BatchStream:
     from one pass that goes on where the last epoch stopped; an epoch that reaches the pass's end stops
     there, with Keras's warning, and the next begins a new pass."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, steps_name: str = "fit's steps_per_epoch"):
+    def __init__(self, n: int, batch_size: int, shuffle: bool, steps_name: str = "fit's steps_per_epoch",
+                 sizes: list | None = None):
         self.n, self.batch_size, self.shuffle, self.steps_name = n, batch_size, shuffle, steps_name
-        self.n_batches = math.ceil(n / batch_size)
+        self.sizes = sizes  # (a stream's own batches, in order: their sizes)
+        self.n_batches = math.ceil(n / batch_size) if sizes is None else len(sizes)
         self._pass, self._seen = None, 0
 
     def _new_pass(self):
+        if self.sizes is not None:
+            bounds = np.cumsum([0, *self.sizes])
+            return (np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:]))
         return batch_indices(self.n, self.batch_size, global_rng().permutation(self.n) if self.shuffle else None)
 
     def epoch(self, steps):
@@ -112,6 +117,14 @@ def class_sample_weight(y, class_weight) -> np.ndarray:
     for cls, weight in class_weight.items():
         weights[classes == int(cls)] = weight
     return weights
+
+
+def check_stream_epoch(model, n: int, sizes: list) -> None:
+    """A stream's epoch, ``n`` samples in batches of ``sizes``: every batch one a stateful layer can take."""
+    if sum(sizes) != n:
+        raise ValueError(f"fit: the stream's batches hold {sum(sizes)} samples, its arrays {n}")
+    for size in sorted(set(sizes)):
+        check_stateful_batches(model, size, size, "fit (a batch of the stream)")
 
 
 def check_stateful_batches(model, n: int, batch_size: int, what: str, batches: int | None = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import itertools
+import random
 import warnings
 
 import numpy as np
@@ -111,27 +112,88 @@ def _batch_size(element_parts, where: str) -> int:
 
 def collect(data, where: str, limit: int | None = None) -> tuple:
     """``(x, y, sample_weight, batch_size)`` from a stream's first ``limit`` elements (None: all)."""
-    elements = _elements(data, limit, where)
-    if not elements:
-        raise ValueError(f"{where}: the stream yielded no batches")
-    parts = [_parts(e) for e in elements]
-    sizes = [_batch_size(p, where) for p in parts]
+    x, y, sample_weight, sizes = _collected(_elements(data, limit, where), where)
     if any(s != sizes[0] for s in sizes[:-1]) or sizes[-1] > sizes[0]:
         raise ValueError(f"{where}: the stream's batches have sizes {sizes[:8]}{' ...' if len(sizes) > 8 else ''}; "
                          "fastgru takes batches of one size, the last of a pass alone smaller (a dataset batched "
                          "and then repeated has a short batch inside each pass: repeat it before batch(), or "
                          "batch(n, drop_remainder=True))")
-    x, y, sample_weight = (_joined([p[i] for p in parts], what) for i, what in enumerate(("x", "y", "sample_weight")))
     return x, y, sample_weight, sizes[0]
 
 
+def _collected(elements: list, where: str) -> tuple:
+    """``(x, y, sample_weight, batch sizes)`` of a stream's elements."""
+    if not elements:
+        raise ValueError(f"{where}: the stream yielded no batches")
+    parts = [_parts(e) for e in elements]
+    sizes = [_batch_size(p, where) for p in parts]
+    x, y, sample_weight = (_joined([p[i] for p in parts], what) for i, what in enumerate(("x", "y", "sample_weight")))
+    return x, y, sample_weight, sizes
+
+
+def rereadable(data) -> bool:
+    """Whether ``fit`` can read ``data`` anew each epoch, as Keras's fit iterates it: a finite ``tf.data``
+    dataset, a PyTorch ``DataLoader``, a Keras ``PyDataset`` with a number of batches (not a generator)."""
+    if hasattr(data, "as_numpy_iterator"):
+        return not hasattr(data, "cardinality") or int(data.cardinality()) != _INFINITE
+    if _is_py_dataset(data):
+        return (len(data) if hasattr(data, "__len__") else getattr(data, "num_batches", None)) is not None
+    return isinstance(data, collections.abc.Iterable) and not isinstance(data, collections.abc.Iterator) \
+        and hasattr(data, "__len__")
+
+
+def _unknown_length(data) -> bool:
+    """Whether a tf.data dataset's number of batches is unknown (after ``filter``)."""
+    return hasattr(data, "cardinality") and int(data.cardinality()) < 0
+
+
+def _is_py_dataset(data) -> bool:
+    return any(c.__name__ in ("PyDataset", "Sequence") for c in type(data).__mro__)
+
+
+class EpochReader:
+    """A stream ``fit`` reads anew each epoch, as Keras's fit does: a ``tf.data`` dataset then reshuffles as it
+    does in Keras (``shuffle()``'s default), a ``DataLoader(shuffle=True)`` draws a new order, and a ``PyDataset``
+    has its ``on_epoch_begin``/``on_epoch_end`` called around each epoch and, with fit's ``shuffle``, its batches
+    taken in an order from Python's ``random.shuffle``, as Keras's adapter takes them."""
+
+    def __init__(self, data, shuffle: bool):
+        self.data, self.shuffle, self.py_dataset, self.epochs_read = data, shuffle, _is_py_dataset(data), 0
+        self.end_epoch()  # (Keras's epoch iterator calls on_epoch_end once as it starts, before the first epoch)
+        if any(c.__name__ == "DataLoader" for c in type(data).__mro__):
+            # (Keras's adapter reads a DataLoader's first 2 batches for their shapes before training: with
+            # shuffle=True that draws an order from torch's generator, so the first epoch takes the next one)
+            list(itertools.islice(data, 2))
+
+    def read(self) -> tuple:
+        """The next epoch's ``(x, y, sample_weight, batch sizes)``."""
+        data = self.data
+        self.epochs_read += 1
+        if hasattr(data, "as_numpy_iterator") and self.epochs_read > 1 and not _unknown_length(data):
+            data.as_numpy_iterator()  # (Keras's epoch iterator makes one more pass's iterator at each epoch's end,
+            # unused: a seeded shuffle() then gives the next epoch the order after it, in Keras and here; a dataset
+            # of unknown length, after filter(), reshuffles each epoch too, in another order than Keras's)
+        if not self.py_dataset:
+            return _collected(_elements(data, None, "fit"), "fit")
+        if hasattr(data, "on_epoch_begin"):
+            data.on_epoch_begin()
+        order = list(range(len(data) if hasattr(data, "__len__") else data.num_batches))
+        if self.shuffle:
+            random.shuffle(order)
+        return _collected([data[i] for i in order], "fit")
+
+    def end_epoch(self) -> None:
+        if self.py_dataset and hasattr(self.data, "on_epoch_end"):
+            self.data.on_epoch_end()
+
+
 def warn_unshuffled(data, shuffle) -> None:
-    """A Keras PyDataset's batch order is shuffled by Keras's fit each epoch (and its epoch hooks called): fastgru
-    reads it once, in index order."""
-    if shuffle and any(c.__name__ == "PyDataset" for c in type(data).__mro__):
-        warnings.warn("fit reads a PyDataset once, in the order of its indices, for every epoch: Keras's fit shuffles "
-                      "its batch order each epoch (shuffle=True, the default) and calls its on_epoch_begin/end; pass "
-                      "shuffle=False for Keras's numbers", stacklevel=3)
+    """With ``steps_per_epoch``, fit reads a PyDataset once, in index order (Keras shuffles its batch order each
+    pass with ``shuffle=True``)."""
+    if shuffle and _is_py_dataset(data):
+        warnings.warn("fit with steps_per_epoch reads a PyDataset once, in the order of its indices: Keras's fit "
+                      "shuffles its batch order each pass (shuffle=True, the default) and calls its "
+                      "on_epoch_begin/end; pass shuffle=False for Keras's numbers", stacklevel=3)
 
 
 def check_no_targets(y, sample_weight, where: str) -> None:

@@ -21,6 +21,7 @@ from .batching import (
     batch_indices,
     check_class_weight,
     check_stateful_batches,
+    check_stream_epoch,
     checked_batch_size,
     checked_validation_freq,
     class_sample_weight,
@@ -266,7 +267,9 @@ def _check_validation_data(model, validation_data, y):
 def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
         validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
         sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
-        steps_per_epoch=None, validation_steps=None):
+        steps_per_epoch=None, validation_steps=None, _reader=None, _sizes=None):
+    """Keras's ``fit`` (``Model.fit``); ``_reader``: a stream read anew each epoch (``streams.EpochReader``), whose
+    first epoch's data are ``x``, ``y``, ``sample_weight`` in batches of ``_sizes``."""
     compiled = _compiled(model)
     # every argument is checked before anything is trained (docs/reliability.md, "Input validation")
     epochs = 0 if epochs == 0 else positive_int("epochs", 1 if epochs is None else epochs)
@@ -297,13 +300,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     if class_weight is not None:  # the training samples' weights only (the validation data stays unweighted)
         sample_weight = class_sample_weight(y, class_weight)
     check_finite_data(x, y, sample_weight, batch_size, "fit")
+    if _sizes is not None:
+        check_stream_epoch(model, len(x), _sizes)
     runs = max(epochs - initial_epoch, 0)  # (the epochs that run: their batches, checked before the first)
     drawn = 0 if runs == 0 else None if steps_per_epoch is None else steps_per_epoch * runs
     check_stateful_batches(model, len(x), batch_size, "fit", drawn)
     if validation_data is not None and runs:
         check_stateful_batches(model, len(validation_data[0]), validation_batch_size or batch_size,
                                "fit's validation data", validation_steps)
-    steps = steps_per_epoch or math.ceil(len(x) / batch_size)
+    steps = steps_per_epoch or (len(_sizes) if _sizes is not None else math.ceil(len(x) / batch_size))
     verbose = 1 if verbose == "auto" else verbose
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                        verbose=verbose, epochs=epochs, steps=steps)
@@ -313,10 +318,17 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     # (Keras's BackupAndRestore resumes an interrupted fit by setting the model's _initial_epoch there)
     initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
     logs = {}
-    stream = BatchStream(len(x), batch_size, shuffle)
+    stream = BatchStream(len(x), batch_size, shuffle, sizes=_sizes)
     for epoch in range(initial_epoch, epochs):
         compiled.reset()
         cbs.on_epoch_begin(epoch)
+        if _reader is not None and epoch > initial_epoch:  # (a stream read anew, as Keras's fit reads it)
+            x, y, sample_weight, sizes = _reader.read()
+            x, y, sample_weight = _check_xy(model, x, y, sample_weight)
+            sample_weight = sample_weight if class_weight is None else class_sample_weight(y, class_weight)
+            check_finite_data(x, y, sample_weight, batch_size, "fit")
+            check_stream_epoch(model, len(x), sizes)
+            stream = BatchStream(len(x), batch_size, False, sizes=sizes)
         for step, idx in enumerate(stream.epoch(steps_per_epoch)):
             cbs.on_train_batch_begin(step)
             train_step(model, x[idx], y[idx], _take(sample_weight, idx))
@@ -324,6 +336,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
             cbs.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
+        if _reader is not None:
+            _reader.end_epoch()
         logs = compiled.logs()
         if validation_data is not None and (epoch + 1 in validation_freq if isinstance(validation_freq, tuple)
                                             else (epoch + 1) % validation_freq == 0):
