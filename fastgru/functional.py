@@ -68,6 +68,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
         #: a dict of outputs comes back with the keys in the order given (Keras's too)
         self._output_key_order = list(outputs) if isinstance(outputs, dict) else None
+        self._tuple_outputs = isinstance(outputs, tuple)  # (Keras returns a tuple of outputs as a tuple)
         self._list_outputs = self._output_struct is not None
         for t in self._inputs:
             if not t.node.is_input:
@@ -307,7 +308,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         if isinstance(self._output_struct, list):
             by_key = dict(zip(self._output_struct, outs))
             return {k: by_key[k] for k in self._output_key_order or self._output_struct}
-        return outs
+        return tuple(outs) if getattr(self, "_tuple_outputs", False) else outs
 
     # ---- running ------------------------------------------------------------------------------
     def _run(self, xs: list, masks: list | None = None, training: bool = False):

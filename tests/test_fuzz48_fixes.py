@@ -150,3 +150,15 @@ def test_py_datasets_and_shuffled_datasets_train_as_in_keras(keras, tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=name)
         for a, b in zip(mine.get_weights(), theirs.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_tuple_of_outputs_comes_back_as_a_tuple():
+    """Keras returns a model's tuple of outputs as a tuple (a list after a file round trip, in Keras too)."""
+    inputs = fg.Input((5, 3))
+    h = fg.layers.GRU(4)(inputs)
+    model = fg.Model(inputs, (fg.layers.Dense(1)(h), fg.layers.Dense(2)(h)))
+    x = np.ones((2, 5, 3), np.float32)
+    out = model.predict(x)
+    assert isinstance(out, tuple) and [o.shape for o in out] == [(2, 1), (2, 2)]
+    assert isinstance(model(x), tuple)
+    assert isinstance(fg.Model(inputs, [h, h]).predict(x), list)
