@@ -162,3 +162,33 @@ def test_a_tuple_of_outputs_comes_back_as_a_tuple():
     assert isinstance(out, tuple) and [o.shape for o in out] == [(2, 1), (2, 2)]
     assert isinstance(model(x), tuple)
     assert isinstance(fg.Model(inputs, [h, h]).predict(x), list)
+
+
+@pytest.mark.keras
+def test_attention_weight_constraints_train_as_keras(keras, tmp_path):
+    """MultiHeadAttention's and GroupQueryAttention's ``kernel_constraint`` and ``bias_constraint`` (Keras
+    projects each of the four projections' kernels and biases after every step) were ignored from a file, with a
+    warning, and refused in code; now applied, and saved back for Keras."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    cases = [(lambda **kw: L.MultiHeadAttention(2, 3, **kw), {"kernel_constraint": keras.constraints.MaxNorm(0.5)}),
+             (lambda **kw: L.GroupQueryAttention(3, 4, 2, **kw),
+              {"kernel_constraint": "non_neg", "bias_constraint": keras.constraints.MinMaxNorm(0.1, 0.3)})]
+    for make, options in cases:
+        keras.utils.set_random_seed(0)
+        inputs = L.Input((6, 4))
+        km = keras.Model(inputs, L.Dense(1)(L.GlobalAveragePooling1D()(make(**options)(inputs, inputs))))
+        km.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+        km.set_weights([w + 0.3 * rng.normal(size=w.shape).astype("float32") for w in km.get_weights()])
+        km.save(tmp_path / "m.keras")
+        theirs, mine = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        expected = theirs.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+        got = mine.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        for a, b, v in zip(mine.get_weights(), theirs.get_weights(), theirs.weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
+        mine.save(tmp_path / "back.keras")
+        back = keras.models.load_model(tmp_path / "back.keras")
+        np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x), rtol=1e-5, atol=1e-6)
+        assert type(back.layers[1].get_config()["kernel_constraint"]) is dict  # (saved: Keras applies it too)

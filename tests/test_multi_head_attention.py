@@ -322,8 +322,10 @@ def test_bad_options_and_inputs(rng):
         MultiHeadAttention(2, 3, attention_axes=(2,))
     with pytest.raises(fg.UnsupportedKerasFeature, match="use_gate"):
         MultiHeadAttention(2, 3, use_gate=True)
-    with pytest.raises(fg.UnsupportedKerasFeature, match="kernel_constraint"):
-        MultiHeadAttention(2, 3, kernel_constraint="non_neg")
+    with pytest.raises(fg.UnsupportedKerasFeature, match="no_such_constraint"):  # (applied; an unknown one refused)
+        MultiHeadAttention(2, 3, kernel_constraint="no_such_constraint")
+    assert set(MultiHeadAttention(2, 3, kernel_constraint="non_neg").weight_constraints) == {
+        "query/kernel", "key/kernel", "value/kernel", "attention_output/kernel"}
     assert MultiHeadAttention(2, 3, attention_axes=1).attention_axes == (1,)
     # glorot on a (D, heads, key_dim) kernel draws with fans D and heads * key_dim, as Keras 3's EinsumDense
     wide = MultiHeadAttention(4, 16)

@@ -77,7 +77,6 @@ class MultiHeadAttention(Layer):
                              "sliding_window": [NONE, Integer(1)], "seed": [NONE, Integer(0)]}
     weight_names = tuple(f"{p}/{w}" for p, _ in _PROJECTIONS for w in ("kernel", "bias"))
     regularizer_options = {"kernel_regularizer": "query/kernel", "bias_regularizer": "query/bias"}
-    applies_constraints = False  # (refused in code, ignored from a file with a warning)
     supports_masking = True
     _takes_list = True  # the Functional graph records it on a list of tensors (``layout`` names them)
     #: the call options a Functional node keeps (fastgru.graph.symbolic_call)
@@ -99,15 +98,13 @@ class MultiHeadAttention(Layer):
                  bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, use_gate: bool = False,
                  sliding_window=None, flash_attention=None, seed=None, **kwargs):
         activity = kwargs.get("activity_regularizer")
-        super().__init__(**kwargs)
+        super().__init__(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
         owner = f"MultiHeadAttention {self.name!r}"
         if activity is not None:
             raise UnsupportedKerasFeature(f"{owner}: option 'activity_regularizer' is not supported (Keras applies it "
                                           "to each of the four projections' outputs)")
-        for option, value, default in (("kernel_constraint", kernel_constraint, None),
-                                       ("bias_constraint", bias_constraint, None), ("use_gate", use_gate, False)):
-            if value is not default and value != default:
-                raise UnsupportedKerasFeature(f"{owner}: option {option}={value!r} is not supported")
+        if use_gate:
+            raise UnsupportedKerasFeature(f"{owner}: option use_gate={use_gate!r} is not supported")
         if flash_attention:
             raise UnsupportedKerasFeature(f"{owner}: option flash_attention=True is not supported")
         self.__dict__.update(validate_params(owner, self.parameter_constraints, dict(
@@ -121,13 +118,12 @@ class MultiHeadAttention(Layer):
         self.value_dim = self.value_dim or self.key_dim
         self._output_dims = self.__dict__.pop("output_shape")  # Layer.output_shape is the built output shape
         self.output_shape = None
-        # one kernel regularizer for the four kernels, one bias regularizer for the four biases (as Keras)
-        regs = dict(self.weight_regularizers)
-        self.weight_regularizers = {}
-        for kind in ("kernel", "bias"):
-            reg = regs.get(f"query/{kind}")
-            if reg is not None:
-                self.weight_regularizers.update({f"{p}/{kind}": reg for p, _ in _PROJECTIONS})
+        # one kernel regularizer (and constraint) for the four kernels, one bias regularizer (and constraint) for
+        # the four biases (as Keras)
+        for table in ("weight_regularizers", "weight_constraints"):
+            given = getattr(self, table)
+            setattr(self, table, {f"{p}/{kind}": given[f"query/{kind}"] for kind in ("kernel", "bias")
+                                  if f"query/{kind}" in given for p, _ in _PROJECTIONS})
         self._rng = make_rng(self.seed)
 
     # ---- shapes and weights --------------------------------------------------------------------
