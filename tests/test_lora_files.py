@@ -30,3 +30,39 @@ def test_lora_layers_predict_as_keras_from_every_source(keras, tmp_path, kind):
         km.save(tmp_path / f"lora{suffix}")
         np.testing.assert_allclose(fg.load_model(tmp_path / f"lora{suffix}").predict(x), expected, rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.keras
+def test_lora_layers_train_as_keras_s_loaded_model(keras, tmp_path):
+    """A .keras file's LoRA Dense and Embedding trained their merged kernel in fastgru; Keras's loaded model
+    restarts both factors at zero, where their gradients stay zero, so only the bias trains. Now the kernel is
+    frozen as in Keras, and lora_rank is written back, so Keras's model of a fastgru file is a LoRA layer too."""
+    import warnings
+
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    inputs = L.Input((6,), dtype="int32")
+    hidden = L.Dense(3, name="lo")(L.GRU(5)(L.Embedding(20, 4, name="emb")(inputs)))
+    km = keras.Model(inputs, L.Dense(1)(hidden))
+    km.get_layer("lo").enable_lora(2)
+    km.get_layer("emb").enable_lora(2, lora_alpha=4.0)
+    km.compile(keras.optimizers.AdamW(0.01), "mse")
+    x, y = rng.integers(0, 20, size=(16, 6)), rng.normal(size=(16, 1)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        km.fit(x, y, epochs=1, verbose=0)  # (the factors move away from zero)
+    km.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    mine = fg.load_model(tmp_path / "m.keras", compile=False)
+    theirs.compile(keras.optimizers.AdamW(0.01), "mse")
+    mine.compile(fg.optimizers.AdamW(0.01), "mse")
+    expected = theirs.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    got = mine.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_array_equal(mine.get_layer("lo").get_weights()[0], theirs.get_layer("lo").kernel.numpy())
+    assert len(mine.get_layer("lo").trainable_weights) == 1 and not mine.get_layer("emb").trainable_weights
+    mine.save(tmp_path / "back.keras")
+    back = keras.models.load_model(tmp_path / "back.keras")
+    assert back.get_layer("lo").lora_enabled and back.get_layer("emb").lora_enabled
+    np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x), rtol=1e-5, atol=1e-6)

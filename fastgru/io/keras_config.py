@@ -420,8 +420,11 @@ def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, p
         warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
                       stacklevel=3)
     try:
-        return cls(**kwargs)
+        layer = cls(**kwargs)
     except UnsupportedKerasFeature as exc:
         raise UnsupportedKerasFeature(f"layer {label}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {label}: {exc}") from None
+    if spec.config.get("lora_rank") and hasattr(layer, "take_lora"):  # (a layer Keras fine-tuned with LoRA)
+        layer.take_lora(spec.config["lora_rank"], spec.config.get("lora_alpha"), path)
+    return layer

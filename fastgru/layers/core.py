@@ -9,6 +9,7 @@ from ..random import make_rng
 from ..training.row_gradient import RowGradient
 from . import registry
 from .base import Layer, compute_dtype
+from .lora import LoraFrozen
 from .registry import (
     ANY,
     NONE,
@@ -182,7 +183,7 @@ class Masking(Layer):
 
 
 @register_layer
-class Embedding(Layer):
+class Embedding(LoraFrozen, Layer):
     """Integer tokens (B, T) -> vectors (B, T, output_dim); ``mask_zero`` masks token 0."""
 
     input_feature_axes = 0  # (token ids: a shared Embedding takes inputs of any length)
@@ -192,6 +193,7 @@ class Embedding(Layer):
     parameter_constraints = {"input_dim": [Integer(1)], "output_dim": [Integer(1)],
                              "embeddings_initializer": [InitializerSpec()], "mask_zero": [Boolean()]}
     weight_names = ("embeddings",)
+    lora_weight = "embeddings"
     contract_example = {"kwargs": {"input_dim": 7, "output_dim": 3}, "inputs": [(5,)], "tokens": 7}
     regularizer_options = {"embeddings_regularizer": "embeddings"}
 
@@ -252,7 +254,7 @@ class Embedding(Layer):
         table = self._params["embeddings"]
         grad = RowGradient(cache.reshape(-1), dy.reshape(-1, self.output_dim).astype(table.dtype), table.shape,
                            sum_first=self.keras2_semantics)  # (tf_keras: clipped as slices, then summed)
-        return None, ([grad] if self.trainable else [])
+        return None, (self.lora_trainable([grad]) if self.trainable else [])
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -261,6 +263,7 @@ class Embedding(Layer):
             output_dim=self.output_dim,
             embeddings_initializer=self.embeddings_initializer,
             mask_zero=self.mask_zero,
+            **self.lora_config(),
         )
         return config
 

@@ -9,6 +9,7 @@ from .._threads import get_batch_invariant, threaded_matmul
 from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .lora import LoraFrozen
 from .registry import (
     ANY,
     NONE,
@@ -23,7 +24,7 @@ from .registry import (
 
 
 @register_layer
-class Dense(Layer):
+class Dense(LoraFrozen, Layer):
     """Fully connected layer. Weights: kernel (D, units), bias (units,)."""
 
     keras = KerasContract(names=("Dense",), fixed={"lora_rank": ANY, "lora_alpha": ANY, "quantization_config": ANY})
@@ -102,7 +103,7 @@ class Dense(Layer):
             grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
         kernel_t = self._params["kernel"].astype(dz.dtype, copy=False).T
         dx = threaded_matmul(dz2, kernel_t).reshape(dz.shape[:-1] + (x.shape[-1],)) if need_dx else None
-        return dx, (grads if self.trainable else [])
+        return dx, (self.lora_trainable(grads) if self.trainable else [])
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -112,5 +113,6 @@ class Dense(Layer):
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,
+            **self.lora_config(),
         )
         return config
