@@ -192,3 +192,22 @@ def test_attention_weight_constraints_train_as_keras(keras, tmp_path):
         back = keras.models.load_model(tmp_path / "back.keras")
         np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x), rtol=1e-5, atol=1e-6)
         assert type(back.layers[1].get_config()["kernel_constraint"]) is dict  # (saved: Keras applies it too)
+
+
+@pytest.mark.keras
+def test_softmax_over_negative_axes(keras, tmp_path):
+    """``Softmax(axis=(-1, -2))`` (valid Keras) was refused as a malformed file; now it predicts and trains as
+    Keras."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 7, 5)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([L.Input((7, 5)), L.Dense(5), L.Softmax(axis=(-1, -2)), L.Flatten(), L.Dense(1)])
+    km.compile(keras.optimizers.SGD(0.5), "mse")
+    km.save(tmp_path / "m.keras")
+    mine = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(mine.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    assert fg.layers.Softmax(axis=[-1, -2]).axis == (-1, -2)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .normalization import AxisList
 from .registry import NONE, InitializerSpec, Integer, KerasContract, Real, Shape, register_layer, validate_params
 
 
@@ -143,7 +144,7 @@ class Softmax(_Elementwise):
     accepts_mask_argument = True  # (its Keras call takes mask=: graph.symbolic_call)
 
     keras = KerasContract(names=("Softmax",))
-    parameter_constraints = {"axis": [Integer(), Shape()]}
+    parameter_constraints = {"axis": [Integer(), AxisList()]}
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .base import Layer, compute_dtype
-from .normalization import _AxisList, _input_array, _resolve_axes
+from .normalization import AxisList, _input_array, _resolve_axes
 from .registry import NONE, Anything, Boolean, Constraint, KerasContract, register_layer, validate_params
 
 #: Keras's backend.epsilon(): the smallest standard deviation Normalization divides by
@@ -26,7 +26,7 @@ class UnitNormalization(Layer):
     1e12)`` (an all-zero slice stays zero)."""
 
     keras = KerasContract(names=("UnitNormalization",))
-    parameter_constraints = {"axis": [_AxisList()]}
+    parameter_constraints = {"axis": [AxisList()]}
     supports_masking = True
     _MAX_INV_NORM = 1e12  # 1 / Keras's epsilon 1e-12
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..random import make_rng
 from .base import Layer
-from .normalization import _CONSTRAINTS, _REGULARIZER_OPTIONS, _AxisList, _input_array, _resolve_axes
+from .normalization import _CONSTRAINTS, _REGULARIZER_OPTIONS, AxisList, _input_array, _resolve_axes
 from .registry import Boolean, InitializerSpec, Integer, KerasContract, Real, register_layer, validate_params
 
 
@@ -140,7 +140,7 @@ class RMSNormalization(Layer):
     """Keras 3 ``RMSNormalization``. Weights: scale, of the normalized axes' sizes."""
 
     keras = KerasContract(names=("RMSNormalization",))
-    parameter_constraints = {"axis": [_AxisList()], "epsilon": [Real(0.0)]}
+    parameter_constraints = {"axis": [AxisList()], "epsilon": [Real(0.0)]}
     weight_names = ("scale",)
 
     def __init__(self, axis=-1, epsilon: float = 1e-6, **kwargs):

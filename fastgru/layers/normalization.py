@@ -27,7 +27,7 @@ _CONSTRAINTS = frozenset({"beta_constraint", "gamma_constraint"})
 _REGULARIZER_OPTIONS = {"gamma_regularizer": "gamma", "beta_regularizer": "beta"}
 
 
-class _AxisList:
+class AxisList:
     """An int axis or a list of them (not the batch axis, 0), stored as a tuple."""
 
     def accepts(self, value) -> bool:
@@ -44,7 +44,7 @@ class _AxisList:
         return "an axis other than 0 (the batch axis) or a list of them"
 
 
-class _OneAxis(_AxisList):
+class _OneAxis(AxisList):
     """One axis, or a list of one (tf_keras writes BatchNormalization's resolved axis as ``[2]``); an int."""
 
     def accepts(self, value) -> bool:
@@ -90,7 +90,7 @@ class LayerNormalization(Layer):
 
     keras = KerasContract(names=("LayerNormalization",), ignored=_CONSTRAINTS)
     parameter_constraints = {
-        "axis": [_AxisList()],
+        "axis": [AxisList()],
         "epsilon": [Real(0.0, open_low=True)],
         "center": [Boolean()],
         "scale": [Boolean()],
