@@ -211,3 +211,44 @@ def test_softmax_over_negative_axes(keras, tmp_path):
     np.testing.assert_allclose(mine.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
                                expected, rtol=1e-5)
     assert fg.layers.Softmax(axis=[-1, -2]).axis == (-1, -2)
+
+
+@pytest.mark.keras
+def test_orthogonal_regularizer_as_keras(keras, tmp_path):
+    """``OrthogonalRegularizer`` was not implemented (ignored from a file with a warning, so training differed);
+    now its penalty and gradient are Keras's (rows and columns, a zero row included), on weights and activities."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for shape, mode in [((4, 12), "rows"), ((6, 3), "columns"), ((5, 5), "rows")]:
+        w = rng.normal(size=shape).astype("float32")
+        w[1] = 0.0  # (Keras's normalize leaves a zero row zero)
+        variable = tf.Variable(w)
+        with tf.GradientTape() as tape:
+            penalty = keras.regularizers.OrthogonalRegularizer(0.5, mode)(variable)
+        ours = fg.regularizers.get({"class_name": "OrthogonalRegularizer", "config": {"factor": 0.5, "mode": mode}})
+        np.testing.assert_allclose(ours(w), float(penalty), rtol=1e-5)
+        np.testing.assert_allclose(ours.gradient(w), tape.gradient(penalty, variable).numpy(), rtol=1e-4, atol=1e-7)
+    L = keras.layers
+    x, y = rng.normal(size=(32, 5, 6)).astype("float32"), rng.normal(size=(32, 3)).astype("float32")
+    for mode in ("rows", "columns"):
+        def reg():
+            return keras.regularizers.OrthogonalRegularizer(0.5, mode=mode)
+
+        keras.utils.set_random_seed(1)
+        km = keras.Sequential([L.Input((5, 6)), L.GRU(4, kernel_regularizer=reg(), recurrent_regularizer=reg()),
+                               L.Dense(4, kernel_regularizer=reg(), activity_regularizer=reg()), L.Dense(3)])
+        # (off the orthogonal initializer's rows, whose cosines are 0 up to rounding: |.|'s kink, where the
+        # gradient's sign is the rounding's)
+        km.set_weights([w + 0.3 * rng.normal(size=w.shape).astype("float32") for w in km.get_weights()])
+        km.compile(keras.optimizers.SGD(0.1), "mse")
+        km.save(tmp_path / "m.keras")
+        theirs, mine = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        expected = theirs.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
+        got = mine.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=mode)
+        for a, b, v in zip(mine.get_weights(), theirs.get_weights(), theirs.weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"{mode}: {v.path}")
+        mine.save(tmp_path / "back.keras")
+        assert keras.models.load_model(tmp_path / "back.keras").layers[1].kernel_regularizer.get_config() == {
+            "factor": 0.5, "mode": mode}

@@ -399,14 +399,14 @@ def test_training_only_options_load_with_a_warning(tmp_path):
                                              "config": {"l2": 0.01}, "registered_name": None}
         e["config"]["kernel_initializer"] = {"module": "my_project", "class_name": "MyInit", "config": {},
                                              "registered_name": "MyInit"}
-        e["config"]["recurrent_regularizer"] = {"module": "keras.regularizers", "class_name": "OrthogonalRegularizer",
-                                                "config": {"factor": 0.01, "mode": "rows"}, "registered_name": None}
+        e["config"]["recurrent_regularizer"] = {"module": "my_project", "class_name": "MyRegularizer",
+                                                "config": {"factor": 0.01}, "registered_name": "MyRegularizer"}
 
     rewrite_zip(FILES / "k3_gru_default.keras", tmp_path / "m.keras", config=gru_entry_mutation(regularized))
     # L1/L2 regularizers are applied in training (tests/test_layers_keras_parity2.py); what fastgru cannot
-    # apply (an unknown initializer, an OrthogonalRegularizer) loads with a warning
+    # apply (an unknown initializer, a custom regularizer) loads with a warning
     with pytest.warns(UserWarning, match=r"layer gru \(GRU\): kernel_initializer .*MyInit.*recurrent_regularizer"
-                                         r".*OrthogonalRegularizer"):
+                                         r".*MyRegularizer"):
         model = fg.load_model(tmp_path / "m.keras")
     assert model.layers[0].weight_regularizers["kernel"].get_config() == {"l2": 0.01}
     assert "recurrent_kernel" not in model.layers[0].weight_regularizers

@@ -465,7 +465,7 @@ def test_tf_keras_h5_regularizers_train_as_tf_keras(rng, tmp_path):
 
 
 @pytest.mark.parametrize("make,error,message", [
-    (lambda: F.Dense(3, kernel_regularizer="orthogonal_regularizer"), fg.UnsupportedKerasFeature, "not implemented"),
+    (lambda: F.Dense(3, kernel_regularizer="my_regularizer"), fg.UnsupportedKerasFeature, "is unknown"),
     (lambda: F.Dense(3, kernel_regularizer=5), TypeError, "'kernel_regularizer'"),
     (lambda: F.GRU(3, recurrent_regularizer={"class_name": "L2", "config": {"l3": 1}}), fg.UnsupportedKerasFeature,
      "l3"),
@@ -482,13 +482,13 @@ def test_bad_regularization_options_are_refused(make, error, message):
 
 
 def test_unimplemented_regularizer_in_a_file_loads_with_a_warning(tmp_path):
-    orthogonal = {"module": "keras.regularizers", "class_name": "OrthogonalRegularizer",
-                  "config": {"factor": 0.01, "mode": "rows"}, "registered_name": None}
+    orthogonal = {"module": "my_project", "class_name": "MyRegularizer",  # (a custom one)
+                  "config": {"factor": 0.01}, "registered_name": "MyRegularizer"}
     _write_keras_zip(tmp_path / "o.keras", {"module": "keras.layers", "class_name": "Dense", "config": {
         "name": "d", "units": 2, "kernel_regularizer": orthogonal, "bias_regularizer": {"class_name": "L2",
                                                                                        "config": {"l2": 0.5}}}})
     with pytest.raises(fg.ModelFileError):  # (the zip has no weights: the config is what this test reads)
-        with pytest.warns(UserWarning, match="kernel_regularizer .*not implemented"):
+        with pytest.warns(UserWarning, match="kernel_regularizer .*MyRegularizer.* is unknown"):
             fg.load_model(tmp_path / "o.keras")
     _write_keras_zip(tmp_path / "bad.keras", {"module": "keras.layers", "class_name": "Dense", "config": {
         "name": "d", "units": 2, "kernel_regularizer": {"class_name": "L2", "config": {"l2": "x"}}}})
