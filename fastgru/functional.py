@@ -32,6 +32,7 @@ from .input_casts import cast_to_declared
 from .layers import registry
 from .layers.base import PROPAGATED_MASK, WrapperTrainable, checked_name, unique_name, weights_list, weights_lock
 from .layers.core import InputLayer
+from .layers.dtypes import in_layer_dtype
 from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
 
@@ -302,7 +303,10 @@ class Model(KerasModelAPI, WrapperTrainable):
             out.append(a)
         return out
 
-    def _structured(self, outs: list):
+    def _structured(self, outs: list, xs: list | None = None):
+        if xs is not None:
+            given = np.float64 if any(getattr(x, "dtype", None) == np.float64 for x in xs) else None
+            outs = [in_layer_dtype(o, t.node.layer, given) for o, t in zip(outs, self._outputs)]
         if self._output_struct is None or (self._output_struct == "list" and len(outs) == 1):
             return outs[0]  # Keras returns a list of one output as the array itself (unpack_singleton)
         if isinstance(self._output_struct, list):
@@ -360,7 +364,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         xs = self._input_list(x)
         with self._stateful_guard(), weights_lock(self).shared:
             outs, _ = self._run(xs, training=training)
-        return self._structured(outs)
+        return self._structured(outs, xs)
 
     def predict_on_batch(self, x):
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""
@@ -385,7 +389,7 @@ class Model(KerasModelAPI, WrapperTrainable):
 
         with self._stateful_guard(), weights_lock(self).shared:
             full = predict_batches(self, n, batch_size, run, verbose, callbacks)
-        return self._structured(full)
+        return self._structured(full, xs)
 
     def _stateful_guard(self):
         """As Sequential's: calls of a model with stateful layers must not overlap (a second thread's call

@@ -23,6 +23,7 @@ from .layers.base import (
     weights_lock,
 )
 from .layers.core import InputLayer, _dimensions
+from .layers.dtypes import in_layer_dtype
 from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
 from .summary import print_summary
@@ -280,12 +281,12 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     def _call(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._ensure_built(x)
-        mask = None
+        mask, given = None, getattr(x, "dtype", None)
         for layer in self._layers:
             y = layer.call(x, mask=mask, training=training)
             mask = layer.compute_mask(x, mask)
             x = y
-        return x
+        return in_layer_dtype(x, self._layers[-1], given) if self._layers else x
 
     def __call__(self, x, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and getattr(x, "_fg_symbolic", False):  # used as a Functional layer

@@ -252,3 +252,17 @@ def test_orthogonal_regularizer_as_keras(keras, tmp_path):
         mine.save(tmp_path / "back.keras")
         assert keras.models.load_model(tmp_path / "back.keras").layers[1].kernel_regularizer.get_config() == {
             "factor": 0.5, "mode": mode}
+
+
+def test_a_model_s_output_has_its_last_layer_s_dtype():
+    """One float64 layer in a float32 model made predict return float64; Keras casts the next float32 layer's
+    input down, so its output is float32."""
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    chain = fg.Sequential([fg.Input((6,)), fg.layers.Dense(4, dtype="float64"), fg.layers.Dense(3)])
+    assert chain.predict(x).dtype == np.float32 and chain(x).dtype == np.float32
+    assert fg.Sequential([fg.Input((6,)), fg.layers.Dense(4), fg.layers.Dense(3, dtype="float64")]).predict(
+        x).dtype == np.float64
+    inputs = fg.Input((6,))
+    wide = fg.layers.Dense(4, dtype="float64")(inputs)
+    graph = fg.Model(inputs, [wide, fg.layers.Dense(2)(wide)])
+    assert [o.dtype for o in graph.predict(x)] == [np.float64, np.float32]

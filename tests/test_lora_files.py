@@ -66,3 +66,29 @@ def test_lora_layers_train_as_keras_s_loaded_model(keras, tmp_path):
     back = keras.models.load_model(tmp_path / "back.keras")
     assert back.get_layer("lo").lora_enabled and back.get_layer("emb").lora_enabled
     np.testing.assert_allclose(back.predict(x, verbose=0), mine.predict(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.keras
+def test_lora_einsum_dense_trains_as_keras_s_loaded_model(keras, tmp_path):
+    """EinsumDense's LoRA was refused; its .keras file holds the merged kernel, as Dense's: frozen in training."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    inputs = L.Input((6, 4))
+    hidden = L.EinsumDense("abc,cd->abd", (None, 5), bias_axes="d", name="ed")(inputs)
+    km = keras.Model(inputs, L.Dense(1)(L.GRU(3)(hidden)))
+    km.get_layer("ed").enable_lora(2)
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    x, y = rng.normal(size=(16, 6, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    km.fit(x, y, epochs=1, verbose=0)
+    km.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    mine = fg.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(mine.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs.compile(keras.optimizers.Adam(0.01), "mse")
+    mine.compile(fg.optimizers.Adam(0.01), "mse")
+    expected = theirs.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    mine.save(tmp_path / "back.keras")
+    assert keras.models.load_model(tmp_path / "back.keras").get_layer("ed").lora_enabled

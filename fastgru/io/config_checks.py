@@ -67,7 +67,8 @@ def _dtype(value, label: str, path) -> str:
     if value in _HALF_PRECISION:
         warnings.warn(f"dtype policy {value!r}: fastgru computes these layers in float32, from the stored weights "
                       f"(Keras computes them in {_HALF_PRECISION[value]}: expect differences of about 1e-3 relative, "
-                      "Keras's rounding)", stacklevel=4)
+                      "Keras's rounding, in predictions; training, which Keras rounds at every step, can drift much "
+                      "further, above all with float16 weights)", stacklevel=4)
         return "float32"
     if value not in ("float32", "float64"):
         raise UnsupportedKerasFeature(

@@ -15,7 +15,8 @@ def layer_dtype(dtype, name: str) -> np.dtype:
     float64; a half-precision policy runs in float32, with a warning."""
     if isinstance(dtype, str) and dtype in HALF_PRECISION:
         warnings.warn(f"{name}: dtype {dtype!r}: fastgru computes in float32 (Keras computes such a layer in half "
-                      "precision: expect differences of about 1e-3 relative)", stacklevel=4)
+                      "precision: expect differences of about 1e-3 relative in predictions; training, which Keras "
+                      "rounds at every step, can drift much further)", stacklevel=4)
         return np.dtype(np.float32)
     try:
         value = np.dtype(dtype or "float32")
@@ -33,3 +34,14 @@ def compute_dtype(x: np.ndarray, layer=None) -> np.dtype:
     if x.dtype == np.float64 or getattr(layer, "dtype", None) == np.float64:
         return np.dtype(np.float64)
     return np.dtype(np.float32)
+
+
+def in_layer_dtype(y, layer, inputs_dtype):
+    """A model's output ``y`` in the dtype Keras gives it when a float64 layer made the float64 (its inputs,
+    ``inputs_dtype``, were not float64: fastgru then computes in float64 throughout): the dtype of ``layer``, the
+    layer that made it (Keras casts a layer's float inputs to its dtype, so a float32 layer after a float64 one
+    computes and returns float32; fastgru keeps float64 through such a layer, and casts what it returns)."""
+    if isinstance(y, np.ndarray) and y.dtype == np.float64 and inputs_dtype != np.float64 \
+            and getattr(layer, "dtype", None) == np.float32:
+        return y.astype(np.float32)
+    return y

@@ -22,6 +22,7 @@ import numpy as np
 from .. import activations
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .lora import LoraFrozen
 from .registry import (
     ANY,
     NONE,
@@ -63,13 +64,13 @@ def add_kernel_with_fans(layer: Layer, name: str, shape: tuple, input_axes, init
 
 
 @register_layer
-class EinsumDense(Layer):
+class EinsumDense(LoraFrozen, Layer):
     """Keras 3 ``EinsumDense``. Weights: kernel (from the equation), bias (from ``bias_axes``) where given."""
 
     keras = KerasContract(names=("EinsumDense",),
                           ignored=frozenset({"kernel_regularizer", "bias_regularizer", "activity_regularizer",
                                              "kernel_constraint", "bias_constraint"}),
-                          fixed={"lora_rank": None, "lora_alpha": ANY, "quantization_config": None,
+                          fixed={"lora_rank": ANY, "lora_alpha": ANY, "quantization_config": None,
                                  "gptq_unpacked_column_size": ANY})
     parameter_constraints = {"equation": [Anything()], "output_shape": [Anything()],
                              "activation": [NONE, ActivationName()], "bias_axes": [NONE, Anything()],
@@ -224,6 +225,7 @@ class EinsumDense(Layer):
             summed = dz.sum(axis=tuple(range(lead))) if lead else dz
             keep = tuple(i for i, n in enumerate(bias.shape) if n == 1 and summed.shape[i] != 1)
             grads.append(summed.sum(axis=keep, keepdims=True).reshape(bias.shape).astype(self.dtype, copy=False))
+        grads = self.lora_trainable(grads)  # (a file's LoRA layer: its merged kernel frozen, layers/lora.py)
         if not need_dx:
             return None, grads
         reached = "".join(d for d in xs if d in ys or d in ks)
@@ -236,5 +238,5 @@ class EinsumDense(Layer):
         config = super().get_config()
         config.update(output_shape=self.partial_output_shape, equation=self.equation, activation=self.activation,
                       bias_axes=self.bias_axes, kernel_initializer=self.kernel_initializer,
-                      bias_initializer=self.bias_initializer)
+                      bias_initializer=self.bias_initializer, **self.lora_config())
         return config
