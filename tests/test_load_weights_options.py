@@ -142,22 +142,28 @@ def test_load_weights_options_as_keras(keras, tmp_path):
     theirs = keras_model(3, 2)
     theirs.load_weights(tmp_path / "f.weights.json")
     _same(theirs.get_weights(), source.get_weights())
-    cases = [("a.weights.h5", {}, (5, 3), None), ("a.weights.json", {}, (5, 3), None), ("a.h5", {}, (5, 3), None),
-             ("a.h5", {"by_name": True}, (5, 3), None), ("a.h5", {"by_name": True}, (3, 2), ("g1", "x", "d")),
+    skip = {"skip_mismatch": True}
+    cases = [("a.weights.h5", skip, (5, 3), None), ("a.weights.json", skip, (5, 3), None), ("a.h5", skip, (5, 3), None),
+             ("a.h5", {**skip, "by_name": True}, (5, 3), None), ("a.h5", {"by_name": True}, (3, 2), ("g1", "x", "d")),
              ("a.weights.h5", {"objects_to_skip": "l1"}, (3, 2), None)]
-    for i, (name, kwargs, (features, units), names) in enumerate(cases):
-        theirs = keras_model(features, units, names or ("g1", "l1", "d"))
-        theirs.save(tmp_path / f"b{i}.keras")
-        mine = fg.load_model(tmp_path / f"b{i}.keras")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for model in (theirs, mine):
-                options = dict(kwargs)
-                if "objects_to_skip" in options:
-                    options["objects_to_skip"] = [model.get_layer(options["objects_to_skip"])]
-                model.load_weights(tmp_path / name, skip_mismatch=not names and "objects_to_skip" not in kwargs,
-                                   **options)
-        _same(mine.get_weights(), theirs.get_weights())
+    for i, (name, options, (features, units), names) in enumerate(cases):
+        _load_into_both(keras_model(features, units, names or ("g1", "l1", "d")), tmp_path / name, options,
+                        tmp_path / f"b{i}.keras")
+
+
+def _load_into_both(theirs, path, options: dict, saved) -> None:
+    """The Keras model ``theirs`` and fastgru's model of it load ``path`` with ``options`` (``objects_to_skip``: a
+    layer name): the same weights in both afterwards."""
+    theirs.save(saved)
+    mine = fg.load_model(saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model in (theirs, mine):
+            given = dict(options)
+            if "objects_to_skip" in given:
+                given["objects_to_skip"] = [model.get_layer(given["objects_to_skip"])]
+            model.load_weights(path, **given)
+    _same(mine.get_weights(), theirs.get_weights())
 
 
 @pytest.mark.keras
@@ -176,15 +182,5 @@ def test_load_weights_options_on_a_graph_with_a_nested_model_as_keras(keras, tmp
     cases = [("a.weights.h5", {"skip_mismatch": True}, (5, 2)), ("a.weights.h5", {"skip_mismatch": True}, (3, 4)),
              ("a.weights.h5", {"objects_to_skip": "enc"}, (3, 2)), ("a.h5", {"skip_mismatch": True}, (5, 4)),
              ("a.h5", {"skip_mismatch": True, "by_name": True}, (5, 4))]
-    for i, (name, kwargs, shape) in enumerate(cases):
-        theirs = graph(*shape)
-        theirs.save(tmp_path / f"b{i}.keras")
-        mine = fg.load_model(tmp_path / f"b{i}.keras")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for model in (theirs, mine):
-                options = dict(kwargs)
-                if "objects_to_skip" in options:
-                    options["objects_to_skip"] = [model.get_layer(options["objects_to_skip"])]
-                model.load_weights(tmp_path / name, **options)
-        _same(mine.get_weights(), theirs.get_weights())
+    for i, (name, options, shape) in enumerate(cases):
+        _load_into_both(graph(*shape), tmp_path / name, options, tmp_path / f"b{i}.keras")
