@@ -115,7 +115,8 @@ def merged(path, max_bytes: int):
 def write(weights_h5: bytes, path, max_shard_size: float) -> None:
     """Split a ``.weights.h5`` image into Keras's shards of at most ``max_shard_size`` GB beside the map at
     ``path`` (a new shard once the current one would pass the limit; an array larger than it is refused, as
-    Keras refuses it), then write the map."""
+    Keras refuses it), then write the map. An old map is removed first: a save interrupted midway leaves no map
+    (loading it fails), never a map whose shards come from two saves; each file is written crash-safe."""
     if not os.fspath(path).endswith(".weights.json"):
         raise ValueError(f"save_weights(max_shard_size=...) writes a map whose name ends in .weights.json, "
                          f"received {os.fspath(path)!r}")
@@ -141,6 +142,8 @@ def write(weights_h5: bytes, path, max_shard_size: float) -> None:
         shard_name = f"{base}_{len(shards) - 1:05}.weights.h5"
         if shard_name not in files:
             files.append(shard_name)
+    if os.path.lexists(path):  # (a save interrupted past here leaves no map, never one naming two saves' shards)
+        os.remove(path)
     for i, content in enumerate(shards):
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as f:
