@@ -266,3 +266,5 @@ def test_a_model_s_output_has_its_last_layer_s_dtype():
     wide = fg.layers.Dense(4, dtype="float64")(inputs)
     graph = fg.Model(inputs, [wide, fg.layers.Dense(2)(wide)])
     assert [o.dtype for o in graph.predict(x)] == [np.float64, np.float32]
+    last = fg.Sequential([fg.Input((6,)), fg.layers.Dense(4), fg.layers.Activation("relu", dtype="float64")])
+    assert last.predict(x).dtype == np.float64  # (a weightless float64 layer last: Keras casts its input up)

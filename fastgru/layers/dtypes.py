@@ -40,8 +40,13 @@ def in_layer_dtype(y, layer, inputs_dtype):
     """A model's output ``y`` in the dtype Keras gives it when a float64 layer made the float64 (its inputs,
     ``inputs_dtype``, were not float64: fastgru then computes in float64 throughout): the dtype of ``layer``, the
     layer that made it (Keras casts a layer's float inputs to its dtype, so a float32 layer after a float64 one
-    computes and returns float32; fastgru keeps float64 through such a layer, and casts what it returns)."""
-    if isinstance(y, np.ndarray) and y.dtype == np.float64 and inputs_dtype != np.float64 \
-            and getattr(layer, "dtype", None) == np.float32:
+    computes and returns float32; fastgru keeps float64 through such a layer, and casts what it returns); and a
+    float64 layer's float32 output (a weightless one passes its input's dtype) in float64, as Keras's."""
+    if not isinstance(y, np.ndarray):
+        return y
+    dtype = getattr(layer, "dtype", None)
+    if y.dtype == np.float64 and inputs_dtype != np.float64 and dtype == np.float32:
         return y.astype(np.float32)
+    if y.dtype == np.float32 and dtype == np.float64:  # (a weightless float64 layer: Keras casts its input up)
+        return y.astype(np.float64)
     return y
