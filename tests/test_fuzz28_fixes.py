@@ -349,7 +349,7 @@ def test_save_and_load_weights_take_keras_arguments(tmp_path):
     model.save_weights(tmp_path / "m.weights.h5")
     model.load_weights(tmp_path / "m.weights.h5", skip_mismatch=False)
     with pytest.raises(ValueError, match=r"\.weights\.json"):  # (Keras: sharded weights need a .json map)
-        model.save_weights(tmp_path / "n.weights.h5", max_shard_size=1)
+        model.save_weights(tmp_path / "n.h5", max_shard_size=1)
     assert not (tmp_path / "c.keras").exists() and not (tmp_path / "d.keras").exists()
 
 

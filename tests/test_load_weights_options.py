@@ -42,7 +42,12 @@ def test_sharded_weights_round_trip(tmp_path):
     with pytest.raises(ValueError, match="exceeds the maximum shard size"):
         source.save_weights(tmp_path / "n.weights.json", max_shard_size=1e-8)
     with pytest.raises(ValueError, match=r"\.weights\.json"):
+        source.save_weights(tmp_path / "n.h5", max_shard_size=1.0)
+    with pytest.warns(UserWarning, match="renamed to .*n.weights.json"):  # (as Keras)
         source.save_weights(tmp_path / "n.weights.h5", max_shard_size=1.0)
+    assert (tmp_path / "n.weights.json").exists() and (tmp_path / "n_00000.weights.h5").exists()
+    with pytest.raises(TypeError, match="list of layers"):
+        target.load_weights(tmp_path / "m.weights.json", objects_to_skip=target.layers[0])
 
 
 def _hostile(tmp_path, edit) -> str:
@@ -184,3 +189,49 @@ def test_load_weights_options_on_a_graph_with_a_nested_model_as_keras(keras, tmp
              ("a.h5", {"skip_mismatch": True, "by_name": True}, (5, 4))]
     for i, (name, options, shape) in enumerate(cases):
         _load_into_both(graph(*shape), tmp_path / name, options, tmp_path / f"b{i}.keras")
+
+
+@pytest.mark.keras
+def test_weights_files_carry_the_optimizer_state_as_keras(keras, tmp_path):
+    """Keras's save_weights writes a compiled model's optimizer state (optimizer/vars, also in a sharded map) and
+    its load_weights restores it into an optimizer that has stepped; fastgru wrote none and read none."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 5)).astype("float32"), rng.normal(size=(32, 2)).astype("float32")
+    keras.utils.set_random_seed(3)
+    km = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    km.compile("adam", "mse")
+    km.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    km.save(tmp_path / "base.keras")
+    theirs, mine = keras.models.load_model(tmp_path / "base.keras"), fg.load_model(tmp_path / "base.keras")
+    for model in (theirs, mine):
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    mine.save_weights(tmp_path / "f.weights.h5")
+    mine.save_weights(tmp_path / "f.weights.json", max_shard_size=TINY_SHARDS)
+    for source in ("k.weights.h5", "f.weights.h5", "f.weights.json"):
+        k2, f2 = keras.models.load_model(tmp_path / "base.keras"), fg.load_model(tmp_path / "base.keras")
+        for model in (k2, f2):
+            model.load_weights(tmp_path / source)
+        assert int(k2.optimizer.iterations.numpy()) == int(f2.optimizer.iterations) == 8, source
+        expected = k2.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history["loss"]
+        got = f2.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=source)
+
+
+def test_an_optimizer_that_has_not_stepped_skips_a_saved_state(tmp_path):
+    x, y = np.ones((8, 6, 3), np.float32), np.ones((8, 2), np.float32)
+    trained = _model()
+    trained.compile("adam", "mse")
+    trained.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    trained.save_weights(tmp_path / "m.weights.h5")
+    fresh = _model(seed=2)
+    fresh.compile("adam", "mse")
+    with pytest.warns(UserWarning, match="has not stepped yet"):
+        fresh.load_weights(tmp_path / "m.weights.h5")
+    _same(fresh.get_weights(), trained.get_weights())
+    assert int(fresh.optimizer.iterations) == 0
+    resumed = _model(seed=3)
+    resumed.compile("adam", "mse")
+    resumed.fit(x, y, epochs=1, batch_size=8, verbose=0)  # (one step: built)
+    resumed.load_weights(tmp_path / "m.weights.h5")
+    assert int(resumed.optimizer.iterations) == 2

@@ -222,6 +222,7 @@ def _load_weights(model, path, options: LoadOptions) -> None:
     if sharded_weights.is_map(path):
         with guard(path), sharded_weights.merged(path, keras_v3.max_weights_file_bytes(model)) as f:
             keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
+            optimizer_state.restore_from_weights_file(model, f, path)
         return
     kind = _sniff(path)
     if kind in ("checkpoint", "savedmodel"):  # save_weights(save_format="tf") prefix, SavedModel's variables
@@ -234,6 +235,7 @@ def _load_weights(model, path, options: LoadOptions) -> None:
         _, _, weights = keras_v3.read_keras_zip(path, keras_v3.max_weights_file_bytes(model))
         with guard(path), open_h5(path, weights) as f:
             keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
+            optimizer_state.restore_from_weights_file(model, f, path)
         return
     with guard(path), open_h5(path) as f:
         weights_kind = _weights_kind(f)
@@ -243,6 +245,7 @@ def _load_weights(model, path, options: LoadOptions) -> None:
             _load_legacy_by_order(model, legacy_h5.model_weights_group(f, path), path, options)
         elif weights_kind == "v3":
             keras_v3.assign_v3_weights(*_v3_targets(model, f), f, path, options)
+            optimizer_state.restore_from_weights_file(model, f, path)
         else:
             raise ModelFileError(path, "an HDF5 file that holds neither Keras 3 weights (layers/...) nor legacy "
                                        "weights (a layer_names attribute)")
@@ -342,10 +345,10 @@ def save_weights(model, path, max_shard_size=None) -> None:
                          f"received {str(path)!r}")
     _warn_non_finite(model, path)
     buffer = io.BytesIO()
-    if keras_functional.uses_graph(model):
-        functional_save.write_weights(model, buffer)
+    if keras_functional.uses_graph(model):  # (a compiled model's optimizer state too, as Keras's save_weights)
+        functional_save.write_weights(model, buffer, with_optimizer=True)
     else:  # where the Keras model the layers came from kept them (keras_model.load_weights reads the file)
-        keras_v3.write_weights_h5(model, buffer, keras_v3.keras_source_paths(model))
+        keras_v3.write_weights_h5(model, buffer, keras_v3.keras_source_paths(model), with_optimizer=True)
     if max_shard_size is not None:
         sharded_weights.write(buffer.getvalue(), path, max_shard_size)
         return

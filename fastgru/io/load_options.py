@@ -55,8 +55,6 @@ def parse(filepath, skip_mismatch, kwargs: dict) -> LoadOptions:
     by_name = kwargs.pop("by_name", None)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
-    if not isinstance(skip_mismatch, bool):
-        raise TypeError(f"skip_mismatch must be True or False, received {skip_mismatch!r}")
     name = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else str(filepath)
     v3_weights = name.endswith((".weights.h5", ".weights.json"))
     legacy = not v3_weights and name.endswith((".h5", ".hdf5"))
@@ -64,10 +62,11 @@ def parse(filepath, skip_mismatch, kwargs: dict) -> LoadOptions:
         raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {name}")
     if objects_to_skip is not None and not v3_weights:
         raise ValueError(f"`objects_to_skip` only supports loading '.weights.h5' files. Received: {name}")
+    if objects_to_skip is not None and not isinstance(objects_to_skip, (list, tuple)):
+        raise TypeError(f"objects_to_skip must be a list of layers, received {type(objects_to_skip).__name__}")
     skipped: set = set()
-    for obj in ([objects_to_skip] if objects_to_skip is not None and not isinstance(objects_to_skip, (list, tuple))
-                else objects_to_skip or []):
+    for obj in objects_to_skip or []:
         if not hasattr(obj, "weights"):
             raise TypeError(f"objects_to_skip holds {obj!r}, which is not a layer or a model")
         _sublayer_ids(obj, skipped)
-    return LoadOptions(skip_mismatch, bool(by_name), frozenset(skipped))
+    return LoadOptions(bool(skip_mismatch), bool(by_name), frozenset(skipped))

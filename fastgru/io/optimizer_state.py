@@ -176,6 +176,32 @@ def restore_keras3_h5(model, saved, path) -> bool:
     return restore(model, arrays, path)
 
 
+def restore_from_weights_file(model, h5, path) -> None:
+    """``load_weights`` of a Keras 3 weights file (``.weights.h5``, sharded, a ``.keras`` file's) into a compiled
+    model: its ``optimizer/vars`` restored as Keras's ``load_weights`` restores them — into an optimizer that has
+    stepped (built), or a step count and rate alone into one that has not; other state for an unbuilt optimizer
+    is skipped with Keras's warning."""
+    compiled = getattr(model, "_compiled", None)
+    if compiled is None or "optimizer" not in h5:
+        return
+    arrays = read_vars(h5, model, path)
+    if not arrays:
+        return
+    optimizer = compiled.optimizer
+    if optimizer.built:
+        restore(model, arrays, path)
+        return
+    head = 1 if getattr(optimizer, "_schedule", None) is not None else 2
+    if len(arrays) != head:
+        warnings.warn(f"{path}: skipping the optimizer's saved state ({len(arrays)} arrays): the model's optimizer "
+                      "has not stepped yet, as Keras's load_weights skips it (train a step first, or load the "
+                      "model file with load_model)", stacklevel=4)
+        return
+    optimizer.raw_iterations = int(np.asarray(arrays[0]))
+    if head == 2:
+        optimizer.learning_rate = float(np.asarray(arrays[1]))
+
+
 def _skip(path, why: str) -> bool:
     warnings.warn(f"{path}: the optimizer's saved state is not restored ({why}); training starts from the "
                   "optimizer's configuration", stacklevel=4)

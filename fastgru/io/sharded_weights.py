@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import h5py
@@ -117,9 +118,14 @@ def write(weights_h5: bytes, path, max_shard_size: float) -> None:
     ``path`` (a new shard once the current one would pass the limit; an array larger than it is refused, as
     Keras refuses it), then write the map. An old map is removed first: a save interrupted midway leaves no map
     (loading it fails), never a map whose shards come from two saves; each file is written crash-safe."""
-    if not os.fspath(path).endswith(".weights.json"):
-        raise ValueError(f"save_weights(max_shard_size=...) writes a map whose name ends in .weights.json, "
-                         f"received {os.fspath(path)!r}")
+    name = os.fspath(path)
+    if name.endswith(".weights.h5"):  # (as Keras: the map takes the .json name, with a warning)
+        path = name[:-len(".h5")] + ".json"
+        warnings.warn(f"Saving sharded weights requires `*.json` as the extension. The original path: {name} will "
+                      f"be renamed to {path}.", stacklevel=4)
+    elif not name.endswith(".weights.json"):
+        raise ValueError(f"The filename must end in `.weights.json` when `max_shard_size` is specified. Received: "
+                         f"filepath={name}")
     limit = float(max_shard_size) * 1024 ** 3
     if not limit > 0:
         raise ValueError(f"max_shard_size must be a positive size in GB, received {max_shard_size!r}")
