@@ -85,8 +85,9 @@ class KerasModelAPI:
             if validation_split:
                 raise ValueError("fit: `validation_split` is only supported for arrays, as in Keras; give the "
                                  "validation stream as validation_data")
-            if steps_per_epoch is None and streams.rereadable(x):  # (read anew each epoch, as in Keras)
-                reader = streams.EpochReader(x, shuffle)
+            if streams.rereadable(x):  # (read anew each epoch, or each pass with steps_per_epoch, as in Keras)
+                reader = streams.EpochReader(x, shuffle, passes=steps_per_epoch is not None)
+                reader.begin_epoch()
                 x, y, sample_weight, sizes = reader.read()
                 batch_size = sizes[0]
             else:

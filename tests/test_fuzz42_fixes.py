@@ -613,8 +613,14 @@ def test_stream_misreadings_are_refused():
             return x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8]
 
     np.testing.assert_array_equal(model.predict(PyDataset()), model.predict(x, batch_size=8))
-    with pytest.warns(UserWarning, match="reads a PyDataset once, in the order of its indices"):
-        model.fit(PyDataset(), epochs=1, steps_per_epoch=3, verbose=0)  # (Keras shuffles its batch order each pass)
+    class EndlessPyDataset(PyDataset):  # (num_batches None: read once, for the steps drawn)
+        num_batches = None
+
+        def __getitem__(self, i):
+            return x[(i % 3) * 8:(i % 3 + 1) * 8], y[(i % 3) * 8:(i % 3 + 1) * 8]
+
+    with pytest.warns(UserWarning, match="reads an endless PyDataset once, in the order of its indices"):
+        model.fit(EndlessPyDataset(), epochs=1, steps_per_epoch=3, verbose=0)  # (Keras shuffles its batch order)
 
 
 def test_forty_seventh_round_fixes():

@@ -139,14 +139,19 @@ def test_py_datasets_and_shuffled_datasets_train_as_in_keras(keras, tmp_path):
     cases = [("on_epoch_end", lambda: Batches(8, True), False), ("shuffle", lambda: Batches(8, False), True),
              ("short batch", lambda: Batches(16, False), True),
              ("tf.data", lambda: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(50, seed=3).batch(8), True)]
-    for name, stream, shuffle in cases:
+    cases += [("steps on_epoch_end", lambda: Batches(8, True), False, 7), ("steps shuffle", lambda: Batches(8, False),
+                                                                           True, 3),
+              ("steps tf.data", lambda: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(50, seed=3).batch(16),
+               True, 2)]  # (with steps_per_epoch: a new pass, read anew, each time one runs out)
+    for name, stream, shuffle, *steps in cases:
         theirs, mine = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+        options = {"epochs": 4 if steps else 3, "shuffle": shuffle, "verbose": 0, "steps_per_epoch": (steps or [None])[0]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             random.seed(7)
-            expected = theirs.fit(stream(), epochs=3, shuffle=shuffle, verbose=0).history["loss"]
+            expected = theirs.fit(stream(), **options).history["loss"]
             random.seed(7)
-            got = mine.fit(stream(), epochs=3, shuffle=shuffle, verbose=0).history["loss"]
+            got = mine.fit(stream(), **options).history["loss"]
         np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=name)
         for a, b in zip(mine.get_weights(), theirs.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -31,6 +31,11 @@ class BatchStream:
         self.n_batches = math.ceil(n / batch_size) if sizes is None else len(sizes)
         self._pass, self._seen = None, 0
 
+    @property
+    def pass_finished(self) -> bool:
+        """Whether the last epoch ran the pass out (the next begins a new one)."""
+        return self._pass is None
+
     def _new_pass(self):
         if self.sizes is not None:
             bounds = np.cumsum([0, *self.sizes])

@@ -152,31 +152,35 @@ def _is_py_dataset(data) -> bool:
 
 
 class EpochReader:
-    """A stream ``fit`` reads anew each epoch, as Keras's fit does: a ``tf.data`` dataset then reshuffles as it
-    does in Keras (``shuffle()``'s default), a ``DataLoader(shuffle=True)`` draws a new order, and a ``PyDataset``
-    has its ``on_epoch_begin``/``on_epoch_end`` called around each epoch and, with fit's ``shuffle``, its batches
-    taken in an order from Python's ``random.shuffle``, as Keras's adapter takes them."""
+    """A stream ``fit`` reads anew, as Keras's fit does: each epoch, or with ``steps_per_epoch`` (``passes``) each
+    time a pass runs out. A ``tf.data`` dataset then reshuffles as it does in Keras (``shuffle()``'s default), a
+    ``DataLoader(shuffle=True)`` draws a new order, and a ``PyDataset`` has its ``on_epoch_begin``/``on_epoch_end``
+    called around each epoch and, with fit's ``shuffle``, each pass's batches taken in an order from Python's
+    ``random.shuffle``, as Keras's adapter takes them."""
 
-    def __init__(self, data, shuffle: bool):
-        self.data, self.shuffle, self.py_dataset, self.epochs_read = data, shuffle, _is_py_dataset(data), 0
+    def __init__(self, data, shuffle: bool, passes: bool = False):
+        self.data, self.shuffle, self.py_dataset, self.passes = data, shuffle, _is_py_dataset(data), passes
+        self.reads = 0
         self.end_epoch()  # (Keras's epoch iterator calls on_epoch_end once as it starts, before the first epoch)
         if any(c.__name__ == "DataLoader" for c in type(data).__mro__):
             # (Keras's adapter reads a DataLoader's first 2 batches for their shapes before training: with
             # shuffle=True that draws an order from torch's generator, so the first epoch takes the next one)
             list(itertools.islice(data, 2))
 
+    def begin_epoch(self) -> None:
+        if self.py_dataset and hasattr(self.data, "on_epoch_begin"):
+            self.data.on_epoch_begin()
+
     def read(self) -> tuple:
-        """The next epoch's ``(x, y, sample_weight, batch sizes)``."""
+        """The next pass's ``(x, y, sample_weight, batch sizes)``."""
         data = self.data
-        self.epochs_read += 1
-        if hasattr(data, "as_numpy_iterator") and self.epochs_read > 1 and not _unknown_length(data):
+        self.reads += 1
+        if hasattr(data, "as_numpy_iterator") and self.reads > 1 and not self.passes and not _unknown_length(data):
             data.as_numpy_iterator()  # (Keras's epoch iterator makes one more pass's iterator at each epoch's end,
             # unused: a seeded shuffle() then gives the next epoch the order after it, in Keras and here; a dataset
             # of unknown length, after filter(), reshuffles each epoch too, in another order than Keras's)
         if not self.py_dataset:
             return _collected(_elements(data, None, "fit"), "fit")
-        if hasattr(data, "on_epoch_begin"):
-            data.on_epoch_begin()
         order = list(range(len(data) if hasattr(data, "__len__") else data.num_batches))
         if self.shuffle:
             random.shuffle(order)
@@ -188,12 +192,12 @@ class EpochReader:
 
 
 def warn_unshuffled(data, shuffle) -> None:
-    """With ``steps_per_epoch``, fit reads a PyDataset once, in index order (Keras shuffles its batch order each
-    pass with ``shuffle=True``)."""
+    """An endless PyDataset (``num_batches`` None) is read once, for the steps drawn, in index order (Keras
+    shuffles the batch order of a pass with ``shuffle=True``)."""
     if shuffle and _is_py_dataset(data):
-        warnings.warn("fit with steps_per_epoch reads a PyDataset once, in the order of its indices: Keras's fit "
-                      "shuffles its batch order each pass (shuffle=True, the default) and calls its "
-                      "on_epoch_begin/end; pass shuffle=False for Keras's numbers", stacklevel=3)
+        warnings.warn("fit reads an endless PyDataset once, in the order of its indices: Keras's fit shuffles its "
+                      "batch order (shuffle=True, the default) and calls its on_epoch_begin/end; pass shuffle=False "
+                      "for Keras's numbers", stacklevel=3)
 
 
 def check_no_targets(y, sample_weight, where: str) -> None:

@@ -323,6 +323,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
         compiled.reset()
         cbs.on_epoch_begin(epoch)
         if _reader is not None and epoch > initial_epoch:  # (a stream read anew, as Keras's fit reads it)
+            _reader.begin_epoch()
+        if _reader is not None and epoch > initial_epoch and (steps_per_epoch is None or stream.pass_finished):
             x, y, sample_weight, sizes = _reader.read()
             x, y, sample_weight = _check_xy(model, x, y, sample_weight)
             sample_weight = sample_weight if class_weight is None else class_sample_weight(y, class_weight)
