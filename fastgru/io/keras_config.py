@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import (
-    _activation,
+    _COMMON,
     _dtype,
-    _initializer_usable,
     _regularizer_option,
     _shape,
     _short,
     _trainable,
+    build_registered,
 )
 from .keras_catalog import _KNOWN_UNSUPPORTED, snake_case, weights_key  # noqa: F401 (re-exported)
 from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain
@@ -33,12 +33,6 @@ MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: per layer, so a small file listing 100,000 layers is refused before anything is built)
 MAX_LAYERS = 5_000
 #: keys every layer config may carry that need no translation
-_COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "input_shape", "batch_size",
-           "input_dim", "input_length"}
-#: options that only shape training (fastgru ignores them at load, with a warning when set)
-_TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-                  "embeddings_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
-                  "embeddings_constraint"}
 #: layers whose TimeDistributed wrapper computes exactly what the layer does on (B, T, D)
 _TIME_DISTRIBUTABLE = {"Dense", "Activation", "Dropout"}
 #: wrappers whose weights live in their inner layers: <layer path>/{forward,backward}_layer/cell/vars
@@ -356,7 +350,7 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         return _build_bidirectional(spec, name, label, major, path)
     registered = registry.lookup(spec.class_name)
     if registered is not None:
-        layer = _build_registered(registered, spec, name, label, major, path)
+        layer = build_registered(registered, spec, name, label, major, path)
         if spec.time_distributed is not None:
             setattr(layer, TIME_DISTRIBUTED_ATTR, dict(spec.time_distributed))
         if major < 3 and hasattr(layer, "use_keras2_semantics"):
@@ -373,58 +367,3 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "
         "and nested Sequential or Functional models"
     )
-
-
-def _build_registered(cls, spec: LayerSpec, name: str, label: str, major: int, path):
-    """A registered layer (``fastgru.layers.registry``) from its Keras config: every option is checked
-    against the class's ``parameter_constraints`` (a malformed value is the file's fault), fixed and
-    training-only options as its ``KerasContract`` declares, anything else refused by name."""
-    contract, constraints = cls.keras, cls.parameter_constraints
-    dtype = spec.config.get("dtype")
-    policy = dtype.get("config") if isinstance(dtype, dict) else None
-    policy = policy.get("name") if isinstance(policy, dict) else dtype
-    if getattr(cls, "token_dtypes", False) and policy in ("string", "int32", "int64"):
-        dtype = None  # (tf_keras's text and lookup layers name their tokens' dtype: the outputs' float is float32)
-    kwargs = {"name": name, "trainable": _trainable(spec.config, label, path), "dtype": _dtype(dtype, label, path)}
-    ignored = []
-    for key, value in spec.config.items():
-        if key in constraints:
-            kinds = constraints[key]
-            if any(isinstance(c, registry.ActivationName) for c in kinds):
-                value = _activation(value, label, key, major, path)
-            elif any(isinstance(c, registry.InitializerSpec) for c in kinds) and not _initializer_usable(value):
-                ignored.append(f"{key} {_short(value)} (unknown to fastgru; its default is used)")
-                continue
-            try:
-                kwargs[key] = registry.check_value(f"layer {label}", key, value, kinds, found="found")
-            except (TypeError, ValueError) as exc:
-                raise ModelFileError(path, str(exc)) from None
-        elif key in _COMMON:
-            continue
-        elif _regularizer_option(cls, key, value, label, kwargs, ignored, path):
-            pass
-        elif key in contract.ignored or key in _TRAINING_ONLY:
-            if value is not None:
-                ignored.append(key)
-        elif key in contract.fixed:
-            required = contract.fixed[key]
-            if required is not registry.ANY and value not in (required, None):
-                raise UnsupportedKerasFeature(f"layer {label}: option {key}={_short(value)} is not supported")
-        else:
-            raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
-    if major < 3:
-        for key, value in contract.keras2_defaults.items():
-            if key not in spec.config:
-                kwargs[key] = value
-    if ignored:
-        warnings.warn(f"layer {label}: {', '.join(ignored)}: only affect training, not applied by fastgru",
-                      stacklevel=3)
-    try:
-        layer = cls(**kwargs)
-    except UnsupportedKerasFeature as exc:
-        raise UnsupportedKerasFeature(f"layer {label}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"layer {label}: {exc}") from None
-    if spec.config.get("lora_rank") and hasattr(layer, "take_lora"):  # (a layer Keras fine-tuned with LoRA)
-        layer.take_lora(spec.config["lora_rank"], spec.config.get("lora_alpha"), path)
-    return layer
