@@ -133,6 +133,8 @@ class Model(KerasModelAPI, WrapperTrainable):
     # ---- structure ----------------------------------------------------------------------------
     @property
     def layers(self) -> list:
+        if getattr(self, "_as_sequential", None) is not None:  # (a nested Sequential lists no InputLayer, as Keras's)
+            return [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
         return list(self._all_layers)
 
     @property

@@ -235,3 +235,27 @@ def test_an_optimizer_that_has_not_stepped_skips_a_saved_state(tmp_path):
     resumed.fit(x, y, epochs=1, batch_size=8, verbose=0)  # (one step: built)
     resumed.load_weights(tmp_path / "m.weights.h5")
     assert int(resumed.optimizer.iterations) == 2
+
+
+@pytest.mark.keras
+def test_a_nested_sequential_lists_its_layers_as_keras(keras, tmp_path):
+    """A nested Sequential (loaded as the Functional model of its layers) listed its InputLayer first in
+    ``.layers``, where Keras's Sequential lists none: ``m.layers[0].layers[1]`` named another layer than in Keras,
+    and ``objects_to_skip`` built from it skipped another layer."""
+    L = keras.layers
+
+    def build():
+        inner = keras.Sequential([keras.Input((6, 3)), L.Conv1D(5, 2, name="c"),
+                                  L.GRU(4, return_sequences=True, name="g")], name="inner")
+        return keras.Sequential([keras.Input((6, 3)), inner, L.LSTM(3, name="l"), L.Dense(3, name="h")])
+
+    keras.utils.set_random_seed(0)
+    build().save_weights(tmp_path / "src.weights.h5")
+    keras.utils.set_random_seed(1)
+    theirs = build()
+    theirs.save(tmp_path / "target.keras")
+    mine = fg.load_model(tmp_path / "target.keras")
+    assert [layer.name for layer in mine.layers[0].layers] == [layer.name for layer in theirs.layers[0].layers]
+    for model in (theirs, mine):
+        model.load_weights(tmp_path / "src.weights.h5", objects_to_skip=[model.layers[0].layers[1]])
+    _same(mine.get_weights(), theirs.get_weights())
