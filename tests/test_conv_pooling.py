@@ -148,8 +148,6 @@ def test_tf_keras_h5_conv_model_loads(rng, tmp_path):
     (dict(filters=4, kernel_size="3"), TypeError, "'kernel_size' should be"),
     (dict(filters=4, kernel_size=(3, 3)), ValueError, "'kernel_size' should be"),
     (dict(filters=4, kernel_size=3, padding="full"), ValueError, "'padding' should be one of"),
-    (dict(filters=4, kernel_size=3, data_format="channels_first"), fg.UnsupportedKerasFeature,
-     "data_format='channels_first' is not supported"),
     (dict(filters=4, kernel_size=3, data_format="channels_middle"), ValueError, "'data_format' should be"),
     (dict(filters=4, kernel_size=3, strides=2, dilation_rate=2), ValueError, "strides > 1 together with"),
     (dict(filters=5, kernel_size=3, groups=2), ValueError, "divisible by groups"),

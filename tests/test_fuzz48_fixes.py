@@ -273,3 +273,30 @@ def test_a_model_s_output_has_its_last_layer_s_dtype():
     assert [o.dtype for o in graph.predict(x)] == [np.float64, np.float32]
     last = fg.Sequential([fg.Input((6,)), fg.layers.Dense(4), fg.layers.Activation("relu", dtype="float64")])
     assert last.predict(x).dtype == np.float64  # (a weightless float64 layer last: Keras casts its input up)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("options", [{"padding": "same"}, {"padding": "causal", "dilation_rate": 2},
+                                     {"strides": 2, "groups": 2}])
+def test_conv1d_channels_first_as_keras(keras, tmp_path, options):
+    """``Conv1D(data_format="channels_first")`` (inputs and outputs (batch, channels, steps), as a model ported
+    from PyTorch has them) was refused; now it predicts, trains and saves as Keras's."""
+    L = keras.layers
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4, 9)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([L.Input((4, 9)), L.Conv1D(6, 3, data_format="channels_first", activation="relu",
+                                                     **options),
+                           L.Permute((2, 1)), L.GRU(3), L.Dense(1)])
+    km.compile(keras.optimizers.SGD(0.1), "mse")
+    km.save(tmp_path / "m.keras")
+    mine = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(mine.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)
+    for a, b in zip(mine.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    mine.save(tmp_path / "back.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), mine.predict(x),
+                               rtol=1e-5, atol=1e-6)

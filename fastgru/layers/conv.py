@@ -122,7 +122,7 @@ class Conv1D(Layer):
         "kernel_size": [IntTuple(1)],
         "strides": [IntTuple(1)],
         "padding": [StrOptions(("valid", "same", "causal"), lower=True)],
-        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
+        "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
         "dilation_rate": [IntTuple(1)],
         "groups": [Integer(1)],
         "activation": [NONE, ActivationName()],
@@ -142,6 +142,7 @@ class Conv1D(Layer):
             dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer))
         self.__dict__.update(options)
+        self.data_format = self.data_format or "channels_last"
         self.activation = activations.canonical_name(self.activation)
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
             raise ValueError(f"Conv1D {self.name!r}: strides > 1 together with dilation_rate > 1 is not supported "
@@ -152,15 +153,23 @@ class Conv1D(Layer):
         self._rng = make_rng(None)
 
     # ---- shapes and weights ---------------------------------------------------------------
+    @property
+    def _first(self) -> bool:
+        """channels_first: inputs and outputs (batch, channels, steps), computed channels last in between."""
+        return self.data_format == "channels_first"
+
+    def _layout(self) -> str:
+        return "(batch, channels, steps)" if self._first else "(batch, steps, channels)"
+
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"Conv1D {self.name!r} expects input of rank 3 (batch, steps, channels) with a known "
+        if len(input_shape) != 3 or input_shape[1 if self._first else -1] is None:
+            raise ValueError(f"Conv1D {self.name!r} expects input of rank 3 {self._layout()} with a known "
                              f"channel count, received shape {tuple(input_shape)}")
-        channels = int(input_shape[-1])
+        channels = self._in_channels = int(input_shape[1 if self._first else -1])
         if channels % self.groups:
             raise ValueError(f"Conv1D {self.name!r}: the input's channels ({channels}) must be divisible by groups "
                              f"({self.groups})")
-        if self.compute_output_shape(input_shape)[1] == 0:
+        if self.compute_output_shape(input_shape)[2 if self._first else 1] == 0:
             raise ValueError(f"Conv1D {self.name!r}: a window of {self.kernel_size[0]} steps at dilation "
                              f"{self.dilation_rate[0]} leaves no output steps from inputs of {input_shape[1]} steps "
                              "(as in Keras, refused)")
@@ -171,16 +180,19 @@ class Conv1D(Layer):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        steps = conv_output_length(input_shape[1], self.kernel_size[0], self.padding, self.strides[0],
-                                   self.dilation_rate[0])
-        return (input_shape[0], steps, self.filters)
+        steps = conv_output_length(input_shape[2 if self._first else 1], self.kernel_size[0], self.padding,
+                                   self.strides[0], self.dilation_rate[0])
+        return (input_shape[0], self.filters, steps) if self._first else (input_shape[0], steps, self.filters)
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != 3 or x.shape[-1] != self.input_shape[-1]:
-            raise ValueError(f"Conv1D {self.name!r} expects input (batch, steps, {self.input_shape[-1]}), "
-                             f"received shape {x.shape}")
+        """``x`` checked, in the compute dtype, channels last."""
+        if x.ndim != 3 or x.shape[1 if self._first else -1] != self._in_channels:
+            expected = f"(batch, {self._in_channels}, steps)" if self._first else f"(batch, steps, {self._in_channels})"
+            raise ValueError(f"Conv1D {self.name!r} expects input {expected}, received shape {x.shape}")
         if x.dtype.kind not in "fiub":
             raise TypeError(f"Conv1D {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        if self._first:
+            x = np.ascontiguousarray(x.transpose(0, 2, 1))
         if x.shape[1] > 0 and self._geometry(x.shape[1])[3] <= 0:  # (as build refuses it for a known length)
             raise ValueError(f"Conv1D {self.name!r}: a window of {self.kernel_size[0]} steps at dilation "
                              f"{self.dilation_rate[0]} leaves no output steps from inputs of {x.shape[1]} steps")
@@ -216,9 +228,9 @@ class Conv1D(Layer):
 
     def _kernel_array(self, dtype) -> np.ndarray:
         kernel = np.ascontiguousarray(self._params["kernel"], dtype=dtype)
-        if kernel.shape != (self.kernel_size[0], self.input_shape[-1] // self.groups, self.filters):
+        if kernel.shape != (self.kernel_size[0], self._in_channels // self.groups, self.filters):
             raise ValueError(f"Conv1D {self.name!r}: kernel of shape {kernel.shape}, expected "
-                             f"{(self.kernel_size[0], self.input_shape[-1] // self.groups, self.filters)}")
+                             f"{(self.kernel_size[0], self._in_channels // self.groups, self.filters)}")
         return kernel
 
     def _linear(self, x: np.ndarray):
@@ -249,19 +261,24 @@ class Conv1D(Layer):
                    _task_bounds(_n_tasks(b * out, n_threads), b * (t_p // s)), n_threads)
         return z, xf
 
+    def _to_layout(self, y: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(y.transpose(0, 2, 1)) if self._first else y
+
     def call(self, x, mask=None, training: bool = False):
         x = self._check_input(np.asarray(x))
-        return activations.apply(self.activation, self._linear(x)[0])
+        return self._to_layout(activations.apply(self.activation, self._linear(x)[0]))
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(np.asarray(x))
         z, xf = self._linear(x)
         y = activations.apply(self.activation, z)
-        return y, (x.shape, xf, z, y)
+        return self._to_layout(y), (x.shape, xf, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, xf, z, y = cache
         dy = np.asarray(dy)
+        if self._first:
+            dy = np.ascontiguousarray(dy.transpose(0, 2, 1))
         if dy.shape != z.shape:
             raise ValueError(f"Conv1D {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
         dz = np.ascontiguousarray(activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False)))
@@ -310,12 +327,12 @@ class Conv1D(Layer):
             grads.append(dz.reshape(b * out, self.filters).sum(axis=0).astype(self.dtype, copy=False))
         if not need_dx:
             return None, grads
-        return dxf.reshape(b, t_p, c_in)[:, left:left + steps, :], grads
+        return self._to_layout(dxf.reshape(b, t_p, c_in)[:, left:left + steps, :]), grads
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-                      padding=self.padding, data_format="channels_last", dilation_rate=self.dilation_rate,
+                      padding=self.padding, data_format=self.data_format, dilation_rate=self.dilation_rate,
                       groups=self.groups, activation=self.activation, use_bias=self.use_bias,
                       kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
         return config
