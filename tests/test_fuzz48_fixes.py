@@ -209,13 +209,24 @@ def test_softmax_over_negative_axes(keras, tmp_path):
     keras.utils.set_random_seed(0)
     km = keras.Sequential([L.Input((7, 5)), L.Dense(5), L.Softmax(axis=(-1, -2)), L.Flatten(), L.Dense(1)])
     km.compile(keras.optimizers.SGD(0.5), "mse")
+    _predicts_and_trains_as_keras(keras, km, x, y, tmp_path, atol=1e-7)
+    assert fg.layers.Softmax(axis=[-1, -2]).axis == (-1, -2)
+
+
+def _predicts_and_trains_as_keras(keras, km, x, y, tmp_path, atol: float = 1e-6):
+    """fastgru's model of the compiled Keras model ``km`` (through a .keras file): its predictions, 2 epochs of fit
+    (the losses and the weights after them) and its saved file (read back by Keras), as Keras's."""
     km.save(tmp_path / "m.keras")
     mine = fg.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(mine.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(mine.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=atol)
     expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(mine.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
                                expected, rtol=1e-5)
-    assert fg.layers.Softmax(axis=[-1, -2]).axis == (-1, -2)
+    for a, b in zip(mine.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    mine.save(tmp_path / "back.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), mine.predict(x),
+                               rtol=1e-5, atol=atol)
 
 
 @pytest.mark.keras
@@ -289,14 +300,4 @@ def test_conv1d_channels_first_as_keras(keras, tmp_path, options):
                                                      **options),
                            L.Permute((2, 1)), L.GRU(3), L.Dense(1)])
     km.compile(keras.optimizers.SGD(0.1), "mse")
-    km.save(tmp_path / "m.keras")
-    mine = fg.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(mine.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    expected = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(mine.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"],
-                               expected, rtol=1e-5)
-    for a, b in zip(mine.get_weights(), km.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    mine.save(tmp_path / "back.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "back.keras").predict(x, verbose=0), mine.predict(x),
-                               rtol=1e-5, atol=1e-6)
+    _predicts_and_trains_as_keras(keras, km, x, y, tmp_path)
