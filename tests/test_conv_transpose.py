@@ -59,14 +59,15 @@ def test_bad_options_and_inputs(rng):
         Conv1DTranspose(2, 3, strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match="'padding'"):
         Conv1DTranspose(2, 3, padding="causal")
-    with pytest.raises(fg.UnsupportedKerasFeature, match="data_format='channels_first' is not supported"):
-        Conv1DTranspose(2, 3, data_format="channels_first")
+    with pytest.raises(ValueError, match="'data_format' should be None or one of"):  # (channels_first: elsewhere)
+        Conv1DTranspose(2, 3, data_format="channels_middle")
     with pytest.raises(ValueError, match="gives 4 output steps for 5 input steps"):
         fg.Sequential([Input((5, 3)), Conv1DTranspose(2, 2, padding="same", output_padding=0)])
     model = fg.Sequential([Input((None, 3)), Conv1DTranspose(2, 2, padding="same", output_padding=0)])
     with pytest.raises(ValueError, match="gives 6 output steps for 7 input steps"):
         model.predict(np.zeros((1, 7, 3), np.float32))
-    with pytest.raises(ValueError, match=r"expects input \(batch, steps, 3\), received shape \(1, 7, 2\)"):
+    with pytest.raises(ValueError, match=r"expects input \(batch, steps, channels\) with 3 channels, received shape "
+                                         r"\(1, 7, 2\)"):
         model.layers[0].call(np.zeros((1, 7, 2), np.float32))
     with pytest.raises(TypeError, match="numeric input array, received dtype <U1"):
         model.layers[0].call(np.full((1, 7, 3), "a"))

@@ -230,9 +230,9 @@ def test_tf_keras_multi_output_metric_objects_keep_their_names(tmp_path):
 @pytest.mark.keras
 def test_keras_options_fastgru_lacks_are_unsupported_features_not_damaged_files(keras, tmp_path):
     """An int8-quantized Dense (Keras 3.15 writes its policy as ``QuantizedDTypePolicy`` with ``mode`` and
-    ``source_name``, no name) was read as float32 and failed on its variable count (ModelFileError); a 1-D
-    layer with ``data_format="channels_first"`` was refused as a wrong value (ModelFileError). Both are valid
-    Keras that fastgru does not implement: ``UnsupportedKerasFeature``, naming the option."""
+    ``source_name``, no name) was read as float32 and failed on its variable count (ModelFileError). It is valid
+    Keras that fastgru does not implement: ``UnsupportedKerasFeature``, naming the option. (The 1-D layers'
+    ``data_format="channels_first"``, refused here once, is implemented: tests/test_channels_first_1d.py.)"""
     L = keras.layers
     i = keras.Input((6, 3))
     km = keras.Model(i, L.Dense(4)(L.GRU(8)(i)))
@@ -240,13 +240,6 @@ def test_keras_options_fastgru_lacks_are_unsupported_features_not_damaged_files(
     km.save(tmp_path / "q.keras")
     with pytest.raises(fg.UnsupportedKerasFeature, match="dtype='int8_from_float32' is not supported .a quantized"):
         fg.load_model(tmp_path / "q.keras")
-    for layer in (L.MaxPooling1D(2, data_format="channels_first"),  # (Conv1D's: tests/test_fuzz48_fixes.py)
-                  L.AveragePooling1D(2, data_format="channels_first"),
-                  L.SeparableConv1D(4, 2, data_format="channels_first")):
-        i = keras.Input((6, 8))
-        keras.Model(i, layer(i)).save(tmp_path / "cf.keras")
-        with pytest.raises(fg.UnsupportedKerasFeature, match="data_format='channels_first' is not supported"):
-            fg.load_model(tmp_path / "cf.keras")
     policy = {"module": "keras.dtype_policies", "class_name": "QuantizedDTypePolicy",
               "config": {"mode": "int8", "source_name": "float32"}}
     with pytest.raises(fg.UnsupportedKerasFeature, match="quantized dtype policy"):

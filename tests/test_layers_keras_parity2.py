@@ -212,8 +212,6 @@ def test_tf_keras_h5_depthwise_and_separable_load(rng, tmp_path):
     (lambda: F.DepthwiseConv1D(0), ValueError, "'kernel_size'"),
     (lambda: F.DepthwiseConv1D(3, padding="causal"), ValueError, "'padding' should be one of 'valid', 'same'"),
     (lambda: F.DepthwiseConv1D(3, depth_multiplier=0), ValueError, "'depth_multiplier'"),
-    (lambda: F.DepthwiseConv1D(3, data_format="channels_first"), fg.UnsupportedKerasFeature,
-     "data_format='channels_first' is not supported"),
     (lambda: F.DepthwiseConv1D(3, data_format="channels_middle"), ValueError, "'data_format' should be"),
     (lambda: F.SeparableConv1D(0, 3), ValueError, "'filters'"),
     (lambda: F.SeparableConv1D(2, 3, depth_multiplier=1.5), TypeError, "'depth_multiplier'"),
@@ -231,7 +229,7 @@ def test_bad_shapes_are_refused(rng):
     with pytest.raises(ValueError, match="no output steps"):
         fg.Sequential([F.Input((2, 3)), F.DepthwiseConv1D(3)])
     model = fg.Sequential([F.Input((5, 3)), F.DepthwiseConv1D(2)])
-    with pytest.raises(ValueError, match=r"expects input \(batch, steps, 3\)"):
+    with pytest.raises(ValueError, match=r"expects input \(batch, steps, channels\) with 3 channels"):
         model.layers[0].call(np.ones((2, 5, 4), np.float32))
 
 

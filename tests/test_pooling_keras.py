@@ -52,10 +52,11 @@ def test_gradients_match_finite_differences(rng, layer):
         assert not dx[0, 3:].any()  # masked steps get no gradient
 
 
-def test_channels_first_flatten_is_refused():
-    """(The global poolings take channels_first: tests/test_fuzz13_fixes.py.)"""
-    with pytest.raises(fg.UnsupportedKerasFeature, match="channels_first"):
-        Flatten(data_format="channels_first")
+def test_flatten_data_format_is_checked():
+    """(channels_first: tests/test_channels_first_1d.py; the global poolings': tests/test_fuzz13_fixes.py.)"""
+    with pytest.raises(ValueError, match="'data_format' should be None or one of 'channels_last', 'channels_first'"):
+        Flatten(data_format="channels_middle")
+    assert Flatten().get_config()["data_format"] == "channels_last"
 
 
 def test_shapes_and_summary():

@@ -1,6 +1,6 @@
 """Depthwise and depthwise-separable 1-D convolutions, Keras 3's ``DepthwiseConv1D`` and
-``SeparableConv1D``: (B, T, C_in) -> (B, T_out, C_in * depth_multiplier) or (B, T_out, filters),
-``channels_last``.
+``SeparableConv1D``: (B, T, C_in) -> (B, T_out, C_in * depth_multiplier) or (B, T_out, filters)
+(``channels_first``: (B, C_in, T) -> (B, channels, T_out), computed channels last in between).
 
 The depthwise step convolves each input channel with its own ``depth_multiplier`` kernels: one batched
 GEMM over the channels, ``(C, B*T_out, k) @ (C, k, depth_multiplier)``, on the im2col view of
@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import activations
 from ..random import make_rng
-from .base import Layer, compute_dtype
+from .base import Layer
+from .channels import ChannelsLayout
 from .conv import conv_output_length, padding_amounts, windows
 from .registry import (
     ANY,
@@ -44,7 +45,7 @@ def depthwise_constraints(rank: int, data_formats: tuple) -> dict:
     return {
         "kernel_size": [IntTuple(rank)],
         "strides": [IntTuple(rank)],
-        "data_format": [NONE, StrOptions(data_formats, unsupported=("channels_first",))],
+        "data_format": [NONE, StrOptions(data_formats)],
         "dilation_rate": [IntTuple(rank)],
         "depth_multiplier": [Integer(1)],
         "activation": [NONE, ActivationName()],
@@ -54,45 +55,46 @@ def depthwise_constraints(rank: int, data_formats: tuple) -> dict:
     }
 
 
-_COMMON = depthwise_constraints(1, ("channels_last",))
+_COMMON = depthwise_constraints(1, ("channels_last", "channels_first"))
 
 
-class _Depthwise(Layer):
-    """What both layers share: options, geometry, the depthwise forward and backward."""
+class _Depthwise(ChannelsLayout, Layer):
+    """What both layers share: options, geometry, the depthwise forward and backward (channels last)."""
 
     _kernel_name = "kernel"
+    rank = 1
 
     def _init_options(self, params: dict) -> None:
         owner = f"{type(self).__name__} {self.name!r}"
         self.__dict__.update(validate_params(owner, self.parameter_constraints, params))
+        self.data_format = self.data_format or "channels_last"
         self.activation = activations.canonical_name(self.activation)
         # (strides and dilation_rate may both exceed 1: Keras 3's depthwise convolutions allow it, unlike Conv1D)
         self._rng = make_rng(None)
 
     def _check_build(self, input_shape: tuple) -> int:
         owner = f"{type(self).__name__} {self.name!r}"
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"{owner} expects input of rank 3 (batch, steps, channels) with a known channel count, "
+        if len(input_shape) != 3 or self._channels(input_shape) is None:
+            raise ValueError(f"{owner} expects input of rank 3 ({self._layout}) with a known channel count, "
                              f"received shape {tuple(input_shape)}")
-        if conv_output_length(input_shape[1], self.kernel_size[0], self.padding, self.strides[0],
-                              self.dilation_rate[0]) == 0:
+        if self._out_steps(input_shape) == 0:
             raise ValueError(f"{owner}: a window of {self.kernel_size[0]} steps at dilation {self.dilation_rate[0]} "
-                             f"leaves no output steps from inputs of {input_shape[1]} steps (as in Keras, refused)")
-        return int(input_shape[-1])
+                             f"leaves no output steps from inputs of {self._sizes(input_shape)[0]} steps (as in "
+                             "Keras, refused)")
+        return int(self._channels(input_shape))
 
     def _out_steps(self, input_shape: tuple):
-        return conv_output_length(input_shape[1], self.kernel_size[0], self.padding, self.strides[0],
+        return conv_output_length(self._sizes(input_shape)[0], self.kernel_size[0], self.padding, self.strides[0],
                                   self.dilation_rate[0])
 
+    def _output_shape(self, input_shape: tuple, channels):
+        """The output shape in the layer's layout, of ``channels`` channels."""
+        steps = self._out_steps(input_shape)
+        return (input_shape[0], channels, steps) if self._first else (input_shape[0], steps, channels)
+
     def _check_input(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim != 3 or x.shape[-1] != self.input_shape[-1]:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects input (batch, steps, "
-                             f"{self.input_shape[-1]}), received shape {x.shape}")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
-                            f"{x.dtype}")
-        return x.astype(compute_dtype(x, self), copy=False)
+        """``x`` checked, in the compute dtype, channels last."""
+        return self._channels_last_input(x, self._channels(self.input_shape))
 
     def compute_mask(self, x, mask):
         return None
@@ -136,7 +138,7 @@ class _Depthwise(Layer):
     def _common_config(self) -> dict:
         config = super().get_config()
         config.update(kernel_size=self.kernel_size, strides=self.strides, padding=self.padding,
-                      data_format="channels_last", dilation_rate=self.dilation_rate,
+                      data_format=self.data_format, dilation_rate=self.dilation_rate,
                       depth_multiplier=self.depth_multiplier, activation=self.activation, use_bias=self.use_bias,
                       depthwise_initializer=self.depthwise_initializer, bias_initializer=self.bias_initializer)
         return config
@@ -173,8 +175,8 @@ class DepthwiseConv1D(_Depthwise):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        channels = None if input_shape[-1] is None else input_shape[-1] * self.depth_multiplier
-        return (input_shape[0], self._out_steps(input_shape), channels)
+        channels = self._channels(input_shape)
+        return self._output_shape(input_shape, None if channels is None else channels * self.depth_multiplier)
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(x)
@@ -182,16 +184,16 @@ class DepthwiseConv1D(_Depthwise):
         if self.use_bias:
             z += self._params["bias"].astype(x.dtype, copy=False)
         y = activations.apply(self.activation, z)
-        return y, (x.shape, cols, z, y)
+        return self._to_layout(y), (x.shape, cols, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, cols, z, y = cache
-        dz = activations.gradient(self.activation, z, y, np.asarray(dy, dtype=z.dtype))
+        dz = activations.gradient(self.activation, z, y, self._from_layout(np.asarray(dy, dtype=z.dtype)))
         dkernel, dx = self._depthwise_backward(dz, cols, x_shape, need_dx)
         grads = [dkernel.astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz.reshape(-1, dz.shape[-1]).sum(axis=0).astype(self.dtype, copy=False))
-        return dx, (grads if self.trainable else [])
+        return (None if dx is None else self._to_layout(dx)), (grads if self.trainable else [])
 
     def get_config(self) -> dict:
         return self._common_config()
@@ -240,7 +242,7 @@ class SeparableConv1D(_Depthwise):
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        return (input_shape[0], self._out_steps(input_shape), self.filters)
+        return self._output_shape(input_shape, self.filters)
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(x)
@@ -252,11 +254,11 @@ class SeparableConv1D(_Depthwise):
             z += self._params["bias"].astype(x.dtype, copy=False)
         z = z.reshape(b, out, self.filters)
         y = activations.apply(self.activation, z)
-        return y, (x.shape, cols, mid, z, y)
+        return self._to_layout(y), (x.shape, cols, mid, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, cols, mid, z, y = cache
-        dz = activations.gradient(self.activation, z, y, np.asarray(dy, dtype=z.dtype))
+        dz = activations.gradient(self.activation, z, y, self._from_layout(np.asarray(dy, dtype=z.dtype)))
         b, out, cm = mid.shape
         dz2 = dz.reshape(b * out, self.filters)
         pointwise = self._params["pointwise_kernel"].astype(dz.dtype, copy=False).reshape(cm, self.filters)
@@ -266,7 +268,7 @@ class SeparableConv1D(_Depthwise):
         grads = [ddepthwise.astype(self.dtype, copy=False), dpointwise.astype(self.dtype, copy=False)]
         if self.use_bias:
             grads.append(dz2.sum(axis=0).astype(self.dtype, copy=False))
-        return dx, (grads if self.trainable else [])
+        return (None if dx is None else self._to_layout(dx)), (grads if self.trainable else [])
 
     def get_config(self) -> dict:
         config = self._common_config()

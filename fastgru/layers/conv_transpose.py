@@ -1,5 +1,6 @@
-"""1-D transposed convolution, Keras 3's ``Conv1DTranspose``: (B, T, C_in) -> (B, T_out, filters),
-``channels_last``; the decoder half of convolutional sequence autoencoders.
+"""1-D transposed convolution, Keras 3's ``Conv1DTranspose``: (B, T, C_in) -> (B, T_out, filters)
+(``channels_first``: (B, C_in, T) -> (B, filters, T_out), computed channels last in between); the decoder half
+of convolutional sequence autoencoders.
 
 Each input step ``i`` adds ``x[i] @ kernel[j]^T`` to output step ``i*stride + j*dilation - pad`` for every
 tap ``j`` (the input gradient of a ``Conv1D`` with the same options): one GEMM of the (B·T, C_in) rows
@@ -18,7 +19,8 @@ import numpy as np
 
 from .. import activations
 from ..random import make_rng
-from .base import Layer, compute_dtype
+from .base import Layer
+from .channels import ChannelsLayout
 from .conv import _TRAINING_ONLY
 from .registry import (
     NONE,
@@ -61,7 +63,7 @@ def _tap_ranges(steps: int, out: int, kernel_size: int, stride: int, dilation: i
 
 
 @register_layer
-class Conv1DTranspose(Layer):
+class Conv1DTranspose(ChannelsLayout, Layer):
     """Keras 3 ``Conv1DTranspose``. Weights: kernel (kernel_size, filters, C_in), bias (filters,)."""
 
     keras = KerasContract(names=("Conv1DTranspose", "Convolution1DTranspose"), ignored=_TRAINING_ONLY,
@@ -72,7 +74,7 @@ class Conv1DTranspose(Layer):
         "strides": [IntTuple(1)],
         "padding": [StrOptions(("valid", "same"), lower=True)],
         "output_padding": [NONE, IntTuple(1, low=0)],
-        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
+        "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
         "dilation_rate": [IntTuple(1)],
         "activation": [NONE, ActivationName()],
         "use_bias": [Boolean()],
@@ -81,6 +83,7 @@ class Conv1DTranspose(Layer):
     }
     weight_names = ("kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
+    rank = 1
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid", output_padding=None,
                  data_format=None, dilation_rate=1, activation=None, use_bias: bool = True,
@@ -92,6 +95,7 @@ class Conv1DTranspose(Layer):
             activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer))
         self.__dict__.update(options)
+        self.data_format = self.data_format or "channels_last"
         self.activation = activations.canonical_name(self.activation)
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
             raise ValueError(f"Conv1DTranspose {self.name!r}: strides > 1 together with dilation_rate > 1 is not "
@@ -129,31 +133,30 @@ class Conv1DTranspose(Layer):
                              "backend fails on it, or returns no steps)")
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"Conv1DTranspose {self.name!r} expects input of rank 3 (batch, steps, channels) with a "
+        if len(input_shape) != 3 or self._channels(input_shape) is None:
+            raise ValueError(f"Conv1DTranspose {self.name!r} expects input of rank 3 ({self._layout}) with a "
                              f"known channel count, received shape {tuple(input_shape)}")
-        self._check_steps(input_shape[1])
-        self.add_weight("kernel", (self.kernel_size[0], self.filters, int(input_shape[-1])),
+        self._check_steps(self._sizes(input_shape)[0])
+        self._in_channels = int(self._channels(input_shape))
+        self.add_weight("kernel", (self.kernel_size[0], self.filters, self._in_channels),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        return (input_shape[0], self._output_steps(input_shape[1]), self.filters)
+        steps = self._output_steps(self._sizes(input_shape)[0])
+        return (input_shape[0], self.filters, steps) if self._first else (input_shape[0], steps, self.filters)
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != 3 or x.shape[-1] != self.input_shape[-1]:
-            raise ValueError(f"Conv1DTranspose {self.name!r} expects input (batch, steps, {self.input_shape[-1]}), "
-                             f"received shape {x.shape}")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"Conv1DTranspose {self.name!r} expects a numeric input array, received dtype {x.dtype}")
+        """``x`` checked, in the compute dtype, channels last."""
+        x = self._channels_last_input(x, self._in_channels)
         self._check_steps(x.shape[1])
-        return x.astype(compute_dtype(x, self), copy=False)
+        return x
 
     def _weights_2d(self, dtype) -> tuple[np.ndarray, np.ndarray]:
         """The kernel as (C_in, kernel_size*filters) (tap-major columns) and the bias (filters,)."""
-        k, f, c = self.kernel_size[0], self.filters, self.input_shape[-1]
+        k, f, c = self.kernel_size[0], self.filters, self._in_channels
         kernel = np.asarray(self._params["kernel"], dtype=dtype)
         if kernel.shape != (k, f, c):
             raise ValueError(f"Conv1DTranspose {self.name!r}: kernel of shape {kernel.shape}, expected {(k, f, c)}")
@@ -183,17 +186,17 @@ class Conv1DTranspose(Layer):
 
     def call(self, x, mask=None, training: bool = False):
         x = self._check_input(np.asarray(x))
-        return activations.apply(self.activation, self._linear(x))
+        return self._to_layout(activations.apply(self.activation, self._linear(x)))
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check_input(np.asarray(x))
         z = self._linear(x)
         y = activations.apply(self.activation, z)
-        return y, (x, z, y)
+        return self._to_layout(y), (x, z, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x, z, y = cache
-        dy = np.asarray(dy)
+        dy = self._from_layout(np.asarray(dy))
         if dy.shape != z.shape:
             raise ValueError(f"Conv1DTranspose {self.name!r}: output gradient of shape {dy.shape}, expected {z.shape}")
         dz = activations.gradient(self.activation, z, y, dy.astype(z.dtype, copy=False))
@@ -212,12 +215,12 @@ class Conv1DTranspose(Layer):
             grads.append(dz.sum(axis=(0, 1)).astype(self.dtype, copy=False))
         if not need_dx:
             return None, grads
-        return (d_taps @ kernel_2d.T).reshape(b, steps, c), grads
+        return self._to_layout((d_taps @ kernel_2d.T).reshape(b, steps, c)), grads
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
-                      padding=self.padding, output_padding=self.output_padding, data_format="channels_last",
+                      padding=self.padding, output_padding=self.output_padding, data_format=self.data_format,
                       dilation_rate=self.dilation_rate, activation=self.activation, use_bias=self.use_bias,
                       kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
         return config

@@ -1,24 +1,15 @@
 """Layers that take the time axis away after a recurrent layer with ``return_sequences``:
 GlobalAveragePooling1D (mask-aware, as Keras), GlobalMaxPooling1D and Flatten. Inputs (B, T, D); the global
 poolings also take ``data_format="channels_first"``, (B, D, T) pooled over the last axis (keras.io's timeseries
-Transformer pools its features so), Flatten ``channels_last`` only."""
+Transformer pools its features so); Flatten's ``channels_first`` moves the channels (axis 1) last before flattening,
+as Keras's, so that a channels-first model's flat features come in a channels-last model's order."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedKerasFeature
 from .base import Layer, compute_dtype
-from .registry import Anything, Boolean, KerasContract, register_layer, validate_params
-
-
-def _channels_last(layer: Layer, data_format) -> str:
-    if data_format in (None, "channels_last"):
-        return "channels_last"
-    if data_format == "channels_first":
-        raise UnsupportedKerasFeature(f"{type(layer).__name__} {layer.name!r}: data_format='channels_first' is not "
-                                      "supported (fastgru's sequences are (batch, timesteps, features))")
-    raise ValueError(f"data_format must be 'channels_last' or 'channels_first', received {data_format!r}")
+from .registry import NONE, Anything, Boolean, KerasContract, StrOptions, register_layer, validate_params
 
 
 def _check_rank3(layer: Layer, shape) -> None:
@@ -28,7 +19,6 @@ def _check_rank3(layer: Layer, shape) -> None:
 
 
 class _GlobalPooling1D(Layer):
-    # data_format is checked by _channels_last (channels_first is a known, unsupported layout)
     parameter_constraints = {"data_format": [Anything()], "keepdims": [Boolean()]}
 
     def __init__(self, data_format=None, keepdims: bool = False, **kwargs):
@@ -141,14 +131,16 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
 
 @register_layer
 class Flatten(Layer):
-    """(B, T, D) -> (B, T*D) (any rank: everything after the batch axis in one)."""
+    """(B, T, D) -> (B, T*D) (any rank: everything after the batch axis in one; ``channels_first``: axis 1 moved
+    last first)."""
 
     keras = KerasContract(names=("Flatten",))
-    parameter_constraints = {"data_format": [Anything()]}
+    parameter_constraints = {"data_format": [NONE, StrOptions(("channels_last", "channels_first"))]}
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _channels_last(self, data_format)
+        self.data_format = validate_params(f"Flatten {self.name!r}", self.parameter_constraints,
+                                           {"data_format": data_format})["data_format"] or "channels_last"
 
     def compute_output_shape(self, input_shape: tuple):
         rest = input_shape[1:]
@@ -158,16 +150,21 @@ class Flatten(Layer):
     def compute_mask(self, x, mask):
         return None
 
+    def _channels_moved(self, x: np.ndarray) -> np.ndarray:
+        return np.moveaxis(x, 1, -1) if self.data_format == "channels_first" and x.ndim > 2 else x
+
     def call(self, x, mask=None, training: bool = False):
-        x = np.asarray(x)
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return self.forward(x, mask, training)[0]
 
     def forward(self, x, mask=None, training: bool = True):
         x = np.asarray(x)
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape
+        return self._channels_moved(x).reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape
 
     def backward(self, dy, cache, need_dx: bool = True):
-        return np.asarray(dy).reshape(cache), []
+        dy = np.asarray(dy)
+        if self.data_format == "channels_first" and len(cache) > 2:  # the moved layout, then axis -1 back to 1
+            return np.moveaxis(dy.reshape((cache[0],) + tuple(cache[2:]) + (cache[1],)), -1, 1), []
+        return dy.reshape(cache), []
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -1,4 +1,5 @@
-"""Windowed 1-D pooling, Keras 3's ``MaxPooling1D`` and ``AveragePooling1D``: (B, T, C) -> (B, T_out, C).
+"""Windowed 1-D pooling, Keras 3's ``MaxPooling1D`` and ``AveragePooling1D``: (B, T, C) -> (B, T_out, C)
+(``data_format="channels_first"``: (B, C, T) -> (B, C, T_out), pooled channels last in between).
 
 A window pass is one reduction over a (B, T_out, pool_size, C) strided view of the (padded) input.
 ``padding="same"`` pads with -inf for the maximum and averages only the real steps of a window, as
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, compute_dtype
+from .base import Layer
+from .channels import ChannelsLayout
 from .conv import conv_output_length, padding_amounts, windows
 from .registry import NONE, IntTuple, KerasContract, StrOptions, register_layer, validate_params
 
 
-class _Pooling1D(Layer):
+class _Pooling1D(ChannelsLayout, Layer):
+    rank = 1
     parameter_constraints = {
         "pool_size": [IntTuple(1)],
         "strides": [NONE, IntTuple(1)],
         "padding": [StrOptions(("valid", "same"), lower=True)],
-        "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))],
+        "data_format": [NONE, StrOptions(("channels_last", "channels_first"))],
     }
 
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", data_format=None, **kwargs):
@@ -29,19 +32,21 @@ class _Pooling1D(Layer):
         self.pool_size = options["pool_size"]
         self.strides = options["strides"] if options["strides"] is not None else self.pool_size
         self.padding = options["padding"]
+        self.data_format = options["data_format"] or "channels_last"
 
     def build(self, input_shape: tuple) -> None:
         if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank 3 (batch, steps, channels), "
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank 3 ({self._layout}), "
                              f"received shape {tuple(input_shape)}")
-        if self.compute_output_shape(input_shape)[1] == 0:
+        if self._sizes(self.compute_output_shape(input_shape)) == (0,):
             raise ValueError(f"{type(self).__name__} {self.name!r}: a window of {self.pool_size[0]} steps leaves no "
-                             f"output steps from inputs of {input_shape[1]} steps (as in Keras, refused)")
+                             f"output steps from inputs of {self._sizes(input_shape)[0]} steps (as in Keras, refused)")
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
-        steps = conv_output_length(input_shape[1], self.pool_size[0], self.padding, self.strides[0], 1)
-        return (input_shape[0], steps, input_shape[2])
+        steps = conv_output_length(self._sizes(input_shape)[0], self.pool_size[0], self.padding, self.strides[0], 1)
+        channels = self._channels(input_shape)
+        return (input_shape[0], channels, steps) if self._first else (input_shape[0], steps, channels)
 
     def compute_mask(self, x, mask):
         return None
@@ -55,14 +60,8 @@ class _Pooling1D(Layer):
         return windows(xp, k, s, 1, out), out, left, right
 
     def _check_input(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of rank 3 (batch, steps, channels), "
-                             f"received shape {x.shape}")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
-                            f"{x.dtype}")
-        return x.astype(compute_dtype(x, self), copy=False)
+        """``x`` checked (rank 3, numeric), in the compute dtype, channels last."""
+        return self._channels_last_input(x)
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]
@@ -80,7 +79,7 @@ class _Pooling1D(Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(pool_size=self.pool_size, strides=self.strides, padding=self.padding,
-                      data_format="channels_last")
+                      data_format=self.data_format)
         return config
 
 
@@ -95,16 +94,16 @@ class MaxPooling1D(_Pooling1D):
         win, out, left, right = self._windows(x, -np.inf)
         arg = win.argmax(axis=2)  # (B, T_out, C)
         y = np.take_along_axis(win, arg[:, :, None, :], axis=2)[:, :, 0, :]
-        return np.ascontiguousarray(y), (x.shape, arg, left, right)
+        return self._to_layout(np.ascontiguousarray(y)), (x.shape, arg, left, right)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, arg, left, right = cache
         if not need_dx:
             return None, []
-        dy = np.asarray(dy)
+        dy = self._from_layout(np.asarray(dy))
         k = self.pool_size[0]
         dwin = (np.arange(k)[None, None, :, None] == arg[:, :, None, :]) * dy[:, :, None, :]
-        return self._scatter(dwin.astype(dy.dtype, copy=False), x_shape, left, right), []
+        return self._to_layout(self._scatter(dwin.astype(dy.dtype, copy=False), x_shape, left, right)), []
 
 
 @register_layer
@@ -127,13 +126,12 @@ class AveragePooling1D(_Pooling1D):
         else:
             counts = np.full((1, out, 1), self.pool_size[0], x.dtype)
         y = win.sum(axis=2) / counts
-        return y, (x.shape, counts, left, right)
+        return self._to_layout(y), (x.shape, counts, left, right)
 
     def backward(self, dy, cache, need_dx: bool = True):
         x_shape, counts, left, right = cache
         if not need_dx:
             return None, []
-        dy = np.asarray(dy)
-        share = dy / counts  # (B, T_out, C)
+        share = self._from_layout(np.asarray(dy)) / counts  # (B, T_out, C)
         dwin = np.broadcast_to(share[:, :, None, :], share.shape[:2] + (self.pool_size[0],) + share.shape[2:])
-        return self._scatter(dwin, x_shape, left, right), []
+        return self._to_layout(self._scatter(dwin, x_shape, left, right)), []

@@ -157,33 +157,47 @@ class _TimeEdges(_Rearrange):
 
 @register_layer
 class ZeroPadding1D(_TimeEdges):
-    """Zeros added before and after the time axis: ``padding`` = n or (left, right)."""
+    """Zeros added before and after the time axis: ``padding`` = n or (left, right); the time axis is the last
+    with ``data_format="channels_first"`` ((B, C, T))."""
 
     keras = KerasContract(names=("ZeroPadding1D",))
     parameter_constraints = {"padding": [IntTuple(1, low=0), IntTuple(2, low=0)],
-                             "data_format": [NONE, StrOptions(("channels_last",), unsupported=("channels_first",))]}
+                             "data_format": [NONE, StrOptions(("channels_last", "channels_first"))]}
 
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self._options(padding=padding, data_format=data_format)
+        self.data_format = self.data_format or "channels_last"
         if len(self.padding) == 1:
             self.padding = self.padding * 2
 
+    @property
+    def _time_axis(self) -> int:
+        return 2 if self.data_format == "channels_first" else 1
+
     def compute_output_shape(self, input_shape: tuple):
-        steps = input_shape[1]
-        return (input_shape[0], None if steps is None else steps + sum(self.padding), input_shape[2])
+        shape = list(input_shape)
+        steps = shape[self._time_axis]
+        shape[self._time_axis] = None if steps is None else steps + sum(self.padding)
+        return tuple(shape)
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._array(x)
-        return np.pad(x, ((0, 0), self.padding, (0, 0))), None
+        widths = [(0, 0)] * 3
+        widths[self._time_axis] = self.padding
+        return np.pad(x, widths), None
 
     def backward(self, dy, cache, need_dx: bool = True):
         left, right = self.padding
         dy = np.asarray(dy)
-        return (dy[:, left:dy.shape[1] - right] if need_dx else None), []
+        if not need_dx:
+            return None, []
+        kept = [slice(None)] * 3
+        kept[self._time_axis] = slice(left, dy.shape[self._time_axis] - right)
+        return dy[tuple(kept)], []
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "padding": self.padding, "data_format": "channels_last"}
+        return {**super().get_config(), "padding": self.padding, "data_format": self.data_format}
 
 
 @register_layer
