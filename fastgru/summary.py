@@ -7,6 +7,16 @@ from collections.abc import Callable
 import numpy as np
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on or cannot show (controls such as ESC and newline, line
+    and paragraph separators, bidirectional and other format characters, lone surrogates) written as its Python
+    escape: a name from a hostile file cannot forge lines or send escape sequences."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _format_shape(shape) -> str:
     if isinstance(shape, list):
         return "[" + ", ".join(_format_shape(s) for s in shape) + "]"
@@ -55,7 +65,9 @@ def _in_range(layers, layer_range) -> list:
 
 
 def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: set, line_length) -> list[str]:
-    """Keras's table: the header, a rule between rows, the totals (:func:`_param_lines`)."""
+    """Keras's table: the header, a rule between rows, the totals (:func:`_param_lines`); names as
+    :func:`printable` shows them."""
+    rows = [tuple(printable(c) for c in row) for row in rows]
     if line_length:
         scale = line_length / (sum(widths) + len(widths) + 1)
         widths = [max(10, int(w * scale)) for w in widths]
@@ -69,7 +81,7 @@ def _table(model, header: tuple, rows: list[tuple], widths: list[int], right: se
         parts = [f"{c:>{w}} " if i in right else f" {c:<{w}}" for i, (c, w) in enumerate(zip(cols, widths))]
         return sep + sep.join(parts) + sep
 
-    out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"), cells(header, "┃"), line("┡", "╇", "┩", "━")]
+    out = [f'Model: "{printable(model.name)}"', line("┏", "┳", "┓", "━"), cells(header, "┃"), line("┡", "╇", "┩", "━")]
     for i, row in enumerate(rows):
         out.append(cells(row, "│"))
         out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))

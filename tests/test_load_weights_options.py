@@ -67,7 +67,7 @@ def _edit_map(tmp_path, edit) -> str:
     (lambda c: c["weight_map"].update({"/layers/dense/vars": ["/etc/passwd"]}), "in the map's own folder"),
     (lambda c: c["weight_map"].update({"/layers/dense/vars": ["gone_00009.weights.h5"]}), "missing beside the map"),
     (lambda c: c["weight_map"].update({"/layers/dense/vars": c["weight_map"]["/layers/lstm/cell/vars"][-1]}),
-     "missing weight"),
+     "missing HDF5 group /layers/dense/vars"),
     (lambda c: c.pop("weight_map"), "no weight_map"),
     (lambda c: c["weight_map"].update({"/layers/dense/vars": [3]}), "should name shard files"),
 ])

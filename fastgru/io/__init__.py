@@ -357,20 +357,29 @@ def save_weights(model, path, max_shard_size=None) -> None:
 
 def describe(path) -> str:
     """What ``fastgru info FILE`` prints: the file format, the Keras version and the model summary (for a
-    weights-only file: its variables and their shapes). Needs no TensorFlow."""
+    weights-only file: its variables and their shapes). Needs no TensorFlow. Each line as
+    :func:`fastgru.summary.printable` shows it (names from the file cannot forge lines or move the cursor)."""
+    from ..summary import printable
+
     lines = [f"file: {os.fspath(path)}"]
     kind = _sniff(path)
     if kind == "checkpoint":
-        return "\n".join(lines + tensor_bundle.describe_checkpoint(path))
-    if kind == "hdf5":
+        lines += tensor_bundle.describe_checkpoint(path)
+    elif kind == "hdf5" and _weights_only(path):
         with guard(path), open_h5(path) as f:
-            if "model_config" not in f.attrs:
-                return "\n".join(lines + _describe_weights(f, path))
-    model = load_model(path, compile=False)
-    lines += [f"format: {model.file_format}",
-              f"keras_version: {getattr(model, 'keras_version', None) or '(not recorded)'}", ""]
-    model.summary(print_fn=lines.append)
-    return "\n".join(lines)
+            lines += _describe_weights(f, path)
+    else:
+        model = load_model(path, compile=False)
+        lines += [f"format: {model.file_format}",
+                  f"keras_version: {getattr(model, 'keras_version', None) or '(not recorded)'}", ""]
+        model.summary(print_fn=lines.append)
+    return "\n".join(printable(line) for line in lines)
+
+
+def _weights_only(path) -> bool:
+    """An HDF5 file without a model config (a weights file)."""
+    with guard(path), open_h5(path) as f:
+        return "model_config" not in f.attrs
 
 
 def _describe_weights(f, path) -> list[str]:

@@ -198,8 +198,11 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None, int
 
     With ``expected_shape``, a dataset of another shape or of a non-float dtype (with ``integer``: a
     non-integer dtype, for the integer weights a layer holds, e.g. Normalization's ``count``) is refused
-    from its header, before anything is read or allocated; without, a dataset declaring more bytes than
-    the whole file holds is refused. Memory: the array, plus one chunk of a chunked dataset."""
+    from its header. Either way, before anything is allocated or read, a dataset declaring far more bytes than
+    the whole file holds (more than gzip could have packed into it) is refused, and so is one whose stored data
+    do not cover its shape (bytes of a contiguous dataset, chunks of a chunked one): a shape the config implies
+    (a LoRA rank, a vocabulary size) allocates nothing the file does not back. Memory: the array, plus one
+    chunk of a chunked dataset."""
     try:
         obj = group[key]
     except KeyError:
@@ -222,28 +225,32 @@ def read_dataset(group, key: str, path, expected_shape: tuple | None = None, int
             pass
         elif dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
             raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected floats")
-    else:
-        limit = file_size(obj)
-        if limit is not None and math.prod(shape) * max(dtype.itemsize, 1) > max(limit, 1 << 20) * 1024:
-            raise ModelFileError(path, f"weight {where} declares shape {shape}, far more data than "
-                                       f"the file holds ({limit} bytes): damaged file")
+    elif dtype.kind not in "fiub" and not _is_bfloat16(obj, dtype, path):  # (opaque, compound, strings, ...)
+        raise ModelFileError(path, f"weight {where} has dtype {dtype}, expected numbers")
+    limit = file_size(obj)
+    nbytes = math.prod(shape) * max(dtype.itemsize, 1)
+    if limit is not None and nbytes > max(limit, 1 << 20) * 1024:
+        raise ModelFileError(path, f"weight {where} declares shape {shape}, far more data than "
+                                   f"the file holds ({limit} bytes): damaged file")
     layout, filters = dataset_layout(obj, where, path)
     try:
         if dtype.kind == "f" and not any(obj.id.get_type().equal(t) for t in _IEEE_FLOATS):
             raise ModelFileError(path, f"weight {where} has a non-standard HDF5 float type: damaged file")
-        out = np.empty(shape, dtype)
-        if out.size == 0:
-            return _widened(obj, out)
+        if nbytes == 0:
+            return _widened(obj, np.empty(shape, dtype))
         if layout == h5py.h5d.CHUNKED:
-            _read_chunks(obj, out, filters, where, path)
+            chunk = _checked_chunks(obj, shape, dtype.itemsize, where, path)
+            out = np.empty(shape, dtype)
+            _read_chunks(obj, out, chunk, filters, where, path)
             return _widened(obj, out)
         stored = obj.id.get_storage_size()
         if stored == 0:
             raise ModelFileError(path, f"weight {where}: its data were never written (the dataset holds no "
                                        "data, only a fill value)")
-        if stored != out.nbytes:
-            raise ModelFileError(path, f"weight {where} stores {stored} bytes for {out.nbytes} bytes of data: "
+        if stored != nbytes:
+            raise ModelFileError(path, f"weight {where} stores {stored} bytes for {nbytes} bytes of data: "
                                        "damaged file")
+        out = np.empty(shape, dtype)
         obj.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         return _widened(obj, out)
     except (OSError, ValueError, RuntimeError, TypeError, OverflowError, KeyError) as exc:
@@ -309,14 +316,13 @@ def dataset_layout(obj: h5py.Dataset, where: str, path) -> tuple[int, list]:
     return layout, filters
 
 
-def _read_chunks(obj, out: np.ndarray, filters, where: str, path) -> None:
-    """Fill ``out`` from the dataset's chunks, read raw and decoded here (bounded by the chunk's size)."""
+def _checked_chunks(obj, shape: tuple, itemsize: int, where: str, path) -> tuple:
+    """The chunk shape of a chunked dataset of ``shape``, from its header and chunk index (nothing read): refused
+    when chunks are larger than the data, or when the file holds fewer or more chunks than the shape needs."""
     chunk = tuple(int(c) for c in obj.id.get_create_plist().get_chunk())
-    shape = out.shape
     if len(chunk) != len(shape) or min(chunk, default=1) < 1:
         raise ModelFileError(path, f"weight {where} has chunks of shape {chunk} for shape {shape}: damaged file")
-    chunk_bytes = math.prod(chunk) * out.itemsize
-    if chunk_bytes > max(out.nbytes, 1 << 20):
+    if math.prod(chunk) * itemsize > max(math.prod(shape) * itemsize, 1 << 20):
         raise ModelFileError(path, f"weight {where} has chunks of shape {chunk}, larger than its data "
                                    f"{shape}: refused")
     expected = math.prod(-(-s // c) for s, c in zip(shape, chunk))
@@ -326,6 +332,15 @@ def _read_chunks(obj, out: np.ndarray, filters, where: str, path) -> None:
                                    f"{expected} chunks; the rest would be fill values)")
     if count > expected:
         raise ModelFileError(path, f"weight {where} holds {count} chunks, {expected} expected: damaged file")
+    return chunk
+
+
+def _read_chunks(obj, out: np.ndarray, chunk: tuple, filters, where: str, path) -> None:
+    """Fill ``out`` from the dataset's chunks (of shape ``chunk``, checked by :func:`_checked_chunks`), read raw
+    and decoded here (bounded by the chunk's size)."""
+    shape = out.shape
+    chunk_bytes = math.prod(chunk) * out.itemsize
+    expected = math.prod(-(-s // c) for s, c in zip(shape, chunk))
     limit = file_size(obj) or 0
     infos = []
     obj.id.chunk_iter(infos.append)

@@ -132,10 +132,16 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
 
             layers = [build_layer(s, major, path) for s in spec.layers]
             seq = Sequential(name=name)
-            if spec.input_batch_shape is not None:
-                seq.add(_input_layer(spec.input_batch_shape))
-            for layer in layers:
-                seq.add(layer)
+            try:
+                if spec.input_batch_shape is not None:
+                    seq.add(_input_layer(spec.input_batch_shape))
+                for layer in layers:
+                    seq.add(layer)
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, ModelFileError):
+                    raise
+                raise ModelFileError(path, f"the layers of the nested Sequential model {name!r} do not fit together "
+                                           f"({exc})") from None
             leaves.extend(zip(layers, spec.layers))
             objects[name] = seq
         elif _wraps_model(entry):
@@ -248,7 +254,9 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
 
 def _wraps_model(entry) -> bool:
     """A TimeDistributed around a nested model (a hierarchical model's sentence encoder)."""
-    config = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        return False
+    config = entry.get("config")
     inner = config.get("layer") if entry.get("class_name") == "TimeDistributed" and isinstance(config, dict) else None
     return isinstance(inner, dict) and inner.get("class_name") in (*GRAPH_CLASSES, "Sequential")
 

@@ -141,24 +141,44 @@ def restore(model, arrays: list[np.ndarray] | None, path, keras2: bool = False) 
                                f"{slots[i][name].shape}")
     if not all(np.all(np.isfinite(a)) for a in arrays[head:]):
         return _skip(path, "the optimizer's saved state holds NaN or infinite values")
-    if arrays[0].shape != () or not 0 <= int(arrays[0]) < 2 ** 62:
-        return _skip(path, f"the optimizer's step count is {arrays[0]!r}")
+    if _step_count(arrays[0]) is None:
+        return _skip(path, f"the optimizer's step count is {_shown(arrays[0])}")
     if order or extra_state:
         optimizer.build(variables)
     for a, target in zip(extra_state, optimizer.keras_extra_state):
         target[...] = a.astype(target.dtype)
     for (i, name), a in zip(order, arrays[head:]):
         optimizer._slots[i][name][...] = a.astype(optimizer._slots[i][name].dtype)
-    optimizer.raw_iterations = int(arrays[0])  # (Keras's count of calls: with gradient accumulation, more than steps)
+    optimizer.raw_iterations = _step_count(arrays[0])  # (Keras's count of calls: with gradient accumulation, more)
     if not scheduled and not keras2:
-        if arrays[1].shape != () or not np.isfinite(arrays[1]):
-            warnings.warn(f"{path}: the optimizer's saved learning rate {arrays[1]!r} is not a number; the "
-                          "configured rate is kept", stacklevel=3)
-        else:
-            optimizer.learning_rate = float(arrays[1])
+        _restore_rate(optimizer, arrays[1], path)
     if extra:
         optimizer._u_product = type(optimizer._u_product)(arrays[-1])
     return True
+
+
+def _step_count(a: np.ndarray) -> int | None:
+    """A saved step count as an int: a scalar whole number in [0, 2**62) (a float one included, as Keras casts
+    it), else None."""
+    if a.shape != () or a.dtype.kind not in "iuf" or not np.isfinite(a):
+        return None
+    value = float(a) if a.dtype.kind == "f" else int(a)
+    return int(value) if value == int(value) and 0 <= value < 2 ** 62 else None
+
+
+def _shown(a) -> str:
+    """A saved scalar's value (a small array's values; a large one's shape) for a message."""
+    a = np.asarray(a)
+    return repr(a.tolist()) if a.size <= 4 and a.dtype.kind in "biuf" else f"an array of shape {a.shape}"
+
+
+def _restore_rate(optimizer, a: np.ndarray, path) -> None:
+    """The saved learning rate, where it is a finite scalar number (else a warning, and the configured one kept)."""
+    if a.shape != () or a.dtype.kind not in "iuf" or not np.isfinite(a):
+        warnings.warn(f"{path}: the optimizer's saved learning rate {_shown(a)} is not a number; the configured "
+                      "rate is kept", stacklevel=4)
+    else:
+        optimizer.learning_rate = float(a)
 
 
 def restore_keras3_h5(model, saved, path) -> bool:
@@ -197,9 +217,13 @@ def restore_from_weights_file(model, h5, path) -> None:
                       "has not stepped yet, as Keras's load_weights skips it (train a step first, or load the "
                       "model file with load_model)", stacklevel=4)
         return
-    optimizer.raw_iterations = int(np.asarray(arrays[0]))
+    step = _step_count(np.asarray(arrays[0]))
+    if step is None:
+        _skip(path, f"the optimizer's step count is {_shown(arrays[0])}")
+        return
+    optimizer.raw_iterations = step
     if head == 2:
-        optimizer.learning_rate = float(np.asarray(arrays[1]))
+        _restore_rate(optimizer, np.asarray(arrays[1]), path)
 
 
 def _skip(path, why: str) -> bool:

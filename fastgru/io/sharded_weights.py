@@ -5,9 +5,11 @@ some of the variable groups (a group may span shards).
 
 Reading merges the mapped groups of the shards into one HDF5 file in memory, which the ``.weights.h5`` loader
 then reads as usual. The map is hostile until checked: a shard is a plain file name in the map's own folder
-(no path), each shard is checked as any weights file (no links to other files, no external storage), a
-variable found twice is refused, and the arrays' declared sizes, summed from their headers before anything is
-read, are bounded by what the model can need.
+(no path; a symlink whose target lies elsewhere, or a FIFO or device, is refused), each shard is checked as any
+weights file (no links to other files, no external storage), a variable found twice is refused, a group path
+is at most ``MAX_GROUP_DEPTH`` names deep and exists in the merged file only where a shard holds it, and the
+arrays' declared sizes, summed from their headers before anything is read, are bounded by what the model can
+need.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -30,6 +33,9 @@ from .h5utils import dataset_layout, open_h5, read_dataset
 
 MAX_MAP_BYTES = 16 << 20
 MAX_SHARDS = 100_000
+#: names in a variable group path ("/layers/functional/layers/dense/vars" is 5 deep; Keras's nesting of models in
+#: models adds two a level)
+MAX_GROUP_DEPTH = 256
 _SHARD_NAME = re.compile(r"[^/\\\x00]+\.weights\.h5")
 _merged_names = itertools.count()
 
@@ -61,6 +67,9 @@ def _read_map(path) -> dict[str, list[str]]:
             raise ModelFileError(path, f"weight_map[{group!r}] should name shard files, found {files!r}")
         if not group.startswith("/") or "//" in group or ".." in group.split("/"):
             raise ModelFileError(path, f"weight_map key {group!r} is not a variable group path")
+        if group.count("/") > MAX_GROUP_DEPTH:
+            raise ModelFileError(path, f"weight_map key {group[:80]!r}... is {group.count('/')} groups deep (at most "
+                                       f"{MAX_GROUP_DEPTH})")
         for name in files:
             if not _SHARD_NAME.fullmatch(name) or name in (".", "..") or name.startswith("."):
                 raise ModelFileError(path, f"weight_map[{group!r}] names {name!r}: a shard must be a file name "
@@ -76,6 +85,7 @@ def merged(path, max_bytes: int):
     """An in-memory HDF5 file holding every mapped group of the shards beside the map at ``path``."""
     weight_map = _read_map(path)
     folder = Path(path).parent
+    folder_real = os.path.realpath(folder)
     out = h5py.File(f"fastgru-shards-{os.getpid()}-{next(_merged_names)}", "w", driver="core",
                     backing_store=False)
     try:
@@ -83,18 +93,17 @@ def merged(path, max_bytes: int):
         total = 0
         with contextlib.ExitStack() as stack:
             for group_path, files in weight_map.items():
-                target = out.require_group(group_path.strip("/"))
                 for name in files:
                     shard_path = folder / name
                     if name not in shards:
-                        if not shard_path.is_file():
-                            raise ModelFileError(path, f"shard {name} (of {group_path}) is missing beside the map")
-                        shards[name] = stack.enter_context(open_h5(shard_path))
+                        shards[name] = stack.enter_context(open_h5(_shard_inside(folder_real, shard_path, path,
+                                                                                 group_path)))
                     source = shards[name].get(group_path.strip("/"))
                     if source is None:
                         continue
                     if not isinstance(source, h5py.Group):
                         raise ModelFileError(shard_path, f"{group_path} should be a group of variables")
+                    target = out.require_group(group_path.strip("/"))  # (only groups a shard holds)
                     for key in source:
                         obj = source[key]
                         if not isinstance(obj, h5py.Dataset):
@@ -111,6 +120,22 @@ def merged(path, max_bytes: int):
         yield out
     finally:
         out.close()
+
+
+def _shard_inside(folder_real: str, shard_path: Path, path, group_path: str) -> str:
+    """The real path of a shard the map names: a regular file in the map's own folder (a symlink to a file
+    elsewhere, and anything but a regular file, refused before it is opened)."""
+    real = os.path.realpath(shard_path)
+    if os.path.dirname(real) != folder_real:
+        raise ModelFileError(path, f"shard {shard_path.name} (of {group_path}) is a link to {real}, outside the "
+                                   f"map's folder {folder_real}: refused")
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        raise ModelFileError(path, f"shard {shard_path.name} (of {group_path}) is missing beside the map") from None
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(path, f"shard {shard_path.name} (of {group_path}) is not a regular file")
+    return real
 
 
 def write(weights_h5: bytes, path, max_shard_size: float) -> None:
