@@ -15,9 +15,11 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     not a dict of outputs.
 
     The optimizer starts from its configuration (``load_model`` then gives it the state a ``.keras`` file or a
-    tf_keras ``.h5`` file saved: ``io/optimizer_state.py``). A configuration
-    fastgru cannot reproduce (a custom loss, a learning-rate schedule fastgru lacks) leaves the model uncompiled, with a
-    warning: predicting needs no compile.
+    tf_keras ``.h5`` file saved: ``io/optimizer_state.py``). A metric fastgru cannot compute (a custom Python
+    function, ``def rmse(y_true, y_pred)``, which Keras itself loads only given ``custom_objects``) is left out with a
+    warning naming it, the rest compiled: training goes on with the saved optimizer state, its history without
+    that metric. A configuration fastgru cannot otherwise reproduce (a custom loss, a learning-rate schedule
+    fastgru lacks) leaves the model uncompiled, with a warning: predicting needs no compile.
     """
     if not isinstance(training_config, dict):
         return
@@ -38,6 +40,11 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         weighted = weighted[0]
     if loss is None:
         return
+    dropped: list[str] = []
+    metrics, weighted = _computable(metrics, dropped), _computable(weighted, dropped)
+    if dropped:
+        warnings.warn(f"{path}: the model was compiled with metrics fastgru cannot compute, left out: "
+                      f"{'; '.join(dropped)}; the loss, the optimizer and its state are kept", stacklevel=3)
     optimizer = "rmsprop" if optimizer is None else optimizer  # (Keras's compile default, as its load_model)
     kwargs = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
     if weighted is not None:
@@ -57,3 +64,24 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
         model._uncompiled_reason = f" (its file's training configuration is not supported by fastgru: {exc})"
         warnings.warn(f"{path}: the model's training configuration is not supported by fastgru ({exc}); "
                       "the model is loaded uncompiled", stacklevel=3)
+
+
+def _computable(metrics, dropped: list[str]):
+    """``metrics`` (an entry, a list, per-output lists or a dict of outputs) without the entries fastgru cannot
+    make a metric of, each reason appended to ``dropped``."""
+    from ..training import metrics as metric_registry
+
+    if isinstance(metrics, list):
+        kept = [_computable(m, dropped) for m in metrics]
+        return [m for m, entry in zip(kept, metrics) if m is not None or entry is None]
+    if isinstance(metrics, dict) and "class_name" not in metrics:  # (per output, by name)
+        kept = {k: _computable(v, dropped) for k, v in metrics.items()}
+        return {k: v for k, v in kept.items() if v is not None or metrics[k] is None}
+    if metrics is None:
+        return None
+    try:
+        metric_registry.get(metrics)
+    except (ValueError, TypeError) as exc:
+        dropped.append(str(exc).split("; supported")[0])  # (without the list of every supported name)
+        return None
+    return metrics

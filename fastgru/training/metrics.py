@@ -311,7 +311,15 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
     if isinstance(identifier, dict):
-        cls_name, config = identifier.get("class_name"), dict(identifier.get("config") or {})
+        cls_name, config = identifier.get("class_name"), identifier.get("config") or {}
+        if cls_name == "function":  # a serialised metric function: Keras's own, by its name ("mean_absolute_error")
+            name = config if isinstance(config, str) else identifier.get("registered_name")
+            try:
+                return get(name, y_true, y_pred, dtype)
+            except ValueError:
+                raise ValueError(f"metric {name!r} is a custom Python function, which fastgru cannot run") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"metric {cls_name!r}: its config should be an object, found {config!r}")
         if cls_name not in _CLASSES:
             raise ValueError(f"unsupported metric class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
         return _CLASSES[cls_name].from_config(config)
