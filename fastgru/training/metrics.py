@@ -322,7 +322,7 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
             raise ValueError(f"metric {cls_name!r}: its config should be an object, found {config!r}")
         if cls_name not in _CLASSES:
             raise ValueError(f"unsupported metric class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
-        return _CLASSES[cls_name].from_config(config)
+        return _CLASSES[cls_name].from_config(dict(config))  # (a copy: the caller's config stays as it was)
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
             if y_true is not None and y_pred is not None:
