@@ -20,13 +20,10 @@ def _inputs(model, x) -> list:
     """The model's inputs as a list of dask arrays (batch axis chunked only, one row count)."""
     da = base._dask_array()
     names = model.input_names
-    if isinstance(x, dict):
+    if isinstance(x, dict):  # (other keys left aside, as Model.predict and Keras's Functional do)
         missing = [n for n in names if n not in x]
-        extra = [k for k in x if k not in names]
-        if missing or extra:
-            raise ValueError(f"model {model.name!r} expects inputs {names}; the dict "
-                             + (f"misses {missing}" if missing else "") + (" and " if missing and extra else "")
-                             + (f"has unknown keys {extra}" if extra else ""))
+        if missing:
+            raise ValueError(f"model {model.name!r} expects inputs {names}; the dict misses {missing}")
         xs = [x[n] for n in names]
     elif isinstance(x, (list, tuple)):
         if len(x) != len(names):

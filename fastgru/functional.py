@@ -254,14 +254,13 @@ class Model(KerasModelAPI, WrapperTrainable):
 
         names = self.input_names
         refuse_streams(x, f"Model {self.name!r}")
-        if isinstance(x, dict):
+        if isinstance(x, dict):  # (keys that name no input are left aside, as Keras's Functional does: an "id"
+            # column beside the features; a misspelt input name shows as the input it misses)
             missing = [n for n in names if n not in x]
-            extra = [k for k in x if k not in names]
-            if missing or extra:
-                raise ValueError(f"Model {self.name!r} expects inputs {names}; the dict "
-                                 + (f"misses {missing}" if missing else "")
-                                 + (" and " if missing and extra else "")
-                                 + (f"has unknown keys {extra}" if extra else ""))
+            if missing:
+                extra = [k for k in x if k not in names]
+                raise ValueError(f"Model {self.name!r} expects inputs {names}; the dict misses {missing}"
+                                 + (f" (its other keys: {extra})" if extra else ""))
             xs = [x[n] for n in names]
         elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
             xs = [x]  # (one string input, given as a list of strings)
@@ -342,7 +341,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         _last_masks.value = (id(self), oms[0])
         return outs[0]
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         kept = getattr(_last_masks, "value", None)
         if kept is not None and kept[0] == id(self):
             return kept[1]

@@ -34,6 +34,14 @@ class KerasTensor(TensorOperators):
         self.name = name or (layer.name if layer is not None else "tensor")
         self._id = next(_ids)
 
+    def declare_dtype(self, dtype) -> None:
+        """An input's dtype as a file declares it (``"int32"`` tokens, ``"string"``); one NumPy does not know stays
+        float32 (the model's ``predict`` refuses data it cannot cast to it)."""
+        try:
+            self.dtype = "string" if dtype == "string" else str(np.dtype(dtype)) if dtype is not None else "float32"
+        except TypeError:
+            pass
+
     @property
     def ndim(self) -> int:
         return len(self.shape)

@@ -214,8 +214,10 @@ def test_bad_inputs_at_predict_are_refused_before_compute():
         model.predict([x])
     with pytest.raises(ValueError, match=r"expects 2 inputs \['a', 'b'\].*one array"):
         model.predict(x)
-    with pytest.raises(ValueError, match=r"misses \['b'\] and has unknown keys \['c'\]"):
+    with pytest.raises(ValueError, match=r"misses \['b'\] \(its other keys: \['c'\]\)"):
         model.predict({"a": x, "c": s})
+    # (keys that name no input are left aside, as Keras's Functional does: an id column beside the features)
+    np.testing.assert_array_equal(model.predict({"a": x, "b": s, "id": np.arange(2)}), model.predict([x, s]))
     with pytest.raises(ValueError, match=r"input 'b' expects shape \(None, 3\), received \(2, 4\)"):
         model.predict([x, np.zeros((2, 4))])
     with pytest.raises(ValueError, match="same number of samples"):

@@ -106,6 +106,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
             tensor = Input(batch_shape=shape, dtype=dtype if dtype in (None, "float32", "float64") else None,
                            name=name)
             tensor.layer.input_dtype = dtype
+            tensor.declare_dtype(dtype)  # (model.inputs[i].dtype: "int32" for tokens, as Keras's)
             tensors[(name, 0)] = [tensor]
             objects[name] = tensor.layer
             continue

@@ -82,7 +82,7 @@ class _Attention(Layer):
             return [out, (input_shape[0][0], input_shape[0][1], input_shape[1][1])]
         return out
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
             return None
         return mask[0]

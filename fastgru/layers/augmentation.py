@@ -87,7 +87,7 @@ class _RandomImage(ChannelsLayout, Layer):
                                           f"({self._layout}) are supported, received shape {tuple(input_shape)}")
         super().build(input_shape)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def call(self, x, mask=None, training: bool = False):

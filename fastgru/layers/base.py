@@ -477,7 +477,7 @@ class Layer:
     def input(self):
         """The symbolic input of the layer's first call in a graph (Keras's ``Layer.input``: a tensor, or a list)."""
         node = self._first_node("input")
-        return list(node.args) if node.list_args else node.args[0]
+        return list(node.args) if node.list_args or not node.args else node.args[0]  # (an InputLayer's: [])
 
     def _first_node(self, what: str):
         nodes = self.__dict__.get("_inbound_nodes")
@@ -488,7 +488,7 @@ class Layer:
     def call(self, x: np.ndarray, mask=None, training: bool = False):
         raise NotImplementedError
 
-    def compute_mask(self, x: np.ndarray, mask):
+    def compute_mask(self, x: np.ndarray, mask=None):
         """Mask passed to the next layer: the incoming one if the layer supports masking, else None."""
         return mask if self.supports_masking else None
 

@@ -113,7 +113,7 @@ class Bidirectional(WrapperTrainable, Layer):
             return outputs + states + states
         return outputs if self.merge_mode is None else shape
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         """Keras's: the input's mask on the (merged) sequence output, on both outputs with merge_mode=None
         (a list); none on the last states or on the states themselves."""
         if not self.return_sequences:

@@ -149,7 +149,7 @@ class _Depthwise2D(ChannelsLayout, Layer):
         return depthwise2d_backward(dz5, xp, kernel, x_shape[1:3], self.strides, self.padding, self.dilation_rate,
                                     need_dx)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def call(self, x, mask=None, training: bool = False):

@@ -96,7 +96,7 @@ class _Depthwise(ChannelsLayout, Layer):
         """``x`` checked, in the compute dtype, channels last."""
         return self._channels_last_input(x, self._channels(self.input_shape))
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def _geometry(self, steps: int):

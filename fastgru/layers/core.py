@@ -166,7 +166,7 @@ class Masking(Layer):
         x = x.astype(compute_dtype(x, self), copy=False)
         return x * self._keep(x)[..., None].astype(x.dtype)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return self._keep(np.asarray(x))
 
     def forward(self, x, mask=None, training: bool = True):
@@ -233,7 +233,7 @@ class Embedding(LoraFrozen, Layer):
     def call(self, x, mask=None, training: bool = False):
         return self._params["embeddings"][self._indices(x)]
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return (np.asarray(x) != 0) if self.mask_zero else None
 
     def forward(self, x, mask=None, training: bool = True):

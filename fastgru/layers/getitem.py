@@ -64,7 +64,7 @@ class GetItem(Layer):
         items = check_key(key, len(input_shape), f"GetItem {self.name!r}")
         return output_shape(tuple(input_shape), items)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def _array(self, x, key):

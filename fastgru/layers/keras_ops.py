@@ -289,7 +289,7 @@ class KerasOp(Layer):
         shape = SHAPE_OPS[self.op][1](tensor_shapes, norm)
         return shape if isinstance(shape, list) else tuple(shape)  # (a list: one shape per output, as Split's)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     # ---- calling --------------------------------------------------------------------------------

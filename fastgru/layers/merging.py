@@ -156,7 +156,7 @@ class _Merge(Layer):
         inner, shapes = cache
         return [d.reshape(s) for d, s in zip(self._bw(np.asarray(dy), inner), shapes)], []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         """Keras's ``Merge.compute_mask``: the OR of the masks, None when any input has none (tf_keras's: the
         AND of the masks present, None when none is)."""
         if mask is None:
@@ -388,7 +388,7 @@ class Concatenate(_Merge):
         axis, sizes = cache
         return np.split(dy, np.cumsum(sizes)[:-1], axis=axis), []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         if mask is None:
             return None
         masks = list(mask)
@@ -511,7 +511,7 @@ class Dot(_Merge):
             dx2 = self._l2_backward(dx2, n2, a2)
         return [dx1, dx2], []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         return None
 
     def get_config(self) -> dict:

@@ -218,7 +218,7 @@ class MultiHeadAttention(Layer):
         kwargs.update({k: True for k in ("return_attention_scores", "use_causal_mask") if options.get(k)})
         return [named["query"], named["value"]], kwargs
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
             return None
         return mask[0]

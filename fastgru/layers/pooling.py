@@ -55,7 +55,7 @@ class _GlobalPooling1D(Layer):
     def _as_given(self, dx: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(dx.transpose(0, 2, 1)) if self._first else dx
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def call(self, x, mask=None, training: bool = False):
@@ -147,7 +147,7 @@ class Flatten(Layer):
         size = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
         return (input_shape[0], size)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def _channels_moved(self, x: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ class _Pooling1D(ChannelsLayout, Layer):
         channels = self._channels(input_shape)
         return (input_shape[0], channels, steps) if self._first else (input_shape[0], steps, channels)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def _windows(self, x: np.ndarray, fill: float):

@@ -45,7 +45,7 @@ class _Spatial(ChannelsLayout, Layer):
         self._check_rank(input_shape)
         super().build(input_shape)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def call(self, x, mask=None, training: bool = False):

@@ -100,7 +100,7 @@ class RecurrentLayer(Layer):
             return [out] + [(batch, self.units)] * len(self.state_names)
         return out
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return mask if self.return_sequences else None
 
     # ---- states -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from .registry import NONE, Integer, IntTuple, KerasContract, Shape, StrOptions,
 class _Rearrange(Layer):
     """A layer without weights that moves values around."""
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def _options(self, **params):

@@ -72,7 +72,7 @@ class _Sized(ChannelsLayout, Layer):
         shape[rows], shape[columns] = self.height, self.width
         return tuple(shape)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         return None
 
     def call(self, x, mask=None, training: bool = False):

@@ -191,7 +191,7 @@ class TimeDistributed(WrapperTrainable, Layer):
             return None
         return mask.reshape(rows)
 
-    def compute_mask(self, x, mask):
+    def compute_mask(self, x, mask=None):
         """The input's mask, as Keras 3 passes it on; tf_keras's for a mask of rank 3 or more (words of each
         step): the inner layer's own mask on the rows, or — when it gives none (a GRU returning its last
         state) — whether each step has any unmasked word, (B, T), which a recurrent layer over the steps takes."""
