@@ -111,7 +111,7 @@ class KerasModelAPI:
 
         if streams.is_stream(x):
             streams.check_no_targets(y, sample_weight, "evaluate")
-            x, y, sample_weight, batch_size = streams.collect(x, "evaluate", steps)
+            x, y, sample_weight, batch_size = streams.collect(x, "evaluate", steps, to_end=True)
         return trainer.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks, return_dict)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):

@@ -70,11 +70,36 @@ def rows_for_steps(steps, n: int, batch_size: int | None) -> int:
     return min(n, int(steps) * (batch_size or KERAS_PREDICT_BATCH))
 
 
+class RaggedInputs(list):
+    """A stream's input batches that differ past the batch axis (``padded_batch``): predicted one by one."""
+
+
 def collect_inputs(x, batch_size, steps) -> tuple:
-    """``(x, batch_size)`` for ``predict``: a stream's inputs as arrays and its batch size; else as given."""
+    """``(x, batch_size)`` for ``predict``: a stream's inputs as arrays and its largest batch's size (or, for batches
+    of different lengths, a :class:`RaggedInputs` of them and None); else as given."""
     from .training import streams
 
     if not streams.is_stream(x):
         return x, batch_size
-    x, _, _, size = streams.collect(x, "predict", steps)
-    return x, size
+    x, size = streams.predict_inputs(x, steps)
+    return (x, size) if size is not None else (RaggedInputs(x), None)
+
+
+def predict_ragged(model, batches: RaggedInputs):
+    """``model.predict`` of each batch, the outputs joined along the batch axis (as Keras's predict joins its batches'
+    outputs: a sequence output over batches of different lengths cannot be, as in Keras)."""
+    parts = [model.predict(batch) for batch in batches]
+
+    def joined(items, what):
+        if isinstance(items[0], dict):
+            return {k: joined([p[k] for p in items], f"output {k!r}") for k in items[0]}
+        if isinstance(items[0], (list, tuple)):
+            return [joined([p[i] for p in items], f"output {i}") for i in range(len(items[0]))]
+        shapes = {np.shape(p)[1:] for p in items}
+        if len(shapes) > 1:
+            raise ValueError(f"predict: the {what} of the stream's batches differ past the batch axis "
+                             f"{sorted(shapes)[:4]} (a sequence output over batches padded to different lengths): "
+                             "pad every batch to one length (padded_batch's padded_shapes)")
+        return np.concatenate(items, axis=0)
+
+    return joined(parts, "outputs")

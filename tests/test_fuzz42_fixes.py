@@ -600,7 +600,10 @@ def test_stream_misreadings_are_refused():
     with pytest.raises(TypeError, match="predict_on_batch .* takes arrays here"):
         model.predict_on_batch(Sequence(x, y, 8))
     with pytest.raises(ValueError, match="padded_batch pads each batch"):
-        model.predict(iter([x[:8], x[8:16, :3]]), steps=2)
+        model.fit(iter([(x[:8], y[:8]), (x[8:16, :3], y[8:16])]), steps_per_epoch=2, verbose=0)
+    # (predict takes them one by one, as Keras's predict: tests/test_fuzz52_fixes.py)
+    np.testing.assert_array_equal(model.predict(iter([x[:8], x[8:16, :3]]), steps=2),
+                                  np.concatenate([model.predict(x[:8]), model.predict(x[8:16, :3])]))
     history = model.fit(Sequence(x, y, 8), epochs=1, verbose=0, shuffle=False, validation_batch_size=4,
                         validation_data=Sequence(x[:12], y[:12], 6), validation_steps=2).history
     reference = model.evaluate(x[:12], y[:12], batch_size=6, verbose=0)  # (cut at the stream's 6, not at 4)

@@ -4,6 +4,7 @@ wrong."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fastgru as fg
 
@@ -42,3 +43,29 @@ def test_an_input_layer_s_input_is_an_empty_list_and_masks_take_one_argument():
     embedding = next(layer for layer in model.layers if isinstance(layer, L.Embedding))
     np.testing.assert_array_equal(embedding.compute_mask(tokens), tokens != 0)
     np.testing.assert_array_equal(L.Masking(0.0).compute_mask(np.ones((2, 3, 1))), np.ones((2, 3), bool))
+
+
+def test_predict_reads_streams_as_keras_does():
+    """predict refused three streams Keras's predict reads: a finite generator without ``steps`` (read to its
+    end), batches of different sizes, and ``padded_batch``'s batches of different lengths (predicted one by one,
+    their outputs joined); evaluate reads a generator to its end too."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 6, 3)).astype("float32"), rng.normal(size=(20, 1)).astype("float32")
+    model = fg.Sequential([fg.Input((None, 3)), L.GRU(4), L.Dense(1)])
+    model.compile("sgd", "mse")
+    expected = model.predict(x)
+    np.testing.assert_allclose(model.predict(x[i:i + 5] for i in range(0, 20, 5)), expected, rtol=1e-6)
+    uneven = [x[:5], x[5:12], x[12:]]  # (5, 7 and 8 rows)
+    np.testing.assert_allclose(model.predict(iter(uneven)), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.evaluate(((x[i:i + 5], y[i:i + 5]) for i in range(0, 20, 5)), verbose=0),
+                               model.evaluate(x, y, batch_size=5, verbose=0), rtol=1e-6)
+    padded = [np.pad(x[:8, :4], ((0, 0), (0, 0), (0, 0))), x[8:]]  # (4 steps, then 6)
+    np.testing.assert_allclose(model.predict(iter(padded)),
+                               np.concatenate([model.predict(x[:8, :4]), model.predict(x[8:])]), rtol=1e-6)
+    inputs = fg.Input((None, 3))
+    graph = fg.Model(inputs, L.Dense(1)(L.GRU(4)(inputs)))
+    np.testing.assert_allclose(graph.predict(iter([x[:8, :4], x[8:]])),
+                               np.concatenate([graph.predict(x[:8, :4]), graph.predict(x[8:])]), rtol=1e-6)
+    sequences = fg.Sequential([fg.Input((None, 3)), L.GRU(4, return_sequences=True)])
+    with pytest.raises(ValueError, match="differ past the batch axis .* pad every batch to one length"):
+        sequences.predict(iter([x[:8, :4], x[8:]]))

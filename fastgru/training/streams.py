@@ -4,7 +4,9 @@ collected into the arrays ``fit``, ``evaluate`` and ``predict`` take, the stream
 Each element is ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``, as Keras reads them; ``x`` and ``y`` are
 arrays, or lists, tuples or dicts of arrays (several inputs or outputs). Every batch but the last must have the
 first one's size (the batches are then the same when the arrays are cut again at that size); a stream without an
-end (a generator, a repeated dataset) needs the step count that bounds what is drawn. Nothing of TensorFlow or
+end (a generator, a repeated dataset) needs the step count that bounds what is drawn. ``predict`` and ``evaluate``
+read a generator to its end, as Keras's do, and ``predict`` takes batches of any sizes, and of any lengths past
+the batch axis (``padded_batch``): those it predicts batch by batch. Nothing of TensorFlow or
 PyTorch is imported: a dataset is read through its ``as_numpy_iterator``, other elements through ``np.asarray``.
 """
 
@@ -30,8 +32,13 @@ def is_stream(x) -> bool:
             or any(c.__name__ in ("PyDataset", "Sequence", "DataLoader") for c in type(x).__mro__))
 
 
-def _elements(data, limit: int | None, where: str):
-    """The stream's elements, at most ``limit`` of them."""
+class RaggedBatches(ValueError):
+    """A stream's batches differ past the batch axis (``padded_batch``): they cannot be joined into one array."""
+
+
+def _elements(data, limit: int | None, where: str, to_end: bool = False):
+    """The stream's elements, at most ``limit`` of them (``to_end``: a generator without ``limit`` read until it
+    stops, as Keras's ``predict`` and ``evaluate`` read one)."""
     if hasattr(data, "as_numpy_iterator"):  # a tf.data.Dataset
         cardinality = int(data.cardinality()) if hasattr(data, "cardinality") else None
         if cardinality == _INFINITE and limit is None:
@@ -48,7 +55,7 @@ def _elements(data, limit: int | None, where: str):
             and hasattr(data, "__len__"):
         source = iter(data)  # (a DataLoader: a fresh pass)
     else:
-        if limit is None:
+        if limit is None and not to_end:
             raise ValueError(f"{where}: a generator or iterator has no end fastgru can see; give the number of steps "
                              "to draw from it (steps_per_epoch, validation_steps or steps)")
         source = data
@@ -84,7 +91,7 @@ def _joined(parts: list, what: str):
     arrays = [np.asarray(p) for p in parts]
     shapes = {a.shape[1:] for a in arrays}
     if len(shapes) > 1:
-        raise ValueError(f"a stream's {what} batches have different shapes past the batch axis {sorted(shapes)[:4]} "
+        raise RaggedBatches(f"a stream's {what} batches have different shapes past the batch axis {sorted(shapes)[:4]} "
                          "(padded_batch pads each batch to its own longest sequence: give padded_shapes one "
                          "length for all)")
     return np.concatenate(arrays, axis=0)
@@ -110,15 +117,31 @@ def _batch_size(element_parts, where: str) -> int:
     return sizes.pop()
 
 
-def collect(data, where: str, limit: int | None = None) -> tuple:
-    """``(x, y, sample_weight, batch_size)`` from a stream's first ``limit`` elements (None: all)."""
-    x, y, sample_weight, sizes = _collected(_elements(data, limit, where), where)
+def collect(data, where: str, limit: int | None = None, to_end: bool = False) -> tuple:
+    """``(x, y, sample_weight, batch_size)`` from a stream's first ``limit`` elements (None: all; ``to_end``: a
+    generator's until it stops)."""
+    x, y, sample_weight, sizes = _collected(_elements(data, limit, where, to_end), where)
     if any(s != sizes[0] for s in sizes[:-1]) or sizes[-1] > sizes[0]:
         raise ValueError(f"{where}: the stream's batches have sizes {sizes[:8]}{' ...' if len(sizes) > 8 else ''}; "
                          "fastgru takes batches of one size, the last of a pass alone smaller (a dataset batched "
                          "and then repeated has a short batch inside each pass: repeat it before batch(), or "
                          "batch(n, drop_remainder=True))")
     return x, y, sample_weight, sizes[0]
+
+
+def predict_inputs(data, limit: int | None) -> tuple:
+    """``(x, batch size)`` for ``predict`` from a stream's first ``limit`` elements (None: all; a generator's until it
+    stops), batches of any sizes; or ``(the batches' x, None)`` when they differ past the batch axis
+    (``padded_batch``), to be predicted one by one."""
+    elements = _elements(data, limit, "predict", to_end=True)
+    if not elements:
+        raise ValueError("predict: the stream yielded no batches")
+    xs = [_parts(e)[0] for e in elements]
+    sizes = [_batch_size(x, "predict") for x in xs]
+    try:
+        return _joined(xs, "x"), max(sizes)
+    except RaggedBatches:
+        return xs, None
 
 
 def _collected(elements: list, where: str) -> tuple:
