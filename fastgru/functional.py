@@ -65,7 +65,7 @@ class Model(KerasModelAPI, WrapperTrainable):
                             "subclassed models are not supported")
         self.name = checked_name(name, "Model") or unique_name("functional")
         self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
-        self._inputs, self._input_struct = _flatten_io(inputs, "Model input")
+        self._inputs, self._input_struct = _flatten_io(inputs, "Model input", sort_keys=True)  # (as Keras)
         self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
         #: a dict of outputs comes back with the keys in the order given (Keras's too)
         self._output_key_order = list(outputs) if isinstance(outputs, dict) else None
@@ -174,6 +174,8 @@ class Model(KerasModelAPI, WrapperTrainable):
         node = self._first_call()
         if node is not None:
             return list(node.args) if node.list_args else node.args[0]
+        if isinstance(self._input_struct, list):  # (inputs given as a dict: the dict, as Keras's)
+            return dict(zip(self._input_struct, self._inputs))
         return self._inputs[0] if self._input_struct is None else list(self._inputs)
 
     @property
@@ -181,6 +183,9 @@ class Model(KerasModelAPI, WrapperTrainable):
         node = self._first_call()
         if node is not None:
             return node.outputs if node.list_outputs else node.outputs[0]
+        if isinstance(self._output_struct, list):  # (outputs given as a dict: the dict, in its order, as Keras's)
+            by_key = dict(zip(self._output_struct, self._outputs))
+            return {k: by_key[k] for k in self._output_key_order or self._output_struct}
         return self._outputs[0] if self._output_struct is None else list(self._outputs)
 
     def _first_call(self):

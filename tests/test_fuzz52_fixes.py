@@ -69,3 +69,27 @@ def test_predict_reads_streams_as_keras_does():
     sequences = fg.Sequential([fg.Input((None, 3)), L.GRU(4, return_sequences=True)])
     with pytest.raises(ValueError, match="differ past the batch axis .* pad every batch to one length"):
         sequences.predict(iter([x[:8, :4], x[8:]]))
+
+
+@pytest.mark.keras
+def test_a_dict_structured_model_keeps_its_structure(keras, tmp_path):
+    """A model built on dicts of inputs and outputs gave ``model.input``/``model.output`` as lists (so
+    ``model.output["cls"]`` raised TypeError, and a feature extractor ``Model(m.input, m.output)`` predicted a list)
+    and its inputs in the order declared, where Keras sorts a dict's keys."""
+    K = keras.layers
+    seq, meta = keras.Input((8, 4), name="seq"), keras.Input((3,), name="meta")
+    h = K.Concatenate()([K.GRU(5)(seq), meta])
+    km = keras.Model({"seq": seq, "meta": meta}, {"score": K.Dense(1, name="score")(h),
+                                                  "cls": K.Dense(2, activation="softmax", name="cls")(h)})
+    km.save(tmp_path / "d.keras")
+    ours = fg.load_model(tmp_path / "d.keras")
+    assert sorted(ours.input) == ["meta", "seq"] and list(ours.output) == list(km.output)
+    assert ours.input_shape == [tuple(t.shape) for t in km.inputs] and ours.output["cls"].shape == (None, 2)
+    rng = np.random.default_rng(0)
+    data = {"seq": rng.normal(size=(4, 8, 4)).astype("float32"), "meta": rng.normal(size=(4, 3)).astype("float32")}
+    expected = km.predict(data, verbose=0)
+    extractor = fg.Model(ours.input, ours.output)
+    for got in (ours.predict(data), extractor.predict(data), ours.predict([data["meta"], data["seq"]])):
+        assert isinstance(got, dict) and list(got) == list(expected)
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
