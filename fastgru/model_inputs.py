@@ -1,0 +1,68 @@
+"""The inputs a Functional model is called with, checked: one array, a list in input order, or a dict keyed by
+input name, each array's kind, rank, feature sizes and sample count against the model's ``Input``s, cast to the
+dtype each declares (token ids, strings)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import _fmt
+from .input_casts import cast_to_declared
+from .ops.categorical import string_input
+
+
+def checked_inputs(model, x) -> list[np.ndarray]:
+    """``x`` for ``model`` (a Functional ``Model``) as a list of checked arrays, one per input in its order."""
+    from .training.structures import refuse_streams
+
+    names = model.input_names
+    refuse_streams(x, f"Model {model.name!r}")
+    if isinstance(x, dict):  # (keys that name no input are left aside, as Keras's Functional does: an "id"
+        # column beside the features; a misspelt input name shows as the input it misses)
+        missing = [n for n in names if n not in x]
+        if missing:
+            extra = [k for k in x if k not in names]
+            raise ValueError(f"Model {model.name!r} expects inputs {names}; the dict misses {missing}"
+                             + (f" (its other keys: {extra})" if extra else ""))
+        xs = [x[n] for n in names]
+    elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
+        xs = [x]  # (one string input, given as a list of strings)
+    elif isinstance(x, (list, tuple)):
+        if len(x) != len(names):
+            raise ValueError(f"Model {model.name!r} expects {len(names)} input(s) {names}, received a list of "
+                             f"{len(x)}")
+        xs = list(x)
+    else:
+        if len(names) != 1:
+            raise ValueError(f"Model {model.name!r} expects {len(names)} inputs {names} (a list or a dict keyed by "
+                             f"input name), received one array")
+        xs = [x]
+    out = []
+    n = None
+    for name, t, a in zip(names, model._inputs, xs):
+        if getattr(t.layer, "input_dtype", None) == "string":  # (TextVectorization, StringLookup)
+            a = string_input(a, t.shape, f"Model {model.name!r} input {name!r}")
+        elif isinstance(a, np.ndarray) and a.dtype != object:
+            pass
+        else:
+            try:
+                a = np.asarray(a)
+            except ValueError as exc:  # (ragged lists; a symbolic tensor says what it is itself)
+                what = exc if getattr(a, "_fg_symbolic", False) else f"not a rectangular array ({exc})"
+                raise ValueError(f"Model {model.name!r} input {name!r}: {what}") from None
+        strings = getattr(t.layer, "input_dtype", None) == "string"
+        if not strings and (a.dtype == object or a.dtype.kind not in "fiub"):
+            raise TypeError(f"Model {model.name!r} input {name!r} must be a numeric array, received dtype {a.dtype}"
+                            + (" (an input of strings is declared with Input(..., dtype='string'))"
+                               if a.dtype.kind in "USO" else ""))
+        if a.ndim != len(t.shape) or any(e is not None and e != r for e, r in zip(t.shape[1:], a.shape[1:])):
+            raise ValueError(f"Model {model.name!r} input {name!r} expects shape {_fmt(t.shape)}, received "
+                             f"{a.shape}")
+        a = cast_to_declared(a, getattr(t.layer, "input_dtype", None), f"Model {model.name!r} input {name!r}")
+        if n is None:
+            n = len(a)
+        elif len(a) != n:
+            raise ValueError(f"Model {model.name!r}: all inputs need the same number of samples; input {name!r} has "
+                             f"{len(a)}, the first has {n}")
+        out.append(a)
+    return out
