@@ -457,3 +457,6 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
 
 registry.register_model("Sequential", Sequential)
+
+
+from .cloning import clone_model  # noqa: E402,F401  (fg.models.clone_model, as keras.models.clone_model)

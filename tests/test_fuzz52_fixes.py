@@ -93,3 +93,30 @@ def test_a_dict_structured_model_keeps_its_structure(keras, tmp_path):
         assert isinstance(got, dict) and list(got) == list(expected)
         for key in expected:
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_clone_model_as_keras():
+    """``keras.models.clone_model`` had no counterpart: the same architecture, fresh weights, uncompiled."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    chain = fg.Sequential([fg.Input((5, 3)), L.GRU(4), L.Dense(2)], name="chain")
+    chain.compile("adam", "mse")
+    seq_in, tokens = fg.Input((5, 3), name="seq"), fg.Input((None,), dtype="int32", name="tokens")
+    h = L.Concatenate()([L.GRU(4)(seq_in), L.GRU(3)(L.Embedding(10, 2, mask_zero=True)(tokens))])
+    graph = fg.Model({"seq": seq_in, "tokens": tokens}, {"y": L.Dense(1, name="y")(h + 1.0)})
+    data = {"seq": x, "tokens": np.array([[1, 2, 0], [3, 0, 0]])}
+    for model, inputs in ((chain, x), (graph, data)):
+        clone = fg.models.clone_model(model)
+        assert type(clone) is type(model) and clone is not model
+        assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+        assert getattr(clone, "_compiled", None) is None
+        assert any((a != b).any() for a, b in zip(clone.get_weights(), model.get_weights()))  # (fresh weights)
+        clone.set_weights(model.get_weights())
+        got, expected = clone.predict(inputs), model.predict(inputs)
+        for a, b in zip(*(list(o.values()) if isinstance(o, dict) else [o] for o in (got, expected))):
+            np.testing.assert_array_equal(a, b)
+    assert fg.models.clone_model(graph).inputs[1].dtype == "int32"
+    with pytest.raises(fg.UnsupportedKerasFeature, match="clone_function not supported"):
+        fg.models.clone_model(chain, clone_function=lambda layer: layer)
+    with pytest.raises(TypeError, match="expects a Sequential or Functional model"):
+        fg.models.clone_model(L.Dense(2))

@@ -1,0 +1,29 @@
+"""``fg.models.clone_model``: Keras's ``clone_model``, a model of the same architecture whose layers are made
+anew from their configs (so with freshly initialized weights, as Keras's default ``clone_function`` makes them),
+not compiled."""
+
+from __future__ import annotations
+
+from .errors import UnsupportedKerasFeature
+
+
+def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive: bool = False,
+                **kwargs):
+    """A new ``Sequential`` or Functional ``Model`` like ``model``: the same layers, names and options (nested
+    models cloned too), new weights from each layer's initializers, uncompiled (Keras's ``clone_model`` with its
+    defaults). Copy the weights with ``clone.set_weights(model.get_weights())``."""
+    from .functional import Model
+    from .io.functional_save import functional_config
+    from .io.keras_functional import model_from_config
+    from .models import Sequential
+
+    if input_tensors is not None or clone_function is not None or call_function is not None or kwargs:
+        given = [name for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
+                                          ("call_function", call_function)) if value is not None] + sorted(kwargs)
+        raise UnsupportedKerasFeature(f"clone_model: {', '.join(given)} not supported (fastgru clones a model from "
+                                      "its config, as clone_model's defaults do)")
+    if isinstance(model, Sequential):
+        return Sequential.from_config(model.get_config())
+    if isinstance(model, Model):
+        return model_from_config(functional_config(model))
+    raise TypeError(f"clone_model expects a Sequential or Functional model, received {type(model).__name__}")
