@@ -5,6 +5,7 @@ not compiled."""
 from __future__ import annotations
 
 from .errors import UnsupportedKerasFeature
+from .layers import registry
 
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive: bool = False,
@@ -12,10 +13,11 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     """A new ``Sequential`` or Functional ``Model`` like ``model``: the same layers, names and options (nested
     models cloned too), new weights from each layer's initializers, uncompiled (Keras's ``clone_model`` with its
     defaults). Copy the weights with ``clone.set_weights(model.get_weights())``."""
-    from .functional import Model
     from .io.functional_save import functional_config
     from .io.keras_functional import model_from_config
-    from .models import Sequential
+
+    # (the classes through the registry: fastgru.models imports this module to offer clone_model)
+    Sequential, Model = registry.model_class("Sequential"), registry.model_class("Functional")
 
     if input_tensors is not None or clone_function is not None or call_function is not None or kwargs:
         given = [name for name, value in (("input_tensors", input_tensors), ("clone_function", clone_function),
