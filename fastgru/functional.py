@@ -330,18 +330,11 @@ class Model(KerasModelAPI, WrapperTrainable):
     def predict(self, x, batch_size: int | None = None, verbose=0, steps=None, callbacks=None):
         """Outputs for ``x`` (one array, a list or a dict keyed by input name), ``batch_size`` samples at a time
         (as ``Sequential.predict``: callbacks get Keras's predict hooks)."""
-        from .predict_loop import (
-            RaggedInputs,
-            check_batch_size,
-            collect_inputs,
-            predict_batches,
-            predict_ragged,
-            rows_for_steps,
-        )
+        from .predict_loop import check_batch_size, collect_inputs, predict_batches, rows_for_steps
 
-        x, batch_size = collect_inputs(x, batch_size, steps)  # (a stream's batches, as arrays)
-        if isinstance(x, RaggedInputs):  # (padded_batch's batches of different lengths: one by one)
-            return predict_ragged(self, x)
+        x, batch_size, ragged = collect_inputs(self, x, batch_size, steps)  # (a stream's batches, as arrays)
+        if ragged is not None:  # (padded_batch's batches of different lengths, predicted one by one)
+            return ragged
         xs = self._input_list(x)
         batch_size = check_batch_size(batch_size)
         n = rows_for_steps(steps, len(xs[0]), batch_size)

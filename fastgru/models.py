@@ -314,18 +314,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         (the kernels release the GIL); a model with a ``stateful`` layer raises RuntimeError instead
         (see :meth:`_stateful_guard`). With ``steps``, only the first ``steps`` batches, as Keras.
         """
-        from .predict_loop import (
-            RaggedInputs,
-            check_batch_size,
-            collect_inputs,
-            predict_batches,
-            predict_ragged,
-            rows_for_steps,
-        )
+        from .predict_loop import check_batch_size, collect_inputs, predict_batches, rows_for_steps
 
-        x, batch_size = collect_inputs(x, batch_size, steps)  # (a stream's batches, as arrays)
-        if isinstance(x, RaggedInputs):  # (padded_batch's batches of different lengths: one by one)
-            return predict_ragged(self, x)
+        x, batch_size, ragged = collect_inputs(self, x, batch_size, steps)  # (a stream's batches, as arrays)
+        if ragged is not None:  # (padded_batch's batches of different lengths, predicted one by one)
+            return ragged
         x = self._check_input(x)
         batch_size = check_batch_size(batch_size)
         x = x[:rows_for_steps(steps, len(x), batch_size)]

@@ -70,22 +70,19 @@ def rows_for_steps(steps, n: int, batch_size: int | None) -> int:
     return min(n, int(steps) * (batch_size or KERAS_PREDICT_BATCH))
 
 
-class RaggedInputs(list):
-    """A stream's input batches that differ past the batch axis (``padded_batch``): predicted one by one."""
-
-
-def collect_inputs(x, batch_size, steps) -> tuple:
-    """``(x, batch_size)`` for ``predict``: a stream's inputs as arrays and its largest batch's size (or, for batches
-    of different lengths, a :class:`RaggedInputs` of them and None); else as given."""
+def collect_inputs(model, x, batch_size, steps) -> tuple:
+    """``(x, batch_size, None)`` for ``model.predict``: a stream's inputs as arrays and its largest batch's size, or
+    arrays as given; ``(None, None, outputs)`` for a stream of batches of different lengths (``padded_batch``), which
+    :func:`predict_ragged` has predicted one by one."""
     from .training import streams
 
     if not streams.is_stream(x):
-        return x, batch_size
+        return x, batch_size, None
     x, size = streams.predict_inputs(x, steps)
-    return (x, size) if size is not None else (RaggedInputs(x), None)
+    return (x, size, None) if size is not None else (None, None, predict_ragged(model, x))
 
 
-def predict_ragged(model, batches: RaggedInputs):
+def predict_ragged(model, batches: list):
     """``model.predict`` of each batch, the outputs joined along the batch axis (as Keras's predict joins its batches'
     outputs: a sequence output over batches of different lengths cannot be, as in Keras)."""
     parts = [model.predict(batch) for batch in batches]

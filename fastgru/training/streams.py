@@ -92,8 +92,8 @@ def _joined(parts: list, what: str):
     shapes = {a.shape[1:] for a in arrays}
     if len(shapes) > 1:
         raise RaggedBatches(f"a stream's {what} batches have different shapes past the batch axis {sorted(shapes)[:4]} "
-                         "(padded_batch pads each batch to its own longest sequence: give padded_shapes one "
-                         "length for all)")
+                            "(padded_batch pads each batch to its own longest sequence: give padded_shapes one "
+                            "length for all)")
     return np.concatenate(arrays, axis=0)
 
 
