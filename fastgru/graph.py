@@ -21,6 +21,11 @@ _last_masks = threading.local()
 # ---------------------------------------------------------------------------------------------
 # symbolic tensors and nodes
 # ---------------------------------------------------------------------------------------------
+def _dtype_name(dtype) -> str:
+    """A tensor's dtype name: ``"string"``, NumPy's name of ``dtype``, or float32 for None."""
+    return "string" if dtype == "string" else str(np.dtype(dtype)) if dtype is not None else "float32"
+
+
 class KerasTensor(TensorOperators):
     """A symbolic tensor: its batch shape, dtype, and the layer call (node) that makes it."""
 
@@ -29,7 +34,7 @@ class KerasTensor(TensorOperators):
 
     def __init__(self, shape, dtype="float32", layer=None, node=None, index: int = 0, name: str | None = None):
         self.shape = tuple(shape)
-        self.dtype = "string" if dtype == "string" else str(np.dtype(dtype)) if dtype is not None else "float32"
+        self.dtype = _dtype_name(dtype)
         self.layer, self.node, self.index = layer, node, index
         self.name = name or (layer.name if layer is not None else "tensor")
         self._id = next(_ids)
@@ -38,7 +43,7 @@ class KerasTensor(TensorOperators):
         """An input's dtype as a file declares it (``"int32"`` tokens, ``"string"``); one NumPy does not know stays
         float32 (the model's ``predict`` refuses data it cannot cast to it)."""
         try:
-            self.dtype = "string" if dtype == "string" else str(np.dtype(dtype)) if dtype is not None else "float32"
+            self.dtype = _dtype_name(dtype)
         except TypeError:
             pass
 

@@ -363,23 +363,21 @@ def describe(path) -> str:
 
     lines = [f"file: {os.fspath(path)}"]
     kind = _sniff(path)
+    weights = None
+    if kind == "hdf5":
+        with guard(path), open_h5(path) as f:
+            if "model_config" not in f.attrs:
+                weights = _describe_weights(f, path)
     if kind == "checkpoint":
         lines += tensor_bundle.describe_checkpoint(path)
-    elif kind == "hdf5" and _weights_only(path):
-        with guard(path), open_h5(path) as f:
-            lines += _describe_weights(f, path)
+    elif weights is not None:
+        lines += weights
     else:
         model = load_model(path, compile=False)
         lines += [f"format: {model.file_format}",
                   f"keras_version: {getattr(model, 'keras_version', None) or '(not recorded)'}", ""]
         model.summary(print_fn=lines.append)
     return "\n".join(printable(line) for line in lines)
-
-
-def _weights_only(path) -> bool:
-    """An HDF5 file without a model config (a weights file)."""
-    with guard(path), open_h5(path) as f:
-        return "model_config" not in f.attrs
 
 
 def _describe_weights(f, path) -> list[str]:
