@@ -331,6 +331,21 @@ class Layer:
         """Names of the weights present, aligned with ``weights``."""
         return [n for n in self.weight_names if n in self._params]
 
+    def __getattr__(self, name: str):
+        """A weight by its Keras name, the live array (``layer.kernel``, ``layer.bias``, ``layer.embeddings``,
+        ``layer.moving_mean``, ...: what ``weights`` holds); only reached when no attribute has the name."""
+        params = self.__dict__.get("_params")
+        if params is not None and name in type(self).weight_names:
+            if name in params:
+                return params[name]
+            if self.__dict__.get("built"):
+                return None  # (a weight the options leave out, as Keras's: Dense(use_bias=False).bias is None)
+            raise AttributeError(f"Layer {self.__dict__.get('name')!r} has no {name!r} yet: its weights are made "
+                                 f"when it is built (on its first call, or by build(input_shape))")
+        if hasattr(type(self), name):  # a property that raised AttributeError: its own message, not this one
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.weights]
 

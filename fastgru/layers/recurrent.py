@@ -16,6 +16,7 @@ from .. import activations, ops
 from .._threads import held_or_refused
 from ..random import make_rng
 from .base import Layer, compute_dtype
+from .cell_view import RecurrentCell
 from .recurrent_options import RECURRENT_CONSTRAINTS
 from .registry import validate_params
 
@@ -84,6 +85,11 @@ class RecurrentLayer(Layer):
         self._rng = make_rng(seed)
         self._states: list[np.ndarray] | None = None
         self._state_lock = threading.Lock()
+
+    @property
+    def cell(self) -> RecurrentCell:
+        """Keras's ``layer.cell``: the step's weights and options (``layer.cell.kernel``), the layer's own."""
+        return RecurrentCell(self)
 
     # ---- shapes -----------------------------------------------------------------------------
     def _check_rank(self, input_shape: tuple) -> None:
