@@ -132,6 +132,14 @@ class Model(KerasModelAPI, WrapperTrainable):
     # ---- structure ----------------------------------------------------------------------------
     @property
     def layers(self) -> list:
+        """The model's layers in graph order, InputLayers included, as Keras 3's ``model.layers``: the operations
+        recorded by ``h[:, -1]``, ``a + b`` or ``keras.ops`` calls (``GetItem``, ``KerasOp``) are not layers there and
+        are left out, so ``model.layers[-2]`` is the same layer in both (``summary()`` shows them, as Keras's)."""
+        return [layer for layer in self._layers_and_ops if not getattr(layer, "keras_operation", False)]
+
+    @property
+    def _layers_and_ops(self) -> list:
+        """Every node's layer in graph order, operations included (what a Keras config lists)."""
         if getattr(self, "_as_sequential", None) is not None:  # (a nested Sequential lists no InputLayer, as Keras's)
             return [layer for layer in self._all_layers if not isinstance(layer, InputLayer)]
         return list(self._all_layers)
@@ -194,7 +202,8 @@ class Model(KerasModelAPI, WrapperTrainable):
         return nodes[0] if nodes else None
 
     def get_layer(self, name: str | None = None, index: int | None = None):
-        return pick_layer(self._all_layers, name, index, self.name)
+        """A layer by name (an operation too) or by its index in ``layers``, as Keras's."""
+        return pick_layer(self._all_layers if index is None else self.layers, name, index, self.name)
 
     def build(self, input_shape=None) -> None:
         """A Functional model is built when it is made."""

@@ -115,6 +115,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
     def layers(self) -> list[Layer]:
         return list(self._layers)
 
+    @property
+    def _layers_and_ops(self) -> list[Layer]:
+        """The layers as a Keras config lists them (a Functional model's include its operations)."""
+        return list(self._layers)
+
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         return pick_layer(self._layers, name, index, self.name)
 

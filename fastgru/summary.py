@@ -45,7 +45,7 @@ def _rows_of(model, layers, expand_nested: bool, show_trainable: bool, row_of) -
         row = row_of(layer, prefix)
         rows.append(row + ((_trainable_cell(layer),) if show_trainable else ()))
         if expand_nested and (getattr(layer, "_fg_model", False) or type(layer).__name__ == "Sequential"):
-            for inner in (l for l in layer.layers if type(l).__name__ != "InputLayer"):
+            for inner in (l for l in layer._layers_and_ops if type(l).__name__ != "InputLayer"):
                 add(inner, prefix + " └ ")
 
     for layer in layers:
@@ -130,7 +130,7 @@ def summary_lines(model, line_length: int | None = None, expand_nested: bool = F
         shape = _format_shape(layer.output_shape) if layer.built else "?"
         return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}")
 
-    rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
+    rows = _rows_of(model, _in_range(model._layers_and_ops, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
     widths = [33, 24, 15] + ([11] if show_trainable else [])
     return _table(model, header, rows, widths, {2}, line_length)
@@ -163,7 +163,7 @@ def functional_summary_lines(model, line_length: int | None = None, expand_neste
                 links.append(f"{producer.name}[{producer._inbound_nodes.index(t.node)}][{t.index}]")
         return (f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}", ", ".join(links) or "-")
 
-    rows = _rows_of(model, _in_range(model.layers, layer_range), expand_nested, show_trainable, row_of)
+    rows = _rows_of(model, _in_range(model._layers_and_ops, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #", "Connected to") + (("Trainable",) if show_trainable else ())
     widths = [24, 20, 12, 20] + ([11] if show_trainable else [])
     return _table(model, header, rows, widths, {2}, line_length)

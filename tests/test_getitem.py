@@ -120,4 +120,4 @@ def test_bad_indices_are_refused():
         h[..., 0, ...]
     model = fg.Model(h, h[:, -1])
     with pytest.raises(ValueError, match="expects input shape"):
-        model.layers[-1].call(np.ones((2, 5, 3)), key=(slice(None), -1))
+        model._layers_and_ops[-1].call(np.ones((2, 5, 3)), key=(slice(None), -1))

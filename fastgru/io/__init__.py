@@ -117,7 +117,7 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             else:
                 model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
                 weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
-                keras_assets.load_assets(archive, model.layers, spec.layers, path)
+                keras_assets.load_assets(archive, model._layers_and_ops, spec.layers, path)
         if spec is not None:
             keras_v3.load_v3_weights(model, spec.layers, weights, path)
         model.file_format = "Keras v3 format (.keras zip archive)"
@@ -140,8 +140,9 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
             model = keras_functional.load_h5_graph(f, config, version, path)
         else:
             model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
-            legacy_h5.assign_legacy_weights(model.layers, spec.layers, legacy_h5.model_weights_group(f, path), path)
-        keras_assets.refuse_missing_vocabulary(model.layers, path)
+            legacy_h5.assign_legacy_weights(model._layers_and_ops, spec.layers, legacy_h5.model_weights_group(f, path),
+                                            path)
+        keras_assets.refuse_missing_vocabulary(model._layers_and_ops, path)
         training_config, saved_state = None, None
         if compile:
             try:
@@ -197,9 +198,9 @@ def _v3_specs(model, root) -> list:
     stored = getattr(model, "_keras_v3_paths", None)
     paths = computed
     if stored is not None and len(stored) == len(computed) and stored != computed:
-        if all(p in root for p, l in zip(stored, model.layers) if l.weights):
+        if all(p in root for p, l in zip(stored, model._layers_and_ops) if l.weights):
             paths = stored
-    return [keras_config.LayerSpec(type(l).__name__, {}, p, l.name) for l, p in zip(model.layers, paths)]
+    return [keras_config.LayerSpec(type(l).__name__, {}, p, l.name) for l, p in zip(model._layers_and_ops, paths)]
 
 
 def load_weights(model, path, options: LoadOptions = STRICT) -> None:
@@ -256,7 +257,7 @@ def _v3_targets(model, root) -> tuple[list, list]:
     (io/keras_functional.py), else the model's layers at the paths of :func:`_v3_specs`."""
     if keras_functional.uses_graph(model):
         return graph_weights.v3_leaves(model)
-    return model.layers, _v3_specs(model, root)
+    return model._layers_and_ops, _v3_specs(model, root)
 
 
 def _load_legacy_by_name(model, root, path, options: LoadOptions) -> None:
@@ -264,7 +265,7 @@ def _load_legacy_by_name(model, root, path, options: LoadOptions) -> None:
     its layers' weights in order); layers without one, and the file's other groups, are left alone."""
     in_file = set(read_list_attr(root, "layer_names", path))
     layers, specs = [], []
-    for layer in model.layers:
+    for layer in model._layers_and_ops:
         if layer.weights and layer.name in in_file:
             for leaf in [layer] if hasattr(layer, "weight_paths") else _weighted_leaves([layer]):
                 layers.append(leaf)
@@ -281,7 +282,7 @@ def _load_legacy_by_order(model, root, path, options: LoadOptions = STRICT) -> N
             names = read_list_attr(root[n], "weight_names", path)
             if names:
                 groups.append((n, names))
-    layers = [l for l in model.layers if l.weights]
+    layers = [l for l in model._layers_and_ops if l.weights]
     if len(groups) == len(layers) and all(hasattr(l, "weight_paths") for l in layers):
         specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, (n, _) in zip(layers, groups)]
         legacy_h5.assign_legacy_weights(layers, specs, root, path, options)

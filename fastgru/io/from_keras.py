@@ -98,7 +98,7 @@ def _convert(keras_model):
     if [getattr(k, "name", None) for k in sources] != [s.config.get("name") for s in spec.layers]:
         by_name = {k.name: k for k in sources}  # a Functional chain listed out of order: pair by name
         sources = [by_name.get(s.config.get("name")) for s in spec.layers]
-    for layer, source, s in zip(model.layers, sources, spec.layers):
+    for layer, source, s in zip(model._layers_and_ops, sources, spec.layers):
         if not layer.weights:
             continue  # (also a Keras op run as a layer, keras.ops.softmax: not in the Keras model's layers)
         if source is None:
@@ -123,7 +123,7 @@ def _take_vocabularies(model, keras_model) -> None:
         for k in getattr(stack.pop(), "layers", None) or []:
             by_name.setdefault(getattr(k, "name", None), k)
             stack.append(k)
-    stack = list(model.layers)
+    stack = list(model._layers_and_ops)
     while stack:
         layer = stack.pop()
         stack.extend(getattr(layer, "layers", None) or [] if getattr(layer, "_fg_model", False) else [])
@@ -209,7 +209,7 @@ def _weights_by_name(model, keras_model) -> list:
     fastgru layer takes those of the Keras layer of its name (nested models paired the same way)."""
     by_name = {getattr(k, "name", None): k for k in getattr(keras_model, "layers", [])}
     weights = []
-    for layer in model.layers:
+    for layer in model._layers_and_ops:
         if not layer.weights:
             continue
         source = by_name.get(layer.name)

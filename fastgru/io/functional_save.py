@@ -55,7 +55,7 @@ def functional_config(model) -> dict:
 
     model_nodes = {id(n) for n in model._nodes}
     layers = []
-    for layer in model.layers:
+    for layer in model._layers_and_ops:
         nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in model_nodes and not n.is_input]
         if isinstance(layer, InputLayer):
             entry = {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
@@ -173,8 +173,8 @@ def _sequential_config(model) -> dict:
     config = keras3_model_config(model)
     config.pop("compile_config", None)
     entries = config["config"]["layers"]
-    offset = len(entries) - len(model.layers)  # the InputLayer entry first
-    for i, layer in enumerate(model.layers):
+    offset = len(entries) - len(model._layers_and_ops)  # the InputLayer entry first
+    for i, layer in enumerate(model._layers_and_ops):
         if layer.__dict__.get("_as_sequential") is not None:  # (a Sequential nested by Sequential.add)
             entries[offset + i] = _nested_sequential_config(layer._as_sequential)
         elif getattr(layer, "_fg_model", False):

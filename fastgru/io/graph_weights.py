@@ -12,7 +12,7 @@ def weight_groups(model, prefix: str = "") -> list:
     """[(layer, layer path)] for every layer with weights in Keras 3's layout (nested models expanded)."""
     out = []
     used: dict[str, int] = {}
-    layers = model.layers
+    layers = model._layers_and_ops
     for layer in layers:
         layer = layer.__dict__.get("_as_sequential") or layer  # (a Sequential nested by Sequential.add)
         cls = type(layer).__name__
@@ -37,7 +37,7 @@ def uses_graph(model) -> bool:
         return True
     return type(model).__name__ == "Sequential" and any(
         uses_graph(layer) or (type(layer).__name__ == "TimeDistributed" and uses_graph(layer.layer))
-        for layer in model.layers)
+        for layer in model._layers_and_ops)
 
 
 def v3_leaves(model) -> tuple[list, list]:

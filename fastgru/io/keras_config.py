@@ -167,7 +167,7 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
     if class_name != "Sequential":
         order = _functional_chain(entries, path)
         _check_chain_output(config, _entry_name(entries[order[-1]]))
-    # Keras 3 weight paths count classes in the order of model.layers (the config's order); a Sequential's
+    # Keras 3 weight paths count classes in the config's order (operations included); a Sequential's
     # layers exclude its InputLayer, a Functional's include it
     keys: dict[int, str] = {}
     used: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Functional graphs in Keras files: a Keras 2 or 3 ``Functional`` config -> ``fastgru.Model`` (layers
 built through ``keras_config.build_layer``, nodes replayed in the config's order), where each layer's
-weights live (Keras 3 ``layers/<snake_class>[_n]/...`` in ``model.layers`` order, nested models below
+weights live (Keras 3 ``layers/<snake_class>[_n]/...`` in the config's order, operations included, nested models below
 their own path; legacy HDF5: the top-level layer's group), and ``fastgru.Model`` -> a Keras 3 config
 and weights file that ``keras.models.load_model`` opens.
 

@@ -172,7 +172,7 @@ def _input_dtype(model) -> str:
     given = getattr(model._input_layer, "input_dtype", None) or getattr(model, "_file_input_dtype", None)
     if isinstance(given, str):
         return given
-    first = model.layers[0]
+    first = model._layers_and_ops[0]
     if type(first).__name__ == "Embedding":
         return "int32"
     return "float64" if getattr(first, "dtype", None) == "float64" else "float32"
@@ -188,7 +188,7 @@ def keras3_model_config(model) -> dict:
     config = {
         "module": "keras", "class_name": "Sequential", "registered_name": None,
         "config": {"name": model.name, "trainable": model.trainable, "dtype": _policy("float32"),
-                   "layers": [input_entry] + [keras3_layer_config(l) for l in model.layers]},
+                   "layers": [input_entry] + [keras3_layer_config(l) for l in model._layers_and_ops]},
         "build_config": {"input_shape": list(model.input_shape)},
     }
     compile_config = keras3_compile_config(model)
@@ -204,7 +204,7 @@ def keras3_weight_paths(model) -> list[str]:
     TimeDistributed is named as that wrapper, its variables under ``layer/vars``."""
     used: dict[str, int] = {}
     return [layer_vars_path(layer, f"layers/{_unique(snake_case(keras_class_name(layer)), used)}")
-            for layer in model.layers]
+            for layer in model._layers_and_ops]
 
 
 def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:

@@ -138,8 +138,8 @@ def max_weights_file_bytes(model) -> int:
     (the weights and up to five optimizer slots each, which Keras saves in the same file), plus HDF5's
     headers: 64 KiB per weight array and per layer and 1 MiB for the file (Keras's own files take about
     4 KiB per array)."""
-    weights = [w for layer in model.layers for w in layer.weights]
-    return sum(w.size for w in weights) * 8 * 6 + (len(weights) + len(model.layers)) * (64 << 10) + (1 << 20)
+    weights = [w for layer in model._layers_and_ops for w in layer.weights]
+    return sum(w.size for w in weights) * 8 * 6 + (len(weights) + len(model._layers_and_ops)) * (64 << 10) + (1 << 20)
 
 
 #: deflate expands at most ~1032x; a member claiming more is damaged (or a zip bomb)
@@ -260,7 +260,7 @@ def check_arrays(layer, arrays, path, where: str) -> None:
 def load_v3_weights(model, specs, h5_source, path) -> None:
     """Fill ``model`` from a Keras 3 weights file (``h5_source``: its bytes, or a path)."""
     with guard(path), open_h5(path, h5_source) as f:
-        assign_v3_weights(model.layers, specs, f, path)
+        assign_v3_weights(model._layers_and_ops, specs, f, path)
 
 
 def write_weights_h5(model, target, paths: list[str] | None = None, with_optimizer: bool = False) -> None:
@@ -272,7 +272,7 @@ def write_weights_h5(model, target, paths: list[str] | None = None, with_optimiz
     (``optimizer_state.write_vars``)."""
     with h5py.File(target, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
-        for layer, layer_path in zip(model.layers, keras3_weight_paths(model) if paths is None else paths):
+        for layer, layer_path in zip(model._layers_and_ops, keras3_weight_paths(model) if paths is None else paths):
             write_layer_vars(f, layer, _own_path(layer, layer_path), layer_path)
         if with_optimizer:
             from .optimizer_state import write_vars
@@ -287,7 +287,7 @@ def keras_source_paths(model) -> list[str]:
     :func:`keras3_weight_paths`."""
     stored = getattr(model, "_keras_v3_paths", None)
     source_layers = getattr(model, "_keras_v3_layers", None)
-    layers = model.layers
+    layers = model._layers_and_ops
     if (stored is None or source_layers is None or len(stored) != len(layers) or len(source_layers) != len(layers)
             or any(a is not b for a, b in zip(source_layers, layers))):
         return keras3_weight_paths(model)

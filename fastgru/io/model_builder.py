@@ -55,5 +55,5 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
     model.keras_version = version
     model._file_input_dtype = spec.input_dtype  # (written back by save: a float64 model's input stays float64)
     model._keras_v3_paths = [s.v3_path for s in spec.layers]  # where the file's Keras model kept each layer
-    model._keras_v3_layers = list(model.layers)  # (the layers those paths are for: save_weights checks them)
+    model._keras_v3_layers = list(model._layers_and_ops)  # (the layers those paths are for: save_weights checks them)
     return model

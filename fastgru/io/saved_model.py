@@ -428,7 +428,7 @@ def load_into(model, spec, source: SavedModelSource, path) -> None:
                 f"layer {layer_spec.config.get('name')!r} ({layer_spec.class_name}): a SavedModel keeps its "
                 "vocabulary in TensorFlow's lookup tables, outside the layer's config, which fastgru does not read "
                 "(without it every token would be out of vocabulary); save the model as .h5 or .keras")
-    assign_weights(model.layers, names, source.bundle, source.graph, path, source.metadata,
+    assign_weights(model._layers_and_ops, names, source.bundle, source.graph, path, source.metadata,
                    stack_groups([s.v3_path for s in spec.layers]))
 
 
@@ -436,6 +436,6 @@ def load_checkpoint_weights(model, path) -> None:
     """``model.load_weights(prefix)`` for a save_weights(save_format="tf") checkpoint or a SavedModel folder."""
     bundle, graph = open_checkpoint(path)
     paths = getattr(model, "_keras_v3_paths", None)  # (a model loaded from a file: its stacks of cells)
-    groups = stack_groups(paths) if isinstance(paths, list) and len(paths) == len(model.layers) else None
+    groups = stack_groups(paths) if isinstance(paths, list) and len(paths) == len(model._layers_and_ops) else None
     with bundle:
-        assign_weights(model.layers, [None] * len(model.layers), bundle, graph, path, groups=groups)
+        assign_weights(model._layers_and_ops, [None] * len(model._layers_and_ops), bundle, graph, path, groups=groups)

@@ -242,6 +242,9 @@ class Layer:
 
     #: names of the weights in Keras's get_weights order; subclasses override
     weight_names: tuple[str, ...] = ()
+    #: a Keras operation (``h[:, -1]``, ``a + b``, ``keras.ops.mean``) rather than a layer: left out of
+    #: ``model.layers``, as Keras 3 leaves its operations out
+    keras_operation = False
     supports_masking = False
     #: Keras's weight-regularizer options this layer takes, option -> weight name
     #: (``{"kernel_regularizer": "kernel"}``); every layer also takes ``activity_regularizer``

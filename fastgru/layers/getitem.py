@@ -57,6 +57,8 @@ def output_shape(shape: tuple, key: tuple) -> tuple:
 class GetItem(Layer):
     """``x[key]`` on the axes after the batch axis (``key`` given per call, by the graph's node)."""
 
+    keras_operation = True
+
     _call_options = ("key",)
     supports_masking = False
 

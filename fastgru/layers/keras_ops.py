@@ -152,6 +152,8 @@ class KerasOp(Layer):
     """One Keras 3 operation of a Functional graph (``op``: Keras's class name, ``config``: its config
     without the name). Called on the list of the node's tensors with the node's ``template``."""
 
+    keras_operation = True
+
     _call_options = ("template",)
     _takes_list = True
     supports_masking = False

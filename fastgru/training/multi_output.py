@@ -326,7 +326,7 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     compiled.take_dtype(model)
     # the weight regularizers' and the activity regularizers' penalties join the loss, as Keras's
     # compute_loss (training/regularization.py); the activity terms' gradients are in the tape
-    total = regularization.weight_penalty(model.layers, model.trainable_weights) + tape.activity_loss
+    total = regularization.weight_penalty(model._layers_and_ops, model.trainable_weights) + tape.activity_loss
     d_outs, preds = [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
         layer = model._outputs[k].node.layer
@@ -381,10 +381,10 @@ def _refuse_activity_regularizers(model) -> None:
 def train_step(model, x, y, sample_weight=None) -> None:
     d_outs, tape = _step(model, x, y, sample_weight, training=True)
     _, grads = model._backward(d_outs, tape)  # (None: Keras leaves such weights alone)
-    grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
+    grads = regularization.add_weight_gradients(model._layers_and_ops, model.trainable_weights, grads)
     model._compiled.optimizer.batch_size = len(x)  # (tf_keras's Nadam steps: optimizers.Nadam)
     apply_to_model(model._compiled.optimizer, grads, model)
-    regularization.apply_constraints(model.layers, model.trainable_weights)
+    regularization.apply_constraints(model._layers_and_ops, model.trainable_weights)
 
 
 def test_step(model, x, y, sample_weight=None) -> None:
