@@ -21,13 +21,20 @@ __all__ = [
 ]
 
 from . import (
+    backend,  # noqa: E402
+    constraints,  # noqa: E402
     datasets,  # noqa: E402
     layers,  # noqa: E402
+    models,  # noqa: E402
+    regularizers,  # noqa: E402
+    saving,  # noqa: E402
+    utils,  # noqa: E402
 )
 from .functional import Input, KerasTensor, Model  # noqa: E402
 from .io import from_keras, load_model  # noqa: E402
 from .models import Sequential  # noqa: E402
 from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 
-__all__ += ["Input", "KerasTensor", "Model", "Sequential", "callbacks", "datasets", "from_keras", "layers",
-            "load_model", "losses", "metrics", "optimizers"]
+__all__ += ["Input", "KerasTensor", "Model", "Sequential", "backend", "callbacks", "constraints", "datasets",
+            "from_keras", "layers", "load_model", "losses", "metrics", "models", "optimizers", "regularizers", "saving",
+            "utils"]

@@ -108,6 +108,9 @@ class UnitNorm(Constraint):
         return {"axis": self.axis}
 
 
+#: Keras's lower-case spellings of the classes (``keras.constraints.max_norm(2)``)
+max_norm, min_max_norm, non_neg, unit_norm = MaxNorm, MinMaxNorm, NonNeg, UnitNorm
+
 _CLASSES = {c.keras_name: c for c in (MaxNorm, MinMaxNorm, NonNeg, UnitNorm)}
 _BY_NAME = {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
             **{name.lower(): cls for name, cls in _CLASSES.items()}, **_CLASSES}
@@ -117,6 +120,8 @@ def get(identifier):
     """A constraint from an object, a name or a Keras config dict (None stays None)."""
     if identifier is None or isinstance(identifier, Constraint):
         return identifier
+    if hasattr(identifier, "get_config") and not isinstance(identifier, (str, dict)):  # Keras's object: its config
+        return get({"class_name": type(identifier).__name__, "config": dict(identifier.get_config())})
     if isinstance(identifier, str):
         if identifier in _BY_NAME:
             return _BY_NAME[identifier]()

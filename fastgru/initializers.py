@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -73,8 +74,13 @@ def _identity(gain: float = 1.0):
     return init
 
 
-def _constant(value: float):
-    return lambda shape, dtype, rng: np.full(shape, value, dtype=dtype)
+def _constant(value):
+    def init(shape, dtype, rng):
+        if np.ndim(value) and np.shape(value) != tuple(shape):
+            raise ValueError(f"Constant initializer: its value has shape {np.shape(value)}, the weight {tuple(shape)}")
+        return np.full(shape, value, dtype=dtype)
+
+    return init
 
 
 _FACTORIES: dict[str, Callable[..., Initializer]] = {
@@ -110,10 +116,124 @@ _CAMEL.update(uniform="random_uniform", normal="random_normal")  # Embedding's d
 _CAMEL.update(OrthogonalInitializer="orthogonal", IdentityInitializer="identity")
 
 
+class KerasInitializer:
+    """Keras 3's initializer objects (``Constant(matrix)``, ``GlorotUniform(seed=1)``, ``Orthogonal(gain=2.0)``):
+    given to a layer, drawn there from the layer's generator; called as Keras's ``init(shape, dtype=None)``, drawn
+    from a generator of the object's ``seed`` (or from the library's random state). ``get_config`` is Keras's."""
+
+    keras_name = ""
+    defaults: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        names = list(type(self).defaults)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments ({names})")
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}; it takes {names}")
+        self._config = {**type(self).defaults, **dict(zip(names, args)), **kwargs}
+        get(self)  # (the options checked now)
+
+    def get_config(self) -> dict:
+        value = self._config.get("value")
+        return {**self._config, **({"value": np.asarray(value).tolist()} if np.ndim(value) else {})}
+
+    def __call__(self, shape, dtype=None) -> np.ndarray:
+        from .random import make_rng
+
+        init = get({"class_name": self.keras_name, "config": self._config})
+        return init(tuple(shape), np.dtype(dtype or "float32"), make_rng(self._config.get("seed")))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r:.40}' for k, v in self._config.items())})"
+
+
+def _initializer_class(keras_name: str, **defaults) -> type:
+    seeded = {} if keras_name in ("Zeros", "Ones", "Constant", "Identity") else {"seed": None}
+    return type(keras_name, (KerasInitializer,), {"keras_name": keras_name, "defaults": {**defaults, **seeded},
+                                                  "__module__": __name__,
+                                                  "__doc__": f"Keras's ``{keras_name}`` initializer."})
+
+
+Zeros = _initializer_class("Zeros")
+Ones = _initializer_class("Ones")
+Constant = _initializer_class("Constant", value=0.0)
+GlorotUniform = _initializer_class("GlorotUniform")
+GlorotNormal = _initializer_class("GlorotNormal")
+HeUniform = _initializer_class("HeUniform")
+HeNormal = _initializer_class("HeNormal")
+LecunUniform = _initializer_class("LecunUniform")
+LecunNormal = _initializer_class("LecunNormal")
+Orthogonal = _initializer_class("Orthogonal", gain=1.0)
+Identity = _initializer_class("Identity", gain=1.0)
+RandomNormal = _initializer_class("RandomNormal", mean=0.0, stddev=0.05)
+RandomUniform = _initializer_class("RandomUniform", minval=-0.05, maxval=0.05)
+TruncatedNormal = _initializer_class("TruncatedNormal", mean=0.0, stddev=0.05)
+VarianceScaling = _initializer_class("VarianceScaling", scale=1.0, mode="fan_in", distribution="truncated_normal")
+
+
+def serialize(initializer):
+    """What a layer's config holds for ``initializer``: a name or config as given, Keras's config dict for an
+    initializer object; a Python function cannot be written into a model file (ValueError, naming it)."""
+    if isinstance(initializer, (str, dict)) or initializer is None:
+        return initializer
+    if hasattr(initializer, "get_config"):
+        name = getattr(initializer, "keras_name", type(initializer).__name__)
+        config = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                  for k, v in dict(initializer.get_config()).items()}
+        return {"module": "keras.initializers", "class_name": name, "config": config, "registered_name": None}
+    raise ValueError(f"initializer {getattr(initializer, '__name__', initializer)!r} is a Python function, which a "
+                     "model file cannot hold: give a name, a config dict or an fg.initializers object")
+
+
+def _value(value):
+    """A config's value, Keras's serialized NumPy array (``{"class_name": "__numpy__", ...}``) made an array."""
+    if isinstance(value, dict) and value.get("class_name") == "__numpy__" and isinstance(value.get("config"), dict):
+        return np.asarray(value["config"].get("value"), dtype=value["config"].get("dtype") or "float32")
+    return value
+
+
+def constant_shape(identifier) -> tuple | None:
+    """The shape of a ``Constant`` config's array value (a pretrained embedding matrix), else None."""
+    if isinstance(identifier, dict) and identifier.get("class_name") == "Constant":
+        value = _value((identifier.get("config") or {}).get("value"))
+        return tuple(np.shape(value)) if np.ndim(value) else None
+    return None
+
+
+def _keras_callable(function) -> Initializer:
+    """A Keras-style initializer ``f(shape, dtype=None)`` (a user's function, or a Keras initializer object fastgru
+    has no class for) as fastgru's ``init(shape, dtype, rng)``; what it returns is checked against the shape."""
+    def init(shape, dtype, rng):
+        value = np.asarray(function(tuple(shape), dtype=np.dtype(dtype).name))
+        if value.shape != tuple(shape):
+            raise ValueError(f"initializer {getattr(function, '__name__', type(function).__name__)} returned shape "
+                             f"{value.shape}, expected {tuple(shape)}")
+        return value.astype(dtype)
+
+    return init
+
+
+def _takes_a_generator(function) -> bool:
+    """Whether ``function`` takes fastgru's ``(shape, dtype, rng)`` (three positional arguments)."""
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def get(identifier) -> Initializer:
-    """Initializer from a name ("glorot_uniform"), a Keras config dict, or a callable(shape, dtype, rng)."""
+    """Initializer from a name ("glorot_uniform"), a Keras config dict, an initializer object (fastgru's or
+    Keras's: ``Constant(matrix)``, ``GlorotUniform(seed=1)``), or a function: fastgru's ``f(shape, dtype, rng)``
+    or Keras's ``f(shape, dtype=None)``."""
+    if hasattr(identifier, "get_config") and callable(identifier):  # (an object: by its class and config)
+        name = getattr(identifier, "keras_name", type(identifier).__name__)
+        if _CAMEL.get(name, name) in _FACTORIES:
+            return get({"class_name": name, "config": dict(identifier.get_config())})
+        return _keras_callable(identifier)
     if callable(identifier):
-        return identifier
+        return identifier if _takes_a_generator(identifier) else _keras_callable(identifier)
     config: dict = {}
     name = identifier
     if isinstance(identifier, dict):
@@ -121,7 +241,7 @@ def get(identifier) -> Initializer:
         raw = identifier.get("config") or {}
         if not isinstance(raw, dict):
             raise UnsupportedKerasFeature(f"initializer {identifier!r:.80}: its config is not a dict")
-        config = {k: v for k, v in raw.items() if k != "seed" and v is not None}
+        config = {k: _value(v) for k, v in raw.items() if k != "seed" and v is not None}
     if not isinstance(name, str):
         raise UnsupportedKerasFeature(f"initializer {identifier!r:.80} is not supported: expected a name or a config")
     name = _CAMEL.get(name, name)

@@ -458,3 +458,10 @@ registry.register_model("Sequential", Sequential)
 
 
 from .cloning import clone_model  # noqa: E402,F401  (fg.models.clone_model, as keras.models.clone_model)
+from .saving import load_model, model_from_json, save_model  # noqa: E402,F401  (keras.models' names)
+
+
+def __getattr__(name: str):  # fg.models.Model, keras.models.Model: the Functional class (from the registry)
+    if name == "Model":
+        return registry.model_class("Functional")
+    raise AttributeError(f"module 'fastgru.models' has no attribute {name!r}")

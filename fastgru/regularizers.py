@@ -139,6 +139,10 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1=l1, l2=l2)
 
 
+#: Keras's lower-case spellings of the classes (``keras.regularizers.l2(0.01)``)
+l1, l2 = L1, L2
+orthogonal_regularizer = OrthogonalRegularizer
+
 _BY_NAME = {"l1": L1, "L1": L1, "l2": L2, "L2": L2, "l1_l2": l1_l2, "L1L2": L1L2, "l1l2": L1L2,
             "orthogonal_regularizer": OrthogonalRegularizer, "OrthogonalRegularizer": OrthogonalRegularizer}
 _NOT_IMPLEMENTED: set = set()
@@ -148,6 +152,8 @@ def get(identifier):
     """A regularizer from an object, a name or a Keras config dict (None stays None)."""
     if identifier is None or isinstance(identifier, (L1L2, OrthogonalRegularizer)):
         return identifier
+    if hasattr(identifier, "get_config") and not isinstance(identifier, (str, dict)):  # Keras's object: its config
+        return get({"class_name": type(identifier).__name__, "config": dict(identifier.get_config())})
     if isinstance(identifier, str):
         if identifier in _BY_NAME:
             return _BY_NAME[identifier]()

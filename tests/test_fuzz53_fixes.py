@@ -3,7 +3,10 @@ says what was wrong."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pytest
 
 import fastgru as fg
 
@@ -52,3 +55,264 @@ def test_operations_still_show_in_the_summary_and_save():
     assert model.get_layer(op_name).keras_operation
     clone = fg.Model.from_config(model.get_config())
     assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+
+
+def test_keras_utils_match_keras(keras):
+    """``keras.utils`` was missing: ``to_categorical``, ``pad_sequences``, ``normalize`` and
+    ``timeseries_dataset_from_array`` (used in nearly every recurrent tutorial) now give Keras's arrays."""
+    for ids in ([0, 2, 1], np.array([[1], [0]]), np.array([[0, 1], [2, 0]])):
+        ours, theirs = fg.utils.to_categorical(ids), keras.utils.to_categorical(ids)
+        np.testing.assert_array_equal(ours, theirs)
+        assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(fg.utils.to_categorical([1, 0], 4), keras.utils.to_categorical([1, 0], 4))
+    sequences = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 10], []]
+    for options in ({}, {"maxlen": 3}, {"maxlen": 4, "padding": "post", "truncating": "post", "value": -1},
+                    {"dtype": "float32", "maxlen": 6}):
+        ours, theirs = fg.utils.pad_sequences(sequences, **options), keras.utils.pad_sequences(sequences, **options)
+        np.testing.assert_array_equal(ours, theirs)
+        assert ours.dtype == theirs.dtype
+    rows = [np.ones((2, 3)), np.zeros((4, 3))]
+    np.testing.assert_array_equal(fg.utils.pad_sequences(rows, dtype="float32"),
+                                  keras.utils.pad_sequences(rows, dtype="float32"))
+    x = np.random.default_rng(0).random((4, 3))
+    np.testing.assert_allclose(fg.utils.normalize(x), keras.utils.normalize(x))
+    data, targets = np.arange(300, dtype=np.float32).reshape(100, 3), np.arange(100)
+    for options in ({"sequence_length": 10}, {"sequence_length": 5, "sequence_stride": 3, "sampling_rate": 2,
+                                              "batch_size": 7},
+                    {"sequence_length": 4, "start_index": 10, "end_index": 60, "batch_size": 16},
+                    {"sequence_length": 6, "batch_size": None}):
+        for y in (targets, None):
+            ours = list(fg.utils.timeseries_dataset_from_array(data, y, **options))
+            theirs = list(keras.utils.timeseries_dataset_from_array(data, y, **options).as_numpy_iterator())
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs):
+                for u, v in zip(a if y is not None else (a,), b if y is not None else (b,)):
+                    np.testing.assert_array_equal(u, v)
+    ours = fg.utils.timeseries_dataset_from_array(data, targets, 8, shuffle=True, seed=3, batch_size=1000)[0]
+    theirs = next(keras.utils.timeseries_dataset_from_array(data, targets, 8, shuffle=True, seed=3,
+                                                            batch_size=1000).as_numpy_iterator())
+    np.testing.assert_array_equal(ours[0][np.argsort(ours[1])], theirs[0][np.argsort(theirs[1])])  # (same windows)
+
+
+def test_a_py_dataset_subclass_and_windows_feed_fit_and_predict():
+    """``keras.utils.PyDataset`` (and Keras 2's ``Sequence``) is the base of a user's batch loader; fastgru's
+    is read by ``fit`` as Keras's is, with ``on_epoch_end`` after each epoch."""
+    ends = []
+
+    class Batches(fg.utils.Sequence):
+        def __init__(self):
+            super().__init__(workers=2, use_multiprocessing=False)
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return np.full((4, 5, 2), index, np.float32), np.ones((4, 1), np.float32)
+
+        def on_epoch_end(self):
+            ends.append(True)
+
+    model = fg.Sequential([fg.Input((5, 2)), L.GRU(3), L.Dense(1)])
+    model.compile("adam", "mse")
+    assert len(model.fit(Batches(), epochs=2, verbose=0).history["loss"]) == 2
+    assert len(ends) == 3  # (as Keras 3.15's fit: after each epoch, and once more as training ends)
+    windows = fg.utils.timeseries_dataset_from_array(np.ones((50, 2), np.float32), None, 5, batch_size=8)
+    assert model.predict(windows, verbose=0).shape == (46, 1)
+    with pytest.raises(ValueError, match="class ids from 0"):
+        fg.utils.to_categorical([-1, 2])
+    with pytest.raises(ValueError, match="integer class ids"):
+        fg.utils.to_categorical([0.5])
+
+
+def test_models_and_saving_namespaces_and_model_from_json(keras, tmp_path):
+    """``keras.models.load_model`` / ``model_from_json`` / ``Model`` and ``keras.saving`` had no fastgru spelling,
+    and ``load_model`` refused Keras's ``custom_objects`` and ``safe_mode`` keywords."""
+    assert fg.models.Model is fg.Model and fg.models.Sequential is fg.Sequential
+    assert fg.models.load_model is fg.saving.load_model and fg.models.clone_model
+    inp = keras.Input((5, 3))
+    theirs = keras.Model(inp, keras.layers.Dense(1)(keras.layers.LSTM(4)(inp) + 1.0))
+    ours = fg.models.model_from_json(theirs.to_json())
+    ours.set_weights(theirs.get_weights())
+    x = np.random.default_rng(1).random((2, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    chain = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(2)])
+    assert isinstance(fg.models.model_from_json(chain.to_json()), fg.Sequential)
+    assert isinstance(fg.models.model_from_json(ours.to_json()), fg.Model)
+    with pytest.raises(ValueError, match="JSON string"):
+        fg.models.model_from_json("{not json")
+    fg.saving.save_model(ours, tmp_path / "m.keras")
+    with pytest.raises(FileExistsError):
+        fg.models.save_model(ours, tmp_path / "m.keras", overwrite=False)
+    loaded = fg.models.load_model(tmp_path / "m.keras", custom_objects={}, compile=False, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), ours.predict(x, verbose=0))
+    with pytest.raises(TypeError, match="custom_objects"):
+        fg.load_model(tmp_path / "m.keras", custom_objects=["f"])
+
+
+def test_initializer_objects_and_keras_style_functions(keras, tmp_path):
+    """A Keras initializer object (``Constant(matrix)``, the pretrained-embedding idiom; ``GlorotUniform(seed=1)``)
+    or a function written as Keras documents it, ``f(shape, dtype=None)``, failed with a confusing TypeError;
+    fastgru now has Keras's initializer classes too, and saves them as Keras's configs."""
+    matrix = np.random.default_rng(2).random((20, 4)).astype(np.float32)
+    for initializer in (keras.initializers.Constant(matrix), fg.initializers.Constant(matrix),
+                        lambda shape, dtype=None: matrix):
+        layer = L.Embedding(20, 4, embeddings_initializer=initializer)
+        layer.build((None, 5))
+        np.testing.assert_array_equal(layer.embeddings, matrix)
+    dense = L.Dense(3, kernel_initializer=keras.initializers.Orthogonal(gain=2.0, seed=1),
+                    bias_initializer=fg.initializers.RandomNormal(0.0, 0.5))
+    dense.build((None, 3))
+    np.testing.assert_allclose(dense.kernel.T @ dense.kernel, 4 * np.eye(3), atol=1e-5)  # (gain 2: orthogonal, x2)
+    with pytest.raises(ValueError, match="returned shape"):
+        L.Dense(2, kernel_initializer=lambda shape, dtype=None: np.ones((1, 1))).build((None, 3))
+    with pytest.raises(ValueError, match="value has shape"):
+        L.Embedding(3, 4, embeddings_initializer=fg.initializers.Constant(matrix)).build((None, 5))
+    with pytest.raises(TypeError, match="stdev"):
+        fg.initializers.RandomNormal(stdev=1.0)
+    assert fg.initializers.GlorotUniform(seed=4)((3, 5)).shape == (3, 5)
+    model = fg.Sequential([fg.Input((5,)), L.Embedding(20, 4, embeddings_initializer=fg.initializers.Constant(matrix),
+                                                        trainable=False), L.GRU(3), L.Dense(1)])
+    model.save(tmp_path / "glove.keras")
+    theirs = keras.models.load_model(tmp_path / "glove.keras")
+    assert type(theirs.layers[0].embeddings_initializer).__name__ == "Constant"
+    tokens = np.random.default_rng(3).integers(0, 20, (4, 5))
+    np.testing.assert_allclose(theirs.predict(tokens, verbose=0), model.predict(tokens, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    with warnings.catch_warnings():  # (Keras's own Constant config, an array: usable, no warning)
+        warnings.simplefilter("error")
+        fg.load_model(tmp_path / "glove.keras")
+    with pytest.raises(ValueError, match="Python function"):
+        fg.Sequential([fg.Input((3,)), L.Dense(1, kernel_initializer=lambda shape, dtype=None: np.ones(shape))]).save(
+            tmp_path / "f.keras")
+
+
+
+def test_regularizer_and_constraint_objects_train_as_keras(keras):
+    """``keras.regularizers.l2(0.01)`` and Keras's constraint objects were refused (TypeError), and fastgru had no
+    lower-case ``l1``/``l2``/``max_norm``: both now train as Keras trains them."""
+    def build(K, regularizer, constraint):
+        return K.Sequential([K.Input((6, 3)), K.layers.GRU(4, kernel_regularizer=regularizer),
+                             K.layers.Dense(1, kernel_constraint=constraint)])
+
+    theirs = build(keras, keras.regularizers.l2(0.05), keras.constraints.max_norm(0.5))
+    ours = [build(fg, keras.regularizers.l2(0.05), keras.constraints.MaxNorm(0.5)),
+            build(fg, fg.regularizers.l2(0.05), fg.constraints.max_norm(0.5))]
+    rng = np.random.default_rng(4)
+    x, y = rng.random((16, 6, 3)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
+    start = theirs.get_weights()
+    for model in [theirs] + ours:
+        model.set_weights(start)
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    for model in ours:
+        for a, b in zip(model.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_metric_and_loss_functions_compile_as_keras_s(keras):
+    """``metrics=[fg.metrics.mean_absolute_error]`` (fastgru's own function) was refused by fastgru's compile, and
+    ``fg.losses`` had no function forms (``mean_squared_error(y_true, y_pred)``)."""
+    rng = np.random.default_rng(5)
+    y_true, y_pred = rng.random((4, 3)).astype(np.float32), rng.random((4, 3)).astype(np.float32)
+    for name in ("mean_squared_error", "mean_absolute_error", "binary_crossentropy", "huber", "log_cosh"):
+        np.testing.assert_allclose(getattr(fg.losses, name)(y_true, y_pred),
+                                   np.asarray(getattr(keras.losses, name)(y_true, y_pred)), rtol=1e-5, atol=1e-7)
+    model = fg.Sequential([fg.Input((3,)), L.Dense(1)])
+    model.compile("adam", loss=fg.losses.mean_squared_error,
+                  metrics=[fg.metrics.mean_absolute_error, fg.metrics.binary_accuracy])
+    history = model.fit(y_true, y_pred[:, :1], epochs=1, verbose=0).history
+    assert list(history) == ["binary_accuracy", "loss", "mean_absolute_error"]
+
+
+def test_constructor_keywords_keras_takes(keras):
+    """``Embedding(weights=[matrix])`` and ``GRU/LSTM(implementation=...)`` (Keras 3 takes both) raised
+    TypeError."""
+    matrix = np.random.default_rng(6).random((10, 3)).astype(np.float32)
+    for weights in ([matrix], matrix):
+        ours = fg.Sequential([fg.Input((4,)), L.Embedding(10, 3, weights=weights), L.LSTM(2, implementation=1),
+                              L.Dense(1)])
+        np.testing.assert_array_equal(ours.layers[0].embeddings, matrix)
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Embedding(10, 3, weights=[matrix]),
+                               keras.layers.LSTM(2, implementation=1), keras.layers.Dense(1)])
+    ours.set_weights(theirs.get_weights())
+    tokens = np.array([[1, 2, 3, 4], [0, 9, 8, 7]])
+    np.testing.assert_allclose(ours.predict(tokens, verbose=0), theirs.predict(tokens, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    assert "weights" not in ours.layers[0].get_config()  # (as Keras's: the weights travel with the weights)
+    with pytest.raises(ValueError, match="expected shape"):
+        fg.Sequential([fg.Input((4,)), L.Embedding(10, 2, weights=[matrix])])
+
+
+def test_merge_functions_backend_and_lambda_callback():
+    """``layers.concatenate``/``add``/``dot`` (the functional spellings), ``backend.clear_session`` and
+    ``callbacks.LambdaCallback`` were missing."""
+    a, b = fg.Input((3,)), fg.Input((3,))
+    merged = L.concatenate([L.add([a, b]), L.multiply([a, b]), L.dot([a, b], axes=1, normalize=True)])
+    model = fg.Model([a, b], L.Dense(1)(merged))
+    assert [type(layer).__name__ for layer in model.layers[2:]] == ["Add", "Multiply", "Dot", "Concatenate", "Dense"]
+    np.testing.assert_allclose(L.average([np.ones((2, 3)), np.zeros((2, 3))]), 0.5)
+    epochs, batches = [], []
+    callback = fg.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs.append(logs["loss"]),
+                                           on_batch_end=lambda batch, logs: batches.append(batch))
+    model.compile("adam", "mse")
+    model.fit([np.ones((4, 3)), np.ones((4, 3))], np.ones((4, 1)), epochs=2, batch_size=2, verbose=0,
+              callbacks=[callback])
+    assert len(epochs) == 2 and batches == [0, 1, 0, 1]
+    with pytest.raises(TypeError, match="unknown hooks"):
+        fg.callbacks.LambdaCallback(on_epoch_finish=print)
+    fg.backend.clear_session()
+    assert L.GRU(2).name == "gru" and fg.backend.floatx() == "float32" and fg.backend.epsilon() == 1e-7
+
+
+@pytest.mark.parametrize("library", ["keras", "tf_keras"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_nested_model_with_non_trainable_weights_loads_from_a_legacy_h5_file(keras, tmp_path, library, frozen):
+    """A legacy ``.h5`` file lists a nested model's weights trainable first (Keras's ``trainable_weights +
+    non_trainable_weights``): with a BatchNormalization (or a frozen layer) inside, fastgru read them in model
+    order and refused the file (a moving mean of the next layer's kernel shape)."""
+    K = keras if library == "keras" else pytest.importorskip("tf_keras")
+    inner = K.Sequential([K.Input((4,)), K.layers.Dense(3), K.layers.BatchNormalization(), K.layers.Dense(2)],
+                         name="inner")
+    inner.layers[0].trainable = not frozen
+    inputs = K.Input((5, 4))
+    theirs = K.Model(inputs, inner(K.layers.GRU(4)(inputs)))
+    rng = np.random.default_rng(7)
+    theirs.set_weights([rng.random(w.shape).astype(np.float32) + 0.5 for w in theirs.get_weights()])
+    theirs.save(tmp_path / "nested.h5")
+    x = rng.random((3, 5, 4)).astype(np.float32)
+    ours = fg.load_model(tmp_path / "nested.h5")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_save_writes_a_legacy_h5_file_that_keras_and_fastgru_load(keras, tmp_path):
+    """``model.save("model.h5")`` (and ``ModelCheckpoint("best.h5")``) raised ValueError: Keras 3 still writes
+    legacy HDF5 files, with a warning, and tutorials save them everywhere. The file holds the config, the weights
+    (a nested model's trainable first) and the compile arguments; Keras's loader reads it (a loss given as "mse",
+    which Keras 3.15 cannot read back from its own files, is written out in full)."""
+    rng = np.random.default_rng(8)
+    x, y = rng.random((8, 5, 3)).astype(np.float32), rng.random((8, 1)).astype(np.float32)
+    inner = fg.Sequential([fg.Input((4,)), L.Dense(3), L.BatchNormalization(), L.Dense(1)], name="inner")
+    inner.layers[0].trainable = False
+    inputs = fg.Input((5, 3))
+    graph = fg.Model(inputs, inner(L.Bidirectional(L.GRU(2))(inputs)) + 1.0)
+    chain = fg.Sequential([fg.Input((5, 3)), L.LSTM(4), L.BatchNormalization(), L.Dense(1)])
+    for model in (graph, chain):
+        model.compile(fg.optimizers.Adam(1e-3), "mse", metrics=["mae"])
+        model.fit(x, y, epochs=1, verbose=0)
+        with pytest.warns(UserWarning, match="legacy"):
+            model.save(tmp_path / "m.h5")
+        theirs, ours = keras.models.load_model(tmp_path / "m.h5"), fg.load_model(tmp_path / "m.h5")
+        expected = model.predict(x, verbose=0)
+        np.testing.assert_allclose(theirs.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(ours.predict(x, verbose=0), expected)
+        assert type(theirs.optimizer).__name__ == type(ours.optimizer).__name__ == "Adam"
+        their_loss = theirs.fit(x, y, epochs=1, shuffle=False, verbose=0).history["loss"]
+        our_loss = ours.fit(x, y, epochs=1, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(our_loss, their_loss, rtol=1e-4)
+    checkpoint = fg.callbacks.ModelCheckpoint(str(tmp_path / "best.h5"))
+    with pytest.warns(UserWarning, match="legacy"):
+        chain.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "best.h5").predict(x, verbose=0),
+                                  chain.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="must end in .keras"):
+        chain.save(tmp_path / "m.txt")

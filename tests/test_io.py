@@ -124,6 +124,8 @@ def test_keras2_hard_sigmoid_cannot_be_saved_as_keras3(tmp_path):
 def test_save_requires_keras_suffixes(tmp_path):
     model = fg.Sequential([Input((3, 2)), GRU(2)])
     with pytest.raises(ValueError, match="must end in .keras"):
+        model.save(tmp_path / "m.hd5")
+    with pytest.warns(UserWarning, match="legacy"):  # (.h5: Keras 3's legacy file, tests/test_fuzz53_fixes.py)
         model.save(tmp_path / "m.h5")
     with pytest.raises(ValueError, match="must end in .weights.h5"):
         model.save_weights(tmp_path / "m.h5")

@@ -53,7 +53,7 @@ def test_attributes_are_the_live_weights_and_the_cell_is_the_layer_s():
     """``layer.kernel`` is the array ``weights`` holds: set_weights shows through it, and the cell's weights,
     units and state sizes are the layer's."""
     gru = _built(lambda m: m.GRU(3), (None, 5, 4), L)
-    assert gru.kernel is gru.weights[0] and gru.cell.recurrent_kernel is gru.weights[1]
+    assert gru.kernel is gru.weights[0] and gru.cell.recurrent_kernel is gru.weights[1] and gru.cell is gru.cell
     gru.set_weights([np.ones_like(w) for w in gru.get_weights()])
     assert (gru.cell.bias == 1).all()
     assert (gru.cell.units, gru.cell.state_size, gru.cell.output_size) == (3, 3, 3)

@@ -27,6 +27,7 @@ from . import (
     keras_nodes,
     keras_v3,
     legacy_h5,
+    legacy_h5_save,
     optimizer_state,
     saved_model,
     sharded_weights,
@@ -74,14 +75,22 @@ def _sniff(path) -> str:
     raise ModelFileError(path, f"neither a .keras (zip) nor an HDF5 file (it starts with {head!r})")
 
 
-def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument name)
-    """A fastgru ``Sequential`` from a Keras ``.keras`` or legacy ``.h5`` model file.
+def load_model(path, custom_objects: dict | None = None, compile: bool = True,  # noqa: A002  (Keras's name)
+               safe_mode: bool = True):
+    """A fastgru model (``Sequential`` or ``Model``) from a Keras ``.keras`` or legacy ``.h5`` model file, or a
+    tf.keras 2.x SavedModel directory.
 
     With ``compile`` (default, as Keras) a model saved after ``compile`` comes back compiled with the
     same optimizer configuration, loss and metrics, and — from a ``.keras`` or a tf_keras ``.h5`` file — the
     optimizer's saved state (its step count, learning rate and slots), so that training goes on as Keras's
     loaded model's does.
+
+    ``custom_objects`` and ``safe_mode`` are taken as Keras's: fastgru runs no Python code from or for a file
+    (it is always safe), so a model that needs a custom layer or function is refused by name, whatever
+    ``custom_objects`` holds (a custom metric is left out of the compiled model, with a warning).
     """
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects should be a dict (name -> object), received {type(custom_objects).__name__}")
     kind = _sniff(path)
     if kind == "checkpoint":
         raise ModelFileError(path, "a TensorFlow weights checkpoint (save_weights), not a full model: build the "
@@ -157,6 +166,25 @@ def load_model(path, compile: bool = True):  # noqa: A002  (Keras's argument nam
         optimizer_state.restore_keras3_h5(model, saved_state, path)
     model.file_format = f"legacy HDF5 (.h5) written by Keras {version or '(unknown version)'}"
     return model
+
+
+def model_from_json(json_string: str, custom_objects: dict | None = None):
+    """A model of the architecture a ``to_json`` string describes (Keras's or fastgru's), its weights freshly
+    initialised, as ``keras.models.model_from_json``; the layers and options a model file may hold, refused as
+    there (``custom_objects``: as in :func:`load_model`)."""
+    import json
+
+    try:
+        config = json.loads(json_string)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model_from_json expects a JSON string (model.to_json()'s): {exc}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ValueError("model_from_json expects the JSON of a model config, with 'class_name' and 'config'")
+    version = str(config.get("keras_version") or "3")
+    spec = _parse_or_graph(config, "<json>", version)
+    if spec is None:
+        return keras_functional.build_functional(config, "<json>", version)[0]
+    return build_model(spec, version, "<json>")
 
 
 def _parse(config, path, version) -> keras_config.ModelSpec:
@@ -315,12 +343,20 @@ def _weighted_leaves(layers: list) -> list:
 
 
 def save_model(model, path) -> None:
-    """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens.
+    """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens; a path ending in ``.h5`` (or
+    ``.hdf5``) gets the legacy HDF5 model file Keras 3 also writes, with Keras's warning (no optimizer state).
 
     Crash-safe: the file is written under a temporary name in the same folder, fsynced and renamed over
     ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
+    if str(path).endswith((".h5", ".hdf5")) and not str(path).endswith(".weights.h5"):
+        _warn_non_finite(model, path)
+        uses_graph = keras_functional.uses_graph(model)
+        legacy_h5_save.save_h5(model, path, functional_save.file_config(model) if uses_graph
+                               else keras_v3.keras3_model_config(model))
+        return
     if not str(path).endswith(".keras"):
-        raise ValueError(f"save() writes Keras 3 .keras files; the path must end in .keras, received {str(path)!r}")
+        raise ValueError(f"save() writes Keras 3 .keras files (or legacy .h5 files); the path must end in .keras, "
+                         f"received {str(path)!r}")
     _warn_non_finite(model, path)
     if keras_functional.uses_graph(model):  # a Functional model, or a Sequential holding one
         functional_save.save_functional(model, path)

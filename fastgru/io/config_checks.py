@@ -106,7 +106,8 @@ def _initializer_usable(value) -> bool:
     """True when fastgru can build ``value`` (tried on a tiny shape, so a bad option shows now)."""
     try:
         init = initializers.get(value)
-        init((3, 6), np.dtype(np.float32), np.random.default_rng(0))
+        shape = initializers.constant_shape(value) or (3, 6)  # (a Constant of a whole matrix: its own shape)
+        init(shape, np.dtype(np.float32), np.random.default_rng(0))
         return True
     except Exception:  # noqa: BLE001  (a probe: any failure means "not usable")
         return False

@@ -267,10 +267,9 @@ def _strip_key(obj, key: str) -> None:
             _strip_key(v, key)
 
 
-def save_functional(model, path) -> None:
-    import zipfile
-
-    from .atomic import atomic_file
+def file_config(model) -> dict:
+    """The config a Keras 3 file holds for a graph model (config.json of a ``.keras`` file, with its
+    ``compile_config``; the ``model_config`` of a legacy ``.h5`` file)."""
     from .keras_save import keras3_compile_config
 
     config = functional_config(model) if getattr(model, "_fg_model", False) else _sequential_config(model)
@@ -284,6 +283,15 @@ def save_functional(model, path) -> None:
     compile_config = keras3_compile_config(model)
     if compile_config is not None:
         config["compile_config"] = compile_config
+    return config
+
+
+def save_functional(model, path) -> None:
+    import zipfile
+
+    from .atomic import atomic_file
+
+    config = file_config(model)
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "producer": "fastgru"}
     buffer = io.BytesIO()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import initializers
 from ..errors import UnsupportedKerasFeature
 from .keras_config import (
     _WRAPPER_LAYERS,
@@ -30,6 +31,8 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
     class_name = getattr(type(layer), "keras_config_name", type(layer).__name__)  # (GroupQueryAttention's)
     config = layer.get_config()
     config.pop("batch_input_shape", None)
+    for key in [k for k in config if k.endswith("_initializer")]:  # (an initializer object: Keras's config of it)
+        config[key] = initializers.serialize(config[key])
     config["dtype"] = _policy(config.get("dtype", "float32"))
     for key in ("activation", "recurrent_activation"):
         if config.get(key) == "hard_sigmoid_keras2":

@@ -56,6 +56,9 @@ def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOption
         # the group's layers that hold weights (a nested model's group may end in a Dropout)
         holders = [layer for layer in group_layers if layer.weights]
         current = [w for l in holders for w in l.weights]
+        if len(holders) > 1:  # a nested model's group lists its trainable weights first (Keras's _legacy_weights)
+            order = trainable_first(holders)
+            names, shapes = ([seq[order.index(i)] for i in range(len(order))] for seq in (names, shapes))
         keep = fitting(holders, shapes, group_name, path, options.skip_mismatch)
         integer = [w.dtype.kind in "iu" for w in current]
         arrays = [read_dataset(group, n, path, w.shape, integer=i) if k else w.copy()
@@ -64,6 +67,15 @@ def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOption
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=group_name)
             arrays, names = arrays[n:], names[n:]
+
+
+def trainable_first(layers) -> list[int]:
+    """The positions of ``layers``' weights (taken layer by layer) in the order a legacy ``.h5`` file lists a
+    nested model's: the trainable ones first, then the others (a BatchNormalization's moving statistics, a frozen
+    layer's weights), each part in model order, as Keras's and tf_keras's ``trainable_weights +
+    non_trainable_weights``."""
+    flat = [(w, id(w) in {id(t) for t in layer.trainable_weights}) for layer in layers for w in layer.weights]
+    return [i for i, (_, t) in enumerate(flat) if t] + [i for i, (_, t) in enumerate(flat) if not t]
 
 
 def fitting(holders, shapes, group_name: str, path, skip_mismatch: bool) -> list[bool]:

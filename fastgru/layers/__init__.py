@@ -41,6 +41,7 @@ from .hashing import Hashing
 from .keras_ops import KerasOp
 from .lookup import IntegerLookup, StringLookup
 from .lstm import LSTM
+from .merge_functions import add, average, concatenate, dot, maximum, minimum, multiply, subtract
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .multi_head_attention import MultiHeadAttention
 from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
@@ -211,4 +212,12 @@ __all__ = [
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",
+    "add",
+    "average",
+    "concatenate",
+    "dot",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]

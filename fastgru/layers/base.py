@@ -23,74 +23,12 @@ from .. import initializers
 from .._kernels.aligned import aligned_copy
 from ..errors import UnsupportedKerasFeature
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
+from .shared_lock import SharedLock
 
 _name_counts: Counter = Counter()
 _thread_settings = threading.local()
 #: held while a layer or model builds itself on its first call (threads racing to build build once)
 BUILD_LOCK = threading.RLock()
-
-
-class SharedLock:
-    """A readers-writer lock: any number of *shared* holders (calls that read the weights) or one
-    *exclusive* holder (``set_weights``). A waiting exclusive holder goes first: new shared holders
-    wait for it, so a stream of calls cannot starve ``set_weights``. Not reentrant.
-    ``with lock.shared:`` / ``with lock.exclusive:`` (a lock acquisition and a counter each way)."""
-
-    __slots__ = ("_cond", "_exclusive", "_lock", "_shared", "_waiting", "exclusive", "shared")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._shared = 0
-        self._exclusive = False
-        self._waiting = 0
-        self.shared = _Shared(self)
-        self.exclusive = _Exclusive(self)
-
-
-class _Shared:
-    __slots__ = ("_l",)
-
-    def __init__(self, lock: SharedLock):
-        self._l = lock
-
-    def __enter__(self) -> None:
-        lock = self._l
-        with lock._lock:
-            while lock._exclusive or lock._waiting:
-                lock._cond.wait()
-            lock._shared += 1
-
-    def __exit__(self, *exc) -> None:
-        lock = self._l
-        with lock._lock:
-            lock._shared -= 1
-            if not lock._shared and lock._waiting:
-                lock._cond.notify_all()
-
-
-class _Exclusive:
-    __slots__ = ("_l",)
-
-    def __init__(self, lock: SharedLock):
-        self._l = lock
-
-    def __enter__(self) -> None:
-        lock = self._l
-        with lock._lock:
-            lock._waiting += 1
-            try:
-                while lock._exclusive or lock._shared:
-                    lock._cond.wait()
-            finally:
-                lock._waiting -= 1
-            lock._exclusive = True
-
-    def __exit__(self, *exc) -> None:
-        lock = self._l
-        with lock._lock:
-            lock._exclusive = False
-            lock._cond.notify_all()
 
 
 def weights_lock(obj) -> SharedLock:
@@ -237,8 +175,34 @@ def weights_list(weights, owner: str) -> list:
                         f"{type(weights).__name__}")
     return list(weights)
 
+class _WeightAttribute:
+    """``layer.kernel`` and the like: the live weight of that Keras name (what ``weights`` holds), None where the
+    options leave it out (``Dense(use_bias=False).bias``, as Keras's). A non-data descriptor, so an instance
+    attribute of the same name (an option) wins, and a missing attribute costs nothing more than before."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        params = layer.__dict__.get("_params", {})
+        if self.name in params:
+            return params[self.name]
+        if layer.__dict__.get("built"):
+            return None
+        raise AttributeError(f"Layer {layer.__dict__.get('name')!r} has no {self.name!r} yet: its weights are made "
+                             f"when it is built (on its first call, or by build(input_shape))")
+
+
 class Layer:
     """Base class of fastgru layers (see the module docstring for the contract)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls.weight_names:  # Keras's attributes for the weights (``_WeightAttribute``)
+            if name.isidentifier() and not any(name in vars(c) for c in cls.__mro__):
+                setattr(cls, name, _WeightAttribute(name))
 
     #: names of the weights in Keras's get_weights order; subclasses override
     weight_names: tuple[str, ...] = ()
@@ -333,21 +297,6 @@ class Layer:
     def weight_paths(self) -> list[str]:
         """Names of the weights present, aligned with ``weights``."""
         return [n for n in self.weight_names if n in self._params]
-
-    def __getattr__(self, name: str):
-        """A weight by its Keras name, the live array (``layer.kernel``, ``layer.bias``, ``layer.embeddings``,
-        ``layer.moving_mean``, ...: what ``weights`` holds); only reached when no attribute has the name."""
-        params = self.__dict__.get("_params")
-        if params is not None and name in type(self).weight_names:
-            if name in params:
-                return params[name]
-            if self.__dict__.get("built"):
-                return None  # (a weight the options leave out, as Keras's: Dense(use_bias=False).bias is None)
-            raise AttributeError(f"Layer {self.__dict__.get('name')!r} has no {name!r} yet: its weights are made "
-                                 f"when it is built (on its first call, or by build(input_shape))")
-        if hasattr(type(self), name):  # a property that raised AttributeError: its own message, not this one
-            return object.__getattribute__(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.weights]

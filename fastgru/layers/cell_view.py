@@ -11,7 +11,7 @@ from typing import Any
 
 #: the layer options that are the sequence loop's, not the cell's (Keras's cells do not have them)
 _LOOP_OPTIONS = frozenset({"return_sequences", "return_state", "go_backwards", "stateful", "unroll",
-                           "zero_output_for_mask", "states", "reset_states", "input", "output"})
+                           "zero_output_for_mask", "states", "reset_states", "input", "output", "cell"})
 
 
 class RecurrentCell:

@@ -8,7 +8,7 @@ from .. import activations
 from ..random import make_rng
 from ..training.row_gradient import RowGradient
 from . import registry
-from .base import Layer, compute_dtype
+from .base import Layer, compute_dtype, weights_list
 from .lora import LoraFrozen
 from .registry import (
     ANY,
@@ -198,16 +198,23 @@ class Embedding(LoraFrozen, Layer):
     regularizer_options = {"embeddings_regularizer": "embeddings"}
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform", mask_zero: bool = False,
-                 **kwargs):
+                 weights=None, **kwargs):
         super().__init__(**kwargs)
         self.__dict__.update(validate_params(f"Embedding {self.name!r}", self.parameter_constraints, dict(
             input_dim=input_dim, output_dim=output_dim, embeddings_initializer=embeddings_initializer,
             mask_zero=mask_zero)))
         self._rng = make_rng(None)
+        # Keras's ``weights=matrix`` (or ``[matrix]``): the initial embeddings, e.g. pretrained word vectors
+        self._initial = None if weights is None else weights_list(
+            weights if isinstance(weights, (list, tuple)) else [weights], f"Embedding {self.name!r} weights")
 
     def build(self, input_shape: tuple) -> None:
         init = "random_uniform" if self.embeddings_initializer == "uniform" else self.embeddings_initializer
-        self.add_weight("embeddings", (self.input_dim, self.output_dim), init, self._rng)
+        self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                        "zeros" if self._initial is not None else init, self._rng)
+        if self._initial is not None:
+            self._copy_weights(self._check_weights(self._initial))
+            self._initial = None
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

@@ -72,6 +72,8 @@ class RecurrentLayer(Layer):
         zero_output_for_mask: bool = False,
         **kwargs,
     ):
+        for how in ("implementation", "use_cudnn"):  # (Keras's choice of how to compute: the same numbers)
+            kwargs.pop(how, None)
         super().__init__(**kwargs)
         options = validate_params(f"{type(self).__name__} {self.name!r}", RECURRENT_CONSTRAINTS, dict(
             units=units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
@@ -89,7 +91,7 @@ class RecurrentLayer(Layer):
     @property
     def cell(self) -> RecurrentCell:
         """Keras's ``layer.cell``: the step's weights and options (``layer.cell.kernel``), the layer's own."""
-        return RecurrentCell(self)
+        return self.__dict__.setdefault("_cell", RecurrentCell(self))
 
     # ---- shapes -----------------------------------------------------------------------------
     def _check_rank(self, input_shape: tuple) -> None:

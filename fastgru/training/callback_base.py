@@ -48,6 +48,27 @@ class Callback:
     def on_predict_end(self, logs: dict | None = None) -> None: ...
 
 
+class LambdaCallback(Callback):
+    """Keras's callback made of functions: ``on_epoch_begin(epoch, logs)``, ``on_epoch_end(epoch, logs)``,
+    ``on_train_begin(logs)``, ``on_train_end(logs)``, ``on_train_batch_begin(batch, logs)``,
+    ``on_train_batch_end(batch, logs)``, and any other hook by its name (``on_batch_end=...``)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        unknown = sorted(k for k in kwargs if not (k.startswith("on_") and hasattr(Callback, k)))
+        if unknown:
+            raise TypeError(f"LambdaCallback got unknown hooks {unknown}")
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for hook, function in hooks.items():
+            if function is not None:
+                if not callable(function):
+                    raise TypeError(f"LambdaCallback: {hook} should be a function, received {function!r:.60}")
+                setattr(self, hook, function)
+
+
 _MAXIMISED = ("acc", "auc", "precision", "recall")
 
 

@@ -17,7 +17,12 @@ import warnings
 
 import numpy as np
 
-from .callback_base import Callback, _MonitorCallback, monitor_direction  # noqa: F401  (fastgru.callbacks' public names)
+from .callback_base import (  # noqa: F401  (fastgru.callbacks' public names)
+    Callback,
+    LambdaCallback,
+    _MonitorCallback,
+    monitor_direction,
+)
 from .csv_logger import CSVLogger  # noqa: F401
 from .ema_callback import SwapEMAWeights
 from .keras_objects import is_keras_object

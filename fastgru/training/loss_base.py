@@ -165,7 +165,14 @@ class Loss:
                              f"of shape {y_true.shape} for an output of shape {y_pred.shape}")
         return y_true.astype(y_pred.dtype, copy=False), y_pred
 
-    def _run(self, y_true, y_pred, logits, sample_weight, mask, grad):
+    def per_sample(self, y_true, y_pred) -> np.ndarray:
+        """The unreduced values, one per sample (and step): Keras's loss *function* of this class
+        (``keras.losses.mean_squared_error(y_true, y_pred)``); no weights, masks or reduction."""
+        return self._aligned_values(y_true, y_pred, False)[1]
+
+    def _aligned_values(self, y_true, y_pred, logits):
+        """``(y_true, values, dvalues, dtype, orig_shape, out_shape)``: targets and output aligned as Keras's, then the
+        loss's values and their derivatives by the (broadcast) output."""
         y_pred = np.asarray(y_pred)
         dtype = _float_dtype(y_pred)
         orig_shape = y_pred.shape
@@ -185,6 +192,10 @@ class Loss:
         except ValueError as exc:  # (NumPy's broadcasting error, named)
             raise ValueError(f"{type(self).__name__}: targets of shape {np.shape(y_true)} do not fit the model's "
                              f"output of shape {orig_shape} ({exc})") from None
+        return yt, values, dvalues, dtype, orig_shape, out_shape
+
+    def _run(self, y_true, y_pred, logits, sample_weight, mask, grad):
+        yt, values, dvalues, dtype, orig_shape, out_shape = self._aligned_values(y_true, y_pred, logits)
         valid = self._valid_positions(yt)
         if valid is not None:  # Keras ANDs the loss's own mask into the output's (Loss.__call__)
             mask = valid if mask is None else np.logical_and(np.asarray(mask).astype(bool), valid)

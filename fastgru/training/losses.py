@@ -266,6 +266,22 @@ _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy,
                                     CategoricalGeneralizedCrossEntropy)}
 
 
+def _loss_function(name: str, cls: type):
+    def function(y_true, y_pred):
+        return cls().per_sample(y_true, y_pred)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Keras's ``{name}(y_true, y_pred)``: the unreduced values of :class:`{cls.__name__}`."
+    return function
+
+
+#: Keras's loss functions (``keras.losses.mean_squared_error``: one value per sample; as ``compile``'s loss, the
+#: loss of that name)
+_FUNCTIONS = {name: _loss_function(name, cls) for name, cls in _BY_NAME.items()
+              if name.islower() and "_" in name or name in ("huber", "poisson", "hinge")}
+globals().update(_FUNCTIONS)
+
+
 def get(identifier) -> Loss:
     """Return a Loss for a name (``"mse"``, ``"binary_crossentropy"``, ``"Huber"``...), a Keras
     config dict (``{"class_name": "BinaryCrossentropy", "config": {...}}``) or a Loss instance.
@@ -275,6 +291,8 @@ def get(identifier) -> Loss:
     """
     if isinstance(identifier, Loss):
         return identifier
+    if getattr(identifier, "__name__", None) in _FUNCTIONS and _FUNCTIONS[identifier.__name__] is identifier:
+        return get(identifier.__name__)  # (one of the functions above: the loss of its name)
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
     if converted is not None:
         return get(converted)

@@ -7,6 +7,8 @@ A metric turns each batch into one value per *sample* (the mean over every non-b
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import correlation_metrics, f_score, iou_metrics, more_metrics, threshold_metrics
@@ -305,6 +307,8 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
     typed = {} if dtype is None else {"dtype": dtype}
     if isinstance(identifier, Metric):
         return identifier
+    if inspect.isfunction(identifier) and identifier.__module__.startswith("fastgru.training."):
+        return get(identifier.__name__, y_true, y_pred, dtype)  # (fastgru's metric or loss function: by its name)
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
     if converted is not None:
         return get(converted, y_true, y_pred)
