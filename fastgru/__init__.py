@@ -33,7 +33,10 @@ from . import (
 from .functional import Input, KerasTensor, Model  # noqa: E402
 from .io import from_keras, load_model  # noqa: E402
 from .models import Sequential  # noqa: E402
+from .op_functions import install as _install_keras_ops  # noqa: E402
 from .training import callbacks, losses, metrics, optimizers  # noqa: E402
+
+_install_keras_ops(ops)  # fastgru.ops.mean, .concatenate, ...: Keras's ``keras.ops`` functions (op_functions.py)
 
 __all__ += ["Input", "KerasTensor", "Model", "Sequential", "backend", "callbacks", "constraints", "datasets",
             "from_keras", "layers", "load_model", "losses", "metrics", "models", "optimizers", "regularizers", "saving",

@@ -316,3 +316,40 @@ def test_save_writes_a_legacy_h5_file_that_keras_and_fastgru_load(keras, tmp_pat
                                   chain.predict(x, verbose=0))
     with pytest.raises(ValueError, match="must end in .keras"):
         chain.save(tmp_path / "m.txt")
+
+
+def _attention_pooling(K):
+    ops = K.ops
+    inputs = K.Input((6, 4))
+    h = K.layers.GRU(8, return_sequences=True)(inputs)
+    weights = ops.softmax(ops.squeeze(K.layers.Dense(1)(h), axis=-1), axis=-1)
+    context = ops.sum(h * ops.expand_dims(weights, -1), axis=1)
+    pooled = ops.concatenate([context, ops.mean(h, axis=1), ops.max(h, axis=1), ops.tanh(h[:, -1])], axis=-1)
+    return K.Model(inputs, K.layers.Dense(1)(pooled))
+
+
+def test_keras_ops_build_graph_nodes_and_compute_on_arrays(keras, tmp_path):
+    """``keras.ops.mean(h, axis=1)`` and the like had no fastgru spelling (``fg.ops`` held only the kernels): the
+    keras.io way of writing attention pooling or residual blocks. They now record Keras's op nodes on symbolic
+    tensors (trained and saved as Keras's) and compute on arrays."""
+    theirs, ours = _attention_pooling(keras), _attention_pooling(fg)
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers]
+    ours.set_weights(theirs.get_weights())
+    rng = np.random.default_rng(9)
+    x, y = rng.random((8, 6, 4)).astype(np.float32), rng.random((8, 1)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for model in (ours, theirs):
+        model.compile("adam", "mse")
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, shuffle=False, verbose=0).history["loss"],
+                               theirs.fit(x, y, epochs=2, shuffle=False, verbose=0).history["loss"], rtol=1e-4)
+    ours.save(tmp_path / "ops.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ops.keras").predict(x, verbose=0),
+                               ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for name, args, kwargs in [("argmax", (x,), {"axis": -1}), ("softmax", (x,), {}), ("mean", (x,), {"axis": 1}),
+                               ("concatenate", ([x, x],), {"axis": -1}), ("where", (x > 0.5, x, 0.0), {}),
+                               ("clip", (x, 0.2, 0.8), {}), ("transpose", (x, (0, 2, 1)), {})]:
+        np.testing.assert_allclose(getattr(fg.ops, name)(*args, **kwargs),
+                                   np.asarray(getattr(keras.ops, name)(*args, **kwargs)), rtol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="axis 0 as the batch axis"):
+        fg.ops.concatenate([x, x])  # (Keras's default axis 0: the batch axis here; NumPy does it)
+    assert fg.ops.gru_forward is not None  # (the kernels keep their names)
