@@ -85,3 +85,10 @@ def test_unbuilt_and_unknown_attributes_raise_attribute_errors():
         _ = dense.kernal
     with pytest.raises(AttributeError, match="never been called in a graph"):  # (a property's own message)
         _ = dense.output
+
+
+def test_compute_and_variable_dtypes_as_keras(keras):
+    """``layer.compute_dtype`` and ``layer.variable_dtype`` (read by mixed-precision and export code) were missing."""
+    for dtype in ("float32", "float64"):
+        theirs, ours = keras.layers.GRU(2, dtype=dtype), L.GRU(2, dtype=dtype)
+        assert (ours.compute_dtype, ours.variable_dtype) == (theirs.compute_dtype, theirs.variable_dtype)

@@ -298,6 +298,16 @@ class Layer:
         """Names of the weights present, aligned with ``weights``."""
         return [n for n in self.weight_names if n in self._params]
 
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the layer computes in (Keras's ``layer.compute_dtype``; float64 inputs compute in float64)."""
+        return self.dtype.name
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the layer's weights (Keras's ``layer.variable_dtype``)."""
+        return self.dtype.name
+
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.weights]
 
