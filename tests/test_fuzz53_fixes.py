@@ -353,3 +353,23 @@ def test_keras_ops_build_graph_nodes_and_compute_on_arrays(keras, tmp_path):
     with pytest.raises(ValueError, match="axis 0 as the batch axis"):
         fg.ops.concatenate([x, x])  # (Keras's default axis 0: the batch axis here; NumPy does it)
     assert fg.ops.gru_forward is not None  # (the kernels keep their names)
+
+
+def test_load_weights_reads_a_nested_model_s_legacy_h5_group_in_model_order(keras, tmp_path):
+    """``model.load_weights("m.h5")`` (the by-order path) paired a nested model's weights with the file's
+    trainable-first list as they came: with a frozen first layer of equal shapes, two layers' kernels were
+    silently swapped (fuzz round 54)."""
+    def build(K):
+        inner = K.Sequential([K.Input((4,)), K.layers.Dense(4, name="frozen", activation="tanh"),
+                              K.layers.Dense(4, name="second")], name="inner")
+        inner.get_layer("frozen").trainable = False
+        inputs = K.Input((4,))
+        return K.Model(inputs, K.layers.Dense(1, name="head")(inner(inputs)))
+
+    theirs = build(keras)
+    theirs.save(tmp_path / "m.h5")
+    x = np.random.default_rng(10).random((5, 4)).astype(np.float32)
+    for by_name in (False, True):
+        ours = build(fg)
+        ours.load_weights(tmp_path / "m.h5", by_name=by_name)
+        np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

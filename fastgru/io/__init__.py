@@ -315,7 +315,9 @@ def _load_legacy_by_order(model, root, path, options: LoadOptions = STRICT) -> N
         specs = [keras_config.LayerSpec(type(l).__name__, {}, "", n) for l, (n, _) in zip(layers, groups)]
         legacy_h5.assign_legacy_weights(layers, specs, root, path, options)
         return
-    layers = _weighted_leaves(layers)  # (a nested model's group holds its layers' weights, in their order)
+    if len(groups) == len(layers):  # (a nested model's group lists its trainable weights first: back in model order)
+        groups = [(n, legacy_h5.in_model_order(names, _weighted_leaves([l]))) for (n, names), l in zip(groups, layers)]
+    layers = _weighted_leaves(layers)  # (a nested model's group holds its layers' weights)
     flat = [(n, w) for n, names in groups for w in names]
     if len(flat) != sum(len(l.weights) for l in layers):
         raise ModelFileError(path, f"the file has weights for {len(groups)} layers "

@@ -57,8 +57,7 @@ def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOption
         holders = [layer for layer in group_layers if layer.weights]
         current = [w for l in holders for w in l.weights]
         if len(holders) > 1:  # a nested model's group lists its trainable weights first (Keras's _legacy_weights)
-            order = trainable_first(holders)
-            names, shapes = ([seq[order.index(i)] for i in range(len(order))] for seq in (names, shapes))
+            names, shapes = in_model_order(names, holders), in_model_order(shapes, holders)
         keep = fitting(holders, shapes, group_name, path, options.skip_mismatch)
         integer = [w.dtype.kind in "iu" for w in current]
         arrays = [read_dataset(group, n, path, w.shape, integer=i) if k else w.copy()
@@ -76,6 +75,15 @@ def trainable_first(layers) -> list[int]:
     non_trainable_weights``."""
     flat = [(w, id(w) in {id(t) for t in layer.trainable_weights}) for layer in layers for w in layer.weights]
     return [i for i, (_, t) in enumerate(flat) if t] + [i for i, (_, t) in enumerate(flat) if not t]
+
+
+def in_model_order(entries: list, layers) -> list:
+    """A legacy group's ``entries`` (its weights' names or shapes, trainable first) in ``layers``' weight order;
+    as they are when their count is not those layers' (the caller refuses that)."""
+    order = trainable_first(layers)
+    if len(entries) != len(order):
+        return list(entries)
+    return [entries[order.index(i)] for i in range(len(order))]
 
 
 def fitting(holders, shapes, group_name: str, path, skip_mismatch: bool) -> list[bool]:
