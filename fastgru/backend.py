@@ -4,14 +4,17 @@ names, as after Keras's), ``floatx``, ``epsilon`` and ``image_data_format`` (fas
 from __future__ import annotations
 
 from .layers.base import _name_counts
+from .training.optimizer_base import _NAME_UIDS
 
 __all__ = ["clear_session", "epsilon", "floatx", "image_data_format"]
 
 
 def clear_session(free_memory: bool = True) -> None:
-    """Start automatic layer names afresh (the next ``GRU`` is ``gru`` again), as Keras's ``clear_session``. Models
-    already built keep their layers and names; fastgru holds no other global graph state."""
+    """Start automatic layer and optimizer names afresh (the next ``GRU`` is ``gru`` again, the next ``Adam``
+    ``adam``), as Keras's ``clear_session``. Models already built keep their layers and names; fastgru holds no
+    other global graph state."""
     _name_counts.clear()
+    _NAME_UIDS.clear()
 
 
 def floatx() -> str:

@@ -1,6 +1,6 @@
 """``fg.models.clone_model``: Keras's ``clone_model``, a model of the same architecture whose layers are made
 anew from their configs (so with freshly initialized weights, as Keras's default ``clone_function`` makes them),
-not compiled."""
+compiled as the model was (a fresh optimizer of its configuration), as Keras 3's."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from .layers import registry
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive: bool = False,
                 **kwargs):
     """A new ``Sequential`` or Functional ``Model`` like ``model``: the same layers, names and options (nested
-    models cloned too), new weights from each layer's initializers, uncompiled (Keras's ``clone_model`` with its
-    defaults). Copy the weights with ``clone.set_weights(model.get_weights())``."""
+    models cloned too), new weights from each layer's initializers, compiled as ``model`` was with a fresh
+    optimizer (Keras's ``clone_model`` with its defaults). Copy the weights with
+    ``clone.set_weights(model.get_weights())``."""
     from .io.functional_save import functional_config
     from .io.keras_functional import model_from_config
 
@@ -25,7 +26,13 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
         raise UnsupportedKerasFeature(f"clone_model: {', '.join(given)} not supported (fastgru clones a model from "
                                       "its config, as clone_model's defaults do)")
     if isinstance(model, Sequential):
-        return Sequential.from_config(model.get_config())
-    if isinstance(model, Model):
-        return model_from_config(functional_config(model))
-    raise TypeError(f"clone_model expects a Sequential or Functional model, received {type(model).__name__}")
+        clone = Sequential.from_config(model.get_config())
+    elif isinstance(model, Model):
+        clone = model_from_config(functional_config(model))
+    else:
+        raise TypeError(f"clone_model expects a Sequential or Functional model, received {type(model).__name__}")
+    if getattr(model, "_compiled", None) is not None:  # (Keras 3.15 compiles the clone from the compile config)
+        from .io.compile_restore import restore_compile
+
+        restore_compile(clone, model.get_compile_config(), "<clone_model>", "3")
+    return clone

@@ -136,7 +136,8 @@ class KerasModelAPI:
         from .io import save_model
         from .io.atomic import refuse_existing
 
-        kwargs.pop("include_optimizer", None)  # (Keras 3 writes the optimizer into a .keras file regardless)
+        # (Keras 3 writes the optimizer into a .keras file regardless; a legacy .h5 file then has no training config)
+        include_optimizer = kwargs.pop("include_optimizer", True)
         if kwargs.pop("save_format", None) and not str(filepath).endswith((".keras", ".h5", ".hdf5")):
             raise ValueError("The `save_format` argument is deprecated in Keras 3: pass a file path ending in "
                              f".keras instead. Received: filepath={filepath}")
@@ -146,7 +147,7 @@ class KerasModelAPI:
             raise UnsupportedKerasFeature("save(zipped=False), an unzipped model directory, is not supported: "
                                           "fastgru writes .keras zip archives")
         refuse_existing(filepath, overwrite)
-        save_model(self, filepath)
+        save_model(self, filepath, include_optimizer=bool(include_optimizer))
 
     def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
         """Write the weights as Keras 3's ``.weights.h5``, or with ``max_shard_size`` (GB) as Keras's sharded

@@ -117,11 +117,14 @@ class PyDataset:
 Sequence = PyDataset
 
 
-class _Timeseries(PyDataset):
-    """The windows of ``timeseries_dataset_from_array``, gathered batch by batch."""
+class TimeseriesDataset:
+    """The windows of ``timeseries_dataset_from_array``, gathered batch by batch: ``len()`` batches, ``[i]``, and a
+    dataset's ``as_numpy_iterator()``, so that ``fit`` reads it in order every epoch, as it reads Keras's
+    ``tf.data`` dataset (``shuffle=True`` reorders a ``PyDataset``'s batches, not a dataset's)."""
+
+    element_spec = None  # (a dataset, to fit and predict)
 
     def __init__(self, data, targets, starts, offsets, batch_size):
-        super().__init__()
         self.data, self.targets, self.starts, self.offsets, self.batch_size = data, targets, starts, offsets, batch_size
 
     def __len__(self) -> int:
@@ -140,15 +143,19 @@ class _Timeseries(PyDataset):
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    def as_numpy_iterator(self):
+        return iter(self)
+
 
 def timeseries_dataset_from_array(data, targets, sequence_length: int, sequence_stride: int = 1,
                                   sampling_rate: int = 1, batch_size: int | None = 128, shuffle: bool = False,
                                   seed: int | None = None, start_index: int | None = None,
-                                  end_index: int | None = None) -> PyDataset:
+                                  end_index: int | None = None) -> TimeseriesDataset:
     """The sliding windows over ``data`` (a (T, ...) array) as Keras's ``timeseries_dataset_from_array`` makes
     them: window i takes ``sequence_length`` rows ``sampling_rate`` apart from start ``i · sequence_stride``
     (within ``data[start_index:end_index]``), its target the ``targets`` row at that start; batches of
-    ``batch_size`` (None: one window at a time), a ``PyDataset`` that ``fit``/``predict`` take. With ``shuffle``,
+    ``batch_size`` (None: one window at a time), a dataset that ``fit``/``predict`` read in order, as Keras's
+    ``tf.data`` dataset (``fit``'s ``shuffle`` does not reorder it). With ``shuffle``,
     the windows' order is Keras's (NumPy's ``RandomState(seed)``); Keras then shuffles again within a buffer of
     TensorFlow's, which this does not."""
     data = np.asarray(data)
@@ -170,4 +177,4 @@ def timeseries_dataset_from_array(data, targets, sequence_length: int, sequence_
     if shuffle:
         np.random.RandomState(np.random.randint(1e6) if seed is None else seed).shuffle(starts)
     offsets = np.arange(int(sequence_length), dtype=np.int64) * int(sampling_rate)
-    return _Timeseries(data[start:end], targets, starts, offsets, None if batch_size is None else int(batch_size))
+    return TimeseriesDataset(data[start:end], targets, starts, offsets, None if batch_size is None else int(batch_size))

@@ -260,8 +260,10 @@ def test_merge_functions_backend_and_lambda_callback():
     assert len(epochs) == 2 and batches == [0, 1, 0, 1]
     with pytest.raises(TypeError, match="unknown hooks"):
         fg.callbacks.LambdaCallback(on_epoch_finish=print)
-    fg.backend.clear_session()
-    assert L.GRU(2).name == "gru" and fg.backend.floatx() == "float32" and fg.backend.epsilon() == 1e-7
+    fg.optimizers.Adam()
+    fg.backend.clear_session()  # (layer and optimizer names afresh, as Keras's)
+    assert L.GRU(2).name == "gru" and fg.optimizers.Adam().get_config()["name"] == "adam"
+    assert fg.backend.floatx() == "float32" and fg.backend.epsilon() == 1e-7
 
 
 @pytest.mark.parametrize("library", ["keras", "tf_keras"])
@@ -373,3 +375,42 @@ def test_load_weights_reads_a_nested_model_s_legacy_h5_group_in_model_order(kera
         ours = build(fg)
         ours.load_weights(tmp_path / "m.h5", by_name=by_name)
         np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_reads_timeseries_windows_in_order_as_keras_s_dataset(keras):
+    """``fg.utils.timeseries_dataset_from_array`` gave a PyDataset, whose batches ``fit``'s default ``shuffle=True``
+    reorders each epoch; Keras's is a tf.data dataset, which fit reads in order: the same windows trained to other
+    numbers (fuzz round 54)."""
+    series = np.sin(np.arange(200, dtype=np.float32) / 10)[:, None]
+
+    def build(K):
+        inputs = K.Input((12, 1))
+        return K.Model(inputs, K.layers.Dense(1)(K.layers.LSTM(4)(inputs)))
+
+    theirs, ours = build(keras), build(fg)
+    ours.set_weights(theirs.get_weights())
+    losses = []
+    for K, model in ((keras, theirs), (fg, ours)):
+        model.compile(K.optimizers.Adam(1e-2), "mean_squared_error")
+        windows = K.utils.timeseries_dataset_from_array(series[:-12], series[12:, 0], sequence_length=12, batch_size=32)
+        losses.append(model.fit(windows, epochs=3, verbose=0).history["loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_a_keras3_h5_file_s_metrics_keep_keras_s_names_and_save_options(keras, tmp_path):
+    """Keras 3's loader of a legacy ``.h5`` file compiles ``metrics=["mae"]`` as its function, logged as
+    ``mean_absolute_error``: fastgru kept ``mae``, so history keys and monitored names differed. ``save("m.h5",
+    include_optimizer=False)`` wrote the compile arguments anyway, and a missing folder was refused where Keras
+    makes it (fuzz round 54)."""
+    rng = np.random.default_rng(11)
+    x, y = rng.random((16, 4, 2)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
+    theirs = keras.Sequential([keras.Input((4, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
+    theirs.compile("adam", "mean_squared_error", metrics=["mae", "mse"])
+    theirs.save(tmp_path / "k.h5")
+    expected = keras.models.load_model(tmp_path / "k.h5").evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(fg.load_model(tmp_path / "k.h5").evaluate(x, y, verbose=0, return_dict=True)) == sorted(expected)
+    ours = fg.load_model(tmp_path / "k.h5")
+    with pytest.warns(UserWarning, match="legacy"):
+        ours.save(tmp_path / "new" / "folder" / "m.h5", include_optimizer=False)
+    assert keras.models.load_model(tmp_path / "new" / "folder" / "m.h5").compiled is False
+    assert not getattr(fg.load_model(tmp_path / "new" / "folder" / "m.h5"), "compiled", False)

@@ -159,7 +159,7 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True,  
             except ModelFileError as exc:
                 warnings.warn(f"{exc}; the model is loaded uncompiled", stacklevel=2)
             saved_state = optimizer_state.read_tf_keras(f, model, path)  # (bounded by the model's weights)
-    restore_compile(model, training_config, path, version)
+    restore_compile(model, training_config, path, version, legacy_h5=True)
     if keras_config.keras_major(version) < 3:
         optimizer_state.restore_tf_keras(model, saved_state, path)  # (tf_keras's load_model restores it too)
     elif saved_state is not None:  # Keras 3's variables, in its order (see restore_keras3_h5 on Keras's own load)
@@ -344,17 +344,20 @@ def _weighted_leaves(layers: list) -> list:
     return out
 
 
-def save_model(model, path) -> None:
+def save_model(model, path, include_optimizer: bool = True) -> None:
     """Write a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens; a path ending in ``.h5`` (or
-    ``.hdf5``) gets the legacy HDF5 model file Keras 3 also writes, with Keras's warning (no optimizer state).
+    ``.hdf5``) gets the legacy HDF5 model file Keras 3 also writes, with Keras's warning (no optimizer state;
+    with ``include_optimizer=False`` no compile arguments either, as Keras's), its folders made as Keras makes them.
 
     Crash-safe: the file is written under a temporary name in the same folder, fsynced and renamed over
     ``path``, so a process killed mid-save leaves the previous file intact and loadable."""
     if str(path).endswith((".h5", ".hdf5")) and not str(path).endswith(".weights.h5"):
         _warn_non_finite(model, path)
         uses_graph = keras_functional.uses_graph(model)
-        legacy_h5_save.save_h5(model, path, functional_save.file_config(model) if uses_graph
-                               else keras_v3.keras3_model_config(model))
+        config = functional_save.file_config(model) if uses_graph else keras_v3.keras3_model_config(model)
+        if not include_optimizer:
+            config.pop("compile_config", None)
+        legacy_h5_save.save_h5(model, path, config)
         return
     if not str(path).endswith(".keras"):
         raise ValueError(f"save() writes Keras 3 .keras files (or legacy .h5 files); the path must end in .keras, "

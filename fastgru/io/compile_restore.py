@@ -7,8 +7,25 @@ import warnings
 
 from . import keras2_training, keras_config
 
+#: metric names Keras 3's legacy ``.h5`` loader turns into its metric functions, named after them
+_H5_METRIC_FUNCTIONS = {"mae": "mean_absolute_error", "mse": "mean_squared_error",
+                        "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error"}
 
-def restore_compile(model, training_config: dict | None, path, version: str | None = None) -> None:
+
+def _keras3_h5_metric_names(metrics):
+    """A Keras 3 legacy ``.h5`` file's metrics as Keras's loader compiles them: ``"mae"`` becomes its function,
+    logged as ``mean_absolute_error`` (``"accuracy"`` and the like stay as given)."""
+    if isinstance(metrics, str):
+        return _H5_METRIC_FUNCTIONS.get(metrics, metrics)
+    if isinstance(metrics, list):
+        return [_keras3_h5_metric_names(m) for m in metrics]
+    if isinstance(metrics, dict) and "class_name" not in metrics:  # (per output, by name)
+        return {k: _keras3_h5_metric_names(v) for k, v in metrics.items()}
+    return metrics
+
+
+def restore_compile(model, training_config: dict | None, path, version: str | None = None,
+                    legacy_h5: bool = False) -> None:
     """Compile ``model`` as the file's model was (optimizer, loss, loss_weights, metrics, weighted
     metrics), as Keras's load_model does: each of them one entry, a list in output order or a dict keyed by
     output name, and a serialized loss or metric object (``{"class_name": ..., "config": ...}``) one entry,
@@ -36,6 +53,8 @@ def restore_compile(model, training_config: dict | None, path, version: str | No
     if isinstance(metrics, list) and len(metrics) == 1 and isinstance(metrics[0], list):
         metrics = metrics[0]  # Keras nests metrics per output
     weighted = training_config.get("weighted_metrics") or None
+    if legacy_h5 and keras_config.keras_major(version) >= 3:
+        metrics, weighted = _keras3_h5_metric_names(metrics), _keras3_h5_metric_names(weighted)
     if isinstance(weighted, list) and len(weighted) == 1 and isinstance(weighted[0], list):
         weighted = weighted[0]
     if loss is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import warnings
 
 import h5py
@@ -95,4 +96,7 @@ def save_h5(model, path, config: dict) -> None:
             for name, value in weights:
                 layer_group.create_dataset(name, data=value)
         group.create_group("top_level_model_weights").attrs["weight_names"] = _strings([])
+    folder = os.path.dirname(os.fspath(path))
+    if folder:  # (as Keras's writer: ModelCheckpoint("checkpoints/best.h5") makes checkpoints/)
+        os.makedirs(folder, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())
