@@ -108,6 +108,7 @@ def model_state(model) -> dict[str, Any]:
         "built": bool(model.built),
         "input_shape": None if model.input_shape is None else tuple(model.input_shape),
         "compile": _compile_state(model),
+        "keras_functional": bool(model.__dict__.get("_keras_functional")),  # (a file's Functional chain)
     }
 
 
@@ -125,6 +126,7 @@ def rebuild_model(cls: type, state: dict[str, Any]):
         model.add(layer)
     if state["built"] and not model.built:
         model.build(tuple(state["input_shape"]))
+    model._keras_functional = state.get("keras_functional", False)
     compile_state = state["compile"]
     if compile_state is not None:
         optimizer = compile_state["optimizer"]

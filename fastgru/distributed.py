@@ -80,7 +80,7 @@ def _check_model(model) -> None:
 
     if not isinstance(model, Sequential):
         raise TypeError(f"expected a fastgru Sequential model, received {type(model).__name__}")
-    stateful = [layer.name for layer in model.layers if getattr(layer, "stateful", False)]
+    stateful = [layer.name for layer in model._layers_and_ops if getattr(layer, "stateful", False)]
     if stateful:
         raise ValueError(
             f"stateful layers {stateful} carry state from one batch to the next, which independent "
@@ -133,7 +133,7 @@ def _check_x(model, x, what: str = "x"):
 
 def _output_shape(model, x_shape: tuple) -> tuple:
     shape: Any = (None,) + tuple(x_shape[1:])
-    for layer in model.layers:
+    for layer in model._layers_and_ops:
         shape = layer.compute_output_shape(tuple(shape))
         if isinstance(shape, list):
             raise ValueError(

@@ -272,7 +272,7 @@ def _nested_model_shapes(model, args, list_args, label):
         if tuple(model.input_shape) != tuple(shape):  # (built with open sizes, called on known ones: tf_keras's
             try:  # nested Sequential without an input shape) the call's own output shape, layer by layer
                 known = tuple(shape)
-                for layer in model.layers:
+                for layer in model._layers_and_ops:
                     known = tuple(layer.compute_output_shape(known))
                 out = known
             except (AttributeError, TypeError, ValueError):

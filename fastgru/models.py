@@ -22,7 +22,7 @@ from .layers.base import (
     weights_list,
     weights_lock,
 )
-from .layers.core import InputLayer, _dimensions
+from .layers.core import InputLayer
 from .layers.dtypes import in_layer_dtype
 from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
@@ -92,7 +92,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
                                  "Input first, so that the nested model can be built")
             inner.build(self.output_shape)
         x = h = registry.model_class("Input")(batch_shape=inner.input_shape)
-        for layer in inner.layers:  # (its layers, as Keras's nested Sequential lists them)
+        for layer in inner._layers_and_ops:  # (its layers, as Keras's nested Sequential lists them)
             h = layer(h)
         nested = registry.model_class("Functional")(x, h, name=inner.name)
         # (the Sequential it is: its input and output those of its call here, as Keras's, functional.py; saved,
@@ -113,7 +113,12 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     @property
     def layers(self) -> list[Layer]:
-        return list(self._layers)
+        """The layers (Keras's ``model.layers``); for a Keras Functional chain loaded from a file, as Keras lists a
+        Functional model's: its InputLayer first, no op nodes (``h[:, -1]``), so indices match Keras's."""
+        if not self.__dict__.get("_keras_functional"):
+            return list(self._layers)
+        return [self._input_layer] * (self._input_layer is not None) + [
+            layer for layer in self._layers if not getattr(layer, "keras_operation", False)]
 
     @property
     def _layers_and_ops(self) -> list[Layer]:
@@ -121,7 +126,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return list(self._layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        return pick_layer(self._layers, name, index, self.name)
+        return pick_layer(self._layers if index is None else self.layers, name, index, self.name)
 
     @staticmethod
     def _build_layer(layer: Layer, input_shape) -> None:
@@ -401,28 +406,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
-        from . import layers as layer_module
+        """A Sequential from its config (``get_config``'s, fastgru's or Keras's), layer by layer."""
+        from .sequential_config import sequential_from_config
 
-        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise ValueError("Sequential.from_config expects a dict with a 'layers' list (as get_config returns), "
-                             f"received {type(config).__name__}"
-                             + (f" with keys {sorted(map(str, config))}" if isinstance(config, dict) else ""))
-        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
-        for i, entry in enumerate(config["layers"]):
-            if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-                raise ValueError(f"Sequential.from_config: layer {i} should be a dict with 'class_name' and a 'config' "
-                                 f"dict, received {entry!r:.80}")
-            name = entry.get("class_name")
-            layer_cls = (registry.model_class("Functional") if name in ("Functional", "Model") else
-                         Sequential if name == "Sequential" else
-                         registry.lookup(name) or getattr(layer_module, str(name), None))
-            if layer_cls is None:
-                raise ValueError(f"Sequential.from_config: unknown layer class {name!r}")
-            model.add(layer_cls.from_config(entry["config"]))
-        shape = config.get("build_input_shape")
-        if not model.built and isinstance(shape, (list, tuple)) and model._layers:
-            model.build(_dimensions(shape, "build_input_shape", batch=True))
-        return model
+        return sequential_from_config(cls, config)
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None,

@@ -414,3 +414,27 @@ def test_a_keras3_h5_file_s_metrics_keep_keras_s_names_and_save_options(keras, t
         ours.save(tmp_path / "new" / "folder" / "m.h5", include_optimizer=False)
     assert keras.models.load_model(tmp_path / "new" / "folder" / "m.h5").compiled is False
     assert not getattr(fg.load_model(tmp_path / "new" / "folder" / "m.h5"), "compiled", False)
+
+
+def test_a_functional_chain_from_a_file_lists_its_layers_as_keras(keras, tmp_path):
+    """A Keras Functional chain loads as a Sequential, whose ``model.layers`` had no InputLayer: every positive
+    index was one off Keras's (freezing ``layers[:2]`` froze another layer), silently (fuzz round 54)."""
+    import pickle
+
+    inputs = keras.Input((5, 3), name="seq")
+    h = keras.layers.GRU(4, name="gru")(inputs)
+    theirs = keras.Model(inputs, keras.layers.Dense(1, name="out")(keras.layers.Dense(3, name="hidden")(h)))
+    rng = np.random.default_rng(12)
+    x, y = rng.random((8, 5, 3)).astype(np.float32), rng.random((8, 1)).astype(np.float32)
+    for suffix in (".keras", ".h5"):
+        theirs.save(tmp_path / f"chain{suffix}")
+        ours = fg.load_model(tmp_path / f"chain{suffix}", compile=False)
+        assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+        assert ours.get_layer(index=1).name == "gru"
+        assert [layer.name for layer in pickle.loads(pickle.dumps(ours)).layers] == ["seq", "gru", "hidden", "out"]
+        for layer in ours.layers[:2]:
+            layer.trainable = False
+        assert len(ours.trainable_weights) == 4
+        ours.compile("adam", "mse")
+        ours.fit(x, y, epochs=1, verbose=0)
+        np.testing.assert_array_equal(ours.get_layer("gru").get_weights()[0], theirs.get_layer("gru").get_weights()[0])

@@ -56,8 +56,9 @@ def test_keras2_hard_sigmoid_semantics_come_from_the_file():
     k2_zip = fg.load_model(FILES / "k2_keras_format.keras")
     assert k2_zip.keras_version.startswith("2.") and k2_zip.layers[1].recurrent_activation == "hard_sigmoid_keras2"
     k2_functional = fg.load_model(FILES / "k2_functional.h5")
-    assert [type(l).__name__ for l in k2_functional.layers] == ["Embedding", "GRU", "GRU", "Dense"]
-    assert k2_functional.layers[1].recurrent_activation == "hard_sigmoid_keras2"
+    # (a Functional chain's model.layers as Keras's: the InputLayer first)
+    assert [type(l).__name__ for l in k2_functional.layers] == ["InputLayer", "Embedding", "GRU", "GRU", "Dense"]
+    assert k2_functional.layers[2].recurrent_activation == "hard_sigmoid_keras2"
 
 
 def test_keras2_config_without_reset_after_means_reset_before(tmp_path):
@@ -81,8 +82,8 @@ def test_layer_names_options_and_weight_order_survive():
     assert [type(l).__name__ for l in model.layers] == ["Masking", "GRU", "GRU", "GRU", "Dropout", "Dense"]
     assert model.layers[2].use_bias is False and model.layers[2].activation == "relu"
     functional = fg.load_model(FILES / "k3_functional.keras")
-    names = [l.name for l in functional.layers]
-    assert names[0] == "encoder" and names[2:] == ["decoder", "head"] and names[1].startswith("dropout")
+    names = [l.name for l in functional.layers]  # (the InputLayer first, as Keras's Functional model lists it)
+    assert names[1] == "encoder" and names[3:] == ["decoder", "head"] and names[2].startswith("dropout")
 
 
 @pytest.mark.parametrize("weights_file,model_file,name", [

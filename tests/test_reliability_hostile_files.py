@@ -408,7 +408,7 @@ def test_a_thousand_layers_load_quickly(functional, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     n, took = out.stdout.split()
-    assert int(n) == 1000 and float(took) < 5, out.stdout
+    assert int(n) == 1000 + functional and float(took) < 5, out.stdout  # (a Functional model's InputLayer too)
 
 
 @pytest.mark.parametrize("extra", [1, 95_000])

@@ -69,6 +69,7 @@ class ModelSpec:
     input_dtype: str | None = None
     input_name: str | None = None  # the InputLayer's (a dict of inputs is keyed by it, as in Keras)
     build_input_shape: tuple | None = None  # the model entry's build_config (Keras 3), when given
+    functional: bool = False  # a Functional chain (its model.layers in Keras: the InputLayer first, no op nodes)
 
 
 #: the attribute of a layer built from a Keras TimeDistributed(Dense/Activation/Dropout) as its inner layer
@@ -133,7 +134,8 @@ def parse_model(model_config, path, keras_version: str | None) -> ModelSpec:
         # tf_keras's op layers (x[:, -1], tf.reduce_mean): their arguments live in the nodes, which the graph
         # loader reads (io/keras_functional.py, io/tf_op_lambda.py)
         raise UnsupportedKerasFeature("a Functional chain with tf_keras op layers is built as a graph")
-    spec = ModelSpec(name=name if isinstance(name, str) else "sequential", input_batch_shape=None)
+    spec = ModelSpec(name=name if isinstance(name, str) else "sequential", input_batch_shape=None,
+                     functional=class_name != "Sequential")
     build_config = model_config.get("build_config")
     if isinstance(build_config, dict):
         shape = build_config.get("input_shape")

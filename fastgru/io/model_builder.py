@@ -53,6 +53,7 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
     except Exception as exc:  # noqa: BLE001  (whatever the layers say about a bad config, it is the file's fault)
         raise ModelFileError(path, f"the layer configs do not fit together ({type(exc).__name__}: {exc})") from exc
     model.keras_version = version
+    model._keras_functional = spec.functional  # (model.layers as Keras's Functional lists them: models.py)
     model._file_input_dtype = spec.input_dtype  # (written back by save: a float64 model's input stays float64)
     model._keras_v3_paths = [s.v3_path for s in spec.layers]  # where the file's Keras model kept each layer
     model._keras_v3_layers = list(model._layers_and_ops)  # (the layers those paths are for: save_weights checks them)

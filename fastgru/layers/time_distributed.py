@@ -121,7 +121,7 @@ class TimeDistributed(WrapperTrainable, Layer):
             if getattr(obj, "_fg_model", False):
                 return [leaf for layer in obj._weighted_layers for leaf in leaves(layer)]
             if type(obj).__name__ == "Sequential":
-                return [leaf for layer in obj.layers for leaf in leaves(layer)]
+                return [leaf for layer in obj._layers_and_ops for leaf in leaves(layer)]
             return [obj]
         return leaves(self.layer)
 

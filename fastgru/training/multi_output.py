@@ -367,7 +367,7 @@ def _refuse_activity_regularizers(model) -> None:
     for step in model._steps:
         if step.kind != "sequential":
             continue
-        for top in step.layer.layers:
+        for top in step.layer._layers_and_ops:
             for layer in regularization._owners(top):
                 if getattr(layer, "activity_regularizer", None) is not None:
                     raise NotImplementedError(

@@ -38,7 +38,7 @@ from .structures import refuse_streams, single
 
 
 def _output_activation(model):
-    last = model.layers[-1]
+    last = model._layers_and_ops[-1]
     if getattr(last, "_keras_time_distributed", None) is not None:
         return None  # (a Dense loaded from Keras's TimeDistributed: its output, reshaped by Keras, tags no logits)
     if type(last).__name__ in ("Dense", "Activation"):
@@ -55,8 +55,8 @@ def forward(model, x, training: bool, logits: bool, activity: dict | None = None
     """
     mask = None
     caches = []
-    last = len(model.layers) - 1
-    for i, layer in enumerate(model.layers):
+    last = len(model._layers_and_ops) - 1
+    for i, layer in enumerate(model._layers_and_ops):
         if i == last and logits:
             y, cache = layer.forward(x, mask=mask, training=training, skip_activation=True)
         else:
@@ -78,12 +78,12 @@ def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray
     """Backpropagate ``dy`` through every layer; gradients aligned with ``model.trainable_weights``
     (``activity``: what :func:`forward` recorded; each penalty's gradient joins its layer's output
     gradient). Weight-regularizer gradients are added by the caller (``regularization``)."""
-    per_layer = [None] * len(model.layers)
-    for i in range(len(model.layers) - 1, -1, -1):
+    per_layer = [None] * len(model._layers_and_ops)
+    for i in range(len(model._layers_and_ops) - 1, -1, -1):
         if activity and activity.get(i) is not None and activity[i][1] is not None:
             penalty = activity[i][1]
             dy = penalty if dy is None else dy + penalty.astype(np.asarray(dy).dtype, copy=False)
-        layer = model.layers[i]
+        layer = model._layers_and_ops[i]
         if dy is None:  # (nothing flows back past an op without a gradient, such as isnan: Keras has none either)
             per_layer[i] = [None] * len(layer.trainable_weights)
             continue
@@ -114,7 +114,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
         w = np.asarray(grad).dtype.type(compiled.loss_weight)
         value, grad = value * w, grad * w
     penalty = sum(p[0] for p in activity.values() if p is not None)
-    penalty += regularization.weight_penalty(model.layers, model.trainable_weights)
+    penalty += regularization.weight_penalty(model._layers_and_ops, model.trainable_weights)
     if penalty:
         value = value + penalty
     return value, grad, y_pred, mask, caches, activity
@@ -136,10 +136,10 @@ def train_step(model, x, y, sample_weight=None) -> None:
     compiled.take_dtype(model)
     _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
     grads = backward(model, grad, caches, activity)
-    grads = regularization.add_weight_gradients(model.layers, model.trainable_weights, grads)
+    grads = regularization.add_weight_gradients(model._layers_and_ops, model.trainable_weights, grads)
     compiled.optimizer.batch_size = len(y_pred)  # (tf_keras's Nadam steps: optimizers.Nadam)
     apply_to_model(compiled.optimizer, grads, model)
-    regularization.apply_constraints(model.layers, model.trainable_weights)
+    regularization.apply_constraints(model._layers_and_ops, model.trainable_weights)
 
 
 def test_step(model, x, y, sample_weight=None) -> None:
@@ -169,7 +169,7 @@ def _check_xy(model, x, y, sample_weight=None):
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)
-    y = _numeric("y", single(y, "target", model.layers[-1].name if model.layers else None))
+    y = _numeric("y", single(y, "target", model._layers_and_ops[-1].name if model._layers_and_ops else None))
     if y.ndim == 0:
         raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
