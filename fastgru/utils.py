@@ -36,7 +36,7 @@ def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
 def normalize(x, axis: int = -1, order: int = 2) -> np.ndarray:
     """``x`` divided by its ``order``-norm along ``axis`` (zero vectors stay zero), as ``keras.utils.normalize``."""
     x = np.asarray(x)
-    x = x if x.dtype.kind == "f" else x.astype(np.float32)
+    x = x if x.dtype.kind == "f" else x.astype(np.float64)  # (integers: float64, as Keras's)
     norm = np.atleast_1d(np.linalg.norm(x, order, axis))
     norm[norm == 0] = 1
     return x / np.expand_dims(norm, axis)
@@ -68,6 +68,9 @@ def pad_sequences(sequences, maxlen: int | None = None, dtype="int32", padding: 
             raise ValueError(f"pad_sequences: sequence {i} has items of shape {row.shape[1:]}, the others "
                              f"{tuple(features)}")
         row = row[-maxlen:] if truncating == "pre" else row[:maxlen]
+        limits = np.iinfo(out.dtype) if out.dtype.kind in "iu" and row.dtype.kind in "iu" else None
+        if limits is not None and row.size and (row.min() < limits.min or row.max() > limits.max):
+            raise OverflowError(f"pad_sequences: sequence {i} holds values that dtype {out.dtype} cannot hold")
         if padding == "post":
             out[i, :len(row)] = row
         else:

@@ -438,3 +438,26 @@ def test_a_functional_chain_from_a_file_lists_its_layers_as_keras(keras, tmp_pat
         ours.compile("adam", "mse")
         ours.fit(x, y, epochs=1, verbose=0)
         np.testing.assert_array_equal(ours.get_layer("gru").get_weights()[0], theirs.get_layer("gru").get_weights()[0])
+
+
+def test_utils_edge_cases_and_a_frozen_bidirectional_saved_for_keras(keras, tmp_path):
+    """``pad_sequences`` wrapped values its dtype cannot hold (Keras raises OverflowError); ``normalize`` gave
+    integers back as float32 (Keras: float64). A frozen Bidirectional from a tf_keras file (its directions marked
+    trainable) was written to ``.h5`` so that Keras could not load it (fuzz round 54)."""
+    with pytest.raises(OverflowError, match="cannot hold"):
+        fg.utils.pad_sequences([[2**40, 1]])
+    integers = np.array([[3, 4], [1, 0]])
+    assert fg.utils.normalize(integers).dtype == keras.utils.normalize(integers).dtype
+    tf_keras = pytest.importorskip("tf_keras")
+    inner = tf_keras.Sequential([tf_keras.layers.Bidirectional(tf_keras.layers.GRU(3, return_sequences=True),
+                                                               name="bi", input_shape=(6, 3)),
+                                 tf_keras.layers.LSTM(2)], name="inner")
+    inner.get_layer("bi").trainable = False
+    original = tf_keras.Sequential([tf_keras.layers.InputLayer((6, 3)), inner, tf_keras.layers.Dense(1)])
+    original.save(tmp_path / "tfk.h5")
+    ours = fg.load_model(tmp_path / "tfk.h5", compile=False)
+    with pytest.warns(UserWarning, match="legacy"):
+        ours.save(tmp_path / "fg.h5")
+    x = np.random.default_rng(13).random((4, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "fg.h5", compile=False).predict(x, verbose=0),
+                               ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

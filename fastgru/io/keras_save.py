@@ -51,6 +51,8 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
     if class_name == "Bidirectional":
         config["layer"] = keras3_layer_config(layer.forward_layer)
         config["backward_layer"] = keras3_layer_config(layer.backward_layer)
+        if not layer.trainable:  # (a frozen wrapper's directions are frozen: Keras 3 writes them so, tf_keras did not)
+            config["layer"]["config"]["trainable"] = config["backward_layer"]["config"]["trainable"] = False
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if hasattr(layer, "keras_build_config") and layer.input_shape is not None:
         entry["build_config"] = layer.keras_build_config()
