@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import plan_walk
+from .eager import eager
 from .graph import (  # noqa: F401  (Input, KerasTensor: fastgru.functional's public names)
     Input,
     KerasTensor,
@@ -327,7 +328,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         xs = self._input_list(x)
         with self._stateful_guard(), weights_lock(self).shared:
             outs, _ = self._run(xs, training=training)
-        return self._structured(outs, xs)
+        return eager(self._structured(outs, xs))  # (arrays with Keras's .numpy())
 
     def predict_on_batch(self, x):
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._threads import held_or_refused
+from .eager import eager
 from .graph import Input, input_tensor
 from .input_casts import cast_to_declared
 from .layers import registry
@@ -27,6 +28,7 @@ from .layers.dtypes import in_layer_dtype
 from .model_api import KerasModelAPI, pick_layer
 from .ops.categorical import string_input
 from .summary import print_summary
+from .variables import built_within
 
 
 class Sequential(KerasModelAPI, WrapperTrainable):
@@ -128,14 +130,14 @@ class Sequential(KerasModelAPI, WrapperTrainable):
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         return pick_layer(self._layers if index is None else self.layers, name, index, self.name)
 
-    @staticmethod
-    def _build_layer(layer: Layer, input_shape) -> None:
+    def _build_layer(self, layer: Layer, input_shape) -> None:
         if isinstance(input_shape, list):
             raise ValueError(
                 f"Layer {layer.name!r} follows a layer with several outputs (return_state=True); "
                 "a Sequential model passes one array between layers"
             )
         if not layer.built:
+            built_within(layer, self)  # (its variables' paths start with the model's name, as Keras's)
             layer.build(tuple(input_shape))
         elif tuple(layer.input_shape[1:]) != tuple(input_shape[1:]):
             raise ValueError(
@@ -306,7 +308,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         x = self._check_input(x)
         self._ensure_built(x)
         with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
-            return self._call(x, training=training)
+            return eager(self._call(x, training=training))  # (an array with Keras's .numpy())
 
     def predict_on_batch(self, x) -> np.ndarray:
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""

@@ -14,6 +14,7 @@ import inspect
 
 import numpy as np
 
+from .eager import EagerArray, eager
 from .errors import UnsupportedKerasFeature
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
 
@@ -138,7 +139,7 @@ def _run(op: str, tensor_args: list, config: dict):
     if symbolic:
         return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
     try:
-        return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
+        return eager(KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}}))
     except UnsupportedKerasFeature as exc:  # (an array's axis 0 is a batch, as a model's tensors')
         raise ValueError(f"{exc} — on arrays, fastgru's ops treat axis 0 as the batch axis, as in a model; use "
                          "NumPy for this one") from None
@@ -164,7 +165,25 @@ def _function(name: str, params: tuple):
     return function
 
 
+def convert_to_numpy(x) -> np.ndarray:
+    """Keras's ``keras.ops.convert_to_numpy``: ``x`` (an array, a model's output, a weight) as a plain NumPy array."""
+    if _symbolic(x):
+        raise TypeError("keras.ops convert_to_numpy: a symbolic tensor has no values yet (call the model on data)")
+    return np.asarray(x)
+
+
+def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
+    """Keras's ``keras.ops.convert_to_tensor``: ``x`` as an array with ``.numpy()`` (fastgru's tensors are NumPy
+    arrays), cast to ``dtype`` when given; a symbolic tensor as it is."""
+    if _symbolic(x):
+        return x
+    if sparse or ragged:
+        raise ValueError("keras.ops convert_to_tensor: fastgru has no sparse or ragged tensors")
+    return np.asarray(x, dtype=None if dtype is None else np.dtype(dtype)).view(EagerArray)
+
+
 FUNCTIONS = {name: _function(name, params) for params, names in _SPECS for name in names.split()}
+FUNCTIONS.update(convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor)
 
 
 def install(module) -> None:

@@ -21,7 +21,9 @@ import numpy as np
 
 from .. import initializers
 from .._kernels.aligned import aligned_copy
+from ..eager import eager
 from ..errors import UnsupportedKerasFeature
+from ..variables import variable_of
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 from .shared_lock import SharedLock
 
@@ -188,7 +190,7 @@ class _WeightAttribute:
             return self
         params = layer.__dict__.get("_params", {})
         if self.name in params:
-            return params[self.name]
+            return variable_of(layer, self.name, params[self.name])
         if layer.__dict__.get("built"):
             return None
         raise AttributeError(f"Layer {layer.__dict__.get('name')!r} has no {self.name!r} yet: its weights are made "
@@ -286,8 +288,10 @@ class Layer:
     # ---- weights --------------------------------------------------------------------------
     @property
     def weights(self) -> list[np.ndarray]:
-        """The live weight arrays (optimizers update them in place), in Keras's order."""
-        return [self._params[n] for n in self.weight_names if n in self._params]
+        """The live weights as Keras's variables (``fastgru.variables.Variable``: views of the arrays the
+        optimizers update in place, with ``name``, ``path``, ``numpy()`` and ``assign``), in Keras's order."""
+        params = self._params
+        return [variable_of(self, n, params[n]) for n in self.weight_names if n in params]
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
@@ -309,7 +313,7 @@ class Layer:
         return self.dtype.name
 
     def get_weights(self) -> list[np.ndarray]:
-        return [w.copy() for w in self.weights]
+        return [np.array(w, copy=True) for w in self.weights]  # (plain arrays, not variables)
 
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (Keras order, same shapes) into the layer; arrays keep their identity.
@@ -348,6 +352,15 @@ class Layer:
             checked.append(src)
         self._check_weight_values(dict(zip(self.weight_paths, checked)))
         return checked
+
+    def _assign_weight(self, weight: str, value: np.ndarray) -> None:
+        """``Variable.assign``: ``value`` into the weight named ``weight``, checked as by ``set_weights``."""
+        paths = self.weight_paths
+        values = [value if path == weight else w for path, w in zip(paths, self.weights)]
+        checked = self._check_weights(values)
+        with weights_lock(self).exclusive:
+            np.copyto(self._params[weight], checked[paths.index(weight)], casting="unsafe")
+            self._weights_changed()
 
     def _check_weight_values(self, named: dict) -> None:
         """Hook: refuse values a layer cannot hold (e.g. a negative variance), by weight name."""
@@ -441,7 +454,7 @@ class Layer:
         x = x if getattr(self, "takes_strings", False) else np.asarray(x)  # (strings: kept whole, as objects)
         self.ensure_built(np.shape(x))
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
-            return self.call(x, mask=mask, training=training, **kwargs)
+            return eager(self.call(x, mask=mask, training=training, **kwargs))  # (arrays with Keras's .numpy())
 
     @property
     def output(self):

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._threads import side_by_side
 from ..errors import UnsupportedKerasFeature
+from ..variables import built_within
 from . import registry
 from .base import Layer, WrapperTrainable, weights_lock
 from .recurrent import RecurrentLayer
@@ -95,6 +96,7 @@ class Bidirectional(WrapperTrainable, Layer):
     # ---- building ---------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
         for inner in self.layers:
+            built_within(inner, self)
             inner.build(input_shape)
         super().build(input_shape)
         if self._initial_weights is not None:

@@ -234,7 +234,7 @@ class BatchNormalization(Layer):
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
-        return [self._params[n] for n in ("gamma", "beta") if n in self._params] if self.trainable else []
+        return [w for n, w in zip(self.weight_paths, self.weights) if n in ("gamma", "beta")] if self.trainable else []
 
     def build(self, input_shape: tuple) -> None:
         (self._axis,) = _resolve_axes(self, (self.axis,), len(input_shape))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..variables import built_within
 from .base import Layer, WrapperTrainable
 from .registry import Anything, KerasContract, register_layer, validate_params
 
@@ -95,6 +96,7 @@ class TimeDistributed(WrapperTrainable, Layer):
             raise ValueError(f"TimeDistributed {self.name!r} expects inputs of rank 3 or more (batch, steps, ...), "
                              f"received shape {tuple(input_shape)}")
         if not self.layer.built:
+            built_within(self.layer, self)
             self.layer.build((input_shape[0],) + tuple(input_shape[2:]))
         elif tuple(self.layer.input_shape[1:]) != tuple(input_shape[2:]):
             raise ValueError(f"TimeDistributed {self.name!r}: the inner layer was built for steps of shape "

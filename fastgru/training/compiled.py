@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..eager import plain
 from . import compile_metrics
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -67,9 +68,9 @@ class Compiled:
             m.reset_state()
 
     def logs(self) -> dict:
-        logs = {"loss": self.loss_tracker.result()}
+        logs = {"loss": float(self.loss_tracker.result())}
         for m in self.metrics or []:
-            logs[m.name] = m.result()
+            logs[m.name] = plain(m.result())  # (Python floats and NumPy arrays, as Keras's logs)
         return logs
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..eager import eager
+
 _EPSILON = 1e-7  # keras.backend.epsilon()
 
 
@@ -112,8 +114,8 @@ class Loss:
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> float:
-        """Reduced loss as a Python float."""
-        return self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0]
+        """Reduced loss as a Python float (with Keras's ``.numpy()``: ``fastgru.eager.EagerScalar``)."""
+        return eager(self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0])
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None) -> tuple[float, np.ndarray]:
         """Return ``(loss, dloss/dy_pred)``; the gradient has y_pred's shape and float dtype.

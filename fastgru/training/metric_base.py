@@ -5,10 +5,12 @@ running means most metrics are (:class:`Mean`, :class:`MeanMetricWrapper`), shar
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 
 import numpy as np
 
+from ..eager import eager
 from .loss_base import _same_rank
 
 _NAME_UIDS: dict[str, int] = {}
@@ -34,8 +36,25 @@ def numbering_kept():
         _NAME_UIDS.update(saved)
 
 
+def _eager_result(result):
+    """``result`` returning its value with Keras's ``.numpy()`` (``metric.result().numpy()``)."""
+
+    @functools.wraps(result)
+    def wrapped(self):
+        return eager(result(self))
+
+    wrapped.eager = True
+    return wrapped
+
+
 class Metric:
     """Base class: ``update_state(y_true, y_pred, sample_weight=None)``, ``result()``, ``reset_state()``."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        result = cls.__dict__.get("result")
+        if result is not None and not getattr(result, "eager", False):  # (each class's own result, wrapped once)
+            cls.result = _eager_result(result)
 
     #: "up" when larger is better, "down" when smaller is better, None when unknown (as Keras)
     _direction: str | None = None

@@ -15,6 +15,7 @@ import copy
 import numpy as np
 
 from .. import activations
+from ..eager import plain
 from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -201,9 +202,9 @@ class MultiCompiled:
                 m.reset_state()
 
     def logs(self) -> dict:
-        logs = {"loss": self.loss_tracker.result()}
+        logs = {"loss": float(self.loss_tracker.result())}
         for m in self.metrics:
-            logs[m.name] = m.result()
+            logs[m.name] = plain(m.result())  # (Python floats and NumPy arrays, as Keras's logs)
         return logs
 
 

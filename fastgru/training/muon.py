@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from ..variables import array_of
 from .apply_step import variable_paths
 from .optimizer_base import Optimizer, _kcast
 
@@ -52,10 +53,10 @@ class Muon(Optimizer):
 
     def bind_model(self, model) -> None:
         variables = model.trainable_weights
-        if all(id(v) in self._adam_rule for v in variables):
+        if all(id(array_of(v)) in self._adam_rule for v in variables):
             return
         for v, path in zip(variables, variable_paths(model, variables)):
-            self._adam_rule[id(v)] = self._uses_adam(v, path or "")
+            self._adam_rule[id(array_of(v))] = self._uses_adam(v, path or "")
 
     def _uses_adam(self, var, path: str) -> bool:
         """Keras's ``_should_use_adamw``: not a matrix, an embedding, or a layer ``exclude_layers`` names."""
@@ -64,7 +65,7 @@ class Muon(Optimizer):
         return any(re.search(pattern, path) for pattern in self.exclude_layers)
 
     def _adam(self, var) -> bool:
-        rule = self._adam_rule.get(id(var))
+        rule = self._adam_rule.get(id(array_of(var)))
         return var.ndim != 2 if rule is None else rule  # (a variable outside a model: by its axes alone)
 
     def _build_slots(self, var):

@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..variables import Variable, array_of
 from . import schedules
 from .optimizer_handles import LearningRate, StepCount, _RateHandle
 from .row_gradient import RowGradient
@@ -190,6 +191,7 @@ class Optimizer:
     # -- public API ---------------------------------------------------------------------------
     def build(self, variables: list[np.ndarray]) -> None:
         """Create the slots for ``variables`` (called by the first :meth:`apply`)."""
+        variables = [array_of(v) for v in variables]  # (a model's variables: their layers' arrays)
         # (tf_keras's averages start as copies of the variables; Keras 3's take the variables at the first step)
         self._averages = ([np.array(v, copy=True) if self.keras2_ema else np.zeros_like(v) for v in variables]
                           if self.use_ema else [])
@@ -203,7 +205,7 @@ class Optimizer:
         ``var_names`` matches (``re.search``). Before the optimizer's first step."""
         if self.built:
             raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
-        self._no_decay_ids = {id(v) for v in var_list or []}
+        self._no_decay_ids = {id(array_of(v)) for v in var_list or []}
         self._no_decay_pattern = re.compile("|".join(sorted(set(map(str, var_names))))) if var_names else None
 
     def _decays(self, variables: list, names) -> list[bool]:
@@ -215,9 +217,17 @@ class Optimizer:
         return [id(v) not in ids and (pattern is None or pattern.search(str(n)) is None)
                 for v, n in zip(variables, names or [None] * len(variables))]
 
+    def apply_gradients(self, grads_and_vars) -> None:
+        """Keras's ``apply_gradients(zip(grads, model.trainable_variables))``: :meth:`apply` on the pairs."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     def apply(self, grads: list, variables: list[np.ndarray], names=None) -> None:
         """One step: update each array in ``variables`` in place from the matching gradient (``names``: the
-        variables' Keras names, for :meth:`exclude_from_weight_decay`'s patterns)."""
+        variables' Keras names, for :meth:`exclude_from_weight_decay`'s patterns; a model's variables carry theirs)."""
+        if names is None and variables and all(isinstance(v, Variable) for v in variables):
+            names = [v.name for v in variables]
+        variables = [array_of(v) for v in variables]  # (the layers' arrays themselves: no views in the kernels)
         if len(grads) != len(variables):
             raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
         if not self.built:

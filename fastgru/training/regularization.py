@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
+from ..variables import array_of
 from .row_gradient import RowGradient
 
 
@@ -99,6 +100,7 @@ def weight_regularizers(layers) -> dict[int, tuple]:
 def weight_penalty(layers, trainable_weights) -> float:
     """Sum of the weight penalties of the trainable weights (Keras: ``_get_regularization_losses``)."""
     regs = weight_regularizers(layers)
+    trainable_weights = [array_of(w) for w in trainable_weights]  # (the layers' arrays, not their variables)
     return float(sum(float(regs[id(w)][0](w)) for w in trainable_weights if id(w) in regs))
 
 
@@ -109,7 +111,7 @@ def add_weight_gradients(layers, trainable_weights, grads: list) -> list:
     if not regs:
         return grads
     out = list(grads)
-    for i, w in enumerate(trainable_weights):
+    for i, w in enumerate(map(array_of, trainable_weights)):
         entry = regs.get(id(w))
         if entry is None:
             continue
@@ -134,7 +136,7 @@ def apply_constraints(layers, trainable_weights) -> None:
                 w = params.get(name)
                 if w is not None:
                     constrained[id(w)] = constraint
-    for w in trainable_weights:
+    for w in map(array_of, trainable_weights):
         constraint = constrained.get(id(w))
         if constraint is not None:
             w[...] = constraint(w)
