@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import activations as _k
+from .eager import eager, keras_array
 from .errors import UnsupportedKerasFeature
 
 
@@ -216,3 +217,24 @@ def apply(name: str, x: np.ndarray) -> np.ndarray:
 def gradient(name: str, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Backpropagate ``dy`` through ``y = act(x)``: return ``dL/dx`` (same shape as x)."""
     return BY_NAME[canonical_name(name)].gradient(x, y, dy)
+
+
+def _keras_function(name: str):
+    """Keras's ``keras.activations.<name>(x)``: the activation of an array at once (with Keras's ``.numpy()``)."""
+
+    def function(x, **options):
+        if options and not (set(options) == {"axis"} and options["axis"] == -1):
+            raise UnsupportedKerasFeature(f"keras.activations.{name} with options {options}: fastgru has the "
+                                          "activation at Keras's defaults only")
+        x = keras_array(x)
+        return eager(BY_NAME[name].forward(x if x.dtype.kind == "f" else x.astype(np.float32)))
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Keras's ``keras.activations.{name}(x)``, on an array."
+    return function
+
+
+# fg.activations.relu(x), as keras.activations.relu (a name the module has already wins)
+for _alias, _name in {**{n: n for n in BY_NAME}, **ALIASES}.items():
+    if isinstance(_alias, str) and _alias.isidentifier() and _alias not in globals():
+        globals()[_alias] = _keras_function(_name)

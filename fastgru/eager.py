@@ -40,6 +40,30 @@ class EagerScalar(float):
         return float, (float(self),)
 
 
+def eager_result(function):
+    """``function`` (a public function of arrays: a loss or metric function) returning :func:`eager` values."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        return eager(function(*args, **kwargs))
+
+    return wrapped
+
+
+def keras_array(value, dtype=None) -> np.ndarray:
+    """``value`` as an array the way Keras converts it: a Python number or list of floats as float32, of ints as
+    int32 (NumPy would make them 64-bit); an array keeps its dtype."""
+    if dtype is not None or isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        return np.asarray(value, dtype=None if dtype is None else np.dtype(dtype))
+    array = np.asarray(value)
+    if array.dtype == np.float64:
+        return array.astype(np.float32)
+    if array.dtype == np.int64:
+        return array.astype(np.int32)
+    return array
+
+
 def eager(value):
     """``value`` with arrays as :class:`EagerArray` views and floats as :class:`EagerScalar` (lists, tuples and
     dicts of them too); anything else as it is."""

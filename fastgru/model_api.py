@@ -8,8 +8,10 @@ import json
 
 import numpy as np
 
+from .variables import VariableLists
 
-class KerasModelAPI:
+
+class KerasModelAPI(VariableLists):
     """Mixed into ``Sequential`` and ``Model`` (which define ``weights``, ``trainable_weights`` and ``metrics``)."""
 
     #: Keras's compiled step functions: fastgru compiles none (Keras's TensorBoard callback, which writes the
@@ -17,24 +19,6 @@ class KerasModelAPI:
     train_function = None
     test_function = None
     predict_function = None
-
-    @property
-    def non_trainable_weights(self) -> list:
-        """The weights that training leaves alone (a frozen layer's, BatchNormalization's moving statistics)."""
-        trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in trainable]
-
-    @property
-    def variables(self) -> list:
-        return self.weights
-
-    @property
-    def trainable_variables(self) -> list:
-        return self.trainable_weights
-
-    @property
-    def non_trainable_variables(self) -> list:
-        return self.non_trainable_weights
 
     @property
     def metrics_names(self) -> list[str]:

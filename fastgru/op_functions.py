@@ -14,7 +14,7 @@ import inspect
 
 import numpy as np
 
-from .eager import EagerArray, eager
+from .eager import EagerArray, eager, keras_array
 from .errors import UnsupportedKerasFeature
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
 
@@ -130,7 +130,7 @@ def _run(op: str, tensor_args: list, config: dict):
             return value.item() if isinstance(value, np.number) else value
         if symbolic and not getattr(value, "_fg_symbolic", False):  # (a constant operand in a graph)
             return numpy_constant(np.asarray(value))
-        tensors.append(value if symbolic else np.asarray(value))
+        tensors.append(value if symbolic else keras_array(value))  # (Python numbers: float32/int32, as Keras)
         return {TENSOR_KEY: len(tensors) - 1}
 
     template = [place(v, i == 0) for i, v in enumerate(tensor_args)]
@@ -179,7 +179,7 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
         return x
     if sparse or ragged:
         raise ValueError("keras.ops convert_to_tensor: fastgru has no sparse or ragged tensors")
-    return np.asarray(x, dtype=None if dtype is None else np.dtype(dtype)).view(EagerArray)
+    return keras_array(x, dtype).view(EagerArray)  # (Python numbers: float32/int32, as Keras's)
 
 
 FUNCTIONS = {name: _function(name, params) for params, names in _SPECS for name in names.split()}

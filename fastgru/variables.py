@@ -11,7 +11,9 @@ these views: the layers compute from their arrays, and the optimizer steps take 
 
 from __future__ import annotations
 
+import threading
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -52,6 +54,21 @@ class Variable(np.ndarray):
     def trainable(self, value) -> None:
         raise AttributeError("fastgru freezes layers, not single variables: set `layer.trainable = False` "
                              f"(variable {self.path!r})")
+
+    @property
+    def regularizer(self):
+        """The weight's regularizer (a ``fastgru.regularizers`` object), or None."""
+        layer = self._owner()
+        return None if layer is None else (getattr(layer, "weight_regularizers", None) or {}).get(self._fg_weight)
+
+    @property
+    def constraint(self):
+        """The weight's constraint (a ``fastgru.constraints`` object), or None."""
+        layer = self._owner()
+        return None if layer is None else (getattr(layer, "weight_constraints", None) or {}).get(self._fg_weight)
+
+    #: Keras's defaults (fastgru runs on one device: nothing to aggregate or synchronise)
+    aggregation, synchronization, overwrite_with_gradient, autocast = "none", "auto", False, True
 
     @property
     def value(self) -> EagerArray:
@@ -122,6 +139,28 @@ class Variable(np.ndarray):
     __str__ = __repr__
 
 
+class VariableLists:
+    """Keras's lists derived from ``weights`` and ``trainable_weights``, for layers and models alike."""
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """The weights that training leaves alone (a frozen layer's, BatchNormalization's moving statistics)."""
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    @property
+    def variables(self) -> list:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> list:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list:
+        return self.non_trainable_weights
+
+
 def variable_of(layer, weight: str, array: np.ndarray) -> Variable:
     """The layer's :class:`Variable` for ``array``, its weight named ``weight`` (made once, then the same object
     while the layer holds that array)."""
@@ -136,9 +175,26 @@ def variable_of(layer, weight: str, array: np.ndarray) -> Variable:
     return variable
 
 
+_loading = threading.local()
+
+
+@contextmanager
+def unscoped():
+    """Within the block (a model built from a file), layers take no container's name in their paths: Keras
+    builds a loaded model's layers outside any name scope (``gru/gru_cell/kernel``, ``forward_gru/...``)."""
+    before = getattr(_loading, "active", False)
+    _loading.active = True
+    try:
+        yield
+    finally:
+        _loading.active = before
+
+
 def built_within(layer, container) -> None:
     """Note that ``container`` (a ``Sequential``, a wrapper) builds ``layer``: Keras builds it in the container's
     name scope, so its variables' paths start with the container's (``sequential/dense/kernel``)."""
+    if getattr(_loading, "active", False):
+        return
     scope = container.__dict__.get("_variable_scope")
     layer.__dict__["_variable_scope"] = f"{scope}/{container.name}" if scope else container.name
 

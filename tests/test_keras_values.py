@@ -156,3 +156,71 @@ def test_apply_gradients_on_trainable_variables_matches_keras(keras, rng, name, 
     for their_var, our_var in zip(theirs.weights, ours.weights):
         np.testing.assert_allclose(our_var.numpy(), their_var.numpy(), rtol=1e-5, atol=1e-6, err_msg=our_var.path)
     assert all(type(s) is np.ndarray for slots in our_opt.slots for s in slots.values())  # (no views kept)
+
+
+def test_functions_layers_metrics_and_ops_answer_as_keras(keras, rng):
+    """Loss, metric and activation functions answer ``.numpy()``; layers have Keras's variable lists; a metric is
+    callable; Python numbers convert to float32/int32; an RNN over a cell is named ``rnn``."""
+    y, p = rng.random((4, 3)).astype(np.float32), rng.random((4, 3)).astype(np.float32)
+    for name in ("mean_squared_error", "categorical_crossentropy", "huber"):
+        np.testing.assert_allclose(getattr(fg.losses, name)(y, p).numpy(), getattr(keras.losses, name)(y, p).numpy(),
+                                   rtol=1e-5)
+    np.testing.assert_array_equal(fg.metrics.categorical_accuracy(y, p).numpy(),
+                                  keras.metrics.categorical_accuracy(y, p).numpy())
+    for name in ("relu", "softmax", "silu", "gelu", "log_softmax"):
+        np.testing.assert_allclose(getattr(fg.activations, name)(p).numpy(), getattr(keras.activations, name)(p).numpy(),
+                                   rtol=1e-5, atol=1e-7)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="defaults only"):
+        fg.activations.softmax(p, axis=0)
+    ours, theirs = fg.metrics.MeanSquaredError(), keras.metrics.MeanSquaredError()
+    assert ours(y, p).numpy() == pytest.approx(float(theirs(y, p)), rel=1e-6)
+    for layer_module, shape in ((L, (None, 4)), (keras.layers, (None, 4))):
+        bn = layer_module.BatchNormalization()
+        bn.build(shape)
+        assert [w.name for w in bn.non_trainable_variables] == ["moving_mean", "moving_variance"]
+        assert [w.name for w in bn.trainable_variables] == ["gamma", "beta"] and len(bn.variables) == 4
+    for value in ([1.0, 2.0], 3.0, [1, 2]):
+        assert fg.ops.convert_to_tensor(value).dtype == keras.ops.convert_to_tensor(value).dtype
+    assert fg.ops.tanh([0.5, 1.0]).dtype == np.float32 and fg.ops.tanh(np.ones(2)).dtype == np.float64
+    dense = L.Dense(2, kernel_regularizer="l2", kernel_constraint="non_neg")
+    dense.build((None, 3))
+    assert type(dense.kernel.regularizer).__name__ == "L2" and dense.bias.regularizer is None
+    assert type(dense.kernel.constraint).__name__ == "NonNeg" and dense.kernel.aggregation == "none"
+    inputs = fg.Input((5, 3))
+    model = fg.Model(inputs, L.RNN(L.GRUCell(2))(inputs))
+    assert model.layers[1].name.startswith("rnn") and model.weights[0].path.endswith("/gru_cell/kernel")
+
+
+def test_an_embedding_s_indexed_slices_gradient_steps_as_keras(keras, rng):
+    """``tape.gradient`` of an Embedding is TensorFlow's IndexedSlices: ``apply_gradients`` sums it into the table,
+    as TensorFlow does (it was refused with a shape error)."""
+    import tensorflow as tf
+
+    theirs = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 2)])
+    ours = fg.Sequential([fg.Input((3,), dtype="int32"), L.Embedding(10, 2)])
+    ours.set_weights(theirs.get_weights())
+    tokens = np.array([[1, 2, 1], [4, 1, 0]], np.int32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(theirs(tokens) ** 2)
+    grads = tape.gradient(loss, theirs.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)
+    for optimizer, variables in ((keras.optimizers.Adam(0.1), theirs.trainable_variables),
+                                 (fg.optimizers.Adam(0.1), ours.trainable_variables)):
+        optimizer.apply_gradients(zip(grads, variables))
+    np.testing.assert_allclose(ours.get_weights()[0], theirs.get_weights()[0], rtol=1e-6, atol=1e-7)
+
+
+def test_a_loaded_model_s_paths_are_keras_s(keras, tmp_path, rng):
+    """Keras builds a loaded model's layers outside any name scope: no model or wrapper prefix."""
+    import re
+
+    theirs = keras.Sequential([keras.Input((5, 3)), keras.layers.Bidirectional(keras.layers.GRU(4)),
+                               keras.layers.Dense(2)])
+    theirs.save(tmp_path / "m.keras")
+    loaded, ours = keras.models.load_model(tmp_path / "m.keras"), fg.load_model(tmp_path / "m.keras")
+
+    def strip(w):
+        return re.sub(r"_\d+(?=/|$)", "", w.path)
+
+    assert [strip(w) for w in ours.weights] == [strip(w) for w in loaded.weights]
+    assert strip(ours.weights[0]) == "forward_gru/gru_cell/kernel"

@@ -1,11 +1,11 @@
-"""Functional graphs in Keras files: a Keras 2 or 3 ``Functional`` config -> ``fastgru.Model`` (layers
-built through ``keras_config.build_layer``, nodes replayed in the config's order), where each layer's
+"""Functional graphs in Keras files: a Keras 2 or 3 ``Functional`` config -> ``fastgru.Model`` (layers by
+``keras_config.build_layer``, nodes replayed in config order), where each layer's
 weights live (Keras 3 ``layers/<snake_class>[_n]/...`` in the config's order, operations included, nested models below
 their own path; legacy HDF5: the top-level layer's group), and ``fastgru.Model`` -> a Keras 3 config
 and weights file that ``keras.models.load_model`` opens.
 
-Keras 3 records ``Embedding(mask_zero=True)``'s mask as op layers (``NotEqual``, ``Any``) passed as
-``mask=``: they are set aside, as for chains (fastgru propagates the same mask itself).
+Keras 3 records ``Embedding(mask_zero=True)``'s mask as op layers (``NotEqual``, ``Any``) passed as ``mask=``:
+set aside, as for chains.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from ..layers.base import PROPAGATED_MASK, replaying_file
+from ..variables import unscoped
 from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
 from .graph_masks import computable_mask_ops, makes_masks, mask_only_ops, may_carry_mask
@@ -382,7 +383,7 @@ def build_functional(model_config, path, version, weight_bytes=None):
     budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
         build = _build_sequential if model_config.get("class_name") == "Sequential" else _build_graph
-        with replaying_file(), weight_budget(budget) if budget is not None else nullcontext():
+        with replaying_file(), unscoped(), weight_budget(budget) if budget is not None else nullcontext():
             model = build(model_config, path, major, "", None, leaves, [0])
     except WeightBudgetExceeded as exc:
         raise ModelFileError(path, f"the config implies more weights than the file can hold ({exc}): damaged or "

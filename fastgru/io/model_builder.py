@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from ..layers.base import WeightBudgetExceeded, placeholder_weights, weight_budget
+from ..variables import unscoped
 from . import keras_config
 
 
@@ -36,7 +37,7 @@ def build_model(spec: keras_config.ModelSpec, version: str | None, path, weight_
     budget = weight_bytes // 2 if weight_bytes is not None else None
     try:
         # every weight is about to come from the file: zeros instead of running the initializers
-        with weight_budget(budget) if budget is not None else nullcontext(), placeholder_weights():
+        with weight_budget(budget) if budget is not None else nullcontext(), placeholder_weights(), unscoped():
             model = Sequential(name=spec.name)
             if spec.input_name is not None:  # (named as in the file: model.inputs, a dict of inputs keyed by it)
                 model.add(registry.model_class("InputLayer")(batch_shape=tuple(shape), name=spec.input_name,

@@ -23,7 +23,7 @@ from .. import initializers
 from .._kernels.aligned import aligned_copy
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
-from ..variables import variable_of
+from ..variables import VariableLists, variable_of
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 from .shared_lock import SharedLock
 
@@ -197,7 +197,7 @@ class _WeightAttribute:
                              f"when it is built (on its first call, or by build(input_shape))")
 
 
-class Layer:
+class Layer(VariableLists):
     """Base class of fastgru layers (see the module docstring for the contract)."""
 
     def __init_subclass__(cls, **kwargs):

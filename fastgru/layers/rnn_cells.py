@@ -8,6 +8,7 @@ Cells are not stepped one call at a time (fastgru's kernels run whole sequences)
 
 from __future__ import annotations
 
+from .base import unique_name
 from .gru import GRU
 from .lstm import LSTM
 from .simple_rnn import SimpleRNN
@@ -74,6 +75,7 @@ def RNN(  # noqa: N802 (Keras's name)
     if not isinstance(cell, _Cell):
         raise TypeError(f"RNN's cell should be a fastgru GRUCell, LSTMCell or SimpleRNNCell, found "
                         f"{type(cell).__name__}")
+    kwargs.setdefault("name", unique_name("rnn"))  # (Keras's RNN layer is named "rnn", not after its cell)
     return cell.layer_class(cell.units, **cell.options, return_sequences=return_sequences, return_state=return_state,
                             go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                             zero_output_for_mask=zero_output_for_mask, **kwargs)

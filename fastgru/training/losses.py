@@ -17,6 +17,7 @@ import numbers
 
 import numpy as np
 
+from ..eager import eager
 from .ctc_loss import CTC
 from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .keras_objects import keras_config
@@ -268,7 +269,7 @@ _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy,
 
 def _loss_function(name: str, cls: type):
     def function(y_true, y_pred):
-        return cls().per_sample(y_true, y_pred)
+        return eager(cls().per_sample(y_true, y_pred))  # (with Keras's .numpy())
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = f"Keras's ``{name}(y_true, y_pred)``: the unreduced values of :class:`{cls.__name__}`."

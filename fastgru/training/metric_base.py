@@ -73,6 +73,11 @@ class Metric:
     def result(self) -> float:
         raise NotImplementedError
 
+    def __call__(self, *args, **kwargs):
+        """Keras's ``metric(y_true, y_pred)``: ``update_state`` with the arguments, then the ``result()``."""
+        self.update_state(*args, **kwargs)
+        return self.result()
+
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype.name}
 

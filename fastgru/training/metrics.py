@@ -11,6 +11,7 @@ import inspect
 
 import numpy as np
 
+from ..eager import eager_result
 from . import correlation_metrics, f_score, iou_metrics, more_metrics, threshold_metrics
 from .auc import AUC
 from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation, Sum  # noqa: F401 (exported)
@@ -54,6 +55,7 @@ def _float_pred(y_pred):
     return y_pred if np.issubdtype(y_pred.dtype, np.floating) else y_pred.astype(np.float32)
 
 
+@eager_result
 def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
     """1.0 where ``(y_pred > threshold) == y_true``; shape of the rank-aligned labels."""
     y_true, y_pred = _same_rank(np.asarray(y_true), np.asarray(y_pred))
@@ -61,6 +63,7 @@ def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
     return (y_true == pred).astype(np.float32)
 
 
+@eager_result
 def categorical_accuracy(y_true, y_pred) -> np.ndarray:
     """1.0 where ``argmax(y_true) == argmax(y_pred)`` over the last axis."""
     y_pred = _float_pred(np.asarray(y_pred))
@@ -73,6 +76,7 @@ def categorical_accuracy(y_true, y_pred) -> np.ndarray:
     return matches.reshape(org_shape) if squeezed else matches
 
 
+@eager_result
 def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
     """1.0 where ``y_true == argmax(y_pred)``; labels ``(B,)``, ``(B, 1)`` or ``(B, T)``."""
     y_pred = _float_pred(np.asarray(y_pred))
@@ -89,6 +93,7 @@ def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
     return matches
 
 
+@eager_result
 def mean_squared_error(y_true, y_pred) -> np.ndarray:
     """``mean((y_true - y_pred) ** 2, axis=-1)`` in y_pred's dtype."""
     y_pred = _float_pred(np.asarray(y_pred))
@@ -96,6 +101,7 @@ def mean_squared_error(y_true, y_pred) -> np.ndarray:
     return np.mean(np.square(y_true - y_pred), axis=-1, dtype=y_pred.dtype)
 
 
+@eager_result
 def mean_absolute_error(y_true, y_pred) -> np.ndarray:
     """``mean(|y_true - y_pred|, axis=-1)`` in y_pred's dtype."""
     y_pred = _float_pred(np.asarray(y_pred))

@@ -220,7 +220,7 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras's ``apply_gradients(zip(grads, model.trainable_variables))``: :meth:`apply` on the pairs."""
         pairs = list(grads_and_vars)
-        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self.apply([_dense(g, v) for g, v in pairs], [v for _, v in pairs])
 
     def apply(self, grads: list, variables: list[np.ndarray], names=None) -> None:
         """One step: update each array in ``variables`` in place from the matching gradient (``names``: the
@@ -378,6 +378,14 @@ class Optimizer:
         """One variable's step from an Embedding's row gradient: the dense rule on the summed slices,
         with the squared slices summed per row (Keras's IndexedSlices arithmetic in Adam, RMSprop...)."""
         self._update(i, grad.dense(), var, lr, grad.squares())
+
+
+def _dense(grad, var):
+    """TensorFlow's ``IndexedSlices`` (an Embedding's ``tape.gradient``) as fastgru's row gradient, which the update
+    rules treat as Keras's treat the slices (duplicate rows included); anything else as it is."""
+    if all(hasattr(grad, a) for a in ("indices", "values", "dense_shape")):
+        return RowGradient(np.asarray(grad.indices), np.asarray(grad.values), np.shape(var))
+    return grad
 
 
 def _sum_squares(g):
