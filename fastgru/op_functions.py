@@ -16,7 +16,8 @@ import numpy as np
 
 from .eager import EagerArray, eager, keras_array
 from .errors import UnsupportedKerasFeature
-from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
+from .layers.keras_ops import ARRAY_KEY, TENSOR_KEY, KerasOp, numpy_constant
+from .variables import Variable
 
 _T, _R = object(), inspect.Parameter.empty  # (a tensor argument; a required option)
 _LIST_OPS = ("Concatenate", "Stack", "Hstack")  # (their first argument: a list of tensors)
@@ -122,12 +123,17 @@ def _symbolic(value) -> bool:
 def _run(op: str, tensor_args: list, config: dict):
     """``op`` on its tensor arguments: a graph node when one is symbolic, else the values computed now."""
     symbolic, tensors = _symbolic(tensor_args), []
+    # on arrays, a layer's weight (a custom layer's ``ops.matmul(inputs, self.kernel)``) is a constant operand, as
+    # in Keras's graph: the batch axis is the other operands'
+    weights_constant = not symbolic and any(type(v) is not Variable and isinstance(v, np.ndarray) for v in tensor_args)
 
     def place(value, top: bool):
         if top and op in _LIST_OPS and isinstance(value, (list, tuple)):
             return [place(v, False) for v in value]
         if isinstance(value, (bool, int, float, np.number)) and not isinstance(value, np.ndarray):
             return value.item() if isinstance(value, np.number) else value
+        if weights_constant and type(value) is Variable:
+            return {ARRAY_KEY: np.asarray(value)}
         if symbolic and not getattr(value, "_fg_symbolic", False):  # (a constant operand in a graph)
             return numpy_constant(np.asarray(value))
         tensors.append(value if symbolic else keras_array(value))  # (Python numbers: float32/int32, as Keras)

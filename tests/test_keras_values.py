@@ -224,3 +224,16 @@ def test_a_loaded_model_s_paths_are_keras_s(keras, tmp_path, rng):
 
     assert [strip(w) for w in ours.weights] == [strip(w) for w in loaded.weights]
     assert strip(ours.weights[0]) == "forward_gru/gru_cell/kernel"
+
+
+def test_unreduced_losses_are_keras_s_and_refused_in_training(keras, rng):
+    y, p = rng.random((4, 3)).astype(np.float32), rng.random((4, 3)).astype(np.float32)
+    weights = np.array([1.0, 2.0, 0.0, 0.5], np.float32)
+    for reduction in (None, "none"):
+        ours = fg.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=weights)
+        theirs = keras.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=weights)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    model = fg.Sequential([fg.Input((3,)), L.Dense(3)])
+    model.compile("sgd", fg.losses.MeanSquaredError(reduction=None))
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="training needs a reduced loss"):
+        model.fit(y, p, verbose=0)

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from . import (
     functional_save,
     graph_weights,
@@ -85,12 +86,17 @@ def load_model(path, custom_objects: dict | None = None, compile: bool = True,  
     optimizer's saved state (its step count, learning rate and slots), so that training goes on as Keras's
     loaded model's does.
 
-    ``custom_objects`` and ``safe_mode`` are taken as Keras's: fastgru runs no Python code from or for a file
-    (it is always safe), so a model that needs a custom layer or function is refused by name, whatever
-    ``custom_objects`` holds (a custom metric is left out of the compiled model, with a warning).
+    ``safe_mode`` as Keras's: fastgru runs no code from a file (always safe). Of ``custom_objects``, the layer
+    classes written for fastgru as for Keras (``fastgru.layers.custom``) build the file's layers of their names;
+    another custom layer or function is refused by name (a custom metric is left out, with a warning).
     """
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise TypeError(f"custom_objects should be a dict (name -> object), received {type(custom_objects).__name__}")
+    with registry.custom_layers(custom_objects):
+        return _load_model(path, compile)
+
+
+def _load_model(path, compile: bool):
     kind = _sniff(path)
     if kind == "checkpoint":
         raise ModelFileError(path, "a TensorFlow weights checkpoint (save_weights), not a full model: build the "

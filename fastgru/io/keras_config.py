@@ -334,6 +334,16 @@ def input_shape_of(spec: ModelSpec, path) -> tuple:
 # ---------------------------------------------------------------------------------------------
 # one layer config -> fastgru layer
 # ---------------------------------------------------------------------------------------------
+def build_custom_layer(cls: type, spec: LayerSpec, name: str, path):
+    """A layer of a script's own class (``custom_objects``) from its config, as Keras's ``from_config``."""
+    try:
+        layer = cls.from_config(dict(spec.config))
+    except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
+        raise ModelFileError(path, f"layer {name!r}: {cls.__name__}.from_config refused the file's config "
+                                   f"({type(exc).__name__}: {exc})") from None
+    return layer
+
+
 def build_layer(spec: LayerSpec, major: int, path="<config>"):
     """A fastgru layer (not yet built) from one Keras layer config."""
     name = spec.config.get("name")
@@ -358,12 +368,16 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         if major < 3 and hasattr(layer, "use_keras2_semantics"):
             layer.use_keras2_semantics()  # (tf_keras's behaviour: an Embedding's gradient, merges' masks, ...)
         return layer
+    custom = registry.custom_layer(spec.class_name)
+    if custom is not None:  # (a script's own layer class, given in load_model's custom_objects)
+        return build_custom_layer(custom, spec, name, path)
     if spec.class_name == "Lambda":  # (its config holds Python code: nothing from a file is ever run)
         raise UnsupportedKerasFeature(
             f"layer {name!r} is a Lambda layer: it holds Python code, which fastgru never runs from a file; rebuild "
             "the model with Keras layers or keras.ops in place of the Lambda (docs/functional.md lists the ops)")
     known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
-        else " (a custom or unknown layer class)"
+        else " (a custom or unknown layer class: a layer written for fastgru as for Keras, given in load_model's " \
+             "custom_objects, builds it; docs/porting.md)"
     raise UnsupportedKerasFeature(
         f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
         f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "

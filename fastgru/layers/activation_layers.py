@@ -224,7 +224,7 @@ class PReLU(_Elementwise):
         if any(d is None for d in shape):
             raise ValueError(f"PReLU {self.name!r}: alpha needs known sizes; share the axes of unknown size "
                              f"(shared_axes) for input shape {tuple(input_shape)}")
-        self.add_weight("alpha", tuple(shape), self.alpha_initializer, self._rng)
+        self._add_weight("alpha", tuple(shape), self.alpha_initializer, self._rng)
         super().build(input_shape)
 
     def forward(self, x, mask=None, training: bool = True):

@@ -194,9 +194,9 @@ class Attention(_Attention):
 
     def _build_weights(self, dim: int) -> None:
         if self.use_scale:
-            self.add_weight("scale", (), "ones", self._rng)
+            self._add_weight("scale", (), "ones", self._rng)
         if self.score_mode == "concat":
-            self.add_weight("concat_score_weight", (), "ones", self._rng)
+            self._add_weight("concat_score_weight", (), "ones", self._rng)
 
     def _scores(self, q, k):
         scale = self._params["scale"].astype(q.dtype) if self.use_scale else None
@@ -248,7 +248,7 @@ class AdditiveAttention(_Attention):
 
     def _build_weights(self, dim: int) -> None:
         if self.use_scale:
-            self.add_weight("scale", (dim,), "glorot_uniform", self._rng)
+            self._add_weight("scale", (dim,), "glorot_uniform", self._rng)
 
     def _scores(self, q, k):
         t = np.tanh(q[:, :, None, :] + k[:, None, :, :])

@@ -24,8 +24,10 @@ from .._kernels.aligned import aligned_copy
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
 from ..variables import VariableLists, variable_of
+from .custom import frozen_weight_names, is_user_class, keras_add_weight, prepare_user_class
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 from .shared_lock import SharedLock
+from .weight_options import WeightOptions
 
 _name_counts: Counter = Counter()
 _thread_settings = threading.local()
@@ -197,11 +199,13 @@ class _WeightAttribute:
                              f"when it is built (on its first call, or by build(input_shape))")
 
 
-class Layer(VariableLists):
+class Layer(VariableLists, WeightOptions):
     """Base class of fastgru layers (see the module docstring for the contract)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if is_user_class(cls):  # a script's own layer, written as for Keras (fastgru.layers.custom)
+            prepare_user_class(cls, Layer)
         for name in cls.weight_names:  # Keras's attributes for the weights (``_WeightAttribute``)
             if name.isidentifier() and not any(name in vars(c) for c in cls.__mro__):
                 setattr(cls, name, _WeightAttribute(name))
@@ -267,7 +271,13 @@ class Layer(VariableLists):
     def compute_output_shape(self, input_shape: tuple):
         return tuple(input_shape)
 
-    def add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
+    def add_weight(self, *args, **kwargs):
+        """Keras 3's ``add_weight(shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
+        constraint=None, name=None)``, for a custom layer's ``build``: the new weight's variable
+        (``fastgru.layers.custom.keras_add_weight``)."""
+        return keras_add_weight(self, *args, **kwargs)
+
+    def _add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
         left = getattr(_thread_settings, "left", None)
         if left is not None:
             count = math.prod(int(d) for d in shape)
@@ -295,7 +305,8 @@ class Layer(VariableLists):
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
-        return self.weights if self.trainable else []
+        frozen = frozen_weight_names(self) if self.trainable else ()  # (a custom layer's add_weight(trainable=False))
+        return [] if not self.trainable else [w for w in self.weights if w.__dict__["_fg_weight"] not in frozen]
 
     @property
     def weight_paths(self) -> list[str]:
@@ -384,57 +395,6 @@ class Layer(VariableLists):
         if self._declared_input_shape is not None:
             config["batch_input_shape"] = list(self._declared_input_shape)
         config.update(self._regularizer_config())
-        return config
-
-    # ---- regularizers (fastgru.regularizers) ------------------------------------------------------
-    def _take_regularizers(self, kwargs: dict) -> None:
-        """Pop ``activity_regularizer`` and this class's ``regularizer_options`` from ``kwargs`` into
-        ``self.activity_regularizer`` and ``self.weight_regularizers`` (weight name -> regularizer)."""
-        from .. import regularizers
-
-        options = {"activity_regularizer": None, **type(self).regularizer_options}
-        taken = {}
-        for option in options:
-            value = kwargs.pop(option, None)
-            if value is not None:
-                try:
-                    taken[option] = regularizers.get(value)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{type(self).__name__}: option {option!r}: {exc}") from None
-        self.activity_regularizer = taken.pop("activity_regularizer", None)
-        self._regularizer_options = taken
-        self.weight_regularizers = {options[o]: r for o, r in taken.items()}
-        self._take_constraints(kwargs)
-
-    def _take_constraints(self, kwargs: dict) -> None:
-        """Pop the weight constraints (``kernel_constraint`` for a ``kernel_regularizer`` weight, ...) into
-        ``self.weight_constraints`` (weight name -> fastgru.constraints object, applied after each
-        optimizer step by fastgru.training.regularization)."""
-        from .. import constraints
-        from .registry import constraint_options
-
-        self._constraint_options = {}
-        self.weight_constraints = {}
-        for name, weight in constraint_options(type(self)).items():
-            value = kwargs.pop(name, None)
-            if value is not None:
-                try:
-                    self._constraint_options[name] = self.weight_constraints[weight] = constraints.get(value)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"{type(self).__name__}: option {name!r}: {exc}") from None
-
-    def _regularizer_config(self) -> dict:
-        from .. import regularizers
-
-        config = {}
-        if getattr(self, "activity_regularizer", None) is not None:
-            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        for option, reg in getattr(self, "_regularizer_options", {}).items():
-            config[option] = regularizers.serialize(reg)
-        from .. import constraints
-
-        for option, constraint in getattr(self, "_constraint_options", {}).items():
-            config[option] = constraints.serialize(constraint)
         return config
 
     @classmethod

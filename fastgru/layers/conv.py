@@ -173,10 +173,10 @@ class Conv1D(Layer):
             raise ValueError(f"Conv1D {self.name!r}: a window of {self.kernel_size[0]} steps at dilation "
                              f"{self.dilation_rate[0]} leaves no output steps from inputs of {input_shape[1]} steps "
                              "(as in Keras, refused)")
-        self.add_weight("kernel", (self.kernel_size[0], channels // self.groups, self.filters),
+        self._add_weight("kernel", (self.kernel_size[0], channels // self.groups, self.filters),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

@@ -264,10 +264,10 @@ class SpatialConv(ChannelsLayout, Layer):
         if 0 in self.compute_output_shape(input_shape)[1:]:
             raise ValueError(f"{label}: a {self.kernel_size} window at dilation {self.dilation_rate} leaves no output "
                              f"from inputs of shape {tuple(input_shape)} (as in Keras, refused)")
-        self.add_weight("kernel", self.kernel_size + (channels // self.groups, self.filters),
+        self._add_weight("kernel", self.kernel_size + (channels // self.groups, self.filters),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def _check_input(self, x) -> np.ndarray:

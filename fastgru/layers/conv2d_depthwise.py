@@ -193,10 +193,10 @@ class DepthwiseConv2D(_Depthwise2D):
 
     def build(self, input_shape: tuple) -> None:
         channels = self._check_build(input_shape)
-        self.add_weight("kernel", self.kernel_size + (channels, self.depth_multiplier), self.depthwise_initializer,
+        self._add_weight("kernel", self.kernel_size + (channels, self.depth_multiplier), self.depthwise_initializer,
                         self._rng)
         if self.use_bias:
-            self.add_weight("bias", (channels * self.depth_multiplier,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (channels * self.depth_multiplier,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def forward(self, x, mask=None, training: bool = True):
@@ -261,11 +261,11 @@ class SeparableConv2D(_Depthwise2D):
     def build(self, input_shape: tuple) -> None:
         channels = self._check_build(input_shape)
         dm = self.depth_multiplier
-        self.add_weight("depthwise_kernel", self.kernel_size + (channels, dm), self.depthwise_initializer, self._rng)
-        self.add_weight("pointwise_kernel", (1, 1, channels * dm, self.filters), self.pointwise_initializer,
+        self._add_weight("depthwise_kernel", self.kernel_size + (channels, dm), self.depthwise_initializer, self._rng)
+        self._add_weight("pointwise_kernel", (1, 1, channels * dm, self.filters), self.pointwise_initializer,
                         self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def _pointwise_kernel(self, dtype, mid_channels: int) -> np.ndarray:

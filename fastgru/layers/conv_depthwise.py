@@ -168,10 +168,10 @@ class DepthwiseConv1D(_Depthwise):
 
     def build(self, input_shape: tuple) -> None:
         channels = self._check_build(input_shape)
-        self.add_weight("kernel", (self.kernel_size[0], channels, self.depth_multiplier), self.depthwise_initializer,
+        self._add_weight("kernel", (self.kernel_size[0], channels, self.depth_multiplier), self.depthwise_initializer,
                         self._rng)
         if self.use_bias:
-            self.add_weight("bias", (channels * self.depth_multiplier,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (channels * self.depth_multiplier,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
@@ -234,11 +234,11 @@ class SeparableConv1D(_Depthwise):
     def build(self, input_shape: tuple) -> None:
         channels = self._check_build(input_shape)
         dm = self.depth_multiplier
-        self.add_weight("depthwise_kernel", (self.kernel_size[0], channels, dm), self.depthwise_initializer,
+        self._add_weight("depthwise_kernel", (self.kernel_size[0], channels, dm), self.depthwise_initializer,
                         self._rng)
-        self.add_weight("pointwise_kernel", (1, channels * dm, self.filters), self.pointwise_initializer, self._rng)
+        self._add_weight("pointwise_kernel", (1, channels * dm, self.filters), self.pointwise_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

@@ -118,10 +118,10 @@ class _ConvLSTM(Layer):
             raise ValueError(f"{label}: a {self.kernel_size} window leaves no output from inputs of shape "
                              f"{tuple(input_shape)} (as in Keras, refused)")
         channels, f = int(self._spatial(input_shape)[-1]), self.filters
-        self.add_weight("kernel", self.kernel_size + (channels, 4 * f), self.kernel_initializer, self._rng)
-        self.add_weight("recurrent_kernel", self.kernel_size + (f, 4 * f), self.recurrent_initializer, self._rng)
+        self._add_weight("kernel", self.kernel_size + (channels, 4 * f), self.kernel_initializer, self._rng)
+        self._add_weight("recurrent_kernel", self.kernel_size + (f, 4 * f), self.recurrent_initializer, self._rng)
         if self.use_bias:
-            bias = self.add_weight("bias", (4 * f,), self.bias_initializer, self._rng)
+            bias = self._add_weight("bias", (4 * f,), self.bias_initializer, self._rng)
             if self.unit_forget_bias:  # (Keras: [init(F), ones(F), init(2F)])
                 init = initializers.get(self.bias_initializer)
                 bias[:f] = init((f,), self.dtype, self._rng)

@@ -138,10 +138,10 @@ class Conv1DTranspose(ChannelsLayout, Layer):
                              f"known channel count, received shape {tuple(input_shape)}")
         self._check_steps(self._sizes(input_shape)[0])
         self._in_channels = int(self._channels(input_shape))
-        self.add_weight("kernel", (self.kernel_size[0], self.filters, self._in_channels),
+        self._add_weight("kernel", (self.kernel_size[0], self.filters, self._in_channels),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

@@ -122,10 +122,10 @@ class _ConvTransposeND(ChannelsLayout, Layer):
             raise ValueError(f"{label} expects input of rank {self.rank + 2} ({self._layout}) with a known channel "
                              f"count, received shape {tuple(input_shape)}")
         self._check_sizes(self._sizes(input_shape), input_shape)
-        self.add_weight("kernel", self.kernel_size + (self.filters, int(self._channels(input_shape))),
+        self._add_weight("kernel", self.kernel_size + (self.filters, int(self._channels(input_shape))),
                         self.kernel_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.filters,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def _check_input(self, x) -> np.ndarray:

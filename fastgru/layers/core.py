@@ -210,7 +210,7 @@ class Embedding(LoraFrozen, Layer):
 
     def build(self, input_shape: tuple) -> None:
         init = "random_uniform" if self.embeddings_initializer == "uniform" else self.embeddings_initializer
-        self.add_weight("embeddings", (self.input_dim, self.output_dim),
+        self._add_weight("embeddings", (self.input_dim, self.output_dim),
                         "zeros" if self._initial is not None else init, self._rng)
         if self._initial is not None:
             self._copy_weights(self._check_weights(self._initial))

@@ -54,9 +54,9 @@ class Dense(LoraFrozen, Layer):
     def build(self, input_shape: tuple) -> None:
         if len(input_shape) < 2:
             raise ValueError(f"Dense {self.name!r} expects input of rank >= 2, received input shape {input_shape}")
-        self.add_weight("kernel", (int(input_shape[-1]), self.units), self.kernel_initializer, self._rng)
+        self._add_weight("kernel", (int(input_shape[-1]), self.units), self.kernel_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (self.units,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

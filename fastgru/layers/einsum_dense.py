@@ -57,10 +57,10 @@ def add_kernel_with_fans(layer: Layer, name: str, shape: tuple, input_axes, init
     kind = re.sub(r"(?<!^)(?=[A-Z])", "_", str(kind)).lower()
     if kind.split("_")[0] in ("glorot", "he", "lecun", "variance"):
         fan_in = math.prod(shape[a] for a in input_axes)
-        layer.add_weight(name, (fan_in, math.prod(shape) // max(1, fan_in)), initializer, rng)
+        layer._add_weight(name, (fan_in, math.prod(shape) // max(1, fan_in)), initializer, rng)
         layer._params[name] = layer._params[name].reshape(shape)
     else:
-        layer.add_weight(name, shape, initializer, rng)
+        layer._add_weight(name, shape, initializer, rng)
 
 
 @register_layer
@@ -160,7 +160,7 @@ class EinsumDense(LoraFrozen, Layer):
         kernel, bias, _, input_axes = self._analyze(tuple(input_shape))
         add_kernel_with_fans(self, "kernel", kernel, input_axes, self.kernel_initializer, self._rng)
         if bias is not None:
-            self.add_weight("bias", bias, self.bias_initializer, self._rng)
+            self._add_weight("bias", bias, self.bias_initializer, self._rng)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):

@@ -149,8 +149,8 @@ class Normalization(Layer):
         self._broadcast_shape = tuple(input_shape[a] if a in self._keep else 1 for a in range(ndim))
         stats_shape = tuple(input_shape[a] for a in self._keep)
         if self._given is None:
-            self.add_weight("mean", stats_shape, "zeros", None)
-            self.add_weight("variance", stats_shape, "ones", None)
+            self._add_weight("mean", stats_shape, "zeros", None)
+            self._add_weight("variance", stats_shape, "ones", None)
             self._params["count"] = np.zeros((), np.int64)
         else:
             self._fixed = [self._expand(v, input_shape) for v in self._given]

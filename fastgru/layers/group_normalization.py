@@ -73,9 +73,9 @@ class GroupNormalization(Layer):
                              "groups of equal size (as in Keras, refused)")
         self._groups = groups
         if self.scale:
-            self.add_weight("gamma", (channels,), self.gamma_initializer, self._rng)
+            self._add_weight("gamma", (channels,), self.gamma_initializer, self._rng)
         if self.center:
-            self.add_weight("beta", (channels,), self.beta_initializer, self._rng)
+            self._add_weight("beta", (channels,), self.beta_initializer, self._rng)
         super().build(input_shape)
 
 
@@ -165,7 +165,7 @@ class RMSNormalization(Layer):
         if np.broadcast_shapes(known, shape) != known:
             raise ValueError(f"RMSNormalization {self.name!r}: a scale of shape {shape} would grow inputs of shape "
                              f"{tuple(input_shape)}")
-        self.add_weight("scale", shape, "ones", self._rng)
+        self._add_weight("scale", shape, "ones", self._rng)
         super().build(input_shape)
 
 

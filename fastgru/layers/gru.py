@@ -60,11 +60,11 @@ class GRU(RecurrentLayer):
     def build(self, input_shape: tuple) -> None:
         self._check_rank(input_shape)
         d, h = int(input_shape[-1]), self.units
-        self.add_weight("kernel", (d, 3 * h), self.kernel_initializer, self._rng)
-        self.add_weight("recurrent_kernel", (h, 3 * h), self.recurrent_initializer, self._rng)
+        self._add_weight("kernel", (d, 3 * h), self.kernel_initializer, self._rng)
+        self._add_weight("recurrent_kernel", (h, 3 * h), self.recurrent_initializer, self._rng)
         if self.use_bias:
             shape = (2, 3 * h) if self.reset_after else (3 * h,)
-            self.add_weight("bias", shape, self.bias_initializer, self._rng)
+            self._add_weight("bias", shape, self.bias_initializer, self._rng)
         super().build(input_shape)
 
     # ---- the cell binding ---------------------------------------------------------------------

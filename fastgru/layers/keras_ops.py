@@ -32,6 +32,8 @@ _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
 TENSOR_KEY = "__fastgru_tensor__"
+#: marks an array constant given as it is (``{ARRAY_KEY: array}``): a custom layer's weight in an op on arrays
+ARRAY_KEY = "__fastgru_array__"
 
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
@@ -96,6 +98,8 @@ def _constant(v):
     none of these."""
     if _is_number(v):
         return np.asarray(v)
+    if isinstance(v, dict) and set(v) == {ARRAY_KEY}:  # (a layer's weight in an op on arrays: fastgru.op_functions)
+        return np.asarray(v[ARRAY_KEY])
     if isinstance(v, dict) and v.get("class_name") in ("__numpy__", "__tensor__") and isinstance(v.get("config"),
                                                                                    dict):
         v = v["config"].get("value")

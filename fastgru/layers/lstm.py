@@ -58,10 +58,10 @@ class LSTM(RecurrentLayer):
     def build(self, input_shape: tuple) -> None:
         self._check_rank(input_shape)
         d, h = int(input_shape[-1]), self.units
-        self.add_weight("kernel", (d, 4 * h), self.kernel_initializer, self._rng)
-        self.add_weight("recurrent_kernel", (h, 4 * h), self.recurrent_initializer, self._rng)
+        self._add_weight("kernel", (d, 4 * h), self.kernel_initializer, self._rng)
+        self._add_weight("recurrent_kernel", (h, 4 * h), self.recurrent_initializer, self._rng)
         if self.use_bias:
-            bias = self.add_weight("bias", (4 * h,), self.bias_initializer, self._rng)
+            bias = self._add_weight("bias", (4 * h,), self.bias_initializer, self._rng)
             if self.unit_forget_bias:
                 # Keras: [init(H), ones(H), init(2H)]; the i and c|o blocks drawn separately
                 init = initializers.get(self.bias_initializer)

@@ -155,10 +155,10 @@ class MultiHeadAttention(Layer):
         for (proj, _), (dim, width) in zip(_PROJECTIONS[:3], ((q_dim, kd), (k_dim, kd), (v_dim, vd))):
             self._add_kernel(f"{proj}/kernel", (dim, self._heads(proj), width), 1)
             if self.use_bias:
-                self.add_weight(f"{proj}/bias", (self._heads(proj), width), self.bias_initializer, self._rng)
+                self._add_weight(f"{proj}/bias", (self._heads(proj), width), self.bias_initializer, self._rng)
         self._add_kernel("attention_output/kernel", (n, vd) + tuple(out), 2)
         if self.use_bias:
-            self.add_weight("attention_output/bias", tuple(out), self.bias_initializer, self._rng)
+            self._add_weight("attention_output/bias", tuple(out), self.bias_initializer, self._rng)
         Layer.build(self, shapes)
 
     def _heads(self, projection: str) -> int:

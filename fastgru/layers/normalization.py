@@ -118,9 +118,9 @@ class LayerNormalization(Layer):
                              f"input shape {tuple(input_shape)}")
         self._param_shape = tuple(input_shape[a] if a in self._axes else 1 for a in range(1, len(input_shape)))
         if self.scale or self.rms_scaling:
-            self.add_weight("gamma", shape, self.gamma_initializer, self._rng)
+            self._add_weight("gamma", shape, self.gamma_initializer, self._rng)
         if self.center and not self.rms_scaling:
-            self.add_weight("beta", shape, self.beta_initializer, self._rng)
+            self._add_weight("beta", shape, self.beta_initializer, self._rng)
         super().build(input_shape)
 
     def sized_axes(self) -> tuple:
@@ -243,11 +243,11 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization {self.name!r}: axis {self.axis} needs a known size, received input "
                              f"shape {tuple(input_shape)}")
         if self.scale:
-            self.add_weight("gamma", (channels,), self.gamma_initializer, self._rng)
+            self._add_weight("gamma", (channels,), self.gamma_initializer, self._rng)
         if self.center:
-            self.add_weight("beta", (channels,), self.beta_initializer, self._rng)
-        self.add_weight("moving_mean", (channels,), self.moving_mean_initializer, self._rng)
-        self.add_weight("moving_variance", (channels,), self.moving_variance_initializer, self._rng)
+            self._add_weight("beta", (channels,), self.beta_initializer, self._rng)
+        self._add_weight("moving_mean", (channels,), self.moving_mean_initializer, self._rng)
+        self._add_weight("moving_variance", (channels,), self.moving_variance_initializer, self._rng)
         super().build(input_shape)
 
 

@@ -20,7 +20,9 @@ concrete layer class; adding a layer is one module in ``layers/`` (decorated wit
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,6 +306,29 @@ def register_layer(cls):
 def lookup(keras_class_name: str) -> type | None:
     """The registered fastgru layer class for a Keras class name, or None."""
     return _REGISTRY.get(keras_class_name)
+
+
+_custom_scope = threading.local()
+
+
+@contextmanager
+def custom_layers(custom_objects: dict | None):
+    """Within the block, the fastgru layer classes of a script's own in ``custom_objects`` (``load_model``'s:
+    ``{"Linear": Linear}``, ``"MyPackage>Linear"`` too; written for fastgru as for Keras, ``fastgru.layers.custom``)
+    build a file's layers of their class names. Nothing else in it is taken: fastgru runs no code from a file."""
+    classes = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items()
+               if isinstance(v, type) and getattr(v, "_fg_user_layer", False)}
+    before = getattr(_custom_scope, "classes", {})
+    _custom_scope.classes = {**before, **classes}
+    try:
+        yield
+    finally:
+        _custom_scope.classes = before
+
+
+def custom_layer(keras_class_name: str) -> type | None:
+    """The script's own layer class given for ``keras_class_name`` (:func:`custom_layers`), or None."""
+    return getattr(_custom_scope, "classes", {}).get(str(keras_class_name).rpartition(">")[2])
 
 
 def registered() -> list[type]:

@@ -63,10 +63,10 @@ class SimpleRNN(RecurrentLayer):
     def build(self, input_shape: tuple) -> None:
         self._check_rank(input_shape)
         d, h = int(input_shape[-1]), self.units
-        self.add_weight("kernel", (d, h), self.kernel_initializer, self._rng)
-        self.add_weight("recurrent_kernel", (h, h), self.recurrent_initializer, self._rng)
+        self._add_weight("kernel", (d, h), self.kernel_initializer, self._rng)
+        self._add_weight("recurrent_kernel", (h, h), self.recurrent_initializer, self._rng)
         if self.use_bias:
-            self.add_weight("bias", (h,), self.bias_initializer, self._rng)
+            self._add_weight("bias", (h,), self.bias_initializer, self._rng)
         super().build(input_shape)
 
     # ---- the cell binding ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..eager import eager
+from ..errors import UnsupportedKerasFeature
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -107,14 +108,16 @@ class Loss:
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
         if reduction == "auto":  # Keras 2's name (tf_keras files): sum_over_batch_size wherever fit uses it
             reduction = "sum_over_batch_size"
-        if reduction not in ("sum_over_batch_size", "mean", "sum"):
-            raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean' or 'sum'; received {reduction!r}")
+        if reduction not in ("sum_over_batch_size", "mean", "sum", "none", None):
+            raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean', 'sum', 'none' or None; received "
+                             f"{reduction!r}")
         self.name = name or type(self).__name__
         self.reduction = reduction
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> float:
-        """Reduced loss as a Python float (with Keras's ``.numpy()``: ``fastgru.eager.EagerScalar``)."""
+        """Reduced loss as a Python float (with Keras's ``.numpy()``: ``fastgru.eager.EagerScalar``); with
+        ``reduction=None`` or ``"none"``, the values per sample (an array)."""
         return eager(self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0])
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None) -> tuple[float, np.ndarray]:
@@ -203,6 +206,11 @@ class Loss:
             mask = valid if mask is None else np.logical_and(np.asarray(mask).astype(bool), valid)
         w = _weights(values.shape, dtype, sample_weight, mask, self.reduction)
         weighted = values if w is None else values * w
+        if self.reduction in ("none", None):  # (Keras's unreduced values: one per sample, weighted and masked)
+            if grad:
+                raise UnsupportedKerasFeature(f"loss {self.name!r} with reduction={self.reduction!r} gives one value "
+                                              "per sample: training needs a reduced loss ('sum_over_batch_size')")
+            return weighted.astype(dtype, copy=False), None
         n = weighted.size if self.reduction != "sum" else 1
         divisor = dtype.type(n)
         loss = np.sum(weighted, dtype=dtype) / divisor if n else dtype.type(0)

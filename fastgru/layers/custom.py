@@ -1,0 +1,199 @@
+"""Keras-style custom layers: a subclass of ``fastgru.layers.Layer`` written as for Keras — ``__init__`` passing
+``**kwargs`` to ``super().__init__``, ``build(input_shape)`` making weights with ``self.add_weight(shape=...,
+initializer=..., trainable=...)``, ``call(self, inputs)`` computing with ``fg.ops`` (or NumPy) — runs in a
+``Sequential``, in a Functional graph and on its own, for inference.
+
+:func:`prepare_user_class` (called by ``Layer.__init_subclass__`` for classes defined outside fastgru) adapts such
+a class: its ``call`` takes the ``mask``/``training`` arguments fastgru passes only where it declares them, its
+``build`` ends as fastgru's (input and output shapes recorded), and its output shape, which Keras finds by tracing
+the call, is found by calling it on zeros of two sizes (:func:`probed_output_shape`). fastgru computes gradients
+itself and has none for Python code: training through such a layer is refused by name (:func:`forward_untrained`),
+except a layer with no trainable weights at the model's start, which needs no gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from .. import constraints, initializers, regularizers
+from ..eager import plain
+from ..errors import UnsupportedKerasFeature
+from ..random import make_rng
+from ..variables import variable_of
+
+
+def is_user_class(cls) -> bool:
+    """A class defined outside the fastgru package (a script's or an application's own layer)."""
+    module = cls.__module__ or ""
+    return module != "fastgru" and not module.startswith("fastgru.")
+
+
+def prepare_user_class(cls, base) -> None:
+    """Adapt ``cls`` (a user's subclass of ``base``, fastgru's ``Layer``) as the module docstring says."""
+    cls._fg_user_layer = True  # (load_model's custom_objects may name it: registry.custom_layers)
+    call = cls.__dict__.get("call")
+    if call is not None and not getattr(call, "_fg_keras_call", False):
+        cls.call = _keras_call(call)
+    build = cls.__dict__.get("build")
+    if build is not None and not getattr(build, "_fg_keras_build", False):
+        cls.build = _keras_build(build, base)
+    if cls.backward is base.backward:  # (no gradient of its own: not trained)
+        cls.forward, cls.backward = forward_untrained, backward_untrained
+    if cls.compute_output_shape is base.compute_output_shape:
+        cls.compute_output_shape = probed_output_shape
+    if cls.weights is base.weights:  # (Keras's: its own weights, then its sublayers')
+        cls.weights = property(lambda self: _own(self) + [w for sub in _sublayers(self, base) for w in sub.weights])
+        cls.trainable_weights = property(lambda self: [] if not self.trainable else _own(self, trainable=True) + [
+            w for sub in _sublayers(self, base) for w in sub.trainable_weights])
+        cls.weight_paths = property(lambda self: [n for n in self.weight_names if n in self._params] + [
+            f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in sub.weight_paths])
+
+
+def _own(layer, trainable: bool = False) -> list:
+    """The layer's own weights (``add_weight``'s), its trainable ones only if ``trainable``."""
+    params, frozen = layer._params, frozen_weight_names(layer) if trainable else ()
+    return [variable_of(layer, n, params[n]) for n in layer.weight_names if n in params and n not in frozen]
+
+
+def _sublayers(layer, base) -> list:
+    """The layers a custom layer holds in its attributes (directly or in a list), in the order they were set, as
+    Keras tracks them."""
+    found: list = []
+    for value in vars(layer).values():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, base) and item is not layer and all(item is not f for f in found):
+                found.append(item)
+    return found
+
+
+def _keras_call(call):
+    params = inspect.signature(call).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    takes = tuple(n for n in ("mask", "training") if takes_all or n in params)
+
+    @functools.wraps(call)
+    def adapted(self, inputs, mask=None, training: bool = False, **kwargs):
+        given = {"mask": mask, "training": training}
+        return plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
+
+    adapted._fg_keras_call = True
+    return adapted
+
+
+def _keras_build(build, base):
+    @functools.wraps(build)
+    def adapted(self, input_shape):
+        self.__dict__["_fg_building"] = True  # (a super().build() inside: no output shape yet)
+        try:
+            build(self, input_shape)
+        finally:
+            self.__dict__["_fg_building"] = False
+        base.build(self, tuple(input_shape))
+
+    adapted._fg_keras_build = True
+    return adapted
+
+
+def probed_output_shape(self, input_shape):
+    """The output shape of ``call``: called on zeros with the unknown sizes 2, then 3; an axis whose size follows
+    them is unknown (None), the batch axis is the input's. (Keras traces the call; fastgru runs it.)"""
+    input_shape = tuple(input_shape)
+    if self.__dict__.get("_fg_building") or not input_shape:
+        return input_shape
+    outputs = []
+    for size in (2, 3):
+        dims = tuple(size if d is None else int(d) for d in input_shape)
+        try:
+            with np.errstate(all="ignore"):
+                out = self.call(np.zeros(dims, self.dtype))
+        except Exception as exc:  # noqa: BLE001  (whatever the user's call raises on zeros)
+            raise UnsupportedKerasFeature(
+                f"custom layer {self.name!r} ({type(self).__name__}): its output shape could not be found by calling "
+                f"it on zeros of shape {dims} ({type(exc).__name__}: {exc}); define "
+                "compute_output_shape(input_shape)") from None
+        outputs.append([np.shape(o) for o in out] if isinstance(out, (list, tuple)) else np.shape(out))
+    first, second = outputs
+    if isinstance(first, list):
+        return [_merged(a, b, input_shape) for a, b in zip(first, second)]
+    return _merged(first, second, input_shape)
+
+
+def _merged(a: tuple, b: tuple, input_shape: tuple) -> tuple:
+    if len(a) != len(b):
+        raise UnsupportedKerasFeature(f"a custom layer's output rank follows its input's sizes ({a} and {b}): "
+                                      "define compute_output_shape(input_shape)")
+    merged = tuple(x if x == y else None for x, y in zip(a, b))
+    return (input_shape[0],) + merged[1:] if merged else merged
+
+
+def forward_untrained(self, x, mask=None, training: bool = True):
+    """Training's forward pass of a custom layer: its call, when it has nothing to train; else refused."""
+    if self.trainable_weights:
+        raise UnsupportedKerasFeature(_no_gradient(self))
+    return self.call(x, mask=mask, training=training), None
+
+
+def backward_untrained(self, dy, cache, need_dx: bool = True):
+    if need_dx:
+        raise UnsupportedKerasFeature(_no_gradient(self))
+    return None, []
+
+
+def _no_gradient(layer) -> str:
+    return (f"custom layer {layer.name!r} ({type(layer).__name__}) runs in fastgru for inference only: fastgru "
+            "computes its gradients itself and has none for Python code. Train the model in Keras and load it, or "
+            "build it from fastgru's layers (a layer without trainable weights at the model's start may stay)")
+
+
+def keras_add_weight(layer, *args, shape=None, initializer=None, dtype=None, trainable: bool = True,
+                     autocast: bool = True, regularizer=None, constraint=None, aggregation="none",
+                     overwrite_with_gradient: bool = False, name: str | None = None):
+    """Keras 3's ``Layer.add_weight``: a weight of ``shape`` (``()`` if None), initialised by ``initializer``
+    (``"glorot_uniform"`` for floats, ``"zeros"`` otherwise, as Keras's), named ``name`` (``"variable"``, then
+    ``"variable_1"``...); trainable weights are listed before the others, as Keras lists them. Returns the
+    :class:`fastgru.variables.Variable`."""
+    if args:
+        if len(args) > 3:
+            raise TypeError(f"add_weight() takes at most 3 positional arguments but {len(args)} were given.")
+        if isinstance(args[0], str):
+            raise ValueError("`name` must be passed as a keyword argument. Received: add_weight(" f"{args[0]!r}, ...)")
+        shape, initializer, dtype = (list(args) + [shape, initializer, dtype][len(args):])[:3]
+    try:
+        dims = () if shape is None else tuple(int(d) for d in (shape if np.iterable(shape) else (shape,)))
+    except (TypeError, ValueError):
+        raise ValueError(f"layer {layer.name!r}: add_weight's shape must be fully defined (integers), received "
+                         f"{shape!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"layer {layer.name!r}: add_weight's shape {dims} has a negative size")
+    dtype = layer.dtype if dtype is None else np.dtype(getattr(dtype, "name", dtype))
+    if initializer is None:
+        initializer = "glorot_uniform" if dtype.kind == "f" else "zeros"
+    base, k = name or "variable", 0
+    weight = base
+    while weight in layer._params:
+        k += 1
+        weight = f"{base}_{k}"
+    rng = layer.__dict__.get("_rng")
+    if not isinstance(rng, np.random.Generator):
+        rng = layer.__dict__["_rng"] = make_rng(None)
+    initializer = initializers.get(initializer)
+    array = layer._add_weight(weight, dims, initializer, rng)
+    if array.dtype != dtype:
+        array = layer._params[weight] = array.astype(dtype)
+    lists = layer.__dict__.setdefault("_keras_weight_lists", ([], []))
+    lists[0 if trainable else 1].append(weight)
+    layer.weight_names = tuple(lists[0] + lists[1])
+    if regularizer is not None:
+        layer.weight_regularizers = {**getattr(layer, "weight_regularizers", {}), weight: regularizers.get(regularizer)}
+    if constraint is not None:
+        layer.weight_constraints = {**getattr(layer, "weight_constraints", {}), weight: constraints.get(constraint)}
+    return variable_of(layer, weight, array)
+
+
+def frozen_weight_names(layer) -> list:
+    """The weights a custom layer made with ``trainable=False`` (kept out of ``trainable_weights``)."""
+    lists = layer.__dict__.get("_keras_weight_lists")
+    return lists[1] if lists else []

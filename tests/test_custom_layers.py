@@ -1,0 +1,170 @@
+"""Keras-style custom layers (``class Linear(keras.layers.Layer)`` with ``add_weight`` and ``call(self, inputs)``)
+written against fastgru (``import fastgru as keras``): they run as Keras's, eagerly, in a Sequential and in a
+Functional graph, with Keras's weights (names, order, trainable flags); training through one is refused by name."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.errors import UnsupportedKerasFeature
+
+
+def _classes(keras):
+    """The same custom layers written against ``keras`` (Keras itself, or fastgru standing in for it)."""
+
+    class Linear(keras.layers.Layer):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal",
+                                     trainable=True)
+            self.scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="scale")
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+        def call(self, inputs):
+            return keras.ops.tanh(keras.ops.matmul(inputs, self.w) + self.b) * self.scale
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    class MeanOverTime(keras.layers.Layer):  # (no weights; takes a mask and a training flag)
+        def call(self, inputs, mask=None, training=None):
+            return keras.ops.mean(inputs, axis=1)
+
+    return Linear, MeanOverTime
+
+
+def test_custom_layers_run_as_keras_s(keras, rng):
+    their_linear, their_mean = _classes(keras)
+    our_linear, our_mean = _classes(fg)
+    theirs = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(5, return_sequences=True), their_linear(4),
+                               their_mean()])
+    ours = fg.Sequential([fg.Input((6, 3)), fg.layers.GRU(5, return_sequences=True), our_linear(4), our_mean()])
+    assert [(w.name, w.trainable, w.shape) for w in ours.weights] == \
+        [(w.name, w.trainable, tuple(w.shape)) for w in theirs.weights]
+    assert [w.path.split("/", 1)[1] for w in ours.weights][3:] == ["linear/variable", "linear/variable_1",
+                                                                  "linear/scale"]
+    weights = [rng.standard_normal(np.shape(w)).astype(np.float32) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+    expected = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert ours.output_shape == (None, 4) and ours.layers[1].output_shape == (None, 6, 4)
+    inputs = fg.Input((None, 3))  # (a Functional graph, steps unknown: the probe finds the axis that follows them)
+    h = our_linear(2, name="lin")(inputs)
+    assert h.shape == (None, None, 2)
+    graph = fg.Model(inputs, our_mean()(h))
+    assert graph.predict(x).shape == (3, 2)
+    twin = copy.deepcopy(ours)  # (as pickling: config + weights, get_config as Keras asks of a custom layer)
+    np.testing.assert_allclose(twin.predict(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_training_through_a_custom_layer_is_refused_by_name(rng):
+    linear, mean = _classes(fg)
+    x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 4)).astype(np.float32)
+    model = fg.Sequential([fg.Input((6, 3)), fg.layers.GRU(5, return_sequences=True), linear(4, name="lin"), mean()])
+    model.compile("adam", "mse")
+    before = model.get_weights()
+    with pytest.raises(UnsupportedKerasFeature, match="custom layer 'lin' .* inference only"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # (nothing changed)
+    front = fg.Sequential([fg.Input((6, 3)), mean(), fg.layers.Dense(4)])  # (weightless, first: no gradient needed)
+    front.compile("sgd", "mse")
+    assert np.isfinite(front.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_add_weight_follows_keras_s_signature():
+    layer = fg.layers.Layer(name="holder")
+    w = layer.add_weight((2, 3), "ones")
+    assert w.name == "variable" and w.shape == (2, 3) and (w.numpy() == 1).all()
+    count = layer.add_weight(shape=(), dtype="int32", trainable=False, name="count")
+    assert count.dtype == np.int32 and count.numpy() == 0 and not count.trainable
+    assert [v.name for v in layer.weights] == ["variable", "count"] and len(layer.trainable_weights) == 1
+    with pytest.raises(ValueError, match="`name` must be passed as a keyword argument"):
+        layer.add_weight("kernel", (2, 2))
+    with pytest.raises(ValueError, match="fully defined"):
+        layer.add_weight(shape=(None, 2))
+
+
+def _block(keras):
+    class ResidualBlock(keras.layers.Layer):  # (sublayers made in __init__, called in call)
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = keras.layers.Dense(units, activation="relu")
+            self.norm = keras.layers.LayerNormalization()
+
+        def call(self, inputs):
+            return self.norm(inputs + self.inner(inputs))
+
+    return ResidualBlock
+
+
+def test_a_custom_layer_s_sublayers_are_its_weights_as_in_keras(keras, rng):
+    theirs = keras.Sequential([keras.Input((6, 4)), keras.layers.GRU(4, return_sequences=True), _block(keras)(4)])
+    ours = fg.Sequential([fg.Input((6, 4)), fg.layers.GRU(4, return_sequences=True), _block(fg)(4)])
+    assert [(w.name, tuple(w.shape)) for w in ours.weights] == [(w.name, tuple(w.shape)) for w in theirs.weights]
+    weights = [rng.standard_normal(np.shape(w)).astype(np.float32) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    assert ours.count_params() == theirs.count_params()
+    assert ours.layers[-1].weight_paths[:2] == [f"{ours.layers[-1].inner.name}/kernel",
+                                                f"{ours.layers[-1].inner.name}/bias"]
+
+
+def _scaled(keras):
+    class ScaledLinear(keras.layers.Layer):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal")
+            self.s = self.add_weight(shape=(), initializer="ones", trainable=False, name="scale")
+            self.b = self.add_weight(shape=(self.units,), initializer="random_normal")
+
+        def call(self, inputs):
+            return keras.ops.tanh(keras.ops.matmul(inputs, self.w) + self.b) * self.s
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return ScaledLinear
+
+
+def test_keras_files_with_a_custom_layer_load_given_the_class_and_save_for_keras(keras, tmp_path, rng):
+    """A Keras model holding a custom layer loads in fastgru given the layer written for fastgru in
+    ``custom_objects`` (by class name or ``package>name``), .keras and .h5, Sequential and Functional; fastgru writes
+    it back as Keras does (Keras loads it given its own class). Without the class it is refused by name."""
+    theirs_cls = keras.saving.register_keras_serializable(package="demo")(_scaled(keras))
+    ours_cls = _scaled(fg)
+    chain = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(5, return_sequences=True), theirs_cls(4),
+                              keras.layers.GlobalAveragePooling1D()])
+    chain.layers[1].s.assign(2.0)
+    inputs = keras.Input((6, 3))
+    h = keras.layers.GRU(5, return_sequences=True)(inputs)
+    graph = keras.Model(inputs, keras.layers.Add()([theirs_cls(5)(h), h]))
+    x = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    for model, name in ((chain, "chain.keras"), (chain, "chain.h5"), (graph, "graph.keras")):
+        model.save(tmp_path / name)
+        ours = fg.load_model(tmp_path / name, custom_objects={"demo>ScaledLinear": ours_cls})
+        np.testing.assert_allclose(ours.predict(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6, err_msg=name)
+    with pytest.raises(UnsupportedKerasFeature, match="custom or unknown layer class.*custom_objects"):
+        fg.load_model(tmp_path / "chain.keras")
+    ours = fg.load_model(tmp_path / "chain.keras", custom_objects={"ScaledLinear": ours_cls})
+    for name in ("back.keras", "back.h5"):
+        ours.save(tmp_path / name)
+        again = keras.models.load_model(tmp_path / name, custom_objects={"ScaledLinear": theirs_cls})
+        np.testing.assert_allclose(again.predict(x, verbose=0), chain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    block = fg.Sequential([fg.Input((6, 4)), _block(fg)(4)])
+    with pytest.raises(UnsupportedKerasFeature, match="holds layers of its own"):
+        block.save(tmp_path / "block.keras")
