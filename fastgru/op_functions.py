@@ -114,6 +114,13 @@ _SPECS = (
 )
 
 
+#: ops whose values on arrays are Keras's int32 indices and booleans (in a graph, fastgru carries them as floats)
+_INDEX_RESULTS = frozenset({"Argmax", "Argmin", "Argsort"})
+_BOOL_RESULTS = frozenset({"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual", "LogicalAnd",
+                           "LogicalOr", "LogicalXor", "LogicalNot", "Any", "All", "Isnan", "Isinf", "Isfinite",
+                           "Signbit"})
+
+
 def _symbolic(value) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_symbolic(v) for v in value)
@@ -145,7 +152,10 @@ def _run(op: str, tensor_args: list, config: dict):
     if symbolic:
         return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
     try:
-        return eager(KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}}))
+        result = KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
+        if op in _INDEX_RESULTS or op in _BOOL_RESULTS:  # (on arrays, Keras's dtypes: a graph carries floats)
+            result = result.astype(np.int32 if op in _INDEX_RESULTS else bool)
+        return eager(result)
     except UnsupportedKerasFeature as exc:  # (an array's axis 0 is a batch, as a model's tensors')
         raise ValueError(f"{exc} — on arrays, fastgru's ops treat axis 0 as the batch axis, as in a model; use "
                          "NumPy for this one") from None

@@ -237,3 +237,12 @@ def test_unreduced_losses_are_keras_s_and_refused_in_training(keras, rng):
     model.compile("sgd", fg.losses.MeanSquaredError(reduction=None))
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match="training needs a reduced loss"):
         model.fit(y, p, verbose=0)
+
+
+def test_index_and_boolean_ops_on_arrays_have_keras_s_dtypes(keras, rng):
+    p = rng.random((3, 4)).astype(np.float32)
+    for name, args in (("argmax", (p, -1)), ("argmin", (p, 1)), ("argsort", (p,)), ("greater", (p, 0.5)),
+                       ("isnan", (p,)), ("logical_not", (p > 0.5,))):
+        ours, theirs = getattr(fg.ops, name)(*args), getattr(keras.ops, name)(*args)
+        assert ours.dtype == theirs.numpy().dtype, name
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=name)
