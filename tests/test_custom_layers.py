@@ -5,6 +5,7 @@ Functional graph, with Keras's weights (names, order, trainable flags); training
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -119,6 +120,10 @@ def test_a_custom_layer_s_sublayers_are_its_weights_as_in_keras(keras, rng):
     assert ours.count_params() == theirs.count_params()
     assert ours.layers[-1].weight_paths[:2] == [f"{ours.layers[-1].inner.name}/kernel",
                                                 f"{ours.layers[-1].inner.name}/bias"]
+    assert [re.sub(r"_\d+(?=/|$)", "", w.path.split("/", 1)[1]) for w in ours.weights][3:6] == [
+                                                                  "residual_block/dense/kernel",
+                                                                  "residual_block/dense/bias",
+                                                                  "residual_block/layer_normalization/gamma"]
 
 
 def _scaled(keras):
@@ -165,6 +170,11 @@ def test_keras_files_with_a_custom_layer_load_given_the_class_and_save_for_keras
         ours.save(tmp_path / name)
         again = keras.models.load_model(tmp_path / name, custom_objects={"ScaledLinear": theirs_cls})
         np.testing.assert_allclose(again.predict(x, verbose=0), chain.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    block = fg.Sequential([fg.Input((6, 4)), _block(fg)(4)])
-    with pytest.raises(UnsupportedKerasFeature, match="holds layers of its own"):
-        block.save(tmp_path / "block.keras")
+    theirs = keras.Sequential([keras.Input((6, 4)), _block(keras)(4), keras.layers.Dense(1)])  # (layers held)
+    theirs.save(tmp_path / "block.keras")
+    ours = fg.load_model(tmp_path / "block.keras", custom_objects={"ResidualBlock": _block(fg)})
+    x = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    ours.save(tmp_path / "block_back.keras")
+    again = keras.models.load_model(tmp_path / "block_back.keras", custom_objects={"ResidualBlock": _block(keras)})
+    np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6, atol=1e-6)

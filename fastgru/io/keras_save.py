@@ -56,10 +56,6 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if getattr(type(layer), "_fg_user_layer", False):  # (a script's own layer: Keras loads it from custom_objects)
         entry.update(module=None, class_name=type(layer).__name__, registered_name=type(layer).__name__)
-        if layer.weight_paths != [n for n in layer.weight_names if n in layer._params]:
-            raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds layers of its own, whose weights Keras "
-                                          "files keep below theirs: fastgru does not write it as Keras would "
-                                          "(get_weights and set_weights carry its weights)")
     if hasattr(layer, "keras_build_config") and layer.input_shape is not None:
         entry["build_config"] = layer.keras_build_config()
     elif layer.input_shape is not None:

@@ -40,6 +40,8 @@ def prepare_user_class(cls, base) -> None:
     build = cls.__dict__.get("build")
     if build is not None and not getattr(build, "_fg_keras_build", False):
         cls.build = _keras_build(build, base)
+    elif cls.build is base.build:
+        cls.build = _keras_build(None, base)
     if cls.backward is base.backward:  # (no gradient of its own: not trained)
         cls.forward, cls.backward = forward_untrained, backward_untrained
     if cls.compute_output_shape is base.compute_output_shape:
@@ -50,6 +52,30 @@ def prepare_user_class(cls, base) -> None:
             w for sub in _sublayers(self, base) for w in sub.trainable_weights])
         cls.weight_paths = property(lambda self: [n for n in self.weight_names if n in self._params] + [
             f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in sub.weight_paths])
+    if getattr(cls, "keras_var_groups", None) is None:
+        cls.keras_var_groups = lambda self: keras_var_groups(self, base)
+
+
+def keras_var_groups(layer, base) -> list[tuple[str, int]]:
+    """Where a Keras weights file keeps the layer's variables, below its own path, in ``weights`` order: its own
+    in ``vars``, then each layer it holds below the attribute naming it (``inner/vars``, ``rnn/cell/vars``)."""
+    own = [n for n in layer.weight_names if n in layer._params]
+    groups = [("vars", len(own))] if own or not _sublayers(layer, base) else []
+    for sub in _sublayers(layer, base):
+        attr = next((k for k, v in vars(layer).items() if v is sub), None)
+        if attr is None:
+            raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds layer {sub.name!r} in a list: Keras "
+                                          "files keep such weights in a layout fastgru does not read or write")
+        inner = getattr(sub, "keras_var_groups", None)
+        if inner is not None:
+            groups += [(f"{attr}/{g}", n) for g, n in inner()]
+        elif sub.weights:
+            if hasattr(sub, "forward_layer") or hasattr(sub, "layer"):
+                raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds wrapper {sub.name!r}: its Keras "
+                                              "file layout is not read or written by fastgru")
+            contract = getattr(type(sub), "keras", None)
+            groups.append((f"{attr}/{getattr(contract, 'weights', 'vars')}", len(sub.weights)))
+    return groups
 
 
 def _own(layer, trainable: bool = False) -> list:
@@ -84,17 +110,20 @@ def _keras_call(call):
 
 
 def _keras_build(build, base):
-    @functools.wraps(build)
     def adapted(self, input_shape):
         self.__dict__["_fg_building"] = True  # (a super().build() inside: no output shape yet)
         try:
-            build(self, input_shape)
+            if build is not None:
+                build(self, input_shape)
         finally:
             self.__dict__["_fg_building"] = False
-        base.build(self, tuple(input_shape))
+        base.build(self, tuple(input_shape))  # (the output shape probed: the layers it holds are built now)
+        scope = "/".join(p for p in (self.__dict__.get("_variable_scope"), self.name) if p)
+        for sub in _sublayers(self, base):  # (built in its name scope, as Keras builds them: block/dense/kernel)
+            sub.__dict__.setdefault("_variable_scope", scope)
 
     adapted._fg_keras_build = True
-    return adapted
+    return adapted if build is None else functools.wraps(build)(adapted)
 
 
 def probed_output_shape(self, input_shape):
