@@ -68,15 +68,11 @@ def eager(value):
     """``value`` with arrays as :class:`EagerArray` views and floats as :class:`EagerScalar` (lists, tuples and
     dicts of them too); anything else as it is."""
     kind = type(value)
-    if kind is np.ndarray:
+    if kind is np.ndarray:  # (the common case first: one output)
         return value.view(EagerArray)
     if kind is float or kind is np.float32 or kind is np.float64:
         return EagerScalar(value)
-    if kind is list or kind is tuple:
-        return kind(eager(v) for v in value)
-    if kind is dict:
-        return {k: eager(v) for k, v in value.items()}
-    return value
+    return _mapped(value, eager)
 
 
 def plain(value):
@@ -87,8 +83,14 @@ def plain(value):
         return value.view(np.ndarray)
     if kind is EagerScalar:
         return float(value)
+    return _mapped(value, plain)
+
+
+def _mapped(value, convert):
+    """A list, tuple or dict with ``convert`` applied to its items; anything else as it is."""
+    kind = type(value)
     if kind is list or kind is tuple:
-        return kind(plain(v) for v in value)
+        return kind(convert(v) for v in value)
     if kind is dict:
-        return {k: plain(v) for k, v in value.items()}
+        return {k: convert(v) for k, v in value.items()}
     return value
