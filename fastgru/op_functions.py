@@ -198,8 +198,45 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
     return keras_array(x, dtype).view(EagerArray)  # (Python numbers: float32/int32, as Keras's)
 
 
+def shape(x) -> tuple:
+    """Keras's ``keras.ops.shape``: the shape as a tuple (None for a symbolic tensor's unknown sizes)."""
+    return tuple(x.shape) if _symbolic(x) else tuple(np.shape(x))
+
+
+def _creator(name: str, make):
+    """Keras's ``keras.ops.<name>`` that makes an array from sizes (``ones``, ``arange``, ...): float32 by default,
+    as Keras's floatx (integers for an integer ``arange``), as a constant NumPy array with ``.numpy()``."""
+
+    def function(*args, dtype=None, **kwargs):
+        if any(_symbolic(a) for a in (*args, *kwargs.values())):
+            raise UnsupportedKerasFeature(f"keras.ops {name} of a symbolic tensor's sizes does not run in a fastgru "
+                                          "graph (docs/functional.md lists the ops that do)")
+        value = make(*args, **kwargs)
+        if dtype is None:
+            dtype = np.int32 if value.dtype.kind in "iu" else np.float32
+        return value.astype(np.dtype(dtype)).view(EagerArray)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"Keras's ``keras.ops.{name}`` (an array, not a graph op)."
+    return function
+
+
+def einsum(subscripts: str, *operands):
+    """Keras's ``keras.ops.einsum`` on arrays (NumPy's, full arrays: no batch axis of its own)."""
+    if any(_symbolic(o) for o in operands):
+        raise UnsupportedKerasFeature("keras.ops einsum of symbolic tensors does not run in a fastgru graph: use "
+                                      "layers.EinsumDense, or ops.matmul/ops.dot (docs/functional.md)")
+    return eager(np.einsum(subscripts, *[keras_array(o) for o in operands]))
+
+
 FUNCTIONS = {name: _function(name, params) for params, names in _SPECS for name in names.split()}
-FUNCTIONS.update(convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor)
+FUNCTIONS.update(convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, shape=shape, einsum=einsum,
+                 abs=FUNCTIONS["absolute"], swish=FUNCTIONS["silu"],
+                 ones=_creator("ones", lambda shape: np.ones(shape)),
+                 zeros=_creator("zeros", lambda shape: np.zeros(shape)),
+                 full=_creator("full", lambda shape, fill_value: np.full(shape, fill_value)),
+                 eye=_creator("eye", lambda N, M=None, k=0: np.eye(N, M, k)),
+                 arange=_creator("arange", lambda start, stop=None, step=1: np.arange(start, stop, step)))
 
 
 def install(module) -> None:

@@ -23,7 +23,7 @@ def sequential_from_config(cls, config: dict):
         name = entry.get("class_name")
         layer_cls = (registry.model_class("Functional") if name in ("Functional", "Model") else
                      registry.model_class("Sequential") if name == "Sequential" else
-                     registry.lookup(name) or getattr(layer_module, str(name), None))
+                     registry.lookup(name) or registry.custom_layer(name) or getattr(layer_module, str(name), None))
         if layer_cls is None:
             raise ValueError(f"Sequential.from_config: unknown layer class {name!r}")
         model.add(layer_cls.from_config(entry["config"]))

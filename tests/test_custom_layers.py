@@ -5,6 +5,7 @@ Functional graph, with Keras's weights (names, order, trainable flags); training
 from __future__ import annotations
 
 import copy
+import pickle
 import re
 
 import numpy as np
@@ -178,3 +179,65 @@ def test_keras_files_with_a_custom_layer_load_given_the_class_and_save_for_keras
     ours.save(tmp_path / "block_back.keras")
     again = keras.models.load_model(tmp_path / "block_back.keras", custom_objects={"ResidualBlock": _block(keras)})
     np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+class ModuleLinear(fg.layers.Layer):  # (at module level: pickled by reference, as any class)
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units))
+
+    def call(self, inputs):
+        return fg.ops.matmul(inputs, self.w)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_models_with_a_custom_layer_copy_pickle_and_clone(rng):
+    inputs = fg.Input((5, 3))
+    graph = fg.Model(inputs, ModuleLinear(2)(fg.layers.GRU(4, return_sequences=True)(inputs)))
+    chain = fg.Sequential([fg.Input((5, 3)), ModuleLinear(2)])
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    for model in (graph, chain):
+        for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+        clone = fg.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
+def test_a_keras_custom_layer_without_init_loads(keras, tmp_path, rng):
+    """Keras's base config holds ``autocast`` (and ``activity_regularizer``): a layer passing them to fastgru's
+    Layer loads (it was refused as an unexpected keyword)."""
+
+    def make(k):
+        class ScaleBias(k.layers.Layer):
+            def build(self, input_shape):
+                self.scale = self.add_weight(shape=(input_shape[-1],), initializer="random_normal")
+                self.bias = self.add_weight(shape=(input_shape[-1],), initializer="random_normal")
+
+            def call(self, inputs):
+                return inputs * self.scale + self.bias
+
+        return ScaleBias
+
+    theirs = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4, return_sequences=True), make(keras)()])
+    theirs.save(tmp_path / "sb.keras")
+    ours = fg.load_model(tmp_path / "sb.keras", custom_objects={"ScaleBias": make(fg)})
+    x = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_array_making_ops_a_custom_layer_uses(keras, rng):
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    for name, args in (("arange", (0, 5)), ("arange", (0.0, 1.0, 0.25)), ("ones", ((2, 3),)), ("zeros", ((3,),)),
+                       ("eye", (3,)), ("full", ((2,), 7.0)), ("abs", (x,)), ("swish", (x,))):
+        ours, theirs = getattr(fg.ops, name)(*args), getattr(keras.ops, name)(*args)
+        assert ours.dtype == theirs.numpy().dtype, name
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, err_msg=name)
+    assert fg.ops.shape(x) == (2, 3) and fg.ops.shape(fg.Input((5, 3))) == (None, 5, 3)
+    np.testing.assert_allclose(fg.ops.einsum("ij,kj->ik", x, x).numpy(), keras.ops.einsum("ij,kj->ik", x, x).numpy(),
+                               rtol=1e-6)

@@ -246,3 +246,20 @@ def test_index_and_boolean_ops_on_arrays_have_keras_s_dtypes(keras, rng):
         ours, theirs = getattr(fg.ops, name)(*args), getattr(keras.ops, name)(*args)
         assert ours.dtype == theirs.numpy().dtype, name
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=name)
+
+
+def test_mean_with_sample_weight_reduction_is_keras_s_in_values_and_training(keras, rng):
+    y, p = rng.random((8, 3)).astype(np.float32), rng.random((8, 3)).astype(np.float32)
+    weights = rng.random(8).astype(np.float32)
+    for name in ("MeanSquaredError", "CategoricalCrossentropy", "Huber"):
+        ours = getattr(fg.losses, name)(reduction="mean_with_sample_weight")(y, p, sample_weight=weights)
+        theirs = getattr(keras.losses, name)(reduction="mean_with_sample_weight")(y, p, sample_weight=weights)
+        assert float(ours) == pytest.approx(float(theirs), rel=1e-5), name
+    theirs = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    ours = fg.Sequential([fg.Input((3,)), L.Dense(3)])
+    ours.set_weights(theirs.get_weights())
+    for lib, model in ((keras, theirs), (fg, ours)):
+        model.compile(lib.optimizers.SGD(0.1), lib.losses.MeanSquaredError(reduction="mean_with_sample_weight"))
+        model.fit(y, p, sample_weight=weights, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

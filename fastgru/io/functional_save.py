@@ -302,13 +302,15 @@ def save_functional(model, path) -> None:
         archive.writestr("model.weights.h5", buffer.getvalue())
 
 
-def rebuild_functional(config, weights, compile_args=None):
-    """Unpickle a Functional ``Model`` (``Model.__reduce__``): the model from its Keras config, its weights,
-    and its compile arguments (the optimizer object as it was, losses, loss_weights, metrics, weighted
-    metrics)."""
+def rebuild_functional(config, weights, compile_args=None, custom_classes=None):
+    """Unpickle a Functional ``Model`` (``Model.__reduce__``): the model from its Keras config (its custom layers
+    from ``custom_classes``, Keras class name -> class), its weights, and its compile arguments (the optimizer
+    object as it was, losses, loss_weights, metrics, weighted metrics)."""
+    from ..layers import registry
     from .keras_functional import model_from_config
 
-    model = model_from_config(config)
+    with registry.custom_layers(custom_classes):
+        model = model_from_config(config)
     model.set_weights(weights)
     if compile_args is not None:
         optimizer, loss, loss_weights, metrics, *weighted = compile_args  # (weighted_metrics: since 2026-12)

@@ -168,7 +168,8 @@ def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwarg
 
 
 #: options Keras 3's get_config writes that change nothing at these values (a Keras config given to from_config)
-_KERAS_DEFAULT_KEYS = {"quantization_config": None, "optional": False, "ragged": False, "sparse": False}
+_KERAS_DEFAULT_KEYS = {"quantization_config": None, "optional": False, "ragged": False, "sparse": False,
+                      "autocast": True}
 
 
 

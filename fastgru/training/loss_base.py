@@ -108,9 +108,9 @@ class Loss:
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
         if reduction == "auto":  # Keras 2's name (tf_keras files): sum_over_batch_size wherever fit uses it
             reduction = "sum_over_batch_size"
-        if reduction not in ("sum_over_batch_size", "mean", "sum", "none", None):
-            raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean', 'sum', 'none' or None; received "
-                             f"{reduction!r}")
+        if reduction not in ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none", None):
+            raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean', 'sum', 'mean_with_sample_weight', "
+                             f"'none' or None; received {reduction!r}")
         self.name = name or type(self).__name__
         self.reduction = reduction
 
@@ -212,6 +212,8 @@ class Loss:
                                               "per sample: training needs a reduced loss ('sum_over_batch_size')")
             return weighted.astype(dtype, copy=False), None
         n = weighted.size if self.reduction != "sum" else 1
+        if self.reduction == "mean_with_sample_weight" and w is not None:  # (Keras: by the weights' sum)
+            n = float(np.sum(np.broadcast_to(w, values.shape), dtype=dtype))
         divisor = dtype.type(n)
         loss = np.sum(weighted, dtype=dtype) / divisor if n else dtype.type(0)
         if not grad:
