@@ -3,9 +3,9 @@
 ``fastgru.layers.KerasOp``, saved to and loaded from Keras files as Keras's), on arrays it computes at once with
 the same code. Keras's names, argument names, order and defaults (``concatenate``'s axis is 0, as Keras's).
 
-On arrays, as in a model, axis 0 is the batch axis: an op over it (``concatenate`` along axis 0, a reduction with
-``axis=None``) raises ValueError (NumPy does those). Ops Keras has but fastgru does not run in a graph
-(``arange``, ``shape``, ``einsum``, ...) are not here.
+On arrays every axis is an axis, as in Keras: where the graph op refuses the arrays (an op over axis 0, which a
+graph keeps whole as the batch axis: ``concatenate`` along axis 0, a reduction with ``axis=None``, an op on a
+layer's weights alone) NumPy's function computes it (:func:`_numpy_result`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import inspect
 
 import numpy as np
 
-from .eager import EagerArray, eager, keras_array
+from .eager import EagerArray, eager, keras_array, plain
 from .errors import UnsupportedKerasFeature
-from .layers.keras_ops import ARRAY_KEY, TENSOR_KEY, KerasOp, numpy_constant
+from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
+from .tracing import ARRAY_KEY, is_weight_valued, op_expression, refuse_while_traced, traced_operand, tracing
 from .variables import Variable
 
 _T, _R = object(), inspect.Parameter.empty  # (a tensor argument; a required option)
@@ -127,12 +128,22 @@ def _symbolic(value) -> bool:
     return bool(getattr(value, "_fg_symbolic", False))
 
 
-def _run(op: str, tensor_args: list, config: dict):
-    """``op`` on its tensor arguments: a graph node when one is symbolic, else the values computed now."""
+def _flat(values) -> list:
+    return [v for value in values for v in (value if isinstance(value, (list, tuple)) else (value,))]
+
+
+def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=None):
+    """``op`` on its tensor arguments: a graph node when one is symbolic, else the values computed now (by
+    ``numpy_call()`` where the graph op refuses the arrays: an op over axis 0, which a graph keeps as the batch); on
+    weights alone inside a call traced for training, ``expression()`` (a ``fastgru.tracing.WeightExpression``)."""
     symbolic, tensors = _symbolic(tensor_args), []
     # on arrays, a layer's weight (a custom layer's ``ops.matmul(inputs, self.kernel)``) is a constant operand, as
     # in Keras's graph: the batch axis is the other operands'
     weights_constant = not symbolic and any(type(v) is not Variable and isinstance(v, np.ndarray) for v in tensor_args)
+    if not symbolic and tracing() is not None and any(is_weight_valued(v) for v in _flat(tensor_args)):
+        if expression is None:
+            refuse_while_traced(f"keras.ops {op} of a weight")
+        return expression()
 
     def place(value, top: bool):
         if top and op in _LIST_OPS and isinstance(value, (list, tuple)):
@@ -141,6 +152,8 @@ def _run(op: str, tensor_args: list, config: dict):
             return value.item() if isinstance(value, np.number) else value
         if weights_constant and type(value) is Variable:
             return {ARRAY_KEY: np.asarray(value)}
+        if symbolic and traced_operand(value) is not None:  # (a custom layer's weight, its call traced to train it)
+            return traced_operand(value)
         if symbolic and not getattr(value, "_fg_symbolic", False):  # (a constant operand in a graph)
             return numpy_constant(np.asarray(value))
         tensors.append(value if symbolic else keras_array(value))  # (Python numbers: float32/int32, as Keras)
@@ -151,14 +164,63 @@ def _run(op: str, tensor_args: list, config: dict):
         raise TypeError(f"keras.ops {op}: give it a tensor or an array (fastgru runs ops on arrays, not numbers)")
     if symbolic:
         return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
+    if op == "Squeeze" and config.get("axis") is None and numpy_call is not None:
+        return numpy_call()  # (an array's axis 0 of size 1 goes too, as in Keras; a graph keeps its batch axis)
     try:
         result = KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
         if op in _INDEX_RESULTS or op in _BOOL_RESULTS:  # (on arrays, Keras's dtypes: a graph carries floats)
             result = result.astype(np.int32 if op in _INDEX_RESULTS else bool)
+        elif op == "Cast":
+            result = result.astype(np.dtype(config["dtype"]))
+        floats = [v.dtype.itemsize for v in _flat(tensor_args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        widest = max(floats, default=0)
+        if result.dtype.kind == "f" and result.dtype.itemsize < widest and numpy_call is not None:
+            return numpy_call()  # (a float64 table taken from by int32 ids: float64, as Keras promotes dtypes)
         return eager(result)
-    except UnsupportedKerasFeature as exc:  # (an array's axis 0 is a batch, as a model's tensors')
-        raise ValueError(f"{exc} — on arrays, fastgru's ops treat axis 0 as the batch axis, as in a model; use "
-                         "NumPy for this one") from None
+    except (UnsupportedKerasFeature, ValueError) as exc:  # (the graph op keeps axis 0 whole: Keras's arrays don't)
+        result = None if numpy_call is None else numpy_call()
+        if result is None:
+            raise type(exc)(str(exc)) from None
+        return result
+
+
+#: Keras's functions NumPy (or SciPy) has under another name, or with other argument names
+_NUMPY_NAMES = {"norm": "linalg.norm", "absolute": "absolute"}
+_SCIPY_NAMES = {"softmax", "log_softmax", "logsumexp"}
+_POSITIONAL = {"reshape", "tile"}  # (their second argument is named differently in NumPy)
+
+
+def _numpy_result(name: str, values: dict, tensor_names: list, out_dtype):
+    """Keras's ``ops.<name>`` on arrays with NumPy's semantics (every axis an axis, as Keras computes on arrays):
+    NumPy's (SciPy's) function of that name on the same arguments, with Keras's result dtypes; None where there is
+    none or it refuses the arguments (the graph op's error stands then)."""
+    if name in _SCIPY_NAMES:
+        import scipy.special
+
+        function = getattr(scipy.special, name)
+    else:
+        function = np
+        for part in _NUMPY_NAMES.get(name, name).split("."):
+            function = getattr(function, part, None)
+    if function is None:
+        return None
+    arrays = [[keras_array(a) for a in values[p]] if isinstance(values[p], (list, tuple)) else keras_array(values[p])
+              for p in tensor_names]
+    options = {p: v for p, v in values.items() if p not in tensor_names}
+    try:
+        with np.errstate(all="ignore"):
+            if name in _POSITIONAL:
+                result = function(*arrays, *options.values())
+            else:
+                result = function(*arrays, **{k: v for k, v in options.items() if v is not None or k == "axis"})
+    except (TypeError, ValueError, np.exceptions.AxisError):
+        return None
+    result = np.asarray(result)
+    if out_dtype is not None:
+        result = result.astype(out_dtype)
+    elif result.dtype == np.float64 and all(np.asarray(a).dtype != np.float64 for a in _flat(arrays)):
+        result = result.astype(np.float32)  # (Keras's floatx: NumPy's mean of int32 is float64)
+    return eager(result)
 
 
 def _function(name: str, params: tuple):
@@ -173,12 +235,35 @@ def _function(name: str, params: tuple):
         bound.apply_defaults()
         values = bound.arguments
         config = {p: values[p] for p, d in params if d is not _T}
-        return _run(op, [values[p] for p in tensor_names], config)
+        dtype = np.int32 if op in _INDEX_RESULTS else bool if op in _BOOL_RESULTS else None
+        return _run(op, [values[p] for p in tensor_names], config,
+                    lambda: _numpy_result(name, values, tensor_names, dtype),
+                    lambda: _expression(op, name, values, tensor_names, config, dtype))
 
     function.__name__ = function.__qualname__ = name
     function.__signature__ = signature
     function.__doc__ = f"Keras's ``keras.ops.{name}``: the ``{op}`` op (a graph node on symbolic tensors)."
     return function
+
+
+def _expression(op: str, name: str, values: dict, tensor_names: list, config: dict, dtype):
+    """``keras.ops.<name>`` of weights inside a call traced for training: a value computed again from the live
+    weights at each run, its gradient sent back to them (``fastgru.tracing.op_expression``)."""
+    listed = [isinstance(values[p], (list, tuple)) for p in tensor_names]
+    flat = [v for p, many in zip(tensor_names, listed) for v in (values[p] if many else [values[p]])]
+
+    def forward(*arrays):
+        rebuilt, at = dict(values), 0
+        for p, many in zip(tensor_names, listed):
+            n = len(values[p]) if many else 1
+            rebuilt[p] = list(arrays[at:at + n]) if many else arrays[at]
+            at += n
+        result = _numpy_result(name, rebuilt, tensor_names, dtype)
+        if result is None:
+            refuse_while_traced(f"keras.ops {name} of a weight with these arguments")
+        return plain(result)
+
+    return op_expression(op, name, flat, forward, config)
 
 
 def convert_to_numpy(x) -> np.ndarray:
@@ -193,6 +278,8 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
     arrays), cast to ``dtype`` when given; a symbolic tensor as it is."""
     if _symbolic(x):
         return x
+    if type(x) is Variable:
+        refuse_while_traced("ops.convert_to_tensor of a weight")
     if sparse or ragged:
         raise ValueError("keras.ops convert_to_tensor: fastgru has no sparse or ragged tensors")
     return keras_array(x, dtype).view(EagerArray)  # (Python numbers: float32/int32, as Keras's)

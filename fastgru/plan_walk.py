@@ -231,6 +231,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
+            tape.activity_loss += getattr(cache, "activity_loss", 0.0)  # (a custom layer's held layers' penalties)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
@@ -288,7 +289,8 @@ def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
         kind = step.kind
         d_states = []
         if kind == "layer":
-            if len(d_outs) != 1 and not getattr(layer, "_call_options", None):
+            if len(d_outs) != 1 and not getattr(layer, "_call_options", None) and \
+                    not getattr(layer, "_fg_user_layer", False):  # (a custom layer's traced call takes a list)
                 raise ValueError(f"training through layer {layer.name!r}, which returns several outputs, is not "
                                  "supported")
             dx, g = layer.backward(d_outs[0] if len(d_outs) == 1 else d_outs, cache, need_dx=want_dx)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .eager import EagerArray, eager
+from .tracing import item_expression, register_weight_class, tracing, ufunc_expression
 
 #: the cell whose variables a recurrent layer's are in Keras (``gru/gru_cell/kernel``)
 _CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell"}
@@ -107,6 +108,8 @@ class Variable(np.ndarray):
 
     # ---- as an array: results are plain (with .numpy()), never more variables ----------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if tracing() is not None:  # (in a call traced for training: a value computed from weights, differentiable)
+            return ufunc_expression(ufunc, method, inputs, kwargs)
         inputs = tuple(i.view(np.ndarray) if isinstance(i, Variable) else i for i in inputs)
         out = kwargs.get("out")
         if out:
@@ -117,6 +120,8 @@ class Variable(np.ndarray):
         return eager(result)
 
     def __getitem__(self, key):
+        if tracing() is not None:
+            return item_expression(self, key)
         return eager(self.view(np.ndarray)[key])
 
     def __reduce__(self):  # pickled (and deep-copied) as the plain values
@@ -205,3 +210,7 @@ def array_of(value):
     if type(value) is Variable:
         return value.__dict__.get("_fg_array", value)
     return value
+
+
+
+register_weight_class(Variable)  # (fastgru.tracing: a weight's operand in a traced call)

@@ -1,6 +1,7 @@
 """Keras-style custom layers (``class Linear(keras.layers.Layer)`` with ``add_weight`` and ``call(self, inputs)``)
 written against fastgru (``import fastgru as keras``): they run as Keras's, eagerly, in a Sequential and in a
-Functional graph, with Keras's weights (names, order, trainable flags); training through one is refused by name."""
+Functional graph, with Keras's weights (names, order, trainable flags). Training through them:
+tests/test_custom_layer_training.py."""
 
 from __future__ import annotations
 
@@ -67,20 +68,6 @@ def test_custom_layers_run_as_keras_s(keras, rng):
     assert graph.predict(x).shape == (3, 2)
     twin = copy.deepcopy(ours)  # (as pickling: config + weights, get_config as Keras asks of a custom layer)
     np.testing.assert_allclose(twin.predict(x), expected, rtol=1e-5, atol=1e-6)
-
-
-def test_training_through_a_custom_layer_is_refused_by_name(rng):
-    linear, mean = _classes(fg)
-    x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 4)).astype(np.float32)
-    model = fg.Sequential([fg.Input((6, 3)), fg.layers.GRU(5, return_sequences=True), linear(4, name="lin"), mean()])
-    model.compile("adam", "mse")
-    before = model.get_weights()
-    with pytest.raises(UnsupportedKerasFeature, match="custom layer 'lin' .* inference only"):
-        model.fit(x, y, epochs=1, verbose=0)
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # (nothing changed)
-    front = fg.Sequential([fg.Input((6, 3)), mean(), fg.layers.Dense(4)])  # (weightless, first: no gradient needed)
-    front.compile("sgd", "mse")
-    assert np.isfinite(front.fit(x, y, epochs=1, verbose=0).history["loss"][0])
 
 
 def test_add_weight_follows_keras_s_signature():

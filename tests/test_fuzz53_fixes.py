@@ -352,8 +352,11 @@ def test_keras_ops_build_graph_nodes_and_compute_on_arrays(keras, tmp_path):
                                ("clip", (x, 0.2, 0.8), {}), ("transpose", (x, (0, 2, 1)), {})]:
         np.testing.assert_allclose(getattr(fg.ops, name)(*args, **kwargs),
                                    np.asarray(getattr(keras.ops, name)(*args, **kwargs)), rtol=1e-6, err_msg=name)
-    with pytest.raises(ValueError, match="axis 0 as the batch axis"):
-        fg.ops.concatenate([x, x])  # (Keras's default axis 0: the batch axis here; NumPy does it)
+    for name, args, kwargs in [("concatenate", ([x, x],), {}), ("sum", (x,), {}), ("squeeze", (x[:1],), {}),
+                               ("expand_dims", (x[0], 0), {}), ("take", (x, [2, 0]), {"axis": 0})]:
+        # (over axis 0, which a graph keeps as the batch axis: on arrays, Keras's (NumPy's) result)
+        np.testing.assert_allclose(getattr(fg.ops, name)(*args, **kwargs),
+                                   np.asarray(getattr(keras.ops, name)(*args, **kwargs)), rtol=1e-6, err_msg=name)
     assert fg.ops.gru_forward is not None  # (the kernels keep their names)
 
 

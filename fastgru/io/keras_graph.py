@@ -16,7 +16,11 @@ def _entry(entry, path, where: str) -> tuple[str, dict]:
     config = entry.get("config", {})
     if not isinstance(config, (dict, list)) or (isinstance(config, list) and entry["class_name"] != "Sequential"):
         raise ModelFileError(path, f"{where}: the config of {entry['class_name']} is not an object: {_short(config)}")
-    return entry["class_name"], config
+    name, module = entry["class_name"], entry.get("module")
+    if not (isinstance(module, str) and module.startswith("keras")) and registry.custom_layer(name) is not None \
+            and registry.lookup(name) is not None:  # (a script's own class named as a built-in, given: it wins)
+        name = ">" + name  # (registry.custom_layer reads the name after '>'; registry.lookup finds nothing)
+    return name, config
 
 
 def _entry_name(entry: dict) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections import Counter
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,13 +22,14 @@ from .. import initializers
 from .._kernels.aligned import aligned_copy
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
+from ..tracing import layer_expression, tracing
 from ..variables import VariableLists, variable_of
 from .custom import frozen_weight_names, is_user_class, keras_add_weight, prepare_user_class
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
+from .names import _name_counts, unique_name  # noqa: F401  (the layers import unique_name from here)
 from .shared_lock import SharedLock
 from .weight_options import WeightOptions
 
-_name_counts: Counter = Counter()
 _thread_settings = threading.local()
 #: held while a layer or model builds itself on its first call (threads racing to build build once)
 BUILD_LOCK = threading.RLock()
@@ -81,13 +81,6 @@ def checked_name(name, owner: str):
     if name is not None and not isinstance(name, str):
         raise TypeError(f"{owner}: name must be a string, received {type(name).__name__} {name!r}")
     return name
-
-
-def unique_name(base: str) -> str:
-    """Keras-style automatic names: 'gru', 'gru_1', 'gru_2', ..."""
-    n = _name_counts[base]
-    _name_counts[base] += 1
-    return base if n == 0 else f"{base}_{n}"
 
 
 _symbolic_call_hook: list = []
@@ -412,6 +405,10 @@ class Layer(VariableLists, WeightOptions):
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
+        if self.weights and tracing() is not None:  # (in a traced call, on a constant: a value from its weights)
+            return layer_expression(self, x)
+        if isinstance(x, (list, tuple)) and getattr(self, "_fg_user_layer", False):  # (a custom layer's list input)
+            return eager(call_on_list(self, [np.asarray(a) for a in x], mask=mask, training=training, **kwargs))
         x = x if getattr(self, "takes_strings", False) else np.asarray(x)  # (strings: kept whole, as objects)
         self.ensure_built(np.shape(x))
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set

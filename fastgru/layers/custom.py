@@ -6,9 +6,8 @@ initializer=..., trainable=...)``, ``call(self, inputs)`` computing with ``fg.op
 :func:`prepare_user_class` (called by ``Layer.__init_subclass__`` for classes defined outside fastgru) adapts such
 a class: its ``call`` takes the ``mask``/``training`` arguments fastgru passes only where it declares them, its
 ``build`` ends as fastgru's (input and output shapes recorded), and its output shape, which Keras finds by tracing
-the call, is found by calling it on zeros of two sizes (:func:`probed_output_shape`). fastgru computes gradients
-itself and has none for Python code: training through such a layer is refused by name (:func:`forward_untrained`),
-except a layer with no trainable weights at the model's start, which needs no gradient.
+the call, is found by calling it on zeros of two sizes (:func:`probed_output_shape`). fastgru has no gradient for
+Python code: training traces the call into a graph of the ops it applies to its input (``custom_training``).
 """
 
 from __future__ import annotations
@@ -22,7 +21,9 @@ from .. import constraints, initializers, regularizers
 from ..eager import plain
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
+from ..tracing import traced_call
 from ..variables import variable_of
+from .custom_training import backward_traced, forward_traced
 
 
 def is_user_class(cls) -> bool:
@@ -34,6 +35,7 @@ def is_user_class(cls) -> bool:
 def prepare_user_class(cls, base) -> None:
     """Adapt ``cls`` (a user's subclass of ``base``, fastgru's ``Layer``) as the module docstring says."""
     cls._fg_user_layer = True  # (load_model's custom_objects may name it: registry.custom_layers)
+    cls._takes_list = True  # (called on a list of tensors, its call receives the list, as in Keras)
     call = cls.__dict__.get("call")
     if call is not None and not getattr(call, "_fg_keras_call", False):
         cls.call = _keras_call(call)
@@ -42,8 +44,8 @@ def prepare_user_class(cls, base) -> None:
         cls.build = _keras_build(build, base)
     elif cls.build is base.build:
         cls.build = _keras_build(None, base)
-    if cls.backward is base.backward:  # (no gradient of its own: not trained)
-        cls.forward, cls.backward = forward_untrained, backward_untrained
+    if cls.backward is base.backward:  # (no gradient of its own: its call traced, custom_training)
+        cls.forward, cls.backward = forward_traced, backward_traced
     if cls.compute_output_shape is base.compute_output_shape:
         cls.compute_output_shape = probed_output_shape
     if cls.weights is base.weights:  # (Keras's: its own weights, then its sublayers')
@@ -106,6 +108,7 @@ def _keras_call(call):
         return plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
 
     adapted._fg_keras_call = True
+    adapted._fg_takes = takes
     return adapted
 
 
@@ -129,52 +132,36 @@ def _keras_build(build, base):
 def probed_output_shape(self, input_shape):
     """The output shape of ``call``: called on zeros with the unknown sizes 2, then 3; an axis whose size follows
     them is unknown (None), the batch axis is the input's. (Keras traces the call; fastgru runs it.)"""
-    input_shape = tuple(input_shape)
+    listed = bool(input_shape) and all(isinstance(s, (list, tuple)) for s in input_shape)  # (a list input's)
+    input_shape = [tuple(s) for s in input_shape] if listed else tuple(input_shape)
     if self.__dict__.get("_fg_building") or not input_shape:
         return input_shape
     outputs = []
     for size in (2, 3):
-        dims = tuple(size if d is None else int(d) for d in input_shape)
+        dims = [tuple(size if d is None else int(d) for d in s) for s in (input_shape if listed else [input_shape])]
         try:
-            with np.errstate(all="ignore"):
-                out = self.call(np.zeros(dims, self.dtype))
+            with np.errstate(all="ignore"), traced_call(None):  # (eager, also inside a traced call)
+                zeros = [np.zeros(d, self.dtype) for d in dims]
+                out = self.call(zeros if listed else zeros[0])
         except Exception as exc:  # noqa: BLE001  (whatever the user's call raises on zeros)
             raise UnsupportedKerasFeature(
                 f"custom layer {self.name!r} ({type(self).__name__}): its output shape could not be found by calling "
-                f"it on zeros of shape {dims} ({type(exc).__name__}: {exc}); define "
+                f"it on zeros of shape {dims if listed else dims[0]} ({type(exc).__name__}: {exc}); define "
                 "compute_output_shape(input_shape)") from None
         outputs.append([np.shape(o) for o in out] if isinstance(out, (list, tuple)) else np.shape(out))
     first, second = outputs
+    batch = input_shape[0][0] if listed else input_shape[0]
     if isinstance(first, list):
-        return [_merged(a, b, input_shape) for a, b in zip(first, second)]
-    return _merged(first, second, input_shape)
+        return [_merged(a, b, batch) for a, b in zip(first, second)]
+    return _merged(first, second, batch)
 
 
-def _merged(a: tuple, b: tuple, input_shape: tuple) -> tuple:
+def _merged(a: tuple, b: tuple, batch) -> tuple:
     if len(a) != len(b):
         raise UnsupportedKerasFeature(f"a custom layer's output rank follows its input's sizes ({a} and {b}): "
                                       "define compute_output_shape(input_shape)")
     merged = tuple(x if x == y else None for x, y in zip(a, b))
-    return (input_shape[0],) + merged[1:] if merged else merged
-
-
-def forward_untrained(self, x, mask=None, training: bool = True):
-    """Training's forward pass of a custom layer: its call, when it has nothing to train; else refused."""
-    if self.trainable_weights:
-        raise UnsupportedKerasFeature(_no_gradient(self))
-    return self.call(x, mask=mask, training=training), None
-
-
-def backward_untrained(self, dy, cache, need_dx: bool = True):
-    if need_dx:
-        raise UnsupportedKerasFeature(_no_gradient(self))
-    return None, []
-
-
-def _no_gradient(layer) -> str:
-    return (f"custom layer {layer.name!r} ({type(layer).__name__}) runs in fastgru for inference only: fastgru "
-            "computes its gradients itself and has none for Python code. Train the model in Keras and load it, or "
-            "build it from fastgru's layers (a layer without trainable weights at the model's start may stay)")
+    return (batch,) + merged[1:] if merged else merged
 
 
 def keras_add_weight(layer, *args, shape=None, initializer=None, dtype=None, trainable: bool = True,

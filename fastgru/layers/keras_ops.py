@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
+from ..tracing import ARRAY_KEY, is_weight_valued, operand_value, send_gradient, traced_operand
+from ..training.row_gradient import RowGradient
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
 from .op_axis import AXIS_SHAPE_OPS, GATHERS
@@ -32,8 +34,6 @@ _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the
 
 #: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
 TENSOR_KEY = "__fastgru_tensor__"
-#: marks an array constant given as it is (``{ARRAY_KEY: array}``): a custom layer's weight in an op on arrays
-ARRAY_KEY = "__fastgru_array__"
 
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
@@ -99,7 +99,8 @@ def _constant(v):
     if _is_number(v):
         return np.asarray(v)
     if isinstance(v, dict) and set(v) == {ARRAY_KEY}:  # (a layer's weight in an op on arrays: fastgru.op_functions)
-        return np.asarray(v[ARRAY_KEY])
+        value = v[ARRAY_KEY]  # (a traced custom layer's weight, or a value computed from weights: kept live)
+        return value if is_weight_valued(value) else np.asarray(value)
     if isinstance(v, dict) and v.get("class_name") in ("__numpy__", "__tensor__") and isinstance(v.get("config"),
                                                                                    dict):
         v = v["config"].get("value")
@@ -316,7 +317,7 @@ class KerasOp(Layer):
         xs = self._arrays(x)
         operands, is_tensor, _, norm = self._parts(template, [a.shape for a in xs])
         dtype = xs[0].dtype
-        values = [xs[o] if t else (dtype.type(o) if o.ndim == 0 else o.astype(dtype))
+        values = [xs[o] if t else _cast(operand_value(o) if is_weight_valued(o) else o, dtype)
                   for o, t in zip(operands, is_tensor)]
         with np.errstate(all="ignore"):  # (log(-1), x / 0: NaN and inf as TensorFlow's, which does not warn)
             if self.op in BINARY or self.op in TERNARY:
@@ -357,17 +358,23 @@ class KerasOp(Layer):
         with np.errstate(all="ignore"):
             if self.op in BINARY or self.op in TERNARY:
                 grads = {**BINARY, **TERNARY}[self.op][1](*values, y, dy)
-                grads = [unbroadcast(np.asarray(g), v.shape) if t and g is not None else None
-                         for g, v, t in zip(grads, values, is_tensor)]
+                grads = [unbroadcast(np.asarray(g), v.shape) if (t or is_weight_valued(o)) and g is not None else None
+                         for g, v, t, o in zip(grads, values, is_tensor, operands)]
             elif self.op in UNARY:
                 grads = [UNARY[self.op][1](values[0], y, dy, norm)]
             elif self.op in REDUCTIONS:
                 grads = REDUCTIONS[self.op][1](values, y, dy, norm)
+            elif self.op == "Take" and not is_tensor[0]:  # (rows of a weight: slices, as TensorFlow's IndexedSlices)
+                rows = values[1].astype(np.int64).reshape(-1) % values[0].shape[0]
+                grads = [RowGradient(rows, dy.reshape(rows.size, -1), values[0].shape), None]
             else:
                 grads = _OTHER_OPS[self.op][3](values, y, dy, norm)
         dx = [None] * len(xs)
         tensors = iter(g for g, t in zip(grads, is_tensor) if t)
-        for o, t in zip(operands, is_tensor):
+        for o, t, g in zip(operands, is_tensor, grads):
+            if g is not None and is_weight_valued(o):  # (a traced custom layer's weight: fastgru.tracing)
+                send_gradient(o, g if isinstance(g, RowGradient) else
+                              unbroadcast(np.asarray(g), o.shape).astype(o.dtype, copy=False))
             if t:
                 g = next(tensors)
                 if g is None:  # (no gradient, as TensorFlow's None: nothing flows back to this operand)
@@ -375,6 +382,10 @@ class KerasOp(Layer):
                 g = np.broadcast_to(np.asarray(g, dtype=xs[o].dtype), xs[o].shape)
                 dx[o] = np.array(g) if dx[o] is None else dx[o] + g
         return dx, []
+
+
+def _cast(value: np.ndarray, dtype):
+    return dtype.type(value) if value.ndim == 0 else value.astype(dtype)
 
 
 def apply_op(op: str, *args, **config):
@@ -387,6 +398,8 @@ def apply_op(op: str, *args, **config):
             tensors.append(a)
         elif _is_number(a):
             template_args.append(float(a) if isinstance(a, (float, np.floating)) else int(a))
+        elif traced_operand(a) is not None:  # (a custom layer's weight while its call is traced for training)
+            template_args.append(traced_operand(a))
         elif isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
             template_args.append(numpy_constant(a))
         else:

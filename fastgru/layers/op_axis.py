@@ -258,9 +258,15 @@ def _moments_grad(xs, y, dys, c):
 
 # ---- gathers: take (constant indices), take_along_axis ----------------------------------------------------
 def _take_normalize(c, shapes, owner, is_tensor=(True, False)):
+    if not is_tensor[0] and is_tensor[1]:  # (rows of a constant table per sample: an embedding lookup)
+        axis, rank = c.get("axis"), len(shapes[0])
+        if isinstance(axis, bool) or not isinstance(axis, int) or rank == 0 or axis % rank != 0 or axis >= rank:
+            raise UnsupportedKerasFeature(f"{owner}: a constant table is taken from along its axis 0 by a tensor of "
+                                          f"indices (an embedding lookup), found axis={axis!r}")
+        return {"axis": 0}
     if is_tensor[1] or not is_tensor[0]:
         raise UnsupportedKerasFeature(f"{owner}: indices must be constants (tensor indices of a batch would gather "
-                                      "across samples)")
+                                      "across samples), or a tensor of indices into a constant table")
     axis = _one_axis(c, shapes[:1], owner)
     return {"axis": axis}
 

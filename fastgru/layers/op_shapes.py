@@ -221,13 +221,17 @@ def _reshape_normalize(c, shapes, owner):
     new = c.get("newshape")
     if not isinstance(new, (list, tuple)) or not new:
         raise ValueError(f"{owner}: newshape must be a list of sizes, found {new!r}")
-    if new[0] not in (-1, None):
+    if new[0] not in (-1, None) and (shapes[0][0] is None or new[0] != shapes[0][0]):
         raise UnsupportedKerasFeature(f"{owner}: newshape must start with -1 (the batch axis, kept whole), found "
                                       f"{new!r}")
-    rest = new[1:]
+    rest = list(new[1:])
+    size = _known_product(shapes[0][1:])
+    if rest.count(-1) == 1 and size is not None:  # ((batch, -1): the one size left to find, as NumPy finds it)
+        known = math.prod(d for d in rest if d != -1)
+        if isinstance(known, int) and known > 0 and size % known == 0:
+            rest[rest.index(-1)] = size // known
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in rest):
         raise ValueError(f"{owner}: newshape's sizes after the batch axis must be positive integers, found {new!r}")
-    size = _known_product(shapes[0][1:])
     if size is not None and size != math.prod(rest):
         raise ValueError(f"{owner}: cannot reshape a tensor of shape {shapes[0]} to {tuple(new)}")
     return {"newshape": tuple(rest)}

@@ -69,8 +69,14 @@ def _inner_activity_penalty(layer, y):
 
 def _owners(layer):
     """``layer`` and the layers whose weights it holds (a Bidirectional's two directions, a wrapper's inner
-    layer), each once."""
+    layer, the layers a custom layer holds)."""
     yield layer
+    if getattr(type(layer), "_fg_user_layer", False):  # (a custom layer: the layers it holds in its attributes)
+        for value in list(vars(layer).values()):
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                if sub is not layer and hasattr(sub, "_params") and hasattr(sub, "trainable_weights"):
+                    yield from _owners(sub)
+        return
     for attr in ("layers", "layer"):
         inner = getattr(layer, attr, None)
         if inner is None or inner is layer:

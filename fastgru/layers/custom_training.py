@@ -1,0 +1,162 @@
+"""Training through a custom layer (``layers.custom``): fastgru has no gradient for Python code, so the layer's
+``call`` is traced — called once on symbolic tensors of the batch's shapes — into a small Functional graph of the
+``fastgru.ops`` (and operators, and layers it holds) that it applies to its input, and training runs that graph
+forward and back. The layer's weights enter the graph as live operands (``variables.traced_operand``): every run
+reads their current values, and the backward pass collects their gradients (``variables.collected_gradients``),
+which are returned with those of the layers it holds, in ``trainable_weights`` order.
+
+Inference keeps calling ``call`` on arrays (the same ops: the same values). A call that cannot be traced — it
+computes from a weight alone, converts its input to NumPy, branches on its values — trains nothing and says why
+(:class:`~fastgru.errors.UnsupportedKerasFeature`); a layer without trainable weights at the model's start, which
+needs no gradient, still runs eagerly then.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedKerasFeature
+from ..tracing import add_gradients, collected_gradients, traced_call
+from ..variables import array_of
+from . import registry
+from .names import names_kept
+
+#: traces kept per layer (one per input signature: shapes, dtypes, mask, training)
+_MAX_TRACES = 8
+
+
+class _Trace:
+    """One traced call: ``model`` (inputs: the layer's, then its mask), whether the layer takes and returns
+    lists, and the weight arrays the trace read (a replaced array retraces)."""
+
+    def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple):
+        self.model, self.n_inputs, self.list_inputs, self.list_outputs = model, n_inputs, list_inputs, list_outputs
+        self.arrays = arrays
+
+
+class _Cache:
+    """A traced call's training cache: the trace and the graph's tape; ``activity_loss``, the activity penalties of
+    the layers it holds (counted in the loss by the trainers; their gradients are applied inside the graph)."""
+
+    def __init__(self, trace: _Trace, tape):
+        self.trace, self.tape = trace, tape
+
+    @property
+    def activity_loss(self) -> float:
+        return self.tape.activity_loss
+
+
+def _masks(mask) -> list:
+    """The masks given to the call as a list (one per input of a list input, None where an input has none)."""
+    return [] if mask is None else list(mask) if isinstance(mask, (list, tuple)) else [mask]
+
+
+def _signature(xs: list, mask, training: bool) -> tuple:
+    return (tuple((a.shape, a.dtype.str) for a in xs), isinstance(mask, (list, tuple)),
+            tuple(None if m is None else np.shape(m) for m in _masks(mask)), bool(training))
+
+
+def _weight_arrays(layer) -> tuple:
+    return tuple(id(array_of(w)) for w in layer.weights)
+
+
+def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
+    """``layer.call`` traced on symbolic inputs like ``xs`` (and ``mask``): its graph as a Functional model."""
+    Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
+    inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
+    try:
+        with traced_call(layer.name), names_kept():  # (its ops' and inputs' names: none taken from the user's)
+            inputs = [Input(batch_shape=a.shape, dtype=a.dtype.name) for a in xs]  # (the batch's size: ops.shape(x)[0])
+            mask_inputs = [None if m is None else Input(batch_shape=np.shape(m), dtype="bool") for m in _masks(mask)]
+            given = inputs if list_inputs else inputs[0]
+            listed = isinstance(mask, (list, tuple))
+            kwargs = {} if mask is None else {"mask": mask_inputs if listed else mask_inputs[0]}
+            outputs = type(layer).call(layer, given, training=training, **kwargs)
+            list_outputs = isinstance(outputs, (list, tuple))
+            outs = list(outputs) if list_outputs else [outputs]
+            if not outs or not all(getattr(o, "_fg_symbolic", False) for o in outs):
+                raise UnsupportedKerasFeature("its call returned values that do not come from its input")
+            model = Model(inputs + [m for m in mask_inputs if m is not None], outs,
+                          name=f"{layer.name}_traced_call")
+    except UnsupportedKerasFeature as exc:
+        raise UnsupportedKerasFeature(_untraceable(layer, exc)) from None
+    except (TypeError, ValueError, NotImplementedError, AttributeError, IndexError) as exc:
+        raise UnsupportedKerasFeature(_untraceable(layer, exc)) from None
+    finally:
+        for sub, n in inbound.values():  # (the layers it holds keep only the nodes of the user's own graphs)
+            if "_inbound_nodes" in sub.__dict__:
+                del sub.__dict__["_inbound_nodes"][n:]
+    return _Trace(model, len(inputs), list_inputs, list_outputs, _weight_arrays(layer))
+
+
+def _held_layers(layer, seen=None) -> list:
+    """The layers ``layer`` holds in its attributes (directly or in lists), and theirs, once each."""
+    seen = {id(layer)} if seen is None else seen
+    found = []
+    for value in vars(layer).values():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if hasattr(item, "_params") and hasattr(item, "trainable_weights") and id(item) not in seen:  # (a layer)
+                seen.add(id(item))
+                found += [item] + _held_layers(item, seen)
+    return found
+
+
+def _untraceable(layer, exc) -> str:
+    reason = str(exc) if isinstance(exc, UnsupportedKerasFeature) else f"{type(exc).__name__}: {exc}"
+    return (f"custom layer {layer.name!r} ({type(layer).__name__}) cannot be trained in fastgru: its call could not "
+            f"be traced on symbolic tensors to find its gradient ({reason}). fastgru differentiates the fastgru.ops, "
+            "operators and layers a call applies to its input; train the model in Keras and load it, or build it "
+            "from fastgru's layers")
+
+
+def traced(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
+    """The layer's trace for this input signature (made on first use, kept while its weight arrays stay)."""
+    traces = layer.__dict__.setdefault("_fg_traces", {})
+    key = _signature(xs, mask, training)
+    hit = traces.get(key)
+    if hit is not None and hit.arrays == _weight_arrays(layer):
+        return hit
+    if len(traces) >= _MAX_TRACES:
+        traces.pop(next(iter(traces)))
+    trace = traces[key] = _trace(layer, xs, list_inputs, mask, training)
+    return trace
+
+
+def forward_traced(self, x, mask=None, training: bool = True):
+    """Training's forward pass of a custom layer: its traced call run as a graph, the graph's tape as the cache;
+    a layer with nothing to train whose call cannot be traced runs eagerly (no input gradient then)."""
+    list_inputs = isinstance(x, (list, tuple))
+    xs = [np.asarray(a) for a in (x if list_inputs else [x])]
+    mask = mask if "mask" in getattr(type(self).call, "_fg_takes", ()) else None
+    try:
+        trace = traced(self, xs, list_inputs, mask, training)
+    except UnsupportedKerasFeature as exc:
+        if self.trainable_weights:
+            raise
+        return self.call(x, mask=mask, training=training), str(exc)
+    inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None]
+    outs, _, tape = trace.model._forward(inputs, None, training)
+    return (list(outs) if trace.list_outputs else outs[0]), _Cache(trace, tape)
+
+
+def backward_traced(self, dy, cache, need_dx: bool = True):
+    """(d input, gradients of ``trainable_weights``; None for one no gradient reaches, as Keras has none)."""
+    if isinstance(cache, str):  # (nothing to train, call not traced: no gradient for the layers before it)
+        if need_dx:
+            raise UnsupportedKerasFeature(cache)
+        return None, []
+    trace, tape = cache.trace, cache.tape
+    dys = list(dy) if trace.list_outputs else [dy]
+    with collected_gradients() as grads:
+        d_inputs, inner = trace.model._backward(dys, tape, need_dx=True)
+    at = 0
+    for layer in trace.model._weighted_layers:  # (the layers the call holds, as plan_walk lists their gradients)
+        for w in layer.trainable_weights:
+            g = inner[at]
+            at += 1
+            if g is not None:
+                key = id(array_of(w))
+                grads[key] = g if key not in grads else add_gradients(grads[key], g)
+    weight_grads = [grads.get(id(array_of(w))) for w in self.trainable_weights]
+    dx = d_inputs[:trace.n_inputs]
+    return (dx if trace.list_inputs else dx[0]), weight_grads

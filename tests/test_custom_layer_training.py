@@ -1,0 +1,308 @@
+"""Training through Keras-style custom layers (``fastgru.layers.custom_training``): the call is traced into a graph
+of the ops it applies to its input, and the model trains as Keras trains the same class — weights, masks, layers
+held, list inputs, regularizers, saved files — checked step for step against Keras and against finite differences;
+a call whose gradient the trace cannot follow is refused by name, with nothing changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+from fastgru.errors import UnsupportedKerasFeature
+
+
+def _attention(keras):
+    """Additive attention over time, with a mask and a scalar weight, written against ``keras``."""
+
+    class Attention(keras.layers.Layer):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="w")
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+            self.u = self.add_weight(shape=(self.units, 1), initializer="glorot_uniform", name="u")
+            self.temperature = self.add_weight(shape=(), initializer="ones", name="temperature")
+
+        def call(self, inputs, mask=None):
+            e = keras.ops.tanh(keras.ops.matmul(inputs, self.w) + self.b)
+            scores = keras.ops.squeeze(keras.ops.matmul(e, self.u), -1) / self.temperature
+            if mask is not None:
+                scores = keras.ops.where(mask, scores, -1e9)
+            weights = keras.ops.softmax(scores, axis=-1)
+            return keras.ops.sum(inputs * keras.ops.expand_dims(weights, -1), axis=1)
+
+        def compute_mask(self, inputs, mask=None):
+            return None
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return Attention
+
+
+def _held(keras):
+    """A layer holding Dense (regularized, constrained) and LayerNormalization with a regularized weight of its
+    own, and one taking two inputs, written against ``keras``."""
+
+    class Block(keras.layers.Layer):
+        def __init__(self, units=6, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(units, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05),
+                                            kernel_constraint=keras.constraints.MaxNorm(0.5),
+                                            activity_regularizer=keras.regularizers.L1(0.01))
+            self.norm = keras.layers.LayerNormalization()
+
+        def build(self, input_shape):
+            self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma",
+                                         regularizer=keras.regularizers.L2(0.01))
+
+        def call(self, inputs, training=False):
+            return self.norm(inputs + self.gamma * self.dense(inputs))
+
+    class Gate(keras.layers.Layer):
+        def build(self, input_shape):
+            self.k = self.add_weight(shape=(input_shape[0][-1], input_shape[1][-1]), name="k")
+
+        def call(self, inputs):
+            a, b = inputs
+            return keras.ops.concatenate([keras.ops.matmul(a, self.k) * b, a], axis=-1)
+
+    return Block, Gate
+
+
+def _masked_model(keras, attention):
+    tokens = keras.Input((7,), dtype="int32")
+    h = keras.layers.Embedding(20, 5, mask_zero=True)(tokens)
+    h = keras.layers.GRU(6, return_sequences=True)(h)
+    return keras.Model(tokens, keras.layers.Dense(1)(attention(4)(h)))
+
+
+def _two_input_model(keras, block, gate):
+    first, second = keras.Input((5, 6)), keras.Input((5, 3))
+    h = keras.layers.GRU(6, return_sequences=True)(block(6)(first))
+    h = keras.layers.GlobalAveragePooling1D()(gate()([h, second]))
+    return keras.Model([first, second], keras.layers.Dense(2)(h))
+
+
+def _fresh_names(keras) -> None:
+    """Automatic names start afresh in both (the weights' paths are compared)."""
+    keras.backend.clear_session()
+    fg.backend.clear_session()
+
+
+def _fit_both(theirs, ours, x, y, optimizer):
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    ours.set_weights(theirs.get_weights())
+    theirs.compile(optimizer, "mse")
+    ours.compile(optimizer, "mse")
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    their_loss = theirs.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    our_loss = ours.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(our_loss, their_loss, rtol=2e-5)
+    for a, b, w in zip(ours.get_weights(), theirs.get_weights(), theirs.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6, err_msg=w.path)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_masked_attention_layer_trains_as_keras_s(keras, rng, optimizer):
+    _fresh_names(keras)
+    tokens = rng.integers(1, 20, (24, 7)).astype(np.int32)
+    tokens[:, 5:] = 0  # (padding: the mask reaches the layer's call)
+    y = rng.random((24, 1)).astype(np.float32)
+    _fit_both(_masked_model(keras, _attention(keras)), _masked_model(fg, _attention(fg)), tokens, y, optimizer)
+
+
+def test_layers_held_list_inputs_and_regularizers_train_as_keras_s(keras, rng):
+    _fresh_names(keras)
+    theirs, ours = _two_input_model(keras, *_held(keras)), _two_input_model(fg, *_held(fg))
+    x = [rng.random((16, 5, 6)).astype(np.float32), rng.random((16, 5, 3)).astype(np.float32)]
+    _fit_both(theirs, ours, x, rng.random((16, 2)).astype(np.float32), "adam")
+    _fresh_names(keras)
+    theirs, ours = ([k.Input((5, 6)), _held(k)[0](6), k.layers.GRU(3), k.layers.Dense(1)] for k in (keras, fg))
+    _fit_both(keras.Sequential(theirs), fg.Sequential(ours), x[0], rng.random((16, 1)).astype(np.float32), "sgd")
+
+
+def _encoder(keras):
+    class Encoder(keras.layers.Layer):  # (a GRU and a BatchNormalization held; two outputs)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.gru = keras.layers.GRU(4, return_sequences=True)
+            self.norm = keras.layers.BatchNormalization()
+
+        def call(self, inputs, training=False):
+            h = self.gru(inputs)
+            return [self.norm(h, training=training), keras.ops.mean(h, axis=1)]
+
+    inputs = keras.Input((6, 3))
+    steps, summary = Encoder()(inputs)
+    h = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(steps), summary])
+    return keras.Model(inputs, keras.layers.Dense(1)(h))
+
+
+def test_a_layer_holding_a_gru_with_two_outputs_trains_as_keras_s(keras, rng):
+    _fresh_names(keras)
+    x, y = rng.random((16, 6, 3)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
+    _fit_both(_encoder(keras), _encoder(fg), x, y, "adam")  # (the moving statistics too)
+
+
+def test_a_keras_file_with_a_custom_layer_trains_as_in_keras(keras, tmp_path, rng):
+    theirs = _masked_model(keras, keras.saving.register_keras_serializable(package="t")(_attention(keras)))
+    theirs.compile("adam", "mse")
+    theirs.save(tmp_path / "attention.keras")
+    ours = fg.load_model(tmp_path / "attention.keras", custom_objects={"Attention": _attention(fg)})
+    tokens = rng.integers(0, 20, (16, 7)).astype(np.int32)
+    y = rng.random((16, 1)).astype(np.float32)
+    their_loss = theirs.fit(tokens, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    our_loss = ours.fit(tokens, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(our_loss, their_loss, rtol=2e-5)
+    np.testing.assert_allclose(ours.predict(tokens), theirs.predict(tokens, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["attention with a mask", "values from weights alone"])
+def test_the_traced_gradient_matches_finite_differences_in_float64(rng, which):
+    if which == "attention with a mask":
+        layer, x = _attention(fg)(3, dtype="float64"), rng.standard_normal((4, 5, 2))
+        mask = rng.random((4, 5)) < 0.7
+        mask[:, 0] = True
+    else:
+        layer, x, mask = _from_weights(fg)[2](dtype="float64"), rng.standard_normal((3, 4, 5)), None
+    layer.build((None,) + x.shape[1:])
+    for w in layer.weights:
+        w.assign(rng.standard_normal(w.shape))
+    dy = rng.standard_normal(layer(x, mask=mask).shape)
+    y, cache = layer.forward(x, mask=mask)
+    np.testing.assert_allclose(y, layer(x, mask=mask).numpy(), rtol=1e-12)  # (the trace computes the call's values)
+    dx, grads = layer.backward(dy, cache)
+
+    def loss() -> float:
+        return float(np.sum(layer.call(x, mask=mask) * dy))
+
+    eps = 1e-6
+    for w, g in zip(layer.trainable_weights, grads):
+        flat, numeric = w.reshape(-1), np.zeros(w.size)
+        for i in range(w.size):
+            keep = flat[i]
+            flat[i] = keep + eps
+            up = loss()
+            flat[i] = keep - eps
+            numeric[i] = (up - loss()) / (2 * eps)
+            flat[i] = keep
+        np.testing.assert_allclose(g.reshape(-1), numeric, rtol=1e-6, atol=1e-8, err_msg=w.name)
+    numeric = np.zeros(x.size)
+    for i in range(x.size):
+        keep = x.flat[i]
+        x.flat[i] = keep + eps
+        up = loss()
+        x.flat[i] = keep - eps
+        numeric[i] = (up - loss()) / (2 * eps)
+        x.flat[i] = keep
+    np.testing.assert_allclose(dx.reshape(-1), numeric, rtol=1e-6, atol=1e-8)
+
+
+def _from_weights(keras):
+    """Layers computing from their weights alone before meeting the input (a WeightExpression in the trace): a
+    token-and-position embedding (an Embedding called on ``arange``), a lookup into a table of its own
+    (``ops.take``: slices, as TensorFlow's IndexedSlices), and a scale, a weight-normalised kernel, a softmax
+    mixture, slices and a transpose of its weights."""
+
+    class TokenAndPosition(keras.layers.Layer):
+        def __init__(self, steps=6, vocab=20, dim=5, **kwargs):
+            super().__init__(**kwargs)
+            self.steps = steps
+            self.tokens = keras.layers.Embedding(vocab, dim)
+            self.positions = keras.layers.Embedding(steps, dim)
+
+        def call(self, inputs):
+            return self.tokens(inputs) + self.positions(keras.ops.arange(0, self.steps, 1))
+
+    class Lookup(keras.layers.Layer):
+        def build(self, input_shape):
+            self.table = self.add_weight(shape=(20, 5), initializer="random_normal", name="table")
+
+        def call(self, inputs):
+            return keras.ops.take(self.table, keras.ops.cast(inputs, "int32"), axis=0)
+
+    class Mixed(keras.layers.Layer):
+        def build(self, input_shape):
+            d = input_shape[-1]
+            self.log_scale = self.add_weight(shape=(d,), initializer="random_normal", name="log_scale")
+            self.v = self.add_weight(shape=(d, 4), initializer="glorot_uniform", name="v")
+            self.g = self.add_weight(shape=(4,), initializer="ones", name="g")
+            self.mix = self.add_weight(shape=(4, 3), initializer="random_normal", name="mix")
+            self.table = self.add_weight(shape=(10, 3), initializer="random_normal", name="table")
+
+        def call(self, inputs):
+            ops = keras.ops
+            h = inputs * ops.exp(self.log_scale)
+            kernel = self.v / ops.sqrt(ops.sum(ops.square(self.v), axis=0, keepdims=True))
+            h = ops.matmul(ops.tanh(ops.matmul(h, kernel * self.g)), ops.softmax(self.mix, axis=0))
+            steps = ops.shape(inputs)[1]
+            h = h + self.table[:steps] + ops.take(self.table, ops.arange(steps), axis=0) * 0.5
+            return h + ops.expand_dims(ops.transpose(self.mix)[:, 0], 0) * (self.g[0] + 1.0)
+
+    return TokenAndPosition, Lookup, Mixed
+
+
+def _weights_model(keras, lookup_first: bool):
+    embedding, lookup, mixed = _from_weights(keras)
+    tokens = keras.Input((6,), dtype="int32")
+    h = mixed()(lookup()(tokens) if lookup_first else embedding()(tokens))
+    h = keras.layers.Bidirectional(keras.layers.GRU(4))(h)
+    return keras.Model(tokens, keras.layers.Dense(1)(h))
+
+
+@pytest.mark.parametrize("lookup_first", [False, True])
+def test_values_computed_from_weights_alone_train_as_keras_s(keras, rng, lookup_first):
+    _fresh_names(keras)
+    tokens = rng.integers(0, 20, (16, 6)).astype(np.int32)
+    tokens[:4, :3] = 7  # (a token looked up several times in a batch: Adam squares its slices one by one, as Keras)
+    y = rng.random((16, 1)).astype(np.float32)
+    _fit_both(_weights_model(keras, lookup_first), _weights_model(fg, lookup_first), tokens, y, "adam")
+
+
+class _SummedByNumPy(fg.layers.Layer):  # (NumPy's reduction of a weight: no gradient fastgru can follow)
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+    def call(self, inputs):
+        return inputs * np.sum(self.w)
+
+
+class _MaxOfWeight(fg.layers.Layer):  # (an op on a weight alone that fastgru has no gradient for)
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+    def call(self, inputs):
+        return inputs * fg.ops.max(self.w)
+
+
+class _NumPyCall(fg.layers.Layer):  # (no weights; its call runs NumPy on its input: not traced)
+    def call(self, inputs):
+        return np.asarray(inputs)[:, ::-1]
+
+
+@pytest.mark.parametrize("layer_class, what", [(_SummedByNumPy, "NumPy's add.reduce of a weight"),
+                                               (_MaxOfWeight, "keras.ops max of a weight")])
+def test_a_call_the_trace_cannot_differentiate_is_refused_by_name(rng, layer_class, what):
+    x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    model = fg.Sequential([fg.Input((6, 3)), layer_class(name="custom"), fg.layers.GRU(3)])
+    assert model.predict(x).shape == (8, 3)  # (inference runs the call as it is)
+    model.compile("sgd", "mse")
+    before = model.get_weights()
+    with pytest.raises(UnsupportedKerasFeature, match=f"custom layer 'custom'.*{what}.*cannot differentiate"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # (nothing changed)
+
+
+def test_an_untraceable_layer_without_weights_trains_at_the_start_only(rng):
+    x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    front = fg.Sequential([fg.Input((6, 3)), _NumPyCall(), fg.layers.GRU(3)])
+    front.compile("sgd", "mse")
+    assert np.isfinite(front.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    inside = fg.Sequential([fg.Input((6, 3)), fg.layers.Dense(3), _NumPyCall(name="flip"), fg.layers.GRU(3)])
+    inside.compile("sgd", "mse")
+    with pytest.raises(UnsupportedKerasFeature, match="custom layer 'flip'.*could not be traced"):
+        inside.fit(x, y, epochs=1, verbose=0)
