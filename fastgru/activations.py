@@ -18,6 +18,7 @@ import numpy as np
 from ._kernels import activations as _k
 from .eager import eager, keras_array
 from .errors import UnsupportedKerasFeature
+from .tracing import is_weight_valued, tracing
 
 
 def _erf(x):
@@ -219,6 +220,25 @@ def gradient(name: str, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndar
     return BY_NAME[canonical_name(name)].gradient(x, y, dy)
 
 
+#: the ``keras.ops`` functions (``fastgru.op_functions`` puts them here): an activation of a symbolic tensor is one
+OPS_FUNCTIONS: dict = {}
+#: activations whose keras.ops function has another name or other defaults
+_AS_OPS = {"exponential": ("exp", {}), "swish": ("silu", {}), "hard_swish": ("hard_silu", {}),
+           "gelu": ("gelu", {"approximate": False})}
+
+
+def _as_op(name: str, x):
+    if name == "linear":
+        return x
+    op, options = _AS_OPS.get(name, (name, {}))
+    function = OPS_FUNCTIONS.get(op)
+    if function is None:
+        raise UnsupportedKerasFeature(f"keras.activations.{name} of a symbolic tensor (or a weight in a custom layer's "
+                                      "call traced for training) has no keras.ops counterpart in fastgru: use the "
+                                      "activation's formula in keras.ops")
+    return function(x, **options)
+
+
 def _keras_function(name: str):
     """Keras's ``keras.activations.<name>(x)``: the activation of an array at once (with Keras's ``.numpy()``)."""
 
@@ -226,6 +246,8 @@ def _keras_function(name: str):
         if options and not (set(options) == {"axis"} and options["axis"] == -1):
             raise UnsupportedKerasFeature(f"keras.activations.{name} with options {options}: fastgru has the "
                                           "activation at Keras's defaults only")
+        if getattr(x, "_fg_symbolic", False) or (tracing() is not None and is_weight_valued(x)):
+            return _as_op(name, x)  # (a graph's tensor, a weight in a traced call: the keras.ops function)
         x = keras_array(x)
         return eager(BY_NAME[name].forward(x if x.dtype.kind == "f" else x.astype(np.float32)))
 
@@ -238,3 +260,23 @@ def _keras_function(name: str):
 for _alias, _name in {**{n: n for n in BY_NAME}, **ALIASES}.items():
     if isinstance(_alias, str) and _alias.isidentifier() and _alias not in globals():
         globals()[_alias] = _keras_function(_name)
+
+
+def get(identifier):
+    """Keras's ``keras.activations.get``: the activation function for a name (``"relu"``), a Keras dict, or None
+    (``linear``); a callable as it is."""
+    if callable(identifier) and not isinstance(identifier, type):
+        return identifier
+    return globals()[canonical_name(identifier)]
+
+
+def serialize(activation) -> str:
+    """Keras's ``keras.activations.serialize``: the activation's name."""
+    return canonical_name(activation)
+
+
+def deserialize(config, custom_objects=None):
+    """Keras's ``keras.activations.deserialize``: the function for a name or a Keras dict."""
+    if custom_objects and isinstance(config, str) and config in custom_objects:
+        return custom_objects[config]
+    return get(config)

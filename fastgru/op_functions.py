@@ -14,6 +14,7 @@ import inspect
 
 import numpy as np
 
+from . import activations
 from .eager import EagerArray, eager, keras_array, plain
 from .errors import UnsupportedKerasFeature
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
@@ -112,6 +113,14 @@ _SPECS = (
      "tril triu"),
     ((('condition', _T), ('x1', _T), ('x2', _T)),
      "where"),
+    ((('x', _T), ('indices_or_sections', _R), ('axis', 0)),
+     "split"),
+    ((('x', _T), ('num', None), ('axis', 0)),
+     "unstack"),
+    ((('x', _T), ('k', _R), ('sorted', True)),
+     "top_k"),
+    ((('x', _T), ('axes', _R), ('keepdims', False), ('synchronized', False)),
+     "moments"),
 )
 
 
@@ -160,18 +169,24 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
         return {TENSOR_KEY: len(tensors) - 1}
 
     template = [place(v, i == 0) for i, v in enumerate(tensor_args)]
-    if not tensors:
-        raise TypeError(f"keras.ops {op}: give it a tensor or an array (fastgru runs ops on arrays, not numbers)")
+    if not tensors:  # (numbers alone, ``ops.sqrt(8.0)``: Keras's 0-d tensors of them)
+        numbers = [keras_array(v) if isinstance(v, (bool, int, float, np.number)) else v for v in tensor_args]
+        if any(isinstance(v, np.ndarray) for v in numbers):
+            return _run(op, numbers, config, numpy_call, expression)
+        raise TypeError(f"keras.ops {op}: give it a tensor, an array or a number")
     if symbolic:
         return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
     if op == "Squeeze" and config.get("axis") is None and numpy_call is not None:
         return numpy_call()  # (an array's axis 0 of size 1 goes too, as in Keras; a graph keeps its batch axis)
     try:
         result = KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
+        if isinstance(result, list):  # (several outputs: split, unstack, top_k's values and int32 indices, moments)
+            return eager([np.asarray(r).astype(np.int32) if op == "TopK" and k else np.asarray(r)
+                          for k, r in enumerate(result)])
         if op in _INDEX_RESULTS or op in _BOOL_RESULTS:  # (on arrays, Keras's dtypes: a graph carries floats)
             result = result.astype(np.int32 if op in _INDEX_RESULTS else bool)
         elif op == "Cast":
-            result = result.astype(np.dtype(config["dtype"]))
+            return eager(result.astype(np.dtype(config["dtype"])))
         floats = [v.dtype.itemsize for v in _flat(tensor_args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
         widest = max(floats, default=0)
         if result.dtype.kind == "f" and result.dtype.itemsize < widest and numpy_call is not None:
@@ -180,13 +195,35 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
     except (UnsupportedKerasFeature, ValueError) as exc:  # (the graph op keeps axis 0 whole: Keras's arrays don't)
         result = None if numpy_call is None else numpy_call()
         if result is None:
+            result = _on_a_leading_axis(op, tensors, template, config)
+        if result is None:
             raise type(exc)(str(exc)) from None
         return result
+
+
+def _on_a_leading_axis(op: str, arrays: list, template: list, config: dict):
+    """The op on arrays as Keras computes it (``ops.normalize(w, axis=0)``, which NumPy has no function for): the
+    graph op on the arrays with a batch axis of one put in front, its ``axis`` moved with them; None where that
+    does not apply."""
+    key = "axes" if op == "Moments" else "axis"
+    axis = config.get(key)
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if not axes or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes) or \
+            not all(np.ndim(a) for a in arrays):
+        return None
+    moved = [a + 1 if a >= 0 else a for a in axes]
+    try:
+        result = KerasOp(op, {**config, key: moved if isinstance(axis, (list, tuple)) else moved[0]})(
+            [np.asarray(a)[None] for a in arrays], template={"args": template, "kwargs": {}})
+    except (UnsupportedKerasFeature, ValueError):
+        return None
+    return eager([np.asarray(r)[0] for r in result] if isinstance(result, list) else np.asarray(result)[0])
 
 
 #: Keras's functions NumPy (or SciPy) has under another name, or with other argument names
 _NUMPY_NAMES = {"norm": "linalg.norm", "absolute": "absolute"}
 _SCIPY_NAMES = {"softmax", "log_softmax", "logsumexp"}
+_OWN = {"cast": lambda x, dtype: np.asarray(x).astype(np.dtype(dtype))}
 _POSITIONAL = {"reshape", "tile"}  # (their second argument is named differently in NumPy)
 
 
@@ -198,6 +235,8 @@ def _numpy_result(name: str, values: dict, tensor_names: list, out_dtype):
         import scipy.special
 
         function = getattr(scipy.special, name)
+    elif name in _OWN:
+        function = _OWN[name]
     else:
         function = np
         for part in _NUMPY_NAMES.get(name, name).split("."):
@@ -234,6 +273,8 @@ def _function(name: str, params: tuple):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = bound.arguments
+        if values.get("dtype") is not None and not isinstance(values["dtype"], str):  # (np.float32: "float32")
+            values["dtype"] = np.dtype(values["dtype"]).name
         config = {p: values[p] for p, d in params if d is not _T}
         dtype = np.int32 if op in _INDEX_RESULTS else bool if op in _BOOL_RESULTS else None
         return _run(op, [values[p] for p in tensor_names], config,
@@ -249,7 +290,7 @@ def _function(name: str, params: tuple):
 def _expression(op: str, name: str, values: dict, tensor_names: list, config: dict, dtype):
     """``keras.ops.<name>`` of weights inside a call traced for training: a value computed again from the live
     weights at each run, its gradient sent back to them (``fastgru.tracing.op_expression``)."""
-    listed = [isinstance(values[p], (list, tuple)) for p in tensor_names]
+    listed = [op in _LIST_OPS and isinstance(values[p], (list, tuple)) for p in tensor_names]  # (concatenate's list)
     flat = [v for p, many in zip(tensor_names, listed) for v in (values[p] if many else [values[p]])]
 
     def forward(*arrays):
@@ -270,6 +311,8 @@ def convert_to_numpy(x) -> np.ndarray:
     """Keras's ``keras.ops.convert_to_numpy``: ``x`` (an array, a model's output, a weight) as a plain NumPy array."""
     if _symbolic(x):
         raise TypeError("keras.ops convert_to_numpy: a symbolic tensor has no values yet (call the model on data)")
+    if is_weight_valued(x):
+        refuse_while_traced("ops.convert_to_numpy of a weight")
     return np.asarray(x)
 
 
@@ -278,11 +321,33 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
     arrays), cast to ``dtype`` when given; a symbolic tensor as it is."""
     if _symbolic(x):
         return x
-    if type(x) is Variable:
-        refuse_while_traced("ops.convert_to_tensor of a weight")
+    if is_weight_valued(x):
+        if tracing() is not None:
+            return x  # (a weight in a traced call stays one: differentiable, as Keras's tensor of it)
     if sparse or ragged:
         raise ValueError("keras.ops convert_to_tensor: fastgru has no sparse or ragged tensors")
     return keras_array(x, dtype).view(EagerArray)  # (Python numbers: float32/int32, as Keras's)
+
+
+def ndim(x) -> int:
+    """Keras's ``keras.ops.ndim``: the number of axes."""
+    return len(shape(x))
+
+
+def size(x):
+    """Keras's ``keras.ops.size``: the number of items (None for a symbolic tensor's unknown sizes)."""
+    dims = shape(x)
+    return None if any(d is None for d in dims) else int(np.prod(dims, dtype=np.int64))
+
+
+def broadcast_to(x, shape):
+    """Keras's ``keras.ops.broadcast_to`` on arrays (a weight in a call traced for training: a value from it)."""
+    if _symbolic(x):
+        raise UnsupportedKerasFeature("keras.ops broadcast_to of a symbolic tensor does not run in a fastgru graph "
+                                      "(broadcasting operators do: x + zeros)")
+    if is_weight_valued(x) and tracing() is not None:
+        return op_expression("BroadcastTo", "broadcast_to", [x], lambda a: np.broadcast_to(a, shape), {})
+    return eager(np.array(np.broadcast_to(keras_array(x), shape)))
 
 
 def shape(x) -> tuple:
@@ -318,12 +383,16 @@ def einsum(subscripts: str, *operands):
 
 FUNCTIONS = {name: _function(name, params) for params, names in _SPECS for name in names.split()}
 FUNCTIONS.update(convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, shape=shape, einsum=einsum,
+                 ndim=ndim, size=size, broadcast_to=broadcast_to,
                  abs=FUNCTIONS["absolute"], swish=FUNCTIONS["silu"],
                  ones=_creator("ones", lambda shape: np.ones(shape)),
                  zeros=_creator("zeros", lambda shape: np.zeros(shape)),
                  full=_creator("full", lambda shape, fill_value: np.full(shape, fill_value)),
                  eye=_creator("eye", lambda N, M=None, k=0: np.eye(N, M, k)),
                  arange=_creator("arange", lambda start, stop=None, step=1: np.arange(start, stop, step)))
+
+
+activations.OPS_FUNCTIONS.update(FUNCTIONS)  # (keras.activations.relu(h) of a symbolic tensor: ops.relu)
 
 
 def install(module) -> None:

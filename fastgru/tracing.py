@@ -12,6 +12,7 @@ live weights at every run, and a gradient reaching it flows on to the weights.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from contextlib import contextmanager
 
@@ -24,6 +25,7 @@ ARRAY_KEY = "__fastgru_array__"
 
 _state = threading.local()
 _weight_classes: list = []
+_made = itertools.count()
 
 
 def register_weight_class(cls) -> None:
@@ -59,6 +61,8 @@ def refuse_while_traced(what: str) -> None:
 
 def _weight_array(value):
     """The layer's own array behind a weight's view, or None for anything else."""
+    if isinstance(value, TracedWeight):
+        value = value.variable
     if _weight_classes and type(value) in _weight_classes:
         return value.__dict__.get("_fg_array")
     return None
@@ -85,7 +89,7 @@ def traced_operand(value) -> dict | None:
 def operand_value(value) -> np.ndarray:
     """A live operand's current values (a weight's array, a :class:`WeightExpression` computed again)."""
     if isinstance(value, WeightExpression):
-        return value.value()
+        return value.compute()
     if _weight_classes and type(value) in _weight_classes:
         return value.view(np.ndarray)
     return np.asarray(value)
@@ -93,8 +97,13 @@ def operand_value(value) -> np.ndarray:
 
 def send_gradient(value, grad) -> None:
     """Add ``grad`` (``value``'s shape) to the gradient of the weights ``value`` is or is computed from."""
-    if isinstance(value, WeightExpression):
-        value.backprop(grad.dense() if hasattr(grad, "dense") else grad)
+    if isinstance(value, TracedWeight):
+        value = value.variable
+    if isinstance(value, WeightExpression):  # (summed over its uses, then sent on once: collected_gradients)
+        pending = getattr(_state, "pending", None)
+        if pending is not None:
+            known = pending.get(id(value))
+            pending[id(value)] = (value, grad if known is None else add_gradients(known[1], grad))
         return
     sink = getattr(_state, "sink", None)
     array = _weight_array(value)
@@ -117,15 +126,21 @@ def add_gradients(a, b):
 
 @contextmanager
 def collected_gradients():
-    """Within the block, gradients sent to weights (:func:`send_gradient`) are summed into the dict yielded,
-    keyed by the id of the layer's array (``fastgru.variables.array_of``)."""
-    before = getattr(_state, "sink", None)
+    """Within the block, gradients sent to weights (:func:`send_gradient`) are summed into the dict yielded, keyed
+    by the id of the layer's array (``fastgru.variables.array_of``); those sent to values computed from weights are
+    summed per value and sent on to the weights when the block ends."""
+    before = getattr(_state, "sink", None), getattr(_state, "pending", None)
     sink: dict = {}
-    _state.sink = sink
+    _state.sink, _state.pending = sink, {}
     try:
         yield sink
+        pending = _state.pending  # (values from weights: the latest made first, each once with its summed gradient,
+        while pending:  # as TensorFlow sums a tensor's gradients before going on to what it was computed from)
+            key = max(pending, key=lambda k: pending[k][0].order)
+            expression, grad = pending.pop(key)
+            expression.backprop(grad.dense() if hasattr(grad, "dense") else grad)
     finally:
-        _state.sink = before
+        _state.sink, _state.pending = before
 
 
 def _unbroadcast(grad, shape) -> np.ndarray:
@@ -137,15 +152,16 @@ def _unbroadcast(grad, shape) -> np.ndarray:
 class WeightExpression:
     """A value computed from weights alone inside a traced call: ``forward(*operand values)`` computes it,
     ``backward(operand values, value, grad)`` gives each operand's gradient (None where none flows);
-    ``operands`` are weights, other expressions and constants. ``shape``, ``dtype`` and ``ndim`` are its
-    trace-time value's (the weights' shapes do not change)."""
+    ``operands`` are weights, other expressions and constants; ``compute()`` gives its current value. ``shape``,
+    ``dtype`` and ``ndim`` are its trace-time value's (the weights' shapes do not change)."""
 
     def __init__(self, forward, backward, operands: list, what: str):
         self._forward, self._backward, self.operands, self.what = forward, backward, list(operands), what
-        value = self.value()
+        self.order = next(_made)  # (made after its operands: gradients go back latest first)
+        value = self.compute()
         self.shape, self.dtype, self.ndim, self.size = value.shape, value.dtype, value.ndim, value.size
 
-    def value(self) -> np.ndarray:
+    def compute(self) -> np.ndarray:
         with np.errstate(all="ignore"), traced_call(None):  # (computed eagerly, also while a call is traced)
             return np.asarray(self._forward(*[operand_value(o) for o in self.operands]))
 
@@ -156,7 +172,7 @@ class WeightExpression:
             grads = self._backward(values, y, np.asarray(grad, dtype=y.dtype))
         for operand, value, g in zip(self.operands, values, grads):
             if g is not None and is_weight_valued(operand):
-                send_gradient(operand, _unbroadcast(g, np.shape(value)))
+                send_gradient(operand, g if hasattr(g, "dense") else _unbroadcast(g, np.shape(value)))
 
     def __repr__(self) -> str:
         return f"<WeightExpression {self.what}, shape={self.shape}, dtype={self.dtype}>"
@@ -169,7 +185,7 @@ class WeightExpression:
 
     def __array__(self, dtype=None, copy=None):
         refuse_while_traced(f"NumPy's conversion of {self.what} to an array")
-        return self.value() if dtype is None else self.value().astype(dtype)
+        return self.compute() if dtype is None else self.compute().astype(dtype)
 
     def _binary(self, name: str, a, b):
         if getattr(a, "_fg_symbolic", False) or getattr(b, "_fg_symbolic", False):
@@ -333,7 +349,7 @@ def layer_expression(layer, x) -> WeightExpression:
 #: ``keras.ops`` functions that only move, repeat or pick their operands' items: their gradient is scattered back
 #: to the items each output item came from (found by running the function on the items' indices)
 _GATHERS = frozenset({"expand_dims", "squeeze", "reshape", "transpose", "swapaxes", "moveaxis", "flip", "roll",
-                      "tile", "repeat", "take", "take_along_axis", "concatenate", "stack", "hstack"})
+                      "tile", "repeat", "take", "take_along_axis", "concatenate", "stack", "hstack", "broadcast_to"})
 
 
 def op_expression(op: str, name: str, operands: list, forward, config: dict) -> WeightExpression:
@@ -347,6 +363,16 @@ def op_expression(op: str, name: str, operands: list, forward, config: dict) -> 
     ranks = [np.ndim(operand_value(o)) for o in operands]
     if name == "matmul" or (name == "dot" and len(operands) == 2 and max(ranks) <= 2):
         return matmul_expression(*operands)
+    if name == "take" and len(operands) == 2 and _weight_array(operands[0]) is not None and config.get("axis") in (
+            0, -np.ndim(operand_value(operands[0]))):  # (rows of a weight: slices, as TensorFlow's IndexedSlices)
+        def rows(values, y, g):
+            from .training.row_gradient import RowGradient
+
+            table, ids = values
+            ids = np.asarray(ids).astype(np.int64).reshape(-1) % table.shape[0]
+            return [RowGradient(ids, np.asarray(g).reshape(ids.size, -1), table.shape), None]
+
+        return WeightExpression(forward, rows, operands, "keras.ops take of a weight")
     if name in _GATHERS:
         return WeightExpression(forward, _gather_backward(forward), operands, f"keras.ops {name} of a weight")
     if name in ("sum", "mean") and len(operands) == 1:
@@ -385,3 +411,48 @@ def _gather_backward(forward):
         return grads
 
     return backward
+
+
+class TracedWeight(WeightExpression):
+    """A custom layer's weight as its call sees it while traced (``self.w``: put in the layer's attributes for the
+    trace, ``swapped_weights``): the weight's values and gradient, and the variable's other attributes (``name``,
+    ``path``, ...); NumPy's conversions of it (``np.asarray(self.w)``, which would make a constant) are refused."""
+
+    def __init__(self, variable):
+        self.variable = variable
+        super().__init__(lambda w: w, lambda values, y, g: [g], [variable], f"weight {variable.name!r}")
+
+    def __getattr__(self, name):
+        if name == "variable" or name.startswith("__"):  # (not set yet; NumPy's __array_interface__: no values)
+            raise AttributeError(name)
+        return getattr(self.variable, name)
+
+    def __len__(self) -> int:
+        return len(self.variable)
+
+    @property
+    def value(self):
+        return self
+
+    def numpy(self):
+        refuse_while_traced(f"numpy() of {self.what}")
+        return self.variable.numpy()
+
+
+@contextmanager
+def swapped_weights(layer):
+    """Within the block, the weights ``layer`` keeps in its attributes (directly or in lists) are traced weights
+    (:class:`TracedWeight`): its call, traced, computes with them."""
+    swaps = []
+    for name, value in list(vars(layer).items()):
+        if _weight_array(value) is not None and not isinstance(value, TracedWeight):
+            swaps.append((name, value))
+            layer.__dict__[name] = TracedWeight(value)
+        elif isinstance(value, list) and any(_weight_array(v) is not None for v in value):
+            swaps.append((name, value))
+            layer.__dict__[name] = [TracedWeight(v) if _weight_array(v) is not None else v for v in value]
+    try:
+        yield
+    finally:
+        for name, value in swaps:
+            layer.__dict__[name] = value

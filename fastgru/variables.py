@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .eager import EagerArray, eager
-from .tracing import item_expression, register_weight_class, tracing, ufunc_expression
+from .tracing import item_expression, refuse_while_traced, register_weight_class, tracing, ufunc_expression
 
 #: the cell whose variables a recurrent layer's are in Keras (``gru/gru_cell/kernel``)
 _CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell"}
@@ -73,11 +73,15 @@ class Variable(np.ndarray):
 
     @property
     def value(self) -> EagerArray:
-        """The live values (a view with ``.numpy()``)."""
+        """The live values (a view with ``.numpy()``; the variable itself in a call traced for training, where Keras's
+        value is differentiable too)."""
+        if tracing() is not None:
+            return self
         return self.view(np.ndarray).view(EagerArray)
 
     def numpy(self) -> np.ndarray | np.generic:
         """A copy of the values as a plain NumPy array (a NumPy scalar for a 0-d weight)."""
+        refuse_while_traced(f"numpy() of weight {self.name!r}")
         value = np.array(self.view(np.ndarray), copy=True)
         return value[()] if value.ndim == 0 else value
 

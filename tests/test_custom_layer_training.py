@@ -306,3 +306,63 @@ def test_an_untraceable_layer_without_weights_trains_at_the_start_only(rng):
     inside.compile("sgd", "mse")
     with pytest.raises(UnsupportedKerasFeature, match="custom layer 'flip'.*could not be traced"):
         inside.fit(x, y, epochs=1, verbose=0)
+
+
+def _found_by_fuzzing(keras):
+    """Patterns of fuzz round 57: a Sequential held (the Keras tutorial's transformer feed-forward net), activations
+    and ``.value`` of weights, numbers given to ops, a value from weights used twice, a lookup with repeated
+    constant ids (Adam squares each slice), a mask read unguarded and two outputs returned as a tuple."""
+    ops = keras.ops
+
+    class FeedForward(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.ffn = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(5)])
+            self.norm = keras.layers.LayerNormalization(epsilon=1e-6)
+            self.supports_masking = True  # (the mask passes on to MaskedPool)
+
+        def call(self, inputs):
+            return self.norm(inputs + self.ffn(inputs))
+
+    class Positions(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.positions = keras.layers.Embedding(6, 5)
+            self.supports_masking = True
+
+        def build(self, input_shape):
+            self.table = self.add_weight(shape=(4, 5), initializer="random_normal", name="table")
+            self.gate = self.add_weight(shape=(5,), initializer="zeros", name="gate")
+
+        def call(self, inputs):
+            p = self.positions(ops.arange(0, 6, 1))
+            p = p - ops.mean(p, axis=0)
+            scale = keras.activations.sigmoid(self.gate.value) / ops.sqrt(4.0)
+            rows = ops.take(self.table, [0, 1, 1, 2, 2, 3], axis=0)
+            return keras.activations.gelu(inputs) * scale + p + rows
+
+    class MaskedPool(keras.layers.Layer):
+        def call(self, inputs, mask=None):
+            m = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+            return ops.sum(inputs * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0), ops.max(inputs, axis=1)
+
+        def compute_mask(self, inputs, mask=None):
+            return None
+
+    tokens = keras.Input((6,), dtype="int32")
+    h = keras.layers.Embedding(20, 5, mask_zero=True)(tokens)
+    h = FeedForward()(Positions()(h))
+    mean, top = MaskedPool()(h)
+    return keras.Model(tokens, keras.layers.Dense(1)(keras.layers.Concatenate()([mean, top])))
+
+
+def test_patterns_found_by_fuzzing_train_as_keras_s(keras, tmp_path, rng):
+    _fresh_names(keras)
+    tokens = rng.integers(1, 20, (16, 6)).astype(np.int32)
+    tokens[:, 4:] = 0
+    theirs, ours = _found_by_fuzzing(keras), _found_by_fuzzing(fg)
+    _fit_both(theirs, ours, tokens, rng.random((16, 1)).astype(np.float32), "adam")
+    ours.save(tmp_path / "fuzzed.keras")  # (the Sequential's weights below ffn/layers/dense..., as Keras keeps them)
+    classes = {type(layer).__name__: type(layer) for layer in theirs.layers}
+    again = keras.models.load_model(tmp_path / "fuzzed.keras", custom_objects=classes)
+    np.testing.assert_allclose(again.predict(tokens, verbose=0), ours.predict(tokens), rtol=1e-5, atol=1e-6)

@@ -11,7 +11,6 @@ computes in float32 unless given float64 inputs, and exposes two call paths:
 from __future__ import annotations
 
 import math
-import re
 import threading
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +25,7 @@ from ..tracing import layer_expression, tracing
 from ..variables import VariableLists, variable_of
 from .custom import frozen_weight_names, is_user_class, keras_add_weight, prepare_user_class
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
-from .names import _name_counts, unique_name  # noqa: F401  (the layers import unique_name from here)
+from .names import _name_counts, snake_case, unique_name  # noqa: F401  (the layers import them from here)
 from .shared_lock import SharedLock
 from .weight_options import WeightOptions
 
@@ -68,12 +67,6 @@ def weight_budget(elements: int):
     one more raises WeightBudgetExceeded *before* allocating (fastgru.io bounds a model built from a
     file's config by the size of the file's weights, so a damaged size cannot allocate absurd memory)."""
     return _thread_setting("left", int(elements))
-
-
-def snake_case(name: str) -> str:
-    """'SimpleRNN' -> 'simple_rnn', 'GRU' -> 'gru' (Keras's own rule)."""
-    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def checked_name(name, owner: str):

@@ -24,6 +24,7 @@ from ..random import make_rng
 from ..tracing import traced_call
 from ..variables import variable_of
 from .custom_training import backward_traced, forward_traced
+from .names import snake_case
 
 
 def is_user_class(cls) -> bool:
@@ -53,7 +54,7 @@ def prepare_user_class(cls, base) -> None:
         cls.trainable_weights = property(lambda self: [] if not self.trainable else _own(self, trainable=True) + [
             w for sub in _sublayers(self, base) for w in sub.trainable_weights])
         cls.weight_paths = property(lambda self: [n for n in self.weight_names if n in self._params] + [
-            f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in sub.weight_paths])
+            f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in _weight_paths(sub)])
     if getattr(cls, "keras_var_groups", None) is None:
         cls.keras_var_groups = lambda self: keras_var_groups(self, base)
 
@@ -68,16 +69,45 @@ def keras_var_groups(layer, base) -> list[tuple[str, int]]:
         if attr is None:
             raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds layer {sub.name!r} in a list: Keras "
                                           "files keep such weights in a layout fastgru does not read or write")
-        inner = getattr(sub, "keras_var_groups", None)
-        if inner is not None:
-            groups += [(f"{attr}/{g}", n) for g, n in inner()]
-        elif sub.weights:
-            if hasattr(sub, "forward_layer") or hasattr(sub, "layer"):
-                raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds wrapper {sub.name!r}: its Keras "
-                                              "file layout is not read or written by fastgru")
-            contract = getattr(type(sub), "keras", None)
-            groups.append((f"{attr}/{getattr(contract, 'weights', 'vars')}", len(sub.weights)))
+        groups += _groups_of(sub, attr, layer.name)
     return groups
+
+
+def _groups_of(sub, at: str, owner: str) -> list[tuple[str, int]]:
+    """The weights-file groups of ``sub`` (a layer or a model a custom layer holds) below ``at``: its own layout, or
+    a model's layers below ``layers/<class key>`` (``ffn/layers/dense_1/vars``), as Keras saves them."""
+    inner = getattr(sub, "keras_var_groups", None)
+    if inner is not None:
+        return [(f"{at}/{g}", n) for g, n in inner()]
+    if is_model(sub):
+        groups, used = [], {}
+        for layer in sub._layers_and_ops:
+            layer = layer.__dict__.get("_as_sequential") or layer
+            kind = type(layer).__name__
+            if kind == "InputLayer" and not getattr(sub, "_fg_model", False):
+                continue  # (a Sequential lists none; a Functional model's count in the keys)
+            key = snake_case("Functional" if getattr(layer, "_fg_model", False) else kind)
+            used[key] = used.get(key, -1) + 1
+            groups += _groups_of(layer, f"{at}/layers/{key}{'_' + str(used[key]) if used[key] else ''}", owner)
+        return groups
+    if not sub.weights:
+        return []
+    if hasattr(sub, "forward_layer") or hasattr(sub, "layer"):
+        raise UnsupportedKerasFeature(f"custom layer {owner!r} holds wrapper {sub.name!r}: its Keras file layout is "
+                                      "not read or written by fastgru")
+    contract = getattr(type(sub), "keras", None)
+    return [(f"{at}/{getattr(contract, 'weights', 'vars')}", len(sub.weights))]
+
+
+def is_model(value) -> bool:
+    """A fastgru ``Sequential`` or Functional ``Model`` (held by a custom layer as Keras layers hold them)."""
+    return hasattr(value, "_layers_and_ops") and hasattr(value, "trainable_weights")
+
+
+def _weight_paths(sub) -> list[str]:
+    if is_model(sub):
+        return [f"{layer.name}/{p}" for layer in sub._layers_and_ops for p in _weight_paths(layer)]
+    return list(sub.weight_paths)
 
 
 def _own(layer, trainable: bool = False) -> list:
@@ -87,12 +117,12 @@ def _own(layer, trainable: bool = False) -> list:
 
 
 def _sublayers(layer, base) -> list:
-    """The layers a custom layer holds in its attributes (directly or in a list), in the order they were set, as
-    Keras tracks them."""
+    """The layers (and models) a custom layer holds in its attributes (directly or in a list), in the order they were
+    set, as Keras tracks them."""
     found: list = []
     for value in vars(layer).values():
         for item in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(item, base) and item is not layer and all(item is not f for f in found):
+            if (isinstance(item, base) or is_model(item)) and item is not layer and all(item is not f for f in found):
                 found.append(item)
     return found
 
@@ -105,7 +135,8 @@ def _keras_call(call):
     @functools.wraps(call)
     def adapted(self, inputs, mask=None, training: bool = False, **kwargs):
         given = {"mask": mask, "training": training}
-        return plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
+        out = plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
+        return list(out) if isinstance(out, tuple) else out  # (several outputs: a list, as fastgru's layers give)
 
     adapted._fg_keras_call = True
     adapted._fg_takes = takes
@@ -114,19 +145,25 @@ def _keras_call(call):
 
 def _keras_build(build, base):
     def adapted(self, input_shape):
+        _scope_sublayers(self, base)  # (the layers it holds build in its name scope: block/sequential/dense/kernel)
         self.__dict__["_fg_building"] = True  # (a super().build() inside: no output shape yet)
         try:
             if build is not None:
                 build(self, input_shape)
         finally:
             self.__dict__["_fg_building"] = False
+        _scope_sublayers(self, base)  # (and those its build made)
         base.build(self, tuple(input_shape))  # (the output shape probed: the layers it holds are built now)
-        scope = "/".join(p for p in (self.__dict__.get("_variable_scope"), self.name) if p)
-        for sub in _sublayers(self, base):  # (built in its name scope, as Keras builds them: block/dense/kernel)
-            sub.__dict__.setdefault("_variable_scope", scope)
 
     adapted._fg_keras_build = True
     return adapted if build is None else functools.wraps(build)(adapted)
+
+
+def _scope_sublayers(layer, base) -> None:
+    """The layers ``layer`` holds take its name scope (Keras builds them inside it: ``block/dense/kernel``)."""
+    scope = "/".join(p for p in (layer.__dict__.get("_variable_scope"), layer.name) if p)
+    for sub in _sublayers(layer, base):
+        sub.__dict__.setdefault("_variable_scope", scope)
 
 
 def probed_output_shape(self, input_shape):
@@ -142,7 +179,13 @@ def probed_output_shape(self, input_shape):
         try:
             with np.errstate(all="ignore"), traced_call(None):  # (eager, also inside a traced call)
                 zeros = [np.zeros(d, self.dtype) for d in dims]
-                out = self.call(zeros if listed else zeros[0])
+                try:
+                    out = self.call(zeros if listed else zeros[0])
+                except Exception:  # noqa: BLE001  (a call that reads its mask unguarded: all steps kept, as a mask)
+                    if "mask" not in getattr(type(self).call, "_fg_takes", ()):
+                        raise
+                    masks = [np.ones(d[:2] if len(d) > 2 else d, bool) for d in dims]
+                    out = self.call(zeros if listed else zeros[0], mask=masks if listed else masks[0])
         except Exception as exc:  # noqa: BLE001  (whatever the user's call raises on zeros)
             raise UnsupportedKerasFeature(
                 f"custom layer {self.name!r} ({type(self).__name__}): its output shape could not be found by calling "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..tracing import add_gradients, collected_gradients, traced_call
+from ..tracing import add_gradients, collected_gradients, swapped_weights, traced_call
 from ..variables import array_of
 from . import registry
 from .names import names_kept
@@ -65,7 +65,7 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
     try:
-        with traced_call(layer.name), names_kept():  # (its ops' and inputs' names: none taken from the user's)
+        with traced_call(layer.name), names_kept(), swapped_weights(layer):  # (no name taken from the user's)
             inputs = [Input(batch_shape=a.shape, dtype=a.dtype.name) for a in xs]  # (the batch's size: ops.shape(x)[0])
             mask_inputs = [None if m is None else Input(batch_shape=np.shape(m), dtype="bool") for m in _masks(mask)]
             given = inputs if list_inputs else inputs[0]
@@ -95,7 +95,8 @@ def _held_layers(layer, seen=None) -> list:
     found = []
     for value in vars(layer).values():
         for item in value if isinstance(value, (list, tuple)) else (value,):
-            if hasattr(item, "_params") and hasattr(item, "trainable_weights") and id(item) not in seen:  # (a layer)
+            if (hasattr(item, "_params") or hasattr(item, "_layers_and_ops")) and hasattr(item, "trainable_weights") \
+                    and id(item) not in seen:  # (a layer, or a model it holds)
                 seen.add(id(item))
                 found += [item] + _held_layers(item, seen)
     return found

@@ -3,10 +3,17 @@ afresh by ``fastgru.backend.clear_session``."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from contextlib import contextmanager
 
 _name_counts: Counter = Counter()
+
+
+def snake_case(name: str) -> str:
+    """'SimpleRNN' -> 'simple_rnn', 'GRU' -> 'gru' (Keras's own rule)."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def unique_name(base: str) -> str:
