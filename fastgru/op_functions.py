@@ -374,10 +374,12 @@ def _creator(name: str, make):
 
 
 def einsum(subscripts: str, *operands):
-    """Keras's ``keras.ops.einsum`` on arrays (NumPy's, full arrays: no batch axis of its own)."""
+    """Keras's ``keras.ops.einsum``: on symbolic tensors the ``Einsum`` op (one or two operands, explicit ``->``, the
+    batch axis kept first), on arrays NumPy's (every axis an axis)."""
     if any(_symbolic(o) for o in operands):
-        raise UnsupportedKerasFeature("keras.ops einsum of symbolic tensors does not run in a fastgru graph: use "
-                                      "layers.EinsumDense, or ops.matmul/ops.dot (docs/functional.md)")
+        return _run("Einsum", list(operands), {"subscripts": subscripts})
+    if tracing() is not None and any(is_weight_valued(o) for o in operands):
+        refuse_while_traced("keras.ops einsum of weights alone")
     return eager(np.einsum(subscripts, *[keras_array(o) for o in operands]))
 
 

@@ -366,3 +366,50 @@ def test_patterns_found_by_fuzzing_train_as_keras_s(keras, tmp_path, rng):
     classes = {type(layer).__name__: type(layer) for layer in theirs.layers}
     again = keras.models.load_model(tmp_path / "fuzzed.keras", custom_objects=classes)
     np.testing.assert_allclose(again.predict(tokens, verbose=0), ours.predict(tokens), rtol=1e-5, atol=1e-6)
+
+
+def _cls_token(keras):
+    ops = keras.ops
+
+    class ClassToken(keras.layers.Layer):  # (a weight broadcast to the batch, joined to the sequence in front)
+        def build(self, input_shape):
+            self.token = self.add_weight(shape=(1, 1, input_shape[-1]), initializer="random_normal", name="token")
+
+        def call(self, inputs):
+            batch, features = ops.shape(inputs)[0], ops.shape(inputs)[-1]
+            return ops.concatenate([ops.broadcast_to(self.token, (batch, 1, features)), inputs,
+                                    ops.tile(self.token, [batch, 1, 1]) * 2.0], axis=1)
+
+    inputs = keras.Input((5, 4))
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(3)(ClassToken()(inputs))))
+
+
+def test_a_class_token_trains_as_keras_s(keras, rng):
+    _fresh_names(keras)
+    x, y = rng.random((10, 5, 4)).astype(np.float32), rng.random((10, 1)).astype(np.float32)
+    _fit_both(_cls_token(keras), _cls_token(fg), x, y, "adam")  # (batches of 8 and 2: one trace each)
+
+
+def _einsums(keras):
+    ops = keras.ops
+
+    class Bilinear(keras.layers.Layer):  # (ops.einsum with a weight, then of two tensors)
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 3), name="w")
+
+        def call(self, inputs):
+            h = ops.einsum("btd,dk->btk", inputs, self.w)
+            return ops.einsum("btk,btk->bt", h, h)
+
+    inputs = keras.Input((5, 4))
+    return keras.Model(inputs, keras.layers.Dense(1)(ops.einsum("bt->bt", Bilinear()(inputs))))
+
+
+def test_einsums_train_and_save_as_keras_s(keras, tmp_path, rng):
+    _fresh_names(keras)
+    x, y = rng.random((10, 5, 4)).astype(np.float32), rng.random((10, 1)).astype(np.float32)
+    theirs, ours = _einsums(keras), _einsums(fg)
+    _fit_both(theirs, ours, x, y, "adam")
+    ours.save(tmp_path / "einsum.keras")  # (the graph's Einsum op as Keras records it)
+    again = keras.models.load_model(tmp_path / "einsum.keras", custom_objects={"Bilinear": type(theirs.layers[1])})
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x), rtol=1e-5, atol=1e-6)

@@ -226,7 +226,8 @@ class KerasOp(Layer):
         for a in items:
             slot = _slot(a)
             value = None if slot is not None else self._constant(a)
-            if slot is None and not (constants and value is not None):
+            traced = self.op in _LIST_OPS and is_weight_valued(value)  # (a CLS token's weight in a traced call)
+            if slot is None and not ((constants or traced) and value is not None):
                 if value is not None:
                     raise UnsupportedKerasFeature(f"{owner}: a constant operand is not supported here (only "
                                                   "tensors)")
@@ -238,6 +239,8 @@ class KerasOp(Layer):
         if not slots or sorted(slots) != list(range(len(shapes))):
             raise ValueError(f"{owner}: the call's {len(shapes)} tensor(s) do not match its arguments {_short(args)}")
         tensor_shapes = [tuple(shapes[o]) for o in slots]
+        if self.op in _LIST_OPS and not all(is_tensor):  # (every item's shape, in order)
+            tensor_shapes = [tuple(s) for s in _operand_shapes(operands, is_tensor, shapes)]
         config = {**self.op_config, **kwargs, **params}
         if self.op in UNARY:
             norm = _unary_config(self.op, config, len(tensor_shapes[0]), owner)
