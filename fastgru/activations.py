@@ -10,6 +10,7 @@ gradient automatically (``tests/test_activations_table.py``), so a new row is ch
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -244,8 +245,12 @@ def _keras_function(name: str):
 
     def function(x, **options):
         if options and not (set(options) == {"axis"} and options["axis"] == -1):
-            raise UnsupportedKerasFeature(f"keras.activations.{name} with options {options}: fastgru has the "
-                                          "activation at Keras's defaults only")
+            op, fixed = _AS_OPS.get(name, (name, {}))
+            ops_function = OPS_FUNCTIONS.get(op)
+            if ops_function is None or not set(options) <= set(inspect.signature(ops_function).parameters):
+                raise UnsupportedKerasFeature(f"keras.activations.{name} with options {options}: fastgru has the "
+                                              "activation at Keras's defaults, or as its keras.ops function")
+            return ops_function(x, **{**fixed, **options})  # (softmax(x, axis=1), elu(x, alpha=0.5), ...)
         if getattr(x, "_fg_symbolic", False) or (tracing() is not None and is_weight_valued(x)):
             return _as_op(name, x)  # (a graph's tensor, a weight in a traced call: the keras.ops function)
         x = keras_array(x)
@@ -271,8 +276,9 @@ def get(identifier):
 
 
 def serialize(activation) -> str:
-    """Keras's ``keras.activations.serialize``: the activation's name."""
-    return canonical_name(activation)
+    """Keras's ``keras.activations.serialize``: the activation's name (Keras's: ``silu`` for ``swish``)."""
+    name = canonical_name(activation)
+    return {"swish": "silu", "hard_swish": "hard_silu"}.get(name, name)
 
 
 def deserialize(config, custom_objects=None):

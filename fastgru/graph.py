@@ -11,7 +11,9 @@ import numpy as np
 
 from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
 from .layers.core import InputLayer
+from .layers.keras_ops import apply_op
 from .tensor_operators import TensorOperators
+from .tracing import is_weight_valued, tracing
 
 _ids = itertools.count()
 #: the output mask of a nested model's last call in this thread (read by its compute_mask)
@@ -188,7 +190,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if not hasattr(layer, "return_state") or not (hasattr(layer, "units") or hasattr(layer, "forward_layer")):
             raise TypeError(f"{label} takes no initial_state")
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
-        states = [_tensor(s, f"{label} initial_state {i}") for i, s in enumerate(states)]
+        states = [_tensor(_state_of_weights(s, args[0]), f"{label} initial_state {i}") for i, s in enumerate(states)]
     in_shape = [t.shape for t in args] if list_args else args[0].shape
     if hasattr(layer, "node_input_shapes"):  # the shapes it is built on (not an attention mask's)
         in_shape = layer.node_input_shapes(in_shape, call_kwargs)
@@ -245,6 +247,15 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
 
 
 install_symbolic_call(symbolic_call)
+
+
+def _state_of_weights(state, inputs):
+    """A learned initial state (a weight, or a value computed from weights, in a custom layer's call traced for
+    training) as a tensor of the graph: ``zeros_like(inputs[:, 0, :1]) + state``, one row per sample (its gradient
+    reaches the weights); anything else as it is."""
+    if tracing() is None or not is_weight_valued(state) or getattr(inputs, "ndim", 0) != 3:
+        return state
+    return apply_op("Add", apply_op("ZerosLike", inputs[:, 0, :1]), state)
 
 
 def _n_states(layer) -> int:

@@ -178,6 +178,10 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
         return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
     if op == "Squeeze" and config.get("axis") is None and numpy_call is not None:
         return numpy_call()  # (an array's axis 0 of size 1 goes too, as in Keras; a graph keeps its batch axis)
+    if numpy_call is not None and all(np.asarray(t).dtype.kind in "biu" for t in tensors):
+        result = numpy_call()  # (integers and booleans: exact, in their dtype, as Keras computes them; a graph
+        if result is not None:  # carries them as floats)
+            return result
     try:
         result = KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
         if isinstance(result, list):  # (several outputs: split, unstack, top_k's values and int32 indices, moments)
@@ -223,8 +227,16 @@ def _on_a_leading_axis(op: str, arrays: list, template: list, config: dict):
 #: Keras's functions NumPy (or SciPy) has under another name, or with other argument names
 _NUMPY_NAMES = {"norm": "linalg.norm", "absolute": "absolute"}
 _SCIPY_NAMES = {"softmax", "log_softmax", "logsumexp"}
-_OWN = {"cast": lambda x, dtype: np.asarray(x).astype(np.dtype(dtype))}
-_POSITIONAL = {"reshape", "tile"}  # (their second argument is named differently in NumPy)
+_OWN = {"cast": lambda x, dtype: np.asarray(x).astype(np.dtype(dtype)),
+        "unstack": lambda x, num=None, axis=0: list(np.moveaxis(x, axis, 0)),
+        "top_k": lambda x, k, sorted=True: _top_k(np.asarray(x), int(k))}
+
+
+def _top_k(x: np.ndarray, k: int) -> list:
+    """The ``k`` largest along the last axis, largest first (the first of equal ones first), and their indices."""
+    order = np.argsort(-x if x.dtype.kind != "b" else ~x, axis=-1, kind="stable")[..., :k]
+    return [np.take_along_axis(x, order, axis=-1), order]
+_POSITIONAL = {"reshape", "tile", "clip"}  # (their second argument is named differently in NumPy)
 
 
 def _numpy_result(name: str, values: dict, tensor_names: list, out_dtype):
@@ -254,12 +266,21 @@ def _numpy_result(name: str, values: dict, tensor_names: list, out_dtype):
                 result = function(*arrays, **{k: v for k, v in options.items() if v is not None or k == "axis"})
     except (TypeError, ValueError, np.exceptions.AxisError):
         return None
-    result = np.asarray(result)
+    dtypes = [np.asarray(a).dtype for a in _flat(arrays)]
+    if isinstance(result, (list, tuple)):  # (split, unstack: several arrays)
+        return eager([_keras_dtype(np.asarray(r), out_dtype, dtypes) for r in result])
+    return eager(_keras_dtype(np.asarray(result), out_dtype, dtypes))
+
+
+def _keras_dtype(result: np.ndarray, out_dtype, dtypes: list) -> np.ndarray:
+    """``result`` (NumPy's) in Keras's dtype: ``out_dtype`` when given, float32 where NumPy widened to float64 and
+    int32 where it widened to int64 (a mean or sum of int32: Keras's floatx and int32)."""
     if out_dtype is not None:
-        result = result.astype(out_dtype)
-    elif result.dtype == np.float64 and all(np.asarray(a).dtype != np.float64 for a in _flat(arrays)):
-        result = result.astype(np.float32)  # (Keras's floatx: NumPy's mean of int32 is float64)
-    return eager(result)
+        return result.astype(out_dtype)
+    for wide, narrow in ((np.float64, np.float32), (np.int64, np.int32)):
+        if result.dtype == wide and all(d != wide for d in dtypes):
+            return result.astype(narrow)
+    return result
 
 
 def _function(name: str, params: tuple):
@@ -276,7 +297,8 @@ def _function(name: str, params: tuple):
         if values.get("dtype") is not None and not isinstance(values["dtype"], str):  # (np.float32: "float32")
             values["dtype"] = np.dtype(values["dtype"]).name
         config = {p: values[p] for p, d in params if d is not _T}
-        dtype = np.int32 if op in _INDEX_RESULTS else bool if op in _BOOL_RESULTS else None
+        dtype = np.int32 if op in _INDEX_RESULTS else bool if op in _BOOL_RESULTS else \
+            np.dtype(values["dtype"]) if op == "Cast" else None
         return _run(op, [values[p] for p in tensor_names], config,
                     lambda: _numpy_result(name, values, tensor_names, dtype),
                     lambda: _expression(op, name, values, tensor_names, config, dtype))
@@ -337,7 +359,7 @@ def ndim(x) -> int:
 def size(x):
     """Keras's ``keras.ops.size``: the number of items (None for a symbolic tensor's unknown sizes)."""
     dims = shape(x)
-    return None if any(d is None for d in dims) else int(np.prod(dims, dtype=np.int64))
+    return None if any(d is None for d in dims) else np.int32(np.prod(dims, dtype=np.int64))
 
 
 def broadcast_to(x, shape):

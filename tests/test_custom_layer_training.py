@@ -413,3 +413,44 @@ def test_einsums_train_and_save_as_keras_s(keras, tmp_path, rng):
     ours.save(tmp_path / "einsum.keras")  # (the graph's Einsum op as Keras records it)
     again = keras.models.load_model(tmp_path / "einsum.keras", custom_objects={"Bilinear": type(theirs.layers[1])})
     np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def _round_58(keras):
+    """Fuzz round 58: layers held in a dict and a list (saved below ``heads/dense``...), an ``__init__`` argument
+    and no ``get_config`` (Keras's auto-config), a learned initial state of a held GRU."""
+    ops = keras.ops
+
+    class Heads(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.heads = {"b": keras.layers.Dense(units), "a": keras.layers.Dense(units)}
+            self.stack = [keras.layers.Dense(units), keras.layers.Dense(units)]
+            self.gru = keras.layers.GRU(units, return_sequences=True)
+
+        def build(self, input_shape):
+            self.h0 = self.add_weight(shape=(1, self.units), initializer="random_normal", name="h0")
+
+        def call(self, inputs):
+            h = self.heads["a"](inputs) + self.heads["b"](inputs)
+            for dense in self.stack:
+                h = dense(h)
+            start = ops.tile(self.h0, (ops.shape(inputs)[0], 1))
+            return self.gru(h, initial_state=[start])
+
+    inputs = keras.Input((5, 3))
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(2)(Heads(3)(inputs)))), Heads
+
+
+def test_layers_in_dicts_auto_configs_and_learned_states_train_and_save_as_keras_s(keras, tmp_path, rng):
+    _fresh_names(keras)
+    (theirs, their_class), (ours, our_class) = _round_58(keras), _round_58(fg)
+    x, y = rng.random((10, 5, 3)).astype(np.float32), rng.random((10, 1)).astype(np.float32)
+    _fit_both(theirs, ours, x, y, "adam")
+    assert ours.layers[1].get_config()["units"] == 3  # (the argument __init__ was given, as Keras records it)
+    ours.save(tmp_path / "ours.keras")
+    again = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Heads": their_class})
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x), rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "theirs.keras")
+    loaded = fg.load_model(tmp_path / "theirs.keras", custom_objects={"Heads": our_class})
+    np.testing.assert_allclose(loaded.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

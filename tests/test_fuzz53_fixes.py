@@ -464,3 +464,22 @@ def test_utils_edge_cases_and_a_frozen_bidirectional_saved_for_keras(keras, tmp_
     x = np.random.default_rng(13).random((4, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "fg.h5", compile=False).predict(x, verbose=0),
                                ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_ops_on_integer_arrays_keep_keras_s_dtypes_and_several_outputs_stay_lists(keras):
+    """Fuzz round 58: ``fg.ops`` on int32 and bool arrays computed in float32 (``add`` of 16777217 lost its last
+    bit), and ``split``/``unstack`` along axis 0 stacked their parts into one array."""
+    ints = np.array([[16777217, 1, 3], [4, 16777215, 2]], np.int32)
+    flags = np.array([[True, False, True], [False, False, True]])
+    for name, args, kwargs in [("add", (ints, 0), {}), ("sum", (ints,), {"axis": 1}), ("cumsum", (ints,), {}),
+                               ("maximum", (ints, 2), {}), ("clip", (ints, -2, 2), {}), ("full_like", (ints, 2.5), {}),
+                               ("max", (flags,), {"axis": 1}), ("concatenate", ([flags, flags],), {"axis": 1}),
+                               ("cast", (ints, "float64"), {}), ("top_k", (ints, 2), {}), ("split", (ints, 2), {}),
+                               ("unstack", (ints,), {}), ("split", (ints.T, [1, 2]), {})]:
+        theirs = getattr(keras.ops, name)(*args, **kwargs)
+        ours = getattr(fg.ops, name)(*args, **kwargs)
+        theirs, ours = (list(theirs), ours) if isinstance(theirs, (list, tuple)) else ([theirs], [ours])
+        assert isinstance(ours, list) and len(ours) == len(theirs), name
+        for t, o in zip(theirs, ours):
+            assert np.asarray(o).dtype == np.asarray(t).dtype, name
+            np.testing.assert_array_equal(np.asarray(o), np.asarray(t), err_msg=name)

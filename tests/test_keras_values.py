@@ -170,8 +170,11 @@ def test_functions_layers_metrics_and_ops_answer_as_keras(keras, rng):
     for name in ("relu", "softmax", "silu", "gelu", "log_softmax"):
         np.testing.assert_allclose(getattr(fg.activations, name)(p).numpy(), getattr(keras.activations, name)(p).numpy(),
                                    rtol=1e-5, atol=1e-7)
-    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="defaults only"):
-        fg.activations.softmax(p, axis=0)
+    for name, options in (("softmax", {"axis": 0}), ("elu", {"alpha": 0.5}), ("gelu", {"approximate": True})):
+        np.testing.assert_allclose(getattr(fg.activations, name)(p - 0.5, **options).numpy(),
+                                   getattr(keras.activations, name)(p - 0.5, **options).numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="at Keras's defaults, or as its keras.ops"):
+        fg.activations.relu(p, max_value=0.5)
     ours, theirs = fg.metrics.MeanSquaredError(), keras.metrics.MeanSquaredError()
     assert ours(y, p).numpy() == pytest.approx(float(theirs(y, p)), rel=1e-6)
     for layer_module, shape in ((L, (None, 4)), (keras.layers, (None, 4))):

@@ -37,6 +37,11 @@ def prepare_user_class(cls, base) -> None:
     """Adapt ``cls`` (a user's subclass of ``base``, fastgru's ``Layer``) as the module docstring says."""
     cls._fg_user_layer = True  # (load_model's custom_objects may name it: registry.custom_layers)
     cls._takes_list = True  # (called on a list of tensors, its call receives the list, as in Keras)
+    init = cls.__dict__.get("__init__")
+    if init is not None and not getattr(init, "_fg_keras_init", False):
+        cls.__init__ = _recording_init(init)
+    if cls.get_config is base.get_config:  # (Keras's auto-config: the arguments __init__ was given)
+        cls.get_config = lambda self: _auto_config(self, base)
     call = cls.__dict__.get("call")
     if call is not None and not getattr(call, "_fg_keras_call", False):
         cls.call = _keras_call(call)
@@ -64,12 +69,19 @@ def keras_var_groups(layer, base) -> list[tuple[str, int]]:
     in ``vars``, then each layer it holds below the attribute naming it (``inner/vars``, ``rnn/cell/vars``)."""
     own = [n for n in layer.weight_names if n in layer._params]
     groups = [("vars", len(own))] if own or not _sublayers(layer, base) else []
-    for sub in _sublayers(layer, base):
-        attr = next((k for k, v in vars(layer).items() if v is sub), None)
-        if attr is None:
-            raise UnsupportedKerasFeature(f"custom layer {layer.name!r} holds layer {sub.name!r} in a list: Keras "
-                                          "files keep such weights in a layout fastgru does not read or write")
-        groups += _groups_of(sub, attr, layer.name)
+    seen: list = []
+    for attr, value in list(vars(layer).items()):
+        used: dict = {}
+        for item in _items(value):
+            if not _holds(layer, item, base) or any(item is s for s in seen):
+                continue
+            seen.append(item)
+            if isinstance(value, (list, tuple, dict)):  # (a list or dict of layers: each below its class's key)
+                key = snake_case("Functional" if getattr(item, "_fg_model", False) else type(item).__name__)
+                used[key] = used.get(key, -1) + 1
+                groups += _groups_of(item, f"{attr}/{key}{'_' + str(used[key]) if used[key] else ''}", layer.name)
+            else:
+                groups += _groups_of(item, attr, layer.name)
     return groups
 
 
@@ -117,14 +129,61 @@ def _own(layer, trainable: bool = False) -> list:
 
 
 def _sublayers(layer, base) -> list:
-    """The layers (and models) a custom layer holds in its attributes (directly or in a list), in the order they were
-    set, as Keras tracks them."""
+    """The layers (and models) a custom layer holds in its attributes (directly, or in a list or dict), in the order
+    they were set, as Keras tracks them."""
     found: list = []
-    for value in vars(layer).values():
-        for item in value if isinstance(value, (list, tuple)) else (value,):
-            if (isinstance(item, base) or is_model(item)) and item is not layer and all(item is not f for f in found):
+    for value in list(vars(layer).values()):
+        for item in _items(value):
+            if _holds(layer, item, base) and all(item is not f for f in found):
                 found.append(item)
     return found
+
+
+def _items(value) -> list:
+    """An attribute's value as the items Keras tracks: a list's or tuple's items, a dict's values, or itself."""
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _holds(layer, item, base) -> bool:
+    return (isinstance(item, base) or is_model(item)) and item is not layer
+
+
+_SERIALIZABLE = (str, int, float, bool, type(None))
+
+
+def _recording_init(init):
+    """``init`` recording the arguments it is given (the outermost call's), as Keras 3's ``Layer.__new__`` does for
+    a class without ``get_config``: only if every value is a string, number, bool or None (in lists and dicts)."""
+    names = [p.name for p in list(inspect.signature(init).parameters.values())[1:]
+             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+    @functools.wraps(init)
+    def recorded(self, *args, **kwargs):
+        if "_fg_auto_config" not in self.__dict__:
+            given = {**dict(zip(names, args)), **kwargs}
+            self.__dict__["_fg_auto_config"] = given if _plain(given) else None
+        init(self, *args, **kwargs)
+
+    recorded._fg_keras_init = True
+    return recorded
+
+
+def _plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, _SERIALIZABLE)
+
+
+def _auto_config(layer, base) -> dict:
+    """Keras 3's config of a custom layer that defines no ``get_config``: its name, the arguments its ``__init__``
+    was given, its trainable flag and dtype."""
+    config = base.get_config(layer)
+    given = layer.__dict__.get("_fg_auto_config") or {}
+    return {"name": config.pop("name"), **given, **config}
 
 
 def _keras_call(call):

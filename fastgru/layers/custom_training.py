@@ -93,7 +93,8 @@ def _held_layers(layer, seen=None) -> list:
     """The layers ``layer`` holds in its attributes (directly or in lists), and theirs, once each."""
     seen = {id(layer)} if seen is None else seen
     found = []
-    for value in vars(layer).values():
+    for value in list(vars(layer).values()):
+        value = list(value.values()) if isinstance(value, dict) else value
         for item in value if isinstance(value, (list, tuple)) else (value,):
             if (hasattr(item, "_params") or hasattr(item, "_layers_and_ops")) and hasattr(item, "trainable_weights") \
                     and id(item) not in seen:  # (a layer, or a model it holds)

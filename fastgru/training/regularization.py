@@ -73,7 +73,8 @@ def _owners(layer):
     yield layer
     if getattr(type(layer), "_fg_user_layer", False):  # (a custom layer: the layers it holds in its attributes)
         for value in list(vars(layer).values()):
-            for sub in value if isinstance(value, (list, tuple)) else (value,):
+            for sub in value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+                    else (value,):
                 if sub is not layer and (hasattr(sub, "_params") or hasattr(sub, "_layers_and_ops")) and \
                         hasattr(sub, "trainable_weights"):  # (a layer, or a Sequential or Model it holds)
                     yield from _owners(sub)
