@@ -398,7 +398,7 @@ class Layer(VariableLists, WeightOptions):
     def __call__(self, x, mask=None, training: bool = False, **kwargs):
         if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
-        if self.weights and tracing() is not None:  # (in a traced call, on a constant: a value from its weights)
+        if tracing() is not None and self.weights:  # (in a traced call, on a constant: a value from its weights)
             return layer_expression(self, x)
         if isinstance(x, (list, tuple)) and getattr(self, "_fg_user_layer", False):  # (a custom layer's list input)
             return eager(call_on_list(self, [np.asarray(a) for a in x], mask=mask, training=training, **kwargs))
