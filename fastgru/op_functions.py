@@ -18,7 +18,16 @@ from . import activations
 from .eager import EagerArray, eager, keras_array, plain
 from .errors import UnsupportedKerasFeature
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
-from .tracing import ARRAY_KEY, is_weight_valued, op_expression, refuse_while_traced, traced_operand, tracing
+from .tracing import (
+    ARRAY_KEY,
+    WeightExpression,
+    is_weight_valued,
+    op_expression,
+    operand_value,
+    refuse_while_traced,
+    traced_operand,
+    tracing,
+)
 from .variables import Variable
 
 _T, _R = object(), inspect.Parameter.empty  # (a tensor argument; a required option)
@@ -314,6 +323,7 @@ def _expression(op: str, name: str, values: dict, tensor_names: list, config: di
     weights at each run, its gradient sent back to them (``fastgru.tracing.op_expression``)."""
     listed = [op in _LIST_OPS and isinstance(values[p], (list, tuple)) for p in tensor_names]  # (concatenate's list)
     flat = [v for p, many in zip(tensor_names, listed) for v in (values[p] if many else [values[p]])]
+    owner = tracing()
 
     def forward(*arrays):
         rebuilt, at = dict(values), 0
@@ -322,11 +332,64 @@ def _expression(op: str, name: str, values: dict, tensor_names: list, config: di
             rebuilt[p] = list(arrays[at:at + n]) if many else arrays[at]
             at += n
         result = _numpy_result(name, rebuilt, tensor_names, dtype)
-        if result is None:
-            refuse_while_traced(f"keras.ops {name} of a weight with these arguments")
+        if result is None or isinstance(result, list):  # (computed eagerly, outside the trace's state: raised here)
+            raise UnsupportedKerasFeature(f"custom layer {owner!r}: its call computes keras.ops {name} of a weight "
+                                          "with these arguments, which fastgru cannot differentiate")
         return plain(result)
 
-    return op_expression(op, name, flat, forward, config)
+    try:
+        return op_expression(op, name, flat, forward, config)
+    except UnsupportedKerasFeature:
+        expression = _graph_op_expression(op, name, flat, config)
+        if expression is None:
+            raise
+        return expression
+
+
+#: reductions whose ``axis=None`` takes every axis (on a leading batch axis of one: every axis after it)
+_ALL_AXES = frozenset({"Sum", "Mean", "Max", "Min", "Amax", "Amin", "Norm", "Logsumexp", "Var", "Std", "Prod", "Any",
+                       "All", "Flip"})
+
+
+def _graph_op_expression(op: str, name: str, flat: list, config: dict):
+    """``keras.ops.<name>`` of weights alone in a traced call, as the graph op (its values and TensorFlow's
+    gradients) on the weights with a batch axis of one put in front and the op's axes moved with them
+    (``ops.norm(self.v, axis=0)``, ``ops.max``, ``ops.logsumexp``, ``ops.cumsum``, ``ops.sort``...); None where
+    that does not apply (an operand that is not a weight, an axis that cannot move, several outputs)."""
+    if not flat or not all(is_weight_valued(o) for o in flat):
+        return None
+    key = "axes" if op == "Moments" else "axis"
+    axis, ndim = config.get(key), np.ndim(operand_value(flat[0]))
+    if axis is None and key in config:
+        if op not in _ALL_AXES:
+            return None
+        axis = list(range(ndim))
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if key in config and not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        return None
+    moved = [a + 1 if a >= 0 else a for a in axes]
+    node_config = {**config, key: moved if isinstance(axis, (list, tuple)) else moved[0]} if key in config else config
+    try:
+        node = KerasOp(op, node_config)
+    except UnsupportedKerasFeature:
+        return None
+    slots = [{TENSOR_KEY: k} for k in range(len(flat))]
+    template = {"args": [slots] if op in _LIST_OPS else slots, "kwargs": {}}
+
+    def forward(*arrays):
+        return node.forward([np.asarray(a)[None] for a in arrays], template=template)[0][0]
+
+    def backward(values, y, g):
+        _, cache = node.forward([np.asarray(v)[None] for v in values], template=template)
+        dx, _ = node.backward(np.asarray(g)[None], cache)
+        return [None if d is None else d[0] for d in dx]
+
+    try:
+        if isinstance(node.forward([operand_value(o)[None] for o in flat], template=template)[0], list):
+            return None  # (several outputs: split, top_k, moments)
+        return WeightExpression(forward, backward, flat, f"keras.ops {name} of a weight")
+    except (UnsupportedKerasFeature, ValueError):
+        return None
 
 
 def convert_to_numpy(x) -> np.ndarray:

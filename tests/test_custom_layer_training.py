@@ -271,12 +271,12 @@ class _SummedByNumPy(fg.layers.Layer):  # (NumPy's reduction of a weight: no gra
         return inputs * np.sum(self.w)
 
 
-class _MaxOfWeight(fg.layers.Layer):  # (an op on a weight alone that fastgru has no gradient for)
+class _SplitWeight(fg.layers.Layer):  # (an op on a weight alone with several outputs: no gradient here)
     def build(self, input_shape):
-        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+        self.w = self.add_weight(shape=(2 * input_shape[-1],), initializer="ones", name="w")
 
     def call(self, inputs):
-        return inputs * fg.ops.max(self.w)
+        return inputs * fg.ops.split(self.w, 2)[0]
 
 
 class _NumPyCall(fg.layers.Layer):  # (no weights; its call runs NumPy on its input: not traced)
@@ -285,7 +285,7 @@ class _NumPyCall(fg.layers.Layer):  # (no weights; its call runs NumPy on its in
 
 
 @pytest.mark.parametrize("layer_class, what", [(_SummedByNumPy, "NumPy's add.reduce of a weight"),
-                                               (_MaxOfWeight, "keras.ops max of a weight")])
+                                               (_SplitWeight, "keras.ops split of a weight")])
 def test_a_call_the_trace_cannot_differentiate_is_refused_by_name(rng, layer_class, what):
     x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
     model = fg.Sequential([fg.Input((6, 3)), layer_class(name="custom"), fg.layers.GRU(3)])
@@ -454,3 +454,27 @@ def test_layers_in_dicts_auto_configs_and_learned_states_train_and_save_as_keras
     theirs.save(tmp_path / "theirs.keras")
     loaded = fg.load_model(tmp_path / "theirs.keras", custom_objects={"Heads": our_class})
     np.testing.assert_allclose(loaded.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _weight_reductions(keras):
+    ops = keras.ops
+
+    class WeightNormalised(keras.layers.Layer):  # (norms, maxima, sums, sorts of weights alone: the graph ops')
+        def build(self, input_shape):
+            self.v = self.add_weight(shape=(input_shape[-1], 4), name="v")
+            self.g = self.add_weight(shape=(4,), initializer="ones", name="g")
+
+        def call(self, inputs):
+            kernel = self.v / ops.norm(self.v, axis=0, keepdims=True) * self.g
+            shift = ops.logsumexp(self.v, axis=0) + ops.max(self.v, axis=0) + ops.var(self.v) + ops.norm(self.v) * 0.1
+            shift = shift + ops.cumsum(self.v, axis=0)[-1] + ops.sort(self.g) + ops.prod(self.g * 0.5 + 1.0)
+            return ops.matmul(inputs, kernel) + shift
+
+    inputs = keras.Input((5, 3))
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(2)(WeightNormalised()(inputs))))
+
+
+def test_reductions_of_weights_alone_train_as_keras_s(keras, rng):
+    _fresh_names(keras)
+    x, y = rng.random((10, 5, 3)).astype(np.float32), rng.random((10, 1)).astype(np.float32)
+    _fit_both(_weight_reductions(keras), _weight_reductions(fg), x, y, "sgd")
