@@ -17,6 +17,8 @@ import numpy as np
 from . import activations
 from .eager import EagerArray, eager, keras_array, plain
 from .errors import UnsupportedKerasFeature
+from .layers import batch_totals
+from .layers.batch_totals import BatchTotal
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
 from .tracing import (
     ARRAY_KEY,
@@ -154,6 +156,8 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
     """``op`` on its tensor arguments: a graph node when one is symbolic, else the values computed now (by
     ``numpy_call()`` where the graph op refuses the arrays: an op over axis 0, which a graph keeps as the batch); on
     weights alone inside a call traced for training, ``expression()`` (a ``fastgru.tracing.WeightExpression``)."""
+    if any(isinstance(v, BatchTotal) for v in _flat(tensor_args)):  # (ops.mean(x) of a traced call, for add_loss)
+        return batch_totals.apply_op(op, list(tensor_args))
     symbolic, tensors = _symbolic(tensor_args), []
     # on arrays, a layer's weight (a custom layer's ``ops.matmul(inputs, self.kernel)``) is a constant operand, as
     # in Keras's graph: the batch axis is the other operands'
@@ -184,7 +188,8 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
             return _run(op, numbers, config, numpy_call, expression)
         raise TypeError(f"keras.ops {op}: give it a tensor, an array or a number")
     if symbolic:
-        return KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
+        whole = batch_totals.total(op, tensor_args[0], config) if op in ("Sum", "Mean") else None
+        return whole if whole is not None else KerasOp(op, config)(tensors, template={"args": template, "kwargs": {}})
     if op == "Squeeze" and config.get("axis") is None and numpy_call is not None:
         return numpy_call()  # (an array's axis 0 of size 1 goes too, as in Keras; a graph keeps its batch axis)
     if numpy_call is not None and all(np.asarray(t).dtype.kind in "biu" for t in tensors):

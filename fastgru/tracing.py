@@ -20,6 +20,8 @@ import numpy as np
 
 from .errors import UnsupportedKerasFeature
 
+#: marks a tensor's place in a graph node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
+TENSOR_KEY = "__fastgru_tensor__"
 #: a graph node's operand given as it is (``{ARRAY_KEY: array}``): a weight, or a value computed from weights
 ARRAY_KEY = "__fastgru_array__"
 

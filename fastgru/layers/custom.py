@@ -18,11 +18,12 @@ import inspect
 import numpy as np
 
 from .. import constraints, initializers, regularizers
-from ..eager import plain
+from ..eager import eager, plain
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from ..tracing import traced_call
 from ..variables import variable_of
+from .batch_totals import add_traced_loss
 from .custom_training import backward_traced, forward_traced
 from .names import snake_case
 
@@ -62,6 +63,20 @@ def prepare_user_class(cls, base) -> None:
             f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in _weight_paths(sub)])
     if getattr(cls, "keras_var_groups", None) is None:
         cls.keras_var_groups = lambda self: keras_var_groups(self, base)
+    if getattr(cls, "add_loss", None) is None:
+        cls.add_loss = _add_loss
+        cls.losses = property(lambda self: list(self.__dict__.get("_fg_added_losses", ())) + [
+            v for sub in _sublayers(self, base) for v in (getattr(sub, "losses", None) or [])])
+
+
+def _add_loss(self, loss) -> None:
+    """Keras's ``add_loss``: inside a call traced for training, a term of the training's loss
+    (``batch_totals``); in an eager call, kept in ``losses`` (with those of the layers it holds) until its next
+    call."""
+    if add_traced_loss(loss):
+        return
+    values = loss if isinstance(loss, (list, tuple)) else [loss]
+    self.__dict__.setdefault("_fg_added_losses", []).extend(eager(np.asarray(plain(v))) for v in values)
 
 
 def keras_var_groups(layer, base) -> list[tuple[str, int]]:
@@ -194,6 +209,7 @@ def _keras_call(call):
     @functools.wraps(call)
     def adapted(self, inputs, mask=None, training: bool = False, **kwargs):
         given = {"mask": mask, "training": training}
+        self.__dict__.pop("_fg_added_losses", None)  # (losses: the latest call's, as Keras clears them per call)
         out = plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
         return list(out) if isinstance(out, tuple) else out  # (several outputs: a list, as fastgru's layers give)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..tracing import add_gradients, collected_gradients, swapped_weights, traced_call
+from ..tracing import add_gradients, collected_gradients, operand_value, send_gradient, swapped_weights, traced_call
 from ..variables import array_of
 from . import registry
+from .batch_totals import collecting
 from .names import names_kept
 
 #: traces kept per layer (one per input signature: shapes, dtypes, mask, training)
@@ -26,24 +27,27 @@ _MAX_TRACES = 8
 
 
 class _Trace:
-    """One traced call: ``model`` (inputs: the layer's, then its mask), whether the layer takes and returns
-    lists, and the weight arrays the trace read (a replaced array retraces)."""
+    """One traced call: ``model`` (inputs: the layer's, then its mask; outputs: the layer's, then the per-sample
+    sums of what its ``add_loss`` was given), whether the layer takes and returns lists, and the weight arrays the
+    trace read (a replaced array retraces)."""
 
-    def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple):
+    def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple, added=None):
         self.model, self.n_inputs, self.list_inputs, self.list_outputs = model, n_inputs, list_inputs, list_outputs
         self.arrays = arrays
+        self.added = added  # (add_loss's terms, a batch_totals.BatchTotal: its per-sample sums the last outputs)
 
 
 class _Cache:
     """A traced call's training cache: the trace and the graph's tape; ``activity_loss``, the activity penalties of
-    the layers it holds (counted in the loss by the trainers; their gradients are applied inside the graph)."""
+    the layers it holds and the losses its ``add_loss`` was given (counted in the loss by the trainers; their
+    gradients are applied inside the graph); ``loss_sums``, the per-sample sums of the latter (shapes, dtypes)."""
 
-    def __init__(self, trace: _Trace, tape):
-        self.trace, self.tape = trace, tape
+    def __init__(self, trace: _Trace, tape, added_loss: float = 0.0, loss_sums: tuple = ()):
+        self.trace, self.tape, self.added_loss, self.loss_sums = trace, tape, added_loss, loss_sums
 
     @property
     def activity_loss(self) -> float:
-        return self.tape.activity_loss
+        return self.tape.activity_loss + self.added_loss
 
 
 def _masks(mask) -> list:
@@ -65,7 +69,7 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
     try:
-        with traced_call(layer.name), names_kept(), swapped_weights(layer):  # (no name taken from the user's)
+        with traced_call(layer.name), names_kept(), swapped_weights(layer), collecting() as added:  # (names kept)
             inputs = [Input(batch_shape=a.shape, dtype=a.dtype.name) for a in xs]  # (the batch's size: ops.shape(x)[0])
             mask_inputs = [None if m is None else Input(batch_shape=np.shape(m), dtype="bool") for m in _masks(mask)]
             given = inputs if list_inputs else inputs[0]
@@ -76,7 +80,8 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
             outs = list(outputs) if list_outputs else [outputs]
             if not outs or not all(getattr(o, "_fg_symbolic", False) for o in outs):
                 raise UnsupportedKerasFeature("its call returned values that do not come from its input")
-            model = Model(inputs + [m for m in mask_inputs if m is not None], outs,
+            loss_sums = [t for t, _ in added.terms]
+            model = Model(inputs + [m for m in mask_inputs if m is not None], outs + loss_sums,
                           name=f"{layer.name}_traced_call")
     except UnsupportedKerasFeature as exc:
         raise UnsupportedKerasFeature(_untraceable(layer, exc)) from None
@@ -86,7 +91,8 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
         for sub, n in inbound.values():  # (the layers it holds keep only the nodes of the user's own graphs)
             if "_inbound_nodes" in sub.__dict__:
                 del sub.__dict__["_inbound_nodes"][n:]
-    return _Trace(model, len(inputs), list_inputs, list_outputs, _weight_arrays(layer))
+    return _Trace(model, len(inputs), list_inputs, list_outputs, _weight_arrays(layer),
+                  added if added.terms or added.expressions or added.constant else None)
 
 
 def _held_layers(layer, seen=None) -> list:
@@ -135,10 +141,22 @@ def forward_traced(self, x, mask=None, training: bool = True):
     except UnsupportedKerasFeature as exc:
         if self.trainable_weights:
             raise
-        return self.call(x, mask=mask, training=training), str(exc)
+        out = self.call(x, mask=mask, training=training)
+        if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)
+            raise
+        return out, str(exc)
     inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None]
     outs, _, tape = trace.model._forward(inputs, None, training)
-    return (list(outs) if trace.list_outputs else outs[0]), _Cache(trace, tape)
+    outs = list(outs)
+    added, sums = trace.added, ()
+    if added is not None:  # (add_loss's terms: the last outputs, summed over the batch times their coefficients)
+        n = len(outs) - len(added.terms)
+        outs, sums = outs[:n], [np.asarray(s) for s in outs[n:]]
+        value = added.constant + sum(c * float(np.sum(s, dtype=s.dtype)) for s, (_, c) in zip(sums, added.terms))
+        value += sum(k * float(np.sum(operand_value(e))) for e, k in added.expressions)
+        return (outs if trace.list_outputs else outs[0]), _Cache(trace, tape, value,
+                                                                  tuple((s.shape, s.dtype) for s in sums))
+    return (outs if trace.list_outputs else outs[0]), _Cache(trace, tape)
 
 
 def backward_traced(self, dy, cache, need_dx: bool = True):
@@ -149,8 +167,15 @@ def backward_traced(self, dy, cache, need_dx: bool = True):
         return None, []
     trace, tape = cache.trace, cache.tape
     dys = list(dy) if trace.list_outputs else [dy]
+    added = trace.added
+    if added is not None:  # (d loss / d per-sample sum: its coefficient, for every sample)
+        dys += [np.full(shape, c, dtype) if dtype.kind == "f" else None
+                for (shape, dtype), (_, c) in zip(cache.loss_sums, added.terms)]
     with collected_gradients() as grads:
         d_inputs, inner = trace.model._backward(dys, tape, need_dx=True)
+        for expression, k in added.expressions if added is not None else ():  # (add_loss of weights alone)
+            value = operand_value(expression)
+            send_gradient(expression, np.full(np.shape(value), k, np.asarray(value).dtype))
     at = 0
     for layer in trace.model._weighted_layers:  # (the layers the call holds, as plan_walk lists their gradients)
         for w in layer.trainable_weights:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..tracing import ARRAY_KEY, is_weight_valued, operand_value, send_gradient, traced_operand
+from ..tracing import ARRAY_KEY, TENSOR_KEY, is_weight_valued, operand_value, send_gradient, traced_operand
 from ..training.row_gradient import RowGradient
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
@@ -31,9 +31,6 @@ from .op_slices import PARAMETERS, SLICE_OPS
 SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS, **SLICE_OPS}
 PRODUCTS = {**_PRODUCTS, **GATHERS}  # (two operands each)
 _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the rest up in)
-
-#: marks a tensor's place in a node's arguments (``{TENSOR_KEY: k}``: the call's k-th tensor)
-TENSOR_KEY = "__fastgru_tensor__"
 
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
 #: the op's Keras module (written back on save) and the config keys Keras writes for it
