@@ -5,7 +5,7 @@ the same code. Keras's names, argument names, order and defaults (``concatenate`
 
 On arrays every axis is an axis, as in Keras: where the graph op refuses the arrays (an op over axis 0, which a
 graph keeps whole as the batch axis: ``concatenate`` along axis 0, a reduction with ``axis=None``, an op on a
-layer's weights alone) NumPy's function computes it (:func:`_numpy_result`).
+layer's weights alone) NumPy's function computes it (:func:`fastgru.op_numpy.numpy_result`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .errors import UnsupportedKerasFeature
 from .layers import batch_totals
 from .layers.batch_totals import BatchTotal
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
+from .op_numpy import flat, numpy_result
 from .tracing import (
     ARRAY_KEY,
     WeightExpression,
@@ -148,21 +149,17 @@ def _symbolic(value) -> bool:
     return bool(getattr(value, "_fg_symbolic", False))
 
 
-def _flat(values) -> list:
-    return [v for value in values for v in (value if isinstance(value, (list, tuple)) else (value,))]
-
-
 def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=None):
     """``op`` on its tensor arguments: a graph node when one is symbolic, else the values computed now (by
     ``numpy_call()`` where the graph op refuses the arrays: an op over axis 0, which a graph keeps as the batch); on
     weights alone inside a call traced for training, ``expression()`` (a ``fastgru.tracing.WeightExpression``)."""
-    if any(isinstance(v, BatchTotal) for v in _flat(tensor_args)):  # (ops.mean(x) of a traced call, for add_loss)
+    if any(isinstance(v, BatchTotal) for v in flat(tensor_args)):  # (ops.mean(x) of a traced call, for add_loss)
         return batch_totals.apply_op(op, list(tensor_args))
     symbolic, tensors = _symbolic(tensor_args), []
     # on arrays, a layer's weight (a custom layer's ``ops.matmul(inputs, self.kernel)``) is a constant operand, as
     # in Keras's graph: the batch axis is the other operands'
     weights_constant = not symbolic and any(type(v) is not Variable and isinstance(v, np.ndarray) for v in tensor_args)
-    if not symbolic and tracing() is not None and any(is_weight_valued(v) for v in _flat(tensor_args)):
+    if not symbolic and tracing() is not None and any(is_weight_valued(v) for v in flat(tensor_args)):
         if expression is None:
             refuse_while_traced(f"keras.ops {op} of a weight")
         return expression()
@@ -205,7 +202,7 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
             result = result.astype(np.int32 if op in _INDEX_RESULTS else bool)
         elif op == "Cast":
             return eager(result.astype(np.dtype(config["dtype"])))
-        floats = [v.dtype.itemsize for v in _flat(tensor_args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        floats = [v.dtype.itemsize for v in flat(tensor_args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
         widest = max(floats, default=0)
         if result.dtype.kind == "f" and result.dtype.itemsize < widest and numpy_call is not None:
             return numpy_call()  # (a float64 table taken from by int32 ids: float64, as Keras promotes dtypes)
@@ -238,65 +235,6 @@ def _on_a_leading_axis(op: str, arrays: list, template: list, config: dict):
     return eager([np.asarray(r)[0] for r in result] if isinstance(result, list) else np.asarray(result)[0])
 
 
-#: Keras's functions NumPy (or SciPy) has under another name, or with other argument names
-_NUMPY_NAMES = {"norm": "linalg.norm", "absolute": "absolute"}
-_SCIPY_NAMES = {"softmax", "log_softmax", "logsumexp"}
-_OWN = {"cast": lambda x, dtype: np.asarray(x).astype(np.dtype(dtype)),
-        "unstack": lambda x, num=None, axis=0: list(np.moveaxis(x, axis, 0)),
-        "top_k": lambda x, k, sorted=True: _top_k(np.asarray(x), int(k))}
-
-
-def _top_k(x: np.ndarray, k: int) -> list:
-    """The ``k`` largest along the last axis, largest first (the first of equal ones first), and their indices."""
-    order = np.argsort(-x if x.dtype.kind != "b" else ~x, axis=-1, kind="stable")[..., :k]
-    return [np.take_along_axis(x, order, axis=-1), order]
-_POSITIONAL = {"reshape", "tile", "clip"}  # (their second argument is named differently in NumPy)
-
-
-def _numpy_result(name: str, values: dict, tensor_names: list, out_dtype):
-    """Keras's ``ops.<name>`` on arrays with NumPy's semantics (every axis an axis, as Keras computes on arrays):
-    NumPy's (SciPy's) function of that name on the same arguments, with Keras's result dtypes; None where there is
-    none or it refuses the arguments (the graph op's error stands then)."""
-    if name in _SCIPY_NAMES:
-        import scipy.special
-
-        function = getattr(scipy.special, name)
-    elif name in _OWN:
-        function = _OWN[name]
-    else:
-        function = np
-        for part in _NUMPY_NAMES.get(name, name).split("."):
-            function = getattr(function, part, None)
-    if function is None:
-        return None
-    arrays = [[keras_array(a) for a in values[p]] if isinstance(values[p], (list, tuple)) else keras_array(values[p])
-              for p in tensor_names]
-    options = {p: v for p, v in values.items() if p not in tensor_names}
-    try:
-        with np.errstate(all="ignore"):
-            if name in _POSITIONAL:
-                result = function(*arrays, *options.values())
-            else:
-                result = function(*arrays, **{k: v for k, v in options.items() if v is not None or k == "axis"})
-    except (TypeError, ValueError, np.exceptions.AxisError):
-        return None
-    dtypes = [np.asarray(a).dtype for a in _flat(arrays)]
-    if isinstance(result, (list, tuple)):  # (split, unstack: several arrays)
-        return eager([_keras_dtype(np.asarray(r), out_dtype, dtypes) for r in result])
-    return eager(_keras_dtype(np.asarray(result), out_dtype, dtypes))
-
-
-def _keras_dtype(result: np.ndarray, out_dtype, dtypes: list) -> np.ndarray:
-    """``result`` (NumPy's) in Keras's dtype: ``out_dtype`` when given, float32 where NumPy widened to float64 and
-    int32 where it widened to int64 (a mean or sum of int32: Keras's floatx and int32)."""
-    if out_dtype is not None:
-        return result.astype(out_dtype)
-    for wide, narrow in ((np.float64, np.float32), (np.int64, np.int32)):
-        if result.dtype == wide and all(d != wide for d in dtypes):
-            return result.astype(narrow)
-    return result
-
-
 def _function(name: str, params: tuple):
     op = "".join(part.capitalize() for part in name.split("_"))
     signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -314,7 +252,7 @@ def _function(name: str, params: tuple):
         dtype = np.int32 if op in _INDEX_RESULTS else bool if op in _BOOL_RESULTS else \
             np.dtype(values["dtype"]) if op == "Cast" else None
         return _run(op, [values[p] for p in tensor_names], config,
-                    lambda: _numpy_result(name, values, tensor_names, dtype),
+                    lambda: numpy_result(name, values, tensor_names, dtype),
                     lambda: _expression(op, name, values, tensor_names, config, dtype))
 
     function.__name__ = function.__qualname__ = name
@@ -336,7 +274,7 @@ def _expression(op: str, name: str, values: dict, tensor_names: list, config: di
             n = len(values[p]) if many else 1
             rebuilt[p] = list(arrays[at:at + n]) if many else arrays[at]
             at += n
-        result = _numpy_result(name, rebuilt, tensor_names, dtype)
+        result = numpy_result(name, rebuilt, tensor_names, dtype)
         if result is None or isinstance(result, list):  # (computed eagerly, outside the trace's state: raised here)
             raise UnsupportedKerasFeature(f"custom layer {owner!r}: its call computes keras.ops {name} of a weight "
                                           "with these arguments, which fastgru cannot differentiate")
