@@ -47,6 +47,29 @@ def traced_call(layer_name: str | None):
         _state.layer = before
 
 
+@contextmanager
+def drawing(batch: int):
+    """Within the block (a call traced on inputs of ``batch`` rows), ``keras.random`` draws become inputs of the
+    traced graph (:func:`record_draw`); yields the list of (input tensor, draw: a function giving its values)."""
+    before = getattr(_state, "draws", None)
+    draws: list = []
+    _state.draws = (batch, draws)
+    try:
+        yield draws
+    finally:
+        _state.draws = before
+
+
+def record_draw(tensor, draw) -> bool:
+    """Record ``tensor`` (an input made for a random draw) as drawn by ``draw()`` at each run of the traced graph;
+    False where its first axis is not the batch's (or no trace records draws)."""
+    found = getattr(_state, "draws", None)
+    if found is None or getattr(_state, "layer", None) is None or not tensor.shape or tensor.shape[0] != found[0]:
+        return False
+    found[1].append((tensor, draw))
+    return True
+
+
 def tracing() -> str | None:
     """The name of the custom layer whose call is being traced, or None."""
     return getattr(_state, "layer", None)

@@ -16,7 +16,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
-from ..tracing import add_gradients, collected_gradients, operand_value, send_gradient, swapped_weights, traced_call
+from ..tracing import (
+    add_gradients,
+    collected_gradients,
+    drawing,
+    operand_value,
+    send_gradient,
+    swapped_weights,
+    traced_call,
+)
 from ..variables import array_of
 from . import registry
 from .batch_totals import collecting
@@ -27,13 +35,15 @@ _MAX_TRACES = 8
 
 
 class _Trace:
-    """One traced call: ``model`` (inputs: the layer's, then its mask; outputs: the layer's, then the per-sample
-    sums of what its ``add_loss`` was given), whether the layer takes and returns lists, and the weight arrays the
-    trace read (a replaced array retraces)."""
+    """One traced call: ``model`` (inputs: the layer's, its mask, then its random draws; outputs: the layer's,
+    then the per-sample sums of what its ``add_loss`` was given), whether the layer takes and returns lists, and
+    the weight arrays the trace read (a replaced array retraces)."""
 
-    def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple, added=None):
+    def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple, added=None,
+                 draws=()):
         self.model, self.n_inputs, self.list_inputs, self.list_outputs = model, n_inputs, list_inputs, list_outputs
         self.arrays = arrays
+        self.draws = list(draws)  # (keras.random draws: functions giving the values of the model's last inputs)
         self.added = added  # (add_loss's terms, a batch_totals.BatchTotal: its per-sample sums the last outputs)
 
 
@@ -69,7 +79,8 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
     try:
-        with traced_call(layer.name), names_kept(), swapped_weights(layer), collecting() as added:  # (names kept)
+        with traced_call(layer.name), names_kept(), swapped_weights(layer), collecting() as added, \
+                drawing(xs[0].shape[0] if xs and xs[0].ndim else -1) as draws:  # (no name taken from the user's)
             inputs = [Input(batch_shape=a.shape, dtype=a.dtype.name) for a in xs]  # (the batch's size: ops.shape(x)[0])
             mask_inputs = [None if m is None else Input(batch_shape=np.shape(m), dtype="bool") for m in _masks(mask)]
             given = inputs if list_inputs else inputs[0]
@@ -81,7 +92,7 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
             if not outs or not all(getattr(o, "_fg_symbolic", False) for o in outs):
                 raise UnsupportedKerasFeature("its call returned values that do not come from its input")
             loss_sums = [t for t, _ in added.terms]
-            model = Model(inputs + [m for m in mask_inputs if m is not None], outs + loss_sums,
+            model = Model(inputs + [m for m in mask_inputs if m is not None] + [t for t, _ in draws], outs + loss_sums,
                           name=f"{layer.name}_traced_call")
     except UnsupportedKerasFeature as exc:
         raise UnsupportedKerasFeature(_untraceable(layer, exc)) from None
@@ -92,7 +103,7 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
             if "_inbound_nodes" in sub.__dict__:
                 del sub.__dict__["_inbound_nodes"][n:]
     return _Trace(model, len(inputs), list_inputs, list_outputs, _weight_arrays(layer),
-                  added if added.terms or added.expressions or added.constant else None)
+                  added if added.terms or added.expressions or added.constant else None, [d for _, d in draws])
 
 
 def _held_layers(layer, seen=None) -> list:
@@ -145,7 +156,7 @@ def forward_traced(self, x, mask=None, training: bool = True):
         if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)
             raise
         return out, str(exc)
-    inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None]
+    inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None] + [d() for d in trace.draws]
     outs, _, tape = trace.model._forward(inputs, None, training)
     outs = list(outs)
     added, sums = trace.added, ()
