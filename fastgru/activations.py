@@ -240,10 +240,35 @@ def _as_op(name: str, x):
     return function(x, **options)
 
 
+def _relu_with_options(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ``activations.relu`` with options, composed of ``keras.ops`` as Keras composes it (``ReLU.static_call``):
+    on arrays, symbolic tensors and a traced call's weights alike."""
+    op = OPS_FUNCTIONS
+    x = keras_array(x) if not (getattr(x, "_fg_symbolic", False) or is_weight_valued(x)) else x
+    if negative_slope != 0.0:
+        if max_value is None and threshold == 0:
+            return op["leaky_relu"](x, negative_slope=negative_slope)
+        negative_part = op["relu"](op["add"](op["negative"](x), threshold) if threshold != 0 else op["negative"](x))
+    if threshold != 0:
+        dtype = str(x.dtype)
+        x = op["multiply"](x, op["cast"](op["greater"](x, np.asarray(threshold, dtype)), dtype))
+    elif max_value == 6:
+        x, max_value = op["relu6"](x), None
+    else:
+        x = op["relu"](x)
+    if max_value is not None:
+        x = op["clip"](x, 0.0, float(max_value))
+    if negative_slope != 0.0:
+        x = op["subtract"](x, op["multiply"](negative_part, negative_slope))
+    return x
+
+
 def _keras_function(name: str):
     """Keras's ``keras.activations.<name>(x)``: the activation of an array at once (with Keras's ``.numpy()``)."""
 
     def function(x, **options):
+        if name == "relu" and options:  # (negative_slope, max_value, threshold: Keras's composition of ops)
+            return _relu_with_options(x, **options)
         if options and not (set(options) == {"axis"} and options["axis"] == -1):
             op, fixed = _AS_OPS.get(name, (name, {}))
             ops_function = OPS_FUNCTIONS.get(op)

@@ -478,3 +478,25 @@ def test_reductions_of_weights_alone_train_as_keras_s(keras, rng):
     _fresh_names(keras)
     x, y = rng.random((10, 5, 3)).astype(np.float32), rng.random((10, 1)).astype(np.float32)
     _fit_both(_weight_reductions(keras), _weight_reductions(fg), x, y, "sgd")
+
+
+@pytest.mark.parametrize("options", [{"max_value": 6.0}, {"threshold": 0.3}, {"negative_slope": 0.2},
+                                     {"negative_slope": 0.1, "max_value": 0.8, "threshold": -0.2},
+                                     {"negative_slope": 0.3, "max_value": 6}])
+def test_relu_with_options_computes_and_trains_as_keras_s(keras, rng, options):
+    x = np.linspace(-8, 9, 35, dtype=np.float32)
+    np.testing.assert_allclose(fg.activations.relu(x, **options), keras.activations.relu(x, **options), rtol=1e-6)
+
+    def clipped(k):
+        class Clipped(k.layers.Layer):
+            def build(self, input_shape):
+                self.w = self.add_weight(shape=(input_shape[-1], 4), initializer="glorot_uniform", name="w")
+
+            def call(self, inputs):
+                return k.activations.relu(k.ops.matmul(inputs, self.w) * 3.0, **options)
+
+        return k.Sequential([k.Input((5, 3)), Clipped(), k.layers.GRU(2)])
+
+    _fresh_names(keras)
+    x, y = rng.standard_normal((16, 5, 3)).astype(np.float32), rng.standard_normal((16, 2)).astype(np.float32)
+    _fit_both(clipped(keras), clipped(fg), x, y, "adam")
