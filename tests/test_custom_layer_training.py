@@ -500,3 +500,48 @@ def test_relu_with_options_computes_and_trains_as_keras_s(keras, rng, options):
     _fresh_names(keras)
     x, y = rng.standard_normal((16, 5, 3)).astype(np.float32), rng.standard_normal((16, 2)).astype(np.float32)
     _fit_both(clipped(keras), clipped(fg), x, y, "adam")
+
+
+def _per_step(keras):
+    class Gated(keras.layers.Layer):  # (on each step's (B, 4) slice, with its (B,) mask)
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 3), initializer="glorot_uniform", name="w")
+            self.g = self.add_weight(shape=(3,), initializer="ones", name="g")
+
+        def call(self, inputs, mask=None):
+            h = keras.ops.tanh(keras.ops.matmul(inputs, self.w)) * keras.ops.sigmoid(self.g)
+            if mask is not None:
+                h = h * keras.ops.expand_dims(keras.ops.cast(mask, h.dtype), -1)
+            return h
+
+        def compute_output_shape(self, input_shape):  # (Keras's TimeDistributed asks for it)
+            return tuple(input_shape[:-1]) + (3,)
+
+    return Gated
+
+
+def _distributed_model(keras, gated):
+    tokens = keras.Input((6,), dtype="int32")
+    h = keras.layers.Embedding(12, 4, mask_zero=True)(tokens)
+    h = keras.layers.TimeDistributed(gated(), name="per_step")(h)
+    return keras.Model(tokens, keras.layers.Dense(1)(keras.layers.GRU(5)(h)))
+
+
+def test_a_custom_layer_in_time_distributed_runs_and_trains_as_keras_s(keras, tmp_path, rng):
+    gated = keras.saving.register_keras_serializable(package="td")(_per_step(keras))
+    theirs = _distributed_model(keras, gated)
+    theirs.compile("adam", "mse")
+    theirs.save(tmp_path / "per_step.keras")
+    ours = fg.load_model(tmp_path / "per_step.keras", custom_objects={"Gated": _per_step(fg)})
+    tokens = rng.integers(1, 12, (16, 6)).astype(np.int32)
+    tokens[:5, 4:] = 0
+    y = rng.random((16, 1)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(tokens), theirs.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)
+    their_loss = theirs.fit(tokens, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    our_loss = ours.fit(tokens, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(our_loss, their_loss, rtol=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    ours.save(tmp_path / "ours.keras")  # (and back into Keras, given its class)
+    again = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Gated": gated})
+    np.testing.assert_allclose(again.predict(tokens, verbose=0), ours.predict(tokens), rtol=1e-5, atol=1e-6)

@@ -11,6 +11,8 @@ only there, fastgru calls the inner layer step by step (also a nested model with
 Masks: the wrapper passes the mask on (as Keras); a BatchNormalization inside gets each step's (B,) mask
 for its statistics, as in Keras. A TimeDistributed read
 from a tf_keras (Keras 2) file keeps tf_keras's way: one call on all B*T rows, the mask unused there.
+A script's own layer (``layers.custom``) runs step by step, as Keras runs it, and trains so (its call
+traced once for the (B, ...) step), each step given its (B,) slice of a (B, T) mask.
 
 Weights are the inner layer's, in its order; in a ``.keras`` file they sit under
 ``<path>/layer/vars``. An activity regularizer of the inner layer (an ``ActivityRegularization``
@@ -85,7 +87,7 @@ class TimeDistributed(WrapperTrainable, Layer):
             layer = registry.model_class("Functional")(x, layer(x), name=layer.name)
         if getattr(layer, "_fg_model", False):  # a Functional model (a hierarchical model's sentence encoder)
             layer._single()
-        elif type(layer).__name__ not in INNER_LAYERS:
+        elif type(layer).__name__ not in INNER_LAYERS and not getattr(type(layer), "_fg_user_layer", False):
             raise ValueError(f"TimeDistributed {self.name!r}: TimeDistributed({type(layer).__name__}) is not supported "
                              f"(inner layers that act on each step: {', '.join(INNER_LAYERS)})")
         self.layer = layer
@@ -153,10 +155,15 @@ class TimeDistributed(WrapperTrainable, Layer):
     def use_keras2_semantics(self) -> None:
         self.keras2_semantics = True
 
+    def _user_layer(self) -> bool:
+        """A script's own layer inside (``layers.custom``): run step by step, as Keras runs it (its call may
+        not treat the rows of a batch on their own)."""
+        return getattr(type(self.layer), "_fg_user_layer", False)
+
     def _per_step(self, training: bool) -> bool:
         """True for a BatchNormalization that trains, alone or inside a nested model: batch statistics per
-        step, as Keras 3's loop."""
-        return (training and not self.keras2_semantics
+        step, as Keras 3's loop; and for a script's own layer."""
+        return self._user_layer() or (training and not self.keras2_semantics
                 and any(type(leaf).__name__ == "BatchNormalization" and leaf.trainable
                         for leaf in self._inner_layers()))
 
@@ -167,7 +174,8 @@ class TimeDistributed(WrapperTrainable, Layer):
         if mask is None:
             return None
         mask = np.asarray(mask)
-        return mask[:, i] if mask.ndim >= 3 or type(self.layer).__name__ == "BatchNormalization" else None
+        return mask[:, i] if mask.ndim >= 3 or type(self.layer).__name__ == "BatchNormalization" \
+            or self._user_layer() else None
 
     def forward(self, x, mask=None, training: bool = True):
         x = self._check(x)
@@ -209,6 +217,9 @@ class TimeDistributed(WrapperTrainable, Layer):
     def call(self, x, mask=None, training: bool = False):
         x = self._check(x)
         b, t = x.shape[:2]
+        if self._user_layer():
+            return np.stack([np.asarray(self.layer.call(x[:, i], mask=self._step_mask(mask, i), training=training))
+                             for i in range(t)], axis=1)
         if self._per_step(training):
             return self.forward(x, mask, training)[0]
         y = self.layer.call(x.reshape((b * t,) + x.shape[2:]), mask=self._rows_mask(mask, b * t), training=training)
