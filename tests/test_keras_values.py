@@ -6,6 +6,7 @@ each compared with Keras's."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import pickle
 
@@ -173,8 +174,10 @@ def test_functions_layers_metrics_and_ops_answer_as_keras(keras, rng):
     for name, options in (("softmax", {"axis": 0}), ("elu", {"alpha": 0.5}), ("gelu", {"approximate": True})):
         np.testing.assert_allclose(getattr(fg.activations, name)(p - 0.5, **options).numpy(),
                                    getattr(keras.activations, name)(p - 0.5, **options).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fg.activations.relu(p, max_value=0.5).numpy(),
+                               keras.activations.relu(p, max_value=0.5).numpy())
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match="at Keras's defaults, or as its keras.ops"):
-        fg.activations.relu(p, max_value=0.5)
+        fg.activations.softmax(p, temperature=2.0)
     ours, theirs = fg.metrics.MeanSquaredError(), keras.metrics.MeanSquaredError()
     assert ours(y, p).numpy() == pytest.approx(float(theirs(y, p)), rel=1e-6)
     for layer_module, shape in ((L, (None, 4)), (keras.layers, (None, 4))):
@@ -232,9 +235,10 @@ def test_a_loaded_model_s_paths_are_keras_s(keras, tmp_path, rng):
 def test_unreduced_losses_are_keras_s_and_refused_in_training(keras, rng):
     y, p = rng.random((4, 3)).astype(np.float32), rng.random((4, 3)).astype(np.float32)
     weights = np.array([1.0, 2.0, 0.0, 0.5], np.float32)
-    for reduction in (None, "none"):
-        ours = fg.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=weights)
-        theirs = keras.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=weights)
+    for reduction, given in itertools.product((None, "none"), (weights, weights[:, None])):  # ((4, 1): (4, 1) out)
+        ours = fg.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=given)
+        theirs = keras.losses.MeanSquaredError(reduction=reduction)(y, p, sample_weight=given)
+        assert ours.shape == tuple(theirs.shape)
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
     model = fg.Sequential([fg.Input((3,)), L.Dense(3)])
     model.compile("sgd", fg.losses.MeanSquaredError(reduction=None))

@@ -210,6 +210,8 @@ class Loss:
             if grad:
                 raise UnsupportedKerasFeature(f"loss {self.name!r} with reduction={self.reduction!r} gives one value "
                                               "per sample: training needs a reduced loss ('sum_over_batch_size')")
+            if weighted.ndim == 1 and np.ndim(sample_weight) == 2 and np.shape(sample_weight)[-1] == 1:
+                weighted = weighted[:, None]  # (Keras expands one value per sample to the weights' (batch, 1))
             return weighted.astype(dtype, copy=False), None
         n = weighted.size if self.reduction != "sum" else 1
         if self.reduction == "mean_with_sample_weight" and w is not None:  # (Keras: by the weights' sum)
