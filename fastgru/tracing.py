@@ -47,6 +47,19 @@ def traced_call(layer_name: str | None):
         _state.layer = before
 
 
+_generation = [0]
+
+
+def retrace() -> None:
+    """Every traced call is traced again at its next use (``compile``: as Keras builds its train function anew,
+    reading the layers' Python attributes again)."""
+    _generation[0] += 1
+
+
+def generation() -> int:
+    return _generation[0]
+
+
 @contextmanager
 def drawing(batch: int):
     """Within the block (a call traced on inputs of ``batch`` rows), ``keras.random`` draws become inputs of the
@@ -108,7 +121,29 @@ def traced_operand(value) -> dict | None:
         array = _weight_array(value)
         if array is None or value.shape != array.shape:
             refuse_while_traced("a NumPy view or reshape of a weight (use keras.ops.reshape/transpose on it)")
+    _mark_read(value)
     return {ARRAY_KEY: value}
+
+
+def _mark_read(value) -> None:
+    """The traced weights ``value`` reads, marked as read by the graph (an assignment after that is refused)."""
+    if isinstance(value, TracedWeight):
+        value.__dict__["_fg_read"] = True
+    elif isinstance(value, WeightExpression):
+        for operand in value.operands:
+            _mark_read(operand)
+
+
+@contextmanager
+def updating():
+    """Within the block (a traced call), assignments to the layer's weights are recorded, not made; yields the list
+    of (variable, "assign"/"assign_add"/"assign_sub", value) each run makes before the graph runs."""
+    before = getattr(_state, "updates", None)
+    updates = _state.updates = []
+    try:
+        yield updates
+    finally:
+        _state.updates = before
 
 
 def operand_value(value) -> np.ndarray:
@@ -462,6 +497,24 @@ class TracedWeight(WeightExpression):
     def numpy(self):
         refuse_while_traced(f"numpy() of {self.what}")
         return self.variable.numpy()
+
+    def assign(self, value, kind: str = "assign"):
+        """Recorded, made at each run of the trace before its graph (a step counter, a value from weights:
+        :func:`updating`); a value from the input, or after the graph has read the weight, refused."""
+        if getattr(value, "_fg_symbolic", False) or type(value).__name__ == "BatchTotal" or \
+                getattr(_state, "updates", None) is None:
+            refuse_while_traced(f"an assignment to {self.what} of a value from its input")
+        if self.__dict__.get("_fg_read"):
+            refuse_while_traced(f"an assignment to {self.what} after reading it (fastgru makes a traced call's "
+                                "assignments before the rest of the call)")
+        _state.updates.append((self.variable, kind, value))
+        return self
+
+    def assign_add(self, value):
+        return self.assign(value, "assign_add")
+
+    def assign_sub(self, value):
+        return self.assign(value, "assign_sub")
 
 
 @contextmanager

@@ -88,6 +88,8 @@ class Variable(np.ndarray):
     def assign(self, value) -> Variable:
         """Write ``value`` (this shape; real, finite numbers) into the weight, as Keras's ``assign``; the layer's
         calls running in other threads finish with the old values first."""
+        if tracing() is not None:  # (a weight the traced layer does not keep as its own attribute)
+            refuse_while_traced(f"an assignment to the weight {self.name!r} of a layer it holds")
         value = np.asarray(value)
         if value.shape != self.shape:
             raise ValueError("The shape of the target variable and the shape of the target value in "

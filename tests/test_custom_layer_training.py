@@ -545,3 +545,78 @@ def test_a_custom_layer_in_time_distributed_runs_and_trains_as_keras_s(keras, tm
     ours.save(tmp_path / "ours.keras")  # (and back into Keras, given its class)
     again = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Gated": gated})
     np.testing.assert_allclose(again.predict(tokens, verbose=0), ours.predict(tokens), rtol=1e-5, atol=1e-6)
+
+
+def _stateful(keras):
+    class Counted(keras.layers.Layer):  # (a step counter and a decayed scale, updated in the call at every step)
+        def __init__(self, alpha=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.alpha = alpha
+
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+            self.decay = self.add_weight(shape=(), initializer="ones", trainable=False, name="decay")
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, inputs, training=None):
+            if training:
+                self.count.assign_add(1.0)
+                self.decay.assign(self.decay * 0.9)
+            return inputs * self.w * self.decay * self.alpha
+
+    return Counted
+
+
+def test_assignments_in_a_traced_call_run_at_every_step_and_compile_retraces(keras, rng):
+    x, y = rng.standard_normal((16, 3)).astype(np.float32), rng.standard_normal((16, 3)).astype(np.float32)
+    results = []
+    for k in (keras, fg):
+        layer = _stateful(k)()
+        inputs = k.Input((3,))
+        model = k.Model(inputs, layer(inputs))
+        model.compile(k.optimizers.SGD(0.05), "mse")
+        losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
+        losses += model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history["loss"]
+        layer.alpha = 2.0  # (read again once compile has rebuilt the train function)
+        model.compile(k.optimizers.SGD(0.05), "mse")
+        losses.append(float(model.train_on_batch(x, y)))
+        results.append((losses, [float(np.asarray(layer.count)), float(np.asarray(layer.decay))], model.get_weights()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+    assert results[1][1][0] == 8.0
+    for a, b in zip(results[1][2], results[0][2]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+class _ReadThenCount(fg.layers.Layer):
+    def build(self, input_shape):
+        self.count = self.add_weight(shape=(), initializer="ones", trainable=False, name="count")
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+    def call(self, inputs):
+        y = inputs * self.count * self.w
+        self.count.assign_add(1.0)
+        return y
+
+
+class _AssignsFromInput(fg.layers.Layer):
+    def build(self, input_shape):
+        self.last = self.add_weight(shape=(), initializer="zeros", trainable=False, name="last")
+        self.w = self.add_weight(shape=(), initializer="ones", name="w")
+
+    def call(self, inputs):
+        self.last.assign(fg.ops.mean(inputs))  # (the batch's mean: a value from the input)
+        return inputs * self.w
+
+
+@pytest.mark.parametrize("layer_class, what", [(_ReadThenCount, "assignment to weight 'count' after reading it"),
+                                               (_AssignsFromInput, "assignment to weight 'last' of a value from")])
+def test_an_assignment_the_trace_cannot_make_is_refused_by_name(rng, layer_class, what):
+    x, y = rng.standard_normal((8, 6, 3)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    model = fg.Sequential([fg.Input((6, 3)), fg.layers.Dense(3), layer_class(name="custom"), fg.layers.GRU(3)])
+    assert model.predict(x).shape == (8, 3)
+    model.compile("sgd", "mse")
+    before = model.get_weights()
+    with pytest.raises(UnsupportedKerasFeature, match=f"custom layer 'custom'.*{what}"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

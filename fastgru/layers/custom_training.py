@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..eager import plain
 from ..errors import UnsupportedKerasFeature
 from ..tracing import (
     add_gradients,
     collected_gradients,
     drawing,
+    generation,
+    is_weight_valued,
     operand_value,
     send_gradient,
     swapped_weights,
     traced_call,
+    updating,
 )
 from ..variables import array_of
 from . import registry
@@ -40,10 +44,12 @@ class _Trace:
     the weight arrays the trace read (a replaced array retraces)."""
 
     def __init__(self, model, n_inputs: int, list_inputs: bool, list_outputs: bool, arrays: tuple, added=None,
-                 draws=()):
+                 draws=(), updates=()):
         self.model, self.n_inputs, self.list_inputs, self.list_outputs = model, n_inputs, list_inputs, list_outputs
         self.arrays = arrays
         self.draws = list(draws)  # (keras.random draws: functions giving the values of the model's last inputs)
+        self.generation = generation()  # (compile retraces: tracing.retrace)
+        self.updates = list(updates)  # (assignments to its weights, made at each run: tracing.updating)
         self.added = added  # (add_loss's terms, a batch_totals.BatchTotal: its per-sample sums the last outputs)
 
 
@@ -79,8 +85,8 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
     try:
-        with traced_call(layer.name), names_kept(), swapped_weights(layer), collecting() as added, \
-                drawing(xs[0].shape[0] if xs and xs[0].ndim else -1) as draws:  # (no name taken from the user's)
+        with traced_call(layer.name), names_kept(), swapped_weights(layer), collecting() as added, updating() as \
+                updates, drawing(xs[0].shape[0] if xs and xs[0].ndim else -1) as draws:  # (names: none of the user's)
             inputs = [Input(batch_shape=a.shape, dtype=a.dtype.name) for a in xs]  # (the batch's size: ops.shape(x)[0])
             mask_inputs = [None if m is None else Input(batch_shape=np.shape(m), dtype="bool") for m in _masks(mask)]
             given = inputs if list_inputs else inputs[0]
@@ -103,7 +109,8 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
             if "_inbound_nodes" in sub.__dict__:
                 del sub.__dict__["_inbound_nodes"][n:]
     return _Trace(model, len(inputs), list_inputs, list_outputs, _weight_arrays(layer),
-                  added if added.terms or added.expressions or added.constant else None, [d for _, d in draws])
+                  added if added.terms or added.expressions or added.constant else None, [d for _, d in draws],
+                  updates)
 
 
 def _held_layers(layer, seen=None) -> list:
@@ -133,7 +140,7 @@ def traced(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
     traces = layer.__dict__.setdefault("_fg_traces", {})
     key = _signature(xs, mask, training)
     hit = traces.get(key)
-    if hit is not None and hit.arrays == _weight_arrays(layer):
+    if hit is not None and hit.arrays == _weight_arrays(layer) and hit.generation == generation():
         return hit
     if len(traces) >= _MAX_TRACES:
         traces.pop(next(iter(traces)))
@@ -156,6 +163,8 @@ def forward_traced(self, x, mask=None, training: bool = True):
         if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)
             raise
         return out, str(exc)
+    for variable, kind, value in trace.updates:  # (a step counter's assign_add: made at every step, as in Keras)
+        getattr(variable, kind)(operand_value(value) if is_weight_valued(value) else plain(value))
     inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None] + [d() for d in trace.draws]
     outs, _, tape = trace.model._forward(inputs, None, training)
     outs = list(outs)

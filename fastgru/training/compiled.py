@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..eager import plain
+from ..tracing import retrace
 from . import compile_metrics
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -132,6 +133,7 @@ def check_execution_options(run_eagerly=False, steps_per_execution=1, jit_compil
     Keras checks them."""
     if unknown:
         raise TypeError(f"compile() got an unexpected keyword argument {next(iter(unknown))!r}")
+    retrace()  # (every compile: custom layers' calls traced again, as Keras builds its train function anew)
     for name, value in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"compile: `{name}` must be True or False, received {value!r}")
