@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from .errors import UnsupportedKerasFeature
 from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
@@ -175,6 +176,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     call_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in allowed}
     if kwargs:
         raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
+    if any(is_symbolic(v) for v in call_kwargs.values()):  # (a custom layer's options: values, not tensors)
+        raise UnsupportedKerasFeature(f"{label}: a tensor passed as an option {sorted(call_kwargs)} is not supported")
     masks = []
     if mask is not None:  # an explicit mask= overrides the propagated one, as in Keras
         listed = isinstance(mask, (list, tuple))

@@ -620,3 +620,37 @@ def test_an_assignment_the_trace_cannot_make_is_refused_by_name(rng, layer_class
     with pytest.raises(UnsupportedKerasFeature, match=f"custom layer 'custom'.*{what}"):
         model.fit(x, y, epochs=1, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def _tempered(keras):
+    class Tempered(keras.layers.Layer):  # (called with options in the graph: temperature=0.25)
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 4), initializer="glorot_uniform", name="w")
+
+        def call(self, inputs, temperature=1.0, shift=0.0):
+            return keras.ops.softmax(keras.ops.matmul(inputs, self.w) / temperature + shift, axis=-1)
+
+    return Tempered
+
+
+def test_a_custom_layer_s_call_options_load_train_and_save_as_keras_s(keras, tmp_path, rng):
+    tempered = keras.saving.register_keras_serializable(package="opt")(_tempered(keras))
+    inputs = keras.Input((5,))
+    theirs = keras.Model(inputs, tempered()(inputs, temperature=0.25))
+    theirs.compile("adam", "mse")
+    theirs.save(tmp_path / "tempered.keras")
+    ours = fg.load_model(tmp_path / "tempered.keras", custom_objects={"Tempered": _tempered(fg)})
+    x, y = rng.standard_normal((16, 5)).astype(np.float32), np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    their_loss = theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    our_loss = ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(our_loss, their_loss, rtol=2e-5)
+    ours.save(tmp_path / "ours.keras")
+    again = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Tempered": tempered})
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x), rtol=1e-5, atol=1e-7)
+    built = fg.Input((5,))  # (built in fastgru, options by keyword or by position, as the call binds them)
+    by_name = fg.Model(built, _tempered(fg)()(built, temperature=0.5, shift=1.0))
+    by_position = fg.Model(built, by_name.layers[-1](built, 0.5, 1.0))
+    np.testing.assert_allclose(by_position.predict(x), by_name.predict(x), rtol=1e-6)
+    with pytest.raises(UnsupportedKerasFeature, match="a tensor passed as an option"):
+        by_name.layers[-1](built, temperature=built)

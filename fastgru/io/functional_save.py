@@ -106,7 +106,8 @@ def functional_config(model) -> dict:
                 positional, keywords = layer.keras_call_arguments(args, masks, node.call_kwargs)
                 inbound.append({"args": positional, "kwargs": keywords})
                 continue
-            kwargs.update({k: True for k, v in node.call_kwargs.items() if v is True})  # Attention's flags
+            kwargs.update(node.call_kwargs if getattr(type(layer), "_fg_user_layer", False) else  # (its options)
+                          {k: True for k, v in node.call_kwargs.items() if v is True})  # Attention's flags
             if getattr(layer, "causal", False) is True:  # tf_keras's causal=True: Keras 3 takes it per call
                 kwargs["use_causal_mask"] = True
                 entry.get("config", {}).pop("causal", None)

@@ -36,7 +36,7 @@ from .keras_config import (
     weights_subpath,
 )
 from .keras_graph import GRAPH_CLASSES, _entry, _entry_name, _is_op
-from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY, _io_refs
+from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY, _io_refs, call_options
 from .keras_rnn_cells import is_stacked, stacked_layers
 
 
@@ -211,16 +211,13 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                     raise UnsupportedKerasFeature(f"layer {name!r}: a stack of cells given initial states")
                 try:
                     extra = {"initial_state": st} if st else {}
-                    unknown = sorted(set(options) - set(getattr(layer, "_call_options", ())))
-                    if unknown:
-                        raise UnsupportedKerasFeature(f"layer {name!r}: call option(s) {', '.join(unknown)} "
-                                                      f"not supported by {type(layer).__name__}")
+                    positional = call_options(layer, name, options)  # (options checked; those by position)
                     extra.update(options)
                     if explicit:  # an explicit mask= from a tensor of the graph (not an op computing a mask)
                         given = [e if not isinstance(e, (list, tuple)) else _take(tensors, e, path, name)
                                  for e in explicit]
                         extra["mask"] = given if list_args else given[0]
-                    out = layer(args if list_args else args[0], **extra)
+                    out = layer(args if list_args else args[0], *positional, **extra)
                 except (ModelFileError, UnsupportedKerasFeature):
                     raise
                 except (TypeError, ValueError) as exc:

@@ -210,6 +210,10 @@ def _functional_chain(entries: list, path) -> list[int]:
     for i, e in enumerate(entries):
         if i in mask_only:
             continue
+        if any(isinstance(n, dict) and (len(n.get("args") or []) > 1 or any(
+                v is not None and k not in ("mask", "training") for k, v in (n.get("kwargs") or {}).items()))
+               for n in e.get("inbound_nodes") or []):  # (a custom layer's temperature=0.25: kept on a graph's node)
+            raise UnsupportedKerasFeature(f"layer {names[i]!r} is called with options: built as a graph")
         sources = sources_of[i]
         if e["class_name"] != "InputLayer" and len(sources) != 1:
             raise UnsupportedKerasFeature(

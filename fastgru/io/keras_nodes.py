@@ -65,6 +65,20 @@ def _parse_node(node, layer_name: str, recurrent: bool, path, roles=None):
 #: a keyword-called layer's (MultiHeadAttention's) call arguments that hold masks, and the plain options kept
 _MASK_ARGUMENTS = {"value_mask": "value", "key_mask": "key"}
 _CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
+#: a node's options: the values a call was given by position after its input (a custom layer's)
+POSITIONAL_KEY = "__positional__"
+
+
+def call_options(layer, name: str, options: dict) -> list:
+    """The values a node gives ``layer``'s call by position (taken out of ``options``); an option the layer does not
+    declare (``_call_options``: a custom layer's call arguments, MultiHeadAttention's flags) refused by name."""
+    positional = options.pop(POSITIONAL_KEY, [])
+    declared = getattr(layer, "_call_options", ())
+    unknown = sorted(set(options) - set(declared)) + (["given by position"] if positional and not declared else [])
+    if unknown:
+        raise UnsupportedKerasFeature(f"layer {name!r}: call option(s) {', '.join(unknown)} not supported by "
+                                      f"{type(layer).__name__}")
+    return positional
 
 
 def _parse_keyword_node(node, where, path, roles):
@@ -189,6 +203,8 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
         if not isinstance(kwargs, dict):
             raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
         states, masks, options = [], [], {}
+        if args[1:]:  # (a custom layer's options given by position: layer(x, 0.25))
+            options[POSITIONAL_KEY] = list(args[1:])
         for key, value in kwargs.items():
             if key in _CALL_OPTIONS:  # (kept for the layers that declare them; refused by the others)
                 if not isinstance(value, bool):
@@ -205,6 +221,8 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
                 options[INPUT_MASK_KEY] = True
             elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
                 raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
+            elif value is not None and key not in ("training", "mask", "initial_state", INPUT_MASK_KEY):
+                options[key] = value  # (an option of the call: a custom layer's temperature=0.25; others refuse it)
         return refs, list_args, states, masks, options
     if isinstance(node, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
         refs = [_ref(t, path, where) for t in node]

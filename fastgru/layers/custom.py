@@ -46,6 +46,11 @@ def prepare_user_class(cls, base) -> None:
     call = cls.__dict__.get("call")
     if call is not None and not getattr(call, "_fg_keras_call", False):
         cls.call = _keras_call(call)
+        if "_call_options" not in cls.__dict__:  # (its call's other arguments, given in a graph: kept on the node)
+            cls._call_options = tuple(p.name for p in list(inspect.signature(call).parameters.values())[2:]
+                                      if p.name not in ("mask", "training") and p.kind in (
+                                          inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        cls.__call__ = _binding_call(cls.__call__, inspect.signature(call))
     build = cls.__dict__.get("build")
     if build is not None and not getattr(build, "_fg_keras_build", False):
         cls.build = _keras_build(build, base)
@@ -55,6 +60,8 @@ def prepare_user_class(cls, base) -> None:
         cls.forward, cls.backward = forward_traced, backward_traced
     if cls.compute_output_shape is base.compute_output_shape:
         cls.compute_output_shape = probed_output_shape
+    elif "compute_output_shape" in cls.__dict__ and getattr(cls, "_call_options", ()):  # (Keras's takes the shape)
+        cls.compute_output_shape = _shape_only(cls.__dict__["compute_output_shape"])
     if cls.weights is base.weights:  # (Keras's: its own weights, then its sublayers')
         cls.weights = property(lambda self: _own(self) + [w for sub in _sublayers(self, base) for w in sub.weights])
         cls.trainable_weights = property(lambda self: [] if not self.trainable else _own(self, trainable=True) + [
@@ -241,7 +248,33 @@ def _scope_sublayers(layer, base) -> None:
         sub.__dict__.setdefault("_variable_scope", scope)
 
 
-def probed_output_shape(self, input_shape):
+def _binding_call(inherited, signature):
+    """``layer(x, 0.25)``: the values after the input bound to the call's parameters by position, as Keras binds
+    them (``temperature=0.25``; ``layer(x, mask, True)``: ``mask=``, ``training=``)."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if args:
+            bound = signature.bind_partial(self, inputs, *args).arguments
+            kwargs = {**dict(list(bound.items())[2:]), **kwargs}
+        return inherited(self, inputs, **kwargs)
+
+    return __call__
+
+
+def _shape_only(compute_output_shape):
+    """A class's own ``compute_output_shape(input_shape)``, given the call's options too (a graph passes them)."""
+    parameters = inspect.signature(compute_output_shape).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return compute_output_shape
+
+    @functools.wraps(compute_output_shape)
+    def shape_only(self, input_shape, **options):
+        return compute_output_shape(self, input_shape)
+
+    return shape_only
+
+
+def probed_output_shape(self, input_shape, **options):
     """The output shape of ``call``: called on zeros with the unknown sizes 2, then 3; an axis whose size follows
     them is unknown (None), the batch axis is the input's. (Keras traces the call; fastgru runs it.)"""
     listed = bool(input_shape) and all(isinstance(s, (list, tuple)) for s in input_shape)  # (a list input's)
@@ -255,12 +288,12 @@ def probed_output_shape(self, input_shape):
             with np.errstate(all="ignore"), traced_call(None):  # (eager, also inside a traced call)
                 zeros = [np.zeros(d, self.dtype) for d in dims]
                 try:
-                    out = self.call(zeros if listed else zeros[0])
+                    out = self.call(zeros if listed else zeros[0], **options)
                 except Exception:  # noqa: BLE001  (a call that reads its mask unguarded: all steps kept, as a mask)
                     if "mask" not in getattr(type(self).call, "_fg_takes", ()):
                         raise
                     masks = [np.ones(d[:2] if len(d) > 2 else d, bool) for d in dims]
-                    out = self.call(zeros if listed else zeros[0], mask=masks if listed else masks[0])
+                    out = self.call(zeros if listed else zeros[0], mask=masks if listed else masks[0], **options)
         except Exception as exc:  # noqa: BLE001  (whatever the user's call raises on zeros)
             raise UnsupportedKerasFeature(
                 f"custom layer {self.name!r} ({type(self).__name__}): its output shape could not be found by calling "

@@ -71,16 +71,17 @@ def _masks(mask) -> list:
     return [] if mask is None else list(mask) if isinstance(mask, (list, tuple)) else [mask]
 
 
-def _signature(xs: list, mask, training: bool) -> tuple:
+def _signature(xs: list, mask, training: bool, options: dict) -> tuple:
     return (tuple((a.shape, a.dtype.str) for a in xs), isinstance(mask, (list, tuple)),
-            tuple(None if m is None else np.shape(m) for m in _masks(mask)), bool(training))
+            tuple(None if m is None else np.shape(m) for m in _masks(mask)), bool(training),
+            tuple(sorted((k, repr(v)) for k, v in options.items())))
 
 
 def _weight_arrays(layer) -> tuple:
     return tuple(id(array_of(w)) for w in layer.weights)
 
 
-def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
+def _trace(layer, xs: list, list_inputs: bool, mask, training: bool, options: dict) -> _Trace:
     """``layer.call`` traced on symbolic inputs like ``xs`` (and ``mask``): its graph as a Functional model."""
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     inbound = {id(sub): (sub, len(sub.__dict__.get("_inbound_nodes", ()))) for sub in _held_layers(layer)}
@@ -92,7 +93,7 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
             given = inputs if list_inputs else inputs[0]
             listed = isinstance(mask, (list, tuple))
             kwargs = {} if mask is None else {"mask": mask_inputs if listed else mask_inputs[0]}
-            outputs = type(layer).call(layer, given, training=training, **kwargs)
+            outputs = type(layer).call(layer, given, training=training, **kwargs, **options)
             list_outputs = isinstance(outputs, (list, tuple))
             outs = list(outputs) if list_outputs else [outputs]
             if not outs or not all(getattr(o, "_fg_symbolic", False) for o in outs):
@@ -135,31 +136,32 @@ def _untraceable(layer, exc) -> str:
             "from fastgru's layers")
 
 
-def traced(layer, xs: list, list_inputs: bool, mask, training: bool) -> _Trace:
+def traced(layer, xs: list, list_inputs: bool, mask, training: bool, options: dict) -> _Trace:
     """The layer's trace for this input signature (made on first use, kept while its weight arrays stay)."""
     traces = layer.__dict__.setdefault("_fg_traces", {})
-    key = _signature(xs, mask, training)
+    key = _signature(xs, mask, training, options)
     hit = traces.get(key)
     if hit is not None and hit.arrays == _weight_arrays(layer) and hit.generation == generation():
         return hit
     if len(traces) >= _MAX_TRACES:
         traces.pop(next(iter(traces)))
-    trace = traces[key] = _trace(layer, xs, list_inputs, mask, training)
+    trace = traces[key] = _trace(layer, xs, list_inputs, mask, training, options)
     return trace
 
 
-def forward_traced(self, x, mask=None, training: bool = True):
+def forward_traced(self, x, mask=None, training: bool = True, **options):
     """Training's forward pass of a custom layer: its traced call run as a graph, the graph's tape as the cache;
-    a layer with nothing to train whose call cannot be traced runs eagerly (no input gradient then)."""
+    a layer with nothing to train whose call cannot be traced runs eagerly (no input gradient then). ``options``:
+    the call's other arguments given in the graph (``layer(x, temperature=0.5)``), traced with their values."""
     list_inputs = isinstance(x, (list, tuple))
     xs = [np.asarray(a) for a in (x if list_inputs else [x])]
     mask = mask if "mask" in getattr(type(self).call, "_fg_takes", ()) else None
     try:
-        trace = traced(self, xs, list_inputs, mask, training)
+        trace = traced(self, xs, list_inputs, mask, training, options)
     except UnsupportedKerasFeature as exc:
         if self.trainable_weights:
             raise
-        out = self.call(x, mask=mask, training=training)
+        out = self.call(x, mask=mask, training=training, **options)
         if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)
             raise
         return out, str(exc)
