@@ -9,8 +9,18 @@ import math
 import numpy as np
 
 from .random import set_random_seed
+from .saving import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
-__all__ = ["PyDataset", "Sequence", "normalize", "pad_sequences", "set_random_seed", "timeseries_dataset_from_array",
+__all__ = ["CustomObjectScope", "PyDataset", "Sequence", "custom_object_scope", "get_custom_objects",
+           "get_registered_name", "get_registered_object", "normalize", "pad_sequences",
+           "register_keras_serializable", "set_random_seed", "timeseries_dataset_from_array",
            "to_categorical"]
 
 

@@ -228,3 +228,41 @@ def test_array_making_ops_a_custom_layer_uses(keras, rng):
     assert fg.ops.shape(x) == (2, 3) and fg.ops.shape(fg.Input((5, 3))) == (None, 5, 3)
     np.testing.assert_allclose(fg.ops.einsum("ij,kj->ik", x, x).numpy(), keras.ops.einsum("ij,kj->ik", x, x).numpy(),
                                rtol=1e-6)
+
+
+def test_registered_classes_load_without_custom_objects_and_keep_their_registered_name(keras, tmp_path, rng,
+                                                                                         request):
+    request.addfinalizer(lambda: fg.utils.get_custom_objects().pop("MyPkg>ScaleShift", None))
+    def scale_shift(k):
+        class ScaleShift(k.layers.Layer):
+            def build(self, input_shape):
+                self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+            def call(self, inputs):
+                return inputs * self.scale + 1.0
+
+        return ScaleShift
+
+    theirs_class = keras.saving.register_keras_serializable(package="MyPkg")(scale_shift(keras))
+    inputs = keras.Input((3,))
+    theirs = keras.Model(inputs, theirs_class()(inputs))
+    theirs.layers[-1].set_weights([np.array([1.0, 2.0, 3.0], np.float32)])
+    theirs.save(tmp_path / "registered.keras")
+    with pytest.raises(UnsupportedKerasFeature, match="custom or unknown layer class"):
+        fg.load_model(tmp_path / "registered.keras")  # (nothing registered in fastgru yet)
+    given = fg.load_model(tmp_path / "registered.keras", custom_objects={"MyPkg>ScaleShift": scale_shift(fg)})
+    given.save(tmp_path / "given.keras")  # (the file's registered name kept: Keras finds its class again)
+    ours_class = fg.saving.register_keras_serializable(package="MyPkg")(scale_shift(fg))
+    assert fg.saving.get_registered_name(ours_class) == "MyPkg>ScaleShift"
+    assert fg.utils.get_custom_objects()["MyPkg>ScaleShift"] is ours_class
+    ours = fg.load_model(tmp_path / "registered.keras")
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-6)
+    assert type(ours.layers[-1]) is ours_class
+    with fg.saving.custom_object_scope({"ScaleShift": scale_shift(fg)}):  # (a scope's class wins)
+        assert type(fg.load_model(tmp_path / "registered.keras").layers[-1]) is not ours_class
+    for model, name in ((given, "given"), (ours, "ours")):
+        if name == "ours":
+            model.save(tmp_path / "ours.keras")
+        again = keras.models.load_model(tmp_path / f"{name}.keras")
+        np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6)

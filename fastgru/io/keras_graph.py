@@ -16,11 +16,17 @@ def _entry(entry, path, where: str) -> tuple[str, dict]:
     config = entry.get("config", {})
     if not isinstance(config, (dict, list)) or (isinstance(config, list) and entry["class_name"] != "Sequential"):
         raise ModelFileError(path, f"{where}: the config of {entry['class_name']} is not an object: {_short(config)}")
-    name, module = entry["class_name"], entry.get("module")
-    if not (isinstance(module, str) and module.startswith("keras")) and registry.custom_layer(name) is not None \
-            and registry.lookup(name) is not None:  # (a script's own class named as a built-in, given: it wins)
+    name, module, registered = entry["class_name"], entry.get("module"), entry.get("registered_name")
+    custom = not (isinstance(module, str) and module.startswith("keras")) and registry.custom_layer(name) is not None
+    if custom and registry.lookup(name) is not None:  # (a script's own class named as a built-in, given: it wins)
         name = ">" + name  # (registry.custom_layer reads the name after '>'; registry.lookup finds nothing)
+    if custom and isinstance(registered, str) and ">" in registered and isinstance(config, dict):
+        config = {**config, REGISTERED_KEY: registered}  # (kept on the layer: saved back under it)
     return name, config
+
+
+#: a custom layer's config entry: the name its class is registered under in the file (``"package>Name"``)
+REGISTERED_KEY = "__fastgru_registered_name__"
 
 
 def _entry_name(entry: dict) -> str | None:

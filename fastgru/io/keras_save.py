@@ -55,7 +55,8 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
             config["layer"]["config"]["trainable"] = config["backward_layer"]["config"]["trainable"] = False
     entry = {"module": "keras.layers", "class_name": class_name, "config": config, "registered_name": None}
     if getattr(type(layer), "_fg_user_layer", False):  # (a script's own layer: Keras loads it from custom_objects)
-        entry.update(module=None, class_name=type(layer).__name__, registered_name=type(layer).__name__)
+        entry.update(module=None, class_name=type(layer).__name__, registered_name=layer.__dict__.get(
+            "_fg_registered_name") or type(layer).__dict__.get("_fg_registered_name") or type(layer).__name__)
     if hasattr(layer, "keras_build_config") and layer.input_shape is not None:
         entry["build_config"] = layer.keras_build_config()
     elif layer.input_shape is not None:

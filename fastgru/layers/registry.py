@@ -326,9 +326,20 @@ def custom_layers(custom_objects: dict | None):
         _custom_scope.classes = before
 
 
+#: Keras's global custom objects (``keras.saving.get_custom_objects()``): what ``register_keras_serializable``
+#: registers, under ``"package>Name"`` (and what a script puts there itself, under any name)
+CUSTOM_OBJECTS: dict[str, Any] = {}
+
+
 def custom_layer(keras_class_name: str) -> type | None:
-    """The script's own layer class given for ``keras_class_name`` (:func:`custom_layers`), or None."""
-    return getattr(_custom_scope, "classes", {}).get(str(keras_class_name).rpartition(">")[2])
+    """The script's own layer class given for ``keras_class_name`` (:func:`custom_layers`; else registered, by its
+    ``"package>Name"`` or its name), or None."""
+    name = str(keras_class_name)
+    found = getattr(_custom_scope, "classes", {}).get(name.rpartition(">")[2])
+    if found is None:
+        found = CUSTOM_OBJECTS.get(name) or next(
+            (c for k, c in CUSTOM_OBJECTS.items() if k.rpartition(">")[2] == name.rpartition(">")[2]), None)
+    return found if isinstance(found, type) and getattr(found, "_fg_user_layer", False) else None
 
 
 def registered() -> list[type]:
