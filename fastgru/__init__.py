@@ -33,11 +33,13 @@ from . import (
 from .functional import Input, KerasTensor, Model  # noqa: E402
 from .io import from_keras, load_model  # noqa: E402
 from .models import Sequential  # noqa: E402
+from .op_extras import install as _install_more_keras_ops  # noqa: E402
 from .op_functions import install as _install_keras_ops  # noqa: E402
 from .random_ops import install as _install_keras_random  # noqa: E402
 from .training import callbacks, losses, metrics, optimizers  # noqa: E402
 
 _install_keras_ops(ops)  # fastgru.ops.mean, .concatenate, ...: Keras's ``keras.ops`` functions (op_functions.py)
+_install_more_keras_ops(ops)  # fastgru.ops.pad, .layer_normalization, ..., ops.nn (op_extras.py)
 _install_keras_random(random)  # fastgru.random.normal, .SeedGenerator, ...: Keras's ``keras.random`` (random_ops.py)
 
 __all__ += ["Input", "KerasTensor", "Model", "Sequential", "backend", "callbacks", "constraints", "datasets",

@@ -206,6 +206,8 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
         widest = max(floats, default=0)
         if result.dtype.kind == "f" and result.dtype.itemsize < widest and numpy_call is not None:
             return numpy_call()  # (a float64 table taken from by int32 ids: float64, as Keras promotes dtypes)
+        if result.dtype == np.float32 and widest == 2:  # (float16 arguments: a float16 result, as Keras's)
+            result = result.astype(np.float16)
         return eager(result)
     except (UnsupportedKerasFeature, ValueError) as exc:  # (the graph op keeps axis 0 whole: Keras's arrays don't)
         result = None if numpy_call is None else numpy_call()

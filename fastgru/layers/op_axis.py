@@ -395,8 +395,8 @@ def _one_hot_normalize(c, shapes, owner):
 
 
 def _one_hot(xs, c):
-    ids = xs[0]
-    hot = (np.expand_dims(ids, -1) == np.arange(c["num_classes"], dtype=ids.dtype)).astype(ids.dtype)
+    ids = xs[0]  # (fractional ids truncated, as Keras casts them to integers)
+    hot = (np.expand_dims(np.trunc(ids), -1) == np.arange(c["num_classes"], dtype=ids.dtype)).astype(ids.dtype)
     return np.moveaxis(hot, -1, c["axis"])
 
 
