@@ -266,3 +266,28 @@ def test_registered_classes_load_without_custom_objects_and_keep_their_registere
             model.save(tmp_path / "ours.keras")
         again = keras.models.load_model(tmp_path / f"{name}.keras")
         np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_a_held_sequential_s_weight_paths_after_loading_are_keras_s(keras, tmp_path):
+    def block(k):
+        class Block(k.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.ff = k.Sequential([k.layers.Dense(8, activation="relu"), k.layers.Dense(4)])
+                self.proj = k.layers.Dense(4)
+
+            def call(self, inputs):
+                return self.proj(inputs) + self.ff(inputs)
+
+        return Block
+
+    inputs = keras.Input((5, 3))
+    keras.Model(inputs, block(keras)()(inputs)).save(tmp_path / "block.keras")
+    theirs = keras.models.load_model(tmp_path / "block.keras", custom_objects={"Block": block(keras)})
+    ours = fg.load_model(tmp_path / "block.keras", custom_objects={"Block": block(fg)})
+
+    def strip(path):
+        return re.sub(r"_\d+(?=/|$)", "", path)
+
+    assert [strip(w.path) for w in ours.weights] == [strip(w.path) for w in theirs.weights]
+    assert strip(ours.weights[0].path) == "block/sequential/dense/kernel"

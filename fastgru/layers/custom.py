@@ -246,6 +246,8 @@ def _scope_sublayers(layer, base) -> None:
     scope = "/".join(p for p in (layer.__dict__.get("_variable_scope"), layer.name) if p)
     for sub in _sublayers(layer, base):
         sub.__dict__.setdefault("_variable_scope", scope)
+        for inner in getattr(sub, "_layers_and_ops", ()) if type(sub).__name__ == "Sequential" else ():
+            inner.__dict__.setdefault("_variable_scope", f"{scope}/{sub.name}")  # (also when a file is loaded)
 
 
 def _binding_call(inherited, signature):
