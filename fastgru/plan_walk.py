@@ -224,7 +224,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
         if kind == "layer":
             if step.outs[0] in skip:
                 logits_out = True
-                y, cache = layer.forward(x, mask=m, training=training, skip_activation=True)
+                y, cache = layer.forward(x, mask=m, training=training, skip_activation=True, **step.call_kwargs)
             else:
                 y, cache = layer.forward(x, mask=_masks_of(step, rt) if deleting and _reads_runtime(step) else m,
                                          training=training, **step.call_kwargs)

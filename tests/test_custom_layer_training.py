@@ -637,7 +637,7 @@ def test_a_custom_layer_s_call_options_load_train_and_save_as_keras_s(keras, tmp
     tempered = keras.saving.register_keras_serializable(package="opt")(_tempered(keras))
     inputs = keras.Input((5,))
     theirs = keras.Model(inputs, tempered()(inputs, temperature=0.25))
-    theirs.compile("adam", "mse")
+    theirs.compile("adam", "categorical_crossentropy")  # (from its softmax's logits, as Keras's tagged output)
     theirs.save(tmp_path / "tempered.keras")
     ours = fg.load_model(tmp_path / "tempered.keras", custom_objects={"Tempered": _tempered(fg)})
     x, y = rng.standard_normal((16, 5)).astype(np.float32), np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]

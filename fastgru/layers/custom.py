@@ -24,7 +24,7 @@ from ..random import make_rng
 from ..tracing import traced_call
 from ..variables import variable_of
 from .batch_totals import add_traced_loss
-from .custom_training import backward_traced, forward_traced
+from .custom_training import backward_traced, forward_traced, traced_logits_activation
 from .names import snake_case
 
 
@@ -58,6 +58,8 @@ def prepare_user_class(cls, base) -> None:
         cls.build = _keras_build(None, base)
     if cls.backward is base.backward:  # (no gradient of its own: its call traced, custom_training)
         cls.forward, cls.backward = forward_traced, backward_traced
+        if getattr(cls, "logits_activation", None) is None:
+            cls.logits_activation = property(traced_logits_activation)
     if cls.compute_output_shape is base.compute_output_shape:
         cls.compute_output_shape = probed_output_shape
     elif "compute_output_shape" in cls.__dict__ and getattr(cls, "_call_options", ()):  # (Keras's takes the shape)

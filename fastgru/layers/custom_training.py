@@ -149,7 +149,29 @@ def traced(layer, xs: list, list_inputs: bool, mask, training: bool, options: di
     return trace
 
 
-def forward_traced(self, x, mask=None, training: bool = True, **options):
+def traced_logits_activation(self) -> str | None:
+    """"sigmoid"/"softmax" when the traced call's one output comes from such an op (or a Dense or Activation of it)
+    used nowhere else: its output tags the logits a crossentropy reads, as TensorFlow's tensor does in Keras."""
+    trace = next(reversed(list((self.__dict__.get("_fg_traces") or {}).values())), None)
+    if trace is None and self.built and self.input_shape is not None:  # (traced on a batch of one to see)
+        listed = bool(self.input_shape) and isinstance(self.input_shape[0], (list, tuple))
+        shapes = self.input_shape if listed else [self.input_shape]
+        try:
+            trace = traced(self, [np.zeros((1,) + tuple(1 if d is None else d for d in s[1:]), self.dtype)
+                                  for s in shapes], listed, None, True, {})
+        except UnsupportedKerasFeature:
+            return None
+    if trace is None or trace.list_outputs or trace.added is not None or len(trace.model._outputs) != 1:
+        return None
+    out = trace.model._outputs[0]
+    layer = out.node.layer
+    if trace.model._consumers.get(trace.model._output_slots[0], 0) or len(out.node.outputs) != 1:
+        return None
+    return (getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation")
+            else getattr(layer, "logits_activation", None))
+
+
+def forward_traced(self, x, mask=None, training: bool = True, skip_activation: bool = False, **options):
     """Training's forward pass of a custom layer: its traced call run as a graph, the graph's tape as the cache;
     a layer with nothing to train whose call cannot be traced runs eagerly (no input gradient then). ``options``:
     the call's other arguments given in the graph (``layer(x, temperature=0.5)``), traced with their values."""
@@ -168,7 +190,8 @@ def forward_traced(self, x, mask=None, training: bool = True, **options):
     for variable, kind, value in trace.updates:  # (a step counter's assign_add: made at every step, as in Keras)
         getattr(variable, kind)(operand_value(value) if is_weight_valued(value) else plain(value))
     inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None] + [d() for d in trace.draws]
-    outs, _, tape = trace.model._forward(inputs, None, training)
+    logits = [skip_activation] + [False] * (len(trace.model._outputs) - 1)  # (its output's logits: the loss's)
+    outs, _, tape = trace.model._forward(inputs, None, training, logits if skip_activation else None)
     outs = list(outs)
     added, sums = trace.added, ()
     if added is not None:  # (add_loss's terms: the last outputs, summed over the batch times their coefficients)
