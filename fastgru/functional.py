@@ -310,9 +310,9 @@ class Model(KerasModelAPI, WrapperTrainable):
             return kept[1]
         return None
 
-    def forward(self, x, mask=None, training: bool = True):
+    def forward(self, x, mask=None, training: bool = True, skip_activation: bool = False):
         self._single()
-        outs, oms, tape = self._forward([x], [mask], training)
+        outs, oms, tape = self._forward([x], [mask], training, [True] if skip_activation else None)
         _last_masks.value = (id(self), oms[0])
         return outs[0], tape
 

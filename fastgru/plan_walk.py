@@ -16,6 +16,7 @@ from .graph import (
     _rnn_forward,
     call_mask,
 )
+from .logit_source import chain_logits, graph_logits
 
 
 def _step_inputs(step, vals: list, msk: list):
@@ -122,10 +123,12 @@ def _sequential_run(model, x, mask, training):
     return [x], [mask]
 
 
-def _sequential_forward(model, x, mask, training):
+def _sequential_forward(model, x, mask, training, logits: bool = False):
     caches = []
-    for layer in model._layers:
-        y, cache = layer.forward(x, mask=mask, training=training)
+    last = chain_logits(model._layers, training)[1] if logits else -1  # (the layer giving its pre-activation)
+    for i, layer in enumerate(model._layers):
+        extra = {"skip_activation": True} if i == last else {}
+        y, cache = layer.forward(x, mask=mask, training=training, **extra)
         caches.append(cache)
         mask = layer.compute_mask(x, mask)
         x = y
@@ -211,10 +214,10 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     deleting = _deletes_masks(model)
     rt: list = list(msk) if deleting else msk
     skip = set()
-    if logits:
+    if logits:  # (the slot whose producer gives its pre-activation: through pass-through layers, logit_source)
         for k, flag in enumerate(logits):
             if flag:
-                skip.add(model._output_slots[k])
+                skip.add(graph_logits(model, k, training)[1])
     tape = _Tape()
     for index, step in enumerate(model._steps):
         layer = step.layer
@@ -240,9 +243,10 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
         elif kind == "sequential":
-            ys, oms, cache = _sequential_forward(layer, x, m, training)
+            ys, oms, cache = _sequential_forward(layer, x, m, training, step.outs[0] in skip)
         else:
-            ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training)
+            ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training,
+                                            [True] if step.outs[0] in skip else None)  # (its output's logits)
             tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
         tape.append(cache)
         if deleting:

@@ -81,3 +81,46 @@ def test_time_distributed_softmax_output_reads_probabilities_as_keras(keras, tmp
     np.testing.assert_allclose(ours.train_on_batch(x, ys), km.train_on_batch(x, ys), rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _nested_head(k, sequential: bool):
+    head = k.Sequential([k.Input((4,)), k.layers.Dense(3, activation="softmax")], name="head")
+    if sequential:
+        return k.Sequential([k.Input((5, 2)), k.layers.GRU(4), head])
+    inputs = k.Input((5, 2))
+    return k.Model(inputs, head(k.layers.GRU(4)(inputs)))
+
+
+def _passed_through(k, kind: str):
+    inputs = k.Input((5, 2))
+    h = k.layers.Dense(3, activation="sigmoid" if kind == "dropout" else "softmax")(k.layers.GRU(4)(inputs))
+    after = {"dropout": k.layers.Dropout(0.3), "identity": k.layers.Identity(),
+             "linear": k.layers.Activation("linear")}[kind]
+    return k.Model(inputs, after(h))
+
+
+@pytest.mark.parametrize("build", [lambda k: _nested_head(k, False), lambda k: _nested_head(k, True),
+                                   lambda k: _passed_through(k, "dropout"), lambda k: _passed_through(k, "identity"),
+                                   lambda k: _passed_through(k, "linear")],
+                         ids=["functional with a head model", "sequential with a head model",
+                              "a dropout after a sigmoid", "an identity after a softmax",
+                              "a linear activation after a softmax"])
+def test_logits_pass_through_nested_models_and_identities_as_keras_s(keras, build, rng):
+    """TensorFlow's tag stays on the tensor a nested model or a layer returning its input gives back: Keras reads
+    the logits there (at evaluate for a dropout, which drops nothing then), with saturated probabilities too."""
+    theirs, ours = build(keras), build(fg)
+    weights = [30 * rng.standard_normal(w.shape).astype(np.float32) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.standard_normal((8, 5, 2)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 8)]
+    loss = "binary_crossentropy" if "dropout" in [layer.name.split("_")[0] for layer in ours.layers] else \
+        "categorical_crossentropy"
+    for model, k in ((theirs, keras), (ours, fg)):
+        model.compile(k.optimizers.SGD(1e-3), loss)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+    if loss == "categorical_crossentropy":  # (no dropout drawing: the steps compare too)
+        ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        theirs.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import activations
 from ..eager import plain
+from ..logit_source import graph_logits
 from . import compile_metrics, regularization
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -300,27 +301,26 @@ def check_xy(model, x, y, sample_weight=None):
     return MultiArray(xs), MultiArray(ys), sample_weight
 
 
-def _logit_flags(model, compiled: MultiCompiled, ys) -> list[bool]:
-    flags = []
+def _logit_flags(model, compiled: MultiCompiled, ys, training: bool) -> tuple[list[bool], list]:
+    """Per output, whether its loss reads logits (its activations: ``logit_source``, through pass-through layers
+    and nested models, as TensorFlow's tag stays on the tensor)."""
+    flags, acts = [], []
     for k, (slot, loss) in enumerate(zip(model._output_slots, compiled.losses)):
         producer = model._outputs[k].node
-        layer = producer.layer
-        act = (getattr(layer, "activation", None) if type(layer).__name__ in ("Dense", "Activation")
-               else getattr(layer, "logits_activation", None))  # (a sigmoid / softmax op: layers/keras_ops.py)
-        if getattr(layer, "_keras_time_distributed", None) is not None:
-            act = None  # (a Dense loaded from Keras's TimeDistributed: its output, reshaped by Keras, tags no logits)
+        act = graph_logits(model, k, training)[0]
         sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
                 and not producer.is_input and len(producer.outputs) == 1)
         shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])
         flags.append(bool(loss is not None and sole and act is not None
                           and losses_module.uses_logits(loss, act, ys[k], shape)))
-    return flags
+        acts.append(act)
+    return flags, acts
 
 
 def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     compiled = model._compiled
     ys = y.arrays
-    flags = _logit_flags(model, compiled, ys)
+    flags, acts = _logit_flags(model, compiled, ys, training)
     if training:
         _refuse_activity_regularizers(model)
     outs, masks, tape = model._forward(x.arrays, None, training, flags)
@@ -330,8 +330,7 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     total = regularization.weight_penalty(model._layers_and_ops, model.trainable_weights) + tape.activity_loss
     d_outs, preds = [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
-        layer = model._outputs[k].node.layer
-        act = getattr(layer, "activation", None) or getattr(layer, "logits_activation", None)
+        act = acts[k]
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
         sw = compile_metrics.keras2_weights_over_steps(compiled, sw, mask)
         if flags[k]:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..logit_source import chain_logits
 from . import compile_metrics, regularization
 from . import losses as losses_module
 from .apply_step import apply_to_model
@@ -37,13 +38,10 @@ from .structures import refuse_streams, single
 # ---------------------------------------------------------------------------------------------
 
 
-def _output_activation(model):
-    last = model._layers_and_ops[-1]
-    if getattr(last, "_keras_time_distributed", None) is not None:
-        return None  # (a Dense loaded from Keras's TimeDistributed: its output, reshaped by Keras, tags no logits)
-    if type(last).__name__ in ("Dense", "Activation"):
-        return getattr(last, "activation", None)
-    return getattr(last, "logits_activation", None)  # (a Softmax layer: Keras tags its output with the logits)
+def _output_activation(model, training: bool):
+    """The activation whose logits the model's output carries (``logit_source``: through pass-through layers and a
+    nested model), or None."""
+    return chain_logits(model._layers_and_ops, training)[0]
 
 
 def forward(model, x, training: bool, logits: bool, activity: dict | None = None):
@@ -55,7 +53,7 @@ def forward(model, x, training: bool, logits: bool, activity: dict | None = None
     """
     mask = None
     caches = []
-    last = len(model._layers_and_ops) - 1
+    last = chain_logits(model._layers_and_ops, training)[1]  # (the layer giving the logits: before pass-throughs)
     for i, layer in enumerate(model._layers_and_ops):
         if i == last and logits:
             y, cache = layer.forward(x, mask=mask, training=training, skip_activation=True)
@@ -97,7 +95,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     """Forward and loss. Returns (loss value, dloss/doutput, probabilities for metrics, mask, caches,
     activity penalties). The loss value includes the regularization penalties, as Keras's."""
     logits = losses_module.uses_logits(
-        compiled.loss, _output_activation(model), y, (len(x),) + tuple(model.output_shape[1:])
+        compiled.loss, _output_activation(model, training), y, (len(x),) + tuple(model.output_shape[1:])
     )
     activity: dict = {}
     out, mask, caches = forward(model, x, training, logits, activity)
@@ -106,7 +104,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
         from .. import activations
 
         value, grad = compiled.loss.value_and_grad_from_logits(y, out, sample_weight=sample_weight, mask=mask)
-        y_pred = activations.apply(_output_activation(model), out)
+        y_pred = activations.apply(_output_activation(model, training), out)
     else:
         value, grad = compiled.loss.value_and_grad(y, out, sample_weight=sample_weight, mask=mask)
         y_pred = out
