@@ -24,11 +24,15 @@ class _Elementwise(Layer):
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
                             f"{x.dtype}")
-        if self.input_shape is not None and (x.ndim != len(self.input_shape) or any(
-                e is not None and e != s for e, s in zip(self.input_shape[1:], x.shape[1:]))):
+        fixed = self._fixed_axes()  # (the rank, and the axes a weight is laid out on: the others may vary, as in
+        if self.input_shape is not None and (x.ndim != len(self.input_shape) or any(  # Keras: a shared layer)
+                self.input_shape[a] is not None and self.input_shape[a] != x.shape[a] for a in fixed)):
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input shape {self.input_shape}, received "
                              f"shape {x.shape}")
         return x.astype(compute_dtype(x, self), copy=False)
+
+    def _fixed_axes(self) -> tuple:
+        return ()
 
     def call(self, x, mask=None, training: bool = False):
         return self.forward(x, mask, training)[0]
@@ -213,6 +217,11 @@ class PReLU(_Elementwise):
         if isinstance(self.shared_axes, int):
             self.shared_axes = (self.shared_axes,)
         self._rng = make_rng(None)
+
+    def _fixed_axes(self) -> tuple:
+        """The axes alpha is laid out on (those not shared)."""
+        shared = {a % len(self.input_shape) for a in self.shared_axes or ()}
+        return tuple(a for a in range(1, len(self.input_shape)) if a not in shared)
 
     def build(self, input_shape: tuple) -> None:
         shape = list(input_shape[1:])

@@ -180,8 +180,11 @@ class EinsumDense(LoraFrozen, Layer):
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"EinsumDense {self.name!r} expects a numeric input array, received dtype {x.dtype}")
-        expected = self.input_shape
-        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
+        expected = self.input_shape  # (the rank, and the axes its kernel is laid out on: the others may vary)
+        x_spec, k_spec = self._concrete(len(expected))[:2]
+        k_spec += self.bias_axes or ""  # (and a bias along an input axis)
+        if x.ndim != len(expected) or any(e is not None and e != s for e, s, c in zip(expected[1:], x.shape[1:],
+                                                                                    x_spec[1:]) if c in k_spec):
             raise ValueError(f"EinsumDense {self.name!r} expects input shape {tuple(expected)}, received shape "
                              f"{x.shape}")
         return x.astype(compute_dtype(x, self), copy=False)

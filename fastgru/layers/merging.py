@@ -111,9 +111,9 @@ class _Merge(Layer):
                                 f"{a.dtype}")
         dtype = np.result_type(*[compute_dtype(a, self) for a in arrays])
         arrays = [a.astype(dtype, copy=False) for a in arrays]
-        if self.built:  # the feature axes as built (the batch and unknown axes may vary)
-            for k, (a, s) in enumerate(zip(arrays, self.input_shape)):
-                if a.ndim != len(s) or any(d is not None and d != n for d, n in zip(s[1:], a.shape[1:])):
+        if self.built:  # the ranks as built (the lengths may vary, as in Keras: a layer shared by calls of other
+            for k, (a, s) in enumerate(zip(arrays, self.input_shape)):  # lengths; NumPy checks that they join)
+                if a.ndim != len(s):
                     raise ValueError(f"{type(self).__name__} {self.name!r} input {k} should have shape {s}, "
                                      f"received {a.shape}")
         return arrays

@@ -28,9 +28,10 @@ class _Rearrange(Layer):
                              f"{tuple(shape)}")
 
     def _array(self, x) -> np.ndarray:
+        """``x`` of the rank the layer is built for (its sizes may differ, as in Keras: a layer shared by sequences
+        of other lengths; the rearrangement itself refuses sizes it cannot take)."""
         x = np.asarray(x)
-        if x.ndim != len(self.input_shape) or any(e is not None and e != s for e, s in
-                                                  zip(self.input_shape[1:], x.shape[1:])):
+        if x.ndim != len(self.input_shape):
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input shape {self.input_shape}, received "
                              f"shape {x.shape}")
         return x
