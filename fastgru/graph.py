@@ -9,7 +9,6 @@ import threading
 
 import numpy as np
 
-from .errors import UnsupportedKerasFeature
 from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
@@ -151,9 +150,8 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
 
 
 def _compatible(expected, received, feature_axes: int = 1) -> bool:
-    """Same rank and the same size on the last (feature) axis, as Keras's input specs check; the other
-    axes (time steps) may differ (every axis, for a layer with ``input_feature_axes = 0``: an Embedding's
-    token ids)."""
+    """Same rank and the same last (feature) axis, as Keras's input specs check; the others (time steps) may
+    differ (every axis, for ``input_feature_axes = 0``: an Embedding's token ids)."""
     if len(expected) != len(received):
         return False
     if len(expected) < 2 or feature_axes == 0:
@@ -176,8 +174,6 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     call_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in allowed}
     if kwargs:
         raise TypeError(f"{label}: unexpected keyword arguments {sorted(kwargs)} in a call on symbolic tensors")
-    if any(is_symbolic(v) for v in call_kwargs.values()):  # (a custom layer's options: values, not tensors)
-        raise UnsupportedKerasFeature(f"{label}: a tensor passed as an option {sorted(call_kwargs)} is not supported")
     masks = []
     if mask is not None:  # an explicit mask= overrides the propagated one, as in Keras
         listed = isinstance(mask, (list, tuple))
@@ -208,8 +204,9 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if layer.built:
             built = layer.input_shape
             axes = getattr(layer, "input_feature_axes", 1)
-            ok = (all(_compatible(b, s, axes) for b, s in zip(built, in_shape)) and len(built) == len(in_shape)) \
-                if list_args else _compatible(built, in_shape, axes)
+            ok = (isinstance(built, list) and len(built) == len(in_shape) and all(  # (a list built on a list)
+                _compatible(b, s, axes) for b, s in zip(built, in_shape))) if list_args else \
+                _compatible(built, in_shape, axes)
             if not ok:
                 raise ValueError(f"{label} was built for input shape {_fmt(built)} and is called on a tensor of "
                                  f"incompatible shape {_fmt(in_shape)}")

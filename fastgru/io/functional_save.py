@@ -13,6 +13,7 @@ from datetime import datetime
 from ..errors import UnsupportedKerasFeature
 from ..layers import registry
 from ..layers.base import PROPAGATED_MASK
+from ..tensor_arguments import TENSORS_KEY
 from .graph_weights import uses_graph, weight_groups
 from .keras_config import layer_vars_path
 from .keras_graph import key_to_config
@@ -108,6 +109,12 @@ def functional_config(model) -> dict:
                 continue
             kwargs.update(node.call_kwargs if getattr(type(layer), "_fg_user_layer", False) else  # (its options)
                           {k: True for k, v in node.call_kwargs.items() if v is True})  # Attention's flags
+            names = kwargs.pop(TENSORS_KEY, None)  # (a custom layer's call given tensors: each to its parameter)
+            if names:
+                kwargs.update(zip(names, args[1:]))
+                kwargs["mask"] = kwargs["mask"][0] if isinstance(kwargs.get("mask"), list) else kwargs.get("mask")
+                inbound.append({"args": [args[0]], "kwargs": {k: v for k, v in kwargs.items() if v is not None}})
+                continue
             if getattr(layer, "causal", False) is True:  # tf_keras's causal=True: Keras 3 takes it per call
                 kwargs["use_causal_mask"] = True
                 entry.get("config", {}).pop("causal", None)

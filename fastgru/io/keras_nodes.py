@@ -7,6 +7,7 @@ op's index), and the references of Keras op layers. :mod:`fastgru.io.keras_funct
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..tensor_arguments import TENSORS_KEY, positional_names
 from .config_checks import _is_int, _short
 from .keras_graph import GRAPH_CLASSES, key_from_config
 
@@ -74,6 +75,13 @@ def call_options(layer, name: str, options: dict) -> list:
     declare (``_call_options``: a custom layer's call arguments, MultiHeadAttention's flags) refused by name."""
     positional = options.pop(POSITIONAL_KEY, [])
     declared = getattr(layer, "_call_options", ())
+    tensors = options.get(TENSORS_KEY)
+    if tensors:  # (the parameters its other tensors go to: by position, as Keras binds them, or by name)
+        if not getattr(layer, "_fg_user_layer", False):
+            raise UnsupportedKerasFeature(f"layer {name!r}: called with several tensors ({type(layer).__name__} "
+                                          "takes one input, or a list)")
+        by_position = positional_names(type(layer)._fg_own_call, sum(t.startswith("#") for t in tensors))
+        options[TENSORS_KEY] = tuple(by_position[int(t[1:]) - 1] if t.startswith("#") else t for t in tensors)
     unknown = sorted(set(options) - set(declared)) + (["given by position"] if positional and not declared else [])
     if unknown:
         raise UnsupportedKerasFeature(f"layer {name!r}: call option(s) {', '.join(unknown)} not supported by "
@@ -197,13 +205,19 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
             refs, list_args = [_ref(t, path, where) for t in first], True
         else:
             refs, list_args = [_ref(first, path, where)], False
-        if any(_is_tensor(a) for a in args[1:]):
-            raise UnsupportedKerasFeature(f"{where}: called with several positional tensors")
         kwargs = node.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             raise ModelFileError(path, f"{where}: node kwargs are not an object: {_short(kwargs)}")
         states, masks, options = [], [], {}
-        if args[1:]:  # (a custom layer's options given by position: layer(x, 0.25))
+        tensors = [f"#{i}" for i, a in enumerate(args[1:], 1) if _is_tensor(a)]  # (attention(query, values))
+        tensors += [k for k, v in kwargs.items() if _is_tensor(v) and k not in ("mask", "initial_state")]
+        if tensors:  # (a custom layer's call given several tensors: a list input, the names kept; others refuse)
+            if list_args or not all(map(_is_tensor, args[1:])):
+                raise UnsupportedKerasFeature(f"{where}: called on a list and more tensors, or on tensors and values "
+                                              "by position")
+            refs += [_ref(args[int(t[1:])] if t.startswith("#") else kwargs[t], path, where) for t in tensors]
+            list_args, options[TENSORS_KEY] = True, tensors
+        elif args[1:]:  # (a custom layer's options given by position: layer(x, 0.25))
             options[POSITIONAL_KEY] = list(args[1:])
         for key, value in kwargs.items():
             if key in _CALL_OPTIONS:  # (kept for the layers that declare them; refused by the others)
@@ -219,6 +233,8 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
                 masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
             elif key == INPUT_MASK_KEY and value is True and recurrent:  # (fastgru's own configs only)
                 options[INPUT_MASK_KEY] = True
+            elif key in options.get(TENSORS_KEY, ()):
+                continue
             elif _is_tensor(value) or (isinstance(value, list) and any(_is_tensor(v) for v in value)):
                 raise UnsupportedKerasFeature(f"{where}: a tensor passed as {key}= is not supported")
             elif value is not None and key not in ("training", "mask", "initial_state", INPUT_MASK_KEY):

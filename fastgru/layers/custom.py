@@ -21,6 +21,7 @@ from .. import constraints, initializers, regularizers
 from ..eager import eager, plain
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
+from ..tensor_arguments import TENSORS_KEY, gathered, unpacked
 from ..tracing import traced_call
 from ..variables import variable_of
 from .batch_totals import add_traced_loss
@@ -50,7 +51,9 @@ def prepare_user_class(cls, base) -> None:
             cls._call_options = tuple(p.name for p in list(inspect.signature(call).parameters.values())[2:]
                                       if p.name not in ("mask", "training") and p.kind in (
                                           inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+            cls._call_options += (TENSORS_KEY,)  # (tensors given to its parameters: tensor_arguments)
         cls.__call__ = _binding_call(cls.__call__, inspect.signature(call))
+        cls._fg_own_call = call
     build = cls.__dict__.get("build")
     if build is not None and not getattr(build, "_fg_keras_build", False):
         cls.build = _keras_build(build, base)
@@ -217,6 +220,9 @@ def _keras_call(call):
 
     @functools.wraps(call)
     def adapted(self, inputs, mask=None, training: bool = False, **kwargs):
+        if isinstance(inputs, (list, tuple)) and TENSORS_KEY not in kwargs and "_fg_tensor_names" in self.__dict__:
+            kwargs[TENSORS_KEY] = self.__dict__["_fg_tensor_names"]
+        inputs, mask, kwargs = unpacked(params, inputs, mask, kwargs)  # (attention(query, values): as given)
         given = {"mask": mask, "training": training}
         self.__dict__.pop("_fg_added_losses", None)  # (losses: the latest call's, as Keras clears them per call)
         out = plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
@@ -224,6 +230,7 @@ def _keras_call(call):
 
     adapted._fg_keras_call = True
     adapted._fg_takes = takes
+    adapted._fg_wants_masks = "mask" in takes or any(p.endswith("_mask") for p in params)  # (query_mask=...)
     return adapted
 
 
@@ -233,7 +240,7 @@ def _keras_build(build, base):
         self.__dict__["_fg_building"] = True  # (a super().build() inside: no output shape yet)
         try:
             if build is not None:
-                build(self, input_shape)
+                build(self, *_spread(build, input_shape, {}))
         finally:
             self.__dict__["_fg_building"] = False
         _scope_sublayers(self, base)  # (and those its build made)
@@ -260,9 +267,24 @@ def _binding_call(inherited, signature):
         if args:
             bound = signature.bind_partial(self, inputs, *args).arguments
             kwargs = {**dict(list(bound.items())[2:]), **kwargs}
+        inputs, kwargs = gathered(self, inputs, kwargs)  # (symbolic tensors given to its parameters: a list input)
+        if kwargs.get(TENSORS_KEY):  # (its build's probe and eager calls on the list unpack it so too)
+            self.__dict__["_fg_tensor_names"] = kwargs[TENSORS_KEY]
         return inherited(self, inputs, **kwargs)
 
     return __call__
+
+
+def _spread(method, input_shape, options: dict) -> list:
+    """``[input_shape]``, or the shapes of a list input one per parameter where the tensors went to the call's own
+    parameters and ``method`` takes one shape for each (Keras's ``build(self, query_shape, values_shape)``)."""
+    if options.get(TENSORS_KEY) or (isinstance(input_shape, list) and input_shape and
+                                    isinstance(input_shape[0], (list, tuple))):
+        positional = [p for p in list(inspect.signature(method).parameters.values())[1:]
+                      if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        if len(positional) > 1 and len(positional) == len(input_shape):
+            return list(input_shape)
+    return [input_shape]
 
 
 def _shape_only(compute_output_shape):
@@ -273,7 +295,7 @@ def _shape_only(compute_output_shape):
 
     @functools.wraps(compute_output_shape)
     def shape_only(self, input_shape, **options):
-        return compute_output_shape(self, input_shape)
+        return compute_output_shape(self, *_spread(compute_output_shape, input_shape, options))
 
     return shape_only
 

@@ -177,7 +177,7 @@ def forward_traced(self, x, mask=None, training: bool = True, skip_activation: b
     the call's other arguments given in the graph (``layer(x, temperature=0.5)``), traced with their values."""
     list_inputs = isinstance(x, (list, tuple))
     xs = [np.asarray(a) for a in (x if list_inputs else [x])]
-    mask = mask if "mask" in getattr(type(self).call, "_fg_takes", ()) else None
+    mask = mask if getattr(type(self).call, "_fg_wants_masks", False) else None
     try:
         trace = traced(self, xs, list_inputs, mask, training, options)
     except UnsupportedKerasFeature as exc:
