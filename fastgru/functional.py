@@ -51,6 +51,38 @@ def _flatten_io(value, what: str, sort_keys: bool = False):
     return [_tensor(value, what)], None
 
 
+def _nesting(value):
+    """(template, flat list) of outputs given as nested lists or tuples (``[[seq, state], head]``: Keras's
+    feature extractor of ``[layer.output for layer in model.layers]``), the template holding the flat indices;
+    (None, ``value``) for anything else."""
+    if not isinstance(value, (list, tuple)) or not any(isinstance(v, (list, tuple)) for v in value):
+        return None, value
+    flat: list = []
+
+    def walk(item):
+        if isinstance(item, (list, tuple)):
+            return type(item)(walk(v) for v in item)
+        flat.append(item)
+        return len(flat) - 1
+
+    return walk(value), flat
+
+
+def _rebuilt(template, values: list):
+    """``values`` (flat) in the nested structure of ``template``."""
+    if isinstance(template, (list, tuple)):
+        return type(template)(_rebuilt(t, values) for t in template)
+    return values[template]
+
+
+def flat_targets(model, y):
+    """Targets given in the structure of a model's nested outputs, flattened as its outputs are (else ``y``)."""
+    template = getattr(model, "_output_nesting", None)
+    if template is None or not isinstance(y, (list, tuple)) or not any(isinstance(v, (list, tuple)) for v in y):
+        return y
+    return _nesting(y)[1]
+
+
 class Model(KerasModelAPI, WrapperTrainable):
     """Keras 3's Functional model: ``Model(inputs, outputs, name=...)`` on symbolic tensors."""
 
@@ -66,6 +98,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         self.name = checked_name(name, "Model") or unique_name("functional")
         self._trainable = bool(trainable)  # (as given: the layers keep their own flags)
         self._inputs, self._input_struct = _flatten_io(inputs, "Model input", sort_keys=True)  # (as Keras)
+        self._output_nesting, outputs = _nesting(outputs)  # (nested lists of outputs: predicted so, kept flat)
         self._outputs, self._output_struct = _flatten_io(outputs, "Model output", sort_keys=True)
         #: a dict of outputs comes back with the keys in the order given (Keras's too)
         self._output_key_order = list(outputs) if isinstance(outputs, dict) else None
@@ -271,6 +304,8 @@ class Model(KerasModelAPI, WrapperTrainable):
         if xs is not None:
             given = np.float64 if any(getattr(x, "dtype", None) == np.float64 for x in xs) else None
             outs = [in_layer_dtype(o, t.node.layer, given) for o, t in zip(outs, self._outputs)]
+        if getattr(self, "_output_nesting", None) is not None:
+            return _rebuilt(self._output_nesting, outs)
         if self._output_struct is None or (self._output_struct == "list" and len(outs) == 1):
             return outs[0]  # Keras returns a list of one output as the array itself (unpack_singleton)
         if isinstance(self._output_struct, list):

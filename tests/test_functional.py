@@ -411,3 +411,27 @@ def test_a_symbolic_tensor_refuses_what_would_read_its_values():
         model.predict(x)
     # what the graph does with tensors still works: identity comparisons, membership, ops
     assert x == x and x in [x] and (x + 1).shape == (None, 5, 3)
+
+
+def test_outputs_in_nested_lists_predict_and_train_in_their_structure(keras, rng):
+    """``Model(i, [[sequence, h, c], head])`` (the feature extractor of ``[layer.output for layer in ...]``):
+    predicted in the nested structure, trained on targets given in it, as Keras's."""
+    x = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    results = []
+    for k in (keras, fg):
+        inputs = k.Input((5, 3))
+        sequence, h, c = k.layers.LSTM(4, return_sequences=True, return_state=True)(inputs)
+        model = k.Model(inputs, [[sequence, h, c], k.layers.Dense(2)(h)])
+        if k is keras:
+            weights = model.get_weights()
+        model.set_weights(weights)
+        model.compile(k.optimizers.SGD(0.1), "mse")
+        targets = [[np.ones((4, 5, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32)],
+                   np.ones((4, 2), np.float32)]
+        model.fit(x, targets, epochs=2, batch_size=2, shuffle=False, verbose=0)
+        results.append((model.predict(x, verbose=0), model.evaluate(x, targets, verbose=0)))
+    (theirs, their_losses), (ours, our_losses) = results
+    assert isinstance(ours, list) and isinstance(ours[0], list) and len(ours[0]) == 3
+    for a, b in zip(ours[0] + [ours[1]], theirs[0] + [theirs[1]]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(our_losses, their_losses, rtol=1e-5)

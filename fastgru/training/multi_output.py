@@ -212,10 +212,12 @@ class MultiCompiled:
 def check_xy(model, x, y, sample_weight=None):
     """Inputs (list/dict/array) and targets (one per output: array, list or dict keyed by output name)
     checked, as MultiArrays, before anything is computed."""
+    from ..functional import flat_targets
     from .trainer import _numeric, check_finite_data
 
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
+    y = flat_targets(model, y)  # (targets nested as the outputs are)
     if isinstance(x, MultiArray):
         x = x.arrays
     xs = model._input_list(x)
