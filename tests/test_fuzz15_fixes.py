@@ -257,3 +257,34 @@ def test_tf_keras_per_output_losses_weighted_by_batch_size(rng, tmp_path):
     mine = ours.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
     for key in ("loss", "r_loss", "c_loss", "r_mae"):
         np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, err_msg=key)
+
+
+@pytest.mark.keras
+def test_numbered_concatenates_of_masked_tensors_open_in_keras_whatever_its_counter(keras, rng, tmp_path):
+    """The ops Keras makes when it rebuilds masks take the next free number of its counter, which may be any layer's
+    (``concatenate_2``): every layer named ``concatenate`` or ``concatenate_<n>`` is renamed in a masked model."""
+    L = keras.layers
+    a, b = keras.Input((10,)), keras.Input((6,))
+    joined = L.Concatenate(axis=1)([L.Embedding(30, 8, mask_zero=True)(a), L.Embedding(30, 8)(b)])
+    h = L.GRU(5, return_sequences=True)(joined)
+    h2 = L.LSTM(4)(L.Average()([h, L.Dense(5)(joined)]))
+    km = keras.Model([a, b], L.Dense(1)(L.Concatenate()([L.GlobalAveragePooling1D()(h), h2])))
+    x = [rng.integers(0, 30, (4, 10)), rng.integers(1, 30, (4, 6))]
+    x[0][0, 7:] = 0
+    km.save(tmp_path / "k.keras")
+    ours = fg.load_model(tmp_path / "k.keras")
+    ours.save(tmp_path / "ours.keras")
+    ours.save(tmp_path / "ours.h5")
+    np.save(tmp_path / "a.npy", x[0])
+    np.save(tmp_path / "b.npy", x[1])
+    script = ("import os, sys; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'; import numpy as np, keras; "
+              "keras.layers.Concatenate(); d = sys.argv[1]; x = [np.load(d + '/a.npy'), np.load(d + '/b.npy')]; "
+              "[np.save(d + f'/y_{f}.npy', keras.models.load_model(d + f'/ours.{f}', compile=False).predict(x, "
+              "verbose=0)) for f in ('keras', 'h5')]")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for f in ("keras", "h5"):
+        np.testing.assert_allclose(np.load(tmp_path / f"y_{f}.npy"), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime
 
 from ..errors import UnsupportedKerasFeature
@@ -228,8 +229,8 @@ def _avoid_mask_op_names(config) -> None:
         return
     names = {e.get("name") for e in layers}
     renames = {}
-    for entry in layers:
-        if entry.get("name") in _MASK_OP_NAMES:
+    for entry in layers:  # (its name or a numbered one: Keras's counter in the loading process may be anywhere)
+        if re.fullmatch(rf"({'|'.join(_MASK_OP_NAMES)})(_\d+)?", str(entry.get("name"))):
             new = next(f"{entry['name']}_layer{'' if k == 0 else f'_{k}'}" for k in range(len(names) + 1)
                        if f"{entry['name']}_layer{'' if k == 0 else f'_{k}'}" not in names)
             renames[entry["name"]] = new
