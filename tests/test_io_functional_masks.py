@@ -45,3 +45,20 @@ def test_masking_layer_in_a_functional_model(tmp_path, keras):
     x[0, 6:] = 0
     model.save(tmp_path / "m.keras")
     np.testing.assert_allclose(fg.load_model(tmp_path / "m.keras").predict(x), model.predict(x, verbose=0), atol=2e-6)
+
+
+def test_a_loaded_graph_lists_its_layers_and_weights_in_the_file_s_order(keras, tmp_path):
+    """Keras orders a masked graph's layers with the mask ops it records (``a, ea, b, eb``): a loaded model lists
+    them, and its weights, in the file's order, as Keras's loaded model does."""
+    L = keras.layers
+    a, b = keras.Input((10,), name="a"), keras.Input((6,), name="b")
+    joined = L.Concatenate(axis=1, name="c")([L.Embedding(30, 8, mask_zero=True, name="ea")(a),
+                                              L.Embedding(30, 8, name="eb")(b)])
+    h = L.GRU(5, return_sequences=True, name="g")(joined)
+    h2 = L.LSTM(4, name="l")(L.Average(name="avg")([h, L.Dense(5, name="d5")(joined)]))
+    theirs = keras.Model([a, b], L.Dense(1, name="out")(L.Concatenate(name="c2")(
+        [L.GlobalAveragePooling1D(name="gap")(h), h2])))
+    theirs.save(tmp_path / "order.keras")
+    ours = fg.load_model(tmp_path / "order.keras")
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]

@@ -41,8 +41,8 @@ from .keras_rnn_cells import is_stacked, stacked_layers
 
 
 def is_functional(model_config) -> bool:
-    """True for a Functional config, or a Sequential one holding a Functional or Sequential model (built here as
-    a Sequential whose layers include a fastgru Model)."""
+    """True for a Functional config, or a Sequential one holding a model (built as a Sequential holding a
+    fastgru Model)."""
     if not isinstance(model_config, dict):
         return False
     if model_config.get("class_name") in GRAPH_CLASSES:
@@ -245,10 +245,14 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
     outs = [_take(tensors, r, path, "output_layers") for r in out_refs]
     name = config.get("name") if isinstance(config.get("name"), str) else None
     try:
-        return Model(_structure(ins, in_struct), _structure(outs, out_struct), name=name,
-                     trainable=bool(config.get("trainable", True)))
+        model = Model(_structure(ins, in_struct), _structure(outs, out_struct), name=name,
+                      trainable=bool(config.get("trainable", True)))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"the Functional graph is not valid ({exc})") from None
+    order = {_entry_name(e): i for i, e in enumerate(entries)}  # (model.layers, weights: the file's order)
+    if all(layer.name in order for layer in model._all_layers):
+        model._all_layers.sort(key=lambda layer: order[layer.name])
+    return model
 
 
 def _wraps_model(entry) -> bool:
