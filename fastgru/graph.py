@@ -150,9 +150,9 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
 
 
 def _compatible(expected, received, feature_axes: int = 1) -> bool:
-    """Same rank and the same last (feature) axis, as Keras's input specs check; the others (time steps) may
-    differ (every axis, for ``input_feature_axes = 0``: an Embedding's token ids)."""
-    if len(expected) != len(received):
+    """Same rank and last (feature) axis, as Keras's input specs check (``input_feature_axes`` -1: any rank from 2,
+    a Dense's; 0: any shape, token ids); the others (time steps) may differ."""
+    if len(expected) != len(received) and not (feature_axes == -1 and min(len(expected), len(received)) >= 2):
         return False
     if len(expected) < 2 or feature_axes == 0:
         return True
@@ -204,9 +204,10 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if layer.built:
             built = layer.input_shape
             axes = getattr(layer, "input_feature_axes", 1)
-            ok = (isinstance(built, list) and len(built) == len(in_shape) and all(  # (a list built on a list)
-                _compatible(b, s, axes) for b, s in zip(built, in_shape))) if list_args else \
-                _compatible(built, in_shape, axes)
+            listed = bool(built) and isinstance(built[0], (list, tuple))  # (no weights: any shape, as Keras)
+            ok = not layer.weights or (listed and len(built) == len(in_shape) and all(
+                _compatible(b, s, axes) for b, s in zip(built, in_shape)) if list_args else
+                _compatible(built, in_shape, axes))
             if not ok:
                 raise ValueError(f"{label} was built for input shape {_fmt(built)} and is called on a tensor of "
                                  f"incompatible shape {_fmt(in_shape)}")

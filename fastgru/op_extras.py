@@ -65,7 +65,8 @@ def slice(inputs, start_indices, shape):  # noqa: A001  (Keras's name)
     if _symbolic(inputs):
         return _node("Slice", inputs, {"shape": list(shape)}, args=[start_indices])
     (inputs,) = _on_arrays("slice", inputs)
-    index = tuple(np.s_[int(s):int(s) + int(n)] for s, n in zip(np.reshape(start_indices, -1), shape))
+    index = tuple(np.s_[int(s):None if int(n) == -1 else int(s) + int(n)]  # (-1: to the end, as Keras's)
+                  for s, n in zip(np.reshape(start_indices, -1), shape))
     return eager(inputs[index].copy())
 
 

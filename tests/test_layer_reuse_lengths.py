@@ -58,3 +58,33 @@ def test_a_weight_laid_out_along_time_still_checks_its_length(rng):
     fg.Model(inputs, dense(inputs))
     with pytest.raises(ValueError, match="EinsumDense .* expects input shape"):
         dense(rng.standard_normal((2, 3, 5)).astype(np.float32))
+
+
+def test_shared_attention_dense_of_another_rank_and_permute_of_another_width_run_as_keras_s(keras, rng):
+    """A seq2seq inference model reuses the training model's Attention (the same shapes, or one decoder step), a
+    Dense built on (None, 5) runs on (None, 4, 5) (its kernel's axis alike), a Permute on another last axis."""
+    outputs = []
+    x = [rng.standard_normal((2, 1, 8)).astype(np.float32), rng.standard_normal((2, 7, 8)).astype(np.float32),
+         rng.standard_normal((2, 4, 5)).astype(np.float32), rng.standard_normal((2, 16, 1)).astype(np.float32)]
+    for k in (keras, fg):
+        attention, dense, permute = k.layers.Attention(), k.layers.Dense(3), k.layers.Permute((2, 1))
+        attention([k.Input((5, 8)), k.Input((7, 8))])
+        attention([k.Input((5, 8)), k.Input((7, 8))])
+        dense(k.Input((5,)))
+        permute(k.Input((16, 5)))
+        inputs = [k.Input((1, 8)), k.Input((7, 8)), k.Input((4, 5)), k.Input((16, 1))]
+        model = k.Model(inputs, [attention([inputs[0], inputs[1]]), dense(inputs[2]), permute(inputs[3])])
+        if k is keras:
+            weights = model.get_weights()
+        model.set_weights(weights)
+        outputs.append(model.predict(x, verbose=0))
+    for a, b in zip(outputs[1], outputs[0]):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ops_slice_takes_minus_one_as_to_the_end_on_arrays(keras):
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for start, size in (([0, 0, 0], [-1, 2, -1]), ([1, 0, 2], [-1, -1, 2])):
+        ours, theirs = fg.ops.slice(a, start, size), keras.ops.slice(a, start, size)
+        np.testing.assert_array_equal(ours, np.asarray(theirs))

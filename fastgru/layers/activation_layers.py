@@ -24,8 +24,8 @@ class _Elementwise(Layer):
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{type(self).__name__} {self.name!r} expects a numeric input array, received dtype "
                             f"{x.dtype}")
-        fixed = self._fixed_axes()  # (the rank, and the axes a weight is laid out on: the others may vary, as in
-        if self.input_shape is not None and (x.ndim != len(self.input_shape) or any(  # Keras: a shared layer)
+        fixed = self._fixed_axes()  # (with a weight, its rank and the axes it is laid out on; else any shape, as
+        if self.input_shape is not None and fixed and (x.ndim != len(self.input_shape) or any(  # in Keras)
                 self.input_shape[a] is not None and self.input_shape[a] != x.shape[a] for a in fixed)):
             raise ValueError(f"{type(self).__name__} {self.name!r} expects input shape {self.input_shape}, received "
                              f"shape {x.shape}")

@@ -34,6 +34,7 @@ class Dense(LoraFrozen, Layer):
     weight_names = ("kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
     supports_masking = True
+    input_feature_axes = -1  # (reused on any rank from 2, the last axis its kernel's: Keras's input spec)
 
     def __init__(
         self,
