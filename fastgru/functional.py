@@ -75,14 +75,6 @@ def _rebuilt(template, values: list):
     return values[template]
 
 
-def flat_targets(model, y):
-    """Targets given in the structure of a model's nested outputs, flattened as its outputs are (else ``y``)."""
-    template = getattr(model, "_output_nesting", None)
-    if template is None or not isinstance(y, (list, tuple)) or not any(isinstance(v, (list, tuple)) for v in y):
-        return y
-    return _nesting(y)[1]
-
-
 class Model(KerasModelAPI, WrapperTrainable):
     """Keras 3's Functional model: ``Model(inputs, outputs, name=...)`` on symbolic tensors."""
 

@@ -25,6 +25,19 @@ class KerasModelAPI(VariableLists):
         """The names of ``model.metrics``: ``"loss"`` and the compiled metrics' (empty before compile)."""
         return [m.name for m in self.metrics]
 
+    @property
+    def losses(self) -> list:
+        """Keras's ``model.losses``: the values its layers' ``add_loss`` was given in their latest call (custom
+        layers, nested models), then each trainable weight's regularization penalty."""
+        from .eager import eager
+        from .training.regularization import weight_regularizers
+        from .variables import array_of
+
+        added = [v for layer in self._layers_and_ops for v in (getattr(layer, "losses", None) or [])]
+        regs = weight_regularizers(self._layers_and_ops)
+        return added + [eager(np.asarray(regs[id(array_of(w))][0](array_of(w)), np.float32))
+                        for w in self.trainable_weights if id(array_of(w)) in regs]
+
     def reset_metrics(self) -> None:
         """Reset the loss tracker and every compiled metric (``fit``/``evaluate`` do it themselves)."""
         for m in self.metrics:

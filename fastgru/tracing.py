@@ -248,8 +248,8 @@ class WeightExpression:
         return self.compute() if dtype is None else self.compute().astype(dtype)
 
     def _binary(self, name: str, a, b):
-        if getattr(a, "_fg_symbolic", False) or getattr(b, "_fg_symbolic", False):
-            return NotImplemented
+        if any(getattr(v, "_fg_symbolic", False) or type(v).__name__ == "BatchTotal" for v in (a, b)):
+            return NotImplemented  # (the tensor's or the total's operator)
         return elementwise_expression(name, [a, b])
 
     def __add__(self, other):

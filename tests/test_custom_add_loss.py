@@ -147,6 +147,15 @@ class _TimesTensor(fg.layers.Layer):  # (a total times a tensor)
         return inputs
 
 
+class _WeightTimesTotal(fg.layers.Layer):  # (a weight times a total: not a multiple by a number)
+    def build(self, input_shape):
+        self.a = self.add_weight(shape=(), initializer="ones", name="a")
+
+    def call(self, inputs):
+        self.add_loss(self.a * fg.ops.mean(fg.ops.square(inputs)))
+        return inputs * self.a
+
+
 class _NumPyLoss(fg.layers.Layer):  # (no weights, a call NumPy computes: untraced, its loss would be lost)
     def call(self, inputs):
         self.add_loss(np.mean(np.asarray(inputs) ** 2))
@@ -156,6 +165,26 @@ class _NumPyLoss(fg.layers.Layer):  # (no weights, a call NumPy computes: untrac
 @pytest.mark.parametrize("layer_class, what", [
     (_Root, "keras.ops Sqrt of a total over the batch"),
     (_TimesTensor, "a product or quotient with a tensor"),
+    (_WeightTimesTotal, "a product or quotient with a tensor, an array or a weight of a total"),
     (_NumPyLoss, "could not be traced")])
 def test_a_loss_the_trace_cannot_compute_is_refused_by_name(rng, layer_class, what):
     assert_fit_refused(layer_class(name="custom"), what, rng)
+
+
+def test_model_losses_are_keras_s(keras, rng):
+    """``model.losses``: the latest call's added losses (its layers'), then the regularization penalties of its
+    trainable weights, as Keras lists them."""
+    models = []
+    for k in (keras, fg):
+        project, sparse = _layers(k)
+        inputs = k.Input((5, 4))
+        h = k.layers.Dense(4, kernel_regularizer=k.regularizers.L2(0.1))(sparse()(inputs))
+        models.append(k.Model(inputs, project(3)(h)))
+    theirs, ours = models
+    ours.set_weights(theirs.get_weights())
+    x = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    theirs(x)
+    ours(x)
+    assert len(ours.losses) == len(theirs.losses) == 5
+    np.testing.assert_allclose(sorted(float(v) for v in ours.losses), sorted(float(v) for v in theirs.losses),
+                               rtol=1e-5)

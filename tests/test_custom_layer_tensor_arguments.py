@@ -97,3 +97,32 @@ def test_tensors_beside_a_list_or_to_a_built_in_layer_are_refused_by_name():
         Takes()([a, b], other=c)
     with pytest.raises(TypeError, match="unexpected keyword arguments"):
         fg.layers.Dense(2)(a, other=b)
+
+
+def _context(keras):
+    class Context(keras.layers.Layer):  # (a build taking one shape per tensor: Keras's shapes_dict)
+        def build(self, inputs_shape, context_shape):
+            self.w = self.add_weight(shape=(context_shape[-1], inputs_shape[-1]), initializer="glorot_uniform",
+                                     name="w")
+
+        def call(self, inputs, context):
+            return inputs + keras.ops.expand_dims(keras.ops.matmul(context, self.w), 1)
+
+    return Context
+
+
+def test_a_build_of_one_shape_per_tensor_saves_keras_s_shapes_dict(keras, tmp_path, rng):
+    models = []
+    for k in (keras, fg):
+        sequence, context = k.Input((6, 5)), k.Input((3,))
+        models.append(k.Model([sequence, context], _context(k)()(sequence, context=context)))
+    theirs, ours = models
+    ours.set_weights(theirs.get_weights())
+    ours.save(tmp_path / "ours.keras")
+    layers = json.loads(zipfile.ZipFile(tmp_path / "ours.keras").read("config.json"))["config"]["layers"]
+    entry = next(e for e in layers if e["class_name"] == "Context")
+    assert entry["build_config"] == {"shapes_dict": {"inputs_shape": [None, 6, 5], "context_shape": [None, 3]}}
+    again = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Context": _context(keras)})
+    x = [rng.standard_normal((2, 6, 5)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)]
+    np.testing.assert_allclose(again.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-6)

@@ -75,10 +75,28 @@ def prepare_user_class(cls, base) -> None:
             f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in _weight_paths(sub)])
     if getattr(cls, "keras_var_groups", None) is None:
         cls.keras_var_groups = lambda self: keras_var_groups(self, base)
+    if getattr(cls, "keras_build_config", None) is None:
+        cls.keras_build_config = _build_config
     if getattr(cls, "add_loss", None) is None:
         cls.add_loss = _add_loss
         cls.losses = property(lambda self: list(self.__dict__.get("_fg_added_losses", ())) + [
             v for sub in _sublayers(self, base) for v in (getattr(sub, "losses", None) or [])])
+
+
+def _build_config(self) -> dict:
+    """Keras's build config: the input's shape; for a call given several tensors (``layer(x, context=c)``) whose
+    ``build`` takes a shape each, Keras's ``shapes_dict`` (``inputs_shape``, ``context_shape``), else the first
+    tensor's shape, as Keras writes them."""
+    names, shape = self.__dict__.get("_fg_tensor_names"), self.input_shape
+    if not names or not (shape and isinstance(shape[0], (list, tuple))):
+        return {"input_shape": [list(s) for s in shape] if shape and isinstance(shape[0], (list, tuple)) else
+                list(shape)}
+    takes = [p for p in list(inspect.signature(type(self).build).parameters.values())[1:]
+             if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if len(takes) != len(shape):
+        return {"input_shape": list(shape[0])}
+    first = list(inspect.signature(type(self)._fg_own_call).parameters)[1]
+    return {"shapes_dict": {f"{n}_shape": list(s) for n, s in zip([first, *names], shape)}}
 
 
 def _add_loss(self, loss) -> None:

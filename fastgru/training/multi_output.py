@@ -209,15 +209,30 @@ class MultiCompiled:
         return logs
 
 
+def _flat_targets(model, y):
+    """Targets given in the structure of a model's nested outputs (``functional._nesting``), flattened as its
+    outputs are; else ``y``."""
+    if getattr(model, "_output_nesting", None) is None or not isinstance(y, (list, tuple)) or \
+            not any(isinstance(v, (list, tuple)) for v in y):
+        return y
+    flat: list = []
+
+    def walk(item):
+        for v in item:
+            walk(v) if isinstance(v, (list, tuple)) else flat.append(v)
+
+    walk(y)
+    return flat
+
+
 def check_xy(model, x, y, sample_weight=None):
     """Inputs (list/dict/array) and targets (one per output: array, list or dict keyed by output name)
     checked, as MultiArrays, before anything is computed."""
-    from ..functional import flat_targets
     from .trainer import _numeric, check_finite_data
 
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
-    y = flat_targets(model, y)  # (targets nested as the outputs are)
+    y = _flat_targets(model, y)  # (targets nested as the outputs are)
     if isinstance(x, MultiArray):
         x = x.arrays
     xs = model._input_list(x)
