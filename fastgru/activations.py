@@ -256,8 +256,9 @@ def _relu_with_options(x, negative_slope=0.0, max_value=None, threshold=0.0):
         x, max_value = op["relu6"](x), None
     else:
         x = op["relu"](x)
-    if max_value is not None:
-        x = op["clip"](x, 0.0, float(max_value))
+    if max_value is not None:  # (integers stay integers, as Keras's)
+        whole = np.dtype(str(x.dtype)).kind in "iu"
+        x = op["clip"](x, 0 if whole else 0.0, int(max_value) if whole else float(max_value))
     if negative_slope != 0.0:
         x = op["subtract"](x, op["multiply"](negative_part, negative_slope))
     return x

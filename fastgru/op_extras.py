@@ -1,7 +1,7 @@
 """More of Keras's ``keras.ops`` on ``fastgru.ops`` (``op_functions`` has the table-made ones): ``pad``,
 ``average``, ``slice`` (a graph's Pad, Average and Slice nodes on symbolic tensors, NumPy's functions on arrays),
-``layer_normalization`` and ``rms_normalization`` (composed of ops as Keras computes them, so a custom layer's
-``gamma``/``scale`` weights train through them), ``segment_sum`` and ``segment_max`` (on arrays), and the
+``layer_normalization``, ``rms_normalization`` and ``multi_hot`` (composed of ops as Keras computes them, so a
+custom layer's ``gamma``/``scale`` weights train through them), ``segment_sum`` and ``segment_max`` (on arrays), and the
 ``ops.nn`` and ``ops.numpy`` namespaces (``keras.ops.nn.softmax``)."""
 
 from __future__ import annotations
@@ -153,8 +153,18 @@ def where(condition, x1=None, x2=None):
     return eager([i.astype(np.int32) for i in np.nonzero(condition)])
 
 
+def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False, **kwargs):
+    """Keras's ``ops.multi_hot``: 1 for every class among each row's ids (the one-hot encodings' maximum over the
+    ids' axis: axis 1 of a batch, 0 of one row)."""
+    if sparse:
+        raise UnsupportedKerasFeature("keras.ops multi_hot with sparse=True (fastgru computes dense arrays)")
+    num_classes = kwargs.pop("num_tokens", num_classes)  # (Keras's former name)
+    over = 1 if len(inputs.shape) > 1 else 0
+    return OPS["max"](OPS["one_hot"](inputs, num_classes, axis=axis, dtype=dtype), axis=over)
+
+
 FUNCTIONS = {f.__name__: f for f in (pad, average, slice, layer_normalization, rms_normalization, segment_sum,
-                                     segment_max, where)}
+                                     segment_max, where, multi_hot)}
 
 
 def install(module) -> None:

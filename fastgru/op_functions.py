@@ -200,8 +200,8 @@ def _run(op: str, tensor_args: list, config: dict, numpy_call=None, expression=N
                           for k, r in enumerate(result)])
         if op in _INDEX_RESULTS or op in _BOOL_RESULTS:  # (on arrays, Keras's dtypes: a graph carries floats)
             result = result.astype(np.int32 if op in _INDEX_RESULTS else bool)
-        elif op == "Cast":
-            return eager(result.astype(np.dtype(config["dtype"])))
+        elif op in ("Cast", "OneHot"):  # (one_hot: Keras's floatx unless a dtype is given, whatever the ids')
+            return eager(result.astype(np.dtype(config.get("dtype") or "float32")))
         floats = [v.dtype.itemsize for v in flat(tensor_args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
         widest = max(floats, default=0)
         if result.dtype.kind == "f" and result.dtype.itemsize < widest and numpy_call is not None:

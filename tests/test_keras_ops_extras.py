@@ -39,6 +39,9 @@ _EAGER_CASES = {
     "segment_sum": lambda o: o.segment_sum(_INTS, np.array([0, 2]), num_segments=3),
     "segment_max": lambda o: o.segment_max(_INTS.astype(np.float32), np.array([1, 1])),
     "nn.softmax": lambda o: o.nn.softmax(_INTS.astype(np.float32)),
+    "multi_hot": lambda o: o.multi_hot(np.array([[1, 2, 2], [4, 0, 0]], np.int32), 5),
+    "nn.multi_hot of one row": lambda o: o.nn.multi_hot(np.array([3, 1], np.int32), 4),
+    "one_hot of float64 ids": lambda o: o.one_hot(np.array([1.0, 2.0]), 3),
     "numpy.cumsum": lambda o: o.numpy.cumsum(_INTS, axis=1),
 }
 
@@ -54,6 +57,12 @@ def test_ops_on_arrays_give_keras_s_values_and_dtypes(keras, case):
         tolerance = 1e-3 if b.dtype == np.float16 else 1e-6  # (float16: computed in float32, then rounded)
         np.testing.assert_allclose(np.asarray(a, np.float64), b.astype(np.float64), rtol=tolerance, atol=tolerance,
                                    err_msg=case)
+
+
+def test_relu_with_max_value_keeps_integers_as_keras_s(keras):
+    ours, theirs = (k.activations.relu(_INTS, max_value=3) for k in (fg, keras))
+    assert np.asarray(ours).dtype == np.asarray(theirs).dtype == np.int32
+    np.testing.assert_array_equal(ours, np.asarray(theirs))
 
 
 def _graph(k):
