@@ -54,10 +54,20 @@ def own_objects(metrics: list, taken: list) -> list:
     return out
 
 
-def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_ranks: bool = False) -> None:
+def reads_logits(metrics: list, output_activation: str | None) -> bool:
+    """Whether any of ``metrics`` is computed from the logits of an output made by ``output_activation``
+    (a crossentropy metric on a sigmoid or softmax output: ``_LossMetric.reads_logits``)."""
+    return output_activation is not None and any(
+        getattr(m, "reads_logits", None) is not None and m.reads_logits(output_activation) for m in metrics)
+
+
+def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_ranks: bool = False,
+           logits: tuple | None = None) -> None:
     """Update one output's metrics: the first ``n_plain`` without the samples' weights, the others (the
-    weighted metrics) with ``sample_weight``; both with the output's mask. ``keras2_ranks`` (a model compiled
-    from a tf_keras file): targets of rank 1 against outputs of rank 2 become (batch, 1) first, as tf_keras's
+    weighted metrics) with ``sample_weight``; both with the output's mask. ``logits``: ``(pre-activation,
+    activation name)`` of the output, which the metrics that read logits take (:func:`reads_logits`, as
+    Keras's crossentropy metrics read the tag TensorFlow's sigmoid and softmax leave). ``keras2_ranks`` (a model
+    compiled from a tf_keras file): targets of rank 1 against outputs of rank 2 become (batch, 1) first, as tf_keras's
     compiled metrics take them (``match_dtype_and_rank``: a categorical accuracy of (batch,) labels then
     compares each row's argmax with 0)."""
     if keras2_ranks and np.ndim(y) == 1 and np.ndim(y_pred) == 2:
@@ -66,11 +76,12 @@ def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_r
         _update_keras2_masked(metrics, n_plain, y, y_pred, sample_weight, mask)
         return
     for i, m in enumerate(metrics):
+        weights = {} if i < n_plain or sample_weight is None else {"sample_weight": sample_weight}
         try:
-            if i < n_plain or sample_weight is None:
-                m.update_state(y, y_pred, mask=mask)
+            if logits is not None and reads_logits([m], logits[1]):
+                m.update_state_from_logits(y, logits[0], mask=mask, **weights)
             else:
-                m.update_state(y, y_pred, sample_weight=sample_weight, mask=mask)
+                m.update_state(y, y_pred, mask=mask, **weights)
         except ValueError as exc:  # (NumPy's broadcasting error, named)
             raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
                              f"{np.shape(y_pred)} ({exc})") from None

@@ -167,7 +167,10 @@ class MeanMetricWrapper(Mean):
         super().__init__(name or fn.__name__, dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
-        values = self._fn(np.asarray(y_true), np.asarray(y_pred), **self._fn_kwargs)
+        self._update_values(self._fn(np.asarray(y_true), np.asarray(y_pred), **self._fn_kwargs), sample_weight, mask)
+
+    def _update_values(self, values, sample_weight=None, mask=None) -> None:
+        """Add per-sample ``values``, weighted by ``sample_weight`` times ``mask``."""
         if mask is not None:
             m = np.asarray(mask).astype(self.dtype)
             if sample_weight is not None:

@@ -16,12 +16,13 @@ from .loss_base import _float_dtype, _same_rank
 from .metric_base import Mean, MeanMetricWrapper, Metric
 
 
-def _loss_values(loss, negate: bool = False):
-    """The per-sample values of ``loss`` (its ``_values``, without the reduction), as a metric function."""
+def _loss_values(loss, negate: bool = False, from_logits: bool | None = None):
+    """The per-sample values of ``loss`` (its ``_values``, without the reduction), as a metric function
+    (``from_logits``: taking logits whatever the loss's own option)."""
     def values(y_true, y_pred):
         y_pred = np.asarray(y_pred)
         t, x = loss._align(np.asarray(y_true), y_pred.astype(_float_dtype(y_pred), copy=False))
-        v = loss._values(t, x, loss.from_logits)[0]
+        v = loss._values(t, x, loss.from_logits if from_logits is None else from_logits)[0]
         return -v if negate else v
     return values
 
@@ -39,8 +40,19 @@ class _LossMetric(MeanMetricWrapper):
             raise ValueError(f"{type(self).__name__}: only axis=-1 is supported; received axis={options['axis']}")
         options.pop("axis", None)
         self._options = options
-        loss = self.loss_class(**options)
-        super().__init__(_loss_values(loss, self.negate), name or self.default_name, dtype)
+        self._loss = self.loss_class(**options)
+        super().__init__(_loss_values(self._loss, self.negate), name or self.default_name, dtype)
+
+    def reads_logits(self, output_activation: str | None) -> bool:
+        """Whether Keras computes this metric from the logits that a sigmoid or softmax output carries, as the
+        crossentropy losses do (``losses.uses_logits``): TensorFlow's crossentropies read the tag whether loss
+        or metric calls them, and a metric never reshapes the prediction first."""
+        return self._loss.uses_output_logits(output_activation)
+
+    def update_state_from_logits(self, y_true, logits, sample_weight=None, mask=None) -> None:
+        """``update_state`` from the output's logits (:meth:`reads_logits`): unclipped, as Keras's."""
+        values = _loss_values(self._loss, self.negate, from_logits=True)(np.asarray(y_true), np.asarray(logits))
+        self._update_values(values, sample_weight, mask)
 
     def get_config(self) -> dict:
         return {**super().get_config(), **self._options}

@@ -318,46 +318,50 @@ def check_xy(model, x, y, sample_weight=None):
     return MultiArray(xs), MultiArray(ys), sample_weight
 
 
-def _logit_flags(model, compiled: MultiCompiled, ys, training: bool) -> tuple[list[bool], list]:
-    """Per output, whether its loss reads logits (its activations: ``logit_source``, through pass-through layers
-    and nested models, as TensorFlow's tag stays on the tensor)."""
-    flags, acts = [], []
+def _logit_flags(model, compiled: MultiCompiled, ys, training: bool) -> tuple[list[bool], list[bool], list]:
+    """Per output: whether its loss reads logits, whether its logits are computed (its loss or one of its
+    metrics reads them: ``compile_metrics.reads_logits``), and its activation (``logit_source``, through
+    pass-through layers and nested models, as TensorFlow's tag stays on the tensor)."""
+    shapes = [(len(ys[k]),) + tuple(out.shape[1:]) for k, out in enumerate(model._outputs)]
+    metrics = compiled.ensure_metrics(ys, shapes)
+    flags, wanted, acts = [], [], []
     for k, (slot, loss) in enumerate(zip(model._output_slots, compiled.losses)):
         producer = model._outputs[k].node
         act = graph_logits(model, k, training)[0]
         sole = (model._consumers.get(slot, 0) == 0 and model._output_slots.count(slot) == 1
                 and not producer.is_input and len(producer.outputs) == 1)
-        shape = (len(ys[k]),) + tuple(model._outputs[k].shape[1:])
         flags.append(bool(loss is not None and sole and act is not None
-                          and losses_module.uses_logits(loss, act, ys[k], shape)))
+                          and losses_module.uses_logits(loss, act, ys[k], shapes[k])))
+        wanted.append(flags[-1] or (sole and compile_metrics.reads_logits(metrics[k], act)))
         acts.append(act)
-    return flags, acts
+    return flags, wanted, acts
 
 
 def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
     compiled = model._compiled
     ys = y.arrays
-    flags, acts = _logit_flags(model, compiled, ys, training)
+    flags, wanted, acts = _logit_flags(model, compiled, ys, training)
     if training:
         _refuse_activity_regularizers(model)
-    outs, masks, tape = model._forward(x.arrays, None, training, flags)
+    outs, masks, tape = model._forward(x.arrays, None, training, wanted)
     compiled.take_dtype(model)
     # the weight regularizers' and the activity regularizers' penalties join the loss, as Keras's
     # compute_loss (training/regularization.py); the activity terms' gradients are in the tape
     total = regularization.weight_penalty(model._layers_and_ops, model.trainable_weights) + tape.activity_loss
-    d_outs, preds = [], []
+    d_outs, preds, logits = [], [], []
     for k, (loss, w, out, mask, yk) in enumerate(zip(compiled.losses, compiled.loss_weights, outs, masks, ys)):
         act = acts[k]
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
         sw = compile_metrics.keras2_weights_over_steps(compiled, sw, mask)
+        pred = activations.apply(act, out) if wanted[k] else out  # (the logits are computed: the probabilities)
         if flags[k]:
             value, grad = loss.value_and_grad_from_logits(yk, out, sample_weight=sw, mask=mask)
-            pred = activations.apply(act, out)
         elif loss is not None:
-            value, grad = loss.value_and_grad(yk, out, sample_weight=sw, mask=mask)
-            pred = out
+            value, grad = loss.value_and_grad(yk, pred, sample_weight=sw, mask=mask)
+            if wanted[k]:  # (a metric's logits: the loss's gradient through the activation)
+                grad = activations.gradient(act, out, pred, grad)
         else:
-            value, grad, pred = None, None, out
+            value, grad = None, None
         if value is not None:
             total += w * float(value)
             if compiled.output_trackers[k] is not None:
@@ -369,11 +373,13 @@ def _step(model, x: MultiArray, y: MultiArray, sample_weight, training: bool):
                 grad = grad * grad.dtype.type(w)
         d_outs.append(grad)
         preds.append(pred)
+        logits.append((out, act) if wanted[k] else None)
     compiled.loss_tracker.update_state(total, sample_weight=len(preds[0]))
     for k, (ms, yk, pred, mask) in enumerate(zip(compiled.ensure_metrics(ys, preds), ys, preds, masks)):
         # the compiled metrics take no sample_weight, the weighted metrics do (Keras 3)
         sw = sample_weight.arrays[k] if isinstance(sample_weight, MultiArray) else sample_weight
-        compile_metrics.update(ms, len(compiled.metric_specs[k]), yk, pred, sw, mask, compiled.keras2_ranks)
+        compile_metrics.update(ms, len(compiled.metric_specs[k]), yk, pred, sw, mask, compiled.keras2_ranks,
+                               logits[k])
     return d_outs, tape
 
 

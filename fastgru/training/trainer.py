@@ -92,22 +92,30 @@ def backward(model, dy, caches, activity: dict | None = None) -> list[np.ndarray
 
 
 def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: bool):
-    """Forward and loss. Returns (loss value, dloss/doutput, probabilities for metrics, mask, caches,
-    activity penalties). The loss value includes the regularization penalties, as Keras's."""
-    logits = losses_module.uses_logits(
-        compiled.loss, _output_activation(model, training), y, (len(x),) + tuple(model.output_shape[1:])
-    )
-    activity: dict = {}
-    out, mask, caches = forward(model, x, training, logits, activity)
-    sample_weight = compile_metrics.keras2_weights_over_steps(compiled, sample_weight, mask)
-    if logits:
-        from .. import activations
+    """Forward and loss. Returns (loss value, dloss/doutput, (probabilities, logits) for the metrics, mask,
+    caches, activity penalties). The loss value includes the regularization penalties, as Keras's. The output's
+    logits (``(pre-activation, activation)``, else None) are computed when the loss or a metric reads them: a
+    crossentropy of a sigmoid/softmax output, as TensorFlow's; a loss of the probabilities then backpropagates
+    through the activation here."""
+    from .. import activations
 
+    act = _output_activation(model, training)
+    shape = (len(x),) + tuple(model.output_shape[1:])
+    loss_logits = losses_module.uses_logits(compiled.loss, act, y, shape)
+    metric_logits = compile_metrics.reads_logits(compiled.ensure_metrics(y, shape), act)
+    activity: dict = {}
+    out, mask, caches = forward(model, x, training, loss_logits or metric_logits, activity)
+    sample_weight = compile_metrics.keras2_weights_over_steps(compiled, sample_weight, mask)
+    logits = None
+    y_pred = out
+    if loss_logits or metric_logits:
+        logits, y_pred = (out, act), activations.apply(act, out)
+    if loss_logits:
         value, grad = compiled.loss.value_and_grad_from_logits(y, out, sample_weight=sample_weight, mask=mask)
-        y_pred = activations.apply(_output_activation(model, training), out)
     else:
-        value, grad = compiled.loss.value_and_grad(y, out, sample_weight=sample_weight, mask=mask)
-        y_pred = out
+        value, grad = compiled.loss.value_and_grad(y, y_pred, sample_weight=sample_weight, mask=mask)
+        if logits is not None:
+            grad = activations.gradient(act, out, y_pred, grad)
     if compiled.loss_weight != 1.0:  # (Keras: the loss times its weight, in the loss's dtype)
         w = np.asarray(grad).dtype.type(compiled.loss_weight)
         value, grad = value * w, grad * w
@@ -115,27 +123,28 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     penalty += regularization.weight_penalty(model._layers_and_ops, model.trainable_weights)
     if penalty:
         value = value + penalty
-    return value, grad, y_pred, mask, caches, activity
+    return value, grad, (y_pred, logits), mask, caches, activity
 
 
-def _update_metrics(compiled: Compiled, value, y, y_pred, sample_weight, mask) -> None:
+def _update_metrics(compiled: Compiled, value, y, preds: tuple, sample_weight, mask) -> None:
+    y_pred, logits = preds
     compiled.loss_tracker.update_state(value, sample_weight=len(y_pred))
     # Keras 3 weights the loss by sample_weight, and the weighted metrics, not the compiled ``metrics``
     compile_metrics.update(compiled.ensure_metrics(y, y_pred), len(compiled.metric_specs), y, y_pred, sample_weight,
-                           mask, compiled.keras2_ranks)
+                           mask, compiled.keras2_ranks, logits)
 
 
 def train_step(model, x, y, sample_weight=None) -> None:
     if hasattr(model, "_train_step"):  # a Functional model: several inputs/outputs (training/multi_output.py)
         return model._train_step(x, y, sample_weight)
     compiled = _compiled(model)
-    value, grad, y_pred, mask, caches, activity = _loss_and_outputs(model, compiled, x, y, sample_weight,
-                                                                    training=True)
+    value, grad, preds, mask, caches, activity = _loss_and_outputs(model, compiled, x, y, sample_weight,
+                                                                   training=True)
     compiled.take_dtype(model)
-    _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
+    _update_metrics(compiled, value, y, preds, sample_weight, mask)
     grads = backward(model, grad, caches, activity)
     grads = regularization.add_weight_gradients(model._layers_and_ops, model.trainable_weights, grads)
-    compiled.optimizer.batch_size = len(y_pred)  # (tf_keras's Nadam steps: optimizers.Nadam)
+    compiled.optimizer.batch_size = len(preds[0])  # (tf_keras's Nadam steps: optimizers.Nadam)
     apply_to_model(compiled.optimizer, grads, model)
     regularization.apply_constraints(model._layers_and_ops, model.trainable_weights)
 
@@ -144,9 +153,9 @@ def test_step(model, x, y, sample_weight=None) -> None:
     if hasattr(model, "_test_step"):
         return model._test_step(x, y, sample_weight)
     compiled = _compiled(model)
-    value, _, y_pred, mask, _, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
+    value, _, preds, mask, _, _ = _loss_and_outputs(model, compiled, x, y, sample_weight, training=False)
     compiled.take_dtype(model)
-    _update_metrics(compiled, value, y, y_pred, sample_weight, mask)
+    _update_metrics(compiled, value, y, preds, sample_weight, mask)
 
 
 # ---------------------------------------------------------------------------------------------
