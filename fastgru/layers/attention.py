@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..random import make_rng
-from .base import Layer, call_on_list, compute_dtype, record_symbolic_call
+from .base import Layer, call_on_list_carrying, compute_dtype, record_symbolic_call
 from .registry import NONE, Boolean, Integer, KerasContract, Real, StrOptions, register_layer, validate_params
 
 _LARGE = 1.0e9  # what Keras subtracts from masked scores
@@ -66,7 +66,8 @@ class _Attention(Layer):
                 return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
         if not isinstance(inputs, (list, tuple)):
             self._arrays(inputs)  # raises: [query, value] expected
-        return call_on_list(self, [np.asarray(a) for a in inputs], mask=mask, training=training, **kwargs)
+        return call_on_list_carrying(self, inputs, [np.asarray(a) for a in inputs], mask=mask, training=training,
+                                     **kwargs)
 
     def build(self, input_shape) -> None:
         self._check_shapes(input_shape)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, keras_masks
 from .._kernels.aligned import aligned_copy
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
@@ -140,6 +140,14 @@ class WrapperTrainable:
             inner = self.__dict__.get(attr)
             for layer in inner if isinstance(inner, list) else [] if inner is None else [inner]:
                 layer.trainable = bool(value)
+
+
+def call_on_list_carrying(layer, inputs: list, arrays: list, mask=None, training: bool = False, **kwargs):
+    """:func:`call_on_list` of an eager call on the list ``inputs`` (``arrays``: as arrays): the masks the inputs
+    carry read when none is given, the output carrying the mask :meth:`Layer.compute_mask` gives (``keras_masks``)."""
+    mask = keras_masks.carried(inputs) if mask is None else mask
+    out = call_on_list(layer, arrays, mask=mask, training=training, **kwargs)
+    return out if mask is None else keras_masks.carrying(out, layer.compute_mask(arrays, mask))
 
 
 def call_on_list(layer, arrays: list, mask=None, training: bool = False, **kwargs):
@@ -400,12 +408,21 @@ class Layer(VariableLists, WeightOptions):
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
         if tracing() is not None and self.weights:  # (in a traced call, on a constant: a value from its weights)
             return layer_expression(self, x)
+        mask = keras_masks.carried(x) if mask is None else mask  # (the mask its input carries, as Keras reads it)
         if isinstance(x, (list, tuple)) and getattr(self, "_fg_user_layer", False):  # (a custom layer's list input)
-            return eager(call_on_list(self, [np.asarray(a) for a in x], mask=mask, training=training, **kwargs))
+            x = [np.asarray(a) for a in x]
+            return self._eager_output(x, mask, call_on_list(self, x, mask=mask, training=training, **kwargs))
         x = x if getattr(self, "takes_strings", False) else np.asarray(x)  # (strings: kept whole, as objects)
         self.ensure_built(np.shape(x))
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
-            return eager(self.call(x, mask=mask, training=training, **kwargs))  # (arrays with Keras's .numpy())
+            return self._eager_output(x, mask, self.call(x, mask=mask, training=training, **kwargs))
+
+    def _eager_output(self, x, mask, out):
+        """An eager call's output as arrays with Keras's ``.numpy()``, carrying the mask :meth:`compute_mask` gives
+        (Keras's layers leave theirs on the tensors they return: ``keras_masks``)."""
+        if mask is None and type(self).compute_mask is Layer.compute_mask:
+            return eager(out)
+        return keras_masks.carrying(eager(out), self.compute_mask(x, mask))
 
     @property
     def output(self):

@@ -17,7 +17,7 @@ import inspect
 
 import numpy as np
 
-from .. import constraints, initializers, regularizers
+from .. import constraints, initializers, keras_masks, regularizers
 from ..eager import eager, plain
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
@@ -54,6 +54,8 @@ def prepare_user_class(cls, base) -> None:
             cls._call_options += (TENSORS_KEY,)  # (tensors given to its parameters: tensor_arguments)
         cls.__call__ = _binding_call(cls.__call__, inspect.signature(call))
         cls._fg_own_call = call
+    if not getattr(cls.compute_mask, "_fg_keras_compute_mask", False):
+        cls.compute_mask = _keras_compute_mask(cls.compute_mask, cls.compute_mask is not base.compute_mask)
     build = cls.__dict__.get("build")
     if build is not None and not getattr(build, "_fg_keras_build", False):
         cls.build = _keras_build(build, base)
@@ -240,15 +242,42 @@ def _keras_call(call):
     def adapted(self, inputs, mask=None, training: bool = False, **kwargs):
         if isinstance(inputs, (list, tuple)) and TENSORS_KEY not in kwargs and "_fg_tensor_names" in self.__dict__:
             kwargs[TENSORS_KEY] = self.__dict__["_fg_tensor_names"]
+        given_inputs = inputs
+        inputs = keras_masks.carrying(inputs, mask)  # (its input carries its mask, as Keras's tensor does)
         inputs, mask, kwargs = unpacked(params, inputs, mask, kwargs)  # (attention(query, values): as given)
         given = {"mask": mask, "training": training}
         self.__dict__.pop("_fg_added_losses", None)  # (losses: the latest call's, as Keras clears them per call)
-        out = plain(call(self, inputs, **{k: given[k] for k in takes}, **kwargs))
+        out = call(self, inputs, **{k: given[k] for k in takes}, **kwargs)
+        keras_masks.record(self, given_inputs, keras_masks.carried(out))  # (what compute_mask then reads)
+        out = plain(out)
         return list(out) if isinstance(out, tuple) else out  # (several outputs: a list, as fastgru's layers give)
 
     adapted._fg_keras_call = True
     adapted._fg_takes = takes
     adapted._fg_wants_masks = "mask" in takes or any(p.endswith("_mask") for p in params)  # (query_mask=...)
+    return adapted
+
+
+def _keras_compute_mask(compute_mask, own: bool):
+    """``compute_mask`` after Keras's rules for the masks a call leaves on its outputs (``keras_masks``): a layer
+    that supports masking (``supports_masking``, or a ``compute_mask`` of its own) keeps the masks its outputs
+    already carry and computes the others; one that does not passes on what its outputs carry (its input returned,
+    or what a masking layer it holds made of it), and nothing else."""
+
+    @functools.wraps(compute_mask)
+    def adapted(self, inputs, mask=None):
+        found, masks = keras_masks.recorded(self, inputs)
+        if not found:
+            return compute_mask(self, inputs, mask)
+        if not (own or self.supports_masking):
+            return masks
+        if isinstance(masks, list):
+            computed = compute_mask(self, inputs, mask)
+            computed = computed if isinstance(computed, (list, tuple)) else [computed] + [None] * (len(masks) - 1)
+            return [m if m is not None else c for m, c in zip(masks, computed)]
+        return masks if masks is not None else compute_mask(self, inputs, mask)
+
+    adapted._fg_keras_compute_mask = True
     return adapted
 
 

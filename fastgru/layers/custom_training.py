@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import keras_masks
 from ..eager import plain
 from ..errors import UnsupportedKerasFeature
 from ..tracing import (
@@ -177,13 +178,13 @@ def forward_traced(self, x, mask=None, training: bool = True, skip_activation: b
     the call's other arguments given in the graph (``layer(x, temperature=0.5)``), traced with their values."""
     list_inputs = isinstance(x, (list, tuple))
     xs = [np.asarray(a) for a in (x if list_inputs else [x])]
-    mask = mask if getattr(type(self).call, "_fg_wants_masks", False) else None
+    incoming, mask = mask, (mask if getattr(type(self).call, "_fg_wants_masks", False) else None)
     try:
         trace = traced(self, xs, list_inputs, mask, training, options)
     except UnsupportedKerasFeature as exc:
         if self.trainable_weights:
             raise
-        out = self.call(x, mask=mask, training=training, **options)
+        out = self.call(x, mask=incoming, training=training, **options)
         if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)
             raise
         return out, str(exc)
@@ -191,8 +192,16 @@ def forward_traced(self, x, mask=None, training: bool = True, skip_activation: b
         getattr(variable, kind)(operand_value(value) if is_weight_valued(value) else plain(value))
     inputs = xs + [np.asarray(m, dtype=bool) for m in _masks(mask) if m is not None] + [d() for d in trace.draws]
     logits = [skip_activation] + [False] * (len(trace.model._outputs) - 1)  # (its output's logits: the loss's)
-    outs, _, tape = trace.model._forward(inputs, None, training, logits if skip_activation else None)
+    # (the masks its inputs carry reach the layers it holds, as Keras's tensors carry them: keras_masks)
+    masks = None
+    if incoming is not None:
+        given = list(incoming) if isinstance(incoming, (list, tuple)) else [incoming] + [None] * (len(xs) - 1)
+        masks = given[:len(xs)] + [None] * (len(inputs) - len(xs))
+    outs, out_masks, tape = trace.model._forward(inputs, masks, training, logits if skip_activation else None)
     outs = list(outs)
+    kept = list(out_masks[:len(outs) - (len(trace.added.terms) if trace.added is not None else 0)])
+    keras_masks.record(self, x, (kept if any(m is not None for m in kept) else None) if trace.list_outputs
+                       else kept[0])
     added, sums = trace.added, ()
     if added is not None:  # (add_loss's terms: the last outputs, summed over the batch times their coefficients)
         n = len(outs) - len(added.terms)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BUILD_LOCK, Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call
+from .base import BUILD_LOCK, Layer, _symbolic, call_on_list_carrying, compute_dtype, record_symbolic_call
 from .op_elementwise import unbroadcast
 from .registry import Boolean, Constraint, Integer, KerasContract, register_layer, validate_params
 
@@ -121,7 +121,7 @@ class _Merge(Layer):
     def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
         if _symbolic(inputs):
             return record_symbolic_call(self, inputs, mask=mask, training=training, **kwargs)
-        return call_on_list(self, self._arrays(inputs), mask=mask, training=training)
+        return call_on_list_carrying(self, inputs, self._arrays(inputs), mask=mask, training=training)
 
     def ensure_built(self, x_shape) -> None:
         if not self.built:

@@ -30,13 +30,14 @@ import math
 
 import numpy as np
 
+from .. import keras_masks
 from .._threads import get_batch_invariant
 from ..errors import UnsupportedKerasFeature
 from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import BUILD_LOCK, Layer, record_symbolic_call, weights_lock
 from .einsum_dense import add_kernel_with_fans
-from .multi_head_inputs import _ROLES, _AttentionAxes, _OutputShape, call_arrays, gather_call
+from .multi_head_inputs import _ROLES, _AttentionAxes, _OutputShape, call_arrays, carried_masks, gather_call
 from .registry import (
     ANY,
     NONE,
@@ -242,6 +243,7 @@ class MultiHeadAttention(Layer):
             if layout != _ROLES[:len(layout)] or len(layout) > 2:
                 extra["layout"] = list(layout)
             return record_symbolic_call(self, inputs, mask=masks, training=training, **extra)
+        masks = carried_masks(inputs, layout, masks)
         arrays = [np.asarray(a) for a in inputs]
         if not self.built:
             shapes = [(None,) + a.shape[1:] for a, r in zip(arrays, layout) if r != "attention_mask"]
@@ -249,8 +251,9 @@ class MultiHeadAttention(Layer):
                 if not self.built:
                     self.build(shapes)
         with weights_lock(self).shared:
-            return self.call(arrays, mask=masks if any(m is not None for m in masks) else None, training=training,
-                             layout=layout, **options)
+            out = self.call(arrays, mask=masks if any(m is not None for m in masks) else None, training=training,
+                            layout=layout, **options)
+        return keras_masks.carrying(out, masks[0])  # (the query's mask on the output, as Keras leaves it)
 
     def _gather(self, query, value, key, value_mask, key_mask, attention_mask, mask, layout):
         return gather_call(self, query, value, key, value_mask, key_mask, attention_mask, mask, layout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import keras_masks
 from .base import compute_dtype
 from .registry import Anything, Integer
 
@@ -84,6 +85,15 @@ def gather_call(layer, query, value, key, value_mask, key_mask, attention_mask, 
         if given is not None and role in layout:
             masks[layout.index(role)] = given
     return inputs, tuple(layout), masks
+
+def carried_masks(inputs: list, layout, masks: list) -> list:
+    """An eager call's masks as Keras's MultiHeadAttention reads them: those the query, value and key carry where
+    none is given (``keras_masks``); the inputs then carry none (Keras's ``set_keras_mask(x, None)`` on them)."""
+    masks = [keras_masks.carried(a) if m is None and r != "attention_mask" else m
+             for a, r, m in zip(inputs, layout, masks)]
+    keras_masks.drop([a for a, r in zip(inputs, layout) if r != "attention_mask"])
+    return masks
+
 
 def call_arrays(layer, inputs, mask, layout):
     """(q, v, k or None, keep mask (B, T|1, S) or None, attention mask or None, layout): the call's arrays
