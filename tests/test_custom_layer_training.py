@@ -524,6 +524,24 @@ def test_a_custom_layer_in_time_distributed_runs_and_trains_as_keras_s(keras, tm
     np.testing.assert_allclose(again.predict(tokens, verbose=0), ours.predict(tokens), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.keras
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_custom_layer_in_time_distributed_in_a_sequential_file(keras, tmp_path, rng, suffix):
+    gated = keras.saving.register_keras_serializable(package="td")(_per_step(keras))
+    theirs = keras.Sequential([keras.Input((6, 4)), keras.layers.TimeDistributed(gated()), keras.layers.GRU(5),
+                               keras.layers.Dense(1)])
+    theirs.compile(keras.optimizers.SGD(0.1), "mse")
+    theirs.save(tmp_path / f"m{suffix}")
+    ours = fg.load_model(tmp_path / f"m{suffix}", custom_objects={"Gated": _per_step(fg)})
+    x, y = rng.standard_normal((16, 6, 4)).astype(np.float32), rng.random((16, 1)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    their_loss = theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               their_loss, rtol=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+
+
 def _stateful(keras):
     class Counted(keras.layers.Layer):  # (a step counter and a decayed scale, updated in the call at every step)
         def __init__(self, alpha=1.0, **kwargs):

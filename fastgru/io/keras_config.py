@@ -210,7 +210,11 @@ def _collect(class_name, config, prefix, legacy_group, spec: ModelSpec, path, to
             per_step = getattr(wrapper, "inner_layers", ())
             if inner_cls == "RNN" and isinstance(inner_cfg, dict) and not is_stacked(lcfg["layer"]):
                 inner_cls = "GRU"  # (RNN(GRUCell(...)) and the others are read as their layer: build_layer)
-            if inner_cls in per_step and inner_cls not in _TIME_DISTRIBUTABLE and isinstance(inner_cfg, dict):
+            # (a custom layer given to load_model or registered: run step by step)
+            custom = isinstance(inner_cls, str) and registry.custom_layer(
+                (lcfg["layer"].get("registered_name") if isinstance(lcfg.get("layer"), dict) else None) or inner_cls)
+            if (inner_cls in per_step and inner_cls not in _TIME_DISTRIBUTABLE or custom) and isinstance(inner_cfg,
+                                                                                                          dict):
                 # the other per-step layers: the TimeDistributed wrapper layer (layers/time_distributed.py)
                 spec.layers.append(LayerSpec(lcls, lcfg, layer_path, group, build_config))
                 if len(spec.layers) > MAX_LAYERS:
