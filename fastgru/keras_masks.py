@@ -36,8 +36,8 @@ def carrying(x, mask):
     if mask is None:
         return x
     if isinstance(x, (list, tuple)):
-        masks = mask if isinstance(mask, (list, tuple)) else [mask] + [None] * (len(x) - 1)
-        return type(x)(carrying(a, m) for a, m in zip(x, masks))
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+        return type(x)(carrying(a, m) for a, m in zip(x, masks + [None] * (len(x) - len(masks))))
     if not isinstance(x, np.ndarray) or x.dtype == object:
         return x
     view = x.view(EagerArray)

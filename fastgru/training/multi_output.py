@@ -323,6 +323,7 @@ def _logit_flags(model, compiled: MultiCompiled, ys, training: bool) -> tuple[li
     metrics reads them: ``compile_metrics.reads_logits``), and its activation (``logit_source``, through
     pass-through layers and nested models, as TensorFlow's tag stays on the tensor)."""
     shapes = [(len(ys[k]),) + tuple(out.shape[1:]) for k, out in enumerate(model._outputs)]
+    compiled.take_dtype(model)  # (before the metrics are made: a float64 model's count in float64)
     metrics = compiled.ensure_metrics(ys, shapes)
     flags, wanted, acts = [], [], []
     for k, (slot, loss) in enumerate(zip(model._output_slots, compiled.losses)):

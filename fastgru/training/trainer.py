@@ -102,6 +102,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     act = _output_activation(model, training)
     shape = (len(x),) + tuple(model.output_shape[1:])
     loss_logits = losses_module.uses_logits(compiled.loss, act, y, shape)
+    compiled.take_dtype(model)  # (before the metrics are made: a float64 model's count in float64)
     metric_logits = compile_metrics.reads_logits(compiled.ensure_metrics(y, shape), act)
     activity: dict = {}
     out, mask, caches = forward(model, x, training, loss_logits or metric_logits, activity)
