@@ -385,11 +385,14 @@ def shape(x) -> tuple:
     return tuple(x.shape) if _symbolic(x) else tuple(np.shape(x))
 
 
-def _creator(name: str, make):
+def _creator(name: str, make, dtype_at: int):
     """Keras's ``keras.ops.<name>`` that makes an array from sizes (``ones``, ``arange``, ...): float32 by default,
-    as Keras's floatx (integers for an integer ``arange``), as a constant NumPy array with ``.numpy()``."""
+    as Keras's floatx (integers for an integer ``arange``), as a constant NumPy array with ``.numpy()``
+    (``dtype_at``: the position of its ``dtype`` among Keras's arguments, which may give it positionally)."""
 
     def function(*args, dtype=None, **kwargs):
+        if len(args) > dtype_at:
+            args, dtype = args[:dtype_at], args[dtype_at]
         if any(_symbolic(a) for a in (*args, *kwargs.values())):
             raise UnsupportedKerasFeature(f"keras.ops {name} of a symbolic tensor's sizes does not run in a fastgru "
                                           "graph (docs/functional.md lists the ops that do)")
@@ -401,6 +404,19 @@ def _creator(name: str, make):
     function.__name__ = function.__qualname__ = name
     function.__doc__ = f"Keras's ``keras.ops.{name}`` (an array, not a graph op)."
     return function
+
+
+def _no_step(values):
+    if isinstance(values, tuple):
+        raise UnsupportedKerasFeature("keras.ops linspace with retstep=True (fastgru returns the values alone)")
+    return values
+
+
+def meshgrid(*x, indexing: str = "xy") -> list:
+    """Keras's ``keras.ops.meshgrid`` of constant vectors (arrays, not graph ops): NumPy's grids."""
+    if any(_symbolic(a) for a in x):
+        raise UnsupportedKerasFeature("keras.ops meshgrid of symbolic tensors does not run in a fastgru graph")
+    return [eager(g) for g in np.meshgrid(*[keras_array(a) for a in x], indexing=indexing)]
 
 
 def einsum(subscripts: str, *operands):
@@ -415,13 +431,22 @@ def einsum(subscripts: str, *operands):
 
 FUNCTIONS = {name: _function(name, params) for params, names in _SPECS for name in names.split()}
 FUNCTIONS.update(convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, shape=shape, einsum=einsum,
-                 ndim=ndim, size=size, broadcast_to=broadcast_to,
+                 meshgrid=meshgrid, ndim=ndim, size=size, broadcast_to=broadcast_to,
                  abs=FUNCTIONS["absolute"], swish=FUNCTIONS["silu"],
-                 ones=_creator("ones", lambda shape: np.ones(shape)),
-                 zeros=_creator("zeros", lambda shape: np.zeros(shape)),
-                 full=_creator("full", lambda shape, fill_value: np.full(shape, fill_value)),
-                 eye=_creator("eye", lambda N, M=None, k=0: np.eye(N, M, k)),
-                 arange=_creator("arange", lambda start, stop=None, step=1: np.arange(start, stop, step)))
+                 hard_swish=FUNCTIONS["hard_silu"],
+                 ones=_creator("ones", lambda shape: np.ones(shape), 1),
+                 zeros=_creator("zeros", lambda shape: np.zeros(shape), 1),
+                 full=_creator("full", lambda shape, fill_value: np.full(shape, fill_value), 2),
+                 eye=_creator("eye", lambda N, M=None, k=0: np.eye(N, M, k), 3),
+                 identity=_creator("identity", lambda n: np.identity(n), 1),
+                 tri=_creator("tri", lambda N, M=None, k=0: np.tri(N, M, k), 3),  # (a causal mask's lower triangle)
+                 arange=_creator("arange", lambda start, stop=None, step=1: np.arange(start, stop, step), 3),
+                 linspace=_creator("linspace", lambda start, stop, num=50, endpoint=True, retstep=False, axis=0:
+                                   _no_step(np.linspace(start, stop, num, endpoint, retstep, axis=axis)), 5),
+                 logspace=_creator("logspace", lambda start, stop, num=50, endpoint=True, base=10, axis=0:
+                                   np.logspace(start, stop, num, endpoint, base, axis=axis), 5),
+                 geomspace=_creator("geomspace", lambda start, stop, num=50, endpoint=True, axis=0:
+                                    np.geomspace(start, stop, num, endpoint, axis=axis), 4))
 
 
 activations.OPS_FUNCTIONS.update(FUNCTIONS)  # (keras.activations.relu(h) of a symbolic tensor: ops.relu)

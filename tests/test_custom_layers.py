@@ -221,10 +221,16 @@ def test_a_keras_custom_layer_without_init_loads(keras, tmp_path, rng):
 def test_array_making_ops_a_custom_layer_uses(keras, rng):
     x = rng.standard_normal((2, 3)).astype(np.float32)
     for name, args in (("arange", (0, 5)), ("arange", (0.0, 1.0, 0.25)), ("ones", ((2, 3),)), ("zeros", ((3,),)),
-                       ("eye", (3,)), ("full", ((2,), 7.0)), ("abs", (x,)), ("swish", (x,))):
+                       ("eye", (3,)), ("full", ((2,), 7.0)), ("abs", (x,)), ("swish", (x,)),
+                       ("ones", ((1, 2), "int32")), ("full", ((2,), 3.0, "int32")), ("eye", (3, 4, 1, "int32")),
+                       ("tri", (4,)), ("tri", (3, 5, -1, "int32")), ("identity", (3,)), ("linspace", (0, 1, 5)),
+                       ("logspace", (0.0, 2.0, 3)), ("geomspace", (1.0, 8.0, 4)), ("hard_swish", (x,))):
         ours, theirs = getattr(fg.ops, name)(*args), getattr(keras.ops, name)(*args)
         assert ours.dtype == theirs.numpy().dtype, name
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, err_msg=name)
+    for ours, theirs in zip(fg.ops.meshgrid(np.arange(3.0), np.arange(2.0)), keras.ops.meshgrid(np.arange(3.0),
+                                                                                               np.arange(2.0))):
+        np.testing.assert_array_equal(ours, theirs.numpy())
     assert fg.ops.shape(x) == (2, 3) and fg.ops.shape(fg.Input((5, 3))) == (None, 5, 3)
     np.testing.assert_allclose(fg.ops.einsum("ij,kj->ik", x, x).numpy(), keras.ops.einsum("ij,kj->ik", x, x).numpy(),
                                rtol=1e-6)

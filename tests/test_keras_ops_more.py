@@ -212,3 +212,24 @@ def test_one_hot_of_integer_inputs_predicts_and_trains_as_keras(keras, tmp_path)
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     for w, v in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(w, v, rtol=1e-4, atol=1e-6)
+
+
+#: TensorFlow's casts of these floats (x86, keras.ops.cast in a graph): truncated, narrower types wrapping around
+#: through int32, whose out-of-range values become -2**31 (so 0 in the narrower types)
+_CAST_INPUT = [-100.7, 300.2, 45000.0, 70000.5, 3e9, -3e9, 5e10, -1.5, 255.9]
+_TENSORFLOW_CASTS = {
+    "uint8": [156, 44, 200, 112, 0, 0, 0, 255, 255],
+    "int8": [-100, 44, -56, 112, 0, 0, 0, -1, -1],
+    "int16": [-100, 300, -20536, 4464, 0, 0, 0, -1, 255],
+    "uint16": [65436, 300, 45000, 4464, 0, 0, 0, 65535, 255],
+    "int32": [-100, 300, 45000, 70000, -2 ** 31, -2 ** 31, -2 ** 31, -1, 255],
+    "int64": [-100, 300, 45000, 70000, 3000000000, -3000000000, 49999998976, -1, 255],
+}
+
+
+@pytest.mark.parametrize("dtype", sorted(_TENSORFLOW_CASTS))
+def test_narrowing_integer_casts_in_a_graph_wrap_as_tensorflow_s(dtype):
+    inputs = fg.Input((len(_CAST_INPUT),))
+    model = fg.Model(inputs, fg.ops.cast(fg.ops.cast(inputs, dtype), "float32"))
+    got = model.predict(np.array([_CAST_INPUT], np.float32), verbose=0)[0]
+    np.testing.assert_array_equal(got, np.array(_TENSORFLOW_CASTS[dtype], np.float32))

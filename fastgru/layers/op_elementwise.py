@@ -153,11 +153,26 @@ def _hard_sigmoid(x, c):
 INTEGER_CASTS = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"})
 
 
+def _integer_values(x, dtype: str):
+    """The values a cast of floats ``x`` to the integer ``dtype`` gives in TensorFlow (x86): truncated; a narrower
+    type wraps around (300.2 -> uint8 44) through int32, whose out-of-range values (and NaN, inf) become -2**31;
+    int64's, -2**63. As floats of x's dtype (a graph carries integers so)."""
+    t = np.trunc(x)
+    if dtype in ("int64", "uint64"):
+        ok = (t >= -2.0 ** 63) & (t < 2.0 ** 63)
+        return np.where(ok, t, -2.0 ** 63).astype(x.dtype)
+    if dtype == "uint32":  # (through int64, as TensorFlow converts to it)
+        ok = (t >= -2.0 ** 31) & (t < 2.0 ** 32)
+        return np.where(ok, np.mod(np.where(ok, t, 0), 2.0 ** 32), 2.0 ** 31).astype(x.dtype)
+    wide = np.where((t >= -2.0 ** 31) & (t < 2.0 ** 31), t, -2.0 ** 31).astype(np.int64)
+    return wide.astype(np.int32).astype(dtype).astype(x.dtype)
+
+
 def _cast(x, c):
     if c["dtype"] == "bool":
         return (x != 0).astype(x.dtype)
     if c["dtype"] in INTEGER_CASTS:
-        return np.trunc(x)
+        return _integer_values(x, c["dtype"]) if x.dtype.kind == "f" else x.astype(c["dtype"]).astype(x.dtype)
     return x.astype(c["dtype"])
 
 
