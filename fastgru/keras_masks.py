@@ -53,6 +53,21 @@ def drop(x) -> None:
             del a.__dict__[_ATTRIBUTE]
 
 
+def merged(first, second):
+    """Output by output, the mask of ``first`` where it has one, else the mask of ``second`` (each a mask, None, or
+    a list of them for several outputs)."""
+    if not isinstance(first, (list, tuple)) and not isinstance(second, (list, tuple)):
+        return first if first is not None else second
+    n = max(len(v) for v in (first, second) if isinstance(v, (list, tuple)))
+
+    def items(v):
+        v = list(v) if isinstance(v, (list, tuple)) else [v]
+        return v + [None] * (n - len(v))
+
+    masks = [a if a is not None else b for a, b in zip(items(first), items(second))]
+    return masks if any(m is not None for m in masks) else None
+
+
 def record(layer, inputs, masks) -> None:
     """Note the masks a custom layer's call on ``inputs`` left on its outputs (None where none)."""
     _recorded.value = (id(layer), id(inputs), masks)

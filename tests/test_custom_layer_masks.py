@@ -61,7 +61,52 @@ def _classes(keras):
             h = self.norm1(inputs + self.drop(self.att(inputs, inputs), training=training))
             return self.norm2(h + self.ffn(h))
 
-    return {c.__name__: c for c in (GRUInside, PoolInside, PassThrough, Scaled, SequenceGRU, SelfAttention)}
+    class Narrowed(layers.Layer):  # (returns its input; its compute_mask narrows the mask: the graph's mask)
+        def call(self, x):
+            return x
+
+        def compute_mask(self, x, mask=None):
+            return keras.ops.logical_and(mask, x[..., 1] > 0)
+
+    class KeepsMasking(layers.Layer):  # (supports masking: the graph passes its input's mask, not the Masking's)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+            self.masking = layers.Masking(0.0)
+
+        def call(self, x):
+            return self.masking(x)
+
+    class OwnMask(layers.Layer):  # (supports masking; the GRU it holds gets a mask of its own)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True
+            self.gru = layers.GRU(4, return_sequences=True)
+
+        def call(self, x):
+            return self.gru(x, mask=keras.ops.greater(x[..., 0], 0.0))
+
+    class StartState(layers.Layer):  # (a held GRU given initial_state: two tensors, so Keras passes it no mask)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.start = layers.Dense(4)
+            self.gru = layers.GRU(4)
+
+        def call(self, x):
+            return self.gru(x, initial_state=[self.start(keras.ops.mean(x, axis=1))])
+
+    class EncoderDecoder(layers.Layer):  # (the decoder's output carries the mask of its input, given no mask)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder = layers.LSTM(4, return_state=True)
+            self.decoder = layers.LSTM(4, return_sequences=True)
+
+        def call(self, x):
+            _, h, c = self.encoder(x)
+            return self.decoder(x, initial_state=[h, c])
+
+    return {c.__name__: c for c in (GRUInside, PoolInside, PassThrough, Scaled, SequenceGRU, SelfAttention, Narrowed,
+                                    KeepsMasking, OwnMask, StartState, EncoderDecoder)}
 
 
 def _ids(rng, n=6, steps=8, vocab=20):
@@ -86,12 +131,20 @@ def _build(api, classes, case):
         out = layers.GRU(4)(classes["Scaled"]()(e))
     elif case == "sequence_gru":
         out = layers.GRU(3)(classes["SequenceGRU"]()(e))
+    elif case in ("narrowed", "keeps_masking", "own_mask"):
+        name = {"narrowed": "Narrowed", "keeps_masking": "KeepsMasking", "own_mask": "OwnMask"}[case]
+        out = layers.GRU(3)(classes[name]()(e))
+    elif case == "encoder_decoder":
+        out = layers.GRU(3)(classes["EncoderDecoder"]()(e))
+    elif case == "start_state":
+        out = classes["StartState"]()(e)
     else:  # "transformer"
         out = layers.Dense(2)(layers.GlobalAveragePooling1D()(classes["SelfAttention"]()(e)))
     return api.Model(inp, out)
 
 
-CASES = ["gru_inside", "pool_inside", "pass_through", "op_drops", "sequence_gru", "transformer"]
+CASES = ["gru_inside", "pool_inside", "pass_through", "op_drops", "sequence_gru", "transformer", "narrowed",
+         "keeps_masking", "own_mask", "start_state", "encoder_decoder"]
 
 
 @pytest.mark.keras

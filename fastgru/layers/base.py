@@ -408,18 +408,24 @@ class Layer(VariableLists, WeightOptions):
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
         if tracing() is not None and self.weights:  # (in a traced call, on a constant: a value from its weights)
             return layer_expression(self, x)
-        mask = keras_masks.carried(x) if mask is None else mask  # (the mask its input carries, as Keras reads it)
+        # (its input's mask, as Keras reads it: given to the call where it gets one tensor only, not beside an
+        # initial_state; its output's mask computed from it either way)
+        previous = keras_masks.carried(x) if mask is None else mask
+        if not any(isinstance(v, (np.ndarray, list, tuple)) for v in kwargs.values()):
+            mask = previous
         if isinstance(x, (list, tuple)) and getattr(self, "_fg_user_layer", False):  # (a custom layer's list input)
             x = [np.asarray(a) for a in x]
-            return self._eager_output(x, mask, call_on_list(self, x, mask=mask, training=training, **kwargs))
+            return self._eager_output(x, previous, call_on_list(self, x, mask=mask, training=training, **kwargs))
         x = x if getattr(self, "takes_strings", False) else np.asarray(x)  # (strings: kept whole, as objects)
         self.ensure_built(np.shape(x))
         with weights_lock(self).shared:  # set_weights waits: the call uses one weight set
-            return self._eager_output(x, mask, self.call(x, mask=mask, training=training, **kwargs))
+            return self._eager_output(x, previous, self.call(x, mask=mask, training=training, **kwargs))
 
     def _eager_output(self, x, mask, out):
         """An eager call's output as arrays with Keras's ``.numpy()``, carrying the mask :meth:`compute_mask` gives
         (Keras's layers leave theirs on the tensors they return: ``keras_masks``)."""
+        if getattr(self, "_fg_user_layer", False):  # (Keras's _set_mask_metadata: the masks its outputs carry first)
+            return keras_masks.carrying(eager(out), self.compute_mask(x, mask, eager=True))
         if mask is None and type(self).compute_mask is Layer.compute_mask:
             return eager(out)
         return keras_masks.carrying(eager(out), self.compute_mask(x, mask))

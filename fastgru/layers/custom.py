@@ -259,23 +259,19 @@ def _keras_call(call):
 
 
 def _keras_compute_mask(compute_mask, own: bool):
-    """``compute_mask`` after Keras's rules for the masks a call leaves on its outputs (``keras_masks``): a layer
-    that supports masking (``supports_masking``, or a ``compute_mask`` of its own) keeps the masks its outputs
-    already carry and computes the others; one that does not passes on what its outputs carry (its input returned,
-    or what a masking layer it holds made of it), and nothing else."""
+    """``compute_mask`` after Keras's rules for a custom layer's output masks (``keras_masks``). In a model (Keras's
+    graph records each call's mask as it is built, on new symbolic outputs): the mask ``compute_mask`` gives where
+    the layer supports masking (``supports_masking``, or a ``compute_mask`` of its own) and that mask is not None,
+    else the one its outputs carry when it runs (its input returned, or what a masking layer it holds made of it).
+    ``eager`` (a call on arrays, Keras's ``_set_mask_metadata``): the masks its outputs carry first."""
 
     @functools.wraps(compute_mask)
-    def adapted(self, inputs, mask=None):
-        found, masks = keras_masks.recorded(self, inputs)
+    def adapted(self, inputs, mask=None, eager: bool = False):
+        found, carried = keras_masks.recorded(self, inputs)
         if not found:
             return compute_mask(self, inputs, mask)
-        if not (own or self.supports_masking):
-            return masks
-        if isinstance(masks, list):
-            computed = compute_mask(self, inputs, mask)
-            computed = computed if isinstance(computed, (list, tuple)) else [computed] + [None] * (len(masks) - 1)
-            return [m if m is not None else c for m, c in zip(masks, computed)]
-        return masks if masks is not None else compute_mask(self, inputs, mask)
+        computed = compute_mask(self, inputs, mask) if own or self.supports_masking else None
+        return keras_masks.merged(carried, computed) if eager else keras_masks.merged(computed, carried)
 
     adapted._fg_keras_compute_mask = True
     return adapted
