@@ -18,7 +18,7 @@ import numpy as np
 from .eager import EagerArray
 
 _ATTRIBUTE = "_keras_mask"
-#: the masks a custom layer's outputs carried after its latest call in this thread: (layer id, input id, masks)
+#: the masks a custom layer's outputs carried after its latest call in this thread: (layer, its input, masks)
 _recorded = threading.local()
 
 
@@ -70,13 +70,13 @@ def merged(first, second):
 
 def record(layer, inputs, masks) -> None:
     """Note the masks a custom layer's call on ``inputs`` left on its outputs (None where none)."""
-    _recorded.value = (id(layer), id(inputs), masks)
+    _recorded.value = (layer, inputs, masks)  # (the objects, not their ids, which a later object may reuse)
 
 
 def recorded(layer, inputs):
     """``(True, masks)`` when :func:`record` noted ``layer``'s latest call on ``inputs`` (this thread), else
     ``(False, None)``."""
     kept = getattr(_recorded, "value", None)
-    if kept is not None and kept[0] == id(layer) and kept[1] == id(inputs):
+    if kept is not None and kept[0] is layer and kept[1] is inputs:
         return True, kept[2]
     return False, None

@@ -31,7 +31,7 @@ def _NUMBERS(shape):  # (a constant operand, as Keras writes a NumPy array)
 
 GRAD_CASES = [
     ("Add", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
-    ("Add", {}, [T(0), T(1)], [X, (1, 4)], "any"),
+    ("Add", {}, [T(0), T(1)], [X, (1, 1, 4)], "any"),  # (tensors of one rank: other ranks are refused)
     ("Subtract", {}, [2.0, T(0)], [X], "any"),
     ("Multiply", {}, [T(0), T(1)], [X, X], "any"),
     ("TrueDivide", {}, [T(0), T(1)], [X, (2, 3, 1)], "positive"),

@@ -233,3 +233,27 @@ def test_narrowing_integer_casts_in_a_graph_wrap_as_tensorflow_s(dtype):
     model = fg.Model(inputs, fg.ops.cast(fg.ops.cast(inputs, dtype), "float32"))
     got = model.predict(np.array([_CAST_INPUT], np.float32), verbose=0)[0]
     np.testing.assert_array_equal(got, np.array(_TENSORFLOW_CASTS[dtype], np.float32))
+
+
+def test_argmax_and_argmin_skip_nans_as_tensorflow_s():
+    nan, inf = np.nan, np.inf
+    x = np.array([[1, nan, 3, 2], [nan, 1, 2, 0], [nan, nan, nan, nan], [-inf, nan, -inf, nan], [nan, -inf, 5, 5],
+                  [3, 3, nan, 1]], np.float32)
+    expected = {"argmax": [2, 2, 0, 0, 2, 0], "argmin": [0, 3, 0, 0, 1, 3]}  # (TensorFlow's, keras.ops on arrays)
+    for name, indices in expected.items():
+        np.testing.assert_array_equal(getattr(fg.ops, name)(x, -1), indices)
+        inputs = fg.Input((4,))
+        model = fg.Model(inputs, fg.ops.cast(getattr(fg.ops, name)(inputs, -1), "float32"))
+        np.testing.assert_array_equal(model.predict(x, verbose=0), indices)
+
+
+def test_tensors_of_different_ranks_are_not_broadcast_across_the_batch():
+    """``(B,) + (B, 1)`` broadcasts to (B, B) in Keras: each sample's value would depend on the others (and on the
+    batch size predict cuts); refused with what to do instead, as the other ops that mix samples are."""
+    tokens, features = fg.Input((6,)), fg.Input((3, 4))
+    with pytest.raises(UnsupportedKerasFeature, match="different ranks.*expand_dims"):
+        fg.ops.mean(tokens, 1) + fg.ops.mean(features, (1, 2))[:, None]
+    with pytest.raises(UnsupportedKerasFeature, match="different ranks"):
+        fg.ops.where(fg.ops.greater(tokens, 0.0)[:, :3], features, 0.0)  # ((B, 3) against (B, 3, 4): refused too)
+    model = fg.Model([tokens, features], fg.ops.mean(tokens, 1, keepdims=True) + fg.ops.mean(features, (1, 2))[:, None])
+    assert model.output_shape == (None, 1)  # (of one rank: each sample its own)

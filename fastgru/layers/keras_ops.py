@@ -282,6 +282,9 @@ class KerasOp(Layer):
         operands, is_tensor, tensor_shapes, norm = self._parts(template, [tuple(s) for s in input_shape])
         owner = f"Keras op {self.op} {self.name!r}"
         if self.op in BINARY or self.op in TERNARY:
+            if len({len(s) for s in tensor_shapes}) > 1:  # (right-aligned: a batch axis against another axis)
+                raise UnsupportedKerasFeature(f"{owner}: tensors of shapes {tensor_shapes} have different ranks, so "
+                                              "broadcasting them mixes the batch's samples; expand_dims first")
             full = iter(tensor_shapes)
             shape = ()
             for o, t in zip(operands, is_tensor):

@@ -149,8 +149,14 @@ def _arg_shape(shapes, c):
     return tuple(shape)
 
 
-def _arg(pick):
-    return lambda xs, c: pick(xs[0], axis=c["axis"], keepdims=c["keepdims"])
+def _arg(pick, nan_as: float):
+    """``pick`` (argmax, argmin) skipping NaNs as TensorFlow's does (a NaN never wins; a row of NaNs gives 0)."""
+    def values(xs, c):
+        x = xs[0]
+        if x.dtype.kind == "f" and np.isnan(x).any():
+            x = np.where(np.isnan(x), x.dtype.type(nan_as), x)
+        return pick(x, axis=c["axis"], keepdims=c["keepdims"])
+    return values
 
 
 def _shape_along(shapes, c, size):
@@ -417,8 +423,8 @@ AXIS_SHAPE_OPS = {
              lambda xs, c: np.tile(xs[0], c["repeats"]), _tile_grad),
     "Roll": (_roll_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.roll(xs[0], c["shift"], axis=c["axis"]),
              lambda xs, y, dy, c: [np.roll(dy, tuple(-s for s in c["shift"]), axis=c["axis"])]),
-    "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax), lambda xs, y, dy, c: [None]),  # (no gradient)
-    "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin), lambda xs, y, dy, c: [None]),
+    "Argmax": (_arg_normalize, _arg_shape, _arg(np.argmax, -np.inf), lambda xs, y, dy, c: [None]),  # (no gradient)
+    "Argmin": (_arg_normalize, _arg_shape, _arg(np.argmin, np.inf), lambda xs, y, dy, c: [None]),
     "Split": (_split_normalize, _split_shape, _split, _split_grad),
     "Sort": (_sort_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.sort(xs[0], axis=c["axis"], kind="stable"),
              _sort_grad),
