@@ -257,3 +257,11 @@ def test_tensors_of_different_ranks_are_not_broadcast_across_the_batch():
         fg.ops.where(fg.ops.greater(tokens, 0.0)[:, :3], features, 0.0)  # ((B, 3) against (B, 3, 4): refused too)
     model = fg.Model([tokens, features], fg.ops.mean(tokens, 1, keepdims=True) + fg.ops.mean(features, (1, 2))[:, None])
     assert model.output_shape == (None, 1)  # (of one rank: each sample its own)
+
+
+@pytest.mark.keras
+def test_a_file_with_where_of_a_condition_alone_is_refused_by_name(keras, tmp_path):
+    inputs = keras.Input((3, 4))
+    keras.Model(inputs, keras.ops.where(inputs > 0)).save(tmp_path / "m.keras")
+    with pytest.raises(UnsupportedKerasFeature, match="Where.*an operand is None .ops.where needs both values"):
+        fg.load_model(tmp_path / "m.keras")

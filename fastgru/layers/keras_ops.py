@@ -2,8 +2,7 @@
 axis=1)``, ``ops.concatenate``, ``ops.matmul``, ``ops.softmax``, ... Keras records each such call as an op
 layer (module ``keras.src.ops.*``, its arguments in the node); :class:`KerasOp` is one of them, with its
 values and gradients (``op_elementwise``, ``op_shapes``), so a model file that computes with them loads,
-runs, trains and saves back as Keras wrote it. fastgru's own symbolic tensors make them too (``x + y``,
-``x * 2.0``, ``-x``, ``x / y``, ``x ** 2``).
+runs, trains and saves back as Keras wrote it. fastgru's symbolic tensors make them too (``x * 2.0``).
 
 A node's arguments are kept as Keras writes them (``template``: its ``args`` and ``kwargs`` with each tensor
 replaced by ``{TENSOR_KEY: k}``, the k-th tensor of the call), so constants (``2.0`` in ``h * 2.0``) stay
@@ -225,9 +224,9 @@ class KerasOp(Layer):
             value = None if slot is not None else self._constant(a)
             traced = self.op in _LIST_OPS and is_weight_valued(value)  # (a CLS token's weight in a traced call)
             if slot is None and not ((constants or traced) and value is not None):
-                if value is not None:
-                    raise UnsupportedKerasFeature(f"{owner}: a constant operand is not supported here (only "
-                                                  "tensors)")
+                if value is not None or a is None:  # (None: ops.where(condition) alone)
+                    raise UnsupportedKerasFeature(f"{owner}: " + ("an operand is None (ops.where needs both values)"
+                                                  if a is None else "a constant operand is not supported (tensors)"))
                 raise ValueError(f"{owner}: operands must be tensors{' or constants' if constants else ''}, "
                                  f"found {_short(a)}")
             operands.append(value if slot is None else slot)
