@@ -87,6 +87,8 @@ _SPECS = (
      "nan_to_num"),
     ((('x', _T), ('ord', None), ('axis', None), ('keepdims', False)),
      "norm"),
+    ((('x', _T), ('axis', None)),
+     "count_nonzero"),
     ((('x', _T), ('axis', -1), ('order', 2), ('epsilon', None)),
      "normalize"),
     ((('x', _T), ('num_classes', _R), ('axis', -1), ('dtype', None), ('sparse', False)),
@@ -137,7 +139,7 @@ _SPECS = (
 
 
 #: ops whose values on arrays are Keras's int32 indices and booleans (in a graph, fastgru carries them as floats)
-_INDEX_RESULTS = frozenset({"Argmax", "Argmin", "Argsort"})
+_INDEX_RESULTS = frozenset({"Argmax", "Argmin", "Argsort", "CountNonzero"})
 _BOOL_RESULTS = frozenset({"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual", "LogicalAnd",
                            "LogicalOr", "LogicalXor", "LogicalNot", "Any", "All", "Isnan", "Isinf", "Isfinite",
                            "Signbit"})
@@ -293,7 +295,7 @@ def _expression(op: str, name: str, values: dict, tensor_names: list, config: di
 
 #: reductions whose ``axis=None`` takes every axis (on a leading batch axis of one: every axis after it)
 _ALL_AXES = frozenset({"Sum", "Mean", "Max", "Min", "Amax", "Amin", "Norm", "Logsumexp", "Var", "Std", "Prod", "Any",
-                       "All", "Flip"})
+                       "All", "Flip", "CountNonzero"})
 
 
 def _graph_op_expression(op: str, name: str, flat: list, config: dict):

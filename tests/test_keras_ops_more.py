@@ -265,3 +265,29 @@ def test_a_file_with_where_of_a_condition_alone_is_refused_by_name(keras, tmp_pa
     keras.Model(inputs, keras.ops.where(inputs > 0)).save(tmp_path / "m.keras")
     with pytest.raises(UnsupportedKerasFeature, match="Where.*an operand is None .ops.where needs both values"):
         fg.load_model(tmp_path / "m.keras")
+
+
+@pytest.mark.keras
+def test_count_nonzero_and_vector_norms_of_other_orders_load_predict_and_train_as_keras(keras, tmp_path, rng):
+    ops, layers = keras.ops, keras.layers
+    inputs = keras.Input((5, 3))
+    h = layers.GRU(4, return_sequences=True)(inputs)
+    lengths = ops.cast(ops.count_nonzero(ops.relu(inputs[:, :, 0]), axis=1), "float32")  # (no gradient)
+    norms = ops.concatenate([ops.norm(h, ord=1, axis=-1), ops.norm(h, ord=np.inf, axis=-1),
+                             ops.norm(h, ord=-np.inf, axis=-1), ops.expand_dims(lengths, -1)], axis=-1)
+    theirs = keras.Model(inputs, layers.Dense(2)(norms))
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    theirs.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    x, y = rng.normal(size=(16, 5, 3)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    history = theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"],
+                               history, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "back.keras")
+    again = keras.models.load_model(tmp_path / "back.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fg.ops.count_nonzero(x[:, :, 0] > 0, axis=1),
+                                  ops.count_nonzero(x[:, :, 0] > 0, axis=1).numpy())

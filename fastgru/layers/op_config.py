@@ -32,7 +32,7 @@ CONFIG_KEYS = {
     "LogSoftmax": ("axis",), "Clip": ("x_min", "x_max"), "Cast": ("dtype",),
     **{op: ("axis", "keepdims") for op in ("Sum", "Mean", "Var", "Std", "Logsumexp", "Any", "All")},
     "Max": ("axis", "keepdims", "initial"), "Min": ("axis", "keepdims", "initial"), "Average": ("axis",),
-    "Norm": ("ord", "axis", "keepdims"),
+    "Norm": ("ord", "axis", "keepdims"), "CountNonzero": ("axis",),
     "Concatenate": ("axis",), "Stack": ("axis",), "ExpandDims": ("axis",), "Squeeze": ("axis",),
     "Reshape": ("newshape",), "Transpose": ("axes",), "Swapaxes": ("axis1", "axis2"),
     "Moveaxis": ("source", "destination"), "Flip": ("axis",), "Cumsum": ("axis", "dtype"),

@@ -66,9 +66,12 @@ def _reduce_normalize(c, shapes, owner):
             raise ValueError(f"{owner}: weights of shape {weights.shape} must be a vector as long as the one axis "
                              f"averaged (axis {c.get('axis')!r} of {tuple(shapes[0])})")
         out["weights"] = weights
-    if c.get("ord") not in (None, 2, "euclidean"):
-        raise UnsupportedKerasFeature(f"{owner}: only the Euclidean norm (ord=None) is supported, found "
-                                      f"ord={c['ord']!r}")
+    order = c.get("ord")
+    if order not in (None, 2, "euclidean") and not (order in (1, np.inf, -np.inf) and len(out["axis"]) == 1):
+        raise UnsupportedKerasFeature(f"{owner}: the Euclidean norm (ord=None) is supported, and a vector norm of "
+                                      f"ord 1, inf or -inf along one axis; found ord={order!r}")
+    if order in (1, np.inf, -np.inf):
+        out["ord"] = order
     return out
 
 
@@ -92,6 +95,25 @@ def _extreme_grad(xs, y, dy, c):
     x = xs[0]
     hits = x == _kept(y, c)
     return [hits * (_kept(dy, c) / hits.sum(axis=c["axis"], keepdims=True))]
+
+
+def _norm(xs, c):
+    """The Euclidean norm, or the vector norm of ``ord`` 1 (the absolute values' sum), inf or -inf (their largest or
+    smallest) along one axis."""
+    order, a = c.get("ord"), xs[0]
+    if order is None:
+        return np.sqrt((a * a).sum(axis=c["axis"], keepdims=c["keepdims"]))
+    pick = np.sum if order == 1 else np.max if order > 0 else np.min
+    return pick(np.abs(a), axis=c["axis"], keepdims=c["keepdims"])
+
+
+def _norm_grad(xs, y, dy, c):
+    order, x = c.get("ord"), xs[0]
+    if order is None:
+        return [np.where(_kept(dy, c) == 0, 0, _kept(dy, c) * x / _kept(y, c))]
+    if order == 1:
+        return [np.broadcast_to(_kept(dy, c), x.shape) * np.sign(x)]
+    return [_extreme_grad([np.abs(x)], y, dy, c)[0] * np.sign(x)]  # (ties share it, as TensorFlow's max)
 
 
 def _logsumexp(xs, c):
@@ -141,8 +163,9 @@ REDUCTIONS = {
     "Std": (lambda xs, c: xs[0].std(axis=c["axis"], keepdims=c["keepdims"]),
             lambda xs, y, dy, c: _var_grad(xs, y, dy, c, std=True)),
     "Logsumexp": (_logsumexp, lambda xs, y, dy, c: [_kept(dy, c) * np.exp(xs[0] - _kept(y, c))]),
-    "Norm": (lambda xs, c: np.sqrt((xs[0] * xs[0]).sum(axis=c["axis"], keepdims=c["keepdims"])),
-             lambda xs, y, dy, c: [np.where(_kept(dy, c) == 0, 0, _kept(dy, c) * xs[0] / _kept(y, c))]),
+    "Norm": (_norm, _norm_grad),
+    "CountNonzero": (lambda xs, c: (xs[0] != 0).sum(axis=c["axis"], keepdims=c["keepdims"]).astype(xs[0].dtype),
+                     lambda xs, y, dy, c: [None]),  # (an integer count, as a float: no gradient)
     # (booleans as 0.0 / 1.0, no gradient)
     "Any": (lambda xs, c: (xs[0] != 0).any(axis=c["axis"], keepdims=c["keepdims"]), lambda xs, y, dy, c: [None]),
     "All": (lambda xs, c: (xs[0] != 0).all(axis=c["axis"], keepdims=c["keepdims"]), lambda xs, y, dy, c: [None]),
