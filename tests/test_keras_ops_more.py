@@ -291,3 +291,23 @@ def test_count_nonzero_and_vector_norms_of_other_orders_load_predict_and_train_a
     np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(fg.ops.count_nonzero(x[:, :, 0] > 0, axis=1),
                                   ops.count_nonzero(x[:, :, 0] > 0, axis=1).numpy())
+
+
+@pytest.mark.keras
+def test_repeat_with_a_count_per_entry_loads_predicts_and_trains_as_keras(keras, tmp_path, rng):
+    inputs = keras.Input((4, 3))
+    h = keras.layers.GRU(3, return_sequences=True)(inputs)
+    h = keras.ops.repeat(h, [2, 0, 1, 3], axis=1)  # (steps 4 -> 6; one step dropped)
+    theirs = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(2)(h)))
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    theirs.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    x, y = rng.normal(size=(8, 4, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
+                               history, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(UnsupportedKerasFeature, match="one per entry"):
+        fg.ops.repeat(fg.Input((4, 3)), [1, 2], axis=1)

@@ -91,13 +91,29 @@ def _normalize_grad(xs, y, dy, c):
 
 # ---- repeat, tile, roll ------------------------------------------------------------------------------
 def _repeat_normalize(c, shapes, owner):
-    if isinstance(c.get("repeats"), (list, tuple)):
-        raise UnsupportedKerasFeature(f"{owner}: a list of repeats is not supported (one count for every entry)")
-    return {"repeats": _int(c.get("repeats"), "repeats", owner, 0), "axis": _one_axis(c, shapes, owner)}
+    axis, repeats = _one_axis(c, shapes, owner), c.get("repeats")
+    if isinstance(repeats, (list, tuple)) and len(repeats) == 1:
+        repeats = repeats[0]
+    if not isinstance(repeats, (list, tuple)):
+        return {"repeats": _int(repeats, "repeats", owner, 0), "axis": axis}
+    counts = tuple(_int(r, "repeats", owner, 0) for r in repeats)  # (one count per entry along the axis)
+    if shapes[0][axis] != len(counts):
+        raise UnsupportedKerasFeature(f"{owner}: {len(counts)} repeats for axis {axis} of size {shapes[0][axis]} "
+                                      "(a list of counts needs one per entry of an axis of known size)")
+    return {"repeats": counts, "axis": axis}
+
+
+def _repeat_shape(shapes, c):
+    r = c["repeats"]
+    return _shape_along(shapes, c, lambda d: sum(r) if isinstance(r, tuple) else None if d is None else d * r)
 
 
 def _repeat_grad(xs, y, dy, c):
     x, a, r = xs[0], c["axis"], c["repeats"]
+    if isinstance(r, tuple):  # (each entry's copies summed back onto it)
+        dx = np.zeros(x.shape, dy.dtype)
+        np.add.at(np.moveaxis(dx, a, 0), np.repeat(np.arange(len(r)), r), np.moveaxis(dy, a, 0))
+        return [dx]
     return [dy.reshape(x.shape[:a] + (x.shape[a], r) + x.shape[a + 1:]).sum(axis=a + 1)]
 
 
@@ -417,8 +433,8 @@ GATHERS = {
 AXIS_SHAPE_OPS = {
     "Glu": (_glu_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d // 2), _glu, _glu_grad),
     "Normalize": (_normalize_normalize, lambda s, c: tuple(s[0]), _normalize, _normalize_grad),
-    "Repeat": (_repeat_normalize, lambda s, c: _shape_along(s, c, lambda d: None if d is None else d * c["repeats"]),
-               lambda xs, c: np.repeat(xs[0], c["repeats"], axis=c["axis"]), _repeat_grad),
+    "Repeat": (_repeat_normalize, _repeat_shape, lambda xs, c: np.repeat(xs[0], c["repeats"], axis=c["axis"]),
+               _repeat_grad),
     "Tile": (_tile_normalize, lambda s, c: tuple(None if d is None else d * r for d, r in zip(s[0], c["repeats"])),
              lambda xs, c: np.tile(xs[0], c["repeats"]), _tile_grad),
     "Roll": (_roll_normalize, lambda s, c: tuple(s[0]), lambda xs, c: np.roll(xs[0], c["shift"], axis=c["axis"]),
