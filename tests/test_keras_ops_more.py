@@ -85,7 +85,7 @@ def test_a_live_model_of_every_added_op_and_back_to_keras(keras, tmp_path):
     ("Tile", {"repeats": [2, 1, 1]}, (None, 6, 4), "tile the batch axis"),
     ("Tile", {"repeats": [1, 1, 1, 2]}, (None, 6, 4), "add axes before the batch axis"),
     ("Roll", {"shift": 1, "axis": None}, (None, 6, 4), "batch axis"),
-    ("Repeat", {"repeats": [1, 2], "axis": 1}, (None, 2, 4), "list of repeats"),
+    ("Repeat", {"repeats": [1, 2], "axis": 0}, (None, 2, 4), "batch axis"),
     ("Argmax", {"axis": None, "keepdims": False}, (None, 6, 4), "batch axis"),
     ("Glu", {"axis": 0}, (None, 6, 4), "batch axis"),
 ])
