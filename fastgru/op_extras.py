@@ -41,9 +41,9 @@ def _on_arrays(what: str, *values) -> list:
 def pad(x, pad_width, mode="constant", constant_values=None):
     """Keras's ``ops.pad``: ``pad_width`` a pair per axis (the batch axis's (0, 0) in a graph)."""
     if _symbolic(x):
-        if mode != "constant":
-            raise UnsupportedKerasFeature(f"keras.ops pad with mode={mode!r} in a graph (fastgru pads with a "
-                                          "constant there)")
+        if mode not in ("constant", "reflect", "symmetric"):
+            raise UnsupportedKerasFeature(f"keras.ops pad with mode={mode!r} in a graph (Keras's TensorFlow backend "
+                                          "pads with 'constant', 'reflect' or 'symmetric')")
         return _node("Pad", x, {"pad_width": pad_width, "mode": mode},
                      kwargs={} if constant_values is None else {"constant_values": constant_values})
     (x,) = _on_arrays("pad", x)

@@ -31,6 +31,8 @@ def _NUMBERS(shape):  # (a constant operand, as Keras writes a NumPy array)
 
 GRAD_CASES = [
     ("Add", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
+    ("Pad", {"pad_width": [[0, 0], [2, 1], [1, 3]], "mode": "reflect"}, [T(0)], [X], "any"),
+    ("Pad", {"pad_width": [[0, 0], [3, 1], [4, 2]], "mode": "symmetric"}, [T(0)], [X], "any"),
     ("Add", {}, [T(0), T(1)], [X, (1, 1, 4)], "any"),  # (tensors of one rank: other ranks are refused)
     ("Subtract", {}, [2.0, T(0)], [X], "any"),
     ("Multiply", {}, [T(0), T(1)], [X, X], "any"),

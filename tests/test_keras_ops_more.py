@@ -311,3 +311,25 @@ def test_repeat_with_a_count_per_entry_loads_predicts_and_trains_as_keras(keras,
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     with pytest.raises(UnsupportedKerasFeature, match="one per entry"):
         fg.ops.repeat(fg.Input((4, 3)), [1, 2], axis=1)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+def test_mirror_padding_loads_predicts_and_trains_as_keras(keras, tmp_path, rng, mode):
+    inputs = keras.Input((5, 3))
+    h = keras.layers.Conv1D(4, 3, padding="valid")(keras.ops.pad(inputs, [[0, 0], [1, 1], [0, 0]], mode=mode))
+    h = keras.ops.pad(h, [[0, 0], [2, 0], [1, 2]], mode=mode)
+    theirs = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(3)(h)))
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    theirs.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
+                               history, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    first = fg.Input((5, 3))  # (and built with fastgru's own ops)
+    built = fg.Model(first, fg.ops.pad(first, [[0, 0], [1, 1], [0, 0]], mode=mode))
+    np.testing.assert_array_equal(built.predict(x, verbose=0), np.pad(x, [[0, 0], [1, 1], [0, 0]], mode=mode))

@@ -309,16 +309,37 @@ def _pad_normalize(c, shapes, owner):
         raise ValueError(f"{owner}: pad_width must give (before, after) for each of the {rank} axes, found {width!r}")
     if list(width[0]) != [0, 0]:
         raise UnsupportedKerasFeature(f"{owner}: pad_width {width!r} pads the batch axis; fastgru keeps it whole")
-    if c.get("mode", "constant") != "constant":
-        raise UnsupportedKerasFeature(f"{owner}: only mode='constant' is supported, found {c.get('mode')!r}")
+    mode = c.get("mode", "constant")
+    if mode not in ("constant", "reflect", "symmetric"):  # (TensorFlow's: its MirrorPad, NumPy's modes of that name)
+        raise UnsupportedKerasFeature(f"{owner}: mode {mode!r} (Keras's TensorFlow backend pads with 'constant', "
+                                      "'reflect' or 'symmetric')")
     value = c.get("constant_values")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ValueError(f"{owner}: constant_values must be a number, found {value!r}")
+    for (before, after), n in zip(width, shapes[0]):
+        if mode != "constant" and n is not None and max(before, after) > n - (mode == "reflect"):
+            raise ValueError(f"{owner}: {mode} padding of ({before}, {after}) is more than an axis of {n} allows")
+    if mode != "constant":
+        return {"pad_width": tuple(tuple(p) for p in width), "mode": mode}
     return {"pad_width": tuple(tuple(p) for p in width), "constant_values": 0 if value is None else value}
 
 
+def _pad(xs, c):
+    if c.get("mode") is not None:
+        return np.pad(xs[0], c["pad_width"], mode=c["mode"])
+    return np.pad(xs[0], c["pad_width"], constant_values=c["constant_values"])
+
+
 def _pad_grad(xs, y, dy, c):
-    return [dy[tuple(slice(b, b + n) for (b, _), n in zip(c["pad_width"], xs[0].shape))].copy()]
+    if c.get("mode") is None:
+        return [dy[tuple(slice(b, b + n) for (b, _), n in zip(c["pad_width"], xs[0].shape))].copy()]
+    for axis, ((before, after), n) in enumerate(zip(c["pad_width"], xs[0].shape)):  # (mirrored entries summed back)
+        if before or after:
+            back = np.zeros(dy.shape[:axis] + (n,) + dy.shape[axis + 1:], dy.dtype)
+            sources = np.pad(np.arange(n), (before, after), mode=c["mode"])
+            np.add.at(np.moveaxis(back, axis, 0), sources, np.moveaxis(dy, axis, 0))
+            dy = back
+    return [dy]
 
 
 SHAPE_OPS = {
@@ -352,5 +373,5 @@ SHAPE_OPS = {
                lambda xs, y, dy, c: [np.flip(np.cumsum(np.flip(dy, c["axis"]), axis=c["axis"][0]), c["axis"]).copy()]),
     "Pad": (_pad_normalize, lambda s, c: tuple(None if d is None else d + b + a for d, (b, a) in
                                                zip(s[0], c["pad_width"])),
-            lambda xs, c: np.pad(xs[0], c["pad_width"], constant_values=c["constant_values"]), _pad_grad),
+            _pad, _pad_grad),
 }
