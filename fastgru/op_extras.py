@@ -13,6 +13,7 @@ import numpy as np
 from .eager import eager, keras_array
 from .errors import UnsupportedKerasFeature
 from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
+from .layers.op_attention import ATTENTION_OPS
 from .op_functions import FUNCTIONS as OPS
 from .op_numpy import keras_dtype
 from .tracing import is_weight_valued, refuse_while_traced, tracing
@@ -163,8 +164,32 @@ def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False, **kwargs):
     return OPS["max"](OPS["one_hot"](inputs, num_classes, axis=axis, dtype=dtype), axis=over)
 
 
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False, flash_attention=None,
+                          attn_logits_soft_cap=None):
+    """Keras's ``ops.dot_product_attention`` (query (B, T, N, H), key and value (B, S, K, H)): on symbolic tensors the
+    ``DotProductAttention`` graph op, on arrays its values (``layers/op_attention.py``: as Keras's TensorFlow backend,
+    which leaves ``attn_logits_soft_cap`` alone and refuses ``flash_attention``)."""
+    config = {"is_causal": bool(is_causal), "flash_attention": flash_attention,
+              "attn_logits_soft_cap": attn_logits_soft_cap}
+    given = [query, key, value, bias, mask]
+    if any(_symbolic(v) for v in given):
+        tensors, entries = [], []
+        for v in given:
+            entries.append(None if v is None else numpy_constant(keras_array(v)) if not _symbolic(v)
+                           else {TENSOR_KEY: len(tensors)})
+            tensors += [v] if _symbolic(v) else []
+        kwargs = {k: e for k, e in zip(("bias", "mask"), entries[3:]) if e is not None}
+        kwargs.update({} if scale is None else {"scale": float(scale)})
+        return KerasOp("DotProductAttention", config)(tensors, template={"args": entries[:3], "kwargs": kwargs})
+    arrays = _on_arrays("dot_product_attention", *[v for v in given if v is not None])
+    normalize, _, values, _ = ATTENTION_OPS["DotProductAttention"]
+    c = normalize({**config, "scale": scale, "has_bias": bias is not None, "has_mask": mask is not None},
+                  [a.shape for a in arrays], "keras.ops dot_product_attention", None)
+    return eager(values(arrays, c))
+
+
 FUNCTIONS = {f.__name__: f for f in (pad, average, slice, layer_normalization, rms_normalization, segment_sum,
-                                     segment_max, where, multi_hot)}
+                                     segment_max, where, multi_hot, dot_product_attention)}
 
 
 def install(module) -> None:

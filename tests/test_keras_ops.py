@@ -32,6 +32,10 @@ def _NUMBERS(shape):  # (a constant operand, as Keras writes a NumPy array)
 GRAD_CASES = [
     ("Add", {}, [T(0), T(1)], [X, (2, 1, 4)], "any"),
     ("Pad", {"pad_width": [[0, 0], [2, 1], [1, 3]], "mode": "reflect"}, [T(0)], [X], "any"),
+    ("DotProductAttention", {"is_causal": True}, [T(0), T(1), T(2)], [(2, 3, 4, 2), (2, 3, 2, 2), (2, 3, 2, 2)],
+     "any"),  # (grouped heads: two query heads per key head)
+    ("DotProductAttention", {}, [T(0), T(1), T(2), T(3), None, 0.5], [(2, 3, 2, 2), (2, 4, 2, 2), (2, 4, 2, 3),
+                                                                     (2, 1, 3, 4)], "any"),  # (a bias, a scale)
     ("Pad", {"pad_width": [[0, 0], [3, 1], [4, 2]], "mode": "symmetric"}, [T(0)], [X], "any"),
     ("Add", {}, [T(0), T(1)], [X, (1, 1, 4)], "any"),  # (tensors of one rank: other ranks are refused)
     ("Subtract", {}, [2.0, T(0)], [X], "any"),

@@ -333,3 +333,52 @@ def test_mirror_padding_loads_predicts_and_trains_as_keras(keras, tmp_path, rng,
     first = fg.Input((5, 3))  # (and built with fastgru's own ops)
     built = fg.Model(first, fg.ops.pad(first, [[0, 0], [1, 1], [0, 0]], mode=mode))
     np.testing.assert_array_equal(built.predict(x, verbose=0), np.pad(x, [[0, 0], [1, 1], [0, 0]], mode=mode))
+
+
+def _attention_model(api, variant):
+    """A GRU's states as queries, keys and values of ``ops.dot_product_attention`` (heads of 2), pooled to one output."""
+    layers, ops = api.layers, api.ops
+    tokens = api.Input((6,), dtype="int32")
+    h = layers.GRU(8, return_sequences=True)(layers.Embedding(10, 4)(tokens))
+    q = layers.Reshape((6, 4, 2))(layers.Dense(8)(h))
+    kv_heads = 2 if variant == "grouped" else 4
+    k = layers.Reshape((6, kv_heads, 2))(layers.Dense(2 * kv_heads)(h))
+    v = layers.Reshape((6, kv_heads, 2))(layers.Dense(2 * kv_heads)(h))
+    options = {}
+    if variant == "causal":
+        options["is_causal"] = True
+    if variant == "masked":  # (padding ids 0: a (B, 1, 1, S) key mask), with a scale
+        options["mask"] = ops.expand_dims(ops.expand_dims(ops.not_equal(tokens, 0), 1), 1)
+        options["scale"] = 0.3
+    if variant == "bias":  # (a bias computed from the states: (B, 1, T, S))
+        options["bias"] = ops.expand_dims(ops.einsum("btd,bsd->bts", h, h), 1)
+    out = ops.dot_product_attention(q, k, v, **options)
+    return api.Model(tokens, layers.Dense(1)(ops.mean(layers.Reshape((6, 8))(out), axis=1)))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("variant", ["plain", "causal", "grouped", "masked", "bias"])
+def test_dot_product_attention_loads_predicts_trains_and_saves_as_keras(keras, tmp_path, rng, variant):
+    theirs = _attention_model(keras, variant)
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    theirs.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    built = _attention_model(fg, variant)  # (and written with fastgru's own ops)
+    built.set_weights(theirs.get_weights())
+    x = rng.integers(1, 10, (8, 6)).astype("int32")
+    x[:3, 4:] = 0
+    y = rng.normal(size=(8, 1)).astype("float32")
+    expected = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(built.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
+                               history, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "back.keras")
+    again = keras.models.load_model(tmp_path / "back.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    q, k, v = (rng.normal(size=s).astype("float32") for s in ((2, 3, 4, 2), (2, 5, 2, 2), (2, 5, 2, 2)))
+    np.testing.assert_allclose(fg.ops.dot_product_attention(q, k, v, is_causal=True),
+                               keras.ops.dot_product_attention(q, k, v, is_causal=True).numpy(), rtol=1e-5, atol=1e-6)

@@ -20,6 +20,7 @@ from ..tracing import ARRAY_KEY, TENSOR_KEY, is_weight_valued, operand_value, se
 from ..training.row_gradient import RowGradient
 from . import registry
 from .base import Layer, _symbolic, call_on_list, compute_dtype, record_symbolic_call, snake_case, unique_name
+from .op_attention import attention_arguments
 from .op_axis import GATHERS
 from .op_config import _DEFAULTS, _NODE_KWARGS, _OTHER_OPS, CONFIG_KEYS, MODULES, PRODUCTS, SHAPE_OPS
 from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
@@ -27,7 +28,8 @@ from .op_shapes import REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
 from .op_slices import PARAMETERS
 
 SUPPORTED = frozenset(CONFIG_KEYS)
-_WITH_CONSTANTS = ("Matmul", "Einsum", "Dot", "Tensordot", *GATHERS)  # (products that take a constant operand)
+#: products that take a constant operand
+_WITH_CONSTANTS = ("Matmul", "Einsum", "Dot", "Tensordot", "DotProductAttention", *GATHERS)
 _LIST_OPS = ("Concatenate", "Stack", "Hstack")
 
 
@@ -151,6 +153,9 @@ class KerasOp(Layer):
         if self.op == "Average":  # (ops.average's weights: a constant vector along the axis, or None)
             kwargs = {**kwargs, "weights": self._parameter(kwargs.get("weights"), "weights", owner)}
         params = {}
+        if self.op == "DotProductAttention":  # (query, key, value, then the bias and mask given; the scale a number)
+            args, params = attention_arguments(args, kwargs, owner)
+            kwargs = {}
         if self.op in PARAMETERS:  # (slice's start indices, a normalization's gamma/beta/scale: into the config)
             names = PARAMETERS[self.op]
             if not 1 <= len(args) <= 1 + len(names):
@@ -166,8 +171,8 @@ class KerasOp(Layer):
         else:
             items = args
             n = 3 if self.op in TERNARY else 2 if self.op in BINARY or self.op in PRODUCTS else 1
-            if self.op == "Einsum" and len(args) == 1:
-                n = 1  # (one tensor: a permutation, sums)
+            if (self.op == "Einsum" and len(args) == 1) or self.op == "DotProductAttention":
+                n = len(args)  # (one tensor: a permutation, sums; attention: its given operands)
             if len(args) != n:
                 raise ValueError(f"{owner}: expects {n} operand(s), found {args!r}")
         constants = self.op in BINARY or self.op in TERNARY or self.op in _WITH_CONSTANTS

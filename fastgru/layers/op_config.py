@@ -4,6 +4,7 @@ the keyword arguments its node may carry and its defaults."""
 
 from __future__ import annotations
 
+from .op_attention import ATTENTION_OPS
 from .op_axis import AXIS_SHAPE_OPS, GATHERS
 from .op_elementwise import BINARY, TERNARY, UNARY
 from .op_products import PRODUCTS as _PRODUCTS
@@ -12,7 +13,7 @@ from .op_shapes import SHAPE_OPS as _SHAPE_OPS
 from .op_slices import SLICE_OPS
 
 SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS, **SLICE_OPS}
-PRODUCTS = {**_PRODUCTS, **GATHERS}  # (two operands each)
+PRODUCTS = {**_PRODUCTS, **GATHERS, **ATTENTION_OPS}  # (two operands each; dot_product_attention three to five)
 _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the rest up in)
 
 _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math"
@@ -20,7 +21,7 @@ _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.m
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
            "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
            "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments",
-           "OneHot", "LayerNorm", "RMSNorm"}
+           "OneHot", "LayerNorm", "RMSNorm", "DotProductAttention"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
            "Erfc": _MATH, "Erfinv": _MATH, "Cast": "keras.src.ops.core", "StopGradient": "keras.src.ops.core",
@@ -33,6 +34,7 @@ CONFIG_KEYS = {
     **{op: ("axis", "keepdims") for op in ("Sum", "Mean", "Var", "Std", "Logsumexp", "Any", "All")},
     "Max": ("axis", "keepdims", "initial"), "Min": ("axis", "keepdims", "initial"), "Average": ("axis",),
     "Norm": ("ord", "axis", "keepdims"), "CountNonzero": ("axis",),
+    "DotProductAttention": ("is_causal", "flash_attention", "attn_logits_soft_cap"),
     "Concatenate": ("axis",), "Stack": ("axis",), "ExpandDims": ("axis",), "Squeeze": ("axis",),
     "Reshape": ("newshape",), "Transpose": ("axes",), "Swapaxes": ("axis1", "axis2"),
     "Moveaxis": ("source", "destination"), "Flip": ("axis",), "Cumsum": ("axis", "dtype"),
@@ -51,7 +53,8 @@ CONFIG_KEYS = {
     "LayerNorm": ("axis", "epsilon", "rms_scaling"), "RMSNorm": ("axis", "epsilon"),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
-_NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}, "RMSNorm": {"scale"}}
+_NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}, "RMSNorm": {"scale"},
+                "DotProductAttention": {"bias", "mask", "scale"}}
 _DEFAULTS = {"Gelu": {"approximate": True}, "Elu": {"alpha": 1.0}, "LeakyRelu": {"negative_slope": 0.2},
              "Softmax": {"axis": -1}, "LogSoftmax": {"axis": -1}, "Celu": {"alpha": 1.0}, "Squareplus": {"b": 4},
              "SoftShrink": {"threshold": 0.5}, "HardShrink": {"threshold": 0.5}, "Round": {"decimals": 0},
