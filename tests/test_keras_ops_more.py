@@ -267,6 +267,24 @@ def test_a_file_with_where_of_a_condition_alone_is_refused_by_name(keras, tmp_pa
         fg.load_model(tmp_path / "m.keras")
 
 
+def _loads_predicts_trains_and_saves_as_keras(keras, theirs, x, y, tmp_path, batch_size: int):
+    """``theirs`` compiled and saved; fastgru's load of it predicts, trains two epochs (SGD) and saves back as Keras's.
+    Returns fastgru's model."""
+    theirs.compile(keras.optimizers.SGD(0.05), "mse")
+    theirs.save(tmp_path / "m.keras")
+    ours = fg.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    history = theirs.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(ours.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0).history[
+        "loss"], history, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "back.keras")
+    again = keras.models.load_model(tmp_path / "back.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    return ours
+
+
 @pytest.mark.keras
 def test_count_nonzero_and_vector_norms_of_other_orders_load_predict_and_train_as_keras(keras, tmp_path, rng):
     ops, layers = keras.ops, keras.layers
@@ -275,20 +293,8 @@ def test_count_nonzero_and_vector_norms_of_other_orders_load_predict_and_train_a
     lengths = ops.cast(ops.count_nonzero(ops.relu(inputs[:, :, 0]), axis=1), "float32")  # (no gradient)
     norms = ops.concatenate([ops.norm(h, ord=1, axis=-1), ops.norm(h, ord=np.inf, axis=-1),
                              ops.norm(h, ord=-np.inf, axis=-1), ops.expand_dims(lengths, -1)], axis=-1)
-    theirs = keras.Model(inputs, layers.Dense(2)(norms))
-    theirs.compile(keras.optimizers.SGD(0.05), "mse")
-    theirs.save(tmp_path / "m.keras")
-    ours = fg.load_model(tmp_path / "m.keras")
     x, y = rng.normal(size=(16, 5, 3)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    history = theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"],
-                               history, rtol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    ours.save(tmp_path / "back.keras")
-    again = keras.models.load_model(tmp_path / "back.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    _loads_predicts_trains_and_saves_as_keras(keras, keras.Model(inputs, layers.Dense(2)(norms)), x, y, tmp_path, 8)
     np.testing.assert_array_equal(fg.ops.count_nonzero(x[:, :, 0] > 0, axis=1),
                                   ops.count_nonzero(x[:, :, 0] > 0, axis=1).numpy())
 
@@ -299,16 +305,8 @@ def test_repeat_with_a_count_per_entry_loads_predicts_and_trains_as_keras(keras,
     h = keras.layers.GRU(3, return_sequences=True)(inputs)
     h = keras.ops.repeat(h, [2, 0, 1, 3], axis=1)  # (steps 4 -> 6; one step dropped)
     theirs = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(2)(h)))
-    theirs.compile(keras.optimizers.SGD(0.05), "mse")
-    theirs.save(tmp_path / "m.keras")
-    ours = fg.load_model(tmp_path / "m.keras")
     x, y = rng.normal(size=(8, 4, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
-                               history, rtol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    _loads_predicts_trains_and_saves_as_keras(keras, theirs, x, y, tmp_path, 4)
     with pytest.raises(UnsupportedKerasFeature, match="one per entry"):
         fg.ops.repeat(fg.Input((4, 3)), [1, 2], axis=1)
 
@@ -320,16 +318,8 @@ def test_mirror_padding_loads_predicts_and_trains_as_keras(keras, tmp_path, rng,
     h = keras.layers.Conv1D(4, 3, padding="valid")(keras.ops.pad(inputs, [[0, 0], [1, 1], [0, 0]], mode=mode))
     h = keras.ops.pad(h, [[0, 0], [2, 0], [1, 2]], mode=mode)
     theirs = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(3)(h)))
-    theirs.compile(keras.optimizers.SGD(0.05), "mse")
-    theirs.save(tmp_path / "m.keras")
-    ours = fg.load_model(tmp_path / "m.keras")
     x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
-                               history, rtol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    _loads_predicts_trains_and_saves_as_keras(keras, theirs, x, y, tmp_path, 4)
     first = fg.Input((5, 3))  # (and built with fastgru's own ops)
     built = fg.Model(first, fg.ops.pad(first, [[0, 0], [1, 1], [0, 0]], mode=mode))
     np.testing.assert_array_equal(built.predict(x, verbose=0), np.pad(x, [[0, 0], [1, 1], [0, 0]], mode=mode))
@@ -360,25 +350,13 @@ def _attention_model(api, variant):
 @pytest.mark.parametrize("variant", ["plain", "causal", "grouped", "masked", "bias"])
 def test_dot_product_attention_loads_predicts_trains_and_saves_as_keras(keras, tmp_path, rng, variant):
     theirs = _attention_model(keras, variant)
-    theirs.compile(keras.optimizers.SGD(0.05), "mse")
-    theirs.save(tmp_path / "m.keras")
-    ours = fg.load_model(tmp_path / "m.keras")
     built = _attention_model(fg, variant)  # (and written with fastgru's own ops)
     built.set_weights(theirs.get_weights())
     x = rng.integers(1, 10, (8, 6)).astype("int32")
     x[:3, 4:] = 0
     y = rng.normal(size=(8, 1)).astype("float32")
-    expected = theirs.predict(x, verbose=0)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(built.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
-    history = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"],
-                               history, rtol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    ours.save(tmp_path / "back.keras")
-    again = keras.models.load_model(tmp_path / "back.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(built.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    _loads_predicts_trains_and_saves_as_keras(keras, theirs, x, y, tmp_path, 4)
     q, k, v = (rng.normal(size=s).astype("float32") for s in ((2, 3, 4, 2), (2, 5, 2, 2), (2, 5, 2, 2)))
     np.testing.assert_allclose(fg.ops.dot_product_attention(q, k, v, is_causal=True),
                                keras.ops.dot_product_attention(q, k, v, is_causal=True).numpy(), rtol=1e-5, atol=1e-6)
