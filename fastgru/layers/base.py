@@ -411,7 +411,8 @@ class Layer(VariableLists, WeightOptions):
         # (its input's mask, as Keras reads it: given to the call where it gets one tensor only, not beside an
         # initial_state; its output's mask computed from it either way)
         previous = keras_masks.carried(x) if mask is None else mask
-        if not any(isinstance(v, (np.ndarray, list, tuple)) for v in kwargs.values()):
+        if not any(isinstance(v, np.ndarray) or (isinstance(v, (list, tuple)) and any(
+                isinstance(a, np.ndarray) for a in v)) for v in kwargs.values()):  # (initial_state=[h]: a tensor)
             mask = previous
         if isinstance(x, (list, tuple)) and getattr(self, "_fg_user_layer", False):  # (a custom layer's list input)
             x = [np.asarray(a) for a in x]
