@@ -105,8 +105,18 @@ def _classes(keras):
             _, h, c = self.encoder(x)
             return self.decoder(x, initial_state=[h, c])
 
+    class CausalAttention(layers.Layer):  # (a constant causal mask built with ops.arange, as keras.io's decoder)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.att = layers.MultiHeadAttention(num_heads=2, key_dim=3)
+
+        def call(self, x):
+            steps = keras.ops.shape(x)[1]
+            causal = keras.ops.arange(steps)[:, None] >= keras.ops.arange(steps)[None, :]
+            return self.att(x, x, attention_mask=keras.ops.cast(causal, "int32")[None])
+
     return {c.__name__: c for c in (GRUInside, PoolInside, PassThrough, Scaled, SequenceGRU, SelfAttention, Narrowed,
-                                    KeepsMasking, OwnMask, StartState, EncoderDecoder)}
+                                    KeepsMasking, OwnMask, StartState, EncoderDecoder, CausalAttention)}
 
 
 def _ids(rng, n=6, steps=8, vocab=20):
@@ -134,6 +144,8 @@ def _build(api, classes, case):
     elif case in ("narrowed", "keeps_masking", "own_mask"):
         name = {"narrowed": "Narrowed", "keeps_masking": "KeepsMasking", "own_mask": "OwnMask"}[case]
         out = layers.GRU(3)(classes[name]()(e))
+    elif case == "causal_attention":
+        out = layers.GRU(3)(classes["CausalAttention"]()(e))
     elif case == "encoder_decoder":
         out = layers.GRU(3)(classes["EncoderDecoder"]()(e))
     elif case == "start_state":
@@ -144,7 +156,7 @@ def _build(api, classes, case):
 
 
 CASES = ["gru_inside", "pool_inside", "pass_through", "op_drops", "sequence_gru", "transformer", "narrowed",
-         "keeps_masking", "own_mask", "start_state", "encoder_decoder"]
+         "keeps_masking", "own_mask", "start_state", "encoder_decoder", "causal_attention"]
 
 
 @pytest.mark.keras

@@ -37,7 +37,15 @@ from ..ops.invariant import matmul_rows
 from ..random import make_rng
 from .base import BUILD_LOCK, Layer, record_symbolic_call, weights_lock
 from .einsum_dense import add_kernel_with_fans
-from .multi_head_inputs import _ROLES, _AttentionAxes, _OutputShape, call_arrays, carried_masks, gather_call
+from .multi_head_inputs import (
+    _ROLES,
+    _AttentionAxes,
+    _OutputShape,
+    call_arrays,
+    carried_masks,
+    constant_attention_mask,
+    gather_call,
+)
 from .registry import (
     ANY,
     NONE,
@@ -239,6 +247,7 @@ class MultiHeadAttention(Layer):
         if any(getattr(a, "_fg_symbolic", False) or type(a).__name__ == "InputLayer" for a in inputs):
             if not any(m is not None for m in masks):
                 masks = None
+            inputs = constant_attention_mask(inputs, layout)
             extra = {k: v for k, v in options.items() if v}
             if layout != _ROLES[:len(layout)] or len(layout) > 2:
                 extra["layout"] = list(layout)

@@ -95,6 +95,23 @@ def carried_masks(inputs: list, layout, masks: list) -> list:
     return masks
 
 
+def constant_attention_mask(inputs: list, layout) -> list:
+    """``inputs`` with a constant ``attention_mask`` given beside symbolic tensors (a causal mask a custom layer
+    builds with ``ops.arange``) made a tensor of the query's batch: ``query[:, :, :1] * 0 + mask``, (B, T, S)."""
+    if "attention_mask" not in layout or not getattr(inputs[0], "_fg_symbolic", False):
+        return inputs
+    at = layout.index("attention_mask")
+    given = inputs[at]
+    if getattr(given, "_fg_symbolic", False) or type(given).__name__ == "InputLayer" or len(inputs[0].shape) != 3:
+        return inputs
+    constant = np.asarray(given)
+    if constant.ndim not in (2, 3) or (constant.ndim == 3 and constant.shape[0] != 1):
+        raise ValueError(f"a constant attention_mask must be of shape (T, S) or (1, T, S), found {constant.shape}")
+    inputs = list(inputs)
+    inputs[at] = inputs[0][:, :, :1] * 0.0 + (constant != 0).astype(np.float32)
+    return inputs
+
+
 def call_arrays(layer, inputs, mask, layout):
     """(q, v, k or None, keep mask (B, T|1, S) or None, attention mask or None, layout): the call's arrays
     checked against the layer's built shapes, in the compute dtype; the masks combined as Keras does."""
