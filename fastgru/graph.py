@@ -252,9 +252,10 @@ install_symbolic_call(symbolic_call)
 
 def _state_of_weights(state, inputs):
     """A learned initial state (a weight, or a value computed from weights, in a custom layer's call traced for
-    training) as a tensor of the graph: ``zeros_like(inputs[:, 0, :1]) + state``, one row per sample (its gradient
-    reaches the weights); anything else as it is."""
-    if tracing() is None or not is_weight_valued(state) or getattr(inputs, "ndim", 0) != 3:
+    training; or a constant, ``ops.ones((ops.shape(x)[0], units))``) as a tensor of the graph:
+    ``zeros_like(inputs[:, 0, :1]) + state``, one row per sample (gradients reach the weights); else as it is."""
+    if tracing() is None or not (is_weight_valued(state) or isinstance(state, np.ndarray)) or \
+            getattr(inputs, "ndim", 0) != 3:
         return state
     return apply_op("Add", apply_op("ZerosLike", inputs[:, 0, :1]), state)
 

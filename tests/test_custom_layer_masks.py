@@ -115,8 +115,16 @@ def _classes(keras):
             causal = keras.ops.arange(steps)[:, None] >= keras.ops.arange(steps)[None, :]
             return self.att(x, x, attention_mask=keras.ops.cast(causal, "int32")[None])
 
+    class OnesState(layers.Layer):  # (a constant initial state sized by the batch: a tensor of the traced graph)
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.gru = layers.GRU(4)
+
+        def call(self, x):
+            return self.gru(x, initial_state=[keras.ops.ones((keras.ops.shape(x)[0], 4))])
+
     return {c.__name__: c for c in (GRUInside, PoolInside, PassThrough, Scaled, SequenceGRU, SelfAttention, Narrowed,
-                                    KeepsMasking, OwnMask, StartState, EncoderDecoder, CausalAttention)}
+                                    KeepsMasking, OwnMask, StartState, EncoderDecoder, CausalAttention, OnesState)}
 
 
 def _ids(rng, n=6, steps=8, vocab=20):
@@ -144,6 +152,8 @@ def _build(api, classes, case):
     elif case in ("narrowed", "keeps_masking", "own_mask"):
         name = {"narrowed": "Narrowed", "keeps_masking": "KeepsMasking", "own_mask": "OwnMask"}[case]
         out = layers.GRU(3)(classes[name]()(e))
+    elif case == "ones_state":
+        out = classes["OnesState"]()(e)
     elif case == "causal_attention":
         out = layers.GRU(3)(classes["CausalAttention"]()(e))
     elif case == "encoder_decoder":
@@ -156,7 +166,7 @@ def _build(api, classes, case):
 
 
 CASES = ["gru_inside", "pool_inside", "pass_through", "op_drops", "sequence_gru", "transformer", "narrowed",
-         "keeps_masking", "own_mask", "start_state", "encoder_decoder", "causal_attention"]
+         "keeps_masking", "own_mask", "start_state", "encoder_decoder", "causal_attention", "ones_state"]
 
 
 @pytest.mark.keras
