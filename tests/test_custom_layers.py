@@ -297,3 +297,30 @@ def test_a_held_sequential_s_weight_paths_after_loading_are_keras_s(keras, tmp_p
 
     assert [strip(w.path) for w in ours.weights] == [strip(w.path) for w in theirs.weights]
     assert strip(ours.weights[0].path) == "block/sequential/dense/kernel"
+
+
+def _causal_option(keras):
+    class Shifted(keras.layers.Layer):  # (an option named causal: the class's own, kept in its config)
+        def __init__(self, causal=False, **kwargs):
+            super().__init__(**kwargs)
+            self.causal = causal
+
+        def call(self, inputs):
+            return inputs * (2.0 if self.causal else 1.0)
+
+        def get_config(self):
+            return {**super().get_config(), "causal": self.causal}
+
+    return Shifted
+
+
+def test_a_custom_layer_s_causal_option_is_saved_as_its_own(keras, tmp_path, rng):
+    ours_cls, theirs_cls = _causal_option(fg), _causal_option(keras)
+    inputs = fg.Input((3,))
+    model = fg.Model(inputs, ours_cls(causal=True)(inputs))
+    model.save(tmp_path / "m.keras")
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    again = fg.load_model(tmp_path / "m.keras", custom_objects={"Shifted": ours_cls})
+    theirs = keras.models.load_model(tmp_path / "m.keras", custom_objects={"Shifted": theirs_cls})
+    for loaded in (again, theirs):
+        np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)), 2 * x, rtol=1e-6)

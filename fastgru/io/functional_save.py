@@ -116,7 +116,8 @@ def functional_config(model) -> dict:
                 kwargs["mask"] = kwargs["mask"][0] if isinstance(kwargs.get("mask"), list) else kwargs.get("mask")
                 inbound.append({"args": [args[0]], "kwargs": {k: v for k, v in kwargs.items() if v is not None}})
                 continue
-            if getattr(layer, "causal", False) is True:  # tf_keras's causal=True: Keras 3 takes it per call
+            if getattr(layer, "causal", False) is True and not getattr(type(layer), "_fg_user_layer", False):
+                # (tf_keras's Attention(causal=True): Keras 3 takes it per call; a custom layer's own option stays)
                 kwargs["use_causal_mask"] = True
                 entry.get("config", {}).pop("causal", None)
             inbound.append({"args": [args if node.list_args else args[0]], "kwargs": kwargs})
