@@ -1,8 +1,8 @@
 """Where a model output's logits are, as Keras finds them: TensorFlow tags the output of a sigmoid or softmax with
 its input (``_keras_logits``) and a crossentropy reads those logits instead of the clipped probabilities. The tag
 stays on the tensor through layers that return their input itself — ``Identity``, a
-linear ``Activation``, and the dropout and noise layers when they do not train (or drop nothing) — and through a
-nested model, whose output is its last layer's tensor.
+linear ``Activation``, the dropout and noise layers when they do not train (or drop nothing), ``ops.cast`` of a
+float32 model's tensor to float32 — and through a nested model, whose output is its last layer's tensor.
 
 :func:`graph_logits` follows a Functional model's output back to the layer that makes it (its activation and its
 output's slot, the one the training walk asks for the pre-activation: ``plan_walk.forward``), :func:`chain_logits`
@@ -27,6 +27,8 @@ def passes_through(layer, training: bool) -> bool:
         return getattr(layer, "activation", None) in (None, "linear")
     if kind in _NOISE:
         return not training or not getattr(layer, _NOISE[kind], 0)
+    if kind == "KerasOp" and layer.op == "Cast":  # (TensorFlow's cast to the dtype a tensor has returns the tensor)
+        return (getattr(layer, "op_config", None) or {}).get("dtype") == "float32"
     return False
 
 
@@ -62,7 +64,8 @@ def graph_logits(model, k: int, training: bool) -> tuple[str | None, int]:
     inputs, outputs = set(model._input_slots), model._output_slots
     step = producers.get(slot)
     while step is not None and step.kind == "layer" and passes_through(step.layer, training) and \
-            len(step.args) == 1 and not step.list_args and not step.states:
+            len(step.args) == 1 and (not step.list_args or type(step.layer).__name__ == "KerasOp") and \
+            not step.states:
         source = step.args[0]
         if source in inputs or source in outputs or model._consumers.get(source, 0) != 1 or source not in producers:
             break

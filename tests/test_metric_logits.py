@@ -116,3 +116,16 @@ def test_tf_keras_file_metrics_read_logits(rng, tmp_path):
                           km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history)):
         for name, value in theirs.items():
             np.testing.assert_allclose(ours[name], value, rtol=2e-4, err_msg=name)
+
+
+@pytest.mark.keras
+def test_a_float32_cast_of_the_output_keeps_its_logits(keras, rng):
+    """TensorFlow's cast to the tensor's own dtype returns the tensor: Keras's loss and metrics still read the
+    logits of a sigmoid output cast to float32 (mixed-precision-style code ends models so)."""
+    inputs = keras.Input((4,))
+    probs = keras.layers.Dense(1, activation="sigmoid",
+                               kernel_initializer=keras.initializers.RandomNormal(stddev=30.0, seed=1))(inputs)
+    km = keras.Model(inputs, keras.ops.cast(probs, "float32"))
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (rng.random((32, 1)) > 0.5).astype("float32")
+    _compare(keras, km, fg.from_keras(km), x, y, "binary_crossentropy", ["binary_crossentropy"])
