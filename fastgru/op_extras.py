@@ -168,7 +168,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
                           attn_logits_soft_cap=None):
     """Keras's ``ops.dot_product_attention`` (query (B, T, N, H), key and value (B, S, K, H)): on symbolic tensors the
     ``DotProductAttention`` graph op, on arrays its values (``layers/op_attention.py``: as Keras's TensorFlow backend,
-    which leaves ``attn_logits_soft_cap`` alone and refuses ``flash_attention``)."""
+    which refuses ``flash_attention`` and ``attn_logits_soft_cap``)."""
     config = {"is_causal": bool(is_causal), "flash_attention": flash_attention,
               "attn_logits_soft_cap": attn_logits_soft_cap}
     given = [query, key, value, bias, mask]

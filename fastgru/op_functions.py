@@ -399,8 +399,8 @@ def _creator(name: str, make, dtype_at: int):
             raise UnsupportedKerasFeature(f"keras.ops {name} of a symbolic tensor's sizes does not run in a fastgru "
                                           "graph (docs/functional.md lists the ops that do)")
         value = make(*args, **kwargs)
-        if dtype is None:
-            dtype = np.int32 if value.dtype.kind in "iu" else np.float32
+        if dtype is None:  # (Keras's floatx; an arange of integers int32)
+            dtype = np.int32 if value.dtype.kind in "iu" and name == "arange" else np.float32
         return value.astype(np.dtype(dtype)).view(EagerArray)
 
     function.__name__ = function.__qualname__ = name

@@ -360,3 +360,11 @@ def test_dot_product_attention_loads_predicts_trains_and_saves_as_keras(keras, t
     q, k, v = (rng.normal(size=s).astype("float32") for s in ((2, 3, 4, 2), (2, 5, 2, 2), (2, 5, 2, 2)))
     np.testing.assert_allclose(fg.ops.dot_product_attention(q, k, v, is_causal=True),
                                keras.ops.dot_product_attention(q, k, v, is_causal=True).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_what_keras_s_tensorflow_backend_refuses_is_refused():
+    q = np.ones((1, 2, 2, 2), np.float32)
+    with pytest.raises(UnsupportedKerasFeature, match="attn_logits_soft_cap"):
+        fg.ops.dot_product_attention(q, q, q, attn_logits_soft_cap=1.0)
+    with pytest.raises(ValueError, match="constant_values must be a number, with mode 'constant'"):
+        fg.ops.pad(fg.Input((4, 2)), [[0, 0], [1, 1], [0, 0]], mode="reflect", constant_values=2.5)

@@ -33,6 +33,8 @@ def attention_arguments(args: list, kwargs: dict, owner: str) -> tuple[list, dic
 def _normalize(c, shapes, owner, is_tensor):
     if c.get("flash_attention"):
         raise UnsupportedKerasFeature(f"{owner}: flash_attention=True (Keras's TensorFlow backend refuses it too)")
+    if c.get("attn_logits_soft_cap") is not None:
+        raise UnsupportedKerasFeature(f"{owner}: attn_logits_soft_cap (Keras runs it with JAX on TPU only)")
     q, k, v = (tuple(s) for s in shapes[:3])
     if len(q) != 4 or len(k) != 4 or len(v) != 4:
         raise ValueError(f"{owner}: query, key and value must be of rank 4 (batch, steps, heads, size), found "
@@ -42,7 +44,6 @@ def _normalize(c, shapes, owner, is_tensor):
     if q[3] != k[3] or (q[2] is not None and k[2] is not None and q[2] % k[2]):
         raise ValueError(f"{owner}: query {q} and key {k} must have one head size, and the key's heads must divide "
                          "the query's")
-    # (Keras's TensorFlow backend leaves attn_logits_soft_cap alone: so does fastgru)
     return {"scale": c.get("scale"), "is_causal": bool(c.get("is_causal", False)), "has_bias": c["has_bias"],
             "has_mask": c["has_mask"]}
 

@@ -314,8 +314,8 @@ def _pad_normalize(c, shapes, owner):
         raise UnsupportedKerasFeature(f"{owner}: mode {mode!r} (Keras's TensorFlow backend pads with 'constant', "
                                       "'reflect' or 'symmetric')")
     value = c.get("constant_values")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ValueError(f"{owner}: constant_values must be a number, found {value!r}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or mode != "constant"):
+        raise ValueError(f"{owner}: constant_values must be a number, with mode 'constant', found {value!r}")
     for (before, after), n in zip(width, shapes[0]):
         if mode != "constant" and n is not None and max(before, after) > n - (mode == "reflect"):
             raise ValueError(f"{owner}: {mode} padding of ({before}, {after}) is more than an axis of {n} allows")
