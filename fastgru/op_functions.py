@@ -399,8 +399,10 @@ def _creator(name: str, make, dtype_at: int):
             raise UnsupportedKerasFeature(f"keras.ops {name} of a symbolic tensor's sizes does not run in a fastgru "
                                           "graph (docs/functional.md lists the ops that do)")
         value = make(*args, **kwargs)
-        if dtype is None:  # (Keras's floatx; an arange of integers int32)
+        if dtype is None:  # (Keras's floatx; an arange of integers int32; a range between float64 arrays float64)
             dtype = np.int32 if value.dtype.kind in "iu" and name == "arange" else np.float32
+            if name.endswith("space") and any(getattr(a, "dtype", None) == np.float64 for a in args[:2]):
+                dtype = np.float64
         return value.astype(np.dtype(dtype)).view(EagerArray)
 
     function.__name__ = function.__qualname__ = name

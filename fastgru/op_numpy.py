@@ -25,7 +25,15 @@ _OWN = {"cast": lambda x, dtype: np.asarray(x).astype(np.dtype(dtype)),
         "relu": lambda x: np.maximum(x, 0).astype(x.dtype), "relu6": lambda x: np.clip(x, 0, 6).astype(x.dtype),
         "stop_gradient": lambda variable: variable, "square": lambda x: np.square(x.astype(np.int32)
                                                                                   if x.dtype.kind == "b" else x),
-        "moments": lambda x, axes, keepdims=False, synchronized=False: _moments(x, axes, keepdims)}
+        "moments": lambda x, axes, keepdims=False, synchronized=False: _moments(x, axes, keepdims),
+        # (a NaN never wins, as in TensorFlow: the graph op's rule, op_axis._arg)
+        "argmax": lambda x, axis=None, keepdims=False: np.argmax(_nan_as(x, -np.inf), axis=axis, keepdims=keepdims),
+        "argmin": lambda x, axis=None, keepdims=False: np.argmin(_nan_as(x, np.inf), axis=axis, keepdims=keepdims)}
+
+
+def _nan_as(x, value):
+    x = np.asarray(x)
+    return np.where(np.isnan(x), x.dtype.type(value), x) if x.dtype.kind == "f" else x
 
 
 def _top_k(x: np.ndarray, k: int) -> list:

@@ -224,6 +224,7 @@ def test_array_making_ops_a_custom_layer_uses(keras, rng):
                        ("eye", (3,)), ("full", ((2,), 7.0)), ("abs", (x,)), ("swish", (x,)),
                        ("ones", ((1, 2), "int32")), ("full", ((2,), 3.0, "int32")), ("eye", (3, 4, 1, "int32")),
                        ("full", ((2,), 3)),  # (an integer fill: floatx, as Keras's)
+                       ("linspace", (np.array(0.0), np.array(1.0), 4)),  # (float64 endpoints: float64)
                        ("tri", (4,)), ("tri", (3, 5, -1, "int32")), ("identity", (3,)), ("linspace", (0, 1, 5)),
                        ("logspace", (0.0, 2.0, 3)), ("geomspace", (1.0, 8.0, 4)), ("hard_swish", (x,))):
         ours, theirs = getattr(fg.ops, name)(*args), getattr(keras.ops, name)(*args)

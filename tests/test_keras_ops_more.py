@@ -245,6 +245,8 @@ def test_argmax_and_argmin_skip_nans_as_tensorflow_s():
         inputs = fg.Input((4,))
         model = fg.Model(inputs, fg.ops.cast(getattr(fg.ops, name)(inputs, -1), "float32"))
         np.testing.assert_array_equal(model.predict(x, verbose=0), indices)
+    corners = np.array([[nan, 1], [5, nan]], np.float32)  # (over every axis: NumPy's function, the same rule)
+    assert fg.ops.argmax(corners) == 2 and fg.ops.argmin(corners) == 1
 
 
 def test_tensors_of_different_ranks_are_not_broadcast_across_the_batch():
