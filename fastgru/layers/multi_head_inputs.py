@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import keras_masks
 from .base import compute_dtype
+from .keras_ops import apply_op
 from .registry import Anything, Integer
 
 #: the names of the entries of a list call (``layout``)
@@ -97,7 +98,8 @@ def carried_masks(inputs: list, layout, masks: list) -> list:
 
 def constant_attention_mask(inputs: list, layout) -> list:
     """``inputs`` with a constant ``attention_mask`` given beside symbolic tensors (a causal mask a custom layer
-    builds with ``ops.arange``) made a tensor of the query's batch: ``query[:, :, :1] * 0 + mask``, (B, T, S)."""
+    builds with ``ops.arange``) made a tensor of the query's batch: ``zeros_like(query[:, :, :1]) + mask``, (B, T, S),
+    as ``graph._state_of_weights`` makes a constant initial state one."""
     if "attention_mask" not in layout or not getattr(inputs[0], "_fg_symbolic", False):
         return inputs
     at = layout.index("attention_mask")
@@ -108,7 +110,7 @@ def constant_attention_mask(inputs: list, layout) -> list:
     if constant.ndim not in (2, 3) or (constant.ndim == 3 and constant.shape[0] != 1):
         raise ValueError(f"a constant attention_mask must be of shape (T, S) or (1, T, S), found {constant.shape}")
     inputs = list(inputs)
-    inputs[at] = inputs[0][:, :, :1] * 0.0 + (constant != 0).astype(np.float32)
+    inputs[at] = apply_op("Add", apply_op("ZerosLike", inputs[0][:, :, :1]), (constant != 0).astype(np.float32))
     return inputs
 
 
