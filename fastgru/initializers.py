@@ -83,6 +83,58 @@ def _constant(value):
     return init
 
 
+def _stft(side: str = "real", window="hann", scaling: str | None = "density", periodic: bool = False):
+    """Keras's ``STFT``: conv kernels (frame_length, 1, bins) of the real or imaginary part of a windowed DFT,
+    computed in the weight's dtype in Keras's order of operations."""
+    if side not in ("real", "imag"):
+        raise ValueError(f"STFT initializer: side should be 'real' or 'imag', received {side!r}")
+    if scaling not in (None, "density", "spectrum"):
+        raise ValueError(f"STFT initializer: scaling should be None, 'density' or 'spectrum', received {scaling!r}")
+    window_values(window, None, bool(periodic))  # (an unknown window name refused now)
+
+    def init(shape, dtype, rng):
+        if len(shape) != 3:
+            raise ValueError(f"STFT initializer: expected a shape (frame_length, channels, bins), received {shape}")
+        frame_length, _, bins = (int(d) for d in shape)
+        dtype = np.dtype(dtype)
+        time = np.arange(frame_length, dtype=dtype).reshape(frame_length, 1, 1)
+        freq = np.arange(bins, dtype=dtype).reshape(1, 1, bins) / dtype.type((bins - 1) * 2)
+        angles = (dtype.type(-2) * time) * freq * dtype.type(np.pi)
+        kernel = (np.cos(angles) if side == "real" else np.sin(angles)).astype(dtype)
+        win = window_values(window, frame_length, bool(periodic))
+        if win is None:
+            return np.broadcast_to(kernel, tuple(shape)).copy()
+        win = win.astype(dtype).reshape(frame_length, 1, 1)
+        scale = (np.sqrt(np.sum(np.square(win))) if scaling == "density" else np.sum(np.abs(win))
+                 if scaling == "spectrum" else dtype.type(1))
+        return np.broadcast_to(kernel * win / scale, tuple(shape)).astype(dtype)
+
+    return init
+
+
+def window_values(window, length: int | None, periodic: bool) -> np.ndarray | None:
+    """The ``length`` values of a window: a ``scipy.signal.get_window`` name (``periodic``: the DFT-even form),
+    array values given as they are, or None for no window; ``length`` None checks the window only. ValueError for
+    an unknown name, values that are not a finite vector, or a wrong length."""
+    if window is None:
+        return None
+    if isinstance(window, str):
+        from scipy import signal
+
+        try:
+            return np.asarray(signal.get_window(window, length or 1, fftbins=periodic), dtype=np.float64)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"window {window!r} is not a window scipy.signal.get_window knows: {exc}") from None
+    try:
+        values = np.asarray(window, dtype=np.float64)
+    except (ValueError, TypeError):
+        values = np.zeros((0, 0))
+    if values.ndim != 1 or (length is not None and values.shape[0] != length) or not np.all(np.isfinite(values)):
+        raise ValueError(f"a window given as values must be a vector of finite numbers, as many as the frame length "
+                         f"({length if length is not None else 'frame_length'}), received {window!r:.80}")
+    return values
+
+
 _FACTORIES: dict[str, Callable[..., Initializer]] = {
     "zeros": lambda: _constant(0.0),
     "ones": lambda: _constant(1.0),
@@ -107,6 +159,7 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
     "truncated_normal": lambda mean=0.0, stddev=0.05: (
         lambda shape, dtype, rng: (mean + _truncated(rng, shape, stddev)).astype(dtype)
     ),
+    "stft": _stft,
 }
 
 #: Keras's class names ("GlorotUniform", "RandomNormal", ...) and its short aliases -> the names above
@@ -114,6 +167,7 @@ _CAMEL = {"".join(p.capitalize() for p in k.split("_")): k for k in _FACTORIES}
 _CAMEL.update(uniform="random_uniform", normal="random_normal")  # Embedding's default is "uniform"
 # (the class names Keras 3.0-3.5 wrote in files; later versions write "Orthogonal" and "Identity")
 _CAMEL.update(OrthogonalInitializer="orthogonal", IdentityInitializer="identity")
+_CAMEL.update(STFT="stft", STFTInitializer="stft")
 
 
 class KerasInitializer:
@@ -149,7 +203,7 @@ class KerasInitializer:
 
 
 def _initializer_class(keras_name: str, **defaults) -> type:
-    seeded = {} if keras_name in ("Zeros", "Ones", "Constant", "Identity") else {"seed": None}
+    seeded = {} if keras_name in ("Zeros", "Ones", "Constant", "Identity", "STFT") else {"seed": None}
     return type(keras_name, (KerasInitializer,), {"keras_name": keras_name, "defaults": {**defaults, **seeded},
                                                   "__module__": __name__,
                                                   "__doc__": f"Keras's ``{keras_name}`` initializer."})
@@ -170,6 +224,7 @@ RandomNormal = _initializer_class("RandomNormal", mean=0.0, stddev=0.05)
 RandomUniform = _initializer_class("RandomUniform", minval=-0.05, maxval=0.05)
 TruncatedNormal = _initializer_class("TruncatedNormal", mean=0.0, stddev=0.05)
 VarianceScaling = _initializer_class("VarianceScaling", scale=1.0, mode="fan_in", distribution="truncated_normal")
+STFT = _initializer_class("STFT", side="real", window="hann", scaling="density", periodic=False)
 
 
 def serialize(initializer):
@@ -241,7 +296,9 @@ def get(identifier) -> Initializer:
         raw = identifier.get("config") or {}
         if not isinstance(raw, dict):
             raise UnsupportedKerasFeature(f"initializer {identifier!r:.80}: its config is not a dict")
-        config = {k: _value(v) for k, v in raw.items() if k != "seed" and v is not None}
+        # (STFT's window=None and scaling=None mean no window and no scaling, not the defaults)
+        keeps_none = isinstance(name, str) and _CAMEL.get(name, name) == "stft"
+        config = {k: _value(v) for k, v in raw.items() if k != "seed" and (v is not None or keeps_none)}
     if not isinstance(name, str):
         raise UnsupportedKerasFeature(f"initializer {identifier!r:.80} is not supported: expected a name or a config")
     name = _CAMEL.get(name, name)
@@ -251,6 +308,6 @@ def get(identifier) -> Initializer:
         )
     try:
         return _FACTORIES[name](**config)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"initializer {name!r} with options {config} is not supported: {exc}") from None
 

@@ -12,7 +12,7 @@ _KNOWN_UNSUPPORTED = {
     "StackedRNNCells", "ReversibleEmbedding", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
     # preprocessing: text, lookups and encodings, audio, images and their augmentation
     "HashedCrossing",
-    "MelSpectrogram", "STFTSpectrogram", "Pipeline", "AugMix",
+    "MelSpectrogram", "Pipeline", "AugMix",
     "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix", "Equalization", "MaxNumBoundingBoxes",
     "MixUp", "RandAugment", "RandomColorDegeneration", "RandomColorJitter",
     "RandomCrop", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",

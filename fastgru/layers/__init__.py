@@ -65,6 +65,7 @@ from .reshaping_nd import Cropping2D, Cropping3D, UpSampling2D, UpSampling3D, Ze
 from .resizing import CenterCrop, Resizing
 from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell
 from .simple_rnn import SimpleRNN
+from .spectrogram import STFTSpectrogram
 from .text_vectorization import TextVectorization
 from .time_distributed import TimeDistributed
 
@@ -197,6 +198,7 @@ __all__ = [
     "SeparableConv2D",
     "SeparableConvolution1D",
     "SeparableConvolution2D",
+    "STFTSpectrogram",
     "SimpleRNN",
     "SimpleRNNCell",
     "Softmax",
