@@ -102,12 +102,12 @@ class Model(KerasModelAPI, WrapperTrainable):
                                  f"layer {t.node.layer.name!r}); a model's inputs must be Input tensors")
         if len({id(t) for t in self._inputs}) != len(self._inputs):
             raise ValueError(f"Model {self.name!r}: an input tensor is listed twice")
-        # (an input no output uses is accepted, as by Keras: it is given and checked at each call, then unused)
+        # (an input no output uses is accepted, as by Keras: given and checked at each call, then unused)
         nodes, layers = map_graph(self._inputs, self._outputs)
         names = [layer.name for layer in layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"Model {self.name!r}: layer names must be unique, {dup} repeat")
+        if len(set(names)) < len(names):
+            raise ValueError(f"Model {self.name!r}: layer names must be unique, "
+                             f"{sorted({n for n in names if names.count(n) > 1})} repeat")
         self._all_layers = layers  # InputLayers included, as Keras's model.layers
         self._nodes = nodes
         self._build_plan()
@@ -190,7 +190,7 @@ class Model(KerasModelAPI, WrapperTrainable):
     def output_names(self) -> list[str]:
         if isinstance(self._output_struct, list):
             return list(self._output_struct)
-        return [t.node.layer.name for t in self._outputs]
+        return list(self.__dict__.get("_file_output_names") or [t.node.layer.name for t in self._outputs])
 
     @property
     def input_shape(self):

@@ -21,6 +21,7 @@ from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from . import (
     functional_save,
+    graph_files,
     graph_weights,
     keras_assets,
     keras_config,
@@ -128,7 +129,7 @@ def _load_model(path, compile: bool):
             config, version = archive.config, archive.version
             spec = _parse_or_graph(config, path, version)
             if spec is None:  # a Functional graph that is not a chain (io/keras_functional.py)
-                model, weights = keras_functional.load_zip_graph(archive, config, version, path)
+                model, weights = graph_files.load_zip_graph(archive, config, version, path)
             else:
                 model = build_model(spec, version, path, weight_bytes=archive.weights_stored_bytes)
                 weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
@@ -152,7 +153,7 @@ def _load_model(path, compile: bool):
         version = legacy_h5.keras_version(f, path)
         spec = _parse_or_graph(config, path, version)
         if spec is None:  # a Functional graph that is not a chain (io/keras_functional.py)
-            model = keras_functional.load_h5_graph(f, config, version, path)
+            model = graph_files.load_h5_graph(f, config, version, path)
         else:
             model = build_model(spec, version, path, weight_bytes=os.path.getsize(path))
             legacy_h5.assign_legacy_weights(model._layers_and_ops, spec.layers, legacy_h5.model_weights_group(f, path),

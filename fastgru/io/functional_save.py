@@ -15,6 +15,7 @@ from ..errors import UnsupportedKerasFeature
 from ..layers import registry
 from ..layers.base import PROPAGATED_MASK
 from ..tensor_arguments import TENSORS_KEY
+from .graph_masks import may_carry_mask
 from .graph_weights import uses_graph, weight_groups
 from .keras_config import layer_vars_path
 from .keras_graph import key_to_config
@@ -277,6 +278,20 @@ def _strip_key(obj, key: str) -> None:
             _strip_key(v, key)
 
 
+def _keras2_masked_layers(model) -> list[str]:
+    """The layers of a graph (nested ones too) that mask as tf_keras's (``use_keras2_semantics``) and may be
+    given a mask."""
+    found = []
+    for node in getattr(model, "_nodes", ()):
+        layer = node.layer
+        if getattr(layer, "_fg_model", False):
+            found += _keras2_masked_layers(layer)
+        elif type(layer).__name__ != "Embedding" and getattr(layer, "keras2_semantics", False) and \
+                any(may_carry_mask(t) for t in node.args):
+            found.append(f"{type(layer).__name__} {layer.name!r}")
+    return found
+
+
 def file_config(model) -> dict:
     """The config a Keras 3 file holds for a graph model (config.json of a ``.keras`` file, with its
     ``compile_config``; the ``model_config`` of a legacy ``.h5`` file)."""
@@ -288,6 +303,13 @@ def file_config(model) -> dict:
             "the model (from a tf_keras file) calls a recurrent layer with initial_state on a masked input: "
             "tf_keras applied the mask in that call, Keras 3 does not, so a Keras 3 file would compute "
             "differently")
+    masked = _keras2_masked_layers(model)
+    if masked:
+        raise UnsupportedKerasFeature(
+            f"the model (from a tf_keras file) gives masked inputs to {', '.join(masked)}, whose masks tf_keras "
+            "combined otherwise than Keras 3 does (a merge: the AND of the masks present, not applied in the call; "
+            "MultiHeadAttention, TimeDistributed), so a Keras 3 file would compute differently: pickle the model, "
+            "or save its weights (model.save_weights)")
     _strip_key(config, KERAS2_KEY)  # (Keras's layers take no such option; the file computes as Keras 3 does)
     _avoid_mask_op_names(config)
     compile_config = keras3_compile_config(model)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
+from . import cudnn_rnn
 from .config_checks import (
     _COMMON,
     _dtype,
@@ -263,8 +264,8 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
         if entry is None and key == "backward_layer":
             continue
         inner_cls, inner_cfg = _entry(entry, path, f"layer {label}: {key}")
-        if weights_subpath(inner_cls) != "cell/vars" or inner_cls.startswith("ConvLSTM") or \
-                not isinstance(inner_cfg, dict):
+        native = cudnn_rnn.NATIVE.get(inner_cls, inner_cls)
+        if weights_subpath(native) != "cell/vars" or native.startswith("ConvLSTM") or not isinstance(inner_cfg, dict):
             raise UnsupportedKerasFeature(f"layer {label}: Bidirectional({inner_cls}) is not supported "
                                           "(fastgru's Bidirectional wraps GRU, LSTM or SimpleRNN)")
         inner[key] = build_layer(LayerSpec(inner_cls, inner_cfg, "", ""), major, path)
@@ -277,11 +278,13 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
             raise UnsupportedKerasFeature(f"layer {label}: option {key!r} (= {_short(value)}) is not supported")
     wrapper = registry.lookup(spec.class_name)
     try:
-        return wrapper(inner["layer"], merge_mode=merge_mode, backward_layer=inner.get("backward_layer"), name=name,
-                       trainable=_trainable(spec.config, label, path),
-                       dtype=_dtype(spec.config.get("dtype"), label, path))
+        layer = wrapper(inner["layer"], merge_mode=merge_mode, backward_layer=inner.get("backward_layer"), name=name,
+                        trainable=_trainable(spec.config, label, path),
+                        dtype=_dtype(spec.config.get("dtype"), label, path))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {label}: {exc}") from None
+    setattr(layer, cudnn_rnn.MARK, getattr(inner["layer"], cudnn_rnn.MARK, False))  # (its halves' file layout)
+    return layer
 
 
 def _build_time_distributed(spec: LayerSpec, name: str, label: str, major: int, path):
@@ -364,6 +367,10 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         class_name, config = rnn_as_layer(spec.config, label, path)
         spec = LayerSpec(class_name, config, spec.v3_path, spec.legacy_group, spec.build_config, spec.time_distributed)
         label = f"{name} (RNN({class_name}Cell))"
+    cudnn = spec.class_name in cudnn_rnn.NATIVE  # (Keras 2's CuDNNGRU/CuDNNLSTM: the GRU/LSTM computing the same)
+    if cudnn:
+        spec = LayerSpec(*cudnn_rnn.as_native(spec.class_name, spec.config), spec.v3_path, spec.legacy_group,
+                         spec.build_config, spec.time_distributed)
     if spec.class_name == "TimeDistributed":
         return _build_time_distributed(spec, name, label, major, path)
     if spec.class_name in _WRAPPER_LAYERS:
@@ -375,6 +382,7 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
             setattr(layer, TIME_DISTRIBUTED_ATTR, dict(spec.time_distributed))
         if major < 3 and hasattr(layer, "use_keras2_semantics"):
             layer.use_keras2_semantics()  # (tf_keras's behaviour: an Embedding's gradient, merges' masks, ...)
+        setattr(layer, cudnn_rnn.MARK, cudnn)
         return layer
     custom = registry.custom_layer(spec.class_name)
     if custom is not None:  # (a script's own layer class, given in load_model's custom_objects)
@@ -391,3 +399,20 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
         f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "
         "and nested Sequential or Functional models"
     )
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """tf_keras's output names: the output layers' names, a name already taken given ``_1``, ``_2``, ... (the
+    two outputs of one layer, a Bidirectional's halves or a GRU's sequence and state, are ``gru`` and ``gru_1``)."""
+    taken: set[str] = set()
+    counts: dict[str, int] = {}
+    unique = []
+    for name in names:
+        proposal = name
+        while proposal in taken:
+            counts[name] = counts.get(name, 1)
+            proposal = f"{name}_{counts[name]}"
+            counts[name] += 1
+        taken.add(proposal)
+        unique.append(proposal)
+    return unique

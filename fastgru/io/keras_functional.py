@@ -32,6 +32,7 @@ from .keras_config import (
     keras_major,
     snake_case,
     time_distributed_spec,
+    unique_names,
     weights_key,
     weights_subpath,
 )
@@ -392,6 +393,8 @@ def build_functional(model_config, path, version, weight_bytes=None):
     except RecursionError:
         raise ModelFileError(path, "the model config is nested too deeply: damaged file") from None
     model.keras_version = version
+    if major < 3:  # (tf_keras names two outputs of one layer gru and gru_1; Keras 3 gru and gru)
+        model._file_output_names = unique_names(model.output_names)
     model._weight_leaves = leaves
     return model, leaves
 
@@ -405,37 +408,3 @@ def model_from_config(config: dict):
     entry = config if "class_name" in config else {"class_name": "Functional", "config": config}
     model, _ = build_functional(entry, "<config>", "3")
     return model
-
-
-def load_zip_graph(archive, config, version, path):
-    """(A Functional graph, the bytes of its weights file) from an open ``keras_v3.KerasZip``: built, then its
-    weights read."""
-    from . import keras_assets, keras_v3
-
-    model, leaves = build_functional(config, path, version, archive.weights_stored_bytes)
-    weights = archive.read_weights(keras_v3.max_weights_file_bytes(model))
-    keras_assets.load_assets(archive, [layer for layer, _ in leaves], [s for _, s in leaves], path)
-    _assign_v3(leaves, weights, path)
-    return model, weights
-
-
-def _assign_v3(leaves, h5_source, path) -> None:
-    from .h5utils import guard, open_h5
-    from .keras_v3 import assign_v3_weights
-
-    with guard(path), open_h5(path, h5_source) as f:
-        assign_v3_weights([l for l, _ in leaves], [s for _, s in leaves], f, path)
-
-
-def load_h5_graph(f, config, version, path):
-    """A Functional graph from an open legacy HDF5 model file (``model_weights/<top-level layer>/``)."""
-    import os
-
-    from . import legacy_h5
-
-    model, leaves = build_functional(config, path, version, os.path.getsize(path))
-    leaves = [(layer, spec) for layer, spec in leaves if layer.weights]  # a group reads its layers' weights in order
-    legacy_h5.assign_legacy_weights([l for l, _ in leaves], [s for _, s in leaves],
-                                    legacy_h5.model_weights_group(f, path), path)
-    return model
-

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from ..errors import ModelFileError
+from . import cudnn_rnn
 from .h5utils import dataset_shape, get_group, read_attr, read_dataset, read_list_attr
 from .keras_v3 import check_shapes, set_checked
 from .load_options import STRICT, LoadOptions
@@ -58,6 +59,9 @@ def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOption
         current = [w for l in holders for w in l.weights]
         if len(holders) > 1:  # a nested model's group lists its trainable weights first (Keras's _legacy_weights)
             names, shapes = in_model_order(names, holders), in_model_order(shapes, holders)
+        if cudnn_rnn.holds_cudnn_weights(holders):  # (Keras 2's CuDNNGRU/CuDNNLSTM: converted as Keras converts)
+            _assign_cudnn(holders, group, names, path, group_name)
+            continue
         keep = fitting(holders, shapes, group_name, path, options.skip_mismatch)
         integer = [w.dtype.kind in "iu" for w in current]
         arrays = [read_dataset(group, n, path, w.shape, integer=i) if k else w.copy()
@@ -66,6 +70,25 @@ def assign_legacy_weights(layers, specs, weights_root, path, options: LoadOption
             n = len(layer.weights)
             set_checked(layer, arrays[:n], path, where=group_name)
             arrays, names = arrays[n:], names[n:]
+
+
+def _assign_cudnn(holders: list, group, names: list[str], path, where: str) -> None:
+    """Fill ``holders`` (a weights group's layers) from ``group``'s arrays ``names``, in cuDNN's layout where a
+    holder was loaded from a cuDNN layer; each array's shape checked against its header before it is read."""
+    for holder in holders:
+        layers = cudnn_rnn.recurrent_layers(holder)
+        count = len(holder.weights)
+        mine, names = names[:count], names[count:]
+        if layers is None:
+            set_checked(holder, [read_dataset(group, n, path, w.shape) for n, w in zip(mine, holder.weights)],
+                        path, where=where)
+            continue
+        arrays = []
+        for i, layer in enumerate(layers):
+            file_arrays = [read_dataset(group, n, path, shape)
+                           for n, shape in zip(mine[3 * i:3 * i + 3], cudnn_rnn.file_shapes(layer))]
+            arrays += cudnn_rnn.native_weights(layer, *file_arrays)
+        set_checked(holder, arrays, path, where=where)
 
 
 def trainable_first(layers) -> list[int]:

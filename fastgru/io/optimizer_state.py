@@ -352,7 +352,9 @@ def restore_tf_keras(model, saved, path) -> bool:
         order = [(i, name) for group in KERAS_SLOT_LAYOUT[cls] for i in range(len(variables)) for name in group
                  if name in slots[i]]
     head = [k for k, n in enumerate(names) if n.split("/")[-1].startswith(("iter", "momentum_cache"))]
-    body = [k for k in range(len(names)) if k not in head]
+    # (use_ema: tf_keras's moving averages, one per variable in their order, before the slots)
+    averages = [k for k, n in enumerate(names) if not legacy and n.count("/") > 1 and n.split("/")[1] == "average"]
+    body = [k for k in range(len(names)) if k not in head and k not in averages]
     if cls == "SGD" and not order:  # (tf_keras's SGD keeps its momentum slots at zero without momentum)
         body = []
     if not body:  # (saved before any step, or no slots: the step count only)
@@ -365,13 +367,19 @@ def restore_tf_keras(model, saved, path) -> bool:
         if token != kinds[name] or arrays[k].shape != slots[i][name].shape or not np.all(np.isfinite(arrays[k])):
             return _skip(path, f"optimizer array {names[k]!r} does not fit slot {name!r} of weight {i} "
                                f"{slots[i][name].shape}")
+    if averages and (not optimizer.use_ema or [arrays[k].shape for k in averages] != [v.shape for v in variables]
+                     or not all(np.all(np.isfinite(arrays[k])) for k in averages)):
+        return _skip(path, f"the file holds {len(averages)} moving averages (use_ema) that do not fit {cls}"
+                           f"{'' if optimizer.use_ema else ' without use_ema'} over the model's trainable weights")
     step = arrays[head[0]]
     if step.shape != () or not 0 <= int(step) < 2 ** 62:
         return _skip(path, f"the optimizer's step count is {step!r}")
-    if order:
+    if order or averages:
         optimizer.build(variables)
     for k, (i, name) in zip(body, order):
         optimizer._slots[i][name][...] = arrays[k].astype(optimizer._slots[i][name].dtype)
+    for k, average in zip(averages, optimizer._averages):
+        average[...] = arrays[k].astype(average.dtype)
     optimizer.iterations = int(step)
     cache = [k for k in head if names[k].split("/")[-1].startswith("momentum_cache")]
     if cache and cls == "Nadam" and arrays[cache[0]].shape == ():  # (optimizer_v2's Nadam: its product)

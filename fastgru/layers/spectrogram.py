@@ -135,9 +135,8 @@ class STFTSpectrogram(Layer):
             expected = (f"(batch, {self._channels}, samples)" if self._first
                         else f"(batch, samples, {self._channels})")
             raise ValueError(f"STFTSpectrogram {self.name!r} expects input {expected}, received shape {x.shape}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"STFTSpectrogram {self.name!r} expects a float input (float16, float32 or float64), "
-                            f"received dtype {x.dtype}")
+        if x.dtype.kind not in "fiub":  # (integer samples, 16-bit PCM: float32, as a model's Input casts them)
+            raise TypeError(f"STFTSpectrogram {self.name!r} expects a real numeric input, received dtype {x.dtype}")
         if self._out_steps(x.shape[2 if self._first else 1]) == 0:
             raise ValueError(f"STFTSpectrogram {self.name!r}: frames of {self.frame_length} samples leave no output "
                              f"from inputs of {x.shape[2 if self._first else 1]} samples (padding={self.padding!r})")

@@ -60,8 +60,9 @@ class Compiled:
         return self.metrics
 
     def order(self) -> list[str]:
-        """Keras's ``metrics_names`` as its evaluate list reads the logs (``compile_metrics.in_order``)."""
-        return ["loss"] + [getattr(m, "own_name", m.name) for m in self.metrics or []]
+        """Keras's ``metrics_names`` as its evaluate list reads the logs (``compile_metrics.in_order``; a tf_keras
+        model's: the metrics' names, a weighted metric's ``weighted_`` one once)."""
+        return ["loss"] + [m.name if self.keras2_ranks else getattr(m, "own_name", m.name) for m in self.metrics or []]
 
     def reset(self) -> None:
         self.loss_tracker.reset_state()

@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 
 from ..eager import eager
+from ..errors import UnsupportedKerasFeature
 from .ctc_loss import CTC
 from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .keras_objects import keras_config
@@ -291,6 +292,12 @@ def get(identifier) -> Loss:
     as ``"mse"``); class names give the class's default name.
     """
     if isinstance(identifier, Loss):
+        cls = type(identifier)
+        if cls._values is Loss._values and not cls.__module__.startswith("fastgru."):  # (a Keras-style subclass)
+            raise UnsupportedKerasFeature(
+                f"loss {type(identifier).__name__!r}: a Loss subclass with its own call() is not supported (fastgru "
+                "computes each loss's gradient by its own formula, with no automatic differentiation of Python "
+                "code); use one of Keras's losses (docs/training.md lists them)")
         return identifier
     if getattr(identifier, "__name__", None) in _FUNCTIONS and _FUNCTIONS[identifier.__name__] is identifier:
         return get(identifier.__name__)  # (one of the functions above: the loss of its name)

@@ -62,6 +62,11 @@ class Metric:
     def __init__(self, name: str | None = None, dtype=np.float32):
         self.name = name or type(self).__name__
         self.dtype = np.dtype(dtype)
+        if type(self).reset_state is Metric.reset_state:  # (a Keras-style subclass keeping its state in add_variable)
+            raise NotImplementedError(
+                f"metric {type(self).__name__!r} defines no reset_state(): a Metric subclass for fastgru keeps its "
+                "state in NumPy attributes and defines reset_state(), update_state(y_true, y_pred, "
+                "sample_weight=None) and result() (Keras's add_variable is not supported)")
         self.reset_state()
 
     def reset_state(self) -> None:

@@ -131,8 +131,10 @@ class MultiCompiled:
         self.weighted_specs = _metric_specs(model, weighted_metrics, self.multi)
         self.names = names
         self.loss_tracker = metrics_module.Mean(name="loss")
-        # per-output loss entries when more than one output has a loss (Keras's CompileLoss: len(flat_losses) > 1)
-        several = sum(l is not None for l in self.losses) > 1
+        # per-output loss entries when more than one output has a loss (Keras's CompileLoss: len(flat_losses) > 1;
+        # tf_keras's LossesContainer: when the model has more than one output)
+        several = (self.multi if getattr(model, "_keras2_output_losses", False)
+                   else sum(l is not None for l in self.losses) > 1)
         self.output_trackers = [metrics_module.Mean(name=f"{n}_loss") if (several and l is not None) else None
                                 for n, l in zip(names, self.losses)]
         # the order of the per-output losses in evaluate's list: Keras's, for a dict of outputs, is the loss
@@ -186,6 +188,8 @@ class MultiCompiled:
         plain = [m for ms, specs in zip(made, self.metric_specs) for m in ms[:len(specs)]]
         weighted = [m for ms, specs in zip(made, self.metric_specs) for m in ms[len(specs):]]
         trackers = [self.output_trackers[i].name for i in self._tracker_order if self.output_trackers[i] is not None]
+        if self.keras2_ranks:  # (tf_keras's metrics_names: the losses, then each output's metrics and weighted ones)
+            return ["loss"] + trackers + [m.name for ms in made for m in ms]
         return ["loss"] + [getattr(m, "own_name", m.name) for m in plain + weighted] + trackers
 
     def _own(self, m, spec):

@@ -1,0 +1,164 @@
+"""Fixes from fuzz round 63 (tf_keras files and custom training objects): the outputs of one layer named as
+tf_keras names them, with their own losses and metrics; an output's loss logged whenever a tf_keras model has
+several outputs; use_ema moving averages restored from a tf_keras .h5; evaluate's list as tf_keras orders it;
+Keras 2's CuDNNGRU and CuDNNLSTM loaded (alone and in Bidirectional) with their weights converted as Keras does;
+saving refused where a Keras 3 file would mask otherwise than the tf_keras model; clear refusals of Keras-style
+Loss and Metric subclasses."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastgru as fg
+
+
+@pytest.fixture(scope="module")
+def tk():
+    pytest.importorskip("keras")
+    return pytest.importorskip("tf_keras")
+
+
+def _close(ours, theirs, rtol=1e-5, atol=1e-6):
+    assert set(ours) == set(theirs)
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+@pytest.mark.keras
+def test_two_outputs_of_one_layer_are_named_and_scored_as_tf_keras(tk, rng, tmp_path):
+    L = tk.layers
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    inputs = L.Input((6, 3))
+    seq, state = L.GRU(4, return_sequences=True, return_state=True)(inputs)
+    fwd, bwd = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)(inputs)
+    km = tk.Model(inputs, [seq, state, fwd, bwd])
+    km.compile("adam", ["mse", "mae", "mse", "mae"], metrics=["mae"])
+    km.save(tmp_path / "two.h5")
+    model = fg.load_model(tmp_path / "two.h5")
+    assert model.output_names == km.output_names == ["gru", "gru_1", "bidirectional", "bidirectional_1"]
+    ys = [rng.normal(size=s).astype("float32") for s in ((16, 6, 4), (16, 4), (16, 6, 3), (16, 6, 3))]
+    _close(model.evaluate(x, ys, verbose=0, return_dict=True), km.evaluate(x, ys, verbose=0, return_dict=True))
+    _close({k: v[0] for k, v in model.fit(x, ys, batch_size=8, shuffle=False, verbose=0).history.items()},
+           {k: v[0] for k, v in km.fit(x, ys, batch_size=8, shuffle=False, verbose=0).history.items()})
+
+
+@pytest.mark.keras
+def test_an_output_loss_of_a_tf_keras_model_is_logged_when_one_output_has_a_loss(tk, rng, tmp_path):
+    L = tk.layers
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    ys = {"a": rng.normal(size=(16, 1)).astype("float32"), "b": rng.normal(size=(16, 2)).astype("float32")}
+    inputs = L.Input((6, 3))
+    h = L.GRU(4)(inputs)
+    km = tk.Model(inputs, [L.Dense(1, name="a")(h), L.Dense(2, name="b")(h)])
+    km.compile("adam", loss={"a": "mse"}, metrics={"b": "mae"})
+    km.save(tmp_path / "partial.h5")
+    model = fg.load_model(tmp_path / "partial.h5")
+    np.testing.assert_allclose(model.evaluate(x, ys, verbose=0), km.evaluate(x, ys, verbose=0), rtol=1e-5)
+    assert list(model.fit(x, ys, batch_size=8, verbose=0).history) == ["a_loss", "b_mae", "loss"]
+
+
+@pytest.mark.keras
+def test_evaluate_lists_a_tf_keras_models_weighted_metrics_once(tk, rng, tmp_path):
+    L = tk.layers
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    y = rng.integers(0, 2, size=(16, 1)).astype("float32")
+    km = tk.Sequential([L.GRU(4, input_shape=(6, 3)), L.Dense(1, activation="sigmoid")])
+    km.compile("adam", "binary_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy", "mse"])
+    km.save(tmp_path / "weighted.h5")
+    model = fg.load_model(tmp_path / "weighted.h5")
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+
+
+@pytest.mark.keras
+def test_tf_keras_use_ema_averages_are_restored(tk, rng, tmp_path):
+    L = tk.layers
+    x = rng.normal(size=(16, 6, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    tk.utils.set_random_seed(1)
+    km = tk.Sequential([L.GRU(4, input_shape=(6, 3)), L.Dense(1)])
+    km.compile(tk.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9), "mse")
+    km.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    km.save(tmp_path / "ema.h5")
+    theirs = tk.models.load_model(tmp_path / "ema.h5")
+    ours = fg.load_model(tmp_path / "ema.h5")
+    np.testing.assert_allclose(ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"],
+                               rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_keras2_cudnn_layers_load_as_their_gru_and_lstm(tk, rng, tmp_path, kind, bidirectional):
+    from tf_keras.src.layers.rnn.cudnn_gru import CuDNNGRU
+    from tf_keras.src.layers.rnn.cudnn_lstm import CuDNNLSTM
+
+    L = tk.layers
+    cudnn = CuDNNGRU if kind == "gru" else CuDNNLSTM
+    native = (lambda u, **k: L.GRU(u, reset_after=True, recurrent_activation="sigmoid", **k)) if kind == "gru" \
+        else (lambda u, **k: L.LSTM(u, recurrent_activation="sigmoid", **k))
+
+    def build(make):
+        inputs = L.Input((6, 3))
+        layer = make(4, return_sequences=bidirectional)
+        return tk.Model(inputs, L.Dense(2)(L.Bidirectional(layer)(inputs) if bidirectional else layer(inputs)))
+
+    km = build(cudnn)
+    km.set_weights([rng.normal(size=w.shape).astype("float32") * 0.5 for w in km.get_weights()])
+    km.save(tmp_path / "cudnn.h5")
+    reference = build(native)
+    reference.load_weights(tmp_path / "cudnn.h5")  # (tf_keras converts cuDNN's layout into its GRU/LSTM's)
+    model = fg.load_model(tmp_path / "cudnn.h5")
+    assert type(model.layers[1]).__name__ == ("Bidirectional" if bidirectional else kind.upper())
+    x = rng.normal(size=(5, 6, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x), reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.keras
+def test_saving_refuses_a_tf_keras_merge_given_a_mask(tk, rng, tmp_path):
+    L = tk.layers
+    tokens, features = L.Input((6,)), L.Input((6, 3))
+    merged = L.concatenate([L.Embedding(25, 3, mask_zero=True)(tokens), L.Dense(3)(features)])
+    km = tk.Model([tokens, features], L.Dense(1)(L.GRU(4)(merged)))
+    km.save(tmp_path / "masked.h5")
+    model = fg.load_model(tmp_path / "masked.h5")
+    x = [rng.integers(0, 25, size=(4, 6)), rng.normal(size=(4, 6, 3)).astype("float32")]
+    x[0][:, 4:] = 0
+    np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for file in ("again.keras", "again.h5"):
+        with pytest.raises(fg.UnsupportedKerasFeature, match="Concatenate 'concatenate'"):
+            model.save(tmp_path / file)
+        assert not os.path.exists(tmp_path / file)
+    unmasked_in = L.Input((6, 3))  # (no mask reaches the merge: saved, and Keras 3 computes the same)
+    km2 = tk.Model(unmasked_in, L.Dense(1)(L.GRU(4)(L.add([L.Dense(3)(unmasked_in), unmasked_in]))))
+    km2.save(tmp_path / "plain.h5")
+    fg.load_model(tmp_path / "plain.h5").save(tmp_path / "plain_again.keras")
+    np.testing.assert_allclose(fg.load_model(tmp_path / "plain_again.keras").predict(x[1]),
+                               km2.predict(x[1], verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_style_loss_and_metric_subclasses_are_refused_clearly():
+    class SquaredError(fg.losses.Loss):
+        def call(self, y_true, y_pred):
+            return fg.ops.mean(fg.ops.square(y_true - y_pred), axis=-1)
+
+    model = fg.Sequential([fg.layers.Input((4, 2)), fg.layers.GRU(3), fg.layers.Dense(1)])
+    with pytest.raises(fg.UnsupportedKerasFeature, match="loss 'SquaredError': a Loss subclass with its own call"):
+        model.compile("adam", SquaredError())
+
+    class AbsErrorSum(fg.metrics.Metric):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return 0.0
+
+    with pytest.raises(NotImplementedError, match="metric 'AbsErrorSum' defines no reset_state"):
+        AbsErrorSum()
