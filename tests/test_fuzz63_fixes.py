@@ -32,8 +32,8 @@ def test_two_outputs_of_one_layer_are_named_and_scored_as_tf_keras(tk, rng, tmp_
     L = tk.layers
     x = rng.normal(size=(16, 6, 3)).astype("float32")
     inputs = L.Input((6, 3))
-    seq, state = L.GRU(4, return_sequences=True, return_state=True)(inputs)
-    fwd, bwd = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)(inputs)
+    seq, state = L.GRU(4, return_sequences=True, return_state=True, name="gru")(inputs)
+    fwd, bwd = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None, name="bidirectional")(inputs)
     km = tk.Model(inputs, [seq, state, fwd, bwd])
     km.compile("adam", ["mse", "mae", "mse", "mae"], metrics=["mae"])
     km.save(tmp_path / "two.h5")
@@ -125,7 +125,7 @@ def test_keras2_cudnn_layers_load_as_their_gru_and_lstm(tk, rng, tmp_path, kind,
 def test_saving_refuses_a_tf_keras_merge_given_a_mask(tk, rng, tmp_path):
     L = tk.layers
     tokens, features = L.Input((6,)), L.Input((6, 3))
-    merged = L.concatenate([L.Embedding(25, 3, mask_zero=True)(tokens), L.Dense(3)(features)])
+    merged = L.concatenate([L.Embedding(25, 3, mask_zero=True)(tokens), L.Dense(3)(features)], name="concatenate")
     km = tk.Model([tokens, features], L.Dense(1)(L.GRU(4)(merged)))
     km.save(tmp_path / "masked.h5")
     model = fg.load_model(tmp_path / "masked.h5")
@@ -162,3 +162,45 @@ def test_keras_style_loss_and_metric_subclasses_are_refused_clearly():
 
     with pytest.raises(NotImplementedError, match="metric 'AbsErrorSum' defines no reset_state"):
         AbsErrorSum()
+
+
+@pytest.mark.keras
+def test_freezing_layers_of_a_loaded_model_trains_the_rest_without_compiling_again(keras, rng, tmp_path):
+    L = keras.layers
+    ids, y = rng.integers(1, 25, size=(32, 8)), rng.integers(0, 3, size=(32,))
+    inputs = keras.Input((8,), dtype="int32")
+    h = L.Bidirectional(L.GRU(6, return_sequences=True), name="enc")(L.Embedding(25, 8, mask_zero=True,
+                                                                                  name="emb")(inputs))
+    km = keras.Model(inputs, L.Dense(3, activation="softmax", name="head")(L.GlobalAveragePooling1D()(h)))
+    km.compile("adam", "sparse_categorical_crossentropy")
+    km.fit(ids, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    km.save(tmp_path / "freeze.keras")
+    histories, weights = [], []
+    for lib in (keras, fg):  # (Keras's optimizer takes any part of the variables it was built for; its state goes on)
+        model = lib.models.load_model(tmp_path / "freeze.keras")
+        model.get_layer("emb").trainable = False
+        model.get_layer("enc").trainable = False
+        histories.append(model.fit(ids, y, epochs=2, batch_size=16, verbose=0, shuffle=False).history["loss"])
+        weights.append(model.get_weights())
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+    for ours, theirs in zip(weights[1], weights[0], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_an_optimizer_refuses_variables_it_was_not_built_for(rng):
+    optimizer = fg.optimizers.Adam(0.01)
+    built = [rng.standard_normal((3, 2)), rng.standard_normal(2)]
+    optimizer.apply([np.ones((3, 2)), np.ones(2)], built)
+    optimizer.apply([np.ones(2)], built[1:])  # (a part of them: trained, the rest waits)
+    assert optimizer.iterations == 2
+    with pytest.raises(ValueError, match="built for 2 variables; received 1, not a part of them"):
+        optimizer.apply([np.ones(2)], [rng.standard_normal(2)])
+
+
+def test_a_metric_refusing_inputs_of_one_shape_says_why_without_a_shape_mismatch(rng):
+    model = fg.Sequential([fg.layers.Input((3, 2)), fg.layers.GRU(4, return_sequences=True), fg.layers.Dense(1)])
+    model.compile("adam", "mse", metrics=[fg.metrics.R2Score()])
+    x, y = rng.standard_normal((8, 3, 2)).astype("float32"), rng.standard_normal((8, 3, 1)).astype("float32")
+    with pytest.raises(ValueError, match="metric 'r2_score'") as caught:
+        model.evaluate(x, y, verbose=0)
+    assert "do not fit" not in str(caught.value)

@@ -393,7 +393,7 @@ def build_functional(model_config, path, version, weight_bytes=None):
     except RecursionError:
         raise ModelFileError(path, "the model config is nested too deeply: damaged file") from None
     model.keras_version = version
-    if major < 3:  # (tf_keras names two outputs of one layer gru and gru_1; Keras 3 gru and gru)
+    if major < 3 and getattr(model, "_fg_model", False):  # (tf_keras names two outputs of one layer gru, gru_1)
         model._file_output_names = unique_names(model.output_names)
     model._weight_leaves = leaves
     return model, leaves

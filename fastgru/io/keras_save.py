@@ -37,12 +37,14 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
     for key in ("activation", "recurrent_activation"):
         if config.get(key) == "hard_sigmoid_keras2":
             raise UnsupportedKerasFeature(
-                f"layer {layer.name!r}: Keras 2's hard_sigmoid has no Keras 3 equivalent; cannot save as .keras"
+                f"layer {layer.name!r}: Keras 2's hard_sigmoid has no Keras 3 equivalent; cannot save it in a Keras 3 "
+                "file (.keras or .h5): pickle the model, or save its weights (model.save_weights)"
             )
     if class_name == "SeparableConv1D" and config.get("padding") == "causal":
         raise UnsupportedKerasFeature(
             f"layer {layer.name!r}: SeparableConv1D with padding='causal' (from a Keras 2 file) has no Keras 3 "
-            "equivalent (Keras 3 refuses it); cannot save as .keras"
+            "equivalent (Keras 3 refuses it); cannot save it in a Keras 3 file (.keras or .h5): pickle the model, or "
+            "save its weights (model.save_weights)"
         )
     if class_name == "Dropout" and config.get("noise_shape") is not None:
         config["noise_shape"] = list(config["noise_shape"])

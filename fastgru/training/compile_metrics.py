@@ -83,8 +83,15 @@ def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_r
             else:
                 m.update_state(y, y_pred, mask=mask, **weights)
         except ValueError as exc:  # (NumPy's broadcasting error, named)
-            raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
-                             f"{np.shape(y_pred)} ({exc})") from None
+            raise _named_error(m, y, y_pred, exc) from None
+
+
+def _named_error(m, y, y_pred, exc: ValueError) -> ValueError:
+    """A metric's refusal of its inputs, naming it (and the shapes, where they do not fit each other)."""
+    if np.shape(y) == np.shape(y_pred):
+        return ValueError(f"metric {m.name!r}: {exc}")
+    return ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
+                      f"{np.shape(y_pred)} ({exc})")
 
 
 def keras2_weights_over_steps(compiled, sample_weight, mask):
@@ -113,8 +120,7 @@ def _update_keras2_masked(metrics: list, n_plain: int, y, y_pred, sample_weight,
         try:
             m.update_state(y, y_pred, sample_weight=weights if i < n_plain or sample_weight is None else weighted)
         except ValueError as exc:  # (NumPy's broadcasting error, named)
-            raise ValueError(f"metric {m.name!r}: targets of shape {np.shape(y)} do not fit the output of shape "
-                             f"{np.shape(y_pred)} ({exc})") from None
+            raise _named_error(m, y, y_pred, exc) from None
 
 
 def in_order(logs: dict, names: list[str]) -> list:

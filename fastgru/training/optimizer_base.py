@@ -197,7 +197,24 @@ class Optimizer:
                           if self.use_ema else [])
         self._accumulators = [np.zeros_like(v) for v in variables] if self.gradient_accumulation_steps else []
         self._slots = [self._build_slots(v) for v in variables]
+        self._built_for = [(id(v), np.shape(v)) for v in variables]  # (a later part matched by these: _positions)
         self.built = True
+
+    def _positions(self, variables: list[np.ndarray]) -> list[int]:
+        """Each variable's place among those the optimizer was built for: all in order, or some (layers frozen
+        since: as Keras's, their slots go on, the others wait)."""
+        built = self.__dict__.get("_built_for")
+        if len(variables) == len(self._slots):
+            return list(range(len(variables)))
+        where = {key: k for k, (key, _) in enumerate(built or ())}
+        positions = [where.get(id(v), -1) for v in variables]
+        if built is None or self.use_ema or \
+                any(k < 0 or built[k][1] != np.shape(v) for k, v in zip(positions, variables)):
+            raise ValueError(
+                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}, not a part of "
+                "them (a layer's `trainable` changed since it last trained? call compile() again after freezing or "
+                "unfreezing layers, as Keras asks)")
+        return positions
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
         """Keras's: no weight decay for the arrays in ``var_list`` nor for the variables whose name (Keras's
@@ -232,18 +249,17 @@ class Optimizer:
             raise ValueError(f"got {len(grads)} gradients for {len(variables)} variables")
         if not self.built:
             self.build(variables)
-        elif len(variables) != len(self._slots):
-            raise ValueError(
-                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)} (a layer's "
-                "`trainable` changed since it last trained? call compile() again after freezing or unfreezing "
-                "layers, as Keras asks)")
-        if len(self.__dict__.get("_decay_flags", ())) != len(variables):  # (once: built here or by a loaded state)
-            self._decay_flags = self._decays(variables, names)
+        positions = self._positions(variables)
+        if len(self.__dict__.get("_decay_flags", ())) != len(self._slots):  # (once: built here or by a loaded state)
+            flags = self._decays(variables, names)
+            self._decay_flags = [True] * len(self._slots)
+            for k, flag in zip(positions, flags):
+                self._decay_flags[k] = flag
         for v in variables:
             if not isinstance(v, np.ndarray) or not v.flags.writeable:
                 raise TypeError("variables must be writeable numpy arrays (they are updated in place)")
         pairs = [(i, g if isinstance(g, RowGradient) else np.asarray(g), v)
-                 for i, (g, v) in enumerate(zip(grads, variables)) if g is not None]
+                 for i, g, v in zip(positions, grads, variables) if g is not None]
         updating = True
         if self.gradient_accumulation_steps and pairs:  # (Keras: every n-th call, the mean of the n gradients)
             n = self.gradient_accumulation_steps
