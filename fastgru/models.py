@@ -128,7 +128,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return list(self._layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        return pick_layer(self._layers if index is None else self.layers, name, index, self.name)
+        layers = self._layers if index is not None or not self.__dict__.get("_keras_functional") else \
+            [self._input_layer] * (self._input_layer is not None) + list(self._layers)  # (its InputLayer too)
+        return pick_layer(self.layers if index is not None else layers, name, index, self.name)
 
     def _build_layer(self, layer: Layer, input_shape) -> None:
         if isinstance(input_shape, list):

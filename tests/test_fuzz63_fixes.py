@@ -190,11 +190,13 @@ def test_freezing_layers_of_a_loaded_model_trains_the_rest_without_compiling_aga
 def test_an_optimizer_refuses_variables_it_was_not_built_for(rng):
     optimizer = fg.optimizers.Adam(0.01)
     built = [rng.standard_normal((3, 2)), rng.standard_normal(2)]
-    optimizer.apply([np.ones((3, 2)), np.ones(2)], built)
-    optimizer.apply([np.ones(2)], built[1:])  # (a part of them: trained, the rest waits)
-    assert optimizer.iterations == 2
+    optimizer.build(built)  # (as a loaded optimizer state builds it)
     with pytest.raises(ValueError, match="built for 2 variables; received 1, not a part of them"):
         optimizer.apply([np.ones(2)], [rng.standard_normal(2)])
+    optimizer.apply([np.ones(2)], built[1:])  # (a part of them: trained, the rest waits)
+    assert optimizer.iterations == 1
+    with pytest.raises(ValueError, match=r"call compile\(\) again"):  # (after a step: Keras's traced step differs)
+        optimizer.apply([np.ones((3, 2))], built[:1])
 
 
 def test_a_metric_refusing_inputs_of_one_shape_says_why_without_a_shape_mismatch(rng):
@@ -204,3 +206,29 @@ def test_a_metric_refusing_inputs_of_one_shape_says_why_without_a_shape_mismatch
     with pytest.raises(ValueError, match="metric 'r2_score'") as caught:
         model.evaluate(x, y, verbose=0)
     assert "do not fit" not in str(caught.value)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("merge", ["Concatenate", "Add", "Maximum"])
+def test_a_merge_on_a_one_element_list_loads_and_saves(keras, rng, tmp_path, merge):
+    L = keras.layers
+    inputs = keras.Input((10, 4), name="frames")
+    km = keras.Model(inputs, L.Dense(2)(getattr(L, merge)()([L.GRU(3)(inputs)])))
+    km.save(tmp_path / "single.keras")
+    x = rng.normal(size=(3, 10, 4)).astype("float32")
+    model = fg.load_model(tmp_path / "single.keras")
+    np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "again.keras")  # (fastgru reads its own file back, and Keras does)
+    for back in (fg.load_model(tmp_path / "again.keras"), keras.models.load_model(tmp_path / "again.keras")):
+        np.testing.assert_allclose(np.asarray(back.predict(x, verbose=0)), km.predict(x, verbose=0), rtol=1e-5,
+                                   atol=1e-6)
+    assert model.get_layer("frames") is model.layers[0]  # (a loaded model's InputLayer, by name, as Keras's)
+
+
+@pytest.mark.keras
+def test_get_layer_finds_the_input_layer_of_a_loaded_chain(keras, tmp_path):
+    km = keras.Model(inputs := keras.Input((5, 3), name="feats"), keras.layers.GRU(2)(inputs))
+    km.save(tmp_path / "chain.keras")
+    model = fg.load_model(tmp_path / "chain.keras")
+    assert model.get_layer("feats") is model.layers[0]
+    assert type(model.get_layer("feats")).__name__ == "InputLayer"

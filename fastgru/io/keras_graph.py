@@ -220,6 +220,9 @@ def _functional_chain(entries: list, path) -> list[int]:
                 v is not None and k not in ("mask", "training") for k, v in (n.get("kwargs") or {}).items()))
                for n in e.get("inbound_nodes") or []):  # (a custom layer's temperature=0.25: kept on a graph's node)
             raise UnsupportedKerasFeature(f"layer {names[i]!r} is called with options: built as a graph")
+        if any(isinstance(n, dict) and isinstance((n.get("args") or [None])[0], list)
+               for n in e.get("inbound_nodes") or []):  # (a merge on a one-element list: its call takes the list)
+            raise UnsupportedKerasFeature(f"layer {names[i]!r} is called on a list: built as a graph")
         sources = sources_of[i]
         if e["class_name"] != "InputLayer" and len(sources) != 1:
             raise UnsupportedKerasFeature(

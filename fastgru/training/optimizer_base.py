@@ -7,11 +7,9 @@ skip ``None`` gradients; clip (``clipnorm`` per tensor, else ``global_clipnorm``
 TensorFlow's IndexedSlices), and the rules square slices as Keras does (see ``row_gradient``; a rule
 whose Keras arithmetic keeps more of the slices apart overrides ``_update_rows``). Slots
 (momenta, velocities...) are created on the first call and keyed by the variable's position. Arithmetic
-runs in each variable's dtype. For float64 variables Keras rounds some hyperparameters through float32
-(the learning rate is a float32 variable, and ``ops.cast`` of a Python float makes a float32 tensor
-first: SGD's momentum, Adam's betas inside the bias
-correction, weight decay, Adagrad's initial accumulator) while others mix in at full precision;
-the subclasses do the same (see ``_kcast``).
+runs in each variable's dtype; for float64 variables some hyperparameters go through float32 as in Keras
+(its float32 rate; ``ops.cast`` of a Python float: SGD's momentum, Adam's betas in the bias
+correction, weight decay, Adagrad's initial accumulator: ``_kcast``).
 """
 
 from __future__ import annotations
@@ -197,22 +195,23 @@ class Optimizer:
                           if self.use_ema else [])
         self._accumulators = [np.zeros_like(v) for v in variables] if self.gradient_accumulation_steps else []
         self._slots = [self._build_slots(v) for v in variables]
-        self._built_for = [(id(v), np.shape(v)) for v in variables]  # (a later part matched by these: _positions)
+        self._built_for = [(id(v), np.shape(v)) for v in variables]  # (see _positions)
         self.built = True
 
     def _positions(self, variables: list[np.ndarray]) -> list[int]:
-        """Each variable's place among those the optimizer was built for: all in order, or some (layers frozen
-        since: as Keras's, their slots go on, the others wait)."""
+        """Each variable's place among those it was built for: all, or some (a loaded model's layers frozen
+        before its first step: as in Keras, the others wait)."""
         built = self.__dict__.get("_built_for")
         if len(variables) == len(self._slots):
             return list(range(len(variables)))
         where = {key: k for k, (key, _) in enumerate(built or ())}
         positions = [where.get(id(v), -1) for v in variables]
-        if built is None or self.use_ema or \
+        # (after a step with others Keras's traced step keeps them: compile again)
+        if built is None or self.use_ema or self.__dict__.get("_stepped_with", positions) != positions or \
                 any(k < 0 or built[k][1] != np.shape(v) for k, v in zip(positions, variables)):
             raise ValueError(
                 f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}, not a part of "
-                "them (a layer's `trainable` changed since it last trained? call compile() again after freezing or "
+                "them (a layer's `trainable` changed? call compile() again after freezing or "
                 "unfreezing layers, as Keras asks)")
         return positions
 
@@ -226,16 +225,16 @@ class Optimizer:
         self._no_decay_pattern = re.compile("|".join(sorted(set(map(str, var_names))))) if var_names else None
 
     def _decays(self, variables: list, names) -> list[bool]:
-        """Per variable, whether weight decay applies (see :meth:`exclude_from_weight_decay`)."""
+        """Per variable, whether weight decay applies (:meth:`exclude_from_weight_decay`)."""
         ids, pattern = getattr(self, "_no_decay_ids", ()), getattr(self, "_no_decay_pattern", None)
         if pattern is not None and names is None:
-            raise ValueError("exclude_from_weight_decay(var_names=...) needs the variables' names: train through "
-                             "a model's fit/train_on_batch, or pass names= to apply")
+            raise ValueError("exclude_from_weight_decay(var_names=...) needs the variables' names: train with fit "
+                             "or pass names= to apply")
         return [id(v) not in ids and (pattern is None or pattern.search(str(n)) is None)
                 for v, n in zip(variables, names or [None] * len(variables))]
 
     def apply_gradients(self, grads_and_vars) -> None:
-        """Keras's ``apply_gradients(zip(grads, model.trainable_variables))``: :meth:`apply` on the pairs."""
+        """Keras's ``apply_gradients(zip(grads, variables))``: :meth:`apply` on the pairs."""
         pairs = list(grads_and_vars)
         self.apply([_dense(g, v) for g, v in pairs], [v for _, v in pairs])
 
@@ -250,7 +249,7 @@ class Optimizer:
         if not self.built:
             self.build(variables)
         positions = self._positions(variables)
-        if len(self.__dict__.get("_decay_flags", ())) != len(self._slots):  # (once: built here or by a loaded state)
+        if len(self.__dict__.get("_decay_flags", ())) != len(self._slots):  # (once: built here or by loading)
             flags = self._decays(variables, names)
             self._decay_flags = [True] * len(self._slots)
             for k, flag in zip(positions, flags):
@@ -298,6 +297,7 @@ class Optimizer:
         if self.use_ema:
             self._update_averages(variables)
         self.raw_iterations += 1
+        self._stepped_with = positions
 
     #: whether a tf_keras legacy (optimizer_v2) optimizer updates an Embedding lazily: its sparse rule touches only
     #: the rows a batch looked up (their slots too), where its dense rule would move every row (momentum, moments)
