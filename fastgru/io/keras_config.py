@@ -283,7 +283,8 @@ def _build_bidirectional(spec: LayerSpec, name: str, label: str, major: int, pat
                         dtype=_dtype(spec.config.get("dtype"), label, path))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {label}: {exc}") from None
-    setattr(layer, cudnn_rnn.MARK, getattr(inner["layer"], cudnn_rnn.MARK, False))  # (its halves' file layout)
+    if getattr(inner["layer"], cudnn_rnn.MARK, False):  # (its halves' weights in cuDNN's layout in the file)
+        setattr(layer, cudnn_rnn.MARK, True)
     return layer
 
 
@@ -382,7 +383,8 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
             setattr(layer, TIME_DISTRIBUTED_ATTR, dict(spec.time_distributed))
         if major < 3 and hasattr(layer, "use_keras2_semantics"):
             layer.use_keras2_semantics()  # (tf_keras's behaviour: an Embedding's gradient, merges' masks, ...)
-        setattr(layer, cudnn_rnn.MARK, cudnn)
+        if cudnn:
+            setattr(layer, cudnn_rnn.MARK, True)
         return layer
     custom = registry.custom_layer(spec.class_name)
     if custom is not None:  # (a script's own layer class, given in load_model's custom_objects)
