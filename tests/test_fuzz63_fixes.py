@@ -7,8 +7,11 @@ Loss and Metric subclasses."""
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -182,6 +185,14 @@ def test_freezing_layers_of_a_loaded_model_trains_the_rest_without_compiling_aga
         model.get_layer("enc").trainable = False
         histories.append(model.fit(ids, y, epochs=2, batch_size=16, verbose=0, shuffle=False).history["loss"])
         weights.append(model.get_weights())
+        model.save(tmp_path / f"{lib.__name__}.keras")  # (the optimizer's variables for all it was built for)
+    shapes = []
+    for lib in ("keras", "fastgru"):
+        with zipfile.ZipFile(tmp_path / f"{lib}.keras") as archive, \
+                h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as f:
+            group = f["optimizer/vars"]
+            shapes.append([group[str(k)].shape for k in range(len(group))])
+    assert shapes[1] == shapes[0] and len(shapes[0]) > 2 * len(weights[0])
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
     for ours, theirs in zip(weights[1], weights[0], strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

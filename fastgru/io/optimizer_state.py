@@ -245,7 +245,7 @@ def keras_variables(optimizer, model, as_loaded: bool = False) -> list[np.ndarra
     if getattr(optimizer, "_schedule", None) is None:
         arrays.append(np.float32(optimizer.learning_rate))
     variables = model.trainable_weights
-    built = optimizer.built and len(optimizer._slots) == len(variables)
+    built = optimizer.built  # (for every variable it was built for: layers frozen since keep their slots, as Keras's)
     if not (built or as_loaded):
         return arrays
     if built:
@@ -256,8 +256,7 @@ def keras_variables(optimizer, model, as_loaded: bool = False) -> list[np.ndarra
         extra = [np.zeros_like(v) for v in variables] * (bool(optimizer.use_ema)
                                                          + bool(optimizer.gradient_accumulation_steps))
     arrays += extra
-    arrays += [slots[i][name] for group in layout for i in range(len(variables)) for name in group
-               if name in slots[i]]
+    arrays += [slots[i][name] for group in layout for i in range(len(slots)) for name in group if name in slots[i]]
     if type(optimizer).__name__ == "Nadam":
         dtype = variables[0].dtype if variables else np.dtype(np.float32)
         arrays.append(np.asarray(optimizer._u_product if built else 1.0, dtype))
