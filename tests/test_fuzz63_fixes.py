@@ -243,3 +243,21 @@ def test_get_layer_finds_the_input_layer_of_a_loaded_chain(keras, tmp_path):
     model = fg.load_model(tmp_path / "chain.keras")
     assert model.get_layer("feats") is model.layers[0]
     assert type(model.get_layer("feats")).__name__ == "InputLayer"
+
+
+@pytest.mark.keras
+def test_a_keras_layer_class_in_custom_objects_is_named_as_not_a_fastgru_layer(keras, tmp_path):
+    class Scale(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w
+
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4, return_sequences=True), Scale(name="scale"),
+                           keras.layers.GRU(2)])
+    km.save(tmp_path / "scale.keras")
+    with pytest.raises(fg.UnsupportedKerasFeature, match="custom_objects gives for it is not a fastgru layer"):
+        fg.load_model(tmp_path / "scale.keras", custom_objects={"Scale": Scale})
+    with pytest.raises(fg.UnsupportedKerasFeature, match="a custom or unknown layer class"):
+        fg.load_model(tmp_path / "scale.keras")

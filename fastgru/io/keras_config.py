@@ -394,6 +394,9 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
             f"layer {name!r} is a Lambda layer: it holds Python code, which fastgru never runs from a file; rebuild "
             "the model with Keras layers or keras.ops in place of the Lambda (docs/functional.md lists the ops)")
     known = " (a Keras layer fastgru does not implement)" if spec.class_name in _KNOWN_UNSUPPORTED \
+        else " (the class custom_objects gives for it is not a fastgru layer: write it as a subclass of " \
+             "fastgru.layers.Layer, the same code with `import fastgru as keras`; docs/porting.md)" \
+        if registry.passed_over(spec.class_name) \
         else " (a custom or unknown layer class: a layer written for fastgru as for Keras, given in load_model's " \
              "custom_objects, builds it; docs/porting.md)"
     raise UnsupportedKerasFeature(

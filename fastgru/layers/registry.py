@@ -316,14 +316,20 @@ def custom_layers(custom_objects: dict | None):
     """Within the block, the fastgru layer classes of a script's own in ``custom_objects`` (``load_model``'s:
     ``{"Linear": Linear}``, ``"MyPackage>Linear"`` too; written for fastgru as for Keras, ``fastgru.layers.custom``)
     build a file's layers of their class names. Nothing else in it is taken: fastgru runs no code from a file."""
-    classes = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items()
-               if isinstance(v, type) and getattr(v, "_fg_user_layer", False)}
-    before = getattr(_custom_scope, "classes", {})
-    _custom_scope.classes = {**before, **classes}
+    classes = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items() if isinstance(v, type)}
+    before, passed_over = getattr(_custom_scope, "classes", {}), getattr(_custom_scope, "passed_over", set())
+    _custom_scope.classes = {**before, **{k: v for k, v in classes.items() if getattr(v, "_fg_user_layer", False)}}
+    _custom_scope.passed_over = passed_over | {k for k, v in classes.items() if not getattr(v, "_fg_user_layer", False)}
     try:
         yield
     finally:
-        _custom_scope.classes = before
+        _custom_scope.classes, _custom_scope.passed_over = before, passed_over
+
+
+def passed_over(keras_class_name: str) -> bool:
+    """Whether ``custom_objects`` gave a class for ``keras_class_name`` that is not a fastgru layer (Keras's own,
+    say), which :func:`custom_layers` leaves out."""
+    return str(keras_class_name).rpartition(">")[2] in getattr(_custom_scope, "passed_over", set())
 
 
 #: Keras's global custom objects (``keras.saving.get_custom_objects()``): what ``register_keras_serializable``
