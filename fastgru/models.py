@@ -128,9 +128,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return list(self._layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        layers = self._layers if index is not None or not self.__dict__.get("_keras_functional") else \
-            [self._input_layer] * (self._input_layer is not None) + list(self._layers)  # (its InputLayer too)
-        return pick_layer(self.layers if index is not None else layers, name, index, self.name)
+        if index is not None:
+            return pick_layer(self.layers, name, index, self.name)
+        # (a Keras Functional chain's InputLayer too, which its ``layers`` lists first)
+        first = [self._input_layer] if self.__dict__.get("_keras_functional") and self._input_layer is not None else []
+        return pick_layer(first + list(self._layers), name, index, self.name)
 
     def _build_layer(self, layer: Layer, input_shape) -> None:
         if isinstance(input_shape, list):
