@@ -21,7 +21,8 @@ from .eager import EagerArray, eager
 from .tracing import item_expression, refuse_while_traced, register_weight_class, tracing, ufunc_expression
 
 #: the cell whose variables a recurrent layer's are in Keras (``gru/gru_cell/kernel``)
-_CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell"}
+RECURRENT_CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell",
+                   "ConvLSTM1D": "conv_lstm_cell", "ConvLSTM2D": "conv_lstm_cell", "ConvLSTM3D": "conv_lstm_cell"}
 
 
 class Variable(np.ndarray):
@@ -41,7 +42,7 @@ class Variable(np.ndarray):
         layer, weight = self._owner(), self.__dict__.get("_fg_weight")
         if layer is None or weight is None:
             return None
-        cell = _CELLS.get(type(layer).__name__)
+        cell = RECURRENT_CELLS.get(type(layer).__name__)
         parts = [layer.__dict__.get("_variable_scope"), layer.name, cell, weight]
         return "/".join(p for p in parts if p)
 

@@ -62,6 +62,15 @@ def _inner_from_config(entry):
     return cls.from_config(config)
 
 
+def _sequential_as_functional(sequential):
+    """A built ``Sequential`` as the Functional model of its layers (the same layer objects), which
+    TimeDistributed runs on each step."""
+    from . import registry
+
+    x = registry.model_class("Input")(batch_shape=sequential.input_shape)
+    return registry.model_class("Functional")(x, sequential(x), name=sequential.name)
+
+
 @register_layer
 class TimeDistributed(WrapperTrainable, Layer):
     """The inner ``layer`` on each time step of (B, T, ...) inputs (see the module docstring)."""
@@ -81,12 +90,11 @@ class TimeDistributed(WrapperTrainable, Layer):
         validate_params(f"TimeDistributed {self.name!r}", self.parameter_constraints, {"layer": layer})
         layer = _inner_from_config(layer)
         if type(layer).__name__ == "Sequential" and getattr(layer, "built", False):  # as the Model of its layers
-            from . import registry
-
-            x = registry.model_class("Input")(batch_shape=layer.input_shape)
-            layer = registry.model_class("Functional")(x, layer(x), name=layer.name)
+            layer = _sequential_as_functional(layer)
         if getattr(layer, "_fg_model", False):  # a Functional model (a hierarchical model's sentence encoder)
             layer._single()
+        elif type(layer).__name__ == "Sequential":  # not built yet: built on each step's shape by build()
+            pass
         elif type(layer).__name__ not in INNER_LAYERS and not getattr(type(layer), "_fg_user_layer", False):
             raise ValueError(f"TimeDistributed {self.name!r}: TimeDistributed({type(layer).__name__}) is not supported "
                              f"(inner layers that act on each step: {', '.join(INNER_LAYERS)})")
@@ -100,6 +108,9 @@ class TimeDistributed(WrapperTrainable, Layer):
         if not self.layer.built:
             built_within(self.layer, self)
             self.layer.build((input_shape[0],) + tuple(input_shape[2:]))
+            if type(self.layer).__name__ == "Sequential":  # (a video's per-frame CNN given without an Input)
+                self.layer = _sequential_as_functional(self.layer)
+                self.layer._single()
         elif tuple(self.layer.input_shape[1:]) != tuple(input_shape[2:]):
             raise ValueError(f"TimeDistributed {self.name!r}: the inner layer was built for steps of shape "
                              f"{self.layer.input_shape[1:]}, received inputs {tuple(input_shape)}")

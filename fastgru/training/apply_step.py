@@ -3,6 +3,8 @@ optimizers need (weight decay's exclusions by name, Muon's choice of rule by pat
 
 from __future__ import annotations
 
+from ..variables import RECURRENT_CELLS
+
 
 def _owned_paths(model, variables: list) -> dict[int, str]:
     """The id of each weight -> ``<layer name>/<weight path>`` (``gru/gru_cell/kernel``,
@@ -22,16 +24,12 @@ def _owned_paths(model, variables: list) -> dict[int, str]:
     return found
 
 
-#: the cell whose variables a recurrent layer's are in Keras (``gru/gru_cell/kernel``)
-_CELLS = {"GRU": "gru_cell", "LSTM": "lstm_cell", "SimpleRNN": "simple_rnn_cell"}
-
-
 def _with_cell(layer, path: str) -> str:
     """A recurrent layer's weight path with its cell, as Keras's paths hold it (``kernel`` -> ``gru_cell/kernel``;
     a Bidirectional's ``forward_gru/kernel`` -> ``forward_gru/gru_cell/kernel``)."""
     kind = type(layer).__name__
     inner = type(getattr(layer, "forward_layer", None)).__name__ if kind == "Bidirectional" else kind
-    cell = _CELLS.get(inner)
+    cell = RECURRENT_CELLS.get(inner)
     if cell is None:
         return path
     head, _, name = path.rpartition("/")
