@@ -108,9 +108,9 @@ def _param_lines(model) -> list[str]:
 
 
 def _optimizer_params(model) -> tuple[int, int] | None:
-    """(count, bytes) of the variables Keras's optimizer holds (``io.optimizer_state.keras_variables``; for an
+    """(count, bytes) of the variables Keras's optimizer holds (``training.keras_slots.keras_variables``; for an
     optimizer of no known layout, its step count, rate and slots); None where Keras's would not be built yet."""
-    from .io.optimizer_state import keras_variables
+    from .training.keras_slots import keras_variables
 
     optimizer = getattr(getattr(model, "_compiled", None), "optimizer", None)
     if optimizer is None or not (optimizer.built or getattr(optimizer, "built_by_keras_load", False)):

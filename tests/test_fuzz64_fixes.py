@@ -69,3 +69,35 @@ def test_keras_time_distributed_sequential_both_ways(keras, rng, tmp_path):
     ours.save(tmp_path / "ours.keras")
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
                                km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_variables_before_and_after_a_step(rng):
+    model = fg.Sequential([Input((4, 3)), GRU(2), Dense(1)])
+    model.compile(fg.optimizers.Adam(amsgrad=True), "mse")
+    assert [v.numpy() for v in model.optimizer.variables] == [0, np.float32(0.001)]
+    model.fit(rng.normal(size=(4, 4, 3)), np.ones((4, 1)), verbose=0)
+    variables = model.optimizer.variables
+    assert len(variables) == 2 + 3 * len(model.trainable_weights)
+    assert variables[0].numpy() == 1
+    assert np.shares_memory(variables[2], model.optimizer.slots[0]["momentum"])  # (live views, as Keras's)
+    model.compile(fg.optimizers.SGD(learning_rate=fg.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)), "mse")
+    assert len(model.optimizer.variables) == 1  # (a schedule's rate is no variable)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "nadam", "adamw", "sgd"])
+def test_optimizer_variables_match_keras(keras, rng, name):
+    L = keras.layers
+    km = keras.Sequential([keras.Input((4, 3)), L.GRU(2), L.Dense(1)])
+    ours = fg.Sequential([Input((4, 3)), GRU(2), Dense(1)])
+    ours.set_weights(km.get_weights())
+    x, y = rng.normal(size=(8, 4, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    km.compile(keras.optimizers.get(name), "mse")
+    ours.compile(name, "mse")
+    km.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    theirs = [np.asarray(v.numpy()) for v in km.optimizer.variables]
+    mine = [np.asarray(v.numpy()) for v in ours.optimizer.variables]
+    assert [a.shape for a in mine] == [a.shape for a in theirs]
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7)

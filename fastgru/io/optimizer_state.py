@@ -3,11 +3,8 @@ the optimizer of the model loaded from it, so that training goes on where Keras 
 learning rate (as ReduceLROnPlateau left it) and every slot (Adam's moments, ...), as ``keras.models.load_model``
 restores them.
 
-Keras names none of those arrays: they follow its optimizer's variables in order — ``iteration``, then
-``learning_rate`` (absent under a schedule), then the slots as its ``build`` makes them, which differs per
-optimizer: Adam interleaves each variable's momentum and velocity and appends the AMSGrad maxima after all of
-them, RMSprop groups each kind (every velocity, then every momentum, then every average gradient), Nadam appends
-its momentum product. ``KERAS_SLOT_LAYOUT`` states each; every array is checked against the shape of the weight
+Keras names none of those arrays: they follow its optimizer's variables in order (``training/keras_slots.py``
+states it, ``KERAS_SLOT_LAYOUT``); every array is checked against the shape of the weight
 it belongs to (``model.trainable_weights``, in Keras's order), and a state that does not fit is left out with a
 warning (the optimizer then starts from its configuration, as before).
 """
@@ -21,27 +18,8 @@ import h5py
 import numpy as np
 
 from ..errors import ModelFileError
+from ..training.keras_slots import KERAS_SLOT_LAYOUT, keras_variables
 from .h5utils import read_dataset, read_list_attr
-
-#: per optimizer class, the slot groups in Keras 3's variable order: each group is a tuple of slot names
-#: emitted for each trainable variable in turn (a name missing from fastgru's slots, such as the momentum
-#: of an SGD without momentum, is skipped); fastgru's slot name first where it differs from Keras's
-KERAS_SLOT_LAYOUT = {
-    "SGD": (("momentum",),),
-    "Adam": (("momentum", "velocity"), ("velocity_hat",)),
-    "AdamW": (("momentum", "velocity"), ("velocity_hat",)),
-    "RMSprop": (("velocity",), ("momentum",), ("average_gradient",)),
-    "Nadam": (("momentum", "velocity"),),
-    "Adagrad": (("accumulator",),),
-    "Adamax": (("m", "u"),),
-    "Adadelta": (("accumulated_grad", "accumulated_delta_var"),),
-    "Lion": (("momentum",),),
-    "Ftrl": (("accumulator", "linear"),),
-    "Lamb": (("momentum", "velocity"),),
-    "Adafactor": (("r", "c", "velocity"),),
-    "Muon": (("momentum", "velocity"),),  # (a velocity only for the variables it steps with AdamW)
-    "ScheduleFreeAdamW": (("momentum", "velocity"),),
-}
 
 
 def read_vars(h5, model, path) -> list[np.ndarray] | None:
@@ -230,37 +208,6 @@ def _skip(path, why: str) -> bool:
     warnings.warn(f"{path}: the optimizer's saved state is not restored ({why}); training starts from the "
                   "optimizer's configuration", stacklevel=4)
     return False
-
-
-def keras_variables(optimizer, model, as_loaded: bool = False) -> list[np.ndarray] | None:
-    """Keras 3's ``optimizer.variables`` for ``model`` as arrays, in its order: the step count (int64), the rate
-    (float32, unless a schedule sets it), the moving averages and gradient accumulators, each variable's slots in
-    ``KERAS_SLOT_LAYOUT``'s order, Nadam's momentum product. An optimizer not built yet holds the first two only,
-    or with ``as_loaded`` the zero arrays Keras's holds once a file has built it; None for an optimizer without a
-    known layout."""
-    layout = KERAS_SLOT_LAYOUT.get(type(optimizer).__name__)
-    if layout is None:
-        return None
-    arrays = [np.int64(optimizer.raw_iterations)]
-    if getattr(optimizer, "_schedule", None) is None:
-        arrays.append(np.float32(optimizer.learning_rate))
-    variables = model.trainable_weights
-    built = optimizer.built  # (for every variable it was built for: layers frozen since keep their slots, as Keras's)
-    if not (built or as_loaded):
-        return arrays
-    if built:
-        slots, extra = optimizer._slots, optimizer.keras_extra_state
-    else:
-        optimizer.bind_model(model)  # (Muon: which rule, and so which slots, each variable has)
-        slots = [optimizer._build_slots(v) for v in variables]
-        extra = [np.zeros_like(v) for v in variables] * (bool(optimizer.use_ema)
-                                                         + bool(optimizer.gradient_accumulation_steps))
-    arrays += extra
-    arrays += [slots[i][name] for group in layout for i in range(len(slots)) for name in group if name in slots[i]]
-    if type(optimizer).__name__ == "Nadam":
-        dtype = variables[0].dtype if variables else np.dtype(np.float32)
-        arrays.append(np.asarray(optimizer._u_product if built else 1.0, dtype))
-    return arrays
 
 
 def write_vars(h5, model) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..variables import Variable, array_of
 from . import schedules
+from .keras_slots import KerasVariables
 from .optimizer_handles import LearningRate, StepCount, _RateHandle
 from .row_gradient import RowGradient
 
@@ -46,7 +47,7 @@ def _auto_name(cls_name: str) -> str:
 LEGACY_KEY = "fastgru_tf_legacy"
 
 
-class Optimizer:
+class Optimizer(KerasVariables):
     """Base class. Subclasses define ``_build_slots(var)`` and ``_update(i, grad, var, lr)``."""
 
     #: whether optimizer_v2's ``decay`` decays this optimizer's rate (its Nadam uses it for its schedule only)
@@ -127,11 +128,6 @@ class Optimizer:
     @raw_iterations.setter
     def raw_iterations(self, value: int) -> None:
         self.iterations, self._pending_calls = divmod(int(value), self.gradient_accumulation_steps or 1)
-
-    @property
-    def keras_extra_state(self) -> list[np.ndarray]:
-        """The moving averages and gradient accumulators, as Keras's variables list has them before the slots."""
-        return [*self._averages, *self._accumulators]
 
     def finalize_variable_values(self, variables: list[np.ndarray]) -> None:
         """The end of ``fit``: with ``use_ema``, the moving averages written into the variables (as Keras)."""
