@@ -101,3 +101,14 @@ def test_optimizer_variables_match_keras(keras, rng, name):
     assert [a.shape for a in mine] == [a.shape for a in theirs]
     for a, b in zip(mine, theirs):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7)
+
+
+def test_time_distributed_sequential_config_round_trips(rng):
+    td = TimeDistributed(fg.Sequential([Conv2D(2, 3), Flatten()]))
+    assert type(TimeDistributed.from_config(td.get_config()).layer).__name__ == "Sequential"
+    frames = Input((5, 8, 8, 1))
+    model = fg.Model(frames, GRU(2)(td(frames)))
+    x = rng.normal(size=(2, 5, 8, 8, 1)).astype("float32")
+    for copy in (fg.models.clone_model(model), fg.models.model_from_json(model.to_json())):
+        copy.set_weights(model.get_weights())
+        np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -53,8 +53,9 @@ def _inner_from_config(entry):
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise TypeError(f"TimeDistributed: 'layer' should be a fastgru layer or a layer config, received "
                         f"{type(entry).__name__}")
-    if entry["class_name"] in ("Functional", "Model"):  # a nested model (Model.get_config's entry)
-        return registry.model_class("Functional").from_config(dict(entry.get("config") or {}))
+    if entry["class_name"] in ("Functional", "Model", "Sequential"):  # a nested model (Model.get_config's entry)
+        kind = "Sequential" if entry["class_name"] == "Sequential" else "Functional"
+        return registry.model_class(kind).from_config(dict(entry.get("config") or {}))
     cls = registry.lookup(entry["class_name"])
     if cls is None:
         raise ValueError(f"TimeDistributed: unknown inner layer class {entry['class_name']!r}")
