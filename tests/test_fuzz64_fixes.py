@@ -112,3 +112,83 @@ def test_time_distributed_sequential_config_round_trips(rng):
     for copy in (fg.models.clone_model(model), fg.models.model_from_json(model.to_json())):
         copy.set_weights(model.get_weights())
         np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def max_abs_err(y_true, y_pred):
+    """A script's own metric function (compile(metrics=[max_abs_err]) as in Keras)."""
+    return fg.ops.max(fg.ops.abs(y_true - y_pred), axis=-1)
+
+
+def _regression(rng):
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    return x, x[:, :, 0].sum(1, keepdims=True)
+
+
+def test_metric_function_in_compile_fit_save_and_load(rng, tmp_path):
+    x, y = _regression(rng)
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model.compile("sgd", "mse", metrics=[max_abs_err])
+    history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history
+    assert sorted(history) == ["loss", "max_abs_err"]
+    expected = np.mean([np.max(np.abs(y[i:i + 8] - model.predict(x[i:i + 8], verbose=0)), axis=-1)
+                        for i in (0, 8)])
+    assert model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["max_abs_err"] == pytest.approx(expected,
+                                                                                                           rel=1e-5)
+    model.save(tmp_path / "m.keras")  # (the function serialized by name, as Keras writes it)
+    with pytest.warns(UserWarning, match="max_abs_err.*custom_objects"):
+        assert list(fg.load_model(tmp_path / "m.keras").evaluate(x, y, verbose=0, return_dict=True)) == ["loss"]
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"max_abs_err": max_abs_err})
+    assert loaded.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["max_abs_err"] == pytest.approx(
+        expected, rel=1e-5)
+    loaded.save(tmp_path / "again.keras")
+
+
+def test_registered_metric_function_loads_without_custom_objects(rng, tmp_path):
+    @fg.saving.register_keras_serializable(package="fuzz64")
+    def worst(y_true, y_pred):
+        return fg.ops.max(fg.ops.abs(y_true - y_pred), axis=-1)
+
+    x, y = _regression(rng)
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model.compile("sgd", "mse", metrics=[worst])
+    model.save(tmp_path / "m.keras")
+    assert "worst" in fg.load_model(tmp_path / "m.keras").evaluate(x, y, verbose=0, return_dict=True)
+
+
+def test_loss_functions_take_keras_options():
+    yt = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], "float32")
+    yp = np.array([[0.2, 2.0, -1.0], [0.5, 0.1, 0.3]], "float32")
+    losses = fg.losses
+    np.testing.assert_allclose(losses.binary_crossentropy(yt, yp, from_logits=True),
+                               losses.BinaryCrossentropy(from_logits=True, reduction=None)(yt, yp))
+    np.testing.assert_allclose(losses.huber(yt, yp, delta=0.5), losses.Huber(delta=0.5, reduction=None)(yt, yp))
+    np.testing.assert_allclose(losses.sparse_categorical_crossentropy(np.array([1, 0]), yp, from_logits=True),
+                               losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(
+                                   np.array([1, 0]), yp))
+    with pytest.raises(TypeError, match="huber.*delta_x"):
+        losses.huber(yt, yp, delta_x=0.5)
+
+
+@pytest.mark.keras
+def test_metric_function_and_loss_options_match_keras(keras, rng):
+    x, y = _regression(rng)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    ours.set_weights(km.get_weights())
+
+    def keras_max_abs_err(y_true, y_pred):
+        return keras.ops.max(keras.ops.abs(y_true - y_pred), axis=-1)
+
+    keras_max_abs_err.__name__ = "max_abs_err"
+    km.compile("sgd", "mse", metrics=[keras_max_abs_err])
+    ours.compile("sgd", "mse", metrics=[max_abs_err])
+    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    for key in ("loss", "max_abs_err"):
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5)
+    yt, yp = rng.integers(0, 2, (4, 3)).astype("float32"), rng.normal(size=(4, 3)).astype("float32")
+    for name, options in [("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+                          ("categorical_crossentropy", {"from_logits": True}), ("huber", {"delta": 0.3}),
+                          ("binary_focal_crossentropy", {"gamma": 1.0, "from_logits": True})]:
+        np.testing.assert_allclose(getattr(fg.losses, name)(yt, yp, **options),
+                                   getattr(keras.losses, name)(yt, yp, **options), rtol=1e-5, err_msg=name)

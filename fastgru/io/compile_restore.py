@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..layers import registry
 from . import keras2_training, keras_config
 
 #: metric names Keras 3's legacy ``.h5`` loader turns into its metric functions, named after them
@@ -99,8 +100,11 @@ def _computable(metrics, dropped: list[str]):
     if metrics is None:
         return None
     try:
-        metric_registry.get(metrics)
+        metric = metric_registry.get(metrics)
     except (ValueError, TypeError) as exc:
         dropped.append(str(exc).split("; supported")[0])  # (without the list of every supported name)
         return None
+    if isinstance(metrics, dict) and metrics.get("class_name") == "function" and \
+            getattr(metric, "_fn", None) is registry.custom_function(metrics.get("config")):
+        return metric._fn  # (the script's own function, from custom_objects: kept past the load's scope)
     return metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import initializers
 from ..errors import UnsupportedKerasFeature
+from ..layers import registry
 from .keras_config import (
     _WRAPPER_LAYERS,
     TIME_DISTRIBUTED_ATTR,
@@ -97,6 +98,9 @@ def _serialized(obj, module: str):
             return obj
         converted = obj
     if converted is None:
+        if callable(obj) and not hasattr(obj, "get_config") and not isinstance(obj, type):  # a script's function
+            return {"module": "builtins", "class_name": "function", "config": registry.function_name(obj),
+                    "registered_name": "function"}
         if not hasattr(obj, "get_config"):
             return obj
         config = obj.get_config()

@@ -317,13 +317,18 @@ def custom_layers(custom_objects: dict | None):
     ``{"Linear": Linear}``, ``"MyPackage>Linear"`` too; written for fastgru as for Keras, ``fastgru.layers.custom``)
     build a file's layers of their class names. Nothing else in it is taken: fastgru runs no code from a file."""
     classes = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items() if isinstance(v, type)}
+    functions = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items()
+                 if callable(v) and not isinstance(v, type)}
     before, passed_over = getattr(_custom_scope, "classes", {}), getattr(_custom_scope, "passed_over", set())
+    functions_before = getattr(_custom_scope, "functions", {})
     _custom_scope.classes = {**before, **{k: v for k, v in classes.items() if getattr(v, "_fg_user_layer", False)}}
     _custom_scope.passed_over = passed_over | {k for k, v in classes.items() if not getattr(v, "_fg_user_layer", False)}
+    _custom_scope.functions = {**functions_before, **functions}
     try:
         yield
     finally:
         _custom_scope.classes, _custom_scope.passed_over = before, passed_over
+        _custom_scope.functions = functions_before
 
 
 def passed_over(keras_class_name: str) -> bool:
@@ -346,6 +351,20 @@ def custom_layer(keras_class_name: str) -> type | None:
         found = CUSTOM_OBJECTS.get(name) or next(
             (c for k, c in CUSTOM_OBJECTS.items() if k.rpartition(">")[2] == name.rpartition(">")[2]), None)
     return found if isinstance(found, type) and getattr(found, "_fg_user_layer", False) else None
+
+
+def custom_function(name: str):
+    """The script's own function for a file's serialized function ``name`` (a metric's: ``"rmse"``,
+    ``"package>rmse"``): given in ``load_model``'s ``custom_objects``, else registered; or None."""
+    short = str(name).rpartition(">")[2]
+    found = getattr(_custom_scope, "functions", {}).get(short) or CUSTOM_OBJECTS.get(str(name)) or next(
+        (f for k, f in CUSTOM_OBJECTS.items() if k.rpartition(">")[2] == short), None)
+    return found if callable(found) and not isinstance(found, type) else None
+
+
+def function_name(fn) -> str:
+    """How Keras serializes the function ``fn``: its registered name (``"package>rmse"``), else its name."""
+    return next((k for k, f in CUSTOM_OBJECTS.items() if f is fn), getattr(fn, "__name__", type(fn).__name__))
 
 
 def registered() -> list[type]:

@@ -173,7 +173,7 @@ class Loss:
     def per_sample(self, y_true, y_pred) -> np.ndarray:
         """The unreduced values, one per sample (and step): Keras's loss *function* of this class
         (``keras.losses.mean_squared_error(y_true, y_pred)``); no weights, masks or reduction."""
-        return self._aligned_values(y_true, y_pred, False)[1]
+        return self._aligned_values(y_true, y_pred, self.from_logits)[1]
 
     def _aligned_values(self, y_true, y_pred, logits):
         """``(y_true, values, dvalues, dtype, orig_shape, out_shape)``: targets and output aligned as Keras's, then the

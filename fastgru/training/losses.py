@@ -269,11 +269,17 @@ _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy,
 
 
 def _loss_function(name: str, cls: type):
-    def function(y_true, y_pred):
-        return eager(cls().per_sample(y_true, y_pred))  # (with Keras's .numpy())
+    def function(y_true, y_pred, **options):
+        try:
+            loss = cls(**options)
+        except TypeError:  # (an option the class does not take: named)
+            raise TypeError(f"{name}() got an unexpected keyword argument among {sorted(options)} (it takes the "
+                            f"options of {cls.__name__})") from None
+        return eager(loss.per_sample(y_true, y_pred))  # (with Keras's .numpy())
 
     function.__name__ = function.__qualname__ = name
-    function.__doc__ = f"Keras's ``{name}(y_true, y_pred)``: the unreduced values of :class:`{cls.__name__}`."
+    function.__doc__ = (f"Keras's ``{name}(y_true, y_pred, **options)``: the unreduced values of "
+                        f":class:`{cls.__name__}` (``options``: its arguments, ``from_logits=True`` and the like).")
     return function
 
 

@@ -12,6 +12,7 @@ import inspect
 import numpy as np
 
 from ..eager import eager_result
+from ..layers import registry
 from . import correlation_metrics, f_score, iou_metrics, more_metrics, threshold_metrics
 from .auc import AUC
 from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation, Sum  # noqa: F401 (exported)
@@ -327,7 +328,11 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
             try:
                 return get(name, y_true, y_pred, dtype)
             except ValueError:
-                raise ValueError(f"metric {name!r} is a custom Python function, which fastgru cannot run") from None
+                function = registry.custom_function(name)  # (the script's own: load_model's custom_objects)
+                if function is not None:
+                    return get(function, y_true, y_pred, dtype)
+                raise ValueError(f"metric {name!r} is a custom Python function, which fastgru cannot run from a "
+                                 "file (give it in load_model's custom_objects, as Keras asks)") from None
         if not isinstance(config, dict):
             raise ValueError(f"metric {cls_name!r}: its config should be an object, found {config!r}")
         if cls_name not in _CLASSES:
@@ -347,6 +352,9 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
             return metric
         if cls is not None:
             return cls(name=identifier, **typed)
+    if callable(identifier) and not isinstance(identifier, type):  # (a Python function: its mean, as Keras's)
+        return MeanMetricWrapper(identifier, getattr(identifier, "__name__", None) or type(identifier).__name__,
+                                 **typed)
     raise ValueError(
         f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
         + ", ".join(sorted(k for k in _BY_NAME if k.islower()))
