@@ -192,3 +192,40 @@ def test_metric_function_and_loss_options_match_keras(keras, rng):
                           ("binary_focal_crossentropy", {"gamma": 1.0, "from_logits": True})]:
         np.testing.assert_allclose(getattr(fg.losses, name)(yt, yp, **options),
                                    getattr(keras.losses, name)(yt, yp, **options), rtol=1e-5, err_msg=name)
+
+
+def test_one_frozen_direction_of_a_bidirectional_trains_the_other(rng, tmp_path):
+    from fastgru.layers import LSTM, Bidirectional
+
+    x, y = _regression(rng)
+    model = fg.Sequential([Input((5, 3)), Bidirectional(LSTM(3)), Dense(1)])
+    bidirectional = model.layers[0]
+    bidirectional.forward_layer.trainable = False
+    assert len(model.trainable_weights) == 5
+    forward, backward = bidirectional.forward_layer.get_weights(), bidirectional.backward_layer.get_weights()
+    model.compile(fg.optimizers.SGD(0.05), "mse")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(bidirectional.forward_layer.get_weights(), forward))
+    assert not np.allclose(bidirectional.backward_layer.get_weights()[0], backward[0])
+    model.save(tmp_path / "m.keras")
+    assert len(fg.load_model(tmp_path / "m.keras").trainable_weights) == 5
+
+
+@pytest.mark.keras
+def test_one_frozen_direction_trains_as_keras(keras, rng):
+    from fastgru.layers import LSTM, Bidirectional
+
+    x, y = _regression(rng)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.Bidirectional(keras.layers.LSTM(3)),
+                           keras.layers.Dense(1)])
+    ours = fg.Sequential([Input((5, 3)), Bidirectional(LSTM(3)), Dense(1)])
+    ours.set_weights(km.get_weights())
+    km.layers[0].backward_layer.trainable = False
+    ours.layers[0].backward_layer.trainable = False
+    km.compile(keras.optimizers.SGD(0.05), "mse")
+    ours.compile(fg.optimizers.SGD(0.05), "mse")
+    theirs = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    for a, b in zip(ours.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -129,7 +129,8 @@ class Bidirectional(WrapperTrainable, Layer):
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
-        return self.weights if self.trainable else []
+        """Both layers', a direction frozen on its own (``forward_layer.trainable = False``) left out, as Keras's."""
+        return self.forward_layer.trainable_weights + self.backward_layer.trainable_weights if self.trainable else []
 
     @property
     def weight_paths(self) -> list[str]:
