@@ -307,7 +307,22 @@ def get(identifier) -> Initializer:
             f"initializer {identifier!r} is not supported; supported: {', '.join(sorted(_FACTORIES))}"
         )
     try:
-        return _FACTORIES[name](**config)
+        init = _FACTORIES[name](**config)
     except (TypeError, ValueError) as exc:
         raise UnsupportedKerasFeature(f"initializer {name!r} with options {config} is not supported: {exc}") from None
+    seed = (identifier.get("config") or {}).get("seed") if isinstance(identifier, dict) else None
+    return init if seed is None else _seeded(init, seed)
+
+
+def _seeded(init: Initializer, seed) -> Initializer:
+    """``init`` drawing from a generator of ``seed`` at every call, as Keras's initializer of an integer seed (a
+    layer given ``GlorotUniform(seed=1)`` gets the same weights in every run)."""
+    from .random import make_rng
+
+    make_rng(seed)  # (the seed checked now)
+
+    def seeded(shape, dtype, rng):
+        return init(shape, dtype, make_rng(seed))
+
+    return seeded
 

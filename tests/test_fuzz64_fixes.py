@@ -229,3 +229,19 @@ def test_one_frozen_direction_trains_as_keras(keras, rng):
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_seeded_initializer_gives_a_layer_the_same_weights_every_time():
+    def kernel(initializer, layer_cls=Dense, shape=(None, 4)):
+        layer = layer_cls(3, kernel_initializer=initializer)
+        layer.build(shape)
+        return layer.get_weights()[0]
+
+    seeded = kernel(fg.initializers.GlorotUniform(seed=1))
+    np.testing.assert_array_equal(kernel(fg.initializers.GlorotUniform(seed=1)), seeded)
+    np.testing.assert_array_equal(kernel({"class_name": "GlorotUniform", "config": {"seed": 1}}), seeded)
+    np.testing.assert_array_equal(fg.initializers.GlorotUniform(seed=1)((4, 3)), seeded)
+    assert not np.array_equal(kernel(fg.initializers.GlorotUniform(seed=2)), seeded)
+    assert not np.array_equal(kernel(fg.initializers.GlorotUniform()), kernel(fg.initializers.GlorotUniform()))
+    np.testing.assert_array_equal(kernel(fg.initializers.Orthogonal(seed=5), GRU, (None, 6, 4)),
+                                  kernel(fg.initializers.Orthogonal(seed=5), GRU, (None, 6, 4)))
