@@ -245,3 +245,21 @@ def test_a_seeded_initializer_gives_a_layer_the_same_weights_every_time():
     assert not np.array_equal(kernel(fg.initializers.GlorotUniform()), kernel(fg.initializers.GlorotUniform()))
     np.testing.assert_array_equal(kernel(fg.initializers.Orthogonal(seed=5), GRU, (None, 6, 4)),
                                   kernel(fg.initializers.Orthogonal(seed=5), GRU, (None, 6, 4)))
+
+
+@pytest.mark.keras
+def test_from_config_of_keras_layer_configs(keras, rng):
+    L = keras.layers
+    km = keras.Sequential([keras.Input((6, 3)), L.Conv1D(4, 2, padding="same"), L.BatchNormalization(),
+                           L.GRU(4, return_sequences=True), L.LayerNormalization(), L.Dense(2)])
+    km.layers[1].set_weights([w + rng.normal(0, 0.1, w.shape).astype("float32") for w in km.layers[1].get_weights()])
+    ours = fg.Sequential.from_config(km.get_config())
+    ours.set_weights(km.get_weights())
+    x = rng.normal(size=(3, 6, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for keras_layer, ours_cls in [(L.ConvLSTM1D(2, 2), fg.layers.ConvLSTM1D), (L.GRUCell(3), fg.layers.GRUCell),
+                                  (L.LSTMCell(3, unit_forget_bias=False), fg.layers.LSTMCell)]:
+        assert ours_cls.from_config(keras_layer.get_config()).get_config()["filters" if "Conv" in ours_cls.__name__
+                                                                            else "units"] in (2, 3)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="renorm=True"):
+        fg.layers.BatchNormalization.from_config({**km.layers[1].get_config(), "renorm": True})

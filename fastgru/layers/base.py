@@ -26,6 +26,7 @@ from ..variables import VariableLists, variable_of
 from .custom import frozen_weight_names, is_user_class, keras_add_weight, prepare_user_class
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 from .names import _name_counts, snake_case, unique_name  # noqa: F401  (the layers import them from here)
+from .registry import without_fixed_options
 from .shared_lock import SharedLock
 from .weight_options import WeightOptions
 
@@ -394,7 +395,7 @@ class Layer(VariableLists, WeightOptions):
 
     @classmethod
     def from_config(cls, config: dict) -> Layer:
-        return cls(**config)
+        return cls(**without_fixed_options(cls, config))
 
     # ---- calling ----------------------------------------------------------------------------
     def ensure_built(self, x_shape: tuple) -> None:

@@ -285,6 +285,29 @@ class KerasContract:
     keras2_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
+def without_fixed_options(cls, config: dict) -> dict:
+    """``config`` without the Keras options ``cls``'s contract fixes or ignores and its constructor does not take,
+    given at their fixed value (a Keras 3.15 config's ``renorm=False``, ``lora_rank=None``): what ``from_config``
+    builds from a Keras layer's ``get_config()``; one set to another value is refused by name."""
+    contract = getattr(cls, "keras", None)
+    fixed, ignored = getattr(contract, "fixed", {}) or {}, getattr(contract, "ignored", frozenset())
+    takes = getattr(cls, "parameter_constraints", None) or {}
+    kept = {}
+    for key, value in config.items():
+        if key in takes or (key not in fixed and key not in ignored):
+            kept[key] = value
+        elif key in fixed and fixed[key] is not ANY and value is not None and not _same(value, fixed[key]):
+            raise UnsupportedKerasFeature(f"{cls.__name__}: option {key}={value!r:.60} is not supported by fastgru")
+    return kept
+
+
+def _same(value, required) -> bool:
+    try:
+        return bool(value == required)
+    except (TypeError, ValueError):
+        return False
+
+
 _REGISTRY: dict[str, type] = {}
 
 

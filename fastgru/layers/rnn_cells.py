@@ -11,6 +11,7 @@ from __future__ import annotations
 from .base import unique_name
 from .gru import GRU
 from .lstm import LSTM
+from .registry import without_fixed_options
 from .simple_rnn import SimpleRNN
 
 
@@ -31,6 +32,14 @@ class _Cell:
 
     def get_config(self) -> dict:
         return {"units": self.units, **self.options}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A cell from its config (fastgru's, or a Keras cell's ``get_config()``: its layer's options)."""
+        config = dict(config)
+        for key in ("trainable", "dtype"):  # (the RNN layer's own)
+            config.pop(key, None)
+        return cls(**without_fixed_options(cls.layer_class, config))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(units={self.units})"
