@@ -147,7 +147,7 @@ def test_saving_refuses_a_tf_keras_merge_given_a_mask(tk, rng, tmp_path):
                                km2.predict(x[1], verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_keras_style_loss_and_metric_subclasses_are_refused_clearly():
+def test_keras_style_loss_subclass_is_refused_clearly_and_a_stateless_metric_subclass_runs():
     class SquaredError(fg.losses.Loss):
         def call(self, y_true, y_pred):
             return fg.ops.mean(fg.ops.square(y_true - y_pred), axis=-1)
@@ -163,8 +163,9 @@ def test_keras_style_loss_and_metric_subclasses_are_refused_clearly():
         def result(self):
             return 0.0
 
-    with pytest.raises(NotImplementedError, match="metric 'AbsErrorSum' defines no reset_state"):
-        AbsErrorSum()
+    metric = AbsErrorSum()  # (no state, no reset_state of its own: Keras's default resets nothing; fuzz round 64)
+    metric.reset_state()
+    assert metric(np.zeros(2), np.ones(2)) == 0.0
 
 
 @pytest.mark.keras

@@ -263,3 +263,71 @@ def test_from_config_of_keras_layer_configs(keras, rng):
                                                                             else "units"] in (2, 3)
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match="renorm=True"):
         fg.layers.BatchNormalization.from_config({**km.layers[1].get_config(), "renorm": True})
+
+
+def _true_positives_class(lib):
+    """keras.io's custom-metric example (state in add_variable), written against ``lib`` (keras or fastgru)."""
+
+    class CategoricalTruePositives(lib.metrics.Metric):
+        def __init__(self, name="categorical_true_positives", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.true_positives = self.add_variable(shape=(), name="ctp", initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_pred = lib.ops.reshape(lib.ops.argmax(y_pred, axis=1), (-1, 1))
+            values = lib.ops.cast(lib.ops.cast(y_true, "int32") == lib.ops.cast(y_pred, "int32"), "float32")
+            if sample_weight is not None:
+                values = lib.ops.multiply(values, lib.ops.cast(sample_weight, "float32"))
+            self.true_positives.assign_add(lib.ops.sum(values))
+
+        def result(self):
+            return self.true_positives.value
+
+    return CategoricalTruePositives
+
+
+def test_keras_style_metric_subclass_with_add_variable(rng, tmp_path):
+    metric_cls = _true_positives_class(fg)
+    metric = metric_cls()
+    probabilities = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    assert metric(np.array([[0], [1], [0], [0]]), probabilities) == 3.0
+    result = metric.result()
+    metric.update_state(np.array([[0]]), probabilities[:1])
+    assert result == 3.0 and metric.result() == 4.0  # (a result is the value of its time)
+    metric.reset_state()  # (Keras's default: the variables back to their initial values)
+    assert metric.result() == 0.0 and [v.name for v in metric.variables] == ["ctp"]
+    x, y = rng.normal(size=(16, 5, 3)).astype("float32"), rng.integers(0, 3, (16, 1))
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[metric_cls()])
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["categorical_true_positives"]
+    assert all(isinstance(v, float) and 0 <= v <= 16 for v in history)
+    expected = float(np.sum(np.argmax(model.predict(x, verbose=0), axis=1) == y[:, 0]))
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["categorical_true_positives"] == expected
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"CategoricalTruePositives": metric_cls})
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["categorical_true_positives"] == expected
+
+
+@pytest.mark.keras
+def test_keras_style_metric_subclass_matches_keras_both_ways(keras, rng, tmp_path):
+    x, y = rng.normal(size=(32, 6, 3)).astype("float32"), rng.integers(0, 3, (32, 1))
+    weights = rng.uniform(0.5, 1.5, 32).astype("float32")
+    theirs_cls, ours_cls = _true_positives_class(keras), _true_positives_class(fg)
+    km = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(4), keras.layers.Dense(3, activation="softmax")])
+    ours = fg.Sequential([Input((6, 3)), GRU(4), Dense(3, activation="softmax")])
+    ours.set_weights(km.get_weights())
+    logs = []
+    for model, cls in ((km, theirs_cls), (ours, ours_cls)):
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=[cls()], weighted_metrics=[cls(name="w")])
+        logs.append(model.fit(x, y, sample_weight=weights, epochs=2, batch_size=8, shuffle=False,
+                              verbose=0).history)
+    for key in ("loss", "categorical_true_positives", "w"):
+        np.testing.assert_allclose(logs[1][key], logs[0][key], rtol=1e-5)
+    km.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "ours.keras")
+    mine = fg.load_model(tmp_path / "k.keras", custom_objects={"CategoricalTruePositives": ours_cls})
+    back = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"CategoricalTruePositives": theirs_cls})
+    for model in (mine, back):
+        result = model.evaluate(x, y, verbose=0, return_dict=True)
+        assert result["categorical_true_positives"] == km.evaluate(x, y, verbose=0, return_dict=True)[
+            "categorical_true_positives"]

@@ -107,4 +107,6 @@ def _computable(metrics, dropped: list[str]):
     if isinstance(metrics, dict) and metrics.get("class_name") == "function" and \
             getattr(metric, "_fn", None) is registry.custom_function(metrics.get("config")):
         return metric._fn  # (the script's own function, from custom_objects: kept past the load's scope)
+    if isinstance(metrics, dict) and not type(metric).__module__.startswith("fastgru."):
+        return metric  # (the script's own Metric subclass, built from the file's config)
     return metrics

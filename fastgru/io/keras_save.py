@@ -103,6 +103,9 @@ def _serialized(obj, module: str):
                     "registered_name": "function"}
         if not hasattr(obj, "get_config"):
             return obj
+        if not type(obj).__module__.startswith("fastgru."):  # (a script's own class: found by its registered name)
+            return {"module": None, "class_name": type(obj).__name__, "config": obj.get_config(),
+                    "registered_name": getattr(type(obj), "_fg_registered_name", None) or type(obj).__name__}
         config = obj.get_config()
         if module == "keras.losses" and getattr(obj, "delta", 1.0) != 1.0 and "delta" not in config:
             config = dict(config, delta=obj.delta)  # (Keras's Huber.get_config omits delta; from_config takes it)

@@ -340,8 +340,7 @@ def custom_layers(custom_objects: dict | None):
     ``{"Linear": Linear}``, ``"MyPackage>Linear"`` too; written for fastgru as for Keras, ``fastgru.layers.custom``)
     build a file's layers of their class names. Nothing else in it is taken: fastgru runs no code from a file."""
     classes = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items() if isinstance(v, type)}
-    functions = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items()
-                 if callable(v) and not isinstance(v, type)}
+    functions = {str(k).rpartition(">")[2]: v for k, v in (custom_objects or {}).items() if callable(v)}
     before, passed_over = getattr(_custom_scope, "classes", {}), getattr(_custom_scope, "passed_over", set())
     functions_before = getattr(_custom_scope, "functions", {})
     _custom_scope.classes = {**before, **{k: v for k, v in classes.items() if getattr(v, "_fg_user_layer", False)}}
@@ -376,12 +375,15 @@ def custom_layer(keras_class_name: str) -> type | None:
     return found if isinstance(found, type) and getattr(found, "_fg_user_layer", False) else None
 
 
-def custom_function(name: str):
+def custom_function(name: str, base: type | None = None):
     """The script's own function for a file's serialized function ``name`` (a metric's: ``"rmse"``,
-    ``"package>rmse"``): given in ``load_model``'s ``custom_objects``, else registered; or None."""
+    ``"package>rmse"``), or with ``base`` its own subclass of ``base`` of that class name (a Keras-style
+    ``Metric``): given in ``load_model``'s ``custom_objects``, else registered; or None."""
     short = str(name).rpartition(">")[2]
     found = getattr(_custom_scope, "functions", {}).get(short) or CUSTOM_OBJECTS.get(str(name)) or next(
         (f for k, f in CUSTOM_OBJECTS.items() if k.rpartition(">")[2] == short), None)
+    if base is not None:
+        return found if isinstance(found, type) and issubclass(found, base) else None
     return found if callable(found) and not isinstance(found, type) else None
 
 

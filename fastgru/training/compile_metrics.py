@@ -12,6 +12,8 @@ lookup of the logs by the metrics' own names (:func:`in_order`).
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 
 import numpy as np
 
@@ -81,9 +83,20 @@ def update(metrics: list, n_plain: int, y, y_pred, sample_weight, mask, keras2_r
             if logits is not None and reads_logits([m], logits[1]):
                 m.update_state_from_logits(y, logits[0], mask=mask, **weights)
             else:
-                m.update_state(y, y_pred, mask=mask, **weights)
+                m.update_state(y, y_pred, **({"mask": mask} if _takes_mask(type(m)) else {}), **weights)
         except ValueError as exc:  # (NumPy's broadcasting error, named)
             raise _named_error(m, y, y_pred, exc) from None
+
+
+@functools.cache
+def _takes_mask(cls) -> bool:
+    """Whether ``cls.update_state`` takes the output's mask (fastgru's metrics do; a Keras-style subclass's
+    ``update_state(y_true, y_pred, sample_weight=None)`` does not: Keras's tensor carries it, unread)."""
+    try:
+        parameters = inspect.signature(cls.update_state).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "mask" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _named_error(m, y, y_pred, exc: ValueError) -> ValueError:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..eager import eager
+from ..eager import EagerArray, eager
 from .loss_base import _same_rank
 
 _NAME_UIDS: dict[str, int] = {}
@@ -36,12 +36,36 @@ def numbering_kept():
         _NAME_UIDS.update(saved)
 
 
+class MetricVariable(EagerArray):
+    """A state variable of a Keras-style metric (``self.add_variable(shape=(), initializer="zeros")``): a NumPy
+    array updated in place by Keras's ``assign``, ``assign_add`` and ``assign_sub``, with ``value`` and
+    ``numpy()``."""
+
+    def assign(self, value) -> MetricVariable:
+        self[...] = np.asarray(value, dtype=self.dtype)
+        return self
+
+    def assign_add(self, value) -> MetricVariable:
+        return self.assign(self.view(np.ndarray) + np.asarray(value, dtype=self.dtype))
+
+    def assign_sub(self, value) -> MetricVariable:
+        return self.assign(self.view(np.ndarray) - np.asarray(value, dtype=self.dtype))
+
+    @property
+    def value(self) -> EagerArray:
+        return self.view(EagerArray)
+
+
 def _eager_result(result):
-    """``result`` returning its value with Keras's ``.numpy()`` (``metric.result().numpy()``)."""
+    """``result`` returning its value with Keras's ``.numpy()`` (``metric.result().numpy()``); an array is copied
+    (a Keras-style metric's ``return self.total``: a log keeps the value of its time), one value made a float."""
 
     @functools.wraps(result)
     def wrapped(self):
-        return eager(result(self))
+        value = result(self)
+        if isinstance(value, np.ndarray):  # (a copy: a state variable, or a view of one, changes at the next update)
+            value = float(value) if value.ndim == 0 else np.array(value.view(np.ndarray))
+        return eager(value)
 
     wrapped.eager = True
     return wrapped
@@ -62,15 +86,38 @@ class Metric:
     def __init__(self, name: str | None = None, dtype=np.float32):
         self.name = name or type(self).__name__
         self.dtype = np.dtype(dtype)
-        if type(self).reset_state is Metric.reset_state:  # (a Keras-style subclass keeping its state in add_variable)
-            raise NotImplementedError(
-                f"metric {type(self).__name__!r} defines no reset_state(): a Metric subclass for fastgru keeps its "
-                "state in NumPy attributes and defines reset_state(), update_state(y_true, y_pred, "
-                "sample_weight=None) and result() (Keras's add_variable is not supported)")
-        self.reset_state()
+        self._fg_variables: list = []
+        if type(self).reset_state is not Metric.reset_state:  # (fastgru's metrics make their state there)
+            try:
+                self.reset_state()
+            except AttributeError:  # (a Keras-style subclass: its add_variable state comes after this __init__)
+                if type(self).__module__.startswith("fastgru."):
+                    raise
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation: str = "sum",
+                     name: str | None = None) -> MetricVariable:
+        """Keras's: a state variable (:class:`MetricVariable`) of ``shape``, set to ``initializer``'s values, which
+        the default :meth:`reset_state` sets it back to."""
+        from .. import initializers
+
+        dtype = np.dtype(dtype or self.dtype)
+        initial = np.asarray(initializers.get(initializer)(tuple(shape), dtype, np.random.default_rng(0)), dtype)
+        variable = np.array(initial).view(MetricVariable)
+        variable.__dict__["name"] = name
+        self.__dict__.setdefault("_fg_variables", []).append((variable, initial))
+        return variable
+
+    add_weight = add_variable  # (Keras 2's name)
+
+    @property
+    def variables(self) -> list[MetricVariable]:
+        """The state variables :meth:`add_variable` made."""
+        return [v for v, _ in self.__dict__.get("_fg_variables", [])]
 
     def reset_state(self) -> None:
-        raise NotImplementedError
+        """Keras's default: every state variable back to its initial values."""
+        for variable, initial in self.__dict__.get("_fg_variables", []):
+            variable[...] = initial
 
     def update_state(self, *args, **kwargs) -> None:
         raise NotImplementedError

@@ -335,8 +335,12 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
                                  "file (give it in load_model's custom_objects, as Keras asks)") from None
         if not isinstance(config, dict):
             raise ValueError(f"metric {cls_name!r}: its config should be an object, found {config!r}")
+        own = registry.custom_function(cls_name, Metric) if cls_name not in _CLASSES else None
+        if own is not None:  # (a script's own Metric subclass: load_model's custom_objects, or registered)
+            return own.from_config(dict(config))
         if cls_name not in _CLASSES:
-            raise ValueError(f"unsupported metric class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
+            raise ValueError(f"unsupported metric class {cls_name!r} (a script's own is given in load_model's "
+                             f"custom_objects); supported: {', '.join(sorted(_CLASSES))}")
         return _CLASSES[cls_name].from_config(dict(config))  # (a copy: the caller's config stays as it was)
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
