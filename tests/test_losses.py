@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from gradcheck import numeric_gradient
 
+from fastgru.errors import UnsupportedKerasFeature
 from fastgru.training import losses
 
 RTOL = 1e-6
@@ -320,14 +321,17 @@ def test_mask_matches_keras(keras, tf, rng):
     _assert_grad_close(grad, kgrad)
 
 
-def test_a_custom_loss_is_refused_by_name():
-    class NonPaddingLoss:  # (a user's Keras Loss subclass or function: fastgru cannot differentiate it)
+def test_a_custom_loss_that_cannot_be_traced_is_refused_by_name_when_training():
+    class NonPaddingLoss:  # (a callable whose values do not come from its inputs: no gradient to find)
         def __call__(self, y_true, y_pred):
             return 0.0
 
     def my_loss(y_true, y_pred):
-        return 0.0
+        return float(np.sum(np.asarray(y_pred)))  # (NumPy on the output: fastgru cannot differentiate it)
 
-    for identifier, name in ((NonPaddingLoss(), "NonPaddingLoss"), (my_loss, "my_loss")):
-        with pytest.raises(ValueError, match=f"custom loss '{name}' is not supported"):
-            losses.get(identifier)
+    y, p = np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32)
+    for identifier, name, value in ((NonPaddingLoss(), "NonPaddingLoss", 0.0), (my_loss, "my_loss", 6.0)):
+        loss = losses.get(identifier)
+        assert loss(y, p) == value  # (its values: the call on arrays)
+        with pytest.raises(UnsupportedKerasFeature, match=f"custom loss '{name}' cannot be trained in fastgru"):
+            loss.value_and_grad(y, p)

@@ -90,6 +90,8 @@ def _serialized(obj, module: str):
 
     if obj is None or isinstance(obj, str):
         return obj
+    if type(obj).__name__ == "LossFunctionWrapper" and not obj._fn_kwargs:  # (a script's loss function: by name)
+        obj = obj.fn
     converted = keras_config(obj)  # a Keras object given to compile: its name or class + config
     if isinstance(converted, str):
         return converted

@@ -9,6 +9,8 @@ values and the gradients (TensorFlow's: a maximum's gradient is shared among tie
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,6 +41,33 @@ def _axes(value, rank: int, owner: str, allow_none: bool = False) -> tuple | Non
     return tuple(sorted(out))
 
 
+_whole_batch = threading.local()
+
+
+@contextmanager
+def whole_batch():
+    """Within the block, a reduction may take the batch axis (``ops.mean(x)``): the graph a custom loss function is
+    traced into, which runs on a whole batch at once (``training/function_loss.py``), never chunked by samples."""
+    before = getattr(_whole_batch, "on", False)
+    _whole_batch.on = True
+    try:
+        yield
+    finally:
+        _whole_batch.on = before
+
+
+def _reduce_axes(value, rank: int, owner: str) -> tuple:
+    """A reduction's axes: :func:`_axes`, or within :func:`whole_batch` any axes (None: every one)."""
+    if not getattr(_whole_batch, "on", False):
+        return _axes(value, rank, owner)
+    if value is None:
+        return tuple(range(rank))
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(a, int) and not isinstance(a, bool) and -rank <= a < rank for a in items):
+        raise ValueError(f"{owner}: axis {value!r} is out of range for a tensor of rank {rank}")
+    return tuple(sorted({a % rank for a in items}))
+
+
 def _bool(value, what: str, owner: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{owner}: {what} must be true or false, found {value!r}")
@@ -54,7 +83,8 @@ def _known_product(dims) -> int | None:
 # ---------------------------------------------------------------------------------------------
 def _reduce_normalize(c, shapes, owner):
     rank = len(shapes[0])
-    out = {"axis": _axes(c.get("axis"), rank, owner), "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
+    out = {"axis": _reduce_axes(c.get("axis"), rank, owner),
+           "keepdims": _bool(c.get("keepdims", False), "keepdims", owner)}
     if c.get("initial") is not None:
         raise UnsupportedKerasFeature(f"{owner}: initial={c['initial']!r} is not supported (only None)")
     if c.get("dtype") not in (None, "float16", "bfloat16", "float32", "float64"):

@@ -105,7 +105,11 @@ class Loss:
     supports_logits: bool = False
     from_logits: bool = False
 
-    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size"):
+    #: how a loss computing its values in ``call`` (a script's function or ``Loss`` subclass) runs: set by
+    #: ``training/function_loss.py`` (its values from the call, its gradient from a trace of it)
+    _run_call = None
+
+    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype=None):
         if reduction == "auto":  # Keras 2's name (tf_keras files): sum_over_batch_size wherever fit uses it
             reduction = "sum_over_batch_size"
         if reduction not in ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none", None):
@@ -200,10 +204,23 @@ class Loss:
         return yt, values, dvalues, dtype, orig_shape, out_shape
 
     def _run(self, y_true, y_pred, logits, sample_weight, mask, grad):
+        if type(self)._values is Loss._values and Loss._run_call is not None and callable(getattr(self, "call", None)):
+            return Loss._run_call(self, y_true, y_pred, sample_weight, mask, grad)
         yt, values, dvalues, dtype, orig_shape, out_shape = self._aligned_values(y_true, y_pred, logits)
         valid = self._valid_positions(yt)
         if valid is not None:  # Keras ANDs the loss's own mask into the output's (Loss.__call__)
             mask = valid if mask is None else np.logical_and(np.asarray(mask).astype(bool), valid)
+        loss, upstream = self._reduced(values, dtype, sample_weight, mask, grad)
+        if not grad:
+            return loss, None
+        g = (dvalues * upstream[..., None]).astype(dtype, copy=False)
+        if g.shape != out_shape:  # (the targets broadcast against the output: the gradient summed back)
+            g = _sum_to_shape(g, out_shape)
+        return float(loss), g.reshape(orig_shape)
+
+    def _reduced(self, values, dtype, sample_weight, mask, grad):
+        """``(loss, d loss / d values)`` of the loss's ``values`` weighted by ``sample_weight`` and ``mask`` and reduced
+        as Keras's ``reduce_weighted_values`` (``(values, None)``: the weighted values, unreduced, for ``"none"``)."""
         w = _weights(values.shape, dtype, sample_weight, mask, self.reduction)
         weighted = values if w is None else values * w
         if self.reduction in ("none", None):  # (Keras's unreduced values: one per sample, weighted and masked)
@@ -221,12 +238,10 @@ class Loss:
         if not grad:
             return float(loss), None
         upstream = np.full(values.shape, dtype.type(1) / divisor if n else 0, dtype=dtype)
-        if w is not None:
-            upstream = upstream * w
-        g = (dvalues * upstream[..., None]).astype(dtype, copy=False)
-        if g.shape != out_shape:  # (the targets broadcast against the output: the gradient summed back)
-            g = _sum_to_shape(g, out_shape)
-        return float(loss), g.reshape(orig_shape)
+        return float(loss), (upstream if w is None else upstream * w)
+
+    def __getstate__(self) -> dict:  # (pickled and copied without the traces of a function loss's call)
+        return {k: v for k, v in self.__dict__.items() if k != "_fg_loss_traces"}
 
     def _values(self, y_true, y_pred, logits):  # pragma: no cover - abstract
         raise NotImplementedError

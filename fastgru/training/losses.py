@@ -19,8 +19,10 @@ import numpy as np
 
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
+from ..layers import registry
 from .ctc_loss import CTC
 from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
+from .function_loss import LossFunctionWrapper
 from .keras_objects import keras_config
 from .loss_base import Loss, _clip_and_mask, _same_rank, _sigmoid_xent
 from .more_losses import (
@@ -299,12 +301,9 @@ def get(identifier) -> Loss:
     """
     if isinstance(identifier, Loss):
         cls = type(identifier)
-        if cls._values is Loss._values and not cls.__module__.startswith("fastgru."):  # (a Keras-style subclass)
-            raise UnsupportedKerasFeature(
-                f"loss {type(identifier).__name__!r}: a Loss subclass with its own call() is not supported (fastgru "
-                "computes each loss's gradient by its own formula, with no automatic differentiation of Python "
-                "code); use one of Keras's losses (docs/training.md lists them)")
-        return identifier
+        if cls._values is Loss._values and not callable(getattr(identifier, "call", None)):
+            raise UnsupportedKerasFeature(f"loss {cls.__name__!r}: a Loss subclass defines call(y_true, y_pred)")
+        return identifier  # (a Keras-style subclass computes in its call: training/function_loss.py)
     if getattr(identifier, "__name__", None) in _FUNCTIONS and _FUNCTIONS[identifier.__name__] is identifier:
         return get(identifier.__name__)  # (one of the functions above: the loss of its name)
     converted = keras_config(identifier)  # a Keras object: its config, as a .keras file stores it
@@ -315,9 +314,20 @@ def get(identifier) -> Loss:
     if isinstance(identifier, dict):
         cls_name, config = identifier.get("class_name"), identifier.get("config") or {}
         if cls_name == "function":  # a serialised loss function, e.g. {"config": "mse", ...}
-            return get(config if isinstance(config, str) else identifier.get("registered_name"))
+            name = config if isinstance(config, str) else identifier.get("registered_name")
+            if str(name).lower() in _BY_NAME or str(name) in _CLASSES:
+                return get(name)
+            own = registry.custom_function(name)  # (the script's own: load_model's custom_objects, or registered)
+            if own is None:
+                raise ValueError(f"loss {name!r} is a custom Python function, which fastgru cannot run from a file "
+                                 "(give it in load_model's custom_objects, as Keras asks)")
+            return LossFunctionWrapper(own)
+        own = registry.custom_function(cls_name, Loss) if cls_name not in _CLASSES else None
+        if own is not None:  # (a script's own Loss subclass, by its class name)
+            return own.from_config(dict(config))
         if cls_name not in _CLASSES:
-            raise ValueError(f"unsupported loss class {cls_name!r}; supported: {', '.join(sorted(_CLASSES))}")
+            raise ValueError(f"unsupported loss class {cls_name!r} (a script's own is given in load_model's "
+                             f"custom_objects); supported: {', '.join(sorted(_CLASSES))}")
         return _CLASSES[cls_name].from_config(config)
     if isinstance(identifier, str):
         if identifier in _CLASSES:
@@ -327,10 +337,8 @@ def get(identifier) -> Loss:
             return _BY_NAME[key](name=identifier)
         if key == "huber_loss":
             return Huber()
-    if callable(identifier):  # a loss function or an object of a Loss subclass fastgru does not know
-        kind = getattr(identifier, "__name__", None) or type(identifier).__name__
-        raise ValueError(f"custom loss {kind!r} is not supported (fastgru computes its losses' gradients itself); "
-                         f"supported names: {', '.join(sorted(_BY_NAME))}")
+    if callable(identifier) and not isinstance(identifier, type):  # a script's loss function, as Keras wraps it
+        return LossFunctionWrapper(identifier)
     raise ValueError(
         f"could not interpret loss identifier {identifier!r}; supported names: {', '.join(sorted(_BY_NAME))}"
     )
