@@ -331,3 +331,68 @@ def test_keras_style_metric_subclass_matches_keras_both_ways(keras, rng, tmp_pat
         result = model.evaluate(x, y, verbose=0, return_dict=True)
         assert result["categorical_true_positives"] == km.evaluate(x, y, verbose=0, return_dict=True)[
             "categorical_true_positives"]
+
+
+def _causal_self_attention(lib):
+    """keras.io's Transformer decoder's causal mask: built with ops.arange and tiled to the batch."""
+    ops = lib.ops
+
+    class CausalSelfAttention(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.attention = lib.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+
+        def call(self, x):
+            batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+            mask = ops.cast(ops.arange(steps)[:, None] >= ops.arange(steps), "int32")
+            mask = ops.tile(ops.reshape(mask, (1, steps, steps)), (batch, 1, 1))
+            return self.attention(x, x, attention_mask=mask)
+
+    return CausalSelfAttention
+
+
+def _causal_model(lib):
+    inputs = lib.Input((6, 4))
+    h = _causal_self_attention(lib)()(inputs)
+    return lib.Model(inputs, lib.layers.Dense(1)(lib.layers.GlobalAveragePooling1D()(h)))
+
+
+def test_a_causal_mask_tiled_to_the_batch_trains_and_evaluates(rng):
+    x, y = rng.normal(size=(16, 6, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    model = _causal_model(fg)
+    model.compile("adam", "mse")
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y)).history
+    assert np.isfinite(history["val_loss"]).all()
+    assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(
+        float(np.mean((model.predict(x, verbose=0) - y) ** 2)), rel=1e-5)
+
+
+def test_evaluate_runs_a_custom_layer_whose_call_cannot_be_traced(rng):
+    class NumpyScale(fg.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(), initializer="ones")
+
+        def call(self, x):
+            return np.asarray(x) * np.asarray(self.scale)  # (NumPy: no trace, no gradient)
+
+    model = fg.Sequential([Input((3,)), NumpyScale(), Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = rng.normal(size=(8, 3)).astype("float32"), np.zeros((8, 1), "float32")
+    expected = float(np.mean(model.predict(x, verbose=0) ** 2))
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-5)
+    assert model.test_on_batch(x, y) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="cannot be trained"):
+        model.fit(x, y, verbose=0)
+
+
+@pytest.mark.keras
+def test_a_causal_mask_tiled_to_the_batch_trains_as_keras(keras, rng):
+    x, y = rng.normal(size=(16, 6, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    km, ours = _causal_model(keras), _causal_model(fg)
+    ours.set_weights(km.get_weights())
+    np.testing.assert_allclose(ours.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    ours.compile(fg.optimizers.Adam(0.01), "mse")
+    theirs = km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)

@@ -182,7 +182,7 @@ def forward_traced(self, x, mask=None, training: bool = True, skip_activation: b
     try:
         trace = traced(self, xs, list_inputs, mask, training, options)
     except UnsupportedKerasFeature as exc:
-        if self.trainable_weights:
+        if self.trainable_weights and training:  # (evaluating needs no gradient: its call runs, as predict's)
             raise
         out = self.call(x, mask=incoming, training=training, **options)
         if self.__dict__.get("_fg_added_losses"):  # (a loss the training would leave out)

@@ -107,8 +107,11 @@ def constant_attention_mask(inputs: list, layout) -> list:
     if getattr(given, "_fg_symbolic", False) or type(given).__name__ == "InputLayer" or len(inputs[0].shape) != 3:
         return inputs
     constant = np.asarray(given)
+    if constant.ndim == 3 and constant.shape[0] == inputs[0].shape[0] and (constant == constant[:1]).all():
+        constant = constant[:1]  # (keras.io's causal mask tiled to the batch, ops.tile(mask, (batch_size, 1, 1)))
     if constant.ndim not in (2, 3) or (constant.ndim == 3 and constant.shape[0] != 1):
-        raise ValueError(f"a constant attention_mask must be of shape (T, S) or (1, T, S), found {constant.shape}")
+        raise ValueError(f"a constant attention_mask must be of shape (T, S) or (1, T, S), or the same (T, S) for "
+                         f"every sample of the batch, found {constant.shape}")
     inputs = list(inputs)
     inputs[at] = apply_op("Add", apply_op("ZerosLike", inputs[0][:, :, :1]), (constant != 0).astype(np.float32))
     return inputs
