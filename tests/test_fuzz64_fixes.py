@@ -396,3 +396,53 @@ def test_a_causal_mask_tiled_to_the_batch_trains_as_keras(keras, rng):
     theirs = km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
     mine = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+
+
+def test_tf_keras_odds_and_ends(rng):
+    # a mixed-precision SavedModel's LossScaleOptimizerV3 around tf_keras 2.11+'s "Custom>Adam"
+    optimizer = fg.optimizers.get({"class_name": "LossScaleOptimizerV3", "config": {
+        "inner_optimizer": {"class_name": "Custom>Adam", "config": {"learning_rate": 0.003}}}})
+    assert type(optimizer).__name__ == "Adam" and float(optimizer.learning_rate) == pytest.approx(0.003)
+    # tf_keras's metric aliases, named as given
+    for alias, cls in (("kullback_leibler_divergence", "KLDivergence"), ("kld", "KLDivergence"),
+                       ("log_cosh", "LogCoshError")):
+        metric = fg.metrics.get(alias)
+        assert type(metric).__name__ == cls and metric.name == alias
+    # a rate handle a tf_keras callback logs (ReduceLROnPlateau's backend.get_value(optimizer.lr)) is a float in History
+    class LogsRate(fg.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["lr"] = self.model.optimizer.lr
+
+    model = fg.Sequential([Input((3,)), Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(rng.normal(size=(4, 3)), np.zeros((4, 1)), epochs=2, verbose=0, callbacks=[LogsRate()])
+    assert [type(v) for v in history.history["lr"]] == [float, float]
+    # Keras 2's own layers fastgru lacks are named as such, not as custom classes
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32"}},
+        {"class_name": "ThresholdedReLU", "config": {"name": "t", "theta": 1.0}}]}}
+    import json
+
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="a Keras layer fastgru does not implement"):
+        fg.models.model_from_json(json.dumps(config))
+
+
+@pytest.mark.keras
+def test_from_keras_takes_custom_objects(keras, rng):
+    def scaled(lib):
+        class Scaled(lib.layers.Layer):
+            def build(self, input_shape):
+                self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+            def call(self, x):
+                return x * self.w
+
+        return Scaled
+
+    theirs, ours = scaled(keras), scaled(fg)
+    km = keras.Sequential([keras.Input((4,)), theirs(), keras.layers.Dense(2)])
+    x = rng.normal(size=(3, 4)).astype("float32")
+    converted = fg.from_keras(km, custom_objects={"Scaled": ours})
+    np.testing.assert_allclose(converted.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="from_keras's"):
+        fg.from_keras(km)

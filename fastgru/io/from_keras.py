@@ -9,19 +9,25 @@ import warnings
 import numpy as np
 
 from ..errors import UnsupportedKerasFeature
+from ..layers import registry
 from ..training.keras_objects import keras_config as keras_object_config
 from . import keras_config, optimizer_state
 from .compile_restore import restore_compile
 
 
-def from_keras(keras_model, compile: bool = True):  # noqa: A002  (load_model's argument name)
+def from_keras(keras_model, compile: bool = True, custom_objects: dict | None = None):  # noqa: A002
     """Convert a live Keras (3, or tf_keras 2) model into a fastgru Sequential (imports keras only here).
     With ``compile`` (default, as ``load_model``) a compiled Keras 3 model comes back compiled the same way,
     its optimizer carrying the Keras optimizer's state: training goes on as the Keras model's would. A compiled
-    tf_keras model comes back uncompiled, with a warning (its file, loaded with ``load_model``, keeps the compile)."""
-    model = _convert(keras_model)
-    if compile:
-        _compile_like(model, keras_model)
+    tf_keras model comes back uncompiled, with a warning (its file, loaded with ``load_model``, keeps the compile).
+    ``custom_objects``: as ``load_model``'s, the fastgru classes (and functions) of the model's own layers (and
+    losses and metrics), by name."""
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects should be a dict (name -> object), received {type(custom_objects).__name__}")
+    with registry.custom_layers(custom_objects):
+        model = _convert(keras_model)
+        if compile:
+            _compile_like(model, keras_model)
     return model
 
 

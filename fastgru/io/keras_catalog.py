@@ -10,6 +10,8 @@ import re
 _KNOWN_UNSUPPORTED = {
     "ConvLSTM3D", "Lambda", "SpectralNormalization",
     "StackedRNNCells", "ReversibleEmbedding", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper",
+    # Keras 2's own (tf_keras files)
+    "ThresholdedReLU", "LocallyConnected1D", "LocallyConnected2D", "ConvRNN2D", "AbstractRNNCell",
     # preprocessing: text, lookups and encodings, audio, images and their augmentation
     "HashedCrossing",
     "MelSpectrogram", "Pipeline", "AugMix",

@@ -398,7 +398,7 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
              "fastgru.layers.Layer, the same code with `import fastgru as keras`; docs/porting.md)" \
         if registry.passed_over(spec.class_name) \
         else " (a custom or unknown layer class: a layer written for fastgru as for Keras, given in load_model's " \
-             "custom_objects, builds it; docs/porting.md)"
+             "(or from_keras's) custom_objects, builds it; docs/porting.md)"
     raise UnsupportedKerasFeature(
         f"layer {name!r} of class {spec.class_name!r} is not supported by fastgru{known}; "
         f"supported: {', '.join(sorted(set(registry.keras_names()) | _WRAPPER_LAYERS))}, InputLayer, "

@@ -162,8 +162,8 @@ class History(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
-        for k, v in (logs or {}).items():
-            self.history.setdefault(k, []).append(v)
+        for k, v in (logs or {}).items():  # (a 0-d array, tf_keras's ReduceLROnPlateau's rate handle: a float)
+            self.history.setdefault(k, []).append(float(v) if isinstance(v, np.ndarray) and v.ndim == 0 else v)
         if self.model is not None:
             self.model.history = self
 

@@ -235,6 +235,8 @@ CLASSES = (MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshErro
 #: Keras's string names for them (snake-case class names and aliases)
 NAMES = {"mape": MeanAbsolutePercentageError, "msle": MeanSquaredLogarithmicError, "bce": BinaryCrossentropy,
          "log_cosh_error": LogCoshError, "logcosh": LogCoshError, "kl_divergence": KLDivergence, "poisson": Poisson,
+         # (tf_keras's aliases, in its files' compile configs)
+         "log_cosh": LogCoshError, "kullback_leibler_divergence": KLDivergence, "kld": KLDivergence,
          "cosine_similarity": CosineSimilarity, "hinge": Hinge,
          "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
          "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,

@@ -397,6 +397,8 @@ def get(identifier) -> Optimizer:
             optimizer = get(inner)
             optimizer.keras_state_prefix = 4  # (its own step, rate, step counter and scale precede the inner state)
             return optimizer
+    if isinstance(identifier, dict) and str(identifier.get("class_name", "")).startswith("Custom>"):
+        identifier = {**identifier, "class_name": identifier["class_name"][len("Custom>"):]}  # (tf_keras 2.11+'s name)
     if isinstance(identifier, dict) and str(identifier.get("class_name", "")).lower() in _CLASSES:
         return _CLASSES[identifier["class_name"].lower()].from_config(identifier.get("config") or {})
     raise ValueError(
