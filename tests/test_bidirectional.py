@@ -88,10 +88,10 @@ def test_stateful_bidirectional_carries_both_directions(rng):
     x = rng.standard_normal((2, 6, 3)).astype(np.float32)
     layer = Bidirectional(GRU(4, stateful=True))
     layer.build((2, 3, 3))
-    assert layer.states is None
+    assert [s.tolist() for s in layer.states] == [np.zeros((2, 4)).tolist()] * 2  # (zeros before a call, as Keras)
     layer(x[:, :3])
-    assert len(layer.states) == 2 and layer.states[0].shape == (2, 4)
+    assert len(layer.states) == 2 and layer.states[0].shape == (2, 4) and np.abs(layer.states[0]).sum() > 0
     carried = layer(x[:, 3:])
     layer.reset_states()
-    assert layer.states is None
+    assert [s.tolist() for s in layer.states] == [np.zeros((2, 4)).tolist()] * 2
     assert not np.allclose(layer(x[:, 3:]), carried)

@@ -446,3 +446,14 @@ def test_from_keras_takes_custom_objects(keras, rng):
     np.testing.assert_allclose(converted.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6)
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match="from_keras's"):
         fg.from_keras(km)
+
+
+def test_a_stateful_layers_states_are_zeros_before_its_first_call_and_after_a_reset(rng):
+    model = fg.Sequential([Input((6, 3), batch_size=4), GRU(2, stateful=True)])
+    gru = model.layers[0]
+    np.testing.assert_array_equal(gru.states[0], np.zeros((4, 2), np.float32))
+    model.predict(rng.normal(size=(4, 6, 3)).astype("float32"), verbose=0)
+    assert np.abs(gru.states[0]).sum() > 0
+    gru.reset_states()
+    np.testing.assert_array_equal(gru.states[0], np.zeros((4, 2), np.float32))
+    assert GRU(2).states is None  # (not stateful: nothing carried)

@@ -151,7 +151,10 @@ class RecurrentLayer(Layer):
 
     @property
     def states(self) -> list[np.ndarray] | None:
-        """The carried states of a stateful layer (list of (B, H) arrays), or None."""
+        """The carried states of a stateful layer (list of (B, H) arrays; zeros before its first call and after
+        ``reset_states()``, as Keras's, where its batch size is fixed), or None."""
+        if self._states is None and self.stateful and self.built and self.input_shape and self.input_shape[0]:
+            return [np.zeros((self.input_shape[0], self.units), self.dtype) for _ in self.state_names]
         return self._states
 
     def _exclusive(self):
