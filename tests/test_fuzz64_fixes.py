@@ -457,3 +457,22 @@ def test_a_stateful_layers_states_are_zeros_before_its_first_call_and_after_a_re
     gru.reset_states()
     np.testing.assert_array_equal(gru.states[0], np.zeros((4, 2), np.float32))
     assert GRU(2).states is None  # (not stateful: nothing carried)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("stack_inside", [False, True], ids=["stack_in_outer", "stack_in_nested"])
+def test_stacked_cells_beside_a_nested_model_load(keras, rng, tmp_path, stack_inside):
+    tf_keras = pytest.importorskip("tf_keras")
+    x = rng.normal(size=(4, 12, 3)).astype("float32")
+    for lib, suffix in ((tf_keras, ".h5"), (keras, ".keras")):
+        L = lib.layers
+        if stack_inside:
+            nested = lib.Sequential([L.InputLayer((12, 3)), L.RNN([L.GRUCell(3), L.GRUCell(2)], return_sequences=True)],
+                                    name="nested")
+            km = lib.Sequential([L.InputLayer((12, 3)), nested, L.GRU(2)])
+        else:
+            nested = lib.Sequential([L.InputLayer((12, 3)), L.Dense(4)], name="nested")
+            km = lib.Sequential([L.InputLayer((12, 3)), nested, L.RNN([L.LSTMCell(3), L.SimpleRNNCell(2)])])
+        km.save(tmp_path / f"m{suffix}")
+        np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(x, verbose=0),
+                                   km.predict(x, verbose=0), rtol=1e-5, atol=1e-6, err_msg=suffix)

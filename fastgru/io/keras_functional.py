@@ -150,12 +150,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
         elif _wraps_model(entry):
             objects[name] = _time_distributed_model(lcfg, name, path, major, layer_path, top, leaves, counter)
         elif is_stacked(entry):  # RNN([cell, cell, ...]): a Sequential of the recurrent layers
-            objects[name] = seq = registry.model_class("Sequential")(name=name)
-            cell_keys: dict[str, int] = {}
-            for cls, cfg, cell in stacked_layers(lcfg, name, path):
-                cell_path = f"{layer_path}/cell/cells/{_unique(snake_case(cell), cell_keys)}/vars"
-                leaves.append((build_layer(spec := LayerSpec(cls, cfg, cell_path, top), major, path), spec))
-                seq.add(leaves[-1][0])
+            objects[name] = _stacked(lcfg, name, path, major, layer_path, top, leaves)
         else:
             inner_cls, inner_cfg = (_entry(lcfg.get("layer"), path, f"layer {name!r} (TimeDistributed)")
                                     if lcls == "TimeDistributed" else (None, None))
@@ -333,6 +328,8 @@ def _build_sequential(model_config, path, major: int, prefix: str, group, leaves
             layer = _build_sequential(entry, path, major, layer_path + "/", top, leaves, counter)
         elif _wraps_model(entry):
             layer = _time_distributed_model(lcfg, lname, path, major, layer_path, top, leaves, counter)
+        elif is_stacked(entry):  # RNN([cell, cell, ...]): its recurrent layers, one after the other
+            layer = _stacked(lcfg, lname, path, major, layer_path, top, leaves)
         else:
             vars_path = layer_path if lcls in _WRAPPER_LAYERS else f"{layer_path}/{weights_subpath(lcls)}"
             build_config = entry.get("build_config") if isinstance(entry.get("build_config"), dict) else None
@@ -351,6 +348,18 @@ def _build_sequential(model_config, path, major: int, prefix: str, group, leaves
     if not seq.built:
         raise ModelFileError(path, "the Sequential model config gives no input shape, so its weights cannot be "
                                    "placed")
+    return seq
+
+
+def _stacked(lcfg: dict, name: str, path, major: int, layer_path: str, top: str, leaves: list):
+    """An ``RNN([cell, cell, ...])`` entry as a Sequential of its recurrent layers (``keras_rnn_cells``), each
+    cell's variables at ``<layer path>/cell/cells/<cell>/vars``."""
+    seq = registry.model_class("Sequential")(name=name)
+    cell_keys: dict[str, int] = {}
+    for cls, cfg, cell in stacked_layers(lcfg, name, path):
+        cell_path = f"{layer_path}/cell/cells/{_unique(snake_case(cell), cell_keys)}/vars"
+        leaves.append((build_layer(spec := LayerSpec(cls, cfg, cell_path, top), major, path), spec))
+        seq.add(leaves[-1][0])
     return seq
 
 
