@@ -107,12 +107,12 @@ def _load_model(path, compile: bool):
             try:
                 spec = _parse(source.config, path, source.version)
             except UnsupportedKerasFeature as exc:
-                if not keras_functional.is_functional(source.config):
+                if not (keras_functional.is_functional(source.config) or saved_model.holds_a_model(source.config)):
                     raise
                 raise UnsupportedKerasFeature(
-                    f"{exc}; from a SavedModel directory fastgru loads Sequential models and plain chains: load "
-                    "this graph in TensorFlow and save it as .h5 (model.save('model.h5')), which fastgru loads"
-                ) from None
+                    f"{exc}; from a SavedModel directory fastgru loads Sequential models and plain chains, without "
+                    "nested models: load this model in TensorFlow and save it as .h5 (model.save('model.h5')), which "
+                    "fastgru loads") from None
             model = build_model(spec, source.version, path, weight_bytes=source.weight_bytes)
             saved_model.load_into(model, spec, source, path)
         model.file_format = f"{saved_model.FORMAT} written by Keras {source.version}"

@@ -439,3 +439,14 @@ def load_checkpoint_weights(model, path) -> None:
     groups = stack_groups(paths) if isinstance(paths, list) and len(paths) == len(model._layers_and_ops) else None
     with bundle:
         assign_weights(model._layers_and_ops, [None] * len(model._layers_and_ops), bundle, graph, path, groups=groups)
+
+
+def holds_a_model(config, depth: int = 0) -> bool:
+    """Whether a model config holds a nested model (a Sequential or Functional entry below its root)."""
+    if depth > 64:
+        return False
+    if isinstance(config, dict):
+        if depth and config.get("class_name") in ("Sequential", "Functional", "Model"):
+            return True
+        return any(holds_a_model(v, depth + 1) for v in config.values())
+    return isinstance(config, list) and any(holds_a_model(v, depth + 1) for v in config)
