@@ -476,3 +476,9 @@ def test_stacked_cells_beside_a_nested_model_load(keras, rng, tmp_path, stack_in
         km.save(tmp_path / f"m{suffix}")
         np.testing.assert_allclose(fg.load_model(tmp_path / f"m{suffix}").predict(x, verbose=0),
                                    km.predict(x, verbose=0), rtol=1e-5, atol=1e-6, err_msg=suffix)
+
+
+def test_batch_normalization_over_several_axes_is_refused_by_name():
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match=r"several axes \(\[1, 2\]\)"):
+        fg.layers.BatchNormalization(axis=[1, 2])
+    assert fg.layers.BatchNormalization(axis=[2]).get_config()["axis"] == 2  # (tf_keras's resolved axis)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from .base import Layer, compute_dtype
 from .registry import (
@@ -47,11 +48,12 @@ class AxisList:
 class _OneAxis(AxisList):
     """One axis, or a list of one (tf_keras writes BatchNormalization's resolved axis as ``[2]``); an int."""
 
-    def accepts(self, value) -> bool:
-        return super().accepts(value) and (not isinstance(value, (list, tuple)) or len(value) == 1)
-
     def convert(self, value):
-        return super().convert(value)[0]
+        axes = super().convert(value)
+        if len(axes) != 1:  # (tf_keras's BatchNormalization(axis=[1, 2]): statistics per (step, feature))
+            raise UnsupportedKerasFeature(f"normalizing over several axes ({list(axes)}) is not supported by fastgru's "
+                                          "BatchNormalization (one axis)")
+        return axes[0]
 
     def __str__(self) -> str:
         return "an axis other than 0 (the batch axis), or a list of one"

@@ -89,6 +89,8 @@ class Integer(Constraint):
     def __str__(self) -> str:
         if self.low is not None and self.high is None:
             return "a positive integer" if self.low == 1 else f"an integer >= {self.low}"
+        if self.low is None or self.high is None:
+            return "an integer" if self.high is None else f"an integer <= {self.high}"
         return f"an integer in [{self.low}, {self.high}]"
 
 
