@@ -482,3 +482,17 @@ def test_batch_normalization_over_several_axes_is_refused_by_name():
     with pytest.raises(fg.errors.UnsupportedKerasFeature, match=r"several axes \(\[1, 2\]\)"):
         fg.layers.BatchNormalization(axis=[1, 2])
     assert fg.layers.BatchNormalization(axis=[2]).get_config()["axis"] == 2  # (tf_keras's resolved axis)
+
+
+def test_serialize_and_deserialize_as_keras():
+    import json
+
+    optimizer = fg.optimizers.deserialize(json.loads(json.dumps(fg.optimizers.serialize(fg.optimizers.Adam(0.003)))))
+    assert type(optimizer).__name__ == "Adam" and float(optimizer.learning_rate) == pytest.approx(0.003)
+    assert fg.losses.deserialize(fg.losses.serialize(fg.losses.Huber(delta=0.5))).delta == 0.5
+    assert fg.metrics.deserialize(fg.metrics.serialize(fg.metrics.Precision(thresholds=0.3))).init_thresholds == 0.3
+    dense = fg.layers.deserialize(fg.layers.serialize(Dense(3, activation="relu", name="head")))
+    assert (type(dense).__name__, dense.units, dense.name) == ("Dense", 3, "head")
+    assert fg.losses.deserialize("mse").name == "mse"
+    entry = fg.losses.serialize(fg.losses.LossFunctionWrapper(max_abs_err))
+    assert fg.losses.deserialize(entry, custom_objects={"max_abs_err": max_abs_err}).fn is max_abs_err

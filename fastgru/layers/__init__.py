@@ -1,5 +1,6 @@
 """Keras-shaped layers."""
 
+from . import registry
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .adaptive_pooling import (
     AdaptiveAveragePooling1D,
@@ -80,6 +81,29 @@ Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspos
 Convolution3DTranspose = Conv3DTranspose
 SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 GroupQueryAttention = GroupedQueryAttention
+
+def serialize(layer) -> dict:
+    """Keras's ``keras.layers.serialize``: ``{"module", "class_name", "config", "registered_name"}`` of a layer."""
+    own = getattr(type(layer), "_fg_user_layer", False)
+    return {"module": None if own else "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+            "registered_name": (getattr(type(layer), "_fg_registered_name", None) or type(layer).__name__) if own
+            else None}
+
+
+def deserialize(config: dict, custom_objects: dict | None = None):
+    """Keras's ``keras.layers.deserialize``: the layer (or model) of ``{"class_name": ..., "config": {...}}``;
+    ``custom_objects``: a script's own layer classes, by name."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ValueError(f"deserialize expects {{'class_name': ..., 'config': {{...}}}}, received {config!r:.80}")
+    name = config["class_name"]
+    with registry.custom_layers(custom_objects):
+        cls = (registry.model_class("Functional") if name in ("Functional", "Model") else
+               registry.model_class("Sequential") if name == "Sequential" else
+               registry.lookup(name) or registry.custom_layer(name) or globals().get(name))
+        if cls is None:
+            raise ValueError(f"deserialize: unknown layer class {name!r} (a script's own is given in custom_objects)")
+        return cls.from_config(dict(config.get("config") or {}))
+
 
 __all__ = [
     "Activation",

@@ -42,3 +42,18 @@ def is_serialized(value, output_names=()) -> bool:
     output name: it has ``class_name`` and ``config``, and not every key is one of ``output_names``."""
     return (isinstance(value, dict) and "class_name" in value and "config" in value
             and not set(value) <= set(output_names))
+
+
+def serialize(obj, module: str) -> dict | str | None:
+    """Keras's ``keras.<module>.serialize(obj)``: ``{"module", "class_name", "config", "registered_name"}`` of an
+    object with ``get_config`` (a name or None as it is), which the module's ``deserialize`` (its ``get``) reads."""
+    if obj is None or isinstance(obj, str):
+        return obj
+    if not callable(getattr(obj, "get_config", None)):
+        raise ValueError(f"{obj!r:.60} cannot be serialized: it has no get_config()")
+    own = not type(obj).__module__.startswith(("fastgru.", "keras"))
+    config = dict(obj.get_config())
+    if module == "losses" and getattr(obj, "delta", 1.0) != 1.0:  # (Huber's get_config omits it, as Keras's)
+        config.setdefault("delta", obj.delta)
+    return {"module": None if own else f"keras.{module}", "class_name": type(obj).__name__, "config": config,
+            "registered_name": (getattr(type(obj), "_fg_registered_name", None) or type(obj).__name__) if own else None}

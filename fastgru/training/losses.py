@@ -20,6 +20,7 @@ import numpy as np
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
 from ..layers import registry
+from . import keras_objects
 from .ctc_loss import CTC
 from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .function_loss import LossFunctionWrapper
@@ -322,6 +323,15 @@ def get(identifier) -> Loss:
                 raise ValueError(f"loss {name!r} is a custom Python function, which fastgru cannot run from a file "
                                  "(give it in load_model's custom_objects, as Keras asks)")
             return LossFunctionWrapper(own)
+        if cls_name == "LossFunctionWrapper" and isinstance(config, dict):  # (fn: a function's name or entry)
+            options = {k: v for k, v in config.items() if k not in ("fn", "dtype")}
+            fn = config.get("fn")
+            fn = fn.get("config") if isinstance(fn, dict) else fn
+            own = registry.custom_function(fn) if isinstance(fn, str) else None
+            if own is None:
+                raise ValueError(f"loss {fn!r} is a custom Python function, which fastgru cannot run from a file "
+                                 "(give it in load_model's custom_objects, as Keras asks)")
+            return LossFunctionWrapper(own, **options)
         own = registry.custom_function(cls_name, Loss) if cls_name not in _CLASSES else None
         if own is not None:  # (a script's own Loss subclass, by its class name)
             return own.from_config(dict(config))
@@ -369,3 +379,15 @@ def uses_logits(loss: Loss, output_activation: str | None, y_true=None, y_pred=N
     p_probe = np.empty(p_shape, dtype=bool)
     _, aligned = _same_rank(np.empty(t_shape, dtype=bool), p_probe)
     return aligned.shape == p_shape
+
+
+def serialize(losse) -> dict | str | None:
+    """Keras's ``keras.losses.serialize``: the losse's config, as a ``.keras`` file holds it."""
+    return keras_objects.serialize(losse, "losses")
+
+
+def deserialize(config, custom_objects: dict | None = None):
+    """Keras's ``keras.losses.deserialize``: the losse of a config (or name); ``custom_objects``: a script's
+    own classes and functions, by name."""
+    with registry.custom_layers(custom_objects):
+        return get(config)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..eager import eager_result
 from ..layers import registry
-from . import correlation_metrics, f_score, iou_metrics, more_metrics, threshold_metrics
+from . import correlation_metrics, f_score, iou_metrics, keras_objects, more_metrics, threshold_metrics
 from .auc import AUC
 from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation, Sum  # noqa: F401 (exported)
 from .f_score import F1Score, FBetaScore  # noqa: F401 (exported)
@@ -363,3 +363,15 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
         f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
         + ", ".join(sorted(k for k in _BY_NAME if k.islower()))
     )
+
+
+def serialize(metric) -> dict | str | None:
+    """Keras's ``keras.metrics.serialize``: the metric's config, as a ``.keras`` file holds it."""
+    return keras_objects.serialize(metric, "metrics")
+
+
+def deserialize(config, custom_objects: dict | None = None):
+    """Keras's ``keras.metrics.deserialize``: the metric of a config (or name); ``custom_objects``: a script's
+    own classes and functions, by name."""
+    with registry.custom_layers(custom_objects):
+        return get(config)

@@ -8,7 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels.optim import adam_update
-from . import schedules  # noqa: F401  (fg.optimizers.schedules, as keras.optimizers.schedules)
+from ..layers import registry
+from . import (
+    keras_objects,
+    schedules,  # noqa: F401  (fg.optimizers.schedules, as keras.optimizers.schedules)
+)
 from .keras_objects import keras_config
 from .more_optimizers import Adadelta, Adafactor, Ftrl, Lamb, Lion, ScheduleFreeAdamW
 from .muon import Muon
@@ -415,3 +419,15 @@ def __getattr__(name: str):
         raise AttributeError(f"fastgru.optimizers has no {name}: Keras's {name} is not implemented in fastgru (it has "
                              f"{', '.join(sorted(c.__name__ for c in _CLASSES.values()))})")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def serialize(optimizer) -> dict | str | None:
+    """Keras's ``keras.optimizers.serialize``: the optimizer's config, as a ``.keras`` file holds it."""
+    return keras_objects.serialize(optimizer, "optimizers")
+
+
+def deserialize(config, custom_objects: dict | None = None):
+    """Keras's ``keras.optimizers.deserialize``: the optimizer of a config (or name); ``custom_objects``: a script's
+    own classes and functions, by name."""
+    with registry.custom_layers(custom_objects):
+        return get(config)
