@@ -43,8 +43,8 @@ def test_a_custom_metric_function_is_left_out_and_the_rest_compiled(tmp_path):
     with a warning naming it, and training resumes from the saved optimizer state."""
     path = _file_with_metrics(tmp_path, [_function("rmse"), _function("mean_absolute_error"), "mape"])
     with pytest.warns(UserWarning, match="metrics fastgru cannot compute, left out: metric 'rmse' is a custom Python "
-                                         "function, which fastgru cannot run; the loss, the optimizer and its state "
-                                         "are kept"):
+                                         "function, which fastgru cannot run from a file \\(give it in load_model's "
+                                         "custom_objects, as Keras asks\\); the loss, the optimizer and its state are kept"):
         model = fg.load_model(path)
     assert model.optimizer.iterations == 2  # (the saved state: two steps of the first fit)
     history = model.fit(np.ones((8, 5, 3), "f"), np.ones((8, 1), "f"), epochs=1, batch_size=4, verbose=0).history
