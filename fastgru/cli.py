@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a .keras / .h5 model on every sequence of INPUT and write the outputs.")
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
     p.add_argument("input", metavar="INPUT",
-                   help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME); "
+                   help=".npy array (batch, timesteps, features); .npz (one array, or --key NAME; a model of several "
+                        "inputs: one array per input, named after it); "
                         ".csv with one sequence per row (timesteps*features values, time-major); "
                         ".txt with one text per line, or a .npy/.npz of strings, for a model that takes text")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",

@@ -183,22 +183,61 @@ def predict_file(model_path: str, input_path: str, output_path: str, *, batch_si
         raise CLIError(f"unsupported output type {suffix or '(no suffix)'} for {output_path}: "
                        f"expected .npy, .npz or .csv")
     model = fg.load_model(model_path, compile=False)
-    model_shape = getattr(model, "input_shape", None)
-    model_shape = tuple(model_shape) if model_shape is not None else None
+    names = list(getattr(model, "input_names", None) or [])
+    if len(names) > 1:  # several inputs: an .npz holding one array per input, by name
+        x = _read_named_inputs(model, names, input_path, key)
+    else:
+        model_shape = getattr(model, "input_shape", None)
+        model_shape = tuple(model_shape) if model_shape is not None else None
+        x = _read_single_input(model, input_path, key, timesteps, model_shape)
+    start = time.perf_counter()
+    try:
+        y = model.predict(x, batch_size=batch_size)
+    except (ValueError, TypeError) as exc:
+        described = ", ".join(f"{k} {v.shape}" for k, v in x.items()) if isinstance(x, dict) else \
+            f"shape {x.shape}, dtype {x.dtype}"
+        raise CLIError(f"the model cannot run on {input_path} ({described}): {exc}") from None
+    seconds = time.perf_counter() - start
+    write_output(output_path, y)
+    if not quiet:
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        shapes = [a.shape for a in y] if isinstance(y, list) else np.shape(y)
+        print(f"wrote {output_path}: {n} sequences -> outputs of shape {shapes} "
+              f"in {seconds:.3f} s ({n / max(seconds, 1e-9):,.0f} sequences/s)")
+
+
+def _read_named_inputs(model, names: list, input_path: str, key: str | None) -> dict:
+    """A several-input model's inputs: the arrays of an .npz named after them, each checked against its input."""
+    if Path(input_path).suffix.lower() != ".npz" or key is not None:
+        raise CLIError(f"the model takes {len(names)} inputs ({', '.join(names)}): give an .npz holding one array "
+                       "per input, named after it (without --key)")
+    if not Path(input_path).is_file():
+        raise CLIError(f"input file {input_path} does not exist")
+    try:
+        with np.load(input_path, allow_pickle=False) as f:
+            missing = [n for n in names if n not in f.files]
+            if missing:
+                raise CLIError(f"{input_path} holds {', '.join(f.files) or 'nothing'}; the model's inputs are "
+                               f"{', '.join(names)} (missing: {', '.join(missing)})")
+            x = {n: f[n] for n in names}
+    except CLIError:
+        raise
+    except Exception as exc:  # OSError, ValueError, zipfile.BadZipFile, EOFError from a damaged archive
+        raise CLIError(f"cannot read {input_path} as a .npz archive: {type(exc).__name__}: {exc}") from None
+    for name, shape in zip(names, model.input_shape):
+        check_shape(x[name], tuple(shape), f"{input_path}[{name}]")
+    if len({len(a) for a in x.values()}) != 1:
+        raise CLIError(f"{input_path}: the inputs hold different numbers of sequences "
+                       f"({', '.join(f'{k} {len(v)}' for k, v in x.items())})")
+    return {k: v.astype(np.float32, copy=False) if v.dtype.kind == "f" and v.dtype != np.float64 else v
+            for k, v in x.items()}
+
+
+def _read_single_input(model, input_path: str, key, timesteps, model_shape) -> np.ndarray:
     x = read_input(input_path, key=key, timesteps=timesteps, model_shape=model_shape)
     takes_text = model._takes_strings() if hasattr(model, "_takes_strings") else any(
         getattr(t.layer, "input_dtype", None) == "string" for t in getattr(model, "inputs", None) or [])
     check_shape(x, model_shape, input_path, texts=takes_text)
     if x.dtype.kind == "f" and x.dtype != np.float64:
         x = x.astype(np.float32, copy=False)
-    start = time.perf_counter()
-    try:
-        y = model.predict(x, batch_size=batch_size)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(f"the model cannot run on {input_path} (shape {x.shape}, dtype {x.dtype}): {exc}") from None
-    seconds = time.perf_counter() - start
-    write_output(output_path, y)
-    if not quiet:
-        shapes = [a.shape for a in y] if isinstance(y, list) else np.shape(y)
-        print(f"wrote {output_path}: {len(x)} sequences -> outputs of shape {shapes} "
-              f"in {seconds:.3f} s ({len(x) / max(seconds, 1e-9):,.0f} sequences/s)")
+    return x

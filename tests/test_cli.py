@@ -275,3 +275,22 @@ def test_predict_from_a_savedmodel_directory(tmp_path, capsys):
     code, out, _ = run(["predict", folder / "sm_gru", tmp_path / "x.npy", "-o", tmp_path / "y.npy"], capsys)
     assert code == 0, out
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected["y"], rtol=1e-5, atol=2e-6)
+
+
+def test_predict_a_model_of_several_inputs_from_named_arrays(tmp_path, capsys):
+    english, spanish = fg.Input((None,), dtype="int32", name="english"), fg.Input((None,), dtype="int32", name="spanish")
+    state = GRU(4)(Embedding(30, 4)(english))
+    model = fg.Model([english, spanish], GRU(4, return_sequences=True)(Embedding(30, 4)(spanish), initial_state=state))
+    model.save(tmp_path / "two.keras")
+    rng = np.random.default_rng(0)
+    inputs = {"english": rng.integers(1, 30, (4, 8)), "spanish": rng.integers(1, 30, (4, 7))}
+    np.savez(tmp_path / "in.npz", **inputs)
+    code, out, _ = run(["predict", tmp_path / "two.keras", tmp_path / "in.npz", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 0 and "4 sequences" in out
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(inputs, verbose=0), rtol=1e-6)
+    np.savez(tmp_path / "half.npz", english=inputs["english"])
+    code, _, err = run(["predict", tmp_path / "two.keras", tmp_path / "half.npz", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 2 and "missing: spanish" in err
+    code, _, err = run(["predict", tmp_path / "two.keras", tmp_path / "in.npz", "--key", "english", "-o",
+                        tmp_path / "y.npy"], capsys)
+    assert code == 2 and "takes 2 inputs (english, spanish)" in err
