@@ -150,3 +150,106 @@ def test_training_with_custom_losses_matches_keras(keras, rng, tmp_path):
     mine.save(tmp_path / "ours.keras")
     back = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"quantile": keras_quantile})
     assert back.evaluate(x, y, verbose=0) == pytest.approx(km.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+def pearson(y_true, y_pred):  # (over the batch: each sample against the batch's mean)
+    centred_true = y_true - ops.mean(y_true, axis=0)
+    centred_pred = y_pred - ops.mean(y_pred, axis=0)
+    r = ops.sum(centred_true * centred_pred, axis=0) / ops.sqrt(
+        ops.sum(centred_true * centred_true, axis=0) * ops.sum(centred_pred * centred_pred, axis=0) + 1e-12)
+    return 1.0 - ops.mean(r)
+
+
+def test_a_loss_over_the_batch_broadcasting_its_statistics(rng):
+    y, p = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    value, grad = fg.losses.get(pearson).value_and_grad(y, p)
+    assert value == pytest.approx(float(pearson(y, p)), rel=1e-12)
+    np.testing.assert_allclose(grad, numeric_gradient(lambda q: np.float64(_value(pearson, y, q)), p, 1.0),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_compile_traces_a_changed_loss_anew(rng):
+    class Pinball(fg.losses.Loss):
+        def __init__(self, tau=0.1, **kwargs):
+            super().__init__(**kwargs)
+            self.tau = tau
+
+        def call(self, y_true, y_pred):
+            error = y_true - y_pred
+            return ops.mean(ops.maximum(self.tau * error, (self.tau - 1.0) * error), axis=-1)
+
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), np.full((8, 1), 3.0, "float32")
+    loss = Pinball()
+    assert loss.name == "pinball"  # (Keras's automatic name of a script's class)
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model.compile("sgd", loss)
+    low = model.evaluate(x, y, verbose=0)
+    loss.tau = 0.9
+    model.compile("sgd", loss)  # (as Keras builds its train function anew: the attribute read again)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(9 * low, rel=1e-4)
+
+
+def test_loss_function_wrapper_options_and_loss_functions_inside_a_loss(rng, tmp_path):
+    def tilted(y_true, y_pred, tau=0.5):
+        error = y_true - y_pred
+        return ops.mean(ops.maximum(tau * error, (tau - 1.0) * error), axis=-1)
+
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model.compile("sgd", fg.losses.LossFunctionWrapper(tilted, tau=0.8))
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"tilted": tilted})
+    assert loaded.loss._fn_kwargs == {"tau": 0.8}
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-6)
+
+    def with_mse(y_true, y_pred):
+        return fg.losses.mean_squared_error(y_true, y_pred) + 0.1
+
+    model.compile("sgd", with_mse)
+    with pytest.raises(UnsupportedKerasFeature, match="custom loss 'with_mse'.*mean_squared_error computes on arrays"):
+        model.fit(x, y, verbose=0)
+
+
+@pytest.mark.keras
+def test_loss_subclass_and_wrapper_files_and_ranks_as_keras(keras, rng, tmp_path):
+    ko = keras.ops
+
+    def keras_tilted(y_true, y_pred, tau=0.5):
+        error = y_true - y_pred
+        return ko.mean(ko.maximum(tau * error, (tau - 1.0) * error), axis=-1)
+
+    def tilted(y_true, y_pred, tau=0.5):
+        error = y_true - y_pred
+        return ops.mean(ops.maximum(tau * error, (tau - 1.0) * error), axis=-1)
+
+    keras_tilted.__name__ = "tilted"
+    from keras.src.losses.losses import LossFunctionWrapper as KerasWrapper
+
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    ours = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    ours.set_weights(km.get_weights())
+    km.compile("sgd", KerasWrapper(keras_tilted, tau=0.8))
+    ours.compile("sgd", fg.losses.LossFunctionWrapper(tilted, tau=0.8))
+    km.save(tmp_path / "k.keras")
+    ours.save(tmp_path / "ours.keras")
+    expected = km.evaluate(x, y, verbose=0)
+    assert fg.load_model(tmp_path / "k.keras", custom_objects={"tilted": tilted}).evaluate(x, y, verbose=0) == \
+        pytest.approx(expected, rel=1e-5)
+    assert keras.models.load_model(tmp_path / "ours.keras", custom_objects={"tilted": keras_tilted}).evaluate(
+        x, y, verbose=0) == pytest.approx(expected, rel=1e-5)
+
+    class KerasSquare(keras.losses.Loss):  # (targets (B,) against outputs (B, 1): Keras broadcasts to (B, B))
+        def call(self, y_true, y_pred):
+            return ko.square(y_true - y_pred)
+
+    class Square(fg.losses.Loss):
+        def call(self, y_true, y_pred):
+            return ops.square(y_true - y_pred)
+
+    km.compile(keras.optimizers.SGD(0.05), KerasSquare())
+    ours.compile(fg.optimizers.SGD(0.05), Square())
+    theirs = km.fit(x, y[:, 0], batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    mine = ours.fit(x, y[:, 0], batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-5)

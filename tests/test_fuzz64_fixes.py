@@ -496,3 +496,76 @@ def test_serialize_and_deserialize_as_keras():
     assert fg.losses.deserialize("mse").name == "mse"
     entry = fg.losses.serialize(fg.losses.LossFunctionWrapper(max_abs_err))
     assert fg.losses.deserialize(entry, custom_objects={"max_abs_err": max_abs_err}).fn is max_abs_err
+
+
+def test_keras_style_metric_in_a_model_of_several_outputs_and_keras_names(rng):
+    metric_cls = _true_positives_class(fg)
+    inputs = fg.Input((5, 3))
+    h = GRU(4)(inputs)
+    model = fg.Model(inputs, [Dense(3, activation="softmax", name="cls")(h), Dense(1, name="reg")(h)])
+    model.compile("adam", {"cls": "sparse_categorical_crossentropy", "reg": "mse"}, metrics={"cls": [metric_cls()]},
+                  weighted_metrics={"cls": [metric_cls(name="weighted_hits")]})
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    history = model.fit(x, {"cls": rng.integers(0, 3, (16, 1)), "reg": np.zeros((16, 1))}, epochs=1, verbose=0)
+    assert "cls_categorical_true_positives" in history.history and "cls_weighted_hits" in history.history
+
+    def RMSE(y_true, y_pred):  # noqa: N802  (a script's name, logged in Keras's snake case)
+        return fg.ops.sqrt(fg.ops.mean(fg.ops.square(y_true - y_pred), axis=-1))
+
+    class MyR2(fg.metrics.Metric):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.total = self.add_variable(shape=(), initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total.assign_add(fg.ops.sum(y_pred))
+
+        def result(self):
+            return self.total
+
+    single = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    single.compile("sgd", "mse", metrics=[RMSE, MyR2()])
+    logged = single.fit(x, np.zeros((16, 1)), epochs=1, verbose=0, validation_split=0.25).history
+    assert sorted(logged) == ["loss", "my_r2", "rmse", "val_loss", "val_my_r2", "val_rmse"]
+
+    class ForeignMetric:  # (a metric object of no fastgru class, such as a script's own keras.metrics.Metric)
+        name = "foreign"
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            pass
+
+        def result(self):
+            return 0.0
+
+        def __call__(self, y_true, y_pred):
+            return 0.0
+
+    with pytest.raises(ValueError, match="'ForeignMetric' is a metric object fastgru cannot run"):
+        fg.metrics.get(ForeignMetric())
+
+
+def test_classes_registered_under_another_name_load(rng, tmp_path):
+    @fg.saving.register_keras_serializable(package="fuzz65", name="Sq_r")
+    class Squared(fg.losses.Loss):
+        def call(self, y_true, y_pred):
+            return fg.ops.mean(fg.ops.square(y_true - y_pred), axis=-1)
+
+    @fg.saving.register_keras_serializable(package="fuzz65", name="Count_r")
+    class Count(fg.metrics.Metric):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seen = self.add_variable(shape=(), initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.seen.assign_add(fg.ops.cast(fg.ops.shape(y_pred)[0], "float32"))
+
+        def result(self):
+            return self.seen
+
+    x, y = rng.normal(size=(8, 5, 3)).astype("float32"), np.zeros((8, 1), "float32")
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(1)])
+    model.compile("sgd", Squared(), metrics=[Count()])
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras")
+    assert type(loaded.loss).__name__ == "Squared"
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["count"] == 8.0

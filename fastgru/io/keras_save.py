@@ -90,8 +90,12 @@ def _serialized(obj, module: str):
 
     if obj is None or isinstance(obj, str):
         return obj
-    if type(obj).__name__ == "LossFunctionWrapper" and not obj._fn_kwargs:  # (a script's loss function: by name)
-        obj = obj.fn
+    if type(obj).__name__ == "LossFunctionWrapper":  # (a script's loss function: by name, with its options)
+        if not obj._fn_kwargs:
+            obj = obj.fn
+        else:  # (where Keras's deserializer finds its class)
+            return {"module": "keras.src.losses.losses", "class_name": "LossFunctionWrapper",
+                    "config": obj.get_config(), "registered_name": "LossFunctionWrapper"}
     converted = keras_config(obj)  # a Keras object given to compile: its name or class + config
     if isinstance(converted, str):
         return converted

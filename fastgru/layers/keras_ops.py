@@ -24,7 +24,7 @@ from .op_attention import attention_arguments
 from .op_axis import GATHERS
 from .op_config import _DEFAULTS, _NODE_KWARGS, _OTHER_OPS, CONFIG_KEYS, MODULES, PRODUCTS, SHAPE_OPS
 from .op_elementwise import AXIS_OPS, BINARY, INTEGER_CASTS, TERNARY, UNARY, broadcast_shape, unbroadcast
-from .op_shapes import REDUCTIONS, _axes, _reduce_normalize, _reduce_shape
+from .op_shapes import REDUCTIONS, _axes, _reduce_normalize, _reduce_shape, in_whole_batch
 from .op_slices import PARAMETERS
 
 SUPPORTED = frozenset(CONFIG_KEYS)
@@ -239,7 +239,8 @@ class KerasOp(Layer):
         operands, is_tensor, tensor_shapes, norm = self._parts(template, [tuple(s) for s in input_shape])
         owner = f"Keras op {self.op} {self.name!r}"
         if self.op in BINARY or self.op in TERNARY:
-            if len({len(s) for s in tensor_shapes}) > 1:  # (right-aligned: a batch axis against another axis)
+            if len({len(s) for s in tensor_shapes}) > 1 and not in_whole_batch():  # (right-aligned: a batch axis
+                # against another axis; in a custom loss's graph, on the whole batch, as NumPy's broadcasting)
                 raise UnsupportedKerasFeature(f"{owner}: tensors of shapes {tensor_shapes} have different ranks, so "
                                               "broadcasting them mixes the batch's samples; expand_dims first")
             full = iter(tensor_shapes)

@@ -56,6 +56,11 @@ def whole_batch():
         _whole_batch.on = before
 
 
+def in_whole_batch() -> bool:
+    """Whether a :func:`whole_batch` graph is being traced or run (tensors of several ranks may broadcast there)."""
+    return getattr(_whole_batch, "on", False)
+
+
 def _reduce_axes(value, rank: int, owner: str) -> tuple:
     """A reduction's axes: :func:`_axes`, or within :func:`whole_batch` any axes (None: every one)."""
     if not getattr(_whole_batch, "on", False):

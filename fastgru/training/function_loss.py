@@ -1,12 +1,14 @@
 """Losses a script computes itself: a Python function given to ``compile`` (``loss=my_loss``: Keras's
 ``LossFunctionWrapper``) or a ``Loss`` subclass with its own ``call(y_true, y_pred)``.
 
-As Keras's ``Loss.__call__``, both operands are cast to the output's float dtype (integer labels too) and brought to
-one rank (``squeeze_or_expand_to_same_rank``), the call's values are weighted by the sample weights and the output's
-mask and reduced (``sum_over_batch_size``: their mean; a value per sample, per step or a scalar the function already
-reduced). fastgru has no gradient for Python code, so training traces the call — once per batch shape, on symbolic
-tensors — into a small Functional graph of the ``fastgru.ops`` (and operators) it applies, which runs forward and
-back on the whole batch (a reduction over the batch axis, ``ops.mean(x)``, is allowed there: ``op_shapes.whole_batch``).
+As Keras's ``Loss.__call__``, both operands are cast to the output's float dtype (integer labels too) — the
+wrapper also brings them to one rank (``squeeze_or_expand_to_same_rank``), a subclass's call takes them as given —
+and the call's values are weighted by the sample weights and the output's mask and reduced
+(``sum_over_batch_size``: their mean; a value per sample, per step or a scalar the function already reduced).
+fastgru has no gradient for Python code, so training traces the call — once per batch shape, on symbolic tensors —
+into a small Functional graph of the ``fastgru.ops`` (and operators) it applies, which runs forward and
+back on the whole batch (a reduction over the batch axis, ``ops.mean(x)``, and tensors of several ranks broadcast
+against each other, ``x - ops.mean(x, axis=0)``, are allowed there: ``op_shapes.whole_batch``).
 Its values outside training come from calling it on the arrays.
 """
 
@@ -18,6 +20,7 @@ from ..errors import UnsupportedKerasFeature
 from ..layers import registry
 from ..layers.names import names_kept
 from ..layers.op_shapes import whole_batch
+from ..tracing import generation
 from .loss_base import Loss, _float_dtype, _same_rank, _sum_to_shape
 
 #: traces kept per loss (one per batch shape and dtype)
@@ -31,14 +34,17 @@ class LossFunctionWrapper(Loss):
     def __init__(self, fn, reduction: str = "sum_over_batch_size", name: str | None = None, dtype=None, **kwargs):
         if not callable(fn):
             raise TypeError(f"LossFunctionWrapper takes a function, received {fn!r:.60}")
-        super().__init__(name=name or getattr(fn, "__name__", None) or type(fn).__name__, reduction=reduction)
+        super().__init__(name=name or "loss_function_wrapper", reduction=reduction)  # (Keras's default name)
         self.fn, self._fn_kwargs = fn, dict(kwargs)
 
     def call(self, y_true, y_pred):
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "fn": registry.function_name(self.fn), **self._fn_kwargs}
+        """Keras's: the function as Keras serializes one (by its registered name, else its name) and its options."""
+        fn = {"module": "builtins", "class_name": "function", "config": registry.function_name(self.fn),
+              "registered_name": "function"}
+        return {**super().get_config(), "fn": fn, **self._fn_kwargs}
 
 
 def _values_of(loss, yt: np.ndarray, yp: np.ndarray, dtype) -> np.ndarray:
@@ -52,6 +58,9 @@ def _trace(loss, yt: np.ndarray, yp: np.ndarray):
     """``loss.call`` traced on symbolic tensors like ``yt`` and ``yp``: a Functional model of the two (kept per shapes
     and dtypes on the loss)."""
     traces = loss.__dict__.setdefault("_fg_loss_traces", {})
+    if traces.get("generation") != generation():  # (compile traces anew: the loss's attributes read again)
+        traces.clear()
+        traces["generation"] = generation()
     key = (yt.shape, yt.dtype.str, yp.shape, yp.dtype.str)
     if key in traces:
         return traces[key]
@@ -67,15 +76,17 @@ def _trace(loss, yt: np.ndarray, yp: np.ndarray):
         raise UnsupportedKerasFeature(_untraceable(loss, exc)) from None
     except (TypeError, ValueError, NotImplementedError, AttributeError, IndexError) as exc:
         raise UnsupportedKerasFeature(_untraceable(loss, exc)) from None
-    if len(traces) >= _MAX_TRACES:
-        traces.pop(next(iter(traces)))
+    if len(traces) > _MAX_TRACES:
+        traces.pop(next(k for k in traces if k != "generation"))
     traces[key] = model
     return model
 
 
 def _untraceable(loss, exc) -> str:
     reason = str(exc) if isinstance(exc, UnsupportedKerasFeature) else f"{type(exc).__name__}: {exc}"
-    return (f"custom loss {loss.name!r} cannot be trained in fastgru: its call could not be traced on symbolic tensors "
+    fn = getattr(loss, "fn", None)  # (a wrapper: its function's name)
+    name = loss.name if fn is None else getattr(fn, "__name__", None) or type(fn).__name__
+    return (f"custom loss {name!r} cannot be trained in fastgru: its call could not be traced on symbolic tensors "
             f"to find its gradient ({reason}). fastgru differentiates the fastgru.ops and operators a loss applies to "
             "y_true and y_pred (import fastgru as keras; keras.ops...), not NumPy or TensorFlow code")
 
@@ -85,7 +96,9 @@ def run(loss, y_true, y_pred, sample_weight, mask, grad: bool):
     y_pred = np.asarray(y_pred)
     dtype = _float_dtype(y_pred)
     orig_shape = y_pred.shape
-    yt, yp = _same_rank(np.asarray(y_true).astype(dtype), y_pred.astype(dtype, copy=False))
+    yt, yp = np.asarray(y_true).astype(dtype), y_pred.astype(dtype, copy=False)
+    if isinstance(loss, LossFunctionWrapper):  # (Keras's wrapper brings both to one rank; a Loss subclass's call
+        yt, yp = _same_rank(yt, yp)  # takes them as they are, as in Keras: (B,) against (B, 1) broadcasts to (B, B))
     if grad:
         model = _trace(loss, yt, yp)
         with whole_batch():

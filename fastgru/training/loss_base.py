@@ -8,6 +8,7 @@ import numpy as np
 
 from ..eager import eager
 from ..errors import UnsupportedKerasFeature
+from ..layers.names import snake_case
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -115,7 +116,8 @@ class Loss:
         if reduction not in ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none", None):
             raise ValueError(f"reduction must be 'sum_over_batch_size', 'mean', 'sum', 'mean_with_sample_weight', "
                              f"'none' or None; received {reduction!r}")
-        self.name = name or type(self).__name__
+        self.name = name or (type(self).__name__ if type(self).__module__.startswith("fastgru.")
+                             else snake_case(type(self).__name__))  # (a script's class: Keras's automatic name)
         self.reduction = reduction
 
     # -- public API ---------------------------------------------------------------------------

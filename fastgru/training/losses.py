@@ -273,6 +273,10 @@ _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy,
 
 def _loss_function(name: str, cls: type):
     def function(y_true, y_pred, **options):
+        if getattr(y_true, "_fg_symbolic", False) or getattr(y_pred, "_fg_symbolic", False):
+            raise UnsupportedKerasFeature(f"fg.losses.{name} computes on arrays, not on symbolic tensors: inside a "
+                                          "custom loss, write it with fg.ops (ops.mean(ops.square(y_true - y_pred), "
+                                          "axis=-1) for mean_squared_error)")
         try:
             loss = cls(**options)
         except TypeError:  # (an option the class does not take: named)
@@ -332,7 +336,9 @@ def get(identifier) -> Loss:
                 raise ValueError(f"loss {fn!r} is a custom Python function, which fastgru cannot run from a file "
                                  "(give it in load_model's custom_objects, as Keras asks)")
             return LossFunctionWrapper(own, **options)
-        own = registry.custom_function(cls_name, Loss) if cls_name not in _CLASSES else None
+        names = (identifier.get("registered_name"), cls_name)  # (its registered name may differ from its class's)
+        own = None if cls_name in _CLASSES else next(
+            (c for n in names if n and (c := registry.custom_function(n, Loss))), None)
         if own is not None:  # (a script's own Loss subclass, by its class name)
             return own.from_config(dict(config))
         if cls_name not in _CLASSES:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..eager import EagerArray, eager
+from ..layers.names import snake_case
 from .loss_base import _same_rank
 
 _NAME_UIDS: dict[str, int] = {}
@@ -55,6 +56,18 @@ class MetricVariable(EagerArray):
     def value(self) -> EagerArray:
         return self.view(EagerArray)
 
+    def __deepcopy__(self, memo=None) -> MetricVariable:  # (a copied metric keeps variables: compile copies them)
+        return _variable(np.array(self.view(np.ndarray), copy=True), self.__dict__.get("name"))
+
+    def __reduce__(self):
+        return _variable, (np.array(self.view(np.ndarray), copy=True), self.__dict__.get("name"))
+
+
+def _variable(value: np.ndarray, name: str | None) -> MetricVariable:
+    variable = value.view(MetricVariable)
+    variable.__dict__["name"] = name
+    return variable
+
 
 def _eager_result(result):
     """``result`` returning its value with Keras's ``.numpy()`` (``metric.result().numpy()``); an array is copied
@@ -84,7 +97,8 @@ class Metric:
     _direction: str | None = None
 
     def __init__(self, name: str | None = None, dtype=np.float32):
-        self.name = name or type(self).__name__
+        own = not type(self).__module__.startswith("fastgru.")  # (a script's class: Keras's automatic name)
+        self.name = name or (auto_name(snake_case(type(self).__name__)) if own else type(self).__name__)
         self.dtype = np.dtype(dtype)
         self._fg_variables: list = []
         if type(self).reset_state is not Metric.reset_state:  # (fastgru's metrics make their state there)
@@ -102,8 +116,7 @@ class Metric:
 
         dtype = np.dtype(dtype or self.dtype)
         initial = np.asarray(initializers.get(initializer)(tuple(shape), dtype, np.random.default_rng(0)), dtype)
-        variable = np.array(initial).view(MetricVariable)
-        variable.__dict__["name"] = name
+        variable = _variable(np.array(initial), name)
         self.__dict__.setdefault("_fg_variables", []).append((variable, initial))
         return variable
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..eager import eager_result
 from ..layers import registry
+from ..layers.names import snake_case
 from . import correlation_metrics, f_score, iou_metrics, keras_objects, more_metrics, threshold_metrics
 from .auc import AUC
 from .correlation_metrics import ConcordanceCorrelation, PearsonCorrelation, Sum  # noqa: F401 (exported)
@@ -335,7 +336,9 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
                                  "file (give it in load_model's custom_objects, as Keras asks)") from None
         if not isinstance(config, dict):
             raise ValueError(f"metric {cls_name!r}: its config should be an object, found {config!r}")
-        own = registry.custom_function(cls_name, Metric) if cls_name not in _CLASSES else None
+        names = (identifier.get("registered_name"), cls_name)  # (its registered name may differ from its class's)
+        own = None if cls_name in _CLASSES else next(
+            (c for n in names if n and (c := registry.custom_function(n, Metric))), None)
         if own is not None:  # (a script's own Metric subclass: load_model's custom_objects, or registered)
             return own.from_config(dict(config))
         if cls_name not in _CLASSES:
@@ -356,9 +359,13 @@ def get(identifier, y_true=None, y_pred=None, dtype=None) -> Metric:
             return metric
         if cls is not None:
             return cls(name=identifier, **typed)
+    if callable(getattr(identifier, "update_state", None)) and callable(getattr(identifier, "result", None)):
+        raise ValueError(f"metric {type(identifier).__name__!r} is a metric object fastgru cannot run (Keras's own "
+                         "class of a script: write it as a subclass of fastgru.metrics.Metric, the same code with "
+                         "`import fastgru as keras`)")
     if callable(identifier) and not isinstance(identifier, type):  # (a Python function: its mean, as Keras's)
-        return MeanMetricWrapper(identifier, getattr(identifier, "__name__", None) or type(identifier).__name__,
-                                 **typed)
+        return MeanMetricWrapper(identifier, snake_case(getattr(identifier, "__name__", None) or
+                                                        type(identifier).__name__), **typed)
     raise ValueError(
         f"could not interpret metric identifier {identifier!r}; supported names: accuracy, acc, "
         + ", ".join(sorted(k for k in _BY_NAME if k.islower()))
