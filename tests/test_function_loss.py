@@ -253,3 +253,13 @@ def test_loss_subclass_and_wrapper_files_and_ranks_as_keras(keras, rng, tmp_path
     theirs = km.fit(x, y[:, 0], batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
     mine = ours.fit(x, y[:, 0], batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+
+
+def test_mean_with_sample_weight_divides_by_the_weights_before_broadcasting(rng):
+    y, p = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 3)).astype("float32")
+    weights = rng.uniform(0.5, 1.5, (4, 1)).astype("float32")
+    per_element = fg.losses.LossFunctionWrapper(lambda t, q: ops.square(t - q), reduction="mean_with_sample_weight")
+    # (Keras's reduce_values: the weighted (B, C) values' sum over the sum of the (B, 1) weights)
+    expected = float(np.sum((y - p) ** 2 * weights) / np.sum(weights))
+    assert per_element(y, p, sample_weight=weights) == pytest.approx(expected, rel=1e-5)
+    assert per_element.value_and_grad(y, p, sample_weight=weights)[0] == pytest.approx(expected, rel=1e-5)

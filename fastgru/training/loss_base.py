@@ -58,8 +58,10 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def _weights(values_shape, dtype, sample_weight, mask, reduction):
-    """Per-value weights (mask merged into sample weight as Keras's ``apply_mask``) or None."""
+def _weights(values_shape, dtype, sample_weight, mask, reduction, unbroadcast: bool = False):
+    """Per-value weights (mask merged into sample weight as Keras's ``apply_mask``) or None; with ``unbroadcast``,
+    those weights before they are broadcast to the values (brought to their rank: what Keras sums for
+    ``mean_with_sample_weight``)."""
     w = None
     if mask is not None:
         mask = np.asarray(mask).astype(bool)
@@ -83,6 +85,8 @@ def _weights(values_shape, dtype, sample_weight, mask, reduction):
     if w is None:
         return None
     v2, w2 = _same_rank(np.empty(values_shape, dtype=bool), w)
+    if unbroadcast:
+        return w2
     try:
         return np.broadcast_to(w2, v2.shape).reshape(values_shape)
     except ValueError:
@@ -233,8 +237,9 @@ class Loss:
                 weighted = weighted[:, None]  # (Keras expands one value per sample to the weights' (batch, 1))
             return weighted.astype(dtype, copy=False), None
         n = weighted.size if self.reduction != "sum" else 1
-        if self.reduction == "mean_with_sample_weight" and w is not None:  # (Keras: by the weights' sum)
-            n = float(np.sum(np.broadcast_to(w, values.shape), dtype=dtype))
+        if self.reduction == "mean_with_sample_weight" and w is not None:  # (Keras: by the weights' sum, before
+            # they are broadcast to the values: (B, 1) weights of (B, C) values sum over the batch)
+            n = float(np.sum(_weights(values.shape, dtype, sample_weight, mask, self.reduction, True), dtype=dtype))
         divisor = dtype.type(n)
         loss = np.sum(weighted, dtype=dtype) / divisor if n else dtype.type(0)
         if not grad:
