@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from . import protobuf_wire as pw
 from .keras_rnn_cells import stack_groups
+from .saved_model_vocab import fill_vocabularies
 from .tensor_bundle import OBJECT_GRAPH_KEY, Bundle, open_inside, read_small_file
 
 MAX_METADATA_BYTES = 64 << 20
@@ -330,7 +331,7 @@ def read_saved_model(path) -> SavedModelSource:
                 f"{path}: a subclassed Keras model (class {class_name!r}): its layers and call() are Python code "
                 "that the SavedModel does not describe as a config; fastgru loads Sequential and Functional models")
         raise ModelFileError(path, "keras_metadata.pb has no model_config: not a Keras model fastgru can rebuild")
-    config = _untag(config, path)
+    config = fill_vocabularies(_untag(config, path), meta.root.get("config"))
     if config.get("class_name") not in ("Sequential", "Functional", "Model") and \
             (meta.identifier == "_tf_keras_model" or meta.root.get("is_graph_network") is False):
         raise UnsupportedKerasFeature(
