@@ -569,3 +569,55 @@ def test_classes_registered_under_another_name_load(rng, tmp_path):
     loaded = fg.load_model(tmp_path / "m.keras")
     assert type(loaded.loss).__name__ == "Squared"
     assert loaded.evaluate(x, y, verbose=0, return_dict=True)["count"] == 8.0
+
+
+def test_a_held_attention_layer_never_called_saves_and_loads(rng, tmp_path):
+    class Block(fg.layers.Layer):
+        def __init__(self, use_attention=False, **kwargs):
+            super().__init__(**kwargs)
+            self.use_attention = use_attention
+            self.gru = GRU(6, return_sequences=True)
+            self.attention = fg.layers.MultiHeadAttention(2, 3)
+
+        def call(self, x):
+            h = self.gru(x)
+            return h + self.attention(h, h) if self.use_attention else h
+
+        def get_config(self):
+            return {**super().get_config(), "use_attention": self.use_attention}
+
+    inputs = fg.Input((5, 3))
+    model = fg.Model(inputs, Block()(inputs))
+    x = rng.normal(size=(4, 5, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"Block": Block})
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_loss_object_called_inside_a_custom_loss_is_named_in_the_refusal(rng):
+    def non_padding(y_true, y_pred):  # (keras.io's NER loss calls a loss object on the tensors)
+        return fg.losses.SparseCategoricalCrossentropy(reduction=None)(y_true, y_pred)
+
+    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(3, activation="softmax")])
+    model.compile("sgd", non_padding)
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="computes on arrays, not on symbolic tensors"):
+        model.fit(rng.normal(size=(4, 5, 3)), np.zeros((4, 1)), verbose=0)
+
+
+@pytest.mark.keras
+def test_from_keras_keeps_weight_decay_exclusions(keras, rng):
+    x, y = rng.normal(size=(16, 5, 3)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    for exclude in ("names", "variables"):
+        km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+        optimizer = keras.optimizers.AdamW(0.01, weight_decay=0.5)
+        if exclude == "names":
+            optimizer.exclude_from_weight_decay(var_names=["bias"])
+        else:
+            optimizer.exclude_from_weight_decay(var_list=[km.layers[1].kernel])
+        km.compile(optimizer, "mse")
+        ours = fg.from_keras(km)
+        theirs = km.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+        mine = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, err_msg=exclude)
+        for a, b in zip(ours.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=exclude)

@@ -52,10 +52,26 @@ def _compile_like(model, keras_model) -> None:
         config["loss"] = live_loss
     restore_compile(model, config, "<live keras model>", _keras_version_of(keras_model))
     optimizer = getattr(keras_model, "optimizer", None)
+    if getattr(model, "_compiled", None) is not None and optimizer is not None:
+        _weight_decay_exclusions(model, keras_model, optimizer)
     if getattr(model, "_compiled", None) is not None:  # (summary() counts the optimizer's variables if Keras's has any)
         model.optimizer.built_by_keras_load = bool(getattr(optimizer, "built", False))
     if getattr(model, "_compiled", None) is not None and optimizer is not None and getattr(optimizer, "built", False):
         optimizer_state.restore(model, [np.asarray(v) for v in optimizer.variables], "<live keras model>")
+
+
+def _weight_decay_exclusions(model, keras_model, keras_optimizer) -> None:
+    """The Keras optimizer's ``exclude_from_weight_decay`` (kept out of its config) on the converted model's optimizer:
+    its name patterns, and its variables as the converted model's arrays at their places among the trainable ones."""
+    patterns = getattr(keras_optimizer, "_exclude_from_weight_decay_pattern", None) or []
+    patterns = [getattr(p, "pattern", p) for p in (patterns if isinstance(patterns, (list, tuple)) else [patterns])]
+    excluded = set(getattr(keras_optimizer, "_exclude_from_weight_decay", None) or ())
+    theirs = list(getattr(keras_model, "trainable_weights", None) or [])
+    ours = model.trainable_weights
+    key = getattr(keras_optimizer, "_var_key", None)  # (how Keras keys them: the TensorFlow variable's unique id)
+    arrays = [w for k, w in zip(theirs, ours) if excluded and (key(k) if callable(key) else id(k)) in excluded]
+    if (patterns or arrays) and len(theirs) == len(ours):
+        model.optimizer.exclude_from_weight_decay(var_list=arrays, var_names=patterns or None)
 
 
 def _live_losses(loss):

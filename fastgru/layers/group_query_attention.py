@@ -83,6 +83,8 @@ class GroupedQueryAttention(MultiHeadAttention):
     def keras_var_groups(self) -> list[tuple[str, int]]:
         """Keras 3's weights-file groups: the sublayers keep their attributes' leading underscores here."""
         n = 2 if self.use_bias else 1
+        if not self.weights:  # (never built: a layer held and not called writes no groups, as Keras's)
+            return []
         return [(f"_{group}/vars", n) for group in ("query_dense", "key_dense", "value_dense", "output_dense")]
 
     def get_config(self) -> dict:

@@ -200,6 +200,8 @@ class MultiHeadAttention(Layer):
     def keras_var_groups(self) -> list[tuple[str, int]]:
         """The Keras 3 weights-file groups below the layer's own path, with how many variables each holds."""
         n = 2 if self.use_bias else 1
+        if not self.weights:  # (never built: a layer held and not called writes no groups, as Keras's)
+            return []
         return [(f"{group}/vars", n) for _, group in _PROJECTIONS]
 
     #: tf_keras's MultiHeadAttention (a layer read from a Keras 2 file): masked scores get -1e9 added and the

@@ -128,6 +128,10 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> float:
         """Reduced loss as a Python float (with Keras's ``.numpy()``: ``fastgru.eager.EagerScalar``); with
         ``reduction=None`` or ``"none"``, the values per sample (an array)."""
+        if getattr(y_true, "_fg_symbolic", False) or getattr(y_pred, "_fg_symbolic", False):
+            raise UnsupportedKerasFeature(
+                f"loss {self.name!r} computes on arrays, not on symbolic tensors: inside a custom loss, write it with "
+                "fg.ops (ops.mean(ops.square(y_true - y_pred), axis=-1) for MeanSquaredError)")
         return eager(self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0])
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None) -> tuple[float, np.ndarray]:
