@@ -188,8 +188,52 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
     return eager(values(arrays, c))
 
 
+def _crossentropy_operands(target, output):
+    return tuple(a if _symbolic(a) or is_weight_valued(a) else keras_array(a) for a in (target, output))
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Keras's ``ops.binary_crossentropy``: elementwise, composed of ops as Keras's TensorFlow backend computes it
+    (from probabilities clipped to ``[eps, 1 - eps]``; from logits, ``relu(x) - x t + log1p(exp(-|x|))``), so a
+    custom loss trains through it. (Keras reads a sigmoid output's logits where it has them; fastgru takes the
+    probabilities it is given: the same values, to float32's rounding, away from 0 and 1.)"""
+    t, o = _crossentropy_operands(target, output)
+    if from_logits:
+        return OPS["add"](OPS["subtract"](OPS["relu"](o), OPS["multiply"](o, t)),
+                          OPS["log1p"](OPS["exp"](OPS["negative"](OPS["abs"](o)))))
+    o = OPS["clip"](o, _EPSILON, 1.0 - _EPSILON)
+    return OPS["negative"](OPS["add"](OPS["multiply"](t, OPS["log"](o)),
+                                      OPS["multiply"](OPS["subtract"](1.0, t), OPS["log"](OPS["subtract"](1.0, o)))))
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Keras's ``ops.categorical_crossentropy`` over ``axis``, composed of ops (probabilities normalised and clipped;
+    logits through ``log_softmax``)."""
+    t, o = _crossentropy_operands(target, output)
+    if from_logits:
+        log_p = OPS["log_softmax"](o, axis=axis)
+    else:
+        o = OPS["clip"](OPS["divide"](o, OPS["sum"](o, axis=axis, keepdims=True)), _EPSILON, 1.0 - _EPSILON)
+        log_p = OPS["log"](o)
+    return OPS["negative"](OPS["sum"](OPS["multiply"](t, log_p), axis=axis))
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Keras's ``ops.sparse_categorical_crossentropy`` (integer targets, a trailing 1 squeezed), composed of ops."""
+    t, o = _crossentropy_operands(target, output)
+    if axis not in (-1, len(o.shape) - 1):
+        raise ValueError(f"sparse_categorical_crossentropy takes axis=-1 (the last), received axis={axis}")
+    if len(t.shape) == len(o.shape) and t.shape[-1] == 1:
+        t = OPS["squeeze"](t, axis=-1)
+    if not from_logits:
+        o = OPS["log"](OPS["clip"](o, _EPSILON, 1.0 - _EPSILON))
+    one_hot = OPS["one_hot"](OPS["cast"](t, "int32"), int(o.shape[-1]), dtype=str(np.dtype(o.dtype)))
+    return OPS["negative"](OPS["sum"](OPS["multiply"](one_hot, OPS["log_softmax"](o, axis=-1)), axis=-1))
+
+
 FUNCTIONS = {f.__name__: f for f in (pad, average, slice, layer_normalization, rms_normalization, segment_sum,
-                                     segment_max, where, multi_hot, dot_product_attention)}
+                                     segment_max, where, multi_hot, dot_product_attention, binary_crossentropy,
+                                     categorical_crossentropy, sparse_categorical_crossentropy)}
 
 
 def install(module) -> None:

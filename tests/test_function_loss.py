@@ -263,3 +263,37 @@ def test_mean_with_sample_weight_divides_by_the_weights_before_broadcasting(rng)
     expected = float(np.sum((y - p) ** 2 * weights) / np.sum(weights))
     assert per_element(y, p, sample_weight=weights) == pytest.approx(expected, rel=1e-5)
     assert per_element.value_and_grad(y, p, sample_weight=weights)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_ops_crossentropies_train_inside_a_custom_loss(rng):
+    def focal_like(y_true, y_pred):  # (a focal loss written with ops.binary_crossentropy, as scripts write it)
+        bce = ops.binary_crossentropy(y_true, y_pred)
+        return ops.mean(ops.square(1.0 - ops.exp(-bce)) * bce, axis=-1)
+
+    y = rng.integers(0, 2, (6, 3)).astype(np.float64)
+    p = rng.uniform(0.05, 0.95, (6, 3))
+    value, grad = fg.losses.get(focal_like).value_and_grad(y, p)
+    assert value == pytest.approx(float(np.mean(focal_like(y, p))), rel=1e-12)
+    np.testing.assert_allclose(grad, numeric_gradient(lambda q: np.float64(_value(focal_like, y, q)), p, 1.0),
+                               rtol=1e-6, atol=1e-9)
+    labels = rng.integers(0, 3, (6, 1)).astype(np.float64)
+    sparse = fg.losses.LossFunctionWrapper(lambda t, q: ops.sparse_categorical_crossentropy(t, q, from_logits=True))
+    logits = rng.normal(size=(6, 3))
+    _, grad = sparse.value_and_grad(labels, logits)
+    np.testing.assert_allclose(grad, numeric_gradient(lambda q: np.float64(_value(sparse, labels, q)), logits, 1.0),
+                               rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.keras
+def test_ops_crossentropies_match_keras(keras, rng):
+    t = rng.integers(0, 2, (4, 3)).astype("float32")
+    p = rng.uniform(0.05, 0.95, (4, 3)).astype("float32")
+    x = rng.normal(size=(4, 3)).astype("float32")
+    one_hot = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    labels = np.array([0, 1, 2, 0])
+    for name, target in (("binary_crossentropy", t), ("categorical_crossentropy", one_hot),
+                         ("sparse_categorical_crossentropy", labels)):
+        for output, from_logits in ((p, False), (x, True)):
+            np.testing.assert_allclose(getattr(ops, name)(target, output, from_logits=from_logits),
+                                       getattr(keras.ops, name)(target, output, from_logits=from_logits),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{name} from_logits={from_logits}")
