@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastgru as fg
+from fastgru import ops
 from fastgru.layers import GRU, Conv2D, ConvLSTM1D, Dense, Flatten, Input, MaxPooling2D, TimeDistributed
 
 
@@ -594,14 +595,22 @@ def test_a_held_attention_layer_never_called_saves_and_loads(rng, tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_a_loss_object_called_inside_a_custom_loss_is_named_in_the_refusal(rng):
-    def non_padding(y_true, y_pred):  # (keras.io's NER loss calls a loss object on the tensors)
+def test_a_loss_object_called_inside_a_custom_loss_trains_as_the_ops_it_stands_for(rng):
+    def non_padding(y_true, y_pred):  # (keras.io's NER loss calls a loss object on the tensors: training/loss_node.py)
         return fg.losses.SparseCategoricalCrossentropy(reduction=None)(y_true, y_pred)
 
-    model = fg.Sequential([Input((5, 3)), GRU(4), Dense(3, activation="softmax")])
-    model.compile("sgd", non_padding)
-    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="computes on arrays, not on symbolic tensors"):
-        model.fit(rng.normal(size=(4, 5, 3)), np.zeros((4, 1)), verbose=0)
+    def with_ops(y_true, y_pred):
+        return ops.sparse_categorical_crossentropy(y_true, y_pred)
+
+    x, y = rng.normal(size=(8, 5, 3)), rng.integers(0, 3, (8, 1))
+    histories, start = [], None
+    for loss in (non_padding, with_ops):
+        model = fg.Sequential([Input((5, 3)), GRU(4), Dense(3, activation="softmax")])
+        start = model.get_weights() if start is None else start
+        model.set_weights(start)
+        model.compile("sgd", loss)
+        histories.append(model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-6)
 
 
 @pytest.mark.keras

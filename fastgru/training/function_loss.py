@@ -22,6 +22,7 @@ from ..layers.names import names_kept
 from ..layers.op_shapes import whole_batch
 from ..tracing import generation
 from .loss_base import Loss, _float_dtype, _same_rank, _sum_to_shape
+from .loss_node import traced_prediction
 
 #: traces kept per loss (one per batch shape and dtype)
 _MAX_TRACES = 8
@@ -68,7 +69,11 @@ def _trace(loss, yt: np.ndarray, yp: np.ndarray):
     try:
         with names_kept(), whole_batch():  # (names: none of the user's layer numbering used up)
             t, p = Input(batch_shape=yt.shape, dtype=yt.dtype.name), Input(batch_shape=yp.shape, dtype=yp.dtype.name)
-            out = loss.call(t, p)
+            token = traced_prediction.set(p)  # (a built-in loss called in it: its targets must not come from p)
+            try:
+                out = loss.call(t, p)
+            finally:
+                traced_prediction.reset(token)
             if not getattr(out, "_fg_symbolic", False):
                 raise UnsupportedKerasFeature("it returned values that do not come from y_true and y_pred")
             model = Model([t, p], out, name=f"{loss.name}_traced_loss")

@@ -113,6 +113,9 @@ class Loss:
     #: how a loss computing its values in ``call`` (a script's function or ``Loss`` subclass) runs: set by
     #: ``training/function_loss.py`` (its values from the call, its gradient from a trace of it)
     _run_call = None
+    #: how a loss called on symbolic tensors (inside a custom loss's traced call) records itself: set by
+    #: ``training/loss_node.py``
+    _symbolic_call = None
 
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype=None):
         if reduction == "auto":  # Keras 2's name (tf_keras files): sum_over_batch_size wherever fit uses it
@@ -128,10 +131,11 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None, mask=None) -> float:
         """Reduced loss as a Python float (with Keras's ``.numpy()``: ``fastgru.eager.EagerScalar``); with
         ``reduction=None`` or ``"none"``, the values per sample (an array)."""
-        if getattr(y_true, "_fg_symbolic", False) or getattr(y_pred, "_fg_symbolic", False):
-            raise UnsupportedKerasFeature(
-                f"loss {self.name!r} computes on arrays, not on symbolic tensors: inside a custom loss, write it with "
-                "fg.ops (ops.mean(ops.square(y_true - y_pred), axis=-1) for MeanSquaredError)")
+        if any(getattr(v, "_fg_symbolic", False) for v in (y_true, y_pred, sample_weight)):
+            if mask is not None:
+                raise UnsupportedKerasFeature(f"loss {self.name!r} on symbolic tensors with a mask (weight the values "
+                                              "with sample_weight)")
+            return Loss._symbolic_call(self, y_true, y_pred, sample_weight)  # (a node of a custom loss's trace)
         return eager(self._run(y_true, y_pred, self.from_logits, sample_weight, mask, grad=False)[0])
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, mask=None) -> tuple[float, np.ndarray]:

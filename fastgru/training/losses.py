@@ -26,6 +26,7 @@ from .focal_losses import BinaryFocalCrossentropy, CategoricalFocalCrossentropy
 from .function_loss import LossFunctionWrapper
 from .keras_objects import keras_config
 from .loss_base import Loss, _clip_and_mask, _same_rank, _sigmoid_xent
+from .loss_node import symbolic_loss
 from .more_losses import (
     CategoricalHinge,
     CosineSimilarity,
@@ -273,15 +274,14 @@ _CLASSES = {c.__name__: c for c in (BinaryCrossentropy, CategoricalCrossentropy,
 
 def _loss_function(name: str, cls: type):
     def function(y_true, y_pred, **options):
-        if getattr(y_true, "_fg_symbolic", False) or getattr(y_pred, "_fg_symbolic", False):
-            raise UnsupportedKerasFeature(f"fg.losses.{name} computes on arrays, not on symbolic tensors: inside a "
-                                          "custom loss, write it with fg.ops (ops.mean(ops.square(y_true - y_pred), "
-                                          "axis=-1) for mean_squared_error)")
         try:
             loss = cls(**options)
         except TypeError:  # (an option the class does not take: named)
             raise TypeError(f"{name}() got an unexpected keyword argument among {sorted(options)} (it takes the "
                             f"options of {cls.__name__})") from None
+        if getattr(y_true, "_fg_symbolic", False) or getattr(y_pred, "_fg_symbolic", False):
+            loss.name = name
+            return symbolic_loss(loss, y_true, y_pred, function=True)  # (a node of a custom loss's trace)
         return eager(loss.per_sample(y_true, y_pred))  # (with Keras's .numpy())
 
     function.__name__ = function.__qualname__ = name
