@@ -67,3 +67,97 @@ def test_schedule_optimizer_config_and_refusals():
         S.ExponentialDecay(0.1, 0, 0.5)
     with pytest.raises(ValueError, match="1 less than"):
         S.PiecewiseConstantDecay([1, 2], [0.1])
+
+
+def _warmup_class(module):
+    """keras.io's transformer schedule, written against ``module`` (fastgru or Keras)."""
+
+    class Warmup(module.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, d_model=16, warmup_steps=4):
+            self.d_model, self.warmup_steps = d_model, warmup_steps
+
+        def __call__(self, step):
+            step = module.ops.cast(step, "float32") + 1
+            ramp = step * (self.warmup_steps ** -1.5)
+            return module.ops.rsqrt(module.ops.cast(self.d_model, "float32")) * module.ops.minimum(
+                module.ops.rsqrt(step), ramp)
+
+        def get_config(self):
+            return {"d_model": self.d_model, "warmup_steps": self.warmup_steps}
+
+    return Warmup
+
+
+def test_a_function_as_the_learning_rate_is_called_at_each_step(rng, tmp_path):
+    rates = iter([0.1, 0.0, 0.2])
+    opt = fg.optimizers.SGD(lambda: next(rates))
+    var = np.ones(2, np.float32)
+    for expected in ([0.9, 0.9], [0.9, 0.9], [0.7, 0.7]):
+        opt.apply([np.ones(2, np.float32)], [var])
+        np.testing.assert_allclose(var, expected, rtol=1e-6)
+    assert len(opt.variables) == 1  # (no rate variable, as Keras's: the step count alone)
+
+    def half_rate():
+        return 0.05
+
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    model.compile(fg.optimizers.SGD(half_rate), "mse")
+    assert model.optimizer.get_config()["learning_rate"] == {
+        "module": "builtins", "class_name": "function", "config": "half_rate", "registered_name": "function"}
+    x, y = rng.normal(size=(8, 5, 3)), rng.normal(size=(8, 1))
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"half_rate": half_rate})
+    assert loaded.optimizer.learning_rate == pytest.approx(0.05)
+    with pytest.warns(UserWarning, match="pass it in custom_objects"):  # (no code runs from a file)
+        assert fg.load_model(tmp_path / "m.keras").optimizer is None
+    opt = fg.optimizers.Adam(0.01)
+    opt.learning_rate = S.ExponentialDecay(0.1, 10, 0.5)  # (a schedule or function set later, as Keras allows)
+    assert opt.learning_rate == pytest.approx(0.1)
+
+
+def test_a_scripts_schedule_class_trains_saves_and_loads(rng, tmp_path):
+    warmup = _warmup_class(fg)
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    model.compile(fg.optimizers.Adam(warmup()), "mse")
+    model.fit(rng.normal(size=(8, 5, 3)), rng.normal(size=(8, 1)), batch_size=4, verbose=0)
+    assert model.optimizer.learning_rate == pytest.approx(16 ** -0.5 * 3 * 4 ** -1.5, rel=1e-6)
+    assert model.optimizer.get_config()["learning_rate"] == {
+        "module": None, "class_name": "Warmup", "config": {"d_model": 16, "warmup_steps": 4},
+        "registered_name": "Warmup"}
+    model.save(tmp_path / "m.keras")
+    loaded = fg.load_model(tmp_path / "m.keras", custom_objects={"Warmup": warmup})
+    assert loaded.optimizer.learning_rate == pytest.approx(model.optimizer.learning_rate, rel=1e-7)
+    with pytest.warns(UserWarning, match="'Warmup' is not supported"):
+        assert fg.load_model(tmp_path / "m.keras").optimizer is None
+
+
+@pytest.mark.keras
+def test_scripts_schedules_and_rate_functions_match_keras(keras, rng, tmp_path):
+    x, y = rng.random((16, 5, 3)).astype("float32"), rng.random((16, 1)).astype("float32")
+    theirs, ours = _warmup_class(keras), _warmup_class(fg)
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(1)])
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(1)])
+    start = km.get_weights()
+    for their_rate, our_rate in ((theirs(), ours()), (lambda: 0.05, lambda: 0.05)):
+        km.set_weights(start)
+        model.set_weights(start)
+        km.compile(keras.optimizers.Adam(their_rate), "mse")
+        model.compile(fg.optimizers.Adam(our_rate), "mse")
+        expected = km.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        got = model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        for a, b in zip(model.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    km.set_weights(start)
+    km.compile(keras.optimizers.Adam(theirs()), "mse")
+    km.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    km.save(tmp_path / "k.keras")
+    mine = fg.load_model(tmp_path / "k.keras", custom_objects={"Warmup": ours})
+    assert float(mine.optimizer.learning_rate) == pytest.approx(float(km.optimizer.learning_rate), rel=1e-6)
+    mine.save(tmp_path / "ours.keras")
+    back = keras.models.load_model(tmp_path / "ours.keras", custom_objects={"Warmup": theirs})
+    assert float(back.optimizer.learning_rate) == pytest.approx(float(km.optimizer.learning_rate), rel=1e-6)
+    expected = km.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(mine.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0).history["loss"],
+                               expected, rtol=1e-5)

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ..layers import registry
 from .keras_objects import keras_config
 
 _F32 = np.float32
@@ -206,6 +207,20 @@ class CosineDecayRestarts(LearningRateSchedule):
                 "t_mul": self.t_mul, "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
 
 
+class FunctionRate(LearningRateSchedule):
+    """A function of no arguments given as the learning rate (Keras's callable ``learning_rate``): its value,
+    in float32, at each step."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, step) -> np.float32:
+        return _F32(self.function())
+
+    def get_config(self) -> dict:
+        return {"function": registry.function_name(self.function)}
+
+
 _CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay,
                                     CosineDecay, CosineDecayRestarts)}
 
@@ -228,10 +243,18 @@ def get(value) -> LearningRateSchedule:
     if converted is not None:
         value = converted
     if isinstance(value, dict):
-        cls = _CLASSES.get(value.get("class_name"))
+        name = value.get("class_name")
+        if name == "function":  # (a script's function as the rate: given in custom_objects or registered)
+            function = registry.custom_function(str(value.get("config")))
+            if function is None:
+                raise ValueError(f"the learning rate is the function {value.get('config')!r}: pass it in "
+                                 "custom_objects (fastgru runs no code from a file)")
+            return FunctionRate(function)
+        cls = _CLASSES.get(name) or registry.custom_function(str(value.get("registered_name") or name),
+                                                             LearningRateSchedule)
         if cls is None:
-            raise ValueError(f"learning-rate schedule {value.get('class_name')!r} is not supported; supported: "
-                             f"{', '.join(_CLASSES)}")
+            raise ValueError(f"learning-rate schedule {name!r} is not supported; supported: {', '.join(_CLASSES)}, "
+                             "or a script's own LearningRateSchedule subclass given in custom_objects or registered")
         try:
             return cls.from_config(dict(value.get("config") or {}))
         except TypeError as exc:
@@ -240,6 +263,13 @@ def get(value) -> LearningRateSchedule:
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
-    """Keras 3's serialized form (what a ``.keras`` file's optimizer config holds)."""
+    """Keras 3's serialized form (what a ``.keras`` file's optimizer config holds): a function as Keras writes one
+    (by its name), a script's own class by its registered name."""
+    if isinstance(schedule, FunctionRate):
+        return {"module": "builtins", "class_name": "function", "config": schedule.get_config()["function"],
+                "registered_name": "function"}
+    if not type(schedule).__module__.startswith("fastgru."):
+        return {"module": None, "class_name": type(schedule).__name__, "config": schedule.get_config(),
+                "registered_name": getattr(type(schedule), "_fg_registered_name", None) or type(schedule).__name__}
     return {"module": "keras.optimizers.schedules", "class_name": type(schedule).__name__,
             "config": schedule.get_config(), "registered_name": None}
