@@ -177,6 +177,6 @@ def print_functional_summary(model, line_length: int | None = None, print_fn=Non
 
 def _class_name(layer) -> str:
     """The class shown for a layer: Keras's op name for an op layer (``add (Add)``), else the class's."""
-    if getattr(layer, "_fg_model", False):
-        return "Functional"  # (a nested fg.Model: Keras's class name for it)
+    if getattr(layer, "_fg_model", False):  # (a nested fg.Model: Keras's class name for it, a nested Sequential's)
+        return "Sequential" if getattr(layer, "_as_sequential", None) is not None else "Functional"
     return layer.op if type(layer).__name__ == "KerasOp" else type(layer).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keras_parity import assert_fixture_numbers, assert_keras_parity
+from keras_parity import assert_fixture_numbers, assert_keras_parity, assert_same_fit
 
 import fastgru as fg
 from fastgru.errors import ModelFileError, UnsupportedKerasFeature
@@ -59,8 +59,11 @@ def test_fastgru_rnn_of_a_cell_is_the_layer(rng):
         ref.set_weights(ours.get_weights())
         np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
     assert repr(fg.layers.GRUCell(3)) == "GRUCell(units=3)"
-    with pytest.raises(ValueError, match="StackedRNNCells"):
-        fg.layers.RNN([fg.layers.GRUCell(3), fg.layers.GRUCell(3)])
+    for option in ("return_state", "go_backwards"):
+        with pytest.raises(ValueError, match=f"RNN over a list of cells with {option}=True is not supported"):
+            fg.layers.RNN([fg.layers.GRUCell(3), fg.layers.GRUCell(3)], **{option: True})
+    with pytest.raises(TypeError, match=r"found \['GRUCell', 'GRU'\]"):
+        fg.layers.RNN([fg.layers.GRUCell(3), fg.layers.GRU(3)])
     with pytest.raises(TypeError, match="GRUCell, LSTMCell or SimpleRNNCell, found GRU"):
         fg.layers.RNN(fg.layers.GRU(3))
 
@@ -150,3 +153,44 @@ def test_keras_stacked_cells_in_graphs(keras, rng, tmp_path):
     given.save(tmp_path / "s.keras")
     with pytest.raises(UnsupportedKerasFeature, match="a stack of cells given initial states"):
         fg.load_model(tmp_path / "s.keras")
+
+
+def _stack_in(module, **options):
+    layers = module.layers
+    return module.Sequential([module.Input((7, 3)), layers.Masking(),
+                              layers.RNN([layers.GRUCell(4), layers.LSTMCell(3), layers.SimpleRNNCell(2)], **options),
+                              layers.Dense(1)])
+
+
+def test_fastgru_rnn_of_a_list_of_cells_is_their_stack(rng, tmp_path):
+    x = rng.normal(size=(4, 7, 3)).astype(np.float32)
+    x[1, 5:] = 0
+    model = _stack_in(fg, return_sequences=True, name="stack")
+    stack = model.layers[1]
+    assert stack.name == "stack" and [type(layer).__name__ for layer in stack.layers] == ["GRU", "LSTM", "SimpleRNN"]
+    assert [layer.return_sequences for layer in stack.layers] == [True, True, True]
+    assert model.predict(x).shape == (4, 7, 1)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("stack (Sequential)" in line for line in lines)
+    model.save(tmp_path / "stack.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "stack.keras").predict(x), model.predict(x))
+
+
+@pytest.mark.keras
+def test_fastgru_rnn_of_a_list_of_cells_matches_keras(keras, rng, tmp_path):
+    x = rng.normal(size=(6, 7, 3)).astype(np.float32)
+    x[:2, 5:] = 0  # (masked steps, which every cell skips)
+    y = rng.normal(size=(6, 1)).astype(np.float32)
+    km, model = _stack_in(keras), _stack_in(fg)
+    assert [w.shape for w in model.get_weights()] == [w.shape for w in km.get_weights()]
+    model.set_weights(km.get_weights())
+    np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    km.compile(keras.optimizers.Adam(0.01), "mse")
+    model.compile(fg.optimizers.Adam(0.01), "mse")
+    assert_same_fit(model, km, x, y, epochs=3, batch_size=3)
+    for a, b in zip(model.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    model.save(tmp_path / "ours.keras")  # (a nested Sequential of the layers, which Keras reads to the same numbers)
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0),
+                               km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -2,16 +2,17 @@
 ``GRU(64, return_sequences=True)``, as in Keras, where both loop the same cell (and a file holds the
 cell's weights at the same place). The cells here hold a step's options; ``RNN`` builds the layer.
 
-Cells are not stepped one call at a time (fastgru's kernels run whole sequences); a list of cells
-(Keras's ``StackedRNNCells``) is refused: stack layers instead.
+Cells are not stepped one call at a time (fastgru's kernels run whole sequences). A list of cells (Keras's
+``StackedRNNCells``: each step's output of one cell is the next cell's input) is the stack of their layers, each
+but the last returning its sequence, in a Sequential named as the RNN — what a file's ``RNN([...])`` loads as.
 """
 
 from __future__ import annotations
 
+from . import registry
 from .base import unique_name
 from .gru import GRU
 from .lstm import LSTM
-from .registry import without_fixed_options
 from .simple_rnn import SimpleRNN
 
 
@@ -39,7 +40,7 @@ class _Cell:
         config = dict(config)
         for key in ("trainable", "dtype"):  # (the RNN layer's own)
             config.pop(key, None)
-        return cls(**without_fixed_options(cls.layer_class, config))
+        return cls(**registry.without_fixed_options(cls.layer_class, config))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(units={self.units})"
@@ -79,8 +80,8 @@ def RNN(  # noqa: N802 (Keras's name)
     (``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
     ``zero_output_for_mask``, ``name``, ...)."""
     if isinstance(cell, (list, tuple)):
-        raise ValueError("RNN over a list of cells (Keras's StackedRNNCells) is not supported: stack GRU/LSTM/"
-                         "SimpleRNN layers, return_sequences=True on all but the last, for the same model")
+        return _stacked(list(cell), return_sequences, return_state, go_backwards, stateful=stateful, unroll=unroll,
+                        zero_output_for_mask=zero_output_for_mask, **kwargs)
     if not isinstance(cell, _Cell):
         raise TypeError(f"RNN's cell should be a fastgru GRUCell, LSTMCell or SimpleRNNCell, found "
                         f"{type(cell).__name__}")
@@ -88,3 +89,21 @@ def RNN(  # noqa: N802 (Keras's name)
     return cell.layer_class(cell.units, **cell.options, return_sequences=return_sequences, return_state=return_state,
                             go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                             zero_output_for_mask=zero_output_for_mask, **kwargs)
+
+
+def _stacked(cells: list, return_sequences: bool, return_state: bool, go_backwards: bool, **options):
+    """``RNN([cell, ...])``: a Sequential of the cells' layers (see the module docstring)."""
+    if not cells or not all(isinstance(c, _Cell) for c in cells):
+        raise TypeError("RNN over a list of cells takes fastgru GRUCell, LSTMCell or SimpleRNNCell objects, found "
+                        f"{[type(c).__name__ for c in cells]}")
+    for flag, value in (("return_state", return_state), ("go_backwards", go_backwards)):
+        if value:  # (states: every cell's; backwards: the layers after the first would see the mask unreversed)
+            raise ValueError(f"RNN over a list of cells with {flag}=True is not supported: stack GRU/LSTM/SimpleRNN "
+                             "layers (return_sequences=True on all but the last), each with its own option")
+    name = options.pop("name", None) or unique_name("rnn")
+    layers = [c.layer_class(c.units, **c.options, **options, name=f"{name}_cell_{i}", return_sequences=True)
+              for i, c in enumerate(cells[:-1])]
+    last = cells[-1]
+    layers.append(last.layer_class(last.units, **last.options, **options, name=f"{name}_cell_{len(cells) - 1}",
+                                   return_sequences=return_sequences))
+    return registry.model_class("Sequential")(layers, name=name)
