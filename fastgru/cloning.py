@@ -27,9 +27,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
                                       "its config, as clone_model's defaults do)")
     if not isinstance(model, (Sequential, Model)):
         raise TypeError(f"clone_model expects a Sequential or Functional model, received {type(model).__name__}")
-    custom = {type(layer).__name__: type(layer) for layer in model._layers_and_ops  # (a script's own layers)
-              if getattr(type(layer), "_fg_user_layer", False)}
-    with registry.custom_layers(custom):
+    with registry.custom_layers(registry.script_classes(model._layers_and_ops)):  # (a script's own layers, cells)
         clone = (Sequential.from_config(model.get_config()) if isinstance(model, Sequential)
                  else model_from_config(functional_config(model)))
     if getattr(model, "_compiled", None) is not None:  # (Keras 3.15 compiles the clone from the compile config)

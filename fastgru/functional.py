@@ -468,8 +468,7 @@ class Model(KerasModelAPI, WrapperTrainable):
 
         compiled = getattr(self, "_compiled", None)
         compile_args = None if compiled is None else (compiled.optimizer,) + tuple(compiled.spec)
-        custom = {type(layer).__name__: type(layer) for layer in self._layers_and_ops  # (a script's own layers)
-                  if getattr(type(layer), "_fg_user_layer", False)}
+        custom = registry.script_classes(self._layers_and_ops)
         return (rebuild_functional, (functional_config(self), self.get_weights(), compile_args, custom or None))
 
     def __repr__(self) -> str:

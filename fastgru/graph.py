@@ -227,9 +227,10 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if len(states) != n:
             raise ValueError(f"{label} has {n} state(s); initial_state holds {len(states)} tensors")
         units = layer.forward_layer.units if hasattr(layer, "forward_layer") else layer.units
-        for i, s in enumerate(states):
-            if len(s.shape) != 2 or s.shape[1] not in (None, units):
-                raise ValueError(f"{label}: initial_state {i} must have shape (batch, {units}), received "
+        sizes = getattr(layer, "state_sizes", None) or [units] * n  # (a script's cell: its state_size, cell_rnn.py)
+        for i, (s, size) in enumerate(zip(states, sizes)):
+            if len(s.shape) != 2 or s.shape[1] not in (None, size):
+                raise ValueError(f"{label}: initial_state {i} must have shape (batch, {size}), received "
                                  f"{_fmt(s.shape)}")
     if masks:
         if len(masks) < len(args) and getattr(layer, "_masks_may_omit_key", False):
@@ -404,71 +405,8 @@ def _kind(layer) -> str:
         return "sequential"
     if getattr(layer, "_fg_model", False):
         return "model"
-    if name in ("GRU", "LSTM", "SimpleRNN"):
+    if name in ("GRU", "LSTM", "SimpleRNN", "RNN"):  # (RNN: a script's own cell looped, layers/cell_rnn.py)
         return "rnn"
     if name == "Bidirectional":
         return "bidirectional"
     return "layer"
-
-
-# ---------------------------------------------------------------------------------------------
-# recurrent layers with states in and out (training)
-# ---------------------------------------------------------------------------------------------
-def _rnn_forward(layer, x, mask, training, states):
-    """A recurrent layer's training forward with states in and [output, *final states] out
-    (``RecurrentLayer.forward_with_states``)."""
-    return layer.forward_with_states(x, mask=mask, training=training, initial_state=states or None)
-
-
-def _rnn_backward(layer, d_outputs, cache, need_dx):
-    """(dx, [d initial states], grads) from the gradients of [output, *final states] (None for zeros)."""
-    return layer.backward_with_states(d_outputs, cache, need_dx)
-
-
-def _bidirectional_forward(layer, x, mask, training, states):
-    from ._threads import side_by_side
-
-    fwd, bwd = layer._split_initial_state(states or None)
-    (y, cf), (y_rev, cb) = side_by_side(
-        lambda: _rnn_forward(layer.forward_layer, x, mask, training, fwd),
-        lambda: _rnn_forward(layer.backward_layer, x, mask, training, bwd),
-    )
-    if not layer.return_state:
-        return layer._merge(y, y_rev), (cf, cb, y, y_rev)
-    out = layer._merge(y[0], y_rev[0])  # merge_mode=None: [forward output, backward output], two outputs
-    return (out if isinstance(out, list) else [out]) + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
-
-
-def _merge_gradients(layer, d_outputs, y, y_rev):
-    """(d forward output, d backward output in input order) from the merged output's gradient, or, with
-    merge_mode=None, from the two outputs' own (None for zeros)."""
-    if layer.merge_mode is None:
-        return tuple(np.zeros_like(y) if d is None else np.asarray(d, y.dtype) for d in d_outputs[:2])
-    dy = d_outputs[0]
-    if dy is None:
-        dy = np.zeros(layer._merge(y, y_rev).shape, y.dtype)
-    if layer.merge_mode == "concat":
-        h = y.shape[-1]
-        return dy[..., :h], dy[..., h:]
-    if layer.merge_mode == "sum":
-        return dy, dy
-    if layer.merge_mode == "ave":
-        return dy / dy.dtype.type(2), dy / dy.dtype.type(2)
-    aligned = y_rev[:, ::-1] if layer.return_sequences else y_rev
-    return dy * aligned, dy * y
-
-
-def _bidirectional_backward(layer, d_outputs, cache, need_dx):
-    cf, cb, y, y_rev = cache
-    n_out = 2 if layer.merge_mode is None else 1
-    dy_f, dy_b = _merge_gradients(layer, d_outputs, y, y_rev)
-    if layer.return_sequences:
-        dy_b = dy_b[:, ::-1]
-    n = len(layer.forward_layer.state_names)
-    ds = list(d_outputs[n_out:]) + [None] * (2 * n - len(d_outputs[n_out:]))
-    if cf is None:  # inference forward (not training, no states): nothing to differentiate
-        raise RuntimeError("internal: backward through an inference-mode Bidirectional")
-    dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)
-    dx_b, s_b, g_b = _rnn_backward(layer.backward_layer, [np.ascontiguousarray(dy_b)] + ds[n:], cb, need_dx)
-    dx = dx_f + dx_b if need_dx else None
-    return dx, s_f + s_b, (list(g_f) + list(g_b)) if layer.trainable else []

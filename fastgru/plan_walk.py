@@ -9,13 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import (
-    _bidirectional_backward,
-    _bidirectional_forward,
     _explicit_masks,
-    _rnn_backward,
-    _rnn_forward,
     call_mask,
 )
+from .graph_states import _bidirectional_backward, _bidirectional_forward, _rnn_backward, _rnn_forward
 from .logit_source import chain_logits, graph_logits
 
 

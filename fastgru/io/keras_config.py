@@ -27,7 +27,7 @@ from .config_checks import (
 )
 from .keras_catalog import _KNOWN_UNSUPPORTED, snake_case, weights_key  # noqa: F401 (re-exported)
 from .keras_graph import REGISTERED_KEY, _check_chain_output, _entry, _entry_name, _functional_chain
-from .keras_rnn_cells import is_stacked, rnn_as_layer, stacked_layers
+from .keras_rnn_cells import custom_cell_rnn, is_stacked, rnn_as_layer, stacked_layers
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: the most layers a model file may have (recurrent models have tens; building a model costs time
@@ -364,7 +364,10 @@ def build_layer(spec: LayerSpec, major: int, path="<config>"):
                                    f"found {_short(name)}")
     name = name or snake_case(spec.class_name)
     label = f"{name} ({spec.class_name})"
-    if spec.class_name == "RNN":  # RNN(GRUCell(...)) is GRU(...) (keras_rnn_cells.py)
+    if spec.class_name == "RNN":  # RNN(GRUCell(...)) is GRU(...) (keras_rnn_cells.py); a script's cell, looped
+        looped = custom_cell_rnn(spec.config, name, path)
+        if looped is not None:
+            return looped
         class_name, config = rnn_as_layer(spec.config, label, path)
         spec = LayerSpec(class_name, config, spec.v3_path, spec.legacy_group, spec.build_config, spec.time_distributed)
         label = f"{name} (RNN({class_name}Cell))"

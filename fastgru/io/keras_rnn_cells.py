@@ -12,18 +12,23 @@ writes it back as that GRU, LSTM or SimpleRNN layer, which Keras loads to the sa
 next: the stack of those layers, each but the last returning its sequence (masked steps skipped by all), each
 cell's variables at ``<layer path>/cell/cells/<cell key>/vars`` (:func:`stacked_layers`). A stack returning its
 states (every cell's), given initial states, or going backwards (with a mask, the layers after the first would
-see the sequence reversed and its mask not) is refused. Other cells are refused by name: Keras's ``ConvLSTM``
-cells and custom cell classes (their ``call`` is code, which a file cannot carry).
+see the sequence reversed and its mask not) is refused. A script's own cell class given in ``custom_objects`` (or
+registered) is looped step by step (``layers/cell_rnn.py``, :func:`custom_cell_rnn`); other cells are refused by
+name: Keras's ``ConvLSTM`` cells and a cell class not given (its ``call`` is code, which a file cannot carry).
 """
 
 from __future__ import annotations
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
+from ..layers import registry
 from .config_checks import _trainable
 from .keras_graph import _entry
 
 #: Keras cell class -> the recurrent layer that loops it
 CELL_LAYERS = {"GRUCell": "GRU", "LSTMCell": "LSTM", "SimpleRNNCell": "SimpleRNN"}
+#: the options of Keras's RNN layer (beside its cell)
+_RNN_OPTIONS = ("name", "trainable", "dtype", "return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                "zero_output_for_mask")
 #: the keys of a cell's config that belong to the cell object, not to the layer's math
 _CELL_OWN = ("name", "trainable", "dtype")
 
@@ -40,7 +45,8 @@ def rnn_as_layer(config: dict, label: str, path) -> tuple[str, dict]:
     if cell_cls not in CELL_LAYERS:
         hint = ("a stack of cells loads as a layer of its own, not inside Bidirectional or TimeDistributed"
                 if cell_cls == "StackedRNNCells" else
-                f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}; a custom cell's code cannot be loaded")
+                f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}, or a script's own cell class given in "
+                "load_model's custom_objects (fastgru runs no code from a file)")
         raise UnsupportedKerasFeature(f"layer {label}: RNN({cell_cls}) is not supported here ({hint})")
     merged = {key: value for key, value in cell_cfg.items() if key not in _CELL_OWN}
     for key, value in config.items():
@@ -104,3 +110,27 @@ def stack_groups(paths: list[str]) -> list[list[int]]:
         else:
             groups.append([i])
     return groups
+
+
+def custom_cell_rnn(config: dict, name: str, path):
+    """The layer looping a script's own cell (``RNN(MinimalRNNCell(32))``: its class given in ``load_model``'s
+    ``custom_objects`` or registered, built by its ``from_config`` as Keras builds it), or None for another cell."""
+    cell = config.get("cell")
+    if not isinstance(cell, dict) or not isinstance(cell.get("class_name"), str) or cell["class_name"] in CELL_LAYERS:
+        return None
+    registered = cell.get("registered_name") if isinstance(cell.get("registered_name"), str) else None
+    cls = registry.custom_layer(registered or cell["class_name"]) or registry.custom_layer(cell["class_name"])
+    if cls is None or not hasattr(cls, "_fg_own_call"):
+        return None
+    _, cell_config = _entry(cell, path, f"layer {name!r}: cell")
+    try:
+        looped = cls.from_config(dict(cell_config))
+    except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
+        raise ModelFileError(path, f"layer {name!r}: {cls.__name__}.from_config refused the file's cell config "
+                                   f"({type(exc).__name__}: {exc})") from None
+    if registered is not None:
+        looped.__dict__["_fg_registered_name"] = registered  # (saved back under the file's registered name)
+    try:
+        return registry.model_class("RNN")(looped, **{k: v for k, v in config.items() if k in _RNN_OPTIONS})
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"layer {name!r} (RNN): {exc}") from None

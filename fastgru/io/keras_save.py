@@ -51,6 +51,8 @@ def keras3_layer_config(layer, *, rewrap: bool = True) -> dict:
         config["noise_shape"] = list(config["noise_shape"])
     if class_name == "TimeDistributed" and not getattr(layer.layer, "_fg_model", False):  # (a model: functional_save)
         config["layer"] = keras3_layer_config(layer.layer)
+    if class_name == "RNN":  # (a script's own cell, looped: layers/cell_rnn.py)
+        config["cell"] = keras3_layer_config(layer.cell)
     if class_name == "Bidirectional":
         config["layer"] = keras3_layer_config(layer.forward_layer)
         config["backward_layer"] = keras3_layer_config(layer.backward_layer)

@@ -94,7 +94,9 @@ def _trace(layer, xs: list, list_inputs: bool, mask, training: bool, options: di
             given = inputs if list_inputs else inputs[0]
             listed = isinstance(mask, (list, tuple))
             kwargs = {} if mask is None else {"mask": mask_inputs if listed else mask_inputs[0]}
-            outputs = type(layer).call(layer, given, training=training, **kwargs, **options)
+            step = layer.__dict__.get("_fg_step_call")  # (a cell looped by an RNN: [x, *states] in, out cell_rnn.py)
+            outputs = step(given, training) if step is not None else \
+                type(layer).call(layer, given, training=training, **kwargs, **options)
             list_outputs = isinstance(outputs, (list, tuple))
             outs = list(outputs) if list_outputs else [outputs]
             if not outs or not all(getattr(o, "_fg_symbolic", False) for o in outs):

@@ -377,6 +377,13 @@ def custom_layer(keras_class_name: str) -> type | None:
     return found if isinstance(found, type) and getattr(found, "_fg_user_layer", False) else None
 
 
+def script_classes(layers) -> dict:
+    """The script's own classes among ``layers`` and the cells they loop (Keras class name -> class): what a model
+    rebuilt from its config (a clone, an unpickled copy) takes as ``custom_objects``."""
+    return {type(obj).__name__: type(obj) for layer in layers for obj in (layer, layer.__dict__.get("cell"))
+            if getattr(type(obj), "_fg_user_layer", False)}
+
+
 def custom_function(name: str, base: type | None = None):
     """The script's own function for a file's serialized function ``name`` (a metric's: ``"rmse"``,
     ``"package>rmse"``), or with ``base`` its own subclass of ``base`` of that class name (a Keras-style

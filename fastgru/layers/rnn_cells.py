@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from . import registry
 from .base import unique_name
+from .cell_rnn import RNN as CellRNN
+from .cell_rnn import is_cell
 from .gru import GRU
 from .lstm import LSTM
 from .simple_rnn import SimpleRNN
@@ -82,9 +84,12 @@ def RNN(  # noqa: N802 (Keras's name)
     if isinstance(cell, (list, tuple)):
         return _stacked(list(cell), return_sequences, return_state, go_backwards, stateful=stateful, unroll=unroll,
                         zero_output_for_mask=zero_output_for_mask, **kwargs)
+    if is_cell(cell):  # (a script's own cell: looped step by step, cell_rnn.py)
+        return CellRNN(cell, return_sequences=return_sequences, return_state=return_state, go_backwards=go_backwards,
+                       stateful=stateful, unroll=unroll, zero_output_for_mask=zero_output_for_mask, **kwargs)
     if not isinstance(cell, _Cell):
-        raise TypeError(f"RNN's cell should be a fastgru GRUCell, LSTMCell or SimpleRNNCell, found "
-                        f"{type(cell).__name__}")
+        raise TypeError(f"RNN's cell should be a fastgru GRUCell, LSTMCell or SimpleRNNCell, or a Layer subclass "
+                        f"with state_size and call(inputs, states), found {type(cell).__name__}")
     kwargs.setdefault("name", unique_name("rnn"))  # (Keras's RNN layer is named "rnn", not after its cell)
     return cell.layer_class(cell.units, **cell.options, return_sequences=return_sequences, return_state=return_state,
                             go_backwards=go_backwards, stateful=stateful, unroll=unroll,

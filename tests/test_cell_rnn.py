@@ -1,0 +1,212 @@
+"""Keras's RNN around a script's own cell (layers/cell_rnn.py): keras.io's MinimalRNNCell and a two-state cell,
+looped step by step with masks, go_backwards, zero_output_for_mask, return_state, initial states and stateful
+carrying; gradients against float64 central differences; prediction, training and files (both ways) against Keras."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from gradcheck import numeric_gradient
+
+import fastgru as fg
+from fastgru import ops
+from fastgru.errors import UnsupportedKerasFeature
+
+
+class MinimalRNNCell(fg.layers.Layer):  # (keras.io's RNN layer example, with a tanh)
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size = units, units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        output = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent_kernel))
+        return output, [output]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class GatedCell(fg.layers.Layer):  # (two states of the layer's size, one gate: an LSTM-like cell)
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.state_size, self.output_size = units, [units, units], units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 2 * self.units), initializer="glorot_uniform", name="w")
+        self.u = self.add_weight(shape=(self.units, 2 * self.units), initializer="glorot_uniform", name="u")
+        self.b = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="b")
+
+    def call(self, inputs, states, training=None):
+        h, c = states
+        z = ops.matmul(inputs, self.w) + ops.matmul(h, self.u) + self.b
+        gate, candidate = ops.sigmoid(z[:, :self.units]), ops.tanh(z[:, self.units:])
+        c = gate * c + (1.0 - gate) * candidate
+        h = ops.tanh(c) * gate
+        return h, [h, c]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _graph(module, minimal, gated, **options):
+    layers = module.layers
+    inputs = module.Input((7, 3))
+    masked = layers.Masking()(inputs)
+    seq = layers.RNN(minimal(4), return_sequences=True, **options)(masked)
+    last, h, c = layers.RNN(gated(3), return_state=True, go_backwards=True)(seq)
+    again = layers.RNN(gated(3), return_sequences=True)(seq, initial_state=[h, c])
+    merged = layers.Concatenate()([last, c, layers.GlobalAveragePooling1D()(again)])
+    return module.Model(inputs, layers.Dense(1)(merged))
+
+
+def _data(rng):
+    x = rng.normal(size=(6, 7, 3)).astype(np.float32)
+    x[:2, 5:] = 0  # (masked steps: the states kept, the previous output repeated)
+    return x, rng.normal(size=(6, 1)).astype(np.float32)
+
+
+def test_cell_rnn_trains_saves_pickles_and_clones(rng, tmp_path):
+    x, y = _data(rng)
+    model = _graph(fg, MinimalRNNCell, GatedCell)
+    rnn = model.layers[2]
+    assert type(rnn).__name__ == "RNN" and isinstance(rnn.cell, MinimalRNNCell)
+    assert [w.shape for w in rnn.weights] == [(3, 4), (4, 4)]
+    model.compile(fg.optimizers.Adam(0.01), "mse")
+    history = model.fit(x, y, epochs=3, batch_size=3, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    expected = model.predict(x)
+    custom = {"MinimalRNNCell": MinimalRNNCell, "GatedCell": GatedCell}
+    for suffix in (".keras", ".h5"):
+        model.save(tmp_path / f"m{suffix}")
+        np.testing.assert_array_equal(fg.load_model(tmp_path / f"m{suffix}", custom_objects=custom).predict(x),
+                                      expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(x), expected)
+    clone = fg.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x), expected)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("(RNN)" in line for line in lines)
+    with pytest.raises(UnsupportedKerasFeature, match="RNN\\(MinimalRNNCell\\) is not supported.*custom_objects"):
+        fg.load_model(tmp_path / "m.keras")  # (the cell's class not given: no code runs from a file)
+
+
+def test_cell_rnn_gradients_match_central_differences_in_float64(rng):
+    cell = GatedCell(3, dtype="float64")
+    layer = fg.layers.RNN(cell, return_sequences=True, go_backwards=True, dtype="float64")
+    x = rng.normal(size=(2, 5, 2))
+    mask = np.ones((2, 5), bool)
+    mask[1, 3:] = False
+    layer.build(x.shape)
+    dy = rng.normal(size=(2, 5, 3))
+    _, cache = layer.forward(x, mask=mask, training=True)
+    dx, grads = layer.backward(dy, cache)
+    np.testing.assert_allclose(dx, numeric_gradient(lambda v: np.float64(np.sum(layer.call(v, mask=mask) * dy)), x, 1.0),
+                               rtol=1e-6, atol=1e-8)
+    for weight, grad in zip(layer.trainable_weights, grads):
+        def loss(value, weight=weight):
+            saved = np.array(weight)
+            weight.assign(value)
+            out = np.float64(np.sum(layer.call(x, mask=mask) * dy))
+            weight.assign(saved)
+            return out
+        np.testing.assert_allclose(grad, numeric_gradient(loss, np.array(weight), 1.0), rtol=1e-6, atol=1e-8)
+
+
+def test_cell_rnn_stateful_and_refusals(rng):
+    model = fg.Sequential([fg.Input(batch_shape=(2, 5, 3)), fg.layers.RNN(MinimalRNNCell(4), stateful=True)])
+    x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    first, second = model.predict(x), model.predict(x)
+    assert not np.allclose(first, second)  # (the second batch starts from the first's final state)
+    model.layers[0].reset_states()
+    np.testing.assert_array_equal(model.predict(x), first)
+
+    class NoStateSize(fg.layers.Layer):
+        def call(self, inputs, states):
+            return inputs, states
+
+    with pytest.raises(TypeError, match="Layer subclass with state_size and call\\(inputs, states\\)"):
+        fg.layers.RNN(NoStateSize())
+    bad = MinimalRNNCell(4)
+    bad.state_size = [4, [2, 2]]
+    with pytest.raises(ValueError, match="nested sizes are not supported"):
+        fg.layers.RNN(bad)
+    with pytest.raises(ValueError, match="initial_state holds 1"):
+        fg.layers.RNN(GatedCell(3))(x, initial_state=[np.zeros((2, 3), np.float32)])
+
+
+@pytest.mark.keras
+def test_cell_rnn_matches_keras(keras, rng, tmp_path):
+    ops_k = keras.ops
+
+    class KerasMinimal(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform",
+                                          name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                    name="recurrent_kernel")
+
+        def call(self, inputs, states):
+            output = ops_k.tanh(ops_k.matmul(inputs, self.kernel) + ops_k.matmul(states[0], self.recurrent_kernel))
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    class KerasGated(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size, self.output_size = units, [units, units], units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2 * self.units), initializer="glorot_uniform", name="w")
+            self.u = self.add_weight(shape=(self.units, 2 * self.units), initializer="glorot_uniform", name="u")
+            self.b = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="b")
+
+        def call(self, inputs, states, training=None):
+            h, c = states
+            z = ops_k.matmul(inputs, self.w) + ops_k.matmul(h, self.u) + self.b
+            gate, candidate = ops_k.sigmoid(z[:, :self.units]), ops_k.tanh(z[:, self.units:])
+            c = gate * c + (1.0 - gate) * candidate
+            h = ops_k.tanh(c) * gate
+            return h, [h, c]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    theirs = {"MinimalRNNCell": KerasMinimal, "GatedCell": KerasGated}
+    x, y = _data(rng)
+    for options in ({}, {"zero_output_for_mask": True}):
+        km, model = _graph(keras, KerasMinimal, KerasGated, **options), _graph(fg, MinimalRNNCell, GatedCell, **options)
+        assert [w.shape for w in model.get_weights()] == [w.shape for w in km.get_weights()]
+        model.set_weights(km.get_weights())
+        np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+        km.compile(keras.optimizers.Adam(0.01), "mse")
+        model.compile(fg.optimizers.Adam(0.01), "mse")
+        expected = km.fit(x, y, epochs=3, batch_size=3, shuffle=False, verbose=0).history["loss"]
+        got = model.fit(x, y, epochs=3, batch_size=3, shuffle=False, verbose=0).history["loss"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        for a, b in zip(model.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    km.save(tmp_path / "k.keras")
+    # (Keras names the script's classes by theirs: the file's cells are KerasMinimal and KerasGated)
+    loaded = fg.load_model(tmp_path / "k.keras", custom_objects={"KerasMinimal": MinimalRNNCell,
+                                                                  "KerasGated": GatedCell})
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "ours.keras")
+    back = keras.models.load_model(tmp_path / "ours.keras", custom_objects=theirs)
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fg.from_keras(km, custom_objects={"KerasMinimal": MinimalRNNCell,
+                                                                 "KerasGated": GatedCell}).predict(x),
+                               km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
