@@ -220,6 +220,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
             out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape), **call_kwargs)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+        if isinstance(out, tuple) and out and all(isinstance(s, (tuple, list)) for s in out):
+            out = list(out)  # (a tuple of shapes: a custom layer's several outputs, as Keras reads it)
         out_shapes = out if isinstance(out, list) else [out]
         out_shapes = [tuple(s) for s in out_shapes]
     if states:

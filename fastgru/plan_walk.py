@@ -283,8 +283,8 @@ def backward(model, d_outputs: list, tape: list, need_dx: bool = False):
         for s in step.outs:
             grads[s] = None
         layer = step.layer
-        if all(d is None for d in d_outs):
-            continue  # nothing downstream depends on this call
+        if all(d is None for d in d_outs) and not getattr(cache, "loss_sums", ()):
+            continue  # nothing downstream depends on this call (a custom layer's add_loss terms still send theirs)
         in_slots = step.args + step.states
         want_dx = need_dx or any(s not in input_slots for s in in_slots)
         kind = step.kind

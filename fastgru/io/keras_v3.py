@@ -189,6 +189,8 @@ def _layer_plan(layer, spec: LayerSpec, root: h5py.Group, path) -> list:
     named = read_named_vars(layer, root, spec.v3_path, path) if getattr(layer, "keras_named_variables", ()) else {}
     if named:
         plan.append((layer, named, None))
+    if getattr(type(layer), "_fg_user_layer", False):
+        _held_layers_built(layer, root, spec.v3_path, path)
     if not layer.weights:
         return plan
     groups = [(*_var_group(root, where, path), n) for where, n in v3_var_groups(layer, spec.v3_path)]
@@ -201,6 +203,39 @@ def _layer_plan(layer, spec: LayerSpec, root: h5py.Group, path) -> list:
     arrays = _read_groups(groups, shapes, path, [w.dtype.kind in "iu" for w in layer.weights])
     check_arrays(layer, arrays, path, where=spec.v3_path)
     return plan + [(layer, None, arrays)]
+
+
+def _file_var_groups(group: h5py.Group, at: str, depth: int = 0) -> set[str]:
+    """The paths of the non-empty ``vars`` groups below ``group`` (at ``at``)."""
+    found = set()
+    for key in list(group.keys())[:256] if depth < 16 else ():
+        item = group.get(key)
+        if isinstance(item, h5py.Group):
+            if key == "vars" and len(item.keys()):
+                found.add(f"{at}/vars")
+            elif key != "vars":
+                found |= _file_var_groups(item, f"{at}/{key}", depth + 1)
+    return found
+
+
+def _held_layers_built(layer, root: h5py.Group, vars_path: str, path) -> None:
+    """A script's own layer whose file holds variables of layers it holds that are not built yet (built by Keras's
+    first call, after its own ``build``): its call run once to build them (``keras_build_by_run``); variables it
+    still has no place for are refused by name, not left behind (its first call would make fresh ones)."""
+    own = vars_path[: -len("/vars")] if vars_path.endswith("/vars") else vars_path
+    try:
+        held = _file_var_groups(root[own], own) if own in root else set()
+    except (OSError, ValueError, KeyError):
+        return  # (get_group reports the damage)
+    expected = {where for where, n in v3_var_groups(layer, vars_path) if n}
+    if held <= expected:
+        return
+    layer.keras_build_by_run()
+    missing = sorted(held - {where for where, n in v3_var_groups(layer, vars_path) if n})
+    if missing:
+        raise ModelFileError(path, f"layer {layer.name!r} ({type(layer).__name__}): the file holds variables at "
+                                   f"{', '.join(missing[:4])} that the layer has no weights for, even after its call "
+                                   "ran once (layers it holds that its build and call do not make)")
 
 
 def _var_group(root: h5py.Group, where: str, path) -> tuple[h5py.Group, str]:

@@ -22,9 +22,9 @@ from ..eager import eager, plain
 from ..errors import UnsupportedKerasFeature
 from ..random import make_rng
 from ..tensor_arguments import TENSORS_KEY, gathered, unpacked
-from ..tracing import traced_call
 from ..variables import variable_of
 from .batch_totals import add_traced_loss
+from .custom_shapes import _shape_only, _spread, build_by_run, probed_output_shape
 from .custom_training import backward_traced, forward_traced, traced_logits_activation
 from .names import snake_case
 
@@ -77,6 +77,8 @@ def prepare_user_class(cls, base) -> None:
             f"{sub.name}/{path}" for sub in _sublayers(self, base) for path in _weight_paths(sub)])
     if getattr(cls, "keras_var_groups", None) is None:
         cls.keras_var_groups = lambda self: keras_var_groups(self, base)
+    if getattr(cls, "keras_build_by_run", None) is None:  # (a file's variables for layers it holds: io/keras_v3.py)
+        cls.keras_build_by_run = lambda self: self.built and build_by_run(self, self.input_shape)
     if getattr(cls, "keras_build_config", None) is None:
         cls.keras_build_config = _build_config
     if getattr(cls, "add_loss", None) is None:
@@ -287,6 +289,9 @@ def _keras_build(build, base):
         finally:
             self.__dict__["_fg_building"] = False
         _scope_sublayers(self, base)  # (and those its build made)
+        if build is None and type(self).compute_output_shape is not probed_output_shape and any(
+                not getattr(sub, "built", True) for sub in _sublayers(self, base)):
+            build_by_run(self, input_shape)  # (Keras's _build_by_run: no probe to build the layers it holds)
         base.build(self, tuple(input_shape))  # (the output shape probed: the layers it holds are built now)
 
     adapted._fg_keras_build = True
@@ -316,72 +321,6 @@ def _binding_call(inherited, signature):
         return inherited(self, inputs, **kwargs)
 
     return __call__
-
-
-def _spread(method, input_shape, options: dict) -> list:
-    """``[input_shape]``, or the shapes of a list input one per parameter where the tensors went to the call's own
-    parameters and ``method`` takes one shape for each (Keras's ``build(self, query_shape, values_shape)``)."""
-    if options.get(TENSORS_KEY) or (isinstance(input_shape, list) and input_shape and
-                                    isinstance(input_shape[0], (list, tuple))):
-        positional = [p for p in list(inspect.signature(method).parameters.values())[1:]
-                      if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        if len(positional) > 1 and len(positional) == len(input_shape):
-            return list(input_shape)
-    return [input_shape]
-
-
-def _shape_only(compute_output_shape):
-    """A class's own ``compute_output_shape(input_shape)``, given the call's options too (a graph passes them)."""
-    parameters = inspect.signature(compute_output_shape).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return compute_output_shape
-
-    @functools.wraps(compute_output_shape)
-    def shape_only(self, input_shape, **options):
-        return compute_output_shape(self, *_spread(compute_output_shape, input_shape, options))
-
-    return shape_only
-
-
-def probed_output_shape(self, input_shape, **options):
-    """The output shape of ``call``: called on zeros with the unknown sizes 2, then 3; an axis whose size follows
-    them is unknown (None), the batch axis is the input's. (Keras traces the call; fastgru runs it.)"""
-    listed = bool(input_shape) and all(isinstance(s, (list, tuple)) for s in input_shape)  # (a list input's)
-    input_shape = [tuple(s) for s in input_shape] if listed else tuple(input_shape)
-    if self.__dict__.get("_fg_building") or not input_shape:
-        return input_shape
-    outputs = []
-    for size in (2, 3):
-        dims = [tuple(size if d is None else int(d) for d in s) for s in (input_shape if listed else [input_shape])]
-        try:
-            with np.errstate(all="ignore"), traced_call(None):  # (eager, also inside a traced call)
-                zeros = [np.zeros(d, self.dtype) for d in dims]
-                try:
-                    out = self.call(zeros if listed else zeros[0], **options)
-                except Exception:  # noqa: BLE001  (a call that reads its mask unguarded: all steps kept, as a mask)
-                    if "mask" not in getattr(type(self).call, "_fg_takes", ()):
-                        raise
-                    masks = [np.ones(d[:2] if len(d) > 2 else d, bool) for d in dims]
-                    out = self.call(zeros if listed else zeros[0], mask=masks if listed else masks[0], **options)
-        except Exception as exc:  # noqa: BLE001  (whatever the user's call raises on zeros)
-            raise UnsupportedKerasFeature(
-                f"custom layer {self.name!r} ({type(self).__name__}): its output shape could not be found by calling "
-                f"it on zeros of shape {dims if listed else dims[0]} ({type(exc).__name__}: {exc}); define "
-                "compute_output_shape(input_shape)") from None
-        outputs.append([np.shape(o) for o in out] if isinstance(out, (list, tuple)) else np.shape(out))
-    first, second = outputs
-    batch = input_shape[0][0] if listed else input_shape[0]
-    if isinstance(first, list):
-        return [_merged(a, b, batch) for a, b in zip(first, second)]
-    return _merged(first, second, batch)
-
-
-def _merged(a: tuple, b: tuple, batch) -> tuple:
-    if len(a) != len(b):
-        raise UnsupportedKerasFeature(f"a custom layer's output rank follows its input's sizes ({a} and {b}): "
-                                      "define compute_output_shape(input_shape)")
-    merged = tuple(x if x == y else None for x, y in zip(a, b))
-    return (batch,) + merged[1:] if merged else merged
 
 
 def keras_add_weight(layer, *args, shape=None, initializer=None, dtype=None, trainable: bool = True,

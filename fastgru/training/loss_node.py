@@ -4,7 +4,10 @@
 (``training/function_loss.py``): its values (reduced as the loss object's ``reduction`` says, the sample weights
 and its own mask applied; a loss *function* gives the unreduced values) and their gradient in ``y_pred``, from the
 loss's own ``_values``. ``y_true`` takes no gradient, as targets: a custom loss whose targets come from ``y_pred``
-is refused when traced. Only the whole-batch graph of a loss trace (``op_shapes.whole_batch``) records such a node."""
+is refused when traced. The whole-batch graph of a loss trace (``op_shapes.whole_batch``) records such a node; a custom
+layer's traced call (``self.add_loss(self.loss_fn(targets, logits))``, keras.io's endpoint layer), whose graph keeps
+each sample on its own, records the values per sample and reduces them with ``ops.mean`` (a total ``add_loss``
+takes)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import numpy as np
 from ..errors import UnsupportedKerasFeature
 from ..layers.base import Layer, record_symbolic_call
 from ..layers.op_shapes import in_whole_batch
+from ..op_functions import FUNCTIONS as OPS
+from ..tracing import tracing
 from .loss_base import Loss, _sum_to_shape, _weights
 
 #: the ``y_pred`` Input of the loss trace under way (set by ``function_loss._trace``)
@@ -45,9 +50,12 @@ def symbolic_loss(loss, y_true, y_pred, sample_weight=None, function: bool = Fal
     that class, its unreduced values), or an error naming why it cannot be."""
     what = f"fg.losses.{loss.name}" if function else f"loss {loss.name!r}"
     if not in_whole_batch():
+        if tracing() is not None:  # (a custom layer's call traced: its values per sample, reduced by add_loss's ops)
+            return _per_sample_call(loss, y_true, y_pred, sample_weight, function, what)
         raise UnsupportedKerasFeature(
             f"{what} on symbolic tensors: a built-in loss runs on symbolic tensors only inside a custom loss's call "
-            "(compile(loss=fn), a Loss subclass), where training traces it; elsewhere call it on arrays")
+            "(compile(loss=fn), a Loss subclass) or a custom layer's (self.add_loss(loss(targets, logits))), where "
+            "training traces it; elsewhere call it on arrays")
     if not _symbolic(y_pred):
         raise UnsupportedKerasFeature(f"{what}: y_pred must come from the custom loss's y_pred (a symbolic tensor); "
                                       "received a constant")
@@ -70,6 +78,24 @@ def symbolic_loss(loss, y_true, y_pred, sample_weight=None, function: bool = Fal
     node = BuiltinLossValues(loss, function=function, target=target, sample_weight=weight,
                              weighted=_symbolic(sample_weight))
     return record_symbolic_call(node, tensors)
+
+
+def _per_sample_call(loss, y_true, y_pred, sample_weight, function: bool, what: str):
+    """In a custom layer's traced call, whose graph keeps every sample on its own: the loss's values per sample, and
+    for a reducing loss object their mean (``sum``: their sum) over the batch — an ``ops`` total, which ``add_loss``
+    takes (``layers/batch_totals``)."""
+    reducing = not function and loss.reduction not in ("none", None)
+    if reducing and (sample_weight is not None or type(loss)._valid_positions is not Loss._valid_positions):
+        raise UnsupportedKerasFeature(f"{what} with sample weights or ignore_class inside a custom layer's call "
+                                      "(weight its per-sample values, reduction=None, with ops instead)")
+    node = record_symbolic_call(BuiltinLossValues(loss, function=True, target=None, sample_weight=None,
+                                                  weighted=False), [y_true, y_pred])
+    if not node.shape or node.shape[0] != y_pred.shape[0]:
+        raise UnsupportedKerasFeature(f"{what} inside a custom layer's call gives no value per sample "
+                                      f"(values of shape {node.shape})")
+    if not reducing:
+        return node
+    return OPS["sum"](node) if loss.reduction == "sum" else OPS["mean"](node)
 
 
 class BuiltinLossValues(Layer):

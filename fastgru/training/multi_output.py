@@ -111,17 +111,14 @@ class MultiCompiled:
     """What ``compile`` fixed for a Functional model (see the module docstring)."""
 
     def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics=None):
-        if loss is None:
-            raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         names = model.output_names
         # as given (fastgru.distributed makes per-task copies)
         self.spec = (loss, loss_weights, metrics, weighted_metrics)
         self.multi = len(names) > 1
         self.optimizer = optimizers_module.get(optimizer)
-        specs = _per_output(model, loss, "loss", allow_missing=True)
+        specs = [None] * len(names) if loss is None else _per_output(model, loss, "loss", allow_missing=True)
+        # (no output's loss: the losses its layers add, add_loss, alone; train_step refuses a model with none)
         self.losses = [None if s is None else losses_module.get(s) for s in specs]
-        if all(l is None for l in self.losses):
-            raise ValueError("compile: no output has a loss")
         if loss_weights is None:
             self.loss_weights = [1.0] * len(names)
         else:
@@ -234,16 +231,16 @@ def check_xy(model, x, y, sample_weight=None):
     checked, as MultiArrays, before anything is computed."""
     from .trainer import _numeric, check_finite_data
 
-    if y is None:
-        raise ValueError("Training and evaluation need targets y; received y=None")
-    y = _flat_targets(model, y)  # (targets nested as the outputs are)
-    if isinstance(x, MultiArray):
-        x = x.arrays
-    xs = model._input_list(x)
     names = model.output_names
     # outputs compiled with loss None need no targets (as Keras): y for the others, or None in their place
     losses = getattr(getattr(model, "_compiled", None), "losses", None) or [True] * len(names)
     lossless = {names[k] for k, loss in enumerate(losses) if loss is None}
+    if y is None and len(lossless) < len(names):
+        raise ValueError("Training and evaluation need targets y; received y=None")
+    y = [None] * len(names) if y is None else _flat_targets(model, y)  # (targets nested as the outputs are)
+    if isinstance(x, MultiArray):
+        x = x.arrays
+    xs = model._input_list(x)
     if isinstance(y, dict):
         y = {**{n: None for n in lossless}, **y}
     elif lossless and len(names) > 1 and not isinstance(y, (list, tuple, MultiArray)) \
@@ -301,6 +298,9 @@ def check_xy(model, x, y, sample_weight=None):
                                  f"({names})")
             given = [sample_weight.get(k) for k in names]
         else:
+            if lossless and len(sample_weight) == len(names) - len(lossless):  # (those of the outputs with losses)
+                given = iter(sample_weight)
+                sample_weight = [None if n in lossless else next(given) for n in names]
             if len(sample_weight) != len(names):
                 raise ValueError(f"sample_weight lists {len(sample_weight)} arrays, model {model.name!r} has "
                                  f"{len(names)} outputs {names}")
@@ -409,6 +409,9 @@ def _refuse_activity_regularizers(model) -> None:
 def train_step(model, x, y, sample_weight=None) -> None:
     d_outs, tape = _step(model, x, y, sample_weight, training=True)
     _, grads = model._backward(d_outs, tape)  # (None: Keras leaves such weights alone)
+    if all(loss is None for loss in model._compiled.losses) and all(g is None for g in grads):
+        raise ValueError("No loss to compute. Provide a `loss` argument in `compile()` (no output has a loss, and "
+                         "no layer adds one with add_loss)")
     grads = regularization.add_weight_gradients(model._layers_and_ops, model.trainable_weights, grads)
     model._compiled.optimizer.batch_size = len(x)  # (tf_keras's Nadam steps: optimizers.Nadam)
     apply_to_model(model._compiled.optimizer, grads, model)
