@@ -193,3 +193,27 @@ def test_held_layers_endpoint_and_tuple_outputs_match_keras(keras, rng, tmp_path
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     for a, b in zip(model.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_normalization_mean_and_variance_attributes(rng):
+    data = rng.normal(size=(20, 5)).astype(np.float32)
+    layer = fg.layers.Normalization()
+    layer.adapt(data)
+    assert layer.mean.shape == layer.variance.shape == (1, 5)  # (broadcast to the input's rank, as Keras's)
+    np.testing.assert_allclose(layer.mean[0], data.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layer.variance[0], data.var(axis=0), rtol=1e-5)
+    given = fg.layers.Normalization(mean=[1.0, 2.0], variance=[1.0, 4.0])
+    assert given.mean == [1.0, 2.0]  # (before it is built: the value given)
+    given.build((None, 2))
+    np.testing.assert_array_equal(given.mean, [[1.0, 2.0]])
+    assert given.get_config()["mean"] == [1.0, 2.0]
+
+
+@pytest.mark.keras
+def test_normalization_attributes_match_keras(keras, rng):
+    data = rng.normal(size=(20, 3, 4)).astype(np.float32)
+    ours, theirs = fg.layers.Normalization(axis=-1), keras.layers.Normalization(axis=-1)
+    ours.adapt(data)
+    theirs.adapt(data)
+    for name in ("mean", "variance"):
+        np.testing.assert_allclose(getattr(ours, name), np.asarray(getattr(theirs, name)), rtol=1e-5, atol=1e-7)

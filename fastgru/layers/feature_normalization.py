@@ -107,18 +107,20 @@ class Normalization(Layer):
     def __init__(self, axis=-1, mean=None, variance=None, invert: bool = False, **kwargs):
         super().__init__(**kwargs)
         owner = f"Normalization {self.name!r}"
-        self.__dict__.update(validate_params(owner, self.parameter_constraints,
-                                             dict(axis=axis, mean=mean, variance=variance, invert=invert)))
-        if (self.mean is None) != (self.variance is None):
+        checked = validate_params(owner, self.parameter_constraints,
+                                  dict(axis=axis, mean=mean, variance=variance, invert=invert))
+        self.axis, self.invert = checked["axis"], checked["invert"]
+        self.input_mean, self.input_variance = checked["mean"], checked["variance"]  # (Keras's names)
+        if (mean is None) != (variance is None):
             raise ValueError(f"{owner}: give both mean and variance, or neither (then call adapt()); received "
-                             f"mean={'None' if self.mean is None else '...'}, "
-                             f"variance={'None' if self.variance is None else '...'}")
+                             f"mean={'None' if mean is None else '...'}, "
+                             f"variance={'None' if variance is None else '...'}")
         self._given = None
-        if self.mean is not None:
+        if mean is not None:
             given = []
-            for key in ("mean", "variance"):
+            for key, raw in (("mean", mean), ("variance", variance)):
                 try:
-                    value = np.asarray(getattr(self, key), dtype=np.float64)
+                    value = np.asarray(raw, dtype=np.float64)
                 except (TypeError, ValueError):
                     raise TypeError(f"{owner}: {key} should be a number or a (nested) list of numbers") from None
                 if not np.isfinite(value).all():
@@ -174,6 +176,23 @@ class Normalization(Layer):
     @property
     def trainable_weights(self) -> list[np.ndarray]:
         return []
+
+    @property
+    def mean(self):
+        """Keras's ``layer.mean``: once built, the mean broadcast to the input's rank (``(1, F)`` for ``(B, F)``
+        inputs: the adapted or given values); before, the value given to the constructor."""
+        return self._broadcast_statistic(0, "mean", self.input_mean)
+
+    @property
+    def variance(self):
+        """Keras's ``layer.variance``, as :attr:`mean`."""
+        return self._broadcast_statistic(1, "variance", self.input_variance)
+
+    def _broadcast_statistic(self, k: int, name: str, given):
+        if not self.built:
+            return given
+        value = self._fixed[k] if self._given is not None else self._params[name].reshape(self._broadcast_shape)
+        return np.array(value, dtype=self.dtype)
 
     def _statistics(self, dtype):
         if self._given is not None:
