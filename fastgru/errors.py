@@ -29,3 +29,8 @@ class UnsupportedKerasFeature(FastGRUError, NotImplementedError):
 
     The message names the layer and the option.
     """
+
+
+class NotCompiledError(FastGRUError, ValueError, RuntimeError):
+    """``fit``, ``evaluate`` or ``train_on_batch`` of a model not compiled: Keras's ``ValueError`` (also a
+    ``RuntimeError``, as fastgru raised it before)."""

@@ -439,6 +439,7 @@ class Model(KerasModelAPI, WrapperTrainable):
         check_execution_options(**execution)
         self._compiled = MultiCompiled(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer = self._compiled.optimizer
+        self.optimizer.__dict__.pop("_stepped_with", None)  # (the trainable set of now: optimizer_positions)
         self.loss = loss
         self.compiled = True
 

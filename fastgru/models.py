@@ -269,6 +269,10 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             x = single(x, "input", getattr(self._input_layer, "name", None))
         if texts:
             return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
+        if isinstance(x, (list, tuple)) and len(x) > 1 and self.built and self.input_shape is not None and all(
+                isinstance(a, np.ndarray) and a.ndim == len(self.input_shape) for a in x):  # (several inputs' arrays)
+            raise ValueError(f"Model {self.name!r} takes 1 input of shape {self.input_shape}; received a list of "
+                             f"{len(x)} arrays of shapes {[a.shape for a in x]}")
         x = np.asarray(x)
         if x.dtype == object or x.dtype.kind not in "fiub":
             raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")

@@ -138,9 +138,16 @@ def summary_lines(model, line_length: int | None = None, expand_nested: bool = F
 
 def print_summary(model, line_length: int | None = None, print_fn: Callable[[str], None] | None = None,
                   **options) -> None:
-    print_fn = print_fn or print
-    for text in summary_lines(model, line_length, **options):
-        print_fn(text)
+    _emit(summary_lines(model, line_length, **options), print_fn)
+
+
+def _emit(lines: list, print_fn) -> None:
+    """Each line printed; a ``print_fn`` given, as Keras 3 calls it: once, with the whole text."""
+    if print_fn is None:
+        for text in lines:
+            print(text)
+    else:
+        print_fn("\n".join(lines) + "\n")
 
 
 def functional_summary_lines(model, line_length: int | None = None, expand_nested: bool = False,
@@ -170,9 +177,7 @@ def functional_summary_lines(model, line_length: int | None = None, expand_neste
 
 
 def print_functional_summary(model, line_length: int | None = None, print_fn=None, **options) -> None:
-    print_fn = print_fn or print
-    for text in functional_summary_lines(model, line_length, **options):
-        print_fn(text)
+    _emit(functional_summary_lines(model, line_length, **options), print_fn)
 
 
 def _class_name(layer) -> str:

@@ -204,7 +204,7 @@ def test_an_optimizer_refuses_variables_it_was_not_built_for(rng):
     optimizer = fg.optimizers.Adam(0.01)
     built = [rng.standard_normal((3, 2)), rng.standard_normal(2)]
     optimizer.build(built)  # (as a loaded optimizer state builds it)
-    with pytest.raises(ValueError, match="built for 2 variables; received 1, not a part of them"):
+    with pytest.raises(ValueError, match="built for 2 variables; received 1, some of them not among those"):
         optimizer.apply([np.ones(2)], [rng.standard_normal(2)])
     optimizer.apply([np.ones(2)], built[1:])  # (a part of them: trained, the rest waits)
     assert optimizer.iterations == 1

@@ -217,3 +217,68 @@ def test_normalization_attributes_match_keras(keras, rng):
     theirs.adapt(data)
     for name in ("mean", "variance"):
         np.testing.assert_allclose(getattr(ours, name), np.asarray(getattr(theirs, name)), rtol=1e-5, atol=1e-7)
+
+
+def _gru_classifier(module):
+    return module.Sequential([module.Input((5, 3)), module.layers.GRU(4), module.layers.Dense(2)])
+
+
+def test_compile_again_with_the_same_optimizer_after_freezing(rng):
+    x, y = rng.normal(size=(11, 5, 3)).astype(np.float32), rng.integers(0, 2, 11)
+    model = _gru_classifier(fg)
+    optimizer = fg.optimizers.Adam(0.05)
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    model.fit(x, y, verbose=0)
+    model.layers[0].trainable = False
+    with pytest.raises(ValueError, match=r"trainable weights changed since this optimizer's last step .*compile\(\)"):
+        model.fit(x, y, verbose=0)  # (Keras's traced step would train the frozen layer still: refused)
+    model.compile(optimizer, "sparse_categorical_crossentropy")  # (the same instance: its slots found per variable)
+    frozen = [w.copy() for w in model.layers[0].get_weights()]
+    model.fit(x, y, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.layers[0].get_weights(), frozen))
+    model.layers[0].trainable = True  # (back to all it was built for: trained again)
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    model.fit(x, y, verbose=0)
+    assert not np.array_equal(model.layers[0].get_weights()[0], frozen[0])
+    started_frozen = _gru_classifier(fg)
+    started_frozen.layers[0].trainable = False
+    optimizer = fg.optimizers.Adam(0.05)
+    started_frozen.compile(optimizer, "sparse_categorical_crossentropy")
+    started_frozen.fit(x, y, verbose=0)
+    started_frozen.layers[0].trainable = True
+    started_frozen.compile(optimizer, "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="new optimizer instance"):  # (variables it was not built for: as Keras)
+        started_frozen.fit(x, y, verbose=0)
+
+
+def test_keras_3_calls_and_errors(rng):
+    model = _gru_classifier(fg)
+    text = []
+    model.summary(print_fn=text.append)
+    assert len(text) == 1 and text[0].startswith('Model: "') and text[0].endswith("\n")  # (once, as Keras 3)
+    with pytest.warns(UserWarning, match="`decay` is no longer supported and will be ignored"):
+        fg.optimizers.Adam(decay=1e-6)
+    with pytest.raises(ValueError, match="You must call compile"):  # (Keras's ValueError)
+        model.fit(rng.normal(size=(4, 5, 3)), np.zeros(4), verbose=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = rng.normal(size=(11, 5, 3)).astype(np.float32), rng.integers(0, 2, 11)
+    with pytest.raises(ValueError, match="takes 1 input of shape .*received a list of 2 arrays"):
+        model.predict([x, x])
+    with pytest.raises(ValueError, match="has 1 output; received a list of 2 target arrays"):
+        model.fit(x, [y, y], verbose=0)
+
+
+@pytest.mark.keras
+def test_compile_again_with_the_same_optimizer_matches_keras(keras, rng):
+    x, y = rng.normal(size=(11, 5, 3)).astype(np.float32), rng.integers(0, 2, 11)
+    km, model = _gru_classifier(keras), _gru_classifier(fg)
+    model.set_weights(km.get_weights())
+    for m, module in ((km, keras), (model, fg)):
+        optimizer = module.optimizers.Adam(0.05)
+        m.compile(optimizer, "sparse_categorical_crossentropy")
+        m.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        m.layers[0].trainable = False
+        m.compile(optimizer, "sparse_categorical_crossentropy")
+        m.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

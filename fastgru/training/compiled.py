@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..eager import plain
+from ..errors import NotCompiledError
 from ..tracing import retrace
 from . import compile_metrics
 from . import losses as losses_module
@@ -114,7 +115,7 @@ def compiled_of(model) -> Compiled:
     compiled = getattr(model, "_compiled", None)
     if compiled is None:  # (a file's training configuration fastgru could not restore: why, from load_model)
         why = getattr(model, "_uncompiled_reason", None)
-        raise RuntimeError("You must call compile() before training or evaluating the model" + (why or ""))
+        raise NotCompiledError("You must call compile() before training or evaluating the model" + (why or ""))
     return compiled
 
 
@@ -122,6 +123,7 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_
                   loss_weights=None) -> None:
     model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics, loss_weights)
     model.optimizer = model._compiled.optimizer
+    model.optimizer.__dict__.pop("_stepped_with", None)  # (the trainable set of now: optimizer_positions)
     model.loss = model._compiled.loss
     model.compiled = True
 

@@ -15,6 +15,7 @@ correction, weight decay, Adagrad's initial accumulator: ``_kcast``).
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..variables import Variable, array_of
 from . import schedules
 from .keras_slots import KerasVariables
 from .optimizer_handles import LearningRate, StepCount, _RateHandle
+from .optimizer_positions import variable_positions
 from .row_gradient import RowGradient
 
 _NAME_UIDS: defaultdict = defaultdict(int)
@@ -63,9 +65,9 @@ class Optimizer(KerasVariables):
         self.tf_legacy = bool(kwargs.pop(LEGACY_KEY, False))
         decay = kwargs.pop("decay", None)
         self.legacy_decay = float(decay or 0.0) if self.tf_legacy else 0.0
-        if decay and not self.tf_legacy:
-            raise ValueError(f"decay={decay!r}: the decay of tf_keras's legacy optimizers; use a learning-rate "
-                             "schedule (fg.optimizers.schedules.InverseTimeDecay)")
+        if decay is not None and not self.tf_legacy:  # (Keras 3's warning: tf_keras's decay is not applied)
+            warnings.warn("Argument `decay` is no longer supported and will be ignored (as in Keras 3; tf_keras's "
+                          "decay of the rate is fg.optimizers.schedules.InverseTimeDecay)", stacklevel=3)
         self._averaging_options(kwargs.pop("use_ema", False), kwargs.pop("ema_momentum", 0.99),
                                 kwargs.pop("ema_overwrite_frequency", None), kwargs.pop("loss_scale_factor", None),
                                 kwargs.pop("gradient_accumulation_steps", None))
@@ -195,21 +197,8 @@ class Optimizer(KerasVariables):
         self.built = True
 
     def _positions(self, variables: list[np.ndarray]) -> list[int]:
-        """Each variable's place among those it was built for: all, or some (a loaded model's layers frozen
-        before its first step: as in Keras, the others wait)."""
-        built = self.__dict__.get("_built_for")
-        if len(variables) == len(self._slots):
-            return list(range(len(variables)))
-        where = {key: k for k, (key, _) in enumerate(built or ())}
-        positions = [where.get(id(v), -1) for v in variables]
-        # (after a step with others Keras's traced step keeps them: compile again)
-        if built is None or self.use_ema or self.__dict__.get("_stepped_with", positions) != positions or \
-                any(k < 0 or built[k][1] != np.shape(v) for k, v in zip(positions, variables)):
-            raise ValueError(
-                f"this optimizer was built for {len(self._slots)} variables; received {len(variables)}, not a part of "
-                "them (a layer's `trainable` changed? call compile() again after freezing or "
-                "unfreezing layers, as Keras asks)")
-        return positions
+        """Each variable's place among those it was built for (``optimizer_positions``)."""
+        return variable_positions(self, variables)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
         """Keras's: no weight decay for the arrays in ``var_list`` nor for the variables whose name (Keras's

@@ -177,7 +177,12 @@ def _check_xy(model, x, y, sample_weight=None):
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
     x = model._check_input(x)
-    y = _numeric("y", single(y, "target", model._layers_and_ops[-1].name if model._layers_and_ops else None))
+    y = single(y, "target", model._layers_and_ops[-1].name if model._layers_and_ops else None)
+    if isinstance(y, (list, tuple)) and len(y) > 1 and len(y) != len(x) and all(
+            isinstance(a, np.ndarray) and a.ndim and len(a) == len(x) for a in y):  # (targets for several outputs)
+        raise ValueError(f"Model {model.name!r} has 1 output; received a list of {len(y)} target arrays of shapes "
+                         f"{[a.shape for a in y]}")
+    y = _numeric("y", y)
     if y.ndim == 0:
         raise ValueError(f"y must have one entry per sample (batch axis first), received a scalar {y!r}")
     if len(x) != len(y):
