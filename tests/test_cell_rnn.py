@@ -11,48 +11,58 @@ import pytest
 from gradcheck import numeric_gradient
 
 import fastgru as fg
-from fastgru import ops
 from fastgru.errors import UnsupportedKerasFeature
 
 
-class MinimalRNNCell(fg.layers.Layer):  # (keras.io's RNN layer example, with a tanh)
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.state_size = units, units
+def _cells(module):
+    """keras.io's MinimalRNNCell (with a tanh) and a two-state gated cell, written against ``module``."""
+    ops_ = module.ops
 
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
-                                                name="recurrent_kernel")
+    class MinimalRNNCell(module.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
 
-    def call(self, inputs, states):
-        output = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent_kernel))
-        return output, [output]
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform",
+                                          name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                    name="recurrent_kernel")
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        def call(self, inputs, states):
+            output = ops_.tanh(ops_.matmul(inputs, self.kernel) + ops_.matmul(states[0], self.recurrent_kernel))
+            return output, [output]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    class GatedCell(module.layers.Layer):  # (two states of the layer's size, one gate: an LSTM-like cell)
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size, self.output_size = units, [units, units], units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2 * self.units), initializer="glorot_uniform", name="w")
+            self.u = self.add_weight(shape=(self.units, 2 * self.units), initializer="glorot_uniform", name="u")
+            self.b = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="b")
+
+        def call(self, inputs, states, training=None):
+            h, c = states
+            z = ops_.matmul(inputs, self.w) + ops_.matmul(h, self.u) + self.b
+            gate, candidate = ops_.sigmoid(z[:, :self.units]), ops_.tanh(z[:, self.units:])
+            c = gate * c + (1.0 - gate) * candidate
+            h = ops_.tanh(c) * gate
+            return h, [h, c]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    for cls in (MinimalRNNCell, GatedCell):
+        cls.__qualname__ = cls.__name__  # (module-level names: pickled by reference)
+    return MinimalRNNCell, GatedCell
 
 
-class GatedCell(fg.layers.Layer):  # (two states of the layer's size, one gate: an LSTM-like cell)
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.state_size, self.output_size = units, [units, units], units
-
-    def build(self, input_shape):
-        self.w = self.add_weight(shape=(input_shape[-1], 2 * self.units), initializer="glorot_uniform", name="w")
-        self.u = self.add_weight(shape=(self.units, 2 * self.units), initializer="glorot_uniform", name="u")
-        self.b = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="b")
-
-    def call(self, inputs, states, training=None):
-        h, c = states
-        z = ops.matmul(inputs, self.w) + ops.matmul(h, self.u) + self.b
-        gate, candidate = ops.sigmoid(z[:, :self.units]), ops.tanh(z[:, self.units:])
-        c = gate * c + (1.0 - gate) * candidate
-        h = ops.tanh(c) * gate
-        return h, [h, c]
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+MinimalRNNCell, GatedCell = _cells(fg)
 
 
 def _graph(module, minimal, gated, **options):
@@ -144,47 +154,8 @@ def test_cell_rnn_stateful_and_refusals(rng):
 
 @pytest.mark.keras
 def test_cell_rnn_matches_keras(keras, rng, tmp_path):
-    ops_k = keras.ops
-
-    class KerasMinimal(keras.layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units, self.state_size = units, units
-
-        def build(self, input_shape):
-            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform",
-                                          name="kernel")
-            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
-                                                    name="recurrent_kernel")
-
-        def call(self, inputs, states):
-            output = ops_k.tanh(ops_k.matmul(inputs, self.kernel) + ops_k.matmul(states[0], self.recurrent_kernel))
-            return output, [output]
-
-        def get_config(self):
-            return {**super().get_config(), "units": self.units}
-
-    class KerasGated(keras.layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units, self.state_size, self.output_size = units, [units, units], units
-
-        def build(self, input_shape):
-            self.w = self.add_weight(shape=(input_shape[-1], 2 * self.units), initializer="glorot_uniform", name="w")
-            self.u = self.add_weight(shape=(self.units, 2 * self.units), initializer="glorot_uniform", name="u")
-            self.b = self.add_weight(shape=(2 * self.units,), initializer="zeros", name="b")
-
-        def call(self, inputs, states, training=None):
-            h, c = states
-            z = ops_k.matmul(inputs, self.w) + ops_k.matmul(h, self.u) + self.b
-            gate, candidate = ops_k.sigmoid(z[:, :self.units]), ops_k.tanh(z[:, self.units:])
-            c = gate * c + (1.0 - gate) * candidate
-            h = ops_k.tanh(c) * gate
-            return h, [h, c]
-
-        def get_config(self):
-            return {**super().get_config(), "units": self.units}
-
+    KerasMinimal, KerasGated = _cells(keras)
+    KerasMinimal.__name__, KerasGated.__name__ = "KerasMinimal", "KerasGated"
     theirs = {"MinimalRNNCell": KerasMinimal, "GatedCell": KerasGated}
     x, y = _data(rng)
     for options in ({}, {"zero_output_for_mask": True}):

@@ -180,36 +180,16 @@ class RNN(WrapperTrainable, Layer):
                                         **kwargs)
         return super().__call__(inputs, mask=mask, training=training, initial_state=initial_state, **kwargs)
 
-    def call(self, x, mask=None, training: bool = False, initial_state=None):
-        x = self._check(x)
-        states = self._initial(x, initial_state)
-        steps, mask = self._order(x, mask)
-        previous = None
-        outputs = []
-        for t in steps:
-            out, new = self._step(x[:, t], states, training)
-            if previous is None:
-                previous = np.zeros_like(out)
-            if mask is not None:
-                keep = mask[:, t, None]
-                out = np.where(keep, out, 0 if self.zero_output_for_mask else previous)
-                new = [np.where(keep, n, s) for n, s in zip(new, states)]
-            outputs.append(out)
-            previous, states = out, new
-        return self._finish(outputs, previous, states)
-
-    def forward(self, x, mask=None, training: bool = True, initial_state=None):
-        return self.forward_with_states(x, mask=mask, training=training, initial_state=initial_state)
-
-    def forward_with_states(self, x, mask=None, training: bool = True, initial_state=None):
-        """Training's forward: the cell's traced step run on each step, its caches kept for :meth:`backward`."""
+    def _loop(self, x, mask, initial_state, step):
+        """``(outputs, last output, final states, steps, mask, caches)`` of ``step(x_t, states) -> (output, new
+        states, cache)`` run over the steps: a masked step keeps the states and repeats the previous output (zeros
+        with ``zero_output_for_mask``), as Keras's backend ``rnn``."""
         x = self._check(x)
         states = self._initial(x, initial_state)
         steps, mask = self._order(x, mask)
         previous, outputs, caches = None, [], []
         for t in steps:
-            outs, cache = self.cell.forward([x[:, t], *states], training=training)
-            out, new = np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]]
+            out, new, cache = step(x[:, t], states)
             if previous is None:
                 previous = np.zeros_like(out)
             if mask is not None:
@@ -219,7 +199,25 @@ class RNN(WrapperTrainable, Layer):
             caches.append(cache)
             outputs.append(out)
             previous, states = out, new
-        return self._finish(outputs, previous, states), (x.shape, x.dtype, steps, mask, caches, previous.shape)
+        return outputs, previous, states, steps, mask, caches
+
+    def call(self, x, mask=None, training: bool = False, initial_state=None):
+        outputs, last, states, *_ = self._loop(x, mask, initial_state,
+                                               lambda x_t, states: (*self._step(x_t, states, training), None))
+        return self._finish(outputs, last, states)
+
+    def forward(self, x, mask=None, training: bool = True, initial_state=None):
+        return self.forward_with_states(x, mask=mask, training=training, initial_state=initial_state)
+
+    def forward_with_states(self, x, mask=None, training: bool = True, initial_state=None):
+        """Training's forward: the cell's traced step run on each step, its caches kept for :meth:`backward`."""
+        def step(x_t, states):
+            outs, cache = self.cell.forward([x_t, *states], training=training)
+            return np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]], cache
+
+        outputs, last, states, steps, mask, caches = self._loop(x, mask, initial_state, step)
+        x = np.asarray(x)
+        return self._finish(outputs, last, states), (x.shape, self._check(x).dtype, steps, mask, caches, last.shape)
 
     def backward(self, dy, cache, need_dx: bool = True):
         dx, _, grads = self.backward_with_states([dy], cache, need_dx)
