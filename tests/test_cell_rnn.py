@@ -181,3 +181,100 @@ def test_cell_rnn_matches_keras(keras, rng, tmp_path):
     np.testing.assert_allclose(fg.from_keras(km, custom_objects={"KerasMinimal": MinimalRNNCell,
                                                                  "KerasGated": GatedCell}).predict(x),
                                km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _lazy_cell_class(module):
+    class LazyCell(module.layers.Layer):  # (a Dense made in __init__, no build: built by the first step)
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
+            self.dense = module.layers.Dense(units)
+
+        def call(self, inputs, states):
+            h = module.ops.tanh(self.dense(module.ops.concatenate([inputs, states[0]], axis=-1)))
+            return h, [h]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return LazyCell
+
+
+class Holder(fg.layers.Layer):  # (a custom layer holding the RNN of a script's cell)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.rnn = fg.layers.RNN(MinimalRNNCell(3))
+
+    def call(self, x):
+        return self.rnn(x)
+
+
+def test_cells_holding_layers_held_rnns_registered_cells_and_resets(rng, tmp_path):
+    lazy = _lazy_cell_class(fg)
+    model = fg.Sequential([fg.Input((5, 2)), fg.layers.RNN(lazy(3)), fg.layers.Dense(1)])
+    assert len(model.weights) == 4  # (the cell's Dense built with the layer: its weights read from a file)
+    x = rng.normal(size=(4, 5, 2)).astype(np.float32)
+    model.save(tmp_path / "lazy.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "lazy.keras", custom_objects={"LazyCell": lazy})
+                                  .predict(x), model.predict(x))
+    held = fg.Sequential([fg.Input((5, 2)), Holder(name="holder")])
+    assert held.layers[0].keras_var_groups() == [("rnn/cell/vars", 2)]  # (Keras's holder/rnn/cell/vars)
+    held.save(tmp_path / "held.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "held.keras", custom_objects={
+        "Holder": Holder, "MinimalRNNCell": MinimalRNNCell}).predict(x), held.predict(x))
+
+    @fg.saving.register_keras_serializable(package="tests")
+    class RegisteredCell(MinimalRNNCell):
+        pass
+
+    registered = fg.Sequential([fg.Input((5, 2)), fg.layers.RNN(RegisteredCell(3))])
+    registered.save(tmp_path / "registered.keras")
+    np.testing.assert_array_equal(fg.load_model(tmp_path / "registered.keras").predict(x), registered.predict(x))
+
+    class StartsAtOne(MinimalRNNCell):
+        def get_initial_state(self, batch_size=None):
+            return [np.ones((batch_size, self.units), np.float32)]
+
+    cell = StartsAtOne(3)
+    stateful, plain = fg.layers.RNN(cell, stateful=True), fg.layers.RNN(cell)  # (plain: the same cell's weights)
+    first = np.asarray(stateful(x))
+    np.testing.assert_allclose(first, _from(plain, x, 1.0), rtol=1e-6)  # (the first batch: get_initial_state)
+    stateful.reset_states()  # (back to zeros, as Keras's: get_initial_state starts the first batch only)
+    np.testing.assert_allclose(np.asarray(stateful(x)), _from(plain, x, 0.0), rtol=1e-6)
+
+
+def _from(layer, x, value: float):
+    """The layer's output from states filled with ``value``."""
+    return np.asarray(layer(x, initial_state=[np.full((len(x), s), value, np.float32) for s in layer.state_sizes]))
+
+
+@pytest.mark.keras
+def test_lazy_cells_and_held_rnns_read_keras_files(keras, rng, tmp_path):
+    x = rng.normal(size=(4, 5, 2)).astype(np.float32)
+    theirs = _lazy_cell_class(keras)
+    km = keras.Sequential([keras.Input((5, 2)), keras.layers.RNN(theirs(3)), keras.layers.Dense(1)])
+    expected = km.predict(x, verbose=0)  # (Keras builds the cell's Dense at this first call)
+    km.save(tmp_path / "lazy.keras")  # (Keras cannot read it back: its RNN builds the cell without a call)
+    loaded = fg.load_model(tmp_path / "lazy.keras", custom_objects={"LazyCell": _lazy_cell_class(fg)})
+    np.testing.assert_allclose(loaded.predict(x), expected, rtol=1e-5, atol=1e-6)
+    keras_minimal, _ = _cells(keras)
+
+    class KerasHolder(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.rnn = keras.layers.RNN(keras_minimal(3))
+
+        def call(self, x):
+            return self.rnn(x)
+
+    KerasHolder.__name__ = "Holder"  # (Keras keys a layer's variables by its class's name)
+
+    km = keras.Sequential([keras.Input((5, 2)), KerasHolder(name="holder")])
+    km.save(tmp_path / "held.keras")
+    loaded = fg.load_model(tmp_path / "held.keras", custom_objects={"Holder": Holder,
+                                                                     "MinimalRNNCell": MinimalRNNCell})
+    np.testing.assert_allclose(loaded.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    loaded.save(tmp_path / "back.keras")
+    back = keras.models.load_model(tmp_path / "back.keras", custom_objects={"Holder": KerasHolder,
+                                                                            "MinimalRNNCell": keras_minimal})
+    np.testing.assert_allclose(back.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

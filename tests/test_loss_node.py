@@ -148,3 +148,43 @@ def test_token_classification_loss_trains_as_keras(keras, rng):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     for a, b in zip(model.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_built_in_loss_on_y_pred_reads_the_outputs_mask(rng):
+    def inner_mean(y_true, y_pred):  # (Keras's loss object reads the mask y_pred carries)
+        return L.SparseCategoricalCrossentropy(from_logits=True)(y_true, y_pred)
+
+    y, logits = rng.integers(0, 3, (4, 5)).astype(np.float64), rng.normal(size=(4, 5, 3))
+    mask = np.ones((4, 5), bool)
+    mask[:2, 3:] = False
+    values = L.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    loss = L.get(inner_mean)
+    value, grad = loss.value_and_grad(y, logits, mask=mask)
+    assert value == pytest.approx(float(values[mask].mean()), rel=1e-12)  # (the inner mean over unmasked steps)
+    assert loss(y, logits, mask=mask) == pytest.approx(value, rel=1e-12)  # (evaluate: the same)
+    expected = numeric_gradient(lambda q: np.float64(loss.value_and_grad(y, q, mask=mask)[0]), logits, 1.0)
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_an_endpoint_layer_weighs_its_added_loss_and_a_lambda_rate_saves_its_value(rng, tmp_path):
+    class WeightedEndpoint(fg.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.loss_fn = L.BinaryCrossentropy(from_logits=True)
+
+        def call(self, targets, logits, sample_weights):
+            self.add_loss(self.loss_fn(targets, logits, sample_weights))
+            return ops.sigmoid(logits)
+
+    x, t, w = fg.Input((6, 3)), fg.Input((1,)), fg.Input((1,))
+    logits = fg.layers.Dense(1)(fg.layers.GRU(4)(x))
+    model = fg.Model([x, t, w], WeightedEndpoint()(t, logits, w))
+    data = [rng.normal(size=(8, 6, 3)), rng.integers(0, 2, (8, 1)).astype(np.float64), rng.uniform(0.5, 2, (8, 1))]
+    model.compile(fg.optimizers.Adam(lambda: 0.01))
+    probs = model.predict(data)
+    z = np.log(probs / (1 - probs))
+    values = np.maximum(z, 0) - z * data[1] + np.log1p(np.exp(-np.abs(z)))
+    assert model.evaluate(data, verbose=0) == pytest.approx(float(np.mean(values * data[2])), rel=1e-4)
+    model.fit(data, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="function without a name .* its current value 0.01 is written"):
+        model.save(tmp_path / "m.keras")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
 from .config_checks import _trainable
-from .keras_graph import _entry
+from .keras_graph import REGISTERED_KEY, _entry
 
 #: Keras cell class -> the recurrent layer that loops it
 CELL_LAYERS = {"GRUCell": "GRU", "LSTMCell": "LSTM", "SimpleRNNCell": "SimpleRNN"}
@@ -123,8 +123,9 @@ def custom_cell_rnn(config: dict, name: str, path):
     if cls is None or not hasattr(cls, "_fg_own_call"):
         return None
     _, cell_config = _entry(cell, path, f"layer {name!r}: cell")
+    cell_config = {k: v for k, v in cell_config.items() if k != REGISTERED_KEY}
     try:
-        looped = cls.from_config(dict(cell_config))
+        looped = cls.from_config(cell_config)
     except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
         raise ModelFileError(path, f"layer {name!r}: {cls.__name__}.from_config refused the file's cell config "
                                    f"({type(exc).__name__}: {exc})") from None

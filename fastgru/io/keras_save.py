@@ -238,6 +238,8 @@ def v3_var_groups(layer, path: str) -> list[tuple[str, int]]:
     groups = getattr(layer, "keras_var_groups", None)
     if groups is not None:  # variables in sublayers below the layer's own path (MultiHeadAttention's)
         own = path[: -len("/vars")] if path.endswith("/vars") else path
+        if type(layer).__name__ == "RNN" and own.endswith("/cell"):  # (a script's cell looped: its groups name cell/)
+            own = own[: -len("/cell")]
         return [(f"{own}/{group}", n) for group, n in groups()]
     if type(layer).__name__ == "TimeDistributed":  # the inner layer's groups below <path>/layer
         return v3_var_groups(layer.layer, layer_vars_path(layer.layer, f"{path}/layer"))

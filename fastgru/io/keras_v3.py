@@ -189,7 +189,7 @@ def _layer_plan(layer, spec: LayerSpec, root: h5py.Group, path) -> list:
     named = read_named_vars(layer, root, spec.v3_path, path) if getattr(layer, "keras_named_variables", ()) else {}
     if named:
         plan.append((layer, named, None))
-    if getattr(type(layer), "_fg_user_layer", False):
+    if hasattr(layer, "keras_build_by_run"):  # (a script's own layer, or the RNN looping a script's cell)
         _held_layers_built(layer, root, spec.v3_path, path)
     if not layer.weights:
         return plan
@@ -223,6 +223,7 @@ def _held_layers_built(layer, root: h5py.Group, vars_path: str, path) -> None:
     first call, after its own ``build``): its call run once to build them (``keras_build_by_run``); variables it
     still has no place for are refused by name, not left behind (its first call would make fresh ones)."""
     own = vars_path[: -len("/vars")] if vars_path.endswith("/vars") else vars_path
+    own = own[: -len("/cell")] if type(layer).__name__ == "RNN" and own.endswith("/cell") else own
     try:
         held = _file_var_groups(root[own], own) if own in root else set()
     except (OSError, ValueError, KeyError):

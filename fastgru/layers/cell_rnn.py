@@ -21,7 +21,8 @@ import numpy as np
 
 from . import registry
 from .base import Layer, WrapperTrainable, record_symbolic_call
-from .custom import probed_output_shape
+from .custom import _sublayers
+from .custom_shapes import probed_output_shape
 from .names import unique_name
 
 
@@ -79,7 +80,23 @@ class RNN(WrapperTrainable, Layer):
             self.cell.__dict__["compute_output_shape"] = functools.partial(_output_shape, self.units)
         if not self.cell.built:
             self.cell.build((input_shape[0], input_shape[2]))
+        self.keras_build_by_run(input_shape[2])
         super().build(tuple(input_shape))
+
+    def keras_build_by_run(self, features: int | None = None) -> bool:
+        """The layers the cell holds that only its call builds (a Dense made in ``__init__``, no ``build`` of the
+        cell's own) built by one step on zeros, so that they have their weights (and a file's are read into them)."""
+        if all(getattr(sub, "built", True) for sub in _sublayers(self.cell, Layer)):
+            return False
+        features = features if features is not None else (self.input_shape or (None, None, None))[2]
+        if features is None:
+            return False
+        try:
+            self._step(np.zeros((2, features), self.dtype), [np.zeros((2, s), self.dtype) for s in self.state_sizes],
+                       False)
+        except Exception:  # noqa: BLE001  (a step that fails on zeros: built at the first call, as in Keras)
+            return False
+        return True
 
     def compute_output_shape(self, input_shape, **_options):
         batch, steps = input_shape[0], input_shape[1]
@@ -103,8 +120,8 @@ class RNN(WrapperTrainable, Layer):
         return [f"cell/{p}" for p in self.cell.weight_paths]
 
     def keras_var_groups(self) -> list[tuple[str, int]]:
-        """Below the layer's ``cell`` (Keras's RNN keeps its cell's variables there)."""
-        return self.cell.keras_var_groups()
+        """Below the layer's path, in its ``cell`` (Keras's RNN keeps its cell's variables there)."""
+        return [(f"cell/{group}", n) for group, n in self.cell.keras_var_groups()]
 
     def _weights_changed(self) -> None:
         self.cell._weights_changed()
@@ -120,8 +137,14 @@ class RNN(WrapperTrainable, Layer):
 
     # ---- states -----------------------------------------------------------------------------------
     def reset_states(self, states=None) -> None:
-        """Keras's ``reset_states``: a stateful layer's carried states back to zeros."""
-        self.states = None if states is None else [np.asarray(s) for s in states]
+        """Keras's ``reset_states``: a stateful layer's carried states back to zeros (not to the cell's
+        ``get_initial_state``, which starts the first batch only), or set to ``states``."""
+        if states is not None:
+            self.states = [np.asarray(s) for s in states]
+        elif self.states is not None:
+            self.states = [np.zeros_like(s) for s in self.states]
+        else:
+            self.__dict__["_fg_zero_states"] = True  # (reset before the first batch: zeros too)
 
     reset_state = reset_states
 
@@ -134,7 +157,7 @@ class RNN(WrapperTrainable, Layer):
                                  f"{len(states)}")
         elif self.stateful and self.states is not None:
             states = self.states
-        elif hasattr(self.cell, "get_initial_state"):
+        elif hasattr(self.cell, "get_initial_state") and not (self.stateful and self.__dict__.get("_fg_zero_states")):
             given = self.cell.get_initial_state(batch_size=batch)
             states = list(given) if isinstance(given, (list, tuple)) else [given]
         else:

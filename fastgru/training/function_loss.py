@@ -55,28 +55,30 @@ def _values_of(loss, yt: np.ndarray, yp: np.ndarray, dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
-def _trace(loss, yt: np.ndarray, yp: np.ndarray):
-    """``loss.call`` traced on symbolic tensors like ``yt`` and ``yp``: a Functional model of the two (kept per shapes
-    and dtypes on the loss)."""
+def _trace(loss, yt: np.ndarray, yp: np.ndarray, mask=None):
+    """``loss.call`` traced on symbolic tensors like ``yt`` and ``yp`` (and the output's ``mask``, which a built-in
+    loss called on ``y_pred`` reads, as Keras's reads the mask its tensor carries): a Functional model of them (kept
+    per shapes and dtypes on the loss)."""
     traces = loss.__dict__.setdefault("_fg_loss_traces", {})
     if traces.get("generation") != generation():  # (compile traces anew: the loss's attributes read again)
         traces.clear()
         traces["generation"] = generation()
-    key = (yt.shape, yt.dtype.str, yp.shape, yp.dtype.str)
+    key = (yt.shape, yt.dtype.str, yp.shape, yp.dtype.str, None if mask is None else np.shape(mask))
     if key in traces:
         return traces[key]
     Input, Model = registry.model_class("Input"), registry.model_class("Functional")  # (no import of functional)
     try:
         with names_kept(), whole_batch():  # (names: none of the user's layer numbering used up)
             t, p = Input(batch_shape=yt.shape, dtype=yt.dtype.name), Input(batch_shape=yp.shape, dtype=yp.dtype.name)
-            token = traced_prediction.set(p)  # (a built-in loss called in it: its targets must not come from p)
+            m = None if mask is None else Input(batch_shape=np.shape(mask), dtype="bool")
+            token = traced_prediction.set((p, m))  # (a built-in loss called in it: its targets must not come from p)
             try:
                 out = loss.call(t, p)
             finally:
                 traced_prediction.reset(token)
             if not getattr(out, "_fg_symbolic", False):
                 raise UnsupportedKerasFeature("it returned values that do not come from y_true and y_pred")
-            model = Model([t, p], out, name=f"{loss.name}_traced_loss")
+            model = Model([t, p] + ([] if m is None else [m]), out, name=f"{loss.name}_traced_loss")
     except UnsupportedKerasFeature as exc:
         raise UnsupportedKerasFeature(_untraceable(loss, exc)) from None
     except (TypeError, ValueError, NotImplementedError, AttributeError, IndexError) as exc:
@@ -104,10 +106,17 @@ def run(loss, y_true, y_pred, sample_weight, mask, grad: bool):
     yt, yp = np.asarray(y_true).astype(dtype), y_pred.astype(dtype, copy=False)
     if isinstance(loss, LossFunctionWrapper):  # (Keras's wrapper brings both to one rank; a Loss subclass's call
         yt, yp = _same_rank(yt, yp)  # takes them as they are, as in Keras: (B,) against (B, 1) broadcasts to (B, B))
+    model = None
     if grad:
-        model = _trace(loss, yt, yp)
+        model = _trace(loss, yt, yp, mask)
+    elif mask is not None:  # (a built-in loss inside reads the output's mask: the trace's values, where it traces)
+        try:
+            model = _trace(loss, yt, yp, mask)
+        except UnsupportedKerasFeature:
+            model = None
+    if model is not None:
         with whole_batch():
-            outs, _, tape = model._forward([yt, yp], None, True)
+            outs, _, tape = model._forward([yt, yp] + ([] if mask is None else [np.asarray(mask, bool)]), None, grad)
         values = np.asarray(outs[0]).astype(dtype, copy=False)
     else:
         values = _values_of(loss, yt, yp, dtype)

@@ -59,7 +59,7 @@ def symbolic_loss(loss, y_true, y_pred, sample_weight=None, function: bool = Fal
     if not _symbolic(y_pred):
         raise UnsupportedKerasFeature(f"{what}: y_pred must come from the custom loss's y_pred (a symbolic tensor); "
                                       "received a constant")
-    prediction = traced_prediction.get()
+    prediction, traced_mask = traced_prediction.get() or (None, None)
     if _symbolic(y_true) and prediction is not None and _depends_on(y_true, prediction):
         raise UnsupportedKerasFeature(
             f"{what}: its targets are computed from y_pred, and fastgru gives a built-in loss's targets no gradient "
@@ -75,9 +75,10 @@ def symbolic_loss(loss, y_true, y_pred, sample_weight=None, function: bool = Fal
         tensors.append(sample_weight)
     elif sample_weight is not None:
         weight = np.asarray(sample_weight)
+    masked = traced_mask is not None and y_pred is prediction and not function  # (Keras: the mask y_pred carries)
     node = BuiltinLossValues(loss, function=function, target=target, sample_weight=weight,
-                             weighted=_symbolic(sample_weight))
-    return record_symbolic_call(node, tensors)
+                             weighted=_symbolic(sample_weight), masked=masked)
+    return record_symbolic_call(node, tensors + ([traced_mask] if masked else []))
 
 
 def _per_sample_call(loss, y_true, y_pred, sample_weight, function: bool, what: str):
@@ -85,14 +86,22 @@ def _per_sample_call(loss, y_true, y_pred, sample_weight, function: bool, what: 
     for a reducing loss object their mean (``sum``: their sum) over the batch — an ``ops`` total, which ``add_loss``
     takes (``layers/batch_totals``)."""
     reducing = not function and loss.reduction not in ("none", None)
-    if reducing and (sample_weight is not None or type(loss)._valid_positions is not Loss._valid_positions):
-        raise UnsupportedKerasFeature(f"{what} with sample weights or ignore_class inside a custom layer's call "
-                                      "(weight its per-sample values, reduction=None, with ops instead)")
+    if type(loss)._valid_positions is not Loss._valid_positions and getattr(loss, "ignore_class", None) is not None \
+            or (sample_weight is not None and loss.reduction == "mean_with_sample_weight"):
+        raise UnsupportedKerasFeature(f"{what} with ignore_class or mean_with_sample_weight inside a custom layer's "
+                                      "call (weight its per-sample values, reduction=None, with ops instead)")
     node = record_symbolic_call(BuiltinLossValues(loss, function=True, target=None, sample_weight=None,
                                                   weighted=False), [y_true, y_pred])
     if not node.shape or node.shape[0] != y_pred.shape[0]:
         raise UnsupportedKerasFeature(f"{what} inside a custom layer's call gives no value per sample "
                                       f"(values of shape {node.shape})")
+    if sample_weight is not None and not function:  # (Keras's weights: brought to the values' rank, multiplied)
+        weight = sample_weight if _symbolic(sample_weight) else np.asarray(sample_weight, np.float32)
+        if len(weight.shape) == len(node.shape) + 1 and weight.shape[-1] == 1:
+            weight = OPS["squeeze"](weight, axis=-1)
+        elif len(weight.shape) + 1 == len(node.shape) and node.shape[-1] == 1:
+            weight = OPS["expand_dims"](weight, axis=-1)
+        node = OPS["multiply"](node, weight)
     if not reducing:
         return node
     return OPS["sum"](node) if loss.reduction == "sum" else OPS["mean"](node)
@@ -106,22 +115,23 @@ class BuiltinLossValues(Layer):
     _takes_list = True
     supports_masking = False
 
-    def __init__(self, loss, function: bool, target, sample_weight, weighted: bool):
+    def __init__(self, loss, function: bool, target, sample_weight, weighted: bool, masked: bool = False):
         super().__init__(name=f"{loss.name}_values")
         self.loss, self.function = loss, function
-        self.target, self.constant_weight, self.weighted = target, sample_weight, weighted
+        self.target, self.constant_weight, self.weighted, self.masked = target, sample_weight, weighted, masked
 
     def build(self, input_shape) -> None:
         self.input_shape = [tuple(s) for s in input_shape]
         self.built = True
 
     def _operands(self, arrays: list):
-        """``(y_true, y_pred, sample_weight)`` of the node's arrays."""
+        """``(y_true, y_pred, sample_weight, mask)`` of the node's arrays."""
         arrays = list(arrays)
         y_true = self.target if self.target is not None else arrays.pop(0)
         y_pred = arrays.pop(0)
         weight = arrays.pop(0) if self.weighted else self.constant_weight
-        return y_true, y_pred, weight
+        mask = np.asarray(arrays.pop(0), bool) if self.masked else None
+        return y_true, y_pred, weight, mask
 
     def compute_output_shape(self, input_shape):
         shapes = [tuple(1 if n is None else n for n in s) for s in input_shape]
@@ -133,13 +143,15 @@ class BuiltinLossValues(Layer):
         return self.forward(inputs)[0]
 
     def forward(self, inputs, mask=None, training: bool = True):
-        y_true, y_pred, weight = self._operands(inputs)
+        y_true, y_pred, weight, mask = self._operands(inputs)
         y_pred = np.asarray(y_pred)
         loss = self.loss
         yt, values, dvalues, dtype, orig_shape, out_shape = loss._aligned_values(y_true, y_pred, loss.from_logits)
         if self.function:  # (Keras's loss function: the values, unweighted and unreduced)
             return values, (dvalues, None, dtype, orig_shape, out_shape)
         valid = loss._valid_positions(yt)
+        if mask is not None:  # (the output's mask, ANDed with the loss's own, as Keras's Loss.__call__)
+            valid = mask if valid is None else np.logical_and(mask, valid)
         reduction = loss.reduction
         if reduction in ("none", None):
             w = _weights(values.shape, dtype, weight, valid, reduction)
@@ -161,7 +173,7 @@ class BuiltinLossValues(Layer):
         if g.shape != out_shape:  # (the targets broadcast against the output: the gradient summed back)
             g = _sum_to_shape(g, out_shape)
         dx = [None, g.reshape(orig_shape)] if self.target is None else [g.reshape(orig_shape)]
-        return dx + ([None] if self.weighted else []), []
+        return dx + [None] * (self.weighted + self.masked), []
 
 
 Loss._symbolic_call = staticmethod(symbolic_loss)

@@ -158,8 +158,9 @@ class Optimizer(KerasVariables):
             self._schedule = schedules.get(value) if schedules.is_schedule(value) else schedules.FunctionRate(value)
             return
         if getattr(self, "_schedule", None) is not None:
-            raise TypeError("This optimizer was created with a LearningRateSchedule object as its `learning_rate` "
-                            "constructor argument, hence its learning rate is not settable.")
+            raise TypeError("This optimizer was created with a LearningRateSchedule object (or a function) as its "
+                            "`learning_rate` constructor argument, hence its learning rate is not settable to a "
+                            "number.")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
             raise ValueError(f"Argument `learning_rate` should be a float. Received: learning_rate={value!r}")
         if not np.isfinite(value):  # (every weight would turn NaN at the next step)

@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import functools
 import math
+import warnings
 
 import numpy as np
 
@@ -266,8 +267,13 @@ def serialize(schedule: LearningRateSchedule) -> dict:
     """Keras 3's serialized form (what a ``.keras`` file's optimizer config holds): a function as Keras writes one
     (by its name), a script's own class by its registered name."""
     if isinstance(schedule, FunctionRate):
-        return {"module": "builtins", "class_name": "function", "config": schedule.get_config()["function"],
-                "registered_name": "function"}
+        name = schedule.get_config()["function"]
+        if name.startswith("<"):  # (a lambda: Keras writes its bytecode, fastgru never)
+            warnings.warn(f"the learning rate is a function without a name ({name}): its current value "
+                          f"{float(schedule(0)):.6g} is written in its place (name the function, or use a schedule, "
+                          "to save it as a function)", stacklevel=3)
+            return float(schedule(0))
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
     if not type(schedule).__module__.startswith("fastgru."):
         return {"module": None, "class_name": type(schedule).__name__, "config": schedule.get_config(),
                 "registered_name": getattr(type(schedule), "_fg_registered_name", None) or type(schedule).__name__}
