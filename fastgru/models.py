@@ -415,11 +415,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> Sequential:
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> Sequential:
         """A Sequential from its config (``get_config``'s, fastgru's or Keras's), layer by layer."""
         from .sequential_config import sequential_from_config
 
-        return sequential_from_config(cls, config)
+        return sequential_from_config(cls, config, custom_objects)
 
     # ---- training (fastgru.training.trainer) ----------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, loss_weights=None,

@@ -7,8 +7,14 @@ from .layers import registry
 from .layers.core import _dimensions
 
 
-def sequential_from_config(cls, config: dict):
-    """``cls`` (a Sequential class) built from ``config``'s ``layers`` list and ``build_input_shape``."""
+def sequential_from_config(cls, config: dict, custom_objects: dict | None = None):
+    """``cls`` (a Sequential class) built from ``config``'s ``layers`` list and ``build_input_shape`` (a script's
+    own classes given in ``custom_objects``, as Keras's ``from_config`` takes them)."""
+    with registry.custom_layers(custom_objects):
+        return _from_config(cls, config)
+
+
+def _from_config(cls, config: dict):
     from . import layers as layer_module
 
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):

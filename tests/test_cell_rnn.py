@@ -278,3 +278,33 @@ def test_lazy_cells_and_held_rnns_read_keras_files(keras, rng, tmp_path):
     back = keras.models.load_model(tmp_path / "back.keras", custom_objects={"Holder": KerasHolder,
                                                                             "MinimalRNNCell": keras_minimal})
     np.testing.assert_allclose(back.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_rnn_is_a_class_for_isinstance_from_config_and_clones(rng):
+    model = fg.Sequential([fg.Input((5, 2)), fg.layers.RNN(MinimalRNNCell(3)), fg.layers.Dense(1)])
+    rnn = model.layers[0]
+    for layer in (rnn, fg.layers.GRU(2), fg.layers.RNN(fg.layers.LSTMCell(2)),
+                  fg.layers.RNN([fg.layers.GRUCell(2), fg.layers.GRUCell(2)])):
+        assert isinstance(layer, fg.layers.RNN)  # (as Keras's GRU, LSTM and SimpleRNN are RNNs)
+    assert not isinstance(fg.layers.Dense(2), fg.layers.RNN)
+    with pytest.raises(ValueError, match="neither a fastgru cell nor a script's cell class"):
+        fg.layers.RNN.from_config(rnn.get_config())  # (the cell's class not given: no code from a config)
+    with fg.saving.custom_object_scope({"MinimalRNNCell": MinimalRNNCell}):
+        again = fg.layers.RNN.from_config(rnn.get_config())
+    assert isinstance(again.cell, MinimalRNNCell) and again.get_config()["cell"] == rnn.get_config()["cell"]
+    assert type(fg.layers.RNN.from_config({"cell": {"class_name": "GRUCell", "config": {"units": 4}},
+                                           "return_sequences": True})).__name__ == "GRU"
+    x = rng.normal(size=(3, 5, 2)).astype(np.float32)
+    clone = fg.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+    rebuilt = fg.Sequential.from_config(model.get_config(), custom_objects={"MinimalRNNCell": MinimalRNNCell})
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_array_equal(rebuilt.predict(x), model.predict(x))
+
+
+def test_bidirectional_refuses_cell_loops_by_name():
+    with pytest.raises(ValueError, match="received the RNN of a script's own cell"):
+        fg.layers.Bidirectional(fg.layers.RNN(MinimalRNNCell(3)))
+    with pytest.raises(ValueError, match="received RNN over a list of cells"):
+        fg.layers.Bidirectional(fg.layers.RNN([fg.layers.GRUCell(2), fg.layers.GRUCell(2)]))

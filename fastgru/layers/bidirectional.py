@@ -48,7 +48,11 @@ class Bidirectional(WrapperTrainable, Layer):
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, RecurrentLayer):
-            raise ValueError(f"Bidirectional wraps a recurrent layer (GRU, LSTM or SimpleRNN), received {layer!r}")
+            what = ("RNN over a list of cells (wrap each recurrent layer in its own Bidirectional)"
+                    if getattr(layer, "_fg_stacked_cells", False) else "the RNN of a script's own cell (not supported "
+                    "yet: run the cell forward and backward in two RNN layers, go_backwards=True on one)"
+                    if hasattr(layer, "state_sizes") else repr(layer))
+            raise ValueError(f"Bidirectional wraps a recurrent layer (GRU, LSTM or SimpleRNN), received {what}")
         if backward_layer is not None and not isinstance(backward_layer, RecurrentLayer):
             raise ValueError(f"backward_layer must be a recurrent layer (GRU, LSTM or SimpleRNN), "
                              f"received {backward_layer!r}")

@@ -67,7 +67,51 @@ class SimpleRNNCell(_Cell):
     layer_class = SimpleRNN
 
 
-def RNN(  # noqa: N802 (Keras's name)
+class _RNNType(type):
+    """``RNN(cell, ...)`` builds the layer looping the cell (:func:`_looping`); ``isinstance(layer, RNN)`` holds for
+    the recurrent layers, as Keras's GRU, LSTM and SimpleRNN are RNNs."""
+
+    def __call__(cls, cell, *args, **kwargs):
+        return _looping(cell, *args, **kwargs)
+
+    def __instancecheck__(cls, obj) -> bool:
+        obj = obj.__dict__.get("_as_sequential") or obj if hasattr(obj, "__dict__") else obj
+        return isinstance(obj, (GRU, LSTM, SimpleRNN, CellRNN)) or bool(getattr(obj, "_fg_stacked_cells", False))
+
+
+class RNN(metaclass=_RNNType):
+    """Keras's ``RNN(cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+    unroll=False, zero_output_for_mask=False, **kwargs)``: the recurrent layer that loops ``cell`` over the steps
+    of a (batch, steps, features) input — ``RNN(GRUCell(64))`` is a :class:`GRU` (likewise LSTM and SimpleRNN), a
+    script's own cell is looped step by step (``layers/cell_rnn.py``), a list of cells is the stack of their
+    layers."""
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """The layer of a config (Keras's ``RNN`` config, or a looped cell's ``get_config``): its cell from the
+        cell's entry — fastgru's cells, or a script's cell class given in ``custom_objects`` or registered."""
+        config = dict(config)
+        entry = config.pop("cell", None)
+        cells = [_cell_of(e) for e in entry] if isinstance(entry, list) else _cell_of(entry)
+        return _looping(cells, **{k: v for k, v in config.items() if k not in ("batch_input_shape",)})
+
+
+def _cell_of(entry):
+    """A cell object from its serialized entry (``{"class_name": ..., "config": ...}``), or the object given."""
+    if not isinstance(entry, dict):
+        return entry
+    name, config = entry.get("class_name"), entry.get("config")
+    if name == "StackedRNNCells" and isinstance(config, dict):
+        return [_cell_of(e) for e in config.get("cells") or []]
+    own = {"GRUCell": GRUCell, "LSTMCell": LSTMCell, "SimpleRNNCell": SimpleRNNCell}.get(name)
+    found = own or registry.custom_layer(entry.get("registered_name") or name) or registry.custom_layer(name)
+    if found is None or not isinstance(config, dict):
+        raise ValueError(f"RNN.from_config: cell {name!r} is neither a fastgru cell nor a script's cell class given "
+                         "in custom_objects (or registered)")
+    return found.from_config(dict(config))
+
+
+def _looping(  # noqa: N802 (Keras's name)
     cell: _Cell,
     return_sequences: bool = False,
     return_state: bool = False,
@@ -111,4 +155,6 @@ def _stacked(cells: list, return_sequences: bool, return_state: bool, go_backwar
     last = cells[-1]
     layers.append(last.layer_class(last.units, **last.options, **options, name=f"{name}_cell_{len(cells) - 1}",
                                    return_sequences=return_sequences))
-    return registry.model_class("Sequential")(layers, name=name)
+    stack = registry.model_class("Sequential")(layers, name=name)
+    stack._fg_stacked_cells = True  # (isinstance(stack, RNN))
+    return stack
