@@ -66,9 +66,7 @@ class RNN(WrapperTrainable, Layer):
         self.go_backwards, self.stateful = bool(go_backwards), bool(stateful)
         self.unroll, self.zero_output_for_mask = bool(unroll), bool(zero_output_for_mask)
         self.states = None  # (stateful: the states carried from the last batch)
-        step = type(cell)._fg_own_call
-        takes = inspect.signature(step).parameters
-        self._takes_training = "training" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values())
+        self._takes_training = _takes_training(cell)
         cell.__dict__["_fg_step_call"] = functools.partial(_traced_step, cell)  # (how custom_training traces it)
 
     # ---- shapes and weights ---------------------------------------------------------------------
@@ -204,9 +202,9 @@ class RNN(WrapperTrainable, Layer):
         return super().__call__(inputs, mask=mask, training=training, initial_state=initial_state, **kwargs)
 
     def _loop(self, x, mask, initial_state, step):
-        """``(outputs, last output, final states, steps, mask, caches)`` of ``step(x_t, states) -> (output, new
-        states, cache)`` run over the steps: a masked step keeps the states and repeats the previous output (zeros
-        with ``zero_output_for_mask``), as Keras's backend ``rnn``."""
+        """``(outputs, last output, final states, steps, mask, caches, checked input)`` of ``step(x_t, states)
+        -> (output, new states, cache)`` run over the steps: a masked step keeps the states and repeats the previous
+        output (zeros with ``zero_output_for_mask``), as Keras's backend ``rnn``."""
         x = self._check(x)
         states = self._initial(x, initial_state)
         steps, mask = self._order(x, mask)
@@ -222,7 +220,7 @@ class RNN(WrapperTrainable, Layer):
             caches.append(cache)
             outputs.append(out)
             previous, states = out, new
-        return outputs, previous, states, steps, mask, caches
+        return outputs, previous, states, steps, mask, caches, x
 
     def call(self, x, mask=None, training: bool = False, initial_state=None):
         outputs, last, states, *_ = self._loop(x, mask, initial_state,
@@ -238,9 +236,8 @@ class RNN(WrapperTrainable, Layer):
             outs, cache = self.cell.forward([x_t, *states], training=training)
             return np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]], cache
 
-        outputs, last, states, steps, mask, caches = self._loop(x, mask, initial_state, step)
-        x = np.asarray(x)
-        return self._finish(outputs, last, states), (x.shape, self._check(x).dtype, steps, mask, caches, last.shape)
+        outputs, last, states, steps, mask, caches, x = self._loop(x, mask, initial_state, step)
+        return self._finish(outputs, last, states), (x.shape, x.dtype, steps, mask, caches, last.shape)
 
     def backward(self, dy, cache, need_dx: bool = True):
         dx, _, grads = self.backward_with_states([dy], cache, need_dx)
@@ -284,11 +281,15 @@ class RNN(WrapperTrainable, Layer):
 
 def _traced_step(cell, inputs: list, training: bool = False):
     """The cell's call on ``[x_t, *states]`` as ``[output, *new states]`` (what ``custom_training`` traces)."""
-    takes = inspect.signature(type(cell)._fg_own_call).parameters
-    kwargs = {"training": training} if "training" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values()) \
-        else {}
+    kwargs = {"training": training} if _takes_training(cell) else {}
     out, new = type(cell)._fg_own_call(cell, inputs[0], list(inputs[1:]), **kwargs)
     return [out, *(new if isinstance(new, (list, tuple)) else [new])]
 
 
 registry.register_model("RNN", RNN)  # (how fastgru.io builds one, without importing this module)
+
+
+def _takes_training(cell) -> bool:
+    """Whether the cell's own call takes ``training`` (Keras passes it only then)."""
+    takes = inspect.signature(type(cell)._fg_own_call).parameters
+    return "training" in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values())
