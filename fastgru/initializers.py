@@ -186,17 +186,21 @@ class KerasInitializer:
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}; it takes {names}")
         self._config = {**type(self).defaults, **dict(zip(names, args)), **kwargs}
-        get(self)  # (the options checked now)
+        self._drawer = _drawer({"class_name": self.keras_name, "config": self._config})  # (options checked now)
 
     def get_config(self) -> dict:
         value = self._config.get("value")
         return {**self._config, **({"value": np.asarray(value).tolist()} if np.ndim(value) else {})}
 
-    def __call__(self, shape, dtype=None) -> np.ndarray:
+    def __call__(self, shape, dtype=None, rng=None) -> np.ndarray:
+        """Keras's ``init(shape, dtype=None)``, or fastgru's ``init(shape, dtype, rng)`` (a layer's generator; an
+        object of an integer ``seed`` draws from a generator of that seed whatever it is given)."""
         from .random import make_rng
 
-        init = get({"class_name": self.keras_name, "config": self._config})
-        return init(tuple(shape), np.dtype(dtype or "float32"), make_rng(self._config.get("seed")))
+        seed = self._config.get("seed")
+        if rng is None or seed is not None:
+            rng = make_rng(seed)
+        return self._drawer(tuple(shape), np.dtype(dtype or "float32"), rng)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r:.40}' for k, v in self._config.items())})"
@@ -225,6 +229,13 @@ RandomUniform = _initializer_class("RandomUniform", minval=-0.05, maxval=0.05)
 TruncatedNormal = _initializer_class("TruncatedNormal", mean=0.0, stddev=0.05)
 VarianceScaling = _initializer_class("VarianceScaling", scale=1.0, mode="fan_in", distribution="truncated_normal")
 STFT = _initializer_class("STFT", side="real", window="hann", scaling="density", periodic=False)
+
+
+#: the initializer classes by the names above
+_CLASSES = {_CAMEL[cls.keras_name]: cls for cls in (Zeros, Ones, Constant, GlorotUniform, GlorotNormal, HeUniform,
+                                                     HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity,
+                                                     RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+                                                     STFT)}
 
 
 def serialize(initializer):
@@ -281,11 +292,27 @@ def _takes_a_generator(function) -> bool:
 def get(identifier) -> Initializer:
     """Initializer from a name ("glorot_uniform"), a Keras config dict, an initializer object (fastgru's or
     Keras's: ``Constant(matrix)``, ``GlorotUniform(seed=1)``), or a function: fastgru's ``f(shape, dtype, rng)``
-    or Keras's ``f(shape, dtype=None)``."""
+    or Keras's ``f(shape, dtype=None)``. A name or a config gives the initializer object, as Keras's ``get``
+    (``get("he_normal")`` is ``HeNormal()``, which ``serialize`` writes as Keras does); it is called as
+    ``init(shape, dtype=None)`` or as ``init(shape, dtype, rng)``."""
+    if isinstance(identifier, KerasInitializer):
+        return identifier
+    if isinstance(identifier, (str, dict)):
+        _drawer(identifier)  # (checked: an unknown name or a bad option is refused here)
+        name = identifier.get("class_name") if isinstance(identifier, dict) else identifier
+        config = (identifier.get("config") or {}) if isinstance(identifier, dict) else {}
+        cls = _CLASSES[_CAMEL.get(name, name)]
+        keeps_none = cls is STFT  # (its window=None and scaling=None mean none)
+        return cls(**{k: _value(v) for k, v in config.items() if k in cls.defaults and (v is not None or keeps_none)})
+    return _drawer(identifier)
+
+
+def _drawer(identifier) -> Initializer:
+    """:func:`get`'s initializer as fastgru's ``init(shape, dtype, rng)`` function."""
     if hasattr(identifier, "get_config") and callable(identifier):  # (an object: by its class and config)
         name = getattr(identifier, "keras_name", type(identifier).__name__)
         if _CAMEL.get(name, name) in _FACTORIES:
-            return get({"class_name": name, "config": dict(identifier.get_config())})
+            return _drawer({"class_name": name, "config": dict(identifier.get_config())})
         return _keras_callable(identifier)
     if callable(identifier):
         return identifier if _takes_a_generator(identifier) else _keras_callable(identifier)

@@ -12,10 +12,11 @@ import numpy as np
 
 from .eager import eager, keras_array
 from .errors import UnsupportedKerasFeature
-from .layers.keras_ops import TENSOR_KEY, KerasOp, numpy_constant
+from .layers.keras_ops import TENSOR_KEY, KerasOp, apply_op, numpy_constant
 from .layers.op_attention import ATTENTION_OPS
 from .op_functions import FUNCTIONS as OPS
 from .op_numpy import keras_dtype
+from .ops.ctc import ctc_loss as _ctc_loss_values
 from .tracing import is_weight_valued, refuse_while_traced, tracing
 
 _EPSILON = 1e-7  # (Keras's backend.epsilon())
@@ -231,15 +232,28 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     return OPS["negative"](OPS["sum"](OPS["multiply"](one_hot, OPS["log_softmax"](o, axis=-1)), axis=-1))
 
 
+def ctc_loss(target, output, target_length, output_length, mask_index=0):
+    """Keras's ``ops.ctc_loss``: ``-log p(target | output)`` per sequence, (B,) (``fastgru.ops.ctc``). On
+    symbolic tensors (a custom loss, a custom layer's ``add_loss``) the ``CTCLoss`` graph node, which training
+    differentiates with respect to ``output``."""
+    operands = (target, output, target_length, output_length)
+    if any(_symbolic(a) for a in operands):
+        return apply_op("CTCLoss", *operands, mask_index=mask_index)
+    if tracing() is not None and any(is_weight_valued(a) for a in operands):
+        refuse_while_traced("keras.ops ctc_loss of a weight")
+    return eager(_ctc_loss_values(*operands, mask_index))
+
+
 FUNCTIONS = {f.__name__: f for f in (pad, average, slice, layer_normalization, rms_normalization, segment_sum,
                                      segment_max, where, multi_hot, dot_product_attention, binary_crossentropy,
-                                     categorical_crossentropy, sparse_categorical_crossentropy)}
+                                     categorical_crossentropy, sparse_categorical_crossentropy, ctc_loss)}
 
 
 def install(module) -> None:
     """Put these on ``module`` (``fastgru.ops``), and its ``nn`` and ``numpy`` namespaces (every function of it)."""
     for name, function in FUNCTIONS.items():
-        if getattr(module, name, None) in (None, OPS.get(name)):  # (where: the table's, wrapped)
+        if getattr(module, name, None) in (None, OPS.get(name), _ctc_loss_values):  # (where: the table's, wrapped;
+            # ctc_loss: fastgru.ops.ctc's, on arrays)
             setattr(module, name, function)
     for space in ("nn", "numpy"):
         if not hasattr(module, space):

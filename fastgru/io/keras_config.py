@@ -26,7 +26,7 @@ from .config_checks import (
     build_registered,
 )
 from .keras_catalog import _KNOWN_UNSUPPORTED, snake_case, weights_key  # noqa: F401 (re-exported)
-from .keras_graph import REGISTERED_KEY, _check_chain_output, _entry, _entry_name, _functional_chain
+from .keras_graph import _check_chain_output, _entry, _entry_name, _functional_chain, from_script_config
 from .keras_rnn_cells import custom_cell_rnn, is_stacked, rnn_as_layer, stacked_layers
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -344,16 +344,7 @@ def input_shape_of(spec: ModelSpec, path) -> tuple:
 # ---------------------------------------------------------------------------------------------
 def build_custom_layer(cls: type, spec: LayerSpec, name: str, path):
     """A layer of a script's own class (``custom_objects``) from its config, as Keras's ``from_config``."""
-    config = dict(spec.config)
-    registered = config.pop(REGISTERED_KEY, None)
-    try:
-        layer = cls.from_config(config)
-    except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
-        raise ModelFileError(path, f"layer {name!r}: {cls.__name__}.from_config refused the file's config "
-                                   f"({type(exc).__name__}: {exc})") from None
-    if registered is not None:
-        layer.__dict__["_fg_registered_name"] = registered  # (saved back under the file's registered name)
-    return layer
+    return from_script_config(cls, spec.config, f"layer {name!r}", path)
 
 
 def build_layer(spec: LayerSpec, major: int, path="<config>"):

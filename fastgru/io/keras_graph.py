@@ -29,6 +29,21 @@ def _entry(entry, path, where: str) -> tuple[str, dict]:
 REGISTERED_KEY = "__fastgru_registered_name__"
 
 
+def from_script_config(cls: type, config: dict, what: str, path):
+    """An object of a script's own class (``custom_objects``) built by its ``from_config`` from a file's config
+    (an entry's, from ``_entry``), as Keras builds it; the file's registered name kept to save it back under."""
+    config = dict(config)
+    registered = config.pop(REGISTERED_KEY, None)
+    try:
+        built = cls.from_config(config)
+    except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
+        raise ModelFileError(path, f"{what}: {cls.__name__}.from_config refused the file's config "
+                                   f"({type(exc).__name__}: {exc})") from None
+    if registered is not None:
+        built.__dict__["_fg_registered_name"] = registered  # (saved back under the file's registered name)
+    return built
+
+
 def _entry_name(entry: dict) -> str | None:
     config = entry.get("config")
     name = config.get("name") if isinstance(config, dict) else None

@@ -19,10 +19,12 @@ name: Keras's ``ConvLSTM`` cells and a cell class not given (its ``call`` is cod
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from .config_checks import _trainable
-from .keras_graph import REGISTERED_KEY, _entry
+from .config_checks import _regularizer_option, _trainable
+from .keras_graph import _entry, from_script_config
 
 #: Keras cell class -> the recurrent layer that loops it
 CELL_LAYERS = {"GRUCell": "GRU", "LSTMCell": "LSTM", "SimpleRNNCell": "SimpleRNN"}
@@ -123,15 +125,14 @@ def custom_cell_rnn(config: dict, name: str, path):
     if cls is None or not hasattr(cls, "_fg_own_call"):
         return None
     _, cell_config = _entry(cell, path, f"layer {name!r}: cell")
-    cell_config = {k: v for k, v in cell_config.items() if k != REGISTERED_KEY}
+    looped = from_script_config(cls, cell_config, f"layer {name!r}: its cell", path)
+    options, ignored, loop = {k: v for k, v in config.items() if k in _RNN_OPTIONS}, [], registry.model_class("RNN")
+    _regularizer_option(loop, "activity_regularizer", config.get("activity_regularizer"), f"{name!r} (RNN)",
+                        options, ignored, path)  # (the loop's own option, as any layer's: applied in training)
+    if ignored:
+        warnings.warn(f"layer {name!r} (RNN): {', '.join(ignored)}: only affects training, not applied by fastgru",
+                      stacklevel=2)
     try:
-        looped = cls.from_config(cell_config)
-    except Exception as exc:  # noqa: BLE001  (whatever the script's class says of the file's config)
-        raise ModelFileError(path, f"layer {name!r}: {cls.__name__}.from_config refused the file's cell config "
-                                   f"({type(exc).__name__}: {exc})") from None
-    if registered is not None:
-        looped.__dict__["_fg_registered_name"] = registered  # (saved back under the file's registered name)
-    try:
-        return registry.model_class("RNN")(looped, **{k: v for k, v in config.items() if k in _RNN_OPTIONS})
+        return loop(looped, **options)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(path, f"layer {name!r} (RNN): {exc}") from None

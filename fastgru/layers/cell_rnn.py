@@ -183,10 +183,25 @@ class RNN(WrapperTrainable, Layer):
     def _step(self, x_t, states, training: bool):
         kwargs = {"training": training} if self._takes_training else {}
         out, new = type(self.cell)._fg_own_call(self.cell, x_t, list(states), **kwargs)
-        new = list(new) if isinstance(new, (list, tuple)) else [new]
-        if len(new) != len(states):
-            raise ValueError(f"RNN {self.name!r}: the cell returned {len(new)} state(s) for its {len(states)}")
-        return np.asarray(out, x_t.dtype), [np.asarray(s, x_t.dtype) for s in new]
+        return self._checked_step(out, list(new) if isinstance(new, (list, tuple)) else [new], x_t.shape[0],
+                                  x_t.dtype)
+
+    def _checked_step(self, out, new: list, batch: int, dtype):
+        """A step's output (batch, units) and new states (batch, state size), each checked (as Keras's loop,
+        which refuses a state that changes its shape, and what the next step and the layers after take)."""
+        if len(new) != len(self.state_sizes):
+            raise ValueError(f"RNN {self.name!r}: the cell returned {len(new)} state(s) for its "
+                             f"{len(self.state_sizes)} (state_size {self.cell.state_size!r})")
+        out, new = np.asarray(out, dtype), [np.asarray(s, dtype) for s in new]
+        for i, (s, size) in enumerate(zip(new, self.state_sizes)):
+            if s.shape != (batch, size):
+                raise ValueError(f"RNN {self.name!r}: the cell returned state {i} of shape {s.shape}; its state_size "
+                                 f"says ({batch}, {size})")
+        if out.shape != (batch, self.units):
+            raise ValueError(f"RNN {self.name!r}: the cell returned an output of shape {out.shape}; its "
+                             f"{'output_size' if hasattr(self.cell, 'output_size') else 'state_size'} says "
+                             f"({batch}, {self.units})")
+        return out, new
 
     def _finish(self, outputs: list, last, states: list):
         if self.stateful:
@@ -234,7 +249,7 @@ class RNN(WrapperTrainable, Layer):
         """Training's forward: the cell's traced step run on each step, its caches kept for :meth:`backward`."""
         def step(x_t, states):
             outs, cache = self.cell.forward([x_t, *states], training=training)
-            return np.asarray(outs[0]), [np.asarray(s) for s in outs[1:]], cache
+            return (*self._checked_step(outs[0], list(outs[1:]), x_t.shape[0], x_t.dtype), cache)
 
         outputs, last, states, steps, mask, caches, x = self._loop(x, mask, initial_state, step)
         return self._finish(outputs, last, states), (x.shape, x.dtype, steps, mask, caches, last.shape)

@@ -170,7 +170,8 @@ class KerasOp(Layer):
             items = args[0]
         else:
             items = args
-            n = 3 if self.op in TERNARY else 2 if self.op in BINARY or self.op in PRODUCTS else 1
+            n = 4 if self.op == "CTCLoss" else 3 if self.op in TERNARY else 2 if self.op in BINARY or \
+                self.op in PRODUCTS else 1
             if (self.op == "Einsum" and len(args) == 1) or self.op == "DotProductAttention":
                 n = len(args)  # (one tensor: a permutation, sums; attention: its given operands)
             if len(args) != n:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from .op_attention import ATTENTION_OPS
 from .op_axis import AXIS_SHAPE_OPS, GATHERS
+from .op_ctc import CTC_OPS
 from .op_elementwise import BINARY, TERNARY, UNARY
 from .op_products import PRODUCTS as _PRODUCTS
 from .op_shapes import REDUCTIONS
 from .op_shapes import SHAPE_OPS as _SHAPE_OPS
 from .op_slices import SLICE_OPS
 
-SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS, **SLICE_OPS}
+SHAPE_OPS = {**_SHAPE_OPS, **AXIS_SHAPE_OPS, **SLICE_OPS, **CTC_OPS}
 PRODUCTS = {**_PRODUCTS, **GATHERS, **ATTENTION_OPS}  # (two operands each; dot_product_attention three to five)
 _OTHER_OPS = {**SHAPE_OPS, **PRODUCTS}  # (the tables _run and backward look the rest up in)
 
@@ -21,7 +22,7 @@ _NUMPY, _NN, _MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.m
 _NN_OPS = {"Sigmoid", "Relu", "Gelu", "Silu", "Softplus", "Softmax", "LogSoftmax", "Elu", "LeakyRelu", "HardSigmoid",
            "Relu6", "Softsign", "Selu", "LogSigmoid", "HardSilu", "HardTanh", "Celu", "TanhShrink", "Squareplus",
            "SparsePlus", "SoftShrink", "HardShrink", "Threshold", "Glu", "Normalize", "Moments",
-           "OneHot", "LayerNorm", "RMSNorm", "DotProductAttention"}
+           "OneHot", "LayerNorm", "RMSNorm", "DotProductAttention", "CTCLoss"}
 MODULES = {**{op: _NUMPY for op in (*BINARY, *TERNARY, *UNARY, *REDUCTIONS, *SHAPE_OPS, *PRODUCTS)},
            **{op: _NN for op in _NN_OPS}, "Erf": _MATH, "Rsqrt": _MATH, "Logsumexp": _MATH, "TopK": _MATH,
            "Erfc": _MATH, "Erfinv": _MATH, "Cast": "keras.src.ops.core", "StopGradient": "keras.src.ops.core",
@@ -50,7 +51,7 @@ CONFIG_KEYS = {
     "Triu": ("k",), "Tril": ("k",), "OnesLike": ("dtype",), "ZerosLike": ("dtype",), "FullLike": ("dtype",),
     "NanToNum": ("nan", "posinf", "neginf"), "Prod": ("axis", "keepdims", "dtype"),
     "Slice": ("shape",), "Unstack": ("num", "axis"), "Hstack": (),
-    "LayerNorm": ("axis", "epsilon", "rms_scaling"), "RMSNorm": ("axis", "epsilon"),
+    "LayerNorm": ("axis", "epsilon", "rms_scaling"), "RMSNorm": ("axis", "epsilon"), "CTCLoss": ("mask_index",),
 }
 #: keyword arguments a node may carry (Keras writes them in the node, not the config)
 _NODE_KWARGS = {"Average": {"weights"}, "Pad": {"constant_values"}, "RMSNorm": {"scale"},

@@ -306,7 +306,8 @@ def get(identifier) -> Loss:
     """
     if isinstance(identifier, Loss):
         cls = type(identifier)
-        if cls._values is Loss._values and not callable(getattr(identifier, "call", None)):
+        own_compute = cls._values is not Loss._values or cls._run is not Loss._run  # (CTC, Dice: their own _run)
+        if not own_compute and not callable(getattr(identifier, "call", None)):
             raise UnsupportedKerasFeature(f"loss {cls.__name__!r}: a Loss subclass defines call(y_true, y_pred)")
         return identifier  # (a Keras-style subclass computes in its call: training/function_loss.py)
     if getattr(identifier, "__name__", None) in _FUNCTIONS and _FUNCTIONS[identifier.__name__] is identifier:

@@ -69,7 +69,7 @@ def _inner_activity_penalty(layer, y):
 
 def _owners(layer):
     """``layer`` and the layers whose weights it holds (a Bidirectional's two directions, a wrapper's inner
-    layer, the layers a custom layer holds)."""
+    layer, the loop's cell of ``RNN(cell)``, the layers a custom layer holds)."""
     yield layer
     if getattr(type(layer), "_fg_user_layer", False):  # (a custom layer: the layers it holds in its attributes)
         for value in list(vars(layer).values()):
@@ -79,7 +79,7 @@ def _owners(layer):
                         hasattr(sub, "trainable_weights"):  # (a layer, or a Sequential or Model it holds)
                     yield from _owners(sub)
         return
-    for attr in ("layers", "layer"):
+    for attr in ("layers", "layer", "cell"):
         inner = getattr(layer, attr, None)
         if inner is None or inner is layer:
             continue
