@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow (the Keras the tests compare against) on one thread: under ``pytest -n 2`` on two cores its thread pools
+# only contend with the other worker
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # kernels split even tiny batches over the threads, so the multi-chunk path is what tests exercise
 os.environ.setdefault("FASTGRU_MIN_CHUNK_WORK", "0")
 sys.path.insert(0, os.path.dirname(__file__))  # for tests/reference.py
