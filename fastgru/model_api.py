@@ -77,6 +77,7 @@ class KerasModelAPI(VariableLists):
         from .training import streams, trainer
 
         reader = sizes = None
+        one_pass = False  # (a generator's batches: read once, as Keras reads them)
         if streams.is_stream(x):  # (a dataset, PyDataset or generator: its batches as arrays, their size kept)
             streams.check_no_targets(y, sample_weight, "fit")
             if validation_split:
@@ -89,6 +90,7 @@ class KerasModelAPI(VariableLists):
                 batch_size = sizes[0]
             else:
                 streams.warn_unshuffled(x, shuffle)
+                one_pass = True
                 runs = max((1 if epochs is None else epochs) - (initial_epoch or 0), 1)
                 x, y, sample_weight, batch_size = streams.collect(
                     x, "fit", None if steps_per_epoch is None else steps_per_epoch * runs)
@@ -98,7 +100,7 @@ class KerasModelAPI(VariableLists):
             validation_data, validation_batch_size = (xv, yv) + (() if swv is None else (swv,)), size
         return trainer.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
                            shuffle, class_weight, sample_weight, initial_epoch, validation_batch_size, validation_freq,
-                           steps_per_epoch, validation_steps, _reader=reader, _sizes=sizes)
+                           steps_per_epoch, validation_steps, _reader=reader, _sizes=sizes, _one_pass=one_pass)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict: bool = False):

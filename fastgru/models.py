@@ -11,7 +11,6 @@ import numpy as np
 from ._threads import held_or_refused
 from .eager import eager
 from .graph import Input, input_tensor
-from .input_casts import cast_to_declared
 from .layers import registry
 from .layers.base import (
     BUILD_LOCK,
@@ -26,7 +25,7 @@ from .layers.base import (
 from .layers.core import InputLayer
 from .layers.dtypes import in_layer_dtype
 from .model_api import KerasModelAPI, pick_layer
-from .ops.categorical import string_input
+from .model_inputs import sequential_input
 from .summary import print_summary
 from .variables import built_within
 
@@ -258,40 +257,7 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     # ---- inference --------------------------------------------------------------------------
     def _check_input(self, x) -> np.ndarray:
-        from .training.structures import refuse_streams, single
-
-        refuse_streams(x, f"Model {self.name!r}")
-        if not self._layers:
-            raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
-        texts = self._takes_strings()
-        if not (texts and isinstance(x, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in x)):
-            # ([x] and {name: x}: Keras's one-input structures, the name the Input's; not a list of texts)
-            x = single(x, "input", getattr(self._input_layer, "name", None))
-        if texts:
-            return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
-        if isinstance(x, (list, tuple)) and len(x) > 1 and self.built and self.input_shape is not None and all(
-                isinstance(a, np.ndarray) and a.ndim == len(self.input_shape) for a in x):  # (several inputs' arrays)
-            raise ValueError(f"Model {self.name!r} takes 1 input of shape {self.input_shape}; received a list of "
-                             f"{len(x)} arrays of shapes {[a.shape for a in x]}")
-        x = np.asarray(x)
-        if x.dtype == object or x.dtype.kind not in "fiub":
-            raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
-        if self.built and self.input_shape is not None:
-            expected = self.input_shape
-            if x.ndim != len(expected):
-                raise ValueError(
-                    f"Model {self.name!r} expects input of rank {len(expected)} with shape {expected}, "
-                    f"received shape {x.shape}"
-                )
-            # the time axis may vary (recurrent layers take any length); feature axes must match
-            for axis in range(2, x.ndim):
-                if expected[axis] is not None and x.shape[axis] != expected[axis]:
-                    raise ValueError(
-                        f"Model {self.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
-                        f"received shape {x.shape}"
-                    )
-        declared = getattr(self._input_layer, "input_dtype", None) or getattr(self, "_file_input_dtype", None)
-        return cast_to_declared(x, declared, f"the input of Model {self.name!r}")
+        return sequential_input(self, x)
 
     def _takes_strings(self) -> bool:
         """Whether the input is text: declared ``Input(..., dtype="string")``, or taken by the first layer

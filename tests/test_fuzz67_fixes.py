@@ -195,3 +195,105 @@ def test_a_cell_keeping_its_initializer_by_get_and_serialize_saves_and_reloads(k
     np.testing.assert_allclose(np.asarray(theirs(x)), model.predict(x), rtol=1e-5, atol=1e-6)
     assert theirs.layers[0].cell.get_config()["kernel_initializer"]["class_name"] == "HeNormal"
     np.testing.assert_array_equal(fg.load_model(tmp_path / "init.keras").predict(x), model.predict(x))
+
+
+# ---- fit, compile and bad input (round 67's API checks) -------------------------------------------------------------
+def _small(lib=fg):
+    model = lib.Sequential([lib.Input((5, 3)), lib.layers.GRU(4, kernel_initializer="ones",
+                                                                recurrent_initializer="zeros"),
+                            lib.layers.Dense(2, kernel_initializer="ones")])
+    return model
+
+
+def test_a_generator_running_out_before_steps_per_epoch_times_epochs_interrupts_training_as_keras():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 5, 3)).astype("float32"), rng.normal(size=(12, 2)).astype("float32")
+    yielded = []
+
+    def batches():
+        for i in range(3):
+            yielded.append(i)
+            yield x[i * 4:(i + 1) * 4], y[i * 4:(i + 1) * 4]
+
+    model, reference = _small(), _small()
+    for m in (model, reference):
+        m.compile(fg.optimizers.SGD(0.1), "mse")
+    with pytest.warns(UserWarning, match="ran out of data after 3 batches"):
+        history = model.fit(batches(), epochs=3, steps_per_epoch=2, verbose=0)
+    for i in range(3):
+        reference.train_on_batch(x[i * 4:(i + 1) * 4], y[i * 4:(i + 1) * 4])
+    assert yielded == [0, 1, 2]
+    for a, b in zip(model.get_weights(), reference.get_weights()):  # (three steps, none on a batch seen before)
+        np.testing.assert_array_equal(a, b)
+    assert history.history["loss"][2] == 0.0  # (as Keras: the epoch that ran no step logs the reset metric)
+
+
+def test_a_sequential_model_compiles_without_a_loss_and_trains_on_its_layers_losses():
+    x = np.random.default_rng(0).normal(size=(8, 5, 3)).astype("float32")
+    layers = [fg.layers.GRU(4), fg.layers.Dense(2), fg.layers.ActivityRegularization(l2=0.1)]
+    inputs = fg.Input((5, 3))
+    h = inputs
+    for layer in layers:
+        h = layer(h)
+    functional = fg.Model(inputs, h)  # (its training without a loss: tests/test_loss_node.py, against Keras)
+    sequential = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.Dense(2),
+                                fg.layers.ActivityRegularization(l2=0.1)])
+    sequential.set_weights(functional.get_weights())
+    histories = []
+    for model in (functional, sequential):
+        model.compile(fg.optimizers.SGD(0.1))
+        histories.append(model.fit(x, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-6)
+    assert sequential.evaluate(x, verbose=0) == pytest.approx(functional.evaluate(x, verbose=0), rel=1e-6)
+    plain = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4)])
+    plain.compile("sgd")  # (compiled for predict alone: fine, as in Keras)
+    assert plain.predict(x).shape == (8, 4)
+    with pytest.raises(ValueError, match="No loss to compute"):
+        plain.fit(x, verbose=0)
+    metered = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4), fg.layers.ActivityRegularization(l2=0.1)])
+    metered.compile("sgd", metrics=["mae"])
+    with pytest.raises(ValueError, match="the compiled metrics need targets y"):
+        metered.fit(x, verbose=0)
+
+
+def test_an_optimizer_stepping_one_model_refuses_another_models_variables():
+    x, y = np.ones((4, 5, 3), "float32"), np.zeros((4, 2), "float32")
+    optimizer = fg.optimizers.Adam(0.01)
+    first = _small()
+    first.compile(optimizer, "mse")
+    first.fit(x, y, verbose=0)
+    for second in (_small(), fg.Sequential([fg.Input((5, 3)), fg.layers.LSTM(6), fg.layers.Dense(2)])):
+        second.compile(optimizer, "mse")
+        before = [w.copy() for w in second.get_weights()]
+        with pytest.raises(ValueError, match="has been stepping model .*: an optimizer only updates the variables"):
+            second.fit(x, y, verbose=0)
+        for a, b in zip(second.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+    first.fit(x, y, verbose=0)  # (its own model still trains)
+    with pytest.raises(ValueError, match="it can only update the variables it was built with"):
+        optimizer.apply_gradients(zip([np.ones((6, 24), "float32")] * 5,
+                                      fg.Sequential([fg.Input((5, 6)), fg.layers.LSTM(6)]).trainable_weights + [
+                                          np.zeros((6, 2), "float32"), np.zeros(2, "float32")]))
+
+
+@pytest.mark.parametrize("where", ["y", "sample_weight"])
+@pytest.mark.parametrize("odd", [None, "1.5"])
+def test_object_targets_and_weights_holding_other_than_numbers_are_refused(where, odd):
+    model = _small()
+    model.compile("sgd", "mse")
+    x, y, sw = np.ones((4, 5, 3), "float32"), np.zeros((4, 2)).astype(object), np.ones(4).astype(object)
+    (y if where == "y" else sw)[0, ...] = odd
+    with pytest.raises(TypeError, match=f"{where} must be numeric; received an object array holding "
+                                        f"{type(odd).__name__}"):
+        model.evaluate(x, y, sample_weight=sw, verbose=0)
+    np.testing.assert_allclose(model.evaluate(x, np.zeros((4, 2)).astype(object), verbose=0),
+                               model.evaluate(x, np.zeros((4, 2)), verbose=0))  # (numbers alone: taken)
+
+
+def test_a_stream_element_of_none_and_a_ragged_list_are_named():
+    model = _small()
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"received None \(a generator or PyDataset __getitem__ that returned"):
+        model.evaluate((None for _ in range(2)), verbose=0)
+    with pytest.raises(ValueError, match="expects a rectangular numeric array as x; received nested lists of unequal"):
+        model.predict([[[1.0, 2.0, 3.0]] * 5, [[1.0, 2.0]] * 5])

@@ -3,6 +3,8 @@ optimizers need (weight decay's exclusions by name, Muon's choice of rule by pat
 
 from __future__ import annotations
 
+import weakref
+
 from ..variables import RECURRENT_CELLS
 
 
@@ -51,9 +53,19 @@ def variable_paths(model, variables: list) -> list:
     return [found.get(id(v)) for v in variables]
 
 
+#: optimizer -> the model it steps (a weak reference: the first model an optimizer steps is the one it serves)
+_STEPPED_FOR: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def apply_to_model(optimizer, grads: list, model) -> None:
     """``optimizer.apply`` to ``model``'s trainable weights (with their names when weight decay excludes some
     by name)."""
+    owner = _STEPPED_FOR.get(optimizer)
+    if owner is not None and owner() is not None and owner() is not model:
+        raise ValueError(f"this optimizer has been stepping model {owner().name!r}'s variables, not model "
+                         f"{model.name!r}'s: an optimizer only updates the variables it was built with (as Keras's); "
+                         "compile this model with a new optimizer instance")
+    _STEPPED_FOR[optimizer] = weakref.ref(model)
     variables = model.trainable_weights
     optimizer.bind_model(model)
     names = variable_names(model, variables) if getattr(optimizer, "_no_decay_pattern", None) is not None else None

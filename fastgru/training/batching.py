@@ -22,14 +22,17 @@ class BatchStream:
     """The batches of ``fit``'s epochs, as Keras's epoch iterator hands them out: each epoch a fresh pass
     over the data (shuffled anew with ``shuffle``); with ``steps_per_epoch``, that many batches an epoch
     from one pass that goes on where the last epoch stopped; an epoch that reaches the pass's end stops
-    there, with Keras's warning, and the next begins a new pass."""
+    there, with Keras's warning, and the next begins a new pass. ``one_pass``: the batches a generator yielded,
+    which it cannot yield again: when they run out, training is interrupted with Keras's warning, and the epochs
+    left run no step (as Keras's, whose logs then hold the metrics' reset values)."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, steps_name: str = "fit's steps_per_epoch",
-                 sizes: list | None = None):
+                 sizes: list | None = None, one_pass: bool = False):
         self.n, self.batch_size, self.shuffle, self.steps_name = n, batch_size, shuffle, steps_name
         self.sizes = sizes  # (a stream's own batches, in order: their sizes)
         self.n_batches = math.ceil(n / batch_size) if sizes is None else len(sizes)
         self._pass, self._seen = None, 0
+        self.one_pass, self._ran_out = one_pass, False
 
     @property
     def pass_finished(self) -> bool:
@@ -46,9 +49,18 @@ class BatchStream:
         if steps is None:
             yield from self._new_pass()
             return
+        if self._ran_out:
+            return
         if self._pass is None:
             self._pass, self._seen = self._new_pass(), 0
         for _ in range(steps):
+            if self._seen >= self.n_batches and self.one_pass:
+                warnings.warn(f"the input ran out of data after {self.n_batches} batches, before {self.steps_name}="
+                              f"{steps} times the epochs; training is interrupted (as in Keras: the epochs left run "
+                              "no step). Give a generator that yields at least steps_per_epoch * epochs batches",
+                              UserWarning, stacklevel=4)
+                self._ran_out = True
+                return
             if self._seen >= self.n_batches:
                 warnings.warn(f"the data ran out of batches ({self.n_batches} a pass) before {self.steps_name}="
                               f"{steps}; this pass stops here and the next begins a new one (as in Keras)",
@@ -56,7 +68,7 @@ class BatchStream:
                 break
             self._seen += 1
             yield next(self._pass)
-        if self._seen >= self.n_batches:
+        if self._seen >= self.n_batches and not self.one_pass:
             self._pass = None
 
 

@@ -21,14 +21,13 @@ class Compiled:
     """What ``compile`` fixed: optimizer, loss, metric specs (metric objects are made per shape)."""
 
     def __init__(self, optimizer, loss, metrics, weighted_metrics=None, loss_weights=None):
-        if loss is None:
-            raise ValueError("compile() needs a loss, e.g. loss='binary_crossentropy'")
         self.loss_weights_spec = loss_weights  # (as given, saved as given)
         self.loss_weight = _one_loss_weight(loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
         loss = single(loss, "output")  # (loss=["mse"] or {"out": "mse"}: Keras's for one output)
         metrics, weighted_metrics = _one_output_metrics(metrics), _one_output_metrics(weighted_metrics)
-        self.loss = losses_module.get(loss)
+        # (None: the layers' own losses alone, as Keras trains a model compiled without one: trainer.py)
+        self.loss = None if loss is None else losses_module.get(loss)
         # (as given: a saved compile_config writes a loss name as the name, and metrics=None as null, as Keras)
         self.loss_spec, self.metrics_given = loss, metrics is not None
         self.metric_specs = list(metrics or [])

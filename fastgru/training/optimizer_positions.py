@@ -17,6 +17,11 @@ def variable_positions(optimizer, variables: list) -> list[int]:
     """Each of ``variables``' place among those ``optimizer`` was built for, or ValueError saying why it cannot."""
     built = optimizer.__dict__.get("_built_for")
     if len(variables) == len(optimizer._slots):
+        if built is not None and any(shape != np.shape(v) for (_, shape), v in zip(built, variables)):
+            raise ValueError(f"this optimizer was built for {len(built)} variables of shapes "
+                             f"{[shape for _, shape in built][:6]}...; received variables of shapes "
+                             f"{[np.shape(v) for v in variables][:6]}...: it can only update the variables it was "
+                             "built with (another model's?): compile with a new optimizer instance, as Keras asks")
         return list(range(len(variables)))
     where = {key: k for k, (key, _) in enumerate(built or ())}
     positions = [where.get(id(v), -1) for v in variables]

@@ -70,6 +70,9 @@ def _parts(element) -> tuple:
             raise ValueError(f"a stream's element must be x, (x, y) or (x, y, sample_weight); received a tuple of "
                              f"{len(element)}")
         return tuple(element) + (None,) * (3 - len(element))
+    if element is None:
+        raise ValueError("a stream's element must be x, (x,), (x, y) or (x, y, sample_weight); received None (a "
+                         "generator or PyDataset __getitem__ that returned nothing?)")
     return element, None, None
 
 

@@ -101,7 +101,7 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
 
     act = _output_activation(model, training)
     shape = (len(x),) + tuple(model.output_shape[1:])
-    loss_logits = losses_module.uses_logits(compiled.loss, act, y, shape)
+    loss_logits = compiled.loss is not None and losses_module.uses_logits(compiled.loss, act, y, shape)
     compiled.take_dtype(model)  # (before the metrics are made: a float64 model's count in float64)
     metric_logits = compile_metrics.reads_logits(compiled.ensure_metrics(y, shape), act)
     activity: dict = {}
@@ -111,7 +111,9 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     y_pred = out
     if loss_logits or metric_logits:
         logits, y_pred = (out, act), activations.apply(act, out)
-    if loss_logits:
+    if compiled.loss is None:  # (compiled without a loss: the penalties below and the layers' add_loss alone)
+        value, grad = np.asarray(y_pred).dtype.type(0), np.zeros_like(y_pred)
+    elif loss_logits:
         value, grad = compiled.loss.value_and_grad_from_logits(y, out, sample_weight=sample_weight, mask=mask)
     else:
         value, grad = compiled.loss.value_and_grad(y, y_pred, sample_weight=sample_weight, mask=mask)
@@ -124,6 +126,11 @@ def _loss_and_outputs(model, compiled: Compiled, x, y, sample_weight, training: 
     penalty += regularization.weight_penalty(model._layers_and_ops, model.trainable_weights)
     if penalty:
         value = value + penalty
+    if compiled.loss is None and not any(activity.values()) and not any(
+            getattr(c, "added_loss", None) is not None for c in caches) and \
+            not regularization.weight_regularizers(model._layers_and_ops):
+        raise ValueError("No loss to compute. Provide a `loss` argument in `compile()` (the model has no loss of "
+                         "its layers: no add_loss, no regularizer)")
     return value, grad, (y_pred, logits), mask, caches, activity
 
 
@@ -174,9 +181,13 @@ def _check_xy(model, x, y, sample_weight=None):
     refuse_streams(x, f"Model {model.name!r}")
     if hasattr(model, "_check_xy"):  # a Functional model checks its lists/dicts of arrays itself
         return model._check_xy(x, y, sample_weight)
+    x = model._check_input(x)
+    if y is None and getattr(getattr(model, "_compiled", None), "loss", True) is None:
+        y = np.zeros((len(x), 0), np.float32)  # (no loss, no targets: as Keras trains on the layers' losses alone)
+        if model._compiled.metric_specs or model._compiled.weighted_specs:
+            raise ValueError("the compiled metrics need targets y; received y=None")
     if y is None:
         raise ValueError("Training and evaluation need targets y; received y=None")
-    x = model._check_input(x)
     y = single(y, "target", model._layers_and_ops[-1].name if model._layers_and_ops else None)
     if isinstance(y, (list, tuple)) and len(y) > 1 and len(y) != len(x) and all(
             isinstance(a, np.ndarray) and a.ndim and len(a) == len(x) for a in y):  # (targets for several outputs)
@@ -235,12 +246,13 @@ def _numeric(name: str, a) -> np.ndarray:
         a = np.asarray(a)
     except ValueError as exc:  # ragged nested lists
         raise ValueError(f"{name} must be a rectangular numeric array ({exc})") from None
-    if a.dtype == object:
-        try:
-            a = a.astype(np.float64)
-        except (TypeError, ValueError):
+    if a.dtype == object:  # (numbers alone are converted; None, strings and the rest are refused, not parsed)
+        odd = [v for v in a.flat if isinstance(v, (bool, np.bool_)) or
+               not isinstance(v, (int, float, np.integer, np.floating))][:1]
+        if odd or not a.size:
             raise TypeError(f"{name} must be numeric; received an object array holding "
-                            f"{type(a.flat[0]).__name__ if a.size else 'nothing'}") from None
+                            f"{type(odd[0]).__name__ + ' ' + repr(odd[0])[:40] if odd else 'nothing'}")
+        a = a.astype(np.float64)
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be numeric (float, int or bool), received dtype {a.dtype}")
     return a
@@ -280,7 +292,7 @@ def _check_validation_data(model, validation_data, y):
 def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
         validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
         sample_weight=None, initial_epoch: int = 0, validation_batch_size=None, validation_freq=1,
-        steps_per_epoch=None, validation_steps=None, _reader=None, _sizes=None):
+        steps_per_epoch=None, validation_steps=None, _reader=None, _sizes=None, _one_pass=False):
     """Keras's ``fit`` (``Model.fit``); ``_reader``: a stream read anew each epoch (``streams.EpochReader``), whose
     first epoch's data are ``x``, ``y``, ``sample_weight`` in batches of ``_sizes``."""
     compiled = _compiled(model)
@@ -331,7 +343,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto",
     # (Keras's BackupAndRestore resumes an interrupted fit by setting the model's _initial_epoch there)
     initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
     logs = {}
-    stream = BatchStream(len(x), batch_size, shuffle, sizes=_sizes)
+    stream = BatchStream(len(x), batch_size, shuffle, sizes=_sizes, one_pass=_one_pass)
     for epoch in range(initial_epoch, epochs):
         compiled.reset()
         cbs.on_epoch_begin(epoch)
