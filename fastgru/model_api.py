@@ -48,6 +48,20 @@ class KerasModelAPI(VariableLists):
         compiled = getattr(self, "_compiled", None)
         return {} if compiled is None else dict(compiled.logs())
 
+    def get_build_config(self) -> dict | None:
+        """Keras's ``get_build_config``: ``{"input_shape": ...}`` of a built single-input model, else None."""
+        shape = getattr(self, "input_shape", None) if self.built else None
+        return {"input_shape": tuple(shape)} if isinstance(shape, tuple) else None
+
+    def compile_from_config(self, config: dict) -> None:
+        """Keras's ``compile_from_config``: ``compile`` with what :meth:`get_compile_config` (or a ``.keras`` file's
+        ``compile_config``) holds: the optimizer, loss, loss weights and metrics, as Keras configs or names."""
+        if not isinstance(config, dict):
+            raise TypeError(f"compile_from_config expects the dict get_compile_config gives, received "
+                            f"{type(config).__name__}")
+        keys = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics")
+        self.compile(**{k: config[k] for k in keys if config.get(k) is not None})
+
     def get_compile_config(self) -> dict | None:
         """The compile configuration Keras 3 writes into a ``.keras`` file (None before compile)."""
         from .io.keras_save import keras3_compile_config

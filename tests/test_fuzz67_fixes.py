@@ -13,13 +13,12 @@ import fastgru as fg
 def _cell_class(lib, name: str, constraint=None, held_dense_penalty: float = 0.0):
     """keras.io's minimal cell, its kernel penalized (L2 0.1) and optionally constrained, optionally holding a Dense."""
 
-    @lib.saving.register_keras_serializable(package="fuzz67")
     class PenalizedCell(lib.layers.Layer):
         def __init__(self, units, **kwargs):
             super().__init__(**kwargs)
             self.units = self.state_size = units
             self.head = None if not held_dense_penalty else lib.layers.Dense(
-                units, kernel_regularizer=lib.regularizers.L2(held_dense_penalty))
+                units, kernel_regularizer=lib.regularizers.L2(held_dense_penalty), name="head")
 
         def build(self, input_shape):
             self.k = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="k",
@@ -37,7 +36,7 @@ def _cell_class(lib, name: str, constraint=None, held_dense_penalty: float = 0.0
             return {**super().get_config(), "units": self.units}
 
     PenalizedCell.__name__ = PenalizedCell.__qualname__ = name
-    return PenalizedCell
+    return lib.saving.register_keras_serializable(package="fuzz67", name=name)(PenalizedCell)
 
 
 def _pair(keras, name: str, **options):
@@ -297,3 +296,52 @@ def test_a_stream_element_of_none_and_a_ragged_list_are_named():
         model.evaluate((None for _ in range(2)), verbose=0)
     with pytest.raises(ValueError, match="expects a rectangular numeric array as x; received nested lists of unequal"):
         model.predict([[[1.0, 2.0, 3.0]] * 5, [[1.0, 2.0]] * 5])
+
+
+# ---- messages and Keras's model attributes ---------------------------------------------------------------------------
+def test_a_script_cells_weights_take_the_loops_path_as_keras_s(keras, tmp_path):
+    paths = []
+    for lib in (keras, fg):
+        cell = _cell_class(lib, "PathCell", held_dense_penalty=0.1)(2)
+        model = lib.Sequential([lib.Input((5, 3)), lib.layers.RNN(cell, name="loop", return_sequences=True),
+                                lib.layers.GRU(2, name="gru")], name="seq")
+        model.predict(np.ones((1, 5, 3), "float32"), verbose=0)  # (Keras builds the held Dense at the first call)
+        paths.append([w.path for w in model.weights])
+    assert paths[1] == paths[0] and paths[1][:3] == ["seq/loop/path_cell/k", "seq/loop/path_cell/r",
+                                                      "seq/loop/path_cell/head/kernel"]
+    model.save(tmp_path / "paths.keras")
+    loaded = fg.load_model(tmp_path / "paths.keras", custom_objects={"PathCell": type(cell)})
+    assert loaded.weights[0].path == "loop/path_cell/k"  # (a loaded model's layers: outside any scope, as Keras's)
+
+
+def test_refused_cells_of_a_file_say_why(keras, tmp_path):
+    theirs = _cell_class(keras, "RefusedCell")
+    keras.Sequential([keras.Input((5, 3)), keras.layers.RNN(theirs(2))]).save(tmp_path / "one.keras")
+    keras.Sequential([keras.Input((5, 3)), keras.layers.RNN([theirs(2), theirs(2)])]).save(tmp_path / "stack.keras")
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="the class custom_objects gives for it is not a "
+                                                                "fastgru cell: write it as a subclass"):
+        fg.load_model(tmp_path / "one.keras", custom_objects={"RefusedCell": theirs})
+    ours = _cell_class(fg, "RefusedCell")
+    with pytest.raises(fg.errors.UnsupportedKerasFeature, match=r"not in a stack of cells, RNN\(\[cell, cell\]\)"):
+        fg.load_model(tmp_path / "stack.keras", custom_objects={"RefusedCell": ours})
+    assert fg.load_model(tmp_path / "one.keras", custom_objects={"RefusedCell": ours}).predict(
+        np.ones((1, 5, 3), "float32")).shape == (1, 2)
+
+
+def test_model_loss_build_and_compile_configs_as_keras_s(keras):
+    ours, theirs = _small(), _small(keras)
+    for m, lib in ((ours, fg), (theirs, keras)):
+        m.compile(lib.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    assert ours.loss == theirs.loss == "mse"
+    assert ours.get_build_config() == {"input_shape": (None, 5, 3)} == theirs.get_build_config()
+    again = _small()
+    again.compile_from_config(ours.get_compile_config())
+    assert again.loss == "mse" and again.optimizer.learning_rate == pytest.approx(0.01)
+    x, y = np.ones((2, 5, 3), "float32"), np.ones((2, 2), "float32")
+    np.testing.assert_allclose(again.evaluate(x, y, verbose=0), ours.evaluate(x, y, verbose=0))
+    with pytest.raises(TypeError, match="compile_from_config expects the dict"):
+        again.compile_from_config("mse")
+    r2 = fg.metrics.R2Score()
+    r2.update_state(np.array([[1.0], [2.0], [3.0]]), np.array([[1.1], [2.0], [2.8]]))
+    r2.reset_state()
+    assert np.isnan(r2.result())  # (as Keras's: its zeroed sums give 0 / 0)

@@ -45,10 +45,23 @@ def rnn_as_layer(config: dict, label: str, path) -> tuple[str, dict]:
             "return_sequences=True on all but the last, for the same model)")
     cell_cls, cell_cfg = _entry(cell, path, f"layer {label}: cell")
     if cell_cls not in CELL_LAYERS:
-        hint = ("a stack of cells loads as a layer of its own, not inside Bidirectional or TimeDistributed"
-                if cell_cls == "StackedRNNCells" else
-                f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}, or a script's own cell class given in "
-                "load_model's custom_objects (fastgru runs no code from a file)")
+        given = registry.custom_layer(cell_cls)
+        if cell_cls == "StackedRNNCells":
+            hint = "a stack of cells loads as a layer of its own, not inside Bidirectional or TimeDistributed"
+        elif registry.passed_over(cell_cls.lstrip(">")):
+            hint = ("the class custom_objects gives for it is not a fastgru cell: write it as a subclass of "
+                    "fastgru.layers.Layer, with state_size and call(inputs, states) — `import fastgru as keras` in "
+                    "the script that defines it")
+        elif given is not None and not hasattr(given, "_fg_own_call"):
+            hint = (f"the class custom_objects gives for it, {given.__name__}, is not a script's cell (a "
+                    "fastgru.layers.Layer subclass with state_size and call(inputs, states))")
+        elif given is not None:
+            hint = ("a script's own cell loops in an RNN layer of its own, not in a stack of cells, RNN([cell, cell]) "
+                    "(give each cell its RNN layer, return_sequences=True on all but the last), nor inside "
+                    "Bidirectional or TimeDistributed")
+        else:
+            hint = (f"fastgru's RNN runs one of {', '.join(CELL_LAYERS)}, or a script's own cell class given in "
+                    "load_model's custom_objects (fastgru runs no code from a file)")
         raise UnsupportedKerasFeature(f"layer {label}: RNN({cell_cls}) is not supported here ({hint})")
     merged = {key: value for key, value in cell_cfg.items() if key not in _CELL_OWN}
     for key, value in config.items():

@@ -76,6 +76,9 @@ class RNN(WrapperTrainable, Layer):
                              f"{tuple(input_shape)}")
         if type(self.cell).compute_output_shape is probed_output_shape:  # (its step's output: no probe on zeros)
             self.cell.__dict__["compute_output_shape"] = functools.partial(_output_shape, self.units)
+        # (Keras builds the cell in the layer's name scope, a loaded model's too: sequential/rnn/minimal_cell/kernel)
+        scope = "/".join(p for p in (self.__dict__.get("_variable_scope"), self.name) if p)
+        self.cell.__dict__["_variable_scope"] = scope
         if not self.cell.built:
             self.cell.build((input_shape[0], input_shape[2]))
         self.keras_build_by_run(input_shape[2])

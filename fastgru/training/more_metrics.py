@@ -118,7 +118,8 @@ class R2Score(Metric):
         super().__init__(name, dtype)
 
     def reset_state(self) -> None:
-        self.sums = None  # (sum, squared sum, residual, count) per column, float32
+        sums = getattr(self, "sums", None)  # (sum, squared sum, residual, count) per column, float32: zeros once
+        self.sums = None if sums is None else np.zeros_like(sums)  # built, as Keras's variables (its result: NaN)
         self.num_samples = np.float32(0)
 
     def update_state(self, y_true, y_pred, sample_weight=None, mask=None) -> None:
