@@ -30,7 +30,7 @@ from .metric_base import numbering_kept
 class MultiArray:
     """Several arrays with one sample axis, sliced together (``len``, ``[idx]``)."""
 
-    dtype = np.dtype(object)  # trainer.check_finite_data skips it (check_xy scanned each array)
+    dtype = np.dtype(object)  # data_checks.check_finite_data skips it (check_xy scanned each array)
     size = 0
 
     def __init__(self, arrays):
@@ -229,7 +229,7 @@ def _flat_targets(model, y):
 def check_xy(model, x, y, sample_weight=None):
     """Inputs (list/dict/array) and targets (one per output: array, list or dict keyed by output name)
     checked, as MultiArrays, before anything is computed."""
-    from .trainer import _numeric, check_finite_data
+    from .data_checks import _numeric, check_finite_data
 
     names = model.output_names
     # outputs compiled with loss None need no targets (as Keras): y for the others, or None in their place
