@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_gradient
+from keras_parity import assert_same_fit
 
 import fastgru as fg
 from fastgru.errors import UnsupportedKerasFeature
@@ -41,9 +43,7 @@ def test_a_custom_loss_computing_ops_ctc_loss_trains_as_keras(keras, head):
     ours.set_weights(km.get_weights())
     km.compile(keras.optimizers.Adam(0.01), _ctc_loss_function(keras.ops))
     ours.compile(fg.optimizers.Adam(0.01), _ctc_loss_function(fg.ops))
-    theirs = km.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    mine = ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    assert_same_fit(ours, km, x, y)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert ours.evaluate(x, y, verbose=0) == pytest.approx(km.evaluate(x, y, verbose=0), rel=1e-5)
@@ -73,9 +73,7 @@ def test_a_custom_layer_adding_ops_ctc_loss_trains_as_keras(keras):
     np.testing.assert_allclose(ours.predict(data, verbose=0), km.predict(data, verbose=0), rtol=1e-5, atol=1e-6)
     km.compile(keras.optimizers.Adam(0.01))
     ours.compile(fg.optimizers.Adam(0.01))
-    theirs = km.fit(data, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    mine = ours.fit(data, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
-    np.testing.assert_allclose(mine, theirs, rtol=1e-5)
+    assert_same_fit(ours, km, data, None)
     for a, b in zip(ours.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
@@ -94,13 +92,7 @@ def test_the_ctc_node_gradient_matches_finite_differences():
     out, cache = node.forward([y, x, lengths, steps], template=template)
     dx = node.backward(weights, cache)[0]
     assert dx[0] is None and dx[2] is None and dx[3] is None and not dx[1][1, 5:].any()
-    eps, numeric = 1e-6, np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[index] += eps
-        down[index] -= eps
-        numeric[index] = (weighted(up) - weighted(down)) / (2 * eps)
-    np.testing.assert_allclose(dx[1], numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx[1], numeric_gradient(weighted, x, 1.0), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(out, fg.ops.ctc_loss(y, x, lengths, steps), rtol=1e-12)
 
 
