@@ -68,44 +68,44 @@ def checked_inputs(model, x) -> list[np.ndarray]:
     return out
 
 
-def sequential_input(self, x) -> np.ndarray:
-    """``x`` for a Sequential model ``self``: one array of its input's kind, rank and feature sizes, cast to the
+def sequential_input(model, x) -> np.ndarray:
+    """``x`` for a Sequential ``model``: one array of its input's kind, rank and feature sizes, cast to the
     dtype its Input declares (token ids, strings)."""
     from .training.structures import refuse_streams, single
 
-    refuse_streams(x, f"Model {self.name!r}")
-    if not self._layers:
-        raise ValueError(f"Sequential {self.name!r} has no layers: add some before calling, predicting or training")
-    texts = self._takes_strings()
+    refuse_streams(x, f"Model {model.name!r}")
+    if not model._layers:
+        raise ValueError(f"Sequential {model.name!r} has no layers: add some before calling, predicting or training")
+    texts = model._takes_strings()
     if not (texts and isinstance(x, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in x)):
         # ([x] and {name: x}: Keras's one-input structures, the name the Input's; not a list of texts)
-        x = single(x, "input", getattr(self._input_layer, "name", None))
+        x = single(x, "input", getattr(model._input_layer, "name", None))
     if texts:
-        return string_input(x, self.input_shape if self.built else None, f"Model {self.name!r}")
-    if isinstance(x, (list, tuple)) and len(x) > 1 and self.built and self.input_shape is not None and all(
-            isinstance(a, np.ndarray) and a.ndim == len(self.input_shape) for a in x):  # (several inputs' arrays)
-        raise ValueError(f"Model {self.name!r} takes 1 input of shape {self.input_shape}; received a list of "
+        return string_input(x, model.input_shape if model.built else None, f"Model {model.name!r}")
+    if isinstance(x, (list, tuple)) and len(x) > 1 and model.built and model.input_shape is not None and all(
+            isinstance(a, np.ndarray) and a.ndim == len(model.input_shape) for a in x):  # (several inputs' arrays)
+        raise ValueError(f"Model {model.name!r} takes 1 input of shape {model.input_shape}; received a list of "
                          f"{len(x)} arrays of shapes {[a.shape for a in x]}")
     try:
         x = np.asarray(x)
     except ValueError as exc:  # (nested lists of unequal lengths)
-        raise ValueError(f"Model {self.name!r} expects a rectangular numeric array as x; received nested lists of "
+        raise ValueError(f"Model {model.name!r} expects a rectangular numeric array as x; received nested lists of "
                          f"unequal lengths ({exc})") from None
     if x.dtype == object or x.dtype.kind not in "fiub":
-        raise TypeError(f"Model {self.name!r} expects a numeric numpy array, received dtype {x.dtype}")
-    if self.built and self.input_shape is not None:
-        expected = self.input_shape
+        raise TypeError(f"Model {model.name!r} expects a numeric numpy array, received dtype {x.dtype}")
+    if model.built and model.input_shape is not None:
+        expected = model.input_shape
         if x.ndim != len(expected):
             raise ValueError(
-                f"Model {self.name!r} expects input of rank {len(expected)} with shape {expected}, "
+                f"Model {model.name!r} expects input of rank {len(expected)} with shape {expected}, "
                 f"received shape {x.shape}"
             )
         # the time axis may vary (recurrent layers take any length); feature axes must match
         for axis in range(2, x.ndim):
             if expected[axis] is not None and x.shape[axis] != expected[axis]:
                 raise ValueError(
-                    f"Model {self.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
+                    f"Model {model.name!r} expects input shape {expected} (axis {axis} = {expected[axis]}), "
                     f"received shape {x.shape}"
                 )
-    declared = getattr(self._input_layer, "input_dtype", None) or getattr(self, "_file_input_dtype", None)
-    return cast_to_declared(x, declared, f"the input of Model {self.name!r}")
+    declared = getattr(model._input_layer, "input_dtype", None) or getattr(model, "_file_input_dtype", None)
+    return cast_to_declared(x, declared, f"the input of Model {model.name!r}")
