@@ -246,6 +246,9 @@ class Sequential(KerasModelAPI, WrapperTrainable):
                 layer._copy_weights(arrays)
 
     def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on model {self.name!r}, but it isn't built: give it an "
+                             "Input, build it, or call it on data first")
         return int(sum(layer.count_params() for layer in self._layers))
 
     def reset_states(self) -> None:

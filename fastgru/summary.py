@@ -123,12 +123,17 @@ def _optimizer_params(model) -> tuple[int, int] | None:
     return sum(np.size(a) for a in arrays), sum(np.asarray(a).nbytes for a in arrays)
 
 
+def _params(layer) -> str:
+    """A row's Param #: ``0 (unbuilt)`` for a layer not built yet, as Keras's summary shows it."""
+    return f"{layer.count_params():,}" if getattr(layer, "built", True) else "0 (unbuilt)"
+
+
 def summary_lines(model, line_length: int | None = None, expand_nested: bool = False, show_trainable: bool = False,
                   layer_range=None) -> list[str]:
     """The lines of the summary table of a built Sequential model."""
     def row_of(layer, prefix):
         shape = _format_shape(layer.output_shape) if layer.built else "?"
-        return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}")
+        return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, _params(layer))
 
     rows = _rows_of(model, _in_range(model._layers_and_ops, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #") + (("Trainable",) if show_trainable else ())
@@ -160,7 +165,7 @@ def functional_summary_lines(model, line_length: int | None = None, expand_neste
         nodes = [n for n in layer.__dict__.get("_inbound_nodes", []) if id(n) in in_graph]
         if prefix:  # (a nested model's layer: its shape as built, no connections in this graph)
             shape = _format_shape(layer.output_shape) if getattr(layer, "built", False) else "?"
-            return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}", "-")
+            return (f"{prefix}{layer.name} ({_class_name(layer)})", shape, _params(layer), "-")
         shapes = [t.shape for n in nodes[:1] for t in n.outputs]
         shape = _format_shape(shapes[0] if len(shapes) == 1 else shapes) if shapes else "?"
         links = []
@@ -168,7 +173,7 @@ def functional_summary_lines(model, line_length: int | None = None, expand_neste
             for t in n.inputs:
                 producer = t.node.layer
                 links.append(f"{producer.name}[{producer._inbound_nodes.index(t.node)}][{t.index}]")
-        return (f"{layer.name} ({_class_name(layer)})", shape, f"{layer.count_params():,}", ", ".join(links) or "-")
+        return (f"{layer.name} ({_class_name(layer)})", shape, _params(layer), ", ".join(links) or "-")
 
     rows = _rows_of(model, _in_range(model._layers_and_ops, layer_range), expand_nested, show_trainable, row_of)
     header = ("Layer (type)", "Output Shape", "Param #", "Connected to") + (("Trainable",) if show_trainable else ())

@@ -345,3 +345,13 @@ def test_model_loss_build_and_compile_configs_as_keras_s(keras):
     r2.update_state(np.array([[1.0], [2.0], [3.0]]), np.array([[1.1], [2.0], [2.8]]))
     r2.reset_state()
     assert np.isnan(r2.result())  # (as Keras's: its zeroed sums give 0 / 0)
+
+
+def test_count_params_before_a_build_is_refused_as_keras_s(keras):
+    for lib in (keras, fg):
+        with pytest.raises(ValueError, match="count_params`? on layer 'd', but the layer isn't built"):
+            lib.layers.Dense(2, name="d").count_params()
+    with pytest.raises(ValueError, match="count_params on model 'unbuilt'.*isn't built"):
+        fg.Sequential([fg.layers.Dense(2)], name="unbuilt").count_params()
+    built = fg.Sequential([fg.Input((4,)), fg.layers.Dense(2, name="d")])
+    assert built.count_params() == built.layers[0].count_params() == 10

@@ -382,6 +382,10 @@ class Layer(VariableLists, WeightOptions):
         """Hook for layers that cache derived weight arrays."""
 
     def count_params(self) -> int:
+        """The number of scalars in the layer's weights; a ValueError before it is built, as Keras's."""
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer {self.name!r}, but the layer isn't built: build "
+                             "it first (layer.build(input_shape), or call it on data)")
         return int(sum(w.size for w in self.weights))
 
     # ---- config -----------------------------------------------------------------------------
