@@ -9,7 +9,8 @@ import threading
 
 import numpy as np
 
-from .layers.base import PROPAGATED_MASK, install_symbolic_call, replaying
+from .layers.base import PROPAGATED_MASK, install_symbolic_call
+from .layers.build_settings import replaying
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
 from .tensor_operators import TensorOperators

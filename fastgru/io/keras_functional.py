@@ -15,7 +15,8 @@ from contextlib import nullcontext
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from ..layers.base import PROPAGATED_MASK, replaying_file
+from ..layers.base import PROPAGATED_MASK
+from ..layers.build_settings import replaying_file
 from ..variables import unscoped
 from . import tf_op_lambda
 from .config_checks import _dtype, _shape, _trainable
@@ -387,7 +388,7 @@ def _structure(items, struct):
 
 def build_functional(model_config, path, version, weight_bytes=None):
     """(fastgru Model, [(layer, LayerSpec)] weight leaves) for a Functional model config."""
-    from ..layers.base import WeightBudgetExceeded, weight_budget
+    from ..layers.build_settings import WeightBudgetExceeded, weight_budget
 
     major = keras_major(version)
     leaves: list = []

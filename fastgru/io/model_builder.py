@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 from ..errors import ModelFileError, UnsupportedKerasFeature
 from ..layers import registry
-from ..layers.base import WeightBudgetExceeded, placeholder_weights, weight_budget
+from ..layers.build_settings import WeightBudgetExceeded, placeholder_weights, weight_budget
 from ..variables import unscoped
 from . import keras_config
 

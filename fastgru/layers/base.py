@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import threading
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..eager import eager
 from ..errors import UnsupportedKerasFeature
 from ..tracing import layer_expression, tracing
 from ..variables import VariableLists, variable_of
+from .build_settings import WeightBudgetExceeded, thread_settings
 from .custom import frozen_weight_names, is_user_class, keras_add_weight, prepare_user_class
 from .dtypes import compute_dtype, layer_dtype  # noqa: F401  (compute_dtype: the layers import it from here)
 from .names import _name_counts, snake_case, unique_name  # noqa: F401  (the layers import them from here)
@@ -30,7 +30,6 @@ from .registry import without_fixed_options
 from .shared_lock import SharedLock
 from .weight_options import WeightOptions
 
-_thread_settings = threading.local()
 #: held while a layer or model builds itself on its first call (threads racing to build build once)
 BUILD_LOCK = threading.RLock()
 
@@ -39,35 +38,6 @@ def weights_lock(obj) -> SharedLock:
     """``obj``'s SharedLock (made once, on first use, even when threads race to make it)."""
     lock = obj.__dict__.get("_weights_lock")
     return lock if lock is not None else obj.__dict__.setdefault("_weights_lock", SharedLock())
-
-
-class WeightBudgetExceeded(ValueError):
-    """Building would create more weight elements than the active :func:`weight_budget` allows."""
-
-
-@contextmanager
-def _thread_setting(name: str, value):
-    """Within the block, this thread's setting ``name`` (``placeholder``, ``left``, ``replaying``) is ``value``."""
-    previous = getattr(_thread_settings, name, None)
-    setattr(_thread_settings, name, value)
-    try:
-        yield
-    finally:
-        setattr(_thread_settings, name, previous)
-
-
-def placeholder_weights():
-    """Within the block, layers of this thread create their weights as zeros instead of running their
-    initializers: for a model built to receive a file's weights (``fastgru.io``), where an orthogonal
-    initializer on a large recurrent kernel would take seconds for arrays about to be overwritten."""
-    return _thread_setting("placeholder", True)
-
-
-def weight_budget(elements: int):
-    """Within the block, layers of this thread may create at most ``elements`` weight elements in total;
-    one more raises WeightBudgetExceeded *before* allocating (fastgru.io bounds a model built from a
-    file's config by the size of the file's weights, so a damaged size cannot allocate absurd memory)."""
-    return _thread_setting("left", int(elements))
 
 
 def checked_name(name, owner: str):
@@ -90,17 +60,6 @@ class _PropagatedMask:
 
 
 PROPAGATED_MASK = _PropagatedMask()
-
-def replaying_file():
-    """While a model file's graph is rebuilt (``fastgru.io``): its nodes' ``mask=`` arguments are taken as written,
-    for any layer (files fastgru wrote before it refused them where Keras does), not only for the layers whose Keras
-    call takes one (``accepts_mask_argument``), as in code."""
-    return _thread_setting("replaying", True)
-
-
-def replaying() -> bool:
-    return bool(getattr(_thread_settings, "replaying", False))
-
 
 def install_symbolic_call(fn) -> None:
     """fastgru.functional hands the layers its ``symbolic_call`` at import (the layers do not import the
@@ -274,14 +233,14 @@ class Layer(VariableLists, WeightOptions):
         return keras_add_weight(self, *args, **kwargs)
 
     def _add_weight(self, name: str, shape: tuple, initializer, rng: np.random.Generator) -> np.ndarray:
-        left = getattr(_thread_settings, "left", None)
+        left = getattr(thread_settings, "left", None)
         if left is not None:
             count = math.prod(int(d) for d in shape)
             if count > left:
                 raise WeightBudgetExceeded(f"layer {self.name!r} weight {name!r} of shape {tuple(shape)} exceeds "
                                            f"the weight budget ({left} elements left)")
-            _thread_settings.left = left - count
-        if getattr(_thread_settings, "placeholder", False):
+            thread_settings.left = left - count
+        if getattr(thread_settings, "placeholder", False):
             value = np.zeros(tuple(shape), self.dtype)
         else:
             # np.array, not np.ascontiguousarray: a scalar weight (shape ()) stays 0-d, as Keras's
