@@ -44,6 +44,18 @@ def from_script_config(cls: type, config: dict, what: str, path):
     return built
 
 
+def _checked_nodes(entry: dict, name: str, path) -> list:
+    """A Keras 3 entry's ``inbound_nodes``: a list whose node objects hold ``args`` as a list and ``kwargs`` as an
+    object (Keras 2's nested lists pass as they are); anything else is the file's fault."""
+    nodes = entry.get("inbound_nodes") or []
+    bad = not isinstance(nodes, list) or any(isinstance(n, dict) and (
+        not isinstance(n.get("args") or [], list) or not isinstance(n.get("kwargs") or {}, dict)) for n in nodes)
+    if bad:
+        raise ModelFileError(path, f"layer {name!r}: its inbound_nodes should be a list of nodes with 'args' (a list) "
+                                   f"and 'kwargs' (an object), found {_short(nodes)}")
+    return nodes
+
+
 def _entry_name(entry: dict) -> str | None:
     config = entry.get("config")
     name = config.get("name") if isinstance(config, dict) else None
@@ -231,12 +243,13 @@ def _functional_chain(entries: list, path) -> list[int]:
     for i, e in enumerate(entries):
         if i in mask_only:
             continue
+        nodes = _checked_nodes(e, names[i], path)
         if any(isinstance(n, dict) and (len(n.get("args") or []) > 1 or any(
                 v is not None and k not in ("mask", "training") for k, v in (n.get("kwargs") or {}).items()))
-               for n in e.get("inbound_nodes") or []):  # (a custom layer's temperature=0.25: kept on a graph's node)
+               for n in nodes):  # (a custom layer's temperature=0.25: kept on a graph's node)
             raise UnsupportedKerasFeature(f"layer {names[i]!r} is called with options: built as a graph")
         if any(isinstance(n, dict) and isinstance((n.get("args") or [None])[0], list)
-               for n in e.get("inbound_nodes") or []):  # (a merge on a one-element list: its call takes the list)
+               for n in nodes):  # (a merge on a one-element list: its call takes the list)
             raise UnsupportedKerasFeature(f"layer {names[i]!r} is called on a list: built as a graph")
         sources = sources_of[i]
         if e["class_name"] != "InputLayer" and len(sources) != 1:

@@ -24,6 +24,7 @@ from ..variables import Variable, array_of
 from . import schedules
 from .keras_slots import KerasVariables
 from .optimizer_handles import LearningRate, StepCount, _RateHandle
+from .optimizer_options import checked_options
 from .optimizer_positions import variable_positions
 from .row_gradient import RowGradient
 
@@ -338,7 +339,7 @@ class Optimizer(KerasVariables):
 
     @classmethod
     def from_config(cls, config: dict) -> Optimizer:
-        return cls(**dict(config))  # (a schedule's config dict as learning_rate: the setter reads it)
+        return cls(**checked_options(cls, dict(config)))  # (a schedule's config as learning_rate: the setter reads it)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:.6g}>"
