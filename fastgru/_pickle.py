@@ -90,7 +90,7 @@ def _compile_state(model) -> dict[str, Any] | None:
     optimizer = compiled.optimizer
     return {
         "optimizer": optimizer,  # (the object: its state, slots and step count, travels, as a Functional model's)
-        "loss": compiled.loss,
+        "loss": compiled.loss_spec if isinstance(compiled.loss_spec, str) else compiled.loss,  # ("mse" as given)
         "metrics": list(compiled.metric_specs),
         "weighted_metrics": list(compiled.weighted_specs),
         "loss_weights": compiled.loss_weights_spec,

@@ -121,7 +121,7 @@ def test_keras3_h5_graph_with_spatial_dropout(keras, rng, tmp_path):
 def test_one_element_structures_of_a_single_input_model(rng):
     """keras.Model([a], [out]) — a plain chain, loaded as a Sequential — takes [x], {name: x}, [y] and a compile
     config of loss=["mse"], metrics=[["mae"]], as Keras (predict([x]) failed, the compile config was refused)."""
-    from fastgru.training.trainer import single
+    from fastgru.training.structures import single
 
     model = fg.Sequential([Input((5, 3), name="series"), GRU(4), Dense(1)])
     x, y = rng.normal(size=(6, 5, 3)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32)

@@ -72,7 +72,8 @@ def test_compiled_model_keeps_compile_configuration_and_optimizer_state():
     assert type(clone.optimizer) is type(model.optimizer)
     assert clone.optimizer.get_config() == model.optimizer.get_config()
     assert clone.optimizer.iterations == model.optimizer.iterations == 3  # (the state travels, as a Functional's)
-    assert clone.loss.get_config() == model.loss.get_config()
+    assert clone.loss == model.loss == "sparse_categorical_crossentropy"  # (as given to compile, as Keras's)
+    assert clone._compiled.loss.get_config() == model._compiled.loss.get_config()
     assert clone.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
     for m in (model, clone):  # training goes on where it was: the same weights, bit for bit
         m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)

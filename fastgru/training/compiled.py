@@ -123,7 +123,7 @@ def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, weighted_
     model._compiled = Compiled(optimizer, loss, metrics, weighted_metrics, loss_weights)
     model.optimizer = model._compiled.optimizer
     model.optimizer.__dict__.pop("_stepped_with", None)  # (the trainable set of now: optimizer_positions)
-    model.loss = model._compiled.loss if isinstance(loss, dict) else loss  # (as given, as Keras's: "mse" stays "mse")
+    model.loss = loss if isinstance(loss, str) or loss is None else model._compiled.loss  # ("mse" stays "mse")
     model.compiled = True
 
 

@@ -24,14 +24,16 @@ def checked_options(cls: type, config: dict) -> dict:
         default = parameters[key].default if key in parameters else inspect.Parameter.empty
         if key in _ANY_KIND or default is inspect.Parameter.empty or isinstance(default, str):
             continue
+        # (None where the default is None or the annotation says so: Muon's rms_rate and weight_decay)
+        none_ok = default is None or "None" in str(parameters[key].annotation)
         if isinstance(default, bool):
             ok = isinstance(value, (bool, np.bool_))
         else:
-            ok = (value is None and default is None) or (
+            ok = (value is None and none_ok) or (
                 isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
                 and math.isfinite(float(value)))
         if not ok:
             kind = "true or false" if isinstance(default, bool) else "a finite number" + (
-                " or None" if default is None else "")
+                " or None" if none_ok else "")
             raise TypeError(f"{cls.__name__}: option {key!r} should be {kind}, found {value!r:.60}")
     return config
