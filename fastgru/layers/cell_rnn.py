@@ -24,6 +24,7 @@ from .base import Layer, WrapperTrainable, record_symbolic_call
 from .custom import _sublayers
 from .custom_shapes import probed_output_shape
 from .names import unique_name
+from .recurrent_states import checked_batch_size
 
 
 def _output_shape(size: int, input_shape, **_options):
@@ -149,6 +150,15 @@ class RNN(WrapperTrainable, Layer):
 
     reset_state = reset_states
 
+    def get_initial_state(self, batch_size: int) -> list[np.ndarray]:
+        """Keras's initial states: the cell's ``get_initial_state(batch_size=...)`` where it has one, else one
+        (batch_size, state size) array of zeros per state, in the layer's dtype."""
+        batch_size = checked_batch_size(batch_size, self)
+        if hasattr(self.cell, "get_initial_state"):
+            given = self.cell.get_initial_state(batch_size=batch_size)
+            return list(given) if isinstance(given, (list, tuple)) else [given]
+        return [np.zeros((batch_size, s), self.dtype) for s in self.state_sizes]
+
     def _initial(self, x: np.ndarray, initial_state) -> list[np.ndarray]:
         batch = x.shape[0]
         if initial_state is not None:
@@ -158,9 +168,8 @@ class RNN(WrapperTrainable, Layer):
                                  f"{len(states)}")
         elif self.stateful and self.states is not None:
             states = self.states
-        elif hasattr(self.cell, "get_initial_state") and not (self.stateful and self.__dict__.get("_fg_zero_states")):
-            given = self.cell.get_initial_state(batch_size=batch)
-            states = list(given) if isinstance(given, (list, tuple)) else [given]
+        elif not (self.stateful and self.__dict__.get("_fg_zero_states")):
+            states = self.get_initial_state(batch)
         else:
             states = [np.zeros((batch, s), x.dtype) for s in self.state_sizes]
         states = [np.asarray(s, x.dtype) for s in states]

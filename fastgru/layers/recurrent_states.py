@@ -11,6 +11,14 @@ import numpy as np
 from .._threads import held_or_refused
 
 
+def checked_batch_size(batch_size, layer) -> int:
+    """``get_initial_state``'s batch size: a whole number, 0 or more."""
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 0:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r}: get_initial_state(batch_size) takes a whole number "
+                         f"0 or more, received {batch_size!r}")
+    return int(batch_size)
+
+
 class CarriedStates:
     """A recurrent layer's carried states (see the module docstring)."""
 
@@ -24,6 +32,10 @@ class CarriedStates:
             raise ValueError(f"{type(self).__name__} {self.name!r} is not stateful: reset_states(states) sets the "
                              "states a stateful layer carries; pass initial_state= to a call instead")
         self._states = self._checked_states(states)
+
+    def get_initial_state(self, batch_size: int) -> list[np.ndarray]:
+        """Keras's initial states: one (batch_size, units) array of zeros per state, in the layer's dtype."""
+        return [np.zeros((checked_batch_size(batch_size, self), self.units), self.dtype) for _ in self.state_names]
 
     def reset_state(self) -> None:
         """Keras 3's name of :meth:`reset_states` (without states: forget them)."""

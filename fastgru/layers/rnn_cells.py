@@ -84,7 +84,8 @@ class RNN(metaclass=_RNNType):
     unroll=False, zero_output_for_mask=False, **kwargs)``: the recurrent layer that loops ``cell`` over the steps
     of a (batch, steps, features) input — ``RNN(GRUCell(64))`` is a :class:`GRU` (likewise LSTM and SimpleRNN), a
     script's own cell is looped step by step (``layers/cell_rnn.py``), a list of cells is the stack of their
-    layers."""
+    layers. Each layer's ``get_initial_state(batch_size)`` gives Keras's initial states: zeros, or what a script's
+    cell's own ``get_initial_state`` returns."""
 
     @classmethod
     def from_config(cls, config: dict):
