@@ -127,7 +127,8 @@ def test_next_frame_prediction_model_matches_keras(keras, tmp_path):
     np.testing.assert_allclose(ours.predict(more), km.predict(more, verbose=0), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("data_format", [pytest.param("channels_last", marks=pytest.mark.keras_graph),  # eager sums differ
+                                         "channels_first"])
 def test_video_classifier_with_3d_pooling_matches_keras(keras, tmp_path, data_format):
     """A human-activity video classifier: ConvLSTM2D sequences pooled by MaxPooling3D((1, 2, 2)) (frames kept
     apart) and AveragePooling3D ("same"), then GlobalMaxPooling3D and GlobalAveragePooling3D into a softmax."""

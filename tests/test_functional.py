@@ -68,6 +68,7 @@ def test_five_training_steps_match_keras(keras, name, optimizer):
         np.testing.assert_allclose(w_ours, w_keras, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.keras_graph  # eager Keras weighs two outputs' losses otherwise
 def test_several_outputs_fit_history_and_evaluate_as_keras(keras):
     km, ours = _pair(keras, "two_outputs")
     xs, ys = fc.data("two_outputs", n=10)
@@ -325,6 +326,7 @@ def test_the_plan_frees_each_intermediate_after_its_last_consumer():
     assert model._input_slots[0] in steps["d0"].free
 
 
+@pytest.mark.keras_graph  # eager Keras weighs two outputs' losses otherwise
 def test_sample_weights_one_for_all_or_one_per_output_as_keras(keras):
     km, ours = _pair(keras, "two_outputs")
     xs, ys = fc.data("two_outputs", n=10)

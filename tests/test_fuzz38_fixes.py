@@ -346,6 +346,7 @@ def test_clear_errors_for_a_none_target_and_a_generator_as_validation_data():
 
 
 # ---- the forty-first fuzz round: tf_keras-era files -----------------------------------------------------
+@pytest.mark.keras_graph  # (saving a SavedModel traces its functions anyway)
 @pytest.mark.keras
 def test_a_tf_keras_saved_model_with_a_lookup_is_refused_not_run_without_its_vocabulary(keras, tmp_path):
     """tf_keras keeps a StringLookup's vocabulary in a SavedModel's lookup tables, outside the model config: fastgru

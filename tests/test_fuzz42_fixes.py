@@ -16,6 +16,7 @@ import fastgru as fg
 FIXTURES = Path(__file__).parent / "fixtures" / "files"
 
 
+@pytest.mark.keras_graph  # tf_keras's Nadam steps otherwise eagerly
 @pytest.mark.keras
 def test_tf_keras_keras_file_restores_nadam_state(tmp_path):
     """tf_keras's Nadam keeps its momentum product out of its variables, so its ``.keras`` file holds the step
@@ -43,6 +44,7 @@ def test_tf_keras_keras_file_restores_nadam_state(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.keras_graph  # (saving a SavedModel traces its functions anyway)
 @pytest.mark.keras
 def test_tf_keras_saved_model_with_stacked_cells_and_adapted_normalization(tmp_path):
     """Two SavedModel directories fastgru loads from .h5 were refused as if damaged: an ``RNN`` over a stack of
@@ -556,6 +558,7 @@ def test_fit_evaluate_and_predict_read_streams():
     np.testing.assert_array_equal(graph.predict(stream, steps=2), graph.predict({"a": x, "b": extra}, batch_size=10))
 
 
+@pytest.mark.keras_graph  # (many steps: faster against the graph)
 @pytest.mark.keras
 def test_tf_data_datasets_train_as_in_keras(keras, tmp_path):
     """The weather tutorial's pipeline: ``timeseries_dataset_from_array`` for training and validation, straight

@@ -102,6 +102,7 @@ def test_a_reshuffling_stream_is_read_anew_each_epoch():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.keras_graph  # (many steps: faster against the graph)
 @pytest.mark.keras
 def test_py_datasets_and_shuffled_datasets_train_as_in_keras(keras, tmp_path):
     """A PyDataset whose on_epoch_end reshuffles its samples (Keras calls it once before the first epoch too);

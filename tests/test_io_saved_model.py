@@ -680,6 +680,7 @@ def _randomize(model, seed):
     model.set_weights([(rng.standard_normal(w.shape) * 0.5).astype(w.dtype) for w in model.get_weights()])
 
 
+@pytest.mark.keras_graph  # (saving a SavedModel traces its functions anyway)
 @pytest.mark.keras
 def test_live_tf_keras_saved_models_load_number_for_number(tmp_path):
     keras = _tf_keras()
@@ -709,6 +710,7 @@ def test_live_tf_keras_saved_models_load_number_for_number(tmp_path):
         assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), km.get_weights()))
 
 
+@pytest.mark.keras_graph  # (saving a SavedModel traces its functions anyway)
 @pytest.mark.keras
 def test_live_subclassed_and_tf_saved_model_exports_are_refused(tmp_path):
     keras = _tf_keras()
@@ -741,6 +743,7 @@ def test_live_subclassed_and_tf_saved_model_exports_are_refused(tmp_path):
         fg.load_model(tmp_path / "module")
 
 
+@pytest.mark.keras_graph  # (saving a SavedModel traces its functions anyway)
 @pytest.mark.keras
 def test_live_more_saved_models_stateful_float64_frozen_backward_layer_nested_functional(tmp_path):
     keras = _tf_keras()

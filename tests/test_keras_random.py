@@ -111,6 +111,7 @@ def _vae(keras, sampling):
     return keras.Model(inputs, keras.layers.TimeDistributed(keras.layers.Dense(3))(h))
 
 
+@pytest.mark.keras_graph  # (many steps: faster against the graph)
 def test_a_keras_vae_file_loads_predicts_and_trains(keras, tmp_path, rng):
     theirs = _vae(keras, keras.saving.register_keras_serializable(package="vae")(_sampling(keras)))
     theirs.compile("adam", "mse")

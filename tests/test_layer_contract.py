@@ -108,7 +108,9 @@ def _randomize(layer, rng, dtype="float32"):
     return weights
 
 
-@pytest.fixture(params=CLASSES, ids=[c.__name__ for c in CLASSES])
+# (GroupedQueryAttention compares against Keras's compiled graph: eager Keras's sums differ in the 5th digit)
+@pytest.fixture(params=[pytest.param(c, marks=pytest.mark.keras_graph) if c.__name__ == "GroupedQueryAttention" else c
+                        for c in CLASSES], ids=[c.__name__ for c in CLASSES])
 def cls(request):
     return request.param
 

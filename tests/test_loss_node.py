@@ -104,6 +104,7 @@ def test_a_loss_on_symbolic_tensors_outside_a_custom_loss_is_refused():
         L.mean_squared_error(a, b)
 
 
+@pytest.mark.keras_graph  # (many steps: faster against the graph)
 @pytest.mark.keras
 def test_token_classification_loss_trains_as_keras(keras, rng):
     class KerasNonPadding(keras.losses.Loss):  # (keras.io's CustomNonPaddingTokenLoss)

@@ -87,6 +87,7 @@ def test_muon_trains_resumes_and_saves_as_keras(keras, tmp_path, options):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=2e-5)
 
 
+@pytest.mark.keras_graph  # eager Keras steps schedule-free AdamW otherwise
 @pytest.mark.keras
 @pytest.mark.parametrize("options", [{}, {"warmup_steps": 3, "weight_decay": 0.01, "beta_1": 0.8}])
 def test_schedule_free_adamw_trains_resumes_and_saves_as_keras(keras, tmp_path, options):

@@ -148,6 +148,7 @@ def test_tf_keras_file_with_weighted_metrics(rng, tmp_path):
         np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-4, err_msg=key)
 
 
+@pytest.mark.keras_graph  # eager Keras weighs two outputs' losses otherwise
 @pytest.mark.keras
 def test_two_outputs_against_keras(keras, rng, tmp_path):
     """A two-output graph with metrics and weighted metrics per output (one name in both): Keras's logs, its
