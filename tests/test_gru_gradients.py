@@ -21,7 +21,8 @@ B, T, D, H = 3, 4, 3, 2
 EPS = 1e-6
 TOL = 1e-6
 INVERTIBLE = ["tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "relu", "linear", "softsign", "elu",
-              "selu", "softplus"]
+              "selu", "softplus", "relu6", "leaky_relu", "hard_tanh", "celu", "log_sigmoid", "sparse_plus", "squareplus",
+              "exponential"]
 
 
 def make_problem(rng, reset_after=True, use_bias=True, dtype=np.float64, scale=0.6):

@@ -89,7 +89,9 @@ def test_zero_output_for_mask(rng, return_sequences):
 @pytest.mark.parametrize(
     "activation,recurrent_activation",
     [("relu", "hard_sigmoid"), ("softsign", "sigmoid"), ("elu", "tanh"), ("selu", "softsign"),
-     ("softplus", "sigmoid"), ("linear", "hard_sigmoid"), ("sigmoid", "sigmoid")],
+     ("softplus", "sigmoid"), ("linear", "hard_sigmoid"), ("sigmoid", "sigmoid"), ("relu6", "hard_tanh"),
+     ("leaky_relu", "hard_sigmoid"), ("sparse_plus", "sigmoid"), ("squareplus", "tanh"), ("celu", "sigmoid"),
+     ("log_sigmoid", "sigmoid")],
 )
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_activations(rng, activation, recurrent_activation, reset_after):

@@ -57,7 +57,9 @@ def test_zero_output_for_mask(keras, rng, return_sequences):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear", "softsign", "elu", "hard_sigmoid",
-                                        "selu", "softplus", "silu", "gelu"])
+                                        "selu", "softplus", "silu", "gelu", "relu6", "leaky_relu", "hard_tanh", "celu",
+                                        "log_sigmoid", "sparse_plus", "squareplus", "exponential", "mish",
+                                        "hard_silu", "hard_swish"])
 def test_gru_activations(keras, rng, activation):
     k, ours = keras_gru_and_ours(keras, rng, units=6, activation=activation, return_sequences=True)
     x = rng.standard_normal((3, 5, 5)).astype(np.float32)

@@ -49,6 +49,9 @@ LSTM_OPTIONS = [
     {"activation": "softsign", "use_bias": False, "return_sequences": True},
     {"activation": "elu", "recurrent_activation": "sigmoid", "go_backwards": True},
     {"activation": "swish", "recurrent_activation": "tanh"},
+    {"activation": "mish", "recurrent_activation": "hard_sigmoid"},
+    {"activation": "hard_tanh", "return_sequences": True},
+    {"activation": "relu6", "go_backwards": True},
     {"return_sequences": True, "zero_output_for_mask": True},
     {"unit_forget_bias": False, "dropout": 0.3, "recurrent_dropout": 0.2},  # dropout: inactive at inference
 ]

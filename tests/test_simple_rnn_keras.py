@@ -62,6 +62,8 @@ OPTIONS = [
     {"activation": "softplus"},
     {"activation": "swish"},
     {"activation": "gelu", "return_sequences": True},
+    {"activation": "relu6", "return_sequences": True},
+    {"activation": "hard_silu"},
     {"activation": None, "return_sequences": True},
     {"return_sequences": True, "zero_output_for_mask": True},
     {"go_backwards": True, "return_sequences": True, "zero_output_for_mask": True},
@@ -296,6 +298,7 @@ def train_both(keras, km, ours, x, y, loss, steps=5):
 @pytest.mark.parametrize("options", [
     {}, {"go_backwards": True, "activation": "softsign"}, {"use_bias": False, "zero_output_for_mask": True},
     {"activation": "relu"}, {"activation": "elu", "go_backwards": True, "zero_output_for_mask": True},
+    {"activation": "leaky_relu"},
 ], ids=_id)
 def test_stack_training_matches_keras(keras, L, rng, options):
     x = padded(rng, 12)

@@ -86,8 +86,8 @@ def test_h0_shape(weights):
 
 
 def test_unknown_activation(weights):
-    with pytest.raises(fg.UnsupportedKerasFeature, match="activation 'mish' is not supported"):
-        fg.ops.gru_forward(x_of(), *weights, activation="mish")
+    with pytest.raises(fg.UnsupportedKerasFeature, match="activation 'tanh_shrink' is not supported"):
+        fg.ops.gru_forward(x_of(), *weights, activation="tanh_shrink")
     with pytest.raises(fg.UnsupportedKerasFeature, match="softmax"):
         GRU(3, recurrent_activation="softmax")
 

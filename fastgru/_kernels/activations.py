@@ -28,6 +28,17 @@ GELU = 11
 #: vectorise; libm's scalar tanhf/expf calls cannot be. ``fast_code`` maps onto them.
 FAST_TANH = 12
 FAST_SIGMOID = 13
+# Keras 3's other elementwise activations, inside a recurrent cell as Keras's TensorFlow backend computes them
+RELU6 = 14
+LEAKY_RELU = 15  # negative_slope 0.2 (Keras's default, what the name means)
+HARD_TANH = 16
+CELU = 17  # alpha 1: max(x, 0) + expm1(min(x, 0)), ELU's values
+LOG_SIGMOID = 18
+SPARSE_PLUS = 19
+SQUAREPLUS = 20  # b 4
+EXPONENTIAL = 21
+MISH = 22
+HARD_SILU = 23
 
 # odd numerator / even denominator of the rational tanh approximation, valid on |x| <= TANH_CLAMP
 # (float32 constants keep the arithmetic in float32, 16 lanes per AVX-512 vector)
@@ -58,7 +69,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 #: codes whose derivative can be recovered from the output alone (needed by BPTT).
 INVERTIBLE_FROM_OUTPUT = frozenset(
     {LINEAR, TANH, SIGMOID, HARD_SIGMOID, HARD_SIGMOID_KERAS2, RELU, SOFTSIGN, ELU, SELU, SOFTPLUS, FAST_TANH,
-     FAST_SIGMOID}
+     FAST_SIGMOID, RELU6, LEAKY_RELU, HARD_TANH, CELU, LOG_SIGMOID, SPARSE_PLUS, SQUAREPLUS, EXPONENTIAL}
 )
 
 
@@ -138,7 +149,7 @@ def activate_inplace(code, v):
     elif code == SOFTSIGN:
         for i in range(n):
             v[i] = v[i] / (1.0 + abs(v[i]))
-    elif code == ELU:
+    elif code == ELU or code == CELU:
         for i in range(n):
             x = v[i]
             v[i] = x if x > 0.0 else math.expm1(x)
@@ -158,6 +169,47 @@ def activate_inplace(code, v):
         for i in range(n):
             x = v[i]
             v[i] = 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
+    else:
+        _activate_more(code, v)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _activate_more(code, v):
+    """``activate_inplace`` for Keras 3's less common activations."""
+    n = v.shape[0]
+    if code == RELU6:
+        for i in range(n):
+            v[i] = min(max(v[i], 0.0), 6.0)
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            x = v[i]
+            v[i] = x if x > 0.0 else 0.2 * x
+    elif code == HARD_TANH:
+        for i in range(n):
+            v[i] = min(max(v[i], -1.0), 1.0)
+    elif code == LOG_SIGMOID:  # -softplus(-x)
+        for i in range(n):
+            x = v[i]
+            v[i] = -(max(-x, 0.0) + math.log1p(math.exp(-abs(x))))
+    elif code == SPARSE_PLUS:
+        for i in range(n):
+            x = v[i]
+            v[i] = 0.0 if x <= -1.0 else (0.25 * (x + 1.0) * (x + 1.0) if x < 1.0 else x)
+    elif code == SQUAREPLUS:
+        for i in range(n):
+            x = v[i]
+            v[i] = (x + math.sqrt(x * x + 4.0)) / 2.0
+    elif code == EXPONENTIAL:
+        for i in range(n):
+            v[i] = math.exp(v[i])
+    elif code == MISH:  # x tanh(softplus(x))
+        for i in range(n):
+            x = v[i]
+            v[i] = x * math.tanh(max(x, 0.0) + math.log1p(math.exp(-abs(x))))
+    elif code == HARD_SILU:  # x relu6(x + 3) / 6
+        for i in range(n):
+            x = v[i]
+            v[i] = x * (min(max(x + 3.0, 0.0), 6.0) / 6.0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -185,7 +237,7 @@ def derivative_from_output(code, y, d):
         for i in range(n):
             a = 1.0 - abs(y[i])
             d[i] *= a * a
-    elif code == ELU:
+    elif code == ELU or code == CELU:
         for i in range(n):
             d[i] *= 1.0 if y[i] > 0.0 else y[i] + 1.0
     elif code == SELU:
@@ -194,3 +246,33 @@ def derivative_from_output(code, y, d):
     elif code == SOFTPLUS:
         for i in range(n):
             d[i] *= -math.expm1(-y[i])
+    else:
+        _derivative_more(code, y, d)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _derivative_more(code, y, d):
+    """``derivative_from_output`` for the less common activations that have one."""
+    n = y.shape[0]
+    if code == RELU6:
+        for i in range(n):
+            d[i] *= 1.0 if (y[i] > 0.0 and y[i] < 6.0) else 0.0
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            d[i] *= 1.0 if y[i] > 0.0 else 0.2
+    elif code == HARD_TANH:
+        for i in range(n):
+            d[i] *= 1.0 if (y[i] > -1.0 and y[i] < 1.0) else 0.0
+    elif code == LOG_SIGMOID:  # sigmoid(-x) = 1 - exp(y)
+        for i in range(n):
+            d[i] *= -math.expm1(y[i])
+    elif code == SPARSE_PLUS:  # (x + 1) / 2 = sqrt(y) between -1 and 1, 1 from 1 on
+        for i in range(n):
+            d[i] *= 1.0 if y[i] >= 1.0 else math.sqrt(y[i])
+    elif code == SQUAREPLUS:  # (1 + x / sqrt(x^2 + 4)) / 2 = y^2 / (y^2 + 1)
+        for i in range(n):
+            yy = y[i] * y[i]
+            d[i] *= yy / (yy + 1.0)
+    elif code == EXPONENTIAL:
+        for i in range(n):
+            d[i] *= y[i]
