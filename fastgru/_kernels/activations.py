@@ -237,9 +237,12 @@ def derivative_from_output(code, y, d):
         for i in range(n):
             a = 1.0 - abs(y[i])
             d[i] *= a * a
-    elif code == ELU or code == CELU:
+    elif code == ELU:
         for i in range(n):
             d[i] *= 1.0 if y[i] > 0.0 else y[i] + 1.0
+    elif code == CELU:  # (at 0 TensorFlow passes the gradient through both its maximum and its minimum: 2)
+        for i in range(n):
+            d[i] *= 1.0 if y[i] > 0.0 else (2.0 if y[i] == 0.0 else y[i] + 1.0)
     elif code == SELU:
         for i in range(n):
             d[i] *= SELU_SCALE if y[i] >= 0.0 else y[i] + SELU_SCALE * SELU_ALPHA  # (TensorFlow: the scale at 0)
