@@ -242,8 +242,9 @@ def test_unreduced_losses_are_keras_s_and_refused_in_training(keras, rng):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
     model = fg.Sequential([fg.Input((3,)), L.Dense(3)])
     model.compile("sgd", fg.losses.MeanSquaredError(reduction=None))
-    with pytest.raises(fg.errors.UnsupportedKerasFeature, match="training needs a reduced loss"):
-        model.fit(y, p, verbose=0)
+    for run in (model.fit, model.evaluate):
+        with pytest.raises(fg.errors.UnsupportedKerasFeature, match="fit and evaluate need a reduced loss"):
+            run(y, p, verbose=0)
 
 
 def test_index_and_boolean_ops_on_arrays_have_keras_s_dtypes(keras, rng):

@@ -240,7 +240,8 @@ class Loss:
         if self.reduction in ("none", None):  # (Keras's unreduced values: one per sample, weighted and masked)
             if grad:
                 raise UnsupportedKerasFeature(f"loss {self.name!r} with reduction={self.reduction!r} gives one value "
-                                              "per sample: training needs a reduced loss ('sum_over_batch_size')")
+                                              "per sample: fit and evaluate need a reduced loss "
+                                              "('sum_over_batch_size')")
             if weighted.ndim == 1 and np.ndim(sample_weight) == 2 and np.shape(sample_weight)[-1] == 1:
                 weighted = weighted[:, None]  # (Keras expands one value per sample to the weights' (batch, 1))
             return weighted.astype(dtype, copy=False), None
