@@ -47,8 +47,8 @@ def rng():
     return np.random.default_rng(1234)
 
 
-#: tests that compile every kernel afresh in a child process (a minute or more on a cold machine), then the
-#: other tests of 10 s or more (a Keras training run, a Dask cluster, live SavedModels): run first, so that under
+#: tests that compile kernels in a child process (the other CPU kind's layout, a minute or more on a cold machine;
+#: the warm-up, into the suite's own cache, which the workers then load from), then the other tests of 10 s or more (a Keras training run, a Dask cluster, live SavedModels): run first, so that under
 #: ``pytest -n 2`` the two workers share them at the start while the rest fill in, not one of them at the end
 _SLOW_FIRST = ("test_the_other_cpu_kinds_tile_layout", "test_warmup_fills_the_cache_for_later_processes",
                "test_ocr_crnn_trained_with_ctc_matches_keras", "test_predict_equals_single_process",
