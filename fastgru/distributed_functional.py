@@ -14,6 +14,7 @@ import copy
 import numpy as np
 
 from . import _dask as base
+from .model_inputs import inputs_of_dict
 
 
 def _inputs(model, x) -> list:
@@ -21,10 +22,7 @@ def _inputs(model, x) -> list:
     da = base._dask_array()
     names = model.input_names
     if isinstance(x, dict):  # (other keys left aside, as Model.predict and Keras's Functional do)
-        missing = [n for n in names if n not in x]
-        if missing:
-            raise ValueError(f"model {model.name!r} expects inputs {names}; the dict misses {missing}")
-        xs = [x[n] for n in names]
+        xs = inputs_of_dict(model, x, f"model {model.name!r}")
     elif isinstance(x, (list, tuple)):
         if len(x) != len(names):
             raise ValueError(f"model {model.name!r} expects {len(names)} input(s) {names}, received {len(x)}")

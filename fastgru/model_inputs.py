@@ -11,20 +11,31 @@ from .input_casts import cast_to_declared
 from .ops.categorical import string_input
 
 
+def inputs_of_dict(model, x: dict, label: str) -> list:
+    """The values of ``x`` in ``model``'s input order. A model whose inputs were given as a dict of ``Input``s is
+    keyed by that dict's keys (Keras's key); otherwise, and where the dict has an Input's name for every input
+    instead, by Input name. Keys that name no input are left aside, as Keras's Functional does (an "id" column
+    beside the features); a misspelt key shows as the input it misses."""
+    names = model.input_names
+    keys = model._input_struct if isinstance(model._input_struct, list) else names
+    for candidate in (keys, names):
+        if all(k in x for k in candidate):
+            return [x[k] for k in candidate]
+    missing = [k for k in keys if k not in x]
+    extra = [k for k in x if k not in keys]
+    named = f" (the inputs' names: {names})" if keys != names else ""
+    raise ValueError(f"{label} expects inputs {keys}{named}; the dict misses {missing}"
+                     + (f" (its other keys: {extra})" if extra else ""))
+
+
 def checked_inputs(model, x) -> list[np.ndarray]:
     """``x`` for ``model`` (a Functional ``Model``) as a list of checked arrays, one per input in its order."""
     from .training.structures import refuse_streams
 
     names = model.input_names
     refuse_streams(x, f"Model {model.name!r}")
-    if isinstance(x, dict):  # (keys that name no input are left aside, as Keras's Functional does: an "id"
-        # column beside the features; a misspelt input name shows as the input it misses)
-        missing = [n for n in names if n not in x]
-        if missing:
-            extra = [k for k in x if k not in names]
-            raise ValueError(f"Model {model.name!r} expects inputs {names}; the dict misses {missing}"
-                             + (f" (its other keys: {extra})" if extra else ""))
-        xs = [x[n] for n in names]
+    if isinstance(x, dict):
+        xs = inputs_of_dict(model, x, f"Model {model.name!r}")
     elif len(names) == 1 and isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, bytes)) for v in x):
         xs = [x]  # (one string input, given as a list of strings)
     elif isinstance(x, (list, tuple)):
