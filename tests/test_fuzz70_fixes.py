@@ -45,3 +45,53 @@ def test_a_model_built_in_code_on_a_dict_of_inputs_takes_its_keys(rng):
     by_key = model.predict({"tokens": tokens, "extra": extra})
     np.testing.assert_array_equal(model.predict({"ids": tokens, "more": extra}), by_key)
     np.testing.assert_array_equal(model.predict([extra, tokens]), by_key)  # (a list: the keys' sorted order)
+
+
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+CONFIG_CASES = {
+    "GRU": dict(units=4), "LSTM": dict(units=4), "SimpleRNN": dict(units=4), "Dense": dict(units=3),
+    "Conv1D": dict(filters=2, kernel_size=3), "Conv2D": dict(filters=2, kernel_size=3),
+    "Conv3D": dict(filters=2, kernel_size=3), "Conv1DTranspose": dict(filters=2, kernel_size=3),
+    "Conv2DTranspose": dict(filters=2, kernel_size=3), "SeparableConv1D": dict(filters=2, kernel_size=3),
+    "SeparableConv2D": dict(filters=2, kernel_size=3), "DepthwiseConv1D": dict(kernel_size=3),
+    "DepthwiseConv2D": dict(kernel_size=3), "ConvLSTM1D": dict(filters=2, kernel_size=3),
+    "Embedding": dict(input_dim=5, output_dim=2), "EinsumDense": dict(equation="ab,bc->ac", output_shape=3),
+    "MultiHeadAttention": dict(num_heads=2, key_dim=2),
+    "GroupQueryAttention": dict(head_dim=2, num_query_heads=2, num_key_value_heads=1),
+    "LayerNormalization": {}, "BatchNormalization": {}, "GroupNormalization": dict(groups=1), "PReLU": {},
+    "InputLayer": dict(shape=(3,)),
+}
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", list(CONFIG_CASES))
+def test_a_layers_config_lists_keras_keys_and_keras_rebuilds_it(keras, name):
+    """Every key of Keras's ``get_config()`` is in fastgru's (unset regularizers and constraints as None: reading
+    ``config["kernel_regularizer"]`` is no KeyError), each at Keras's value where fastgru has no other (Keras
+    lists MultiHeadAttention's sliding_window from 3.15 on: fastgru writes it only when set), and Keras builds
+    the same layer from fastgru's config."""
+    theirs = getattr(keras.layers, name)(**CONFIG_CASES[name]).get_config()
+    layer = getattr(fg.layers, name)(**CONFIG_CASES[name])
+    ours = layer.get_config()
+    assert set(theirs) - set(ours) <= {"sliding_window"}
+    for key in set(theirs) & set(ours) - {"dtype", "name", "seed"}:
+        value = theirs[key]
+        if key.endswith("_initializer") and isinstance(value, dict):
+            continue  # (Keras serializes initializer objects, fastgru writes their names: same initializers)
+        assert _listed(ours[key]) == _listed(value), key
+    again = getattr(keras.layers, name).from_config(ours).get_config()
+    assert {k: v for k, v in again.items() if k != "name"} == {k: v for k, v in theirs.items() if k != "name"}
+    assert type(layer).from_config(ours).get_config() == ours
+
+
+def test_regularizers_and_constraints_of_an_embedding_survive_from_config():
+    """``Embedding.from_config`` (``model_from_json``, ``clone_model``) keeps the weight options a file keeps."""
+    layer = fg.layers.Embedding(5, 2, embeddings_regularizer="l2", embeddings_constraint="non_neg",
+                                activity_regularizer="l1")
+    again = fg.layers.Embedding.from_config(layer.get_config())
+    assert again.get_config() == layer.get_config()
+    assert set(again.weight_regularizers) == set(again.weight_constraints) == {"embeddings"}
+    assert again.activity_regularizer is not None

@@ -210,6 +210,7 @@ class PReLU(_Elementwise):
     parameter_constraints = {"alpha_initializer": [InitializerSpec()], "shared_axes": [NONE, Integer(1), Shape()]}
     weight_names = ("alpha",)
     regularizer_options = {"alpha_regularizer": "alpha"}
+    config_lists_activity_regularizer = False
 
     def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
         super().__init__(**kwargs)

@@ -285,7 +285,8 @@ class _ConvLSTM(Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({k: getattr(self, k) for k in self.parameter_constraints})
+        config.update({k: getattr(self, k) for k in self.parameter_constraints}, unroll=False,
+                      zero_output_for_mask=False)  # (Keras's, at the values it runs)
         return config
 
 

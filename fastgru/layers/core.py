@@ -71,7 +71,8 @@ class InputLayer(Layer):
         return x
 
     def get_config(self) -> dict:
-        return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype or "float32", "name": self.name}
+        return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype or "float32", "sparse": False,
+                "ragged": False, "name": self.name, "optional": False}
 
 
 registry.register_model("InputLayer", InputLayer)  # for fastgru.io, which imports no layer module
@@ -187,8 +188,7 @@ class Embedding(LoraFrozen, Layer):
     """Integer tokens (B, T) -> vectors (B, T, output_dim); ``mask_zero`` masks token 0."""
 
     input_feature_axes = 0  # (token ids: a shared Embedding takes inputs of any length)
-    keras = KerasContract(names=("Embedding",), ignored=frozenset({"embeddings_regularizer", "embeddings_constraint",
-                                                                   "activity_regularizer"}),
+    keras = KerasContract(names=("Embedding",),
                           fixed={"lora_rank": ANY, "lora_alpha": ANY, "sparse": False, "quantization_config": ANY})
     parameter_constraints = {"input_dim": [Integer(1)], "output_dim": [Integer(1)],
                              "embeddings_initializer": [InitializerSpec()], "mask_zero": [Boolean()]}
@@ -271,6 +271,7 @@ class Embedding(LoraFrozen, Layer):
             embeddings_initializer=self.embeddings_initializer,
             mask_zero=self.mask_zero,
             **self.lora_config(),
+            quantization_config=None,
         )
         return config
 

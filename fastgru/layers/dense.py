@@ -33,6 +33,7 @@ class Dense(LoraFrozen, Layer):
                              "seed": [NONE, Integer(0)]}
     weight_names = ("kernel", "bias")
     regularizer_options = {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}
+    config_lists_activity_regularizer = False
     supports_masking = True
     input_feature_axes = -1  # (reused on any rank from 2, the last axis its kernel's: Keras's input spec)
 
@@ -110,10 +111,11 @@ class Dense(LoraFrozen, Layer):
         config = super().get_config()
         config.update(
             units=self.units,
-            activation=self.activation,
+            activation=self.activation or "linear",  # (Keras's name for none)
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,
             **self.lora_config(),
+            quantization_config=None,
         )
         return config

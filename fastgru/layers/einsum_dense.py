@@ -241,5 +241,5 @@ class EinsumDense(LoraFrozen, Layer):
         config = super().get_config()
         config.update(output_shape=self.partial_output_shape, equation=self.equation, activation=self.activation,
                       bias_axes=self.bias_axes, kernel_initializer=self.kernel_initializer,
-                      bias_initializer=self.bias_initializer, **self.lora_config())
+                      bias_initializer=self.bias_initializer, **self.lora_config(), quantization_config=None)
         return config

@@ -50,6 +50,7 @@ class GroupNormalization(Layer):
     }
     weight_names = ("gamma", "beta")
     regularizer_options = _REGULARIZER_OPTIONS
+    config_lists_activity_regularizer = False
     supports_masking = True
     contract_example = {"kwargs": {"groups": 2}}  # (tests/test_layer_contract.py: the default 32 needs 32 channels)
 

@@ -400,7 +400,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": None if self._output_dims is None else list(self._output_dims),
                 "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
-                "seed": self.seed}
+                "seed": self.seed, "use_gate": False}
         if self.sliding_window is not None:  # written only when set: Keras before 3.15 has no such option
             config["sliding_window"] = self.sliding_window
         return config

@@ -102,6 +102,7 @@ class LayerNormalization(Layer):
     }
     weight_names = ("gamma", "beta")
     regularizer_options = _REGULARIZER_OPTIONS
+    config_lists_activity_regularizer = False
     supports_masking = True
 
     def __init__(self, axis=-1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -220,6 +221,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization {self.name!r}: moving_variance must not be negative, received a "
                              f"minimum of {float(np.min(variance)):.3g}")
     regularizer_options = _REGULARIZER_OPTIONS
+    config_lists_activity_regularizer = False
     supports_masking = True
     _MASK_EPSILON = 1e-7  # Keras's backend.epsilon(), added to the masked count
 
@@ -346,5 +348,6 @@ class BatchNormalization(Layer):
         config.update(axis=self.axis, momentum=self.momentum, epsilon=self.epsilon, center=self.center,
                       scale=self.scale, beta_initializer=self.beta_initializer,
                       gamma_initializer=self.gamma_initializer, moving_mean_initializer=self.moving_mean_initializer,
-                      moving_variance_initializer=self.moving_variance_initializer)
+                      moving_variance_initializer=self.moving_variance_initializer, synchronized=False,
+                      renorm=False, renorm_clipping=None, renorm_momentum=0.99)  # (Keras's, at the only values here)
         return config

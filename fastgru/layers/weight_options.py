@@ -45,16 +45,25 @@ class WeightOptions:
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"{type(self).__name__}: option {name!r}: {exc}") from None
 
+    #: whether Keras's config of this class lists ``activity_regularizer`` when it is None (its recurrent,
+    #: convolution, embedding and attention layers do; Dense, the normalizations and PReLU only when one is set)
+    config_lists_activity_regularizer = True
+
     def _regularizer_config(self) -> dict:
-        from .. import regularizers
+        """The regularizer and constraint options, each weight's listed as None where none is set (as Keras's
+        configs list them: ``config["kernel_regularizer"]`` reads None, not a KeyError)."""
+        from .. import constraints, regularizers
+        from .registry import constraint_options
 
         config = {}
-        if getattr(self, "activity_regularizer", None) is not None:
-            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        for option, reg in getattr(self, "_regularizer_options", {}).items():
-            config[option] = regularizers.serialize(reg)
-        from .. import constraints
-
-        for option, constraint in getattr(self, "_constraint_options", {}).items():
-            config[option] = constraints.serialize(constraint)
+        activity = getattr(self, "activity_regularizer", None)
+        options = type(self).regularizer_options
+        if activity is not None or (options and type(self).config_lists_activity_regularizer):
+            config["activity_regularizer"] = None if activity is None else regularizers.serialize(activity)
+        taken = getattr(self, "_regularizer_options", {})
+        for option in options:
+            config[option] = regularizers.serialize(taken[option]) if option in taken else None
+        taken = getattr(self, "_constraint_options", {})
+        for option in constraint_options(type(self)):
+            config[option] = constraints.serialize(taken[option]) if option in taken else None
         return config
