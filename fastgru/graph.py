@@ -381,8 +381,11 @@ def _explicit_masks(step, vals, propagated):
     """The mask(s) a step's layer gets when its node has an explicit mask=: as given, None entries meaning no mask
     (Keras 3 and tf_keras fill in the propagated masks only when ``mask`` itself is None). A layer called with
     keyword tensors (``call_roles``: MultiHeadAttention's ``value_mask=``, ``key_mask=``) has one mask argument per
-    tensor, each None one filled in from that tensor, as Keras fills them."""
-    per_argument = getattr(step.layer, "call_roles", None) is not None
+    tensor, each None one filled in from that tensor, as Keras fills them. So is a nested model's: Keras 3's
+    Functional ``call`` sets the masks given on its inputs and leaves the others with the masks their tensors carry
+    (a Keras 3 file records ``mask=[None, None]`` for ``decoder([target, encoder(ids)])``, whose second tensor is
+    masked when the model runs)."""
+    per_argument = getattr(step.layer, "call_roles", None) is not None or step.kind in ("model", "sequential")
     prop = propagated if step.list_args else [propagated]
     prop = prop if prop is not None else [None] * len(step.masks)
     given = [p if s is PROPAGATED_MASK or (s is None and per_argument) else None if s is None else vals[s]

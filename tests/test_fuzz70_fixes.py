@@ -95,3 +95,38 @@ def test_regularizers_and_constraints_of_an_embedding_survive_from_config():
     assert again.get_config() == layer.get_config()
     assert set(again.weight_regularizers) == set(again.weight_constraints) == {"embeddings"}
     assert again.activity_regularizer is not None
+
+
+@pytest.mark.keras
+def test_a_masked_tensor_given_in_a_list_to_a_nested_model_keeps_its_mask(keras, rng, tmp_path):
+    """``decoder([target, encoder(ids)])``: Keras 3's file records the call's ``mask=[None, None]`` (the encoder's
+    symbolic output carries no mask), and its Functional call leaves each None input with the mask its tensor
+    carries when the model runs: the padding of ``ids`` reaches the decoder's GRU and Attention. Was: no mask
+    (the padded rows differed). Predict, and three SGD steps' losses and weights."""
+    L = keras.layers
+    steps, vocab = 7, 20
+    ids_in = keras.Input((steps,), dtype="int32")
+    seq, state = L.GRU(5, return_sequences=True, return_state=True)(L.Embedding(vocab, 6, mask_zero=True)(ids_in))
+    encoder = keras.Model(ids_in, [seq, state], name="encoder")
+    tgt, h0, memory = keras.Input((steps, 3)), keras.Input((5,)), keras.Input((steps, 5))
+    dec_seq = L.GRU(5, return_sequences=True)(tgt, initial_state=h0)
+    context = L.Attention()([dec_seq, memory])
+    summary = L.GRU(4)(memory)  # (the memory's own mask, inside the nested model)
+    decoder = keras.Model([tgt, h0, memory], L.Concatenate()([L.GlobalAveragePooling1D()(context), summary]),
+                          name="decoder")
+    ids, target = keras.Input((steps,), dtype="int32"), keras.Input((steps, 3))
+    enc_seq, enc_state = encoder(ids)
+    km = keras.Model([ids, target], L.Dense(1)(decoder([target, enc_state, enc_seq])))
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    km.save(tmp_path / "m.keras")
+    model = fg.load_model(tmp_path / "m.keras")
+    tokens = rng.integers(1, vocab, (6, steps))
+    tokens[1, 4:] = 0
+    tokens[2, 2:] = 0
+    x = [tokens, rng.standard_normal((6, steps, 3)).astype(np.float32)]
+    y = rng.standard_normal((6, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    for _ in range(3):
+        np.testing.assert_allclose(model.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    for ours, theirs in zip(model.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
