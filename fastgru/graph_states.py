@@ -58,7 +58,8 @@ def _bidirectional_backward(layer, d_outputs, cache, need_dx):
     if layer.return_sequences:
         dy_b = dy_b[:, ::-1]
     n = len(layer.forward_layer.state_names)
-    ds = list(d_outputs[n_out:]) + [None] * (2 * n - len(d_outputs[n_out:]))
+    n_states = n + len(layer.backward_layer.state_names)
+    ds = list(d_outputs[n_out:]) + [None] * (n_states - len(d_outputs[n_out:]))
     if cf is None:  # inference forward (not training, no states): nothing to differentiate
         raise RuntimeError("internal: backward through an inference-mode Bidirectional")
     dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)

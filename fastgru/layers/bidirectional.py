@@ -115,8 +115,8 @@ class Bidirectional(WrapperTrainable, Layer):
         if self.merge_mode == "concat":
             shape = tuple(shape[:-1]) + (None if shape[-1] is None else 2 * shape[-1],)
         outputs = [shape, shape] if self.merge_mode is None else [shape]
-        if self.return_state:
-            return outputs + states + states
+        if self.return_state:  # (the backward layer's own states: an LSTM forward, a GRU backward)
+            return outputs + states + list(self.backward_layer.compute_output_shape(input_shape)[1:])
         return outputs if self.merge_mode is None else shape
 
     def compute_mask(self, x, mask=None):
@@ -142,10 +142,11 @@ class Bidirectional(WrapperTrainable, Layer):
 
     def _check_weights(self, weights) -> list[np.ndarray]:
         weights = list(weights)
-        n = len(self.forward_layer.weights)
-        if len(weights) != 2 * n:
-            raise ValueError(f"Layer {self.name!r} expects {2 * n} weights (forward then backward layer), "
-                             f"but received {len(weights)}")
+        n = len(self.forward_layer.weights)  # (the backward layer may have other options: use_bias=False)
+        expected = n + len(self.backward_layer.weights)
+        if len(weights) != expected:
+            raise ValueError(f"Layer {self.name!r} expects {expected} weights ({n} of the forward layer, then the "
+                             f"backward layer's), but received {len(weights)}")
         return self.forward_layer._check_weights(weights[:n]) + self.backward_layer._check_weights(weights[n:])
 
     def _copy_weights(self, checked) -> None:
@@ -170,10 +171,10 @@ class Bidirectional(WrapperTrainable, Layer):
             return
         if isinstance(states, np.ndarray) or not isinstance(states, (list, tuple)):
             states = [states]
-        n = len(self.forward_layer.state_names)
-        if len(states) != 2 * n:
-            raise ValueError(f"Bidirectional {self.name!r} has {2 * n} states (forward then backward), "
-                             f"received {len(states)}")
+        n = len(self.forward_layer.state_names)  # (an LSTM forward and a GRU backward: 2 and 1)
+        if len(states) != n + len(self.backward_layer.state_names):
+            raise ValueError(f"Bidirectional {self.name!r} has {n + len(self.backward_layer.state_names)} states "
+                             f"(forward then backward), received {len(states)}")
         forward = self.forward_layer._checked_states(list(states[:n]))  # both checked before either is set
         backward = self.backward_layer._checked_states(list(states[n:]))
         if forward[0].shape != backward[0].shape:
@@ -192,8 +193,9 @@ class Bidirectional(WrapperTrainable, Layer):
             return None, None
         initial_state = list(initial_state)
         n = len(self.forward_layer.state_names)
-        if len(initial_state) != 2 * n:
-            raise ValueError(f"Bidirectional {self.name!r} expects {2 * n} initial states (forward then backward), "
+        if len(initial_state) != n + len(self.backward_layer.state_names):
+            raise ValueError(f"Bidirectional {self.name!r} expects {n + len(self.backward_layer.state_names)} "
+                             "initial states (forward then backward), "
                              f"received {len(initial_state)}")
         return initial_state[:n], initial_state[n:]
 
