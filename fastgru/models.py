@@ -197,6 +197,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     @property
     def input(self):
+        """Keras's: the tensor of its first call in another model's graph (a nested encoder's ``input``, for a
+        feature extractor ``Model(model.inputs, model.get_layer("encoder").output)``), else its own Input's."""
+        node = self._first_call()
+        if node is not None:
+            return node.args[0]
         return self._graph_tensors("input")[0]
 
     @property
@@ -205,7 +210,15 @@ class Sequential(KerasModelAPI, WrapperTrainable):
 
     @property
     def output(self):
+        """Keras's: the output of its first call in another model's graph (see ``input``), else its own graph's."""
+        node = self._first_call()
+        if node is not None:
+            return node.outputs[0]
         return self._graph_tensors("output")[-1]
+
+    def _first_call(self):
+        nodes = self.__dict__.get("_inbound_nodes")
+        return nodes[0] if nodes else None
 
     def _ensure_built(self, x: np.ndarray) -> None:
         if not self.built:

@@ -178,3 +178,25 @@ def test_a_bidirectional_of_an_lstm_and_a_gru_returns_each_layers_states(rng):
     np.testing.assert_allclose(y[:, 4:], h_b, rtol=1e-6)
     with pytest.raises(ValueError, match="expects 3 initial states"):
         bidi._split_initial_state([h_f, c_f])
+
+
+@pytest.mark.keras
+def test_a_feature_extractor_cut_at_a_nested_sequential(keras, rng, tmp_path):
+    """``Model(model.inputs, model.get_layer("encoder").output)`` where the encoder is a Sequential called in the
+    model's graph: its ``output`` (and ``input``) are its call's, as Keras's (was: its own graph's, "Graph
+    disconnected"); in code too."""
+    encoder = keras.Sequential([keras.Input((6, 3)), keras.layers.GRU(3, name="g2")], name="encoder")
+    inp = keras.Input((6, 3), name="inp")
+    keras.Model(inp, keras.layers.Dense(2, name="head")(encoder(inp))).save(tmp_path / "n.keras")
+    loaded, theirs = fg.load_model(tmp_path / "n.keras"), keras.models.load_model(tmp_path / "n.keras")
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    expected = keras.Model(theirs.inputs, theirs.get_layer("encoder").output).predict(x, verbose=0)
+    assert loaded.get_layer("encoder").input is loaded.inputs[0]
+    extractor = fg.Model(loaded.inputs, loaded.get_layer("encoder").output)
+    np.testing.assert_allclose(extractor.predict(x), expected, rtol=1e-5, atol=1e-6)
+    inner = fg.Sequential([fg.Input((6, 3)), fg.layers.GRU(3)])
+    own_output = inner.output  # (before any call: its own graph's)
+    outer_in = fg.Input((6, 3))
+    model = fg.Model(outer_in, fg.layers.Dense(2)(inner(outer_in)))
+    assert inner.output is not own_output
+    np.testing.assert_array_equal(fg.Model(model.inputs, inner.output).predict(x), inner.predict(x))
