@@ -281,24 +281,30 @@ class Sequential(KerasModelAPI, WrapperTrainable):
         declared = getattr(self._input_layer, "input_dtype", None) or getattr(self, "_file_input_dtype", None)
         return declared == "string" or (declared is None and getattr(self._layers[0], "takes_strings", False))
 
-    def _call(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def _call(self, x: np.ndarray, training: bool = False, mask=None) -> np.ndarray:
         self._ensure_built(x)
-        mask, given = None, getattr(x, "dtype", None)
+        given = getattr(x, "dtype", None)
         for layer in self._layers:
             y = layer.call(x, mask=mask, training=training)
             mask = layer.compute_mask(x, mask)
             x = y
         return in_layer_dtype(x, self._layers[-1], given) if self._layers else x
 
-    def __call__(self, x, training: bool = False, **kwargs):
+    def __call__(self, x, training: bool = False, mask=None, **kwargs):
         if not isinstance(x, np.ndarray) and getattr(x, "_fg_symbolic", False):  # used as a Functional layer
-            return record_symbolic_call(self, x, training=training, **kwargs)
+            return record_symbolic_call(self, x, training=training, **({"mask": mask} if mask is not None else {}),
+                                        **kwargs)
         if kwargs:
             raise TypeError(f"Sequential.__call__ got unexpected keyword arguments {sorted(kwargs)}")
         x = self._check_input(x)
         self._ensure_built(x)
+        if mask is not None:  # (Keras's: the first layer's input mask, one bool per sample and step)
+            mask = np.asarray(mask)
+            if mask.dtype != bool or mask.shape != x.shape[:2]:
+                raise ValueError(f"Sequential {self.name!r}: mask must be a bool array of shape {x.shape[:2]} "
+                                 f"(samples, steps), received {mask.dtype} {mask.shape}")
         with self._stateful_guard(), weights_lock(self).shared, self._states_kept_on_failure():
-            return eager(self._call(x, training=training))  # (an array with Keras's .numpy())
+            return eager(self._call(x, training=training, mask=mask))  # (an array with Keras's .numpy())
 
     def predict_on_batch(self, x) -> np.ndarray:
         """``predict`` on ``x`` as one batch (Keras's ``predict_on_batch``)."""

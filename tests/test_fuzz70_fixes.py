@@ -200,3 +200,19 @@ def test_a_feature_extractor_cut_at_a_nested_sequential(keras, rng, tmp_path):
     model = fg.Model(outer_in, fg.layers.Dense(2)(inner(outer_in)))
     assert inner.output is not own_output
     np.testing.assert_array_equal(fg.Model(model.inputs, inner.output).predict(x), inner.predict(x))
+
+
+@pytest.mark.keras
+def test_calling_a_sequential_with_a_mask_as_keras(keras, rng):
+    """``model(x, training=False, mask=m)``: the mask reaches the first layer, as Keras's Sequential passes it (was:
+    a TypeError on ``mask``); ``mask=None`` is the call without one."""
+    km = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4, return_sequences=True), keras.layers.GRU(2)])
+    model = fg.Sequential([fg.Input((5, 3)), fg.layers.GRU(4, return_sequences=True), fg.layers.GRU(2)])
+    model.set_weights(km.get_weights())
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
+    np.testing.assert_allclose(model(x, training=False, mask=mask), km(x, training=False, mask=mask), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(model(x, mask=None), km(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"mask must be a bool array of shape \(3, 5\)"):
+        model(x, mask=mask[:, :4])
