@@ -11,6 +11,13 @@ from .input_casts import cast_to_declared
 from .ops.categorical import string_input
 
 
+def _array_of(value) -> np.ndarray:
+    """An input that is not an array (nested Python lists, a tuple) as one: Python floats as float32, as Keras's
+    ``convert_to_tensor`` makes them (NumPy's float64 would compute the model in float64)."""
+    a = np.asarray(value)
+    return a.astype(np.float32) if a.dtype == np.float64 and not isinstance(value, np.ndarray) else a
+
+
 def inputs_of_dict(model, x: dict, label: str) -> list:
     """The values of ``x`` in ``model``'s input order. A model whose inputs were given as a dict of ``Input``s is
     keyed by that dict's keys (Keras's key); otherwise, and where the dict has an Input's name for every input
@@ -57,7 +64,7 @@ def checked_inputs(model, x) -> list[np.ndarray]:
             pass
         else:
             try:
-                a = np.asarray(a)
+                a = _array_of(a)
             except ValueError as exc:  # (ragged lists; a symbolic tensor says what it is itself)
                 what = exc if getattr(a, "_fg_symbolic", False) else f"not a rectangular array ({exc})"
                 raise ValueError(f"Model {model.name!r} input {name!r}: {what}") from None
@@ -98,7 +105,7 @@ def sequential_input(model, x) -> np.ndarray:
         raise ValueError(f"Model {model.name!r} takes 1 input of shape {model.input_shape}; received a list of "
                          f"{len(x)} arrays of shapes {[a.shape for a in x]}")
     try:
-        x = np.asarray(x)
+        x = _array_of(x)
     except ValueError as exc:  # (nested lists of unequal lengths)
         raise ValueError(f"Model {model.name!r} expects a rectangular numeric array as x; received nested lists of "
                          f"unequal lengths ({exc})") from None

@@ -216,3 +216,16 @@ def test_calling_a_sequential_with_a_mask_as_keras(keras, rng):
     np.testing.assert_allclose(model(x, mask=None), km(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"mask must be a bool array of shape \(3, 5\)"):
         model(x, mask=mask[:, :4])
+
+
+def test_python_lists_of_floats_compute_in_float32():
+    """Nested Python lists are float32 input, as Keras's ``convert_to_tensor`` makes them (NumPy's float64 made the
+    model compute and return float64); a float64 array still computes in float64."""
+    model = fg.Sequential([fg.Input((2, 3)), fg.layers.GRU(2)])
+    rows = [[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]]
+    assert model.predict(rows).dtype == model(rows).dtype == model.predict_on_batch(rows).dtype == np.float32
+    np.testing.assert_array_equal(model.predict(rows), model.predict(np.asarray(rows, np.float32)))
+    assert model.predict(np.asarray(rows)).dtype == np.float64
+    inp = fg.Input((3,))
+    two = fg.Model([inp, fg.Input((3,))], fg.layers.Dense(1)(inp))
+    assert two.predict([[[1.0, 2.0, 3.0]], [[0.0, 0.0, 0.0]]]).dtype == np.float32

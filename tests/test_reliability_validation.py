@@ -69,11 +69,13 @@ def arrays(draw):
 
 
 def _reference_input(x):
-    """The same values as a C-contiguous float array (float64 stays float64), or None if not numeric."""
+    """The same values as a C-contiguous float array (a float64 array stays float64; Python lists of floats are
+    float32, as Keras's), or None if not numeric."""
     a = np.asarray(x)
     if a.dtype == object or a.dtype.kind not in "fiub":
         return None
-    return np.ascontiguousarray(a, dtype=np.float64 if a.dtype == np.float64 else np.float32)
+    keeps64 = a.dtype == np.float64 and isinstance(x, np.ndarray)
+    return np.ascontiguousarray(a, dtype=np.float64 if keeps64 else np.float32)
 
 
 def _valid_shape(a) -> bool:
