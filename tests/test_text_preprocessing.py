@@ -25,9 +25,8 @@ WORDS = np.array(["red", "green", "blue", "cyan", "", "RED", "x"])
 
 def _same(ours, theirs):
     theirs = np.asarray(theirs)
-    if theirs.dtype == object:  # (Keras's inverted StringLookup gives bytes; fastgru's strings are Python str)
-        theirs = np.array([v.decode("utf-8") for v in theirs.ravel()], dtype=object).reshape(theirs.shape)
-        assert ours.dtype == object and all(isinstance(v, str) for v in ours.ravel())
+    if theirs.dtype == object:  # (an inverted StringLookup gives TensorFlow's strings: bytes, in both)
+        assert ours.dtype == object and all(isinstance(v, bytes) for v in ours.ravel())
     assert ours.shape == theirs.shape and ours.dtype.kind == theirs.dtype.kind, (ours, theirs)
     if theirs.dtype.kind == "f":
         assert ours.dtype == theirs.dtype

@@ -282,12 +282,15 @@ class IndexLookup(Layer):
         # the tokens after the special ones, then the OOV token (every other index reads it; the special tokens
         # are not listed: num_oov_indices may be huge)
         values = self.get_vocabulary(include_special_tokens=False) + [self.oov_token]
+        if kind is object:  # (as bytes, TensorFlow's strings: Keras's predict gives b"cat")
+            values = [v.encode("utf-8") for v in values]
         vocabulary = object_array(values, (len(values),)) if kind is object else np.array(values, kind)
         start = self._token_start()
         known = (idx >= start) & (idx < start + len(vocabulary) - 1)
         out = vocabulary[np.where(known, idx - start, len(vocabulary) - 1)]
         if self.mask_token is not None:
-            out = np.where(idx == 0, np.array(self.mask_token, kind), out)
+            token = self.mask_token.encode("utf-8") if kind is object else self.mask_token
+            out = np.where(idx == 0, np.array(token, kind), out)
         return out
 
     def encode(self, idx: np.ndarray) -> np.ndarray:
