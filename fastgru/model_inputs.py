@@ -12,10 +12,10 @@ from .ops.categorical import string_input
 
 
 def _array_of(value) -> np.ndarray:
-    """An input that is not an array (nested Python lists, a tuple) as one: Python floats as float32, as Keras's
-    ``convert_to_tensor`` makes them (NumPy's float64 would compute the model in float64)."""
+    """An input as an array: nested Python lists (or tuples) of floats as float32, as Keras's ``convert_to_tensor``
+    makes them (NumPy's float64 would compute the model in float64); arrays and pandas frames keep their dtype."""
     a = np.asarray(value)
-    return a.astype(np.float32) if a.dtype == np.float64 and not isinstance(value, np.ndarray) else a
+    return a.astype(np.float32) if a.dtype == np.float64 and isinstance(value, (list, tuple)) else a
 
 
 def inputs_of_dict(model, x: dict, label: str) -> list:
