@@ -74,7 +74,7 @@ def _reference_input(x):
     a = np.asarray(x)
     if a.dtype == object or a.dtype.kind not in "fiub":
         return None
-    keeps64 = a.dtype == np.float64 and isinstance(x, np.ndarray)
+    keeps64 = a.dtype == np.float64 and not isinstance(x, (list, tuple))
     return np.ascontiguousarray(a, dtype=np.float64 if keeps64 else np.float32)
 
 
