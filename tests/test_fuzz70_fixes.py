@@ -229,3 +229,25 @@ def test_python_lists_of_floats_compute_in_float32():
     inp = fg.Input((3,))
     two = fg.Model([inp, fg.Input((3,))], fg.layers.Dense(1)(inp))
     assert two.predict([[[1.0, 2.0, 3.0]], [[0.0, 0.0, 0.0]]]).dtype == np.float32
+
+
+@pytest.mark.keras
+def test_an_untrained_mixed_precision_model_loads_without_an_optimizer_warning(keras, tmp_path):
+    """Compiled under mixed_float16 and saved before any step, the file holds only the LossScaleOptimizer's own
+    four scalars: nothing to restore, so no "saved state is not restored" warning (the dtype warning stays)."""
+    import warnings
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        km = keras.Sequential([keras.Input((4, 3)), keras.layers.GRU(2), keras.layers.Dense(1)])
+        km.compile("adam", "mse")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    km.save(tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = fg.load_model(tmp_path / "m.keras")
+    messages = [str(w.message) for w in caught]
+    assert any("dtype policy 'mixed_float16'" in m for m in messages)
+    assert not any("optimizer" in m for m in messages), messages
+    assert model.optimizer.iterations == 0

@@ -92,13 +92,16 @@ def restore(model, arrays: list[np.ndarray] | None, path, keras2: bool = False) 
     head = 1 if scheduled or keras2 else 2
     # (use_ema's moving averages and gradient_accumulation_steps's accumulators: before the slots, one per weight)
     kept = [variables] * (bool(optimizer.use_ema) + bool(optimizer.gradient_accumulation_steps))
-    if len(arrays) == head and (order or extra or kept):
+    expected = head + len(variables) * len(kept) + len(order) + extra
+    unstepped_wrapper = len(arrays) in (4, 4 + head) and all(a.shape == () for a in arrays)
+    if (len(arrays) == head or unstepped_wrapper and len(arrays) != expected) and (order or extra or kept):
         # saved before any step (the optimizer not built: its count and rate only): Keras's load_model builds
         # the optimizer first and skips a state whose count differs, rate included (it matters where the
         # file's compile config has no optimizer and the default RMSprop is made); silently here, as the
-        # count is 0 and the rate the configured one in every file Keras writes with its optimizer
+        # count is 0 and the rate the configured one in every file Keras writes with its optimizer; likewise a
+        # LossScaleOptimizer saved before any step (its own four scalars, and its inner optimizer's count and
+        # rate where built: a mixed_float16 model compiled and saved untrained)
         return False
-    expected = head + len(variables) * len(kept) + len(order) + extra
     if len(arrays) == expected + 4 and all(a.shape == () for a in arrays[:4 + head]):
         # a LossScaleOptimizer's own four (step, rate, step counter, scale) first, its compile config naming the
         # inner optimizer (Keras 3.15 writes a mixed_float16 model's auto-wrapped Adam so)
