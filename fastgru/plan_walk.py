@@ -191,7 +191,9 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
             vals[s] = None
             msk[s] = None
             rt[s] = None
-    return [vals[s] for s in model._output_slots], [msk[s] for s in model._output_slots]
+    # (the outputs' masks as their tensors carry them, as ``forward`` gives them: a nested model whose
+    # MultiHeadAttention deleted a mask its merge then lacks hands the outer layers no mask, in predict too)
+    return [vals[s] for s in model._output_slots], [rt[s] for s in model._output_slots]
 
 
 def forward(model, xs: list, masks: list | None, training: bool, logits: list | None = None):

@@ -251,3 +251,32 @@ def test_an_untrained_mixed_precision_model_loads_without_an_optimizer_warning(k
     assert any("dtype policy 'mixed_float16'" in m for m in messages)
     assert not any("optimizer" in m for m in messages), messages
     assert model.optimizer.iterations == 0
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("normalized", [False, True])
+def test_a_nested_model_whose_attention_deleted_a_mask_predicts_as_it_trains(keras, rng, tmp_path, normalized):
+    """Inside the nested model, ``Add()([h, MultiHeadAttention(h, h)])``: Keras's attention deletes ``h``'s mask, so
+    the merge, and the nested model's output, carry none, and the outer pooling averages every step. predict and
+    ``model(x)`` hand the outer layers the masks the nested outputs carry, as training did (was: the mask recorded
+    before the deletion, in predict only: predict disagreed with evaluate on padded rows)."""
+    L = keras.layers
+    steps, vocab = 9, 20
+    inner_in = keras.Input((steps, 8))
+    h = L.GRU(8, return_sequences=True)(inner_in)
+    merged = L.Add()([h, L.MultiHeadAttention(2, 4)(h, h)])
+    inner = keras.Model(inner_in, L.LayerNormalization()(merged) if normalized else merged)
+    ids = keras.Input((steps,), dtype="int32")
+    pooled = L.GlobalAveragePooling1D()(inner(L.Embedding(vocab, 8, mask_zero=True)(ids)))
+    km = keras.Model(ids, L.Dense(1)(pooled))
+    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    km.save(tmp_path / "m.keras")
+    model = fg.load_model(tmp_path / "m.keras")
+    tokens = rng.integers(1, vocab, (6, steps))
+    tokens[1, 6:] = 0
+    tokens[2, 3:] = 0
+    y = rng.standard_normal((6, 1)).astype(np.float32)
+    expected = km.predict(tokens, verbose=0)
+    np.testing.assert_allclose(model.predict(tokens), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(tokens), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(tokens, y, verbose=0), np.mean((expected - y) ** 2), rtol=1e-5)
