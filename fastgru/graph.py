@@ -96,6 +96,7 @@ class Node:
         #: (unless mask= is given), while its output still carries the input's mask; tf_keras applied it
         #: (``io.keras_functional`` sets this for such calls in Keras 2 files)
         self.mask_from_inputs = not self.states
+        self.mask_at_run_time = False  # (a Keras 3 file's "mask": null: io/keras_nodes.RUNTIME_MASK_KEY)
         self.masks: list = []  # an explicit mask= (one tensor, or one per input of a merge; None entries)
         self.call_kwargs: dict = {}  # the call options the layer declares (``_call_options``)
         self.list_args = list_args
@@ -395,7 +396,7 @@ def _explicit_masks(step, vals, propagated):
 
 class _Step:
     __slots__ = ("layer", "node", "args", "states", "outs", "list_args", "free", "kind", "logits", "masks",
-                 "call_kwargs", "mask_from_inputs")
+                 "call_kwargs", "mask_from_inputs", "mask_at_run_time")
 
     def __init__(self, layer, node, args, states, outs, list_args, kind):
         self.layer, self.node, self.args, self.states, self.outs = layer, node, args, states, outs
@@ -403,6 +404,7 @@ class _Step:
         self.masks = None  # slots of an explicit mask= (see _explicit_masks)
         self.call_kwargs = dict(getattr(node, "call_kwargs", None) or {})  # the node's call options
         self.mask_from_inputs = getattr(node, "mask_from_inputs", True)  # (Node.mask_from_inputs)
+        self.mask_at_run_time = getattr(node, "mask_at_run_time", False)
 
 
 def _kind(layer) -> str:

@@ -41,8 +41,13 @@ def _reads_runtime(step) -> bool:
     """Keras's Attention, AdditiveAttention and MultiHeadAttention take the masks their input tensors carry
     when they run (no ``mask=`` is recorded in their nodes), so one that runs after a MultiHeadAttention
     on the same tensor sees it unmasked; the layers that take one tensor and a ``mask`` (RNNs, pooling)
-    keep the masks recorded when the graph was built. An explicit ``mask=`` wins either way."""
-    return getattr(step.layer, "reads_runtime_masks", False) and step.masks is None
+    keep the masks recorded when the graph was built — but for a Keras 3 file's call recorded with
+    ``"mask": null`` (its input had no mask when the graph was built: a nested model's output), which Keras
+    fills in with the masks the tensors carry at run time (``Node.mask_at_run_time``). An explicit ``mask=``
+    wins either way."""
+    if step.masks is not None:
+        return False
+    return getattr(step.layer, "reads_runtime_masks", False) or step.mask_at_run_time
 
 
 def _masks_of(step, masks: list):
@@ -174,14 +179,17 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states] or None
-            y = layer.call(x, mask=call_mask(step, m), training=training, initial_state=states)
+            m_call = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
+            y = layer.call(x, mask=call_mask(step, m_call), training=training, initial_state=states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
         elif kind == "sequential":
-            ys, oms = _sequential_run(layer, x, m, training)
+            ys, oms = _sequential_run(layer, x, _masks_of(step, rt) if deleting and _reads_runtime(step) else m,
+                                      training)
         else:
-            ys, oms = layer._run(x if step.list_args else [x], m if step.list_args else [m], training)
+            m_in = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
+            ys, oms = layer._run(x if step.list_args else [x], m_in if step.list_args else [m_in], training)
         if deleting:
             _update_runtime_masks(step, kind, layer, x, vals, m, rt, oms, len(ys))
         for j, s in enumerate(step.outs):
@@ -237,15 +245,18 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
-            y, cache = run(layer, x, call_mask(step, m), training, states)
+            m_call = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
+            y, cache = run(layer, x, call_mask(step, m_call), training, states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
         elif kind == "sequential":
-            ys, oms, cache = _sequential_forward(layer, x, m, training, step.outs[0] in skip)
+            ys, oms, cache = _sequential_forward(layer, x, _masks_of(step, rt) if deleting and _reads_runtime(step)
+                                                 else m, training, step.outs[0] in skip)
         else:
-            ys, oms, cache = layer._forward(x if step.list_args else [x], m if step.list_args else [m], training,
-                                            [True] if step.outs[0] in skip else None)  # (its output's logits)
+            m_in = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
+            ys, oms, cache = layer._forward(x if step.list_args else [x], m_in if step.list_args else [m_in],
+                                            training, [True] if step.outs[0] in skip else None)  # (its logits)
             tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
         tape.append(cache)
         if deleting:

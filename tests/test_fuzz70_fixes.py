@@ -280,3 +280,38 @@ def test_a_nested_model_whose_attention_deleted_a_mask_predicts_as_it_trains(ker
     np.testing.assert_allclose(model.predict(tokens), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model(tokens), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.evaluate(tokens, y, verbose=0), np.mean((expected - y) ** 2), rtol=1e-5)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("between", ["none", "layer_norm"])
+def test_a_nested_models_output_after_attention_deleted_its_mask(keras, rng, tmp_path, between):
+    """``z = encoder(embedded)``; ``Add()([z, MultiHeadAttention(z, z)])``; pooling. The encoder's symbolic output
+    has no mask, so Keras records the pooling's call with ``"mask": null`` and fills it in at run time with the
+    mask the tensor then carries: none, as the attention deleted ``z``'s. fastgru gives such a call the run-time
+    masks too (was: the recorded ones, pooling over the unpadded steps only). Predict, evaluate, three SGD steps."""
+    L = keras.layers
+    steps, vocab = 10, 20
+    inner_in = keras.Input((steps, 8))
+    encoder = keras.Model(inner_in, L.Dense(8)(inner_in))
+    ids = keras.Input((steps,), dtype="int32")
+    z = encoder(L.Embedding(vocab, 8, mask_zero=True)(ids))
+    if between == "layer_norm":
+        z = L.LayerNormalization()(z)
+    merged = L.Add()([z, L.MultiHeadAttention(2, 4)(z, z)])
+    km = keras.Model(ids, L.Dense(1)(L.GlobalAveragePooling1D()(merged)))
+    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    km.save(tmp_path / "m.keras")
+    model = fg.load_model(tmp_path / "m.keras")
+    tokens = rng.integers(1, vocab, (6, steps))
+    tokens[1, 7:] = 0
+    tokens[2, 4:] = 0
+    y = rng.standard_normal((6, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(tokens), km.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(tokens, y, verbose=0), km.evaluate(tokens, y, verbose=0), rtol=1e-5)
+    for _ in range(3):
+        np.testing.assert_allclose(model.train_on_batch(tokens, y), km.train_on_batch(tokens, y), rtol=1e-5)
+    for ours, theirs in zip(model.get_weights(), km.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    model.save(tmp_path / "again.keras")  # (fastgru's file keeps the "mask": null, and so the numbers)
+    np.testing.assert_allclose(fg.load_model(tmp_path / "again.keras").predict(tokens), km.predict(tokens, verbose=0),
+                               rtol=1e-5, atol=1e-6)

@@ -97,6 +97,8 @@ def functional_config(model) -> dict:
                 given = [None if m is None or m is PROPAGATED_MASK else _tensor_config(m, model_nodes)
                          for m in node.masks]
                 kwargs["mask"] = given if node.list_args else given[0]
+            elif node.mask_at_run_time:  # (Keras's "mask": null, kept: the masks its tensors carry at run time)
+                kwargs["mask"] = None
             if type(layer).__name__ == "KerasOp":
                 inbound.append(_fill_template(node.call_kwargs["template"], args, layer.tensor_key))
                 continue

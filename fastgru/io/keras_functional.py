@@ -38,7 +38,7 @@ from .keras_config import (
     weights_subpath,
 )
 from .keras_graph import GRAPH_CLASSES, _entry, _entry_name, _is_op
-from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY, _io_refs, call_options
+from .keras_nodes import INPUT_MASK_KEY, KERAS2_KEY, RUNTIME_MASK_KEY, _io_refs, call_options
 from .keras_rnn_cells import is_stacked, stacked_layers
 
 
@@ -202,6 +202,7 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 layer = objects[name]
                 options = dict(options)
                 # tf_keras passed a recurrent layer called with initial_state its input's mask; Keras 3 does not
+                mask_at_run_time = options.pop(RUNTIME_MASK_KEY, False)
                 input_mask = bool(st) and (options.pop(INPUT_MASK_KEY, False) or (
                     major < 3 and makes_masks_ and bool(args) and may_carry_mask(args[0])))
                 if st and type(layer).__name__ == "Sequential":  # (an RNN over a stack of cells)
@@ -222,6 +223,8 @@ def _build_graph(model_config, path, major: int, prefix: str, group: str | None,
                 outs = out if isinstance(out, list) else [out]
                 if input_mask:
                     outs[0].node.mask_from_inputs = True
+                if mask_at_run_time:
+                    outs[0].node.mask_at_run_time = True
                 tensors[(name, done[name] + first_node.get(name, 0))] = outs
                 done[name] += 1
                 progress = True

@@ -178,6 +178,9 @@ def _parse_op_node(node, where: str, path, tensor_key: str):
 #: a node keyword only fastgru writes (``io.functional_save``, for pickling): the recurrent layer called
 #: with initial_state receives its input's mask, as tf_keras passed it (``graph.Node.mask_from_inputs``)
 INPUT_MASK_KEY = "fastgru_mask_from_inputs"
+#: a Keras 3 node's ``"mask": null``: the call had no mask when the graph was built, so at run time Keras gives it the
+#: masks its input tensors carry (``graph.Node.mask_at_run_time``; they differ after a MultiHeadAttention deletes one)
+RUNTIME_MASK_KEY = "fastgru_mask_at_run_time"
 #: a layer-config key only fastgru writes (get_config, pickling; stripped from a saved .keras): the layer keeps
 #: tf_keras's semantics (``use_keras2_semantics``: merges' masks, MultiHeadAttention's, TimeDistributed's)
 KERAS2_KEY = "fastgru_keras2_semantics"
@@ -231,6 +234,8 @@ def _parse_plain_node(node, where: str, recurrent: bool, path):
             elif key == "mask" and value is not None:
                 values = value if isinstance(value, list) else [value]
                 masks = [None if v is None else _ref(v, path, f"{where} mask") for v in values]
+            elif key == "mask":
+                options[RUNTIME_MASK_KEY] = True
             elif key == INPUT_MASK_KEY and value is True and recurrent:  # (fastgru's own configs only)
                 options[INPUT_MASK_KEY] = True
             elif key in options.get(TENSORS_KEY, ()):
