@@ -9,6 +9,21 @@ import pytest
 import fastgru as fg
 
 
+def _trained_file_loaded(keras, km, tmp_path):
+    """``km`` compiled (SGD with momentum, mse), saved, and loaded by fastgru."""
+    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    km.save(tmp_path / "m.keras")
+    return fg.load_model(tmp_path / "m.keras")
+
+
+def _padded_tokens(rng, vocab: int, steps: int):
+    """Six rows of token ids, the second and third padded with zeros from two thirds and one third on; targets."""
+    tokens = rng.integers(1, vocab, (6, steps))
+    tokens[1, 2 * steps // 3:] = 0
+    tokens[2, steps // 3:] = 0
+    return tokens, rng.standard_normal((6, 1)).astype(np.float32)
+
+
 @pytest.mark.keras
 def test_a_model_built_on_a_dict_of_inputs_is_keyed_by_the_dicts_keys(keras, rng, tmp_path):
     """Keys other than the Inputs' names ("series" for Input "seq_in"), in another order than the names sort in:
@@ -117,14 +132,9 @@ def test_a_masked_tensor_given_in_a_list_to_a_nested_model_keeps_its_mask(keras,
     ids, target = keras.Input((steps,), dtype="int32"), keras.Input((steps, 3))
     enc_seq, enc_state = encoder(ids)
     km = keras.Model([ids, target], L.Dense(1)(decoder([target, enc_state, enc_seq])))
-    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    km.save(tmp_path / "m.keras")
-    model = fg.load_model(tmp_path / "m.keras")
-    tokens = rng.integers(1, vocab, (6, steps))
-    tokens[1, 4:] = 0
-    tokens[2, 2:] = 0
+    model = _trained_file_loaded(keras, km, tmp_path)
+    tokens, y = _padded_tokens(rng, vocab, steps)
     x = [tokens, rng.standard_normal((6, steps, 3)).astype(np.float32)]
-    y = rng.standard_normal((6, 1)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     for _ in range(3):
         np.testing.assert_allclose(model.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
@@ -269,13 +279,8 @@ def test_a_nested_model_whose_attention_deleted_a_mask_predicts_as_it_trains(ker
     ids = keras.Input((steps,), dtype="int32")
     pooled = L.GlobalAveragePooling1D()(inner(L.Embedding(vocab, 8, mask_zero=True)(ids)))
     km = keras.Model(ids, L.Dense(1)(pooled))
-    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
-    km.save(tmp_path / "m.keras")
-    model = fg.load_model(tmp_path / "m.keras")
-    tokens = rng.integers(1, vocab, (6, steps))
-    tokens[1, 6:] = 0
-    tokens[2, 3:] = 0
-    y = rng.standard_normal((6, 1)).astype(np.float32)
+    model = _trained_file_loaded(keras, km, tmp_path)
+    tokens, y = _padded_tokens(rng, vocab, steps)
     expected = km.predict(tokens, verbose=0)
     np.testing.assert_allclose(model.predict(tokens), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model(tokens), expected, rtol=1e-5, atol=1e-6)
@@ -299,13 +304,8 @@ def test_a_nested_models_output_after_attention_deleted_its_mask(keras, rng, tmp
         z = L.LayerNormalization()(z)
     merged = L.Add()([z, L.MultiHeadAttention(2, 4)(z, z)])
     km = keras.Model(ids, L.Dense(1)(L.GlobalAveragePooling1D()(merged)))
-    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
-    km.save(tmp_path / "m.keras")
-    model = fg.load_model(tmp_path / "m.keras")
-    tokens = rng.integers(1, vocab, (6, steps))
-    tokens[1, 7:] = 0
-    tokens[2, 4:] = 0
-    y = rng.standard_normal((6, 1)).astype(np.float32)
+    model = _trained_file_loaded(keras, km, tmp_path)
+    tokens, y = _padded_tokens(rng, vocab, steps)
     np.testing.assert_allclose(model.predict(tokens), km.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.evaluate(tokens, y, verbose=0), km.evaluate(tokens, y, verbose=0), rtol=1e-5)
     for _ in range(3):
