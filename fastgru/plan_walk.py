@@ -50,6 +50,12 @@ def _reads_runtime(step) -> bool:
     return getattr(step.layer, "reads_runtime_masks", False) or step.mask_at_run_time
 
 
+def _call_masks(step, rt: list, recorded, deleting: bool):
+    """The mask(s) a step's layer runs with: the run-time ones (``rt``) where Keras reads those
+    (:func:`_reads_runtime`) and a layer of the plan deletes masks (else they are the recorded ones)."""
+    return _masks_of(step, rt) if deleting and _reads_runtime(step) else recorded
+
+
 def _masks_of(step, masks: list):
     if step.list_args:
         m = [masks[a] for a in step.args]
@@ -170,26 +176,23 @@ def run(model, xs: list, masks: list | None = None, training: bool = False):
     for step in model._steps:
         layer = step.layer
         x, m = _step_inputs(step, vals, msk)
+        m_call = _call_masks(step, rt, m, deleting)  # (what the layer runs with; ``m`` propagates)
         kind = step.kind
         if kind == "layer":
-            y = layer.call(x, mask=_masks_of(step, rt) if deleting and _reads_runtime(step) else m,
-                           training=training, **step.call_kwargs)
+            y = layer.call(x, mask=m_call, training=training, **step.call_kwargs)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states] or None
-            m_call = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
             y = layer.call(x, mask=call_mask(step, m_call), training=training, initial_state=states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
         elif kind == "sequential":
-            ys, oms = _sequential_run(layer, x, _masks_of(step, rt) if deleting and _reads_runtime(step) else m,
-                                      training)
+            ys, oms = _sequential_run(layer, x, m_call, training)
         else:
-            m_in = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
-            ys, oms = layer._run(x if step.list_args else [x], m_in if step.list_args else [m_in], training)
+            ys, oms = layer._run(x if step.list_args else [x], m_call if step.list_args else [m_call], training)
         if deleting:
             _update_runtime_masks(step, kind, layer, x, vals, m, rt, oms, len(ys))
         for j, s in enumerate(step.outs):
@@ -229,6 +232,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
     for index, step in enumerate(model._steps):
         layer = step.layer
         x, m = _step_inputs(step, vals, msk)
+        m_call = _call_masks(step, rt, m, deleting)  # (what the layer runs with; ``m`` propagates)
         kind = step.kind
         logits_out = False
         if kind == "layer":
@@ -236,8 +240,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
                 logits_out = True
                 y, cache = layer.forward(x, mask=m, training=training, skip_activation=True, **step.call_kwargs)
             else:
-                y, cache = layer.forward(x, mask=_masks_of(step, rt) if deleting and _reads_runtime(step) else m,
-                                         training=training, **step.call_kwargs)
+                y, cache = layer.forward(x, mask=m_call, training=training, **step.call_kwargs)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = om if isinstance(om, list) else [om] + [None] * (len(ys) - 1)
@@ -245,17 +248,14 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
         elif kind in ("rnn", "bidirectional"):
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
-            m_call = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
             y, cache = run(layer, x, call_mask(step, m_call), training, states)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)
         elif kind == "sequential":
-            ys, oms, cache = _sequential_forward(layer, x, _masks_of(step, rt) if deleting and _reads_runtime(step)
-                                                 else m, training, step.outs[0] in skip)
+            ys, oms, cache = _sequential_forward(layer, x, m_call, training, step.outs[0] in skip)
         else:
-            m_in = _masks_of(step, rt) if deleting and _reads_runtime(step) else m
-            ys, oms, cache = layer._forward(x if step.list_args else [x], m_in if step.list_args else [m_in],
+            ys, oms, cache = layer._forward(x if step.list_args else [x], m_call if step.list_args else [m_call],
                                             training, [True] if step.outs[0] in skip else None)  # (its logits)
             tape.activity_loss += cache.activity_loss  # a nested Functional model's own layers' penalties
         tape.append(cache)
