@@ -180,8 +180,30 @@ CODES: dict[str, int] = {row.name: row.code for row in TABLE if row.code is not 
 SUPPORTED = tuple(sorted(BY_NAME))
 
 
+class NamedActivation(str):
+    """An activation's canonical name that is also its function, as Keras's ``layer.activation`` is one: the name
+    everywhere a string is read (configs, comparisons, dict keys), ``layer.activation(x)`` and
+    ``layer.activation.__name__`` as on Keras's function."""
+
+    __slots__ = ()
+
+    @property
+    def __name__(self) -> str:  # (an instance's: the class keeps its own)
+        return str(self)
+
+    def __call__(self, x, **options):
+        return globals()[str(self)](x, **options)
+
+    def __reduce__(self):
+        return NamedActivation, (str(self),)
+
+
+_NAMED = {name: NamedActivation(name) for name in BY_NAME}
+
+
 def canonical_name(name) -> str:
-    """Return the canonical activation name for ``name`` (str, None, or a Keras-style dict)."""
+    """Return the canonical activation name for ``name`` (str, None, a function, or a Keras-style dict), as a
+    :class:`NamedActivation` (a str that calls the activation)."""
     if isinstance(name, dict):  # Keras serialises some activations as {"class_name": ..., "config": ...}
         config = name.get("config")
         name = config.get("name", name.get("class_name")) if isinstance(config, dict) else name.get("class_name")
@@ -194,7 +216,7 @@ def canonical_name(name) -> str:
         raise UnsupportedKerasFeature(
             f"activation {name!r} is not supported; supported activations: {', '.join(SUPPORTED)}"
         )
-    return name
+    return _NAMED[name]
 
 
 def kernel_code(name) -> int:

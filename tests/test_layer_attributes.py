@@ -92,3 +92,28 @@ def test_compute_and_variable_dtypes_as_keras(keras):
     for dtype in ("float32", "float64"):
         theirs, ours = keras.layers.GRU(2, dtype=dtype), L.GRU(2, dtype=dtype)
         assert (ours.compute_dtype, ours.variable_dtype) == (theirs.compute_dtype, theirs.variable_dtype)
+
+
+ACTIVATION_CASES = [
+    (lambda m: m.Dense(3), "activation"),
+    (lambda m: m.Dense(3, activation="softmax"), "activation"),
+    (lambda m: m.Conv1D(3, 2, activation="relu"), "activation"),
+    (lambda m: m.Activation("gelu"), "activation"),
+    (lambda m: m.GRU(3), "activation"),
+    (lambda m: m.GRU(3, recurrent_activation="hard_sigmoid"), "recurrent_activation"),
+    (lambda m: m.LSTM(3, activation="relu"), "activation"),
+]
+
+
+@pytest.mark.parametrize("factory, attribute", ACTIVATION_CASES)
+def test_a_layers_activation_is_a_function_named_as_keras_s(keras, factory, attribute):
+    """``layer.activation`` is Keras's function: called on an array it gives Keras's values, its ``__name__`` is
+    Keras's; it stays the name where a string is read (the config, comparisons) and through a pickle."""
+    ours, theirs = getattr(factory(L), attribute), getattr(factory(keras.layers), attribute)
+    x = np.linspace(-4, 4, 24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_allclose(np.asarray(ours(x)), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6, atol=1e-6)
+    assert ours.__name__ == theirs.__name__
+    assert ours == theirs.__name__ and isinstance(ours, str) and {ours: 1}[theirs.__name__] == 1
+    again = pickle.loads(pickle.dumps(ours))
+    assert again == ours and again.__name__ == ours.__name__ and callable(again)
+    assert factory(L).get_config()[attribute] == factory(keras.layers).get_config()[attribute]

@@ -51,6 +51,8 @@ class Dense(LoraFrozen, Layer):
         self.__dict__.update(validate_params(f"Dense {self.name!r}", self.parameter_constraints, dict(
             units=units, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer, seed=seed)))
+        if self.activation is None:  # (Keras's linear function, as Keras's Dense holds)
+            self.activation = activations.canonical_name(None)
         self._rng = make_rng(seed)
 
     def build(self, input_shape: tuple) -> None:
