@@ -349,7 +349,8 @@ class Model(KerasModelAPI, WrapperTrainable):
         return d_inputs[0], grads
 
     # ---- public calls ---------------------------------------------------------------------------
-    def __call__(self, x, training: bool = False, mask=None, **kwargs):
+    def __call__(self, inputs, training: bool = False, mask=None, **kwargs):
+        x = inputs  # (Keras's name for it: model(inputs=x) as model(x))
         if is_symbolic(x):
             return symbolic_call(self, x, mask=mask, training=training, **kwargs)
         xs = self._input_list(x)

@@ -290,7 +290,8 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             x = y
         return in_layer_dtype(x, self._layers[-1], given) if self._layers else x
 
-    def __call__(self, x, training: bool = False, mask=None, **kwargs):
+    def __call__(self, inputs, training: bool = False, mask=None, **kwargs):
+        x = inputs  # (Keras's name for it: model(inputs=x) as model(x))
         if not isinstance(x, np.ndarray) and getattr(x, "_fg_symbolic", False):  # used as a Functional layer
             return record_symbolic_call(self, x, training=training, **({"mask": mask} if mask is not None else {}),
                                         **kwargs)

@@ -367,7 +367,8 @@ class Layer(VariableLists, WeightOptions):
                 if not self.built:
                     self.build((None,) + tuple(x_shape[1:]))
 
-    def __call__(self, x, mask=None, training: bool = False, **kwargs):
+    def __call__(self, inputs, mask=None, training: bool = False, **kwargs):
+        x = inputs  # (Keras's name for it: layer(inputs=x) as layer(x))
         if not isinstance(x, np.ndarray) and _symbolic(x):  # Functional API: record a node (fastgru.functional)
             return record_symbolic_call(self, x, mask=mask, training=training, **kwargs)
         if tracing() is not None and self.weights:  # (in a traced call, on a constant: a value from its weights)
