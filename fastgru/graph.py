@@ -196,7 +196,9 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     if hasattr(layer, "node_input_shapes"):  # the shapes it is built on (not an attention mask's)
         in_shape = layer.node_input_shapes(in_shape, call_kwargs)
     if getattr(layer, "_fg_model", False) or _layer_kind(layer) == "Sequential":
-        out_shapes = _nested_model_shapes(layer, args, list_args, label)
+        from .nested_shapes import nested_model_shapes
+
+        out_shapes = nested_model_shapes(layer, args, list_args, label)
     else:
         if list_args and not getattr(layer, "_takes_list", False) and not hasattr(layer, "_check_count"):
             if len(args) != 1:
@@ -242,7 +244,8 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
         if len(masks) != len(args):
             raise ValueError(f"{label}: {len(args)} input(s) but {len(masks)} mask(s)")
         for i, (m, a) in enumerate(zip(masks, args)):
-            if m is not None and m is not PROPAGATED_MASK and tuple(m.shape[1:]) != tuple(a.shape[1:len(m.shape)]):
+            if m is not None and m is not PROPAGATED_MASK and (len(m.shape) > len(a.shape) or any(
+                    d is not None and e is not None and d != e for d, e in zip(m.shape[1:], a.shape[1:len(m.shape)]))):
                 raise ValueError(f"{label}: mask {i} of shape {_fmt(m.shape)} does not fit its input of shape "
                                  f"{_fmt(a.shape)} (expected the input's leading axes, e.g. (batch, timesteps))")
     node = Node(layer, args, states, out_shapes, list_args, len(out_shapes) > 1 or getattr(layer, "_fg_model", False)
@@ -275,34 +278,6 @@ def _fmt(shape) -> str:
     if isinstance(shape, list):
         return "[" + ", ".join(_fmt(s) for s in shape) + "]"
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _nested_model_shapes(model, args, list_args, label):
-    if _layer_kind(model) == "Sequential":
-        if list_args and len(args) != 1:
-            raise ValueError(f"{label} takes one input, received {len(args)}")
-        shape = args[0].shape
-        if not model.built:
-            model.build(shape)
-        elif not _compatible(model.input_shape, shape):
-            raise ValueError(f"{label} expects input shape {_fmt(model.input_shape)}, received {_fmt(shape)}")
-        out = model.output_shape
-        if tuple(model.input_shape) != tuple(shape):  # (built with open sizes, called on known ones: tf_keras's
-            try:  # nested Sequential without an input shape) the call's own output shape, layer by layer
-                known = tuple(shape)
-                for layer in model._layers_and_ops:
-                    known = tuple(layer.compute_output_shape(known))
-                out = known
-            except (AttributeError, TypeError, ValueError):
-                pass
-        return [tuple(s) for s in out] if isinstance(out, list) else [tuple(out)]
-    expected = [t.shape for t in model._inputs]
-    if len(args) != len(expected):
-        raise ValueError(f"{label} takes {len(expected)} input(s), received {len(args)}")
-    for name, e, a in zip(model.input_names, expected, args):
-        if not _compatible(e, a.shape):
-            raise ValueError(f"{label}: input {name!r} expects shape {_fmt(e)}, received {_fmt(a.shape)}")
-    return [t.shape for t in model._outputs]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,15 +137,14 @@ class KerasModelAPI(VariableLists):
         """Keras's ``compute_output_shape``: the output shape (a list for several outputs) for inputs of
         ``input_shape`` (a shape, or a list of shapes for several inputs), their batch size kept; shapes the
         model does not take refused."""
-        from .graph import _nested_model_shapes
+        from .nested_shapes import Shaped, nested_model_shapes
 
         listed = isinstance(input_shape, list) and bool(input_shape) and isinstance(input_shape[0], (list, tuple))
         shapes = [tuple(s) for s in input_shape] if listed else [tuple(input_shape)]
         if not all(all(d is None or (isinstance(d, (int, np.integer)) and d >= 0) for d in s) for s in shapes):
             raise ValueError(f"compute_output_shape of model {self.name!r}: a shape holds sizes (whole numbers) or "
                              f"None, received {input_shape!r}")
-        holders = [type("ShapeOf", (), {"shape": s})() for s in shapes]
-        out = _nested_model_shapes(self, holders, listed, f"model {self.name!r}")
+        out = nested_model_shapes(self, [Shaped(s) for s in shapes], listed, f"model {self.name!r}")
         batch = shapes[0][0] if shapes[0] else None
         out = [(batch,) + tuple(s[1:]) if s else tuple(s) for s in out]
         return out[0] if len(out) == 1 else out

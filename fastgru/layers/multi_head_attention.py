@@ -157,6 +157,7 @@ class MultiHeadAttention(Layer):
     def build(self, input_shape) -> None:
         shapes = [tuple(s) for s in input_shape]
         self._check_shapes(shapes)
+        shapes += shapes[1:2] if len(shapes) == 2 else []  # (no key: the value is it; calls with one and without match)
         q_dim, v_dim = int(shapes[0][-1]), int(shapes[1][-1])
         k_dim = int(shapes[2][-1]) if len(shapes) == 3 else v_dim
         out = self._output_dims or (q_dim,)
@@ -195,7 +196,8 @@ class MultiHeadAttention(Layer):
         """The shapes the layer is built on, from a Functional node's inputs (its ``layout``): not the
         attention mask's."""
         layout = options.get("layout") or _ROLES[:len(shapes)]
-        return [s for s, role in zip(shapes, layout) if role != "attention_mask"]
+        kept = [s for s, role in zip(shapes, layout) if role != "attention_mask"]
+        return kept + kept[1:2] if len(kept) == 2 else kept  # (no key: the value is it, as the call reads it)
 
     def keras_var_groups(self) -> list[tuple[str, int]]:
         """The Keras 3 weights-file groups below the layer's own path, with how many variables each holds."""
