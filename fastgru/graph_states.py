@@ -26,10 +26,13 @@ def _bidirectional_forward(layer, x, mask, training, states):
         lambda: _rnn_forward(layer.forward_layer, x, mask, training, fwd),
         lambda: _rnn_forward(layer.backward_layer, x, mask, training, bwd),
     )
+    from .training.regularization import directions_cache
+
     if not layer.return_state:
-        return layer._merge(y, y_rev), (cf, cb, y, y_rev)
+        return layer._merge(y, y_rev), directions_cache(layer, cf, cb, [y], [y_rev])
     out = layer._merge(y[0], y_rev[0])  # merge_mode=None: [forward output, backward output], two outputs
-    return (out if isinstance(out, list) else [out]) + list(y[1:]) + list(y_rev[1:]), (cf, cb, y[0], y_rev[0])
+    return (out if isinstance(out, list) else [out]) + list(y[1:]) + list(y_rev[1:]), directions_cache(
+        layer, cf, cb, list(y), list(y_rev))
 
 
 def _merge_gradients(layer, d_outputs, y, y_rev):
@@ -52,6 +55,8 @@ def _merge_gradients(layer, d_outputs, y, y_rev):
 
 
 def _bidirectional_backward(layer, d_outputs, cache, need_dx):
+    from .training.regularization import with_penalty
+
     cf, cb, y, y_rev = cache
     n_out = 2 if layer.merge_mode is None else 1
     dy_f, dy_b = _merge_gradients(layer, d_outputs, y, y_rev)
@@ -60,6 +65,11 @@ def _bidirectional_backward(layer, d_outputs, cache, need_dx):
     n = len(layer.forward_layer.state_names)
     n_states = n + len(layer.backward_layer.state_names)
     ds = list(d_outputs[n_out:]) + [None] * (n_states - len(d_outputs[n_out:]))
+    pen_f, pen_b = getattr(cache, "activity_grads", ((), ()))  # (the directions' activity penalties, per output)
+    if pen_f or pen_b:
+        pen_f, pen_b = list(pen_f) or [None] * (1 + n), list(pen_b) or [None] * (n_states - n + 1)
+        dy_f, dy_b = with_penalty(dy_f, pen_f[0]), with_penalty(dy_b, pen_b[0])
+        ds = [with_penalty(d, p) for d, p in zip(ds, pen_f[1:] + pen_b[1:])]
     if cf is None:  # inference forward (not training, no states): nothing to differentiate
         raise RuntimeError("internal: backward through an inference-mode Bidirectional")
     dx_f, s_f, g_f = _rnn_backward(layer.forward_layer, [np.ascontiguousarray(dy_f)] + ds[:n], cf, need_dx)

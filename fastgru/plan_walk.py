@@ -99,19 +99,13 @@ class _Tape(list):
 
 def _activity_terms(layer, ys: list, logits: bool):
     """Keras 3 adds ``activity_regularizer(output) / batch size`` for every output of a layer's call (an
-    RNN's sequence and its states alike), and a Bidirectional's directions count as calls of their own
-    (``training/regularization.py``). ``logits``: ys[0] is the pre-activation of a Dense/Activation whose
-    activation the loss folds in. Returns (penalty, {output index: its gradient}) or None."""
+    RNN's sequence and its states alike); a Bidirectional's directions count as calls of their own, their
+    penalties kept in its cache (``regularization.directions_cache``). ``logits``: ys[0] is the pre-activation of
+    a Dense/Activation whose activation the loss folds in. Returns (penalty, {output index: its gradient}) or None."""
     from .training import regularization
 
     if getattr(layer, "activity_regularizer", None) is None:
-        if not any(getattr(getattr(layer, side, None), "activity_regularizer", None) is not None
-                   for side in ("forward_layer", "backward_layer")):
-            return None
-        if len(ys) > 1:
-            raise NotImplementedError(
-                f"layer {layer.name!r}: an activity_regularizer on the layer inside a Bidirectional with "
-                "return_state=True is not applied in training (Keras also regularizes each direction's states)")
+        return None  # (a Bidirectional's directions' penalties: in its cache, regularization.directions_cache)
     total, grads = 0.0, {}
     for j, y in enumerate(ys):
         term = regularization.activity_penalty(layer, y, getattr(layer, "activation", None) if logits and j == 0
@@ -249,6 +243,7 @@ def forward(model, xs: list, masks: list | None, training: bool, logits: list | 
             states = [vals[s] for s in step.states]
             run = _rnn_forward if kind == "rnn" else _bidirectional_forward
             y, cache = run(layer, x, call_mask(step, m_call), training, states)
+            tape.activity_loss += getattr(cache, "activity_loss", 0.0)  # (a Bidirectional's directions' penalties)
             ys = y if isinstance(y, list) else [y]
             om = layer.compute_mask(x, m)
             oms = (om if isinstance(om, list) else [om]) + [None] * len(ys)

@@ -540,7 +540,7 @@ def test_time_distributed_round_trips_and_refusals(rng, tmp_path):
 @pytest.mark.keras
 def test_activity_regularizer_inside_bidirectional_trains_as_keras(keras, rng, tmp_path):
     """Keras calls each direction as a layer: each direction's activity penalty of its own output counts
-    (merge_mode concat: the two halves of the merged output); other merge modes are refused in training."""
+    (merge_mode concat: the two halves of the merged output; the other merge modes below)."""
     L, R = keras.layers, keras.regularizers
     x, y = _data(rng, masked=True)
     km = keras.Sequential([keras.Input((T, D)), L.Masking(),
@@ -557,11 +557,60 @@ def test_activity_regularizer_inside_bidirectional_trains_as_keras(keras, rng, t
         np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-3)
     for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
         np.testing.assert_allclose(o, k, rtol=1e-3, atol=1e-4 * max(np.abs(k).max(), 1e-3))
-    summed = fg.Sequential([F.Input((T, D)), F.Bidirectional(F.GRU(3, activity_regularizer="l2"), merge_mode="sum"),
-                            F.Dense(1)])
-    summed.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(NotImplementedError, match="merge_mode='concat' only"):
-        summed.train_on_batch(x, np.zeros((len(x), 1), np.float32))
+
+
+def _fit_side_by_side(keras, km, ours, x, y, steps: int = 4):
+    """SGD with momentum on both: the losses of each step (the penalties in them) and the weights after."""
+    km.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    ours.compile(optimizer=fg.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    for _ in range(steps):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-4)
+    for k, o in zip(km.get_weights(), ours.get_weights(), strict=True):
+        np.testing.assert_allclose(o, k, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("merge_mode", ["sum", "ave", "mul"])
+def test_activity_regularizer_inside_bidirectional_of_any_merge_mode_trains_as_keras(keras, rng, tmp_path,
+                                                                                     merge_mode):
+    """Each direction's penalty is taken on its own output before the merge (which sum, ave and mul lose), in a
+    Sequential model (the layer's own training forward) and a Functional one (the graph's)."""
+    L, R = keras.layers, keras.regularizers
+    keras.utils.set_random_seed(1)
+    x, _ = _data(rng, masked=True)
+    y = rng.standard_normal((len(x), 2)).astype(np.float32)
+    chain = keras.Sequential([keras.Input((T, D)), L.Masking(),
+                              L.Bidirectional(L.GRU(5, return_sequences=True, activity_regularizer=R.L1(0.05)),
+                                              merge_mode=merge_mode),
+                              L.Bidirectional(L.LSTM(4, activity_regularizer=R.L2(0.1)), merge_mode=merge_mode),
+                              L.Dense(2)])
+    inp = keras.Input((T, D))
+    graph = keras.Model(inp, L.Dense(2)(L.Bidirectional(L.SimpleRNN(3, activity_regularizer=R.L2(0.2)),
+                                                        merge_mode=merge_mode)(L.Masking()(inp))))
+    for km in (chain, graph):
+        km.save(tmp_path / "b.keras")
+        _fit_side_by_side(keras, km, fg.load_model(tmp_path / "b.keras"), x, y)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("rnn", ["GRU", "LSTM"])
+def test_activity_regularizer_inside_bidirectional_returning_states_trains_as_keras(keras, rng, tmp_path, rnn):
+    """With ``return_state=True`` Keras's penalty of each direction covers its output and each of its states;
+    ``merge_mode=None`` gives each direction's output apart (was: refused in training)."""
+    L, R = keras.layers, keras.regularizers
+    keras.utils.set_random_seed(2)
+    x, _ = _data(rng, masked=False)
+    y = rng.standard_normal((len(x), 2)).astype(np.float32)
+    inp = keras.Input((T, D))
+    layer = getattr(L, rnn)
+    for merge_mode in ("concat", None):
+        outs = L.Bidirectional(layer(4, return_state=True, activity_regularizer=R.L2(0.1)),
+                               merge_mode=merge_mode)(inp)
+        heads = outs[:2] if merge_mode is None else outs[:1]
+        km = keras.Model(inp, L.Dense(2)(L.Concatenate()(list(heads) + list(outs[len(heads):]))))
+        km.save(tmp_path / "s.keras")
+        _fit_side_by_side(keras, km, fg.load_model(tmp_path / "s.keras"), x, y)
 
 
 @pytest.mark.keras

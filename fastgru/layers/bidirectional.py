@@ -243,7 +243,9 @@ class Bidirectional(WrapperTrainable, Layer):
             lambda: self.forward_layer.forward(x, mask=mask, training=training, initial_state=fwd_state),
             lambda: self.backward_layer.forward(x, mask=mask, training=training, initial_state=bwd_state),
         )
-        return self._merge(y, y_rev), (cache_f, cache_b, y, y_rev)
+        from ..training.regularization import directions_cache
+
+        return self._merge(y, y_rev), directions_cache(self, cache_f, cache_b, [y], [y_rev])
 
     def backward(self, dy, cache, need_dx: bool = True):
         """``(dL/dx, grads)``: dy split by the merge mode, the backward half flipped back to
@@ -262,6 +264,11 @@ class Bidirectional(WrapperTrainable, Layer):
             dy_f, dy_b = dy * y_rev_aligned, dy * y
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]
+        penalties = getattr(cache, "activity_grads", ((), ()))  # (the directions' activity penalties)
+        if any(penalties):
+            from ..training.regularization import with_penalty
+
+            dy_f, dy_b = (with_penalty(d, (p or (None,))[0]) for d, p in zip((dy_f, dy_b), penalties))
         dy_f, dy_b = np.ascontiguousarray(dy_f), np.ascontiguousarray(dy_b)
         (dx_f, grads_f), (dx_b, grads_b) = side_by_side(
             lambda: self.forward_layer.backward(dy_f, cache_f, need_dx),

@@ -28,10 +28,8 @@ def activity_penalty(layer, y, activation: str | None = None):
     layer whose activation the loss folds in; the penalty is taken on the activated output and its
     gradient brought back through the activation."""
     reg = getattr(layer, "activity_regularizer", None)
-    if not isinstance(y, np.ndarray):
-        return None
-    if reg is None:
-        return _inner_activity_penalty(layer, y)
+    if not isinstance(y, np.ndarray) or reg is None:
+        return None  # (a Bidirectional's directions' penalties: its training cache, ``directions_cache``)
     out = y if activation is None else activations.apply(activation, y)
     batch = y.shape[0] if y.ndim > 0 else 1
     scale = 1.0 / batch if batch else 0.0  # Keras: divide_no_nan(loss, batch_size)
@@ -42,29 +40,39 @@ def activity_penalty(layer, y, activation: str | None = None):
     return value, grad
 
 
-def _inner_activity_penalty(layer, y):
-    """A Bidirectional's directions' activity regularizers: Keras calls each direction as a layer, so each
-    direction's penalty of its own output counts (divided by the batch size). With ``merge_mode="concat"``
-    those outputs are the two halves of the merged one; the other merge modes lose them, and training
-    such a model is refused rather than computed without the penalty."""
-    inner = [getattr(layer, side, None) for side in ("forward_layer", "backward_layer")]
-    regs = [getattr(sub, "activity_regularizer", None) for sub in inner]
-    if inner[0] is None or all(r is None for r in regs):
-        return None
-    if getattr(layer, "merge_mode", None) != "concat":
-        raise NotImplementedError(
-            f"layer {layer.name!r}: an activity_regularizer on the layer inside a Bidirectional is applied in "
-            f"training with merge_mode='concat' only (the other merge modes lose each direction's output); "
-            f"received merge_mode={getattr(layer, 'merge_mode', None)!r}")
-    half = y.shape[-1] // 2
-    scale = 1.0 / y.shape[0] if y.shape[0] else 0.0
-    value, grad = 0.0, np.zeros_like(y)
-    for reg, part in zip(regs, (slice(0, half), slice(half, None))):
-        if reg is not None:
-            out = y[..., part]
-            value += float(reg(out)) * scale
-            grad[..., part] = reg.gradient(out) * y.dtype.type(scale)
-    return value, grad
+class DirectionsCache(tuple):
+    """A Bidirectional's training cache ``(forward cache, backward cache, forward output, backward output)`` with
+    its directions' activity penalties: ``activity_loss`` (their sum, which the training walks add to the loss as a
+    nested model's) and ``activity_grads`` (per direction, the gradients of its outputs ``[output, *states]``, None
+    where none), which the Bidirectional's backward adds to what reaches each direction."""
+
+    activity_loss = 0.0
+    activity_grads = ((), ())
+
+
+def directions_cache(layer, cache_f, cache_b, outs_f: list, outs_b: list) -> tuple:
+    """The cache of a Bidirectional's training forward, with the activity penalties of its directions: Keras calls
+    each direction as a layer, whose ``activity_regularizer`` counts on each of its outputs (the sequence or last
+    output, and with ``return_state`` each state), divided by the batch size; whatever the merge mode.
+    ``outs_*``: each direction's outputs, ``[output, *states]`` (the backward one's in its processing order)."""
+    cache = DirectionsCache((cache_f, cache_b, outs_f[0], outs_b[0]))
+    subs = (layer.forward_layer, layer.backward_layer)
+    if all(getattr(sub, "activity_regularizer", None) is None for sub in subs):
+        return cache
+    total, grads = 0.0, []
+    for sub, outs in zip(subs, (outs_f, outs_b)):
+        terms = [activity_penalty(sub, out) for out in outs]
+        total += sum(t[0] for t in terms if t is not None)
+        grads.append(tuple(None if t is None else t[1] for t in terms))
+    cache.activity_loss, cache.activity_grads = total, tuple(grads)
+    return cache
+
+
+def with_penalty(d, penalty):
+    """An output's gradient ``d`` (None: none reached it) with its activity penalty's gradient added."""
+    if penalty is None:
+        return d
+    return penalty if d is None else d + penalty.astype(np.asarray(d).dtype, copy=False)
 
 
 def _owners(layer):
