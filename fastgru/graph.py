@@ -151,6 +151,17 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
     return input_tensor(layer)
 
 
+def build_error(context: str, shape, exc: Exception) -> Exception:
+    """The error of a layer's ``build`` on ``shape`` (one shape or a list), said in ``context``: a TypeError met on
+    an axis of unknown size (None) where the weights need one becomes a ValueError saying so, as Keras's ('should
+    be defined'), not Python's ``int(None)``; another keeps its type."""
+    shapes = shape if shape and isinstance(shape[0], (list, tuple)) else [shape]
+    if isinstance(exc, TypeError) and any(d is None for s in shapes for d in tuple(s)[1:]):
+        return ValueError(f"{context}: its weights are sized by its input's axes, and an axis it needs has no known "
+                          "size (None); give the Input that size, as Keras requires ('should be defined')")
+    return type(exc)(f"{context}: {exc}")
+
+
 def _compatible(expected, received, feature_axes: int = 1) -> bool:
     """Same rank and last (feature) axis, as Keras's input specs check (``input_feature_axes`` -1: any rank from 2,
     a Dense's; 0: any shape, token ids); the others (time steps) may differ."""
@@ -219,7 +230,7 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
             try:
                 layer.build(list(in_shape) if list_args else tuple(in_shape))
             except (TypeError, ValueError) as exc:
-                raise type(exc)(f"calling {label} on a tensor of shape {_fmt(in_shape)}: {exc}") from None
+                raise build_error(f"calling {label} on a tensor of shape {_fmt(in_shape)}", in_shape, exc) from None
         try:
             out = layer.compute_output_shape(list(in_shape) if list_args else tuple(in_shape), **call_kwargs)
         except (TypeError, ValueError) as exc:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._threads import held_or_refused
 from .eager import eager
-from .graph import Input, input_tensor
+from .graph import Input, build_error, input_tensor
 from .layers import registry
 from .layers.base import (
     BUILD_LOCK,
@@ -141,7 +141,11 @@ class Sequential(KerasModelAPI, WrapperTrainable):
             )
         if not layer.built:
             built_within(layer, self)  # (its variables' paths start with the model's name, as Keras's)
-            layer.build(tuple(input_shape))
+            try:
+                layer.build(tuple(input_shape))
+            except TypeError as exc:
+                raise build_error(f"building layer {layer.name!r} on input shape {tuple(input_shape)}",
+                                  tuple(input_shape), exc) from None
         elif tuple(layer.input_shape[1:]) != tuple(input_shape[1:]):
             raise ValueError(
                 f"Layer {layer.name!r} was built for input shape {layer.input_shape}, "

@@ -70,3 +70,19 @@ def test_one_multi_head_attention_called_with_a_key_and_without(keras, rng, tmp_
     expected = km.predict(x, verbose=0)
     np.testing.assert_allclose(got[0], expected[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got[1], expected[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: fg.layers.Dense(2), lambda: fg.layers.GRU(2),
+                                  lambda: fg.layers.Bidirectional(fg.layers.LSTM(2)),
+                                  lambda: fg.layers.TimeDistributed(fg.layers.Dense(2))])
+def test_a_layer_built_on_an_axis_of_unknown_size_says_so(make):
+    """A layer whose weights need an axis that has no known size (``Input((7, None))``) is refused with a
+    ValueError saying so, as Keras's 'should be defined' — in a graph, a Sequential and ``build`` alike (was:
+    Python's TypeError from ``int(None)``)."""
+    expected = r"\(None, 7, None\): its weights are sized by its input's axes, and an axis it needs has no known size"
+    with pytest.raises(ValueError, match=expected):
+        make()(fg.Input((7, None)))
+    with pytest.raises(ValueError, match=expected):
+        fg.Sequential([fg.Input((7, None)), make()])
+    with pytest.raises(ValueError, match=expected):
+        fg.Sequential([make()]).build((None, 7, None))
