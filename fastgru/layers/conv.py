@@ -25,6 +25,7 @@ from .._kernels import aligned
 from .._kernels import conv1d as _conv
 from .._kernels.packed import pack
 from .._threads import kernel_blas_single_threaded, n_chunks_for, run_chunks
+from ..ops.validation import writable
 from ..random import make_rng
 from .base import Layer, compute_dtype
 from .registry import (
@@ -237,7 +238,7 @@ class Conv1D(Layer):
         """The pre-activation conv(x) + bias (B, T_out, filters) and the flat padded input (kept for the backward)."""
         b, steps, c_in = x.shape
         k, s, d, out, left, t_p = self._flat_geometry(steps)
-        xf = self._flat_input(x, left, t_p)
+        xf = writable(self._flat_input(x, left, t_p))  # (read-only: copied, one compiled signature)
         kernel = self._kernel_array(x.dtype)
         bias = (np.ascontiguousarray(self._params["bias"], dtype=x.dtype) if self.use_bias
                 else np.zeros(self.filters, x.dtype))

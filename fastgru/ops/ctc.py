@@ -10,6 +10,7 @@ import numpy as np
 
 from .._kernels.ctc import ctc_greedy_decode, ctc_loss_and_grad
 from ..errors import UnsupportedKerasFeature
+from .validation import writable
 
 
 def _integers(name: str, a, ndim: int) -> np.ndarray:
@@ -70,8 +71,8 @@ def ctc_loss_and_gradient(target, output, target_length, output_length, mask_ind
         raise ValueError("output holds NaN or infinite values")
     loss = np.empty(n)
     grad = np.empty((n, steps, classes))
-    ctc_loss_and_grad(np.ascontiguousarray(logits, dtype=np.float64), np.ascontiguousarray(labels), label_lengths,
-                      logit_lengths, blank, loss, grad)
+    ctc_loss_and_grad(writable(np.ascontiguousarray(logits, dtype=np.float64)), np.ascontiguousarray(labels),
+                      label_lengths, logit_lengths, blank, loss, grad)
     return loss, grad
 
 
@@ -102,6 +103,6 @@ def ctc_decode(inputs, sequence_lengths, strategy: str = "greedy", beam_width: i
     dtype = np.result_type(logits.dtype, np.float32)
     decoded = np.empty((n, steps), np.int64)
     scores = np.empty(n)
-    ctc_greedy_decode(np.ascontiguousarray(logits, dtype=np.float64), lengths, _blank(mask_index, classes),
+    ctc_greedy_decode(writable(np.ascontiguousarray(logits, dtype=np.float64)), lengths, _blank(mask_index, classes),
                       bool(merge_repeated), decoded, scores)
     return decoded.astype(np.int32)[None], scores.astype(dtype)[:, None]

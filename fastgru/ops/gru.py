@@ -36,6 +36,7 @@ from .validation import (
     check_run_args,
     check_train_args,
     validate_gru_args,
+    writable,
 )
 
 
@@ -88,6 +89,7 @@ def run_gru(
     For training prefer :func:`run_gru_train` (dropout masks, and the projection shares the saved
     buffer).
     """
+    x, h0 = writable(x), writable(h0)  # (one compiled signature: read-only inputs copied)
     check_run_args(x, prepared, (h0,), mask)
     bsz, steps, _ = x.shape
     units = prepared.units
@@ -216,6 +218,7 @@ def run_gru_train(
     saved (B, T, 5H) holds the projection, then the gates (``fastgru._kernels.gru``); keep it, with
     x, prepared, mask and the masks, for :func:`run_gru_backward`, which overwrites it.
     """
+    x, h0 = writable(x), writable(h0)  # (one compiled signature: read-only inputs copied)
     check_run_args(x, prepared, (h0,), mask)
     check_train_args(x, prepared.units, input_masks, recurrent_masks, 3)
     bsz, steps, _ = x.shape
@@ -284,6 +287,7 @@ def run_gru_backward(
     B_c*T rows (its rows of dx, its partial dW, dU and bias sums, added up here). Only fastgru's
     threads run: NumPy's multi-threaded BLAS beside them would oversubscribe the cores.
     """
+    x = writable(x)
     check_run_args(x, prepared, (), mask)
     check_train_args(x, prepared.units, input_masks, recurrent_masks, 3)
     check_backward_args(x, prepared.units, saved, _gru.N_SAVED, return_sequences, d_out, (d_h_last,))

@@ -37,6 +37,7 @@ from .validation import (
     check_run_args,
     check_train_args,
     validate_lstm_args,
+    writable,
 )
 
 
@@ -110,6 +111,7 @@ def run_lstm(
 
     outputs (B, T, H) with ``return_sequences`` else (B, H); h_last, c_last (B, H).
     """
+    x, h0, c0 = writable(x), writable(h0), writable(c0)  # (one compiled signature: read-only inputs copied)
     check_run_args(x, prepared, (h0, c0), mask, 4)
     bsz, steps, _ = x.shape
     units = prepared.units
@@ -153,6 +155,7 @@ def run_lstm_train(
     recurrent_masks None or (4, B, H), scaled by 1/(1 - rate) (Keras's dropout, constant over time).
     saved (B, T, 7H) (layout in ``fastgru._kernels.lstm``): keep it for :func:`run_lstm_backward`.
     """
+    x, h0, c0 = writable(x), writable(h0), writable(c0)  # (one compiled signature: read-only inputs copied)
     check_run_args(x, prepared, (h0, c0), mask, 4)
     check_train_args(x, prepared.units, input_masks, recurrent_masks, 4)
     bsz, steps, _ = x.shape
@@ -192,6 +195,7 @@ def run_lstm_backward(
     outputs; None for zeros) and of the final states (B, H) (None for zeros). Overwrites ``saved``
     (one backward per forward). dx is None when ``need_dx`` is False (one GEMM less).
     """
+    x = writable(x)
     check_run_args(x, prepared, (), mask, 4)
     check_train_args(x, prepared.units, input_masks, recurrent_masks, 4)
     check_backward_args(x, prepared.units, saved, _lstm.N_SAVED, return_sequences, d_out, (d_h_last, d_c_last))

@@ -31,6 +31,7 @@ from .validation import (
     _validate_x,
     check_backward_args,
     check_flags,
+    writable,
 )
 
 _EMPTY2 = {np.dtype(np.float32): np.zeros((0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0), np.float64)}
@@ -125,6 +126,7 @@ def run_simple_rnn(
 
     outputs (B, T, H) with ``return_sequences`` else (B, H); h_last (B, H).
     """
+    x, h0 = writable(x), writable(h0)  # (one compiled signature: read-only inputs copied)
     _check_run_args(x, prepared, h0, mask)
     bsz, steps, _ = x.shape
     units = prepared.units
@@ -157,6 +159,7 @@ def run_simple_rnn_train(
     (B, H), scaled by 1/(1 - rate) (Keras's dropout, constant over time). saved (B, T, 2H) (layout in
     ``fastgru._kernels.simple_rnn``): keep it for :func:`run_simple_rnn_backward`.
     """
+    x, h0 = writable(x), writable(h0)  # (one compiled signature: read-only inputs copied)
     _check_run_args(x, prepared, h0, mask)
     _check_masks(x, prepared.units, input_mask, recurrent_mask)
     bsz, steps, _ = x.shape
@@ -193,6 +196,7 @@ def run_simple_rnn_backward(
     outputs; None for zeros) and of the final state (B, H) (None for zeros). Overwrites ``saved`` (one
     backward per forward). dx is None when ``need_dx`` is False (one GEMM less).
     """
+    x = writable(x)
     _check_run_args(x, prepared, None, mask)
     _check_masks(x, prepared.units, input_mask, recurrent_mask)
     check_backward_args(x, prepared.units, saved, _srnn.N_SAVED, return_sequences, d_out, (d_h_last,))

@@ -6,6 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def writable(a):
+    """``a`` as a writeable array for a kernel that reads it (a copy where it is read-only; None stays None). Numba
+    types a read-only array apart and compiles a kernel again for it: a read-only input (``np.frombuffer`` of a
+    request's bytes, a memory map, a frozen array) would cost a second compile of the time loop at its first call,
+    after a warm-up too. The copy is of the input alone, a fraction of the work of the layer that reads it."""
+    return a if a is None or a.flags.writeable else a.copy()
+
+
 def _as_float_array(name: str, a, dtype=None) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         a = np.asarray(a)
@@ -45,7 +53,7 @@ def _validate_x(x) -> np.ndarray:
         raise ValueError(f"x must have rank 3 (batch, timesteps, features), received shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"x must be float32 or float64, received dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+    return writable(np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32))
 
 
 def _validate_weights(x, kernel, recurrent_kernel, bias, n_gates, bias_shape):
@@ -71,7 +79,7 @@ def _validate_weights(x, kernel, recurrent_kernel, bias, n_gates, bias_shape):
 def _validate_state(name, state, bsz, units, dtype):
     if state is None:
         return None
-    state = _as_float_array(name, state, dtype)
+    state = writable(_as_float_array(name, state, dtype))
     _check_shape(name, state, (bsz, units))
     return state
 
