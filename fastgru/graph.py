@@ -13,6 +13,7 @@ from .layers.base import PROPAGATED_MASK, install_symbolic_call
 from .layers.build_settings import replaying
 from .layers.core import InputLayer
 from .layers.keras_ops import apply_op
+from .nested_shapes import _compatible, _fmt, nested_model_shapes  # noqa: F401  (_fmt: model_inputs imports it here)
 from .tensor_operators import TensorOperators
 from .tracing import is_weight_valued, tracing
 
@@ -162,17 +163,6 @@ def build_error(context: str, shape, exc: Exception) -> Exception:
     return type(exc)(f"{context}: {exc}")
 
 
-def _compatible(expected, received, feature_axes: int = 1) -> bool:
-    """Same rank and last (feature) axis, as Keras's input specs check (``input_feature_axes`` -1: any rank from 2,
-    a Dense's; 0: any shape, token ids); the others (time steps) may differ."""
-    if len(expected) != len(received) and not (feature_axes == -1 and min(len(expected), len(received)) >= 2):
-        return False
-    if len(expected) < 2 or feature_axes == 0:
-        return True
-    a, b = expected[-1], received[-1]
-    return a is None or b is None or a == b
-
-
 def _layer_kind(layer) -> str:
     return type(layer).__name__
 
@@ -207,8 +197,6 @@ def symbolic_call(layer, inputs, mask=None, training=False, initial_state=None, 
     if hasattr(layer, "node_input_shapes"):  # the shapes it is built on (not an attention mask's)
         in_shape = layer.node_input_shapes(in_shape, call_kwargs)
     if getattr(layer, "_fg_model", False) or _layer_kind(layer) == "Sequential":
-        from .nested_shapes import nested_model_shapes
-
         out_shapes = nested_model_shapes(layer, args, list_args, label)
     else:
         if list_args and not getattr(layer, "_takes_list", False) and not hasattr(layer, "_check_count"):
@@ -283,12 +271,6 @@ def _n_states(layer) -> int:
     if hasattr(layer, "forward_layer"):
         return 2 * len(layer.forward_layer.state_names)
     return len(layer.state_names)
-
-
-def _fmt(shape) -> str:
-    if isinstance(shape, list):
-        return "[" + ", ".join(_fmt(s) for s in shape) + "]"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,30 @@
 """The output shapes of a model called as a layer on symbolic tensors (``graph.symbolic_call``) or asked for them
 (``compute_output_shape``): a nested Sequential's layer by layer, a nested Functional model's node by node, the
-sizes its call knows filled in where the model was built with open ones."""
+sizes its call knows filled in where the model was built with open ones; and the shape rules the graph checks calls
+with (``_compatible``) and names shapes by (``_fmt``)."""
 
 from __future__ import annotations
 
-from .graph import _compatible, _fmt, _layer_kind
+
+def _fmt(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_fmt(s) for s in shape) + "]"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _compatible(expected, received, feature_axes: int = 1) -> bool:
+    """Same rank and last (feature) axis, as Keras's input specs check (``input_feature_axes`` -1: any rank from 2,
+    a Dense's; 0: any shape, token ids); the others (time steps) may differ."""
+    if len(expected) != len(received) and not (feature_axes == -1 and min(len(expected), len(received)) >= 2):
+        return False
+    if len(expected) < 2 or feature_axes == 0:
+        return True
+    a, b = expected[-1], received[-1]
+    return a is None or b is None or a == b
+
+
+def _kind(layer) -> str:
+    return type(layer).__name__
 
 
 class Shaped:
@@ -18,7 +38,7 @@ class Shaped:
 
 def nested_model_shapes(model, args: list, list_args: bool, label: str) -> list:
     """The output shapes of ``model`` called on ``args`` (anything with a ``shape``); its input shapes checked."""
-    if _layer_kind(model) == "Sequential":
+    if _kind(model) == "Sequential":
         if list_args and len(args) != 1:
             raise ValueError(f"{label} takes one input, received {len(args)}")
         shape = args[0].shape
@@ -62,8 +82,8 @@ def called_shapes(model, shapes: list) -> list:
             continue
         ins = [known.get(id(t), tuple(t.shape)) for t in node.args]
         layer = node.layer
-        if getattr(layer, "_fg_model", False) or _layer_kind(layer) == "Sequential":
-            label = f"{_layer_kind(layer)} {layer.name!r}"
+        if getattr(layer, "_fg_model", False) or _kind(layer) == "Sequential":
+            label = f"{_kind(layer)} {layer.name!r}"
             outs = nested_model_shapes(layer, [Shaped(s) for s in ins], node.list_args, label)
         else:
             in_shape = list(ins) if node.list_args else ins[0]
