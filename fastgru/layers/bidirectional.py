@@ -250,18 +250,10 @@ class Bidirectional(WrapperTrainable, Layer):
     def backward(self, dy, cache, need_dx: bool = True):
         """``(dL/dx, grads)``: dy split by the merge mode, the backward half flipped back to
         processing order, each direction's BPTT; grads forward layer's then backward layer's."""
+        from ..graph_states import _merge_gradients
+
         cache_f, cache_b, y, y_rev = cache
-        dy = np.asarray(dy)
-        if self.merge_mode == "concat":
-            h = y.shape[-1]
-            dy_f, dy_b = dy[..., :h], dy[..., h:]
-        elif self.merge_mode == "sum":
-            dy_f = dy_b = dy
-        elif self.merge_mode == "ave":
-            dy_f = dy_b = dy / dy.dtype.type(2)
-        else:  # mul: the other direction's output, aligned in input order
-            y_rev_aligned = y_rev[:, ::-1] if self.return_sequences else y_rev
-            dy_f, dy_b = dy * y_rev_aligned, dy * y
+        dy_f, dy_b = _merge_gradients(self, [np.asarray(dy)], y, y_rev)  # (the graph walk's split, one rule)
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]
         penalties = getattr(cache, "activity_grads", ((), ()))  # (the directions' activity penalties)
